@@ -1,0 +1,48 @@
+// Portable parts of Env: conveniences built from its virtual calls.
+#include "storage/env/env.h"
+
+namespace branchdb {
+
+std::string JoinPath(std::string_view dir, std::string_view name) {
+  std::string out(dir);
+  while (!out.empty() && out.back() == '/') out.pop_back();
+  size_t start = 0;
+  while (start < name.size() && name[start] == '/') ++start;
+  out += '/';
+  out += name.substr(start);
+  return out;
+}
+
+Result<std::string> Env::ReadFileToString(const std::string& path) {
+  auto file = NewRandomAccessFile(path);
+  if (!file.ok()) return file.status();
+  std::string out;
+  uint64_t offset = 0;
+  char buf[64 * 1024];
+  for (;;) {
+    auto n = (*file)->Read(offset, sizeof(buf), buf);
+    if (!n.ok()) return n.status();
+    if (*n == 0) break;
+    out.append(buf, *n);
+    offset += *n;
+  }
+  return out;
+}
+
+Status Env::WriteFileAtomic(const std::string& path, std::string_view contents) {
+  const std::string tmp = path + ".tmp";
+  {
+    auto file = NewWritableFile(tmp, OpenMode::kTruncate);
+    if (!file.ok()) return file.status();
+    BRANCHDB_RETURN_IF_ERROR((*file)->Append(contents));
+    BRANCHDB_RETURN_IF_ERROR((*file)->Sync());
+    BRANCHDB_RETURN_IF_ERROR((*file)->Close());
+  }
+  BRANCHDB_RETURN_IF_ERROR(RenameFile(tmp, path));
+  std::string dir = ".";
+  if (auto slash = path.rfind('/'); slash != std::string::npos) dir = path.substr(0, slash);
+  if (dir.empty()) dir = "/";
+  return SyncDir(dir);
+}
+
+}  // namespace branchdb

@@ -1,0 +1,221 @@
+// PageStore: the embedded, log-structured, copy-on-write page engine of one
+// project. Every SQLite page of every branch of the project lives here.
+//
+// Model
+// -----
+// Every durable change is a *record* in an append-only log and gets the next
+// LSN of the store (one counter per store, starting at 1; LSN 0 means "nothing",
+// i.e. the empty database). Every record LSN therefore names exactly one *state*:
+// a complete database image (page size kPageSize, a size in pages).
+//
+// A *timeline* is a stable id (a branch's storage identity) that points at a
+// head state and only accepts commits on top of that head. Three record kinds
+// move a timeline:
+//   - CreateTimeline(base): a new timeline whose first state is state(base).
+//   - Commit(t, ...): state = state(head(t)) + the given page images.
+//   - ResetTimeline(t, base): t's next state is state(base) — any state of the
+//     store, on any timeline, older or newer. This is rollback, reset-from-parent,
+//     undo of a rollback and promotion (fast-forward); O(1) in database size.
+// The *history* (path) of a timeline is the chain of records that produced its
+// head: its own records back to its latest create/reset record, then the base's
+// history, recursively. "Timeline t as of LSN L" is the newest record on t's
+// current history with lsn <= L.
+//
+// Reads of page P at (t, L): the newest version of P written by a commit on
+// t's history with lsn <= L; pages past the database size, or never written,
+// read as zeros. Read cost does not grow with the length of the history chain.
+//
+// Durability: a mutating call returns only once its record is durable
+// (fdatasync of the log, and of the directory for a new segment file).
+// Concurrent mutations, on one timeline or many, share one fdatasync (group
+// commit). A failed fsync puts the store in a failed state: every later
+// mutation returns IOError (reason "store_failed") until the store is reopened.
+// Recovery on Open validates checksums, truncates a torn tail, and never loses
+// an acknowledged record. The format is in docs/storage-format.md.
+//
+// Garbage collection keeps every state reachable from a live timeline's head,
+// from a pin, or recorded within the restore window, and reclaims the rest.
+//
+// Thread-safety: all methods are safe to call concurrently. Only one process
+// may open a store directory at a time (Open fails with Unavailable otherwise).
+#ifndef BRANCHDB_STORAGE_PAGE_STORE_H_
+#define BRANCHDB_STORAGE_PAGE_STORE_H_
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "storage/env/env.h"
+#include "storage/util/status.h"
+
+namespace branchdb::storage {
+
+using Lsn = uint64_t;         // 0 = the empty state / "none"
+using TimelineId = uint64_t;  // 0 = "none"; ids are never reused within a store
+using PageNo = uint32_t;      // 1-based, as in SQLite
+
+inline constexpr size_t kPageSize = 4096;
+
+struct PageStoreOptions {
+  // Default: Env::Default(). Not owned; must outlive the store.
+  Env* env = nullptr;
+  // Create the directory and an empty store when none exists. Default: true.
+  bool create_if_missing = true;
+  // A segment file is sealed and a new one started once it grows past this.
+  // Default: 64 MiB.
+  uint64_t segment_bytes = 64ull << 20;
+  // Bytes of page images kept in an in-memory LRU cache. Default: 64 MiB.
+  uint64_t cache_bytes = 64ull << 20;
+};
+
+enum class RecordKind : uint8_t {
+  kCreate = 1,  // CreateTimeline
+  kCommit = 2,  // Commit
+  kReset = 3,   // ResetTimeline
+  kDrop = 4,    // DropTimeline
+};
+
+// One record as seen by History(), GetRecord().
+struct RecordInfo {
+  Lsn lsn = 0;
+  RecordKind kind = RecordKind::kCommit;
+  TimelineId timeline = 0;
+  int64_t time_micros = 0;        // wall clock (Env's Clock) when written
+  uint32_t db_size_pages = 0;     // database size in pages of the resulting state
+  Lsn base = 0;                   // kCreate/kReset: the state it starts from
+  std::string annotation;         // caller's bytes (who / what), verbatim
+  std::vector<PageNo> pages;      // kCommit: the pages written, ascending
+};
+
+struct TimelineInfo {
+  TimelineId id = 0;
+  Lsn head = 0;             // LSN of the newest record on its history
+  Lsn created_lsn = 0;      // LSN of its kCreate record
+  Lsn base = 0;             // state it was created from (0 = empty)
+  int64_t created_micros = 0;
+};
+
+struct PageWrite {
+  PageNo pgno = 0;
+  std::string_view data;  // exactly kPageSize bytes; not retained after Commit returns
+};
+
+struct GcOptions {
+  // Records written within this many microseconds before now stay restorable.
+  int64_t restore_window_micros = 7ll * 24 * 3600 * 1000000;
+  // States that must stay readable whatever their age (labelled checkpoints,
+  // branch points the catalog needs, states open for reading).
+  std::vector<Lsn> pins;
+};
+
+struct GcStats {
+  uint64_t versions_removed = 0;
+  uint64_t bytes_reclaimed = 0;   // file bytes returned to the file system
+  uint64_t segments_rewritten = 0;
+};
+
+struct SpaceUsage {
+  // Bytes of page versions only this timeline's history reaches.
+  uint64_t exclusive_bytes = 0;
+  // Bytes of page versions it reaches that other live timelines reach too.
+  uint64_t shared_bytes = 0;
+  // Its head's logical size: db_size_pages * kPageSize.
+  uint64_t logical_bytes = 0;
+};
+
+class PageStore {
+ public:
+  PageStore() = default;
+  PageStore(const PageStore&) = delete;
+  PageStore& operator=(const PageStore&) = delete;
+  virtual ~PageStore() = default;
+
+  // Opens (recovering if needed) or creates the store in dir.
+  static Result<std::unique_ptr<PageStore>> Open(const PageStoreOptions& options,
+                                                 const std::string& dir);
+
+  // --- Timelines -------------------------------------------------------------
+
+  // Creates a timeline whose first state is state(base) (base 0: empty; else
+  // any record LSN of the store). O(1). Returns its id; its head is the LSN of
+  // the kCreate record. NotFound if base names no state (or was collected).
+  virtual Result<TimelineId> CreateTimeline(Lsn base, std::string_view annotation) = 0;
+
+  // Same, from "ancestor as of ancestor_lsn" (ResolveLsn(ancestor, ancestor_lsn)).
+  virtual Result<TimelineId> CreateTimeline(TimelineId ancestor, Lsn ancestor_lsn,
+                                            std::string_view annotation) = 0;
+
+  // Moves t to state(base): durable, O(1). expected_head must equal Head(t)
+  // (Conflict, reason "head_moved", otherwise). Returns the new head (the
+  // kReset record's LSN); the previous head stays a valid base for undo.
+  virtual Result<Lsn> ResetTimeline(TimelineId t, Lsn expected_head, Lsn base,
+                                    std::string_view annotation) = 0;
+
+  // Removes the timeline t. Its states stay readable as bases while reachable
+  // (by pins, the restore window, or other timelines' histories).
+  virtual Status DropTimeline(TimelineId t) = 0;
+
+  virtual Result<TimelineInfo> GetTimeline(TimelineId t) const = 0;
+  virtual std::vector<TimelineInfo> ListTimelines() const = 0;
+  virtual Result<Lsn> Head(TimelineId t) const = 0;
+
+  // --- Writes ---------------------------------------------------------------
+
+  // Appends one commit to t: the given pages (any order, no duplicates, each
+  // exactly kPageSize bytes, pgno in 1..db_size_pages) on top of Head(t), and
+  // the new database size (pages past it are dropped from the state). Returns
+  // the new LSN once durable. Conflict (reason "head_moved") when Head(t) !=
+  // expected_head. An empty page list is allowed (e.g. a size change).
+  virtual Result<Lsn> Commit(TimelineId t, Lsn expected_head, const std::vector<PageWrite>& pages,
+                             uint32_t db_size_pages, std::string_view annotation) = 0;
+
+  // --- Reads ----------------------------------------------------------------
+
+  // Newest record on t's history with lsn <= lsn (NotFound if none, i.e. lsn
+  // is before t's history begins or was garbage-collected).
+  virtual Result<Lsn> ResolveLsn(TimelineId t, Lsn lsn) const = 0;
+
+  // Page pgno of state(ResolveLsn(t, lsn)) into out (resized to kPageSize).
+  virtual Status ReadPage(TimelineId t, PageNo pgno, Lsn lsn, std::string* out) const = 0;
+  // Page pgno of state(state_lsn), where state_lsn is any record LSN.
+  virtual Status ReadPageAt(Lsn state_lsn, PageNo pgno, std::string* out) const = 0;
+
+  // Database size in pages of the state of t as of lsn / of state(state_lsn).
+  virtual Result<uint32_t> DbSize(TimelineId t, Lsn lsn) const = 0;
+  virtual Result<uint32_t> DbSizeAt(Lsn state_lsn) const = 0;
+
+  // --- History --------------------------------------------------------------
+
+  virtual Result<RecordInfo> GetRecord(Lsn lsn) const = 0;
+
+  // Records on t's history with lsn <= before (0: from the head), newest first,
+  // at most limit of them, walking through resets and into bases.
+  virtual Result<std::vector<RecordInfo>> History(TimelineId t, Lsn before,
+                                                  size_t limit) const = 0;
+
+  // Newest record on t's history written at or before time_micros (NotFound if none).
+  virtual Result<Lsn> LsnAt(TimelineId t, int64_t time_micros) const = 0;
+
+  // Pages whose contents may differ between state(a) and state(b) (a superset
+  // of the pages that differ; exact when one state is an ancestor of the other).
+  virtual Result<std::vector<PageNo>> ChangedPages(Lsn a, Lsn b) const = 0;
+
+  // --- Space ----------------------------------------------------------------
+
+  virtual Result<GcStats> Gc(const GcOptions& options) = 0;
+  virtual Result<SpaceUsage> Usage(TimelineId t) const = 0;
+  // Bytes of all segment files.
+  virtual uint64_t DiskBytes() const = 0;
+
+  // OK, or the IOError that put the store in its failed state.
+  virtual Status Health() const = 0;
+  // Newest LSN of the store.
+  virtual Lsn LastLsn() const = 0;
+};
+
+}  // namespace branchdb::storage
+
+#endif  // BRANCHDB_STORAGE_PAGE_STORE_H_

@@ -1,0 +1,97 @@
+// Tests of Status and the POSIX Env.
+#include <catch2/catch.hpp>
+
+#include "storage/env/env.h"
+#include "tests/util/temp_dir.h"
+
+using branchdb::Env;
+using branchdb::Status;
+using branchdb::testing::TempDir;
+
+TEST_CASE("Status carries code, message and reason") {
+  Status ok = Status::OK();
+  CHECK(ok.ok());
+  CHECK(ok.ToString() == "OK");
+  Status nf = Status::NotFound("branch 'x' not found", "branch_not_found");
+  CHECK_FALSE(nf.ok());
+  CHECK(nf.IsNotFound());
+  CHECK(nf.reason() == "branch_not_found");
+  CHECK(nf.ToString() == "NotFound: branch 'x' not found");
+  CHECK(nf.WithContext("open").ToString() == "NotFound: open: branch 'x' not found");
+}
+
+TEST_CASE("Result holds a value or a status") {
+  branchdb::Result<int> good = 42;
+  REQUIRE(good.ok());
+  CHECK(*good == 42);
+  branchdb::Result<int> bad = Status::IOError("disk on fire");
+  CHECK_FALSE(bad.ok());
+  CHECK(bad.status().IsIOError());
+}
+
+TEST_CASE("Env writes, appends, reads, lists, renames and deletes files") {
+  TempDir dir;
+  Env* env = Env::Default();
+  const std::string path = dir.Sub("a/b/file");
+  REQUIRE(env->CreateDirs(dir.Sub("a/b")).ok());
+  {
+    auto f = env->NewWritableFile(path, Env::OpenMode::kTruncate);
+    REQUIRE(f.ok());
+    REQUIRE((*f)->Append("hello ").ok());
+    REQUIRE((*f)->Sync().ok());
+    REQUIRE((*f)->Close().ok());
+  }
+  {
+    auto f = env->NewWritableFile(path, Env::OpenMode::kAppend);
+    REQUIRE(f.ok());
+    CHECK((*f)->Size() == 6);
+    REQUIRE((*f)->Append("world").ok());
+    REQUIRE((*f)->Sync().ok());
+  }
+  auto contents = env->ReadFileToString(path);
+  REQUIRE(contents.ok());
+  CHECK(*contents == "hello world");
+  CHECK(*env->GetFileSize(path) == 11);
+
+  auto children = env->GetChildren(dir.Sub("a/b"));
+  REQUIRE(children.ok());
+  CHECK(*children == std::vector<std::string>{"file"});
+
+  REQUIRE(env->TruncateFile(path, 5).ok());
+  CHECK(*env->ReadFileToString(path) == "hello");
+
+  REQUIRE(env->RenameFile(path, dir.Sub("a/b/renamed")).ok());
+  CHECK_FALSE(env->FileExists(path));
+  REQUIRE(env->DeleteFile(dir.Sub("a/b/renamed")).ok());
+  CHECK(env->GetFileSize(dir.Sub("a/b/renamed")).status().IsNotFound());
+}
+
+TEST_CASE("WriteFileAtomic replaces a file whole") {
+  TempDir dir;
+  Env* env = Env::Default();
+  REQUIRE(env->WriteFileAtomic(dir.Sub("cfg"), "one").ok());
+  REQUIRE(env->WriteFileAtomic(dir.Sub("cfg"), "two").ok());
+  CHECK(*env->ReadFileToString(dir.Sub("cfg")) == "two");
+  CHECK_FALSE(env->FileExists(dir.Sub("cfg.tmp")));
+}
+
+TEST_CASE("LockFile excludes a second holder until released") {
+  TempDir dir;
+  Env* env = Env::Default();
+  auto first = env->LockFile(dir.Sub("LOCK"));
+  REQUIRE(first.ok());
+  // flock locks belong to the open file description, so a second open in the
+  // same process conflicts too.
+  auto second = env->LockFile(dir.Sub("LOCK"));
+  CHECK(second.status().IsUnavailable());
+  first->reset();
+  CHECK(env->LockFile(dir.Sub("LOCK")).ok());
+}
+
+TEST_CASE("Clock::Default reads plausible wall and monotonic time") {
+  auto* clock = branchdb::Clock::Default();
+  CHECK(clock->NowMicros() > 1'600'000'000'000'000LL);  // after 2020
+  int64_t a = clock->NowMonotonicNanos();
+  int64_t b = clock->NowMonotonicNanos();
+  CHECK(b >= a);
+}

@@ -1,0 +1,27 @@
+// A fresh directory under $TMPDIR (default /tmp) for one test, removed with its
+// contents when the TempDir is destroyed (unless BRANCHDB_KEEP_TEST_DIRS is set).
+#ifndef BRANCHDB_TESTS_UTIL_TEMP_DIR_H_
+#define BRANCHDB_TESTS_UTIL_TEMP_DIR_H_
+
+#include <string>
+
+namespace branchdb::testing {
+
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  const std::string& path() const { return path_; }
+  // path() + "/" + name
+  std::string Sub(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+}  // namespace branchdb::testing
+
+#endif  // BRANCHDB_TESTS_UTIL_TEMP_DIR_H_
