@@ -1,0 +1,74 @@
+// The branchdb SQLite VFS: every branch is a real SQLite database whose pages
+// live in a PageStore.
+//
+// A connection opens the database of one timeline: read-write at the head, or
+// read-only as of an LSN (time travel). Reads go to the PageStore at the
+// connection's snapshot LSN, taken when SQLite takes its SHARED lock. The
+// writes of a transaction are kept in an overlay and published as one
+// PageStore::Commit at SQLITE_FCNTL_COMMIT_PHASETWO; a transaction that never
+// reaches it leaves no trace, and an error there makes the COMMIT fail with the
+// branch unchanged. journal_mode=MEMORY is forced; WAL, OFF and page-size
+// changes are refused. When a timeline's head moves under an open connection
+// (ResetTimeline by another component, or another connection's commit), the
+// connection never serves a stale page.
+//
+// One writer per timeline at a time (in this process): a second writer gets
+// SQLITE_BUSY. Read-only connections pinned at an LSN read concurrently.
+//
+// Thread-safety: the functions here are thread-safe; a connection is used by
+// one thread at a time, as SQLite requires.
+#ifndef BRANCHDB_STORAGE_VFS_VFS_H_
+#define BRANCHDB_STORAGE_VFS_VFS_H_
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "storage/page_store.h"
+#include "storage/util/status.h"
+
+struct sqlite3;
+
+namespace branchdb::storage {
+
+// Closes a connection with sqlite3_close_v2.
+struct SqliteCloser {
+  void operator()(sqlite3* db) const;
+};
+using SqliteHandle = std::unique_ptr<sqlite3, SqliteCloser>;
+
+struct ConnectionOptions {
+  // The store; not owned, must outlive the connection. Required.
+  PageStore* store = nullptr;
+  // The timeline whose database to open. Required.
+  TimelineId timeline = 0;
+  // Default (unset): read-write, at the head. Set: read-only, the state of the
+  // timeline as of this LSN (ResolveLsn); never moves.
+  std::optional<Lsn> as_of;
+  // SQLite page cache size in pages (PRAGMA cache_size). Default: 2000.
+  int cache_pages = 2000;
+};
+
+// Registers the "branchdb" VFS with SQLite (not as default). Idempotent.
+Status RegisterVfs();
+
+// Opens a connection through the VFS (registering it if needed), with
+// journal_mode=MEMORY set and page size 4096 for a new database.
+// InvalidArgument for a missing store/timeline, NotFound for an unknown
+// timeline or an as_of before its history.
+Result<SqliteHandle> OpenConnection(const ConnectionOptions& options);
+
+// Bytes to store as the annotation of this connection's next commit (consumed
+// by it). Only for read-write connections.
+Status SetNextCommitAnnotation(sqlite3* db, std::string annotation);
+
+// LSN of the last commit this connection made; 0 if none.
+Lsn LastCommitLsn(sqlite3* db);
+
+// The LSN of the state the connection reads now (or read in its last
+// transaction).
+Lsn SnapshotLsn(sqlite3* db);
+
+}  // namespace branchdb::storage
+
+#endif  // BRANCHDB_STORAGE_VFS_VFS_H_
