@@ -26,5 +26,12 @@ test: deps
 	@cmake --build $(TEST_BUILD_DIR) -j $(JOBS)
 	cd $(TEST_BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
 
+# Benchmarks (not part of make test): release build, results in bench/results/.
+# BENCH=storage_bench runs one program.
+bench: deps
+	@cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBRANCHDB_BUILD_TESTS=OFF >/dev/null
+	@cmake --build $(BUILD_DIR) -j $(JOBS)
+	scripts/bench.sh $(BUILD_DIR) $(BENCH)
+
 clean:
 	rm -rf $(BUILD_DIR) $(TEST_BUILD_DIR)

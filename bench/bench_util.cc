@@ -1,0 +1,71 @@
+#include "bench/bench_util.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <unistd.h>
+
+namespace branchdb::bench {
+
+void Emit(const Metric& m) {
+  nlohmann::json j = {{"bench", m.bench}, {"metric", m.metric}, {"value", m.value},
+                      {"unit", m.unit}};
+  std::optional<double> ratio;
+  if (m.baseline.has_value()) {
+    j["baseline_name"] = m.baseline_name;
+    j["baseline"] = *m.baseline;
+    double num = m.lower_is_better ? *m.baseline : m.value;
+    double den = m.lower_is_better ? m.value : *m.baseline;
+    if (den > 0) ratio = num / den;
+    j["ratio"] = ratio.has_value() ? nlohmann::json(*ratio) : nlohmann::json(nullptr);
+  } else {
+    j["baseline_name"] = nullptr;
+    j["baseline"] = nullptr;
+    j["ratio"] = nullptr;
+  }
+  if (!m.target.empty()) j["target"] = m.target;
+  if (m.met.has_value()) j["met"] = *m.met;
+  std::printf("%s\n", j.dump().c_str());
+  std::fflush(stdout);
+  std::fprintf(stderr, "%-10s %-44s %14.4f %-10s", m.bench.c_str(), m.metric.c_str(), m.value,
+               m.unit.c_str());
+  if (m.baseline.has_value()) {
+    std::fprintf(stderr, " | %-18s %14.4f", m.baseline_name.c_str(), *m.baseline);
+    if (ratio.has_value()) std::fprintf(stderr, " | ratio %10.3f", *ratio);
+  }
+  if (!m.target.empty()) {
+    std::fprintf(stderr, " | target %s %s", m.target.c_str(),
+                 m.met.has_value() ? (*m.met ? "MET" : "NOT MET") : "");
+  }
+  std::fprintf(stderr, "\n");
+}
+
+double Percentile(std::vector<double> samples, double p) {
+  if (samples.empty()) return 0;
+  std::sort(samples.begin(), samples.end());
+  double rank = p / 100.0 * static_cast<double>(samples.size() - 1);
+  size_t lo = static_cast<size_t>(rank);
+  size_t hi = std::min(lo + 1, samples.size() - 1);
+  double frac = rank - static_cast<double>(lo);
+  return samples[lo] * (1 - frac) + samples[hi] * frac;
+}
+
+ScratchDir::ScratchDir(const std::string& name) {
+  const char* base = std::getenv("BRANCHDB_BENCH_DIR");
+  std::string tmpl = std::string(base && *base ? base : "/tmp") + "/branchdb-bench-" + name +
+                     "-XXXXXX";
+  if (::mkdtemp(tmpl.data()) == nullptr) {
+    std::perror("mkdtemp");
+    std::exit(1);
+  }
+  path_ = tmpl;
+}
+
+ScratchDir::~ScratchDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
+
+}  // namespace branchdb::bench
