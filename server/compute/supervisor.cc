@@ -1,0 +1,263 @@
+#include "server/compute/supervisor.h"
+
+#include <chrono>
+
+namespace branchdb::server::compute {
+
+struct ComputeSupervisor::Compute {
+  std::string key;
+  std::mutex use_mu;  // held by the current lease holder
+
+  // Guarded by the supervisor's mu_.
+  int leases = 0;
+  bool active = false;  // a budget slot is taken (connection open or opening)
+  bool suspend_on_release = false;
+  bool invalidate_on_release = false;
+  bool removed = false;
+  int64_t last_used_micros = 0;
+  int64_t last_cold_start_nanos = 0;
+  uint64_t cold_starts = 0;
+  int64_t idle_timeout_seconds = 0;
+
+  // Changed only by the lease holder (use_mu held) or, when leases == 0,
+  // under mu_. Sandbox before the handle: the sandbox is destroyed first.
+  std::unique_ptr<sql::Sandbox> sandbox;
+  sql::DbHandle db;
+};
+
+ComputeSupervisor::ComputeSupervisor(SupervisorOptions options) : options_(std::move(options)) {}
+
+Result<std::unique_ptr<ComputeSupervisor>> ComputeSupervisor::Create(SupervisorOptions options) {
+  if (options.clock == nullptr || !options.open || options.budget < 1 ||
+      options.idle_timeout_seconds < 0) {
+    return Status::InvalidArgument("ComputeSupervisor needs a clock, a factory and budget >= 1");
+  }
+  options.sandbox.clock = options.clock;
+  std::unique_ptr<ComputeSupervisor> s(new ComputeSupervisor(std::move(options)));
+  if (s->options_.sweep_interval_seconds > 0) {
+    s->sweeper_ = std::thread([p = s.get()] { p->SweeperLoop(); });
+  }
+  return s;
+}
+
+ComputeSupervisor::~ComputeSupervisor() {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    stopping_ = true;
+  }
+  stop_cv_.notify_all();
+  if (sweeper_.joinable()) sweeper_.join();
+  std::lock_guard<std::mutex> l(mu_);
+  for (auto& [key, c] : computes_) CloseLocked(*c);
+  computes_.clear();
+}
+
+void ComputeSupervisor::SweeperLoop() {
+  std::unique_lock<std::mutex> l(mu_);
+  while (!stopping_) {
+    stop_cv_.wait_for(l, std::chrono::seconds(options_.sweep_interval_seconds));
+    if (stopping_) break;
+    l.unlock();
+    Sweep();
+    l.lock();
+  }
+}
+
+void ComputeSupervisor::CloseLocked(Compute& c) {
+  c.sandbox.reset();  // unhooks callbacks from the connection first
+  c.db.reset();
+  if (c.active) {
+    c.active = false;
+    active_--;
+  }
+  c.suspend_on_release = false;
+  c.invalidate_on_release = false;
+}
+
+bool ComputeSupervisor::EvictOneLocked(const Compute* except) {
+  Compute* victim = nullptr;
+  for (auto& [key, c] : computes_) {
+    if (c.get() == except || !c->active || c->leases > 0 || !c->db) continue;
+    if (victim == nullptr || c->last_used_micros < victim->last_used_micros) victim = c.get();
+  }
+  if (victim == nullptr) return false;
+  CloseLocked(*victim);
+  return true;
+}
+
+Result<std::unique_ptr<ComputeSupervisor::Lease>> ComputeSupervisor::Acquire(
+    const std::string& key) {
+  std::shared_ptr<Compute> c;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (stopping_) return Status::Unavailable("server is shutting down", "shutting_down");
+    auto& slot = computes_[key];
+    if (!slot) {
+      slot = std::make_shared<Compute>();
+      slot->key = key;
+      slot->idle_timeout_seconds = options_.idle_timeout_seconds;
+    }
+    c = slot;
+    c->leases++;
+    c->last_used_micros = options_.clock->NowMicros();
+  }
+  c->use_mu.lock();
+  auto give_up = [&](Status s) -> Result<std::unique_ptr<Lease>> {
+    c->use_mu.unlock();
+    std::lock_guard<std::mutex> l(mu_);
+    if (c->active && !c->db) {
+      c->active = false;
+      active_--;
+    }
+    c->leases--;
+    return s;
+  };
+  bool cold = false;
+  if (!c->db) {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      if (!c->active) {
+        if (active_ >= options_.budget && !EvictOneLocked(c.get())) {
+          c->use_mu.unlock();
+          c->leases--;
+          return Status::ResourceExhausted(
+              "all " + std::to_string(options_.budget) +
+                  " computes are busy; retry shortly or raise compute.budget",
+              "compute_budget");
+        }
+        c->active = true;
+        active_++;
+      }
+    }
+    int64_t t0 = options_.clock->NowMonotonicNanos();
+    auto db = options_.open(key);
+    if (!db.ok()) return give_up(db.status());
+    auto sandbox = sql::Sandbox::Attach(db->get(), options_.sandbox);
+    if (!sandbox.ok()) return give_up(sandbox.status());
+    c->db = std::move(*db);
+    c->sandbox = std::move(*sandbox);
+    int64_t nanos = options_.clock->NowMonotonicNanos() - t0;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      c->cold_starts++;
+      c->last_cold_start_nanos = nanos;
+    }
+    cold = true;
+    if (options_.on_cold_start) options_.on_cold_start(key, nanos);
+  }
+  return std::unique_ptr<Lease>(new Lease(this, c, cold));
+}
+
+void ComputeSupervisor::Release(const std::shared_ptr<Compute>& c) {
+  c->use_mu.unlock();
+  std::lock_guard<std::mutex> l(mu_);
+  c->leases--;
+  c->last_used_micros = options_.clock->NowMicros();
+  if (c->leases == 0 && (c->suspend_on_release || c->invalidate_on_release || c->removed)) {
+    CloseLocked(*c);
+  }
+}
+
+int ComputeSupervisor::Sweep() {
+  std::lock_guard<std::mutex> l(mu_);
+  int64_t now = options_.clock->NowMicros();
+  int suspended = 0;
+  for (auto& [key, c] : computes_) {
+    if (!c->active || c->leases > 0 || !c->db || c->idle_timeout_seconds <= 0) continue;
+    if (now - c->last_used_micros >= c->idle_timeout_seconds * 1000000) {
+      CloseLocked(*c);
+      suspended++;
+    }
+  }
+  return suspended;
+}
+
+Status ComputeSupervisor::Suspend(const std::string& key) {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = computes_.find(key);
+  if (it == computes_.end()) {
+    return Status::NotFound("no compute for " + key + " (it never ran)", "compute_not_found");
+  }
+  Compute& c = *it->second;
+  if (c.leases == 0) {
+    CloseLocked(c);
+  } else {
+    c.suspend_on_release = true;
+  }
+  return Status::OK();
+}
+
+void ComputeSupervisor::Invalidate(const std::string& key) {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = computes_.find(key);
+  if (it == computes_.end()) return;
+  Compute& c = *it->second;
+  if (c.leases == 0) {
+    CloseLocked(c);
+  } else {
+    c.invalidate_on_release = true;
+  }
+}
+
+void ComputeSupervisor::Remove(const std::string& key) {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = computes_.find(key);
+  if (it == computes_.end()) return;
+  std::shared_ptr<Compute> c = it->second;
+  computes_.erase(it);
+  if (c->leases == 0) {
+    CloseLocked(*c);
+  } else {
+    c->removed = true;
+  }
+}
+
+void ComputeSupervisor::SetIdleTimeout(const std::string& key, int64_t seconds) {
+  std::lock_guard<std::mutex> l(mu_);
+  auto& slot = computes_[key];
+  if (!slot) {
+    slot = std::make_shared<Compute>();
+    slot->key = key;
+  }
+  slot->idle_timeout_seconds = seconds < 0 ? 0 : seconds;
+}
+
+ComputeInfo ComputeSupervisor::InfoLocked(const Compute& c) const {
+  ComputeInfo info;
+  info.key = c.key;
+  info.active = c.active;
+  info.last_used_micros = c.last_used_micros;
+  info.last_cold_start_nanos = c.last_cold_start_nanos;
+  info.cold_starts = c.cold_starts;
+  info.leases = c.leases;
+  info.idle_timeout_seconds = c.idle_timeout_seconds;
+  return info;
+}
+
+Result<ComputeInfo> ComputeSupervisor::Info(const std::string& key) const {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = computes_.find(key);
+  if (it == computes_.end()) {
+    return Status::NotFound("no compute for " + key + " (it never ran)", "compute_not_found");
+  }
+  return InfoLocked(*it->second);
+}
+
+std::vector<ComputeInfo> ComputeSupervisor::List() const {
+  std::lock_guard<std::mutex> l(mu_);
+  std::vector<ComputeInfo> out;
+  for (const auto& [key, c] : computes_) out.push_back(InfoLocked(*c));
+  return out;
+}
+
+int ComputeSupervisor::ActiveCount() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return active_;
+}
+
+ComputeSupervisor::Lease::~Lease() { owner_->Release(compute_); }
+sqlite3* ComputeSupervisor::Lease::db() const { return compute_->db.get(); }
+sql::Sandbox& ComputeSupervisor::Lease::sandbox() const { return *compute_->sandbox; }
+const std::string& ComputeSupervisor::Lease::key() const { return compute_->key; }
+
+}  // namespace branchdb::server::compute

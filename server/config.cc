@@ -1,0 +1,249 @@
+// Config loading: one table of fields drives the TOML file, the environment and
+// the documentation checks, so the three cannot drift apart.
+#include "server/config.h"
+
+#include <charconv>
+#include <exception>
+#include <set>
+#include <toml++/toml.h>
+
+namespace branchdb::server {
+namespace {
+
+enum class Kind { kString, kInt };
+
+struct Field {
+  const char* section;  // TOML table
+  const char* key;      // TOML key
+  const char* env;      // environment variable
+  Kind kind;
+  std::string Config::*str = nullptr;
+  int64_t Config::*i64 = nullptr;
+  int Config::*i32 = nullptr;
+};
+
+const std::vector<Field>& Fields() {
+  static const std::vector<Field> fields = {
+      {"server", "listen", "BRANCHDB_LISTEN", Kind::kString, &Config::listen},
+      {"server", "data_dir", "BRANCHDB_DATA_DIR", Kind::kString, &Config::data_dir},
+      {"server", "log_level", "BRANCHDB_LOG_LEVEL", Kind::kString, &Config::log_level},
+      {"server", "tls_cert_file", "BRANCHDB_TLS_CERT_FILE", Kind::kString, &Config::tls_cert_file},
+      {"server", "tls_key_file", "BRANCHDB_TLS_KEY_FILE", Kind::kString, &Config::tls_key_file},
+      {"server", "http_threads", "BRANCHDB_HTTP_THREADS", Kind::kInt, nullptr, nullptr,
+       &Config::http_threads},
+      {"server", "max_request_bytes", "BRANCHDB_MAX_REQUEST_BYTES", Kind::kInt, nullptr,
+       &Config::max_request_bytes},
+      {"server", "idempotency_ttl_seconds", "BRANCHDB_IDEMPOTENCY_TTL_SECONDS", Kind::kInt,
+       nullptr, &Config::idempotency_ttl_seconds},
+      {"compute", "idle_timeout_seconds", "BRANCHDB_IDLE_TIMEOUT_SECONDS", Kind::kInt, nullptr,
+       &Config::idle_timeout_seconds},
+      {"compute", "budget", "BRANCHDB_COMPUTE_BUDGET", Kind::kInt, nullptr, nullptr,
+       &Config::compute_budget},
+      {"compute", "sweep_interval_seconds", "BRANCHDB_SWEEP_INTERVAL_SECONDS", Kind::kInt,
+       nullptr, &Config::sweep_interval_seconds},
+      {"sql", "statement_timeout_ms", "BRANCHDB_STATEMENT_TIMEOUT_MS", Kind::kInt, nullptr,
+       &Config::statement_timeout_ms},
+      {"sql", "max_result_rows", "BRANCHDB_MAX_RESULT_ROWS", Kind::kInt, nullptr,
+       &Config::max_result_rows},
+      {"sql", "max_result_bytes", "BRANCHDB_MAX_RESULT_BYTES", Kind::kInt, nullptr,
+       &Config::max_result_bytes},
+      {"sql", "max_sql_bytes", "BRANCHDB_MAX_SQL_BYTES", Kind::kInt, nullptr,
+       &Config::max_sql_bytes},
+      {"sql", "max_branch_bytes", "BRANCHDB_MAX_BRANCH_BYTES", Kind::kInt, nullptr,
+       &Config::max_branch_bytes},
+      {"auth", "token_lifetime_seconds", "BRANCHDB_TOKEN_LIFETIME_SECONDS", Kind::kInt, nullptr,
+       &Config::token_lifetime_seconds},
+      {"auth", "credential_max_seconds", "BRANCHDB_CREDENTIAL_MAX_SECONDS", Kind::kInt, nullptr,
+       &Config::credential_max_seconds},
+      {"auth", "admin_secret_file", "BRANCHDB_ADMIN_SECRET_FILE", Kind::kString,
+       &Config::admin_secret_file},
+  };
+  return fields;
+}
+
+bool ParseInt(std::string_view text, int64_t* out) {
+  if (text.empty()) return false;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), *out);
+  return ec == std::errc() && ptr == text.data() + text.size();
+}
+
+Status SetInt(const Field& f, int64_t v, Config* c, const std::string& where) {
+  if (f.i64 != nullptr) {
+    c->*f.i64 = v;
+  } else {
+    if (v < INT32_MIN || v > INT32_MAX) {
+      return Status::InvalidArgument(where + ": value out of range", "invalid_config");
+    }
+    c->*f.i32 = static_cast<int>(v);
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
+bool SplitHostPort(const std::string& listen, std::string* host, int* port) {
+  auto colon = listen.rfind(':');
+  if (colon == std::string::npos || colon == 0) return false;
+  std::string h = listen.substr(0, colon);
+  if (h.front() == '[') {
+    if (h.size() < 3 || h.back() != ']') return false;
+    h = h.substr(1, h.size() - 2);
+  } else if (h.find(':') != std::string::npos) {
+    return false;  // IPv6 literals need brackets
+  }
+  int64_t p = 0;
+  if (!ParseInt(std::string_view(listen).substr(colon + 1), &p) || p < 0 || p > 65535) {
+    return false;
+  }
+  *host = h;
+  *port = static_cast<int>(p);
+  return true;
+}
+
+std::string Config::ListenHost() const {
+  std::string host;
+  int port = 0;
+  SplitHostPort(listen, &host, &port);
+  return host;
+}
+
+int Config::ListenPort() const {
+  std::string host;
+  int port = 0;
+  SplitHostPort(listen, &host, &port);
+  return port;
+}
+
+std::vector<FieldError> Validate(const Config& c) {
+  std::vector<FieldError> errors;
+  auto err = [&](const char* field, std::string msg) { errors.push_back({field, std::move(msg)}); };
+  std::string host;
+  int port = 0;
+  if (!SplitHostPort(c.listen, &host, &port)) {
+    err("listen", "expected HOST:PORT, e.g. 127.0.0.1:8080 (got \"" + c.listen + "\")");
+  }
+  if (c.data_dir.empty()) err("data_dir", "must not be empty");
+  static const std::set<std::string> kLevels = {"trace", "debug", "info", "warn",
+                                                "error", "critical", "off"};
+  if (!kLevels.count(c.log_level)) {
+    err("log_level", "expected one of trace, debug, info, warn, error, critical, off");
+  }
+  if (c.tls_cert_file.empty() != c.tls_key_file.empty()) {
+    err(c.tls_cert_file.empty() ? "tls_cert_file" : "tls_key_file",
+        "tls_cert_file and tls_key_file must be set together (or both left empty for HTTP)");
+  }
+  if (c.http_threads < 1 || c.http_threads > 1024) err("http_threads", "expected 1..1024");
+  if (c.max_request_bytes < 1024) err("max_request_bytes", "expected at least 1024");
+  if (c.idempotency_ttl_seconds < 1) err("idempotency_ttl_seconds", "expected at least 1");
+  if (c.idle_timeout_seconds < 0) err("idle_timeout_seconds", "expected 0 (never) or more");
+  if (c.compute_budget < 1) err("compute_budget", "expected at least 1");
+  if (c.sweep_interval_seconds < 1) err("sweep_interval_seconds", "expected at least 1");
+  if (c.statement_timeout_ms < 1) err("statement_timeout_ms", "expected at least 1");
+  if (c.max_result_rows < 1) err("max_result_rows", "expected at least 1");
+  if (c.max_result_bytes < 1) err("max_result_bytes", "expected at least 1");
+  if (c.max_sql_bytes < 1 || c.max_sql_bytes > 1000000000) {
+    err("max_sql_bytes", "expected 1..1000000000");
+  }
+  if (c.max_branch_bytes < 65536) err("max_branch_bytes", "expected at least 65536");
+  if (c.token_lifetime_seconds < 60 || c.token_lifetime_seconds > 86400) {
+    err("token_lifetime_seconds", "expected 60..86400");
+  }
+  if (c.credential_max_seconds < 60 || c.credential_max_seconds > 86400) {
+    err("credential_max_seconds", "expected 60..86400");
+  }
+  return errors;
+}
+
+Status ApplyToml(const std::string& toml_text, const std::string& file_name, Config* config) {
+  toml::table root;
+  try {
+    root = toml::parse(toml_text, file_name);
+  } catch (const toml::parse_error& e) {
+    const auto& where = e.source().begin;
+    return Status::InvalidArgument(file_name + ":" + std::to_string(where.line) + ":" +
+                                       std::to_string(where.column) + ": " +
+                                       std::string(e.description()),
+                                   "invalid_config");
+  } catch (const std::exception& e) {
+    return Status::InvalidArgument(file_name + ": " + e.what(), "invalid_config");
+  }
+  for (const auto& [section_key, section_node] : root) {
+    std::string section(section_key.str());
+    const toml::table* table = section_node.as_table();
+    if (table == nullptr) {
+      return Status::InvalidArgument(
+          file_name + ": top-level key \"" + section +
+              "\": expected a table ([server], [compute], [sql] or [auth])",
+          "invalid_config");
+    }
+    for (const auto& [key_name, node] : *table) {
+      std::string key(key_name.str());
+      std::string where = file_name + ":" + std::to_string(node.source().begin.line) + ": " +
+                          section + "." + key;
+      const Field* field = nullptr;
+      for (const auto& f : Fields()) {
+        if (section == f.section && key == f.key) field = &f;
+      }
+      if (field == nullptr) {
+        return Status::InvalidArgument(where + ": unknown setting (see docs/config.md)",
+                                       "invalid_config");
+      }
+      if (field->kind == Kind::kString) {
+        auto v = node.value<std::string>();
+        if (!v || !node.is_string()) {
+          return Status::InvalidArgument(where + ": expected a string", "invalid_config");
+        }
+        config->*field->str = *v;
+      } else {
+        if (!node.is_integer()) {
+          return Status::InvalidArgument(where + ": expected an integer", "invalid_config");
+        }
+        BRANCHDB_RETURN_IF_ERROR(SetInt(*field, *node.value<int64_t>(), config, where));
+      }
+    }
+  }
+  return Status::OK();
+}
+
+Status ApplyEnvironment(const std::function<const char*(const char*)>& getenv, Config* config) {
+  for (const auto& f : Fields()) {
+    const char* value = getenv(f.env);
+    if (value == nullptr) continue;
+    if (f.kind == Kind::kString) {
+      config->*f.str = value;
+    } else {
+      int64_t v = 0;
+      if (!ParseInt(value, &v)) {
+        return Status::InvalidArgument(std::string(f.env) + "=\"" + value +
+                                           "\": expected an integer",
+                                       "invalid_config");
+      }
+      BRANCHDB_RETURN_IF_ERROR(SetInt(f, v, config, f.env));
+    }
+  }
+  return Status::OK();
+}
+
+Result<Config> LoadConfig(const ServeFlags& flags,
+                          const std::function<const char*(const char*)>& getenv,
+                          const std::function<Result<std::string>(const std::string&)>& read_file) {
+  Config config;
+  std::optional<std::string> file = flags.config_file;
+  if (!file) {
+    if (const char* from_env = getenv("BRANCHDB_CONFIG"); from_env != nullptr && *from_env) {
+      file = from_env;
+    }
+  }
+  if (file) {
+    auto text = read_file(*file);
+    if (!text.ok()) return text.status().WithContext("config file " + *file);
+    BRANCHDB_RETURN_IF_ERROR(ApplyToml(*text, *file, &config));
+  }
+  BRANCHDB_RETURN_IF_ERROR(ApplyEnvironment(getenv, &config));
+  if (flags.data_dir) config.data_dir = *flags.data_dir;
+  if (flags.listen) config.listen = *flags.listen;
+  if (flags.log_level) config.log_level = *flags.log_level;
+  return config;
+}
+
+}  // namespace branchdb::server

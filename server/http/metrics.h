@@ -1,0 +1,90 @@
+// Metrics: a small Prometheus registry (text exposition format 0.0.4) for
+// GET /metrics. Counters, gauges and histograms, each a family of label sets.
+// A family is described once (Describe*) and then updated by name; updating
+// an undescribed family is a programming error and is ignored (logged once).
+// Collectors run at Render() time to refresh gauges read from other
+// components (active computes, bytes stored).
+//
+// The names the server uses are the k* constants below; docs/api.md lists them.
+//
+// Thread-safety: all methods are safe for concurrent use.
+#ifndef BRANCHDB_SERVER_HTTP_METRICS_H_
+#define BRANCHDB_SERVER_HTTP_METRICS_H_
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace branchdb::server::http {
+
+using Labels = std::vector<std::pair<std::string, std::string>>;
+
+inline constexpr const char* kHttpRequests = "branchdb_http_requests_total";
+inline constexpr const char* kHttpDuration = "branchdb_http_request_duration_seconds";
+inline constexpr const char* kCommits = "branchdb_commits_total";
+inline constexpr const char* kFsyncSeconds = "branchdb_fsync_duration_seconds";
+inline constexpr const char* kComputesActive = "branchdb_computes_active";
+inline constexpr const char* kComputesSuspended = "branchdb_computes_suspended";
+inline constexpr const char* kColdStarts = "branchdb_compute_cold_starts_total";
+inline constexpr const char* kColdStartSeconds = "branchdb_compute_cold_start_seconds";
+inline constexpr const char* kBytesStored = "branchdb_bytes_stored";
+inline constexpr const char* kSqlStatements = "branchdb_sql_statements_total";
+inline constexpr const char* kIdempotentReplays = "branchdb_idempotent_replays_total";
+
+class Metrics {
+ public:
+  Metrics();
+  Metrics(const Metrics&) = delete;
+  Metrics& operator=(const Metrics&) = delete;
+
+  // Registers the families above (what the server exports).
+  static std::unique_ptr<Metrics> WithServerFamilies();
+
+  void DescribeCounter(const std::string& name, const std::string& help);
+  void DescribeGauge(const std::string& name, const std::string& help);
+  // buckets: ascending upper bounds (the +Inf bucket is implicit).
+  void DescribeHistogram(const std::string& name, const std::string& help,
+                         std::vector<double> buckets);
+
+  void Increment(const std::string& name, const Labels& labels = {}, double delta = 1);
+  void Set(const std::string& name, const Labels& labels, double value);
+  void Observe(const std::string& name, const Labels& labels, double value);
+
+  // fn runs (without the registry's lock held) at the start of every Render().
+  void AddCollector(std::function<void(Metrics&)> fn);
+
+  // The exposition text (Content-Type: text/plain; version=0.0.4).
+  std::string Render();
+
+  // Current value of a counter or gauge series (0 when absent); for tests.
+  double Value(const std::string& name, const Labels& labels = {});
+
+ private:
+  enum class Type { kCounter, kGauge, kHistogram };
+  struct Series {
+    double value = 0;              // counter / gauge
+    std::vector<uint64_t> counts;  // histogram: per bucket (not cumulative) + Inf
+    double sum = 0;
+    uint64_t count = 0;
+  };
+  struct Family {
+    Type type;
+    std::string help;
+    std::vector<double> buckets;
+    std::map<std::string, Series> series;  // key: rendered label set
+  };
+  static std::string RenderLabels(const Labels& labels);
+  Family* Find(const std::string& name, Type type);
+
+  std::mutex mu_;
+  std::map<std::string, Family> families_;
+  std::vector<std::function<void(Metrics&)>> collectors_;
+};
+
+}  // namespace branchdb::server::http
+
+#endif  // BRANCHDB_SERVER_HTTP_METRICS_H_

@@ -1,0 +1,98 @@
+// Router: registers the API's routes on an httplib::Server with what every
+// route shares:
+//   - X-Request-Id: echoed when the client sent a sane one (1..128 of
+//     [A-Za-z0-9._:-]), generated (32 hex chars) otherwise; in the response and
+//     the access log.
+//   - an access log line per request through spdlog (method, path without the
+//     query string, status, duration, request id, route; never headers, never
+//     tokens);
+//   - metrics: requests by route/method/status and a latency histogram;
+//   - exceptions escaping a handler become a 500 JSON error; unknown paths a
+//     404 JSON error;
+//   - Idempotency-Key on POST routes (see idempotency.h): replays carry the
+//     header "Idempotent-Replayed: true". Responses with status < 500, except
+//     408/409/429, are remembered.
+//
+// The per-request state (start time, request id, route label) lives in
+// thread_locals: httplib runs pre-routing, the handler and the logger of one
+// request on the same worker thread.
+//
+// Thread-safety: register routes before the server starts; handlers run
+// concurrently.
+#ifndef BRANCHDB_SERVER_HTTP_ROUTER_H_
+#define BRANCHDB_SERVER_HTTP_ROUTER_H_
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "storage/env/env.h"
+
+namespace httplib {
+class Server;
+struct Request;
+struct Response;
+}  // namespace httplib
+
+namespace spdlog {
+class logger;
+}
+
+namespace branchdb::server::http {
+
+class Metrics;
+class IdempotencyStore;
+
+struct RequestContext {
+  std::string request_id;
+  std::string route;  // the route's label, e.g. "/v1/projects/{project}"
+};
+
+using RouteHandler =
+    std::function<void(const httplib::Request&, httplib::Response&, RequestContext&)>;
+
+struct RouterOptions {
+  Metrics* metrics = nullptr;                // required; not owned
+  IdempotencyStore* idempotency = nullptr;   // optional; not owned
+  Clock* clock = nullptr;                    // required; not owned (latency)
+  std::shared_ptr<spdlog::logger> logger;    // default: spdlog's default logger
+  // The idempotency scope of a request (the authenticated principal). Default:
+  // "" for everyone.
+  std::function<std::string(const httplib::Request&)> principal_of;
+};
+
+class Router {
+ public:
+  // Installs the pre-routing hook, logger, error and exception handlers on server.
+  Router(httplib::Server& server, RouterOptions options);
+
+  // pattern is an httplib regex; label names the route in logs and metrics.
+  void Get(const std::string& pattern, const std::string& label, RouteHandler handler);
+  // POST routes honour Idempotency-Key unless idempotent is false.
+  void Post(const std::string& pattern, const std::string& label, RouteHandler handler,
+            bool idempotent = true);
+  void Patch(const std::string& pattern, const std::string& label, RouteHandler handler);
+  void Delete(const std::string& pattern, const std::string& label, RouteHandler handler);
+
+  httplib::Server& server() { return server_; }
+
+ private:
+  std::function<void(const httplib::Request&, httplib::Response&)> Wrap(
+      const std::string& label, RouteHandler handler, bool idempotent);
+  void HandleIdempotent(const httplib::Request& req, httplib::Response& res, RequestContext& ctx,
+                        const RouteHandler& handler);
+
+  httplib::Server& server_;
+  RouterOptions options_;
+};
+
+// Generates a request id (32 lowercase hex characters).
+std::string NewRequestId();
+
+// Percent-decodes one path segment captured by a route regex ("dev%2Falex" ->
+// "dev/alex"). InvalidArgument for a malformed escape.
+Result<std::string> DecodePathSegment(const std::string& segment);
+
+}  // namespace branchdb::server::http
+
+#endif  // BRANCHDB_SERVER_HTTP_ROUTER_H_

@@ -1,0 +1,19 @@
+// Route registration, one function per resource (server/routes/<resource>.cc).
+// Each handler parses and validates its request, calls a service, and maps the
+// result (http::SendError for every failure).
+#ifndef BRANCHDB_SERVER_ROUTES_ROUTES_H_
+#define BRANCHDB_SERVER_ROUTES_ROUTES_H_
+
+#include "server/services.h"
+
+namespace branchdb::server {
+namespace http {
+class Router;
+}
+
+// GET /healthz, GET /metrics.
+void RegisterHealthRoutes(http::Router& router, Services& services);
+
+}  // namespace branchdb::server
+
+#endif  // BRANCHDB_SERVER_ROUTES_ROUTES_H_

@@ -1,0 +1,170 @@
+#include "server/server.h"
+
+#include <httplib.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <thread>
+
+#include "server/compute/supervisor.h"
+#include "server/http/errors.h"
+#include "server/http/idempotency.h"
+#include "server/http/metrics.h"
+#include "server/http/router.h"
+#include "server/routes/routes.h"
+
+namespace branchdb::server {
+
+struct ApiServer::Parts {
+  std::unique_ptr<http::Metrics> metrics;
+  std::unique_ptr<http::IdempotencyStore> idempotency;
+  std::unique_ptr<compute::ComputeSupervisor> computes;
+  std::unique_ptr<httplib::Server> http;
+  std::unique_ptr<http::Router> router;
+  std::atomic<bool> stopped{false};
+  std::atomic<bool> serving{false};     // Serve() entered
+  std::atomic<bool> serve_done{false};  // Serve() returned
+};
+
+ApiServer::ApiServer(const Config& config, Env* env)
+    : config_(config), env_(env), parts_(std::make_unique<Parts>()) {}
+
+ApiServer::~ApiServer() {
+  Stop();
+  // Close in dependency order: the HTTP server (no more handlers), computes
+  // (their connections), then the stores below them.
+  parts_->router.reset();
+  parts_->http.reset();
+  parts_->computes.reset();
+  parts_->idempotency.reset();
+}
+
+Result<std::unique_ptr<ApiServer>> ApiServer::Create(const Config& config, Env* env) {
+  if (auto errors = Validate(config); !errors.empty()) {
+    return Status::InvalidArgument("invalid config: " + errors.front().ToString(),
+                                   "invalid_config");
+  }
+  std::unique_ptr<ApiServer> server(new ApiServer(config, env));
+  BRANCHDB_RETURN_IF_ERROR(server->Init());
+  return server;
+}
+
+Status ApiServer::Init() {
+  BRANCHDB_RETURN_IF_ERROR(env_->CreateDirs(config_.data_dir).WithContext("data directory"));
+  Clock* clock = env_->GetClock();
+  services_.config = &config_;
+  services_.env = env_;
+  services_.clock = clock;
+  services_.logger = spdlog::default_logger();
+
+  parts_->metrics = http::Metrics::WithServerFamilies();
+  services_.metrics = parts_->metrics.get();
+
+  auto idem = http::IdempotencyStore::Open(JoinPath(config_.data_dir, "idempotency.db"), clock,
+                                           config_.idempotency_ttl_seconds);
+  if (!idem.ok()) return idem.status();
+  parts_->idempotency = std::move(*idem);
+  services_.idempotency = parts_->idempotency.get();
+
+  compute::SupervisorOptions copts;
+  copts.clock = clock;
+  copts.idle_timeout_seconds = config_.idle_timeout_seconds;
+  copts.budget = config_.compute_budget;
+  copts.sweep_interval_seconds = config_.sweep_interval_seconds;
+  copts.sandbox.statement_timeout_ms = config_.statement_timeout_ms;
+  copts.sandbox.max_result_rows = config_.max_result_rows;
+  copts.sandbox.max_result_bytes = config_.max_result_bytes;
+  copts.sandbox.max_sql_bytes = config_.max_sql_bytes;
+  copts.sandbox.max_db_bytes = config_.max_branch_bytes;
+  copts.open = [](const std::string& key) -> Result<sql::DbHandle> {
+    return Status::Unavailable("no storage layer is wired for compute " + key,
+                               "storage_unavailable");
+  };
+  http::Metrics* metrics = parts_->metrics.get();
+  copts.on_cold_start = [metrics](const std::string&, int64_t nanos) {
+    metrics->Increment(http::kColdStarts);
+    metrics->Observe(http::kColdStartSeconds, {}, static_cast<double>(nanos) / 1e9);
+  };
+  auto sup = compute::ComputeSupervisor::Create(std::move(copts));
+  if (!sup.ok()) return sup.status();
+  parts_->computes = std::move(*sup);
+  services_.computes = parts_->computes.get();
+  compute::ComputeSupervisor* computes = parts_->computes.get();
+  metrics->AddCollector([computes](http::Metrics& m) {
+    int active = 0, suspended = 0;
+    for (const auto& c : computes->List()) (c.active ? active : suspended)++;
+    m.Set(http::kComputesActive, {}, active);
+    m.Set(http::kComputesSuspended, {}, suspended);
+  });
+
+  if (!config_.tls_cert_file.empty()) {
+    auto ssl = std::make_unique<httplib::SSLServer>(config_.tls_cert_file.c_str(),
+                                                    config_.tls_key_file.c_str());
+    if (!ssl->is_valid()) {
+      return Status::InvalidArgument(
+          "tls_cert_file/tls_key_file: cannot load the certificate or key (PEM expected)",
+          "invalid_config");
+    }
+    parts_->http = std::move(ssl);
+  } else {
+    parts_->http = std::make_unique<httplib::Server>();
+  }
+  httplib::Server& http = *parts_->http;
+  int threads = config_.http_threads;
+  http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  http.set_payload_max_length(static_cast<size_t>(config_.max_request_bytes));
+  http.set_keep_alive_timeout(5);
+  http.set_read_timeout(30);
+  http.set_write_timeout(30);
+
+  http::RouterOptions ropts;
+  ropts.metrics = metrics;
+  ropts.idempotency = parts_->idempotency.get();
+  ropts.clock = clock;
+  ropts.logger = services_.logger;
+  parts_->router = std::make_unique<http::Router>(http, std::move(ropts));
+  RegisterHealthRoutes(*parts_->router, services_);
+  return Status::OK();
+}
+
+Result<int> ApiServer::Bind() {
+  std::string host = config_.ListenHost();
+  int port = config_.ListenPort();
+  if (port == 0) {
+    port = parts_->http->bind_to_any_port(host);
+    if (port < 0) {
+      return Status::Unavailable("cannot listen on " + host + " (any port)", "listen_failed");
+    }
+  } else if (!parts_->http->bind_to_port(host, port)) {
+    return Status::Unavailable("cannot listen on " + config_.listen +
+                                   " (address in use? try another --listen port)",
+                               "listen_failed");
+  }
+  port_ = port;
+  return port;
+}
+
+Status ApiServer::Serve() {
+  if (port_ < 0) return Status::FailedPrecondition("Serve() before Bind()");
+  parts_->serving.store(true);
+  if (!parts_->stopped.load()) {
+    parts_->http->listen_after_bind();  // returns once stopped and in-flight requests ended
+  }
+  parts_->serve_done.store(true);
+  return Status::OK();
+}
+
+void ApiServer::Stop() {
+  if (parts_->stopped.exchange(true)) return;
+  if (!parts_->http) return;
+  // Serve() may be between its check of `stopped` and listening: wait until
+  // the server runs (then stop it) or Serve() has returned.
+  if (parts_->serving.load()) {
+    while (!parts_->http->is_running() && !parts_->serve_done.load()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  }
+  parts_->http->stop();
+}
+
+}  // namespace branchdb::server

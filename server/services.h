@@ -1,0 +1,49 @@
+// Services: what route handlers reach. Owned by ApiServer; handlers get a
+// reference. Pointers are never null once the server is built, except those
+// marked optional (a layer the server was built without).
+//
+// Thread-safety: every service here is safe for concurrent use.
+#ifndef BRANCHDB_SERVER_SERVICES_H_
+#define BRANCHDB_SERVER_SERVICES_H_
+
+#include <memory>
+
+#include "server/config.h"
+#include "storage/env/env.h"
+
+namespace spdlog {
+class logger;
+}
+
+namespace branchdb::auth {
+class AuthService;
+}
+namespace branchdb::checkpoints {
+class Catalog;
+}
+
+namespace branchdb::server {
+
+namespace http {
+class Metrics;
+class IdempotencyStore;
+}  // namespace http
+namespace compute {
+class ComputeSupervisor;
+}
+
+struct Services {
+  const Config* config = nullptr;
+  Env* env = nullptr;
+  Clock* clock = nullptr;
+  std::shared_ptr<spdlog::logger> logger;
+  http::Metrics* metrics = nullptr;
+  http::IdempotencyStore* idempotency = nullptr;
+  compute::ComputeSupervisor* computes = nullptr;
+  auth::AuthService* auth = nullptr;          // optional
+  checkpoints::Catalog* catalog = nullptr;    // optional
+};
+
+}  // namespace branchdb::server
+
+#endif  // BRANCHDB_SERVER_SERVICES_H_

@@ -1,0 +1,207 @@
+// Hardening of a connection: authorizer, limits, db_config, progress handler.
+// Script execution is in script.cc.
+#include "server/sql/sandbox.h"
+
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <cctype>
+#include <set>
+
+#include "server/sql/sandbox_internal.h"
+
+namespace branchdb::server::sql {
+namespace {
+
+std::string Lower(const char* s) {
+  std::string out = s ? s : "";
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
+
+const std::set<std::string>& QueryPragmas() {
+  static const std::set<std::string> s = {
+      "table_info",      "table_xinfo",      "table_list",    "index_list",   "index_info",
+      "index_xinfo",     "foreign_key_list", "foreign_key_check", "integrity_check",
+      "quick_check",     "collation_list",   "function_list", "module_list",  "pragma_list",
+      "database_list",   "compile_options",  "optimize"};
+  return s;
+}
+const std::set<std::string>& ReadOnlyPragmas() {
+  static const std::set<std::string> s = {"page_count",    "page_size",      "freelist_count",
+                                          "data_version",  "schema_version", "encoding",
+                                          "max_page_count", "auto_vacuum"};
+  return s;
+}
+const std::set<std::string>& SettablePragmas() {
+  static const std::set<std::string> s = {"user_version",       "application_id",
+                                          "foreign_keys",       "defer_foreign_keys",
+                                          "recursive_triggers", "case_sensitive_like"};
+  return s;
+}
+
+bool IsWrite(int action) {
+  switch (action) {
+    case SQLITE_INSERT:
+    case SQLITE_UPDATE:
+    case SQLITE_DELETE:
+    case SQLITE_CREATE_INDEX:
+    case SQLITE_CREATE_TABLE:
+    case SQLITE_CREATE_TEMP_INDEX:
+    case SQLITE_CREATE_TEMP_TABLE:
+    case SQLITE_CREATE_TEMP_TRIGGER:
+    case SQLITE_CREATE_TEMP_VIEW:
+    case SQLITE_CREATE_TRIGGER:
+    case SQLITE_CREATE_VIEW:
+    case SQLITE_DROP_INDEX:
+    case SQLITE_DROP_TABLE:
+    case SQLITE_DROP_TEMP_INDEX:
+    case SQLITE_DROP_TEMP_TABLE:
+    case SQLITE_DROP_TEMP_TRIGGER:
+    case SQLITE_DROP_TEMP_VIEW:
+    case SQLITE_DROP_TRIGGER:
+    case SQLITE_DROP_VIEW:
+    case SQLITE_ALTER_TABLE:
+    case SQLITE_REINDEX:
+    case SQLITE_ANALYZE:
+    case SQLITE_CREATE_VTABLE:
+    case SQLITE_DROP_VTABLE:
+      return true;
+    default:
+      return false;
+  }
+}
+
+int Deny(Sandbox::State* st, bool read_only, std::string what) {
+  st->denied_read_only = read_only;
+  st->denial = std::move(what);
+  return SQLITE_DENY;
+}
+
+int Authorizer(void* arg, int action, const char* a1, const char* a2, const char* /*db*/,
+               const char* /*trigger*/) {
+  auto* st = static_cast<Sandbox::State*>(arg);
+  if (st->internal) return SQLITE_OK;
+  switch (action) {
+    case SQLITE_ATTACH:
+      return Deny(st, false, "ATTACH is not allowed (a branch is one database)");
+    case SQLITE_DETACH:
+      return Deny(st, false, "DETACH is not allowed");
+    case SQLITE_TRANSACTION:
+      return Deny(st, false,
+                  std::string(a1 ? a1 : "transaction control") +
+                      " is not allowed: each request's script already runs as one transaction");
+    case SQLITE_FUNCTION: {
+      std::string fn = Lower(a2);
+      if (fn == "load_extension") return Deny(st, false, "load_extension() is not allowed");
+      return SQLITE_OK;
+    }
+    case SQLITE_PRAGMA: {
+      std::string name = Lower(a1);
+      bool has_value = a2 != nullptr;
+      if (QueryPragmas().count(name)) return SQLITE_OK;
+      if (ReadOnlyPragmas().count(name) && !has_value) return SQLITE_OK;
+      if (SettablePragmas().count(name)) {
+        if (has_value && st->read_only &&
+            (name == "user_version" || name == "application_id")) {
+          return Deny(st, true, "PRAGMA " + name + " writes; this request is read-only");
+        }
+        return SQLITE_OK;
+      }
+      return Deny(st, false,
+                  "PRAGMA " + name + (has_value ? " = ..." : "") +
+                      " is not allowed (see the PRAGMA allow-list in docs/api.md)");
+    }
+    default:
+      break;
+  }
+  if (st->read_only && IsWrite(action)) {
+    return Deny(st, true, "this request is read-only; writes are refused");
+  }
+  return SQLITE_OK;
+}
+
+int Progress(void* arg) {
+  auto* st = static_cast<Sandbox::State*>(arg);
+  if (st->deadline_nanos == 0) return 0;
+  if (st->clock->NowMonotonicNanos() >= st->deadline_nanos) {
+    st->timed_out = true;
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace
+
+void DbCloser::operator()(sqlite3* db) const { sqlite3_close_v2(db); }
+
+Sandbox::Sandbox(sqlite3* db, const SandboxOptions& options)
+    : db_(db), options_(options), state_(std::make_unique<State>()) {
+  state_->clock = options.clock;
+}
+
+Sandbox::~Sandbox() {
+  // Unhook our callbacks if the connection outlives us.
+  if (db_ != nullptr) {
+    sqlite3_set_authorizer(db_, nullptr, nullptr);
+    sqlite3_progress_handler(db_, 0, nullptr, nullptr);
+  }
+}
+
+Result<std::unique_ptr<Sandbox>> Sandbox::Attach(sqlite3* db, const SandboxOptions& options) {
+  if (db == nullptr || options.clock == nullptr) {
+    return Status::InvalidArgument("Sandbox::Attach needs a connection and a clock");
+  }
+  std::unique_ptr<Sandbox> sb(new Sandbox(db, options));
+  auto fail = [&](const char* what) {
+    return Status::IOError(std::string("sandbox: ") + what + ": " + sqlite3_errmsg(db),
+                           "sql_io_error");
+  };
+  int on = 0;
+  if (sqlite3_enable_load_extension(db, 0) != SQLITE_OK) return fail("load_extension off");
+  if (sqlite3_db_config(db, SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, 0, &on) != SQLITE_OK) {
+    return fail("DBCONFIG_ENABLE_LOAD_EXTENSION");
+  }
+  if (sqlite3_db_config(db, SQLITE_DBCONFIG_DEFENSIVE, 1, &on) != SQLITE_OK || on != 1) {
+    return fail("DBCONFIG_DEFENSIVE");
+  }
+  if (sqlite3_db_config(db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, &on) != SQLITE_OK || on != 0) {
+    return fail("DBCONFIG_TRUSTED_SCHEMA");
+  }
+  auto limit = [&](int id, int64_t value) {
+    sqlite3_limit(db, id, static_cast<int>(std::min<int64_t>(value, 0x7fffffff)));
+  };
+  limit(SQLITE_LIMIT_SQL_LENGTH, options.max_sql_bytes);
+  limit(SQLITE_LIMIT_LENGTH, options.max_value_bytes);
+  limit(SQLITE_LIMIT_COLUMN, 2000);
+  limit(SQLITE_LIMIT_EXPR_DEPTH, 100);
+  limit(SQLITE_LIMIT_COMPOUND_SELECT, 50);
+  limit(SQLITE_LIMIT_VARIABLE_NUMBER, 999);
+  limit(SQLITE_LIMIT_ATTACHED, 0);
+  limit(SQLITE_LIMIT_TRIGGER_DEPTH, 32);
+  limit(SQLITE_LIMIT_FUNCTION_ARG, 100);
+  limit(SQLITE_LIMIT_LIKE_PATTERN_LENGTH, 10000);
+  if (options.max_db_bytes > 0) {
+    // page_size of this database (4096 for a new one).
+    sqlite3_stmt* stmt = nullptr;
+    int64_t page_size = 4096;
+    if (sqlite3_prepare_v2(db, "PRAGMA page_size", -1, &stmt, nullptr) == SQLITE_OK &&
+        sqlite3_step(stmt) == SQLITE_ROW) {
+      page_size = std::max<int64_t>(512, sqlite3_column_int64(stmt, 0));
+    }
+    sqlite3_finalize(stmt);
+    std::string pragma = "PRAGMA max_page_count=" +
+                         std::to_string(std::max<int64_t>(1, options.max_db_bytes / page_size));
+    if (sqlite3_exec(db, pragma.c_str(), nullptr, nullptr, nullptr) != SQLITE_OK) {
+      return fail("max_page_count");
+    }
+  }
+  if (sqlite3_set_authorizer(db, Authorizer, sb->state_.get()) != SQLITE_OK) {
+    return fail("authorizer");
+  }
+  sqlite3_progress_handler(db, 1000, Progress, sb->state_.get());
+  return sb;
+}
+
+}  // namespace branchdb::server::sql

@@ -1,0 +1,155 @@
+// The SQL sandbox: hardens a SQLite connection for untrusted SQL and runs a
+// request's SQL script on it as one transaction.
+//
+// Attach() applies to any sqlite3* (a native file now, a branchdb VFS
+// connection in the server):
+//   - an authorizer that denies ATTACH/DETACH (and so VACUUM INTO), transaction
+//     control inside a script (BEGIN/COMMIT/ROLLBACK; SAVEPOINTs are allowed),
+//     every PRAGMA not on the allow-list below, load_extension(), and, in
+//     read-only mode, every write;
+//   - extension loading off (sqlite3_enable_load_extension and
+//     SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION); SQLITE_DBCONFIG_DEFENSIVE on;
+//     SQLITE_DBCONFIG_TRUSTED_SCHEMA off; SQLITE_DBCONFIG_ENABLE_TRIGGER/VIEW
+//     stay on (user schemas may have them);
+//   - sqlite3_limit: SQL length (max_sql_bytes), LENGTH (max_value_bytes),
+//     COLUMN 2000, EXPR_DEPTH 100, COMPOUND_SELECT 50, VARIABLE_NUMBER 999,
+//     ATTACHED 0, TRIGGER_DEPTH 32, FUNCTION_ARG 100, LIKE_PATTERN_LENGTH 10000;
+//   - PRAGMA max_page_count from max_db_bytes (the per-branch size cap);
+//   - a progress handler that interrupts a script past its deadline
+//     (statement_timeout_ms, measured with Clock::NowMonotonicNanos).
+//
+// PRAGMA allow-list (anything else: sql_forbidden):
+//   read, with or without an argument: table_info, table_xinfo, table_list,
+//     index_list, index_info, index_xinfo, foreign_key_list,
+//     foreign_key_check, integrity_check, quick_check, collation_list,
+//     function_list, module_list, pragma_list, database_list, compile_options,
+//     optimize
+//   read only (no "= value"): page_count, page_size, freelist_count,
+//     data_version, schema_version, encoding, max_page_count, auto_vacuum
+//   read and set: user_version, application_id, foreign_keys,
+//     defer_foreign_keys, recursive_triggers, case_sensitive_like
+// journal_mode, locking_mode, writable_schema, synchronous, mmap_size,
+// temp_store, cache_size and the rest are refused.
+//
+// Execute(): the script (one or more statements) runs as one transaction,
+// BEGIN IMMEDIATE (BEGIN DEFERRED when read-only) ... COMMIT, and ROLLBACK on
+// any error: it commits whole or not at all. Parameters are positional
+// ([...], consumed in order: each statement takes as many as it declares) or
+// named ({...}: ":name", "@name", "$name" or "name" keys). Values map to JSON
+// as: INTEGER -> number, REAL -> number (non-finite -> null), TEXT -> string,
+// NULL -> null, BLOB -> {"$blob": "<base64>"}; the same marker binds a BLOB
+// parameter; true/false bind as 1/0. Results: per statement its columns, rows
+// (arrays in column order), rows_affected, truncated. Each statement's rows stop
+// at max_result_rows, the request's at max_result_bytes (approximate JSON
+// bytes): the cut statement is finished early and flagged truncated (reads
+// only; the remaining statements still run).
+//
+// Errors (Status reason): sql_forbidden (PermissionDenied), read_only
+// (PermissionDenied), statement_timeout (ResourceExhausted), sql_too_long /
+// branch_size_limit (ResourceExhausted), sql_error (InvalidArgument: syntax,
+// constraint, no such table...; message carries SQLite's, details the failing
+// statement index), invalid_params (InvalidArgument), busy (Unavailable),
+// sql_io_error (IOError). Error details carry {"statement": index}.
+//
+// Thread-safety: a Sandbox is bound to one connection and, like it, used by
+// one thread at a time. The connection must outlive the Sandbox, or be closed
+// before the Sandbox is destroyed.
+#ifndef BRANCHDB_SERVER_SQL_SANDBOX_H_
+#define BRANCHDB_SERVER_SQL_SANDBOX_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "storage/env/env.h"
+#include "storage/util/status.h"
+
+struct sqlite3;
+
+namespace branchdb::server::sql {
+
+// Closes a connection with sqlite3_close_v2.
+struct DbCloser {
+  void operator()(sqlite3* db) const;
+};
+using DbHandle = std::unique_ptr<sqlite3, DbCloser>;
+
+struct SandboxOptions {
+  Clock* clock = nullptr;                 // required; not owned
+  int64_t statement_timeout_ms = 5000;    // per Execute() call
+  int64_t max_result_rows = 10000;        // per statement
+  int64_t max_result_bytes = 16ll << 20;  // per Execute() call
+  int64_t max_sql_bytes = 1 << 20;        // SQLITE_LIMIT_SQL_LENGTH and script length
+  int64_t max_value_bytes = 64ll << 20;   // SQLITE_LIMIT_LENGTH
+  int64_t max_db_bytes = 0;               // PRAGMA max_page_count; 0 = leave as is
+};
+
+struct Script {
+  std::string sql;
+  // null, an array (positional) or an object (named).
+  nlohmann::json params;
+  bool read_only = false;
+  // Runs after the last statement, before COMMIT (not for read-only scripts).
+  // An error rolls the script back and is returned.
+  std::function<Status()> before_commit;
+};
+
+struct StatementResult {
+  std::vector<std::string> columns;
+  nlohmann::json rows = nlohmann::json::array();
+  int64_t rows_affected = 0;
+  bool truncated = false;
+};
+
+struct ScriptResult {
+  std::vector<StatementResult> statements;
+  bool changed = false;  // some statement wrote (rows or schema)
+  // {"results":[{"columns","rows","rows_affected","truncated"}...]}
+  nlohmann::json ToJson() const;
+};
+
+// A failed script: its Status and, when known, the index of the failing
+// statement (also in details()).
+struct ScriptError {
+  Status status;
+  int statement = -1;
+  nlohmann::json details() const;
+};
+
+class Sandbox {
+ public:
+  // Hardens db (see above) and binds a sandbox to it. db is not owned.
+  // InvalidArgument when options lack a clock; sql_io_error when SQLite fails.
+  static Result<std::unique_ptr<Sandbox>> Attach(sqlite3* db, const SandboxOptions& options);
+  ~Sandbox();
+  Sandbox(const Sandbox&) = delete;
+  Sandbox& operator=(const Sandbox&) = delete;
+
+  // Runs the script as one transaction (see above). On failure *error (if not
+  // null) receives the failing statement's index, and the status is returned.
+  Result<ScriptResult> Execute(const Script& script, ScriptError* error = nullptr);
+
+  sqlite3* db() const { return db_; }
+
+  struct State;  // authorizer and progress-handler state (sandbox.cc)
+
+ private:
+  Sandbox(sqlite3* db, const SandboxOptions& options);
+
+  sqlite3* const db_;
+  const SandboxOptions options_;
+  std::unique_ptr<State> state_;
+};
+
+// The JSON form of a BLOB: {"$blob": base64(bytes)}.
+nlohmann::json BlobToJson(std::string_view bytes);
+// Base64 (RFC 4648, with padding) encode / decode; decode fails on bad input.
+std::string Base64Encode(std::string_view bytes);
+Result<std::string> Base64Decode(std::string_view text);
+
+}  // namespace branchdb::server::sql
+
+#endif  // BRANCHDB_SERVER_SQL_SANDBOX_H_

@@ -1,0 +1,331 @@
+// Sandbox::Execute: a request's SQL script as one transaction, with params,
+// result caps and JSON values.
+#include <openssl/evp.h>
+#include <sqlite3.h>
+
+#include <cmath>
+
+#include "server/sql/sandbox.h"
+#include "server/sql/sandbox_internal.h"
+
+namespace branchdb::server::sql {
+namespace {
+
+using nlohmann::json;
+
+// Runs one of our own control statements with the authorizer out of the way.
+int Internal(sqlite3* db, Sandbox::State* st, const char* sql) {
+  st->internal = true;
+  int rc = sqlite3_exec(db, sql, nullptr, nullptr, nullptr);
+  st->internal = false;
+  return rc;
+}
+
+Status StatusFromSqlite(sqlite3* db, Sandbox::State* st, int rc, const std::string& where) {
+  std::string msg = where + sqlite3_errmsg(db);
+  switch (rc & 0xff) {
+    case SQLITE_AUTH:
+      if (st->denied_read_only) return Status::PermissionDenied(where + st->denial, "read_only");
+      return Status::PermissionDenied(where + (st->denial.empty() ? "not authorized" : st->denial),
+                                      "sql_forbidden");
+    case SQLITE_INTERRUPT:
+      if (st->timed_out) {
+        return Status::ResourceExhausted(where + "statement timeout exceeded; the script was "
+                                                 "rolled back (make it cheaper or split it)",
+                                         "statement_timeout");
+      }
+      return Status::Unavailable(msg, "interrupted");
+    case SQLITE_TOOBIG:
+      return Status::ResourceExhausted(msg, "value_too_large");
+    case SQLITE_FULL:
+      return Status::ResourceExhausted(msg + " (the branch reached its size limit)",
+                                       "branch_size_limit");
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+      return Status::Unavailable(msg + " (another writer holds the branch; retry)", "busy");
+    case SQLITE_READONLY:
+      return Status::PermissionDenied(msg, "read_only");
+    case SQLITE_IOERR:
+    case SQLITE_CORRUPT:
+    case SQLITE_NOMEM:
+    case SQLITE_CANTOPEN:
+    case SQLITE_NOTADB:
+      return Status::IOError(msg, "sql_io_error");
+    default:
+      return Status::InvalidArgument(msg, "sql_error");
+  }
+}
+
+Status BindValue(sqlite3_stmt* stmt, int index, const json& v, const std::string& what) {
+  int rc = SQLITE_OK;
+  switch (v.type()) {
+    case json::value_t::null:
+      rc = sqlite3_bind_null(stmt, index);
+      break;
+    case json::value_t::boolean:
+      rc = sqlite3_bind_int(stmt, index, v.get<bool>() ? 1 : 0);
+      break;
+    case json::value_t::number_integer:
+      rc = sqlite3_bind_int64(stmt, index, v.get<int64_t>());
+      break;
+    case json::value_t::number_unsigned: {
+      uint64_t u = v.get<uint64_t>();
+      if (u > static_cast<uint64_t>(INT64_MAX)) {
+        return Status::InvalidArgument(what + ": integer out of SQLite's 64-bit range",
+                                       "invalid_params");
+      }
+      rc = sqlite3_bind_int64(stmt, index, static_cast<int64_t>(u));
+      break;
+    }
+    case json::value_t::number_float:
+      rc = sqlite3_bind_double(stmt, index, v.get<double>());
+      break;
+    case json::value_t::string: {
+      const auto& s = v.get_ref<const std::string&>();
+      rc = sqlite3_bind_text64(stmt, index, s.data(), s.size(), SQLITE_TRANSIENT, SQLITE_UTF8);
+      break;
+    }
+    case json::value_t::object: {
+      if (v.size() == 1 && v.contains("$blob") && v["$blob"].is_string()) {
+        auto bytes = Base64Decode(v["$blob"].get<std::string>());
+        if (!bytes.ok()) {
+          return Status::InvalidArgument(what + ": $blob is not valid base64", "invalid_params");
+        }
+        rc = sqlite3_bind_blob64(stmt, index, bytes->data(), bytes->size(), SQLITE_TRANSIENT);
+        break;
+      }
+      [[fallthrough]];
+    }
+    default:
+      return Status::InvalidArgument(
+          what + ": expected null, a boolean, a number, a string or {\"$blob\":\"<base64>\"}",
+          "invalid_params");
+  }
+  if (rc != SQLITE_OK) {
+    return Status::InvalidArgument(what + ": " + sqlite3_errstr(rc), "invalid_params");
+  }
+  return Status::OK();
+}
+
+// Binds the statement's parameters from params; *next_positional advances.
+Status BindParams(sqlite3_stmt* stmt, const json& params, size_t* next_positional) {
+  int n = sqlite3_bind_parameter_count(stmt);
+  if (n == 0) return Status::OK();
+  if (params.is_null()) {
+    return Status::InvalidArgument("the statement has " + std::to_string(n) +
+                                       " parameter(s) but no params were given",
+                                   "invalid_params");
+  }
+  for (int i = 1; i <= n; ++i) {
+    const char* name = sqlite3_bind_parameter_name(stmt, i);
+    if (params.is_array()) {
+      size_t at = *next_positional + static_cast<size_t>(i) - 1;
+      if (at >= params.size()) {
+        return Status::InvalidArgument("params: the script uses more than the " +
+                                           std::to_string(params.size()) + " given",
+                                       "invalid_params");
+      }
+      BRANCHDB_RETURN_IF_ERROR(BindValue(stmt, i, params[at], "params[" + std::to_string(at) + "]"));
+      continue;
+    }
+    if (name == nullptr || name[0] == '?') {
+      return Status::InvalidArgument(
+          "the statement uses positional parameters (?); pass params as an array",
+          "invalid_params");
+    }
+    std::string full(name);
+    const json* v = nullptr;
+    if (params.contains(full)) {
+      v = &params[full];
+    } else if (params.contains(full.substr(1))) {
+      v = &params[full.substr(1)];
+    }
+    if (v == nullptr) {
+      return Status::InvalidArgument("params: no value for " + full, "invalid_params");
+    }
+    BRANCHDB_RETURN_IF_ERROR(BindValue(stmt, i, *v, "params." + full.substr(1)));
+  }
+  if (params.is_array()) *next_positional += static_cast<size_t>(n);
+  return Status::OK();
+}
+
+// The JSON of column i of the current row, and its approximate size in bytes.
+json ColumnValue(sqlite3_stmt* stmt, int i, int64_t* bytes) {
+  switch (sqlite3_column_type(stmt, i)) {
+    case SQLITE_INTEGER:
+      *bytes += 8;
+      return sqlite3_column_int64(stmt, i);
+    case SQLITE_FLOAT: {
+      *bytes += 8;
+      double d = sqlite3_column_double(stmt, i);
+      if (!std::isfinite(d)) return nullptr;
+      return d;
+    }
+    case SQLITE_TEXT: {
+      const char* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt, i));
+      int n = sqlite3_column_bytes(stmt, i);
+      *bytes += n + 2;
+      return std::string(p ? p : "", static_cast<size_t>(n));
+    }
+    case SQLITE_BLOB: {
+      const char* p = static_cast<const char*>(sqlite3_column_blob(stmt, i));
+      int n = sqlite3_column_bytes(stmt, i);
+      *bytes += n * 4 / 3 + 12;
+      return BlobToJson(std::string_view(p ? p : "", static_cast<size_t>(n)));
+    }
+    default:
+      *bytes += 4;
+      return nullptr;
+  }
+}
+
+struct StmtCloser {
+  void operator()(sqlite3_stmt* s) const { sqlite3_finalize(s); }
+};
+
+}  // namespace
+
+json BlobToJson(std::string_view bytes) { return json{{"$blob", Base64Encode(bytes)}}; }
+
+std::string Base64Encode(std::string_view bytes) {
+  std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
+  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                          reinterpret_cast<const unsigned char*>(bytes.data()),
+                          static_cast<int>(bytes.size()));
+  out.resize(static_cast<size_t>(n));
+  return out;
+}
+
+Result<std::string> Base64Decode(std::string_view text) {
+  if (text.size() % 4 != 0) return Status::InvalidArgument("base64: length not a multiple of 4");
+  if (text.empty()) return std::string();
+  std::string out(text.size() / 4 * 3, '\0');
+  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                          reinterpret_cast<const unsigned char*>(text.data()),
+                          static_cast<int>(text.size()));
+  if (n < 0) return Status::InvalidArgument("base64: invalid character");
+  size_t pad = 0;
+  if (text.back() == '=') pad++;
+  if (text.size() >= 2 && text[text.size() - 2] == '=') pad++;
+  out.resize(static_cast<size_t>(n) - pad);
+  return out;
+}
+
+json ScriptResult::ToJson() const {
+  json results = json::array();
+  for (const auto& s : statements) {
+    results.push_back({{"columns", s.columns},
+                       {"rows", s.rows},
+                       {"rows_affected", s.rows_affected},
+                       {"truncated", s.truncated}});
+  }
+  return json{{"results", results}};
+}
+
+json ScriptError::details() const {
+  json d = json::object();
+  if (statement >= 0) d["statement"] = statement;
+  return d;
+}
+
+Result<ScriptResult> Sandbox::Execute(const Script& script, ScriptError* error) {
+  State* st = state_.get();
+  int index = -1;  // statement being run
+  auto fail = [&](Status s) -> Result<ScriptResult> {
+    st->deadline_nanos = 0;
+    if (sqlite3_get_autocommit(db_) == 0) Internal(db_, st, "ROLLBACK");
+    st->read_only = false;
+    if (error != nullptr) *error = ScriptError{s, index};
+    return s;
+  };
+  if (static_cast<int64_t>(script.sql.size()) > options_.max_sql_bytes) {
+    return fail(Status::ResourceExhausted(
+        "SQL text is " + std::to_string(script.sql.size()) + " bytes; the limit is " +
+            std::to_string(options_.max_sql_bytes),
+        "sql_too_long"));
+  }
+  if (!script.params.is_null() && !script.params.is_array() && !script.params.is_object()) {
+    return fail(Status::InvalidArgument("params: expected an array or an object",
+                                        "invalid_params"));
+  }
+  if (sqlite3_get_autocommit(db_) == 0) Internal(db_, st, "ROLLBACK");  // never inherit one
+
+  st->read_only = script.read_only;
+  st->timed_out = false;
+  st->denial.clear();
+  st->denied_read_only = false;
+  st->deadline_nanos =
+      options_.clock->NowMonotonicNanos() + options_.statement_timeout_ms * 1000000;
+
+  int rc = Internal(db_, st, script.read_only ? "BEGIN DEFERRED" : "BEGIN IMMEDIATE");
+  if (rc != SQLITE_OK) return fail(StatusFromSqlite(db_, st, rc, "BEGIN: "));
+
+  ScriptResult result;
+  int64_t bytes = 0;
+  size_t next_positional = 0;
+  const char* tail = script.sql.data();
+  const char* end = script.sql.data() + script.sql.size();
+  while (tail < end) {
+    sqlite3_stmt* raw = nullptr;
+    const char* next = nullptr;
+    st->denial.clear();
+    rc = sqlite3_prepare_v3(db_, tail, static_cast<int>(end - tail), 0, &raw, &next);
+    std::unique_ptr<sqlite3_stmt, StmtCloser> stmt(raw);
+    if (rc != SQLITE_OK) {
+      index = static_cast<int>(result.statements.size());
+      return fail(StatusFromSqlite(db_, st, rc,
+                                   "statement " + std::to_string(index + 1) + ": "));
+    }
+    if (next == nullptr || next <= tail) next = end;
+    tail = next;
+    if (!stmt) continue;  // whitespace or a comment
+    index = static_cast<int>(result.statements.size());
+    std::string where = "statement " + std::to_string(index + 1) + ": ";
+    if (Status s = BindParams(stmt.get(), script.params, &next_positional); !s.ok()) {
+      return fail(s.WithContext("statement " + std::to_string(index + 1)));
+    }
+    StatementResult out;
+    int ncol = sqlite3_column_count(stmt.get());
+    for (int i = 0; i < ncol; ++i) {
+      const char* name = sqlite3_column_name(stmt.get(), i);
+      out.columns.push_back(name ? name : "");
+    }
+    sqlite3_int64 changes_before = sqlite3_total_changes64(db_);
+    int64_t rows = 0;
+    while (true) {
+      rc = sqlite3_step(stmt.get());
+      if (rc == SQLITE_DONE) break;
+      if (rc != SQLITE_ROW) return fail(StatusFromSqlite(db_, st, rc, where));
+      if (rows >= options_.max_result_rows || bytes >= options_.max_result_bytes) {
+        out.truncated = true;
+        break;
+      }
+      json row = json::array();
+      for (int i = 0; i < ncol; ++i) row.push_back(ColumnValue(stmt.get(), i, &bytes));
+      out.rows.push_back(std::move(row));
+      ++rows;
+    }
+    if (sqlite3_total_changes64(db_) != changes_before) {
+      out.rows_affected = sqlite3_changes64(db_);
+    }
+    if (!sqlite3_stmt_readonly(stmt.get())) result.changed = true;
+    result.statements.push_back(std::move(out));
+  }
+  index = -1;
+  if (script.params.is_array() && next_positional != script.params.size()) {
+    return fail(Status::InvalidArgument("params: " + std::to_string(script.params.size()) +
+                                            " given, the script uses " +
+                                            std::to_string(next_positional),
+                                        "invalid_params"));
+  }
+  st->deadline_nanos = 0;
+  if (!script.read_only && script.before_commit) {
+    if (Status s = script.before_commit(); !s.ok()) return fail(s);
+  }
+  rc = Internal(db_, st, "COMMIT");
+  if (rc != SQLITE_OK) return fail(StatusFromSqlite(db_, st, rc, "COMMIT: "));
+  st->read_only = false;
+  return result;
+}
+
+}  // namespace branchdb::server::sql
