@@ -229,3 +229,26 @@ TEST_CASE("FaultInjectionEnv snapshots the crash state at each sync point") {
   CHECK(Read(&env, dir.Sub("snap3/log")) == "onetwo");
   CHECK(Read(&env, dir.Sub("db/log")) == "onetwothree");  // live files untouched
 }
+
+TEST_CASE("FaultInjectionEnv before-sync callback sees written but unsynced bytes") {
+  TempDir dir;
+  REQUIRE(Env::Default()->CreateDirs(dir.Sub("db")).ok());
+  FaultInjectionEnv env;
+  auto f = Create(&env, dir.Sub("db/log"));
+  REQUIRE(env.SyncDir(dir.Sub("db")).ok());
+  REQUIRE(f->Append("abc").ok());
+  int calls = 0;
+  env.SetBeforeSyncCallback([&](uint32_t kind, const std::string& path) {
+    ++calls;
+    CHECK(kind == kOpSync);
+    CrashOptions keep;
+    keep.tail = TailMode::kKeepAll;
+    REQUIRE(env.SnapshotCrashState(dir.Sub("db"), dir.Sub("keep"), keep).ok());
+    REQUIRE(env.SnapshotCrashState(dir.Sub("db"), dir.Sub("drop")).ok());
+  });
+  REQUIRE(f->Sync().ok());
+  env.SetBeforeSyncCallback(nullptr);
+  CHECK(calls == 1);
+  CHECK(Read(&env, dir.Sub("keep/log")) == "abc");
+  CHECK(Read(&env, dir.Sub("drop/log")) == "");
+}

@@ -89,7 +89,10 @@ class FaultWritableFile final : public WritableFile {
   Status Sync() override {
     std::lock_guard<std::recursive_mutex> lock(env_->mu_);
     Status s = env_->MaybeFail(kOpSync, path_);
-    if (s.ok()) s = target_->Sync();
+    if (s.ok()) {
+      env_->RunBeforeSyncCallback(kOpSync, path_);
+      s = target_->Sync();
+    }
     if (!s.ok()) {
       Status drop = env_->FileSyncFailed(id_);
       (void)drop;  // the sync's own error is what the caller must see
@@ -220,6 +223,19 @@ Status FaultInjectionEnv::MaybeFail(uint32_t kind, const std::string& path) {
     return Status::ResourceExhausted("injected ENOSPC: " + what, "disk_full");
   }
   return Status::IOError("injected EIO: " + what);
+}
+
+void FaultInjectionEnv::SetBeforeSyncCallback(
+    std::function<void(uint32_t kind, const std::string& path)> callback) {
+  std::lock_guard<std::recursive_mutex> lock(mu_);
+  before_sync_callback_ = std::move(callback);
+}
+
+void FaultInjectionEnv::RunBeforeSyncCallback(uint32_t kind, const std::string& path) {
+  if (!before_sync_callback_ || in_callback_) return;
+  in_callback_ = true;
+  before_sync_callback_(kind, path);
+  in_callback_ = false;
 }
 
 void FaultInjectionEnv::RunSyncCallback(uint32_t kind, const std::string& path) {
@@ -437,6 +453,7 @@ Status FaultInjectionEnv::DeleteDir(const std::string& dir) {
 Status FaultInjectionEnv::SyncDir(const std::string& dir) {
   std::lock_guard<std::recursive_mutex> lock(mu_);
   BRANCHDB_RETURN_IF_ERROR(MaybeFail(kOpSyncDir, dir));
+  RunBeforeSyncCallback(kOpSyncDir, dir);
   BRANCHDB_RETURN_IF_ERROR(target()->SyncDir(dir));
   auto it = dirs_.find(Normalize(dir));
   if (it != dirs_.end()) {

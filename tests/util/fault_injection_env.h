@@ -156,6 +156,11 @@ class FaultInjectionEnv : public EnvWrapper {
   // operation waits, and the callback may call SnapshotCrashState (it must
   // not use the store). Pass nullptr to remove.
   void SetSyncCallback(std::function<void(uint32_t kind, const std::string& path)> callback);
+  // Same, called just before every Sync and SyncDir is carried out (after any
+  // injected fault was decided not to fire): the moment when the bytes being
+  // synced are written but not yet durable — where torn tails come from.
+  void SetBeforeSyncCallback(
+      std::function<void(uint32_t kind, const std::string& path)> callback);
 
   // --- Power loss --------------------------------------------------------------
 
@@ -223,6 +228,7 @@ class FaultInjectionEnv : public EnvWrapper {
   Result<std::string> CrashContents(InodeId id, const CrashOptions& options,
                                     std::mt19937_64* rng);
   void RunSyncCallback(uint32_t kind, const std::string& path);
+  void RunBeforeSyncCallback(uint32_t kind, const std::string& path);
 
   // Called by the wrapped files.
   void OnAppend(InodeId id, uint64_t n);
@@ -237,6 +243,7 @@ class FaultInjectionEnv : public EnvWrapper {
   std::string fired_desc_;
   bool drop_unsynced_on_sync_failure_ = true;
   std::function<void(uint32_t, const std::string&)> sync_callback_;
+  std::function<void(uint32_t, const std::string&)> before_sync_callback_;
   bool in_callback_ = false;
 
   InodeId next_inode_ = 1;

@@ -6,11 +6,31 @@
 
 namespace branchdb::testing {
 
-TempDir::TempDir() {
+namespace {
+
+std::string DefaultBase() {
   const char* base = std::getenv("TMPDIR");
-  std::string tmpl = std::string(base && *base ? base : "/tmp") + "/branchdb-test-XXXXXX";
+  return std::string(base && *base ? base : "/tmp");
+}
+
+}  // namespace
+
+TempDir::TempDir() : TempDir(DefaultBase()) {}
+
+TempDir::TempDir(const std::string& base) {
+  std::string tmpl = base + "/branchdb-test-XXXXXX";
   if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed: " + tmpl);
   path_ = tmpl;
+}
+
+std::string FastTestDirBase() {
+  const char* disk = std::getenv("BRANCHDB_TEST_ON_DISK");
+  std::error_code ec;
+  if ((disk == nullptr || *disk == '\0' || *disk == '0') &&
+      std::filesystem::is_directory("/dev/shm", ec)) {
+    return "/dev/shm";
+  }
+  return DefaultBase();
 }
 
 TempDir::~TempDir() {
