@@ -1,0 +1,341 @@
+// Catalog: the versioning layer of branchdb — projects, branches, checkpoints,
+// rollback, reset from parent, protection, TTL, labels, GC, schema and data
+// diff. It knows no HTTP; the server maps each call to a route and each Status
+// (code + reason()) to an error body.
+//
+// Layout on disk (DATA_DIR):
+//   catalog.db                 SQLite database (WAL) of projects, branches, labels
+//   LOCK                       held while a process has the catalog open
+//   projects/<project-id>/     the project's PageStore
+//
+// Model: a branch is a name for a PageStore timeline. Every record on a
+// branch's history is a *checkpoint* identified by its LSN; its facts (kind,
+// client, request, summary, rows) live in the record's annotation (see
+// checkpoints/annotation.h), so they survive every crash the record survives.
+// Rollback and reset are PageStore::ResetTimeline: O(1), durable, and undoable
+// by rolling back to the returned previous_head_lsn.
+//
+// Crash consistency: the store is written first, then the catalog. Open()
+// reconciles: store timelines without a catalog row (actions never acknowledged)
+// are dropped; catalog rows whose timeline is gone (an interrupted delete) are
+// removed; project directories without a catalog row are deleted.
+//
+// Errors: every failure carries a machine reason (Status::reason()):
+//   project_not_found, project_exists, invalid_project_name, branch_not_found,
+//   branch_exists, invalid_branch_name, branch_protected, checkpoint_not_found,
+//   label_not_found, label_exists, invalid_label, outside_restore_window,
+//   invalid_restore_window, invalid_argument, default_branch, head_moved
+//   (Conflict: the branch moved during the call; retry), no_parent,
+//   catalog_error (IOError of catalog.db), store_failed (from the store).
+//
+// Names:
+//   project: 1..63 chars of [a-z0-9_-], starting with a letter or digit.
+//   branch:  1..128 chars of [A-Za-z0-9._/-]; no leading or trailing '/', no
+//            empty segment ("a//b"), no segment "." or "..".
+//   label:   1..128 chars of [A-Za-z0-9._-].
+//
+// Thread-safety: all methods are safe to call concurrently.
+#ifndef BRANCHDB_CHECKPOINTS_CATALOG_H_
+#define BRANCHDB_CHECKPOINTS_CATALOG_H_
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "checkpoints/annotation.h"
+#include "storage/env/env.h"
+#include "storage/page_store.h"
+#include "storage/util/status.h"
+#include "storage/vfs/vfs.h"
+
+namespace branchdb::checkpoints {
+
+using storage::Lsn;
+using storage::TimelineId;
+
+inline constexpr int64_t kMicrosPerSecond = 1000000;
+inline constexpr int64_t kMicrosPerDay = 24ll * 3600 * kMicrosPerSecond;
+inline constexpr int64_t kMaxRestoreWindowMicros = 35 * kMicrosPerDay;
+inline constexpr const char* kDefaultBranch = "production";
+
+struct CatalogOptions {
+  // Files and clock (TTL, restore window, timestamps). Default: Env::Default().
+  // Not owned; must outlive the catalog.
+  Env* env = nullptr;
+  // Restore window of new projects unless given. Default: 7 days.
+  int64_t default_restore_window_micros = 7 * kMicrosPerDay;
+  // The reaper thread deletes expired branches every this many microseconds
+  // (real time). Default: 1 s. 0: no thread (call ReapExpired() yourself).
+  int64_t reaper_interval_micros = kMicrosPerSecond;
+  // The reaper also runs Gc() on every project this often. Default: 1 hour.
+  // 0: never (call Gc() yourself).
+  int64_t gc_interval_micros = 3600 * kMicrosPerSecond;
+  // Options of each project's PageStore (env is replaced by the env above).
+  storage::PageStoreOptions store_options;
+};
+
+struct ProjectInfo {
+  std::string id;    // stable, used in the directory name
+  std::string name;  // unique
+  int64_t created_micros = 0;
+  int64_t restore_window_micros = 0;
+  std::string default_branch = kDefaultBranch;
+};
+
+struct CreateProjectOptions {
+  // Default (unset): CatalogOptions::default_restore_window_micros.
+  // Must be within 0..kMaxRestoreWindowMicros (InvalidArgument otherwise).
+  std::optional<int64_t> restore_window_micros;
+};
+
+// Who asked: stored in the annotation of the records an operation writes.
+struct Actor {
+  std::string client_id;
+  std::string request_id;
+};
+
+// Where a new branch starts. Exactly one of the ways applies, by kind.
+struct BranchSource {
+  enum class Kind {
+    kParentHead,  // parent's current head (default)
+    kParentLsn,   // parent as of lsn (newest state on its history <= lsn)
+    kParentTime,  // parent as of time_micros
+    kCheckpoint,  // exactly the state lsn: a checkpoint of any branch of the project
+    kLabel,       // the parent's checkpoint labelled `label`
+  };
+  Kind kind = Kind::kParentHead;
+  // Default (empty): the project's default branch. For kCheckpoint the parent
+  // recorded is the branch owning the checkpoint when it is live, else this.
+  std::string parent;
+  Lsn lsn = 0;
+  int64_t time_micros = 0;
+  std::string label;
+};
+
+struct CreateBranchOptions {
+  BranchSource from;
+  // Relative time to live (> 0), or an absolute expire time (> now). At most one.
+  std::optional<int64_t> ttl_micros;
+  std::optional<int64_t> expires_micros;
+  bool is_protected = false;
+  Actor actor;
+};
+
+struct BranchInfo {
+  std::string name;
+  TimelineId timeline = 0;   // stable id of the branch (survives rename)
+  std::string parent;        // empty: a root (or its parents were all deleted)
+  TimelineId parent_timeline = 0;
+  Lsn branch_point = 0;      // the state it was created from (0: empty database)
+  Lsn head = 0;              // current head checkpoint
+  int64_t created_micros = 0;
+  std::optional<int64_t> expires_micros;
+  bool is_protected = false;
+  bool is_default = false;
+  // From PageStore::Usage (filled by GetBranch; by ListBranches when asked).
+  uint64_t logical_bytes = 0;
+  uint64_t exclusive_bytes = 0;  // bytes written only by this branch
+};
+
+struct CheckpointInfo {
+  Lsn lsn = 0;
+  int64_t time_micros = 0;
+  storage::RecordKind record_kind = storage::RecordKind::kCommit;
+  Annotation annotation;      // kind, client_id, request_id, summary, rows, ...
+  bool inherited = false;     // written by another branch (before this one's branch point / reset)
+  std::string branch;         // name of the branch that wrote it, if it is still live
+  std::vector<std::string> labels;  // this branch's labels on it
+  uint32_t db_size_pages = 0;
+};
+
+struct CheckpointPage {
+  std::vector<CheckpointInfo> checkpoints;  // newest first
+  std::string next_cursor;                  // empty: no more
+};
+
+// What to roll back to.
+struct RollbackTarget {
+  enum class Kind {
+    kLsn,          // a state that is on the branch's history or was ever its head
+    kTime,         // the branch as of time_micros
+    kActionsBack,  // undo the newest `actions` SQL commits on its history
+    kLabel,        // the checkpoint this branch labelled `label`
+  };
+  Kind kind = Kind::kLsn;
+  Lsn lsn = 0;
+  int64_t time_micros = 0;
+  int actions = 1;
+  std::string label;
+};
+
+struct RollbackResult {
+  Lsn head_lsn = 0;           // the new head (the reset record: itself a checkpoint)
+  Lsn previous_head_lsn = 0;  // roll back to this to undo
+  Lsn target_lsn = 0;         // the state the branch now has
+};
+
+// A state to diff: a branch's head, or a checkpoint LSN (of any branch).
+struct StateRef {
+  std::string branch;  // branch name (its head, or the base for lsn)
+  std::optional<Lsn> lsn;
+};
+
+struct SchemaObjectDiff {
+  std::string type;    // table, index, view, trigger
+  std::string name;
+  std::string change;  // added, removed, changed
+  std::string old_sql, new_sql;
+  // Tables: column names added / removed / changed (type, notnull, default, pk).
+  std::vector<std::string> columns_added, columns_removed, columns_changed;
+};
+
+struct SchemaDiff {
+  Lsn from_lsn = 0, to_lsn = 0;
+  std::vector<SchemaObjectDiff> objects;  // sorted by (type, name)
+  std::string unified;                    // unified text diff of the two schema dumps
+};
+
+struct RowChange {
+  std::string op;        // insert, delete, update
+  std::string key_json;  // primary key (or rowid) values, JSON array
+  std::string old_json;  // delete/update: JSON object column -> value (update: changed ones)
+  std::string new_json;  // insert/update
+};
+
+struct TableDataDiff {
+  std::string table;
+  uint64_t rows_added = 0, rows_removed = 0, rows_changed = 0;
+  std::vector<RowChange> sample;  // at most DataDiffOptions::sample_rows
+  std::string note;               // e.g. "schema_changed: rows not compared", "added table"
+};
+
+struct DataDiffOptions {
+  size_t sample_rows = 20;  // per table
+  std::vector<std::string> tables;  // empty: all
+};
+
+struct DataDiff {
+  Lsn from_lsn = 0, to_lsn = 0;
+  std::vector<TableDataDiff> tables;  // only tables with changes or notes
+  uint64_t pages_changed = 0;         // PageStore::ChangedPages(from, to).size()
+  uint64_t tables_skipped = 0;        // tables proven unchanged without reading rows
+};
+
+struct ConnectionRequest {
+  bool read_only = false;       // read-only at the head now (or as_of)
+  std::optional<Lsn> as_of;     // read-only as of this LSN of the branch's history
+  int cache_pages = 2000;
+};
+
+class Catalog {
+ public:
+  Catalog(const Catalog&) = delete;
+  Catalog& operator=(const Catalog&) = delete;
+  ~Catalog();  // stops the reaper, closes stores and catalog.db
+
+  // Opens or creates the catalog in data_dir, opens every project's store and
+  // reconciles (see above). Unavailable when another process has it open.
+  static Result<std::unique_ptr<Catalog>> Open(const CatalogOptions& options,
+                                               const std::string& data_dir);
+
+  // --- Projects ---------------------------------------------------------------
+  // Creates the project, its store and its default branch `production` (an
+  // empty database). AlreadyExists (project_exists), InvalidArgument.
+  Result<ProjectInfo> CreateProject(const std::string& name, const CreateProjectOptions& options);
+  Result<ProjectInfo> GetProject(const std::string& name);
+  std::vector<ProjectInfo> ListProjects();
+  // Deletes the project, all its branches and its store directory.
+  // FailedPrecondition (branch_protected) when a branch is protected and !force.
+  Status DeleteProject(const std::string& name, bool force = false);
+  // 0..kMaxRestoreWindowMicros, InvalidArgument (invalid_restore_window) otherwise.
+  Status SetRestoreWindow(const std::string& project, int64_t restore_window_micros);
+
+  // --- Branches ---------------------------------------------------------------
+  // O(1) in database size. AlreadyExists (branch_exists), InvalidArgument,
+  // NotFound (branch_not_found / checkpoint_not_found / label_not_found),
+  // FailedPrecondition (outside_restore_window).
+  Result<BranchInfo> CreateBranch(const std::string& project, const std::string& name,
+                                  const CreateBranchOptions& options);
+  Result<BranchInfo> GetBranch(const std::string& project, const std::string& branch);
+  // Sorted by name; parent links let the caller render the tree.
+  Result<std::vector<BranchInfo>> ListBranches(const std::string& project,
+                                               bool with_usage = false);
+  Status RenameBranch(const std::string& project, const std::string& from, const std::string& to);
+  // Deletes a branch (not the default one: FailedPrecondition default_branch;
+  // not a protected one: branch_protected). Its children keep their data and
+  // are re-parented to its parent.
+  Status DeleteBranch(const std::string& project, const std::string& branch);
+  // Unset: never expires. Set: absolute expire time (must be > now).
+  Status SetExpiry(const std::string& project, const std::string& branch,
+                   std::optional<int64_t> expires_micros);
+  Status SetTtl(const std::string& project, const std::string& branch, int64_t ttl_micros);
+  Status SetProtected(const std::string& project, const std::string& branch, bool is_protected);
+  // Deletes every branch whose expire time has passed (Env clock). Returns how
+  // many. Called by the reaper thread; tests call it directly.
+  Result<int> ReapExpired();
+
+  // --- Checkpoints ------------------------------------------------------------
+  // The branch's history, newest first, through resets and into its ancestors
+  // (inherited). limit 1..1000 (default 50); cursor from the previous page.
+  Result<CheckpointPage> ListCheckpoints(const std::string& project, const std::string& branch,
+                                         size_t limit = 50, const std::string& cursor = "");
+  // One checkpoint by LSN (any record of the project's store; labels of `branch`).
+  Result<CheckpointInfo> GetCheckpoint(const std::string& project, const std::string& branch,
+                                       Lsn lsn);
+  // Labels are per branch, unique within it; a labelled checkpoint is a GC pin.
+  Status LabelCheckpoint(const std::string& project, const std::string& branch, Lsn lsn,
+                         const std::string& label);
+  Status UnlabelCheckpoint(const std::string& project, const std::string& branch,
+                           const std::string& label);
+
+  // Moves the branch to the target state: O(1). Target rules: the state must be
+  // on the branch's current history or a state the branch ever had as head,
+  // and within the restore window unless labelled. Protected branches refuse
+  // (branch_protected). Undo: Rollback to previous_head_lsn.
+  Result<RollbackResult> Rollback(const std::string& project, const std::string& branch,
+                                  const RollbackTarget& target, const Actor& actor = {});
+  // Moves the branch to its parent's current head (undo as for Rollback).
+  // FailedPrecondition no_parent for a root.
+  Result<RollbackResult> ResetFromParent(const std::string& project, const std::string& branch,
+                                         const Actor& actor = {});
+
+  // Garbage-collects the project's store: pins = labels + branch points; the
+  // project's restore window.
+  Result<storage::GcStats> Gc(const std::string& project);
+
+  // --- SQL --------------------------------------------------------------------
+  // A connection to the branch through the branchdb VFS: read-write at the head
+  // (the caller sets annotations with storage::SetNextCommitAnnotation), or
+  // read-only now / as of an LSN. The store outlives the connection only while
+  // the project exists: close connections before DeleteProject / destruction.
+  Result<storage::SqliteHandle> OpenBranchConnection(const std::string& project,
+                                                     const std::string& branch,
+                                                     const ConnectionRequest& request = {});
+
+  // --- Diff -------------------------------------------------------------------
+  Result<SchemaDiff> DiffSchema(const std::string& project, const StateRef& from,
+                                const StateRef& to);
+  Result<DataDiff> DiffData(const std::string& project, const StateRef& from, const StateRef& to,
+                            const DataDiffOptions& options = {});
+
+  // The project's store (for the server's compute and for tests). Valid while
+  // the project exists and the catalog is open.
+  Result<storage::PageStore*> Store(const std::string& project);
+
+  struct Impl;
+
+ private:
+  explicit Catalog(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// Validation of names (rules above). OK or InvalidArgument with the reason.
+Status ValidateProjectName(const std::string& name);
+Status ValidateBranchName(const std::string& name);
+Status ValidateLabel(const std::string& label);
+
+}  // namespace branchdb::checkpoints
+
+#endif  // BRANCHDB_CHECKPOINTS_CATALOG_H_

@@ -1,0 +1,126 @@
+// Internal to checkpoints/: the Catalog's state and helpers shared by its .cc
+// files. Not a public header.
+#ifndef BRANCHDB_CHECKPOINTS_CATALOG_INTERNAL_H_
+#define BRANCHDB_CHECKPOINTS_CATALOG_INTERNAL_H_
+
+#include <sqlite3.h>
+
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "checkpoints/catalog.h"
+
+namespace branchdb::checkpoints {
+
+// A prepared statement of catalog.db; finalized on destruction.
+class Stmt {
+ public:
+  Stmt(sqlite3* db, const char* sql);
+  ~Stmt();
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+
+  bool ok() const { return stmt_ != nullptr; }
+  Stmt& Bind(int i, int64_t v);
+  Stmt& Bind(int i, const std::string& v);
+  Stmt& BindNull(int i);
+  // SQLITE_ROW, SQLITE_DONE or an error code.
+  int Step();
+  // Steps to completion; IOError (catalog_error) unless SQLITE_DONE.
+  Status Run();
+  int64_t Int(int col) const;
+  std::string Text(int col) const;
+  bool IsNull(int col) const;
+  sqlite3_stmt* get() const { return stmt_; }
+
+ private:
+  sqlite3* db_;
+  sqlite3_stmt* stmt_ = nullptr;
+};
+
+Status CatalogError(sqlite3* db, const std::string& what);
+
+// One project: its catalog facts and its open store.
+struct Project {
+  ProjectInfo info;
+  std::unique_ptr<storage::PageStore> store;
+};
+
+// A catalog row of one branch (without store facts).
+struct BranchRow {
+  std::string name;
+  TimelineId timeline = 0;
+  TimelineId parent_timeline = 0;
+  Lsn branch_point = 0;
+  int64_t created_micros = 0;
+  std::optional<int64_t> expires_micros;
+  bool is_protected = false;
+};
+
+struct Catalog::Impl {
+  // Constant after Open.
+  CatalogOptions options;
+  Env* env = nullptr;
+  std::string data_dir;
+  std::unique_ptr<FileLock> lock;
+
+  // Guards db and projects, and serializes catalog mutations.
+  std::mutex mu;
+  sqlite3* db = nullptr;
+  std::map<std::string, std::shared_ptr<Project>> projects;  // by name
+
+  // Reaper thread.
+  std::mutex reaper_mu;
+  std::condition_variable reaper_cv;
+  bool stop = false;
+  std::thread reaper;
+  int64_t last_gc_micros = 0;
+
+  ~Impl();
+
+  int64_t Now() { return env->GetClock()->NowMicros(); }
+  std::string ProjectDir(const std::string& id) const;
+
+  // --- catalog.db (REQUIRES: mu held) ---
+  Status InitSchema();
+  Status Exec(const char* sql);
+  Status LoadProjects();
+  Status Reconcile(Project& p);
+  Result<std::shared_ptr<Project>> FindProject(const std::string& name);
+  Result<BranchRow> FindBranch(const Project& p, const std::string& name);
+  Result<BranchRow> FindBranchByTimeline(const Project& p, TimelineId t);
+  std::vector<BranchRow> AllBranches(const Project& p);
+  Status InsertBranch(const Project& p, const BranchRow& row);
+  Status DeleteBranchRow(const Project& p, const BranchRow& row);
+  std::vector<std::string> LabelsAt(const Project& p, TimelineId t, Lsn lsn);
+  std::vector<Lsn> Pins(const Project& p);
+  Status DeleteBranchLocked(Project& p, const BranchRow& row);
+  Result<BranchInfo> MakeInfo(Project& p, const BranchRow& row, bool with_usage);
+
+  // Restore window check of state lsn: OK when labelled, or when it was in
+  // effect on timeline t's history (t != 0) or on any branch's history at some
+  // time within the window, or when written within the window. Otherwise
+  // FailedPrecondition outside_restore_window.
+  Status CheckRestorable(Project& p, TimelineId t, Lsn lsn);
+
+  Result<int> ReapLocked();
+  // Background loop.
+  void ReaperLoop();
+};
+
+// Deletes dir and everything under it through env.
+Status RemoveTree(Env* env, const std::string& dir);
+
+// Directory-safe project id, random.
+std::string NewProjectId();
+
+CheckpointInfo MakeCheckpoint(const storage::RecordInfo& r, TimelineId branch_timeline);
+
+}  // namespace branchdb::checkpoints
+
+#endif  // BRANCHDB_CHECKPOINTS_CATALOG_INTERNAL_H_

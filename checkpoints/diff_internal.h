@@ -1,0 +1,67 @@
+// Internal to checkpoints/: reading two states for diff.
+#ifndef BRANCHDB_CHECKPOINTS_DIFF_INTERNAL_H_
+#define BRANCHDB_CHECKPOINTS_DIFF_INTERNAL_H_
+
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "checkpoints/catalog_internal.h"
+
+namespace branchdb::checkpoints {
+
+// A read-only connection at one state of a project's store. When no live
+// timeline has the state on its history, a scratch timeline (annotation kind
+// "internal") is created at the state and dropped again on destruction (Open
+// reconciles it away after a crash).
+class StateConnection {
+ public:
+  StateConnection() = default;
+  StateConnection(const StateConnection&) = delete;
+  StateConnection& operator=(const StateConnection&) = delete;
+  ~StateConnection();
+
+  // REQUIRES: mu of the catalog held (reads catalog rows).
+  static Result<std::unique_ptr<StateConnection>> Open(Catalog::Impl& im,
+                                                       std::shared_ptr<Project> p, Lsn state);
+  sqlite3* db() const { return db_.get(); }
+  Lsn state() const { return state_; }
+
+ private:
+  std::shared_ptr<Project> project_;
+  storage::SqliteHandle db_;
+  TimelineId scratch_ = 0;
+  Lsn state_ = 0;
+};
+
+struct ColumnDef {
+  std::string name, type, dflt;
+  bool notnull = false;
+  int pk = 0;
+  bool operator==(const ColumnDef&) const = default;
+};
+
+struct SchemaObject {
+  std::string type, name, tbl_name, sql;
+  uint32_t rootpage = 0;
+  std::vector<ColumnDef> columns;  // tables only
+  bool internal = false;           // sqlite_* objects (autoindexes, sqlite_sequence, ...)
+};
+
+// (type, name) -> object, sqlite_* internal objects included (flagged).
+using SchemaMap = std::map<std::pair<std::string, std::string>, SchemaObject>;
+Result<SchemaMap> ReadSchema(sqlite3* db);
+
+// Pages of each table's b-tree (interior and leaf pages; leaf pages read only
+// to learn a level is the leaf level), index b-trees counted for their table;
+// free-list pages under the name "" (ignored).
+Result<std::map<storage::PageNo, std::string>> MapPages(const storage::PageStore& store, Lsn state,
+                                                        const SchemaMap& schema);
+
+// The state a StateRef names. REQUIRES: mu held.
+Result<Lsn> ResolveState(Catalog::Impl& im, Project& p, const StateRef& ref);
+
+}  // namespace branchdb::checkpoints
+
+#endif  // BRANCHDB_CHECKPOINTS_DIFF_INTERNAL_H_

@@ -1,0 +1,358 @@
+// Catalog: checkpoints (listing, labels), rollback, reset from parent, GC,
+// connections.
+#include <charconv>
+#include <map>
+
+#include "checkpoints/catalog.h"
+#include "checkpoints/catalog_internal.h"
+
+namespace branchdb::checkpoints {
+namespace {
+
+Status NoCheckpoint(Lsn lsn) {
+  return Status::NotFound("checkpoint " + std::to_string(lsn) + " not found",
+                          "checkpoint_not_found");
+}
+Status Outside() {
+  return Status::FailedPrecondition("state is outside the project's restore window",
+                                    "outside_restore_window");
+}
+
+bool IsLabelled(sqlite3* db, const Project& p, Lsn lsn) {
+  Stmt s(db, "SELECT 1 FROM labels WHERE project_id=?1 AND lsn=?2 LIMIT 1");
+  s.Bind(1, p.info.id).Bind(2, static_cast<int64_t>(lsn));
+  return s.Step() == SQLITE_ROW;
+}
+
+// True when state lsn is on t's current history and was still in effect at or
+// after window_start (i.e. it is not older than t's state as of window_start).
+bool InEffectSince(const storage::PageStore& store, TimelineId t, Lsn lsn, int64_t window_start) {
+  auto resolved = store.ResolveLsn(t, lsn);
+  if (!resolved.ok() || *resolved != lsn) return false;
+  auto at_start = store.LsnAt(t, window_start);
+  if (!at_start.ok()) return true;  // t's history begins inside the window
+  return lsn >= *at_start;
+}
+
+}  // namespace
+
+Status Catalog::Impl::CheckRestorable(Project& p, TimelineId t, Lsn lsn) {
+  if (lsn == 0) return Status::OK();
+  int64_t window_start = Now() - p.info.restore_window_micros;
+  if (IsLabelled(db, p, lsn)) return Status::OK();
+  auto rec = p.store->GetRecord(lsn);
+  if (!rec.ok()) return NoCheckpoint(lsn);
+  if (rec->time_micros >= window_start) return Status::OK();
+  if (t != 0) {
+    return InEffectSince(*p.store, t, lsn, window_start) ? Status::OK() : Outside();
+  }
+  for (const BranchRow& r : AllBranches(p)) {
+    if (InEffectSince(*p.store, r.timeline, lsn, window_start)) return Status::OK();
+  }
+  return Outside();
+}
+
+// --- Checkpoints ----------------------------------------------------------------
+
+Result<CheckpointPage> Catalog::ListCheckpoints(const std::string& project,
+                                                const std::string& branch, size_t limit,
+                                                const std::string& cursor) {
+  if (limit == 0 || limit > 1000) {
+    return Status::InvalidArgument("limit must be within 1..1000", "invalid_argument");
+  }
+  Lsn before = 0;
+  if (!cursor.empty()) {
+    auto [ptr, ec] = std::from_chars(cursor.data(), cursor.data() + cursor.size(), before);
+    if (ec != std::errc() || ptr != cursor.data() + cursor.size() || before == 0) {
+      return Status::InvalidArgument("bad cursor", "invalid_argument");
+    }
+  }
+  Impl& im = *impl_;
+  std::lock_guard<std::mutex> l(im.mu);
+  auto pr = im.FindProject(project);
+  if (!pr.ok()) return pr.status();
+  Project& p = **pr;
+  auto row = im.FindBranch(p, branch);
+  if (!row.ok()) return row.status();
+  std::map<TimelineId, std::string> names;
+  for (const BranchRow& r : im.AllBranches(p)) names[r.timeline] = r.name;
+
+  CheckpointPage page;
+  Lsn next = before;
+  bool more = true;
+  while (more && page.checkpoints.size() < limit) {
+    auto hist = p.store->History(row->timeline, next, limit + 1);
+    if (!hist.ok()) return hist.status();
+    more = hist->size() == limit + 1;
+    for (const storage::RecordInfo& r : *hist) {
+      if (page.checkpoints.size() == limit) {
+        more = true;
+        break;
+      }
+      next = r.lsn - 1;
+      if (r.kind == storage::RecordKind::kDrop) continue;
+      CheckpointInfo c = MakeCheckpoint(r, row->timeline);
+      if (c.annotation.kind == "internal") continue;
+      auto n = names.find(r.timeline);
+      if (n != names.end()) c.branch = n->second;
+      c.labels = im.LabelsAt(p, row->timeline, r.lsn);
+      page.checkpoints.push_back(std::move(c));
+    }
+    if (next == 0) more = false;
+  }
+  if (more && next > 0) page.next_cursor = std::to_string(next);
+  return page;
+}
+
+Result<CheckpointInfo> Catalog::GetCheckpoint(const std::string& project,
+                                              const std::string& branch, Lsn lsn) {
+  Impl& im = *impl_;
+  std::lock_guard<std::mutex> l(im.mu);
+  auto pr = im.FindProject(project);
+  if (!pr.ok()) return pr.status();
+  auto row = im.FindBranch(**pr, branch);
+  if (!row.ok()) return row.status();
+  auto rec = (*pr)->store->GetRecord(lsn);
+  if (!rec.ok() || rec->kind == storage::RecordKind::kDrop) return NoCheckpoint(lsn);
+  CheckpointInfo c = MakeCheckpoint(*rec, row->timeline);
+  auto owner = im.FindBranchByTimeline(**pr, rec->timeline);
+  if (owner.ok()) c.branch = owner->name;
+  c.labels = im.LabelsAt(**pr, row->timeline, lsn);
+  return c;
+}
+
+namespace {
+// A state the branch may move to or label: on its current history, or a state
+// it once had as head (a record of its own timeline).
+bool IsBranchState(const storage::PageStore& store, TimelineId t, Lsn lsn) {
+  if (lsn == 0) return true;
+  auto resolved = store.ResolveLsn(t, lsn);
+  if (resolved.ok() && *resolved == lsn) return true;
+  auto rec = store.GetRecord(lsn);
+  return rec.ok() && rec->timeline == t && rec->kind != storage::RecordKind::kDrop;
+}
+}  // namespace
+
+Status Catalog::LabelCheckpoint(const std::string& project, const std::string& branch, Lsn lsn,
+                                const std::string& label) {
+  BRANCHDB_RETURN_IF_ERROR(ValidateLabel(label));
+  Impl& im = *impl_;
+  std::lock_guard<std::mutex> l(im.mu);
+  auto pr = im.FindProject(project);
+  if (!pr.ok()) return pr.status();
+  auto row = im.FindBranch(**pr, branch);
+  if (!row.ok()) return row.status();
+  if (lsn == 0 || !IsBranchState(*(*pr)->store, row->timeline, lsn)) return NoCheckpoint(lsn);
+  Stmt s(im.db,
+         "INSERT INTO labels(project_id, timeline, label, lsn, created_micros) "
+         "VALUES(?1,?2,?3,?4,?5)");
+  s.Bind(1, (*pr)->info.id).Bind(2, static_cast<int64_t>(row->timeline)).Bind(3, label);
+  s.Bind(4, static_cast<int64_t>(lsn)).Bind(5, im.Now());
+  int rc = s.Step();
+  if (rc == SQLITE_CONSTRAINT) {
+    return Status::AlreadyExists("label '" + label + "' exists on branch '" + branch + "'",
+                                 "label_exists");
+  }
+  if (rc != SQLITE_DONE) return CatalogError(im.db, "label");
+  return Status::OK();
+}
+
+Status Catalog::UnlabelCheckpoint(const std::string& project, const std::string& branch,
+                                  const std::string& label) {
+  Impl& im = *impl_;
+  std::lock_guard<std::mutex> l(im.mu);
+  auto pr = im.FindProject(project);
+  if (!pr.ok()) return pr.status();
+  auto row = im.FindBranch(**pr, branch);
+  if (!row.ok()) return row.status();
+  Stmt s(im.db, "DELETE FROM labels WHERE project_id=?1 AND timeline=?2 AND label=?3");
+  s.Bind(1, (*pr)->info.id).Bind(2, static_cast<int64_t>(row->timeline)).Bind(3, label);
+  BRANCHDB_RETURN_IF_ERROR(s.Run());
+  if (sqlite3_changes(im.db) == 0) {
+    return Status::NotFound("label '" + label + "' not found", "label_not_found");
+  }
+  return Status::OK();
+}
+
+// --- Rollback / reset ------------------------------------------------------------
+
+namespace {
+
+Result<RollbackResult> MoveBranch(storage::PageStore& store, TimelineId t, Lsn head, Lsn target,
+                                  const std::string& kind, const Actor& actor) {
+  Annotation a;
+  a.kind = kind;
+  a.client_id = actor.client_id;
+  a.request_id = actor.request_id;
+  a.target = target;
+  a.previous_head = head;
+  auto new_head = store.ResetTimeline(t, head, target, EncodeAnnotation(a));
+  if (!new_head.ok()) return new_head.status();
+  RollbackResult r;
+  r.head_lsn = *new_head;
+  r.previous_head_lsn = head;
+  r.target_lsn = target;
+  return r;
+}
+
+}  // namespace
+
+Result<RollbackResult> Catalog::Rollback(const std::string& project, const std::string& branch,
+                                         const RollbackTarget& target, const Actor& actor) {
+  Impl& im = *impl_;
+  std::lock_guard<std::mutex> l(im.mu);
+  auto pr = im.FindProject(project);
+  if (!pr.ok()) return pr.status();
+  Project& p = **pr;
+  auto row = im.FindBranch(p, branch);
+  if (!row.ok()) return row.status();
+  if (row->is_protected) {
+    return Status::FailedPrecondition("branch '" + branch + "' is protected", "branch_protected");
+  }
+  storage::PageStore& store = *p.store;
+  TimelineId t = row->timeline;
+  auto head = store.Head(t);
+  if (!head.ok()) return head.status();
+  Lsn to = 0;
+  switch (target.kind) {
+    case RollbackTarget::Kind::kLsn: {
+      to = target.lsn;
+      if (!IsBranchState(store, t, to)) return NoCheckpoint(to);
+      BRANCHDB_RETURN_IF_ERROR(im.CheckRestorable(p, t, to));
+      break;
+    }
+    case RollbackTarget::Kind::kTime: {
+      if (target.time_micros < im.Now() - p.info.restore_window_micros) return Outside();
+      auto r = store.LsnAt(t, target.time_micros);
+      if (!r.ok()) {
+        return Status::NotFound("branch has no state at that time", "checkpoint_not_found");
+      }
+      to = *r;
+      break;
+    }
+    case RollbackTarget::Kind::kActionsBack: {
+      if (target.actions < 1) {
+        return Status::InvalidArgument("actions must be >= 1", "invalid_argument");
+      }
+      // Walk the history; after the n-th SQL commit, the next record is the
+      // state before it (or the empty database when the history ends).
+      int commits = 0;
+      bool found = false;
+      Lsn before = 0;
+      while (!found) {
+        auto hist = store.History(t, before, 256);
+        if (!hist.ok()) return hist.status();
+        if (hist->empty()) break;
+        for (const storage::RecordInfo& r : *hist) {
+          if (commits == target.actions) {
+            to = r.lsn;
+            found = true;
+            break;
+          }
+          if (r.kind == storage::RecordKind::kCommit) ++commits;
+          before = r.lsn - 1;
+        }
+        if (before == 0) break;
+      }
+      if (!found) {
+        if (commits < target.actions) {
+          return Status::NotFound("the branch has only " + std::to_string(commits) +
+                                      " actions on its history",
+                                  "checkpoint_not_found");
+        }
+        to = 0;  // back to the empty database
+      }
+      BRANCHDB_RETURN_IF_ERROR(im.CheckRestorable(p, t, to));
+      break;
+    }
+    case RollbackTarget::Kind::kLabel: {
+      Stmt s(im.db, "SELECT lsn FROM labels WHERE project_id=?1 AND timeline=?2 AND label=?3");
+      s.Bind(1, p.info.id).Bind(2, static_cast<int64_t>(t)).Bind(3, target.label);
+      if (s.Step() != SQLITE_ROW) {
+        return Status::NotFound("label '" + target.label + "' not found", "label_not_found");
+      }
+      to = static_cast<Lsn>(s.Int(0));
+      break;
+    }
+  }
+  return MoveBranch(store, t, *head, to, "rollback", actor);
+}
+
+Result<RollbackResult> Catalog::ResetFromParent(const std::string& project,
+                                                const std::string& branch, const Actor& actor) {
+  Impl& im = *impl_;
+  std::lock_guard<std::mutex> l(im.mu);
+  auto pr = im.FindProject(project);
+  if (!pr.ok()) return pr.status();
+  auto row = im.FindBranch(**pr, branch);
+  if (!row.ok()) return row.status();
+  if (row->is_protected) {
+    return Status::FailedPrecondition("branch '" + branch + "' is protected", "branch_protected");
+  }
+  if (row->parent_timeline == 0) {
+    return Status::FailedPrecondition("branch '" + branch + "' has no parent", "no_parent");
+  }
+  storage::PageStore& store = *(*pr)->store;
+  auto parent_head = store.Head(row->parent_timeline);
+  if (!parent_head.ok()) return parent_head.status();
+  auto head = store.Head(row->timeline);
+  if (!head.ok()) return head.status();
+  return MoveBranch(store, row->timeline, *head, *parent_head, "reset", actor);
+}
+
+// --- GC, connections ---------------------------------------------------------------
+
+Result<storage::GcStats> Catalog::Gc(const std::string& project) {
+  Impl& im = *impl_;
+  std::shared_ptr<Project> p;
+  storage::GcOptions o;
+  {
+    std::lock_guard<std::mutex> l(im.mu);
+    auto pr = im.FindProject(project);
+    if (!pr.ok()) return pr.status();
+    p = *pr;
+    o.restore_window_micros = p->info.restore_window_micros;
+    o.pins = im.Pins(*p);
+    // Held across Gc so that a label cannot be removed and its state
+    // collected while another call relies on it.
+    return p->store->Gc(o);
+  }
+}
+
+Result<storage::SqliteHandle> Catalog::OpenBranchConnection(const std::string& project,
+                                                            const std::string& branch,
+                                                            const ConnectionRequest& request) {
+  Impl& im = *impl_;
+  storage::ConnectionOptions o;
+  {
+    std::lock_guard<std::mutex> l(im.mu);
+    auto pr = im.FindProject(project);
+    if (!pr.ok()) return pr.status();
+    auto row = im.FindBranch(**pr, branch);
+    if (!row.ok()) return row.status();
+    o.store = (*pr)->store.get();
+    o.timeline = row->timeline;
+    o.cache_pages = request.cache_pages;
+    if (request.as_of) {
+      o.as_of = *request.as_of;
+    } else if (request.read_only) {
+      auto head = o.store->Head(row->timeline);
+      if (!head.ok()) return head.status();
+      o.as_of = *head;
+    }
+  }
+  auto conn = storage::OpenConnection(o);
+  if (!conn.ok() && conn.status().IsNotFound()) {
+    return Status::NotFound(conn.status().message(), "checkpoint_not_found");
+  }
+  return conn;
+}
+
+Result<storage::PageStore*> Catalog::Store(const std::string& project) {
+  std::lock_guard<std::mutex> l(impl_->mu);
+  auto pr = impl_->FindProject(project);
+  if (!pr.ok()) return pr.status();
+  return (*pr)->store.get();
+}
+
+}  // namespace branchdb::checkpoints
