@@ -1,0 +1,406 @@
+// A real kill -9 test of the page store. Each cycle, the test forks a child
+// that opens the store on a real directory and mutates it in a loop (commits
+// of 1–4 pages on several timelines, resets to earlier states, new timelines),
+// writing every acknowledged (LSN, timeline, op nonce, checksum) to a pipe
+// after the call returns. The parent SIGKILLs it at a random moment (also
+// during open/recovery), reopens the store and checks:
+//   - every acknowledged record is there, with its exact pages (checksum);
+//   - every record present is whole (its annotation describes the op; every
+//     page it wrote holds exactly the bytes the op wrote) — so a record that was
+//     not acknowledged is wholly there or wholly absent;
+//   - at most one unacknowledged record per cycle, and it is the newest;
+//   - heads and histories agree with the records, every state reads as the
+//     model says;
+// then starts the next cycle on the same directory.
+//
+// BRANCHDB_CRASH_CYCLES (default 20) sets the number of cycles, BRANCHDB_SEED
+// the seed (printed).
+#include <catch2/catch.hpp>
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <chrono>
+#include <cinttypes>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <random>
+#include <thread>
+
+#include "storage/page_store.h"
+#include "tests/util/store_model.h"
+#include "tests/util/temp_dir.h"
+
+using namespace branchdb;
+using namespace branchdb::storage;
+using branchdb::testing::PageData;
+using branchdb::testing::PageKeyOf;
+
+namespace {
+
+constexpr uint32_t kDbPages = 16;
+constexpr size_t kMaxTimelines = 6;
+
+// Sent through the pipe once a mutation is acknowledged. 32 bytes: one
+// atomic pipe write (< PIPE_BUF).
+struct Ack {
+  uint64_t lsn;
+  uint64_t timeline;
+  uint64_t nonce;
+  uint64_t checksum;
+};
+
+// What a record's annotation says about the op that wrote it.
+struct OpDesc {
+  int kind = 0;
+  uint64_t timeline = 0;  // 0 for kCreate (not known before)
+  uint64_t prev = 0;      // commit: head it builds on; create/reset: base
+  uint64_t nonce = 0;
+  uint32_t pages = 0;     // bitmap, bit p-1 for page p
+  uint64_t checksum = 0;
+};
+
+std::string Encode(const OpDesc& d) {
+  char buf[200];
+  std::snprintf(buf, sizeof(buf), "crash k=%d t=%" PRIu64 " prev=%" PRIu64 " n=%" PRIu64
+                " pages=%u sum=%" PRIu64, d.kind, d.timeline, d.prev, d.nonce, d.pages,
+                d.checksum);
+  return buf;
+}
+
+std::optional<OpDesc> Decode(const std::string& s) {
+  OpDesc d;
+  if (std::sscanf(s.c_str(), "crash k=%d t=%" SCNu64 " prev=%" SCNu64 " n=%" SCNu64
+                  " pages=%u sum=%" SCNu64, &d.kind, &d.timeline, &d.prev, &d.nonce, &d.pages,
+                  &d.checksum) != 6) {
+    return std::nullopt;
+  }
+  return d;
+}
+
+uint64_t PageKey(uint64_t nonce, PageNo p) { return nonce * 64 + p; }
+
+uint64_t Fnv(uint64_t h, const std::string& data) {
+  for (unsigned char c : data) h = (h ^ c) * 1099511628211ull;
+  return h;
+}
+constexpr uint64_t kFnvInit = 1469598103934665603ull;
+
+uint64_t EnvU64(const char* name, uint64_t fallback) {
+  const char* s = std::getenv(name);
+  return (s != nullptr && *s != '\0') ? std::strtoull(s, nullptr, 10) : fallback;
+}
+
+PageStoreOptions StoreOptions() {
+  PageStoreOptions o;
+  o.env = Env::Default();
+  o.segment_bytes = 128 * 1024;  // several segment rolls over the run
+  o.cache_bytes = 64 * kPageSize;
+  return o;
+}
+
+// --- The child -------------------------------------------------------------------
+
+[[noreturn]] void Die(const std::string& what, const Status& s) {
+  std::fprintf(stderr, "kill9 child: %s: %s\n", what.c_str(), s.ToString().c_str());
+  std::_Exit(3);
+}
+
+void SendAck(int fd, const Ack& ack) {
+  const char* p = reinterpret_cast<const char*>(&ack);
+  size_t left = sizeof(ack);
+  while (left > 0) {
+    ssize_t n = ::write(fd, p, left);
+    if (n < 0) std::_Exit(4);
+    p += n;
+    left -= static_cast<size_t>(n);
+  }
+}
+
+[[noreturn]] void ChildMain(const std::string& dir, int fd, uint64_t seed, uint64_t cycle) {
+  std::mt19937_64 rng(seed);
+  auto opened = PageStore::Open(StoreOptions(), dir);
+  if (!opened.ok()) Die("open", opened.status());
+  PageStore* store = opened->get();
+  uint64_t seq = 0;
+  auto next_nonce = [&] { return ((cycle + 1) << 24) | ++seq; };
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::vector<TimelineInfo> tls = store->ListTimelines();
+    const int dice = static_cast<int>(rng() % 100);
+    OpDesc d;
+    d.nonce = next_nonce();
+    if (tls.size() < 3 || (dice < 5 && tls.size() < kMaxTimelines)) {
+      d.kind = static_cast<int>(RecordKind::kCreate);
+      std::optional<TimelineInfo> src;
+      if (!tls.empty() && rng() % 4 != 0) src = tls[rng() % tls.size()];
+      d.prev = src ? src->head : 0;
+      auto t = src ? store->CreateTimeline(src->id, src->head, Encode(d))
+                   : store->CreateTimeline(0, Encode(d));
+      if (!t.ok()) Die("create", t.status());
+      auto head = store->Head(*t);
+      if (!head.ok()) Die("head", head.status());
+      SendAck(fd, Ack{*head, *t, d.nonce, 0});
+      continue;
+    }
+    const TimelineInfo& t = tls[rng() % tls.size()];
+    d.timeline = t.id;
+    if (dice < 12) {  // reset to an earlier state of its history
+      auto hist = store->History(t.id, 0, 32);
+      if (!hist.ok()) Die("history", hist.status());
+      if (hist->size() < 2) continue;
+      d.kind = static_cast<int>(RecordKind::kReset);
+      d.prev = (*hist)[1 + rng() % (hist->size() - 1)].lsn;
+      auto lsn = store->ResetTimeline(t.id, t.head, d.prev, Encode(d));
+      if (!lsn.ok()) Die("reset", lsn.status());
+      SendAck(fd, Ack{*lsn, t.id, d.nonce, 0});
+      continue;
+    }
+    d.kind = static_cast<int>(RecordKind::kCommit);
+    d.prev = t.head;
+    const int n = 1 + static_cast<int>(rng() % 4);
+    while (static_cast<int>(__builtin_popcount(d.pages)) < n) d.pages |= 1u << (rng() % kDbPages);
+    std::vector<std::string> data;
+    std::vector<PageNo> pgnos;
+    d.checksum = kFnvInit;
+    for (PageNo p = 1; p <= kDbPages; ++p) {
+      if ((d.pages & (1u << (p - 1))) == 0) continue;
+      pgnos.push_back(p);
+      data.push_back(PageData(PageKey(d.nonce, p)));
+      d.checksum = Fnv(d.checksum, data.back());
+    }
+    std::vector<PageWrite> writes;
+    for (size_t i = 0; i < pgnos.size(); ++i) writes.push_back(PageWrite{pgnos[i], data[i]});
+    auto lsn = store->Commit(t.id, t.head, writes, kDbPages, Encode(d));
+    if (!lsn.ok()) Die("commit", lsn.status());
+    SendAck(fd, Ack{*lsn, t.id, d.nonce, d.checksum});
+  }
+  std::_Exit(0);
+}
+
+// --- The parent's checks --------------------------------------------------------------
+
+struct Present {
+  OpDesc op;
+  TimelineId timeline = 0;
+  std::array<uint64_t, kDbPages + 1> state{};  // page -> key (0: zeros)
+};
+
+class Checker {
+ public:
+  // Checks the store against everything acknowledged so far; problems are
+  // appended. `first_new` is the first LSN not seen in an earlier cycle.
+  void Check(const PageStore& store, const std::map<Lsn, Ack>& acked, Lsn first_new,
+             std::vector<std::string>* problems) {
+    auto problem = [&](const std::string& s) { problems->push_back(s); };
+    present_.clear();
+    latest_on_.clear();
+    const Lsn last = store.LastLsn();
+    if (!acked.empty() && last < acked.rbegin()->first) {
+      problem("LastLsn " + std::to_string(last) + " < last acknowledged " +
+              std::to_string(acked.rbegin()->first));
+    }
+    std::vector<Lsn> unacked_new;
+    for (Lsn lsn = 1; lsn <= last; ++lsn) {
+      const std::string at = "lsn " + std::to_string(lsn) + ": ";
+      auto ack = acked.find(lsn);
+      auto rec = store.GetRecord(lsn);
+      if (!rec.ok()) {
+        if (ack != acked.end() || !rec.status().IsNotFound()) {
+          problem(at + "acknowledged record missing: " + rec.status().ToString());
+        }
+        present_.erase(lsn);
+        continue;
+      }
+      auto op = Decode(rec->annotation);
+      if (!op) {
+        problem(at + "unparsable annotation '" + rec->annotation + "'");
+        continue;
+      }
+      if (ack != acked.end() && (ack->second.nonce != op->nonce ||
+                                 ack->second.timeline != rec->timeline)) {
+        problem(at + "is not the acknowledged op");
+        continue;
+      }
+      if (ack == acked.end() && lsn >= first_new) unacked_new.push_back(lsn);
+      if (static_cast<int>(rec->kind) != op->kind ||
+          (op->kind != static_cast<int>(RecordKind::kCreate) && rec->timeline != op->timeline)) {
+        problem(at + "kind/timeline disagree with the annotation");
+        continue;
+      }
+      if (op->kind != static_cast<int>(RecordKind::kCommit) && rec->base != op->prev) {
+        problem(at + "base " + std::to_string(rec->base) + " != " + std::to_string(op->prev));
+      }
+      Present p;
+      p.op = *op;
+      p.timeline = rec->timeline;
+      auto prev = present_.find(op->prev);
+      if (op->prev != 0 && prev == present_.end()) {
+        problem(at + "builds on lsn " + std::to_string(op->prev) + ", which is not present");
+        continue;
+      }
+      if (op->prev != 0) p.state = prev->second.state;
+      if (op->kind == static_cast<int>(RecordKind::kCommit)) {
+        std::vector<PageNo> want_pages;
+        uint64_t sum = kFnvInit;
+        std::string out;
+        for (PageNo pg = 1; pg <= kDbPages; ++pg) {
+          if ((op->pages & (1u << (pg - 1))) == 0) continue;
+          want_pages.push_back(pg);
+          p.state[pg] = PageKey(op->nonce, pg);
+          Status s = store.ReadPageAt(lsn, pg, &out);
+          if (!s.ok()) {
+            problem(at + "ReadPageAt: " + s.ToString());
+            break;
+          }
+          if (out != PageData(p.state[pg])) {
+            problem(at + "page " + std::to_string(pg) + " torn or from another op");
+          }
+          sum = Fnv(sum, out);
+        }
+        if (rec->pages != want_pages) problem(at + "page list differs from the op's");
+        if (sum != op->checksum) problem(at + "checksum mismatch (torn commit)");
+        if (ack != acked.end() && ack->second.checksum != sum) {
+          problem(at + "acknowledged checksum mismatch");
+        }
+        // The op built on the timeline's newest earlier record: nothing lost between.
+        auto latest = latest_on_.find(rec->timeline);
+        if (latest != latest_on_.end() && latest->second != op->prev) {
+          problem(at + "commit builds on " + std::to_string(op->prev) + " but t" +
+                  std::to_string(rec->timeline) + "'s previous record is " +
+                  std::to_string(latest->second));
+        }
+      }
+      latest_on_[rec->timeline] = lsn;
+      if (lsn >= first_new) {  // full state check, once per record
+        std::string out;
+        for (PageNo pg = 1; pg <= kDbPages; ++pg) {
+          Status s = store.ReadPageAt(lsn, pg, &out);
+          if (!s.ok() || out != PageData(p.state[pg])) {
+            auto key = PageKeyOf(out);
+            problem(at + "state page " + std::to_string(pg) + " is " +
+                    (s.ok() ? (key ? "key " + std::to_string(*key) : "garbage") : s.ToString()) +
+                    ", want key " + std::to_string(p.state[pg]));
+            break;
+          }
+        }
+      }
+      present_[lsn] = p;
+    }
+    if (unacked_new.size() > 1 || (unacked_new.size() == 1 && unacked_new[0] != last)) {
+      problem(std::to_string(unacked_new.size()) +
+              " unacknowledged records in one cycle (at most one, the newest, can be in flight)");
+    }
+    // Heads and histories.
+    for (const TimelineInfo& info : store.ListTimelines()) {
+      const std::string name = "t" + std::to_string(info.id) + ": ";
+      auto latest = latest_on_.find(info.id);
+      if (latest == latest_on_.end() || info.head != latest->second) {
+        problem(name + "head " + std::to_string(info.head) + " is not its newest record");
+        continue;
+      }
+      auto hist = store.History(info.id, 0, 1000000);
+      if (!hist.ok()) {
+        problem(name + "History: " + hist.status().ToString());
+        continue;
+      }
+      Lsn want = info.head;
+      bool diverged = false;
+      for (const RecordInfo& r : *hist) {
+        if (r.lsn != want || present_.count(r.lsn) == 0) {
+          problem(name + "history has " + std::to_string(r.lsn) + " where " +
+                  std::to_string(want) + " belongs");
+          diverged = true;
+          break;
+        }
+        want = present_.at(r.lsn).op.prev;
+      }
+      if (!diverged && want != 0) {
+        problem(name + "history ends early, before " + std::to_string(want));
+      }
+    }
+    for (const auto& [lsn, a] : acked) {
+      if (present_.count(lsn) == 0) problem("acknowledged lsn " + std::to_string(lsn) + " lost");
+    }
+  }
+
+ private:
+  std::map<Lsn, Present> present_;
+  std::map<TimelineId, Lsn> latest_on_;
+};
+
+}  // namespace
+
+TEST_CASE("kill -9 at random moments loses no acknowledged commit and tears none", "[crash]") {
+  const uint64_t seed = EnvU64("BRANCHDB_SEED", std::random_device{}());
+  const uint64_t cycles = EnvU64("BRANCHDB_CRASH_CYCLES", 20);
+  std::fprintf(stderr, "store_kill9_test seed=%" PRIu64 " cycles=%" PRIu64
+                       " (BRANCHDB_SEED / BRANCHDB_CRASH_CYCLES to change)\n", seed, cycles);
+  std::mt19937_64 rng(seed);
+  branchdb::testing::TempDir dir;  // a real file system, not tmpfs
+  const std::string db = dir.Sub("db");
+  std::map<Lsn, Ack> acked;
+  Checker checker;
+  Lsn first_new = 1;
+  uint64_t total_acks = 0;
+
+  for (uint64_t cycle = 0; cycle < cycles; ++cycle) {
+    int fds[2];
+    REQUIRE(::pipe(fds) == 0);
+    const uint64_t child_seed = rng();
+    const int kill_after_ms = 5 + static_cast<int>(rng() % 200);
+    std::fflush(nullptr);
+    pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      ::close(fds[0]);
+      ChildMain(db, fds[1], child_seed, cycle);
+    }
+    ::close(fds[1]);
+    std::vector<char> bytes;
+    auto drain = [&](int timeout_ms) {
+      struct pollfd pfd{fds[0], POLLIN, 0};
+      if (::poll(&pfd, 1, timeout_ms) <= 0) return false;
+      char buf[4096];
+      ssize_t n = ::read(fds[0], buf, sizeof(buf));
+      if (n <= 0) return false;
+      bytes.insert(bytes.end(), buf, buf + n);
+      return true;
+    };
+    const auto kill_at =
+        std::chrono::steady_clock::now() + std::chrono::milliseconds(kill_after_ms);
+    while (std::chrono::steady_clock::now() < kill_at) drain(2);
+    ::kill(pid, SIGKILL);
+    int status = 0;
+    REQUIRE(::waitpid(pid, &status, 0) == pid);
+    while (drain(0)) {
+    }
+    ::close(fds[0]);
+    INFO("cycle " << cycle << " (seed " << seed << "), killed after " << kill_after_ms << " ms");
+    REQUIRE((WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL));  // else the child failed
+    REQUIRE(bytes.size() % sizeof(Ack) == 0);
+    for (size_t off = 0; off < bytes.size(); off += sizeof(Ack)) {
+      Ack a;
+      std::memcpy(&a, bytes.data() + off, sizeof(a));
+      acked[a.lsn] = a;
+      ++total_acks;
+    }
+
+    PageStoreOptions options = StoreOptions();
+    auto store = PageStore::Open(options, db);
+    REQUIRE(store.ok());
+    std::vector<std::string> problems;
+    checker.Check(**store, acked, first_new, &problems);
+    INFO(branchdb::testing::JoinProblems(problems));
+    REQUIRE(problems.empty());
+    first_new = (*store)->LastLsn() + 1;
+  }
+  std::fprintf(stderr, "store_kill9_test: %" PRIu64 " acknowledged mutations over %" PRIu64
+                       " cycles, all present\n", total_acks, cycles);
+  CHECK(total_acks > 0);
+}
