@@ -1,0 +1,446 @@
+// storage_bench: the page store's figures against physical baselines measured
+// in the same run on the same file system ($BRANCHDB_BENCH_DIR or /tmp):
+//   - branch (timeline) creation latency on stores of 1 MB, 100 MB and 1 GB
+//     versus copying a file of that size (read + write + fdatasync);
+//   - durable commit rate of one writer (1 and 4 pages per commit) versus a
+//     raw loop of 4 KiB appends + fdatasync, and of 16 writers on 16 timelines
+//     versus one writer (group commit);
+//   - ReadPage latency on the largest store (store cache cold, then warm);
+//   - recovery (Open) time of the largest store;
+//   - RAM per indexed page version (RSS delta of Open in a fresh process).
+// One JSON line per metric on stdout (bench_util.h), a table on stderr.
+//
+// Environment: BRANCHDB_BENCH_MAX_MB caps the largest store (default 1024),
+// BRANCHDB_BENCH_SECONDS the length of each rate measurement (default 3).
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cinttypes>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "bench/bench_util.h"
+#include "storage/env/env.h"
+#include "storage/page_store.h"
+
+using namespace branchdb;
+using namespace branchdb::storage;
+using bench::Emit;
+using bench::Metric;
+using bench::NowSeconds;
+using bench::Percentile;
+
+namespace {
+
+Env* const kEnv = Env::Default();
+constexpr uint64_t kMiB = 1ull << 20;
+
+struct Summary {
+  std::string metric;
+  std::string value;
+  std::string target;
+  bool met;
+};
+std::vector<Summary> g_summary;
+
+[[noreturn]] void Die(const std::string& what, const Status& s) {
+  std::fprintf(stderr, "storage_bench: %s: %s\n", what.c_str(), s.ToString().c_str());
+  std::exit(1);
+}
+
+template <typename T>
+T Check(Result<T> r, const std::string& what) {
+  if (!r.ok()) Die(what, r.status());
+  return std::move(*r);
+}
+
+void Report(Metric m) {
+  m.bench = "storage";
+  Emit(m);
+  if (m.met.has_value()) {
+    char buf[64];
+    std::snprintf(buf, sizeof(buf), "%.4g %s", m.value, m.unit.c_str());
+    g_summary.push_back({m.metric, buf, m.target, *m.met});
+  }
+}
+
+uint64_t EnvU64(const char* name, uint64_t fallback) {
+  const char* s = std::getenv(name);
+  return (s != nullptr && *s != '\0') ? std::strtoull(s, nullptr, 10) : fallback;
+}
+
+std::string SizeName(uint64_t mb) {
+  return mb >= 1024 && mb % 1024 == 0 ? std::to_string(mb / 1024) + "GB"
+                                      : std::to_string(mb) + "MB";
+}
+
+// A page whose bytes differ per (pgno, salt).
+std::string MakePage(uint64_t pgno, uint64_t salt) {
+  std::string page(kPageSize, '\0');
+  uint64_t x = pgno * 0x9e3779b97f4a7c15ull + salt;
+  for (size_t i = 0; i < kPageSize; i += 8) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    std::memcpy(page.data() + i, &x, 8);
+  }
+  return page;
+}
+
+std::unique_ptr<PageStore> OpenStore(const std::string& dir, uint64_t cache_bytes = 64 * kMiB) {
+  PageStoreOptions o;
+  o.env = kEnv;
+  o.cache_bytes = cache_bytes;
+  return Check(PageStore::Open(o, dir), "open " + dir);
+}
+
+struct BuiltStore {
+  std::unique_ptr<PageStore> store;
+  TimelineId timeline = 0;
+  Lsn head = 0;
+  uint32_t pages = 0;
+  uint64_t versions = 0;
+};
+
+// A store holding one timeline with mb MiB of pages, written 1 MiB per commit.
+BuiltStore BuildStore(const std::string& dir, uint64_t mb) {
+  BuiltStore b;
+  b.store = OpenStore(dir);
+  b.timeline = Check(b.store->CreateTimeline(0, "bench"), "create");
+  b.head = Check(b.store->Head(b.timeline), "head");
+  b.pages = static_cast<uint32_t>(mb * kMiB / kPageSize);
+  const uint32_t batch = static_cast<uint32_t>(kMiB / kPageSize);
+  std::vector<std::string> data(batch);
+  for (uint32_t first = 1; first <= b.pages; first += batch) {
+    std::vector<PageWrite> writes;
+    for (uint32_t i = 0; i < batch && first + i <= b.pages; ++i) {
+      data[i] = MakePage(first + i, 1);
+      writes.push_back(PageWrite{first + i, data[i]});
+    }
+    b.head = Check(b.store->Commit(b.timeline, b.head, writes, b.pages, "load"), "load commit");
+    b.versions += writes.size();
+  }
+  return b;
+}
+
+// cp + fsync of a bytes-long file: seconds.
+double CopyBaseline(const std::string& dir, uint64_t bytes) {
+  const std::string src = JoinPath(dir, "copy-src");
+  const std::string dst = JoinPath(dir, "copy-dst");
+  {
+    auto f = Check(kEnv->NewWritableFile(src, Env::OpenMode::kTruncate), "copy src");
+    std::string chunk;
+    for (uint64_t i = 0; i < kMiB / kPageSize; ++i) chunk += MakePage(i, 7);
+    for (uint64_t done = 0; done < bytes; done += chunk.size()) {
+      Status s = f->Append(std::string_view(chunk).substr(0, std::min<uint64_t>(chunk.size(), bytes - done)));
+      if (!s.ok()) Die("copy src", s);
+    }
+    if (Status s = f->Sync(); !s.ok()) Die("copy src sync", s);
+  }
+  const int reps = bytes >= 512 * kMiB ? 1 : 3;
+  std::vector<double> times;
+  std::vector<char> buf(kMiB);
+  for (int r = 0; r < reps; ++r) {
+    const double start = NowSeconds();
+    auto in = Check(kEnv->NewRandomAccessFile(src), "copy open");
+    auto out = Check(kEnv->NewWritableFile(dst, Env::OpenMode::kTruncate), "copy dst");
+    for (uint64_t off = 0;;) {
+      size_t n = Check(in->Read(off, buf.size(), buf.data()), "copy read");
+      if (n == 0) break;
+      if (Status s = out->Append(std::string_view(buf.data(), n)); !s.ok()) Die("copy write", s);
+      off += n;
+    }
+    if (Status s = out->Sync(); !s.ok()) Die("copy sync", s);
+    if (Status s = out->Close(); !s.ok()) Die("copy close", s);
+    if (Status s = kEnv->SyncDir(dir); !s.ok()) Die("copy syncdir", s);
+    times.push_back(NowSeconds() - start);
+    (void)kEnv->DeleteFile(dst);
+  }
+  (void)kEnv->DeleteFile(src);
+  return Percentile(times, 50);
+}
+
+// Appends of `bytes` + fdatasync per iteration for `seconds`: iterations/s.
+// Also returns the fdatasync latencies.
+double RawAppendSyncRate(const std::string& dir, size_t bytes, double seconds,
+                         std::vector<double>* latencies_ms = nullptr) {
+  const std::string path = JoinPath(dir, "raw-" + std::to_string(bytes));
+  auto f = Check(kEnv->NewWritableFile(path, Env::OpenMode::kTruncate), "raw open");
+  std::string block;
+  while (block.size() < bytes) block += MakePage(block.size(), 3);
+  block.resize(bytes);
+  uint64_t n = 0;
+  const double start = NowSeconds();
+  double now = start;
+  while (now - start < seconds) {
+    if (Status s = f->Append(block); !s.ok()) Die("raw append", s);
+    const double t0 = NowSeconds();
+    if (Status s = f->Sync(); !s.ok()) Die("raw sync", s);
+    now = NowSeconds();
+    if (latencies_ms) latencies_ms->push_back((now - t0) * 1e3);
+    ++n;
+  }
+  (void)f->Close();
+  (void)kEnv->DeleteFile(path);
+  return static_cast<double>(n) / (now - start);
+}
+
+// Durable commits per second of `writers` threads, each on its own timeline,
+// `pages` random pages per commit.
+double CommitRate(const std::string& dir, int writers, int pages, double seconds) {
+  auto store = OpenStore(dir);
+  constexpr uint32_t kDbPages = 1024;
+  std::vector<TimelineId> tls;
+  for (int i = 0; i < writers; ++i) tls.push_back(Check(store->CreateTimeline(0, "w"), "create"));
+  std::atomic<uint64_t> commits{0};
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> threads;
+  const double start = NowSeconds();
+  for (int w = 0; w < writers; ++w) {
+    threads.emplace_back([&, w] {
+      std::mt19937_64 rng(w);
+      Lsn head = Check(store->Head(tls[w]), "head");
+      std::vector<std::string> data(pages);
+      uint64_t salt = 0;
+      while (!stop.load()) {
+        std::vector<PageWrite> writes;
+        std::vector<PageNo> used;
+        for (int i = 0; i < pages; ++i) {
+          PageNo p;
+          do {
+            p = 1 + static_cast<PageNo>(rng() % kDbPages);
+          } while (std::find(used.begin(), used.end(), p) != used.end());
+          used.push_back(p);
+          data[i] = MakePage(p, ++salt);
+          writes.push_back(PageWrite{p, data[i]});
+        }
+        head = Check(store->Commit(tls[w], head, writes, kDbPages, "c"), "commit");
+        commits.fetch_add(1);
+      }
+    });
+  }
+  while (NowSeconds() - start < seconds) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  stop.store(true);
+  for (auto& t : threads) t.join();
+  return static_cast<double>(commits.load()) / (NowSeconds() - start);
+}
+
+// Resident set size in bytes, from /proc/self/statm.
+uint64_t RssBytes() {
+  auto text = kEnv->ReadFileToString("/proc/self/statm");
+  if (!text.ok()) return 0;
+  unsigned long long size = 0, resident = 0;
+  if (std::sscanf(text->c_str(), "%llu %llu", &size, &resident) != 2) return 0;
+  return resident * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+}
+
+// RSS growth of opening the store in dir, measured in a fresh child process
+// so that memory freed earlier in this process does not hide it.
+double OpenRssDelta(const std::string& dir) {
+  int fds[2];
+  if (::pipe(fds) != 0) return -1;
+  std::fflush(nullptr);
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::close(fds[0]);
+    const uint64_t before = RssBytes();
+    auto store = OpenStore(dir, /*cache_bytes=*/kMiB);
+    const double delta = static_cast<double>(RssBytes()) - static_cast<double>(before);
+    ssize_t w = ::write(fds[1], &delta, sizeof(delta));
+    std::_Exit(w == sizeof(delta) ? 0 : 1);
+  }
+  ::close(fds[1]);
+  double delta = -1;
+  if (::read(fds[0], &delta, sizeof(delta)) != sizeof(delta)) delta = -1;
+  ::close(fds[0]);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return delta;
+}
+
+void BranchCreation(const std::string& root, const std::vector<uint64_t>& sizes,
+                    double fsync_p50_ms) {
+  const uint64_t largest = sizes.back();
+  for (uint64_t mb : sizes) {
+    const std::string dir = JoinPath(root, "store-" + SizeName(mb));
+    BuiltStore b = BuildStore(dir, mb);
+    std::vector<double> ms;
+    for (int i = 0; i < 200; ++i) {
+      const double t0 = NowSeconds();
+      auto t = b.store->CreateTimeline(b.timeline, b.head, "branch");
+      ms.push_back((NowSeconds() - t0) * 1e3);
+      if (!t.ok()) Die("branch", t.status());
+    }
+    const double copy_ms = CopyBaseline(root, mb * kMiB) * 1e3;
+    const double p50 = Percentile(ms, 50);
+    const double p99 = Percentile(ms, 99);
+    Metric m;
+    m.metric = "branch_create_p50_" + SizeName(mb);
+    m.value = p50;
+    m.unit = "ms";
+    m.baseline_name = "cp+fsync";
+    m.baseline = copy_ms;
+    m.lower_is_better = true;
+    if (mb == largest) {
+      m.target = ">=1000x faster than cp+fsync, p50 < 1 ms";
+      m.met = copy_ms / p50 >= 1000 && p50 < 1.0;
+    } else {
+      m.target = "p50 < 1 ms";
+      m.met = p50 < 1.0;
+    }
+    Report(m);
+    Metric m99 = m;
+    m99.metric = "branch_create_p99_" + SizeName(mb);
+    m99.value = p99;
+    m99.target.clear();
+    m99.met.reset();
+    Report(m99);
+    b.store.reset();
+    if (mb != largest) {
+      auto children = kEnv->GetChildren(dir);
+      if (children.ok()) {
+        for (const auto& c : *children) (void)kEnv->DeleteFile(JoinPath(dir, c));
+      }
+      (void)kEnv->DeleteDir(dir);
+    }
+  }
+  Metric f;
+  f.metric = "disk_fdatasync_p50";
+  f.value = fsync_p50_ms;
+  f.unit = "ms";
+  f.target = "";  // context: a durable branch creation costs at least one of these
+  Report(f);
+}
+
+void CommitThroughput(const std::string& root, double seconds) {
+  std::vector<double> lat;
+  const double raw = RawAppendSyncRate(root, kPageSize, seconds, &lat);
+  const double raw16 = RawAppendSyncRate(root, 4 * kPageSize, seconds);
+  const double one = CommitRate(JoinPath(root, "commit-1x1"), 1, 1, seconds);
+  const double four = CommitRate(JoinPath(root, "commit-1x4"), 1, 4, seconds);
+  const double many = CommitRate(JoinPath(root, "commit-16x1"), 16, 1, seconds);
+  Metric m;
+  m.metric = "commit_rate_1_writer_1_page";
+  m.value = one;
+  m.unit = "commits/s";
+  m.baseline_name = "raw 4KiB append+fdatasync";
+  m.baseline = raw;
+  m.target = ">=0.9x raw";
+  m.met = one >= 0.9 * raw;
+  Report(m);
+  m.metric = "commit_rate_1_writer_4_pages";
+  m.value = four;
+  m.met = four >= 0.9 * raw;
+  Report(m);
+  Metric m16 = m;
+  m16.metric = "commit_rate_1_writer_4_pages_vs_16KiB";
+  m16.baseline_name = "raw 16KiB append+fdatasync";
+  m16.baseline = raw16;
+  m16.met = four >= 0.9 * raw16;
+  Report(m16);
+  Metric w;
+  w.metric = "commit_rate_16_writers_1_page";
+  w.value = many;
+  w.unit = "commits/s";
+  w.baseline_name = "1 writer";
+  w.baseline = one;
+  w.target = ">=4x one writer";
+  w.met = many >= 4 * one;
+  Report(w);
+}
+
+void ReadsRecoveryMemory(const std::string& root, uint64_t mb) {
+  const std::string dir = JoinPath(root, "store-" + SizeName(mb));
+  // Recovery: median of three opens.
+  std::vector<double> opens;
+  for (int i = 0; i < 3; ++i) {
+    const double t0 = NowSeconds();
+    auto s = OpenStore(dir);
+    opens.push_back(NowSeconds() - t0);
+  }
+  Metric r;
+  r.metric = "recovery_open_" + SizeName(mb);
+  r.value = Percentile(opens, 50) * 1e3;
+  r.unit = "ms";
+  r.target = "< 2000 ms";
+  r.met = r.value < 2000;
+  Report(r);
+
+  auto store = OpenStore(dir);
+  const TimelineId t = store->ListTimelines().front().id;
+  const Lsn head = Check(store->Head(t), "head");
+  const uint32_t pages = Check(store->DbSize(t, head), "size");
+  std::mt19937_64 rng(42);
+  std::string out;
+  auto sample = [&](const std::vector<PageNo>& pgnos) {
+    std::vector<double> us;
+    for (PageNo p : pgnos) {
+      const double t0 = NowSeconds();
+      Status s = store->ReadPage(t, p, head, &out);
+      us.push_back((NowSeconds() - t0) * 1e6);
+      if (!s.ok()) Die("read", s);
+    }
+    return us;
+  };
+  std::vector<PageNo> cold, hot;
+  for (int i = 0; i < 5000; ++i) cold.push_back(1 + static_cast<PageNo>(rng() % pages));
+  for (int i = 0; i < 5000; ++i) hot.push_back(1 + static_cast<PageNo>(rng() % 1000));
+  std::vector<double> cold_us = sample(cold);
+  (void)sample(hot);
+  std::vector<double> warm_us = sample(hot);
+  for (auto [name, v] : {std::pair{"cold", &cold_us}, std::pair{"warm", &warm_us}}) {
+    for (double p : {50.0, 99.0}) {
+      Metric m;
+      m.metric = std::string("read_page_") + name + "_p" + std::to_string(int(p)) + "_" +
+                 SizeName(mb);
+      m.value = Percentile(*v, p);
+      m.unit = "us";
+      Report(m);
+    }
+  }
+  store.reset();
+
+  const double delta = OpenRssDelta(dir);
+  const double versions = static_cast<double>(mb * kMiB / kPageSize);
+  Metric mem;
+  mem.metric = "ram_per_page_version";
+  mem.value = delta / versions;
+  mem.unit = "bytes";
+  mem.target = "< 64 bytes";
+  mem.met = delta >= 0 && mem.value < 64;
+  Report(mem);
+}
+
+}  // namespace
+
+int main() {
+  const uint64_t max_mb = EnvU64("BRANCHDB_BENCH_MAX_MB", 1024);
+  const double seconds = static_cast<double>(EnvU64("BRANCHDB_BENCH_SECONDS", 3));
+  std::vector<uint64_t> sizes;
+  for (uint64_t mb : {1ull, 100ull, 1024ull}) sizes.push_back(std::min(mb, max_mb));
+  sizes.erase(std::unique(sizes.begin(), sizes.end()), sizes.end());
+  bench::ScratchDir root("storage");
+  const double start = NowSeconds();
+
+  std::vector<double> lat;
+  (void)RawAppendSyncRate(root.path(), kPageSize, 1.0, &lat);
+  BranchCreation(root.path(), sizes, Percentile(lat, 50));
+  CommitThroughput(root.path(), seconds);
+  ReadsRecoveryMemory(root.path(), sizes.back());
+
+  std::fprintf(stderr, "\nstorage_bench summary (%.0f s, largest store %s):\n",
+               NowSeconds() - start, SizeName(sizes.back()).c_str());
+  for (const auto& s : g_summary) {
+    std::fprintf(stderr, "  %-40s %-16s %-44s %s\n", s.metric.c_str(), s.value.c_str(),
+                 s.target.c_str(), s.met ? "MET" : "NOT MET");
+  }
+  return 0;
+}
