@@ -1,0 +1,352 @@
+// auth: OAuth 2.0 client credentials, Ed25519-signed JWT access tokens, database
+// credentials, revocation and introspection. The library knows no HTTP and no
+// storage beyond Env: the server parses a request, calls one function here and
+// writes back the returned HttpReply (status, headers, JSON body) 1:1.
+//
+// State lives under <data_dir>/auth/ (clients.json, keys.json, keys/<kid>.pem,
+// revoked.json); each file is written with temp file + fsync + rename + dir fsync.
+// Secrets are stored only as salted PBKDF2-HMAC-SHA256 hashes. See docs/auth.md.
+//
+// Thread-safety: AuthService is safe for concurrent use by many threads (one
+// internal mutex; secret hashing and signature checks run outside it). The free
+// functions are pure and thread-safe.
+#ifndef BRANCHDB_AUTH_AUTH_H_
+#define BRANCHDB_AUTH_AUTH_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "storage/env/env.h"
+#include "storage/util/status.h"
+
+namespace branchdb::auth {
+
+// ---------------------------------------------------------------------------
+// Scopes and operations
+// ---------------------------------------------------------------------------
+
+// One OAuth scope. Implications (checked by ScopeSet::Covers):
+//   admin          implies every scope;
+//   X:write        implies X:read (projects, branches, sql).
+enum class Scope : uint32_t {
+  kAdmin = 1u << 0,
+  kProjectsRead = 1u << 1,
+  kProjectsWrite = 1u << 2,
+  kBranchesRead = 1u << 3,
+  kBranchesWrite = 1u << 4,
+  kSqlRead = 1u << 5,
+  kSqlWrite = 1u << 6,
+};
+
+// "admin", "projects:read", ...
+std::string_view ScopeName(Scope scope);
+// The scope named `name`, or nullopt when unknown.
+std::optional<Scope> ParseScopeName(std::string_view name);
+
+// A set of scopes as granted (no implications expanded).
+class ScopeSet {
+ public:
+  ScopeSet() = default;
+  ScopeSet(std::initializer_list<Scope> scopes);
+  static ScopeSet FromBits(uint32_t bits) { ScopeSet s; s.bits_ = bits & kAllBits; return s; }
+
+  // Parses a space-separated scope list (RFC 6749 §3.3). Fails with
+  // InvalidArgument on an unknown name, an empty list or stray whitespace.
+  static Result<ScopeSet> Parse(std::string_view space_separated);
+
+  void Add(Scope s) { bits_ |= static_cast<uint32_t>(s); }
+  bool Has(Scope s) const { return (bits_ & static_cast<uint32_t>(s)) != 0; }
+  bool empty() const { return bits_ == 0; }
+  uint32_t bits() const { return bits_; }
+  // True when holding this set grants `required` (with the implications above).
+  bool Covers(Scope required) const;
+  // True when every scope in `other` is covered by this set (narrowing check).
+  bool CoversAll(const ScopeSet& other) const;
+  // Space-separated names in canonical order ("admin projects:read ...").
+  std::string ToString() const;
+  std::vector<std::string> Names() const;
+
+  bool operator==(const ScopeSet&) const = default;
+
+  static constexpr uint32_t kAllBits = 0x7f;
+
+ private:
+  uint32_t bits_ = 0;
+};
+
+// Every API operation the server authorizes.
+enum class Operation {
+  kListProjects, kGetProject, kCreateProject, kUpdateProject, kDeleteProject,
+  kListBranches, kGetBranch, kCreateBranch, kDeleteBranch, kResetBranch,
+  kRollbackBranch, kCreateCheckpoint, kListCheckpoints, kDiffBranch, kPromoteBranch,
+  kSqlRead, kSqlWrite,
+  kIssueReadCredential, kIssueReadWriteCredential,
+  kManageClients, kRotateKeys, kIntrospectAnyToken,
+};
+
+// The scope an operation needs (see the table in docs/auth.md).
+Scope RequiredScope(Operation op);
+// "list_projects", ... for logs and error descriptions.
+std::string_view OperationName(Operation op);
+// True for operations that change state (kSqlWrite, kCreateBranch, ...).
+bool IsWriteOperation(Operation op);
+
+// ---------------------------------------------------------------------------
+// HTTP-shaped results
+// ---------------------------------------------------------------------------
+
+// What the server sends back: status, headers (in order), body (JSON text, or
+// empty). The server copies it 1:1 and sets Content-Type: application/json when
+// body is non-empty.
+struct HttpReply {
+  int status = 200;
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+
+  // The value of header `name` (case-insensitive), or "" when absent.
+  std::string Header(std::string_view name) const;
+};
+
+// A failure of a bearer-protected request (RFC 6750 §3.1).
+struct BearerError {
+  enum class Kind {
+    kNoToken,            // no credentials at all: 401, challenge without error code
+    kInvalidRequest,     // malformed Authorization header: 400 invalid_request
+    kInvalidToken,       // expired/revoked/malformed/bad signature...: 401 invalid_token
+    kInsufficientScope,  // valid token, not allowed to do this: 403 insufficient_scope
+  };
+  Kind kind = Kind::kInvalidToken;
+  std::string description;  // goes into error_description (no secrets, ASCII)
+  std::string scope;        // for kInsufficientScope: the scope the operation needs
+
+  // "invalid_token", "insufficient_scope", "invalid_request" or "" (kNoToken).
+  std::string_view ErrorCode() const;
+  // The HTTP status: 401, 400, 401, 403.
+  int HttpStatus() const;
+};
+
+// Builds status + `WWW-Authenticate: Bearer realm="<realm>", error="...",
+// error_description="...", scope="..."` + JSON body {"error","error_description"}.
+HttpReply BearerErrorReply(const BearerError& error, std::string_view realm);
+
+// ---------------------------------------------------------------------------
+// Options, clients, principals
+// ---------------------------------------------------------------------------
+
+struct AuthOptions {
+  // REQUIRED: the data directory; auth state lives in <data_dir>/auth/.
+  std::string data_dir;
+  // Default: "branchdb". The `iss` claim written and required.
+  std::string issuer = "branchdb";
+  // Default: "branchdb-api". The `aud` claim written and required.
+  std::string audience = "branchdb-api";
+  // Default: "branchdb". Realm in WWW-Authenticate challenges.
+  std::string realm = "branchdb";
+  // Default: 900 s. Access token lifetime; Open() fails if outside [60, 3600].
+  int64_t access_token_lifetime_seconds = 900;
+  // Default: 30 s. Clock skew tolerated on exp, iat and nbf; at most 300.
+  int64_t leeway_seconds = 30;
+  // Default: 8192. Tokens longer than this are rejected before any decoding.
+  size_t max_token_bytes = 8192;
+  // Default: 30 days. Maintain() rotates the signing key when it is older (0 = never).
+  int64_t key_rotation_seconds = 30LL * 24 * 3600;
+  // Default: 10000. PBKDF2-HMAC-SHA256 iterations for new secret hashes (secrets
+  // are 256 random bits, so the hash need not be slow; see docs/auth.md).
+  int pbkdf2_iterations = 10000;
+  // Rate limit of failed client authentication: after `rate_limit_failures`
+  // failures within `rate_limit_window_seconds` for one client id or one source
+  // address, further attempts (even correct ones) get 429 until the window ends.
+  // Defaults: 10 failures, 300 s.
+  int rate_limit_failures = 10;
+  int64_t rate_limit_window_seconds = 300;
+  // Default: empty. Called on every secret-bearing file (private keys,
+  // clients.json, revoked.json, admin-credentials.json) right after it is
+  // created empty and before any secret is written to it; the server passes a
+  // function that sets mode 0600 (Env has no chmod). An error aborts the write.
+  std::function<Status(const std::string& path)> restrict_file_permissions;
+};
+
+struct ClientSpec {
+  std::string name;                   // human label, e.g. "ci-runner" (may be empty)
+  ScopeSet scopes;                    // REQUIRES: non-empty
+  std::vector<std::string> projects;  // projects it may touch; empty = all projects
+};
+
+struct ClientInfo {
+  std::string client_id;
+  std::string name;
+  ScopeSet scopes;
+  std::vector<std::string> projects;  // empty = all
+  bool enabled = true;
+  int64_t created_at = 0;  // unix seconds
+
+  // True when the client may touch `project` (empty list = all).
+  bool MayAccessProject(std::string_view project) const;
+};
+
+// Returned once, at creation; the secret is never retrievable again.
+struct NewClient {
+  ClientInfo info;
+  std::string client_secret;
+};
+
+// Who is calling, after a bearer token was verified.
+struct Principal {
+  enum class Kind { kAccessToken, kDbCredential };
+  Kind kind = Kind::kAccessToken;
+  std::string client_id;
+  std::string jti;
+  int64_t issued_at = 0;
+  int64_t expires_at = 0;
+  // kAccessToken: granted scopes, and the client's project list (empty = all),
+  // read from the registry at verification time.
+  ScopeSet scopes;
+  std::vector<std::string> projects;
+  // kDbCredential: the one project and branch, and whether writes are allowed.
+  std::string project;
+  std::string branch;
+  bool read_write = false;
+};
+
+// Form fields and headers of an OAuth endpoint request (token, revoke, introspect).
+struct OAuthRequest {
+  // Decoded application/x-www-form-urlencoded fields, in order, duplicates kept
+  // (ParseFormBody produces this from a raw body).
+  std::vector<std::pair<std::string, std::string>> form;
+  std::string authorization;  // Authorization header value, "" when absent
+  std::string source_address; // remote IP, for rate limiting
+  std::string content_type;   // Content-Type header; "" = not checked
+};
+
+// Decodes an application/x-www-form-urlencoded body ('+' is space, %XX).
+// Fails with InvalidArgument on a bad %-escape.
+Result<std::vector<std::pair<std::string, std::string>>> ParseFormBody(std::string_view body);
+
+enum class DbAccess { kRead, kReadWrite };
+
+struct DbCredential {
+  std::string token;       // a JWT with typ "dbcred+jwt"
+  int64_t expires_in = 0;  // seconds
+  int64_t expires_at = 0;  // unix seconds
+  std::string project, branch;
+  DbAccess access = DbAccess::kRead;
+  std::string ToJson() const;  // {"credential","token_type","expires_in","expires_at",...}
+};
+
+struct EnsureAdminResult {
+  bool created = false;  // false when clients already existed
+  std::string path;      // <data_dir>/admin-credentials.json (written only when created)
+  std::string client_id;
+};
+
+// ---------------------------------------------------------------------------
+// AuthService
+// ---------------------------------------------------------------------------
+
+class AuthService {
+ public:
+  // Loads (or creates, on first start) keys, clients and revocations from
+  // <options.data_dir>/auth/. Creates a signing key when none exists.
+  // Fails with InvalidArgument on bad options, Corruption on unreadable state,
+  // IOError on file errors. `env` must outlive the service; all time comes from
+  // env->GetClock().
+  static Result<std::unique_ptr<AuthService>> Open(Env* env, AuthOptions options);
+
+  virtual ~AuthService() = default;
+  AuthService(const AuthService&) = delete;
+  AuthService& operator=(const AuthService&) = delete;
+
+  // --- clients -------------------------------------------------------------
+  // Creates a client with a fresh id and a 256-bit random secret, persisted
+  // before returning. InvalidArgument when the scopes are empty.
+  virtual Result<NewClient> CreateClient(const ClientSpec& spec) = 0;
+  virtual std::vector<ClientInfo> ListClients() = 0;
+  virtual Result<ClientInfo> GetClient(std::string_view client_id) = 0;
+  // Disabling takes effect at once: every token of the client stops verifying.
+  // NotFound for an unknown id.
+  virtual Status SetClientEnabled(std::string_view client_id, bool enabled) = 0;
+  // Deletes the client; its tokens stop verifying. NotFound for an unknown id.
+  virtual Status DeleteClient(std::string_view client_id) = 0;
+  // When the registry is empty (first start), creates an "admin" client with
+  // scope admin and writes <data_dir>/admin-credentials.json
+  // {"client_id","client_secret","token_url"}. Log the path, never the secret.
+  virtual Result<EnsureAdminResult> EnsureAdminClient(std::string_view token_url) = 0;
+
+  // --- OAuth endpoints (RFC 6749 §4.4, RFC 7009, RFC 7662) ------------------
+  // POST /oauth/token. Never fails: errors are RFC 6749 §5.2 replies.
+  virtual HttpReply TokenEndpoint(const OAuthRequest& request) = 0;
+  // POST /oauth/revoke: client-authenticated; 200 for unknown or invalid tokens.
+  virtual HttpReply RevocationEndpoint(const OAuthRequest& request) = 0;
+  // POST /oauth/introspect: client-authenticated (Basic or form). A client sees
+  // its own tokens; a client with scope admin sees all; others get active=false.
+  virtual HttpReply IntrospectionEndpoint(const OAuthRequest& request) = 0;
+  // GET /.well-known/jwks.json: {"keys":[...]} of every verifying key.
+  virtual HttpReply JwksEndpoint() = 0;
+
+  // --- verification and authorization ---------------------------------------
+  // Verifies the value of an Authorization header ("Bearer <token>"), accepting
+  // access tokens and database credentials. On failure returns the BearerError
+  // to send (BearerErrorReply). The error is in *error, the principal in the result.
+  virtual std::optional<Principal> Authenticate(std::string_view authorization_header,
+                                                BearerError* error) = 0;
+  // Verifies a bare token (no "Bearer "), either kind.
+  virtual std::optional<Principal> VerifyToken(std::string_view token,
+                                               BearerError* error) = 0;
+  // Decides whether `principal` may perform `op` on project/branch (either may
+  // be "" when the operation is not about one). Access tokens: the scope that
+  // RequiredScope(op) names and the client's project list. Database
+  // credentials: only kSqlRead/kSqlWrite, exactly their project and branch, and
+  // kSqlWrite only when read_write. Returns nullopt when allowed, else the
+  // kInsufficientScope error.
+  virtual std::optional<BearerError> Authorize(const Principal& principal, Operation op,
+                                               std::string_view project,
+                                               std::string_view branch) = 0;
+  // Authenticate + Authorize in one call; nullopt = allowed (principal in *out).
+  virtual std::optional<BearerError> Check(std::string_view authorization_header,
+                                           std::string_view project, std::string_view branch,
+                                           Operation op, Principal* out) = 0;
+
+  // --- database credentials -------------------------------------------------
+  // Issues a credential for one project + branch to an access-token principal
+  // holding sql:read (kRead) or sql:write (kReadWrite) and allowed on the
+  // project. lifetime_seconds: 0 = 900; otherwise must be within [60, 3600].
+  // Errors: kInsufficientScope (403) when not allowed; kInvalidRequest (400) for a
+  // bad lifetime or empty project/branch.
+  virtual std::optional<DbCredential> IssueDbCredential(const Principal& caller,
+                                                        std::string_view project,
+                                                        std::string_view branch,
+                                                        DbAccess access,
+                                                        int64_t lifetime_seconds,
+                                                        BearerError* error) = 0;
+
+  // --- direct calls (admin tools, tests) -----------------------------------
+  // Revokes a token of either kind (its jti is kept until its exp). OK also for
+  // unknown/invalid tokens (nothing to do); IOError when persisting fails.
+  virtual Status RevokeToken(std::string_view token) = 0;
+  // RFC 7662 response object: {"active":true, claims...} or {"active":false}.
+  virtual std::string IntrospectToken(std::string_view token) = 0;
+
+  // --- keys -----------------------------------------------------------------
+  // Creates a new Ed25519 key and makes it the signer. The previous keys keep
+  // verifying until the last token they could have signed has expired.
+  virtual Status RotateSigningKey() = 0;
+  // kid of the current signing key.
+  virtual std::string CurrentKeyId() = 0;
+  // Prunes retired keys and expired revocations, forgets old rate-limit entries,
+  // and rotates the signing key when older than key_rotation_seconds. Call it
+  // periodically (e.g. every minute).
+  virtual Status Maintain() = 0;
+
+ protected:
+  AuthService() = default;
+};
+
+}  // namespace branchdb::auth
+
+#endif  // BRANCHDB_AUTH_AUTH_H_

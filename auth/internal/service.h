@@ -1,0 +1,140 @@
+// Internal to auth/: the AuthService implementation, split over
+// service.cc (state, persistence, clients, keys), endpoints.cc (OAuth
+// endpoints) and verify.cc (verification, authorization, credentials).
+//
+// Thread-safety: every member below "guarded by mu_" is read and written with
+// mu_ held; secret hashing and signature verification run without it.
+#ifndef BRANCHDB_AUTH_INTERNAL_SERVICE_H_
+#define BRANCHDB_AUTH_INTERNAL_SERVICE_H_
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "auth/auth.h"
+#include "auth/internal/crypto.h"
+#include "auth/internal/jwt.h"
+
+namespace branchdb::auth::internal {
+
+// No token we issue lives longer than this (access tokens and credentials).
+inline constexpr int64_t kMaxTokenLifetimeSeconds = 3600;
+
+struct ClientRecord {
+  ClientInfo info;
+  std::string secret_hash;
+};
+
+struct SigningKey {
+  std::string kid;
+  int64_t created_at = 0;
+  int64_t retired_at = 0;  // 0 = the current signer
+  std::shared_ptr<const Ed25519Key> key;
+};
+
+// Result of authenticating the client of an OAuth endpoint request.
+struct ClientAuth {
+  std::optional<ClientInfo> client;  // set on success
+  std::optional<HttpReply> error;    // set on failure
+};
+
+class AuthServiceImpl final : public AuthService {
+ public:
+  AuthServiceImpl(Env* env, AuthOptions options);
+  Status Load();
+
+  Result<NewClient> CreateClient(const ClientSpec& spec) override;
+  std::vector<ClientInfo> ListClients() override;
+  Result<ClientInfo> GetClient(std::string_view client_id) override;
+  Status SetClientEnabled(std::string_view client_id, bool enabled) override;
+  Status DeleteClient(std::string_view client_id) override;
+  Result<EnsureAdminResult> EnsureAdminClient(std::string_view token_url) override;
+
+  HttpReply TokenEndpoint(const OAuthRequest& request) override;
+  HttpReply RevocationEndpoint(const OAuthRequest& request) override;
+  HttpReply IntrospectionEndpoint(const OAuthRequest& request) override;
+  HttpReply JwksEndpoint() override;
+
+  std::optional<Principal> Authenticate(std::string_view authorization_header,
+                                        BearerError* error) override;
+  std::optional<Principal> VerifyToken(std::string_view token, BearerError* error) override;
+  std::optional<BearerError> Authorize(const Principal& principal, Operation op,
+                                       std::string_view project,
+                                       std::string_view branch) override;
+  std::optional<BearerError> Check(std::string_view authorization_header,
+                                   std::string_view project, std::string_view branch,
+                                   Operation op, Principal* out) override;
+  std::optional<DbCredential> IssueDbCredential(const Principal& caller,
+                                                std::string_view project,
+                                                std::string_view branch, DbAccess access,
+                                                int64_t lifetime_seconds,
+                                                BearerError* error) override;
+
+  Status RevokeToken(std::string_view token) override;
+  std::string IntrospectToken(std::string_view token) override;
+
+  Status RotateSigningKey() override;
+  std::string CurrentKeyId() override;
+  Status Maintain() override;
+
+ private:
+  int64_t NowSeconds() const;
+  std::string AuthDir() const;
+
+  // Persistence; REQUIRES: mu_ held.
+  Status SaveClientsLocked();
+  Status SaveKeysLocked();
+  Status SaveRevokedLocked();
+  Status LoadClientsLocked();
+  Status LoadKeysLocked();
+  Status LoadRevokedLocked();
+  Status RotateLocked(int64_t now);
+  Status PruneLocked(int64_t now);
+  // True while key k may still verify tokens.
+  bool KeyUsableLocked(const SigningKey& k, int64_t now) const;
+  // Writes path atomically, calling options_.restrict_file_permissions on the
+  // temp file before any content is written.
+  Status WritePrivateFile(const std::string& path, std::string_view contents);
+
+  // Endpoint helpers (endpoints.cc).
+  ClientAuth AuthenticateClient(const OAuthRequest& request);
+  // Records a failed client authentication for the rate limiter.
+  void RecordFailureLocked(const std::string& key, int64_t now);
+  // Seconds until `key` may try again, or 0 when not limited.
+  int64_t RetryAfterLocked(const std::string& key, int64_t now);
+
+  // Signs a token of typ for client_id with the current signer, adding the
+  // standard claims (iss, sub, aud, client_id, iat, exp, jti) to `claims`.
+  Result<std::string> SignToken(std::string_view typ, const std::string& client_id,
+                                nlohmann::json claims, int64_t now, int64_t lifetime,
+                                std::string* jti);
+  // Full verification of a bare token; claims in *claims when given.
+  std::optional<Principal> VerifyInternal(std::string_view token, BearerError* error,
+                                          nlohmann::json* claims);
+  // Signature-level verification only (for revocation).
+  Result<VerifiedJwt> VerifySignatureOnly(std::string_view token);
+  nlohmann::json IntrospectionJson(const Principal& p, const nlohmann::json& claims) const;
+
+  Env* const env_;
+  const AuthOptions options_;
+
+  std::mutex mu_;
+  // guarded by mu_
+  std::map<std::string, ClientRecord, std::less<>> clients_;
+  std::vector<SigningKey> keys_;  // the last one is the signer
+  std::map<std::string, int64_t, std::less<>> revoked_;  // jti -> exp
+  struct Window {
+    int64_t start = 0;
+    int failures = 0;
+  };
+  std::map<std::string, Window, std::less<>> failures_;
+};
+
+}  // namespace branchdb::auth::internal
+
+#endif  // BRANCHDB_AUTH_INTERNAL_SERVICE_H_

@@ -1,0 +1,151 @@
+// Scopes, operations and the scope each operation needs.
+#include <array>
+
+#include "auth/auth.h"
+
+namespace branchdb::auth {
+namespace {
+
+struct ScopeEntry {
+  Scope scope;
+  std::string_view name;
+};
+constexpr std::array<ScopeEntry, 7> kScopes = {{
+    {Scope::kAdmin, "admin"},
+    {Scope::kProjectsRead, "projects:read"},
+    {Scope::kProjectsWrite, "projects:write"},
+    {Scope::kBranchesRead, "branches:read"},
+    {Scope::kBranchesWrite, "branches:write"},
+    {Scope::kSqlRead, "sql:read"},
+    {Scope::kSqlWrite, "sql:write"},
+}};
+
+// The scopes that grant `s`: itself, admin, and the write scope for a read scope.
+uint32_t Granting(Scope s) {
+  uint32_t bits = static_cast<uint32_t>(s) | static_cast<uint32_t>(Scope::kAdmin);
+  switch (s) {
+    case Scope::kProjectsRead: bits |= static_cast<uint32_t>(Scope::kProjectsWrite); break;
+    case Scope::kBranchesRead: bits |= static_cast<uint32_t>(Scope::kBranchesWrite); break;
+    case Scope::kSqlRead: bits |= static_cast<uint32_t>(Scope::kSqlWrite); break;
+    default: break;
+  }
+  return bits;
+}
+
+}  // namespace
+
+std::string_view ScopeName(Scope scope) {
+  for (const auto& e : kScopes) {
+    if (e.scope == scope) return e.name;
+  }
+  return "unknown";
+}
+
+std::optional<Scope> ParseScopeName(std::string_view name) {
+  for (const auto& e : kScopes) {
+    if (e.name == name) return e.scope;
+  }
+  return std::nullopt;
+}
+
+ScopeSet::ScopeSet(std::initializer_list<Scope> scopes) {
+  for (Scope s : scopes) Add(s);
+}
+
+Result<ScopeSet> ScopeSet::Parse(std::string_view text) {
+  if (text.empty()) return Status::InvalidArgument("empty scope");
+  ScopeSet set;
+  size_t pos = 0;
+  while (true) {
+    size_t sp = text.find(' ', pos);
+    std::string_view token = text.substr(pos, sp == std::string_view::npos ? sp : sp - pos);
+    if (token.empty()) return Status::InvalidArgument("malformed scope list");
+    auto s = ParseScopeName(token);
+    if (!s) return Status::InvalidArgument("unknown scope '" + std::string(token) + "'");
+    set.Add(*s);
+    if (sp == std::string_view::npos) break;
+    pos = sp + 1;
+  }
+  return set;
+}
+
+bool ScopeSet::Covers(Scope required) const { return (bits_ & Granting(required)) != 0; }
+
+bool ScopeSet::CoversAll(const ScopeSet& other) const {
+  for (const auto& e : kScopes) {
+    if (other.Has(e.scope) && !Covers(e.scope)) return false;
+  }
+  return true;
+}
+
+std::vector<std::string> ScopeSet::Names() const {
+  std::vector<std::string> out;
+  for (const auto& e : kScopes) {
+    if (Has(e.scope)) out.emplace_back(e.name);
+  }
+  return out;
+}
+
+std::string ScopeSet::ToString() const {
+  std::string out;
+  for (const auto& n : Names()) {
+    if (!out.empty()) out += ' ';
+    out += n;
+  }
+  return out;
+}
+
+namespace {
+struct OperationEntry {
+  Operation op;
+  std::string_view name;
+  Scope scope;
+  bool write;
+};
+constexpr std::array<OperationEntry, 22> kOperations = {{
+    {Operation::kListProjects, "list_projects", Scope::kProjectsRead, false},
+    {Operation::kGetProject, "get_project", Scope::kProjectsRead, false},
+    {Operation::kCreateProject, "create_project", Scope::kProjectsWrite, true},
+    {Operation::kUpdateProject, "update_project", Scope::kProjectsWrite, true},
+    {Operation::kDeleteProject, "delete_project", Scope::kProjectsWrite, true},
+    {Operation::kListBranches, "list_branches", Scope::kBranchesRead, false},
+    {Operation::kGetBranch, "get_branch", Scope::kBranchesRead, false},
+    {Operation::kCreateBranch, "create_branch", Scope::kBranchesWrite, true},
+    {Operation::kDeleteBranch, "delete_branch", Scope::kBranchesWrite, true},
+    {Operation::kResetBranch, "reset_branch", Scope::kBranchesWrite, true},
+    {Operation::kRollbackBranch, "rollback_branch", Scope::kBranchesWrite, true},
+    {Operation::kCreateCheckpoint, "create_checkpoint", Scope::kBranchesWrite, true},
+    {Operation::kListCheckpoints, "list_checkpoints", Scope::kBranchesRead, false},
+    {Operation::kDiffBranch, "diff_branch", Scope::kBranchesRead, false},
+    {Operation::kPromoteBranch, "promote_branch", Scope::kBranchesWrite, true},
+    {Operation::kSqlRead, "sql_read", Scope::kSqlRead, false},
+    {Operation::kSqlWrite, "sql_write", Scope::kSqlWrite, true},
+    {Operation::kIssueReadCredential, "issue_read_credential", Scope::kSqlRead, false},
+    {Operation::kIssueReadWriteCredential, "issue_read_write_credential", Scope::kSqlWrite,
+     true},
+    {Operation::kManageClients, "manage_clients", Scope::kAdmin, true},
+    {Operation::kRotateKeys, "rotate_keys", Scope::kAdmin, true},
+    {Operation::kIntrospectAnyToken, "introspect_any_token", Scope::kAdmin, false},
+}};
+
+const OperationEntry& Find(Operation op) {
+  for (const auto& e : kOperations) {
+    if (e.op == op) return e;
+  }
+  return kOperations.back();  // unreachable for valid enum values; admin is the safe default
+}
+}  // namespace
+
+Scope RequiredScope(Operation op) { return Find(op).scope; }
+std::string_view OperationName(Operation op) { return Find(op).name; }
+bool IsWriteOperation(Operation op) { return Find(op).write; }
+
+bool ClientInfo::MayAccessProject(std::string_view project) const {
+  if (projects.empty()) return true;
+  for (const auto& p : projects) {
+    if (p == project) return true;
+  }
+  return false;
+}
+
+}  // namespace branchdb::auth

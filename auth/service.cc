@@ -1,0 +1,445 @@
+// AuthService: options, state, persistence, clients and signing keys.
+#include <algorithm>
+
+#include "auth/internal/service.h"
+
+namespace branchdb::auth {
+
+using nlohmann::json;
+
+Result<std::unique_ptr<AuthService>> AuthService::Open(Env* env, AuthOptions options) {
+  if (env == nullptr) return Status::InvalidArgument("auth: env is null");
+  if (options.data_dir.empty()) return Status::InvalidArgument("auth: data_dir is required");
+  if (options.access_token_lifetime_seconds < 60 ||
+      options.access_token_lifetime_seconds > internal::kMaxTokenLifetimeSeconds) {
+    return Status::InvalidArgument("auth: access token lifetime must be within [60, 3600] s");
+  }
+  if (options.leeway_seconds < 0 || options.leeway_seconds > 300) {
+    return Status::InvalidArgument("auth: leeway must be within [0, 300] s");
+  }
+  if (options.issuer.empty() || options.audience.empty()) {
+    return Status::InvalidArgument("auth: issuer and audience must not be empty");
+  }
+  if (options.max_token_bytes < 256) return Status::InvalidArgument("auth: max_token_bytes < 256");
+  if (options.pbkdf2_iterations < 1) return Status::InvalidArgument("auth: pbkdf2_iterations < 1");
+  if (options.rate_limit_failures < 1 || options.rate_limit_window_seconds < 1) {
+    return Status::InvalidArgument("auth: rate limit failures and window must be >= 1");
+  }
+  auto impl = std::make_unique<internal::AuthServiceImpl>(env, std::move(options));
+  BRANCHDB_RETURN_IF_ERROR(impl->Load());
+  return std::unique_ptr<AuthService>(std::move(impl));
+}
+
+namespace internal {
+namespace {
+
+constexpr char kClientsFile[] = "clients.json";
+constexpr char kKeysFile[] = "keys.json";
+constexpr char kRevokedFile[] = "revoked.json";
+constexpr char kKeysDir[] = "keys";
+
+std::string Hex(std::string_view bytes) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : bytes) {
+    out.push_back(kDigits[c >> 4]);
+    out.push_back(kDigits[c & 15]);
+  }
+  return out;
+}
+
+// Reads path as a JSON object; nullopt (OK) when the file does not exist.
+Result<std::optional<json>> ReadJsonFile(Env* env, const std::string& path) {
+  if (!env->FileExists(path)) return std::optional<json>();
+  auto text = env->ReadFileToString(path);
+  if (!text.ok()) return text.status();
+  json j = json::parse(*text, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return Status::Corruption("auth: unreadable " + path);
+  return std::optional<json>(std::move(j));
+}
+
+}  // namespace
+
+AuthServiceImpl::AuthServiceImpl(Env* env, AuthOptions options)
+    : env_(env), options_(std::move(options)) {}
+
+int64_t AuthServiceImpl::NowSeconds() const {
+  int64_t micros = env_->GetClock()->NowMicros();
+  return micros >= 0 ? micros / 1000000 : -((-micros + 999999) / 1000000);
+}
+
+std::string AuthServiceImpl::AuthDir() const { return JoinPath(options_.data_dir, "auth"); }
+
+Status AuthServiceImpl::WritePrivateFile(const std::string& path, std::string_view contents) {
+  // Like Env::WriteFileAtomic, plus the permission hook before any byte is written.
+  const std::string tmp = path + ".tmp";
+  {
+    auto file = env_->NewWritableFile(tmp, Env::OpenMode::kTruncate);
+    if (!file.ok()) return file.status();
+    if (options_.restrict_file_permissions) {
+      BRANCHDB_RETURN_IF_ERROR(options_.restrict_file_permissions(tmp));
+    }
+    BRANCHDB_RETURN_IF_ERROR((*file)->Append(contents));
+    BRANCHDB_RETURN_IF_ERROR((*file)->Sync());
+    BRANCHDB_RETURN_IF_ERROR((*file)->Close());
+  }
+  BRANCHDB_RETURN_IF_ERROR(env_->RenameFile(tmp, path));
+  std::string dir = ".";
+  if (auto slash = path.rfind('/'); slash != std::string::npos) dir = path.substr(0, slash);
+  if (dir.empty()) dir = "/";
+  return env_->SyncDir(dir);
+}
+
+Status AuthServiceImpl::Load() {
+  std::lock_guard<std::mutex> lock(mu_);
+  BRANCHDB_RETURN_IF_ERROR(env_->CreateDirs(JoinPath(AuthDir(), kKeysDir)));
+  BRANCHDB_RETURN_IF_ERROR(LoadClientsLocked());
+  BRANCHDB_RETURN_IF_ERROR(LoadKeysLocked());
+  BRANCHDB_RETURN_IF_ERROR(LoadRevokedLocked());
+  int64_t now = NowSeconds();
+  if (keys_.empty()) BRANCHDB_RETURN_IF_ERROR(RotateLocked(now));
+  return Status::OK();
+}
+
+// --- clients ---------------------------------------------------------------
+
+Status AuthServiceImpl::LoadClientsLocked() {
+  const std::string path = JoinPath(AuthDir(), kClientsFile);
+  auto j = ReadJsonFile(env_, path);
+  if (!j.ok()) return j.status();
+  if (!j->has_value()) return Status::OK();
+  const json& root = **j;
+  auto bad = [&] { return Status::Corruption("auth: malformed " + path); };
+  if (!root.contains("clients") || !root["clients"].is_array()) return bad();
+  for (const json& c : root["clients"]) {
+    if (!c.is_object()) return bad();
+    ClientRecord rec;
+    auto str = [&](const char* name, std::string* out) {
+      auto it = c.find(name);
+      if (it == c.end() || !it->is_string()) return false;
+      *out = it->get<std::string>();
+      return true;
+    };
+    std::string scopes;
+    if (!str("client_id", &rec.info.client_id) || !str("name", &rec.info.name) ||
+        !str("secret_hash", &rec.secret_hash) || !str("scopes", &scopes)) {
+      return bad();
+    }
+    auto parsed = ScopeSet::Parse(scopes);
+    if (!parsed.ok()) return bad();
+    rec.info.scopes = *parsed;
+    auto en = c.find("enabled");
+    auto created = c.find("created_at");
+    auto projects = c.find("projects");
+    if (en == c.end() || !en->is_boolean() || created == c.end() ||
+        !created->is_number_integer() || projects == c.end() || !projects->is_array()) {
+      return bad();
+    }
+    rec.info.enabled = en->get<bool>();
+    rec.info.created_at = created->get<int64_t>();
+    for (const json& p : *projects) {
+      if (!p.is_string()) return bad();
+      rec.info.projects.push_back(p.get<std::string>());
+    }
+    clients_[rec.info.client_id] = std::move(rec);
+  }
+  return Status::OK();
+}
+
+Status AuthServiceImpl::SaveClientsLocked() {
+  json arr = json::array();
+  for (const auto& [id, rec] : clients_) {
+    arr.push_back({{"client_id", id},
+                   {"name", rec.info.name},
+                   {"secret_hash", rec.secret_hash},
+                   {"scopes", rec.info.scopes.ToString()},
+                   {"projects", rec.info.projects},
+                   {"enabled", rec.info.enabled},
+                   {"created_at", rec.info.created_at}});
+  }
+  json root = {{"version", 1}, {"clients", arr}};
+  return WritePrivateFile(JoinPath(AuthDir(), kClientsFile), root.dump(2) + "\n");
+}
+
+Result<NewClient> AuthServiceImpl::CreateClient(const ClientSpec& spec) {
+  if (spec.scopes.empty()) return Status::InvalidArgument("a client needs at least one scope");
+  for (const auto& p : spec.projects) {
+    if (p.empty()) return Status::InvalidArgument("empty project name in client's project list");
+  }
+  auto id_bytes = internal::RandomBytes(10);
+  auto secret_bytes = internal::RandomBytes(32);
+  if (!id_bytes.ok()) return id_bytes.status();
+  if (!secret_bytes.ok()) return secret_bytes.status();
+  NewClient out;
+  out.client_secret = "bdbs_" + Base64UrlEncode(*secret_bytes);
+  auto hash = HashSecret(out.client_secret, options_.pbkdf2_iterations);
+  if (!hash.ok()) return hash.status();
+  out.info.client_id = "bdb_" + Hex(*id_bytes);
+  out.info.name = spec.name;
+  out.info.scopes = spec.scopes;
+  out.info.projects = spec.projects;
+  out.info.enabled = true;
+  out.info.created_at = NowSeconds();
+
+  std::lock_guard<std::mutex> lock(mu_);
+  if (clients_.count(out.info.client_id) != 0) {
+    return Status::Unavailable("client id collision; retry");
+  }
+  clients_[out.info.client_id] = ClientRecord{out.info, *hash};
+  Status st = SaveClientsLocked();
+  if (!st.ok()) {
+    clients_.erase(out.info.client_id);
+    return st;
+  }
+  return out;
+}
+
+std::vector<ClientInfo> AuthServiceImpl::ListClients() {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<ClientInfo> out;
+  for (const auto& [id, rec] : clients_) out.push_back(rec.info);
+  return out;
+}
+
+Result<ClientInfo> AuthServiceImpl::GetClient(std::string_view client_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = clients_.find(client_id);
+  if (it == clients_.end()) return Status::NotFound("no such client", "client_not_found");
+  return it->second.info;
+}
+
+Status AuthServiceImpl::SetClientEnabled(std::string_view client_id, bool enabled) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = clients_.find(client_id);
+  if (it == clients_.end()) return Status::NotFound("no such client", "client_not_found");
+  bool before = it->second.info.enabled;
+  it->second.info.enabled = enabled;
+  Status st = SaveClientsLocked();
+  if (!st.ok()) it->second.info.enabled = before;
+  return st;
+}
+
+Status AuthServiceImpl::DeleteClient(std::string_view client_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = clients_.find(client_id);
+  if (it == clients_.end()) return Status::NotFound("no such client", "client_not_found");
+  ClientRecord saved = it->second;
+  clients_.erase(it);
+  Status st = SaveClientsLocked();
+  if (!st.ok()) clients_[saved.info.client_id] = std::move(saved);
+  return st;
+}
+
+Result<EnsureAdminResult> AuthServiceImpl::EnsureAdminClient(std::string_view token_url) {
+  EnsureAdminResult result;
+  result.path = JoinPath(options_.data_dir, "admin-credentials.json");
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!clients_.empty()) return result;
+  }
+  // The credentials file is written before the registry, so that a crash in
+  // between leaves an empty registry (and the next start writes a fresh file)
+  // rather than an admin client nobody knows the secret of.
+  auto id_bytes = internal::RandomBytes(10);
+  auto secret_bytes = internal::RandomBytes(32);
+  if (!id_bytes.ok()) return id_bytes.status();
+  if (!secret_bytes.ok()) return secret_bytes.status();
+  ClientRecord rec;
+  std::string secret = "bdbs_" + Base64UrlEncode(*secret_bytes);
+  auto hash = HashSecret(secret, options_.pbkdf2_iterations);
+  if (!hash.ok()) return hash.status();
+  rec.secret_hash = *hash;
+  rec.info.client_id = "bdb_" + Hex(*id_bytes);
+  rec.info.name = "admin";
+  rec.info.scopes = ScopeSet{Scope::kAdmin};
+  rec.info.enabled = true;
+  rec.info.created_at = NowSeconds();
+
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!clients_.empty()) return result;  // raced with another caller
+  json creds = {{"client_id", rec.info.client_id},
+                {"client_secret", secret},
+                {"token_url", std::string(token_url)}};
+  BRANCHDB_RETURN_IF_ERROR(WritePrivateFile(result.path, creds.dump(2) + "\n"));
+  clients_[rec.info.client_id] = rec;
+  Status st = SaveClientsLocked();
+  if (!st.ok()) {
+    clients_.erase(rec.info.client_id);
+    return st;
+  }
+  result.created = true;
+  result.client_id = rec.info.client_id;
+  return result;
+}
+
+// --- keys ------------------------------------------------------------------
+
+Status AuthServiceImpl::LoadKeysLocked() {
+  const std::string path = JoinPath(AuthDir(), kKeysFile);
+  auto j = ReadJsonFile(env_, path);
+  if (!j.ok()) return j.status();
+  if (!j->has_value()) return Status::OK();
+  const json& root = **j;
+  auto bad = [&] { return Status::Corruption("auth: malformed " + path); };
+  if (!root.contains("keys") || !root["keys"].is_array()) return bad();
+  for (const json& k : root["keys"]) {
+    if (!k.is_object() || !k.contains("kid") || !k["kid"].is_string() ||
+        !k.contains("created_at") || !k["created_at"].is_number_integer() ||
+        !k.contains("retired_at") || !k["retired_at"].is_number_integer()) {
+      return bad();
+    }
+    SigningKey sk;
+    sk.kid = k["kid"].get<std::string>();
+    sk.created_at = k["created_at"].get<int64_t>();
+    sk.retired_at = k["retired_at"].get<int64_t>();
+    if (sk.kid.empty() || sk.kid.find('/') != std::string::npos || sk.kid[0] == '.') return bad();
+    auto pem = env_->ReadFileToString(JoinPath(JoinPath(AuthDir(), kKeysDir), sk.kid + ".pem"));
+    if (!pem.ok()) return pem.status();
+    auto key = Ed25519Key::FromPrivatePem(*pem);
+    if (!key.ok()) return key.status();
+    if ((*key)->Thumbprint() != sk.kid) return Status::Corruption("auth: key does not match kid");
+    sk.key = std::shared_ptr<const Ed25519Key>(std::move(*key));
+    keys_.push_back(std::move(sk));
+  }
+  if (!keys_.empty() && keys_.back().retired_at != 0) {
+    return Status::Corruption("auth: the last key in keys.json is retired");
+  }
+  return Status::OK();
+}
+
+Status AuthServiceImpl::SaveKeysLocked() {
+  json arr = json::array();
+  for (const auto& k : keys_) {
+    arr.push_back({{"kid", k.kid}, {"created_at", k.created_at}, {"retired_at", k.retired_at}});
+  }
+  json root = {{"version", 1}, {"keys", arr}};
+  return WritePrivateFile(JoinPath(AuthDir(), kKeysFile), root.dump(2) + "\n");
+}
+
+Status AuthServiceImpl::RotateLocked(int64_t now) {
+  auto key = Ed25519Key::Generate();
+  if (!key.ok()) return key.status();
+  auto pem = (*key)->PrivatePem();
+  if (!pem.ok()) return pem.status();
+  SigningKey sk;
+  sk.kid = (*key)->Thumbprint();
+  sk.created_at = now;
+  sk.key = std::shared_ptr<const Ed25519Key>(std::move(*key));
+  BRANCHDB_RETURN_IF_ERROR(
+      WritePrivateFile(JoinPath(JoinPath(AuthDir(), kKeysDir), sk.kid + ".pem"), *pem));
+  std::vector<SigningKey> before = keys_;
+  if (!keys_.empty()) keys_.back().retired_at = now;
+  keys_.push_back(std::move(sk));
+  Status st = SaveKeysLocked();
+  if (!st.ok()) keys_ = std::move(before);
+  return st;
+}
+
+bool AuthServiceImpl::KeyUsableLocked(const SigningKey& k, int64_t now) const {
+  // A retired key signed its last token at retired_at; that token expires at
+  // most kMaxTokenLifetimeSeconds later, and is accepted for leeway more.
+  return k.retired_at == 0 ||
+         now < k.retired_at + kMaxTokenLifetimeSeconds + options_.leeway_seconds;
+}
+
+Status AuthServiceImpl::PruneLocked(int64_t now) {
+  std::vector<SigningKey> keep, drop;
+  for (auto& k : keys_) (KeyUsableLocked(k, now) ? keep : drop).push_back(k);
+  if (!drop.empty()) {
+    std::vector<SigningKey> before = keys_;
+    keys_ = keep;
+    Status st = SaveKeysLocked();
+    if (!st.ok()) {
+      keys_ = std::move(before);
+      return st;
+    }
+    for (const auto& k : drop) {
+      Status del = env_->DeleteFile(JoinPath(JoinPath(AuthDir(), kKeysDir), k.kid + ".pem"));
+      if (!del.ok() && !del.IsNotFound()) return del;
+    }
+  }
+  size_t revoked_before = revoked_.size();
+  for (auto it = revoked_.begin(); it != revoked_.end();) {
+    it = (it->second + options_.leeway_seconds < now) ? revoked_.erase(it) : std::next(it);
+  }
+  if (revoked_.size() != revoked_before) BRANCHDB_RETURN_IF_ERROR(SaveRevokedLocked());
+  for (auto it = failures_.begin(); it != failures_.end();) {
+    it = (now >= it->second.start + options_.rate_limit_window_seconds) ? failures_.erase(it)
+                                                                         : std::next(it);
+  }
+  return Status::OK();
+}
+
+Status AuthServiceImpl::RotateSigningKey() {
+  std::lock_guard<std::mutex> lock(mu_);
+  int64_t now = NowSeconds();
+  BRANCHDB_RETURN_IF_ERROR(RotateLocked(now));
+  return PruneLocked(now);
+}
+
+std::string AuthServiceImpl::CurrentKeyId() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return keys_.empty() ? std::string() : keys_.back().kid;
+}
+
+Status AuthServiceImpl::Maintain() {
+  std::lock_guard<std::mutex> lock(mu_);
+  int64_t now = NowSeconds();
+  if (options_.key_rotation_seconds > 0 && !keys_.empty() &&
+      now >= keys_.back().created_at + options_.key_rotation_seconds) {
+    BRANCHDB_RETURN_IF_ERROR(RotateLocked(now));
+  }
+  return PruneLocked(now);
+}
+
+HttpReply AuthServiceImpl::JwksEndpoint() {
+  json keys = json::array();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    int64_t now = NowSeconds();
+    for (const auto& k : keys_) {
+      if (!KeyUsableLocked(k, now)) continue;
+      keys.push_back({{"kty", "OKP"},
+                      {"crv", "Ed25519"},
+                      {"x", Base64UrlEncode(k.key->public_raw())},
+                      {"kid", k.kid},
+                      {"use", "sig"},
+                      {"alg", "EdDSA"}});
+    }
+  }
+  HttpReply reply;
+  reply.headers = {{"Cache-Control", "public, max-age=60"}};
+  reply.body = json{{"keys", keys}}.dump();
+  return reply;
+}
+
+// --- revocations -----------------------------------------------------------
+
+Status AuthServiceImpl::LoadRevokedLocked() {
+  const std::string path = JoinPath(AuthDir(), kRevokedFile);
+  auto j = ReadJsonFile(env_, path);
+  if (!j.ok()) return j.status();
+  if (!j->has_value()) return Status::OK();
+  const json& root = **j;
+  if (!root.contains("revoked") || !root["revoked"].is_array()) {
+    return Status::Corruption("auth: malformed " + path);
+  }
+  for (const json& r : root["revoked"]) {
+    if (!r.is_object() || !r.contains("jti") || !r["jti"].is_string() || !r.contains("exp") ||
+        !r["exp"].is_number_integer()) {
+      return Status::Corruption("auth: malformed " + path);
+    }
+    revoked_[r["jti"].get<std::string>()] = r["exp"].get<int64_t>();
+  }
+  return Status::OK();
+}
+
+Status AuthServiceImpl::SaveRevokedLocked() {
+  json arr = json::array();
+  for (const auto& [jti, exp] : revoked_) arr.push_back({{"jti", jti}, {"exp", exp}});
+  json root = {{"version", 1}, {"revoked", arr}};
+  return WritePrivateFile(JoinPath(AuthDir(), kRevokedFile), root.dump(2) + "\n");
+}
+
+}  // namespace internal
+}  // namespace branchdb::auth

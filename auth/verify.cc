@@ -1,0 +1,318 @@
+// Token issuing and verification, authorization, database credentials.
+#include "auth/internal/service.h"
+
+namespace branchdb::auth::internal {
+namespace {
+
+using nlohmann::json;
+using Kind = BearerError::Kind;
+
+BearerError Err(Kind kind, std::string description, std::string scope = "") {
+  BearerError e;
+  e.kind = kind;
+  e.description = std::move(description);
+  e.scope = std::move(scope);
+  return e;
+}
+
+// RFC 6750 §2.1 b64token: 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
+bool IsB64Token(std::string_view t) {
+  size_t i = 0;
+  while (i < t.size() && (std::isalnum(static_cast<unsigned char>(t[i])) || t[i] == '-' ||
+                          t[i] == '.' || t[i] == '_' || t[i] == '~' || t[i] == '+' ||
+                          t[i] == '/')) {
+    ++i;
+  }
+  if (i == 0) return false;
+  while (i < t.size() && t[i] == '=') ++i;
+  return i == t.size();
+}
+
+}  // namespace
+
+Result<std::string> AuthServiceImpl::SignToken(std::string_view typ,
+                                               const std::string& client_id, json claims,
+                                               int64_t now, int64_t lifetime, std::string* jti) {
+  std::shared_ptr<const Ed25519Key> key;
+  std::string kid;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (keys_.empty()) return Status::FailedPrecondition("no signing key");
+    key = keys_.back().key;
+    kid = keys_.back().kid;
+  }
+  auto jti_bytes = RandomBytes(16);
+  if (!jti_bytes.ok()) return jti_bytes.status();
+  *jti = Base64UrlEncode(*jti_bytes);
+  json header = {{"alg", "EdDSA"}, {"typ", std::string(typ)}, {"kid", kid}};
+  // sub is the client itself (RFC 9068 §2.2 for client credentials).
+  claims["iss"] = options_.issuer;
+  claims["sub"] = client_id;
+  claims["client_id"] = client_id;
+  claims["aud"] = options_.audience;
+  claims["iat"] = now;
+  claims["exp"] = now + lifetime;
+  claims["jti"] = *jti;
+  return SignJwt(header, claims, *key);
+}
+
+Result<VerifiedJwt> AuthServiceImpl::VerifySignatureOnly(std::string_view token) {
+  JwtPolicy policy;
+  policy.accepted_typs = {std::string(kAccessTokenTyp), std::string(kDbCredentialTyp)};
+  policy.issuer = options_.issuer;
+  policy.audience = options_.audience;
+  policy.now = NowSeconds();
+  policy.leeway = options_.leeway_seconds;
+  policy.max_lifetime = kMaxTokenLifetimeSeconds;
+  policy.max_bytes = options_.max_token_bytes;
+  return VerifyJwt(token, policy, [this, now = policy.now](std::string_view kid) {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& k : keys_) {
+      if (k.kid == kid && KeyUsableLocked(k, now)) return k.key;
+    }
+    return std::shared_ptr<const Ed25519Key>();
+  });
+}
+
+std::optional<Principal> AuthServiceImpl::VerifyInternal(std::string_view token,
+                                                         BearerError* error, json* claims_out) {
+  auto v = VerifySignatureOnly(token);
+  if (!v.ok()) {
+    *error = Err(Kind::kInvalidToken, v.status().message());
+    return std::nullopt;
+  }
+  const json& claims = v->claims;
+  Principal p;
+  p.client_id = v->client_id;
+  p.jti = v->jti;
+  p.issued_at = v->iat;
+  p.expires_at = v->exp;
+  if (v->typ == kAccessTokenTyp) {
+    p.kind = Principal::Kind::kAccessToken;
+    auto scope = claims.find("scope");
+    if (scope == claims.end() || !scope->is_string()) {
+      *error = Err(Kind::kInvalidToken, "missing scope");
+      return std::nullopt;
+    }
+    auto scopes = ScopeSet::Parse(scope->get<std::string>());
+    if (!scopes.ok()) {
+      *error = Err(Kind::kInvalidToken, "malformed scope");
+      return std::nullopt;
+    }
+    p.scopes = *scopes;
+  } else {
+    p.kind = Principal::Kind::kDbCredential;
+    auto str = [&](const char* name, std::string* out) {
+      auto it = claims.find(name);
+      if (it == claims.end() || !it->is_string()) return false;
+      *out = it->get<std::string>();
+      return !out->empty();
+    };
+    std::string access;
+    if (!str("project", &p.project) || !str("branch", &p.branch) || !str("access", &access) ||
+        (access != "read" && access != "read_write")) {
+      *error = Err(Kind::kInvalidToken, "malformed database credential");
+      return std::nullopt;
+    }
+    p.read_write = access == "read_write";
+  }
+
+  std::lock_guard<std::mutex> lock(mu_);
+  if (revoked_.count(p.jti) != 0) {
+    *error = Err(Kind::kInvalidToken, "token revoked");
+    return std::nullopt;
+  }
+  auto it = clients_.find(p.client_id);
+  if (it == clients_.end() || !it->second.info.enabled) {
+    *error = Err(Kind::kInvalidToken, "client unknown or disabled");
+    return std::nullopt;
+  }
+  const ClientInfo& client = it->second.info;
+  if (p.kind == Principal::Kind::kAccessToken) {
+    // Scopes removed from the client since issuing stop working at once.
+    ScopeSet effective;
+    for (const auto& name : p.scopes.Names()) {
+      Scope s = *ParseScopeName(name);
+      if (client.scopes.Covers(s)) effective.Add(s);
+    }
+    if (effective.empty()) {
+      *error = Err(Kind::kInvalidToken, "client no longer holds the token's scopes");
+      return std::nullopt;
+    }
+    p.scopes = effective;
+    p.projects = client.projects;
+  } else if (!client.MayAccessProject(p.project) ||
+             !client.scopes.Covers(p.read_write ? Scope::kSqlWrite : Scope::kSqlRead)) {
+    *error = Err(Kind::kInvalidToken, "client no longer holds this credential's rights");
+    return std::nullopt;
+  }
+  if (claims_out != nullptr) *claims_out = claims;
+  return p;
+}
+
+std::optional<Principal> AuthServiceImpl::VerifyToken(std::string_view token, BearerError* error) {
+  BearerError local;
+  return VerifyInternal(token, error != nullptr ? error : &local, nullptr);
+}
+
+std::optional<Principal> AuthServiceImpl::Authenticate(std::string_view header,
+                                                       BearerError* error) {
+  BearerError local;
+  if (error == nullptr) error = &local;
+  if (header.empty()) {
+    *error = Err(Kind::kNoToken, "");
+    return std::nullopt;
+  }
+  if (header.size() > options_.max_token_bytes + 64) {
+    *error = Err(Kind::kInvalidToken, "token too large");
+    return std::nullopt;
+  }
+  size_t sp = header.find(' ');
+  std::string scheme(header.substr(0, sp));
+  for (char& c : scheme) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (scheme != "bearer") {
+    *error = Err(Kind::kNoToken, "");
+    return std::nullopt;
+  }
+  std::string_view token = sp == std::string_view::npos ? std::string_view() : header.substr(sp + 1);
+  while (!token.empty() && token.back() == ' ') token.remove_suffix(1);
+  if (!IsB64Token(token)) {
+    *error = Err(Kind::kInvalidRequest, "malformed Authorization header");
+    return std::nullopt;
+  }
+  return VerifyInternal(token, error, nullptr);
+}
+
+std::optional<BearerError> AuthServiceImpl::Authorize(const Principal& p, Operation op,
+                                                      std::string_view project,
+                                                      std::string_view branch) {
+  const Scope required = RequiredScope(op);
+  const std::string scope_name(ScopeName(required));
+  if (p.kind == Principal::Kind::kDbCredential) {
+    if (op != Operation::kSqlRead && op != Operation::kSqlWrite) {
+      return Err(Kind::kInsufficientScope,
+                 "a database credential authorizes only SQL on its branch", scope_name);
+    }
+    if (project != p.project || branch != p.branch) {
+      return Err(Kind::kInsufficientScope, "credential is for another project or branch",
+                 scope_name);
+    }
+    if (op == Operation::kSqlWrite && !p.read_write) {
+      return Err(Kind::kInsufficientScope, "credential is read-only", scope_name);
+    }
+    return std::nullopt;
+  }
+  if (!p.scopes.Covers(required)) {
+    return Err(Kind::kInsufficientScope,
+               "operation " + std::string(OperationName(op)) + " requires scope " + scope_name,
+               scope_name);
+  }
+  if (!project.empty() && !p.projects.empty()) {
+    bool allowed = false;
+    for (const auto& pr : p.projects) allowed |= pr == project;
+    if (!allowed) {
+      return Err(Kind::kInsufficientScope, "client may not access this project", scope_name);
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<BearerError> AuthServiceImpl::Check(std::string_view header,
+                                                  std::string_view project,
+                                                  std::string_view branch, Operation op,
+                                                  Principal* out) {
+  BearerError error;
+  auto p = Authenticate(header, &error);
+  if (!p) return error;
+  if (auto denied = Authorize(*p, op, project, branch)) return denied;
+  if (out != nullptr) *out = std::move(*p);
+  return std::nullopt;
+}
+
+std::optional<DbCredential> AuthServiceImpl::IssueDbCredential(
+    const Principal& caller, std::string_view project, std::string_view branch,
+    DbAccess access, int64_t lifetime_seconds, BearerError* error) {
+  BearerError local;
+  if (error == nullptr) error = &local;
+  const Operation op = access == DbAccess::kReadWrite ? Operation::kIssueReadWriteCredential
+                                                      : Operation::kIssueReadCredential;
+  if (caller.kind != Principal::Kind::kAccessToken) {
+    *error = Err(Kind::kInsufficientScope, "a database credential cannot issue credentials",
+                 std::string(ScopeName(RequiredScope(op))));
+    return std::nullopt;
+  }
+  if (project.empty() || branch.empty()) {
+    *error = Err(Kind::kInvalidRequest, "project and branch are required");
+    return std::nullopt;
+  }
+  if (lifetime_seconds == 0) lifetime_seconds = 900;
+  if (lifetime_seconds < 60 || lifetime_seconds > kMaxTokenLifetimeSeconds) {
+    *error = Err(Kind::kInvalidRequest, "credential lifetime must be within [60, 3600] s");
+    return std::nullopt;
+  }
+  if (auto denied = Authorize(caller, op, project, branch)) {
+    *error = *denied;
+    return std::nullopt;
+  }
+  DbCredential cred;
+  cred.project = std::string(project);
+  cred.branch = std::string(branch);
+  cred.access = access;
+  cred.expires_in = lifetime_seconds;
+  int64_t now = NowSeconds();
+  cred.expires_at = now + lifetime_seconds;
+  json claims = {{"project", cred.project},
+                 {"branch", cred.branch},
+                 {"access", access == DbAccess::kReadWrite ? "read_write" : "read"}};
+  std::string jti;
+  auto token = SignToken(kDbCredentialTyp, caller.client_id, std::move(claims), now, lifetime_seconds, &jti);
+  if (!token.ok()) {
+    *error = Err(Kind::kInvalidRequest, "cannot sign credential");
+    return std::nullopt;
+  }
+  cred.token = std::move(*token);
+  return cred;
+}
+
+Status AuthServiceImpl::RevokeToken(std::string_view token) {
+  auto v = VerifySignatureOnly(token);
+  if (!v.ok()) return Status::OK();
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!revoked_.emplace(v->jti, v->exp).second) return Status::OK();
+  Status st = SaveRevokedLocked();
+  if (!st.ok()) revoked_.erase(v->jti);
+  return st;
+}
+
+json AuthServiceImpl::IntrospectionJson(const Principal& p, const json& claims) const {
+  json out = {{"active", true},
+              {"client_id", p.client_id},
+              {"sub", p.client_id},
+              {"iss", options_.issuer},
+              {"aud", options_.audience},
+              {"iat", p.issued_at},
+              {"exp", p.expires_at},
+              {"jti", p.jti},
+              {"token_type", "Bearer"}};
+  if (p.kind == Principal::Kind::kAccessToken) {
+    out["scope"] = p.scopes.ToString();
+    out["typ"] = std::string(kAccessTokenTyp);
+  } else {
+    out["typ"] = std::string(kDbCredentialTyp);
+    out["project"] = p.project;
+    out["branch"] = p.branch;
+    out["access"] = p.read_write ? "read_write" : "read";
+  }
+  (void)claims;
+  return out;
+}
+
+std::string AuthServiceImpl::IntrospectToken(std::string_view token) {
+  BearerError error;
+  json claims;
+  auto p = VerifyInternal(token, &error, &claims);
+  if (!p) return json{{"active", false}}.dump();
+  return IntrospectionJson(*p, claims).dump();
+}
+
+}  // namespace branchdb::auth::internal
