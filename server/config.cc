@@ -145,8 +145,8 @@ std::vector<FieldError> Validate(const Config& c) {
     err("max_sql_bytes", "expected 1..1000000000");
   }
   if (c.max_branch_bytes < 65536) err("max_branch_bytes", "expected at least 65536");
-  if (c.token_lifetime_seconds < 60 || c.token_lifetime_seconds > 86400) {
-    err("token_lifetime_seconds", "expected 60..86400");
+  if (c.token_lifetime_seconds < 60 || c.token_lifetime_seconds > 3600) {
+    err("token_lifetime_seconds", "expected 60..3600");
   }
   if (c.credential_max_seconds < 60 || c.credential_max_seconds > 86400) {
     err("credential_max_seconds", "expected 60..86400");

@@ -46,7 +46,7 @@ struct Config {
   int64_t max_branch_bytes = 1ll << 30;   // per-branch database size cap
 
   // [auth]
-  int64_t token_lifetime_seconds = 3600;  // OAuth access tokens
+  int64_t token_lifetime_seconds = 900;   // OAuth access tokens
   int64_t credential_max_seconds = 3600;  // database credentials (60..this)
   std::string admin_secret_file;          // bootstrap admin client secret ("" = generate)
 

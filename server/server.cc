@@ -112,6 +112,12 @@ Status ApiServer::Init() {
   httplib::Server& http = *parts_->http;
   int threads = config_.http_threads;
   http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  // SO_REUSEADDR only: httplib's default adds SO_REUSEPORT, which would let a
+  // second server bind the same port silently.
+  http.set_socket_options([](socket_t sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, reinterpret_cast<const void*>(&yes), sizeof(yes));
+  });
   http.set_payload_max_length(static_cast<size_t>(config_.max_request_bytes));
   http.set_keep_alive_timeout(5);
   http.set_read_timeout(30);

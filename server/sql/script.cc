@@ -23,6 +23,21 @@ int Internal(sqlite3* db, Sandbox::State* st, const char* sql) {
 
 Status StatusFromSqlite(sqlite3* db, Sandbox::State* st, int rc, const std::string& where) {
   std::string msg = where + sqlite3_errmsg(db);
+  if ((rc & 0xff) == SQLITE_ERROR) {
+    // A denied function is reported as SQLITE_ERROR ("not authorized to use
+    // function"); VACUUM INTO attaches internally and hits the ATTACHED limit.
+    if (!st->denial.empty()) rc = SQLITE_AUTH;
+    if (msg.find("cannot VACUUM from within a transaction") != std::string::npos) {
+      return Status::PermissionDenied(
+          where + "VACUUM is not available (a script runs as one transaction; VACUUM INTO "
+                  "is never allowed)",
+          "sql_forbidden");
+    }
+    if (msg.find("too many attached databases") != std::string::npos) {
+      return Status::PermissionDenied(where + "ATTACH and VACUUM INTO are not allowed",
+                                      "sql_forbidden");
+    }
+  }
   switch (rc & 0xff) {
     case SQLITE_AUTH:
       if (st->denied_read_only) return Status::PermissionDenied(where + st->denial, "read_only");

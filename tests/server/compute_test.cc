@@ -1,0 +1,242 @@
+// ComputeSupervisor over native SQLite files: cold start, idle suspend with a
+// mock clock, budget (LRU), leases that block suspension, invalidate/remove,
+// and many threads racing suspends.
+#include <sqlite3.h>
+
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <cstdlib>
+#include <random>
+#include <thread>
+
+#include "server/compute/supervisor.h"
+#include "storage/env/mock_clock.h"
+#include "tests/util/temp_dir.h"
+
+namespace branchdb::server::compute {
+namespace {
+
+using nlohmann::json;
+
+class ComputeFixture {
+ public:
+  explicit ComputeFixture(int budget = 8, int64_t idle = 300) {
+    SupervisorOptions o;
+    o.clock = &clock_;
+    o.budget = budget;
+    o.idle_timeout_seconds = idle;
+    o.sweep_interval_seconds = 0;  // the test sweeps
+    o.open = [this](const std::string& key) -> Result<sql::DbHandle> {
+      opens_++;
+      if (fail_opens_) return Status::IOError("injected open failure");
+      sqlite3* db = nullptr;
+      int rc = sqlite3_open_v2(dir_.Sub(key + ".db").c_str(), &db,
+                               SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr);
+      sql::DbHandle handle(db);
+      if (rc != SQLITE_OK) return Status::IOError("open failed");
+      sqlite3_busy_timeout(db, 2000);
+      return handle;
+    };
+    o.on_cold_start = [this](const std::string&, int64_t) { cold_starts_++; };
+    auto s = ComputeSupervisor::Create(std::move(o));
+    REQUIRE(s.ok());
+    sup_ = std::move(*s);
+  }
+
+  // Runs sql on key's compute; returns the first statement's rows.
+  json Run(const std::string& key, const std::string& sql) {
+    auto lease = sup_->Acquire(key);
+    REQUIRE(lease.ok());
+    sql::Script s;
+    s.sql = sql;
+    auto r = (*lease)->sandbox().Execute(s);
+    INFO(sql << ": " << (r.ok() ? "" : r.status().ToString()));
+    REQUIRE(r.ok());
+    return r->statements.empty() ? json::array() : r->statements.back().rows;
+  }
+
+  bool Active(const std::string& key) {
+    auto info = sup_->Info(key);
+    return info.ok() && info->active;
+  }
+
+  MockClock clock_;
+  testing::TempDir dir_;
+  std::unique_ptr<ComputeSupervisor> sup_;
+  std::atomic<int> opens_{0};
+  std::atomic<int> cold_starts_{0};
+  bool fail_opens_ = false;
+};
+
+TEST_CASE("a compute starts on first use and reports its cold start", "[compute]") {
+  ComputeFixture f;
+  CHECK(f.sup_->Info("a").status().IsNotFound());
+  f.Run("a", "CREATE TABLE t(x); INSERT INTO t VALUES (1)");
+  auto info = f.sup_->Info("a");
+  REQUIRE(info.ok());
+  CHECK(info->active);
+  CHECK(info->cold_starts == 1);
+  CHECK(info->last_cold_start_nanos >= 0);
+  CHECK(f.cold_starts_ == 1);
+  f.Run("a", "SELECT 1");
+  CHECK(f.opens_ == 1);  // warm: no second open
+}
+
+TEST_CASE("idle computes are suspended by the sweeper and resume transparently", "[compute]") {
+  ComputeFixture f(8, 300);
+  f.Run("a", "CREATE TABLE t(x); INSERT INTO t VALUES (42)");
+  f.Run("b", "SELECT 1");
+  f.clock_.AdvanceSeconds(200);
+  f.Run("b", "SELECT 1");
+  f.clock_.AdvanceSeconds(100);  // a idle 300 s, b 100 s
+  CHECK(f.sup_->Sweep() == 1);
+  CHECK_FALSE(f.Active("a"));
+  CHECK(f.Active("b"));
+  CHECK(f.sup_->ActiveCount() == 1);
+  CHECK(f.Run("a", "SELECT x FROM t") == json::array({json::array({42})}));  // resumed
+  CHECK(f.Active("a"));
+  CHECK(f.sup_->Info("a")->cold_starts == 2);
+}
+
+TEST_CASE("idle timeout 0 never suspends; per-branch override", "[compute]") {
+  ComputeFixture f(8, 0);
+  f.Run("a", "SELECT 1");
+  f.sup_->SetIdleTimeout("b", 10);
+  f.Run("b", "SELECT 1");
+  f.clock_.AdvanceSeconds(1000000);
+  CHECK(f.sup_->Sweep() == 1);
+  CHECK(f.Active("a"));
+  CHECK_FALSE(f.Active("b"));
+}
+
+TEST_CASE("the budget suspends the least recently used idle compute", "[compute]") {
+  ComputeFixture f(2);
+  f.Run("a", "SELECT 1");
+  f.clock_.AdvanceSeconds(1);
+  f.Run("b", "SELECT 1");
+  f.clock_.AdvanceSeconds(1);
+  f.Run("a", "SELECT 1");  // b is now the LRU
+  f.clock_.AdvanceSeconds(1);
+  f.Run("c", "SELECT 1");
+  CHECK(f.Active("a"));
+  CHECK_FALSE(f.Active("b"));
+  CHECK(f.Active("c"));
+  CHECK(f.sup_->ActiveCount() == 2);
+}
+
+TEST_CASE("when every active compute is leased the budget refuses", "[compute]") {
+  ComputeFixture f(1);
+  auto held = f.sup_->Acquire("a");
+  REQUIRE(held.ok());
+  auto refused = f.sup_->Acquire("b");
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.status().reason() == "compute_budget");
+  held->reset();
+  CHECK(f.sup_->Acquire("b").ok());
+}
+
+TEST_CASE("a leased compute is never suspended; suspension waits for release", "[compute]") {
+  ComputeFixture f(8, 1);
+  auto lease = f.sup_->Acquire("a");
+  REQUIRE(lease.ok());
+  f.clock_.AdvanceSeconds(100);
+  CHECK(f.sup_->Sweep() == 0);
+  REQUIRE(f.sup_->Suspend("a").ok());
+  CHECK(f.Active("a"));  // still in use
+  sqlite3* db = (*lease)->db();
+  CHECK(sqlite3_exec(db, "SELECT 1", nullptr, nullptr, nullptr) == SQLITE_OK);
+  lease->reset();
+  CHECK_FALSE(f.Active("a"));  // suspended at release
+  CHECK(f.sup_->Suspend("zzz").IsNotFound());
+}
+
+TEST_CASE("invalidate and remove drop connections", "[compute]") {
+  ComputeFixture f;
+  f.Run("a", "CREATE TABLE t(x)");
+  f.sup_->Invalidate("a");
+  CHECK_FALSE(f.Active("a"));
+  f.Run("a", "SELECT count(*) FROM t");
+  CHECK(f.opens_ == 2);
+
+  auto lease = f.sup_->Acquire("a");
+  REQUIRE(lease.ok());
+  f.sup_->Remove("a");
+  CHECK(f.sup_->Info("a").status().IsNotFound());
+  CHECK(f.sup_->ActiveCount() == 1);  // the leased one still open
+  lease->reset();
+  CHECK(f.sup_->ActiveCount() == 0);
+}
+
+TEST_CASE("a failing open leaves no active compute behind", "[compute]") {
+  ComputeFixture f(1);
+  f.fail_opens_ = true;
+  auto r = f.sup_->Acquire("a");
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.status().IsIOError());
+  CHECK(f.sup_->ActiveCount() == 0);
+  f.fail_opens_ = false;
+  f.Run("b", "SELECT 1");  // the budget slot is free again
+}
+
+TEST_CASE("many threads issue requests while suspends happen", "[compute]") {
+  uint64_t seed = std::getenv("BRANCHDB_SEED") ? std::strtoull(std::getenv("BRANCHDB_SEED"), nullptr, 10)
+                                              : std::random_device{}();
+  INFO("seed " << seed);
+  std::printf("compute_test seed %llu (BRANCHDB_SEED to reproduce)\n",
+              static_cast<unsigned long long>(seed));
+  ComputeFixture f(3, 1);
+  const std::vector<std::string> keys = {"k0", "k1", "k2", "k3", "k4"};
+  for (const auto& k : keys) f.Run(k, "CREATE TABLE IF NOT EXISTS t(x)");
+  std::atomic<bool> stop{false};
+  std::atomic<int> failures{0}, done{0}, busy{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      std::mt19937_64 rng(seed + t);
+      for (int i = 0; i < 150; ++i) {
+        const std::string& key = keys[rng() % keys.size()];
+        auto lease = f.sup_->Acquire(key);
+        if (!lease.ok()) {
+          if (lease.status().reason() == "compute_budget") {
+            busy++;
+            continue;
+          }
+          failures++;
+          continue;
+        }
+        sql::Script s;
+        s.sql = "INSERT INTO t VALUES (1); SELECT count(*) FROM t";
+        auto r = (*lease)->sandbox().Execute(s);
+        if (!r.ok()) failures++;
+        done++;
+      }
+    });
+  }
+  std::thread chaos([&] {
+    std::mt19937_64 rng(seed ^ 0x5eed);
+    while (!stop) {
+      f.clock_.AdvanceSeconds(1);
+      f.sup_->Sweep();
+      const std::string& key = keys[rng() % keys.size()];
+      if (rng() % 2) {
+        (void)f.sup_->Suspend(key);
+      } else {
+        f.sup_->Invalidate(key);
+      }
+      std::this_thread::yield();
+    }
+  });
+  for (auto& t : threads) t.join();
+  stop = true;
+  chaos.join();
+  CHECK(failures == 0);
+  CHECK(done + busy == 600);
+  CHECK(f.sup_->ActiveCount() <= 3);
+  // Every successful insert is there.
+  int64_t total = 0;
+  for (const auto& k : keys) total += f.Run(k, "SELECT count(*) FROM t")[0][0].get<int64_t>();
+  CHECK(total == done);
+}
+
+}  // namespace
+}  // namespace branchdb::server::compute

@@ -1,0 +1,180 @@
+// Config: precedence (defaults < file < environment < flags) and Validate().
+#include <catch2/catch.hpp>
+#include <map>
+#include <string>
+
+#include "server/config.h"
+
+namespace branchdb::server {
+namespace {
+
+// A fake environment and file system for LoadConfig.
+struct Sources {
+  std::map<std::string, std::string> env;
+  std::map<std::string, std::string> files;
+
+  Result<Config> Load(const ServeFlags& flags) {
+    return LoadConfig(
+        flags,
+        [this](const char* name) -> const char* {
+          auto it = env.find(name);
+          return it == env.end() ? nullptr : it->second.c_str();
+        },
+        [this](const std::string& path) -> Result<std::string> {
+          auto it = files.find(path);
+          if (it == files.end()) return Status::NotFound(path + ": no such file");
+          return it->second;
+        });
+  }
+};
+
+bool HasError(const Config& c, const std::string& field) {
+  for (const auto& e : Validate(c)) {
+    if (e.field == field) return true;
+  }
+  return false;
+}
+
+TEST_CASE("defaults are valid and documented values", "[config]") {
+  Config c;
+  CHECK(Validate(c).empty());
+  CHECK(c.listen == "127.0.0.1:8080");
+  CHECK(c.data_dir == "./data");
+  CHECK(c.idle_timeout_seconds == 300);
+  CHECK(c.statement_timeout_ms == 5000);
+  CHECK(c.ListenHost() == "127.0.0.1");
+  CHECK(c.ListenPort() == 8080);
+}
+
+TEST_CASE("each layer overrides the one below", "[config]") {
+  Sources s;
+  s.files["/etc/b.toml"] =
+      "[server]\nlisten = \"0.0.0.0:9000\"\ndata_dir = \"/from/file\"\nlog_level = \"debug\"\n"
+      "[compute]\nidle_timeout_seconds = 60\nbudget = 3\n"
+      "[sql]\nstatement_timeout_ms = 1500\n";
+  ServeFlags flags;
+  flags.config_file = "/etc/b.toml";
+
+  auto file_only = s.Load(flags);
+  REQUIRE(file_only.ok());
+  CHECK(file_only->listen == "0.0.0.0:9000");
+  CHECK(file_only->data_dir == "/from/file");
+  CHECK(file_only->idle_timeout_seconds == 60);
+  CHECK(file_only->compute_budget == 3);
+  CHECK(file_only->statement_timeout_ms == 1500);
+  CHECK(file_only->max_result_rows == Config().max_result_rows);  // untouched default
+
+  s.env["BRANCHDB_LISTEN"] = "127.0.0.1:9001";
+  s.env["BRANCHDB_IDLE_TIMEOUT_SECONDS"] = "0";
+  auto with_env = s.Load(flags);
+  REQUIRE(with_env.ok());
+  CHECK(with_env->listen == "127.0.0.1:9001");
+  CHECK(with_env->idle_timeout_seconds == 0);
+  CHECK(with_env->data_dir == "/from/file");
+
+  flags.listen = "127.0.0.1:9002";
+  flags.data_dir = "/from/flag";
+  auto with_flags = s.Load(flags);
+  REQUIRE(with_flags.ok());
+  CHECK(with_flags->listen == "127.0.0.1:9002");
+  CHECK(with_flags->data_dir == "/from/flag");
+  CHECK(with_flags->idle_timeout_seconds == 0);  // env still beats the file
+  CHECK(with_flags->log_level == "debug");
+}
+
+TEST_CASE("BRANCHDB_CONFIG names the file when --config is absent", "[config]") {
+  Sources s;
+  s.files["/x.toml"] = "[sql]\nmax_result_rows = 7\n";
+  s.env["BRANCHDB_CONFIG"] = "/x.toml";
+  auto c = s.Load({});
+  REQUIRE(c.ok());
+  CHECK(c->max_result_rows == 7);
+}
+
+TEST_CASE("config file errors name the file, line and key", "[config]") {
+  Sources s;
+  ServeFlags flags;
+  flags.config_file = "/b.toml";
+
+  s.files["/b.toml"] = "[server]\nlisten = 8080\n";
+  auto wrong_type = s.Load(flags);
+  REQUIRE_FALSE(wrong_type.ok());
+  CHECK(wrong_type.status().message().find("/b.toml:2: server.listen: expected a string") !=
+        std::string::npos);
+
+  s.files["/b.toml"] = "[server]\nlisen = \"x\"\n";
+  auto typo = s.Load(flags);
+  REQUIRE_FALSE(typo.ok());
+  CHECK(typo.status().message().find("server.lisen: unknown setting") != std::string::npos);
+
+  s.files["/b.toml"] = "[server\n";
+  auto syntax = s.Load(flags);
+  REQUIRE_FALSE(syntax.ok());
+  CHECK(syntax.status().IsInvalidArgument());
+  CHECK(syntax.status().message().find("/b.toml:1:") != std::string::npos);
+
+  auto missing = s.Load(ServeFlags{"/nope.toml", {}, {}, {}});
+  REQUIRE_FALSE(missing.ok());
+  CHECK(missing.status().IsNotFound());
+}
+
+TEST_CASE("bad environment values name the variable", "[config]") {
+  Sources s;
+  s.env["BRANCHDB_COMPUTE_BUDGET"] = "lots";
+  auto c = s.Load({});
+  REQUIRE_FALSE(c.ok());
+  CHECK(c.status().message().find("BRANCHDB_COMPUTE_BUDGET") != std::string::npos);
+}
+
+TEST_CASE("Validate reports field-level errors", "[config]") {
+  Config c;
+  c.listen = "localhost";
+  CHECK(HasError(c, "listen"));
+  for (const auto& e : Validate(c)) {
+    if (e.field == "listen") CHECK(e.ToString().rfind("listen: expected HOST:PORT", 0) == 0);
+  }
+  c.listen = "localhost:99999";
+  CHECK(HasError(c, "listen"));
+  c.listen = "[::1]:8080";
+  CHECK_FALSE(HasError(c, "listen"));
+  c.listen = "::1:8080";
+  CHECK(HasError(c, "listen"));
+  c.listen = "127.0.0.1:0";
+  CHECK(Validate(c).empty());
+
+  Config tls;
+  tls.tls_cert_file = "cert.pem";
+  CHECK(HasError(tls, "tls_key_file"));
+
+  Config many;
+  many.log_level = "loud";
+  many.idle_timeout_seconds = -1;
+  many.compute_budget = 0;
+  many.statement_timeout_ms = 0;
+  many.data_dir = "";
+  auto errors = Validate(many);
+  CHECK(errors.size() == 5);
+  CHECK(HasError(many, "log_level"));
+  CHECK(HasError(many, "idle_timeout_seconds"));
+  CHECK(HasError(many, "compute_budget"));
+  CHECK(HasError(many, "statement_timeout_ms"));
+  CHECK(HasError(many, "data_dir"));
+}
+
+TEST_CASE("the sample config parses and is valid", "[config]") {
+  // The fully commented sample in docs/ must stay loadable.
+  std::string path = std::string(BRANCHDB_SOURCE_DIR) + "/docs/branchdb.sample.toml";
+  FILE* f = std::fopen(path.c_str(), "rb");
+  REQUIRE(f != nullptr);
+  std::string text;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, n);
+  std::fclose(f);
+  Config c;
+  REQUIRE(ApplyToml(text, path, &c).ok());
+  CHECK(Validate(c).empty());
+}
+
+}  // namespace
+}  // namespace branchdb::server

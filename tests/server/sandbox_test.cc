@@ -1,0 +1,319 @@
+// The SQL sandbox on native SQLite connections: what untrusted SQL must not do,
+// limits that cut or stop work, parameters, atomicity, values.
+#include <sqlite3.h>
+
+#include <catch2/catch.hpp>
+#include <string>
+
+#include "server/sql/sandbox.h"
+#include "tests/util/temp_dir.h"
+
+namespace branchdb::server::sql {
+namespace {
+
+using nlohmann::json;
+
+class SandboxFixture {
+ public:
+  explicit SandboxFixture(SandboxOptions options = {}) {
+    sqlite3* raw = nullptr;
+    REQUIRE(sqlite3_open_v2(dir_.Sub("db.sqlite").c_str(), &raw,
+                            SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) == SQLITE_OK);
+    db_.reset(raw);
+    if (options.clock == nullptr) options.clock = Clock::Default();
+    auto sb = Sandbox::Attach(db_.get(), options);
+    REQUIRE(sb.ok());
+    sandbox_ = std::move(*sb);
+  }
+
+  Result<ScriptResult> Run(const std::string& sql, json params = nullptr, bool read_only = false) {
+    Script s;
+    s.sql = sql;
+    s.params = std::move(params);
+    s.read_only = read_only;
+    return sandbox_->Execute(s, &last_error_);
+  }
+
+  // Runs and requires success.
+  ScriptResult Ok(const std::string& sql, json params = nullptr) {
+    auto r = Run(sql, std::move(params));
+    INFO(sql << " -> " << (r.ok() ? "ok" : r.status().ToString()));
+    REQUIRE(r.ok());
+    return std::move(*r);
+  }
+
+  // Runs, requires failure, returns the reason.
+  std::string Reason(const std::string& sql, json params = nullptr, bool read_only = false) {
+    auto r = Run(sql, std::move(params), read_only);
+    INFO(sql);
+    REQUIRE_FALSE(r.ok());
+    return r.status().reason();
+  }
+
+  json Query(const std::string& sql) { return Ok(sql).statements.back().rows; }
+
+  Sandbox& sandbox() { return *sandbox_; }
+  const ScriptError& last_error() const { return last_error_; }
+  const testing::TempDir& dir() const { return dir_; }
+
+ private:
+  testing::TempDir dir_;
+  DbHandle db_;
+  std::unique_ptr<Sandbox> sandbox_;
+  ScriptError last_error_;
+};
+
+TEST_CASE("ATTACH, DETACH and VACUUM INTO are refused", "[sandbox]") {
+  SandboxFixture f;
+  std::string other = f.dir().Sub("other.db");
+  CHECK(f.Reason("ATTACH DATABASE '" + other + "' AS o") == "sql_forbidden");
+  CHECK(f.Reason("DETACH DATABASE main") == "sql_forbidden");
+  CHECK(f.Reason("VACUUM INTO '" + other + "'") == "sql_forbidden");
+  FILE* leaked = std::fopen(other.c_str(), "rb");
+  CHECK(leaked == nullptr);
+  if (leaked) std::fclose(leaked);
+}
+
+TEST_CASE("extension loading is refused", "[sandbox]") {
+  SandboxFixture f;
+  CHECK(f.Reason("SELECT load_extension('/lib/x86_64-linux-gnu/libc.so.6')") == "sql_forbidden");
+}
+
+TEST_CASE("dangerous PRAGMAs are refused, allow-listed ones work", "[sandbox]") {
+  SandboxFixture f;
+  CHECK(f.Reason("PRAGMA writable_schema = ON") == "sql_forbidden");
+  CHECK(f.Reason("PRAGMA writable_schema") == "sql_forbidden");
+  CHECK(f.Reason("PRAGMA journal_mode = WAL") == "sql_forbidden");
+  CHECK(f.Reason("PRAGMA journal_mode = OFF") == "sql_forbidden");
+  CHECK(f.Reason("PRAGMA locking_mode = EXCLUSIVE") == "sql_forbidden");
+  CHECK(f.Reason("PRAGMA synchronous = OFF") == "sql_forbidden");
+  CHECK(f.Reason("PRAGMA page_size = 512") == "sql_forbidden");
+  CHECK(f.Reason("PRAGMA max_page_count = 999999999") == "sql_forbidden");
+
+  f.Ok("CREATE TABLE t(a INTEGER PRIMARY KEY, b TEXT)");
+  auto info = f.Query("PRAGMA table_info(t)");
+  CHECK(info.size() == 2);
+  f.Ok("PRAGMA user_version = 7");
+  CHECK(f.Query("PRAGMA user_version") == json::array({json::array({7})}));
+  CHECK(f.Query("PRAGMA integrity_check") == json::array({json::array({"ok"})}));
+}
+
+TEST_CASE("transaction control inside a script is refused", "[sandbox]") {
+  SandboxFixture f;
+  f.Ok("CREATE TABLE t(a)");
+  CHECK(f.Reason("INSERT INTO t VALUES (1); COMMIT; INSERT INTO t VALUES (2)") == "sql_forbidden");
+  CHECK(f.Query("SELECT count(*) FROM t") == json::array({json::array({0})}));
+  // A script's savepoints are fine.
+  f.Ok("SAVEPOINT s; INSERT INTO t VALUES (1); ROLLBACK TO s; RELEASE s; INSERT INTO t VALUES (2)");
+  CHECK(f.Query("SELECT a FROM t") == json::array({json::array({2})}));
+}
+
+TEST_CASE("a 10 MB SQL string is refused before it runs", "[sandbox]") {
+  SandboxFixture f;
+  std::string sql = "SELECT '" + std::string(10 << 20, 'x') + "'";
+  CHECK(f.Reason(sql) == "sql_too_long");
+}
+
+TEST_CASE("SQLite's own SQL length limit holds too", "[sandbox]") {
+  SandboxOptions o;
+  o.max_sql_bytes = 1000;
+  SandboxFixture f(o);
+  // Under the script cap but... the same cap is SQLite's SQLITE_LIMIT_SQL_LENGTH.
+  CHECK(f.Reason("SELECT '" + std::string(2000, 'y') + "'") == "sql_too_long");
+}
+
+TEST_CASE("a runaway recursive CTE is stopped by the statement timeout", "[sandbox]") {
+  SandboxOptions o;
+  o.statement_timeout_ms = 200;
+  SandboxFixture f(o);
+  f.Ok("CREATE TABLE t(a)");
+  CHECK(f.Reason("INSERT INTO t VALUES (1);"
+                 "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) "
+                 "SELECT count(*) FROM c") == "statement_timeout");
+  CHECK(f.last_error().statement == 1);
+  // Rolled back whole, and the connection still works.
+  CHECK(f.Query("SELECT count(*) FROM t") == json::array({json::array({0})}));
+}
+
+TEST_CASE("the timeout reads the injected clock", "[sandbox]") {
+  // A clock that jumps 1 s on every read: any statement long enough to reach
+  // the progress handler twice is past a 1.5 s deadline.
+  struct JumpingClock : Clock {
+    int64_t t = 0;
+    int64_t NowMicros() override { return t / 1000; }
+    int64_t NowMonotonicNanos() override { return t += 1000000000; }
+    void SleepForMicros(int64_t) override {}
+  } clock;
+  SandboxOptions o;
+  o.clock = &clock;
+  o.statement_timeout_ms = 1500;
+  SandboxFixture f(o);
+  CHECK(f.Reason("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 100000)"
+                 " SELECT count(*) FROM c") == "statement_timeout");
+}
+
+TEST_CASE("a cartesian product of millions of rows is cut by the row cap", "[sandbox]") {
+  SandboxOptions o;
+  o.max_result_rows = 500;
+  SandboxFixture f(o);
+  f.Ok("CREATE TABLE n(i); "
+       "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 2000) "
+       "INSERT INTO n SELECT x FROM c");
+  auto r = f.Ok("SELECT a.i, b.i FROM n a, n b; SELECT count(*) FROM n");  // 4,000,000 rows
+  REQUIRE(r.statements.size() == 2);
+  CHECK(r.statements[0].truncated);
+  CHECK(r.statements[0].rows.size() == 500);
+  CHECK_FALSE(r.statements[1].truncated);
+  CHECK(r.statements[1].rows == json::array({json::array({2000})}));
+}
+
+TEST_CASE("the byte cap cuts results across statements", "[sandbox]") {
+  SandboxOptions o;
+  o.max_result_bytes = 10000;
+  SandboxFixture f(o);
+  auto r = f.Ok(
+      "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000) "
+      "SELECT x, printf('%100d', x) FROM c");
+  CHECK(r.statements[0].truncated);
+  CHECK(r.statements[0].rows.size() < 1000);
+  CHECK(r.statements[0].rows.size() > 50);
+}
+
+TEST_CASE("parameters: consumed in order across statements", "[sandbox]") {
+  SandboxFixture f;
+  f.Ok("CREATE TABLE t(a, b)");
+  auto r = f.Ok("INSERT INTO t VALUES (?, ?); INSERT INTO t VALUES (?, ?)",
+                json::array({1, "one", 2, nullptr}));
+  CHECK(r.statements[0].rows_affected == 1);
+  CHECK(f.Query("SELECT a, b FROM t ORDER BY a") ==
+        json::array({json::array({1, "one"}), json::array({2, nullptr})}));
+
+  f.Ok("INSERT INTO t VALUES (:a, @b)", json{{"a", 3}, {"@b", true}});
+  CHECK(f.Query("SELECT b FROM t WHERE a = 3") == json::array({json::array({1})}));
+
+  CHECK(f.Reason("INSERT INTO t VALUES (?, ?)", json::array({1})) == "invalid_params");
+  CHECK(f.Reason("INSERT INTO t VALUES (?, ?)", json::array({1, 2, 3})) == "invalid_params");
+  CHECK(f.Reason("INSERT INTO t VALUES (:a, :b)", json{{"a", 1}}) == "invalid_params");
+  CHECK(f.Reason("INSERT INTO t VALUES (?, ?)", json{{"a", 1}}) == "invalid_params");
+  CHECK(f.Reason("INSERT INTO t VALUES (?, ?)", json::array({1, json::array()})) ==
+        "invalid_params");
+  CHECK(f.Reason("INSERT INTO t VALUES (?, ?)") == "invalid_params");
+  CHECK(f.Query("SELECT count(*) FROM t") == json::array({json::array({3})}));
+}
+
+TEST_CASE("an error in statement 3 rolls back statements 1 and 2", "[sandbox]") {
+  SandboxFixture f;
+  f.Ok("CREATE TABLE t(a PRIMARY KEY)");
+  CHECK(f.Reason("INSERT INTO t VALUES (1); INSERT INTO t VALUES (2); INSERT INTO t VALUES (1)") ==
+        "sql_error");
+  CHECK(f.last_error().statement == 2);
+  CHECK(f.last_error().details() == json{{"statement", 2}});
+  CHECK(f.Query("SELECT count(*) FROM t") == json::array({json::array({0})}));
+
+  CHECK(f.Reason("INSERT INTO t VALUES (1); SELEC 1") == "sql_error");
+  CHECK(f.Query("SELECT count(*) FROM t") == json::array({json::array({0})}));
+}
+
+TEST_CASE("the before-commit hook runs last and can veto", "[sandbox]") {
+  SandboxFixture f;
+  f.Ok("CREATE TABLE t(a)");
+  int calls = 0;
+  Script s;
+  s.sql = "INSERT INTO t VALUES (1)";
+  s.before_commit = [&] {
+    ++calls;
+    return Status::FailedPrecondition("vetoed", "test_veto");
+  };
+  auto r = f.sandbox().Execute(s);
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.status().reason() == "test_veto");
+  CHECK(calls == 1);
+  CHECK(f.Query("SELECT count(*) FROM t") == json::array({json::array({0})}));
+
+  s.before_commit = [&] {
+    ++calls;
+    return Status::OK();
+  };
+  auto ok = f.sandbox().Execute(s);
+  REQUIRE(ok.ok());
+  CHECK(ok->changed);
+  CHECK(calls == 2);
+  CHECK(f.Query("SELECT count(*) FROM t") == json::array({json::array({1})}));
+}
+
+TEST_CASE("read-only scripts cannot write, checked by SQLite", "[sandbox]") {
+  SandboxFixture f;
+  f.Ok("CREATE TABLE t(a)");
+  CHECK(f.Reason("INSERT INTO t VALUES (1)", nullptr, true) == "read_only");
+  CHECK(f.Reason("CREATE TABLE u(a)", nullptr, true) == "read_only");
+  CHECK(f.Reason("PRAGMA user_version = 3", nullptr, true) == "read_only");
+  CHECK(f.Reason("WITH x AS (SELECT 1) DELETE FROM t", nullptr, true) == "read_only");
+  auto r = f.Run("SELECT count(*) FROM t", nullptr, true);
+  REQUIRE(r.ok());
+  CHECK_FALSE(r->changed);
+  // The next read-write script writes again.
+  f.Ok("INSERT INTO t VALUES (1)");
+}
+
+TEST_CASE("values map to JSON and BLOBs round-trip", "[sandbox]") {
+  SandboxFixture f;
+  f.Ok("CREATE TABLE v(i INTEGER, r REAL, t TEXT, n, b BLOB)");
+  std::string bytes("\x00\x01\xfe\xff binary\n", 12);
+  f.Ok("INSERT INTO v VALUES (?, ?, ?, ?, ?)",
+       json::array({9007199254740993LL, 1.5, "héllo", nullptr, BlobToJson(bytes)}));
+  auto rows = f.Query("SELECT i, r, t, n, b, typeof(b), length(b) FROM v");
+  REQUIRE(rows.size() == 1);
+  CHECK(rows[0][0] == 9007199254740993LL);
+  CHECK(rows[0][1] == 1.5);
+  CHECK(rows[0][2] == "héllo");
+  CHECK(rows[0][3].is_null());
+  CHECK(rows[0][4] == BlobToJson(bytes));
+  CHECK(rows[0][5] == "blob");
+  CHECK(rows[0][6] == 12);
+  auto back = Base64Decode(rows[0][4]["$blob"].get<std::string>());
+  REQUIRE(back.ok());
+  CHECK(*back == bytes);
+  CHECK(f.Query("SELECT 1e999") == json::array({json::array({nullptr})}));
+  CHECK(f.Reason("SELECT ?", json::array({json{{"$blob", "not base64!"}}})) == "invalid_params");
+}
+
+TEST_CASE("results carry columns and rows_affected", "[sandbox]") {
+  SandboxFixture f;
+  auto r = f.Ok("CREATE TABLE t(a, b); INSERT INTO t VALUES (1,2),(3,4); "
+                "UPDATE t SET b = b + 1; SELECT a AS x, b FROM t ORDER BY a; -- trailing comment\n");
+  REQUIRE(r.statements.size() == 4);
+  CHECK(r.statements[0].rows_affected == 0);
+  CHECK(r.statements[1].rows_affected == 2);
+  CHECK(r.statements[2].rows_affected == 2);
+  CHECK(r.statements[3].rows_affected == 0);
+  CHECK(r.statements[3].columns == std::vector<std::string>{"x", "b"});
+  json j = r.ToJson();
+  CHECK(j["results"][3]["rows"] == json::array({json::array({1, 3}), json::array({3, 5})}));
+  CHECK(j["results"][3]["truncated"] == false);
+}
+
+TEST_CASE("the per-branch size cap stops growth", "[sandbox]") {
+  SandboxOptions o;
+  o.max_db_bytes = 64 * 4096;
+  SandboxFixture f(o);
+  f.Ok("CREATE TABLE t(a)");
+  CHECK(f.Reason("INSERT INTO t SELECT randomblob(1000) FROM "
+                 "(WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < 1000) "
+                 "SELECT x FROM c)") == "branch_size_limit");
+  CHECK(f.Query("SELECT count(*) FROM t") == json::array({json::array({0})}));
+}
+
+TEST_CASE("defensive mode and untrusted schema are on", "[sandbox]") {
+  SandboxFixture f;
+  int v = -1;
+  sqlite3_db_config(f.sandbox().db(), SQLITE_DBCONFIG_DEFENSIVE, -1, &v);
+  CHECK(v == 1);
+  sqlite3_db_config(f.sandbox().db(), SQLITE_DBCONFIG_TRUSTED_SCHEMA, -1, &v);
+  CHECK(v == 0);
+  sqlite3_db_config(f.sandbox().db(), SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, -1, &v);
+  CHECK(v == 0);
+  CHECK(sqlite3_limit(f.sandbox().db(), SQLITE_LIMIT_ATTACHED, -1) == 0);
+}
+
+}  // namespace
+}  // namespace branchdb::server::sql
