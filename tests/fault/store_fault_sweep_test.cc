@@ -27,12 +27,21 @@ struct SweepResult {
 };
 
 // Runs the sweep for one kind of fault; returns how many iterations ran.
-SweepResult Sweep(FaultType type, bool partial_write, uint32_t op_mask, bool sticky) {
+// existing_store: the faulted run opens (recovers) a store that a first,
+// fault-free run of the workload filled, so faults also hit recovery.
+SweepResult Sweep(FaultType type, bool partial_write, uint32_t op_mask, bool sticky,
+                  bool existing_store = false) {
   SweepResult result;
   for (uint64_t n = 1;; ++n) {
     TempDir dir(FastTestDirBase());
     const std::string db = dir.Sub("db");
     FaultInjectionEnv env;
+    StoreModel model;
+    if (existing_store) {
+      WorkloadRun first = RunWorkload(db, &env, &env, &model);
+      INFO(JoinProblems(first.violations));
+      REQUIRE(first.violations.empty());
+    }
     FaultSpec spec;
     spec.nth = n;
     spec.type = type;
@@ -40,7 +49,6 @@ SweepResult Sweep(FaultType type, bool partial_write, uint32_t op_mask, bool sti
     spec.op_mask = op_mask;
     spec.sticky = sticky;
     env.FailNth(spec);
-    StoreModel model;
     WorkloadRun run = RunWorkload(db, &env, &env, &model);
     const bool fired = env.FaultFired();
     const std::string fault = fired ? env.FiredOpDescription() : "none";
@@ -91,6 +99,10 @@ TEST_CASE("fault sweep: the n-th file operation fails with ENOSPC after a short 
 TEST_CASE("fault sweep: the disk dies at the n-th write (every later write fails too)",
           "[fault]") {
   Sweep(FaultType::kIOError, false, kWriteOps, true);
+}
+
+TEST_CASE("fault sweep: faults while recovering and extending an existing store", "[fault]") {
+  Sweep(FaultType::kIOError, false, kAllOps, false, /*existing_store=*/true);
 }
 
 TEST_CASE("a failed fsync stops the store until it is reopened", "[fault]") {

@@ -557,6 +557,7 @@ Status FaultInjectionEnv::SnapshotCrashState(const std::string& src_dir,
   std::mt19937_64 rng(options.seed);
   BRANCHDB_RETURN_IF_ERROR(target()->CreateDirs(dest_dir));
   auto children = target()->GetChildren(src_dir);
+  if (!children.ok() && children.status().IsNotFound()) return Status::OK();  // nothing yet
   if (!children.ok()) return children.status();
   const std::string dir = Normalize(src_dir);
   static const DirState kEmpty;

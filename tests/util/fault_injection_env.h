@@ -174,7 +174,8 @@ class FaultInjectionEnv : public EnvWrapper {
 
   // Writes to dest_dir (created; must be empty or missing) a copy of src_dir
   // (flat: regular files only) as a power loss at this instant would leave
-  // it. Does not change src_dir or the env's state. Safe from the sync callback.
+  // it (dest_dir stays empty when src_dir does not exist). Does not change
+  // src_dir or the env's state. Safe from the sync callback.
   Status SnapshotCrashState(const std::string& src_dir, const std::string& dest_dir,
                             const CrashOptions& options = {});
 

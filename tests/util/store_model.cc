@@ -245,7 +245,7 @@ std::vector<std::string> StoreModel::Check(const PageStore& store) const {
     std::vector<Lsn> want;
     if (*h != head) {
       auto u = present_uncertain.find(*h);
-      if (u == present_uncertain.end() || u->second->prev != head || *h < head ||
+      if (u == present_uncertain.end() || u->second->expected_head != head || *h < head ||
           store.GetRecord(*h)->timeline != t) {
         problems.push_back("Head(" + name + ") = " + std::to_string(*h) + ", acknowledged head " +
                            std::to_string(head));
@@ -253,7 +253,7 @@ std::vector<std::string> StoreModel::Check(const PageStore& store) const {
       }
       want.push_back(*h);
     }
-    for (Lsn l : Chain(head)) want.push_back(l);
+    for (Lsn l : Chain(*h != head ? present_uncertain.at(*h)->prev : head)) want.push_back(l);
     auto hist = store.History(t, 0, 100000);
     if (!hist.ok()) {
       problems.push_back("History(" + name + "): " + hist.status().ToString());
@@ -312,6 +312,7 @@ void StoreModel::CheckAcceptsCommits(PageStore* store, std::vector<std::string>*
     op.kind = RecordKind::kCommit;
     op.timeline = t;
     op.prev = head;
+    op.expected_head = head;
     op.db_size = std::max<uint32_t>(StateOf(head).db_size, 1);
     op.pages[1] = NextKeyBase() | 1;
     op.annotation = NextAnnotation("after-reopen");
@@ -373,6 +374,7 @@ class Runner {
     op.kind = RecordKind::kCommit;
     op.timeline = *t;
     op.prev = model_->heads().at(*t);
+    op.expected_head = op.prev;
     op.db_size = db_size;
     const uint64_t base = model_->NextKeyBase();
     std::vector<std::string> data;
@@ -397,6 +399,7 @@ class Runner {
     op.kind = RecordKind::kReset;
     op.timeline = *t;
     op.prev = base;
+    op.expected_head = model_->heads().at(*t);
     op.annotation = model_->NextAnnotation("reset");
     BeforeMutation(op);
     auto lsn = store_->ResetTimeline(*t, model_->heads().at(*t), base, op.annotation);
@@ -573,7 +576,8 @@ WorkloadRun RunWorkload(const std::string& dir, Env* env, FaultInjectionEnv* fau
 std::vector<std::string> ReopenAndCheck(const std::string& dir, StoreModel* model, Env* env) {
   PageStoreOptions options;
   options.env = env != nullptr ? env : Env::Default();
-  options.create_if_missing = false;
+  // A store that lost its files would come back empty: the check catches that.
+  options.create_if_missing = true;
   options.segment_bytes = 16 * 1024;
   auto store = PageStore::Open(options, dir);
   if (!store.ok()) return {"reopen failed: " + store.status().ToString()};

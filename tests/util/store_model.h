@@ -44,6 +44,7 @@ struct ModelOp {
   RecordKind kind = RecordKind::kCommit;
   TimelineId timeline = 0;  // kCreate: the new id (0 when not acknowledged)
   Lsn prev = 0;             // kCommit: the head it builds on; kCreate/kReset: base
+  Lsn expected_head = 0;    // kCommit/kReset: the timeline's head when asked
   uint32_t db_size = 0;     // kCommit only
   std::map<PageNo, uint64_t> pages;  // kCommit: page -> PageData key
   std::string annotation;            // unique per op
