@@ -1,0 +1,137 @@
+// The page store's on-disk format: segment headers, records, sealed-segment
+// footers and the GC manifest. Byte-level description: docs/storage-format.md.
+// Internal to storage/; pure encode/decode functions, thread-safe.
+#ifndef BRANCHDB_STORAGE_LOG_FORMAT_H_
+#define BRANCHDB_STORAGE_LOG_FORMAT_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "storage/page_store.h"
+#include "storage/util/status.h"
+
+namespace branchdb::storage::internal {
+
+inline constexpr uint32_t kFormatVersion = 1;
+inline constexpr std::string_view kSegmentMagic{"BRDBSEG\0", 8};
+inline constexpr std::string_view kFooterMagic{"BRDBFTR1", 8};
+inline constexpr std::string_view kManifestMagic{"BRDBGCM1", 8};
+inline constexpr size_t kTrailerSize = 32;
+inline constexpr size_t kRecordHeaderSize = 8;             // u32 meta_len, u32 meta_crc
+inline constexpr size_t kImageBlockSize = 4 + kPageSize;   // u32 crc, image
+inline constexpr size_t kMaxMetaBytes = 64u << 20;
+inline constexpr uint32_t kMaxDbPages = 1u << 30;          // 4 TiB at 4 KiB pages
+inline constexpr uint32_t kSegmentFlagCompacted = 1;
+inline constexpr uint8_t kRecordFlagCollected = 1;          // skeleton written by compaction
+
+enum class EntryType : uint8_t { kImage = 1, kZero = 2 };
+
+struct PageEntry {
+  PageNo pgno = 0;
+  EntryType type = EntryType::kImage;
+};
+
+// Everything of a record except its page images.
+struct RecordMeta {
+  RecordKind kind = RecordKind::kCommit;
+  uint8_t flags = 0;
+  Lsn lsn = 0;
+  TimelineId timeline = 0;
+  Lsn run_start = 0;       // LSN of the create/reset record of the run it belongs to
+  int64_t time_micros = 0;
+  uint32_t db_size_pages = 0;
+  Lsn base = 0;            // kCreate/kReset
+  Lsn base_run_start = 0;  // kCreate/kReset with base != 0: run_start of the base record
+  std::string annotation;
+  std::vector<PageEntry> entries;  // ascending pgno
+
+  size_t ImageCount() const;
+};
+
+std::string EncodeMeta(const RecordMeta& meta);
+Status DecodeMeta(std::string_view in, RecordMeta* meta);
+
+// Offset of image i (0-based among kImage entries) from the record's start.
+inline uint64_t ImageOffset(uint64_t record_offset, uint32_t meta_len, size_t i) {
+  return record_offset + kRecordHeaderSize + meta_len + i * kImageBlockSize;
+}
+// Total bytes of a record.
+inline uint64_t RecordSize(uint32_t meta_len, size_t images) {
+  return kRecordHeaderSize + meta_len + images * kImageBlockSize;
+}
+// Record header + meta (the images follow, each as u32 crc + kPageSize bytes).
+std::string EncodeRecordPrefix(const std::string& meta_bytes);
+// Appends one image block (crc + data) to dst.
+void AppendImageBlock(std::string* dst, std::string_view page);
+// Checks an image block's crc.
+bool ImageBlockValid(std::string_view block);
+
+struct SegmentHeader {
+  uint64_t number = 0;
+  uint32_t flags = 0;
+  std::vector<uint64_t> supersedes;  // compacted segments: the segments they replace
+};
+inline constexpr size_t kSegmentHeaderFixed = 28;  // before the supersedes list
+std::string EncodeSegmentHeader(const SegmentHeader& h);
+// in must hold at least the full header; *len receives its length.
+Status DecodeSegmentHeader(std::string_view in, SegmentHeader* h, size_t* len);
+// Length of the header given its first kSegmentHeaderFixed bytes (0 if not a header).
+size_t SegmentHeaderLength(std::string_view fixed);
+
+// One footer entry per record of a sealed segment.
+struct FooterEntry {
+  uint64_t offset = 0;
+  uint32_t meta_len = 0;
+  RecordMeta meta;
+};
+// Footer body followed by the 32-byte trailer; appended at footer_offset.
+std::string EncodeFooter(const std::vector<std::pair<uint64_t, std::string>>& entries,
+                         uint64_t footer_offset);
+struct Trailer {
+  uint64_t footer_offset = 0;
+  uint64_t footer_len = 0;
+  uint32_t footer_crc = 0;
+};
+// False when the bytes are not a valid trailer (unsealed segment).
+bool DecodeTrailer(std::string_view in, Trailer* t);
+Status DecodeFooter(std::string_view body, uint32_t crc, std::vector<FooterEntry>* out);
+
+// The GC manifest: the store's structure as of the last GC (file "GCSTATE").
+struct ManifestRun {
+  Lsn start = 0;
+  TimelineId timeline = 0;
+  Lsn base = 0;
+  Lsn base_run_start = 0;
+  uint64_t live_records = 0;
+  std::vector<std::pair<Lsn, int64_t>> markers;  // collected stretches: first lsn, its time
+};
+struct ManifestTimeline {
+  TimelineId id = 0;
+  Lsn head = 0;
+  Lsn run_start = 0;
+  Lsn created_lsn = 0;
+  Lsn base = 0;
+  int64_t created_micros = 0;
+};
+struct Manifest {
+  Lsn last_lsn = 0;
+  TimelineId last_timeline = 0;
+  int64_t last_time = 0;
+  uint64_t next_segment = 0;
+  std::vector<std::pair<Lsn, Lsn>> collected;  // inclusive ranges within [1, last_lsn]
+  std::vector<ManifestRun> runs;               // ascending start
+  std::vector<ManifestTimeline> timelines;
+};
+std::string EncodeManifest(const Manifest& m);
+Status DecodeManifest(std::string_view in, Manifest* m);
+
+std::string SegmentFileName(uint64_t number);
+// Parses "seg-<number>.log"; false otherwise.
+bool ParseSegmentFileName(std::string_view name, uint64_t* number);
+
+}  // namespace branchdb::storage::internal
+
+#endif  // BRANCHDB_STORAGE_LOG_FORMAT_H_

@@ -1,0 +1,161 @@
+#include "storage/page_index.h"
+
+#include <algorithm>
+
+namespace branchdb::storage::internal {
+
+Lsn PathMap::Cutoff(uint32_t run) const {
+  auto it = std::lower_bound(runs_.begin(), runs_.end(), run,
+                             [](const std::pair<uint32_t, Lsn>& p, uint32_t r) { return p.first < r; });
+  return (it != runs_.end() && it->first == run) ? it->second : 0;
+}
+
+std::shared_ptr<const PathMap> BuildPathMap(const std::vector<Run>& runs, uint32_t r) {
+  std::vector<std::pair<uint32_t, Lsn>> path;
+  Lsn cutoff = kMaxLsn;
+  while (r != kNoRun) {
+    path.emplace_back(r, cutoff);
+    cutoff = runs[r].base;
+    r = runs[r].base_run;
+  }
+  std::sort(path.begin(), path.end());
+  return std::make_shared<const PathMap>(std::move(path));
+}
+
+std::shared_ptr<const PathMap> PathCache::Get(const std::vector<Run>& runs, uint32_t r) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = map_.find(r);
+    if (it != map_.end()) {
+      lru_.splice(lru_.begin(), lru_, it->second.second);
+      return it->second.first;
+    }
+  }
+  auto path = BuildPathMap(runs, r);
+  if (path->runs().size() < 4) return path;  // cheap to rebuild: do not cache
+  std::lock_guard<std::mutex> lock(mu_);
+  if (map_.count(r) == 0) {
+    lru_.push_front(r);
+    map_.emplace(r, std::make_pair(path, lru_.begin()));
+    while (map_.size() > capacity_) {
+      map_.erase(lru_.back());
+      lru_.pop_back();
+    }
+  }
+  return path;
+}
+
+void PathCache::Clear() {
+  std::lock_guard<std::mutex> lock(mu_);
+  map_.clear();
+  lru_.clear();
+}
+
+const PageIndex::Slot* PageIndex::FindSlot(PageNo pgno) const {
+  size_t c = pgno / kChunk;
+  if (c >= chunks_.size() || !chunks_[c]) return nullptr;
+  return &(*chunks_[c])[pgno % kChunk];
+}
+
+PageIndex::Slot* PageIndex::GetSlot(PageNo pgno) {
+  size_t c = pgno / kChunk;
+  if (c >= chunks_.size()) chunks_.resize(c + 1);
+  if (!chunks_[c]) chunks_[c] = std::make_unique<Chunk>();
+  return &(*chunks_[c])[pgno % kChunk];
+}
+
+std::span<const Version> PageIndex::Versions(PageNo pgno) const {
+  const Slot* s = FindSlot(pgno);
+  if (s == nullptr) return {};
+  if (!s->more.empty()) return std::span<const Version>(s->more);
+  if (s->one.lsn != 0) return std::span<const Version>(&s->one, 1);
+  return {};
+}
+
+std::span<Version> PageIndex::MutableVersions(PageNo pgno) {
+  size_t c = pgno / kChunk;
+  if (c >= chunks_.size() || !chunks_[c]) return {};
+  Slot* s = &(*chunks_[c])[pgno % kChunk];
+  if (!s->more.empty()) return std::span<Version>(s->more);
+  if (s->one.lsn != 0) return std::span<Version>(&s->one, 1);
+  return {};
+}
+
+void PageIndex::Add(PageNo pgno, const Version& v) {
+  Slot* s = GetSlot(pgno);
+  ++version_count_;
+  if (s->more.empty() && s->one.lsn == 0) {
+    s->one = v;
+    return;
+  }
+  if (s->more.empty()) {
+    s->more.reserve(2);
+    s->more.push_back(s->one);
+    s->one = Version{};
+  }
+  if (s->more.back().lsn < v.lsn) {
+    s->more.push_back(v);
+  } else {
+    auto it = std::lower_bound(s->more.begin(), s->more.end(), v.lsn,
+                               [](const Version& a, Lsn l) { return a.lsn < l; });
+    s->more.insert(it, v);
+  }
+}
+
+void PageIndex::Set(PageNo pgno, std::vector<Version> versions) {
+  Slot* s = GetSlot(pgno);
+  version_count_ -= Versions(pgno).size();
+  version_count_ += versions.size();
+  s->one = Version{};
+  if (versions.size() == 1) {
+    s->one = versions[0];
+    s->more = std::vector<Version>();
+  } else {
+    s->more = std::move(versions);
+    s->more.shrink_to_fit();
+  }
+}
+
+PageNo PageIndex::MaxPgno() const {
+  return chunks_.empty() ? 0 : static_cast<PageNo>(chunks_.size() * kChunk - 1);
+}
+
+std::vector<PageNo> PageIndex::PagesInRange(PageNo lo, PageNo hi) const {
+  std::vector<PageNo> out;
+  if (hi <= lo) return out;
+  size_t first_chunk = (static_cast<size_t>(lo) + 1) / kChunk;
+  for (size_t c = first_chunk; c < chunks_.size() && c * kChunk <= hi; ++c) {
+    if (!chunks_[c]) continue;
+    for (size_t i = 0; i < kChunk; ++i) {
+      size_t p = c * kChunk + i;
+      if (p <= lo || p > hi) continue;
+      if (!Versions(static_cast<PageNo>(p)).empty()) out.push_back(static_cast<PageNo>(p));
+    }
+  }
+  return out;
+}
+
+bool PageCache::Lookup(Lsn lsn, PageNo pgno, std::string* out) {
+  if (capacity_ == 0) return false;
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = map_.find(Key{lsn, pgno});
+  if (it == map_.end()) return false;
+  lru_.splice(lru_.begin(), lru_, it->second);
+  *out = it->second->second;
+  return true;
+}
+
+void PageCache::Insert(Lsn lsn, PageNo pgno, const std::string& data) {
+  if (capacity_ == 0) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  Key k{lsn, pgno};
+  if (map_.count(k) != 0) return;
+  lru_.emplace_front(k, data);
+  map_.emplace(k, lru_.begin());
+  while (map_.size() > capacity_) {
+    map_.erase(lru_.back().first);
+    lru_.pop_back();
+  }
+}
+
+}  // namespace branchdb::storage::internal

@@ -1,0 +1,161 @@
+// In-memory structures of the page store (internal to storage/):
+//   - Run: a create/reset record plus the records that follow it on its
+//     timeline, with a link to the state it starts from (base).
+//   - PathMap: for one run, every run on its ancestry path and that run's
+//     cutoff LSN, so a read checks visibility in O(log depth).
+//   - PageIndex: for each page number, its versions (lsn, run, location)
+//     sorted by LSN, all runs mixed; about 24 bytes per version.
+//   - PageCache: LRU of page images keyed by (lsn, pgno).
+// Thread-safety: PageIndex and Run are guarded by the store's state mutex;
+// PageCache is internally synchronized.
+#ifndef BRANCHDB_STORAGE_PAGE_INDEX_H_
+#define BRANCHDB_STORAGE_PAGE_INDEX_H_
+
+#include <array>
+#include <cstdint>
+#include <limits>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "storage/page_store.h"
+
+namespace branchdb::storage::internal {
+
+inline constexpr uint32_t kNoRun = std::numeric_limits<uint32_t>::max();
+inline constexpr uint32_t kZeroSegment = std::numeric_limits<uint32_t>::max();
+inline constexpr Lsn kMaxLsn = std::numeric_limits<Lsn>::max();
+
+// One version of one page. segment == kZeroSegment: the page reads as zeros
+// (written when a commit shrinks the database).
+struct Version {
+  Lsn lsn = 0;
+  uint32_t run = kNoRun;
+  uint32_t segment = 0;
+  uint64_t offset = 0;  // of the image block (crc + image) in the segment file
+};
+
+// An entry of a run's record list: a live record, or the first record of a
+// stretch of garbage-collected ones (live == false).
+struct RunEntry {
+  Lsn lsn = 0;
+  int64_t time_micros = 0;
+  bool live = true;
+};
+
+struct Run {
+  bool exists = false;
+  TimelineId timeline = 0;
+  Lsn start = 0;           // LSN of its create/reset record
+  Lsn base = 0;            // state it starts from (0 = empty)
+  uint32_t base_run = kNoRun;
+  uint32_t depth = 0;      // 0 when base == 0
+  std::vector<RunEntry> entries;  // ascending LSN
+};
+
+// Runs on the ancestry path of one run, sorted by run index, with cutoffs.
+// The run itself has cutoff kMaxLsn (the reader's LSN applies).
+class PathMap {
+ public:
+  explicit PathMap(std::vector<std::pair<uint32_t, Lsn>> runs) : runs_(std::move(runs)) {}
+  // Cutoff of run on this path, or 0 when run is not on it.
+  Lsn Cutoff(uint32_t run) const;
+  const std::vector<std::pair<uint32_t, Lsn>>& runs() const { return runs_; }
+
+ private:
+  std::vector<std::pair<uint32_t, Lsn>> runs_;
+};
+
+// Builds the path map of run r (walks its base chain).
+std::shared_ptr<const PathMap> BuildPathMap(const std::vector<Run>& runs, uint32_t r);
+
+// Bounded LRU cache of path maps by run index. Thread-safe.
+class PathCache {
+ public:
+  explicit PathCache(size_t capacity) : capacity_(capacity) {}
+  // REQUIRES: caller holds the state mutex (shared is enough).
+  std::shared_ptr<const PathMap> Get(const std::vector<Run>& runs, uint32_t r);
+  void Clear();
+
+ private:
+  const size_t capacity_;
+  std::mutex mu_;
+  std::list<uint32_t> lru_;
+  std::unordered_map<uint32_t, std::pair<std::shared_ptr<const PathMap>,
+                                         std::list<uint32_t>::iterator>> map_;
+};
+
+// Versions of every page, sorted by LSN per page.
+class PageIndex {
+ public:
+  // Adds v to pgno's versions (v.lsn is normally the largest so far).
+  void Add(PageNo pgno, const Version& v);
+  std::span<const Version> Versions(PageNo pgno) const;
+  std::span<Version> MutableVersions(PageNo pgno);
+  // Replaces pgno's versions (sorted by LSN).
+  void Set(PageNo pgno, std::vector<Version> versions);
+  bool HasVersions(PageNo pgno) const { return !Versions(pgno).empty(); }
+  // Highest page number that has ever had a slot (0 if none).
+  PageNo MaxPgno() const;
+  // Calls fn(pgno, span) for every page with versions, ascending pgno.
+  template <typename Fn>
+  void ForEach(Fn&& fn) const {
+    for (size_t c = 0; c < chunks_.size(); ++c) {
+      if (!chunks_[c]) continue;
+      for (size_t i = 0; i < kChunk; ++i) {
+        PageNo pgno = static_cast<PageNo>(c * kChunk + i);
+        auto v = Versions(pgno);
+        if (!v.empty()) fn(pgno, v);
+      }
+    }
+  }
+  // Page numbers in (lo, hi] that have versions, ascending.
+  std::vector<PageNo> PagesInRange(PageNo lo, PageNo hi) const;
+  uint64_t version_count() const { return version_count_; }
+
+ private:
+  static constexpr size_t kChunk = 1024;
+  struct Slot {
+    Version one;               // the only version, when more is empty and one.lsn != 0
+    std::vector<Version> more;  // all versions, when there are two or more
+  };
+  using Chunk = std::array<Slot, kChunk>;
+  const Slot* FindSlot(PageNo pgno) const;
+  Slot* GetSlot(PageNo pgno);
+
+  std::vector<std::unique_ptr<Chunk>> chunks_;
+  uint64_t version_count_ = 0;
+};
+
+// LRU cache of page images keyed by (lsn, pgno). Thread-safe.
+class PageCache {
+ public:
+  explicit PageCache(uint64_t capacity_bytes) : capacity_(capacity_bytes / kPageSize) {}
+  bool Lookup(Lsn lsn, PageNo pgno, std::string* out);
+  void Insert(Lsn lsn, PageNo pgno, const std::string& data);
+
+ private:
+  struct Key {
+    Lsn lsn;
+    PageNo pgno;
+    bool operator==(const Key& o) const { return lsn == o.lsn && pgno == o.pgno; }
+  };
+  struct KeyHash {
+    size_t operator()(const Key& k) const {
+      return std::hash<uint64_t>()(k.lsn * 0x9E3779B97F4A7C15ull ^ k.pgno);
+    }
+  };
+  const size_t capacity_;
+  std::mutex mu_;
+  std::list<std::pair<Key, std::string>> lru_;
+  std::unordered_map<Key, std::list<std::pair<Key, std::string>>::iterator, KeyHash> map_;
+};
+
+}  // namespace branchdb::storage::internal
+
+#endif  // BRANCHDB_STORAGE_PAGE_INDEX_H_

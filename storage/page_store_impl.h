@@ -1,0 +1,197 @@
+// PageStoreImpl: the implementation of PageStore (internal to storage/).
+// Split by concern: page_store_open.cc (Open, recovery), page_store_write.cc
+// (validation, group commit, segments), page_store_read.cc (reads, history),
+// page_store_gc.cc (GC, compaction, usage).
+//
+// Locking: mu_ guards the write queue and the "pending" view of timelines
+// that mutations are validated against; state_mu_ (shared for readers)
+// guards the durable view: records, runs, timelines, the page index and the
+// segment table. Order: mu_ before state_mu_. Only the group-commit leader
+// (or GC, which excludes leaders) touches the active segment file.
+#ifndef BRANCHDB_STORAGE_PAGE_STORE_IMPL_H_
+#define BRANCHDB_STORAGE_PAGE_STORE_IMPL_H_
+
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "storage/log_format.h"
+#include "storage/page_index.h"
+#include "storage/page_store.h"
+
+namespace branchdb::storage::internal {
+
+class PageStoreImpl final : public PageStore {
+ public:
+  PageStoreImpl(const PageStoreOptions& options, std::string dir);
+  ~PageStoreImpl() override;
+
+  // Called once by PageStore::Open.
+  Status Recover();
+
+  Result<TimelineId> CreateTimeline(Lsn base, std::string_view annotation) override;
+  Result<TimelineId> CreateTimeline(TimelineId ancestor, Lsn ancestor_lsn,
+                                    std::string_view annotation) override;
+  Result<Lsn> ResetTimeline(TimelineId t, Lsn expected_head, Lsn base,
+                            std::string_view annotation) override;
+  Status DropTimeline(TimelineId t) override;
+  Result<TimelineInfo> GetTimeline(TimelineId t) const override;
+  std::vector<TimelineInfo> ListTimelines() const override;
+  Result<Lsn> Head(TimelineId t) const override;
+
+  Result<Lsn> Commit(TimelineId t, Lsn expected_head, const std::vector<PageWrite>& pages,
+                     uint32_t db_size_pages, std::string_view annotation) override;
+
+  Result<Lsn> ResolveLsn(TimelineId t, Lsn lsn) const override;
+  Status ReadPage(TimelineId t, PageNo pgno, Lsn lsn, std::string* out) const override;
+  Status ReadPageAt(Lsn state_lsn, PageNo pgno, std::string* out) const override;
+  Result<uint32_t> DbSize(TimelineId t, Lsn lsn) const override;
+  Result<uint32_t> DbSizeAt(Lsn state_lsn) const override;
+
+  Result<RecordInfo> GetRecord(Lsn lsn) const override;
+  Result<std::vector<RecordInfo>> History(TimelineId t, Lsn before, size_t limit) const override;
+  Result<Lsn> LsnAt(TimelineId t, int64_t time_micros) const override;
+  Result<std::vector<PageNo>> ChangedPages(Lsn a, Lsn b) const override;
+
+  Result<GcStats> Gc(const GcOptions& options) override;
+  Result<SpaceUsage> Usage(TimelineId t) const override;
+  uint64_t DiskBytes() const override;
+  Status Health() const override;
+  Lsn LastLsn() const override;
+
+ private:
+  struct Record {
+    RecordMeta meta;
+    uint32_t run = kNoRun;
+    uint32_t segment = 0;
+  };
+  struct Timeline {
+    TimelineInfo info;
+    uint32_t run = kNoRun;
+    bool dropped = false;
+  };
+  struct PendingTimeline {
+    Lsn head = 0;
+    Lsn run_start = 0;
+    uint32_t db_size = 0;
+    bool dropped = false;
+  };
+  struct Writer {
+    RecordMeta meta;
+    std::string images;  // image blocks (crc + page) in entry order
+    Status status;
+    bool done = false;
+  };
+  struct Segment {
+    uint64_t size = 0;
+    bool sealed = false;
+  };
+  struct Location {
+    uint32_t segment = 0;
+    uint64_t offset = 0;
+    Lsn lsn = 0;
+  };
+  // A record found on disk during recovery.
+  struct Loaded {
+    RecordMeta meta;
+    uint32_t segment = 0;
+    uint64_t offset = 0;
+    uint32_t meta_len = 0;
+  };
+
+  // --- open (page_store_open.cc) ---
+  Status LoadSegment(uint64_t number, bool* sealed, std::vector<Loaded>* out,
+                     std::vector<std::pair<uint64_t, std::string>>* footer, uint64_t* size);
+  Status ScanTail(uint64_t number, RandomAccessFile* file, uint64_t file_size, uint64_t start,
+                  std::vector<Loaded>* out, std::vector<std::pair<uint64_t, std::string>>* footer,
+                  uint64_t* valid_end);
+  Status Rebuild(const Manifest& manifest, std::vector<Loaded> records);
+
+  // --- write path (page_store_write.cc) ---
+  // REQUIRES: lock holds mu_. Status of the store for a new mutation.
+  Status CheckWritable() const;
+  Result<Lsn> Submit(std::unique_ptr<Writer> w, std::unique_lock<std::mutex>& lock);
+  Status WriteBatch(const std::vector<Writer*>& batch);
+  Status RollSegment();
+  Status SealActive();
+  Status StartSegment(uint64_t number);
+  // Assigns LSN and time. REQUIRES: mu_ held.
+  void Stamp(RecordMeta* meta);
+  // Validates a base state and fills db size / base_run_start. REQUIRES: mu_ held.
+  Status FillBase(Lsn base, RecordMeta* meta);
+  Result<Lsn> AppendRunRecord(RecordKind kind, TimelineId t, Lsn expected_head, Lsn base,
+                              std::string_view annotation);
+
+  // --- state (page_store_read.cc), REQUIRES: state_mu_ held ---
+  // live == false: only index the versions (a collected record). structural ==
+  // false: the run and timeline already exist (records older than the manifest).
+  Status ApplyRecord(const RecordMeta& meta, uint32_t segment, uint64_t offset, uint32_t meta_len,
+                     bool live, bool structural);
+  uint32_t NewRun(TimelineId timeline, Lsn start, Lsn base, uint32_t base_run);
+  Result<const Timeline*> LiveTimeline(TimelineId t) const;
+  Result<Lsn> ResolveLocked(TimelineId t, Lsn lsn) const;
+  Result<const Record*> StateLocked(Lsn lsn) const;
+  // Newest visible version of pgno at state (run, lsn), or nullptr.
+  const Version* FindVersion(uint32_t run, Lsn lsn, PageNo pgno) const;
+  Status ReadState(const Record& rec, PageNo pgno, std::string* out) const;
+  Status ReadLocation(const Location& loc, PageNo pgno, std::string* out) const;
+  Result<std::shared_ptr<RandomAccessFile>> File(uint32_t segment) const;
+  RecordInfo ToInfo(const Record& rec) const;
+  std::string SegmentPath(uint64_t number) const;
+
+  // --- gc (page_store_gc.cc) ---
+  Manifest BuildManifest() const;
+  Status Compact(GcStats* stats);
+  Status CompactGroup(const std::vector<uint64_t>& group, GcStats* stats);
+
+  // Constant after construction.
+  const PageStoreOptions options_;
+  Env* const env_;
+  const std::string dir_;
+  std::unique_ptr<FileLock> lock_;
+
+  // Guarded by mu_.
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Writer*> queue_;
+  std::map<TimelineId, PendingTimeline> pending_;
+  Status failed_;
+  Lsn next_lsn_ = 1;
+  TimelineId next_timeline_ = 1;
+  int64_t last_time_ = 0;
+  bool gc_running_ = false;
+
+  // Used only by the group-commit leader or by GC (which excludes leaders).
+  std::unique_ptr<WritableFile> active_file_;
+  uint64_t active_number_ = 0;
+  std::vector<std::pair<uint64_t, std::string>> active_footer_;
+  uint64_t next_segment_ = 1;
+  std::mutex gc_mu_;
+
+  // Guarded by state_mu_.
+  mutable std::shared_mutex state_mu_;
+  std::map<Lsn, Record> records_;
+  std::vector<Run> runs_;
+  std::unordered_map<Lsn, uint32_t> run_by_start_;
+  std::map<TimelineId, Timeline> timelines_;
+  PageIndex index_;
+  std::map<uint64_t, Segment> segments_;
+  Lsn durable_lsn_ = 0;
+  Lsn gc_lsn_ = 0;  // last_lsn of the newest GC manifest
+
+  // Internally synchronized.
+  mutable PathCache path_cache_{4096};
+  mutable PageCache page_cache_;
+  mutable std::mutex files_mu_;
+  mutable std::unordered_map<uint32_t, std::shared_ptr<RandomAccessFile>> files_;
+};
+
+}  // namespace branchdb::storage::internal
+
+#endif  // BRANCHDB_STORAGE_PAGE_STORE_IMPL_H_

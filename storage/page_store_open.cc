@@ -1,0 +1,349 @@
+// PageStoreImpl: Open and recovery (docs/storage-format.md, "Recovery").
+#include <algorithm>
+
+#include "storage/page_store_impl.h"
+#include "storage/util/coding.h"
+#include "storage/util/crc32c.h"
+
+namespace branchdb::storage {
+
+Result<std::unique_ptr<PageStore>> PageStore::Open(const PageStoreOptions& options,
+                                                   const std::string& dir) {
+  auto store = std::make_unique<internal::PageStoreImpl>(options, dir);
+  Status s = store->Recover();
+  if (!s.ok()) return s.WithContext("open page store " + dir);
+  return std::unique_ptr<PageStore>(std::move(store));
+}
+
+namespace internal {
+namespace {
+
+constexpr std::string_view kManifestName = "GCSTATE";
+
+bool InRanges(const std::vector<std::pair<Lsn, Lsn>>& ranges, Lsn lsn) {
+  auto it = std::upper_bound(ranges.begin(), ranges.end(), lsn,
+                             [](Lsn l, const std::pair<Lsn, Lsn>& r) { return l < r.first; });
+  if (it == ranges.begin()) return false;
+  --it;
+  return lsn >= it->first && lsn <= it->second;
+}
+
+Status ReadExactly(RandomAccessFile* file, uint64_t offset, size_t n, std::string* out) {
+  out->resize(n);
+  auto r = file->Read(offset, n, out->data());
+  if (!r.ok()) return r.status();
+  if (*r != n) return Status::Corruption("short read at offset " + std::to_string(offset));
+  return Status::OK();
+}
+
+}  // namespace
+
+PageStoreImpl::PageStoreImpl(const PageStoreOptions& options, std::string dir)
+    : options_(options),
+      env_(options.env != nullptr ? options.env : Env::Default()),
+      dir_(std::move(dir)),
+      page_cache_(options.cache_bytes) {}
+
+PageStoreImpl::~PageStoreImpl() = default;
+
+Status PageStoreImpl::ScanTail(uint64_t number, RandomAccessFile* file, uint64_t file_size,
+                               uint64_t start, std::vector<Loaded>* out,
+                               std::vector<std::pair<uint64_t, std::string>>* footer,
+                               uint64_t* valid_end) {
+  std::string data;
+  BRANCHDB_RETURN_IF_ERROR(ReadExactly(file, start, file_size - start, &data));
+  size_t pos = 0;
+  while (data.size() - pos >= kRecordHeaderSize) {
+    uint32_t meta_len = coding::DecodeFixed32(data.data() + pos);
+    uint32_t meta_crc = coding::DecodeFixed32(data.data() + pos + 4);
+    if (meta_len == 0 || meta_len > kMaxMetaBytes ||
+        meta_len > data.size() - pos - kRecordHeaderSize) {
+      break;
+    }
+    std::string_view meta_bytes(data.data() + pos + kRecordHeaderSize, meta_len);
+    if (crc32c::Value(meta_bytes) != meta_crc) break;
+    Loaded rec;
+    if (!DecodeMeta(meta_bytes, &rec.meta).ok()) break;
+    size_t images = rec.meta.ImageCount();
+    uint64_t size = RecordSize(meta_len, images);
+    if (size > data.size() - pos) break;
+    bool images_ok = true;
+    for (size_t i = 0; i < images && images_ok; ++i) {
+      images_ok = ImageBlockValid(std::string_view(
+          data.data() + pos + kRecordHeaderSize + meta_len + i * kImageBlockSize, kImageBlockSize));
+    }
+    if (!images_ok) break;
+    rec.segment = static_cast<uint32_t>(number);
+    rec.offset = start + pos;
+    rec.meta_len = meta_len;
+    footer->emplace_back(rec.offset, std::string(meta_bytes));
+    out->push_back(std::move(rec));
+    pos += size;
+  }
+  *valid_end = start + pos;
+  return Status::OK();
+}
+
+Status PageStoreImpl::LoadSegment(uint64_t number, bool* sealed, std::vector<Loaded>* out,
+                                  std::vector<std::pair<uint64_t, std::string>>* footer,
+                                  uint64_t* size) {
+  const std::string path = SegmentPath(number);
+  auto size_or = env_->GetFileSize(path);
+  if (!size_or.ok()) return size_or.status();
+  *size = *size_or;
+  auto file_or = env_->NewRandomAccessFile(path);
+  if (!file_or.ok()) return file_or.status();
+  RandomAccessFile* file = file_or->get();
+  std::string head;
+  BRANCHDB_RETURN_IF_ERROR(
+      ReadExactly(file, 0, std::min<uint64_t>(*size, kSegmentHeaderFixed), &head));
+  size_t header_len = SegmentHeaderLength(head);
+  if (header_len == 0 || header_len > *size) {
+    return Status::Corruption(SegmentFileName(number) + ": bad segment header");
+  }
+  BRANCHDB_RETURN_IF_ERROR(ReadExactly(file, 0, header_len, &head));
+  SegmentHeader h;
+  size_t len = 0;
+  BRANCHDB_RETURN_IF_ERROR(DecodeSegmentHeader(head, &h, &len).WithContext(SegmentFileName(number)));
+  if (h.number != number) {
+    return Status::Corruption(SegmentFileName(number) + ": header names segment " +
+                              std::to_string(h.number));
+  }
+  *sealed = false;
+  if (*size >= header_len + kTrailerSize) {
+    std::string tail;
+    BRANCHDB_RETURN_IF_ERROR(ReadExactly(file, *size - kTrailerSize, kTrailerSize, &tail));
+    Trailer t;
+    if (DecodeTrailer(tail, &t)) {
+      if (t.footer_offset < header_len || t.footer_offset + t.footer_len + kTrailerSize != *size) {
+        return Status::Corruption(SegmentFileName(number) + ": footer trailer is inconsistent");
+      }
+      std::string body;
+      BRANCHDB_RETURN_IF_ERROR(ReadExactly(file, t.footer_offset, t.footer_len, &body));
+      std::vector<FooterEntry> entries;
+      BRANCHDB_RETURN_IF_ERROR(
+          DecodeFooter(body, t.footer_crc, &entries).WithContext(SegmentFileName(number)));
+      for (FooterEntry& e : entries) {
+        if (RecordSize(e.meta_len, e.meta.ImageCount()) + e.offset > t.footer_offset) {
+          return Status::Corruption(SegmentFileName(number) + ": footer entry past the records");
+        }
+        Loaded rec;
+        rec.meta = std::move(e.meta);
+        rec.segment = static_cast<uint32_t>(number);
+        rec.offset = e.offset;
+        rec.meta_len = e.meta_len;
+        out->push_back(std::move(rec));
+      }
+      *sealed = true;
+      return Status::OK();
+    }
+  }
+  if (h.flags & kSegmentFlagCompacted) {
+    return Status::Corruption(SegmentFileName(number) + ": compacted segment without a footer");
+  }
+  uint64_t valid_end = 0;
+  BRANCHDB_RETURN_IF_ERROR(ScanTail(number, file, *size, header_len, out, footer, &valid_end));
+  if (valid_end < *size) {
+    // A torn write at the end of the log: nothing past valid_end was acknowledged.
+    BRANCHDB_RETURN_IF_ERROR(env_->TruncateFile(path, valid_end));
+    *size = valid_end;
+  }
+  return Status::OK();
+}
+
+Status PageStoreImpl::Recover() {
+  if (!env_->FileExists(dir_)) {
+    if (!options_.create_if_missing) {
+      return Status::NotFound("page store directory does not exist", "store_not_found");
+    }
+  }
+  BRANCHDB_RETURN_IF_ERROR(env_->CreateDirs(dir_));
+  auto lock = env_->LockFile(JoinPath(dir_, "LOCK"));
+  if (!lock.ok()) return lock.status();
+  lock_ = std::move(*lock);
+
+  auto children = env_->GetChildren(dir_);
+  if (!children.ok()) return children.status();
+  Manifest manifest;
+  std::vector<uint64_t> numbers;
+  bool deleted = false;
+  for (const std::string& name : *children) {
+    uint64_t n = 0;
+    if (ParseSegmentFileName(name, &n)) {
+      numbers.push_back(n);
+    } else if (name.size() > 4 && name.substr(name.size() - 4) == ".tmp") {
+      BRANCHDB_RETURN_IF_ERROR(env_->DeleteFile(JoinPath(dir_, name)));
+      deleted = true;
+    } else if (name == kManifestName) {
+      auto data = env_->ReadFileToString(JoinPath(dir_, name));
+      if (!data.ok()) return data.status();
+      BRANCHDB_RETURN_IF_ERROR(DecodeManifest(*data, &manifest));
+    }
+  }
+  std::sort(numbers.begin(), numbers.end());
+  uint64_t max_number = numbers.empty() ? 0 : numbers.back();
+
+  // A newest segment whose header never became durable was never acknowledged.
+  if (!numbers.empty()) {
+    const std::string path = SegmentPath(numbers.back());
+    auto size = env_->GetFileSize(path);
+    if (!size.ok()) return size.status();
+    if (*size <= kSegmentHeaderFixed + 4) {
+      auto data = env_->ReadFileToString(path);
+      if (!data.ok()) return data.status();
+      SegmentHeader h;
+      size_t len = 0;
+      if (!DecodeSegmentHeader(*data, &h, &len).ok()) {
+        BRANCHDB_RETURN_IF_ERROR(env_->DeleteFile(path));
+        numbers.pop_back();
+        deleted = true;
+      }
+    }
+  }
+
+  // Finish interrupted compactions: a compacted segment replaces the ones it names.
+  std::vector<uint64_t> superseded;
+  for (uint64_t n : numbers) {
+    auto file = env_->NewRandomAccessFile(SegmentPath(n));
+    if (!file.ok()) return file.status();
+    std::string head(kSegmentHeaderFixed, '\0');
+    auto r = (*file)->Read(0, head.size(), head.data());
+    if (!r.ok()) return r.status();
+    head.resize(*r);
+    size_t len = SegmentHeaderLength(head);
+    if (len == 0) return Status::Corruption(SegmentFileName(n) + ": bad segment header");
+    head.resize(len);
+    r = (*file)->Read(0, len, head.data());
+    if (!r.ok()) return r.status();
+    head.resize(*r);
+    SegmentHeader h;
+    BRANCHDB_RETURN_IF_ERROR(DecodeSegmentHeader(head, &h, &len).WithContext(SegmentFileName(n)));
+    if (h.flags & kSegmentFlagCompacted) {
+      superseded.insert(superseded.end(), h.supersedes.begin(), h.supersedes.end());
+    }
+  }
+  std::vector<uint64_t> live_numbers;
+  for (uint64_t n : numbers) {
+    if (std::find(superseded.begin(), superseded.end(), n) != superseded.end()) {
+      BRANCHDB_RETURN_IF_ERROR(env_->DeleteFile(SegmentPath(n)));
+      deleted = true;
+    } else {
+      live_numbers.push_back(n);
+    }
+  }
+  if (deleted) BRANCHDB_RETURN_IF_ERROR(env_->SyncDir(dir_));
+
+  std::vector<Loaded> loaded;
+  uint64_t tail_number = 0;
+  bool have_tail = false;
+  std::vector<std::pair<uint64_t, std::string>> tail_footer;
+  for (uint64_t n : live_numbers) {
+    bool sealed = false;
+    uint64_t size = 0;
+    std::vector<std::pair<uint64_t, std::string>> footer;
+    BRANCHDB_RETURN_IF_ERROR(LoadSegment(n, &sealed, &loaded, &footer, &size));
+    if (!sealed) {
+      if (have_tail) {
+        return Status::Corruption(SegmentFileName(tail_number) +
+                                  ": segment is neither sealed nor the newest log segment");
+      }
+      have_tail = true;
+      tail_number = n;
+      tail_footer = std::move(footer);
+    }
+    segments_[n] = Segment{size, sealed};
+  }
+
+  {
+    std::unique_lock<std::shared_mutex> state(state_mu_);
+    BRANCHDB_RETURN_IF_ERROR(Rebuild(manifest, std::move(loaded)));
+  }
+  next_segment_ = std::max(max_number, manifest.next_segment) + 1;
+  if (have_tail) {
+    auto file = env_->NewWritableFile(SegmentPath(tail_number), Env::OpenMode::kAppend);
+    if (!file.ok()) return file.status();
+    active_file_ = std::move(*file);
+    active_number_ = tail_number;
+    active_footer_ = std::move(tail_footer);
+  } else {
+    BRANCHDB_RETURN_IF_ERROR(StartSegment(next_segment_++));
+  }
+  return Status::OK();
+}
+
+Status PageStoreImpl::Rebuild(const Manifest& manifest, std::vector<Loaded> records) {
+  gc_lsn_ = manifest.last_lsn;
+  for (const ManifestRun& mr : manifest.runs) {
+    uint32_t base_run = kNoRun;
+    if (mr.base != 0) {
+      auto it = run_by_start_.find(mr.base_run_start);
+      if (it == run_by_start_.end()) return Status::Corruption("GCSTATE: base run missing");
+      base_run = it->second;
+    }
+    uint32_t r = NewRun(mr.timeline, mr.start, mr.base, base_run);
+    for (const auto& [lsn, time] : mr.markers) runs_[r].entries.push_back(RunEntry{lsn, time, false});
+  }
+  for (const ManifestTimeline& mt : manifest.timelines) {
+    auto it = run_by_start_.find(mt.run_start);
+    if (it == run_by_start_.end()) return Status::Corruption("GCSTATE: timeline run missing");
+    Timeline& t = timelines_[mt.id];
+    t.info = TimelineInfo{mt.id, mt.head, mt.created_lsn, mt.base, mt.created_micros};
+    t.run = it->second;
+  }
+
+  std::sort(records.begin(), records.end(),
+            [](const Loaded& a, const Loaded& b) { return a.meta.lsn < b.meta.lsn; });
+  Lsn max_lsn = manifest.last_lsn;
+  TimelineId max_timeline = manifest.last_timeline;
+  int64_t max_time = manifest.last_time;
+  for (size_t i = 0; i < records.size(); ++i) {
+    const Loaded& rec = records[i];
+    const Lsn lsn = rec.meta.lsn;
+    if (i > 0 && records[i - 1].meta.lsn == lsn) {
+      return Status::Corruption("LSN " + std::to_string(lsn) + " appears twice in the log");
+    }
+    bool collected = (rec.meta.flags & kRecordFlagCollected) ||
+                     (lsn <= manifest.last_lsn && InRanges(manifest.collected, lsn));
+    Status s = ApplyRecord(rec.meta, rec.segment, rec.offset, rec.meta_len, !collected,
+                           !collected && lsn > manifest.last_lsn);
+    if (!s.ok()) return s;
+    max_lsn = std::max(max_lsn, lsn);
+    max_timeline = std::max(max_timeline, rec.meta.timeline);
+    max_time = std::max(max_time, rec.meta.time_micros);
+  }
+  for (Run& run : runs_) {
+    if (!std::is_sorted(run.entries.begin(), run.entries.end(),
+                        [](const RunEntry& a, const RunEntry& b) { return a.lsn < b.lsn; })) {
+      std::sort(run.entries.begin(), run.entries.end(),
+                [](const RunEntry& a, const RunEntry& b) { return a.lsn < b.lsn; });
+    }
+  }
+  for (const ManifestRun& mr : manifest.runs) {
+    const Run& run = runs_[run_by_start_.at(mr.start)];
+    uint64_t live = 0;
+    for (const RunEntry& e : run.entries) live += (e.live && e.lsn <= manifest.last_lsn) ? 1 : 0;
+    if (live != mr.live_records) {
+      return Status::Corruption("run " + std::to_string(mr.start) + " has " +
+                                std::to_string(live) + " records on disk, GCSTATE says " +
+                                std::to_string(mr.live_records));
+    }
+  }
+  durable_lsn_ = max_lsn;
+  std::lock_guard<std::mutex> lock(mu_);
+  next_lsn_ = max_lsn + 1;
+  next_timeline_ = max_timeline + 1;
+  last_time_ = max_time;
+  for (const auto& [id, t] : timelines_) {
+    if (t.dropped) continue;
+    auto head = records_.find(t.info.head);
+    if (head == records_.end()) {
+      return Status::Corruption("timeline " + std::to_string(id) + ": head record missing");
+    }
+    pending_[id] = PendingTimeline{t.info.head, runs_[t.run].start,
+                                   head->second.meta.db_size_pages, false};
+  }
+  return Status::OK();
+}
+
+}  // namespace internal
+}  // namespace branchdb::storage

@@ -1,0 +1,313 @@
+// PageStoreImpl: timelines, reads at LSNs, history, LsnAt, ChangedPages.
+#include <algorithm>
+
+#include "storage/page_store_impl.h"
+
+namespace branchdb::storage::internal {
+namespace {
+
+Status TimelineNotFound(TimelineId t) {
+  return Status::NotFound("timeline " + std::to_string(t) + " not found", "timeline_not_found");
+}
+
+Status LsnNotFound(Lsn lsn, std::string_view why) {
+  return Status::NotFound("LSN " + std::to_string(lsn) + ": " + std::string(why), "lsn_not_found");
+}
+
+}  // namespace
+
+std::string PageStoreImpl::SegmentPath(uint64_t number) const {
+  return JoinPath(dir_, SegmentFileName(number));
+}
+
+Result<const PageStoreImpl::Timeline*> PageStoreImpl::LiveTimeline(TimelineId t) const {
+  auto it = timelines_.find(t);
+  if (it == timelines_.end() || it->second.dropped) return TimelineNotFound(t);
+  return &it->second;
+}
+
+Result<TimelineInfo> PageStoreImpl::GetTimeline(TimelineId t) const {
+  std::shared_lock<std::shared_mutex> state(state_mu_);
+  auto tl = LiveTimeline(t);
+  if (!tl.ok()) return tl.status();
+  return (*tl)->info;
+}
+
+std::vector<TimelineInfo> PageStoreImpl::ListTimelines() const {
+  std::shared_lock<std::shared_mutex> state(state_mu_);
+  std::vector<TimelineInfo> out;
+  for (const auto& [id, t] : timelines_) {
+    if (!t.dropped) out.push_back(t.info);
+  }
+  return out;
+}
+
+Result<Lsn> PageStoreImpl::Head(TimelineId t) const {
+  std::shared_lock<std::shared_mutex> state(state_mu_);
+  auto tl = LiveTimeline(t);
+  if (!tl.ok()) return tl.status();
+  return (*tl)->info.head;
+}
+
+Result<Lsn> PageStoreImpl::ResolveLocked(TimelineId t, Lsn lsn) const {
+  auto tl = LiveTimeline(t);
+  if (!tl.ok()) return tl.status();
+  uint32_t r = (*tl)->run;
+  Lsn cutoff = lsn;
+  while (r != kNoRun) {
+    const Run& run = runs_[r];
+    auto it = std::upper_bound(run.entries.begin(), run.entries.end(), cutoff,
+                               [](Lsn l, const RunEntry& e) { return l < e.lsn; });
+    if (it != run.entries.begin()) {
+      --it;
+      if (!it->live) return LsnNotFound(lsn, "that state was garbage-collected");
+      return it->lsn;
+    }
+    cutoff = std::min(cutoff, run.base);
+    r = run.base_run;
+  }
+  return LsnNotFound(lsn, "before the history of timeline " + std::to_string(t) + " begins");
+}
+
+Result<Lsn> PageStoreImpl::ResolveLsn(TimelineId t, Lsn lsn) const {
+  std::shared_lock<std::shared_mutex> state(state_mu_);
+  return ResolveLocked(t, lsn);
+}
+
+Result<const PageStoreImpl::Record*> PageStoreImpl::StateLocked(Lsn lsn) const {
+  auto it = records_.find(lsn);
+  if (it == records_.end()) {
+    if (lsn == 0) return LsnNotFound(0, "the empty state has no record");
+    return LsnNotFound(lsn, "no such state (never written, or garbage-collected)");
+  }
+  return &it->second;
+}
+
+const Version* PageStoreImpl::FindVersion(uint32_t run, Lsn lsn, PageNo pgno) const {
+  auto versions = index_.Versions(pgno);
+  if (versions.empty()) return nullptr;
+  auto it = std::upper_bound(versions.begin(), versions.end(), lsn,
+                             [](Lsn l, const Version& v) { return l < v.lsn; });
+  std::shared_ptr<const PathMap> path;
+  while (it != versions.begin()) {
+    --it;
+    if (it->run == run) return &*it;
+    if (runs_[run].base_run == kNoRun) continue;  // path is the run alone
+    if (!path) path = path_cache_.Get(runs_, run);
+    Lsn c = path->Cutoff(it->run);
+    if (c != 0 && it->lsn <= c) return &*it;
+  }
+  return nullptr;
+}
+
+Result<std::shared_ptr<RandomAccessFile>> PageStoreImpl::File(uint32_t segment) const {
+  std::lock_guard<std::mutex> lock(files_mu_);
+  auto it = files_.find(segment);
+  if (it != files_.end()) return it->second;
+  auto f = env_->NewRandomAccessFile(SegmentPath(segment));
+  if (!f.ok()) return f.status();
+  std::shared_ptr<RandomAccessFile> file(std::move(*f));
+  files_[segment] = file;
+  return file;
+}
+
+Status PageStoreImpl::ReadLocation(const Location& loc, PageNo pgno, std::string* out) const {
+  if (page_cache_.Lookup(loc.lsn, pgno, out)) return Status::OK();
+  auto file = File(loc.segment);
+  if (!file.ok()) return file.status();
+  std::string block(kImageBlockSize, '\0');
+  auto n = (*file)->Read(loc.offset, kImageBlockSize, block.data());
+  if (!n.ok()) return n.status();
+  if (*n != kImageBlockSize || !ImageBlockValid(block)) {
+    return Status::Corruption("page " + std::to_string(pgno) + " of LSN " +
+                              std::to_string(loc.lsn) + " in " + SegmentFileName(loc.segment) +
+                              " at offset " + std::to_string(loc.offset) + ": checksum mismatch");
+  }
+  out->assign(block, 4, kPageSize);
+  page_cache_.Insert(loc.lsn, pgno, *out);
+  return Status::OK();
+}
+
+Status PageStoreImpl::ReadPage(TimelineId t, PageNo pgno, Lsn lsn, std::string* out) const {
+  Location loc;
+  {
+    std::shared_lock<std::shared_mutex> state(state_mu_);
+    auto s = ResolveLocked(t, lsn);
+    if (!s.ok()) return s.status();
+    if (pgno == 0) return Status::InvalidArgument("page number 0");
+    const Record& rec = records_.at(*s);
+    const Version* v = pgno > rec.meta.db_size_pages ? nullptr : FindVersion(rec.run, *s, pgno);
+    if (v == nullptr || v->segment == kZeroSegment) {
+      out->assign(kPageSize, '\0');
+      return Status::OK();
+    }
+    loc = Location{v->segment, v->offset, v->lsn};
+  }
+  return ReadLocation(loc, pgno, out);
+}
+
+Status PageStoreImpl::ReadPageAt(Lsn state_lsn, PageNo pgno, std::string* out) const {
+  Location loc;
+  {
+    std::shared_lock<std::shared_mutex> state(state_mu_);
+    if (pgno == 0) return Status::InvalidArgument("page number 0");
+    if (state_lsn == 0) {
+      out->assign(kPageSize, '\0');
+      return Status::OK();
+    }
+    auto rec = StateLocked(state_lsn);
+    if (!rec.ok()) return rec.status();
+    const Version* v = pgno > (*rec)->meta.db_size_pages
+                           ? nullptr
+                           : FindVersion((*rec)->run, state_lsn, pgno);
+    if (v == nullptr || v->segment == kZeroSegment) {
+      out->assign(kPageSize, '\0');
+      return Status::OK();
+    }
+    loc = Location{v->segment, v->offset, v->lsn};
+  }
+  return ReadLocation(loc, pgno, out);
+}
+
+Result<uint32_t> PageStoreImpl::DbSize(TimelineId t, Lsn lsn) const {
+  std::shared_lock<std::shared_mutex> state(state_mu_);
+  auto s = ResolveLocked(t, lsn);
+  if (!s.ok()) return s.status();
+  return records_.at(*s).meta.db_size_pages;
+}
+
+Result<uint32_t> PageStoreImpl::DbSizeAt(Lsn state_lsn) const {
+  if (state_lsn == 0) return 0u;
+  std::shared_lock<std::shared_mutex> state(state_mu_);
+  auto rec = StateLocked(state_lsn);
+  if (!rec.ok()) return rec.status();
+  return (*rec)->meta.db_size_pages;
+}
+
+RecordInfo PageStoreImpl::ToInfo(const Record& rec) const {
+  RecordInfo info;
+  info.lsn = rec.meta.lsn;
+  info.kind = rec.meta.kind;
+  info.timeline = rec.meta.timeline;
+  info.time_micros = rec.meta.time_micros;
+  info.db_size_pages = rec.meta.db_size_pages;
+  info.base = rec.meta.base;
+  info.annotation = rec.meta.annotation;
+  for (const PageEntry& e : rec.meta.entries) {
+    if (e.type == EntryType::kImage) info.pages.push_back(e.pgno);
+  }
+  return info;
+}
+
+Result<RecordInfo> PageStoreImpl::GetRecord(Lsn lsn) const {
+  std::shared_lock<std::shared_mutex> state(state_mu_);
+  auto rec = StateLocked(lsn);
+  if (!rec.ok()) return rec.status();
+  return ToInfo(**rec);
+}
+
+Result<std::vector<RecordInfo>> PageStoreImpl::History(TimelineId t, Lsn before,
+                                                       size_t limit) const {
+  std::shared_lock<std::shared_mutex> state(state_mu_);
+  auto tl = LiveTimeline(t);
+  if (!tl.ok()) return tl.status();
+  std::vector<RecordInfo> out;
+  uint32_t r = (*tl)->run;
+  Lsn cutoff = before == 0 ? kMaxLsn : before;
+  while (r != kNoRun && out.size() < limit) {
+    const Run& run = runs_[r];
+    auto it = std::upper_bound(run.entries.begin(), run.entries.end(), cutoff,
+                               [](Lsn l, const RunEntry& e) { return l < e.lsn; });
+    while (it != run.entries.begin() && out.size() < limit) {
+      --it;
+      if (it->live) out.push_back(ToInfo(records_.at(it->lsn)));
+    }
+    cutoff = std::min(cutoff, run.base);
+    r = run.base_run;
+  }
+  return out;
+}
+
+Result<Lsn> PageStoreImpl::LsnAt(TimelineId t, int64_t time_micros) const {
+  std::shared_lock<std::shared_mutex> state(state_mu_);
+  auto tl = LiveTimeline(t);
+  if (!tl.ok()) return tl.status();
+  uint32_t r = (*tl)->run;
+  Lsn cutoff = kMaxLsn;
+  while (r != kNoRun) {
+    const Run& run = runs_[r];
+    auto end = std::upper_bound(run.entries.begin(), run.entries.end(), cutoff,
+                                [](Lsn l, const RunEntry& e) { return l < e.lsn; });
+    // Record times never decrease with LSN, so the entries are sorted by time too.
+    auto it = std::upper_bound(run.entries.begin(), end, time_micros,
+                               [](int64_t tm, const RunEntry& e) { return tm < e.time_micros; });
+    if (it != run.entries.begin()) {
+      --it;
+      if (!it->live) {
+        return Status::NotFound("the state of timeline " + std::to_string(t) +
+                                    " at that time was garbage-collected",
+                                "lsn_not_found");
+      }
+      return it->lsn;
+    }
+    cutoff = std::min(cutoff, run.base);
+    r = run.base_run;
+  }
+  return Status::NotFound("timeline " + std::to_string(t) + " has no record at or before " +
+                              std::to_string(time_micros),
+                          "lsn_not_found");
+}
+
+Result<std::vector<PageNo>> PageStoreImpl::ChangedPages(Lsn a, Lsn b) const {
+  std::shared_lock<std::shared_mutex> state(state_mu_);
+  std::shared_ptr<const PathMap> pa, pb;
+  uint32_t ra = kNoRun, rb = kNoRun;
+  if (a != 0) {
+    auto rec = StateLocked(a);
+    if (!rec.ok()) return rec.status();
+    ra = (*rec)->run;
+    pa = path_cache_.Get(runs_, ra);
+  }
+  if (b != 0) {
+    auto rec = StateLocked(b);
+    if (!rec.ok()) return rec.status();
+    rb = (*rec)->run;
+    pb = path_cache_.Get(runs_, rb);
+  }
+  auto visible = [](const std::shared_ptr<const PathMap>& p, uint32_t r, Lsn at,
+                    const Version& v) {
+    if (!p) return false;
+    if (v.run == r) return v.lsn <= at;
+    Lsn c = p->Cutoff(v.run);
+    return c != 0 && v.lsn <= c;
+  };
+  std::vector<PageNo> out;
+  index_.ForEach([&](PageNo pgno, std::span<const Version> versions) {
+    for (const Version& v : versions) {
+      if (visible(pa, ra, a, v) != visible(pb, rb, b, v)) {
+        out.push_back(pgno);
+        return;
+      }
+    }
+  });
+  return out;
+}
+
+Status PageStoreImpl::Health() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return failed_;
+}
+
+Lsn PageStoreImpl::LastLsn() const {
+  std::shared_lock<std::shared_mutex> state(state_mu_);
+  return durable_lsn_;
+}
+
+uint64_t PageStoreImpl::DiskBytes() const {
+  std::shared_lock<std::shared_mutex> state(state_mu_);
+  uint64_t total = 0;
+  for (const auto& [n, s] : segments_) total += s.size;
+  return total;
+}
+
+}  // namespace branchdb::storage::internal

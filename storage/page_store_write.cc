@@ -1,0 +1,364 @@
+// PageStoreImpl: mutations, group commit, segment files, applying records.
+#include <algorithm>
+
+#include "storage/page_store_impl.h"
+
+namespace branchdb::storage::internal {
+namespace {
+
+constexpr size_t kMaxBatchBytes = 32u << 20;
+
+Status StoreFailed(const Status& cause) {
+  return Status::IOError("page store failed earlier and must be reopened: " + cause.ToString(),
+                         "store_failed");
+}
+
+Status TimelineNotFound(TimelineId t) {
+  return Status::NotFound("timeline " + std::to_string(t) + " not found", "timeline_not_found");
+}
+
+}  // namespace
+
+Status PageStoreImpl::CheckWritable() const {
+  if (!failed_.ok()) return StoreFailed(failed_);
+  return Status::OK();
+}
+
+void PageStoreImpl::Stamp(RecordMeta* meta) {
+  meta->lsn = next_lsn_++;
+  int64_t now = env_->GetClock()->NowMicros();
+  last_time_ = std::max(last_time_, now);
+  meta->time_micros = last_time_;
+}
+
+Status PageStoreImpl::FillBase(Lsn base, RecordMeta* meta) {
+  meta->base = base;
+  meta->base_run_start = 0;
+  meta->db_size_pages = 0;
+  if (base == 0) return Status::OK();
+  std::shared_lock<std::shared_mutex> state(state_mu_);
+  auto it = records_.find(base);
+  if (it == records_.end()) {
+    return Status::NotFound("LSN " + std::to_string(base) + " names no state of the store",
+                            "lsn_not_found");
+  }
+  meta->db_size_pages = it->second.meta.db_size_pages;
+  meta->base_run_start = runs_[it->second.run].start;
+  return Status::OK();
+}
+
+Result<TimelineId> PageStoreImpl::CreateTimeline(Lsn base, std::string_view annotation) {
+  auto w = std::make_unique<Writer>();
+  w->meta.kind = RecordKind::kCreate;
+  w->meta.annotation = std::string(annotation);
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait(lock, [&] { return !gc_running_; });
+  BRANCHDB_RETURN_IF_ERROR(CheckWritable());
+  BRANCHDB_RETURN_IF_ERROR(FillBase(base, &w->meta));
+  w->meta.timeline = next_timeline_++;
+  Stamp(&w->meta);
+  w->meta.run_start = w->meta.lsn;
+  TimelineId id = w->meta.timeline;
+  pending_[id] = PendingTimeline{w->meta.lsn, w->meta.lsn, w->meta.db_size_pages, false};
+  Result<Lsn> r = Submit(std::move(w), lock);
+  if (!r.ok()) return r.status();
+  return id;
+}
+
+Result<TimelineId> PageStoreImpl::CreateTimeline(TimelineId ancestor, Lsn ancestor_lsn,
+                                                 std::string_view annotation) {
+  Result<Lsn> base = ResolveLsn(ancestor, ancestor_lsn);
+  if (!base.ok()) return base.status();
+  return CreateTimeline(*base, annotation);
+}
+
+Result<Lsn> PageStoreImpl::AppendRunRecord(RecordKind kind, TimelineId t, Lsn expected_head,
+                                           Lsn base, std::string_view annotation) {
+  auto w = std::make_unique<Writer>();
+  w->meta.kind = kind;
+  w->meta.timeline = t;
+  w->meta.annotation = std::string(annotation);
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait(lock, [&] { return !gc_running_; });
+  BRANCHDB_RETURN_IF_ERROR(CheckWritable());
+  auto it = pending_.find(t);
+  if (it == pending_.end() || it->second.dropped) return TimelineNotFound(t);
+  PendingTimeline& p = it->second;
+  if (kind == RecordKind::kReset) {
+    if (p.head != expected_head) {
+      return Status::Conflict("timeline " + std::to_string(t) + " head is " +
+                                  std::to_string(p.head) + ", not " + std::to_string(expected_head),
+                              "head_moved");
+    }
+    BRANCHDB_RETURN_IF_ERROR(FillBase(base, &w->meta));
+    Stamp(&w->meta);
+    w->meta.run_start = w->meta.lsn;
+    p.run_start = w->meta.lsn;
+  } else {  // kDrop
+    w->meta.db_size_pages = p.db_size;
+    w->meta.run_start = p.run_start;
+    Stamp(&w->meta);
+    p.dropped = true;
+  }
+  p.head = w->meta.lsn;
+  p.db_size = w->meta.db_size_pages;
+  return Submit(std::move(w), lock);
+}
+
+Result<Lsn> PageStoreImpl::ResetTimeline(TimelineId t, Lsn expected_head, Lsn base,
+                                         std::string_view annotation) {
+  return AppendRunRecord(RecordKind::kReset, t, expected_head, base, annotation);
+}
+
+Status PageStoreImpl::DropTimeline(TimelineId t) {
+  Result<Lsn> r = AppendRunRecord(RecordKind::kDrop, t, 0, 0, "");
+  return r.ok() ? Status::OK() : r.status();
+}
+
+Result<Lsn> PageStoreImpl::Commit(TimelineId t, Lsn expected_head,
+                                  const std::vector<PageWrite>& pages, uint32_t db_size_pages,
+                                  std::string_view annotation) {
+  if (db_size_pages > kMaxDbPages) {
+    return Status::InvalidArgument("database size " + std::to_string(db_size_pages) +
+                                   " pages exceeds the maximum " + std::to_string(kMaxDbPages));
+  }
+  std::vector<size_t> order(pages.size());
+  for (size_t i = 0; i < pages.size(); ++i) {
+    const PageWrite& p = pages[i];
+    if (p.data.size() != kPageSize) {
+      return Status::InvalidArgument("page " + std::to_string(p.pgno) + " has " +
+                                     std::to_string(p.data.size()) + " bytes, not " +
+                                     std::to_string(kPageSize));
+    }
+    if (p.pgno == 0 || p.pgno > db_size_pages) {
+      return Status::InvalidArgument("page number " + std::to_string(p.pgno) +
+                                     " outside 1.." + std::to_string(db_size_pages));
+    }
+    order[i] = i;
+  }
+  std::sort(order.begin(), order.end(),
+            [&](size_t a, size_t b) { return pages[a].pgno < pages[b].pgno; });
+  auto w = std::make_unique<Writer>();
+  w->meta.kind = RecordKind::kCommit;
+  w->meta.timeline = t;
+  w->meta.db_size_pages = db_size_pages;
+  w->meta.annotation = std::string(annotation);
+  w->meta.entries.reserve(pages.size());
+  w->images.reserve(pages.size() * kImageBlockSize);
+  for (size_t k = 0; k < order.size(); ++k) {
+    const PageWrite& p = pages[order[k]];
+    if (k > 0 && pages[order[k - 1]].pgno == p.pgno) {
+      return Status::InvalidArgument("page " + std::to_string(p.pgno) + " written twice");
+    }
+    w->meta.entries.push_back(PageEntry{p.pgno, EntryType::kImage});
+    AppendImageBlock(&w->images, p.data);
+  }
+
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait(lock, [&] { return !gc_running_; });
+  BRANCHDB_RETURN_IF_ERROR(CheckWritable());
+  auto it = pending_.find(t);
+  if (it == pending_.end() || it->second.dropped) return TimelineNotFound(t);
+  PendingTimeline& p = it->second;
+  if (p.head != expected_head) {
+    return Status::Conflict("timeline " + std::to_string(t) + " head is " +
+                                std::to_string(p.head) + ", not " + std::to_string(expected_head),
+                            "head_moved");
+  }
+  if (db_size_pages < p.db_size) {
+    // Shrink: pages past the new size leave the state. Record a zero version
+    // for every such page that may have contents (indexed or queued).
+    std::vector<PageNo> cut;
+    {
+      std::shared_lock<std::shared_mutex> state(state_mu_);
+      cut = index_.PagesInRange(db_size_pages, p.db_size);
+    }
+    for (const Writer* q : queue_) {
+      for (const PageEntry& e : q->meta.entries) {
+        if (e.pgno > db_size_pages && e.pgno <= p.db_size) cut.push_back(e.pgno);
+      }
+    }
+    std::sort(cut.begin(), cut.end());
+    cut.erase(std::unique(cut.begin(), cut.end()), cut.end());
+    for (PageNo pg : cut) w->meta.entries.push_back(PageEntry{pg, EntryType::kZero});
+  }
+  w->meta.run_start = p.run_start;
+  Stamp(&w->meta);
+  p.head = w->meta.lsn;
+  p.db_size = db_size_pages;
+  return Submit(std::move(w), lock);
+}
+
+Result<Lsn> PageStoreImpl::Submit(std::unique_ptr<Writer> w, std::unique_lock<std::mutex>& lock) {
+  Writer* me = w.get();
+  queue_.push_back(me);
+  while (!me->done && queue_.front() != me) cv_.wait(lock);
+  if (!me->done) {
+    // Leader: write everything queued so far with one Sync.
+    std::vector<Writer*> batch;
+    size_t bytes = 0;
+    for (Writer* x : queue_) {
+      if (!batch.empty() && bytes + x->images.size() > kMaxBatchBytes) break;
+      batch.push_back(x);
+      bytes += x->images.size();
+    }
+    Status s;
+    if (!failed_.ok()) {
+      s = StoreFailed(failed_);
+    } else {
+      lock.unlock();
+      s = WriteBatch(batch);
+      lock.lock();
+      if (!s.ok()) failed_ = s;
+    }
+    for (Writer* x : batch) {
+      queue_.pop_front();
+      x->status = s;
+      x->done = true;
+    }
+    cv_.notify_all();
+  }
+  if (!me->status.ok()) return me->status;
+  return me->meta.lsn;
+}
+
+Status PageStoreImpl::WriteBatch(const std::vector<Writer*>& batch) {
+  if (!active_file_) return Status::IOError("no active segment");
+  if (active_file_->Size() >= options_.segment_bytes) BRANCHDB_RETURN_IF_ERROR(RollSegment());
+  const uint64_t start = active_file_->Size();
+  std::string buf;
+  std::vector<std::pair<uint64_t, std::string>> metas;
+  metas.reserve(batch.size());
+  for (Writer* w : batch) {
+    std::string meta = EncodeMeta(w->meta);
+    uint64_t offset = start + buf.size();
+    buf += EncodeRecordPrefix(meta);
+    buf += w->images;
+    metas.emplace_back(offset, std::move(meta));
+  }
+  BRANCHDB_RETURN_IF_ERROR(active_file_->Append(buf));
+  BRANCHDB_RETURN_IF_ERROR(active_file_->Sync());
+  std::unique_lock<std::shared_mutex> state(state_mu_);
+  for (size_t i = 0; i < batch.size(); ++i) {
+    Status s = ApplyRecord(batch[i]->meta, static_cast<uint32_t>(active_number_), metas[i].first,
+                           static_cast<uint32_t>(metas[i].second.size()), true, true);
+    if (!s.ok()) return s.WithContext("applying a written record");
+    durable_lsn_ = std::max(durable_lsn_, batch[i]->meta.lsn);
+  }
+  segments_[active_number_].size = active_file_->Size();
+  for (auto& m : metas) active_footer_.push_back(std::move(m));
+  return Status::OK();
+}
+
+Status PageStoreImpl::SealActive() {
+  std::string footer = EncodeFooter(active_footer_, active_file_->Size());
+  BRANCHDB_RETURN_IF_ERROR(active_file_->Append(footer));
+  BRANCHDB_RETURN_IF_ERROR(active_file_->Sync());
+  BRANCHDB_RETURN_IF_ERROR(active_file_->Close());
+  {
+    std::unique_lock<std::shared_mutex> state(state_mu_);
+    segments_[active_number_] = Segment{active_file_->Size(), true};
+  }
+  active_footer_.clear();
+  active_file_.reset();
+  return Status::OK();
+}
+
+Status PageStoreImpl::StartSegment(uint64_t number) {
+  const std::string path = SegmentPath(number);
+  auto file = env_->NewWritableFile(path, Env::OpenMode::kTruncate);
+  if (!file.ok()) return file.status();
+  SegmentHeader h;
+  h.number = number;
+  BRANCHDB_RETURN_IF_ERROR((*file)->Append(EncodeSegmentHeader(h)));
+  BRANCHDB_RETURN_IF_ERROR((*file)->Sync());
+  BRANCHDB_RETURN_IF_ERROR(env_->SyncDir(dir_));
+  active_file_ = std::move(*file);
+  active_number_ = number;
+  active_footer_.clear();
+  std::unique_lock<std::shared_mutex> state(state_mu_);
+  segments_[number] = Segment{active_file_->Size(), false};
+  return Status::OK();
+}
+
+Status PageStoreImpl::RollSegment() {
+  BRANCHDB_RETURN_IF_ERROR(SealActive());
+  return StartSegment(next_segment_++);
+}
+
+uint32_t PageStoreImpl::NewRun(TimelineId timeline, Lsn start, Lsn base, uint32_t base_run) {
+  Run r;
+  r.exists = true;
+  r.timeline = timeline;
+  r.start = start;
+  r.base = base;
+  r.base_run = base_run;
+  r.depth = base_run == kNoRun ? 0 : runs_[base_run].depth + 1;
+  uint32_t id = static_cast<uint32_t>(runs_.size());
+  runs_.push_back(std::move(r));
+  run_by_start_[start] = id;
+  return id;
+}
+
+Status PageStoreImpl::ApplyRecord(const RecordMeta& meta, uint32_t segment, uint64_t offset,
+                                  uint32_t meta_len, bool live, bool structural) {
+  const bool starts_run = meta.kind == RecordKind::kCreate || meta.kind == RecordKind::kReset;
+  uint32_t run = kNoRun;
+  if (structural && starts_run) {
+    uint32_t base_run = kNoRun;
+    if (meta.base != 0) {
+      auto it = run_by_start_.find(meta.base_run_start);
+      if (it == run_by_start_.end()) {
+        return Status::Corruption("record " + std::to_string(meta.lsn) + ": base run missing");
+      }
+      base_run = it->second;
+    }
+    run = NewRun(meta.timeline, meta.lsn, meta.base, base_run);
+  } else {
+    auto it = run_by_start_.find(meta.run_start);
+    if (it == run_by_start_.end()) {
+      if (!live) return Status::OK();  // garbage of a run that no longer exists
+      return Status::Corruption("record " + std::to_string(meta.lsn) + ": run missing");
+    }
+    run = it->second;
+  }
+  if (live) {
+    runs_[run].entries.push_back(RunEntry{meta.lsn, meta.time_micros, true});
+    if (structural) {
+      if (meta.kind == RecordKind::kCreate) {
+        Timeline& t = timelines_[meta.timeline];
+        t.info = TimelineInfo{meta.timeline, meta.lsn, meta.lsn, meta.base, meta.time_micros};
+        t.run = run;
+        t.dropped = false;
+      } else {
+        auto it = timelines_.find(meta.timeline);
+        if (it == timelines_.end()) {
+          return Status::Corruption("record " + std::to_string(meta.lsn) + ": unknown timeline");
+        }
+        it->second.info.head = meta.lsn;
+        if (starts_run) it->second.run = run;
+        if (meta.kind == RecordKind::kDrop) it->second.dropped = true;
+      }
+    }
+    Record& rec = records_[meta.lsn];
+    rec.meta = meta;
+    rec.run = run;
+    rec.segment = segment;
+  }
+  size_t image = 0;
+  for (const PageEntry& e : meta.entries) {
+    Version v;
+    v.lsn = meta.lsn;
+    v.run = run;
+    if (e.type == EntryType::kImage) {
+      v.segment = segment;
+      v.offset = ImageOffset(offset, meta_len, image++);
+    } else {
+      v.segment = kZeroSegment;
+    }
+    index_.Add(e.pgno, v);
+  }
+  return Status::OK();
+}
+
+}  // namespace branchdb::storage::internal

@@ -1,0 +1,273 @@
+// Durability and recovery tests of the PageStore: reopen after every kind of
+// operation, segment roll and recovery from sealed footers plus the tail,
+// torn-tail truncation, checksum corruption, the directory lock, and group
+// commit under concurrency.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <thread>
+
+#include "storage/util/coding.h"
+#include "tests/storage/store_test_util.h"
+
+namespace branchdb::storage::testing {
+namespace {
+
+std::vector<std::string> SegmentFiles(Env& env, const std::string& dir) {
+  auto children = env.GetChildren(dir);
+  REQUIRE(children.ok());
+  std::vector<std::string> out;
+  for (const auto& c : *children) {
+    if (c.rfind("seg-", 0) == 0) out.push_back(JoinPath(dir, c));
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+void FlipByte(Env& env, const std::string& path, uint64_t offset) {
+  auto data = env.ReadFileToString(path);
+  REQUIRE(data.ok());
+  REQUIRE(offset < data->size());
+  (*data)[offset] = static_cast<char>((*data)[offset] ^ 0x5A);
+  auto f = env.NewWritableFile(path, Env::OpenMode::kTruncate);
+  REQUIRE(f.ok());
+  REQUIRE((*f)->Append(*data).ok());
+  REQUIRE((*f)->Sync().ok());
+}
+
+TEST_CASE("Reopening after every kind of operation gives the same answers") {
+  StoreFixture f(16 << 10);  // small segments: several seals along the way
+  auto check_reopen = [&] {
+    Snapshot before = TakeSnapshot(f.store());
+    f.Reopen();
+    Snapshot after = TakeSnapshot(f.store());
+    RequireSameSnapshot(before, after);
+  };
+  TimelineId a = f.Create(0, "create a");
+  check_reopen();
+  Lsn a1 = f.Commit(a, {{1, 1}, {2, 2}, {3, 3}}, 3, "commit a1");
+  check_reopen();
+  Lsn a2 = f.Commit(a, {{2, 4}, {5, 5}}, 5, "commit a2");
+  check_reopen();
+  TimelineId b = f.Create(a1, "create b");
+  check_reopen();
+  f.Commit(b, {{1, 6}}, 3, "commit b1");
+  f.Commit(a, {}, 2, "shrink a");
+  check_reopen();
+  auto r = f.store().ResetTimeline(a, *f.store().Head(a), a1, "reset a");
+  REQUIRE(r.ok());
+  check_reopen();
+  r = f.store().ResetTimeline(a, *r, a2, "undo reset a");
+  REQUIRE(r.ok());
+  check_reopen();
+  REQUIRE(f.store().DropTimeline(b).ok());
+  check_reopen();
+  for (int i = 0; i < 20; ++i) f.Commit(a, {{static_cast<PageNo>(i % 5 + 1), 100u + i}}, 5);
+  check_reopen();
+  CHECK(SegmentFiles(f.env(), f.path()).size() > 3);
+  // The store keeps working after recovery.
+  Lsn next = f.Commit(a, {{1, 999}}, 5);
+  CHECK(next == f.store().LastLsn());
+  CHECK(f.ReadAt(next, 1) == PageData(999));
+}
+
+TEST_CASE("Recovery reads sealed footers and scans the unsealed tail") {
+  StoreFixture f(8 << 10);
+  TimelineId t = f.Create(0);
+  std::vector<Lsn> lsns;
+  for (int i = 0; i < 30; ++i) {
+    lsns.push_back(f.Commit(t, {{static_cast<PageNo>(i + 1), static_cast<uint64_t>(i + 1)}},
+                            static_cast<uint32_t>(i + 1)));
+  }
+  auto files = SegmentFiles(f.env(), f.path());
+  CHECK(files.size() >= 10);
+  uint64_t disk = f.store().DiskBytes();
+  uint64_t sum = 0;
+  for (const auto& p : files) sum += *f.env().GetFileSize(p);
+  CHECK(disk == sum);
+  f.Reopen();
+  CHECK(f.store().DiskBytes() == disk);
+  for (int i = 0; i < 30; ++i) {
+    for (int p = 1; p <= i + 1; ++p) CHECK(f.ReadAt(lsns[i], p) == PageData(p));
+  }
+}
+
+TEST_CASE("A torn tail is truncated and the store continues") {
+  StoreFixture f;
+  TimelineId t = f.Create(0);
+  Lsn l1 = f.Commit(t, {{1, 1}}, 1);
+  Lsn l2 = f.Commit(t, {{1, 2}, {2, 2}}, 2);
+  Snapshot before = TakeSnapshot(f.store());
+  f.Close();
+  std::string seg = SegmentFiles(f.env(), f.path()).back();
+  uint64_t size = *f.env().GetFileSize(seg);
+
+  SECTION("garbage appended after the last record") {
+    {
+      auto w = f.env().NewWritableFile(seg, Env::OpenMode::kAppend);
+      REQUIRE(w.ok());
+      REQUIRE((*w)->Append(std::string(5000, '\x7f')).ok());
+      REQUIRE((*w)->Sync().ok());
+    }
+    f.Reopen();
+    RequireSameSnapshot(before, TakeSnapshot(f.store()));
+    CHECK(*f.env().GetFileSize(seg) == size);
+  }
+  SECTION("the last record cut short") {
+    REQUIRE(f.env().TruncateFile(seg, size - 100).ok());
+    f.Reopen();
+    CHECK(f.store().LastLsn() == l1);
+    CHECK(*f.store().Head(t) == l1);
+    CHECK(f.ReadAt(l1, 1) == PageData(1));
+    CHECK(f.store().GetRecord(l2).status().IsNotFound());
+    Lsn again = f.Commit(t, {{2, 7}}, 2);
+    CHECK(again == l2);
+    f.Reopen();
+    CHECK(f.ReadAt(again, 2) == PageData(7));
+    CHECK(f.ReadAt(again, 1) == PageData(1));
+  }
+  SECTION("only zeros after the last record") {
+    REQUIRE(f.env().TruncateFile(seg, size + 8192).ok());
+    f.Reopen();
+    RequireSameSnapshot(before, TakeSnapshot(f.store()));
+  }
+}
+
+TEST_CASE("Checksum corruption in a sealed segment is reported, not ignored") {
+  StoreFixture f(8 << 10);
+  TimelineId t = f.Create(0);
+  Lsn l1 = f.Commit(t, {{1, 4242}}, 1);
+  for (int i = 0; i < 10; ++i) f.Commit(t, {{2, static_cast<uint64_t>(i + 1)}}, 2);
+  f.Close();
+  std::string first = SegmentFiles(f.env(), f.path()).front();
+  auto data = f.env().ReadFileToString(first);
+  REQUIRE(data.ok());
+
+  SECTION("a page image") {
+    size_t at = data->find(PageData(4242));
+    REQUIRE(at != std::string::npos);
+    FlipByte(f.env(), first, at + 100);
+    f.Reopen();
+    std::string out;
+    Status s = f.store().ReadPageAt(l1, 1, &out);
+    CHECK(s.IsCorruption());
+    CHECK(f.ReadAt(f.store().LastLsn(), 2) == PageData(10));
+  }
+  SECTION("the footer") {
+    uint64_t footer = coding::DecodeFixed64(data->data() + data->size() - 32);
+    FlipByte(f.env(), first, footer + 6);
+    auto s = PageStore::Open(f.options(), f.path());
+    CHECK(s.status().IsCorruption());
+  }
+  SECTION("the segment header") {
+    FlipByte(f.env(), first, 9);
+    auto s = PageStore::Open(f.options(), f.path());
+    CHECK(s.status().IsCorruption());
+  }
+}
+
+TEST_CASE("A second Open of the same directory is refused") {
+  StoreFixture f;
+  auto second = PageStore::Open(f.options(), f.path());
+  CHECK(second.status().IsUnavailable());
+  f.Close();
+  auto third = PageStore::Open(f.options(), f.path());
+  CHECK(third.ok());
+}
+
+TEST_CASE("Open without create_if_missing fails on a missing directory") {
+  StoreFixture f;
+  PageStoreOptions o = f.options();
+  o.create_if_missing = false;
+  auto s = PageStore::Open(o, f.path() + "-missing");
+  CHECK(s.status().IsNotFound());
+}
+
+// Counts Sync() calls on writable files, and makes each take a little while
+// so that concurrent commits have a chance to queue behind the leader.
+class SyncCountingEnv final : public EnvWrapper {
+ public:
+  explicit SyncCountingEnv(Env* target) : EnvWrapper(target) {}
+  std::atomic<int> syncs{0};
+
+  Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path,
+                                                        OpenMode mode) override {
+    auto f = target()->NewWritableFile(path, mode);
+    if (!f.ok()) return f.status();
+    return std::unique_ptr<WritableFile>(std::make_unique<File>(std::move(*f), this));
+  }
+
+ private:
+  class File final : public WritableFile {
+   public:
+    File(std::unique_ptr<WritableFile> f, SyncCountingEnv* env) : f_(std::move(f)), env_(env) {}
+    Status Append(std::string_view d) override { return f_->Append(d); }
+    Status Sync() override {
+      env_->syncs.fetch_add(1);
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      return f_->Sync();
+    }
+    Status Close() override { return f_->Close(); }
+    uint64_t Size() const override { return f_->Size(); }
+
+   private:
+    std::unique_ptr<WritableFile> f_;
+    SyncCountingEnv* env_;
+  };
+};
+
+TEST_CASE("Concurrent commits share fsyncs and are all readable") {
+  SyncCountingEnv counting(Env::Default());
+  StoreFixture f(256 << 10, &counting);
+  constexpr int kThreads = 8;
+  constexpr int kCommits = 20;
+  std::vector<TimelineId> timelines;
+  for (int i = 0; i < kThreads; ++i) timelines.push_back(f.Create(0));
+  TimelineId shared = f.Create(0);
+  std::vector<std::vector<std::pair<Lsn, uint64_t>>> acked(kThreads + 2);
+  int syncs_before = counting.syncs.load();
+  std::atomic<int> commits{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads + 2; ++i) {
+    threads.emplace_back([&, i] {
+      TimelineId t = i < kThreads ? timelines[i] : shared;
+      for (int k = 0; k < kCommits; ++k) {
+        uint64_t seed = static_cast<uint64_t>(i) * 1000 + k + 1;
+        std::string page = PageData(seed);
+        PageNo pgno = i < kThreads ? 1 : static_cast<PageNo>(i - kThreads + 1);
+        while (true) {
+          Lsn head = *f.store().Head(t);
+          auto r = f.store().Commit(t, head, {PageWrite{pgno, page}}, 2, "");
+          if (r.ok()) {
+            acked[i].emplace_back(*r, seed);
+            commits.fetch_add(1);
+            break;
+          }
+          if (!r.status().IsConflict()) {
+            FAIL_CHECK(r.status().ToString());
+            return;
+          }
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  int syncs = counting.syncs.load() - syncs_before;
+  CHECK(commits.load() == (kThreads + 2) * kCommits);
+  INFO("syncs " << syncs << " for " << commits.load() << " commits");
+  CHECK(syncs < commits.load());
+  for (int i = 0; i < kThreads + 2; ++i) {
+    PageNo pgno = i < kThreads ? 1 : static_cast<PageNo>(i - kThreads + 1);
+    for (const auto& [lsn, seed] : acked[i]) CHECK(f.ReadAt(lsn, pgno) == PageData(seed));
+  }
+  f.Reopen();
+  for (int i = 0; i < kThreads + 2; ++i) {
+    PageNo pgno = i < kThreads ? 1 : static_cast<PageNo>(i - kThreads + 1);
+    for (const auto& [lsn, seed] : acked[i]) CHECK(f.ReadAt(lsn, pgno) == PageData(seed));
+  }
+}
+
+}  // namespace
+}  // namespace branchdb::storage::testing
