@@ -69,6 +69,15 @@ Lsn LastCommitLsn(sqlite3* db);
 // transaction).
 Lsn SnapshotLsn(sqlite3* db);
 
+// Added by the VFS implementation: the cause of this connection's last VFS
+// failure, with its message (SQLite itself only reports a code such as
+// SQLITE_IOERR_WRITE or SQLITE_BUSY_SNAPSHOT, "disk I/O error"). E.g. after a
+// failed COMMIT: Conflict (reason "head_moved") when the branch moved under
+// the transaction, IOError when the store could not make it durable. OK when
+// there was none since the connection's last successful commit, or when db is
+// not a branchdb connection.
+Status LastVfsError(sqlite3* db);
+
 }  // namespace branchdb::storage
 
 #endif  // BRANCHDB_STORAGE_VFS_VFS_H_

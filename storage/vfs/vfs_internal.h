@@ -1,0 +1,147 @@
+// Internal to storage/vfs: the file objects behind the "branchdb" sqlite3_vfs.
+//
+//  - BranchFile: the main database of one timeline. Reads go to the PageStore
+//    at the connection's snapshot; writes go to an overlay that
+//    SQLITE_FCNTL_COMMIT_PHASETWO publishes as one PageStore::Commit.
+//  - MemFile: an anonymous in-memory file, for the temporary files SQLite
+//    asks for without a name (temp databases, sorter spills, transient
+//    indexes). Nothing ever reaches the host file system.
+//
+// Not a public header: only storage/vfs/*.cc and the VFS tests include it.
+#ifndef BRANCHDB_STORAGE_VFS_VFS_INTERNAL_H_
+#define BRANCHDB_STORAGE_VFS_VFS_INTERNAL_H_
+
+#include <sqlite3.h>
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "storage/page_store.h"
+#include "storage/util/status.h"
+
+namespace branchdb::storage::vfs_internal {
+
+inline constexpr char kVfsName[] = "branchdb";
+// An LSN that names no state: "SQLite's cache reflects no known state".
+inline constexpr Lsn kNoLsn = ~Lsn{0};
+
+// What OpenConnection registers under a minted file name for xOpen to find.
+struct OpenRequest {
+  PageStore* store = nullptr;
+  TimelineId timeline = 0;
+  bool read_only = false;
+  Lsn pinned_state = 0;  // read_only: the record LSN the connection reads
+};
+
+// The state of one main-database file (one SQLite connection). Its methods
+// implement the sqlite3_io_methods slots of BranchFile and are called by the
+// connection's thread only (SQLite holds the connection's mutex), except the
+// atomics and last_error(), which any thread may read.
+class BranchConnection {
+ public:
+  explicit BranchConnection(const OpenRequest& request);
+  ~BranchConnection();  // releases a writer slot still held
+  BranchConnection(const BranchConnection&) = delete;
+  BranchConnection& operator=(const BranchConnection&) = delete;
+
+  int Read(void* buf, int amt, sqlite3_int64 offset);
+  int Write(const void* buf, int amt, sqlite3_int64 offset);
+  int Truncate(sqlite3_int64 size);
+  int FileSize(sqlite3_int64* size);
+  int Lock(int level);
+  int Unlock(int level);
+  int CheckReservedLock(int* out);
+  int FileControl(int op, void* arg);
+
+  bool read_only() const { return read_only_; }
+  void SetAnnotation(std::string annotation) { annotation_ = std::move(annotation); }
+  Lsn last_commit_lsn() const { return last_commit_lsn_.load(); }
+  Lsn snapshot_lsn() const { return snapshot_pub_.load(); }
+  Status last_error() const;
+
+ private:
+  int CommitTransaction();
+  int Pragma(char** args);
+  // Loads snapshot_ = (state, size) for a new read transaction.
+  int BeginSnapshot();
+  // The state and size to read with no lock held (SQLite reads the header
+  // once before locking when it opens the database).
+  Status UnlockedState(Lsn* state, uint32_t* size);
+  // True when `to` is reached from `from` by commits on this timeline only.
+  bool IsLinearMove(Lsn from, Lsn to) const;
+  // The stored (persisted-form) image of page pgno of `state` into page_buf_;
+  // returns a pointer to kPageSize bytes, or nullptr with last_error_ set.
+  const char* StoredPage(PageNo pgno, Lsn state);
+  bool AcquireWriterSlot();
+  void ReleaseWriterSlot();
+  int Fail(int rc, Status status);
+
+  // Constant after construction.
+  PageStore* const store_;
+  const TimelineId timeline_;
+  const bool read_only_;
+  const Lsn pinned_state_;
+
+  // Used by the connection's thread only.
+  int lock_level_ = SQLITE_LOCK_NONE;
+  bool holds_writer_slot_ = false;
+  Lsn snapshot_ = kNoLsn;          // state read by the current/last transaction
+  uint32_t snapshot_size_ = 0;     // its size in pages
+  uint32_t db_size_ = 0;           // size including the overlay
+  std::map<PageNo, std::string> overlay_;  // persisted form, whole pages
+  std::optional<std::string> annotation_;
+  // Cache invalidation (see docs/vfs.md): the state SQLite's page cache and
+  // parsed schema reflect, and what SQLite last saw of page 1.
+  Lsn cache_lsn_ = kNoLsn;
+  bool force_reload_ = false;      // the next read transaction must drop the cache
+  bool seen_vers_valid_ = false;
+  unsigned char seen_vers_[16] = {};  // page-1 bytes 24..39 as SQLite last saw them
+  bool seen_cookie_valid_ = false;
+  uint32_t seen_cookie_ = 0;       // schema cookie (offset 40) as SQLite last saw it
+  uint32_t cookie_delta_ = 0;      // served cookie = stored cookie + cookie_delta_
+  // Page 1 of state page1_lsn_ (persisted form), to answer SQLite's 16-byte
+  // change-counter check without a store read.
+  Lsn page1_lsn_ = kNoLsn;
+  std::string page1_;
+  std::string page_buf_;
+
+  std::atomic<Lsn> last_commit_lsn_{0};
+  std::atomic<Lsn> snapshot_pub_{0};
+  mutable std::mutex error_mu_;
+  Status last_error_;  // guarded by error_mu_
+};
+
+// SQLite allocates pVfs->szOsFile bytes for every file and hands them to
+// xOpen; both file kinds are constructed there with placement new and
+// destroyed in xClose. Each begins with `sqlite3_file base;`.
+struct BranchFile {
+  sqlite3_file base;
+  std::unique_ptr<BranchConnection> conn;
+};
+
+struct MemFile {
+  sqlite3_file base;
+  std::string data;
+};
+
+// Constructs a BranchFile in `file` (raw memory from SQLite).
+int OpenBranchFile(const OpenRequest& request, sqlite3_file* file);
+// Constructs a MemFile in `file`.
+int OpenMemFile(sqlite3_file* file);
+
+// The connection behind a main-database file, or nullptr when the file is
+// not a BranchFile.
+BranchConnection* ConnectionOf(sqlite3_file* file);
+
+// For tests only: disables the stale-cache protection (force_reload_ and the
+// schema-cookie shift), to show that the tests catch its absence. Default on.
+void SetCacheInvalidationForTesting(bool enabled);
+
+}  // namespace branchdb::storage::vfs_internal
+
+#endif  // BRANCHDB_STORAGE_VFS_VFS_INTERNAL_H_

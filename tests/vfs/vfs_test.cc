@@ -1,0 +1,336 @@
+// The branchdb VFS, one behaviour at a time: commits and their records, empty
+// and rolled-back transactions, refusals (journal modes, page size, exclusive
+// locking), no escape to host files, errors at the commit point, VACUUM, time
+// travel, large blobs and temp files.
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <string>
+
+#include "storage/env/env.h"
+#include "storage/vfs/vfs.h"
+#include "tests/vfs/vfs_test_util.h"
+
+namespace branchdb::testing {
+namespace {
+
+using storage::Lsn;
+using storage::RecordKind;
+
+TEST_CASE("a committed transaction is one store commit, readable after reopening the store") {
+  StoreFixture fx;
+  Lsn before = fx.store()->LastLsn();
+  {
+    auto db = fx.Open();
+    MustExec(db.get(), "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)");
+    Lsn create = storage::LastCommitLsn(db.get());
+    CHECK(create == before + 1);
+    MustExec(db.get(), "BEGIN; INSERT INTO t VALUES(1,'a'); INSERT INTO t VALUES(2,'b'); COMMIT");
+    Lsn insert = storage::LastCommitLsn(db.get());
+    CHECK(insert == create + 1);
+    CHECK(fx.store()->LastLsn() == insert);
+    CHECK(storage::SnapshotLsn(db.get()) == insert);
+    auto record = fx.store()->GetRecord(insert);
+    REQUIRE(record.ok());
+    CHECK(record->kind == RecordKind::kCommit);
+    CHECK(record->timeline == fx.timeline());
+    CHECK(record->db_size_pages == 2);
+    CHECK(!record->pages.empty());
+  }
+  fx.Reopen();
+  auto db = fx.Open();
+  CHECK(Query(db.get(), "SELECT * FROM t ORDER BY id") == "1|a\n2|b\n");
+  CHECK(IntegrityCheck(db.get()) == "ok");
+  CHECK(QueryInt(db.get(), "PRAGMA page_size") == 4096);
+  CHECK(Query(db.get(), "PRAGMA journal_mode") == "memory\n");
+}
+
+TEST_CASE("transactions without changes make no commit") {
+  StoreFixture fx;
+  auto db = fx.Open();
+  MustExec(db.get(), "CREATE TABLE t(x)");
+  Lsn last = fx.store()->LastLsn();
+  MustExec(db.get(), "BEGIN; COMMIT");
+  MustExec(db.get(), "BEGIN IMMEDIATE; COMMIT");
+  MustExec(db.get(), "BEGIN EXCLUSIVE; SELECT * FROM t; COMMIT");
+  MustExec(db.get(), "SELECT count(*) FROM t");
+  MustExec(db.get(), "DELETE FROM t WHERE x = 1");  // matches nothing
+  CHECK(fx.store()->LastLsn() == last);
+}
+
+TEST_CASE("a rolled-back transaction leaves no trace, also after spilling its cache") {
+  StoreFixture fx;
+  auto db = fx.Open(0, /*cache_pages=*/10);  // a small cache: pages spill mid-transaction
+  MustExec(db.get(), "CREATE TABLE t(id INTEGER PRIMARY KEY, b BLOB)");
+  MustExec(db.get(), "INSERT INTO t VALUES(1, zeroblob(10000))");
+  Lsn last = fx.store()->LastLsn();
+  uint32_t size = *fx.store()->DbSize(fx.timeline(), last);
+  std::string before = Dump(db.get());
+
+  MustExec(db.get(), "BEGIN");
+  for (int i = 2; i < 200; ++i) {
+    MustExec(db.get(), "INSERT INTO t VALUES(" + std::to_string(i) + ", randomblob(3000))");
+  }
+  MustExec(db.get(), "UPDATE t SET b = randomblob(100) WHERE id = 1");
+  MustExec(db.get(), "ROLLBACK");
+  CHECK(fx.store()->LastLsn() == last);
+  CHECK(*fx.store()->DbSize(fx.timeline(), last) == size);
+  CHECK(Dump(db.get()) == before);
+  CHECK(IntegrityCheck(db.get()) == "ok");
+
+  // A savepoint rolled back inside a committed transaction: only the rest commits.
+  MustExec(db.get(), "BEGIN; INSERT INTO t VALUES(500, x'01'); SAVEPOINT s;");
+  for (int i = 0; i < 50; ++i) MustExec(db.get(), "INSERT INTO t(b) VALUES(randomblob(4000))");
+  MustExec(db.get(), "ROLLBACK TO s; RELEASE s; COMMIT");
+  CHECK(fx.store()->LastLsn() == last + 1);
+  CHECK(QueryInt(db.get(), "SELECT count(*) FROM t") == 2);
+  CHECK(IntegrityCheck(db.get()) == "ok");
+  auto other = fx.Open();
+  CHECK(Dump(other.get()) == Dump(db.get()));
+}
+
+TEST_CASE("the annotation is stored in the next commit record only") {
+  StoreFixture fx;
+  auto db = fx.Open();
+  MustExec(db.get(), "CREATE TABLE t(x)");
+  std::string bytes("who=agent-7\0what=insert", 23);
+  REQUIRE(storage::SetNextCommitAnnotation(db.get(), bytes).ok());
+  MustExec(db.get(), "BEGIN; COMMIT");  // empty: does not consume it
+  MustExec(db.get(), "INSERT INTO t VALUES(1)");
+  CHECK(fx.store()->GetRecord(storage::LastCommitLsn(db.get()))->annotation == bytes);
+  MustExec(db.get(), "INSERT INTO t VALUES(2)");
+  CHECK(fx.store()->GetRecord(storage::LastCommitLsn(db.get()))->annotation.empty());
+
+  auto ro = fx.OpenAt(fx.timeline(), fx.store()->LastLsn());
+  CHECK(storage::SetNextCommitAnnotation(ro.get(), "x").IsFailedPrecondition());
+  CHECK(storage::LastCommitLsn(ro.get()) == 0);
+}
+
+TEST_CASE("journal modes other than MEMORY, page-size changes and exclusive locking are refused") {
+  StoreFixture fx;
+  auto db = fx.Open();
+  MustExec(db.get(), "CREATE TABLE t(x); INSERT INTO t VALUES(1)");
+  for (const char* mode : {"WAL", "wal", "OFF", "DELETE", "TRUNCATE", "PERSIST"}) {
+    ExecResult r = Exec(db.get(), std::string("PRAGMA journal_mode=") + mode);
+    INFO(mode);
+    CHECK(r.rc == SQLITE_ERROR);
+    CHECK_THAT(r.message, Catch::Contains("journal_mode") && Catch::Contains("MEMORY"));
+  }
+  CHECK(Exec(db.get(), "PRAGMA main.journal_mode=WAL").rc == SQLITE_ERROR);
+  MustExec(db.get(), "PRAGMA journal_mode=MEMORY");
+  CHECK(Query(db.get(), "PRAGMA journal_mode") == "memory\n");
+
+  ExecResult r = Exec(db.get(), "PRAGMA page_size=8192");
+  CHECK(r.rc == SQLITE_ERROR);
+  CHECK_THAT(r.message, Catch::Contains("page_size") && Catch::Contains("4096"));
+  r = Exec(db.get(), "PRAGMA page_size=1024; VACUUM");
+  CHECK(r.rc == SQLITE_ERROR);
+  CHECK_THAT(r.message, Catch::Contains("page_size"));
+  MustExec(db.get(), "PRAGMA page_size=4096; VACUUM");
+  CHECK(QueryInt(db.get(), "PRAGMA page_size") == 4096);
+
+  r = Exec(db.get(), "PRAGMA locking_mode=EXCLUSIVE");
+  CHECK(r.rc == SQLITE_ERROR);
+  CHECK_THAT(r.message, Catch::Contains("locking_mode"));
+  MustExec(db.get(), "PRAGMA locking_mode=NORMAL");
+
+  CHECK(Query(db.get(), "SELECT * FROM t") == "1\n");
+  CHECK(IntegrityCheck(db.get()) == "ok");
+}
+
+TEST_CASE("VACUUM at the same page size works and shrinks the database") {
+  StoreFixture fx;
+  auto db = fx.Open();
+  MustExec(db.get(), "CREATE TABLE t(id INTEGER PRIMARY KEY, b BLOB); CREATE INDEX ib ON t(b)");
+  MustExec(db.get(), "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i<400) "
+                     "INSERT INTO t SELECT i, randomblob(1500) FROM n");
+  MustExec(db.get(), "DELETE FROM t WHERE id % 10 != 0");
+  std::string before = Dump(db.get());
+  uint32_t size_before = *fx.store()->DbSize(fx.timeline(), fx.store()->LastLsn());
+  CHECK(QueryInt(db.get(), "PRAGMA freelist_count") > 100);
+  MustExec(db.get(), "VACUUM");
+  uint32_t size_after = *fx.store()->DbSize(fx.timeline(), fx.store()->LastLsn());
+  CHECK(size_after < size_before / 2);
+  CHECK(QueryInt(db.get(), "PRAGMA page_count") == size_after);
+  CHECK(QueryInt(db.get(), "PRAGMA freelist_count") == 0);
+  CHECK(Dump(db.get()) == before);
+  CHECK(IntegrityCheck(db.get()) == "ok");
+  auto other = fx.Open();
+  CHECK(Dump(other.get()) == before);
+  CHECK(IntegrityCheck(other.get()) == "ok");
+}
+
+TEST_CASE("no file but the minted handles can be opened through the VFS") {
+  StoreFixture fx;
+  REQUIRE(storage::RegisterVfs().ok());
+  TempDir host;
+  const std::string path = host.Sub("escape.db");
+  sqlite3* raw = nullptr;
+  int rc = sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+                           "branchdb");
+  storage::SqliteHandle direct(raw);
+  CHECK(rc == SQLITE_CANTOPEN);
+  CHECK_FALSE(Env::Default()->FileExists(path));
+
+  auto db = fx.Open();
+  MustExec(db.get(), "CREATE TABLE t(x); INSERT INTO t VALUES(1)");
+  for (const std::string& name :
+       {path, std::string("branchdb-connection-1"), std::string("file:") + path,
+        std::string("/etc/passwd")}) {
+    ExecResult r = Exec(db.get(), "ATTACH '" + name + "' AS other");
+    INFO(name);
+    CHECK(r.rc != SQLITE_OK);
+  }
+  CHECK_FALSE(Env::Default()->FileExists(path));
+  // Temporary databases and files do work, in memory.
+  MustExec(db.get(), "ATTACH '' AS scratch; CREATE TABLE scratch.s(x); INSERT INTO scratch.s "
+                     "SELECT x FROM t; DETACH scratch");
+  MustExec(db.get(), "PRAGMA temp_store=FILE; CREATE TEMP TABLE tt(a, b); "
+                     "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i<20000) "
+                     "INSERT INTO tt SELECT i, randomblob(200) FROM n");
+  CHECK(QueryInt(db.get(), "SELECT count(*) FROM (SELECT b FROM tt ORDER BY b)") == 20000);
+  auto children = Env::Default()->GetChildren(host.path());
+  REQUIRE(children.ok());
+  CHECK(children->empty());
+}
+
+TEST_CASE("OpenConnection validates its options") {
+  StoreFixture fx;
+  storage::ConnectionOptions options;
+  CHECK(storage::OpenConnection(options).status().IsInvalidArgument());
+  options.store = fx.store();
+  CHECK(storage::OpenConnection(options).status().IsInvalidArgument());
+  options.timeline = 12345;
+  CHECK(storage::OpenConnection(options).status().IsNotFound());
+  auto branch = fx.store()->CreateTimeline(0, "later");
+  REQUIRE(branch.ok());
+  options.timeline = *branch;
+  options.as_of = fx.store()->Head(fx.timeline()).value();  // before the branch existed
+  CHECK(storage::OpenConnection(options).status().IsNotFound());
+}
+
+TEST_CASE("a connection as of an LSN reads exactly that state and cannot write") {
+  StoreFixture fx;
+  auto db = fx.Open();
+  std::vector<std::pair<Lsn, std::string>> states;
+  states.emplace_back(fx.store()->Head(fx.timeline()).value(), Dump(db.get()));
+  MustExec(db.get(), "CREATE TABLE t(id INTEGER PRIMARY KEY, v)");
+  states.emplace_back(storage::LastCommitLsn(db.get()), Dump(db.get()));
+  for (int i = 0; i < 5; ++i) {
+    MustExec(db.get(), "INSERT INTO t(v) VALUES(randomblob(5000)); DELETE FROM t WHERE id = " +
+                           std::to_string(i - 1));
+    states.emplace_back(storage::LastCommitLsn(db.get()), Dump(db.get()));
+  }
+  for (const auto& [lsn, dump] : states) {
+    auto ro = fx.OpenAt(fx.timeline(), lsn);
+    INFO("lsn " << lsn);
+    CHECK(Dump(ro.get()) == dump);
+    CHECK(storage::SnapshotLsn(ro.get()) == lsn);
+    if (lsn > states.front().first) {
+      CHECK(IntegrityCheck(ro.get()) == "ok");
+      ExecResult r = Exec(ro.get(), "INSERT INTO t(v) VALUES(1)");
+      CHECK((r.rc & 0xff) == SQLITE_READONLY);
+    }
+  }
+  CHECK(fx.store()->LastLsn() == states.back().first);
+}
+
+TEST_CASE("large blobs on overflow pages round-trip") {
+  StoreFixture fx;
+  auto db = fx.Open(0, 50);
+  MustExec(db.get(), "CREATE TABLE t(id INTEGER PRIMARY KEY, b BLOB)");
+  MustExec(db.get(), "INSERT INTO t VALUES(1, randomblob(5000000)), (2, randomblob(70000))");
+  std::string expect = Query(db.get(), "SELECT id, length(b), hex(substr(b, 4000000, 8)) FROM t");
+  std::string digest = Query(db.get(), "SELECT b FROM t ORDER BY id");
+  auto other = fx.Open();
+  CHECK(Query(other.get(), "SELECT id, length(b), hex(substr(b, 4000000, 8)) FROM t") == expect);
+  CHECK(Query(other.get(), "SELECT b FROM t ORDER BY id") == digest);
+  CHECK(IntegrityCheck(other.get()) == "ok");
+}
+
+// Fails every WritableFile::Sync while armed: the store cannot make a commit durable.
+class FailingSyncEnv : public EnvWrapper {
+ public:
+  FailingSyncEnv() : EnvWrapper(Env::Default()) {}
+  std::atomic<bool> fail{false};
+
+  Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path,
+                                                        OpenMode mode) override {
+    auto file = target()->NewWritableFile(path, mode);
+    if (!file.ok()) return file.status();
+    return std::unique_ptr<WritableFile>(new File(std::move(file).value(), &fail));
+  }
+
+ private:
+  class File : public WritableFile {
+   public:
+    File(std::unique_ptr<WritableFile> base, std::atomic<bool>* fail)
+        : base_(std::move(base)), fail_(fail) {}
+    Status Append(std::string_view data) override { return base_->Append(data); }
+    Status Sync() override {
+      if (fail_->load()) return Status::IOError("injected fdatasync failure");
+      return base_->Sync();
+    }
+    Status Close() override { return base_->Close(); }
+    uint64_t Size() const override { return base_->Size(); }
+
+   private:
+    std::unique_ptr<WritableFile> base_;
+    std::atomic<bool>* fail_;
+  };
+};
+
+TEST_CASE("a store failure at the commit point fails the COMMIT and leaves the branch unchanged") {
+  FailingSyncEnv env;
+  StoreFixture fx(&env);
+  auto db = fx.Open();
+  MustExec(db.get(), "CREATE TABLE t(x); INSERT INTO t VALUES('kept')");
+  Lsn head = fx.store()->Head(fx.timeline()).value();
+  std::string before = Dump(db.get());
+
+  env.fail = true;
+  MustExec(db.get(), "BEGIN; INSERT INTO t VALUES('lost'); CREATE TABLE u(y)");
+  ExecResult r = Exec(db.get(), "COMMIT");
+  CHECK((r.rc & 0xff) == SQLITE_IOERR);
+  CHECK(r.rc == SQLITE_IOERR_WRITE);
+  Status cause = storage::LastVfsError(db.get());
+  INFO(cause.ToString());
+  CHECK(cause.IsIOError());
+  CHECK_THAT(cause.message(), Catch::Contains("commit"));
+  CHECK(fx.store()->Head(fx.timeline()).value() == head);
+  CHECK(sqlite3_get_autocommit(db.get()) == 1);
+  // The same connection and a new one both read the branch as it was.
+  CHECK(Dump(db.get()) == before);
+  CHECK(IntegrityCheck(db.get()) == "ok");
+  auto other = fx.Open();
+  CHECK(Dump(other.get()) == before);
+}
+
+TEST_CASE("a reset between BEGIN and COMMIT makes the COMMIT fail with SQLITE_BUSY_SNAPSHOT") {
+  StoreFixture fx;
+  auto db = fx.Open();
+  MustExec(db.get(), "CREATE TABLE t(x); INSERT INTO t VALUES('v1')");
+  Lsn v1 = storage::LastCommitLsn(db.get());
+  MustExec(db.get(), "INSERT INTO t VALUES('v2')");
+  Lsn v2 = storage::LastCommitLsn(db.get());
+
+  MustExec(db.get(), "BEGIN; INSERT INTO t VALUES('lost')");
+  auto reset = fx.store()->ResetTimeline(fx.timeline(), v2, v1, "rollback to v1");
+  REQUIRE(reset.ok());
+  ExecResult r = Exec(db.get(), "COMMIT");
+  CHECK(r.rc == SQLITE_BUSY_SNAPSHOT);
+  Status cause = storage::LastVfsError(db.get());
+  CHECK(cause.IsConflict());
+  CHECK(cause.reason() == "head_moved");
+  CHECK(fx.store()->Head(fx.timeline()).value() == *reset);
+  CHECK(sqlite3_get_autocommit(db.get()) == 1);
+  // The connection now reads the reset state, and writes on top of it.
+  CHECK(Query(db.get(), "SELECT x FROM t") == "v1\n");
+  MustExec(db.get(), "INSERT INTO t VALUES('after')");
+  CHECK(Query(db.get(), "SELECT x FROM t") == "v1\nafter\n");
+  CHECK(IntegrityCheck(db.get()) == "ok");
+  CHECK(storage::LastVfsError(db.get()).ok());
+}
+
+}  // namespace
+}  // namespace branchdb::testing
