@@ -122,64 +122,102 @@ void SendAck(int fd, const Ack& ack) {
   }
 }
 
-[[noreturn]] void ChildMain(const std::string& dir, int fd, uint64_t seed, uint64_t cycle) {
+// Creates a timeline (from the empty state or from another timeline's head).
+void CreateOne(PageStore* store, int fd, std::mt19937_64& rng, uint64_t nonce,
+               const std::vector<TimelineInfo>& tls) {
+  OpDesc d;
+  d.nonce = nonce;
+  d.kind = static_cast<int>(RecordKind::kCreate);
+  std::optional<TimelineInfo> src;
+  if (!tls.empty() && rng() % 4 != 0) src = tls[rng() % tls.size()];
+  d.prev = src ? src->head : 0;
+  auto t = src ? store->CreateTimeline(src->id, src->head, Encode(d))
+               : store->CreateTimeline(0, Encode(d));
+  if (!t.ok()) Die("create", t.status());
+  auto head = store->Head(*t);
+  if (!head.ok()) Die("head", head.status());
+  SendAck(fd, Ack{*head, *t, d.nonce, 0});
+}
+
+// A commit of 1-4 pages on t (88%) or a reset of t to an earlier state of its
+// history (12%).
+void MutateTimeline(PageStore* store, int fd, std::mt19937_64& rng, uint64_t nonce,
+                    const TimelineInfo& t) {
+  OpDesc d;
+  d.nonce = nonce;
+  d.timeline = t.id;
+  if (rng() % 100 < 12) {
+    auto hist = store->History(t.id, 0, 32);
+    if (!hist.ok()) Die("history", hist.status());
+    if (hist->size() < 2) return;
+    d.kind = static_cast<int>(RecordKind::kReset);
+    d.prev = (*hist)[1 + rng() % (hist->size() - 1)].lsn;
+    auto lsn = store->ResetTimeline(t.id, t.head, d.prev, Encode(d));
+    if (!lsn.ok()) Die("reset", lsn.status());
+    SendAck(fd, Ack{*lsn, t.id, d.nonce, 0});
+    return;
+  }
+  d.kind = static_cast<int>(RecordKind::kCommit);
+  d.prev = t.head;
+  const int n = 1 + static_cast<int>(rng() % 4);
+  while (static_cast<int>(__builtin_popcount(d.pages)) < n) d.pages |= 1u << (rng() % kDbPages);
+  std::vector<std::string> data;
+  std::vector<PageNo> pgnos;
+  d.checksum = kFnvInit;
+  for (PageNo p = 1; p <= kDbPages; ++p) {
+    if ((d.pages & (1u << (p - 1))) == 0) continue;
+    pgnos.push_back(p);
+    data.push_back(PageData(PageKey(d.nonce, p)));
+    d.checksum = Fnv(d.checksum, data.back());
+  }
+  std::vector<PageWrite> writes;
+  for (size_t i = 0; i < pgnos.size(); ++i) writes.push_back(PageWrite{pgnos[i], data[i]});
+  auto lsn = store->Commit(t.id, t.head, writes, kDbPages, Encode(d));
+  if (!lsn.ok()) Die("commit", lsn.status());
+  SendAck(fd, Ack{*lsn, t.id, d.nonce, d.checksum});
+}
+
+// threads == 1: one writer over all timelines, also creating new ones.
+// threads > 1: that many writers, each on its own timeline (group commit).
+[[noreturn]] void ChildMain(const std::string& dir, int fd, uint64_t seed, uint64_t cycle,
+                            int threads) {
   std::mt19937_64 rng(seed);
   auto opened = PageStore::Open(StoreOptions(), dir);
   if (!opened.ok()) Die("open", opened.status());
   PageStore* store = opened->get();
   uint64_t seq = 0;
-  auto next_nonce = [&] { return ((cycle + 1) << 24) | ++seq; };
+  // Unique per op: cycle, writer, sequence number.
+  auto nonce = [cycle](uint64_t writer, uint64_t n) { return ((cycle + 1) << 24) | (writer << 20) | n; };
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (std::chrono::steady_clock::now() < deadline) {
-    std::vector<TimelineInfo> tls = store->ListTimelines();
-    const int dice = static_cast<int>(rng() % 100);
-    OpDesc d;
-    d.nonce = next_nonce();
-    if (tls.size() < 3 || (dice < 5 && tls.size() < kMaxTimelines)) {
-      d.kind = static_cast<int>(RecordKind::kCreate);
-      std::optional<TimelineInfo> src;
-      if (!tls.empty() && rng() % 4 != 0) src = tls[rng() % tls.size()];
-      d.prev = src ? src->head : 0;
-      auto t = src ? store->CreateTimeline(src->id, src->head, Encode(d))
-                   : store->CreateTimeline(0, Encode(d));
-      if (!t.ok()) Die("create", t.status());
-      auto head = store->Head(*t);
-      if (!head.ok()) Die("head", head.status());
-      SendAck(fd, Ack{*head, *t, d.nonce, 0});
-      continue;
-    }
-    const TimelineInfo& t = tls[rng() % tls.size()];
-    d.timeline = t.id;
-    if (dice < 12) {  // reset to an earlier state of its history
-      auto hist = store->History(t.id, 0, 32);
-      if (!hist.ok()) Die("history", hist.status());
-      if (hist->size() < 2) continue;
-      d.kind = static_cast<int>(RecordKind::kReset);
-      d.prev = (*hist)[1 + rng() % (hist->size() - 1)].lsn;
-      auto lsn = store->ResetTimeline(t.id, t.head, d.prev, Encode(d));
-      if (!lsn.ok()) Die("reset", lsn.status());
-      SendAck(fd, Ack{*lsn, t.id, d.nonce, 0});
-      continue;
-    }
-    d.kind = static_cast<int>(RecordKind::kCommit);
-    d.prev = t.head;
-    const int n = 1 + static_cast<int>(rng() % 4);
-    while (static_cast<int>(__builtin_popcount(d.pages)) < n) d.pages |= 1u << (rng() % kDbPages);
-    std::vector<std::string> data;
-    std::vector<PageNo> pgnos;
-    d.checksum = kFnvInit;
-    for (PageNo p = 1; p <= kDbPages; ++p) {
-      if ((d.pages & (1u << (p - 1))) == 0) continue;
-      pgnos.push_back(p);
-      data.push_back(PageData(PageKey(d.nonce, p)));
-      d.checksum = Fnv(d.checksum, data.back());
-    }
-    std::vector<PageWrite> writes;
-    for (size_t i = 0; i < pgnos.size(); ++i) writes.push_back(PageWrite{pgnos[i], data[i]});
-    auto lsn = store->Commit(t.id, t.head, writes, kDbPages, Encode(d));
-    if (!lsn.ok()) Die("commit", lsn.status());
-    SendAck(fd, Ack{*lsn, t.id, d.nonce, d.checksum});
+  const size_t min_timelines = threads > 1 ? static_cast<size_t>(threads) : 3;
+  while (store->ListTimelines().size() < min_timelines) {
+    CreateOne(store, fd, rng, nonce(0, ++seq), store->ListTimelines());
   }
+  if (threads == 1) {
+    while (std::chrono::steady_clock::now() < deadline) {
+      std::vector<TimelineInfo> tls = store->ListTimelines();
+      if (rng() % 100 < 5 && tls.size() < kMaxTimelines) {
+        CreateOne(store, fd, rng, nonce(0, ++seq), tls);
+      } else {
+        MutateTimeline(store, fd, rng, nonce(0, ++seq), tls[rng() % tls.size()]);
+      }
+    }
+    std::_Exit(0);
+  }
+  std::vector<TimelineInfo> tls = store->ListTimelines();
+  std::vector<std::thread> writers;
+  for (int w = 0; w < threads; ++w) {
+    writers.emplace_back([&, w] {
+      std::mt19937_64 wrng(seed + 1 + w);
+      uint64_t n = 0;
+      while (std::chrono::steady_clock::now() < deadline) {
+        auto t = store->GetTimeline(tls[w].id);
+        if (!t.ok()) Die("get timeline", t.status());
+        MutateTimeline(store, fd, wrng, nonce(w + 1, ++n), *t);
+      }
+    });
+  }
+  for (auto& t : writers) t.join();
   std::_Exit(0);
 }
 
@@ -195,8 +233,9 @@ class Checker {
  public:
   // Checks the store against everything acknowledged so far; problems are
   // appended. `first_new` is the first LSN not seen in an earlier cycle.
+  // At most `writers` records (one per writer) can be in flight at a kill.
   void Check(const PageStore& store, const std::map<Lsn, Ack>& acked, Lsn first_new,
-             std::vector<std::string>* problems) {
+             int writers, std::vector<std::string>* problems) {
     auto problem = [&](const std::string& s) { problems->push_back(s); };
     present_.clear();
     latest_on_.clear();
@@ -292,9 +331,10 @@ class Checker {
       }
       present_[lsn] = p;
     }
-    if (unacked_new.size() > 1 || (unacked_new.size() == 1 && unacked_new[0] != last)) {
-      problem(std::to_string(unacked_new.size()) +
-              " unacknowledged records in one cycle (at most one, the newest, can be in flight)");
+    if (unacked_new.size() > static_cast<size_t>(writers) ||
+        (writers == 1 && unacked_new.size() == 1 && unacked_new[0] != last)) {
+      problem(std::to_string(unacked_new.size()) + " unacknowledged records in one cycle (" +
+              std::to_string(writers) + " writers: at most one each, the newest, in flight)");
     }
     // Heads and histories.
     for (const TimelineInfo& info : store.ListTimelines()) {
@@ -334,13 +374,14 @@ class Checker {
   std::map<TimelineId, Lsn> latest_on_;
 };
 
-}  // namespace
 
-TEST_CASE("kill -9 at random moments loses no acknowledged commit and tears none", "[crash]") {
+
+void RunKillCycles(int writers) {
   const uint64_t seed = EnvU64("BRANCHDB_SEED", std::random_device{}());
   const uint64_t cycles = EnvU64("BRANCHDB_CRASH_CYCLES", 20);
-  std::fprintf(stderr, "store_kill9_test seed=%" PRIu64 " cycles=%" PRIu64
-                       " (BRANCHDB_SEED / BRANCHDB_CRASH_CYCLES to change)\n", seed, cycles);
+  std::fprintf(stderr, "store_kill9_test writers=%d seed=%" PRIu64 " cycles=%" PRIu64
+                       " (BRANCHDB_SEED / BRANCHDB_CRASH_CYCLES to change)\n", writers, seed,
+               cycles);
   std::mt19937_64 rng(seed);
   branchdb::testing::TempDir dir;  // a real file system, not tmpfs
   const std::string db = dir.Sub("db");
@@ -359,7 +400,7 @@ TEST_CASE("kill -9 at random moments loses no acknowledged commit and tears none
     REQUIRE(pid >= 0);
     if (pid == 0) {
       ::close(fds[0]);
-      ChildMain(db, fds[1], child_seed, cycle);
+      ChildMain(db, fds[1], child_seed, cycle, writers);
     }
     ::close(fds[1]);
     std::vector<char> bytes;
@@ -395,7 +436,7 @@ TEST_CASE("kill -9 at random moments loses no acknowledged commit and tears none
     auto store = PageStore::Open(options, db);
     REQUIRE(store.ok());
     std::vector<std::string> problems;
-    checker.Check(**store, acked, first_new, &problems);
+    checker.Check(**store, acked, first_new, writers, &problems);
     INFO(branchdb::testing::JoinProblems(problems));
     REQUIRE(problems.empty());
     first_new = (*store)->LastLsn() + 1;
@@ -403,4 +444,14 @@ TEST_CASE("kill -9 at random moments loses no acknowledged commit and tears none
   std::fprintf(stderr, "store_kill9_test: %" PRIu64 " acknowledged mutations over %" PRIu64
                        " cycles, all present\n", total_acks, cycles);
   CHECK(total_acks > 0);
+}
+
+}  // namespace
+
+TEST_CASE("kill -9 at random moments loses no acknowledged commit and tears none", "[crash]") {
+  RunKillCycles(1);
+}
+
+TEST_CASE("kill -9 during group commits of 4 writers on 4 timelines", "[crash]") {
+  RunKillCycles(4);
 }
