@@ -6,8 +6,8 @@
 // on a free list (overflow pages, pointer maps) make every table a candidate.
 //
 // How: tables with a declared PRIMARY KEY (and WITHOUT ROWID tables) use
-// SQLite's session extension: the "from" rows of the table are copied into an
-// attached in-memory database of the "to" connection and sqlite3session_diff
+// SQLite's session extension: the "from" rows of the table are copied into a
+// TEMP table of the "to" connection (read-only connections cannot ATTACH) and sqlite3session_diff
 // computes the changeset; tables without one are compared by a merge join on
 // rowid. Tables whose columns differ are reported with a note, not compared.
 #define SQLITE_ENABLE_SESSION 1
@@ -27,7 +27,8 @@ namespace {
 
 using nlohmann::json;
 
-constexpr const char* kFromSchema = "branchdb_diff_from";
+// The temp schema: writable also on a read-only connection (ATTACH is not).
+constexpr const char* kFromSchema = "temp";
 
 Status SqlError(sqlite3* db, const std::string& what) {
   return Status::IOError(what + ": " + sqlite3_errmsg(db));
@@ -325,7 +326,6 @@ Result<DataDiff> Catalog::DiffData(const std::string& project, const StateRef& f
     if (options.tables.empty()) return true;
     return std::find(options.tables.begin(), options.tables.end(), name) != options.tables.end();
   };
-  BRANCHDB_RETURN_IF_ERROR(Exec(b->db(), std::string("ATTACH ':memory:' AS ") + kFromSchema));
   std::set<std::string> names;
   for (auto& [k, o] : *sa) if (k.first == "table" && !o.internal) names.insert(o.name);
   for (auto& [k, o] : *sb) if (k.first == "table" && !o.internal) names.insert(o.name);

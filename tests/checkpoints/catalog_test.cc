@@ -1,0 +1,438 @@
+// Scenario tests of the Catalog: projects, branches, names, protection, TTL,
+// checkpoints and paging, rollback/undo chains, reset, labels and GC pins,
+// delete of a parent, reconcile of orphans.
+#include "tests/checkpoints/catalog_fixture.h"
+
+namespace branchdb::checkpoints::testing {
+namespace {
+
+const int64_t kSec = kMicrosPerSecond;
+
+TEST_CASE("projects: create, list, get, window bounds, delete") {
+  CatalogFixture f(false);
+  auto p = f.cat->CreateProject("acme", {});
+  REQUIRE(p.ok());
+  CHECK(p->restore_window_micros == 7 * kMicrosPerDay);
+  CHECK(Reason(f.cat->CreateProject("acme", {}).status()) == "project_exists");
+  CHECK(Reason(f.cat->CreateProject("Bad Name", {}).status()) == "invalid_project_name");
+  CHECK(Reason(f.cat->CreateProject("-x", {}).status()) == "invalid_project_name");
+  CreateProjectOptions too_long;
+  too_long.restore_window_micros = 36 * kMicrosPerDay;
+  CHECK(Reason(f.cat->CreateProject("other", too_long).status()) == "invalid_restore_window");
+  CHECK(Reason(f.cat->SetRestoreWindow("acme", -1)) == "invalid_restore_window");
+  REQUIRE(f.cat->SetRestoreWindow("acme", 35 * kMicrosPerDay).ok());
+  REQUIRE(f.cat->CreateProject("other", {}).ok());
+  CHECK(f.cat->ListProjects().size() == 2);
+
+  // A new project has `production`, an empty database.
+  auto branches = f.cat->ListBranches("acme");
+  REQUIRE(branches.ok());
+  REQUIRE(branches->size() == 1);
+  CHECK(branches->at(0).name == "production");
+  CHECK(branches->at(0).is_default);
+  CHECK(f.Query("production", "SELECT count(*) FROM sqlite_schema") == "0");
+
+  f.Reopen();
+  CHECK(f.cat->GetProject("acme")->restore_window_micros == 35 * kMicrosPerDay);
+  REQUIRE(f.cat->DeleteProject("other").ok());
+  CHECK(Reason(f.cat->GetProject("other").status()) == "project_not_found");
+  f.Reopen();
+  CHECK(f.cat->ListProjects().size() == 1);
+}
+
+TEST_CASE("branch names: slashes allowed, bad names and duplicates refused") {
+  CatalogFixture f;
+  REQUIRE(f.Branch("dev/alex").ok());
+  REQUIRE(f.Branch("ci-pr-42.v_2").ok());
+  for (const char* bad : {"", "/x", "x/", "a//b", "a/../b", ".", "a b", "ü", "a\\b"}) {
+    INFO(bad);
+    CHECK(Reason(f.Branch(bad).status()) == "invalid_branch_name");
+  }
+  CHECK(Reason(f.Branch(std::string(129, 'a')).status()) == "invalid_branch_name");
+  CHECK(f.Branch(std::string(128, 'a')).ok());
+  CHECK(Reason(f.Branch("dev/alex").status()) == "branch_exists");
+  BranchSource from;
+  from.parent = "nope";
+  CHECK(Reason(f.Branch("x", from).status()) == "branch_not_found");
+  CHECK(Reason(f.cat->GetBranch("acme", "nope").status()) == "branch_not_found");
+  CHECK(Reason(f.cat->GetBranch("nope", "production").status()) == "project_not_found");
+}
+
+TEST_CASE("branches: create from head, LSN, time, checkpoint, label; tree links") {
+  CatalogFixture f;
+  Lsn created = f.Sql("production", "CREATE TABLE t(k INTEGER PRIMARY KEY, v TEXT)");
+  f.clock().AdvanceSeconds(10);
+  Lsn one = f.Sql("production", "INSERT INTO t VALUES(1, 'one')");
+  int64_t after_one = f.clock().NowMicros();
+  f.clock().AdvanceSeconds(10);
+  Lsn two = f.Sql("production", "INSERT INTO t VALUES(2, 'two')");
+  REQUIRE(two > one);
+
+  auto head = f.Branch("from-head");
+  REQUIRE(head.ok());
+  CHECK(head->parent == "production");
+  CHECK(head->branch_point == two);
+  CHECK(f.Query("from-head", "SELECT count(*) FROM t") == "2");
+
+  BranchSource at_lsn;
+  at_lsn.kind = BranchSource::Kind::kParentLsn;
+  at_lsn.lsn = one;
+  REQUIRE(f.Branch("from-lsn", at_lsn).ok());
+  CHECK(f.Query("from-lsn", "SELECT v FROM t") == "one");
+
+  BranchSource at_time;
+  at_time.kind = BranchSource::Kind::kParentTime;
+  at_time.time_micros = after_one;
+  REQUIRE(f.Branch("from-time", at_time).ok());
+  CHECK(f.Query("from-time", "SELECT v FROM t") == "one");
+
+  // A checkpoint of another branch: the parent becomes that branch.
+  Lsn child_write = f.Sql("from-lsn", "INSERT INTO t VALUES(3, 'three')");
+  BranchSource at_ckpt;
+  at_ckpt.kind = BranchSource::Kind::kCheckpoint;
+  at_ckpt.lsn = child_write;
+  auto c = f.Branch("from-ckpt", at_ckpt);
+  REQUIRE(c.ok());
+  CHECK(c->parent == "from-lsn");
+  CHECK(f.Query("from-ckpt", "SELECT group_concat(v) FROM t") == "one,three");
+  at_ckpt.lsn = 999999;
+  CHECK(Reason(f.Branch("bad-ckpt", at_ckpt).status()) == "checkpoint_not_found");
+
+  REQUIRE(f.cat->LabelCheckpoint("acme", "production", one, "before-two").ok());
+  BranchSource at_label;
+  at_label.kind = BranchSource::Kind::kLabel;
+  at_label.label = "before-two";
+  REQUIRE(f.Branch("from-label", at_label).ok());
+  CHECK(f.Query("from-label", "SELECT v FROM t") == "one");
+  at_label.label = "nope";
+  CHECK(Reason(f.Branch("bad-label", at_label).status()) == "label_not_found");
+
+  // Outside the restore window.
+  f.clock().Advance(8 * kMicrosPerDay);
+  at_time.time_micros = after_one;
+  CHECK(Reason(f.Branch("too-old", at_time).status()) == "outside_restore_window");
+  at_lsn.lsn = created;  // superseded more than 7 days ago (`one` is labelled: a pin)
+  CHECK(Reason(f.Branch("too-old", at_lsn).status()) == "outside_restore_window");
+  // The head is always restorable, however old.
+  at_lsn.lsn = two;
+  CHECK(f.Branch("old-head", at_lsn).ok());
+
+  // Writes on a child never show on the parent.
+  CHECK(f.Query("production", "SELECT count(*) FROM t") == "2");
+  auto list = f.cat->ListBranches("acme", true);
+  REQUIRE(list.ok());
+  CHECK(list->size() == 7);
+}
+
+TEST_CASE("rollback: undo and redo chains, by LSN, time, actions back; checkpoints record it") {
+  CatalogFixture f;
+  f.Sql("production", "CREATE TABLE t(v)");
+  f.clock().AdvanceSeconds(1);
+  Lsn v1 = f.Sql("production", "INSERT INTO t VALUES(1)", "req-1");
+  f.clock().AdvanceSeconds(1);
+  int64_t after_v1 = f.clock().NowMicros();
+  f.clock().AdvanceSeconds(1);
+  f.Sql("production", "INSERT INTO t VALUES(2)", "req-2");
+  f.clock().AdvanceSeconds(1);
+  Lsn v3 = f.Sql("production", "INSERT INTO t VALUES(3)", "req-3");
+  auto sum = [&] { return f.Query("production", "SELECT coalesce(sum(v), 0) FROM t"); };
+  CHECK(sum() == "6");
+
+  Actor actor{"agent-7", "rb-1"};
+  auto r1 = f.cat->Rollback("acme", "production", ToLsn(v1), actor);
+  REQUIRE(r1.ok());
+  CHECK(r1->previous_head_lsn == v3);
+  CHECK(r1->target_lsn == v1);
+  CHECK(f.Head("production") == r1->head_lsn);
+  CHECK(sum() == "1");
+
+  // Undo: back to the previous head (no longer on the history).
+  auto undo = f.cat->Rollback("acme", "production", ToLsn(r1->previous_head_lsn));
+  REQUIRE(undo.ok());
+  CHECK(sum() == "6");
+  // Redo: the rollback's own record is a state of the branch too.
+  auto redo = f.cat->Rollback("acme", "production", ToLsn(r1->head_lsn));
+  REQUIRE(redo.ok());
+  CHECK(sum() == "1");
+  // Undo the redo, write on top, and the chain still holds.
+  REQUIRE(f.cat->Rollback("acme", "production", ToLsn(redo->previous_head_lsn)).ok());
+  CHECK(sum() == "6");
+  f.Sql("production", "INSERT INTO t VALUES(4)");
+  CHECK(sum() == "10");
+
+  RollbackTarget back;
+  back.kind = RollbackTarget::Kind::kActionsBack;
+  back.actions = 2;
+  REQUIRE(f.cat->Rollback("acme", "production", back).ok());
+  CHECK(sum() == "3");  // undid INSERT 4 and INSERT 3
+  back.actions = 100;
+  CHECK(Reason(f.cat->Rollback("acme", "production", back).status()) == "checkpoint_not_found");
+
+  RollbackTarget at;
+  at.kind = RollbackTarget::Kind::kTime;
+  at.time_micros = after_v1;
+  REQUIRE(f.cat->Rollback("acme", "production", at).ok());
+  CHECK(sum() == "1");
+
+  // A state of another branch is not a rollback target of this one.
+  REQUIRE(f.Branch("other").ok());
+  Lsn foreign = f.Sql("other", "INSERT INTO t VALUES(100)");
+  CHECK(Reason(f.cat->Rollback("acme", "production", ToLsn(foreign)).status()) ==
+        "checkpoint_not_found");
+
+  // The history shows the rollback as a checkpoint with its facts.
+  auto page = f.cat->ListCheckpoints("acme", "production", 50);
+  REQUIRE(page.ok());
+  REQUIRE(!page->checkpoints.empty());
+  CHECK(page->checkpoints[0].annotation.kind == "rollback");
+  auto first_rb = f.cat->GetCheckpoint("acme", "production", r1->head_lsn);
+  REQUIRE(first_rb.ok());
+  CHECK(first_rb->annotation.kind == "rollback");
+  CHECK(first_rb->annotation.client_id == "agent-7");
+  CHECK(first_rb->annotation.request_id == "rb-1");
+  CHECK(first_rb->annotation.previous_head == v3);
+  CHECK(first_rb->annotation.target == v1);
+  auto sql_ckpt = f.cat->GetCheckpoint("acme", "production", v1);
+  REQUIRE(sql_ckpt.ok());
+  CHECK(sql_ckpt->annotation.kind == "sql");
+  CHECK(sql_ckpt->annotation.request_id == "req-1");
+  CHECK(sql_ckpt->annotation.summary == "INSERT INTO t VALUES(1)");
+
+  // Outside the restore window.
+  f.clock().Advance(8 * kMicrosPerDay);
+  at.time_micros = after_v1;
+  CHECK(Reason(f.cat->Rollback("acme", "production", at).status()) == "outside_restore_window");
+  CHECK(Reason(f.cat->Rollback("acme", "production", ToLsn(v3)).status()) ==
+        "outside_restore_window");
+}
+
+TEST_CASE("reset from parent, and its undo") {
+  CatalogFixture f;
+  f.Sql("production", "CREATE TABLE t(v); INSERT INTO t VALUES('base')");
+  REQUIRE(f.Branch("dev/alex").ok());
+  f.Sql("dev/alex", "INSERT INTO t VALUES('alex')");
+  f.Sql("production", "INSERT INTO t VALUES('prod')");
+  auto all = [&](const std::string& b) {
+    return f.Query(b, "SELECT group_concat(v, ',') FROM (SELECT v FROM t ORDER BY v)");
+  };
+  CHECK(all("dev/alex") == "alex,base");
+  auto r = f.cat->ResetFromParent("acme", "dev/alex", Actor{"c", "r"});
+  REQUIRE(r.ok());
+  CHECK(all("dev/alex") == "base,prod");
+  REQUIRE(f.cat->Rollback("acme", "dev/alex", ToLsn(r->previous_head_lsn)).ok());
+  CHECK(all("dev/alex") == "alex,base");
+  CHECK(Reason(f.cat->ResetFromParent("acme", "production").status()) == "no_parent");
+  auto ck = f.cat->GetCheckpoint("acme", "dev/alex", r->head_lsn);
+  REQUIRE(ck.ok());
+  CHECK(ck->annotation.kind == "reset");
+}
+
+TEST_CASE("protected branches refuse delete, rollback and reset") {
+  CatalogFixture f;
+  f.Sql("production", "CREATE TABLE t(v)");
+  Lsn one = f.Sql("production", "INSERT INTO t VALUES(1)");
+  f.Sql("production", "INSERT INTO t VALUES(2)");
+  REQUIRE(f.cat->SetProtected("acme", "production", true).ok());
+  CHECK(Reason(f.cat->Rollback("acme", "production", ToLsn(one)).status()) == "branch_protected");
+  REQUIRE(f.Branch("dev", {}, std::nullopt, true).ok());
+  CHECK(Reason(f.cat->DeleteBranch("acme", "dev")) == "branch_protected");
+  CHECK(Reason(f.cat->ResetFromParent("acme", "dev").status()) == "branch_protected");
+  CHECK(Reason(f.cat->DeleteProject("acme")) == "branch_protected");
+  CHECK(f.Query("production", "SELECT count(*) FROM t") == "2");
+  REQUIRE(f.cat->SetProtected("acme", "dev", false).ok());
+  CHECK(f.cat->ResetFromParent("acme", "dev").ok());
+  CHECK(f.cat->DeleteBranch("acme", "dev").ok());
+  CHECK(Reason(f.cat->DeleteBranch("acme", "production")) == "default_branch");
+}
+
+TEST_CASE("TTL: expired branches are reaped, under a mock clock") {
+  CatalogFixture f;
+  REQUIRE(f.Branch("ci-1", {}, 60 * kSec).ok());
+  REQUIRE(f.Branch("ci-2", {}, 600 * kSec).ok());
+  REQUIRE(f.Branch("keep", {}, 60 * kSec, /*prot=*/true).ok());
+  REQUIRE(f.Branch("later").ok());
+  REQUIRE(f.cat->SetTtl("acme", "later", 30 * kSec).ok());
+  CHECK(Reason(f.cat->SetTtl("acme", "production", 30 * kSec)) == "default_branch");
+  CHECK(Reason(f.cat->SetExpiry("acme", "later", f.clock().NowMicros() - 1)) == "invalid_argument");
+  f.clock().AdvanceSeconds(29);
+  CHECK(*f.cat->ReapExpired() == 0);
+  f.clock().AdvanceSeconds(2);
+  CHECK(*f.cat->ReapExpired() == 1);  // later
+  REQUIRE(f.cat->SetExpiry("acme", "ci-2", std::nullopt).ok());  // cleared
+  f.clock().AdvanceSeconds(60);
+  CHECK(*f.cat->ReapExpired() == 1);  // ci-1; keep is protected
+  auto list = f.cat->ListBranches("acme");
+  REQUIRE(list.ok());
+  std::string names;
+  for (auto& b : *list) names += b.name + " ";
+  CHECK(names == "ci-2 keep production ");
+  f.clock().Advance(kMicrosPerDay);
+  CHECK(*f.cat->ReapExpired() == 0);
+}
+
+TEST_CASE("reaper thread deletes expired branches on its own") {
+  CatalogFixture f;
+  REQUIRE(f.Branch("short", {}, 5 * kSec).ok());
+  f.clock().AdvanceSeconds(6);
+  f.cat.reset();
+  CatalogOptions o;
+  o.env = f.env();
+  o.reaper_interval_micros = 10000;  // 10 ms of real time
+  auto cat = Catalog::Open(o, f.dir());
+  REQUIRE(cat.ok());
+  // Waits for the effect (bounded), not for a time.
+  bool gone = false;
+  for (int i = 0; i < 500 && !gone; ++i) {
+    gone = Reason((*cat)->GetBranch("acme", "short").status()) == "branch_not_found";
+    if (!gone) Clock::Default()->SleepForMicros(10000);
+  }
+  CHECK(gone);
+}
+
+TEST_CASE("deleting a parent keeps what its children read; children are re-parented") {
+  CatalogFixture f;
+  f.Sql("production", "CREATE TABLE t(v)");
+  REQUIRE(f.Branch("mid").ok());
+  f.Sql("mid", "INSERT INTO t VALUES('mid')");
+  BranchSource from;
+  from.parent = "mid";
+  REQUIRE(f.Branch("leaf", from).ok());
+  f.Sql("leaf", "INSERT INTO t VALUES('leaf')");
+  REQUIRE(f.cat->LabelCheckpoint("acme", "mid", f.Head("mid"), "mid-label").ok());
+  REQUIRE(f.cat->DeleteBranch("acme", "mid").ok());
+  CHECK(f.Query("leaf", "SELECT group_concat(v) FROM t") == "mid,leaf");
+  auto leaf = f.cat->GetBranch("acme", "leaf");
+  REQUIRE(leaf.ok());
+  CHECK(leaf->parent == "production");
+  REQUIRE(f.cat->Gc("acme").ok());
+  f.Reopen();
+  CHECK(f.Query("leaf", "SELECT group_concat(v) FROM t") == "mid,leaf");
+  // Inherited checkpoints of the deleted parent are still listed.
+  auto page = f.cat->ListCheckpoints("acme", "leaf", 100);
+  REQUIRE(page.ok());
+  bool saw_mid_write = false;
+  for (auto& c : page->checkpoints) {
+    if (c.inherited && c.annotation.summary == "INSERT INTO t VALUES('mid')") saw_mid_write = true;
+  }
+  CHECK(saw_mid_write);
+  REQUIRE(f.cat->ResetFromParent("acme", "leaf").ok());
+  CHECK(f.Query("leaf", "SELECT count(*) FROM t") == "0");
+}
+
+TEST_CASE("labels pin checkpoints beyond the restore window until unlabelled") {
+  CatalogFixture f;
+  REQUIRE(f.cat->SetRestoreWindow("acme", kMicrosPerDay).ok());
+  f.Sql("production", "CREATE TABLE t(v)");
+  Lsn keep = f.Sql("production", "INSERT INTO t VALUES('keep')");
+  Lsn drop = f.Sql("production", "UPDATE t SET v='drop'");
+  f.Sql("production", "UPDATE t SET v='now'");
+  REQUIRE(f.cat->LabelCheckpoint("acme", "production", keep, "before-migration").ok());
+  CHECK(Reason(f.cat->LabelCheckpoint("acme", "production", drop, "before-migration")) ==
+        "label_exists");
+  CHECK(Reason(f.cat->LabelCheckpoint("acme", "production", drop, "bad label")) == "invalid_label");
+  CHECK(Reason(f.cat->LabelCheckpoint("acme", "production", 99999, "x")) == "checkpoint_not_found");
+  f.clock().Advance(2 * kMicrosPerDay);
+  f.Sql("production", "UPDATE t SET v='later'");
+  REQUIRE(f.cat->Gc("acme").ok());
+  CHECK(Reason(f.cat->Rollback("acme", "production", ToLsn(drop)).status()) ==
+        "outside_restore_window");
+  auto ck = f.cat->GetCheckpoint("acme", "production", keep);
+  REQUIRE(ck.ok());
+  CHECK(ck->labels == std::vector<std::string>{"before-migration"});
+  RollbackTarget by_label;
+  by_label.kind = RollbackTarget::Kind::kLabel;
+  by_label.label = "before-migration";
+  auto r = f.cat->Rollback("acme", "production", by_label);
+  REQUIRE(r.ok());
+  CHECK(f.Query("production", "SELECT v FROM t") == "keep");
+  REQUIRE(f.cat->Rollback("acme", "production", ToLsn(r->previous_head_lsn)).ok());
+  CHECK(f.Query("production", "SELECT v FROM t") == "later");
+  REQUIRE(f.cat->UnlabelCheckpoint("acme", "production", "before-migration").ok());
+  CHECK(Reason(f.cat->UnlabelCheckpoint("acme", "production", "before-migration")) ==
+        "label_not_found");
+  CHECK(Reason(f.cat->Rollback("acme", "production", ToLsn(keep)).status()) ==
+        "outside_restore_window");
+}
+
+TEST_CASE("checkpoints: newest first, paged by cursor, inherited across the branch point") {
+  CatalogFixture f;
+  f.Sql("production", "CREATE TABLE t(v)");
+  for (int i = 0; i < 12; ++i) f.Sql("production", "INSERT INTO t VALUES(" + std::to_string(i) + ")");
+  REQUIRE(f.Branch("dev").ok());
+  for (int i = 0; i < 5; ++i) f.Sql("dev", "INSERT INTO t VALUES(100)");
+  std::vector<CheckpointInfo> all;
+  std::string cursor;
+  int pages = 0;
+  do {
+    auto page = f.cat->ListCheckpoints("acme", "dev", 4, cursor);
+    REQUIRE(page.ok());
+    REQUIRE(page->checkpoints.size() <= 4);
+    for (auto& c : page->checkpoints) all.push_back(c);
+    cursor = page->next_cursor;
+    ++pages;
+  } while (!cursor.empty() && pages < 100);
+  // 5 dev commits + dev's create record + 13 production commits + production's create.
+  REQUIRE(all.size() == 20);
+  for (size_t i = 1; i < all.size(); ++i) CHECK(all[i - 1].lsn > all[i].lsn);
+  for (size_t i = 0; i < 6; ++i) CHECK_FALSE(all[i].inherited);
+  CHECK(all[5].annotation.kind == "create");
+  CHECK(all[5].annotation.branch == "dev");
+  for (size_t i = 6; i < all.size(); ++i) {
+    CHECK(all[i].inherited);
+    CHECK(all[i].branch == "production");
+  }
+  CHECK(Reason(f.cat->ListCheckpoints("acme", "dev", 4, "zz").status()) == "invalid_argument");
+  CHECK(Reason(f.cat->ListCheckpoints("acme", "dev", 0).status()) == "invalid_argument");
+}
+
+TEST_CASE("rename keeps identity, data and children") {
+  CatalogFixture f;
+  f.Sql("production", "CREATE TABLE t(v); INSERT INTO t VALUES(1)");
+  REQUIRE(f.Branch("dev").ok());
+  BranchSource from;
+  from.parent = "dev";
+  REQUIRE(f.Branch("dev-child", from).ok());
+  TimelineId id = f.cat->GetBranch("acme", "dev")->timeline;
+  REQUIRE(f.cat->RenameBranch("acme", "dev", "dev/bob").ok());
+  CHECK(f.cat->GetBranch("acme", "dev/bob")->timeline == id);
+  CHECK(f.cat->GetBranch("acme", "dev-child")->parent == "dev/bob");
+  CHECK(Reason(f.cat->RenameBranch("acme", "dev/bob", "production")) == "branch_exists");
+  CHECK(Reason(f.cat->RenameBranch("acme", "dev/bob", "a//b")) == "invalid_branch_name");
+  REQUIRE(f.cat->RenameBranch("acme", "production", "main").ok());
+  CHECK(f.cat->GetProject("acme")->default_branch == "main");
+  f.Reopen();
+  CHECK(f.Query("dev/bob", "SELECT v FROM t") == "1");
+  CHECK(f.cat->GetBranch("acme", "main")->is_default);
+}
+
+TEST_CASE("reconcile: orphan timelines (never acknowledged) are dropped on open") {
+  CatalogFixture f;
+  auto store = f.cat->Store("acme");
+  REQUIRE(store.ok());
+  auto orphan = (*store)->CreateTimeline(storage::Lsn{0}, "");
+  REQUIRE(orphan.ok());
+  size_t before = (*store)->ListTimelines().size();
+  f.Reopen();
+  store = f.cat->Store("acme");
+  REQUIRE(store.ok());
+  CHECK((*store)->ListTimelines().size() == before - 1);
+  CHECK_FALSE((*store)->GetTimeline(*orphan).ok());
+  CHECK(f.cat->GetBranch("acme", "production").ok());
+}
+
+TEST_CASE("branch usage: exclusive bytes follow what the branch wrote") {
+  CatalogFixture f;
+  f.Sql("production", "CREATE TABLE t(v BLOB); INSERT INTO t VALUES(zeroblob(40000))");
+  REQUIRE(f.Branch("dev").ok());
+  auto fresh = f.cat->GetBranch("acme", "dev");
+  REQUIRE(fresh.ok());
+  CHECK(fresh->exclusive_bytes == 0);
+  CHECK(fresh->logical_bytes > 40000);
+  f.Sql("dev", "INSERT INTO t VALUES(randomblob(20000))");
+  auto grown = f.cat->GetBranch("acme", "dev");
+  REQUIRE(grown.ok());
+  CHECK(grown->exclusive_bytes >= 20000);
+}
+
+}  // namespace
+}  // namespace branchdb::checkpoints::testing
