@@ -6,7 +6,14 @@
 #include <chrono>
 #include <thread>
 
+#include <sys/stat.h>
+
+#include <condition_variable>
+#include <mutex>
+
+#include "auth/auth.h"
 #include "server/compute/supervisor.h"
+#include "server/http/auth_guard.h"
 #include "server/http/errors.h"
 #include "server/http/idempotency.h"
 #include "server/http/metrics.h"
@@ -16,6 +23,7 @@
 namespace branchdb::server {
 
 struct ApiServer::Parts {
+  std::unique_ptr<auth::AuthService> auth;
   std::unique_ptr<http::Metrics> metrics;
   std::unique_ptr<http::IdempotencyStore> idempotency;
   std::unique_ptr<compute::ComputeSupervisor> computes;
@@ -24,6 +32,12 @@ struct ApiServer::Parts {
   std::atomic<bool> stopped{false};
   std::atomic<bool> serving{false};     // Serve() entered
   std::atomic<bool> serve_done{false};  // Serve() returned
+
+  // Housekeeping thread: auth key rotation and pruning, every minute.
+  std::thread housekeeper;
+  std::mutex hk_mu;
+  std::condition_variable hk_cv;
+  bool hk_stop = false;  // guarded by hk_mu
 };
 
 ApiServer::ApiServer(const Config& config, Env* env)
@@ -31,12 +45,21 @@ ApiServer::ApiServer(const Config& config, Env* env)
 
 ApiServer::~ApiServer() {
   Stop();
+  if (parts_->housekeeper.joinable()) {
+    {
+      std::lock_guard<std::mutex> l(parts_->hk_mu);
+      parts_->hk_stop = true;
+    }
+    parts_->hk_cv.notify_all();
+    parts_->housekeeper.join();
+  }
   // Close in dependency order: the HTTP server (no more handlers), computes
   // (their connections), then the stores below them.
   parts_->router.reset();
   parts_->http.reset();
   parts_->computes.reset();
   parts_->idempotency.reset();
+  parts_->auth.reset();
 }
 
 Result<std::unique_ptr<ApiServer>> ApiServer::Create(const Config& config, Env* env) {
@@ -56,6 +79,21 @@ Status ApiServer::Init() {
   services_.env = env_;
   services_.clock = clock;
   services_.logger = spdlog::default_logger();
+
+  auth::AuthOptions aopts;
+  aopts.data_dir = config_.data_dir;
+  aopts.access_token_lifetime_seconds = config_.token_lifetime_seconds;
+  aopts.restrict_file_permissions = [](const std::string& path) {
+    // Env has no chmod; the auth library asks the server for this one call.
+    if (::chmod(path.c_str(), 0600) != 0) {
+      return Status::IOError("chmod 0600 " + path + " failed", "chmod_failed");
+    }
+    return Status::OK();
+  };
+  auto auth_service = auth::AuthService::Open(env_, std::move(aopts));
+  if (!auth_service.ok()) return auth_service.status().WithContext("auth");
+  parts_->auth = std::move(*auth_service);
+  services_.auth = parts_->auth.get();
 
   parts_->metrics = http::Metrics::WithServerFamilies();
   services_.metrics = parts_->metrics.get();
@@ -128,8 +166,29 @@ Status ApiServer::Init() {
   ropts.idempotency = parts_->idempotency.get();
   ropts.clock = clock;
   ropts.logger = services_.logger;
+  Services* services = &services_;
+  ropts.principal_of = [services](const httplib::Request& req) {
+    return http::PrincipalOf(*services, req);
+  };
   parts_->router = std::make_unique<http::Router>(http, std::move(ropts));
   RegisterHealthRoutes(*parts_->router, services_);
+  RegisterOAuthRoutes(*parts_->router, services_);
+  RegisterClientRoutes(*parts_->router, services_);
+
+  Parts* parts = parts_.get();
+  auto logger = services_.logger;
+  parts_->housekeeper = std::thread([parts, logger] {
+    std::unique_lock<std::mutex> l(parts->hk_mu);
+    while (!parts->hk_stop) {
+      parts->hk_cv.wait_for(l, std::chrono::seconds(60));
+      if (parts->hk_stop) break;
+      l.unlock();
+      if (Status s = parts->auth->Maintain(); !s.ok()) {
+        logger->warn("event=auth_maintain_failed error=\"{}\"", s.ToString());
+      }
+      l.lock();
+    }
+  });
   return Status::OK();
 }
 
@@ -147,6 +206,15 @@ Result<int> ApiServer::Bind() {
                                "listen_failed");
   }
   port_ = port;
+  // First start: an admin client, its secret written to a 0600 file (never logged).
+  std::string scheme = config_.tls_cert_file.empty() ? "http" : "https";
+  auto admin = parts_->auth->EnsureAdminClient(scheme + "://" + host + ":" +
+                                               std::to_string(port) + "/oauth/token");
+  if (!admin.ok()) return admin.status().WithContext("admin client");
+  if (admin->created) {
+    services_.logger->info("event=admin_client_created client_id={} credentials_file={}",
+                           admin->client_id, admin->path);
+  }
   return port;
 }
 

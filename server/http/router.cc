@@ -174,7 +174,8 @@ void Router::HandleIdempotent(const httplib::Request& req, httplib::Response& re
     options_.idempotency->Abandon(scope, key);
     throw;
   }
-  if (res.status < 500 && res.status != 408 && res.status != 409 && res.status != 429) {
+  if (res.status < 500 && res.status != 401 && res.status != 403 && res.status != 408 &&
+      res.status != 409 && res.status != 429) {
     StoredResponse stored{res.status == -1 ? 200 : res.status,
                           res.get_header_value("Content-Type"), res.body};
     if (auto s = options_.idempotency->Finish(scope, key, fingerprint, stored); !s.ok()) {

@@ -11,7 +11,7 @@
 //     404 JSON error;
 //   - Idempotency-Key on POST routes (see idempotency.h): replays carry the
 //     header "Idempotent-Replayed: true". Responses with status < 500, except
-//     408/409/429, are remembered.
+//     401/403/408/409/429, are remembered.
 //
 // The per-request state (start time, request id, route label) lives in
 // thread_locals: httplib runs pre-routing, the handler and the logger of one

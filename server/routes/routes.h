@@ -14,6 +14,13 @@ class Router;
 // GET /healthz, GET /metrics.
 void RegisterHealthRoutes(http::Router& router, Services& services);
 
+// POST /oauth/token|revoke|introspect, GET /.well-known/jwks.json and
+// /.well-known/oauth-authorization-server.
+void RegisterOAuthRoutes(http::Router& router, Services& services);
+
+// POST|GET /v1/clients, DELETE /v1/clients/{id} (admin).
+void RegisterClientRoutes(http::Router& router, Services& services);
+
 }  // namespace branchdb::server
 
 #endif  // BRANCHDB_SERVER_ROUTES_ROUTES_H_

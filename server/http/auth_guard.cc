@@ -1,0 +1,51 @@
+#include "server/http/auth_guard.h"
+
+#include <httplib.h>
+
+#include "server/http/errors.h"
+
+namespace branchdb::server::http {
+
+void SendAuthReply(httplib::Response& res, const auth::HttpReply& reply) {
+  res.status = reply.status;
+  for (const auto& [name, value] : reply.headers) res.set_header(name.c_str(), value);
+  if (!reply.body.empty()) res.set_content(reply.body, "application/json");
+}
+
+std::optional<auth::Principal> RequireAuth(Services& services, const httplib::Request& req,
+                                           httplib::Response& res, auth::Operation op,
+                                           std::string_view project, std::string_view branch) {
+  if (services.auth == nullptr) {
+    SendError(res, Status::Unavailable("authentication is not available", "auth_unavailable"));
+    return std::nullopt;
+  }
+  auth::Principal principal;
+  std::string header = req.get_header_value("Authorization");
+  auto error = services.auth->Check(header, project, branch, op, &principal);
+  if (!error) return principal;
+  auth::HttpReply reply = auth::BearerErrorReply(*error, "branchdb");
+  std::string code(error->ErrorCode());
+  if (code.empty()) code = "unauthenticated";
+  std::string message = error->description;
+  if (message.empty()) {
+    message = "a bearer token is required: get one at POST /oauth/token (client credentials)";
+  }
+  nlohmann::json details = nlohmann::json::object();
+  if (!error->scope.empty()) details["scope"] = error->scope;
+  SendJson(res, reply.status,
+           {{"error", {{"code", code}, {"message", message}, {"details", details}}}});
+  for (const auto& [name, value] : reply.headers) {
+    if (name == "WWW-Authenticate") res.set_header(name.c_str(), value);
+  }
+  return std::nullopt;
+}
+
+std::string PrincipalOf(Services& services, const httplib::Request& req) {
+  if (services.auth == nullptr || !req.has_header("Authorization")) return "";
+  auth::BearerError error;
+  auto p = services.auth->Authenticate(req.get_header_value("Authorization"), &error);
+  if (!p) return "";
+  return p->client_id;
+}
+
+}  // namespace branchdb::server::http

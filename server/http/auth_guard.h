@@ -1,0 +1,41 @@
+// Bearer authentication and authorization of /v1 routes (RFC 6750), through
+// auth::AuthService. On failure the response is written here: the status and
+// WWW-Authenticate challenge from the auth library, and the API's error body
+// {"error":{"code":"invalid_token"|"insufficient_scope"|"invalid_request"|
+// "unauthenticated","message":..,"details":{"scope":..}}}.
+//
+// Thread-safety: stateless; safe for concurrent use.
+#ifndef BRANCHDB_SERVER_HTTP_AUTH_GUARD_H_
+#define BRANCHDB_SERVER_HTTP_AUTH_GUARD_H_
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "auth/auth.h"
+#include "server/services.h"
+
+namespace httplib {
+struct Request;
+struct Response;
+}  // namespace httplib
+
+namespace branchdb::server::http {
+
+// Verifies the request's bearer token and that it may perform op on
+// project/branch ("" when not about one). nullopt after writing the error
+// response when refused. With no auth service wired, refuses with 503.
+std::optional<auth::Principal> RequireAuth(Services& services, const httplib::Request& req,
+                                           httplib::Response& res, auth::Operation op,
+                                           std::string_view project = "",
+                                           std::string_view branch = "");
+
+// Copies an auth::HttpReply to res 1:1 (JSON content type when it has a body).
+void SendAuthReply(httplib::Response& res, const auth::HttpReply& reply);
+
+// The client id of the request's bearer token, or "" (idempotency scope).
+std::string PrincipalOf(Services& services, const httplib::Request& req);
+
+}  // namespace branchdb::server::http
+
+#endif  // BRANCHDB_SERVER_HTTP_AUTH_GUARD_H_
