@@ -1,0 +1,284 @@
+// vfs_bench: SQLite on the branchdb VFS against native SQLite (a file in WAL
+// mode, synchronous=FULL) in the same run, on the same machine and data:
+//   - single-row INSERT transactions per second (target >= 1.0x native)
+//   - 1000-row transactions per second
+//   - point SELECT by primary key and a 10k-row range scan on a 1 GB
+//     database (targets >= 0.9x native)
+//   - opening a connection on a new branch of that database, p50 (< 5 ms);
+//     baseline: copying the native file (sqlite3_backup) and opening the copy
+// Environment: BRANCHDB_BENCH_MAX_MB caps the large database (default 1024),
+// BRANCHDB_BENCH_DIR is the scratch directory's base (bench_util.h).
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <random>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "bench/bench_util.h"
+#include "storage/page_store.h"
+#include "storage/vfs/vfs.h"
+
+namespace branchdb::bench {
+namespace {
+
+using storage::SqliteHandle;
+
+[[noreturn]] void Die(const std::string& what) {
+  std::fprintf(stderr, "vfs_bench: %s\n", what.c_str());
+  std::exit(1);
+}
+
+void Exec(sqlite3* db, const std::string& sql) {
+  char* err = nullptr;
+  if (sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
+    Die(sql.substr(0, 200) + ": " + (err != nullptr ? err : "?"));
+  }
+}
+
+sqlite3_stmt* Prepare(sqlite3* db, const char* sql) {
+  sqlite3_stmt* stmt = nullptr;
+  if (sqlite3_prepare_v2(db, sql, -1, &stmt, nullptr) != SQLITE_OK) {
+    Die(std::string("prepare: ") + sqlite3_errmsg(db));
+  }
+  return stmt;
+}
+
+void StepDone(sqlite3* db, sqlite3_stmt* stmt) {
+  if (sqlite3_step(stmt) != SQLITE_DONE) Die(std::string("step: ") + sqlite3_errmsg(db));
+  sqlite3_reset(stmt);
+}
+
+SqliteHandle OpenNative(const std::string& path) {
+  sqlite3* raw = nullptr;
+  int rc = sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr);
+  SqliteHandle db(raw);
+  if (rc != SQLITE_OK) Die("open " + path);
+  Exec(db.get(), "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA cache_size=2000");
+  return db;
+}
+
+struct Ours {
+  std::unique_ptr<storage::PageStore> store;
+  storage::TimelineId timeline = 0;
+
+  SqliteHandle Open(storage::TimelineId t) {
+    storage::ConnectionOptions options;
+    options.store = store.get();
+    options.timeline = t;
+    auto db = storage::OpenConnection(options);
+    if (!db.ok()) Die("OpenConnection: " + db.status().ToString());
+    return std::move(db).value();
+  }
+};
+
+Ours OpenOurs(const std::string& dir) {
+  Ours ours;
+  auto store = storage::PageStore::Open(storage::PageStoreOptions{}, dir);
+  if (!store.ok()) Die("PageStore::Open: " + store.status().ToString());
+  ours.store = std::move(store).value();
+  auto t = ours.store->CreateTimeline(0, "bench");
+  if (!t.ok()) Die("CreateTimeline: " + t.status().ToString());
+  ours.timeline = *t;
+  return ours;
+}
+
+// Runs `rows`-row INSERT transactions for about `seconds` (at least
+// `min_txns`); returns {transactions, elapsed seconds}.
+std::pair<int, double> InsertRound(sqlite3* db, int rows, double seconds, int min_txns) {
+  Exec(db, "CREATE TABLE IF NOT EXISTS ins(id INTEGER PRIMARY KEY, a INTEGER, b TEXT)");
+  sqlite3_stmt* ins = Prepare(db, "INSERT INTO ins(a, b) VALUES(?1, 'some text of a row')");
+  sqlite3_stmt* begin = Prepare(db, "BEGIN");
+  sqlite3_stmt* commit = Prepare(db, "COMMIT");
+  int txns = 0;
+  const double start = NowSeconds();
+  while (txns < min_txns || NowSeconds() - start < seconds) {
+    if (rows > 1) StepDone(db, begin);
+    for (int i = 0; i < rows; ++i) {
+      sqlite3_bind_int64(ins, 1, txns * 1000 + i);
+      StepDone(db, ins);
+    }
+    if (rows > 1) StepDone(db, commit);
+    ++txns;
+  }
+  const double elapsed = NowSeconds() - start;
+  sqlite3_finalize(ins);
+  sqlite3_finalize(begin);
+  sqlite3_finalize(commit);
+  return {txns, elapsed};
+}
+
+// Transactions per second of both, measured in alternating rounds so that
+// both see the same background load of the machine: {ours, native}.
+std::pair<double, double> InsertRates(sqlite3* ours, sqlite3* native, int rows, int rounds,
+                                      double round_seconds, int min_txns) {
+  int our_txns = 0, native_txns = 0;
+  double our_time = 0, native_time = 0;
+  for (int r = 0; r < rounds; ++r) {
+    auto [n, t] = InsertRound(native, rows, round_seconds, min_txns);
+    native_txns += n;
+    native_time += t;
+    auto [o, u] = InsertRound(ours, rows, round_seconds, min_txns);
+    our_txns += o;
+    our_time += u;
+  }
+  return {our_txns / our_time, native_txns / native_time};
+}
+
+// Fills kv(id, v) with `rows` rows of ~1000 bytes, 20000 rows per transaction.
+void Fill(sqlite3* db, int64_t rows) {
+  Exec(db, "CREATE TABLE kv(id INTEGER PRIMARY KEY, v BLOB)");
+  sqlite3_stmt* ins = Prepare(db, "INSERT INTO kv(id, v) VALUES(?1, randomblob(1000))");
+  for (int64_t id = 1; id <= rows;) {
+    Exec(db, "BEGIN");
+    for (int i = 0; i < 20000 && id <= rows; ++i, ++id) {
+      sqlite3_bind_int64(ins, 1, id);
+      StepDone(db, ins);
+    }
+    Exec(db, "COMMIT");
+  }
+  sqlite3_finalize(ins);
+}
+
+double PointSelectRate(sqlite3* db, int64_t rows, int queries, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::uniform_int_distribution<int64_t> pick(1, rows);
+  sqlite3_stmt* sel = Prepare(db, "SELECT length(v) FROM kv WHERE id = ?1");
+  const double start = NowSeconds();
+  int64_t total = 0;
+  for (int i = 0; i < queries; ++i) {
+    sqlite3_bind_int64(sel, 1, pick(rng));
+    if (sqlite3_step(sel) != SQLITE_ROW) Die("point select");
+    total += sqlite3_column_int64(sel, 0);
+    sqlite3_reset(sel);
+  }
+  const double elapsed = NowSeconds() - start;
+  sqlite3_finalize(sel);
+  if (total == 0) Die("no data");
+  return queries / elapsed;
+}
+
+double RangeScanRate(sqlite3* db, int64_t rows, int scans, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::uniform_int_distribution<int64_t> pick(1, std::max<int64_t>(1, rows - 10000));
+  sqlite3_stmt* scan =
+      Prepare(db, "SELECT count(*), sum(length(v)) FROM kv WHERE id BETWEEN ?1 AND ?1 + 9999");
+  const double start = NowSeconds();
+  for (int i = 0; i < scans; ++i) {
+    sqlite3_bind_int64(scan, 1, pick(rng));
+    if (sqlite3_step(scan) != SQLITE_ROW) Die("range scan");
+    sqlite3_reset(scan);
+  }
+  const double elapsed = NowSeconds() - start;
+  sqlite3_finalize(scan);
+  return scans / elapsed;
+}
+
+void EmitRatio(const std::string& metric, double value, double native, const std::string& unit,
+               double min_ratio) {
+  Metric m;
+  m.bench = "vfs";
+  m.metric = metric;
+  m.value = value;
+  m.unit = unit;
+  m.baseline_name = "native sqlite (WAL, sync=FULL)";
+  m.baseline = native;
+  char target[32];
+  std::snprintf(target, sizeof(target), ">= %.1fx", min_ratio);
+  m.target = target;
+  m.met = native > 0 && value / native >= min_ratio;
+  Emit(m);
+}
+
+}  // namespace
+}  // namespace branchdb::bench
+
+int main() {
+  using namespace branchdb::bench;
+  const char* max_mb_env = std::getenv("BRANCHDB_BENCH_MAX_MB");
+  const int64_t max_mb = max_mb_env != nullptr ? std::atoll(max_mb_env) : 1024;
+  const int64_t rows = std::max<int64_t>(20000, max_mb * 1024 * 1024 / 1100);
+  ScratchDir scratch("vfs_bench");
+
+  // --- writes ---------------------------------------------------------------
+  {
+    auto native = OpenNative(scratch.path() + "/small.db");
+    Ours ours = OpenOurs(scratch.path() + "/small-store");
+    auto db = ours.Open(ours.timeline);
+    auto [o1, n1] = InsertRates(db.get(), native.get(), 1, 8, 0.5, 20);
+    EmitRatio("single_row_insert_txns_per_s", o1, n1, "txn/s", 1.0);
+    auto [o1000, n1000] = InsertRates(db.get(), native.get(), 1000, 8, 0.5, 3);
+    EmitRatio("1000_row_txns_per_s", o1000, n1000, "txn/s", 0.0);
+  }
+
+  // --- reads on a large database -------------------------------------------
+  const std::string size_tag = std::to_string(max_mb) + "MB";
+  auto native = OpenNative(scratch.path() + "/large.db");
+  Ours ours = OpenOurs(scratch.path() + "/large-store");
+  auto db = ours.Open(ours.timeline);
+  double t0 = NowSeconds();
+  Fill(native.get(), rows);
+  double native_fill = NowSeconds() - t0;
+  t0 = NowSeconds();
+  Fill(db.get(), rows);
+  double our_fill = NowSeconds() - t0;
+  std::fprintf(stderr, "filled %lld rows: native %.1f s, branchdb %.1f s\n",
+               static_cast<long long>(rows), native_fill, our_fill);
+  Exec(native.get(), "PRAGMA wal_checkpoint(TRUNCATE)");
+  // Warm both once, then measure.
+  PointSelectRate(native.get(), rows, 20000, 1);
+  PointSelectRate(db.get(), rows, 20000, 1);
+  // Alternating rounds, as above; a rate is total operations / total time.
+  double np = 0, op = 0, ns = 0, os = 0;
+  constexpr int kRounds = 5;
+  for (int r = 0; r < kRounds; ++r) {
+    np += 1 / PointSelectRate(native.get(), rows, 40000, 10 + r);
+    op += 1 / PointSelectRate(db.get(), rows, 40000, 10 + r);
+    ns += 1 / RangeScanRate(native.get(), rows, 20, 20 + r);
+    os += 1 / RangeScanRate(db.get(), rows, 20, 20 + r);
+  }
+  EmitRatio("point_select_per_s_" + size_tag, kRounds / op, kRounds / np, "queries/s", 0.9);
+  EmitRatio("range_scan_10k_rows_per_s_" + size_tag, kRounds / os, kRounds / ns, "scans/s", 0.9);
+
+  // --- opening a connection on a new branch ---------------------------------
+  std::vector<double> opens;
+  const branchdb::storage::Lsn head = ours.store->Head(ours.timeline).value();
+  for (int i = 0; i < 100; ++i) {
+    double start = NowSeconds();
+    auto branch = ours.store->CreateTimeline(ours.timeline, head, "bench branch");
+    if (!branch.ok()) Die("CreateTimeline: " + branch.status().ToString());
+    auto bdb = ours.Open(*branch);
+    sqlite3_stmt* sel = Prepare(bdb.get(), "SELECT length(v) FROM kv WHERE id = 1");
+    if (sqlite3_step(sel) != SQLITE_ROW) Die("first query on a branch");
+    sqlite3_finalize(sel);
+    opens.push_back((NowSeconds() - start) * 1000);
+  }
+  double copy_ms = 0;
+  {
+    double start = NowSeconds();
+    auto copy = OpenNative(scratch.path() + "/copy.db");
+    sqlite3_backup* b = sqlite3_backup_init(copy.get(), "main", native.get(), "main");
+    if (b == nullptr || sqlite3_backup_step(b, -1) != SQLITE_DONE) Die("backup");
+    sqlite3_backup_finish(b);
+    sqlite3_stmt* sel = Prepare(copy.get(), "SELECT length(v) FROM kv WHERE id = 1");
+    if (sqlite3_step(sel) != SQLITE_ROW) Die("first query on the copy");
+    sqlite3_finalize(sel);
+    copy_ms = (NowSeconds() - start) * 1000;
+  }
+  Metric m;
+  m.bench = "vfs";
+  m.metric = "open_branch_p50_" + size_tag;
+  m.value = Percentile(opens, 50);
+  m.unit = "ms";
+  m.baseline_name = "native file copy + open";
+  m.baseline = copy_ms;
+  m.lower_is_better = true;
+  m.target = "< 5 ms";
+  m.met = m.value < 5.0;
+  Emit(m);
+  return 0;
+}
