@@ -28,16 +28,18 @@
 namespace branchdb::storage::internal {
 
 inline constexpr uint32_t kNoRun = std::numeric_limits<uint32_t>::max();
-inline constexpr uint32_t kZeroSegment = std::numeric_limits<uint32_t>::max();
+inline constexpr uint64_t kZeroOffset = std::numeric_limits<uint64_t>::max();
 inline constexpr Lsn kMaxLsn = std::numeric_limits<Lsn>::max();
 
-// One version of one page. segment == kZeroSegment: the page reads as zeros
-// (written when a commit shrinks the database).
+// One version of one page. offset == kZeroOffset: the page reads as zeros
+// (written when a commit shrinks the database); segment is still the one
+// holding the record.
 struct Version {
   Lsn lsn = 0;
   uint32_t run = kNoRun;
   uint32_t segment = 0;
   uint64_t offset = 0;  // of the image block (crc + image) in the segment file
+  bool IsZero() const { return offset == kZeroOffset; }
 };
 
 // An entry of a run's record list: a live record, or the first record of a

@@ -1,18 +1,515 @@
 // PageStoreImpl: garbage collection, compaction, space usage.
+//
+// GC keeps, for every root state (live timeline heads, pins, records inside
+// the restore window) and every page, the newest version visible from it;
+// every other version is garbage, and every non-root record is collected
+// (its state is no longer readable). The plan is computed per page over the
+// run tree: a run's "queries" are its own root LSNs plus the base LSNs of
+// child runs that still need the page from it (docs/storage-format.md, "GC").
+#include <algorithm>
+#include <unordered_map>
+#include <unordered_set>
+
 #include "storage/page_store_impl.h"
 
 namespace branchdb::storage::internal {
+namespace {
+
+constexpr std::string_view kManifestName = "GCSTATE";
+
+struct Query {
+  Lsn lsn = 0;
+  uint32_t child = kNoRun;  // kNoRun: a root of the run itself
+};
+
+Status ReadFooter(RandomAccessFile* file, uint64_t size, std::vector<FooterEntry>* out) {
+  std::string tail(kTrailerSize, '\0');
+  auto n = file->Read(size - kTrailerSize, kTrailerSize, tail.data());
+  if (!n.ok()) return n.status();
+  Trailer t;
+  if (*n != kTrailerSize || !DecodeTrailer(tail, &t)) {
+    return Status::Corruption("sealed segment has no valid trailer");
+  }
+  std::string body(t.footer_len, '\0');
+  n = file->Read(t.footer_offset, body.size(), body.data());
+  if (!n.ok()) return n.status();
+  if (*n != body.size()) return Status::Corruption("segment footer truncated");
+  return DecodeFooter(body, t.footer_crc, out);
+}
+
+const Version* FindExact(std::span<const Version> vs, Lsn lsn) {
+  auto it = std::lower_bound(vs.begin(), vs.end(), lsn,
+                             [](const Version& v, Lsn l) { return v.lsn < l; });
+  return (it != vs.end() && it->lsn == lsn) ? &*it : nullptr;
+}
+
+}  // namespace
+
+PageStoreImpl::GcPlan PageStoreImpl::PlanGc(const std::unordered_set<Lsn>& roots) const {
+  GcPlan plan;
+  // Runs that hold a root, and everything on their paths, are needed.
+  const size_t nruns = runs_.size();
+  plan.rooted.assign(nruns, 0);
+  std::vector<char>& rooted = plan.rooted;
+  std::vector<std::vector<Query>> queries(nruns);
+  for (Lsn r : roots) {
+    uint32_t run = records_.at(r).run;
+    queries[run].push_back(Query{r, kNoRun});
+    while (run != kNoRun && !rooted[run]) {
+      rooted[run] = 1;
+      if (runs_[run].base_run != kNoRun) {
+        queries[runs_[run].base_run].push_back(Query{runs_[run].base, run});
+      }
+      run = runs_[run].base_run;
+    }
+  }
+  for (auto& q : queries) {
+    std::sort(q.begin(), q.end(), [](const Query& a, const Query& b) { return a.lsn < b.lsn; });
+  }
+
+  // Per page: decide which versions some root still reads.
+  std::unordered_map<uint32_t, size_t> pos;  // run -> slot in `runs_here`
+  struct RunHere {
+    uint32_t run;
+    std::vector<size_t> versions;  // indexes into the page's versions
+    bool demand = false;
+  };
+  std::vector<RunHere> here;
+  index_.ForEach([&](PageNo pgno, std::span<const Version> vs) {
+    pos.clear();
+    here.clear();
+    for (size_t i = 0; i < vs.size(); ++i) {
+      uint32_t r = vs[i].run;
+      auto [it, inserted] = pos.emplace(r, here.size());
+      if (inserted) here.push_back(RunHere{r, {}, false});
+      here[it->second].versions.push_back(i);
+      // Ancestors take part too (they pass the page's demand upwards).
+      for (uint32_t a = r < nruns ? runs_[r].base_run : kNoRun; a != kNoRun;
+           a = runs_[a].base_run) {
+        auto [ait, ains] = pos.emplace(a, here.size());
+        if (!ains) break;
+        here.push_back(RunHere{a, {}, false});
+      }
+    }
+    // Deepest runs first, so a child's demand is known before its parent.
+    std::vector<size_t> order(here.size());
+    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+      return runs_[here[a].run].depth > runs_[here[b].run].depth;
+    });
+    std::vector<char> keep(vs.size(), 0);
+    bool changed = false;
+    for (size_t oi : order) {
+      RunHere& h = here[oi];
+      if (h.run >= nruns || !rooted[h.run]) continue;
+      const std::vector<Query>& q = queries[h.run];
+      auto active = [&](const Query& x) {
+        if (x.child == kNoRun) return true;
+        auto it = pos.find(x.child);
+        return it == pos.end() || here[it->second].demand;
+      };
+      Lsn first = h.versions.empty() ? kMaxLsn : vs[h.versions.front()].lsn;
+      for (const Query& x : q) {
+        if (x.lsn >= first) break;
+        if (active(x)) {
+          h.demand = true;
+          break;
+        }
+      }
+      for (size_t k = 0; k < h.versions.size(); ++k) {
+        Lsn lo = vs[h.versions[k]].lsn;
+        Lsn hi = k + 1 < h.versions.size() ? vs[h.versions[k + 1]].lsn : kMaxLsn;
+        auto it = std::lower_bound(q.begin(), q.end(), lo,
+                                   [](const Query& x, Lsn l) { return x.lsn < l; });
+        for (; it != q.end() && it->lsn < hi; ++it) {
+          if (active(*it)) {
+            keep[h.versions[k]] = 1;
+            break;
+          }
+        }
+      }
+    }
+    std::vector<Version> kept;
+    for (size_t i = 0; i < vs.size(); ++i) {
+      if (keep[i]) {
+        kept.push_back(vs[i]);
+      } else {
+        changed = true;
+      }
+    }
+    if (changed) {
+      plan.removed += vs.size() - kept.size();
+      plan.rewrites.emplace_back(pgno, std::move(kept));
+    }
+  });
+
+  return plan;
+}
 
 Result<GcStats> PageStoreImpl::Gc(const GcOptions& options) {
-  return Status::FailedPrecondition("GC not implemented yet");
+  std::lock_guard<std::mutex> gc_lock(gc_mu_);
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return !gc_running_; });
+    gc_running_ = true;  // new mutations wait; queued ones drain
+    cv_.wait(lock, [&] { return queue_.empty(); });
+  }
+  struct Done {
+    PageStoreImpl* s;
+    ~Done() {
+      std::lock_guard<std::mutex> lock(s->mu_);
+      s->gc_running_ = false;
+      s->cv_.notify_all();
+    }
+  } done{this};
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!failed_.ok()) {
+      return Status::IOError("page store failed earlier: " + failed_.ToString(), "store_failed");
+    }
+  }
+
+  GcStats stats;
+  const int64_t now = env_->GetClock()->NowMicros();
+  const int64_t oldest = now - options.restore_window_micros;
+  std::unordered_set<Lsn> roots;
+  {
+    std::shared_lock<std::shared_mutex> state(state_mu_);
+    for (const auto& [id, t] : timelines_) {
+      if (!t.dropped) roots.insert(t.info.head);
+    }
+    for (Lsn pin : options.pins) {
+      if (records_.count(pin) != 0) roots.insert(pin);
+    }
+    for (auto it = records_.rbegin(); it != records_.rend(); ++it) {
+      if (it->second.meta.time_micros < oldest) break;  // times never decrease with LSN
+      roots.insert(it->first);
+    }
+    GcPlan plan = PlanGc(roots);
+    stats.versions_removed = plan.removed;
+    std::vector<char>& rooted = plan.rooted;
+    const size_t nruns = runs_.size();
+
+    // Apply the plan. No mutation can run (gc_running_), so the state read
+    // above is still current when the exclusive lock is taken.
+    state.unlock();
+    std::unique_lock<std::shared_mutex> excl(state_mu_);
+    for (auto& [pgno, kept] : plan.rewrites) index_.Set(pgno, std::move(kept));
+    for (auto it = records_.begin(); it != records_.end();) {
+      it = roots.count(it->first) ? std::next(it) : records_.erase(it);
+    }
+    for (uint32_t r = 0; r < nruns; ++r) {
+      Run& run = runs_[r];
+      if (!run.exists) continue;
+      if (!rooted[r]) {
+        run_by_start_.erase(run.start);
+        run = Run();
+        continue;
+      }
+      std::vector<RunEntry> entries;
+      for (const RunEntry& e : run.entries) {
+        bool live = e.live && roots.count(e.lsn) != 0;
+        if (!live && !entries.empty() && !entries.back().live) continue;
+        entries.push_back(RunEntry{e.lsn, e.time_micros, live});
+      }
+      run.entries = std::move(entries);
+    }
+    for (auto it = timelines_.begin(); it != timelines_.end();) {
+      it = it->second.dropped ? timelines_.erase(it) : std::next(it);
+    }
+    gc_lsn_ = durable_lsn_;
+    path_cache_.Clear();
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto it = pending_.begin(); it != pending_.end();) {
+      it = it->second.dropped ? pending_.erase(it) : std::next(it);
+    }
+  }
+  // The manifest must be durable before compaction drops anything from disk.
+  std::string manifest = EncodeManifest(BuildManifest());
+  BRANCHDB_RETURN_IF_ERROR(env_->WriteFileAtomic(JoinPath(dir_, kManifestName), manifest));
+  BRANCHDB_RETURN_IF_ERROR(Compact(&stats));
+  return stats;
+}
+
+Manifest PageStoreImpl::BuildManifest() const {
+  Manifest m;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    m.last_timeline = next_timeline_ - 1;
+    m.last_time = last_time_;
+  }
+  std::shared_lock<std::shared_mutex> state(state_mu_);
+  m.last_lsn = durable_lsn_;
+  m.next_segment = next_segment_;
+  Lsn expect = 1;
+  for (const auto& [lsn, rec] : records_) {
+    if (lsn > expect) m.collected.emplace_back(expect, lsn - 1);
+    expect = lsn + 1;
+  }
+  if (expect <= m.last_lsn) m.collected.emplace_back(expect, m.last_lsn);
+  std::vector<uint32_t> order;
+  for (uint32_t r = 0; r < runs_.size(); ++r) {
+    if (runs_[r].exists) order.push_back(r);
+  }
+  std::sort(order.begin(), order.end(),
+            [&](uint32_t a, uint32_t b) { return runs_[a].start < runs_[b].start; });
+  for (uint32_t r : order) {
+    const Run& run = runs_[r];
+    ManifestRun mr;
+    mr.start = run.start;
+    mr.timeline = run.timeline;
+    mr.base = run.base;
+    mr.base_run_start = run.base_run == kNoRun ? 0 : runs_[run.base_run].start;
+    for (const RunEntry& e : run.entries) {
+      if (e.live) {
+        ++mr.live_records;
+      } else {
+        mr.markers.emplace_back(e.lsn, e.time_micros);
+      }
+    }
+    m.runs.push_back(std::move(mr));
+  }
+  for (const auto& [id, t] : timelines_) {
+    if (t.dropped) continue;
+    m.timelines.push_back(ManifestTimeline{id, t.info.head, runs_[t.run].start,
+                                           t.info.created_lsn, t.info.base,
+                                           t.info.created_micros});
+  }
+  return m;
+}
+
+Status PageStoreImpl::Compact(GcStats* stats) {
+  // Bytes each segment must keep: live records' metadata and retained images.
+  std::map<uint64_t, uint64_t> keep;
+  std::map<uint64_t, Segment> segments;
+  {
+    std::shared_lock<std::shared_mutex> state(state_mu_);
+    segments = segments_;
+    for (const auto& [lsn, rec] : records_) {
+      keep[rec.segment] += kRecordHeaderSize + 64 + rec.meta.annotation.size() +
+                           5 * rec.meta.entries.size();
+    }
+    index_.ForEach([&](PageNo, std::span<const Version> vs) {
+      for (const Version& v : vs) {
+        keep[v.segment] += v.IsZero() ? 16 : kImageBlockSize + 16;
+      }
+    });
+  }
+  auto worth = [&](uint64_t n, const Segment& s) { return keep[n] * 2 <= s.size; };
+  // The active segment is sealed first when most of it is garbage.
+  auto active = segments.find(active_number_);
+  if (active_file_ && active != segments.end() && !active_footer_.empty() &&
+      worth(active_number_, active->second)) {
+    Status s = RollSegment();
+    if (!s.ok()) {
+      std::lock_guard<std::mutex> lock(mu_);
+      failed_ = s;
+      return s;
+    }
+    std::shared_lock<std::shared_mutex> state(state_mu_);
+    segments = segments_;
+  }
+  std::vector<uint64_t> group;
+  uint64_t group_bytes = 0;
+  for (const auto& [n, s] : segments) {
+    if (!s.sealed || n == active_number_ || !worth(n, s)) continue;
+    if (keep[n] == 0) {
+      // Nothing left in it: recovery would ignore all of it anyway.
+      BRANCHDB_RETURN_IF_ERROR(env_->DeleteFile(SegmentPath(n)));
+      {
+        std::unique_lock<std::shared_mutex> state(state_mu_);
+        segments_.erase(n);
+      }
+      {
+        std::lock_guard<std::mutex> lock(files_mu_);
+        files_.erase(static_cast<uint32_t>(n));
+      }
+      stats->bytes_reclaimed += s.size;
+      stats->segments_rewritten += 1;
+      continue;
+    }
+    if (!group.empty() && group_bytes + keep[n] > options_.segment_bytes) {
+      BRANCHDB_RETURN_IF_ERROR(CompactGroup(group, stats));
+      group.clear();
+      group_bytes = 0;
+    }
+    group.push_back(n);
+    group_bytes += keep[n];
+  }
+  if (!group.empty()) BRANCHDB_RETURN_IF_ERROR(CompactGroup(group, stats));
+  return env_->SyncDir(dir_);
+}
+
+Status PageStoreImpl::CompactGroup(const std::vector<uint64_t>& group, GcStats* stats) {
+  const uint64_t number = next_segment_++;
+  const std::string final_path = SegmentPath(number);
+  const std::string tmp_path = final_path + ".tmp";
+  SegmentHeader header;
+  header.number = number;
+  header.flags = kSegmentFlagCompacted;
+  header.supersedes = group;
+  auto out_or = env_->NewWritableFile(tmp_path, Env::OpenMode::kTruncate);
+  if (!out_or.ok()) return out_or.status();
+  std::unique_ptr<WritableFile> out = std::move(*out_or);
+  std::string buf = EncodeSegmentHeader(header);
+  uint64_t offset = 0;
+  std::vector<std::pair<uint64_t, std::string>> footer;
+  struct Move {
+    PageNo pgno;
+    Lsn lsn;
+    uint64_t offset;
+  };
+  std::vector<Move> moves;
+  std::vector<Lsn> live_moves;
+  uint64_t old_bytes = 0;
+  auto fail = [&](Status s) {
+    out.reset();
+    (void)env_->DeleteFile(tmp_path);
+    return s;
+  };
+  for (uint64_t seg : group) {
+    std::shared_ptr<RandomAccessFile> file;
+    uint64_t size = 0;
+    {
+      std::shared_lock<std::shared_mutex> state(state_mu_);
+      size = segments_.at(seg).size;
+      auto f = File(static_cast<uint32_t>(seg));
+      if (!f.ok()) return fail(f.status());
+      file = std::move(*f);
+    }
+    old_bytes += size;
+    std::vector<FooterEntry> entries;
+    Status s = ReadFooter(file.get(), size, &entries);
+    if (!s.ok()) return fail(s.WithContext(SegmentFileName(seg)));
+    for (const FooterEntry& e : entries) {
+      RecordMeta meta = e.meta;
+      std::vector<size_t> old_image;  // old image index of each kept image entry
+      bool live = false;
+      {
+        std::shared_lock<std::shared_mutex> state(state_mu_);
+        auto rec = records_.find(meta.lsn);
+        live = rec != records_.end() && rec->second.segment == seg;
+        std::vector<PageEntry> kept;
+        size_t image = 0;
+        for (const PageEntry& pe : e.meta.entries) {
+          const Version* v = FindExact(index_.Versions(pe.pgno), meta.lsn);
+          bool retained = v != nullptr && v->segment == seg &&
+                          v->IsZero() == (pe.type == EntryType::kZero);
+          if (live || retained) {
+            kept.push_back(pe);
+            if (pe.type == EntryType::kImage) old_image.push_back(image);
+          }
+          if (pe.type == EntryType::kImage) ++image;
+        }
+        meta.entries = std::move(kept);
+      }
+      if (!live && meta.entries.empty()) continue;
+      if (!live) {
+        meta.flags |= kRecordFlagCollected;
+        meta.annotation.clear();
+      }
+      std::string meta_bytes = EncodeMeta(meta);
+      const uint64_t rec_off = offset + buf.size();
+      buf += EncodeRecordPrefix(meta_bytes);
+      size_t j = 0;
+      for (const PageEntry& pe : meta.entries) {
+        if (pe.type != EntryType::kImage) {
+          moves.push_back(Move{pe.pgno, meta.lsn, kZeroOffset});
+          continue;
+        }
+        std::string block(kImageBlockSize, '\0');
+        auto n = file->Read(ImageOffset(e.offset, e.meta_len, old_image[j]), kImageBlockSize,
+                            block.data());
+        if (!n.ok()) return fail(n.status());
+        if (*n != kImageBlockSize || !ImageBlockValid(block)) {
+          return fail(Status::Corruption(SegmentFileName(seg) + ": page " +
+                                         std::to_string(pe.pgno) + " of LSN " +
+                                         std::to_string(meta.lsn) + ": checksum mismatch"));
+        }
+        moves.push_back(Move{pe.pgno, meta.lsn,
+                             ImageOffset(rec_off, static_cast<uint32_t>(meta_bytes.size()), j)});
+        buf += block;
+        ++j;
+      }
+      if (live) live_moves.push_back(meta.lsn);
+      footer.emplace_back(rec_off, std::move(meta_bytes));
+      if (buf.size() >= (1u << 20)) {
+        Status a = out->Append(buf);
+        if (!a.ok()) return fail(a);
+        offset += buf.size();
+        buf.clear();
+      }
+    }
+  }
+  buf += EncodeFooter(footer, offset + buf.size());
+  Status s = out->Append(buf);
+  if (s.ok()) s = out->Sync();
+  if (s.ok()) s = out->Close();
+  if (!s.ok()) return fail(s);
+  const uint64_t new_size = out->Size();
+  out.reset();
+  BRANCHDB_RETURN_IF_ERROR(env_->RenameFile(tmp_path, final_path));
+  BRANCHDB_RETURN_IF_ERROR(env_->SyncDir(dir_));
+  {
+    std::unique_lock<std::shared_mutex> state(state_mu_);
+    for (const Move& m : moves) {
+      auto vs = index_.MutableVersions(m.pgno);
+      auto it = std::lower_bound(vs.begin(), vs.end(), m.lsn,
+                                 [](const Version& v, Lsn l) { return v.lsn < l; });
+      if (it != vs.end() && it->lsn == m.lsn) {
+        it->segment = static_cast<uint32_t>(number);
+        if (!it->IsZero()) it->offset = m.offset;
+      }
+    }
+    for (Lsn lsn : live_moves) records_.at(lsn).segment = static_cast<uint32_t>(number);
+    for (uint64_t seg : group) segments_.erase(seg);
+    segments_[number] = Segment{new_size, true};
+  }
+  {
+    std::lock_guard<std::mutex> lock(files_mu_);
+    for (uint64_t seg : group) files_.erase(static_cast<uint32_t>(seg));
+  }
+  for (uint64_t seg : group) BRANCHDB_RETURN_IF_ERROR(env_->DeleteFile(SegmentPath(seg)));
+  stats->segments_rewritten += group.size();
+  stats->bytes_reclaimed += old_bytes > new_size ? old_bytes - new_size : 0;
+  return Status::OK();
 }
 
 Result<SpaceUsage> PageStoreImpl::Usage(TimelineId t) const {
-  return Status::FailedPrecondition("Usage not implemented yet");
+  std::shared_lock<std::shared_mutex> state(state_mu_);
+  auto tl = LiveTimeline(t);
+  if (!tl.ok()) return tl.status();
+  auto mine = BuildPathMap(runs_, (*tl)->run);
+  // For every run, the highest cutoff through which another live timeline reads it.
+  std::unordered_map<uint32_t, Lsn> others;
+  for (const auto& [id, other] : timelines_) {
+    if (other.dropped || id == t) continue;
+    Lsn cutoff = kMaxLsn;
+    for (uint32_t r = other.run; r != kNoRun; r = runs_[r].base_run) {
+      Lsn& c = others[r];
+      c = std::max(c, cutoff);
+      cutoff = runs_[r].base;
+    }
+  }
+  SpaceUsage u;
+  index_.ForEach([&](PageNo, std::span<const Version> vs) {
+    for (const Version& v : vs) {
+      if (v.IsZero()) continue;
+      Lsn c = mine->Cutoff(v.run);
+      if (c == 0 || v.lsn > c) continue;
+      auto it = others.find(v.run);
+      if (it != others.end() && v.lsn <= it->second) {
+        u.shared_bytes += kPageSize;
+      } else {
+        u.exclusive_bytes += kPageSize;
+      }
+    }
+  });
+  u.logical_bytes = static_cast<uint64_t>(records_.at((*tl)->info.head).meta.db_size_pages) *
+                    kPageSize;
+  return u;
 }
-
-Manifest PageStoreImpl::BuildManifest() const { return Manifest(); }
-Status PageStoreImpl::Compact(GcStats*) { return Status::OK(); }
-Status PageStoreImpl::CompactGroup(const std::vector<uint64_t>&, GcStats*) { return Status::OK(); }
 
 }  // namespace branchdb::storage::internal

@@ -19,6 +19,7 @@
 #include <shared_mutex>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "storage/log_format.h"
@@ -96,6 +97,8 @@ class PageStoreImpl final : public PageStore {
     uint32_t segment = 0;
     uint64_t offset = 0;
     Lsn lsn = 0;
+    // Taken under state_mu_, so compaction deleting the file cannot race the read.
+    std::shared_ptr<RandomAccessFile> file;
   };
   // A record found on disk during recovery.
   struct Loaded {
@@ -146,6 +149,13 @@ class PageStoreImpl final : public PageStore {
   std::string SegmentPath(uint64_t number) const;
 
   // --- gc (page_store_gc.cc) ---
+  struct GcPlan {
+    std::vector<char> rooted;  // by run: holds a root or is on a root's path
+    std::vector<std::pair<PageNo, std::vector<Version>>> rewrites;  // pages losing versions
+    uint64_t removed = 0;
+  };
+  // Which versions the given root states still read. REQUIRES: state_mu_ held.
+  GcPlan PlanGc(const std::unordered_set<Lsn>& roots) const;
   Manifest BuildManifest() const;
   Status Compact(GcStats* stats);
   Status CompactGroup(const std::vector<uint64_t>& group, GcStats* stats);

@@ -296,6 +296,7 @@ Status PageStoreImpl::Rebuild(const Manifest& manifest, std::vector<Loaded> reco
   Lsn max_lsn = manifest.last_lsn;
   TimelineId max_timeline = manifest.last_timeline;
   int64_t max_time = manifest.last_time;
+  bool saw_collected = false;  // a collected record not yet rewritten by compaction
   for (size_t i = 0; i < records.size(); ++i) {
     const Loaded& rec = records[i];
     const Lsn lsn = rec.meta.lsn;
@@ -304,6 +305,7 @@ Status PageStoreImpl::Rebuild(const Manifest& manifest, std::vector<Loaded> reco
     }
     bool collected = (rec.meta.flags & kRecordFlagCollected) ||
                      (lsn <= manifest.last_lsn && InRanges(manifest.collected, lsn));
+    if (collected && !(rec.meta.flags & kRecordFlagCollected)) saw_collected = true;
     Status s = ApplyRecord(rec.meta, rec.segment, rec.offset, rec.meta_len, !collected,
                            !collected && lsn > manifest.last_lsn);
     if (!s.ok()) return s;
@@ -327,6 +329,14 @@ Status PageStoreImpl::Rebuild(const Manifest& manifest, std::vector<Loaded> reco
                                 std::to_string(live) + " records on disk, GCSTATE says " +
                                 std::to_string(mr.live_records));
     }
+  }
+  if (saw_collected) {
+    // Such a record brought back all of its versions, garbage included. With
+    // every live record as a root, the plan drops exactly the garbage again.
+    std::unordered_set<Lsn> roots;
+    for (const auto& [lsn, rec] : records_) roots.insert(lsn);
+    GcPlan plan = PlanGc(roots);
+    for (auto& [pgno, kept] : plan.rewrites) index_.Set(pgno, std::move(kept));
   }
   durable_lsn_ = max_lsn;
   std::lock_guard<std::mutex> lock(mu_);

@@ -113,10 +113,8 @@ Result<std::shared_ptr<RandomAccessFile>> PageStoreImpl::File(uint32_t segment) 
 
 Status PageStoreImpl::ReadLocation(const Location& loc, PageNo pgno, std::string* out) const {
   if (page_cache_.Lookup(loc.lsn, pgno, out)) return Status::OK();
-  auto file = File(loc.segment);
-  if (!file.ok()) return file.status();
   std::string block(kImageBlockSize, '\0');
-  auto n = (*file)->Read(loc.offset, kImageBlockSize, block.data());
+  auto n = loc.file->Read(loc.offset, kImageBlockSize, block.data());
   if (!n.ok()) return n.status();
   if (*n != kImageBlockSize || !ImageBlockValid(block)) {
     return Status::Corruption("page " + std::to_string(pgno) + " of LSN " +
@@ -137,11 +135,14 @@ Status PageStoreImpl::ReadPage(TimelineId t, PageNo pgno, Lsn lsn, std::string* 
     if (pgno == 0) return Status::InvalidArgument("page number 0");
     const Record& rec = records_.at(*s);
     const Version* v = pgno > rec.meta.db_size_pages ? nullptr : FindVersion(rec.run, *s, pgno);
-    if (v == nullptr || v->segment == kZeroSegment) {
+    if (v == nullptr || v->IsZero()) {
       out->assign(kPageSize, '\0');
       return Status::OK();
     }
-    loc = Location{v->segment, v->offset, v->lsn};
+    loc = Location{v->segment, v->offset, v->lsn, nullptr};
+    auto file = File(v->segment);
+    if (!file.ok()) return file.status();
+    loc.file = std::move(*file);
   }
   return ReadLocation(loc, pgno, out);
 }
@@ -160,11 +161,14 @@ Status PageStoreImpl::ReadPageAt(Lsn state_lsn, PageNo pgno, std::string* out) c
     const Version* v = pgno > (*rec)->meta.db_size_pages
                            ? nullptr
                            : FindVersion((*rec)->run, state_lsn, pgno);
-    if (v == nullptr || v->segment == kZeroSegment) {
+    if (v == nullptr || v->IsZero()) {
       out->assign(kPageSize, '\0');
       return Status::OK();
     }
-    loc = Location{v->segment, v->offset, v->lsn};
+    loc = Location{v->segment, v->offset, v->lsn, nullptr};
+    auto file = File(v->segment);
+    if (!file.ok()) return file.status();
+    loc.file = std::move(*file);
   }
   return ReadLocation(loc, pgno, out);
 }

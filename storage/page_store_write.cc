@@ -350,12 +350,8 @@ Status PageStoreImpl::ApplyRecord(const RecordMeta& meta, uint32_t segment, uint
     Version v;
     v.lsn = meta.lsn;
     v.run = run;
-    if (e.type == EntryType::kImage) {
-      v.segment = segment;
-      v.offset = ImageOffset(offset, meta_len, image++);
-    } else {
-      v.segment = kZeroSegment;
-    }
+    v.segment = segment;
+    v.offset = e.type == EntryType::kImage ? ImageOffset(offset, meta_len, image++) : kZeroOffset;
     index_.Add(e.pgno, v);
   }
   return Status::OK();

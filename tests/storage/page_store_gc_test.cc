@@ -1,0 +1,253 @@
+// Tests of garbage collection, compaction and space accounting.
+#include <catch2/catch.hpp>
+
+#include <atomic>
+
+#include "tests/storage/store_test_util.h"
+
+namespace branchdb::storage::testing {
+namespace {
+
+constexpr int64_t kHour = 3600ll * 1000000;
+
+GcOptions Window(int64_t micros, std::vector<Lsn> pins = {}) {
+  GcOptions o;
+  o.restore_window_micros = micros;
+  o.pins = std::move(pins);
+  return o;
+}
+
+Result<GcStats> RunGc(StoreFixture& f, const GcOptions& o) {
+  auto r = f.store().Gc(o);
+  INFO(r.status().ToString());
+  REQUIRE(r.ok());
+  return r;
+}
+
+TEST_CASE("GC removes unreachable versions and returns disk space") {
+  StoreFixture f(32 << 10);
+  TimelineId t = f.Create(0);
+  std::vector<Lsn> lsns;
+  for (int i = 1; i <= 40; ++i) {
+    lsns.push_back(f.Commit(t, {{1, static_cast<uint64_t>(i)}, {2, 1000u + i}, {3, 7}}, 3));
+  }
+  uint64_t before = f.store().DiskBytes();
+  f.clock().Advance(kHour);
+  auto stats = RunGc(f, Window(0));
+  CHECK(stats->versions_removed >= 2 * 39);
+  CHECK(stats->segments_rewritten > 0);
+  CHECK(stats->bytes_reclaimed > 0);
+  uint64_t after = f.store().DiskBytes();
+  CHECK(after < before / 4);
+  Lsn head = lsns.back();
+  auto check = [&] {
+    CHECK(f.ReadAt(head, 1) == PageData(40));
+    CHECK(f.ReadAt(head, 2) == PageData(1040));
+    CHECK(f.ReadAt(head, 3) == PageData(7));
+    std::string out;
+    CHECK(f.store().ReadPageAt(lsns[10], 1, &out).IsNotFound());
+    CHECK(f.store().GetRecord(lsns[10]).status().IsNotFound());
+    CHECK(f.store().ResolveLsn(t, lsns[10]).status().reason() == "lsn_not_found");
+    CHECK(f.store().CreateTimeline(lsns[10], "").status().IsNotFound());
+    auto h = f.store().History(t, 0, 100);
+    REQUIRE(h.ok());
+    REQUIRE(h->size() == 1);
+    CHECK(h->at(0).lsn == head);
+  };
+  check();
+  f.Reopen();
+  check();
+  CHECK(f.store().DiskBytes() == after);
+  // The store keeps working, and a second GC after reopening is consistent.
+  Lsn next = f.Commit(t, {{1, 99}}, 3);
+  f.clock().Advance(kHour);
+  RunGc(f, Window(0));
+  f.Reopen();
+  CHECK(f.ReadAt(next, 1) == PageData(99));
+  CHECK(f.ReadAt(next, 3) == PageData(7));
+  CHECK(f.store().GetRecord(head).status().IsNotFound());
+}
+
+TEST_CASE("GC keeps every state inside the restore window") {
+  StoreFixture f(16 << 10);
+  TimelineId t = f.Create(0);
+  int64_t t0 = f.clock().NowMicros();
+  std::vector<Lsn> lsns;
+  for (int i = 0; i < 10; ++i) {
+    f.clock().Set(t0 + (i + 1) * kHour);
+    lsns.push_back(f.Commit(t, {{1, static_cast<uint64_t>(i + 1)}}, 1));
+  }
+  f.clock().Set(t0 + 12 * kHour);
+  RunGc(f, Window(static_cast<int64_t>(5.5 * kHour)));  // keeps records at >= t0 + 6.5h
+  auto check = [&] {
+    for (int i = 0; i < 10; ++i) {
+      std::string out;
+      Status s = f.store().ReadPageAt(lsns[i], 1, &out);
+      if (i + 1 >= 7) {
+        REQUIRE(s.ok());
+        CHECK(out == PageData(i + 1));
+      } else {
+        CHECK(s.IsNotFound());
+      }
+    }
+    CHECK(*f.store().LsnAt(t, t0 + 8 * kHour) == lsns[7]);
+    CHECK(f.store().LsnAt(t, t0 + 3 * kHour).status().IsNotFound());
+    CHECK(f.store().History(t, 0, 100)->size() == 4);
+  };
+  check();
+  f.Reopen();
+  check();
+}
+
+TEST_CASE("Pins keep old states readable") {
+  StoreFixture f(16 << 10);
+  TimelineId t = f.Create(0);
+  Lsn l1 = f.Commit(t, {{1, 1}, {2, 2}}, 2);
+  Lsn l2 = f.Commit(t, {{1, 3}}, 2);
+  Lsn l3 = f.Commit(t, {{2, 4}}, 2);
+  Lsn l4 = f.Commit(t, {{1, 5}, {2, 6}}, 2);
+  f.clock().Advance(kHour);
+  RunGc(f, Window(0, {l2}));
+  auto check = [&] {
+    CHECK(f.ReadAt(l2, 1) == PageData(3));
+    CHECK(f.ReadAt(l2, 2) == PageData(2));
+    CHECK(f.ReadAt(l4, 1) == PageData(5));
+    std::string out;
+    CHECK(f.store().ReadPageAt(l1, 1, &out).IsNotFound());
+    CHECK(f.store().ReadPageAt(l3, 1, &out).IsNotFound());
+    // A pinned state is a valid base.
+    CHECK(*f.store().ResolveLsn(t, l2) == l2);
+    CHECK(f.store().ResolveLsn(t, l3).status().IsNotFound());
+  };
+  check();
+  f.Reopen();
+  check();
+  TimelineId c = f.Create(l2);
+  CHECK(f.ReadAt(*f.store().Head(c), 2) == PageData(2));
+}
+
+TEST_CASE("A dropped timeline's versions vanish unless another history needs them") {
+  StoreFixture f(16 << 10);
+  TimelineId parent = f.Create(0);
+  Lsn p1 = f.Commit(parent, {{1, 1}, {2, 2}, {3, 3}}, 3);
+  TimelineId child = f.Create(p1);
+  Lsn c1 = f.Commit(child, {{1, 10}}, 3);
+  TimelineId scratch = f.Create(p1);
+  Lsn s1 = f.Commit(scratch, {{2, 20}, {4, 40}}, 4);
+  Lsn p2 = f.Commit(parent, {{2, 5}, {3, 6}}, 3);
+  REQUIRE(f.store().DropTimeline(parent).ok());
+  REQUIRE(f.store().DropTimeline(scratch).ok());
+  f.clock().Advance(kHour);
+  auto stats = RunGc(f, Window(0));
+  auto check = [&] {
+    CHECK(f.ReadAt(c1, 1) == PageData(10));
+    CHECK(f.ReadAt(c1, 2) == PageData(2));
+    CHECK(f.ReadAt(c1, 3) == PageData(3));
+    std::string out;
+    CHECK(f.store().ReadPageAt(s1, 2, &out).IsNotFound());
+    CHECK(f.store().ReadPageAt(p2, 2, &out).IsNotFound());
+    CHECK(f.store().ReadPageAt(p1, 2, &out).IsNotFound());
+    CHECK(f.store().ListTimelines().size() == 1);
+    // The child's history still walks into the (now collected) base.
+    auto h = f.store().History(child, 0, 10);
+    REQUIRE(h.ok());
+    CHECK(h->size() == 1);
+    auto u = f.store().Usage(child);
+    REQUIRE(u.ok());
+    CHECK(u->exclusive_bytes == 3 * kPageSize);  // its page 1 and the base's pages 2, 3
+    CHECK(u->shared_bytes == 0);
+  };
+  // Scratch's two versions, parent's p2 (two) and parent's page 1 at p1 go.
+  CHECK(stats->versions_removed == 5);
+  check();
+  f.Reopen();
+  check();
+  TimelineId next = f.Create(0);
+  CHECK(next > scratch);
+}
+
+TEST_CASE("Usage splits a timeline's bytes into exclusive and shared") {
+  StoreFixture f;
+  TimelineId a = f.Create(0);
+  Lsn a1 = f.Commit(a, {{1, 1}, {2, 2}, {3, 3}}, 3);
+  TimelineId b = f.Create(a1);
+  f.Commit(b, {{1, 4}, {4, 5}}, 4);
+  f.Commit(a, {{3, 6}}, 3);
+  auto ua = f.store().Usage(a);
+  REQUIRE(ua.ok());
+  CHECK(ua->shared_bytes == 3 * kPageSize);
+  CHECK(ua->exclusive_bytes == 1 * kPageSize);
+  CHECK(ua->logical_bytes == 3 * kPageSize);
+  auto ub = f.store().Usage(b);
+  REQUIRE(ub.ok());
+  CHECK(ub->shared_bytes == 3 * kPageSize);
+  CHECK(ub->exclusive_bytes == 2 * kPageSize);
+  CHECK(ub->logical_bytes == 4 * kPageSize);
+  CHECK(f.store().Usage(99).status().IsNotFound());
+}
+
+TEST_CASE("GC keeps zero pages of a shrink that a root still needs") {
+  StoreFixture f(8 << 10);
+  TimelineId t = f.Create(0);
+  f.Commit(t, {{1, 1}, {2, 2}, {3, 3}}, 3);
+  f.Commit(t, {}, 1);                       // pages 2, 3 leave the state
+  for (int i = 0; i < 6; ++i) f.Commit(t, {{1, 10u + i}}, 1);
+  Lsn grown = f.Commit(t, {}, 3);           // back to 3 pages: 2, 3 read as zeros
+  f.clock().Advance(kHour);
+  RunGc(f, Window(0));
+  CHECK(f.ReadAt(grown, 2) == PageData(0));
+  CHECK(f.ReadAt(grown, 3) == PageData(0));
+  CHECK(f.ReadAt(grown, 1) == PageData(15));
+  f.Reopen();
+  CHECK(f.ReadAt(grown, 2) == PageData(0));
+  CHECK(f.ReadAt(grown, 3) == PageData(0));
+}
+
+// Fails the chosen operation once, to stop a compaction half-way (what a
+// crash at that point leaves behind, since compaction's earlier steps are durable).
+class StopCompactionEnv final : public EnvWrapper {
+ public:
+  explicit StopCompactionEnv(Env* target) : EnvWrapper(target) {}
+  std::atomic<bool> fail_rename{false};
+  std::atomic<bool> fail_delete{false};
+  Status RenameFile(const std::string& from, const std::string& to) override {
+    if (fail_rename.exchange(false)) return Status::IOError("injected rename failure");
+    return target()->RenameFile(from, to);
+  }
+  Status DeleteFile(const std::string& path) override {
+    if (path.find("seg-") != std::string::npos && fail_delete.exchange(false)) {
+      return Status::IOError("injected delete failure");
+    }
+    return target()->DeleteFile(path);
+  }
+};
+
+TEST_CASE("An interrupted compaction is finished or discarded by recovery") {
+  StopCompactionEnv stop(Env::Default());
+  StoreFixture f(16 << 10, &stop);
+  TimelineId t = f.Create(0);
+  TimelineId keep = f.Create(0);
+  Lsn k1 = f.Commit(keep, {{1, 77}}, 1);
+  Lsn last = 0;
+  for (int i = 0; i < 30; ++i) last = f.Commit(t, {{1, 100u + i}, {2, 200u + i}}, 2);
+  f.clock().Advance(kHour);
+  SECTION("before the output file is renamed into place") { stop.fail_rename = true; }
+  SECTION("before the replaced segments are deleted") { stop.fail_delete = true; }
+  auto r = f.store().Gc(Window(0));
+  CHECK_FALSE(r.ok());
+  CHECK(f.store().Health().ok());  // compaction errors do not stop the store
+  f.Reopen();
+  CHECK(f.ReadAt(last, 1) == PageData(129));
+  CHECK(f.ReadAt(last, 2) == PageData(229));
+  CHECK(f.ReadAt(k1, 1) == PageData(77));
+  auto children = f.env().GetChildren(f.path());
+  REQUIRE(children.ok());
+  for (const auto& c : *children) CHECK(c.find(".tmp") == std::string::npos);
+  RunGc(f, Window(0));
+  f.Reopen();
+  CHECK(f.ReadAt(last, 1) == PageData(129));
+  CHECK(f.ReadAt(k1, 1) == PageData(77));
+}
+
+}  // namespace
+}  // namespace branchdb::storage::testing
