@@ -44,7 +44,24 @@ Status Catalog::Impl::CheckRestorable(Project& p, TimelineId t, Lsn lsn) {
   if (!rec.ok()) return NoCheckpoint(lsn);
   if (rec->time_micros >= window_start) return Status::OK();
   if (t != 0) {
-    return InEffectSince(*p.store, t, lsn, window_start) ? Status::OK() : Outside();
+    if (InEffectSince(*p.store, t, lsn, window_start)) return Status::OK();
+    // A former head (undo target): in effect until a reset within the window
+    // replaced it, as that reset's annotation records.
+    Lsn before = 0;
+    for (int pages = 0; pages < 64; ++pages) {
+      auto hist = p.store->History(t, before, 256);
+      if (!hist.ok() || hist->empty()) break;
+      for (const storage::RecordInfo& r : *hist) {
+        if (r.time_micros < window_start) return Outside();
+        if (r.kind == storage::RecordKind::kReset &&
+            DecodeAnnotation(r.annotation).previous_head == lsn) {
+          return Status::OK();
+        }
+        before = r.lsn - 1;
+      }
+      if (before == 0) break;
+    }
+    return Outside();
   }
   for (const BranchRow& r : AllBranches(p)) {
     if (InEffectSince(*p.store, r.timeline, lsn, window_start)) return Status::OK();

@@ -354,6 +354,27 @@ TEST_CASE("labels pin checkpoints beyond the restore window until unlabelled") {
         "outside_restore_window");
 }
 
+TEST_CASE("undo of a rollback whose previous head is older than the restore window") {
+  CatalogFixture f;
+  f.Sql("production", "CREATE TABLE t(v)");
+  Lsn old = f.Sql("production", "INSERT INTO t VALUES('old')");
+  Lsn head = f.Sql("production", "UPDATE t SET v='head'");
+  REQUIRE(f.cat->LabelCheckpoint("acme", "production", old, "pinned").ok());
+  f.clock().Advance(30 * kMicrosPerDay);
+  RollbackTarget by_label;
+  by_label.kind = RollbackTarget::Kind::kLabel;
+  by_label.label = "pinned";
+  auto r = f.cat->Rollback("acme", "production", by_label);
+  REQUIRE(r.ok());
+  CHECK(r->previous_head_lsn == head);
+  CHECK(f.Query("production", "SELECT v FROM t") == "old");
+  // `head` was written 30 days ago but was the head until just now.
+  auto undo = f.cat->Rollback("acme", "production", ToLsn(r->previous_head_lsn));
+  INFO(undo.status().ToString());
+  REQUIRE(undo.ok());
+  CHECK(f.Query("production", "SELECT v FROM t") == "head");
+}
+
 TEST_CASE("checkpoints: newest first, paged by cursor, inherited across the branch point") {
   CatalogFixture f;
   f.Sql("production", "CREATE TABLE t(v)");
