@@ -252,3 +252,29 @@ TEST_CASE("FaultInjectionEnv before-sync callback sees written but unsynced byte
   CHECK(Read(&env, dir.Sub("keep/log")) == "abc");
   CHECK(Read(&env, dir.Sub("drop/log")) == "");
 }
+
+TEST_CASE("FaultInjectionEnv garbage tails: a real prefix, then zeros or junk") {
+  TempDir dir;
+  REQUIRE(Env::Default()->WriteFileAtomic(dir.Sub("f"), "0123").ok());
+  bool saw_garbage = false;
+  for (uint64_t seed = 0; seed < 40; ++seed) {
+    FaultInjectionEnv env;
+    {
+      auto f = env.NewWritableFile(dir.Sub("f"), Env::OpenMode::kAppend);
+      REQUIRE(f.ok());
+      REQUIRE((*f)->Append("456789").ok());
+    }
+    CrashOptions opts;
+    opts.tail = TailMode::kGarbageTail;
+    opts.seed = seed;
+    REQUIRE(env.SimulateCrash(opts).ok());
+    const std::string got = Read(&env, dir.Sub("f"));
+    INFO("seed " << seed);
+    REQUIRE(got.size() >= 4);
+    CHECK(got.size() <= 10);
+    CHECK(got.substr(0, 4) == "0123");
+    if (got != std::string("0123456789").substr(0, got.size())) saw_garbage = true;
+    REQUIRE(Env::Default()->TruncateFile(dir.Sub("f"), 4).ok());
+  }
+  CHECK(saw_garbage);
+}

@@ -4,7 +4,8 @@
 //   - just after each successful Sync/SyncDir: only synced bytes and
 //     dir-synced names survive;
 //   - just before each Sync/SyncDir: the unsynced tail survives torn at a
-//     random length, or whole (the record in flight written but unacknowledged).
+//     random length, torn and followed by zeros or junk, or whole (the record
+//     in flight written but unacknowledged).
 // Each image is reopened and checked against the model of what was
 // acknowledged at that instant, the op in flight being allowed to be wholly
 // present or wholly absent; then the store must accept new commits.
@@ -55,6 +56,7 @@ TEST_CASE("power loss at every sync point leaves every acknowledged record", "[f
     p.what = when + " " + std::string(OpKindName(kind)) + " " + path + " (tail " +
              (tail == TailMode::kDropUnsynced ? "dropped"
               : tail == TailMode::kTornTail  ? "torn"
+              : tail == TailMode::kGarbageTail ? "torn + garbage"
                                              : "kept") + ")";
     p.model = model;
     if (const auto& op = InFlightOp(); op.has_value()) {
@@ -75,6 +77,7 @@ TEST_CASE("power loss at every sync point leaves every acknowledged record", "[f
   });
   env.SetBeforeSyncCallback([&](uint32_t kind, const std::string& path) {
     snapshot("before", kind, path, TailMode::kTornTail);
+    snapshot("before", kind, path, TailMode::kGarbageTail);
     snapshot("before", kind, path, TailMode::kKeepAll);
   });
 
@@ -85,7 +88,7 @@ TEST_CASE("power loss at every sync point leaves every acknowledged record", "[f
   REQUIRE(run.violations.empty());
   REQUIRE(run.acknowledged == run.attempted);
   std::fprintf(stderr, "store_power_loss_test: %zu crash images\n", points.size());
-  CHECK(points.size() >= 3 * 10);  // every acknowledged mutation syncs at least once
+  CHECK(points.size() >= 4 * 10);  // every acknowledged mutation syncs at least once
 
   for (auto& p : points) {
     std::vector<std::string> problems = ReopenAndCheck(p.dir, &p.model);

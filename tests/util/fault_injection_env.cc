@@ -485,12 +485,27 @@ Result<std::string> FaultInjectionEnv::CrashContents(InodeId id, const CrashOpti
       keep = inode.synced_size + (*rng)() % (inode.size - inode.synced_size + 1);
     }
   }
-  if (inode.live_path.empty()) {
-    std::string data = inode.saved.value_or(std::string());
-    if (data.size() > keep) data.resize(keep);
-    return data;
+  uint64_t garbage = 0;
+  if (options.tail == TailMode::kGarbageTail && inode.size > inode.synced_size) {
+    keep = inode.synced_size + (*rng)() % (inode.size - inode.synced_size + 1);
+    garbage = (*rng)() % (inode.size - keep + 1);
   }
-  return ReadPrefix(target(), inode.live_path, keep);
+  std::string data;
+  if (inode.live_path.empty()) {
+    data = inode.saved.value_or(std::string());
+    if (data.size() > keep) data.resize(keep);
+  } else {
+    auto read = ReadPrefix(target(), inode.live_path, keep);
+    if (!read.ok()) return read.status();
+    data = std::move(*read);
+  }
+  if (garbage > 0) {
+    const bool zeros = (*rng)() % 2 == 0;
+    for (uint64_t i = 0; i < garbage; ++i) {
+      data.push_back(zeros ? '\0' : static_cast<char>((*rng)() & 0xff));
+    }
+  }
+  return data;
 }
 
 namespace {

@@ -104,6 +104,9 @@ enum class TailMode {
   kDropUnsynced,  // nothing
   kTornTail,      // a random prefix (maybe empty, maybe all) of them
   kKeepAll,       // all of them (a process crash rather than a power loss)
+  // A random prefix of them, then up to the file's written length zeros or
+  // random bytes (blocks allocated but their data never written).
+  kGarbageTail,
 };
 
 struct CrashOptions {
