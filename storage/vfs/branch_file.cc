@@ -2,6 +2,7 @@
 // The design (commit point, overlay, snapshots, cache invalidation) is
 // described in docs/vfs.md; the comments here say what each slot does.
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <new>
 #include <string_view>
@@ -513,7 +514,7 @@ int BranchConnection::Pragma(char** args) {
         args[2]);
     return SQLITE_ERROR;
   }
-  if (name == "page_size" && value != "4096") {
+  if (name == "page_size" && std::strtol(args[2], nullptr, 10) != static_cast<long>(kPageSize)) {
     args[0] = sqlite3_mprintf(
         "branchdb: page_size=%s is not supported; the page size of a branchdb database is "
         "fixed at 4096 bytes",

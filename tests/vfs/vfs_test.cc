@@ -9,6 +9,7 @@
 
 #include "storage/env/env.h"
 #include "storage/vfs/vfs.h"
+#include "storage/vfs/vfs_internal.h"
 #include "tests/vfs/vfs_test_util.h"
 
 namespace branchdb::testing {
@@ -181,6 +182,7 @@ TEST_CASE("no file but the minted handles can be opened through the VFS") {
     INFO(name);
     CHECK(r.rc != SQLITE_OK);
   }
+  CHECK(Exec(db.get(), "VACUUM INTO '" + path + "'").rc != SQLITE_OK);
   CHECK_FALSE(Env::Default()->FileExists(path));
   // Temporary databases and files do work, in memory.
   MustExec(db.get(), "ATTACH '' AS scratch; CREATE TABLE scratch.s(x); INSERT INTO scratch.s "
@@ -306,30 +308,88 @@ TEST_CASE("a store failure at the commit point fails the COMMIT and leaves the b
   CHECK(Dump(other.get()) == before);
 }
 
+// The timeline is reset, between BEGIN and COMMIT, onto a sibling state whose
+// page 1 equals the one the failed transaction wrote (same change counter,
+// same size): SQLite's cache still holds that transaction's pages.
+std::string ResetUnderTransaction(StoreFixture& fx, sqlite3* db, ExecResult* commit) {
+  MustExec(db, "CREATE TABLE t(x); INSERT INTO t VALUES('v1')");
+  MustExec(db, "INSERT INTO t VALUES('v2')");
+  Lsn v2 = storage::LastCommitLsn(db);
+  auto sibling = fx.store()->CreateTimeline(fx.timeline(), v2, "sibling");
+  REQUIRE(sibling.ok());
+  {
+    auto sdb = fx.Open(*sibling);
+    MustExec(sdb.get(), "INSERT INTO t VALUES('other')");
+  }
+  MustExec(db, "BEGIN; INSERT INTO t VALUES('lost')");
+  auto reset = fx.store()->ResetTimeline(fx.timeline(), v2,
+                                         fx.store()->Head(*sibling).value(), "reset");
+  REQUIRE(reset.ok());
+  *commit = Exec(db, "COMMIT");
+  return Query(db, "SELECT x FROM t");
+}
+
 TEST_CASE("a reset between BEGIN and COMMIT makes the COMMIT fail with SQLITE_BUSY_SNAPSHOT") {
+  SECTION("protection off: the failed transaction's rows stay visible (the test is sharp)") {
+    storage::vfs_internal::SetCacheInvalidationForTesting(false);
+    StoreFixture fx;
+    auto db = fx.Open();
+    ExecResult commit;
+    std::string seen = ResetUnderTransaction(fx, db.get(), &commit);
+    storage::vfs_internal::SetCacheInvalidationForTesting(true);
+    CHECK(commit.rc == SQLITE_BUSY_SNAPSHOT);
+    CHECK(seen == "v1\nv2\nlost\n");
+  }
+  SECTION("protection on") {
+    StoreFixture fx;
+    auto db = fx.Open();
+    const Lsn before = fx.store()->LastLsn();
+    ExecResult commit;
+    std::string seen = ResetUnderTransaction(fx, db.get(), &commit);
+    CHECK(commit.rc == SQLITE_BUSY_SNAPSHOT);
+    Status cause = storage::LastVfsError(db.get());
+    CHECK(cause.IsConflict());
+    CHECK(cause.reason() == "head_moved");
+    CHECK(fx.store()->LastLsn() == before + 6);  // 3 commits, create, commit, reset: no more
+    CHECK(fx.store()->GetRecord(fx.store()->Head(fx.timeline()).value())->kind ==
+          storage::RecordKind::kReset);
+    CHECK(sqlite3_get_autocommit(db.get()) == 1);
+    // The connection reads the reset state, and writes on top of it.
+    CHECK(seen == "v1\nv2\nother\n");
+    MustExec(db.get(), "INSERT INTO t VALUES('after')");
+    CHECK(Query(db.get(), "SELECT x FROM t") == "v1\nv2\nother\nafter\n");
+    CHECK(IntegrityCheck(db.get()) == "ok");
+    CHECK(storage::LastVfsError(db.get()).ok());
+  }
+}
+
+TEST_CASE("sqlite3_backup into a branch works at 4096-byte pages and is refused at others") {
   StoreFixture fx;
   auto db = fx.Open();
-  MustExec(db.get(), "CREATE TABLE t(x); INSERT INTO t VALUES('v1')");
-  Lsn v1 = storage::LastCommitLsn(db.get());
-  MustExec(db.get(), "INSERT INTO t VALUES('v2')");
-  Lsn v2 = storage::LastCommitLsn(db.get());
-
-  MustExec(db.get(), "BEGIN; INSERT INTO t VALUES('lost')");
-  auto reset = fx.store()->ResetTimeline(fx.timeline(), v2, v1, "rollback to v1");
-  REQUIRE(reset.ok());
-  ExecResult r = Exec(db.get(), "COMMIT");
-  CHECK(r.rc == SQLITE_BUSY_SNAPSHOT);
-  Status cause = storage::LastVfsError(db.get());
-  CHECK(cause.IsConflict());
-  CHECK(cause.reason() == "head_moved");
-  CHECK(fx.store()->Head(fx.timeline()).value() == *reset);
-  CHECK(sqlite3_get_autocommit(db.get()) == 1);
-  // The connection now reads the reset state, and writes on top of it.
-  CHECK(Query(db.get(), "SELECT x FROM t") == "v1\n");
-  MustExec(db.get(), "INSERT INTO t VALUES('after')");
-  CHECK(Query(db.get(), "SELECT x FROM t") == "v1\nafter\n");
+  MustExec(db.get(), "CREATE TABLE keep(x); INSERT INTO keep VALUES('kept')");
+  const std::string before = Dump(db.get());
+  const Lsn head = fx.store()->Head(fx.timeline()).value();
+  auto backup = [&](int page_size) {
+    sqlite3* raw = nullptr;
+    REQUIRE(sqlite3_open(":memory:", &raw) == SQLITE_OK);
+    storage::SqliteHandle src(raw);
+    MustExec(src.get(), "PRAGMA page_size=" + std::to_string(page_size) +
+                            "; CREATE TABLE imported(a, b); INSERT INTO imported "
+                            "VALUES(1, randomblob(10000)), (2, 'two')");
+    sqlite3_backup* b = sqlite3_backup_init(db.get(), "main", src.get(), "main");
+    REQUIRE(b != nullptr);
+    int rc = sqlite3_backup_step(b, -1);
+    sqlite3_backup_finish(b);
+    return rc;
+  };
+  CHECK(backup(1024) != SQLITE_DONE);
+  CHECK(fx.store()->Head(fx.timeline()).value() == head);
+  CHECK(Dump(db.get()) == before);
+  CHECK(backup(4096) == SQLITE_DONE);
+  CHECK(Query(db.get(), "SELECT a, length(b) FROM imported") == "1|10000\n2|3\n");
   CHECK(IntegrityCheck(db.get()) == "ok");
-  CHECK(storage::LastVfsError(db.get()).ok());
+  auto other = fx.Open();
+  CHECK(Dump(other.get()) == Dump(db.get()));
 }
 
 }  // namespace
