@@ -11,7 +11,7 @@
 // One JSON line per metric on stdout (bench_util.h), a table on stderr.
 //
 // Environment: BRANCHDB_BENCH_MAX_MB caps the largest store (default 1024),
-// BRANCHDB_BENCH_SECONDS the length of each rate measurement (default 3).
+// BRANCHDB_BENCH_SECONDS the length of each rate measurement (default 5).
 #include <sys/wait.h>
 #include <unistd.h>
 
