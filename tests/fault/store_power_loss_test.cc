@@ -81,7 +81,9 @@ TEST_CASE("power loss at every sync point leaves every acknowledged record", "[f
     snapshot("before", kind, path, TailMode::kKeepAll);
   });
 
-  WorkloadRun run = RunWorkload(db, &env, &env, &model);
+  WorkloadOptions options;
+  options.rounds = 2;  // the second GC compacts what the first round left
+  WorkloadRun run = RunWorkload(db, &env, &env, &model, options);
   env.SetSyncCallback(nullptr);
   env.SetBeforeSyncCallback(nullptr);
   INFO(JoinProblems(run.violations));
