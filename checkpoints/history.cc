@@ -24,14 +24,29 @@ bool IsLabelled(sqlite3* db, const Project& p, Lsn lsn) {
   return s.Step() == SQLITE_ROW;
 }
 
-// True when state lsn is on t's current history and was still in effect at or
-// after window_start (i.e. it is not older than t's state as of window_start).
+// True when state lsn was in effect on timeline t at or after window_start:
+// it is on t's current history and its successor there (the record that
+// replaced it) was written at or after window_start (or there is none: it is
+// the head); or it is a former head that a reset within the window replaced.
+// Walks t's history newest first, only through records within the window.
 bool InEffectSince(const storage::PageStore& store, TimelineId t, Lsn lsn, int64_t window_start) {
-  auto resolved = store.ResolveLsn(t, lsn);
-  if (!resolved.ok() || *resolved != lsn) return false;
-  auto at_start = store.LsnAt(t, window_start);
-  if (!at_start.ok()) return true;  // t's history begins inside the window
-  return lsn >= *at_start;
+  Lsn before = 0;
+  int64_t successor_time = INT64_MAX;
+  while (true) {
+    auto hist = store.History(t, before, 256);
+    if (!hist.ok() || hist->empty()) return false;
+    for (const storage::RecordInfo& r : *hist) {
+      if (r.lsn == lsn) return successor_time >= window_start;
+      if (r.lsn < lsn || r.time_micros < window_start) return false;
+      if (r.kind == storage::RecordKind::kReset &&
+          DecodeAnnotation(r.annotation).previous_head == lsn) {
+        return true;
+      }
+      successor_time = r.time_micros;
+      before = r.lsn - 1;
+    }
+    if (before == 0) return false;
+  }
 }
 
 }  // namespace
@@ -43,26 +58,7 @@ Status Catalog::Impl::CheckRestorable(Project& p, TimelineId t, Lsn lsn) {
   auto rec = p.store->GetRecord(lsn);
   if (!rec.ok()) return NoCheckpoint(lsn);
   if (rec->time_micros >= window_start) return Status::OK();
-  if (t != 0) {
-    if (InEffectSince(*p.store, t, lsn, window_start)) return Status::OK();
-    // A former head (undo target): in effect until a reset within the window
-    // replaced it, as that reset's annotation records.
-    Lsn before = 0;
-    for (int pages = 0; pages < 64; ++pages) {
-      auto hist = p.store->History(t, before, 256);
-      if (!hist.ok() || hist->empty()) break;
-      for (const storage::RecordInfo& r : *hist) {
-        if (r.time_micros < window_start) return Outside();
-        if (r.kind == storage::RecordKind::kReset &&
-            DecodeAnnotation(r.annotation).previous_head == lsn) {
-          return Status::OK();
-        }
-        before = r.lsn - 1;
-      }
-      if (before == 0) break;
-    }
-    return Outside();
-  }
+  if (t != 0) return InEffectSince(*p.store, t, lsn, window_start) ? Status::OK() : Outside();
   for (const BranchRow& r : AllBranches(p)) {
     if (InEffectSince(*p.store, r.timeline, lsn, window_start)) return Status::OK();
   }

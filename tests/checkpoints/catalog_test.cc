@@ -333,12 +333,23 @@ TEST_CASE("labels pin checkpoints beyond the restore window until unlabelled") {
   CHECK(Reason(f.cat->LabelCheckpoint("acme", "production", 99999, "x")) == "checkpoint_not_found");
   f.clock().Advance(2 * kMicrosPerDay);
   f.Sql("production", "UPDATE t SET v='later'");
-  REQUIRE(f.cat->Gc("acme").ok());
   CHECK(Reason(f.cat->Rollback("acme", "production", ToLsn(drop)).status()) ==
         "outside_restore_window");
+  // Unlabelled, `keep` is as old as `drop`; labelled again, it is restorable.
+  REQUIRE(f.cat->UnlabelCheckpoint("acme", "production", "before-migration").ok());
+  CHECK(Reason(f.cat->UnlabelCheckpoint("acme", "production", "before-migration")) ==
+        "label_not_found");
+  CHECK(Reason(f.cat->Rollback("acme", "production", ToLsn(keep)).status()) ==
+        "outside_restore_window");
+  REQUIRE(f.cat->LabelCheckpoint("acme", "production", keep, "before-migration").ok());
   auto ck = f.cat->GetCheckpoint("acme", "production", keep);
   REQUIRE(ck.ok());
   CHECK(ck->labels == std::vector<std::string>{"before-migration"});
+
+  // GC keeps the pinned state readable; the unpinned old one may be gone.
+  REQUIRE(f.cat->Gc("acme").ok());
+  std::string after_gc = Reason(f.cat->Rollback("acme", "production", ToLsn(drop)).status());
+  CHECK((after_gc == "outside_restore_window" || after_gc == "checkpoint_not_found"));
   RollbackTarget by_label;
   by_label.kind = RollbackTarget::Kind::kLabel;
   by_label.label = "before-migration";
@@ -347,11 +358,8 @@ TEST_CASE("labels pin checkpoints beyond the restore window until unlabelled") {
   CHECK(f.Query("production", "SELECT v FROM t") == "keep");
   REQUIRE(f.cat->Rollback("acme", "production", ToLsn(r->previous_head_lsn)).ok());
   CHECK(f.Query("production", "SELECT v FROM t") == "later");
-  REQUIRE(f.cat->UnlabelCheckpoint("acme", "production", "before-migration").ok());
-  CHECK(Reason(f.cat->UnlabelCheckpoint("acme", "production", "before-migration")) ==
-        "label_not_found");
-  CHECK(Reason(f.cat->Rollback("acme", "production", ToLsn(keep)).status()) ==
-        "outside_restore_window");
+  f.Reopen();
+  CHECK(f.Query("production", "SELECT v FROM t", keep) == "keep");
 }
 
 TEST_CASE("undo of a rollback whose previous head is older than the restore window") {
