@@ -12,17 +12,21 @@
 #include <mutex>
 
 #include "auth/auth.h"
+#include "checkpoints/catalog.h"
 #include "server/compute/supervisor.h"
 #include "server/http/auth_guard.h"
 #include "server/http/errors.h"
 #include "server/http/idempotency.h"
 #include "server/http/metrics.h"
 #include "server/http/router.h"
+#include "server/http/timed_env.h"
 #include "server/routes/routes.h"
 
 namespace branchdb::server {
 
 struct ApiServer::Parts {
+  std::unique_ptr<http::TimedEnv> timed_env;
+  std::unique_ptr<checkpoints::Catalog> catalog;
   std::unique_ptr<auth::AuthService> auth;
   std::unique_ptr<http::Metrics> metrics;
   std::unique_ptr<http::IdempotencyStore> idempotency;
@@ -59,6 +63,7 @@ ApiServer::~ApiServer() {
   parts_->http.reset();
   parts_->computes.reset();
   parts_->idempotency.reset();
+  parts_->catalog.reset();
   parts_->auth.reset();
 }
 
@@ -97,6 +102,25 @@ Status ApiServer::Init() {
 
   parts_->metrics = http::Metrics::WithServerFamilies();
   services_.metrics = parts_->metrics.get();
+  http::Metrics* metrics = parts_->metrics.get();
+
+  parts_->timed_env = std::make_unique<http::TimedEnv>(
+      env_, [metrics](double seconds) { metrics->Observe(http::kFsyncSeconds, {}, seconds); });
+  checkpoints::CatalogOptions cat_opts;
+  cat_opts.env = parts_->timed_env.get();
+  auto catalog = checkpoints::Catalog::Open(cat_opts, config_.data_dir);
+  if (!catalog.ok()) return catalog.status().WithContext("catalog");
+  parts_->catalog = std::move(*catalog);
+  services_.catalog = parts_->catalog.get();
+  checkpoints::Catalog* cat = parts_->catalog.get();
+  metrics->AddCollector([cat](http::Metrics& m) {
+    double bytes = 0;
+    for (const auto& p : cat->ListProjects()) {
+      auto store = cat->Store(p.name);
+      if (store.ok()) bytes += static_cast<double>((*store)->DiskBytes());
+    }
+    m.Set(http::kBytesStored, {}, bytes);
+  });
 
   auto idem = http::IdempotencyStore::Open(JoinPath(config_.data_dir, "idempotency.db"), clock,
                                            config_.idempotency_ttl_seconds);
@@ -114,11 +138,13 @@ Status ApiServer::Init() {
   copts.sandbox.max_result_bytes = config_.max_result_bytes;
   copts.sandbox.max_sql_bytes = config_.max_sql_bytes;
   copts.sandbox.max_db_bytes = config_.max_branch_bytes;
-  copts.open = [](const std::string& key) -> Result<sql::DbHandle> {
-    return Status::Unavailable("no storage layer is wired for compute " + key,
-                               "storage_unavailable");
+  // A compute's key is "<project>/<branch>" (project names have no '/').
+  copts.open = [cat](const std::string& key) -> Result<sql::DbHandle> {
+    size_t slash = key.find('/');
+    auto conn = cat->OpenBranchConnection(key.substr(0, slash), key.substr(slash + 1), {});
+    if (!conn.ok()) return conn.status();
+    return sql::DbHandle(conn->release());
   };
-  http::Metrics* metrics = parts_->metrics.get();
   copts.on_cold_start = [metrics](const std::string&, int64_t nanos) {
     metrics->Increment(http::kColdStarts);
     metrics->Observe(http::kColdStartSeconds, {}, static_cast<double>(nanos) / 1e9);
@@ -174,6 +200,11 @@ Status ApiServer::Init() {
   RegisterHealthRoutes(*parts_->router, services_);
   RegisterOAuthRoutes(*parts_->router, services_);
   RegisterClientRoutes(*parts_->router, services_);
+  RegisterProjectRoutes(*parts_->router, services_);
+  RegisterBranchRoutes(*parts_->router, services_);
+  RegisterSqlRoutes(*parts_->router, services_);
+  RegisterCheckpointRoutes(*parts_->router, services_);
+  RegisterBranchItemRoutes(*parts_->router, services_);  // last: its pattern takes the rest
 
   Parts* parts = parts_.get();
   auto logger = services_.logger;

@@ -21,6 +21,18 @@ void RegisterOAuthRoutes(http::Router& router, Services& services);
 // POST|GET /v1/clients, DELETE /v1/clients/{id} (admin).
 void RegisterClientRoutes(http::Router& router, Services& services);
 
+// /v1/projects (projects.cc).
+void RegisterProjectRoutes(http::Router& router, Services& services);
+// POST|GET /v1/projects/{p}/branches (branches.cc).
+void RegisterBranchRoutes(http::Router& router, Services& services);
+// .../branches/{b}/sql|credentials|compute|schema|export, /v1/projects/{p}/import (sql.cc).
+void RegisterSqlRoutes(http::Router& router, Services& services);
+// .../branches/{b}/checkpoints|rollback|reset|diff (checkpoints.cc).
+void RegisterCheckpointRoutes(http::Router& router, Services& services);
+// GET|PATCH|DELETE .../branches/{b}: REQUIRES every .../branches/{b}/<sub>
+// route registered before (the branch pattern takes the rest of the path).
+void RegisterBranchItemRoutes(http::Router& router, Services& services);
+
 }  // namespace branchdb::server
 
 #endif  // BRANCHDB_SERVER_ROUTES_ROUTES_H_

@@ -1,0 +1,36 @@
+#include "server/http/timed_env.h"
+
+namespace branchdb::server::http {
+namespace {
+
+class TimedFile final : public WritableFile {
+ public:
+  TimedFile(std::unique_ptr<WritableFile> file, Clock* clock,
+            const std::function<void(double)>* on_sync)
+      : file_(std::move(file)), clock_(clock), on_sync_(on_sync) {}
+  Status Append(std::string_view data) override { return file_->Append(data); }
+  Status Sync() override {
+    int64_t t0 = clock_->NowMonotonicNanos();
+    Status s = file_->Sync();
+    (*on_sync_)(static_cast<double>(clock_->NowMonotonicNanos() - t0) / 1e9);
+    return s;
+  }
+  Status Close() override { return file_->Close(); }
+  uint64_t Size() const override { return file_->Size(); }
+
+ private:
+  std::unique_ptr<WritableFile> file_;
+  Clock* clock_;
+  const std::function<void(double)>* on_sync_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<WritableFile>> TimedEnv::NewWritableFile(const std::string& path,
+                                                                OpenMode mode) {
+  auto f = target()->NewWritableFile(path, mode);
+  if (!f.ok()) return f.status();
+  return std::unique_ptr<WritableFile>(new TimedFile(std::move(*f), GetClock(), &on_sync_));
+}
+
+}  // namespace branchdb::server::http

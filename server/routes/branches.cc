@@ -1,0 +1,186 @@
+// Branches (names may contain '/', sent percent-encoded as %2F; httplib
+// decodes the path before matching, so the branch pattern takes the rest of
+// the path and sub-resource routes are registered before the bare one):
+//   POST   /v1/projects/{p}/branches   {"name","parent","at":{"lsn"|"timestamp"|"checkpoint"|"label"},
+//                                       "ttl_seconds","expires_at","protected"} -> 201 branch
+//   GET    /v1/projects/{p}/branches   -> {"branches":[...]}
+//   GET    /v1/projects/{p}/branches/{b}
+//   PATCH  /v1/projects/{p}/branches/{b}  {"name","protected","ttl_seconds","expires_at"}
+//   DELETE /v1/projects/{p}/branches/{b}  -> 204
+#include <httplib.h>
+
+#include "auth/auth.h"
+#include "server/compute/supervisor.h"
+#include "server/http/auth_guard.h"
+#include "server/http/errors.h"
+#include "server/http/router.h"
+#include "server/routes/common.h"
+#include "server/routes/routes.h"
+
+namespace branchdb::server {
+
+using nlohmann::json;
+using routes::OptBool;
+using routes::OptInt;
+using routes::OptString;
+
+namespace {
+
+Result<checkpoints::CreateBranchOptions> ParseCreateBranch(const json& body, Clock* clock) {
+  checkpoints::CreateBranchOptions o;
+  auto parent = OptString(body, "parent");
+  if (!parent.ok()) return parent.status();
+  if (parent->has_value()) o.from.parent = **parent;
+  if (body.contains("at") && !body["at"].is_null()) {
+    const json& at = body["at"];
+    if (!at.is_object() || at.size() != 1) {
+      return Status::InvalidArgument(
+          "at: expected exactly one of {\"lsn\":N}, {\"timestamp\":T}, {\"checkpoint\":N}, "
+          "{\"label\":\"...\"}",
+          "invalid_argument");
+    }
+    if (at.contains("lsn")) {
+      auto v = OptInt(at, "lsn");
+      if (!v.ok() || !v->has_value() || **v < 0) {
+        return Status::InvalidArgument("at.lsn: expected a non-negative integer", "invalid_argument");
+      }
+      o.from.kind = checkpoints::BranchSource::Kind::kParentLsn;
+      o.from.lsn = static_cast<uint64_t>(**v);
+    } else if (at.contains("checkpoint")) {
+      auto v = OptInt(at, "checkpoint");
+      if (!v.ok() || !v->has_value() || **v < 0) {
+        return Status::InvalidArgument("at.checkpoint: expected a checkpoint LSN", "invalid_argument");
+      }
+      o.from.kind = checkpoints::BranchSource::Kind::kCheckpoint;
+      o.from.lsn = static_cast<uint64_t>(**v);
+    } else if (at.contains("timestamp")) {
+      auto t = routes::ParseTime(at["timestamp"], "at.timestamp");
+      if (!t.ok()) return t.status();
+      o.from.kind = checkpoints::BranchSource::Kind::kParentTime;
+      o.from.time_micros = *t;
+    } else if (at.contains("label")) {
+      if (!at["label"].is_string()) {
+        return Status::InvalidArgument("at.label: expected a string", "invalid_argument");
+      }
+      o.from.kind = checkpoints::BranchSource::Kind::kLabel;
+      o.from.label = at["label"].get<std::string>();
+    } else {
+      return Status::InvalidArgument("at: unknown key " + at.begin().key(), "invalid_argument");
+    }
+  }
+  auto ttl = OptInt(body, "ttl_seconds");
+  if (!ttl.ok()) return ttl.status();
+  if (ttl->has_value()) o.ttl_micros = **ttl * 1000000;
+  if (body.contains("expires_at") && !body["expires_at"].is_null()) {
+    auto t = routes::ParseTime(body["expires_at"], "expires_at");
+    if (!t.ok()) return t.status();
+    o.expires_micros = *t;
+  }
+  auto prot = OptBool(body, "protected");
+  if (!prot.ok()) return prot.status();
+  o.is_protected = prot->value_or(false);
+  (void)clock;
+  return o;
+}
+
+}  // namespace
+
+void RegisterBranchRoutes(http::Router& router, Services& services) {
+  Services* s = &services;
+  router.Post(R"(/v1/projects/([^/]+)/branches)", "/v1/projects/{project}/branches",
+              [s](const httplib::Request& req, httplib::Response& res, http::RequestContext& ctx) {
+                std::string project = req.matches[1];
+                auto who = http::RequireAuth(*s, req, res, auth::Operation::kCreateBranch, project);
+                if (!who) return;
+                BRANCHDB_TRY_SEND(res, body, http::ParseJsonObject(req.body));
+                if (!(*body)["name"].is_string()) {
+                  return http::SendError(res, Status::InvalidArgument("name: required string",
+                                                                      "invalid_argument"));
+                }
+                BRANCHDB_TRY_SEND(res, options, ParseCreateBranch(*body, s->clock));
+                options->actor = {who->client_id, ctx.request_id};
+                BRANCHDB_TRY_SEND(res, b,
+                                  s->catalog->CreateBranch(
+                                      project, (*body)["name"].get<std::string>(), *options));
+                http::SendJson(res, 201, routes::BranchJson(*b));
+              });
+  router.Get(R"(/v1/projects/([^/]+)/branches)", "/v1/projects/{project}/branches",
+             [s](const httplib::Request& req, httplib::Response& res, http::RequestContext&) {
+               std::string project = req.matches[1];
+               if (!http::RequireAuth(*s, req, res, auth::Operation::kListBranches, project)) return;
+               BRANCHDB_TRY_SEND(res, list, s->catalog->ListBranches(project, true));
+               json out = json::array();
+               for (const auto& b : *list) out.push_back(routes::BranchJson(b));
+               http::SendJson(res, 200, {{"branches", out}});
+             });
+}
+
+// The bare branch routes: registered after every .../branches/{b}/<sub> route.
+void RegisterBranchItemRoutes(http::Router& router, Services& services) {
+  Services* s = &services;
+  const std::string pattern = R"(/v1/projects/([^/]+)/branches/(.+))";
+  const std::string label = "/v1/projects/{project}/branches/{branch}";
+  router.Get(pattern, label,
+             [s](const httplib::Request& req, httplib::Response& res, http::RequestContext&) {
+               std::string project = req.matches[1], branch = req.matches[2];
+               if (!http::RequireAuth(*s, req, res, auth::Operation::kGetBranch, project, branch)) {
+                 return;
+               }
+               BRANCHDB_TRY_SEND(res, b, s->catalog->GetBranch(project, branch));
+               http::SendJson(res, 200, routes::BranchJson(*b));
+             });
+  router.Patch(pattern, label,
+               [s](const httplib::Request& req, httplib::Response& res, http::RequestContext&) {
+                 std::string project = req.matches[1], branch = req.matches[2];
+                 if (!http::RequireAuth(*s, req, res, auth::Operation::kCreateBranch, project,
+                                        branch)) {
+                   return;
+                 }
+                 BRANCHDB_TRY_SEND(res, body, http::ParseJsonObject(req.body));
+                 BRANCHDB_TRY_SEND(res, exists, s->catalog->GetBranch(project, branch));
+                 BRANCHDB_TRY_SEND(res, prot, OptBool(*body, "protected"));
+                 if (prot->has_value()) {
+                   Status st = s->catalog->SetProtected(project, branch, **prot);
+                   if (!st.ok()) return http::SendError(res, st);
+                 }
+                 BRANCHDB_TRY_SEND(res, ttl, OptInt(*body, "ttl_seconds"));
+                 if (ttl->has_value()) {
+                   Status st = s->catalog->SetTtl(project, branch, **ttl * 1000000);
+                   if (!st.ok()) return http::SendError(res, st);
+                 }
+                 if (body->contains("expires_at")) {
+                   std::optional<int64_t> when;
+                   if (!(*body)["expires_at"].is_null()) {
+                     BRANCHDB_TRY_SEND(res, t, routes::ParseTime((*body)["expires_at"], "expires_at"));
+                     when = *t;
+                   }
+                   Status st = s->catalog->SetExpiry(project, branch, when);
+                   if (!st.ok()) return http::SendError(res, st);
+                 }
+                 BRANCHDB_TRY_SEND(res, rename, OptString(*body, "name"));
+                 std::string current = branch;
+                 if (rename->has_value() && **rename != branch) {
+                   s->computes->Remove(routes::ComputeKey(project, branch));
+                   Status st = s->catalog->RenameBranch(project, branch, **rename);
+                   if (!st.ok()) return http::SendError(res, st);
+                   current = **rename;
+                 }
+                 BRANCHDB_TRY_SEND(res, b, s->catalog->GetBranch(project, current));
+                 http::SendJson(res, 200, routes::BranchJson(*b));
+               });
+  router.Delete(pattern, label,
+                [s](const httplib::Request& req, httplib::Response& res, http::RequestContext&) {
+                  std::string project = req.matches[1], branch = req.matches[2];
+                  if (!http::RequireAuth(*s, req, res, auth::Operation::kDeleteBranch, project,
+                                         branch)) {
+                    return;
+                  }
+                  BRANCHDB_TRY_SEND(res, exists, s->catalog->GetBranch(project, branch));
+                  s->computes->Remove(routes::ComputeKey(project, branch));
+                  Status st = s->catalog->DeleteBranch(project, branch);
+                  if (!st.ok()) return http::SendError(res, st);
+                  res.status = 204;
+                });
+}
+
+}  // namespace branchdb::server

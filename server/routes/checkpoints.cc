@@ -1,0 +1,255 @@
+// Checkpoints, rollback, reset, diff:
+//   GET  /v1/projects/{p}/branches/{b}/checkpoints[?limit=N&cursor=C]
+//        -> {"checkpoints":[{lsn,time,kind,client_id,request_id,summary,rows_affected,
+//                            label,labels,inherited,branch}],"next"}
+//   POST /v1/projects/{p}/branches/{b}/checkpoints   {"label","lsn"?} -> 201 checkpoint
+//   POST /v1/projects/{p}/branches/{b}/rollback
+//        {"to":{"checkpoint":N}|{"lsn":N}|{"timestamp":T}|{"actions":N}|{"label":"x"}}
+//        -> {"head_lsn","previous_head_lsn","target_lsn"}
+//   POST /v1/projects/{p}/branches/{b}/reset  -> same shape
+//   GET  /v1/projects/{p}/branches/{b}/diff?base=BRANCH&kind=schema|data
+//        [&base_lsn=N][&lsn=N][&tables=a,b]
+#include <httplib.h>
+
+#include "auth/auth.h"
+#include "server/compute/supervisor.h"
+#include "server/http/auth_guard.h"
+#include "server/http/errors.h"
+#include "server/http/router.h"
+#include "server/routes/common.h"
+#include "server/routes/routes.h"
+
+namespace branchdb::server {
+
+using nlohmann::json;
+
+namespace {
+
+const char* kBranchPath = R"(/v1/projects/([^/]+)/branches/(.+))";
+
+Result<checkpoints::RollbackTarget> ParseTarget(const json& body) {
+  Status bad = Status::InvalidArgument(
+      "to: expected exactly one of {\"checkpoint\":N}, {\"lsn\":N}, {\"timestamp\":T}, "
+      "{\"actions\":N}, {\"label\":\"...\"}",
+      "invalid_argument");
+  if (!body.contains("to") || !body["to"].is_object() || body["to"].size() != 1) return bad;
+  const json& to = body["to"];
+  checkpoints::RollbackTarget t;
+  if (to.contains("checkpoint") || to.contains("lsn")) {
+    const json& v = to.contains("checkpoint") ? to["checkpoint"] : to["lsn"];
+    if (!v.is_number_unsigned() && !(v.is_number_integer() && v.get<int64_t>() >= 0)) return bad;
+    t.kind = checkpoints::RollbackTarget::Kind::kLsn;
+    t.lsn = v.get<uint64_t>();
+  } else if (to.contains("timestamp")) {
+    auto when = routes::ParseTime(to["timestamp"], "to.timestamp");
+    if (!when.ok()) return when.status();
+    t.kind = checkpoints::RollbackTarget::Kind::kTime;
+    t.time_micros = *when;
+  } else if (to.contains("actions")) {
+    const json& v = to["actions"];
+    if (!v.is_number_integer() || v.get<int64_t>() < 1 || v.get<int64_t>() > 1000000) {
+      return Status::InvalidArgument("to.actions: expected an integer >= 1", "invalid_argument");
+    }
+    t.kind = checkpoints::RollbackTarget::Kind::kActionsBack;
+    t.actions = v.get<int>();
+  } else if (to.contains("label")) {
+    if (!to["label"].is_string()) return bad;
+    t.kind = checkpoints::RollbackTarget::Kind::kLabel;
+    t.label = to["label"].get<std::string>();
+  } else {
+    return bad;
+  }
+  return t;
+}
+
+json MoveJson(const checkpoints::RollbackResult& r) {
+  return {{"head_lsn", r.head_lsn},
+          {"previous_head_lsn", r.previous_head_lsn},
+          {"target_lsn", r.target_lsn}};
+}
+
+json SchemaDiffJson(const checkpoints::SchemaDiff& d) {
+  json objects = json::array();
+  for (const auto& o : d.objects) {
+    objects.push_back({{"type", o.type},
+                       {"name", o.name},
+                       {"change", o.change},
+                       {"old_sql", o.old_sql},
+                       {"new_sql", o.new_sql},
+                       {"columns_added", o.columns_added},
+                       {"columns_removed", o.columns_removed},
+                       {"columns_changed", o.columns_changed}});
+  }
+  return {{"kind", "schema"},
+          {"from_lsn", d.from_lsn},
+          {"to_lsn", d.to_lsn},
+          {"objects", objects},
+          {"unified", d.unified}};
+}
+
+json RawOrNull(const std::string& text) {
+  if (text.empty()) return nullptr;
+  json j = json::parse(text, nullptr, false);
+  return j.is_discarded() ? json(text) : j;
+}
+
+json DataDiffJson(const checkpoints::DataDiff& d) {
+  json tables = json::array();
+  for (const auto& t : d.tables) {
+    json sample = json::array();
+    for (const auto& c : t.sample) {
+      sample.push_back({{"op", c.op},
+                        {"key", RawOrNull(c.key_json)},
+                        {"old", RawOrNull(c.old_json)},
+                        {"new", RawOrNull(c.new_json)}});
+    }
+    tables.push_back({{"table", t.table},
+                      {"rows_added", t.rows_added},
+                      {"rows_removed", t.rows_removed},
+                      {"rows_changed", t.rows_changed},
+                      {"sample", sample},
+                      {"note", t.note}});
+  }
+  return {{"kind", "data"},
+          {"from_lsn", d.from_lsn},
+          {"to_lsn", d.to_lsn},
+          {"tables", tables},
+          {"pages_changed", d.pages_changed},
+          {"tables_skipped", d.tables_skipped}};
+}
+
+}  // namespace
+
+void RegisterCheckpointRoutes(http::Router& router, Services& services) {
+  Services* s = &services;
+  const std::string base = kBranchPath;
+  const std::string lbase = "/v1/projects/{project}/branches/{branch}";
+
+  router.Get(base + "/checkpoints", lbase + "/checkpoints",
+             [s](const httplib::Request& req, httplib::Response& res, http::RequestContext&) {
+               std::string project = req.matches[1], branch = req.matches[2];
+               if (!http::RequireAuth(*s, req, res, auth::Operation::kListCheckpoints, project,
+                                      branch)) {
+                 return;
+               }
+               BRANCHDB_TRY_SEND(res, limit, routes::QueryUint(req, "limit"));
+               size_t n = limit->value_or(50);
+               if (n < 1 || n > 1000) {
+                 return http::SendError(res, Status::InvalidArgument("limit: expected 1..1000",
+                                                                     "invalid_argument"));
+               }
+               BRANCHDB_TRY_SEND(res, page,
+                                 s->catalog->ListCheckpoints(project, branch, n,
+                                                             req.get_param_value("cursor")));
+               json list = json::array();
+               for (const auto& c : page->checkpoints) list.push_back(routes::CheckpointJson(c));
+               http::SendJson(res, 200,
+                              {{"checkpoints", list},
+                               {"next", page->next_cursor.empty() ? json(nullptr)
+                                                                  : json(page->next_cursor)}});
+             });
+
+  router.Post(base + "/checkpoints", lbase + "/checkpoints",
+              [s](const httplib::Request& req, httplib::Response& res, http::RequestContext&) {
+                std::string project = req.matches[1], branch = req.matches[2];
+                if (!http::RequireAuth(*s, req, res, auth::Operation::kCreateCheckpoint, project,
+                                       branch)) {
+                  return;
+                }
+                BRANCHDB_TRY_SEND(res, body, http::ParseJsonObject(req.body));
+                BRANCHDB_TRY_SEND(res, label, routes::OptString(*body, "label"));
+                if (!label->has_value()) {
+                  return http::SendError(res, Status::InvalidArgument(
+                                                  "label: required (every committed action is "
+                                                  "already a checkpoint; this names one)",
+                                                  "invalid_argument"));
+                }
+                BRANCHDB_TRY_SEND(res, lsn, routes::OptInt(*body, "lsn"));
+                uint64_t at = 0;
+                if (lsn->has_value()) {
+                  at = static_cast<uint64_t>(**lsn);
+                } else {
+                  BRANCHDB_TRY_SEND(res, b, s->catalog->GetBranch(project, branch));
+                  at = b->head;
+                }
+                Status st = s->catalog->LabelCheckpoint(project, branch, at, **label);
+                if (!st.ok()) return http::SendError(res, st);
+                BRANCHDB_TRY_SEND(res, c, s->catalog->GetCheckpoint(project, branch, at));
+                http::SendJson(res, 201, routes::CheckpointJson(*c));
+              });
+
+  router.Post(base + "/rollback", lbase + "/rollback",
+              [s](const httplib::Request& req, httplib::Response& res, http::RequestContext& ctx) {
+                std::string project = req.matches[1], branch = req.matches[2];
+                auto who = http::RequireAuth(*s, req, res, auth::Operation::kRollbackBranch,
+                                             project, branch);
+                if (!who) return;
+                BRANCHDB_TRY_SEND(res, body, http::ParseJsonObject(req.body));
+                BRANCHDB_TRY_SEND(res, target, ParseTarget(*body));
+                auto r = s->catalog->Rollback(project, branch, *target,
+                                              {who->client_id, ctx.request_id});
+                s->computes->Invalidate(routes::ComputeKey(project, branch));
+                if (!r.ok()) return http::SendError(res, r.status());
+                http::SendJson(res, 200, MoveJson(*r));
+              });
+
+  router.Post(base + "/reset", lbase + "/reset",
+              [s](const httplib::Request& req, httplib::Response& res, http::RequestContext& ctx) {
+                std::string project = req.matches[1], branch = req.matches[2];
+                auto who = http::RequireAuth(*s, req, res, auth::Operation::kResetBranch, project,
+                                             branch);
+                if (!who) return;
+                auto r = s->catalog->ResetFromParent(project, branch,
+                                                     {who->client_id, ctx.request_id});
+                s->computes->Invalidate(routes::ComputeKey(project, branch));
+                if (!r.ok()) return http::SendError(res, r.status());
+                http::SendJson(res, 200, MoveJson(*r));
+              });
+
+  router.Get(base + "/diff", lbase + "/diff",
+             [s](const httplib::Request& req, httplib::Response& res, http::RequestContext&) {
+               std::string project = req.matches[1], branch = req.matches[2];
+               if (!http::RequireAuth(*s, req, res, auth::Operation::kDiffBranch, project, branch)) {
+                 return;
+               }
+               std::string kind = req.has_param("kind") ? req.get_param_value("kind") : "schema";
+               if (kind != "schema" && kind != "data") {
+                 return http::SendError(res, Status::InvalidArgument(
+                                                 "kind: expected schema or data", "invalid_argument"));
+               }
+               BRANCHDB_TRY_SEND(res, base_lsn, routes::QueryUint(req, "base_lsn"));
+               BRANCHDB_TRY_SEND(res, lsn, routes::QueryUint(req, "lsn"));
+               checkpoints::StateRef from, to;
+               from.branch = req.get_param_value("base");
+               if (from.branch.empty()) {
+                 BRANCHDB_TRY_SEND(res, b, s->catalog->GetBranch(project, branch));
+                 if (b->parent.empty() && !base_lsn->has_value()) {
+                   return http::SendError(
+                       res, Status::InvalidArgument(
+                                "base: required for a branch without parent (a branch name, "
+                                "with base_lsn=N for one of its checkpoints)",
+                                "invalid_argument"));
+                 }
+                 from.branch = b->parent.empty() ? branch : b->parent;
+               }
+               if (base_lsn->has_value()) from.lsn = **base_lsn;
+               to.branch = branch;
+               if (lsn->has_value()) to.lsn = **lsn;
+               if (kind == "schema") {
+                 BRANCHDB_TRY_SEND(res, d, s->catalog->DiffSchema(project, from, to));
+                 return http::SendJson(res, 200, SchemaDiffJson(*d));
+               }
+               checkpoints::DataDiffOptions o;
+               std::string tables = req.get_param_value("tables");
+               for (size_t at = 0; !tables.empty() && at <= tables.size();) {
+                 size_t comma = tables.find(',', at);
+                 if (comma == std::string::npos) comma = tables.size();
+                 if (comma > at) o.tables.push_back(tables.substr(at, comma - at));
+                 at = comma + 1;
+               }
+               BRANCHDB_TRY_SEND(res, d, s->catalog->DiffData(project, from, to, o));
+               http::SendJson(res, 200, DataDiffJson(*d));
+             });
+}
+
+}  // namespace branchdb::server

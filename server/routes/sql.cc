@@ -1,0 +1,369 @@
+// SQL and the branch's compute:
+//   POST /v1/projects/{p}/branches/{b}/sql          {"sql","params","read_only"}
+//        -> {"results":[{"columns","rows","rows_affected","truncated"}],"lsn"}
+//   POST /v1/projects/{p}/branches/{b}/credentials  {"access":"read"|"read_write","ttl_seconds"}
+//   GET  /v1/projects/{p}/branches/{b}/compute
+//   POST /v1/projects/{p}/branches/{b}/compute/suspend
+//   GET  /v1/projects/{p}/branches/{b}/schema[?lsn=N]
+//   GET  /v1/projects/{p}/branches/{b}/export[?lsn=N]   (application/vnd.sqlite3)
+//   POST /v1/projects/{p}/import?branch=NAME            (body: a SQLite database file)
+#include <httplib.h>
+#include <sqlite3.h>
+
+#include <cstring>
+
+#include "auth/auth.h"
+#include "checkpoints/annotation.h"
+#include "server/compute/supervisor.h"
+#include "server/http/auth_guard.h"
+#include "server/http/errors.h"
+#include "server/http/metrics.h"
+#include "server/http/router.h"
+#include "server/routes/common.h"
+#include "server/routes/routes.h"
+#include "storage/vfs/vfs.h"
+
+namespace branchdb::server {
+
+using nlohmann::json;
+
+namespace {
+
+const char* kBranchPath = R"(/v1/projects/([^/]+)/branches/(.+))";
+
+std::string Summary(const std::string& sql) {
+  std::string out;
+  bool space = false;
+  for (char c : sql) {
+    if (c == '\n' || c == '\r' || c == '\t' || c == ' ') {
+      space = !out.empty();
+      continue;
+    }
+    if (space) out += ' ';
+    space = false;
+    out += c;
+    if (out.size() >= 200) {
+      out += "...";
+      break;
+    }
+  }
+  return out;
+}
+
+json ComputeJson(const Result<compute::ComputeInfo>& info) {
+  if (!info.ok()) {
+    return {{"state", "suspended"}, {"in_use", 0}, {"cold_starts", 0},
+            {"last_used_at", nullptr}, {"last_cold_start_ms", nullptr}};
+  }
+  return {{"state", info->active ? "active" : "suspended"},
+          {"in_use", info->leases},
+          {"cold_starts", info->cold_starts},
+          {"last_used_at", routes::FormatTime(info->last_used_micros)},
+          {"last_cold_start_ms",
+           info->cold_starts ? json(static_cast<double>(info->last_cold_start_nanos) / 1e6)
+                             : json(nullptr)},
+          {"idle_timeout_seconds", info->idle_timeout_seconds}};
+}
+
+void SendBearerError(httplib::Response& res, const auth::BearerError& error) {
+  auth::HttpReply reply = auth::BearerErrorReply(error, "branchdb");
+  std::string code(error.ErrorCode());
+  http::SendJson(res, reply.status,
+                 {{"error",
+                   {{"code", code.empty() ? "unauthenticated" : code},
+                    {"message", error.description},
+                    {"details", json::object()}}}});
+  for (const auto& [name, value] : reply.headers) {
+    if (name == "WWW-Authenticate") res.set_header(name.c_str(), value);
+  }
+}
+
+Result<storage::SqliteHandle> OpenReadOnly(Services& s, const std::string& project,
+                                           const std::string& branch,
+                                           std::optional<uint64_t> lsn) {
+  checkpoints::ConnectionRequest r;
+  r.read_only = true;
+  if (lsn) r.as_of = *lsn;
+  return s.catalog->OpenBranchConnection(project, branch, r);
+}
+
+void HandleSql(Services* s, const httplib::Request& req, httplib::Response& res,
+               http::RequestContext& ctx) {
+  std::string project = req.matches[1], branch = req.matches[2];
+  auto who = http::RequireAuth(*s, req, res, auth::Operation::kSqlRead, project, branch);
+  if (!who) return;
+  BRANCHDB_TRY_SEND(res, body, http::ParseJsonObject(req.body));
+  if (!(*body)["sql"].is_string()) {
+    return http::SendError(res, Status::InvalidArgument("sql: required string", "invalid_argument"));
+  }
+  BRANCHDB_TRY_SEND(res, read_only_flag, routes::OptBool(*body, "read_only"));
+  bool read_only = read_only_flag->value_or(false) ||
+                   s->auth->Authorize(*who, auth::Operation::kSqlWrite, project, branch).has_value();
+  std::string key = routes::ComputeKey(project, branch);
+  auto lease = s->computes->Acquire(key);
+  if (!lease.ok()) {
+    if (lease.status().IsNotFound()) s->computes->Remove(key);
+    return http::SendError(res, lease.status());
+  }
+  sqlite3* db = (*lease)->db();
+  sql::Script script;
+  script.sql = (*body)["sql"].get<std::string>();
+  script.params = body->contains("params") ? (*body)["params"] : json(nullptr);
+  script.read_only = read_only;
+  sqlite3_int64 changes_before = sqlite3_total_changes64(db);
+  script.before_commit = [&] {
+    checkpoints::Annotation a;
+    a.kind = "sql";
+    a.client_id = who->client_id;
+    a.request_id = ctx.request_id;
+    a.summary = Summary(script.sql);
+    a.rows = sqlite3_total_changes64(db) - changes_before;
+    return storage::SetNextCommitAnnotation(db, checkpoints::EncodeAnnotation(a));
+  };
+  storage::Lsn commit_before = storage::LastCommitLsn(db);
+  sql::ScriptError error;
+  auto result = (*lease)->sandbox().Execute(script, &error);
+  if (!result.ok()) {
+    Status st = result.status();
+    if (st.reason() == "sql_io_error" || st.reason() == "busy") {
+      if (Status vfs = storage::LastVfsError(db); !vfs.ok()) st = vfs;
+    }
+    s->metrics->Increment(http::kSqlStatements, {{"outcome", "error"}});
+    return http::SendError(res, st, error.details());
+  }
+  storage::Lsn commit_after = storage::LastCommitLsn(db);
+  storage::Lsn lsn = commit_after != commit_before ? commit_after : storage::SnapshotLsn(db);
+  if (commit_after != commit_before) s->metrics->Increment(http::kCommits);
+  s->metrics->Increment(http::kSqlStatements, {{"outcome", "ok"}},
+                        static_cast<double>(result->statements.size()));
+  json out = result->ToJson();
+  out["lsn"] = lsn;
+  out["read_only"] = read_only;
+  http::SendJson(res, 200, out);
+}
+
+}  // namespace
+
+void RegisterSqlRoutes(http::Router& router, Services& services) {
+  Services* s = &services;
+  const std::string base = kBranchPath;
+  const std::string lbase = "/v1/projects/{project}/branches/{branch}";
+
+  router.Post(base + "/sql", lbase + "/sql",
+              [s](const httplib::Request& req, httplib::Response& res, http::RequestContext& ctx) {
+                HandleSql(s, req, res, ctx);
+              });
+
+  router.Post(
+      base + "/credentials", lbase + "/credentials",
+      [s](const httplib::Request& req, httplib::Response& res, http::RequestContext&) {
+        std::string project = req.matches[1], branch = req.matches[2];
+        BRANCHDB_TRY_SEND(res, body, http::ParseJsonObject(req.body, true));
+        std::string access = body->value("access", "read");
+        if (access != "read" && access != "read_write") {
+          return http::SendError(res, Status::InvalidArgument(
+                                          "access: expected \"read\" or \"read_write\"",
+                                          "invalid_argument"));
+        }
+        bool rw = access == "read_write";
+        auto who = http::RequireAuth(*s, req, res,
+                                     rw ? auth::Operation::kIssueReadWriteCredential
+                                        : auth::Operation::kIssueReadCredential,
+                                     project, branch);
+        if (!who) return;
+        BRANCHDB_TRY_SEND(res, ttl, routes::OptInt(*body, "ttl_seconds"));
+        BRANCHDB_TRY_SEND(res, exists, s->catalog->GetBranch(project, branch));
+        auth::BearerError error;
+        auto cred = s->auth->IssueDbCredential(*who, project, branch,
+                                               rw ? auth::DbAccess::kReadWrite : auth::DbAccess::kRead,
+                                               ttl->value_or(0), &error);
+        if (!cred) return SendBearerError(res, error);
+        res.status = 201;
+        res.set_content(cred->ToJson(), "application/json");
+        res.set_header("Cache-Control", "no-store");
+      },
+      /*idempotent=*/false);  // the response holds a credential: never stored
+
+  router.Get(base + "/compute", lbase + "/compute",
+             [s](const httplib::Request& req, httplib::Response& res, http::RequestContext&) {
+               std::string project = req.matches[1], branch = req.matches[2];
+               if (!http::RequireAuth(*s, req, res, auth::Operation::kGetBranch, project, branch)) {
+                 return;
+               }
+               BRANCHDB_TRY_SEND(res, exists, s->catalog->GetBranch(project, branch));
+               http::SendJson(res, 200,
+                              ComputeJson(s->computes->Info(routes::ComputeKey(project, branch))));
+             });
+  router.Post(base + "/compute/suspend", lbase + "/compute/suspend",
+              [s](const httplib::Request& req, httplib::Response& res, http::RequestContext&) {
+                std::string project = req.matches[1], branch = req.matches[2];
+                if (!http::RequireAuth(*s, req, res, auth::Operation::kCreateBranch, project,
+                                       branch)) {
+                  return;
+                }
+                BRANCHDB_TRY_SEND(res, exists, s->catalog->GetBranch(project, branch));
+                std::string key = routes::ComputeKey(project, branch);
+                (void)s->computes->Suspend(key);  // NotFound: never ran, already suspended
+                http::SendJson(res, 200, ComputeJson(s->computes->Info(key)));
+              });
+
+  router.Get(base + "/schema", lbase + "/schema",
+             [s](const httplib::Request& req, httplib::Response& res, http::RequestContext&) {
+               std::string project = req.matches[1], branch = req.matches[2];
+               if (!http::RequireAuth(*s, req, res, auth::Operation::kGetBranch, project, branch)) {
+                 return;
+               }
+               BRANCHDB_TRY_SEND(res, lsn, routes::QueryUint(req, "lsn"));
+               BRANCHDB_TRY_SEND(res, conn, OpenReadOnly(*s, project, branch, *lsn));
+               sqlite3_stmt* stmt = nullptr;
+               json objects = json::array();
+               if (sqlite3_prepare_v2(conn->get(),
+                                      "SELECT type, name, tbl_name, sql FROM sqlite_schema "
+                                      "WHERE name NOT LIKE 'sqlite_%' ORDER BY type, name",
+                                      -1, &stmt, nullptr) != SQLITE_OK) {
+                 return http::SendError(res, Status::IOError(sqlite3_errmsg(conn->get()),
+                                                             "sql_io_error"));
+               }
+               int rc;
+               while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+                 auto text = [&](int i) -> json {
+                   const unsigned char* t = sqlite3_column_text(stmt, i);
+                   return t ? json(reinterpret_cast<const char*>(t)) : json(nullptr);
+                 };
+                 objects.push_back(
+                     {{"type", text(0)}, {"name", text(1)}, {"table", text(2)}, {"sql", text(3)}});
+               }
+               sqlite3_finalize(stmt);
+               if (rc != SQLITE_DONE) {
+                 return http::SendError(res, Status::IOError(sqlite3_errmsg(conn->get()),
+                                                             "sql_io_error"));
+               }
+               http::SendJson(res, 200,
+                              {{"lsn", storage::SnapshotLsn(conn->get())}, {"objects", objects}});
+             });
+
+  router.Get(base + "/export", lbase + "/export",
+             [s](const httplib::Request& req, httplib::Response& res, http::RequestContext&) {
+               std::string project = req.matches[1], branch = req.matches[2];
+               if (!http::RequireAuth(*s, req, res, auth::Operation::kSqlRead, project, branch)) {
+                 return;
+               }
+               BRANCHDB_TRY_SEND(res, lsn, routes::QueryUint(req, "lsn"));
+               BRANCHDB_TRY_SEND(res, conn, OpenReadOnly(*s, project, branch, *lsn));
+               // A read transaction pins one snapshot for the whole copy.
+               sqlite3_exec(conn->get(), "BEGIN; SELECT count(*) FROM sqlite_schema;", nullptr,
+                            nullptr, nullptr);
+               sqlite3_int64 size = 0;
+               unsigned char* bytes = sqlite3_serialize(conn->get(), "main", &size, 0);
+               storage::Lsn at = storage::SnapshotLsn(conn->get());
+               sqlite3_exec(conn->get(), "COMMIT", nullptr, nullptr, nullptr);
+               if (bytes == nullptr && size != 0) {
+                 return http::SendError(res, Status::IOError("export failed: " +
+                                                                 std::string(sqlite3_errmsg(conn->get())),
+                                                             "sql_io_error"));
+               }
+               std::string body(reinterpret_cast<const char*>(bytes), static_cast<size_t>(size));
+               sqlite3_free(bytes);
+               res.set_header("X-Branchdb-Lsn", std::to_string(at));
+               std::string file = branch;
+               for (char& c : file) {
+                 if (c == '/') c = '_';
+               }
+               res.set_header("Content-Disposition",
+                              "attachment; filename=\"" + project + "-" + file + ".sqlite\"");
+               res.set_content(std::move(body), "application/vnd.sqlite3");
+             });
+
+  router.Post(
+      R"(/v1/projects/([^/]+)/import)", "/v1/projects/{project}/import",
+      [s](const httplib::Request& req, httplib::Response& res, http::RequestContext& ctx) {
+        std::string project = req.matches[1];
+        std::string branch = req.get_param_value("branch");
+        auto who = http::RequireAuth(*s, req, res, auth::Operation::kCreateBranch, project, branch);
+        if (!who) return;
+        if (s->auth->Authorize(*who, auth::Operation::kSqlWrite, project, branch)) {
+          return http::SendError(res, Status::PermissionDenied("import needs scope sql:write",
+                                                               "insufficient_scope"));
+        }
+        if (branch.empty()) {
+          return http::SendError(res, Status::InvalidArgument(
+                                          "query parameter branch: the new branch's name",
+                                          "invalid_argument"));
+        }
+        if (req.body.size() < 512 || req.body.compare(0, 16, std::string("SQLite format 3\0", 16)) != 0) {
+          return http::SendError(res, Status::InvalidArgument(
+                                          "body: expected a SQLite database file",
+                                          "invalid_database"));
+        }
+        // Validate the upload in memory before creating anything.
+        sqlite3* mem_raw = nullptr;
+        sqlite3_open_v2(":memory:", &mem_raw, SQLITE_OPEN_READWRITE, nullptr);
+        sql::DbHandle mem(mem_raw);
+        size_t n = req.body.size();
+        auto* copy = static_cast<unsigned char*>(sqlite3_malloc64(n));
+        if (copy == nullptr) {
+          return http::SendError(res, Status::ResourceExhausted("out of memory", "payload_too_large"));
+        }
+        std::memcpy(copy, req.body.data(), n);
+        if (sqlite3_deserialize(mem.get(), "main", copy, n, n,
+                                SQLITE_DESERIALIZE_FREEONCLOSE | SQLITE_DESERIALIZE_READONLY) !=
+            SQLITE_OK) {
+          return http::SendError(res, Status::InvalidArgument("body: not a readable SQLite database",
+                                                              "invalid_database"));
+        }
+        char* err = nullptr;
+        std::string check;
+        sqlite3_exec(
+            mem.get(), "PRAGMA quick_check",
+            [](void* out, int, char** v, char**) {
+              *static_cast<std::string*>(out) += v[0] ? v[0] : "";
+              return 0;
+            },
+            &check, &err);
+        sqlite3_free(err);
+        if (check != "ok") {
+          return http::SendError(res, Status::InvalidArgument("body: database fails quick_check: " + check,
+                                                              "invalid_database"));
+        }
+        checkpoints::CreateBranchOptions o;
+        o.actor = {who->client_id, ctx.request_id};
+        BRANCHDB_TRY_SEND(res, created, s->catalog->CreateBranch(project, branch, o));
+        auto fail = [&](Status st) {
+          (void)s->catalog->DeleteBranch(project, branch);
+          http::SendError(res, st);
+        };
+        auto conn = s->catalog->OpenBranchConnection(project, branch, {});
+        if (!conn.ok()) return fail(conn.status());
+        checkpoints::Annotation a;
+        a.kind = "sql";
+        a.client_id = who->client_id;
+        a.request_id = ctx.request_id;
+        a.summary = "import of a " + std::to_string(n) + "-byte database";
+        if (Status st = storage::SetNextCommitAnnotation(conn->get(),
+                                                         checkpoints::EncodeAnnotation(a));
+            !st.ok()) {
+          return fail(st);
+        }
+        sqlite3_backup* backup = sqlite3_backup_init(conn->get(), "main", mem.get(), "main");
+        if (backup == nullptr) {
+          return fail(Status::InvalidArgument(
+              std::string("import: ") + sqlite3_errmsg(conn->get()) +
+                  " (databases must use page_size 4096 and no WAL)",
+              "invalid_database"));
+        }
+        int rc = sqlite3_backup_step(backup, -1);
+        sqlite3_backup_finish(backup);
+        if (rc != SQLITE_DONE) {
+          Status vfs = storage::LastVfsError(conn->get());
+          return fail(!vfs.ok() ? vfs
+                                : Status::InvalidArgument(
+                                      std::string("import: ") + sqlite3_errstr(rc) +
+                                          " (databases must use page_size 4096)",
+                                      "invalid_database"));
+        }
+        BRANCHDB_TRY_SEND(res, b, s->catalog->GetBranch(project, branch));
+        http::SendJson(res, 201, routes::BranchJson(*b));
+      });
+}
+
+}  // namespace branchdb::server
