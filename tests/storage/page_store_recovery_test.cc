@@ -269,5 +269,70 @@ TEST_CASE("Concurrent commits share fsyncs and are all readable") {
   }
 }
 
+// Fails every Sync() of writable files once armed.
+class FailingSyncEnv final : public EnvWrapper {
+ public:
+  explicit FailingSyncEnv(Env* target) : EnvWrapper(target) {}
+  std::atomic<bool> fail{false};
+  std::atomic<int> attempts{0};
+
+  Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path,
+                                                        OpenMode mode) override {
+    auto f = target()->NewWritableFile(path, mode);
+    if (!f.ok()) return f.status();
+    return std::unique_ptr<WritableFile>(std::make_unique<File>(std::move(*f), this));
+  }
+
+ private:
+  class File final : public WritableFile {
+   public:
+    File(std::unique_ptr<WritableFile> f, FailingSyncEnv* env) : f_(std::move(f)), env_(env) {}
+    Status Append(std::string_view d) override { return f_->Append(d); }
+    Status Sync() override {
+      if (env_->fail.load()) {
+        env_->attempts.fetch_add(1);
+        return Status::IOError("injected fdatasync failure");
+      }
+      return f_->Sync();
+    }
+    Status Close() override { return f_->Close(); }
+    uint64_t Size() const override { return f_->Size(); }
+
+   private:
+    std::unique_ptr<WritableFile> f_;
+    FailingSyncEnv* env_;
+  };
+};
+
+TEST_CASE("A failed fsync stops the store until it is reopened") {
+  FailingSyncEnv failing(Env::Default());
+  StoreFixture f(1 << 20, &failing);
+  TimelineId t = f.Create(0);
+  Lsn l1 = f.Commit(t, {{1, 1}}, 1);
+  failing.fail = true;
+  std::string page = PageData(2);
+  auto r = f.store().Commit(t, l1, {PageWrite{1, page}}, 1, "");
+  CHECK(r.status().IsIOError());
+  CHECK(f.store().Health().IsIOError());
+  CHECK(failing.attempts.load() == 1);
+  failing.fail = false;  // even when the disk "recovers", nothing is retried
+  auto again = f.store().Commit(t, l1, {PageWrite{1, page}}, 1, "");
+  CHECK(again.status().reason() == "store_failed");
+  CHECK(f.store().CreateTimeline(0, "").status().reason() == "store_failed");
+  CHECK(f.store().ResetTimeline(t, l1, 0, "").status().reason() == "store_failed");
+  CHECK(f.store().DropTimeline(t).reason() == "store_failed");
+  CHECK(f.store().Gc(GcOptions()).status().reason() == "store_failed");
+  CHECK(failing.attempts.load() == 1);
+  // Reads still work from what was acknowledged.
+  CHECK(f.ReadAt(l1, 1) == PageData(1));
+  CHECK(*f.store().Head(t) == l1);
+  f.Reopen();
+  CHECK(f.store().Health().ok());
+  CHECK(f.ReadAt(l1, 1) == PageData(1));
+  Lsn head = *f.store().Head(t);
+  auto ok = f.store().Commit(t, head, {PageWrite{1, page}}, 1, "");
+  CHECK(ok.ok());
+}
+
 }  // namespace
 }  // namespace branchdb::storage::testing
