@@ -20,6 +20,10 @@ Result<std::unique_ptr<AuthService>> AuthService::Open(Env* env, AuthOptions opt
   if (options.issuer.empty() || options.audience.empty()) {
     return Status::InvalidArgument("auth: issuer and audience must not be empty");
   }
+  if (options.key_rotation_seconds < 0 || options.key_rotation_seconds > 10LL * 365 * 86400 ||
+      options.rate_limit_window_seconds > 86400) {
+    return Status::InvalidArgument("auth: key rotation or rate-limit window out of range");
+  }
   if (options.max_token_bytes < 256) return Status::InvalidArgument("auth: max_token_bytes < 256");
   if (options.pbkdf2_iterations < 1) return Status::InvalidArgument("auth: pbkdf2_iterations < 1");
   if (options.rate_limit_failures < 1 || options.rate_limit_window_seconds < 1) {
@@ -293,6 +297,10 @@ Status AuthServiceImpl::LoadKeysLocked() {
     sk.created_at = k["created_at"].get<int64_t>();
     sk.retired_at = k["retired_at"].get<int64_t>();
     if (sk.kid.empty() || sk.kid.find('/') != std::string::npos || sk.kid[0] == '.') return bad();
+    if (sk.retired_at < 0 || sk.retired_at > (int64_t{1} << 40) || sk.created_at < 0 ||
+        sk.created_at > (int64_t{1} << 40)) {
+      return bad();
+    }
     auto pem = env_->ReadFileToString(JoinPath(JoinPath(AuthDir(), kKeysDir), sk.kid + ".pem"));
     if (!pem.ok()) return pem.status();
     auto key = Ed25519Key::FromPrivatePem(*pem);
@@ -303,6 +311,16 @@ Status AuthServiceImpl::LoadKeysLocked() {
   }
   if (!keys_.empty() && keys_.back().retired_at != 0) {
     return Status::Corruption("auth: the last key in keys.json is retired");
+  }
+  // Key files keys.json does not name are leftovers of a rotation or prune that
+  // crashed midway (the PEM is written before keys.json, deleted after): remove.
+  const std::string keys_dir = JoinPath(AuthDir(), kKeysDir);
+  auto children = env_->GetChildren(keys_dir);
+  if (!children.ok()) return children.status();
+  for (const auto& name : *children) {
+    bool known = false;
+    for (const auto& k : keys_) known |= name == k.kid + ".pem";
+    if (!known) BRANCHDB_RETURN_IF_ERROR(env_->DeleteFile(JoinPath(keys_dir, name)));
   }
   return Status::OK();
 }
@@ -429,7 +447,9 @@ Status AuthServiceImpl::LoadRevokedLocked() {
         !r["exp"].is_number_integer()) {
       return Status::Corruption("auth: malformed " + path);
     }
-    revoked_[r["jti"].get<std::string>()] = r["exp"].get<int64_t>();
+    int64_t exp = r["exp"].get<int64_t>();
+    if (exp < 0 || exp > (int64_t{1} << 40)) return Status::Corruption("auth: malformed " + path);
+    revoked_[r["jti"].get<std::string>()] = exp;
   }
   return Status::OK();
 }

@@ -23,11 +23,25 @@ std::string Lower(std::string_view s) {
   return out;
 }
 
-// An integer NumericDate claim (RFC 7519 §2); floats and strings are refused.
+// NumericDates beyond this (year ~36800) are refused, so that time arithmetic
+// on claims can never overflow.
+constexpr int64_t kMaxNumericDate = int64_t{1} << 40;
+
+// An integer NumericDate claim (RFC 7519 §2) within [0, kMaxNumericDate];
+// floats, strings and out-of-range values are refused.
 bool GetInt(const json& obj, const char* name, int64_t* out) {
   auto it = obj.find(name);
-  if (it == obj.end() || !it->is_number_integer()) return false;
-  *out = it->get<int64_t>();
+  if (it == obj.end()) return false;
+  if (it->is_number_unsigned()) {
+    uint64_t v = it->get<uint64_t>();
+    if (v > static_cast<uint64_t>(kMaxNumericDate)) return false;
+    *out = static_cast<int64_t>(v);
+    return true;
+  }
+  if (!it->is_number_integer()) return false;
+  int64_t v = it->get<int64_t>();
+  if (v < 0 || v > kMaxNumericDate) return false;
+  *out = v;
   return true;
 }
 
@@ -116,7 +130,7 @@ Result<VerifiedJwt> VerifyJwt(std::string_view token, const JwtPolicy& policy,
   }
   if (!aud_ok) return Invalid("wrong audience");
   if (!GetInt(*claims, "exp", &out.exp) || !GetInt(*claims, "iat", &out.iat)) {
-    return Invalid("missing exp or iat");
+    return Invalid("missing or malformed exp or iat");
   }
   if (policy.now >= out.exp + policy.leeway) return Invalid("token expired");
   if (out.iat > policy.now + policy.leeway) return Invalid("token issued in the future");

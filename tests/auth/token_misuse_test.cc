@@ -80,6 +80,26 @@ TEST_CASE_METHOD(AuthFixture, "tokens from the future fail beyond the leeway") {
   ExpectInvalidToken(VerifyFails(Sign(Header(), claims)), "nbf");
 }
 
+TEST_CASE_METHOD(AuthFixture, "time claims out of range or of the wrong type are refused") {
+  NewClient c = MakeClient({Scope::kSqlRead});
+  const json weird[] = {json(INT64_MAX), json(UINT64_MAX), json(-1), json(Now() + 0.5),
+                        json(std::to_string(Now() + 900)), json(nullptr)};
+  for (const json& v : weird) {
+    for (const char* name : {"exp", "iat"}) {
+      json claims = Claims(c, "sql:read");
+      claims[name] = v;
+      INFO(name << " = " << v.dump());
+      ExpectInvalidToken(VerifyFails(Sign(Header(), claims)), "");
+    }
+  }
+  json claims = Claims(c, "sql:read");
+  claims["iat"] = 0;
+  claims["exp"] = INT64_MAX;
+  ExpectInvalidToken(VerifyFails(Sign(Header(), claims)), "malformed exp or iat");
+  claims["exp"] = Now() + 900;  // iat far in the past: lifetime over an hour
+  ExpectInvalidToken(VerifyFails(Sign(Header(), claims)), "lifetime");
+}
+
 TEST_CASE_METHOD(AuthFixture, "bad signatures and tampered parts fail") {
   NewClient c = MakeClient({Scope::kSqlRead});
   std::string token = GetToken(c);
