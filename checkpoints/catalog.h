@@ -24,7 +24,7 @@
 //   project_not_found, project_exists, invalid_project_name, branch_not_found,
 //   branch_exists, invalid_branch_name, branch_protected, checkpoint_not_found,
 //   label_not_found, label_exists, invalid_label, outside_restore_window,
-//   invalid_restore_window, invalid_argument, default_branch, head_moved
+//   invalid_restore_window, invalid_argument, default_branch, parent_moved, head_moved
 //   (Conflict: the branch moved during the call; retry), no_parent,
 //   catalog_error (IOError of catalog.db), store_failed (from the store).
 //
@@ -300,6 +300,16 @@ class Catalog {
   // FailedPrecondition no_parent for a root.
   Result<RollbackResult> ResetFromParent(const std::string& project, const std::string& branch,
                                          const Actor& actor = {});
+
+  // Promotes the branch into its parent by fast-forward: when the parent's
+  // current state is on the branch's history (the parent has not moved since
+  // the branch was created or reset from it), the parent is reset to the
+  // branch's head (a "promote" checkpoint on the parent; undo: Rollback the
+  // parent to previous_head_lsn). FailedPrecondition: parent_moved (replaying
+  // the branch's actions onto a moved parent is not done here), no_parent,
+  // branch_protected (the parent is protected).
+  Result<RollbackResult> Promote(const std::string& project, const std::string& branch,
+                                 const Actor& actor = {});
 
   // Garbage-collects the project's store: pins = labels + branch points; the
   // project's restore window.

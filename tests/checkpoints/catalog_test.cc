@@ -227,6 +227,33 @@ TEST_CASE("reset from parent, and its undo") {
   CHECK(ck->annotation.kind == "reset");
 }
 
+TEST_CASE("promote: fast-forward into an unmoved parent, undoable; refused when it moved") {
+  CatalogFixture f;
+  f.Sql("production", "CREATE TABLE t(v); INSERT INTO t VALUES('base')");
+  REQUIRE(f.Branch("feature").ok());
+  f.Sql("feature", "INSERT INTO t VALUES('feature')");
+  auto p = f.cat->Promote("acme", "feature", Actor{"ci", "promote-1"});
+  INFO(p.status().ToString());
+  REQUIRE(p.ok());
+  CHECK(f.Query("production", "SELECT count(*) FROM t") == "2");
+  auto ck = f.cat->GetCheckpoint("acme", "production", p->head_lsn);
+  REQUIRE(ck.ok());
+  CHECK(ck->annotation.kind == "promote");
+  REQUIRE(f.cat->Rollback("acme", "production", ToLsn(p->previous_head_lsn)).ok());
+  CHECK(f.Query("production", "SELECT count(*) FROM t") == "1");
+  // production moved (the undo): no fast-forward.
+  CHECK(Reason(f.cat->Promote("acme", "feature").status()) == "parent_moved");
+  CHECK(Reason(f.cat->Promote("acme", "production").status()) == "no_parent");
+  // After a reset from the parent it is possible again.
+  REQUIRE(f.cat->ResetFromParent("acme", "feature").ok());
+  f.Sql("feature", "INSERT INTO t VALUES('again')");
+  REQUIRE(f.cat->SetProtected("acme", "production", true).ok());
+  CHECK(Reason(f.cat->Promote("acme", "feature").status()) == "branch_protected");
+  REQUIRE(f.cat->SetProtected("acme", "production", false).ok());
+  REQUIRE(f.cat->Promote("acme", "feature").ok());
+  CHECK(f.Query("production", "SELECT group_concat(v) FROM t") == "base,again");
+}
+
 TEST_CASE("protected branches refuse delete, rollback and reset") {
   CatalogFixture f;
   f.Sql("production", "CREATE TABLE t(v)");

@@ -1,6 +1,6 @@
 // Randomized model test of branch-tree operations: create (at the head or at a
-// past checkpoint), write via SQL, rollback, undo, reset from parent, delete,
-// reopen — checked against an in-memory model of every state's contents.
+// past checkpoint), write via SQL, rollback, undo, reset from parent, promote,
+// delete, reopen — checked against an in-memory model of every state's contents.
 // Seed printed; BRANCHDB_SEED=<n> reproduces; BRANCHDB_MODEL_STEPS=<n> (default 300).
 #include <cstdlib>
 #include <iostream>
@@ -141,7 +141,19 @@ TEST_CASE("model: random branch-tree operations match the model") {
       REQUIRE(r.ok());
       m.states[r->head_lsn] = m.states[r->target_lsn];
       m.undo[b].push_back(r->previous_head_lsn);
-    } else if (op < 94) {  // delete (children re-parented to the parent)
+    } else if (op < 90) {  // promote into the parent (fast-forward only)
+      auto r = f.cat->Promote("acme", b);
+      if (m.parent[b].empty()) {
+        CHECK(Reason(r.status()) == "no_parent");
+        continue;
+      }
+      if (!r.ok()) {
+        CHECK(Reason(r.status()) == "parent_moved");
+        continue;
+      }
+      m.states[r->head_lsn] = m.states[r->target_lsn];
+      m.undo[m.parent[b]].push_back(r->previous_head_lsn);
+    } else if (op < 96) {  // delete (children re-parented to the parent)
       if (b == "production") continue;
       REQUIRE(f.cat->DeleteBranch("acme", b).ok());
       std::string gp = m.parent[b];
