@@ -1,0 +1,451 @@
+// The API over real HTTP: a full ApiServer (catalog, page store, VFS, auth) on
+// a free port. Scenario tests of the semantics agents rely on, and the OpenAPI
+// walk: every operation in docs/openapi.yaml is called against the server,
+// answers with a documented status, and its JSON carries the documented
+// required fields.
+#include <httplib.h>
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+#include <fstream>
+#include <future>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "server/config.h"
+#include "server/server.h"
+#include "tests/util/temp_dir.h"
+
+namespace branchdb::server {
+namespace {
+
+using nlohmann::json;
+
+// --- A reader for the YAML subset docs/openapi.yaml is written in ----------
+
+struct YamlLine {
+  int indent;
+  std::string text;
+};
+
+std::string Trim(const std::string& s) {
+  size_t a = s.find_first_not_of(" \t");
+  size_t b = s.find_last_not_of(" \t\r");
+  return a == std::string::npos ? "" : s.substr(a, b - a + 1);
+}
+
+json YamlScalar(std::string v) {
+  v = Trim(v);
+  if (v.size() >= 2 && ((v.front() == '\'' && v.back() == '\'') ||
+                        (v.front() == '"' && v.back() == '"'))) {
+    return v.substr(1, v.size() - 2);
+  }
+  if (!v.empty() && v.front() == '[') {
+    json list = json::array();
+    std::string inner = v.substr(1, v.size() - 2);
+    std::stringstream ss(inner);
+    std::string item;
+    while (std::getline(ss, item, ',')) {
+      if (!Trim(item).empty()) list.push_back(YamlScalar(item));
+    }
+    return list;
+  }
+  if (v == "true") return true;
+  if (v == "false") return false;
+  return v;
+}
+
+json YamlBlock(std::vector<YamlLine>& lines, size_t& i, int indent) {
+  if (i < lines.size() && lines[i].text.rfind("- ", 0) == 0) {
+    json seq = json::array();
+    while (i < lines.size() && lines[i].indent == indent && lines[i].text.rfind("- ", 0) == 0) {
+      std::string item = lines[i].text.substr(2);
+      bool is_map = item.find(": ") != std::string::npos || item.back() == ':';
+      if (is_map) {
+        lines[i] = {indent + 2, item};
+        seq.push_back(YamlBlock(lines, i, indent + 2));
+      } else {
+        seq.push_back(YamlScalar(item));
+        ++i;
+      }
+    }
+    return seq;
+  }
+  json map = json::object();
+  while (i < lines.size() && lines[i].indent == indent && lines[i].text.rfind("- ", 0) != 0) {
+    const std::string& t = lines[i].text;
+    size_t sep = t.find(": ");
+    std::string key = sep == std::string::npos ? t.substr(0, t.size() - 1) : t.substr(0, sep);
+    key = YamlScalar(key).get<std::string>();
+    if (sep != std::string::npos) {
+      map[key] = YamlScalar(t.substr(sep + 2));
+      ++i;
+      continue;
+    }
+    ++i;
+    if (i < lines.size() && lines[i].indent > indent) {
+      map[key] = YamlBlock(lines, i, lines[i].indent);
+    } else {
+      map[key] = nullptr;
+    }
+  }
+  return map;
+}
+
+json ReadYaml(const std::string& path) {
+  std::ifstream in(path);
+  REQUIRE(in.good());
+  std::vector<YamlLine> lines;
+  std::string line;
+  while (std::getline(in, line)) {
+    std::string t = Trim(line);
+    if (t.empty() || t[0] == '#') continue;
+    lines.push_back({static_cast<int>(line.find_first_not_of(' ')), t});
+  }
+  size_t i = 0;
+  return YamlBlock(lines, i, 0);
+}
+
+// --- A running server -----------------------------------------------------
+
+class ApiFixture {
+ public:
+  ApiFixture() {
+    Config config;
+    config.listen = "127.0.0.1:0";
+    config.data_dir = dir_.Sub("data");
+    config.sweep_interval_seconds = 3600;
+    auto server = ApiServer::Create(config, Env::Default());
+    INFO((server.ok() ? "" : server.status().ToString()));
+    REQUIRE(server.ok());
+    server_ = std::move(*server);
+    auto port = server_->Bind();
+    REQUIRE(port.ok());
+    port_ = *port;
+    serving_ = std::async(std::launch::async, [this] { return server_->Serve(); });
+    std::ifstream creds(config.data_dir + "/admin-credentials.json");
+    json c = json::parse(creds);
+    client_id_ = c["client_id"];
+    client_secret_ = c["client_secret"];
+    token_ = NewToken();
+  }
+  ~ApiFixture() {
+    server_->Stop();
+    (void)serving_.get();
+  }
+
+  httplib::Client Client() {
+    httplib::Client c("127.0.0.1", port_);
+    c.set_read_timeout(30);
+    return c;
+  }
+
+  std::string NewToken(const std::string& scope = "") {
+    auto c = Client();
+    c.set_basic_auth(client_id_.c_str(), client_secret_.c_str());
+    std::string form = "grant_type=client_credentials";
+    if (!scope.empty()) form += "&scope=" + scope;
+    auto r = c.Post("/oauth/token", form, "application/x-www-form-urlencoded");
+    for (int i = 0; i < 400 && !r; ++i) {  // the server may still be starting
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      r = c.Post("/oauth/token", form, "application/x-www-form-urlencoded");
+    }
+    REQUIRE(r);
+    INFO(r->body);
+    REQUIRE(r->status == 200);
+    return json::parse(r->body)["access_token"];
+  }
+
+  // A JSON call with the admin token (or `token`); returns status and body.
+  std::pair<int, json> Call(const std::string& method, const std::string& path,
+                            const json& body = nullptr, const std::string& token = "",
+                            httplib::Headers extra = {}) {
+    auto c = Client();
+    extra.emplace("Authorization", "Bearer " + (token.empty() ? token_ : token));
+    std::string text = body.is_null() ? "" : body.dump();
+    httplib::Result r = method == "GET"      ? c.Get(path.c_str(), extra)
+                        : method == "POST"   ? c.Post(path.c_str(), extra, text, "application/json")
+                        : method == "PATCH"  ? c.Patch(path.c_str(), extra, text, "application/json")
+                                             : c.Delete(path.c_str(), extra);
+    REQUIRE(r);
+    json parsed = json::parse(r->body, nullptr, false);
+    return {r->status, parsed.is_discarded() ? json(r->body) : parsed};
+  }
+
+  testing::TempDir dir_;
+  std::unique_ptr<ApiServer> server_;
+  std::future<Status> serving_;
+  int port_ = 0;
+  std::string client_id_, client_secret_, token_;
+};
+
+const char* kDev = "/v1/projects/shop/branches/dev%2Falex";
+
+TEST_CASE("scenario: branch, write, checkpoint, roll back and undo", "[api]") {
+  ApiFixture f;
+  auto [st, project] = f.Call("POST", "/v1/projects", {{"name", "shop"}});
+  REQUIRE(st == 201);
+  CHECK(project["default_branch"] == "production");
+  auto [st1, r1] = f.Call("POST", "/v1/projects/shop/branches/production/sql",
+                          {{"sql", "CREATE TABLE t(a INTEGER, b TEXT); INSERT INTO t VALUES (?, ?)"},
+                           {"params", {1, "one"}}});
+  REQUIRE(st1 == 200);
+  CHECK(r1["results"][1]["rows_affected"] == 1);
+  auto [st2, branch] =
+      f.Call("POST", "/v1/projects/shop/branches", {{"name", "dev/alex"}, {"parent", "production"}});
+  REQUIRE(st2 == 201);
+  CHECK(branch["name"] == "dev/alex");
+  CHECK(branch["parent"] == "production");
+  CHECK(branch["branch_point_lsn"] == r1["lsn"]);
+
+  auto [st3, del] = f.Call("POST", std::string(kDev) + "/sql", {{"sql", "DELETE FROM t"}});
+  REQUIRE(st3 == 200);
+  uint64_t delete_lsn = del["lsn"];
+  auto [st4, cps] = f.Call("GET", std::string(kDev) + "/checkpoints");
+  REQUIRE(st4 == 200);
+  CHECK(cps["checkpoints"][0]["lsn"] == delete_lsn);
+  CHECK(cps["checkpoints"][0]["summary"] == "DELETE FROM t");
+  CHECK(cps["checkpoints"][0]["rows_affected"] == 1);
+  CHECK(cps["checkpoints"][0]["client_id"] == f.client_id_);
+
+  // Production is untouched by the branch.
+  auto [st5, prod] = f.Call("POST", "/v1/projects/shop/branches/production/sql",
+                            {{"sql", "SELECT count(*) FROM t"}});
+  CHECK(prod["results"][0]["rows"] == json::array({json::array({1})}));
+
+  auto [st6, rb] = f.Call("POST", std::string(kDev) + "/rollback", {{"to", {{"actions", 1}}}});
+  REQUIRE(st6 == 200);
+  CHECK(rb["previous_head_lsn"] == delete_lsn);
+  auto [st7, after] = f.Call("POST", std::string(kDev) + "/sql", {{"sql", "SELECT b FROM t"}});
+  CHECK(after["results"][0]["rows"] == json::array({json::array({"one"})}));
+
+  // Undo the rollback.
+  auto [st8, undo] =
+      f.Call("POST", std::string(kDev) + "/rollback", {{"to", {{"checkpoint", delete_lsn}}}});
+  REQUIRE(st8 == 200);
+  auto [st9, again] = f.Call("POST", std::string(kDev) + "/sql", {{"sql", "SELECT count(*) FROM t"}});
+  CHECK(again["results"][0]["rows"] == json::array({json::array({0})}));
+
+  // A failing script changes nothing and says which statement failed.
+  auto [st10, err] = f.Call("POST", std::string(kDev) + "/sql",
+                            {{"sql", "INSERT INTO t VALUES (5, 'x'); SELEC nonsense"}});
+  CHECK(st10 == 400);
+  CHECK(err["error"]["code"] == "sql_error");
+  CHECK(err["error"]["details"]["statement"] == 1);
+  auto [st11, same] = f.Call("POST", std::string(kDev) + "/sql", {{"sql", "SELECT count(*) FROM t"}});
+  CHECK(same["results"][0]["rows"] == json::array({json::array({0})}));
+}
+
+TEST_CASE("idempotent SQL: a retried POST applies once", "[api]") {
+  ApiFixture f;
+  REQUIRE(f.Call("POST", "/v1/projects", {{"name", "shop"}}).first == 201);
+  const std::string sql_path = "/v1/projects/shop/branches/production/sql";
+  REQUIRE(f.Call("POST", sql_path, {{"sql", "CREATE TABLE t(a)"}}).first == 200);
+  json body = {{"sql", "INSERT INTO t VALUES (1)"}};
+  auto first = f.Call("POST", sql_path, body, "", {{"Idempotency-Key", "agent-step-1"}});
+  auto retry = f.Call("POST", sql_path, body, "", {{"Idempotency-Key", "agent-step-1"}});
+  CHECK(first.first == 200);
+  CHECK(retry.first == 200);
+  CHECK(retry.second == first.second);
+  auto count = f.Call("POST", sql_path, {{"sql", "SELECT count(*) FROM t"}});
+  CHECK(count.second["results"][0]["rows"] == json::array({json::array({1})}));
+  auto reused = f.Call("POST", sql_path, {{"sql", "INSERT INTO t VALUES (2)"}}, "",
+                       {{"Idempotency-Key", "agent-step-1"}});
+  CHECK(reused.first == 422);
+}
+
+TEST_CASE("auth: no token 401, narrow scope 403, read credential cannot write", "[api]") {
+  ApiFixture f;
+  REQUIRE(f.Call("POST", "/v1/projects", {{"name", "shop"}}).first == 201);
+  auto c = f.Client();
+  auto anonymous = c.Get("/v1/projects");
+  REQUIRE(anonymous);
+  CHECK(anonymous->status == 401);
+  CHECK(anonymous->get_header_value("WWW-Authenticate").rfind("Bearer", 0) == 0);
+  CHECK(json::parse(anonymous->body)["error"]["code"] == "unauthenticated");
+
+  auto bad = f.Call("GET", "/v1/projects", nullptr, "not-a-token");
+  CHECK(bad.first == 401);
+  CHECK(bad.second["error"]["code"] == "invalid_token");
+
+  std::string reader = f.NewToken("projects:read");
+  CHECK(f.Call("GET", "/v1/projects", nullptr, reader).first == 200);
+  auto denied = f.Call("POST", "/v1/projects", {{"name", "other"}}, reader);
+  CHECK(denied.first == 403);
+  CHECK(denied.second["error"]["code"] == "insufficient_scope");
+
+  const std::string prod = "/v1/projects/shop/branches/production";
+  REQUIRE(f.Call("POST", prod + "/sql", {{"sql", "CREATE TABLE t(a)"}}).first == 200);
+  auto cred = f.Call("POST", prod + "/credentials", {{"access", "read"}, {"ttl_seconds", 120}});
+  REQUIRE(cred.first == 201);
+  std::string db_token = cred.second["credential"];
+  auto read = f.Call("POST", prod + "/sql", {{"sql", "SELECT count(*) FROM t"}}, db_token);
+  CHECK(read.first == 200);
+  auto write = f.Call("POST", prod + "/sql", {{"sql", "INSERT INTO t VALUES (1)"}}, db_token);
+  CHECK(write.first == 403);
+  CHECK(write.second["error"]["code"] == "read_only");
+  // The credential is for this branch only.
+  REQUIRE(f.Call("POST", "/v1/projects/shop/branches", {{"name", "b2"}}).first == 201);
+  auto elsewhere = f.Call("POST", "/v1/projects/shop/branches/b2/sql", {{"sql", "SELECT 1"}}, db_token);
+  CHECK(elsewhere.first == 403);
+}
+
+TEST_CASE("sandbox refusals come back as 4xx errors", "[api]") {
+  ApiFixture f;
+  REQUIRE(f.Call("POST", "/v1/projects", {{"name", "shop"}}).first == 201);
+  const std::string sql = "/v1/projects/shop/branches/production/sql";
+  auto attach = f.Call("POST", sql, {{"sql", "ATTACH DATABASE '/tmp/x.db' AS x"}});
+  CHECK(attach.first == 403);
+  CHECK(attach.second["error"]["code"] == "sql_forbidden");
+  auto pragma = f.Call("POST", sql, {{"sql", "PRAGMA journal_mode=WAL"}});
+  CHECK(pragma.first == 403);
+  auto missing = f.Call("POST", "/v1/projects/shop/branches/nope/sql", {{"sql", "SELECT 1"}});
+  CHECK(missing.first == 404);
+  CHECK(missing.second["error"]["code"] == "branch_not_found");
+  auto bad_json = f.Client().Post((sql).c_str(),
+                                  httplib::Headers{{"Authorization", "Bearer " + f.token_}},
+                                  "{oops", "application/json");
+  REQUIRE(bad_json);
+  CHECK(bad_json->status == 400);
+  CHECK(json::parse(bad_json->body)["error"]["code"] == "invalid_json");
+}
+
+TEST_CASE("compute: suspend, state, transparent resume", "[api]") {
+  ApiFixture f;
+  REQUIRE(f.Call("POST", "/v1/projects", {{"name", "shop"}}).first == 201);
+  const std::string prod = "/v1/projects/shop/branches/production";
+  REQUIRE(f.Call("POST", prod + "/sql", {{"sql", "CREATE TABLE t(a); INSERT INTO t VALUES (7)"}})
+              .first == 200);
+  auto active = f.Call("GET", prod + "/compute");
+  CHECK(active.second["state"] == "active");
+  auto suspended = f.Call("POST", prod + "/compute/suspend");
+  CHECK(suspended.second["state"] == "suspended");
+  auto read = f.Call("POST", prod + "/sql", {{"sql", "SELECT a FROM t"}});
+  CHECK(read.second["results"][0]["rows"] == json::array({json::array({7})}));
+  auto resumed = f.Call("GET", prod + "/compute");
+  CHECK(resumed.second["state"] == "active");
+  CHECK(resumed.second["cold_starts"] == 2);
+}
+
+// --- The OpenAPI walk --------------------------------------------------------
+
+json Resolve(const json& doc, json node) {
+  while (node.is_object() && node.contains("$ref")) {
+    std::string ref = node["$ref"];  // "#/components/schemas/X"
+    json at = doc;
+    std::stringstream ss(ref.substr(2));
+    std::string part;
+    while (std::getline(ss, part, '/')) at = at[part];
+    node = at;
+  }
+  return node;
+}
+
+TEST_CASE("openapi walk: every documented operation answers as documented", "[api][openapi]") {
+  json doc = ReadYaml(std::string(BRANCHDB_SOURCE_DIR) + "/docs/openapi.yaml");
+  REQUIRE(doc["paths"].is_object());
+  std::set<std::string> documented;
+  for (auto& [path, ops] : doc["paths"].items()) {
+    for (auto& [method, op] : ops.items()) documented.insert(method + " " + path);
+  }
+
+  ApiFixture f;
+  std::string client_to_delete;
+  std::string export_bytes;
+  std::set<std::string> walked;
+  auto check = [&](const std::string& method, const std::string& tmpl, int status,
+                   const std::string& body, const std::string& content_type) {
+    walked.insert(method + " " + tmpl);
+    INFO(method << " " << tmpl << " -> " << status << " " << body.substr(0, 300));
+    REQUIRE(doc["paths"].contains(tmpl));
+    REQUIRE(doc["paths"][tmpl].contains(method));
+    json responses = doc["paths"][tmpl][method]["responses"];
+    REQUIRE(responses.contains(std::to_string(status)));
+    json response = Resolve(doc, responses[std::to_string(status)]);
+    if (!response.contains("content") || !response["content"].contains("application/json")) return;
+    CHECK(content_type.rfind("application/json", 0) == 0);
+    json schema = Resolve(doc, response["content"]["application/json"]["schema"]);
+    json got = json::parse(body);
+    for (const auto& field : schema.value("required", json::array())) {
+      INFO("required field " << field);
+      CHECK(got.contains(field.get<std::string>()));
+    }
+  };
+  auto call = [&](const std::string& method, const std::string& tmpl, const std::string& path,
+                  const std::string& body = "", const std::string& type = "application/json",
+                  bool bearer = true, bool basic = false) {
+    auto c = f.Client();
+    httplib::Headers h;
+    if (bearer) h.emplace("Authorization", "Bearer " + f.token_);
+    if (basic) c.set_basic_auth(f.client_id_.c_str(), f.client_secret_.c_str());
+    httplib::Result r = method == "get"     ? c.Get(path.c_str(), h)
+                        : method == "post"  ? c.Post(path.c_str(), h, body, type.c_str())
+                        : method == "patch" ? c.Patch(path.c_str(), h, body, type.c_str())
+                                            : c.Delete(path.c_str(), h);
+    REQUIRE(r);
+    check(method, tmpl, r->status, r->body, r->get_header_value("Content-Type"));
+    return std::make_pair(r->status, r->body);
+  };
+  const std::string form = "application/x-www-form-urlencoded";
+  const std::string B = "/v1/projects/{project}/branches/{branch}";
+  const std::string b = "/v1/projects/walk/branches/dev%2Fwalk";
+
+  call("get", "/healthz", "/healthz", "", "", false);
+  call("get", "/metrics", "/metrics", "", "", false);
+  call("post", "/oauth/token", "/oauth/token", "grant_type=client_credentials", form, false, true);
+  call("post", "/oauth/introspect", "/oauth/introspect", "token=" + f.token_, form, false, true);
+  call("post", "/oauth/revoke", "/oauth/revoke", "token=" + f.NewToken(), form, false, true);
+  call("get", "/.well-known/jwks.json", "/.well-known/jwks.json", "", "", false);
+  call("get", "/.well-known/oauth-authorization-server", "/.well-known/oauth-authorization-server",
+       "", "", false);
+  auto client = call("post", "/v1/clients", "/v1/clients",
+                     R"({"name":"walker","scopes":["sql:read"]})");
+  REQUIRE(client.first == 201);
+  client_to_delete = json::parse(client.second)["client_id"];
+  call("get", "/v1/clients", "/v1/clients");
+  CHECK(call("delete", "/v1/clients/{client_id}", "/v1/clients/" + client_to_delete).first == 204);
+  CHECK(call("post", "/v1/projects", "/v1/projects", R"({"name":"walk"})").first == 201);
+  call("get", "/v1/projects", "/v1/projects");
+  call("get", "/v1/projects/{project}", "/v1/projects/walk");
+  call("patch", "/v1/projects/{project}", "/v1/projects/walk", R"({"restore_window_seconds":86400})");
+  CHECK(call("post", "/v1/projects/{project}/branches", "/v1/projects/walk/branches",
+             R"({"name":"dev/walk","parent":"production","protected":false})")
+            .first == 201);
+  call("get", "/v1/projects/{project}/branches", "/v1/projects/walk/branches");
+  call("get", B, b);
+  call("patch", B, b, R"({"ttl_seconds":3600})");
+  CHECK(call("post", B + "/sql", b + "/sql",
+             R"J({"sql":"CREATE TABLE t(a); INSERT INTO t VALUES (?)","params":[1]})J")
+            .first == 200);
+  {
+    auto c = f.Client();
+    auto r = c.Get((b + "/export").c_str(), httplib::Headers{{"Authorization", "Bearer " + f.token_}});
+    REQUIRE(r);
+    check("get", B + "/export", r->status, r->body, r->get_header_value("Content-Type"));
+    CHECK(r->status == 200);
+    export_bytes = r->body;
+  }
+  CHECK(call("post", "/v1/projects/{project}/import", "/v1/projects/walk/import?branch=imported",
+             export_bytes, "application/vnd.sqlite3")
+            .first == 201);
+  call("get", B + "/checkpoints", b + "/checkpoints?limit=10");
+  call("post", B + "/checkpoints", b + "/checkpoints", R"({"label":"first"})");
+  call("post", B + "/rollback", b + "/rollback", R"({"to":{"actions":1}})");
+  call("post", B + "/reset", b + "/reset");
+  call("get", B + "/schema", b + "/schema");
+  call("get", B + "/diff", b + "/diff?kind=schema");
+  call("post", B + "/credentials", b + "/credentials", R"({"access":"read"})");
+  call("get", B + "/compute", b + "/compute");
+  call("post", B + "/compute/suspend", b + "/compute/suspend");
+  CHECK(call("delete", B, b).first == 204);
+  CHECK(call("delete", "/v1/projects/{project}", "/v1/projects/walk").first == 204);
+
+  for (const auto& op : documented) {
+    INFO("documented but not walked: " << op);
+    CHECK(walked.count(op) == 1);
+  }
+}
+
+}  // namespace
+}  // namespace branchdb::server
