@@ -418,6 +418,10 @@ class Errors(unittest.TestCase):
             c.list_projects()
         self.assertNotIsInstance(cm.exception, branchdb.ApiError)
         self.assertIsInstance(cm.exception, branchdb.BranchdbError)
+        self.assertEqual(cm.exception.attempts, 3)  # a GET: retried max_retries times
+        with self.assertRaises(branchdb.NetworkError) as cm:
+            c.create_client("sql:read")  # not idempotent: never retried
+        self.assertEqual(cm.exception.attempts, 1)
 
 
 class Construction(unittest.TestCase):

@@ -262,11 +262,12 @@ class Transport:
         while True:
             try:
                 resp = self._send_once(method, url, body, headers)
-            except NetworkError:
+            except NetworkError as e:
                 if retry and attempt < self.max_retries:
                     self._sleep(self._delay(attempt, None))
                     attempt += 1
                     continue
+                e.attempts = attempt + 1
                 raise
             if retry and attempt < self.max_retries and self._retryable_status(resp):
                 self._sleep(self._delay(attempt, resp))

@@ -90,6 +90,8 @@ class Client:
             (default a tenth of its lifetime, at most 60 s).
         trust_env: honour http_proxy/https_proxy/no_proxy (default True).
         env: the environment to read (default ``os.environ``).
+        token_source: a custom :class:`TokenSource` (overrides every credential
+            argument and variable).
 
     Raises ConfigurationError when no URL is known. Without any credentials the
     client can still call unauthenticated endpoints (``health``).
@@ -100,20 +102,23 @@ class Client:
                  token: Optional[str] = None, token_url: Optional[str] = None,
                  scope: Optional[str] = None, timeout: float = 30.0, max_retries: int = 3,
                  backoff: float = 0.2, refresh_margin: Optional[float] = None,
-                 trust_env: bool = True, env: Optional[Mapping[str, str]] = None) -> None:
+                 trust_env: bool = True, env: Optional[Mapping[str, str]] = None,
+                 token_source: Optional[TokenSource] = None) -> None:
         env = os.environ if env is None else env
         url = url or env.get("BRANCHDB_URL")
         if not url:
             raise ConfigurationError("no server URL: pass url= or set BRANCHDB_URL")
         self.url = url.rstrip("/")
         self.project = project or env.get("BRANCHDB_PROJECT") or None
-        if client_id is None and client_secret is None and token is None:
+        if client_id is None and client_secret is None and token is None and token_source is None:
             client_id = env.get("BRANCHDB_CLIENT_ID") or None
             client_secret = env.get("BRANCHDB_CLIENT_SECRET") or None
             if client_id is None and client_secret is None:
                 token = env.get("BRANCHDB_TOKEN") or None
-        source: Optional[TokenSource] = None
-        if client_id is not None or client_secret is not None:
+        source: Optional[TokenSource] = token_source
+        if source is not None:
+            pass
+        elif client_id is not None or client_secret is not None:
             if not client_id or not client_secret:
                 raise ConfigurationError("client credentials need both client_id and client_secret")
             source = ClientCredentials(token_url or self.url + "/oauth/token", client_id,
@@ -172,14 +177,14 @@ class Client:
     def request(self, method: str, path: str, *, query: Optional[Mapping[str, Any]] = None,
                 json_body: Any = None, data: Optional[bytes] = None,
                 content_type: Optional[str] = None, idempotency_key: Optional[str] = None,
-                retry: Optional[bool] = None, authenticate: bool = True,
-                raise_for_status: bool = True) -> Response:
+                headers: Optional[Mapping[str, str]] = None, retry: Optional[bool] = None,
+                authenticate: bool = True, raise_for_status: bool = True) -> Response:
         """A raw API call (for what the typed methods do not cover). ``retry``
         defaults to True for GET/DELETE and for requests with an Idempotency-Key."""
         if retry is None:
             retry = method in ("GET", "HEAD", "DELETE") or idempotency_key is not None
         return self._transport.request(method, path, query=query, json_body=json_body, data=data,
-                                       content_type=content_type,
+                                       content_type=content_type, headers=headers,
                                        idempotency_key=idempotency_key, retry=retry,
                                        authenticate=authenticate,
                                        raise_for_status=raise_for_status)

@@ -52,7 +52,8 @@ class ConfigurationError(BranchdbError):
 class NetworkError(BranchdbError):
     """The request got no HTTP response (connection, DNS, timeout, bad framing).
 
-    ``cause`` is the underlying exception (also chained as ``__cause__``).
+    ``cause`` is the underlying exception (also chained as ``__cause__``);
+    ``attempts`` how many times the request was sent.
     """
 
     def __init__(self, message: str, *, method: str = "", url: str = "",
@@ -62,6 +63,7 @@ class NetworkError(BranchdbError):
         self.method = method
         self.url = url
         self.cause = cause
+        self.attempts = 1  # how many times the request was sent (retries + 1)
 
 
 class ApiError(BranchdbError):
