@@ -12,7 +12,8 @@ namespace branchdb::testing {
 using storage::PageStore;
 using storage::PageStoreOptions;
 
-StoreFixture::StoreFixture(Env* env) : store_dir_(dir_.Sub("store")), env_(env) {
+StoreFixture::StoreFixture(Env* env, uint64_t cache_bytes)
+    : store_dir_(dir_.Sub("store")), env_(env), cache_bytes_(cache_bytes) {
   Reopen();
   auto t = store_->CreateTimeline(0, "test");
   REQUIRE(t.ok());
@@ -23,6 +24,7 @@ void StoreFixture::Reopen() {
   store_.reset();
   PageStoreOptions options;
   options.env = env_;
+  options.cache_bytes = cache_bytes_;
   auto store = PageStore::Open(options, store_dir_);
   INFO(store.status().ToString());
   REQUIRE(store.ok());

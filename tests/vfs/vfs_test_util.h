@@ -20,12 +20,14 @@ namespace branchdb::testing {
 // A PageStore in a fresh temporary directory, with one empty timeline.
 class StoreFixture {
  public:
-  explicit StoreFixture(Env* env = nullptr);
+  // env: the store's Env (default: POSIX); cache_bytes: its page cache.
+  explicit StoreFixture(Env* env = nullptr, uint64_t cache_bytes = 64ull << 20);
   storage::PageStore* store() { return store_.get(); }
   storage::TimelineId timeline() const { return timeline_; }
   const std::string& dir() const { return store_dir_; }
-  // Closes and reopens the store (recovery).
+  // Closes and reopens the store (recovery), optionally with another Env.
   void Reopen();
+  void set_env(Env* env) { env_ = env; }
   // Read-write connection on t (default: the fixture's timeline).
   storage::SqliteHandle Open(storage::TimelineId t = 0, int cache_pages = 2000);
   // Read-only connection on t as of lsn.
@@ -35,6 +37,7 @@ class StoreFixture {
   TempDir dir_;
   std::string store_dir_;
   Env* env_;
+  uint64_t cache_bytes_;
   std::unique_ptr<storage::PageStore> store_;
   storage::TimelineId timeline_ = 0;
 };
