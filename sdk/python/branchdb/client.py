@@ -110,20 +110,19 @@ class Client:
             raise ConfigurationError("no server URL: pass url= or set BRANCHDB_URL")
         self.url = url.rstrip("/")
         self.project = project or env.get("BRANCHDB_PROJECT") or None
-        if client_id is None and client_secret is None and token is None and token_source is None:
+        source: Optional[TokenSource] = token_source
+        if source is None and client_id is None and client_secret is None and token is None:
             client_id = env.get("BRANCHDB_CLIENT_ID") or None
             client_secret = env.get("BRANCHDB_CLIENT_SECRET") or None
             if client_id is None and client_secret is None:
                 token = env.get("BRANCHDB_TOKEN") or None
-        source: Optional[TokenSource] = token_source
-        if source is not None:
-            pass
-        elif client_id is not None or client_secret is not None:
+        if source is None and (client_id is not None or client_secret is not None):
             if not client_id or not client_secret:
-                raise ConfigurationError("client credentials need both client_id and client_secret")
+                raise ConfigurationError("client credentials need both client_id and "
+                                         "client_secret")
             source = ClientCredentials(token_url or self.url + "/oauth/token", client_id,
                                        client_secret, scope=scope, refresh_margin=refresh_margin)
-        elif token:
+        elif source is None and token:
             source = StaticToken(token)
         self._transport = Transport(self.url, source, timeout=timeout, max_retries=max_retries,
                                     backoff=backoff, trust_env=trust_env)
