@@ -184,9 +184,10 @@ class Transport:
 
     Retry rule: a request marked ``retry`` (GET, DELETE, a POST carrying an
     Idempotency-Key, a PATCH without rename) is sent again after a network
-    error, a 503, or a 409 ``idempotency_key_in_use`` (the first attempt still
-    running), up to ``max_retries`` times with exponential backoff and jitter
-    (``Retry-After`` is honoured when the server sends it). Any request is sent
+    error, a 503, a 409 ``idempotency_key_in_use`` (the first attempt still
+    running) or ``head_moved`` (a concurrent commit), or a 429
+    ``compute_budget``, up to ``max_retries`` times with exponential backoff
+    and jitter (``Retry-After`` is honoured when the server sends it). Any request is sent
     again once after a 401 when the token source can fetch a new token.
     """
 
@@ -244,17 +245,22 @@ class Transport:
         base = min(self.max_backoff, self.backoff * (2 ** attempt))
         return base * (0.5 + random.random() / 2)
 
-    @staticmethod
-    def _retryable_status(resp: Response) -> bool:
+    # Answers that say "not applied, try again" (docs/api.md): the server does
+    # not remember them under the Idempotency-Key, so a retry runs afresh.
+    _RETRY_CODES = {409: ("idempotency_key_in_use", "head_moved"), 429: ("compute_budget",)}
+
+    @classmethod
+    def _retryable_status(cls, resp: Response) -> bool:
         if resp.status == 503:
             return True
-        if resp.status == 409:
-            try:
-                err = (resp.json() or {}).get("error")
-            except (ValueError, UnicodeDecodeError, AttributeError):
-                return False
-            return isinstance(err, dict) and err.get("code") == "idempotency_key_in_use"
-        return False
+        codes = cls._RETRY_CODES.get(resp.status)
+        if codes is None:
+            return False
+        try:
+            err = (resp.json() or {}).get("error")
+        except (ValueError, UnicodeDecodeError, AttributeError):
+            return False
+        return isinstance(err, dict) and err.get("code") in codes
 
     def send_with_retries(self, method: str, url: str, body: Optional[bytes],
                           headers: Mapping[str, str], *, retry: bool) -> Response:
