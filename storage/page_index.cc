@@ -81,6 +81,20 @@ std::span<Version> PageIndex::MutableVersions(PageNo pgno) {
   return {};
 }
 
+const PageIndex::ByRun* PageIndex::VersionsByRun(PageNo pgno) const {
+  const Slot* s = FindSlot(pgno);
+  return s == nullptr ? nullptr : s->by_run.get();
+}
+
+void PageIndex::BuildByRun(Slot* s) {
+  s->by_run.reset();
+  if (s->more.size() < kByRunThreshold) return;
+  s->by_run = std::make_unique<ByRun>();
+  for (size_t i = 0; i < s->more.size(); ++i) {
+    (*s->by_run)[s->more[i].run].push_back(static_cast<uint32_t>(i));
+  }
+}
+
 void PageIndex::Add(PageNo pgno, const Version& v) {
   Slot* s = GetSlot(pgno);
   ++version_count_;
@@ -95,10 +109,16 @@ void PageIndex::Add(PageNo pgno, const Version& v) {
   }
   if (s->more.back().lsn < v.lsn) {
     s->more.push_back(v);
+    if (s->by_run) {
+      (*s->by_run)[v.run].push_back(static_cast<uint32_t>(s->more.size() - 1));
+    } else if (s->more.size() == kByRunThreshold) {
+      BuildByRun(s);
+    }
   } else {
     auto it = std::lower_bound(s->more.begin(), s->more.end(), v.lsn,
                                [](const Version& a, Lsn l) { return a.lsn < l; });
     s->more.insert(it, v);
+    BuildByRun(s);
   }
 }
 
@@ -114,6 +134,7 @@ void PageIndex::Set(PageNo pgno, std::vector<Version> versions) {
     s->more = std::move(versions);
     s->more.shrink_to_fit();
   }
+  BuildByRun(s);
 }
 
 PageNo PageIndex::MaxPgno() const {

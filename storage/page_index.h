@@ -98,6 +98,11 @@ class PageIndex {
   // Adds v to pgno's versions (v.lsn is normally the largest so far).
   void Add(PageNo pgno, const Version& v);
   std::span<const Version> Versions(PageNo pgno) const;
+  // For pages with many versions: the positions (in Versions()) of each run's
+  // versions, ascending; nullptr when the page has few versions.
+  using ByRun = std::unordered_map<uint32_t, std::vector<uint32_t>>;
+  const ByRun* VersionsByRun(PageNo pgno) const;
+  static constexpr size_t kByRunThreshold = 48;
   std::span<Version> MutableVersions(PageNo pgno);
   // Replaces pgno's versions (sorted by LSN).
   void Set(PageNo pgno, std::vector<Version> versions);
@@ -125,7 +130,9 @@ class PageIndex {
   struct Slot {
     Version one;               // the only version, when more is empty and one.lsn != 0
     std::vector<Version> more;  // all versions, when there are two or more
+    std::unique_ptr<ByRun> by_run;  // when more.size() >= kByRunThreshold
   };
+  static void BuildByRun(Slot* s);
   using Chunk = std::array<Slot, kChunk>;
   const Slot* FindSlot(PageNo pgno) const;
   Slot* GetSlot(PageNo pgno);

@@ -89,15 +89,34 @@ const Version* PageStoreImpl::FindVersion(uint32_t run, Lsn lsn, PageNo pgno) co
   auto it = std::upper_bound(versions.begin(), versions.end(), lsn,
                              [](Lsn l, const Version& v) { return l < v.lsn; });
   std::shared_ptr<const PathMap> path;
+  const PageIndex::ByRun* by_run = index_.VersionsByRun(pgno);
+  size_t steps = 0;
   while (it != versions.begin()) {
     --it;
     if (it->run == run) return &*it;
-    if (runs_[run].base_run == kNoRun) continue;  // path is the run alone
+    if (by_run != nullptr && ++steps == 32) break;  // many other runs' versions: go by run
+    if (runs_[run].base_run == kNoRun) continue;    // path is the run alone
     if (!path) path = path_cache_.Get(runs_, run);
     Lsn c = path->Cutoff(it->run);
     if (c != 0 && it->lsn <= c) return &*it;
   }
-  return nullptr;
+  if (by_run == nullptr || steps < 32) return nullptr;
+  // The newest visible version is the newest among each path run's newest
+  // version at or below that run's cutoff.
+  if (!path) path = path_cache_.Get(runs_, run);
+  const Version* best = nullptr;
+  for (const auto& [r, cutoff] : path->runs()) {
+    auto f = by_run->find(r);
+    if (f == by_run->end()) continue;
+    const Lsn c = r == run ? lsn : cutoff;
+    const std::vector<uint32_t>& idx = f->second;
+    auto p = std::upper_bound(idx.begin(), idx.end(), c,
+                              [&](Lsn l, uint32_t i) { return l < versions[i].lsn; });
+    if (p == idx.begin()) continue;
+    const Version* v = &versions[*(p - 1)];
+    if (best == nullptr || v->lsn > best->lsn) best = v;
+  }
+  return best;
 }
 
 Result<std::shared_ptr<RandomAccessFile>> PageStoreImpl::File(uint32_t segment) const {

@@ -359,5 +359,44 @@ TEST_CASE("Reads stay correct through 150-deep chains of bases and resets") {
   CHECK(f.ReadAt(rh, 2) == PageData(kDepth - 1 + 10));
 }
 
+TEST_CASE("Reads are right for pages with hundreds of versions from many timelines") {
+  StoreFixture f(64 << 10);
+  TimelineId main = f.Create(0);
+  Lsn base = f.Commit(main, {{1, 1}, {2, 2}}, 2);
+  // Several children of base and grandchildren interleave writes to page 1;
+  // "quiet" writes page 1 once and then only page 2.
+  std::vector<TimelineId> kids;
+  for (int i = 0; i < 5; ++i) kids.push_back(f.Create(base));
+  TimelineId quiet = f.Create(base);
+  Lsn quiet_p1 = f.Commit(quiet, {{1, 777}}, 2);
+  std::map<Lsn, uint64_t> page1;  // state -> expected page 1 of that kid's state
+  std::vector<std::pair<TimelineId, Lsn>> samples;
+  for (int round = 0; round < 80; ++round) {
+    for (size_t i = 0; i < kids.size(); ++i) {
+      uint64_t seed = 10000 + round * 10 + i;
+      Lsn l = f.Commit(kids[i], {{1, seed}}, 2);
+      page1[l] = seed;
+      if (round % 9 == 0) samples.emplace_back(kids[i], l);
+    }
+    if (round % 10 == 0) f.Commit(quiet, {{2, 500u + round}}, 2);
+  }
+  TimelineId grand = f.Create(samples[3].second);
+  Lsn g1 = f.Commit(grand, {{2, 42}}, 2);
+  for (int i = 0; i < 60; ++i) f.Commit(kids[0], {{1, 90000u + i}}, 2);
+  Lsn quiet_head = f.Commit(quiet, {{2, 43}}, 2);
+  auto check = [&] {
+    CHECK(f.ReadAt(quiet_head, 1) == PageData(777));
+    CHECK(f.ReadAt(quiet_p1, 1) == PageData(777));
+    CHECK(f.ReadAt(g1, 1) == PageData(page1.at(samples[3].second)));
+    CHECK(f.ReadAt(g1, 2) == PageData(42));
+    for (const auto& [t, l] : samples) CHECK(f.ReadAt(l, 1) == PageData(page1.at(l)));
+    CHECK(f.ReadAt(*f.store().Head(kids[0]), 1) == PageData(90059));
+    CHECK(f.ReadAt(*f.store().Head(kids[4]), 1) == PageData(10000 + 79 * 10 + 4));
+  };
+  check();
+  f.Reopen();
+  check();
+}
+
 }  // namespace
 }  // namespace branchdb::storage::testing
