@@ -118,6 +118,19 @@ class ProjectsAndBranches(unittest.TestCase):
         self.assertEqual(cm.exception.code, "branch_not_found")
 
 
+    @unittest.expectedFailure
+    def test_get_branch_named_like_a_sub_resource(self) -> None:
+        """KNOWN SERVER BUG (reported): the server decodes %2F before routing, so
+        GET /v1/projects/p/branches/feature%2Fschema matches the schema route of
+        branch "feature" (its schema if "feature" exists, else 404
+        branch_not_found): a valid branch name ending in /schema, /checkpoints,
+        /compute, /export or /diff cannot be read. Remove expectedFailure when
+        fixed."""
+        self.c.create_branch("feature")
+        self.c.create_branch("feature/schema")
+        self.assertEqual(self.c.get_branch("feature/schema").name, "feature/schema")
+
+
 class CheckpointsRollback(unittest.TestCase):
     def setUp(self) -> None:
         self.project = unique("ck")
