@@ -1,7 +1,9 @@
 #include "tests/util/fault_injection_env.h"
 
 #include <algorithm>
+#include <chrono>
 #include <filesystem>
+#include <thread>
 #include <utility>
 
 namespace branchdb::testing {
@@ -87,6 +89,9 @@ class FaultWritableFile final : public WritableFile {
   }
 
   Status Sync() override {
+    if (int64_t delay = env_->sync_delay_micros_.load(); delay > 0) {
+      std::this_thread::sleep_for(std::chrono::microseconds(delay));  // outside the lock
+    }
     std::lock_guard<std::recursive_mutex> lock(env_->mu_);
     Status s = env_->MaybeFail(kOpSync, path_);
     if (s.ok()) {

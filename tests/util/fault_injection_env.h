@@ -36,6 +36,7 @@
 #ifndef BRANCHDB_TESTS_UTIL_FAULT_INJECTION_ENV_H_
 #define BRANCHDB_TESTS_UTIL_FAULT_INJECTION_ENV_H_
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -154,6 +155,10 @@ class FaultInjectionEnv : public EnvWrapper {
   // Default true: a failed Sync truncates the live file to its synced size.
   void SetDropUnsyncedOnSyncFailure(bool drop);
 
+  // Makes every file Sync take at least this long (a slow disk), so that
+  // concurrent callers pile up behind it (group commit). Default 0.
+  void SetSyncDelayMicros(int64_t micros) { sync_delay_micros_.store(micros); }
+
   // Called after every successful Sync, SyncDir and TruncateFile, with the
   // operation kind and path, while the env's mutex is held: every other
   // operation waits, and the callback may call SnapshotCrashState (it must
@@ -239,6 +244,7 @@ class FaultInjectionEnv : public EnvWrapper {
   Status FileSyncFailed(InodeId id);
   void OnSynced(InodeId id);
 
+  std::atomic<int64_t> sync_delay_micros_{0};
   mutable std::recursive_mutex mu_;
   std::optional<FaultSpec> fault_;
   uint64_t op_count_ = 0;
