@@ -18,7 +18,8 @@ Catalog::Impl::~Impl() {
   reaper_cv.notify_all();
   if (reaper.joinable()) reaper.join();
   projects.clear();
-  if (db) sqlite3_close_v2(db);
+  db = nullptr;
+  db_owner.reset();
 }
 
 std::string Catalog::Impl::ProjectDir(const std::string& id) const {
@@ -52,11 +53,12 @@ Result<std::unique_ptr<Catalog>> Catalog::Open(const CatalogOptions& options,
   impl->lock = std::move(*lock);
 
   std::string path = JoinPath(data_dir, "catalog.db");
-  if (sqlite3_open_v2(path.c_str(), &impl->db,
-                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                      nullptr) != SQLITE_OK) {
-    return CatalogError(impl->db, "open " + path);
-  }
+  sqlite3* raw = nullptr;
+  int rc = sqlite3_open_v2(path.c_str(), &raw,
+                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+  impl->db_owner.reset(raw);
+  impl->db = raw;
+  if (rc != SQLITE_OK) return CatalogError(impl->db, "open " + path);
   sqlite3_busy_timeout(impl->db, 5000);
   std::lock_guard<std::mutex> l(impl->mu);
   BRANCHDB_RETURN_IF_ERROR(impl->Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"));
@@ -392,13 +394,14 @@ Result<BranchInfo> Catalog::CreateBranch(const std::string& project, const std::
   return im.MakeInfo(p, row, false);
 }
 
-Result<BranchInfo> Catalog::GetBranch(const std::string& project, const std::string& branch) {
+Result<BranchInfo> Catalog::GetBranch(const std::string& project, const std::string& branch,
+                                      bool with_usage) {
   std::lock_guard<std::mutex> l(impl_->mu);
   auto p = impl_->FindProject(project);
   if (!p.ok()) return p.status();
   auto row = impl_->FindBranch(**p, branch);
   if (!row.ok()) return row.status();
-  return impl_->MakeInfo(**p, *row, true);
+  return impl_->MakeInfo(**p, *row, with_usage);
 }
 
 Result<std::vector<BranchInfo>> Catalog::ListBranches(const std::string& project,

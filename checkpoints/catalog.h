@@ -134,7 +134,7 @@ struct BranchInfo {
   std::optional<int64_t> expires_micros;
   bool is_protected = false;
   bool is_default = false;
-  // From PageStore::Usage (filled by GetBranch; by ListBranches when asked).
+  // From PageStore::Usage (filled when with_usage is asked for).
   uint64_t logical_bytes = 0;
   uint64_t exclusive_bytes = 0;  // bytes written only by this branch
 };
@@ -258,7 +258,9 @@ class Catalog {
   // FailedPrecondition (outside_restore_window).
   Result<BranchInfo> CreateBranch(const std::string& project, const std::string& name,
                                   const CreateBranchOptions& options);
-  Result<BranchInfo> GetBranch(const std::string& project, const std::string& branch);
+  // with_usage: also fill logical_bytes / exclusive_bytes (PageStore::Usage).
+  Result<BranchInfo> GetBranch(const std::string& project, const std::string& branch,
+                               bool with_usage = true);
   // Sorted by name; parent links let the caller render the tree.
   Result<std::vector<BranchInfo>> ListBranches(const std::string& project,
                                                bool with_usage = false);

@@ -71,7 +71,8 @@ struct Catalog::Impl {
 
   // Guards db and projects, and serializes catalog mutations.
   std::mutex mu;
-  sqlite3* db = nullptr;
+  storage::SqliteHandle db_owner;  // catalog.db (ordinary SQLite file, WAL)
+  sqlite3* db = nullptr;           // == db_owner.get()
   std::map<std::string, std::shared_ptr<Project>> projects;  // by name
 
   // Reaper thread.

@@ -1,6 +1,9 @@
 // Scenario tests of the Catalog: projects, branches, names, protection, TTL,
 // checkpoints and paging, rollback/undo chains, reset, labels and GC pins,
 // delete of a parent, reconcile of orphans.
+#include <atomic>
+#include <thread>
+
 #include "tests/checkpoints/catalog_fixture.h"
 
 namespace branchdb::checkpoints::testing {
@@ -488,6 +491,51 @@ TEST_CASE("branch usage: exclusive bytes follow what the branch wrote") {
   auto grown = f.cat->GetBranch("acme", "dev");
   REQUIRE(grown.ok());
   CHECK(grown->exclusive_bytes >= 20000);
+}
+
+TEST_CASE("concurrent writers and rollbacks: each rollback either applies or reports head_moved") {
+  CatalogFixture f;
+  f.Sql("production", "CREATE TABLE t(id INTEGER PRIMARY KEY, v)");
+  Lsn first = f.Sql("production", "INSERT INTO t VALUES(1, 1)");
+  REQUIRE(f.Branch("other").ok());
+  std::atomic<bool> stop{false};
+  std::atomic<int> commits{0};
+  std::thread writer([&] {
+    auto db = f.cat->OpenBranchConnection("acme", "production");
+    if (!db.ok()) return;
+    for (int i = 0; i < 200 && !stop; ++i) {
+      if (sqlite3_exec(db->get(), "INSERT INTO t(v) VALUES(2)", nullptr, nullptr, nullptr) ==
+          SQLITE_OK) {
+        ++commits;
+      }
+    }
+  });
+  std::thread other([&] {
+    for (int i = 0; i < 50; ++i) {
+      auto db = f.cat->OpenBranchConnection("acme", "other");
+      if (db.ok()) sqlite3_exec(db->get(), "INSERT INTO t(v) VALUES(3)", nullptr, nullptr, nullptr);
+      (void)f.cat->ListCheckpoints("acme", "other", 5);
+    }
+  });
+  int applied = 0, moved = 0;
+  for (int i = 0; i < 50; ++i) {
+    auto r = f.cat->Rollback("acme", "production", ToLsn(first));
+    if (r.ok()) {
+      ++applied;
+    } else {
+      INFO(r.status().ToString());
+      CHECK(r.status().IsConflict());
+      CHECK(Reason(r.status()) == "head_moved");
+      ++moved;
+    }
+  }
+  stop = true;
+  writer.join();
+  other.join();
+  CHECK(applied + moved == 50);
+  CHECK(applied > 0);
+  CHECK(f.Query("production", "PRAGMA integrity_check") == "ok");
+  CHECK(f.Query("other", "PRAGMA integrity_check") == "ok");
 }
 
 }  // namespace
