@@ -33,8 +33,13 @@
 // Recovery on Open validates checksums, truncates a torn tail, and never loses
 // an acknowledged record. The format is in docs/storage-format.md.
 //
-// Garbage collection keeps every state reachable from a live timeline's head,
-// from a pin, or recorded within the restore window, and reclaims the rest.
+// Garbage collection keeps readable the head state of every live timeline,
+// every pinned state and every state recorded within the restore window (the
+// "roots"), plus every page version some root reads (so a child keeps the
+// data it needs from a dropped parent). Every other state is collected: reads,
+// ResolveLsn, LsnAt, GetRecord and CreateTimeline/ResetTimeline on it return
+// NotFound (reason "lsn_not_found"), and History skips it. Its page versions
+// that no root reads are reclaimed.
 //
 // Thread-safety: all methods are safe to call concurrently. Only one process
 // may open a store directory at a time (Open fails with Unavailable otherwise).
@@ -154,8 +159,10 @@ class PageStore {
   virtual Result<Lsn> ResetTimeline(TimelineId t, Lsn expected_head, Lsn base,
                                     std::string_view annotation) = 0;
 
-  // Removes the timeline t. Its states stay readable as bases while reachable
-  // (by pins, the restore window, or other timelines' histories).
+  // Removes the timeline t by appending a kDrop record (whose state is t's
+  // last head). Its states stay readable as bases until GC collects them (they
+  // survive GC while pinned or inside the restore window); the page versions
+  // other timelines' histories read are kept whatever happens to t's states.
   virtual Status DropTimeline(TimelineId t) = 0;
 
   virtual Result<TimelineInfo> GetTimeline(TimelineId t) const = 0;
@@ -205,6 +212,11 @@ class PageStore {
 
   // --- Space ----------------------------------------------------------------
 
+  // Collects what the roots (see the file comment) do not need, writes the new
+  // structure durably, then rewrites segments that are mostly garbage and
+  // deletes the old files. Mutations wait while it runs; reads continue. An
+  // error while rewriting is returned but leaves the store working (every
+  // intermediate state is recoverable); pins naming no live state are ignored.
   virtual Result<GcStats> Gc(const GcOptions& options) = 0;
   virtual Result<SpaceUsage> Usage(TimelineId t) const = 0;
   // Bytes of all segment files.
