@@ -188,12 +188,17 @@ struct ClientInfo {
 
   // True when the client may touch `project` (empty list = all).
   bool MayAccessProject(std::string_view project) const;
+  // {"client_id","name","scopes":"a b","projects":[...],"enabled","created_at"}
+  // for the admin API; never contains secret material.
+  std::string ToJson() const;
 };
 
 // Returned once, at creation; the secret is never retrievable again.
 struct NewClient {
   ClientInfo info;
   std::string client_secret;
+  // ClientInfo::ToJson() plus "client_secret" (the one time it is shown).
+  std::string ToJson() const;
 };
 
 // Who is calling, after a bearer token was verified.

@@ -1,5 +1,6 @@
 // OAuth endpoints: token (RFC 6749 §4.4), revocation (RFC 7009), introspection
 // (RFC 7662), with client authentication (§2.3.1) and its rate limit.
+#include <algorithm>
 #include <cctype>
 
 #include "auth/internal/replies.h"

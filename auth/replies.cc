@@ -160,6 +160,22 @@ Result<std::vector<std::pair<std::string, std::string>>> ParseFormBody(std::stri
   return fields;
 }
 
+namespace {
+json ClientJson(const ClientInfo& c) {
+  return json{{"client_id", c.client_id}, {"name", c.name},
+              {"scopes", c.scopes.ToString()}, {"projects", c.projects},
+              {"enabled", c.enabled},     {"created_at", c.created_at}};
+}
+}  // namespace
+
+std::string ClientInfo::ToJson() const { return ClientJson(*this).dump(); }
+
+std::string NewClient::ToJson() const {
+  json j = ClientJson(info);
+  j["client_secret"] = client_secret;
+  return j.dump();
+}
+
 std::string DbCredential::ToJson() const {
   json j = {{"credential", token},
             {"token_type", "Bearer"},

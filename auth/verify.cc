@@ -1,4 +1,6 @@
 // Token issuing and verification, authorization, database credentials.
+#include <cctype>
+
 #include "auth/internal/service.h"
 
 namespace branchdb::auth::internal {

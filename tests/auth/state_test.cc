@@ -48,6 +48,14 @@ TEST_CASE_METHOD(AuthFixture, "client lifecycle: create, list, disable, enable, 
   CHECK(svc().SetClientEnabled("nope", true).IsNotFound());
   CHECK(svc().DeleteClient("nope").IsNotFound());
   CHECK(svc().CreateClient(ClientSpec{"empty", {}, {}}).status().IsInvalidArgument());
+
+  json shown = json::parse(b.ToJson());
+  CHECK(shown["client_secret"] == b.client_secret);
+  CHECK(shown["scopes"] == "admin");
+  json listed = json::parse(svc().ListClients().at(0).ToJson());
+  CHECK(listed["client_id"] == b.info.client_id);
+  CHECK_FALSE(listed.contains("client_secret"));
+  CHECK(listed.dump().find("pbkdf2") == std::string::npos);
 }
 
 TEST_CASE_METHOD(AuthFixture, "state survives a reopen; secrets are never stored in clear") {
