@@ -221,6 +221,7 @@ struct DataDiff {
   std::vector<TableDataDiff> tables;  // only tables with changes or notes
   uint64_t pages_changed = 0;         // PageStore::ChangedPages(from, to).size()
   uint64_t tables_skipped = 0;        // tables proven unchanged without reading rows
+  uint64_t rows_compared = 0;         // rows read from the two states (the cost)
 };
 
 struct ConnectionRequest {

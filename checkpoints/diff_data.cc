@@ -5,16 +5,21 @@
 // without reading its rows. Changed pages that belong to no b-tree and are not
 // on a free list (overflow pages, pointer maps) make every table a candidate.
 //
-// How: tables with a declared PRIMARY KEY (and WITHOUT ROWID tables) use
-// SQLite's session extension: the "from" rows of the table are copied into a
-// TEMP table of the "to" connection (read-only connections cannot ATTACH) and sqlite3session_diff
-// computes the changeset; tables without one are compared by a merge join on
-// rowid. Tables whose columns differ are reported with a note, not compared.
+// How: rowid tables keyed by the rowid (no declared key, or an INTEGER
+// PRIMARY KEY) compare only the rows on leaf pages that changed or that belong
+// to the table in one state only (point lookups by rowid) — cost follows the
+// change; if unmapped pages changed, a merge join over all rowids. Other keyed
+// tables (a non-integer PRIMARY KEY, WITHOUT ROWID) use SQLite's session
+// extension: the "from" rows of the table are copied into a TEMP table of
+// the "to" connection (read-only connections cannot ATTACH, but their temp
+// schema is writable) and sqlite3session_diff computes the changeset. Tables
+// whose columns differ are reported with a note, not compared.
 #define SQLITE_ENABLE_SESSION 1
 #define SQLITE_ENABLE_PREUPDATE_HOOK 1
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstring>
 #include <set>
 
@@ -104,7 +109,7 @@ std::string ColumnList(const SchemaObject& t) {
 
 // Rowid tables without a declared key: merge join on rowid.
 Status DiffByRowid(sqlite3* a, sqlite3* b, const SchemaObject& t, size_t sample,
-                   TableDataDiff* out) {
+                   TableDataDiff* out, uint64_t* rows_read) {
   std::string sql = "SELECT rowid, " + ColumnList(t) + " FROM " + Quote(t.name) + " ORDER BY rowid";
   Stmt sa(a, sql.c_str()), sb(b, sql.c_str());
   if (!sa.ok()) return SqlError(a, "diff " + t.name);
@@ -117,6 +122,7 @@ Status DiffByRowid(sqlite3* a, sqlite3* b, const SchemaObject& t, size_t sample,
     return j;
   };
   while (ra == SQLITE_ROW || rb == SQLITE_ROW) {
+    *rows_read += (ra == SQLITE_ROW) + (rb == SQLITE_ROW);
     int64_t ka = ra == SQLITE_ROW ? sa.Int(0) : INT64_MAX;
     int64_t kb = rb == SQLITE_ROW ? sb.Int(0) : INT64_MAX;
     if (ra == SQLITE_ROW && (rb != SQLITE_ROW || ka < kb)) {
@@ -167,7 +173,7 @@ Status Exec(sqlite3* db, const std::string& sql) {
 }
 
 // Copies table t of connection a into kFromSchema of connection b.
-Status CopyFromTable(sqlite3* a, sqlite3* b, const SchemaObject& t) {
+Status CopyFromTable(sqlite3* a, sqlite3* b, const SchemaObject& t, uint64_t* rows_read) {
   const std::string kPrefix = "CREATE TABLE ";
   if (t.sql.rfind(kPrefix, 0) != 0) return Status::InvalidArgument("not a plain table");
   BRANCHDB_RETURN_IF_ERROR(Exec(b, "DROP TABLE IF EXISTS " + std::string(kFromSchema) + "." +
@@ -187,6 +193,7 @@ Status CopyFromTable(sqlite3* a, sqlite3* b, const SchemaObject& t) {
   BRANCHDB_RETURN_IF_ERROR(Exec(b, "SAVEPOINT diff_copy"));
   int rc;
   while ((rc = s.Step()) == SQLITE_ROW) {
+    ++*rows_read;
     for (int c = 0; c < static_cast<int>(t.columns.size()); ++c) {
       sqlite3_bind_value(w.get(), c + 1, sqlite3_column_value(s.get(), c));
     }
@@ -205,8 +212,8 @@ Status CopyFromTable(sqlite3* a, sqlite3* b, const SchemaObject& t) {
 
 // Keyed tables: the session extension's diff of kFromSchema.t -> main.t.
 Status DiffBySession(sqlite3* a, sqlite3* b, const SchemaObject& t, size_t sample,
-                     TableDataDiff* out) {
-  BRANCHDB_RETURN_IF_ERROR(CopyFromTable(a, b, t));
+                     TableDataDiff* out, uint64_t* rows_read) {
+  BRANCHDB_RETURN_IF_ERROR(CopyFromTable(a, b, t, rows_read));
   sqlite3_session* session = nullptr;
   if (sqlite3session_create(b, "main", &session) != SQLITE_OK) return SqlError(b, "session");
   std::unique_ptr<sqlite3_session, void (*)(sqlite3_session*)> guard(session,
@@ -265,11 +272,74 @@ Status DiffBySession(sqlite3* a, sqlite3* b, const SchemaObject& t, size_t sampl
   return Exec(b, "DROP TABLE " + std::string(kFromSchema) + "." + Quote(t.name));
 }
 
-bool HasKey(const SchemaObject& t) {
+// A rowid table whose key is the rowid: no declared PRIMARY KEY, or a single
+// INTEGER PRIMARY KEY column (an alias of the rowid).
+bool IsRowidKeyed(const SchemaObject& t) {
+  std::string sql = t.sql;
+  for (char& c : sql) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  if (sql.find("WITHOUT ROWID") != std::string::npos) return false;
+  int pk_cols = 0;
+  bool integer_pk = false;
   for (const ColumnDef& c : t.columns) {
-    if (c.pk > 0) return true;
+    if (c.pk > 0) {
+      ++pk_cols;
+      std::string type = c.type;
+      for (char& ch : type) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+      integer_pk = type == "INTEGER";
+    }
   }
-  return false;
+  return pk_cols == 0 || (pk_cols == 1 && integer_pk);
+}
+
+// Compares the rows with the given rowids (sorted) in both states.
+Status DiffRowids(sqlite3* a, sqlite3* b, const SchemaObject& t, const std::vector<int64_t>& rowids,
+                  size_t sample, TableDataDiff* out, uint64_t* rows_read) {
+  std::string sql = "SELECT " + ColumnList(t) + " FROM " + Quote(t.name) + " WHERE rowid=?1";
+  Stmt sa(a, sql.c_str()), sb(b, sql.c_str());
+  if (!sa.ok()) return SqlError(a, "diff " + t.name);
+  if (!sb.ok()) return SqlError(b, "diff " + t.name);
+  int ncol = static_cast<int>(t.columns.size());
+  auto row_json = [&](Stmt& s) {
+    json j = json::object();
+    for (int c = 0; c < ncol; ++c) j[t.columns[c].name] = ValueJson(sqlite3_column_value(s.get(), c));
+    return j;
+  };
+  for (int64_t rowid : rowids) {
+    sqlite3_reset(sa.get());
+    sqlite3_reset(sb.get());
+    sa.Bind(1, rowid);
+    sb.Bind(1, rowid);
+    int ra = sa.Step(), rb = sb.Step();
+    if ((ra != SQLITE_ROW && ra != SQLITE_DONE) || (rb != SQLITE_ROW && rb != SQLITE_DONE)) {
+      return SqlError(ra != SQLITE_ROW && ra != SQLITE_DONE ? a : b, "diff " + t.name);
+    }
+    *rows_read += (ra == SQLITE_ROW) + (rb == SQLITE_ROW);
+    std::string key = Dump(json::array({rowid}));
+    if (ra == SQLITE_ROW && rb != SQLITE_ROW) {
+      ++out->rows_removed;
+      if (out->sample.size() < sample) out->sample.push_back({"delete", key, Dump(row_json(sa)), ""});
+    } else if (rb == SQLITE_ROW && ra != SQLITE_ROW) {
+      ++out->rows_added;
+      if (out->sample.size() < sample) out->sample.push_back({"insert", key, "", Dump(row_json(sb))});
+    } else if (ra == SQLITE_ROW) {
+      json old_j = json::object(), new_j = json::object();
+      for (int c = 0; c < ncol; ++c) {
+        sqlite3_value* va = sqlite3_column_value(sa.get(), c);
+        sqlite3_value* vb = sqlite3_column_value(sb.get(), c);
+        if (!ValueEq(va, vb)) {
+          old_j[t.columns[c].name] = ValueJson(va);
+          new_j[t.columns[c].name] = ValueJson(vb);
+        }
+      }
+      if (!old_j.empty()) {
+        ++out->rows_changed;
+        if (out->sample.size() < sample) {
+          out->sample.push_back({"update", key, Dump(old_j), Dump(new_j)});
+        }
+      }
+    }
+  }
+  return Status::OK();
 }
 
 }  // namespace
@@ -305,23 +375,51 @@ Result<DataDiff> Catalog::DiffData(const std::string& project, const StateRef& f
 
   // Which tables own changed pages.
   std::set<std::string> touched;
+  std::set<storage::PageNo> changed_set;
+  PageMap ma, mb;
   bool all_candidates = false;
   if (d.from_lsn != d.to_lsn) {
     auto changed = p->store->ChangedPages(d.from_lsn, d.to_lsn);
     if (!changed.ok()) return changed.status();
     d.pages_changed = changed->size();
-    auto ma = MapPages(*p->store, d.from_lsn, *sa);
-    if (!ma.ok()) return ma.status();
-    auto mb = MapPages(*p->store, d.to_lsn, *sb);
-    if (!mb.ok()) return mb.status();
+    changed_set.insert(changed->begin(), changed->end());
+    auto ra = MapPages(*p->store, d.from_lsn, *sa);
+    if (!ra.ok()) return ra.status();
+    auto rb = MapPages(*p->store, d.to_lsn, *sb);
+    if (!rb.ok()) return rb.status();
+    ma = std::move(*ra);
+    mb = std::move(*rb);
     for (storage::PageNo pg : *changed) {
-      auto ia = ma->find(pg);
-      auto ib = mb->find(pg);
-      if (ia != ma->end()) touched.insert(ia->second);
-      if (ib != mb->end()) touched.insert(ib->second);
-      if (ia == ma->end() && ib == mb->end()) all_candidates = true;  // overflow, ptrmap, ...
+      auto ia = ma.find(pg);
+      auto ib = mb.find(pg);
+      if (ia != ma.end()) touched.insert(ia->second.table);
+      if (ib != mb.end()) touched.insert(ib->second.table);
+      if (ia == ma.end() && ib == mb.end()) all_candidates = true;  // overflow, ptrmap, ...
     }
   }
+  // Rowids that may differ in table `name`: those on its leaf pages that
+  // changed or belong to its tree in one state only. Rows on a leaf page that
+  // is unchanged and in the table's tree in both states are identical.
+  auto candidate_rowids = [&](const std::string& name) -> Result<std::vector<int64_t>> {
+    std::set<int64_t> rowids;
+    std::vector<int64_t> cells;
+    auto collect = [&](const PageMap& mine, const PageMap& theirs, Lsn state) -> Status {
+      for (const auto& [pg, own] : mine) {
+        if (own.table != name || !own.table_leaf) continue;
+        auto other = theirs.find(pg);
+        bool shared = other != theirs.end() && other->second.table == name &&
+                      other->second.table_leaf && !changed_set.count(pg);
+        if (shared) continue;
+        cells.clear();
+        BRANCHDB_RETURN_IF_ERROR(LeafRowids(*p->store, state, pg, &cells));
+        rowids.insert(cells.begin(), cells.end());
+      }
+      return Status::OK();
+    };
+    BRANCHDB_RETURN_IF_ERROR(collect(ma, mb, d.from_lsn));
+    BRANCHDB_RETURN_IF_ERROR(collect(mb, ma, d.to_lsn));
+    return std::vector<int64_t>(rowids.begin(), rowids.end());
+  };
   auto wanted = [&](const std::string& name) {
     if (options.tables.empty()) return true;
     return std::find(options.tables.begin(), options.tables.end(), name) != options.tables.end();
@@ -351,11 +449,17 @@ Result<DataDiff> Catalog::DiffData(const std::string& project, const StateRef& f
       ++d.tables_skipped;
       continue;
     } else {
-      bool keyed = HasKey(ib->second) ||
-                   ib->second.sql.find("WITHOUT ROWID") != std::string::npos ||
-                   ib->second.sql.find("without rowid") != std::string::npos;
-      Status st = keyed ? DiffBySession(a->db(), b->db(), ib->second, options.sample_rows, &td)
-                        : DiffByRowid(a->db(), b->db(), ib->second, options.sample_rows, &td);
+      const SchemaObject& t = ib->second;
+      Status st;
+      if (IsRowidKeyed(t) && !all_candidates) {
+        auto rowids = candidate_rowids(name);
+        if (!rowids.ok()) return rowids.status();
+        st = DiffRowids(a->db(), b->db(), t, *rowids, options.sample_rows, &td, &d.rows_compared);
+      } else if (IsRowidKeyed(t)) {
+        st = DiffByRowid(a->db(), b->db(), t, options.sample_rows, &td, &d.rows_compared);
+      } else {
+        st = DiffBySession(a->db(), b->db(), t, options.sample_rows, &td, &d.rows_compared);
+      }
       if (!st.ok()) return st;
       if (td.rows_added == 0 && td.rows_removed == 0 && td.rows_changed == 0) continue;
     }

@@ -53,11 +53,20 @@ struct SchemaObject {
 using SchemaMap = std::map<std::pair<std::string, std::string>, SchemaObject>;
 Result<SchemaMap> ReadSchema(sqlite3* db);
 
-// Pages of each table's b-tree (interior and leaf pages; leaf pages read only
-// to learn a level is the leaf level), index b-trees counted for their table;
-// free-list pages under the name "" (ignored).
-Result<std::map<storage::PageNo, std::string>> MapPages(const storage::PageStore& store, Lsn state,
-                                                        const SchemaMap& schema);
+struct PageOwner {
+  std::string table;        // owning table ("" for free-list pages)
+  bool table_leaf = false;  // a leaf page of the table's own b-tree (not an index)
+};
+using PageMap = std::map<storage::PageNo, PageOwner>;
+
+// Pages of each table's b-tree (interior and leaf pages; only one leaf per
+// bottom interior page is read, to learn that its level is the leaf level),
+// index b-trees counted for their table, free-list pages under the name "".
+Result<PageMap> MapPages(const storage::PageStore& store, Lsn state, const SchemaMap& schema);
+
+// Rowids of the cells of a table leaf page (type 0x0d) of state.
+Status LeafRowids(const storage::PageStore& store, Lsn state, storage::PageNo pgno,
+                  std::vector<int64_t>* out);
 
 // The state a StateRef names. REQUIRES: mu held.
 Result<Lsn> ResolveState(Catalog::Impl& im, Project& p, const StateRef& ref);

@@ -126,7 +126,7 @@ struct Walker {
   const storage::PageStore& store;
   Lsn state;
   uint32_t db_size;
-  std::map<storage::PageNo, std::string>& out;
+  PageMap& out;
 
   // Children of an interior page (cell child pointers + right-most pointer).
   std::vector<uint32_t> Children(const std::string& page, size_t hdr) {
@@ -142,11 +142,11 @@ struct Walker {
 
   Status Walk(uint32_t pgno, const std::string& owner, int depth) {
     if (pgno == 0 || pgno > db_size || depth > 40 || out.count(pgno)) return Status::OK();
-    out[pgno] = owner;
     std::string page;
     BRANCHDB_RETURN_IF_ERROR(store.ReadPageAt(state, pgno, &page));
     size_t hdr = pgno == 1 ? 100 : 0;
     uint8_t type = page.size() > hdr ? uint8_t(page[hdr]) : 0;
+    out[pgno] = PageOwner{owner, type == 0x0d};
     if (type != 0x02 && type != 0x05) return Status::OK();  // a leaf
     std::vector<uint32_t> kids = Children(page, hdr);
     if (kids.empty()) return Status::OK();
@@ -159,7 +159,7 @@ struct Walker {
       for (uint32_t k : kids) BRANCHDB_RETURN_IF_ERROR(Walk(k, owner, depth + 1));
     } else {
       for (uint32_t k : kids) {
-        if (k != 0 && k <= db_size) out.emplace(k, owner);
+        if (k != 0 && k <= db_size) out.emplace(k, PageOwner{owner, kid_type == 0x0d});
       }
     }
     return Status::OK();
@@ -168,9 +168,8 @@ struct Walker {
 
 }  // namespace
 
-Result<std::map<storage::PageNo, std::string>> MapPages(const storage::PageStore& store, Lsn state,
-                                                        const SchemaMap& schema) {
-  std::map<storage::PageNo, std::string> out;
+Result<PageMap> MapPages(const storage::PageStore& store, Lsn state, const SchemaMap& schema) {
+  PageMap out;
   auto size = store.DbSizeAt(state);
   if (!size.ok()) return size.status();
   if (*size == 0) return out;
@@ -187,12 +186,43 @@ Result<std::map<storage::PageNo, std::string>> MapPages(const storage::PageStore
   for (int guard = 0; trunk != 0 && trunk <= *size && guard < 1000000; ++guard) {
     std::string t;
     BRANCHDB_RETURN_IF_ERROR(store.ReadPageAt(state, trunk, &t));
-    out.emplace(trunk, "");
+    out.emplace(trunk, PageOwner{});
     uint32_t n = std::min<uint32_t>(Be32(t, 4), (storage::kPageSize - 8) / 4);
-    for (uint32_t i = 0; i < n; ++i) out.emplace(Be32(t, 8 + 4 * i), "");
+    for (uint32_t i = 0; i < n; ++i) out.emplace(Be32(t, 8 + 4 * i), PageOwner{});
     trunk = Be32(t, 0);
   }
   return out;
+}
+
+namespace {
+// SQLite varint at b[*off] (1..9 bytes, big-endian 7-bit groups).
+uint64_t Varint(const std::string& b, size_t* off) {
+  uint64_t v = 0;
+  for (int i = 0; i < 9 && *off < b.size(); ++i) {
+    uint8_t c = uint8_t(b[(*off)++]);
+    if (i == 8) return (v << 8) | c;
+    v = (v << 7) | (c & 0x7f);
+    if (!(c & 0x80)) return v;
+  }
+  return v;
+}
+}  // namespace
+
+Status LeafRowids(const storage::PageStore& store, Lsn state, storage::PageNo pgno,
+                  std::vector<int64_t>* out) {
+  std::string page;
+  BRANCHDB_RETURN_IF_ERROR(store.ReadPageAt(state, pgno, &page));
+  size_t hdr = pgno == 1 ? 100 : 0;
+  if (page.size() <= hdr || uint8_t(page[hdr]) != 0x0d) {
+    return Status::Corruption("page " + std::to_string(pgno) + " is not a table leaf");
+  }
+  uint32_t n = Be16(page, hdr + 3);
+  for (uint32_t i = 0; i < n; ++i) {
+    size_t off = Be16(page, hdr + 8 + 2 * i);
+    (void)Varint(page, &off);  // payload size
+    out->push_back(static_cast<int64_t>(Varint(page, &off)));
+  }
+  return Status::OK();
 }
 
 // --- Schema diff ------------------------------------------------------------------
