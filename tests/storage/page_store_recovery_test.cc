@@ -94,6 +94,52 @@ TEST_CASE("Recovery reads sealed footers and scans the unsealed tail") {
   }
 }
 
+// Counts the bytes read through random-access files.
+class ReadCountingEnv final : public EnvWrapper {
+ public:
+  explicit ReadCountingEnv(Env* target) : EnvWrapper(target) {}
+  std::atomic<uint64_t> bytes{0};
+
+  Result<std::unique_ptr<RandomAccessFile>> NewRandomAccessFile(const std::string& path) override {
+    auto f = target()->NewRandomAccessFile(path);
+    if (!f.ok()) return f.status();
+    return std::unique_ptr<RandomAccessFile>(std::make_unique<File>(std::move(*f), this));
+  }
+
+ private:
+  class File final : public RandomAccessFile {
+   public:
+    File(std::unique_ptr<RandomAccessFile> f, ReadCountingEnv* env) : f_(std::move(f)), env_(env) {}
+    Result<size_t> Read(uint64_t offset, size_t n, char* scratch) const override {
+      auto r = f_->Read(offset, n, scratch);
+      if (r.ok()) env_->bytes.fetch_add(*r);
+      return r;
+    }
+
+   private:
+    std::unique_ptr<RandomAccessFile> f_;
+    ReadCountingEnv* env_;
+  };
+};
+
+TEST_CASE("Open reads the footers of sealed segments, not their pages") {
+  ReadCountingEnv counting(Env::Default());
+  StoreFixture f(64 << 10, &counting);
+  TimelineId t = f.Create(0);
+  Lsn last = 0;
+  for (int i = 0; i < 200; ++i) {
+    last = f.Commit(t, {{static_cast<PageNo>(i % 50 + 1), static_cast<uint64_t>(i + 1)},
+                        {51, 5000u + i}}, 51);
+  }
+  uint64_t disk = f.store().DiskBytes();
+  counting.bytes = 0;
+  f.Reopen();
+  INFO("read " << counting.bytes.load() << " of " << disk << " bytes");
+  CHECK(counting.bytes.load() < disk / 10);
+  CHECK(f.ReadAt(last, 51) == PageData(5199));
+  CHECK(f.ReadAt(last, 1) == PageData(151));
+}
+
 TEST_CASE("A torn tail is truncated and the store continues") {
   StoreFixture f;
   TimelineId t = f.Create(0);
