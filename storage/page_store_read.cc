@@ -1,5 +1,6 @@
 // PageStoreImpl: timelines, reads at LSNs, history, LsnAt, ChangedPages.
 #include <algorithm>
+#include <tuple>
 
 #include "storage/page_store_impl.h"
 
@@ -297,6 +298,50 @@ Result<std::vector<PageNo>> PageStoreImpl::ChangedPages(Lsn a, Lsn b) const {
     rb = (*rec)->run;
     pb = path_cache_.Get(runs_, rb);
   }
+  // Versions that differ are those written on one path and not the other:
+  // on each run of a's path, the LSN range (common, cutoff_a] where common is
+  // b's cutoff on that run (0 if b's path does not pass through it); and the
+  // same from b's side. Collect the pages of the records in those ranges.
+  auto cut = [](const std::shared_ptr<const PathMap>& p, uint32_t own, Lsn at, uint32_t r) {
+    if (!p) return Lsn{0};
+    Lsn c = p->Cutoff(r);
+    return c == 0 ? Lsn{0} : (r == own ? at : c);
+  };
+  std::vector<std::tuple<uint32_t, Lsn, Lsn>> ranges;  // run, (lo, hi]
+  for (const auto* side : {&pa, &pb}) {
+    if (!*side) continue;
+    const bool is_a = side == &pa;
+    for (const auto& [r, unused] : (*side)->runs()) {
+      Lsn mine = is_a ? cut(pa, ra, a, r) : cut(pb, rb, b, r);
+      Lsn theirs = is_a ? cut(pb, rb, b, r) : cut(pa, ra, a, r);
+      Lsn lo = std::min(mine, theirs);
+      if (mine > lo) ranges.emplace_back(r, lo, mine);
+    }
+  }
+  std::vector<PageNo> out;
+  bool exact = true;
+  for (const auto& [r, lo, hi] : ranges) {
+    const std::vector<RunEntry>& entries = runs_[r].entries;
+    auto it = std::upper_bound(entries.begin(), entries.end(), lo,
+                               [](Lsn l, const RunEntry& e) { return l < e.lsn; });
+    // A collected stretch reaching into the range hides which pages it wrote.
+    if (it != entries.begin() && !std::prev(it)->live) exact = false;
+    for (; exact && it != entries.end() && it->lsn <= hi; ++it) {
+      if (!it->live) {
+        exact = false;
+        break;
+      }
+      for (const PageEntry& e : records_.at(it->lsn).meta.entries) out.push_back(e.pgno);
+    }
+    if (!exact) break;
+  }
+  if (exact) {
+    std::sort(out.begin(), out.end());
+    out.erase(std::unique(out.begin(), out.end()), out.end());
+    return out;
+  }
+  // Fallback: compare, page by page, which versions each state can see.
+  out.clear();
   auto visible = [](const std::shared_ptr<const PathMap>& p, uint32_t r, Lsn at,
                     const Version& v) {
     if (!p) return false;
@@ -304,7 +349,6 @@ Result<std::vector<PageNo>> PageStoreImpl::ChangedPages(Lsn a, Lsn b) const {
     Lsn c = p->Cutoff(v.run);
     return c != 0 && v.lsn <= c;
   };
-  std::vector<PageNo> out;
   index_.ForEach([&](PageNo pgno, std::span<const Version> versions) {
     for (const Version& v : versions) {
       if (visible(pa, ra, a, v) != visible(pb, rb, b, v)) {

@@ -167,6 +167,23 @@ TEST_CASE("A dropped timeline's versions vanish unless another history needs the
   CHECK(next > scratch);
 }
 
+TEST_CASE("ChangedPages stays a superset across collected states") {
+  StoreFixture f;
+  TimelineId t = f.Create(0);
+  Lsn l1 = f.Commit(t, {{1, 1}, {2, 2}, {3, 3}}, 3);
+  f.Commit(t, {{2, 4}}, 3);
+  f.Commit(t, {{3, 5}}, 3);
+  Lsn l4 = f.Commit(t, {{1, 6}}, 3);
+  f.clock().Advance(kHour);
+  RunGc(f, Window(0, {l1}));
+  CHECK(f.store().GetRecord(l1 + 1).status().IsNotFound());
+  auto d = f.store().ChangedPages(l1, l4);
+  REQUIRE(d.ok());
+  CHECK(*d == std::vector<PageNo>{1, 2, 3});
+  f.Reopen();
+  CHECK(*f.store().ChangedPages(l4, l1) == std::vector<PageNo>{1, 2, 3});
+}
+
 TEST_CASE("Usage splits a timeline's bytes into exclusive and shared") {
   StoreFixture f;
   TimelineId a = f.Create(0);
