@@ -150,6 +150,12 @@ struct CheckpointInfo {
   uint32_t db_size_pages = 0;
 };
 
+struct LabelInfo {
+  std::string label;
+  Lsn lsn = 0;
+  int64_t created_micros = 0;
+};
+
 struct CheckpointPage {
   std::vector<CheckpointInfo> checkpoints;  // newest first
   std::string next_cursor;                  // empty: no more
@@ -292,6 +298,8 @@ class Catalog {
                          const std::string& label);
   Status UnlabelCheckpoint(const std::string& project, const std::string& branch,
                            const std::string& label);
+  // The branch's labels, sorted by label.
+  Result<std::vector<LabelInfo>> ListLabels(const std::string& project, const std::string& branch);
 
   // Moves the branch to the target state: O(1). Target rules: the state must be
   // on the branch's current history or a state the branch ever had as head,

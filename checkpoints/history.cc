@@ -187,6 +187,27 @@ Status Catalog::UnlabelCheckpoint(const std::string& project, const std::string&
   return Status::OK();
 }
 
+Result<std::vector<LabelInfo>> Catalog::ListLabels(const std::string& project,
+                                                   const std::string& branch) {
+  Impl& im = *impl_;
+  std::lock_guard<std::mutex> l(im.mu);
+  auto pr = im.FindProject(project);
+  if (!pr.ok()) return pr.status();
+  auto row = im.FindBranch(**pr, branch);
+  if (!row.ok()) return row.status();
+  Stmt s(im.db,
+         "SELECT label, lsn, created_micros FROM labels WHERE project_id=?1 AND timeline=?2 "
+         "ORDER BY label");
+  s.Bind(1, (*pr)->info.id).Bind(2, static_cast<int64_t>(row->timeline));
+  std::vector<LabelInfo> out;
+  int rc;
+  while ((rc = s.Step()) == SQLITE_ROW) {
+    out.push_back(LabelInfo{s.Text(0), static_cast<Lsn>(s.Int(1)), s.Int(2)});
+  }
+  if (rc != SQLITE_DONE) return CatalogError(im.db, "list labels");
+  return out;
+}
+
 // --- Rollback / reset ------------------------------------------------------------
 
 namespace {

@@ -375,6 +375,15 @@ TEST_CASE("labels pin checkpoints beyond the restore window until unlabelled") {
   auto ck = f.cat->GetCheckpoint("acme", "production", keep);
   REQUIRE(ck.ok());
   CHECK(ck->labels == std::vector<std::string>{"before-migration"});
+  REQUIRE(f.cat->LabelCheckpoint("acme", "production", drop, "a-second").ok());
+  auto labels = f.cat->ListLabels("acme", "production");
+  REQUIRE(labels.ok());
+  REQUIRE(labels->size() == 2);
+  CHECK(labels->at(0).label == "a-second");
+  CHECK(labels->at(0).lsn == drop);
+  CHECK(labels->at(1).label == "before-migration");
+  CHECK(labels->at(1).lsn == keep);
+  REQUIRE(f.cat->UnlabelCheckpoint("acme", "production", "a-second").ok());
 
   // GC keeps the pinned state readable; the unpinned old one may be gone.
   REQUIRE(f.cat->Gc("acme").ok());
