@@ -216,7 +216,9 @@ class PageStore {
   // structure durably, then rewrites segments that are mostly garbage and
   // deletes the old files. Mutations wait while it runs; reads continue. An
   // error while rewriting is returned but leaves the store working (every
-  // intermediate state is recoverable); pins naming no live state are ignored.
+  // intermediate state is recoverable), except a failed directory fsync after
+  // a rewritten segment is renamed into place, which fails the store as a
+  // failed log fsync does. Pins naming no live state are ignored.
   virtual Result<GcStats> Gc(const GcOptions& options) = 0;
   virtual Result<SpaceUsage> Usage(TimelineId t) const = 0;
   // Bytes of all segment files.

@@ -451,7 +451,15 @@ Status PageStoreImpl::CompactGroup(const std::vector<uint64_t>& group, GcStats* 
   const uint64_t new_size = out->Size();
   out.reset();
   BRANCHDB_RETURN_IF_ERROR(env_->RenameFile(tmp_path, final_path));
-  BRANCHDB_RETURN_IF_ERROR(env_->SyncDir(dir_));
+  s = env_->SyncDir(dir_);
+  if (!s.ok()) {
+    // The output may or may not be durable under its final name; a later
+    // compaction of the same segments would then duplicate their records.
+    // Fail-stop: recovery sorts it out (the output supersedes the group).
+    std::lock_guard<std::mutex> lock(mu_);
+    failed_ = s;
+    return s;
+  }
   {
     std::unique_lock<std::shared_mutex> state(state_mu_);
     for (const Move& m : moves) {

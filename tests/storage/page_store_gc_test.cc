@@ -228,9 +228,17 @@ class StopCompactionEnv final : public EnvWrapper {
   explicit StopCompactionEnv(Env* target) : EnvWrapper(target) {}
   std::atomic<bool> fail_rename{false};
   std::atomic<bool> fail_delete{false};
+  std::atomic<bool> fail_dir_sync{false};  // the one after renaming a segment into place
   Status RenameFile(const std::string& from, const std::string& to) override {
     if (fail_rename.exchange(false)) return Status::IOError("injected rename failure");
+    if (to.find("seg-") != std::string::npos) renamed_segment_ = true;
     return target()->RenameFile(from, to);
+  }
+  Status SyncDir(const std::string& dir) override {
+    if (renamed_segment_.exchange(false) && fail_dir_sync.exchange(false)) {
+      return Status::IOError("injected directory fsync failure");
+    }
+    return target()->SyncDir(dir);
   }
   Status DeleteFile(const std::string& path) override {
     if (path.find("seg-") != std::string::npos && fail_delete.exchange(false)) {
@@ -238,6 +246,9 @@ class StopCompactionEnv final : public EnvWrapper {
     }
     return target()->DeleteFile(path);
   }
+
+ private:
+  std::atomic<bool> renamed_segment_{false};
 };
 
 TEST_CASE("An interrupted compaction is finished or discarded by recovery") {
@@ -251,9 +262,15 @@ TEST_CASE("An interrupted compaction is finished or discarded by recovery") {
   f.clock().Advance(kHour);
   SECTION("before the output file is renamed into place") { stop.fail_rename = true; }
   SECTION("before the replaced segments are deleted") { stop.fail_delete = true; }
+  bool dir_sync_case = false;
+  SECTION("when the directory fsync after the rename fails") {
+    stop.fail_dir_sync = true;
+    dir_sync_case = true;
+  }
   auto r = f.store().Gc(Window(0));
   CHECK_FALSE(r.ok());
-  CHECK(f.store().Health().ok());  // compaction errors do not stop the store
+  // Compaction errors do not stop the store, except a failed fsync.
+  CHECK(f.store().Health().ok() == !dir_sync_case);
   f.Reopen();
   CHECK(f.ReadAt(last, 1) == PageData(129));
   CHECK(f.ReadAt(last, 2) == PageData(229));
