@@ -537,19 +537,22 @@ void Catalog::Impl::ReaperLoop() {
     reaper_cv.wait_for(l, std::chrono::microseconds(options.reaper_interval_micros));
     if (stop) break;
     l.unlock();
+    std::vector<std::shared_ptr<Project>> to_gc;
     {
       std::lock_guard<std::mutex> g(mu);
       (void)ReapLocked();
       int64_t now = Now();
       if (options.gc_interval_micros > 0 && now - last_gc_micros >= options.gc_interval_micros) {
         last_gc_micros = now;
-        for (auto& [name, p] : projects) {
-          storage::GcOptions gc;
-          gc.restore_window_micros = p->info.restore_window_micros;
-          gc.pins = Pins(*p);
-          (void)p->store->Gc(gc);
-        }
+        for (auto& [name, p] : projects) to_gc.push_back(p);
       }
+    }
+    for (const auto& p : to_gc) {
+      {
+        std::lock_guard<std::mutex> s(reaper_mu);
+        if (stop) break;
+      }
+      (void)GcProject(p);
     }
     l.lock();
   }

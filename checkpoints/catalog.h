@@ -323,7 +323,8 @@ class Catalog {
                                  const Actor& actor = {});
 
   // Garbage-collects the project's store: pins = labels + branch points; the
-  // project's restore window.
+  // project's restore window. Runs without blocking other catalog calls
+  // (LabelCheckpoint on the same project waits for it).
   Result<storage::GcStats> Gc(const std::string& project);
 
   // --- SQL --------------------------------------------------------------------

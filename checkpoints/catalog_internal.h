@@ -49,6 +49,10 @@ Status CatalogError(sqlite3* db, const std::string& what);
 struct Project {
   ProjectInfo info;
   std::unique_ptr<storage::PageStore> store;
+  // Held across a store GC (without the catalog lock) and by LabelCheckpoint,
+  // so that a state cannot be labelled while a GC that does not pin it runs.
+  // Lock order: gc_mu before Catalog::Impl::mu.
+  std::mutex gc_mu;
 };
 
 // A catalog row of one branch (without store facts).
@@ -110,6 +114,9 @@ struct Catalog::Impl {
   Status CheckRestorable(Project& p, TimelineId t, Lsn lsn);
 
   Result<int> ReapLocked();
+  // GC of one project: pins and window read under mu, the store GC without it.
+  // REQUIRES: mu not held.
+  Result<storage::GcStats> GcProject(const std::shared_ptr<Project>& p);
   // Background loop.
   void ReaperLoop();
 };

@@ -150,6 +150,14 @@ Status Catalog::LabelCheckpoint(const std::string& project, const std::string& b
                                 const std::string& label) {
   BRANCHDB_RETURN_IF_ERROR(ValidateLabel(label));
   Impl& im = *impl_;
+  std::shared_ptr<Project> project_ref;
+  {
+    std::lock_guard<std::mutex> l(im.mu);
+    auto found = im.FindProject(project);
+    if (!found.ok()) return found.status();
+    project_ref = *found;
+  }
+  std::lock_guard<std::mutex> gc_lock(project_ref->gc_mu);  // no GC while labelling
   std::lock_guard<std::mutex> l(im.mu);
   auto pr = im.FindProject(project);
   if (!pr.ok()) return pr.status();
@@ -373,21 +381,26 @@ Result<RollbackResult> Catalog::Promote(const std::string& project, const std::s
 
 // --- GC, connections ---------------------------------------------------------------
 
-Result<storage::GcStats> Catalog::Gc(const std::string& project) {
-  Impl& im = *impl_;
-  std::shared_ptr<Project> p;
+Result<storage::GcStats> Catalog::Impl::GcProject(const std::shared_ptr<Project>& p) {
+  std::lock_guard<std::mutex> gc_lock(p->gc_mu);
   storage::GcOptions o;
   {
-    std::lock_guard<std::mutex> l(im.mu);
-    auto pr = im.FindProject(project);
+    std::lock_guard<std::mutex> l(mu);
+    o.restore_window_micros = p->info.restore_window_micros;
+    o.pins = Pins(*p);
+  }
+  return p->store->Gc(o);
+}
+
+Result<storage::GcStats> Catalog::Gc(const std::string& project) {
+  std::shared_ptr<Project> p;
+  {
+    std::lock_guard<std::mutex> l(impl_->mu);
+    auto pr = impl_->FindProject(project);
     if (!pr.ok()) return pr.status();
     p = *pr;
-    o.restore_window_micros = p->info.restore_window_micros;
-    o.pins = im.Pins(*p);
-    // Held across Gc so that a label cannot be removed and its state
-    // collected while another call relies on it.
-    return p->store->Gc(o);
   }
+  return impl_->GcProject(p);
 }
 
 Result<storage::SqliteHandle> Catalog::OpenBranchConnection(const std::string& project,
