@@ -187,6 +187,22 @@ TEST_CASE_METHOD(AuthFixture, "key rotation: old tokens verify until expiry, JWK
   CHECK(JwksKids(svc()) == std::set<std::string>{new_kid});
 }
 
+TEST_CASE_METHOD(AuthFixture, "an outside verifier can check tokens with the JWKS alone") {
+  NewClient c = MakeClient({Scope::kSqlRead});
+  std::string token = GetToken(c);
+  json jwks = json::parse(svc().JwksEndpoint().body);
+  REQUIRE(jwks["keys"].size() == 1);
+  auto pub = internal::Ed25519Key::FromRawPublic(
+      *internal::Base64UrlDecode(jwks["keys"][0]["x"].get<std::string>()));
+  REQUIRE(pub.ok());
+  CHECK((*pub)->Thumbprint() == jwks["keys"][0]["kid"]);  // kid = RFC 7638 thumbprint
+  size_t last_dot = token.rfind('.');
+  auto sig = internal::Base64UrlDecode(token.substr(last_dot + 1));
+  REQUIRE(sig.has_value());
+  CHECK((*pub)->Verify(token.substr(0, last_dot), *sig));
+  CHECK_FALSE((*pub)->Verify(token.substr(0, last_dot - 1), *sig));
+}
+
 TEST_CASE_METHOD(AuthFixture, "Maintain rotates a key older than the rotation period") {
   const std::string kid = svc().CurrentKeyId();
   REQUIRE(svc().Maintain().ok());
@@ -275,6 +291,11 @@ TEST_CASE_METHOD(AuthFixture, "introspection endpoint (RFC 7662)") {
   CHECK(introspect(admin, token)["active"] == true);
   CHECK(introspect(other, token) == json{{"active", false}});
   CHECK(introspect(owner, "not-a-token") == json{{"active", false}});
+  OAuthRequest anonymous;
+  anonymous.form = {{"token", token}};
+  HttpReply denied = svc().IntrospectionEndpoint(anonymous);
+  CHECK(denied.status == 401);
+  CHECK(json::parse(denied.body)["error"] == "invalid_client");
   REQUIRE(svc().RevokeToken(token).ok());
   CHECK(introspect(owner, token) == json{{"active", false}});
 
