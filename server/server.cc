@@ -13,6 +13,7 @@
 
 #include "auth/auth.h"
 #include "checkpoints/catalog.h"
+#include "server/compute/project_gate.h"
 #include "server/compute/supervisor.h"
 #include "server/http/auth_guard.h"
 #include "server/http/errors.h"
@@ -31,6 +32,7 @@ struct ApiServer::Parts {
   std::unique_ptr<http::Metrics> metrics;
   std::unique_ptr<http::IdempotencyStore> idempotency;
   std::unique_ptr<compute::ComputeSupervisor> computes;
+  compute::ProjectGate gate;
   std::unique_ptr<httplib::Server> http;
   std::unique_ptr<http::Router> router;
   std::atomic<bool> stopped{false};
@@ -153,6 +155,7 @@ Status ApiServer::Init() {
   if (!sup.ok()) return sup.status();
   parts_->computes = std::move(*sup);
   services_.computes = parts_->computes.get();
+  services_.gate = &parts_->gate;
   compute::ComputeSupervisor* computes = parts_->computes.get();
   metrics->AddCollector([computes](http::Metrics& m) {
     int active = 0, suspended = 0;

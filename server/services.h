@@ -30,6 +30,7 @@ class IdempotencyStore;
 }  // namespace http
 namespace compute {
 class ComputeSupervisor;
+class ProjectGate;
 }
 
 struct Services {
@@ -40,6 +41,7 @@ struct Services {
   http::Metrics* metrics = nullptr;
   http::IdempotencyStore* idempotency = nullptr;
   compute::ComputeSupervisor* computes = nullptr;
+  compute::ProjectGate* gate = nullptr;  // hold shared while using a project's connections
   auth::AuthService* auth = nullptr;          // optional
   checkpoints::Catalog* catalog = nullptr;    // optional
 };

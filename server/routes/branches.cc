@@ -137,7 +137,7 @@ void RegisterBranchItemRoutes(http::Router& router, Services& services) {
                    return;
                  }
                  BRANCHDB_TRY_SEND(res, body, http::ParseJsonObject(req.body));
-                 BRANCHDB_TRY_SEND(res, exists, s->catalog->GetBranch(project, branch));
+                 BRANCHDB_TRY_SEND(res, exists, s->catalog->GetBranch(project, branch, false));
                  BRANCHDB_TRY_SEND(res, prot, OptBool(*body, "protected"));
                  if (prot->has_value()) {
                    Status st = s->catalog->SetProtected(project, branch, **prot);
@@ -175,7 +175,7 @@ void RegisterBranchItemRoutes(http::Router& router, Services& services) {
                                          branch)) {
                     return;
                   }
-                  BRANCHDB_TRY_SEND(res, exists, s->catalog->GetBranch(project, branch));
+                  BRANCHDB_TRY_SEND(res, exists, s->catalog->GetBranch(project, branch, false));
                   s->computes->Remove(routes::ComputeKey(project, branch));
                   Status st = s->catalog->DeleteBranch(project, branch);
                   if (!st.ok()) return http::SendError(res, st);

@@ -7,6 +7,8 @@
 //        {"to":{"checkpoint":N}|{"lsn":N}|{"timestamp":T}|{"actions":N}|{"label":"x"}}
 //        -> {"head_lsn","previous_head_lsn","target_lsn"}
 //   POST /v1/projects/{p}/branches/{b}/reset  -> same shape
+//   POST /v1/projects/{p}/branches/{b}/promote -> same shape, about the parent
+//        (fast-forward only: 409 parent_moved when the parent moved)
 //   GET  /v1/projects/{p}/branches/{b}/diff?base=BRANCH&kind=schema|data
 //        [&base_lsn=N][&lsn=N][&tables=a,b]
 #include <httplib.h>
@@ -204,6 +206,23 @@ void RegisterCheckpointRoutes(http::Router& router, Services& services) {
                 s->computes->Invalidate(routes::ComputeKey(project, branch));
                 if (!r.ok()) return http::SendError(res, r.status());
                 http::SendJson(res, 200, MoveJson(*r));
+              });
+
+  router.Post(base + "/promote", lbase + "/promote",
+              [s](const httplib::Request& req, httplib::Response& res, http::RequestContext& ctx) {
+                std::string project = req.matches[1], branch = req.matches[2];
+                auto who = http::RequireAuth(*s, req, res, auth::Operation::kPromoteBranch,
+                                             project, branch);
+                if (!who) return;
+                BRANCHDB_TRY_SEND(res, b, s->catalog->GetBranch(project, branch, false));
+                auto r = s->catalog->Promote(project, branch, {who->client_id, ctx.request_id});
+                if (!b->parent.empty()) {
+                  s->computes->Invalidate(routes::ComputeKey(project, b->parent));
+                }
+                if (!r.ok()) return http::SendError(res, r.status());
+                json out = MoveJson(*r);
+                out["branch"] = b->parent;
+                http::SendJson(res, 200, out);
               });
 
   router.Get(base + "/diff", lbase + "/diff",

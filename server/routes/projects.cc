@@ -7,6 +7,7 @@
 #include <httplib.h>
 
 #include "auth/auth.h"
+#include "server/compute/project_gate.h"
 #include "server/compute/supervisor.h"
 #include "server/http/auth_guard.h"
 #include "server/http/errors.h"
@@ -77,7 +78,9 @@ void RegisterProjectRoutes(http::Router& router, Services& services) {
                     return;
                   }
                   BRANCHDB_TRY_SEND(res, p, s->catalog->GetProject(project));
-                  // Connections first: the store goes away with the project.
+                  // Wait for requests using the project's connections, close
+                  // them, then delete: the store goes away with the project.
+                  auto gate = s->gate->Exclusive(project);
                   std::string prefix = routes::ComputeKey(project, "");
                   for (const auto& c : s->computes->List()) {
                     if (c.key.rfind(prefix, 0) == 0) s->computes->Remove(c.key);

@@ -14,6 +14,7 @@
 
 #include "auth/auth.h"
 #include "checkpoints/annotation.h"
+#include "server/compute/project_gate.h"
 #include "server/compute/supervisor.h"
 #include "server/http/auth_guard.h"
 #include "server/http/errors.h"
@@ -100,6 +101,7 @@ void HandleSql(Services* s, const httplib::Request& req, httplib::Response& res,
   bool read_only = read_only_flag->value_or(false) ||
                    s->auth->Authorize(*who, auth::Operation::kSqlWrite, project, branch).has_value();
   std::string key = routes::ComputeKey(project, branch);
+  auto gate = s->gate->Shared(project);
   auto lease = s->computes->Acquire(key);
   if (!lease.ok()) {
     if (lease.status().IsNotFound()) s->computes->Remove(key);
@@ -172,7 +174,14 @@ void RegisterSqlRoutes(http::Router& router, Services& services) {
                                      project, branch);
         if (!who) return;
         BRANCHDB_TRY_SEND(res, ttl, routes::OptInt(*body, "ttl_seconds"));
-        BRANCHDB_TRY_SEND(res, exists, s->catalog->GetBranch(project, branch));
+        if (ttl->has_value() && **ttl > s->config->credential_max_seconds) {
+          return http::SendError(
+              res, Status::InvalidArgument("ttl_seconds: at most " +
+                                               std::to_string(s->config->credential_max_seconds) +
+                                               " (auth.credential_max_seconds)",
+                                           "invalid_argument"));
+        }
+        BRANCHDB_TRY_SEND(res, exists, s->catalog->GetBranch(project, branch, false));
         auth::BearerError error;
         auto cred = s->auth->IssueDbCredential(*who, project, branch,
                                                rw ? auth::DbAccess::kReadWrite : auth::DbAccess::kRead,
@@ -190,7 +199,7 @@ void RegisterSqlRoutes(http::Router& router, Services& services) {
                if (!http::RequireAuth(*s, req, res, auth::Operation::kGetBranch, project, branch)) {
                  return;
                }
-               BRANCHDB_TRY_SEND(res, exists, s->catalog->GetBranch(project, branch));
+               BRANCHDB_TRY_SEND(res, exists, s->catalog->GetBranch(project, branch, false));
                http::SendJson(res, 200,
                               ComputeJson(s->computes->Info(routes::ComputeKey(project, branch))));
              });
@@ -201,7 +210,7 @@ void RegisterSqlRoutes(http::Router& router, Services& services) {
                                        branch)) {
                   return;
                 }
-                BRANCHDB_TRY_SEND(res, exists, s->catalog->GetBranch(project, branch));
+                BRANCHDB_TRY_SEND(res, exists, s->catalog->GetBranch(project, branch, false));
                 std::string key = routes::ComputeKey(project, branch);
                 (void)s->computes->Suspend(key);  // NotFound: never ran, already suspended
                 http::SendJson(res, 200, ComputeJson(s->computes->Info(key)));
@@ -214,6 +223,7 @@ void RegisterSqlRoutes(http::Router& router, Services& services) {
                  return;
                }
                BRANCHDB_TRY_SEND(res, lsn, routes::QueryUint(req, "lsn"));
+               auto gate = s->gate->Shared(project);
                BRANCHDB_TRY_SEND(res, conn, OpenReadOnly(*s, project, branch, *lsn));
                sqlite3_stmt* stmt = nullptr;
                json objects = json::array();
@@ -249,6 +259,7 @@ void RegisterSqlRoutes(http::Router& router, Services& services) {
                  return;
                }
                BRANCHDB_TRY_SEND(res, lsn, routes::QueryUint(req, "lsn"));
+               auto gate = s->gate->Shared(project);
                BRANCHDB_TRY_SEND(res, conn, OpenReadOnly(*s, project, branch, *lsn));
                // A read transaction pins one snapshot for the whole copy.
                sqlite3_exec(conn->get(), "BEGIN; SELECT count(*) FROM sqlite_schema;", nullptr,
@@ -327,6 +338,7 @@ void RegisterSqlRoutes(http::Router& router, Services& services) {
         }
         checkpoints::CreateBranchOptions o;
         o.actor = {who->client_id, ctx.request_id};
+        auto gate = s->gate->Shared(project);
         BRANCHDB_TRY_SEND(res, created, s->catalog->CreateBranch(project, branch, o));
         auto fail = [&](Status st) {
           (void)s->catalog->DeleteBranch(project, branch);

@@ -4,16 +4,21 @@
 // answers with a documented status, and its JSON carries the documented
 // required fields.
 #include <httplib.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 #include <fstream>
+#include <functional>
 #include <future>
 #include <set>
 #include <sstream>
 #include <thread>
 
 #include "server/config.h"
+#include "server/compute/supervisor.h"
 #include "server/server.h"
 #include "tests/util/temp_dir.h"
 
@@ -111,11 +116,13 @@ json ReadYaml(const std::string& path) {
 
 class ApiFixture {
  public:
-  ApiFixture() {
+  explicit ApiFixture(const std::function<void(Config&)>& tweak = nullptr) {
     Config config;
     config.listen = "127.0.0.1:0";
     config.data_dir = dir_.Sub("data");
     config.sweep_interval_seconds = 3600;
+    if (tweak) tweak(config);
+    https_ = !config.tls_cert_file.empty();
     auto server = ApiServer::Create(config, Env::Default());
     INFO((server.ok() ? "" : server.status().ToString()));
     REQUIRE(server.ok());
@@ -136,7 +143,9 @@ class ApiFixture {
   }
 
   httplib::Client Client() {
-    httplib::Client c("127.0.0.1", port_);
+    httplib::Client c(std::string(https_ ? "https" : "http") + "://127.0.0.1:" +
+                      std::to_string(port_));
+    c.enable_server_certificate_verification(false);  // the tests' self-signed cert
     c.set_read_timeout(30);
     return c;
   }
@@ -177,8 +186,35 @@ class ApiFixture {
   std::unique_ptr<ApiServer> server_;
   std::future<Status> serving_;
   int port_ = 0;
+  bool https_ = false;
   std::string client_id_, client_secret_, token_;
 };
+
+// Writes a self-signed P-256 certificate and its key as PEM files.
+void WriteSelfSignedCert(const std::string& cert_path, const std::string& key_path) {
+  EVP_PKEY* key = EVP_EC_gen("P-256");
+  REQUIRE(key != nullptr);
+  X509* cert = X509_new();
+  ASN1_INTEGER_set(X509_get_serialNumber(cert), 1);
+  X509_gmtime_adj(X509_getm_notBefore(cert), -3600);
+  X509_gmtime_adj(X509_getm_notAfter(cert), 3600);
+  X509_set_pubkey(cert, key);
+  X509_NAME* name = X509_get_subject_name(cert);
+  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+                             reinterpret_cast<const unsigned char*>("127.0.0.1"), -1, -1, 0);
+  X509_set_issuer_name(cert, name);
+  REQUIRE(X509_sign(cert, key, EVP_sha256()) > 0);
+  FILE* f = std::fopen(cert_path.c_str(), "wb");
+  REQUIRE(f != nullptr);
+  PEM_write_X509(f, cert);
+  std::fclose(f);
+  f = std::fopen(key_path.c_str(), "wb");
+  REQUIRE(f != nullptr);
+  PEM_write_PrivateKey(f, key, nullptr, nullptr, 0, nullptr, nullptr);
+  std::fclose(f);
+  X509_free(cert);
+  EVP_PKEY_free(key);
+}
 
 const char* kDev = "/v1/projects/shop/branches/dev%2Falex";
 
@@ -328,6 +364,101 @@ TEST_CASE("compute: suspend, state, transparent resume", "[api]") {
   CHECK(resumed.second["cold_starts"] == 2);
 }
 
+TEST_CASE("HTTPS when a certificate and key are configured", "[api][tls]") {
+  testing::TempDir certs;
+  WriteSelfSignedCert(certs.Sub("cert.pem"), certs.Sub("key.pem"));
+  ApiFixture f([&](Config& c) {
+    c.tls_cert_file = certs.Sub("cert.pem");
+    c.tls_key_file = certs.Sub("key.pem");
+  });
+  auto health = f.Client().Get("/healthz");
+  REQUIRE(health);
+  CHECK(health->status == 200);
+  CHECK(f.Call("POST", "/v1/projects", {{"name", "secure"}}).first == 201);
+  // Plain HTTP to the TLS port gets nothing useful.
+  httplib::Client plain("127.0.0.1", f.port_);
+  auto r = plain.Get("/healthz");
+  CHECK((!r || r->status != 200));
+}
+
+TEST_CASE("a SQL request in flight finishes when the server stops", "[api][shutdown]") {
+  auto f = std::make_unique<ApiFixture>();
+  REQUIRE(f->Call("POST", "/v1/projects", {{"name", "shop"}}).first == 201);
+  const std::string sql = "/v1/projects/shop/branches/production/sql";
+  REQUIRE(f->Call("POST", sql, {{"sql", "CREATE TABLE t(a)"}}).first == 200);
+  // A script that takes a while (a few hundred ms), then commits.
+  auto slow = std::async(std::launch::async, [&] {
+    return f->Call("POST", sql,
+                   {{"sql", "INSERT INTO t WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 "
+                            "FROM c WHERE x < 300000) SELECT count(*) FROM c"}});
+  });
+  // Wait until the request is running (the compute is leased), then stop.
+  for (int i = 0; i < 2000; ++i) {
+    auto c = f->server_->services().computes->Info("shop/production");
+    if (c.ok() && c->leases > 0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  f->server_->Stop();
+  auto [status, body] = slow.get();
+  CHECK(status == 200);
+  CHECK(body["results"][0]["rows_affected"] == 1);
+  (void)f->serving_.get();
+  f->serving_ = std::async(std::launch::deferred, [] { return Status::OK(); });
+}
+
+TEST_CASE("metrics count requests, commits and cold starts", "[api][metrics]") {
+  ApiFixture f;
+  REQUIRE(f.Call("POST", "/v1/projects", {{"name", "shop"}}).first == 201);
+  const std::string sql = "/v1/projects/shop/branches/production/sql";
+  REQUIRE(f.Call("POST", sql, {{"sql", "CREATE TABLE t(a); INSERT INTO t VALUES (1)"}}).first == 200);
+  REQUIRE(f.Call("POST", sql, {{"sql", "INSERT INTO t VALUES (2)"}}).first == 200);
+  REQUIRE(f.Call("POST", sql, {{"sql", "SELECT * FROM t"}}).first == 200);
+  // The access-log hook counts a request after its response is sent: poll.
+  const std::string sql_line =
+      "branchdb_http_requests_total{route=\"/v1/projects/{project}/branches/{branch}/sql\","
+      "method=\"POST\",status=\"200\"} 3";
+  auto m = f.Client().Get("/metrics");
+  for (int i = 0; i < 200 && m && m->body.find(sql_line) == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    m = f.Client().Get("/metrics");
+  }
+  REQUIRE(m);
+  CHECK(m->body.find("branchdb_commits_total 2\n") != std::string::npos);
+  CHECK(m->body.find("branchdb_compute_cold_starts_total 1\n") != std::string::npos);
+  CHECK(m->body.find(sql_line) != std::string::npos);
+  CHECK(m->body.find("branchdb_fsync_duration_seconds_count") != std::string::npos);
+  CHECK(m->body.find("branchdb_computes_active 1") != std::string::npos);
+}
+
+TEST_CASE("deleting a project waits for requests using it", "[api]") {
+  ApiFixture f;
+  REQUIRE(f.Call("POST", "/v1/projects", {{"name", "gone"}}).first == 201);
+  const std::string sql = "/v1/projects/gone/branches/production/sql";
+  REQUIRE(f.Call("POST", sql, {{"sql", "CREATE TABLE t(a)"}}).first == 200);
+  auto slow = std::async(std::launch::async, [&] {
+    return f.Call("POST", sql,
+                  {{"sql", "INSERT INTO t WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 "
+                           "FROM c WHERE x < 200000) SELECT count(*) FROM c"}});
+  });
+  for (int i = 0; i < 2000; ++i) {
+    auto c = f.server_->services().computes->Info("gone/production");
+    if (c.ok() && c->leases > 0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  auto deleted = f.Call("DELETE", "/v1/projects/gone");
+  CHECK(deleted.first == 204);
+  CHECK(slow.get().first == 200);  // finished before the store went away
+  CHECK(f.Call("POST", sql, {{"sql", "SELECT 1"}}).first == 404);
+}
+
+TEST_CASE("credential lifetime is capped by the config", "[api]") {
+  ApiFixture f([](Config& c) { c.credential_max_seconds = 300; });
+  REQUIRE(f.Call("POST", "/v1/projects", {{"name", "shop"}}).first == 201);
+  const std::string cred = "/v1/projects/shop/branches/production/credentials";
+  CHECK(f.Call("POST", cred, {{"access", "read"}, {"ttl_seconds", 600}}).first == 400);
+  CHECK(f.Call("POST", cred, {{"access", "read_write"}, {"ttl_seconds", 120}}).first == 201);
+}
+
 // --- The OpenAPI walk --------------------------------------------------------
 
 json Resolve(const json& doc, json node) {
@@ -429,6 +560,7 @@ TEST_CASE("openapi walk: every documented operation answers as documented", "[ap
   CHECK(call("post", "/v1/projects/{project}/import", "/v1/projects/walk/import?branch=imported",
              export_bytes, "application/vnd.sqlite3")
             .first == 201);
+  CHECK(call("post", B + "/promote", b + "/promote").first == 200);
   call("get", B + "/checkpoints", b + "/checkpoints?limit=10");
   call("post", B + "/checkpoints", b + "/checkpoints", R"({"label":"first"})");
   call("post", B + "/rollback", b + "/rollback", R"({"to":{"actions":1}})");
