@@ -346,7 +346,12 @@ int BranchConnection::Read(void* buf, int amt, sqlite3_int64 offset) {
       // whether its parsed schema must be invalidated too.
       uint32_t stored_cookie = Get32(page + kCookieOffset);
       if (force_reload_ && in_page == 0 && n == kPageSize) {
-        if (seen_cookie_valid_ && stored_cookie + cookie_delta_ == seen_cookie_) ++cookie_delta_;
+        // Serve a cookie SQLite cannot hold (at most two values are taken).
+        auto taken = [&](uint32_t cookie) {
+          return (seen_base_.valid && seen_base_.cookie == cookie) ||
+                 (seen_written_.valid && seen_written_.cookie == cookie);
+        };
+        while (taken(stored_cookie + cookie_delta_)) ++cookie_delta_;
         force_reload_ = false;
       }
       char served[kPageSize];
@@ -360,15 +365,24 @@ int BranchConnection::Read(void* buf, int amt, sqlite3_int64 offset) {
   }
   if (begin == 0 && amt == static_cast<int>(kPageSize)) {
     // SQLite's readDbPage() of page 1: it now holds these version bytes.
-    std::memcpy(seen_vers_, out + kVersOffset, kVersBytes);
-    seen_vers_valid_ = true;
-    seen_cookie_ = Get32(out + kCookieOffset);
-    seen_cookie_valid_ = true;
+    std::memcpy(seen_base_.vers, out + kVersOffset, kVersBytes);
+    seen_base_.cookie = Get32(out + kCookieOffset);
+    seen_base_.valid = true;
+    seen_written_.valid = false;
   } else if (begin == kVersOffset && amt == static_cast<int>(kVersBytes) && !short_read &&
              force_reload_) {
-    // sqlite3PagerSharedLock()'s change check: make sure it sees a change.
-    if (!seen_vers_valid_ || std::memcmp(out, seen_vers_, kVersBytes) == 0) {
-      out[0] = static_cast<char>(out[0] ^ 0xff);
+    // sqlite3PagerSharedLock()'s change check: make sure it sees a change,
+    // i.e. bytes different from any SQLite may hold.
+    auto taken = [&](const char* vers) {
+      return (seen_base_.valid && std::memcmp(vers, seen_base_.vers, kVersBytes) == 0) ||
+             (seen_written_.valid && std::memcmp(vers, seen_written_.vers, kVersBytes) == 0);
+    };
+    if (taken(out) || (!seen_base_.valid && !seen_written_.valid)) {
+      for (unsigned char mask : {0xff, 0x80, 0x01}) {
+        out[0] = static_cast<char>(out[0] ^ mask);
+        if (!taken(out)) break;
+        out[0] = static_cast<char>(out[0] ^ mask);
+      }
     }
   }
   return short_read ? SQLITE_IOERR_SHORT_READ : SQLITE_OK;
@@ -402,12 +416,11 @@ int BranchConnection::Write(const void* buf, int amt, sqlite3_int64 offset) {
     // from a WAL database): this VFS has no WAL.
     if (u(kWriteVersionOffset) == 2) page[kWriteVersionOffset] = 1;
     if (u(kReadVersionOffset) == 2) page[kReadVersionOffset] = 1;
-    std::memcpy(seen_vers_, page.data() + kVersOffset, kVersBytes);
-    seen_vers_valid_ = true;
-    seen_cookie_ = Get32(page.data() + kCookieOffset);
-    seen_cookie_valid_ = true;
-    force_reload_ = false;  // SQLite's page 1 is now what it wrote
-    Put32(page.data() + kCookieOffset, seen_cookie_ - cookie_delta_);
+    std::memcpy(seen_written_.vers, page.data() + kVersOffset, kVersBytes);
+    seen_written_.cookie = Get32(page.data() + kCookieOffset);
+    seen_written_.valid = true;
+    force_reload_ = false;  // SQLite's page 1 is now one it read or wrote in this state
+    Put32(page.data() + kCookieOffset, seen_written_.cookie - cookie_delta_);
   }
   overlay_.insert_or_assign(pgno, std::move(page));
   db_size_ = std::max(db_size_, pgno);
@@ -556,6 +569,10 @@ int BranchConnection::CommitTransaction() {
     page1_lsn_ = *lsn;
   }
   overlay_.clear();
+  if (seen_written_.valid) {  // SQLite's page 1 is the one it just committed
+    seen_base_ = seen_written_;
+    seen_written_.valid = false;
+  }
   snapshot_ = *lsn;
   snapshot_size_ = db_size_;
   cache_lsn_ = *lsn;

@@ -99,10 +99,18 @@ class BranchConnection {
   // parsed schema reflect, and what SQLite last saw of page 1.
   Lsn cache_lsn_ = kNoLsn;
   bool force_reload_ = false;      // the next read transaction must drop the cache
-  bool seen_vers_valid_ = false;
-  unsigned char seen_vers_[16] = {};  // page-1 bytes 24..39 as SQLite last saw them
-  bool seen_cookie_valid_ = false;
-  uint32_t seen_cookie_ = 0;       // schema cookie (offset 40) as SQLite last saw it
+  // Page-1 version bytes (24..39) and schema cookie (40): as SQLite held them
+  // when its current transaction began (its last full read of page 1, or its
+  // last successful commit), and as it last wrote them since. SQLite holds
+  // one of the two: the base after a rollback (it restores page 1 from its
+  // journal), the written one after a failed commit.
+  struct SeenPage1 {
+    bool valid = false;
+    unsigned char vers[16] = {};
+    uint32_t cookie = 0;
+  };
+  SeenPage1 seen_base_;
+  SeenPage1 seen_written_;
   uint32_t cookie_delta_ = 0;      // served cookie = stored cookie + cookie_delta_
   // Page 1 of state page1_lsn_ (persisted form), to answer SQLite's 16-byte
   // change-counter check without a store read.

@@ -155,7 +155,7 @@ std::string Dump(sqlite3* db) {
     start = end + 1;
     out += "== " + name + "\n";
     out += Query(db, "SELECT rowid, * FROM \"" + name + "\" ORDER BY rowid", &rc);
-    if (rc != SQLITE_OK) out += "<query failed>";
+    if (rc != SQLITE_OK) out += "<query failed: " + std::string(sqlite3_errmsg(db)) + ">";
   }
   return out;
 }
