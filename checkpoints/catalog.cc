@@ -512,23 +512,35 @@ Status Catalog::SetProtected(const std::string& project, const std::string& bran
   return s.Run();
 }
 
-Result<int> Catalog::Impl::ReapLocked() {
+Result<int> Catalog::Impl::ReapLocked(std::vector<ReapedBranch>* reaped) {
   int64_t now = Now();
-  int reaped = 0;
+  int count = 0;
   for (auto& [name, p] : projects) {
     for (const BranchRow& r : AllBranches(*p)) {
       if (!r.expires_micros || *r.expires_micros > now) continue;
       if (r.is_protected || r.name == p->info.default_branch) continue;
       BRANCHDB_RETURN_IF_ERROR(DeleteBranchLocked(*p, r));
-      ++reaped;
+      reaped->push_back(ReapedBranch{p->info.name, r.name, r.timeline});
+      ++count;
     }
   }
-  return reaped;
+  return count;
+}
+
+void Catalog::Impl::NotifyReaped(const std::vector<ReapedBranch>& reaped) {
+  if (!options.on_branch_reaped) return;
+  for (const ReapedBranch& r : reaped) options.on_branch_reaped(r.project, r.branch, r.timeline);
 }
 
 Result<int> Catalog::ReapExpired() {
-  std::lock_guard<std::mutex> l(impl_->mu);
-  return impl_->ReapLocked();
+  std::vector<Impl::ReapedBranch> reaped;
+  Result<int> n(0);
+  {
+    std::lock_guard<std::mutex> l(impl_->mu);
+    n = impl_->ReapLocked(&reaped);
+  }
+  impl_->NotifyReaped(reaped);
+  return n;
 }
 
 void Catalog::Impl::ReaperLoop() {
@@ -538,15 +550,17 @@ void Catalog::Impl::ReaperLoop() {
     if (stop) break;
     l.unlock();
     std::vector<std::shared_ptr<Project>> to_gc;
+    std::vector<ReapedBranch> reaped;
     {
       std::lock_guard<std::mutex> g(mu);
-      (void)ReapLocked();
+      (void)ReapLocked(&reaped);
       int64_t now = Now();
       if (options.gc_interval_micros > 0 && now - last_gc_micros >= options.gc_interval_micros) {
         last_gc_micros = now;
         for (auto& [name, p] : projects) to_gc.push_back(p);
       }
     }
+    NotifyReaped(reaped);
     for (const auto& p : to_gc) {
       {
         std::lock_guard<std::mutex> s(reaper_mu);

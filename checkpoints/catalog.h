@@ -39,6 +39,7 @@
 #define BRANCHDB_CHECKPOINTS_CATALOG_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -74,6 +75,11 @@ struct CatalogOptions {
   int64_t gc_interval_micros = 3600 * kMicrosPerSecond;
   // Options of each project's PageStore (env is replaced by the env above).
   storage::PageStoreOptions store_options;
+  // Called after the reaper (or ReapExpired) deleted an expired branch, without
+  // catalog locks held (it may call the catalog), e.g. so that the server
+  // closes the branch's connections. Default: none.
+  std::function<void(const std::string& project, const std::string& branch, TimelineId timeline)>
+      on_branch_reaped;
 };
 
 struct ProjectInfo {

@@ -113,7 +113,14 @@ struct Catalog::Impl {
   // FailedPrecondition outside_restore_window.
   Status CheckRestorable(Project& p, TimelineId t, Lsn lsn);
 
-  Result<int> ReapLocked();
+  struct ReapedBranch {
+    std::string project, branch;
+    TimelineId timeline = 0;
+  };
+  // Deletes expired branches, appending them to *reaped.
+  Result<int> ReapLocked(std::vector<ReapedBranch>* reaped);
+  // Calls options.on_branch_reaped for each. REQUIRES: mu not held.
+  void NotifyReaped(const std::vector<ReapedBranch>& reaped);
   // GC of one project: pins and window read under mu, the store GC without it.
   // REQUIRES: mu not held.
   Result<storage::GcStats> GcProject(const std::shared_ptr<Project>& p);

@@ -308,15 +308,21 @@ TEST_CASE("reaper thread deletes expired branches on its own") {
   CatalogOptions o;
   o.env = f.env();
   o.reaper_interval_micros = 10000;  // 10 ms of real time
+  std::atomic<int> notified{0};
+  std::string notified_name;
+  o.on_branch_reaped = [&](const std::string& project, const std::string& branch, TimelineId) {
+    if (project == "acme") notified_name = branch;
+    ++notified;
+  };
   auto cat = Catalog::Open(o, f.dir());
   REQUIRE(cat.ok());
   // Waits for the effect (bounded), not for a time.
   bool gone = false;
-  for (int i = 0; i < 500 && !gone; ++i) {
-    gone = Reason((*cat)->GetBranch("acme", "short").status()) == "branch_not_found";
-    if (!gone) Clock::Default()->SleepForMicros(10000);
-  }
+  for (int i = 0; i < 500 && notified == 0; ++i) Clock::Default()->SleepForMicros(10000);
+  gone = Reason((*cat)->GetBranch("acme", "short").status()) == "branch_not_found";
   CHECK(gone);
+  CHECK(notified == 1);
+  CHECK(notified_name == "short");
 }
 
 TEST_CASE("deleting a parent keeps what its children read; children are re-parented") {
