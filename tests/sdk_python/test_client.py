@@ -382,6 +382,9 @@ class Errors(unittest.TestCase):
         self.assertEqual(cm.exception.code, "sql_forbidden")
         with self.assertRaises(branchdb.NotFound):
             c.request("GET", "/v1/no/such/route")
+        self.assertIn("branchdb_", c.metrics())
+        with self.assertRaises(branchdb.UnexpectedResponse):  # Prometheus text, not JSON
+            c.request("GET", "/metrics").json()
 
     def test_authentication_errors(self) -> None:
         bogus = branchdb.Client(SERVER.url, token="not-a-token", project=self.project,

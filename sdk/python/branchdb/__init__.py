@@ -15,7 +15,7 @@ from .client import BranchHandle, Client, new_idempotency_key
 from .errors import (ApiError, BadRequest, BranchdbError, ConfigurationError, Conflict,
                      IdempotencyKeyReused, NetworkError, NotFound, PayloadTooLarge,
                      PermissionDenied, RateLimited, ServerError, StatementTimeout,
-                     Unauthenticated, Unavailable)
+                     Unauthenticated, Unavailable, UnexpectedResponse)
 from ._http import ClientCredentials, Response, StaticToken, TokenSource
 from .models import (Branch, Checkpoint, CheckpointPage, ClientInfo, ComputeState, Credential,
                      DataDiff, Diff, Export, NewClient, Project, RollbackResult, RowChange,
@@ -29,6 +29,7 @@ __all__ = [
     "BranchdbError", "ConfigurationError", "NetworkError", "ApiError", "BadRequest",
     "Unauthenticated", "PermissionDenied", "NotFound", "StatementTimeout", "Conflict",
     "PayloadTooLarge", "IdempotencyKeyReused", "RateLimited", "ServerError", "Unavailable",
+    "UnexpectedResponse",
     "ClientCredentials", "StaticToken", "TokenSource", "Response",
     "Project", "Branch", "Checkpoint", "CheckpointPage", "StatementResult", "SqlResult",
     "RollbackResult", "Schema", "SchemaObject", "SchemaDiff", "SchemaObjectDiff", "DataDiff",

@@ -20,7 +20,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
-from .errors import ApiError, NetworkError, error_for_status
+from .errors import ApiError, NetworkError, UnexpectedResponse, error_for_status
 from .models import Token
 
 __all__ = ["Response", "TokenSource", "StaticToken", "ClientCredentials", "Transport"]
@@ -40,10 +40,14 @@ class Response:
     attempts: int = 1  # how many times it was sent (retries + 1)
 
     def json(self) -> Any:
-        """The body parsed as JSON (None when empty)."""
+        """The body parsed as JSON (None when empty); UnexpectedResponse if it is not JSON."""
         if not self.body:
             return None
-        return json.loads(self.body.decode("utf-8"))
+        try:
+            return json.loads(self.body.decode("utf-8"))
+        except ValueError as e:  # also UnicodeDecodeError
+            raise UnexpectedResponse(f"{self.method} {self.url}: HTTP {self.status} with a "
+                                     f"body that is not JSON: {self.body[:80]!r}") from e
 
     @property
     def request_id(self) -> Optional[str]:

@@ -22,10 +22,11 @@ import json
 import os
 import urllib.parse
 import uuid
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Union
+from typing import (Any, Dict, Iterator, List, Mapping, Optional, Sequence, Type, TypeVar,
+                    Union)
 
 from ._http import ClientCredentials, Response, StaticToken, TokenSource, Transport
-from .errors import ConfigurationError, NotFound
+from .errors import ConfigurationError, NotFound, UnexpectedResponse
 from .models import (Branch, Checkpoint, CheckpointPage, ClientInfo, ComputeState, Credential,
                      DataDiff, Diff, Export, NewClient, Project, RollbackResult, Schema,
                      SchemaDiff, SqlResult, encode_value)
@@ -58,6 +59,24 @@ def _time_json(value: TimeLike) -> Union[str, int, float]:
 def _seg(name: str) -> str:
     """One path segment, '/' included, percent-encoded."""
     return urllib.parse.quote(name, safe="")
+
+
+T = TypeVar("T")
+
+
+def _parse(cls: Type[T], j: Any) -> T:
+    """cls.from_json(j); a body of another shape raises UnexpectedResponse."""
+    try:
+        return cls.from_json(j)  # type: ignore[attr-defined]
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise UnexpectedResponse(f"unexpected {cls.__name__} response: {e!r}") from e
+
+
+def _items(j: Any, key: str) -> List[Any]:
+    items = j.get(key) if isinstance(j, dict) else None
+    if not isinstance(items, list):
+        raise UnexpectedResponse(f"unexpected response: no list {key!r}")
+    return items
 
 
 def _one_of(kind: str, **choices: Any) -> Dict[str, Any]:
@@ -227,20 +246,20 @@ class Client:
         body: Dict[str, Any] = {"name": name}
         if restore_window_seconds is not None:
             body["restore_window_seconds"] = restore_window_seconds
-        return Project.from_json(self._post("/v1/projects", body, idempotency_key))
+        return _parse(Project, self._post("/v1/projects", body, idempotency_key))
 
     def list_projects(self) -> List[Project]:
-        return [Project.from_json(p) for p in self._get("/v1/projects")["projects"]]
+        return [_parse(Project, p) for p in _items(self._get("/v1/projects"), "projects")]
 
     def get_project(self, name: Optional[str] = None) -> Project:
-        return Project.from_json(self._get(f"/v1/projects/{_seg(self._project(name))}"))
+        return _parse(Project, self._get(f"/v1/projects/{_seg(self._project(name))}"))
 
     def update_project(self, name: Optional[str] = None, *,
                        restore_window_seconds: Optional[int] = None) -> Project:
         body: Dict[str, Any] = {}
         if restore_window_seconds is not None:
             body["restore_window_seconds"] = restore_window_seconds
-        return Project.from_json(self.request(
+        return _parse(Project, self.request(
             "PATCH", f"/v1/projects/{_seg(self._project(name))}", json_body=body,
             retry=True).json())
 
@@ -275,15 +294,15 @@ class Client:
         if protected is not None:
             body["protected"] = protected
         path = f"/v1/projects/{_seg(self._project(project))}/branches"
-        return Branch.from_json(self._post(path, body, idempotency_key))
+        return _parse(Branch, self._post(path, body, idempotency_key))
 
     def list_branches(self, *, project: Optional[str] = None) -> List[Branch]:
         """All branches, sorted by name (parent links give the tree)."""
         path = f"/v1/projects/{_seg(self._project(project))}/branches"
-        return [Branch.from_json(b) for b in self._get(path)["branches"]]
+        return [_parse(Branch, b) for b in _items(self._get(path), "branches")]
 
     def get_branch(self, branch: str, *, project: Optional[str] = None) -> Branch:
-        return Branch.from_json(self._get(self._branch_path(project, branch)))
+        return _parse(Branch, self._get(self._branch_path(project, branch)))
 
     def update_branch(self, branch: str, *, name: Optional[str] = None,
                       protected: Optional[bool] = None, ttl: Optional[int] = None,
@@ -301,7 +320,7 @@ class Client:
         if expires_at is not _UNSET:
             body["expires_at"] = None if expires_at is None else _time_json(expires_at)
         renames = name is not None and name != branch
-        return Branch.from_json(self.request("PATCH", self._branch_path(project, branch),
+        return _parse(Branch, self.request("PATCH", self._branch_path(project, branch),
                                              json_body=body, retry=not renames).json())
 
     def delete_branch(self, branch: str, *, project: Optional[str] = None) -> None:
@@ -367,7 +386,7 @@ class Client:
                                           else list(params))
         if read_only:
             body["read_only"] = True
-        return SqlResult.from_json(self._post(self._branch_path(project, branch, "/sql"), body,
+        return _parse(SqlResult, self._post(self._branch_path(project, branch, "/sql"), body,
                                               idempotency_key))
 
     # -- checkpoints, rollback, reset ----------------------------------------------------
@@ -377,7 +396,7 @@ class Client:
                          project: Optional[str] = None) -> CheckpointPage:
         """One page of the branch's history, newest first (through resets and
         into its ancestors: ``inherited``)."""
-        return CheckpointPage.from_json(self._get(
+        return _parse(CheckpointPage, self._get(
             self._branch_path(project, branch, "/checkpoints"), {"limit": limit, "cursor": cursor}))
 
     def iter_checkpoints(self, branch: str, *, page_size: int = 100,
@@ -399,7 +418,7 @@ class Client:
         body: Dict[str, Any] = {"label": label}
         if lsn is not None:
             body["lsn"] = lsn
-        return Checkpoint.from_json(self._post(self._branch_path(project, branch, "/checkpoints"),
+        return _parse(Checkpoint, self._post(self._branch_path(project, branch, "/checkpoints"),
                                                body, idempotency_key))
 
     def rollback(self, branch: str, *, checkpoint: Optional[int] = None,
@@ -411,7 +430,7 @@ class Client:
         time, N actions back, or a label. O(1); undo with :meth:`undo`."""
         to = _one_of("rollback", checkpoint=checkpoint, lsn=lsn, timestamp=timestamp,
                      actions=actions, label=label)
-        return RollbackResult.from_json(self._post(self._branch_path(project, branch, "/rollback"),
+        return _parse(RollbackResult, self._post(self._branch_path(project, branch, "/rollback"),
                                                    {"to": to}, idempotency_key))
 
     def undo(self, branch: str, moved: RollbackResult, *, project: Optional[str] = None,
@@ -424,14 +443,14 @@ class Client:
     def reset(self, branch: str, *, project: Optional[str] = None,
               idempotency_key: Optional[str] = None) -> RollbackResult:
         """Moves the branch to its parent's current head (undoable with :meth:`undo`)."""
-        return RollbackResult.from_json(self._post(self._branch_path(project, branch, "/reset"),
+        return _parse(RollbackResult, self._post(self._branch_path(project, branch, "/reset"),
                                                    None, idempotency_key))
 
     # -- schema, diff -------------------------------------------------------------------------
 
     def schema(self, branch: str, *, lsn: Optional[int] = None,
                project: Optional[str] = None) -> Schema:
-        return Schema.from_json(self._get(self._branch_path(project, branch, "/schema"),
+        return _parse(Schema, self._get(self._branch_path(project, branch, "/schema"),
                                           {"lsn": lsn}))
 
     def diff(self, branch: str, *, kind: str = "schema", base: Optional[str] = None,
@@ -446,7 +465,8 @@ class Client:
         if tables:
             query["tables"] = ",".join(tables)
         j = self._get(self._branch_path(project, branch, "/diff"), query)
-        return DataDiff.from_json(j) if j.get("kind") == "data" else SchemaDiff.from_json(j)
+        kind_got = j.get("kind") if isinstance(j, dict) else None
+        return _parse(DataDiff, j) if kind_got == "data" else _parse(SchemaDiff, j)
 
     # -- credentials, compute ----------------------------------------------------------------
 
@@ -457,15 +477,15 @@ class Client:
         body: Dict[str, Any] = {"access": access}
         if ttl is not None:
             body["ttl_seconds"] = int(ttl)
-        return Credential.from_json(self._post(self._branch_path(project, branch, "/credentials"),
+        return _parse(Credential, self._post(self._branch_path(project, branch, "/credentials"),
                                                body, idempotent=False))
 
     def compute(self, branch: str, *, project: Optional[str] = None) -> ComputeState:
-        return ComputeState.from_json(self._get(self._branch_path(project, branch, "/compute")))
+        return _parse(ComputeState, self._get(self._branch_path(project, branch, "/compute")))
 
     def suspend(self, branch: str, *, project: Optional[str] = None) -> ComputeState:
         """Suspends the branch's compute now; the next request resumes it."""
-        return ComputeState.from_json(self._post(
+        return _parse(ComputeState, self._post(
             self._branch_path(project, branch, "/compute/suspend"), None))
 
     # -- export, import -------------------------------------------------------------------------
@@ -489,7 +509,7 @@ class Client:
         resp = self.request("POST", f"/v1/projects/{_seg(self._project(project))}/import",
                             query={"branch": branch}, data=bytes(data),
                             content_type="application/vnd.sqlite3", idempotency_key=key)
-        return Branch.from_json(resp.json())
+        return _parse(Branch, resp.json())
 
     # -- OAuth clients (admin) ----------------------------------------------------------------
 
@@ -500,10 +520,10 @@ class Client:
                                 "scopes": scopes if isinstance(scopes, str) else list(scopes)}
         if projects is not None:
             body["projects"] = list(projects)
-        return NewClient.from_json(self._post("/v1/clients", body, idempotent=False))
+        return _parse(NewClient, self._post("/v1/clients", body, idempotent=False))
 
     def list_clients(self) -> List[ClientInfo]:
-        return [ClientInfo.from_json(c) for c in self._get("/v1/clients")["clients"]]
+        return [_parse(ClientInfo, c) for c in _items(self._get("/v1/clients"), "clients")]
 
     def delete_client(self, client_id: str) -> None:
         """Deletes a client; its tokens stop working at once."""

@@ -12,6 +12,7 @@ Every exception derives from :class:`BranchdbError`. Two families:
   :class:`PayloadTooLarge` (413), :class:`IdempotencyKeyReused` (422),
   :class:`RateLimited` (429), :class:`ServerError` (5xx) and its subclass
   :class:`Unavailable` (503).
+* :class:`UnexpectedResponse` -- a success status with a body of another shape.
 * :class:`NetworkError` -- no HTTP answer at all (connection refused or reset,
   DNS failure, timeout, malformed response). The request may or may not have
   been applied; calls the SDK considers safe were already retried.
@@ -25,6 +26,7 @@ __all__ = [
     "BranchdbError",
     "ConfigurationError",
     "NetworkError",
+    "UnexpectedResponse",
     "ApiError",
     "BadRequest",
     "Unauthenticated",
@@ -47,6 +49,11 @@ class BranchdbError(Exception):
 
 class ConfigurationError(BranchdbError):
     """The client was not given what it needs (URL, credentials, project...)."""
+
+
+class UnexpectedResponse(BranchdbError, ValueError):
+    """A success response whose body is not what the API documents (e.g. a
+    proxy's HTML page, or a server of another version)."""
 
 
 class NetworkError(BranchdbError):
