@@ -289,6 +289,11 @@ int BranchConnection::BeginSnapshot() {
   return SQLITE_OK;
 }
 
+void BranchConnection::NoteCookie(uint32_t cookie) {
+  if (!cookie_seen_ || cookie > max_cookie_seen_) max_cookie_seen_ = cookie;
+  cookie_seen_ = true;
+}
+
 const char* BranchConnection::StoredPage(PageNo pgno, Lsn state) {
   if (pgno == 1 && page1_lsn_ == state) return page1_.data();
   Status st = store_->ReadPageAt(state, pgno, &page_buf_);
@@ -346,18 +351,20 @@ int BranchConnection::Read(void* buf, int amt, sqlite3_int64 offset) {
       // whether its parsed schema must be invalidated too.
       uint32_t stored_cookie = Get32(page + kCookieOffset);
       if (force_reload_ && in_page == 0 && n == kPageSize) {
-        // Serve a cookie SQLite cannot hold (at most two values are taken).
-        auto taken = [&](uint32_t cookie) {
-          return (seen_base_.valid && seen_base_.cookie == cookie) ||
-                 (seen_written_.valid && seen_written_.cookie == cookie);
-        };
-        while (taken(stored_cookie + cookie_delta_)) ++cookie_delta_;
+        // Serve a cookie SQLite has never seen, so that its parsed schema
+        // (whatever cookie it was loaded with) counts as out of date.
+        if (cookie_seen_ && stored_cookie + cookie_delta_ <= max_cookie_seen_) {
+          cookie_delta_ = max_cookie_seen_ + 1 - stored_cookie;
+        }
         force_reload_ = false;
       }
       char served[kPageSize];
       std::memcpy(served, page, kPageSize);
       Put32(served + kCookieOffset, stored_cookie + cookie_delta_);
       std::memcpy(out + (pos - begin), served + in_page, n);
+      if (in_page <= kCookieOffset && in_page + n >= kCookieOffset + 4) {
+        NoteCookie(stored_cookie + cookie_delta_);
+      }
     } else {
       std::memcpy(out + (pos - begin), page + in_page, n);
     }
@@ -419,6 +426,7 @@ int BranchConnection::Write(const void* buf, int amt, sqlite3_int64 offset) {
     std::memcpy(seen_written_.vers, page.data() + kVersOffset, kVersBytes);
     seen_written_.cookie = Get32(page.data() + kCookieOffset);
     seen_written_.valid = true;
+    NoteCookie(seen_written_.cookie);
     force_reload_ = false;  // SQLite's page 1 is now one it read or wrote in this state
     Put32(page.data() + kCookieOffset, seen_written_.cookie - cookie_delta_);
   }

@@ -77,6 +77,7 @@ class BranchConnection {
   // The stored (persisted-form) image of page pgno of `state` into page_buf_;
   // returns a pointer to kPageSize bytes, or nullptr with last_error_ set.
   const char* StoredPage(PageNo pgno, Lsn state);
+  void NoteCookie(uint32_t cookie);
   bool AcquireWriterSlot();
   void ReleaseWriterSlot();
   int Fail(int rc, Status status);
@@ -112,6 +113,11 @@ class BranchConnection {
   SeenPage1 seen_base_;
   SeenPage1 seen_written_;
   uint32_t cookie_delta_ = 0;      // served cookie = stored cookie + cookie_delta_
+  // The largest schema cookie SQLite has seen from (or written to) this file.
+  // SQLite's parsed schema carries one of the cookies it saw; after a
+  // non-linear move the connection serves a larger one, so it must reload.
+  bool cookie_seen_ = false;
+  uint32_t max_cookie_seen_ = 0;
   // Page 1 of state page1_lsn_ (persisted form), to answer SQLite's 16-byte
   // change-counter check without a store read.
   Lsn page1_lsn_ = kNoLsn;
