@@ -110,6 +110,8 @@ class Env {
   virtual Status DeleteDir(const std::string& dir) = 0;
   // fsync() of a directory: makes creations, renames and deletions in it durable.
   virtual Status SyncDir(const std::string& dir) = 0;
+  // chmod(): sets the permission bits of path (e.g. 0600 for files holding secrets).
+  virtual Status SetPermissions(const std::string& path, uint32_t mode) = 0;
   // Takes an exclusive advisory lock on path (created if missing). Fails with
   // Unavailable when another process holds it.
   virtual Result<std::unique_ptr<FileLock>> LockFile(const std::string& path) = 0;
@@ -153,6 +155,9 @@ class EnvWrapper : public Env {
   Status CreateDirs(const std::string& dir) override { return target_->CreateDirs(dir); }
   Status DeleteDir(const std::string& dir) override { return target_->DeleteDir(dir); }
   Status SyncDir(const std::string& dir) override { return target_->SyncDir(dir); }
+  Status SetPermissions(const std::string& path, uint32_t mode) override {
+    return target_->SetPermissions(path, mode);
+  }
   Result<std::unique_ptr<FileLock>> LockFile(const std::string& path) override {
     return target_->LockFile(path);
   }

@@ -1,4 +1,6 @@
 // Tests of Status and the POSIX Env.
+#include <sys/stat.h>
+
 #include <catch2/catch.hpp>
 
 #include "storage/env/env.h"
@@ -73,6 +75,17 @@ TEST_CASE("WriteFileAtomic replaces a file whole") {
   REQUIRE(env->WriteFileAtomic(dir.Sub("cfg"), "two").ok());
   CHECK(*env->ReadFileToString(dir.Sub("cfg")) == "two");
   CHECK_FALSE(env->FileExists(dir.Sub("cfg.tmp")));
+}
+
+TEST_CASE("SetPermissions changes a file's mode") {
+  TempDir dir;
+  Env* env = Env::Default();
+  REQUIRE(env->WriteFileAtomic(dir.Sub("secret"), "s3cr3t").ok());
+  REQUIRE(env->SetPermissions(dir.Sub("secret"), 0600).ok());
+  struct stat st;
+  REQUIRE(::stat(dir.Sub("secret").c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0600);
+  CHECK(env->SetPermissions(dir.Sub("missing"), 0600).IsNotFound());
 }
 
 TEST_CASE("LockFile excludes a second holder until released") {
