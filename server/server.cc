@@ -32,6 +32,10 @@ struct ApiServer::Parts {
   std::unique_ptr<http::Metrics> metrics;
   std::unique_ptr<http::IdempotencyStore> idempotency;
   std::unique_ptr<compute::ComputeSupervisor> computes;
+  // The catalog's reaper may call back before the supervisor exists or while
+  // it is being destroyed: it uses the supervisor under reaper_mu only.
+  std::mutex reaper_mu;
+  compute::ComputeSupervisor* computes_for_reaper = nullptr;  // guarded by reaper_mu
   compute::ProjectGate gate;
   std::unique_ptr<httplib::Server> http;
   std::unique_ptr<http::Router> router;
@@ -63,6 +67,10 @@ ApiServer::~ApiServer() {
   // (their connections), then the stores below them.
   parts_->router.reset();
   parts_->http.reset();
+  {
+    std::lock_guard<std::mutex> l(parts_->reaper_mu);
+    parts_->computes_for_reaper = nullptr;
+  }
   parts_->computes.reset();
   parts_->idempotency.reset();
   parts_->catalog.reset();
@@ -110,6 +118,16 @@ Status ApiServer::Init() {
       env_, [metrics](double seconds) { metrics->Observe(http::kFsyncSeconds, {}, seconds); });
   checkpoints::CatalogOptions cat_opts;
   cat_opts.env = parts_->timed_env.get();
+  Parts* parts = parts_.get();
+  auto logger = services_.logger;
+  cat_opts.on_branch_reaped = [parts, logger](const std::string& project,
+                                              const std::string& branch, storage::TimelineId) {
+    logger->info("event=branch_expired project={} branch={}", project, branch);
+    std::lock_guard<std::mutex> l(parts->reaper_mu);
+    if (parts->computes_for_reaper != nullptr) {
+      parts->computes_for_reaper->Remove(project + "/" + branch);
+    }
+  };
   auto catalog = checkpoints::Catalog::Open(cat_opts, config_.data_dir);
   if (!catalog.ok()) return catalog.status().WithContext("catalog");
   parts_->catalog = std::move(*catalog);
@@ -155,6 +173,10 @@ Status ApiServer::Init() {
   if (!sup.ok()) return sup.status();
   parts_->computes = std::move(*sup);
   services_.computes = parts_->computes.get();
+  {
+    std::lock_guard<std::mutex> l(parts_->reaper_mu);
+    parts_->computes_for_reaper = parts_->computes.get();
+  }
   services_.gate = &parts_->gate;
   compute::ComputeSupervisor* computes = parts_->computes.get();
   metrics->AddCollector([computes](http::Metrics& m) {
@@ -209,8 +231,6 @@ Status ApiServer::Init() {
   RegisterCheckpointRoutes(*parts_->router, services_);
   RegisterBranchItemRoutes(*parts_->router, services_);  // last: its pattern takes the rest
 
-  Parts* parts = parts_.get();
-  auto logger = services_.logger;
   parts_->housekeeper = std::thread([parts, logger] {
     std::unique_lock<std::mutex> l(parts->hk_mu);
     while (!parts->hk_stop) {

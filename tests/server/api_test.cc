@@ -451,6 +451,23 @@ TEST_CASE("deleting a project waits for requests using it", "[api]") {
   CHECK(f.Call("POST", sql, {{"sql", "SELECT 1"}}).first == 404);
 }
 
+TEST_CASE("an expired branch is reaped and its compute dropped", "[api]") {
+  ApiFixture f;
+  REQUIRE(f.Call("POST", "/v1/projects", {{"name", "shop"}}).first == 201);
+  REQUIRE(f.Call("POST", "/v1/projects/shop/branches", {{"name", "tmp"}, {"ttl_seconds", 1}}).first ==
+          201);
+  REQUIRE(f.Call("POST", "/v1/projects/shop/branches/tmp/sql", {{"sql", "SELECT 1"}}).first == 200);
+  CHECK(f.server_->services().computes->Info("shop/tmp").ok());
+  // The catalog's reaper runs every second (real time).
+  bool gone = false;
+  for (int i = 0; i < 100 && !gone; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    gone = f.Call("GET", "/v1/projects/shop/branches/tmp").first == 404;
+  }
+  REQUIRE(gone);
+  CHECK(f.server_->services().computes->Info("shop/tmp").status().IsNotFound());
+}
+
 TEST_CASE("credential lifetime is capped by the config", "[api]") {
   ApiFixture f([](Config& c) { c.credential_max_seconds = 300; });
   REQUIRE(f.Call("POST", "/v1/projects", {{"name", "shop"}}).first == 201);
