@@ -228,9 +228,34 @@ Result<GcStats> PageStoreImpl::Gc(const GcOptions& options) {
   }
   // The manifest must be durable before compaction drops anything from disk.
   std::string manifest = EncodeManifest(BuildManifest());
-  BRANCHDB_RETURN_IF_ERROR(env_->WriteFileAtomic(JoinPath(dir_, kManifestName), manifest));
+  BRANCHDB_RETURN_IF_ERROR(WriteManifest(manifest));
   BRANCHDB_RETURN_IF_ERROR(Compact(&stats));
   return stats;
+}
+
+// Env::WriteFileAtomic, step by step, so that a failed fsync fails the store
+// while other failures (which leave the old manifest in place, still matching
+// the segments) are only returned.
+Status PageStoreImpl::WriteManifest(const std::string& contents) {
+  const std::string path = JoinPath(dir_, kManifestName);
+  const std::string tmp = path + ".tmp";
+  {
+    auto file = env_->NewWritableFile(tmp, Env::OpenMode::kTruncate);
+    if (!file.ok()) return file.status();
+    BRANCHDB_RETURN_IF_ERROR((*file)->Append(contents));
+    BRANCHDB_RETURN_IF_ERROR(FailStopOnError((*file)->Sync()));
+    BRANCHDB_RETURN_IF_ERROR((*file)->Close());
+  }
+  BRANCHDB_RETURN_IF_ERROR(env_->RenameFile(tmp, path));
+  return FailStopOnError(env_->SyncDir(dir_));
+}
+
+Status PageStoreImpl::FailStopOnError(Status s) {
+  if (!s.ok()) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (failed_.ok()) failed_ = s;
+  }
+  return s;
 }
 
 Manifest PageStoreImpl::BuildManifest() const {
@@ -302,12 +327,7 @@ Status PageStoreImpl::Compact(GcStats* stats) {
   auto active = segments.find(active_number_);
   if (active_file_ && active != segments.end() && !active_footer_.empty() &&
       worth(active_number_, active->second)) {
-    Status s = RollSegment();
-    if (!s.ok()) {
-      std::lock_guard<std::mutex> lock(mu_);
-      failed_ = s;
-      return s;
-    }
+    BRANCHDB_RETURN_IF_ERROR(FailStopOnError(RollSegment()));
     std::shared_lock<std::shared_mutex> state(state_mu_);
     segments = segments_;
   }
@@ -339,7 +359,7 @@ Status PageStoreImpl::Compact(GcStats* stats) {
     group_bytes += keep[n];
   }
   if (!group.empty()) BRANCHDB_RETURN_IF_ERROR(CompactGroup(group, stats));
-  return env_->SyncDir(dir_);
+  return FailStopOnError(env_->SyncDir(dir_));
 }
 
 Status PageStoreImpl::CompactGroup(const std::vector<uint64_t>& group, GcStats* stats) {
@@ -445,21 +465,16 @@ Status PageStoreImpl::CompactGroup(const std::vector<uint64_t>& group, GcStats* 
   }
   buf += EncodeFooter(footer, offset + buf.size());
   Status s = out->Append(buf);
-  if (s.ok()) s = out->Sync();
+  if (s.ok()) s = FailStopOnError(out->Sync());  // a failed fsync is never survived
   if (s.ok()) s = out->Close();
   if (!s.ok()) return fail(s);
   const uint64_t new_size = out->Size();
   out.reset();
   BRANCHDB_RETURN_IF_ERROR(env_->RenameFile(tmp_path, final_path));
-  s = env_->SyncDir(dir_);
-  if (!s.ok()) {
-    // The output may or may not be durable under its final name; a later
-    // compaction of the same segments would then duplicate their records.
-    // Fail-stop: recovery sorts it out (the output supersedes the group).
-    std::lock_guard<std::mutex> lock(mu_);
-    failed_ = s;
-    return s;
-  }
+  // On failure the output may or may not be durable under its final name; a
+  // later compaction of the same segments would then duplicate their records.
+  // Fail-stop: recovery sorts it out (the output supersedes the group).
+  BRANCHDB_RETURN_IF_ERROR(FailStopOnError(env_->SyncDir(dir_)));
   {
     std::unique_lock<std::shared_mutex> state(state_mu_);
     for (const Move& m : moves) {

@@ -158,6 +158,10 @@ class PageStoreImpl final : public PageStore {
   GcPlan PlanGc(const std::unordered_set<Lsn>& roots) const;
   Manifest BuildManifest() const;
   Status Compact(GcStats* stats);
+  // Records s as the store's failure (if it is the first) and returns it.
+  Status FailStopOnError(Status s);
+  // Writes GCSTATE atomically; a failed fsync fails the store.
+  Status WriteManifest(const std::string& contents);
   Status CompactGroup(const std::vector<uint64_t>& group, GcStats* stats);
 
   // Constant after construction.
