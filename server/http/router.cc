@@ -48,6 +48,37 @@ std::string NewRequestId() {
   return buf;
 }
 
+namespace {
+// Stands for an encoded slash while routes are matched: a control character,
+// which no project, branch or client name may contain.
+constexpr char kEncodedSlash = '\x1f';
+
+// The request target's path, percent-decoded except that "%2F" becomes
+// kEncodedSlash (httplib decodes it to '/', which would make it a separator).
+std::string RoutingPath(const std::string& target) {
+  std::string raw = target.substr(0, target.find('?'));
+  std::string held;
+  for (size_t i = 0; i < raw.size(); ++i) {
+    if (raw[i] == '%' && i + 2 < raw.size() && raw[i + 1] == '2' &&
+        (raw[i + 2] == 'F' || raw[i + 2] == 'f')) {
+      held += kEncodedSlash;
+      i += 2;
+    } else {
+      held += raw[i];
+    }
+  }
+  return httplib::detail::decode_url(held, false);
+}
+}  // namespace
+
+std::string PathParam(const httplib::Request& req, size_t i) {
+  std::string out = req.matches[i];
+  for (char& c : out) {
+    if (c == kEncodedSlash) c = '/';
+  }
+  return out;
+}
+
 Result<std::string> DecodePathSegment(const std::string& segment) {
   std::string out;
   for (size_t i = 0; i < segment.size(); ++i) {
@@ -74,6 +105,9 @@ Router::Router(httplib::Server& server, RouterOptions options)
   server_.set_pre_routing_handler([clock](const httplib::Request& req, httplib::Response& res) {
     t_start_nanos = clock->NowMonotonicNanos();
     t_route = "unmatched";
+    // httplib routes on req.path, decoded from the target with "%2F" already a
+    // '/'. The Request object is httplib's own mutable one, handed over const.
+    if (!req.target.empty()) const_cast<httplib::Request&>(req).path = RoutingPath(req.target);
     std::string id = req.get_header_value("X-Request-Id");
     res.set_header("X-Request-Id", SaneRequestId(id) ? id : NewRequestId());
     return httplib::Server::HandlerResponse::Unhandled;

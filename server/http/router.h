@@ -89,6 +89,13 @@ class Router {
 // Generates a request id (32 lowercase hex characters).
 std::string NewRequestId();
 
+// A route's i-th capture group as a name: a percent-encoded slash ("%2F") in
+// the request path is a character of a name, never a path separator, so
+// "/branches/feature%2Fschema" is the branch "feature/schema", not the schema
+// route of branch "feature". (The router matches routes against the path with
+// each encoded slash held as a placeholder; this puts the '/' back.)
+std::string PathParam(const httplib::Request& req, size_t i);
+
 // Percent-decodes one path segment captured by a route regex ("dev%2Falex" ->
 // "dev/alex"). InvalidArgument for a malformed escape.
 Result<std::string> DecodePathSegment(const std::string& segment);

@@ -89,7 +89,7 @@ void RegisterBranchRoutes(http::Router& router, Services& services) {
   Services* s = &services;
   router.Post(R"(/v1/projects/([^/]+)/branches)", "/v1/projects/{project}/branches",
               [s](const httplib::Request& req, httplib::Response& res, http::RequestContext& ctx) {
-                std::string project = req.matches[1];
+                std::string project = http::PathParam(req, 1);
                 auto who = http::RequireAuth(*s, req, res, auth::Operation::kCreateBranch, project);
                 if (!who) return;
                 BRANCHDB_TRY_SEND(res, body, http::ParseJsonObject(req.body));
@@ -106,7 +106,7 @@ void RegisterBranchRoutes(http::Router& router, Services& services) {
               });
   router.Get(R"(/v1/projects/([^/]+)/branches)", "/v1/projects/{project}/branches",
              [s](const httplib::Request& req, httplib::Response& res, http::RequestContext&) {
-               std::string project = req.matches[1];
+               std::string project = http::PathParam(req, 1);
                if (!http::RequireAuth(*s, req, res, auth::Operation::kListBranches, project)) return;
                BRANCHDB_TRY_SEND(res, list, s->catalog->ListBranches(project, true));
                json out = json::array();
@@ -122,7 +122,7 @@ void RegisterBranchItemRoutes(http::Router& router, Services& services) {
   const std::string label = "/v1/projects/{project}/branches/{branch}";
   router.Get(pattern, label,
              [s](const httplib::Request& req, httplib::Response& res, http::RequestContext&) {
-               std::string project = req.matches[1], branch = req.matches[2];
+               std::string project = http::PathParam(req, 1), branch = http::PathParam(req, 2);
                if (!http::RequireAuth(*s, req, res, auth::Operation::kGetBranch, project, branch)) {
                  return;
                }
@@ -131,7 +131,7 @@ void RegisterBranchItemRoutes(http::Router& router, Services& services) {
              });
   router.Patch(pattern, label,
                [s](const httplib::Request& req, httplib::Response& res, http::RequestContext&) {
-                 std::string project = req.matches[1], branch = req.matches[2];
+                 std::string project = http::PathParam(req, 1), branch = http::PathParam(req, 2);
                  if (!http::RequireAuth(*s, req, res, auth::Operation::kCreateBranch, project,
                                         branch)) {
                    return;
@@ -170,7 +170,7 @@ void RegisterBranchItemRoutes(http::Router& router, Services& services) {
                });
   router.Delete(pattern, label,
                 [s](const httplib::Request& req, httplib::Response& res, http::RequestContext&) {
-                  std::string project = req.matches[1], branch = req.matches[2];
+                  std::string project = http::PathParam(req, 1), branch = http::PathParam(req, 2);
                   if (!http::RequireAuth(*s, req, res, auth::Operation::kDeleteBranch, project,
                                          branch)) {
                     return;

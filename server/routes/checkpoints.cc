@@ -129,7 +129,7 @@ void RegisterCheckpointRoutes(http::Router& router, Services& services) {
 
   router.Get(base + "/checkpoints", lbase + "/checkpoints",
              [s](const httplib::Request& req, httplib::Response& res, http::RequestContext&) {
-               std::string project = req.matches[1], branch = req.matches[2];
+               std::string project = http::PathParam(req, 1), branch = http::PathParam(req, 2);
                if (!http::RequireAuth(*s, req, res, auth::Operation::kListCheckpoints, project,
                                       branch)) {
                  return;
@@ -153,7 +153,7 @@ void RegisterCheckpointRoutes(http::Router& router, Services& services) {
 
   router.Post(base + "/checkpoints", lbase + "/checkpoints",
               [s](const httplib::Request& req, httplib::Response& res, http::RequestContext&) {
-                std::string project = req.matches[1], branch = req.matches[2];
+                std::string project = http::PathParam(req, 1), branch = http::PathParam(req, 2);
                 if (!http::RequireAuth(*s, req, res, auth::Operation::kCreateCheckpoint, project,
                                        branch)) {
                   return;
@@ -182,7 +182,7 @@ void RegisterCheckpointRoutes(http::Router& router, Services& services) {
 
   router.Post(base + "/rollback", lbase + "/rollback",
               [s](const httplib::Request& req, httplib::Response& res, http::RequestContext& ctx) {
-                std::string project = req.matches[1], branch = req.matches[2];
+                std::string project = http::PathParam(req, 1), branch = http::PathParam(req, 2);
                 auto who = http::RequireAuth(*s, req, res, auth::Operation::kRollbackBranch,
                                              project, branch);
                 if (!who) return;
@@ -197,7 +197,7 @@ void RegisterCheckpointRoutes(http::Router& router, Services& services) {
 
   router.Post(base + "/reset", lbase + "/reset",
               [s](const httplib::Request& req, httplib::Response& res, http::RequestContext& ctx) {
-                std::string project = req.matches[1], branch = req.matches[2];
+                std::string project = http::PathParam(req, 1), branch = http::PathParam(req, 2);
                 auto who = http::RequireAuth(*s, req, res, auth::Operation::kResetBranch, project,
                                              branch);
                 if (!who) return;
@@ -210,7 +210,7 @@ void RegisterCheckpointRoutes(http::Router& router, Services& services) {
 
   router.Post(base + "/promote", lbase + "/promote",
               [s](const httplib::Request& req, httplib::Response& res, http::RequestContext& ctx) {
-                std::string project = req.matches[1], branch = req.matches[2];
+                std::string project = http::PathParam(req, 1), branch = http::PathParam(req, 2);
                 auto who = http::RequireAuth(*s, req, res, auth::Operation::kPromoteBranch,
                                              project, branch);
                 if (!who) return;
@@ -227,7 +227,7 @@ void RegisterCheckpointRoutes(http::Router& router, Services& services) {
 
   router.Get(base + "/diff", lbase + "/diff",
              [s](const httplib::Request& req, httplib::Response& res, http::RequestContext&) {
-               std::string project = req.matches[1], branch = req.matches[2];
+               std::string project = http::PathParam(req, 1), branch = http::PathParam(req, 2);
                if (!http::RequireAuth(*s, req, res, auth::Operation::kDiffBranch, project, branch)) {
                  return;
                }

@@ -51,14 +51,14 @@ void RegisterProjectRoutes(http::Router& router, Services& services) {
              });
   router.Get(R"(/v1/projects/([^/]+))", "/v1/projects/{project}",
              [s](const httplib::Request& req, httplib::Response& res, http::RequestContext&) {
-               std::string project = req.matches[1];
+               std::string project = http::PathParam(req, 1);
                if (!http::RequireAuth(*s, req, res, auth::Operation::kGetProject, project)) return;
                BRANCHDB_TRY_SEND(res, p, s->catalog->GetProject(project));
                http::SendJson(res, 200, routes::ProjectJson(*p));
              });
   router.Patch(R"(/v1/projects/([^/]+))", "/v1/projects/{project}",
                [s](const httplib::Request& req, httplib::Response& res, http::RequestContext&) {
-                 std::string project = req.matches[1];
+                 std::string project = http::PathParam(req, 1);
                  if (!http::RequireAuth(*s, req, res, auth::Operation::kUpdateProject, project)) {
                    return;
                  }
@@ -73,7 +73,7 @@ void RegisterProjectRoutes(http::Router& router, Services& services) {
                });
   router.Delete(R"(/v1/projects/([^/]+))", "/v1/projects/{project}",
                 [s](const httplib::Request& req, httplib::Response& res, http::RequestContext&) {
-                  std::string project = req.matches[1];
+                  std::string project = http::PathParam(req, 1);
                   if (!http::RequireAuth(*s, req, res, auth::Operation::kDeleteProject, project)) {
                     return;
                   }

@@ -90,7 +90,7 @@ Result<storage::SqliteHandle> OpenReadOnly(Services& s, const std::string& proje
 
 void HandleSql(Services* s, const httplib::Request& req, httplib::Response& res,
                http::RequestContext& ctx) {
-  std::string project = req.matches[1], branch = req.matches[2];
+  std::string project = http::PathParam(req, 1), branch = http::PathParam(req, 2);
   auto who = http::RequireAuth(*s, req, res, auth::Operation::kSqlRead, project, branch);
   if (!who) return;
   BRANCHDB_TRY_SEND(res, body, http::ParseJsonObject(req.body));
@@ -159,7 +159,7 @@ void RegisterSqlRoutes(http::Router& router, Services& services) {
   router.Post(
       base + "/credentials", lbase + "/credentials",
       [s](const httplib::Request& req, httplib::Response& res, http::RequestContext&) {
-        std::string project = req.matches[1], branch = req.matches[2];
+        std::string project = http::PathParam(req, 1), branch = http::PathParam(req, 2);
         BRANCHDB_TRY_SEND(res, body, http::ParseJsonObject(req.body, true));
         std::string access = body->value("access", "read");
         if (access != "read" && access != "read_write") {
@@ -195,7 +195,7 @@ void RegisterSqlRoutes(http::Router& router, Services& services) {
 
   router.Get(base + "/compute", lbase + "/compute",
              [s](const httplib::Request& req, httplib::Response& res, http::RequestContext&) {
-               std::string project = req.matches[1], branch = req.matches[2];
+               std::string project = http::PathParam(req, 1), branch = http::PathParam(req, 2);
                if (!http::RequireAuth(*s, req, res, auth::Operation::kGetBranch, project, branch)) {
                  return;
                }
@@ -205,7 +205,7 @@ void RegisterSqlRoutes(http::Router& router, Services& services) {
              });
   router.Post(base + "/compute/suspend", lbase + "/compute/suspend",
               [s](const httplib::Request& req, httplib::Response& res, http::RequestContext&) {
-                std::string project = req.matches[1], branch = req.matches[2];
+                std::string project = http::PathParam(req, 1), branch = http::PathParam(req, 2);
                 if (!http::RequireAuth(*s, req, res, auth::Operation::kCreateBranch, project,
                                        branch)) {
                   return;
@@ -218,7 +218,7 @@ void RegisterSqlRoutes(http::Router& router, Services& services) {
 
   router.Get(base + "/schema", lbase + "/schema",
              [s](const httplib::Request& req, httplib::Response& res, http::RequestContext&) {
-               std::string project = req.matches[1], branch = req.matches[2];
+               std::string project = http::PathParam(req, 1), branch = http::PathParam(req, 2);
                if (!http::RequireAuth(*s, req, res, auth::Operation::kGetBranch, project, branch)) {
                  return;
                }
@@ -254,7 +254,7 @@ void RegisterSqlRoutes(http::Router& router, Services& services) {
 
   router.Get(base + "/export", lbase + "/export",
              [s](const httplib::Request& req, httplib::Response& res, http::RequestContext&) {
-               std::string project = req.matches[1], branch = req.matches[2];
+               std::string project = http::PathParam(req, 1), branch = http::PathParam(req, 2);
                if (!http::RequireAuth(*s, req, res, auth::Operation::kSqlRead, project, branch)) {
                  return;
                }
@@ -288,7 +288,7 @@ void RegisterSqlRoutes(http::Router& router, Services& services) {
   router.Post(
       R"(/v1/projects/([^/]+)/import)", "/v1/projects/{project}/import",
       [s](const httplib::Request& req, httplib::Response& res, http::RequestContext& ctx) {
-        std::string project = req.matches[1];
+        std::string project = http::PathParam(req, 1);
         std::string branch = req.get_param_value("branch");
         auto who = http::RequireAuth(*s, req, res, auth::Operation::kCreateBranch, project, branch);
         if (!who) return;
