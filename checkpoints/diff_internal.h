@@ -11,10 +11,10 @@
 
 namespace branchdb::checkpoints {
 
-// A read-only connection at one state of a project's store. When no live
-// timeline has the state on its history, a scratch timeline (annotation kind
-// "internal") is created at the state and dropped again on destruction (Open
-// reconciles it away after a crash).
+// A read-only connection at one state of a project's store: through a live
+// timeline that has the state on its history, else opened at the exact state.
+// The empty state (LSN 0) is read through a scratch timeline (annotation kind
+// "internal") dropped again on destruction (Open reconciles it after a crash).
 class StateConnection {
  public:
   StateConnection() = default;

@@ -52,7 +52,11 @@ Result<std::unique_ptr<StateConnection>> StateConnection::Open(Catalog::Impl& im
       }
     }
   }
-  if (o.timeline == 0) {
+  if (o.timeline == 0 && state != 0) {
+    o.state = state;  // e.g. a rolled-back head that no live branch has now
+  } else if (o.timeline == 0) {
+    // The empty database: no record names it, so read it through a scratch
+    // timeline created from nothing.
     Annotation a;
     a.kind = "internal";
     a.summary = "diff";

@@ -418,7 +418,15 @@ Result<storage::SqliteHandle> Catalog::OpenBranchConnection(const std::string& p
     o.timeline = row->timeline;
     o.cache_pages = request.cache_pages;
     if (request.as_of) {
-      o.as_of = *request.as_of;
+      // A state this branch itself recorded (on its history, or a former head
+      // that a rollback or reset left behind) is read exactly; any other LSN
+      // reads the branch's history as of it.
+      auto record = o.store->GetRecord(*request.as_of);
+      if (record.ok() && record->timeline == row->timeline) {
+        o.state = *request.as_of;
+      } else {
+        o.as_of = *request.as_of;
+      }
     } else if (request.read_only) {
       auto head = o.store->Head(row->timeline);
       if (!head.ok()) return head.status();

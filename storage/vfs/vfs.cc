@@ -169,15 +169,20 @@ Status RegisterVfs() {
 
 Result<SqliteHandle> OpenConnection(const ConnectionOptions& options) {
   if (options.store == nullptr) return Status::InvalidArgument("OpenConnection: no store");
-  if (options.timeline == 0) return Status::InvalidArgument("OpenConnection: no timeline");
   BRANCHDB_RETURN_IF_ERROR(RegisterVfs());
-  Result<TimelineInfo> info = options.store->GetTimeline(options.timeline);
-  if (!info.ok()) return info.status();
-
   vi::OpenRequest request;
   request.store = options.store;
   request.timeline = options.timeline;
-  if (options.as_of.has_value()) {
+  if (options.state.has_value()) {
+    Result<RecordInfo> record = options.store->GetRecord(*options.state);
+    if (!record.ok()) return record.status();
+    request.read_only = true;
+    request.pinned_state = *options.state;
+  } else if (options.timeline == 0) {
+    return Status::InvalidArgument("OpenConnection: no timeline");
+  } else if (Result<TimelineInfo> info = options.store->GetTimeline(options.timeline); !info.ok()) {
+    return info.status();
+  } else if (options.as_of.has_value()) {
     Result<Lsn> state = options.store->ResolveLsn(options.timeline, *options.as_of);
     if (!state.ok()) return state.status();
     request.read_only = true;

@@ -45,6 +45,10 @@ struct ConnectionOptions {
   // Default (unset): read-write, at the head. Set: read-only, the state of the
   // timeline as of this LSN (ResolveLsn); never moves.
   std::optional<Lsn> as_of;
+  // Set: read-only at exactly state(state), any record LSN of the store,
+  // whether or not it is on a timeline's current history (a former head, a
+  // rolled-back state); timeline may then be 0. Takes precedence over as_of.
+  std::optional<Lsn> state;
   // SQLite page cache size in pages (PRAGMA cache_size). Default: 2000.
   int cache_pages = 2000;
 };
@@ -55,7 +59,8 @@ Status RegisterVfs();
 // Opens a connection through the VFS (registering it if needed), with
 // journal_mode=MEMORY set and page size 4096 for a new database.
 // InvalidArgument for a missing store/timeline, NotFound for an unknown
-// timeline or an as_of before its history.
+// timeline, an as_of before its history, or a state that is not (or no longer)
+// in the store.
 Result<SqliteHandle> OpenConnection(const ConnectionOptions& options);
 
 // Bytes to store as the annotation of this connection's next commit (consumed
