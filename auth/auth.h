@@ -165,11 +165,6 @@ struct AuthOptions {
   // Defaults: 10 failures, 300 s.
   int rate_limit_failures = 10;
   int64_t rate_limit_window_seconds = 300;
-  // Default: empty. Called on every secret-bearing file (private keys,
-  // clients.json, revoked.json, admin-credentials.json) right after it is
-  // created empty and before any secret is written to it; the server passes a
-  // function that sets mode 0600 (Env has no chmod). An error aborts the write.
-  std::function<Status(const std::string& path)> restrict_file_permissions;
 };
 
 struct ClientSpec {

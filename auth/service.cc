@@ -75,14 +75,13 @@ int64_t AuthServiceImpl::NowSeconds() const {
 std::string AuthServiceImpl::AuthDir() const { return JoinPath(options_.data_dir, "auth"); }
 
 Status AuthServiceImpl::WritePrivateFile(const std::string& path, std::string_view contents) {
-  // Like Env::WriteFileAtomic, plus the permission hook before any byte is written.
+  // Like Env::WriteFileAtomic, with mode 0600 set while the file is still
+  // empty, before any secret is written to it. A failed chmod aborts the write.
   const std::string tmp = path + ".tmp";
   {
     auto file = env_->NewWritableFile(tmp, Env::OpenMode::kTruncate);
     if (!file.ok()) return file.status();
-    if (options_.restrict_file_permissions) {
-      BRANCHDB_RETURN_IF_ERROR(options_.restrict_file_permissions(tmp));
-    }
+    BRANCHDB_RETURN_IF_ERROR(env_->SetPermissions(tmp, 0600));
     BRANCHDB_RETURN_IF_ERROR((*file)->Append(contents));
     BRANCHDB_RETURN_IF_ERROR((*file)->Sync());
     BRANCHDB_RETURN_IF_ERROR((*file)->Close());

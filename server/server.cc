@@ -98,13 +98,6 @@ Status ApiServer::Init() {
   auth::AuthOptions aopts;
   aopts.data_dir = config_.data_dir;
   aopts.access_token_lifetime_seconds = config_.token_lifetime_seconds;
-  aopts.restrict_file_permissions = [](const std::string& path) {
-    // Env has no chmod; the auth library asks the server for this one call.
-    if (::chmod(path.c_str(), 0600) != 0) {
-      return Status::IOError("chmod 0600 " + path + " failed", "chmod_failed");
-    }
-    return Status::OK();
-  };
   auto auth_service = auth::AuthService::Open(env_, std::move(aopts));
   if (!auth_service.ok()) return auth_service.status().WithContext("auth");
   parts_->auth = std::move(*auth_service);

@@ -97,8 +97,8 @@ class AuthServiceImpl final : public AuthService {
   Status PruneLocked(int64_t now);
   // True while key k may still verify tokens.
   bool KeyUsableLocked(const SigningKey& k, int64_t now) const;
-  // Writes path atomically, calling options_.restrict_file_permissions on the
-  // temp file before any content is written.
+  // Writes path atomically, with mode 0600 set on the temp file (through
+  // Env::SetPermissions) before any content is written.
   Status WritePrivateFile(const std::string& path, std::string_view contents);
 
   // Endpoint helpers (endpoints.cc).

@@ -119,20 +119,28 @@ TEST_CASE_METHOD(AuthFixture, "first start writes admin credentials that work") 
   CHECK(*env()->ReadFileToString(r->path) == *text);
 }
 
-TEST_CASE("secret files get the permission hook before content is written") {
+// Records SetPermissions calls (and the file's size at that moment), or refuses them.
+class PermissionsSpyEnv final : public branchdb::EnvWrapper {
+ public:
+  using EnvWrapper::EnvWrapper;
+  std::vector<std::string> restricted;
+  bool refuse = false;
+  Status SetPermissions(const std::string& path, uint32_t mode) override {
+    if (refuse) return Status::IOError("chmod refused");
+    auto size = GetFileSize(path);
+    CHECK((size.ok() && *size == 0));  // still empty: no secret was exposed
+    CHECK(mode == 0600);
+    restricted.push_back(path);
+    return target()->SetPermissions(path, mode);
+  }
+};
+
+TEST_CASE("secret files are made 0600 before content is written") {
   branchdb::testing::TempDir dir;
   MockClock clock;
-  EnvWithClock env(Env::Default(), &clock);
-  AuthOptions options = TestOptions(dir.path());
-  std::vector<std::string> restricted;
-  options.restrict_file_permissions = [&](const std::string& path) {
-    auto size = env.GetFileSize(path);
-    CHECK((size.ok() && *size == 0));  // still empty: no secret was exposed
-    restricted.push_back(path);
-    // What the server does (Env has no chmod): tests may call the OS directly.
-    return ::chmod(path.c_str(), 0600) == 0 ? Status::OK() : Status::IOError("chmod");
-  };
-  auto svc = AuthService::Open(&env, options);
+  EnvWithClock clocked(Env::Default(), &clock);
+  PermissionsSpyEnv env(&clocked);
+  auto svc = AuthService::Open(&env, TestOptions(dir.path()));
   REQUIRE(svc.ok());
   auto admin = (*svc)->EnsureAdminClient("http://h/oauth/token");
   REQUIRE(admin.ok());
@@ -144,15 +152,13 @@ TEST_CASE("secret files get the permission hook before content is written") {
   CHECK((st.st_mode & 0777) == 0600);
   REQUIRE(::stat((dir.path() + "/auth/clients.json").c_str(), &st) == 0);
   CHECK((st.st_mode & 0777) == 0600);
-  CHECK(restricted.size() >= 4);  // key pem, keys.json, credentials, clients.json
+  CHECK(env.restricted.size() >= 4);  // key pem, keys.json, credentials, clients.json
 
-  // A failing hook aborts the write: no credentials file without protection.
+  // A failed chmod aborts the write: no credentials file without protection.
   branchdb::testing::TempDir dir2;
-  AuthOptions failing = TestOptions(dir2.path());
-  failing.restrict_file_permissions = [](const std::string&) {
-    return Status::IOError("chmod refused");
-  };
-  CHECK(AuthService::Open(&env, failing).status().IsIOError());
+  PermissionsSpyEnv refusing(&clocked);
+  refusing.refuse = true;
+  CHECK(AuthService::Open(&refusing, TestOptions(dir2.path())).status().IsIOError());
 }
 
 TEST_CASE_METHOD(AuthFixture, "key rotation: old tokens verify until expiry, JWKS follows") {
