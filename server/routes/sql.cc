@@ -1,6 +1,6 @@
 // SQL and the branch's compute:
 //   POST /v1/projects/{p}/branches/{b}/sql          {"sql","params","read_only"}
-//        -> {"results":[{"columns","rows","rows_affected","truncated"}],"lsn"}
+//        -> {"results":[{"columns","rows","rows_affected","truncated"}],"lsn","snapshot_lsn"}
 //   POST /v1/projects/{p}/branches/{b}/credentials  {"access":"read"|"read_write","ttl_seconds"}
 //   GET  /v1/projects/{p}/branches/{b}/compute
 //   POST /v1/projects/{p}/branches/{b}/compute/suspend
@@ -134,12 +134,15 @@ void HandleSql(Services* s, const httplib::Request& req, httplib::Response& res,
     return http::SendError(res, st, error.details());
   }
   storage::Lsn commit_after = storage::LastCommitLsn(db);
-  storage::Lsn lsn = commit_after != commit_before ? commit_after : storage::SnapshotLsn(db);
-  if (commit_after != commit_before) s->metrics->Increment(http::kCommits);
+  const bool committed = commit_after != commit_before;
+  if (committed) s->metrics->Increment(http::kCommits);
   s->metrics->Increment(http::kSqlStatements, {{"outcome", "ok"}},
                         static_cast<double>(result->statements.size()));
   json out = result->ToJson();
-  out["lsn"] = lsn;
+  // lsn: the checkpoint this script made, null when it changed nothing;
+  // snapshot_lsn: the state it read (and, when it committed, built on).
+  out["lsn"] = committed ? json(commit_after) : json(nullptr);
+  out["snapshot_lsn"] = committed ? commit_after : storage::SnapshotLsn(db);
   out["read_only"] = read_only;
   http::SendJson(res, 200, out);
 }

@@ -83,6 +83,11 @@ class ProjectsAndBranches(unittest.TestCase):
         self.assertEqual(prod.columns, ["id", "name", "data"])
         self.assertEqual(prod.rows, [[1, "a", b"\x00\xff"], [2, "b", None]])
         self.assertEqual(prod.dicts()[0], {"id": 1, "name": "a", "data": b"\x00\xff"})
+        # A script that changes nothing makes no checkpoint: lsn is null, and
+        # snapshot_lsn names the state it read.
+        self.assertIsNone(prod.lsn)
+        self.assertEqual(prod.snapshot_lsn, c.get_branch("production").head_lsn)
+        self.assertEqual(r.snapshot_lsn, r.lsn)
         self.assertEqual(c.get_branch("dev/alice").head_lsn, r.lsn)
         names = [b.name for b in c.list_branches()]
         self.assertEqual(names, sorted(names))

@@ -194,18 +194,22 @@ class StatementResult:
 
 @dataclass
 class SqlResult:
-    """The result of a SQL script: one entry per statement, and the LSN of the
-    state it committed (or, for a read, the state it read)."""
+    """The result of a SQL script: one entry per statement; ``lsn``, the
+    checkpoint it made (None when it changed nothing); ``snapshot_lsn``, the
+    state it read."""
 
     results: List[StatementResult]
-    lsn: int
+    lsn: Optional[int]
+    snapshot_lsn: int = 0
     read_only: bool = False
     raw: JsonObject = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def from_json(cls, j: JsonObject) -> "SqlResult":
         return cls(results=[StatementResult.from_json(r) for r in j.get("results", [])],
-                   lsn=int(j.get("lsn", 0)), read_only=bool(j.get("read_only", False)), raw=dict(j))
+                   lsn=None if j.get("lsn") is None else int(j["lsn"]),
+                   snapshot_lsn=int(j.get("snapshot_lsn", 0)),
+                   read_only=bool(j.get("read_only", False)), raw=dict(j))
 
     @property
     def last(self) -> StatementResult:
