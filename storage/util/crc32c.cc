@@ -1,6 +1,11 @@
 #include "storage/util/crc32c.h"
 
 #include <array>
+#include <cstring>
+
+#if defined(__x86_64__)
+#include <nmmintrin.h>
+#endif
 
 namespace branchdb::crc32c {
 namespace {
@@ -25,9 +30,39 @@ const Tables& GetTables() {
   return tables;
 }
 
+#if defined(__x86_64__)
+// The SSE4.2 CRC32 instruction computes exactly CRC-32C, 8 bytes at a time.
+__attribute__((target("sse4.2"))) uint32_t ExtendSse42(uint32_t crc, const char* data,
+                                                       size_t n) {
+  uint64_t c = static_cast<uint32_t>(~crc);
+  while (n >= 8) {
+    uint64_t word;
+    std::memcpy(&word, data, 8);
+    c = _mm_crc32_u64(c, word);
+    data += 8;
+    n -= 8;
+  }
+  uint32_t c32 = static_cast<uint32_t>(c);
+  while (n-- > 0) c32 = _mm_crc32_u8(c32, static_cast<unsigned char>(*data++));
+  return ~c32;
+}
+
+bool HaveSse42() {
+  static const bool have = __builtin_cpu_supports("sse4.2");
+  return have;
+}
+#endif
+
 }  // namespace
 
 uint32_t Extend(uint32_t crc, const char* data, size_t n) {
+#if defined(__x86_64__)
+  if (HaveSse42()) return ExtendSse42(crc, data, n);
+#endif
+  return ExtendPortable(crc, data, n);
+}
+
+uint32_t ExtendPortable(uint32_t crc, const char* data, size_t n) {
   const auto& t = GetTables().t;
   const auto* p = reinterpret_cast<const unsigned char*>(data);
   uint32_t c = ~crc;
