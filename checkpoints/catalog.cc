@@ -273,6 +273,7 @@ Result<BranchInfo> Catalog::Impl::MakeInfo(Project& p, const BranchRow& r, bool 
   b.created_micros = r.created_micros;
   b.expires_micros = r.expires_micros;
   b.is_protected = r.is_protected;
+  b.idle_timeout_seconds = r.idle_timeout_seconds;
   b.is_default = r.name == p.info.default_branch;
   auto head = p.store->Head(r.timeline);
   if (!head.ok()) return head.status();
@@ -509,6 +510,26 @@ Status Catalog::SetProtected(const std::string& project, const std::string& bran
   if (!row.ok()) return row.status();
   Stmt s(im.db, "UPDATE branches SET protected=?3 WHERE project_id=?1 AND timeline=?2");
   s.Bind(1, (*p)->info.id).Bind(2, static_cast<int64_t>(row->timeline)).Bind(3, on ? 1 : 0);
+  return s.Run();
+}
+
+Status Catalog::SetIdleTimeout(const std::string& project, const std::string& branch,
+                               std::optional<int64_t> seconds) {
+  if (seconds && (*seconds < 0 || *seconds > kMaxIdleTimeoutSeconds)) {
+    return Status::InvalidArgument(
+        "idle_timeout_seconds must be 0.." + std::to_string(kMaxIdleTimeoutSeconds),
+        "invalid_argument");
+  }
+  Impl& im = *impl_;
+  std::lock_guard<std::mutex> l(im.mu);
+  auto p = im.FindProject(project);
+  if (!p.ok()) return p.status();
+  auto row = im.FindBranch(**p, branch);
+  if (!row.ok()) return row.status();
+  Stmt s(im.db,
+         "UPDATE branches SET idle_timeout_seconds=?3 WHERE project_id=?1 AND timeline=?2");
+  s.Bind(1, (*p)->info.id).Bind(2, static_cast<int64_t>(row->timeline));
+  if (seconds) s.Bind(3, *seconds); else s.BindNull(3);
   return s.Run();
 }
 

@@ -60,6 +60,8 @@ inline constexpr int64_t kMicrosPerSecond = 1000000;
 inline constexpr int64_t kMicrosPerDay = 24ll * 3600 * kMicrosPerSecond;
 inline constexpr int64_t kMaxRestoreWindowMicros = 35 * kMicrosPerDay;
 inline constexpr const char* kDefaultBranch = "production";
+// Largest per-branch compute idle timeout (SetIdleTimeout): 7 days.
+inline constexpr int64_t kMaxIdleTimeoutSeconds = 7ll * 24 * 3600;
 
 struct CatalogOptions {
   // Files and clock (TTL, restore window, timestamps). Default: Env::Default().
@@ -140,6 +142,9 @@ struct BranchInfo {
   std::optional<int64_t> expires_micros;
   bool is_protected = false;
   bool is_default = false;
+  // Compute idle timeout of the branch in seconds (0: never suspend). Unset:
+  // the server's default applies. Set with SetIdleTimeout; kept across rename.
+  std::optional<int64_t> idle_timeout_seconds;
   // From PageStore::Usage (filled when with_usage is asked for).
   uint64_t logical_bytes = 0;
   uint64_t exclusive_bytes = 0;  // bytes written only by this branch
@@ -287,6 +292,11 @@ class Catalog {
                    std::optional<int64_t> expires_micros);
   Status SetTtl(const std::string& project, const std::string& branch, int64_t ttl_micros);
   Status SetProtected(const std::string& project, const std::string& branch, bool is_protected);
+  // The branch's compute idle timeout: 0..kMaxIdleTimeoutSeconds seconds (0:
+  // never suspend), or unset (the server default). Persisted in catalog.db.
+  // InvalidArgument (invalid_argument) out of range; NotFound.
+  Status SetIdleTimeout(const std::string& project, const std::string& branch,
+                        std::optional<int64_t> seconds);
   // Deletes every branch whose expire time has passed (Env clock). Returns how
   // many. Called by the reaper thread; tests call it directly.
   Result<int> ReapExpired();

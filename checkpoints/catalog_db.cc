@@ -55,7 +55,7 @@ Status Catalog::Impl::Exec(const char* sql) {
 }
 
 Status Catalog::Impl::InitSchema() {
-  return Exec(
+  BRANCHDB_RETURN_IF_ERROR(Exec(
       "CREATE TABLE IF NOT EXISTS projects("
       "  id TEXT PRIMARY KEY, name TEXT UNIQUE NOT NULL, created_micros INTEGER NOT NULL,"
       "  restore_window_micros INTEGER NOT NULL, default_branch TEXT NOT NULL);"
@@ -63,21 +63,40 @@ Status Catalog::Impl::InitSchema() {
       "  project_id TEXT NOT NULL, timeline INTEGER NOT NULL, name TEXT NOT NULL,"
       "  parent_timeline INTEGER NOT NULL DEFAULT 0, branch_point INTEGER NOT NULL,"
       "  created_micros INTEGER NOT NULL, expires_micros INTEGER,"
-      "  protected INTEGER NOT NULL DEFAULT 0,"
+      "  protected INTEGER NOT NULL DEFAULT 0, idle_timeout_seconds INTEGER,"
       "  PRIMARY KEY(project_id, timeline), UNIQUE(project_id, name));"
       "CREATE TABLE IF NOT EXISTS labels("
       "  project_id TEXT NOT NULL, timeline INTEGER NOT NULL, label TEXT NOT NULL,"
       "  lsn INTEGER NOT NULL, created_micros INTEGER NOT NULL,"
       "  PRIMARY KEY(project_id, timeline, label));"
       "CREATE INDEX IF NOT EXISTS branches_expiry ON branches(expires_micros)"
-      "  WHERE expires_micros IS NOT NULL;");
+      "  WHERE expires_micros IS NOT NULL;"));
+  return MigrateSchema();
+}
+
+// Catalogs created before a column existed get it here (ALTER TABLE ADD
+// COLUMN of a nullable column: O(1), existing rows read NULL).
+Status Catalog::Impl::MigrateSchema() {
+  bool has_idle_timeout = false;
+  {
+    Stmt s(db, "SELECT name FROM pragma_table_info('branches')");
+    if (!s.ok()) return CatalogError(db, "table_info");
+    while (s.Step() == SQLITE_ROW) {
+      if (s.Text(0) == "idle_timeout_seconds") has_idle_timeout = true;
+    }
+  }
+  if (!has_idle_timeout) {
+    BRANCHDB_RETURN_IF_ERROR(Exec("ALTER TABLE branches ADD COLUMN idle_timeout_seconds INTEGER"));
+  }
+  return Status::OK();
 }
 
 // --- Rows -------------------------------------------------------------------
 
 namespace {
 constexpr const char* kBranchCols =
-    "name, timeline, parent_timeline, branch_point, created_micros, expires_micros, protected";
+    "name, timeline, parent_timeline, branch_point, created_micros, expires_micros, protected,"
+    " idle_timeout_seconds";
 
 BranchRow ReadBranch(const Stmt& s) {
   BranchRow r;
@@ -88,6 +107,7 @@ BranchRow ReadBranch(const Stmt& s) {
   r.created_micros = s.Int(4);
   if (!s.IsNull(5)) r.expires_micros = s.Int(5);
   r.is_protected = s.Int(6) != 0;
+  if (!s.IsNull(7)) r.idle_timeout_seconds = s.Int(7);
   return r;
 }
 }  // namespace
@@ -138,12 +158,14 @@ std::vector<BranchRow> Catalog::Impl::AllBranches(const Project& p) {
 Status Catalog::Impl::InsertBranch(const Project& p, const BranchRow& r) {
   Stmt s(db,
          "INSERT INTO branches(project_id, name, timeline, parent_timeline, branch_point,"
-         " created_micros, expires_micros, protected) VALUES(?1,?2,?3,?4,?5,?6,?7,?8)");
+         " created_micros, expires_micros, protected, idle_timeout_seconds)"
+         " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)");
   s.Bind(1, p.info.id).Bind(2, r.name).Bind(3, static_cast<int64_t>(r.timeline));
   s.Bind(4, static_cast<int64_t>(r.parent_timeline)).Bind(5, static_cast<int64_t>(r.branch_point));
   s.Bind(6, r.created_micros);
   if (r.expires_micros) s.Bind(7, *r.expires_micros); else s.BindNull(7);
   s.Bind(8, r.is_protected ? 1 : 0);
+  if (r.idle_timeout_seconds) s.Bind(9, *r.idle_timeout_seconds); else s.BindNull(9);
   return s.Run();
 }
 

@@ -64,6 +64,7 @@ struct BranchRow {
   int64_t created_micros = 0;
   std::optional<int64_t> expires_micros;
   bool is_protected = false;
+  std::optional<int64_t> idle_timeout_seconds;
 };
 
 struct Catalog::Impl {
@@ -93,6 +94,7 @@ struct Catalog::Impl {
 
   // --- catalog.db (REQUIRES: mu held) ---
   Status InitSchema();
+  Status MigrateSchema();
   Status Exec(const char* sql);
   Status LoadProjects();
   Status Reconcile(Project& p);

@@ -152,10 +152,19 @@ Status ApiServer::Init() {
   copts.sandbox.max_sql_bytes = config_.max_sql_bytes;
   copts.sandbox.max_db_bytes = config_.max_branch_bytes;
   // A compute's key is "<project>/<branch>" (project names have no '/').
-  copts.open = [cat](const std::string& key) -> Result<sql::DbHandle> {
+  // Every cold start also applies the branch's idle timeout from the catalog
+  // (its own, else the server default), so that a compute created after a
+  // rename or a restart sweeps by the persisted value.
+  int64_t default_idle = config_.idle_timeout_seconds;
+  copts.open = [cat, parts, default_idle](const std::string& key) -> Result<sql::DbHandle> {
     size_t slash = key.find('/');
-    auto conn = cat->OpenBranchConnection(key.substr(0, slash), key.substr(slash + 1), {});
+    std::string project = key.substr(0, slash), branch = key.substr(slash + 1);
+    auto conn = cat->OpenBranchConnection(project, branch, {});
     if (!conn.ok()) return conn.status();
+    auto info = cat->GetBranch(project, branch, /*with_usage=*/false);
+    if (info.ok() && parts->computes != nullptr) {
+      parts->computes->SetIdleTimeout(key, info->idle_timeout_seconds.value_or(default_idle));
+    }
     return sql::DbHandle(conn->release());
   };
   copts.on_cold_start = [metrics](const std::string&, int64_t nanos) {

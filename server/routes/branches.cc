@@ -5,7 +5,8 @@
 //                                       "ttl_seconds","expires_at","protected"} -> 201 branch
 //   GET    /v1/projects/{p}/branches   -> {"branches":[...]}
 //   GET    /v1/projects/{p}/branches/{b}
-//   PATCH  /v1/projects/{p}/branches/{b}  {"name","protected","ttl_seconds","expires_at"}
+//   PATCH  /v1/projects/{p}/branches/{b}  {"name","protected","ttl_seconds","expires_at",
+//                                          "idle_timeout_seconds": N | null (server default)}
 //   DELETE /v1/projects/{p}/branches/{b}  -> 204
 #include <httplib.h>
 
@@ -102,7 +103,7 @@ void RegisterBranchRoutes(http::Router& router, Services& services) {
                 BRANCHDB_TRY_SEND(res, b,
                                   s->catalog->CreateBranch(
                                       project, (*body)["name"].get<std::string>(), *options));
-                http::SendJson(res, 201, routes::BranchJson(*b));
+                http::SendJson(res, 201, routes::BranchJson(*b, s->config->idle_timeout_seconds));
               });
   router.Get(R"(/v1/projects/([^/]+)/branches)", "/v1/projects/{project}/branches",
              [s](const httplib::Request& req, httplib::Response& res, http::RequestContext&) {
@@ -110,7 +111,9 @@ void RegisterBranchRoutes(http::Router& router, Services& services) {
                if (!http::RequireAuth(*s, req, res, auth::Operation::kListBranches, project)) return;
                BRANCHDB_TRY_SEND(res, list, s->catalog->ListBranches(project, true));
                json out = json::array();
-               for (const auto& b : *list) out.push_back(routes::BranchJson(b));
+               for (const auto& b : *list) {
+                 out.push_back(routes::BranchJson(b, s->config->idle_timeout_seconds));
+               }
                http::SendJson(res, 200, {{"branches", out}});
              });
 }
@@ -127,7 +130,7 @@ void RegisterBranchItemRoutes(http::Router& router, Services& services) {
                  return;
                }
                BRANCHDB_TRY_SEND(res, b, s->catalog->GetBranch(project, branch));
-               http::SendJson(res, 200, routes::BranchJson(*b));
+               http::SendJson(res, 200, routes::BranchJson(*b, s->config->idle_timeout_seconds));
              });
   router.Patch(pattern, label,
                [s](const httplib::Request& req, httplib::Response& res, http::RequestContext&) {
@@ -138,6 +141,18 @@ void RegisterBranchItemRoutes(http::Router& router, Services& services) {
                  }
                  BRANCHDB_TRY_SEND(res, body, http::ParseJsonObject(req.body));
                  BRANCHDB_TRY_SEND(res, exists, s->catalog->GetBranch(project, branch, false));
+                 // Checked before anything is changed.
+                 bool set_idle = body->contains("idle_timeout_seconds");
+                 BRANCHDB_TRY_SEND(res, idle, OptInt(*body, "idle_timeout_seconds"));
+                 if (idle->has_value() &&
+                     (**idle < 0 || **idle > checkpoints::kMaxIdleTimeoutSeconds)) {
+                   return http::SendError(
+                       res, Status::InvalidArgument(
+                                "idle_timeout_seconds: expected 0 (never) to " +
+                                    std::to_string(checkpoints::kMaxIdleTimeoutSeconds) +
+                                    " or null (server default)",
+                                "invalid_argument"));
+                 }
                  BRANCHDB_TRY_SEND(res, prot, OptBool(*body, "protected"));
                  if (prot->has_value()) {
                    Status st = s->catalog->SetProtected(project, branch, **prot);
@@ -157,6 +172,20 @@ void RegisterBranchItemRoutes(http::Router& router, Services& services) {
                    Status st = s->catalog->SetExpiry(project, branch, when);
                    if (!st.ok()) return http::SendError(res, st);
                  }
+                 if (set_idle) {
+                   // null: back to the server default. Persisted in the catalog
+                   // (read again at every cold start), and applied to the live
+                   // compute now so that the sweeper uses it at once.
+                   Status st = s->catalog->SetIdleTimeout(project, branch, *idle);
+                   if (!st.ok()) return http::SendError(res, st);
+                   std::string key = routes::ComputeKey(project, branch);
+                   // Only a compute the supervisor knows (else it is created, with
+                   // the catalog's value, at its first cold start).
+                   if (s->computes->Info(key).ok()) {
+                     s->computes->SetIdleTimeout(key,
+                                                 idle->value_or(s->config->idle_timeout_seconds));
+                   }
+                 }
                  BRANCHDB_TRY_SEND(res, rename, OptString(*body, "name"));
                  std::string current = branch;
                  if (rename->has_value() && **rename != branch) {
@@ -166,7 +195,7 @@ void RegisterBranchItemRoutes(http::Router& router, Services& services) {
                    current = **rename;
                  }
                  BRANCHDB_TRY_SEND(res, b, s->catalog->GetBranch(project, current));
-                 http::SendJson(res, 200, routes::BranchJson(*b));
+                 http::SendJson(res, 200, routes::BranchJson(*b, s->config->idle_timeout_seconds));
                });
   router.Delete(pattern, label,
                 [s](const httplib::Request& req, httplib::Response& res, http::RequestContext&) {

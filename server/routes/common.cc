@@ -86,7 +86,11 @@ json ProjectJson(const checkpoints::ProjectInfo& p) {
           {"default_branch", p.default_branch}};
 }
 
-json BranchJson(const checkpoints::BranchInfo& b) {
+int64_t EffectiveIdleTimeout(const checkpoints::BranchInfo& b, int64_t default_seconds) {
+  return b.idle_timeout_seconds.value_or(default_seconds);
+}
+
+json BranchJson(const checkpoints::BranchInfo& b, int64_t default_idle_timeout_seconds) {
   json j = {{"name", b.name},
             {"parent", b.parent.empty() ? json(nullptr) : json(b.parent)},
             {"head_lsn", b.head},
@@ -96,7 +100,8 @@ json BranchJson(const checkpoints::BranchInfo& b) {
             {"protected", b.is_protected},
             {"default", b.is_default},
             {"logical_bytes", b.logical_bytes},
-            {"exclusive_bytes", b.exclusive_bytes}};
+            {"exclusive_bytes", b.exclusive_bytes},
+            {"idle_timeout_seconds", EffectiveIdleTimeout(b, default_idle_timeout_seconds)}};
   return j;
 }
 

@@ -28,7 +28,11 @@ Result<int64_t> ParseTime(const nlohmann::json& value, const std::string& field)
 std::string ComputeKey(const std::string& project, const std::string& branch);
 
 nlohmann::json ProjectJson(const checkpoints::ProjectInfo& p);
-nlohmann::json BranchJson(const checkpoints::BranchInfo& b);
+// The compute idle timeout in effect for b: its own, else default_seconds.
+int64_t EffectiveIdleTimeout(const checkpoints::BranchInfo& b, int64_t default_seconds);
+// "idle_timeout_seconds" is the effective value (default_idle_timeout_seconds
+// when the branch has none of its own).
+nlohmann::json BranchJson(const checkpoints::BranchInfo& b, int64_t default_idle_timeout_seconds);
 nlohmann::json CheckpointJson(const checkpoints::CheckpointInfo& c);
 
 // An unsigned integer query parameter; nullopt when absent.

@@ -51,10 +51,13 @@ std::string Summary(const std::string& sql) {
   return out;
 }
 
-json ComputeJson(const Result<compute::ComputeInfo>& info) {
+// idle_timeout_seconds: the branch's effective timeout (the catalog's truth,
+// also when the compute never ran).
+json ComputeJson(const Result<compute::ComputeInfo>& info, int64_t idle_timeout_seconds) {
   if (!info.ok()) {
     return {{"state", "suspended"}, {"in_use", 0}, {"cold_starts", 0},
-            {"last_used_at", nullptr}, {"last_cold_start_ms", nullptr}};
+            {"last_used_at", nullptr}, {"last_cold_start_ms", nullptr},
+            {"idle_timeout_seconds", idle_timeout_seconds}};
   }
   return {{"state", info->active ? "active" : "suspended"},
           {"in_use", info->leases},
@@ -63,7 +66,7 @@ json ComputeJson(const Result<compute::ComputeInfo>& info) {
           {"last_cold_start_ms",
            info->cold_starts ? json(static_cast<double>(info->last_cold_start_nanos) / 1e6)
                              : json(nullptr)},
-          {"idle_timeout_seconds", info->idle_timeout_seconds}};
+          {"idle_timeout_seconds", idle_timeout_seconds}};
 }
 
 void SendBearerError(httplib::Response& res, const auth::BearerError& error) {
@@ -202,9 +205,11 @@ void RegisterSqlRoutes(http::Router& router, Services& services) {
                if (!http::RequireAuth(*s, req, res, auth::Operation::kGetBranch, project, branch)) {
                  return;
                }
-               BRANCHDB_TRY_SEND(res, exists, s->catalog->GetBranch(project, branch, false));
+               BRANCHDB_TRY_SEND(res, b, s->catalog->GetBranch(project, branch, false));
                http::SendJson(res, 200,
-                              ComputeJson(s->computes->Info(routes::ComputeKey(project, branch))));
+                              ComputeJson(s->computes->Info(routes::ComputeKey(project, branch)),
+                                          routes::EffectiveIdleTimeout(
+                                              *b, s->config->idle_timeout_seconds)));
              });
   router.Post(base + "/compute/suspend", lbase + "/compute/suspend",
               [s](const httplib::Request& req, httplib::Response& res, http::RequestContext&) {
@@ -213,10 +218,13 @@ void RegisterSqlRoutes(http::Router& router, Services& services) {
                                        branch)) {
                   return;
                 }
-                BRANCHDB_TRY_SEND(res, exists, s->catalog->GetBranch(project, branch, false));
+                BRANCHDB_TRY_SEND(res, b, s->catalog->GetBranch(project, branch, false));
                 std::string key = routes::ComputeKey(project, branch);
                 (void)s->computes->Suspend(key);  // NotFound: never ran, already suspended
-                http::SendJson(res, 200, ComputeJson(s->computes->Info(key)));
+                http::SendJson(res, 200,
+                               ComputeJson(s->computes->Info(key),
+                                           routes::EffectiveIdleTimeout(
+                                               *b, s->config->idle_timeout_seconds)));
               });
 
   router.Get(base + "/schema", lbase + "/schema",
@@ -377,7 +385,7 @@ void RegisterSqlRoutes(http::Router& router, Services& services) {
                                       "invalid_database"));
         }
         BRANCHDB_TRY_SEND(res, b, s->catalog->GetBranch(project, branch));
-        http::SendJson(res, 201, routes::BranchJson(*b));
+        http::SendJson(res, 201, routes::BranchJson(*b, s->config->idle_timeout_seconds));
       });
 }
 

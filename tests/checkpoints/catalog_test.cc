@@ -479,6 +479,67 @@ TEST_CASE("rename keeps identity, data and children") {
   CHECK(f.cat->GetBranch("acme", "main")->is_default);
 }
 
+TEST_CASE("idle timeout: unset by default, set, validated, kept across rename and reopen") {
+  CatalogFixture f;
+  REQUIRE(f.Branch("dev").ok());
+  CHECK_FALSE(f.cat->GetBranch("acme", "dev")->idle_timeout_seconds.has_value());
+  REQUIRE(f.cat->SetIdleTimeout("acme", "dev", 0).ok());
+  REQUIRE(f.cat->SetIdleTimeout("acme", "production", kMaxIdleTimeoutSeconds).ok());
+  CHECK(f.cat->GetBranch("acme", "dev")->idle_timeout_seconds == std::optional<int64_t>(0));
+  CHECK(Reason(f.cat->SetIdleTimeout("acme", "dev", -1)) == "invalid_argument");
+  CHECK(Reason(f.cat->SetIdleTimeout("acme", "dev", kMaxIdleTimeoutSeconds + 1)) ==
+        "invalid_argument");
+  CHECK(Reason(f.cat->SetIdleTimeout("acme", "nope", 5)) == "branch_not_found");
+  CHECK(Reason(f.cat->SetIdleTimeout("nope", "dev", 5)) == "project_not_found");
+  // A refused value left the stored one alone.
+  CHECK(f.cat->GetBranch("acme", "dev")->idle_timeout_seconds == std::optional<int64_t>(0));
+  REQUIRE(f.cat->RenameBranch("acme", "dev", "dev/bob").ok());
+  REQUIRE(f.Branch("other").ok());
+  f.Reopen();
+  CHECK(f.cat->GetBranch("acme", "dev/bob")->idle_timeout_seconds == std::optional<int64_t>(0));
+  CHECK(f.cat->GetBranch("acme", "production")->idle_timeout_seconds ==
+        std::optional<int64_t>(kMaxIdleTimeoutSeconds));
+  CHECK_FALSE(f.cat->GetBranch("acme", "other")->idle_timeout_seconds.has_value());
+  auto list = f.cat->ListBranches("acme");
+  REQUIRE(list.ok());
+  for (const BranchInfo& b : *list) {
+    if (b.name == "dev/bob") CHECK(b.idle_timeout_seconds == std::optional<int64_t>(0));
+  }
+  // Unset again: back to the server default; delete still works.
+  REQUIRE(f.cat->SetIdleTimeout("acme", "dev/bob", std::nullopt).ok());
+  f.Reopen();
+  CHECK_FALSE(f.cat->GetBranch("acme", "dev/bob")->idle_timeout_seconds.has_value());
+  REQUIRE(f.cat->DeleteBranch("acme", "dev/bob").ok());
+  CHECK(Reason(f.cat->GetBranch("acme", "dev/bob").status()) == "branch_not_found");
+}
+
+TEST_CASE("idle timeout: a catalog from before the column is migrated on open") {
+  CatalogFixture f;
+  REQUIRE(f.Branch("dev").ok());
+  f.cat.reset();
+  {
+    // Make catalog.db what an older version wrote: branches without the column.
+    sqlite3* db = nullptr;
+    REQUIRE(sqlite3_open((f.dir() + "/catalog.db").c_str(), &db) == SQLITE_OK);
+    char* err = nullptr;
+    int rc = sqlite3_exec(db, "ALTER TABLE branches DROP COLUMN idle_timeout_seconds", nullptr,
+                          nullptr, &err);
+    INFO((err ? err : ""));
+    sqlite3_free(err);
+    CHECK(rc == SQLITE_OK);
+    sqlite3_close(db);
+  }
+  f.Open();
+  auto dev = f.cat->GetBranch("acme", "dev");
+  REQUIRE(dev.ok());
+  CHECK_FALSE(dev->idle_timeout_seconds.has_value());
+  REQUIRE(f.cat->SetIdleTimeout("acme", "dev", 42).ok());
+  REQUIRE(f.Branch("new").ok());
+  f.Reopen();
+  CHECK(f.cat->GetBranch("acme", "dev")->idle_timeout_seconds == std::optional<int64_t>(42));
+  CHECK_FALSE(f.cat->GetBranch("acme", "new")->idle_timeout_seconds.has_value());
+}
+
 TEST_CASE("reconcile: orphan timelines (never acknowledged) are dropped on open") {
   CatalogFixture f;
   auto store = f.cat->Store("acme");

@@ -20,6 +20,7 @@
 #include "server/config.h"
 #include "server/compute/supervisor.h"
 #include "server/server.h"
+#include "storage/env/mock_clock.h"
 #include "tests/util/temp_dir.h"
 
 namespace branchdb::server {
@@ -116,14 +117,15 @@ json ReadYaml(const std::string& path) {
 
 class ApiFixture {
  public:
-  explicit ApiFixture(const std::function<void(Config&)>& tweak = nullptr) {
+  // env: default Env::Default() (e.g. an EnvWithClock for a MockClock).
+  explicit ApiFixture(const std::function<void(Config&)>& tweak = nullptr, Env* env = nullptr) {
     Config config;
     config.listen = "127.0.0.1:0";
     config.data_dir = dir_.Sub("data");
     config.sweep_interval_seconds = 3600;
     if (tweak) tweak(config);
     https_ = !config.tls_cert_file.empty();
-    auto server = ApiServer::Create(config, Env::Default());
+    auto server = ApiServer::Create(config, env != nullptr ? env : Env::Default());
     INFO((server.ok() ? "" : server.status().ToString()));
     REQUIRE(server.ok());
     server_ = std::move(*server);
@@ -364,6 +366,80 @@ TEST_CASE("compute: suspend, state, transparent resume", "[api]") {
   CHECK(resumed.second["cold_starts"] == 2);
 }
 
+TEST_CASE("idle timeout per branch: PATCH sets it, JSON shows it, the sweeper obeys it", "[api]") {
+  // Time is a MockClock; the background sweeper is off (sweep_interval 3600 s of
+  // real time) and the test calls Sweep() itself.
+  MockClock clock;
+  EnvWithClock env(Env::Default(), &clock);
+  ApiFixture f([](Config& c) { c.idle_timeout_seconds = 120; }, &env);
+  auto* computes = f.server_->services().computes;
+  REQUIRE(f.Call("POST", "/v1/projects", {{"name", "shop"}}).first == 201);
+  const std::string base = "/v1/projects/shop/branches";
+  for (const char* name : {"never", "quick"}) {
+    auto created = f.Call("POST", base, {{"name", name}});
+    REQUIRE(created.first == 201);
+    CHECK(created.second["idle_timeout_seconds"] == 120);  // the server default
+  }
+  auto never = f.Call("PATCH", base + "/never", {{"idle_timeout_seconds", 0}});
+  REQUIRE(never.first == 200);
+  CHECK(never.second["idle_timeout_seconds"] == 0);
+  // Set before the compute ever ran: applied at its cold start, from the catalog.
+  auto quick = f.Call("PATCH", base + "/quick", {{"idle_timeout_seconds", 60}});
+  REQUIRE(quick.first == 200);
+  CHECK(quick.second["idle_timeout_seconds"] == 60);
+  CHECK(f.Call("GET", base + "/quick").second["idle_timeout_seconds"] == 60);
+  CHECK(f.Call("GET", base + "/quick/compute").second["idle_timeout_seconds"] == 60);
+  for (const json& bad : {json(-1), json(7 * 86400 + 1), json("soon")}) {
+    auto r = f.Call("PATCH", base + "/quick", {{"idle_timeout_seconds", bad}});
+    CHECK(r.first == 400);
+    CHECK(r.second["error"]["code"] == "invalid_argument");
+  }
+  CHECK(f.Call("GET", base + "/quick").second["idle_timeout_seconds"] == 60);
+  json listed = f.Call("GET", base).second["branches"];
+  for (const json& b : listed) {
+    if (b["name"] == "never") CHECK(b["idle_timeout_seconds"] == 0);
+    if (b["name"] == "production") CHECK(b["idle_timeout_seconds"] == 120);
+  }
+
+  for (const char* name : {"never", "quick", "production"}) {
+    REQUIRE(f.Call("POST", base + "/" + name + "/sql", {{"sql", "SELECT 1"}}).first == 200);
+  }
+  CHECK(f.Call("GET", base + "/never/compute").second["state"] == "active");
+  CHECK(computes->Info("shop/quick")->idle_timeout_seconds == 60);
+  CHECK(computes->Info("shop/never")->idle_timeout_seconds == 0);
+
+  clock.AdvanceSeconds(61);
+  CHECK(computes->Sweep() == 1);
+  CHECK(f.Call("GET", base + "/quick/compute").second["state"] == "suspended");
+  CHECK(f.Call("GET", base + "/never/compute").second["state"] == "active");
+  CHECK(f.Call("GET", base + "/production/compute").second["state"] == "active");
+
+  // (Advances stay well within the admin token's 900 s lifetime.)
+  clock.AdvanceSeconds(300);
+  CHECK(computes->Sweep() == 1);  // production (the default 120 s); never stays
+  CHECK(f.Call("GET", base + "/production/compute").second["state"] == "suspended");
+  auto still = f.Call("GET", base + "/never/compute");
+  CHECK(still.second["state"] == "active");
+  CHECK(still.second["cold_starts"] == 1);
+
+  // A PATCH reaches the running compute at once.
+  REQUIRE(f.Call("PATCH", base + "/never", {{"idle_timeout_seconds", 30}}).first == 200);
+  CHECK(computes->Info("shop/never")->idle_timeout_seconds == 30);
+  clock.AdvanceSeconds(31);
+  CHECK(computes->Sweep() == 1);
+  CHECK(f.Call("GET", base + "/never/compute").second["state"] == "suspended");
+
+  // null: back to the server default; a rename keeps the branch's own value.
+  auto reset = f.Call("PATCH", base + "/quick", {{"idle_timeout_seconds", nullptr}});
+  REQUIRE(reset.first == 200);
+  CHECK(reset.second["idle_timeout_seconds"] == 120);
+  auto renamed = f.Call("PATCH", base + "/never", {{"name", "never2"}});
+  REQUIRE(renamed.first == 200);
+  CHECK(renamed.second["idle_timeout_seconds"] == 30);
+  REQUIRE(f.Call("POST", base + "/never2/sql", {{"sql", "SELECT 1"}}).first == 200);
+  CHECK(computes->Info("shop/never2")->idle_timeout_seconds == 30);
+}
+
 TEST_CASE("HTTPS when a certificate and key are configured", "[api][tls]") {
   testing::TempDir certs;
   WriteSelfSignedCert(certs.Sub("cert.pem"), certs.Sub("key.pem"));
@@ -562,7 +638,7 @@ TEST_CASE("openapi walk: every documented operation answers as documented", "[ap
             .first == 201);
   call("get", "/v1/projects/{project}/branches", "/v1/projects/walk/branches");
   call("get", B, b);
-  call("patch", B, b, R"({"ttl_seconds":3600})");
+  call("patch", B, b, R"({"ttl_seconds":3600,"idle_timeout_seconds":600})");
   CHECK(call("post", B + "/sql", b + "/sql",
              R"J({"sql":"CREATE TABLE t(a); INSERT INTO t VALUES (?)","params":[1]})J")
             .first == 200);
