@@ -75,22 +75,7 @@ int64_t AuthServiceImpl::NowSeconds() const {
 std::string AuthServiceImpl::AuthDir() const { return JoinPath(options_.data_dir, "auth"); }
 
 Status AuthServiceImpl::WritePrivateFile(const std::string& path, std::string_view contents) {
-  // Like Env::WriteFileAtomic, with mode 0600 set while the file is still
-  // empty, before any secret is written to it. A failed chmod aborts the write.
-  const std::string tmp = path + ".tmp";
-  {
-    auto file = env_->NewWritableFile(tmp, Env::OpenMode::kTruncate);
-    if (!file.ok()) return file.status();
-    BRANCHDB_RETURN_IF_ERROR(env_->SetPermissions(tmp, 0600));
-    BRANCHDB_RETURN_IF_ERROR((*file)->Append(contents));
-    BRANCHDB_RETURN_IF_ERROR((*file)->Sync());
-    BRANCHDB_RETURN_IF_ERROR((*file)->Close());
-  }
-  BRANCHDB_RETURN_IF_ERROR(env_->RenameFile(tmp, path));
-  std::string dir = ".";
-  if (auto slash = path.rfind('/'); slash != std::string::npos) dir = path.substr(0, slash);
-  if (dir.empty()) dir = "/";
-  return env_->SyncDir(dir);
+  return env_->WriteFileAtomic(path, contents, 0600);
 }
 
 Status AuthServiceImpl::Load() {

@@ -29,11 +29,13 @@ Result<std::string> Env::ReadFileToString(const std::string& path) {
   return out;
 }
 
-Status Env::WriteFileAtomic(const std::string& path, std::string_view contents) {
+Status Env::WriteFileAtomic(const std::string& path, std::string_view contents,
+                            uint32_t mode) {
   const std::string tmp = path + ".tmp";
   {
     auto file = NewWritableFile(tmp, OpenMode::kTruncate);
     if (!file.ok()) return file.status();
+    if (mode != 0) BRANCHDB_RETURN_IF_ERROR(SetPermissions(tmp, mode));
     BRANCHDB_RETURN_IF_ERROR((*file)->Append(contents));
     BRANCHDB_RETURN_IF_ERROR((*file)->Sync());
     BRANCHDB_RETURN_IF_ERROR((*file)->Close());

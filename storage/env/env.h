@@ -121,7 +121,9 @@ class Env {
   // Conveniences built only from the calls above, so faults injected there apply.
   Result<std::string> ReadFileToString(const std::string& path);
   // Writes path atomically and durably: temp file, Sync, rename, SyncDir.
-  Status WriteFileAtomic(const std::string& path, std::string_view contents);
+  // A nonzero mode (e.g. 0600 for secrets) is set on the temp file while it is
+  // still empty, before any content is written.
+  Status WriteFileAtomic(const std::string& path, std::string_view contents, uint32_t mode = 0);
 };
 
 // Forwards every call to target. Subclass it to override a few calls in tests.

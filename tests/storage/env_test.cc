@@ -86,6 +86,11 @@ TEST_CASE("SetPermissions changes a file's mode") {
   REQUIRE(::stat(dir.Sub("secret").c_str(), &st) == 0);
   CHECK((st.st_mode & 0777) == 0600);
   CHECK(env->SetPermissions(dir.Sub("missing"), 0600).IsNotFound());
+
+  REQUIRE(env->WriteFileAtomic(dir.Sub("creds"), "id:secret", 0600).ok());
+  REQUIRE(::stat(dir.Sub("creds").c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0600);
+  CHECK(*env->ReadFileToString(dir.Sub("creds")) == "id:secret");
 }
 
 TEST_CASE("LockFile excludes a second holder until released") {
