@@ -138,13 +138,19 @@ Router::Router(httplib::Server& server, RouterOptions options)
         logger->error("event=handler_exception path={} error=\"{}\"", req.path, what);
         SendError(res, Status::Corruption("internal error", "internal"));
       });
-  server_.set_logger([clock, metrics = options_.metrics, logger = options_.logger](
-                         const httplib::Request& req, const httplib::Response& res) {
+  // Counted once the status is final and before the response is written, so a
+  // client that has its answer always finds the request in /metrics.
+  server_.set_post_routing_handler([clock, metrics = options_.metrics](
+                                       const httplib::Request& req, httplib::Response& res) {
     double seconds = static_cast<double>(clock->NowMonotonicNanos() - t_start_nanos) / 1e9;
     std::string status = std::to_string(res.status);
     metrics->Increment(kHttpRequests,
                        {{"route", t_route}, {"method", req.method}, {"status", status}});
     metrics->Observe(kHttpDuration, {{"route", t_route}, {"method", req.method}}, seconds);
+  });
+  server_.set_logger([clock, logger = options_.logger](const httplib::Request& req,
+                                                       const httplib::Response& res) {
+    double seconds = static_cast<double>(clock->NowMonotonicNanos() - t_start_nanos) / 1e9;
     logger->info("event=access method={} path={} status={} duration_ms={:.3f} request_id={} route={}",
                  req.method, req.path, res.status, seconds * 1e3,
                  res.get_header_value("X-Request-Id"), t_route);
