@@ -144,6 +144,11 @@ class PageStoreImpl final : public PageStore {
   const Version* FindVersion(uint32_t run, Lsn lsn, PageNo pgno) const;
   Status ReadState(const Record& rec, PageNo pgno, std::string* out) const;
   Status ReadLocation(const Location& loc, PageNo pgno, std::string* out) const;
+  // REQUIRES: state_mu_ held. Where page pgno of the state (rec's run, lsn)
+  // lives; leaves loc->file null when the page reads as zeros.
+  Status LocateLocked(const Record& rec, Lsn lsn, PageNo pgno, Location* loc) const;
+  // ReadLocation, or zeros when LocateLocked found no version.
+  Status ReadLocated(const Location& loc, PageNo pgno, std::string* out) const;
   Result<std::shared_ptr<RandomAccessFile>> File(uint32_t segment) const;
   RecordInfo ToInfo(const Record& rec) const;
   std::string SegmentPath(uint64_t number) const;

@@ -153,18 +153,9 @@ Status PageStoreImpl::ReadPage(TimelineId t, PageNo pgno, Lsn lsn, std::string* 
     auto s = ResolveLocked(t, lsn);
     if (!s.ok()) return s.status();
     if (pgno == 0) return Status::InvalidArgument("page number 0");
-    const Record& rec = records_.at(*s);
-    const Version* v = pgno > rec.meta.db_size_pages ? nullptr : FindVersion(rec.run, *s, pgno);
-    if (v == nullptr || v->IsZero()) {
-      out->assign(kPageSize, '\0');
-      return Status::OK();
-    }
-    loc = Location{v->segment, v->offset, v->lsn, nullptr};
-    auto file = File(v->segment);
-    if (!file.ok()) return file.status();
-    loc.file = std::move(*file);
+    BRANCHDB_RETURN_IF_ERROR(LocateLocked(records_.at(*s), *s, pgno, &loc));
   }
-  return ReadLocation(loc, pgno, out);
+  return ReadLocated(loc, pgno, out);
 }
 
 Status PageStoreImpl::ReadPageAt(Lsn state_lsn, PageNo pgno, std::string* out) const {
@@ -178,17 +169,25 @@ Status PageStoreImpl::ReadPageAt(Lsn state_lsn, PageNo pgno, std::string* out) c
     }
     auto rec = StateLocked(state_lsn);
     if (!rec.ok()) return rec.status();
-    const Version* v = pgno > (*rec)->meta.db_size_pages
-                           ? nullptr
-                           : FindVersion((*rec)->run, state_lsn, pgno);
-    if (v == nullptr || v->IsZero()) {
-      out->assign(kPageSize, '\0');
-      return Status::OK();
-    }
-    loc = Location{v->segment, v->offset, v->lsn, nullptr};
-    auto file = File(v->segment);
-    if (!file.ok()) return file.status();
-    loc.file = std::move(*file);
+    BRANCHDB_RETURN_IF_ERROR(LocateLocked(**rec, state_lsn, pgno, &loc));
+  }
+  return ReadLocated(loc, pgno, out);
+}
+
+Status PageStoreImpl::LocateLocked(const Record& rec, Lsn lsn, PageNo pgno, Location* loc) const {
+  const Version* v = pgno > rec.meta.db_size_pages ? nullptr : FindVersion(rec.run, lsn, pgno);
+  if (v == nullptr || v->IsZero()) return Status::OK();  // loc->file stays null: zeros
+  *loc = Location{v->segment, v->offset, v->lsn, nullptr};
+  auto file = File(v->segment);
+  if (!file.ok()) return file.status();
+  loc->file = std::move(*file);
+  return Status::OK();
+}
+
+Status PageStoreImpl::ReadLocated(const Location& loc, PageNo pgno, std::string* out) const {
+  if (loc.file == nullptr) {
+    out->assign(kPageSize, '\0');
+    return Status::OK();
   }
   return ReadLocation(loc, pgno, out);
 }
