@@ -1,7 +1,7 @@
 # branchdb — the two commands:
 #   make run    install missing packages, build, start the server on ./data
 #   make test   install missing packages, build (ASan+UBSan), run every test via ctest
-.PHONY: all deps build run test bench fuzz clean
+.PHONY: all deps build run test bench fuzz crash soak clean
 
 BUILD_DIR ?= build
 TEST_BUILD_DIR ?= build-test
@@ -19,7 +19,7 @@ build: deps
 	@cmake --build $(BUILD_DIR) -j $(JOBS)
 
 run: build
-	$(BUILD_DIR)/server/branchdb serve --data-dir $(DATA_DIR) --listen $(LISTEN)
+	$(BUILD_DIR)/bin/branchdb serve --data-dir $(DATA_DIR) --listen $(LISTEN)
 
 test: deps
 	@cmake -S . -B $(TEST_BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBRANCHDB_SANITIZE=ON -DBRANCHDB_BUILD_BENCH=OFF >/dev/null
@@ -33,16 +33,22 @@ bench: deps
 	@cmake --build $(BUILD_DIR) -j $(JOBS)
 	scripts/bench.sh $(BUILD_DIR) $(BENCH)
 
-# libFuzzer targets (needs clang): the JWT parser/verifier. New inputs go to
-# build-fuzz/corpus/; a crash found should be added to tests/fuzz/corpus/ so that
-# the default test run replays it.
+# libFuzzer targets (needs clang; scripts/fuzz.sh installs it when missing):
+# every target runs FUZZ_SECONDS; corpora live in tests/fuzz/corpus/<target>/.
+# FUZZ=name runs one target.
 FUZZ_SECONDS ?= 60
 fuzz: deps
-	@command -v clang++ >/dev/null || { echo "make fuzz needs clang: apt-get install clang"; exit 1; }
-	@CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBRANCHDB_SANITIZE=ON -DBRANCHDB_BUILD_BENCH=OFF >/dev/null
-	@cmake --build build-fuzz -j $(JOBS) --target jwt_fuzz
-	@mkdir -p build-fuzz/corpus/jwt
-	build-fuzz/tests/fuzz/jwt_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=9000 build-fuzz/corpus/jwt tests/fuzz/corpus/jwt
+	scripts/fuzz.sh $(FUZZ_SECONDS) $(FUZZ)
+
+# kill -9 campaign against a real `branchdb serve` under mixed load.
+CYCLES ?= 1000
+crash: build
+	scripts/crash.sh $(BUILD_DIR) $(CYCLES)
+
+# Bounded load of many clients on many branches; reports to bench/results/.
+DURATION ?= 600
+soak: build
+	scripts/soak.sh $(BUILD_DIR) $(DURATION)
 
 clean:
 	rm -rf $(BUILD_DIR) $(TEST_BUILD_DIR) build-fuzz

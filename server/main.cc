@@ -6,81 +6,16 @@
 // variables, then these flags (docs/config.md). SIGTERM/SIGINT stop it
 // gracefully: no new connections, requests in flight finish, then the stores
 // close.
-#include <signal.h>
-
 #include <CLI/CLI.hpp>
-#include <cstdio>
-#include <cstdlib>
-#include <spdlog/spdlog.h>
 #include <string>
-#include <thread>
 
 #include "server/config.h"
-#include "server/server.h"
-#include "storage/env/env.h"
-
-namespace {
-
-using branchdb::server::Config;
-
-int Serve(const branchdb::server::ServeFlags& flags) {
-  branchdb::Env* env = branchdb::Env::Default();
-  auto config = branchdb::server::LoadConfig(
-      flags, [](const char* name) { return std::getenv(name); },
-      [env](const std::string& path) { return env->ReadFileToString(path); });
-  if (!config.ok()) {
-    std::fprintf(stderr, "branchdb serve: %s\n", config.status().message().c_str());
-    return 2;
-  }
-  if (auto errors = branchdb::server::Validate(*config); !errors.empty()) {
-    std::fprintf(stderr, "branchdb serve: invalid configuration:\n");
-    for (const auto& e : errors) std::fprintf(stderr, "  %s\n", e.ToString().c_str());
-    std::fprintf(stderr, "See docs/config.md and docs/branchdb.sample.toml.\n");
-    return 2;
-  }
-  spdlog::set_level(spdlog::level::from_str(config->log_level));
-
-  // Signals are taken by a dedicated thread (sigwait), which stops the server.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-
-  auto server = branchdb::server::ApiServer::Create(*config, env);
-  if (!server.ok()) {
-    std::fprintf(stderr, "branchdb serve: %s\n", server.status().ToString().c_str());
-    return 1;
-  }
-  auto port = (*server)->Bind();
-  if (!port.ok()) {
-    std::fprintf(stderr, "branchdb serve: %s\n", port.status().message().c_str());
-    return 1;
-  }
-  branchdb::server::ApiServer* api = server->get();
-  std::thread signal_thread([&signals, api] {
-    int sig = 0;
-    sigwait(&signals, &sig);
-    if (sig == SIGINT || sig == SIGTERM) spdlog::info("event=shutdown signal={}", sig);
-    api->Stop();
-  });
-  spdlog::info("event=listening address={}://{}:{} data_dir={}",
-               config->tls_cert_file.empty() ? "http" : "https", config->ListenHost(), *port,
-               config->data_dir);
-  (void)api->Serve();
-  pthread_kill(signal_thread.native_handle(), SIGTERM);  // if Serve ended otherwise
-  signal_thread.join();
-  server->reset();
-  spdlog::info("event=stopped");
-  return 0;
-}
-
-}  // namespace
+#include "server/serve.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"branchdb: database branches for agents, CI and developers"};
   app.require_subcommand(1);
-  Config defaults;
+  branchdb::server::Config defaults;
   std::string config_file, data_dir, listen, log_level;
   CLI::App* serve = app.add_subcommand("serve", "Run the branchdb HTTP server");
   serve->footer(
@@ -105,7 +40,7 @@ int main(int argc, char** argv) {
     if (o_data->count()) flags.data_dir = data_dir;
     if (o_listen->count()) flags.listen = listen;
     if (o_level->count()) flags.log_level = log_level;
-    return Serve(flags);
+    return branchdb::server::RunServe(flags);
   }
   return 0;
 }
