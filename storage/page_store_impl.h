@@ -114,6 +114,8 @@ class PageStoreImpl final : public PageStore {
   Status ScanTail(uint64_t number, RandomAccessFile* file, uint64_t file_size, uint64_t start,
                   std::vector<Loaded>* out, std::vector<std::pair<uint64_t, std::string>>* footer,
                   uint64_t* valid_end);
+  // Builds the in-memory state from the manifest and the loaded records.
+  // REQUIRES: mu_ and state_mu_ held (in that order).
   Status Rebuild(const Manifest& manifest, std::vector<Loaded> records);
 
   // --- write path (page_store_write.cc) ---

@@ -255,6 +255,8 @@ Status PageStoreImpl::Recover() {
   }
 
   {
+    // Nothing else runs yet, but keep the documented order: mu_, then state_mu_.
+    std::lock_guard<std::mutex> lock(mu_);
     std::unique_lock<std::shared_mutex> state(state_mu_);
     BRANCHDB_RETURN_IF_ERROR(Rebuild(manifest, std::move(loaded)));
   }
@@ -339,7 +341,6 @@ Status PageStoreImpl::Rebuild(const Manifest& manifest, std::vector<Loaded> reco
     for (auto& [pgno, kept] : plan.rewrites) index_.Set(pgno, std::move(kept));
   }
   durable_lsn_ = max_lsn;
-  std::lock_guard<std::mutex> lock(mu_);
   next_lsn_ = max_lsn + 1;
   next_timeline_ = max_timeline + 1;
   last_time_ = max_time;
