@@ -253,6 +253,8 @@ Status ApiServer::Init() {
   return Status::OK();
 }
 
+http::Router& ApiServer::router() { return *parts_->router; }
+
 Result<int> ApiServer::Bind() {
   std::string host = config_.ListenHost();
   int port = config_.ListenPort();

@@ -48,6 +48,9 @@ class ApiServer {
 
   int port() const { return port_; }
   Services& services() { return services_; }
+  // The routes, for in-process calls (Router::Dispatch) without a socket:
+  // usable right after Create().
+  http::Router& router();
 
   struct Parts;  // owned components (server.cc)
 

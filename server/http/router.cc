@@ -3,7 +3,11 @@
 #include <httplib.h>
 #include <spdlog/spdlog.h>
 
+#include <strings.h>
+
 #include <random>
+#include <regex>
+#include <vector>
 
 #include "server/http/errors.h"
 #include "server/http/idempotency.h"
@@ -98,67 +102,185 @@ Result<std::string> DecodePathSegment(const std::string& segment) {
   return out;
 }
 
+namespace {
+
+// httplib's pre-routing step (and Dispatch's): starts the clock, resets the
+// route label, derives the routing path, sets X-Request-Id.
+void BeginRequest(Clock* clock, httplib::Request& req, httplib::Response& res) {
+  t_start_nanos = clock->NowMonotonicNanos();
+  t_route = "unmatched";
+  // httplib routes on req.path, decoded from the target with "%2F" already a '/'.
+  if (!req.target.empty()) req.path = RoutingPath(req.target);
+  std::string id = req.get_header_value("X-Request-Id");
+  res.set_header("X-Request-Id", SaneRequestId(id) ? id : NewRequestId());
+}
+
+// The error body of a >= 400 response no handler wrote one for.
+void FillErrorBody(const httplib::Request& req, httplib::Response& res) {
+  if (!res.body.empty()) return;  // a handler's own error body
+  if (res.status == 404) {
+    SendError(res, Status::NotFound("no route for " + req.method + " " + req.path,
+                                    "route_not_found"));
+  } else if (res.status == 413) {
+    SendError(res, Status::ResourceExhausted("request body too large", "payload_too_large"));
+  } else {
+    int status = res.status;
+    SendError(res, Status::InvalidArgument("bad request", "bad_request"));
+    res.status = status;
+  }
+}
+
+void SendInternalError(spdlog::logger& logger, const httplib::Request& req,
+                       httplib::Response& res, std::exception_ptr ep) {
+  std::string what = "unknown";
+  try {
+    if (ep) std::rethrow_exception(ep);
+  } catch (const std::exception& e) {
+    what = e.what();
+  } catch (...) {
+  }
+  logger.error("event=handler_exception path={} error=\"{}\"", req.path, what);
+  SendError(res, Status::Corruption("internal error", "internal"));
+}
+
+double SecondsSinceStart(Clock* clock) {
+  return static_cast<double>(clock->NowMonotonicNanos() - t_start_nanos) / 1e9;
+}
+
+void CountRequest(Clock* clock, Metrics* metrics, const httplib::Request& req,
+                  const httplib::Response& res) {
+  double seconds = SecondsSinceStart(clock);
+  metrics->Increment(kHttpRequests,
+                     {{"route", t_route}, {"method", req.method}, {"status", std::to_string(res.status)}});
+  metrics->Observe(kHttpDuration, {{"route", t_route}, {"method", req.method}}, seconds);
+}
+
+void LogAccess(Clock* clock, spdlog::logger& logger, const httplib::Request& req,
+               const httplib::Response& res) {
+  logger.info("event=access method={} path={} status={} duration_ms={:.3f} request_id={} route={}",
+              req.method, req.path, res.status, SecondsSinceStart(clock) * 1e3,
+              res.get_header_value("X-Request-Id"), t_route);
+}
+
+// Restores the calling thread's per-request state when a Dispatch ends.
+class SavedRequestState {
+ public:
+  SavedRequestState() : start_nanos_(t_start_nanos), route_(t_route) {}
+  ~SavedRequestState() {
+    t_start_nanos = start_nanos_;
+    t_route = std::move(route_);
+  }
+  SavedRequestState(const SavedRequestState&) = delete;
+  SavedRequestState& operator=(const SavedRequestState&) = delete;
+
+ private:
+  int64_t start_nanos_;
+  std::string route_;
+};
+
+}  // namespace
+
+struct Router::Routes {
+  struct Route {
+    std::string method;
+    std::regex pattern;  // as httplib compiles it
+    HttpHandler handler;
+  };
+  std::vector<Route> list;  // registration order, as httplib matches
+};
+
 Router::Router(httplib::Server& server, RouterOptions options)
-    : server_(server), options_(std::move(options)) {
+    : server_(server), options_(std::move(options)), routes_(std::make_unique<Routes>()) {
   if (!options_.logger) options_.logger = spdlog::default_logger();
   Clock* clock = options_.clock;
   server_.set_pre_routing_handler([clock](const httplib::Request& req, httplib::Response& res) {
-    t_start_nanos = clock->NowMonotonicNanos();
-    t_route = "unmatched";
-    // httplib routes on req.path, decoded from the target with "%2F" already a
-    // '/'. The Request object is httplib's own mutable one, handed over const.
-    if (!req.target.empty()) const_cast<httplib::Request&>(req).path = RoutingPath(req.target);
-    std::string id = req.get_header_value("X-Request-Id");
-    res.set_header("X-Request-Id", SaneRequestId(id) ? id : NewRequestId());
+    // The Request object is httplib's own mutable one, handed over const.
+    BeginRequest(clock, const_cast<httplib::Request&>(req), res);
     return httplib::Server::HandlerResponse::Unhandled;
   });
-  server_.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
-    if (!res.body.empty()) return;  // a handler's own error body
-    if (res.status == 404) {
-      SendError(res, Status::NotFound("no route for " + req.method + " " + req.path,
-                                      "route_not_found"));
-    } else if (res.status == 413) {
-      SendError(res, Status::ResourceExhausted("request body too large", "payload_too_large"));
-    } else {
-      int status = res.status;
-      SendError(res, Status::InvalidArgument("bad request", "bad_request"));
-      res.status = status;
-    }
-  });
+  server_.set_error_handler(
+      [](const httplib::Request& req, httplib::Response& res) { FillErrorBody(req, res); });
   server_.set_exception_handler(
       [logger = options_.logger](const httplib::Request& req, httplib::Response& res,
-                                 std::exception_ptr ep) {
-        std::string what = "unknown";
-        try {
-          if (ep) std::rethrow_exception(ep);
-        } catch (const std::exception& e) {
-          what = e.what();
-        } catch (...) {
-        }
-        logger->error("event=handler_exception path={} error=\"{}\"", req.path, what);
-        SendError(res, Status::Corruption("internal error", "internal"));
-      });
+                                 std::exception_ptr ep) { SendInternalError(*logger, req, res, ep); });
   // Counted once the status is final and before the response is written, so a
   // client that has its answer always finds the request in /metrics.
   server_.set_post_routing_handler([clock, metrics = options_.metrics](
                                        const httplib::Request& req, httplib::Response& res) {
-    double seconds = static_cast<double>(clock->NowMonotonicNanos() - t_start_nanos) / 1e9;
-    std::string status = std::to_string(res.status);
-    metrics->Increment(kHttpRequests,
-                       {{"route", t_route}, {"method", req.method}, {"status", status}});
-    metrics->Observe(kHttpDuration, {{"route", t_route}, {"method", req.method}}, seconds);
+    CountRequest(clock, metrics, req, res);
   });
   server_.set_logger([clock, logger = options_.logger](const httplib::Request& req,
                                                        const httplib::Response& res) {
-    double seconds = static_cast<double>(clock->NowMonotonicNanos() - t_start_nanos) / 1e9;
-    logger->info("event=access method={} path={} status={} duration_ms={:.3f} request_id={} route={}",
-                 req.method, req.path, res.status, seconds * 1e3,
-                 res.get_header_value("X-Request-Id"), t_route);
+    LogAccess(clock, *logger, req, res);
   });
 }
 
-std::function<void(const httplib::Request&, httplib::Response&)> Router::Wrap(
-    const std::string& label, RouteHandler handler, bool idempotent) {
+Router::~Router() = default;
+
+std::string DispatchResponse::Header(const std::string& name) const {
+  for (const auto& [key, value] : headers) {
+    if (strcasecmp(key.c_str(), name.c_str()) == 0) return value;
+  }
+  return "";
+}
+
+DispatchResponse Router::Dispatch(const DispatchRequest& request) const {
+  SavedRequestState saved;
+  httplib::Request req;
+  httplib::Response res;
+  req.method = request.method;
+  req.target = request.path;
+  req.body = request.body;
+  req.remote_addr = request.remote_addr;
+  req.version = "HTTP/1.1";
+  for (const auto& [name, value] : request.headers) req.headers.emplace(name, value);
+  if (size_t q = request.path.find('?'); q != std::string::npos) {
+    httplib::detail::parse_query_text(request.path.substr(q + 1), req.params);
+  }
+  for (const auto& [name, value] : request.params) req.params.emplace(name, value);
+  BeginRequest(options_.clock, req, res);
+
+  const std::string method = req.method == "HEAD" ? "GET" : req.method;
+  bool routed = false;
+  try {
+    for (const auto& route : routes_->list) {
+      if (route.method == method && std::regex_match(req.path, req.matches, route.pattern)) {
+        routed = true;
+        route.handler(req, res);
+        break;
+      }
+    }
+  } catch (...) {
+    SendInternalError(*options_.logger, req, res, std::current_exception());
+  }
+  if (res.status == -1) res.status = routed ? 200 : 404;
+  if (res.status >= 400) FillErrorBody(req, res);
+  if (req.method == "HEAD") res.body.clear();
+  CountRequest(options_.clock, options_.metrics, req, res);
+  LogAccess(options_.clock, *options_.logger, req, res);
+
+  DispatchResponse out;
+  out.status = res.status;
+  out.body = std::move(res.body);
+  for (const auto& [name, value] : res.headers) out.headers.emplace(name, value);
+  return out;
+}
+
+void Router::Add(const std::string& method, const std::string& pattern, HttpHandler handler) {
+  routes_->list.push_back({method, std::regex(pattern), handler});
+  if (method == "GET") {
+    server_.Get(pattern, std::move(handler));
+  } else if (method == "POST") {
+    server_.Post(pattern, std::move(handler));
+  } else if (method == "PATCH") {
+    server_.Patch(pattern, std::move(handler));
+  } else if (method == "DELETE") {
+    server_.Delete(pattern, std::move(handler));
+  }
+}
+
+Router::HttpHandler Router::Wrap(const std::string& label, RouteHandler handler,
+                                 bool idempotent) {
   return [this, label, handler = std::move(handler), idempotent](const httplib::Request& req,
                                                                   httplib::Response& res) {
     t_route = label;
@@ -228,20 +350,20 @@ void Router::HandleIdempotent(const httplib::Request& req, httplib::Response& re
 }
 
 void Router::Get(const std::string& pattern, const std::string& label, RouteHandler handler) {
-  server_.Get(pattern, Wrap(label, std::move(handler), false));
+  Add("GET", pattern, Wrap(label, std::move(handler), false));
 }
 
 void Router::Post(const std::string& pattern, const std::string& label, RouteHandler handler,
                   bool idempotent) {
-  server_.Post(pattern, Wrap(label, std::move(handler), idempotent));
+  Add("POST", pattern, Wrap(label, std::move(handler), idempotent));
 }
 
 void Router::Patch(const std::string& pattern, const std::string& label, RouteHandler handler) {
-  server_.Patch(pattern, Wrap(label, std::move(handler), false));
+  Add("PATCH", pattern, Wrap(label, std::move(handler), false));
 }
 
 void Router::Delete(const std::string& pattern, const std::string& label, RouteHandler handler) {
-  server_.Delete(pattern, Wrap(label, std::move(handler), false));
+  Add("DELETE", pattern, Wrap(label, std::move(handler), false));
 }
 
 }  // namespace branchdb::server::http

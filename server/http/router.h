@@ -17,12 +17,20 @@
 // thread_locals: httplib runs pre-routing, the handler and the logger of one
 // request on the same worker thread.
 //
+// Dispatch runs a registered route in-process (no socket): the same matching
+// (the registered regexes, in registration order, with "%2F" held as a
+// placeholder as PathParam expects), the same handler, auth (the caller's
+// Authorization header), idempotency, error bodies, metrics and access log.
+// It saves and restores the calling thread's per-request state, so a handler
+// may dispatch another route (the MCP endpoint does).
+//
 // Thread-safety: register routes before the server starts; handlers run
 // concurrently.
 #ifndef BRANCHDB_SERVER_HTTP_ROUTER_H_
 #define BRANCHDB_SERVER_HTTP_ROUTER_H_
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -48,6 +56,27 @@ struct RequestContext {
   std::string route;  // the route's label, e.g. "/v1/projects/{project}"
 };
 
+// A request for Router::Dispatch, as it would arrive over HTTP.
+struct DispatchRequest {
+  std::string method;  // "GET", "POST", "PATCH", "DELETE", "HEAD"
+  // The request target as sent on the wire: percent-encoded path, optionally
+  // "?query" (e.g. "/v1/projects/shop/branches/dev%2Falex/diff?kind=data").
+  std::string path;
+  std::string body;
+  std::multimap<std::string, std::string> headers;  // names case-insensitive
+  std::multimap<std::string, std::string> params;   // query parameters, added to path's
+  std::string remote_addr;                          // the client's address, if any
+};
+
+struct DispatchResponse {
+  int status = 0;
+  std::string body;
+  std::multimap<std::string, std::string> headers;
+
+  // The first value of header `name` (case-insensitive), or "".
+  std::string Header(const std::string& name) const;
+};
+
 using RouteHandler =
     std::function<void(const httplib::Request&, httplib::Response&, RequestContext&)>;
 
@@ -65,6 +94,9 @@ class Router {
  public:
   // Installs the pre-routing hook, logger, error and exception handlers on server.
   Router(httplib::Server& server, RouterOptions options);
+  ~Router();
+  Router(const Router&) = delete;
+  Router& operator=(const Router&) = delete;
 
   // pattern is an httplib regex; label names the route in logs and metrics.
   void Get(const std::string& pattern, const std::string& label, RouteHandler handler);
@@ -76,14 +108,25 @@ class Router {
 
   httplib::Server& server() { return server_; }
 
+  // Runs the route that request matches in the calling thread, as if it came
+  // over HTTP, and returns its response (404 route_not_found JSON when no
+  // route matches). Never throws: a handler's exception is a 500. HEAD runs
+  // the GET route without body. REQUIRES: routes registered (not during
+  // registration). Safe to call concurrently and from inside a handler.
+  DispatchResponse Dispatch(const DispatchRequest& request) const;
+
  private:
-  std::function<void(const httplib::Request&, httplib::Response&)> Wrap(
-      const std::string& label, RouteHandler handler, bool idempotent);
+  using HttpHandler = std::function<void(const httplib::Request&, httplib::Response&)>;
+  struct Routes;
+
+  HttpHandler Wrap(const std::string& label, RouteHandler handler, bool idempotent);
+  void Add(const std::string& method, const std::string& pattern, HttpHandler handler);
   void HandleIdempotent(const httplib::Request& req, httplib::Response& res, RequestContext& ctx,
                         const RouteHandler& handler);
 
   httplib::Server& server_;
   RouterOptions options_;
+  std::unique_ptr<Routes> routes_;  // what was registered, for Dispatch
 };
 
 // Generates a request id (32 lowercase hex characters).
