@@ -27,6 +27,22 @@ std::string EncodeAnnotation(const Annotation& a) {
   if (!a.branch.empty()) j["branch"] = a.branch;
   if (a.target) j["target"] = *a.target;
   if (a.previous_head) j["previous_head"] = *a.previous_head;
+  if (!a.sql.empty() || a.sql_omitted) {
+    nlohmann::json params;
+    if (!a.params_json.empty()) {
+      params = nlohmann::json::parse(a.params_json, nullptr, false);
+      if (params.is_discarded()) params = a.params_json;  // kept as text rather than lost
+    }
+    if (a.sql_omitted || a.sql.size() + a.params_json.size() > kMaxScriptBytes) {
+      j["sql_omitted"] = true;
+    } else {
+      j["sql"] = a.sql;
+      if (!params.is_null()) j["params"] = std::move(params);
+    }
+  }
+  if (a.replay_of) j["replay_of"] = *a.replay_of;
+  if (!a.source.empty()) j["source"] = a.source;
+  if (!a.actions.empty()) j["actions"] = a.actions;
   // Invalid UTF-8 in caller strings is replaced rather than thrown on.
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
@@ -56,6 +72,22 @@ Annotation DecodeAnnotation(std::string_view bytes) {
   }
   if (auto it = j.find("previous_head"); it != j.end() && it->is_number_unsigned()) {
     a.previous_head = it->get<uint64_t>();
+  }
+  str("sql", &a.sql);
+  if (auto it = j.find("params"); it != j.end() && !it->is_null()) {
+    a.params_json = it->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  }
+  if (auto it = j.find("sql_omitted"); it != j.end() && it->is_boolean()) {
+    a.sql_omitted = it->get<bool>();
+  }
+  if (auto it = j.find("replay_of"); it != j.end() && it->is_number_unsigned()) {
+    a.replay_of = it->get<uint64_t>();
+  }
+  str("source", &a.source);
+  if (auto it = j.find("actions"); it != j.end() && it->is_array()) {
+    for (const auto& v : *it) {
+      if (v.is_number_unsigned()) a.actions.push_back(v.get<uint64_t>());
+    }
   }
   return a;
 }

@@ -123,6 +123,14 @@ void HandleSql(Services* s, const httplib::Request& req, httplib::Response& res,
     a.request_id = ctx.request_id;
     a.summary = Summary(script.sql);
     a.rows = sqlite3_total_changes64(db) - changes_before;
+    // The full script, for replay by promote (docs/branching.md); an action
+    // past kMaxScriptBytes is recorded as not replayable.
+    a.sql = script.sql;
+    if (script.sql.size() > checkpoints::kMaxScriptBytes) {
+      a.sql_omitted = true;
+    } else if (!script.params.is_null()) {
+      a.params_json = http::DumpJson(script.params);
+    }
     return storage::SetNextCommitAnnotation(db, checkpoints::EncodeAnnotation(a));
   };
   storage::Lsn commit_before = storage::LastCommitLsn(db);
