@@ -212,7 +212,7 @@ class Campaign:
     def run_cycles(self, n: int) -> bool:
         """n kill cycles; False after the first cycle with a violation."""
         assert self.checker is not None
-        t0 = time.monotonic()
+        self._last_t, self._last_phases = time.monotonic(), dict(self.phases)
         for _ in range(n):
             cycle = self.cycles_done + 1
             try:
@@ -234,9 +234,14 @@ class Campaign:
                 return False
             self.prune(cycle)
             if self.args.progress and cycle % self.args.progress == 0:
-                rate = (time.monotonic() - t0) / max(1, cycle)
-                print(f"  cycle {cycle}: {len(self.model.records)} checkpoints known, "
-                      f"{rate:.2f} s/cycle", flush=True)
+                n = self.args.progress
+                now = time.monotonic()
+                last = {k: v - self._last_phases.get(k, 0.0) for k, v in self.phases.items()}
+                self._last_phases = dict(self.phases)
+                print(f"  cycle {cycle}: {len(self.model.records)} checkpoints known; last {n} "
+                      f"cycles {(now - self._last_t) / n:.2f} s/cycle (" +
+                      ", ".join(f"{k} {v / n:.2f}" for k, v in last.items()) + ")", flush=True)
+                self._last_t = now
         return True
 
     def final_check(self) -> None:
@@ -250,6 +255,8 @@ class Campaign:
             self.checker.violation("server", "-", str(e))
         t1 = time.monotonic()
         self.phases["final check"] = t1 - t0
+        if self.api is not None:
+            self.api.close()  # an open keep-alive connection would delay the graceful stop
         code = self.server.stop()
         self.phases["stop"] = time.monotonic() - t1
         if code not in (0, None):
@@ -422,6 +429,8 @@ def main() -> int:
     p.add_argument("--self-test", action="store_true",
                    help="check that the checker catches tampered logs and states")
     args = p.parse_args()
+    # SIGTERM (e.g. a ctest timeout) ends the run through the `finally`s that kill the server.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if not os.path.exists(args.binary):
         print(f"no such binary: {args.binary}", file=sys.stderr)
         return 2

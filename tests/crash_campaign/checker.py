@@ -32,6 +32,7 @@ from model import OBSERVE_SQL, Content, Model
 HISTORY_DEPTH = 12    # checkpoints compared per branch after every cycle
 DIFFS_PER_CYCLE = 6   # acknowledged commits of the cycle read back as a diff
 DIFFS_AT_END = 100    # older commits read back by the final check
+PROBES_AT_END = 300   # labels off the current histories probed by the final check
 
 
 class Violation:
@@ -139,6 +140,7 @@ class Checker:
         self.cycle = 0
         self.probe_seq = 0
         self.resolved: Set[int] = set()   # records found applied after being in flight
+        self.listed: Dict[str, Dict[int, List[str]]] = {}  # branch -> LSN -> labels, as listed
         self.stats: Dict[str, int] = {}
 
     # --- helpers -------------------------------------------------------------
@@ -197,6 +199,7 @@ class Checker:
         before = len(self.violations)
         inflight: Dict[int, Dict[str, Any]] = {}
         self.resolved: Set[int] = set()
+        self.listed: Dict[str, Dict[int, List[str]]] = {}
         for k, path in sorted(logs.items()):
             try:
                 answered, pending, intents = read_log(path)
@@ -352,7 +355,9 @@ class Checker:
             want.append((r.lsn, r.kind, r.rid))
             if r.pred is None:
                 break
-        got = [(c["lsn"], c["kind"], c["request_id"]) for c in self.history(name, len(want))]
+        listed = self.history(name, len(want))
+        self.listed[name] = {c["lsn"]: c.get("labels") or [] for c in listed}
+        got = [(c["lsn"], c["kind"], c["request_id"]) for c in listed]
         for i, w in enumerate(want):
             g = got[i] if i < len(got) else None
             if g != w:
@@ -430,9 +435,29 @@ class Checker:
         if final:
             todo = [(b.name, label, lsn) for b in m.branches.values()
                     for label, lsn in sorted(b.labels.items())]
+        todo = [(b, label, lsn) for b, label, lsn in todo
+                if b in m.branches and m.branches[b].labels.get(label) == lsn]
+        # (a label of a branch deleted since went with it)
+        for branch in sorted({b for b, _, _ in todo}):
+            # Labels on the branch's history are read from its checkpoint list.
+            depth = {r.lsn: i for i, r in enumerate(m.chain(m.branches[branch].head, 1000))}
+            need = max([depth[x] + 1 for b, _, x in todo if b == branch and x in depth],
+                       default=0)
+            if need > len(self.listed.get(branch, {})):
+                self.listed[branch] = {c["lsn"]: c.get("labels") or []
+                                       for c in self.history(branch, need)}
+        probes = []
         for branch, label, lsn in todo:
-            if branch not in m.branches or m.branches[branch].labels.get(label) != lsn:
-                continue  # the branch was deleted since (its labels went with it)
+            shown = self.listed.get(branch, {})
+            if lsn in shown:  # on the checkpoints just listed: the label must be there
+                if label not in shown[lsn]:
+                    self.violation("label", branch, f"acknowledged label {label} -> {lsn}: "
+                                   f"checkpoint {lsn} is listed with labels {shown[lsn]}")
+            else:
+                probes.append((branch, label, lsn))
+        if final:
+            probes = self.rng.sample(probes, min(len(probes), PROBES_AT_END))
+        for branch, label, lsn in probes:
             found = self.probe_label(branch, label)
             if found != lsn:
                 self.violation("label", branch, f"acknowledged label {label} -> {lsn}: "

@@ -106,7 +106,7 @@ def apply_script(content: Content, spec: Dict[str, Any]) -> Content:
 
 
 class Rec:
-    __slots__ = ("lsn", "kind", "pred", "content", "op", "rid", "cycle")
+    __slots__ = ("lsn", "kind", "pred", "content", "op", "rid", "cycle", "via")
 
     def __init__(self, lsn: int, kind: str, pred: Optional[int], content: Optional[Content],
                  op: Optional[Dict[str, Any]], rid: str, cycle: int) -> None:
@@ -117,6 +117,7 @@ class Rec:
         self.op = op              # the script intent of a sql record
         self.rid = rid            # the request id the server recorded
         self.cycle = cycle        # the cycle whose load wrote it (-1: setup)
+        self.via: Optional[int] = None  # pred None after a replay: the head it replayed onto
 
 
 class Branch:
@@ -186,17 +187,40 @@ class Model:
                     return r.pred
         return None
 
+    def history_lsns(self, lsn: Optional[int], depth: int = 20000) -> set:
+        """LSNs on the history from `lsn`, also through a replay promotion's
+        unknown records (to the parent's head it was replayed onto)."""
+        out = set()
+        while lsn and depth > 0:
+            r = self.records.get(lsn)
+            if r is None:
+                break
+            out.add(lsn)
+            lsn = r.pred if r.pred is not None else r.via
+            depth -= 1
+        return out
+
     def replay_actions(self, child: str) -> Optional[List[int]]:
-        """SQL records a replay promotion of `child` would apply (oldest first):
-        those on its history above its own create record. None when its
-        history does not reach that record (then the client does not promote)."""
+        """The SQL commits a promotion by replay of `child` applies, oldest
+        first, by the promote contract: its history back to the first state on
+        the parent's current history or to its own creation. None when the
+        walk meets records the model cannot name (those of another replay)."""
+        parent = self.branches[child].parent
+        if parent not in self.branches:
+            return None
+        on_parent = self.history_lsns(self.branches[parent].head)
         out: List[int] = []
-        for r in self.chain(self.branches[child].head):
-            if r.kind == "create" and r.rid == create_rid(child):
-                return list(reversed(out))
+        lsn: Optional[int] = self.branches[child].head
+        while lsn:
+            r = self.records.get(lsn)
+            if r is None or r.pred is None:
+                return None
+            if lsn in on_parent or (r.kind == "create" and r.rid == create_rid(child)):
+                break
             if r.kind == "sql":
-                out.append(r.lsn)
-        return None
+                out.append(lsn)
+            lsn = r.pred
+        return list(reversed(out))
 
     def rollback_targets(self, branch: str) -> List[int]:
         b = self.branches[branch]
@@ -344,6 +368,8 @@ class Model:
             problems = self._new_record(body.get("head_lsn"), "promote", pred, content, None,
                                         it["id"])
             if not problems:
+                if pred is None:
+                    self.records[body["head_lsn"]].via = parent.head
                 self._move(parent, body["head_lsn"])
             return problems
         if t == "delete":
@@ -433,7 +459,8 @@ class Model:
             if content[3] and rng.random() < 0.5:
                 spec["drop"] = [rng.choice(content[3])]
             return spec
-        sizes = [rng.choice((16, 100, 700, 3000, 9000)) for _ in range(rng.randint(1, 6))]
+        # Mostly small rows, sometimes one that needs overflow pages.
+        sizes = [rng.choice((16, 16, 100, 400, 1500, 6000)) for _ in range(rng.randint(1, 4))]
         r = rng.random()
         if r < 0.05:
             return {"type": "sql", "id": rid, "branch": b.name, "script": "bad", "sizes": sizes}
