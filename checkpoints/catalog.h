@@ -25,7 +25,8 @@
 //   branch_exists, invalid_branch_name, branch_protected, checkpoint_not_found,
 //   label_not_found, label_exists, invalid_label, outside_restore_window,
 //   invalid_restore_window, invalid_argument, default_branch, parent_moved, head_moved
-//   (Conflict: the branch moved during the call; retry), no_parent,
+//   (Conflict: the branch moved during the call; retry), concurrent_write, no_parent,
+//   not_replayable, replay_failed, verify_failed (Promote),
 //   catalog_error (IOError of catalog.db), store_failed (from the store).
 //
 // Names:
@@ -50,6 +51,8 @@
 #include "storage/page_store.h"
 #include "storage/util/status.h"
 #include "storage/vfs/vfs.h"
+
+struct sqlite3;
 
 namespace branchdb::checkpoints {
 
@@ -241,6 +244,100 @@ struct DataDiff {
   uint64_t rows_compared = 0;         // rows read from the two states (the cost)
 };
 
+// --- Promote -------------------------------------------------------------------
+//
+// Fast-forward: when the parent's head is on the source's history (the parent
+// has not moved since the source was created or reset from it), the parent
+// moves to the source's head: O(1).
+// Replay: otherwise the source's *actions* (the SQL commits on its current
+// history since its base on the parent: its creation, its latest reset from
+// the parent, or the newest state of its history that is on the parent's
+// history, whichever the newest-first walk reaches first; rolled-back actions
+// are not on the history) are run again, oldest first, on a temporary
+// internal timeline created from the parent's head, each as one transaction
+// through options.replay, and the parent moves to the result. A non-SQL
+// change on that stretch (an import, a promotion into the source, an action
+// whose script was too large to record) makes the branch not replayable.
+
+// One action to replay.
+struct ReplayAction {
+  int index = 0;          // 0-based position in the replay
+  Lsn lsn = 0;            // the source's commit
+  // The annotation the replayed commit must carry: the original's kind, sql,
+  // params, client_id and summary, replay_of = lsn, request_id = the
+  // promotion's. The executor fills in rows.
+  Annotation annotation;
+};
+
+// Runs annotation.sql with annotation.params_json on db (read-write at the
+// temporary timeline's head) as one transaction, exactly as the SQL route runs
+// a request, and right before COMMIT stores the annotation (rows filled in)
+// with storage::SetNextCommitAnnotation. Returns the script's error (nothing
+// committed) or OK.
+using ReplayFunction = std::function<Status(sqlite3* db, const ReplayAction& action)>;
+
+// Runs the verify query read-only on db (the promotion's result state) and
+// returns the first column of the first row as JSON text ("null" when there is
+// no row), or the query's error.
+using VerifyFunction = std::function<Result<std::string>(sqlite3* db, const std::string& sql)>;
+
+struct PromoteOptions {
+  enum class Mode { kAuto, kFastForward, kReplay };
+  // kAuto: fast-forward when possible, else replay. Default kAuto.
+  Mode mode = Mode::kAuto;
+  // Do everything (replay, verify) but leave the parent where it is.
+  bool dry_run = false;
+  // When non-empty: run on the result before the parent moves; its value must
+  // be truthy (IsTruthy) or the promotion fails with verify_failed.
+  std::string verify;
+  // When the parent moved during the replay: retry the whole promotion up to
+  // max_retries (0..10) more times instead of failing with concurrent_write.
+  bool retry_on_conflict = false;
+  int max_retries = 3;
+  // Allow a protected parent (the server checks the caller's scope first).
+  bool allow_protected = false;
+  Actor actor;
+  // Required for replay / for verify.
+  ReplayFunction replay;
+  VerifyFunction verify_query;
+  // Test hook: called once per attempt right before the parent moves (not in a
+  // dry run), without catalog locks held.
+  std::function<void()> before_move;
+};
+
+struct PromotedAction {
+  Lsn lsn = 0;          // the source's commit
+  std::string summary;
+  int64_t rows = 0;     // rows changed (replay: by the replay; fast-forward: originally)
+};
+
+struct PromoteResult {
+  std::string parent, source;
+  bool fast_forward = false;
+  bool dry_run = false;
+  std::optional<Lsn> head_lsn;  // the parent's new head (the promote record); unset in a dry run
+  Lsn previous_head_lsn = 0;    // the parent's head before (undo: roll back to it)
+  std::optional<Lsn> target_lsn;  // the state the parent has (would have, for fast-forward)
+  std::vector<PromotedAction> actions;  // oldest first
+  bool verified = false;        // a verify query ran (and was truthy)
+  std::string verify_value_json;
+  int attempts = 1;
+};
+
+// Details of a failed promotion.
+struct PromoteFailure {
+  // replay_failed / not_replayable: the action (index -1 for not_replayable).
+  int index = -1;
+  Lsn lsn = 0;
+  std::string summary;
+  Status error;                   // replay_failed: the action's error; verify_failed: the query's
+  std::string verify_value_json;  // verify_failed: the value (JSON text)
+};
+
+// Truthiness of a verify value (JSON text): a non-zero number, or a string
+// other than "", "0" and "false" (case-insensitive); anything else is false.
+bool IsTruthy(const std::string& value_json);
+
 struct ConnectionRequest {
   bool read_only = false;       // read-only at the head now (or as_of)
   std::optional<Lsn> as_of;     // read-only as of this LSN of the branch's history
@@ -328,13 +425,26 @@ class Catalog {
   Result<RollbackResult> ResetFromParent(const std::string& project, const std::string& branch,
                                          const Actor& actor = {});
 
-  // Promotes the branch into its parent by fast-forward: when the parent's
-  // current state is on the branch's history (the parent has not moved since
-  // the branch was created or reset from it), the parent is reset to the
-  // branch's head (a "promote" checkpoint on the parent; undo: Rollback the
-  // parent to previous_head_lsn). FailedPrecondition: parent_moved (replaying
-  // the branch's actions onto a moved parent is not done here), no_parent,
-  // branch_protected (the parent is protected).
+  // Promotes the branch into its parent (see PromoteOptions and
+  // docs/branching.md). The parent moves at most once, atomically, by
+  // ResetTimeline with the head it had when the promotion started, to a
+  // "promote" checkpoint annotated with the source's name and the source LSNs
+  // it carries; undo: Rollback the parent to previous_head_lsn. Nothing
+  // changes on any failure. Errors (*failure, when given, gets the details):
+  //   FailedPrecondition: no_parent, branch_protected (the parent is protected
+  //     and !allow_protected), parent_moved (mode kFastForward on a moved
+  //     parent), not_replayable (an action on the source's history without a
+  //     recorded script), replay_failed (an action failed on the parent's
+  //     state), verify_failed;
+  //   Conflict concurrent_write: the parent moved while the replay ran (after
+  //     max_retries more attempts when retry_on_conflict);
+  //   InvalidArgument: replay mode without a replay function, verify without
+  //     a verify function, max_retries outside 0..10.
+  // REQUIRES: the project is not deleted while this runs (the server holds its
+  // project gate).
+  Result<PromoteResult> Promote(const std::string& project, const std::string& branch,
+                                const PromoteOptions& options, PromoteFailure* failure = nullptr);
+  // Fast-forward only (mode kFastForward, no verify), as a move.
   Result<RollbackResult> Promote(const std::string& project, const std::string& branch,
                                  const Actor& actor = {});
 

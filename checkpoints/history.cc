@@ -1,5 +1,5 @@
 // Catalog: checkpoints (listing, labels), rollback, reset from parent, GC,
-// connections.
+// connections. Promote is in promote.cc.
 #include <charconv>
 #include <map>
 
@@ -344,39 +344,6 @@ Result<RollbackResult> Catalog::ResetFromParent(const std::string& project,
   if (!head.ok()) return head.status();
   l.unlock();
   return MoveBranch(store, row->timeline, *head, *parent_head, "reset", actor);
-}
-
-Result<RollbackResult> Catalog::Promote(const std::string& project, const std::string& branch,
-                                        const Actor& actor) {
-  Impl& im = *impl_;
-  std::unique_lock<std::mutex> l(im.mu);
-  auto pr = im.FindProject(project);
-  if (!pr.ok()) return pr.status();
-  auto row = im.FindBranch(**pr, branch);
-  if (!row.ok()) return row.status();
-  if (row->parent_timeline == 0) {
-    return Status::FailedPrecondition("branch '" + branch + "' has no parent", "no_parent");
-  }
-  auto parent = im.FindBranchByTimeline(**pr, row->parent_timeline);
-  if (!parent.ok()) return parent.status();
-  if (parent->is_protected) {
-    return Status::FailedPrecondition("branch '" + parent->name + "' is protected",
-                                      "branch_protected");
-  }
-  storage::PageStore& store = *(*pr)->store;
-  auto parent_head = store.Head(parent->timeline);
-  if (!parent_head.ok()) return parent_head.status();
-  auto head = store.Head(row->timeline);
-  if (!head.ok()) return head.status();
-  // Fast-forward only: the parent's current state must be on the branch's history.
-  auto resolved = store.ResolveLsn(row->timeline, *parent_head);
-  if (!resolved.ok() || *resolved != *parent_head) {
-    return Status::FailedPrecondition("'" + parent->name + "' moved since '" + branch +
-                                          "' was branched or reset from it",
-                                      "parent_moved");
-  }
-  l.unlock();
-  return MoveBranch(store, parent->timeline, *parent_head, *head, "promote", actor);
 }
 
 // --- GC, connections ---------------------------------------------------------------
