@@ -168,6 +168,10 @@ void RunSql(sqlite3* db, std::string_view sql) {
       sql.remove_prefix(semi + 1);
       continue;
     }
+    if (tail == sql.data()) {  // a NUL byte ends the SQL
+      sqlite3_finalize(stmt);
+      break;
+    }
     sql.remove_prefix(static_cast<size_t>(tail - sql.data()));
     if (stmt == nullptr) continue;  // whitespace or a comment
     int rows = 0;
