@@ -41,14 +41,27 @@ class SchemaChangeToProduction(ScenarioTest):
         self.assertEqual(cm.exception.code, "sql_error")
 
         # Promote: production has not moved since the branch was made, so this
-        # is a fast-forward (one O(1) move of production's head).
+        # is a fast-forward (one O(1) move of production's head). A dry run first.
         before = c.get_branch("production").head_lsn
         branch_head = c.get_branch("dev/tier").head_lsn
-        p = self.promote("dev/tier")
-        self.assertEqual(p["branch"], "production")
+        dry = self.promote("dev/tier", dry_run=True)
+        self.assertEqual((dry["branch"], dry["source"], dry["mode"], dry["dry_run"]),
+                         ("production", "dev/tier", "fast_forward", True))
+        self.assertIsNone(dry["head_lsn"])
+        self.assertEqual([a["lsn"] for a in dry["actions"]], [r.lsn])
+        self.assertEqual(c.get_branch("production").head_lsn, before)
+
+        # A verify query that fails keeps production where it is...
+        with self.assertRaises(branchdb.Conflict) as cm:
+            self.promote("dev/tier", verify="SELECT count(*) = 2 FROM customers WHERE tier = 'gold'")
+        self.assertEqual(cm.exception.code, "verify_failed")
+        self.assertEqual(c.get_branch("production").head_lsn, before)
+
+        # ...and one that holds lets it move.
+        p = self.promote("dev/tier", verify="SELECT count(*) = 1 FROM customers WHERE tier = 'gold'")
+        self.assertEqual((p["branch"], p["mode"], p["dry_run"]), ("production", "fast_forward", False))
+        self.assertEqual(p["verify"]["ok"], True)
         self.assertEqual(p["previous_head_lsn"], before)
-        if "mode" in p:  # promote-by-replay servers say which way they went
-            self.assertEqual(p["mode"], "fast_forward")
         self.assertEqual(p["target_lsn"], branch_head)
 
         # Production has the column and the backfill; its history names the promote.
