@@ -423,8 +423,8 @@ def main() -> int:
     p.add_argument("--work-dir", help="data, logs (default: a new temporary directory, "
                    "removed after a clean run)")
     p.add_argument("--keep", action="store_true", help="keep the work directory")
-    p.add_argument("--min-load", type=float, default=0.05, help="seconds of load, at least")
-    p.add_argument("--max-load", type=float, default=0.6, help="seconds of load, at most")
+    p.add_argument("--min-load", type=float, default=0.02, help="seconds of load, at least")
+    p.add_argument("--max-load", type=float, default=0.25, help="seconds of load, at most")
     p.add_argument("--progress", type=int, default=50, help="print a line every N cycles")
     p.add_argument("--self-test", action="store_true",
                    help="check that the checker catches tampered logs and states")

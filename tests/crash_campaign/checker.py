@@ -209,7 +209,8 @@ class Checker:
             for it in intents:
                 self.model.note_intent(it)
             for intent, status, body in answered:
-                self._count("acked " + intent["type"] if status < 300 else "refused")
+                self._count("acked " + intent["type"] if status < 300 else
+                            f"refused {intent['type']} {error_code(body) or status}")
                 for p in self.model.apply(intent, status, body):
                     self.violation("answer", intent["branch"], f"{intent['id']}: {p}")
             if pending is not None:

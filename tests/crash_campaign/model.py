@@ -444,9 +444,9 @@ class Model:
             hist = [x.lsn for x in self.chain(b.head, 8) if x.content is not None]
             lsn = b.head if rng.random() < 0.6 or not hist else rng.choice(hist)
             return {"type": "label", "id": rid, "branch": b.name, "label": f"L{k}-{n}", "lsn": lsn}
-        elif r < 0.36 and b.name != root and self.replay_actions(b.name) is not None:
+        elif r < 0.33 and b.name != root and self.replay_actions(b.name) is not None:
             return {"type": "promote", "id": rid, "branch": b.name}
-        elif r < 0.41 and b.name != root and not self.children(b.name):
+        elif r < 0.38 and b.name != root and not self.children(b.name):
             return {"type": "delete", "id": rid, "branch": b.name}
         return self.choose_script(b, rng, rid)
 
