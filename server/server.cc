@@ -236,6 +236,7 @@ Status ApiServer::Init() {
   RegisterBranchRoutes(*parts_->router, services_);
   RegisterSqlRoutes(*parts_->router, services_);
   RegisterCheckpointRoutes(*parts_->router, services_);
+  RegisterMcpRoutes(*parts_->router, services_);
   RegisterBranchItemRoutes(*parts_->router, services_);  // last: its pattern takes the rest
 
   parts_->housekeeper = std::thread([parts, logger] {

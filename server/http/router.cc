@@ -1,3 +1,7 @@
+// libstdc++ 12's std::regex (Dispatch matches routes as httplib does, with
+// std::regex) trips a false -Wmaybe-uninitialized at -O2 (GCC bug 105562).
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
 #include "server/http/router.h"
 
 #include <httplib.h>

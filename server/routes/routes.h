@@ -29,6 +29,10 @@ void RegisterBranchRoutes(http::Router& router, Services& services);
 void RegisterSqlRoutes(http::Router& router, Services& services);
 // .../branches/{b}/checkpoints|rollback|reset|diff (checkpoints.cc).
 void RegisterCheckpointRoutes(http::Router& router, Services& services);
+// POST /mcp (the MCP endpoint, server/mcp/), GET|DELETE /mcp (405),
+// GET /.well-known/oauth-protected-resource (RFC 9728). Tool calls run the
+// other routes through router.Dispatch.
+void RegisterMcpRoutes(http::Router& router, Services& services);
 // GET|PATCH|DELETE .../branches/{b}: REQUIRES every .../branches/{b}/<sub>
 // route registered before (the branch pattern takes the rest of the path).
 void RegisterBranchItemRoutes(http::Router& router, Services& services);

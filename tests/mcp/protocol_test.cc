@@ -1,0 +1,304 @@
+// The MCP endpoint over raw HTTP against an ApiServer on a free port: auth and
+// discovery (401 + RFC 9728 metadata), transport rules (405, 202, Origin,
+// MCP-Protocol-Version, Accept), JSON-RPC errors (-32700, -32600, -32601,
+// -32602), initialize, and tool calls that run the API as the caller.
+#include <httplib.h>
+
+#include <catch2/catch.hpp>
+#include <fstream>
+#include <future>
+#include <thread>
+
+#include "server/config.h"
+#include "server/http/metrics.h"
+#include "server/mcp/tools.h"
+#include "server/server.h"
+#include "tests/util/temp_dir.h"
+
+namespace branchdb::server {
+namespace {
+
+using nlohmann::json;
+
+class McpFixture {
+ public:
+  McpFixture() {
+    Config config;
+    config.listen = "127.0.0.1:0";
+    config.data_dir = dir_.Sub("data");
+    config.sweep_interval_seconds = 3600;
+    auto server = ApiServer::Create(config, Env::Default());
+    REQUIRE(server.ok());
+    server_ = std::move(*server);
+    auto port = server_->Bind();
+    REQUIRE(port.ok());
+    port_ = *port;
+    serving_ = std::async(std::launch::async, [this] { return server_->Serve(); });
+    std::ifstream in(config.data_dir + "/admin-credentials.json");
+    json creds = json::parse(in);
+    httplib::Client c = Client();
+    c.set_basic_auth(creds["client_id"].get<std::string>().c_str(),
+                     creds["client_secret"].get<std::string>().c_str());
+    auto r = c.Post("/oauth/token", "grant_type=client_credentials",
+                    "application/x-www-form-urlencoded");
+    for (int i = 0; i < 400 && !r; ++i) {  // the server may still be starting
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      r = c.Post("/oauth/token", "grant_type=client_credentials",
+                 "application/x-www-form-urlencoded");
+    }
+    REQUIRE(r);
+    REQUIRE(r->status == 200);
+    token_ = json::parse(r->body)["access_token"];
+  }
+  ~McpFixture() {
+    server_->Stop();
+    (void)serving_.get();
+  }
+
+  httplib::Client Client() {
+    httplib::Client c("127.0.0.1", port_);
+    c.set_read_timeout(30);
+    return c;
+  }
+
+  // POSTs body to /mcp with the admin token (unless headers has one).
+  httplib::Result Post(const std::string& body, httplib::Headers headers = {}) {
+    if (headers.find("Authorization") == headers.end()) {
+      headers.emplace("Authorization", "Bearer " + token_);
+    }
+    headers.emplace("Accept", "application/json, text/event-stream");
+    return Client().Post("/mcp", headers, body, "application/json");
+  }
+
+  // A JSON-RPC request; returns the parsed answer (REQUIRES status 200).
+  json Rpc(const std::string& method, const json& params, httplib::Headers headers = {}) {
+    json msg = {{"jsonrpc", "2.0"}, {"id", ++next_id_}, {"method", method}};
+    if (!params.is_null()) msg["params"] = params;
+    auto r = Post(msg.dump(), std::move(headers));
+    REQUIRE(r);
+    INFO(r->body);
+    REQUIRE(r->status == 200);
+    json j = json::parse(r->body);
+    CHECK(j["jsonrpc"] == "2.0");
+    CHECK(j["id"] == next_id_);
+    return j;
+  }
+
+  json Tool(const std::string& name, const json& arguments, httplib::Headers headers = {}) {
+    return Rpc("tools/call", {{"name", name}, {"arguments", arguments}}, std::move(headers));
+  }
+
+  testing::TempDir dir_;
+  std::unique_ptr<ApiServer> server_;
+  std::future<Status> serving_;
+  int port_ = 0;
+  std::string token_;
+  int next_id_ = 0;
+};
+
+int ErrorCode(const httplib::Result& r) { return json::parse(r->body)["error"]["code"]; }
+
+TEST_CASE("mcp: 401 points to the protected-resource metadata", "[mcp]") {
+  McpFixture f;
+  std::string base = "http://127.0.0.1:" + std::to_string(f.port_);
+  auto none = f.Client().Post("/mcp", "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}",
+                              "application/json");
+  REQUIRE(none);
+  CHECK(none->status == 401);
+  CHECK(none->get_header_value("WWW-Authenticate") ==
+        "Bearer resource_metadata=\"" + base + "/.well-known/oauth-protected-resource\"");
+  auto bad = f.Post("{}", {{"Authorization", "Bearer not-a-token"}});
+  REQUIRE(bad);
+  CHECK(bad->status == 401);
+  CHECK(bad->get_header_value("WWW-Authenticate").find("error=\"invalid_token\"") !=
+        std::string::npos);
+  CHECK(json::parse(bad->body)["error"]["code"] == "invalid_token");
+
+  auto meta = f.Client().Get("/.well-known/oauth-protected-resource");
+  REQUIRE(meta);
+  CHECK(meta->status == 200);
+  json m = json::parse(meta->body);
+  CHECK(m["resource"] == base);
+  CHECK(m["authorization_servers"] == json::array({base}));
+  CHECK(m["bearer_methods_supported"] == json::array({"header"}));
+  CHECK(std::find(m["scopes_supported"].begin(), m["scopes_supported"].end(), "sql:write") !=
+        m["scopes_supported"].end());
+  // The authorization server it names publishes its RFC 8414 metadata.
+  auto as = f.Client().Get("/.well-known/oauth-authorization-server");
+  REQUIRE(as);
+  CHECK(json::parse(as->body)["issuer"] == base);
+}
+
+TEST_CASE("mcp: transport rules", "[mcp]") {
+  McpFixture f;
+  httplib::Headers auth = {{"Authorization", "Bearer " + f.token_}};
+  auto get = f.Client().Get("/mcp", auth);
+  REQUIRE(get);
+  CHECK(get->status == 405);
+  CHECK(get->get_header_value("Allow") == "POST");
+  auto del = f.Client().Delete("/mcp", auth);
+  REQUIRE(del);
+  CHECK(del->status == 405);
+
+  auto note = f.Post(R"({"jsonrpc":"2.0","method":"notifications/initialized"})");
+  REQUIRE(note);
+  CHECK(note->status == 202);
+  CHECK(note->body.empty());
+  auto response = f.Post(R"({"jsonrpc":"2.0","id":"s1","result":{}})");
+  REQUIRE(response);
+  CHECK(response->status == 202);
+
+  auto evil = f.Post(R"({"jsonrpc":"2.0","id":1,"method":"ping"})",
+                     {{"Origin", "http://evil.example:8080"}});
+  REQUIRE(evil);
+  CHECK(evil->status == 403);
+  auto rebound = f.Post(R"({"jsonrpc":"2.0","id":1,"method":"ping"})",
+                        {{"Origin", "http://attacker.example"}, {"Host", "attacker.example"}});
+  REQUIRE(rebound);
+  CHECK(rebound->status == 403);
+  CHECK(f.Rpc("ping", nullptr, {{"Origin", "http://localhost:3000"}})["result"] == json::object());
+  CHECK(f.Rpc("ping", nullptr, {{"Origin", "http://127.0.0.1:" + std::to_string(f.port_)}})
+            .contains("result"));
+
+  auto old = f.Post(R"({"jsonrpc":"2.0","id":1,"method":"ping"})",
+                    {{"MCP-Protocol-Version", "2024-01-01"}});
+  REQUIRE(old);
+  CHECK(old->status == 400);
+  CHECK(ErrorCode(old) == mcp::kInvalidRequest);
+  CHECK(f.Rpc("ping", nullptr, {{"MCP-Protocol-Version", "2025-06-18"}}).contains("result"));
+
+  httplib::Headers html = {{"Authorization", "Bearer " + f.token_}, {"Accept", "text/html"}};
+  auto not_json = f.Client().Post("/mcp", html, R"({"jsonrpc":"2.0","id":1,"method":"ping"})",
+                                  "application/json");
+  REQUIRE(not_json);
+  CHECK(not_json->status == 406);
+}
+
+TEST_CASE("mcp: JSON-RPC errors", "[mcp]") {
+  McpFixture f;
+  auto parse = f.Post("{\"jsonrpc\":");
+  REQUIRE(parse);
+  CHECK(parse->status == 400);
+  CHECK(ErrorCode(parse) == mcp::kParseError);
+  CHECK(json::parse(parse->body)["id"].is_null());
+
+  for (const char* invalid :
+       {R"([{"jsonrpc":"2.0","id":1,"method":"ping"}])", R"("ping")",
+        R"({"jsonrpc":"1.0","id":1,"method":"ping"})", R"({"jsonrpc":"2.0","id":{},"method":"ping"})",
+        R"({"jsonrpc":"2.0","id":1,"method":7})", R"({"jsonrpc":"2.0","id":1})"}) {
+    INFO(invalid);
+    auto r = f.Post(invalid);
+    REQUIRE(r);
+    CHECK(r->status == 400);
+    CHECK(ErrorCode(r) == mcp::kInvalidRequest);
+  }
+
+  json unknown = f.Rpc("resources/list", json::object());
+  CHECK(unknown["error"]["code"] == mcp::kMethodNotFound);
+  CHECK(f.Rpc("initialize", json::object())["error"]["code"] == mcp::kInvalidParams);
+  CHECK(f.Rpc("tools/call", json::object())["error"]["code"] == mcp::kInvalidParams);
+  CHECK(f.Rpc("tools/call", {{"name", "no_such_tool"}})["error"]["code"] == mcp::kInvalidParams);
+  json wrong_type = f.Tool("list_branches", {{"project", 5}});
+  CHECK(wrong_type["error"]["code"] == mcp::kInvalidParams);
+  CHECK(wrong_type["error"]["message"].get<std::string>().find("arguments.project") !=
+        std::string::npos);
+  CHECK(f.Tool("list_branches", json::object())["error"]["code"] == mcp::kInvalidParams);
+  CHECK(f.Tool("list_branches", {{"project", "p"}, {"extra", 1}})["error"]["code"] ==
+        mcp::kInvalidParams);
+  CHECK(f.Tool("rollback", {{"project", "p"}, {"branch", "b"}})["error"]["code"] ==
+        mcp::kInvalidParams);
+  // String ids come back as they were sent.
+  auto s = f.Post(R"({"jsonrpc":"2.0","id":"abc","method":"ping"})");
+  REQUIRE(s);
+  CHECK(json::parse(s->body)["id"] == "abc");
+}
+
+TEST_CASE("mcp: initialize negotiates the protocol version", "[mcp]") {
+  McpFixture f;
+  json init = f.Rpc("initialize", {{"protocolVersion", "2025-06-18"},
+                                   {"capabilities", json::object()},
+                                   {"clientInfo", {{"name", "t"}, {"version", "1"}}}});
+  json r = init["result"];
+  CHECK(r["protocolVersion"] == "2025-06-18");
+  CHECK(r["capabilities"].contains("tools"));
+  CHECK(r["serverInfo"]["name"] == "branchdb");
+  CHECK(r["instructions"].get<std::string>().find("previous_head_lsn") != std::string::npos);
+  CHECK(f.Rpc("initialize", {{"protocolVersion", "2025-03-26"}})["result"]["protocolVersion"] ==
+        "2025-03-26");
+  CHECK(f.Rpc("initialize", {{"protocolVersion", "2099-01-01"}})["result"]["protocolVersion"] ==
+        "2025-06-18");
+  // No session: the server issues no Mcp-Session-Id.
+  auto raw = f.Post(R"({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18"}})");
+  REQUIRE(raw);
+  CHECK_FALSE(raw->has_header("Mcp-Session-Id"));
+
+  json tools = f.Rpc("tools/list", json::object())["result"]["tools"];
+  CHECK(tools.size() == 14);
+  for (const auto& t : tools) {
+    INFO(t["name"]);
+    CHECK(t["inputSchema"]["type"] == "object");
+    for (const auto& [name, prop] : t["inputSchema"]["properties"].items()) {
+      CHECK(prop.contains("description"));
+    }
+  }
+}
+
+TEST_CASE("mcp: tool calls run the API as the caller", "[mcp]") {
+  McpFixture f;
+  json created = f.Tool("create_project", {{"name", "shop"}})["result"];
+  CHECK(created["isError"] == false);
+  CHECK(created["structuredContent"]["name"] == "shop");
+  CHECK(created["content"][0]["text"].get<std::string>().find("production") != std::string::npos);
+
+  json sql = f.Tool("run_sql",
+                    {{"project", "shop"}, {"branch", "production"}, {"sql", "CREATE TABLE t(a)"}},
+                    {{"X-Request-Id", "mcp-call-7"}})["result"];
+  REQUIRE(sql["isError"] == false);
+  int64_t lsn = sql["structuredContent"]["lsn"];
+  // The checkpoint names the MCP request.
+  json history = f.Tool("list_checkpoints", {{"project", "shop"}, {"branch", "production"},
+                                             {"limit", 1}})["result"];
+  CHECK(history["structuredContent"]["checkpoints"][0]["lsn"] == lsn);
+  CHECK(history["structuredContent"]["checkpoints"][0]["request_id"] == "mcp-call-7");
+
+  json dup = f.Tool("create_project", {{"name", "shop"}})["result"];
+  CHECK(dup["isError"] == true);
+  CHECK(dup["structuredContent"]["status"] == 409);
+  CHECK(dup["structuredContent"]["error"]["code"] == "project_exists");
+
+  json branch = f.Tool("create_branch", {{"project", "shop"}, {"name", "a/b"}, {"from_lsn", lsn}})["result"];
+  CHECK(branch["isError"] == false);
+  CHECK(branch["structuredContent"]["branch_point_lsn"] == lsn);
+  CHECK(f.Tool("delete_branch", {{"project", "shop"}, {"branch", "a/b"}})["result"]
+            ["structuredContent"]["deleted"] == true);
+
+  http::Metrics& m = *f.server_->services().metrics;
+  CHECK(m.Value(http::kHttpRequests,
+                {{"route", "/v1/projects"}, {"method", "POST"}, {"status", "201"}}) == 1);
+  CHECK(m.Value(http::kHttpRequests,
+                {{"route", "/v1/projects/{project}/branches/{branch}"}, {"method", "DELETE"},
+                 {"status", "204"}}) == 1);
+  CHECK(m.Value(http::kHttpRequests, {{"route", "/mcp"}, {"method", "POST"}, {"status", "200"}}) >=
+        6);
+}
+
+TEST_CASE("mcp: schema validation and path encoding", "[mcp]") {
+  json schema = {{"type", "object"},
+                 {"properties",
+                  {{"n", {{"type", "integer"}, {"minimum", 1}, {"maximum", 3}}},
+                   {"e", {{"type", "string"}, {"enum", {"x", "y"}}}},
+                   {"l", {{"type", "array"}, {"items", {{"type", "string"}}}}}}},
+                 {"required", {"n"}},
+                 {"additionalProperties", false}};
+  CHECK(mcp::ValidateSchema(schema, {{"n", 2}, {"e", "x"}, {"l", {"a"}}}, "a").ok());
+  CHECK_FALSE(mcp::ValidateSchema(schema, json::object(), "a").ok());
+  CHECK_FALSE(mcp::ValidateSchema(schema, {{"n", 0}}, "a").ok());
+  CHECK_FALSE(mcp::ValidateSchema(schema, {{"n", 4}}, "a").ok());
+  CHECK_FALSE(mcp::ValidateSchema(schema, {{"n", 1.5}}, "a").ok());
+  CHECK_FALSE(mcp::ValidateSchema(schema, {{"n", 1}, {"e", "z"}}, "a").ok());
+  CHECK(mcp::ValidateSchema(schema, {{"n", 1}, {"l", {1}}}, "a").message() == "a.l[0]: expected string");
+  CHECK(mcp::EncodePathSegment("dev/alex 1%") == "dev%2Falex%201%25");
+}
+
+}  // namespace
+}  // namespace branchdb::server
