@@ -47,6 +47,12 @@ class Drift(ScenarioTest):
             self.promote("feature/discounts", mode="fast_forward")
         self.assertEqual(cm.exception.code, "parent_moved")
         self.assertEqual(self.scalar("production", "SELECT count(*) FROM orders"), 5)
+        # (The default mode would replay the branch's SQL on production's head;
+        # a dry run shows that plan without moving anything.)
+        plan = self.promote("feature/discounts", dry_run=True)
+        self.assertEqual((plan["mode"], plan["dry_run"], plan["head_lsn"]), ("replay", True, None))
+        self.assertEqual([a["summary"] for a in plan["actions"]], [FEATURE])
+        self.assertEqual(self.scalar("production", "SELECT count(*) FROM orders"), 5)
 
         # 4. Re-branch from current production (reset from parent; undoable) and re-apply.
         moved = c.reset("feature/discounts")
