@@ -87,9 +87,13 @@ class CiEphemeralBranches(ScenarioTest):
     def test_three_pull_requests(self) -> None:
         c = self.client
         prod_before = c.export("production").data
+        # CI gets its own OAuth client, limited to branches and SQL of this project.
+        creds = c.create_client(["branches:write", "sql:write"], name="ci", projects=[self.PROJECT])
+        ci = branchdb.Client(self.server.url, project=self.PROJECT, client_id=creds.client_id,
+                             client_secret=creds.client_secret, trust_env=False)
         # The three jobs run at once, as CI runners would.
         with concurrent.futures.ThreadPoolExecutor(3) as pool:
-            outcomes = list(pool.map(lambda pr: run_pull_request(c, pr), PULL_REQUESTS))
+            outcomes = list(pool.map(lambda pr: run_pull_request(ci, pr), PULL_REQUESTS))
         text = report(outcomes)
         print("\n" + text + "\n")
 
