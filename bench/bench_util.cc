@@ -1,6 +1,7 @@
 #include "bench/bench_util.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -10,8 +11,11 @@
 namespace branchdb::bench {
 
 void Emit(const Metric& m) {
-  nlohmann::json j = {{"bench", m.bench}, {"metric", m.metric}, {"value", m.value},
-                      {"unit", m.unit}};
+  nlohmann::json j = {{"bench", m.bench},
+                      {"metric", m.metric},
+                      {"value", m.value},
+                      {"unit", m.unit},
+                      {"direction", m.lower_is_better ? "lower" : "higher"}};
   std::optional<double> ratio;
   if (m.baseline.has_value()) {
     j["baseline_name"] = m.baseline_name;
@@ -25,8 +29,9 @@ void Emit(const Metric& m) {
     j["baseline"] = nullptr;
     j["ratio"] = nullptr;
   }
-  if (!m.target.empty()) j["target"] = m.target;
-  if (m.met.has_value()) j["met"] = *m.met;
+  j["target"] = m.target.empty() ? nlohmann::json(nullptr) : nlohmann::json(m.target);
+  j["met"] = m.met.has_value() ? nlohmann::json(*m.met) : nlohmann::json(nullptr);
+  for (const auto& [key, v] : m.extra) j[key] = v;
   std::printf("%s\n", j.dump().c_str());
   std::fflush(stdout);
   std::fprintf(stderr, "%-10s %-44s %14.4f %-10s", m.bench.c_str(), m.metric.c_str(), m.value,
@@ -66,6 +71,57 @@ ScratchDir::ScratchDir(const std::string& name) {
 ScratchDir::~ScratchDir() {
   std::error_code ec;
   std::filesystem::remove_all(path_, ec);
+}
+
+namespace {
+
+[[noreturn]] void DieIo(const char* what, const Status& s) {
+  std::fprintf(stderr, "bench: %s: %s\n", what, s.ToString().c_str());
+  std::exit(1);
+}
+
+std::string UniqueRawPath(const std::string& dir, size_t bytes) {
+  static std::atomic<int> next{0};
+  return JoinPath(dir, "raw-" + std::to_string(bytes) + "-" + std::to_string(next.fetch_add(1)));
+}
+
+}  // namespace
+
+RawSyncer::RawSyncer(const std::string& dir, size_t bytes) : path_(UniqueRawPath(dir, bytes)) {
+  auto f = Env::Default()->NewWritableFile(path_, Env::OpenMode::kTruncate);
+  if (!f.ok()) DieIo("raw open", f.status());
+  file_ = std::move(*f);
+  // Incompressible bytes, so that no layer below can shortcut the write.
+  block_.resize(bytes);
+  uint64_t x = 0x9e3779b97f4a7c15ull ^ bytes;
+  for (char& c : block_) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    c = static_cast<char>(x);
+  }
+}
+
+RawSyncer::~RawSyncer() {
+  (void)file_->Close();
+  (void)Env::Default()->DeleteFile(path_);
+}
+
+double RawSyncer::Once() {
+  const double t0 = NowSeconds();
+  if (Status s = file_->Append(block_); !s.ok()) DieIo("raw append", s);
+  if (Status s = file_->Sync(); !s.ok()) DieIo("raw sync", s);
+  return (NowSeconds() - t0) * 1e3;
+}
+
+double RawSyncer::Rate(double seconds) {
+  uint64_t n = 0;
+  const double start = NowSeconds();
+  while (NowSeconds() - start < seconds) {
+    Once();
+    ++n;
+  }
+  return static_cast<double>(n) / (NowSeconds() - start);
 }
 
 }  // namespace branchdb::bench

@@ -328,6 +328,7 @@ int Main() {
   server_open.metric = "cold_start_server_side_open_p50";
   server_open.value = Percentile(server_cold_ms, 50);
   server_open.unit = "ms";
+  server_open.lower_is_better = true;
   Emit(server_open);
 
   (*srv)->Stop();

@@ -1,7 +1,8 @@
 // storage_bench: the page store's figures against physical baselines measured
 // in the same run on the same file system ($BRANCHDB_BENCH_DIR or /tmp):
-//   - branch (timeline) creation latency on stores of 1 MB, 100 MB and 1 GB
-//     versus copying a file of that size (read + write + fdatasync);
+//   - branch (timeline) creation latency on stores of 1 MB, 10 MB, 100 MB and
+//     1 GB versus copying a file of that size (read + write + fdatasync); the
+//     lines carry "db_mb" for the plot of creation time against size;
 //   - durable commit rate of one writer (1 and 4 pages per commit) versus a
 //     raw loop of 4 KiB appends + fdatasync, and of 16 writers on 16 timelines
 //     versus one writer (group commit);
@@ -37,6 +38,7 @@ using bench::Emit;
 using bench::Metric;
 using bench::NowSeconds;
 using bench::Percentile;
+using bench::RawSyncer;
 
 namespace {
 
@@ -168,44 +170,6 @@ double CopyBaseline(const std::string& dir, uint64_t bytes) {
   return Percentile(times, 50);
 }
 
-// A file in the benchmark's directory that measures the disk's physical
-// limit: appends of `bytes` followed by fdatasync.
-class RawSyncer {
- public:
-  RawSyncer(const std::string& dir, size_t bytes)
-      : path_(JoinPath(dir, "raw-" + std::to_string(bytes))) {
-    file_ = Check(kEnv->NewWritableFile(path_, Env::OpenMode::kTruncate), "raw open");
-    while (block_.size() < bytes) block_ += MakePage(block_.size(), 3);
-    block_.resize(bytes);
-  }
-  ~RawSyncer() {
-    (void)file_->Close();
-    (void)kEnv->DeleteFile(path_);
-  }
-  // One append + fdatasync; returns its duration in ms.
-  double Once() {
-    const double t0 = NowSeconds();
-    if (Status s = file_->Append(block_); !s.ok()) Die("raw append", s);
-    if (Status s = file_->Sync(); !s.ok()) Die("raw sync", s);
-    return (NowSeconds() - t0) * 1e3;
-  }
-  // Iterations per second over `seconds`.
-  double Rate(double seconds) {
-    uint64_t n = 0;
-    const double start = NowSeconds();
-    while (NowSeconds() - start < seconds) {
-      Once();
-      ++n;
-    }
-    return static_cast<double>(n) / (NowSeconds() - start);
-  }
-
- private:
-  const std::string path_;
-  std::unique_ptr<WritableFile> file_;
-  std::string block_;
-};
-
 // A store with `writers` timelines, each written by its own thread in Run().
 class CommitLoad {
  public:
@@ -331,6 +295,7 @@ void BranchCreation(const std::string& root, const std::vector<uint64_t>& sizes)
     m.baseline_name = "cp+fsync";
     m.baseline = copy_ms;
     m.lower_is_better = true;
+    m.extra = {{"db_mb", static_cast<double>(mb)}};
     if (mb == largest) {
       m.target = ">=1000x faster than cp+fsync, p50 < 1 ms";
       m.met = copy_ms / p50 >= 1000 && p50 < 1.0;
@@ -349,6 +314,7 @@ void BranchCreation(const std::string& root, const std::vector<uint64_t>& sizes)
     f.metric = "disk_fdatasync_p50_during_" + SizeName(mb);
     f.value = Percentile(sync_ms, 50);
     f.unit = "ms";
+    f.lower_is_better = true;
     Report(f);
     b.store.reset();
     if (mb != largest && mb != second) {  // those two are measured again later
@@ -424,6 +390,7 @@ void ReadsRecoveryMemory(const std::string& root, uint64_t mb, uint64_t small_mb
   r.metric = "recovery_open_" + SizeName(mb);
   r.value = Percentile(opens, 50) * 1e3;
   r.unit = "ms";
+  r.lower_is_better = true;
   r.target = "< 2000 ms";
   r.met = r.value < 2000;
   Report(r);
@@ -457,6 +424,7 @@ void ReadsRecoveryMemory(const std::string& root, uint64_t mb, uint64_t small_mb
                  SizeName(mb);
       m.value = Percentile(*v, p);
       m.unit = "us";
+      m.lower_is_better = true;
       Report(m);
     }
   }
@@ -471,10 +439,12 @@ void ReadsRecoveryMemory(const std::string& root, uint64_t mb, uint64_t small_mb
   total.metric = "ram_open_" + SizeName(mb);
   total.value = delta / kMiB;
   total.unit = "MiB";
+  total.lower_is_better = true;
   Report(total);
   Metric mem;
   mem.metric = "ram_per_page_version";
   mem.unit = "bytes";
+  mem.lower_is_better = true;
   mem.target = "< 64 bytes";
   if (small_mb > 0 && small_mb < mb) {
     const double small_delta = OpenRssDelta(JoinPath(root, "store-" + SizeName(small_mb)));
@@ -496,7 +466,7 @@ int main(int argc, char** argv) {
   const uint64_t max_mb = EnvU64("BRANCHDB_BENCH_MAX_MB", 1024);
   const double seconds = static_cast<double>(EnvU64("BRANCHDB_BENCH_SECONDS", 5));
   std::vector<uint64_t> sizes;
-  for (uint64_t mb : {1ull, 100ull, 1024ull}) sizes.push_back(std::min(mb, max_mb));
+  for (uint64_t mb : {1ull, 10ull, 100ull, 1024ull}) sizes.push_back(std::min(mb, max_mb));
   sizes.erase(std::unique(sizes.begin(), sizes.end()), sizes.end());
   bench::ScratchDir root("storage");
   const double start = NowSeconds();
