@@ -131,7 +131,7 @@ def write_plots(lines, out):
         plots.append(("branch_create", f"""
 set title "Branch creation time vs database size"
 set xlabel "database size (MB)"; set ylabel "time (ms)"
-set logscale xy; set grid; set key top left
+set logscale xy; set grid; set key top left; set xrange [0.7:1500]
 plot "{dat}" using 1:2 with linespoints lw 2 title "branchdb create branch (p50)", \\
      "{dat}" using 1:3 with linespoints dt 2 title "branchdb create branch (p99)", \\
      "{dat}" using 1:4 with linespoints lw 2 title "copy the file (cp + fsync)"
