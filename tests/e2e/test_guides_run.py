@@ -34,7 +34,7 @@ def blocks(name: str) -> List[Tuple[str, str]]:
 
 
 class GuidesRun(ScenarioTest):
-    PROJECT = "unused"  # the guides make their own project, "shop"
+    PROJECT = "unused"  # the guides make their own project, "shop", as the README says
 
     def local(self, code: str) -> str:
         """The guide's code pointed at the test server."""
@@ -64,10 +64,9 @@ class GuidesRun(ScenarioTest):
             self.assertEqual(len(part), 1, "README.md: setup blocks not found")
 
     def fresh_shop(self) -> None:
-        admin = branchdb.Client.from_data_dir(self.server.data_dir, url=self.server.url,
-                                              trust_env=False)
+        """Deletes the project a previous run made; the README's blocks make it anew."""
         try:
-            admin.delete_project("shop", force=True)
+            self.client.delete_project("shop", force=True)
         except branchdb.NotFound:
             pass
 
