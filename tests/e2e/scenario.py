@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import sys
 import unittest
-import urllib.parse
 from typing import Any, Dict, List, Optional
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "sdk_python"))
@@ -71,13 +70,6 @@ class ScenarioTest(unittest.TestCase):
 
     def scalar(self, branch: str, sql: str) -> Any:
         return self.client.sql(branch, sql, read_only=True).scalar()
-
-    def promote(self, branch: str, **options: Any) -> Dict[str, Any]:
-        """POST .../branches/{branch}/promote with `options` as the JSON body;
-        returns the decoded answer (raises the SDK's ApiError subclasses)."""
-        path = (f"/v1/projects/{urllib.parse.quote(self.PROJECT, safe='')}/branches/"
-                f"{urllib.parse.quote(branch, safe='')}/promote")
-        return self.client.request("POST", path, json_body=options or None).json()
 
     def sql_checkpoints(self, branch: str) -> List[branchdb.Checkpoint]:
         """The branch's own SQL checkpoints, oldest first."""

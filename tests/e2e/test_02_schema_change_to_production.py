@@ -44,25 +44,25 @@ class SchemaChangeToProduction(ScenarioTest):
         # is a fast-forward (one O(1) move of production's head). A dry run first.
         before = c.get_branch("production").head_lsn
         branch_head = c.get_branch("dev/tier").head_lsn
-        dry = self.promote("dev/tier", dry_run=True)
-        self.assertEqual((dry["branch"], dry["source"], dry["mode"], dry["dry_run"]),
+        dry = c.promote("dev/tier", dry_run=True)
+        self.assertEqual((dry.branch, dry.source, dry.mode, dry.dry_run),
                          ("production", "dev/tier", "fast_forward", True))
-        self.assertIsNone(dry["head_lsn"])
-        self.assertEqual([a["lsn"] for a in dry["actions"]], [r.lsn])
+        self.assertIsNone(dry.head_lsn)
+        self.assertEqual([(a.lsn, a.rows) for a in dry.actions], [(r.lsn, 1)])
         self.assertEqual(c.get_branch("production").head_lsn, before)
 
         # A verify query that fails keeps production where it is...
         with self.assertRaises(branchdb.Conflict) as cm:
-            self.promote("dev/tier", verify="SELECT count(*) = 2 FROM customers WHERE tier = 'gold'")
+            c.promote("dev/tier", verify="SELECT count(*) = 2 FROM customers WHERE tier = 'gold'")
         self.assertEqual(cm.exception.code, "verify_failed")
         self.assertEqual(c.get_branch("production").head_lsn, before)
 
         # ...and one that holds lets it move.
-        p = self.promote("dev/tier", verify="SELECT count(*) = 1 FROM customers WHERE tier = 'gold'")
-        self.assertEqual((p["branch"], p["mode"], p["dry_run"]), ("production", "fast_forward", False))
-        self.assertEqual(p["verify"]["ok"], True)
-        self.assertEqual(p["previous_head_lsn"], before)
-        self.assertEqual(p["target_lsn"], branch_head)
+        p = c.promote("dev/tier", verify="SELECT count(*) = 1 FROM customers WHERE tier = 'gold'")
+        self.assertEqual((p.branch, p.mode, p.dry_run), ("production", "fast_forward", False))
+        self.assertTrue(p.verify is not None and p.verify.ok)
+        self.assertEqual(p.previous_head_lsn, before)
+        self.assertEqual(p.target_lsn, branch_head)
 
         # Production has the column and the backfill; its history names the promote.
         self.assertEqual(self.rows("production", tiers),
@@ -74,12 +74,12 @@ class SchemaChangeToProduction(ScenarioTest):
         self.assertEqual(self.scalar("production", "SELECT count(*) FROM orders"), 4)
 
         # A promote is undone like any move: roll production back to its previous head.
-        undo = c.rollback("production", lsn=p["previous_head_lsn"])
+        undo = c.undo("production", p)
         self.assertEqual(undo.target_lsn, before)
         with self.assertRaises(branchdb.BadRequest):
             c.sql("production", tiers, read_only=True)
         # ...and redone by rolling back to the promote's head.
-        c.rollback("production", lsn=p["head_lsn"])
+        c.rollback("production", lsn=p.head_lsn)
         self.assertEqual(self.scalar("production", "SELECT tier FROM customers WHERE id = 1"),
                          "gold")
 

@@ -44,14 +44,14 @@ class Drift(ScenarioTest):
 
         # 3. A fast-forward promote is refused: production is not where the branch started.
         with self.assertRaises(branchdb.Conflict) as cm:
-            self.promote("feature/discounts", mode="fast_forward")
+            c.promote("feature/discounts", mode="fast_forward")
         self.assertEqual(cm.exception.code, "parent_moved")
         self.assertEqual(self.scalar("production", "SELECT count(*) FROM orders"), 5)
         # (The default mode would replay the branch's SQL on production's head;
         # a dry run shows that plan without moving anything.)
-        plan = self.promote("feature/discounts", dry_run=True)
-        self.assertEqual((plan["mode"], plan["dry_run"], plan["head_lsn"]), ("replay", True, None))
-        self.assertEqual([a["summary"] for a in plan["actions"]], [FEATURE])
+        plan = c.promote("feature/discounts", dry_run=True)
+        self.assertEqual((plan.mode, plan.dry_run, plan.head_lsn), ("replay", True, None))
+        self.assertEqual([a.summary for a in plan.actions], [FEATURE])
         self.assertEqual(self.scalar("production", "SELECT count(*) FROM orders"), 5)
 
         # 4. Re-branch from current production (reset from parent; undoable) and re-apply.
@@ -68,8 +68,8 @@ class Drift(ScenarioTest):
                          [("orders", "changed", ["discount_cents"])])
 
         # 5. Promote (a fast-forward again) and check production has everything.
-        p = self.promote("feature/discounts")
-        self.assertEqual(p["previous_head_lsn"], prod_head)
+        p = c.promote("feature/discounts")
+        self.assertEqual((p.mode, p.previous_head_lsn), ("fast_forward", prod_head))
         self.assertEqual(self.rows("production",
                                    "SELECT id, customer_id, total_cents, discount_cents FROM orders "
                                    "ORDER BY id"),
