@@ -14,7 +14,7 @@
 //      rest (ApplyOps: flip, truncate, overwrite, insert, delete, copy a range
 //      between files), then opened.
 // Properties checked (abort on violation): no crash, leak or UB (sanitizers);
-// Open either fails with a Status or gives a store whose invariants hold
+// the unedited template opens with its timelines and last LSN; Open either fails with a Status or gives a store whose invariants hold
 // (CheckStore): every timeline's head is a readable record, its pages read,
 // History walks newest-first from the head, every record LSN up to LastLsn is
 // readable or NotFound (collected), a new commit succeeds and survives a reopen.
@@ -66,6 +66,9 @@ struct Fixture {
   std::string dir = root.Sub("store");
   // The template store's files, name -> bytes, sorted by name.
   std::vector<std::pair<std::string, std::string>> files;
+  // What the template store held when closed.
+  std::vector<TimelineInfo> timelines;
+  Lsn last_lsn = 0;
 
   PageStoreOptions Options() {
     PageStoreOptions o;
@@ -112,6 +115,10 @@ struct Fixture {
     FUZZ_CHECK(s.Gc(gc).ok());
     commit(*t3, {4}, 4, 5);
     commit(*t1, {1, 2}, 2, 6);
+    timelines = s.ListTimelines();
+    std::sort(timelines.begin(), timelines.end(),
+              [](const TimelineInfo& a, const TimelineInfo& b) { return a.id < b.id; });
+    last_lsn = s.LastLsn();
     opened->reset();
     auto names = env.GetChildren(dir);
     FUZZ_CHECK(names.ok());
@@ -211,10 +218,23 @@ void CheckWritable(std::unique_ptr<PageStore> s) {
   CheckStore(**again);
 }
 
-void OpenAndCheck() {
+// unchanged: the template's files as written; they must open as they were.
+void OpenAndCheck(bool unchanged) {
   Fixture& f = F();
   auto s = PageStore::Open(f.Options(), f.dir);
+  FUZZ_CHECK(s.ok() || !unchanged);
   if (!s.ok()) return;  // failing cleanly is fine
+  if (unchanged) {
+    auto timelines = (*s)->ListTimelines();
+    std::sort(timelines.begin(), timelines.end(),
+              [](const TimelineInfo& a, const TimelineInfo& b) { return a.id < b.id; });
+    FUZZ_CHECK((*s)->LastLsn() == f.last_lsn && timelines.size() == f.timelines.size());
+    for (size_t i = 0; i < timelines.size(); ++i) {
+      FUZZ_CHECK(timelines[i].id == f.timelines[i].id && timelines[i].head == f.timelines[i].head &&
+                 timelines[i].base == f.timelines[i].base &&
+                 timelines[i].created_lsn == f.timelines[i].created_lsn);
+    }
+  }
   CheckStore(**s);
   CheckWritable(std::move(*s));
 }
@@ -377,14 +397,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       SegmentHeader h;
       h.number = 1;
       f.WriteFiles({{SegmentFileName(1), EncodeSegmentHeader(h) + std::string(in)}});
-      OpenAndCheck();
+      OpenAndCheck(false);
       break;
     }
     default: {
       auto fs = f.files;
       ApplyOps(in, &fs);
       f.WriteFiles(fs);
-      OpenAndCheck();
+      OpenAndCheck(fs == f.files);
       break;
     }
   }
