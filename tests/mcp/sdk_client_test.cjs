@@ -1,0 +1,264 @@
+// The MCP endpoint driven by the official MCP TypeScript SDK client
+// (@modelcontextprotocol/sdk, Client + StreamableHTTPClientTransport) against
+// a real `branchdb serve`: discovery and auth failures, tools/list, and an
+// agent's try -> check -> roll back loop (branch, write, check, roll back,
+// undo the rollback, diff, promote, undo the promote), API errors as tool
+// results, a database credential.
+//
+//   node sdk_client_test.cjs --branchdb <path of branchdb> --sdk <dir with node_modules>
+// Exit code 0 when every check passed.
+'use strict';
+
+const assert = require('node:assert/strict');
+const { spawn } = require('node:child_process');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const { createRequire } = require('node:module');
+
+function arg(name) {
+  const i = process.argv.indexOf(name);
+  if (i < 0 || i + 1 >= process.argv.length) {
+    console.error(`usage: node sdk_client_test.cjs --branchdb BIN --sdk DIR (missing ${name})`);
+    process.exit(2);
+  }
+  return process.argv[i + 1];
+}
+
+const sdkRequire = createRequire(path.join(path.resolve(arg('--sdk')), 'package.json'));
+const { Client } = sdkRequire('@modelcontextprotocol/sdk/client/index.js');
+const { StreamableHTTPClientTransport } = sdkRequire(
+  '@modelcontextprotocol/sdk/client/streamableHttp.js');
+
+// --- a real server ----------------------------------------------------------
+
+async function startServer(binary) {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'bdb-mcp-'));
+  const dataDir = path.join(tmp, 'data');
+  const proc = spawn(binary, ['serve', '--data-dir', dataDir, '--listen', '127.0.0.1:0',
+                              '--log-level', 'info'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let log = '';
+  const url = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no listening line after 60 s:\n${log}`)),
+                             60000);
+    const onData = (chunk) => {
+      log += chunk.toString();
+      const m = /event=listening address=(https?:\/\/\S+)/.exec(log);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]);
+      }
+    };
+    proc.stdout.on('data', onData);
+    proc.stderr.on('data', onData);
+    proc.on('exit', (code) => reject(new Error(`server exited with ${code}:\n${log}`)));
+  });
+  const creds = JSON.parse(fs.readFileSync(path.join(dataDir, 'admin-credentials.json'), 'utf8'));
+  return {
+    url, creds, proc,
+    log: () => log,
+    stop: () => { proc.kill('SIGTERM'); fs.rmSync(tmp, { recursive: true, force: true }); },
+  };
+}
+
+async function token(server, scope) {
+  const body = new URLSearchParams({ grant_type: 'client_credentials' });
+  if (scope) body.set('scope', scope);
+  const basic = Buffer.from(`${server.creds.client_id}:${server.creds.client_secret}`)
+    .toString('base64');
+  const r = await fetch(`${server.url}/oauth/token`, {
+    method: 'POST', body, headers: { Authorization: `Basic ${basic}` },
+  });
+  assert.equal(r.status, 200, await r.clone().text());
+  return (await r.json()).access_token;
+}
+
+async function connect(server, bearer) {
+  const headers = bearer ? { Authorization: `Bearer ${bearer}` } : {};
+  const transport = new StreamableHTTPClientTransport(new URL(`${server.url}/mcp`),
+                                                      { requestInit: { headers } });
+  const client = new Client({ name: 'branchdb-mcp-test', version: '1.0.0' });
+  await client.connect(transport);
+  return client;
+}
+
+// --- checks -----------------------------------------------------------------
+
+const EXPECTED_TOOLS = [
+  'list_projects', 'create_project', 'list_branches', 'create_branch', 'delete_branch',
+  'run_sql', 'list_checkpoints', 'label_checkpoint', 'rollback', 'reset_from_parent',
+  'compare_schema', 'diff_data', 'promote_branch', 'get_database_credential',
+];
+
+function text(result) {
+  return result.content.filter((c) => c.type === 'text').map((c) => c.text).join('\n');
+}
+
+async function authFailures(server) {
+  // Raw: 401 with the RFC 9728 pointer, which resolves to the metadata.
+  const raw = await fetch(`${server.url}/mcp`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', Accept: 'application/json, text/event-stream' },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping' }),
+  });
+  assert.equal(raw.status, 401);
+  const challenge = raw.headers.get('www-authenticate');
+  const m = /^Bearer resource_metadata="([^"]+)"/.exec(challenge);
+  assert.ok(m, `WWW-Authenticate: ${challenge}`);
+  const meta = await (await fetch(m[1])).json();
+  assert.equal(meta.resource, server.url);
+  assert.deepEqual(meta.authorization_servers, [server.url]);
+  assert.ok(meta.scopes_supported.includes('sql:write'));
+  assert.deepEqual(meta.bearer_methods_supported, ['header']);
+
+  // The SDK client cannot connect without a token, nor with a bad one.
+  for (const bearer of [null, 'not-a-token']) {
+    await assert.rejects(connect(server, bearer), (e) => /401/.test(String(e)),
+                         `connect with token ${bearer} must fail with 401`);
+  }
+  console.log('ok auth failures: 401 + resource_metadata, SDK connect refused');
+}
+
+async function agentLoop(server) {
+  const client = await connect(server, await token(server));
+  assert.equal(client.getServerVersion().name, 'branchdb');
+  assert.match(client.getInstructions(), /rollback/);
+
+  const { tools } = await client.listTools();
+  assert.deepEqual(tools.map((t) => t.name).sort(), [...EXPECTED_TOOLS].sort());
+  for (const t of tools) {
+    assert.equal(t.inputSchema.type, 'object', t.name);
+    assert.ok(t.description.length > 20, t.name);
+  }
+  console.log(`ok tools/list: ${tools.length} tools`);
+
+  const call = async (name, args) => {
+    const r = await client.callTool({ name, arguments: args });
+    assert.ok(!r.isError, `${name} failed: ${text(r)}`);
+    return r;
+  };
+  const count = async (branch) => {
+    const r = await call('run_sql', { project: 'shop', branch, sql: 'SELECT count(*) FROM items',
+                                      read_only: true });
+    assert.equal(r.structuredContent.lsn, null);
+    return r.structuredContent.results[0].rows[0][0];
+  };
+
+  await call('create_project', { name: 'shop' });
+  await call('run_sql', {
+    project: 'shop', branch: 'production',
+    sql: 'CREATE TABLE items(id INTEGER PRIMARY KEY, name TEXT); ' +
+         'INSERT INTO items(name) VALUES (?), (?), (?)',
+    params: ['apple', 'pear', 'plum'],
+  });
+  const branch = await call('create_branch', { project: 'shop', name: 'agent/try-1',
+                                               parent: 'production', ttl_seconds: 3600 });
+  assert.equal(branch.structuredContent.name, 'agent/try-1');
+  assert.notEqual(branch.structuredContent.expires_at, null);
+
+  // Try.
+  const del = await call('run_sql', { project: 'shop', branch: 'agent/try-1',
+                                      sql: 'DELETE FROM items WHERE name = :n',
+                                      params: { n: 'apple' } });
+  const lsn = del.structuredContent.lsn;
+  assert.equal(typeof lsn, 'number');
+  assert.match(text(del), new RegExp(`checkpoint LSN ${lsn}`));
+  assert.match(text(del), /rollback/);
+  // Check.
+  assert.equal(await count('agent/try-1'), 2);
+  assert.equal(await count('production'), 3);
+  // Roll back, then undo the rollback with previous_head_lsn.
+  const back = await call('rollback', { project: 'shop', branch: 'agent/try-1', actions: 1 });
+  assert.equal(back.structuredContent.previous_head_lsn, lsn);
+  assert.match(text(back), new RegExp(`to_lsn: ${lsn}`));
+  assert.equal(await count('agent/try-1'), 3);
+  await call('rollback', { project: 'shop', branch: 'agent/try-1',
+                           to_lsn: back.structuredContent.previous_head_lsn });
+  assert.equal(await count('agent/try-1'), 2);
+  console.log('ok try/check/roll back/undo');
+
+  await call('label_checkpoint', { project: 'shop', branch: 'agent/try-1', label: 'reviewed' });
+  const history = await call('list_checkpoints', { project: 'shop', branch: 'agent/try-1',
+                                                   limit: 10 });
+  assert.ok(history.structuredContent.checkpoints.some((c) => (c.labels || []).includes('reviewed')));
+
+  const diff = await call('diff_data', { project: 'shop', branch: 'agent/try-1' });
+  const items = diff.structuredContent.tables.find((t) => t.table === 'items');
+  assert.equal(items.rows_removed, 1);
+  assert.match(text(diff), /items/);
+  const schema = await call('compare_schema', { project: 'shop', branch: 'agent/try-1' });
+  assert.deepEqual(schema.structuredContent.objects, []);
+
+  // Promote onto production, then undo it on production.
+  const promoted = await call('promote_branch', { project: 'shop', branch: 'agent/try-1' });
+  assert.equal(promoted.structuredContent.branch, 'production');
+  assert.equal(await count('production'), 2);
+  await call('rollback', { project: 'shop', branch: 'production',
+                           to_lsn: promoted.structuredContent.previous_head_lsn });
+  assert.equal(await count('production'), 3);
+  console.log('ok label, checkpoints, diff, promote, undo promote');
+
+  // API errors are tool results with isError and the API's code.
+  const bad = await client.callTool({ name: 'run_sql', arguments: {
+    project: 'shop', branch: 'agent/try-1', sql: 'SELEC nonsense' } });
+  assert.equal(bad.isError, true);
+  assert.equal(bad.structuredContent.error.code, 'sql_error');
+  assert.match(text(bad), /Nothing was committed/);
+  const ro = await client.callTool({ name: 'run_sql', arguments: {
+    project: 'shop', branch: 'production', sql: 'DELETE FROM items', read_only: true } });
+  assert.equal(ro.structuredContent.error.code, 'read_only');
+  const missing = await client.callTool({ name: 'list_branches', arguments: { project: 'nope' } });
+  assert.equal(missing.structuredContent.error.code, 'project_not_found');
+  // Arguments outside the schema and unknown tools are JSON-RPC errors.
+  await assert.rejects(client.callTool({ name: 'no_such_tool', arguments: {} }),
+                       (e) => e.code === -32602);
+  await assert.rejects(client.callTool({ name: 'rollback', arguments: {
+    project: 'shop', branch: 'agent/try-1', actions: 1, to_lsn: 2 } }), (e) => e.code === -32602);
+  console.log('ok errors');
+
+  // A database credential works on the branch's SQL route.
+  const cred = await call('get_database_credential', { project: 'shop', branch: 'agent/try-1',
+                                                       access: 'read' });
+  const sql = await fetch(`${server.url}/v1/projects/shop/branches/agent%2Ftry-1/sql`, {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${cred.structuredContent.credential}`,
+               'Content-Type': 'application/json' },
+    body: JSON.stringify({ sql: 'SELECT count(*) FROM items' }),
+  });
+  assert.equal(sql.status, 200);
+  await call('reset_from_parent', { project: 'shop', branch: 'agent/try-1' });
+  await call('delete_branch', { project: 'shop', branch: 'agent/try-1' });
+  const left = await call('list_branches', { project: 'shop' });
+  assert.deepEqual(left.structuredContent.branches.map((b) => b.name), ['production']);
+  const projects = await call('list_projects', {});
+  assert.ok(projects.structuredContent.projects.some((p) => p.name === 'shop'));
+  await client.close();
+
+  // A token without projects:write: the tool reports the API's 403.
+  const narrow = await connect(server, await token(server, 'branches:read'));
+  const refused = await narrow.callTool({ name: 'create_project', arguments: { name: 'x' } });
+  assert.equal(refused.isError, true);
+  assert.equal(refused.structuredContent.error.code, 'insufficient_scope');
+  await narrow.close();
+  console.log('ok credential, reset, delete, scopes');
+}
+
+(async () => {
+  const server = await startServer(path.resolve(arg('--branchdb')));
+  let failed = false;
+  try {
+    await authFailures(server);
+    await agentLoop(server);
+    console.log('PASS');
+  } catch (e) {
+    failed = true;
+    console.error('FAIL:', e);
+    console.error('--- server log ---\n' + server.log().split('\n').slice(-40).join('\n'));
+  } finally {
+    server.stop();
+  }
+  process.exit(failed ? 1 : 0);
+})().catch((e) => {
+  console.error('FAIL:', e);
+  process.exit(1);
+});
