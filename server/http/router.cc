@@ -161,8 +161,17 @@ void CountRequest(Clock* clock, Metrics* metrics, const httplib::Request& req,
 
 void LogAccess(Clock* clock, spdlog::logger& logger, const httplib::Request& req,
                const httplib::Response& res) {
+  // The routing path, with each encoded slash shown as it was sent.
+  std::string path;
+  for (char c : req.path) {
+    if (c == kEncodedSlash) {
+      path += "%2F";
+    } else {
+      path += c;
+    }
+  }
   logger.info("event=access method={} path={} status={} duration_ms={:.3f} request_id={} route={}",
-              req.method, req.path, res.status, SecondsSinceStart(clock) * 1e3,
+              req.method, path, res.status, SecondsSinceStart(clock) * 1e3,
               res.get_header_value("X-Request-Id"), t_route);
 }
 
