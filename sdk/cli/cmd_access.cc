@@ -1,0 +1,194 @@
+// branchdb credential | client create|list|delete | token | compute | suspend
+#include <ctime>
+#include <iostream>
+#include <memory>
+
+#include "sdk/cli/cli.h"
+#include "sdk/cli/format.h"
+
+namespace branchdb::cli {
+
+namespace {
+
+std::string UnixTime(int64_t secs) {
+  time_t t = static_cast<time_t>(secs);
+  struct tm tm {};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+std::string JoinWords(const std::vector<std::string>& v, const char* sep) {
+  std::string s;
+  for (const auto& x : v) s += (s.empty() ? "" : sep) + x;
+  return s;
+}
+
+// "a b,c" -> {"a", "b", "c"}.
+std::vector<std::string> SplitList(const std::vector<std::string>& items) {
+  std::vector<std::string> out;
+  for (const auto& item : items) {
+    std::string cur;
+    for (char ch : item + ",") {
+      if (ch == ',' || ch == ' ') {
+        if (!cur.empty()) out.push_back(cur);
+        cur.clear();
+      } else {
+        cur += ch;
+      }
+    }
+  }
+  return out;
+}
+
+void PrintCompute(const std::string& branch, const bdb::ComputeState& s, std::ostream& out) {
+  PrintFields(out, {{"branch", branch},
+                    {"state", s.state},
+                    {"in use", std::to_string(s.in_use)},
+                    {"cold starts", std::to_string(s.cold_starts)},
+                    {"last used", s.last_used_at.value_or("never")},
+                    {"last cold start", s.last_cold_start_ms
+                                            ? Cell(Json(*s.last_cold_start_ms)) + " ms"
+                                            : std::string("-")},
+                    {"idle timeout", s.idle_timeout_seconds
+                                         ? FormatDuration(s.idle_timeout_seconds)
+                                         : std::string("never")}});
+}
+
+}  // namespace
+
+void RegisterAccessCommands(CLI::App& app, Commands& commands) {
+  struct Opts {
+    std::string branch, name, id;
+    std::vector<std::string> scopes, projects;
+    bool read_write = false;
+    int64_t ttl = -1;
+  };
+  auto o = std::make_shared<Opts>();
+
+  CLI::App* cred = AddCommand(
+      app, "credential",
+      "Issue a short-lived database credential: a bearer token for this branch's SQL only. "
+      "Prints the credential on stdout (details on stderr)",
+      {"branchdb credential dev/alex --ttl 15m",
+       "CRED=$(branchdb credential dev/alex --read-write); curl -H \"Authorization: Bearer "
+       "$CRED\" -d '{\"sql\":\"SELECT 1\"}' $URL/v1/projects/shop/branches/dev%2Falex/sql"});
+  cred->add_option("BRANCH", o->branch, "Branch name")->required();
+  cred->add_flag("--read-write", o->read_write, "Allow writes (default: read only)");
+  AddDurationOption(cred, "--ttl", &o->ttl, "Lifetime, 60s..1h (default: the server's, 1h)");
+  commands.Add(cred, [o](Context& ctx) {
+    std::string project = ctx.Project();
+    if (project.empty()) return int(kExitUsage);
+    bdb::Client* c = ctx.Client();
+    if (!c) return int(kExitAuth);
+    bdb::CredentialRequest r;
+    r.access = o->read_write ? "read_write" : "read";
+    if (o->ttl >= 0) r.ttl_seconds = o->ttl;
+    auto cr = c->CreateCredential(project, o->branch, r);
+    if (!cr.ok()) return ctx.Fail(cr.error());
+    if (!ctx.json()) {
+      std::cerr << cr->access << " credential for " << cr->project << "/" << cr->branch
+                << ", expires " << UnixTime(cr->expires_at) << " (in "
+                << FormatDuration(cr->expires_in) << ")\n";
+    }
+    return ctx.Print(cr->raw, [&](std::ostream& out) { out << cr->credential << "\n"; });
+  });
+
+  CLI::App* client = app.add_subcommand("client", "Manage OAuth clients (needs the admin scope)");
+  client->require_subcommand(1);
+
+  CLI::App* create = AddCommand(
+      *client, "create", "Create an OAuth client; its secret is shown once",
+      {"branchdb client create --name ci --scopes branches:write,sql:write --projects shop",
+       "branchdb client create --name reader --scopes \"projects:read branches:read sql:read\""});
+  create->add_option("--name", o->name, "A name for people (default: empty)");
+  create->add_option("--scopes", o->scopes,
+                     "Scopes, comma- or space-separated: admin, projects:read, projects:write, "
+                     "branches:read, branches:write, sql:read, sql:write")
+      ->required();
+  create->add_option("--projects", o->projects,
+                     "Only these projects, comma-separated (default: every project)");
+  commands.Add(create, [o](Context& ctx) {
+    bdb::Client* c = ctx.Client();
+    if (!c) return int(kExitAuth);
+    bdb::CreateClientRequest r;
+    r.name = o->name;
+    r.scopes = SplitList(o->scopes);
+    r.projects = SplitList(o->projects);
+    auto nc = c->CreateClient(r);
+    if (!nc.ok()) return ctx.Fail(nc.error());
+    return ctx.Print(nc->raw, [&](std::ostream& out) {
+      PrintFields(out, {{"client_id", nc->client_id},
+                        {"client_secret", nc->client_secret},
+                        {"scopes", JoinWords(nc->scopes, " ")},
+                        {"projects", nc->projects.empty() ? "all" : JoinWords(nc->projects, ",")}});
+      out << "The secret is shown this once. Use it with BRANCHDB_CLIENT_ID and "
+             "BRANCHDB_CLIENT_SECRET.\n";
+    });
+  });
+
+  CLI::App* list = AddCommand(*client, "list", "List OAuth clients (no secrets)",
+                              {"branchdb client list"});
+  commands.Add(list, [](Context& ctx) {
+    bdb::Client* c = ctx.Client();
+    if (!c) return int(kExitAuth);
+    auto cs = c->ListClients();
+    if (!cs.ok()) return ctx.Fail(cs.error());
+    return ctx.Print(RawList("clients", *cs), [&](std::ostream& out) {
+      Table t({"CLIENT ID", "NAME", "SCOPES", "PROJECTS", "ENABLED", "CREATED"});
+      for (const auto& ci : *cs) {
+        t.AddRow({ci.client_id, ci.name, JoinWords(ci.scopes, " "),
+                  ci.projects.empty() ? "all" : JoinWords(ci.projects, ","),
+                  ci.enabled ? "yes" : "no", UnixTime(ci.created_at)});
+      }
+      t.Print(out);
+    });
+  });
+
+  CLI::App* del = AddCommand(*client, "delete", "Delete an OAuth client; its tokens stop working at once",
+                             {"branchdb client delete 3f2a..."});
+  del->add_option("CLIENT_ID", o->id, "The client's id")->required();
+  commands.Add(del, [o](Context& ctx) {
+    bdb::Client* c = ctx.Client();
+    if (!c) return int(kExitAuth);
+    auto st = c->DeleteClient(o->id);
+    if (!st.ok()) return ctx.Fail(st.error());
+    return ctx.Print(Json::object(),
+                     [&](std::ostream& out) { out << "deleted client " << o->id << "\n"; });
+  });
+
+  CLI::App* token = AddCommand(
+      app, "token", "Print an access token for the configured credentials (handy for curl)",
+      {"curl -H \"Authorization: Bearer $(branchdb token)\" http://127.0.0.1:8080/v1/projects"});
+  commands.Add(token, [](Context& ctx) {
+    bdb::Client* c = ctx.Client();
+    if (!c) return int(kExitAuth);
+    auto t = c->AccessToken();
+    if (!t.ok()) return ctx.Fail(t.error());
+    return ctx.Print(Json{{"access_token", *t}, {"token_type", "Bearer"}},
+                     [&](std::ostream& out) { out << *t << "\n"; });
+  });
+
+  CLI::App* compute = AddCommand(app, "compute",
+                                 "Show a branch's compute (SQLite connection): active or suspended",
+                                 {"branchdb compute dev/alex"});
+  compute->add_option("BRANCH", o->branch, "Branch name")->required();
+  CLI::App* suspend = AddCommand(app, "suspend",
+                                 "Suspend a branch's compute now (the next request resumes it)",
+                                 {"branchdb suspend dev/alex"});
+  suspend->add_option("BRANCH", o->branch, "Branch name")->required();
+  for (bool do_suspend : {false, true}) {
+    commands.Add(do_suspend ? suspend : compute, [o, do_suspend](Context& ctx) {
+      std::string project = ctx.Project();
+      if (project.empty()) return int(kExitUsage);
+      bdb::Client* c = ctx.Client();
+      if (!c) return int(kExitAuth);
+      auto s = do_suspend ? c->SuspendCompute(project, o->branch) : c->GetCompute(project, o->branch);
+      if (!s.ok()) return ctx.Fail(s.error());
+      return ctx.Print(s->raw, [&](std::ostream& out) { PrintCompute(o->branch, *s, out); });
+    });
+  }
+}
+
+}  // namespace branchdb::cli

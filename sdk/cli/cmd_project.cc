@@ -1,0 +1,122 @@
+// branchdb project create|list|get|delete|set
+#include <memory>
+
+#include "sdk/cli/cli.h"
+#include "sdk/cli/format.h"
+
+namespace branchdb::cli {
+
+namespace {
+
+void ProjectTable(const std::vector<bdb::Project>& projects, std::ostream& out) {
+  Table t({"NAME", "DEFAULT BRANCH", "RESTORE WINDOW", "CREATED", "ID"});
+  for (const auto& p : projects) {
+    t.AddRow({p.name, p.default_branch, FormatDuration(p.restore_window_seconds), p.created_at,
+              p.id});
+  }
+  t.Print(out);
+}
+
+}  // namespace
+
+void RegisterProjectCommands(CLI::App& app, Commands& commands) {
+  CLI::App* project = app.add_subcommand("project", "Create, list, inspect and delete projects");
+  project->require_subcommand(1);
+
+  struct Opts {
+    std::string name;
+    int64_t restore_window = -1;
+    bool force = false;
+  };
+  auto o = std::make_shared<Opts>();
+
+  CLI::App* create = AddCommand(*project, "create",
+                                "Create a project (with its default branch \"production\", empty)",
+                                {"branchdb project create shop",
+                                 "branchdb project create shop --restore-window 30d"});
+  create->add_option("NAME", o->name, "Project name")->required();
+  AddDurationOption(create, "--restore-window", &o->restore_window,
+                    "How far back rollback and time travel reach (default: the server's, 7d)");
+  commands.Add(create, [o](Context& ctx) {
+    bdb::Client* c = ctx.Client();
+    if (!c) return int(kExitAuth);
+    bdb::CreateProjectRequest r;
+    r.name = o->name;
+    if (o->restore_window >= 0) r.restore_window_seconds = o->restore_window;
+    auto p = c->CreateProject(r);
+    if (!p.ok()) return ctx.Fail(p.error());
+    return ctx.Print(p->raw, [&](std::ostream& out) {
+      out << "created project " << p->name << " with branch " << p->default_branch
+          << " (restore window " << FormatDuration(p->restore_window_seconds) << ")\n";
+    });
+  });
+
+  CLI::App* list = AddCommand(*project, "list", "List the projects this client may access",
+                              {"branchdb project list", "branchdb project list --json"});
+  commands.Add(list, [](Context& ctx) {
+    bdb::Client* c = ctx.Client();
+    if (!c) return int(kExitAuth);
+    auto ps = c->ListProjects();
+    if (!ps.ok()) return ctx.Fail(ps.error());
+    return ctx.Print(RawList("projects", *ps), [&](std::ostream& out) {
+      if (ps->empty()) {
+        out << "no projects (create one: branchdb project create NAME)\n";
+      } else {
+        ProjectTable(*ps, out);
+      }
+    });
+  });
+
+  CLI::App* get = AddCommand(*project, "get", "Show one project (default: --project)",
+                             {"branchdb project get shop"});
+  get->add_option("NAME", o->name, "Project name (default: --project / BRANCHDB_PROJECT)");
+  commands.Add(get, [o](Context& ctx) {
+    std::string name = ctx.Project(o->name);
+    if (name.empty()) return int(kExitUsage);
+    bdb::Client* c = ctx.Client();
+    if (!c) return int(kExitAuth);
+    auto p = c->GetProject(name);
+    if (!p.ok()) return ctx.Fail(p.error());
+    return ctx.Print(p->raw, [&](std::ostream& out) { ProjectTable({*p}, out); });
+  });
+
+  CLI::App* del = AddCommand(*project, "delete",
+                             "Delete a project with all its branches and data (not undoable)",
+                             {"branchdb project delete shop",
+                              "branchdb project delete shop --force   # even with protected branches"});
+  del->add_option("NAME", o->name, "Project name (default: --project / BRANCHDB_PROJECT)");
+  del->add_flag("--force", o->force, "Delete even when a branch is protected (default: refuse)");
+  commands.Add(del, [o](Context& ctx) {
+    std::string name = ctx.Project(o->name);
+    if (name.empty()) return int(kExitUsage);
+    bdb::Client* c = ctx.Client();
+    if (!c) return int(kExitAuth);
+    auto st = c->DeleteProject(name, o->force);
+    if (!st.ok()) return ctx.Fail(st.error());
+    return ctx.Print(Json::object(),
+                     [&](std::ostream& out) { out << "deleted project " << name << "\n"; });
+  });
+
+  CLI::App* set = AddCommand(*project, "set", "Change a project's settings (the restore window)",
+                             {"branchdb project set shop --restore-window 14d"});
+  set->add_option("NAME", o->name, "Project name (default: --project / BRANCHDB_PROJECT)");
+  AddDurationOption(set, "--restore-window", &o->restore_window,
+                    "How far back rollback and time travel reach")
+      ->required();
+  commands.Add(set, [o](Context& ctx) {
+    std::string name = ctx.Project(o->name);
+    if (name.empty()) return int(kExitUsage);
+    bdb::Client* c = ctx.Client();
+    if (!c) return int(kExitAuth);
+    bdb::UpdateProjectRequest r;
+    r.restore_window_seconds = o->restore_window;
+    auto p = c->UpdateProject(name, r);
+    if (!p.ok()) return ctx.Fail(p.error());
+    return ctx.Print(p->raw, [&](std::ostream& out) {
+      out << "project " << p->name << ": restore window "
+          << FormatDuration(p->restore_window_seconds) << "\n";
+    });
+  });
+}
+
+}  // namespace branchdb::cli

@@ -1,0 +1,189 @@
+#include "sdk/cli/settings.h"
+
+#include <nlohmann/json.hpp>
+#include <toml++/toml.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+namespace branchdb::cli {
+
+namespace {
+
+// One place's values (flags, environment or config file).
+struct Layer {
+  std::string name;  // "flags", "environment", "config file <path>"
+  std::map<std::string, std::string> values;  // url, project, token, client_id, ...
+
+  const std::string* Get(const std::string& key) const {
+    auto it = values.find(key);
+    return it == values.end() ? nullptr : &it->second;
+  }
+};
+
+constexpr const char* kKeys[] = {"url", "project", "token", "client_id", "client_secret",
+                                 "data_dir"};
+
+bool ReadFile(const std::string& path, std::string* text) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return false;
+  std::ostringstream s;
+  s << in.rdbuf();
+  *text = s.str();
+  return static_cast<bool>(in) || in.eof();
+}
+
+bool LoadConfigFile(const std::string& path, Layer* layer, std::string* error) {
+  std::string text;
+  if (!ReadFile(path, &text)) {
+    *error = "config file " + path + ": cannot read it (pass --config FILE or unset BRANCHDB_CONFIG)";
+    return false;
+  }
+  toml::table root;
+  try {
+    root = toml::parse(text, path);
+  } catch (const toml::parse_error& e) {
+    std::ostringstream m;
+    m << path << ":" << e.source().begin.line << ": " << e.description();
+    *error = m.str();
+    return false;
+  }
+  layer->name = "config file " + path;
+  for (const auto& [key, node] : root) {
+    std::string k(key.str());
+    bool known = false;
+    for (const char* name : kKeys) known = known || k == name;
+    if (!known) {
+      *error = path + ":" + std::to_string(node.source().begin.line) + ": unknown key \"" + k +
+               "\" (the CLI's config file holds url, project, token, client_id, client_secret, "
+               "data_dir; the server's settings belong in `branchdb serve --config`)";
+      return false;
+    }
+    if (!node.is_string()) {
+      *error = path + ":" + std::to_string(node.source().begin.line) + ": " + k +
+               ": expected a string";
+      return false;
+    }
+    layer->values[k] = *node.value<std::string>();
+  }
+  return true;
+}
+
+// Reads DATA_DIR/admin-credentials.json; false when absent or unreadable.
+bool LoadAdminCredentials(const std::string& data_dir, std::string* id, std::string* secret,
+                          std::string* path_out) {
+  std::string path = data_dir + "/admin-credentials.json";
+  std::string text;
+  if (!ReadFile(path, &text)) return false;
+  auto j = nlohmann::json::parse(text, nullptr, false);
+  if (!j.is_object() || !j.contains("client_id") || !j.contains("client_secret") ||
+      !j["client_id"].is_string() || !j["client_secret"].is_string()) {
+    return false;
+  }
+  *id = j["client_id"].get<std::string>();
+  *secret = j["client_secret"].get<std::string>();
+  *path_out = path;
+  return true;
+}
+
+}  // namespace
+
+std::optional<std::string> ProcessEnv(const std::string& name) {
+  const char* v = std::getenv(name.c_str());
+  if (v == nullptr || *v == '\0') return std::nullopt;
+  return std::string(v);
+}
+
+bool ResolveSettings(const SettingsFlags& flags, const GetEnvFn& env, Settings* out,
+                     std::string* error) {
+  Layer from_flags{"flags", {}};
+  auto put = [](Layer& l, const char* key, const std::optional<std::string>& v) {
+    if (v && !v->empty()) l.values[key] = *v;
+  };
+  put(from_flags, "url", flags.url);
+  put(from_flags, "project", flags.project);
+  put(from_flags, "token", flags.token);
+  put(from_flags, "client_id", flags.client_id);
+  put(from_flags, "client_secret", flags.client_secret);
+  put(from_flags, "data_dir", flags.data_dir);
+
+  Layer from_env{"environment", {}};
+  put(from_env, "url", env("BRANCHDB_URL"));
+  put(from_env, "project", env("BRANCHDB_PROJECT"));
+  put(from_env, "token", env("BRANCHDB_TOKEN"));
+  put(from_env, "client_id", env("BRANCHDB_CLIENT_ID"));
+  put(from_env, "client_secret", env("BRANCHDB_CLIENT_SECRET"));
+  put(from_env, "data_dir", env("BRANCHDB_DATA_DIR"));
+
+  Layer from_file{"", {}};
+  std::string config_path;
+  bool required = true;
+  if (flags.config && !flags.config->empty()) {
+    config_path = *flags.config;
+  } else if (auto c = env("BRANCHDB_CONFIG")) {
+    config_path = *c;
+  } else {
+    required = false;
+    if (auto xdg = env("XDG_CONFIG_HOME")) {
+      config_path = *xdg + "/branchdb/config.toml";
+    } else if (auto home = env("HOME")) {
+      config_path = *home + "/.config/branchdb/config.toml";
+    }
+  }
+  *out = Settings{};
+  if (!config_path.empty()) {
+    std::ifstream probe(config_path);
+    if (required || probe.good()) {
+      if (!LoadConfigFile(config_path, &from_file, error)) return false;
+      out->config_file = config_path;
+    }
+  }
+
+  const Layer* layers[] = {&from_flags, &from_env, &from_file};
+  auto pick = [&](const char* key, const std::string& fallback) {
+    for (const Layer* l : layers) {
+      if (const std::string* v = l->Get(key)) return *v;
+    }
+    return fallback;
+  };
+  out->url = pick("url", kDefaultUrl);
+  while (out->url.size() > 1 && out->url.back() == '/') out->url.pop_back();
+  out->project = pick("project", "");
+  out->data_dir = pick("data_dir", kDefaultDataDir);
+
+  for (const Layer* l : layers) {
+    const std::string* token = l->Get("token");
+    const std::string* id = l->Get("client_id");
+    const std::string* secret = l->Get("client_secret");
+    if (token) {
+      out->token = *token;
+    } else if (id && secret) {
+      out->client_id = *id;
+      out->client_secret = *secret;
+    } else if (id || secret) {
+      bool is_flags = l == &from_flags, is_env = l == &from_env;
+      std::string have = is_flags ? (id ? "--client-id" : "--client-secret")
+                         : is_env ? (id ? "BRANCHDB_CLIENT_ID" : "BRANCHDB_CLIENT_SECRET")
+                                  : (id ? "client_id" : "client_secret");
+      std::string need = is_flags ? (id ? "--client-secret" : "--client-id")
+                         : is_env ? (id ? "BRANCHDB_CLIENT_SECRET" : "BRANCHDB_CLIENT_ID")
+                                  : (id ? "client_secret" : "client_id");
+      *error = l->name + ": " + have + " is set but " + need +
+               " is not; give both (or a token)";
+      return false;
+    } else {
+      continue;
+    }
+    out->credentials_from = l->name;
+    return true;
+  }
+  std::string path;
+  if (LoadAdminCredentials(out->data_dir, &out->client_id, &out->client_secret, &path)) {
+    out->credentials_from = path;
+  }
+  return true;
+}
+
+}  // namespace branchdb::cli
