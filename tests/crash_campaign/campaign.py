@@ -32,9 +32,9 @@ from typing import Dict, List, Optional
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from api import PROJECT, Api, Lost, branch_path  # noqa: E402
-from checker import Checker, ServerGone, Violation  # noqa: E402
-from model import SCHEMA_SQL, EMPTY, Model, Rec, create_rid, script_sql  # noqa: E402
+from api import PROJECT, Api, branch_path  # noqa: E402
+from checker import Checker, ServerGone  # noqa: E402
+from model import EMPTY, SCHEMA_SQL, Branch, Model, Rec, create_rid, script_sql  # noqa: E402
 import load  # noqa: E402
 
 _LISTENING = re.compile(r"event=listening address=(http://[^\s]+)")
@@ -150,7 +150,6 @@ class Campaign:
             content = EMPTY if c["request_id"] == "setup-schema" else None
             m.records[c["lsn"]] = Rec(c["lsn"], c["kind"], pred, content, None, c["request_id"],
                                       -1)
-        from model import Branch  # noqa: E402 (local: setup only)
         m.branches["production"] = Branch("production", entries[0]["lsn"], None)
         for k in range(self.args.clients):
             name = f"c{k}/main"

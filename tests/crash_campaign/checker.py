@@ -198,8 +198,8 @@ class Checker:
         self.cycle = cycle
         before = len(self.violations)
         inflight: Dict[int, Dict[str, Any]] = {}
-        self.resolved: Set[int] = set()
-        self.listed: Dict[str, Dict[int, List[str]]] = {}
+        self.resolved = set()
+        self.listed = {}
         for k, path in sorted(logs.items()):
             try:
                 answered, pending, intents = read_log(path)
@@ -209,8 +209,12 @@ class Checker:
             for it in intents:
                 self.model.note_intent(it)
             for intent, status, body in answered:
-                self._count("acked " + intent["type"] if status < 300 else
-                            f"refused {intent['type']} {error_code(body) or status}")
+                if status >= 300:
+                    self._count(f"refused {intent['type']} {error_code(body) or status}")
+                elif intent["type"] == "promote" and isinstance(body, dict):
+                    self._count(f"acked promote {body.get('mode', 'fast_forward')}")
+                else:
+                    self._count("acked " + intent["type"])
                 for p in self.model.apply(intent, status, body):
                     self.violation("answer", intent["branch"], f"{intent['id']}: {p}")
             if pending is not None:
