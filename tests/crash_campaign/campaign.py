@@ -305,6 +305,7 @@ def self_test(args: argparse.Namespace) -> int:
     """A short real campaign, then scenarios fed to the checker: each tampered
     log or state must give the named violation, each honest one none."""
     args.cycles = 3
+    args.clients = max(args.clients, 2)
     c = Campaign(args)
     failures: List[str] = []
     try:
@@ -362,6 +363,10 @@ def self_test(args: argparse.Namespace) -> int:
         scenario("lost-label", "label", intent(
             {"type": "label", "id": "st-lb", "branch": root, "label": "L0-999", "lsn": head},
             201, {"lsn": head}))
+        other = base_model.branches["c1/main"].head  # not on c0/main's history: probed
+        scenario("lost-label-probed", "label", intent(
+            {"type": "label", "id": "st-lb2", "branch": root, "label": "L0-998", "lsn": other},
+            201, {"lsn": other}))
         scenario("answer-inconsistent", "answer",
                  intent(w, 200, {"lsn": big, "snapshot_lsn": head + 1}))
 
