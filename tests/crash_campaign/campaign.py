@@ -177,6 +177,7 @@ class Campaign:
             procs.append(p)
         delay = self.rng.uniform(self.args.min_load, self.args.max_load)
         time.sleep(delay)
+        died = self.server.proc.poll() if self.server.proc is not None else None
         self.server.kill9()
         self.api.close()
         for p in procs:
@@ -185,6 +186,9 @@ class Campaign:
                 p.kill()
                 p.join()
                 raise ServerGone(f"client {p.name} did not stop after the kill")
+        if died is not None:  # e.g. a sanitizer report: the log says why
+            raise ServerGone(f"the server exited by itself with {died} during the load:\n"
+                             + self.server.log_tail())
         return delay
 
     def logs(self, cycle: int) -> Dict[int, str]:

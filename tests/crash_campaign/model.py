@@ -187,7 +187,7 @@ class Model:
                     return r.pred
         return None
 
-    def history_lsns(self, lsn: Optional[int], depth: int = 20000) -> set:
+    def history_lsns(self, lsn: Optional[int], depth: int = 1 << 30) -> set:
         """LSNs on the history from `lsn`, also through a replay promotion's
         unknown records (to the parent's head it was replayed onto)."""
         out = set()
