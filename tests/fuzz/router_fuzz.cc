@@ -193,7 +193,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     DispatchRequest req;
     req.method = route.method;
     req.path = route.path;
-    if (req.path == "/v1/clients/{b}" && branch == f.admin_id) branch = "other";  // keep our token
+    if (req.path == "/v1/clients/{b}") {  // never delete the admin client (our token)
+      auto decoded = http::DecodePathSegment(branch);
+      if (branch.find(f.admin_id.substr(4)) != std::string::npos ||
+          (decoded.ok() && decoded->find(f.admin_id.substr(4)) != std::string::npos)) {
+        branch = "other";
+      }
+    }
     Replace(&req.path, "{p}", project);
     Replace(&req.path, "{b}", branch);
     if (!query.empty()) req.path += "?" + query;
