@@ -13,7 +13,7 @@ constexpr const char* kInstructions =
     "try, check, roll back.\n"
     "1. Try on a branch, not on the real data: create_branch {project, name, parent: "
     "\"production\", ttl_seconds: 3600} is an instant, isolated copy. Every run_sql that "
-    "changes data commits one checkpoint and tells you its LSN and the LSN before it.\n"
+    "changes data commits one checkpoint and tells you its LSN.\n"
     "2. Check: run_sql with read_only=true for SELECTs; compare_schema and diff_data show "
     "what differs from the parent (or any branch/LSN).\n"
     "3. Roll back: rollback {actions: 1} undoes the last action; rollback {to_lsn: N} returns "

@@ -109,7 +109,14 @@ std::string Clip(const std::string& s, size_t n) {
 }
 
 std::string Plural(size_t n, const std::string& word) {
-  return std::to_string(n) + " " + word + (n == 1 ? "" : "s");
+  if (n == 1) return "1 " + word;
+  bool sibilant = !word.empty() && (word.back() == 's' || word.back() == 'h');
+  return std::to_string(n) + " " + word + (sibilant ? "es" : "s");
+}
+
+// "1 table differs", "2 tables differ".
+std::string Differ(size_t n, const std::string& word) {
+  return Plural(n, word) + (n == 1 ? " differs" : " differ");
 }
 
 std::string UndoHint(const json& a, const std::string& branch, const json& answer) {
@@ -131,13 +138,13 @@ std::string DescribeSql(const json& a, const json& r) {
       if (rows.size() > 20) out += "  ... (all rows are in structuredContent.results)\n";
       if (s.value("truncated", false)) out += "  (truncated by the server's result limits)\n";
     } else {
-      out += F(s, "rows_affected") + " rows affected\n";
+      out += Plural(s.value("rows_affected", 0), "row") + " affected\n";
     }
   }
   if (r.contains("lsn") && !r["lsn"].is_null()) {
     out += "Committed as checkpoint LSN " + F(r, "lsn") + " on branch \"" + Arg(a, "branch") +
-           "\" (it was at LSN " + F(r, "snapshot_lsn") + " before). To undo this action: rollback "
-           "{to_lsn: " + F(r, "snapshot_lsn") + "} (or {actions: 1}).";
+           "\". To undo this action: rollback {actions: 1} (its answer's previous_head_lsn, " +
+           F(r, "lsn") + ", undoes that rollback in turn).";
   } else {
     out += "Nothing changed: no checkpoint was made (read the state at LSN " +
            F(r, "snapshot_lsn") + ").";
@@ -182,7 +189,7 @@ std::string DescribeSchemaDiff(const json& a, const json& d) {
   std::string out = "Schema of \"" + Arg(a, "branch") + "\" (LSN " + F(d, "to_lsn") + ") vs " +
                     DiffBase(a) + " (LSN " + F(d, "from_lsn") + "): ";
   if (objects.empty()) return out + "identical.";
-  out += Plural(objects.size(), "object") + " differ:\n";
+  out += Differ(objects.size(), "object") + ":\n";
   for (const auto& o : objects) {
     out += "  " + F(o, "type") + " " + F(o, "name") + ": " + F(o, "change");
     for (const char* k : {"columns_added", "columns_removed", "columns_changed"}) {
@@ -205,18 +212,18 @@ std::string DescribeDataDiff(const json& a, const json& d) {
   for (const auto& t : tables) {
     std::string counts = "+" + F(t, "rows_added") + " added, -" + F(t, "rows_removed") +
                          " removed, ~" + F(t, "rows_changed") + " changed";
-    if (counts == "+0 added, -0 removed, ~0 changed" && F(t, "note") == "") continue;
+    std::string note = F(t, "note");
+    bool has_note = !note.empty() && note != "none";
+    if (counts == "+0 added, -0 removed, ~0 changed" && !has_note) continue;
     ++changed;
     lines += "  table " + F(t, "table") + ": " + counts;
-    if (!F(t, "note").empty() && F(t, "note") != "none") lines += " (" + F(t, "note") + ")";
+    if (has_note) lines += " (" + note + ")";
     lines += "\n";
     const json sample = t.value("sample", json::array());
     for (size_t i = 0; i < sample.size() && i < 5; ++i) lines += "    " + Clip(sample[i].dump(), 300) + "\n";
   }
   if (changed == 0) out += "no row differences.";
-  else out += Plural(changed, "table") + " differ:\n" + lines;
-  const json skipped = d.value("tables_skipped", json::array());
-  if (!skipped.empty()) out += "\nNot compared: " + skipped.dump();
+  else out += Differ(changed, "table") + ":\n" + lines;
   return out;
 }
 
