@@ -290,6 +290,11 @@ def run_campaign(args: argparse.Namespace) -> int:
         c.begin()
         if c.run_cycles(args.cycles):
             c.final_check()
+    except (ServerGone, RuntimeError, OSError) as e:
+        if c.checker is None:  # before the first cycle: nothing was checked
+            print(f"crash campaign: setup failed: {e}\n  work directory: {c.work}")
+            return 1
+        raise
     finally:
         c.server.kill9()
     return c.report(time.monotonic() - t0)
