@@ -34,6 +34,8 @@ namespace branchdb::auth {
 // One OAuth scope. Implications (checked by ScopeSet::Covers):
 //   admin          implies every scope;
 //   X:write        implies X:read (projects, branches, sql).
+// branches:promote_protected (promote into a protected branch) is implied by
+// admin only, and is needed on top of branches:write.
 enum class Scope : uint32_t {
   kAdmin = 1u << 0,
   kProjectsRead = 1u << 1,
@@ -42,6 +44,7 @@ enum class Scope : uint32_t {
   kBranchesWrite = 1u << 4,
   kSqlRead = 1u << 5,
   kSqlWrite = 1u << 6,
+  kBranchesPromoteProtected = 1u << 7,
 };
 
 // "admin", "projects:read", ...
@@ -74,7 +77,7 @@ class ScopeSet {
 
   bool operator==(const ScopeSet&) const = default;
 
-  static constexpr uint32_t kAllBits = 0x7f;
+  static constexpr uint32_t kAllBits = 0xff;
 
  private:
   uint32_t bits_ = 0;
@@ -85,6 +88,7 @@ enum class Operation {
   kListProjects, kGetProject, kCreateProject, kUpdateProject, kDeleteProject,
   kListBranches, kGetBranch, kCreateBranch, kDeleteBranch, kResetBranch,
   kRollbackBranch, kCreateCheckpoint, kListCheckpoints, kDiffBranch, kPromoteBranch,
+  kPromoteProtectedBranch,  // the extra check when the parent is protected
   kSqlRead, kSqlWrite,
   kIssueReadCredential, kIssueReadWriteCredential,
   kManageClients, kRotateKeys, kIntrospectAnyToken,

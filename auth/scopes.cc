@@ -10,7 +10,7 @@ struct ScopeEntry {
   Scope scope;
   std::string_view name;
 };
-constexpr std::array<ScopeEntry, 7> kScopes = {{
+constexpr std::array<ScopeEntry, 8> kScopes = {{
     {Scope::kAdmin, "admin"},
     {Scope::kProjectsRead, "projects:read"},
     {Scope::kProjectsWrite, "projects:write"},
@@ -18,6 +18,7 @@ constexpr std::array<ScopeEntry, 7> kScopes = {{
     {Scope::kBranchesWrite, "branches:write"},
     {Scope::kSqlRead, "sql:read"},
     {Scope::kSqlWrite, "sql:write"},
+    {Scope::kBranchesPromoteProtected, "branches:promote_protected"},
 }};
 
 // The scopes that grant `s`: itself, admin, and the write scope for a read scope.
@@ -102,7 +103,7 @@ struct OperationEntry {
   Scope scope;
   bool write;
 };
-constexpr std::array<OperationEntry, 22> kOperations = {{
+constexpr std::array<OperationEntry, 23> kOperations = {{
     {Operation::kListProjects, "list_projects", Scope::kProjectsRead, false},
     {Operation::kGetProject, "get_project", Scope::kProjectsRead, false},
     {Operation::kCreateProject, "create_project", Scope::kProjectsWrite, true},
@@ -118,6 +119,8 @@ constexpr std::array<OperationEntry, 22> kOperations = {{
     {Operation::kListCheckpoints, "list_checkpoints", Scope::kBranchesRead, false},
     {Operation::kDiffBranch, "diff_branch", Scope::kBranchesRead, false},
     {Operation::kPromoteBranch, "promote_branch", Scope::kBranchesWrite, true},
+    {Operation::kPromoteProtectedBranch, "promote_protected_branch",
+     Scope::kBranchesPromoteProtected, true},
     {Operation::kSqlRead, "sql_read", Scope::kSqlRead, false},
     {Operation::kSqlWrite, "sql_write", Scope::kSqlWrite, true},
     {Operation::kIssueReadCredential, "issue_read_credential", Scope::kSqlRead, false},

@@ -7,19 +7,25 @@
 //        {"to":{"checkpoint":N}|{"lsn":N}|{"timestamp":T}|{"actions":N}|{"label":"x"}}
 //        -> {"head_lsn","previous_head_lsn","target_lsn"}
 //   POST /v1/projects/{p}/branches/{b}/reset  -> same shape
-//   POST /v1/projects/{p}/branches/{b}/promote -> same shape, about the parent
-//        (fast-forward only: 409 parent_moved when the parent moved)
+//   POST /v1/projects/{p}/branches/{b}/promote
+//        {"mode":"auto"|"fast_forward"|"replay","dry_run","verify","on_conflict":"fail"|"retry",
+//         "max_retries"} -> {"branch","source","mode","dry_run","head_lsn","previous_head_lsn",
+//                            "target_lsn","actions","verify","attempts"}  (docs/api.md "Promote")
 //   GET  /v1/projects/{p}/branches/{b}/diff?base=BRANCH&kind=schema|data
 //        [&base_lsn=N][&lsn=N][&tables=a,b]
 #include <httplib.h>
+#include <sqlite3.h>
 
 #include "auth/auth.h"
+#include "server/compute/project_gate.h"
 #include "server/compute/supervisor.h"
 #include "server/http/auth_guard.h"
 #include "server/http/errors.h"
 #include "server/http/router.h"
 #include "server/routes/common.h"
 #include "server/routes/routes.h"
+#include "server/sql/sandbox.h"
+#include "storage/vfs/vfs.h"
 
 namespace branchdb::server {
 
@@ -120,6 +126,192 @@ json DataDiffJson(const checkpoints::DataDiff& d) {
           {"tables_skipped", d.tables_skipped}};
 }
 
+// --- Promote ---------------------------------------------------------------------
+
+// The sandbox of the SQL route (server.cc builds the computes' from the same config).
+sql::SandboxOptions PromoteSandbox(const Services& s) {
+  sql::SandboxOptions o;
+  o.clock = s.clock;
+  o.statement_timeout_ms = s.config->statement_timeout_ms;
+  o.max_result_rows = s.config->max_result_rows;
+  o.max_result_bytes = s.config->max_result_bytes;
+  o.max_sql_bytes = s.config->max_sql_bytes;
+  o.max_db_bytes = s.config->max_branch_bytes;
+  return o;
+}
+
+// Runs a sandboxed script; a VFS failure replaces SQLite's generic error (as
+// the SQL route does).
+Result<sql::ScriptResult> RunScript(sqlite3* db, const sql::SandboxOptions& o,
+                                    const sql::Script& script) {
+  auto sandbox = sql::Sandbox::Attach(db, o);
+  if (!sandbox.ok()) return sandbox.status();
+  auto r = (*sandbox)->Execute(script);
+  if (!r.ok() && (r.status().reason() == "sql_io_error" || r.status().reason() == "busy")) {
+    if (Status vfs = storage::LastVfsError(db); !vfs.ok()) return vfs;
+  }
+  return r;
+}
+
+// One recorded action, run again exactly as the SQL route ran it, its commit
+// annotated as the catalog asks (rows filled in, as the SQL route does).
+Status ReplayAction(const sql::SandboxOptions& o, sqlite3* db,
+                    const checkpoints::ReplayAction& action) {
+  sql::Script script;
+  script.sql = action.annotation.sql;
+  script.params = action.annotation.params_json.empty()
+                      ? json(nullptr)
+                      : json::parse(action.annotation.params_json, nullptr, false);
+  sqlite3_int64 changes_before = sqlite3_total_changes64(db);
+  script.before_commit = [&] {
+    checkpoints::Annotation a = action.annotation;
+    a.rows = sqlite3_total_changes64(db) - changes_before;
+    return storage::SetNextCommitAnnotation(db, checkpoints::EncodeAnnotation(a));
+  };
+  return RunScript(db, o, script).status();
+}
+
+// The verify query, read-only: the first column of the first row of its first
+// statement, as JSON text ("null" without one).
+Result<std::string> VerifyQuery(const sql::SandboxOptions& o, sqlite3* db,
+                                const std::string& query) {
+  sql::Script script;
+  script.sql = query;
+  script.params = json(nullptr);
+  script.read_only = true;
+  auto r = RunScript(db, o, script);
+  if (!r.ok()) return r.status();
+  json value = nullptr;
+  if (!r->statements.empty() && !r->statements[0].rows.empty() &&
+      !r->statements[0].rows[0].empty()) {
+    value = r->statements[0].rows[0][0];
+  }
+  return http::DumpJson(value);
+}
+
+json JsonOrNull(const std::string& text) {
+  json j = json::parse(text, nullptr, false);
+  return j.is_discarded() ? json(nullptr) : j;
+}
+
+json ErrorJson(const Status& st) {
+  return {{"code", http::ErrorCodeFor(st)}, {"message", st.message()}};
+}
+
+json PromoteJson(const checkpoints::PromoteResult& r, const std::string& verify) {
+  json actions = json::array();
+  for (const auto& a : r.actions) {
+    actions.push_back({{"lsn", a.lsn}, {"summary", a.summary}, {"rows", a.rows}});
+  }
+  json v = nullptr;
+  if (!verify.empty()) v = {{"sql", verify}, {"value", JsonOrNull(r.verify_value_json)}, {"ok", true}};
+  return {{"branch", r.parent},
+          {"source", r.source},
+          {"mode", r.fast_forward ? "fast_forward" : "replay"},
+          {"dry_run", r.dry_run},
+          {"head_lsn", r.head_lsn ? json(*r.head_lsn) : json(nullptr)},
+          {"previous_head_lsn", r.previous_head_lsn},
+          {"target_lsn", r.target_lsn ? json(*r.target_lsn) : json(nullptr)},
+          {"actions", actions},
+          {"verify", v},
+          {"attempts", r.attempts}};
+}
+
+json FailureDetails(const Status& st, const checkpoints::PromoteFailure& f) {
+  json d = json::object();
+  if (st.reason() == "replay_failed") {
+    d["failed_action"] = {{"index", f.index},
+                          {"lsn", f.lsn},
+                          {"summary", f.summary},
+                          {"error", ErrorJson(f.error)}};
+  } else if (st.reason() == "verify_failed") {
+    d["value"] = JsonOrNull(f.verify_value_json);
+    if (!f.error.ok()) d["error"] = ErrorJson(f.error);
+  } else if (st.reason() == "not_replayable") {
+    d["lsn"] = f.lsn;
+    d["summary"] = f.summary;
+  }
+  return d;
+}
+
+Result<checkpoints::PromoteOptions> ParsePromote(const json& body) {
+  checkpoints::PromoteOptions o;
+  auto mode = routes::OptString(body, "mode");
+  if (!mode.ok()) return mode.status();
+  std::string m = mode->value_or("auto");
+  if (m == "auto") {
+    o.mode = checkpoints::PromoteOptions::Mode::kAuto;
+  } else if (m == "fast_forward") {
+    o.mode = checkpoints::PromoteOptions::Mode::kFastForward;
+  } else if (m == "replay") {
+    o.mode = checkpoints::PromoteOptions::Mode::kReplay;
+  } else {
+    return Status::InvalidArgument("mode: expected \"auto\", \"fast_forward\" or \"replay\"",
+                                   "invalid_argument");
+  }
+  auto dry = routes::OptBool(body, "dry_run");
+  if (!dry.ok()) return dry.status();
+  o.dry_run = dry->value_or(false);
+  if (body.contains("verify") && !body["verify"].is_null()) {
+    auto verify = routes::OptString(body, "verify");
+    if (!verify.ok()) return verify.status();
+    if (verify->value_or("").empty()) {
+      return Status::InvalidArgument("verify: expected a non-empty SQL query", "invalid_argument");
+    }
+    o.verify = **verify;
+  }
+  auto conflict = routes::OptString(body, "on_conflict");
+  if (!conflict.ok()) return conflict.status();
+  std::string c = conflict->value_or("fail");
+  if (c != "fail" && c != "retry") {
+    return Status::InvalidArgument("on_conflict: expected \"fail\" or \"retry\"",
+                                   "invalid_argument");
+  }
+  o.retry_on_conflict = c == "retry";
+  auto retries = routes::OptInt(body, "max_retries");
+  if (!retries.ok()) return retries.status();
+  if (retries->has_value() && (**retries < 0 || **retries > 10)) {
+    return Status::InvalidArgument("max_retries: expected 0..10", "invalid_argument");
+  }
+  o.max_retries = static_cast<int>(retries->value_or(3));
+  return o;
+}
+
+void HandlePromote(Services* s, const httplib::Request& req, httplib::Response& res,
+                   http::RequestContext& ctx) {
+  std::string project = http::PathParam(req, 1), branch = http::PathParam(req, 2);
+  auto who = http::RequireAuth(*s, req, res, auth::Operation::kPromoteBranch, project, branch);
+  if (!who) return;
+  BRANCHDB_TRY_SEND(res, body, http::ParseJsonObject(req.body, /*allow_empty=*/true));
+  BRANCHDB_TRY_SEND(res, options, ParsePromote(*body));
+  BRANCHDB_TRY_SEND(res, b, s->catalog->GetBranch(project, branch, false));
+  if (!b->parent.empty()) {
+    BRANCHDB_TRY_SEND(res, parent, s->catalog->GetBranch(project, b->parent, false));
+    if (parent->is_protected) {
+      // A protected parent takes an explicit scope (only admin implies it).
+      if (!http::RequireAuth(*s, req, res, auth::Operation::kPromoteProtectedBranch, project,
+                             b->parent)) {
+        return;
+      }
+      options->allow_protected = true;
+    }
+  }
+  sql::SandboxOptions sandbox = PromoteSandbox(*s);
+  options->actor = {who->client_id, ctx.request_id};
+  options->replay = [&sandbox](sqlite3* db, const checkpoints::ReplayAction& a) {
+    return ReplayAction(sandbox, db, a);
+  };
+  options->verify_query = [&sandbox](sqlite3* db, const std::string& q) {
+    return VerifyQuery(sandbox, db, q);
+  };
+  checkpoints::PromoteFailure failure;
+  auto gate = s->gate->Shared(project);
+  auto r = s->catalog->Promote(project, branch, *options, &failure);
+  if (r.ok() && !r->dry_run) s->computes->Invalidate(routes::ComputeKey(project, r->parent));
+  if (!r.ok()) return http::SendError(res, r.status(), FailureDetails(r.status(), failure));
+  http::SendJson(res, 200, PromoteJson(*r, options->verify));
+}
+
 }  // namespace
 
 void RegisterCheckpointRoutes(http::Router& router, Services& services) {
@@ -210,19 +402,7 @@ void RegisterCheckpointRoutes(http::Router& router, Services& services) {
 
   router.Post(base + "/promote", lbase + "/promote",
               [s](const httplib::Request& req, httplib::Response& res, http::RequestContext& ctx) {
-                std::string project = http::PathParam(req, 1), branch = http::PathParam(req, 2);
-                auto who = http::RequireAuth(*s, req, res, auth::Operation::kPromoteBranch,
-                                             project, branch);
-                if (!who) return;
-                BRANCHDB_TRY_SEND(res, b, s->catalog->GetBranch(project, branch, false));
-                auto r = s->catalog->Promote(project, branch, {who->client_id, ctx.request_id});
-                if (!b->parent.empty()) {
-                  s->computes->Invalidate(routes::ComputeKey(project, b->parent));
-                }
-                if (!r.ok()) return http::SendError(res, r.status());
-                json out = MoveJson(*r);
-                out["branch"] = b->parent;
-                http::SendJson(res, 200, out);
+                HandlePromote(s, req, res, ctx);
               });
 
   router.Get(base + "/diff", lbase + "/diff",
