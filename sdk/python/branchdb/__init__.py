@@ -12,13 +12,15 @@ See docs/sdk-python.md.
 """
 
 from .client import BranchHandle, Client, new_idempotency_key
-from .errors import (ApiError, BadRequest, BranchdbError, ConfigurationError, Conflict,
-                     IdempotencyKeyReused, NetworkError, NotFound, PayloadTooLarge,
-                     PermissionDenied, RateLimited, ServerError, StatementTimeout,
-                     Unauthenticated, Unavailable, UnexpectedResponse)
+from .errors import (ApiError, BadRequest, BranchdbError, ConcurrentWrite, ConfigurationError,
+                     Conflict, IdempotencyKeyReused, NetworkError, NotFound, NotReplayable,
+                     ParentMoved, PayloadTooLarge, PermissionDenied, RateLimited, ReplayFailed,
+                     ServerError, StatementTimeout, Unauthenticated, Unavailable,
+                     UnexpectedResponse, VerifyFailed)
 from ._http import ClientCredentials, Response, StaticToken, TokenSource
 from .models import (Branch, Checkpoint, CheckpointPage, ClientInfo, ComputeState, Credential,
-                     DataDiff, Diff, Export, NewClient, Project, RollbackResult, RowChange,
+                     DataDiff, Diff, Export, NewClient, Project, PromotedAction, PromoteResult,
+                     PromoteVerify, RollbackResult, RowChange,
                      Schema, SchemaDiff, SchemaObject, SchemaObjectDiff, SqlResult,
                      StatementResult, TableDiff, Token, parse_time)
 
@@ -29,10 +31,11 @@ __all__ = [
     "BranchdbError", "ConfigurationError", "NetworkError", "ApiError", "BadRequest",
     "Unauthenticated", "PermissionDenied", "NotFound", "StatementTimeout", "Conflict",
     "PayloadTooLarge", "IdempotencyKeyReused", "RateLimited", "ServerError", "Unavailable",
-    "UnexpectedResponse",
+    "UnexpectedResponse", "ParentMoved", "NotReplayable", "ReplayFailed", "VerifyFailed",
+    "ConcurrentWrite",
     "ClientCredentials", "StaticToken", "TokenSource", "Response",
     "Project", "Branch", "Checkpoint", "CheckpointPage", "StatementResult", "SqlResult",
-    "RollbackResult", "Schema", "SchemaObject", "SchemaDiff", "SchemaObjectDiff", "DataDiff",
+    "RollbackResult", "PromoteResult", "PromotedAction", "PromoteVerify", "Schema", "SchemaObject", "SchemaDiff", "SchemaObjectDiff", "DataDiff",
     "TableDiff", "RowChange", "Diff", "Credential", "ComputeState", "ClientInfo", "NewClient",
     "Export", "Token", "parse_time",
 ]

@@ -83,7 +83,7 @@ def api_error_from(resp: Response) -> ApiError:
     if not message:
         text = resp.body[:200].decode("utf-8", "replace").strip()
         message = text or http.client.responses.get(resp.status, "error")
-    cls = error_for_status(resp.status)
+    cls = error_for_status(resp.status, code)
     error = cls(resp.status, code, message, details, request_id=resp.request_id,
                 method=resp.method, url=resp.url, headers=resp.headers)
     error.attempts = resp.attempts

@@ -28,7 +28,8 @@ from typing import (Any, Dict, Iterator, List, Mapping, Optional, Sequence, Type
 from ._http import ClientCredentials, Response, StaticToken, TokenSource, Transport
 from .errors import ConfigurationError, NotFound, UnexpectedResponse
 from .models import (Branch, Checkpoint, CheckpointPage, ClientInfo, ComputeState, Credential,
-                     DataDiff, Diff, Export, NewClient, Project, RollbackResult, Schema,
+                     DataDiff, Diff, Export, NewClient, Project, PromoteResult, RollbackResult,
+                     Schema,
                      SchemaDiff, SqlResult, encode_value)
 
 __all__ = ["Client", "BranchHandle", "new_idempotency_key"]
@@ -433,10 +434,12 @@ class Client:
         return _parse(RollbackResult, self._post(self._branch_path(project, branch, "/rollback"),
                                                    {"to": to}, idempotency_key))
 
-    def undo(self, branch: str, moved: RollbackResult, *, project: Optional[str] = None,
+    def undo(self, branch: str, moved: Union[RollbackResult, PromoteResult], *,
+             project: Optional[str] = None,
              idempotency_key: Optional[str] = None) -> RollbackResult:
-        """Undoes a rollback or reset: moves the branch back to the head it had
-        before (``moved.previous_head_lsn``)."""
+        """Undoes a rollback, reset or promotion (pass the parent's name and the
+        PromoteResult): moves the branch back to the head it had before
+        (``moved.previous_head_lsn``)."""
         return self.rollback(branch, lsn=moved.previous_head_lsn, project=project,
                              idempotency_key=idempotency_key)
 
@@ -445,6 +448,28 @@ class Client:
         """Moves the branch to its parent's current head (undoable with :meth:`undo`)."""
         return _parse(RollbackResult, self._post(self._branch_path(project, branch, "/reset"),
                                                    None, idempotency_key))
+
+    def promote(self, branch: str, *, dry_run: bool = False, verify: Optional[str] = None,
+                on_conflict: str = "fail", max_retries: Optional[int] = None,
+                mode: str = "auto", project: Optional[str] = None,
+                idempotency_key: Optional[str] = None) -> PromoteResult:
+        """Promotes the branch into its parent: fast-forward when the parent has
+        not moved since the branch point, else a replay of the branch's actions
+        on the parent's head (mode "fast_forward" / "replay" forces one). The
+        parent moves atomically or not at all; ``verify`` (a SELECT whose first
+        value must be truthy) runs on the result first; ``dry_run`` only reports.
+        on_conflict="retry" replays again (up to ``max_retries``, 0..10) when
+        the parent is written meanwhile. Undo: :meth:`undo` with the parent's
+        name and the result. Raises ParentMoved, NotReplayable, ReplayFailed,
+        VerifyFailed, ConcurrentWrite (409) or PermissionDenied (a protected
+        parent needs the scope branches:promote_protected)."""
+        body: Dict[str, Any] = {"mode": mode, "dry_run": dry_run, "on_conflict": on_conflict}
+        if verify is not None:
+            body["verify"] = verify
+        if max_retries is not None:
+            body["max_retries"] = max_retries
+        return _parse(PromoteResult, self._post(self._branch_path(project, branch, "/promote"),
+                                                  body, idempotency_key))
 
     # -- schema, diff -------------------------------------------------------------------------
 
@@ -571,6 +596,10 @@ class BranchHandle:
 
     def reset(self) -> RollbackResult:
         return self.client.reset(self.name, project=self.project)
+
+    def promote(self, **kwargs: Any) -> PromoteResult:
+        """promote(dry_run=, verify=, on_conflict=, max_retries=, mode=): into the parent."""
+        return self.client.promote(self.name, project=self.project, **kwargs)
 
     def schema(self, *, lsn: Optional[int] = None) -> Schema:
         return self.client.schema(self.name, lsn=lsn, project=self.project)

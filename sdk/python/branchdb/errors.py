@@ -11,7 +11,9 @@ Every exception derives from :class:`BranchdbError`. Two families:
   :class:`StatementTimeout` (408), :class:`Conflict` (409),
   :class:`PayloadTooLarge` (413), :class:`IdempotencyKeyReused` (422),
   :class:`RateLimited` (429), :class:`ServerError` (5xx) and its subclass
-  :class:`Unavailable` (503).
+  :class:`Unavailable` (503). Some 409 codes of promote have their own
+  subclasses of :class:`Conflict`: :class:`ParentMoved`, :class:`NotReplayable`,
+  :class:`ReplayFailed`, :class:`VerifyFailed`, :class:`ConcurrentWrite`.
 * :class:`UnexpectedResponse` -- a success status with a body of another shape.
 * :class:`NetworkError` -- no HTTP answer at all (connection refused or reset,
   DNS failure, timeout, malformed response). The request may or may not have
@@ -34,6 +36,11 @@ __all__ = [
     "NotFound",
     "StatementTimeout",
     "Conflict",
+    "ParentMoved",
+    "NotReplayable",
+    "ReplayFailed",
+    "VerifyFailed",
+    "ConcurrentWrite",
     "PayloadTooLarge",
     "IdempotencyKeyReused",
     "RateLimited",
@@ -134,6 +141,47 @@ class Conflict(ApiError):
     ``head_moved``, ``idempotency_key_in_use``...)."""
 
 
+class ParentMoved(Conflict):
+    """409 ``parent_moved``: promote with mode="fast_forward" but the parent moved."""
+
+
+class NotReplayable(Conflict):
+    """409 ``not_replayable``: an action on the branch has no recorded script
+    (an import, or a script over the 1 MiB kept). ``lsn``, ``summary``: which."""
+
+    @property
+    def lsn(self) -> Optional[int]:
+        return self.details.get("lsn")
+
+    @property
+    def summary(self) -> Optional[str]:
+        return self.details.get("summary")
+
+
+class ReplayFailed(Conflict):
+    """409 ``replay_failed``: an action failed when replayed on the parent;
+    the parent is unchanged. ``failed_action``: {"index", "lsn", "summary",
+    "error": {"code", "message"}}."""
+
+    @property
+    def failed_action(self) -> Dict[str, Any]:
+        return dict(self.details.get("failed_action") or {})
+
+
+class VerifyFailed(Conflict):
+    """409 ``verify_failed``: the verify query's value was not truthy (or the
+    query failed); the parent is unchanged. ``value``: what it returned."""
+
+    @property
+    def value(self) -> Any:
+        return self.details.get("value")
+
+
+class ConcurrentWrite(Conflict):
+    """409 ``concurrent_write``: the parent was written while the promotion ran
+    (nothing was overwritten); retry, or pass on_conflict="retry"."""
+
+
 class PayloadTooLarge(ApiError):
     """413: request, SQL text, value or branch size over a limit."""
 
@@ -176,8 +224,19 @@ _BY_STATUS: Dict[int, Type[ApiError]] = {
 }
 
 
-def error_for_status(status: int) -> Type[ApiError]:
-    """The ApiError subclass used for an HTTP status."""
+_BY_CODE: Dict[str, Type[ApiError]] = {
+    "parent_moved": ParentMoved,
+    "not_replayable": NotReplayable,
+    "replay_failed": ReplayFailed,
+    "verify_failed": VerifyFailed,
+    "concurrent_write": ConcurrentWrite,
+}
+
+
+def error_for_status(status: int, code: str = "") -> Type[ApiError]:
+    """The ApiError subclass used for an HTTP status (and error code)."""
+    if status == 409 and code in _BY_CODE:
+        return _BY_CODE[code]
     cls = _BY_STATUS.get(status)
     if cls is not None:
         return cls

@@ -23,6 +23,9 @@ __all__ = [
     "StatementResult",
     "SqlResult",
     "RollbackResult",
+    "PromotedAction",
+    "PromoteVerify",
+    "PromoteResult",
     "SchemaObject",
     "Schema",
     "SchemaObjectDiff",
@@ -253,6 +256,63 @@ class RollbackResult:
     def from_json(cls, j: JsonObject) -> "RollbackResult":
         return cls(head_lsn=int(j["head_lsn"]), previous_head_lsn=int(j["previous_head_lsn"]),
                    target_lsn=_opt_int(j.get("target_lsn")))
+
+
+@dataclass
+class PromotedAction:
+    """One action a promotion carried (replayed, or would replay)."""
+
+    lsn: int
+    summary: str
+    rows: int
+
+    @classmethod
+    def from_json(cls, j: JsonObject) -> "PromotedAction":
+        return cls(lsn=int(j["lsn"]), summary=j.get("summary", ""), rows=int(j.get("rows", 0)))
+
+
+@dataclass
+class PromoteVerify:
+    """The verify query of a promotion and the value it returned."""
+
+    sql: str
+    value: Any
+    ok: bool
+
+    @classmethod
+    def from_json(cls, j: JsonObject) -> "PromoteVerify":
+        return cls(sql=j.get("sql", ""), value=decode_value(j.get("value")),
+                   ok=bool(j.get("ok", False)))
+
+
+@dataclass
+class PromoteResult:
+    """What a promotion did (or, with dry_run, would do) to the parent
+    ``branch``. Undo it with ``Client.rollback(branch, lsn=previous_head_lsn)``
+    (``Client.undo`` does that)."""
+
+    branch: str
+    source: str
+    mode: str  # "fast_forward" or "replay"
+    dry_run: bool
+    head_lsn: Optional[int]
+    previous_head_lsn: int
+    target_lsn: Optional[int]
+    actions: List[PromotedAction]
+    verify: Optional[PromoteVerify]
+    attempts: int
+    raw: JsonObject = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, j: JsonObject) -> "PromoteResult":
+        verify = j.get("verify")
+        return cls(branch=j["branch"], source=j.get("source", ""), mode=j["mode"],
+                   dry_run=bool(j.get("dry_run", False)), head_lsn=_opt_int(j.get("head_lsn")),
+                   previous_head_lsn=int(j["previous_head_lsn"]),
+                   target_lsn=_opt_int(j.get("target_lsn")),
+                   actions=[PromotedAction.from_json(a) for a in j.get("actions") or []],
+                   verify=PromoteVerify.from_json(verify) if verify else None,
+                   attempts=int(j.get("attempts", 1)), raw=dict(j))
 
 
 @dataclass
