@@ -1,4 +1,5 @@
 // branchdb credential | client create|list|delete | token | compute | suspend
+#include <cstdio>
 #include <ctime>
 #include <iostream>
 #include <memory>
@@ -16,6 +17,12 @@ std::string UnixTime(int64_t secs) {
   gmtime_r(&t, &tm);
   char buf[32];
   std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+std::string FormatMillis(double ms) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2f ms", ms);
   return buf;
 }
 
@@ -49,7 +56,7 @@ void PrintCompute(const std::string& branch, const bdb::ComputeState& s, std::os
                     {"cold starts", std::to_string(s.cold_starts)},
                     {"last used", s.last_used_at.value_or("never")},
                     {"last cold start", s.last_cold_start_ms
-                                            ? Cell(Json(*s.last_cold_start_ms)) + " ms"
+                                            ? FormatMillis(*s.last_cold_start_ms)
                                             : std::string("-")},
                     {"idle timeout", s.idle_timeout_seconds
                                          ? FormatDuration(s.idle_timeout_seconds)

@@ -214,7 +214,7 @@ int Context::Fail(const bdb::Error& e) {
   std::string message = e.message();
   if (e.IsApi()) {
     message += " (" + e.code() + ", HTTP " + std::to_string(e.http_status()) + ")";
-  } else if (e.IsNetwork()) {
+  } else if (e.IsNetwork() && message.find(settings_.url) == std::string::npos) {
     message = "cannot reach " + settings_.url + ": " + message;
   }
   std::cerr << "error: " << message << "\n";

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import shutil
 import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import unittest
 import urllib.request
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -358,6 +360,13 @@ class AccessAndTransfer(CliTestCase):
         self.assertEqual(r["results"][0]["rows"], [[1]])
         self.fails(CONFLICT, *P, "import", path, "--branch", "restored")
         self.fails(USAGE, *P, "import", os.path.join(self.cli.home, "missing.db"), "--branch", "x")
+        # On a terminal (stderr a pty) export and import show progress; in a pipe they do not.
+        for argv in (("export", "production", os.path.join(self.cli.home, "tty.db")),
+                     ("import", path, "--branch", "from-tty")):
+            progress = self.stderr_on_tty(*P, *argv)
+            self.assertIn("100%", progress)
+        code, out, err = self.cli.run(*P, "export", "production", path)
+        self.assertNotIn("%", err)
         # Export to stdout.
         code = subprocess.run([BINARY, "--url", self.server.url, "--data-dir",
                                self.server.data_dir, *P, "export", "production", "-"],
@@ -365,6 +374,36 @@ class AccessAndTransfer(CliTestCase):
         self.assertEqual(code.returncode, OK, code.stderr)
         with open(path, "rb") as f:
             self.assertEqual(code.stdout, f.read())
+
+
+    def stderr_on_tty(self, *args: str) -> str:
+        """Runs the CLI with stderr on a pseudo-terminal; returns what it wrote there."""
+        master, slave = pty.openpty()
+        chunks: List[bytes] = []
+
+        def drain() -> None:
+            while True:
+                try:
+                    chunk = os.read(master, 4096)
+                except OSError:  # EIO: the other side closed
+                    return
+                if not chunk:
+                    return
+                chunks.append(chunk)
+
+        reader = threading.Thread(target=drain)
+        reader.start()
+        try:
+            p = subprocess.run([BINARY, "--url", self.server.url, "--data-dir",
+                                self.server.data_dir, *args], stdout=subprocess.PIPE,
+                               stderr=slave, env=self.cli.env(), timeout=60)
+        finally:
+            os.close(slave)
+            reader.join(timeout=30)
+            os.close(master)
+        text = b"".join(chunks).decode(errors="replace")
+        self.assertEqual(p.returncode, OK, text)
+        return text
 
 
 class SettingsAndErrors(CliTestCase):
