@@ -105,7 +105,7 @@ class Client:
         self.conn = None
         self.token = None
         self.token_expires = 0.0
-        self.on_request = on_request  # (op, status, code, latency_ms)
+        self.on_request = on_request  # (op, status, code, latency_ms, message)
         self.reconnects = 0
 
     def _send(self, method, path, body, headers):
@@ -143,7 +143,7 @@ class Client:
                 break
         ms = (time.monotonic() - t0) * 1000
         doc = None
-        code = None
+        code = message = None
         if status:
             try:
                 doc = json.loads(data) if data else None
@@ -152,9 +152,11 @@ class Client:
             if status >= 400 and isinstance(doc, dict):
                 err = doc.get("error")
                 code = err.get("code") if isinstance(err, dict) else err
+                message = err.get("message") if isinstance(err, dict) else doc.get(
+                    "error_description")
         else:
             code = data.decode()
-        self.on_request(op, status, code, ms)
+        self.on_request(op, status, code, ms, message)
         return status, doc
 
     def bearer(self):
@@ -182,26 +184,32 @@ class Stats:
         self.samples = []  # (t since start, latency ms, op)
         self.kinds = {"ok": 0, "expected": {}, "unexpected_4xx": {}, "server_5xx": {},
                       "transport": {}}
-        self.pending = None  # (op, status, code, ms) of the request just made
+        self.examples = {}  # unexpected key -> the first few error messages
+        self.pending = None  # (op, status, code, message) of the request just made
 
-    def record(self, op, status, code, ms):
+    def record(self, op, status, code, ms, message=None):
         self.samples.append((round(time.monotonic() - self.t_zero, 3), round(ms, 3), op))
-        self.pending = (op, status, code)
+        self.pending = (op, status, code, message)
 
     def classify(self, ok, expected_label=None):
         """Judges the request just made: ok, or expected (with label), or by status."""
-        op, status, code = self.pending
+        op, status, code, message = self.pending
         if ok:
             self.kinds["ok"] += 1
             return
         if expected_label:
             bump(self.kinds["expected"], expected_label)
-        elif status == 0:
-            bump(self.kinds["transport"], f"{op}: {code}")
+            return
+        if status == 0:
+            kind, key = "transport", f"{op}: {code}"
         elif status >= 500:
-            bump(self.kinds["server_5xx"], f"{op}: {status} {code}")
+            kind, key = "server_5xx", f"{op}: {status} {code}"
         else:
-            bump(self.kinds["unexpected_4xx"], f"{op}: {status} {code}")
+            kind, key = "unexpected_4xx", f"{op}: {status} {code}"
+        bump(self.kinds[kind], key)
+        seen = self.examples.setdefault(key, [])
+        if len(seen) < 3:
+            seen.append(f"t={time.monotonic() - self.t_zero:.1f}s {message}")
 
     def note_unexpected(self, label):
         bump(self.kinds["unexpected_4xx"], label)
@@ -331,6 +339,7 @@ def worker(index, port, client_id, secret, branches, deadline, t_zero, seed, out
             s, _ = c.call(op, "GET", bpath(b) + "/compute")
             ok_status(s)
     result = {"index": index, "samples": stats.samples, "kinds": stats.kinds,
+              "examples": stats.examples,
               "reconnects": c.reconnects, "cpu_s": time.process_time() - cpu0,
               "wall_s": time.monotonic() - wall0}
     with open(out_path, "w") as f:
@@ -396,7 +405,7 @@ def main():
 
         setup_errors = []
 
-        def setup_record(op, status, code, ms):
+        def setup_record(op, status, code, ms, message=None):
             if status not in (200, 201):
                 setup_errors.append(f"{op}: {status} {code}")
 
@@ -427,10 +436,16 @@ def main():
             p.start()
             procs.append(p)
         rss_series = []
+        next_note = args.duration / 10
         while any(p.is_alive() for p in procs):
             rss = vm_rss_kb(server.pid)
+            now = time.monotonic() - t_zero
             if rss is not None:
-                rss_series.append((round(time.monotonic() - t_zero, 1), rss))
+                rss_series.append((round(now, 1), rss))
+            if now >= next_note:
+                print(f"soak: {now:.0f}/{args.duration:g} s, server VmRSS {rss} kB",
+                      file=sys.stderr, flush=True)
+                next_note += args.duration / 10
             if server.poll() is not None:
                 failures.append(f"server died during the load (exit {server.returncode})")
                 break
@@ -502,6 +517,7 @@ def main():
             "requests_per_s": round(len(samples) / elapsed, 1) if elapsed > 0 else 0,
             "kinds": kinds,
             "reconnects": sum(r["reconnects"] for r in results),
+            "unexpected_examples": {k: v for r in results for k, v in r["examples"].items()},
             "ttl_branches_left": sum(1 for n in names if "/ttl" in n),
             "branches_checked": len(checks),
             "windows": windows,
@@ -587,6 +603,8 @@ def print_and_write(r, out_dir):
     md.append(f"- server exit code: {r.get('server_exit')}")
     for f in r["failures"]:
         md.append(f"- FAILURE: {f}")
+    for key, examples in sorted(r.get("unexpected_examples", {}).items()):
+        md.append(f"- examples of {key}: " + " | ".join(examples))
     text = "\n".join(md) + "\n"
     print(text)
     if out_dir:
