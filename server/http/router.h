@@ -111,7 +111,8 @@ class Router {
   // Runs the route that request matches in the calling thread, as if it came
   // over HTTP, and returns its response (404 route_not_found JSON when no
   // route matches). Never throws: a handler's exception is a 500. HEAD runs
-  // the GET route without body. REQUIRES: routes registered (not during
+  // the GET route without body. The socket's limits (request size, timeouts)
+  // are the caller's business. REQUIRES: routes registered (not during
   // registration). Safe to call concurrently and from inside a handler.
   DispatchResponse Dispatch(const DispatchRequest& request) const;
 

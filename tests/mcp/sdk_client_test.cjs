@@ -51,13 +51,23 @@ async function startServer(binary) {
     };
     proc.stdout.on('data', onData);
     proc.stderr.on('data', onData);
-    proc.on('exit', (code) => reject(new Error(`server exited with ${code}:\n${log}`)));
+    proc.once('exit', (code) => reject(new Error(`server exited with ${code}:\n${log}`)));
   });
   const creds = JSON.parse(fs.readFileSync(path.join(dataDir, 'admin-credentials.json'), 'utf8'));
   return {
     url, creds, proc,
     log: () => log,
-    stop: () => { proc.kill('SIGTERM'); fs.rmSync(tmp, { recursive: true, force: true }); },
+    // SIGTERM, then SIGKILL after 20 s; the data directory goes once it exited.
+    stop: async () => {
+      if (proc.exitCode === null && proc.signalCode === null) {
+        const exited = new Promise((resolve) => proc.once('exit', resolve));
+        proc.kill('SIGTERM');
+        const timer = setTimeout(() => proc.kill('SIGKILL'), 20000);
+        await exited;
+        clearTimeout(timer);
+      }
+      fs.rmSync(tmp, { recursive: true, force: true });
+    },
   };
 }
 
@@ -255,7 +265,7 @@ async function agentLoop(server) {
     console.error('FAIL:', e);
     console.error('--- server log ---\n' + server.log().split('\n').slice(-40).join('\n'));
   } finally {
-    server.stop();
+    await server.stop();
   }
   process.exit(failed ? 1 : 0);
 })().catch((e) => {
