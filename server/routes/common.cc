@@ -106,7 +106,7 @@ json BranchJson(const checkpoints::BranchInfo& b, int64_t default_idle_timeout_s
 }
 
 json CheckpointJson(const checkpoints::CheckpointInfo& c) {
-  return {{"lsn", c.lsn},
+  json out = {{"lsn", c.lsn},
           {"time", FormatTime(c.time_micros)},
           {"kind", c.annotation.kind},
           {"client_id", c.annotation.client_id},
@@ -117,6 +117,11 @@ json CheckpointJson(const checkpoints::CheckpointInfo& c) {
           {"labels", c.labels},
           {"inherited", c.inherited},
           {"branch", c.branch.empty() ? json(nullptr) : json(c.branch)}};
+  // Promote: the promotion's source and carried LSNs; the source LSN of a replayed action.
+  if (!c.annotation.source.empty()) out["source"] = c.annotation.source;
+  if (!c.annotation.actions.empty()) out["actions"] = c.annotation.actions;
+  if (c.annotation.replay_of) out["replay_of"] = *c.annotation.replay_of;
+  return out;
 }
 
 Result<std::optional<uint64_t>> QueryUint(const httplib::Request& req, const std::string& name) {

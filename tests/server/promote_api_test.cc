@@ -174,7 +174,11 @@ TEST_CASE("promote api: fast-forward, then replay of parameterized scripts, undo
   REQUIRE(st3 == 200);
   CHECK(cps["checkpoints"][0]["kind"] == "promote");
   CHECK(cps["checkpoints"][0]["lsn"] == rp["head_lsn"]);
+  CHECK(cps["checkpoints"][0]["source"] == "dev/alex");
+  CHECK(cps["checkpoints"][0]["actions"].size() == 2);
+  CHECK(cps["checkpoints"][0]["actions"][1] == a3);
   CHECK(cps["checkpoints"][1]["kind"] == "sql");
+  CHECK(cps["checkpoints"][1]["replay_of"] == a3);
 
   // Undo: roll the parent back to previous_head_lsn.
   auto [st4, undo] = f.Call("POST", f.Path("production") + "/rollback",
