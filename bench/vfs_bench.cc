@@ -23,14 +23,14 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <functional>
-#include <thread>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <random>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
