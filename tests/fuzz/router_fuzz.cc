@@ -5,8 +5,10 @@
 //
 // Input: up to kMaxRequests requests, encoded as router_fuzz_input.h says.
 // The project "p" with a table on branch "main" and a branch "dev" exists
-// before every input (recreated when an input dropped it); the clock is a
-// frozen MockClock, so tokens never expire and computes never idle out.
+// before every input (made again when an input dropped or renamed one); the
+// clock is a frozen MockClock, so tokens never expire and computes never idle
+// out. State otherwise carries over between inputs, so a finding may need the
+// inputs before it: reproduce with the corpus (see docs/fuzzing.md).
 // Properties checked (abort on violation): no crash, leak or UB (sanitizers);
 // no 5xx except 503 (documented: unavailable/busy, retry); every 4xx from a
 // /v1 route has the JSON error shape {"error":{"code","message"}}.
@@ -121,19 +123,20 @@ struct Fixture {
     return res;
   }
 
-  // The project every input starts from (see the file comment).
+  // The project every input starts from (see the file comment): when an input
+  // dropped or renamed one of its branches, it is made again from scratch.
   void EnsureBaseline() {
-    if (Call("GET", "/v1/projects/p/branches/dev", "").status == 200) return;
-    if (Call("GET", "/v1/projects/p", "").status != 200) {
-      Must(201, "POST", "/v1/projects", R"j({"name":"p"})j");
+    if (Call("GET", "/v1/projects/p/branches/dev", "").status == 200 &&
+        Call("GET", "/v1/projects/p/branches/main", "").status == 200) {
+      return;
     }
-    if (Call("GET", "/v1/projects/p/branches/main", "").status != 200) {
-      Must(201, "POST", "/v1/projects/p/branches", R"j({"name":"main"})j");
-      Must(200, "POST", "/v1/projects/p/branches/main/sql",
-           R"j({"sql":"CREATE TABLE t(a INTEGER PRIMARY KEY, b TEXT); INSERT INTO t(b) VALUES ('x')"})j");
-    }
-    DispatchResponse dev = Call("POST", "/v1/projects/p/branches", R"j({"name":"dev","parent":"main"})j");
-    FUZZ_CHECK(dev.status == 201 || dev.status == 409);
+    int dropped = Call("DELETE", "/v1/projects/p?force=true", "").status;
+    FUZZ_CHECK(dropped == 204 || dropped == 404);
+    Must(201, "POST", "/v1/projects", R"j({"name":"p"})j");
+    Must(201, "POST", "/v1/projects/p/branches", R"j({"name":"main"})j");
+    Must(200, "POST", "/v1/projects/p/branches/main/sql",
+         R"j({"sql":"CREATE TABLE t(a INTEGER PRIMARY KEY, b TEXT); INSERT INTO t(b) VALUES ('x')"})j");
+    Must(201, "POST", "/v1/projects/p/branches", R"j({"name":"dev","parent":"main"})j");
   }
 
   std::string admin_id;
