@@ -2,6 +2,8 @@
 
 #include <chrono>
 
+#include "storage/vfs/vfs.h"
+
 namespace branchdb::server::compute {
 
 struct ComputeSupervisor::Compute {
@@ -133,7 +135,12 @@ Result<std::unique_ptr<ComputeSupervisor::Lease>> ComputeSupervisor::Acquire(
     auto db = options_.open(key);
     if (!db.ok()) return give_up(db.status());
     auto sandbox = sql::Sandbox::Attach(db->get(), options_.sandbox);
-    if (!sandbox.ok()) return give_up(sandbox.status());
+    if (!sandbox.ok()) {
+      // Attach reads the database; when the store refused (e.g. the branch was
+      // deleted under us), its error says more than SQLite's "disk I/O error".
+      Status vfs = storage::LastVfsError(db->get());
+      return give_up(vfs.ok() ? sandbox.status() : vfs);
+    }
     c->db = std::move(*db);
     c->sandbox = std::move(*sandbox);
     int64_t nanos = options_.clock->NowMonotonicNanos() - t0;

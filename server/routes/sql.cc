@@ -51,6 +51,16 @@ std::string Summary(const std::string& sql) {
   return out;
 }
 
+// A branch deleted (by DELETE or its TTL) after this request found it: its
+// timeline is gone under the connection, and the store says so. Answer as if
+// the branch had been gone already: 404 branch_not_found, never a 500.
+Status BranchGoneIfTimelineGone(Status st, const std::string& project, const std::string& branch) {
+  if (st.reason() != "timeline_not_found") return st;
+  return Status::NotFound("no branch " + branch + " in project " + project +
+                              " (it was deleted while this request ran)",
+                          "branch_not_found");
+}
+
 // idle_timeout_seconds: the branch's effective timeout (the catalog's truth,
 // also when the compute never ran).
 json ComputeJson(const Result<compute::ComputeInfo>& info, int64_t idle_timeout_seconds) {
@@ -108,7 +118,7 @@ void HandleSql(Services* s, const httplib::Request& req, httplib::Response& res,
   auto lease = s->computes->Acquire(key);
   if (!lease.ok()) {
     if (lease.status().IsNotFound()) s->computes->Remove(key);
-    return http::SendError(res, lease.status());
+    return http::SendError(res, BranchGoneIfTimelineGone(lease.status(), project, branch));
   }
   sqlite3* db = (*lease)->db();
   sql::Script script;
@@ -142,7 +152,7 @@ void HandleSql(Services* s, const httplib::Request& req, httplib::Response& res,
       if (Status vfs = storage::LastVfsError(db); !vfs.ok()) st = vfs;
     }
     s->metrics->Increment(http::kSqlStatements, {{"outcome", "error"}});
-    return http::SendError(res, st, error.details());
+    return http::SendError(res, BranchGoneIfTimelineGone(st, project, branch), error.details());
   }
   storage::Lsn commit_after = storage::LastCommitLsn(db);
   const bool committed = commit_after != commit_before;

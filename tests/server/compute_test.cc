@@ -9,6 +9,7 @@
 #include <random>
 #include <thread>
 
+#include "checkpoints/catalog.h"
 #include "server/compute/supervisor.h"
 #include "storage/env/mock_clock.h"
 #include "tests/util/temp_dir.h"
@@ -236,6 +237,47 @@ TEST_CASE("many threads issue requests while suspends happen", "[compute]") {
   int64_t total = 0;
   for (const auto& k : keys) total += f.Run(k, "SELECT count(*) FROM t")[0][0].get<int64_t>();
   CHECK(total == done);
+}
+
+TEST_CASE("a branch deleted between open and attach is reported as the store's not-found",
+          "[compute]") {
+  // The TTL reaper (or a DELETE) can drop a branch's timeline right after a
+  // cold start opened its connection. The sandbox's first read then fails;
+  // Acquire must say the timeline is gone (the SQL route answers 404
+  // branch_not_found), not SQLite's "disk I/O error" (a 500).
+  testing::TempDir dir;
+  checkpoints::CatalogOptions co;
+  co.reaper_interval_micros = 0;
+  auto cat = checkpoints::Catalog::Open(co, dir.path());
+  REQUIRE(cat.ok());
+  REQUIRE((*cat)->CreateProject("p", {}).ok());
+  REQUIRE((*cat)->CreateBranch("p", "doomed", {}).ok());
+  {
+    auto conn = (*cat)->OpenBranchConnection("p", "doomed", {});
+    REQUIRE(conn.ok());
+    REQUIRE(sqlite3_exec(conn->get(), "CREATE TABLE t(x)", nullptr, nullptr, nullptr) == SQLITE_OK);
+  }
+
+  MockClock clock;
+  SupervisorOptions o;
+  o.clock = &clock;
+  o.sweep_interval_seconds = 0;
+  o.sandbox.max_db_bytes = 1 << 30;  // as the server sets it: Attach reads the database
+  o.open = [&](const std::string&) -> Result<sql::DbHandle> {
+    auto conn = (*cat)->OpenBranchConnection("p", "doomed", {});
+    if (!conn.ok()) return conn.status();
+    sql::DbHandle handle(conn->release());
+    REQUIRE((*cat)->DeleteBranch("p", "doomed").ok());  // the reaper strikes here
+    return handle;
+  };
+  auto sup = ComputeSupervisor::Create(std::move(o));
+  REQUIRE(sup.ok());
+  auto lease = (*sup)->Acquire("p/doomed");
+  REQUIRE_FALSE(lease.ok());
+  CHECK(lease.status().IsNotFound());
+  CHECK(lease.status().reason() == "timeline_not_found");
+  auto info = (*sup)->Info("p/doomed");
+  CHECK((!info.ok() || !info->active));
 }
 
 }  // namespace
