@@ -10,9 +10,9 @@
 #ifndef BRANCHDB_SDK_CLI_CLI_H_
 #define BRANCHDB_SDK_CLI_CLI_H_
 
-#include <CLI/CLI.hpp>
 #include <branchdb/client.h>
 
+#include <CLI/CLI.hpp>
 #include <functional>
 #include <memory>
 #include <ostream>
@@ -84,6 +84,13 @@ using Action = std::function<int(Context&)>;
 class Commands {
  public:
   void Add(CLI::App* leaf, Action action) { actions_.emplace_back(leaf, std::move(action)); }
+  // An action that needs the SDK client: runs only when there are
+  // credentials (else exits kExitAuth after saying how to give some).
+  void AddForClient(CLI::App* leaf, std::function<int(Context&, bdb::Client*)> action);
+  // An action on the project of the settings (--project, BRANCHDB_PROJECT,
+  // config file): also exits kExitUsage when there is none.
+  void AddForProject(CLI::App* leaf,
+                     std::function<int(Context&, bdb::Client*, const std::string& project)> action);
   // The action of the parsed leaf subcommand; nullptr when none was parsed.
   const Action* Parsed() const;
 
@@ -115,10 +122,11 @@ void PrintFields(std::ostream& out, const std::vector<std::pair<std::string, std
 void RegisterProjectCommands(CLI::App& app, Commands& commands);
 void RegisterBranchCommands(CLI::App& app, Commands& commands);
 void RegisterSqlCommands(CLI::App& app, Commands& commands);
-void RegisterHistoryCommands(CLI::App& app, Commands& commands);  // checkpoints..promote
-void RegisterInspectCommands(CLI::App& app, Commands& commands);  // diff, schema
+void RegisterHistoryCommands(CLI::App& app, Commands& commands);   // checkpoints..promote
+void RegisterInspectCommands(CLI::App& app, Commands& commands);   // diff, schema
 void RegisterTransferCommands(CLI::App& app, Commands& commands);  // export, import
-void RegisterAccessCommands(CLI::App& app, Commands& commands);   // credential, client, token, compute
+void RegisterAccessCommands(CLI::App& app,
+                            Commands& commands);  // credential, client, token, compute
 
 }  // namespace branchdb::cli
 

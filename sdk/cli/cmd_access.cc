@@ -55,12 +55,10 @@ void PrintCompute(const std::string& branch, const bdb::ComputeState& s, std::os
                     {"in use", std::to_string(s.in_use)},
                     {"cold starts", std::to_string(s.cold_starts)},
                     {"last used", s.last_used_at.value_or("never")},
-                    {"last cold start", s.last_cold_start_ms
-                                            ? FormatMillis(*s.last_cold_start_ms)
-                                            : std::string("-")},
-                    {"idle timeout", s.idle_timeout_seconds
-                                         ? FormatDuration(s.idle_timeout_seconds)
-                                         : std::string("never")}});
+                    {"last cold start",
+                     s.last_cold_start_ms ? FormatMillis(*s.last_cold_start_ms) : std::string("-")},
+                    {"idle timeout", s.idle_timeout_seconds ? FormatDuration(s.idle_timeout_seconds)
+                                                            : std::string("never")}});
 }
 
 }  // namespace
@@ -84,11 +82,7 @@ void RegisterAccessCommands(CLI::App& app, Commands& commands) {
   cred->add_option("BRANCH", o->branch, "Branch name")->required();
   cred->add_flag("--read-write", o->read_write, "Allow writes (default: read only)");
   AddDurationOption(cred, "--ttl", &o->ttl, "Lifetime, 60s..1h (default: the server's, 1h)");
-  commands.Add(cred, [o](Context& ctx) {
-    std::string project = ctx.Project();
-    if (project.empty()) return int(kExitUsage);
-    bdb::Client* c = ctx.Client();
-    if (!c) return int(kExitAuth);
+  commands.AddForProject(cred, [o](Context& ctx, bdb::Client* c, const std::string& project) {
     bdb::CredentialRequest r;
     r.access = o->read_write ? "read_write" : "read";
     if (o->ttl >= 0) r.ttl_seconds = o->ttl;
@@ -110,15 +104,14 @@ void RegisterAccessCommands(CLI::App& app, Commands& commands) {
       {"branchdb client create --name ci --scopes branches:write,sql:write --projects shop",
        "branchdb client create --name reader --scopes \"projects:read branches:read sql:read\""});
   create->add_option("--name", o->name, "A name for people (default: empty)");
-  create->add_option("--scopes", o->scopes,
-                     "Scopes, comma- or space-separated: admin, projects:read, projects:write, "
-                     "branches:read, branches:write, sql:read, sql:write")
+  create
+      ->add_option("--scopes", o->scopes,
+                   "Scopes, comma- or space-separated: admin, projects:read, projects:write, "
+                   "branches:read, branches:write, sql:read, sql:write")
       ->required();
   create->add_option("--projects", o->projects,
                      "Only these projects, comma-separated (default: every project)");
-  commands.Add(create, [o](Context& ctx) {
-    bdb::Client* c = ctx.Client();
-    if (!c) return int(kExitAuth);
+  commands.AddForClient(create, [o](Context& ctx, bdb::Client* c) {
     bdb::CreateClientRequest r;
     r.name = o->name;
     r.scopes = SplitList(o->scopes);
@@ -135,11 +128,9 @@ void RegisterAccessCommands(CLI::App& app, Commands& commands) {
     });
   });
 
-  CLI::App* list = AddCommand(*client, "list", "List OAuth clients (no secrets)",
-                              {"branchdb client list"});
-  commands.Add(list, [](Context& ctx) {
-    bdb::Client* c = ctx.Client();
-    if (!c) return int(kExitAuth);
+  CLI::App* list =
+      AddCommand(*client, "list", "List OAuth clients (no secrets)", {"branchdb client list"});
+  commands.AddForClient(list, [](Context& ctx, bdb::Client* c) {
     auto cs = c->ListClients();
     if (!cs.ok()) return ctx.Fail(cs.error());
     return ctx.Print(RawList("clients", *cs), [&](std::ostream& out) {
@@ -153,12 +144,11 @@ void RegisterAccessCommands(CLI::App& app, Commands& commands) {
     });
   });
 
-  CLI::App* del = AddCommand(*client, "delete", "Delete an OAuth client; its tokens stop working at once",
-                             {"branchdb client delete 3f2a..."});
+  CLI::App* del =
+      AddCommand(*client, "delete", "Delete an OAuth client; its tokens stop working at once",
+                 {"branchdb client delete 3f2a..."});
   del->add_option("CLIENT_ID", o->id, "The client's id")->required();
-  commands.Add(del, [o](Context& ctx) {
-    bdb::Client* c = ctx.Client();
-    if (!c) return int(kExitAuth);
+  commands.AddForClient(del, [o](Context& ctx, bdb::Client* c) {
     auto st = c->DeleteClient(o->id);
     if (!st.ok()) return ctx.Fail(st.error());
     return ctx.Print(Json::object(),
@@ -168,33 +158,30 @@ void RegisterAccessCommands(CLI::App& app, Commands& commands) {
   CLI::App* token = AddCommand(
       app, "token", "Print an access token for the configured credentials (handy for curl)",
       {"curl -H \"Authorization: Bearer $(branchdb token)\" http://127.0.0.1:8080/v1/projects"});
-  commands.Add(token, [](Context& ctx) {
-    bdb::Client* c = ctx.Client();
-    if (!c) return int(kExitAuth);
+  commands.AddForClient(token, [](Context& ctx, bdb::Client* c) {
     auto t = c->AccessToken();
     if (!t.ok()) return ctx.Fail(t.error());
     return ctx.Print(Json{{"access_token", *t}, {"token_type", "Bearer"}},
                      [&](std::ostream& out) { out << *t << "\n"; });
   });
 
-  CLI::App* compute = AddCommand(app, "compute",
-                                 "Show a branch's compute (SQLite connection): active or suspended",
-                                 {"branchdb compute dev/alex"});
+  CLI::App* compute =
+      AddCommand(app, "compute", "Show a branch's compute (SQLite connection): active or suspended",
+                 {"branchdb compute dev/alex"});
   compute->add_option("BRANCH", o->branch, "Branch name")->required();
-  CLI::App* suspend = AddCommand(app, "suspend",
-                                 "Suspend a branch's compute now (the next request resumes it)",
-                                 {"branchdb suspend dev/alex"});
+  CLI::App* suspend =
+      AddCommand(app, "suspend", "Suspend a branch's compute now (the next request resumes it)",
+                 {"branchdb suspend dev/alex"});
   suspend->add_option("BRANCH", o->branch, "Branch name")->required();
   for (bool do_suspend : {false, true}) {
-    commands.Add(do_suspend ? suspend : compute, [o, do_suspend](Context& ctx) {
-      std::string project = ctx.Project();
-      if (project.empty()) return int(kExitUsage);
-      bdb::Client* c = ctx.Client();
-      if (!c) return int(kExitAuth);
-      auto s = do_suspend ? c->SuspendCompute(project, o->branch) : c->GetCompute(project, o->branch);
-      if (!s.ok()) return ctx.Fail(s.error());
-      return ctx.Print(s->raw, [&](std::ostream& out) { PrintCompute(o->branch, *s, out); });
-    });
+    commands.AddForProject(
+        do_suspend ? suspend : compute,
+        [o, do_suspend](Context& ctx, bdb::Client* c, const std::string& project) {
+          auto s = do_suspend ? c->SuspendCompute(project, o->branch)
+                              : c->GetCompute(project, o->branch);
+          if (!s.ok()) return ctx.Fail(s.error());
+          return ctx.Print(s->raw, [&](std::ostream& out) { PrintCompute(o->branch, *s, out); });
+        });
   }
 }
 

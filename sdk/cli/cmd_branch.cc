@@ -60,12 +60,9 @@ void PrintTree(const std::vector<bdb::Branch>& branches, std::ostream& out) {
 }
 
 // Runs one PATCH and prints the branch with a one-line human summary.
-int Patch(Context& ctx, const std::string& name, const bdb::UpdateBranchRequest& r,
+int Patch(Context& ctx, bdb::Client* c, const std::string& project, const std::string& name,
+          const bdb::UpdateBranchRequest& r,
           const std::function<std::string(const bdb::Branch&)>& summary) {
-  std::string project = ctx.Project();
-  if (project.empty()) return kExitUsage;
-  bdb::Client* c = ctx.Client();
-  if (!c) return kExitAuth;
   auto b = c->UpdateBranch(project, name, r);
   if (!b.ok()) return ctx.Fail(b.error());
   return ctx.Print(b->raw, [&](std::ostream& out) { out << summary(*b) << "\n"; });
@@ -85,31 +82,35 @@ void RegisterBranchCommands(CLI::App& app, Commands& commands) {
   };
   auto o = std::make_shared<Opts>();
 
-  CLI::App* create = AddCommand(
-      *branch, "create",
-      "Create a branch: a copy-on-write copy of its parent (O(1), whatever the size)",
-      {"branchdb branch create dev/alex --parent production --ttl 24h",
-       "branchdb branch create fix --from-label before-migration",
-       "branchdb branch create yesterday --from-time 2026-11-20T09:00:00Z --protected"});
+  CLI::App* create =
+      AddCommand(*branch, "create",
+                 "Create a branch: a copy-on-write copy of its parent (O(1), whatever the size)",
+                 {"branchdb branch create dev/alex --parent production --ttl 24h",
+                  "branchdb branch create fix --from-label before-migration",
+                  "branchdb branch create yesterday --from-time 2026-11-20T09:00:00Z --protected"});
   create->add_option("NAME", o->name, "Branch name ('/' allowed: dev/alex)")->required();
-  create->add_option("--parent", o->parent, "Parent branch (default: the project's default, production)");
-  auto* lsn = create->add_option("--from-lsn", o->from_lsn, "Start at this LSN of the parent (default: its head)");
-  auto* time = create->add_option("--from-time", o->from_time,
-                                  "Start at the parent's state at this time (RFC 3339 or Unix seconds)");
+  create->add_option("--parent", o->parent,
+                     "Parent branch (default: the project's default, production)");
+  auto* lsn = create->add_option("--from-lsn", o->from_lsn,
+                                 "Start at this LSN of the parent (default: its head)");
+  auto* time =
+      create->add_option("--from-time", o->from_time,
+                         "Start at the parent's state at this time (RFC 3339 or Unix seconds)");
   auto* ckpt = create->add_option("--from-checkpoint", o->from_checkpoint,
                                   "Start at this checkpoint (an LSN) of the parent");
-  auto* label = create->add_option("--from-label", o->from_label, "Start at the parent's checkpoint with this label");
+  auto* label = create->add_option("--from-label", o->from_label,
+                                   "Start at the parent's checkpoint with this label");
   lsn->excludes(time, ckpt, label);
   time->excludes(ckpt, label);
   ckpt->excludes(label);
-  auto* ttl = AddDurationOption(create, "--ttl", &o->ttl, "Delete the branch after this long (default: never)");
-  create->add_option("--expires-at", o->expires_at, "Delete the branch at this time (RFC 3339)")->excludes(ttl);
-  create->add_flag("--protected", o->is_protected, "Refuse deletes, rollbacks and resets (default: off)");
-  commands.Add(create, [o, lsn, time, ckpt, label](Context& ctx) {
-    std::string project = ctx.Project();
-    if (project.empty()) return int(kExitUsage);
-    bdb::Client* c = ctx.Client();
-    if (!c) return int(kExitAuth);
+  auto* ttl = AddDurationOption(create, "--ttl", &o->ttl,
+                                "Delete the branch after this long (default: never)");
+  create->add_option("--expires-at", o->expires_at, "Delete the branch at this time (RFC 3339)")
+      ->excludes(ttl);
+  create->add_flag("--protected", o->is_protected,
+                   "Refuse deletes, rollbacks and resets (default: off)");
+  commands.AddForProject(create, [o, lsn, time, ckpt, label](Context& ctx, bdb::Client* c,
+                                                             const std::string& project) {
     bdb::CreateBranchRequest r;
     r.name = o->name;
     if (!o->parent.empty()) r.parent = o->parent;
@@ -130,13 +131,10 @@ void RegisterBranchCommands(CLI::App& app, Commands& commands) {
     });
   });
 
-  CLI::App* list = AddCommand(*branch, "list", "List the project's branches as a tree",
-                              {"branchdb branch list --project shop", "branchdb branch list --json"});
-  commands.Add(list, [](Context& ctx) {
-    std::string project = ctx.Project();
-    if (project.empty()) return int(kExitUsage);
-    bdb::Client* c = ctx.Client();
-    if (!c) return int(kExitAuth);
+  CLI::App* list =
+      AddCommand(*branch, "list", "List the project's branches as a tree",
+                 {"branchdb branch list --project shop", "branchdb branch list --json"});
+  commands.AddForProject(list, [](Context& ctx, bdb::Client* c, const std::string& project) {
     auto bs = c->ListBranches(project);
     if (!bs.ok()) return ctx.Fail(bs.error());
     return ctx.Print(RawList("branches", *bs), [&](std::ostream& out) { PrintTree(*bs, out); });
@@ -144,11 +142,7 @@ void RegisterBranchCommands(CLI::App& app, Commands& commands) {
 
   CLI::App* get = AddCommand(*branch, "get", "Show one branch", {"branchdb branch get dev/alex"});
   get->add_option("NAME", o->name, "Branch name")->required();
-  commands.Add(get, [o](Context& ctx) {
-    std::string project = ctx.Project();
-    if (project.empty()) return int(kExitUsage);
-    bdb::Client* c = ctx.Client();
-    if (!c) return int(kExitAuth);
+  commands.AddForProject(get, [o](Context& ctx, bdb::Client* c, const std::string& project) {
     auto b = c->GetBranch(project, o->name);
     if (!b.ok()) return ctx.Fail(b.error());
     return ctx.Print(b->raw, [&](std::ostream& out) { PrintBranch(*b, out); });
@@ -159,11 +153,7 @@ void RegisterBranchCommands(CLI::App& app, Commands& commands) {
                              "children keep their data",
                              {"branchdb branch delete dev/alex"});
   del->add_option("NAME", o->name, "Branch name")->required();
-  commands.Add(del, [o](Context& ctx) {
-    std::string project = ctx.Project();
-    if (project.empty()) return int(kExitUsage);
-    bdb::Client* c = ctx.Client();
-    if (!c) return int(kExitAuth);
+  commands.AddForProject(del, [o](Context& ctx, bdb::Client* c, const std::string& project) {
     auto st = c->DeleteBranch(project, o->name);
     if (!st.ok()) return ctx.Fail(st.error());
     return ctx.Print(Json::object(),
@@ -174,10 +164,10 @@ void RegisterBranchCommands(CLI::App& app, Commands& commands) {
                                 {"branchdb branch rename dev/alex dev/alex-old"});
   rename->add_option("NAME", o->name, "Branch name")->required();
   rename->add_option("NEW_NAME", o->new_name, "The new name")->required();
-  commands.Add(rename, [o](Context& ctx) {
+  commands.AddForProject(rename, [o](Context& ctx, bdb::Client* c, const std::string& project) {
     bdb::UpdateBranchRequest r;
     r.name = o->new_name;
-    return Patch(ctx, o->name, r,
+    return Patch(ctx, c, project, o->name, r,
                  [&](const bdb::Branch& b) { return "renamed " + o->name + " to " + b.name; });
   });
 
@@ -188,22 +178,22 @@ void RegisterBranchCommands(CLI::App& app, Commands& commands) {
                 : "Remove a branch's protection",
         {std::string("branchdb branch ") + (protect ? "protect" : "unprotect") + " production"});
     p->add_option("NAME", o->name, "Branch name")->required();
-    commands.Add(p, [o, protect](Context& ctx) {
-      bdb::UpdateBranchRequest r;
-      r.is_protected = protect;
-      return Patch(ctx, o->name, r, [&](const bdb::Branch& b) {
-        return b.name + (b.is_protected ? " is protected" : " is not protected");
-      });
-    });
+    commands.AddForProject(
+        p, [o, protect](Context& ctx, bdb::Client* c, const std::string& project) {
+          bdb::UpdateBranchRequest r;
+          r.is_protected = protect;
+          return Patch(ctx, c, project, o->name, r, [&](const bdb::Branch& b) {
+            return b.name + (b.is_protected ? " is protected" : " is not protected");
+          });
+        });
   }
 
-  CLI::App* set_ttl = AddCommand(*branch, "set-ttl",
-                                 "Delete a branch after DURATION from now, or never (\"none\")",
-                                 {"branchdb branch set-ttl dev/alex 2h",
-                                  "branchdb branch set-ttl dev/alex none"});
+  CLI::App* set_ttl =
+      AddCommand(*branch, "set-ttl", "Delete a branch after DURATION from now, or never (\"none\")",
+                 {"branchdb branch set-ttl dev/alex 2h", "branchdb branch set-ttl dev/alex none"});
   set_ttl->add_option("NAME", o->name, "Branch name")->required();
   set_ttl->add_option("DURATION", o->value, "30s, 15m, 24h, 7d, ... or none")->required();
-  commands.Add(set_ttl, [o](Context& ctx) {
+  commands.AddForProject(set_ttl, [o](Context& ctx, bdb::Client* c, const std::string& project) {
     bdb::UpdateBranchRequest r;
     if (o->value == "none") {
       r.clear_expires_at = true;
@@ -213,7 +203,7 @@ void RegisterBranchCommands(CLI::App& app, Commands& commands) {
       return ctx.Usage("DURATION: \"" + o->value + "\" is not a duration",
                        "use e.g. 30s, 15m, 24h, 7d, or none");
     }
-    return Patch(ctx, o->name, r, [](const bdb::Branch& b) {
+    return Patch(ctx, c, project, o->name, r, [](const bdb::Branch& b) {
       return b.name + (b.expires_at ? " expires " + *b.expires_at : " never expires");
     });
   });
@@ -222,10 +212,11 @@ void RegisterBranchCommands(CLI::App& app, Commands& commands) {
       *branch, "set-idle-timeout",
       "Suspend the branch's compute after DURATION without requests (0 = never; \"default\" = "
       "the server's)",
-      {"branchdb branch set-idle-timeout dev/alex 1m", "branchdb branch set-idle-timeout dev/alex default"});
+      {"branchdb branch set-idle-timeout dev/alex 1m",
+       "branchdb branch set-idle-timeout dev/alex default"});
   idle->add_option("NAME", o->name, "Branch name")->required();
   idle->add_option("DURATION", o->value, "30s, 15m, 24h, 7d, 0, or default")->required();
-  commands.Add(idle, [o](Context& ctx) {
+  commands.AddForProject(idle, [o](Context& ctx, bdb::Client* c, const std::string& project) {
     bdb::UpdateBranchRequest r;
     if (o->value == "default") {
       r.reset_idle_timeout = true;
@@ -235,7 +226,7 @@ void RegisterBranchCommands(CLI::App& app, Commands& commands) {
       return ctx.Usage("DURATION: \"" + o->value + "\" is not a duration",
                        "use e.g. 30s, 5m, 1h, 0 (never), or default");
     }
-    return Patch(ctx, o->name, r, [](const bdb::Branch& b) {
+    return Patch(ctx, c, project, o->name, r, [](const bdb::Branch& b) {
       return b.name + ": idle timeout " +
              (b.idle_timeout_seconds ? FormatDuration(b.idle_timeout_seconds) : "never");
     });

@@ -32,11 +32,7 @@ void RegisterHistoryCommands(CLI::App& app, Commands& commands) {
   list->add_option("BRANCH", o->branch, "Branch name")->required();
   list->add_option("--limit", o->limit, "At most this many")->capture_default_str();
   list->add_option("--cursor", o->cursor, "Continue after a previous page (its \"next\")");
-  commands.Add(list, [o](Context& ctx) {
-    std::string project = ctx.Project();
-    if (project.empty()) return int(kExitUsage);
-    bdb::Client* c = ctx.Client();
-    if (!c) return int(kExitAuth);
+  commands.AddForProject(list, [o](Context& ctx, bdb::Client* c, const std::string& project) {
     bdb::ListCheckpointsRequest r;
     r.limit = o->limit;
     if (!o->cursor.empty()) r.cursor = o->cursor;
@@ -62,11 +58,7 @@ void RegisterHistoryCommands(CLI::App& app, Commands& commands) {
   label->add_option("BRANCH", o->branch, "Branch name")->required();
   label->add_option("LSN", o->lsn, "The checkpoint's LSN (see branchdb checkpoints)")->required();
   label->add_option("LABEL", o->label, "The label")->required();
-  commands.Add(label, [o](Context& ctx) {
-    std::string project = ctx.Project();
-    if (project.empty()) return int(kExitUsage);
-    bdb::Client* c = ctx.Client();
-    if (!c) return int(kExitAuth);
+  commands.AddForProject(label, [o](Context& ctx, bdb::Client* c, const std::string& project) {
     bdb::LabelCheckpointRequest r;
     r.label = o->label;
     r.lsn = o->lsn;
@@ -81,25 +73,22 @@ void RegisterHistoryCommands(CLI::App& app, Commands& commands) {
       app, "rollback",
       "Move a branch back to an earlier checkpoint (undoable: roll back to the previous head)",
       {"branchdb rollback dev/alex --actions 1        # undo the last SQL action",
-       "branchdb rollback dev/alex --to 12",
-       "branchdb rollback dev/alex --label before-migration",
+       "branchdb rollback dev/alex --to 12", "branchdb rollback dev/alex --label before-migration",
        "branchdb rollback dev/alex --time 2026-11-21T09:00:00Z"});
   rollback->add_option("BRANCH", o->branch, "Branch name")->required();
   auto* to = rollback->add_option("--to", o->lsn, "Move the head to this LSN");
   auto* actions = rollback->add_option("--actions", o->actions, "Undo the newest N SQL actions");
-  auto* time = rollback->add_option("--time", o->time, "The state at this time (RFC 3339 or Unix seconds)");
+  auto* time =
+      rollback->add_option("--time", o->time, "The state at this time (RFC 3339 or Unix seconds)");
   auto* lbl = rollback->add_option("--label", o->label, "The checkpoint with this label");
   auto* ckpt = rollback->add_option("--checkpoint", o->checkpoint, "This checkpoint (an LSN)");
-  commands.Add(rollback, [o, to, actions, time, lbl, ckpt](Context& ctx) {
+  commands.AddForProject(rollback, [o, to, actions, time, lbl, ckpt](Context& ctx, bdb::Client* c,
+                                                                     const std::string& project) {
     int given = int(to->count() + actions->count() + time->count() + lbl->count() + ckpt->count());
     if (given != 1) {
       return ctx.Usage("rollback needs exactly one target",
                        "one of --to LSN, --actions N, --time T, --label L, --checkpoint LSN");
     }
-    std::string project = ctx.Project();
-    if (project.empty()) return int(kExitUsage);
-    bdb::Client* c = ctx.Client();
-    if (!c) return int(kExitAuth);
     bdb::RollbackTarget t;
     if (to->count()) t.lsn = o->lsn;
     if (actions->count()) t.actions = o->actions;
@@ -111,15 +100,11 @@ void RegisterHistoryCommands(CLI::App& app, Commands& commands) {
     return ctx.Print(m->raw, [&](std::ostream& out) { PrintMove(o->branch, *m, out); });
   });
 
-  CLI::App* reset = AddCommand(app, "reset",
-                               "Move a branch to its parent's head (undoable like a rollback)",
-                               {"branchdb reset dev/alex"});
+  CLI::App* reset =
+      AddCommand(app, "reset", "Move a branch to its parent's head (undoable like a rollback)",
+                 {"branchdb reset dev/alex"});
   reset->add_option("BRANCH", o->branch, "Branch name")->required();
-  commands.Add(reset, [o](Context& ctx) {
-    std::string project = ctx.Project();
-    if (project.empty()) return int(kExitUsage);
-    bdb::Client* c = ctx.Client();
-    if (!c) return int(kExitAuth);
+  commands.AddForProject(reset, [o](Context& ctx, bdb::Client* c, const std::string& project) {
     auto m = c->Reset(project, o->branch);
     if (!m.ok()) return ctx.Fail(m.error());
     return ctx.Print(m->raw, [&](std::ostream& out) { PrintMove(o->branch, *m, out); });
@@ -133,24 +118,24 @@ void RegisterHistoryCommands(CLI::App& app, Commands& commands) {
        "branchdb promote dev/alex --verify \"SELECT count(*) > 0 FROM items\"",
        "branchdb promote dev/alex --mode replay --on-conflict retry"});
   promote->add_option("BRANCH", o->branch, "Branch name")->required();
-  promote->add_flag("--dry-run", o->dry_run, "Show what would happen; change nothing (default: off)");
+  promote->add_flag("--dry-run", o->dry_run,
+                    "Show what would happen; change nothing (default: off)");
   promote->add_option("--verify", o->verify,
                       "SQL run on the result before the parent moves; its first value must be "
                       "truthy");
-  promote->add_option("--on-conflict", o->on_conflict,
-                      "When the parent is written during a replay: fail or retry (default: fail)")
+  promote
+      ->add_option("--on-conflict", o->on_conflict,
+                   "When the parent is written during a replay: fail or retry (default: fail)")
       ->check(CLI::IsMember({"fail", "retry"}));
-  auto* retries = promote->add_option("--max-retries", o->max_retries,
-                                      "Attempts after the first, with --on-conflict retry (0..10)")
+  auto* retries = promote
+                      ->add_option("--max-retries", o->max_retries,
+                                   "Attempts after the first, with --on-conflict retry (0..10)")
                       ->capture_default_str()
                       ->check(CLI::Range(0, 10));
   promote->add_option("--mode", o->mode, "auto, fast_forward or replay (default: auto)")
       ->check(CLI::IsMember({"auto", "fast_forward", "replay"}));
-  commands.Add(promote, [o, retries](Context& ctx) {
-    std::string project = ctx.Project();
-    if (project.empty()) return int(kExitUsage);
-    bdb::Client* c = ctx.Client();
-    if (!c) return int(kExitAuth);
+  commands.AddForProject(promote, [o, retries](Context& ctx, bdb::Client* c,
+                                               const std::string& project) {
     bdb::PromoteRequest r;
     r.dry_run = o->dry_run;
     if (!o->mode.empty()) r.mode = o->mode;
@@ -179,8 +164,7 @@ void RegisterHistoryCommands(CLI::App& app, Commands& commands) {
       }
       if (p->verify.is_object()) out << "verify: " << Str(p->verify, "value") << " (ok)\n";
       if (!p->dry_run) {
-        out << "undo: branchdb rollback " << p->branch << " --to " << p->previous_head_lsn
-            << "\n";
+        out << "undo: branchdb rollback " << p->branch << " --to " << p->previous_head_lsn << "\n";
       }
     });
   });

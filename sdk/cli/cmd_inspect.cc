@@ -55,8 +55,8 @@ void PrintDataDiff(const bdb::DiffResult& d, std::ostream& out) {
       } else if (c.op == "delete") {
         out << "  - " << Cell(c.key) << "  " << Cell(c.old_row, 100) << "\n";
       } else {
-        out << "  ~ " << Cell(c.key) << "  " << Cell(c.old_row, 60) << " -> "
-            << Cell(c.new_row, 60) << "\n";
+        out << "  ~ " << Cell(c.key) << "  " << Cell(c.old_row, 60) << " -> " << Cell(c.new_row, 60)
+            << "\n";
       }
     }
   }
@@ -79,45 +79,41 @@ void RegisterInspectCommands(CLI::App& app, Commands& commands) {
        "branchdb diff dev/alex --data --tables items,orders --json"});
   diff->add_option("BRANCH", o->branch, "Branch name")->required();
   diff->add_option("--base", o->base, "The branch to compare with (default: the parent)");
-  auto* base_lsn = diff->add_option("--base-lsn", o->base_lsn, "The base's state at this LSN (default: its head)");
-  auto* lsn = diff->add_option("--lsn", o->lsn, "The branch's state at this LSN (default: its head)");
+  auto* base_lsn = diff->add_option("--base-lsn", o->base_lsn,
+                                    "The base's state at this LSN (default: its head)");
+  auto* lsn =
+      diff->add_option("--lsn", o->lsn, "The branch's state at this LSN (default: its head)");
   diff->add_flag("--data", o->data, "Compare rows instead of the schema (default: schema)");
   diff->add_option("--tables", o->tables, "With --data: only these tables (comma-separated)");
-  commands.Add(diff, [o, base_lsn, lsn](Context& ctx) {
-    std::string project = ctx.Project();
-    if (project.empty()) return int(kExitUsage);
-    bdb::Client* c = ctx.Client();
-    if (!c) return int(kExitAuth);
-    bdb::DiffRequest r;
-    r.kind = o->data ? "data" : "schema";
-    if (!o->base.empty()) r.base = o->base;
-    if (base_lsn->count()) r.base_lsn = o->base_lsn;
-    if (lsn->count()) r.lsn = o->lsn;
-    for (size_t at = 0; at < o->tables.size();) {
-      size_t comma = std::min(o->tables.find(',', at), o->tables.size());
-      if (comma > at) r.tables.push_back(o->tables.substr(at, comma - at));
-      at = comma + 1;
-    }
-    auto d = c->Diff(project, o->branch, r);
-    if (!d.ok()) return ctx.Fail(d.error());
-    return ctx.Print(d->raw, [&](std::ostream& out) {
-      if (d->kind == "data") {
-        PrintDataDiff(*d, out);
-      } else {
-        PrintSchemaDiff(*d, out);
-      }
-    });
-  });
+  commands.AddForProject(
+      diff, [o, base_lsn, lsn](Context& ctx, bdb::Client* c, const std::string& project) {
+        bdb::DiffRequest r;
+        r.kind = o->data ? "data" : "schema";
+        if (!o->base.empty()) r.base = o->base;
+        if (base_lsn->count()) r.base_lsn = o->base_lsn;
+        if (lsn->count()) r.lsn = o->lsn;
+        for (size_t at = 0; at < o->tables.size();) {
+          size_t comma = std::min(o->tables.find(',', at), o->tables.size());
+          if (comma > at) r.tables.push_back(o->tables.substr(at, comma - at));
+          at = comma + 1;
+        }
+        auto d = c->Diff(project, o->branch, r);
+        if (!d.ok()) return ctx.Fail(d.error());
+        return ctx.Print(d->raw, [&](std::ostream& out) {
+          if (d->kind == "data") {
+            PrintDataDiff(*d, out);
+          } else {
+            PrintSchemaDiff(*d, out);
+          }
+        });
+      });
 
-  CLI::App* schema = AddCommand(app, "schema", "Show a branch's schema (CREATE statements)",
-                                {"branchdb schema production", "branchdb schema dev/alex --lsn 12"});
+  CLI::App* schema =
+      AddCommand(app, "schema", "Show a branch's schema (CREATE statements)",
+                 {"branchdb schema production", "branchdb schema dev/alex --lsn 12"});
   schema->add_option("BRANCH", o->branch, "Branch name")->required();
   auto* at = schema->add_option("--lsn", o->lsn, "As of this LSN (default: the head)");
-  commands.Add(schema, [o, at](Context& ctx) {
-    std::string project = ctx.Project();
-    if (project.empty()) return int(kExitUsage);
-    bdb::Client* c = ctx.Client();
-    if (!c) return int(kExitAuth);
+  commands.AddForProject(schema, [o, at](Context& ctx, bdb::Client* c, const std::string& project) {
     std::optional<uint64_t> lsn;
     if (at->count()) lsn = o->lsn;
     auto s = c->GetSchema(project, o->branch, lsn);

@@ -11,8 +11,8 @@ namespace {
 void ProjectTable(const std::vector<bdb::Project>& projects, std::ostream& out) {
   Table t({"NAME", "DEFAULT BRANCH", "RESTORE WINDOW", "CREATED", "ID"});
   for (const auto& p : projects) {
-    t.AddRow({p.name, p.default_branch, FormatDuration(p.restore_window_seconds), p.created_at,
-              p.id});
+    t.AddRow(
+        {p.name, p.default_branch, FormatDuration(p.restore_window_seconds), p.created_at, p.id});
   }
   t.Print(out);
 }
@@ -30,16 +30,13 @@ void RegisterProjectCommands(CLI::App& app, Commands& commands) {
   };
   auto o = std::make_shared<Opts>();
 
-  CLI::App* create = AddCommand(*project, "create",
-                                "Create a project (with its default branch \"production\", empty)",
-                                {"branchdb project create shop",
-                                 "branchdb project create shop --restore-window 30d"});
+  CLI::App* create = AddCommand(
+      *project, "create", "Create a project (with its default branch \"production\", empty)",
+      {"branchdb project create shop", "branchdb project create shop --restore-window 30d"});
   create->add_option("NAME", o->name, "Project name")->required();
   AddDurationOption(create, "--restore-window", &o->restore_window,
                     "How far back rollback and time travel reach (default: the server's, 7d)");
-  commands.Add(create, [o](Context& ctx) {
-    bdb::Client* c = ctx.Client();
-    if (!c) return int(kExitAuth);
+  commands.AddForClient(create, [o](Context& ctx, bdb::Client* c) {
     bdb::CreateProjectRequest r;
     r.name = o->name;
     if (o->restore_window >= 0) r.restore_window_seconds = o->restore_window;
@@ -53,9 +50,7 @@ void RegisterProjectCommands(CLI::App& app, Commands& commands) {
 
   CLI::App* list = AddCommand(*project, "list", "List the projects this client may access",
                               {"branchdb project list", "branchdb project list --json"});
-  commands.Add(list, [](Context& ctx) {
-    bdb::Client* c = ctx.Client();
-    if (!c) return int(kExitAuth);
+  commands.AddForClient(list, [](Context& ctx, bdb::Client* c) {
     auto ps = c->ListProjects();
     if (!ps.ok()) return ctx.Fail(ps.error());
     return ctx.Print(RawList("projects", *ps), [&](std::ostream& out) {
@@ -70,27 +65,23 @@ void RegisterProjectCommands(CLI::App& app, Commands& commands) {
   CLI::App* get = AddCommand(*project, "get", "Show one project (default: --project)",
                              {"branchdb project get shop"});
   get->add_option("NAME", o->name, "Project name (default: --project / BRANCHDB_PROJECT)");
-  commands.Add(get, [o](Context& ctx) {
+  commands.AddForClient(get, [o](Context& ctx, bdb::Client* c) {
     std::string name = ctx.Project(o->name);
     if (name.empty()) return int(kExitUsage);
-    bdb::Client* c = ctx.Client();
-    if (!c) return int(kExitAuth);
     auto p = c->GetProject(name);
     if (!p.ok()) return ctx.Fail(p.error());
     return ctx.Print(p->raw, [&](std::ostream& out) { ProjectTable({*p}, out); });
   });
 
-  CLI::App* del = AddCommand(*project, "delete",
-                             "Delete a project with all its branches and data (not undoable)",
-                             {"branchdb project delete shop",
-                              "branchdb project delete shop --force   # even with protected branches"});
+  CLI::App* del = AddCommand(
+      *project, "delete", "Delete a project with all its branches and data (not undoable)",
+      {"branchdb project delete shop",
+       "branchdb project delete shop --force   # even with protected branches"});
   del->add_option("NAME", o->name, "Project name (default: --project / BRANCHDB_PROJECT)");
   del->add_flag("--force", o->force, "Delete even when a branch is protected (default: refuse)");
-  commands.Add(del, [o](Context& ctx) {
+  commands.AddForClient(del, [o](Context& ctx, bdb::Client* c) {
     std::string name = ctx.Project(o->name);
     if (name.empty()) return int(kExitUsage);
-    bdb::Client* c = ctx.Client();
-    if (!c) return int(kExitAuth);
     auto st = c->DeleteProject(name, o->force);
     if (!st.ok()) return ctx.Fail(st.error());
     return ctx.Print(Json::object(),
@@ -103,11 +94,9 @@ void RegisterProjectCommands(CLI::App& app, Commands& commands) {
   AddDurationOption(set, "--restore-window", &o->restore_window,
                     "How far back rollback and time travel reach")
       ->required();
-  commands.Add(set, [o](Context& ctx) {
+  commands.AddForClient(set, [o](Context& ctx, bdb::Client* c) {
     std::string name = ctx.Project(o->name);
     if (name.empty()) return int(kExitUsage);
-    bdb::Client* c = ctx.Client();
-    if (!c) return int(kExitAuth);
     bdb::UpdateProjectRequest r;
     r.restore_window_seconds = o->restore_window;
     auto p = c->UpdateProject(name, r);

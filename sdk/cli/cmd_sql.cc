@@ -55,13 +55,13 @@ void RegisterSqlCommands(CLI::App& app, Commands& commands) {
     bool read_only = false;
   };
   auto o = std::make_shared<Opts>();
-  CLI::App* sql = AddCommand(
-      app, "sql", "Run a SQL script on a branch as one transaction (one checkpoint)",
-      {"branchdb sql production \"SELECT * FROM items\"",
-       "branchdb sql dev/alex \"INSERT INTO items(name) VALUES (?)\" --param apple",
-       "branchdb sql dev/alex \"UPDATE items SET n = :n\" --named n=3",
-       "branchdb sql dev/alex --file migration.sql",
-       "branchdb sql production \"SELECT count(*) FROM items\" --read-only --json"});
+  CLI::App* sql =
+      AddCommand(app, "sql", "Run a SQL script on a branch as one transaction (one checkpoint)",
+                 {"branchdb sql production \"SELECT * FROM items\"",
+                  "branchdb sql dev/alex \"INSERT INTO items(name) VALUES (?)\" --param apple",
+                  "branchdb sql dev/alex \"UPDATE items SET n = :n\" --named n=3",
+                  "branchdb sql dev/alex --file migration.sql",
+                  "branchdb sql production \"SELECT count(*) FROM items\" --read-only --json"});
   sql->add_option("BRANCH", o->branch, "Branch name")->required();
   auto* text = sql->add_option("SQL", o->sql, "The script: one or more statements");
   auto* file = sql->add_option("--file,-f", o->file, "Read the script from this file (- = stdin)");
@@ -69,10 +69,11 @@ void RegisterSqlCommands(CLI::App& app, Commands& commands) {
   auto* params = sql->add_option("--param,-p", o->params,
                                  "A positional parameter, in order (JSON if it parses: 42, null, "
                                  "'\"42\"'; else a string)");
-  auto* named = sql->add_option("--named,-n", o->named, "A named parameter NAME=VALUE (:NAME in the SQL)");
+  auto* named =
+      sql->add_option("--named,-n", o->named, "A named parameter NAME=VALUE (:NAME in the SQL)");
   params->excludes(named);
   sql->add_flag("--read-only", o->read_only, "Refuse every write (default: off)");
-  commands.Add(sql, [o](Context& ctx) {
+  commands.AddForProject(sql, [o](Context& ctx, bdb::Client* c, const std::string& project) {
     bdb::SqlRequest r;
     if (!o->file.empty()) {
       std::ostringstream s;
@@ -104,10 +105,6 @@ void RegisterSqlCommands(CLI::App& app, Commands& commands) {
       }
     }
     r.read_only = o->read_only;
-    std::string project = ctx.Project();
-    if (project.empty()) return int(kExitUsage);
-    bdb::Client* c = ctx.Client();
-    if (!c) return int(kExitAuth);
     auto res = c->Sql(project, o->branch, r);
     if (!res.ok()) return ctx.Fail(res.error());
     return ctx.Print(res->raw, [&](std::ostream& out) { PrintResult(*res, out); });

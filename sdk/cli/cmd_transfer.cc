@@ -66,47 +66,43 @@ void RegisterTransferCommands(CLI::App& app, Commands& commands) {
   exp->add_option("FILE", o->file, "Where to write it (- = stdout); written whole or not at all")
       ->required();
   auto* lsn = exp->add_option("--lsn", o->lsn, "The state at this LSN (default: the head)");
-  commands.Add(exp, [o, lsn](Context& ctx) {
+  commands.AddForProject(exp, [o, lsn](Context& ctx, bdb::Client* c, const std::string& project) {
     if (o->file == "-" && ctx.json()) {
       return ctx.Usage("--json and FILE - both want stdout", "name a FILE");
     }
-    std::string project = ctx.Project();
-    if (project.empty()) return int(kExitUsage);
-    bdb::Client* c = ctx.Client();
-    if (!c) return int(kExitAuth);
     Progress progress("exporting " + o->branch);
     bdb::ExportRequest r;
     if (lsn->count()) r.lsn = o->lsn;
     r.progress = progress.Callback();
-    auto res = o->file == "-"
-                   ? c->Export(project, o->branch,
-                               [](const char* data, size_t n) {
-                                 return std::fwrite(data, 1, n, stdout) == n;
-                               },
-                               r)
-                   : c->ExportToFile(project, o->branch, o->file, r);
+    auto res =
+        o->file == "-"
+            ? c->Export(
+                  project, o->branch,
+                  [](const char* data, size_t n) { return std::fwrite(data, 1, n, stdout) == n; },
+                  r)
+            : c->ExportToFile(project, o->branch, o->file, r);
     progress.Finish();
     if (!res.ok()) return ctx.Fail(res.error());
     if (o->file == "-") return std::fflush(stdout) == 0 ? int(kExitOk) : int(kExitApiError);
-    Json answer = {{"project", project}, {"branch", o->branch}, {"file", o->file},
-                   {"lsn", res->lsn}, {"bytes", res->bytes}};
+    Json answer = {{"project", project},
+                   {"branch", o->branch},
+                   {"file", o->file},
+                   {"lsn", res->lsn},
+                   {"bytes", res->bytes}};
     return ctx.Print(answer, [&](std::ostream& out) {
       out << "exported " << o->branch << " at lsn " << res->lsn << " to " << o->file << " ("
           << FormatBytes(res->bytes) << ")\n";
     });
   });
 
-  CLI::App* imp = AddCommand(
-      app, "import",
-      "Create a branch from a SQLite database file (page size 4096, rollback journal)",
-      {"branchdb import shop.db --branch restored", "branchdb import shop.db --branch copy --json"});
+  CLI::App* imp =
+      AddCommand(app, "import",
+                 "Create a branch from a SQLite database file (page size 4096, rollback journal)",
+                 {"branchdb import shop.db --branch restored",
+                  "branchdb import shop.db --branch copy --json"});
   imp->add_option("FILE", o->file, "The SQLite file")->required()->check(CLI::ExistingFile);
   imp->add_option("--branch", o->branch, "The new branch's name")->required();
-  commands.Add(imp, [o](Context& ctx) {
-    std::string project = ctx.Project();
-    if (project.empty()) return int(kExitUsage);
-    bdb::Client* c = ctx.Client();
-    if (!c) return int(kExitAuth);
+  commands.AddForProject(imp, [o](Context& ctx, bdb::Client* c, const std::string& project) {
     Progress progress("importing " + o->file);
     bdb::ImportRequest r;
     r.branch = o->branch;

@@ -51,18 +51,21 @@ std::string HintFor(const bdb::Error& e, const Settings& s) {
   const Json& d = e.details();
   if (e.IsNetwork()) {
     if (e.network_reason() == bdb::NetworkReason::kTls) {
-      return "the TLS handshake with " + s.url + " failed: check the URL's scheme and the "
+      return "the TLS handshake with " + s.url +
+             " failed: check the URL's scheme and the "
              "server's certificate";
     }
-    return "is `branchdb serve` running at " + s.url + "? Start one with `branchdb serve`, or "
+    return "is `branchdb serve` running at " + s.url +
+           "? Start one with `branchdb serve`, or "
            "point --url / BRANCHDB_URL at the server";
   }
   if (!e.IsApi()) return "";
   if (IsAuthError(e) && e.http_status() != 403) {
     return "check BRANCHDB_CLIENT_ID/BRANCHDB_CLIENT_SECRET or BRANCHDB_TOKEN (credentials "
-             "used: " + (s.credentials_from.empty() ? std::string("none") : s.credentials_from) +
-             "; a token expires, `branchdb token` prints a fresh one); for a local server, "
-             "--data-dir pointing at the server's data dir";
+           "used: " +
+           (s.credentials_from.empty() ? std::string("none") : s.credentials_from) +
+           "; a token expires, `branchdb token` prints a fresh one); for a local server, "
+           "--data-dir pointing at the server's data dir";
   }
   switch (e.http_status()) {
     case 403:
@@ -111,8 +114,7 @@ std::string HintFor(const bdb::Error& e, const Settings& s) {
         return "the parent moved since the branch point: `branchdb promote BRANCH --mode "
                "auto` replays the branch's actions instead";
       }
-      if (code == "concurrent_write" || code == "head_moved" ||
-          code == "idempotency_key_in_use") {
+      if (code == "concurrent_write" || code == "head_moved" || code == "idempotency_key_in_use") {
         return "someone else wrote at the same time: retry (promote: --on-conflict retry)";
       }
       if (code == "replay_failed" && d.contains("failed_action")) {
@@ -122,8 +124,7 @@ std::string HintFor(const bdb::Error& e, const Settings& s) {
                "; fix the branch (or re-branch from the parent) and promote again";
       }
       if (code == "verify_failed") {
-        return "the --verify query answered " + DetailString(d, "value") +
-               "; nothing was promoted";
+        return "the --verify query answered " + DetailString(d, "value") + "; nothing was promoted";
       }
       if (code == "not_replayable") {
         return "action lsn " + DetailString(d, "lsn") + " (" + DetailString(d, "summary") +
@@ -133,7 +134,8 @@ std::string HintFor(const bdb::Error& e, const Settings& s) {
       return "";
     case 400:
       if (code == "sql_error" && d.contains("statement")) {
-        return "statement " + DetailString(d, "statement") + " (0-based) of the script failed; "
+        return "statement " + DetailString(d, "statement") +
+               " (0-based) of the script failed; "
                "nothing of the script was applied";
       }
       return "";
@@ -177,9 +179,10 @@ bdb::Client* Context::Client() {
                  "--data-dir pointing at the server's data dir (no "
               << s.data_dir << "/admin-credentials.json found)\n";
     if (json()) {
-      std::cout << Json{{"error", {{"code", "no_credentials"},
-                                   {"message", "no credentials"},
-                                   {"details", Json::object()}}}}
+      std::cout << Json{{"error",
+                         {{"code", "no_credentials"},
+                          {"message", "no credentials"},
+                          {"details", Json::object()}}}}
                        .dump()
                 << "\n";
     }
@@ -223,8 +226,8 @@ int Context::Fail(const bdb::Error& e) {
   if (json()) {
     Json details = e.details();
     if (!details.is_object()) details = Json::object();
-    std::cout << Json{{"error", {{"code", e.code()}, {"message", e.message()},
-                                 {"details", details}}}}
+    std::cout << Json{{"error",
+                       {{"code", e.code()}, {"message", e.message()}, {"details", details}}}}
                      .dump(-1, ' ', false, Json::error_handler_t::replace)
               << "\n";
   }
@@ -242,6 +245,23 @@ void PrintFields(std::ostream& out,
   size_t width = 0;
   for (const auto& [k, v] : fields) width = std::max(width, k.size());
   for (const auto& [k, v] : fields) out << k << std::string(width - k.size() + 2, ' ') << v << "\n";
+}
+
+void Commands::AddForClient(CLI::App* leaf, std::function<int(Context&, bdb::Client*)> action) {
+  Add(leaf, [action = std::move(action)](Context& ctx) {
+    bdb::Client* c = ctx.Client();
+    return c ? action(ctx, c) : int(kExitAuth);
+  });
+}
+
+void Commands::AddForProject(
+    CLI::App* leaf, std::function<int(Context&, bdb::Client*, const std::string&)> action) {
+  Add(leaf, [action = std::move(action)](Context& ctx) {
+    std::string project = ctx.Project();
+    if (project.empty()) return int(kExitUsage);
+    bdb::Client* c = ctx.Client();
+    return c ? action(ctx, c, project) : int(kExitAuth);
+  });
 }
 
 const Action* Commands::Parsed() const {
@@ -263,17 +283,19 @@ CLI::App* AddCommand(CLI::App& parent, const std::string& name, const std::strin
 
 CLI::Option* AddDurationOption(CLI::App* app, const std::string& name, int64_t* seconds,
                                const std::string& description) {
-  return app->add_option_function<std::string>(
-      name,
-      [seconds](const std::string& v) {
-        auto d = ParseDuration(v);
-        if (!d) {
-          throw CLI::ValidationError(
-              "duration", "\"" + v + "\": expected e.g. 30s, 15m, 24h, 7d, 1h30m or seconds");
-        }
-        *seconds = *d;
-      },
-      description)->type_name("DURATION");
+  return app
+      ->add_option_function<std::string>(
+          name,
+          [seconds](const std::string& v) {
+            auto d = ParseDuration(v);
+            if (!d) {
+              throw CLI::ValidationError(
+                  "duration", "\"" + v + "\": expected e.g. 30s, 15m, 24h, 7d, 1h30m or seconds");
+            }
+            *seconds = *d;
+          },
+          description)
+      ->type_name("DURATION");
 }
 
 }  // namespace branchdb::cli

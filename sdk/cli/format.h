@@ -4,9 +4,8 @@
 #ifndef BRANCHDB_SDK_CLI_FORMAT_H_
 #define BRANCHDB_SDK_CLI_FORMAT_H_
 
-#include <nlohmann/json.hpp>
-
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <ostream>
 #include <string>

@@ -34,8 +34,10 @@ void RegisterServe(CLI::App& app, Commands& commands, const Globals& globals) {
       "  branchdb serve --data-dir /var/lib/branchdb --listen 0.0.0.0:8080\n"
       "  BRANCHDB_IDLE_TIMEOUT_SECONDS=60 branchdb serve --config /etc/branchdb.toml\n"
       "See docs/config.md.");
-  auto* config = serve->add_option("--config", o->config_file, "TOML config file (docs/branchdb.sample.toml)");
-  auto* data = serve->add_option("--data-dir", o->data_dir, "Data directory (default " + defaults.data_dir + ")");
+  auto* config =
+      serve->add_option("--config", o->config_file, "TOML config file (docs/branchdb.sample.toml)");
+  auto* data = serve->add_option("--data-dir", o->data_dir,
+                                 "Data directory (default " + defaults.data_dir + ")");
   auto* listen = serve->add_option(
       "--listen", o->listen,
       "HOST:PORT to listen on; port 0 = any free port (default " + defaults.listen + ")");
@@ -75,7 +77,8 @@ int main(int argc, char** argv) {
       "5 conflict (409),\n6 not found (404).\n"
       "Examples:\n"
       "  branchdb project create shop\n"
-      "  branchdb --project shop sql production \"CREATE TABLE items(id INTEGER PRIMARY KEY, name TEXT)\"\n"
+      "  branchdb --project shop sql production \"CREATE TABLE items(id INTEGER PRIMARY KEY, name "
+      "TEXT)\"\n"
       "  branchdb --project shop branch create dev/alex --parent production --ttl 24h\n"
       "  branchdb --project shop rollback dev/alex --actions 1\n"
       "Docs: docs/cli.md.");

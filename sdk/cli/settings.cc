@@ -1,11 +1,11 @@
 #include "sdk/cli/settings.h"
 
-#include <nlohmann/json.hpp>
 #include <toml++/toml.h>
 
 #include <cstdlib>
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 namespace branchdb::cli {
@@ -14,7 +14,7 @@ namespace {
 
 // One place's values (flags, environment or config file).
 struct Layer {
-  std::string name;  // "flags", "environment", "config file <path>"
+  std::string name;                           // "flags", "environment", "config file <path>"
   std::map<std::string, std::string> values;  // url, project, token, client_id, ...
 
   const std::string* Get(const std::string& key) const {
@@ -23,8 +23,8 @@ struct Layer {
   }
 };
 
-constexpr const char* kKeys[] = {"url", "project", "token", "client_id", "client_secret",
-                                 "data_dir"};
+constexpr const char* kKeys[] = {"url",       "project",       "token",
+                                 "client_id", "client_secret", "data_dir"};
 
 bool ReadFile(const std::string& path, std::string* text) {
   std::ifstream in(path, std::ios::binary);
@@ -38,7 +38,8 @@ bool ReadFile(const std::string& path, std::string* text) {
 bool LoadConfigFile(const std::string& path, Layer* layer, std::string* error) {
   std::string text;
   if (!ReadFile(path, &text)) {
-    *error = "config file " + path + ": cannot read it (pass --config FILE or unset BRANCHDB_CONFIG)";
+    *error =
+        "config file " + path + ": cannot read it (pass --config FILE or unset BRANCHDB_CONFIG)";
     return false;
   }
   toml::table root;
@@ -62,8 +63,8 @@ bool LoadConfigFile(const std::string& path, Layer* layer, std::string* error) {
       return false;
     }
     if (!node.is_string()) {
-      *error = path + ":" + std::to_string(node.source().begin.line) + ": " + k +
-               ": expected a string";
+      *error =
+          path + ":" + std::to_string(node.source().begin.line) + ": " + k + ": expected a string";
       return false;
     }
     layer->values[k] = *node.value<std::string>();
@@ -170,8 +171,7 @@ bool ResolveSettings(const SettingsFlags& flags, const GetEnvFn& env, Settings* 
       std::string need = is_flags ? (id ? "--client-secret" : "--client-id")
                          : is_env ? (id ? "BRANCHDB_CLIENT_SECRET" : "BRANCHDB_CLIENT_ID")
                                   : (id ? "client_secret" : "client_id");
-      *error = l->name + ": " + have + " is set but " + need +
-               " is not; give both (or a token)";
+      *error = l->name + ": " + have + " is set but " + need + " is not; give both (or a token)";
       return false;
     } else {
       continue;

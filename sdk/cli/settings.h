@@ -33,13 +33,13 @@ struct SettingsFlags {
 };
 
 struct Settings {
-  std::string url;            // Default: kDefaultUrl. No trailing '/'.
-  std::string project;        // Default: empty (commands that need one say so).
-  std::string token;          // A bearer token, or empty.
-  std::string client_id;      // OAuth client credentials, or empty.
+  std::string url;        // Default: kDefaultUrl. No trailing '/'.
+  std::string project;    // Default: empty (commands that need one say so).
+  std::string token;      // A bearer token, or empty.
+  std::string client_id;  // OAuth client credentials, or empty.
   std::string client_secret;
-  std::string data_dir;       // Default: kDefaultDataDir.
-  std::string config_file;    // The config file read, or empty.
+  std::string data_dir;     // Default: kDefaultDataDir.
+  std::string config_file;  // The config file read, or empty.
   // Where the credentials came from, for messages: "flags", "environment",
   // "config file <path>", "<data_dir>/admin-credentials.json", or "" (none).
   std::string credentials_from;
