@@ -1,5 +1,7 @@
 #include "server/mcp/tools.h"
 
+#include <algorithm>
+#include <cctype>
 #include <functional>
 #include <vector>
 
@@ -44,10 +46,11 @@ json Enum(const std::string& description, std::vector<std::string> values) {
   return {{"type", "string"}, {"enum", values}, {"description", description}};
 }
 json Object(json properties, std::vector<std::string> required) {
-  return {{"type", "object"},
-          {"properties", std::move(properties)},
-          {"required", std::move(required)},
-          {"additionalProperties", false}};
+  json schema = {{"type", "object"},
+                 {"properties", std::move(properties)},
+                 {"additionalProperties", false}};
+  if (!required.empty()) schema["required"] = std::move(required);
+  return schema;
 }
 
 const json kProject = Text("Project name, e.g. \"shop\" (list_projects shows them).");

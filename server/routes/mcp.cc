@@ -11,6 +11,8 @@
 #include <httplib.h>
 #include <spdlog/spdlog.h>
 
+#include <cctype>
+
 #include "auth/auth.h"
 #include "server/http/errors.h"
 #include "server/http/router.h"

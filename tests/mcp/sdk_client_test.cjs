@@ -199,14 +199,26 @@ async function agentLoop(server) {
   const schema = await call('compare_schema', { project: 'shop', branch: 'agent/try-1' });
   assert.deepEqual(schema.structuredContent.objects, []);
 
-  // Promote onto production, then undo it on production.
-  const promoted = await call('promote_branch', { project: 'shop', branch: 'agent/try-1' });
+  // Promote onto production: a dry run and a failing verify change nothing;
+  // then for real (checked by verify), and undo it on production.
+  const dry = await call('promote_branch', { project: 'shop', branch: 'agent/try-1',
+                                             dry_run: true });
+  assert.equal(dry.structuredContent.dry_run, true);
+  assert.match(text(dry), /Nothing changed/);
+  const refused = await client.callTool({ name: 'promote_branch', arguments: {
+    project: 'shop', branch: 'agent/try-1', verify: 'SELECT count(*) = 99 FROM items' } });
+  assert.equal(refused.isError, true);
+  assert.equal(refused.structuredContent.error.code, 'verify_failed');
+  assert.equal(await count('production'), 3);
+  const promoted = await call('promote_branch', { project: 'shop', branch: 'agent/try-1',
+                                                  verify: 'SELECT count(*) = 2 FROM items' });
+  assert.equal(promoted.structuredContent.verify.ok, true);
   assert.equal(promoted.structuredContent.branch, 'production');
   assert.equal(await count('production'), 2);
   await call('rollback', { project: 'shop', branch: 'production',
                            to_lsn: promoted.structuredContent.previous_head_lsn });
   assert.equal(await count('production'), 3);
-  console.log('ok label, checkpoints, diff, promote, undo promote');
+  console.log('ok label, checkpoints, diff, promote (dry run, verify), undo promote');
 
   // API errors are tool results with isError and the API's code.
   const bad = await client.callTool({ name: 'run_sql', arguments: {
@@ -246,9 +258,9 @@ async function agentLoop(server) {
 
   // A token without projects:write: the tool reports the API's 403.
   const narrow = await connect(server, await token(server, 'branches:read'));
-  const refused = await narrow.callTool({ name: 'create_project', arguments: { name: 'x' } });
-  assert.equal(refused.isError, true);
-  assert.equal(refused.structuredContent.error.code, 'insufficient_scope');
+  const denied = await narrow.callTool({ name: 'create_project', arguments: { name: 'x' } });
+  assert.equal(denied.isError, true);
+  assert.equal(denied.structuredContent.error.code, 'insufficient_scope');
   await narrow.close();
   console.log('ok credential, reset, delete, scopes');
 }
