@@ -202,6 +202,7 @@ Result<RawResponse> Transport::SendOnce(ConnectionPool& pool, const Origin& orig
                                         : options_.user_agent);
   if (!bearer.empty()) req.headers.emplace("Authorization", "Bearer " + bearer);
   if (request.idempotency_key) req.headers.emplace("Idempotency-Key", *request.idempotency_key);
+  for (const auto& [k, v] : request.headers) req.headers.emplace(k, v);
 
   bool cancelled = false;
   std::string local_error;
@@ -305,11 +306,19 @@ Result<RawResponse> Transport::SendWithRetries(ConnectionPool& pool, const Origi
   }
 }
 
+// RFC 6749 section 2.3.1: id and secret form-encoded, then HTTP Basic. (With
+// Basic, bad credentials are a 401, not a 400.)
+std::string Transport::BasicAuth() const {
+  std::string pair = EncodeQuery(options_.client_id) + ":" + EncodeQuery(options_.client_secret);
+  std::string b64 = Blob(pair)["$blob"].get<std::string>();
+  return "Basic " + b64;
+}
+
 Result<std::string> Transport::FetchTokenLocked() {
-  std::string body = "grant_type=client_credentials&client_id=" + EncodeQuery(options_.client_id) +
-                     "&client_secret=" + EncodeQuery(options_.client_secret);
+  std::string body = "grant_type=client_credentials";
   if (!options_.scope.empty()) body += "&scope=" + EncodeQuery(options_.scope);
   HttpRequest req;
+  req.headers.emplace_back("Authorization", BasicAuth());
   req.method = "POST";
   req.path = "";  // the token origin's prefix is the whole path
   req.body = std::move(body);
@@ -380,8 +389,6 @@ Result<RawResponse> Transport::Send(const HttpRequest& request) {
 
 Result<RawResponse> Transport::OAuthPost(const std::string& endpoint_path,
                                          std::vector<std::pair<std::string, std::string>> fields) {
-  fields.emplace_back("client_id", options_.client_id);
-  fields.emplace_back("client_secret", options_.client_secret);
   std::string body;
   for (const auto& [k, v] : fields) {
     if (!body.empty()) body += '&';
@@ -394,6 +401,7 @@ Result<RawResponse> Transport::OAuthPost(const std::string& endpoint_path,
   req.content_type = "application/x-www-form-urlencoded";
   req.authenticate = false;
   req.retry = true;
+  req.headers.emplace_back("Authorization", BasicAuth());
   return SendWithRetries(*api_pool_, api_origin_, req, "");
 }
 

@@ -38,6 +38,7 @@ struct HttpRequest {
   bool authenticate = true;
   bool retry = false;  // idempotent: may be sent again
   std::optional<std::string> idempotency_key;
+  std::vector<std::pair<std::string, std::string>> headers;  // extra headers
 
   // Streaming download: 2xx bodies go to sink instead of RawResponse::body.
   DataSinkCallback sink;
@@ -80,8 +81,8 @@ class Transport {
   void Invalidate(const std::string& token);
   int64_t tokens_fetched() const;
 
-  // A form POST to an OAuth endpoint of the API origin (revoke, introspect) with the client's
-  // credentials as form fields. Retried (these change nothing durable twice).
+  // A form POST to an OAuth endpoint of the API origin (revoke, introspect),
+  // the client authenticated with HTTP Basic. Retried (these change nothing durable twice).
   Result<RawResponse> OAuthPost(const std::string& endpoint_path,
                                 std::vector<std::pair<std::string, std::string>> fields);
 
@@ -91,6 +92,7 @@ class Transport {
   Result<RawResponse> SendOnce(ConnectionPool& pool, const Origin& origin,
                                const HttpRequest& request, const std::string& bearer);
   Result<std::string> FetchTokenLocked();
+  std::string BasicAuth() const;
   std::chrono::steady_clock::time_point Now() const;
 
   // Constant after construction.
