@@ -129,7 +129,15 @@ void FillErrorBody(const httplib::Request& req, httplib::Response& res) {
     SendError(res, Status::ResourceExhausted("request body too large", "payload_too_large"));
   } else {
     int status = res.status;
-    SendError(res, Status::InvalidArgument("bad request", "bad_request"));
+    std::string message = "bad request";
+    if (status == 400 && (req.method == "POST" || req.method == "PATCH") &&
+        !req.has_header("Content-Length") && !req.has_header("Transfer-Encoding")) {
+      // httplib refuses a body-less POST before routing; say what to send.
+      message = "a " + req.method +
+                " needs a body: send a JSON object (e.g. {} with Content-Type: "
+                "application/json; curl -d '{}')";
+    }
+    SendError(res, Status::InvalidArgument(message, "bad_request"));
     res.status = status;
   }
 }

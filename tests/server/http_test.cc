@@ -2,7 +2,11 @@
 // and over real HTTP on a free port: request ids, JSON 404s, idempotency
 // (replay, mismatch, in-flight, restart, expiry), graceful stop, and the
 // ApiServer's /healthz and /metrics.
+#include <arpa/inet.h>
 #include <httplib.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <catch2/catch.hpp>
@@ -190,6 +194,38 @@ TEST_CASE("request ids are echoed or generated", "[http][router]") {
   CHECK(json::parse(thrown->body)["error"]["code"] == "internal");
   CHECK(f.metrics_->Value(kHttpRequests, {{"route", "unmatched"}, {"method", "GET"},
                                           {"status", "404"}}) == 2);
+}
+
+// Sends raw bytes to 127.0.0.1:port and returns everything the server answers
+// until it closes the connection.
+std::string RawExchange(int port, const std::string& request) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
+  REQUIRE(send(fd, request.data(), request.size(), 0) == static_cast<ssize_t>(request.size()));
+  std::string out;
+  char buf[4096];
+  for (ssize_t n; (n = recv(fd, buf, sizeof(buf), 0)) > 0;) out.append(buf, static_cast<size_t>(n));
+  close(fd);
+  return out;
+}
+
+TEST_CASE("a POST without a body is told to send one", "[http][router]") {
+  // httplib refuses it before routing (no Content-Length); the error says what to do.
+  testing::TempDir dir;
+  MockClock clock;
+  RouterFixture f(dir.Sub("idem.db"), &clock);
+  std::string answer =
+      RawExchange(f.port_, "POST /count HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  INFO(answer);
+  CHECK(answer.rfind("HTTP/1.1 400", 0) == 0);
+  CHECK(answer.find("\"bad_request\"") != std::string::npos);
+  CHECK(answer.find("needs a body") != std::string::npos);
+  CHECK(f.count_ == 0);
 }
 
 TEST_CASE("a retried POST with the same key applies once", "[http][idempotency]") {
