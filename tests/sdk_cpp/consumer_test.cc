@@ -32,7 +32,7 @@ std::string Quote(const std::string& s) {
 
 // Runs a shell command with its output in `log`; returns the exit status.
 int Run(const std::string& command, const std::string& log) {
-  int rc = std::system((command + " >>" + Quote(log) + " 2>&1").c_str());
+  int rc = std::system(("( " + command + " ) >>" + Quote(log) + " 2>&1").c_str());
   return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }
 
