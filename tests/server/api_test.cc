@@ -688,6 +688,9 @@ TEST_CASE("openapi walk: every documented operation answers as documented", "[ap
   call("get", "/.well-known/jwks.json", "/.well-known/jwks.json", "", "", false);
   call("get", "/.well-known/oauth-authorization-server", "/.well-known/oauth-authorization-server",
        "", "", false);
+  call("get", "/.well-known/oauth-protected-resource", "/.well-known/oauth-protected-resource",
+       "", "", false);
+  CHECK(call("post", "/mcp", "/mcp", R"({"jsonrpc":"2.0","id":1,"method":"ping"})").first == 200);
   auto client = call("post", "/v1/clients", "/v1/clients",
                      R"({"name":"walker","scopes":["sql:read"]})");
   REQUIRE(client.first == 201);
