@@ -73,6 +73,17 @@ bool IsWrite(int action) {
   }
 }
 
+// SQLite reports SQLITE_UPDATE of the schema table's columns while it prepares
+// an eponymous virtual table such as pragma_table_info('t'): a read. A script
+// cannot really write the schema table (SQLITE_DBCONFIG_DEFENSIVE refuses it,
+// and DDL has its own actions above), so this is never a write of the request.
+bool IsSchemaTableUpdate(int action, const char* table) {
+  if (action != SQLITE_UPDATE || table == nullptr) return false;
+  std::string t = Lower(table);
+  return t == "sqlite_master" || t == "sqlite_schema" || t == "sqlite_temp_master" ||
+         t == "sqlite_temp_schema";
+}
+
 int Deny(Sandbox::State* st, bool read_only, std::string what) {
   st->denied_read_only = read_only;
   st->denial = std::move(what);
@@ -116,7 +127,7 @@ int Authorizer(void* arg, int action, const char* a1, const char* a2, const char
     default:
       break;
   }
-  if (st->read_only && IsWrite(action)) {
+  if (st->read_only && IsWrite(action) && !IsSchemaTableUpdate(action, a1)) {
     return Deny(st, true, "this request is read-only; writes are refused");
   }
   return SQLITE_OK;

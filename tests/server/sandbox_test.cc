@@ -251,6 +251,13 @@ TEST_CASE("read-only scripts cannot write, checked by SQLite", "[sandbox]") {
   auto r = f.Run("SELECT count(*) FROM t", nullptr, true);
   REQUIRE(r.ok());
   CHECK_FALSE(r->changed);
+  // Table-valued pragmas read (SQLite reports an "update" of the schema table
+  // while preparing them); the schema table itself stays unwritable.
+  auto cols = f.Run("SELECT name FROM pragma_table_info('t')", nullptr, true);
+  REQUIRE(cols.ok());
+  CHECK(cols->statements.back().rows == json::array({json::array({"a"})}));
+  CHECK(f.Reason("UPDATE sqlite_master SET sql = '' WHERE name = 't'", nullptr, true) != "");
+  CHECK(f.Reason("UPDATE sqlite_master SET sql = '' WHERE name = 't'") != "");
   // The next read-write script writes again.
   f.Ok("INSERT INTO t VALUES (1)");
 }
