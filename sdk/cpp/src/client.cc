@@ -642,6 +642,7 @@ Result<RawResponse> Client::Send(const std::string& method, const std::string& p
   r.content_type = content_type;
   r.retry = idempotent;
   r.idempotency_key = idempotency_key;
+  if (idempotent && method == "POST" && !r.idempotency_key) r.idempotency_key = NewIdempotencyKey();
   return impl_->transport.Send(r);
 }
 

@@ -238,7 +238,8 @@ class Client {
   // One authenticated request (token refresh included) for what the typed
   // calls do not cover. `path_and_query` is sent as is (encode it yourself);
   // a non-empty body is sent with `content_type`. Retried per the rules above
-  // when `idempotent` (pass an idempotency_key for a POST). Any HTTP status
+  // when `idempotent` (a POST then carries idempotency_key, or a fresh one
+  // for this call). Any HTTP status
   // is returned as a RawResponse; only network failures are errors.
   Result<RawResponse> Send(const std::string& method, const std::string& path_and_query,
                            const std::string& body = "",
