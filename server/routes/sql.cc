@@ -161,7 +161,7 @@ void HandleSql(Services* s, const httplib::Request& req, httplib::Response& res,
                         static_cast<double>(result->statements.size()));
   json out = result->ToJson();
   // lsn: the checkpoint this script made, null when it changed nothing;
-  // snapshot_lsn: the state it read (and, when it committed, built on).
+  // snapshot_lsn: the state it read, or, when it committed, the state it made.
   out["lsn"] = committed ? json(commit_after) : json(nullptr);
   out["snapshot_lsn"] = committed ? commit_after : storage::SnapshotLsn(db);
   out["read_only"] = read_only;
