@@ -267,10 +267,10 @@ std::string UnifiedDiff(const std::vector<std::string>& a, const std::vector<std
       if (i < n && j < m && a[i] == b[j]) {
         ops.push_back({' ', a[i++]});
         ++j;
-      } else if (j < m && (i == n || lcs[i][j + 1] >= lcs[i + 1][j])) {
-        ops.push_back({'+', b[j++]});
+      } else if (i < n && (j == m || lcs[i + 1][j] >= lcs[i][j + 1])) {
+        ops.push_back({'-', a[i++]});  // removals first, as diff -u prints them
       } else {
-        ops.push_back({'-', a[i++]});
+        ops.push_back({'+', b[j++]});
       }
     }
   } else {

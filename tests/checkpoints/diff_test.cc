@@ -62,6 +62,12 @@ TEST_CASE("schema diff: tables, columns, indexes, views, triggers") {
         std::string::npos);
   CHECK(d->unified.find("\n-CREATE TABLE gone(x);") != std::string::npos);
   CHECK(d->unified.find("@@ -") != std::string::npos);
+  // A changed line: its old version first, then the new one (as diff -u).
+  size_t old_users = d->unified.find("\n-CREATE TABLE users(");
+  size_t new_users = d->unified.find("\n+CREATE TABLE users(");
+  REQUIRE(old_users != std::string::npos);
+  REQUIRE(new_users != std::string::npos);
+  CHECK(old_users < new_users);
 
   // Same state: empty diff. Between a checkpoint LSN and a head works too.
   auto same = f.cat->DiffSchema("acme", Head("production"), At(base));
