@@ -93,6 +93,12 @@ Status ApiServer::Init() {
   services_.config = &config_;
   services_.env = env_;
   services_.clock = clock;
+  services_.sandbox.clock = clock;
+  services_.sandbox.statement_timeout_ms = config_.statement_timeout_ms;
+  services_.sandbox.max_result_rows = config_.max_result_rows;
+  services_.sandbox.max_result_bytes = config_.max_result_bytes;
+  services_.sandbox.max_sql_bytes = config_.max_sql_bytes;
+  services_.sandbox.max_db_bytes = config_.max_branch_bytes;
   services_.logger = spdlog::default_logger();
 
   auth::AuthOptions aopts;
@@ -146,11 +152,7 @@ Status ApiServer::Init() {
   copts.idle_timeout_seconds = config_.idle_timeout_seconds;
   copts.budget = config_.compute_budget;
   copts.sweep_interval_seconds = config_.sweep_interval_seconds;
-  copts.sandbox.statement_timeout_ms = config_.statement_timeout_ms;
-  copts.sandbox.max_result_rows = config_.max_result_rows;
-  copts.sandbox.max_result_bytes = config_.max_result_bytes;
-  copts.sandbox.max_sql_bytes = config_.max_sql_bytes;
-  copts.sandbox.max_db_bytes = config_.max_branch_bytes;
+  copts.sandbox = services_.sandbox;
   // A compute's key is "<project>/<branch>" (project names have no '/').
   // Every cold start also applies the branch's idle timeout from the catalog
   // (its own, else the server default), so that a compute created after a

@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "server/config.h"
+#include "server/sql/sandbox.h"
 #include "storage/env/env.h"
 
 namespace spdlog {
@@ -44,6 +45,8 @@ struct Services {
   compute::ProjectGate* gate = nullptr;  // hold shared while using a project's connections
   auth::AuthService* auth = nullptr;          // optional
   checkpoints::Catalog* catalog = nullptr;    // optional
+  // The sandbox of every SQL connection (computes, promote's replay), from config.
+  sql::SandboxOptions sandbox;
 };
 
 }  // namespace branchdb::server

@@ -128,18 +128,6 @@ json DataDiffJson(const checkpoints::DataDiff& d) {
 
 // --- Promote ---------------------------------------------------------------------
 
-// The sandbox of the SQL route (server.cc builds the computes' from the same config).
-sql::SandboxOptions PromoteSandbox(const Services& s) {
-  sql::SandboxOptions o;
-  o.clock = s.clock;
-  o.statement_timeout_ms = s.config->statement_timeout_ms;
-  o.max_result_rows = s.config->max_result_rows;
-  o.max_result_bytes = s.config->max_result_bytes;
-  o.max_sql_bytes = s.config->max_sql_bytes;
-  o.max_db_bytes = s.config->max_branch_bytes;
-  return o;
-}
-
 // Runs a sandboxed script; a VFS failure replaces SQLite's generic error (as
 // the SQL route does).
 Result<sql::ScriptResult> RunScript(sqlite3* db, const sql::SandboxOptions& o,
@@ -296,7 +284,7 @@ void HandlePromote(Services* s, const httplib::Request& req, httplib::Response& 
       options->allow_protected = true;
     }
   }
-  sql::SandboxOptions sandbox = PromoteSandbox(*s);
+  const sql::SandboxOptions& sandbox = s->sandbox;
   options->actor = {who->client_id, ctx.request_id};
   options->replay = [&sandbox](sqlite3* db, const checkpoints::ReplayAction& a) {
     return ReplayAction(sandbox, db, a);
