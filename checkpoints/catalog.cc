@@ -461,29 +461,29 @@ Status Catalog::Impl::DeleteBranchLocked(Project& p, const BranchRow& row) {
 Status Catalog::DeleteBranch(const std::string& project, const std::string& branch) {
   Impl& im = *impl_;
   std::lock_guard<std::mutex> l(im.mu);
-  auto p = im.FindProject(project);
-  if (!p.ok()) return p.status();
-  auto row = im.FindBranch(**p, branch);
-  if (!row.ok()) return row.status();
-  if (row->name == (*p)->info.default_branch) {
+  auto found = im.FindProjectBranch(project, branch);
+  if (!found.ok()) return found.status();
+  std::shared_ptr<Project>& p = found->project;
+  BranchRow& row = found->row;
+  if (row.name == p->info.default_branch) {
     return Precondition("the default branch cannot be deleted", "default_branch");
   }
-  if (row->is_protected) {
+  if (row.is_protected) {
     return Precondition("branch '" + branch + "' is protected", "branch_protected");
   }
-  return im.DeleteBranchLocked(**p, *row);
+  return im.DeleteBranchLocked(*p, row);
 }
 
 Status Catalog::SetExpiry(const std::string& project, const std::string& branch,
                           std::optional<int64_t> expires_micros) {
   Impl& im = *impl_;
   std::lock_guard<std::mutex> l(im.mu);
-  auto p = im.FindProject(project);
-  if (!p.ok()) return p.status();
-  auto row = im.FindBranch(**p, branch);
-  if (!row.ok()) return row.status();
+  auto found = im.FindProjectBranch(project, branch);
+  if (!found.ok()) return found.status();
+  std::shared_ptr<Project>& p = found->project;
+  BranchRow& row = found->row;
   if (expires_micros) {
-    if (row->name == (*p)->info.default_branch) {
+    if (row.name == p->info.default_branch) {
       return Precondition("the default branch cannot expire", "default_branch");
     }
     if (*expires_micros <= im.Now()) {
@@ -491,7 +491,7 @@ Status Catalog::SetExpiry(const std::string& project, const std::string& branch,
     }
   }
   Stmt s(im.db, "UPDATE branches SET expires_micros=?3 WHERE project_id=?1 AND timeline=?2");
-  s.Bind(1, (*p)->info.id).Bind(2, static_cast<int64_t>(row->timeline));
+  s.Bind(1, p->info.id).Bind(2, static_cast<int64_t>(row.timeline));
   if (expires_micros) s.Bind(3, *expires_micros); else s.BindNull(3);
   return s.Run();
 }
@@ -504,12 +504,12 @@ Status Catalog::SetTtl(const std::string& project, const std::string& branch, in
 Status Catalog::SetProtected(const std::string& project, const std::string& branch, bool on) {
   Impl& im = *impl_;
   std::lock_guard<std::mutex> l(im.mu);
-  auto p = im.FindProject(project);
-  if (!p.ok()) return p.status();
-  auto row = im.FindBranch(**p, branch);
-  if (!row.ok()) return row.status();
+  auto found = im.FindProjectBranch(project, branch);
+  if (!found.ok()) return found.status();
+  std::shared_ptr<Project>& p = found->project;
+  BranchRow& row = found->row;
   Stmt s(im.db, "UPDATE branches SET protected=?3 WHERE project_id=?1 AND timeline=?2");
-  s.Bind(1, (*p)->info.id).Bind(2, static_cast<int64_t>(row->timeline)).Bind(3, on ? 1 : 0);
+  s.Bind(1, p->info.id).Bind(2, static_cast<int64_t>(row.timeline)).Bind(3, on ? 1 : 0);
   return s.Run();
 }
 
@@ -522,13 +522,13 @@ Status Catalog::SetIdleTimeout(const std::string& project, const std::string& br
   }
   Impl& im = *impl_;
   std::lock_guard<std::mutex> l(im.mu);
-  auto p = im.FindProject(project);
-  if (!p.ok()) return p.status();
-  auto row = im.FindBranch(**p, branch);
-  if (!row.ok()) return row.status();
+  auto found = im.FindProjectBranch(project, branch);
+  if (!found.ok()) return found.status();
+  std::shared_ptr<Project>& p = found->project;
+  BranchRow& row = found->row;
   Stmt s(im.db,
          "UPDATE branches SET idle_timeout_seconds=?3 WHERE project_id=?1 AND timeline=?2");
-  s.Bind(1, (*p)->info.id).Bind(2, static_cast<int64_t>(row->timeline));
+  s.Bind(1, p->info.id).Bind(2, static_cast<int64_t>(row.timeline));
   if (seconds) s.Bind(3, *seconds); else s.BindNull(3);
   return s.Run();
 }

@@ -120,6 +120,15 @@ Result<std::shared_ptr<Project>> Catalog::Impl::FindProject(const std::string& n
   return it->second;
 }
 
+Result<Catalog::Impl::ProjectBranch> Catalog::Impl::FindProjectBranch(const std::string& project,
+                                                                     const std::string& branch) {
+  auto p = FindProject(project);
+  if (!p.ok()) return p.status();
+  auto row = FindBranch(**p, branch);
+  if (!row.ok()) return row.status();
+  return ProjectBranch{std::move(*p), std::move(*row)};
+}
+
 Result<BranchRow> Catalog::Impl::FindBranch(const Project& p, const std::string& name) {
   std::string sql = std::string("SELECT ") + kBranchCols +
                     " FROM branches WHERE project_id=?1 AND name=?2";

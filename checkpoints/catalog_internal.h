@@ -100,6 +100,12 @@ struct Catalog::Impl {
   Status Reconcile(Project& p);
   Result<std::shared_ptr<Project>> FindProject(const std::string& name);
   Result<BranchRow> FindBranch(const Project& p, const std::string& name);
+  // FindProject, then FindBranch in it: the start of most per-branch calls.
+  struct ProjectBranch {
+    std::shared_ptr<Project> project;
+    BranchRow row;
+  };
+  Result<ProjectBranch> FindProjectBranch(const std::string& project, const std::string& branch);
   Result<BranchRow> FindBranchByTimeline(const Project& p, TimelineId t);
   std::vector<BranchRow> AllBranches(const Project& p);
   Status InsertBranch(const Project& p, const BranchRow& row);

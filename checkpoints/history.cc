@@ -121,16 +121,16 @@ Result<CheckpointInfo> Catalog::GetCheckpoint(const std::string& project,
                                               const std::string& branch, Lsn lsn) {
   Impl& im = *impl_;
   std::lock_guard<std::mutex> l(im.mu);
-  auto pr = im.FindProject(project);
-  if (!pr.ok()) return pr.status();
-  auto row = im.FindBranch(**pr, branch);
-  if (!row.ok()) return row.status();
-  auto rec = (*pr)->store->GetRecord(lsn);
+  auto found = im.FindProjectBranch(project, branch);
+  if (!found.ok()) return found.status();
+  std::shared_ptr<Project>& pr = found->project;
+  BranchRow& row = found->row;
+  auto rec = pr->store->GetRecord(lsn);
   if (!rec.ok() || rec->kind == storage::RecordKind::kDrop) return NoCheckpoint(lsn);
-  CheckpointInfo c = MakeCheckpoint(*rec, row->timeline);
-  auto owner = im.FindBranchByTimeline(**pr, rec->timeline);
+  CheckpointInfo c = MakeCheckpoint(*rec, row.timeline);
+  auto owner = im.FindBranchByTimeline(*pr, rec->timeline);
   if (owner.ok()) c.branch = owner->name;
-  c.labels = im.LabelsAt(**pr, row->timeline, lsn);
+  c.labels = im.LabelsAt(*pr, row.timeline, lsn);
   return c;
 }
 
@@ -159,15 +159,15 @@ Status Catalog::LabelCheckpoint(const std::string& project, const std::string& b
   }
   std::lock_guard<std::mutex> gc_lock(project_ref->gc_mu);  // no GC while labelling
   std::lock_guard<std::mutex> l(im.mu);
-  auto pr = im.FindProject(project);
-  if (!pr.ok()) return pr.status();
-  auto row = im.FindBranch(**pr, branch);
-  if (!row.ok()) return row.status();
-  if (lsn == 0 || !IsBranchState(*(*pr)->store, row->timeline, lsn)) return NoCheckpoint(lsn);
+  auto found = im.FindProjectBranch(project, branch);
+  if (!found.ok()) return found.status();
+  std::shared_ptr<Project>& pr = found->project;
+  BranchRow& row = found->row;
+  if (lsn == 0 || !IsBranchState(*pr->store, row.timeline, lsn)) return NoCheckpoint(lsn);
   Stmt s(im.db,
          "INSERT INTO labels(project_id, timeline, label, lsn, created_micros) "
          "VALUES(?1,?2,?3,?4,?5)");
-  s.Bind(1, (*pr)->info.id).Bind(2, static_cast<int64_t>(row->timeline)).Bind(3, label);
+  s.Bind(1, pr->info.id).Bind(2, static_cast<int64_t>(row.timeline)).Bind(3, label);
   s.Bind(4, static_cast<int64_t>(lsn)).Bind(5, im.Now());
   int rc = s.Step();
   if (rc == SQLITE_CONSTRAINT) {
@@ -182,12 +182,12 @@ Status Catalog::UnlabelCheckpoint(const std::string& project, const std::string&
                                   const std::string& label) {
   Impl& im = *impl_;
   std::lock_guard<std::mutex> l(im.mu);
-  auto pr = im.FindProject(project);
-  if (!pr.ok()) return pr.status();
-  auto row = im.FindBranch(**pr, branch);
-  if (!row.ok()) return row.status();
+  auto found = im.FindProjectBranch(project, branch);
+  if (!found.ok()) return found.status();
+  std::shared_ptr<Project>& pr = found->project;
+  BranchRow& row = found->row;
   Stmt s(im.db, "DELETE FROM labels WHERE project_id=?1 AND timeline=?2 AND label=?3");
-  s.Bind(1, (*pr)->info.id).Bind(2, static_cast<int64_t>(row->timeline)).Bind(3, label);
+  s.Bind(1, pr->info.id).Bind(2, static_cast<int64_t>(row.timeline)).Bind(3, label);
   BRANCHDB_RETURN_IF_ERROR(s.Run());
   if (sqlite3_changes(im.db) == 0) {
     return Status::NotFound("label '" + label + "' not found", "label_not_found");
@@ -199,14 +199,14 @@ Result<std::vector<LabelInfo>> Catalog::ListLabels(const std::string& project,
                                                    const std::string& branch) {
   Impl& im = *impl_;
   std::lock_guard<std::mutex> l(im.mu);
-  auto pr = im.FindProject(project);
-  if (!pr.ok()) return pr.status();
-  auto row = im.FindBranch(**pr, branch);
-  if (!row.ok()) return row.status();
+  auto found = im.FindProjectBranch(project, branch);
+  if (!found.ok()) return found.status();
+  std::shared_ptr<Project>& pr = found->project;
+  BranchRow& row = found->row;
   Stmt s(im.db,
          "SELECT label, lsn, created_micros FROM labels WHERE project_id=?1 AND timeline=?2 "
          "ORDER BY label");
-  s.Bind(1, (*pr)->info.id).Bind(2, static_cast<int64_t>(row->timeline));
+  s.Bind(1, pr->info.id).Bind(2, static_cast<int64_t>(row.timeline));
   std::vector<LabelInfo> out;
   int rc;
   while ((rc = s.Step()) == SQLITE_ROW) {
@@ -327,23 +327,23 @@ Result<RollbackResult> Catalog::ResetFromParent(const std::string& project,
                                                 const std::string& branch, const Actor& actor) {
   Impl& im = *impl_;
   std::unique_lock<std::mutex> l(im.mu);
-  auto pr = im.FindProject(project);
-  if (!pr.ok()) return pr.status();
-  auto row = im.FindBranch(**pr, branch);
-  if (!row.ok()) return row.status();
-  if (row->is_protected) {
+  auto found = im.FindProjectBranch(project, branch);
+  if (!found.ok()) return found.status();
+  std::shared_ptr<Project>& pr = found->project;
+  BranchRow& row = found->row;
+  if (row.is_protected) {
     return Status::FailedPrecondition("branch '" + branch + "' is protected", "branch_protected");
   }
-  if (row->parent_timeline == 0) {
+  if (row.parent_timeline == 0) {
     return Status::FailedPrecondition("branch '" + branch + "' has no parent", "no_parent");
   }
-  storage::PageStore& store = *(*pr)->store;
-  auto parent_head = store.Head(row->parent_timeline);
+  storage::PageStore& store = *pr->store;
+  auto parent_head = store.Head(row.parent_timeline);
   if (!parent_head.ok()) return parent_head.status();
-  auto head = store.Head(row->timeline);
+  auto head = store.Head(row.timeline);
   if (!head.ok()) return head.status();
   l.unlock();
-  return MoveBranch(store, row->timeline, *head, *parent_head, "reset", actor);
+  return MoveBranch(store, row.timeline, *head, *parent_head, "reset", actor);
 }
 
 // --- GC, connections ---------------------------------------------------------------
@@ -377,25 +377,25 @@ Result<storage::SqliteHandle> Catalog::OpenBranchConnection(const std::string& p
   storage::ConnectionOptions o;
   {
     std::lock_guard<std::mutex> l(im.mu);
-    auto pr = im.FindProject(project);
-    if (!pr.ok()) return pr.status();
-    auto row = im.FindBranch(**pr, branch);
-    if (!row.ok()) return row.status();
-    o.store = (*pr)->store.get();
-    o.timeline = row->timeline;
+    auto found = im.FindProjectBranch(project, branch);
+    if (!found.ok()) return found.status();
+    std::shared_ptr<Project>& pr = found->project;
+    BranchRow& row = found->row;
+    o.store = pr->store.get();
+    o.timeline = row.timeline;
     o.cache_pages = request.cache_pages;
     if (request.as_of) {
       // A state this branch itself recorded (on its history, or a former head
       // that a rollback or reset left behind) is read exactly; any other LSN
       // reads the branch's history as of it.
       auto record = o.store->GetRecord(*request.as_of);
-      if (record.ok() && record->timeline == row->timeline) {
+      if (record.ok() && record->timeline == row.timeline) {
         o.state = *request.as_of;
       } else {
         o.as_of = *request.as_of;
       }
     } else if (request.read_only) {
-      auto head = o.store->Head(row->timeline);
+      auto head = o.store->Head(row.timeline);
       if (!head.ok()) return head.status();
       o.as_of = *head;
     }
