@@ -13,6 +13,7 @@
 #include "server/http/metrics.h"
 #include "server/mcp/tools.h"
 #include "server/server.h"
+#include "tests/server/live_server.h"
 #include "tests/util/temp_dir.h"
 
 namespace branchdb::server {
@@ -20,46 +21,9 @@ namespace {
 
 using nlohmann::json;
 
-class McpFixture {
+class McpFixture : public testing::LiveServer {
  public:
-  McpFixture() {
-    Config config;
-    config.listen = "127.0.0.1:0";
-    config.data_dir = dir_.Sub("data");
-    config.sweep_interval_seconds = 3600;
-    auto server = ApiServer::Create(config, Env::Default());
-    REQUIRE(server.ok());
-    server_ = std::move(*server);
-    auto port = server_->Bind();
-    REQUIRE(port.ok());
-    port_ = *port;
-    serving_ = std::async(std::launch::async, [this] { return server_->Serve(); });
-    std::ifstream in(config.data_dir + "/admin-credentials.json");
-    json creds = json::parse(in);
-    httplib::Client c = Client();
-    c.set_basic_auth(creds["client_id"].get<std::string>().c_str(),
-                     creds["client_secret"].get<std::string>().c_str());
-    auto r = c.Post("/oauth/token", "grant_type=client_credentials",
-                    "application/x-www-form-urlencoded");
-    for (int i = 0; i < 400 && !r; ++i) {  // the server may still be starting
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-      r = c.Post("/oauth/token", "grant_type=client_credentials",
-                 "application/x-www-form-urlencoded");
-    }
-    REQUIRE(r);
-    REQUIRE(r->status == 200);
-    token_ = json::parse(r->body)["access_token"];
-  }
-  ~McpFixture() {
-    server_->Stop();
-    (void)serving_.get();
-  }
-
-  httplib::Client Client() {
-    httplib::Client c("127.0.0.1", port_);
-    c.set_read_timeout(30);
-    return c;
-  }
+  McpFixture() : token_(AdminToken()) {}
 
   // POSTs body to /mcp with the admin token (unless headers has one).
   httplib::Result Post(const std::string& body, httplib::Headers headers = {}) {
@@ -88,10 +52,6 @@ class McpFixture {
     return Rpc("tools/call", {{"name", name}, {"arguments", arguments}}, std::move(headers));
   }
 
-  testing::TempDir dir_;
-  std::unique_ptr<ApiServer> server_;
-  std::future<Status> serving_;
-  int port_ = 0;
   std::string token_;
   int next_id_ = 0;
 };

@@ -22,6 +22,7 @@
 #include "server/compute/supervisor.h"
 #include "server/server.h"
 #include "storage/env/mock_clock.h"
+#include "tests/server/live_server.h"
 #include "tests/util/temp_dir.h"
 
 namespace branchdb::server {
@@ -116,58 +117,12 @@ json ReadYaml(const std::string& path) {
 
 // --- A running server -----------------------------------------------------
 
-class ApiFixture {
+class ApiFixture : public testing::LiveServer {
  public:
-  // env: default Env::Default() (e.g. an EnvWithClock for a MockClock).
-  explicit ApiFixture(const std::function<void(Config&)>& tweak = nullptr, Env* env = nullptr) {
-    Config config;
-    config.listen = "127.0.0.1:0";
-    config.data_dir = dir_.Sub("data");
-    config.sweep_interval_seconds = 3600;
-    if (tweak) tweak(config);
-    https_ = !config.tls_cert_file.empty();
-    auto server = ApiServer::Create(config, env != nullptr ? env : Env::Default());
-    INFO((server.ok() ? "" : server.status().ToString()));
-    REQUIRE(server.ok());
-    server_ = std::move(*server);
-    auto port = server_->Bind();
-    REQUIRE(port.ok());
-    port_ = *port;
-    serving_ = std::async(std::launch::async, [this] { return server_->Serve(); });
-    std::ifstream creds(config.data_dir + "/admin-credentials.json");
-    json c = json::parse(creds);
-    client_id_ = c["client_id"];
-    client_secret_ = c["client_secret"];
-    token_ = NewToken();
-  }
-  ~ApiFixture() {
-    server_->Stop();
-    (void)serving_.get();
-  }
+  explicit ApiFixture(const std::function<void(Config&)>& tweak = nullptr, Env* env = nullptr)
+      : LiveServer(tweak, env), token_(AdminToken()) {}
 
-  httplib::Client Client() {
-    httplib::Client c(std::string(https_ ? "https" : "http") + "://127.0.0.1:" +
-                      std::to_string(port_));
-    c.enable_server_certificate_verification(false);  // the tests' self-signed cert
-    c.set_read_timeout(30);
-    return c;
-  }
-
-  std::string NewToken(const std::string& scope = "") {
-    auto c = Client();
-    c.set_basic_auth(client_id_.c_str(), client_secret_.c_str());
-    std::string form = "grant_type=client_credentials";
-    if (!scope.empty()) form += "&scope=" + scope;
-    auto r = c.Post("/oauth/token", form, "application/x-www-form-urlencoded");
-    for (int i = 0; i < 400 && !r; ++i) {  // the server may still be starting
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-      r = c.Post("/oauth/token", form, "application/x-www-form-urlencoded");
-    }
-    REQUIRE(r);
-    INFO(r->body);
-    REQUIRE(r->status == 200);
-    return json::parse(r->body)["access_token"];
-  }
+  std::string NewToken(const std::string& scope = "") { return AdminToken(scope); }
 
   // A JSON call with the admin token (or `token`); returns status and body.
   std::pair<int, json> Call(const std::string& method, const std::string& path,
@@ -185,12 +140,7 @@ class ApiFixture {
     return {r->status, parsed.is_discarded() ? json(r->body) : parsed};
   }
 
-  testing::TempDir dir_;
-  std::unique_ptr<ApiServer> server_;
-  std::future<Status> serving_;
-  int port_ = 0;
-  bool https_ = false;
-  std::string client_id_, client_secret_, token_;
+  std::string token_;
 };
 
 // Writes a self-signed P-256 certificate and its key as PEM files.

@@ -12,57 +12,17 @@
 
 #include "server/config.h"
 #include "server/server.h"
-#include "tests/util/temp_dir.h"
+#include "tests/server/live_server.h"
 
 namespace branchdb::server {
 namespace {
 
 using nlohmann::json;
 
-class Fixture {
+class Fixture : public testing::LiveServer {
  public:
-  Fixture() {
-    Config config;
-    config.listen = "127.0.0.1:0";
-    config.data_dir = dir_.Sub("data");
-    config.sweep_interval_seconds = 3600;
-    auto server = ApiServer::Create(config, Env::Default());
-    INFO((server.ok() ? "" : server.status().ToString()));
-    REQUIRE(server.ok());
-    server_ = std::move(*server);
-    auto port = server_->Bind();
-    REQUIRE(port.ok());
-    port_ = *port;
-    serving_ = std::async(std::launch::async, [this] { return server_->Serve(); });
-    std::ifstream creds(config.data_dir + "/admin-credentials.json");
-    json c = json::parse(creds);
-    admin_ = Token(c["client_id"], c["client_secret"]);
+  Fixture() : admin_(AdminToken()) {
     REQUIRE(Call("POST", "/v1/projects", {{"name", "shop"}}).first == 201);
-  }
-  ~Fixture() {
-    server_->Stop();
-    (void)serving_.get();
-  }
-
-  httplib::Client Client() {
-    httplib::Client c("http://127.0.0.1:" + std::to_string(port_));
-    c.set_read_timeout(60);
-    return c;
-  }
-
-  std::string Token(const std::string& id, const std::string& secret) {
-    auto c = Client();
-    c.set_basic_auth(id.c_str(), secret.c_str());
-    const std::string form = "grant_type=client_credentials";
-    auto r = c.Post("/oauth/token", form, "application/x-www-form-urlencoded");
-    for (int i = 0; i < 400 && !r; ++i) {  // the server may still be starting
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-      r = c.Post("/oauth/token", form, "application/x-www-form-urlencoded");
-    }
-    REQUIRE(r);
-    INFO(r->body);
-    REQUIRE(r->status == 200);
-    return json::parse(r->body)["access_token"];
   }
 
   // A token of a new client with exactly these scopes.
@@ -119,10 +79,6 @@ class Fixture {
     return b["head_lsn"];
   }
 
-  testing::TempDir dir_;
-  std::unique_ptr<ApiServer> server_;
-  std::future<Status> serving_;
-  int port_ = 0;
   std::string admin_;
 };
 
