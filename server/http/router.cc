@@ -87,6 +87,21 @@ std::string PathParam(const httplib::Request& req, size_t i) {
   return out;
 }
 
+std::string EncodePathSegment(std::string_view name) {
+  static const char* kHex = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : name) {
+    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out;
+}
+
 Result<std::string> DecodePathSegment(const std::string& segment) {
   std::string out;
   for (size_t i = 0; i < segment.size(); ++i) {

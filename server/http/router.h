@@ -33,6 +33,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "storage/env/env.h"
 
@@ -143,6 +144,10 @@ std::string PathParam(const httplib::Request& req, size_t i);
 // Percent-decodes one path segment captured by a route regex ("dev%2Falex" ->
 // "dev/alex"). InvalidArgument for a malformed escape.
 Result<std::string> DecodePathSegment(const std::string& segment);
+
+// Percent-encodes a name for a path segment or a query value (everything but
+// A-Z a-z 0-9 - . _ ~): "dev/alex" -> "dev%2Falex". The inverse of DecodePathSegment.
+std::string EncodePathSegment(std::string_view name);
 
 }  // namespace branchdb::server::http
 

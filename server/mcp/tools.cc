@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "server/http/errors.h"
+#include "server/http/router.h"
 
 namespace branchdb::server::mcp {
 namespace {
@@ -64,10 +65,12 @@ std::string Arg(const json& arguments, const char* key) {
   return arguments.contains(key) ? arguments[key].get<std::string>() : "";
 }
 
-std::string ProjectPath(const json& a) { return "/v1/projects/" + EncodePathSegment(Arg(a, "project")); }
+std::string ProjectPath(const json& a) {
+  return "/v1/projects/" + http::EncodePathSegment(Arg(a, "project"));
+}
 
 std::string BranchPath(const json& a) {
-  return ProjectPath(a) + "/branches/" + EncodePathSegment(Arg(a, "branch"));
+  return ProjectPath(a) + "/branches/" + http::EncodePathSegment(Arg(a, "branch"));
 }
 
 // "?k=v&..." of the arguments present (strings as they are, others as JSON).
@@ -86,7 +89,9 @@ std::string Query(const json& a, const std::vector<std::pair<std::string, std::s
     }
   }
   std::string q;
-  for (const auto& [k, v] : pairs) q += (q.empty() ? "?" : "&") + k + "=" + EncodePathSegment(v);
+  for (const auto& [k, v] : pairs) {
+    q += (q.empty() ? "?" : "&") + k + "=" + http::EncodePathSegment(v);
+  }
   return q;
 }
 
@@ -600,21 +605,6 @@ json ErrorResult(int status, const std::string& body) {
 }
 
 }  // namespace
-
-std::string EncodePathSegment(std::string_view name) {
-  static const char* kHex = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : name) {
-    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out;
-}
 
 Status ValidateSchema(const json& schema, const json& value, const std::string& path) {
   if (schema.contains("type")) {

@@ -34,9 +34,6 @@ Result<nlohmann::json> CallTool(std::string_view name, const nlohmann::json& arg
 Status ValidateSchema(const nlohmann::json& schema, const nlohmann::json& value,
                       const std::string& path);
 
-// Percent-encodes a name for a path segment (everything but A-Z a-z 0-9 - . _ ~).
-std::string EncodePathSegment(std::string_view name);
-
 }  // namespace branchdb::server::mcp
 
 #endif  // BRANCHDB_SERVER_MCP_TOOLS_H_

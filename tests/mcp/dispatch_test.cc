@@ -233,8 +233,8 @@ TEST_CASE("an ApiServer answers through Dispatch without listening", "[dispatch]
   grant.method = "POST";
   grant.path = "/oauth/token";
   grant.body = "grant_type=client_credentials&client_id=" +
-               mcp::EncodePathSegment(creds["client_id"].get<std::string>()) + "&client_secret=" +
-               mcp::EncodePathSegment(creds["client_secret"].get<std::string>());
+               http::EncodePathSegment(creds["client_id"].get<std::string>()) + "&client_secret=" +
+               http::EncodePathSegment(creds["client_secret"].get<std::string>());
   grant.headers.emplace("Content-Type", "application/x-www-form-urlencoded");
   grant.remote_addr = "127.0.0.1";
   auto token = router.Dispatch(grant);

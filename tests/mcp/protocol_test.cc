@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "server/config.h"
+#include "server/http/router.h"
 #include "server/http/metrics.h"
 #include "server/mcp/tools.h"
 #include "server/server.h"
@@ -257,7 +258,7 @@ TEST_CASE("mcp: schema validation and path encoding", "[mcp]") {
   CHECK_FALSE(mcp::ValidateSchema(schema, {{"n", 1.5}}, "a").ok());
   CHECK_FALSE(mcp::ValidateSchema(schema, {{"n", 1}, {"e", "z"}}, "a").ok());
   CHECK(mcp::ValidateSchema(schema, {{"n", 1}, {"l", {1}}}, "a").message() == "a.l[0]: expected string");
-  CHECK(mcp::EncodePathSegment("dev/alex 1%") == "dev%2Falex%201%25");
+  CHECK(http::EncodePathSegment("dev/alex 1%") == "dev%2Falex%201%25");
 }
 
 }  // namespace
