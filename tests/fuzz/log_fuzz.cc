@@ -35,6 +35,7 @@
 #include "storage/env/mock_clock.h"
 #include "storage/log_format.h"
 #include "storage/page_store.h"
+#include "tests/fuzz/fuzz_check.h"
 #include "tests/util/temp_dir.h"
 
 namespace {
@@ -42,15 +43,6 @@ namespace {
 using namespace branchdb;
 using namespace branchdb::storage;
 using namespace branchdb::storage::internal;
-
-// Aborts (a finding for libFuzzer) naming the property that failed.
-#define FUZZ_CHECK(cond)                                                               \
-  do {                                                                            \
-    if (!(cond)) {                                                                \
-      std::fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-      std::abort();                                                               \
-    }                                                                             \
-  } while (0)
 
 // A page whose bytes depend on (tag, pgno).
 std::string PageBytes(int tag, PageNo pgno) {

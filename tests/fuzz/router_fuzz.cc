@@ -30,6 +30,7 @@
 #include "server/http/router.h"
 #include "server/server.h"
 #include "storage/env/mock_clock.h"
+#include "tests/fuzz/fuzz_check.h"
 #include "tests/fuzz/router_fuzz_input.h"
 #include "tests/util/temp_dir.h"
 
@@ -41,15 +42,6 @@ using http::DispatchRequest;
 using http::DispatchResponse;
 using nlohmann::json;
 using namespace branchdb::fuzz;
-
-// Aborts (a finding for libFuzzer) naming the property that failed.
-#define FUZZ_CHECK(cond)                                                               \
-  do {                                                                                 \
-    if (!(cond)) {                                                                     \
-      std::fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);    \
-      std::abort();                                                                    \
-    }                                                                                  \
-  } while (0)
 
 std::string FormEncode(std::string_view s) {
   std::string out;

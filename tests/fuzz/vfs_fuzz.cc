@@ -37,6 +37,7 @@
 #include "storage/env/env.h"
 #include "storage/page_store.h"
 #include "storage/vfs/vfs.h"
+#include "tests/fuzz/fuzz_check.h"
 #include "tests/util/temp_dir.h"
 
 namespace {
@@ -47,15 +48,6 @@ using namespace branchdb::storage;
 constexpr uint32_t kMaxPages = 64;
 constexpr int kMaxProgressCalls = 2000;  // x 100 VM instructions
 constexpr int kMaxStatements = 64;
-
-// Aborts (a finding for libFuzzer) naming the property that failed.
-#define FUZZ_CHECK(cond)                                                               \
-  do {                                                                            \
-    if (!(cond)) {                                                                \
-      std::fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-      std::abort();                                                               \
-    }                                                                             \
-  } while (0)
 
 // Runs sql on an in-memory database (the template's builder).
 void MustExec(sqlite3* db, const char* sql) {
