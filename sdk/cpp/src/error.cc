@@ -30,53 +30,30 @@ const char* ReasonName(NetworkReason r) {
 }  // namespace
 
 Error Error::Network(NetworkReason reason, std::string message) {
-  Error e;
-  e.kind_ = ErrorKind::kNetwork;
+  Error e(ErrorKind::kNetwork, 0, "network_error", std::move(message));
   e.network_reason_ = reason;
-  e.code_ = "network_error";
-  e.message_ = std::move(message);
   return e;
 }
 
 Error Error::InvalidArgument(std::string message) {
-  Error e;
-  e.kind_ = ErrorKind::kInvalidArgument;
-  e.code_ = "invalid_argument";
-  e.message_ = std::move(message);
-  return e;
+  return Error(ErrorKind::kInvalidArgument, 0, "invalid_argument", std::move(message));
 }
 
 Error Error::UnexpectedResponse(int http_status, std::string message) {
-  Error e;
-  e.kind_ = ErrorKind::kUnexpectedResponse;
-  e.http_status_ = http_status;
-  e.code_ = "unexpected_response";
-  e.message_ = std::move(message);
-  return e;
+  return Error(ErrorKind::kUnexpectedResponse, http_status, "unexpected_response",
+               std::move(message));
 }
 
 Error Error::Io(std::string message) {
-  Error e;
-  e.kind_ = ErrorKind::kIo;
-  e.code_ = "io_error";
-  e.message_ = std::move(message);
-  return e;
+  return Error(ErrorKind::kIo, 0, "io_error", std::move(message));
 }
 
 Error Error::Cancelled(std::string message) {
-  Error e;
-  e.kind_ = ErrorKind::kCancelled;
-  e.code_ = "cancelled";
-  e.message_ = std::move(message);
-  return e;
+  return Error(ErrorKind::kCancelled, 0, "cancelled", std::move(message));
 }
 
 Error Error::Api(int http_status, std::string code, std::string message, nlohmann::json details) {
-  Error e;
-  e.kind_ = ErrorKind::kApi;
-  e.http_status_ = http_status;
-  e.code_ = std::move(code);
-  e.message_ = std::move(message);
+  Error e(ErrorKind::kApi, http_status, std::move(code), std::move(message));
   e.details_ = details.is_object() ? std::move(details) : nlohmann::json::object();
   return e;
 }

@@ -115,6 +115,9 @@ class Error {
   Error& WithRetryAfter(std::optional<std::chrono::seconds> s) { retry_after_ = s; return *this; }
 
  private:
+  Error(ErrorKind kind, int http_status, std::string code, std::string message)
+      : kind_(kind), http_status_(http_status), code_(std::move(code)),
+        message_(std::move(message)) {}
   bool IsStatus(int s) const { return kind_ == ErrorKind::kApi && http_status_ == s; }
 
   ErrorKind kind_ = ErrorKind::kInvalidArgument;
