@@ -29,8 +29,19 @@ const std::vector<Field>& Fields() {
       {"server", "log_level", "BRANCHDB_LOG_LEVEL", Kind::kString, &Config::log_level},
       {"server", "tls_cert_file", "BRANCHDB_TLS_CERT_FILE", Kind::kString, &Config::tls_cert_file},
       {"server", "tls_key_file", "BRANCHDB_TLS_KEY_FILE", Kind::kString, &Config::tls_key_file},
+      {"server", "public_url", "BRANCHDB_PUBLIC_URL", Kind::kString, &Config::public_url},
       {"server", "http_threads", "BRANCHDB_HTTP_THREADS", Kind::kInt, nullptr, nullptr,
        &Config::http_threads},
+      {"server", "max_connections", "BRANCHDB_MAX_CONNECTIONS", Kind::kInt, nullptr, nullptr,
+       &Config::max_connections},
+      {"server", "max_connections_per_client", "BRANCHDB_MAX_CONNECTIONS_PER_CLIENT", Kind::kInt,
+       nullptr, nullptr, &Config::max_connections_per_client},
+      {"server", "listen_backlog", "BRANCHDB_LISTEN_BACKLOG", Kind::kInt, nullptr, nullptr,
+       &Config::listen_backlog},
+      {"server", "request_timeout_seconds", "BRANCHDB_REQUEST_TIMEOUT_SECONDS", Kind::kInt,
+       nullptr, &Config::request_timeout_seconds},
+      {"server", "request_min_rate", "BRANCHDB_REQUEST_MIN_RATE", Kind::kInt, nullptr,
+       &Config::request_min_rate},
       {"server", "max_request_bytes", "BRANCHDB_MAX_REQUEST_BYTES", Kind::kInt, nullptr,
        &Config::max_request_bytes},
       {"server", "idempotency_ttl_seconds", "BRANCHDB_IDEMPOTENCY_TTL_SECONDS", Kind::kInt,
@@ -51,6 +62,10 @@ const std::vector<Field>& Fields() {
        &Config::max_sql_bytes},
       {"sql", "max_branch_bytes", "BRANCHDB_MAX_BRANCH_BYTES", Kind::kInt, nullptr,
        &Config::max_branch_bytes},
+      {"sql", "max_concurrent", "BRANCHDB_SQL_MAX_CONCURRENT", Kind::kInt, nullptr, nullptr,
+       &Config::sql_max_concurrent},
+      {"sql", "max_concurrent_per_client", "BRANCHDB_SQL_MAX_CONCURRENT_PER_CLIENT", Kind::kInt,
+       nullptr, nullptr, &Config::sql_max_concurrent_per_client},
       {"auth", "token_lifetime_seconds", "BRANCHDB_TOKEN_LIFETIME_SECONDS", Kind::kInt, nullptr,
        &Config::token_lifetime_seconds},
       {"auth", "credential_max_seconds", "BRANCHDB_CREDENTIAL_MAX_SECONDS", Kind::kInt, nullptr,
@@ -114,6 +129,44 @@ int Config::ListenPort() const {
   return port;
 }
 
+std::string Config::PublicUrl(int bound_port) const {
+  if (!public_url.empty()) {
+    return public_url.back() == '/' ? public_url.substr(0, public_url.size() - 1) : public_url;
+  }
+  std::string host = ListenHost();
+  if (host.empty() || host == "0.0.0.0") host = "127.0.0.1";
+  if (host == "::") host = "::1";
+  if (host.find(':') != std::string::npos) host = "[" + host + "]";
+  int port = bound_port > 0 ? bound_port : ListenPort();
+  return std::string(tls_cert_file.empty() ? "http" : "https") + "://" + host + ":" +
+         std::to_string(port);
+}
+
+namespace {
+
+// "" when url is scheme://authority with no path (a trailing '/' aside), no
+// query, userinfo or fragment; else what is wrong.
+std::string PublicUrlProblem(const std::string& url) {
+  std::string rest;
+  if (url.rfind("http://", 0) == 0) {
+    rest = url.substr(7);
+  } else if (url.rfind("https://", 0) == 0) {
+    rest = url.substr(8);
+  } else {
+    return "expected http://HOST[:PORT] or https://HOST[:PORT]";
+  }
+  if (!rest.empty() && rest.back() == '/') rest.pop_back();
+  if (rest.empty()) return "the host is missing";
+  for (unsigned char c : rest) {
+    if (c <= 0x20 || c >= 0x7f || c == '/' || c == '?' || c == '#' || c == '@' || c == '\\') {
+      return "expected only scheme://HOST[:PORT], no path, query, user or fragment";
+    }
+  }
+  return "";
+}
+
+}  // namespace
+
 std::vector<FieldError> Validate(const Config& c) {
   std::vector<FieldError> errors;
   auto err = [&](const char* field, std::string msg) { errors.push_back({field, std::move(msg)}); };
@@ -132,7 +185,23 @@ std::vector<FieldError> Validate(const Config& c) {
     err(c.tls_cert_file.empty() ? "tls_cert_file" : "tls_key_file",
         "tls_cert_file and tls_key_file must be set together (or both left empty for HTTP)");
   }
+  if (!c.public_url.empty()) {
+    if (std::string problem = PublicUrlProblem(c.public_url); !problem.empty()) {
+      err("public_url", problem + " (got \"" + c.public_url + "\")");
+    }
+  }
   if (c.http_threads < 1 || c.http_threads > 1024) err("http_threads", "expected 1..1024");
+  if (c.max_connections < 1 || c.max_connections > 65536) {
+    err("max_connections", "expected 1..65536");
+  }
+  if (c.max_connections_per_client < 1 || c.max_connections_per_client > 65536) {
+    err("max_connections_per_client", "expected 1..65536");
+  }
+  if (c.listen_backlog < 16 || c.listen_backlog > 65535) err("listen_backlog", "expected 16..65535");
+  if (c.request_timeout_seconds < 1 || c.request_timeout_seconds > 3600) {
+    err("request_timeout_seconds", "expected 1..3600");
+  }
+  if (c.request_min_rate < 1) err("request_min_rate", "expected at least 1 (bytes per second)");
   if (c.max_request_bytes < 1024) err("max_request_bytes", "expected at least 1024");
   if (c.idempotency_ttl_seconds < 1) err("idempotency_ttl_seconds", "expected at least 1");
   if (c.idle_timeout_seconds < 0) err("idle_timeout_seconds", "expected 0 (never) or more");
@@ -145,6 +214,13 @@ std::vector<FieldError> Validate(const Config& c) {
     err("max_sql_bytes", "expected 1..1000000000");
   }
   if (c.max_branch_bytes < 65536) err("max_branch_bytes", "expected at least 65536");
+  if (c.sql_max_concurrent < 1 || c.sql_max_concurrent > 65536) {
+    err("sql_max_concurrent", "expected 1..65536");
+  }
+  if (c.sql_max_concurrent_per_client < 1 ||
+      c.sql_max_concurrent_per_client > c.sql_max_concurrent) {
+    err("sql_max_concurrent_per_client", "expected 1..sql_max_concurrent");
+  }
   if (c.token_lifetime_seconds < 60 || c.token_lifetime_seconds > 3600) {
     err("token_lifetime_seconds", "expected 60..3600");
   }
@@ -243,6 +319,7 @@ Result<Config> LoadConfig(const ServeFlags& flags,
   if (flags.data_dir) config.data_dir = *flags.data_dir;
   if (flags.listen) config.listen = *flags.listen;
   if (flags.log_level) config.log_level = *flags.log_level;
+  if (flags.public_url) config.public_url = *flags.public_url;
   return config;
 }
 

@@ -29,7 +29,22 @@ struct Config {
   std::string log_level = "info";         // trace|debug|info|warn|error|off
   std::string tls_cert_file;              // both set: HTTPS; both empty: HTTP
   std::string tls_key_file;
-  int http_threads = 8;                   // worker threads of the HTTP server
+  // The URL clients reach this server at (scheme://host[:port], no path):
+  // the issuer and endpoints of the discovery metadata, WWW-Authenticate's
+  // resource_metadata, the admin credentials' token_url. Never taken from a
+  // request's Host header. "" = derived from listen and TLS (PublicUrl()).
+  std::string public_url;
+  int http_threads = 8;                   // HTTP worker threads kept ready
+  // Connections served at once (one thread each, up to this); more wait to be
+  // served. And at most this many from one client address (more: 503).
+  int max_connections = 1024;
+  int max_connections_per_client = 256;
+  int listen_backlog = 1024;              // the listen(2) queue of the socket
+  // A request's headers and body must arrive within this many seconds of its
+  // first byte, plus one second per request_min_rate bytes received (Apache's
+  // mod_reqtimeout, header=... MinRate=...); else 408 and the connection closes.
+  int64_t request_timeout_seconds = 10;
+  int64_t request_min_rate = 500;         // bytes per second
   int64_t max_request_bytes = 64ll << 20; // request bodies larger than this: 413
   int64_t idempotency_ttl_seconds = 24 * 3600;
 
@@ -44,6 +59,10 @@ struct Config {
   int64_t max_result_bytes = 16ll << 20;  // per request; beyond: cut, truncated=true
   int64_t max_sql_bytes = 1 << 20;        // length of one request's SQL text
   int64_t max_branch_bytes = 1ll << 30;   // per-branch database size cap
+  // Requests running SQL (sql, diff, export, import, promote) at once, in all
+  // and per client (OAuth client id); beyond either: 429 with Retry-After.
+  int sql_max_concurrent = 64;
+  int sql_max_concurrent_per_client = 4;
 
   // [auth]
   int64_t token_lifetime_seconds = 900;   // OAuth access tokens
@@ -53,6 +72,11 @@ struct Config {
   // Split listen into host and port. REQUIRES: Validate() found no listen error.
   std::string ListenHost() const;
   int ListenPort() const;
+  // public_url without a trailing '/', or, when empty, derived from listen:
+  // "http[s]://HOST:port" where port is bound_port when > 0 (the port really
+  // bound, for port 0) and an unspecified HOST (0.0.0.0, [::]) becomes the
+  // loopback address (set public_url when clients use another name).
+  std::string PublicUrl(int bound_port = 0) const;
 };
 
 // One invalid field: {"listen", "expected HOST:PORT, e.g. 127.0.0.1:8080"}.
@@ -83,6 +107,7 @@ struct ServeFlags {
   std::optional<std::string> data_dir;
   std::optional<std::string> listen;
   std::optional<std::string> log_level;
+  std::optional<std::string> public_url;
 };
 
 // Defaults -> file (flags.config_file, else BRANCHDB_CONFIG) -> environment ->

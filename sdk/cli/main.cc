@@ -3,6 +3,7 @@
 // talking HTTP through the C++ SDK (docs/cli.md).
 //
 //   branchdb serve [--config FILE] [--data-dir DIR] [--listen HOST:PORT] [--log-level L]
+//                  [--public-url URL]
 //   branchdb [--url U] [--project P] [--json] ... <command> ...
 //
 // Exit codes: 0 ok, 1 API error, 2 usage, 3 server unreachable, 4 auth (401/403),
@@ -23,7 +24,7 @@ using namespace branchdb::cli;
 void RegisterServe(CLI::App& app, Commands& commands, const Globals& globals) {
   branchdb::server::Config defaults;
   struct Opts {
-    std::string config_file, data_dir, listen, log_level;
+    std::string config_file, data_dir, listen, log_level, public_url;
   };
   auto o = std::make_shared<Opts>();
   CLI::App* serve = app.add_subcommand("serve", "Run the branchdb HTTP server");
@@ -43,7 +44,10 @@ void RegisterServe(CLI::App& app, Commands& commands, const Globals& globals) {
       "HOST:PORT to listen on; port 0 = any free port (default " + defaults.listen + ")");
   auto* level = serve->add_option("--log-level", o->log_level,
                                   "trace|debug|info|warn|error|off (default info)");
-  commands.Add(serve, [o, config, data, listen, level, &globals](Context&) {
+  auto* public_url = serve->add_option(
+      "--public-url", o->public_url,
+      "URL clients reach the server at, e.g. https://db.example.com (default: from --listen)");
+  commands.Add(serve, [o, config, data, listen, level, public_url, &globals](Context&) {
     branchdb::server::ServeFlags flags;
     if (config->count()) {
       flags.config_file = o->config_file;
@@ -57,6 +61,7 @@ void RegisterServe(CLI::App& app, Commands& commands, const Globals& globals) {
     }
     if (listen->count()) flags.listen = o->listen;
     if (level->count()) flags.log_level = o->log_level;
+    if (public_url->count()) flags.public_url = o->public_url;
     return branchdb::server::RunServe(flags);
   });
 }

@@ -161,6 +161,58 @@ TEST_CASE("Validate reports field-level errors", "[config]") {
   CHECK(HasError(many, "data_dir"));
 }
 
+TEST_CASE("public_url: file, environment and flag; derived from listen when empty", "[config]") {
+  Sources s;
+  s.files["/etc/b.toml"] = "[server]\npublic_url = \"https://file.example\"\n";
+  ServeFlags flags;
+  flags.config_file = "/etc/b.toml";
+  CHECK(s.Load(flags)->public_url == "https://file.example");
+  s.env["BRANCHDB_PUBLIC_URL"] = "https://env.example";
+  CHECK(s.Load(flags)->public_url == "https://env.example");
+  flags.public_url = "https://flag.example:8443/";
+  auto c = s.Load(flags);
+  CHECK(c->public_url == "https://flag.example:8443/");
+  CHECK(c->PublicUrl() == "https://flag.example:8443");
+  CHECK(Validate(*c).empty());
+
+  Config d;
+  CHECK(d.PublicUrl() == "http://127.0.0.1:8080");
+  d.listen = "127.0.0.1:0";
+  CHECK(d.PublicUrl(43210) == "http://127.0.0.1:43210");
+  d.listen = "0.0.0.0:9000";
+  CHECK(d.PublicUrl() == "http://127.0.0.1:9000");
+  d.listen = "[::]:9000";
+  d.tls_cert_file = d.tls_key_file = "x.pem";
+  CHECK(d.PublicUrl() == "https://[::1]:9000");
+
+  Config bad;
+  for (const char* url : {"db.example.com", "ftp://db.example.com", "https://", "https://a/b",
+                          "https://a?x", "https://u@a", "https://a b", "https://a#f"}) {
+    bad.public_url = url;
+    INFO(url);
+    CHECK(HasError(bad, "public_url"));
+  }
+}
+
+TEST_CASE("load limits are validated", "[config]") {
+  Config c;
+  c.max_connections = 0;
+  c.max_connections_per_client = 0;
+  c.listen_backlog = 5;
+  c.request_timeout_seconds = 0;
+  c.request_min_rate = 0;
+  c.sql_max_concurrent = 0;
+  for (const char* field : {"max_connections", "max_connections_per_client", "listen_backlog",
+                            "request_timeout_seconds", "request_min_rate", "sql_max_concurrent"}) {
+    INFO(field);
+    CHECK(HasError(c, field));
+  }
+  Config per;
+  per.sql_max_concurrent = 4;
+  per.sql_max_concurrent_per_client = 5;
+  CHECK(HasError(per, "sql_max_concurrent_per_client"));
+}
+
 TEST_CASE("the sample config parses and is valid", "[config]") {
   // The fully commented sample in docs/ must stay loadable.
   std::string path = std::string(BRANCHDB_SOURCE_DIR) + "/docs/branchdb.sample.toml";
