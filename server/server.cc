@@ -18,6 +18,7 @@
 #include "server/http/auth_guard.h"
 #include "server/http/errors.h"
 #include "server/http/idempotency.h"
+#include "server/http/log_value.h"
 #include "server/http/metrics.h"
 #include "server/http/router.h"
 #include "server/http/timed_env.h"
@@ -121,7 +122,8 @@ Status ApiServer::Init() {
   auto logger = services_.logger;
   cat_opts.on_branch_reaped = [parts, logger](const std::string& project,
                                               const std::string& branch, storage::TimelineId) {
-    logger->info("event=branch_expired project={} branch={}", project, branch);
+    logger->info("event=branch_expired project={} branch={}", http::LogValue(project),
+                 http::LogValue(branch));
     std::lock_guard<std::mutex> l(parts->reaper_mu);
     if (parts->computes_for_reaper != nullptr) {
       parts->computes_for_reaper->Remove(project + "/" + branch);
@@ -248,7 +250,7 @@ Status ApiServer::Init() {
       if (parts->hk_stop) break;
       l.unlock();
       if (Status s = parts->auth->Maintain(); !s.ok()) {
-        logger->warn("event=auth_maintain_failed error=\"{}\"", s.ToString());
+        logger->warn("event=auth_maintain_failed error=\"{}\"", http::LogValue(s.ToString()));
       }
       l.lock();
     }

@@ -15,6 +15,7 @@
 
 #include "server/http/errors.h"
 #include "server/http/idempotency.h"
+#include "server/http/log_value.h"
 #include "server/http/metrics.h"
 
 namespace branchdb::server::http {
@@ -166,7 +167,8 @@ void SendInternalError(spdlog::logger& logger, const httplib::Request& req,
     what = e.what();
   } catch (...) {
   }
-  logger.error("event=handler_exception path={} error=\"{}\"", req.path, what);
+  logger.error("event=handler_exception path={} request_id={} error=\"{}\"", LogValue(req.path),
+               LogValue(res.get_header_value("X-Request-Id")), LogValue(what));
   SendError(res, Status::Corruption("internal error", "internal"));
 }
 
@@ -193,9 +195,10 @@ void LogAccess(Clock* clock, spdlog::logger& logger, const httplib::Request& req
       path += c;
     }
   }
+  // Everything from the request is escaped (LogValue): one request, one line.
   logger.info("event=access method={} path={} status={} duration_ms={:.3f} request_id={} route={}",
-              req.method, path, res.status, SecondsSinceStart(clock) * 1e3,
-              res.get_header_value("X-Request-Id"), t_route);
+              LogValue(req.method), LogValue(path), res.status, SecondsSinceStart(clock) * 1e3,
+              LogValue(res.get_header_value("X-Request-Id")), LogValue(t_route));
 }
 
 // Restores the calling thread's per-request state when a Dispatch ends.
@@ -378,7 +381,7 @@ void Router::HandleIdempotent(const httplib::Request& req, httplib::Response& re
                           res.get_header_value("Content-Type"), res.body};
     if (auto s = options_.idempotency->Finish(scope, key, fingerprint, stored); !s.ok()) {
       options_.logger->warn("event=idempotency_store_failed request_id={} error=\"{}\"",
-                            ctx.request_id, s.ToString());
+                            LogValue(ctx.request_id), LogValue(s.ToString()));
     }
   } else {
     options_.idempotency->Abandon(scope, key);

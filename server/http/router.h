@@ -5,7 +5,7 @@
 //     the access log.
 //   - an access log line per request through spdlog (method, path without the
 //     query string, status, duration, request id, route; never headers, never
-//     tokens);
+//     tokens); every request-derived value escaped by LogValue (log_value.h);
 //   - metrics: requests by route/method/status and a latency histogram;
 //   - exceptions escaping a handler become a 500 JSON error; unknown paths a
 //     404 JSON error;

@@ -15,6 +15,7 @@
 
 #include "auth/auth.h"
 #include "server/http/errors.h"
+#include "server/http/log_value.h"
 #include "server/http/router.h"
 #include "server/mcp/mcp.h"
 #include "server/routes/routes.h"
@@ -145,8 +146,9 @@ void RegisterMcpRoutes(http::Router& router, Services& services) {
         };
         mcp::Reply reply = mcp::HandleMessage(req.body, dispatch);
         if (!reply.tool.empty()) {
-          s->logger->info("event=mcp_tool_call tool={} is_error={} request_id={}", reply.tool,
-                          reply.tool_error, ctx.request_id);
+          s->logger->info("event=mcp_tool_call tool={} is_error={} request_id={}",
+                          http::LogValue(reply.tool), reply.tool_error,
+                          http::LogValue(ctx.request_id));
         }
         res.status = reply.http_status;
         if (!reply.body.empty()) res.set_content(reply.body, "application/json");
