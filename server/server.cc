@@ -3,7 +3,9 @@
 #include <httplib.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <thread>
 
 #include <sys/stat.h>
@@ -25,6 +27,31 @@
 #include "server/routes/routes.h"
 
 namespace branchdb::server {
+namespace {
+
+// The absolute spellings of the data directory (as configured, made absolute,
+// with symlinks resolved), longest first: what error bodies must not show.
+std::vector<std::string> DataDirSpellings(const std::string& data_dir) {
+  namespace fs = std::filesystem;
+  std::vector<std::string> out;
+  std::error_code ec;
+  auto add = [&out](std::string p) {
+    while (p.size() > 1 && p.back() == '/') p.pop_back();
+    if (p.size() > 1 && p[0] == '/' && std::find(out.begin(), out.end(), p) == out.end()) {
+      out.push_back(std::move(p));
+    }
+  };
+  add(data_dir);
+  fs::path absolute = fs::absolute(data_dir, ec);
+  if (!ec) add(absolute.lexically_normal().string());
+  fs::path canonical = fs::weakly_canonical(data_dir, ec);
+  if (!ec) add(canonical.string());
+  std::sort(out.begin(), out.end(),
+            [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
+  return out;
+}
+
+}  // namespace
 
 struct ApiServer::Parts {
   std::unique_ptr<http::TimedEnv> timed_env;
@@ -92,6 +119,7 @@ Status ApiServer::Init() {
   BRANCHDB_RETURN_IF_ERROR(env_->CreateDirs(config_.data_dir).WithContext("data directory"));
   Clock* clock = env_->GetClock();
   services_.config = &config_;
+  services_.public_url = config_.PublicUrl();
   services_.env = env_;
   services_.clock = clock;
   services_.sandbox.clock = clock;
@@ -228,6 +256,7 @@ Status ApiServer::Init() {
   ropts.idempotency = parts_->idempotency.get();
   ropts.clock = clock;
   ropts.logger = services_.logger;
+  ropts.redacted_paths = DataDirSpellings(config_.data_dir);
   Services* services = &services_;
   ropts.principal_of = [services](const httplib::Request& req) {
     return http::PrincipalOf(*services, req);
@@ -274,10 +303,9 @@ Result<int> ApiServer::Bind() {
                                "listen_failed");
   }
   port_ = port;
+  services_.public_url = config_.PublicUrl(port);
   // First start: an admin client, its secret written to a 0600 file (never logged).
-  std::string scheme = config_.tls_cert_file.empty() ? "http" : "https";
-  auto admin = parts_->auth->EnsureAdminClient(scheme + "://" + host + ":" +
-                                               std::to_string(port) + "/oauth/token");
+  auto admin = parts_->auth->EnsureAdminClient(services_.public_url + "/oauth/token");
   if (!admin.ok()) return admin.status().WithContext("admin client");
   if (admin->created) {
     services_.logger->info("event=admin_client_created client_id={} credentials_file={}",

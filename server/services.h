@@ -36,6 +36,9 @@ class ProjectGate;
 
 struct Services {
   const Config* config = nullptr;
+  // Config::PublicUrl() of the bound port: what discovery metadata and
+  // challenges name (never a request's Host header). Set before serving.
+  std::string public_url;
   Env* env = nullptr;
   Clock* clock = nullptr;
   std::shared_ptr<spdlog::logger> logger;

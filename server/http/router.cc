@@ -172,6 +172,27 @@ void SendInternalError(spdlog::logger& logger, const httplib::Request& req,
   SendError(res, Status::Corruption("internal error", "internal"));
 }
 
+// An error body naming a server path: the path becomes "<data_dir>" for the
+// client, the whole body is logged for the operator.
+void RedactErrorBody(const std::vector<std::string>& paths, spdlog::logger& logger,
+                     httplib::Response& res) {
+  if (res.status < 400) return;
+  std::string body = res.body;
+  for (const auto& path : paths) {
+    for (size_t at = body.find(path); at != std::string::npos; at = body.find(path, at)) {
+      body.replace(at, path.size(), "<data_dir>");
+    }
+  }
+  if (body == res.body) return;
+  logger.warn("event=error_redacted request_id={} status={} body={}",
+              LogValue(res.get_header_value("X-Request-Id")), res.status, LogValue(res.body));
+  res.body = std::move(body);
+  if (res.has_header("Content-Length")) {  // httplib may have set it already
+    res.headers.erase("Content-Length");
+    res.set_header("Content-Length", std::to_string(res.body.size()));
+  }
+}
+
 double SecondsSinceStart(Clock* clock) {
   return static_cast<double>(clock->NowMonotonicNanos() - t_start_nanos) / 1e9;
 }
@@ -244,8 +265,10 @@ Router::Router(httplib::Server& server, RouterOptions options)
                                  std::exception_ptr ep) { SendInternalError(*logger, req, res, ep); });
   // Counted once the status is final and before the response is written, so a
   // client that has its answer always finds the request in /metrics.
-  server_.set_post_routing_handler([clock, metrics = options_.metrics](
+  server_.set_post_routing_handler([clock, metrics = options_.metrics, logger = options_.logger,
+                                    paths = options_.redacted_paths](
                                        const httplib::Request& req, httplib::Response& res) {
+    RedactErrorBody(paths, *logger, res);
     CountRequest(clock, metrics, req, res);
   });
   server_.set_logger([clock, logger = options_.logger](const httplib::Request& req,
@@ -294,6 +317,7 @@ DispatchResponse Router::Dispatch(const DispatchRequest& request) const {
   }
   if (res.status == -1) res.status = routed ? 200 : 404;
   if (res.status >= 400) FillErrorBody(req, res);
+  RedactErrorBody(options_.redacted_paths, *options_.logger, res);
   if (req.method == "HEAD") res.body.clear();
   CountRequest(options_.clock, options_.metrics, req, res);
   LogAccess(options_.clock, *options_.logger, req, res);

@@ -6,6 +6,9 @@
 //   - an access log line per request through spdlog (method, path without the
 //     query string, status, duration, request id, route; never headers, never
 //     tokens); every request-derived value escaped by LogValue (log_value.h);
+//   - error bodies (status >= 400) never show server paths: each occurrence of
+//     a RouterOptions::redacted_paths entry becomes "<data_dir>", and the
+//     unredacted body goes to the log (event=error_redacted);
 //   - metrics: requests by route/method/status and a latency histogram;
 //   - exceptions escaping a handler become a 500 JSON error; unknown paths a
 //     404 JSON error;
@@ -34,6 +37,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "storage/env/env.h"
 
@@ -89,6 +93,8 @@ struct RouterOptions {
   // The idempotency scope of a request (the authenticated principal). Default:
   // "" for everyone.
   std::function<std::string(const httplib::Request&)> principal_of;
+  // Server paths (the data directory, absolute) no error body may show.
+  std::vector<std::string> redacted_paths;
 };
 
 class Router {

@@ -11,7 +11,10 @@
 #include <httplib.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cctype>
+#include <optional>
+#include <string_view>
 
 #include "auth/auth.h"
 #include "server/http/errors.h"
@@ -25,38 +28,114 @@ namespace {
 
 using nlohmann::json;
 
-std::string BaseUrl(const httplib::Request& req, const Services& services) {
-  std::string scheme = services.config->tls_cert_file.empty() ? "http" : "https";
-  std::string host = req.get_header_value("Host");
-  if (host.empty()) host = services.config->listen;
-  return scheme + "://" + host;
+// Named after the configured public URL, never the request's Host header.
+std::string ResourceMetadataUrl(const Services& services) {
+  return services.public_url + "/.well-known/oauth-protected-resource";
 }
 
-std::string ResourceMetadataUrl(const httplib::Request& req, const Services& services) {
-  return BaseUrl(req, services) + "/.well-known/oauth-protected-resource";
+// An origin as browsers serialize it (RFC 6454 section 6.2): scheme, host
+// (lowercased; an IPv6 literal keeps its brackets) and port (-1: none given).
+struct Origin {
+  std::string scheme;
+  std::string host;
+  int port = -1;
+
+  int EffectivePort() const {
+    if (port >= 0) return port;
+    return scheme == "https" ? 443 : 80;
+  }
+};
+
+std::string Lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
 }
 
-// The host of "host[:port]" ("[::1]" keeps its brackets), lowercased.
-std::string HostOf(std::string authority) {
-  for (char& c : authority) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  if (!authority.empty() && authority[0] == '[') return authority.substr(0, authority.find(']') + 1);
-  return authority.substr(0, authority.find(':'));
+// Parses "host[:port]" exactly: a DNS name or IPv4 address of [a-z0-9.-], or
+// an IPv6 literal in brackets, then an optional decimal port. Anything else
+// (userinfo, a path, a second colon, an empty host) is nullopt.
+std::optional<Origin> ParseAuthority(std::string_view authority) {
+  Origin o;
+  size_t i = 0;
+  if (!authority.empty() && authority[0] == '[') {
+    size_t close = authority.find(']');
+    if (close == std::string_view::npos || close < 2) return std::nullopt;
+    std::string_view inside = authority.substr(1, close - 1);
+    if (inside.find_first_not_of("0123456789abcdefABCDEF:.") != std::string_view::npos) {
+      return std::nullopt;
+    }
+    o.host = Lower(authority.substr(0, close + 1));
+    i = close + 1;
+  } else {
+    i = std::min(authority.find(':'), authority.size());
+    o.host = Lower(authority.substr(0, i));
+    if (o.host.empty() ||
+        o.host.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789.-") != std::string::npos) {
+      return std::nullopt;
+    }
+  }
+  if (i == authority.size()) return o;
+  std::string_view port = authority.substr(i);
+  if (port[0] != ':' || port.size() < 2 || port.size() > 6 ||
+      port.substr(1).find_first_not_of("0123456789") != std::string_view::npos) {
+    return std::nullopt;
+  }
+  o.port = std::stoi(std::string(port.substr(1)));
+  if (o.port > 65535) return std::nullopt;
+  return o;
 }
 
-bool IsIpLiteral(const std::string& host) {
-  return (!host.empty() && host[0] == '[') ||
-         (!host.empty() && host.find_first_not_of("0123456789.") == std::string::npos);
+// Parses "http[s]://host[:port]" (nothing after it, as in an Origin header).
+std::optional<Origin> ParseOrigin(std::string_view text) {
+  size_t sep = text.find("://");
+  if (sep == std::string_view::npos) return std::nullopt;  // also "null"
+  std::string scheme = Lower(text.substr(0, sep));
+  if (scheme != "http" && scheme != "https") return std::nullopt;
+  auto o = ParseAuthority(text.substr(sep + 3));
+  if (o) o->scheme = scheme;
+  return o;
+}
+
+// A dotted-quad IPv4 address in canonical form (no leading zeros, each <= 255).
+bool IsIpv4(const std::string& host) {
+  int parts = 0;
+  size_t i = 0;
+  while (i <= host.size()) {
+    size_t dot = std::min(host.find('.', i), host.size());
+    std::string part = host.substr(i, dot - i);
+    if (part.empty() || part.size() > 3 || part.find_first_not_of("0123456789") != std::string::npos ||
+        (part.size() > 1 && part[0] == '0') || std::stoi(part) > 255) {
+      return false;
+    }
+    ++parts;
+    i = dot + 1;
+  }
+  return parts == 4;
+}
+
+bool IsLoopback(const std::string& host) {
+  return host == "localhost" || host == "[::1]" || (IsIpv4(host) && host.rfind("127.", 0) == 0);
 }
 
 // DNS rebinding defence (MCP transport security): a browser page always sends
-// Origin; it may call only from a loopback origin, or from the very IP address
-// it reached (an IP literal cannot be rebound). Agents send no Origin.
-bool OriginAllowed(const std::string& origin, const std::string& host_header) {
-  size_t scheme_end = origin.find("://");
-  if (scheme_end == std::string::npos) return false;  // also "null"
-  std::string host = HostOf(origin.substr(scheme_end + 3));
-  if (host == "localhost" || host == "[::1]" || host.rfind("127.", 0) == 0) return true;
-  return IsIpLiteral(host) && host == HostOf(host_header);
+// Origin; it may call only from a loopback origin, from this server's public
+// URL, or from the very IP address it reached (an IP literal cannot be
+// rebound). Origins are parsed, never prefix-matched: "http://127.0.0.1.evil.com"
+// is evil.com's. Agents send no Origin.
+bool OriginAllowed(const std::string& origin_header, const std::string& host_header,
+                   const std::string& public_url) {
+  auto origin = ParseOrigin(origin_header);
+  if (!origin) return false;
+  if (IsLoopback(origin->host)) return true;
+  if (auto own = ParseOrigin(public_url); own && own->scheme == origin->scheme &&
+                                          own->host == origin->host &&
+                                          own->EffectivePort() == origin->EffectivePort()) {
+    return true;
+  }
+  auto reached = ParseAuthority(host_header);
+  bool ip_literal = IsIpv4(origin->host) || origin->host[0] == '[';
+  return ip_literal && reached && reached->host == origin->host;
 }
 
 bool AcceptsJson(const httplib::Request& req) {
@@ -110,17 +189,18 @@ void RegisterMcpRoutes(http::Router& router, Services& services) {
       "/mcp", "/mcp",
       [s, r](const httplib::Request& req, httplib::Response& res, http::RequestContext& ctx) {
         if (req.has_header("Origin") &&
-            !OriginAllowed(req.get_header_value("Origin"), req.get_header_value("Host"))) {
+            !OriginAllowed(req.get_header_value("Origin"), req.get_header_value("Host"), s->public_url)) {
           return SendRpcError(res, 403, mcp::kInvalidRequest,
                               "Origin " + req.get_header_value("Origin") +
-                                  " is not allowed (only loopback origins may call from a browser)");
+                                  " is not allowed (only loopback origins and this server's public URL may call "
+                                  "from a browser)");
         }
         if (s->auth == nullptr) {
           return http::SendError(res, Status::Unavailable("auth is not available", "auth_unavailable"));
         }
         auth::BearerError error;
         if (!s->auth->Authenticate(req.get_header_value("Authorization"), &error)) {
-          return SendUnauthorized(res, error, ResourceMetadataUrl(req, *s));
+          return SendUnauthorized(res, error, ResourceMetadataUrl(*s));
         }
         if (req.has_header("MCP-Protocol-Version") &&
             !mcp::SupportedProtocolVersion(req.get_header_value("MCP-Protocol-Version"))) {
@@ -161,8 +241,8 @@ void RegisterMcpRoutes(http::Router& router, Services& services) {
   router.Delete("/mcp", "/mcp", not_allowed);
 
   router.Get("/.well-known/oauth-protected-resource", "/.well-known/oauth-protected-resource",
-             [s](const httplib::Request& req, httplib::Response& res, http::RequestContext&) {
-               std::string base = BaseUrl(req, *s);
+             [s](const httplib::Request&, httplib::Response& res, http::RequestContext&) {
+               const std::string& base = s->public_url;
                http::SendJson(
                    res, 200,
                    {{"resource", base},

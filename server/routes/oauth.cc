@@ -35,13 +35,6 @@ bool BuildOAuthRequest(const httplib::Request& req, httplib::Response& res,
   return true;
 }
 
-std::string BaseUrl(const httplib::Request& req, const Services& services) {
-  std::string scheme = services.config->tls_cert_file.empty() ? "http" : "https";
-  std::string host = req.get_header_value("Host");
-  if (host.empty()) host = services.config->listen;
-  return scheme + "://" + host;
-}
-
 }  // namespace
 
 void RegisterOAuthRoutes(http::Router& router, Services& services) {
@@ -70,8 +63,10 @@ void RegisterOAuthRoutes(http::Router& router, Services& services) {
                http::SendAuthReply(res, services.auth->JwksEndpoint());
              });
   router.Get("/.well-known/oauth-authorization-server", "/.well-known/oauth-authorization-server",
-             [&services](const httplib::Request& req, httplib::Response& res, RequestContext&) {
-               std::string base = BaseUrl(req, services);
+             [&services](const httplib::Request&, httplib::Response& res, RequestContext&) {
+               // The configured public URL, never the request's Host header
+               // (a client could make the server name any issuer).
+               const std::string& base = services.public_url;
                std::vector<std::string> scopes;
                for (auth::Scope s : {auth::Scope::kAdmin, auth::Scope::kProjectsRead,
                                      auth::Scope::kProjectsWrite, auth::Scope::kBranchesRead,
