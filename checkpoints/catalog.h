@@ -107,18 +107,24 @@ struct Actor {
   std::string request_id;
 };
 
-// Where a new branch starts. Exactly one of the ways applies, by kind.
+// Where a new branch starts. Exactly one of the ways applies, by kind. The
+// branch starts at exactly one state, reported as BranchInfo::branch_point; a
+// source that names no state of the parent is refused (never rounded).
 struct BranchSource {
   enum class Kind {
     kParentHead,  // parent's current head (default)
-    kParentLsn,   // parent as of lsn (newest state on its history <= lsn)
-    kParentTime,  // parent as of time_micros
-    kCheckpoint,  // exactly the state lsn: a checkpoint of any branch of the project
+    kParentLsn,   // exactly state lsn, which must be a state of the parent: on its
+                  // history or a former head of it (else checkpoint_not_found)
+    kParentTime,  // parent as of time_micros (the newest state at or before it;
+                  // a time in the future is invalid_argument)
+    kCheckpoint,  // exactly the state lsn: a checkpoint of any branch of the project;
+                  // when `parent` is given, it must be a state of that parent
     kLabel,       // the parent's checkpoint labelled `label`
   };
   Kind kind = Kind::kParentHead;
-  // Default (empty): the project's default branch. For kCheckpoint the parent
-  // recorded is the branch owning the checkpoint when it is live, else this.
+  // Default (empty): the project's default branch. For kCheckpoint without a
+  // parent, the parent recorded is the branch owning the checkpoint when it is
+  // live, else the default branch.
   std::string parent;
   Lsn lsn = 0;
   int64_t time_micros = 0;

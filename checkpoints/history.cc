@@ -134,9 +134,6 @@ Result<CheckpointInfo> Catalog::GetCheckpoint(const std::string& project,
   return c;
 }
 
-namespace {
-// A state the branch may move to or label: on its current history, or a state
-// it once had as head (a record of its own timeline).
 bool IsBranchState(const storage::PageStore& store, TimelineId t, Lsn lsn) {
   if (lsn == 0) return true;
   auto resolved = store.ResolveLsn(t, lsn);
@@ -144,7 +141,6 @@ bool IsBranchState(const storage::PageStore& store, TimelineId t, Lsn lsn) {
   auto rec = store.GetRecord(lsn);
   return rec.ok() && rec->timeline == t && rec->kind != storage::RecordKind::kDrop;
 }
-}  // namespace
 
 Status Catalog::LabelCheckpoint(const std::string& project, const std::string& branch, Lsn lsn,
                                 const std::string& label) {

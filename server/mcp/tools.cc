@@ -314,17 +314,23 @@ std::vector<Tool> BuildTools() {
       {"create_branch", "Create a branch",
        "Create a branch: an instant, isolated copy-on-write copy of the parent (whatever its "
        "size). Taken from the parent's head, or from one point in its history: give at most one "
-       "of from_lsn, from_checkpoint, from_timestamp, from_label. Work and experiment on the "
-       "branch; the parent does not change.",
+       "of from_lsn, from_checkpoint, from_timestamp, from_label. A source that names no state "
+       "of the parent is refused, never rounded; the answer gives the exact LSN the branch "
+       "starts from. Work and experiment on the branch; the parent does not change.",
        Object({{"project", kProject},
                {"name", Text("New branch name, e.g. \"agent/try-1\" ('/' allowed).")},
                {"parent", Text("Branch to copy (default: the project's default branch, "
                                "\"production\").")},
-               {"from_lsn", Integer("Copy the parent as it was at this LSN.")},
-               {"from_checkpoint", Integer("Copy the parent at this checkpoint (an LSN that "
-                                           "list_checkpoints shows).")},
-               {"from_timestamp", Text("Copy the parent as it was at this time (RFC 3339, e.g. "
-                                       "\"2026-01-01T12:00:00Z\").")},
+               {"from_lsn", Integer("Copy the parent's state with this LSN: one that "
+                                    "list_checkpoints shows for the parent. Any other LSN "
+                                    "(unknown, or another branch's) is refused.")},
+               {"from_checkpoint", Integer("Copy the state of this checkpoint (an LSN of any "
+                                           "branch); the branch that wrote it becomes the "
+                                           "parent. With parent given, it must be a state of "
+                                           "that parent, else it is refused.")},
+               {"from_timestamp", Text("Copy the parent's newest state at or before this time "
+                                       "(RFC 3339, e.g. \"2026-01-01T12:00:00Z\"); the answer "
+                                       "says which LSN that was.")},
                {"from_label", Text("Copy the parent at the checkpoint with this label.")},
                {"ttl_seconds", Integer("Delete the branch automatically after this many seconds "
                                        "(e.g. 3600). Default: never.", 1)},

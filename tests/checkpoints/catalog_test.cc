@@ -127,6 +127,91 @@ TEST_CASE("branches: create from head, LSN, time, checkpoint, label; tree links"
   CHECK(list->size() == 7);
 }
 
+TEST_CASE("branch sources: an LSN or checkpoint that is no state of the given parent is refused") {
+  CatalogFixture f;
+  f.Sql("production", "CREATE TABLE t(v)");
+  Lsn p1 = f.Sql("production", "INSERT INTO t VALUES(1)");
+  REQUIRE(f.Branch("other").ok());
+  Lsn foreign = f.Sql("other", "INSERT INTO t VALUES(100)");
+  Lsn p2 = f.Sql("production", "INSERT INTO t VALUES(2)");
+  REQUIRE(p1 < foreign);
+  REQUIRE(foreign < p2);
+  BranchSource at_lsn;
+  at_lsn.kind = BranchSource::Kind::kParentLsn;
+  // No such LSN at all: was created at the head.
+  at_lsn.lsn = 999;
+  CHECK(Reason(f.Branch("b1", at_lsn).status()) == "checkpoint_not_found");
+  // Another branch's LSN: was created at the parent's neighbouring state (p1).
+  at_lsn.lsn = foreign;
+  CHECK(Reason(f.Branch("b2", at_lsn).status()) == "checkpoint_not_found");
+  // A named parent with another branch's checkpoint: the parent was ignored.
+  BranchSource at_ckpt;
+  at_ckpt.kind = BranchSource::Kind::kCheckpoint;
+  at_ckpt.parent = "production";
+  at_ckpt.lsn = foreign;
+  CHECK(Reason(f.Branch("b3", at_ckpt).status()) == "checkpoint_not_found");
+  // The same checkpoint with its own branch as parent, or no parent, is exact.
+  at_ckpt.parent = "other";
+  auto b4 = f.Branch("b4", at_ckpt);
+  REQUIRE(b4.ok());
+  CHECK(b4->parent == "other");
+  CHECK(b4->branch_point == foreign);
+  // A former head of the parent (rolled back) is one of its states.
+  auto rb = f.cat->Rollback("acme", "production", ToLsn(p1));
+  REQUIRE(rb.ok());
+  at_lsn.lsn = p2;
+  auto b5 = f.Branch("b5", at_lsn);
+  REQUIRE(b5.ok());
+  CHECK(b5->branch_point == p2);
+  CHECK(f.Query("b5", "SELECT group_concat(v) FROM t") == "1,2");
+  // A time in the future names no state yet.
+  BranchSource at_time;
+  at_time.kind = BranchSource::Kind::kParentTime;
+  at_time.time_micros = f.clock().NowMicros() + 60 * kSec;
+  CHECK(Reason(f.Branch("b6", at_time).status()) == "invalid_argument");
+}
+
+TEST_CASE("branch sources: every LSN of the project, from every parent, gives that exact state or is refused") {
+  CatalogFixture f;
+  Lsn created = f.Sql("production", "CREATE TABLE t(v)");
+  f.Sql("production", "INSERT INTO t VALUES(1)");
+  REQUIRE(f.Branch("dev").ok());
+  f.Sql("dev", "INSERT INTO t VALUES(10)");
+  f.Sql("production", "INSERT INTO t VALUES(2)");
+  Lsn dev_head = f.Sql("dev", "INSERT INTO t VALUES(11)");
+  REQUIRE(f.cat->Rollback("acme", "dev", ToLsn(dev_head - 2)).ok());
+  f.Sql("production", "INSERT INTO t VALUES(3)");
+  auto store = f.cat->Store("acme");
+  REQUIRE(store.ok());
+  Lsn last = (*store)->LastLsn();
+  int n = 0, accepted = 0;
+  for (const std::string parent : {"production", "dev"}) {
+    for (Lsn lsn = 0; lsn <= last + 2; ++lsn) {
+      for (auto kind : {BranchSource::Kind::kParentLsn, BranchSource::Kind::kCheckpoint}) {
+        BranchSource from;
+        from.kind = kind;
+        from.parent = parent;
+        from.lsn = lsn;
+        std::string name = "x" + std::to_string(n++);
+        auto b = f.Branch(name, from);
+        INFO(parent << " lsn " << lsn << ": " << b.status().ToString());
+        if (!b.ok()) {
+          CHECK(Reason(b.status()) == "checkpoint_not_found");
+          continue;
+        }
+        ++accepted;
+        CHECK(b->branch_point == lsn);
+        CHECK(b->parent == parent);
+        // The branch reads exactly the state named.
+        if (lsn < created) continue;
+        CHECK(f.Query(name, "SELECT group_concat(v) FROM t") ==
+              f.Query(parent, "SELECT group_concat(v) FROM t", lsn));
+      }
+    }
+  }
+  CHECK(accepted > 0);
+}
+
 TEST_CASE("rollback: undo and redo chains, by LSN, time, actions back; checkpoints record it") {
   CatalogFixture f;
   f.Sql("production", "CREATE TABLE t(v)");

