@@ -165,6 +165,11 @@ struct CheckpointInfo {
   storage::RecordKind record_kind = storage::RecordKind::kCommit;
   Annotation annotation;      // kind, client_id, request_id, summary, rows, ...
   bool inherited = false;     // written by another branch (before this one's branch point / reset)
+  // A state this branch had as head that its current history no longer
+  // reaches (a rollback, reset or promotion moved it away). Still a target
+  // for Rollback and CreateBranch; annotation.target / previous_head of the
+  // move records say where each move went and came from.
+  bool rolled_back = false;
   std::string branch;         // name of the branch that wrote it, if it is still live
   std::vector<std::string> labels;  // this branch's labels on it
   uint32_t db_size_pages = 0;
@@ -405,8 +410,14 @@ class Catalog {
   Result<int> ReapExpired();
 
   // --- Checkpoints ------------------------------------------------------------
-  // The branch's history, newest first, through resets and into its ancestors
-  // (inherited). limit 1..1000 (default 50); cursor from the previous page.
+  // The branch's history as a reflog, newest first: every state the branch
+  // has had as head (its creation, commits, rollbacks, resets, promotions;
+  // those its current history no longer reaches are flagged rolled_back),
+  // merged by LSN with the states of other branches its current history is
+  // built on (inherited). Every entry is a target for Rollback. limit
+  // 1..1000 (default 50); cursor (an LSN) from the previous page.
+  // Cost: a page reads the project's records from the cursor down to its
+  // entries (and at most down to the branch's creation).
   Result<CheckpointPage> ListCheckpoints(const std::string& project, const std::string& branch,
                                          size_t limit = 50, const std::string& cursor = "");
   // One checkpoint by LSN (any record of the project's store; labels of `branch`).

@@ -177,6 +177,11 @@ std::string DescribeCheckpoint(const json& c) {
   if (c.contains("rows_affected")) line += "  (rows " + F(c, "rows_affected") + ")";
   const json labels = c.value("labels", json::array());
   if (!labels.empty()) line += "  labels " + labels.dump();
+  if (c.contains("previous_head_lsn")) {
+    line += "  moved from LSN " + F(c, "previous_head_lsn") + " to the state of LSN " +
+            F(c, "target_lsn");
+  }
+  if (c.value("rolled_back", false)) line += "  (rolled back: no longer on the branch's history)";
   if (c.value("inherited", false)) line += "  (inherited from \"" + F(c, "branch") + "\")";
   return line;
 }
@@ -389,9 +394,11 @@ std::vector<Tool> BuildTools() {
        DescribeSql});
   tools.push_back(
       {"list_checkpoints", "List checkpoints",
-       "List a branch's checkpoints, newest first: every committed action (SQL script, "
-       "rollback, reset, promote) with its LSN, time, kind, summary and labels. Any LSN here "
-       "is a target for rollback or create_branch.",
+       "List a branch's checkpoints as a reflog, newest first: every state the branch has "
+       "been in (each SQL script, its creation, each rollback, reset and promote with the LSN "
+       "it moved from and to), with LSN, time, kind, summary and labels. States a rollback "
+       "left behind stay listed, marked rolled back. Any LSN here is a target for rollback; "
+       "create_branch {from_checkpoint: N} forks from it.",
        Object({{"project", kProject},
                {"branch", kBranch},
                {"limit", Integer("How many (1..1000, default 50).", 1)},

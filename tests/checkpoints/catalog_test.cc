@@ -544,6 +544,89 @@ TEST_CASE("checkpoints: newest first, paged by cursor, inherited across the bran
   CHECK(Reason(f.cat->ListCheckpoints("acme", "dev", 0).status()) == "invalid_argument");
 }
 
+TEST_CASE("checkpoints: a reflog; states a rollback left stay listed as rolled back, moves carry their ends") {
+  CatalogFixture f;
+  f.Sql("production", "CREATE TABLE t(v)");
+  Lsn v1 = f.Sql("production", "INSERT INTO t VALUES(1)");
+  Lsn v2 = f.Sql("production", "INSERT INTO t VALUES(2)");
+  Lsn v3 = f.Sql("production", "INSERT INTO t VALUES(3)");
+  auto rb = f.cat->Rollback("acme", "production", ToLsn(v1));
+  REQUIRE(rb.ok());
+  auto list = [&](size_t page_size) {
+    std::vector<CheckpointInfo> all;
+    std::string cursor;
+    for (int pages = 0; pages < 100; ++pages) {
+      auto page = f.cat->ListCheckpoints("acme", "production", page_size, cursor);
+      REQUIRE(page.ok());
+      for (auto& c : page->checkpoints) all.push_back(c);
+      cursor = page->next_cursor;
+      if (cursor.empty()) break;
+    }
+    return all;
+  };
+  auto find = [](const std::vector<CheckpointInfo>& all, Lsn lsn) -> const CheckpointInfo* {
+    for (const auto& c : all) if (c.lsn == lsn) return &c;
+    return nullptr;
+  };
+  auto all = list(50);
+  REQUIRE(find(all, v2) != nullptr);  // was absent: only the current history was listed
+  CHECK(find(all, v2)->rolled_back);
+  REQUIRE(find(all, v3) != nullptr);
+  CHECK(find(all, v3)->rolled_back);
+  CHECK_FALSE(find(all, v1)->rolled_back);
+  REQUIRE(find(all, rb->head_lsn) != nullptr);
+  CHECK(find(all, rb->head_lsn)->annotation.target == v1);
+  CHECK(find(all, rb->head_lsn)->annotation.previous_head == v3);
+  // The undo moves back onto v3: v2 and v3 are on the history again, the first
+  // rollback's record is now the rolled-back one.
+  auto undo = f.cat->Rollback("acme", "production", ToLsn(rb->previous_head_lsn));
+  REQUIRE(undo.ok());
+  all = list(3);
+  CHECK_FALSE(find(all, v3)->rolled_back);
+  CHECK(find(all, rb->head_lsn)->rolled_back);
+  // Newest first, each state once, and paging gives the same list.
+  for (size_t i = 1; i < all.size(); ++i) CHECK(all[i - 1].lsn > all[i].lsn);
+  auto one_page = list(1000);
+  REQUIRE(one_page.size() == all.size());
+  // Every own record of the timeline is listed: the reflog has one entry per
+  // head the branch has had.
+  auto store = f.cat->Store("acme");
+  REQUIRE(store.ok());
+  size_t own = 0;
+  for (Lsn l = 1; l <= (*store)->LastLsn(); ++l) {
+    auto rec = (*store)->GetRecord(l);
+    if (rec.ok() && rec->timeline == f.cat->GetBranch("acme", "production")->timeline) ++own;
+  }
+  CHECK(all.size() == own);
+}
+
+TEST_CASE("checkpoints: every listed state of every branch is a rollback target giving that state") {
+  CatalogFixture f;
+  f.Sql("production", "CREATE TABLE t(v)");
+  f.Sql("production", "INSERT INTO t VALUES(1)");
+  REQUIRE(f.Branch("dev").ok());
+  Lsn d1 = f.Sql("dev", "INSERT INTO t VALUES(10)");
+  f.Sql("dev", "INSERT INTO t VALUES(11)");
+  REQUIRE(f.cat->Rollback("acme", "dev", ToLsn(d1)).ok());
+  f.Sql("production", "INSERT INTO t VALUES(2)");
+  REQUIRE(f.cat->ResetFromParent("acme", "dev").ok());
+  f.Sql("dev", "INSERT INTO t VALUES(12)");
+  for (const std::string branch : {"production", "dev"}) {
+    auto page = f.cat->ListCheckpoints("acme", branch, 1000);
+    REQUIRE(page.ok());
+    for (const CheckpointInfo& c : page->checkpoints) {
+      INFO(branch << " lsn " << c.lsn << " kind " << c.annotation.kind);
+      std::string expected = c.lsn < 2 ? "" : f.Query(branch, "SELECT group_concat(v) FROM t", c.lsn);
+      auto r = f.cat->Rollback("acme", branch, ToLsn(c.lsn));
+      INFO(r.status().ToString());
+      REQUIRE(r.ok());
+      if (c.lsn >= 2) CHECK(f.Query(branch, "SELECT group_concat(v) FROM t") == expected);
+      // Undo, so that the next entry is tried against the history listed.
+      REQUIRE(f.cat->Rollback("acme", branch, ToLsn(r->previous_head_lsn)).ok());
+    }
+  }
+}
+
 TEST_CASE("rename keeps identity, data and children") {
   CatalogFixture f;
   f.Sql("production", "CREATE TABLE t(v); INSERT INTO t VALUES(1)");

@@ -110,5 +110,54 @@ TEST_CASE("branch create: at.lsn and at.checkpoint name an exact state of the pa
   CHECK(st6 == 400);
 }
 
+TEST_CASE("checkpoints: rollback and reset carry target and previous head; rolled-back states stay listed",
+          "[api]") {
+  Fixture f;
+  f.Sql("production", "CREATE TABLE t(v)");
+  uint64_t v1 = f.Sql("production", "INSERT INTO t VALUES(1)");
+  uint64_t v2 = f.Sql("production", "INSERT INTO t VALUES(2)");
+  auto [st, rb] = f.Rollback("production", v1);
+  REQUIRE(st == 200);
+  uint64_t rb_lsn = rb["head_lsn"];
+
+  json list = f.Checkpoints("production");
+  json move = Fixture::Find(list, rb_lsn);
+  REQUIRE(move.is_object());
+  CHECK(move["kind"] == "rollback");
+  CHECK(move["target_lsn"] == v1);
+  CHECK(move["previous_head_lsn"] == v2);
+  CHECK(move["rolled_back"] == false);
+  // The undo hint (previous_head_lsn) names a listed checkpoint.
+  json undone = Fixture::Find(list, v2);
+  REQUIRE(undone.is_object());
+  CHECK(undone["rolled_back"] == true);
+  CHECK(Fixture::Find(list, v1)["rolled_back"] == false);
+
+  // Reset from parent: the same facts.
+  REQUIRE(f.Create({{"name", "dev"}}).first == 201);
+  uint64_t dev_write = f.Sql("dev", "INSERT INTO t VALUES(10)");
+  uint64_t prod = f.Sql("production", "INSERT INTO t VALUES(3)");
+  auto [st2, reset] = f.Call("POST", f.Path("dev") + "/reset", json::object());
+  REQUIRE(st2 == 200);
+  json dev = f.Checkpoints("dev", 2);  // paged: every page joins into the same reflog
+  json r = Fixture::Find(dev, reset["head_lsn"]);
+  REQUIRE(r.is_object());
+  CHECK(r["kind"] == "reset");
+  CHECK(r["target_lsn"] == prod);
+  CHECK(r["previous_head_lsn"] == dev_write);
+  CHECK(Fixture::Find(dev, dev_write)["rolled_back"] == true);
+  CHECK(Fixture::Find(dev, prod)["inherited"] == true);
+  for (size_t i = 1; i < dev.size(); ++i) CHECK(dev[i - 1]["lsn"] > dev[i]["lsn"]);
+
+  // Every listed state is a rollback target that gives exactly that state.
+  for (const auto& c : f.Checkpoints("production")) {
+    uint64_t lsn = c["lsn"];
+    auto [st3, moved] = f.Rollback("production", lsn);
+    INFO(c.dump() << " -> " << moved.dump());
+    CHECK(st3 == 200);
+    CHECK(moved["target_lsn"] == lsn);
+  }
+}
+
 }  // namespace
 }  // namespace branchdb::server

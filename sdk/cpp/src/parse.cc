@@ -147,7 +147,10 @@ void FromJson(const Json& j, Checkpoint& out) {
   out.label = Opt<std::string>(j, "label");
   out.labels = Strings(j, "labels");
   out.inherited = Get<bool>(j, "inherited");
+  out.rolled_back = Get<bool>(j, "rolled_back");
   out.branch = Opt<std::string>(j, "branch");
+  out.target_lsn = Opt<uint64_t>(j, "target_lsn");
+  out.previous_head_lsn = Opt<uint64_t>(j, "previous_head_lsn");
   out.raw = j;
 }
 

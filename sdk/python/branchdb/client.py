@@ -398,8 +398,10 @@ class Client:
     def list_checkpoints(self, branch: str, *, limit: Optional[int] = None,
                          cursor: Optional[str] = None,
                          project: Optional[str] = None) -> CheckpointPage:
-        """One page of the branch's history, newest first (through resets and
-        into its ancestors: ``inherited``)."""
+        """One page of the branch's reflog, newest first: every state it had as
+        head (``rolled_back`` when its history no longer reaches it; moves carry
+        ``target_lsn`` and ``previous_head_lsn``), merged with the ancestors'
+        states its history is built on (``inherited``)."""
         return _parse(CheckpointPage, self._get(
             self._branch_path(project, branch, "/checkpoints"), {"limit": limit, "cursor": cursor}))
 

@@ -137,7 +137,10 @@ class Branch:
 
 @dataclass
 class Checkpoint:
-    """One committed action on a branch's history, identified by its LSN."""
+    """One state of a branch's reflog, identified by its LSN: a committed action,
+    the branch's creation or a move (rollback, reset, promote: ``target_lsn``
+    is where it went, ``previous_head_lsn`` the head it left). ``rolled_back``:
+    a former head its history no longer reaches (still a rollback target)."""
 
     lsn: int
     time: str
@@ -150,6 +153,9 @@ class Checkpoint:
     labels: List[str]
     inherited: bool
     branch: Optional[str]
+    rolled_back: bool = False
+    target_lsn: Optional[int] = None
+    previous_head_lsn: Optional[int] = None
     raw: JsonObject = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -158,7 +164,10 @@ class Checkpoint:
                    client_id=j.get("client_id", ""), request_id=j.get("request_id", ""),
                    summary=j.get("summary", ""), rows_affected=int(j.get("rows_affected", 0)),
                    label=j.get("label"), labels=list(j.get("labels") or []),
-                   inherited=bool(j.get("inherited", False)), branch=j.get("branch"), raw=dict(j))
+                   inherited=bool(j.get("inherited", False)), branch=j.get("branch"),
+                   rolled_back=bool(j.get("rolled_back", False)),
+                   target_lsn=_opt_int(j.get("target_lsn")),
+                   previous_head_lsn=_opt_int(j.get("previous_head_lsn")), raw=dict(j))
 
 
 @dataclass

@@ -210,7 +210,14 @@ struct Checkpoint {
   std::optional<std::string> label;  // the first label
   std::vector<std::string> labels;
   bool inherited = false;  // from an ancestor branch
+  // A state the branch had as head that its history no longer reaches (a
+  // rollback, reset or promotion moved it away); still a rollback target.
+  bool rolled_back = false;
   std::optional<std::string> branch;
+  // Moves (rollback, reset, promote) and creation: the state moved to; moves:
+  // the head before (roll back to it to undo the move).
+  std::optional<uint64_t> target_lsn;
+  std::optional<uint64_t> previous_head_lsn;
   Json raw;
 };
 
