@@ -230,20 +230,37 @@ struct SchemaDiff {
 
 struct RowChange {
   std::string op;        // insert, delete, update
-  std::string key_json;  // primary key (or rowid) values, JSON array
-  std::string old_json;  // delete/update: JSON object column -> value (update: changed ones)
-  std::string new_json;  // insert/update
+  std::string key_json;  // primary key (or rowid) values, JSON array (see key_columns)
+  // delete: every column of the "from" row; update: the common columns that
+  // changed plus the non-NULL values of columns the "to" side dropped.
+  std::string old_json;  // JSON object column -> value
+  // insert: every column of the "to" row; update: the common columns that
+  // changed plus the non-NULL values of columns the "to" side added.
+  std::string new_json;
 };
 
 struct TableDataDiff {
   std::string table;
+  // Totals over the whole comparison (not only the rows of this page).
   uint64_t rows_added = 0, rows_removed = 0, rows_changed = 0;
-  std::vector<RowChange> sample;  // at most DataDiffOptions::sample_rows
-  std::string note;               // e.g. "schema_changed: rows not compared", "added table"
+  // This page's rows (DataDiffOptions::limit over all tables, in table order).
+  std::vector<RowChange> rows;
+  // The key of key_json: {"rowid"} for rowid tables (a declared INTEGER
+  // PRIMARY KEY is the rowid), else the PRIMARY KEY columns in key order.
+  std::vector<std::string> key_columns;
+  // Columns only the "to" / only the "from" state has. Rows are compared on
+  // the key and the common columns, as Dolt does.
+  std::vector<std::string> columns_added, columns_removed;
+  // e.g. "table added", "table removed", "key_changed: rows not compared"
+  std::string note;
 };
 
 struct DataDiffOptions {
-  size_t sample_rows = 20;  // per table
+  // Rows per page, over all tables: 1..1000. Counts are always totals.
+  size_t limit = 100;
+  // The previous page's DataDiff::next_cursor: the next page of the same two
+  // states (it names them; the StateRefs are then ignored). Empty: first page.
+  std::string cursor;
   std::vector<std::string> tables;  // empty: all
 };
 
@@ -253,6 +270,22 @@ struct DataDiff {
   uint64_t pages_changed = 0;         // PageStore::ChangedPages(from, to).size()
   uint64_t tables_skipped = 0;        // tables proven unchanged without reading rows
   uint64_t rows_compared = 0;         // rows read from the two states (the cost)
+  std::string next_cursor;            // empty: this was the last page
+};
+
+// The diff as SQL that turns the "from" state into the "to" state (as Dolt's
+// dolt_patch): run the pages' statements in order, first page first.
+struct DataPatch {
+  Lsn from_lsn = 0, to_lsn = 0;
+  // First page: schema changes (tables and columns dropped and added, indexes
+  // and views); then this page's row changes (INSERT / UPDATE / DELETE by
+  // key); last page: triggers (after the rows, so that they do not fire).
+  std::vector<std::string> statements;
+  // False when a schema change has no SQL form here (a table whose columns
+  // changed in type or constraints, or whose key changed); such a change is
+  // listed as a "-- " comment statement.
+  bool complete = true;
+  std::string next_cursor;
 };
 
 // --- Promote -------------------------------------------------------------------
@@ -482,8 +515,14 @@ class Catalog {
   // --- Diff -------------------------------------------------------------------
   Result<SchemaDiff> DiffSchema(const std::string& project, const StateRef& from,
                                 const StateRef& to);
+  // Row differences per table, paged (DataDiffOptions). Each page compares
+  // the two states again (cost per page follows the change, not the page).
+  // InvalidArgument (invalid_argument): limit outside 1..1000, a bad cursor.
   Result<DataDiff> DiffData(const std::string& project, const StateRef& from, const StateRef& to,
                             const DataDiffOptions& options = {});
+  // The same comparison as SQL (see DataPatch), paged like DiffData.
+  Result<DataPatch> DiffPatch(const std::string& project, const StateRef& from,
+                              const StateRef& to, const DataDiffOptions& options = {});
 
   // The project's store (for the server's compute and for tests). Valid while
   // the project exists and the catalog is open.

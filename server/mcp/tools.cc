@@ -216,7 +216,21 @@ std::string DescribeSchemaDiff(const json& a, const json& d) {
   return out;
 }
 
+std::string DescribePatch(const json& a, const json& d) {
+  std::string out = "SQL turning " + DiffBase(a) + " (LSN " + F(d, "from_lsn") + ") into \"" +
+                    Arg(a, "branch") + "\" (LSN " + F(d, "to_lsn") + "):\n" +
+                    Clip(d.value("sql", std::string()), 8000);
+  if (!d.value("complete", true)) {
+    out += "\n(incomplete: a schema change has no ALTER TABLE form; see the -- comments)";
+  }
+  if (!d.value("next", json()).is_null()) {
+    out += "\nMore statements: call again with cursor \"" + F(d, "next") + "\" (and as_sql).";
+  }
+  return out;
+}
+
 std::string DescribeDataDiff(const json& a, const json& d) {
+  if (d.value("kind", std::string()) == "patch") return DescribePatch(a, d);
   const json tables = d.value("tables", json::array());
   std::string out = "Data of \"" + Arg(a, "branch") + "\" (LSN " + F(d, "to_lsn") + ") vs " +
                     DiffBase(a) + " (LSN " + F(d, "from_lsn") + "): ";
@@ -231,12 +245,19 @@ std::string DescribeDataDiff(const json& a, const json& d) {
     ++changed;
     lines += "  table " + F(t, "table") + ": " + counts;
     if (has_note) lines += " (" + note + ")";
+    for (const char* k : {"columns_added", "columns_removed"}) {
+      if (t.contains(k) && t[k].is_array() && !t[k].empty()) lines += ", " + std::string(k) + " " + t[k].dump();
+    }
     lines += "\n";
-    const json sample = t.value("sample", json::array());
-    for (size_t i = 0; i < sample.size() && i < 5; ++i) lines += "    " + Clip(sample[i].dump(), 300) + "\n";
+    const json rows = t.value("rows", json::array());
+    for (size_t i = 0; i < rows.size() && i < 20; ++i) lines += "    " + Clip(rows[i].dump(), 300) + "\n";
+    if (rows.size() > 20) lines += "    ... (this page's other rows are in structuredContent)\n";
   }
   if (changed == 0) out += "no row differences.";
   else out += Differ(changed, "table") + ":\n" + lines;
+  if (!d.value("next", json()).is_null()) {
+    out += "More changed rows: call again with cursor \"" + F(d, "next") + "\".";
+  }
   return out;
 }
 
@@ -497,18 +518,28 @@ std::vector<Tool> BuildTools() {
   data_props["tables"] = {{"type", "array"},
                           {"items", {{"type", "string"}}},
                           {"description", "Only these tables (default: all)."}};
+  data_props["limit"] = Integer("Row changes per page, over all tables (1..1000, default 100).", 1);
+  data_props["cursor"] = Text("The \"next\" value of a previous answer, for the next page.");
+  data_props["as_sql"] = Boolean("Answer with SQL statements that turn the base into the branch "
+                                 "(schema changes, then INSERT/UPDATE/DELETE per row), paged "
+                                 "the same way.");
   tools.push_back(
       {"diff_data", "Compare data",
        "Show row-level differences between a branch and its parent (or another branch, or "
-       "another LSN): per table rows added, removed and changed, with samples.",
+       "another LSN): per table rows added, removed and changed (totals), and every changed row "
+       "with its key and old/new values, paged by cursor. Tables whose columns were added or "
+       "dropped are compared on their key and common columns; added columns' values show as "
+       "new, dropped ones' as old. With as_sql: the same diff as SQL that turns the base into "
+       "the branch.",
        Object(data_props, {"project", "branch"}),
        [](const json& a) -> Result<ApiCall> {
+         bool sql = a.contains("as_sql") && a["as_sql"].is_boolean() && a["as_sql"].get<bool>();
          return ApiCall{"GET",
                         BranchPath(a) + "/diff" +
                             Query(a,
                                   {{"base", "base"}, {"base_lsn", "base_lsn"}, {"lsn", "lsn"},
-                                   {"tables", "tables"}},
-                                  {{"kind", "data"}}),
+                                   {"tables", "tables"}, {"limit", "limit"}, {"cursor", "cursor"}},
+                                  {{"kind", sql ? "patch" : "data"}}),
                         nullptr};
        },
        DescribeDataDiff});

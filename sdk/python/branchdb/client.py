@@ -22,14 +22,14 @@ import json
 import os
 import urllib.parse
 import uuid
-from typing import (Any, Dict, Iterator, List, Mapping, Optional, Sequence, Type, TypeVar,
+from typing import (Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Type, TypeVar,
                     Union)
 
 from ._http import ClientCredentials, Response, StaticToken, TokenSource, Transport
 from .errors import ConfigurationError, NotFound, UnexpectedResponse
 from .models import (Branch, Checkpoint, CheckpointPage, ClientInfo, ComputeState, Credential,
-                     DataDiff, Diff, Export, NewClient, Project, PromoteResult, RollbackResult,
-                     Schema,
+                     DataDiff, DataPatch, Diff, Export, NewClient, Project, PromoteResult,
+                     RollbackResult, RowChange, Schema,
                      SchemaDiff, SqlResult, encode_value)
 
 __all__ = ["Client", "BranchHandle", "new_idempotency_key"]
@@ -485,18 +485,51 @@ class Client:
 
     def diff(self, branch: str, *, kind: str = "schema", base: Optional[str] = None,
              base_lsn: Optional[int] = None, lsn: Optional[int] = None,
-             tables: Optional[Sequence[str]] = None, project: Optional[str] = None) -> Diff:
-        """Schema (kind="schema") or data (kind="data") diff from ``base`` (default
-        the parent's head; ``base_lsn`` for one of its checkpoints) to the branch
-        (its head, or ``lsn``). Returns SchemaDiff or DataDiff."""
-        if kind not in ("schema", "data"):
-            raise ValueError("kind: expected 'schema' or 'data'")
-        query: Dict[str, Any] = {"kind": kind, "base": base, "base_lsn": base_lsn, "lsn": lsn}
+             tables: Optional[Sequence[str]] = None, limit: Optional[int] = None,
+             cursor: Optional[str] = None, project: Optional[str] = None) -> Diff:
+        """Schema (kind="schema"), data (kind="data") or SQL patch (kind="patch")
+        diff from ``base`` (default the parent's head; ``base_lsn`` for one of
+        its checkpoints) to the branch (its head, or ``lsn``). Data and patch are
+        paged: ``limit`` rows per page, ``cursor`` = the previous page's ``next``.
+        Returns SchemaDiff, DataDiff or DataPatch."""
+        if kind not in ("schema", "data", "patch"):
+            raise ValueError("kind: expected 'schema', 'data' or 'patch'")
+        query: Dict[str, Any] = {"kind": kind, "base": base, "base_lsn": base_lsn, "lsn": lsn,
+                                 "limit": limit, "cursor": cursor}
         if tables:
             query["tables"] = ",".join(tables)
         j = self._get(self._branch_path(project, branch, "/diff"), query)
         kind_got = j.get("kind") if isinstance(j, dict) else None
+        if kind_got == "patch":
+            return _parse(DataPatch, j)
         return _parse(DataDiff, j) if kind_got == "data" else _parse(SchemaDiff, j)
+
+    def iter_diff_rows(self, branch: str, *, page_size: int = 500,
+                       **kwargs: Any) -> Iterator[Tuple[str, RowChange]]:
+        """Every changed row of the data diff as (table, RowChange), following
+        the cursor through all pages (the same two states throughout)."""
+        cursor: Optional[str] = None
+        while True:
+            page = self.diff(branch, kind="data", limit=page_size, cursor=cursor, **kwargs)
+            assert isinstance(page, DataDiff)
+            for t in page.tables:
+                for r in t.rows:
+                    yield t.table, r
+            if not page.next:
+                return
+            cursor = page.next
+
+    def patch_sql(self, branch: str, *, page_size: int = 500, **kwargs: Any) -> str:
+        """The whole SQL patch (every page) from the base to the branch."""
+        out: List[str] = []
+        cursor: Optional[str] = None
+        while True:
+            page = self.diff(branch, kind="patch", limit=page_size, cursor=cursor, **kwargs)
+            assert isinstance(page, DataPatch)
+            out.append(page.sql)
+            if not page.next:
+                return "".join(out)
+            cursor = page.next
 
     # -- credentials, compute ----------------------------------------------------------------
 
