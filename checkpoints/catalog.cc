@@ -287,6 +287,80 @@ Result<BranchInfo> Catalog::Impl::MakeInfo(Project& p, const BranchRow& r, bool 
   return b;
 }
 
+namespace {
+Status NotParentState(const std::string& parent, Lsn lsn, const std::string& hint) {
+  return Status::NotFound("LSN " + std::to_string(lsn) + " is not a state of branch '" + parent +
+                              "' (" + hint + ")",
+                          "checkpoint_not_found");
+}
+}  // namespace
+
+// Every source names one exact state of the parent, or is refused: an LSN or
+// checkpoint that the parent never had (an unknown LSN, another branch's
+// state) is not rounded to a neighbouring state.
+Result<Lsn> Catalog::Impl::ResolveSource(Project& p, const BranchSource& from,
+                                         const BranchRow& parent, TimelineId* parent_t) {
+  storage::PageStore& store = *p.store;
+  switch (from.kind) {
+    case BranchSource::Kind::kParentHead:
+      return store.Head(parent.timeline);
+    case BranchSource::Kind::kParentLsn: {
+      if (from.lsn == 0 || !IsBranchState(store, parent.timeline, from.lsn)) {
+        return NotParentState(parent.name, from.lsn,
+                              "its checkpoints list its states; to start from another branch's "
+                              "checkpoint, name that checkpoint without a parent");
+      }
+      BRANCHDB_RETURN_IF_ERROR(CheckRestorable(p, parent.timeline, from.lsn));
+      return from.lsn;
+    }
+    case BranchSource::Kind::kParentTime: {
+      int64_t now = Now();
+      if (from.time_micros > now) {
+        return Status::InvalidArgument("the time is in the future", "invalid_argument");
+      }
+      if (from.time_micros < now - p.info.restore_window_micros) {
+        return Precondition("time is outside the project's restore window",
+                            "outside_restore_window");
+      }
+      auto r = store.LsnAt(parent.timeline, from.time_micros);
+      if (!r.ok()) {
+        return Status::NotFound("branch '" + parent.name + "' has no state at that time",
+                                "checkpoint_not_found");
+      }
+      return *r;  // the newest state at or before the time: the branch point reports it
+    }
+    case BranchSource::Kind::kCheckpoint: {
+      auto rec = store.GetRecord(from.lsn);
+      if (from.lsn == 0 || !rec.ok() || rec->kind == storage::RecordKind::kDrop) {
+        return Status::NotFound("checkpoint " + std::to_string(from.lsn) + " not found",
+                                "checkpoint_not_found");
+      }
+      if (!from.parent.empty()) {
+        // A parent was named: the checkpoint must be one of its states.
+        if (!IsBranchState(store, parent.timeline, from.lsn)) {
+          return NotParentState(parent.name, from.lsn,
+                                "leave the parent out to branch from the branch that wrote it");
+        }
+      } else if (auto owner = FindBranchByTimeline(p, rec->timeline); owner.ok()) {
+        *parent_t = owner->timeline;
+      }
+      BRANCHDB_RETURN_IF_ERROR(CheckRestorable(p, 0, from.lsn));
+      return from.lsn;
+    }
+    case BranchSource::Kind::kLabel: {
+      Stmt s(db, "SELECT lsn FROM labels WHERE project_id=?1 AND timeline=?2 AND label=?3");
+      s.Bind(1, p.info.id).Bind(2, static_cast<int64_t>(parent.timeline)).Bind(3, from.label);
+      if (s.Step() != SQLITE_ROW) {
+        return Status::NotFound("label '" + from.label + "' not found on branch '" +
+                                    parent.name + "'",
+                                "label_not_found");
+      }
+      return static_cast<Lsn>(s.Int(0));
+    }
+  }
+  return Status::InvalidArgument("unknown branch source", "invalid_argument");
+}
+
 Result<BranchInfo> Catalog::CreateBranch(const std::string& project, const std::string& name,
                                          const CreateBranchOptions& o) {
   BRANCHDB_RETURN_IF_ERROR(ValidateBranchName(name));
@@ -312,64 +386,13 @@ Result<BranchInfo> Catalog::CreateBranch(const std::string& project, const std::
   if (im.FindBranch(p, name).ok()) {
     return Status::AlreadyExists("branch '" + name + "' exists", "branch_exists");
   }
-  const BranchSource& from = o.from;
-  auto parent = im.FindBranch(p, from.parent.empty() ? p.info.default_branch : from.parent);
+  auto parent = im.FindBranch(p, o.from.parent.empty() ? p.info.default_branch : o.from.parent);
   if (!parent.ok()) return parent.status();
   TimelineId parent_t = parent->timeline;
+  auto resolved = im.ResolveSource(p, o.from, *parent, &parent_t);
+  if (!resolved.ok()) return resolved.status();
+  Lsn base = *resolved;
   storage::PageStore& store = *p.store;
-  Lsn base = 0;
-  switch (from.kind) {
-    case BranchSource::Kind::kParentHead: {
-      auto h = store.Head(parent_t);
-      if (!h.ok()) return h.status();
-      base = *h;
-      break;
-    }
-    case BranchSource::Kind::kParentLsn: {
-      auto r = store.ResolveLsn(parent_t, from.lsn);
-      if (!r.ok()) {
-        return Status::NotFound("no state of '" + parent->name + "' at LSN " +
-                                    std::to_string(from.lsn), "checkpoint_not_found");
-      }
-      base = *r;
-      BRANCHDB_RETURN_IF_ERROR(im.CheckRestorable(p, parent_t, base));
-      break;
-    }
-    case BranchSource::Kind::kParentTime: {
-      if (from.time_micros < now - p.info.restore_window_micros) {
-        return Precondition("time is outside the project's restore window",
-                            "outside_restore_window");
-      }
-      auto r = store.LsnAt(parent_t, from.time_micros);
-      if (!r.ok()) {
-        return Status::NotFound("branch '" + parent->name + "' has no state at that time",
-                                "checkpoint_not_found");
-      }
-      base = *r;
-      break;
-    }
-    case BranchSource::Kind::kCheckpoint: {
-      auto rec = store.GetRecord(from.lsn);
-      if (!rec.ok() || rec->kind == storage::RecordKind::kDrop) {
-        return Status::NotFound("checkpoint " + std::to_string(from.lsn) + " not found",
-                                "checkpoint_not_found");
-      }
-      base = from.lsn;
-      BRANCHDB_RETURN_IF_ERROR(im.CheckRestorable(p, 0, base));
-      auto owner = im.FindBranchByTimeline(p, rec->timeline);
-      if (owner.ok()) parent_t = owner->timeline;
-      break;
-    }
-    case BranchSource::Kind::kLabel: {
-      Stmt s(im.db, "SELECT lsn FROM labels WHERE project_id=?1 AND timeline=?2 AND label=?3");
-      s.Bind(1, p.info.id).Bind(2, static_cast<int64_t>(parent_t)).Bind(3, from.label);
-      if (s.Step() != SQLITE_ROW) {
-        return Status::NotFound("label '" + from.label + "' not found", "label_not_found");
-      }
-      base = static_cast<Lsn>(s.Int(0));
-      break;
-    }
-  }
   Annotation a;
   a.kind = "create";
   a.branch = name;

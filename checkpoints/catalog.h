@@ -107,18 +107,24 @@ struct Actor {
   std::string request_id;
 };
 
-// Where a new branch starts. Exactly one of the ways applies, by kind.
+// Where a new branch starts. Exactly one of the ways applies, by kind. The
+// branch starts at exactly one state, reported as BranchInfo::branch_point; a
+// source that names no state of the parent is refused (never rounded).
 struct BranchSource {
   enum class Kind {
     kParentHead,  // parent's current head (default)
-    kParentLsn,   // parent as of lsn (newest state on its history <= lsn)
-    kParentTime,  // parent as of time_micros
-    kCheckpoint,  // exactly the state lsn: a checkpoint of any branch of the project
+    kParentLsn,   // exactly state lsn, which must be a state of the parent: on its
+                  // history or a former head of it (else checkpoint_not_found)
+    kParentTime,  // parent as of time_micros (the newest state at or before it;
+                  // a time in the future is invalid_argument)
+    kCheckpoint,  // exactly the state lsn: a checkpoint of any branch of the project;
+                  // when `parent` is given, it must be a state of that parent
     kLabel,       // the parent's checkpoint labelled `label`
   };
   Kind kind = Kind::kParentHead;
-  // Default (empty): the project's default branch. For kCheckpoint the parent
-  // recorded is the branch owning the checkpoint when it is live, else this.
+  // Default (empty): the project's default branch. For kCheckpoint without a
+  // parent, the parent recorded is the branch owning the checkpoint when it is
+  // live, else the default branch.
   std::string parent;
   Lsn lsn = 0;
   int64_t time_micros = 0;
@@ -159,6 +165,11 @@ struct CheckpointInfo {
   storage::RecordKind record_kind = storage::RecordKind::kCommit;
   Annotation annotation;      // kind, client_id, request_id, summary, rows, ...
   bool inherited = false;     // written by another branch (before this one's branch point / reset)
+  // A state this branch had as head that its current history no longer
+  // reaches (a rollback, reset or promotion moved it away). Still a target
+  // for Rollback and CreateBranch; annotation.target / previous_head of the
+  // move records say where each move went and came from.
+  bool rolled_back = false;
   std::string branch;         // name of the branch that wrote it, if it is still live
   std::vector<std::string> labels;  // this branch's labels on it
   uint32_t db_size_pages = 0;
@@ -219,20 +230,37 @@ struct SchemaDiff {
 
 struct RowChange {
   std::string op;        // insert, delete, update
-  std::string key_json;  // primary key (or rowid) values, JSON array
-  std::string old_json;  // delete/update: JSON object column -> value (update: changed ones)
-  std::string new_json;  // insert/update
+  std::string key_json;  // primary key (or rowid) values, JSON array (see key_columns)
+  // delete: every column of the "from" row; update: the common columns that
+  // changed plus the non-NULL values of columns the "to" side dropped.
+  std::string old_json;  // JSON object column -> value
+  // insert: every column of the "to" row; update: the common columns that
+  // changed plus the non-NULL values of columns the "to" side added.
+  std::string new_json;
 };
 
 struct TableDataDiff {
   std::string table;
+  // Totals over the whole comparison (not only the rows of this page).
   uint64_t rows_added = 0, rows_removed = 0, rows_changed = 0;
-  std::vector<RowChange> sample;  // at most DataDiffOptions::sample_rows
-  std::string note;               // e.g. "schema_changed: rows not compared", "added table"
+  // This page's rows (DataDiffOptions::limit over all tables, in table order).
+  std::vector<RowChange> rows;
+  // The key of key_json: {"rowid"} for rowid tables (a declared INTEGER
+  // PRIMARY KEY is the rowid), else the PRIMARY KEY columns in key order.
+  std::vector<std::string> key_columns;
+  // Columns only the "to" / only the "from" state has. Rows are compared on
+  // the key and the common columns, as Dolt does.
+  std::vector<std::string> columns_added, columns_removed;
+  // e.g. "table added", "table removed", "key_changed: rows not compared"
+  std::string note;
 };
 
 struct DataDiffOptions {
-  size_t sample_rows = 20;  // per table
+  // Rows per page, over all tables: 1..1000. Counts are always totals.
+  size_t limit = 100;
+  // The previous page's DataDiff::next_cursor: the next page of the same two
+  // states (it names them; the StateRefs are then ignored). Empty: first page.
+  std::string cursor;
   std::vector<std::string> tables;  // empty: all
 };
 
@@ -242,6 +270,22 @@ struct DataDiff {
   uint64_t pages_changed = 0;         // PageStore::ChangedPages(from, to).size()
   uint64_t tables_skipped = 0;        // tables proven unchanged without reading rows
   uint64_t rows_compared = 0;         // rows read from the two states (the cost)
+  std::string next_cursor;            // empty: this was the last page
+};
+
+// The diff as SQL that turns the "from" state into the "to" state (as Dolt's
+// dolt_patch): run the pages' statements in order, first page first.
+struct DataPatch {
+  Lsn from_lsn = 0, to_lsn = 0;
+  // First page: schema changes (tables and columns dropped and added, indexes
+  // and views); then this page's row changes (INSERT / UPDATE / DELETE by
+  // key); last page: triggers (after the rows, so that they do not fire).
+  std::vector<std::string> statements;
+  // False when a schema change has no SQL form here (a table whose columns
+  // changed in type or constraints, or whose key changed); such a change is
+  // listed as a "-- " comment statement.
+  bool complete = true;
+  std::string next_cursor;
 };
 
 // --- Promote -------------------------------------------------------------------
@@ -399,8 +443,14 @@ class Catalog {
   Result<int> ReapExpired();
 
   // --- Checkpoints ------------------------------------------------------------
-  // The branch's history, newest first, through resets and into its ancestors
-  // (inherited). limit 1..1000 (default 50); cursor from the previous page.
+  // The branch's history as a reflog, newest first: every state the branch
+  // has had as head (its creation, commits, rollbacks, resets, promotions;
+  // those its current history no longer reaches are flagged rolled_back),
+  // merged by LSN with the states of other branches its current history is
+  // built on (inherited). Every entry is a target for Rollback. limit
+  // 1..1000 (default 50); cursor (an LSN) from the previous page.
+  // Cost: a page reads the project's records from the cursor down to its
+  // entries (and at most down to the branch's creation).
   Result<CheckpointPage> ListCheckpoints(const std::string& project, const std::string& branch,
                                          size_t limit = 50, const std::string& cursor = "");
   // One checkpoint by LSN (any record of the project's store; labels of `branch`).
@@ -465,8 +515,14 @@ class Catalog {
   // --- Diff -------------------------------------------------------------------
   Result<SchemaDiff> DiffSchema(const std::string& project, const StateRef& from,
                                 const StateRef& to);
+  // Row differences per table, paged (DataDiffOptions). Each page compares
+  // the two states again (cost per page follows the change, not the page).
+  // InvalidArgument (invalid_argument): limit outside 1..1000, a bad cursor.
   Result<DataDiff> DiffData(const std::string& project, const StateRef& from, const StateRef& to,
                             const DataDiffOptions& options = {});
+  // The same comparison as SQL (see DataPatch), paged like DiffData.
+  Result<DataPatch> DiffPatch(const std::string& project, const StateRef& from,
+                              const StateRef& to, const DataDiffOptions& options = {});
 
   // The project's store (for the server's compute and for tests). Valid while
   // the project exists and the catalog is open.

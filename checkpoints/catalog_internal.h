@@ -115,6 +115,13 @@ struct Catalog::Impl {
   Status DeleteBranchLocked(Project& p, const BranchRow& row);
   Result<BranchInfo> MakeInfo(Project& p, const BranchRow& row, bool with_usage);
 
+  // The state a new branch starts from (see BranchSource), given its parent's
+  // row; sets *parent_t to the parent recorded (kCheckpoint without a parent:
+  // the branch that wrote it, when live). NotFound when the source names no
+  // state of the parent.
+  Result<Lsn> ResolveSource(Project& p, const BranchSource& from, const BranchRow& parent,
+                            TimelineId* parent_t);
+
   // Restore window check of state lsn: OK when labelled, or when it was in
   // effect on timeline t's history (t != 0) or on any branch's history at some
   // time within the window, or when written within the window. Otherwise
@@ -141,6 +148,12 @@ Status RemoveTree(Env* env, const std::string& dir);
 
 // Directory-safe project id, random.
 std::string NewProjectId();
+
+// A state of the branch on timeline t: the empty database (0), a state on its
+// current history, or a state it once had as head (a record of its own
+// timeline, e.g. one a rollback left behind). What rollback, labels and
+// branch creation from a parent accept.
+bool IsBranchState(const storage::PageStore& store, TimelineId t, Lsn lsn);
 
 CheckpointInfo MakeCheckpoint(const storage::RecordInfo& r, TimelineId branch_timeline);
 

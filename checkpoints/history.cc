@@ -2,6 +2,8 @@
 // connections. Promote is in promote.cc.
 #include <charconv>
 #include <map>
+#include <optional>
+#include <vector>
 
 #include "checkpoints/catalog.h"
 #include "checkpoints/catalog_internal.h"
@@ -67,6 +69,75 @@ Status Catalog::Impl::CheckRestorable(Project& p, TimelineId t, Lsn lsn) {
 
 // --- Checkpoints ----------------------------------------------------------------
 
+namespace {
+
+// The branch's history as a reflog, newest first: two LSN-ordered streams
+// merged. (1) Every record of the branch's own timeline: each is a state the
+// branch had as head (its creation, its commits, its moves), whether or not
+// its current history still reaches it (rolled_back when not). (2) The
+// records of other timelines on its current history (inherited: what its
+// state is built on). Every entry is a rollback target of the branch.
+// Own records are found by reading the store's records from `start` down to
+// the branch's creation, so a page costs what the project wrote since.
+class ReflogWalk {
+ public:
+  ReflogWalk(const storage::PageStore& store, TimelineId t, Lsn created, Lsn start)
+      : store_(store), t_(t), created_(created), own_pos_(start), path_before_(start) {}
+
+  // The next entry (newest first), or nullopt at the end.
+  Result<std::optional<storage::RecordInfo>> Next() {
+    if (!own_ && own_pos_ >= created_ && own_pos_ > 0) BRANCHDB_RETURN_IF_ERROR(FindOwn());
+    if (path_.empty() && !path_done_) BRANCHDB_RETURN_IF_ERROR(FillPath());
+    bool take_own = own_ && (path_.empty() || own_->lsn > path_.front().lsn);
+    std::optional<storage::RecordInfo> out;
+    if (take_own) {
+      out = std::move(own_);
+      own_.reset();
+    } else if (!path_.empty()) {
+      out = std::move(path_.front());
+      path_.erase(path_.begin());
+    }
+    return out;
+  }
+
+ private:
+  Status FindOwn() {
+    for (; own_pos_ >= created_ && own_pos_ > 0; --own_pos_) {
+      auto rec = store_.GetRecord(own_pos_);
+      if (!rec.ok() || rec->timeline != t_ || rec->kind == storage::RecordKind::kDrop) continue;
+      own_ = std::move(*rec);
+      --own_pos_;
+      return Status::OK();
+    }
+    return Status::OK();
+  }
+  Status FillPath() {
+    constexpr size_t kBatch = 128;
+    while (path_.empty() && !path_done_) {
+      auto hist = store_.History(t_, path_before_, kBatch);
+      if (!hist.ok()) return hist.status();
+      path_done_ = hist->size() < kBatch;
+      for (storage::RecordInfo& r : *hist) {
+        path_before_ = r.lsn - 1;
+        if (r.timeline != t_ && r.kind != storage::RecordKind::kDrop) path_.push_back(std::move(r));
+      }
+      if (path_before_ == 0) path_done_ = true;
+    }
+    return Status::OK();
+  }
+
+  const storage::PageStore& store_;
+  const TimelineId t_;
+  const Lsn created_;
+  Lsn own_pos_;                            // next LSN to read for stream (1)
+  std::optional<storage::RecordInfo> own_;
+  Lsn path_before_;                        // History cursor of stream (2)
+  std::vector<storage::RecordInfo> path_;  // inherited records, newest first
+  bool path_done_ = false;
+};
+
+}  // namespace
+
 Result<CheckpointPage> Catalog::ListCheckpoints(const std::string& project,
                                                 const std::string& branch, size_t limit,
                                                 const std::string& cursor) {
@@ -82,38 +153,38 @@ Result<CheckpointPage> Catalog::ListCheckpoints(const std::string& project,
   }
   Impl& im = *impl_;
   std::lock_guard<std::mutex> l(im.mu);
-  auto pr = im.FindProject(project);
-  if (!pr.ok()) return pr.status();
-  Project& p = **pr;
-  auto row = im.FindBranch(p, branch);
-  if (!row.ok()) return row.status();
+  auto found = im.FindProjectBranch(project, branch);
+  if (!found.ok()) return found.status();
+  Project& p = *found->project;
+  const BranchRow& row = found->row;
   std::map<TimelineId, std::string> names;
   for (const BranchRow& r : im.AllBranches(p)) names[r.timeline] = r.name;
-
+  auto tl = p.store->GetTimeline(row.timeline);
+  if (!tl.ok()) return tl.status();
+  Lsn start = before;
+  if (start == 0) start = tl->head;
+  ReflogWalk walk(*p.store, row.timeline, tl->created_lsn, start);
   CheckpointPage page;
-  Lsn next = before;
-  bool more = true;
-  while (more && page.checkpoints.size() < limit) {
-    auto hist = p.store->History(row->timeline, next, limit + 1);
-    if (!hist.ok()) return hist.status();
-    more = hist->size() == limit + 1;
-    for (const storage::RecordInfo& r : *hist) {
-      if (page.checkpoints.size() == limit) {
-        more = true;
-        break;
-      }
-      next = r.lsn - 1;
-      if (r.kind == storage::RecordKind::kDrop) continue;
-      CheckpointInfo c = MakeCheckpoint(r, row->timeline);
-      if (c.annotation.kind == "internal") continue;
-      auto n = names.find(r.timeline);
-      if (n != names.end()) c.branch = n->second;
-      c.labels = im.LabelsAt(p, row->timeline, r.lsn);
-      page.checkpoints.push_back(std::move(c));
+  while (true) {
+    auto next = walk.Next();
+    if (!next.ok()) return next.status();
+    if (!next->has_value()) break;
+    const storage::RecordInfo& r = **next;
+    CheckpointInfo c = MakeCheckpoint(r, row.timeline);
+    if (c.annotation.kind == "internal") continue;
+    if (page.checkpoints.size() == limit) {
+      page.next_cursor = std::to_string(r.lsn);
+      break;
     }
-    if (next == 0) more = false;
+    if (!c.inherited) {
+      auto on_history = p.store->ResolveLsn(row.timeline, r.lsn);
+      c.rolled_back = !on_history.ok() || *on_history != r.lsn;
+    }
+    auto n = names.find(r.timeline);
+    if (n != names.end()) c.branch = n->second;
+    c.labels = im.LabelsAt(p, row.timeline, r.lsn);
+    page.checkpoints.push_back(std::move(c));
   }
-  if (more && next > 0) page.next_cursor = std::to_string(next);
   return page;
 }
 
@@ -128,15 +199,16 @@ Result<CheckpointInfo> Catalog::GetCheckpoint(const std::string& project,
   auto rec = pr->store->GetRecord(lsn);
   if (!rec.ok() || rec->kind == storage::RecordKind::kDrop) return NoCheckpoint(lsn);
   CheckpointInfo c = MakeCheckpoint(*rec, row.timeline);
+  if (!c.inherited) {
+    auto on_history = pr->store->ResolveLsn(row.timeline, lsn);
+    c.rolled_back = !on_history.ok() || *on_history != lsn;
+  }
   auto owner = im.FindBranchByTimeline(*pr, rec->timeline);
   if (owner.ok()) c.branch = owner->name;
   c.labels = im.LabelsAt(*pr, row.timeline, lsn);
   return c;
 }
 
-namespace {
-// A state the branch may move to or label: on its current history, or a state
-// it once had as head (a record of its own timeline).
 bool IsBranchState(const storage::PageStore& store, TimelineId t, Lsn lsn) {
   if (lsn == 0) return true;
   auto resolved = store.ResolveLsn(t, lsn);
@@ -144,7 +216,6 @@ bool IsBranchState(const storage::PageStore& store, TimelineId t, Lsn lsn) {
   auto rec = store.GetRecord(lsn);
   return rec.ok() && rec->timeline == t && rec->kind != storage::RecordKind::kDrop;
 }
-}  // namespace
 
 Status Catalog::LabelCheckpoint(const std::string& project, const std::string& branch, Lsn lsn,
                                 const std::string& label) {

@@ -92,12 +92,15 @@ void RegisterBranchCommands(CLI::App& app, Commands& commands) {
   create->add_option("--parent", o->parent,
                      "Parent branch (default: the project's default, production)");
   auto* lsn = create->add_option("--from-lsn", o->from_lsn,
-                                 "Start at this LSN of the parent (default: its head)");
+                                 "Start at exactly this state of the parent: an LSN its history lists, or a "
+                                 "former head of it (default: its head); any other LSN is refused");
   auto* time =
       create->add_option("--from-time", o->from_time,
-                         "Start at the parent's state at this time (RFC 3339 or Unix seconds)");
+                         "Start at the parent's newest state at or before this time (RFC 3339 or "
+                         "Unix seconds); the branch point printed is the LSN used");
   auto* ckpt = create->add_option("--from-checkpoint", o->from_checkpoint,
-                                  "Start at this checkpoint (an LSN) of the parent");
+                                  "Start at exactly this checkpoint (an LSN) of any branch, which becomes "
+                                  "the parent; with --parent, it must be a state of that parent");
   auto* label = create->add_option("--from-label", o->from_label,
                                    "Start at the parent's checkpoint with this label");
   lsn->excludes(time, ckpt, label);

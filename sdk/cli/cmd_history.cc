@@ -26,8 +26,9 @@ void RegisterHistoryCommands(CLI::App& app, Commands& commands) {
 
   CLI::App* list = AddCommand(
       app, "checkpoints",
-      "List a branch's checkpoints (every committed action is one), newest first, into its "
-      "ancestors",
+      "List a branch's reflog, newest first: every state it has been in (each committed action, "
+      "its creation, each rollback/reset/promote with where it moved from and to; states a "
+      "rollback left are marked rolled-back and stay rollback targets), into its ancestors",
       {"branchdb checkpoints dev/alex", "branchdb checkpoints dev/alex --limit 5 --json"});
   list->add_option("BRANCH", o->branch, "Branch name")->required();
   list->add_option("--limit", o->limit, "At most this many")->capture_default_str();
@@ -41,9 +42,16 @@ void RegisterHistoryCommands(CLI::App& app, Commands& commands) {
     return ctx.Print(page->raw, [&](std::ostream& out) {
       Table t({"LSN", "TIME", "KIND", "LABEL", "ROWS", "BRANCH", "SUMMARY"});
       for (const auto& cp : page->checkpoints) {
+        std::string what = cp.summary;
+        if (cp.target_lsn && cp.previous_head_lsn) {
+          what = std::to_string(*cp.previous_head_lsn) + " -> " + std::to_string(*cp.target_lsn);
+        } else if (cp.target_lsn && cp.kind == "create") {
+          what = "from lsn " + std::to_string(*cp.target_lsn);
+        }
+        if (cp.rolled_back) what = "(rolled back) " + what;
         t.AddRow({std::to_string(cp.lsn), cp.time, cp.kind, cp.label.value_or(""),
                   std::to_string(cp.rows_affected), cp.branch.value_or(o->branch),
-                  Cell(cp.summary, 60)});
+                  Cell(what, 60)});
       }
       t.Print(out);
       if (page->next) {

@@ -42,14 +42,18 @@ void PrintDataDiff(const bdb::DiffResult& d, std::ostream& out) {
   }
   Table t({"TABLE", "ADDED", "REMOVED", "CHANGED", "NOTE"});
   for (const auto& td : d.tables) {
+    std::vector<std::string> notes;
+    if (!td.note.empty()) notes.push_back(td.note);
+    if (!td.columns_added.empty()) notes.push_back("columns added: " + Join(td.columns_added));
+    if (!td.columns_removed.empty()) notes.push_back("dropped: " + Join(td.columns_removed));
     t.AddRow({td.table, std::to_string(td.rows_added), std::to_string(td.rows_removed),
-              std::to_string(td.rows_changed), td.note});
+              std::to_string(td.rows_changed), Join(notes)});
   }
   t.Print(out);
   for (const auto& td : d.tables) {
-    if (td.sample.empty()) continue;
+    if (td.rows.empty()) continue;
     out << "\n" << td.table << ":\n";
-    for (const auto& c : td.sample) {
+    for (const auto& c : td.rows) {
       if (c.op == "insert") {
         out << "  + " << Cell(c.key) << "  " << Cell(c.new_row, 100) << "\n";
       } else if (c.op == "delete") {
@@ -66,17 +70,21 @@ void PrintDataDiff(const bdb::DiffResult& d, std::ostream& out) {
 
 void RegisterInspectCommands(CLI::App& app, Commands& commands) {
   struct Opts {
-    std::string branch, base, tables;
+    std::string branch, base, tables, cursor;
     uint64_t base_lsn = 0, lsn = 0;
-    bool data = false;
+    int64_t limit = 100;
+    bool data = false, sql = false;
   };
   auto o = std::make_shared<Opts>();
 
   CLI::App* diff = AddCommand(
       app, "diff",
-      "What differs between a base (default: the parent's head) and a branch: schema, or rows",
+      "What differs between a base (default: the parent's head) and a branch: schema, rows "
+      "(every changed row, paged; tables with added or dropped columns are compared on their key "
+      "and common columns), or SQL that turns the base into the branch",
       {"branchdb diff dev/alex", "branchdb diff dev/alex --base production --data",
-       "branchdb diff dev/alex --data --tables items,orders --json"});
+       "branchdb diff dev/alex --data --tables items,orders --json",
+       "branchdb diff dev/alex --sql --limit 1000 > patch.sql"});
   diff->add_option("BRANCH", o->branch, "Branch name")->required();
   diff->add_option("--base", o->base, "The branch to compare with (default: the parent)");
   auto* base_lsn = diff->add_option("--base-lsn", o->base_lsn,
@@ -84,11 +92,20 @@ void RegisterInspectCommands(CLI::App& app, Commands& commands) {
   auto* lsn =
       diff->add_option("--lsn", o->lsn, "The branch's state at this LSN (default: its head)");
   diff->add_flag("--data", o->data, "Compare rows instead of the schema (default: schema)");
-  diff->add_option("--tables", o->tables, "With --data: only these tables (comma-separated)");
+  auto* sql = diff->add_flag("--sql", o->sql,
+                             "SQL statements that turn the base into the branch (schema changes, "
+                             "then INSERT/UPDATE/DELETE per row), paged like --data");
+  sql->excludes(diff->get_option("--data"));
+  diff->add_option("--tables", o->tables, "With --data or --sql: only these tables (comma-separated)");
+  diff->add_option("--limit", o->limit, "With --data or --sql: row changes per page (1..1000)")
+      ->capture_default_str();
+  diff->add_option("--cursor", o->cursor, "With --data or --sql: the next page (its \"next\")");
   commands.AddForProject(
       diff, [o, base_lsn, lsn](Context& ctx, bdb::Client* c, const std::string& project) {
         bdb::DiffRequest r;
-        r.kind = o->data ? "data" : "schema";
+        r.kind = o->sql ? "patch" : o->data ? "data" : "schema";
+        if (o->sql || o->data) r.limit = o->limit;
+        if (!o->cursor.empty()) r.cursor = o->cursor;
         if (!o->base.empty()) r.base = o->base;
         if (base_lsn->count()) r.base_lsn = o->base_lsn;
         if (lsn->count()) r.lsn = o->lsn;
@@ -100,10 +117,16 @@ void RegisterInspectCommands(CLI::App& app, Commands& commands) {
         auto d = c->Diff(project, o->branch, r);
         if (!d.ok()) return ctx.Fail(d.error());
         return ctx.Print(d->raw, [&](std::ostream& out) {
-          if (d->kind == "data") {
+          if (d->kind == "patch") {
+            for (const auto& s : d->statements) out << s << (s.rfind("--", 0) == 0 ? "\n" : ";\n");
+          } else if (d->kind == "data") {
             PrintDataDiff(*d, out);
           } else {
             PrintSchemaDiff(*d, out);
+          }
+          if (d->next) {
+            out << (d->kind == "patch" ? "-- " : "") << "more: branchdb diff " << o->branch
+                << (o->sql ? " --sql" : " --data") << " --cursor " << *d->next << "\n";
           }
         });
       });

@@ -177,6 +177,11 @@ std::string DescribeCheckpoint(const json& c) {
   if (c.contains("rows_affected")) line += "  (rows " + F(c, "rows_affected") + ")";
   const json labels = c.value("labels", json::array());
   if (!labels.empty()) line += "  labels " + labels.dump();
+  if (c.contains("previous_head_lsn")) {
+    line += "  moved from LSN " + F(c, "previous_head_lsn") + " to the state of LSN " +
+            F(c, "target_lsn");
+  }
+  if (c.value("rolled_back", false)) line += "  (rolled back: no longer on the branch's history)";
   if (c.value("inherited", false)) line += "  (inherited from \"" + F(c, "branch") + "\")";
   return line;
 }
@@ -211,7 +216,21 @@ std::string DescribeSchemaDiff(const json& a, const json& d) {
   return out;
 }
 
+std::string DescribePatch(const json& a, const json& d) {
+  std::string out = "SQL turning " + DiffBase(a) + " (LSN " + F(d, "from_lsn") + ") into \"" +
+                    Arg(a, "branch") + "\" (LSN " + F(d, "to_lsn") + "):\n" +
+                    Clip(d.value("sql", std::string()), 8000);
+  if (!d.value("complete", true)) {
+    out += "\n(incomplete: a schema change has no ALTER TABLE form; see the -- comments)";
+  }
+  if (!d.value("next", json()).is_null()) {
+    out += "\nMore statements: call again with cursor \"" + F(d, "next") + "\" (and as_sql).";
+  }
+  return out;
+}
+
 std::string DescribeDataDiff(const json& a, const json& d) {
+  if (d.value("kind", std::string()) == "patch") return DescribePatch(a, d);
   const json tables = d.value("tables", json::array());
   std::string out = "Data of \"" + Arg(a, "branch") + "\" (LSN " + F(d, "to_lsn") + ") vs " +
                     DiffBase(a) + " (LSN " + F(d, "from_lsn") + "): ";
@@ -226,12 +245,19 @@ std::string DescribeDataDiff(const json& a, const json& d) {
     ++changed;
     lines += "  table " + F(t, "table") + ": " + counts;
     if (has_note) lines += " (" + note + ")";
+    for (const char* k : {"columns_added", "columns_removed"}) {
+      if (t.contains(k) && t[k].is_array() && !t[k].empty()) lines += ", " + std::string(k) + " " + t[k].dump();
+    }
     lines += "\n";
-    const json sample = t.value("sample", json::array());
-    for (size_t i = 0; i < sample.size() && i < 5; ++i) lines += "    " + Clip(sample[i].dump(), 300) + "\n";
+    const json rows = t.value("rows", json::array());
+    for (size_t i = 0; i < rows.size() && i < 20; ++i) lines += "    " + Clip(rows[i].dump(), 300) + "\n";
+    if (rows.size() > 20) lines += "    ... (this page's other rows are in structuredContent)\n";
   }
   if (changed == 0) out += "no row differences.";
   else out += Differ(changed, "table") + ":\n" + lines;
+  if (!d.value("next", json()).is_null()) {
+    out += "More changed rows: call again with cursor \"" + F(d, "next") + "\".";
+  }
   return out;
 }
 
@@ -314,17 +340,23 @@ std::vector<Tool> BuildTools() {
       {"create_branch", "Create a branch",
        "Create a branch: an instant, isolated copy-on-write copy of the parent (whatever its "
        "size). Taken from the parent's head, or from one point in its history: give at most one "
-       "of from_lsn, from_checkpoint, from_timestamp, from_label. Work and experiment on the "
-       "branch; the parent does not change.",
+       "of from_lsn, from_checkpoint, from_timestamp, from_label. A source that names no state "
+       "of the parent is refused, never rounded; the answer gives the exact LSN the branch "
+       "starts from. Work and experiment on the branch; the parent does not change.",
        Object({{"project", kProject},
                {"name", Text("New branch name, e.g. \"agent/try-1\" ('/' allowed).")},
                {"parent", Text("Branch to copy (default: the project's default branch, "
                                "\"production\").")},
-               {"from_lsn", Integer("Copy the parent as it was at this LSN.")},
-               {"from_checkpoint", Integer("Copy the parent at this checkpoint (an LSN that "
-                                           "list_checkpoints shows).")},
-               {"from_timestamp", Text("Copy the parent as it was at this time (RFC 3339, e.g. "
-                                       "\"2026-01-01T12:00:00Z\").")},
+               {"from_lsn", Integer("Copy the parent's state with this LSN: one that "
+                                    "list_checkpoints shows for the parent. Any other LSN "
+                                    "(unknown, or another branch's) is refused.")},
+               {"from_checkpoint", Integer("Copy the state of this checkpoint (an LSN of any "
+                                           "branch); the branch that wrote it becomes the "
+                                           "parent. With parent given, it must be a state of "
+                                           "that parent, else it is refused.")},
+               {"from_timestamp", Text("Copy the parent's newest state at or before this time "
+                                       "(RFC 3339, e.g. \"2026-01-01T12:00:00Z\"); the answer "
+                                       "says which LSN that was.")},
                {"from_label", Text("Copy the parent at the checkpoint with this label.")},
                {"ttl_seconds", Integer("Delete the branch automatically after this many seconds "
                                        "(e.g. 3600). Default: never.", 1)},
@@ -383,9 +415,11 @@ std::vector<Tool> BuildTools() {
        DescribeSql});
   tools.push_back(
       {"list_checkpoints", "List checkpoints",
-       "List a branch's checkpoints, newest first: every committed action (SQL script, "
-       "rollback, reset, promote) with its LSN, time, kind, summary and labels. Any LSN here "
-       "is a target for rollback or create_branch.",
+       "List a branch's checkpoints as a reflog, newest first: every state the branch has "
+       "been in (each SQL script, its creation, each rollback, reset and promote with the LSN "
+       "it moved from and to), with LSN, time, kind, summary and labels. States a rollback "
+       "left behind stay listed, marked rolled back. Any LSN here is a target for rollback; "
+       "create_branch {from_checkpoint: N} forks from it.",
        Object({{"project", kProject},
                {"branch", kBranch},
                {"limit", Integer("How many (1..1000, default 50).", 1)},
@@ -484,18 +518,28 @@ std::vector<Tool> BuildTools() {
   data_props["tables"] = {{"type", "array"},
                           {"items", {{"type", "string"}}},
                           {"description", "Only these tables (default: all)."}};
+  data_props["limit"] = Integer("Row changes per page, over all tables (1..1000, default 100).", 1);
+  data_props["cursor"] = Text("The \"next\" value of a previous answer, for the next page.");
+  data_props["as_sql"] = Boolean("Answer with SQL statements that turn the base into the branch "
+                                 "(schema changes, then INSERT/UPDATE/DELETE per row), paged "
+                                 "the same way.");
   tools.push_back(
       {"diff_data", "Compare data",
        "Show row-level differences between a branch and its parent (or another branch, or "
-       "another LSN): per table rows added, removed and changed, with samples.",
+       "another LSN): per table rows added, removed and changed (totals), and every changed row "
+       "with its key and old/new values, paged by cursor. Tables whose columns were added or "
+       "dropped are compared on their key and common columns; added columns' values show as "
+       "new, dropped ones' as old. With as_sql: the same diff as SQL that turns the base into "
+       "the branch.",
        Object(data_props, {"project", "branch"}),
        [](const json& a) -> Result<ApiCall> {
+         bool sql = a.contains("as_sql") && a["as_sql"].is_boolean() && a["as_sql"].get<bool>();
          return ApiCall{"GET",
                         BranchPath(a) + "/diff" +
                             Query(a,
                                   {{"base", "base"}, {"base_lsn", "base_lsn"}, {"lsn", "lsn"},
-                                   {"tables", "tables"}},
-                                  {{"kind", "data"}}),
+                                   {"tables", "tables"}, {"limit", "limit"}, {"cursor", "cursor"}},
+                                  {{"kind", sql ? "patch" : "data"}}),
                         nullptr};
        },
        DescribeDataDiff});

@@ -11,8 +11,8 @@
 //        {"mode":"auto"|"fast_forward"|"replay","dry_run","verify","on_conflict":"fail"|"retry",
 //         "max_retries"} -> {"branch","source","mode","dry_run","head_lsn","previous_head_lsn",
 //                            "target_lsn","actions","verify","attempts"}  (docs/api.md "Promote")
-//   GET  /v1/projects/{p}/branches/{b}/diff?base=BRANCH&kind=schema|data
-//        [&base_lsn=N][&lsn=N][&tables=a,b]
+//   GET  /v1/projects/{p}/branches/{b}/diff?base=BRANCH&kind=schema|data|patch
+//        [&base_lsn=N][&lsn=N][&tables=a,b][&limit=N][&cursor=C]  (data, patch: paged)
 #include <httplib.h>
 #include <sqlite3.h>
 
@@ -101,21 +101,26 @@ json RawOrNull(const std::string& text) {
   return j.is_discarded() ? json(text) : j;
 }
 
+json CursorJson(const std::string& next) { return next.empty() ? json(nullptr) : json(next); }
+
 json DataDiffJson(const checkpoints::DataDiff& d) {
   json tables = json::array();
   for (const auto& t : d.tables) {
-    json sample = json::array();
-    for (const auto& c : t.sample) {
-      sample.push_back({{"op", c.op},
-                        {"key", RawOrNull(c.key_json)},
-                        {"old", RawOrNull(c.old_json)},
-                        {"new", RawOrNull(c.new_json)}});
+    json rows = json::array();
+    for (const auto& c : t.rows) {
+      rows.push_back({{"op", c.op},
+                      {"key", RawOrNull(c.key_json)},
+                      {"old", RawOrNull(c.old_json)},
+                      {"new", RawOrNull(c.new_json)}});
     }
     tables.push_back({{"table", t.table},
                       {"rows_added", t.rows_added},
                       {"rows_removed", t.rows_removed},
                       {"rows_changed", t.rows_changed},
-                      {"sample", sample},
+                      {"key_columns", t.key_columns},
+                      {"columns_added", t.columns_added},
+                      {"columns_removed", t.columns_removed},
+                      {"rows", rows},
                       {"note", t.note}});
   }
   return {{"kind", "data"},
@@ -123,7 +128,20 @@ json DataDiffJson(const checkpoints::DataDiff& d) {
           {"to_lsn", d.to_lsn},
           {"tables", tables},
           {"pages_changed", d.pages_changed},
-          {"tables_skipped", d.tables_skipped}};
+          {"tables_skipped", d.tables_skipped},
+          {"next", CursorJson(d.next_cursor)}};
+}
+
+json PatchJson(const checkpoints::DataPatch& p) {
+  std::string sql;
+  for (const auto& s : p.statements) sql += s + (s.rfind("--", 0) == 0 ? "\n" : ";\n");
+  return {{"kind", "patch"},
+          {"from_lsn", p.from_lsn},
+          {"to_lsn", p.to_lsn},
+          {"statements", p.statements},
+          {"sql", sql},
+          {"complete", p.complete},
+          {"next", CursorJson(p.next_cursor)}};
 }
 
 // --- Promote ---------------------------------------------------------------------
@@ -400,9 +418,10 @@ void RegisterCheckpointRoutes(http::Router& router, Services& services) {
                  return;
                }
                std::string kind = req.has_param("kind") ? req.get_param_value("kind") : "schema";
-               if (kind != "schema" && kind != "data") {
+               if (kind != "schema" && kind != "data" && kind != "patch") {
                  return http::SendError(res, Status::InvalidArgument(
-                                                 "kind: expected schema or data", "invalid_argument"));
+                                                 "kind: expected schema, data or patch",
+                                                 "invalid_argument"));
                }
                BRANCHDB_TRY_SEND(res, base_lsn, routes::QueryUint(req, "base_lsn"));
                BRANCHDB_TRY_SEND(res, lsn, routes::QueryUint(req, "lsn"));
@@ -427,12 +446,23 @@ void RegisterCheckpointRoutes(http::Router& router, Services& services) {
                  return http::SendJson(res, 200, SchemaDiffJson(*d));
                }
                checkpoints::DataDiffOptions o;
+               BRANCHDB_TRY_SEND(res, limit, routes::QueryUint(req, "limit"));
+               o.limit = limit->value_or(100);
+               if (o.limit < 1 || o.limit > 1000) {
+                 return http::SendError(res, Status::InvalidArgument("limit: expected 1..1000",
+                                                                     "invalid_argument"));
+               }
+               o.cursor = req.get_param_value("cursor");
                std::string tables = req.get_param_value("tables");
                for (size_t at = 0; !tables.empty() && at <= tables.size();) {
                  size_t comma = tables.find(',', at);
                  if (comma == std::string::npos) comma = tables.size();
                  if (comma > at) o.tables.push_back(tables.substr(at, comma - at));
                  at = comma + 1;
+               }
+               if (kind == "patch") {
+                 BRANCHDB_TRY_SEND(res, d, s->catalog->DiffPatch(project, from, to, o));
+                 return http::SendJson(res, 200, PatchJson(*d));
                }
                BRANCHDB_TRY_SEND(res, d, s->catalog->DiffData(project, from, to, o));
                http::SendJson(res, 200, DataDiffJson(*d));

@@ -116,7 +116,12 @@ json CheckpointJson(const checkpoints::CheckpointInfo& c) {
           {"label", c.labels.empty() ? json(nullptr) : json(c.labels.front())},
           {"labels", c.labels},
           {"inherited", c.inherited},
+          {"rolled_back", c.rolled_back},
           {"branch", c.branch.empty() ? json(nullptr) : json(c.branch)}};
+  // A move (rollback, reset, promote) and a branch's creation: the state it
+  // moved to; a move: the head it left (roll back to it to undo the move).
+  if (c.annotation.target) out["target_lsn"] = *c.annotation.target;
+  if (c.annotation.previous_head) out["previous_head_lsn"] = *c.annotation.previous_head;
   // Promote: the promotion's source and carried LSNs; the source LSN of a replayed action.
   if (!c.annotation.source.empty()) out["source"] = c.annotation.source;
   if (!c.annotation.actions.empty()) out["actions"] = c.annotation.actions;

@@ -127,6 +127,91 @@ TEST_CASE("branches: create from head, LSN, time, checkpoint, label; tree links"
   CHECK(list->size() == 7);
 }
 
+TEST_CASE("branch sources: an LSN or checkpoint that is no state of the given parent is refused") {
+  CatalogFixture f;
+  f.Sql("production", "CREATE TABLE t(v)");
+  Lsn p1 = f.Sql("production", "INSERT INTO t VALUES(1)");
+  REQUIRE(f.Branch("other").ok());
+  Lsn foreign = f.Sql("other", "INSERT INTO t VALUES(100)");
+  Lsn p2 = f.Sql("production", "INSERT INTO t VALUES(2)");
+  REQUIRE(p1 < foreign);
+  REQUIRE(foreign < p2);
+  BranchSource at_lsn;
+  at_lsn.kind = BranchSource::Kind::kParentLsn;
+  // No such LSN at all: was created at the head.
+  at_lsn.lsn = 999;
+  CHECK(Reason(f.Branch("b1", at_lsn).status()) == "checkpoint_not_found");
+  // Another branch's LSN: was created at the parent's neighbouring state (p1).
+  at_lsn.lsn = foreign;
+  CHECK(Reason(f.Branch("b2", at_lsn).status()) == "checkpoint_not_found");
+  // A named parent with another branch's checkpoint: the parent was ignored.
+  BranchSource at_ckpt;
+  at_ckpt.kind = BranchSource::Kind::kCheckpoint;
+  at_ckpt.parent = "production";
+  at_ckpt.lsn = foreign;
+  CHECK(Reason(f.Branch("b3", at_ckpt).status()) == "checkpoint_not_found");
+  // The same checkpoint with its own branch as parent, or no parent, is exact.
+  at_ckpt.parent = "other";
+  auto b4 = f.Branch("b4", at_ckpt);
+  REQUIRE(b4.ok());
+  CHECK(b4->parent == "other");
+  CHECK(b4->branch_point == foreign);
+  // A former head of the parent (rolled back) is one of its states.
+  auto rb = f.cat->Rollback("acme", "production", ToLsn(p1));
+  REQUIRE(rb.ok());
+  at_lsn.lsn = p2;
+  auto b5 = f.Branch("b5", at_lsn);
+  REQUIRE(b5.ok());
+  CHECK(b5->branch_point == p2);
+  CHECK(f.Query("b5", "SELECT group_concat(v) FROM t") == "1,2");
+  // A time in the future names no state yet.
+  BranchSource at_time;
+  at_time.kind = BranchSource::Kind::kParentTime;
+  at_time.time_micros = f.clock().NowMicros() + 60 * kSec;
+  CHECK(Reason(f.Branch("b6", at_time).status()) == "invalid_argument");
+}
+
+TEST_CASE("branch sources: every LSN of the project, from every parent, gives that exact state or is refused") {
+  CatalogFixture f;
+  Lsn created = f.Sql("production", "CREATE TABLE t(v)");
+  f.Sql("production", "INSERT INTO t VALUES(1)");
+  REQUIRE(f.Branch("dev").ok());
+  f.Sql("dev", "INSERT INTO t VALUES(10)");
+  f.Sql("production", "INSERT INTO t VALUES(2)");
+  Lsn dev_head = f.Sql("dev", "INSERT INTO t VALUES(11)");
+  REQUIRE(f.cat->Rollback("acme", "dev", ToLsn(dev_head - 2)).ok());
+  f.Sql("production", "INSERT INTO t VALUES(3)");
+  auto store = f.cat->Store("acme");
+  REQUIRE(store.ok());
+  Lsn last = (*store)->LastLsn();
+  int n = 0, accepted = 0;
+  for (const std::string parent : {"production", "dev"}) {
+    for (Lsn lsn = 0; lsn <= last + 2; ++lsn) {
+      for (auto kind : {BranchSource::Kind::kParentLsn, BranchSource::Kind::kCheckpoint}) {
+        BranchSource from;
+        from.kind = kind;
+        from.parent = parent;
+        from.lsn = lsn;
+        std::string name = "x" + std::to_string(n++);
+        auto b = f.Branch(name, from);
+        INFO(parent << " lsn " << lsn << ": " << b.status().ToString());
+        if (!b.ok()) {
+          CHECK(Reason(b.status()) == "checkpoint_not_found");
+          continue;
+        }
+        ++accepted;
+        CHECK(b->branch_point == lsn);
+        CHECK(b->parent == parent);
+        // The branch reads exactly the state named.
+        if (lsn < created) continue;
+        CHECK(f.Query(name, "SELECT group_concat(v) FROM t") ==
+              f.Query(parent, "SELECT group_concat(v) FROM t", lsn));
+      }
+    }
+  }
+  CHECK(accepted > 0);
+}
+
 TEST_CASE("rollback: undo and redo chains, by LSN, time, actions back; checkpoints record it") {
   CatalogFixture f;
   f.Sql("production", "CREATE TABLE t(v)");
@@ -457,6 +542,89 @@ TEST_CASE("checkpoints: newest first, paged by cursor, inherited across the bran
   }
   CHECK(Reason(f.cat->ListCheckpoints("acme", "dev", 4, "zz").status()) == "invalid_argument");
   CHECK(Reason(f.cat->ListCheckpoints("acme", "dev", 0).status()) == "invalid_argument");
+}
+
+TEST_CASE("checkpoints: a reflog; states a rollback left stay listed as rolled back, moves carry their ends") {
+  CatalogFixture f;
+  f.Sql("production", "CREATE TABLE t(v)");
+  Lsn v1 = f.Sql("production", "INSERT INTO t VALUES(1)");
+  Lsn v2 = f.Sql("production", "INSERT INTO t VALUES(2)");
+  Lsn v3 = f.Sql("production", "INSERT INTO t VALUES(3)");
+  auto rb = f.cat->Rollback("acme", "production", ToLsn(v1));
+  REQUIRE(rb.ok());
+  auto list = [&](size_t page_size) {
+    std::vector<CheckpointInfo> all;
+    std::string cursor;
+    for (int pages = 0; pages < 100; ++pages) {
+      auto page = f.cat->ListCheckpoints("acme", "production", page_size, cursor);
+      REQUIRE(page.ok());
+      for (auto& c : page->checkpoints) all.push_back(c);
+      cursor = page->next_cursor;
+      if (cursor.empty()) break;
+    }
+    return all;
+  };
+  auto find = [](const std::vector<CheckpointInfo>& all, Lsn lsn) -> const CheckpointInfo* {
+    for (const auto& c : all) if (c.lsn == lsn) return &c;
+    return nullptr;
+  };
+  auto all = list(50);
+  REQUIRE(find(all, v2) != nullptr);  // was absent: only the current history was listed
+  CHECK(find(all, v2)->rolled_back);
+  REQUIRE(find(all, v3) != nullptr);
+  CHECK(find(all, v3)->rolled_back);
+  CHECK_FALSE(find(all, v1)->rolled_back);
+  REQUIRE(find(all, rb->head_lsn) != nullptr);
+  CHECK(find(all, rb->head_lsn)->annotation.target == v1);
+  CHECK(find(all, rb->head_lsn)->annotation.previous_head == v3);
+  // The undo moves back onto v3: v2 and v3 are on the history again, the first
+  // rollback's record is now the rolled-back one.
+  auto undo = f.cat->Rollback("acme", "production", ToLsn(rb->previous_head_lsn));
+  REQUIRE(undo.ok());
+  all = list(3);
+  CHECK_FALSE(find(all, v3)->rolled_back);
+  CHECK(find(all, rb->head_lsn)->rolled_back);
+  // Newest first, each state once, and paging gives the same list.
+  for (size_t i = 1; i < all.size(); ++i) CHECK(all[i - 1].lsn > all[i].lsn);
+  auto one_page = list(1000);
+  REQUIRE(one_page.size() == all.size());
+  // Every own record of the timeline is listed: the reflog has one entry per
+  // head the branch has had.
+  auto store = f.cat->Store("acme");
+  REQUIRE(store.ok());
+  size_t own = 0;
+  for (Lsn l = 1; l <= (*store)->LastLsn(); ++l) {
+    auto rec = (*store)->GetRecord(l);
+    if (rec.ok() && rec->timeline == f.cat->GetBranch("acme", "production")->timeline) ++own;
+  }
+  CHECK(all.size() == own);
+}
+
+TEST_CASE("checkpoints: every listed state of every branch is a rollback target giving that state") {
+  CatalogFixture f;
+  f.Sql("production", "CREATE TABLE t(v)");
+  f.Sql("production", "INSERT INTO t VALUES(1)");
+  REQUIRE(f.Branch("dev").ok());
+  Lsn d1 = f.Sql("dev", "INSERT INTO t VALUES(10)");
+  f.Sql("dev", "INSERT INTO t VALUES(11)");
+  REQUIRE(f.cat->Rollback("acme", "dev", ToLsn(d1)).ok());
+  f.Sql("production", "INSERT INTO t VALUES(2)");
+  REQUIRE(f.cat->ResetFromParent("acme", "dev").ok());
+  f.Sql("dev", "INSERT INTO t VALUES(12)");
+  for (const std::string branch : {"production", "dev"}) {
+    auto page = f.cat->ListCheckpoints("acme", branch, 1000);
+    REQUIRE(page.ok());
+    for (const CheckpointInfo& c : page->checkpoints) {
+      INFO(branch << " lsn " << c.lsn << " kind " << c.annotation.kind);
+      std::string expected = c.lsn < 2 ? "" : f.Query(branch, "SELECT group_concat(v) FROM t", c.lsn);
+      auto r = f.cat->Rollback("acme", branch, ToLsn(c.lsn));
+      INFO(r.status().ToString());
+      REQUIRE(r.ok());
+      if (c.lsn >= 2) CHECK(f.Query(branch, "SELECT group_concat(v) FROM t") == expected);
+      // Undo, so that the next entry is tried against the history listed.
+      REQUIRE(f.cat->Rollback("acme", branch, ToLsn(r->previous_head_lsn)).ok());
+    }
+  }
 }
 
 TEST_CASE("rename keeps identity, data and children") {

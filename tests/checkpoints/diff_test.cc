@@ -113,7 +113,7 @@ TEST_CASE("data diff: keyed and rowid tables, counts, samples, untouched tables 
   CHECK(users->rows_changed == 1);
   CHECK(users->rows_removed == 2);
   bool saw_update = false;
-  for (auto& r : users->sample) {
+  for (auto& r : users->rows) {
     if (r.op == "update") {
       saw_update = true;
       CHECK(r.key_json == "[5]");
@@ -128,7 +128,7 @@ TEST_CASE("data diff: keyed and rowid tables, counts, samples, untouched tables 
   CHECK(kv->rows_added == 1);
   CHECK(kv->rows_changed == 1);
   bool saw_blob = false;
-  for (auto& r : kv->sample) {
+  for (auto& r : kv->rows) {
     if (r.op == "insert" && r.new_json.find(R"("blob_hex":"00ff")") != std::string::npos) {
       saw_blob = true;
     }
@@ -147,13 +147,15 @@ TEST_CASE("data diff: keyed and rowid tables, counts, samples, untouched tables 
   CHECK(Find(*back, "users")->rows_added == 2);
   CHECK(Find(*back, "users")->rows_removed == 1);
 
-  // Samples are bounded.
+  // Pages are bounded.
   DataDiffOptions small;
-  small.sample_rows = 1;
+  small.limit = 1;
   auto bounded = f.cat->DiffData("acme", Head("production"), Head("dev"), small);
   REQUIRE(bounded.ok());
-  REQUIRE(Find(*bounded, "users"));
-  CHECK(Find(*bounded, "users")->sample.size() == 1);
+  size_t listed = 0;
+  for (const auto& t : bounded->tables) listed += t.rows.size();
+  CHECK(listed == 1);
+  CHECK_FALSE(bounded->next_cursor.empty());
 
   // Identical states: nothing.
   auto none = f.cat->DiffData("acme", Head("production"), At(base));
@@ -161,7 +163,7 @@ TEST_CASE("data diff: keyed and rowid tables, counts, samples, untouched tables 
   CHECK(none->tables.empty());
 }
 
-TEST_CASE("data diff: added, removed and reshaped tables are reported, not compared") {
+TEST_CASE("data diff: added and removed tables list their rows; reshaped tables are compared") {
   CatalogFixture f;
   f.Sql("production", "CREATE TABLE a(x); INSERT INTO a VALUES(1),(2); CREATE TABLE b(y)");
   REQUIRE(f.Branch("dev").ok());
@@ -174,8 +176,12 @@ TEST_CASE("data diff: added, removed and reshaped tables are reported, not compa
   REQUIRE(Find(*d, "c"));
   CHECK(Find(*d, "c")->note == "table added");
   CHECK(Find(*d, "c")->rows_added == 1);
+  REQUIRE(Find(*d, "c")->rows.size() == 1);
+  CHECK(Find(*d, "c")->rows[0].op == "insert");
+  CHECK(Find(*d, "a")->rows.size() == 2);
   REQUIRE(Find(*d, "b"));
-  CHECK(Find(*d, "b")->note.rfind("schema_changed", 0) == 0);
+  CHECK(Find(*d, "b")->note.empty());
+  CHECK(Find(*d, "b")->columns_added == std::vector<std::string>{"z"});
 }
 
 TEST_CASE("diff of a state no live branch has any more (after rollback)") {
@@ -234,7 +240,7 @@ TEST_CASE("data diff: cost follows the change; non-integer keys go through the s
   CHECK(tags->rows_changed == 1);
   CHECK(tags->rows_removed == 1);
   bool saw_key = false;
-  for (auto& r : tags->sample) saw_key |= r.key_json == R"(["b"])";
+  for (auto& r : tags->rows) saw_key |= r.key_json == R"(["b"])";
   CHECK(saw_key);
   // Rows read: those on the few changed leaf pages (plus the small table), not 4000.
   CHECK(d->rows_compared < 200);
@@ -299,6 +305,212 @@ TEST_CASE("data diff: randomized changes match a brute-force comparison") {
     CHECK(r->rows_removed == removed);
     CHECK(r->rows_changed == changed);
   }
+}
+
+// Every row change of a diff, through all pages of `limit`.
+std::vector<std::pair<std::string, RowChange>> AllRows(Catalog& cat, const StateRef& from,
+                                                       const StateRef& to, size_t limit) {
+  std::vector<std::pair<std::string, RowChange>> out;
+  DataDiffOptions o;
+  o.limit = limit;
+  for (int pages = 0; pages < 10000; ++pages) {
+    auto d = cat.DiffData("acme", from, to, o);
+    INFO(d.status().ToString());
+    REQUIRE(d.ok());
+    for (const auto& t : d->tables) {
+      for (const auto& r : t.rows) out.push_back({t.table, r});
+    }
+    if (d->next_cursor.empty()) break;
+    o.cursor = d->next_cursor;
+  }
+  return out;
+}
+
+const RowChange* FindRow(const TableDataDiff& t, const std::string& key) {
+  for (const auto& r : t.rows) {
+    if (r.key_json == key) return &r;
+  }
+  return nullptr;
+}
+
+TEST_CASE("data diff: a column added and backfilled compares rows on key and common columns") {
+  CatalogFixture f;
+  f.Sql("production",
+        "CREATE TABLE customers(id INTEGER PRIMARY KEY, name TEXT);"
+        "INSERT INTO customers VALUES(1, 'ann'), (2, 'bob'), (3, 'cy'), (4, 'di'), (5, 'ed')");
+  REQUIRE(f.Branch("dev").ok());
+  f.Sql("dev",
+        "ALTER TABLE customers ADD COLUMN tier TEXT;"
+        "UPDATE customers SET tier = 'gold' WHERE id <= 2;"
+        "UPDATE customers SET name = 'cyd' WHERE id = 3;"
+        "DELETE FROM customers WHERE id = 4; INSERT INTO customers VALUES(10, 'new', 'silver')");
+  auto d = f.cat->DiffData("acme", Head("production"), Head("dev"));
+  INFO(d.status().ToString());
+  REQUIRE(d.ok());
+  const auto* t = Find(*d, "customers");
+  REQUIRE(t);
+  CHECK(t->note.empty());  // was "schema_changed: rows not compared"
+  CHECK(t->columns_added == std::vector<std::string>{"tier"});
+  CHECK(t->key_columns == std::vector<std::string>{"rowid"});
+  CHECK(t->rows_changed == 3);
+  CHECK(t->rows_added == 1);
+  CHECK(t->rows_removed == 1);
+  REQUIRE(FindRow(*t, "[1]"));
+  CHECK(FindRow(*t, "[1]")->new_json == R"({"tier":"gold"})");
+  REQUIRE(FindRow(*t, "[3]"));
+  CHECK(FindRow(*t, "[3]")->old_json == R"({"name":"cy"})");
+  CHECK(FindRow(*t, "[3]")->new_json == R"({"name":"cyd"})");
+  CHECK(FindRow(*t, "[5]") == nullptr);  // unchanged: its added column is NULL
+  REQUIRE(FindRow(*t, "[10]"));
+  CHECK(FindRow(*t, "[10]")->new_json == R"({"id":10,"name":"new","tier":"silver"})");
+  // The other way round the column is dropped: its values show as old.
+  auto back = f.cat->DiffData("acme", Head("dev"), Head("production"));
+  REQUIRE(back.ok());
+  const auto* b = Find(*back, "customers");
+  REQUIRE(b);
+  CHECK(b->columns_removed == std::vector<std::string>{"tier"});
+  REQUIRE(FindRow(*b, "[2]"));
+  CHECK(FindRow(*b, "[2]")->old_json == R"({"tier":"gold"})");
+}
+
+TEST_CASE("data diff: a reshaped table with a declared key is joined on that key") {
+  CatalogFixture f;
+  f.Sql("production",
+        "CREATE TABLE kv(k TEXT PRIMARY KEY, v, gone) WITHOUT ROWID;"
+        "INSERT INTO kv VALUES('a', 1, 'x'), ('b', 2, NULL), ('c', 3, NULL)");
+  REQUIRE(f.Branch("dev").ok());
+  f.Sql("dev",
+        "ALTER TABLE kv DROP COLUMN gone; ALTER TABLE kv ADD COLUMN w;"
+        "UPDATE kv SET v = 20 WHERE k = 'b'; DELETE FROM kv WHERE k = 'c';"
+        "INSERT INTO kv VALUES('d', 4, 'w')");
+  auto d = f.cat->DiffData("acme", Head("production"), Head("dev"));
+  INFO(d.status().ToString());
+  REQUIRE(d.ok());
+  const auto* t = Find(*d, "kv");
+  REQUIRE(t);
+  CHECK(t->key_columns == std::vector<std::string>{"k"});
+  CHECK(t->columns_added == std::vector<std::string>{"w"});
+  CHECK(t->columns_removed == std::vector<std::string>{"gone"});
+  CHECK(t->rows_changed == 2);  // a: its dropped value; b: v
+  CHECK(t->rows_removed == 1);
+  CHECK(t->rows_added == 1);
+  REQUIRE(FindRow(*t, R"(["a"])"));
+  CHECK(FindRow(*t, R"(["a"])")->old_json == R"({"gone":"x"})");
+  REQUIRE(FindRow(*t, R"(["d"])"));
+  CHECK(FindRow(*t, R"(["d"])")->new_json == R"({"k":"d","v":4,"w":"w"})");
+}
+
+TEST_CASE("data diff: pages of any size join into the whole diff, and counts are totals") {
+  CatalogFixture f;
+  f.Sql("production",
+        "CREATE TABLE a(id INTEGER PRIMARY KEY, v); CREATE TABLE k(name TEXT PRIMARY KEY, n);"
+        "CREATE TABLE old(x);"
+        "WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM s WHERE i<60)"
+        "  INSERT INTO a SELECT i, i FROM s;"
+        "INSERT INTO k VALUES('p', 1), ('q', 2), ('r', 3); INSERT INTO old VALUES(1), (2)");
+  REQUIRE(f.Branch("dev").ok());
+  f.Sql("dev",
+        "UPDATE a SET v = v * 10 WHERE id % 3 = 0; DELETE FROM a WHERE id % 7 = 0;"
+        "INSERT INTO a VALUES(100, 1), (101, 2); UPDATE k SET n = 9; DROP TABLE old;"
+        "CREATE TABLE fresh(y); INSERT INTO fresh VALUES('f')");
+  auto all = AllRows(*f.cat, Head("production"), Head("dev"), 1000);
+  auto d = f.cat->DiffData("acme", Head("production"), Head("dev"));
+  REQUIRE(d.ok());
+  uint64_t total = 0;
+  for (const auto& t : d->tables) total += t.rows_added + t.rows_removed + t.rows_changed;
+  CHECK(all.size() == total);  // was at most 20 samples per table
+  CHECK(total > 20);
+  for (size_t limit : {1, 2, 3, 7, 20}) {
+    INFO("limit " << limit);
+    auto paged = AllRows(*f.cat, Head("production"), Head("dev"), limit);
+    REQUIRE(paged.size() == all.size());
+    for (size_t i = 0; i < all.size(); ++i) {
+      CHECK(paged[i].first == all[i].first);
+      CHECK(paged[i].second.key_json == all[i].second.key_json);
+      CHECK(paged[i].second.op == all[i].second.op);
+    }
+  }
+  // A cursor pins both states: pages stay the same while the branch moves.
+  DataDiffOptions o;
+  o.limit = 5;
+  auto first = f.cat->DiffData("acme", Head("production"), Head("dev"), o);
+  REQUIRE(first.ok());
+  f.Sql("dev", "DELETE FROM a");
+  o.cursor = first->next_cursor;
+  auto second = f.cat->DiffData("acme", Head("production"), Head("dev"), o);
+  REQUIRE(second.ok());
+  CHECK(second->to_lsn == first->to_lsn);
+  CHECK(Reason(f.cat->DiffData("acme", Head("production"), Head("dev"),
+                               DataDiffOptions{5, "d1.x", {}}).status()) == "invalid_argument");
+}
+
+// Applies every page of the patch from -> to on a branch made at `from`, and
+// checks that its data and schema are then those of `to`.
+void CheckPatch(CatalogFixture& f, Lsn from, const std::string& to, size_t limit) {
+  std::string name = "patched" + std::to_string(from) + "-" + std::to_string(limit);
+  BranchSource at;
+  at.kind = BranchSource::Kind::kCheckpoint;
+  at.lsn = from;
+  REQUIRE(f.Branch(name, at).ok());
+  DataDiffOptions o;
+  o.limit = limit;
+  for (int pages = 0; pages < 1000; ++pages) {
+    auto p = f.cat->DiffPatch("acme", At(from), Head(to), o);
+    INFO(p.status().ToString());
+    REQUIRE(p.ok());
+    CHECK(p->complete);
+    std::string script = "SELECT 1";
+    for (const auto& s : p->statements) script += ";\n" + s;
+    INFO(script);
+    f.Sql(name, script);
+    if (p->next_cursor.empty()) break;
+    o.cursor = p->next_cursor;
+  }
+  auto data = f.cat->DiffData("acme", Head(name), Head(to));
+  REQUIRE(data.ok());
+  for (const auto& t : data->tables) {
+    INFO("table " << t.table << " note " << t.note);
+    CHECK(t.rows_added + t.rows_removed + t.rows_changed == 0);
+    CHECK(t.columns_added.empty());
+    CHECK(t.columns_removed.empty());
+  }
+  auto schema = f.cat->DiffSchema("acme", Head(name), Head(to));
+  REQUIRE(schema.ok());
+  for (const auto& s : schema->objects) {
+    INFO(s.type << " " << s.name << " " << s.change << ": " << s.old_sql << " -> " << s.new_sql);
+    CHECK((s.change == "changed" && s.columns_changed.empty() && s.columns_added.empty() &&
+           s.columns_removed.empty()));  // only the CREATE text may differ after ALTER TABLE
+  }
+}
+
+TEST_CASE("data diff as SQL: applying the patch turns one state into the other, page by page") {
+  CatalogFixture f;
+  Lsn base = f.Sql("production",
+                   "CREATE TABLE c(id INTEGER PRIMARY KEY, name TEXT);"
+                   "CREATE TABLE kv(k TEXT PRIMARY KEY, v) WITHOUT ROWID;"
+                   "CREATE TABLE log(msg); CREATE TABLE gone(x);"
+                   "CREATE INDEX c_name ON c(name);"
+                   "INSERT INTO c VALUES(1, 'a'), (2, 'it''s'), (3, NULL);"
+                   "INSERT INTO kv VALUES('x', X'00ff'), ('y', 1.5);"
+                   "INSERT INTO log VALUES('one'), ('two'); INSERT INTO gone VALUES(1)");
+  REQUIRE(f.Branch("dev").ok());
+  f.Sql("dev",
+        "ALTER TABLE c ADD COLUMN tier TEXT NOT NULL DEFAULT 'std';"
+        "UPDATE c SET tier = 'gold' WHERE id = 1; UPDATE c SET name = 'b' WHERE id = 2;"
+        "DELETE FROM c WHERE id = 3; INSERT INTO c VALUES(7, 'n', 'vip');"
+        "UPDATE kv SET v = 2.25 WHERE k = 'y'; INSERT INTO kv VALUES('z', NULL);"
+        "DELETE FROM log WHERE msg = 'one'; INSERT INTO log VALUES('three');"
+        "DROP TABLE gone; CREATE TABLE fresh(id INTEGER PRIMARY KEY, w); INSERT INTO fresh VALUES(5, 'w');"
+        "DROP INDEX c_name; CREATE INDEX c_tier ON c(tier);"
+        "CREATE TRIGGER c_log AFTER INSERT ON c BEGIN INSERT INTO log VALUES('trig'); END");
+  for (size_t limit : {1, 3, 1000}) {
+    INFO("limit " << limit);
+    CheckPatch(f, base, "dev", limit);
+  }
+  // And back: dev's state into production's (columns and tables dropped).
+  Lsn dev_head = f.Head("dev");
+  REQUIRE(f.cat->LabelCheckpoint("acme", "dev", dev_head, "dev-head").ok());
+  CheckPatch(f, dev_head, "production", 2);
 }
 
 }  // namespace

@@ -416,7 +416,7 @@ class Checker:
         problems = []
         if want is not None and got != want:
             problems.append(f"table t rows (added, removed, changed) = {got}, expected {want}")
-        for s in got_t.get("sample", []):
+        for s in got_t.get("rows", []):
             new = s.get("new") or {}
             if s.get("op") == "insert" and new.get("op") != spec.get("id"):
                 problems.append(f"an added row belongs to script {new.get('op')}")

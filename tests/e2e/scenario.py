@@ -88,6 +88,6 @@ def table_diff(diff: branchdb.DataDiff, table: str) -> branchdb.TableDiff:
 
 
 def changes(t: branchdb.TableDiff) -> List[Dict[str, Optional[Any]]]:
-    """A table diff's sampled row changes as plain dicts, sorted by key."""
-    return sorted(({"op": c.op, "key": c.key, "old": c.old, "new": c.new} for c in t.sample),
+    """A table diff's row changes (one page) as plain dicts, sorted by key."""
+    return sorted(({"op": c.op, "key": c.key, "old": c.old, "new": c.new} for c in t.rows),
                   key=lambda c: (repr(c["key"]), c["op"]))

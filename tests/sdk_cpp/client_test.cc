@@ -366,9 +366,9 @@ TEST_CASE_METHOD(Fixture, "schema and diff", "[sdk_cpp]") {
   REQUIRE(dd.tables.size() == 1);
   CHECK(dd.tables[0].table == "t");
   CHECK(dd.tables[0].rows_added == 1);
-  REQUIRE(dd.tables[0].sample.size() == 1);
-  CHECK(dd.tables[0].sample[0].op == "insert");
-  CHECK(dd.tables[0].sample[0].new_row == Json{{"x", 1}, {"y", "a"}});
+  REQUIRE(dd.tables[0].rows.size() == 1);
+  CHECK(dd.tables[0].rows[0].op == "insert");
+  CHECK(dd.tables[0].rows[0].new_row == Json{{"x", 1}, {"y", "a"}});
 
   DiffRequest bad;
   bad.kind = "pages";

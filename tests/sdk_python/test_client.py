@@ -211,8 +211,8 @@ class CheckpointsRollback(unittest.TestCase):
         t = dd.table("t")
         self.assertIsNotNone(t)
         self.assertEqual(t.rows_added, 1)
-        self.assertEqual(t.sample[0].op, "insert")
-        self.assertEqual(t.sample[0].new, {"x": 1})
+        self.assertEqual(t.rows[0].op, "insert")
+        self.assertEqual(t.rows[0].new, {"x": 1})
         self.assertEqual(dd.to_lsn, c.get_branch("work").head_lsn)
         before = c.get_branch("work").head_lsn
         at_create = c.schema("work", lsn=self.b.head_lsn)  # on the branch's history
@@ -224,6 +224,44 @@ class CheckpointsRollback(unittest.TestCase):
         c.undo("work", moved)
         self.assertEqual(self.count(), 1)
         self.assertEqual(c.schema("work").tables(), ["extra", "t"])
+
+    def test_data_diff_rows_paged_and_as_sql(self) -> None:
+        """Every changed row through the cursor, a reshaped table compared on its
+        key and common columns, and the patch that turns the base into the branch."""
+        c = self.c
+        c.sql("production", "CREATE TABLE people(id INTEGER PRIMARY KEY, name TEXT);"
+                            "WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM s WHERE i<25)"
+                            " INSERT INTO people SELECT i, 'p' || i FROM s")
+        c.create_branch("wide", "production")
+        c.sql("wide", "ALTER TABLE people ADD COLUMN tier TEXT; UPDATE people SET tier = 'gold'")
+        first = c.diff("wide", kind="data", base="production", limit=10)
+        self.assertIsInstance(first, branchdb.DataDiff)
+        people = first.table("people")
+        self.assertIsNotNone(people)
+        self.assertEqual(people.columns_added, ["tier"])
+        self.assertEqual(people.rows_changed, 25)
+        self.assertEqual(len(people.rows), 10)
+        self.assertIsNotNone(first.next)
+        rows = list(c.iter_diff_rows("wide", base="production", page_size=7))
+        self.assertEqual(len(rows), 25)
+        self.assertTrue(all(r.new == {"tier": "gold"} for _, r in rows))
+        sql = c.patch_sql("wide", base="production", page_size=7)
+        self.assertIn('ADD COLUMN "tier" TEXT', sql)
+        c.create_branch("copy", "production")
+        c.sql("copy", sql)
+        again = c.diff("copy", kind="data", base="wide")
+        self.assertEqual(again.tables, [])
+
+    def test_checkpoints_keep_rolled_back_states(self) -> None:
+        c = self.c
+        lsns = [c.sql("work", "INSERT INTO t VALUES (?)", [i]).lsn for i in range(2)]
+        moved = c.rollback("work", actions=1)
+        listed = {x.lsn: x for x in c.iter_checkpoints("work")}
+        self.assertTrue(listed[lsns[1]].rolled_back)
+        self.assertFalse(listed[lsns[0]].rolled_back)
+        move = listed[moved.head_lsn]
+        self.assertEqual((move.kind, move.target_lsn, move.previous_head_lsn),
+                         ("rollback", lsns[0], lsns[1]))
 
     def test_read_at_former_head(self) -> None:
         """Regression: GET .../schema?lsn=N and .../export?lsn=N for an LSN that

@@ -466,8 +466,8 @@ Result<DiffResult> Client::Diff(const std::string& project, const std::string& b
                                 const DiffRequest& request) {
   if (auto s = NonEmpty(project, "project"); !s.ok()) return s.error();
   if (auto s = NonEmpty(branch, "branch"); !s.ok()) return s.error();
-  if (request.kind != "schema" && request.kind != "data") {
-    return Error::InvalidArgument("diff kind: expected \"schema\" or \"data\", got \"" +
+  if (request.kind != "schema" && request.kind != "data" && request.kind != "patch") {
+    return Error::InvalidArgument("diff kind: expected \"schema\", \"data\" or \"patch\", got \"" +
                                   request.kind + "\"");
   }
   std::string path = BranchPath(project, branch, "/diff");
@@ -480,6 +480,8 @@ Result<DiffResult> Client::Diff(const std::string& project, const std::string& b
     for (const auto& t : request.tables) tables += (tables.empty() ? "" : ",") + t;
     AddQuery(path, "tables", tables);
   }
+  if (request.limit) AddQuery(path, "limit", std::to_string(*request.limit));
+  if (request.cursor) AddQuery(path, "cursor", *request.cursor);
   return impl_->CallAs<DiffResult>(Get(path));
 }
 

@@ -147,7 +147,10 @@ void FromJson(const Json& j, Checkpoint& out) {
   out.label = Opt<std::string>(j, "label");
   out.labels = Strings(j, "labels");
   out.inherited = Get<bool>(j, "inherited");
+  out.rolled_back = Get<bool>(j, "rolled_back");
   out.branch = Opt<std::string>(j, "branch");
+  out.target_lsn = Opt<uint64_t>(j, "target_lsn");
+  out.previous_head_lsn = Opt<uint64_t>(j, "previous_head_lsn");
   out.raw = j;
 }
 
@@ -212,6 +215,10 @@ void FromJson(const Json& j, DiffResult& out) {
       out.objects.push_back(std::move(d));
     }
     out.unified = Get<std::string>(j, "unified");
+  } else if (out.kind == "patch") {
+    out.statements = Strings(j, "statements");
+    out.complete = j.contains("complete") ? Get<bool>(j, "complete") : true;
+    out.next = Opt<std::string>(j, "next");
   } else {
     for (const Json& t : List(j, "tables")) {
       TableDiff d;
@@ -219,10 +226,13 @@ void FromJson(const Json& j, DiffResult& out) {
       d.rows_added = Get<int64_t>(t, "rows_added");
       d.rows_removed = Get<int64_t>(t, "rows_removed");
       d.rows_changed = Get<int64_t>(t, "rows_changed");
-      for (const Json& c : List(t, "sample")) {
-        d.sample.push_back(RowChange{Get<std::string>(c, "op"), Get<Json>(c, "key"),
-                                     Get<Json>(c, "old"), Get<Json>(c, "new")});
+      for (const Json& c : List(t, "rows")) {
+        d.rows.push_back(RowChange{Get<std::string>(c, "op"), Get<Json>(c, "key"),
+                                   Get<Json>(c, "old"), Get<Json>(c, "new")});
       }
+      d.key_columns = Strings(t, "key_columns");
+      d.columns_added = Strings(t, "columns_added");
+      d.columns_removed = Strings(t, "columns_removed");
       d.note = Get<std::string>(t, "note");
       out.tables.push_back(std::move(d));
     }
@@ -233,6 +243,7 @@ void FromJson(const Json& j, DiffResult& out) {
     } else {
       out.tables_skipped = Get<int64_t>(j, "tables_skipped");
     }
+    out.next = Opt<std::string>(j, "next");
   }
   out.raw = j;
 }

@@ -19,7 +19,8 @@ from .errors import (ApiError, BadRequest, BranchdbError, ConcurrentWrite, Confi
                      UnexpectedResponse, VerifyFailed)
 from ._http import ClientCredentials, Response, StaticToken, TokenSource
 from .models import (Branch, Checkpoint, CheckpointPage, ClientInfo, ComputeState, Credential,
-                     DataDiff, Diff, Export, NewClient, Project, PromotedAction, PromoteResult,
+                     DataDiff, DataPatch, Diff, Export, NewClient, Project, PromotedAction,
+                     PromoteResult,
                      PromoteVerify, RollbackResult, RowChange,
                      Schema, SchemaDiff, SchemaObject, SchemaObjectDiff, SqlResult,
                      StatementResult, TableDiff, Token, parse_time)
@@ -35,7 +36,7 @@ __all__ = [
     "ConcurrentWrite",
     "ClientCredentials", "StaticToken", "TokenSource", "Response",
     "Project", "Branch", "Checkpoint", "CheckpointPage", "StatementResult", "SqlResult",
-    "RollbackResult", "PromoteResult", "PromotedAction", "PromoteVerify", "Schema", "SchemaObject", "SchemaDiff", "SchemaObjectDiff", "DataDiff",
+    "RollbackResult", "PromoteResult", "PromotedAction", "PromoteVerify", "Schema", "SchemaObject", "SchemaDiff", "SchemaObjectDiff", "DataDiff", "DataPatch",
     "TableDiff", "RowChange", "Diff", "Credential", "ComputeState", "ClientInfo", "NewClient",
     "Export", "Token", "parse_time",
 ]

@@ -22,14 +22,14 @@ import json
 import os
 import urllib.parse
 import uuid
-from typing import (Any, Dict, Iterator, List, Mapping, Optional, Sequence, Type, TypeVar,
+from typing import (Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Type, TypeVar,
                     Union)
 
 from ._http import ClientCredentials, Response, StaticToken, TokenSource, Transport
 from .errors import ConfigurationError, NotFound, UnexpectedResponse
 from .models import (Branch, Checkpoint, CheckpointPage, ClientInfo, ComputeState, Credential,
-                     DataDiff, Diff, Export, NewClient, Project, PromoteResult, RollbackResult,
-                     Schema,
+                     DataDiff, DataPatch, Diff, Export, NewClient, Project, PromoteResult,
+                     RollbackResult, RowChange, Schema,
                      SchemaDiff, SqlResult, encode_value)
 
 __all__ = ["Client", "BranchHandle", "new_idempotency_key"]
@@ -280,7 +280,10 @@ class Client:
                       idempotency_key: Optional[str] = None) -> Branch:
         """Creates branch ``name`` from ``parent`` (default: the project's default
         branch) at its head, or at one of at_lsn / at_timestamp / at_checkpoint /
-        at_label. ``ttl`` (seconds) or ``expires_at`` make it expire."""
+        at_label. ``at_lsn`` must be a state of the parent and ``at_checkpoint`` (of
+        any branch) one of an explicitly given parent, else the server answers 404
+        checkpoint_not_found; the answer's ``branch_point_lsn`` is the exact state
+        used. ``ttl`` (seconds) or ``expires_at`` make it expire."""
         body: Dict[str, Any] = {"name": name}
         if parent is not None:
             body["parent"] = parent
@@ -395,8 +398,10 @@ class Client:
     def list_checkpoints(self, branch: str, *, limit: Optional[int] = None,
                          cursor: Optional[str] = None,
                          project: Optional[str] = None) -> CheckpointPage:
-        """One page of the branch's history, newest first (through resets and
-        into its ancestors: ``inherited``)."""
+        """One page of the branch's reflog, newest first: every state it had as
+        head (``rolled_back`` when its history no longer reaches it; moves carry
+        ``target_lsn`` and ``previous_head_lsn``), merged with the ancestors'
+        states its history is built on (``inherited``)."""
         return _parse(CheckpointPage, self._get(
             self._branch_path(project, branch, "/checkpoints"), {"limit": limit, "cursor": cursor}))
 
@@ -480,18 +485,51 @@ class Client:
 
     def diff(self, branch: str, *, kind: str = "schema", base: Optional[str] = None,
              base_lsn: Optional[int] = None, lsn: Optional[int] = None,
-             tables: Optional[Sequence[str]] = None, project: Optional[str] = None) -> Diff:
-        """Schema (kind="schema") or data (kind="data") diff from ``base`` (default
-        the parent's head; ``base_lsn`` for one of its checkpoints) to the branch
-        (its head, or ``lsn``). Returns SchemaDiff or DataDiff."""
-        if kind not in ("schema", "data"):
-            raise ValueError("kind: expected 'schema' or 'data'")
-        query: Dict[str, Any] = {"kind": kind, "base": base, "base_lsn": base_lsn, "lsn": lsn}
+             tables: Optional[Sequence[str]] = None, limit: Optional[int] = None,
+             cursor: Optional[str] = None, project: Optional[str] = None) -> Diff:
+        """Schema (kind="schema"), data (kind="data") or SQL patch (kind="patch")
+        diff from ``base`` (default the parent's head; ``base_lsn`` for one of
+        its checkpoints) to the branch (its head, or ``lsn``). Data and patch are
+        paged: ``limit`` rows per page, ``cursor`` = the previous page's ``next``.
+        Returns SchemaDiff, DataDiff or DataPatch."""
+        if kind not in ("schema", "data", "patch"):
+            raise ValueError("kind: expected 'schema', 'data' or 'patch'")
+        query: Dict[str, Any] = {"kind": kind, "base": base, "base_lsn": base_lsn, "lsn": lsn,
+                                 "limit": limit, "cursor": cursor}
         if tables:
             query["tables"] = ",".join(tables)
         j = self._get(self._branch_path(project, branch, "/diff"), query)
         kind_got = j.get("kind") if isinstance(j, dict) else None
+        if kind_got == "patch":
+            return _parse(DataPatch, j)
         return _parse(DataDiff, j) if kind_got == "data" else _parse(SchemaDiff, j)
+
+    def iter_diff_rows(self, branch: str, *, page_size: int = 500,
+                       **kwargs: Any) -> Iterator[Tuple[str, RowChange]]:
+        """Every changed row of the data diff as (table, RowChange), following
+        the cursor through all pages (the same two states throughout)."""
+        cursor: Optional[str] = None
+        while True:
+            page = self.diff(branch, kind="data", limit=page_size, cursor=cursor, **kwargs)
+            assert isinstance(page, DataDiff)
+            for t in page.tables:
+                for r in t.rows:
+                    yield t.table, r
+            if not page.next:
+                return
+            cursor = page.next
+
+    def patch_sql(self, branch: str, *, page_size: int = 500, **kwargs: Any) -> str:
+        """The whole SQL patch (every page) from the base to the branch."""
+        out: List[str] = []
+        cursor: Optional[str] = None
+        while True:
+            page = self.diff(branch, kind="patch", limit=page_size, cursor=cursor, **kwargs)
+            assert isinstance(page, DataPatch)
+            out.append(page.sql)
+            if not page.next:
+                return "".join(out)
+            cursor = page.next
 
     # -- credentials, compute ----------------------------------------------------------------
 

@@ -137,7 +137,10 @@ class Branch:
 
 @dataclass
 class Checkpoint:
-    """One committed action on a branch's history, identified by its LSN."""
+    """One state of a branch's reflog, identified by its LSN: a committed action,
+    the branch's creation or a move (rollback, reset, promote: ``target_lsn``
+    is where it went, ``previous_head_lsn`` the head it left). ``rolled_back``:
+    a former head its history no longer reaches (still a rollback target)."""
 
     lsn: int
     time: str
@@ -150,6 +153,9 @@ class Checkpoint:
     labels: List[str]
     inherited: bool
     branch: Optional[str]
+    rolled_back: bool = False
+    target_lsn: Optional[int] = None
+    previous_head_lsn: Optional[int] = None
     raw: JsonObject = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -158,7 +164,10 @@ class Checkpoint:
                    client_id=j.get("client_id", ""), request_id=j.get("request_id", ""),
                    summary=j.get("summary", ""), rows_affected=int(j.get("rows_affected", 0)),
                    label=j.get("label"), labels=list(j.get("labels") or []),
-                   inherited=bool(j.get("inherited", False)), branch=j.get("branch"), raw=dict(j))
+                   inherited=bool(j.get("inherited", False)), branch=j.get("branch"),
+                   rolled_back=bool(j.get("rolled_back", False)),
+                   target_lsn=_opt_int(j.get("target_lsn")),
+                   previous_head_lsn=_opt_int(j.get("previous_head_lsn")), raw=dict(j))
 
 
 @dataclass
@@ -397,32 +406,49 @@ class RowChange:
 
 @dataclass
 class TableDiff:
+    """One table's row changes: totals, and this page's ``rows``. Rows are
+    compared on ``key_columns`` and the columns both states have; values of
+    ``columns_added`` show in ``new``, of ``columns_removed`` in ``old``."""
+
     table: str
     rows_added: int
     rows_removed: int
     rows_changed: int
-    sample: List[RowChange]
+    rows: List[RowChange]
     note: str = ""
+    key_columns: List[str] = field(default_factory=list)
+    columns_added: List[str] = field(default_factory=list)
+    columns_removed: List[str] = field(default_factory=list)
+
+    @property
+    def sample(self) -> List[RowChange]:
+        """Former name of ``rows``."""
+        return self.rows
 
     @classmethod
     def from_json(cls, j: JsonObject) -> "TableDiff":
         return cls(table=j.get("table", ""), rows_added=int(j.get("rows_added", 0)),
                    rows_removed=int(j.get("rows_removed", 0)),
                    rows_changed=int(j.get("rows_changed", 0)),
-                   sample=[RowChange.from_json(c) for c in j.get("sample", [])],
-                   note=j.get("note") or "")
+                   rows=[RowChange.from_json(c) for c in j.get("rows", [])],
+                   note=j.get("note") or "",
+                   key_columns=list(j.get("key_columns") or []),
+                   columns_added=list(j.get("columns_added") or []),
+                   columns_removed=list(j.get("columns_removed") or []))
 
 
 @dataclass
 class DataDiff:
-    """Row changes per table from ``from_lsn`` (the base) to ``to_lsn``."""
+    """Row changes per table from ``from_lsn`` (the base) to ``to_lsn``; one
+    page of rows (``next``: the cursor of the next page, None on the last)."""
 
     from_lsn: int
     to_lsn: int
     tables: List[TableDiff]
     pages_changed: int = 0
-    tables_skipped: int = 0  # tables not compared (limits)
+    tables_skipped: int = 0  # tables proven unchanged without reading rows
     kind: str = "data"
+    next: Optional[str] = None
     raw: JsonObject = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -433,7 +459,7 @@ class DataDiff:
         return cls(from_lsn=int(j.get("from_lsn", 0)), to_lsn=int(j.get("to_lsn", 0)),
                    tables=[TableDiff.from_json(t) for t in j.get("tables", [])],
                    pages_changed=int(j.get("pages_changed", 0)),
-                   tables_skipped=int(skipped or 0),
+                   tables_skipped=int(skipped or 0), next=j.get("next"),
                    raw=dict(j))
 
     def table(self, name: str) -> Optional[TableDiff]:
@@ -443,7 +469,29 @@ class DataDiff:
         return None
 
 
-Diff = Union[SchemaDiff, DataDiff]
+@dataclass
+class DataPatch:
+    """The data diff as SQL that turns ``from_lsn`` into ``to_lsn`` (as Dolt's
+    dolt_patch): run every page's ``statements`` in order. ``complete`` is
+    False when a schema change has no SQL form (listed as a ``--`` comment)."""
+
+    from_lsn: int
+    to_lsn: int
+    statements: List[str]
+    sql: str
+    complete: bool = True
+    next: Optional[str] = None
+    kind: str = "patch"
+    raw: JsonObject = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, j: JsonObject) -> "DataPatch":
+        return cls(from_lsn=int(j.get("from_lsn", 0)), to_lsn=int(j.get("to_lsn", 0)),
+                   statements=list(j.get("statements") or []), sql=j.get("sql") or "",
+                   complete=bool(j.get("complete", True)), next=j.get("next"), raw=dict(j))
+
+
+Diff = Union[SchemaDiff, DataDiff, DataPatch]
 
 
 @dataclass

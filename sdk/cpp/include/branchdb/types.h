@@ -108,11 +108,14 @@ struct Project {
 // ---- branches ------------------------------------------------------------------------
 
 // Where a new branch starts on its parent: the head (all unset) or exactly one
-// of lsn, timestamp, checkpoint, label. More than one is kInvalidArgument.
+// of lsn, timestamp, checkpoint, label. More than one is kInvalidArgument. The
+// server refuses (kNotFound, checkpoint_not_found) an lsn that is no state of
+// the parent, and a checkpoint that is no state of an explicitly given parent;
+// Branch::branch_point_lsn is the exact state used.
 struct BranchPoint {
-  std::optional<uint64_t> lsn;
-  std::optional<std::string> timestamp;  // RFC 3339 or Unix seconds
-  std::optional<uint64_t> checkpoint;    // a checkpoint's LSN
+  std::optional<uint64_t> lsn;           // a state of the parent
+  std::optional<std::string> timestamp;  // RFC 3339 or Unix seconds: the newest state at or before
+  std::optional<uint64_t> checkpoint;    // a checkpoint's LSN (of any branch)
   std::optional<std::string> label;
 
   static BranchPoint Head() { return {}; }
@@ -207,7 +210,14 @@ struct Checkpoint {
   std::optional<std::string> label;  // the first label
   std::vector<std::string> labels;
   bool inherited = false;  // from an ancestor branch
+  // A state the branch had as head that its history no longer reaches (a
+  // rollback, reset or promotion moved it away); still a rollback target.
+  bool rolled_back = false;
   std::optional<std::string> branch;
+  // Moves (rollback, reset, promote) and creation: the state moved to; moves:
+  // the head before (roll back to it to undo the move).
+  std::optional<uint64_t> target_lsn;
+  std::optional<uint64_t> previous_head_lsn;
   Json raw;
 };
 
@@ -293,11 +303,15 @@ struct SchemaInfo {
 };
 
 struct DiffRequest {
-  std::string kind = "schema";      // "schema" or "data"
+  std::string kind = "schema";      // "schema", "data" or "patch" (the data diff as SQL)
   std::optional<std::string> base;  // default: the branch's parent
   std::optional<uint64_t> base_lsn;
   std::optional<uint64_t> lsn;      // default: the branch's head
   std::vector<std::string> tables;  // data diff: only these tables
+  // data / patch: row changes per page (server default 100, at most 1000), and
+  // the previous page's DiffResult::next (it names the same two states).
+  std::optional<int64_t> limit;
+  std::optional<std::string> cursor;
 };
 
 struct SchemaObjectDiff {
@@ -318,17 +332,25 @@ struct RowChange {
   Json new_row;  // JSON "new"
 };
 
+// One table's row changes: totals, and this page's rows, compared on
+// key_columns and the columns both states have (values of columns_added show
+// in new_row, of columns_removed in old_row).
 struct TableDiff {
   std::string table;
   int64_t rows_added = 0;
   int64_t rows_removed = 0;
   int64_t rows_changed = 0;
-  std::vector<RowChange> sample;
+  std::vector<RowChange> rows;
+  std::vector<std::string> key_columns;
+  std::vector<std::string> columns_added;
+  std::vector<std::string> columns_removed;
   std::string note;
 };
 
-// A schema diff (kind "schema": objects, unified) or a data diff (kind "data":
-// tables, pages_changed, tables_skipped), from from_lsn (the base) to to_lsn.
+// A schema diff (kind "schema": objects, unified), a data diff (kind "data":
+// tables, pages_changed, tables_skipped, next) or a patch (kind "patch":
+// statements that turn the base into the branch, complete, next), from
+// from_lsn (the base) to to_lsn.
 struct DiffResult {
   std::string kind;
   uint64_t from_lsn = 0;
@@ -338,6 +360,9 @@ struct DiffResult {
   std::vector<TableDiff> tables;
   int64_t pages_changed = 0;
   int64_t tables_skipped = 0;
+  std::vector<std::string> statements;
+  bool complete = true;
+  std::optional<std::string> next;  // data / patch: the cursor of the next page
   Json raw;
 };
 
