@@ -4,6 +4,7 @@
 #include <set>
 
 #include "checkpoints/catalog_internal.h"
+#include "storage/env/process.h"
 
 namespace branchdb::checkpoints {
 
@@ -53,6 +54,7 @@ Result<std::unique_ptr<Catalog>> Catalog::Open(const CatalogOptions& options,
   impl->lock = std::move(*lock);
 
   std::string path = JoinPath(data_dir, "catalog.db");
+  BRANCHDB_RETURN_IF_ERROR(PrepareSqliteFile(env, path));
   sqlite3* raw = nullptr;
   int rc = sqlite3_open_v2(path.c_str(), &raw,
                            SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);

@@ -1,5 +1,6 @@
 // The POSIX Env and the real Clock. The only file in branchdb that calls the
-// operating system's file and clock functions directly.
+// operating system's file and clock functions directly. Files are created with
+// mode 0600 and directories with 0700 (existing ones keep their mode).
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -15,6 +16,11 @@
 
 namespace branchdb {
 namespace {
+
+// Everything branchdb creates is private to the service user (the data holds
+// query results, secrets and whole databases).
+constexpr mode_t kFileMode = 0600;
+constexpr mode_t kDirMode = 0700;
 
 Status PosixError(std::string_view what, const std::string& path, int err) {
   std::string msg(what);
@@ -131,7 +137,7 @@ class PosixEnv final : public Env {
                                                         OpenMode mode) override {
     int flags = O_WRONLY | O_CREAT | O_CLOEXEC;
     flags |= (mode == OpenMode::kTruncate) ? O_TRUNC : O_APPEND;
-    int fd = ::open(path.c_str(), flags, 0644);
+    int fd = ::open(path.c_str(), flags, kFileMode);
     if (fd < 0) return PosixError("open", path, errno);
     struct stat st;
     if (::fstat(fd, &st) != 0) {
@@ -202,7 +208,7 @@ class PosixEnv final : public Env {
       pos = dir.find('/', pos + 1);
       partial = dir.substr(0, pos);
       if (partial.empty()) continue;
-      if (::mkdir(partial.c_str(), 0755) != 0 && errno != EEXIST) {
+      if (::mkdir(partial.c_str(), kDirMode) != 0 && errno != EEXIST) {
         return PosixError("mkdir", partial, errno);
       }
     }
@@ -231,7 +237,7 @@ class PosixEnv final : public Env {
   }
 
   Result<std::unique_ptr<FileLock>> LockFile(const std::string& path) override {
-    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, kFileMode);
     if (fd < 0) return PosixError("open", path, errno);
     if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
       int err = errno;
