@@ -103,6 +103,14 @@ Status ApiServer::Init() {
   services_.sandbox.max_sql_bytes = config_.max_sql_bytes;
   services_.sandbox.max_db_bytes = config_.max_branch_bytes;
   services_.logger = spdlog::default_logger();
+  // Every open project store, connection and SQLite file is a descriptor:
+  // take all the kernel allows (stores are also closed when idle).
+  if (auto limit = RaiseFileDescriptorLimit(); limit.ok()) {
+    services_.logger->info("event=open_file_limit limit={}", *limit);
+  } else {
+    services_.logger->warn("event=open_file_limit_not_raised error=\"{}\"",
+                           limit.status().ToString());
+  }
 
   auth::AuthOptions aopts;
   aopts.data_dir = config_.data_dir;

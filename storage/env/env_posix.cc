@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -13,6 +14,7 @@
 #include <thread>
 
 #include "storage/env/env.h"
+#include "storage/env/process.h"
 
 namespace branchdb {
 namespace {
@@ -263,6 +265,27 @@ Clock* Clock::Default() {
 Env* Env::Default() {
   static PosixEnv* env = new PosixEnv();
   return env;
+}
+
+Result<FileDescriptorUsage> GetFileDescriptorUsage() {
+  FileDescriptorUsage usage;
+  struct rlimit rl;
+  if (::getrlimit(RLIMIT_NOFILE, &rl) != 0) return PosixError("getrlimit", "NOFILE", errno);
+  usage.limit = rl.rlim_cur == RLIM_INFINITY ? 0 : static_cast<uint64_t>(rl.rlim_cur);
+  auto fds = Env::Default()->GetChildren("/proc/self/fd");  // its own fd is in it
+  if (!fds.ok()) return fds.status();
+  usage.open = fds->size();
+  return usage;
+}
+
+Result<uint64_t> RaiseFileDescriptorLimit() {
+  struct rlimit rl;
+  if (::getrlimit(RLIMIT_NOFILE, &rl) != 0) return PosixError("getrlimit", "NOFILE", errno);
+  if (rl.rlim_cur != rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &rl) != 0) return PosixError("setrlimit", "NOFILE", errno);
+  }
+  return rl.rlim_cur == RLIM_INFINITY ? uint64_t{0} : static_cast<uint64_t>(rl.rlim_cur);
 }
 
 }  // namespace branchdb

@@ -1,10 +1,12 @@
 // Process-wide file matters that are not one file operation: SQLite files made
-// private before SQLite opens them.
+// private before SQLite opens them, and the process's open-file limit.
+// Implemented on Env (PrepareSqliteFile) and in env_posix.cc (the limit).
 //
 // Thread-safety: safe for concurrent use.
 #ifndef BRANCHDB_STORAGE_ENV_PROCESS_H_
 #define BRANCHDB_STORAGE_ENV_PROCESS_H_
 
+#include <cstdint>
 #include <string>
 
 #include "storage/env/env.h"
@@ -16,6 +18,19 @@ namespace branchdb {
 // companions that exist ("-wal", "-shm", "-journal", which SQLite creates with
 // the database file's mode) to 0600.
 Status PrepareSqliteFile(Env* env, const std::string& path);
+
+// The process's file descriptors (RLIMIT_NOFILE).
+struct FileDescriptorUsage {
+  uint64_t open = 0;   // descriptors open now
+  uint64_t limit = 0;  // the soft limit; 0 when unlimited
+};
+
+// How many descriptors are open (Linux: /proc/self/fd) and the soft limit.
+Result<FileDescriptorUsage> GetFileDescriptorUsage();
+
+// Raises the soft limit of open file descriptors to the hard limit; returns
+// the new soft limit (0: unlimited).
+Result<uint64_t> RaiseFileDescriptorLimit();
 
 }  // namespace branchdb
 
