@@ -4,6 +4,7 @@
 #include <set>
 
 #include "checkpoints/catalog_internal.h"
+#include "storage/env/process.h"
 
 namespace branchdb::checkpoints {
 
@@ -47,12 +48,18 @@ Result<std::unique_ptr<Catalog>> Catalog::Open(const CatalogOptions& options,
   impl->env = options.env ? options.env : Env::Default();
   impl->data_dir = data_dir;
   Env* env = impl->env;
+  storage::StorePoolOptions pool_options;
+  pool_options.env = env;
+  pool_options.reserved_file_descriptors = kReservedFileDescriptors;
+  pool_options.disk_full_retry_micros = kDiskFullRetryMicros;
+  impl->pool = std::make_unique<storage::StorePool>(pool_options);
   BRANCHDB_RETURN_IF_ERROR(env->CreateDirs(JoinPath(data_dir, "projects")));
   auto lock = env->LockFile(JoinPath(data_dir, "LOCK"));
   if (!lock.ok()) return lock.status();
   impl->lock = std::move(*lock);
 
   std::string path = JoinPath(data_dir, "catalog.db");
+  BRANCHDB_RETURN_IF_ERROR(PrepareSqliteFile(env, path));
   sqlite3* raw = nullptr;
   int rc = sqlite3_open_v2(path.c_str(), &raw,
                            SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
@@ -90,10 +97,12 @@ Status Catalog::Impl::LoadProjects() {
     if (rc != SQLITE_DONE) return CatalogError(db, "load projects");
   }
   for (auto& [name, p] : projects) {
-    auto store = storage::PageStore::Open(StoreOptions(*this), ProjectDir(p->info.id));
-    if (!store.ok()) return store.status().WithContext("project " + name);
-    p->store = std::move(*store);
+    // Opened (recovered) and reconciled one at a time, then closed: start-up
+    // holds no more descriptors than one store needs.
+    p->store = pool->Add(StoreOptions(*this), ProjectDir(p->info.id));
+    BRANCHDB_RETURN_IF_ERROR(p->store->OpenNow().WithContext("project " + name));
     BRANCHDB_RETURN_IF_ERROR(Reconcile(*p));
+    p->store->TryClose();
   }
   // Directories of projects whose catalog row was never written (or was deleted).
   std::string root = JoinPath(data_dir, "projects");
@@ -110,7 +119,9 @@ Status Catalog::Impl::Reconcile(Project& p) {
   std::set<TimelineId> known;
   for (const BranchRow& r : rows) known.insert(r.timeline);
   std::set<TimelineId> live;
-  for (const storage::TimelineInfo& t : p.store->ListTimelines()) {
+  auto timelines = p.store->ListTimelinesOrError();  // never "none" for "cannot open"
+  if (!timelines.ok()) return timelines.status();
+  for (const storage::TimelineInfo& t : *timelines) {
     live.insert(t.id);
     if (!known.count(t.id)) {
       // Created in the store, never acknowledged: an orphan.
@@ -154,9 +165,8 @@ Result<ProjectInfo> Catalog::CreateProject(const std::string& name,
   p->info.created_micros = im.Now();
   p->info.restore_window_micros = window;
   std::string dir = im.ProjectDir(p->info.id);
-  auto store = storage::PageStore::Open(StoreOptions(im), dir);
-  if (!store.ok()) return store.status();
-  p->store = std::move(*store);
+  BRANCHDB_RETURN_IF_ERROR(im.pool->CheckRoom().WithContext("cannot create project '" + name + "'"));
+  p->store = im.pool->Add(StoreOptions(im), dir);
   Annotation a;
   a.kind = "create";
   a.branch = kDefaultBranch;
@@ -605,6 +615,7 @@ void Catalog::Impl::ReaperLoop() {
       }
     }
     NotifyReaped(reaped);
+    pool->CloseIdle(kStoreIdleMicros);
     for (const auto& p : to_gc) {
       {
         std::lock_guard<std::mutex> s(reaper_mu);

@@ -27,7 +27,15 @@
 //   invalid_restore_window, invalid_argument, default_branch, parent_moved, head_moved
 //   (Conflict: the branch moved during the call; retry), concurrent_write, no_parent,
 //   not_replayable, replay_failed, verify_failed (Promote),
-//   catalog_error (IOError of catalog.db), store_failed (from the store).
+//   catalog_error (IOError of catalog.db), store_failed (from the store),
+//   disk_full (ResourceExhausted: no room on the disk, from the store or
+//   catalog.db; nothing was written, and writes resume once space is freed),
+//   too_many_open_files (Unavailable: CreateProject, or opening a project's
+//   store, when the process is short of file descriptors).
+//
+// Stores: a project's store is open only while used (opened on first use,
+// closed when idle; storage/store_pool.h), so the number of projects is not
+// bounded by the open-file limit.
 //
 // Names:
 //   project: 1..63 chars of [a-z0-9_-], starting with a letter or digit.
@@ -394,14 +402,17 @@ class Catalog {
   Catalog& operator=(const Catalog&) = delete;
   ~Catalog();  // stops the reaper, closes stores and catalog.db
 
-  // Opens or creates the catalog in data_dir, opens every project's store and
-  // reconciles (see above). Unavailable when another process has it open.
+  // Opens or creates the catalog in data_dir, opens every project's store (one
+  // at a time, closing it again) and reconciles (see above). Unavailable when
+  // another process has it open.
   static Result<std::unique_ptr<Catalog>> Open(const CatalogOptions& options,
                                                const std::string& data_dir);
 
   // --- Projects ---------------------------------------------------------------
   // Creates the project, its store and its default branch `production` (an
-  // empty database). AlreadyExists (project_exists), InvalidArgument.
+  // empty database). AlreadyExists (project_exists), InvalidArgument,
+  // Unavailable (too_many_open_files) while fewer than 64 file descriptors
+  // would stay free.
   Result<ProjectInfo> CreateProject(const std::string& name, const CreateProjectOptions& options);
   Result<ProjectInfo> GetProject(const std::string& name);
   std::vector<ProjectInfo> ListProjects();

@@ -38,6 +38,11 @@ std::string Stmt::Text(int col) const {
 bool Stmt::IsNull(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
 
 Status CatalogError(sqlite3* db, const std::string& what) {
+  if (db != nullptr && sqlite3_errcode(db) == SQLITE_FULL) {
+    return Status::ResourceExhausted(
+        what + ": disk full (catalog.db; nothing was changed); retry once space is freed",
+        "disk_full");
+  }
   return Status::IOError(what + ": " + (db ? sqlite3_errmsg(db) : "no catalog"), "catalog_error");
 }
 
@@ -49,6 +54,7 @@ Status Catalog::Impl::Exec(const char* sql) {
   if (rc != SQLITE_OK) {
     std::string msg = err ? err : "error";
     sqlite3_free(err);
+    if ((rc & 0xff) == SQLITE_FULL) return CatalogError(db, "catalog");
     return Status::IOError(std::string("catalog: ") + msg, "catalog_error");
   }
   return Status::OK();

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "checkpoints/catalog.h"
+#include "storage/store_pool.h"
 
 namespace branchdb::checkpoints {
 
@@ -45,10 +46,24 @@ class Stmt {
 
 Status CatalogError(sqlite3* db, const std::string& what);
 
-// One project: its catalog facts and its open store.
+// A project's store is opened on first use and closed once unused this long
+// (checked by the reaper thread), so that idle projects hold no file
+// descriptors and the number of projects is not bounded by the open-file
+// limit (storage/store_pool.h).
+inline constexpr int64_t kStoreIdleMicros = 60 * kMicrosPerSecond;
+// File descriptors kept free for the rest of the process: CreateProject
+// refuses (Unavailable too_many_open_files) when fewer would stay free once
+// idle stores are closed; an existing project's store opens down to half.
+inline constexpr uint64_t kReservedFileDescriptors = 64;
+// Least time between two attempts to reopen a store whose writes a full disk
+// stopped (reason disk_full; see storage/store_pool.h).
+inline constexpr int64_t kDiskFullRetryMicros = kMicrosPerSecond;
+
+// One project: its catalog facts and its store (open while used, see
+// storage/store_pool.h).
 struct Project {
   ProjectInfo info;
-  std::unique_ptr<storage::PageStore> store;
+  std::unique_ptr<storage::PooledStore> store;
   // Held across a store GC (without the catalog lock) and by LabelCheckpoint,
   // so that a state cannot be labelled while a GC that does not pin it runs.
   // Lock order: gc_mu before Catalog::Impl::mu.
@@ -73,6 +88,8 @@ struct Catalog::Impl {
   Env* env = nullptr;
   std::string data_dir;
   std::unique_ptr<FileLock> lock;
+  // The projects' stores; outlives them (projects are cleared first).
+  std::unique_ptr<storage::StorePool> pool;
 
   // Guards db and projects, and serializes catalog mutations.
   std::mutex mu;

@@ -25,6 +25,7 @@
 #include "server/http/router.h"
 #include "server/http/timed_env.h"
 #include "server/routes/routes.h"
+#include "storage/env/process.h"
 
 namespace branchdb::server {
 namespace {
@@ -117,6 +118,8 @@ Result<std::unique_ptr<ApiServer>> ApiServer::Create(const Config& config, Env* 
 
 Status ApiServer::Init() {
   BRANCHDB_RETURN_IF_ERROR(env_->CreateDirs(config_.data_dir).WithContext("data directory"));
+  // Private to the service user, also when it was made earlier (with 0755).
+  BRANCHDB_RETURN_IF_ERROR(env_->SetPermissions(config_.data_dir, 0700).WithContext("data directory"));
   Clock* clock = env_->GetClock();
   services_.config = &config_;
   services_.public_url = config_.PublicUrl();
@@ -129,6 +132,14 @@ Status ApiServer::Init() {
   services_.sandbox.max_sql_bytes = config_.max_sql_bytes;
   services_.sandbox.max_db_bytes = config_.max_branch_bytes;
   services_.logger = spdlog::default_logger();
+  // Every open project store, connection and SQLite file is a descriptor:
+  // take all the kernel allows (stores are also closed when idle).
+  if (auto limit = RaiseFileDescriptorLimit(); limit.ok()) {
+    services_.logger->info("event=open_file_limit limit={}", *limit);
+  } else {
+    services_.logger->warn("event=open_file_limit_not_raised error=\"{}\"",
+                           limit.status().ToString());
+  }
 
   auth::AuthOptions aopts;
   aopts.data_dir = config_.data_dir;
@@ -171,8 +182,9 @@ Status ApiServer::Init() {
     m.Set(http::kBytesStored, {}, bytes);
   });
 
-  auto idem = http::IdempotencyStore::Open(JoinPath(config_.data_dir, "idempotency.db"), clock,
-                                           config_.idempotency_ttl_seconds);
+  const std::string idem_path = JoinPath(config_.data_dir, "idempotency.db");
+  BRANCHDB_RETURN_IF_ERROR(PrepareSqliteFile(env_, idem_path));
+  auto idem = http::IdempotencyStore::Open(idem_path, clock, config_.idempotency_ttl_seconds);
   if (!idem.ok()) return idem.status();
   parts_->idempotency = std::move(*idem);
   services_.idempotency = parts_->idempotency.get();

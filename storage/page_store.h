@@ -30,6 +30,10 @@
 // Concurrent mutations, on one timeline or many, share one fdatasync (group
 // commit). A failed fsync puts the store in a failed state: every later
 // mutation returns IOError (reason "store_failed") until the store is reopened.
+// A write that found the disk full (no fsync failed; never acknowledged)
+// stops mutations too, with ResourceExhausted (reason "disk_full"), since its
+// bytes may be half in the log: reopening runs recovery, which drops them
+// (storage/store_pool.h reopens by itself).
 // Recovery on Open validates checksums, truncates a torn tail, and never loses
 // an acknowledged record. The format is in docs/storage-format.md.
 //
@@ -224,7 +228,8 @@ class PageStore {
   // Bytes of all segment files.
   virtual uint64_t DiskBytes() const = 0;
 
-  // OK, or the IOError that put the store in its failed state.
+  // OK, or the failure that stopped the store's writes: IOError store_failed
+  // (an fsync), or the failed write's own error (disk_full for a full disk).
   virtual Status Health() const = 0;
   // Newest LSN of the store.
   virtual Lsn LastLsn() const = 0;

@@ -164,9 +164,7 @@ Result<GcStats> PageStoreImpl::Gc(const GcOptions& options) {
   } done{this};
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (!failed_.ok()) {
-      return Status::IOError("page store failed earlier: " + failed_.ToString(), "store_failed");
-    }
+    if (!failed_.ok()) return Refusal();
   }
 
   GcStats stats;
@@ -243,11 +241,11 @@ Status PageStoreImpl::WriteManifest(const std::string& contents) {
     auto file = env_->NewWritableFile(tmp, Env::OpenMode::kTruncate);
     if (!file.ok()) return file.status();
     BRANCHDB_RETURN_IF_ERROR((*file)->Append(contents));
-    BRANCHDB_RETURN_IF_ERROR(FailStopOnError((*file)->Sync()));
+    BRANCHDB_RETURN_IF_ERROR(FailStopOnError(SyncError((*file)->Sync())));
     BRANCHDB_RETURN_IF_ERROR((*file)->Close());
   }
   BRANCHDB_RETURN_IF_ERROR(env_->RenameFile(tmp, path));
-  return FailStopOnError(env_->SyncDir(dir_));
+  return FailStopOnError(SyncError(env_->SyncDir(dir_)));
 }
 
 Status PageStoreImpl::FailStopOnError(Status s) {
@@ -359,7 +357,7 @@ Status PageStoreImpl::Compact(GcStats* stats) {
     group_bytes += keep[n];
   }
   if (!group.empty()) BRANCHDB_RETURN_IF_ERROR(CompactGroup(group, stats));
-  return FailStopOnError(env_->SyncDir(dir_));
+  return FailStopOnError(SyncError(env_->SyncDir(dir_)));
 }
 
 Status PageStoreImpl::CompactGroup(const std::vector<uint64_t>& group, GcStats* stats) {
@@ -465,7 +463,7 @@ Status PageStoreImpl::CompactGroup(const std::vector<uint64_t>& group, GcStats* 
   }
   buf += EncodeFooter(footer, offset + buf.size());
   Status s = out->Append(buf);
-  if (s.ok()) s = FailStopOnError(out->Sync());  // a failed fsync is never survived
+  if (s.ok()) s = FailStopOnError(SyncError(out->Sync()));  // a failed fsync is never survived
   if (s.ok()) s = out->Close();
   if (!s.ok()) return fail(s);
   const uint64_t new_size = out->Size();
@@ -474,7 +472,7 @@ Status PageStoreImpl::CompactGroup(const std::vector<uint64_t>& group, GcStats* 
   // On failure the output may or may not be durable under its final name; a
   // later compaction of the same segments would then duplicate their records.
   // Fail-stop: recovery sorts it out (the output supersedes the group).
-  BRANCHDB_RETURN_IF_ERROR(FailStopOnError(env_->SyncDir(dir_)));
+  BRANCHDB_RETURN_IF_ERROR(FailStopOnError(SyncError(env_->SyncDir(dir_))));
   {
     std::unique_lock<std::shared_mutex> state(state_mu_);
     for (const Move& m : moves) {

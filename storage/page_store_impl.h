@@ -28,6 +28,11 @@
 
 namespace branchdb::storage::internal {
 
+// The error of an fsync (of a file or a directory) as the store reports it:
+// IOError store_failed whatever the errno (ENOSPC included), since the data's
+// durability is unknown after it (fail-stop). OK stays OK.
+Status SyncError(Status s);
+
 class PageStoreImpl final : public PageStore {
  public:
   PageStoreImpl(const PageStoreOptions& options, std::string dir);
@@ -121,6 +126,10 @@ class PageStoreImpl final : public PageStore {
   // --- write path (page_store_write.cc) ---
   // REQUIRES: lock holds mu_. Status of the store for a new mutation.
   Status CheckWritable() const;
+  // What a mutation gets from a failed store: ResourceExhausted disk_full when
+  // a write found no space (no fsync failed), else IOError store_failed.
+  // REQUIRES: mu_ held, failed_ not OK.
+  Status Refusal() const;
   Result<Lsn> Submit(std::unique_ptr<Writer> w, std::unique_lock<std::mutex>& lock);
   Status WriteBatch(const std::vector<Writer*>& batch);
   Status RollSegment();
@@ -182,6 +191,9 @@ class PageStoreImpl final : public PageStore {
   std::condition_variable cv_;
   std::deque<Writer*> queue_;
   std::map<TimelineId, PendingTimeline> pending_;
+  // The first failure of a write (sticky until reopened): a failed fsync, or a
+  // failed write whose bytes may be half in the file (reason disk_full when
+  // the disk was full: recovery on reopen truncates them).
   Status failed_;
   Lsn next_lsn_ = 1;
   TimelineId next_timeline_ = 1;

@@ -13,14 +13,33 @@ Status StoreFailed(const Status& cause) {
                          "store_failed");
 }
 
+// No path in it: the message reaches API clients.
+Status DiskFull() {
+  return Status::ResourceExhausted(
+      "disk full: the store could not write (nothing was committed); retry once space is "
+      "freed",
+      "disk_full");
+}
+
 Status TimelineNotFound(TimelineId t) {
   return Status::NotFound("timeline " + std::to_string(t) + " not found", "timeline_not_found");
 }
 
 }  // namespace
 
+Status SyncError(Status s) {
+  if (s.ok() || s.reason() == "store_failed") return s;
+  return Status::IOError("fsync failed, the store stopped (fail-stop): " + s.message(),
+                         "store_failed");
+}
+
+Status PageStoreImpl::Refusal() const {
+  if (failed_.reason() == "disk_full") return DiskFull();
+  return StoreFailed(failed_);
+}
+
 Status PageStoreImpl::CheckWritable() const {
-  if (!failed_.ok()) return StoreFailed(failed_);
+  if (!failed_.ok()) return Refusal();
   return Status::OK();
 }
 
@@ -204,12 +223,17 @@ Result<Lsn> PageStoreImpl::Submit(std::unique_ptr<Writer> w, std::unique_lock<st
     }
     Status s;
     if (!failed_.ok()) {
-      s = StoreFailed(failed_);
+      s = Refusal();
     } else {
       lock.unlock();
       s = WriteBatch(batch);
       lock.lock();
-      if (!s.ok()) failed_ = s;
+      if (!s.ok()) {
+        // Also a failed write: its bytes may be in the file, half written, so
+        // nothing may follow them until recovery truncates them (reopen).
+        failed_ = s;
+        if (s.reason() == "disk_full") s = DiskFull();
+      }
     }
     for (Writer* x : batch) {
       queue_.pop_front();
@@ -237,7 +261,7 @@ Status PageStoreImpl::WriteBatch(const std::vector<Writer*>& batch) {
     metas.emplace_back(offset, std::move(meta));
   }
   BRANCHDB_RETURN_IF_ERROR(active_file_->Append(buf));
-  BRANCHDB_RETURN_IF_ERROR(active_file_->Sync());
+  BRANCHDB_RETURN_IF_ERROR(SyncError(active_file_->Sync()));
   std::unique_lock<std::shared_mutex> state(state_mu_);
   for (size_t i = 0; i < batch.size(); ++i) {
     Status s = ApplyRecord(batch[i]->meta, static_cast<uint32_t>(active_number_), metas[i].first,
@@ -253,7 +277,7 @@ Status PageStoreImpl::WriteBatch(const std::vector<Writer*>& batch) {
 Status PageStoreImpl::SealActive() {
   std::string footer = EncodeFooter(active_footer_, active_file_->Size());
   BRANCHDB_RETURN_IF_ERROR(active_file_->Append(footer));
-  BRANCHDB_RETURN_IF_ERROR(active_file_->Sync());
+  BRANCHDB_RETURN_IF_ERROR(SyncError(active_file_->Sync()));
   BRANCHDB_RETURN_IF_ERROR(active_file_->Close());
   {
     std::unique_lock<std::shared_mutex> state(state_mu_);
@@ -271,8 +295,8 @@ Status PageStoreImpl::StartSegment(uint64_t number) {
   SegmentHeader h;
   h.number = number;
   BRANCHDB_RETURN_IF_ERROR((*file)->Append(EncodeSegmentHeader(h)));
-  BRANCHDB_RETURN_IF_ERROR((*file)->Sync());
-  BRANCHDB_RETURN_IF_ERROR(env_->SyncDir(dir_));
+  BRANCHDB_RETURN_IF_ERROR(SyncError((*file)->Sync()));
+  BRANCHDB_RETURN_IF_ERROR(SyncError(env_->SyncDir(dir_)));
   active_file_ = std::move(*file);
   active_number_ = number;
   active_footer_.clear();

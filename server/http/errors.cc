@@ -13,6 +13,7 @@ int HttpStatusFor(const Status& status) {
   }
   if (reason == "idempotency_key_reused") return 422;
   if (reason == "store_failed") return 503;
+  if (reason == "disk_full") return 507;  // Insufficient Storage (RFC 4918)
   switch (status.code()) {
     case StatusCode::kOk: return 200;
     case StatusCode::kNotFound: return 404;

@@ -8,7 +8,7 @@
 // 403, Unauthenticated 401, ResourceExhausted 429, Corruption 500, IOError 500,
 // Unavailable 503. Some reasons refine it: statement_timeout 408,
 // sql_too_long / payload_too_large / value_too_large / branch_size_limit 413,
-// idempotency_key_reused 422, store_failed 503.
+// idempotency_key_reused 422, store_failed 503, disk_full 507.
 //
 // Thread-safety: pure functions.
 #ifndef BRANCHDB_SERVER_HTTP_ERRORS_H_

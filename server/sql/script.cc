@@ -7,6 +7,7 @@
 
 #include "server/sql/sandbox.h"
 #include "server/sql/sandbox_internal.h"
+#include "storage/vfs/vfs.h"
 
 namespace branchdb::server::sql {
 namespace {
@@ -53,6 +54,8 @@ Status StatusFromSqlite(sqlite3* db, Sandbox::State* st, int rc, const std::stri
     case SQLITE_TOOBIG:
       return Status::ResourceExhausted(msg, "value_too_large");
     case SQLITE_FULL:
+      // The VFS says SQLITE_FULL for a full disk too: its error tells which.
+      if (Status vfs = storage::LastVfsError(db); vfs.reason() == "disk_full") return vfs;
       return Status::ResourceExhausted(msg + " (the branch reached its size limit)",
                                        "branch_size_limit");
     case SQLITE_BUSY:

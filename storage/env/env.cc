@@ -1,5 +1,6 @@
 // Portable parts of Env: conveniences built from its virtual calls.
 #include "storage/env/env.h"
+#include "storage/env/process.h"
 
 namespace branchdb {
 
@@ -11,6 +12,19 @@ std::string JoinPath(std::string_view dir, std::string_view name) {
   out += '/';
   out += name.substr(start);
   return out;
+}
+
+Status PrepareSqliteFile(Env* env, const std::string& path) {
+  if (!env->FileExists(path)) {
+    auto file = env->NewWritableFile(path, Env::OpenMode::kAppend);
+    if (!file.ok()) return file.status();
+    BRANCHDB_RETURN_IF_ERROR((*file)->Close());
+  }
+  for (const char* suffix : {"", "-wal", "-shm", "-journal"}) {
+    const std::string p = path + suffix;
+    if (env->FileExists(p)) BRANCHDB_RETURN_IF_ERROR(env->SetPermissions(p, 0600));
+  }
+  return Status::OK();
 }
 
 Result<std::string> Env::ReadFileToString(const std::string& path) {

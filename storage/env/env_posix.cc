@@ -1,9 +1,11 @@
 // The POSIX Env and the real Clock. The only file in branchdb that calls the
-// operating system's file and clock functions directly.
+// operating system's file and clock functions directly. Files are created with
+// mode 0600 and directories with 0700 (existing ones keep their mode).
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -12,9 +14,15 @@
 #include <thread>
 
 #include "storage/env/env.h"
+#include "storage/env/process.h"
 
 namespace branchdb {
 namespace {
+
+// Everything branchdb creates is private to the service user (the data holds
+// query results, secrets and whole databases).
+constexpr mode_t kFileMode = 0600;
+constexpr mode_t kDirMode = 0700;
 
 Status PosixError(std::string_view what, const std::string& path, int err) {
   std::string msg(what);
@@ -131,7 +139,7 @@ class PosixEnv final : public Env {
                                                         OpenMode mode) override {
     int flags = O_WRONLY | O_CREAT | O_CLOEXEC;
     flags |= (mode == OpenMode::kTruncate) ? O_TRUNC : O_APPEND;
-    int fd = ::open(path.c_str(), flags, 0644);
+    int fd = ::open(path.c_str(), flags, kFileMode);
     if (fd < 0) return PosixError("open", path, errno);
     struct stat st;
     if (::fstat(fd, &st) != 0) {
@@ -202,7 +210,7 @@ class PosixEnv final : public Env {
       pos = dir.find('/', pos + 1);
       partial = dir.substr(0, pos);
       if (partial.empty()) continue;
-      if (::mkdir(partial.c_str(), 0755) != 0 && errno != EEXIST) {
+      if (::mkdir(partial.c_str(), kDirMode) != 0 && errno != EEXIST) {
         return PosixError("mkdir", partial, errno);
       }
     }
@@ -231,7 +239,7 @@ class PosixEnv final : public Env {
   }
 
   Result<std::unique_ptr<FileLock>> LockFile(const std::string& path) override {
-    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, kFileMode);
     if (fd < 0) return PosixError("open", path, errno);
     if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
       int err = errno;
@@ -257,6 +265,27 @@ Clock* Clock::Default() {
 Env* Env::Default() {
   static PosixEnv* env = new PosixEnv();
   return env;
+}
+
+Result<FileDescriptorUsage> GetFileDescriptorUsage() {
+  FileDescriptorUsage usage;
+  struct rlimit rl;
+  if (::getrlimit(RLIMIT_NOFILE, &rl) != 0) return PosixError("getrlimit", "NOFILE", errno);
+  usage.limit = rl.rlim_cur == RLIM_INFINITY ? 0 : static_cast<uint64_t>(rl.rlim_cur);
+  auto fds = Env::Default()->GetChildren("/proc/self/fd");  // its own fd is in it
+  if (!fds.ok()) return fds.status();
+  usage.open = fds->size();
+  return usage;
+}
+
+Result<uint64_t> RaiseFileDescriptorLimit() {
+  struct rlimit rl;
+  if (::getrlimit(RLIMIT_NOFILE, &rl) != 0) return PosixError("getrlimit", "NOFILE", errno);
+  if (rl.rlim_cur != rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &rl) != 0) return PosixError("setrlimit", "NOFILE", errno);
+  }
+  return rl.rlim_cur == RLIM_INFINITY ? uint64_t{0} : static_cast<uint64_t>(rl.rlim_cur);
 }
 
 }  // namespace branchdb

@@ -1,0 +1,327 @@
+// StorePool and PooledStore: lazily opened, idle-closed, self-reopening page
+// stores (storage/store_pool.h).
+#include "storage/store_pool.h"
+
+#include <algorithm>
+#include <vector>
+
+#include "storage/env/process.h"
+#include "storage/log_format.h"
+
+namespace branchdb::storage {
+namespace {
+
+bool StoppedByFsync(const Status& health) {
+  return !health.ok() && health.reason() != "disk_full";
+}
+
+}  // namespace
+
+// --- PooledStore ---------------------------------------------------------------
+
+PooledStore::PooledStore(StorePool* pool, const PageStoreOptions& options, std::string dir)
+    : pool_(pool), options_(options), env_(options.env), dir_(std::move(dir)) {
+  last_use_micros_.store(NowMicros());
+}
+
+PooledStore::~PooledStore() {
+  pool_->Unregister(this);
+  std::unique_lock<std::shared_mutex> x(mu_);
+  CloseLocked();
+}
+
+int64_t PooledStore::NowMicros() const { return env_->GetClock()->NowMonotonicNanos() / 1000; }
+
+bool PooledStore::IsOpen() const {
+  std::shared_lock<std::shared_mutex> l(mu_);
+  return store_ != nullptr;
+}
+
+Status PooledStore::OpenNow() {
+  auto use = Acquire(false);
+  return use.ok() ? Status::OK() : use.status();
+}
+
+bool PooledStore::TryClose(int64_t last_use_micros) {
+  std::unique_lock<std::shared_mutex> x(mu_, std::try_to_lock);
+  if (!x.owns_lock() || store_ == nullptr) return false;
+  if (last_use_micros_.load() > last_use_micros) return false;
+  if (StoppedByFsync(store_->Health())) return false;  // fail-stop: keeps refusing
+  CloseLocked();
+  return true;
+}
+
+void PooledStore::CloseLocked() const {
+  if (store_ == nullptr) return;
+  store_.reset();
+  pool_->open_count_--;
+}
+
+Status PooledStore::OpenLocked() const {
+  BRANCHDB_RETURN_IF_ERROR(pool_->MakeRoom(this, pool_->options_.reserved_file_descriptors / 2));
+  auto opened = PageStore::Open(options_, dir_);
+  if (!opened.ok()) {
+    const Status& s = opened.status();
+    if (s.reason() == "disk_full") {
+      return Status::ResourceExhausted(
+          "disk full: the store cannot reopen yet; retry once space is freed", "disk_full");
+    }
+    return s;
+  }
+  store_ = std::move(*opened);
+  pool_->open_count_++;
+  return Status::OK();
+}
+
+bool PooledStore::NeedsReopenLocked() const {
+  if (store_ == nullptr) return true;
+  Status health = store_->Health();
+  return health.reason() == "disk_full" &&
+         NowMicros() - last_reopen_micros_ >= pool_->options_.disk_full_retry_micros;
+}
+
+Result<PooledStore::Use> PooledStore::Acquire(bool mutation) const {
+  for (;;) {
+    {
+      std::shared_lock<std::shared_mutex> l(mu_);
+      if (store_ != nullptr && !(mutation && NeedsReopenLocked())) {
+        last_use_micros_.store(NowMicros());
+        return Use{std::move(l), store_.get()};
+      }
+    }
+    std::unique_lock<std::shared_mutex> x(mu_);
+    if (store_ != nullptr && mutation && NeedsReopenLocked()) {
+      // A full disk stopped its writes: recovery drops the half-written bytes.
+      last_reopen_micros_ = NowMicros();
+      CloseLocked();
+    }
+    if (store_ == nullptr) {
+      // Still full: a reopen that found no room is not retried at once.
+      if (open_error_.reason() == "disk_full" &&
+          NowMicros() - last_reopen_micros_ < pool_->options_.disk_full_retry_micros) {
+        return open_error_;
+      }
+      open_error_ = OpenLocked();
+      if (!open_error_.ok()) {
+        last_reopen_micros_ = NowMicros();
+        return open_error_;
+      }
+    }
+    // Then take it shared (another caller may close it in between: loop).
+  }
+}
+
+Result<TimelineId> PooledStore::CreateTimeline(Lsn base, std::string_view annotation) {
+  auto use = Acquire(true);
+  if (!use.ok()) return use.status();
+  return use->store->CreateTimeline(base, annotation);
+}
+
+Result<TimelineId> PooledStore::CreateTimeline(TimelineId ancestor, Lsn ancestor_lsn,
+                                               std::string_view annotation) {
+  auto use = Acquire(true);
+  if (!use.ok()) return use.status();
+  return use->store->CreateTimeline(ancestor, ancestor_lsn, annotation);
+}
+
+Result<Lsn> PooledStore::ResetTimeline(TimelineId t, Lsn expected_head, Lsn base,
+                                       std::string_view annotation) {
+  auto use = Acquire(true);
+  if (!use.ok()) return use.status();
+  return use->store->ResetTimeline(t, expected_head, base, annotation);
+}
+
+Status PooledStore::DropTimeline(TimelineId t) {
+  auto use = Acquire(true);
+  if (!use.ok()) return use.status();
+  return use->store->DropTimeline(t);
+}
+
+Result<TimelineInfo> PooledStore::GetTimeline(TimelineId t) const {
+  auto use = Acquire(false);
+  if (!use.ok()) return use.status();
+  return use->store->GetTimeline(t);
+}
+
+std::vector<TimelineInfo> PooledStore::ListTimelines() const {
+  auto list = ListTimelinesOrError();
+  return list.ok() ? std::move(*list) : std::vector<TimelineInfo>();
+}
+
+Result<std::vector<TimelineInfo>> PooledStore::ListTimelinesOrError() const {
+  auto use = Acquire(false);
+  if (!use.ok()) return use.status();
+  return use->store->ListTimelines();
+}
+
+Result<Lsn> PooledStore::Head(TimelineId t) const {
+  auto use = Acquire(false);
+  if (!use.ok()) return use.status();
+  return use->store->Head(t);
+}
+
+Result<Lsn> PooledStore::Commit(TimelineId t, Lsn expected_head,
+                                const std::vector<PageWrite>& pages, uint32_t db_size_pages,
+                                std::string_view annotation) {
+  auto use = Acquire(true);
+  if (!use.ok()) return use.status();
+  return use->store->Commit(t, expected_head, pages, db_size_pages, annotation);
+}
+
+Result<Lsn> PooledStore::ResolveLsn(TimelineId t, Lsn lsn) const {
+  auto use = Acquire(false);
+  if (!use.ok()) return use.status();
+  return use->store->ResolveLsn(t, lsn);
+}
+
+Status PooledStore::ReadPage(TimelineId t, PageNo pgno, Lsn lsn, std::string* out) const {
+  auto use = Acquire(false);
+  if (!use.ok()) return use.status();
+  return use->store->ReadPage(t, pgno, lsn, out);
+}
+
+Status PooledStore::ReadPageAt(Lsn state_lsn, PageNo pgno, std::string* out) const {
+  auto use = Acquire(false);
+  if (!use.ok()) return use.status();
+  return use->store->ReadPageAt(state_lsn, pgno, out);
+}
+
+Result<uint32_t> PooledStore::DbSize(TimelineId t, Lsn lsn) const {
+  auto use = Acquire(false);
+  if (!use.ok()) return use.status();
+  return use->store->DbSize(t, lsn);
+}
+
+Result<uint32_t> PooledStore::DbSizeAt(Lsn state_lsn) const {
+  auto use = Acquire(false);
+  if (!use.ok()) return use.status();
+  return use->store->DbSizeAt(state_lsn);
+}
+
+Result<RecordInfo> PooledStore::GetRecord(Lsn lsn) const {
+  auto use = Acquire(false);
+  if (!use.ok()) return use.status();
+  return use->store->GetRecord(lsn);
+}
+
+Result<std::vector<RecordInfo>> PooledStore::History(TimelineId t, Lsn before,
+                                                     size_t limit) const {
+  auto use = Acquire(false);
+  if (!use.ok()) return use.status();
+  return use->store->History(t, before, limit);
+}
+
+Result<Lsn> PooledStore::LsnAt(TimelineId t, int64_t time_micros) const {
+  auto use = Acquire(false);
+  if (!use.ok()) return use.status();
+  return use->store->LsnAt(t, time_micros);
+}
+
+Result<std::vector<PageNo>> PooledStore::ChangedPages(Lsn a, Lsn b) const {
+  auto use = Acquire(false);
+  if (!use.ok()) return use.status();
+  return use->store->ChangedPages(a, b);
+}
+
+Result<GcStats> PooledStore::Gc(const GcOptions& options) {
+  auto use = Acquire(true);
+  if (!use.ok()) return use.status();
+  return use->store->Gc(options);
+}
+
+Result<SpaceUsage> PooledStore::Usage(TimelineId t) const {
+  auto use = Acquire(false);
+  if (!use.ok()) return use.status();
+  return use->store->Usage(t);
+}
+
+uint64_t PooledStore::DiskBytes() const {
+  {
+    std::shared_lock<std::shared_mutex> l(mu_);
+    if (store_ != nullptr) return store_->DiskBytes();
+  }
+  auto names = env_->GetChildren(dir_);
+  if (!names.ok()) return 0;
+  uint64_t bytes = 0;
+  for (const std::string& name : *names) {
+    uint64_t number = 0;
+    if (!internal::ParseSegmentFileName(name, &number)) continue;
+    auto size = env_->GetFileSize(JoinPath(dir_, name));
+    if (size.ok()) bytes += *size;
+  }
+  return bytes;
+}
+
+Status PooledStore::Health() const {
+  std::shared_lock<std::shared_mutex> l(mu_);
+  return store_ != nullptr ? store_->Health() : Status::OK();
+}
+
+Lsn PooledStore::LastLsn() const {
+  auto use = Acquire(false);
+  if (!use.ok()) return 0;
+  return use->store->LastLsn();
+}
+
+// --- StorePool -------------------------------------------------------------------
+
+StorePool::StorePool(const StorePoolOptions& options)
+    : options_(options), env_(options.env != nullptr ? options.env : Env::Default()) {}
+
+StorePool::~StorePool() = default;
+
+std::unique_ptr<PooledStore> StorePool::Add(const PageStoreOptions& options,
+                                            const std::string& dir) {
+  PageStoreOptions o = options;
+  if (o.env == nullptr) o.env = env_;
+  std::unique_ptr<PooledStore> store(new PooledStore(this, o, dir));
+  Register(store.get());
+  return store;
+}
+
+void StorePool::Register(PooledStore* store) {
+  std::lock_guard<std::mutex> l(mu_);
+  stores_.insert(store);
+}
+
+void StorePool::Unregister(PooledStore* store) {
+  std::lock_guard<std::mutex> l(mu_);
+  stores_.erase(store);
+}
+
+size_t StorePool::CloseIdle(int64_t idle_micros) {
+  const int64_t cutoff = env_->GetClock()->NowMonotonicNanos() / 1000 - idle_micros;
+  std::lock_guard<std::mutex> l(mu_);
+  size_t closed = 0;
+  for (PooledStore* s : stores_) closed += s->TryClose(cutoff) ? 1 : 0;
+  return closed;
+}
+
+Status StorePool::MakeRoom(const PooledStore* opening, uint64_t reserve) {
+  const uint64_t need = reserve + kStoreFileDescriptors;
+  auto enough = [&](FileDescriptorUsage* u) {
+    auto usage = GetFileDescriptorUsage();
+    if (!usage.ok() || usage->limit == 0) return true;  // nothing known: no limit to keep
+    *u = *usage;
+    return u->open + need <= u->limit;
+  };
+  FileDescriptorUsage usage;
+  if (enough(&usage)) return Status::OK();
+  std::lock_guard<std::mutex> l(mu_);
+  std::vector<std::pair<int64_t, PooledStore*>> lru;
+  for (PooledStore* s : stores_) {
+    if (s != opening) lru.emplace_back(s->last_use_micros_.load(), s);
+  }
+  std::sort(lru.begin(), lru.end());
+  for (const auto& [last_use, s] : lru) {
+    if (s->TryClose() && enough(&usage)) return Status::OK();
+  }
+  return Status::Unavailable(
+      "too many open files: " + std::to_string(usage.open) + " of the process's limit of " +
+          std::to_string(usage.limit) + " file descriptors are in use and " +
+          std::to_string(need) + " must stay free; no idle project store is left to close " +
+          "(retry later, or raise the limit: ulimit -n / systemd LimitNOFILE)",
+      "too_many_open_files");
+}
+
+}  // namespace branchdb::storage
