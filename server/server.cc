@@ -18,7 +18,9 @@
 #include "server/compute/project_gate.h"
 #include "server/compute/supervisor.h"
 #include "server/http/auth_guard.h"
+#include "server/http/admission.h"
 #include "server/http/errors.h"
+#include "server/http/guarded_server.h"
 #include "server/http/idempotency.h"
 #include "server/http/log_value.h"
 #include "server/http/metrics.h"
@@ -52,6 +54,15 @@ std::vector<std::string> DataDirSpellings(const std::string& data_dir) {
   return out;
 }
 
+// Routes (by label) that run SQL or read a whole branch: admitted apart.
+bool RunsSql(const std::string& label) {
+  for (const char* suffix : {"/sql", "/diff", "/export", "/import", "/promote", "/schema"}) {
+    std::string_view l(label), x(suffix);
+    if (l.size() >= x.size() && l.substr(l.size() - x.size()) == x) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 struct ApiServer::Parts {
@@ -66,7 +77,9 @@ struct ApiServer::Parts {
   std::mutex reaper_mu;
   compute::ComputeSupervisor* computes_for_reaper = nullptr;  // guarded by reaper_mu
   compute::ProjectGate gate;
-  std::unique_ptr<httplib::Server> http;
+  std::unique_ptr<httplib::Server> http;  // a GuardedServer or GuardedSslServer
+  std::function<bool()> set_backlog;      // the listen queue, after binding
+  std::unique_ptr<http::Admission> admission;
   std::unique_ptr<http::Router> router;
   std::atomic<bool> stopped{false};
   std::atomic<bool> serving{false};     // Serve() entered
@@ -232,21 +245,39 @@ Status ApiServer::Init() {
     m.Set(http::kComputesSuspended, {}, suspended);
   });
 
+  http::GuardOptions guard;
+  guard.clock = clock;
+  guard.min_threads = config_.http_threads;
+  guard.max_connections = config_.max_connections;
+  guard.max_connections_per_client = config_.max_connections_per_client;
+  guard.listen_backlog = config_.listen_backlog;
+  guard.request_timeout_ms = config_.request_timeout_seconds * 1000;
+  guard.min_rate = config_.request_min_rate;
+  guard.on_event = [logger = services_.logger, metrics](const char* event,
+                                                        const std::string& address) {
+    metrics->Increment(http::kConnectionsRefused, {{"reason", event}});
+    logger->warn("event={} remote_addr={}", event, http::LogValue(address));
+  };
   if (!config_.tls_cert_file.empty()) {
-    auto ssl = std::make_unique<httplib::SSLServer>(config_.tls_cert_file.c_str(),
-                                                    config_.tls_key_file.c_str());
+    auto ssl = std::make_unique<http::GuardedSslServer>(config_.tls_cert_file.c_str(),
+                                                        config_.tls_key_file.c_str(), guard);
     if (!ssl->is_valid()) {
       return Status::InvalidArgument(
           "tls_cert_file/tls_key_file: cannot load the certificate or key (PEM expected)",
           "invalid_config");
     }
+    parts_->set_backlog = [server = ssl.get()] { return server->SetBacklog(); };
     parts_->http = std::move(ssl);
   } else {
-    parts_->http = std::make_unique<httplib::Server>();
+    auto plain = std::make_unique<http::GuardedServer>(guard);
+    parts_->set_backlog = [server = plain.get()] { return server->SetBacklog(); };
+    parts_->http = std::move(plain);
   }
   httplib::Server& http = *parts_->http;
-  int threads = config_.http_threads;
-  http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  // Requests that run SQL are bounded apart (http/admission.h), so slow SQL
+  // cannot hold every thread and core while /healthz and others wait.
+  parts_->admission = std::make_unique<http::Admission>(config_.sql_max_concurrent,
+                                                        config_.sql_max_concurrent_per_client);
   // SO_REUSEADDR only: httplib's default adds SO_REUSEPORT, which would let a
   // second server bind the same port silently.
   http.set_socket_options([](socket_t sock) {
@@ -269,6 +300,8 @@ Status ApiServer::Init() {
   ropts.clock = clock;
   ropts.logger = services_.logger;
   ropts.redacted_paths = DataDirSpellings(config_.data_dir);
+  ropts.admission = parts_->admission.get();
+  ropts.needs_admission = [](const std::string& label) { return RunsSql(label); };
   Services* services = &services_;
   ropts.principal_of = [services](const httplib::Request& req) {
     return http::PrincipalOf(*services, req);
@@ -312,6 +345,10 @@ Result<int> ApiServer::Bind() {
   } else if (!parts_->http->bind_to_port(host, port)) {
     return Status::Unavailable("cannot listen on " + config_.listen +
                                    " (address in use? try another --listen port)",
+                               "listen_failed");
+  }
+  if (!parts_->set_backlog()) {
+    return Status::Unavailable("cannot set the listen backlog of " + config_.listen,
                                "listen_failed");
   }
   port_ = port;

@@ -53,6 +53,9 @@ std::unique_ptr<Metrics> Metrics::WithServerFamilies() {
   m->DescribeGauge(kBytesStored, "Bytes of the data directory's stores on disk.");
   m->DescribeCounter(kSqlStatements, "SQL statements executed, by outcome.");
   m->DescribeCounter(kIdempotentReplays, "POSTs answered from the idempotency store.");
+  m->DescribeCounter(kConnectionsRefused,
+                     "Connections refused (too many from one address) or cut (request "
+                     "timeout), by reason.");
   return m;
 }
 

@@ -34,6 +34,7 @@ inline constexpr const char* kColdStartSeconds = "branchdb_compute_cold_start_se
 inline constexpr const char* kBytesStored = "branchdb_bytes_stored";
 inline constexpr const char* kSqlStatements = "branchdb_sql_statements_total";
 inline constexpr const char* kIdempotentReplays = "branchdb_idempotent_replays_total";
+inline constexpr const char* kConnectionsRefused = "branchdb_http_connections_refused_total";
 
 class Metrics {
  public:

@@ -9,10 +9,12 @@
 
 #include <strings.h>
 
+#include <optional>
 #include <random>
 #include <regex>
 #include <vector>
 
+#include "server/http/admission.h"
 #include "server/http/errors.h"
 #include "server/http/idempotency.h"
 #include "server/http/log_value.h"
@@ -344,10 +346,24 @@ void Router::Add(const std::string& method, const std::string& pattern, HttpHand
 
 Router::HttpHandler Router::Wrap(const std::string& label, RouteHandler handler,
                                  bool idempotent) {
-  return [this, label, handler = std::move(handler), idempotent](const httplib::Request& req,
-                                                                  httplib::Response& res) {
+  bool admit = options_.admission != nullptr && options_.needs_admission &&
+               options_.needs_admission(label);
+  return [this, label, handler = std::move(handler), idempotent, admit](
+             const httplib::Request& req, httplib::Response& res) {
     t_route = label;
     RequestContext ctx = ContextOf(res, label);
+    std::optional<Result<Admission::Slot>> slot;
+    if (admit) {
+      std::string client = options_.principal_of ? options_.principal_of(req) : "";
+      if (!client.empty()) {
+        slot.emplace(options_.admission->TryAcquire(client));
+        if (!slot->ok()) {
+          SendError(res, slot->status());
+          res.set_header("Retry-After", "1");
+          return;
+        }
+      }
+    }
     if (idempotent && options_.idempotency != nullptr && req.has_header("Idempotency-Key")) {
       HandleIdempotent(req, res, ctx, handler);
     } else {

@@ -12,6 +12,7 @@
 //   - metrics: requests by route/method/status and a latency histogram;
 //   - exceptions escaping a handler become a 500 JSON error; unknown paths a
 //     404 JSON error;
+//   - admission of the routes that run SQL (RouterOptions::admission);
 //   - Idempotency-Key on POST routes (see idempotency.h): replays carry the
 //     header "Idempotent-Replayed: true". Responses with status < 500, except
 //     401/403/408/409/429, are remembered.
@@ -55,6 +56,7 @@ namespace branchdb::server::http {
 
 class Metrics;
 class IdempotencyStore;
+class Admission;
 
 struct RequestContext {
   std::string request_id;
@@ -93,6 +95,12 @@ struct RouterOptions {
   // The idempotency scope of a request (the authenticated principal). Default:
   // "" for everyone.
   std::function<std::string(const httplib::Request&)> principal_of;
+  // Requests of the routes whose label needs_admission() names (the ones
+  // that run SQL) take a slot of admission first, keyed by principal_of;
+  // without one they get 429 too_many_requests with Retry-After: 1.
+  // Unauthenticated requests are not admitted: their handler refuses them.
+  Admission* admission = nullptr;  // optional; not owned
+  std::function<bool(const std::string& label)> needs_admission;
   // Server paths (the data directory, absolute) no error body may show.
   std::vector<std::string> redacted_paths;
 };
