@@ -90,6 +90,7 @@ enum class Operation {
   kRollbackBranch, kCreateCheckpoint, kListCheckpoints, kDiffBranch, kPromoteBranch,
   kPromoteProtectedBranch,  // the extra check when the parent is protected
   kSqlRead, kSqlWrite,
+  kExportBranch,  // the branch's database file: sql:read, never a database credential
   kIssueReadCredential, kIssueReadWriteCredential,
   kManageClients, kRotateKeys, kIntrospectAnyToken,
 };
@@ -154,7 +155,11 @@ struct AuthOptions {
   std::string realm = "branchdb";
   // Default: 900 s. Access token lifetime; Open() fails if outside [60, 3600].
   int64_t access_token_lifetime_seconds = 900;
-  // Default: 30 s. Clock skew tolerated on exp, iat and nbf; at most 300.
+  // Default: 30 s, at most 300. Clock skew allowed to *other* parties that
+  // verify our tokens with the published keys: a retired key stays in JWKS
+  // this long past the last expiry of a token it signed. This service checks
+  // the tokens it issued against its own clock with no leeway: a token is
+  // refused from its `exp` on (and when its `iat` or `nbf` is in the future).
   int64_t leeway_seconds = 30;
   // Default: 8192. Tokens longer than this are rejected before any decoding.
   size_t max_token_bytes = 8192;
@@ -187,8 +192,8 @@ struct ClientInfo {
 
   // True when the client may touch `project` (empty list = all).
   bool MayAccessProject(std::string_view project) const;
-  // {"client_id","name","scopes":"a b","projects":[...],"enabled","created_at"}
-  // for the admin API; never contains secret material.
+  // {"client_id","name","scopes":["a","b"],"projects":[...],"enabled",
+  // "created_at":"<RFC 3339>"} for the admin API; never contains secret material.
   std::string ToJson() const;
 };
 
@@ -212,11 +217,32 @@ struct Principal {
   // read from the registry at verification time.
   ScopeSet scopes;
   std::vector<std::string> projects;
-  // kDbCredential: the one project and branch, and whether writes are allowed.
+  // kDbCredential: the one project and branch (by name, and by the ids they
+  // had when the credential was issued: see CheckCredentialBinding), and
+  // whether writes are allowed.
   std::string project;
   std::string branch;
+  std::string project_id;
+  std::string branch_id;
   bool read_write = false;
 };
+
+// The identity of a project and a branch that a database credential is bound
+// to: ids that are never reused for another project or branch (the catalog's
+// project id and the branch's timeline id). Names can be reused (delete and
+// re-create, rename); ids cannot.
+struct BranchIdentity {
+  std::string project_id;
+  std::string branch_id;
+};
+
+// For a database credential: nullopt when `current` (the ids of the project and
+// branch the request names, as they are now) are the ids it was issued for;
+// otherwise kInvalidToken ("... deleted, re-created or renamed ..."): a
+// credential never works on another project or branch that took its name.
+// Always nullopt for an access token. Pure.
+std::optional<BearerError> CheckCredentialBinding(const Principal& principal,
+                                                  const BranchIdentity& current);
 
 // Form fields and headers of an OAuth endpoint request (token, revoke, introspect).
 struct OAuthRequest {
@@ -240,8 +266,15 @@ struct DbCredential {
   int64_t expires_at = 0;  // unix seconds
   std::string project, branch;
   DbAccess access = DbAccess::kRead;
-  std::string ToJson() const;  // {"credential","token_type","expires_in","expires_at",...}
+  // {"credential","token_type","expires_in":<s>,"expires_at":"<RFC 3339>",
+  //  "project","branch","access"}
+  std::string ToJson() const;
 };
+
+// "2026-01-01T12:00:00.000Z": RFC 3339 in UTC with milliseconds, the form of
+// every time in the REST API's JSON (the OAuth and JWT wire formats keep their
+// numeric times).
+std::string FormatRfc3339(int64_t unix_seconds);
 
 struct EnsureAdminResult {
   bool created = false;  // false when clients already existed
@@ -304,9 +337,13 @@ class AuthService {
                                                BearerError* error) = 0;
   // Decides whether `principal` may perform `op` on project/branch (either may
   // be "" when the operation is not about one). Access tokens: the scope that
-  // RequiredScope(op) names and the client's project list. Database
-  // credentials: only kSqlRead/kSqlWrite, exactly their project and branch, and
-  // kSqlWrite only when read_write. Returns nullopt when allowed, else the
+  // RequiredScope(op) names and the client's project list; a client with a
+  // project list may do nothing that is not about one of its projects (not
+  // kCreateProject without a listed name, not kManageClients, kRotateKeys,
+  // kIntrospectAnyToken), kListProjects excepted (the caller filters the list).
+  // Database credentials: only kSqlRead/kSqlWrite, exactly their project and
+  // branch names, and kSqlWrite only when read_write (the caller also checks
+  // the ids: CheckCredentialBinding). Returns nullopt when allowed, else the
   // kInsufficientScope error.
   virtual std::optional<BearerError> Authorize(const Principal& principal, Operation op,
                                                std::string_view project,
@@ -319,12 +356,15 @@ class AuthService {
   // --- database credentials -------------------------------------------------
   // Issues a credential for one project + branch to an access-token principal
   // holding sql:read (kRead) or sql:write (kReadWrite) and allowed on the
-  // project. lifetime_seconds: 0 = 900; otherwise must be within [60, 3600].
+  // project. `identity`: the ids the project and branch have now; the
+  // credential carries them and works only while the names still denote them.
+  // lifetime_seconds: 0 = 900; otherwise must be within [60, 3600].
   // Errors: kInsufficientScope (403) when not allowed; kInvalidRequest (400) for a
-  // bad lifetime or empty project/branch.
+  // bad lifetime or an empty project, branch or id.
   virtual std::optional<DbCredential> IssueDbCredential(const Principal& caller,
                                                         std::string_view project,
                                                         std::string_view branch,
+                                                        const BranchIdentity& identity,
                                                         DbAccess access,
                                                         int64_t lifetime_seconds,
                                                         BearerError* error) = 0;

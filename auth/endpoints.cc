@@ -19,6 +19,12 @@ bool IEqualsPrefix(std::string_view s, std::string_view prefix) {
   return true;
 }
 
+// An admin client without a project list may revoke and introspect any
+// client's tokens; a project-restricted admin only its own (its list bounds it).
+bool MayActOnAnyToken(const ClientInfo& client) {
+  return client.scopes.Has(Scope::kAdmin) && client.projects.empty();
+}
+
 // The value of a form field, or nullopt. REQUIRES: fields have no duplicates.
 std::optional<std::string> Field(const OAuthRequest& r, std::string_view name) {
   for (const auto& [k, v] : r.form) {
@@ -241,8 +247,7 @@ HttpReply AuthServiceImpl::RevocationEndpoint(const OAuthRequest& request) {
   // client may revoke only its own tokens (admin: any), others are left alone.
   auto verified = VerifySignatureOnly(*token);
   if (verified.ok() && auth.client->enabled &&
-      (verified->client_id == auth.client->client_id ||
-       auth.client->scopes.Has(Scope::kAdmin))) {
+      (verified->client_id == auth.client->client_id || MayActOnAnyToken(*auth.client))) {
     std::lock_guard<std::mutex> lock(mu_);
     if (revoked_.emplace(verified->jti, verified->exp).second) {
       Status st = SaveRevokedLocked();
@@ -276,7 +281,7 @@ HttpReply AuthServiceImpl::IntrospectionEndpoint(const OAuthRequest& request) {
   BearerError error;
   json claims;
   auto p = VerifyInternal(*token, &error, &claims);
-  if (!p || (p->client_id != auth.client->client_id && !auth.client->scopes.Has(Scope::kAdmin))) {
+  if (!p || (p->client_id != auth.client->client_id && !MayActOnAnyToken(*auth.client))) {
     return JsonReply(200, json{{"active", false}});
   }
   return JsonReply(200, IntrospectionJson(*p, claims));

@@ -1,6 +1,8 @@
 // HTTP-shaped results: bearer challenges (RFC 6750 §3), OAuth error replies
 // (RFC 6749 §5.2), form decoding.
 #include <cctype>
+#include <cstdio>
+#include <ctime>
 
 #include <nlohmann/json.hpp>
 
@@ -160,11 +162,22 @@ Result<std::vector<std::pair<std::string, std::string>>> ParseFormBody(std::stri
   return fields;
 }
 
+std::string FormatRfc3339(int64_t unix_seconds) {
+  time_t t = static_cast<time_t>(unix_seconds);
+  struct tm tm {};
+  gmtime_r(&t, &tm);
+  char buf[64];
+  // The form of every other time in the API: UTC, milliseconds ("...:00.000Z").
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.000Z", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+  return buf;
+}
+
 namespace {
 json ClientJson(const ClientInfo& c) {
   return json{{"client_id", c.client_id}, {"name", c.name},
-              {"scopes", c.scopes.ToString()}, {"projects", c.projects},
-              {"enabled", c.enabled},     {"created_at", c.created_at}};
+              {"scopes", c.scopes.Names()}, {"projects", c.projects},
+              {"enabled", c.enabled},     {"created_at", FormatRfc3339(c.created_at)}};
 }
 }  // namespace
 
@@ -180,7 +193,7 @@ std::string DbCredential::ToJson() const {
   json j = {{"credential", token},
             {"token_type", "Bearer"},
             {"expires_in", expires_in},
-            {"expires_at", expires_at},
+            {"expires_at", FormatRfc3339(expires_at)},
             {"project", project},
             {"branch", branch},
             {"access", access == DbAccess::kReadWrite ? "read_write" : "read"}};

@@ -103,7 +103,7 @@ struct OperationEntry {
   Scope scope;
   bool write;
 };
-constexpr std::array<OperationEntry, 23> kOperations = {{
+constexpr std::array<OperationEntry, 24> kOperations = {{
     {Operation::kListProjects, "list_projects", Scope::kProjectsRead, false},
     {Operation::kGetProject, "get_project", Scope::kProjectsRead, false},
     {Operation::kCreateProject, "create_project", Scope::kProjectsWrite, true},
@@ -123,6 +123,7 @@ constexpr std::array<OperationEntry, 23> kOperations = {{
      Scope::kBranchesPromoteProtected, true},
     {Operation::kSqlRead, "sql_read", Scope::kSqlRead, false},
     {Operation::kSqlWrite, "sql_write", Scope::kSqlWrite, true},
+    {Operation::kExportBranch, "export_branch", Scope::kSqlRead, false},
     {Operation::kIssueReadCredential, "issue_read_credential", Scope::kSqlRead, false},
     {Operation::kIssueReadWriteCredential, "issue_read_write_credential", Scope::kSqlWrite,
      true},

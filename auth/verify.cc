@@ -64,7 +64,9 @@ Result<VerifiedJwt> AuthServiceImpl::VerifySignatureOnly(std::string_view token)
   policy.issuer = options_.issuer;
   policy.audience = options_.audience;
   policy.now = NowSeconds();
-  policy.leeway = options_.leeway_seconds;
+  // Our own tokens against our own clock: no leeway (options_.leeway_seconds is
+  // for other parties' clocks, see AuthOptions).
+  policy.leeway = 0;
   policy.max_lifetime = kMaxTokenLifetimeSeconds;
   policy.max_bytes = options_.max_token_bytes;
   return VerifyJwt(token, policy, [this, now = policy.now](std::string_view kid) {
@@ -111,8 +113,9 @@ std::optional<Principal> AuthServiceImpl::VerifyInternal(std::string_view token,
       return !out->empty();
     };
     std::string access;
-    if (!str("project", &p.project) || !str("branch", &p.branch) || !str("access", &access) ||
-        (access != "read" && access != "read_write")) {
+    if (!str("project", &p.project) || !str("branch", &p.branch) ||
+        !str("project_id", &p.project_id) || !str("branch_id", &p.branch_id) ||
+        !str("access", &access) || (access != "read" && access != "read_write")) {
       *error = Err(Kind::kInvalidToken, "malformed database credential");
       return std::nullopt;
     }
@@ -191,6 +194,8 @@ std::optional<BearerError> AuthServiceImpl::Authorize(const Principal& p, Operat
   const Scope required = RequiredScope(op);
   const std::string scope_name(ScopeName(required));
   if (p.kind == Principal::Kind::kDbCredential) {
+    // Only SQL: not export (the whole file, free pages included), not schema
+    // or checkpoints, not minting other credentials.
     if (op != Operation::kSqlRead && op != Operation::kSqlWrite) {
       return Err(Kind::kInsufficientScope,
                  "a database credential authorizes only SQL on its branch", scope_name);
@@ -209,8 +214,16 @@ std::optional<BearerError> AuthServiceImpl::Authorize(const Principal& p, Operat
                "operation " + std::string(OperationName(op)) + " requires scope " + scope_name,
                scope_name);
   }
-  if (!project.empty() && !p.projects.empty()) {
-    bool allowed = false;
+  if (!p.projects.empty()) {
+    // A project-restricted client acts only on its projects: what is about no
+    // project (creating an unnamed project, managing clients, keys, other
+    // clients' tokens) is outside its list. Listing projects is filtered instead.
+    if (project.empty() && op != Operation::kListProjects) {
+      return Err(Kind::kInsufficientScope,
+                 "a client restricted to projects may not " + std::string(OperationName(op)),
+                 scope_name);
+    }
+    bool allowed = project.empty();
     for (const auto& pr : p.projects) allowed |= pr == project;
     if (!allowed) {
       return Err(Kind::kInsufficientScope, "client may not access this project", scope_name);
@@ -233,7 +246,8 @@ std::optional<BearerError> AuthServiceImpl::Check(std::string_view header,
 
 std::optional<DbCredential> AuthServiceImpl::IssueDbCredential(
     const Principal& caller, std::string_view project, std::string_view branch,
-    DbAccess access, int64_t lifetime_seconds, BearerError* error) {
+    const BranchIdentity& identity, DbAccess access, int64_t lifetime_seconds,
+    BearerError* error) {
   BearerError local;
   if (error == nullptr) error = &local;
   const Operation op = access == DbAccess::kReadWrite ? Operation::kIssueReadWriteCredential
@@ -243,8 +257,9 @@ std::optional<DbCredential> AuthServiceImpl::IssueDbCredential(
                  std::string(ScopeName(RequiredScope(op))));
     return std::nullopt;
   }
-  if (project.empty() || branch.empty()) {
-    *error = Err(Kind::kInvalidRequest, "project and branch are required");
+  if (project.empty() || branch.empty() || identity.project_id.empty() ||
+      identity.branch_id.empty()) {
+    *error = Err(Kind::kInvalidRequest, "project and branch (names and ids) are required");
     return std::nullopt;
   }
   if (lifetime_seconds == 0) lifetime_seconds = 900;
@@ -265,6 +280,8 @@ std::optional<DbCredential> AuthServiceImpl::IssueDbCredential(
   cred.expires_at = now + lifetime_seconds;
   json claims = {{"project", cred.project},
                  {"branch", cred.branch},
+                 {"project_id", identity.project_id},
+                 {"branch_id", identity.branch_id},
                  {"access", access == DbAccess::kReadWrite ? "read_write" : "read"}};
   std::string jti;
   auto token = SignToken(kDbCredentialTyp, caller.client_id, std::move(claims), now, lifetime_seconds, &jti);
@@ -303,6 +320,8 @@ json AuthServiceImpl::IntrospectionJson(const Principal& p, const json& claims) 
     out["typ"] = std::string(kDbCredentialTyp);
     out["project"] = p.project;
     out["branch"] = p.branch;
+    out["project_id"] = p.project_id;
+    out["branch_id"] = p.branch_id;
     out["access"] = p.read_write ? "read_write" : "read";
   }
   (void)claims;
@@ -318,3 +337,21 @@ std::string AuthServiceImpl::IntrospectToken(std::string_view token) {
 }
 
 }  // namespace branchdb::auth::internal
+
+namespace branchdb::auth {
+
+std::optional<BearerError> CheckCredentialBinding(const Principal& principal,
+                                                  const BranchIdentity& current) {
+  if (principal.kind != Principal::Kind::kDbCredential) return std::nullopt;
+  if (principal.project_id == current.project_id && principal.branch_id == current.branch_id) {
+    return std::nullopt;
+  }
+  BearerError e;
+  e.kind = BearerError::Kind::kInvalidToken;
+  e.description =
+      "the credential's branch was deleted, re-created or renamed (the name now denotes another "
+      "branch or none): ask for a new credential";
+  return e;
+}
+
+}  // namespace branchdb::auth

@@ -71,7 +71,8 @@ class AuthServiceImpl final : public AuthService {
                                    Operation op, Principal* out) override;
   std::optional<DbCredential> IssueDbCredential(const Principal& caller,
                                                 std::string_view project,
-                                                std::string_view branch, DbAccess access,
+                                                std::string_view branch,
+                                                const BranchIdentity& identity, DbAccess access,
                                                 int64_t lifetime_seconds,
                                                 BearerError* error) override;
 

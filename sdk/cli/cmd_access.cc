@@ -1,6 +1,5 @@
 // branchdb credential | client create|list|delete | token | compute | suspend
 #include <cstdio>
-#include <ctime>
 #include <iostream>
 #include <memory>
 
@@ -10,15 +9,6 @@
 namespace branchdb::cli {
 
 namespace {
-
-std::string UnixTime(int64_t secs) {
-  time_t t = static_cast<time_t>(secs);
-  struct tm tm {};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 std::string FormatMillis(double ms) {
   char buf[32];
@@ -90,7 +80,7 @@ void RegisterAccessCommands(CLI::App& app, Commands& commands) {
     if (!cr.ok()) return ctx.Fail(cr.error());
     if (!ctx.json()) {
       std::cerr << cr->access << " credential for " << cr->project << "/" << cr->branch
-                << ", expires " << UnixTime(cr->expires_at) << " (in "
+                << ", expires " << cr->expires_at << " (in "
                 << FormatDuration(cr->expires_in) << ")\n";
     }
     return ctx.Print(cr->raw, [&](std::ostream& out) { out << cr->credential << "\n"; });
@@ -138,7 +128,7 @@ void RegisterAccessCommands(CLI::App& app, Commands& commands) {
       for (const auto& ci : *cs) {
         t.AddRow({ci.client_id, ci.name, JoinWords(ci.scopes, " "),
                   ci.projects.empty() ? "all" : JoinWords(ci.projects, ","),
-                  ci.enabled ? "yes" : "no", UnixTime(ci.created_at)});
+                  ci.enabled ? "yes" : "no", ci.created_at});
       }
       t.Print(out);
     });

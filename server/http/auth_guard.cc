@@ -2,9 +2,41 @@
 
 #include <httplib.h>
 
+#include "checkpoints/catalog.h"
 #include "server/http/errors.h"
 
 namespace branchdb::server::http {
+namespace {
+
+void SendBearerError(httplib::Response& res, const auth::BearerError& error) {
+  auth::HttpReply reply = auth::BearerErrorReply(error, "branchdb");
+  std::string code(error.ErrorCode());
+  if (code.empty()) code = "unauthenticated";
+  std::string message = error.description;
+  if (message.empty()) {
+    message = "a bearer token is required: get one at POST /oauth/token (client credentials)";
+  }
+  nlohmann::json details = nlohmann::json::object();
+  if (!error.scope.empty()) details["scope"] = error.scope;
+  SendJson(res, reply.status,
+           {{"error", {{"code", code}, {"message", message}, {"details", details}}}});
+  for (const auto& [name, value] : reply.headers) {
+    if (name == "WWW-Authenticate") res.set_header(name.c_str(), value);
+  }
+}
+
+}  // namespace
+
+auth::BranchIdentity BranchIdentityOf(Services& services, std::string_view project,
+                                      std::string_view branch) {
+  auth::BranchIdentity ids;
+  if (services.catalog == nullptr) return ids;
+  auto p = services.catalog->GetProject(std::string(project));
+  auto b = services.catalog->GetBranch(std::string(project), std::string(branch), false);
+  if (p.ok()) ids.project_id = p->id;
+  if (b.ok()) ids.branch_id = std::to_string(b->timeline);
+  return ids;
+}
 
 void SendAuthReply(httplib::Response& res, const auth::HttpReply& reply) {
   res.status = reply.status;
@@ -22,21 +54,13 @@ std::optional<auth::Principal> RequireAuth(Services& services, const httplib::Re
   auth::Principal principal;
   std::string header = req.get_header_value("Authorization");
   auto error = services.auth->Check(header, project, branch, op, &principal);
+  // A credential names its branch and carries the ids it had: the name must
+  // still denote that very branch (not a re-created or renamed-onto one).
+  if (!error && principal.kind == auth::Principal::Kind::kDbCredential) {
+    error = auth::CheckCredentialBinding(principal, BranchIdentityOf(services, project, branch));
+  }
   if (!error) return principal;
-  auth::HttpReply reply = auth::BearerErrorReply(*error, "branchdb");
-  std::string code(error->ErrorCode());
-  if (code.empty()) code = "unauthenticated";
-  std::string message = error->description;
-  if (message.empty()) {
-    message = "a bearer token is required: get one at POST /oauth/token (client credentials)";
-  }
-  nlohmann::json details = nlohmann::json::object();
-  if (!error->scope.empty()) details["scope"] = error->scope;
-  SendJson(res, reply.status,
-           {{"error", {{"code", code}, {"message", message}, {"details", details}}}});
-  for (const auto& [name, value] : reply.headers) {
-    if (name == "WWW-Authenticate") res.set_header(name.c_str(), value);
-  }
+  SendBearerError(res, *error);
   return std::nullopt;
 }
 

@@ -23,12 +23,20 @@ struct Response;
 namespace branchdb::server::http {
 
 // Verifies the request's bearer token and that it may perform op on
-// project/branch ("" when not about one). nullopt after writing the error
-// response when refused. With no auth service wired, refuses with 503.
+// project/branch ("" when not about one); for a database credential also that
+// the names still denote the project and branch it was issued for (401
+// invalid_token after a delete + re-create or a rename). nullopt after writing
+// the error response when refused. With no auth service wired, refuses with 503.
 std::optional<auth::Principal> RequireAuth(Services& services, const httplib::Request& req,
                                            httplib::Response& res, auth::Operation op,
                                            std::string_view project = "",
                                            std::string_view branch = "");
+
+// The ids project and branch have now (catalog project id, branch timeline),
+// for issuing a credential bound to them; an id is "" when its name denotes
+// nothing.
+auth::BranchIdentity BranchIdentityOf(Services& services, std::string_view project,
+                                      std::string_view branch);
 
 // Copies an auth::HttpReply to res 1:1 (JSON content type when it has a body).
 void SendAuthReply(httplib::Response& res, const auth::HttpReply& reply);

@@ -572,7 +572,8 @@ std::vector<Tool> BuildTools() {
       {"get_database_credential", "Get a database credential",
        "Issue a short-lived credential for one branch's SQL endpoint only (POST "
        "/v1/projects/{project}/branches/{branch}/sql with Authorization: Bearer <credential>), "
-       "to hand to a program or another agent.",
+       "to hand to a program or another agent. It works for this very branch only: once the "
+       "branch is deleted, re-created or renamed, ask for a new one.",
        Object({{"project", kProject},
                {"branch", kBranch},
                {"access", Enum("read (default) or read_write.", {"read", "read_write"})},
@@ -583,7 +584,8 @@ std::vector<Tool> BuildTools() {
        },
        [](const json& a, const json& r) {
          return "Issued a " + F(r, "access") + " credential for \"" + Arg(a, "branch") +
-                "\", valid for " + F(r, "expires_in") + " s. Use it as 'Authorization: Bearer " +
+                "\", valid for " + F(r, "expires_in") + " s (until " + F(r, "expires_at") +
+                "). Use it as 'Authorization: Bearer " +
                 F(r, "credential") + "' on POST " + BranchPath(a) +
                 "/sql only (a read credential cannot write).";
        }});

@@ -1,6 +1,7 @@
-// OAuth clients (admin scope):
-//   POST   /v1/clients        {"name","scopes":"a b"|["a","b"],"projects":[..]}
-//                             -> 201 {client_id, client_secret (only now), name, scopes, projects, enabled, created_at}
+// OAuth clients (admin scope; not for clients restricted to projects):
+//   POST   /v1/clients        {"name","scopes":["a","b"],"projects":[..]}
+//                             -> 201 {client_id, client_secret (only now), name, scopes, projects,
+//                                     enabled, created_at (RFC 3339)}
 //   GET    /v1/clients        -> {"clients":[...]} (never secrets)
 //   DELETE /v1/clients/{id}   -> 204
 #include <httplib.h>
@@ -16,9 +17,27 @@ namespace {
 
 using nlohmann::json;
 
-json ClientJson(const auth::ClientInfo& c) {
-  return {{"client_id", c.client_id}, {"name", c.name},          {"scopes", c.scopes.ToString()},
-          {"projects", c.projects},   {"enabled", c.enabled},    {"created_at", c.created_at}};
+// The auth library's JSON of a client: one shape for every route.
+json ClientJson(const auth::ClientInfo& c) { return json::parse(c.ToJson(), nullptr, false); }
+
+// "scopes": a non-empty array of scope names (the one form scopes take in and
+// out of the REST API; the token endpoint's space-separated "scope" is OAuth's).
+Result<auth::ScopeSet> ParseScopes(const json& scopes) {
+  Status bad = Status::InvalidArgument(
+      "scopes: required, an array of scope names, e.g. [\"projects:read\", \"sql:write\"]",
+      "invalid_argument");
+  if (!scopes.is_array() || scopes.empty()) return bad;
+  auth::ScopeSet set;
+  for (const auto& s : scopes) {
+    if (!s.is_string()) return bad;
+    auto scope = auth::ParseScopeName(s.get<std::string>());
+    if (!scope) {
+      return Status::InvalidArgument("scopes: unknown scope '" + s.get<std::string>() + "'",
+                                     "invalid_argument");
+    }
+    set.Add(*scope);
+  }
+  return set;
 }
 
 }  // namespace
@@ -32,26 +51,8 @@ void RegisterClientRoutes(http::Router& router, Services& services) {
         if (!body.ok()) return http::SendError(res, body.status());
         auth::ClientSpec spec;
         spec.name = body->value("name", "");
-        std::string scope_text;
-        const json& scopes = (*body)["scopes"];
-        if (scopes.is_string()) {
-          scope_text = scopes.get<std::string>();
-        } else if (scopes.is_array()) {
-          for (const auto& s : scopes) {
-            if (!s.is_string()) {
-              return http::SendError(res, Status::InvalidArgument("scopes: expected strings",
-                                                                  "invalid_argument"));
-            }
-            scope_text += (scope_text.empty() ? "" : " ") + s.get<std::string>();
-          }
-        } else {
-          return http::SendError(
-              res, Status::InvalidArgument(
-                       "scopes: required, e.g. \"projects:read sql:write\" or [\"admin\"]",
-                       "invalid_argument"));
-        }
-        auto parsed = auth::ScopeSet::Parse(scope_text);
-        if (!parsed.ok()) return http::SendError(res, parsed.status().WithContext("scopes"));
+        auto parsed = ParseScopes(body->contains("scopes") ? (*body)["scopes"] : json());
+        if (!parsed.ok()) return http::SendError(res, parsed.status());
         spec.scopes = *parsed;
         if (body->contains("projects")) {
           const json& projects = (*body)["projects"];

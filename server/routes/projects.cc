@@ -1,5 +1,6 @@
 // Projects:
 //   POST   /v1/projects              {"name","restore_window_seconds"} -> 201 project
+//                                     (a client with a project list: only names on it)
 //   GET    /v1/projects              -> {"projects":[...]} (those the client may see)
 //   GET    /v1/projects/{project}
 //   PATCH  /v1/projects/{project}    {"restore_window_seconds"}
@@ -24,7 +25,14 @@ void RegisterProjectRoutes(http::Router& router, Services& services) {
   Services* s = &services;
   router.Post("/v1/projects", "/v1/projects",
               [s](const httplib::Request& req, httplib::Response& res, http::RequestContext&) {
-                if (!http::RequireAuth(*s, req, res, auth::Operation::kCreateProject)) return;
+                // Authorized on the name it asks for: a client restricted to
+                // projects creates only projects of its list.
+                json peek = json::parse(req.body, nullptr, false);
+                std::string name = peek.is_object() && peek.contains("name") &&
+                                           peek["name"].is_string()
+                                       ? peek["name"].get<std::string>()
+                                       : "";
+                if (!http::RequireAuth(*s, req, res, auth::Operation::kCreateProject, name)) return;
                 BRANCHDB_TRY_SEND(res, body, http::ParseJsonObject(req.body));
                 if (!(*body)["name"].is_string()) {
                   return http::SendError(res, Status::InvalidArgument(

@@ -208,6 +208,7 @@ void RegisterSqlRoutes(http::Router& router, Services& services) {
         BRANCHDB_TRY_SEND(res, exists, s->catalog->GetBranch(project, branch, false));
         auth::BearerError error;
         auto cred = s->auth->IssueDbCredential(*who, project, branch,
+                                               http::BranchIdentityOf(*s, project, branch),
                                                rw ? auth::DbAccess::kReadWrite : auth::DbAccess::kRead,
                                                ttl->value_or(0), &error);
         if (!cred) return SendBearerError(res, error);
@@ -284,7 +285,8 @@ void RegisterSqlRoutes(http::Router& router, Services& services) {
   router.Get(base + "/export", lbase + "/export",
              [s](const httplib::Request& req, httplib::Response& res, http::RequestContext&) {
                std::string project = http::PathParam(req, 1), branch = http::PathParam(req, 2);
-               if (!http::RequireAuth(*s, req, res, auth::Operation::kSqlRead, project, branch)) {
+               if (!http::RequireAuth(*s, req, res, auth::Operation::kExportBranch, project,
+                                      branch)) {
                  return;
                }
                BRANCHDB_TRY_SEND(res, lsn, routes::QueryUint(req, "lsn"));

@@ -21,6 +21,9 @@ namespace branchdb::auth::testing {
 
 using nlohmann::json;
 
+// The ids a test credential is bound to (the server passes the catalog's).
+inline const BranchIdentity kIds{"p00000000000000a1", "7"};
+
 inline AuthOptions TestOptions(const std::string& data_dir) {
   AuthOptions o;
   o.data_dir = data_dir;

@@ -103,7 +103,7 @@ TEST_CASE("concurrent issuing, verifying and revoking while keys rotate") {
           continue;
         }
         if (svc.Authorize(*p, Operation::kSqlWrite, "x", "y").has_value()) failures++;
-        auto cred = svc.IssueDbCredential(*p, "x", "y", DbAccess::kRead, 60, &e);
+        auto cred = svc.IssueDbCredential(*p, "x", "y", kIds, DbAccess::kRead, 60, &e);
         if (!cred || !Verifies(svc, cred->token)) failures++;
         if (i % 5 == t) {
           if (!svc.RevokeToken(token).ok() || Verifies(svc, token)) failures++;

@@ -51,7 +51,8 @@ TEST_CASE_METHOD(AuthFixture, "client lifecycle: create, list, disable, enable, 
 
   json shown = json::parse(b.ToJson());
   CHECK(shown["client_secret"] == b.client_secret);
-  CHECK(shown["scopes"] == "admin");
+  CHECK(shown["scopes"] == json::array({"admin"}));
+  CHECK(shown["created_at"] == FormatRfc3339(b.info.created_at));
   json listed = json::parse(svc().ListClients().at(0).ToJson());
   CHECK(listed["client_id"] == b.info.client_id);
   CHECK_FALSE(listed.contains("client_secret"));
@@ -309,14 +310,16 @@ TEST_CASE_METHOD(AuthFixture, "introspection endpoint (RFC 7662)") {
   BearerError e;
   auto caller = svc().Authenticate("Bearer " + GetToken(owner), &e);
   REQUIRE(caller.has_value());
-  auto cred = svc().IssueDbCredential(*caller, "p", "b", DbAccess::kReadWrite, 60, &e);
+  auto cred = svc().IssueDbCredential(*caller, "p", "b", kIds, DbAccess::kReadWrite, 60, &e);
   REQUIRE(cred.has_value());
   json ci = json::parse(svc().IntrospectToken(cred->token));
   CHECK(ci["active"] == true);
   CHECK(ci["project"] == "p");
   CHECK(ci["branch"] == "b");
   CHECK(ci["access"] == "read_write");
-  clock().AdvanceSeconds(60 + 30);
+  CHECK(ci["project_id"] == kIds.project_id);
+  CHECK(ci["branch_id"] == kIds.branch_id);
+  clock().AdvanceSeconds(60);
   CHECK(json::parse(svc().IntrospectToken(cred->token)) == json{{"active", false}});
 }
 

@@ -51,13 +51,15 @@ TEST_CASE_METHOD(AuthFixture, "a genuine token verifies and carries its claims")
   CHECK(svc().Authenticate("Bearer " + Sign(Header(), Claims(c, "sql:read")), &e).has_value());
 }
 
-TEST_CASE_METHOD(AuthFixture, "expired tokens fail after exp plus leeway") {
+// Hardening item 7: the tokens this service issued are checked against its own
+// clock, with no leeway (AuthOptions::leeway_seconds is for other parties).
+TEST_CASE_METHOD(AuthFixture, "expired tokens fail at exp, with no leeway") {
   NewClient c = MakeClient({Scope::kSqlRead});
   std::string token = GetToken(c);
   BearerError e;
-  clock().AdvanceSeconds(900 + 29);  // within the 30 s leeway
+  clock().AdvanceSeconds(900 - 1);  // the last second before exp
   CHECK(svc().Authenticate("Bearer " + token, &e).has_value());
-  clock().AdvanceSeconds(1);
+  clock().AdvanceSeconds(1);  // at exp
   ExpectInvalidToken(VerifyFails(token), "expired");
   HttpReply r = BearerErrorReply(VerifyFails(token), "branchdb");
   CHECK(r.status == 401);
@@ -65,16 +67,16 @@ TEST_CASE_METHOD(AuthFixture, "expired tokens fail after exp plus leeway") {
         "Bearer realm=\"branchdb\", error=\"invalid_token\", error_description=\"token expired\"");
 }
 
-TEST_CASE_METHOD(AuthFixture, "tokens from the future fail beyond the leeway") {
+TEST_CASE_METHOD(AuthFixture, "tokens from the future fail, with no leeway") {
   NewClient c = MakeClient({Scope::kSqlRead});
   json claims = Claims(c, "sql:read");
-  claims["iat"] = Now() + 25;  // inside leeway: accepted
+  claims["iat"] = Now();
   BearerError e;
   CHECK(svc().Authenticate("Bearer " + Sign(Header(), claims), &e).has_value());
-  claims["iat"] = Now() + 120;
+  claims["iat"] = Now() + 1;
   ExpectInvalidToken(VerifyFails(Sign(Header(), claims)), "future");
   claims = Claims(c, "sql:read");
-  claims["nbf"] = Now() + 120;
+  claims["nbf"] = Now() + 1;
   ExpectInvalidToken(VerifyFails(Sign(Header(), claims)), "not yet valid");
   claims["nbf"] = "soon";
   ExpectInvalidToken(VerifyFails(Sign(Header(), claims)), "nbf");
@@ -272,8 +274,8 @@ TEST_CASE_METHOD(AuthFixture, "database credentials are bound to project, branch
   BearerError e;
   auto caller = svc().Authenticate("Bearer " + GetToken(c), &e);
   REQUIRE(caller.has_value());
-  auto read = svc().IssueDbCredential(*caller, "alpha", "feature", DbAccess::kRead, 0, &e);
-  auto rw = svc().IssueDbCredential(*caller, "alpha", "feature", DbAccess::kReadWrite, 120, &e);
+  auto read = svc().IssueDbCredential(*caller, "alpha", "feature", kIds, DbAccess::kRead, 0, &e);
+  auto rw = svc().IssueDbCredential(*caller, "alpha", "feature", kIds, DbAccess::kReadWrite, 120, &e);
   REQUIRE(read.has_value());
   REQUIRE(rw.has_value());
   CHECK(read->expires_in == 900);
@@ -301,11 +303,114 @@ TEST_CASE_METHOD(AuthFixture, "database credentials are bound to project, branch
   auto cred_principal = svc().Authenticate(wh, &e);
   REQUIRE(cred_principal.has_value());
   CHECK_FALSE(
-      svc().IssueDbCredential(*cred_principal, "alpha", "feature", DbAccess::kRead, 0, &e));
+      svc().IssueDbCredential(*cred_principal, "alpha", "feature", kIds, DbAccess::kRead, 0, &e));
   CHECK(e.kind == Kind::kInsufficientScope);
-  clock().AdvanceSeconds(120 + 30);
+  clock().AdvanceSeconds(120);
   ExpectInvalidToken(VerifyFails(rw->token), "expired");
   CHECK(svc().Authenticate(rh, &e).has_value());
+}
+
+// Hardening item 7: a credential documented to expire at expires_at is refused
+// from that second on, not 30 s later.
+TEST_CASE_METHOD(AuthFixture, "a database credential is refused from its expires_at on") {
+  NewClient c = MakeClient({Scope::kSqlWrite});
+  BearerError e;
+  auto caller = svc().Authenticate("Bearer " + GetToken(c), &e);
+  REQUIRE(caller.has_value());
+  auto cred = svc().IssueDbCredential(*caller, "alpha", "main", kIds, DbAccess::kRead, 60, &e);
+  REQUIRE(cred.has_value());
+  CHECK(cred->expires_at == Now() + 60);
+  CHECK(json::parse(cred->ToJson())["expires_at"] == FormatRfc3339(cred->expires_at));
+  clock().AdvanceSeconds(59);
+  CHECK(svc().Authenticate("Bearer " + cred->token, &e).has_value());
+  clock().AdvanceSeconds(1);
+  CHECK(Now() == cred->expires_at);
+  ExpectInvalidToken(VerifyFails(cred->token), "expired");
+  CHECK(json::parse(svc().IntrospectToken(cred->token)) == json{{"active", false}});
+}
+
+// Hardening item 3: a credential carries the ids of its project and branch;
+// the same names with other ids (a re-created or renamed-onto branch) refuse it.
+TEST_CASE_METHOD(AuthFixture, "a database credential is bound to its project's and branch's ids") {
+  NewClient c = MakeClient({Scope::kSqlWrite});
+  BearerError e;
+  auto caller = svc().Authenticate("Bearer " + GetToken(c), &e);
+  REQUIRE(caller.has_value());
+  auto cred = svc().IssueDbCredential(*caller, "alpha", "main", kIds, DbAccess::kReadWrite, 60, &e);
+  REQUIRE(cred.has_value());
+  auto p = svc().Authenticate("Bearer " + cred->token, &e);
+  REQUIRE(p.has_value());
+  CHECK(p->project_id == kIds.project_id);
+  CHECK(p->branch_id == kIds.branch_id);
+  CHECK_FALSE(CheckCredentialBinding(*p, kIds).has_value());
+  for (const BranchIdentity& other :
+       {BranchIdentity{kIds.project_id, "8"}, BranchIdentity{"p00000000000000b2", kIds.branch_id},
+        BranchIdentity{"", ""}, BranchIdentity{kIds.project_id, ""}}) {
+    auto err = CheckCredentialBinding(*p, other);
+    REQUIRE(err.has_value());
+    CHECK(err->kind == Kind::kInvalidToken);
+    CHECK_THAT(err->description, Catch::Contains("re-created or renamed"));
+  }
+  // An access token is bound to no branch.
+  CHECK_FALSE(CheckCredentialBinding(*caller, BranchIdentity{}).has_value());
+  // Issuing needs the ids; a credential without them (as issued before ids
+  // were bound) does not verify.
+  CHECK_FALSE(svc().IssueDbCredential(*caller, "alpha", "main", BranchIdentity{"", "7"},
+                                      DbAccess::kRead, 60, &e));
+  CHECK(e.kind == Kind::kInvalidRequest);
+  json h = Header();
+  h["typ"] = "dbcred+jwt";
+  json claims = Claims(c, "x");
+  claims.erase("scope");
+  claims["project"] = "alpha";
+  claims["branch"] = "main";
+  claims["access"] = "read";
+  ExpectInvalidToken(VerifyFails(Sign(h, claims)), "malformed database credential");
+  claims["project_id"] = kIds.project_id;
+  claims["branch_id"] = kIds.branch_id;
+  CHECK(svc().Authenticate("Bearer " + Sign(h, claims), &e).has_value());
+}
+
+// Hardening item 4, the class: a client restricted to projects does nothing
+// that is not about one of its projects (listing excepted: it is filtered).
+TEST_CASE_METHOD(AuthFixture, "a project-restricted client acts on its projects only") {
+  NewClient c = MakeClient({Scope::kAdmin}, {"alpha"});
+  BearerError e;
+  auto p = svc().Authenticate("Bearer " + GetToken(c), &e);
+  REQUIRE(p.has_value());
+  CHECK_FALSE(svc().Authorize(*p, Operation::kListProjects, "", ""));
+  CHECK_FALSE(svc().Authorize(*p, Operation::kCreateProject, "alpha", ""));
+  CHECK(svc().Authorize(*p, Operation::kCreateProject, "beta", ""));
+  for (Operation op : {Operation::kCreateProject, Operation::kManageClients,
+                       Operation::kRotateKeys, Operation::kIntrospectAnyToken}) {
+    INFO(OperationName(op));
+    auto err = svc().Authorize(*p, op, "", "");
+    REQUIRE(err.has_value());
+    CHECK(err->kind == Kind::kInsufficientScope);
+  }
+  // Every project-scoped operation: allowed on alpha, refused on beta.
+  for (int i = 0; i <= static_cast<int>(Operation::kIntrospectAnyToken); ++i) {
+    Operation op = static_cast<Operation>(i);
+    INFO(OperationName(op));
+    CHECK_FALSE(svc().Authorize(*p, op, "alpha", "main"));
+    CHECK(svc().Authorize(*p, op, "beta", "main"));
+  }
+  // Its admin scope reaches no other client's tokens at the OAuth endpoints.
+  NewClient other = MakeClient({Scope::kSqlRead});
+  std::string others_token = GetToken(other);
+  OAuthRequest r;
+  r.form = {{"token", others_token},
+            {"client_id", c.info.client_id},
+            {"client_secret", c.client_secret}};
+  CHECK(json::parse(svc().IntrospectionEndpoint(r).body) == json{{"active", false}});
+  CHECK(svc().RevocationEndpoint(r).status == 200);
+  CHECK(svc().Authenticate("Bearer " + others_token, &e).has_value());
+  // An unrestricted admin does.
+  NewClient root = MakeClient({Scope::kAdmin});
+  r.form = {{"token", others_token},
+            {"client_id", root.info.client_id},
+            {"client_secret", root.client_secret}};
+  CHECK(json::parse(svc().IntrospectionEndpoint(r).body)["active"] == true);
 }
 
 TEST_CASE_METHOD(AuthFixture, "credential issuing needs the matching sql scope and project") {
@@ -313,16 +418,16 @@ TEST_CASE_METHOD(AuthFixture, "credential issuing needs the matching sql scope a
   BearerError e;
   auto caller = svc().Authenticate("Bearer " + GetToken(reader), &e);
   REQUIRE(caller.has_value());
-  CHECK(svc().IssueDbCredential(*caller, "alpha", "main", DbAccess::kRead, 60, &e));
-  CHECK_FALSE(svc().IssueDbCredential(*caller, "alpha", "main", DbAccess::kReadWrite, 60, &e));
+  CHECK(svc().IssueDbCredential(*caller, "alpha", "main", kIds, DbAccess::kRead, 60, &e));
+  CHECK_FALSE(svc().IssueDbCredential(*caller, "alpha", "main", kIds, DbAccess::kReadWrite, 60, &e));
   CHECK(e.scope == "sql:write");
-  CHECK_FALSE(svc().IssueDbCredential(*caller, "beta", "main", DbAccess::kRead, 60, &e));
+  CHECK_FALSE(svc().IssueDbCredential(*caller, "beta", "main", kIds, DbAccess::kRead, 60, &e));
   CHECK(e.kind == Kind::kInsufficientScope);
   for (int64_t bad : {59, 3601, -5}) {
-    CHECK_FALSE(svc().IssueDbCredential(*caller, "alpha", "main", DbAccess::kRead, bad, &e));
+    CHECK_FALSE(svc().IssueDbCredential(*caller, "alpha", "main", kIds, DbAccess::kRead, bad, &e));
     CHECK(e.kind == Kind::kInvalidRequest);
   }
-  CHECK_FALSE(svc().IssueDbCredential(*caller, "", "main", DbAccess::kRead, 60, &e));
+  CHECK_FALSE(svc().IssueDbCredential(*caller, "", "main", kIds, DbAccess::kRead, 60, &e));
   CHECK(e.kind == Kind::kInvalidRequest);
   // A forged credential with access "admin" or a 2-hour lifetime is refused.
   json h = Header();
@@ -331,6 +436,8 @@ TEST_CASE_METHOD(AuthFixture, "credential issuing needs the matching sql scope a
   claims.erase("scope");
   claims["project"] = "alpha";
   claims["branch"] = "main";
+  claims["project_id"] = kIds.project_id;
+  claims["branch_id"] = kIds.branch_id;
   claims["access"] = "admin";
   ExpectInvalidToken(VerifyFails(Sign(h, claims)), "malformed database credential");
   claims["access"] = "read";

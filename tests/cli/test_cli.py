@@ -306,6 +306,7 @@ class AccessAndTransfer(CliTestCase):
         self.fails(AUTH, "--token", cred, *P, "project", "list")
         c = self.js(*P, "credential", "production", "--read-write")
         self.assertEqual(c["access"], "read_write")
+        self.assertRegex(c["expires_at"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
         self.fails(USAGE, *P, "credential", "production", "--ttl", "later")
         # token: an access token that works with any HTTP client.
         token = self.ok("token").strip()
@@ -324,6 +325,8 @@ class AccessAndTransfer(CliTestCase):
         c = self.js("client", "create", "--name", "reader", "--scopes",
                     "projects:read,branches:read")
         self.assertTrue(c["client_secret"])
+        self.assertEqual(c["scopes"], ["projects:read", "branches:read"])
+        self.assertRegex(c["created_at"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
         listed = self.js("client", "list")
         self.assertIn(c["client_id"], [x["client_id"] for x in listed["clients"]])
         self.assertIn("reader", self.ok("client", "list"))

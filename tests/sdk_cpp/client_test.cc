@@ -433,6 +433,9 @@ TEST_CASE_METHOD(Fixture, "credentials and compute", "[sdk_cpp]") {
   CHECK(cred.branch == "agent");
   CHECK(cred.access == "read_write");
   CHECK(cred.expires_in > 0);
+  // RFC 3339, as every time in the API ("2026-01-01T12:00:00.000Z").
+  CHECK(cred.expires_at.size() == 24);
+  CHECK(cred.expires_at.back() == 'Z');
 
   ClientOptions as_agent;
   as_agent.url = server.url();
@@ -475,6 +478,8 @@ TEST_CASE_METHOD(Fixture, "OAuth clients, scoped tokens, introspection, health",
   CHECK_FALSE(nc.client_secret.empty());
   CHECK(nc.scopes == req.scopes);
   CHECK(nc.projects == req.projects);
+  CHECK(nc.created_at.size() == 24);
+  CHECK(nc.created_at[10] == 'T');
   auto clients = Must(c->ListClients());
   CHECK(std::any_of(clients.begin(), clients.end(),
                     [&](const ClientInfo& x) { return x.client_id == nc.client_id; }));

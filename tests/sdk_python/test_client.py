@@ -292,6 +292,7 @@ class CredentialsComputeExport(unittest.TestCase):
         self.assertIsInstance(cred, branchdb.Credential)
         self.assertEqual((cred.branch, cred.access), ("agent", "read_write"))
         self.assertNotIn(cred.credential, repr(cred))
+        self.assertIsNotNone(branchdb.parse_time(cred.expires_at).tzinfo)  # RFC 3339
         agent = branchdb.Client(SERVER.url, token=cred.credential, project=self.project,
                                 trust_env=False)
         agent.sql("agent", "INSERT INTO t VALUES (1)")
@@ -306,6 +307,15 @@ class CredentialsComputeExport(unittest.TestCase):
         self.assertEqual(ro.sql("agent", "SELECT max(x) FROM t").scalar(), 42)
         with self.assertRaises(branchdb.PermissionDenied):
             ro.sql("agent", "INSERT INTO t VALUES (2)")
+        # SQL only: not the database file.
+        with self.assertRaises(branchdb.PermissionDenied):
+            ro.export("agent")
+        # Bound to the branch, not its name: a re-created "agent" refuses it.
+        c.delete_branch("agent")
+        c.create_branch("agent")
+        with self.assertRaises(branchdb.Unauthenticated) as cm:
+            ro.sql("agent", "SELECT 1")
+        self.assertEqual(cm.exception.code, "invalid_token")
 
     def test_compute_state_and_suspend(self) -> None:
         c = self.c
@@ -441,6 +451,8 @@ class Errors(unittest.TestCase):
                                  projects=[self.project])
         self.assertTrue(reader.client_secret)
         self.assertNotIn(reader.client_secret, repr(reader))
+        self.assertEqual(reader.scopes, ["branches:read", "sql:read"])
+        self.assertIsNotNone(branchdb.parse_time(reader.created_at).tzinfo)  # RFC 3339
         self.assertIn(reader.client_id, [x.client_id for x in c.list_clients()])
         r = branchdb.Client(SERVER.url, client_id=reader.client_id,
                             client_secret=reader.client_secret, project=self.project,

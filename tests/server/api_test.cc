@@ -14,6 +14,7 @@
 #include <fstream>
 #include <functional>
 #include <future>
+#include <regex>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -581,6 +582,32 @@ json Resolve(const json& doc, json node) {
   return node;
 }
 
+// Hardening item 21, the class: one convention in the REST API's JSON. Every
+// time (a key "time" or "*_at") is an RFC 3339 string or null, every "scopes"
+// an array of names. (OAuth's wire formats keep theirs: "scope" is a string,
+// "expires_in", "iat" and "exp" are numbers.)
+void CheckJsonConventions(const json& j, const std::string& where) {
+  static const std::regex kRfc3339(
+      R"(^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$)");
+  if (j.is_array()) {
+    for (const auto& e : j) CheckJsonConventions(e, where);
+  }
+  if (!j.is_object()) return;
+  for (const auto& [key, value] : j.items()) {
+    INFO(where << ": \"" << key << "\": " << value.dump());
+    bool is_time = key == "time" || (key.size() > 3 && key.compare(key.size() - 3, 3, "_at") == 0);
+    if (is_time) {
+      CHECK((value.is_null() ||
+             (value.is_string() && std::regex_match(value.get<std::string>(), kRfc3339))));
+    }
+    if (key == "scopes") {
+      CHECK(value.is_array());
+      for (const auto& s : value) CHECK(s.is_string());
+    }
+    CheckJsonConventions(value, where);
+  }
+}
+
 TEST_CASE("openapi walk: every documented operation answers as documented", "[api][openapi]") {
   json doc = ReadYaml(std::string(BRANCHDB_SOURCE_DIR) + "/docs/openapi.yaml");
   REQUIRE(doc["paths"].is_object());
@@ -606,6 +633,7 @@ TEST_CASE("openapi walk: every documented operation answers as documented", "[ap
     CHECK(content_type.rfind("application/json", 0) == 0);
     json schema = Resolve(doc, response["content"]["application/json"]["schema"]);
     json got = json::parse(body);
+    if (tmpl.rfind("/v1/", 0) == 0) CheckJsonConventions(got, method + " " + tmpl);
     for (const auto& field : schema.value("required", json::array())) {
       INFO("required field " << field);
       CHECK(got.contains(field.get<std::string>()));

@@ -37,24 +37,6 @@ std::vector<std::string> Strings(const Json& j, const char* key) {
   return it->get<std::vector<std::string>>();
 }
 
-// Scopes arrive as "a b" (or a list).
-std::vector<std::string> Scopes(const Json& j) {
-  auto it = j.find("scopes");
-  if (it == j.end() || it->is_null()) return {};
-  if (it->is_array()) return it->get<std::vector<std::string>>();
-  std::vector<std::string> out;
-  std::string s = it->get<std::string>(), cur;
-  for (char c : s + " ") {
-    if (c == ' ') {
-      if (!cur.empty()) out.push_back(std::move(cur));
-      cur.clear();
-    } else {
-      cur += c;
-    }
-  }
-  return out;
-}
-
 const Json& List(const Json& j, const char* key) {
   static const Json kEmpty = Json::array();
   auto it = j.find(key);
@@ -85,10 +67,10 @@ void FromJson(const Json& j, TokenIntrospection& out) {
 void FromJson(const Json& j, ClientInfo& out) {
   out.client_id = Required<std::string>(j, "client_id");
   out.name = Get<std::string>(j, "name");
-  out.scopes = Scopes(j);
+  out.scopes = Strings(j, "scopes");
   out.projects = Strings(j, "projects");
   out.enabled = Get<bool>(j, "enabled", true);
-  out.created_at = Get<int64_t>(j, "created_at");
+  out.created_at = Get<std::string>(j, "created_at");
   out.raw = j;
 }
 
@@ -252,7 +234,7 @@ void FromJson(const Json& j, Credential& out) {
   out.credential = Required<std::string>(j, "credential");
   out.token_type = Get<std::string>(j, "token_type", "Bearer");
   out.expires_in = Get<int64_t>(j, "expires_in");
-  out.expires_at = Get<int64_t>(j, "expires_at");
+  out.expires_at = Get<std::string>(j, "expires_at");
   out.project = Get<std::string>(j, "project");
   out.branch = Get<std::string>(j, "branch");
   out.access = Get<std::string>(j, "access");

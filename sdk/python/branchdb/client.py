@@ -578,9 +578,10 @@ class Client:
 
     def create_client(self, scopes: Union[str, Sequence[str]], *, name: str = "",
                       projects: Optional[Sequence[str]] = None) -> NewClient:
-        """Creates an OAuth client (needs admin). The secret is in the result only."""
-        body: Dict[str, Any] = {"name": name,
-                                "scopes": scopes if isinstance(scopes, str) else list(scopes)}
+        """Creates an OAuth client (needs admin). ``scopes``: a list of names (a
+        space-separated string is split). The secret is in the result only."""
+        names = scopes.split() if isinstance(scopes, str) else list(scopes)
+        body: Dict[str, Any] = {"name": name, "scopes": names}
         if projects is not None:
             body["projects"] = list(projects)
         return _parse(NewClient, self._post("/v1/clients", body, idempotent=False))

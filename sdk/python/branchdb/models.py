@@ -500,8 +500,8 @@ class Credential:
 
     credential: str
     token_type: str
-    expires_in: int
-    expires_at: int  # Unix seconds
+    expires_in: int  # seconds from issue
+    expires_at: str  # RFC 3339; the credential is refused from this instant on
     project: str
     branch: str
     access: str
@@ -509,7 +509,7 @@ class Credential:
     @classmethod
     def from_json(cls, j: JsonObject) -> "Credential":
         return cls(credential=j["credential"], token_type=j.get("token_type", "Bearer"),
-                   expires_in=int(j.get("expires_in", 0)), expires_at=int(j.get("expires_at", 0)),
+                   expires_in=int(j.get("expires_in", 0)), expires_at=j.get("expires_at", ""),
                    project=j.get("project", ""), branch=j.get("branch", ""),
                    access=j.get("access", "read"))
 
@@ -542,12 +542,6 @@ class ComputeState:
         return self.state == "active"
 
 
-def _scopes(value: Any) -> List[str]:
-    if isinstance(value, str):
-        return value.split()
-    return [str(s) for s in (value or [])]
-
-
 @dataclass
 class ClientInfo:
     """An OAuth client (never its secret)."""
@@ -557,13 +551,14 @@ class ClientInfo:
     scopes: List[str]
     projects: List[str]
     enabled: bool
-    created_at: int  # Unix seconds
+    created_at: str  # RFC 3339
 
     @classmethod
     def from_json(cls, j: JsonObject) -> "ClientInfo":
         return cls(client_id=j["client_id"], name=j.get("name", ""),
-                   scopes=_scopes(j.get("scopes")), projects=list(j.get("projects") or []),
-                   enabled=bool(j.get("enabled", True)), created_at=int(j.get("created_at", 0)))
+                   scopes=[str(s) for s in (j.get("scopes") or [])],
+                   projects=list(j.get("projects") or []),
+                   enabled=bool(j.get("enabled", True)), created_at=j.get("created_at", ""))
 
 
 @dataclass

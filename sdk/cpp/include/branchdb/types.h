@@ -75,7 +75,7 @@ struct ClientInfo {
   std::vector<std::string> scopes;
   std::vector<std::string> projects;
   bool enabled = true;
-  int64_t created_at = 0;  // Unix seconds
+  std::string created_at;  // RFC 3339
   Json raw;
 };
 
@@ -377,8 +377,8 @@ struct CredentialRequest {
 struct Credential {
   std::string credential;  // secret: never log it
   std::string token_type;
-  int64_t expires_in = 0;
-  int64_t expires_at = 0;  // Unix seconds
+  int64_t expires_in = 0;  // seconds from issue
+  std::string expires_at;  // RFC 3339: refused from this instant on
   std::string project;
   std::string branch;
   std::string access;
