@@ -316,16 +316,15 @@ struct ReplayAction {
   int index = 0;          // 0-based position in the replay
   Lsn lsn = 0;            // the source's commit
   // The annotation the replayed commit must carry: the original's kind, sql,
-  // params, client_id and summary, replay_of = lsn, request_id = the
-  // promotion's. The executor fills in rows.
+  // params (read from the original record's payload), client_id and summary,
+  // replay_of = lsn, request_id = the promotion's. The executor fills in rows.
   Annotation annotation;
 };
 
 // Runs annotation.sql with annotation.params_json on db (read-write at the
 // temporary timeline's head) as one transaction, exactly as the SQL route runs
 // a request, and right before COMMIT stores the annotation (rows filled in)
-// with storage::SetNextCommitAnnotation. Returns the script's error (nothing
-// committed) or OK.
+// with AnnotateNextCommit. Returns the script's error (nothing committed) or OK.
 using ReplayFunction = std::function<Status(sqlite3* db, const ReplayAction& action)>;
 
 // Runs the verify query read-only on db (the promotion's result state) and

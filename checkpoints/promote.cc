@@ -193,6 +193,8 @@ Result<PromoteResult> PromoteOnce(Catalog::Impl& im, const std::string& project,
       act.index = static_cast<int>(i);
       act.lsn = r.lsn;
       act.annotation = DecodeAnnotation(r.annotation);
+      // One script at a time, from the record's payload on disk.
+      if (Status st = LoadScript(store, r, &act.annotation); !st.ok()) return st;
       act.annotation.kind = "sql";
       act.annotation.request_id = o.actor.request_id;
       act.annotation.rows = 0;

@@ -23,7 +23,9 @@ std::string EncodeMeta(const RecordMeta& m) {
   std::string out;
   out.reserve(64 + m.annotation.size() + 5 * m.entries.size());
   PutFixed8(&out, static_cast<uint8_t>(m.kind));
-  PutFixed8(&out, m.flags);
+  uint8_t flags = m.flags & static_cast<uint8_t>(~kRecordFlagPayload);
+  if (m.payload_len > 0) flags |= kRecordFlagPayload;
+  PutFixed8(&out, flags);
   PutFixed16(&out, 0);
   PutFixed64(&out, m.lsn);
   PutFixed64(&out, m.timeline);
@@ -39,6 +41,7 @@ std::string EncodeMeta(const RecordMeta& m) {
     PutFixed32(&out, e.pgno);
     PutFixed8(&out, static_cast<uint8_t>(e.type));
   }
+  if (m.payload_len > 0) PutFixed32(&out, m.payload_len);
   return out;
 }
 
@@ -70,6 +73,11 @@ Status DecodeMeta(std::string_view in, RecordMeta* m) {
     if (m->entries[i].pgno <= prev) return Status::Corruption("page entries not ascending");
     prev = m->entries[i].pgno;
   }
+  m->payload_len = 0;
+  if (m->flags & kRecordFlagPayload) {
+    m->payload_len = d.U32();
+    if (d.ok() && m->payload_len == 0) return Status::Corruption("payload flag with no payload");
+  }
   if (!d.ok() || d.remaining() != 0) return Status::Corruption("record metadata has bad length");
   if (m->lsn == 0) return Status::Corruption("record with LSN 0");
   return Status::OK();
@@ -91,6 +99,17 @@ void AppendImageBlock(std::string* dst, std::string_view page) {
 bool ImageBlockValid(std::string_view block) {
   return block.size() == kImageBlockSize &&
          coding::DecodeFixed32(block.data()) == crc32c::Value(block.substr(4));
+}
+
+void AppendPayloadBlock(std::string* dst, std::string_view payload) {
+  PutFixed32(dst, crc32c::Value(payload));
+  dst->append(payload);
+}
+
+bool PayloadBlockValid(std::string_view block, std::string_view* payload) {
+  if (block.size() < kPayloadBlockHeader) return false;
+  *payload = block.substr(kPayloadBlockHeader);
+  return coding::DecodeFixed32(block.data()) == crc32c::Value(*payload);
 }
 
 std::string EncodeSegmentHeader(const SegmentHeader& h) {
@@ -119,9 +138,13 @@ Status DecodeSegmentHeader(std::string_view in, SegmentHeader* h, size_t* len) {
   }
   Decoder d(in.substr(8, n - 12));
   uint32_t version = d.U32();
-  if (version != kFormatVersion) {
-    return Status::Corruption("unsupported segment format version " + std::to_string(version));
+  if (version < kOldestFormatVersion || version > kFormatVersion) {
+    return Status::Corruption("unsupported segment format version " + std::to_string(version) +
+                              " (this build reads versions " +
+                              std::to_string(kOldestFormatVersion) + " to " +
+                              std::to_string(kFormatVersion) + ")");
   }
+  h->version = version;
   h->flags = d.U32();
   h->number = d.U64();
   uint32_t count = d.U32();
@@ -133,7 +156,7 @@ Status DecodeSegmentHeader(std::string_view in, SegmentHeader* h, size_t* len) {
 }
 
 std::string EncodeFooter(const std::vector<std::pair<uint64_t, std::string>>& entries,
-                         uint64_t footer_offset) {
+                         uint64_t footer_offset, uint32_t version) {
   std::string body;
   PutFixed32(&body, static_cast<uint32_t>(entries.size()));
   for (const auto& [offset, meta] : entries) {
@@ -145,7 +168,7 @@ std::string EncodeFooter(const std::vector<std::pair<uint64_t, std::string>>& en
   PutFixed64(&out, footer_offset);
   PutFixed64(&out, body.size());
   PutFixed32(&out, crc32c::Value(body));
-  PutFixed32(&out, kFormatVersion);
+  PutFixed32(&out, version);
   out.append(kFooterMagic);
   return out;
 }
@@ -156,7 +179,8 @@ bool DecodeTrailer(std::string_view in, Trailer* t) {
   t->footer_offset = d.U64();
   t->footer_len = d.U64();
   t->footer_crc = d.U32();
-  return d.U32() == kFormatVersion;
+  uint32_t version = d.U32();
+  return version >= kOldestFormatVersion && version <= kFormatVersion;
 }
 
 Status DecodeFooter(std::string_view body, uint32_t crc, std::vector<FooterEntry>* out) {
@@ -179,7 +203,7 @@ Status DecodeFooter(std::string_view body, uint32_t crc, std::vector<FooterEntry
 
 std::string EncodeManifest(const Manifest& m) {
   std::string out(kManifestMagic);
-  PutFixed32(&out, kFormatVersion);
+  PutFixed32(&out, kManifestVersion);
   PutFixed64(&out, m.last_lsn);
   PutFixed64(&out, m.last_timeline);
   PutFixed64(&out, static_cast<uint64_t>(m.last_time));
@@ -224,7 +248,7 @@ Status DecodeManifest(std::string_view in, Manifest* m) {
     return Status::Corruption("GCSTATE: checksum mismatch");
   }
   Decoder d(in.substr(8, in.size() - 12));
-  if (d.U32() != kFormatVersion) return Status::Corruption("GCSTATE: unsupported version");
+  if (d.U32() != kManifestVersion) return Status::Corruption("GCSTATE: unsupported version");
   m->last_lsn = d.U64();
   m->last_timeline = d.U64();
   m->last_time = static_cast<int64_t>(d.U64());

@@ -15,7 +15,10 @@
 
 namespace branchdb::storage::internal {
 
-inline constexpr uint32_t kFormatVersion = 1;
+// Format 2 added record payloads; format 1 files (no payloads) stay readable.
+inline constexpr uint32_t kFormatVersion = 2;
+inline constexpr uint32_t kOldestFormatVersion = 1;
+inline constexpr uint32_t kManifestVersion = 1;  // GCSTATE's format did not change in 2
 inline constexpr std::string_view kSegmentMagic{"BRDBSEG\0", 8};
 inline constexpr std::string_view kFooterMagic{"BRDBFTR1", 8};
 inline constexpr std::string_view kManifestMagic{"BRDBGCM1", 8};
@@ -26,6 +29,8 @@ inline constexpr size_t kMaxMetaBytes = 64u << 20;
 inline constexpr uint32_t kMaxDbPages = 1u << 30;          // 4 TiB at 4 KiB pages
 inline constexpr uint32_t kSegmentFlagCompacted = 1;
 inline constexpr uint8_t kRecordFlagCollected = 1;          // skeleton written by compaction
+inline constexpr uint8_t kRecordFlagPayload = 2;            // format 2: a payload block follows
+inline constexpr size_t kPayloadBlockHeader = 4;            // u32 crc, then the payload bytes
 
 enum class EntryType : uint8_t { kImage = 1, kZero = 2 };
 
@@ -47,6 +52,9 @@ struct RecordMeta {
   Lsn base_run_start = 0;  // kCreate/kReset with base != 0: run_start of the base record
   std::string annotation;
   std::vector<PageEntry> entries;  // ascending pgno
+  // Bytes of the record's payload (stored after its images, never in the
+  // meta, the footer or memory); 0: none. Encoded with kRecordFlagPayload.
+  uint32_t payload_len = 0;
 
   size_t ImageCount() const;
 };
@@ -58,9 +66,14 @@ Status DecodeMeta(std::string_view in, RecordMeta* meta);
 inline uint64_t ImageOffset(uint64_t record_offset, uint32_t meta_len, size_t i) {
   return record_offset + kRecordHeaderSize + meta_len + i * kImageBlockSize;
 }
+// Offset of the payload block (u32 crc + payload) from the record's start.
+inline uint64_t PayloadOffset(uint64_t record_offset, uint32_t meta_len, size_t images) {
+  return ImageOffset(record_offset, meta_len, images);
+}
 // Total bytes of a record.
-inline uint64_t RecordSize(uint32_t meta_len, size_t images) {
-  return kRecordHeaderSize + meta_len + images * kImageBlockSize;
+inline uint64_t RecordSize(uint32_t meta_len, size_t images, uint32_t payload_len = 0) {
+  return kRecordHeaderSize + meta_len + images * kImageBlockSize +
+         (payload_len > 0 ? kPayloadBlockHeader + payload_len : 0);
 }
 // Record header + meta (the images follow, each as u32 crc + kPageSize bytes).
 std::string EncodeRecordPrefix(const std::string& meta_bytes);
@@ -68,8 +81,13 @@ std::string EncodeRecordPrefix(const std::string& meta_bytes);
 void AppendImageBlock(std::string* dst, std::string_view page);
 // Checks an image block's crc.
 bool ImageBlockValid(std::string_view block);
+// Appends one payload block (crc + bytes) to dst.
+void AppendPayloadBlock(std::string* dst, std::string_view payload);
+// Checks a payload block's crc; *payload receives the bytes after it.
+bool PayloadBlockValid(std::string_view block, std::string_view* payload);
 
 struct SegmentHeader {
+  uint32_t version = kFormatVersion;  // decoded: the file's; encoded: always kFormatVersion
   uint64_t number = 0;
   uint32_t flags = 0;
   std::vector<uint64_t> supersedes;  // compacted segments: the segments they replace
@@ -88,8 +106,10 @@ struct FooterEntry {
   RecordMeta meta;
 };
 // Footer body followed by the 32-byte trailer; appended at footer_offset.
+// version: the segment header's (a format-1 segment keeps a format-1 trailer,
+// so that older builds still see it sealed).
 std::string EncodeFooter(const std::vector<std::pair<uint64_t, std::string>>& entries,
-                         uint64_t footer_offset);
+                         uint64_t footer_offset, uint32_t version = kFormatVersion);
 struct Trailer {
   uint64_t footer_offset = 0;
   uint64_t footer_len = 0;

@@ -67,6 +67,8 @@ using TimelineId = uint64_t;  // 0 = "none"; ids are never reused within a store
 using PageNo = uint32_t;      // 1-based, as in SQLite
 
 inline constexpr size_t kPageSize = 4096;
+// Largest payload of one commit (PageStore::Commit).
+inline constexpr size_t kMaxPayloadBytes = 64u << 20;
 
 struct PageStoreOptions {
   // Default: Env::Default(). Not owned; must outlive the store.
@@ -97,6 +99,7 @@ struct RecordInfo {
   Lsn base = 0;                   // kCreate/kReset: the state it starts from
   std::string annotation;         // caller's bytes (who / what), verbatim
   std::vector<PageNo> pages;      // kCommit: the pages written, ascending
+  uint32_t payload_bytes = 0;     // kCommit: size of its payload (ReadPayload); 0: none
 };
 
 struct TimelineInfo {
@@ -180,8 +183,13 @@ class PageStore {
   // the new database size (pages past it are dropped from the state). Returns
   // the new LSN once durable. Conflict (reason "head_moved") when Head(t) !=
   // expected_head. An empty page list is allowed (e.g. a size change).
+  // The annotation is kept in memory for the record's life (keep it small);
+  // the payload (at most kMaxPayloadBytes; empty: none) is written in the
+  // same record, durable with it, but only on disk: ReadPayload reads it back,
+  // and PayloadBytes(t) counts it while the record lives.
   virtual Result<Lsn> Commit(TimelineId t, Lsn expected_head, const std::vector<PageWrite>& pages,
-                             uint32_t db_size_pages, std::string_view annotation) = 0;
+                             uint32_t db_size_pages, std::string_view annotation,
+                             std::string_view payload = {}) = 0;
 
   // --- Reads ----------------------------------------------------------------
 
@@ -201,6 +209,11 @@ class PageStore {
   // --- History --------------------------------------------------------------
 
   virtual Result<RecordInfo> GetRecord(Lsn lsn) const = 0;
+
+  // The payload of record lsn, read from its segment (checksum verified:
+  // Corruption otherwise); empty when it has none. NotFound (reason
+  // "lsn_not_found") when lsn names no live record.
+  virtual Result<std::string> ReadPayload(Lsn lsn) const = 0;
 
   // Records on t's history with lsn <= before (0: from the head), newest first,
   // at most limit of them, walking through resets and into bases.
@@ -227,6 +240,14 @@ class PageStore {
   virtual Result<SpaceUsage> Usage(TimelineId t) const = 0;
   // Bytes of all segment files.
   virtual uint64_t DiskBytes() const = 0;
+  // Bytes of payloads of the live records written on t (its own commits,
+  // including those a rollback moved away from, until GC collects them).
+  // 0 for an unknown timeline. Cheap (a counter).
+  virtual uint64_t PayloadBytes(TimelineId t) const = 0;
+  // Bytes of record metadata the store holds in memory for its live records
+  // (a fixed cost per record, its annotation, its page list): grows with the
+  // number of records and pages written, never with payloads.
+  virtual uint64_t RecordMetadataBytes() const = 0;
 
   // OK, or the failure that stopped the store's writes: IOError store_failed
   // (an fsync), or the failed write's own error (disk_full for a full disk).

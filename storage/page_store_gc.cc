@@ -194,7 +194,15 @@ Result<GcStats> PageStoreImpl::Gc(const GcOptions& options) {
     std::unique_lock<std::shared_mutex> excl(state_mu_);
     for (auto& [pgno, kept] : plan.rewrites) index_.Set(pgno, std::move(kept));
     for (auto it = records_.begin(); it != records_.end();) {
-      it = roots.count(it->first) ? std::next(it) : records_.erase(it);
+      if (roots.count(it->first)) {
+        ++it;
+        continue;
+      }
+      if (uint32_t len = it->second.meta.payload_len; len > 0) {
+        auto p = payload_bytes_.find(it->second.meta.timeline);
+        if (p != payload_bytes_.end() && (p->second -= len) == 0) payload_bytes_.erase(p);
+      }
+      it = records_.erase(it);
     }
     for (uint32_t r = 0; r < nruns; ++r) {
       Run& run = runs_[r];
@@ -312,7 +320,7 @@ Status PageStoreImpl::Compact(GcStats* stats) {
     segments = segments_;
     for (const auto& [lsn, rec] : records_) {
       keep[rec.segment] += kRecordHeaderSize + 64 + rec.meta.annotation.size() +
-                           5 * rec.meta.entries.size();
+                           5 * rec.meta.entries.size() + rec.meta.payload_len;
     }
     index_.ForEach([&](PageNo, std::span<const Version> vs) {
       for (const Version& v : vs) {
@@ -380,7 +388,12 @@ Status PageStoreImpl::CompactGroup(const std::vector<uint64_t>& group, GcStats* 
     uint64_t offset;
   };
   std::vector<Move> moves;
-  std::vector<Lsn> live_moves;
+  struct LiveMove {
+    Lsn lsn;
+    uint64_t offset;
+    uint32_t meta_len;
+  };
+  std::vector<LiveMove> live_moves;
   uint64_t old_bytes = 0;
   auto fail = [&](Status s) {
     out.reset();
@@ -427,6 +440,7 @@ Status PageStoreImpl::CompactGroup(const std::vector<uint64_t>& group, GcStats* 
       if (!live) {
         meta.flags |= kRecordFlagCollected;
         meta.annotation.clear();
+        meta.payload_len = 0;
       }
       std::string meta_bytes = EncodeMeta(meta);
       const uint64_t rec_off = offset + buf.size();
@@ -451,7 +465,17 @@ Status PageStoreImpl::CompactGroup(const std::vector<uint64_t>& group, GcStats* 
         buf += block;
         ++j;
       }
-      if (live) live_moves.push_back(meta.lsn);
+      if (meta.payload_len > 0) {
+        std::string block;
+        Status p = ReadPayloadBlock(file.get(),
+                                    PayloadOffset(e.offset, e.meta_len, e.meta.ImageCount()),
+                                    meta.lsn, meta.payload_len, &block);
+        if (!p.ok()) return fail(p.WithContext(SegmentFileName(seg)));
+        buf += block;
+      }
+      if (live) {
+        live_moves.push_back(LiveMove{meta.lsn, rec_off, static_cast<uint32_t>(meta_bytes.size())});
+      }
       footer.emplace_back(rec_off, std::move(meta_bytes));
       if (buf.size() >= (1u << 20)) {
         Status a = out->Append(buf);
@@ -484,7 +508,12 @@ Status PageStoreImpl::CompactGroup(const std::vector<uint64_t>& group, GcStats* 
         if (!it->IsZero()) it->offset = m.offset;
       }
     }
-    for (Lsn lsn : live_moves) records_.at(lsn).segment = static_cast<uint32_t>(number);
+    for (const LiveMove& m : live_moves) {
+      Record& rec = records_.at(m.lsn);
+      rec.segment = static_cast<uint32_t>(number);
+      rec.offset = m.offset;
+      rec.meta_len = m.meta_len;
+    }
     for (uint64_t seg : group) segments_.erase(seg);
     segments_[number] = Segment{new_size, true};
   }

@@ -52,7 +52,8 @@ class PageStoreImpl final : public PageStore {
   Result<Lsn> Head(TimelineId t) const override;
 
   Result<Lsn> Commit(TimelineId t, Lsn expected_head, const std::vector<PageWrite>& pages,
-                     uint32_t db_size_pages, std::string_view annotation) override;
+                     uint32_t db_size_pages, std::string_view annotation,
+                     std::string_view payload = {}) override;
 
   Result<Lsn> ResolveLsn(TimelineId t, Lsn lsn) const override;
   Status ReadPage(TimelineId t, PageNo pgno, Lsn lsn, std::string* out) const override;
@@ -61,6 +62,7 @@ class PageStoreImpl final : public PageStore {
   Result<uint32_t> DbSizeAt(Lsn state_lsn) const override;
 
   Result<RecordInfo> GetRecord(Lsn lsn) const override;
+  Result<std::string> ReadPayload(Lsn lsn) const override;
   Result<std::vector<RecordInfo>> History(TimelineId t, Lsn before, size_t limit) const override;
   Result<Lsn> LsnAt(TimelineId t, int64_t time_micros) const override;
   Result<std::vector<PageNo>> ChangedPages(Lsn a, Lsn b) const override;
@@ -68,6 +70,8 @@ class PageStoreImpl final : public PageStore {
   Result<GcStats> Gc(const GcOptions& options) override;
   Result<SpaceUsage> Usage(TimelineId t) const override;
   uint64_t DiskBytes() const override;
+  uint64_t PayloadBytes(TimelineId t) const override;
+  uint64_t RecordMetadataBytes() const override;
   Status Health() const override;
   Lsn LastLsn() const override;
 
@@ -76,6 +80,8 @@ class PageStoreImpl final : public PageStore {
     RecordMeta meta;
     uint32_t run = kNoRun;
     uint32_t segment = 0;
+    uint32_t meta_len = 0;  // where the record is in its segment (for its payload)
+    uint64_t offset = 0;
   };
   struct Timeline {
     TimelineInfo info;
@@ -91,6 +97,7 @@ class PageStoreImpl final : public PageStore {
   struct Writer {
     RecordMeta meta;
     std::string images;  // image blocks (crc + page) in entry order
+    std::string_view payload;  // the caller's, alive until Submit returns
     Status status;
     bool done = false;
   };
@@ -114,7 +121,7 @@ class PageStoreImpl final : public PageStore {
   };
 
   // --- open (page_store_open.cc) ---
-  Status LoadSegment(uint64_t number, bool* sealed, std::vector<Loaded>* out,
+  Status LoadSegment(uint64_t number, bool* sealed, uint32_t* version, std::vector<Loaded>* out,
                      std::vector<std::pair<uint64_t, std::string>>* footer, uint64_t* size);
   Status ScanTail(uint64_t number, RandomAccessFile* file, uint64_t file_size, uint64_t start,
                   std::vector<Loaded>* out, std::vector<std::pair<uint64_t, std::string>>* footer,
@@ -161,6 +168,10 @@ class PageStoreImpl final : public PageStore {
   // ReadLocation, or zeros when LocateLocked found no version.
   Status ReadLocated(const Location& loc, PageNo pgno, std::string* out) const;
   Result<std::shared_ptr<RandomAccessFile>> File(uint32_t segment) const;
+  // Reads the payload block (crc + len bytes) of record lsn at file offset
+  // `at` into *block; Corruption when its checksum does not match.
+  static Status ReadPayloadBlock(RandomAccessFile* file, uint64_t at, Lsn lsn, uint32_t len,
+                                 std::string* block);
   RecordInfo ToInfo(const Record& rec) const;
   std::string SegmentPath(uint64_t number) const;
 
@@ -203,6 +214,7 @@ class PageStoreImpl final : public PageStore {
   // Used only by the group-commit leader or by GC (which excludes leaders).
   std::unique_ptr<WritableFile> active_file_;
   uint64_t active_number_ = 0;
+  uint32_t active_version_ = kFormatVersion;  // a format-1 segment takes no payloads
   std::vector<std::pair<uint64_t, std::string>> active_footer_;
   uint64_t next_segment_ = 1;
   std::mutex gc_mu_;
@@ -215,6 +227,7 @@ class PageStoreImpl final : public PageStore {
   std::map<TimelineId, Timeline> timelines_;
   PageIndex index_;
   std::map<uint64_t, Segment> segments_;
+  std::unordered_map<TimelineId, uint64_t> payload_bytes_;  // live records' payloads, by timeline
   Lsn durable_lsn_ = 0;
   Lsn gc_lsn_ = 0;  // last_lsn of the newest GC manifest
 

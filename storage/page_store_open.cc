@@ -65,12 +65,18 @@ Status PageStoreImpl::ScanTail(uint64_t number, RandomAccessFile* file, uint64_t
     Loaded rec;
     if (!DecodeMeta(meta_bytes, &rec.meta).ok()) break;
     size_t images = rec.meta.ImageCount();
-    uint64_t size = RecordSize(meta_len, images);
+    uint64_t size = RecordSize(meta_len, images, rec.meta.payload_len);
     if (size > data.size() - pos) break;
     bool images_ok = true;
     for (size_t i = 0; i < images && images_ok; ++i) {
       images_ok = ImageBlockValid(std::string_view(
           data.data() + pos + kRecordHeaderSize + meta_len + i * kImageBlockSize, kImageBlockSize));
+    }
+    if (images_ok && rec.meta.payload_len > 0) {
+      const size_t at = PayloadOffset(pos, meta_len, images);
+      std::string_view payload;
+      images_ok = PayloadBlockValid(
+          std::string_view(data.data() + at, kPayloadBlockHeader + rec.meta.payload_len), &payload);
     }
     if (!images_ok) break;
     rec.segment = static_cast<uint32_t>(number);
@@ -84,7 +90,8 @@ Status PageStoreImpl::ScanTail(uint64_t number, RandomAccessFile* file, uint64_t
   return Status::OK();
 }
 
-Status PageStoreImpl::LoadSegment(uint64_t number, bool* sealed, std::vector<Loaded>* out,
+Status PageStoreImpl::LoadSegment(uint64_t number, bool* sealed, uint32_t* version,
+                                  std::vector<Loaded>* out,
                                   std::vector<std::pair<uint64_t, std::string>>* footer,
                                   uint64_t* size) {
   const std::string path = SegmentPath(number);
@@ -109,6 +116,7 @@ Status PageStoreImpl::LoadSegment(uint64_t number, bool* sealed, std::vector<Loa
     return Status::Corruption(SegmentFileName(number) + ": header names segment " +
                               std::to_string(h.number));
   }
+  *version = h.version;
   *sealed = false;
   if (*size >= header_len + kTrailerSize) {
     std::string tail;
@@ -124,7 +132,8 @@ Status PageStoreImpl::LoadSegment(uint64_t number, bool* sealed, std::vector<Loa
       BRANCHDB_RETURN_IF_ERROR(
           DecodeFooter(body, t.footer_crc, &entries).WithContext(SegmentFileName(number)));
       for (FooterEntry& e : entries) {
-        if (RecordSize(e.meta_len, e.meta.ImageCount()) + e.offset > t.footer_offset) {
+        if (RecordSize(e.meta_len, e.meta.ImageCount(), e.meta.payload_len) + e.offset >
+            t.footer_offset) {
           return Status::Corruption(SegmentFileName(number) + ": footer entry past the records");
         }
         Loaded rec;
@@ -235,13 +244,15 @@ Status PageStoreImpl::Recover() {
 
   std::vector<Loaded> loaded;
   uint64_t tail_number = 0;
+  uint32_t tail_version = kFormatVersion;
   bool have_tail = false;
   std::vector<std::pair<uint64_t, std::string>> tail_footer;
   for (uint64_t n : live_numbers) {
     bool sealed = false;
+    uint32_t version = 0;
     uint64_t size = 0;
     std::vector<std::pair<uint64_t, std::string>> footer;
-    BRANCHDB_RETURN_IF_ERROR(LoadSegment(n, &sealed, &loaded, &footer, &size));
+    BRANCHDB_RETURN_IF_ERROR(LoadSegment(n, &sealed, &version, &loaded, &footer, &size));
     if (!sealed) {
       if (have_tail) {
         return Status::Corruption(SegmentFileName(tail_number) +
@@ -249,6 +260,7 @@ Status PageStoreImpl::Recover() {
       }
       have_tail = true;
       tail_number = n;
+      tail_version = version;
       tail_footer = std::move(footer);
     }
     segments_[n] = Segment{size, sealed};
@@ -266,6 +278,7 @@ Status PageStoreImpl::Recover() {
     if (!file.ok()) return file.status();
     active_file_ = std::move(*file);
     active_number_ = tail_number;
+    active_version_ = tail_version;
     active_footer_ = std::move(tail_footer);
   } else {
     BRANCHDB_RETURN_IF_ERROR(StartSegment(next_segment_++));

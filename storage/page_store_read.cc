@@ -219,6 +219,7 @@ RecordInfo PageStoreImpl::ToInfo(const Record& rec) const {
   for (const PageEntry& e : rec.meta.entries) {
     if (e.type == EntryType::kImage) info.pages.push_back(e.pgno);
   }
+  info.payload_bytes = rec.meta.payload_len;
   return info;
 }
 
@@ -227,6 +228,58 @@ Result<RecordInfo> PageStoreImpl::GetRecord(Lsn lsn) const {
   auto rec = StateLocked(lsn);
   if (!rec.ok()) return rec.status();
   return ToInfo(**rec);
+}
+
+Status PageStoreImpl::ReadPayloadBlock(RandomAccessFile* file, uint64_t at, Lsn lsn, uint32_t len,
+                                       std::string* block) {
+  block->assign(kPayloadBlockHeader + len, '\0');
+  auto n = file->Read(at, block->size(), block->data());
+  if (!n.ok()) return n.status();
+  std::string_view payload;
+  if (*n != block->size() || !PayloadBlockValid(*block, &payload)) {
+    return Status::Corruption("payload of LSN " + std::to_string(lsn) + " at offset " +
+                              std::to_string(at) + ": checksum mismatch");
+  }
+  return Status::OK();
+}
+
+Result<std::string> PageStoreImpl::ReadPayload(Lsn lsn) const {
+  std::shared_ptr<RandomAccessFile> file;
+  uint32_t segment = 0, len = 0;
+  uint64_t at = 0;
+  {
+    std::shared_lock<std::shared_mutex> state(state_mu_);
+    auto r = StateLocked(lsn);
+    if (!r.ok()) return r.status();
+    const Record& rec = **r;
+    len = rec.meta.payload_len;
+    if (len == 0) return std::string();
+    segment = rec.segment;
+    at = PayloadOffset(rec.offset, rec.meta_len, rec.meta.ImageCount());
+    auto f = File(segment);  // taken under state_mu_: compaction cannot delete it first
+    if (!f.ok()) return f.status();
+    file = std::move(*f);
+  }
+  std::string block;
+  Status s = ReadPayloadBlock(file.get(), at, lsn, len, &block);
+  if (!s.ok()) return s.WithContext(SegmentFileName(segment));
+  return block.substr(kPayloadBlockHeader);
+}
+
+uint64_t PageStoreImpl::PayloadBytes(TimelineId t) const {
+  std::shared_lock<std::shared_mutex> state(state_mu_);
+  auto it = payload_bytes_.find(t);
+  return it == payload_bytes_.end() ? 0 : it->second;
+}
+
+uint64_t PageStoreImpl::RecordMetadataBytes() const {
+  std::shared_lock<std::shared_mutex> state(state_mu_);
+  uint64_t total = 0;
+  for (const auto& [lsn, rec] : records_) {
+    total += sizeof(Record) + rec.meta.annotation.size() +
+             rec.meta.entries.size() * sizeof(PageEntry);
+  }
+  return total;
 }
 
 Result<std::vector<RecordInfo>> PageStoreImpl::History(TimelineId t, Lsn before,

@@ -136,7 +136,12 @@ Status PageStoreImpl::DropTimeline(TimelineId t) {
 
 Result<Lsn> PageStoreImpl::Commit(TimelineId t, Lsn expected_head,
                                   const std::vector<PageWrite>& pages, uint32_t db_size_pages,
-                                  std::string_view annotation) {
+                                  std::string_view annotation, std::string_view payload) {
+  if (payload.size() > kMaxPayloadBytes) {
+    return Status::InvalidArgument("payload of " + std::to_string(payload.size()) +
+                                   " bytes exceeds the maximum " +
+                                   std::to_string(kMaxPayloadBytes));
+  }
   if (db_size_pages > kMaxDbPages) {
     return Status::InvalidArgument("database size " + std::to_string(db_size_pages) +
                                    " pages exceeds the maximum " + std::to_string(kMaxDbPages));
@@ -162,6 +167,8 @@ Result<Lsn> PageStoreImpl::Commit(TimelineId t, Lsn expected_head,
   w->meta.timeline = t;
   w->meta.db_size_pages = db_size_pages;
   w->meta.annotation = std::string(annotation);
+  w->meta.payload_len = static_cast<uint32_t>(payload.size());
+  w->payload = payload;
   w->meta.entries.reserve(pages.size());
   w->images.reserve(pages.size() * kImageBlockSize);
   for (size_t k = 0; k < order.size(); ++k) {
@@ -217,9 +224,10 @@ Result<Lsn> PageStoreImpl::Submit(std::unique_ptr<Writer> w, std::unique_lock<st
     std::vector<Writer*> batch;
     size_t bytes = 0;
     for (Writer* x : queue_) {
-      if (!batch.empty() && bytes + x->images.size() > kMaxBatchBytes) break;
+      const size_t size = x->images.size() + x->payload.size();
+      if (!batch.empty() && bytes + size > kMaxBatchBytes) break;
       batch.push_back(x);
-      bytes += x->images.size();
+      bytes += size;
     }
     Status s;
     if (!failed_.ok()) {
@@ -248,7 +256,14 @@ Result<Lsn> PageStoreImpl::Submit(std::unique_ptr<Writer> w, std::unique_lock<st
 
 Status PageStoreImpl::WriteBatch(const std::vector<Writer*>& batch) {
   if (!active_file_) return Status::IOError("no active segment");
-  if (active_file_->Size() >= options_.segment_bytes) BRANCHDB_RETURN_IF_ERROR(RollSegment());
+  bool payloads = false;
+  for (const Writer* w : batch) payloads = payloads || w->meta.payload_len > 0;
+  // A format-1 segment (written by an older build) never holds a payload, so
+  // that older builds refuse the store by its version instead of misreading it.
+  if (active_file_->Size() >= options_.segment_bytes ||
+      (payloads && active_version_ < kFormatVersion)) {
+    BRANCHDB_RETURN_IF_ERROR(RollSegment());
+  }
   const uint64_t start = active_file_->Size();
   std::string buf;
   std::vector<std::pair<uint64_t, std::string>> metas;
@@ -258,6 +273,7 @@ Status PageStoreImpl::WriteBatch(const std::vector<Writer*>& batch) {
     uint64_t offset = start + buf.size();
     buf += EncodeRecordPrefix(meta);
     buf += w->images;
+    if (w->meta.payload_len > 0) AppendPayloadBlock(&buf, w->payload);
     metas.emplace_back(offset, std::move(meta));
   }
   BRANCHDB_RETURN_IF_ERROR(active_file_->Append(buf));
@@ -275,7 +291,7 @@ Status PageStoreImpl::WriteBatch(const std::vector<Writer*>& batch) {
 }
 
 Status PageStoreImpl::SealActive() {
-  std::string footer = EncodeFooter(active_footer_, active_file_->Size());
+  std::string footer = EncodeFooter(active_footer_, active_file_->Size(), active_version_);
   BRANCHDB_RETURN_IF_ERROR(active_file_->Append(footer));
   BRANCHDB_RETURN_IF_ERROR(SyncError(active_file_->Sync()));
   BRANCHDB_RETURN_IF_ERROR(active_file_->Close());
@@ -299,6 +315,7 @@ Status PageStoreImpl::StartSegment(uint64_t number) {
   BRANCHDB_RETURN_IF_ERROR(SyncError(env_->SyncDir(dir_)));
   active_file_ = std::move(*file);
   active_number_ = number;
+  active_version_ = kFormatVersion;
   active_footer_.clear();
   std::unique_lock<std::shared_mutex> state(state_mu_);
   segments_[number] = Segment{active_file_->Size(), false};
@@ -368,6 +385,9 @@ Status PageStoreImpl::ApplyRecord(const RecordMeta& meta, uint32_t segment, uint
     rec.meta = meta;
     rec.run = run;
     rec.segment = segment;
+    rec.meta_len = meta_len;
+    rec.offset = offset;
+    if (meta.payload_len > 0) payload_bytes_[meta.timeline] += meta.payload_len;
   }
   size_t image = 0;
   for (const PageEntry& e : meta.entries) {

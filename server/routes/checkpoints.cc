@@ -172,7 +172,7 @@ Status ReplayAction(const sql::SandboxOptions& o, sqlite3* db,
   script.before_commit = [&] {
     checkpoints::Annotation a = action.annotation;
     a.rows = sqlite3_total_changes64(db) - changes_before;
-    return storage::SetNextCommitAnnotation(db, checkpoints::EncodeAnnotation(a));
+    return checkpoints::AnnotateNextCommit(db, a, o.max_db_bytes);
   };
   return RunScript(db, o, script).status();
 }

@@ -133,15 +133,16 @@ void HandleSql(Services* s, const httplib::Request& req, httplib::Response& res,
     a.request_id = ctx.request_id;
     a.summary = Summary(script.sql);
     a.rows = sqlite3_total_changes64(db) - changes_before;
-    // The full script, for replay by promote (docs/branching.md); an action
-    // past kMaxScriptBytes is recorded as not replayable.
+    // The full script, for replay by promote (docs/branching.md), in the
+    // record's payload and counted against the branch's size; an action past
+    // kMaxScriptBytes is recorded as not replayable.
     a.sql = script.sql;
     if (script.sql.size() > checkpoints::kMaxScriptBytes) {
       a.sql_omitted = true;
     } else if (!script.params.is_null()) {
       a.params_json = http::DumpJson(script.params);
     }
-    return storage::SetNextCommitAnnotation(db, checkpoints::EncodeAnnotation(a));
+    return checkpoints::AnnotateNextCommit(db, a, s->sandbox.max_db_bytes);
   };
   storage::Lsn commit_before = storage::LastCommitLsn(db);
   sql::ScriptError error;

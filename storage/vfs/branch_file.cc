@@ -560,8 +560,10 @@ int BranchConnection::CommitTransaction() {
     if (pgno <= db_size_) pages.push_back(PageWrite{pgno, data});
   }
   std::string annotation = annotation_.value_or("");
+  std::string payload = std::move(payload_);
   annotation_.reset();
-  Result<Lsn> lsn = store_->Commit(timeline_, snapshot_, pages, db_size_, annotation);
+  payload_.clear();
+  Result<Lsn> lsn = store_->Commit(timeline_, snapshot_, pages, db_size_, annotation, payload);
   if (!lsn.ok()) {
     overlay_.clear();
     db_size_ = snapshot_size_;

@@ -221,14 +221,19 @@ Result<SqliteHandle> OpenConnection(const ConnectionOptions& options) {
   return db;
 }
 
-Status SetNextCommitAnnotation(sqlite3* db, std::string annotation) {
+Status SetNextCommitAnnotation(sqlite3* db, std::string annotation, std::string payload) {
   vi::BranchConnection* conn = ConnectionOfDb(db);
   if (conn == nullptr) return Status::InvalidArgument("not a branchdb connection");
   if (conn->read_only()) {
     return Status::FailedPrecondition("SetNextCommitAnnotation on a read-only connection");
   }
-  conn->SetAnnotation(std::move(annotation));
+  conn->SetAnnotation(std::move(annotation), std::move(payload));
   return Status::OK();
+}
+
+BranchBytes BranchSpace(sqlite3* db) {
+  vi::BranchConnection* conn = ConnectionOfDb(db);
+  return conn == nullptr ? BranchBytes{} : conn->space();
 }
 
 Lsn LastCommitLsn(sqlite3* db) {

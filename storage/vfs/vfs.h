@@ -63,9 +63,20 @@ Status RegisterVfs();
 // in the store.
 Result<SqliteHandle> OpenConnection(const ConnectionOptions& options);
 
-// Bytes to store as the annotation of this connection's next commit (consumed
-// by it). Only for read-write connections.
-Status SetNextCommitAnnotation(sqlite3* db, std::string annotation);
+// Bytes to store as the annotation of this connection's next commit, and its
+// payload (kept on disk only: PageStore::Commit, ReadPayload); both consumed
+// by it. Only for read-write connections.
+Status SetNextCommitAnnotation(sqlite3* db, std::string annotation, std::string payload = {});
+
+// What a connection's branch holds against a size quota: its database size
+// (including the writes of the open transaction) and the payloads its
+// timeline's live records keep (PageStore::PayloadBytes). Zeros when db is not
+// a branchdb connection. Call on the connection's thread.
+struct BranchBytes {
+  uint64_t database = 0;
+  uint64_t payloads = 0;
+};
+BranchBytes BranchSpace(sqlite3* db);
 
 // LSN of the last commit this connection made; 0 if none.
 Lsn LastCommitLsn(sqlite3* db);

@@ -22,6 +22,7 @@
 #include <string>
 
 #include "storage/page_store.h"
+#include "storage/vfs/vfs.h"
 #include "storage/util/status.h"
 
 namespace branchdb::storage::vfs_internal {
@@ -59,7 +60,13 @@ class BranchConnection {
   int FileControl(int op, void* arg);
 
   bool read_only() const { return read_only_; }
-  void SetAnnotation(std::string annotation) { annotation_ = std::move(annotation); }
+  void SetAnnotation(std::string annotation, std::string payload) {
+    annotation_ = std::move(annotation);
+    payload_ = std::move(payload);
+  }
+  BranchBytes space() const {
+    return BranchBytes{static_cast<uint64_t>(db_size_) * kPageSize, store_->PayloadBytes(timeline_)};
+  }
   Lsn last_commit_lsn() const { return last_commit_lsn_.load(); }
   Lsn snapshot_lsn() const { return snapshot_pub_.load(); }
   Status last_error() const;
@@ -96,6 +103,7 @@ class BranchConnection {
   uint32_t db_size_ = 0;           // size including the overlay
   std::map<PageNo, std::string> overlay_;  // persisted form, whole pages
   std::optional<std::string> annotation_;
+  std::string payload_;  // with annotation_
   // Cache invalidation (see docs/vfs.md): the state SQLite's page cache and
   // parsed schema reflect, and what SQLite last saw of page 1.
   Lsn cache_lsn_ = kNoLsn;

@@ -32,7 +32,7 @@ Status RunScript(sqlite3* db, const std::string& sql, Annotation a, bool record 
   if (sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr) != SQLITE_OK) return fail();
   a.rows = sqlite3_total_changes64(db) - before;
   if (record) {
-    Status st = storage::SetNextCommitAnnotation(db, EncodeAnnotation(a));
+    Status st = AnnotateNextCommit(db, a);
     if (!st.ok()) return st;
   }
   if (sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) return fail();
@@ -105,11 +105,24 @@ TEST_CASE("annotation: script, replay and promote fields round-trip; large scrip
   a.sql = "INSERT INTO t VALUES(?)";
   a.params_json = "[1,\"x\"]";
   a.replay_of = 12;
-  Annotation b = DecodeAnnotation(EncodeAnnotation(a));
-  CHECK(b.sql == a.sql);
-  CHECK(b.params_json == a.params_json);
+  // The record names the script by size and hash; the script is the payload.
+  std::string record = EncodeAnnotation(a);
+  std::string script = EncodeScript(a);
+  CHECK(record.find("INSERT INTO") == std::string::npos);
+  CHECK(script == R"j({"sql":"INSERT INTO t VALUES(?)","params":[1,"x"]})j");
+  Annotation b = DecodeAnnotation(record);
+  CHECK(b.sql.empty());
+  CHECK(b.script_bytes == script.size());
+  CHECK(b.script_sha256.size() == 64);
   CHECK(b.replay_of == std::optional<uint64_t>(12));
   CHECK(b.replayable());
+
+  // Records written before scripts moved to the payload keep them inline.
+  Annotation inline_old = DecodeAnnotation(
+      R"({"v":1,"kind":"sql","summary":"x","sql":"DELETE FROM t","params":[2]})");
+  CHECK(inline_old.sql == "DELETE FROM t");
+  CHECK(inline_old.params_json == "[2]");
+  CHECK(inline_old.replayable());
 
   Annotation p;
   p.kind = "promote";
@@ -125,6 +138,7 @@ TEST_CASE("annotation: script, replay and promote fields round-trip; large scrip
   big.params_json = "[1]";
   std::string bytes = EncodeAnnotation(big);
   CHECK(bytes.size() < 200);
+  CHECK(EncodeScript(big).empty());
   Annotation c = DecodeAnnotation(bytes);
   CHECK(c.sql_omitted);
   CHECK(c.sql.empty());
@@ -376,6 +390,66 @@ TEST_CASE("promote: actions without a recorded script are not replayable") {
   REQUIRE(ff.ok());
   CHECK(ff->fast_forward);
   CHECK(f.Query("production", "SELECT group_concat(v) FROM t") == "0,3,4");
+}
+
+TEST_CASE("promote: large scripts replay from their payloads; memory keeps their summaries only") {
+  PromoteFixture f;
+  f.Do("production", "CREATE TABLE t(v INTEGER)");
+  REQUIRE(f.Branch("feature").ok());
+  auto store = f.cat->Store("acme");
+  REQUIRE(store.ok());
+  const uint64_t memory_before = (*store)->RecordMetadataBytes();
+  const std::string pad(kMaxScriptBytes - 100, 'x');  // near the largest kept script
+  for (int i = 1; i <= 20; ++i) {
+    f.Do("feature", "INSERT INTO t VALUES(" + std::to_string(i) + "); -- " + pad);
+  }
+  const uint64_t memory_grown = (*store)->RecordMetadataBytes() - memory_before;
+  CHECK(memory_grown < 20 * 1024);  // was 20 MiB: every script held in memory
+  {
+    auto db = f.cat->OpenBranchConnection("acme", "feature");
+    REQUIRE(db.ok());
+    CHECK(storage::BranchSpace(db->get()).payloads > 20 * pad.size());
+  }
+  f.Do("production", "INSERT INTO t VALUES(0)");  // the parent moved: replay
+  auto r = f.cat->Promote("acme", "feature", f.Options());
+  INFO(r.status().ToString());
+  REQUIRE(r.ok());
+  CHECK_FALSE(r->fast_forward);
+  CHECK(f.Query("production", "SELECT count(*), sum(v) FROM t") == "21|210");
+  // The replayed records keep their scripts too (a promote of production's
+  // own child could replay them again).
+  auto page = f.cat->ListCheckpoints("acme", "production", 2);
+  REQUIRE(page.ok());
+  const CheckpointInfo& replayed = page->checkpoints[1];
+  REQUIRE(replayed.annotation.replay_of.has_value());
+  auto rec = (*store)->GetRecord(replayed.lsn);
+  REQUIRE(rec.ok());
+  Annotation a = DecodeAnnotation(rec->annotation);
+  CHECK(a.sql.empty());
+  REQUIRE(LoadScript(**store, *rec, &a).ok());
+  CHECK(a.sql == "INSERT INTO t VALUES(20); -- " + pad);
+}
+
+TEST_CASE("annotation: a script is refused when it would take the branch past its size limit") {
+  PromoteFixture f;
+  f.Do("production", "CREATE TABLE t(v TEXT)");
+  auto db = f.cat->OpenBranchConnection("acme", "production");
+  REQUIRE(db.ok());
+  REQUIRE(sqlite3_exec(db->get(), "BEGIN; INSERT INTO t VALUES('a')", nullptr, nullptr, nullptr) ==
+          SQLITE_OK);
+  const storage::BranchBytes space = storage::BranchSpace(db->get());
+  CHECK(space.database == 2 * storage::kPageSize);
+  REQUIRE(space.payloads > 0);  // the CREATE TABLE script
+  Annotation a;
+  a.sql = std::string(1000, 'y');
+  const std::string script = EncodeScript(a);
+  const int64_t exact = static_cast<int64_t>(space.database + space.payloads + script.size());
+  Status refused = AnnotateNextCommit(db->get(), a, exact - 1);
+  CHECK(refused.code() == StatusCode::kResourceExhausted);
+  CHECK(refused.reason() == "branch_size_limit");
+  CHECK(AnnotateNextCommit(db->get(), a, exact).ok());
+  CHECK(AnnotateNextCommit(db->get(), Annotation{}, 1).ok());  // no script: nothing to count
+  REQUIRE(sqlite3_exec(db->get(), "ROLLBACK", nullptr, nullptr, nullptr) == SQLITE_OK);
 }
 
 TEST_CASE("promote: the replay base follows resets and skips rolled-back actions") {

@@ -64,6 +64,36 @@ TEST_CASE("Record metadata round-trips and rejects damage") {
   CHECK(DecodeMeta(bad, &d).IsCorruption());
 }
 
+TEST_CASE("A record's payload length is in its meta (format 2); its bytes are not") {
+  RecordMeta m;
+  m.kind = RecordKind::kCommit;
+  m.lsn = 3;
+  m.annotation = "summary";
+  m.entries = {{2, EntryType::kImage}};
+  std::string plain = EncodeMeta(m);
+  m.payload_len = 100'000;
+  std::string bytes = EncodeMeta(m);
+  CHECK(bytes.size() == plain.size() + 4);
+  RecordMeta d;
+  REQUIRE(DecodeMeta(bytes, &d).ok());
+  CHECK(d.payload_len == 100'000);
+  CHECK((d.flags & kRecordFlagPayload) != 0);
+  CHECK(RecordSize(static_cast<uint32_t>(bytes.size()), 1, d.payload_len) ==
+        8 + bytes.size() + kImageBlockSize + 4 + 100'000);
+  // The flag without a length, or with length 0, is damage.
+  std::string flag_only = plain;
+  flag_only[1] = static_cast<char>(kRecordFlagPayload);
+  CHECK(DecodeMeta(flag_only, &d).IsCorruption());
+  CHECK(DecodeMeta(flag_only + std::string(4, '\0'), &d).IsCorruption());
+  std::string block;
+  AppendPayloadBlock(&block, "script");
+  std::string_view payload;
+  CHECK(PayloadBlockValid(block, &payload));
+  CHECK(payload == "script");
+  block.back() ^= 1;
+  CHECK_FALSE(PayloadBlockValid(block, &payload));
+}
+
 TEST_CASE("Segment headers, footers and the manifest round-trip") {
   SegmentHeader h;
   h.number = 12;
