@@ -60,9 +60,11 @@ class Context {
   // kExitUsage). `given` (a positional argument) wins over the settings.
   std::string Project(const std::string& given = "");
 
-  // The SDK client, or nullptr after printing why (no credentials; then
-  // return kExitAuth).
+  // The SDK client, or nullptr after printing why; then return
+  // ClientFailure(): kExitUsage for a malformed URL, kExitAuth for no
+  // credentials.
   bdb::Client* Client();
+  int ClientFailure() const { return client_failure_; }
 
   // --json: prints `answer` (one line). Otherwise calls human(stdout).
   int Print(const Json& answer, const std::function<void(std::ostream&)>& human);
@@ -76,6 +78,7 @@ class Context {
   const Globals& globals_;
   Settings settings_;
   std::unique_ptr<bdb::Client> client_;
+  int client_failure_ = kExitAuth;
 };
 
 using Action = std::function<int(Context&)>;

@@ -71,7 +71,9 @@ void RegisterAccessCommands(CLI::App& app, Commands& commands) {
        "$CRED\" -d '{\"sql\":\"SELECT 1\"}' $URL/v1/projects/shop/branches/dev%2Falex/sql"});
   cred->add_option("BRANCH", o->branch, "Branch name")->required();
   cred->add_flag("--read-write", o->read_write, "Allow writes (default: read only)");
-  AddDurationOption(cred, "--ttl", &o->ttl, "Lifetime, 60s..1h (default: the server's, 1h)");
+  AddDurationOption(cred, "--ttl", &o->ttl,
+                    "Lifetime, 60s..1h (default: 15m; the server's auth.credential_max_seconds "
+                    "caps it, 1h unless configured)");
   commands.AddForProject(cred, [o](Context& ctx, bdb::Client* c, const std::string& project) {
     bdb::CredentialRequest r;
     r.access = o->read_write ? "read_write" : "read";

@@ -20,6 +20,9 @@ bool IsAuthError(const bdb::Error& e) {
 }
 
 int ExitCodeFor(const bdb::Error& e) {
+  // The sandbox refusing the SQL itself (BEGIN, ATTACH...): the script is the
+  // cause, not the credentials (read_only stays an authorization refusal).
+  if (e.IsApi() && e.code() == "sql_forbidden") return kExitApiError;
   if (IsAuthError(e)) return kExitAuth;
   switch (e.kind()) {
     case bdb::ErrorKind::kNetwork:
@@ -43,6 +46,15 @@ int ExitCodeFor(const bdb::Error& e) {
 std::string DetailString(const Json& details, const char* key) {
   if (!details.is_object() || !details.contains(key)) return "";
   return Cell(details[key]);
+}
+
+// "; it failed at statement N: <its text>" (N from 1, as the server's message
+// counts) when the error names the statement, else "".
+std::string FailedStatement(const Json& d) {
+  if (!d.is_object() || !d.contains("statement") || !d["statement"].is_number_integer()) return "";
+  std::string out = "; it failed at statement " + std::to_string(d["statement"].get<int64_t>() + 1);
+  if (d.contains("sql") && d["sql"].is_string()) out += ": " + d["sql"].get<std::string>();
+  return out;
 }
 
 // What to try next, for the errors a user can act on ("" when nothing useful).
@@ -74,8 +86,10 @@ std::string HintFor(const bdb::Error& e, const Settings& s) {
                "sql:write)";
       }
       if (code == "sql_forbidden") {
-        return "the SQL sandbox refuses ATTACH, VACUUM, load_extension() and PRAGMAs off its "
-               "allow-list (docs/api.md, SQL)";
+        return "the SQL sandbox refuses BEGIN/COMMIT/SAVEPOINT (a script already runs as one "
+               "transaction), ATTACH, VACUUM, load_extension() and PRAGMAs off its allow-list "
+               "(docs/api.md, SQL)" +
+               FailedStatement(d);
       }
       if (!DetailString(d, "scope").empty()) {
         return "the client lacks the scope " + DetailString(d, "scope") +
@@ -134,9 +148,7 @@ std::string HintFor(const bdb::Error& e, const Settings& s) {
       return "";
     case 400:
       if (code == "sql_error" && d.contains("statement")) {
-        return "statement " + DetailString(d, "statement") +
-               " (0-based) of the script failed; "
-               "nothing of the script was applied";
+        return "nothing of the script was applied" + FailedStatement(d);
       }
       return "";
     case 408:
@@ -172,6 +184,19 @@ std::string Context::Project(const std::string& given) {
 bdb::Client* Context::Client() {
   if (client_) return client_.get();
   const Settings& s = settings_;
+  // The URL first: a malformed one is a usage error whatever the credentials.
+  bdb::ClientOptions o;
+  o.url = s.url;
+  o.token = s.token;
+  o.client_id = s.client_id;
+  o.client_secret = s.client_secret;
+  o.user_agent = std::string("branchdb-cli/") + bdb::Version();
+  o.retry.retry_connect_errors = false;  // no server there: say so at once
+  auto c = bdb::Client::Create(std::move(o));
+  if (!c.ok()) {
+    client_failure_ = Fail(c.error());
+    return nullptr;
+  }
   if (s.token.empty() && s.client_id.empty()) {
     std::cerr << "error: no credentials\n"
               << "hint: set BRANCHDB_CLIENT_ID and BRANCHDB_CLIENT_SECRET (or BRANCHDB_TOKEN), "
@@ -186,17 +211,7 @@ bdb::Client* Context::Client() {
                        .dump()
                 << "\n";
     }
-    return nullptr;
-  }
-  bdb::ClientOptions o;
-  o.url = s.url;
-  o.token = s.token;
-  o.client_id = s.client_id;
-  o.client_secret = s.client_secret;
-  o.user_agent = std::string("branchdb-cli/") + bdb::Version();
-  auto c = bdb::Client::Create(std::move(o));
-  if (!c.ok()) {
-    Fail(c.error());
+    client_failure_ = kExitAuth;
     return nullptr;
   }
   client_ = std::move(c.value());
@@ -226,6 +241,8 @@ int Context::Fail(const bdb::Error& e) {
   if (json()) {
     Json details = e.details();
     if (!details.is_object()) details = Json::object();
+    // No answer: how many times it was tried (a refused connection: once).
+    if (e.IsNetwork() && e.attempts() > 0) details["attempts"] = e.attempts();
     std::cout << Json{{"error",
                        {{"code", e.code()}, {"message", e.message()}, {"details", details}}}}
                      .dump(-1, ' ', false, Json::error_handler_t::replace)
@@ -250,7 +267,7 @@ void PrintFields(std::ostream& out,
 void Commands::AddForClient(CLI::App* leaf, std::function<int(Context&, bdb::Client*)> action) {
   Add(leaf, [action = std::move(action)](Context& ctx) {
     bdb::Client* c = ctx.Client();
-    return c ? action(ctx, c) : int(kExitAuth);
+    return c ? action(ctx, c) : ctx.ClientFailure();
   });
 }
 
@@ -260,7 +277,7 @@ void Commands::AddForProject(
     std::string project = ctx.Project();
     if (project.empty()) return int(kExitUsage);
     bdb::Client* c = ctx.Client();
-    return c ? action(ctx, c, project) : int(kExitAuth);
+    return c ? action(ctx, c, project) : ctx.ClientFailure();
   });
 }
 

@@ -9,7 +9,10 @@
 // Exit codes: 0 ok, 1 API error, 2 usage, 3 server unreachable, 4 auth (401/403),
 // 5 conflict (409), 6 not found (404).
 #include <CLI/CLI.hpp>
+#include <algorithm>
+#include <iostream>
 #include <string>
+#include <vector>
 
 #include "sdk/cli/cli.h"
 #include "server/config.h"
@@ -64,6 +67,61 @@ void RegisterServe(CLI::App& app, Commands& commands, const Globals& globals) {
     if (public_url->count()) flags.public_url = o->public_url;
     return branchdb::server::RunServe(flags);
   });
+}
+
+// Edit distance of a and b (insert, delete, substitute, swap adjacent).
+size_t Distance(const std::string& a, const std::string& b) {
+  std::vector<std::vector<size_t>> d(a.size() + 1, std::vector<size_t>(b.size() + 1));
+  for (size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
+  for (size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    for (size_t j = 1; j <= b.size(); ++j) {
+      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1,
+                          d[i - 1][j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) {
+        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+      }
+    }
+  }
+  return d[a.size()][b.size()];
+}
+
+// When the parse failed where a subcommand was due and the command line has a
+// word there that names none ("branchdb projct list"): says so, suggests the
+// nearest subcommand, and returns true. False for any other parse error.
+bool ReportUnknownCommand(CLI::App& app) {
+  CLI::App* at = &app;
+  std::string path = "branchdb";
+  for (auto parsed = at->get_subcommands(); !parsed.empty(); parsed = at->get_subcommands()) {
+    at = parsed.front();
+    path += " " + at->get_name();
+  }
+  std::vector<CLI::App*> choices =
+      at->get_subcommands([](CLI::App* c) { return !c->get_name().empty(); });
+  if (choices.empty()) return false;  // a leaf: its own arguments were wrong
+  // Unmatched words fall through to the top (app.fallthrough()): look there.
+  std::string word;
+  for (const std::string& arg : app.remaining(/*recurse=*/true)) {
+    if (!arg.empty() && arg[0] != '-') {
+      word = arg;
+      break;
+    }
+  }
+  if (word.empty()) return false;
+  std::string best;
+  size_t best_distance = std::string::npos;
+  for (CLI::App* c : choices) {
+    const std::string& name = c->get_name();
+    size_t dist = name.rfind(word, 0) == 0 ? 1 : Distance(word, name);
+    if (dist < best_distance) best_distance = dist, best = name;
+  }
+  std::cerr << "error: unknown command \"" << word << "\" (" << path << " " << word << ")\n";
+  std::cerr << "hint: ";
+  if (best_distance <= std::max<size_t>(2, word.size() / 3)) {
+    std::cerr << "did you mean `" << path << " " << best << "`? ";
+  }
+  std::cerr << "`" << path << " --help` lists the commands\n";
+  return true;
 }
 
 }  // namespace
@@ -125,6 +183,7 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() != 0 && ReportUnknownCommand(app)) return kExitUsage;
     int code = app.exit(e);  // prints help, or the error with a pointer to --help
     return code == 0 ? kExitOk : kExitUsage;
   }

@@ -73,8 +73,10 @@ bool LoadConfigFile(const std::string& path, Layer* layer, std::string* error) {
 }
 
 // Reads DATA_DIR/admin-credentials.json; false when absent or unreadable.
+// *url: the server the file names (its token_url without /oauth/token), or
+// "" when it names none.
 bool LoadAdminCredentials(const std::string& data_dir, std::string* id, std::string* secret,
-                          std::string* path_out) {
+                          std::string* url, std::string* path_out) {
   std::string path = data_dir + "/admin-credentials.json";
   std::string text;
   if (!ReadFile(path, &text)) return false;
@@ -85,8 +87,35 @@ bool LoadAdminCredentials(const std::string& data_dir, std::string* id, std::str
   }
   *id = j["client_id"].get<std::string>();
   *secret = j["client_secret"].get<std::string>();
+  url->clear();
+  const std::string suffix = "/oauth/token";
+  if (j.contains("token_url") && j["token_url"].is_string()) {
+    std::string t = j["token_url"].get<std::string>();
+    if (t.size() > suffix.size() && t.compare(t.size() - suffix.size(), suffix.size(), suffix) == 0) {
+      *url = t.substr(0, t.size() - suffix.size());
+    }
+  }
   *path_out = path;
   return true;
+}
+
+// A URL the SDK can use: http(s)://HOST[:PORT][/prefix], the port 1..65535.
+bool ValidUrl(const std::string& url) {
+  size_t scheme = url.rfind("https://", 0) == 0 ? 8 : url.rfind("http://", 0) == 0 ? 7 : 0;
+  if (scheme == 0) return false;
+  std::string authority = url.substr(scheme, url.find_first_of("/?#", scheme) - scheme);
+  size_t bracket = authority.rfind(']');
+  size_t colon = authority.rfind(':');
+  if (authority.empty() || authority[0] == ':' || authority.find('@') != std::string::npos) {
+    return false;
+  }
+  if (colon == std::string::npos || (bracket != std::string::npos && colon < bracket)) return true;
+  std::string port = authority.substr(colon + 1);
+  if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos) {
+    return false;
+  }
+  int n = std::stoi(port);
+  return n >= 1 && n <= 65535;
 }
 
 }  // namespace
@@ -149,8 +178,20 @@ bool ResolveSettings(const SettingsFlags& flags, const GetEnvFn& env, Settings* 
     }
     return fallback;
   };
+  std::string url_from = "the default";
+  for (const Layer* l : layers) {
+    if (l->Get("url")) {
+      url_from = l == &from_flags ? "--url" : l == &from_env ? "BRANCHDB_URL" : l->name + ": url";
+      break;
+    }
+  }
   out->url = pick("url", kDefaultUrl);
   while (out->url.size() > 1 && out->url.back() == '/') out->url.pop_back();
+  if (!ValidUrl(out->url)) {
+    *error = url_from + ": \"" + out->url +
+             "\" is not a server URL: expected http://HOST[:PORT] or https://HOST[:PORT]";
+    return false;
+  }
   out->project = pick("project", "");
   out->data_dir = pick("data_dir", kDefaultDataDir);
 
@@ -179,9 +220,13 @@ bool ResolveSettings(const SettingsFlags& flags, const GetEnvFn& env, Settings* 
     out->credentials_from = l->name;
     return true;
   }
-  std::string path;
-  if (LoadAdminCredentials(out->data_dir, &out->client_id, &out->client_secret, &path)) {
+  std::string path, file_url;
+  if (LoadAdminCredentials(out->data_dir, &out->client_id, &out->client_secret, &file_url,
+                           &path)) {
     out->credentials_from = path;
+    // No place named a URL: the server that wrote the file (its token_url)
+    // is the one these credentials belong to, wherever it listens.
+    if (url_from == "the default" && !file_url.empty()) out->url = file_url;
   }
   return true;
 }

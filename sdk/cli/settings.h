@@ -8,7 +8,9 @@
 //   3. the config file (--config, else BRANCHDB_CONFIG, else
 //      ~/.config/branchdb/config.toml when it exists): top-level keys url,
 //      project, token, client_id, client_secret, data_dir;
-//   4. defaults: url http://127.0.0.1:8080, data_dir ./data.
+//   4. defaults: url http://127.0.0.1:8080 (but when no place names a URL and
+//      the credentials come from admin-credentials.json, the server its
+//      token_url names), data_dir ./data.
 // Credentials move as one unit: the highest place that names a token or a
 // client id/secret supplies them (a token wins over a client id/secret given
 // at the same place). When no place does, DATA_DIR/admin-credentials.json (a
@@ -33,7 +35,7 @@ struct SettingsFlags {
 };
 
 struct Settings {
-  std::string url;        // Default: kDefaultUrl. No trailing '/'.
+  std::string url;        // Default: kDefaultUrl (see 4. above). No trailing '/'.
   std::string project;    // Default: empty (commands that need one say so).
   std::string token;      // A bearer token, or empty.
   std::string client_id;  // OAuth client credentials, or empty.
@@ -53,8 +55,9 @@ std::optional<std::string> ProcessEnv(const std::string& name);
 
 // Resolves *out from flags, environment, config file and admin credentials.
 // False with a message saying what to fix when a named config file is
-// missing or malformed, has unknown keys, or when a client id comes without
-// its secret (or the other way round).
+// missing or malformed, has unknown keys, when the URL is not
+// http(s)://HOST[:PORT], or when a client id comes without its secret (or the
+// other way round).
 bool ResolveSettings(const SettingsFlags& flags, const GetEnvFn& env, Settings* out,
                      std::string* error);
 

@@ -60,6 +60,43 @@ std::string DumpJson(const nlohmann::json& j) {
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
+namespace {
+
+// nlohmann's DOM builder, refusing the numbers it would otherwise throw on
+// (one too large for a double, e.g. 1e999999: an exception, not a
+// parse_error) or silently change (an integer literal beyond 64 bits, which
+// it reads as an approximate double: -9223372036854775809, 2^64).
+class StrictJsonSax : public nlohmann::detail::json_sax_dom_parser<nlohmann::json> {
+ public:
+  using Base = nlohmann::detail::json_sax_dom_parser<nlohmann::json>;
+  explicit StrictJsonSax(nlohmann::json& root) : Base(root, /*allow_exceptions=*/false) {}
+
+  bool number_float(double value, const std::string& text) {
+    if (text.find_first_of(".eE") == std::string::npos) {
+      error_ = "request body: the integer " + text.substr(0, 40) +
+               " is out of the 64-bit range (-2^63..2^64-1)";
+      return false;
+    }
+    return Base::number_float(value, text);
+  }
+  template <class Exception>
+  bool parse_error(std::size_t byte, const std::string& token, const Exception& e) {
+    if (e.id == 406) {  // out_of_range.406: number overflow
+      error_ = "request body: the number " + token.substr(0, 40) + " at byte " +
+               std::to_string(byte) + " is too large for a double";
+    } else {
+      error_ = "request body is not valid JSON at byte " + std::to_string(byte) + ": " + e.what();
+    }
+    return Base::parse_error(byte, token, e);
+  }
+  const std::string& error() const { return error_; }
+
+ private:
+  std::string error_;
+};
+
+}  // namespace
+
 Result<nlohmann::json> ParseJsonObject(std::string_view body, bool allow_empty) {
   bool blank = body.find_first_not_of(" \t\r\n") == std::string_view::npos;
   if (blank) {
@@ -67,19 +104,18 @@ Result<nlohmann::json> ParseJsonObject(std::string_view body, bool allow_empty) 
     return Status::InvalidArgument("request body: expected a JSON object, got an empty body",
                                    "invalid_json");
   }
-  try {
-    nlohmann::json j = nlohmann::json::parse(body);
-    if (!j.is_object()) {
-      return Status::InvalidArgument(
-          std::string("request body: expected a JSON object, got ") + j.type_name(),
-          "invalid_json");
-    }
-    return j;
-  } catch (const nlohmann::json::parse_error& e) {
-    return Status::InvalidArgument(
-        "request body is not valid JSON at byte " + std::to_string(e.byte) + ": " + e.what(),
-        "invalid_json");
+  nlohmann::json j;
+  StrictJsonSax sax(j);
+  if (!nlohmann::json::sax_parse(body, &sax) || sax.is_errored()) {
+    return Status::InvalidArgument(sax.error().empty() ? "request body is not valid JSON"
+                                                       : sax.error(),
+                                   "invalid_json");
   }
+  if (!j.is_object()) {
+    return Status::InvalidArgument(
+        std::string("request body: expected a JSON object, got ") + j.type_name(), "invalid_json");
+  }
+  return j;
 }
 
 void SendJson(httplib::Response& res, int http_status, const nlohmann::json& body) {

@@ -41,15 +41,17 @@ Result<checkpoints::CreateBranchOptions> ParseCreateBranch(const json& body, Clo
           "invalid_argument");
     }
     if (at.contains("lsn")) {
-      auto v = OptInt(at, "lsn");
-      if (!v.ok() || !v->has_value() || **v < 0) {
+      auto v = OptInt(at, "lsn", routes::kLsnRange, "at.lsn");
+      if (!v.ok()) return v.status();
+      if (!v->has_value()) {
         return Status::InvalidArgument("at.lsn: expected a non-negative integer", "invalid_argument");
       }
       o.from.kind = checkpoints::BranchSource::Kind::kParentLsn;
       o.from.lsn = static_cast<uint64_t>(**v);
     } else if (at.contains("checkpoint")) {
-      auto v = OptInt(at, "checkpoint");
-      if (!v.ok() || !v->has_value() || **v < 0) {
+      auto v = OptInt(at, "checkpoint", routes::kLsnRange, "at.checkpoint");
+      if (!v.ok()) return v.status();
+      if (!v->has_value()) {
         return Status::InvalidArgument("at.checkpoint: expected a checkpoint LSN", "invalid_argument");
       }
       o.from.kind = checkpoints::BranchSource::Kind::kCheckpoint;
@@ -69,7 +71,7 @@ Result<checkpoints::CreateBranchOptions> ParseCreateBranch(const json& body, Clo
       return Status::InvalidArgument("at: unknown key " + at.begin().key(), "invalid_argument");
     }
   }
-  auto ttl = OptInt(body, "ttl_seconds");
+  auto ttl = OptInt(body, "ttl_seconds", routes::kTtlRange);
   if (!ttl.ok()) return ttl.status();
   if (ttl->has_value()) o.ttl_micros = **ttl * 1000000;
   if (body.contains("expires_at") && !body["expires_at"].is_null()) {
@@ -143,32 +145,27 @@ void RegisterBranchItemRoutes(http::Router& router, Services& services) {
                  BRANCHDB_TRY_SEND(res, exists, s->catalog->GetBranch(project, branch, false));
                  // Checked before anything is changed.
                  bool set_idle = body->contains("idle_timeout_seconds");
-                 BRANCHDB_TRY_SEND(res, idle, OptInt(*body, "idle_timeout_seconds"));
-                 if (idle->has_value() &&
-                     (**idle < 0 || **idle > checkpoints::kMaxIdleTimeoutSeconds)) {
-                   return http::SendError(
-                       res, Status::InvalidArgument(
-                                "idle_timeout_seconds: expected 0 (never) to " +
-                                    std::to_string(checkpoints::kMaxIdleTimeoutSeconds) +
-                                    " or null (server default)",
-                                "invalid_argument"));
+                 // idle_timeout_seconds: 0 (never) to the maximum, or null (server default).
+                 BRANCHDB_TRY_SEND(res, idle,
+                                   OptInt(*body, "idle_timeout_seconds",
+                                          {0, checkpoints::kMaxIdleTimeoutSeconds}));
+                 BRANCHDB_TRY_SEND(res, ttl, OptInt(*body, "ttl_seconds", routes::kTtlRange));
+                 bool set_expiry = body->contains("expires_at");
+                 std::optional<int64_t> when;
+                 if (set_expiry && !(*body)["expires_at"].is_null()) {
+                   BRANCHDB_TRY_SEND(res, t, routes::ParseTime((*body)["expires_at"], "expires_at"));
+                   when = *t;
                  }
                  BRANCHDB_TRY_SEND(res, prot, OptBool(*body, "protected"));
                  if (prot->has_value()) {
                    Status st = s->catalog->SetProtected(project, branch, **prot);
                    if (!st.ok()) return http::SendError(res, st);
                  }
-                 BRANCHDB_TRY_SEND(res, ttl, OptInt(*body, "ttl_seconds"));
                  if (ttl->has_value()) {
                    Status st = s->catalog->SetTtl(project, branch, **ttl * 1000000);
                    if (!st.ok()) return http::SendError(res, st);
                  }
-                 if (body->contains("expires_at")) {
-                   std::optional<int64_t> when;
-                   if (!(*body)["expires_at"].is_null()) {
-                     BRANCHDB_TRY_SEND(res, t, routes::ParseTime((*body)["expires_at"], "expires_at"));
-                     when = *t;
-                   }
+                 if (set_expiry) {
                    Status st = s->catalog->SetExpiry(project, branch, when);
                    if (!st.ok()) return http::SendError(res, st);
                  }

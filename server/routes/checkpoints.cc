@@ -44,22 +44,23 @@ Result<checkpoints::RollbackTarget> ParseTarget(const json& body) {
   const json& to = body["to"];
   checkpoints::RollbackTarget t;
   if (to.contains("checkpoint") || to.contains("lsn")) {
-    const json& v = to.contains("checkpoint") ? to["checkpoint"] : to["lsn"];
-    if (!v.is_number_unsigned() && !(v.is_number_integer() && v.get<int64_t>() >= 0)) return bad;
+    const std::string key = to.contains("checkpoint") ? "checkpoint" : "lsn";
+    auto v = routes::OptInt(to, key, routes::kLsnRange, "to." + key);
+    if (!v.ok()) return v.status();
+    if (!v->has_value()) return bad;
     t.kind = checkpoints::RollbackTarget::Kind::kLsn;
-    t.lsn = v.get<uint64_t>();
+    t.lsn = static_cast<uint64_t>(**v);
   } else if (to.contains("timestamp")) {
     auto when = routes::ParseTime(to["timestamp"], "to.timestamp");
     if (!when.ok()) return when.status();
     t.kind = checkpoints::RollbackTarget::Kind::kTime;
     t.time_micros = *when;
   } else if (to.contains("actions")) {
-    const json& v = to["actions"];
-    if (!v.is_number_integer() || v.get<int64_t>() < 1 || v.get<int64_t>() > 1000000) {
-      return Status::InvalidArgument("to.actions: expected an integer >= 1", "invalid_argument");
-    }
+    auto v = routes::OptInt(to, "actions", {1, 1000000}, "to.actions");
+    if (!v.ok()) return v.status();
+    if (!v->has_value()) return bad;
     t.kind = checkpoints::RollbackTarget::Kind::kActionsBack;
-    t.actions = v.get<int>();
+    t.actions = static_cast<int>(**v);
   } else if (to.contains("label")) {
     if (!to["label"].is_string()) return bad;
     t.kind = checkpoints::RollbackTarget::Kind::kLabel;
@@ -274,11 +275,8 @@ Result<checkpoints::PromoteOptions> ParsePromote(const json& body) {
                                    "invalid_argument");
   }
   o.retry_on_conflict = c == "retry";
-  auto retries = routes::OptInt(body, "max_retries");
+  auto retries = routes::OptInt(body, "max_retries", {0, 10});
   if (!retries.ok()) return retries.status();
-  if (retries->has_value() && (**retries < 0 || **retries > 10)) {
-    return Status::InvalidArgument("max_retries: expected 0..10", "invalid_argument");
-  }
   o.max_retries = static_cast<int>(retries->value_or(3));
   return o;
 }
@@ -332,12 +330,8 @@ void RegisterCheckpointRoutes(http::Router& router, Services& services) {
                                       branch)) {
                  return;
                }
-               BRANCHDB_TRY_SEND(res, limit, routes::QueryUint(req, "limit"));
-               size_t n = limit->value_or(50);
-               if (n < 1 || n > 1000) {
-                 return http::SendError(res, Status::InvalidArgument("limit: expected 1..1000",
-                                                                     "invalid_argument"));
-               }
+               BRANCHDB_TRY_SEND(res, limit, routes::QueryInt(req, "limit", {1, 1000}));
+               size_t n = static_cast<size_t>(limit->value_or(50));
                BRANCHDB_TRY_SEND(res, page,
                                  s->catalog->ListCheckpoints(project, branch, n,
                                                              req.get_param_value("cursor")));
@@ -364,7 +358,7 @@ void RegisterCheckpointRoutes(http::Router& router, Services& services) {
                                                   "already a checkpoint; this names one)",
                                                   "invalid_argument"));
                 }
-                BRANCHDB_TRY_SEND(res, lsn, routes::OptInt(*body, "lsn"));
+                BRANCHDB_TRY_SEND(res, lsn, routes::OptInt(*body, "lsn", routes::kLsnRange));
                 uint64_t at = 0;
                 if (lsn->has_value()) {
                   at = static_cast<uint64_t>(**lsn);
@@ -423,8 +417,8 @@ void RegisterCheckpointRoutes(http::Router& router, Services& services) {
                                                  "kind: expected schema, data or patch",
                                                  "invalid_argument"));
                }
-               BRANCHDB_TRY_SEND(res, base_lsn, routes::QueryUint(req, "base_lsn"));
-               BRANCHDB_TRY_SEND(res, lsn, routes::QueryUint(req, "lsn"));
+               BRANCHDB_TRY_SEND(res, base_lsn, routes::QueryInt(req, "base_lsn", routes::kLsnRange));
+               BRANCHDB_TRY_SEND(res, lsn, routes::QueryInt(req, "lsn", routes::kLsnRange));
                checkpoints::StateRef from, to;
                from.branch = req.get_param_value("base");
                if (from.branch.empty()) {

@@ -2,6 +2,7 @@
 
 #include <httplib.h>
 
+#include <charconv>
 #include <cstdio>
 #include <ctime>
 
@@ -22,11 +23,42 @@ std::string FormatTime(int64_t micros) {
   return buf;
 }
 
+namespace {
+
+std::string RangeText(IntRange range) {
+  return "an integer from " + std::to_string(range.min) + " to " + std::to_string(range.max);
+}
+
+Status OutOfRange(const std::string& field, IntRange range, const std::string& got) {
+  return Status::InvalidArgument(
+      field + ": expected " + RangeText(range) + ", got " + got.substr(0, 40), "invalid_argument");
+}
+
+}  // namespace
+
 Result<int64_t> ParseTime(const json& value, const std::string& field) {
-  if (value.is_number_integer() || value.is_number_unsigned()) {
+  if (value.is_number()) {
+    // Unix seconds: range-checked before any multiplication, so that no value
+    // wraps into another time.
+    bool in_range = false;
+    if (value.is_number_unsigned()) {
+      in_range = value.get<uint64_t>() <= static_cast<uint64_t>(kUnixSecondsRange.max);
+    } else if (value.is_number_integer()) {
+      int64_t n = value.get<int64_t>();
+      in_range = n >= kUnixSecondsRange.min && n <= kUnixSecondsRange.max;
+    } else {
+      double d = value.get<double>();
+      in_range = d >= kUnixSecondsRange.min && d <= static_cast<double>(kUnixSecondsRange.max);
+    }
+    if (!in_range) {
+      return Status::InvalidArgument(field + ": Unix seconds must be within 0.." +
+                                         std::to_string(kUnixSecondsRange.max) +
+                                         " (9999-12-31T23:59:59Z), got " + value.dump(),
+                                     "invalid_argument");
+    }
+    if (value.is_number_float()) return static_cast<int64_t>(value.get<double>() * 1e6);
     return value.get<int64_t>() * 1000000;
   }
-  if (value.is_number_float()) return static_cast<int64_t>(value.get<double>() * 1e6);
   Status bad = Status::InvalidArgument(
       field + ": expected an RFC 3339 time (\"2026-01-01T12:00:00Z\") or Unix seconds",
       "invalid_argument");
@@ -129,22 +161,32 @@ json CheckpointJson(const checkpoints::CheckpointInfo& c) {
   return out;
 }
 
-Result<std::optional<uint64_t>> QueryUint(const httplib::Request& req, const std::string& name) {
-  if (!req.has_param(name.c_str())) return std::optional<uint64_t>();
+Result<std::optional<int64_t>> QueryInt(const httplib::Request& req, const std::string& name,
+                                        IntRange range) {
+  if (!req.has_param(name.c_str())) return std::optional<int64_t>();
   std::string v = req.get_param_value(name.c_str());
-  if (v.empty() || v.size() > 19 || v.find_first_not_of("0123456789") != std::string::npos) {
-    return Status::InvalidArgument(name + ": expected a non-negative integer", "invalid_argument");
+  int64_t n = 0;
+  auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+  if (v.empty() || v[0] == '-' || ec != std::errc() || end != v.data() + v.size() ||
+      n < range.min || n > range.max) {
+    return OutOfRange("query parameter " + name, range, "\"" + v + "\"");
   }
-  return std::optional<uint64_t>(std::stoull(v));
+  return std::optional<int64_t>(n);
 }
 
-Result<std::optional<int64_t>> OptInt(const json& body, const std::string& field) {
+Result<std::optional<int64_t>> OptInt(const json& body, const std::string& field, IntRange range,
+                                      const std::string& label) {
   if (!body.contains(field) || body[field].is_null()) return std::optional<int64_t>();
   const json& v = body[field];
-  if (!v.is_number_integer() && !v.is_number_unsigned()) {
-    return Status::InvalidArgument(field + ": expected an integer", "invalid_argument");
+  const std::string& name = label.empty() ? field : label;
+  // A uint64 past INT64_MAX is past every range; a float (1.0, 1e3, a literal
+  // beyond 64 bits) is not an integer.
+  if (!v.is_number_integer() || (v.is_number_unsigned() && v.get<uint64_t>() > INT64_MAX)) {
+    return OutOfRange(name, range, v.dump());
   }
-  return std::optional<int64_t>(v.get<int64_t>());
+  int64_t n = v.get<int64_t>();
+  if (n < range.min || n > range.max) return OutOfRange(name, range, v.dump());
+  return std::optional<int64_t>(n);
 }
 
 Result<std::optional<bool>> OptBool(const json& body, const std::string& field) {

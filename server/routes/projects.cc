@@ -21,6 +21,12 @@ namespace branchdb::server {
 using nlohmann::json;
 using routes::OptInt;
 
+namespace {
+// restore_window_seconds: 0 to 35 days (the catalog's limit), checked in seconds.
+constexpr routes::IntRange kRestoreWindowRange{
+    0, checkpoints::kMaxRestoreWindowMicros / checkpoints::kMicrosPerSecond};
+}  // namespace
+
 void RegisterProjectRoutes(http::Router& router, Services& services) {
   Services* s = &services;
   router.Post("/v1/projects", "/v1/projects",
@@ -38,7 +44,7 @@ void RegisterProjectRoutes(http::Router& router, Services& services) {
                   return http::SendError(res, Status::InvalidArgument(
                                                   "name: required string", "invalid_argument"));
                 }
-                BRANCHDB_TRY_SEND(res, window, OptInt(*body, "restore_window_seconds"));
+                BRANCHDB_TRY_SEND(res, window, OptInt(*body, "restore_window_seconds", kRestoreWindowRange));
                 checkpoints::CreateProjectOptions o;
                 if (window->has_value()) o.restore_window_micros = **window * 1000000;
                 BRANCHDB_TRY_SEND(
@@ -71,7 +77,7 @@ void RegisterProjectRoutes(http::Router& router, Services& services) {
                    return;
                  }
                  BRANCHDB_TRY_SEND(res, body, http::ParseJsonObject(req.body));
-                 BRANCHDB_TRY_SEND(res, window, OptInt(*body, "restore_window_seconds"));
+                 BRANCHDB_TRY_SEND(res, window, OptInt(*body, "restore_window_seconds", kRestoreWindowRange));
                  if (window->has_value()) {
                    Status st = s->catalog->SetRestoreWindow(project, **window * 1000000);
                    if (!st.ok()) return http::SendError(res, st);

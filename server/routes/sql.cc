@@ -186,7 +186,8 @@ void RegisterSqlRoutes(http::Router& router, Services& services) {
       [s](const httplib::Request& req, httplib::Response& res, http::RequestContext&) {
         std::string project = http::PathParam(req, 1), branch = http::PathParam(req, 2);
         BRANCHDB_TRY_SEND(res, body, http::ParseJsonObject(req.body, true));
-        std::string access = body->value("access", "read");
+        BRANCHDB_TRY_SEND(res, access_given, routes::OptString(*body, "access"));
+        std::string access = access_given->value_or("read");
         if (access != "read" && access != "read_write") {
           return http::SendError(res, Status::InvalidArgument(
                                           "access: expected \"read\" or \"read_write\"",
@@ -198,14 +199,11 @@ void RegisterSqlRoutes(http::Router& router, Services& services) {
                                         : auth::Operation::kIssueReadCredential,
                                      project, branch);
         if (!who) return;
-        BRANCHDB_TRY_SEND(res, ttl, routes::OptInt(*body, "ttl_seconds"));
-        if (ttl->has_value() && **ttl > s->config->credential_max_seconds) {
-          return http::SendError(
-              res, Status::InvalidArgument("ttl_seconds: at most " +
-                                               std::to_string(s->config->credential_max_seconds) +
-                                               " (auth.credential_max_seconds)",
-                                           "invalid_argument"));
-        }
+        // 60 s to auth.credential_max_seconds; absent: 900 s (auth's default).
+        BRANCHDB_TRY_SEND(res, ttl,
+                          routes::OptInt(*body, "ttl_seconds",
+                                         {60, s->config->credential_max_seconds},
+                                         "ttl_seconds (auth.credential_max_seconds caps it)"));
         BRANCHDB_TRY_SEND(res, exists, s->catalog->GetBranch(project, branch, false));
         auth::BearerError error;
         auto cred = s->auth->IssueDbCredential(*who, project, branch,
@@ -253,7 +251,7 @@ void RegisterSqlRoutes(http::Router& router, Services& services) {
                if (!http::RequireAuth(*s, req, res, auth::Operation::kGetBranch, project, branch)) {
                  return;
                }
-               BRANCHDB_TRY_SEND(res, lsn, routes::QueryUint(req, "lsn"));
+               BRANCHDB_TRY_SEND(res, lsn, routes::QueryInt(req, "lsn", routes::kLsnRange));
                auto gate = s->gate->Shared(project);
                BRANCHDB_TRY_SEND(res, conn, OpenReadOnly(*s, project, branch, *lsn));
                sqlite3_stmt* stmt = nullptr;
@@ -290,7 +288,7 @@ void RegisterSqlRoutes(http::Router& router, Services& services) {
                                       branch)) {
                  return;
                }
-               BRANCHDB_TRY_SEND(res, lsn, routes::QueryUint(req, "lsn"));
+               BRANCHDB_TRY_SEND(res, lsn, routes::QueryInt(req, "lsn", routes::kLsnRange));
                auto gate = s->gate->Shared(project);
                BRANCHDB_TRY_SEND(res, conn, OpenReadOnly(*s, project, branch, *lsn));
                // A read transaction pins one snapshot for the whole copy.

@@ -112,10 +112,12 @@ struct ScriptResult {
 };
 
 // A failed script: its Status and, when known, the index of the failing
-// statement (also in details()).
+// statement (0-based) and its text (blanks collapsed, at most ~200 bytes),
+// both also in details(): {"statement": N, "sql": "..."}.
 struct ScriptError {
   Status status;
   int statement = -1;
+  std::string sql;
   nlohmann::json details() const;
 };
 

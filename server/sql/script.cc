@@ -3,6 +3,7 @@
 #include <openssl/evp.h>
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "server/sql/sandbox.h"
@@ -243,17 +244,59 @@ json ScriptResult::ToJson() const {
 json ScriptError::details() const {
   json d = json::object();
   if (statement >= 0) d["statement"] = statement;
+  if (statement >= 0 && !sql.empty()) d["sql"] = sql;
   return d;
 }
+
+namespace {
+
+// The statement that starts at `from`: up to `to` when SQLite prepared it,
+// else (to == nullptr: it failed to prepare) up to the first ';' that
+// completes it, as SQLite's own tokenizer sees it. Blanks collapsed, cut at
+// 200 bytes: echoed in errors so that the client sees which one failed.
+std::string StatementText(const char* from, const char* to, const char* end) {
+  constexpr size_t kScan = 4096, kMax = 200;
+  if (to == nullptr) {
+    to = from + std::min(kScan, static_cast<size_t>(end - from));
+    for (const char* p = from; p < to; ++p) {
+      if (*p == ';' && sqlite3_complete(std::string(from, p + 1).c_str())) {
+        to = p + 1;
+        break;
+      }
+    }
+  }
+  std::string out;
+  bool blank = false;
+  for (const char* p = from; p < to && out.size() < kMax; ++p) {
+    if (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t') {
+      blank = !out.empty();
+      continue;
+    }
+    if (blank) out += ' ';
+    blank = false;
+    out += *p;
+  }
+  if (out.size() >= kMax) out += "...";
+  return out;
+}
+
+}  // namespace
 
 Result<ScriptResult> Sandbox::Execute(const Script& script, ScriptError* error) {
   State* st = state_.get();
   int index = -1;  // statement being run
+  const char* stmt_from = nullptr;  // its text: [stmt_from, stmt_to), stmt_to null if unprepared
+  const char* stmt_to = nullptr;
   auto fail = [&](Status s) -> Result<ScriptResult> {
     st->deadline_nanos = 0;
     if (sqlite3_get_autocommit(db_) == 0) Internal(db_, st, "ROLLBACK");
     st->read_only = false;
-    if (error != nullptr) *error = ScriptError{s, index};
+    if (error != nullptr) {
+      *error = ScriptError{s, index, ""};
+      if (index >= 0 && stmt_from != nullptr) {
+        error->sql = StatementText(stmt_from, stmt_to, script.sql.data() + script.sql.size());
+      }
+    }
     return s;
   };
   if (static_cast<int64_t>(script.sql.size()) > options_.max_sql_bytes) {
@@ -289,12 +332,15 @@ Result<ScriptResult> Sandbox::Execute(const Script& script, ScriptError* error) 
     st->denial.clear();
     rc = sqlite3_prepare_v3(db_, tail, static_cast<int>(end - tail), 0, &raw, &next);
     std::unique_ptr<sqlite3_stmt, StmtCloser> stmt(raw);
+    stmt_from = tail;
+    stmt_to = nullptr;
     if (rc != SQLITE_OK) {
       index = static_cast<int>(result.statements.size());
       return fail(StatusFromSqlite(db_, st, rc,
                                    "statement " + std::to_string(index + 1) + ": "));
     }
     if (next == nullptr || next <= tail) next = end;
+    stmt_to = next;
     tail = next;
     if (!stmt) continue;  // whitespace or a comment
     index = static_cast<int>(result.statements.size());

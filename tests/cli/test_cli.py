@@ -214,10 +214,11 @@ class SqlAndHistory(CliTestCase):
         # Read-only: the write is refused (403 read_only -> exit 4).
         out, err = self.fails(AUTH, *P, "sql", "production", "DELETE FROM items", "--read-only")
         self.assertIn("read_only", err)
-        # A SQL error is an API error (400 -> 1), with the statement's index in the hint.
+        # A SQL error is an API error (400 -> 1); the failing statement is
+        # numbered from 1 in the message and the hint alike, and echoed.
         out, err = self.fails(API_ERROR, *P, "--json", "sql", "production", "SELECT 1; SELEC 2")
         self.assertEqual(json.loads(out)["error"]["code"], "sql_error")
-        self.assertIn("statement 1", err)
+        self.assertIn("statement 2", err)
         self.fails(USAGE, *P, "sql", "production")  # no SQL
 
     def test_checkpoints_rollback_reset(self) -> None:
@@ -522,6 +523,103 @@ class SettingsAndErrors(CliTestCase):
             self.assertIn("branchdb " + cmd[0], out.split("Example")[1], cmd)
         self.assertIn("default", self.ok("branch", "create", "--help", local=False))
         self.assertIn("20", self.ok("checkpoints", "--help", local=False))
+
+
+class Hardening(CliTestCase):
+    """Item 20 of the hardening issue (#13): what a newcomer's afternoon broke."""
+
+    def test_unknown_command_is_named_with_the_nearest_one(self) -> None:
+        out, err = self.fails(USAGE, "projct", "list")
+        self.assertNotIn("A subcommand is required", err)
+        self.assertIn('unknown command "projct"', err)
+        self.assertIn("did you mean `branchdb project`", err)
+        self.assertEqual(out, "")
+        # One level down, and with global flags around it.
+        out, err = self.fails(USAGE, "--project", "x", "branch", "craete", "dev")
+        self.assertIn('unknown command "craete"', err)
+        self.assertIn("did you mean `branchdb branch create`", err)
+        # Nothing near: named, pointed at --help, no guess.
+        out, err = self.fails(USAGE, "frobnicate")
+        self.assertIn('unknown command "frobnicate"', err)
+        self.assertNotIn("did you mean", err)
+        self.assertIn("branchdb --help", err)
+        # No command at all is still CLI11's own message.
+        self.fails(USAGE)
+
+    def test_malformed_url_is_a_usage_error(self) -> None:
+        empty = os.path.join(self.cli.home, "no-data-dir")
+        for url in ("localhost:8080", "127.0.0.1", "http://", "http://127.0.0.1:99999",
+                    "http://127.0.0.1:port", "ftp://127.0.0.1"):
+            with self.subTest(url=url):
+                # With credentials (was 4, auth) and without any (also 4).
+                out, err = self.fails(USAGE, "--url", url, "--data-dir", self.server.data_dir,
+                                      "project", "list", local=False)
+                self.assertIn("--url", err)
+                self.assertIn(url, err)
+                self.fails(USAGE, "--url", url, "--data-dir", empty, "project", "list",
+                           local=False)
+        out, err = self.fails(USAGE, "project", "list", local=False,
+                              env={"BRANCHDB_URL": "localhost:8080",
+                                   "BRANCHDB_DATA_DIR": self.server.data_dir})
+        self.assertIn("BRANCHDB_URL", err)
+
+    def test_admin_credentials_bring_their_server_url(self) -> None:
+        # The test server listens on a free port, not the default 8080: the
+        # file's token_url says where.
+        with open(os.path.join(self.server.data_dir, "admin-credentials.json")) as f:
+            self.assertTrue(json.load(f)["token_url"].startswith(self.server.url))
+        self.project("found")
+        code, out, err = self.cli.run("--data-dir", self.server.data_dir, "--json",
+                                      "project", "get", "found", local=False)
+        self.assertEqual(code, OK, err)
+        self.assertEqual(json.loads(out)["name"], "found")
+        # A URL named anywhere still wins over the file's.
+        self.assertEqual(self.cli.run("--data-dir", self.server.data_dir, "project", "list",
+                                      local=False,
+                                      env={"BRANCHDB_URL": "http://127.0.0.1:1"})[0], UNREACHABLE)
+
+    def test_credential_help_states_the_default_it_gets(self) -> None:
+        P = ("--project", self.project("creds"))
+        helptext = self.ok("credential", "--help", local=False)
+        self.assertIn("default: 15m", helptext)
+        self.assertNotIn("the server's, 1h", helptext)
+        self.assertEqual(self.js(*P, "credential", "production")["expires_in"], 15 * 60)
+
+    def test_sql_errors_number_from_one_and_echo_the_statement(self) -> None:
+        P = ("--project", self.project("sqlerr"))
+        out, err = self.fails(API_ERROR, *P, "--json", "sql", "production",
+                              "SELECT 1;\n  SELEC   2; SELECT 3")
+        error = json.loads(out)["error"]
+        self.assertEqual(error["details"]["statement"], 1)  # the API's index is 0-based
+        self.assertEqual(error["details"]["sql"], "SELEC 2;")
+        self.assertIn("statement 2: near", err)  # the server's message
+        self.assertIn("failed at statement 2: SELEC 2;", err)  # the hint agrees
+        self.assertNotIn("0-based", err)
+        # A statement that prepares but fails while running.
+        out, err = self.fails(API_ERROR, *P, "sql", "production",
+                              "CREATE TABLE u(a UNIQUE); INSERT INTO u VALUES (1); "
+                              "INSERT INTO u SELECT 1")
+        self.assertIn("failed at statement 3: INSERT INTO u SELECT 1", err)
+
+    def test_refused_transaction_control_is_an_sql_error(self) -> None:
+        P = ("--project", self.project("txn"))
+        out, err = self.fails(API_ERROR, *P, "--json", "sql", "production",
+                              "BEGIN; CREATE TABLE t(a); COMMIT")
+        self.assertEqual(json.loads(out)["error"]["code"], "sql_forbidden")
+        self.assertIn("one transaction", err)
+        self.assertIn("failed at statement 1: BEGIN;", err)
+        # A read-only refusal stays an authorization matter (4).
+        self.ok(*P, "sql", "production", "CREATE TABLE t(a)")
+        self.fails(AUTH, *P, "sql", "production", "INSERT INTO t VALUES (1)", "--read-only")
+
+    def test_refused_connection_is_said_plainly_at_the_first_attempt(self) -> None:
+        out, err = self.fails(UNREACHABLE, "--json", "--url", "http://127.0.0.1:1", "--data-dir",
+                              self.server.data_dir, "project", "list", local=False)
+        error = json.loads(out)["error"]
+        self.assertEqual(error["code"], "network_error")
+        self.assertEqual(error["details"]["attempts"], 1)  # no retries against nothing
+        self.assertIn("connection refused", err)
+        self.assertNotRegex(err, r": Connection\b")  # httplib's enum name
 
 
 if __name__ == "__main__":

@@ -24,97 +24,15 @@
 #include "server/server.h"
 #include "storage/env/mock_clock.h"
 #include "tests/server/live_server.h"
+#include "tests/server/openapi_yaml.h"
 #include "tests/util/temp_dir.h"
 
 namespace branchdb::server {
 namespace {
 
 using nlohmann::json;
-
-// --- A reader for the YAML subset docs/openapi.yaml is written in ----------
-
-struct YamlLine {
-  int indent;
-  std::string text;
-};
-
-std::string Trim(const std::string& s) {
-  size_t a = s.find_first_not_of(" \t");
-  size_t b = s.find_last_not_of(" \t\r");
-  return a == std::string::npos ? "" : s.substr(a, b - a + 1);
-}
-
-json YamlScalar(std::string v) {
-  v = Trim(v);
-  if (v.size() >= 2 && ((v.front() == '\'' && v.back() == '\'') ||
-                        (v.front() == '"' && v.back() == '"'))) {
-    return v.substr(1, v.size() - 2);
-  }
-  if (!v.empty() && v.front() == '[') {
-    json list = json::array();
-    std::string inner = v.substr(1, v.size() - 2);
-    std::stringstream ss(inner);
-    std::string item;
-    while (std::getline(ss, item, ',')) {
-      if (!Trim(item).empty()) list.push_back(YamlScalar(item));
-    }
-    return list;
-  }
-  if (v == "true") return true;
-  if (v == "false") return false;
-  return v;
-}
-
-json YamlBlock(std::vector<YamlLine>& lines, size_t& i, int indent) {
-  if (i < lines.size() && lines[i].text.rfind("- ", 0) == 0) {
-    json seq = json::array();
-    while (i < lines.size() && lines[i].indent == indent && lines[i].text.rfind("- ", 0) == 0) {
-      std::string item = lines[i].text.substr(2);
-      bool is_map = item.find(": ") != std::string::npos || item.back() == ':';
-      if (is_map) {
-        lines[i] = {indent + 2, item};
-        seq.push_back(YamlBlock(lines, i, indent + 2));
-      } else {
-        seq.push_back(YamlScalar(item));
-        ++i;
-      }
-    }
-    return seq;
-  }
-  json map = json::object();
-  while (i < lines.size() && lines[i].indent == indent && lines[i].text.rfind("- ", 0) != 0) {
-    const std::string& t = lines[i].text;
-    size_t sep = t.find(": ");
-    std::string key = sep == std::string::npos ? t.substr(0, t.size() - 1) : t.substr(0, sep);
-    key = YamlScalar(key).get<std::string>();
-    if (sep != std::string::npos) {
-      map[key] = YamlScalar(t.substr(sep + 2));
-      ++i;
-      continue;
-    }
-    ++i;
-    if (i < lines.size() && lines[i].indent > indent) {
-      map[key] = YamlBlock(lines, i, lines[i].indent);
-    } else {
-      map[key] = nullptr;
-    }
-  }
-  return map;
-}
-
-json ReadYaml(const std::string& path) {
-  std::ifstream in(path);
-  REQUIRE(in.good());
-  std::vector<YamlLine> lines;
-  std::string line;
-  while (std::getline(in, line)) {
-    std::string t = Trim(line);
-    if (t.empty() || t[0] == '#') continue;
-    lines.push_back({static_cast<int>(line.find_first_not_of(' ')), t});
-  }
-  size_t i = 0;
-  return YamlBlock(lines, i, 0);
-}
+using testing::ReadYaml;
+using testing::Resolve;
 
 // --- A running server -----------------------------------------------------
 
@@ -569,18 +487,6 @@ TEST_CASE("credential lifetime is capped by the config", "[api]") {
 }
 
 // --- The OpenAPI walk --------------------------------------------------------
-
-json Resolve(const json& doc, json node) {
-  while (node.is_object() && node.contains("$ref")) {
-    std::string ref = node["$ref"];  // "#/components/schemas/X"
-    json at = doc;
-    std::stringstream ss(ref.substr(2));
-    std::string part;
-    while (std::getline(ss, part, '/')) at = at[part];
-    node = at;
-  }
-  return node;
-}
 
 // Hardening item 21, the class: one convention in the REST API's JSON. Every
 // time (a key "time" or "*_at") is an RFC 3339 string or null, every "scopes"

@@ -45,6 +45,30 @@ NetworkReason ReasonOf(httplib::Error e) {
   }
 }
 
+// What went wrong, in words (httplib::to_string names the enum: "Connection").
+std::string ErrorText(httplib::Error e) {
+  switch (e) {
+    case httplib::Error::Connection:
+      return "could not connect (connection refused, host unreachable or unknown)";
+    case httplib::Error::BindIPAddress:
+      return "could not bind the local address";
+    case httplib::Error::ConnectionTimeout:
+      return "the connection timed out";
+    case httplib::Error::Read:
+      return "the connection broke while reading the answer";
+    case httplib::Error::Write:
+      return "the connection broke while sending the request";
+    case httplib::Error::SSLConnection:
+      return "the TLS handshake failed";
+    case httplib::Error::SSLLoadingCerts:
+      return "the CA certificates could not be loaded";
+    case httplib::Error::SSLServerVerification:
+      return "the server's TLS certificate did not verify";
+    default:
+      return "HTTP client error (" + httplib::to_string(e) + ")";
+  }
+}
+
 // Retry-After in seconds (the HTTP-date form is not used by branchdb).
 std::optional<std::chrono::seconds> RetryAfter(const RawResponse& r) {
   std::string v = r.Header("retry-after");
@@ -262,8 +286,8 @@ Result<RawResponse> Transport::SendOnce(ConnectionPool& pool, const Origin& orig
     // The connection's state is unknown: drop it.
     if (cancelled) return Error::Cancelled(Describe(request) + ": cancelled by the caller");
     if (!local_error.empty()) return Error::Io(Describe(request) + ": " + local_error);
-    Error e = Error::Network(ReasonOf(err), "no answer from " + origin.scheme_host_port + ": " +
-                                               httplib::to_string(err));
+    Error e = Error::Network(ReasonOf(err),
+                             "no answer from " + origin.scheme_host_port + ": " + ErrorText(err));
     e.WithRequest(Describe(request));
     return e;
   }
@@ -283,7 +307,8 @@ Result<RawResponse> Transport::SendWithRetries(ConnectionPool& pool, const Origi
     std::optional<std::chrono::seconds> retry_after;
     bool again = false;
     if (!r.ok()) {
-      again = r.error().IsNetwork();
+      again = r.error().IsNetwork() &&
+              (retry.retry_connect_errors || r.error().network_reason() != NetworkReason::kConnect);
     } else {
       again = RetryableStatus(*r);
       retry_after = RetryAfter(*r);

@@ -64,6 +64,10 @@ struct RetryOptions {
   std::chrono::milliseconds initial_backoff{200};
   // Cap of one delay, also of a server's Retry-After. Default: 5 s.
   std::chrono::milliseconds max_backoff{5000};
+  // Also retry when no connection could be made (refused, unreachable,
+  // unknown host: nothing was sent). Default: true (rides out a server
+  // restart); the CLI turns it off to answer at once.
+  bool retry_connect_errors = true;
 };
 
 struct ClientOptions {
