@@ -114,7 +114,7 @@ bool PayloadBlockValid(std::string_view block, std::string_view* payload) {
 
 std::string EncodeSegmentHeader(const SegmentHeader& h) {
   std::string out(kSegmentMagic);
-  PutFixed32(&out, kFormatVersion);
+  PutFixed32(&out, h.version);
   PutFixed32(&out, h.flags);
   PutFixed64(&out, h.number);
   PutFixed32(&out, static_cast<uint32_t>(h.supersedes.size()));

@@ -87,7 +87,7 @@ void AppendPayloadBlock(std::string* dst, std::string_view payload);
 bool PayloadBlockValid(std::string_view block, std::string_view* payload);
 
 struct SegmentHeader {
-  uint32_t version = kFormatVersion;  // decoded: the file's; encoded: always kFormatVersion
+  uint32_t version = kFormatVersion;  // new segments: kFormatVersion; decoded: the file's
   uint64_t number = 0;
   uint32_t flags = 0;
   std::vector<uint64_t> supersedes;  // compacted segments: the segments they replace
