@@ -30,8 +30,11 @@ struct Config {
   std::string tls_cert_file;              // both set: HTTPS; both empty: HTTP
   std::string tls_key_file;
   int http_threads = 8;                   // worker threads of the HTTP server
-  int64_t max_request_bytes = 64ll << 20; // request bodies larger than this: 413
+  int64_t max_request_bytes = 64ll << 20; // request bodies larger than this: 413 (not imports)
   int64_t idempotency_ttl_seconds = 24 * 3600;
+  // Export and import move a database in pieces of this many bytes (whole 4 KiB
+  // pages): the memory one transfer buffers, whatever the database's size.
+  int64_t transfer_buffer_bytes = 4ll << 20;
 
   // [compute]
   int64_t idle_timeout_seconds = 300;     // per branch; 0 = never suspend
@@ -43,7 +46,7 @@ struct Config {
   int64_t max_result_rows = 10000;        // per statement; beyond: cut, truncated=true
   int64_t max_result_bytes = 16ll << 20;  // per request; beyond: cut, truncated=true
   int64_t max_sql_bytes = 1 << 20;        // length of one request's SQL text
-  int64_t max_branch_bytes = 1ll << 30;   // per-branch database size cap
+  int64_t max_branch_bytes = 1ll << 30;   // per-branch database size cap (also imports)
 
   // [auth]
   int64_t token_lifetime_seconds = 900;   // OAuth access tokens

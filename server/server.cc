@@ -3,6 +3,7 @@
 #include <httplib.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 #include <thread>
 
@@ -211,7 +212,10 @@ Status ApiServer::Init() {
     int yes = 1;
     setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, reinterpret_cast<const void*>(&yes), sizeof(yes));
   });
-  http.set_payload_max_length(static_cast<size_t>(config_.max_request_bytes));
+  // The largest body: an import (streamed) may hold a whole branch; the Router
+  // caps every other body at max_request_bytes.
+  http.set_payload_max_length(
+      static_cast<size_t>(std::max(config_.max_request_bytes, config_.max_branch_bytes)));
   http.set_keep_alive_timeout(5);
   // httplib writes a response's headers and body separately; with Nagle's
   // algorithm on, the client's delayed ACK then holds every answer ~40 ms.
@@ -226,6 +230,7 @@ Status ApiServer::Init() {
   ropts.idempotency = parts_->idempotency.get();
   ropts.clock = clock;
   ropts.logger = services_.logger;
+  ropts.max_body_bytes = config_.max_request_bytes;
   Services* services = &services_;
   ropts.principal_of = [services](const httplib::Request& req) {
     return http::PrincipalOf(*services, req);
@@ -240,6 +245,7 @@ Status ApiServer::Init() {
   RegisterCheckpointRoutes(*parts_->router, services_);
   RegisterMcpRoutes(*parts_->router, services_);
   RegisterBranchItemRoutes(*parts_->router, services_);  // last: its pattern takes the rest
+  parts_->router->AddFallbacks();  // unknown routes' bodies: discarded, never buffered
 
   parts_->housekeeper = std::thread([parts, logger] {
     std::unique_lock<std::mutex> l(parts->hk_mu);

@@ -53,6 +53,9 @@ std::unique_ptr<Metrics> Metrics::WithServerFamilies() {
   m->DescribeGauge(kBytesStored, "Bytes of the data directory's stores on disk.");
   m->DescribeCounter(kSqlStatements, "SQL statements executed, by outcome.");
   m->DescribeCounter(kIdempotentReplays, "POSTs answered from the idempotency store.");
+  m->DescribeCounter(kTransferChunks, "Pieces of databases streamed by export and import.");
+  m->DescribeGauge(kTransferBufferPeak,
+                   "Most bytes one export or import has buffered at once (since start).");
   return m;
 }
 
@@ -96,6 +99,14 @@ void Metrics::Increment(const std::string& name, const Labels& labels, double de
 void Metrics::Set(const std::string& name, const Labels& labels, double value) {
   std::lock_guard<std::mutex> l(mu_);
   if (Family* f = Find(name, Type::kGauge)) f->series[RenderLabels(labels)].value = value;
+}
+
+void Metrics::SetMax(const std::string& name, const Labels& labels, double value) {
+  std::lock_guard<std::mutex> l(mu_);
+  if (Family* f = Find(name, Type::kGauge)) {
+    double& v = f->series[RenderLabels(labels)].value;
+    if (value > v) v = value;
+  }
 }
 
 void Metrics::Observe(const std::string& name, const Labels& labels, double value) {
