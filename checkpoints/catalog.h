@@ -52,6 +52,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "checkpoints/annotation.h"
@@ -389,6 +390,46 @@ struct PromoteFailure {
 // other than "", "0" and "false" (case-insensitive); anything else is false.
 bool IsTruthy(const std::string& value_json);
 
+// --- Import ---------------------------------------------------------------------
+//
+// A new branch whose database is an uploaded SQLite file, written in pieces so
+// that memory stays bounded whatever the file's size, and atomic: the pieces
+// go to a hidden timeline (created from the default branch's head, as
+// CreateBranch does; no catalog row yet), each piece one store commit
+// (annotation kind "internal": never listed), the last piece a "sql" commit
+// with the import's summary; Finish checks the image (PRAGMA quick_check)
+// and names it in one catalog step. Until then no branch of that name exists:
+// a crash leaves an orphan timeline that Catalog::Open drops (its pages are
+// reclaimed by GC once outside the restore window), an error or an abandoned
+// writer drops it at once. A retry after any failure starts afresh.
+//
+// The file: whole pages of kPageSize bytes (page size 4096 in its header),
+// starting with the "SQLite format 3" header. A WAL-mode header (file format
+// version 2) is stored as rollback mode (version 1): the branch is the main
+// database file alone. Errors: InvalidArgument invalid_database.
+class ImportWriter {
+ public:
+  ImportWriter() = default;
+  ImportWriter(const ImportWriter&) = delete;
+  ImportWriter& operator=(const ImportWriter&) = delete;
+  // Drops the hidden timeline unless Finish succeeded.
+  virtual ~ImportWriter() = default;
+
+  // Appends the next whole pages of the file (pages.size() a positive
+  // multiple of kPageSize) as one durable commit on the hidden timeline. The
+  // first call must start with page 1. After an error the writer is aborted:
+  // every later call fails.
+  virtual Status Append(std::string_view pages) = 0;
+  // Appends last_pages (possibly empty) as the final commit, annotated with
+  // summary, checks the database and creates the branch. Errors:
+  // invalid_database (empty, truncated or corrupt file: quick_check),
+  // branch_exists (the name was taken meanwhile), store and catalog errors;
+  // on any error nothing remains.
+  virtual Result<BranchInfo> Finish(std::string_view last_pages, const std::string& summary) = 0;
+  // Pages written so far.
+  virtual uint64_t pages() const = 0;
+};
+
 struct ConnectionRequest {
   bool read_only = false;       // read-only at the head now (or as_of)
   std::optional<Lsn> as_of;     // read-only as of this LSN of the branch's history
@@ -512,6 +553,14 @@ class Catalog {
   // project's restore window. Runs without blocking other catalog calls
   // (LabelCheckpoint on the same project waits for it).
   Result<storage::GcStats> Gc(const std::string& project);
+
+  // --- Import -----------------------------------------------------------------
+  // Starts an import of a new branch `name` (see ImportWriter). Fails early
+  // with branch_exists when the name is taken, and with the CreateBranch
+  // errors of a bad name or project. REQUIRES: the project is not deleted
+  // while the writer lives (the server holds its project gate).
+  Result<std::unique_ptr<ImportWriter>> BeginImport(const std::string& project,
+                                                    const std::string& name, const Actor& actor);
 
   // --- SQL --------------------------------------------------------------------
   // A connection to the branch through the branchdb VFS: read-write at the head

@@ -46,6 +46,8 @@ const std::vector<Field>& Fields() {
        &Config::max_request_bytes},
       {"server", "idempotency_ttl_seconds", "BRANCHDB_IDEMPOTENCY_TTL_SECONDS", Kind::kInt,
        nullptr, &Config::idempotency_ttl_seconds},
+      {"server", "transfer_buffer_bytes", "BRANCHDB_TRANSFER_BUFFER_BYTES", Kind::kInt, nullptr,
+       &Config::transfer_buffer_bytes},
       {"compute", "idle_timeout_seconds", "BRANCHDB_IDLE_TIMEOUT_SECONDS", Kind::kInt, nullptr,
        &Config::idle_timeout_seconds},
       {"compute", "budget", "BRANCHDB_COMPUTE_BUDGET", Kind::kInt, nullptr, nullptr,
@@ -204,6 +206,10 @@ std::vector<FieldError> Validate(const Config& c) {
   if (c.request_min_rate < 1) err("request_min_rate", "expected at least 1 (bytes per second)");
   if (c.max_request_bytes < 1024) err("max_request_bytes", "expected at least 1024");
   if (c.idempotency_ttl_seconds < 1) err("idempotency_ttl_seconds", "expected at least 1");
+  if (c.transfer_buffer_bytes < 4096 || c.transfer_buffer_bytes > (1ll << 30) ||
+      c.transfer_buffer_bytes % 4096 != 0) {
+    err("transfer_buffer_bytes", "expected a multiple of 4096 within 4096..1073741824");
+  }
   if (c.idle_timeout_seconds < 0) err("idle_timeout_seconds", "expected 0 (never) or more");
   if (c.compute_budget < 1) err("compute_budget", "expected at least 1");
   if (c.sweep_interval_seconds < 1) err("sweep_interval_seconds", "expected at least 1");

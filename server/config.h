@@ -45,8 +45,11 @@ struct Config {
   // mod_reqtimeout, header=... MinRate=...); else 408 and the connection closes.
   int64_t request_timeout_seconds = 10;
   int64_t request_min_rate = 500;         // bytes per second
-  int64_t max_request_bytes = 64ll << 20; // request bodies larger than this: 413
+  int64_t max_request_bytes = 64ll << 20; // request bodies larger than this: 413 (not imports)
   int64_t idempotency_ttl_seconds = 24 * 3600;
+  // Export and import move a database in pieces of this many bytes (whole 4 KiB
+  // pages): the memory one transfer buffers, whatever the database's size.
+  int64_t transfer_buffer_bytes = 4ll << 20;
 
   // [compute]
   int64_t idle_timeout_seconds = 300;     // per branch; 0 = never suspend
@@ -58,7 +61,7 @@ struct Config {
   int64_t max_result_rows = 10000;        // per statement; beyond: cut, truncated=true
   int64_t max_result_bytes = 16ll << 20;  // per request; beyond: cut, truncated=true
   int64_t max_sql_bytes = 1 << 20;        // length of one request's SQL text
-  int64_t max_branch_bytes = 1ll << 30;   // per-branch database size cap
+  int64_t max_branch_bytes = 1ll << 30;   // per-branch database size cap (also imports)
   // Requests running SQL (sql, diff, export, import, promote) at once, in all
   // and per client (OAuth client id); beyond either: 429 with Retry-After.
   int sql_max_concurrent = 64;

@@ -284,7 +284,10 @@ Status ApiServer::Init() {
     int yes = 1;
     setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, reinterpret_cast<const void*>(&yes), sizeof(yes));
   });
-  http.set_payload_max_length(static_cast<size_t>(config_.max_request_bytes));
+  // The largest body: an import (streamed) may hold a whole branch; the Router
+  // caps every other body at max_request_bytes.
+  http.set_payload_max_length(
+      static_cast<size_t>(std::max(config_.max_request_bytes, config_.max_branch_bytes)));
   http.set_keep_alive_timeout(5);
   // httplib writes a response's headers and body separately; with Nagle's
   // algorithm on, the client's delayed ACK then holds every answer ~40 ms.
@@ -302,6 +305,7 @@ Status ApiServer::Init() {
   ropts.redacted_paths = DataDirSpellings(config_.data_dir);
   ropts.admission = parts_->admission.get();
   ropts.needs_admission = [](const std::string& label) { return RunsSql(label); };
+  ropts.max_body_bytes = config_.max_request_bytes;
   Services* services = &services_;
   ropts.principal_of = [services](const httplib::Request& req) {
     return http::PrincipalOf(*services, req);
@@ -316,6 +320,7 @@ Status ApiServer::Init() {
   RegisterCheckpointRoutes(*parts_->router, services_);
   RegisterMcpRoutes(*parts_->router, services_);
   RegisterBranchItemRoutes(*parts_->router, services_);  // last: its pattern takes the rest
+  parts_->router->AddFallbacks();  // unknown routes' bodies: discarded, never buffered
 
   parts_->housekeeper = std::thread([parts, logger] {
     std::unique_lock<std::mutex> l(parts->hk_mu);

@@ -56,6 +56,9 @@ std::unique_ptr<Metrics> Metrics::WithServerFamilies() {
   m->DescribeCounter(kConnectionsRefused,
                      "Connections refused (too many from one address) or cut (request "
                      "timeout), by reason.");
+  m->DescribeCounter(kTransferChunks, "Pieces of databases streamed by export and import.");
+  m->DescribeGauge(kTransferBufferPeak,
+                   "Most bytes one export or import has buffered at once (since start).");
   return m;
 }
 
@@ -99,6 +102,14 @@ void Metrics::Increment(const std::string& name, const Labels& labels, double de
 void Metrics::Set(const std::string& name, const Labels& labels, double value) {
   std::lock_guard<std::mutex> l(mu_);
   if (Family* f = Find(name, Type::kGauge)) f->series[RenderLabels(labels)].value = value;
+}
+
+void Metrics::SetMax(const std::string& name, const Labels& labels, double value) {
+  std::lock_guard<std::mutex> l(mu_);
+  if (Family* f = Find(name, Type::kGauge)) {
+    double& v = f->series[RenderLabels(labels)].value;
+    if (value > v) v = value;
+  }
 }
 
 void Metrics::Observe(const std::string& name, const Labels& labels, double value) {

@@ -35,6 +35,10 @@ inline constexpr const char* kBytesStored = "branchdb_bytes_stored";
 inline constexpr const char* kSqlStatements = "branchdb_sql_statements_total";
 inline constexpr const char* kIdempotentReplays = "branchdb_idempotent_replays_total";
 inline constexpr const char* kConnectionsRefused = "branchdb_http_connections_refused_total";
+// Export and import (label direction): pieces moved, and the most bytes one
+// transfer has held in its buffer at once (its memory, whatever the size).
+inline constexpr const char* kTransferChunks = "branchdb_transfer_chunks_total";
+inline constexpr const char* kTransferBufferPeak = "branchdb_transfer_buffer_peak_bytes";
 
 class Metrics {
  public:
@@ -53,6 +57,8 @@ class Metrics {
 
   void Increment(const std::string& name, const Labels& labels = {}, double delta = 1);
   void Set(const std::string& name, const Labels& labels, double value);
+  // Raises a gauge to value when it is lower (a high-water mark).
+  void SetMax(const std::string& name, const Labels& labels, double value);
   void Observe(const std::string& name, const Labels& labels, double value);
 
   // fn runs (without the registry's lock held) at the start of every Render().

@@ -10,6 +10,7 @@
 #include <strings.h>
 
 #include <optional>
+#include <algorithm>
 #include <random>
 #include <regex>
 #include <vector>
@@ -224,6 +225,30 @@ void LogAccess(Clock* clock, spdlog::logger& logger, const httplib::Request& req
               LogValue(res.get_header_value("X-Request-Id")), LogValue(t_route));
 }
 
+// Dispatch has no socket: a response written by a sized content provider (a
+// streamed download) is collected into its body.
+void CollectProvidedContent(httplib::Response& res) {
+  if (!res.content_provider_) return;
+  std::string body;
+  httplib::DataSink sink;
+  sink.write = [&body](const char* data, size_t n) {
+    body.append(data, n);
+    return true;
+  };
+  sink.is_writable = [] { return true; };
+  sink.done = [] {};
+  bool ok = true;
+  while (ok && body.size() < res.content_length_) {
+    size_t before = body.size();
+    ok = res.content_provider_(body.size(), res.content_length_ - body.size(), sink) &&
+         body.size() > before;
+  }
+  res.content_provider_success_ = ok;
+  res.body = std::move(body);
+  res.content_provider_ = nullptr;
+  res.content_length_ = 0;
+}
+
 // Restores the calling thread's per-request state when a Dispatch ends.
 class SavedRequestState {
  public:
@@ -247,6 +272,7 @@ struct Router::Routes {
     std::string method;
     std::regex pattern;  // as httplib compiles it
     HttpHandler handler;
+    StreamingHttpHandler streaming;  // set instead of handler for a streaming route
   };
   std::vector<Route> list;  // registration order, as httplib matches
 };
@@ -310,7 +336,16 @@ DispatchResponse Router::Dispatch(const DispatchRequest& request) const {
     for (const auto& route : routes_->list) {
       if (route.method == method && std::regex_match(req.path, req.matches, route.pattern)) {
         routed = true;
-        route.handler(req, res);
+        if (route.streaming) {
+          std::string body = std::move(req.body);
+          req.body.clear();
+          route.streaming(req, res, [&body](const BodyReceiver& receive) {
+            return body.empty() || receive(body.data(), body.size());
+          });
+        } else {
+          route.handler(req, res);
+        }
+        CollectProvidedContent(res);
         break;
       }
     }
@@ -331,17 +366,85 @@ DispatchResponse Router::Dispatch(const DispatchRequest& request) const {
   return out;
 }
 
+namespace {
+
+// httplib's CPPHTTPLIB_FORM_URL_ENCODED_PAYLOAD_MAX_LENGTH.
+constexpr size_t kFormBodyMaxBytes = 8192;
+
+// What httplib does for a plain handler's body (read it whole into req.body,
+// parse a form body into req.params), with the router's own size limit: a
+// body past limit (0: none) is read on and discarded, so that the connection
+// stays in step, and the request is answered 413. False when the request is
+// answered (res.status set; the error handler writes the body).
+bool ReadBufferedBody(httplib::Request& req, httplib::Response& res,
+                      const httplib::ContentReader& reader, uint64_t limit) {
+  bool too_big = limit > 0 && req.has_header("Content-Length") &&
+                 req.get_header_value<uint64_t>("Content-Length") > limit;
+  std::string body;
+  bool whole = reader([&](const char* data, size_t n) {
+    if (!too_big && limit > 0 && body.size() + n > limit) {
+      too_big = true;
+      std::string().swap(body);
+    }
+    if (!too_big) body.append(data, n);
+    return true;
+  });
+  if (!whole) {
+    if (res.status == -1) res.status = 400;  // else httplib's 413 (payload limit) or 400
+    return false;
+  }
+  if (too_big) {
+    res.status = 413;
+    return false;
+  }
+  if (req.get_header_value("Content-Type").rfind("application/x-www-form-urlencoded", 0) == 0) {
+    if (body.size() > kFormBodyMaxBytes) {
+      res.status = 413;
+      return false;
+    }
+    httplib::detail::parse_query_text(body, req.params);
+  }
+  req.body = std::move(body);
+  return true;
+}
+
+}  // namespace
+
 void Router::Add(const std::string& method, const std::string& pattern, HttpHandler handler) {
-  routes_->list.push_back({method, std::regex(pattern), handler});
+  routes_->list.push_back({method, std::regex(pattern), handler, nullptr});
+  // POST, PATCH and DELETE bodies are read here (httplib's content reader), so
+  // that streaming routes may have a larger payload limit than the others.
+  auto buffered = [handler, limit = static_cast<uint64_t>(std::max<int64_t>(
+                                0, options_.max_body_bytes))](
+                      const httplib::Request& req, httplib::Response& res,
+                      const httplib::ContentReader& reader) {
+    // The Request object is httplib's own mutable one, handed over const.
+    if (ReadBufferedBody(const_cast<httplib::Request&>(req), res, reader, limit)) {
+      handler(req, res);
+    }
+  };
   if (method == "GET") {
     server_.Get(pattern, std::move(handler));
   } else if (method == "POST") {
-    server_.Post(pattern, std::move(handler));
+    server_.Post(pattern, std::move(buffered));
   } else if (method == "PATCH") {
-    server_.Patch(pattern, std::move(handler));
+    server_.Patch(pattern, std::move(buffered));
   } else if (method == "DELETE") {
-    server_.Delete(pattern, std::move(handler));
+    server_.Delete(pattern, std::move(buffered));  // httplib reads a DELETE's body too
   }
+}
+
+void Router::AddFallbacks() {
+  auto unrouted = [](const httplib::Request&, httplib::Response& res,
+                     const httplib::ContentReader& reader) {
+    (void)reader([](const char*, size_t) { return true; });
+    if (res.status == -1) res.status = 404;  // else httplib's 413 or 400
+  };
+  const std::string all = ".*";
+  server_.Post(all, unrouted);
+  server_.Put(all, unrouted);
+  server_.Patch(all, unrouted);
+  server_.Delete(all, unrouted);
 }
 
 Router::HttpHandler Router::Wrap(const std::string& label, RouteHandler handler,
@@ -365,15 +468,42 @@ Router::HttpHandler Router::Wrap(const std::string& label, RouteHandler handler,
       }
     }
     if (idempotent && options_.idempotency != nullptr && req.has_header("Idempotency-Key")) {
-      HandleIdempotent(req, res, ctx, handler);
+      HandleIdempotent(req, res, req.body, [&] { handler(req, res, ctx); });
     } else {
       handler(req, res, ctx);
     }
   };
 }
 
+void Router::PostStreaming(const std::string& pattern, const std::string& label,
+                           StreamingHandler handler) {
+  StreamingHttpHandler wrapped = [this, label, handler = std::move(handler)](
+                                     const httplib::Request& req, httplib::Response& res,
+                                     const BodyReader& read) {
+    t_route = label;
+    RequestContext ctx = ContextOf(res, label);
+    if (options_.idempotency != nullptr && req.has_header("Idempotency-Key")) {
+      std::string length = req.has_header("Content-Length")
+                               ? req.get_header_value("Content-Length")
+                               : std::string("unknown");
+      HandleIdempotent(req, res, "streamed body of length " + length,
+                       [&] { handler(req, res, ctx, read); });
+    } else {
+      handler(req, res, ctx, read);
+    }
+  };
+  routes_->list.push_back({"POST", std::regex(pattern), nullptr, wrapped});
+  server_.Post(pattern, [wrapped](const httplib::Request& req, httplib::Response& res,
+                                  const httplib::ContentReader& content_reader) {
+    wrapped(req, res, [&content_reader](const BodyReceiver& receive) {
+      return content_reader(receive);
+    });
+  });
+}
+
 void Router::HandleIdempotent(const httplib::Request& req, httplib::Response& res,
-                              RequestContext& ctx, const RouteHandler& handler) {
+                              const std::string& fingerprint_body,
+                              const std::function<void()>& run) {
   std::string key = req.get_header_value("Idempotency-Key");
   if (!SaneIdempotencyKey(key)) {
     SendError(res, Status::InvalidArgument(
@@ -382,7 +512,7 @@ void Router::HandleIdempotent(const httplib::Request& req, httplib::Response& re
     return;
   }
   std::string scope = options_.principal_of ? options_.principal_of(req) : "";
-  std::string fingerprint = RequestFingerprint(req.method, req.target, req.body);
+  std::string fingerprint = RequestFingerprint(req.method, req.target, fingerprint_body);
   auto begin = options_.idempotency->Begin(scope, key, fingerprint);
   if (!begin.ok()) {
     SendError(res, begin.status());
@@ -410,7 +540,7 @@ void Router::HandleIdempotent(const httplib::Request& req, httplib::Response& re
       break;
   }
   try {
-    handler(req, res, ctx);
+    run();
   } catch (...) {
     options_.idempotency->Abandon(scope, key);
     throw;

@@ -87,11 +87,28 @@ struct DispatchResponse {
 using RouteHandler =
     std::function<void(const httplib::Request&, httplib::Response&, RequestContext&)>;
 
+// A streaming route's request body, read in pieces as they arrive (httplib's
+// content reader): calls receiver with each piece, in order, until the body
+// ends; false when it could not be read whole (connection lost, malformed
+// chunking, a Content-Length past the server's payload limit) or receiver
+// returned false. Read it at most once. A handler that answers without reading
+// the body should read it anyway (discarding it), so that the connection stays
+// in step for its next request.
+using BodyReceiver = std::function<bool(const char* data, size_t size)>;
+using BodyReader = std::function<bool(const BodyReceiver& receiver)>;
+using StreamingHandler = std::function<void(const httplib::Request&, httplib::Response&,
+                                            RequestContext&, const BodyReader&)>;
+
 struct RouterOptions {
   Metrics* metrics = nullptr;                // required; not owned
   IdempotencyStore* idempotency = nullptr;   // optional; not owned
   Clock* clock = nullptr;                    // required; not owned (latency)
   std::shared_ptr<spdlog::logger> logger;    // default: spdlog's default logger
+  // Bodies of POST/PATCH routes other than streaming ones are read into memory
+  // up to this many bytes; a larger one is read and discarded, and answered
+  // 413 payload_too_large (the server's payload limit, set higher for
+  // streaming routes, applies first). Default: 0, no limit but the server's.
+  int64_t max_body_bytes = 0;
   // The idempotency scope of a request (the authenticated principal). Default:
   // "" for everyone.
   std::function<std::string(const httplib::Request&)> principal_of;
@@ -118,15 +135,28 @@ class Router {
   // POST routes honour Idempotency-Key unless idempotent is false.
   void Post(const std::string& pattern, const std::string& label, RouteHandler handler,
             bool idempotent = true);
+  // A POST whose handler reads the body itself (req.body stays empty), so that
+  // an upload of any size needs no memory of that size. Idempotency-Key is
+  // honoured with a fingerprint of the method, target and declared body length
+  // (the body is not known before the handler runs).
+  void PostStreaming(const std::string& pattern, const std::string& label,
+                     StreamingHandler handler);
   void Patch(const std::string& pattern, const std::string& label, RouteHandler handler);
   void Delete(const std::string& pattern, const std::string& label, RouteHandler handler);
+
+  // Registers, after every route, the answer to a POST, PUT, PATCH or DELETE
+  // with a body that no route takes: the body is read and discarded (never
+  // held: the server's payload limit is set for imports), then 404. REQUIRES:
+  // called once, after the last route is registered.
+  void AddFallbacks();
 
   httplib::Server& server() { return server_; }
 
   // Runs the route that request matches in the calling thread, as if it came
   // over HTTP, and returns its response (404 route_not_found JSON when no
   // route matches). Never throws: a handler's exception is a 500. HEAD runs
-  // the GET route without body. The socket's limits (request size, timeouts)
+  // the GET route without body. A streaming route reads request.body as its
+  // body; a response written by a content provider is collected into body. The socket's limits (request size, timeouts)
   // are the caller's business. REQUIRES: routes registered (not during
   // registration). Safe to call concurrently and from inside a handler.
   DispatchResponse Dispatch(const DispatchRequest& request) const;
@@ -135,10 +165,15 @@ class Router {
   using HttpHandler = std::function<void(const httplib::Request&, httplib::Response&)>;
   struct Routes;
 
+  using StreamingHttpHandler =
+      std::function<void(const httplib::Request&, httplib::Response&, const BodyReader&)>;
+
   HttpHandler Wrap(const std::string& label, RouteHandler handler, bool idempotent);
   void Add(const std::string& method, const std::string& pattern, HttpHandler handler);
-  void HandleIdempotent(const httplib::Request& req, httplib::Response& res, RequestContext& ctx,
-                        const RouteHandler& handler);
+  // Runs run() under the request's Idempotency-Key; fingerprint_body stands
+  // for the body in the key's fingerprint.
+  void HandleIdempotent(const httplib::Request& req, httplib::Response& res,
+                        const std::string& fingerprint_body, const std::function<void()>& run);
 
   httplib::Server& server_;
   RouterOptions options_;

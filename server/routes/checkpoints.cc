@@ -440,12 +440,8 @@ void RegisterCheckpointRoutes(http::Router& router, Services& services) {
                  return http::SendJson(res, 200, SchemaDiffJson(*d));
                }
                checkpoints::DataDiffOptions o;
-               BRANCHDB_TRY_SEND(res, limit, routes::QueryUint(req, "limit"));
-               o.limit = limit->value_or(100);
-               if (o.limit < 1 || o.limit > 1000) {
-                 return http::SendError(res, Status::InvalidArgument("limit: expected 1..1000",
-                                                                     "invalid_argument"));
-               }
+               BRANCHDB_TRY_SEND(res, limit, routes::QueryInt(req, "limit", {1, 1000}));
+               o.limit = static_cast<size_t>(limit->value_or(100));
                o.cursor = req.get_param_value("cursor");
                std::string tables = req.get_param_value("tables");
                for (size_t at = 0; !tables.empty() && at <= tables.size();) {

@@ -25,8 +25,10 @@ void RegisterClientRoutes(http::Router& router, Services& services);
 void RegisterProjectRoutes(http::Router& router, Services& services);
 // POST|GET /v1/projects/{p}/branches (branches.cc).
 void RegisterBranchRoutes(http::Router& router, Services& services);
-// .../branches/{b}/sql|credentials|compute|schema|export, /v1/projects/{p}/import (sql.cc).
+// .../branches/{b}/sql|credentials|compute|schema (sql.cc), and the transfer routes.
 void RegisterSqlRoutes(http::Router& router, Services& services);
+// .../branches/{b}/export, /v1/projects/{p}/import, streamed (transfer.cc).
+void RegisterTransferRoutes(http::Router& router, Services& services);
 // .../branches/{b}/checkpoints|rollback|reset|diff (checkpoints.cc).
 void RegisterCheckpointRoutes(http::Router& router, Services& services);
 // POST /mcp (the MCP endpoint, server/mcp/), GET|DELETE /mcp (405),

@@ -5,12 +5,9 @@
 //   GET  /v1/projects/{p}/branches/{b}/compute
 //   POST /v1/projects/{p}/branches/{b}/compute/suspend
 //   GET  /v1/projects/{p}/branches/{b}/schema[?lsn=N]
-//   GET  /v1/projects/{p}/branches/{b}/export[?lsn=N]   (application/vnd.sqlite3)
-//   POST /v1/projects/{p}/import?branch=NAME            (body: a SQLite database file)
+//   GET  .../export, POST /v1/projects/{p}/import: transfer.cc
 #include <httplib.h>
 #include <sqlite3.h>
-
-#include <cstring>
 
 #include "auth/auth.h"
 #include "checkpoints/annotation.h"
@@ -281,131 +278,8 @@ void RegisterSqlRoutes(http::Router& router, Services& services) {
                               {{"lsn", storage::SnapshotLsn(conn->get())}, {"objects", objects}});
              });
 
-  router.Get(base + "/export", lbase + "/export",
-             [s](const httplib::Request& req, httplib::Response& res, http::RequestContext&) {
-               std::string project = http::PathParam(req, 1), branch = http::PathParam(req, 2);
-               if (!http::RequireAuth(*s, req, res, auth::Operation::kExportBranch, project,
-                                      branch)) {
-                 return;
-               }
-               BRANCHDB_TRY_SEND(res, lsn, routes::QueryInt(req, "lsn", routes::kLsnRange));
-               auto gate = s->gate->Shared(project);
-               BRANCHDB_TRY_SEND(res, conn, OpenReadOnly(*s, project, branch, *lsn));
-               // A read transaction pins one snapshot for the whole copy.
-               sqlite3_exec(conn->get(), "BEGIN; SELECT count(*) FROM sqlite_schema;", nullptr,
-                            nullptr, nullptr);
-               sqlite3_int64 size = 0;
-               unsigned char* bytes = sqlite3_serialize(conn->get(), "main", &size, 0);
-               storage::Lsn at = storage::SnapshotLsn(conn->get());
-               sqlite3_exec(conn->get(), "COMMIT", nullptr, nullptr, nullptr);
-               if (bytes == nullptr && size != 0) {
-                 return http::SendError(res, Status::IOError("export failed: " +
-                                                                 std::string(sqlite3_errmsg(conn->get())),
-                                                             "sql_io_error"));
-               }
-               std::string body(reinterpret_cast<const char*>(bytes), static_cast<size_t>(size));
-               sqlite3_free(bytes);
-               res.set_header("X-Branchdb-Lsn", std::to_string(at));
-               std::string file = branch;
-               for (char& c : file) {
-                 if (c == '/') c = '_';
-               }
-               res.set_header("Content-Disposition",
-                              "attachment; filename=\"" + project + "-" + file + ".sqlite\"");
-               res.set_content(std::move(body), "application/vnd.sqlite3");
-             });
-
-  router.Post(
-      R"(/v1/projects/([^/]+)/import)", "/v1/projects/{project}/import",
-      [s](const httplib::Request& req, httplib::Response& res, http::RequestContext& ctx) {
-        std::string project = http::PathParam(req, 1);
-        std::string branch = req.get_param_value("branch");
-        auto who = http::RequireAuth(*s, req, res, auth::Operation::kCreateBranch, project, branch);
-        if (!who) return;
-        if (s->auth->Authorize(*who, auth::Operation::kSqlWrite, project, branch)) {
-          return http::SendError(res, Status::PermissionDenied("import needs scope sql:write",
-                                                               "insufficient_scope"));
-        }
-        if (branch.empty()) {
-          return http::SendError(res, Status::InvalidArgument(
-                                          "query parameter branch: the new branch's name",
-                                          "invalid_argument"));
-        }
-        if (req.body.size() < 512 || req.body.compare(0, 16, std::string("SQLite format 3\0", 16)) != 0) {
-          return http::SendError(res, Status::InvalidArgument(
-                                          "body: expected a SQLite database file",
-                                          "invalid_database"));
-        }
-        // Validate the upload in memory before creating anything.
-        sqlite3* mem_raw = nullptr;
-        sqlite3_open_v2(":memory:", &mem_raw, SQLITE_OPEN_READWRITE, nullptr);
-        sql::DbHandle mem(mem_raw);
-        size_t n = req.body.size();
-        auto* copy = static_cast<unsigned char*>(sqlite3_malloc64(n));
-        if (copy == nullptr) {
-          return http::SendError(res, Status::ResourceExhausted("out of memory", "payload_too_large"));
-        }
-        std::memcpy(copy, req.body.data(), n);
-        if (sqlite3_deserialize(mem.get(), "main", copy, n, n,
-                                SQLITE_DESERIALIZE_FREEONCLOSE | SQLITE_DESERIALIZE_READONLY) !=
-            SQLITE_OK) {
-          return http::SendError(res, Status::InvalidArgument("body: not a readable SQLite database",
-                                                              "invalid_database"));
-        }
-        char* err = nullptr;
-        std::string check;
-        sqlite3_exec(
-            mem.get(), "PRAGMA quick_check",
-            [](void* out, int, char** v, char**) {
-              *static_cast<std::string*>(out) += v[0] ? v[0] : "";
-              return 0;
-            },
-            &check, &err);
-        sqlite3_free(err);
-        if (check != "ok") {
-          return http::SendError(res, Status::InvalidArgument("body: database fails quick_check: " + check,
-                                                              "invalid_database"));
-        }
-        checkpoints::CreateBranchOptions o;
-        o.actor = {who->client_id, ctx.request_id};
-        auto gate = s->gate->Shared(project);
-        BRANCHDB_TRY_SEND(res, created, s->catalog->CreateBranch(project, branch, o));
-        auto fail = [&](Status st) {
-          (void)s->catalog->DeleteBranch(project, branch);
-          http::SendError(res, st);
-        };
-        auto conn = s->catalog->OpenBranchConnection(project, branch, {});
-        if (!conn.ok()) return fail(conn.status());
-        checkpoints::Annotation a;
-        a.kind = "sql";
-        a.client_id = who->client_id;
-        a.request_id = ctx.request_id;
-        a.summary = "import of a " + std::to_string(n) + "-byte database";
-        if (Status st = storage::SetNextCommitAnnotation(conn->get(),
-                                                         checkpoints::EncodeAnnotation(a));
-            !st.ok()) {
-          return fail(st);
-        }
-        sqlite3_backup* backup = sqlite3_backup_init(conn->get(), "main", mem.get(), "main");
-        if (backup == nullptr) {
-          return fail(Status::InvalidArgument(
-              std::string("import: ") + sqlite3_errmsg(conn->get()) +
-                  " (databases must use page_size 4096 and no WAL)",
-              "invalid_database"));
-        }
-        int rc = sqlite3_backup_step(backup, -1);
-        sqlite3_backup_finish(backup);
-        if (rc != SQLITE_DONE) {
-          Status vfs = storage::LastVfsError(conn->get());
-          return fail(!vfs.ok() ? vfs
-                                : Status::InvalidArgument(
-                                      std::string("import: ") + sqlite3_errstr(rc) +
-                                          " (databases must use page_size 4096)",
-                                      "invalid_database"));
-        }
-        BRANCHDB_TRY_SEND(res, b, s->catalog->GetBranch(project, branch));
-        http::SendJson(res, 201, routes::BranchJson(*b, s->config->idle_timeout_seconds));
-      });
+  // .../export and /v1/projects/{p}/import stream (transfer.cc).
+  RegisterTransferRoutes(router, services);
 }
 
 }  // namespace branchdb::server
