@@ -58,8 +58,8 @@ struct Config {
 
   // [sql]
   int64_t statement_timeout_ms = 5000;    // wall time of one request's SQL script
-  int64_t max_result_rows = 10000;        // per statement; beyond: cut, truncated=true
-  int64_t max_result_bytes = 16ll << 20;  // per request; beyond: cut, truncated=true
+  int64_t max_result_rows = 10000;        // per statement (and page); beyond: result_too_large
+  int64_t max_result_bytes = 16ll << 20;  // per request; beyond: result_too_large (or a page ends)
   int64_t max_sql_bytes = 1 << 20;        // length of one request's SQL text
   int64_t max_branch_bytes = 1ll << 30;   // per-branch database size cap (also imports)
   // Requests running SQL (sql, diff, export, import, promote) at once, in all

@@ -162,10 +162,10 @@ Result<Lsn> PooledStore::Head(TimelineId t) const {
 
 Result<Lsn> PooledStore::Commit(TimelineId t, Lsn expected_head,
                                 const std::vector<PageWrite>& pages, uint32_t db_size_pages,
-                                std::string_view annotation) {
+                                std::string_view annotation, std::string_view payload) {
   auto use = Acquire(true);
   if (!use.ok()) return use.status();
-  return use->store->Commit(t, expected_head, pages, db_size_pages, annotation);
+  return use->store->Commit(t, expected_head, pages, db_size_pages, annotation, payload);
 }
 
 Result<Lsn> PooledStore::ResolveLsn(TimelineId t, Lsn lsn) const {
@@ -202,6 +202,12 @@ Result<RecordInfo> PooledStore::GetRecord(Lsn lsn) const {
   auto use = Acquire(false);
   if (!use.ok()) return use.status();
   return use->store->GetRecord(lsn);
+}
+
+Result<std::string> PooledStore::ReadPayload(Lsn lsn) const {
+  auto use = Acquire(false);
+  if (!use.ok()) return use.status();
+  return use->store->ReadPayload(lsn);
 }
 
 Result<std::vector<RecordInfo>> PooledStore::History(TimelineId t, Lsn before,
@@ -255,6 +261,17 @@ uint64_t PooledStore::DiskBytes() const {
 Status PooledStore::Health() const {
   std::shared_lock<std::shared_mutex> l(mu_);
   return store_ != nullptr ? store_->Health() : Status::OK();
+}
+
+uint64_t PooledStore::PayloadBytes(TimelineId t) const {
+  auto use = Acquire(false);
+  if (!use.ok()) return 0;
+  return use->store->PayloadBytes(t);
+}
+
+uint64_t PooledStore::RecordMetadataBytes() const {
+  std::shared_lock<std::shared_mutex> l(mu_);
+  return store_ != nullptr ? store_->RecordMetadataBytes() : 0;
 }
 
 Lsn PooledStore::LastLsn() const {

@@ -80,13 +80,15 @@ class PooledStore final : public PageStore {
   Result<std::vector<TimelineInfo>> ListTimelinesOrError() const;
   Result<Lsn> Head(TimelineId t) const override;
   Result<Lsn> Commit(TimelineId t, Lsn expected_head, const std::vector<PageWrite>& pages,
-                     uint32_t db_size_pages, std::string_view annotation) override;
+                     uint32_t db_size_pages, std::string_view annotation,
+                     std::string_view payload = {}) override;
   Result<Lsn> ResolveLsn(TimelineId t, Lsn lsn) const override;
   Status ReadPage(TimelineId t, PageNo pgno, Lsn lsn, std::string* out) const override;
   Status ReadPageAt(Lsn state_lsn, PageNo pgno, std::string* out) const override;
   Result<uint32_t> DbSize(TimelineId t, Lsn lsn) const override;
   Result<uint32_t> DbSizeAt(Lsn state_lsn) const override;
   Result<RecordInfo> GetRecord(Lsn lsn) const override;
+  Result<std::string> ReadPayload(Lsn lsn) const override;
   Result<std::vector<RecordInfo>> History(TimelineId t, Lsn before, size_t limit) const override;
   Result<Lsn> LsnAt(TimelineId t, int64_t time_micros) const override;
   Result<std::vector<PageNo>> ChangedPages(Lsn a, Lsn b) const override;
@@ -94,6 +96,11 @@ class PooledStore final : public PageStore {
   Result<SpaceUsage> Usage(TimelineId t) const override;
   // Without opening a closed store (sizes of its segment files).
   uint64_t DiskBytes() const override;
+  // Opens a closed store (its counters are rebuilt by recovery); 0 when it
+  // cannot be opened.
+  uint64_t PayloadBytes(TimelineId t) const override;
+  // Without opening a closed store: a closed store holds nothing in memory.
+  uint64_t RecordMetadataBytes() const override;
   // Without opening a closed store: OK when closed, else the open store's.
   Status Health() const override;
   // 0 when the store cannot be opened.

@@ -1,4 +1,5 @@
 // branchdb sql BRANCH "SQL" [--param V]... [--named NAME=V]... [--read-only] [--file F]
+//              [--page-size N]
 #include <fstream>
 #include <iostream>
 #include <memory>
@@ -34,7 +35,7 @@ void PrintResult(const bdb::SqlResult& r, std::ostream& out) {
     }
     t.Print(out);
     out << "(" << s.rows.size() << (s.rows.size() == 1 ? " row" : " rows")
-        << (s.truncated ? ", truncated by a server limit" : "") << ")\n";
+        << (s.truncated ? ", more rows follow" : "") << ")\n";
   }
   int64_t changed = 0;
   for (const auto& s : r.results) changed += s.rows_affected;
@@ -46,6 +47,30 @@ void PrintResult(const bdb::SqlResult& r, std::ostream& out) {
   }
 }
 
+// Every page of a paged request, merged into the first page's result (its
+// rows, truncated false, next_cursor null): all pages read one snapshot LSN.
+bdb::Result<bdb::SqlResult> AllPages(bdb::Client* c, const std::string& project,
+                                     const std::string& branch, bdb::SqlRequest r) {
+  auto first = c->Sql(project, branch, r);
+  if (!first.ok() || first->results.empty()) return first;
+  bdb::SqlResult all = std::move(*first);
+  while (all.next_cursor) {
+    r.cursor = all.next_cursor;
+    auto page = c->Sql(project, branch, r);
+    if (!page.ok()) return page;
+    if (page->results.empty()) break;
+    for (auto& row : page->results[0].rows) all.results[0].rows.push_back(std::move(row));
+    for (const Json& row : page->raw["results"][0]["rows"]) {
+      all.raw["results"][0]["rows"].push_back(row);
+    }
+    all.next_cursor = page->next_cursor;
+  }
+  all.results[0].truncated = false;
+  all.raw["results"][0]["truncated"] = false;
+  all.raw["next_cursor"] = nullptr;
+  return all;
+}
+
 }  // namespace
 
 void RegisterSqlCommands(CLI::App& app, Commands& commands) {
@@ -53,6 +78,7 @@ void RegisterSqlCommands(CLI::App& app, Commands& commands) {
     std::string branch, sql, file;
     std::vector<std::string> params, named;
     bool read_only = false;
+    int64_t page_size = 0;
   };
   auto o = std::make_shared<Opts>();
   CLI::App* sql =
@@ -61,7 +87,8 @@ void RegisterSqlCommands(CLI::App& app, Commands& commands) {
                   "branchdb sql dev/alex \"INSERT INTO items(name) VALUES (?)\" --param apple",
                   "branchdb sql dev/alex \"UPDATE items SET n = :n\" --named n=3",
                   "branchdb sql dev/alex --file migration.sql",
-                  "branchdb sql production \"SELECT count(*) FROM items\" --read-only --json"});
+                  "branchdb sql production \"SELECT count(*) FROM items\" --read-only --json",
+                  "branchdb sql production \"SELECT * FROM events\" --page-size 5000"});
   sql->add_option("BRANCH", o->branch, "Branch name")->required();
   auto* text = sql->add_option("SQL", o->sql, "The script: one or more statements");
   auto* file = sql->add_option("--file,-f", o->file, "Read the script from this file (- = stdin)");
@@ -73,6 +100,11 @@ void RegisterSqlCommands(CLI::App& app, Commands& commands) {
       sql->add_option("--named,-n", o->named, "A named parameter NAME=VALUE (:NAME in the SQL)");
   params->excludes(named);
   sql->add_flag("--read-only", o->read_only, "Refuse every write (default: off)");
+  sql->add_option("--page-size", o->page_size,
+                  "Fetch the result of one read-only statement in pages of this many rows, "
+                  "all of them, read at one snapshot (default: off; a result past the server's "
+                  "limits is then an error, result_too_large)")
+      ->check(CLI::PositiveNumber);
   commands.AddForProject(sql, [o](Context& ctx, bdb::Client* c, const std::string& project) {
     bdb::SqlRequest r;
     if (!o->file.empty()) {
@@ -105,7 +137,8 @@ void RegisterSqlCommands(CLI::App& app, Commands& commands) {
       }
     }
     r.read_only = o->read_only;
-    auto res = c->Sql(project, o->branch, r);
+    if (o->page_size > 0) r.page_size = o->page_size;
+    auto res = o->page_size > 0 ? AllPages(c, project, o->branch, r) : c->Sql(project, o->branch, r);
     if (!res.ok()) return ctx.Fail(res.error());
     return ctx.Print(res->raw, [&](std::ostream& out) { PrintResult(*res, out); });
   });

@@ -8,7 +8,7 @@ int HttpStatusFor(const Status& status) {
   const std::string& reason = status.reason();
   if (reason == "statement_timeout") return 408;
   if (reason == "sql_too_long" || reason == "payload_too_large" || reason == "value_too_large" ||
-      reason == "branch_size_limit") {
+      reason == "branch_size_limit" || reason == "result_too_large") {
     return 413;
   }
   if (reason == "idempotency_key_reused") return 422;

@@ -456,17 +456,7 @@ Router::HttpHandler Router::Wrap(const std::string& label, RouteHandler handler,
     t_route = label;
     RequestContext ctx = ContextOf(res, label);
     std::optional<Result<Admission::Slot>> slot;
-    if (admit) {
-      std::string client = options_.principal_of ? options_.principal_of(req) : "";
-      if (!client.empty()) {
-        slot.emplace(options_.admission->TryAcquire(client));
-        if (!slot->ok()) {
-          SendError(res, slot->status());
-          res.set_header("Retry-After", "1");
-          return;
-        }
-      }
-    }
+    if (admit && !Admit(req, res, slot)) return;
     if (idempotent && options_.idempotency != nullptr && req.has_header("Idempotency-Key")) {
       HandleIdempotent(req, res, req.body, [&] { handler(req, res, ctx); });
     } else {
@@ -475,13 +465,28 @@ Router::HttpHandler Router::Wrap(const std::string& label, RouteHandler handler,
   };
 }
 
+bool Router::Admit(const httplib::Request& req, httplib::Response& res,
+                   std::optional<Result<Admission::Slot>>& slot) {
+  std::string client = options_.principal_of ? options_.principal_of(req) : "";
+  if (client.empty()) return true;  // unauthenticated: the handler refuses it
+  slot.emplace(options_.admission->TryAcquire(client));
+  if (slot->ok()) return true;
+  SendError(res, slot->status());
+  res.set_header("Retry-After", "1");
+  return false;
+}
+
 void Router::PostStreaming(const std::string& pattern, const std::string& label,
                            StreamingHandler handler) {
-  StreamingHttpHandler wrapped = [this, label, handler = std::move(handler)](
+  bool admit = options_.admission != nullptr && options_.needs_admission &&
+               options_.needs_admission(label);
+  StreamingHttpHandler wrapped = [this, label, handler = std::move(handler), admit](
                                      const httplib::Request& req, httplib::Response& res,
                                      const BodyReader& read) {
     t_route = label;
     RequestContext ctx = ContextOf(res, label);
+    std::optional<Result<Admission::Slot>> slot;
+    if (admit && !Admit(req, res, slot)) return;
     if (options_.idempotency != nullptr && req.has_header("Idempotency-Key")) {
       std::string length = req.has_header("Content-Length")
                                ? req.get_header_value("Content-Length")
@@ -551,7 +556,7 @@ void Router::HandleIdempotent(const httplib::Request& req, httplib::Response& re
                           res.get_header_value("Content-Type"), res.body};
     if (auto s = options_.idempotency->Finish(scope, key, fingerprint, stored); !s.ok()) {
       options_.logger->warn("event=idempotency_store_failed request_id={} error=\"{}\"",
-                            LogValue(ctx.request_id), LogValue(s.ToString()));
+                            LogValue(res.get_header_value("X-Request-Id")), LogValue(s.ToString()));
     }
   } else {
     options_.idempotency->Abandon(scope, key);

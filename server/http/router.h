@@ -36,10 +36,12 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "server/http/admission.h"
 #include "storage/env/env.h"
 
 namespace httplib {
@@ -169,6 +171,11 @@ class Router {
       std::function<void(const httplib::Request&, httplib::Response&, const BodyReader&)>;
 
   HttpHandler Wrap(const std::string& label, RouteHandler handler, bool idempotent);
+  // Takes a place for the request's client in options_.admission (into slot,
+  // held until the request ends); false, with 429 and Retry-After sent, when
+  // the client or the server is at its limit.
+  bool Admit(const httplib::Request& req, httplib::Response& res,
+             std::optional<Result<Admission::Slot>>& slot);
   void Add(const std::string& method, const std::string& pattern, HttpHandler handler);
   // Runs run() under the request's Idempotency-Key; fingerprint_body stands
   // for the body in the key's fingerprint.

@@ -144,7 +144,13 @@ std::string DescribeSql(const json& a, const json& r) {
       out += Plural(rows.size(), "row") + ", columns " + columns.dump() + "\n";
       for (size_t k = 0; k < rows.size() && k < 20; ++k) out += "  " + Clip(rows[k].dump(), 500) + "\n";
       if (rows.size() > 20) out += "  ... (all rows are in structuredContent.results)\n";
-      if (s.value("truncated", false)) out += "  (truncated by the server's result limits)\n";
+      if (s.value("truncated", false) && r.value("next_cursor", json()).is_string()) {
+        out += "  This is one page; more rows follow: call run_sql again with the same sql and "
+               "params and cursor \"" + F(r, "next_cursor") + "\" (every page reads LSN " +
+               F(r, "snapshot_lsn") + ").\n";
+      } else if (s.value("truncated", false)) {
+        out += "  (cut by the server's result limits: more rows exist)\n";
+      }
     } else {
       out += Plural(s.value("rows_affected", 0), "row") + " affected\n";
     }
@@ -397,7 +403,9 @@ std::vector<Tool> BuildTools() {
        "Run a SQLite script (one or more statements) on a branch as one transaction: on any "
        "error nothing is committed. A script that changes data commits one checkpoint; the "
        "result gives its LSN and the LSN before it, so the action can be rolled back. Use "
-       "read_only=true for queries that must not write.",
+       "read_only=true for queries that must not write. A result larger than the server's "
+       "limits is an error (result_too_large), never silently cut: add LIMIT, or read one "
+       "statement in pages with page_size and then each answer's cursor.",
        Object({{"project", kProject},
                {"branch", kBranch},
                {"sql", Text("SQLite SQL, e.g. \"SELECT * FROM items WHERE id = ?\". "
@@ -407,10 +415,17 @@ std::vector<Tool> BuildTools() {
                  {"description",
                   "Bound parameters: a list for '?' placeholders (consumed in order across "
                   "statements) or an object for :name placeholders."}}},
-               {"read_only", Boolean("Refuse any write (default false).")}},
+               {"read_only", Boolean("Refuse any write (default false).")},
+               {"page_size",
+                Integer("Read the result in pages of this many rows (the script must be one "
+                        "read-only statement); the answer's next_cursor gets the next page.",
+                        1)},
+               {"cursor", Text("The next_cursor of the previous page (send the same sql and "
+                               "params).")}},
               {"project", "branch", "sql"}),
        [](const json& a) -> Result<ApiCall> {
-         return ApiCall{"POST", BranchPath(a) + "/sql", Pick(a, {"sql", "params", "read_only"})};
+         return ApiCall{"POST", BranchPath(a) + "/sql",
+                        Pick(a, {"sql", "params", "read_only", "page_size", "cursor"})};
        },
        DescribeSql});
   tools.push_back(
@@ -616,6 +631,14 @@ std::string Hint(const std::string& code, const json& details) {
     return "The sandbox refuses ATTACH, DETACH, VACUUM, load_extension and most PRAGMAs.";
   }
   if (code == "statement_timeout") return "The script ran too long and was rolled back; make it smaller.";
+  if (code == "result_too_large") {
+    return "Nothing was returned or committed. Add LIMIT/OFFSET (or WHERE key > last ORDER BY "
+           "key LIMIT n), or run the one SELECT with page_size and then call run_sql again with "
+           "each answer's cursor until it has none.";
+  }
+  if (code == "invalid_cursor") {
+    return "Send the cursor unchanged with the same sql and params as the page that returned it.";
+  }
   if (code == "head_moved" || code == "busy" || code == "concurrent_write" ||
       code == "compute_budget") {
     return "Another request changed or held the branch at the same time: retry.";

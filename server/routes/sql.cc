@@ -1,6 +1,8 @@
 // SQL and the branch's compute:
 //   POST /v1/projects/{p}/branches/{b}/sql          {"sql","params","read_only"}
-//        -> {"results":[{"columns","rows","rows_affected","truncated"}],"lsn","snapshot_lsn"}
+//        -> {"results":[{"columns","rows","rows_affected","truncated"}],"lsn","snapshot_lsn",
+//            "read_only","next_cursor"}; with "page_size" or "cursor": one page of a
+//            one-statement read (HandleSqlPage)
 //   POST /v1/projects/{p}/branches/{b}/credentials  {"access":"read"|"read_write","ttl_seconds"}
 //   GET  /v1/projects/{p}/branches/{b}/compute
 //   POST /v1/projects/{p}/branches/{b}/compute/suspend
@@ -8,6 +10,11 @@
 //   GET  .../export, POST /v1/projects/{p}/import: transfer.cc
 #include <httplib.h>
 #include <sqlite3.h>
+
+#include <charconv>
+#include <cstdio>
+#include <cstring>
+#include <vector>
 
 #include "auth/auth.h"
 #include "checkpoints/annotation.h"
@@ -98,6 +105,125 @@ Result<storage::SqliteHandle> OpenReadOnly(Services& s, const std::string& proje
   return s.catalog->OpenBranchConnection(project, branch, r);
 }
 
+// --- Paging: a one-statement read, in pages that all read one snapshot LSN ---
+//
+// A cursor is "v1.<lsn>.<offset>.<page_size>.<hash>": the next page re-runs the
+// same statement read-only as of <lsn> and skips <offset> rows; <hash> (FNV-1a
+// of sql and params) ties it to its query. Clients treat it as opaque.
+
+struct Cursor {
+  storage::Lsn lsn = 0;
+  int64_t offset = 0;
+  int64_t page_size = 0;
+  uint64_t hash = 0;
+};
+
+uint64_t QueryHash(const std::string& sql, const json& params) {
+  uint64_t h = 14695981039346656037ull;
+  for (char c : sql + '\x1f' + http::DumpJson(params)) {
+    h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ull;
+  }
+  return h;
+}
+
+std::string EncodeCursor(const Cursor& c) {
+  char hash[17];
+  std::snprintf(hash, sizeof hash, "%016llx", static_cast<unsigned long long>(c.hash));
+  return "v1." + std::to_string(c.lsn) + "." + std::to_string(c.offset) + "." +
+         std::to_string(c.page_size) + "." + hash;
+}
+
+Result<Cursor> DecodeCursor(const std::string& text) {
+  auto bad = Status::InvalidArgument(
+      "cursor: not a cursor of this server (send an answer's next_cursor unchanged)",
+      "invalid_cursor");
+  std::vector<std::string> parts;
+  size_t from = 0;
+  for (size_t dot; (dot = text.find('.', from)) != std::string::npos; from = dot + 1) {
+    parts.push_back(text.substr(from, dot - from));
+  }
+  parts.push_back(text.substr(from));
+  if (parts.size() != 5 || parts[0] != "v1") return bad;
+  Cursor c;
+  auto number = [](const std::string& p, int base, auto* out) {
+    auto [end, ec] = std::from_chars(p.data(), p.data() + p.size(), *out, base);
+    return !p.empty() && ec == std::errc() && end == p.data() + p.size();
+  };
+  if (!number(parts[1], 10, &c.lsn) || !number(parts[2], 10, &c.offset) ||
+      !number(parts[3], 10, &c.page_size) || !number(parts[4], 16, &c.hash) || c.offset < 0 ||
+      c.page_size < 1) {
+    return bad;
+  }
+  return c;
+}
+
+// POST .../sql with page_size or cursor: the script must be one statement and
+// runs read-only on a connection of its own (the first page at the head, the
+// next ones as of the first page's snapshot LSN).
+void HandleSqlPage(Services* s, httplib::Response& res, const json& body,
+                   const std::string& project, const std::string& branch) {
+  BRANCHDB_TRY_SEND(res, page_size, routes::OptInt(body, "page_size"));
+  BRANCHDB_TRY_SEND(res, cursor_text, routes::OptString(body, "cursor"));
+  const int64_t max_rows = s->sandbox.max_result_rows;
+  sql::Script script;
+  script.sql = body["sql"].get<std::string>();
+  script.params = body.contains("params") ? body["params"] : json(nullptr);
+  const uint64_t hash = QueryHash(script.sql, script.params);
+  const bool first = !cursor_text->has_value();
+  Cursor c{0, 0, max_rows, hash};
+  if (!first) {
+    BRANCHDB_TRY_SEND(res, decoded, DecodeCursor(**cursor_text));
+    if (decoded->hash != hash) {
+      return http::SendError(res, Status::InvalidArgument(
+                                      "cursor: it belongs to another query; send the sql and "
+                                      "params of the request that returned it",
+                                      "invalid_cursor"));
+    }
+    c = *decoded;
+  }
+  if (page_size->has_value()) {
+    if (**page_size < 1 || **page_size > max_rows) {
+      return http::SendError(res, Status::InvalidArgument(
+                                      "page_size: 1 to " + std::to_string(max_rows) +
+                                          " (the server's max_result_rows)",
+                                      "invalid_argument"));
+    }
+    c.page_size = **page_size;
+  }
+  auto gate = s->gate->Shared(project);
+  checkpoints::ConnectionRequest request;
+  request.read_only = true;
+  if (!first) request.as_of = c.lsn;
+  BRANCHDB_TRY_SEND(res, conn, s->catalog->OpenBranchConnection(project, branch, request));
+  BRANCHDB_TRY_SEND(res, sandbox, sql::Sandbox::Attach(conn->get(), s->sandbox));
+  script.read_only = true;
+  script.paged = true;
+  script.skip_rows = c.offset;
+  script.page_rows = c.page_size;
+  sql::ScriptError error;
+  auto result = (*sandbox)->Execute(script, &error);
+  if (!result.ok()) {
+    s->metrics->Increment(http::kSqlStatements, {{"outcome", "error"}});
+    return http::SendError(res, BranchGoneIfTimelineGone(result.status(), project, branch),
+                           error.details());
+  }
+  s->metrics->Increment(http::kSqlStatements, {{"outcome", "ok"}},
+                        static_cast<double>(result->statements.size()));
+  const storage::Lsn at = first ? storage::SnapshotLsn(conn->get()) : c.lsn;
+  const bool more = !result->statements.empty() && result->statements[0].truncated;
+  json out = result->ToJson();
+  out["lsn"] = nullptr;
+  out["snapshot_lsn"] = at;
+  out["read_only"] = true;
+  out["next_cursor"] = nullptr;
+  if (more) {
+    Cursor next{at, c.offset + static_cast<int64_t>(result->statements[0].rows.size()),
+                c.page_size, hash};
+    out["next_cursor"] = EncodeCursor(next);
+  }
+  http::SendJson(res, 200, out);
+}
+
 void HandleSql(Services* s, const httplib::Request& req, httplib::Response& res,
                http::RequestContext& ctx) {
   std::string project = http::PathParam(req, 1), branch = http::PathParam(req, 2);
@@ -106,6 +232,9 @@ void HandleSql(Services* s, const httplib::Request& req, httplib::Response& res,
   BRANCHDB_TRY_SEND(res, body, http::ParseJsonObject(req.body));
   if (!(*body)["sql"].is_string()) {
     return http::SendError(res, Status::InvalidArgument("sql: required string", "invalid_argument"));
+  }
+  if (body->contains("page_size") || body->contains("cursor")) {
+    return HandleSqlPage(s, res, *body, project, branch);
   }
   BRANCHDB_TRY_SEND(res, read_only_flag, routes::OptBool(*body, "read_only"));
   bool read_only = read_only_flag->value_or(false) ||
@@ -163,6 +292,7 @@ void HandleSql(Services* s, const httplib::Request& req, httplib::Response& res,
   out["lsn"] = committed ? json(commit_after) : json(nullptr);
   out["snapshot_lsn"] = committed ? commit_after : storage::SnapshotLsn(db);
   out["read_only"] = read_only;
+  out["next_cursor"] = nullptr;  // only paged requests get pages (HandleSqlPage)
   http::SendJson(res, 200, out);
 }
 

@@ -7,7 +7,9 @@
 #include <algorithm>
 #include <cctype>
 #include <set>
+#include <vector>
 
+#include "server/sql/allow_list.h"
 #include "server/sql/sandbox_internal.h"
 
 namespace branchdb::server::sql {
@@ -90,6 +92,33 @@ int Deny(Sandbox::State* st, bool read_only, std::string what) {
   return SQLITE_DENY;
 }
 
+// Functions and modules: the reviewed allow-list (allow_list.h) decides.
+int AuthorizeFunction(Sandbox::State* st, const char* name) {
+  const Review* r = FindFunctionReview(name ? name : "");
+  if (r == nullptr) {
+    return Deny(st, false,
+                std::string(name ? name : "") +
+                    "() is not allowed: it is not on the sandbox's reviewed function list");
+  }
+  if (!r->allowed) {
+    return Deny(st, false, std::string(r->name) + "() is not allowed: " + std::string(r->reason));
+  }
+  return SQLITE_OK;
+}
+
+int AuthorizeModule(Sandbox::State* st, const char* module) {
+  const Review* r = FindModuleReview(module ? module : "");
+  if (r != nullptr && r->allowed) return SQLITE_OK;
+  return Deny(st, false,
+              "virtual table module " + std::string(module ? module : "") + " is not allowed" +
+                  (r ? ": " + std::string(r->reason) : " (not on the sandbox's reviewed list)"));
+}
+
+bool IsConnectionSetting(const std::string& pragma) {
+  return pragma == "foreign_keys" || pragma == "recursive_triggers" ||
+         pragma == "case_sensitive_like";
+}
+
 int Authorizer(void* arg, int action, const char* a1, const char* a2, const char* /*db*/,
                const char* /*trigger*/) {
   auto* st = static_cast<Sandbox::State*>(arg);
@@ -103,11 +132,8 @@ int Authorizer(void* arg, int action, const char* a1, const char* a2, const char
       return Deny(st, false,
                   std::string(a1 ? a1 : "transaction control") +
                       " is not allowed: each request's script already runs as one transaction");
-    case SQLITE_FUNCTION: {
-      std::string fn = Lower(a2);
-      if (fn == "load_extension") return Deny(st, false, "load_extension() is not allowed");
-      return SQLITE_OK;
-    }
+    case SQLITE_FUNCTION:
+      return AuthorizeFunction(st, a2);
     case SQLITE_PRAGMA: {
       std::string name = Lower(a1);
       bool has_value = a2 != nullptr;
@@ -118,6 +144,7 @@ int Authorizer(void* arg, int action, const char* a1, const char* a2, const char
             (name == "user_version" || name == "application_id")) {
           return Deny(st, true, "PRAGMA " + name + " writes; this request is read-only");
         }
+        if (has_value && IsConnectionSetting(name)) st->settings_changed = true;
         return SQLITE_OK;
       }
       return Deny(st, false,
@@ -127,8 +154,10 @@ int Authorizer(void* arg, int action, const char* a1, const char* a2, const char
     default:
       break;
   }
-  if (st->read_only && IsWrite(action) && !IsSchemaTableUpdate(action, a1)) {
-    return Deny(st, true, "this request is read-only; writes are refused");
+  if (action == SQLITE_CREATE_VTABLE && AuthorizeModule(st, a2) != SQLITE_OK) return SQLITE_DENY;
+  if (IsWrite(action) && !IsSchemaTableUpdate(action, a1)) {
+    if (st->read_only) return Deny(st, true, "this request is read-only; writes are refused");
+    st->wrote = true;
   }
   return SQLITE_OK;
 }
@@ -143,7 +172,61 @@ int Progress(void* arg) {
   return 0;
 }
 
+// changes() and total_changes() of this request only: SQLite's counters are
+// the connection's, and a branch's connection serves every client in turn.
+void ChangesFunc(sqlite3_context* ctx, int, sqlite3_value**) {
+  auto* st = static_cast<Sandbox::State*>(sqlite3_user_data(ctx));
+  sqlite3* db = sqlite3_context_db_handle(ctx);
+  // Unchanged total: no statement of this request changed a row, so the
+  // connection's last count is another request's (or this one's 0).
+  bool mine = sqlite3_total_changes64(db) != st->total_changes_base;
+  sqlite3_result_int64(ctx, mine ? sqlite3_changes64(db) : 0);
+}
+
+void TotalChangesFunc(sqlite3_context* ctx, int, sqlite3_value**) {
+  auto* st = static_cast<Sandbox::State*>(sqlite3_user_data(ctx));
+  sqlite3_result_int64(ctx,
+                       sqlite3_total_changes64(sqlite3_context_db_handle(ctx)) -
+                           st->total_changes_base);
+}
+
+// A boolean PRAGMA's value (false when it cannot be read).
+bool PragmaFlag(sqlite3* db, const char* sql) {
+  sqlite3_stmt* stmt = nullptr;
+  bool on = false;
+  if (sqlite3_prepare_v2(db, sql, -1, &stmt, nullptr) == SQLITE_OK &&
+      sqlite3_step(stmt) == SQLITE_ROW) {
+    on = sqlite3_column_int(stmt, 0) != 0;
+  }
+  sqlite3_finalize(stmt);
+  return on;
+}
+
+// Keeps only the reviewed, allowed virtual-table modules on db.
+int DropUnreviewedModules(sqlite3* db) {
+  std::vector<const char*> keep;
+  for (const auto& r : ModuleReviews()) {
+    if (r.allowed) keep.push_back(r.name.data());  // the names are literals: NUL-terminated
+  }
+  keep.push_back(nullptr);
+  return sqlite3_drop_modules(db, keep.data());
+}
+
 }  // namespace
+
+void ResetConnectionState(sqlite3* db, Sandbox::State* st) {
+  sqlite3_set_last_insert_rowid(db, 0);
+  st->total_changes_base = sqlite3_total_changes64(db);
+  if (!st->settings_changed) return;
+  std::string sql = std::string("PRAGMA foreign_keys=") + (st->foreign_keys ? "1" : "0") +
+                    "; PRAGMA recursive_triggers=" + (st->recursive_triggers ? "1" : "0") +
+                    "; PRAGMA case_sensitive_like=0;";
+  st->internal = true;
+  if (sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr) == SQLITE_OK) {
+    st->settings_changed = false;
+  }
+  st->internal = false;
+}
 
 void DbCloser::operator()(sqlite3* db) const { sqlite3_close_v2(db); }
 
@@ -157,6 +240,10 @@ Sandbox::~Sandbox() {
   if (db_ != nullptr) {
     sqlite3_set_authorizer(db_, nullptr, nullptr);
     sqlite3_progress_handler(db_, 0, nullptr, nullptr);
+    for (const char* name : {"changes", "total_changes"}) {  // SQLite's own again
+      sqlite3_create_function_v2(db_, name, 0, SQLITE_UTF8, nullptr, nullptr, nullptr, nullptr,
+                                 nullptr);
+    }
   }
 }
 
@@ -179,6 +266,22 @@ Result<std::unique_ptr<Sandbox>> Sandbox::Attach(sqlite3* db, const SandboxOptio
   }
   if (sqlite3_db_config(db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, &on) != SQLITE_OK || on != 0) {
     return fail("DBCONFIG_TRUSTED_SCHEMA");
+  }
+  // fts3_tokenizer()'s two-argument form stays possible with a bound
+  // parameter whatever this says; the authorizer refuses the function itself.
+  if (sqlite3_db_config(db, SQLITE_DBCONFIG_ENABLE_FTS3_TOKENIZER, 0, &on) != SQLITE_OK) {
+    return fail("DBCONFIG_ENABLE_FTS3_TOKENIZER");
+  }
+  if (DropUnreviewedModules(db) != SQLITE_OK) return fail("drop_modules");
+  State* st = sb->state_.get();
+  st->foreign_keys = PragmaFlag(db, "PRAGMA foreign_keys");
+  st->recursive_triggers = PragmaFlag(db, "PRAGMA recursive_triggers");
+  st->total_changes_base = sqlite3_total_changes64(db);
+  if (sqlite3_create_function_v2(db, "changes", 0, SQLITE_UTF8, st, ChangesFunc, nullptr,
+                                 nullptr, nullptr) != SQLITE_OK ||
+      sqlite3_create_function_v2(db, "total_changes", 0, SQLITE_UTF8, st, TotalChangesFunc,
+                                 nullptr, nullptr, nullptr) != SQLITE_OK) {
+    return fail("per-request changes()");
   }
   auto limit = [&](int id, int64_t value) {
     sqlite3_limit(db, id, static_cast<int>(std::min<int64_t>(value, 0x7fffffff)));

@@ -5,8 +5,12 @@
 // connection in the server):
 //   - an authorizer that denies ATTACH/DETACH (and so VACUUM INTO), transaction
 //     control inside a script (BEGIN/COMMIT/ROLLBACK; SAVEPOINTs are allowed),
-//     every PRAGMA not on the allow-list below, load_extension(), and, in
-//     read-only mode, every write;
+//     every PRAGMA not on the allow-list below, every function and every
+//     virtual-table module not allowed by the reviewed lists of allow_list.h
+//     (load_extension(), fts3_tokenizer(), ...), and, in read-only mode, every
+//     write;
+//   - only the allowed modules stay registered (sqlite3_drop_modules);
+//     SQLITE_DBCONFIG_ENABLE_FTS3_TOKENIZER off;
 //   - extension loading off (sqlite3_enable_load_extension and
 //     SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION); SQLITE_DBCONFIG_DEFENSIVE on;
 //     SQLITE_DBCONFIG_TRUSTED_SCHEMA off; SQLITE_DBCONFIG_ENABLE_TRIGGER/VIEW
@@ -41,15 +45,30 @@
 // parameter; true/false bind as 1/0. Results: per statement its columns, rows
 // (arrays in column order), rows_affected, truncated. Each statement's rows stop
 // at max_result_rows, the request's at max_result_bytes (approximate JSON
-// bytes): the cut statement is finished early and flagged truncated (reads
-// only; the remaining statements still run).
+// bytes): past them the script fails with result_too_large, unless the script
+// asks to be cut (Script::truncate, paging), when the cut statement is finished
+// early and flagged truncated (the remaining statements still run).
+//
+// A script whose statements are all read-only (sqlite3_stmt_readonly), that
+// changed no row and whose SQL (also a function's nested SQL) the authorizer
+// saw no write in ends with ROLLBACK, not COMMIT: it makes no checkpoint (also
+// on a never-written database, where BEGIN IMMEDIATE alone initializes page 1).
+// Other scripts COMMIT; the VFS commits nothing when no page was written.
+//
+// No state outlives a script on the connection (one connection serves every
+// client of a branch in turn): TEMP tables, views, triggers and indexes it
+// created are dropped before its COMMIT; connection PRAGMAs it set
+// (foreign_keys, recursive_triggers, case_sensitive_like) are restored after
+// it; last_insert_rowid() starts at 0 and changes() / total_changes() count
+// this script's changes only.
 //
 // Errors (Status reason): sql_forbidden (PermissionDenied), read_only
 // (PermissionDenied), statement_timeout (ResourceExhausted), sql_too_long /
 // branch_size_limit (ResourceExhausted), sql_error (InvalidArgument: syntax,
 // constraint, no such table...; message carries SQLite's, details the failing
 // statement index), invalid_params (InvalidArgument), busy (Unavailable),
-// sql_io_error (IOError). Error details carry {"statement": index}.
+// sql_io_error (IOError), result_too_large (ResourceExhausted: rows or bytes
+// past the caps, not cut). Error details carry {"statement": index}.
 //
 // Thread-safety: a Sandbox is bound to one connection and, like it, used by
 // one thread at a time. The connection must outlive the Sandbox, or be closed
@@ -92,9 +111,20 @@ struct Script {
   // null, an array (positional) or an object (named).
   nlohmann::json params;
   bool read_only = false;
-  // Runs after the last statement, before COMMIT (not for read-only scripts).
-  // An error rolls the script back and is returned.
+  // Runs after the last statement, before COMMIT (not for read-only scripts,
+  // nor for scripts that changed nothing). An error rolls the script back and
+  // is returned.
   std::function<Status()> before_commit;
+  // Past max_result_rows / max_result_bytes: false (default) fails the script
+  // (result_too_large, nothing committed); true cuts the statement, flags it
+  // truncated and goes on.
+  bool truncate = false;
+  // Paging (implies truncate): the script must be exactly one statement; its
+  // first skip_rows rows are skipped and at most page_rows (0 or more than
+  // max_result_rows: max_result_rows) are returned.
+  bool paged = false;
+  int64_t skip_rows = 0;
+  int64_t page_rows = 0;
 };
 
 struct StatementResult {

@@ -18,7 +18,20 @@ struct Sandbox::State {
   bool timed_out = false;        // the progress handler interrupted
   bool denied_read_only = false; // the last denial was a write in read-only mode
   std::string denial;            // why the authorizer last denied
+  bool wrote = false;            // the authorizer allowed a write during this script
+  bool settings_changed = false; // a script set a connection PRAGMA (restored after it)
+  // Connection settings as Attach found them, restored after a script set them.
+  bool foreign_keys = false;
+  bool recursive_triggers = false;
+  // sqlite3_total_changes64 when the script began: changes() and
+  // total_changes() count from here (no other request's counts show).
+  int64_t total_changes_base = 0;
 };
+
+// Puts the connection back as Attach left it after a script: TEMP objects are
+// dropped by Execute before COMMIT; this restores connection PRAGMAs a script
+// set and last_insert_rowid(). Runs outside any transaction.
+void ResetConnectionState(sqlite3* db, Sandbox::State* st);
 
 }  // namespace branchdb::server::sql
 

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "server/sql/sandbox.h"
 #include "server/sql/sandbox_internal.h"
@@ -280,6 +281,56 @@ std::string StatementText(const char* from, const char* to, const char* end) {
   return out;
 }
 
+std::string QuoteIdentifier(const std::string& name) {
+  std::string out = "\"";
+  for (char c : name) out += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return out + "\"";
+}
+
+// Drops every TEMP table, view and trigger (indexes go with their tables) when
+// the script wrote the temp schema: no TEMP object outlives the script on the
+// branch's shared connection. Runs inside the script's transaction.
+int DropTempObjects(sqlite3* db, Sandbox::State* st) {
+  if (sqlite3_txn_state(db, "temp") != SQLITE_TXN_WRITE) return SQLITE_OK;
+  std::vector<std::string> drops;
+  st->internal = true;
+  sqlite3_stmt* raw = nullptr;
+  int rc = sqlite3_prepare_v2(db,
+                              "SELECT type, name FROM temp.sqlite_schema WHERE type IN "
+                              "('trigger', 'view', 'table') AND name NOT LIKE 'sqlite\\_%' "
+                              "ESCAPE '\\' ORDER BY type = 'table'",
+                              -1, &raw, nullptr);
+  std::unique_ptr<sqlite3_stmt, StmtCloser> stmt(raw);
+  if (rc == SQLITE_OK) {
+    while ((rc = sqlite3_step(stmt.get())) == SQLITE_ROW) {
+      std::string type = reinterpret_cast<const char*>(sqlite3_column_text(stmt.get(), 0));
+      std::string name = reinterpret_cast<const char*>(sqlite3_column_text(stmt.get(), 1));
+      drops.push_back("DROP " + type + " IF EXISTS temp." + QuoteIdentifier(name));
+    }
+    if (rc == SQLITE_DONE) rc = SQLITE_OK;
+  }
+  stmt.reset();
+  for (size_t i = 0; i < drops.size() && rc == SQLITE_OK; ++i) {
+    rc = sqlite3_exec(db, drops[i].c_str(), nullptr, nullptr, nullptr);
+  }
+  st->internal = false;
+  return rc;
+}
+
+// A statement's rows or the script's bytes passed the caps, and the script
+// did not ask to be cut.
+Status ResultTooLarge(const std::string& where, bool rows, const SandboxOptions& o) {
+  std::string what = rows ? "its rows pass max_result_rows (" + std::to_string(o.max_result_rows) + ")"
+                          : "the results pass max_result_bytes (" +
+                                std::to_string(o.max_result_bytes) + " bytes)";
+  return Status::ResourceExhausted(
+      where + what +
+          "; nothing was returned or committed. Narrow it (LIMIT/OFFSET, or WHERE key > last "
+          "ORDER BY key LIMIT n), or read it in pages: send page_size, then each answer's "
+          "next_cursor (docs/api.md)",
+      "result_too_large");
+}
+
 }  // namespace
 
 Result<ScriptResult> Sandbox::Execute(const Script& script, ScriptError* error) {
@@ -291,6 +342,7 @@ Result<ScriptResult> Sandbox::Execute(const Script& script, ScriptError* error) 
     st->deadline_nanos = 0;
     if (sqlite3_get_autocommit(db_) == 0) Internal(db_, st, "ROLLBACK");
     st->read_only = false;
+    ResetConnectionState(db_, st);
     if (error != nullptr) {
       *error = ScriptError{s, index, ""};
       if (index >= 0 && stmt_from != nullptr) {
@@ -310,9 +362,11 @@ Result<ScriptResult> Sandbox::Execute(const Script& script, ScriptError* error) 
                                         "invalid_params"));
   }
   if (sqlite3_get_autocommit(db_) == 0) Internal(db_, st, "ROLLBACK");  // never inherit one
+  ResetConnectionState(db_, st);
 
   st->read_only = script.read_only;
   st->timed_out = false;
+  st->wrote = false;
   st->denial.clear();
   st->denied_read_only = false;
   st->deadline_nanos =
@@ -321,6 +375,9 @@ Result<ScriptResult> Sandbox::Execute(const Script& script, ScriptError* error) 
   int rc = Internal(db_, st, script.read_only ? "BEGIN DEFERRED" : "BEGIN IMMEDIATE");
   if (rc != SQLITE_OK) return fail(StatusFromSqlite(db_, st, rc, "BEGIN: "));
 
+  const bool cut = script.truncate || script.paged;
+  int64_t row_cap = options_.max_result_rows;
+  if (script.paged && script.page_rows > 0) row_cap = std::min(row_cap, script.page_rows);
   ScriptResult result;
   int64_t bytes = 0;
   size_t next_positional = 0;
@@ -345,6 +402,11 @@ Result<ScriptResult> Sandbox::Execute(const Script& script, ScriptError* error) 
     if (!stmt) continue;  // whitespace or a comment
     index = static_cast<int>(result.statements.size());
     std::string where = "statement " + std::to_string(index + 1) + ": ";
+    if (script.paged && index > 0) {
+      return fail(Status::InvalidArgument(
+          "paging (page_size, cursor) needs a script of exactly one statement",
+          "invalid_argument"));
+    }
     if (Status s = BindParams(stmt.get(), script.params, &next_positional); !s.ok()) {
       return fail(s.WithContext("statement " + std::to_string(index + 1)));
     }
@@ -356,11 +418,17 @@ Result<ScriptResult> Sandbox::Execute(const Script& script, ScriptError* error) 
     }
     sqlite3_int64 changes_before = sqlite3_total_changes64(db_);
     int64_t rows = 0;
+    int64_t skip = script.paged ? script.skip_rows : 0;
     while (true) {
       rc = sqlite3_step(stmt.get());
       if (rc == SQLITE_DONE) break;
       if (rc != SQLITE_ROW) return fail(StatusFromSqlite(db_, st, rc, where));
-      if (rows >= options_.max_result_rows || bytes >= options_.max_result_bytes) {
+      if (skip > 0) {
+        --skip;
+        continue;
+      }
+      if (rows >= row_cap || bytes >= options_.max_result_bytes) {
+        if (!cut) return fail(ResultTooLarge(where, rows >= row_cap, options_));
         out.truncated = true;
         break;
       }
@@ -383,12 +451,24 @@ Result<ScriptResult> Sandbox::Execute(const Script& script, ScriptError* error) 
                                         "invalid_params"));
   }
   st->deadline_nanos = 0;
-  if (!script.read_only && script.before_commit) {
-    if (Status s = script.before_commit(); !s.ok()) return fail(s);
+  // Conservative: any statement that may write, any write the authorizer let
+  // through (also from a function's nested SQL), or any row changed.
+  result.changed = result.changed || st->wrote ||
+                   sqlite3_total_changes64(db_) != st->total_changes_base;
+  if (script.read_only || !result.changed) {
+    rc = Internal(db_, st, "ROLLBACK");  // nothing to keep: no checkpoint
+    if (rc != SQLITE_OK) return fail(StatusFromSqlite(db_, st, rc, "ROLLBACK: "));
+  } else {
+    rc = DropTempObjects(db_, st);
+    if (rc != SQLITE_OK) return fail(StatusFromSqlite(db_, st, rc, "dropping TEMP objects: "));
+    if (script.before_commit) {
+      if (Status s = script.before_commit(); !s.ok()) return fail(s);
+    }
+    rc = Internal(db_, st, "COMMIT");
+    if (rc != SQLITE_OK) return fail(StatusFromSqlite(db_, st, rc, "COMMIT: "));
   }
-  rc = Internal(db_, st, "COMMIT");
-  if (rc != SQLITE_OK) return fail(StatusFromSqlite(db_, st, rc, "COMMIT: "));
   st->read_only = false;
+  ResetConnectionState(db_, st);
   return result;
 }
 

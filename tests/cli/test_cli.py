@@ -220,6 +220,14 @@ class SqlAndHistory(CliTestCase):
         self.assertEqual(json.loads(out)["error"]["code"], "sql_error")
         self.assertIn("statement 2", err)
         self.fails(USAGE, *P, "sql", "production")  # no SQL
+        # A result past the server's row cap is an error, never cut; --page-size
+        # fetches every page.
+        big = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 10005) "
+        out, err = self.fails(API_ERROR, *P, "--json", "sql", "production", big + "SELECT x FROM c")
+        self.assertEqual(json.loads(out)["error"]["code"], "result_too_large")
+        r = self.js(*P, "sql", "production", big + "SELECT x FROM c", "--page-size", "4000")
+        self.assertEqual([row[0] for row in r["results"][0]["rows"]], list(range(1, 10006)))
+        self.assertFalse(r["results"][0]["truncated"])
 
     def test_checkpoints_rollback_reset(self) -> None:
         P = ("--project", self.project("history"))

@@ -5,6 +5,7 @@
 #include <httplib.h>
 
 #include <catch2/catch.hpp>
+#include <functional>
 #include <fstream>
 #include <future>
 #include <thread>
@@ -24,7 +25,8 @@ using nlohmann::json;
 
 class McpFixture : public testing::LiveServer {
  public:
-  McpFixture() : token_(AdminToken()) {}
+  explicit McpFixture(const std::function<void(Config&)>& tweak = nullptr)
+      : LiveServer(tweak), token_(AdminToken()) {}
 
   // POSTs body to /mcp with the admin token (unless headers has one).
   httplib::Result Post(const std::string& body, httplib::Headers headers = {}) {
@@ -241,6 +243,36 @@ TEST_CASE("mcp: tool calls run the API as the caller", "[mcp]") {
                  {"status", "204"}}) == 1);
   CHECK(m.Value(http::kHttpRequests, {{"route", "/mcp"}, {"method", "POST"}, {"status", "200"}}) >=
         6);
+}
+
+TEST_CASE("mcp: run_sql never cuts a large result silently and says how to get the rest",
+          "[mcp]") {
+  McpFixture f([](Config& c) { c.max_result_rows = 3; });
+  REQUIRE(f.Tool("create_project", {{"name", "shop"}})["result"]["isError"] == false);
+  const json where = {{"project", "shop"}, {"branch", "production"}};
+  json setup = where;
+  setup["sql"] = "CREATE TABLE t(a); INSERT INTO t VALUES (1), (2), (3), (4), (5)";
+  REQUIRE(f.Tool("run_sql", setup)["result"]["isError"] == false);
+  json query = where;
+  query["sql"] = "SELECT a FROM t ORDER BY a";
+  json big = f.Tool("run_sql", query)["result"];
+  CHECK(big["isError"] == true);
+  CHECK(big["structuredContent"]["error"]["code"] == "result_too_large");
+  CHECK(big["content"][0]["text"].get<std::string>().find("page_size") != std::string::npos);
+
+  query["page_size"] = 3;
+  json page = f.Tool("run_sql", query)["result"];
+  REQUIRE(page["isError"] == false);
+  std::string cursor = page["structuredContent"]["next_cursor"];
+  CHECK(page["content"][0]["text"].get<std::string>().find("cursor \"" + cursor + "\"") !=
+        std::string::npos);
+  query.erase("page_size");
+  query["cursor"] = cursor;
+  json rest = f.Tool("run_sql", query)["result"];
+  REQUIRE(rest["isError"] == false);
+  CHECK(rest["structuredContent"]["next_cursor"].is_null());
+  CHECK(rest["structuredContent"]["results"][0]["rows"] == json::parse("[[4], [5]]"));
+  CHECK(rest["content"][0]["text"].get<std::string>().find("more rows") == std::string::npos);
 }
 
 TEST_CASE("mcp: schema validation and path encoding", "[mcp]") {

@@ -132,6 +132,27 @@ class ProjectsAndBranches(unittest.TestCase):
         self.assertEqual(self.c.get_branch("feature/schema").name, "feature/schema")
 
 
+class LargeResults(unittest.TestCase):
+    def setUp(self) -> None:
+        self.project = unique("big")
+        self.c = admin(self.project)
+        self.c.create_project(self.project)
+
+    def test_past_the_cap_raises_and_sql_rows_reads_every_page(self) -> None:
+        c = self.c
+        c.sql("production", "CREATE TABLE n(i); WITH RECURSIVE s(x) AS (SELECT 1 UNION ALL "
+                            "SELECT x + 1 FROM s WHERE x < 10001) INSERT INTO n SELECT x FROM s")
+        with self.assertRaises(branchdb.PayloadTooLarge) as cm:
+            c.sql("production", "SELECT i FROM n ORDER BY i")
+        self.assertEqual(cm.exception.code, "result_too_large")
+        page = c.sql("production", "SELECT i FROM n ORDER BY i", page_size=4000)
+        self.assertEqual(len(page.rows), 4000)
+        self.assertIsNotNone(page.next_cursor)
+        rows = list(c.sql_rows("production", "SELECT i FROM n WHERE i > ? ORDER BY i", [0],
+                               page_size=4000))
+        self.assertEqual([r[0] for r in rows], list(range(1, 10002)))
+
+
 class CheckpointsRollback(unittest.TestCase):
     def setUp(self) -> None:
         self.project = unique("ck")

@@ -440,6 +440,76 @@ TEST_CASE("metrics count requests, commits and cold starts", "[api][metrics]") {
   CHECK(m->body.find("branchdb_computes_active 1") != std::string::npos);
 }
 
+TEST_CASE("a script that changes nothing makes no checkpoint, the first on a never-written "
+          "database too", "[api]") {
+  ApiFixture f;
+  REQUIRE(f.Call("POST", "/v1/projects", {{"name", "shop"}}).first == 201);
+  const std::string prod = "/v1/projects/shop/branches/production";
+  auto checkpoints = [&] {
+    auto [status, list] = f.Call("GET", prod + "/checkpoints?limit=1000");
+    REQUIRE(status == 200);
+    return list["checkpoints"].size();
+  };
+  const size_t before = checkpoints();
+  auto first = f.Call("POST", prod + "/sql", {{"sql", "SELECT 1"}});
+  REQUIRE(first.first == 200);
+  CHECK(first.second["lsn"].is_null());
+  CHECK(checkpoints() == before);
+  REQUIRE(f.Call("POST", prod + "/sql", {{"sql", "CREATE TABLE t(a)"}}).second["lsn"].is_number());
+  auto none = f.Call("POST", prod + "/sql",
+                     {{"sql", "SELECT * FROM t; UPDATE t SET a = 1 WHERE 0; "
+                              "INSERT INTO t SELECT 1 WHERE 0"}});
+  REQUIRE(none.first == 200);
+  CHECK(none.second["lsn"].is_null());
+  CHECK(checkpoints() == before + 1);
+}
+
+TEST_CASE("a result past the server's cap is an error, never silently cut; pages at one snapshot "
+          "read all of it", "[api]") {
+  ApiFixture f([](Config& c) { c.max_result_rows = 5; });
+  REQUIRE(f.Call("POST", "/v1/projects", {{"name", "shop"}}).first == 201);
+  const std::string sql = "/v1/projects/shop/branches/production/sql";
+  REQUIRE(f.Call("POST", sql,
+                 {{"sql", "CREATE TABLE t(a); WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL "
+                          "SELECT x + 1 FROM c WHERE x < 12) INSERT INTO t SELECT x FROM c"}})
+              .first == 200);
+  const json query = {{"sql", "SELECT a FROM t WHERE a > ? ORDER BY a"}, {"params", {0}}};
+  auto whole = f.Call("POST", sql, query);
+  CHECK(whole.first == 413);
+  CHECK(whole.second["error"]["code"] == "result_too_large");
+  CHECK(whole.second["error"]["message"].get<std::string>().find("page_size") !=
+        std::string::npos);
+
+  json paged = query;
+  paged["page_size"] = 5;
+  auto page = f.Call("POST", sql, paged);
+  REQUIRE(page.first == 200);
+  const json lsn = page.second["snapshot_lsn"];
+  json rows = page.second["results"][0]["rows"];
+  CHECK(rows.size() == 5);
+  CHECK(page.second["results"][0]["truncated"] == true);
+  // A write between pages does not show in them: every page reads one LSN.
+  REQUIRE(f.Call("POST", sql, {{"sql", "DELETE FROM t WHERE a < 8"}}).second["lsn"].is_number());
+  while (page.second["next_cursor"].is_string()) {
+    json next = query;
+    next["cursor"] = page.second["next_cursor"];
+    page = f.Call("POST", sql, next);
+    REQUIRE(page.first == 200);
+    CHECK(page.second["snapshot_lsn"] == lsn);
+    for (const auto& row : page.second["results"][0]["rows"]) rows.push_back(row);
+  }
+  CHECK(page.second["results"][0]["truncated"] == false);
+  REQUIRE(rows.size() == 12);
+  for (int i = 0; i < 12; ++i) CHECK(rows[i][0] == i + 1);
+
+  json other = {{"sql", "SELECT a FROM t"}, {"cursor", "v1.1.5.5.0000000000000001"}};
+  CHECK(f.Call("POST", sql, other).second["error"]["code"] == "invalid_cursor");
+  CHECK(f.Call("POST", sql, {{"sql", "SELECT 1; SELECT 2"}, {"page_size", 2}}).first == 400);
+  CHECK(f.Call("POST", sql, {{"sql", "SELECT 1"}, {"page_size", 6}}).first == 400);
+  CHECK(f.Call("POST", sql, {{"sql", "DELETE FROM t"}, {"page_size", 2}}).second["error"]["code"] ==
+        "read_only");
+}
+
 TEST_CASE("deleting a project waits for requests using it", "[api]") {
   ApiFixture f;
   REQUIRE(f.Call("POST", "/v1/projects", {{"name", "gone"}}).first == 201);

@@ -34,6 +34,19 @@ class SandboxFixture {
     return sandbox_->Execute(s, &last_error_);
   }
 
+  Result<ScriptResult> Run(const Script& s) { return sandbox_->Execute(s, &last_error_); }
+
+  // Runs with results cut at the caps (Script::truncate), requires success.
+  ScriptResult Cut(const std::string& sql) {
+    Script s;
+    s.sql = sql;
+    s.truncate = true;
+    auto r = Run(s);
+    INFO(sql << " -> " << (r.ok() ? "ok" : r.status().ToString()));
+    REQUIRE(r.ok());
+    return std::move(*r);
+  }
+
   // Runs and requires success.
   ScriptResult Ok(const std::string& sql, json params = nullptr) {
     auto r = Run(sql, std::move(params));
@@ -152,6 +165,49 @@ TEST_CASE("the timeout reads the injected clock", "[sandbox]") {
                  " SELECT count(*) FROM c") == "statement_timeout");
 }
 
+TEST_CASE("a result past the row or byte cap fails the script: nothing is cut silently",
+          "[sandbox]") {
+  SandboxOptions o;
+  o.max_result_rows = 10;
+  o.max_result_bytes = 10000;
+  SandboxFixture f(o);
+  f.Ok("CREATE TABLE n(i); "
+       "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 20) "
+       "INSERT INTO n SELECT x FROM c");
+  CHECK(f.Reason("INSERT INTO n VALUES (0); SELECT i FROM n") == "result_too_large");
+  CHECK(f.last_error().statement == 1);
+  CHECK(f.Query("SELECT count(*) FROM n") == json::array({json::array({20})}));  // rolled back
+  CHECK(f.Reason("SELECT printf('%2000d', i) FROM n LIMIT 9") == "result_too_large");
+  CHECK(f.Ok("SELECT i FROM n LIMIT 10").statements[0].rows.size() == 10);  // at the cap: whole
+}
+
+TEST_CASE("paging: one statement, a page of rows after skipped ones", "[sandbox]") {
+  SandboxOptions o;
+  o.max_result_rows = 10;
+  SandboxFixture f(o);
+  f.Ok("CREATE TABLE n(i); "
+       "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 25) "
+       "INSERT INTO n SELECT x FROM c");
+  Script s;
+  s.sql = "SELECT i FROM n ORDER BY i";
+  s.read_only = true;
+  s.paged = true;
+  s.skip_rows = 20;
+  s.page_rows = 4;
+  auto page = f.Run(s);
+  REQUIRE(page.ok());
+  CHECK(page->statements[0].rows == json::parse("[[21],[22],[23],[24]]"));
+  CHECK(page->statements[0].truncated);
+  s.skip_rows = 24;
+  auto last = f.Run(s);
+  REQUIRE(last.ok());
+  CHECK(last->statements[0].rows == json::parse("[[25]]"));
+  CHECK_FALSE(last->statements[0].truncated);
+  s.sql = "SELECT 1; SELECT 2";
+  REQUIRE_FALSE(f.Run(s).ok());
+  CHECK(f.last_error().status.reason() == "invalid_argument");
+}
+
 TEST_CASE("a cartesian product of millions of rows is cut by the row cap", "[sandbox]") {
   SandboxOptions o;
   o.max_result_rows = 500;
@@ -159,7 +215,7 @@ TEST_CASE("a cartesian product of millions of rows is cut by the row cap", "[san
   f.Ok("CREATE TABLE n(i); "
        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 2000) "
        "INSERT INTO n SELECT x FROM c");
-  auto r = f.Ok("SELECT a.i, b.i FROM n a, n b; SELECT count(*) FROM n");  // 4,000,000 rows
+  auto r = f.Cut("SELECT a.i, b.i FROM n a, n b; SELECT count(*) FROM n");  // 4,000,000 rows
   REQUIRE(r.statements.size() == 2);
   CHECK(r.statements[0].truncated);
   CHECK(r.statements[0].rows.size() == 500);
@@ -171,7 +227,7 @@ TEST_CASE("the byte cap cuts results across statements", "[sandbox]") {
   SandboxOptions o;
   o.max_result_bytes = 10000;
   SandboxFixture f(o);
-  auto r = f.Ok(
+  auto r = f.Cut(
       "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000) "
       "SELECT x, printf('%100d', x) FROM c");
   CHECK(r.statements[0].truncated);
@@ -320,6 +376,64 @@ TEST_CASE("defensive mode and untrusted schema are on", "[sandbox]") {
   sqlite3_db_config(f.sandbox().db(), SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, -1, &v);
   CHECK(v == 0);
   CHECK(sqlite3_limit(f.sandbox().db(), SQLITE_LIMIT_ATTACHED, -1) == 0);
+}
+
+
+// --- No state of one script reaches the next (issue 13, items 2 and 16) -----
+
+int64_t FileSize(const std::string& path) {
+  FILE* file = std::fopen(path.c_str(), "rb");
+  if (file == nullptr) return -1;
+  std::fseek(file, 0, SEEK_END);
+  int64_t size = std::ftell(file);
+  std::fclose(file);
+  return size;
+}
+
+TEST_CASE("a script that changes nothing commits nothing, also on a never-written database",
+          "[sandbox]") {
+  SandboxFixture f;
+  auto r = f.Ok("SELECT 1; SELECT count(*) FROM sqlite_schema");
+  CHECK_FALSE(r.changed);
+  // BEGIN IMMEDIATE alone initializes page 1 of an empty database: COMMIT
+  // would write it.
+  CHECK(FileSize(f.dir().Sub("db.sqlite")) == 0);
+  CHECK(f.Ok("CREATE TABLE t(a)").changed);
+  CHECK(FileSize(f.dir().Sub("db.sqlite")) > 0);
+}
+
+TEST_CASE("no TEMP object outlives its script, and within it TEMP objects work", "[sandbox]") {
+  SandboxFixture f;
+  f.Ok("CREATE TABLE t(v)");
+  f.Ok("CREATE TEMP TABLE s(a); INSERT INTO s VALUES ('x'); CREATE INDEX temp.si ON s(a); "
+       "CREATE TEMP VIEW w AS SELECT a FROM s; "
+       "CREATE TEMP TRIGGER \"sp\"\"y\" AFTER INSERT ON t BEGIN "
+       "  UPDATE t SET v = 'rewritten' WHERE rowid = new.rowid; END; "
+       "INSERT INTO t SELECT a FROM w");
+  CHECK(f.Query("SELECT v FROM t") == json::parse(R"([["rewritten"]])"));  // its own write
+  CHECK(f.Query("SELECT count(*) FROM temp.sqlite_schema") == json::parse("[[0]]"));
+  f.Ok("INSERT INTO t VALUES ('mine')");
+  CHECK(f.Query("SELECT v FROM t WHERE rowid = 2") == json::parse(R"([["mine"]])"));
+  CHECK(f.Reason("SELECT * FROM s") == "sql_error");
+  // A failed script's TEMP objects go with its rollback.
+  CHECK(f.Reason("CREATE TEMP TABLE z(a); SELEC") == "sql_error");
+  CHECK(f.Query("SELECT count(*) FROM temp.sqlite_schema") == json::parse("[[0]]"));
+}
+
+TEST_CASE("a script sees no connection state of the one before it", "[sandbox]") {
+  SandboxFixture f;
+  const json recursive = f.Query("PRAGMA recursive_triggers");
+  f.Ok("CREATE TABLE t(a INTEGER PRIMARY KEY, b); INSERT INTO t(b) VALUES (1), (2), (3)");
+  CHECK(f.Query("SELECT last_insert_rowid(), changes(), total_changes()") ==
+        json::parse("[[0, 0, 0]]"));
+  CHECK(f.Query("INSERT INTO t(b) VALUES (9); SELECT last_insert_rowid(), changes(), "
+                "total_changes()") == json::parse("[[4, 1, 1]]"));
+  f.Ok("PRAGMA recursive_triggers = " + std::string(recursive[0][0] == 1 ? "0" : "1") +
+       "; PRAGMA case_sensitive_like = 1; SELECT 1");
+  CHECK(f.Query("PRAGMA recursive_triggers") == recursive);
+  CHECK(f.Query("SELECT 'a' LIKE 'A'") == json::parse("[[1]]"));
+  // Within the script the settings hold.
+  CHECK(f.Query("PRAGMA case_sensitive_like = 1; SELECT 'a' LIKE 'A'") == json::parse("[[0]]"));
 }
 
 }  // namespace

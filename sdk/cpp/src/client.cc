@@ -385,6 +385,8 @@ Result<SqlResult> Client::Sql(const std::string& project, const std::string& bra
   Json body = {{"sql", request.sql}};
   if (!request.params.is_null()) body["params"] = request.params;
   if (request.read_only) body["read_only"] = true;
+  if (request.page_size) body["page_size"] = *request.page_size;
+  if (request.cursor) body["cursor"] = *request.cursor;
   return impl_->CallAs<SqlResult>(
       Post(BranchPath(project, branch, "/sql"), body, true, request.idempotency_key));
 }

@@ -115,6 +115,7 @@ void FromJson(const Json& j, SqlResult& out) {
   out.lsn = Opt<uint64_t>(j, "lsn");
   out.snapshot_lsn = Get<uint64_t>(j, "snapshot_lsn");
   out.read_only = Get<bool>(j, "read_only");
+  out.next_cursor = Opt<std::string>(j, "next_cursor");
   out.raw = j;
 }
 

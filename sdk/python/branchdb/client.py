@@ -375,13 +375,17 @@ class Client:
     # -- SQL --------------------------------------------------------------------------------
 
     def sql(self, branch: str, sql: str, params: Params = None, *, read_only: bool = False,
-            project: Optional[str] = None, idempotency_key: Optional[str] = None) -> SqlResult:
+            project: Optional[str] = None, idempotency_key: Optional[str] = None,
+            page_size: Optional[int] = None, cursor: Optional[str] = None) -> SqlResult:
         """Runs a SQL script on the branch as one transaction (one checkpoint).
 
         ``params``: a sequence (positional ``?``, consumed across statements in
         order) or a mapping (``:name`` / ``@name`` / ``$name``). bytes bind as
         BLOB. With ``read_only`` (or a token with only sql:read) writes fail
-        with PermissionDenied (read_only)."""
+        with PermissionDenied (read_only). A result past the server's caps
+        raises (``result_too_large``); ``page_size`` (then the answer's
+        ``next_cursor`` as ``cursor``) reads one read-only statement in pages,
+        or use :meth:`sql_rows`."""
         body: Dict[str, Any] = {"sql": sql}
         if params is not None:
             if isinstance(params, (str, bytes)):
@@ -390,8 +394,26 @@ class Client:
                                           else list(params))
         if read_only:
             body["read_only"] = True
+        if page_size is not None:
+            body["page_size"] = page_size
+        if cursor is not None:
+            body["cursor"] = cursor
         return _parse(SqlResult, self._post(self._branch_path(project, branch, "/sql"), body,
                                               idempotency_key))
+
+    def sql_rows(self, branch: str, sql: str, params: Params = None, *,
+                 page_size: Optional[int] = None,
+                 project: Optional[str] = None) -> Iterator[List[Any]]:
+        """Every row of one read-only statement, fetched page by page (all pages
+        read the first page's snapshot LSN). ``page_size`` defaults to 1000."""
+        cursor: Optional[str] = None
+        while True:
+            page = self.sql(branch, sql, params, project=project, cursor=cursor,
+                            page_size=page_size or 1000)
+            yield from page.rows
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
 
     # -- checkpoints, rollback, reset ----------------------------------------------------
 
@@ -614,9 +636,16 @@ class BranchHandle:
         return self.info
 
     def sql(self, sql: str, params: Params = None, *, read_only: bool = False,
-            idempotency_key: Optional[str] = None) -> SqlResult:
+            idempotency_key: Optional[str] = None, page_size: Optional[int] = None,
+            cursor: Optional[str] = None) -> SqlResult:
         return self.client.sql(self.name, sql, params, read_only=read_only, project=self.project,
-                               idempotency_key=idempotency_key)
+                               idempotency_key=idempotency_key, page_size=page_size,
+                               cursor=cursor)
+
+    def sql_rows(self, sql: str, params: Params = None, *,
+                 page_size: Optional[int] = None) -> Iterator[List[Any]]:
+        return self.client.sql_rows(self.name, sql, params, page_size=page_size,
+                                    project=self.project)
 
     def checkpoints(self, *, limit: Optional[int] = None,
                     cursor: Optional[str] = None) -> CheckpointPage:

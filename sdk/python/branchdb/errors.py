@@ -183,7 +183,8 @@ class ConcurrentWrite(Conflict):
 
 
 class PayloadTooLarge(ApiError):
-    """413: request, SQL text, value or branch size over a limit."""
+    """413: request, SQL text, value, result (``result_too_large``: read it in
+    pages, ``Client.sql_rows``) or branch size over a limit."""
 
 
 class IdempotencyKeyReused(ApiError):

@@ -214,6 +214,7 @@ class SqlResult:
     lsn: Optional[int]
     snapshot_lsn: int = 0
     read_only: bool = False
+    next_cursor: Optional[str] = None  # paged requests: the next page's cursor, None at the end
     raw: JsonObject = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -221,7 +222,8 @@ class SqlResult:
         return cls(results=[StatementResult.from_json(r) for r in j.get("results", [])],
                    lsn=None if j.get("lsn") is None else int(j["lsn"]),
                    snapshot_lsn=int(j.get("snapshot_lsn", 0)),
-                   read_only=bool(j.get("read_only", False)), raw=dict(j))
+                   read_only=bool(j.get("read_only", False)),
+                   next_cursor=j.get("next_cursor"), raw=dict(j))
 
     @property
     def last(self) -> StatementResult:

@@ -172,20 +172,26 @@ struct SqlRequest {
   Json params;
   bool read_only = false;
   std::optional<std::string> idempotency_key;
+  // Paging (one read-only statement): rows per page (1..the server's
+  // max_result_rows), and SqlResult::next_cursor of the previous page. Without
+  // them, a result past the server's caps is an error (result_too_large).
+  std::optional<int64_t> page_size;
+  std::optional<std::string> cursor;
 };
 
 struct StatementResult {
   std::vector<std::string> columns;
   std::vector<std::vector<Json>> rows;  // SQL values as JSON (see the file comment)
   int64_t rows_affected = 0;
-  bool truncated = false;  // rows or bytes cut by a server limit
+  bool truncated = false;  // paged: this page ended before the statement's last row
 };
 
 struct SqlResult {
   std::vector<StatementResult> results;  // one per statement
   std::optional<uint64_t> lsn;           // the checkpoint committed; nullopt: nothing changed
-  uint64_t snapshot_lsn = 0;             // the state the script read
+  uint64_t snapshot_lsn = 0;             // the state the script read (every page's)
   bool read_only = false;
+  std::optional<std::string> next_cursor;  // paged: the next page's cursor; nullopt at the end
   Json raw;
 
   // The first column of the last statement's first row (null if none).
