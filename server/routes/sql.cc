@@ -162,9 +162,10 @@ Result<Cursor> DecodeCursor(const std::string& text) {
 // next ones as of the first page's snapshot LSN).
 void HandleSqlPage(Services* s, httplib::Response& res, const json& body,
                    const std::string& project, const std::string& branch) {
-  BRANCHDB_TRY_SEND(res, page_size, routes::OptInt(body, "page_size"));
-  BRANCHDB_TRY_SEND(res, cursor_text, routes::OptString(body, "cursor"));
   const int64_t max_rows = s->sandbox.max_result_rows;
+  BRANCHDB_TRY_SEND(res, page_size,
+                    routes::OptInt(body, "page_size", {1, max_rows}));
+  BRANCHDB_TRY_SEND(res, cursor_text, routes::OptString(body, "cursor"));
   sql::Script script;
   script.sql = body["sql"].get<std::string>();
   script.params = body.contains("params") ? body["params"] : json(nullptr);
@@ -181,15 +182,7 @@ void HandleSqlPage(Services* s, httplib::Response& res, const json& body,
     }
     c = *decoded;
   }
-  if (page_size->has_value()) {
-    if (**page_size < 1 || **page_size > max_rows) {
-      return http::SendError(res, Status::InvalidArgument(
-                                      "page_size: 1 to " + std::to_string(max_rows) +
-                                          " (the server's max_result_rows)",
-                                      "invalid_argument"));
-    }
-    c.page_size = **page_size;
-  }
+  if (page_size->has_value()) c.page_size = **page_size;
   auto gate = s->gate->Shared(project);
   checkpoints::ConnectionRequest request;
   request.read_only = true;
