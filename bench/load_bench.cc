@@ -78,7 +78,7 @@ std::string Token(int port, const std::string& id, const std::string& secret) {
 
 // A new OAuth client's token.
 std::string NewClientToken(int port, httplib::Client& admin, const std::string& name) {
-  json c = Post(admin, "/v1/clients", {{"name", name}, {"scopes", "sql:read sql:write"}}, 201);
+  json c = Post(admin, "/v1/clients", {{"name", name}, {"scopes", json::array({"sql:read", "sql:write"})}}, 201);
   return Token(port, c["client_id"], c["client_secret"]);
 }
 

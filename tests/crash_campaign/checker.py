@@ -177,6 +177,8 @@ class Checker:
         obs.integrity = [str(r[0]) for r in res[3]["rows"]]
 
     def history(self, name: str, limit: int) -> List[Dict[str, Any]]:
+        """The branch's current history, newest first: its checkpoint list (a
+        reflog) without the states a move left behind (`rolled_back`)."""
         out: List[Dict[str, Any]] = []
         cursor = ""
         while len(out) < limit:
@@ -184,7 +186,7 @@ class Checker:
             status, body = self.call("GET", branch_path(name, "/checkpoints") + q)
             if status != 200:
                 raise ServerGone(f"checkpoints of {name}: HTTP {status} {body}")
-            out += body["checkpoints"]
+            out += [c for c in body["checkpoints"] if not c.get("rolled_back")]
             cursor = body.get("next") or ""
             if not cursor:
                 break

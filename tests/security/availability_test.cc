@@ -76,7 +76,7 @@ int ListenBacklog(int port) {
 std::string OtherClientToken(testing::LiveServer& s, const std::string& admin) {
   auto c = s.Client();
   auto r = c.Post("/v1/clients", {{"Authorization", "Bearer " + admin}},
-                  R"j({"name":"polite","scopes":"sql:read sql:write branches:read"})j",
+                  R"j({"name":"polite","scopes":["sql:read","sql:write","branches:read"]})j",
                   "application/json");
   REQUIRE(r);
   INFO(r->body);

@@ -121,6 +121,7 @@ TEST_CASE("the MCP Origin check parses origins instead of prefix-matching them (
 }
 
 // The requests of the class test, on project p (each may fail anywhere).
+constexpr size_t kExportRequest = 8;  // index of the export in ExerciseApi's answers
 std::vector<httplib::Result> ExerciseApi(httplib::Client& c, const httplib::Headers& auth,
                                          const std::string& p, const std::string& sqlite_file) {
   std::vector<httplib::Result> out;
@@ -163,7 +164,12 @@ TEST_CASE("no error body shows the data directory, whichever file operation fail
     env.FailNth(n, testing::FaultType::kIOError, /*sticky=*/n % 2 == 0);
     auto results = ExerciseApi(c, auth, "p" + std::to_string(n), exported->body);
     env.ClearFault();
-    for (const auto& r : results) {
+    for (size_t i = 0; i < results.size(); ++i) {
+      const auto& r = results[i];
+      // The export streams: a read that fails after its 200 and
+      // Content-Length were sent can only cut the connection (the client
+      // sees a short body); it discloses nothing.
+      if (!r && i == kExportRequest) continue;
       REQUIRE(r);
       if (r->status >= 400) ++errors;
       INFO("fault #" << n << ": " << r->status << " " << r->body);

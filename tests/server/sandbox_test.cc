@@ -263,7 +263,7 @@ TEST_CASE("an error in statement 3 rolls back statements 1 and 2", "[sandbox]") 
   CHECK(f.Reason("INSERT INTO t VALUES (1); INSERT INTO t VALUES (2); INSERT INTO t VALUES (1)") ==
         "sql_error");
   CHECK(f.last_error().statement == 2);
-  CHECK(f.last_error().details() == json{{"statement", 2}});
+  CHECK(f.last_error().details() == json{{"statement", 2}, {"sql", "INSERT INTO t VALUES (1)"}});
   CHECK(f.Query("SELECT count(*) FROM t") == json::array({json::array({0})}));
 
   CHECK(f.Reason("INSERT INTO t VALUES (1); SELEC 1") == "sql_error");
