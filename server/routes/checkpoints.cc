@@ -437,12 +437,13 @@ void RegisterCheckpointRoutes(http::Router& router, Services& services) {
                if (base_lsn->has_value()) from.lsn = **base_lsn;
                to.branch = branch;
                if (lsn->has_value()) to.lsn = **lsn;
+               // Checked whatever the kind: every request integer is.
+               BRANCHDB_TRY_SEND(res, limit, routes::QueryInt(req, "limit", {1, 1000}));
                if (kind == "schema") {
                  BRANCHDB_TRY_SEND(res, d, s->catalog->DiffSchema(project, from, to));
                  return http::SendJson(res, 200, SchemaDiffJson(*d));
                }
                checkpoints::DataDiffOptions o;
-               BRANCHDB_TRY_SEND(res, limit, routes::QueryInt(req, "limit", {1, 1000}));
                o.limit = static_cast<size_t>(limit->value_or(100));
                o.cursor = req.get_param_value("cursor");
                std::string tables = req.get_param_value("tables");

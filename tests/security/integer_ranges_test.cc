@@ -179,6 +179,8 @@ const std::map<std::string, BaseRequest>& BaseRequests() {
        {"/v1/projects/ints/branches/dev/promote", {{"dry_run", true}}}},
       {"get /v1/projects/{project}/branches/{branch}/diff",
        {"/v1/projects/ints/branches/dev/diff?kind=schema&base=production", nullptr}},
+      {"post /v1/projects/{project}/branches/{branch}/sql",
+       {"/v1/projects/ints/branches/dev/sql", {{"sql", "SELECT 1"}}}},
       {"get /v1/projects/{project}/branches/{branch}/schema",
        {"/v1/projects/ints/branches/dev/schema", nullptr}},
       {"get /v1/projects/{project}/branches/{branch}/export",
