@@ -22,8 +22,8 @@
 #include <utility>
 #include <vector>
 
-#include "storage/env/env.h"
-#include "storage/util/status.h"
+#include "base/env.h"
+#include "base/status.h"
 
 namespace branchdb::auth {
 

@@ -21,7 +21,7 @@
 #include <utility>
 #include <vector>
 
-#include "storage/env/env.h"
+#include "base/env.h"
 
 namespace branchdb::bench {
 

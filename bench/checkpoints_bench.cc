@@ -19,12 +19,12 @@
 #include <vector>
 
 #include "bench/bench_util.h"
-#include "checkpoints/catalog.h"
+#include "catalog/catalog.h"
 
 namespace branchdb::bench {
 namespace {
 
-using checkpoints::Catalog;
+using catalog::Catalog;
 
 [[noreturn]] void Die(const std::string& what) {
   std::fprintf(stderr, "checkpoints_bench: %s\n", what.c_str());
@@ -39,7 +39,7 @@ void Exec(sqlite3* db, const std::string& sql) {
 }
 
 struct Setup {
-  std::vector<checkpoints::Lsn> checkpoints;  // LSNs of the history's commits
+  std::vector<catalog::Lsn> checkpoints;  // LSNs of the history's commits
   std::vector<int64_t> times;                 // their times
 };
 
@@ -86,7 +86,7 @@ Latency MeasureRollback(Catalog& cat, const std::string& project, const Setup& s
   std::mt19937_64 rng(7);
   std::vector<double> ms;
   for (int i = 0; i < n; ++i) {
-    checkpoints::RollbackTarget t;
+    catalog::RollbackTarget t;
     t.lsn = s.checkpoints[rng() % s.checkpoints.size()];
     double t0 = NowSeconds();
     auto r = cat.Rollback(project, "production", t);
@@ -105,8 +105,8 @@ Latency MeasureBranchFromTime(Catalog& cat, const std::string& project, const Se
   std::mt19937_64 rng(9);
   std::vector<double> ms;
   for (int i = 0; i < n; ++i) {
-    checkpoints::CreateBranchOptions o;
-    o.from.kind = checkpoints::BranchSource::Kind::kParentTime;
+    catalog::CreateBranchOptions o;
+    o.from.kind = catalog::BranchSource::Kind::kParentTime;
     o.from.time_micros = s.times[rng() % s.times.size()];
     std::string name = "b/" + std::to_string(i);
     double t0 = NowSeconds();
@@ -150,7 +150,7 @@ int Main() {
   int history = 10000;
   if (const char* s = std::getenv("BRANCHDB_BENCH_CHECKPOINTS")) history = std::max(10, std::atoi(s));
   ScratchDir dir("checkpoints_bench");
-  checkpoints::CatalogOptions o;
+  catalog::CatalogOptions o;
   o.reaper_interval_micros = 0;
   o.gc_interval_micros = 0;
   auto cat = Catalog::Open(o, dir.path());

@@ -37,7 +37,7 @@
 #include <vector>
 
 #include "bench/bench_util.h"
-#include "checkpoints/catalog.h"
+#include "catalog/catalog.h"
 #include "server/config.h"
 #include "server/server.h"
 #include "server/services.h"
@@ -149,8 +149,8 @@ Load RunHttp(int port, const std::string& token, int clients, double seconds, in
 
 // The baseline: the same statement prepared once on an in-process VFS
 // connection to the branch, same key sequence as client 0, for `seconds`.
-Load RunInProcess(checkpoints::Catalog& cat, double seconds, int64_t rows) {
-  checkpoints::ConnectionRequest req;
+Load RunInProcess(catalog::Catalog& cat, double seconds, int64_t rows) {
+  catalog::ConnectionRequest req;
   req.read_only = true;
   auto db = cat.OpenBranchConnection(kProject, "production", req);
   if (!db.ok()) Die("open branch connection: " + db.status().ToString());

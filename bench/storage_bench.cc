@@ -28,8 +28,8 @@
 #include <thread>
 #include <vector>
 
+#include "base/env.h"
 #include "bench/bench_util.h"
-#include "storage/env/env.h"
 #include "storage/page_store.h"
 
 using namespace branchdb;

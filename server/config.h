@@ -18,7 +18,7 @@
 #include <string>
 #include <vector>
 
-#include "storage/util/status.h"
+#include "base/status.h"
 
 namespace branchdb::server {
 

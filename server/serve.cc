@@ -9,8 +9,8 @@
 #include <string>
 #include <thread>
 
+#include "base/env.h"
 #include "server/server.h"
-#include "storage/env/env.h"
 
 namespace branchdb::server {
 

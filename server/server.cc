@@ -14,11 +14,12 @@
 #include <mutex>
 
 #include "auth/auth.h"
-#include "checkpoints/catalog.h"
+#include "base/process.h"
+#include "catalog/catalog.h"
 #include "server/compute/project_gate.h"
 #include "server/compute/supervisor.h"
-#include "server/http/auth_guard.h"
 #include "server/http/admission.h"
+#include "server/http/auth_guard.h"
 #include "server/http/errors.h"
 #include "server/http/guarded_server.h"
 #include "server/http/idempotency.h"
@@ -27,7 +28,6 @@
 #include "server/http/router.h"
 #include "server/http/timed_env.h"
 #include "server/routes/routes.h"
-#include "storage/env/process.h"
 
 namespace branchdb::server {
 namespace {
@@ -67,7 +67,7 @@ bool RunsSql(const std::string& label) {
 
 struct ApiServer::Parts {
   std::unique_ptr<http::TimedEnv> timed_env;
-  std::unique_ptr<checkpoints::Catalog> catalog;
+  std::unique_ptr<catalog::Catalog> catalog;
   std::unique_ptr<auth::AuthService> auth;
   std::unique_ptr<http::Metrics> metrics;
   std::unique_ptr<http::IdempotencyStore> idempotency;
@@ -168,7 +168,7 @@ Status ApiServer::Init() {
 
   parts_->timed_env = std::make_unique<http::TimedEnv>(
       env_, [metrics](double seconds) { metrics->Observe(http::kFsyncSeconds, {}, seconds); });
-  checkpoints::CatalogOptions cat_opts;
+  catalog::CatalogOptions cat_opts;
   cat_opts.env = parts_->timed_env.get();
   Parts* parts = parts_.get();
   auto logger = services_.logger;
@@ -181,11 +181,11 @@ Status ApiServer::Init() {
       parts->computes_for_reaper->Remove(project + "/" + branch);
     }
   };
-  auto catalog = checkpoints::Catalog::Open(cat_opts, config_.data_dir);
+  auto catalog = catalog::Catalog::Open(cat_opts, config_.data_dir);
   if (!catalog.ok()) return catalog.status().WithContext("catalog");
   parts_->catalog = std::move(*catalog);
   services_.catalog = parts_->catalog.get();
-  checkpoints::Catalog* cat = parts_->catalog.get();
+  catalog::Catalog* cat = parts_->catalog.get();
   metrics->AddCollector([cat](http::Metrics& m) {
     double bytes = 0;
     for (const auto& p : cat->ListProjects()) {
@@ -213,7 +213,7 @@ Status ApiServer::Init() {
   // (its own, else the server default), so that a compute created after a
   // rename or a restart sweeps by the persisted value.
   int64_t default_idle = config_.idle_timeout_seconds;
-  copts.open = [cat, parts, default_idle](const std::string& key) -> Result<sql::DbHandle> {
+  copts.open = [cat, parts, default_idle](const std::string& key) -> Result<storage::SqliteHandle> {
     size_t slash = key.find('/');
     std::string project = key.substr(0, slash), branch = key.substr(slash + 1);
     auto conn = cat->OpenBranchConnection(project, branch, {});
@@ -222,7 +222,7 @@ Status ApiServer::Init() {
     if (info.ok() && parts->computes != nullptr) {
       parts->computes->SetIdleTimeout(key, info->idle_timeout_seconds.value_or(default_idle));
     }
-    return sql::DbHandle(conn->release());
+    return storage::SqliteHandle(conn->release());
   };
   copts.on_cold_start = [metrics](const std::string&, int64_t nanos) {
     metrics->Increment(http::kColdStarts);

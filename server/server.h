@@ -15,10 +15,10 @@
 #include <atomic>
 #include <memory>
 
+#include "base/env.h"
+#include "base/status.h"
 #include "server/config.h"
 #include "server/services.h"
-#include "storage/env/env.h"
-#include "storage/util/status.h"
 
 namespace httplib {
 class Server;

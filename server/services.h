@@ -8,9 +8,9 @@
 
 #include <memory>
 
+#include "base/env.h"
 #include "server/config.h"
 #include "server/sql/sandbox.h"
-#include "storage/env/env.h"
 
 namespace spdlog {
 class logger;
@@ -19,7 +19,7 @@ class logger;
 namespace branchdb::auth {
 class AuthService;
 }
-namespace branchdb::checkpoints {
+namespace branchdb::catalog {
 class Catalog;
 }
 
@@ -47,7 +47,7 @@ struct Services {
   compute::ComputeSupervisor* computes = nullptr;
   compute::ProjectGate* gate = nullptr;  // hold shared while using a project's connections
   auth::AuthService* auth = nullptr;          // optional
-  checkpoints::Catalog* catalog = nullptr;    // optional
+  catalog::Catalog* catalog = nullptr;    // optional
   // The sandbox of every SQL connection (computes, promote's replay), from config.
   sql::SandboxOptions sandbox;
 };

@@ -2,8 +2,8 @@
 
 #include <cstdio>
 
-#include "storage/util/coding.h"
-#include "storage/util/crc32c.h"
+#include "base/coding.h"
+#include "base/crc32c.h"
 
 namespace branchdb::storage::internal {
 

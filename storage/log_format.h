@@ -10,8 +10,8 @@
 #include <utility>
 #include <vector>
 
+#include "base/status.h"
 #include "storage/page_store.h"
-#include "storage/util/status.h"
 
 namespace branchdb::storage::internal {
 

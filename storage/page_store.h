@@ -57,8 +57,8 @@
 #include <string_view>
 #include <vector>
 
-#include "storage/env/env.h"
-#include "storage/util/status.h"
+#include "base/env.h"
+#include "base/status.h"
 
 namespace branchdb::storage {
 

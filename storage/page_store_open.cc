@@ -1,9 +1,9 @@
 // PageStoreImpl: Open and recovery (docs/storage-format.md, "Recovery").
 #include <algorithm>
 
+#include "base/coding.h"
+#include "base/crc32c.h"
 #include "storage/page_store_impl.h"
-#include "storage/util/coding.h"
-#include "storage/util/crc32c.h"
 
 namespace branchdb::storage {
 

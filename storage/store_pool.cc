@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <vector>
 
-#include "storage/env/process.h"
+#include "base/process.h"
 #include "storage/log_format.h"
 
 namespace branchdb::storage {

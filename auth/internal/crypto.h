@@ -13,7 +13,7 @@
 #include <string>
 #include <string_view>
 
-#include "storage/util/status.h"
+#include "base/status.h"
 
 namespace branchdb::auth::internal {
 

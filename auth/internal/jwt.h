@@ -16,7 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "auth/internal/crypto.h"
-#include "storage/util/status.h"
+#include "base/status.h"
 
 namespace branchdb::auth::internal {
 

@@ -86,7 +86,18 @@ using Action = std::function<int(Context&)>;
 // The actions of the leaf subcommands, looked up after parsing.
 class Commands {
  public:
-  void Add(CLI::App* leaf, Action action) { actions_.emplace_back(leaf, std::move(action)); }
+  struct Command {
+    CLI::App* leaf;
+    Action action;
+    bool local;  // runs without resolving the client settings (`branchdb serve`)
+  };
+
+  void Add(CLI::App* leaf, Action action) { commands_.push_back({leaf, std::move(action), false}); }
+  // A command that runs on this machine, not against a server: its action
+  // gets a Context whose settings were not resolved.
+  void AddLocal(CLI::App* leaf, Action action) {
+    commands_.push_back({leaf, std::move(action), true});
+  }
   // An action that needs the SDK client: runs only when there are
   // credentials (else exits kExitAuth after saying how to give some).
   void AddForClient(CLI::App* leaf, std::function<int(Context&, bdb::Client*)> action);
@@ -94,11 +105,11 @@ class Commands {
   // config file): also exits kExitUsage when there is none.
   void AddForProject(CLI::App* leaf,
                      std::function<int(Context&, bdb::Client*, const std::string& project)> action);
-  // The action of the parsed leaf subcommand; nullptr when none was parsed.
-  const Action* Parsed() const;
+  // The parsed leaf subcommand; nullptr when none was parsed.
+  const Command* Parsed() const;
 
  private:
-  std::vector<std::pair<CLI::App*, Action>> actions_;
+  std::vector<Command> commands_;
 };
 
 // A subcommand whose --help ends with its examples (one command per line).
@@ -130,6 +141,14 @@ void RegisterInspectCommands(CLI::App& app, Commands& commands);   // diff, sche
 void RegisterTransferCommands(CLI::App& app, Commands& commands);  // export, import
 void RegisterAccessCommands(CLI::App& app,
                             Commands& commands);  // credential, client, token, compute
+
+// Subcommands that the binary adds beyond the client's (server/main.cc adds
+// `serve`), registered with Commands::AddLocal.
+using Registrar = std::function<void(CLI::App& app, Commands& commands, const Globals& globals)>;
+
+// The whole command line: parses argv, runs the chosen subcommand and returns
+// the process exit code (ExitCode).
+int Main(int argc, char** argv, const Registrar& local_commands = nullptr);
 
 }  // namespace branchdb::cli
 

@@ -281,9 +281,9 @@ void Commands::AddForProject(
   });
 }
 
-const Action* Commands::Parsed() const {
-  for (const auto& [app, action] : actions_) {
-    if (app->parsed()) return &action;
+const Commands::Command* Commands::Parsed() const {
+  for (const Command& c : commands_) {
+    if (c.leaf->parsed()) return &c;
   }
   return nullptr;
 }

@@ -24,7 +24,7 @@ struct ComputeSupervisor::Compute {
   // Changed only by the lease holder (use_mu held) or, when leases == 0,
   // under mu_. Sandbox before the handle: the sandbox is destroyed first.
   std::unique_ptr<sql::Sandbox> sandbox;
-  sql::DbHandle db;
+  storage::SqliteHandle db;
 };
 
 ComputeSupervisor::ComputeSupervisor(SupervisorOptions options) : options_(std::move(options)) {}

@@ -38,14 +38,14 @@
 #include <thread>
 #include <vector>
 
+#include "base/env.h"
+#include "base/status.h"
 #include "server/sql/sandbox.h"
-#include "storage/env/env.h"
-#include "storage/util/status.h"
 
 namespace branchdb::server::compute {
 
 // Opens the connection of a compute, by key (e.g. "<project>/<branch>").
-using ConnectionFactory = std::function<Result<sql::DbHandle>(const std::string& key)>;
+using ConnectionFactory = std::function<Result<storage::SqliteHandle>(const std::string& key)>;
 
 struct SupervisorOptions {
   Clock* clock = nullptr;            // required; not owned

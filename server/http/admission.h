@@ -12,7 +12,7 @@
 #include <mutex>
 #include <string>
 
-#include "storage/util/status.h"
+#include "base/status.h"
 
 namespace branchdb::server::http {
 

@@ -2,7 +2,7 @@
 
 #include <httplib.h>
 
-#include "checkpoints/catalog.h"
+#include "catalog/catalog.h"
 #include "server/http/errors.h"
 
 namespace branchdb::server::http {

@@ -18,7 +18,7 @@
 #include <string>
 #include <string_view>
 
-#include "storage/util/status.h"
+#include "base/status.h"
 
 namespace httplib {
 struct Response;

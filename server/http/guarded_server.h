@@ -40,7 +40,7 @@
 #include <thread>
 #include <vector>
 
-#include "storage/env/env.h"
+#include "base/env.h"
 
 namespace branchdb::server::http {
 

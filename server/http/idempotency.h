@@ -25,8 +25,8 @@
 #include <string>
 #include <utility>
 
-#include "storage/env/env.h"
-#include "storage/util/status.h"
+#include "base/env.h"
+#include "base/status.h"
 
 struct sqlite3;
 

@@ -41,8 +41,8 @@
 #include <string_view>
 #include <vector>
 
+#include "base/env.h"
 #include "server/http/admission.h"
-#include "storage/env/env.h"
 
 namespace httplib {
 class Server;

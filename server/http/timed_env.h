@@ -10,7 +10,7 @@
 #include <memory>
 #include <string>
 
-#include "storage/env/env.h"
+#include "base/env.h"
 
 namespace branchdb::server::http {
 

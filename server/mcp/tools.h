@@ -13,8 +13,8 @@
 #include <string>
 #include <string_view>
 
+#include "base/status.h"
 #include "server/mcp/mcp.h"
-#include "storage/util/status.h"
 
 namespace branchdb::server::mcp {
 

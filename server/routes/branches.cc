@@ -27,8 +27,8 @@ using routes::OptString;
 
 namespace {
 
-Result<checkpoints::CreateBranchOptions> ParseCreateBranch(const json& body, Clock* clock) {
-  checkpoints::CreateBranchOptions o;
+Result<catalog::CreateBranchOptions> ParseCreateBranch(const json& body, Clock* clock) {
+  catalog::CreateBranchOptions o;
   auto parent = OptString(body, "parent");
   if (!parent.ok()) return parent.status();
   if (parent->has_value()) o.from.parent = **parent;
@@ -46,7 +46,7 @@ Result<checkpoints::CreateBranchOptions> ParseCreateBranch(const json& body, Clo
       if (!v->has_value()) {
         return Status::InvalidArgument("at.lsn: expected a non-negative integer", "invalid_argument");
       }
-      o.from.kind = checkpoints::BranchSource::Kind::kParentLsn;
+      o.from.kind = catalog::BranchSource::Kind::kParentLsn;
       o.from.lsn = static_cast<uint64_t>(**v);
     } else if (at.contains("checkpoint")) {
       auto v = OptInt(at, "checkpoint", routes::kLsnRange, "at.checkpoint");
@@ -54,18 +54,18 @@ Result<checkpoints::CreateBranchOptions> ParseCreateBranch(const json& body, Clo
       if (!v->has_value()) {
         return Status::InvalidArgument("at.checkpoint: expected a checkpoint LSN", "invalid_argument");
       }
-      o.from.kind = checkpoints::BranchSource::Kind::kCheckpoint;
+      o.from.kind = catalog::BranchSource::Kind::kCheckpoint;
       o.from.lsn = static_cast<uint64_t>(**v);
     } else if (at.contains("timestamp")) {
       auto t = routes::ParseTime(at["timestamp"], "at.timestamp");
       if (!t.ok()) return t.status();
-      o.from.kind = checkpoints::BranchSource::Kind::kParentTime;
+      o.from.kind = catalog::BranchSource::Kind::kParentTime;
       o.from.time_micros = *t;
     } else if (at.contains("label")) {
       if (!at["label"].is_string()) {
         return Status::InvalidArgument("at.label: expected a string", "invalid_argument");
       }
-      o.from.kind = checkpoints::BranchSource::Kind::kLabel;
+      o.from.kind = catalog::BranchSource::Kind::kLabel;
       o.from.label = at["label"].get<std::string>();
     } else {
       return Status::InvalidArgument("at: unknown key " + at.begin().key(), "invalid_argument");
@@ -148,7 +148,7 @@ void RegisterBranchItemRoutes(http::Router& router, Services& services) {
                  // idle_timeout_seconds: 0 (never) to the maximum, or null (server default).
                  BRANCHDB_TRY_SEND(res, idle,
                                    OptInt(*body, "idle_timeout_seconds",
-                                          {0, checkpoints::kMaxIdleTimeoutSeconds}));
+                                          {0, catalog::kMaxIdleTimeoutSeconds}));
                  BRANCHDB_TRY_SEND(res, ttl, OptInt(*body, "ttl_seconds", routes::kTtlRange));
                  bool set_expiry = body->contains("expires_at");
                  std::optional<int64_t> when;

@@ -35,35 +35,35 @@ namespace {
 
 const char* kBranchPath = R"(/v1/projects/([^/]+)/branches/(.+))";
 
-Result<checkpoints::RollbackTarget> ParseTarget(const json& body) {
+Result<catalog::RollbackTarget> ParseTarget(const json& body) {
   Status bad = Status::InvalidArgument(
       "to: expected exactly one of {\"checkpoint\":N}, {\"lsn\":N}, {\"timestamp\":T}, "
       "{\"actions\":N}, {\"label\":\"...\"}",
       "invalid_argument");
   if (!body.contains("to") || !body["to"].is_object() || body["to"].size() != 1) return bad;
   const json& to = body["to"];
-  checkpoints::RollbackTarget t;
+  catalog::RollbackTarget t;
   if (to.contains("checkpoint") || to.contains("lsn")) {
     const std::string key = to.contains("checkpoint") ? "checkpoint" : "lsn";
     auto v = routes::OptInt(to, key, routes::kLsnRange, "to." + key);
     if (!v.ok()) return v.status();
     if (!v->has_value()) return bad;
-    t.kind = checkpoints::RollbackTarget::Kind::kLsn;
+    t.kind = catalog::RollbackTarget::Kind::kLsn;
     t.lsn = static_cast<uint64_t>(**v);
   } else if (to.contains("timestamp")) {
     auto when = routes::ParseTime(to["timestamp"], "to.timestamp");
     if (!when.ok()) return when.status();
-    t.kind = checkpoints::RollbackTarget::Kind::kTime;
+    t.kind = catalog::RollbackTarget::Kind::kTime;
     t.time_micros = *when;
   } else if (to.contains("actions")) {
     auto v = routes::OptInt(to, "actions", {1, 1000000}, "to.actions");
     if (!v.ok()) return v.status();
     if (!v->has_value()) return bad;
-    t.kind = checkpoints::RollbackTarget::Kind::kActionsBack;
+    t.kind = catalog::RollbackTarget::Kind::kActionsBack;
     t.actions = static_cast<int>(**v);
   } else if (to.contains("label")) {
     if (!to["label"].is_string()) return bad;
-    t.kind = checkpoints::RollbackTarget::Kind::kLabel;
+    t.kind = catalog::RollbackTarget::Kind::kLabel;
     t.label = to["label"].get<std::string>();
   } else {
     return bad;
@@ -71,13 +71,13 @@ Result<checkpoints::RollbackTarget> ParseTarget(const json& body) {
   return t;
 }
 
-json MoveJson(const checkpoints::RollbackResult& r) {
+json MoveJson(const catalog::RollbackResult& r) {
   return {{"head_lsn", r.head_lsn},
           {"previous_head_lsn", r.previous_head_lsn},
           {"target_lsn", r.target_lsn}};
 }
 
-json SchemaDiffJson(const checkpoints::SchemaDiff& d) {
+json SchemaDiffJson(const catalog::SchemaDiff& d) {
   json objects = json::array();
   for (const auto& o : d.objects) {
     objects.push_back({{"type", o.type},
@@ -104,7 +104,7 @@ json RawOrNull(const std::string& text) {
 
 json CursorJson(const std::string& next) { return next.empty() ? json(nullptr) : json(next); }
 
-json DataDiffJson(const checkpoints::DataDiff& d) {
+json DataDiffJson(const catalog::DataDiff& d) {
   json tables = json::array();
   for (const auto& t : d.tables) {
     json rows = json::array();
@@ -133,7 +133,7 @@ json DataDiffJson(const checkpoints::DataDiff& d) {
           {"next", CursorJson(d.next_cursor)}};
 }
 
-json PatchJson(const checkpoints::DataPatch& p) {
+json PatchJson(const catalog::DataPatch& p) {
   std::string sql;
   for (const auto& s : p.statements) sql += s + (s.rfind("--", 0) == 0 ? "\n" : ";\n");
   return {{"kind", "patch"},
@@ -163,7 +163,7 @@ Result<sql::ScriptResult> RunScript(sqlite3* db, const sql::SandboxOptions& o,
 // One recorded action, run again exactly as the SQL route ran it, its commit
 // annotated as the catalog asks (rows filled in, as the SQL route does).
 Status ReplayAction(const sql::SandboxOptions& o, sqlite3* db,
-                    const checkpoints::ReplayAction& action) {
+                    const catalog::ReplayAction& action) {
   sql::Script script;
   script.sql = action.annotation.sql;
   script.params = action.annotation.params_json.empty()
@@ -172,9 +172,9 @@ Status ReplayAction(const sql::SandboxOptions& o, sqlite3* db,
   script.truncate = true;  // its results are not returned: a big SELECT must not fail it
   sqlite3_int64 changes_before = sqlite3_total_changes64(db);
   script.before_commit = [&] {
-    checkpoints::Annotation a = action.annotation;
+    catalog::Annotation a = action.annotation;
     a.rows = sqlite3_total_changes64(db) - changes_before;
-    return checkpoints::AnnotateNextCommit(db, a, o.max_db_bytes);
+    return catalog::AnnotateNextCommit(db, a, o.max_db_bytes);
   };
   return RunScript(db, o, script).status();
 }
@@ -207,7 +207,7 @@ json ErrorJson(const Status& st) {
   return {{"code", http::ErrorCodeFor(st)}, {"message", st.message()}};
 }
 
-json PromoteJson(const checkpoints::PromoteResult& r, const std::string& verify) {
+json PromoteJson(const catalog::PromoteResult& r, const std::string& verify) {
   json actions = json::array();
   for (const auto& a : r.actions) {
     actions.push_back({{"lsn", a.lsn}, {"summary", a.summary}, {"rows", a.rows}});
@@ -226,7 +226,7 @@ json PromoteJson(const checkpoints::PromoteResult& r, const std::string& verify)
           {"attempts", r.attempts}};
 }
 
-json FailureDetails(const Status& st, const checkpoints::PromoteFailure& f) {
+json FailureDetails(const Status& st, const catalog::PromoteFailure& f) {
   json d = json::object();
   if (st.reason() == "replay_failed") {
     d["failed_action"] = {{"index", f.index},
@@ -243,17 +243,17 @@ json FailureDetails(const Status& st, const checkpoints::PromoteFailure& f) {
   return d;
 }
 
-Result<checkpoints::PromoteOptions> ParsePromote(const json& body) {
-  checkpoints::PromoteOptions o;
+Result<catalog::PromoteOptions> ParsePromote(const json& body) {
+  catalog::PromoteOptions o;
   auto mode = routes::OptString(body, "mode");
   if (!mode.ok()) return mode.status();
   std::string m = mode->value_or("auto");
   if (m == "auto") {
-    o.mode = checkpoints::PromoteOptions::Mode::kAuto;
+    o.mode = catalog::PromoteOptions::Mode::kAuto;
   } else if (m == "fast_forward") {
-    o.mode = checkpoints::PromoteOptions::Mode::kFastForward;
+    o.mode = catalog::PromoteOptions::Mode::kFastForward;
   } else if (m == "replay") {
-    o.mode = checkpoints::PromoteOptions::Mode::kReplay;
+    o.mode = catalog::PromoteOptions::Mode::kReplay;
   } else {
     return Status::InvalidArgument("mode: expected \"auto\", \"fast_forward\" or \"replay\"",
                                    "invalid_argument");
@@ -304,13 +304,13 @@ void HandlePromote(Services* s, const httplib::Request& req, httplib::Response& 
   }
   const sql::SandboxOptions& sandbox = s->sandbox;
   options->actor = {who->client_id, ctx.request_id};
-  options->replay = [&sandbox](sqlite3* db, const checkpoints::ReplayAction& a) {
+  options->replay = [&sandbox](sqlite3* db, const catalog::ReplayAction& a) {
     return ReplayAction(sandbox, db, a);
   };
   options->verify_query = [&sandbox](sqlite3* db, const std::string& q) {
     return VerifyQuery(sandbox, db, q);
   };
-  checkpoints::PromoteFailure failure;
+  catalog::PromoteFailure failure;
   auto gate = s->gate->Shared(project);
   auto r = s->catalog->Promote(project, branch, *options, &failure);
   if (r.ok() && !r->dry_run) s->computes->Invalidate(routes::ComputeKey(project, r->parent));
@@ -421,7 +421,7 @@ void RegisterCheckpointRoutes(http::Router& router, Services& services) {
                }
                BRANCHDB_TRY_SEND(res, base_lsn, routes::QueryInt(req, "base_lsn", routes::kLsnRange));
                BRANCHDB_TRY_SEND(res, lsn, routes::QueryInt(req, "lsn", routes::kLsnRange));
-               checkpoints::StateRef from, to;
+               catalog::StateRef from, to;
                from.branch = req.get_param_value("base");
                if (from.branch.empty()) {
                  BRANCHDB_TRY_SEND(res, b, s->catalog->GetBranch(project, branch));
@@ -443,7 +443,7 @@ void RegisterCheckpointRoutes(http::Router& router, Services& services) {
                  BRANCHDB_TRY_SEND(res, d, s->catalog->DiffSchema(project, from, to));
                  return http::SendJson(res, 200, SchemaDiffJson(*d));
                }
-               checkpoints::DataDiffOptions o;
+               catalog::DataDiffOptions o;
                o.limit = static_cast<size_t>(limit->value_or(100));
                o.cursor = req.get_param_value("cursor");
                std::string tables = req.get_param_value("tables");

@@ -110,7 +110,7 @@ std::string ComputeKey(const std::string& project, const std::string& branch) {
   return project + "/" + branch;
 }
 
-json ProjectJson(const checkpoints::ProjectInfo& p) {
+json ProjectJson(const catalog::ProjectInfo& p) {
   return {{"id", p.id},
           {"name", p.name},
           {"created_at", FormatTime(p.created_micros)},
@@ -118,11 +118,11 @@ json ProjectJson(const checkpoints::ProjectInfo& p) {
           {"default_branch", p.default_branch}};
 }
 
-int64_t EffectiveIdleTimeout(const checkpoints::BranchInfo& b, int64_t default_seconds) {
+int64_t EffectiveIdleTimeout(const catalog::BranchInfo& b, int64_t default_seconds) {
   return b.idle_timeout_seconds.value_or(default_seconds);
 }
 
-json BranchJson(const checkpoints::BranchInfo& b, int64_t default_idle_timeout_seconds) {
+json BranchJson(const catalog::BranchInfo& b, int64_t default_idle_timeout_seconds) {
   json j = {{"name", b.name},
             {"parent", b.parent.empty() ? json(nullptr) : json(b.parent)},
             {"head_lsn", b.head},
@@ -137,7 +137,7 @@ json BranchJson(const checkpoints::BranchInfo& b, int64_t default_idle_timeout_s
   return j;
 }
 
-json CheckpointJson(const checkpoints::CheckpointInfo& c) {
+json CheckpointJson(const catalog::CheckpointInfo& c) {
   json out = {{"lsn", c.lsn},
           {"time", FormatTime(c.time_micros)},
           {"kind", c.annotation.kind},

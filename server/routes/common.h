@@ -9,8 +9,8 @@
 #include <optional>
 #include <string>
 
-#include "checkpoints/catalog.h"
-#include "storage/util/status.h"
+#include "base/status.h"
+#include "catalog/catalog.h"
 
 namespace httplib {
 struct Request;
@@ -42,13 +42,13 @@ Result<int64_t> ParseTime(const nlohmann::json& value, const std::string& field)
 // The compute key of a branch: "<project>/<branch>" (projects have no '/').
 std::string ComputeKey(const std::string& project, const std::string& branch);
 
-nlohmann::json ProjectJson(const checkpoints::ProjectInfo& p);
+nlohmann::json ProjectJson(const catalog::ProjectInfo& p);
 // The compute idle timeout in effect for b: its own, else default_seconds.
-int64_t EffectiveIdleTimeout(const checkpoints::BranchInfo& b, int64_t default_seconds);
+int64_t EffectiveIdleTimeout(const catalog::BranchInfo& b, int64_t default_seconds);
 // "idle_timeout_seconds" is the effective value (default_idle_timeout_seconds
 // when the branch has none of its own).
-nlohmann::json BranchJson(const checkpoints::BranchInfo& b, int64_t default_idle_timeout_seconds);
-nlohmann::json CheckpointJson(const checkpoints::CheckpointInfo& c);
+nlohmann::json BranchJson(const catalog::BranchInfo& b, int64_t default_idle_timeout_seconds);
+nlohmann::json CheckpointJson(const catalog::CheckpointInfo& c);
 
 // An integer query parameter within range (decimal digits only); nullopt when
 // absent. InvalidArgument naming it and the range otherwise.

@@ -24,7 +24,7 @@ using routes::OptInt;
 namespace {
 // restore_window_seconds: 0 to 35 days (the catalog's limit), checked in seconds.
 constexpr routes::IntRange kRestoreWindowRange{
-    0, checkpoints::kMaxRestoreWindowMicros / checkpoints::kMicrosPerSecond};
+    0, catalog::kMaxRestoreWindowMicros / catalog::kMicrosPerSecond};
 }  // namespace
 
 void RegisterProjectRoutes(http::Router& router, Services& services) {
@@ -45,7 +45,7 @@ void RegisterProjectRoutes(http::Router& router, Services& services) {
                                                   "name: required string", "invalid_argument"));
                 }
                 BRANCHDB_TRY_SEND(res, window, OptInt(*body, "restore_window_seconds", kRestoreWindowRange));
-                checkpoints::CreateProjectOptions o;
+                catalog::CreateProjectOptions o;
                 if (window->has_value()) o.restore_window_micros = **window * 1000000;
                 BRANCHDB_TRY_SEND(
                     res, p, s->catalog->CreateProject((*body)["name"].get<std::string>(), o));

@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "auth/auth.h"
-#include "checkpoints/annotation.h"
+#include "catalog/annotation.h"
 #include "server/compute/project_gate.h"
 #include "server/compute/supervisor.h"
 #include "server/http/auth_guard.h"
@@ -99,7 +99,7 @@ void SendBearerError(httplib::Response& res, const auth::BearerError& error) {
 Result<storage::SqliteHandle> OpenReadOnly(Services& s, const std::string& project,
                                            const std::string& branch,
                                            std::optional<uint64_t> lsn) {
-  checkpoints::ConnectionRequest r;
+  catalog::ConnectionRequest r;
   r.read_only = true;
   if (lsn) r.as_of = *lsn;
   return s.catalog->OpenBranchConnection(project, branch, r);
@@ -184,7 +184,7 @@ void HandleSqlPage(Services* s, httplib::Response& res, const json& body,
   }
   if (page_size->has_value()) c.page_size = **page_size;
   auto gate = s->gate->Shared(project);
-  checkpoints::ConnectionRequest request;
+  catalog::ConnectionRequest request;
   request.read_only = true;
   if (!first) request.as_of = c.lsn;
   BRANCHDB_TRY_SEND(res, conn, s->catalog->OpenBranchConnection(project, branch, request));
@@ -246,7 +246,7 @@ void HandleSql(Services* s, const httplib::Request& req, httplib::Response& res,
   script.read_only = read_only;
   sqlite3_int64 changes_before = sqlite3_total_changes64(db);
   script.before_commit = [&] {
-    checkpoints::Annotation a;
+    catalog::Annotation a;
     a.kind = "sql";
     a.client_id = who->client_id;
     a.request_id = ctx.request_id;
@@ -256,12 +256,12 @@ void HandleSql(Services* s, const httplib::Request& req, httplib::Response& res,
     // record's payload and counted against the branch's size; an action past
     // kMaxScriptBytes is recorded as not replayable.
     a.sql = script.sql;
-    if (script.sql.size() > checkpoints::kMaxScriptBytes) {
+    if (script.sql.size() > catalog::kMaxScriptBytes) {
       a.sql_omitted = true;
     } else if (!script.params.is_null()) {
       a.params_json = http::DumpJson(script.params);
     }
-    return checkpoints::AnnotateNextCommit(db, a, s->sandbox.max_db_bytes);
+    return catalog::AnnotateNextCommit(db, a, s->sandbox.max_db_bytes);
   };
   storage::Lsn commit_before = storage::LastCommitLsn(db);
   sql::ScriptError error;

@@ -9,7 +9,7 @@
 // the body as it arrives into a buffer and appends each full buffer to the
 // catalog's ImportWriter (a hidden timeline), which names the branch in one
 // step once the whole file is in and passes quick_check: an import is atomic,
-// also across a crash (checkpoints/catalog.h, ImportWriter).
+// also across a crash (catalog/catalog.h, ImportWriter).
 #include <httplib.h>
 #include <sqlite3.h>
 
@@ -18,7 +18,7 @@
 #include <shared_mutex>
 
 #include "auth/auth.h"
-#include "checkpoints/catalog.h"
+#include "catalog/catalog.h"
 #include "server/compute/project_gate.h"
 #include "server/http/auth_guard.h"
 #include "server/http/errors.h"
@@ -87,7 +87,7 @@ void HandleExport(Services* s, const httplib::Request& req, httplib::Response& r
   if (!http::RequireAuth(*s, req, res, auth::Operation::kExportBranch, project, branch)) return;
   BRANCHDB_TRY_SEND(res, lsn, routes::QueryInt(req, "lsn", routes::kLsnRange));
   auto gate = s->gate->Shared(project);
-  checkpoints::ConnectionRequest r;
+  catalog::ConnectionRequest r;
   r.read_only = true;
   if (*lsn) r.as_of = **lsn;
   BRANCHDB_TRY_SEND(res, conn, s->catalog->OpenBranchConnection(project, branch, r));
@@ -130,7 +130,7 @@ Status TooLarge(uint64_t max_bytes) {
 // reading (and discarding) the body, so that the connection stays in step.
 class ImportSink {
  public:
-  ImportSink(checkpoints::ImportWriter* writer, size_t buffer_bytes, uint64_t max_bytes,
+  ImportSink(catalog::ImportWriter* writer, size_t buffer_bytes, uint64_t max_bytes,
              http::Metrics* metrics)
       : writer_(writer), buffer_bytes_(buffer_bytes), max_bytes_(max_bytes), metrics_(metrics) {}
 
@@ -166,7 +166,7 @@ class ImportSink {
   const std::string& rest() const { return buffer_; }
 
  private:
-  checkpoints::ImportWriter* writer_;
+  catalog::ImportWriter* writer_;
   const size_t buffer_bytes_;
   const uint64_t max_bytes_;
   http::Metrics* metrics_;

@@ -228,8 +228,6 @@ void ResetConnectionState(sqlite3* db, Sandbox::State* st) {
   st->internal = false;
 }
 
-void DbCloser::operator()(sqlite3* db) const { sqlite3_close_v2(db); }
-
 Sandbox::Sandbox(sqlite3* db, const SandboxOptions& options)
     : db_(db), options_(options), state_(std::make_unique<State>()) {
   state_->clock = options.clock;

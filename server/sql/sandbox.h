@@ -83,18 +83,13 @@
 #include <string>
 #include <vector>
 
-#include "storage/env/env.h"
-#include "storage/util/status.h"
+#include "base/env.h"
+#include "base/status.h"
+#include "storage/vfs/vfs.h"
 
 struct sqlite3;
 
 namespace branchdb::server::sql {
-
-// Closes a connection with sqlite3_close_v2.
-struct DbCloser {
-  void operator()(sqlite3* db) const;
-};
-using DbHandle = std::unique_ptr<sqlite3, DbCloser>;
 
 struct SandboxOptions {
   Clock* clock = nullptr;                 // required; not owned

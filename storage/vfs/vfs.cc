@@ -17,7 +17,7 @@
 #include <random>
 #include <string>
 
-#include "storage/env/env.h"
+#include "base/env.h"
 #include "storage/vfs/vfs_internal.h"
 
 namespace branchdb::storage {

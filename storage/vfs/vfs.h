@@ -24,8 +24,8 @@
 #include <optional>
 #include <string>
 
+#include "base/status.h"
 #include "storage/page_store.h"
-#include "storage/util/status.h"
 
 struct sqlite3;
 

@@ -21,9 +21,9 @@
 #include <optional>
 #include <string>
 
+#include "base/status.h"
 #include "storage/page_store.h"
 #include "storage/vfs/vfs.h"
-#include "storage/util/status.h"
 
 namespace branchdb::storage::vfs_internal {
 

@@ -14,7 +14,7 @@
 #include "auth/auth.h"
 #include "auth/internal/crypto.h"
 #include "auth/internal/jwt.h"
-#include "storage/env/mock_clock.h"
+#include "base/mock_clock.h"
 #include "tests/util/temp_dir.h"
 
 namespace branchdb::auth::testing {

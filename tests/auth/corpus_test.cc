@@ -4,7 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include "auth/internal/jwt.h"
-#include "storage/env/env.h"
+#include "base/env.h"
 
 namespace branchdb::auth::internal {
 namespace {

@@ -30,7 +30,7 @@
 #include <string>
 #include <thread>
 
-#include "checkpoints/catalog.h"
+#include "catalog/catalog.h"
 #include "server/config.h"
 #include "server/server.h"
 #include "tests/util/temp_dir.h"
@@ -157,10 +157,10 @@ int SendPrefix(int port, const std::string& token, const std::string& branch,
 // Also checks that no timeline without a branch survived the reopen.
 bool CheckAbsentOrComplete(const std::string& data_dir, const std::string& branch,
                            const std::string& file) {
-  checkpoints::CatalogOptions o;
+  catalog::CatalogOptions o;
   o.reaper_interval_micros = 0;
   o.gc_interval_micros = 0;
-  auto cat = checkpoints::Catalog::Open(o, data_dir);
+  auto cat = catalog::Catalog::Open(o, data_dir);
   REQUIRE(cat.ok());
   auto branches = (*cat)->ListBranches("acme");
   REQUIRE(branches.ok());

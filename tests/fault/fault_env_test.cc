@@ -5,7 +5,7 @@
 
 #include <string>
 
-#include "storage/env/env.h"
+#include "base/env.h"
 #include "tests/util/fault_injection_env.h"
 #include "tests/util/temp_dir.h"
 

@@ -9,7 +9,7 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
-#include "storage/env/mock_clock.h"
+#include "base/mock_clock.h"
 #include "tests/server/live_server.h"
 #include "tests/util/fault_injection_env.h"
 

@@ -5,7 +5,7 @@
 // once space is free. A failed fsync stays fail-stop, whatever its errno.
 #include <catch2/catch.hpp>
 
-#include "storage/env/mock_clock.h"
+#include "base/mock_clock.h"
 #include "storage/store_pool.h"
 #include "tests/util/fault_injection_env.h"
 #include "tests/util/store_model.h"

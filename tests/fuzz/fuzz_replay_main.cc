@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "storage/env/env.h"
+#include "base/env.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size);
 

@@ -13,7 +13,7 @@
 #include <string>
 #include <string_view>
 
-#include "storage/env/env.h"
+#include "base/env.h"
 #include "storage/log_format.h"
 #include "tests/fuzz/router_fuzz_input.h"
 

@@ -31,8 +31,8 @@
 #include <string_view>
 #include <vector>
 
-#include "storage/env/env.h"
-#include "storage/env/mock_clock.h"
+#include "base/env.h"
+#include "base/mock_clock.h"
 #include "storage/log_format.h"
 #include "storage/page_store.h"
 #include "tests/fuzz/fuzz_check.h"

@@ -26,10 +26,10 @@
 #include <string_view>
 
 #include "auth/auth.h"
+#include "base/mock_clock.h"
 #include "server/config.h"
 #include "server/http/router.h"
 #include "server/server.h"
-#include "storage/env/mock_clock.h"
 #include "tests/fuzz/fuzz_check.h"
 #include "tests/fuzz/router_fuzz_input.h"
 #include "tests/util/temp_dir.h"

@@ -34,7 +34,7 @@
 #include <string_view>
 #include <vector>
 
-#include "storage/env/env.h"
+#include "base/env.h"
 #include "storage/page_store.h"
 #include "storage/vfs/vfs.h"
 #include "tests/fuzz/fuzz_check.h"

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "auth/auth.h"
+#include "base/mock_clock.h"
 #include "server/config.h"
 #include "server/http/errors.h"
 #include "server/http/idempotency.h"
@@ -17,7 +18,6 @@
 #include "server/http/router.h"
 #include "server/mcp/tools.h"
 #include "server/server.h"
-#include "storage/env/mock_clock.h"
 #include "tests/util/temp_dir.h"
 
 namespace branchdb::server::http {

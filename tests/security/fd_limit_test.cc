@@ -19,8 +19,8 @@
 #include <string>
 #include <vector>
 
-#include "checkpoints/catalog.h"
-#include "storage/env/mock_clock.h"
+#include "base/mock_clock.h"
+#include "catalog/catalog.h"
 #include "storage/store_pool.h"
 #include "tests/server/live_server.h"
 
@@ -62,9 +62,9 @@ std::pair<int, json> Call(LiveServer& s, const std::string& token, const std::st
 // Creates n projects in data_dir with a catalog of their own (as an earlier
 // server run would have).
 void MakeProjects(const std::string& data_dir, int n) {
-  checkpoints::CatalogOptions o;
+  catalog::CatalogOptions o;
   o.reaper_interval_micros = 0;
-  auto cat = checkpoints::Catalog::Open(o, data_dir);
+  auto cat = catalog::Catalog::Open(o, data_dir);
   REQUIRE(cat.ok());
   for (int i = 0; i < n; ++i) {
     auto p = (*cat)->CreateProject("p" + std::to_string(i), {});

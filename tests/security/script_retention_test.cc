@@ -11,7 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "checkpoints/catalog.h"
+#include "catalog/catalog.h"
 #include "server/config.h"
 #include "server/server.h"
 #include "tests/server/live_server.h"

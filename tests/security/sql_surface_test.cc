@@ -49,11 +49,11 @@ std::vector<std::string> Modules(sqlite3* db) {
   return out;
 }
 
-DbHandle OpenRaw(const std::string& path) {
+storage::SqliteHandle OpenRaw(const std::string& path) {
   sqlite3* raw = nullptr;
   REQUIRE(sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
                           nullptr) == SQLITE_OK);
-  return DbHandle(raw);
+  return storage::SqliteHandle(raw);
 }
 
 // A native connection hardened by the sandbox.
@@ -73,7 +73,7 @@ struct Sandboxed {
     return sandbox->Execute(s).status();
   }
   testing::TempDir dir;
-  DbHandle db;
+  storage::SqliteHandle db;
   std::unique_ptr<Sandbox> sandbox;
 };
 
@@ -89,7 +89,7 @@ std::string CallOf(const Function& f) {
 TEST_CASE("every SQL function the linked SQLite offers is reviewed, internal ones too",
           "[security][sql]") {
   testing::TempDir dir;
-  DbHandle db = OpenRaw(dir.Sub("raw.sqlite"));
+  storage::SqliteHandle db = OpenRaw(dir.Sub("raw.sqlite"));
   // Shows SQLite's internal functions (ALTER TABLE's) in pragma_function_list.
   sqlite3_test_control(SQLITE_TESTCTRL_INTERNAL_FUNCTIONS, db.get());
   for (const auto& f : Functions(db.get())) {
@@ -102,7 +102,7 @@ TEST_CASE("every SQL function the linked SQLite offers is reviewed, internal one
 
 TEST_CASE("every virtual-table module the linked SQLite offers is reviewed", "[security][sql]") {
   testing::TempDir dir;
-  DbHandle db = OpenRaw(dir.Sub("raw.sqlite"));
+  storage::SqliteHandle db = OpenRaw(dir.Sub("raw.sqlite"));
   std::vector<std::string> modules = Modules(db.get());
   CHECK(std::count(modules.begin(), modules.end(), "fts4") == 1);
   for (const auto& m : modules) {
@@ -154,7 +154,7 @@ TEST_CASE("only allowed modules stay registered; a denied one cannot be used or 
     CHECK(review->allowed);
   }
   testing::TempDir dir;
-  DbHandle raw = OpenRaw(dir.Sub("raw.sqlite"));
+  storage::SqliteHandle raw = OpenRaw(dir.Sub("raw.sqlite"));
   for (const auto& m : Modules(raw.get())) {
     const Review* review = FindModuleReview(m);
     REQUIRE(review != nullptr);

@@ -19,10 +19,10 @@
 #include <sstream>
 #include <thread>
 
-#include "server/config.h"
+#include "base/mock_clock.h"
 #include "server/compute/supervisor.h"
+#include "server/config.h"
 #include "server/server.h"
-#include "storage/env/mock_clock.h"
 #include "tests/server/live_server.h"
 #include "tests/server/openapi_yaml.h"
 #include "tests/util/temp_dir.h"

@@ -9,9 +9,9 @@
 #include <random>
 #include <thread>
 
-#include "checkpoints/catalog.h"
+#include "base/mock_clock.h"
+#include "catalog/catalog.h"
 #include "server/compute/supervisor.h"
-#include "storage/env/mock_clock.h"
 #include "tests/util/temp_dir.h"
 
 namespace branchdb::server::compute {
@@ -27,13 +27,13 @@ class ComputeFixture {
     o.budget = budget;
     o.idle_timeout_seconds = idle;
     o.sweep_interval_seconds = 0;  // the test sweeps
-    o.open = [this](const std::string& key) -> Result<sql::DbHandle> {
+    o.open = [this](const std::string& key) -> Result<storage::SqliteHandle> {
       opens_++;
       if (fail_opens_) return Status::IOError("injected open failure");
       sqlite3* db = nullptr;
       int rc = sqlite3_open_v2(dir_.Sub(key + ".db").c_str(), &db,
                                SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr);
-      sql::DbHandle handle(db);
+      storage::SqliteHandle handle(db);
       if (rc != SQLITE_OK) return Status::IOError("open failed");
       sqlite3_busy_timeout(db, 2000);
       return handle;
@@ -246,9 +246,9 @@ TEST_CASE("a branch deleted between open and attach is reported as the store's n
   // Acquire must say the timeline is gone (the SQL route answers 404
   // branch_not_found), not SQLite's "disk I/O error" (a 500).
   testing::TempDir dir;
-  checkpoints::CatalogOptions co;
+  catalog::CatalogOptions co;
   co.reaper_interval_micros = 0;
-  auto cat = checkpoints::Catalog::Open(co, dir.path());
+  auto cat = catalog::Catalog::Open(co, dir.path());
   REQUIRE(cat.ok());
   REQUIRE((*cat)->CreateProject("p", {}).ok());
   REQUIRE((*cat)->CreateBranch("p", "doomed", {}).ok());
@@ -263,10 +263,10 @@ TEST_CASE("a branch deleted between open and attach is reported as the store's n
   o.clock = &clock;
   o.sweep_interval_seconds = 0;
   o.sandbox.max_db_bytes = 1 << 30;  // as the server sets it: Attach reads the database
-  o.open = [&](const std::string&) -> Result<sql::DbHandle> {
+  o.open = [&](const std::string&) -> Result<storage::SqliteHandle> {
     auto conn = (*cat)->OpenBranchConnection("p", "doomed", {});
     if (!conn.ok()) return conn.status();
-    sql::DbHandle handle(conn->release());
+    storage::SqliteHandle handle(conn->release());
     REQUIRE((*cat)->DeleteBranch("p", "doomed").ok());  // the reaper strikes here
     return handle;
   };

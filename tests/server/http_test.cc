@@ -16,13 +16,13 @@
 #include <mutex>
 #include <thread>
 
+#include "base/mock_clock.h"
 #include "server/config.h"
 #include "server/http/errors.h"
 #include "server/http/idempotency.h"
 #include "server/http/metrics.h"
 #include "server/http/router.h"
 #include "server/server.h"
-#include "storage/env/mock_clock.h"
 #include "tests/util/temp_dir.h"
 
 namespace branchdb::server::http {

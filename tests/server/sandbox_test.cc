@@ -71,7 +71,7 @@ class SandboxFixture {
 
  private:
   testing::TempDir dir_;
-  DbHandle db_;
+  storage::SqliteHandle db_;
   std::unique_ptr<Sandbox> sandbox_;
   ScriptError last_error_;
 };

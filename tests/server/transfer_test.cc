@@ -11,7 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "checkpoints/catalog.h"
+#include "catalog/catalog.h"
 #include "server/http/metrics.h"
 #include "tests/server/live_server.h"
 

@@ -3,7 +3,7 @@
 
 #include <catch2/catch.hpp>
 
-#include "storage/env/env.h"
+#include "base/env.h"
 #include "tests/util/temp_dir.h"
 
 using branchdb::Env;

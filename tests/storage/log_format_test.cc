@@ -2,8 +2,8 @@
 #include <catch2/catch.hpp>
 #include <random>
 
+#include "base/crc32c.h"
 #include "storage/log_format.h"
-#include "storage/util/crc32c.h"
 
 namespace branchdb::storage::internal {
 namespace {

@@ -8,9 +8,9 @@
 
 #include <algorithm>
 
+#include "base/coding.h"
+#include "base/crc32c.h"
 #include "storage/log_format.h"
-#include "storage/util/coding.h"
-#include "storage/util/crc32c.h"
 #include "tests/storage/store_test_util.h"
 
 namespace branchdb::storage::testing {

@@ -9,7 +9,7 @@
 #include <chrono>
 #include <thread>
 
-#include "storage/util/coding.h"
+#include "base/coding.h"
 #include "tests/storage/store_test_util.h"
 
 namespace branchdb::storage::testing {

@@ -12,8 +12,8 @@
 #include <string>
 #include <vector>
 
-#include "storage/env/env.h"
-#include "storage/env/mock_clock.h"
+#include "base/env.h"
+#include "base/mock_clock.h"
 #include "storage/page_store.h"
 #include "tests/util/temp_dir.h"
 

@@ -49,7 +49,7 @@
 #include <string_view>
 #include <vector>
 
-#include "storage/env/env.h"
+#include "base/env.h"
 
 namespace branchdb::testing {
 

@@ -9,7 +9,7 @@
 #include <atomic>
 #include <string>
 
-#include "storage/env/env.h"
+#include "base/env.h"
 #include "storage/vfs/vfs.h"
 #include "tests/vfs/vfs_test_util.h"
 

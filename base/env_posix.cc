@@ -1,0 +1,291 @@
+// The POSIX Env and the real Clock. The only file in branchdb that calls the
+// operating system's file and clock functions directly. Files are created with
+// mode 0600 and directories with 0700 (existing ones keep their mode).
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <ctime>
+#include <thread>
+
+#include "base/env.h"
+#include "base/process.h"
+
+namespace branchdb {
+namespace {
+
+// Everything branchdb creates is private to the service user (the data holds
+// query results, secrets and whole databases).
+constexpr mode_t kFileMode = 0600;
+constexpr mode_t kDirMode = 0700;
+
+Status PosixError(std::string_view what, const std::string& path, int err) {
+  std::string msg(what);
+  msg += " ";
+  msg += path;
+  msg += ": ";
+  msg += std::strerror(err);
+  if (err == ENOENT) return Status::NotFound(std::move(msg));
+  if (err == ENOSPC || err == EDQUOT) return Status::ResourceExhausted(std::move(msg), "disk_full");
+  return Status::IOError(std::move(msg));
+}
+
+class PosixWritableFile final : public WritableFile {
+ public:
+  PosixWritableFile(std::string path, int fd, uint64_t size)
+      : path_(std::move(path)), fd_(fd), size_(size) {}
+  ~PosixWritableFile() override {
+    if (fd_ >= 0) ::close(fd_);
+  }
+
+  Status Append(std::string_view data) override {
+    const char* p = data.data();
+    size_t left = data.size();
+    while (left > 0) {
+      ssize_t n = ::write(fd_, p, left);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return PosixError("write", path_, errno);
+      }
+      p += n;
+      left -= static_cast<size_t>(n);
+      size_ += static_cast<uint64_t>(n);
+    }
+    return Status::OK();
+  }
+
+  Status Sync() override {
+    if (::fdatasync(fd_) != 0) return PosixError("fdatasync", path_, errno);
+    return Status::OK();
+  }
+
+  Status Close() override {
+    if (fd_ < 0) return Status::OK();
+    int rc = ::close(fd_);
+    fd_ = -1;
+    if (rc != 0) return PosixError("close", path_, errno);
+    return Status::OK();
+  }
+
+  uint64_t Size() const override { return size_; }
+
+ private:
+  const std::string path_;
+  int fd_;
+  uint64_t size_;
+};
+
+class PosixRandomAccessFile final : public RandomAccessFile {
+ public:
+  PosixRandomAccessFile(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
+  ~PosixRandomAccessFile() override { ::close(fd_); }
+
+  Result<size_t> Read(uint64_t offset, size_t n, char* scratch) const override {
+    size_t done = 0;
+    while (done < n) {
+      ssize_t r = ::pread(fd_, scratch + done, n - done, static_cast<off_t>(offset + done));
+      if (r < 0) {
+        if (errno == EINTR) continue;
+        return PosixError("pread", path_, errno);
+      }
+      if (r == 0) break;
+      done += static_cast<size_t>(r);
+    }
+    return done;
+  }
+
+ private:
+  const std::string path_;
+  const int fd_;
+};
+
+class PosixFileLock final : public FileLock {
+ public:
+  explicit PosixFileLock(int fd) : fd_(fd) {}
+  ~PosixFileLock() override {
+    ::flock(fd_, LOCK_UN);
+    ::close(fd_);
+  }
+
+ private:
+  const int fd_;
+};
+
+class RealClock final : public Clock {
+ public:
+  int64_t NowMicros() override {
+    struct timespec ts;
+    ::clock_gettime(CLOCK_REALTIME, &ts);
+    return static_cast<int64_t>(ts.tv_sec) * 1000000 + ts.tv_nsec / 1000;
+  }
+  int64_t NowMonotonicNanos() override {
+    struct timespec ts;
+    ::clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+  }
+  void SleepForMicros(int64_t micros) override {
+    std::this_thread::sleep_for(std::chrono::microseconds(micros));
+  }
+};
+
+class PosixEnv final : public Env {
+ public:
+  Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path,
+                                                        OpenMode mode) override {
+    int flags = O_WRONLY | O_CREAT | O_CLOEXEC;
+    flags |= (mode == OpenMode::kTruncate) ? O_TRUNC : O_APPEND;
+    int fd = ::open(path.c_str(), flags, kFileMode);
+    if (fd < 0) return PosixError("open", path, errno);
+    struct stat st;
+    if (::fstat(fd, &st) != 0) {
+      int err = errno;
+      ::close(fd);
+      return PosixError("fstat", path, err);
+    }
+    return std::unique_ptr<WritableFile>(
+        new PosixWritableFile(path, fd, static_cast<uint64_t>(st.st_size)));
+  }
+
+  Result<std::unique_ptr<RandomAccessFile>> NewRandomAccessFile(
+      const std::string& path) override {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return PosixError("open", path, errno);
+    return std::unique_ptr<RandomAccessFile>(new PosixRandomAccessFile(path, fd));
+  }
+
+  bool FileExists(const std::string& path) override { return ::access(path.c_str(), F_OK) == 0; }
+
+  Result<std::vector<std::string>> GetChildren(const std::string& dir) override {
+    DIR* d = ::opendir(dir.c_str());
+    if (d == nullptr) return PosixError("opendir", dir, errno);
+    std::vector<std::string> out;
+    while (struct dirent* e = ::readdir(d)) {
+      std::string_view name(e->d_name);
+      if (name == "." || name == "..") continue;
+      out.emplace_back(name);
+    }
+    ::closedir(d);
+    return out;
+  }
+
+  Result<uint64_t> GetFileSize(const std::string& path) override {
+    struct stat st;
+    if (::stat(path.c_str(), &st) != 0) return PosixError("stat", path, errno);
+    return static_cast<uint64_t>(st.st_size);
+  }
+
+  Status DeleteFile(const std::string& path) override {
+    if (::unlink(path.c_str()) != 0) return PosixError("unlink", path, errno);
+    return Status::OK();
+  }
+
+  Status RenameFile(const std::string& from, const std::string& to) override {
+    if (::rename(from.c_str(), to.c_str()) != 0) return PosixError("rename", from, errno);
+    return Status::OK();
+  }
+
+  Status TruncateFile(const std::string& path, uint64_t size) override {
+    int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return PosixError("open", path, errno);
+    Status s;
+    if (::ftruncate(fd, static_cast<off_t>(size)) != 0) {
+      s = PosixError("ftruncate", path, errno);
+    } else if (::fdatasync(fd) != 0) {
+      s = PosixError("fdatasync", path, errno);
+    }
+    ::close(fd);
+    return s;
+  }
+
+  Status CreateDirs(const std::string& dir) override {
+    if (dir.empty()) return Status::OK();
+    std::string partial;
+    size_t pos = 0;
+    while (pos != std::string::npos) {
+      pos = dir.find('/', pos + 1);
+      partial = dir.substr(0, pos);
+      if (partial.empty()) continue;
+      if (::mkdir(partial.c_str(), kDirMode) != 0 && errno != EEXIST) {
+        return PosixError("mkdir", partial, errno);
+      }
+    }
+    return Status::OK();
+  }
+
+  Status DeleteDir(const std::string& dir) override {
+    if (::rmdir(dir.c_str()) != 0) return PosixError("rmdir", dir, errno);
+    return Status::OK();
+  }
+
+  Status SyncDir(const std::string& dir) override {
+    int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return PosixError("open", dir, errno);
+    Status s;
+    if (::fsync(fd) != 0) s = PosixError("fsync", dir, errno);
+    ::close(fd);
+    return s;
+  }
+
+  Status SetPermissions(const std::string& path, uint32_t mode) override {
+    if (::chmod(path.c_str(), static_cast<mode_t>(mode)) != 0) {
+      return PosixError("chmod", path, errno);
+    }
+    return Status::OK();
+  }
+
+  Result<std::unique_ptr<FileLock>> LockFile(const std::string& path) override {
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, kFileMode);
+    if (fd < 0) return PosixError("open", path, errno);
+    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      int err = errno;
+      ::close(fd);
+      if (err == EWOULDBLOCK) {
+        return Status::Unavailable("lock " + path + ": held by another process", "locked");
+      }
+      return PosixError("flock", path, err);
+    }
+    return std::unique_ptr<FileLock>(new PosixFileLock(fd));
+  }
+
+  Clock* GetClock() override { return Clock::Default(); }
+};
+
+}  // namespace
+
+Clock* Clock::Default() {
+  static RealClock* clock = new RealClock();
+  return clock;
+}
+
+Env* Env::Default() {
+  static PosixEnv* env = new PosixEnv();
+  return env;
+}
+
+Result<FileDescriptorUsage> GetFileDescriptorUsage() {
+  FileDescriptorUsage usage;
+  struct rlimit rl;
+  if (::getrlimit(RLIMIT_NOFILE, &rl) != 0) return PosixError("getrlimit", "NOFILE", errno);
+  usage.limit = rl.rlim_cur == RLIM_INFINITY ? 0 : static_cast<uint64_t>(rl.rlim_cur);
+  auto fds = Env::Default()->GetChildren("/proc/self/fd");  // its own fd is in it
+  if (!fds.ok()) return fds.status();
+  usage.open = fds->size();
+  return usage;
+}
+
+Result<uint64_t> RaiseFileDescriptorLimit() {
+  struct rlimit rl;
+  if (::getrlimit(RLIMIT_NOFILE, &rl) != 0) return PosixError("getrlimit", "NOFILE", errno);
+  if (rl.rlim_cur != rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &rl) != 0) return PosixError("setrlimit", "NOFILE", errno);
+  }
+  return rl.rlim_cur == RLIM_INFINITY ? uint64_t{0} : static_cast<uint64_t>(rl.rlim_cur);
+}
+
+}  // namespace branchdb

@@ -1,0 +1,630 @@
+// Catalog: open/reconcile, projects, branches, TTL reaper.
+#include "catalog/catalog.h"
+
+#include <set>
+
+#include "base/process.h"
+#include "catalog/catalog_internal.h"
+
+namespace branchdb::catalog {
+
+Catalog::Catalog(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Catalog::~Catalog() = default;
+
+Catalog::Impl::~Impl() {
+  {
+    std::lock_guard<std::mutex> l(reaper_mu);
+    stop = true;
+  }
+  reaper_cv.notify_all();
+  if (reaper.joinable()) reaper.join();
+  projects.clear();
+  db = nullptr;
+  db_owner.reset();
+}
+
+std::string Catalog::Impl::ProjectDir(const std::string& id) const {
+  return JoinPath(JoinPath(data_dir, "projects"), id);
+}
+
+namespace {
+
+storage::PageStoreOptions StoreOptions(const Catalog::Impl& impl) {
+  storage::PageStoreOptions o = impl.options.store_options;
+  o.env = impl.env;
+  return o;
+}
+
+Status Precondition(const std::string& msg, const std::string& reason) {
+  return Status::FailedPrecondition(msg, reason);
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Catalog>> Catalog::Open(const CatalogOptions& options,
+                                               const std::string& data_dir) {
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  impl->env = options.env ? options.env : Env::Default();
+  impl->data_dir = data_dir;
+  Env* env = impl->env;
+  storage::StorePoolOptions pool_options;
+  pool_options.env = env;
+  pool_options.reserved_file_descriptors = kReservedFileDescriptors;
+  pool_options.disk_full_retry_micros = kDiskFullRetryMicros;
+  impl->pool = std::make_unique<storage::StorePool>(pool_options);
+  BRANCHDB_RETURN_IF_ERROR(env->CreateDirs(JoinPath(data_dir, "projects")));
+  auto lock = env->LockFile(JoinPath(data_dir, "LOCK"));
+  if (!lock.ok()) return lock.status();
+  impl->lock = std::move(*lock);
+
+  std::string path = JoinPath(data_dir, "catalog.db");
+  BRANCHDB_RETURN_IF_ERROR(PrepareSqliteFile(env, path));
+  sqlite3* raw = nullptr;
+  int rc = sqlite3_open_v2(path.c_str(), &raw,
+                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+  impl->db_owner.reset(raw);
+  impl->db = raw;
+  if (rc != SQLITE_OK) return CatalogError(impl->db, "open " + path);
+  sqlite3_busy_timeout(impl->db, 5000);
+  std::lock_guard<std::mutex> l(impl->mu);
+  BRANCHDB_RETURN_IF_ERROR(impl->Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"));
+  BRANCHDB_RETURN_IF_ERROR(impl->InitSchema());
+  BRANCHDB_RETURN_IF_ERROR(impl->LoadProjects());
+  if (options.reaper_interval_micros > 0) {
+    impl->last_gc_micros = impl->Now();
+    Impl* raw = impl.get();
+    impl->reaper = std::thread([raw] { raw->ReaperLoop(); });
+  }
+  return std::unique_ptr<Catalog>(new Catalog(std::move(impl)));
+}
+
+Status Catalog::Impl::LoadProjects() {
+  std::set<std::string> ids;
+  {
+    Stmt s(db, "SELECT id, name, created_micros, restore_window_micros, default_branch FROM projects");
+    int rc;
+    while ((rc = s.Step()) == SQLITE_ROW) {
+      auto p = std::make_shared<Project>();
+      p->info.id = s.Text(0);
+      p->info.name = s.Text(1);
+      p->info.created_micros = s.Int(2);
+      p->info.restore_window_micros = s.Int(3);
+      p->info.default_branch = s.Text(4);
+      projects[p->info.name] = p;
+      ids.insert(p->info.id);
+    }
+    if (rc != SQLITE_DONE) return CatalogError(db, "load projects");
+  }
+  for (auto& [name, p] : projects) {
+    // Opened (recovered) and reconciled one at a time, then closed: start-up
+    // holds no more descriptors than one store needs.
+    p->store = pool->Add(StoreOptions(*this), ProjectDir(p->info.id));
+    BRANCHDB_RETURN_IF_ERROR(p->store->OpenNow().WithContext("project " + name));
+    BRANCHDB_RETURN_IF_ERROR(Reconcile(*p));
+    p->store->TryClose();
+  }
+  // Directories of projects whose catalog row was never written (or was deleted).
+  std::string root = JoinPath(data_dir, "projects");
+  auto children = env->GetChildren(root);
+  if (!children.ok()) return children.status();
+  for (const std::string& child : *children) {
+    if (!ids.count(child)) BRANCHDB_RETURN_IF_ERROR(RemoveTree(env, JoinPath(root, child)));
+  }
+  return Status::OK();
+}
+
+Status Catalog::Impl::Reconcile(Project& p) {
+  std::vector<BranchRow> rows = AllBranches(p);
+  std::set<TimelineId> known;
+  for (const BranchRow& r : rows) known.insert(r.timeline);
+  std::set<TimelineId> live;
+  auto timelines = p.store->ListTimelinesOrError();  // never "none" for "cannot open"
+  if (!timelines.ok()) return timelines.status();
+  for (const storage::TimelineInfo& t : *timelines) {
+    live.insert(t.id);
+    if (!known.count(t.id)) {
+      // Created in the store, never acknowledged: an orphan.
+      BRANCHDB_RETURN_IF_ERROR(p.store->DropTimeline(t.id));
+    }
+  }
+  for (const BranchRow& r : rows) {
+    if (!live.count(r.timeline)) {
+      // An interrupted delete (catalog first, store second, never both): finish it.
+      BRANCHDB_RETURN_IF_ERROR(DeleteBranchRow(p, r));
+    }
+  }
+  return Status::OK();
+}
+
+// --- Projects -----------------------------------------------------------------
+
+namespace {
+Status CheckWindow(int64_t w) {
+  if (w < 0 || w > kMaxRestoreWindowMicros) {
+    return Status::InvalidArgument("restore window must be within 0..35 days",
+                                   "invalid_restore_window");
+  }
+  return Status::OK();
+}
+}  // namespace
+
+Result<ProjectInfo> Catalog::CreateProject(const std::string& name,
+                                           const CreateProjectOptions& options) {
+  BRANCHDB_RETURN_IF_ERROR(ValidateProjectName(name));
+  int64_t window = options.restore_window_micros.value_or(impl_->options.default_restore_window_micros);
+  BRANCHDB_RETURN_IF_ERROR(CheckWindow(window));
+  Impl& im = *impl_;
+  std::lock_guard<std::mutex> l(im.mu);
+  if (im.projects.count(name)) {
+    return Status::AlreadyExists("project '" + name + "' exists", "project_exists");
+  }
+  auto p = std::make_shared<Project>();
+  p->info.id = NewProjectId();
+  p->info.name = name;
+  p->info.created_micros = im.Now();
+  p->info.restore_window_micros = window;
+  std::string dir = im.ProjectDir(p->info.id);
+  BRANCHDB_RETURN_IF_ERROR(im.pool->CheckRoom().WithContext("cannot create project '" + name + "'"));
+  p->store = im.pool->Add(StoreOptions(im), dir);
+  Annotation a;
+  a.kind = "create";
+  a.branch = kDefaultBranch;
+  auto t = p->store->CreateTimeline(Lsn{0}, EncodeAnnotation(a));
+  if (!t.ok()) {
+    p->store.reset();
+    (void)RemoveTree(im.env, dir);
+    return t.status();
+  }
+  BranchRow row;
+  row.name = kDefaultBranch;
+  row.timeline = *t;
+  row.created_micros = p->info.created_micros;
+  Status st = im.Exec("BEGIN IMMEDIATE");
+  if (st.ok()) {
+    Stmt s(im.db,
+           "INSERT INTO projects(id, name, created_micros, restore_window_micros, default_branch)"
+           " VALUES(?1,?2,?3,?4,?5)");
+    s.Bind(1, p->info.id).Bind(2, name).Bind(3, p->info.created_micros).Bind(4, window);
+    s.Bind(5, p->info.default_branch);
+    st = s.Run();
+    if (st.ok()) st = im.InsertBranch(*p, row);
+    if (st.ok()) {
+      st = im.Exec("COMMIT");
+    } else {
+      (void)im.Exec("ROLLBACK");
+    }
+  }
+  if (!st.ok()) {
+    p->store.reset();
+    (void)RemoveTree(im.env, dir);
+    return st;
+  }
+  im.projects[name] = p;
+  return p->info;
+}
+
+Result<ProjectInfo> Catalog::GetProject(const std::string& name) {
+  std::lock_guard<std::mutex> l(impl_->mu);
+  auto p = impl_->FindProject(name);
+  if (!p.ok()) return p.status();
+  return (*p)->info;
+}
+
+std::vector<ProjectInfo> Catalog::ListProjects() {
+  std::lock_guard<std::mutex> l(impl_->mu);
+  std::vector<ProjectInfo> out;
+  for (auto& [name, p] : impl_->projects) out.push_back(p->info);
+  return out;
+}
+
+Status Catalog::DeleteProject(const std::string& name, bool force) {
+  Impl& im = *impl_;
+  std::shared_ptr<Project> p;
+  {
+    std::lock_guard<std::mutex> l(im.mu);
+    auto found = im.FindProject(name);
+    if (!found.ok()) return found.status();
+    p = *found;
+    if (!force) {
+      for (const BranchRow& r : im.AllBranches(*p)) {
+        if (r.is_protected) {
+          return Precondition("branch '" + r.name + "' is protected", "branch_protected");
+        }
+      }
+    }
+    BRANCHDB_RETURN_IF_ERROR(im.Exec("BEGIN IMMEDIATE"));
+    Status st;
+    for (const char* sql : {"DELETE FROM labels WHERE project_id=?1",
+                            "DELETE FROM branches WHERE project_id=?1",
+                            "DELETE FROM projects WHERE id=?1"}) {
+      Stmt s(im.db, sql);
+      s.Bind(1, p->info.id);
+      if (st.ok()) st = s.Run();
+    }
+    if (!st.ok()) {
+      (void)im.Exec("ROLLBACK");
+      return st;
+    }
+    BRANCHDB_RETURN_IF_ERROR(im.Exec("COMMIT"));
+    im.projects.erase(name);
+  }
+  // Catalog first: a crash from here on leaves an orphan directory that Open removes.
+  std::string dir = im.ProjectDir(p->info.id);
+  p->store.reset();
+  p.reset();
+  return RemoveTree(im.env, dir);
+}
+
+Status Catalog::SetRestoreWindow(const std::string& project, int64_t w) {
+  BRANCHDB_RETURN_IF_ERROR(CheckWindow(w));
+  std::lock_guard<std::mutex> l(impl_->mu);
+  auto p = impl_->FindProject(project);
+  if (!p.ok()) return p.status();
+  Stmt s(impl_->db, "UPDATE projects SET restore_window_micros=?2 WHERE id=?1");
+  s.Bind(1, (*p)->info.id).Bind(2, w);
+  BRANCHDB_RETURN_IF_ERROR(s.Run());
+  (*p)->info.restore_window_micros = w;
+  return Status::OK();
+}
+
+// --- Branches -------------------------------------------------------------------
+
+Result<BranchInfo> Catalog::Impl::MakeInfo(Project& p, const BranchRow& r, bool with_usage) {
+  BranchInfo b;
+  b.name = r.name;
+  b.timeline = r.timeline;
+  b.parent_timeline = r.parent_timeline;
+  if (r.parent_timeline != 0) {
+    auto parent = FindBranchByTimeline(p, r.parent_timeline);
+    if (parent.ok()) b.parent = parent->name;
+  }
+  b.branch_point = r.branch_point;
+  b.created_micros = r.created_micros;
+  b.expires_micros = r.expires_micros;
+  b.is_protected = r.is_protected;
+  b.idle_timeout_seconds = r.idle_timeout_seconds;
+  b.is_default = r.name == p.info.default_branch;
+  auto head = p.store->Head(r.timeline);
+  if (!head.ok()) return head.status();
+  b.head = *head;
+  if (with_usage) {
+    auto u = p.store->Usage(r.timeline);
+    if (!u.ok()) return u.status();
+    b.logical_bytes = u->logical_bytes;
+    b.exclusive_bytes = u->exclusive_bytes;
+  }
+  return b;
+}
+
+namespace {
+Status NotParentState(const std::string& parent, Lsn lsn, const std::string& hint) {
+  return Status::NotFound("LSN " + std::to_string(lsn) + " is not a state of branch '" + parent +
+                              "' (" + hint + ")",
+                          "checkpoint_not_found");
+}
+}  // namespace
+
+// Every source names one exact state of the parent, or is refused: an LSN or
+// checkpoint that the parent never had (an unknown LSN, another branch's
+// state) is not rounded to a neighbouring state.
+Result<Lsn> Catalog::Impl::ResolveSource(Project& p, const BranchSource& from,
+                                         const BranchRow& parent, TimelineId* parent_t) {
+  storage::PageStore& store = *p.store;
+  switch (from.kind) {
+    case BranchSource::Kind::kParentHead:
+      return store.Head(parent.timeline);
+    case BranchSource::Kind::kParentLsn: {
+      if (from.lsn == 0 || !IsBranchState(store, parent.timeline, from.lsn)) {
+        return NotParentState(parent.name, from.lsn,
+                              "its checkpoints list its states; to start from another branch's "
+                              "checkpoint, name that checkpoint without a parent");
+      }
+      BRANCHDB_RETURN_IF_ERROR(CheckRestorable(p, parent.timeline, from.lsn));
+      return from.lsn;
+    }
+    case BranchSource::Kind::kParentTime: {
+      int64_t now = Now();
+      if (from.time_micros > now) {
+        return Status::InvalidArgument("the time is in the future", "invalid_argument");
+      }
+      if (from.time_micros < now - p.info.restore_window_micros) {
+        return Precondition("time is outside the project's restore window",
+                            "outside_restore_window");
+      }
+      auto r = store.LsnAt(parent.timeline, from.time_micros);
+      if (!r.ok()) {
+        return Status::NotFound("branch '" + parent.name + "' has no state at that time",
+                                "checkpoint_not_found");
+      }
+      return *r;  // the newest state at or before the time: the branch point reports it
+    }
+    case BranchSource::Kind::kCheckpoint: {
+      auto rec = store.GetRecord(from.lsn);
+      if (from.lsn == 0 || !rec.ok() || rec->kind == storage::RecordKind::kDrop) {
+        return Status::NotFound("checkpoint " + std::to_string(from.lsn) + " not found",
+                                "checkpoint_not_found");
+      }
+      if (!from.parent.empty()) {
+        // A parent was named: the checkpoint must be one of its states.
+        if (!IsBranchState(store, parent.timeline, from.lsn)) {
+          return NotParentState(parent.name, from.lsn,
+                                "leave the parent out to branch from the branch that wrote it");
+        }
+      } else if (auto owner = FindBranchByTimeline(p, rec->timeline); owner.ok()) {
+        *parent_t = owner->timeline;
+      }
+      BRANCHDB_RETURN_IF_ERROR(CheckRestorable(p, 0, from.lsn));
+      return from.lsn;
+    }
+    case BranchSource::Kind::kLabel: {
+      Stmt s(db, "SELECT lsn FROM labels WHERE project_id=?1 AND timeline=?2 AND label=?3");
+      s.Bind(1, p.info.id).Bind(2, static_cast<int64_t>(parent.timeline)).Bind(3, from.label);
+      if (s.Step() != SQLITE_ROW) {
+        return Status::NotFound("label '" + from.label + "' not found on branch '" +
+                                    parent.name + "'",
+                                "label_not_found");
+      }
+      return static_cast<Lsn>(s.Int(0));
+    }
+  }
+  return Status::InvalidArgument("unknown branch source", "invalid_argument");
+}
+
+Result<BranchInfo> Catalog::CreateBranch(const std::string& project, const std::string& name,
+                                         const CreateBranchOptions& o) {
+  BRANCHDB_RETURN_IF_ERROR(ValidateBranchName(name));
+  if (o.ttl_micros && o.expires_micros) {
+    return Status::InvalidArgument("give a ttl or an expire time, not both", "invalid_argument");
+  }
+  Impl& im = *impl_;
+  std::lock_guard<std::mutex> l(im.mu);
+  auto pr = im.FindProject(project);
+  if (!pr.ok()) return pr.status();
+  Project& p = **pr;
+  int64_t now = im.Now();
+  std::optional<int64_t> expires;
+  if (o.ttl_micros) {
+    if (*o.ttl_micros <= 0) return Status::InvalidArgument("ttl must be > 0", "invalid_argument");
+    expires = now + *o.ttl_micros;
+  } else if (o.expires_micros) {
+    if (*o.expires_micros <= now) {
+      return Status::InvalidArgument("expire time is in the past", "invalid_argument");
+    }
+    expires = o.expires_micros;
+  }
+  if (im.FindBranch(p, name).ok()) {
+    return Status::AlreadyExists("branch '" + name + "' exists", "branch_exists");
+  }
+  auto parent = im.FindBranch(p, o.from.parent.empty() ? p.info.default_branch : o.from.parent);
+  if (!parent.ok()) return parent.status();
+  TimelineId parent_t = parent->timeline;
+  auto resolved = im.ResolveSource(p, o.from, *parent, &parent_t);
+  if (!resolved.ok()) return resolved.status();
+  Lsn base = *resolved;
+  storage::PageStore& store = *p.store;
+  Annotation a;
+  a.kind = "create";
+  a.branch = name;
+  a.client_id = o.actor.client_id;
+  a.request_id = o.actor.request_id;
+  a.target = base;
+  // Store first, then catalog: a crash in between leaves an orphan that Open drops.
+  auto t = store.CreateTimeline(base, EncodeAnnotation(a));
+  if (!t.ok()) return t.status();
+  BranchRow row;
+  row.name = name;
+  row.timeline = *t;
+  row.parent_timeline = parent_t;
+  row.branch_point = base;
+  row.created_micros = now;
+  row.expires_micros = expires;
+  row.is_protected = o.is_protected;
+  Status st = im.InsertBranch(p, row);
+  if (!st.ok()) {
+    (void)store.DropTimeline(*t);
+    return st;
+  }
+  return im.MakeInfo(p, row, false);
+}
+
+Result<BranchInfo> Catalog::GetBranch(const std::string& project, const std::string& branch,
+                                      bool with_usage) {
+  std::lock_guard<std::mutex> l(impl_->mu);
+  auto p = impl_->FindProject(project);
+  if (!p.ok()) return p.status();
+  auto row = impl_->FindBranch(**p, branch);
+  if (!row.ok()) return row.status();
+  return impl_->MakeInfo(**p, *row, with_usage);
+}
+
+Result<std::vector<BranchInfo>> Catalog::ListBranches(const std::string& project,
+                                                      bool with_usage) {
+  std::lock_guard<std::mutex> l(impl_->mu);
+  auto p = impl_->FindProject(project);
+  if (!p.ok()) return p.status();
+  std::vector<BranchInfo> out;
+  for (const BranchRow& r : impl_->AllBranches(**p)) {
+    auto info = impl_->MakeInfo(**p, r, with_usage);
+    if (!info.ok()) return info.status();
+    out.push_back(std::move(*info));
+  }
+  return out;
+}
+
+Status Catalog::RenameBranch(const std::string& project, const std::string& from,
+                             const std::string& to) {
+  BRANCHDB_RETURN_IF_ERROR(ValidateBranchName(to));
+  Impl& im = *impl_;
+  std::lock_guard<std::mutex> l(im.mu);
+  auto p = im.FindProject(project);
+  if (!p.ok()) return p.status();
+  auto row = im.FindBranch(**p, from);
+  if (!row.ok()) return row.status();
+  if (from == to) return Status::OK();
+  if (im.FindBranch(**p, to).ok()) {
+    return Status::AlreadyExists("branch '" + to + "' exists", "branch_exists");
+  }
+  bool is_default = (*p)->info.default_branch == from;
+  BRANCHDB_RETURN_IF_ERROR(im.Exec("BEGIN IMMEDIATE"));
+  Stmt s(im.db, "UPDATE branches SET name=?3 WHERE project_id=?1 AND timeline=?2");
+  s.Bind(1, (*p)->info.id).Bind(2, static_cast<int64_t>(row->timeline)).Bind(3, to);
+  Status st = s.Run();
+  if (st.ok() && is_default) {
+    Stmt d(im.db, "UPDATE projects SET default_branch=?2 WHERE id=?1");
+    d.Bind(1, (*p)->info.id).Bind(2, to);
+    st = d.Run();
+  }
+  if (!st.ok()) {
+    (void)im.Exec("ROLLBACK");
+    return st;
+  }
+  BRANCHDB_RETURN_IF_ERROR(im.Exec("COMMIT"));
+  if (is_default) (*p)->info.default_branch = to;
+  return Status::OK();
+}
+
+Status Catalog::Impl::DeleteBranchLocked(Project& p, const BranchRow& row) {
+  // Catalog first: after a crash the timeline is an orphan that Open drops. The
+  // store keeps every state the children's histories reach.
+  BRANCHDB_RETURN_IF_ERROR(DeleteBranchRow(p, row));
+  return p.store->DropTimeline(row.timeline);
+}
+
+Status Catalog::DeleteBranch(const std::string& project, const std::string& branch) {
+  Impl& im = *impl_;
+  std::lock_guard<std::mutex> l(im.mu);
+  auto found = im.FindProjectBranch(project, branch);
+  if (!found.ok()) return found.status();
+  std::shared_ptr<Project>& p = found->project;
+  BranchRow& row = found->row;
+  if (row.name == p->info.default_branch) {
+    return Precondition("the default branch cannot be deleted", "default_branch");
+  }
+  if (row.is_protected) {
+    return Precondition("branch '" + branch + "' is protected", "branch_protected");
+  }
+  return im.DeleteBranchLocked(*p, row);
+}
+
+Status Catalog::SetExpiry(const std::string& project, const std::string& branch,
+                          std::optional<int64_t> expires_micros) {
+  Impl& im = *impl_;
+  std::lock_guard<std::mutex> l(im.mu);
+  auto found = im.FindProjectBranch(project, branch);
+  if (!found.ok()) return found.status();
+  std::shared_ptr<Project>& p = found->project;
+  BranchRow& row = found->row;
+  if (expires_micros) {
+    if (row.name == p->info.default_branch) {
+      return Precondition("the default branch cannot expire", "default_branch");
+    }
+    if (*expires_micros <= im.Now()) {
+      return Status::InvalidArgument("expire time is in the past", "invalid_argument");
+    }
+  }
+  Stmt s(im.db, "UPDATE branches SET expires_micros=?3 WHERE project_id=?1 AND timeline=?2");
+  s.Bind(1, p->info.id).Bind(2, static_cast<int64_t>(row.timeline));
+  if (expires_micros) s.Bind(3, *expires_micros); else s.BindNull(3);
+  return s.Run();
+}
+
+Status Catalog::SetTtl(const std::string& project, const std::string& branch, int64_t ttl) {
+  if (ttl <= 0) return Status::InvalidArgument("ttl must be > 0", "invalid_argument");
+  return SetExpiry(project, branch, impl_->Now() + ttl);
+}
+
+Status Catalog::SetProtected(const std::string& project, const std::string& branch, bool on) {
+  Impl& im = *impl_;
+  std::lock_guard<std::mutex> l(im.mu);
+  auto found = im.FindProjectBranch(project, branch);
+  if (!found.ok()) return found.status();
+  std::shared_ptr<Project>& p = found->project;
+  BranchRow& row = found->row;
+  Stmt s(im.db, "UPDATE branches SET protected=?3 WHERE project_id=?1 AND timeline=?2");
+  s.Bind(1, p->info.id).Bind(2, static_cast<int64_t>(row.timeline)).Bind(3, on ? 1 : 0);
+  return s.Run();
+}
+
+Status Catalog::SetIdleTimeout(const std::string& project, const std::string& branch,
+                               std::optional<int64_t> seconds) {
+  if (seconds && (*seconds < 0 || *seconds > kMaxIdleTimeoutSeconds)) {
+    return Status::InvalidArgument(
+        "idle_timeout_seconds must be 0.." + std::to_string(kMaxIdleTimeoutSeconds),
+        "invalid_argument");
+  }
+  Impl& im = *impl_;
+  std::lock_guard<std::mutex> l(im.mu);
+  auto found = im.FindProjectBranch(project, branch);
+  if (!found.ok()) return found.status();
+  std::shared_ptr<Project>& p = found->project;
+  BranchRow& row = found->row;
+  Stmt s(im.db,
+         "UPDATE branches SET idle_timeout_seconds=?3 WHERE project_id=?1 AND timeline=?2");
+  s.Bind(1, p->info.id).Bind(2, static_cast<int64_t>(row.timeline));
+  if (seconds) s.Bind(3, *seconds); else s.BindNull(3);
+  return s.Run();
+}
+
+Result<int> Catalog::Impl::ReapLocked(std::vector<ReapedBranch>* reaped) {
+  int64_t now = Now();
+  int count = 0;
+  for (auto& [name, p] : projects) {
+    for (const BranchRow& r : AllBranches(*p)) {
+      if (!r.expires_micros || *r.expires_micros > now) continue;
+      if (r.is_protected || r.name == p->info.default_branch) continue;
+      BRANCHDB_RETURN_IF_ERROR(DeleteBranchLocked(*p, r));
+      reaped->push_back(ReapedBranch{p->info.name, r.name, r.timeline});
+      ++count;
+    }
+  }
+  return count;
+}
+
+void Catalog::Impl::NotifyReaped(const std::vector<ReapedBranch>& reaped) {
+  if (!options.on_branch_reaped) return;
+  for (const ReapedBranch& r : reaped) options.on_branch_reaped(r.project, r.branch, r.timeline);
+}
+
+Result<int> Catalog::ReapExpired() {
+  std::vector<Impl::ReapedBranch> reaped;
+  Result<int> n(0);
+  {
+    std::lock_guard<std::mutex> l(impl_->mu);
+    n = impl_->ReapLocked(&reaped);
+  }
+  impl_->NotifyReaped(reaped);
+  return n;
+}
+
+void Catalog::Impl::ReaperLoop() {
+  std::unique_lock<std::mutex> l(reaper_mu);
+  while (!stop) {
+    reaper_cv.wait_for(l, std::chrono::microseconds(options.reaper_interval_micros));
+    if (stop) break;
+    l.unlock();
+    std::vector<std::shared_ptr<Project>> to_gc;
+    std::vector<ReapedBranch> reaped;
+    {
+      std::lock_guard<std::mutex> g(mu);
+      (void)ReapLocked(&reaped);
+      int64_t now = Now();
+      if (options.gc_interval_micros > 0 && now - last_gc_micros >= options.gc_interval_micros) {
+        last_gc_micros = now;
+        for (auto& [name, p] : projects) to_gc.push_back(p);
+      }
+    }
+    NotifyReaped(reaped);
+    pool->CloseIdle(kStoreIdleMicros);
+    for (const auto& p : to_gc) {
+      {
+        std::lock_guard<std::mutex> s(reaper_mu);
+        if (stop) break;
+      }
+      (void)GcProject(p);
+    }
+    l.lock();
+  }
+}
+
+}  // namespace branchdb::catalog

@@ -1,0 +1,334 @@
+// catalog.db access (statements, schema, rows), name rules, small helpers.
+#include <random>
+
+#include "catalog/catalog_internal.h"
+
+namespace branchdb::catalog {
+
+// --- Stmt -------------------------------------------------------------------
+
+Stmt::Stmt(sqlite3* db, const char* sql) : db_(db) {
+  if (sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr) != SQLITE_OK) stmt_ = nullptr;
+}
+Stmt::~Stmt() { sqlite3_finalize(stmt_); }
+Stmt& Stmt::Bind(int i, int64_t v) {
+  if (stmt_) sqlite3_bind_int64(stmt_, i, v);
+  return *this;
+}
+Stmt& Stmt::Bind(int i, const std::string& v) {
+  if (stmt_) sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+  return *this;
+}
+Stmt& Stmt::BindNull(int i) {
+  if (stmt_) sqlite3_bind_null(stmt_, i);
+  return *this;
+}
+int Stmt::Step() { return stmt_ ? sqlite3_step(stmt_) : SQLITE_ERROR; }
+Status Stmt::Run() {
+  int rc = Step();
+  if (rc != SQLITE_DONE) return CatalogError(db_, "catalog statement");
+  return Status::OK();
+}
+int64_t Stmt::Int(int col) const { return sqlite3_column_int64(stmt_, col); }
+std::string Stmt::Text(int col) const {
+  const unsigned char* t = sqlite3_column_text(stmt_, col);
+  return t ? std::string(reinterpret_cast<const char*>(t), sqlite3_column_bytes(stmt_, col))
+           : std::string();
+}
+bool Stmt::IsNull(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
+
+Status CatalogError(sqlite3* db, const std::string& what) {
+  if (db != nullptr && sqlite3_errcode(db) == SQLITE_FULL) {
+    return Status::ResourceExhausted(
+        what + ": disk full (catalog.db; nothing was changed); retry once space is freed",
+        "disk_full");
+  }
+  return Status::IOError(what + ": " + (db ? sqlite3_errmsg(db) : "no catalog"), "catalog_error");
+}
+
+// --- Schema -----------------------------------------------------------------
+
+Status Catalog::Impl::Exec(const char* sql) {
+  char* err = nullptr;
+  int rc = sqlite3_exec(db, sql, nullptr, nullptr, &err);
+  if (rc != SQLITE_OK) {
+    std::string msg = err ? err : "error";
+    sqlite3_free(err);
+    if ((rc & 0xff) == SQLITE_FULL) return CatalogError(db, "catalog");
+    return Status::IOError(std::string("catalog: ") + msg, "catalog_error");
+  }
+  return Status::OK();
+}
+
+Status Catalog::Impl::InitSchema() {
+  BRANCHDB_RETURN_IF_ERROR(Exec(
+      "CREATE TABLE IF NOT EXISTS projects("
+      "  id TEXT PRIMARY KEY, name TEXT UNIQUE NOT NULL, created_micros INTEGER NOT NULL,"
+      "  restore_window_micros INTEGER NOT NULL, default_branch TEXT NOT NULL);"
+      "CREATE TABLE IF NOT EXISTS branches("
+      "  project_id TEXT NOT NULL, timeline INTEGER NOT NULL, name TEXT NOT NULL,"
+      "  parent_timeline INTEGER NOT NULL DEFAULT 0, branch_point INTEGER NOT NULL,"
+      "  created_micros INTEGER NOT NULL, expires_micros INTEGER,"
+      "  protected INTEGER NOT NULL DEFAULT 0, idle_timeout_seconds INTEGER,"
+      "  PRIMARY KEY(project_id, timeline), UNIQUE(project_id, name));"
+      "CREATE TABLE IF NOT EXISTS labels("
+      "  project_id TEXT NOT NULL, timeline INTEGER NOT NULL, label TEXT NOT NULL,"
+      "  lsn INTEGER NOT NULL, created_micros INTEGER NOT NULL,"
+      "  PRIMARY KEY(project_id, timeline, label));"
+      "CREATE INDEX IF NOT EXISTS branches_expiry ON branches(expires_micros)"
+      "  WHERE expires_micros IS NOT NULL;"));
+  return MigrateSchema();
+}
+
+// Catalogs created before a column existed get it here (ALTER TABLE ADD
+// COLUMN of a nullable column: O(1), existing rows read NULL).
+Status Catalog::Impl::MigrateSchema() {
+  bool has_idle_timeout = false;
+  {
+    Stmt s(db, "SELECT name FROM pragma_table_info('branches')");
+    if (!s.ok()) return CatalogError(db, "table_info");
+    while (s.Step() == SQLITE_ROW) {
+      if (s.Text(0) == "idle_timeout_seconds") has_idle_timeout = true;
+    }
+  }
+  if (!has_idle_timeout) {
+    BRANCHDB_RETURN_IF_ERROR(Exec("ALTER TABLE branches ADD COLUMN idle_timeout_seconds INTEGER"));
+  }
+  return Status::OK();
+}
+
+// --- Rows -------------------------------------------------------------------
+
+namespace {
+constexpr const char* kBranchCols =
+    "name, timeline, parent_timeline, branch_point, created_micros, expires_micros, protected,"
+    " idle_timeout_seconds";
+
+BranchRow ReadBranch(const Stmt& s) {
+  BranchRow r;
+  r.name = s.Text(0);
+  r.timeline = static_cast<TimelineId>(s.Int(1));
+  r.parent_timeline = static_cast<TimelineId>(s.Int(2));
+  r.branch_point = static_cast<Lsn>(s.Int(3));
+  r.created_micros = s.Int(4);
+  if (!s.IsNull(5)) r.expires_micros = s.Int(5);
+  r.is_protected = s.Int(6) != 0;
+  if (!s.IsNull(7)) r.idle_timeout_seconds = s.Int(7);
+  return r;
+}
+}  // namespace
+
+Result<std::shared_ptr<Project>> Catalog::Impl::FindProject(const std::string& name) {
+  auto it = projects.find(name);
+  if (it == projects.end()) {
+    return Status::NotFound("project '" + name + "' not found", "project_not_found");
+  }
+  return it->second;
+}
+
+Result<Catalog::Impl::ProjectBranch> Catalog::Impl::FindProjectBranch(const std::string& project,
+                                                                     const std::string& branch) {
+  auto p = FindProject(project);
+  if (!p.ok()) return p.status();
+  auto row = FindBranch(**p, branch);
+  if (!row.ok()) return row.status();
+  return ProjectBranch{std::move(*p), std::move(*row)};
+}
+
+Result<BranchRow> Catalog::Impl::FindBranch(const Project& p, const std::string& name) {
+  std::string sql = std::string("SELECT ") + kBranchCols +
+                    " FROM branches WHERE project_id=?1 AND name=?2";
+  Stmt s(db, sql.c_str());
+  s.Bind(1, p.info.id).Bind(2, name);
+  int rc = s.Step();
+  if (rc == SQLITE_ROW) return ReadBranch(s);
+  if (rc == SQLITE_DONE) {
+    return Status::NotFound("branch '" + name + "' not found in project '" + p.info.name + "'",
+                            "branch_not_found");
+  }
+  return CatalogError(db, "find branch");
+}
+
+Result<BranchRow> Catalog::Impl::FindBranchByTimeline(const Project& p, TimelineId t) {
+  std::string sql = std::string("SELECT ") + kBranchCols +
+                    " FROM branches WHERE project_id=?1 AND timeline=?2";
+  Stmt s(db, sql.c_str());
+  s.Bind(1, p.info.id).Bind(2, static_cast<int64_t>(t));
+  int rc = s.Step();
+  if (rc == SQLITE_ROW) return ReadBranch(s);
+  if (rc == SQLITE_DONE) return Status::NotFound("no branch of timeline", "branch_not_found");
+  return CatalogError(db, "find branch");
+}
+
+std::vector<BranchRow> Catalog::Impl::AllBranches(const Project& p) {
+  std::string sql = std::string("SELECT ") + kBranchCols +
+                    " FROM branches WHERE project_id=?1 ORDER BY name";
+  Stmt s(db, sql.c_str());
+  s.Bind(1, p.info.id);
+  std::vector<BranchRow> out;
+  while (s.Step() == SQLITE_ROW) out.push_back(ReadBranch(s));
+  return out;
+}
+
+Status Catalog::Impl::InsertBranch(const Project& p, const BranchRow& r) {
+  Stmt s(db,
+         "INSERT INTO branches(project_id, name, timeline, parent_timeline, branch_point,"
+         " created_micros, expires_micros, protected, idle_timeout_seconds)"
+         " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)");
+  s.Bind(1, p.info.id).Bind(2, r.name).Bind(3, static_cast<int64_t>(r.timeline));
+  s.Bind(4, static_cast<int64_t>(r.parent_timeline)).Bind(5, static_cast<int64_t>(r.branch_point));
+  s.Bind(6, r.created_micros);
+  if (r.expires_micros) s.Bind(7, *r.expires_micros); else s.BindNull(7);
+  s.Bind(8, r.is_protected ? 1 : 0);
+  if (r.idle_timeout_seconds) s.Bind(9, *r.idle_timeout_seconds); else s.BindNull(9);
+  return s.Run();
+}
+
+// Removes the row and its labels, and re-parents its children to its parent,
+// in one catalog transaction.
+Status Catalog::Impl::DeleteBranchRow(const Project& p, const BranchRow& r) {
+  BRANCHDB_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+  Status st;
+  {
+    Stmt s(db, "UPDATE branches SET parent_timeline=?3 WHERE project_id=?1 AND parent_timeline=?2");
+    s.Bind(1, p.info.id).Bind(2, static_cast<int64_t>(r.timeline));
+    s.Bind(3, static_cast<int64_t>(r.parent_timeline));
+    st = s.Run();
+  }
+  if (st.ok()) {
+    Stmt s(db, "DELETE FROM labels WHERE project_id=?1 AND timeline=?2");
+    s.Bind(1, p.info.id).Bind(2, static_cast<int64_t>(r.timeline));
+    st = s.Run();
+  }
+  if (st.ok()) {
+    Stmt s(db, "DELETE FROM branches WHERE project_id=?1 AND timeline=?2");
+    s.Bind(1, p.info.id).Bind(2, static_cast<int64_t>(r.timeline));
+    st = s.Run();
+  }
+  if (!st.ok()) {
+    (void)Exec("ROLLBACK");
+    return st;
+  }
+  return Exec("COMMIT");
+}
+
+std::vector<std::string> Catalog::Impl::LabelsAt(const Project& p, TimelineId t, Lsn lsn) {
+  Stmt s(db, "SELECT label FROM labels WHERE project_id=?1 AND timeline=?2 AND lsn=?3 ORDER BY label");
+  s.Bind(1, p.info.id).Bind(2, static_cast<int64_t>(t)).Bind(3, static_cast<int64_t>(lsn));
+  std::vector<std::string> out;
+  while (s.Step() == SQLITE_ROW) out.push_back(s.Text(0));
+  return out;
+}
+
+std::vector<Lsn> Catalog::Impl::Pins(const Project& p) {
+  std::vector<Lsn> pins;
+  Stmt s(db,
+         "SELECT lsn FROM labels WHERE project_id=?1 UNION "
+         "SELECT branch_point FROM branches WHERE project_id=?1 AND branch_point>0");
+  s.Bind(1, p.info.id);
+  while (s.Step() == SQLITE_ROW) pins.push_back(static_cast<Lsn>(s.Int(0)));
+  return pins;
+}
+
+// --- Names ------------------------------------------------------------------
+
+namespace {
+bool IsAlnum(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+}  // namespace
+
+Status ValidateProjectName(const std::string& name) {
+  bool ok = !name.empty() && name.size() <= 63 &&
+            ((name[0] >= 'a' && name[0] <= 'z') || (name[0] >= '0' && name[0] <= '9'));
+  for (char c : name) {
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_')) ok = false;
+  }
+  if (ok) return Status::OK();
+  return Status::InvalidArgument(
+      "invalid project name '" + name +
+          "': 1-63 chars of a-z 0-9 - _, starting with a letter or digit",
+      "invalid_project_name");
+}
+
+Status ValidateBranchName(const std::string& name) {
+  auto bad = [&](const std::string& why) {
+    return Status::InvalidArgument("invalid branch name '" + name + "': " + why +
+                                       " (1-128 chars of A-Z a-z 0-9 . _ - /)",
+                                   "invalid_branch_name");
+  };
+  if (name.empty() || name.size() > 128) return bad("length");
+  for (char c : name) {
+    if (!(IsAlnum(c) || c == '.' || c == '_' || c == '-' || c == '/')) return bad("character");
+  }
+  if (name.front() == '/' || name.back() == '/') return bad("leading or trailing '/'");
+  size_t start = 0;
+  while (start <= name.size()) {
+    size_t end = name.find('/', start);
+    if (end == std::string::npos) end = name.size();
+    std::string seg = name.substr(start, end - start);
+    if (seg.empty()) return bad("empty segment");
+    if (seg == "." || seg == "..") return bad("'.' or '..' segment");
+    start = end + 1;
+  }
+  return Status::OK();
+}
+
+Status ValidateLabel(const std::string& label) {
+  bool ok = !label.empty() && label.size() <= 128;
+  for (char c : label) {
+    if (!(IsAlnum(c) || c == '.' || c == '_' || c == '-')) ok = false;
+  }
+  if (ok) return Status::OK();
+  return Status::InvalidArgument("invalid label '" + label + "': 1-128 chars of A-Z a-z 0-9 . _ -",
+                                 "invalid_label");
+}
+
+// --- Helpers ----------------------------------------------------------------
+
+Status RemoveTree(Env* env, const std::string& dir) {
+  if (!env->FileExists(dir)) return Status::OK();
+  auto children = env->GetChildren(dir);
+  if (!children.ok()) {
+    // Not a directory: a file.
+    return env->DeleteFile(dir);
+  }
+  for (const std::string& name : *children) {
+    std::string path = JoinPath(dir, name);
+    auto sub = env->GetChildren(path);
+    if (sub.ok()) {
+      BRANCHDB_RETURN_IF_ERROR(RemoveTree(env, path));
+    } else {
+      BRANCHDB_RETURN_IF_ERROR(env->DeleteFile(path));
+    }
+  }
+  return env->DeleteDir(dir);
+}
+
+std::string NewProjectId() {
+  static std::mutex mu;
+  static std::mt19937_64 rng{std::random_device{}()};
+  std::lock_guard<std::mutex> l(mu);
+  uint64_t v = rng();
+  static const char* kHex = "0123456789abcdef";
+  std::string id = "p";
+  for (int i = 0; i < 16; ++i) id += kHex[(v >> (i * 4)) & 0xF];
+  return id;
+}
+
+CheckpointInfo MakeCheckpoint(const storage::RecordInfo& r, TimelineId branch_timeline) {
+  CheckpointInfo c;
+  c.lsn = r.lsn;
+  c.time_micros = r.time_micros;
+  c.record_kind = r.kind;
+  c.annotation = DecodeAnnotation(r.annotation);
+  if (r.annotation.empty()) {
+    if (r.kind == storage::RecordKind::kCreate) c.annotation.kind = "create";
+    if (r.kind == storage::RecordKind::kReset) c.annotation.kind = "rollback";
+  }
+  c.inherited = r.timeline != branch_timeline;
+  c.db_size_pages = r.db_size_pages;
+  return c;
+}
+
+}  // namespace branchdb::catalog

@@ -1,0 +1,488 @@
+// Catalog: checkpoints (listing, labels), rollback, reset from parent, GC,
+// connections. Promote is in promote.cc.
+#include <charconv>
+#include <map>
+#include <optional>
+#include <vector>
+
+#include "catalog/catalog.h"
+#include "catalog/catalog_internal.h"
+
+namespace branchdb::catalog {
+namespace {
+
+Status NoCheckpoint(Lsn lsn) {
+  return Status::NotFound("checkpoint " + std::to_string(lsn) + " not found",
+                          "checkpoint_not_found");
+}
+Status Outside() {
+  return Status::FailedPrecondition("state is outside the project's restore window",
+                                    "outside_restore_window");
+}
+
+bool IsLabelled(sqlite3* db, const Project& p, Lsn lsn) {
+  Stmt s(db, "SELECT 1 FROM labels WHERE project_id=?1 AND lsn=?2 LIMIT 1");
+  s.Bind(1, p.info.id).Bind(2, static_cast<int64_t>(lsn));
+  return s.Step() == SQLITE_ROW;
+}
+
+// True when state lsn was in effect on timeline t at or after window_start:
+// it is on t's current history and its successor there (the record that
+// replaced it) was written at or after window_start (or there is none: it is
+// the head); or it is a former head that a reset within the window replaced.
+// Walks t's history newest first, only through records within the window.
+bool InEffectSince(const storage::PageStore& store, TimelineId t, Lsn lsn, int64_t window_start) {
+  Lsn before = 0;
+  int64_t successor_time = INT64_MAX;
+  while (true) {
+    auto hist = store.History(t, before, 256);
+    if (!hist.ok() || hist->empty()) return false;
+    for (const storage::RecordInfo& r : *hist) {
+      if (r.lsn == lsn) return successor_time >= window_start;
+      if (r.lsn < lsn || r.time_micros < window_start) return false;
+      if (r.kind == storage::RecordKind::kReset &&
+          DecodeAnnotation(r.annotation).previous_head == lsn) {
+        return true;
+      }
+      successor_time = r.time_micros;
+      before = r.lsn - 1;
+    }
+    if (before == 0) return false;
+  }
+}
+
+}  // namespace
+
+Status Catalog::Impl::CheckRestorable(Project& p, TimelineId t, Lsn lsn) {
+  if (lsn == 0) return Status::OK();
+  int64_t window_start = Now() - p.info.restore_window_micros;
+  if (IsLabelled(db, p, lsn)) return Status::OK();
+  auto rec = p.store->GetRecord(lsn);
+  if (!rec.ok()) return NoCheckpoint(lsn);
+  if (rec->time_micros >= window_start) return Status::OK();
+  if (t != 0) return InEffectSince(*p.store, t, lsn, window_start) ? Status::OK() : Outside();
+  for (const BranchRow& r : AllBranches(p)) {
+    if (InEffectSince(*p.store, r.timeline, lsn, window_start)) return Status::OK();
+  }
+  return Outside();
+}
+
+// --- Checkpoints ----------------------------------------------------------------
+
+namespace {
+
+// The branch's history as a reflog, newest first: two LSN-ordered streams
+// merged. (1) Every record of the branch's own timeline: each is a state the
+// branch had as head (its creation, its commits, its moves), whether or not
+// its current history still reaches it (rolled_back when not). (2) The
+// records of other timelines on its current history (inherited: what its
+// state is built on). Every entry is a rollback target of the branch.
+// Own records are found by reading the store's records from `start` down to
+// the branch's creation, so a page costs what the project wrote since.
+class ReflogWalk {
+ public:
+  ReflogWalk(const storage::PageStore& store, TimelineId t, Lsn created, Lsn start)
+      : store_(store), t_(t), created_(created), own_pos_(start), path_before_(start) {}
+
+  // The next entry (newest first), or nullopt at the end.
+  Result<std::optional<storage::RecordInfo>> Next() {
+    if (!own_ && own_pos_ >= created_ && own_pos_ > 0) BRANCHDB_RETURN_IF_ERROR(FindOwn());
+    if (path_.empty() && !path_done_) BRANCHDB_RETURN_IF_ERROR(FillPath());
+    bool take_own = own_ && (path_.empty() || own_->lsn > path_.front().lsn);
+    std::optional<storage::RecordInfo> out;
+    if (take_own) {
+      out = std::move(own_);
+      own_.reset();
+    } else if (!path_.empty()) {
+      out = std::move(path_.front());
+      path_.erase(path_.begin());
+    }
+    return out;
+  }
+
+ private:
+  Status FindOwn() {
+    for (; own_pos_ >= created_ && own_pos_ > 0; --own_pos_) {
+      auto rec = store_.GetRecord(own_pos_);
+      if (!rec.ok() || rec->timeline != t_ || rec->kind == storage::RecordKind::kDrop) continue;
+      own_ = std::move(*rec);
+      --own_pos_;
+      return Status::OK();
+    }
+    return Status::OK();
+  }
+  Status FillPath() {
+    constexpr size_t kBatch = 128;
+    while (path_.empty() && !path_done_) {
+      auto hist = store_.History(t_, path_before_, kBatch);
+      if (!hist.ok()) return hist.status();
+      path_done_ = hist->size() < kBatch;
+      for (storage::RecordInfo& r : *hist) {
+        path_before_ = r.lsn - 1;
+        if (r.timeline != t_ && r.kind != storage::RecordKind::kDrop) path_.push_back(std::move(r));
+      }
+      if (path_before_ == 0) path_done_ = true;
+    }
+    return Status::OK();
+  }
+
+  const storage::PageStore& store_;
+  const TimelineId t_;
+  const Lsn created_;
+  Lsn own_pos_;                            // next LSN to read for stream (1)
+  std::optional<storage::RecordInfo> own_;
+  Lsn path_before_;                        // History cursor of stream (2)
+  std::vector<storage::RecordInfo> path_;  // inherited records, newest first
+  bool path_done_ = false;
+};
+
+}  // namespace
+
+Result<CheckpointPage> Catalog::ListCheckpoints(const std::string& project,
+                                                const std::string& branch, size_t limit,
+                                                const std::string& cursor) {
+  if (limit == 0 || limit > 1000) {
+    return Status::InvalidArgument("limit must be within 1..1000", "invalid_argument");
+  }
+  Lsn before = 0;
+  if (!cursor.empty()) {
+    auto [ptr, ec] = std::from_chars(cursor.data(), cursor.data() + cursor.size(), before);
+    if (ec != std::errc() || ptr != cursor.data() + cursor.size() || before == 0) {
+      return Status::InvalidArgument("bad cursor", "invalid_argument");
+    }
+  }
+  Impl& im = *impl_;
+  std::lock_guard<std::mutex> l(im.mu);
+  auto found = im.FindProjectBranch(project, branch);
+  if (!found.ok()) return found.status();
+  Project& p = *found->project;
+  const BranchRow& row = found->row;
+  std::map<TimelineId, std::string> names;
+  for (const BranchRow& r : im.AllBranches(p)) names[r.timeline] = r.name;
+  auto tl = p.store->GetTimeline(row.timeline);
+  if (!tl.ok()) return tl.status();
+  Lsn start = before;
+  if (start == 0) start = tl->head;
+  ReflogWalk walk(*p.store, row.timeline, tl->created_lsn, start);
+  CheckpointPage page;
+  while (true) {
+    auto next = walk.Next();
+    if (!next.ok()) return next.status();
+    if (!next->has_value()) break;
+    const storage::RecordInfo& r = **next;
+    CheckpointInfo c = MakeCheckpoint(r, row.timeline);
+    if (c.annotation.kind == "internal") continue;
+    if (page.checkpoints.size() == limit) {
+      page.next_cursor = std::to_string(r.lsn);
+      break;
+    }
+    if (!c.inherited) {
+      auto on_history = p.store->ResolveLsn(row.timeline, r.lsn);
+      c.rolled_back = !on_history.ok() || *on_history != r.lsn;
+    }
+    auto n = names.find(r.timeline);
+    if (n != names.end()) c.branch = n->second;
+    c.labels = im.LabelsAt(p, row.timeline, r.lsn);
+    page.checkpoints.push_back(std::move(c));
+  }
+  return page;
+}
+
+Result<CheckpointInfo> Catalog::GetCheckpoint(const std::string& project,
+                                              const std::string& branch, Lsn lsn) {
+  Impl& im = *impl_;
+  std::lock_guard<std::mutex> l(im.mu);
+  auto found = im.FindProjectBranch(project, branch);
+  if (!found.ok()) return found.status();
+  std::shared_ptr<Project>& pr = found->project;
+  BranchRow& row = found->row;
+  auto rec = pr->store->GetRecord(lsn);
+  if (!rec.ok() || rec->kind == storage::RecordKind::kDrop) return NoCheckpoint(lsn);
+  CheckpointInfo c = MakeCheckpoint(*rec, row.timeline);
+  if (!c.inherited) {
+    auto on_history = pr->store->ResolveLsn(row.timeline, lsn);
+    c.rolled_back = !on_history.ok() || *on_history != lsn;
+  }
+  auto owner = im.FindBranchByTimeline(*pr, rec->timeline);
+  if (owner.ok()) c.branch = owner->name;
+  c.labels = im.LabelsAt(*pr, row.timeline, lsn);
+  return c;
+}
+
+bool IsBranchState(const storage::PageStore& store, TimelineId t, Lsn lsn) {
+  if (lsn == 0) return true;
+  auto resolved = store.ResolveLsn(t, lsn);
+  if (resolved.ok() && *resolved == lsn) return true;
+  auto rec = store.GetRecord(lsn);
+  return rec.ok() && rec->timeline == t && rec->kind != storage::RecordKind::kDrop;
+}
+
+Status Catalog::LabelCheckpoint(const std::string& project, const std::string& branch, Lsn lsn,
+                                const std::string& label) {
+  BRANCHDB_RETURN_IF_ERROR(ValidateLabel(label));
+  Impl& im = *impl_;
+  std::shared_ptr<Project> project_ref;
+  {
+    std::lock_guard<std::mutex> l(im.mu);
+    auto found = im.FindProject(project);
+    if (!found.ok()) return found.status();
+    project_ref = *found;
+  }
+  std::lock_guard<std::mutex> gc_lock(project_ref->gc_mu);  // no GC while labelling
+  std::lock_guard<std::mutex> l(im.mu);
+  auto found = im.FindProjectBranch(project, branch);
+  if (!found.ok()) return found.status();
+  std::shared_ptr<Project>& pr = found->project;
+  BranchRow& row = found->row;
+  if (lsn == 0 || !IsBranchState(*pr->store, row.timeline, lsn)) return NoCheckpoint(lsn);
+  Stmt s(im.db,
+         "INSERT INTO labels(project_id, timeline, label, lsn, created_micros) "
+         "VALUES(?1,?2,?3,?4,?5)");
+  s.Bind(1, pr->info.id).Bind(2, static_cast<int64_t>(row.timeline)).Bind(3, label);
+  s.Bind(4, static_cast<int64_t>(lsn)).Bind(5, im.Now());
+  int rc = s.Step();
+  if (rc == SQLITE_CONSTRAINT) {
+    return Status::AlreadyExists("label '" + label + "' exists on branch '" + branch + "'",
+                                 "label_exists");
+  }
+  if (rc != SQLITE_DONE) return CatalogError(im.db, "label");
+  return Status::OK();
+}
+
+Status Catalog::UnlabelCheckpoint(const std::string& project, const std::string& branch,
+                                  const std::string& label) {
+  Impl& im = *impl_;
+  std::lock_guard<std::mutex> l(im.mu);
+  auto found = im.FindProjectBranch(project, branch);
+  if (!found.ok()) return found.status();
+  std::shared_ptr<Project>& pr = found->project;
+  BranchRow& row = found->row;
+  Stmt s(im.db, "DELETE FROM labels WHERE project_id=?1 AND timeline=?2 AND label=?3");
+  s.Bind(1, pr->info.id).Bind(2, static_cast<int64_t>(row.timeline)).Bind(3, label);
+  BRANCHDB_RETURN_IF_ERROR(s.Run());
+  if (sqlite3_changes(im.db) == 0) {
+    return Status::NotFound("label '" + label + "' not found", "label_not_found");
+  }
+  return Status::OK();
+}
+
+Result<std::vector<LabelInfo>> Catalog::ListLabels(const std::string& project,
+                                                   const std::string& branch) {
+  Impl& im = *impl_;
+  std::lock_guard<std::mutex> l(im.mu);
+  auto found = im.FindProjectBranch(project, branch);
+  if (!found.ok()) return found.status();
+  std::shared_ptr<Project>& pr = found->project;
+  BranchRow& row = found->row;
+  Stmt s(im.db,
+         "SELECT label, lsn, created_micros FROM labels WHERE project_id=?1 AND timeline=?2 "
+         "ORDER BY label");
+  s.Bind(1, pr->info.id).Bind(2, static_cast<int64_t>(row.timeline));
+  std::vector<LabelInfo> out;
+  int rc;
+  while ((rc = s.Step()) == SQLITE_ROW) {
+    out.push_back(LabelInfo{s.Text(0), static_cast<Lsn>(s.Int(1)), s.Int(2)});
+  }
+  if (rc != SQLITE_DONE) return CatalogError(im.db, "list labels");
+  return out;
+}
+
+// --- Rollback / reset ------------------------------------------------------------
+
+namespace {
+
+Result<RollbackResult> MoveBranch(storage::PageStore& store, TimelineId t, Lsn head, Lsn target,
+                                  const std::string& kind, const Actor& actor) {
+  Annotation a;
+  a.kind = kind;
+  a.client_id = actor.client_id;
+  a.request_id = actor.request_id;
+  a.target = target;
+  a.previous_head = head;
+  auto new_head = store.ResetTimeline(t, head, target, EncodeAnnotation(a));
+  if (!new_head.ok()) return new_head.status();
+  RollbackResult r;
+  r.head_lsn = *new_head;
+  r.previous_head_lsn = head;
+  r.target_lsn = target;
+  return r;
+}
+
+}  // namespace
+
+Result<RollbackResult> Catalog::Rollback(const std::string& project, const std::string& branch,
+                                         const RollbackTarget& target, const Actor& actor) {
+  Impl& im = *impl_;
+  std::unique_lock<std::mutex> l(im.mu);
+  auto pr = im.FindProject(project);
+  if (!pr.ok()) return pr.status();
+  Project& p = **pr;
+  auto row = im.FindBranch(p, branch);
+  if (!row.ok()) return row.status();
+  if (row->is_protected) {
+    return Status::FailedPrecondition("branch '" + branch + "' is protected", "branch_protected");
+  }
+  storage::PageStore& store = *p.store;
+  TimelineId t = row->timeline;
+  auto head = store.Head(t);
+  if (!head.ok()) return head.status();
+  Lsn to = 0;
+  switch (target.kind) {
+    case RollbackTarget::Kind::kLsn: {
+      to = target.lsn;
+      if (!IsBranchState(store, t, to)) return NoCheckpoint(to);
+      BRANCHDB_RETURN_IF_ERROR(im.CheckRestorable(p, t, to));
+      break;
+    }
+    case RollbackTarget::Kind::kTime: {
+      if (target.time_micros < im.Now() - p.info.restore_window_micros) return Outside();
+      auto r = store.LsnAt(t, target.time_micros);
+      if (!r.ok()) {
+        return Status::NotFound("branch has no state at that time", "checkpoint_not_found");
+      }
+      to = *r;
+      break;
+    }
+    case RollbackTarget::Kind::kActionsBack: {
+      if (target.actions < 1) {
+        return Status::InvalidArgument("actions must be >= 1", "invalid_argument");
+      }
+      // Walk the history; after the n-th SQL commit, the next record is the
+      // state before it (or the empty database when the history ends).
+      int commits = 0;
+      bool found = false;
+      Lsn before = 0;
+      while (!found) {
+        auto hist = store.History(t, before, 256);
+        if (!hist.ok()) return hist.status();
+        if (hist->empty()) break;
+        for (const storage::RecordInfo& r : *hist) {
+          if (commits == target.actions) {
+            to = r.lsn;
+            found = true;
+            break;
+          }
+          if (r.kind == storage::RecordKind::kCommit) ++commits;
+          before = r.lsn - 1;
+        }
+        if (before == 0) break;
+      }
+      if (!found) {
+        if (commits < target.actions) {
+          return Status::NotFound("the branch has only " + std::to_string(commits) +
+                                      " actions on its history",
+                                  "checkpoint_not_found");
+        }
+        to = 0;  // back to the empty database
+      }
+      BRANCHDB_RETURN_IF_ERROR(im.CheckRestorable(p, t, to));
+      break;
+    }
+    case RollbackTarget::Kind::kLabel: {
+      Stmt s(im.db, "SELECT lsn FROM labels WHERE project_id=?1 AND timeline=?2 AND label=?3");
+      s.Bind(1, p.info.id).Bind(2, static_cast<int64_t>(t)).Bind(3, target.label);
+      if (s.Step() != SQLITE_ROW) {
+        return Status::NotFound("label '" + target.label + "' not found", "label_not_found");
+      }
+      to = static_cast<Lsn>(s.Int(0));
+      break;
+    }
+  }
+  // The durable reset runs without the catalog lock (pr keeps the store
+  // alive); a concurrent commit makes it fail with Conflict head_moved.
+  l.unlock();
+  return MoveBranch(store, t, *head, to, "rollback", actor);
+}
+
+Result<RollbackResult> Catalog::ResetFromParent(const std::string& project,
+                                                const std::string& branch, const Actor& actor) {
+  Impl& im = *impl_;
+  std::unique_lock<std::mutex> l(im.mu);
+  auto found = im.FindProjectBranch(project, branch);
+  if (!found.ok()) return found.status();
+  std::shared_ptr<Project>& pr = found->project;
+  BranchRow& row = found->row;
+  if (row.is_protected) {
+    return Status::FailedPrecondition("branch '" + branch + "' is protected", "branch_protected");
+  }
+  if (row.parent_timeline == 0) {
+    return Status::FailedPrecondition("branch '" + branch + "' has no parent", "no_parent");
+  }
+  storage::PageStore& store = *pr->store;
+  auto parent_head = store.Head(row.parent_timeline);
+  if (!parent_head.ok()) return parent_head.status();
+  auto head = store.Head(row.timeline);
+  if (!head.ok()) return head.status();
+  l.unlock();
+  return MoveBranch(store, row.timeline, *head, *parent_head, "reset", actor);
+}
+
+// --- GC, connections ---------------------------------------------------------------
+
+Result<storage::GcStats> Catalog::Impl::GcProject(const std::shared_ptr<Project>& p) {
+  std::lock_guard<std::mutex> gc_lock(p->gc_mu);
+  storage::GcOptions o;
+  {
+    std::lock_guard<std::mutex> l(mu);
+    o.restore_window_micros = p->info.restore_window_micros;
+    o.pins = Pins(*p);
+  }
+  return p->store->Gc(o);
+}
+
+Result<storage::GcStats> Catalog::Gc(const std::string& project) {
+  std::shared_ptr<Project> p;
+  {
+    std::lock_guard<std::mutex> l(impl_->mu);
+    auto pr = impl_->FindProject(project);
+    if (!pr.ok()) return pr.status();
+    p = *pr;
+  }
+  return impl_->GcProject(p);
+}
+
+Result<storage::SqliteHandle> Catalog::OpenBranchConnection(const std::string& project,
+                                                            const std::string& branch,
+                                                            const ConnectionRequest& request) {
+  Impl& im = *impl_;
+  storage::ConnectionOptions o;
+  {
+    std::lock_guard<std::mutex> l(im.mu);
+    auto found = im.FindProjectBranch(project, branch);
+    if (!found.ok()) return found.status();
+    std::shared_ptr<Project>& pr = found->project;
+    BranchRow& row = found->row;
+    o.store = pr->store.get();
+    o.timeline = row.timeline;
+    o.cache_pages = request.cache_pages;
+    if (request.as_of) {
+      // A state this branch itself recorded (on its history, or a former head
+      // that a rollback or reset left behind) is read exactly; any other LSN
+      // reads the branch's history as of it.
+      auto record = o.store->GetRecord(*request.as_of);
+      if (record.ok() && record->timeline == row.timeline) {
+        o.state = *request.as_of;
+      } else {
+        o.as_of = *request.as_of;
+      }
+    } else if (request.read_only) {
+      auto head = o.store->Head(row.timeline);
+      if (!head.ok()) return head.status();
+      o.as_of = *head;
+    }
+  }
+  auto conn = storage::OpenConnection(o);
+  if (!conn.ok() && conn.status().IsNotFound()) {
+    return Status::NotFound(conn.status().message(), "checkpoint_not_found");
+  }
+  return conn;
+}
+
+Result<storage::PageStore*> Catalog::Store(const std::string& project) {
+  std::lock_guard<std::mutex> l(impl_->mu);
+  auto pr = impl_->FindProject(project);
+  if (!pr.ok()) return pr.status();
+  return (*pr)->store.get();
+}
+
+}  // namespace branchdb::catalog
