@@ -1,0 +1,63 @@
+#!/usr/bin/env python3
+"""Every folder includes only its own headers and those of the layers below it
+(docs/architecture.md). Exits 1, naming each offending line, when one does not.
+
+  base/     <- storage/ (and storage/vfs/) <- catalog/ <- server/
+  base/     <- auth/                                    <- server/
+  sdk/      includes no branchdb folder but its own (it talks HTTP only)
+  server/main.cc, the binary, may also include sdk/cli/ (the CLI it runs).
+tests/ and bench/ may include anything.
+"""
+import os
+import re
+import sys
+
+ROOT = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else
+                       os.path.join(os.path.dirname(__file__), "..", ".."))
+
+# folder -> the top-level folders its sources may include from.
+ALLOWED = {
+    "base": {"base"},
+    "storage": {"base", "storage"},
+    "auth": {"base", "auth"},
+    "catalog": {"base", "storage", "catalog"},
+    "server": {"base", "storage", "auth", "catalog", "server"},
+    "sdk": {"sdk"},
+}
+EXCEPTIONS = {"server/main.cc": {"sdk"}}
+FOLDERS = set(ALLOWED) | {"tests", "bench"}
+INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"')
+
+
+def main():
+    bad = []
+    checked = 0
+    for layer, allowed in ALLOWED.items():
+        for dirpath, _, names in os.walk(os.path.join(ROOT, layer)):
+            for name in names:
+                if not name.endswith((".h", ".cc", ".hpp", ".cpp")):
+                    continue
+                path = os.path.join(dirpath, name)
+                rel = os.path.relpath(path, ROOT)
+                ok = allowed | EXCEPTIONS.get(rel, set())
+                with open(path, encoding="utf-8", errors="replace") as f:
+                    for lineno, line in enumerate(f, 1):
+                        m = INCLUDE.match(line)
+                        if not m:
+                            continue
+                        top = m.group(1).split("/", 1)[0]
+                        if top in FOLDERS and top not in ok:
+                            bad.append(f"{rel}:{lineno}: {layer}/ includes {m.group(1)}, "
+                                       f"from a layer it may not use ({', '.join(sorted(ok))})")
+                checked += 1
+    if checked < 50:
+        print(f"check_includes: only {checked} files found under {ROOT}: wrong root?")
+        return 1
+    for b in bad:
+        print(b)
+    print(f"check_includes: {checked} files, {len(bad)} includes across layers")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
