@@ -51,17 +51,16 @@ void PrintCompute(const std::string& branch, const bdb::ComputeState& s, std::os
                                                             : std::string("never")}});
 }
 
-}  // namespace
+// What the subcommands of RegisterAccessCommands parse into (one parse per process).
+struct Opts {
+  std::string branch, name, id;
+  std::vector<std::string> scopes, projects;
+  bool read_write = false;
+  int64_t ttl = -1;
+};
+using OptsPtr = std::shared_ptr<Opts>;
 
-void RegisterAccessCommands(CLI::App& app, Commands& commands) {
-  struct Opts {
-    std::string branch, name, id;
-    std::vector<std::string> scopes, projects;
-    bool read_write = false;
-    int64_t ttl = -1;
-  };
-  auto o = std::make_shared<Opts>();
-
+void RegisterCredential(CLI::App& app, Commands& commands, const OptsPtr& o) {
   CLI::App* cred = AddCommand(
       app, "credential",
       "Issue a short-lived database credential: a bearer token for this branch's SQL only. "
@@ -87,7 +86,9 @@ void RegisterAccessCommands(CLI::App& app, Commands& commands) {
     }
     return ctx.Print(cr->raw, [&](std::ostream& out) { out << cr->credential << "\n"; });
   });
+}
 
+void RegisterClient(CLI::App& app, Commands& commands, const OptsPtr& o) {
   CLI::App* client = app.add_subcommand("client", "Manage OAuth clients (needs the admin scope)");
   client->require_subcommand(1);
 
@@ -146,7 +147,9 @@ void RegisterAccessCommands(CLI::App& app, Commands& commands) {
     return ctx.Print(Json::object(),
                      [&](std::ostream& out) { out << "deleted client " << o->id << "\n"; });
   });
+}
 
+void RegisterToken(CLI::App& app, Commands& commands, const OptsPtr& o) {
   CLI::App* token = AddCommand(
       app, "token", "Print an access token for the configured credentials (handy for curl)",
       {"curl -H \"Authorization: Bearer $(branchdb token)\" http://127.0.0.1:8080/v1/projects"});
@@ -156,7 +159,9 @@ void RegisterAccessCommands(CLI::App& app, Commands& commands) {
     return ctx.Print(Json{{"access_token", *t}, {"token_type", "Bearer"}},
                      [&](std::ostream& out) { out << *t << "\n"; });
   });
+}
 
+void RegisterCompute(CLI::App& app, Commands& commands, const OptsPtr& o) {
   CLI::App* compute =
       AddCommand(app, "compute", "Show a branch's compute (SQLite connection): active or suspended",
                  {"branchdb compute dev/alex"});
@@ -175,6 +180,16 @@ void RegisterAccessCommands(CLI::App& app, Commands& commands) {
           return ctx.Print(s->raw, [&](std::ostream& out) { PrintCompute(o->branch, *s, out); });
         });
   }
+}
+
+}  // namespace
+
+void RegisterAccessCommands(CLI::App& app, Commands& commands) {
+  auto o = std::make_shared<Opts>();
+  RegisterCredential(app, commands, o);
+  RegisterClient(app, commands, o);
+  RegisterToken(app, commands, o);
+  RegisterCompute(app, commands, o);
 }
 
 }  // namespace branchdb::cli

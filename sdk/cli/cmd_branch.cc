@@ -68,20 +68,16 @@ int Patch(Context& ctx, bdb::Client* c, const std::string& project, const std::s
   return ctx.Print(b->raw, [&](std::ostream& out) { out << summary(*b) << "\n"; });
 }
 
-}  // namespace
+// What the `branch` subcommands parse into (one parse per process).
+struct Opts {
+  std::string name, new_name, parent, from_time, from_label, expires_at, value;
+  uint64_t from_lsn = 0, from_checkpoint = 0;
+  int64_t ttl = -1;
+  bool is_protected = false;
+};
+using OptsPtr = std::shared_ptr<Opts>;
 
-void RegisterBranchCommands(CLI::App& app, Commands& commands) {
-  CLI::App* branch = app.add_subcommand("branch", "Create, list, change and delete branches");
-  branch->require_subcommand(1);
-
-  struct Opts {
-    std::string name, new_name, parent, from_time, from_label, expires_at, value;
-    uint64_t from_lsn = 0, from_checkpoint = 0;
-    int64_t ttl = -1;
-    bool is_protected = false;
-  };
-  auto o = std::make_shared<Opts>();
-
+void RegisterCreate(CLI::App* branch, Commands& commands, const OptsPtr& o) {
   CLI::App* create =
       AddCommand(*branch, "create",
                  "Create a branch: a copy-on-write copy of its parent (O(1), whatever the size)",
@@ -133,7 +129,9 @@ void RegisterBranchCommands(CLI::App& app, Commands& commands) {
       out << "\n";
     });
   });
+}
 
+void RegisterListAndGet(CLI::App* branch, Commands& commands, const OptsPtr& o) {
   CLI::App* list =
       AddCommand(*branch, "list", "List the project's branches as a tree",
                  {"branchdb branch list --project shop", "branchdb branch list --json"});
@@ -150,7 +148,9 @@ void RegisterBranchCommands(CLI::App& app, Commands& commands) {
     if (!b.ok()) return ctx.Fail(b.error());
     return ctx.Print(b->raw, [&](std::ostream& out) { PrintBranch(*b, out); });
   });
+}
 
+void RegisterDeleteAndRename(CLI::App* branch, Commands& commands, const OptsPtr& o) {
   CLI::App* del = AddCommand(*branch, "delete",
                              "Delete a branch (not the default one, not a protected one); its "
                              "children keep their data",
@@ -173,7 +173,9 @@ void RegisterBranchCommands(CLI::App& app, Commands& commands) {
     return Patch(ctx, c, project, o->name, r,
                  [&](const bdb::Branch& b) { return "renamed " + o->name + " to " + b.name; });
   });
+}
 
+void RegisterProtect(CLI::App* branch, Commands& commands, const OptsPtr& o) {
   for (bool protect : {true, false}) {
     CLI::App* p = AddCommand(
         *branch, protect ? "protect" : "unprotect",
@@ -190,7 +192,9 @@ void RegisterBranchCommands(CLI::App& app, Commands& commands) {
           });
         });
   }
+}
 
+void RegisterSetTtl(CLI::App* branch, Commands& commands, const OptsPtr& o) {
   CLI::App* set_ttl =
       AddCommand(*branch, "set-ttl", "Delete a branch after DURATION from now, or never (\"none\")",
                  {"branchdb branch set-ttl dev/alex 2h", "branchdb branch set-ttl dev/alex none"});
@@ -210,7 +214,9 @@ void RegisterBranchCommands(CLI::App& app, Commands& commands) {
       return b.name + (b.expires_at ? " expires " + *b.expires_at : " never expires");
     });
   });
+}
 
+void RegisterSetIdleTimeout(CLI::App* branch, Commands& commands, const OptsPtr& o) {
   CLI::App* idle = AddCommand(
       *branch, "set-idle-timeout",
       "Suspend the branch's compute after DURATION without requests (0 = never; \"default\" = "
@@ -234,6 +240,20 @@ void RegisterBranchCommands(CLI::App& app, Commands& commands) {
              (b.idle_timeout_seconds ? FormatDuration(b.idle_timeout_seconds) : "never");
     });
   });
+}
+
+}  // namespace
+
+void RegisterBranchCommands(CLI::App& app, Commands& commands) {
+  CLI::App* branch = app.add_subcommand("branch", "Create, list, change and delete branches");
+  branch->require_subcommand(1);
+  auto o = std::make_shared<Opts>();
+  RegisterCreate(branch, commands, o);
+  RegisterListAndGet(branch, commands, o);
+  RegisterDeleteAndRename(branch, commands, o);
+  RegisterProtect(branch, commands, o);
+  RegisterSetTtl(branch, commands, o);
+  RegisterSetIdleTimeout(branch, commands, o);
 }
 
 }  // namespace branchdb::cli

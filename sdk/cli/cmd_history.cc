@@ -13,17 +13,16 @@ void PrintMove(const std::string& branch, const bdb::MoveResult& m, std::ostream
       << "undo: branchdb rollback " << branch << " --to " << m.previous_head_lsn << "\n";
 }
 
-}  // namespace
+// What the subcommands of RegisterHistoryCommands parse into (one parse per process).
+struct Opts {
+  std::string branch, cursor, label, time, mode, verify, on_conflict;
+  int64_t limit = 20, actions = 0, max_retries = 3;
+  uint64_t lsn = 0, checkpoint = 0;
+  bool dry_run = false;
+};
+using OptsPtr = std::shared_ptr<Opts>;
 
-void RegisterHistoryCommands(CLI::App& app, Commands& commands) {
-  struct Opts {
-    std::string branch, cursor, label, time, mode, verify, on_conflict;
-    int64_t limit = 20, actions = 0, max_retries = 3;
-    uint64_t lsn = 0, checkpoint = 0;
-    bool dry_run = false;
-  };
-  auto o = std::make_shared<Opts>();
-
+void RegisterCheckpoints(CLI::App& app, Commands& commands, const OptsPtr& o) {
   CLI::App* list = AddCommand(
       app, "checkpoints",
       "List a branch's reflog, newest first: every state it has been in (each committed action, "
@@ -59,7 +58,9 @@ void RegisterHistoryCommands(CLI::App& app, Commands& commands) {
       }
     });
   });
+}
 
+void RegisterLabel(CLI::App& app, Commands& commands, const OptsPtr& o) {
   CLI::App* label = AddCommand(
       app, "label", "Label a checkpoint; labelled checkpoints outlive the restore window",
       {"branchdb label dev/alex 12 before-migration"});
@@ -76,7 +77,9 @@ void RegisterHistoryCommands(CLI::App& app, Commands& commands) {
       out << "labelled lsn " << cp->lsn << " of " << o->branch << " \"" << o->label << "\"\n";
     });
   });
+}
 
+void RegisterRollback(CLI::App& app, Commands& commands, const OptsPtr& o) {
   CLI::App* rollback = AddCommand(
       app, "rollback",
       "Move a branch back to an earlier checkpoint (undoable: roll back to the previous head)",
@@ -107,7 +110,9 @@ void RegisterHistoryCommands(CLI::App& app, Commands& commands) {
     if (!m.ok()) return ctx.Fail(m.error());
     return ctx.Print(m->raw, [&](std::ostream& out) { PrintMove(o->branch, *m, out); });
   });
+}
 
+void RegisterReset(CLI::App& app, Commands& commands, const OptsPtr& o) {
   CLI::App* reset =
       AddCommand(app, "reset", "Move a branch to its parent's head (undoable like a rollback)",
                  {"branchdb reset dev/alex"});
@@ -117,7 +122,9 @@ void RegisterHistoryCommands(CLI::App& app, Commands& commands) {
     if (!m.ok()) return ctx.Fail(m.error());
     return ctx.Print(m->raw, [&](std::ostream& out) { PrintMove(o->branch, *m, out); });
   });
+}
 
+void RegisterPromote(CLI::App& app, Commands& commands, const OptsPtr& o) {
   CLI::App* promote = AddCommand(
       app, "promote",
       "Promote a branch onto its parent: fast-forward when the parent has not moved, else "
@@ -176,6 +183,17 @@ void RegisterHistoryCommands(CLI::App& app, Commands& commands) {
       }
     });
   });
+}
+
+}  // namespace
+
+void RegisterHistoryCommands(CLI::App& app, Commands& commands) {
+  auto o = std::make_shared<Opts>();
+  RegisterCheckpoints(app, commands, o);
+  RegisterLabel(app, commands, o);
+  RegisterRollback(app, commands, o);
+  RegisterReset(app, commands, o);
+  RegisterPromote(app, commands, o);
 }
 
 }  // namespace branchdb::cli

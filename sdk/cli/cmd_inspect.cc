@@ -66,17 +66,16 @@ void PrintDataDiff(const bdb::DiffResult& d, std::ostream& out) {
   }
 }
 
-}  // namespace
+// What the subcommands of RegisterInspectCommands parse into (one parse per process).
+struct Opts {
+  std::string branch, base, tables, cursor;
+  uint64_t base_lsn = 0, lsn = 0;
+  int64_t limit = 100;
+  bool data = false, sql = false;
+};
+using OptsPtr = std::shared_ptr<Opts>;
 
-void RegisterInspectCommands(CLI::App& app, Commands& commands) {
-  struct Opts {
-    std::string branch, base, tables, cursor;
-    uint64_t base_lsn = 0, lsn = 0;
-    int64_t limit = 100;
-    bool data = false, sql = false;
-  };
-  auto o = std::make_shared<Opts>();
-
+void RegisterDiff(CLI::App& app, Commands& commands, const OptsPtr& o) {
   CLI::App* diff = AddCommand(
       app, "diff",
       "What differs between a base (default: the parent's head) and a branch: schema, rows "
@@ -130,7 +129,9 @@ void RegisterInspectCommands(CLI::App& app, Commands& commands) {
           }
         });
       });
+}
 
+void RegisterSchema(CLI::App& app, Commands& commands, const OptsPtr& o) {
   CLI::App* schema =
       AddCommand(app, "schema", "Show a branch's schema (CREATE statements)",
                  {"branchdb schema production", "branchdb schema dev/alex --lsn 12"});
@@ -149,6 +150,14 @@ void RegisterInspectCommands(CLI::App& app, Commands& commands) {
       }
     });
   });
+}
+
+}  // namespace
+
+void RegisterInspectCommands(CLI::App& app, Commands& commands) {
+  auto o = std::make_shared<Opts>();
+  RegisterDiff(app, commands, o);
+  RegisterSchema(app, commands, o);
 }
 
 }  // namespace branchdb::cli

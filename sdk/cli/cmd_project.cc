@@ -17,19 +17,15 @@ void ProjectTable(const std::vector<bdb::Project>& projects, std::ostream& out) 
   t.Print(out);
 }
 
-}  // namespace
+// What the subcommands of RegisterProjectCommands parse into (one parse per process).
+struct Opts {
+  std::string name;
+  int64_t restore_window = -1;
+  bool force = false;
+};
+using OptsPtr = std::shared_ptr<Opts>;
 
-void RegisterProjectCommands(CLI::App& app, Commands& commands) {
-  CLI::App* project = app.add_subcommand("project", "Create, list, inspect and delete projects");
-  project->require_subcommand(1);
-
-  struct Opts {
-    std::string name;
-    int64_t restore_window = -1;
-    bool force = false;
-  };
-  auto o = std::make_shared<Opts>();
-
+void RegisterCreate(CLI::App* project, Commands& commands, const OptsPtr& o) {
   CLI::App* create = AddCommand(
       *project, "create", "Create a project (with its default branch \"production\", empty)",
       {"branchdb project create shop", "branchdb project create shop --restore-window 30d"});
@@ -47,7 +43,9 @@ void RegisterProjectCommands(CLI::App& app, Commands& commands) {
           << " (restore window " << FormatDuration(p->restore_window_seconds) << ")\n";
     });
   });
+}
 
+void RegisterListAndGet(CLI::App* project, Commands& commands, const OptsPtr& o) {
   CLI::App* list = AddCommand(*project, "list", "List the projects this client may access",
                               {"branchdb project list", "branchdb project list --json"});
   commands.AddForClient(list, [](Context& ctx, bdb::Client* c) {
@@ -72,7 +70,9 @@ void RegisterProjectCommands(CLI::App& app, Commands& commands) {
     if (!p.ok()) return ctx.Fail(p.error());
     return ctx.Print(p->raw, [&](std::ostream& out) { ProjectTable({*p}, out); });
   });
+}
 
+void RegisterDeleteAndSet(CLI::App* project, Commands& commands, const OptsPtr& o) {
   CLI::App* del = AddCommand(
       *project, "delete", "Delete a project with all its branches and data (not undoable)",
       {"branchdb project delete shop",
@@ -106,6 +106,18 @@ void RegisterProjectCommands(CLI::App& app, Commands& commands) {
           << FormatDuration(p->restore_window_seconds) << "\n";
     });
   });
+}
+
+}  // namespace
+
+void RegisterProjectCommands(CLI::App& app, Commands& commands) {
+  CLI::App* project = app.add_subcommand("project", "Create, list, inspect and delete projects");
+  project->require_subcommand(1);
+
+  auto o = std::make_shared<Opts>();
+  RegisterCreate(project, commands, o);
+  RegisterListAndGet(project, commands, o);
+  RegisterDeleteAndSet(project, commands, o);
 }
 
 }  // namespace branchdb::cli

@@ -57,6 +57,81 @@ std::string FailedStatement(const Json& d) {
   return out;
 }
 
+// The hint for a 403: the mode, the sandbox or the scope that refused.
+std::string HintForbidden(const std::string& code, const Json& d, const Settings& s) {
+  if (code == "read_only") {
+    return "this ran read-only (--read-only, a read credential, or a client without "
+           "sql:write)";
+  }
+  if (code == "sql_forbidden") {
+    return "the SQL sandbox refuses BEGIN/COMMIT/SAVEPOINT (a script already runs as one "
+           "transaction), ATTACH, VACUUM, load_extension() and PRAGMAs off its allow-list "
+           "(docs/api.md, SQL)" +
+           FailedStatement(d);
+  }
+  if (!DetailString(d, "scope").empty()) {
+    return "the client lacks the scope " + DetailString(d, "scope") +
+           "; an admin can create a client that has it: branchdb client create --scopes '" +
+           DetailString(d, "scope") + " ...'";
+  }
+  return "the client may lack a scope or access to this project (see `branchdb client "
+         "list` as an admin)";
+}
+
+// The hint for a 404: how to list what exists.
+std::string HintNotFound(const std::string& code, const Json& d, const Settings& s) {
+  if (code == "project_not_found") {
+    return "list projects with `branchdb project list`; create one with `branchdb project "
+           "create NAME`";
+  }
+  if (code == "branch_not_found") return "list branches with `branchdb branch list`";
+  if (code == "checkpoint_not_found" || code == "label_not_found") {
+    return "list checkpoints with `branchdb checkpoints BRANCH`";
+  }
+  if (code == "client_not_found") return "list clients with `branchdb client list`";
+  if (code == "route_not_found") {
+    return "is " + s.url + " a branchdb server of this version?";
+  }
+  return "";
+}
+
+// The hint for a 409: what the conflict means and the way out.
+std::string HintConflict(const std::string& code, const Json& d, const Settings& s) {
+  if (code == "project_exists" || code == "branch_exists") {
+    return "pick another name, or delete the existing one first";
+  }
+  if (code == "branch_protected") {
+    return "unprotect it first (`branchdb branch unprotect NAME`), or for a project "
+           "`branchdb project delete NAME --force`";
+  }
+  if (code == "outside_restore_window") {
+    return "that state is older than the project's restore window; widen it for the "
+           "future with `branchdb project set --restore-window 30d`";
+  }
+  if (code == "parent_moved") {
+    return "the parent moved since the branch point: `branchdb promote BRANCH --mode "
+           "auto` replays the branch's actions instead";
+  }
+  if (code == "concurrent_write" || code == "head_moved" || code == "idempotency_key_in_use") {
+    return "someone else wrote at the same time: retry (promote: --on-conflict retry)";
+  }
+  if (code == "replay_failed" && d.contains("failed_action")) {
+    const Json& f = d["failed_action"];
+    return "replaying action lsn " + Str(f, "lsn") + " (" + Str(f, "summary") +
+           ") failed: " + (f.contains("error") ? Str(f["error"], "message") : "") +
+           "; fix the branch (or re-branch from the parent) and promote again";
+  }
+  if (code == "verify_failed") {
+    return "the --verify query answered " + DetailString(d, "value") + "; nothing was promoted";
+  }
+  if (code == "not_replayable") {
+    return "action lsn " + DetailString(d, "lsn") + " (" + DetailString(d, "summary") +
+           ") has no recorded script (e.g. an import) and cannot be replayed";
+  }
+  if (code == "no_parent") return "the project's root branch has no parent";
+  return "";
+}
+
 // What to try next, for the errors a user can act on ("" when nothing useful).
 std::string HintFor(const bdb::Error& e, const Settings& s) {
   const std::string& code = e.code();
@@ -81,71 +156,11 @@ std::string HintFor(const bdb::Error& e, const Settings& s) {
   }
   switch (e.http_status()) {
     case 403:
-      if (code == "read_only") {
-        return "this ran read-only (--read-only, a read credential, or a client without "
-               "sql:write)";
-      }
-      if (code == "sql_forbidden") {
-        return "the SQL sandbox refuses BEGIN/COMMIT/SAVEPOINT (a script already runs as one "
-               "transaction), ATTACH, VACUUM, load_extension() and PRAGMAs off its allow-list "
-               "(docs/api.md, SQL)" +
-               FailedStatement(d);
-      }
-      if (!DetailString(d, "scope").empty()) {
-        return "the client lacks the scope " + DetailString(d, "scope") +
-               "; an admin can create a client that has it: branchdb client create --scopes '" +
-               DetailString(d, "scope") + " ...'";
-      }
-      return "the client may lack a scope or access to this project (see `branchdb client "
-             "list` as an admin)";
+      return HintForbidden(code, d, s);
     case 404:
-      if (code == "project_not_found") {
-        return "list projects with `branchdb project list`; create one with `branchdb project "
-               "create NAME`";
-      }
-      if (code == "branch_not_found") return "list branches with `branchdb branch list`";
-      if (code == "checkpoint_not_found" || code == "label_not_found") {
-        return "list checkpoints with `branchdb checkpoints BRANCH`";
-      }
-      if (code == "client_not_found") return "list clients with `branchdb client list`";
-      if (code == "route_not_found") {
-        return "is " + s.url + " a branchdb server of this version?";
-      }
-      return "";
+      return HintNotFound(code, d, s);
     case 409:
-      if (code == "project_exists" || code == "branch_exists") {
-        return "pick another name, or delete the existing one first";
-      }
-      if (code == "branch_protected") {
-        return "unprotect it first (`branchdb branch unprotect NAME`), or for a project "
-               "`branchdb project delete NAME --force`";
-      }
-      if (code == "outside_restore_window") {
-        return "that state is older than the project's restore window; widen it for the "
-               "future with `branchdb project set --restore-window 30d`";
-      }
-      if (code == "parent_moved") {
-        return "the parent moved since the branch point: `branchdb promote BRANCH --mode "
-               "auto` replays the branch's actions instead";
-      }
-      if (code == "concurrent_write" || code == "head_moved" || code == "idempotency_key_in_use") {
-        return "someone else wrote at the same time: retry (promote: --on-conflict retry)";
-      }
-      if (code == "replay_failed" && d.contains("failed_action")) {
-        const Json& f = d["failed_action"];
-        return "replaying action lsn " + Str(f, "lsn") + " (" + Str(f, "summary") +
-               ") failed: " + (f.contains("error") ? Str(f["error"], "message") : "") +
-               "; fix the branch (or re-branch from the parent) and promote again";
-      }
-      if (code == "verify_failed") {
-        return "the --verify query answered " + DetailString(d, "value") + "; nothing was promoted";
-      }
-      if (code == "not_replayable") {
-        return "action lsn " + DetailString(d, "lsn") + " (" + DetailString(d, "summary") +
-               ") has no recorded script (e.g. an import) and cannot be replayed";
-      }
-      if (code == "no_parent") return "the project's root branch has no parent";
-      return "";
+      return HintConflict(code, d, s);
     case 400:
       if (code == "sql_error" && d.contains("statement")) {
         return "nothing of the script was applied" + FailedStatement(d);

@@ -126,42 +126,81 @@ std::optional<std::string> ProcessEnv(const std::string& name) {
   return std::string(v);
 }
 
+namespace {
+
+void Put(Layer& l, const char* key, const std::optional<std::string>& v) {
+  if (v && !v->empty()) l.values[key] = *v;
+}
+
+// The config file to read: --config, else BRANCHDB_CONFIG (both required to
+// exist), else the XDG default (read only when it exists). "" for none.
+std::string ConfigPath(const SettingsFlags& flags, const GetEnvFn& env, bool* required) {
+  *required = true;
+  if (flags.config && !flags.config->empty()) return *flags.config;
+  if (auto c = env("BRANCHDB_CONFIG")) return *c;
+  *required = false;
+  if (auto xdg = env("XDG_CONFIG_HOME")) return *xdg + "/branchdb/config.toml";
+  if (auto home = env("HOME")) return *home + "/.config/branchdb/config.toml";
+  return "";
+}
+
+// The credentials of the first layer that gives any (a token, or a client id
+// and secret), into out. False (error set) when a layer gives half a pair;
+// true with out->credentials_from empty when no layer gives any.
+bool PickCredentials(const Layer* const* layers, size_t n, const Layer& from_flags,
+                     const Layer& from_env, Settings* out, std::string* error) {
+  for (size_t i = 0; i < n; ++i) {
+    const Layer* l = layers[i];
+    const std::string* token = l->Get("token");
+    const std::string* id = l->Get("client_id");
+    const std::string* secret = l->Get("client_secret");
+    if (token) {
+      out->token = *token;
+    } else if (id && secret) {
+      out->client_id = *id;
+      out->client_secret = *secret;
+    } else if (id || secret) {
+      bool is_flags = l == &from_flags, is_env = l == &from_env;
+      std::string have = is_flags ? (id ? "--client-id" : "--client-secret")
+                         : is_env ? (id ? "BRANCHDB_CLIENT_ID" : "BRANCHDB_CLIENT_SECRET")
+                                  : (id ? "client_id" : "client_secret");
+      std::string need = is_flags ? (id ? "--client-secret" : "--client-id")
+                         : is_env ? (id ? "BRANCHDB_CLIENT_SECRET" : "BRANCHDB_CLIENT_ID")
+                                  : (id ? "client_secret" : "client_id");
+      *error = l->name + ": " + have + " is set but " + need + " is not; give both (or a token)";
+      return false;
+    } else {
+      continue;
+    }
+    out->credentials_from = l->name;
+    return true;
+  }
+  return true;
+}
+
+}  // namespace
+
 bool ResolveSettings(const SettingsFlags& flags, const GetEnvFn& env, Settings* out,
                      std::string* error) {
   Layer from_flags{"flags", {}};
-  auto put = [](Layer& l, const char* key, const std::optional<std::string>& v) {
-    if (v && !v->empty()) l.values[key] = *v;
-  };
-  put(from_flags, "url", flags.url);
-  put(from_flags, "project", flags.project);
-  put(from_flags, "token", flags.token);
-  put(from_flags, "client_id", flags.client_id);
-  put(from_flags, "client_secret", flags.client_secret);
-  put(from_flags, "data_dir", flags.data_dir);
+  Put(from_flags, "url", flags.url);
+  Put(from_flags, "project", flags.project);
+  Put(from_flags, "token", flags.token);
+  Put(from_flags, "client_id", flags.client_id);
+  Put(from_flags, "client_secret", flags.client_secret);
+  Put(from_flags, "data_dir", flags.data_dir);
 
   Layer from_env{"environment", {}};
-  put(from_env, "url", env("BRANCHDB_URL"));
-  put(from_env, "project", env("BRANCHDB_PROJECT"));
-  put(from_env, "token", env("BRANCHDB_TOKEN"));
-  put(from_env, "client_id", env("BRANCHDB_CLIENT_ID"));
-  put(from_env, "client_secret", env("BRANCHDB_CLIENT_SECRET"));
-  put(from_env, "data_dir", env("BRANCHDB_DATA_DIR"));
+  Put(from_env, "url", env("BRANCHDB_URL"));
+  Put(from_env, "project", env("BRANCHDB_PROJECT"));
+  Put(from_env, "token", env("BRANCHDB_TOKEN"));
+  Put(from_env, "client_id", env("BRANCHDB_CLIENT_ID"));
+  Put(from_env, "client_secret", env("BRANCHDB_CLIENT_SECRET"));
+  Put(from_env, "data_dir", env("BRANCHDB_DATA_DIR"));
 
   Layer from_file{"", {}};
-  std::string config_path;
   bool required = true;
-  if (flags.config && !flags.config->empty()) {
-    config_path = *flags.config;
-  } else if (auto c = env("BRANCHDB_CONFIG")) {
-    config_path = *c;
-  } else {
-    required = false;
-    if (auto xdg = env("XDG_CONFIG_HOME")) {
-      config_path = *xdg + "/branchdb/config.toml";
-    } else if (auto home = env("HOME")) {
-      config_path = *home + "/.config/branchdb/config.toml";
-    }
-  }
+  std::string config_path = ConfigPath(flags, env, &required);
   *out = Settings{};
   if (!config_path.empty()) {
     std::ifstream probe(config_path);
@@ -195,31 +234,8 @@ bool ResolveSettings(const SettingsFlags& flags, const GetEnvFn& env, Settings* 
   out->project = pick("project", "");
   out->data_dir = pick("data_dir", kDefaultDataDir);
 
-  for (const Layer* l : layers) {
-    const std::string* token = l->Get("token");
-    const std::string* id = l->Get("client_id");
-    const std::string* secret = l->Get("client_secret");
-    if (token) {
-      out->token = *token;
-    } else if (id && secret) {
-      out->client_id = *id;
-      out->client_secret = *secret;
-    } else if (id || secret) {
-      bool is_flags = l == &from_flags, is_env = l == &from_env;
-      std::string have = is_flags ? (id ? "--client-id" : "--client-secret")
-                         : is_env ? (id ? "BRANCHDB_CLIENT_ID" : "BRANCHDB_CLIENT_SECRET")
-                                  : (id ? "client_id" : "client_secret");
-      std::string need = is_flags ? (id ? "--client-secret" : "--client-id")
-                         : is_env ? (id ? "BRANCHDB_CLIENT_SECRET" : "BRANCHDB_CLIENT_ID")
-                                  : (id ? "client_secret" : "client_id");
-      *error = l->name + ": " + have + " is set but " + need + " is not; give both (or a token)";
-      return false;
-    } else {
-      continue;
-    }
-    out->credentials_from = l->name;
-    return true;
-  }
+  if (!PickCredentials(layers, 3, from_flags, from_env, out, error)) return false;
+  if (!out->credentials_from.empty()) return true;
   std::string path, file_url;
   if (LoadAdminCredentials(out->data_dir, &out->client_id, &out->client_secret, &file_url,
                            &path)) {
