@@ -91,24 +91,28 @@ void AuthServiceImpl::RecordFailureLocked(const std::string& key, int64_t now) {
   ++it->second.failures;
 }
 
-ClientAuth AuthServiceImpl::AuthenticateClient(const OAuthRequest& request) {
-  const std::string& realm = options_.realm;
-  auto fail = [&](OAuthError e, std::string_view desc, bool basic) {
+namespace {
+
+// The client's id and secret, from HTTP Basic or the form's client_id and
+// client_secret (RFC 6749 §2.3.1; not both); the refusal when they are
+// missing, malformed or out of range. *basic: whether HTTP Basic was used.
+std::optional<ClientAuth> ReadClientCredentials(const OAuthRequest& request,
+                                                const std::string& realm, std::string* client_id,
+                                                std::string* secret, bool* basic) {
+  auto fail = [&](OAuthError e, std::string_view desc, bool use_basic) {
     ClientAuth out;
-    out.error = OAuthErrorReply(e, desc, basic, realm);
-    return out;
+    out.error = OAuthErrorReply(e, desc, use_basic, realm);
+    return std::optional<ClientAuth>(std::move(out));
   };
   std::string_view authz = request.authorization;
   while (!authz.empty() && authz.back() == ' ') authz.remove_suffix(1);
   auto form_id = Field(request, "client_id");
   auto form_secret = Field(request, "client_secret");
-  std::string client_id, secret;
-  bool basic = false;
   if (!authz.empty()) {
     if (!IEqualsPrefix(authz, "basic ")) {
       return fail(OAuthError::kInvalidClient, "unsupported client authentication scheme", true);
     }
-    basic = true;
+    *basic = true;
     if (form_id || form_secret) {
       return fail(OAuthError::kInvalidRequest,
                   "use either HTTP Basic or client_id/client_secret fields, not both", false);
@@ -125,21 +129,39 @@ ClientAuth AuthServiceImpl::AuthenticateClient(const OAuthRequest& request) {
     if (!id || !sec) {
       return fail(OAuthError::kInvalidRequest, "malformed HTTP Basic credentials", false);
     }
-    client_id = std::move(*id);
-    secret = std::move(*sec);
+    *client_id = std::move(*id);
+    *secret = std::move(*sec);
   } else if (form_id || form_secret) {
     if (!form_id) return fail(OAuthError::kInvalidRequest, "client_secret without client_id", false);
     if (!form_secret) {
       return fail(OAuthError::kInvalidClient, "client_secret is required", false);
     }
-    client_id = *form_id;
-    secret = *form_secret;
+    *client_id = *form_id;
+    *secret = *form_secret;
   } else {
     // No credentials at all: invite HTTP Basic (401 + WWW-Authenticate).
     return fail(OAuthError::kInvalidClient, "client authentication required", true);
   }
-  if (client_id.empty() || client_id.size() > 256 || secret.size() > 1024) {
-    return fail(OAuthError::kInvalidClient, "client authentication failed", basic);
+  if (client_id->empty() || client_id->size() > 256 || secret->size() > 1024) {
+    return fail(OAuthError::kInvalidClient, "client authentication failed", *basic);
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+ClientAuth AuthServiceImpl::AuthenticateClient(const OAuthRequest& request) {
+  const std::string& realm = options_.realm;
+  auto fail = [&](OAuthError e, std::string_view desc, bool basic) {
+    ClientAuth out;
+    out.error = OAuthErrorReply(e, desc, basic, realm);
+    return out;
+  };
+  std::string client_id, secret;
+  bool basic = false;
+  if (std::optional<ClientAuth> refused =
+          ReadClientCredentials(request, realm, &client_id, &secret, &basic)) {
+    return std::move(*refused);
   }
 
   const std::string client_key = "client:" + client_id;

@@ -52,6 +52,45 @@ bool GetNonEmptyString(const json& obj, const char* name, std::string* out) {
   return !out->empty();
 }
 
+// RFC 9068 / RFC 8725: the claims of a token whose signature verified.
+// Fills out's exp, iat, jti and client_id.
+Status CheckClaims(const json& claims, const JwtPolicy& policy, VerifiedJwt* out) {
+  std::string iss;
+  if (!GetNonEmptyString(claims, "iss", &iss) || iss != policy.issuer) {
+    return Invalid("wrong issuer");
+  }
+  auto aud = claims.find("aud");
+  bool aud_ok = false;
+  if (aud != claims.end()) {
+    if (aud->is_string()) {
+      aud_ok = aud->get<std::string>() == policy.audience;
+    } else if (aud->is_array()) {
+      for (const auto& a : *aud) aud_ok |= a.is_string() && a.get<std::string>() == policy.audience;
+    }
+  }
+  if (!aud_ok) return Invalid("wrong audience");
+  if (!GetInt(claims, "exp", &out->exp) || !GetInt(claims, "iat", &out->iat)) {
+    return Invalid("missing or malformed exp or iat");
+  }
+  if (policy.now >= out->exp + policy.leeway) return Invalid("token expired");
+  if (out->iat > policy.now + policy.leeway) return Invalid("token issued in the future");
+  if (claims.contains("nbf")) {
+    int64_t nbf = 0;
+    if (!GetInt(claims, "nbf", &nbf)) return Invalid("malformed nbf");
+    if (nbf > policy.now + policy.leeway) return Invalid("token not yet valid");
+  }
+  if (out->exp <= out->iat || out->exp - out->iat > policy.max_lifetime) {
+    return Invalid("token lifetime out of range");
+  }
+  std::string sub;
+  if (!GetNonEmptyString(claims, "jti", &out->jti) ||
+      !GetNonEmptyString(claims, "client_id", &out->client_id) ||
+      !GetNonEmptyString(claims, "sub", &sub) || sub != out->client_id) {
+    return Invalid("missing jti, sub or client_id");
+  }
+  return Status::OK();
+}
+
 }  // namespace
 
 Result<std::string> SignJwt(const json& header, const json& claims, const Ed25519Key& key) {
@@ -115,39 +154,7 @@ Result<VerifiedJwt> VerifyJwt(std::string_view token, const JwtPolicy& policy,
   VerifiedJwt out;
   out.typ = typ;
   out.kid = kid;
-  std::string iss;
-  if (!GetNonEmptyString(*claims, "iss", &iss) || iss != policy.issuer) {
-    return Invalid("wrong issuer");
-  }
-  auto aud = claims->find("aud");
-  bool aud_ok = false;
-  if (aud != claims->end()) {
-    if (aud->is_string()) {
-      aud_ok = aud->get<std::string>() == policy.audience;
-    } else if (aud->is_array()) {
-      for (const auto& a : *aud) aud_ok |= a.is_string() && a.get<std::string>() == policy.audience;
-    }
-  }
-  if (!aud_ok) return Invalid("wrong audience");
-  if (!GetInt(*claims, "exp", &out.exp) || !GetInt(*claims, "iat", &out.iat)) {
-    return Invalid("missing or malformed exp or iat");
-  }
-  if (policy.now >= out.exp + policy.leeway) return Invalid("token expired");
-  if (out.iat > policy.now + policy.leeway) return Invalid("token issued in the future");
-  if (claims->contains("nbf")) {
-    int64_t nbf = 0;
-    if (!GetInt(*claims, "nbf", &nbf)) return Invalid("malformed nbf");
-    if (nbf > policy.now + policy.leeway) return Invalid("token not yet valid");
-  }
-  if (out.exp <= out.iat || out.exp - out.iat > policy.max_lifetime) {
-    return Invalid("token lifetime out of range");
-  }
-  std::string sub;
-  if (!GetNonEmptyString(*claims, "jti", &out.jti) ||
-      !GetNonEmptyString(*claims, "client_id", &out.client_id) ||
-      !GetNonEmptyString(*claims, "sub", &sub) || sub != out.client_id) {
-    return Invalid("missing jti, sub or client_id");
-  }
+  BRANCHDB_RETURN_IF_ERROR(CheckClaims(*claims, policy, &out));
   out.claims = std::move(*claims);
   return out;
 }

@@ -94,6 +94,21 @@ double Jitter() {
   return std::uniform_real_distribution<double>(0.5, 1.0)(rng);
 }
 
+// The request's method, path and headers (not its body).
+httplib::Request NewRequest(const Origin& origin, const HttpRequest& request,
+                            const std::string& bearer, const std::string& user_agent) {
+  httplib::Request req;
+  req.method = request.method;
+  req.path = origin.prefix + request.path;
+  req.headers.emplace("Accept", "application/json");
+  req.headers.emplace("User-Agent", user_agent.empty() ? std::string("branchdb-cpp/") + Version()
+                                                       : user_agent);
+  if (!bearer.empty()) req.headers.emplace("Authorization", "Bearer " + bearer);
+  if (request.idempotency_key) req.headers.emplace("Idempotency-Key", *request.idempotency_key);
+  for (const auto& [k, v] : request.headers) req.headers.emplace(k, v);
+  return req;
+}
+
 }  // namespace
 
 std::string EncodeQuery(const std::string& s) { return EncodePathSegment(s); }
@@ -217,16 +232,7 @@ std::chrono::steady_clock::time_point Transport::Now() const {
 
 Result<RawResponse> Transport::SendOnce(ConnectionPool& pool, const Origin& origin,
                                         const HttpRequest& request, const std::string& bearer) {
-  httplib::Request req;
-  req.method = request.method;
-  req.path = origin.prefix + request.path;
-  req.headers.emplace("Accept", "application/json");
-  req.headers.emplace("User-Agent", options_.user_agent.empty()
-                                        ? std::string("branchdb-cpp/") + Version()
-                                        : options_.user_agent);
-  if (!bearer.empty()) req.headers.emplace("Authorization", "Bearer " + bearer);
-  if (request.idempotency_key) req.headers.emplace("Idempotency-Key", *request.idempotency_key);
-  for (const auto& [k, v] : request.headers) req.headers.emplace(k, v);
+  httplib::Request req = NewRequest(origin, request, bearer, options_.user_agent);
 
   bool cancelled = false;
   std::string local_error;
