@@ -9,6 +9,7 @@
 #include <chrono>
 #include <thread>
 
+#include "storage/log_format.h"
 #include "storage/util/coding.h"
 #include "tests/storage/store_test_util.h"
 
@@ -211,6 +212,57 @@ TEST_CASE("Checksum corruption in a sealed segment is reported, not ignored") {
     FlipByte(f.env(), first, 9);
     auto s = PageStore::Open(f.options(), f.path());
     CHECK(s.status().IsCorruption());
+  }
+}
+
+// A segment file is created, then its header written and synced: a crash in
+// between leaves a newest segment with no whole header, which never held an
+// acknowledged record. Anywhere else, a bad header is corruption.
+TEST_CASE("A newest segment whose header never became durable is removed; elsewhere it is corruption") {
+  StoreFixture f;
+  TimelineId t = f.Create(0);
+  f.Commit(t, {{1, 1}}, 1);
+  Snapshot before = TakeSnapshot(f.store());
+  f.Close();
+  const std::vector<std::string> segments = SegmentFiles(f.env(), f.path());
+  REQUIRE(segments.size() == 1);
+  auto header = f.env().ReadFileToString(segments.front());
+  REQUIRE(header.ok());
+  auto write = [&](uint64_t number, std::string_view bytes) {
+    const std::string path = JoinPath(f.path(), internal::SegmentFileName(number));
+    auto w = f.env().NewWritableFile(path, Env::OpenMode::kTruncate);
+    REQUIRE(w.ok());
+    REQUIRE((*w)->Append(bytes).ok());
+    REQUIRE((*w)->Close().ok());
+    return path;
+  };
+
+  SECTION("an empty newest segment") {
+    const std::string torn = write(2, "");
+    f.Reopen();
+    RequireSameSnapshot(before, TakeSnapshot(f.store()));
+    CHECK_FALSE(f.env().FileExists(torn));
+  }
+  SECTION("a newest segment holding part of its header") {
+    const std::string torn = write(2, header->substr(0, internal::kSegmentHeaderFixed - 3));
+    f.Reopen();
+    RequireSameSnapshot(before, TakeSnapshot(f.store()));
+    CHECK_FALSE(f.env().FileExists(torn));
+  }
+  SECTION("a whole header of the newest segment with a bad checksum") {
+    std::string bad = header->substr(0, internal::kSegmentHeaderFixed + 4);
+    bad.back() ^= 0x5A;
+    const std::string torn = write(2, bad);
+    f.Reopen();
+    RequireSameSnapshot(before, TakeSnapshot(f.store()));
+    CHECK_FALSE(f.env().FileExists(torn));
+  }
+  SECTION("part of a header in a segment older than the newest") {
+    write(0, header->substr(0, internal::kSegmentHeaderFixed - 3));
+    auto s = PageStore::Open(f.options(), f.path());
+    INFO(s.status().ToString());
+    CHECK(s.status().IsCorruption());
+    CHECK_THAT(s.status().message(), Catch::Contains("seg-000000.log: bad segment header"));
   }
 }
 
