@@ -232,7 +232,8 @@ class PageStoreImpl final : public PageStore {
   Lsn gc_lsn_ = 0;  // last_lsn of the newest GC manifest
 
   // Internally synchronized.
-  mutable PathCache path_cache_{4096};
+  static constexpr size_t kPathCacheRuns = 4096;  // path maps kept, one per run
+  mutable PathCache path_cache_{kPathCacheRuns};
   mutable PageCache page_cache_;
   mutable std::mutex files_mu_;
   mutable std::unordered_map<uint32_t, std::shared_ptr<RandomAccessFile>> files_;

@@ -18,8 +18,6 @@ Result<std::unique_ptr<PageStore>> PageStore::Open(const PageStoreOptions& optio
 namespace internal {
 namespace {
 
-constexpr std::string_view kManifestName = "GCSTATE";
-
 bool InRanges(const std::vector<std::pair<Lsn, Lsn>>& ranges, Lsn lsn) {
   auto it = std::upper_bound(ranges.begin(), ranges.end(), lsn,
                              [](Lsn l, const std::pair<Lsn, Lsn>& r) { return l < r.first; });
@@ -207,7 +205,7 @@ Status PageStoreImpl::Recover() {
     const std::string path = SegmentPath(numbers.back());
     auto size = env_->GetFileSize(path);
     if (!size.ok()) return size.status();
-    if (*size <= kSegmentHeaderFixed + 4) {
+    if (*size <= kSegmentHeaderMinSize) {
       auto file = env_->NewRandomAccessFile(path);
       if (!file.ok()) return file.status();
       SegmentHeader h;

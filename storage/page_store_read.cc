@@ -9,6 +9,11 @@
 namespace branchdb::storage::internal {
 namespace {
 
+// FindVersion steps over at most this many versions of other runs, newest
+// first, before it looks the page up run by run instead (when the page has a
+// by-run index).
+constexpr size_t kLinearSteps = 32;
+
 Status TimelineNotFound(TimelineId t) {
   return Status::NotFound("timeline " + std::to_string(t) + " not found", "timeline_not_found");
 }
@@ -109,13 +114,13 @@ const Version* PageStoreImpl::FindVersion(uint32_t run, Lsn lsn, PageNo pgno) co
   while (it != versions.begin()) {
     --it;
     if (it->run == run) return &*it;
-    if (by_run != nullptr && ++steps == 32) break;  // many other runs' versions: go by run
-    if (runs_[run].base_run == kNoRun) continue;    // path is the run alone
+    if (by_run != nullptr && ++steps == kLinearSteps) break;  // many other runs' versions
+    if (runs_[run].base_run == kNoRun) continue;              // path is the run alone
     if (!path) path = path_cache_.Get(runs_, run);
     Lsn c = path->Cutoff(it->run);
     if (c != 0 && it->lsn <= c) return &*it;
   }
-  if (by_run == nullptr || steps < 32) return nullptr;
+  if (by_run == nullptr || steps < kLinearSteps) return nullptr;
   // The newest visible version is the newest among each path run's newest
   // version at or below that run's cutoff.
   if (!path) path = path_cache_.Get(runs_, run);
