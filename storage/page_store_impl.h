@@ -160,7 +160,6 @@ class PageStoreImpl final : public PageStore {
   Result<const Record*> StateLocked(Lsn lsn) const;
   // Newest visible version of pgno at state (run, lsn), or nullptr.
   const Version* FindVersion(uint32_t run, Lsn lsn, PageNo pgno) const;
-  Status ReadState(const Record& rec, PageNo pgno, std::string* out) const;
   Status ReadLocation(const Location& loc, PageNo pgno, std::string* out) const;
   // REQUIRES: state_mu_ held. Where page pgno of the state (rec's run, lsn)
   // lives; leaves loc->file null when the page reads as zeros.
