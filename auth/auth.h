@@ -348,6 +348,12 @@ class AuthService {
   virtual std::optional<BearerError> Authorize(const Principal& principal, Operation op,
                                                std::string_view project,
                                                std::string_view branch) = 0;
+  // Authorize() as a yes/no, for callers that only branch on the decision:
+  // true when `principal` may perform `op` on project/branch.
+  bool Allows(const Principal& principal, Operation op, std::string_view project,
+              std::string_view branch) {
+    return !Authorize(principal, op, project, branch).has_value();
+  }
   // Authenticate + Authorize in one call; nullopt = allowed (principal in *out).
   virtual std::optional<BearerError> Check(std::string_view authorization_header,
                                            std::string_view project, std::string_view branch,

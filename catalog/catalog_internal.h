@@ -1,4 +1,4 @@
-// Internal to checkpoints/: the Catalog's state and helpers shared by its .cc
+// Internal to catalog/: the Catalog's state and helpers shared by its .cc
 // files. Not a public header.
 #ifndef BRANCHDB_CATALOG_CATALOG_INTERNAL_H_
 #define BRANCHDB_CATALOG_CATALOG_INTERNAL_H_

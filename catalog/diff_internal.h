@@ -1,4 +1,4 @@
-// Internal to checkpoints/: reading two states for diff.
+// Internal to catalog/: reading two states for diff.
 #ifndef BRANCHDB_CATALOG_DIFF_INTERNAL_H_
 #define BRANCHDB_CATALOG_DIFF_INTERNAL_H_
 

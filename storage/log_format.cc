@@ -13,6 +13,13 @@ using coding::PutFixed32;
 using coding::PutFixed64;
 using coding::PutFixed8;
 
+namespace {
+
+// The manifest's magic, u32 version and u32 crc: what even an empty one has.
+constexpr size_t kManifestMinSize = kManifestMagic.size() + 4 + 4;
+
+}  // namespace
+
 size_t RecordMeta::ImageCount() const {
   size_t n = 0;
   for (const PageEntry& e : entries) n += e.type == EntryType::kImage ? 1 : 0;
@@ -21,7 +28,7 @@ size_t RecordMeta::ImageCount() const {
 
 std::string EncodeMeta(const RecordMeta& m) {
   std::string out;
-  out.reserve(64 + m.annotation.size() + 5 * m.entries.size());
+  out.reserve(kMetaFixedBytes + m.annotation.size() + kMetaEntryBytes * m.entries.size());
   PutFixed8(&out, static_cast<uint8_t>(m.kind));
   uint8_t flags = m.flags & static_cast<uint8_t>(~kRecordFlagPayload);
   if (m.payload_len > 0) flags |= kRecordFlagPayload;
@@ -60,7 +67,9 @@ Status DecodeMeta(std::string_view in, RecordMeta* m) {
   uint32_t ann = d.U32();
   m->annotation = std::string(d.Bytes(ann));
   uint32_t n = d.U32();
-  if (!d.ok() || n > d.remaining() / 5) return Status::Corruption("record metadata truncated");
+  if (!d.ok() || n > d.remaining() / kMetaEntryBytes) {
+    return Status::Corruption("record metadata truncated");
+  }
   if (kind < 1 || kind > 4) return Status::Corruption("unknown record kind");
   m->kind = static_cast<RecordKind>(kind);
   m->entries.resize(n);
@@ -127,7 +136,7 @@ size_t SegmentHeaderLength(std::string_view fixed) {
   if (fixed.size() < kSegmentHeaderFixed || fixed.substr(0, 8) != kSegmentMagic) return 0;
   uint32_t n = coding::DecodeFixed32(fixed.data() + 24);
   if (n > (1u << 20)) return 0;
-  return kSegmentHeaderFixed + 8ull * n + 4;
+  return kSegmentHeaderMinSize + 8ull * n;
 }
 
 Status DecodeSegmentHeader(std::string_view in, SegmentHeader* h, size_t* len) {
@@ -240,7 +249,7 @@ std::string EncodeManifest(const Manifest& m) {
 }
 
 Status DecodeManifest(std::string_view in, Manifest* m) {
-  if (in.size() < 16 || in.substr(0, 8) != kManifestMagic) {
+  if (in.size() < kManifestMinSize || in.substr(0, 8) != kManifestMagic) {
     return Status::Corruption("GCSTATE: bad magic");
   }
   if (coding::DecodeFixed32(in.data() + in.size() - 4) !=
@@ -291,7 +300,7 @@ Status DecodeManifest(std::string_view in, Manifest* m) {
 }
 
 std::string SegmentFileName(uint64_t number) {
-  char buf[32];
+  char buf[sizeof("seg-18446744073709551615.log")];
   std::snprintf(buf, sizeof(buf), "seg-%06llu.log", static_cast<unsigned long long>(number));
   return buf;
 }

@@ -22,10 +22,17 @@ inline constexpr uint32_t kManifestVersion = 1;  // GCSTATE's format did not cha
 inline constexpr std::string_view kSegmentMagic{"BRDBSEG\0", 8};
 inline constexpr std::string_view kFooterMagic{"BRDBFTR1", 8};
 inline constexpr std::string_view kManifestMagic{"BRDBGCM1", 8};
+inline constexpr std::string_view kManifestName = "GCSTATE";  // the file, in the store's directory
+// u64 footer_offset, u64 footer_len, u32 footer_crc, u32 version, footer magic.
 inline constexpr size_t kTrailerSize = 32;
 inline constexpr size_t kRecordHeaderSize = 8;             // u32 meta_len, u32 meta_crc
 inline constexpr size_t kImageBlockSize = 4 + kPageSize;   // u32 crc, image
 inline constexpr size_t kMaxMetaBytes = 64u << 20;
+// A meta's bytes besides its annotation, its entries and (format 2) its
+// payload length: kind, flags, reserved, lsn, timeline, run_start,
+// time_micros, db_size_pages, base, base_run_start, annotation length, entry count.
+inline constexpr size_t kMetaFixedBytes = 64;
+inline constexpr size_t kMetaEntryBytes = 5;               // u32 pgno, u8 type
 inline constexpr uint32_t kMaxDbPages = 1u << 30;          // 4 TiB at 4 KiB pages
 inline constexpr uint32_t kSegmentFlagCompacted = 1;
 inline constexpr uint8_t kRecordFlagCollected = 1;          // skeleton written by compaction
@@ -93,6 +100,8 @@ struct SegmentHeader {
   std::vector<uint64_t> supersedes;  // compacted segments: the segments they replace
 };
 inline constexpr size_t kSegmentHeaderFixed = 28;  // before the supersedes list
+// A header with no supersedes list: the fixed part and its u32 crc.
+inline constexpr size_t kSegmentHeaderMinSize = kSegmentHeaderFixed + 4;
 std::string EncodeSegmentHeader(const SegmentHeader& h);
 // in must hold at least the full header; *len receives its length.
 Status DecodeSegmentHeader(std::string_view in, SegmentHeader* h, size_t* len);
@@ -105,7 +114,7 @@ struct FooterEntry {
   uint32_t meta_len = 0;
   RecordMeta meta;
 };
-// Footer body followed by the 32-byte trailer; appended at footer_offset.
+// Footer body followed by the trailer (kTrailerSize); appended at footer_offset.
 // version: the segment header's (a format-1 segment keeps a format-1 trailer,
 // so that older builds still see it sealed).
 std::string EncodeFooter(const std::vector<std::pair<uint64_t, std::string>>& entries,

@@ -15,7 +15,11 @@
 namespace branchdb::storage::internal {
 namespace {
 
-constexpr std::string_view kManifestName = "GCSTATE";
+// What compaction counts, roughly, for each version a segment keeps besides
+// its image: its entries in its record's meta and in the footer's copy of it.
+constexpr uint64_t kKeptVersionBytes = 16;
+// Compaction appends its output in pieces of about this size.
+constexpr size_t kCompactionAppendBytes = 1u << 20;
 
 struct Query {
   Lsn lsn = 0;
@@ -319,12 +323,12 @@ Status PageStoreImpl::Compact(GcStats* stats) {
     std::shared_lock<std::shared_mutex> state(state_mu_);
     segments = segments_;
     for (const auto& [lsn, rec] : records_) {
-      keep[rec.segment] += kRecordHeaderSize + 64 + rec.meta.annotation.size() +
-                           5 * rec.meta.entries.size() + rec.meta.payload_len;
+      keep[rec.segment] += kRecordHeaderSize + kMetaFixedBytes + rec.meta.annotation.size() +
+                           kMetaEntryBytes * rec.meta.entries.size() + rec.meta.payload_len;
     }
     index_.ForEach([&](PageNo, std::span<const Version> vs) {
       for (const Version& v : vs) {
-        keep[v.segment] += v.IsZero() ? 16 : kImageBlockSize + 16;
+        keep[v.segment] += kKeptVersionBytes + (v.IsZero() ? 0 : kImageBlockSize);
       }
     });
   }
@@ -477,7 +481,7 @@ Status PageStoreImpl::CompactGroup(const std::vector<uint64_t>& group, GcStats* 
         live_moves.push_back(LiveMove{meta.lsn, rec_off, static_cast<uint32_t>(meta_bytes.size())});
       }
       footer.emplace_back(rec_off, std::move(meta_bytes));
-      if (buf.size() >= (1u << 20)) {
+      if (buf.size() >= kCompactionAppendBytes) {
         Status a = out->Append(buf);
         if (!a.ok()) return fail(a);
         offset += buf.size();

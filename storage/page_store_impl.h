@@ -160,7 +160,6 @@ class PageStoreImpl final : public PageStore {
   Result<const Record*> StateLocked(Lsn lsn) const;
   // Newest visible version of pgno at state (run, lsn), or nullptr.
   const Version* FindVersion(uint32_t run, Lsn lsn, PageNo pgno) const;
-  Status ReadState(const Record& rec, PageNo pgno, std::string* out) const;
   Status ReadLocation(const Location& loc, PageNo pgno, std::string* out) const;
   // REQUIRES: state_mu_ held. Where page pgno of the state (rec's run, lsn)
   // lives; leaves loc->file null when the page reads as zeros.
@@ -232,7 +231,8 @@ class PageStoreImpl final : public PageStore {
   Lsn gc_lsn_ = 0;  // last_lsn of the newest GC manifest
 
   // Internally synchronized.
-  mutable PathCache path_cache_{4096};
+  static constexpr size_t kPathCacheRuns = 4096;  // path maps kept, one per run
+  mutable PathCache path_cache_{kPathCacheRuns};
   mutable PageCache page_cache_;
   mutable std::mutex files_mu_;
   mutable std::unordered_map<uint32_t, std::shared_ptr<RandomAccessFile>> files_;

@@ -18,8 +18,6 @@ Result<std::unique_ptr<PageStore>> PageStore::Open(const PageStoreOptions& optio
 namespace internal {
 namespace {
 
-constexpr std::string_view kManifestName = "GCSTATE";
-
 bool InRanges(const std::vector<std::pair<Lsn, Lsn>>& ranges, Lsn lsn) {
   auto it = std::upper_bound(ranges.begin(), ranges.end(), lsn,
                              [](Lsn l, const std::pair<Lsn, Lsn>& r) { return l < r.first; });
@@ -34,6 +32,24 @@ Status ReadExactly(RandomAccessFile* file, uint64_t offset, size_t n, std::strin
   if (!r.ok()) return r.status();
   if (*r != n) return Status::Corruption("short read at offset " + std::to_string(offset));
   return Status::OK();
+}
+
+// Reads and decodes the header of segment `number` from its file; *len
+// receives the header's length. Corruption (naming the segment) when the file
+// does not begin with a whole, valid segment header; the read's error when
+// the read fails.
+Status ReadSegmentHeader(RandomAccessFile* file, uint64_t number, SegmentHeader* h, size_t* len) {
+  std::string head(kSegmentHeaderFixed, '\0');
+  auto n = file->Read(0, head.size(), head.data());
+  if (!n.ok()) return n.status();
+  head.resize(*n);
+  const size_t header_len = SegmentHeaderLength(head);
+  if (header_len == 0) return Status::Corruption(SegmentFileName(number) + ": bad segment header");
+  head.resize(header_len);
+  n = file->Read(0, header_len, head.data());
+  if (!n.ok()) return n.status();
+  head.resize(*n);  // a short header fails to decode
+  return DecodeSegmentHeader(head, h, len).WithContext(SegmentFileName(number));
 }
 
 }  // namespace
@@ -101,17 +117,9 @@ Status PageStoreImpl::LoadSegment(uint64_t number, bool* sealed, uint32_t* versi
   auto file_or = env_->NewRandomAccessFile(path);
   if (!file_or.ok()) return file_or.status();
   RandomAccessFile* file = file_or->get();
-  std::string head;
-  BRANCHDB_RETURN_IF_ERROR(
-      ReadExactly(file, 0, std::min<uint64_t>(*size, kSegmentHeaderFixed), &head));
-  size_t header_len = SegmentHeaderLength(head);
-  if (header_len == 0 || header_len > *size) {
-    return Status::Corruption(SegmentFileName(number) + ": bad segment header");
-  }
-  BRANCHDB_RETURN_IF_ERROR(ReadExactly(file, 0, header_len, &head));
   SegmentHeader h;
-  size_t len = 0;
-  BRANCHDB_RETURN_IF_ERROR(DecodeSegmentHeader(head, &h, &len).WithContext(SegmentFileName(number)));
+  size_t header_len = 0;
+  BRANCHDB_RETURN_IF_ERROR(ReadSegmentHeader(file, number, &h, &header_len));
   if (h.number != number) {
     return Status::Corruption(SegmentFileName(number) + ": header names segment " +
                               std::to_string(h.number));
@@ -197,15 +205,18 @@ Status PageStoreImpl::Recover() {
     const std::string path = SegmentPath(numbers.back());
     auto size = env_->GetFileSize(path);
     if (!size.ok()) return size.status();
-    if (*size <= kSegmentHeaderFixed + 4) {
-      auto data = env_->ReadFileToString(path);
-      if (!data.ok()) return data.status();
+    if (*size <= kSegmentHeaderMinSize) {
+      auto file = env_->NewRandomAccessFile(path);
+      if (!file.ok()) return file.status();
       SegmentHeader h;
       size_t len = 0;
-      if (!DecodeSegmentHeader(*data, &h, &len).ok()) {
+      Status header = ReadSegmentHeader(file->get(), numbers.back(), &h, &len);
+      if (header.IsCorruption()) {
         BRANCHDB_RETURN_IF_ERROR(env_->DeleteFile(path));
         numbers.pop_back();
         deleted = true;
+      } else {
+        BRANCHDB_RETURN_IF_ERROR(header);
       }
     }
   }
@@ -215,18 +226,9 @@ Status PageStoreImpl::Recover() {
   for (uint64_t n : numbers) {
     auto file = env_->NewRandomAccessFile(SegmentPath(n));
     if (!file.ok()) return file.status();
-    std::string head(kSegmentHeaderFixed, '\0');
-    auto r = (*file)->Read(0, head.size(), head.data());
-    if (!r.ok()) return r.status();
-    head.resize(*r);
-    size_t len = SegmentHeaderLength(head);
-    if (len == 0) return Status::Corruption(SegmentFileName(n) + ": bad segment header");
-    head.resize(len);
-    r = (*file)->Read(0, len, head.data());
-    if (!r.ok()) return r.status();
-    head.resize(*r);
     SegmentHeader h;
-    BRANCHDB_RETURN_IF_ERROR(DecodeSegmentHeader(head, &h, &len).WithContext(SegmentFileName(n)));
+    size_t len = 0;
+    BRANCHDB_RETURN_IF_ERROR(ReadSegmentHeader(file->get(), n, &h, &len));
     if (h.flags & kSegmentFlagCompacted) {
       superseded.insert(superseded.end(), h.supersedes.begin(), h.supersedes.end());
     }

@@ -1,5 +1,7 @@
 // PageStoreImpl: timelines, reads at LSNs, history, LsnAt, ChangedPages.
 #include <algorithm>
+#include <iterator>
+#include <span>
 #include <tuple>
 
 #include "storage/page_store_impl.h"
@@ -7,12 +9,34 @@
 namespace branchdb::storage::internal {
 namespace {
 
+// FindVersion steps over at most this many versions of other runs, newest
+// first, before it looks the page up run by run instead (when the page has a
+// by-run index).
+constexpr size_t kLinearSteps = 32;
+
 Status TimelineNotFound(TimelineId t) {
   return Status::NotFound("timeline " + std::to_string(t) + " not found", "timeline_not_found");
 }
 
 Status LsnNotFound(Lsn lsn, std::string_view why) {
   return Status::NotFound("LSN " + std::to_string(lsn) + ": " + std::string(why), "lsn_not_found");
+}
+
+// Walks the history that run r sees, newest run first: calls fn with each
+// run's entries at or below the cutoff that applies on it (`cutoff` on r,
+// then, on each base run, the LSN its descendant branched off at), until fn
+// returns true or the path ends. Returns whether fn stopped the walk.
+// REQUIRES: state_mu_ held (runs is the store's runs_).
+template <typename Fn>
+bool WalkHistory(const std::vector<Run>& runs, uint32_t r, Lsn cutoff, Fn&& fn) {
+  for (; r != kNoRun; r = runs[r].base_run) {
+    const Run& run = runs[r];
+    auto end = std::upper_bound(run.entries.begin(), run.entries.end(), cutoff,
+                                [](Lsn l, const RunEntry& e) { return l < e.lsn; });
+    if (fn(std::span<const RunEntry>(run.entries.begin(), end))) return true;
+    cutoff = std::min(cutoff, run.base);
+  }
+  return false;
 }
 
 }  // namespace
@@ -53,21 +77,16 @@ Result<Lsn> PageStoreImpl::Head(TimelineId t) const {
 Result<Lsn> PageStoreImpl::ResolveLocked(TimelineId t, Lsn lsn) const {
   auto tl = LiveTimeline(t);
   if (!tl.ok()) return tl.status();
-  uint32_t r = (*tl)->run;
-  Lsn cutoff = lsn;
-  while (r != kNoRun) {
-    const Run& run = runs_[r];
-    auto it = std::upper_bound(run.entries.begin(), run.entries.end(), cutoff,
-                               [](Lsn l, const RunEntry& e) { return l < e.lsn; });
-    if (it != run.entries.begin()) {
-      --it;
-      if (!it->live) return LsnNotFound(lsn, "that state was garbage-collected");
-      return it->lsn;
-    }
-    cutoff = std::min(cutoff, run.base);
-    r = run.base_run;
+  const RunEntry* newest = nullptr;  // the newest entry at or below lsn
+  WalkHistory(runs_, (*tl)->run, lsn, [&](std::span<const RunEntry> entries) {
+    if (!entries.empty()) newest = &entries.back();
+    return newest != nullptr;
+  });
+  if (newest == nullptr) {
+    return LsnNotFound(lsn, "before the history of timeline " + std::to_string(t) + " begins");
   }
-  return LsnNotFound(lsn, "before the history of timeline " + std::to_string(t) + " begins");
+  if (!newest->live) return LsnNotFound(lsn, "that state was garbage-collected");
+  return newest->lsn;
 }
 
 Result<Lsn> PageStoreImpl::ResolveLsn(TimelineId t, Lsn lsn) const {
@@ -95,13 +114,13 @@ const Version* PageStoreImpl::FindVersion(uint32_t run, Lsn lsn, PageNo pgno) co
   while (it != versions.begin()) {
     --it;
     if (it->run == run) return &*it;
-    if (by_run != nullptr && ++steps == 32) break;  // many other runs' versions: go by run
-    if (runs_[run].base_run == kNoRun) continue;    // path is the run alone
+    if (by_run != nullptr && ++steps == kLinearSteps) break;  // many other runs' versions
+    if (runs_[run].base_run == kNoRun) continue;              // path is the run alone
     if (!path) path = path_cache_.Get(runs_, run);
     Lsn c = path->Cutoff(it->run);
     if (c != 0 && it->lsn <= c) return &*it;
   }
-  if (by_run == nullptr || steps < 32) return nullptr;
+  if (by_run == nullptr || steps < kLinearSteps) return nullptr;
   // The newest visible version is the newest among each path run's newest
   // version at or below that run's cutoff.
   if (!path) path = path_cache_.Get(runs_, run);
@@ -288,19 +307,13 @@ Result<std::vector<RecordInfo>> PageStoreImpl::History(TimelineId t, Lsn before,
   auto tl = LiveTimeline(t);
   if (!tl.ok()) return tl.status();
   std::vector<RecordInfo> out;
-  uint32_t r = (*tl)->run;
-  Lsn cutoff = before == 0 ? kMaxLsn : before;
-  while (r != kNoRun && out.size() < limit) {
-    const Run& run = runs_[r];
-    auto it = std::upper_bound(run.entries.begin(), run.entries.end(), cutoff,
-                               [](Lsn l, const RunEntry& e) { return l < e.lsn; });
-    while (it != run.entries.begin() && out.size() < limit) {
-      --it;
-      if (it->live) out.push_back(ToInfo(records_.at(it->lsn)));
-    }
-    cutoff = std::min(cutoff, run.base);
-    r = run.base_run;
-  }
+  WalkHistory(runs_, (*tl)->run, before == 0 ? kMaxLsn : before,
+              [&](std::span<const RunEntry> entries) {
+                for (auto it = entries.rbegin(); it != entries.rend() && out.size() < limit; ++it) {
+                  if (it->live) out.push_back(ToInfo(records_.at(it->lsn)));
+                }
+                return out.size() >= limit;
+              });
   return out;
 }
 
@@ -308,30 +321,25 @@ Result<Lsn> PageStoreImpl::LsnAt(TimelineId t, int64_t time_micros) const {
   std::shared_lock<std::shared_mutex> state(state_mu_);
   auto tl = LiveTimeline(t);
   if (!tl.ok()) return tl.status();
-  uint32_t r = (*tl)->run;
-  Lsn cutoff = kMaxLsn;
-  while (r != kNoRun) {
-    const Run& run = runs_[r];
-    auto end = std::upper_bound(run.entries.begin(), run.entries.end(), cutoff,
-                                [](Lsn l, const RunEntry& e) { return l < e.lsn; });
+  const RunEntry* newest = nullptr;  // the newest entry written at or before time_micros
+  WalkHistory(runs_, (*tl)->run, kMaxLsn, [&](std::span<const RunEntry> entries) {
     // Record times never decrease with LSN, so the entries are sorted by time too.
-    auto it = std::upper_bound(run.entries.begin(), end, time_micros,
+    auto it = std::upper_bound(entries.begin(), entries.end(), time_micros,
                                [](int64_t tm, const RunEntry& e) { return tm < e.time_micros; });
-    if (it != run.entries.begin()) {
-      --it;
-      if (!it->live) {
-        return Status::NotFound("the state of timeline " + std::to_string(t) +
-                                    " at that time was garbage-collected",
-                                "lsn_not_found");
-      }
-      return it->lsn;
-    }
-    cutoff = std::min(cutoff, run.base);
-    r = run.base_run;
+    if (it != entries.begin()) newest = &*std::prev(it);
+    return newest != nullptr;
+  });
+  if (newest == nullptr) {
+    return Status::NotFound("timeline " + std::to_string(t) + " has no record at or before " +
+                                std::to_string(time_micros),
+                            "lsn_not_found");
   }
-  return Status::NotFound("timeline " + std::to_string(t) + " has no record at or before " +
-                              std::to_string(time_micros),
-                          "lsn_not_found");
+  if (!newest->live) {
+    return Status::NotFound(
+        "the state of timeline " + std::to_string(t) + " at that time was garbage-collected",
+        "lsn_not_found");
+  }
+  return newest->lsn;
 }
 
 Result<std::vector<PageNo>> PageStoreImpl::ChangedPages(Lsn a, Lsn b) const {

@@ -114,7 +114,6 @@ Result<std::unique_ptr<ComputeSupervisor::Lease>> ComputeSupervisor::Acquire(
     c->leases--;
     return s;
   };
-  bool cold = false;
   if (!c->db) {
     {
       std::lock_guard<std::mutex> l(mu_);
@@ -149,10 +148,9 @@ Result<std::unique_ptr<ComputeSupervisor::Lease>> ComputeSupervisor::Acquire(
       c->cold_starts++;
       c->last_cold_start_nanos = nanos;
     }
-    cold = true;
     if (options_.on_cold_start) options_.on_cold_start(key, nanos);
   }
-  return std::unique_ptr<Lease>(new Lease(this, c, cold));
+  return std::unique_ptr<Lease>(new Lease(this, c));
 }
 
 void ComputeSupervisor::Release(const std::shared_ptr<Compute>& c) {

@@ -132,16 +132,13 @@ class ComputeSupervisor {
     sqlite3* db() const;
     sql::Sandbox& sandbox() const;
     const std::string& key() const;
-    // True when this Acquire started (or resumed) the compute.
-    bool cold_start() const { return cold_start_; }
 
    private:
     friend class ComputeSupervisor;
-    Lease(ComputeSupervisor* owner, std::shared_ptr<Compute> c, bool cold)
-        : owner_(owner), compute_(std::move(c)), cold_start_(cold) {}
+    Lease(ComputeSupervisor* owner, std::shared_ptr<Compute> c)
+        : owner_(owner), compute_(std::move(c)) {}
     ComputeSupervisor* owner_;
     std::shared_ptr<Compute> compute_;
-    bool cold_start_;
   };
 };
 

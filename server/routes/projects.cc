@@ -57,7 +57,7 @@ void RegisterProjectRoutes(http::Router& router, Services& services) {
                if (!who) return;
                json list = json::array();
                for (const auto& p : s->catalog->ListProjects()) {
-                 if (!s->auth->Authorize(*who, auth::Operation::kListProjects, p.name, "")) {
+                 if (s->auth->Allows(*who, auth::Operation::kListProjects, p.name, "")) {
                    list.push_back(routes::ProjectJson(p));
                  }
                }

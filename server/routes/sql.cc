@@ -231,7 +231,7 @@ void HandleSql(Services* s, const httplib::Request& req, httplib::Response& res,
   }
   BRANCHDB_TRY_SEND(res, read_only_flag, routes::OptBool(*body, "read_only"));
   bool read_only = read_only_flag->value_or(false) ||
-                   s->auth->Authorize(*who, auth::Operation::kSqlWrite, project, branch).has_value();
+                   !s->auth->Allows(*who, auth::Operation::kSqlWrite, project, branch);
   std::string key = routes::ComputeKey(project, branch);
   auto gate = s->gate->Shared(project);
   auto lease = s->computes->Acquire(key);

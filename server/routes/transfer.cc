@@ -189,7 +189,7 @@ void HandleImport(Services* s, const httplib::Request& req, httplib::Response& r
   std::string branch = req.get_param_value("branch");
   auto who = http::RequireAuth(*s, req, res, auth::Operation::kCreateBranch, project, branch);
   if (!who) return Discard(read);
-  if (s->auth->Authorize(*who, auth::Operation::kSqlWrite, project, branch)) {
+  if (!s->auth->Allows(*who, auth::Operation::kSqlWrite, project, branch)) {
     return refuse(Status::PermissionDenied("import needs scope sql:write", "insufficient_scope"));
   }
   if (branch.empty()) {

@@ -378,9 +378,9 @@ TEST_CASE_METHOD(AuthFixture, "a project-restricted client acts on its projects 
   BearerError e;
   auto p = svc().Authenticate("Bearer " + GetToken(c), &e);
   REQUIRE(p.has_value());
-  CHECK_FALSE(svc().Authorize(*p, Operation::kListProjects, "", ""));
-  CHECK_FALSE(svc().Authorize(*p, Operation::kCreateProject, "alpha", ""));
-  CHECK(svc().Authorize(*p, Operation::kCreateProject, "beta", ""));
+  CHECK(svc().Allows(*p, Operation::kListProjects, "", ""));
+  CHECK(svc().Allows(*p, Operation::kCreateProject, "alpha", ""));
+  CHECK_FALSE(svc().Allows(*p, Operation::kCreateProject, "beta", ""));
   for (Operation op : {Operation::kCreateProject, Operation::kManageClients,
                        Operation::kRotateKeys, Operation::kIntrospectAnyToken}) {
     INFO(OperationName(op));
@@ -392,8 +392,8 @@ TEST_CASE_METHOD(AuthFixture, "a project-restricted client acts on its projects 
   for (int i = 0; i <= static_cast<int>(Operation::kIntrospectAnyToken); ++i) {
     Operation op = static_cast<Operation>(i);
     INFO(OperationName(op));
-    CHECK_FALSE(svc().Authorize(*p, op, "alpha", "main"));
-    CHECK(svc().Authorize(*p, op, "beta", "main"));
+    CHECK(svc().Allows(*p, op, "alpha", "main"));
+    CHECK_FALSE(svc().Allows(*p, op, "beta", "main"));
   }
   // Its admin scope reaches no other client's tokens at the OAuth endpoints.
   NewClient other = MakeClient({Scope::kSqlRead});

@@ -1,4 +1,4 @@
-// Test fixture for the checkpoints/ tests: a Catalog on a temp dir with a
+// Test fixture for the catalog/ tests: a Catalog on a temp dir with a
 // MockClock, one project "acme", and SQL helpers that go through the real VFS.
 #ifndef BRANCHDB_TESTS_CHECKPOINTS_CATALOG_FIXTURE_H_
 #define BRANCHDB_TESTS_CHECKPOINTS_CATALOG_FIXTURE_H_

@@ -1,9 +1,11 @@
 // Tests of the fault-injecting Env itself (tests/util/fault_injection_env.h):
-// counting and failing the n-th operation, durability tracking, simulated
-// power loss and crash snapshots.
+// counting and failing the n-th operation (of some kinds, or of the ones a
+// predicate picks), call and byte counts, skipped syncs, durability
+// tracking, simulated power loss and crash snapshots.
 #include <catch2/catch.hpp>
 
 #include <string>
+#include <utility>
 
 #include "base/env.h"
 #include "tests/util/fault_injection_env.h"
@@ -73,6 +75,78 @@ TEST_CASE("FaultInjectionEnv op mask counts and fails only the chosen kinds") {
   CHECK(env.OpCount() == 1);
   CHECK(env.SyncDir(dir.path()).IsIOError());  // sync #2
   CHECK(env.FiredOpKind() == kOpSyncDir);
+}
+
+TEST_CASE("FaultInjectionEnv only_if counts and fails only the operations it picks") {
+  TempDir dir;
+  FaultInjectionEnv env;
+  FaultSpec spec;
+  spec.op_mask = kOpDelete | kOpRename;
+  spec.only_if = [](uint32_t, const std::string& path) {
+    return path.find("seg-") != std::string::npos;
+  };
+  env.FailNth(spec);
+  REQUIRE(Create(&env, dir.Sub("a.tmp"))->Close().ok());
+  REQUIRE(Create(&env, dir.Sub("seg-1.tmp"))->Close().ok());
+  CHECK(env.DeleteFile(dir.Sub("a.tmp")).ok());  // not picked: not counted
+  CHECK(env.OpCount() == 0);
+  CHECK(env.RenameFile(dir.Sub("seg-1.tmp"), dir.Sub("seg-1")).IsIOError());  // "from -> to"
+  CHECK(env.FiredOpKind() == kOpRename);
+  CHECK(env.OpCount() == 1);
+
+  // A predicate with state: the first SyncDir after a rename of a "seg-" file.
+  spec.op_mask = kOpRename | kOpSyncDir;
+  spec.only_if = [renamed = false](uint32_t kind, const std::string& path) mutable {
+    if (kind == kOpRename) {
+      renamed = path.find("seg-") != std::string::npos;
+      return false;
+    }
+    return std::exchange(renamed, false);
+  };
+  env.FailNth(spec);
+  CHECK(env.SyncDir(dir.path()).ok());
+  REQUIRE(env.RenameFile(dir.Sub("seg-1.tmp"), dir.Sub("seg-1")).ok());
+  CHECK(env.SyncDir(dir.path()).IsIOError());
+  CHECK(env.SyncDir(dir.path()).ok());
+  CHECK(env.FaultsFired() == 1);
+}
+
+TEST_CASE("FaultInjectionEnv counts calls by kind and bytes read, faults or not") {
+  TempDir dir;
+  FaultInjectionEnv env;
+  auto f = Create(&env, dir.Sub("f"));
+  REQUIRE(f->Append("0123456789").ok());
+  REQUIRE(f->Sync().ok());
+  env.FailNth(1, FaultType::kIOError, /*sticky=*/false, kOpSync);
+  CHECK_FALSE(f->Sync().ok());
+  CHECK(env.CallCount(kOpSync) == 2);  // the failed one too
+  CHECK(env.CallCount(kOpAppend) == 1);
+  CHECK(env.CallCount(kOpSync | kOpAppend | kOpNewWritableFile) == 4);
+  REQUIRE(Env::Default()->WriteFileAtomic(dir.Sub("r"), "abcdef").ok());
+  auto r = env.NewRandomAccessFile(dir.Sub("r"));
+  REQUIRE(r.ok());
+  char buf[16];
+  REQUIRE((*r)->Read(2, 16, buf).ok());  // 4 bytes left
+  CHECK(env.BytesRead() == 4);
+  CHECK(env.CallCount(kOpRead) == 1);
+}
+
+TEST_CASE("FaultInjectionEnv skipped syncs report success and leave the data unsynced") {
+  TempDir dir;
+  FaultInjectionEnv env;
+  env.SetSkipSyncs(/*files=*/true, /*dirs=*/true);
+  auto f = Create(&env, dir.Sub("f"));
+  REQUIRE(f->Append("data").ok());
+  CHECK(f->Sync().ok());
+  CHECK(env.SyncDir(dir.path()).ok());
+  CHECK(env.SyncedSize(dir.Sub("f")) == 0u);
+  CHECK(env.EntryDurable(dir.Sub("f")) == false);
+  CHECK(env.CallCount(kOpSync | kOpSyncDir) == 0);
+  env.SetSkipSyncs(false, false);
+  CHECK(f->Sync().ok());
+  CHECK(env.SyncDir(dir.path()).ok());
+  CHECK(env.SyncedSize(dir.Sub("f")) == 4u);
+  CHECK(env.EntryDurable(dir.Sub("f")) == true);
 }
 
 TEST_CASE("FaultInjectionEnv a partial write leaves a prefix") {

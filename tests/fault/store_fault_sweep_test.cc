@@ -24,13 +24,28 @@ namespace {
 struct SweepResult {
   uint64_t iterations = 0;
   uint64_t ops_in_clean_run = 0;
+  uint32_t failed_kinds = 0;  // OpKind bits of the operations the sweep made fail
 };
 
-// Runs the sweep for one kind of fault; returns how many iterations ran.
+// "Append|Sync|..." for the OpKind bits of mask.
+std::string KindNames(uint32_t mask) {
+  std::string out;
+  for (uint32_t bit = 1; bit <= mask && bit != 0; bit <<= 1) {
+    if ((mask & bit) == 0) continue;
+    if (!out.empty()) out += "|";
+    out += OpKindName(bit);
+  }
+  return out.empty() ? "none" : out;
+}
+
+// Runs the sweep for one kind of fault and checks that it swept: a fault was
+// injected, every operation the fault-free run counts was failed in turn
+// (the workload is deterministic up to the fault), and among them were
+// operations of every kind in must_fail.
 // existing_store: the faulted run opens (recovers) a store that a first,
 // fault-free run of the workload filled, so faults also hit recovery.
 SweepResult Sweep(FaultType type, bool partial_write, uint32_t op_mask, bool sticky,
-                  bool existing_store = false) {
+                  uint32_t must_fail, bool existing_store = false) {
   SweepResult result;
   for (uint64_t n = 1;; ++n) {
     TempDir dir(FastTestDirBase());
@@ -73,6 +88,7 @@ SweepResult Sweep(FaultType type, bool partial_write, uint32_t op_mask, bool sti
     CHECK(crash_problems.empty());
 
     ++result.iterations;
+    result.failed_kinds |= env.FiredOpKind();
     if (!fired) {
       result.ops_in_clean_run = env.OpCount();
       CHECK(run.violations.empty());
@@ -81,30 +97,46 @@ SweepResult Sweep(FaultType type, bool partial_write, uint32_t op_mask, bool sti
     }
     REQUIRE(n < 5000);  // the workload is bounded; a runaway sweep is a bug
   }
-  std::fprintf(stderr, "fault sweep: %llu iterations\n",
-               static_cast<unsigned long long>(result.iterations));
+  std::fprintf(stderr, "fault sweep: %llu iterations, failed %s\n",
+               static_cast<unsigned long long>(result.iterations),
+               KindNames(result.failed_kinds).c_str());
+  INFO("the sweep failed " << KindNames(result.failed_kinds) << " in " << result.iterations
+                           << " iterations; the fault-free run counts " << result.ops_in_clean_run
+                           << " operations");
+  CHECK(result.iterations > 1);  // a fault was injected
+  CHECK(result.iterations - 1 == result.ops_in_clean_run);
+  CHECK(KindNames(result.failed_kinds & must_fail) == KindNames(must_fail));
   return result;
 }
+
+// What the workload does on a fresh store (Open, timelines, commits, segment
+// rolls, GC with compaction, reads through a small cache).
+constexpr uint32_t kWorkloadWrites = kOpCreateDirs | kOpLockFile | kOpNewWritableFile | kOpAppend |
+                                     kOpSync | kOpSyncDir | kOpClose | kOpRename | kOpDelete;
+constexpr uint32_t kWorkloadOps =
+    kWorkloadWrites | kOpGetChildren | kOpNewRandomAccessFile | kOpRead;
+// What recovering a store adds: sizing segments (and reading their footers).
+constexpr uint32_t kRecoveryOps = kWorkloadOps | kOpGetFileSize;
 
 }  // namespace
 
 TEST_CASE("fault sweep: the n-th file operation fails with EIO", "[fault]") {
-  SweepResult r = Sweep(FaultType::kIOError, false, kAllOps, false);
+  SweepResult r = Sweep(FaultType::kIOError, false, kAllOps, false, kWorkloadOps);
   CHECK(r.iterations > 10);  // the workload does reach the file system
 }
 
 TEST_CASE("fault sweep: the n-th file operation fails with ENOSPC after a short write",
           "[fault]") {
-  Sweep(FaultType::kNoSpace, true, kAllOps, false);
+  Sweep(FaultType::kNoSpace, true, kAllOps, false, kWorkloadOps);
 }
 
 TEST_CASE("fault sweep: the disk dies at the n-th write (every later write fails too)",
           "[fault]") {
-  Sweep(FaultType::kIOError, false, kWriteOps, true);
+  Sweep(FaultType::kIOError, false, kWriteOps, true, kWorkloadWrites & kWriteOps);
 }
 
 TEST_CASE("fault sweep: faults while recovering and extending an existing store", "[fault]") {
-  Sweep(FaultType::kIOError, false, kAllOps, false, /*existing_store=*/true);
+  Sweep(FaultType::kIOError, false, kAllOps, false, kRecoveryOps, /*existing_store=*/true);
 }
 
 TEST_CASE("a failed fsync stops the store until it is reopened", "[fault]") {
@@ -158,7 +190,9 @@ TEST_CASE("a failed fsync stops the store until it is reopened", "[fault]") {
 // exception, and continuing after a failed directory fsync risks renames and
 // deletions that never became durable.
 TEST_CASE("a failed fsync during GC stops the store until it is reopened", "[fault]") {
-  for (uint64_t nth = 1;; ++nth) {
+  uint32_t failed_kinds = 0;
+  uint64_t nth = 1;
+  for (;; ++nth) {
     TempDir dir(FastTestDirBase());
     FaultInjectionEnv env;
     storage::PageStoreOptions options;
@@ -184,6 +218,7 @@ TEST_CASE("a failed fsync during GC stops the store until it is reopened", "[fau
     gc.restore_window_micros = 0;
     auto stats = (*store)->Gc(gc);
     if (!env.FaultFired()) break;  // every fsync of GC has been failed once
+    failed_kinds |= env.FiredOpKind();
     INFO("GC fsync #" << nth << " failed: " << env.FiredOpDescription() << "; Gc returned "
                       << stats.status().ToString());
     env.ClearFault();
@@ -193,4 +228,7 @@ TEST_CASE("a failed fsync during GC stops the store until it is reopened", "[fau
     if (!after.ok()) CHECK(after.status().reason() == "store_failed");
     REQUIRE(nth < 100);
   }
+  // GC fsyncs files (the manifest, compaction's output) and the directory.
+  CHECK(nth > 2);
+  CHECK(failed_kinds == (kOpSync | kOpSyncDir));
 }

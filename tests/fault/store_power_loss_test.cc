@@ -106,52 +106,15 @@ TEST_CASE("power loss at every sync point leaves every acknowledged record", "[f
   }
 }
 
-namespace {
-
-// Between a store and the FaultInjectionEnv: reports every Sync / SyncDir as
-// done without doing it — a store that "forgets" to fsync.
-class SkipSyncEnv final : public EnvWrapper {
- public:
-  SkipSyncEnv(Env* target, bool skip_file_sync, bool skip_dir_sync)
-      : EnvWrapper(target), skip_file_sync_(skip_file_sync), skip_dir_sync_(skip_dir_sync) {}
-
-  Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path,
-                                                        OpenMode mode) override {
-    auto f = target()->NewWritableFile(path, mode);
-    if (!f.ok() || !skip_file_sync_) return f;
-    return std::unique_ptr<WritableFile>(new NoSyncFile(std::move(*f)));
-  }
-  Status SyncDir(const std::string& dir) override {
-    return skip_dir_sync_ ? Status::OK() : target()->SyncDir(dir);
-  }
-
- private:
-  class NoSyncFile final : public WritableFile {
-   public:
-    explicit NoSyncFile(std::unique_ptr<WritableFile> f) : f_(std::move(f)) {}
-    Status Append(std::string_view data) override { return f_->Append(data); }
-    Status Sync() override { return Status::OK(); }
-    Status Close() override { return f_->Close(); }
-    uint64_t Size() const override { return f_->Size(); }
-
-   private:
-    std::unique_ptr<WritableFile> f_;
-  };
-  const bool skip_file_sync_;
-  const bool skip_dir_sync_;
-};
-
-}  // namespace
-
 // The harness must be able to fail: a store whose fsyncs are silently skipped
 // loses acknowledged commits in the power-loss image, and the check says so.
 TEST_CASE("power-loss check catches skipped fsyncs (harness self-test)", "[fault]") {
   for (auto [file, dir_sync] : {std::pair{true, false}, std::pair{false, true}}) {
     TempDir dir(FastTestDirBase());
     FaultInjectionEnv env;
-    SkipSyncEnv lying(&env, file, dir_sync);
+    env.SetSkipSyncs(file, dir_sync);
     StoreModel model;
-    WorkloadRun run = RunWorkload(dir.Sub("db"), &lying, nullptr, &model);
+    WorkloadRun run = RunWorkload(dir.Sub("db"), &env, nullptr, &model);
     INFO(JoinProblems(run.violations));
     REQUIRE(run.violations.empty());
     REQUIRE(env.SnapshotCrashState(dir.Sub("db"), dir.Sub("crash")).ok());

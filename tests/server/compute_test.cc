@@ -29,6 +29,7 @@ class ComputeFixture {
     o.sweep_interval_seconds = 0;  // the test sweeps
     o.open = [this](const std::string& key) -> Result<storage::SqliteHandle> {
       opens_++;
+      clock_.Advance(open_micros_);
       if (fail_opens_) return Status::IOError("injected open failure");
       sqlite3* db = nullptr;
       int rc = sqlite3_open_v2(dir_.Sub(key + ".db").c_str(), &db,
@@ -38,7 +39,10 @@ class ComputeFixture {
       sqlite3_busy_timeout(db, 2000);
       return handle;
     };
-    o.on_cold_start = [this](const std::string&, int64_t) { cold_starts_++; };
+    o.on_cold_start = [this](const std::string&, int64_t nanos) {
+      cold_starts_++;
+      reported_nanos_ = nanos;
+    };
     auto s = ComputeSupervisor::Create(std::move(o));
     REQUIRE(s.ok());
     sup_ = std::move(*s);
@@ -66,19 +70,23 @@ class ComputeFixture {
   std::unique_ptr<ComputeSupervisor> sup_;
   std::atomic<int> opens_{0};
   std::atomic<int> cold_starts_{0};
+  std::atomic<int64_t> reported_nanos_{-1};  // by the last on_cold_start
+  int64_t open_micros_ = 0;                  // what each open takes on the mock clock
   bool fail_opens_ = false;
 };
 
 TEST_CASE("a compute starts on first use and reports its cold start", "[compute]") {
   ComputeFixture f;
+  f.open_micros_ = 1500;  // so the cold start takes exactly 1.5 ms of mock time
   CHECK(f.sup_->Info("a").status().IsNotFound());
   f.Run("a", "CREATE TABLE t(x); INSERT INTO t VALUES (1)");
   auto info = f.sup_->Info("a");
   REQUIRE(info.ok());
   CHECK(info->active);
   CHECK(info->cold_starts == 1);
-  CHECK(info->last_cold_start_nanos >= 0);
+  CHECK(info->last_cold_start_nanos == 1500 * 1000);
   CHECK(f.cold_starts_ == 1);
+  CHECK(f.reported_nanos_ == 1500 * 1000);
   f.Run("a", "SELECT 1");
   CHECK(f.opens_ == 1);  // warm: no second open
 }

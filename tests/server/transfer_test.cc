@@ -274,6 +274,30 @@ TEST_CASE("an import is capped by the branch size cap, not by max_request_bytes,
   CHECK(next->status == 200);
 }
 
+// An import writes a database: branches:write alone creates the branch but
+// may not fill it (docs/api.md: branches:write + sql:write).
+TEST_CASE_METHOD(TransferFixture,
+                 "an import needs sql:write as well as branches:write, and a refused one "
+                 "leaves no branch",
+                 "[transfer]") {
+  std::string file = MakeDatabase(10);
+  auto import_with = [&](const std::string& scope, const std::string& branch) {
+    httplib::Headers h = {{"Authorization", "Bearer " + AdminToken(scope)}};
+    auto r = Client().Post(("/v1/projects/xfer/import?branch=" + branch).c_str(), h, file,
+                           "application/vnd.sqlite3");
+    REQUIRE(r);
+    INFO(r->body);
+    return r;
+  };
+  auto refused = import_with("branches:write", "unfilled");
+  CHECK(refused->status == 403);
+  CHECK(ErrorCode(refused) == "insufficient_scope");
+  CHECK(BranchStatus("unfilled") == 404);
+  auto allowed = import_with("branches:write+sql:write", "filled");
+  CHECK(allowed->status == 201);
+  CHECK(Sql("filled", "SELECT count(*) FROM t")["results"][0]["rows"][0][0] == 10);
+}
+
 TEST_CASE_METHOD(TransferFixture,
                  "an import with an Idempotency-Key is answered once and replayed",
                  "[transfer]") {

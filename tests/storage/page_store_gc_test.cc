@@ -3,8 +3,11 @@
 
 #include <atomic>
 #include <thread>
+#include <utility>
 
+#include "storage/log_format.h"
 #include "tests/storage/store_test_util.h"
+#include "tests/util/fault_injection_env.h"
 
 namespace branchdb::storage::testing {
 namespace {
@@ -221,38 +224,11 @@ TEST_CASE("GC keeps zero pages of a shrink that a root still needs") {
   CHECK(f.ReadAt(grown, 3) == PageData(0));
 }
 
-// Fails the chosen operation once, to stop a compaction half-way (what a
-// crash at that point leaves behind, since compaction's earlier steps are durable).
-class StopCompactionEnv final : public EnvWrapper {
- public:
-  explicit StopCompactionEnv(Env* target) : EnvWrapper(target) {}
-  std::atomic<bool> fail_rename{false};
-  std::atomic<bool> fail_delete{false};
-  std::atomic<bool> fail_dir_sync{false};  // the one after renaming a segment into place
-  Status RenameFile(const std::string& from, const std::string& to) override {
-    if (fail_rename.exchange(false)) return Status::IOError("injected rename failure");
-    if (to.find("seg-") != std::string::npos) renamed_segment_ = true;
-    return target()->RenameFile(from, to);
-  }
-  Status SyncDir(const std::string& dir) override {
-    if (renamed_segment_.exchange(false) && fail_dir_sync.exchange(false)) {
-      return Status::IOError("injected directory fsync failure");
-    }
-    return target()->SyncDir(dir);
-  }
-  Status DeleteFile(const std::string& path) override {
-    if (path.find("seg-") != std::string::npos && fail_delete.exchange(false)) {
-      return Status::IOError("injected delete failure");
-    }
-    return target()->DeleteFile(path);
-  }
-
- private:
-  std::atomic<bool> renamed_segment_{false};
-};
-
+// Each section fails one operation of a GC, to stop it half-way: what a crash
+// at that point leaves behind, since the steps before it are durable.
 TEST_CASE("An interrupted compaction is finished or discarded by recovery") {
-  StopCompactionEnv stop(Env::Default());
+  namespace fi = ::branchdb::testing;
+  fi::FaultInjectionEnv stop;
   StoreFixture f(16 << 10, &stop);
   TimelineId t = f.Create(0);
   TimelineId keep = f.Create(0);
@@ -260,14 +236,41 @@ TEST_CASE("An interrupted compaction is finished or discarded by recovery") {
   Lsn last = 0;
   for (int i = 0; i < 30; ++i) last = f.Commit(t, {{1, 100u + i}, {2, 200u + i}}, 2);
   f.clock().Advance(kHour);
-  SECTION("before the output file is renamed into place") { stop.fail_rename = true; }
-  SECTION("before the replaced segments are deleted") { stop.fail_delete = true; }
+  auto names = [](std::string_view part) {
+    return [part](uint32_t, const std::string& path) {
+      return path.find(part) != std::string::npos;
+    };
+  };
+  fi::FaultSpec fault;  // the first operation that the section picks fails
+  SECTION("before the GC state file is renamed into place") {
+    fault.op_mask = fi::kOpRename;
+    fault.only_if = names(internal::kManifestName);
+  }
+  SECTION("before the output file is renamed into place") {
+    fault.op_mask = fi::kOpRename;
+    fault.only_if = names("seg-");
+  }
+  SECTION("before the replaced segments are deleted") {
+    fault.op_mask = fi::kOpDelete;
+    fault.only_if = names("seg-");
+  }
   bool dir_sync_case = false;
   SECTION("when the directory fsync after the rename fails") {
-    stop.fail_dir_sync = true;
+    fault.op_mask = fi::kOpRename | fi::kOpSyncDir;
+    fault.only_if = [renamed = false](uint32_t kind, const std::string& path) mutable {
+      if (kind == fi::kOpRename) {
+        renamed = path.find("seg-") != std::string::npos;
+        return false;
+      }
+      return std::exchange(renamed, false);  // the SyncDir right after it
+    };
     dir_sync_case = true;
   }
+  stop.FailNth(fault);
   auto r = f.store().Gc(Window(0));
+  stop.ClearFault();
+  INFO(r.status().ToString());
+  CHECK(stop.FaultsFired() == 1);
   CHECK_FALSE(r.ok());
   // Compaction errors do not stop the store, except a failed fsync.
   CHECK(f.store().Health().ok() == !dir_sync_case);

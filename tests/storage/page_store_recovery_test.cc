@@ -6,14 +6,19 @@
 
 #include <algorithm>
 #include <atomic>
-#include <chrono>
 #include <thread>
 
 #include "base/coding.h"
+#include "storage/log_format.h"
 #include "tests/storage/store_test_util.h"
+#include "tests/util/fault_injection_env.h"
 
 namespace branchdb::storage::testing {
 namespace {
+
+using ::branchdb::testing::FaultInjectionEnv;
+using ::branchdb::testing::FaultType;
+using ::branchdb::testing::kOpSync;
 
 std::vector<std::string> SegmentFiles(Env& env, const std::string& dir) {
   auto children = env.GetChildren(dir);
@@ -94,36 +99,8 @@ TEST_CASE("Recovery reads sealed footers and scans the unsealed tail") {
   }
 }
 
-// Counts the bytes read through random-access files.
-class ReadCountingEnv final : public EnvWrapper {
- public:
-  explicit ReadCountingEnv(Env* target) : EnvWrapper(target) {}
-  std::atomic<uint64_t> bytes{0};
-
-  Result<std::unique_ptr<RandomAccessFile>> NewRandomAccessFile(const std::string& path) override {
-    auto f = target()->NewRandomAccessFile(path);
-    if (!f.ok()) return f.status();
-    return std::unique_ptr<RandomAccessFile>(std::make_unique<File>(std::move(*f), this));
-  }
-
- private:
-  class File final : public RandomAccessFile {
-   public:
-    File(std::unique_ptr<RandomAccessFile> f, ReadCountingEnv* env) : f_(std::move(f)), env_(env) {}
-    Result<size_t> Read(uint64_t offset, size_t n, char* scratch) const override {
-      auto r = f_->Read(offset, n, scratch);
-      if (r.ok()) env_->bytes.fetch_add(*r);
-      return r;
-    }
-
-   private:
-    std::unique_ptr<RandomAccessFile> f_;
-    ReadCountingEnv* env_;
-  };
-};
-
 TEST_CASE("Open reads the footers of sealed segments, not their pages") {
-  ReadCountingEnv counting(Env::Default());
+  FaultInjectionEnv counting;  // counts the bytes read
   StoreFixture f(64 << 10, &counting);
   TimelineId t = f.Create(0);
   Lsn last = 0;
@@ -132,10 +109,12 @@ TEST_CASE("Open reads the footers of sealed segments, not their pages") {
                         {51, 5000u + i}}, 51);
   }
   uint64_t disk = f.store().DiskBytes();
-  counting.bytes = 0;
+  const uint64_t before = counting.BytesRead();
   f.Reopen();
-  INFO("read " << counting.bytes.load() << " of " << disk << " bytes");
-  CHECK(counting.bytes.load() < disk / 10);
+  const uint64_t read = counting.BytesRead() - before;
+  INFO("read " << read << " of " << disk << " bytes");
+  CHECK(read > 0);
+  CHECK(read < disk / 10);
   CHECK(f.ReadAt(last, 51) == PageData(5199));
   CHECK(f.ReadAt(last, 1) == PageData(151));
 }
@@ -214,6 +193,57 @@ TEST_CASE("Checksum corruption in a sealed segment is reported, not ignored") {
   }
 }
 
+// A segment file is created, then its header written and synced: a crash in
+// between leaves a newest segment with no whole header, which never held an
+// acknowledged record. Anywhere else, a bad header is corruption.
+TEST_CASE("A newest segment whose header never became durable is removed; elsewhere it is corruption") {
+  StoreFixture f;
+  TimelineId t = f.Create(0);
+  f.Commit(t, {{1, 1}}, 1);
+  Snapshot before = TakeSnapshot(f.store());
+  f.Close();
+  const std::vector<std::string> segments = SegmentFiles(f.env(), f.path());
+  REQUIRE(segments.size() == 1);
+  auto header = f.env().ReadFileToString(segments.front());
+  REQUIRE(header.ok());
+  auto write = [&](uint64_t number, std::string_view bytes) {
+    const std::string path = JoinPath(f.path(), internal::SegmentFileName(number));
+    auto w = f.env().NewWritableFile(path, Env::OpenMode::kTruncate);
+    REQUIRE(w.ok());
+    REQUIRE((*w)->Append(bytes).ok());
+    REQUIRE((*w)->Close().ok());
+    return path;
+  };
+
+  SECTION("an empty newest segment") {
+    const std::string torn = write(2, "");
+    f.Reopen();
+    RequireSameSnapshot(before, TakeSnapshot(f.store()));
+    CHECK_FALSE(f.env().FileExists(torn));
+  }
+  SECTION("a newest segment holding part of its header") {
+    const std::string torn = write(2, header->substr(0, internal::kSegmentHeaderFixed - 3));
+    f.Reopen();
+    RequireSameSnapshot(before, TakeSnapshot(f.store()));
+    CHECK_FALSE(f.env().FileExists(torn));
+  }
+  SECTION("a whole header of the newest segment with a bad checksum") {
+    std::string bad = header->substr(0, internal::kSegmentHeaderFixed + 4);
+    bad.back() ^= 0x5A;
+    const std::string torn = write(2, bad);
+    f.Reopen();
+    RequireSameSnapshot(before, TakeSnapshot(f.store()));
+    CHECK_FALSE(f.env().FileExists(torn));
+  }
+  SECTION("part of a header in a segment older than the newest") {
+    write(0, header->substr(0, internal::kSegmentHeaderFixed - 3));
+    auto s = PageStore::Open(f.options(), f.path());
+    INFO(s.status().ToString());
+    CHECK(s.status().IsCorruption());
+    CHECK_THAT(s.status().message(), Catch::Contains("seg-000000.log: bad segment header"));
+  }
+}
+
 TEST_CASE("A second Open of the same directory is refused") {
   StoreFixture f;
   auto second = PageStore::Open(f.options(), f.path());
@@ -231,41 +261,9 @@ TEST_CASE("Open without create_if_missing fails on a missing directory") {
   CHECK(s.status().IsNotFound());
 }
 
-// Counts Sync() calls on writable files, and makes each take a little while
-// so that concurrent commits have a chance to queue behind the leader.
-class SyncCountingEnv final : public EnvWrapper {
- public:
-  explicit SyncCountingEnv(Env* target) : EnvWrapper(target) {}
-  std::atomic<int> syncs{0};
-
-  Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path,
-                                                        OpenMode mode) override {
-    auto f = target()->NewWritableFile(path, mode);
-    if (!f.ok()) return f.status();
-    return std::unique_ptr<WritableFile>(std::make_unique<File>(std::move(*f), this));
-  }
-
- private:
-  class File final : public WritableFile {
-   public:
-    File(std::unique_ptr<WritableFile> f, SyncCountingEnv* env) : f_(std::move(f)), env_(env) {}
-    Status Append(std::string_view d) override { return f_->Append(d); }
-    Status Sync() override {
-      env_->syncs.fetch_add(1);
-      std::this_thread::sleep_for(std::chrono::milliseconds(2));
-      return f_->Sync();
-    }
-    Status Close() override { return f_->Close(); }
-    uint64_t Size() const override { return f_->Size(); }
-
-   private:
-    std::unique_ptr<WritableFile> f_;
-    SyncCountingEnv* env_;
-  };
-};
-
 TEST_CASE("Concurrent commits share fsyncs and are all readable") {
-  SyncCountingEnv counting(Env::Default());
+  FaultInjectionEnv counting;  // counts the fsyncs, each of which takes a while,
+  counting.SetSyncDelayMicros(2000);  // so that concurrent commits queue behind the leader
   StoreFixture f(256 << 10, &counting);
   constexpr int kThreads = 8;
   constexpr int kCommits = 20;
@@ -273,7 +271,7 @@ TEST_CASE("Concurrent commits share fsyncs and are all readable") {
   for (int i = 0; i < kThreads; ++i) timelines.push_back(f.Create(0));
   TimelineId shared = f.Create(0);
   std::vector<std::vector<std::pair<Lsn, uint64_t>>> acked(kThreads + 2);
-  int syncs_before = counting.syncs.load();
+  const uint64_t syncs_before = counting.CallCount(kOpSync);
   std::atomic<int> commits{0};
   std::vector<std::thread> threads;
   for (int i = 0; i < kThreads + 2; ++i) {
@@ -300,10 +298,11 @@ TEST_CASE("Concurrent commits share fsyncs and are all readable") {
     });
   }
   for (auto& th : threads) th.join();
-  int syncs = counting.syncs.load() - syncs_before;
+  const uint64_t syncs = counting.CallCount(kOpSync) - syncs_before;
   CHECK(commits.load() == (kThreads + 2) * kCommits);
   INFO("syncs " << syncs << " for " << commits.load() << " commits");
-  CHECK(syncs < commits.load());
+  CHECK(syncs > 0);
+  CHECK(syncs < static_cast<uint64_t>(commits.load()));
   for (int i = 0; i < kThreads + 2; ++i) {
     PageNo pgno = i < kThreads ? 1 : static_cast<PageNo>(i - kThreads + 1);
     for (const auto& [lsn, seed] : acked[i]) CHECK(f.ReadAt(lsn, pgno) == PageData(seed));
@@ -315,60 +314,26 @@ TEST_CASE("Concurrent commits share fsyncs and are all readable") {
   }
 }
 
-// Fails every Sync() of writable files once armed.
-class FailingSyncEnv final : public EnvWrapper {
- public:
-  explicit FailingSyncEnv(Env* target) : EnvWrapper(target) {}
-  std::atomic<bool> fail{false};
-  std::atomic<int> attempts{0};
-
-  Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path,
-                                                        OpenMode mode) override {
-    auto f = target()->NewWritableFile(path, mode);
-    if (!f.ok()) return f.status();
-    return std::unique_ptr<WritableFile>(std::make_unique<File>(std::move(*f), this));
-  }
-
- private:
-  class File final : public WritableFile {
-   public:
-    File(std::unique_ptr<WritableFile> f, FailingSyncEnv* env) : f_(std::move(f)), env_(env) {}
-    Status Append(std::string_view d) override { return f_->Append(d); }
-    Status Sync() override {
-      if (env_->fail.load()) {
-        env_->attempts.fetch_add(1);
-        return Status::IOError("injected fdatasync failure");
-      }
-      return f_->Sync();
-    }
-    Status Close() override { return f_->Close(); }
-    uint64_t Size() const override { return f_->Size(); }
-
-   private:
-    std::unique_ptr<WritableFile> f_;
-    FailingSyncEnv* env_;
-  };
-};
-
 TEST_CASE("A failed fsync stops the store until it is reopened") {
-  FailingSyncEnv failing(Env::Default());
+  FaultInjectionEnv failing;
   StoreFixture f(1 << 20, &failing);
   TimelineId t = f.Create(0);
   Lsn l1 = f.Commit(t, {{1, 1}}, 1);
-  failing.fail = true;
+  failing.FailNth(1, FaultType::kIOError, /*sticky=*/true, kOpSync);  // every file fsync
   std::string page = PageData(2);
   auto r = f.store().Commit(t, l1, {PageWrite{1, page}}, 1, "");
   CHECK(r.status().IsIOError());
   CHECK(f.store().Health().IsIOError());
-  CHECK(failing.attempts.load() == 1);
-  failing.fail = false;  // even when the disk "recovers", nothing is retried
+  CHECK(failing.FaultsFired() == 1);
+  const uint64_t syncs = failing.CallCount(kOpSync);
+  failing.ClearFault();  // even when the disk "recovers", nothing is retried
   auto again = f.store().Commit(t, l1, {PageWrite{1, page}}, 1, "");
   CHECK(again.status().reason() == "store_failed");
   CHECK(f.store().CreateTimeline(0, "").status().reason() == "store_failed");
   CHECK(f.store().ResetTimeline(t, l1, 0, "").status().reason() == "store_failed");
   CHECK(f.store().DropTimeline(t).reason() == "store_failed");
   CHECK(f.store().Gc(GcOptions()).status().reason() == "store_failed");
-  CHECK(failing.attempts.load() == 1);
+  CHECK(failing.CallCount(kOpSync) == syncs);
   // Reads still work from what was acknowledged.
   CHECK(f.ReadAt(l1, 1) == PageData(1));
   CHECK(*f.store().Head(t) == l1);

@@ -1,6 +1,7 @@
 #include "tests/util/fault_injection_env.h"
 
 #include <algorithm>
+#include <bit>
 #include <chrono>
 #include <filesystem>
 #include <thread>
@@ -89,6 +90,7 @@ class FaultWritableFile final : public WritableFile {
   }
 
   Status Sync() override {
+    if (env_->skip_file_syncs_.load()) return Status::OK();
     if (int64_t delay = env_->sync_delay_micros_.load(); delay > 0) {
       std::this_thread::sleep_for(std::chrono::microseconds(delay));  // outside the lock
     }
@@ -139,7 +141,9 @@ class FaultRandomAccessFile final : public RandomAccessFile {
       Status fault = env_->MaybeFail(kOpRead, path_);
       if (!fault.ok()) return fault;
     }
-    return target_->Read(offset, n, scratch);
+    auto read = target_->Read(offset, n, scratch);
+    if (read.ok()) env_->bytes_read_.fetch_add(*read);
+    return read;
   }
 
  private:
@@ -208,13 +212,24 @@ void FaultInjectionEnv::SetSyncCallback(
   sync_callback_ = std::move(callback);
 }
 
+uint64_t FaultInjectionEnv::CallCount(uint32_t mask) const {
+  std::lock_guard<std::recursive_mutex> lock(mu_);
+  uint64_t n = 0;
+  for (int bit = 0; bit < 32; ++bit) {
+    if (mask & (1u << bit)) n += calls_[bit];
+  }
+  return n;
+}
+
 Status FaultInjectionEnv::MaybeFail(uint32_t kind, const std::string& path) {
   if (in_callback_) return Status::OK();
+  ++calls_[std::countr_zero(kind)];
   if (!fault_.has_value()) {
     ++op_count_;
     return Status::OK();
   }
   if ((kind & fault_->op_mask) == 0) return Status::OK();
+  if (fault_->only_if && !fault_->only_if(kind, path)) return Status::OK();
   ++op_count_;
   const bool fail = op_count_ == fault_->nth || (fault_->sticky && op_count_ > fault_->nth);
   if (!fail) return Status::OK();
@@ -456,6 +471,7 @@ Status FaultInjectionEnv::DeleteDir(const std::string& dir) {
 }
 
 Status FaultInjectionEnv::SyncDir(const std::string& dir) {
+  if (skip_dir_syncs_.load()) return Status::OK();
   std::lock_guard<std::recursive_mutex> lock(mu_);
   BRANCHDB_RETURN_IF_ERROR(MaybeFail(kOpSyncDir, dir));
   RunBeforeSyncCallback(kOpSyncDir, dir);

@@ -9,7 +9,8 @@
 //    directory creation and sync). FailNth(spec) makes the n-th counted
 //    operation after the call (and optionally every later one) fail with EIO
 //    (Status::IOError) or ENOSPC (Status::ResourceExhausted, reason
-//    "disk_full"), optionally only among some kinds of operation. A failing
+//    "disk_full"), optionally only among some kinds of operation, or only
+//    among the operations a predicate picks (by kind and path). A failing
 //    operation has no effect, except:
 //      - an Append with FaultSpec::partial_write writes a prefix first (what a
 //        short write followed by ENOSPC does);
@@ -22,6 +23,11 @@
 //    which names were made durable by SyncDir (creations, renames, deletions).
 //    Files the env has not seen being created are assumed wholly durable when
 //    first touched. Directories themselves (CreateDirs) are assumed durable.
+//
+//    It also counts, per kind, every operation called (CallCount) and the
+//    bytes read (BytesRead), can make every Sync take a while (a slow disk),
+//    and can skip syncs while reporting them done (a store that "forgets" to
+//    fsync, for the power-loss check's self-test).
 //
 // 3. Produces the state a power loss could leave: SimulateCrash() rewrites the
 //    tracked files in place (truncate to the synced size or keep a random
@@ -36,6 +42,7 @@
 #ifndef BRANCHDB_TESTS_UTIL_FAULT_INJECTION_ENV_H_
 #define BRANCHDB_TESTS_UTIL_FAULT_INJECTION_ENV_H_
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -98,6 +105,12 @@ struct FaultSpec {
   uint32_t op_mask = kAllOps;
   // A failing Append first writes the first half of its data.
   bool partial_write = false;
+  // When set, only the operations matching op_mask for which it returns true
+  // are counted (and may fail); path is the operation's file or directory
+  // ("from -> to" for a rename). Called under the env's mutex for every
+  // operation matching op_mask, in order, so it may keep state (e.g. "the
+  // first SyncDir after a rename of a segment"). Default: every operation.
+  std::function<bool(uint32_t kind, const std::string& path)> only_if;
 };
 
 // What a simulated power loss keeps of the bytes appended after the last Sync.
@@ -158,6 +171,20 @@ class FaultInjectionEnv : public EnvWrapper {
   // Makes every file Sync take at least this long (a slow disk), so that
   // concurrent callers pile up behind it (group commit). Default 0.
   void SetSyncDelayMicros(int64_t micros) { sync_delay_micros_.store(micros); }
+
+  // Makes every file Sync (files) and every SyncDir (dirs) return OK without
+  // doing anything: not counted, not failed, and the data stays unsynced for
+  // the crash images — a store that forgets to fsync. Default: false, false.
+  void SetSkipSyncs(bool files, bool dirs) {
+    skip_file_syncs_.store(files);
+    skip_dir_syncs_.store(dirs);
+  }
+
+  // Operations of the kinds in mask called since the env was created, failed
+  // or not (those made by a sync callback and skipped syncs excluded).
+  uint64_t CallCount(uint32_t mask) const;
+  // Bytes returned by the reads of random-access files since the env was created.
+  uint64_t BytesRead() const { return bytes_read_.load(); }
 
   // Called after every successful Sync, SyncDir and TruncateFile, with the
   // operation kind and path, while the env's mutex is held: every other
@@ -245,7 +272,11 @@ class FaultInjectionEnv : public EnvWrapper {
   void OnSynced(InodeId id);
 
   std::atomic<int64_t> sync_delay_micros_{0};
+  std::atomic<bool> skip_file_syncs_{false};
+  std::atomic<bool> skip_dir_syncs_{false};
+  std::atomic<uint64_t> bytes_read_{0};
   mutable std::recursive_mutex mu_;
+  std::array<uint64_t, 32> calls_{};  // by OpKind bit position
   std::optional<FaultSpec> fault_;
   uint64_t op_count_ = 0;
   uint64_t faults_fired_ = 0;

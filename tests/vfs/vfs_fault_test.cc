@@ -6,11 +6,10 @@
 // COMMIT was acknowledged) and passes integrity_check.
 #include <catch2/catch.hpp>
 
-#include <atomic>
 #include <string>
 
-#include "base/env.h"
 #include "storage/vfs/vfs.h"
+#include "tests/util/fault_injection_env.h"
 #include "tests/vfs/vfs_test_util.h"
 
 namespace branchdb::testing {
@@ -18,79 +17,8 @@ namespace {
 
 using storage::Lsn;
 
-// Fails the n-th Append, Sync or Read after Arm(n); counts nothing unarmed.
-class NthFailureEnv : public EnvWrapper {
- public:
-  NthFailureEnv() : EnvWrapper(Env::Default()) {}
-  void Arm(int n) {
-    countdown_ = n;
-    fired_ = false;
-  }
-  void Disarm() { countdown_ = 0; }
-  bool fired() const { return fired_; }
-
-  Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path,
-                                                        OpenMode mode) override {
-    auto file = target()->NewWritableFile(path, mode);
-    if (!file.ok()) return file.status();
-    return std::unique_ptr<WritableFile>(new Writable(std::move(file).value(), this));
-  }
-  Result<std::unique_ptr<RandomAccessFile>> NewRandomAccessFile(const std::string& path) override {
-    auto file = target()->NewRandomAccessFile(path);
-    if (!file.ok()) return file.status();
-    return std::unique_ptr<RandomAccessFile>(new Readable(std::move(file).value(), this));
-  }
-
- private:
-  // True when this operation is the one to fail.
-  bool Hit() {
-    int n = countdown_.load();
-    while (n > 0 && !countdown_.compare_exchange_weak(n, n - 1)) {
-    }
-    if (n == 1) {
-      fired_ = true;
-      return true;
-    }
-    return false;
-  }
-
-  class Writable : public WritableFile {
-   public:
-    Writable(std::unique_ptr<WritableFile> base, NthFailureEnv* env)
-        : base_(std::move(base)), env_(env) {}
-    Status Append(std::string_view data) override {
-      if (env_->Hit()) return Status::IOError("injected append failure");
-      return base_->Append(data);
-    }
-    Status Sync() override {
-      if (env_->Hit()) return Status::IOError("injected fdatasync failure");
-      return base_->Sync();
-    }
-    Status Close() override { return base_->Close(); }
-    uint64_t Size() const override { return base_->Size(); }
-
-   private:
-    std::unique_ptr<WritableFile> base_;
-    NthFailureEnv* env_;
-  };
-
-  class Readable : public RandomAccessFile {
-   public:
-    Readable(std::unique_ptr<RandomAccessFile> base, NthFailureEnv* env)
-        : base_(std::move(base)), env_(env) {}
-    Result<size_t> Read(uint64_t offset, size_t n, char* scratch) const override {
-      if (env_->Hit()) return Status::IOError("injected read failure");
-      return base_->Read(offset, n, scratch);
-    }
-
-   private:
-    std::unique_ptr<RandomAccessFile> base_;
-    NthFailureEnv* env_;
-  };
-
-  std::atomic<int> countdown_{0};
-  std::atomic<bool> fired_{false};
-};
+// The store I/O a transaction does: what the sweep fails, one at a time.
+constexpr uint32_t kStoreIo = kOpAppend | kOpSync | kOpRead;
 
 TEST_CASE("the n-th store I/O of a transaction fails: all-or-nothing, for every n") {
   const std::string setup =
@@ -104,7 +32,7 @@ TEST_CASE("the n-th store I/O of a transaction fails: all-or-nothing, for every 
   int failed_commits = 0;
   for (;; ++n) {
     INFO("failing I/O operation " << n);
-    NthFailureEnv env;
+    FaultInjectionEnv env;
     StoreFixture fx(&env, /*cache_bytes=*/16 * 4096);  // a tiny cache: reads reach the files
     std::string before, after;
     {
@@ -116,10 +44,10 @@ TEST_CASE("the n-th store I/O of a transaction fails: all-or-nothing, for every 
     auto db = fx.Open(0, 10);
     before = Dump(db.get());
 
-    env.Arm(n);
+    env.FailNth(n, FaultType::kIOError, /*sticky=*/false, kStoreIo);
     ExecResult r = Exec(db.get(), txn);
-    env.Disarm();
-    const bool fired = env.fired();
+    env.ClearFault();
+    const bool fired = env.FaultFired();
     if (r.rc != SQLITE_OK) {
       ++failed_commits;
       CHECK(fired);

@@ -4,12 +4,12 @@
 // travel, large blobs and temp files.
 #include <catch2/catch.hpp>
 
-#include <atomic>
 #include <string>
 
 #include "base/env.h"
 #include "storage/vfs/vfs.h"
 #include "storage/vfs/vfs_internal.h"
+#include "tests/util/fault_injection_env.h"
 #include "tests/vfs/vfs_test_util.h"
 
 namespace branchdb::testing {
@@ -250,47 +250,16 @@ TEST_CASE("large blobs on overflow pages round-trip") {
   CHECK(IntegrityCheck(other.get()) == "ok");
 }
 
-// Fails every WritableFile::Sync while armed: the store cannot make a commit durable.
-class FailingSyncEnv : public EnvWrapper {
- public:
-  FailingSyncEnv() : EnvWrapper(Env::Default()) {}
-  std::atomic<bool> fail{false};
-
-  Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path,
-                                                        OpenMode mode) override {
-    auto file = target()->NewWritableFile(path, mode);
-    if (!file.ok()) return file.status();
-    return std::unique_ptr<WritableFile>(new File(std::move(file).value(), &fail));
-  }
-
- private:
-  class File : public WritableFile {
-   public:
-    File(std::unique_ptr<WritableFile> base, std::atomic<bool>* fail)
-        : base_(std::move(base)), fail_(fail) {}
-    Status Append(std::string_view data) override { return base_->Append(data); }
-    Status Sync() override {
-      if (fail_->load()) return Status::IOError("injected fdatasync failure");
-      return base_->Sync();
-    }
-    Status Close() override { return base_->Close(); }
-    uint64_t Size() const override { return base_->Size(); }
-
-   private:
-    std::unique_ptr<WritableFile> base_;
-    std::atomic<bool>* fail_;
-  };
-};
-
 TEST_CASE("a store failure at the commit point fails the COMMIT and leaves the branch unchanged") {
-  FailingSyncEnv env;
+  FaultInjectionEnv env;
   StoreFixture fx(&env);
   auto db = fx.Open();
   MustExec(db.get(), "CREATE TABLE t(x); INSERT INTO t VALUES('kept')");
   Lsn head = fx.store()->Head(fx.timeline()).value();
   std::string before = Dump(db.get());
 
-  env.fail = true;
+  // From now on every fsync fails: the store cannot make a commit durable.
+  env.FailNth(1, FaultType::kIOError, /*sticky=*/true, kOpSync);
   MustExec(db.get(), "BEGIN; INSERT INTO t VALUES('lost'); CREATE TABLE u(y)");
   ExecResult r = Exec(db.get(), "COMMIT");
   CHECK((r.rc & 0xff) == SQLITE_IOERR);
