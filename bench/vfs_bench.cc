@@ -4,7 +4,7 @@
 //   - 1000-row transactions per second
 //   - point SELECT by primary key and a 10k-row range scan on a 1 GB
 //     database (targets >= 0.9x native)
-//   - UPDATE transactions of 1000 rows in place on that database (~330
+//   - UPDATE transactions of 1000 rows in place on that database (~250
 //     existing pages each): the worst case of the commit's comparison of
 //     every written page with the stored one (a context metric)
 //   - opening a connection (and running a first query) on a branch of that

@@ -1,7 +1,7 @@
 // The branchdb VFS, one behaviour at a time: commits and their records, empty,
-// unchanged and rolled-back transactions, refusals (journal modes, page size, exclusive
-// locking), no escape to host files, errors at the commit point, VACUUM, time
-// travel, large blobs and temp files.
+// unchanged and rolled-back transactions, refusals (journal modes, page size,
+// exclusive locking), no escape to host files, errors at the commit point,
+// VACUUM, time travel, large blobs and temp files.
 #include <catch2/catch.hpp>
 
 #include <atomic>
