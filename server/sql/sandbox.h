@@ -53,7 +53,11 @@
 // changed no row and whose SQL (also a function's nested SQL) the authorizer
 // saw no write in ends with ROLLBACK, not COMMIT: it makes no checkpoint (also
 // on a never-written database, where BEGIN IMMEDIATE alone initializes page 1).
-// Other scripts COMMIT; the VFS commits nothing when no page was written.
+// Other scripts COMMIT; the VFS commits nothing (no checkpoint) when the
+// database is byte-for-byte what it was (no page written, or every page
+// written back unchanged, e.g. DELETE FROM an empty table): whether a script
+// made a checkpoint is storage::LastCommitLsn moving, never
+// ScriptResult::changed.
 //
 // No state outlives a script on the connection (one connection serves every
 // client of a branch in turn): TEMP tables, views, triggers and indexes it
@@ -131,7 +135,9 @@ struct StatementResult {
 
 struct ScriptResult {
   std::vector<StatementResult> statements;
-  bool changed = false;  // some statement wrote (rows or schema)
+  // Some statement may have written (rows or schema): conservative, and no
+  // sign of a checkpoint (see above).
+  bool changed = false;
   // {"results":[{"columns","rows","rows_affected","truncated"}...]}
   nlohmann::json ToJson() const;
 };

@@ -22,6 +22,8 @@ constexpr size_t kReadVersionOffset = 19;
 constexpr size_t kVersOffset = 24;       // change counter + the 12 bytes SQLite compares
 constexpr size_t kVersBytes = 16;
 constexpr size_t kCookieOffset = 40;     // schema cookie, 4 bytes big-endian
+constexpr size_t kDbSizeOffset = 28;     // in-header database size in pages
+constexpr size_t kHeaderBytes = 100;     // page 1's b-tree page header follows
 // How many records IsLinearMove walks back before it gives up (and treats
 // the move as non-linear, which only costs one cache reload).
 constexpr size_t kLinearWalkLimit = 32;
@@ -38,6 +40,37 @@ void Put32(char* p, uint32_t v) {
   p[1] = static_cast<char>(v >> 16);
   p[2] = static_cast<char>(v >> 8);
   p[3] = static_cast<char>(v);
+}
+
+// Whether two page-1 images differ in nothing but what SQLite rewrites at
+// every commit (pager_write_changecounter(); the file format, section 1.3,
+// https://www.sqlite.org/fileformat2.html): the change counter (24..27), the
+// version-valid-for number (92..95) and the writer's SQLITE_VERSION_NUMBER
+// (96..99).
+bool SamePage1(const char* a, const char* b) {
+  auto same = [&](size_t from, size_t to) {
+    return std::memcmp(a + from, b + from, to - from) == 0;
+  };
+  return same(0, 24) && same(28, 92) && same(kHeaderBytes, kPageSize);
+}
+
+// Page 1 as SQLite writes it into an empty file (btree.c, newDatabase(), with
+// default settings: no auto_vacuum, no reserved bytes): the header, and an
+// empty sqlite_schema (a leaf table b-tree page without cells). SQLite writes
+// it at the first write transaction, also one that then writes nothing else
+// (BEGIN IMMEDIATE, or a TEMP-only script).
+const char* EmptyDatabasePage1() {
+  static const std::string page = [] {
+    std::string p(kPageSize, '\0');
+    std::memcpy(p.data(), "SQLite format 3", 16);  // with its NUL
+    const unsigned char fields[] = {0x10, 0x00, 1, 1, 0, 64, 32, 32};  // offsets 16..23
+    std::memcpy(p.data() + kPageSizeOffset, fields, sizeof(fields));
+    Put32(p.data() + kDbSizeOffset, 1);
+    p[kHeaderBytes] = 0x0d;      // leaf table b-tree page, no freeblock, no cells
+    p[kHeaderBytes + 5] = 0x10;  // cell content area at 4096 (0x1000)
+    return p;
+  }();
+  return page.data();
 }
 
 std::string Lower(const char* s) {
@@ -551,9 +584,45 @@ int BranchConnection::Pragma(char** args) {
   return SQLITE_NOTFOUND;
 }
 
+bool BranchConnection::DropUnchangedPages() {
+  for (auto it = overlay_.begin(); it != overlay_.end();) {
+    const PageNo pgno = it->first;
+    const char* stored =
+        pgno == 1 || pgno > snapshot_size_ ? nullptr : StoredPage(pgno, snapshot_);
+    // A failed read keeps the page: comparing only ever makes a commit smaller.
+    if (stored != nullptr && std::memcmp(stored, it->second.data(), kPageSize) == 0) {
+      it = overlay_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  auto page1 = overlay_.find(1);
+  if (snapshot_size_ == 0) {
+    // A never-written database: SQLite wrote the page 1 of an empty one.
+    return db_size_ == 1 && overlay_.size() == 1 && page1 != overlay_.end() &&
+           SamePage1(page1->second.data(), EmptyDatabasePage1());
+  }
+  if (db_size_ != snapshot_size_) return false;
+  if (overlay_.empty()) return true;
+  if (overlay_.size() > 1 || page1 == overlay_.end()) return false;
+  const char* stored = StoredPage(1, snapshot_);
+  return stored != nullptr && SamePage1(page1->second.data(), stored);
+}
+
 int BranchConnection::CommitTransaction() {
   if (read_only_ || lock_level_ < SQLITE_LOCK_RESERVED) return SQLITE_OK;
   if (overlay_.empty() && db_size_ == snapshot_size_) return SQLITE_OK;  // empty transaction
+  if (DropUnchangedPages()) {
+    // Nothing changed: no commit, as for an empty transaction. SQLite now
+    // holds a page 1 whose change counter the store never got; the store
+    // still has the old one, which a later commit of another connection can
+    // bump to exactly SQLite's value. Make the next read transaction reload.
+    overlay_.clear();
+    db_size_ = snapshot_size_;
+    cache_lsn_ = kNoLsn;
+    if (g_cache_invalidation.load()) force_reload_ = true;
+    return SQLITE_OK;
+  }
   std::vector<PageWrite> pages;
   pages.reserve(overlay_.size());
   for (const auto& [pgno, data] : overlay_) {

@@ -7,10 +7,12 @@
 // writes of a transaction are kept in an overlay and published as one
 // PageStore::Commit at SQLITE_FCNTL_COMMIT_PHASETWO; a transaction that never
 // reaches it leaves no trace, and an error there makes the COMMIT fail with the
-// branch unchanged. journal_mode=MEMORY is forced; WAL, OFF and page-size
-// changes are refused. When a timeline's head moves under an open connection
-// (ResetTimeline by another component, or another connection's commit), the
-// connection never serves a stale page.
+// branch unchanged. A transaction that changes nothing (SQLite wrote pages back
+// unchanged) commits nothing, and a commit carries only the pages it changed.
+// journal_mode=MEMORY is forced; WAL, OFF and page-size changes are refused.
+// When a timeline's head moves under an open connection (ResetTimeline by
+// another component, or another connection's commit), the connection never
+// serves a stale page.
 //
 // One writer per timeline at a time (in this process): a second writer gets
 // SQLITE_BUSY. Read-only connections pinned at an LSN read concurrently.

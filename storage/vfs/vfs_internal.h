@@ -73,6 +73,13 @@ class BranchConnection {
 
  private:
   int CommitTransaction();
+  // Drops from the overlay every page but page 1 that the transaction wrote
+  // back byte-identical to the snapshot's. True when the transaction changes
+  // nothing at all: the size is the snapshot's and page 1, if written, differs
+  // only in the bytes every commit rewrites; or the snapshot is empty and the
+  // transaction wrote only the page 1 of an empty database. Page 1 stays in
+  // the overlay otherwise: a commit always carries SQLite's new change counter.
+  bool DropUnchangedPages();
   int Pragma(char** args);
   // Loads snapshot_ = (state, size) for a new read transaction.
   int BeginSnapshot();

@@ -245,6 +245,28 @@ TEST_CASE("mcp: tool calls run the API as the caller", "[mcp]") {
         6);
 }
 
+TEST_CASE("mcp: run_sql that leaves the database as it was names no checkpoint", "[mcp]") {
+  McpFixture f;
+  REQUIRE(f.Tool("create_project", {{"name", "shop"}})["result"]["isError"] == false);
+  const json where = {{"project", "shop"}, {"branch", "production"}};
+  json sql = where;
+  sql["sql"] = "CREATE TABLE empty(b); CREATE TABLE t(a); INSERT INTO t VALUES (1)";
+  const json created = f.Tool("run_sql", sql)["result"];
+  REQUIRE(created["isError"] == false);
+  // SQLite rewrites pages for both; the VFS finds them unchanged.
+  for (const char* script : {"DELETE FROM empty", "UPDATE t SET a = a"}) {
+    INFO(script);
+    sql["sql"] = script;
+    json r = f.Tool("run_sql", sql)["result"];
+    REQUIRE(r["isError"] == false);
+    CHECK(r["structuredContent"]["lsn"].is_null());
+    CHECK(r["structuredContent"]["snapshot_lsn"] == created["structuredContent"]["lsn"]);
+    const std::string text = r["content"][0]["text"];
+    CHECK(text.find("Nothing changed: no checkpoint was made") != std::string::npos);
+    CHECK(text.find("Committed") == std::string::npos);
+  }
+}
+
 TEST_CASE("mcp: run_sql never cuts a large result silently and says how to get the rest",
           "[mcp]") {
   McpFixture f([](Config& c) { c.max_result_rows = 3; });

@@ -450,18 +450,39 @@ TEST_CASE("a script that changes nothing makes no checkpoint, the first on a nev
     REQUIRE(status == 200);
     return list["checkpoints"].size();
   };
+  auto head = [&] { return f.Call("GET", prod).second["head_lsn"]; };
+  // Answers as a read-only script's: no lsn, the state it read, nothing listed.
+  auto unchanged = [&](const std::string& sql) {
+    INFO(sql);
+    const size_t listed = checkpoints();
+    const json before = head();
+    auto [status, answer] = f.Call("POST", prod + "/sql", {{"sql", sql}});
+    REQUIRE(status == 200);
+    CHECK(answer["lsn"].is_null());
+    CHECK(answer["snapshot_lsn"] == before);
+    CHECK(answer["read_only"] == false);
+    CHECK(head() == before);
+    CHECK(checkpoints() == listed);
+    return answer["results"];
+  };
   const size_t before = checkpoints();
-  auto first = f.Call("POST", prod + "/sql", {{"sql", "SELECT 1"}});
-  REQUIRE(first.first == 200);
-  CHECK(first.second["lsn"].is_null());
-  CHECK(checkpoints() == before);
+  unchanged("SELECT 1");
+  // SQLite writes an empty database's page 1 for a TEMP-only script.
+  CHECK(unchanged("CREATE TEMP TABLE x(a); INSERT INTO x VALUES (1); SELECT a FROM x")[2]["rows"] ==
+        json::parse("[[1]]"));
   REQUIRE(f.Call("POST", prod + "/sql", {{"sql", "CREATE TABLE t(a)"}}).second["lsn"].is_number());
-  auto none = f.Call("POST", prod + "/sql",
-                     {{"sql", "SELECT * FROM t; UPDATE t SET a = 1 WHERE 0; "
-                              "INSERT INTO t SELECT 1 WHERE 0"}});
-  REQUIRE(none.first == 200);
-  CHECK(none.second["lsn"].is_null());
-  CHECK(checkpoints() == before + 1);
+  unchanged("SELECT * FROM t; UPDATE t SET a = 1 WHERE 0; INSERT INTO t SELECT 1 WHERE 0");
+  unchanged("DELETE FROM t");  // SQLite rewrites the empty table's root page
+  REQUIRE(f.Call("POST", prod + "/sql", {{"sql", "INSERT INTO t VALUES (1), (2)"}})
+              .second["lsn"].is_number());
+  CHECK(unchanged("UPDATE t SET a = a")[0]["rows_affected"] == 2);
+  CHECK(unchanged("PRAGMA user_version = 0; SELECT a FROM t ORDER BY a")[1]["rows"] ==
+        json::parse("[[1], [2]]"));
+  auto changed = f.Call("POST", prod + "/sql", {{"sql", "UPDATE t SET a = a + 10"}});
+  CHECK(changed.second["lsn"] == head());
+  CHECK(checkpoints() == before + 3);
+  CHECK(f.Call("POST", prod + "/sql", {{"sql", "SELECT a FROM t ORDER BY a"}})
+            .second["results"][0]["rows"] == json::parse("[[11], [12]]"));
 }
 
 TEST_CASE("a result past the server's cap is an error, never silently cut; pages at one snapshot "

@@ -1,7 +1,7 @@
-// The branchdb VFS, one behaviour at a time: commits and their records, empty
-// and rolled-back transactions, refusals (journal modes, page size, exclusive
-// locking), no escape to host files, errors at the commit point, VACUUM, time
-// travel, large blobs and temp files.
+// The branchdb VFS, one behaviour at a time: commits and their records, empty,
+// unchanged and rolled-back transactions, refusals (journal modes, page size,
+// exclusive locking), no escape to host files, errors at the commit point,
+// VACUUM, time travel, large blobs and temp files.
 #include <catch2/catch.hpp>
 
 #include <string>
@@ -57,6 +57,119 @@ TEST_CASE("transactions without changes make no commit") {
   MustExec(db.get(), "SELECT count(*) FROM t");
   MustExec(db.get(), "DELETE FROM t WHERE x = 1");  // matches nothing
   CHECK(fx.store()->LastLsn() == last);
+}
+
+TEST_CASE("a transaction that writes pages back unchanged makes no commit") {
+  StoreFixture fx;
+  auto db = fx.Open();
+  MustExec(db.get(), "CREATE TABLE t(x); CREATE TABLE u(k INTEGER PRIMARY KEY, v)");
+  MustExec(db.get(), "INSERT INTO u VALUES(1, 'a'), (2, 'b')");
+  const Lsn last = fx.store()->LastLsn();
+  MustExec(db.get(), "DELETE FROM t");  // SQLite rewrites t's empty root page
+  MustExec(db.get(), "UPDATE u SET v = v");
+  MustExec(db.get(), "PRAGMA user_version = 0");  // rewrites page 1 with the same value
+  MustExec(db.get(), "BEGIN; UPDATE u SET v = 'x' WHERE k = 1; UPDATE u SET v = 'a' WHERE k = 1; "
+                     "COMMIT");
+  CHECK(fx.store()->LastLsn() == last);
+  CHECK(fx.store()->Head(fx.timeline()).value() == last);
+  CHECK(storage::LastCommitLsn(db.get()) == last);
+  CHECK(storage::SnapshotLsn(db.get()) == last);
+
+  // A real change commits, and only the pages it changed (and page 1).
+  MustExec(db.get(), "BEGIN; UPDATE u SET v = v; INSERT INTO t VALUES(1); COMMIT");
+  CHECK(fx.store()->LastLsn() == last + 1);
+  auto record = fx.store()->GetRecord(last + 1);
+  REQUIRE(record.ok());
+  const auto t_root = static_cast<storage::PageNo>(
+      QueryInt(db.get(), "SELECT rootpage FROM sqlite_schema WHERE name = 't'"));
+  CHECK(record->pages == std::vector<storage::PageNo>{1, t_root});
+  CHECK(Query(db.get(), "SELECT x FROM t") == "1\n");
+  CHECK(Query(db.get(), "SELECT k, v FROM u") == "1|a\n2|b\n");
+  CHECK(IntegrityCheck(db.get()) == "ok");
+}
+
+TEST_CASE("a never-written database stays empty after write transactions that write nothing") {
+  StoreFixture fx;
+  auto db = fx.Open();
+  const Lsn created = fx.store()->LastLsn();
+  MustExec(db.get(), "BEGIN IMMEDIATE; COMMIT");  // SQLite writes an empty database's page 1
+  MustExec(db.get(), "BEGIN IMMEDIATE; CREATE TEMP TABLE x(a); INSERT INTO x VALUES(1); COMMIT");
+  MustExec(db.get(), "PRAGMA user_version = 0");
+  CHECK(fx.store()->LastLsn() == created);
+  CHECK(*fx.store()->DbSizeAt(created) == 0);
+  CHECK(QueryInt(db.get(), "SELECT a FROM temp.x") == 1);
+  CHECK(Query(db.get(), "SELECT name FROM sqlite_schema") == "");
+
+  // A setting in the header is a change.
+  MustExec(db.get(), "PRAGMA user_version = 7");
+  CHECK(fx.store()->LastLsn() == created + 1);
+  auto other = fx.Open();
+  CHECK(QueryInt(other.get(), "PRAGMA user_version") == 7);
+  CHECK(IntegrityCheck(other.get()) == "ok");
+}
+
+// Connection a commits a transaction that changes nothing, so SQLite holds a
+// page 1 whose change counter the store lacks; then connection b makes a
+// real commit that lands on exactly that counter, size and freelist. Returns
+// what a reads afterwards.
+std::string ReadAfterUnchangedCommit(StoreFixture& fx, bool never_written) {
+  auto a = fx.Open();
+  auto b = fx.Open();
+  if (never_written) {
+    MustExec(a.get(), "BEGIN IMMEDIATE; COMMIT");
+    MustExec(b.get(), "PRAGMA user_version = 5");
+    return Query(a.get(), "PRAGMA user_version");
+  }
+  MustExec(a.get(), "CREATE TABLE t(x); CREATE TABLE u(k INTEGER PRIMARY KEY, v)");
+  MustExec(a.get(), "INSERT INTO u VALUES(1, 'old')");
+  REQUIRE(Query(a.get(), "SELECT v FROM u") == "old\n");  // in a's page cache
+  const Lsn last = fx.store()->LastLsn();
+  MustExec(a.get(), "DELETE FROM t");
+  REQUIRE(fx.store()->LastLsn() == last);
+  MustExec(b.get(), "UPDATE u SET v = 'new' WHERE k = 1");
+  REQUIRE(fx.store()->LastLsn() == last + 1);
+  return Query(a.get(), "SELECT v FROM u");
+}
+
+TEST_CASE("after a commit that changed nothing, the connection reads later commits of others") {
+  for (bool never_written : {false, true}) {
+    INFO("never_written " << never_written);
+    {
+      // Protection off: SQLite keeps its stale cache (the test is sharp).
+      struct ProtectionOff {
+        ProtectionOff() { storage::vfs_internal::SetCacheInvalidationForTesting(false); }
+        ~ProtectionOff() { storage::vfs_internal::SetCacheInvalidationForTesting(true); }
+      } off;
+      StoreFixture fx;
+      CHECK(ReadAfterUnchangedCommit(fx, never_written) == (never_written ? "0\n" : "old\n"));
+    }
+    StoreFixture fx;
+    CHECK(ReadAfterUnchangedCommit(fx, never_written) == (never_written ? "5\n" : "new\n"));
+  }
+}
+
+TEST_CASE("after a commit that changed nothing, both connections read and write on") {
+  StoreFixture fx;
+  auto a = fx.Open();
+  auto b = fx.Open();
+  MustExec(a.get(), "CREATE TABLE t(x); CREATE TABLE u(k INTEGER PRIMARY KEY, v)");
+  MustExec(a.get(), "INSERT INTO u VALUES(1, 'a')");
+  const Lsn last = fx.store()->LastLsn();
+  MustExec(a.get(), "DELETE FROM t; UPDATE u SET v = v");
+  CHECK(Query(a.get(), "SELECT v FROM u") == "a\n");
+  MustExec(a.get(), "INSERT INTO u VALUES(2, 'b')");  // on the same connection
+  CHECK(fx.store()->LastLsn() == last + 1);
+  CHECK(Query(b.get(), "SELECT k, v FROM u") == "1|a\n2|b\n");
+  MustExec(b.get(), "DELETE FROM t");
+  MustExec(b.get(), "INSERT INTO t VALUES(3)");
+  CHECK(fx.store()->LastLsn() == last + 2);
+  CHECK(Query(a.get(), "SELECT x FROM t") == "3\n");
+  MustExec(a.get(), "CREATE TABLE w(y)");  // the schema moves on too
+  MustExec(b.get(), "INSERT INTO w VALUES(4)");
+  CHECK(QueryInt(a.get(), "SELECT y FROM w") == 4);
+  CHECK(Dump(a.get()) == Dump(b.get()));
+  CHECK(IntegrityCheck(a.get()) == "ok");
+  CHECK(IntegrityCheck(b.get()) == "ok");
 }
 
 TEST_CASE("a rolled-back transaction leaves no trace, also after spilling its cache") {
