@@ -304,7 +304,7 @@ uint64_t SeedFromEnv() {
 
 int OpsFromEnv() {
   if (const char* s = std::getenv("BRANCHDB_STRESS_OPS")) return std::atoi(s);
-  return 60;
+  return 300;
 }
 
 // Refusals a call may meet when other threads delete what it works on, or
