@@ -1,7 +1,7 @@
 # branchdb — the two commands:
 #   make run    install missing packages, build, start the server on ./data
 #   make test   install missing packages, build (ASan+UBSan), run every test via ctest
-.PHONY: all deps build run test bench fuzz crash soak clean
+.PHONY: all deps build run test tsan bench fuzz crash soak clean
 
 BUILD_DIR ?= build
 TEST_BUILD_DIR ?= build-test
@@ -25,6 +25,22 @@ test: deps
 	@cmake -S . -B $(TEST_BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBRANCHDB_SANITIZE=ON -DBRANCHDB_BUILD_BENCH=OFF >/dev/null
 	@cmake --build $(TEST_BUILD_DIR) -j $(JOBS)
 	cd $(TEST_BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
+
+# The concurrency tests under ThreadSanitizer, in their own build directory
+# (TSan and ASan exclude each other): project deletion against everything in
+# flight, per-project locking, the compute supervisor, the VFS's writers, and
+# the catalog and server tests around them. TSAN_TESTS=name... runs others.
+TSAN_BUILD_DIR ?= build-tsan
+empty :=
+space := $(empty) $(empty)
+TSAN_TESTS ?= catalog_lifetime_stress_test server_lifetime_test server_compute_test \
+	vfs_concurrency_test catalog_catalog_test catalog_diff_test catalog_promote_test \
+	server_api_test server_transfer_test
+tsan: deps
+	@cmake -S . -B $(TSAN_BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBRANCHDB_SANITIZE_THREAD=ON -DBRANCHDB_BUILD_BENCH=OFF >/dev/null
+	@cmake --build $(TSAN_BUILD_DIR) -j $(JOBS) --target $(TSAN_TESTS)
+	cd $(TSAN_BUILD_DIR) && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+	  ctest --output-on-failure -R '^($(subst $(space),|,$(strip $(TSAN_TESTS))))$$'
 
 # Benchmarks (not part of make test): release build, results in bench/results/.
 # BENCH=storage_bench runs one program.
@@ -51,4 +67,4 @@ soak: build
 	scripts/soak.sh $(BUILD_DIR) $(DURATION)
 
 clean:
-	rm -rf $(BUILD_DIR) $(TEST_BUILD_DIR) build-fuzz
+	rm -rf $(BUILD_DIR) $(TEST_BUILD_DIR) $(TSAN_BUILD_DIR) build-fuzz

@@ -81,12 +81,12 @@ SqliteHandle OpenNative(const std::string& path) {
 }
 
 struct Ours {
-  std::unique_ptr<storage::PageStore> store;
+  std::shared_ptr<storage::PageStore> store;
   storage::TimelineId timeline = 0;
 
   SqliteHandle Open(storage::TimelineId t) {
     storage::ConnectionOptions options;
-    options.store = store.get();
+    options.store = store;
     options.timeline = t;
     auto db = storage::OpenConnection(options);
     if (!db.ok()) Die("OpenConnection: " + db.status().ToString());

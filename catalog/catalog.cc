@@ -18,7 +18,9 @@ Catalog::Impl::~Impl() {
   }
   reaper_cv.notify_all();
   if (reaper.joinable()) reaper.join();
+  // Stores still held (by connections) stay open until their owners let go.
   projects.clear();
+  std::lock_guard<std::mutex> l(db_mu);
   db = nullptr;
   db_owner.reset();
 }
@@ -27,13 +29,19 @@ std::string Catalog::Impl::ProjectDir(const std::string& id) const {
   return JoinPath(JoinPath(data_dir, "projects"), id);
 }
 
-namespace {
-
-storage::PageStoreOptions StoreOptions(const Catalog::Impl& impl) {
-  storage::PageStoreOptions o = impl.options.store_options;
-  o.env = impl.env;
-  return o;
+std::shared_ptr<storage::PooledStore> Catalog::Impl::NewStore(const std::string& id) {
+  storage::PageStoreOptions o = options.store_options;
+  o.env = env;
+  const std::string dir = ProjectDir(id);
+  return std::shared_ptr<storage::PooledStore>(
+      pool->Add(o, dir).release(), [pool = pool, env = env, dir](storage::PooledStore* store) {
+        const bool deleted = store->retired();
+        delete store;  // closes its files first
+        if (deleted) (void)RemoveTree(env, dir);
+      });
 }
+
+namespace {
 
 Status Precondition(const std::string& msg, const std::string& reason) {
   return Status::FailedPrecondition(msg, reason);
@@ -52,7 +60,7 @@ Result<std::unique_ptr<Catalog>> Catalog::Open(const CatalogOptions& options,
   pool_options.env = env;
   pool_options.reserved_file_descriptors = kReservedFileDescriptors;
   pool_options.disk_full_retry_micros = kDiskFullRetryMicros;
-  impl->pool = std::make_unique<storage::StorePool>(pool_options);
+  impl->pool = std::make_shared<storage::StorePool>(pool_options);
   BRANCHDB_RETURN_IF_ERROR(env->CreateDirs(JoinPath(data_dir, "projects")));
   auto lock = env->LockFile(JoinPath(data_dir, "LOCK"));
   if (!lock.ok()) return lock.status();
@@ -67,8 +75,8 @@ Result<std::unique_ptr<Catalog>> Catalog::Open(const CatalogOptions& options,
   impl->db = raw;
   if (rc != SQLITE_OK) return CatalogError(impl->db, "open " + path);
   sqlite3_busy_timeout(impl->db, 5000);
-  std::lock_guard<std::mutex> l(impl->mu);
-  BRANCHDB_RETURN_IF_ERROR(impl->Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"));
+  BRANCHDB_RETURN_IF_ERROR(
+      DbUse(*impl).Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"));
   BRANCHDB_RETURN_IF_ERROR(impl->InitSchema());
   BRANCHDB_RETURN_IF_ERROR(impl->LoadProjects());
   if (options.reaper_interval_micros > 0) {
@@ -79,30 +87,38 @@ Result<std::unique_ptr<Catalog>> Catalog::Open(const CatalogOptions& options,
   return std::unique_ptr<Catalog>(new Catalog(std::move(impl)));
 }
 
+// Runs alone (in Open, before the catalog is shared): takes locks only
+// because the helpers it calls do.
 Status Catalog::Impl::LoadProjects() {
   std::set<std::string> ids;
+  std::vector<ProjectInfo> infos;
   {
-    Stmt s(db, "SELECT id, name, created_micros, restore_window_micros, default_branch FROM projects");
+    DbUse use(*this);
+    Stmt s(use.get(),
+           "SELECT id, name, created_micros, restore_window_micros, default_branch FROM projects");
     int rc;
     while ((rc = s.Step()) == SQLITE_ROW) {
-      auto p = std::make_shared<Project>();
-      p->info.id = s.Text(0);
-      p->info.name = s.Text(1);
-      p->info.created_micros = s.Int(2);
-      p->info.restore_window_micros = s.Int(3);
-      p->info.default_branch = s.Text(4);
-      projects[p->info.name] = p;
-      ids.insert(p->info.id);
+      ProjectInfo info;
+      info.id = s.Text(0);
+      info.name = s.Text(1);
+      info.created_micros = s.Int(2);
+      info.restore_window_micros = s.Int(3);
+      info.default_branch = s.Text(4);
+      ids.insert(info.id);
+      infos.push_back(std::move(info));
     }
-    if (rc != SQLITE_DONE) return CatalogError(db, "load projects");
+    if (rc != SQLITE_DONE) return CatalogError(use.get(), "load projects");
   }
-  for (auto& [name, p] : projects) {
+  for (ProjectInfo& info : infos) {
     // Opened (recovered) and reconciled one at a time, then closed: start-up
     // holds no more descriptors than one store needs.
-    p->store = pool->Add(StoreOptions(*this), ProjectDir(p->info.id));
-    BRANCHDB_RETURN_IF_ERROR(p->store->OpenNow().WithContext("project " + name));
+    auto store = NewStore(info.id);
+    auto p = std::make_shared<Project>(std::move(info), std::move(store));
+    BRANCHDB_RETURN_IF_ERROR(p->store->OpenNow().WithContext("project " + p->info.name));
     BRANCHDB_RETURN_IF_ERROR(Reconcile(*p));
     p->store->TryClose();
+    std::lock_guard<std::mutex> l(mu);
+    projects[p->info.name] = std::move(p);
   }
   // Directories of projects whose catalog row was never written (or was deleted).
   std::string root = JoinPath(data_dir, "projects");
@@ -155,59 +171,55 @@ Result<ProjectInfo> Catalog::CreateProject(const std::string& name,
   int64_t window = options.restore_window_micros.value_or(impl_->options.default_restore_window_micros);
   BRANCHDB_RETURN_IF_ERROR(CheckWindow(window));
   Impl& im = *impl_;
-  std::lock_guard<std::mutex> l(im.mu);
-  if (im.projects.count(name)) {
-    return Status::AlreadyExists("project '" + name + "' exists", "project_exists");
-  }
-  auto p = std::make_shared<Project>();
-  p->info.id = NewProjectId();
-  p->info.name = name;
-  p->info.created_micros = im.Now();
-  p->info.restore_window_micros = window;
-  std::string dir = im.ProjectDir(p->info.id);
-  BRANCHDB_RETURN_IF_ERROR(im.pool->CheckRoom().WithContext("cannot create project '" + name + "'"));
-  p->store = im.pool->Add(StoreOptions(im), dir);
-  Annotation a;
-  a.kind = "create";
-  a.branch = kDefaultBranch;
-  auto t = p->store->CreateTimeline(Lsn{0}, EncodeAnnotation(a));
-  if (!t.ok()) {
-    p->store.reset();
-    (void)RemoveTree(im.env, dir);
-    return t.status();
-  }
-  BranchRow row;
-  row.name = kDefaultBranch;
-  row.timeline = *t;
-  row.created_micros = p->info.created_micros;
-  Status st = im.Exec("BEGIN IMMEDIATE");
-  if (st.ok()) {
-    Stmt s(im.db,
-           "INSERT INTO projects(id, name, created_micros, restore_window_micros, default_branch)"
-           " VALUES(?1,?2,?3,?4,?5)");
-    s.Bind(1, p->info.id).Bind(2, name).Bind(3, p->info.created_micros).Bind(4, window);
-    s.Bind(5, p->info.default_branch);
-    st = s.Run();
-    if (st.ok()) st = im.InsertBranch(*p, row);
-    if (st.ok()) {
-      st = im.Exec("COMMIT");
-    } else {
-      (void)im.Exec("ROLLBACK");
+  {
+    std::lock_guard<std::mutex> l(im.mu);
+    if (im.projects.count(name) || im.creating.count(name)) {
+      return Status::AlreadyExists("project '" + name + "' exists", "project_exists");
     }
+    im.creating.insert(name);
   }
-  if (!st.ok()) {
-    p->store.reset();
-    (void)RemoveTree(im.env, dir);
-    return st;
-  }
-  im.projects[name] = p;
-  return p->info;
+  // The name is reserved: the store and the rows are written without catalog
+  // locks. A project that fails half way is let go retired: its directory goes.
+  auto make = [&]() -> Result<std::shared_ptr<Project>> {
+    ProjectInfo info;
+    info.id = NewProjectId();  // a new directory, also for a name deleted a moment ago
+    info.name = name;
+    info.created_micros = im.Now();
+    info.restore_window_micros = window;
+    BRANCHDB_RETURN_IF_ERROR(
+        im.pool->CheckRoom().WithContext("cannot create project '" + name + "'"));
+    auto store = im.NewStore(info.id);
+    auto p = std::make_shared<Project>(std::move(info), std::move(store));
+    Annotation a;
+    a.kind = "create";
+    a.branch = kDefaultBranch;
+    auto t = p->store->CreateTimeline(Lsn{0}, EncodeAnnotation(a));
+    Status st = t.status();
+    if (st.ok()) {
+      BranchRow row;
+      row.name = kDefaultBranch;
+      row.timeline = *t;
+      row.created_micros = p->info.created_micros;
+      st = im.InsertProject(p->info, row);
+    }
+    if (!st.ok()) {
+      p->store->Retire(st);
+      return st;
+    }
+    return p;
+  };
+  auto made = make();
+  std::lock_guard<std::mutex> l(im.mu);  // released before `made` is let go
+  im.creating.erase(name);
+  if (!made.ok()) return made.status();
+  im.projects[name] = *made;
+  return (*made)->info;
 }
 
 Result<ProjectInfo> Catalog::GetProject(const std::string& name) {
-  std::lock_guard<std::mutex> l(impl_->mu);
   auto p = impl_->FindProject(name);
   if (!p.ok()) return p.status();
+  std::lock_guard<std::mutex> l(impl_->mu);  // info's mutable fields
   return (*p)->info;
 }
 
@@ -220,50 +232,40 @@ std::vector<ProjectInfo> Catalog::ListProjects() {
 
 Status Catalog::DeleteProject(const std::string& name, bool force) {
   Impl& im = *impl_;
-  std::shared_ptr<Project> p;
-  {
-    std::lock_guard<std::mutex> l(im.mu);
-    auto found = im.FindProject(name);
-    if (!found.ok()) return found.status();
-    p = *found;
-    if (!force) {
-      for (const BranchRow& r : im.AllBranches(*p)) {
-        if (r.is_protected) {
-          return Precondition("branch '" + r.name + "' is protected", "branch_protected");
-        }
+  auto p = im.WriteProject(name);
+  if (!p.ok()) return p.status();
+  if (!force) {
+    for (const BranchRow& r : im.AllBranches(**p)) {
+      if (r.is_protected) {
+        return Precondition("branch '" + r.name + "' is protected", "branch_protected");
       }
     }
-    BRANCHDB_RETURN_IF_ERROR(im.Exec("BEGIN IMMEDIATE"));
-    Status st;
-    for (const char* sql : {"DELETE FROM labels WHERE project_id=?1",
-                            "DELETE FROM branches WHERE project_id=?1",
-                            "DELETE FROM projects WHERE id=?1"}) {
-      Stmt s(im.db, sql);
-      s.Bind(1, p->info.id);
-      if (st.ok()) st = s.Run();
-    }
-    if (!st.ok()) {
-      (void)im.Exec("ROLLBACK");
-      return st;
-    }
-    BRANCHDB_RETURN_IF_ERROR(im.Exec("COMMIT"));
-    im.projects.erase(name);
   }
   // Catalog first: a crash from here on leaves an orphan directory that Open removes.
-  std::string dir = im.ProjectDir(p->info.id);
-  p->store.reset();
-  p.reset();
-  return RemoveTree(im.env, dir);
+  BRANCHDB_RETURN_IF_ERROR(im.DeleteProjectRows(**p));
+  // Nobody finds it any more; whoever still holds it (a call in progress, a
+  // connection) fails from now on, and the last of them removes its directory.
+  (*p)->deleted = true;
+  (*p)->store->Retire(
+      Status::NotFound("project '" + name + "' was deleted", "project_not_found"));
+  std::lock_guard<std::mutex> l(im.mu);
+  auto it = im.projects.find(name);
+  if (it != im.projects.end() && it->second == p->project) im.projects.erase(it);
+  return Status::OK();
 }
 
 Status Catalog::SetRestoreWindow(const std::string& project, int64_t w) {
   BRANCHDB_RETURN_IF_ERROR(CheckWindow(w));
-  std::lock_guard<std::mutex> l(impl_->mu);
-  auto p = impl_->FindProject(project);
+  Impl& im = *impl_;
+  auto p = im.WriteProject(project);
   if (!p.ok()) return p.status();
-  Stmt s(impl_->db, "UPDATE projects SET restore_window_micros=?2 WHERE id=?1");
-  s.Bind(1, (*p)->info.id).Bind(2, w);
-  BRANCHDB_RETURN_IF_ERROR(s.Run());
+  {
+    DbUse use(im);
+    Stmt s(use.get(), "UPDATE projects SET restore_window_micros=?2 WHERE id=?1");
+    s.Bind(1, (*p)->info.id).Bind(2, w);
+    BRANCHDB_RETURN_IF_ERROR(s.Run());
+  }
+  std::lock_guard<std::mutex> l(im.mu);
   (*p)->info.restore_window_micros = w;
   return Status::OK();
 }
@@ -358,14 +360,13 @@ Result<Lsn> Catalog::Impl::ResolveSource(Project& p, const BranchSource& from,
       return from.lsn;
     }
     case BranchSource::Kind::kLabel: {
-      Stmt s(db, "SELECT lsn FROM labels WHERE project_id=?1 AND timeline=?2 AND label=?3");
-      s.Bind(1, p.info.id).Bind(2, static_cast<int64_t>(parent.timeline)).Bind(3, from.label);
-      if (s.Step() != SQLITE_ROW) {
+      std::optional<Lsn> lsn = LabelLsn(p, parent.timeline, from.label);
+      if (!lsn) {
         return Status::NotFound("label '" + from.label + "' not found on branch '" +
                                     parent.name + "'",
                                 "label_not_found");
       }
-      return static_cast<Lsn>(s.Int(0));
+      return *lsn;
     }
   }
   return Status::InvalidArgument("unknown branch source", "invalid_argument");
@@ -378,8 +379,7 @@ Result<BranchInfo> Catalog::CreateBranch(const std::string& project, const std::
     return Status::InvalidArgument("give a ttl or an expire time, not both", "invalid_argument");
   }
   Impl& im = *impl_;
-  std::lock_guard<std::mutex> l(im.mu);
-  auto pr = im.FindProject(project);
+  auto pr = im.WriteProject(project);  // held across the store's fsync: this project only
   if (!pr.ok()) return pr.status();
   Project& p = **pr;
   int64_t now = im.Now();
@@ -430,18 +430,14 @@ Result<BranchInfo> Catalog::CreateBranch(const std::string& project, const std::
 
 Result<BranchInfo> Catalog::GetBranch(const std::string& project, const std::string& branch,
                                       bool with_usage) {
-  std::lock_guard<std::mutex> l(impl_->mu);
-  auto p = impl_->FindProject(project);
-  if (!p.ok()) return p.status();
-  auto row = impl_->FindBranch(**p, branch);
-  if (!row.ok()) return row.status();
-  return impl_->MakeInfo(**p, *row, with_usage);
+  auto found = impl_->ReadProjectBranch(project, branch);
+  if (!found.ok()) return found.status();
+  return impl_->MakeInfo(*found->project, found->row, with_usage);
 }
 
 Result<std::vector<BranchInfo>> Catalog::ListBranches(const std::string& project,
                                                       bool with_usage) {
-  std::lock_guard<std::mutex> l(impl_->mu);
-  auto p = impl_->FindProject(project);
+  auto p = impl_->ReadProject(project);
   if (!p.ok()) return p.status();
   std::vector<BranchInfo> out;
   for (const BranchRow& r : impl_->AllBranches(**p)) {
@@ -456,31 +452,31 @@ Status Catalog::RenameBranch(const std::string& project, const std::string& from
                              const std::string& to) {
   BRANCHDB_RETURN_IF_ERROR(ValidateBranchName(to));
   Impl& im = *impl_;
-  std::lock_guard<std::mutex> l(im.mu);
-  auto p = im.FindProject(project);
-  if (!p.ok()) return p.status();
-  auto row = im.FindBranch(**p, from);
-  if (!row.ok()) return row.status();
+  auto found = im.WriteProjectBranch(project, from);
+  if (!found.ok()) return found.status();
+  Project& p = *found->project;
+  const BranchRow& row = found->row;
   if (from == to) return Status::OK();
-  if (im.FindBranch(**p, to).ok()) {
+  if (im.FindBranch(p, to).ok()) {
     return Status::AlreadyExists("branch '" + to + "' exists", "branch_exists");
   }
-  bool is_default = (*p)->info.default_branch == from;
-  BRANCHDB_RETURN_IF_ERROR(im.Exec("BEGIN IMMEDIATE"));
-  Stmt s(im.db, "UPDATE branches SET name=?3 WHERE project_id=?1 AND timeline=?2");
-  s.Bind(1, (*p)->info.id).Bind(2, static_cast<int64_t>(row->timeline)).Bind(3, to);
-  Status st = s.Run();
-  if (st.ok() && is_default) {
-    Stmt d(im.db, "UPDATE projects SET default_branch=?2 WHERE id=?1");
-    d.Bind(1, (*p)->info.id).Bind(2, to);
-    st = d.Run();
+  bool is_default = p.info.default_branch == from;
+  {
+    DbUse use(im);
+    BRANCHDB_RETURN_IF_ERROR(use.Transaction([&] {
+      Stmt s(use.get(), "UPDATE branches SET name=?3 WHERE project_id=?1 AND timeline=?2");
+      s.Bind(1, p.info.id).Bind(2, static_cast<int64_t>(row.timeline)).Bind(3, to);
+      BRANCHDB_RETURN_IF_ERROR(s.Run());
+      if (!is_default) return Status::OK();
+      Stmt d(use.get(), "UPDATE projects SET default_branch=?2 WHERE id=?1");
+      d.Bind(1, p.info.id).Bind(2, to);
+      return d.Run();
+    }));
   }
-  if (!st.ok()) {
-    (void)im.Exec("ROLLBACK");
-    return st;
+  if (is_default) {
+    std::lock_guard<std::mutex> l(im.mu);
+    p.info.default_branch = to;
   }
-  BRANCHDB_RETURN_IF_ERROR(im.Exec("COMMIT"));
-  if (is_default) (*p)->info.default_branch = to;
   return Status::OK();
 }
 
@@ -493,40 +489,34 @@ Status Catalog::Impl::DeleteBranchLocked(Project& p, const BranchRow& row) {
 
 Status Catalog::DeleteBranch(const std::string& project, const std::string& branch) {
   Impl& im = *impl_;
-  std::lock_guard<std::mutex> l(im.mu);
-  auto found = im.FindProjectBranch(project, branch);
+  auto found = im.WriteProjectBranch(project, branch);
   if (!found.ok()) return found.status();
-  std::shared_ptr<Project>& p = found->project;
-  BranchRow& row = found->row;
-  if (row.name == p->info.default_branch) {
+  Project& p = *found->project;
+  const BranchRow& row = found->row;
+  if (row.name == p.info.default_branch) {
     return Precondition("the default branch cannot be deleted", "default_branch");
   }
   if (row.is_protected) {
     return Precondition("branch '" + branch + "' is protected", "branch_protected");
   }
-  return im.DeleteBranchLocked(*p, row);
+  return im.DeleteBranchLocked(p, row);
 }
 
 Status Catalog::SetExpiry(const std::string& project, const std::string& branch,
                           std::optional<int64_t> expires_micros) {
   Impl& im = *impl_;
-  std::lock_guard<std::mutex> l(im.mu);
-  auto found = im.FindProjectBranch(project, branch);
+  auto found = im.WriteProjectBranch(project, branch);
   if (!found.ok()) return found.status();
-  std::shared_ptr<Project>& p = found->project;
-  BranchRow& row = found->row;
+  const Project& p = *found->project;
   if (expires_micros) {
-    if (row.name == p->info.default_branch) {
+    if (found->row.name == p.info.default_branch) {
       return Precondition("the default branch cannot expire", "default_branch");
     }
     if (*expires_micros <= im.Now()) {
       return Status::InvalidArgument("expire time is in the past", "invalid_argument");
     }
   }
-  Stmt s(im.db, "UPDATE branches SET expires_micros=?3 WHERE project_id=?1 AND timeline=?2");
-  s.Bind(1, p->info.id).Bind(2, static_cast<int64_t>(row.timeline));
-  if (expires_micros) s.Bind(3, *expires_micros); else s.BindNull(3);
-  return s.Run();
+  return im.UpdateBranch(p, found->row, "expires_micros", expires_micros);
 }
 
 Status Catalog::SetTtl(const std::string& project, const std::string& branch, int64_t ttl) {
@@ -535,15 +525,9 @@ Status Catalog::SetTtl(const std::string& project, const std::string& branch, in
 }
 
 Status Catalog::SetProtected(const std::string& project, const std::string& branch, bool on) {
-  Impl& im = *impl_;
-  std::lock_guard<std::mutex> l(im.mu);
-  auto found = im.FindProjectBranch(project, branch);
+  auto found = impl_->WriteProjectBranch(project, branch);
   if (!found.ok()) return found.status();
-  std::shared_ptr<Project>& p = found->project;
-  BranchRow& row = found->row;
-  Stmt s(im.db, "UPDATE branches SET protected=?3 WHERE project_id=?1 AND timeline=?2");
-  s.Bind(1, p->info.id).Bind(2, static_cast<int64_t>(row.timeline)).Bind(3, on ? 1 : 0);
-  return s.Run();
+  return impl_->UpdateBranch(*found->project, found->row, "protected", on ? 1 : 0);
 }
 
 Status Catalog::SetIdleTimeout(const std::string& project, const std::string& branch,
@@ -553,28 +537,25 @@ Status Catalog::SetIdleTimeout(const std::string& project, const std::string& br
         "idle_timeout_seconds must be 0.." + std::to_string(kMaxIdleTimeoutSeconds),
         "invalid_argument");
   }
-  Impl& im = *impl_;
-  std::lock_guard<std::mutex> l(im.mu);
-  auto found = im.FindProjectBranch(project, branch);
+  auto found = impl_->WriteProjectBranch(project, branch);
   if (!found.ok()) return found.status();
-  std::shared_ptr<Project>& p = found->project;
-  BranchRow& row = found->row;
-  Stmt s(im.db,
-         "UPDATE branches SET idle_timeout_seconds=?3 WHERE project_id=?1 AND timeline=?2");
-  s.Bind(1, p->info.id).Bind(2, static_cast<int64_t>(row.timeline));
-  if (seconds) s.Bind(3, *seconds); else s.BindNull(3);
-  return s.Run();
+  return impl_->UpdateBranch(*found->project, found->row, "idle_timeout_seconds", seconds);
 }
 
-Result<int> Catalog::Impl::ReapLocked(std::vector<ReapedBranch>* reaped) {
+Result<int> Catalog::Impl::Reap(std::vector<ReapedBranch>* reaped) {
   int64_t now = Now();
+  std::set<std::string> ids = ProjectsWithExpired(now);
+  if (ids.empty()) return 0;
   int count = 0;
-  for (auto& [name, p] : projects) {
-    for (const BranchRow& r : AllBranches(*p)) {
+  for (const std::shared_ptr<Project>& project : Projects()) {
+    if (!ids.count(project->info.id)) continue;
+    auto p = WriteProject(project);
+    if (!p.ok()) continue;  // deleted meanwhile
+    for (const BranchRow& r : AllBranches(**p)) {
       if (!r.expires_micros || *r.expires_micros > now) continue;
-      if (r.is_protected || r.name == p->info.default_branch) continue;
-      BRANCHDB_RETURN_IF_ERROR(DeleteBranchLocked(*p, r));
-      reaped->push_back(ReapedBranch{p->info.name, r.name, r.timeline});
+      if (r.is_protected || r.name == (*p)->info.default_branch) continue;
+      BRANCHDB_RETURN_IF_ERROR(DeleteBranchLocked(**p, r));
+      reaped->push_back(ReapedBranch{(*p)->info.name, r.name, r.timeline});
       ++count;
     }
   }
@@ -588,11 +569,7 @@ void Catalog::Impl::NotifyReaped(const std::vector<ReapedBranch>& reaped) {
 
 Result<int> Catalog::ReapExpired() {
   std::vector<Impl::ReapedBranch> reaped;
-  Result<int> n(0);
-  {
-    std::lock_guard<std::mutex> l(impl_->mu);
-    n = impl_->ReapLocked(&reaped);
-  }
+  Result<int> n = impl_->Reap(&reaped);
   impl_->NotifyReaped(reaped);
   return n;
 }
@@ -603,26 +580,24 @@ void Catalog::Impl::ReaperLoop() {
     reaper_cv.wait_for(l, std::chrono::microseconds(options.reaper_interval_micros));
     if (stop) break;
     l.unlock();
-    std::vector<std::shared_ptr<Project>> to_gc;
     std::vector<ReapedBranch> reaped;
-    {
-      std::lock_guard<std::mutex> g(mu);
-      (void)ReapLocked(&reaped);
-      int64_t now = Now();
-      if (options.gc_interval_micros > 0 && now - last_gc_micros >= options.gc_interval_micros) {
-        last_gc_micros = now;
-        for (auto& [name, p] : projects) to_gc.push_back(p);
-      }
-    }
+    (void)Reap(&reaped);
     NotifyReaped(reaped);
+    std::vector<std::shared_ptr<Project>> to_gc;
+    int64_t now = Now();
+    if (options.gc_interval_micros > 0 && now - last_gc_micros >= options.gc_interval_micros) {
+      last_gc_micros = now;
+      to_gc = Projects();
+    }
     pool->CloseIdle(kStoreIdleMicros);
     for (const auto& p : to_gc) {
       {
         std::lock_guard<std::mutex> s(reaper_mu);
         if (stop) break;
       }
-      (void)GcProject(p);
+      (void)GcProject(p);  // NotFound project_not_found once deleted
     }
+    to_gc.clear();  // without reaper_mu: a deleted project's last owner removes its files
     l.lock();
   }
 }

@@ -35,7 +35,11 @@
 //
 // Stores: a project's store is open only while used (opened on first use,
 // closed when idle; storage/store_pool.h), so the number of projects is not
-// bounded by the open-file limit.
+// bounded by the open-file limit. It is shared by the catalog and by whoever
+// uses it: every connection (OpenBranchConnection, Store) and every call in
+// progress holds it, so deleting a project never pulls the store from under
+// them; they fail with NotFound project_not_found from the deletion on, and
+// the last of them to let go removes the project's directory.
 //
 // Names:
 //   project: 1..63 chars of [a-z0-9_-], starting with a letter or digit.
@@ -43,7 +47,11 @@
 //            empty segment ("a//b"), no segment "." or "..".
 //   label:   1..128 chars of [A-Za-z0-9._-].
 //
-// Thread-safety: all methods are safe to call concurrently.
+// Thread-safety: all methods are safe to call concurrently. Locking is per
+// project: one project's slow call (an fsync of its store, a scan of its
+// history, a GC, a diff) never waits for another project's; calls on one
+// project that change it are serialized, and readers wait only for changes
+// (docs/architecture.md, "Ownership and locking").
 #ifndef BRANCHDB_CATALOG_CATALOG_H_
 #define BRANCHDB_CATALOG_CATALOG_H_
 
@@ -77,7 +85,7 @@ inline constexpr int64_t kMaxIdleTimeoutSeconds = 7ll * 24 * 3600;
 
 struct CatalogOptions {
   // Files and clock (TTL, restore window, timestamps). Default: Env::Default().
-  // Not owned; must outlive the catalog.
+  // Not owned; must outlive the catalog and every connection it opened.
   Env* env = nullptr;
   // Restore window of new projects unless given. Default: 7 days.
   int64_t default_restore_window_micros = 7 * kMicrosPerDay;
@@ -456,8 +464,13 @@ class Catalog {
   Result<ProjectInfo> CreateProject(const std::string& name, const CreateProjectOptions& options);
   Result<ProjectInfo> GetProject(const std::string& name);
   std::vector<ProjectInfo> ListProjects();
-  // Deletes the project, all its branches and its store directory.
-  // FailedPrecondition (branch_protected) when a branch is protected and !force.
+  // Deletes the project and all its branches: once it returns, no call finds
+  // it (project_not_found) and a project of the same name can be created (in
+  // a new directory). Calls still in progress on it and its open connections
+  // fail from then on with NotFound project_not_found (none of them can write
+  // to it); its store directory is removed when the last of them ends (or, if
+  // the process dies first, by the next Open). FailedPrecondition
+  // (branch_protected) when a branch is protected and !force.
   Status DeleteProject(const std::string& name, bool force = false);
   // 0..kMaxRestoreWindowMicros, InvalidArgument (invalid_restore_window) otherwise.
   Status SetRestoreWindow(const std::string& project, int64_t restore_window_micros);
@@ -540,9 +553,8 @@ class Catalog {
   //   Conflict concurrent_write: the parent moved while the replay ran (after
   //     max_retries more attempts when retry_on_conflict);
   //   InvalidArgument: replay mode without a replay function, verify without
-  //     a verify function, max_retries outside 0..10.
-  // REQUIRES: the project is not deleted while this runs (the server holds its
-  // project gate).
+  //     a verify function, max_retries outside 0..10;
+  //   NotFound project_not_found: the project was deleted while it ran.
   Result<PromoteResult> Promote(const std::string& project, const std::string& branch,
                                 const PromoteOptions& options, PromoteFailure* failure = nullptr);
   // Fast-forward only (mode kFastForward, no verify), as a move.
@@ -551,22 +563,24 @@ class Catalog {
 
   // Garbage-collects the project's store: pins = labels + branch points; the
   // project's restore window. Runs without blocking other catalog calls
-  // (LabelCheckpoint on the same project waits for it).
+  // (LabelCheckpoint on the same project waits for it), and without holding
+  // up DeleteProject (the deleted project's files go when it ends).
   Result<storage::GcStats> Gc(const std::string& project);
 
   // --- Import -----------------------------------------------------------------
   // Starts an import of a new branch `name` (see ImportWriter). Fails early
   // with branch_exists when the name is taken, and with the CreateBranch
-  // errors of a bad name or project. REQUIRES: the project is not deleted
-  // while the writer lives (the server holds its project gate).
+  // errors of a bad name or project. The writer holds the project's store;
+  // once the project is deleted its calls fail with project_not_found.
   Result<std::unique_ptr<ImportWriter>> BeginImport(const std::string& project,
                                                     const std::string& name, const Actor& actor);
 
   // --- SQL --------------------------------------------------------------------
   // A connection to the branch through the branchdb VFS: read-write at the head
   // (the caller sets annotations with storage::SetNextCommitAnnotation), or
-  // read-only now / as of an LSN. The store outlives the connection only while
-  // the project exists: close connections before DeleteProject / destruction.
+  // read-only now / as of an LSN. The connection holds the project's store:
+  // it may outlive DeleteProject (its calls then fail with project_not_found)
+  // and the catalog (it keeps working; the Env must outlive it).
   Result<storage::SqliteHandle> OpenBranchConnection(const std::string& project,
                                                      const std::string& branch,
                                                      const ConnectionRequest& request = {});
@@ -583,9 +597,10 @@ class Catalog {
   Result<DataPatch> DiffPatch(const std::string& project, const StateRef& from,
                               const StateRef& to, const DataDiffOptions& options = {});
 
-  // The project's store (for the server's compute and for tests). Valid while
-  // the project exists and the catalog is open.
-  Result<storage::PageStore*> Store(const std::string& project);
+  // The project's store (for the server's export and metrics, and for tests),
+  // shared: holding it keeps it open, also past DeleteProject (whose calls
+  // then fail with project_not_found) or the catalog's destruction.
+  Result<std::shared_ptr<storage::PageStore>> Store(const std::string& project);
 
   struct Impl;
 

@@ -46,22 +46,34 @@ Status CatalogError(sqlite3* db, const std::string& what) {
   return Status::IOError(what + ": " + (db ? sqlite3_errmsg(db) : "no catalog"), "catalog_error");
 }
 
-// --- Schema -----------------------------------------------------------------
+// --- DbUse ------------------------------------------------------------------
 
-Status Catalog::Impl::Exec(const char* sql) {
+DbUse::DbUse(Catalog::Impl& im) : lock_(im.db_mu), db_(im.db) {}
+
+Status DbUse::Exec(const char* sql) const {
   char* err = nullptr;
-  int rc = sqlite3_exec(db, sql, nullptr, nullptr, &err);
+  int rc = sqlite3_exec(db_, sql, nullptr, nullptr, &err);
   if (rc != SQLITE_OK) {
     std::string msg = err ? err : "error";
     sqlite3_free(err);
-    if ((rc & 0xff) == SQLITE_FULL) return CatalogError(db, "catalog");
+    if ((rc & 0xff) == SQLITE_FULL) return CatalogError(db_, "catalog");
     return Status::IOError(std::string("catalog: ") + msg, "catalog_error");
   }
   return Status::OK();
 }
 
+Status DbUse::Transaction(const std::function<Status()>& body) const {
+  BRANCHDB_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+  Status st = body();
+  if (st.ok()) st = Exec("COMMIT");
+  if (!st.ok()) (void)Exec("ROLLBACK");
+  return st;
+}
+
+// --- Schema -----------------------------------------------------------------
+
 Status Catalog::Impl::InitSchema() {
-  BRANCHDB_RETURN_IF_ERROR(Exec(
+  BRANCHDB_RETURN_IF_ERROR(DbUse(*this).Exec(
       "CREATE TABLE IF NOT EXISTS projects("
       "  id TEXT PRIMARY KEY, name TEXT UNIQUE NOT NULL, created_micros INTEGER NOT NULL,"
       "  restore_window_micros INTEGER NOT NULL, default_branch TEXT NOT NULL);"
@@ -83,16 +95,17 @@ Status Catalog::Impl::InitSchema() {
 // Catalogs created before a column existed get it here (ALTER TABLE ADD
 // COLUMN of a nullable column: O(1), existing rows read NULL).
 Status Catalog::Impl::MigrateSchema() {
+  DbUse use(*this);
   bool has_idle_timeout = false;
   {
-    Stmt s(db, "SELECT name FROM pragma_table_info('branches')");
-    if (!s.ok()) return CatalogError(db, "table_info");
+    Stmt s(use.get(), "SELECT name FROM pragma_table_info('branches')");
+    if (!s.ok()) return CatalogError(use.get(), "table_info");
     while (s.Step() == SQLITE_ROW) {
       if (s.Text(0) == "idle_timeout_seconds") has_idle_timeout = true;
     }
   }
   if (!has_idle_timeout) {
-    BRANCHDB_RETURN_IF_ERROR(Exec("ALTER TABLE branches ADD COLUMN idle_timeout_seconds INTEGER"));
+    BRANCHDB_RETURN_IF_ERROR(use.Exec("ALTER TABLE branches ADD COLUMN idle_timeout_seconds INTEGER"));
   }
   return Status::OK();
 }
@@ -119,6 +132,7 @@ BranchRow ReadBranch(const Stmt& s) {
 }  // namespace
 
 Result<std::shared_ptr<Project>> Catalog::Impl::FindProject(const std::string& name) {
+  std::lock_guard<std::mutex> l(mu);
   auto it = projects.find(name);
   if (it == projects.end()) {
     return Status::NotFound("project '" + name + "' not found", "project_not_found");
@@ -126,19 +140,69 @@ Result<std::shared_ptr<Project>> Catalog::Impl::FindProject(const std::string& n
   return it->second;
 }
 
-Result<Catalog::Impl::ProjectBranch> Catalog::Impl::FindProjectBranch(const std::string& project,
-                                                                     const std::string& branch) {
-  auto p = FindProject(project);
+namespace {
+Status ProjectGone(const Project& p) {
+  return Status::NotFound("project '" + p.info.name + "' not found", "project_not_found");
+}
+}  // namespace
+
+Result<ReadLocked> Catalog::Impl::ReadProject(const std::string& name) {
+  auto p = FindProject(name);
+  if (!p.ok()) return p.status();
+  return ReadProject(std::move(*p));
+}
+
+Result<ReadLocked> Catalog::Impl::ReadProject(std::shared_ptr<Project> p) {
+  ReadLocked r{std::move(p), {}};
+  r.lock = std::shared_lock<std::shared_mutex>(r.project->mu);
+  if (r.project->deleted) return ProjectGone(*r.project);
+  return r;
+}
+
+Result<WriteLocked> Catalog::Impl::WriteProject(const std::string& name) {
+  auto p = FindProject(name);
+  if (!p.ok()) return p.status();
+  return WriteProject(std::move(*p));
+}
+
+Result<WriteLocked> Catalog::Impl::WriteProject(std::shared_ptr<Project> p) {
+  WriteLocked w{std::move(p), {}};
+  w.lock = std::unique_lock<std::shared_mutex>(w.project->mu);
+  if (w.project->deleted) return ProjectGone(*w.project);
+  return w;
+}
+
+Result<Catalog::Impl::BranchRef<std::shared_lock<std::shared_mutex>>>
+Catalog::Impl::ReadProjectBranch(const std::string& project, const std::string& branch) {
+  auto p = ReadProject(project);
   if (!p.ok()) return p.status();
   auto row = FindBranch(**p, branch);
   if (!row.ok()) return row.status();
-  return ProjectBranch{std::move(*p), std::move(*row)};
+  return BranchRef<std::shared_lock<std::shared_mutex>>{std::move(*p), std::move(*row)};
+}
+
+Result<Catalog::Impl::BranchRef<std::unique_lock<std::shared_mutex>>>
+Catalog::Impl::WriteProjectBranch(const std::string& project, const std::string& branch) {
+  auto p = WriteProject(project);
+  if (!p.ok()) return p.status();
+  auto row = FindBranch(**p, branch);
+  if (!row.ok()) return row.status();
+  return BranchRef<std::unique_lock<std::shared_mutex>>{std::move(*p), std::move(*row)};
+}
+
+std::vector<std::shared_ptr<Project>> Catalog::Impl::Projects() {
+  std::lock_guard<std::mutex> l(mu);
+  std::vector<std::shared_ptr<Project>> out;
+  out.reserve(projects.size());
+  for (const auto& [name, p] : projects) out.push_back(p);
+  return out;
 }
 
 Result<BranchRow> Catalog::Impl::FindBranch(const Project& p, const std::string& name) {
   std::string sql = std::string("SELECT ") + kBranchCols +
                     " FROM branches WHERE project_id=?1 AND name=?2";
-  Stmt s(db, sql.c_str());
+  DbUse use(*this);
+  Stmt s(use.get(), sql.c_str());
   s.Bind(1, p.info.id).Bind(2, name);
   int rc = s.Step();
   if (rc == SQLITE_ROW) return ReadBranch(s);
@@ -146,36 +210,39 @@ Result<BranchRow> Catalog::Impl::FindBranch(const Project& p, const std::string&
     return Status::NotFound("branch '" + name + "' not found in project '" + p.info.name + "'",
                             "branch_not_found");
   }
-  return CatalogError(db, "find branch");
+  return CatalogError(use.get(), "find branch");
 }
 
 Result<BranchRow> Catalog::Impl::FindBranchByTimeline(const Project& p, TimelineId t) {
   std::string sql = std::string("SELECT ") + kBranchCols +
                     " FROM branches WHERE project_id=?1 AND timeline=?2";
-  Stmt s(db, sql.c_str());
+  DbUse use(*this);
+  Stmt s(use.get(), sql.c_str());
   s.Bind(1, p.info.id).Bind(2, static_cast<int64_t>(t));
   int rc = s.Step();
   if (rc == SQLITE_ROW) return ReadBranch(s);
   if (rc == SQLITE_DONE) return Status::NotFound("no branch of timeline", "branch_not_found");
-  return CatalogError(db, "find branch");
+  return CatalogError(use.get(), "find branch");
 }
 
 std::vector<BranchRow> Catalog::Impl::AllBranches(const Project& p) {
   std::string sql = std::string("SELECT ") + kBranchCols +
                     " FROM branches WHERE project_id=?1 ORDER BY name";
-  Stmt s(db, sql.c_str());
+  DbUse use(*this);
+  Stmt s(use.get(), sql.c_str());
   s.Bind(1, p.info.id);
   std::vector<BranchRow> out;
   while (s.Step() == SQLITE_ROW) out.push_back(ReadBranch(s));
   return out;
 }
 
-Status Catalog::Impl::InsertBranch(const Project& p, const BranchRow& r) {
+namespace {
+Status InsertBranchRow(sqlite3* db, const std::string& project_id, const BranchRow& r) {
   Stmt s(db,
          "INSERT INTO branches(project_id, name, timeline, parent_timeline, branch_point,"
          " created_micros, expires_micros, protected, idle_timeout_seconds)"
          " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)");
-  s.Bind(1, p.info.id).Bind(2, r.name).Bind(3, static_cast<int64_t>(r.timeline));
+  s.Bind(1, project_id).Bind(2, r.name).Bind(3, static_cast<int64_t>(r.timeline));
   s.Bind(4, static_cast<int64_t>(r.parent_timeline)).Bind(5, static_cast<int64_t>(r.branch_point));
   s.Bind(6, r.created_micros);
   if (r.expires_micros) s.Bind(7, *r.expires_micros); else s.BindNull(7);
@@ -183,37 +250,94 @@ Status Catalog::Impl::InsertBranch(const Project& p, const BranchRow& r) {
   if (r.idle_timeout_seconds) s.Bind(9, *r.idle_timeout_seconds); else s.BindNull(9);
   return s.Run();
 }
+}  // namespace
+
+Status Catalog::Impl::InsertBranch(const Project& p, const BranchRow& r) {
+  DbUse use(*this);
+  return InsertBranchRow(use.get(), p.info.id, r);
+}
+
+Status Catalog::Impl::InsertProject(const ProjectInfo& info, const BranchRow& default_branch) {
+  DbUse use(*this);
+  return use.Transaction([&] {
+    Stmt s(use.get(),
+           "INSERT INTO projects(id, name, created_micros, restore_window_micros, default_branch)"
+           " VALUES(?1,?2,?3,?4,?5)");
+    s.Bind(1, info.id).Bind(2, info.name).Bind(3, info.created_micros);
+    s.Bind(4, info.restore_window_micros).Bind(5, info.default_branch);
+    BRANCHDB_RETURN_IF_ERROR(s.Run());
+    return InsertBranchRow(use.get(), info.id, default_branch);
+  });
+}
+
+Status Catalog::Impl::DeleteProjectRows(const Project& p) {
+  DbUse use(*this);
+  return use.Transaction([&] {
+    for (const char* sql : {"DELETE FROM labels WHERE project_id=?1",
+                            "DELETE FROM branches WHERE project_id=?1",
+                            "DELETE FROM projects WHERE id=?1"}) {
+      Stmt s(use.get(), sql);
+      s.Bind(1, p.info.id);
+      BRANCHDB_RETURN_IF_ERROR(s.Run());
+    }
+    return Status::OK();
+  });
+}
 
 // Removes the row and its labels, and re-parents its children to its parent,
 // in one catalog transaction.
 Status Catalog::Impl::DeleteBranchRow(const Project& p, const BranchRow& r) {
-  BRANCHDB_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
-  Status st;
-  {
-    Stmt s(db, "UPDATE branches SET parent_timeline=?3 WHERE project_id=?1 AND parent_timeline=?2");
+  DbUse use(*this);
+  return use.Transaction([&] {
+    {
+      Stmt s(use.get(),
+             "UPDATE branches SET parent_timeline=?3 WHERE project_id=?1 AND parent_timeline=?2");
+      s.Bind(1, p.info.id).Bind(2, static_cast<int64_t>(r.timeline));
+      s.Bind(3, static_cast<int64_t>(r.parent_timeline));
+      BRANCHDB_RETURN_IF_ERROR(s.Run());
+    }
+    {
+      Stmt s(use.get(), "DELETE FROM labels WHERE project_id=?1 AND timeline=?2");
+      s.Bind(1, p.info.id).Bind(2, static_cast<int64_t>(r.timeline));
+      BRANCHDB_RETURN_IF_ERROR(s.Run());
+    }
+    Stmt s(use.get(), "DELETE FROM branches WHERE project_id=?1 AND timeline=?2");
     s.Bind(1, p.info.id).Bind(2, static_cast<int64_t>(r.timeline));
-    s.Bind(3, static_cast<int64_t>(r.parent_timeline));
-    st = s.Run();
-  }
-  if (st.ok()) {
-    Stmt s(db, "DELETE FROM labels WHERE project_id=?1 AND timeline=?2");
-    s.Bind(1, p.info.id).Bind(2, static_cast<int64_t>(r.timeline));
-    st = s.Run();
-  }
-  if (st.ok()) {
-    Stmt s(db, "DELETE FROM branches WHERE project_id=?1 AND timeline=?2");
-    s.Bind(1, p.info.id).Bind(2, static_cast<int64_t>(r.timeline));
-    st = s.Run();
-  }
-  if (!st.ok()) {
-    (void)Exec("ROLLBACK");
-    return st;
-  }
-  return Exec("COMMIT");
+    return s.Run();
+  });
+}
+
+Status Catalog::Impl::UpdateBranch(const Project& p, const BranchRow& r, const char* column,
+                                   std::optional<int64_t> value) {
+  std::string sql =
+      std::string("UPDATE branches SET ") + column + "=?3 WHERE project_id=?1 AND timeline=?2";
+  DbUse use(*this);
+  Stmt s(use.get(), sql.c_str());
+  s.Bind(1, p.info.id).Bind(2, static_cast<int64_t>(r.timeline));
+  if (value) s.Bind(3, *value); else s.BindNull(3);
+  return s.Run();
+}
+
+std::optional<Lsn> Catalog::Impl::LabelLsn(const Project& p, TimelineId t,
+                                           const std::string& label) {
+  DbUse use(*this);
+  Stmt s(use.get(), "SELECT lsn FROM labels WHERE project_id=?1 AND timeline=?2 AND label=?3");
+  s.Bind(1, p.info.id).Bind(2, static_cast<int64_t>(t)).Bind(3, label);
+  if (s.Step() != SQLITE_ROW) return std::nullopt;
+  return static_cast<Lsn>(s.Int(0));
+}
+
+bool Catalog::Impl::IsLabelled(const Project& p, Lsn lsn) {
+  DbUse use(*this);
+  Stmt s(use.get(), "SELECT 1 FROM labels WHERE project_id=?1 AND lsn=?2 LIMIT 1");
+  s.Bind(1, p.info.id).Bind(2, static_cast<int64_t>(lsn));
+  return s.Step() == SQLITE_ROW;
 }
 
 std::vector<std::string> Catalog::Impl::LabelsAt(const Project& p, TimelineId t, Lsn lsn) {
-  Stmt s(db, "SELECT label FROM labels WHERE project_id=?1 AND timeline=?2 AND lsn=?3 ORDER BY label");
+  DbUse use(*this);
+  Stmt s(use.get(),
+         "SELECT label FROM labels WHERE project_id=?1 AND timeline=?2 AND lsn=?3 ORDER BY label");
   s.Bind(1, p.info.id).Bind(2, static_cast<int64_t>(t)).Bind(3, static_cast<int64_t>(lsn));
   std::vector<std::string> out;
   while (s.Step() == SQLITE_ROW) out.push_back(s.Text(0));
@@ -221,13 +345,25 @@ std::vector<std::string> Catalog::Impl::LabelsAt(const Project& p, TimelineId t,
 }
 
 std::vector<Lsn> Catalog::Impl::Pins(const Project& p) {
+  DbUse use(*this);
   std::vector<Lsn> pins;
-  Stmt s(db,
+  Stmt s(use.get(),
          "SELECT lsn FROM labels WHERE project_id=?1 UNION "
          "SELECT branch_point FROM branches WHERE project_id=?1 AND branch_point>0");
   s.Bind(1, p.info.id);
   while (s.Step() == SQLITE_ROW) pins.push_back(static_cast<Lsn>(s.Int(0)));
   return pins;
+}
+
+std::set<std::string> Catalog::Impl::ProjectsWithExpired(int64_t now) {
+  DbUse use(*this);
+  Stmt s(use.get(),
+         "SELECT DISTINCT project_id FROM branches WHERE expires_micros IS NOT NULL"
+         " AND expires_micros<=?1");
+  s.Bind(1, now);
+  std::set<std::string> out;
+  while (s.Step() == SQLITE_ROW) out.insert(s.Text(0));
+  return out;
 }
 
 // --- Names ------------------------------------------------------------------

@@ -6,9 +6,13 @@
 #include <sqlite3.h>
 
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <set>
+#include <shared_mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -61,14 +65,54 @@ inline constexpr int64_t kDiskFullRetryMicros = kMicrosPerSecond;
 
 // One project: its catalog facts and its store (open while used, see
 // storage/store_pool.h).
+//
+// Ownership: the store is shared by the Project (itself held by the catalog's
+// map and by every call in progress on the project) and by every VFS
+// connection to it. DeleteProject retires it (every later use fails with
+// NotFound project_not_found) and drops the project from the map; the last
+// owner to let go closes the store and removes its directory (see
+// Catalog::Impl::NewStore).
+//
+// Locking (the whole order is in docs/architecture.md): gc_mu, then mu, then
+// either of Catalog::Impl::mu and Catalog::Impl::db_mu.
 struct Project {
+  Project(ProjectInfo i, std::shared_ptr<storage::PooledStore> s)
+      : info(std::move(i)), store(std::move(s)) {}
+
+  // info.id, info.name and info.created_micros are constant. The other fields
+  // of info are written with both mu (exclusive) and Catalog::Impl::mu held,
+  // and read with either held.
   ProjectInfo info;
-  std::unique_ptr<storage::PooledStore> store;
-  // Held across a store GC (without the catalog lock) and by LabelCheckpoint,
-  // so that a state cannot be labelled while a GC that does not pin it runs.
-  // Lock order: gc_mu before Catalog::Impl::mu.
+  // Constant after construction.
+  const std::shared_ptr<storage::PooledStore> store;
+
+  // Serializes the project's catalog changes (branch and label rows, info),
+  // together with the store calls that must agree with them (creating and
+  // dropping branches' timelines): exclusive to change, shared to read. Held
+  // across the project's store I/O, never across another project's. Calls
+  // whose long part needs no catalog row (a diff's comparison, a promotion's
+  // replay, an import's writes, a GC) release it first and keep the project,
+  // and so its store.
+  std::shared_mutex mu;
+  bool deleted = false;  // guarded by mu: DeleteProject ran
+
+  // Held across a store GC (without mu) and by LabelCheckpoint, so that a
+  // state cannot be labelled while a GC that does not pin it runs.
   std::mutex gc_mu;
 };
+
+// A project found by name and locked (ProjectRef<shared_lock> to read,
+// <unique_lock> to change it), not deleted. The lock is released before the
+// project is let go (members are destroyed in reverse order).
+template <class Lock>
+struct ProjectRef {
+  std::shared_ptr<Project> project;
+  Lock lock;  // of project->mu
+  Project& operator*() const { return *project; }
+  Project* operator->() const { return project.get(); }
+};
+using ReadLocked = ProjectRef<std::shared_lock<std::shared_mutex>>;
+using WriteLocked = ProjectRef<std::unique_lock<std::shared_mutex>>;
 
 // A catalog row of one branch (without store facts).
 struct BranchRow {
@@ -82,79 +126,145 @@ struct BranchRow {
   std::optional<int64_t> idle_timeout_seconds;
 };
 
+// Exclusive use of catalog.db for one statement or one transaction: holds
+// Catalog::Impl::db_mu, and is the only way to reach the connection.
+// Statements prepared on get() must be destroyed first (declare the DbUse
+// before them). Never held across store I/O or with another catalog lock
+// taken after it.
+class DbUse {
+ public:
+  explicit DbUse(Catalog::Impl& im);
+  DbUse(const DbUse&) = delete;
+  DbUse& operator=(const DbUse&) = delete;
+
+  sqlite3* get() const { return db_; }
+  // sqlite3_exec: IOError catalog_error, or ResourceExhausted disk_full.
+  Status Exec(const char* sql) const;
+  // body's statements as one transaction (BEGIN IMMEDIATE .. COMMIT); rolled
+  // back when body or the COMMIT fails.
+  Status Transaction(const std::function<Status()>& body) const;
+
+ private:
+  std::lock_guard<std::mutex> lock_;
+  sqlite3* const db_;
+};
+
 struct Catalog::Impl {
   // Constant after Open.
   CatalogOptions options;
-  Env* env = nullptr;
+  Env* env = nullptr;  // must outlive every store (see NewStore)
   std::string data_dir;
   std::unique_ptr<FileLock> lock;
-  // The projects' stores; outlives them (projects are cleared first).
-  std::unique_ptr<storage::StorePool> pool;
+  // The projects' stores' pool: shared with their deleters, so that it
+  // outlives every store, also one a connection holds after the catalog is gone.
+  std::shared_ptr<storage::StorePool> pool;
 
-  // Guards db and projects, and serializes catalog mutations.
+  // Guards the name -> project map and the names being created; held briefly,
+  // never across I/O. (With Project::mu it also guards ProjectInfo's mutable
+  // fields, see Project.)
   std::mutex mu;
-  storage::SqliteHandle db_owner;  // catalog.db (ordinary SQLite file, WAL)
-  sqlite3* db = nullptr;           // == db_owner.get()
-  std::map<std::string, std::shared_ptr<Project>> projects;  // by name
+  std::map<std::string, std::shared_ptr<Project>> projects;  // guarded by mu; by name
+  std::set<std::string> creating;                            // guarded by mu
+
+  // Guards catalog.db (one connection, shared by every project): taken through
+  // DbUse around each statement or transaction, never across store I/O.
+  std::mutex db_mu;
+  storage::SqliteHandle db_owner;  // guarded by db_mu (opened and closed alone)
+  sqlite3* db = nullptr;           // guarded by db_mu; == db_owner.get()
 
   // Reaper thread.
   std::mutex reaper_mu;
   std::condition_variable reaper_cv;
-  bool stop = false;
+  bool stop = false;  // guarded by reaper_mu
   std::thread reaper;
-  int64_t last_gc_micros = 0;
+  int64_t last_gc_micros = 0;  // used by the reaper thread only
 
   ~Impl();
 
   int64_t Now() { return env->GetClock()->NowMicros(); }
   std::string ProjectDir(const std::string& id) const;
+  // The store of the project with this id, shared: when its last owner lets
+  // go, it is closed and, if it was retired (the project deleted), its
+  // directory is removed, by whichever thread let go (errors ignored: Open
+  // removes the directories of projects it does not know).
+  std::shared_ptr<storage::PooledStore> NewStore(const std::string& id);
 
-  // --- catalog.db (REQUIRES: mu held) ---
-  Status InitSchema();
-  Status MigrateSchema();
-  Status Exec(const char* sql);
-  Status LoadProjects();
-  Status Reconcile(Project& p);
+  // --- Projects ---
+  // The live project named name (NotFound project_not_found), from the map.
   Result<std::shared_ptr<Project>> FindProject(const std::string& name);
-  Result<BranchRow> FindBranch(const Project& p, const std::string& name);
-  // FindProject, then FindBranch in it: the start of most per-branch calls.
-  struct ProjectBranch {
-    std::shared_ptr<Project> project;
+  // FindProject, then p->mu shared / exclusive; NotFound when it was deleted
+  // meanwhile. REQUIRES: no catalog lock held.
+  Result<ReadLocked> ReadProject(const std::string& name);
+  Result<ReadLocked> ReadProject(std::shared_ptr<Project> p);
+  Result<WriteLocked> WriteProject(const std::string& name);
+  Result<WriteLocked> WriteProject(std::shared_ptr<Project> p);
+  // ReadProject / WriteProject, then the branch's row (NotFound branch_not_found).
+  template <class Lock>
+  struct BranchRef {
+    ProjectRef<Lock> project;
     BranchRow row;
   };
-  Result<ProjectBranch> FindProjectBranch(const std::string& project, const std::string& branch);
+  Result<BranchRef<std::shared_lock<std::shared_mutex>>> ReadProjectBranch(
+      const std::string& project, const std::string& branch);
+  Result<BranchRef<std::unique_lock<std::shared_mutex>>> WriteProjectBranch(
+      const std::string& project, const std::string& branch);
+  // The live projects now.
+  std::vector<std::shared_ptr<Project>> Projects();
+
+  // --- catalog.db (each takes db_mu itself, through DbUse) ---
+  Status InitSchema();
+  Status MigrateSchema();
+  Status LoadProjects();
+  Status Reconcile(Project& p);
+  // Rows of project p (REQUIRES: p.mu held, shared or exclusive, except at Open).
+  Result<BranchRow> FindBranch(const Project& p, const std::string& name);
   Result<BranchRow> FindBranchByTimeline(const Project& p, TimelineId t);
   std::vector<BranchRow> AllBranches(const Project& p);
-  Status InsertBranch(const Project& p, const BranchRow& row);
-  Status DeleteBranchRow(const Project& p, const BranchRow& row);
+  std::optional<Lsn> LabelLsn(const Project& p, TimelineId t, const std::string& label);
+  bool IsLabelled(const Project& p, Lsn lsn);
   std::vector<std::string> LabelsAt(const Project& p, TimelineId t, Lsn lsn);
   std::vector<Lsn> Pins(const Project& p);
+  // The project's row and its default branch's, in one transaction.
+  Status InsertProject(const ProjectInfo& info, const BranchRow& default_branch);
+  // The project's rows, its branches' and its labels', in one transaction.
+  Status DeleteProjectRows(const Project& p);
+  // REQUIRES: p.mu held exclusive.
+  Status InsertBranch(const Project& p, const BranchRow& row);
+  Status DeleteBranchRow(const Project& p, const BranchRow& row);
   Status DeleteBranchLocked(Project& p, const BranchRow& row);
+  // Sets one column of the branch's row (NULL when value is unset).
+  // REQUIRES: p.mu held exclusive.
+  Status UpdateBranch(const Project& p, const BranchRow& row, const char* column,
+                      std::optional<int64_t> value);
+  // REQUIRES: p.mu held (shared or exclusive).
   Result<BranchInfo> MakeInfo(Project& p, const BranchRow& row, bool with_usage);
 
   // The state a new branch starts from (see BranchSource), given its parent's
   // row; sets *parent_t to the parent recorded (kCheckpoint without a parent:
   // the branch that wrote it, when live). NotFound when the source names no
-  // state of the parent.
+  // state of the parent. REQUIRES: p.mu held.
   Result<Lsn> ResolveSource(Project& p, const BranchSource& from, const BranchRow& parent,
                             TimelineId* parent_t);
 
   // Restore window check of state lsn: OK when labelled, or when it was in
   // effect on timeline t's history (t != 0) or on any branch's history at some
   // time within the window, or when written within the window. Otherwise
-  // FailedPrecondition outside_restore_window.
+  // FailedPrecondition outside_restore_window. REQUIRES: p.mu held.
   Status CheckRestorable(Project& p, TimelineId t, Lsn lsn);
 
   struct ReapedBranch {
     std::string project, branch;
     TimelineId timeline = 0;
   };
-  // Deletes expired branches, appending them to *reaped.
-  Result<int> ReapLocked(std::vector<ReapedBranch>* reaped);
-  // Calls options.on_branch_reaped for each. REQUIRES: mu not held.
+  // Projects (by id) with a branch whose expire time is at or before now.
+  std::set<std::string> ProjectsWithExpired(int64_t now);
+  // Deletes expired branches, one project at a time (its mu exclusive),
+  // appending them to *reaped. REQUIRES: no catalog lock held.
+  Result<int> Reap(std::vector<ReapedBranch>* reaped);
+  // Calls options.on_branch_reaped for each. REQUIRES: no catalog lock held.
   void NotifyReaped(const std::vector<ReapedBranch>& reaped);
-  // GC of one project: pins and window read under mu, the store GC without it.
-  // REQUIRES: mu not held.
+  // GC of one project: pins and window read under p->mu (shared), the store
+  // GC under gc_mu only. REQUIRES: no catalog lock held.
   Result<storage::GcStats> GcProject(const std::shared_ptr<Project>& p);
   // Background loop.
   void ReaperLoop();

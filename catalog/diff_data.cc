@@ -45,9 +45,7 @@ using nlohmann::json;
 // The temp schema: writable also on a read-only connection (ATTACH is not).
 constexpr const char* kFromSchema = "temp";
 
-Status SqlError(sqlite3* db, const std::string& what) {
-  return Status::IOError(what + ": " + sqlite3_errmsg(db));
-}
+Status SqlError(sqlite3* db, const std::string& what) { return StateReadError(db, what); }
 
 std::string Quote(const std::string& ident) {
   std::string out = "\"";
@@ -567,12 +565,11 @@ Result<DataDiff> Catalog::DiffData(const std::string& project, const StateRef& f
   }
   Impl& im = *impl_;
   std::unique_ptr<StateConnection> a, b;
-  std::shared_ptr<Project> p;
+  std::shared_ptr<Project> p;  // keeps the store for the comparison, which runs unlocked
   {
-    std::lock_guard<std::mutex> l(im.mu);
-    auto pr = im.FindProject(project);
+    auto pr = im.ReadProject(project);
     if (!pr.ok()) return pr.status();
-    p = *pr;
+    p = pr->project;
     auto la = ResolveState(im, *p, from_ref);
     if (!la.ok()) return la.status();
     auto lb = ResolveState(im, *p, to_ref);
@@ -696,9 +693,6 @@ Result<DataDiff> Catalog::DiffData(const std::string& project, const StateRef& f
     d.tables.push_back(std::move(td));
   }
   if (pg.more()) d.next_cursor = EncodeCursor(d.from_lsn, d.to_lsn, pg.next_offset());
-  std::lock_guard<std::mutex> l(im.mu);
-  a.reset();
-  b.reset();
   return d;
 }
 

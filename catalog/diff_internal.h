@@ -22,7 +22,8 @@ class StateConnection {
   StateConnection& operator=(const StateConnection&) = delete;
   ~StateConnection();
 
-  // REQUIRES: mu of the catalog held (reads catalog rows).
+  // REQUIRES: p->mu held, shared or exclusive (reads catalog rows). The
+  // connection holds p's store until it is destroyed, with no lock needed.
   static Result<std::unique_ptr<StateConnection>> Open(Catalog::Impl& im,
                                                        std::shared_ptr<Project> p, Lsn state);
   sqlite3* db() const { return db_.get(); }
@@ -49,6 +50,11 @@ struct SchemaObject {
   bool internal = false;           // sqlite_* objects (autoindexes, sqlite_sequence, ...)
 };
 
+// The error of a failed read through a StateConnection's db: the store's own
+// (e.g. NotFound project_not_found once the project is deleted, lsn_not_found
+// once the state is collected) when it refused, else IOError with SQLite's.
+Status StateReadError(sqlite3* db, const std::string& what);
+
 // (type, name) -> object, sqlite_* internal objects included (flagged).
 using SchemaMap = std::map<std::pair<std::string, std::string>, SchemaObject>;
 Result<SchemaMap> ReadSchema(sqlite3* db);
@@ -68,7 +74,7 @@ Result<PageMap> MapPages(const storage::PageStore& store, Lsn state, const Schem
 Status LeafRowids(const storage::PageStore& store, Lsn state, storage::PageNo pgno,
                   std::vector<int64_t>* out);
 
-// The state a StateRef names. REQUIRES: mu held.
+// The state a StateRef names. REQUIRES: p.mu held (shared or exclusive).
 Result<Lsn> ResolveState(Catalog::Impl& im, Project& p, const StateRef& ref);
 
 }  // namespace branchdb::catalog

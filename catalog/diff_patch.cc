@@ -173,11 +173,11 @@ Result<DataPatch> Catalog::DiffPatch(const std::string& project, const StateRef&
   SchemaMap to_schema;
   {
     Impl& im = *impl_;
-    std::lock_guard<std::mutex> l(im.mu);
-    auto pr = im.FindProject(project);
+    auto pr = im.ReadProject(project);
     if (!pr.ok()) return pr.status();
-    auto conn = StateConnection::Open(im, *pr, data->to_lsn);
+    auto conn = StateConnection::Open(im, pr->project, data->to_lsn);
     if (!conn.ok()) return conn.status();
+    pr->lock.unlock();  // the connection holds the store
     auto read = ReadSchema((*conn)->db());
     if (!read.ok()) return read.status();
     to_schema = std::move(*read);

@@ -41,7 +41,7 @@ Result<std::unique_ptr<StateConnection>> StateConnection::Open(Catalog::Impl& im
   sc->project_ = p;
   sc->state_ = state;
   storage::ConnectionOptions o;
-  o.store = p->store.get();
+  o.store = p->store;
   o.as_of = state;
   if (state != 0) {
     for (const BranchRow& r : im.AllBranches(*p)) {
@@ -74,13 +74,18 @@ Result<std::unique_ptr<StateConnection>> StateConnection::Open(Catalog::Impl& im
   return sc;
 }
 
+Status StateReadError(sqlite3* db, const std::string& what) {
+  if (Status vfs = storage::LastVfsError(db); !vfs.ok()) return vfs.WithContext(what);
+  return Status::IOError(what + ": " + sqlite3_errmsg(db));
+}
+
 // --- Schema -------------------------------------------------------------------
 
 Result<SchemaMap> ReadSchema(sqlite3* db) {
   SchemaMap out;
   {
     Stmt s(db, "SELECT type, name, tbl_name, coalesce(sql, ''), rootpage FROM sqlite_schema");
-    if (!s.ok()) return Status::IOError(std::string("read schema: ") + sqlite3_errmsg(db));
+    if (!s.ok()) return StateReadError(db, "read schema");
     int rc;
     while ((rc = s.Step()) == SQLITE_ROW) {
       SchemaObject o;
@@ -92,7 +97,7 @@ Result<SchemaMap> ReadSchema(sqlite3* db) {
       o.internal = o.name.rfind("sqlite_", 0) == 0;
       out[{o.type, o.name}] = std::move(o);
     }
-    if (rc != SQLITE_DONE) return Status::IOError(std::string("read schema: ") + sqlite3_errmsg(db));
+    if (rc != SQLITE_DONE) return StateReadError(db, "read schema");
   }
   for (auto& [key, o] : out) {
     if (o.type != "table") continue;
@@ -329,20 +334,20 @@ Result<SchemaDiff> Catalog::DiffSchema(const std::string& project, const StateRe
   Impl& im = *impl_;
   std::unique_ptr<StateConnection> a, b;
   {
-    std::lock_guard<std::mutex> l(im.mu);
-    auto pr = im.FindProject(project);
+    auto pr = im.ReadProject(project);
     if (!pr.ok()) return pr.status();
     auto la = ResolveState(im, **pr, from);
     if (!la.ok()) return la.status();
     auto lb = ResolveState(im, **pr, to);
     if (!lb.ok()) return lb.status();
-    auto ca = StateConnection::Open(im, *pr, *la);
+    auto ca = StateConnection::Open(im, pr->project, *la);
     if (!ca.ok()) return ca.status();
-    auto cb = StateConnection::Open(im, *pr, *lb);
+    auto cb = StateConnection::Open(im, pr->project, *lb);
     if (!cb.ok()) return cb.status();
     a = std::move(*ca);
     b = std::move(*cb);
   }
+  // The connections hold the project's store; the comparison runs unlocked.
   auto sa = ReadSchema(a->db());
   if (!sa.ok()) return sa.status();
   auto sb = ReadSchema(b->db());
@@ -390,10 +395,6 @@ Result<SchemaDiff> Catalog::DiffSchema(const std::string& project, const StateRe
   }
   d.unified = UnifiedDiff(DumpLines(*sa), DumpLines(*sb), "schema@" + std::to_string(d.from_lsn),
                           "schema@" + std::to_string(d.to_lsn));
-  // Close connections (and drop scratch timelines) under the catalog lock.
-  std::lock_guard<std::mutex> l(im.mu);
-  a.reset();
-  b.reset();
   return d;
 }
 

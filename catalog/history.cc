@@ -20,12 +20,6 @@ Status Outside() {
                                     "outside_restore_window");
 }
 
-bool IsLabelled(sqlite3* db, const Project& p, Lsn lsn) {
-  Stmt s(db, "SELECT 1 FROM labels WHERE project_id=?1 AND lsn=?2 LIMIT 1");
-  s.Bind(1, p.info.id).Bind(2, static_cast<int64_t>(lsn));
-  return s.Step() == SQLITE_ROW;
-}
-
 // True when state lsn was in effect on timeline t at or after window_start:
 // it is on t's current history and its successor there (the record that
 // replaced it) was written at or after window_start (or there is none: it is
@@ -56,7 +50,7 @@ bool InEffectSince(const storage::PageStore& store, TimelineId t, Lsn lsn, int64
 Status Catalog::Impl::CheckRestorable(Project& p, TimelineId t, Lsn lsn) {
   if (lsn == 0) return Status::OK();
   int64_t window_start = Now() - p.info.restore_window_micros;
-  if (IsLabelled(db, p, lsn)) return Status::OK();
+  if (IsLabelled(p, lsn)) return Status::OK();
   auto rec = p.store->GetRecord(lsn);
   if (!rec.ok()) return NoCheckpoint(lsn);
   if (rec->time_micros >= window_start) return Status::OK();
@@ -152,8 +146,7 @@ Result<CheckpointPage> Catalog::ListCheckpoints(const std::string& project,
     }
   }
   Impl& im = *impl_;
-  std::lock_guard<std::mutex> l(im.mu);
-  auto found = im.FindProjectBranch(project, branch);
+  auto found = im.ReadProjectBranch(project, branch);
   if (!found.ok()) return found.status();
   Project& p = *found->project;
   const BranchRow& row = found->row;
@@ -191,21 +184,20 @@ Result<CheckpointPage> Catalog::ListCheckpoints(const std::string& project,
 Result<CheckpointInfo> Catalog::GetCheckpoint(const std::string& project,
                                               const std::string& branch, Lsn lsn) {
   Impl& im = *impl_;
-  std::lock_guard<std::mutex> l(im.mu);
-  auto found = im.FindProjectBranch(project, branch);
+  auto found = im.ReadProjectBranch(project, branch);
   if (!found.ok()) return found.status();
-  std::shared_ptr<Project>& pr = found->project;
-  BranchRow& row = found->row;
-  auto rec = pr->store->GetRecord(lsn);
+  Project& pr = *found->project;
+  const BranchRow& row = found->row;
+  auto rec = pr.store->GetRecord(lsn);
   if (!rec.ok() || rec->kind == storage::RecordKind::kDrop) return NoCheckpoint(lsn);
   CheckpointInfo c = MakeCheckpoint(*rec, row.timeline);
   if (!c.inherited) {
-    auto on_history = pr->store->ResolveLsn(row.timeline, lsn);
+    auto on_history = pr.store->ResolveLsn(row.timeline, lsn);
     c.rolled_back = !on_history.ok() || *on_history != lsn;
   }
-  auto owner = im.FindBranchByTimeline(*pr, rec->timeline);
+  auto owner = im.FindBranchByTimeline(pr, rec->timeline);
   if (owner.ok()) c.branch = owner->name;
-  c.labels = im.LabelsAt(*pr, row.timeline, lsn);
+  c.labels = im.LabelsAt(pr, row.timeline, lsn);
   return c;
 }
 
@@ -221,46 +213,42 @@ Status Catalog::LabelCheckpoint(const std::string& project, const std::string& b
                                 const std::string& label) {
   BRANCHDB_RETURN_IF_ERROR(ValidateLabel(label));
   Impl& im = *impl_;
-  std::shared_ptr<Project> project_ref;
-  {
-    std::lock_guard<std::mutex> l(im.mu);
-    auto found = im.FindProject(project);
-    if (!found.ok()) return found.status();
-    project_ref = *found;
-  }
-  std::lock_guard<std::mutex> gc_lock(project_ref->gc_mu);  // no GC while labelling
-  std::lock_guard<std::mutex> l(im.mu);
-  auto found = im.FindProjectBranch(project, branch);
-  if (!found.ok()) return found.status();
-  std::shared_ptr<Project>& pr = found->project;
-  BranchRow& row = found->row;
-  if (lsn == 0 || !IsBranchState(*pr->store, row.timeline, lsn)) return NoCheckpoint(lsn);
-  Stmt s(im.db,
+  auto project_ref = im.FindProject(project);
+  if (!project_ref.ok()) return project_ref.status();
+  std::lock_guard<std::mutex> gc_lock((*project_ref)->gc_mu);  // no GC while labelling
+  auto pr = im.WriteProject(*project_ref);
+  if (!pr.ok()) return pr.status();
+  const Project& p = **pr;
+  auto row = im.FindBranch(p, branch);
+  if (!row.ok()) return row.status();
+  if (lsn == 0 || !IsBranchState(*p.store, row->timeline, lsn)) return NoCheckpoint(lsn);
+  DbUse use(im);
+  Stmt s(use.get(),
          "INSERT INTO labels(project_id, timeline, label, lsn, created_micros) "
          "VALUES(?1,?2,?3,?4,?5)");
-  s.Bind(1, pr->info.id).Bind(2, static_cast<int64_t>(row.timeline)).Bind(3, label);
+  s.Bind(1, p.info.id).Bind(2, static_cast<int64_t>(row->timeline)).Bind(3, label);
   s.Bind(4, static_cast<int64_t>(lsn)).Bind(5, im.Now());
   int rc = s.Step();
   if (rc == SQLITE_CONSTRAINT) {
     return Status::AlreadyExists("label '" + label + "' exists on branch '" + branch + "'",
                                  "label_exists");
   }
-  if (rc != SQLITE_DONE) return CatalogError(im.db, "label");
+  if (rc != SQLITE_DONE) return CatalogError(use.get(), "label");
   return Status::OK();
 }
 
 Status Catalog::UnlabelCheckpoint(const std::string& project, const std::string& branch,
                                   const std::string& label) {
   Impl& im = *impl_;
-  std::lock_guard<std::mutex> l(im.mu);
-  auto found = im.FindProjectBranch(project, branch);
+  auto found = im.WriteProjectBranch(project, branch);
   if (!found.ok()) return found.status();
-  std::shared_ptr<Project>& pr = found->project;
-  BranchRow& row = found->row;
-  Stmt s(im.db, "DELETE FROM labels WHERE project_id=?1 AND timeline=?2 AND label=?3");
-  s.Bind(1, pr->info.id).Bind(2, static_cast<int64_t>(row.timeline)).Bind(3, label);
+  const Project& pr = *found->project;
+  const BranchRow& row = found->row;
+  DbUse use(im);
+  Stmt s(use.get(), "DELETE FROM labels WHERE project_id=?1 AND timeline=?2 AND label=?3");
+  s.Bind(1, pr.info.id).Bind(2, static_cast<int64_t>(row.timeline)).Bind(3, label);
   BRANCHDB_RETURN_IF_ERROR(s.Run());
-  if (sqlite3_changes(im.db) == 0) {
+  if (sqlite3_changes(use.get()) == 0) {
     return Status::NotFound("label '" + label + "' not found", "label_not_found");
   }
   return Status::OK();
@@ -269,21 +257,21 @@ Status Catalog::UnlabelCheckpoint(const std::string& project, const std::string&
 Result<std::vector<LabelInfo>> Catalog::ListLabels(const std::string& project,
                                                    const std::string& branch) {
   Impl& im = *impl_;
-  std::lock_guard<std::mutex> l(im.mu);
-  auto found = im.FindProjectBranch(project, branch);
+  auto found = im.ReadProjectBranch(project, branch);
   if (!found.ok()) return found.status();
-  std::shared_ptr<Project>& pr = found->project;
-  BranchRow& row = found->row;
-  Stmt s(im.db,
+  const Project& pr = *found->project;
+  const BranchRow& row = found->row;
+  DbUse use(im);
+  Stmt s(use.get(),
          "SELECT label, lsn, created_micros FROM labels WHERE project_id=?1 AND timeline=?2 "
          "ORDER BY label");
-  s.Bind(1, pr->info.id).Bind(2, static_cast<int64_t>(row.timeline));
+  s.Bind(1, pr.info.id).Bind(2, static_cast<int64_t>(row.timeline));
   std::vector<LabelInfo> out;
   int rc;
   while ((rc = s.Step()) == SQLITE_ROW) {
     out.push_back(LabelInfo{s.Text(0), static_cast<Lsn>(s.Int(1)), s.Int(2)});
   }
-  if (rc != SQLITE_DONE) return CatalogError(im.db, "list labels");
+  if (rc != SQLITE_DONE) return CatalogError(use.get(), "list labels");
   return out;
 }
 
@@ -313,17 +301,15 @@ Result<RollbackResult> MoveBranch(storage::PageStore& store, TimelineId t, Lsn h
 Result<RollbackResult> Catalog::Rollback(const std::string& project, const std::string& branch,
                                          const RollbackTarget& target, const Actor& actor) {
   Impl& im = *impl_;
-  std::unique_lock<std::mutex> l(im.mu);
-  auto pr = im.FindProject(project);
-  if (!pr.ok()) return pr.status();
-  Project& p = **pr;
-  auto row = im.FindBranch(p, branch);
-  if (!row.ok()) return row.status();
-  if (row->is_protected) {
+  auto found = im.ReadProjectBranch(project, branch);
+  if (!found.ok()) return found.status();
+  Project& p = *found->project;
+  const BranchRow& row = found->row;
+  if (row.is_protected) {
     return Status::FailedPrecondition("branch '" + branch + "' is protected", "branch_protected");
   }
   storage::PageStore& store = *p.store;
-  TimelineId t = row->timeline;
+  TimelineId t = row.timeline;
   auto head = store.Head(t);
   if (!head.ok()) return head.status();
   Lsn to = 0;
@@ -379,41 +365,39 @@ Result<RollbackResult> Catalog::Rollback(const std::string& project, const std::
       break;
     }
     case RollbackTarget::Kind::kLabel: {
-      Stmt s(im.db, "SELECT lsn FROM labels WHERE project_id=?1 AND timeline=?2 AND label=?3");
-      s.Bind(1, p.info.id).Bind(2, static_cast<int64_t>(t)).Bind(3, target.label);
-      if (s.Step() != SQLITE_ROW) {
+      std::optional<Lsn> lsn = im.LabelLsn(p, t, target.label);
+      if (!lsn) {
         return Status::NotFound("label '" + target.label + "' not found", "label_not_found");
       }
-      to = static_cast<Lsn>(s.Int(0));
+      to = *lsn;
       break;
     }
   }
-  // The durable reset runs without the catalog lock (pr keeps the store
-  // alive); a concurrent commit makes it fail with Conflict head_moved.
-  l.unlock();
+  // The durable reset runs without the project's lock (found keeps the
+  // project, and so its store); a concurrent commit makes it fail with
+  // Conflict head_moved.
+  found->project.lock.unlock();
   return MoveBranch(store, t, *head, to, "rollback", actor);
 }
 
 Result<RollbackResult> Catalog::ResetFromParent(const std::string& project,
                                                 const std::string& branch, const Actor& actor) {
   Impl& im = *impl_;
-  std::unique_lock<std::mutex> l(im.mu);
-  auto found = im.FindProjectBranch(project, branch);
+  auto found = im.ReadProjectBranch(project, branch);
   if (!found.ok()) return found.status();
-  std::shared_ptr<Project>& pr = found->project;
-  BranchRow& row = found->row;
+  const BranchRow& row = found->row;
   if (row.is_protected) {
     return Status::FailedPrecondition("branch '" + branch + "' is protected", "branch_protected");
   }
   if (row.parent_timeline == 0) {
     return Status::FailedPrecondition("branch '" + branch + "' has no parent", "no_parent");
   }
-  storage::PageStore& store = *pr->store;
+  storage::PageStore& store = *found->project->store;
   auto parent_head = store.Head(row.parent_timeline);
   if (!parent_head.ok()) return parent_head.status();
   auto head = store.Head(row.timeline);
   if (!head.ok()) return head.status();
-  l.unlock();
+  found->project.lock.unlock();  // found->project keeps the store
   return MoveBranch(store, row.timeline, *head, *parent_head, "reset", actor);
 }
 
@@ -423,36 +407,29 @@ Result<storage::GcStats> Catalog::Impl::GcProject(const std::shared_ptr<Project>
   std::lock_guard<std::mutex> gc_lock(p->gc_mu);
   storage::GcOptions o;
   {
-    std::lock_guard<std::mutex> l(mu);
+    auto locked = ReadProject(p);
+    if (!locked.ok()) return locked.status();
     o.restore_window_micros = p->info.restore_window_micros;
     o.pins = Pins(*p);
   }
-  return p->store->Gc(o);
+  return p->store->Gc(o);  // p keeps the store; a deletion meanwhile does not wait for it
 }
 
 Result<storage::GcStats> Catalog::Gc(const std::string& project) {
-  std::shared_ptr<Project> p;
-  {
-    std::lock_guard<std::mutex> l(impl_->mu);
-    auto pr = impl_->FindProject(project);
-    if (!pr.ok()) return pr.status();
-    p = *pr;
-  }
-  return impl_->GcProject(p);
+  auto p = impl_->FindProject(project);
+  if (!p.ok()) return p.status();
+  return impl_->GcProject(*p);
 }
 
 Result<storage::SqliteHandle> Catalog::OpenBranchConnection(const std::string& project,
                                                             const std::string& branch,
                                                             const ConnectionRequest& request) {
-  Impl& im = *impl_;
   storage::ConnectionOptions o;
   {
-    std::lock_guard<std::mutex> l(im.mu);
-    auto found = im.FindProjectBranch(project, branch);
+    auto found = impl_->ReadProjectBranch(project, branch);
     if (!found.ok()) return found.status();
-    std::shared_ptr<Project>& pr = found->project;
-    BranchRow& row = found->row;
-    o.store = pr->store.get();
+    const BranchRow& row = found->row;
+    o.store = found->project->store;  // the connection holds it until it closes
     o.timeline = row.timeline;
     o.cache_pages = request.cache_pages;
     if (request.as_of) {
@@ -472,17 +449,16 @@ Result<storage::SqliteHandle> Catalog::OpenBranchConnection(const std::string& p
     }
   }
   auto conn = storage::OpenConnection(o);
-  if (!conn.ok() && conn.status().IsNotFound()) {
+  if (!conn.ok() && conn.status().IsNotFound() && conn.status().reason() != "project_not_found") {
     return Status::NotFound(conn.status().message(), "checkpoint_not_found");
   }
   return conn;
 }
 
-Result<storage::PageStore*> Catalog::Store(const std::string& project) {
-  std::lock_guard<std::mutex> l(impl_->mu);
-  auto pr = impl_->FindProject(project);
-  if (!pr.ok()) return pr.status();
-  return (*pr)->store.get();
+Result<std::shared_ptr<storage::PageStore>> Catalog::Store(const std::string& project) {
+  auto p = impl_->FindProject(project);
+  if (!p.ok()) return p.status();
+  return std::shared_ptr<storage::PageStore>((*p)->store);
 }
 
 }  // namespace branchdb::catalog

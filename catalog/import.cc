@@ -155,7 +155,7 @@ class ImportWriterImpl final : public ImportWriter {
   // PRAGMA quick_check on the written image, read-only at the hidden head.
   Status Check() {
     storage::ConnectionOptions o;
-    o.store = project_->store.get();
+    o.store = project_->store;
     o.timeline = timeline_;
     o.as_of = head_;
     o.cache_pages = 256;  // bounded memory whatever the file's size
@@ -167,12 +167,8 @@ class ImportWriterImpl final : public ImportWriter {
   // The one catalog step that makes the import visible under its name.
   Result<BranchInfo> Name() {
     Catalog::Impl& im = *im_;
-    std::lock_guard<std::mutex> l(im.mu);
-    auto found = im.FindProject(project_->info.name);
-    if (!found.ok() || *found != project_) {
-      return Abort(Status::NotFound("project '" + project_->info.name + "' not found",
-                                    "project_not_found"));
-    }
+    auto locked = im.WriteProject(project_);  // NotFound once the project was deleted
+    if (!locked.ok()) return Abort(locked.status());
     if (im.FindBranch(*project_, name_).ok()) {
       return Abort(Status::AlreadyExists("branch '" + name_ + "' exists", "branch_exists"));
     }
@@ -219,10 +215,9 @@ Result<std::unique_ptr<ImportWriter>> Catalog::BeginImport(const std::string& pr
                                                            const Actor& actor) {
   BRANCHDB_RETURN_IF_ERROR(ValidateBranchName(name));
   Impl& im = *impl_;
-  std::lock_guard<std::mutex> l(im.mu);
-  auto pr = im.FindProject(project);
+  auto pr = im.ReadProject(project);
   if (!pr.ok()) return pr.status();
-  std::shared_ptr<Project> p = *pr;
+  std::shared_ptr<Project> p = pr->project;  // the writer keeps it, and so its store
   if (im.FindBranch(*p, name).ok()) {
     return Status::AlreadyExists("branch '" + name + "' exists", "branch_exists");
   }

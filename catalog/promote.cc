@@ -16,7 +16,8 @@ using storage::RecordInfo;
 using storage::RecordKind;
 
 // What one attempt starts from: the two branches and their heads, read under
-// the catalog lock.
+// the project's lock (shared). The project, and so its store, is held for the
+// whole attempt, which runs without the lock.
 struct Start {
   std::shared_ptr<Project> project;
   BranchRow source, parent;
@@ -107,10 +108,9 @@ Result<PromoteResult> PromoteOnce(Catalog::Impl& im, const std::string& project,
                                   PromoteFailure* fail) {
   Start s;
   {
-    std::lock_guard<std::mutex> l(im.mu);
-    auto pr = im.FindProject(project);
+    auto pr = im.ReadProject(project);
     if (!pr.ok()) return pr.status();
-    s.project = *pr;
+    s.project = pr->project;
     auto row = im.FindBranch(*s.project, branch);
     if (!row.ok()) return row.status();
     s.source = *row;
@@ -183,7 +183,7 @@ Result<PromoteResult> PromoteOnce(Catalog::Impl& im, const std::string& project,
     if (!t.ok()) return t.status();
     temp.id_ = *t;
     storage::ConnectionOptions co;
-    co.store = &store;
+    co.store = s.project->store;
     co.timeline = temp.id_;
     auto conn = storage::OpenConnection(co);
     if (!conn.ok()) return conn.status();
@@ -230,7 +230,7 @@ Result<PromoteResult> PromoteOnce(Catalog::Impl& im, const std::string& project,
       return Status::InvalidArgument("verify needs a verify function", "invalid_argument");
     }
     storage::ConnectionOptions vo;
-    vo.store = &store;
+    vo.store = s.project->store;
     vo.state = result_state;
     auto conn = storage::OpenConnection(vo);
     if (!conn.ok()) return conn.status();

@@ -16,7 +16,6 @@
 #include "auth/auth.h"
 #include "base/process.h"
 #include "catalog/catalog.h"
-#include "server/compute/project_gate.h"
 #include "server/compute/supervisor.h"
 #include "server/http/admission.h"
 #include "server/http/auth_guard.h"
@@ -76,7 +75,6 @@ struct ApiServer::Parts {
   // it is being destroyed: it uses the supervisor under reaper_mu only.
   std::mutex reaper_mu;
   compute::ComputeSupervisor* computes_for_reaper = nullptr;  // guarded by reaper_mu
-  compute::ProjectGate gate;
   std::unique_ptr<httplib::Server> http;  // a GuardedServer or GuardedSslServer
   std::function<bool()> set_backlog;      // the listen queue, after binding
   std::unique_ptr<http::Admission> admission;
@@ -236,7 +234,6 @@ Status ApiServer::Init() {
     std::lock_guard<std::mutex> l(parts_->reaper_mu);
     parts_->computes_for_reaper = parts_->computes.get();
   }
-  services_.gate = &parts_->gate;
   compute::ComputeSupervisor* computes = parts_->computes.get();
   metrics->AddCollector([computes](http::Metrics& m) {
     int active = 0, suspended = 0;

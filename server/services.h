@@ -31,7 +31,6 @@ class IdempotencyStore;
 }  // namespace http
 namespace compute {
 class ComputeSupervisor;
-class ProjectGate;
 }
 
 struct Services {
@@ -45,7 +44,6 @@ struct Services {
   http::Metrics* metrics = nullptr;
   http::IdempotencyStore* idempotency = nullptr;
   compute::ComputeSupervisor* computes = nullptr;
-  compute::ProjectGate* gate = nullptr;  // hold shared while using a project's connections
   auth::AuthService* auth = nullptr;          // optional
   catalog::Catalog* catalog = nullptr;    // optional
   // The sandbox of every SQL connection (computes, promote's replay), from config.

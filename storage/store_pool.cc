@@ -42,6 +42,16 @@ Status PooledStore::OpenNow() {
   return use.ok() ? Status::OK() : use.status();
 }
 
+void PooledStore::Retire(Status why) {
+  {
+    std::lock_guard<std::mutex> l(retire_mu_);
+    if (retired()) return;
+    retired_status_ = std::move(why);
+    retired_.store(true, std::memory_order_release);
+  }
+  TryClose();  // a call in the store keeps it open until the last owner goes
+}
+
 bool PooledStore::TryClose(int64_t last_use_micros) {
   std::unique_lock<std::shared_mutex> x(mu_, std::try_to_lock);
   if (!x.owns_lock() || store_ == nullptr) return false;
@@ -82,6 +92,10 @@ bool PooledStore::NeedsReopenLocked() const {
 
 Result<PooledStore::Use> PooledStore::Acquire(bool mutation) const {
   for (;;) {
+    if (retired()) {
+      std::lock_guard<std::mutex> l(retire_mu_);
+      return retired_status_;
+    }
     {
       std::shared_lock<std::shared_mutex> l(mu_);
       if (store_ != nullptr && !(mutation && NeedsReopenLocked())) {
@@ -95,6 +109,7 @@ Result<PooledStore::Use> PooledStore::Acquire(bool mutation) const {
       last_reopen_micros_ = NowMicros();
       CloseLocked();
     }
+    if (store_ == nullptr && retired()) continue;  // never reopened once retired
     if (store_ == nullptr) {
       // Still full: a reopen that found no room is not retried at once.
       if (open_error_.reason() == "disk_full" &&

@@ -19,8 +19,15 @@
 // store stopped by a failed fsync (store_failed) is never closed or reopened:
 // it keeps refusing mutations until the process restarts (fail-stop).
 //
+// Retirement: Retire(why) is for a store whose owner is going away (its
+// project was deleted) while others still hold it: every later call fails
+// with `why` and the store is never opened again; calls already in it finish.
+// Its files close at once when it is idle, else when it is destroyed.
+//
 // Thread-safety: all methods are safe for concurrent use. Lock order: a
 // store's own lock, then the pool's; other stores' locks only by try_lock.
+// A pool must outlive its stores (the catalog's stores keep theirs alive
+// through their shared owners' deleter).
 #ifndef BRANCHDB_STORAGE_STORE_POOL_H_
 #define BRANCHDB_STORAGE_STORE_POOL_H_
 
@@ -67,6 +74,11 @@ class PooledStore final : public PageStore {
   bool IsOpen() const;
   // Opens (recovers) the store now if it is closed, e.g. to report its errors.
   Status OpenNow();
+  // Every later call that needs the store fails with why (which must not be
+  // OK), now and for good; closes the store now if no call is in it. The
+  // first reason stays.
+  void Retire(Status why);
+  bool retired() const { return retired_.load(std::memory_order_acquire); }
 
   Result<TimelineId> CreateTimeline(Lsn base, std::string_view annotation) override;
   Result<TimelineId> CreateTimeline(TimelineId ancestor, Lsn ancestor_lsn,
@@ -136,6 +148,11 @@ class PooledStore final : public PageStore {
   mutable int64_t last_reopen_micros_ = 0;    // guarded by mu_
   mutable Status open_error_;                 // guarded by mu_: of the last open
   mutable std::atomic<int64_t> last_use_micros_{0};
+  // Set once by Retire; retired_status_ is written (under retire_mu_) before
+  // retired_ turns true and never changes after.
+  std::atomic<bool> retired_{false};
+  mutable std::mutex retire_mu_;
+  Status retired_status_;  // guarded by retire_mu_
 };
 
 class StorePool {

@@ -49,8 +49,9 @@ ComputeSupervisor::~ComputeSupervisor() {
   }
   stop_cv_.notify_all();
   if (sweeper_.joinable()) sweeper_.join();
+  std::vector<Closed> closed;
   std::lock_guard<std::mutex> l(mu_);
-  for (auto& [key, c] : computes_) CloseLocked(*c);
+  for (auto& [key, c] : computes_) CloseLocked(*c, &closed);
   computes_.clear();
 }
 
@@ -65,9 +66,8 @@ void ComputeSupervisor::SweeperLoop() {
   }
 }
 
-void ComputeSupervisor::CloseLocked(Compute& c) {
-  c.sandbox.reset();  // unhooks callbacks from the connection first
-  c.db.reset();
+void ComputeSupervisor::CloseLocked(Compute& c, std::vector<Closed>* closed) {
+  if (c.db || c.sandbox) closed->push_back(Closed{std::move(c.db), std::move(c.sandbox)});
   if (c.active) {
     c.active = false;
     active_--;
@@ -76,14 +76,14 @@ void ComputeSupervisor::CloseLocked(Compute& c) {
   c.invalidate_on_release = false;
 }
 
-bool ComputeSupervisor::EvictOneLocked(const Compute* except) {
+bool ComputeSupervisor::EvictOneLocked(const Compute* except, std::vector<Closed>* closed) {
   Compute* victim = nullptr;
   for (auto& [key, c] : computes_) {
     if (c.get() == except || !c->active || c->leases > 0 || !c->db) continue;
     if (victim == nullptr || c->last_used_micros < victim->last_used_micros) victim = c.get();
   }
   if (victim == nullptr) return false;
-  CloseLocked(*victim);
+  CloseLocked(*victim, closed);
   return true;
 }
 
@@ -116,9 +116,10 @@ Result<std::unique_ptr<ComputeSupervisor::Lease>> ComputeSupervisor::Acquire(
   };
   if (!c->db) {
     {
+      std::vector<Closed> evicted;
       std::lock_guard<std::mutex> l(mu_);
       if (!c->active) {
-        if (active_ >= options_.budget && !EvictOneLocked(c.get())) {
+        if (active_ >= options_.budget && !EvictOneLocked(c.get(), &evicted)) {
           c->use_mu.unlock();
           c->leases--;
           return Status::ResourceExhausted(
@@ -155,22 +156,25 @@ Result<std::unique_ptr<ComputeSupervisor::Lease>> ComputeSupervisor::Acquire(
 
 void ComputeSupervisor::Release(const std::shared_ptr<Compute>& c) {
   c->use_mu.unlock();
+  std::vector<Closed> closed;
   std::lock_guard<std::mutex> l(mu_);
   c->leases--;
   c->last_used_micros = options_.clock->NowMicros();
   if (c->leases == 0 && (c->suspend_on_release || c->invalidate_on_release || c->removed)) {
-    CloseLocked(*c);
+    CloseLocked(*c, &closed);
   }
+  if (c->removed) released_cv_.notify_all();
 }
 
 int ComputeSupervisor::Sweep() {
+  std::vector<Closed> closed;
   std::lock_guard<std::mutex> l(mu_);
   int64_t now = options_.clock->NowMicros();
   int suspended = 0;
   for (auto& [key, c] : computes_) {
     if (!c->active || c->leases > 0 || !c->db || c->idle_timeout_seconds <= 0) continue;
     if (now - c->last_used_micros >= c->idle_timeout_seconds * 1000000) {
-      CloseLocked(*c);
+      CloseLocked(*c, &closed);
       suspended++;
     }
   }
@@ -178,6 +182,7 @@ int ComputeSupervisor::Sweep() {
 }
 
 Status ComputeSupervisor::Suspend(const std::string& key) {
+  std::vector<Closed> closed;
   std::lock_guard<std::mutex> l(mu_);
   auto it = computes_.find(key);
   if (it == computes_.end()) {
@@ -185,7 +190,7 @@ Status ComputeSupervisor::Suspend(const std::string& key) {
   }
   Compute& c = *it->second;
   if (c.leases == 0) {
-    CloseLocked(c);
+    CloseLocked(c, &closed);
   } else {
     c.suspend_on_release = true;
   }
@@ -193,28 +198,54 @@ Status ComputeSupervisor::Suspend(const std::string& key) {
 }
 
 void ComputeSupervisor::Invalidate(const std::string& key) {
+  std::vector<Closed> closed;
   std::lock_guard<std::mutex> l(mu_);
   auto it = computes_.find(key);
   if (it == computes_.end()) return;
   Compute& c = *it->second;
   if (c.leases == 0) {
-    CloseLocked(c);
+    CloseLocked(c, &closed);
   } else {
     c.invalidate_on_release = true;
   }
 }
 
 void ComputeSupervisor::Remove(const std::string& key) {
+  std::vector<Closed> closed;
   std::lock_guard<std::mutex> l(mu_);
   auto it = computes_.find(key);
   if (it == computes_.end()) return;
   std::shared_ptr<Compute> c = it->second;
   computes_.erase(it);
-  if (c->leases == 0) {
-    CloseLocked(*c);
+  ForgetLocked(*c, &closed);
+}
+
+void ComputeSupervisor::ForgetLocked(Compute& c, std::vector<Closed>* closed) {
+  if (c.leases == 0) {
+    CloseLocked(c, closed);
   } else {
-    c->removed = true;
+    c.removed = true;  // closed when the last lease ends
   }
+}
+
+void ComputeSupervisor::RemoveByPrefix(const std::string& prefix, bool wait_for_leases) {
+  std::vector<Closed> closed;
+  std::unique_lock<std::mutex> l(mu_);
+  std::vector<std::shared_ptr<Compute>> leased;
+  for (auto it = computes_.lower_bound(prefix);
+       it != computes_.end() && it->first.compare(0, prefix.size(), prefix) == 0;) {
+    std::shared_ptr<Compute> c = it->second;
+    it = computes_.erase(it);
+    ForgetLocked(*c, &closed);
+    if (c->leases > 0) leased.push_back(std::move(c));
+  }
+  if (!wait_for_leases) return;
+  released_cv_.wait(l, [&] {
+    for (const auto& c : leased) {
+      if (c->leases > 0) return false;
+    }
+    return true;
+  });
 }
 
 void ComputeSupervisor::SetIdleTimeout(const std::string& key, int64_t seconds) {

@@ -13,8 +13,10 @@
 // connection (requests on one branch are serialized, as a SQLite connection
 // allows one thread at a time) and pins the compute: it is never suspended,
 // invalidated or closed while leased. Invalidate() (branch moved: rollback,
-// reset, promote) and Remove() (branch deleted) close the connection at once
-// when idle, or when the last lease is released.
+// reset, promote) and Remove() (branch or project deleted) close the
+// connection at once when idle, or when the last lease is released.
+// Connections are closed after the supervisor's lock is released: closing
+// the last connection of a deleted project removes its files.
 //
 // Generic over a ConnectionFactory, so tests open native SQLite files and the
 // server opens branchdb VFS connections.
@@ -94,6 +96,11 @@ class ComputeSupervisor {
   void Invalidate(const std::string& key);
   // Forgets key (branch deleted); its connection closes when the last lease ends.
   void Remove(const std::string& key);
+  // Forgets every compute whose key starts with prefix (e.g. "<project>/":
+  // a project deleted), as Remove does. wait_for_leases: then waits until
+  // the leases held on them now are released (requests running on them
+  // finish); leases taken later are on new computes and are not waited for.
+  void RemoveByPrefix(const std::string& prefix, bool wait_for_leases);
 
   // Per-compute idle timeout (seconds; 0 = never).
   void SetIdleTimeout(const std::string& key, int64_t seconds);
@@ -106,10 +113,19 @@ class ComputeSupervisor {
   struct Compute;
   explicit ComputeSupervisor(SupervisorOptions options);
   void Release(const std::shared_ptr<Compute>& c);
-  // REQUIRES: mu_ held, c idle (no leases).
-  void CloseLocked(Compute& c);
+  // A connection taken out of a compute under mu_, closed when destroyed:
+  // callers declare their vector<Closed> before taking mu_.
+  struct Closed {
+    storage::SqliteHandle db;
+    std::unique_ptr<sql::Sandbox> sandbox;  // destroyed first: it unhooks db
+  };
+  // REQUIRES: mu_ held, c idle (no leases). Moves c's connection to *closed.
+  void CloseLocked(Compute& c, std::vector<Closed>* closed);
+  // REQUIRES: mu_ held, c erased from computes_. Closes c's connection now if
+  // idle, else when its last lease ends.
+  void ForgetLocked(Compute& c, std::vector<Closed>* closed);
   // REQUIRES: mu_ held. Suspends the LRU idle active compute other than `except`.
-  bool EvictOneLocked(const Compute* except);
+  bool EvictOneLocked(const Compute* except, std::vector<Closed>* closed);
   void SweeperLoop();
   ComputeInfo InfoLocked(const Compute& c) const;
 
@@ -120,6 +136,7 @@ class ComputeSupervisor {
   int active_ = 0;                                            // guarded by mu_
   bool stopping_ = false;                                     // guarded by mu_
   std::condition_variable stop_cv_;
+  std::condition_variable released_cv_;  // a lease was released (RemoveByPrefix waits)
   std::thread sweeper_;
 
  public:

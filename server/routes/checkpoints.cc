@@ -17,7 +17,6 @@
 #include <sqlite3.h>
 
 #include "auth/auth.h"
-#include "server/compute/project_gate.h"
 #include "server/compute/supervisor.h"
 #include "server/http/auth_guard.h"
 #include "server/http/errors.h"
@@ -311,7 +310,6 @@ void HandlePromote(Services* s, const httplib::Request& req, httplib::Response& 
     return VerifyQuery(sandbox, db, q);
   };
   catalog::PromoteFailure failure;
-  auto gate = s->gate->Shared(project);
   auto r = s->catalog->Promote(project, branch, *options, &failure);
   if (r.ok() && !r->dry_run) s->computes->Invalidate(routes::ComputeKey(project, r->parent));
   if (!r.ok()) return http::SendError(res, r.status(), FailureDetails(r.status(), failure));

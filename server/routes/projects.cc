@@ -8,7 +8,6 @@
 #include <httplib.h>
 
 #include "auth/auth.h"
-#include "server/compute/project_gate.h"
 #include "server/compute/supervisor.h"
 #include "server/http/auth_guard.h"
 #include "server/http/errors.h"
@@ -91,16 +90,17 @@ void RegisterProjectRoutes(http::Router& router, Services& services) {
                   if (!http::RequireAuth(*s, req, res, auth::Operation::kDeleteProject, project)) {
                     return;
                   }
-                  BRANCHDB_TRY_SEND(res, p, s->catalog->GetProject(project));
-                  // Wait for requests using the project's connections, close
-                  // them, then delete: the store goes away with the project.
-                  auto gate = s->gate->Exclusive(project);
-                  std::string prefix = routes::ComputeKey(project, "");
-                  for (const auto& c : s->computes->List()) {
-                    if (c.key.rfind(prefix, 0) == 0) s->computes->Remove(c.key);
-                  }
+                  // SQL requests already running on the project's branches
+                  // finish first; their connections close as they end.
+                  const std::string prefix = routes::ComputeKey(project, "");
+                  s->computes->RemoveByPrefix(prefix, /*wait_for_leases=*/true);
                   bool force = req.get_param_value("force") == "true";
                   Status st = s->catalog->DeleteProject(project, force);
+                  // Computes started meanwhile hold the deleted project's
+                  // store, which refuses every call: drop them too, so that
+                  // its files go now. (Correctness does not depend on this:
+                  // a connection keeps the store it was opened on.)
+                  s->computes->RemoveByPrefix(prefix, /*wait_for_leases=*/false);
                   if (!st.ok()) return http::SendError(res, st);
                   res.status = 204;
                 });

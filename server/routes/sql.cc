@@ -18,7 +18,6 @@
 
 #include "auth/auth.h"
 #include "catalog/annotation.h"
-#include "server/compute/project_gate.h"
 #include "server/compute/supervisor.h"
 #include "server/http/auth_guard.h"
 #include "server/http/errors.h"
@@ -183,7 +182,6 @@ void HandleSqlPage(Services* s, httplib::Response& res, const json& body,
     c = *decoded;
   }
   if (page_size->has_value()) c.page_size = **page_size;
-  auto gate = s->gate->Shared(project);
   catalog::ConnectionRequest request;
   request.read_only = true;
   if (!first) request.as_of = c.lsn;
@@ -233,7 +231,6 @@ void HandleSql(Services* s, const httplib::Request& req, httplib::Response& res,
   bool read_only = read_only_flag->value_or(false) ||
                    !s->auth->Allows(*who, auth::Operation::kSqlWrite, project, branch);
   std::string key = routes::ComputeKey(project, branch);
-  auto gate = s->gate->Shared(project);
   auto lease = s->computes->Acquire(key);
   if (!lease.ok()) {
     if (lease.status().IsNotFound()) s->computes->Remove(key);
@@ -272,6 +269,9 @@ void HandleSql(Services* s, const httplib::Request& req, httplib::Response& res,
       if (Status vfs = storage::LastVfsError(db); !vfs.ok()) st = vfs;
     }
     s->metrics->Increment(http::kSqlStatements, {{"outcome", "error"}});
+    // A compute of a project deleted under it (its store refuses every call):
+    // forget it, so that a project created under the same name opens afresh.
+    if (st.reason() == "project_not_found") s->computes->Remove(key);
     return http::SendError(res, BranchGoneIfTimelineGone(st, project, branch), error.details());
   }
   storage::Lsn commit_after = storage::LastCommitLsn(db);
@@ -372,7 +372,6 @@ void RegisterSqlRoutes(http::Router& router, Services& services) {
                  return;
                }
                BRANCHDB_TRY_SEND(res, lsn, routes::QueryInt(req, "lsn", routes::kLsnRange));
-               auto gate = s->gate->Shared(project);
                BRANCHDB_TRY_SEND(res, conn, OpenReadOnly(*s, project, branch, *lsn));
                sqlite3_stmt* stmt = nullptr;
                json objects = json::array();

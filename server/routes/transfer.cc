@@ -15,11 +15,10 @@
 
 #include <algorithm>
 #include <cstring>
-#include <shared_mutex>
+#include <memory>
 
 #include "auth/auth.h"
 #include "catalog/catalog.h"
-#include "server/compute/project_gate.h"
 #include "server/http/auth_guard.h"
 #include "server/http/errors.h"
 #include "server/http/metrics.h"
@@ -39,14 +38,14 @@ size_t BufferBytes(const Services& s) {
 }
 
 // One export's state, alive until its response is written (the content
-// provider holds it): the project gate (the store stays open), the read
+// provider holds it): the project's store (held, so a deletion of the project
+// meanwhile cuts the body short instead of pulling the store away), the read
 // transaction that pins the snapshot, and the buffer.
 class ExportStream {
  public:
-  ExportStream(std::shared_lock<std::shared_mutex> gate, storage::SqliteHandle conn,
-               const storage::PageStore* store, storage::Lsn state, size_t buffer_bytes,
-               http::Metrics* metrics)
-      : gate_(std::move(gate)), conn_(std::move(conn)), store_(store), state_(state),
+  ExportStream(storage::SqliteHandle conn, std::shared_ptr<const storage::PageStore> store,
+               storage::Lsn state, size_t buffer_bytes, http::Metrics* metrics)
+      : conn_(std::move(conn)), store_(std::move(store)), state_(state),
         buffer_bytes_(buffer_bytes), metrics_(metrics) {}
   ExportStream(const ExportStream&) = delete;
   ExportStream& operator=(const ExportStream&) = delete;
@@ -63,7 +62,9 @@ class ExportStream {
     for (size_t done = 0; done < n; done += kPageSize) {
       auto pgno = static_cast<storage::PageNo>((offset + done) / kPageSize + 1);
       if (!store_->ReadPageAt(state_, pgno, &page_).ok()) {
-        return false;  // the state is gone (e.g. collected): the client sees a short body
+        // The state is gone (collected, or the project deleted): the client
+        // sees a short body.
+        return false;
       }
       std::memcpy(buffer_.data() + done, page_.data(), std::min(kPageSize, n - done));
     }
@@ -72,9 +73,8 @@ class ExportStream {
   }
 
  private:
-  std::shared_lock<std::shared_mutex> gate_;
   storage::SqliteHandle conn_;
-  const storage::PageStore* store_;  // open while gate_ is held
+  const std::shared_ptr<const storage::PageStore> store_;
   const storage::Lsn state_;
   const size_t buffer_bytes_;
   http::Metrics* metrics_;
@@ -86,7 +86,6 @@ void HandleExport(Services* s, const httplib::Request& req, httplib::Response& r
   std::string project = http::PathParam(req, 1), branch = http::PathParam(req, 2);
   if (!http::RequireAuth(*s, req, res, auth::Operation::kExportBranch, project, branch)) return;
   BRANCHDB_TRY_SEND(res, lsn, routes::QueryInt(req, "lsn", routes::kLsnRange));
-  auto gate = s->gate->Shared(project);
   catalog::ConnectionRequest r;
   r.read_only = true;
   if (*lsn) r.as_of = **lsn;
@@ -111,7 +110,7 @@ void HandleExport(Services* s, const httplib::Request& req, httplib::Response& r
   res.set_header("Content-Disposition",
                  "attachment; filename=\"" + project + "-" + name + ".sqlite\"");
   if (size == 0) return res.set_content("", "application/vnd.sqlite3");
-  auto stream = std::make_shared<ExportStream>(std::move(gate), std::move(*conn), *store, state,
+  auto stream = std::make_shared<ExportStream>(std::move(*conn), std::move(*store), state,
                                                BufferBytes(*s), s->metrics);
   res.set_content_provider(size, "application/vnd.sqlite3",
                            [stream](size_t offset, size_t length, httplib::DataSink& sink) {
@@ -201,7 +200,6 @@ void HandleImport(Services* s, const httplib::Request& req, httplib::Response& r
       req.get_header_value<uint64_t>("Content-Length") > max_bytes) {
     return refuse(TooLarge(max_bytes));
   }
-  auto gate = s->gate->Shared(project);
   auto writer = s->catalog->BeginImport(project, branch, {who->client_id, ctx.request_id});
   if (!writer.ok()) return refuse(writer.status());
   ImportSink sink(writer->get(), BufferBytes(*s), max_bytes, s->metrics);

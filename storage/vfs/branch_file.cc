@@ -245,7 +245,7 @@ int BranchConnection::Fail(int rc, Status status) {
 
 bool BranchConnection::AcquireWriterSlot() {
   std::lock_guard<std::mutex> lock(WritersMu());
-  auto [it, inserted] = Writers().emplace(WriterKey{store_, timeline_}, this);
+  auto [it, inserted] = Writers().emplace(WriterKey{store_.get(), timeline_}, this);
   if (!inserted && it->second != this) return false;
   holds_writer_slot_ = true;
   return true;
@@ -254,7 +254,7 @@ bool BranchConnection::AcquireWriterSlot() {
 void BranchConnection::ReleaseWriterSlot() {
   if (!holds_writer_slot_) return;
   std::lock_guard<std::mutex> lock(WritersMu());
-  auto it = Writers().find(WriterKey{store_, timeline_});
+  auto it = Writers().find(WriterKey{store_.get(), timeline_});
   if (it != Writers().end() && it->second == this) Writers().erase(it);
   holds_writer_slot_ = false;
 }
@@ -531,7 +531,7 @@ int BranchConnection::Unlock(int level) {
 
 int BranchConnection::CheckReservedLock(int* out) {
   std::lock_guard<std::mutex> lock(WritersMu());
-  *out = Writers().count(WriterKey{store_, timeline_}) > 0 ? 1 : 0;
+  *out = Writers().count(WriterKey{store_.get(), timeline_}) > 0 ? 1 : 0;
   return SQLITE_OK;
 }
 

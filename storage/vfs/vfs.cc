@@ -144,6 +144,15 @@ sqlite3_vfs g_vfs = {
     nullptr,  // xNextSystemCall
 };
 
+// OK when the store can read the state a connection opens at; else the
+// store's error (e.g. it was retired, or the timeline dropped, since the
+// checks before the open): what a failed open reports rather than SQLite's
+// "disk I/O error", since the file, and its last error, are gone with it.
+Status ProbeState(const vi::OpenRequest& request) {
+  if (request.read_only) return request.store->DbSizeAt(request.pinned_state).status();
+  return request.store->Head(request.timeline).status();
+}
+
 vi::BranchConnection* ConnectionOfDb(sqlite3* db) {
   if (db == nullptr) return nullptr;
   sqlite3_file* file = nullptr;
@@ -203,6 +212,9 @@ Result<SqliteHandle> OpenConnection(const ConnectionOptions& options) {
     Registry().erase(name);  // normally consumed by xOpen already
   }
   if (rc != SQLITE_OK) {
+    if (Status probe = ProbeState(request); !probe.ok()) {
+      return probe.WithContext("opening the database");
+    }
     return Status::Unavailable(std::string("sqlite3_open_v2 through the branchdb VFS: ") +
                                (raw != nullptr ? sqlite3_errmsg(raw) : sqlite3_errstr(rc)));
   }

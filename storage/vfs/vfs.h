@@ -40,8 +40,9 @@ struct SqliteCloser {
 using SqliteHandle = std::unique_ptr<sqlite3, SqliteCloser>;
 
 struct ConnectionOptions {
-  // The store; not owned, must outlive the connection. Required.
-  PageStore* store = nullptr;
+  // The store. Required. Shared: the connection holds it until it closes, so
+  // whoever else owns the store may let it go before the connection does.
+  std::shared_ptr<PageStore> store;
   // The timeline whose database to open. Required.
   TimelineId timeline = 0;
   // Default (unset): read-write, at the head. Set: read-only, the state of the

@@ -33,7 +33,7 @@ inline constexpr Lsn kNoLsn = ~Lsn{0};
 
 // What OpenConnection registers under a minted file name for xOpen to find.
 struct OpenRequest {
-  PageStore* store = nullptr;
+  std::shared_ptr<PageStore> store;
   TimelineId timeline = 0;
   bool read_only = false;
   Lsn pinned_state = 0;  // read_only: the record LSN the connection reads
@@ -97,7 +97,7 @@ class BranchConnection {
   int Fail(int rc, Status status);
 
   // Constant after construction.
-  PageStore* const store_;
+  const std::shared_ptr<PageStore> store_;  // held until the connection closes
   const TimelineId timeline_;
   const bool read_only_;
   const Lsn pinned_state_;

@@ -199,9 +199,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   PageStoreOptions po;
   po.segment_bytes = 256 * 1024;
   po.cache_bytes = 1 << 20;
-  auto store = PageStore::Open(po, f.dir);
-  FUZZ_CHECK(store.ok());
-  PageStore& s = **store;
+  auto opened = PageStore::Open(po, f.dir);
+  FUZZ_CHECK(opened.ok());
+  std::shared_ptr<PageStore> store = std::move(*opened);
+  PageStore& s = *store;
   auto t = s.CreateTimeline(0, "fuzz");
   FUZZ_CHECK(t.ok());
   const uint32_t pages = static_cast<uint32_t>(image.size() / kPageSize);
@@ -213,7 +214,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FUZZ_CHECK(first.ok());
 
   ConnectionOptions co;
-  co.store = &s;
+  co.store = store;
   co.timeline = *t;
   co.cache_pages = 64;
   if (read_only) co.as_of = *first;

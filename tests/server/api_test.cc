@@ -47,6 +47,15 @@ class ApiFixture : public testing::LiveServer {
   std::pair<int, json> Call(const std::string& method, const std::string& path,
                             const json& body = nullptr, const std::string& token = "",
                             httplib::Headers extra = {}) {
+    auto r = Send(method, path, body, token, std::move(extra));
+    REQUIRE(r.first != 0);
+    return r;
+  }
+  // The same without assertions (Catch2's are not thread-safe), for other
+  // threads: status 0 when no answer came.
+  std::pair<int, json> Send(const std::string& method, const std::string& path,
+                            const json& body = nullptr, const std::string& token = "",
+                            httplib::Headers extra = {}) {
     auto c = Client();
     extra.emplace("Authorization", "Bearer " + (token.empty() ? token_ : token));
     std::string text = body.is_null() ? "" : body.dump();
@@ -54,7 +63,7 @@ class ApiFixture : public testing::LiveServer {
                         : method == "POST"   ? c.Post(path.c_str(), extra, text, "application/json")
                         : method == "PATCH"  ? c.Patch(path.c_str(), extra, text, "application/json")
                                              : c.Delete(path.c_str(), extra);
-    REQUIRE(r);
+    if (!r) return {0, json(nullptr)};
     json parsed = json::parse(r->body, nullptr, false);
     return {r->status, parsed.is_discarded() ? json(r->body) : parsed};
   }
@@ -255,7 +264,7 @@ TEST_CASE("compute: suspend/resume cycles under load from several threads lose n
   for (int w = 0; w < kWriters; ++w) {
     threads.emplace_back([&, w] {
       for (int n = 0; n < kWrites; ++n) {
-        auto r = f.Call("POST", prod + "/sql",
+        auto r = f.Send("POST", prod + "/sql",
                         {{"sql", "INSERT INTO t VALUES (?, ?)"}, {"params", {w, n}}});
         (r.first == 200 ? acked[w] : refused[w]).push_back(r.first == 200 ? n : r.first);
       }
@@ -263,7 +272,7 @@ TEST_CASE("compute: suspend/resume cycles under load from several threads lose n
   }
   std::thread suspender([&] {
     while (!writers_done.load()) {
-      auto r = f.Call("POST", prod + "/compute/suspend");
+      auto r = f.Send("POST", prod + "/compute/suspend");
       if (r.first != 200) suspend_failures.push_back(r.first);
       suspends.fetch_add(1);
     }
@@ -398,7 +407,7 @@ TEST_CASE("a SQL request in flight finishes when the server stops", "[api][shutd
   REQUIRE(f->Call("POST", sql, {{"sql", "CREATE TABLE t(a)"}}).first == 200);
   // A script that takes a while (a few hundred ms), then commits.
   auto slow = std::async(std::launch::async, [&] {
-    return f->Call("POST", sql,
+    return f->Send("POST", sql,
                    {{"sql", "INSERT INTO t WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 "
                             "FROM c WHERE x < 300000) SELECT count(*) FROM c"}});
   });
@@ -537,7 +546,7 @@ TEST_CASE("deleting a project waits for requests using it", "[api]") {
   const std::string sql = "/v1/projects/gone/branches/production/sql";
   REQUIRE(f.Call("POST", sql, {{"sql", "CREATE TABLE t(a)"}}).first == 200);
   auto slow = std::async(std::launch::async, [&] {
-    return f.Call("POST", sql,
+    return f.Send("POST", sql,
                   {{"sql", "INSERT INTO t WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 "
                            "FROM c WHERE x < 200000) SELECT count(*) FROM c"}});
   });

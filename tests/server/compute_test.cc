@@ -6,8 +6,11 @@
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <cstdlib>
+#include <mutex>
 #include <random>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "base/mock_clock.h"
 #include "catalog/catalog.h"
@@ -174,6 +177,41 @@ TEST_CASE("invalidate and remove drop connections", "[compute]") {
   CHECK(f.sup_->ActiveCount() == 1);  // the leased one still open
   lease->reset();
   CHECK(f.sup_->ActiveCount() == 0);
+}
+
+TEST_CASE("removing by prefix forgets those computes and waits for the leases held then",
+          "[compute]") {
+  ComputeFixture f;
+  f.Run("p_a", "SELECT 1");
+  f.Run("p_b", "SELECT 1");
+  f.Run("q_a", "SELECT 1");
+  auto held = f.sup_->Acquire("p_a");
+  REQUIRE(held.ok());
+  std::mutex mu;
+  std::vector<std::string> events;  // guarded by mu
+  std::thread remover([&] {
+    f.sup_->RemoveByPrefix("p_", /*wait_for_leases=*/true);
+    std::lock_guard<std::mutex> l(mu);
+    events.push_back("returned");
+  });
+  while (f.sup_->Info("p_a").ok()) std::this_thread::yield();  // forgotten: now it waits
+  // A lease taken after the removal is on a new compute: not waited for.
+  auto later = f.sup_->Acquire("p_a");
+  REQUIRE(later.ok());
+  {
+    std::lock_guard<std::mutex> l(mu);
+    events.push_back("released");
+  }
+  held->reset();
+  remover.join();
+  CHECK(events == std::vector<std::string>{"released", "returned"});
+  CHECK_FALSE(f.sup_->Info("p_b").ok());
+  CHECK(f.Active("q_a"));
+  CHECK(f.Active("p_a"));  // the later one
+  later->reset();
+  CHECK(f.sup_->ActiveCount() == 2);  // q_a and the later p_a; the removed ones closed
+  f.sup_->RemoveByPrefix("p_", /*wait_for_leases=*/false);
+  CHECK(f.sup_->ActiveCount() == 1);
 }
 
 TEST_CASE("a failing open leaves no active compute behind", "[compute]") {

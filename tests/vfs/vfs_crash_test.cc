@@ -32,7 +32,7 @@ constexpr int kRowsPerTxn = 20;
 // Transactions whose id is a multiple of this are rolled back by the child.
 constexpr int64_t kRolledBackEvery = 7;
 
-std::unique_ptr<PageStore> OpenStore(const std::string& dir) {
+std::shared_ptr<PageStore> OpenStore(const std::string& dir) {
   auto store = PageStore::Open(storage::PageStoreOptions{}, dir);
   INFO(store.status().ToString());
   REQUIRE(store.ok());
@@ -45,7 +45,7 @@ std::unique_ptr<PageStore> OpenStore(const std::string& dir) {
   auto store = PageStore::Open(storage::PageStoreOptions{}, dir);
   if (!store.ok()) _exit(2);
   storage::ConnectionOptions options;
-  options.store = store->get();
+  options.store = std::move(*store);
   options.timeline = timeline;
   options.cache_pages = 30;  // spills mid-transaction
   auto db = storage::OpenConnection(options);
@@ -81,7 +81,7 @@ TEST_CASE("kill -9 while committing loses no acknowledged transaction and tears 
     auto store = OpenStore(store_dir);
     timeline = store->CreateTimeline(0, "crash").value();
     storage::ConnectionOptions options;
-    options.store = store.get();
+    options.store = store;
     options.timeline = timeline;
     auto db = storage::OpenConnection(options);
     REQUIRE(db.ok());
@@ -133,7 +133,7 @@ TEST_CASE("kill -9 while committing loses no acknowledged transaction and tears 
 
     auto store = OpenStore(store_dir);
     storage::ConnectionOptions options;
-    options.store = store.get();
+    options.store = store;
     options.timeline = timeline;
     auto db = storage::OpenConnection(options);
     REQUIRE(db.ok());

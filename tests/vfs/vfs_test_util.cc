@@ -33,7 +33,7 @@ void StoreFixture::Reopen() {
 
 storage::SqliteHandle StoreFixture::Open(storage::TimelineId t, int cache_pages) {
   storage::ConnectionOptions options;
-  options.store = store_.get();
+  options.store = store_;
   options.timeline = t == 0 ? timeline_ : t;
   options.cache_pages = cache_pages;
   auto db = storage::OpenConnection(options);
@@ -44,7 +44,7 @@ storage::SqliteHandle StoreFixture::Open(storage::TimelineId t, int cache_pages)
 
 storage::SqliteHandle StoreFixture::OpenAt(storage::TimelineId t, storage::Lsn lsn) {
   storage::ConnectionOptions options;
-  options.store = store_.get();
+  options.store = store_;
   options.timeline = t;
   options.as_of = lsn;
   auto db = storage::OpenConnection(options);

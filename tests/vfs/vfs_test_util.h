@@ -22,7 +22,7 @@ class StoreFixture {
  public:
   // env: the store's Env (default: POSIX); cache_bytes: its page cache.
   explicit StoreFixture(Env* env = nullptr, uint64_t cache_bytes = 64ull << 20);
-  storage::PageStore* store() { return store_.get(); }
+  const std::shared_ptr<storage::PageStore>& store() { return store_; }
   storage::TimelineId timeline() const { return timeline_; }
   const std::string& dir() const { return store_dir_; }
   // Closes and reopens the store (recovery), optionally with another Env.
@@ -38,7 +38,7 @@ class StoreFixture {
   std::string store_dir_;
   Env* env_;
   uint64_t cache_bytes_;
-  std::unique_ptr<storage::PageStore> store_;
+  std::shared_ptr<storage::PageStore> store_;
   storage::TimelineId timeline_ = 0;
 };
 
