@@ -27,6 +27,7 @@
 #include "server/http/router.h"
 #include "server/http/timed_env.h"
 #include "server/routes/routes.h"
+#include "server/sql/cpu_scheduler.h"
 #include "storage/env/process.h"
 
 namespace branchdb::server {
@@ -71,6 +72,8 @@ struct ApiServer::Parts {
   std::unique_ptr<auth::AuthService> auth;
   std::unique_ptr<http::Metrics> metrics;
   std::unique_ptr<http::IdempotencyStore> idempotency;
+  // Runs of every sandbox (computes, pages, promote): outlives them all.
+  std::unique_ptr<sql::CpuScheduler> scheduler;
   std::unique_ptr<compute::ComputeSupervisor> computes;
   // The catalog's reaper may call back before the supervisor exists or while
   // it is being destroyed: it uses the supervisor under reaper_mu only.
@@ -165,6 +168,21 @@ Status ApiServer::Init() {
   parts_->metrics = http::Metrics::WithServerFamilies();
   services_.metrics = parts_->metrics.get();
   http::Metrics* metrics = parts_->metrics.get();
+
+  // CPU scheduling of every sandboxed script (server/sql/cpu_scheduler.h).
+  sql::CpuSchedulerOptions sched;
+  sched.clock = clock;
+  sched.slots = config_.sql_cpu_slots;
+  sched.quantum_nanos = config_.sql_cpu_quantum_ms * 1'000'000;
+  auto scheduler = sql::CpuScheduler::Create(sched);
+  if (!scheduler.ok()) return scheduler.status();
+  parts_->scheduler = std::move(*scheduler);
+  services_.sandbox.scheduler = parts_->scheduler.get();
+  services_.logger->info("event=sql_cpu_slots slots={} quantum_ms={}",
+                         parts_->scheduler->slots(), config_.sql_cpu_quantum_ms);
+  metrics->AddCollector([scheduler = parts_->scheduler.get()](http::Metrics& m) {
+    m.Set(http::kSqlCpuWaiting, {}, scheduler->waiting());
+  });
 
   parts_->timed_env = std::make_unique<http::TimedEnv>(
       env_, [metrics](double seconds) { metrics->Observe(http::kFsyncSeconds, {}, seconds); });
