@@ -19,6 +19,9 @@ BenchServer::BenchServer(const std::string& program,
     : program_(program), dir_(program) {
   spdlog::set_level(spdlog::level::warn);  // no access log line per request
   server::Config config;
+  // The server's own settings from the environment (BRANCHDB_SQL_CPU_SLOTS=1,
+  // ...), as `branchdb serve` reads them, for experiments; not these four.
+  if (Status st = server::ApplyEnvironment(std::getenv, &config); !st.ok()) Die(st.ToString());
   config.listen = "127.0.0.1:0";
   config.data_dir = dir_.path() + "/data";
   config.log_level = "warn";

@@ -24,9 +24,10 @@ namespace branchdb::bench {
 [[noreturn]] void Die(const std::string& program, const std::string& what);
 
 // An ApiServer on 127.0.0.1 (a free port), plain HTTP, default limits except
-// what tweak changes, computes never suspended by idleness, the access log off
-// (level warn: the numbers exclude its cost), in a ScratchDir. Stopped and
-// joined when destroyed.
+// what the BRANCHDB_* environment (docs/config.md) and then tweak change, in
+// a ScratchDir, computes never suspended by idleness, the access log off
+// (level warn: the numbers exclude its cost). Stopped and joined when
+// destroyed.
 class BenchServer {
  public:
   BenchServer(const std::string& program,

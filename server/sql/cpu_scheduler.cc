@@ -41,14 +41,6 @@ double CpuScheduler::UsageLocked(Usage& u, int64_t now) {
   return u.nanos;
 }
 
-void CpuScheduler::ChargeLocked(Run& r, int64_t now) {
-  const int64_t held = std::max<int64_t>(0, now - r.granted_at_);
-  r.used_nanos_ += held;
-  Usage& u = usage_[r.client_];
-  UsageLocked(u, now);
-  u.nanos += static_cast<double>(held);
-}
-
 void CpuScheduler::EnqueueLocked(Run& r) {
   r.granted_ = false;
   r.seq_ = next_seq_++;
@@ -64,8 +56,12 @@ void CpuScheduler::DequeueLocked(std::vector<Run*>::iterator it) {
   waiters_.erase(it);
 }
 
+bool CpuScheduler::IsLongLocked(const Run& r, int64_t now) const {
+  return r.used_nanos_ + (now - r.granted_at_) >= quantum_nanos_;
+}
+
 void CpuScheduler::GrantLocked(int64_t now) {
-  while (free_slots_ > 0 && !waiters_.empty()) {
+  while (!waiters_.empty()) {
     // Short before long; then the client with the least recent run time;
     // then first come, first served.
     auto best = waiters_.begin();
@@ -83,11 +79,40 @@ void CpuScheduler::GrantLocked(int64_t now) {
       }
     }
     Run* r = *best;
+    if (free_slots_ <= 0) {
+      // No slot: a short script borrows the slot of a long holder, which
+      // owes it back at its next tick (it need not be on a core right now).
+      if (!r->queued_short_) break;
+      Run* lender = nullptr;
+      for (Run* h : holders_) {
+        if (!h->must_yield_.load(std::memory_order_relaxed) && IsLongLocked(*h, now)) {
+          lender = h;
+          break;
+        }
+      }
+      if (lender == nullptr) break;
+      lender->must_yield_.store(true, std::memory_order_relaxed);
+    }
     DequeueLocked(best);
     --free_slots_;
+    r->holding_ = true;
+    r->granted_at_ = now;
+    holders_.push_back(r);
     r->granted_ = true;
     r->cv_.notify_one();
   }
+}
+
+void CpuScheduler::UnholdLocked(Run& r, int64_t now) {
+  const int64_t held = std::max<int64_t>(0, now - r.granted_at_);
+  r.used_nanos_ += held;
+  Usage& u = usage_[r.client_];
+  UsageLocked(u, now);
+  u.nanos += static_cast<double>(held);
+  r.holding_ = false;
+  r.must_yield_.store(false, std::memory_order_relaxed);
+  holders_.erase(std::find(holders_.begin(), holders_.end(), &r));
+  ++free_slots_;
 }
 
 bool CpuScheduler::AwaitLocked(std::unique_lock<std::mutex>& l, Run& r, int64_t deadline_nanos) {
@@ -101,8 +126,6 @@ bool CpuScheduler::AwaitLocked(std::unique_lock<std::mutex>& l, Run& r, int64_t 
     if (deadline_nanos != 0) wait = std::min(wait, deadline_nanos - now);
     r.cv_.wait_for(l, std::chrono::nanoseconds(wait));
   }
-  r.holding_ = true;
-  r.granted_at_ = clock_->NowMonotonicNanos();
   return true;
 }
 
@@ -141,18 +164,20 @@ bool CpuScheduler::Run::Acquire(int64_t deadline_nanos) {
 }
 
 bool CpuScheduler::Run::Tick(int64_t deadline_nanos) {
-  if (!holding_ || scheduler_->waiting_.load(std::memory_order_relaxed) == 0) return true;
+  if (!holding_) return true;
+  const bool owed = must_yield_.load(std::memory_order_relaxed);  // lent to a short script
+  if (!owed && scheduler_->waiting_.load(std::memory_order_relaxed) == 0) return true;
   const int64_t now = scheduler_->clock_->NowMonotonicNanos();
-  const int64_t slice = now - granted_at_;
-  const int64_t quantum = scheduler_->quantum_nanos_;
-  if (used_nanos_ + slice < quantum) return true;  // short: not preempted
-  if (slice < quantum && scheduler_->waiting_short_.load(std::memory_order_relaxed) == 0) {
-    return true;  // long, within its slice, and no short script waits
+  if (!owed) {
+    const int64_t slice = now - granted_at_;
+    const int64_t quantum = scheduler_->quantum_nanos_;
+    if (used_nanos_ + slice < quantum) return true;  // short: not preempted
+    if (slice < quantum && scheduler_->waiting_short_.load(std::memory_order_relaxed) == 0) {
+      return true;  // long, within its slice, and no short script waits
+    }
   }
   std::unique_lock<std::mutex> l(scheduler_->mu_);
-  scheduler_->ChargeLocked(*this, now);
-  holding_ = false;
-  ++scheduler_->free_slots_;
+  scheduler_->UnholdLocked(*this, now);
   scheduler_->EnqueueLocked(*this);
   scheduler_->GrantLocked(now);
   if (!granted_) scheduler_->yields_.fetch_add(1, std::memory_order_relaxed);
@@ -163,9 +188,7 @@ void CpuScheduler::Run::Release() {
   if (!holding_) return;
   std::lock_guard<std::mutex> l(scheduler_->mu_);
   const int64_t now = scheduler_->clock_->NowMonotonicNanos();
-  scheduler_->ChargeLocked(*this, now);
-  holding_ = false;
-  ++scheduler_->free_slots_;
+  scheduler_->UnholdLocked(*this, now);
   scheduler_->GrantLocked(now);
 }
 

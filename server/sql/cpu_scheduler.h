@@ -3,10 +3,10 @@
 //
 // The scheduler has a fixed number of run slots (about one per core). A script
 // holds a slot while SQLite executes its statements (Sandbox::Execute) and at
-// no other time. At the sandbox's progress ticks (every few hundred VM
-// instructions) the holder gives its slot up when someone more deserving
-// waits, and waits for its turn again. So at most `slots` scripts compete for
-// the cores, and a short script waits one tick at most for a long one.
+// no other time. At the sandbox's progress ticks (every 1000 VM
+// instructions, a few microseconds) the holder gives its slot up when someone more deserving
+// waits, and waits for its turn again. So about `slots` scripts compete for
+// the cores, and a short script does not wait for a long one.
 //
 // Who is more deserving: a two-level feedback queue with fair share by client.
 //   - A script that has held a slot for less than `quantum` in all is short;
@@ -16,7 +16,13 @@
 //     half-life of one second; a client is Run's `client` string, e.g. its
 //     OAuth client id); ties go first come, first served. A client that runs
 //     four long scripts at once is served about as often as one that runs one.
-//   - A long holder yields at a tick when a short script waits, or when it has
+//   - A short script does not wait for a long holder to reach its next tick
+//     (which takes as long as the operating system leaves that thread off a
+//     core): with no free slot it borrows a long holder's at once, and the
+//     long one gives it up at its next tick. So for a moment up to twice
+//     `slots` scripts may run; never more.
+//   - A long holder yields at a tick when its slot was lent, when a short
+//     script waits (one that arrived while it was still short), or when it has
 //     held its slot for `quantum` and anyone waits (round robin among long
 //     scripts, in fair-share order; it may get its slot straight back). A
 //     short holder is not preempted: within a quantum it is done, or long.
@@ -91,13 +97,17 @@ class CpuScheduler {
 
   // REQUIRES: mu_ held. The client's run time decayed to now.
   double UsageLocked(Usage& u, int64_t now);
-  // REQUIRES: mu_ held. Charges r's slot time since it was granted.
-  void ChargeLocked(Run& r, int64_t now);
+  // REQUIRES: mu_ held, r holding. Charges r's slot time since it was
+  // granted and frees its slot (or repays the one it lent).
+  void UnholdLocked(Run& r, int64_t now);
+  // REQUIRES: mu_ held, r holding. Whether r has run a quantum in all.
+  bool IsLongLocked(const Run& r, int64_t now) const;
   // REQUIRES: mu_ held, r holding no slot. Queues r in its class.
   void EnqueueLocked(Run& r);
   // REQUIRES: mu_ held. Takes a waiter out of the queue.
   void DequeueLocked(std::vector<Run*>::iterator it);
-  // REQUIRES: mu_ held. Hands free slots to the most deserving waiters.
+  // REQUIRES: mu_ held. Hands free slots to the most deserving waiters; a
+  // short waiter without a free slot borrows a long holder's.
   void GrantLocked(int64_t now);
   // REQUIRES: l holds mu_, r queued. Waits until r is granted a slot (true)
   // or deadline_nanos (0 = none) passes (false, r no longer queued).
@@ -111,8 +121,9 @@ class CpuScheduler {
   const int64_t quantum_nanos_;
 
   std::mutex mu_;
-  int free_slots_;                       // guarded by mu_
+  int free_slots_;                       // guarded by mu_; below 0 while slots are lent
   std::vector<Run*> waiters_;            // guarded by mu_
+  std::vector<Run*> holders_;            // guarded by mu_
   std::map<std::string, Usage> usage_;   // guarded by mu_
   uint64_t next_seq_ = 0;                // guarded by mu_
   // Read without mu_ at every tick (written under mu_).
@@ -150,9 +161,14 @@ class CpuScheduler {
     friend class CpuScheduler;
     CpuScheduler* const scheduler_;
     const std::string client_;
+    // Written under the scheduler's mu_ (by the granting thread while this
+    // one waits); read by this thread.
     bool holding_ = false;
     int64_t granted_at_ = 0;   // monotonic nanos the current hold began
     int64_t used_nanos_ = 0;   // slot time before the current hold
+    // The slot was lent to a short script: give it up at the next tick. Set
+    // under mu_, read at every tick without it.
+    std::atomic<bool> must_yield_{false};
     // Set while queued (guarded by the scheduler's mu_).
     bool queued_short_ = false;
     bool granted_ = false;

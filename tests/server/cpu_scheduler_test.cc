@@ -55,8 +55,9 @@ class Fixture {
   MockClock& clock() { return clock_; }
   int64_t now() { return clock_.NowMonotonicNanos(); }
 
-  // Whether a slot is free right now: a Run whose deadline has already passed
-  // gets one only if it needs not wait.
+  // Whether a short script gets a slot right now (a free one, or one lent by
+  // a long holder): a Run whose deadline has already passed gets one only if
+  // it need not wait.
   bool SlotFree() {
     CpuScheduler::Run probe(scheduler_.get(), "probe");
     return probe.Acquire(now());
@@ -196,6 +197,45 @@ TEST_CASE("a long holder yields at a tick to a short waiter, a short holder does
   CHECK(back);
   CHECK(hog.holding());
   CHECK(hog.used_nanos() == 2500 * 1000);
+}
+
+TEST_CASE("a short script borrows a long holder's slot at once; the long one gives it up at "
+          "its next tick",
+          "[cpu_scheduler]") {
+  Fixture f;
+  CpuScheduler::Run hog(&f.scheduler(), "hog");
+  REQUIRE(hog.Acquire(0));
+  f.clock().Advance(5000);  // the hog is long
+  CpuScheduler::Run point(&f.scheduler(), "app");
+  REQUIRE(point.Acquire(f.now()));  // its deadline has passed: it could not have waited
+  // The hog's slot is lent once: a second short script has none to borrow.
+  CpuScheduler::Run second(&f.scheduler(), "app2");
+  CHECK_FALSE(second.Acquire(f.now()));
+
+  bool back = false;
+  std::thread ticker([&] { back = hog.Tick(0); });  // owes its slot: gives it up, waits
+  WaitFor([&] { return f.scheduler().waiting() == 1; }, "the hog waits for a slot");
+  CHECK(f.scheduler().yields() == 1);
+  CHECK_FALSE(hog.holding());
+  point.Release();
+  ticker.join();
+  CHECK(back);
+  CHECK(hog.holding());
+}
+
+TEST_CASE("a lent slot that came back before the long holder's tick costs it no wait",
+          "[cpu_scheduler]") {
+  Fixture f;
+  CpuScheduler::Run hog(&f.scheduler(), "hog");
+  REQUIRE(hog.Acquire(0));
+  f.clock().Advance(5000);
+  {
+    CpuScheduler::Run point(&f.scheduler(), "app");
+    REQUIRE(point.Acquire(f.now()));
+  }  // done before the hog ticked
+  CHECK(hog.Tick(f.now()));  // gives the slot up and gets it straight back
+  CHECK(hog.holding());
+  CHECK(f.scheduler().yields() == 0);
 }
 
 TEST_CASE("long scripts take turns, a quantum each, least recent CPU first", "[cpu_scheduler]") {
