@@ -2,6 +2,7 @@
 
 #include <httplib.h>
 #include <spdlog/spdlog.h>
+#include <sqlite3.h>
 
 #include <algorithm>
 #include <chrono>
@@ -127,6 +128,14 @@ Result<std::unique_ptr<ApiServer>> ApiServer::Create(const Config& config, Env* 
     return Status::InvalidArgument("invalid config: " + errors.front().ToString(),
                                    "invalid_config");
   }
+  // SQLite's memory statistics (SQLITE_CONFIG_MEMSTATUS, on by default) take
+  // one process-wide mutex in every sqlite3_malloc and sqlite3_free, so every
+  // query's thread contends with every other's, and a long query's thread
+  // preempted while it holds the mutex stalls all the others (perf showed it
+  // under bench/load_bench). branchdb reads none of those statistics and sets
+  // no heap limit: off. Possible only before SQLite initializes, so the first
+  // server of a process does it (SQLITE_MISUSE afterwards: nothing to do).
+  (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
   std::unique_ptr<ApiServer> server(new ApiServer(config, env));
   BRANCHDB_RETURN_IF_ERROR(server->Init());
   return server;
