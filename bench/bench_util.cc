@@ -57,6 +57,29 @@ double Percentile(std::vector<double> samples, double p) {
   return samples[lo] * (1 - frac) + samples[hi] * frac;
 }
 
+LatencySummary Summarize(const std::vector<double>& ms, size_t failures) {
+  LatencySummary l;
+  l.p50 = Percentile(ms, 50);
+  l.p99 = Percentile(ms, 99);
+  l.count = ms.size();
+  l.failures = failures;
+  return l;
+}
+
+size_t TimeCalls(const std::function<bool()>& more, const std::function<bool()>& one,
+                 std::vector<double>* ms) {
+  size_t failures = 0;
+  while (more()) {
+    const double t0 = NowSeconds();
+    if (!one()) {
+      ++failures;
+      continue;
+    }
+    ms->push_back((NowSeconds() - t0) * 1000);
+  }
+  return failures;
+}
+
 ScratchDir::ScratchDir(const std::string& name) {
   const char* base = std::getenv("BRANCHDB_BENCH_DIR");
   std::string tmpl = std::string(base && *base ? base : "/tmp") + "/branchdb-bench-" + name +

@@ -15,6 +15,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <memory>
 #include <string>
@@ -51,6 +52,20 @@ inline double NowSeconds() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
       .count();
 }
+
+// Latencies (ms) of a run of calls: percentiles, count, and the calls that
+// failed (not timed).
+struct LatencySummary {
+  double p50 = 0, p99 = 0;
+  size_t count = 0;
+  size_t failures = 0;
+};
+LatencySummary Summarize(const std::vector<double>& ms, size_t failures = 0);
+
+// Calls one() back to back while more() holds, appending the latency (ms) of
+// each call that returned true to *ms; returns how many returned false.
+size_t TimeCalls(const std::function<bool()>& more, const std::function<bool()>& one,
+                 std::vector<double>* ms);
 
 // A scratch directory for a benchmark: $BRANCHDB_BENCH_DIR or /tmp, removed at exit
 // of the object.

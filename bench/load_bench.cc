@@ -15,9 +15,7 @@
 // (a refused or failed request counts as a failure, not as a latency).
 // The access log is off (level warn).
 #include <arpa/inet.h>
-#include <httplib.h>
 #include <netinet/in.h>
-#include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -31,9 +29,8 @@
 #include <thread>
 #include <vector>
 
+#include "bench/bench_http.h"
 #include "bench/bench_util.h"
-#include "server/config.h"
-#include "server/server.h"
 
 namespace branchdb::bench {
 namespace {
@@ -45,42 +42,6 @@ constexpr int kHogConnections = 16;
 constexpr int64_t kRows = 10000;
 constexpr const char* kLongQuery =
     "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c";
-
-[[noreturn]] void Die(const std::string& what) {
-  std::fprintf(stderr, "load_bench: %s\n", what.c_str());
-  std::exit(1);
-}
-
-std::unique_ptr<httplib::Client> NewClient(int port, const std::string& token) {
-  auto c = std::make_unique<httplib::Client>("127.0.0.1", port);
-  c->set_keep_alive(true);
-  c->set_tcp_nodelay(true);
-  if (!token.empty()) c->set_bearer_token_auth(token.c_str());
-  c->set_read_timeout(60, 0);
-  return c;
-}
-
-json Post(httplib::Client& c, const std::string& path, const json& body, int want) {
-  auto r = c.Post(path.c_str(), body.dump(), "application/json");
-  if (!r) Die("POST " + path + ": " + httplib::to_string(r.error()));
-  if (r->status != want) Die("POST " + path + ": " + std::to_string(r->status) + " " + r->body);
-  return json::parse(r->body, nullptr, false);
-}
-
-std::string Token(int port, const std::string& id, const std::string& secret) {
-  httplib::Client c("127.0.0.1", port);
-  c.set_basic_auth(id.c_str(), secret.c_str());
-  auto r = c.Post("/oauth/token", "grant_type=client_credentials",
-                  "application/x-www-form-urlencoded");
-  if (!r || r->status != 200) Die("token: " + (r ? r->body : httplib::to_string(r.error())));
-  return json::parse(r->body, nullptr, false)["access_token"].get<std::string>();
-}
-
-// A new OAuth client's token.
-std::string NewClientToken(int port, httplib::Client& admin, const std::string& name) {
-  json c = Post(admin, "/v1/clients", {{"name", name}, {"scopes", json::array({"sql:read", "sql:write"})}}, 201);
-  return Token(port, c["client_id"], c["client_secret"]);
-}
 
 int Connect(int port) {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
@@ -135,10 +96,10 @@ class Slowloris {
 // Connections running the long query in a loop until destroyed.
 class Hogs {
  public:
-  Hogs(int port, const std::vector<std::string>& tokens) {
+  Hogs(const BenchServer& srv, const std::vector<std::string>& tokens) {
     for (int i = 0; i < kHogConnections; ++i) {
-      threads_.emplace_back([this, port, i, token = tokens[i % tokens.size()]] {
-        auto c = NewClient(port, token);
+      threads_.emplace_back([this, &srv, i, token = tokens[i % tokens.size()]] {
+        auto c = srv.Client(token);
         std::string body = json({{"sql", kLongQuery}, {"read_only", true}}).dump();
         // A branch each: requests on one branch are serialized, so that the
         // long queries really run at once (as far as the limits let them).
@@ -168,31 +129,21 @@ class Hogs {
   std::vector<std::thread> threads_;
 };
 
-struct Latency {
-  double p50 = 0, p99 = 0;
-  size_t requests = 0, failures = 0;
-};
-
-Latency PointSelects(int port, const std::string& token, double seconds) {
-  auto c = NewClient(port, token);
+LatencySummary PointSelects(const BenchServer& srv, const std::string& token, double seconds) {
+  auto c = srv.Client(token);
   std::mt19937_64 rng(42);
   std::vector<double> ms;
-  size_t failures = 0;
-  double end = NowSeconds() + seconds;
-  while (NowSeconds() < end) {
-    std::string body = R"({"sql":"SELECT v FROM t WHERE id = ?","params":[)" +
-                       std::to_string(static_cast<int64_t>(rng() % kRows) + 1) + "]}";
-    double t0 = NowSeconds();
-    auto r = c->Post("/v1/projects/shop/branches/production/sql", body, "application/json");
-    double t = (NowSeconds() - t0) * 1000;
-    if (!r || r->status != 200) {
-      ++failures;
-      continue;
-    }
-    ms.push_back(t);
-  }
-  if (ms.empty()) Die("no point SELECT succeeded");
-  return {Percentile(ms, 50), Percentile(ms, 99), ms.size(), failures};
+  const double end = NowSeconds() + seconds;
+  size_t failures = TimeCalls([&] { return NowSeconds() < end; },
+                              [&] {
+                                auto r = c->Post("/v1/projects/shop/branches/production/sql",
+                                                 PointSelectBody(static_cast<int64_t>(rng() % kRows) + 1),
+                                                 "application/json");
+                                return r && r->status == 200;
+                              },
+                              &ms);
+  if (ms.empty()) srv.Die("no point SELECT succeeded");
+  return Summarize(ms, failures);
 }
 
 void Report(const std::string& name, double value, const std::string& unit,
@@ -220,49 +171,33 @@ int Main() {
   if (const char* s = std::getenv("BRANCHDB_BENCH_HOG_CLIENTS")) {
     hog_clients = std::max(1, std::min(kHogConnections, std::atoi(s)));
   }
-  spdlog::set_level(spdlog::level::warn);
-  ScratchDir dir("load_bench");
-  server::Config config;
-  config.listen = "127.0.0.1:0";
-  config.data_dir = dir.path() + "/data";
-  config.log_level = "warn";
-  config.idle_timeout_seconds = 0;
-  auto srv = server::ApiServer::Create(config, Env::Default());
-  if (!srv.ok()) Die("create server: " + srv.status().ToString());
-  auto port = (*srv)->Bind();
-  if (!port.ok()) Die("bind: " + port.status().ToString());
-  std::thread serve([&] { (void)(*srv)->Serve(); });
-
-  auto creds = json::parse(
-      *Env::Default()->ReadFileToString(config.data_dir + "/admin-credentials.json"), nullptr,
-      false);
-  std::string admin_token = Token(*port, creds["client_id"], creds["client_secret"]);
-  auto admin = NewClient(*port, admin_token);
-  for (const char* p : {"shop", "hog"}) Post(*admin, "/v1/projects", {{"name", p}}, 201);
-  Post(*admin, "/v1/projects/shop/branches/production/sql",
-       {{"sql", "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT NOT NULL); "
-                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i<" +
-                    std::to_string(kRows) + ") INSERT INTO t SELECT i, 'value-' || i FROM n"}},
-       200);
+  BenchServer srv("load_bench");
+  auto admin = srv.Client(srv.admin_token());
+  for (const char* p : {"shop", "hog"}) srv.Post(*admin, "/v1/projects", {{"name", p}}, 201);
+  srv.Post(*admin, "/v1/projects/shop/branches/production/sql",
+           {{"sql", "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT NOT NULL); "
+                    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i<" +
+                        std::to_string(kRows) + ") INSERT INTO t SELECT i, 'value-' || i FROM n"}},
+           200);
   for (int i = 0; i < kHogConnections; ++i) {
-    Post(*admin, "/v1/projects/hog/branches",
-         {{"name", "h" + std::to_string(i)}, {"parent", "production"}}, 201);
+    srv.Post(*admin, "/v1/projects/hog/branches",
+             {{"name", "h" + std::to_string(i)}, {"parent", "production"}}, 201);
   }
-  std::string polite = NewClientToken(*port, *admin, "polite");
+  std::string polite = srv.NewClientToken("polite");
   std::vector<std::string> hog_tokens;
   for (int i = 0; i < hog_clients; ++i) {
-    hog_tokens.push_back(NewClientToken(*port, *admin, "hog" + std::to_string(i)));
+    hog_tokens.push_back(srv.NewClientToken("hog" + std::to_string(i)));
   }
 
-  PointSelects(*port, polite, 1);  // warm-up
-  Latency unloaded = PointSelects(*port, polite, seconds);
-  Latency loaded;
+  PointSelects(srv, polite, 1);  // warm-up
+  LatencySummary unloaded = PointSelects(srv, polite, seconds);
+  LatencySummary loaded;
   int ran = 0, refused = 0, reopened = 0;
   {
-    Slowloris slow(*port);
-    Hogs hogs(*port, hog_tokens);
+    Slowloris slow(srv.port());
+    Hogs hogs(srv, hog_tokens);
     std::this_thread::sleep_for(std::chrono::seconds(2));  // the attack takes hold
-    loaded = PointSelects(*port, polite, seconds);
+    loaded = PointSelects(srv, polite, seconds);
     ran = hogs.ran();
     refused = hogs.refused();
     reopened = slow.reopened();
@@ -271,7 +206,7 @@ int Main() {
                "unloaded: %zu selects; loaded: %zu selects, %zu failed; hogs (%d OAuth "
                "client(s), %d connections): %d long queries ran to the timeout, %d refused "
                "(429); slowloris: %d connections, %d reopened after the server cut them\n",
-               unloaded.requests, loaded.requests, loaded.failures, hog_clients,
+               unloaded.count, loaded.count, loaded.failures, hog_clients,
                kHogConnections, ran, refused, kSlowloris, reopened);
   std::string tag = hog_clients == 1 ? "" : "_" + std::to_string(hog_clients) + "_hog_clients";
   Report("point_select_p50_unloaded", unloaded.p50, "ms");
@@ -284,9 +219,6 @@ int Main() {
   Report("point_select_failures_under_attack" + tag, static_cast<double>(loaded.failures),
          "requests");
 
-  (*srv)->Stop();
-  serve.join();
-  srv->reset();
   return 0;
 }
 

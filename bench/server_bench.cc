@@ -1,7 +1,8 @@
 // server_bench: the HTTP service end to end (issue 6), against a real ApiServer
 // started in this process on 127.0.0.1 (any free port), over plain HTTP:
 //   - point-SELECT requests per second and p50/p99 latency with 1 and with 16
-//     concurrent keep-alive clients (one httplib::Client per thread), each
+//     concurrent keep-alive clients (one httplib::Client per thread, each its
+//     own OAuth client: sql.max_concurrent_per_client is 4), each
 //     request POST /v1/projects/{p}/branches/production/sql
 //     {"sql":"SELECT v FROM t WHERE id = ?","params":[k]} with a random k.
 //     Baseline: the same SELECT, prepared once, stepped in this process on a
@@ -18,8 +19,6 @@
 // Environment: BRANCHDB_BENCH_SECONDS = seconds per throughput phase (default 5),
 // BRANCHDB_BENCH_ROWS = rows in the table (default 100000), BRANCHDB_BENCH_DIR
 // (bench_util.h).
-#include <httplib.h>
-#include <spdlog/spdlog.h>
 #include <sqlite3.h>
 
 #include <algorithm>
@@ -36,10 +35,9 @@
 #include <tuple>
 #include <vector>
 
+#include "bench/bench_http.h"
 #include "bench/bench_util.h"
 #include "catalog/catalog.h"
-#include "server/config.h"
-#include "server/server.h"
 #include "server/services.h"
 
 namespace branchdb::bench {
@@ -47,6 +45,7 @@ namespace {
 
 using nlohmann::json;
 
+constexpr char kProgram[] = "server_bench";
 constexpr char kProject[] = "bench";
 constexpr char kBranchPath[] = "/v1/projects/bench/branches/production";
 constexpr char kSelect[] = "SELECT v FROM t WHERE id = ?";
@@ -54,43 +53,19 @@ constexpr double kTargetRate = 10000;  // requests/s with 16 clients
 constexpr double kTargetColdP50 = 5;   // ms
 constexpr double kPublishedColdStart = 300;  // ms, Neon/Lakebase "a few hundred ms"
 
-[[noreturn]] void Die(const std::string& what) {
-  std::fprintf(stderr, "server_bench: %s\n", what.c_str());
-  std::exit(1);
-}
-
-std::unique_ptr<httplib::Client> NewClient(int port, const std::string& token) {
-  auto c = std::make_unique<httplib::Client>("127.0.0.1", port);
-  c->set_keep_alive(true);
-  c->set_tcp_nodelay(true);  // as curl and most HTTP clients do
-  c->set_bearer_token_auth(token.c_str());
-  c->set_read_timeout(30, 0);
-  return c;
-}
-
-// POSTs JSON; dies unless the status is `want`. Returns the parsed body.
-json PostJson(httplib::Client& c, const std::string& path, const json& body, int want) {
-  auto r = c.Post(path.c_str(), body.dump(), "application/json");
-  if (!r) Die("POST " + path + ": " + httplib::to_string(r.error()));
-  if (r->status != want) {
-    Die("POST " + path + ": status " + std::to_string(r->status) + ": " + r->body.substr(0, 300));
-  }
-  return json::parse(r->body, nullptr, false);
-}
-
-std::string SelectBody(int64_t k) {
-  return R"({"sql":"SELECT v FROM t WHERE id = ?","params":[)" + std::to_string(k) + "]}";
-}
+[[noreturn]] void Die(const std::string& what) { bench::Die(kProgram, what); }
 
 struct Load {
   double rate = 0;  // requests/s
-  double p50 = 0, p99 = 0;  // ms
-  uint64_t requests = 0;
+  LatencySummary latency;
 };
 
-// `clients` threads, each with its own keep-alive client, send point SELECTs
-// for `seconds`; every answer is checked (status 200, one row).
-Load RunHttp(int port, const std::string& token, int clients, double seconds, int64_t rows) {
+// One thread per token (an OAuth client each, so that the per-client SQL
+// limit does not refuse them), each with its own keep-alive client, send
+// point SELECTs for `seconds`; every answer is checked (status 200, one row).
+Load RunHttp(const BenchServer& srv, const std::vector<std::string>& tokens, double seconds,
+             int64_t rows) {
+  const int clients = static_cast<int>(tokens.size());
   std::vector<std::vector<double>> lat(clients);
   std::atomic<bool> failed{false};
   std::atomic<int> ready{0};
@@ -102,10 +77,10 @@ Load RunHttp(int port, const std::string& token, int clients, double seconds, in
   double start = 0, end = 0;
   for (int t = 0; t < clients; ++t) {
     threads.emplace_back([&, t] {
-      auto c = NewClient(port, token);
+      auto c = srv.Client(tokens[t]);
       std::mt19937_64 rng(1000 + t);
       auto one = [&]() -> bool {
-        std::string body = SelectBody(static_cast<int64_t>(rng() % rows) + 1);
+        std::string body = PointSelectBody(static_cast<int64_t>(rng() % rows) + 1);
         auto r = c->Post(path.c_str(), body, "application/json");
         if (!r || r->status != 200 || r->body.find("\"rows\":[[") == std::string::npos) {
           std::lock_guard<std::mutex> l(error_mu);
@@ -122,11 +97,7 @@ Load RunHttp(int port, const std::string& token, int clients, double seconds, in
       }
       ready.fetch_add(1);
       while (!go.load()) std::this_thread::yield();
-      while (go.load() && !failed.load()) {
-        double t0 = NowSeconds();
-        if (!one()) break;
-        lat[t].push_back((NowSeconds() - t0) * 1000);
-      }
+      TimeCalls([&] { return go.load() && !failed.load(); }, one, &lat[t]);
     });
   }
   while (ready.load() < clients && !failed.load()) std::this_thread::yield();
@@ -140,10 +111,8 @@ Load RunHttp(int port, const std::string& token, int clients, double seconds, in
   std::vector<double> all;
   for (auto& v : lat) all.insert(all.end(), v.begin(), v.end());
   Load l;
-  l.requests = all.size();
+  l.latency = Summarize(all);
   l.rate = static_cast<double>(all.size()) / (end - start);
-  l.p50 = Percentile(all, 50);
-  l.p99 = Percentile(all, 99);
   return l;
 }
 
@@ -165,22 +134,17 @@ Load RunInProcess(catalog::Catalog& cat, double seconds, int64_t rows) {
     bytes += static_cast<size_t>(sqlite3_column_bytes(st, 0));
     (void)sqlite3_column_text(st, 0);
     sqlite3_reset(st);
+    return true;
   };
   for (int i = 0; i < 1000; ++i) one();  // warm the page cache, as the HTTP warm-up does
-  double start = NowSeconds(), end = start + seconds, now = start;
-  while (now < end) {
-    one();
-    double t = NowSeconds();
-    lat.push_back((t - now) * 1000);
-    now = t;
-  }
+  const double start = NowSeconds(), end = start + seconds;
+  TimeCalls([&] { return NowSeconds() < end; }, one, &lat);
+  const double elapsed = NowSeconds() - start;
   sqlite3_finalize(st);
   if (bytes == 0) Die("in-process select read nothing");
   Load l;
-  l.requests = lat.size();
-  l.rate = static_cast<double>(lat.size()) / (now - start);
-  l.p50 = Percentile(lat, 50);
-  l.p99 = Percentile(lat, 99);
+  l.latency = Summarize(lat);
+  l.rate = static_cast<double>(lat.size()) / elapsed;
   return l;
 }
 
@@ -197,7 +161,8 @@ void ReportLoad(const std::string& tag, const Load& h, const Load& base, bool wi
     rate.met = h.rate >= kTargetRate;
   }
   Emit(rate);
-  for (auto [name, v, b] : {std::tuple{"p50", h.p50, base.p50}, std::tuple{"p99", h.p99, base.p99}}) {
+  for (auto [name, v, b] : {std::tuple{"p50", h.latency.p50, base.latency.p50},
+                            std::tuple{"p99", h.latency.p99, base.latency.p99}}) {
     Metric m;
     m.bench = "server";
     m.metric = std::string("http_point_select_") + name + "_" + tag;
@@ -217,62 +182,32 @@ int Main() {
   if (const char* s = std::getenv("BRANCHDB_BENCH_ROWS")) rows = std::max<int64_t>(1, std::atoll(s));
   const int kColdCycles = 50;
 
-  spdlog::set_level(spdlog::level::warn);  // no access log line per request
-  ScratchDir dir("server_bench");
-  server::Config config;
-  config.listen = "127.0.0.1:0";
-  config.data_dir = dir.path() + "/data";
-  config.log_level = "warn";
-  config.idle_timeout_seconds = 0;  // only the explicit suspends below suspend
-  if (auto errors = server::Validate(config); !errors.empty()) Die(errors[0].ToString());
-  auto srv = server::ApiServer::Create(config, Env::Default());
-  if (!srv.ok()) Die("create server: " + srv.status().ToString());
-  auto port = (*srv)->Bind();
-  if (!port.ok()) Die("bind: " + port.status().ToString());
-  std::thread serve([&] { (void)(*srv)->Serve(); });
-
-  // Admin token: client credentials from the file the server wrote.
-  auto creds_text = Env::Default()->ReadFileToString(config.data_dir + "/admin-credentials.json");
-  if (!creds_text.ok()) Die("admin credentials: " + creds_text.status().ToString());
-  json creds = json::parse(*creds_text, nullptr, false);
-  if (!creds.is_object() || !creds["client_id"].is_string()) Die("admin credentials: malformed");
-  std::string token;
-  {
-    httplib::Client c("127.0.0.1", *port);
-    c.set_basic_auth(creds["client_id"].get<std::string>().c_str(),
-                     creds["client_secret"].get<std::string>().c_str());
-    auto r = c.Post("/oauth/token", "grant_type=client_credentials",
-                    "application/x-www-form-urlencoded");
-    if (!r || r->status != 200) Die("token: " + (r ? r->body : httplib::to_string(r.error())));
-    json t = json::parse(r->body, nullptr, false);
-    if (!t.is_object() || !t["access_token"].is_string()) Die("token: " + r->body);
-    token = t["access_token"].get<std::string>();
-  }
-
-  auto admin = NewClient(*port, token);
-  PostJson(*admin, "/v1/projects", {{"name", kProject}}, 201);
+  BenchServer srv(kProgram);
+  const std::string& token = srv.admin_token();
+  auto admin = srv.Client(token);
+  srv.Post(*admin, "/v1/projects", {{"name", kProject}}, 201);
   double t0 = NowSeconds();
-  PostJson(*admin, std::string(kBranchPath) + "/sql",
+  srv.Post(*admin, std::string(kBranchPath) + "/sql",
            {{"sql", "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT NOT NULL); "
                     "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i<" +
                         std::to_string(rows) +
                         ") INSERT INTO t SELECT i, 'value-' || i || '-' || hex(randomblob(12)) "
                         "FROM n"}},
            200);
-  json count = PostJson(*admin, std::string(kBranchPath) + "/sql",
-                        {{"sql", "SELECT count(*) FROM t"}}, 200);
+  json count =
+      srv.Post(*admin, std::string(kBranchPath) + "/sql", {{"sql", "SELECT count(*) FROM t"}}, 200);
   if (count["results"][0]["rows"][0][0] != rows) Die("table: " + count.dump());
-  std::fprintf(stderr, "server on port %d, %lld rows loaded in %.2f s, %.1f s per phase\n", *port,
-               static_cast<long long>(rows), NowSeconds() - t0, seconds);
+  std::fprintf(stderr, "server on port %d, %lld rows loaded in %.2f s, %.1f s per phase\n",
+               srv.port(), static_cast<long long>(rows), NowSeconds() - t0, seconds);
 
   // Throughput and latency.
-  Load base = RunInProcess(*(*srv)->services().catalog, seconds, rows);
-  Load one = RunHttp(*port, token, 1, seconds, rows);
-  Load sixteen = RunHttp(*port, token, 16, seconds, rows);
-  std::fprintf(stderr, "requests: in-process %llu, 1 client %llu, 16 clients %llu\n",
-               static_cast<unsigned long long>(base.requests),
-               static_cast<unsigned long long>(one.requests),
-               static_cast<unsigned long long>(sixteen.requests));
+  Load base = RunInProcess(*srv.server().services().catalog, seconds, rows);
+  std::vector<std::string> readers;
+  for (int i = 0; i < 16; ++i) readers.push_back(srv.NewClientToken("reader" + std::to_string(i)));
+  Load one = RunHttp(srv, {readers[0]}, seconds, rows);
+  Load sixteen = RunHttp(srv, readers, seconds, rows);
+  std::fprintf(stderr, "requests: in-process %zu, 1 client %zu, 16 clients %zu\n",
+               base.latency.count, one.latency.count, sixteen.latency.count);
   Metric in_proc;
   in_proc.bench = "server";
   in_proc.metric = "in_process_point_select_rate";
@@ -288,9 +223,9 @@ int Main() {
   std::mt19937_64 rng(77);
   std::vector<double> cold_ms, server_cold_ms;
   for (int i = 0; i < kColdCycles; ++i) {
-    json s = PostJson(*admin, compute_path + "/suspend", json::object(), 200);
+    json s = srv.Post(*admin, compute_path + "/suspend", json::object(), 200);
     if (s["state"] != "suspended") Die("suspend did not suspend: " + s.dump());
-    std::string body = SelectBody(static_cast<int64_t>(rng() % rows) + 1);
+    std::string body = PointSelectBody(static_cast<int64_t>(rng() % rows) + 1);
     double start = NowSeconds();
     auto r = admin->Post((std::string(kBranchPath) + "/sql").c_str(), body, "application/json");
     double ms = (NowSeconds() - start) * 1000;
@@ -331,9 +266,6 @@ int Main() {
   server_open.lower_is_better = true;
   Emit(server_open);
 
-  (*srv)->Stop();
-  serve.join();
-  srv->reset();
   return 0;
 }
 

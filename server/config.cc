@@ -68,6 +68,10 @@ const std::vector<Field>& Fields() {
        &Config::sql_max_concurrent},
       {"sql", "max_concurrent_per_client", "BRANCHDB_SQL_MAX_CONCURRENT_PER_CLIENT", Kind::kInt,
        nullptr, nullptr, &Config::sql_max_concurrent_per_client},
+      {"sql", "cpu_slots", "BRANCHDB_SQL_CPU_SLOTS", Kind::kInt, nullptr, nullptr,
+       &Config::sql_cpu_slots},
+      {"sql", "cpu_quantum_ms", "BRANCHDB_SQL_CPU_QUANTUM_MS", Kind::kInt, nullptr,
+       &Config::sql_cpu_quantum_ms},
       {"auth", "token_lifetime_seconds", "BRANCHDB_TOKEN_LIFETIME_SECONDS", Kind::kInt, nullptr,
        &Config::token_lifetime_seconds},
       {"auth", "credential_max_seconds", "BRANCHDB_CREDENTIAL_MAX_SECONDS", Kind::kInt, nullptr,
@@ -226,6 +230,12 @@ std::vector<FieldError> Validate(const Config& c) {
   if (c.sql_max_concurrent_per_client < 1 ||
       c.sql_max_concurrent_per_client > c.sql_max_concurrent) {
     err("sql_max_concurrent_per_client", "expected 1..sql_max_concurrent");
+  }
+  if (c.sql_cpu_slots < 0 || c.sql_cpu_slots > 1024) {
+    err("sql_cpu_slots", "expected 0 (one per core) or 1..1024");
+  }
+  if (c.sql_cpu_quantum_ms < 1 || c.sql_cpu_quantum_ms > 1000) {
+    err("sql_cpu_quantum_ms", "expected 1..1000");
   }
   if (c.token_lifetime_seconds < 60 || c.token_lifetime_seconds > 3600) {
     err("token_lifetime_seconds", "expected 60..3600");

@@ -66,6 +66,11 @@ struct Config {
   // and per client (OAuth client id); beyond either: 429 with Retry-After.
   int sql_max_concurrent = 64;
   int sql_max_concurrent_per_client = 4;
+  // CPU scheduling of SQL execution (server/sql/cpu_scheduler.h): run slots
+  // (scripts executing at once; 0 = one per core), and the run time after
+  // which a script is long (short ones go first) and a long one's time slice.
+  int sql_cpu_slots = 0;
+  int64_t sql_cpu_quantum_ms = 2;
 
   // [auth]
   int64_t token_lifetime_seconds = 900;   // OAuth access tokens

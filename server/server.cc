@@ -2,6 +2,7 @@
 
 #include <httplib.h>
 #include <spdlog/spdlog.h>
+#include <sqlite3.h>
 
 #include <algorithm>
 #include <chrono>
@@ -27,6 +28,7 @@
 #include "server/http/router.h"
 #include "server/http/timed_env.h"
 #include "server/routes/routes.h"
+#include "server/sql/cpu_scheduler.h"
 
 namespace branchdb::server {
 namespace {
@@ -70,6 +72,8 @@ struct ApiServer::Parts {
   std::unique_ptr<auth::AuthService> auth;
   std::unique_ptr<http::Metrics> metrics;
   std::unique_ptr<http::IdempotencyStore> idempotency;
+  // Runs of every sandbox (computes, pages, promote): outlives them all.
+  std::unique_ptr<sql::CpuScheduler> scheduler;
   std::unique_ptr<compute::ComputeSupervisor> computes;
   // The catalog's reaper may call back before the supervisor exists or while
   // it is being destroyed: it uses the supervisor under reaper_mu only.
@@ -122,6 +126,14 @@ Result<std::unique_ptr<ApiServer>> ApiServer::Create(const Config& config, Env* 
     return Status::InvalidArgument("invalid config: " + errors.front().ToString(),
                                    "invalid_config");
   }
+  // SQLite's memory statistics (SQLITE_CONFIG_MEMSTATUS, on by default) take
+  // one process-wide mutex in every sqlite3_malloc and sqlite3_free, so every
+  // query's thread contends with every other's, and a long query's thread
+  // preempted while it holds the mutex stalls all the others (perf showed it
+  // under bench/load_bench). branchdb reads none of those statistics and sets
+  // no heap limit: off. Possible only before SQLite initializes, so the first
+  // server of a process does it (SQLITE_MISUSE afterwards: nothing to do).
+  (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
   std::unique_ptr<ApiServer> server(new ApiServer(config, env));
   BRANCHDB_RETURN_IF_ERROR(server->Init());
   return server;
@@ -163,6 +175,21 @@ Status ApiServer::Init() {
   parts_->metrics = http::Metrics::WithServerFamilies();
   services_.metrics = parts_->metrics.get();
   http::Metrics* metrics = parts_->metrics.get();
+
+  // CPU scheduling of every sandboxed script (server/sql/cpu_scheduler.h).
+  sql::CpuSchedulerOptions sched;
+  sched.clock = clock;
+  sched.slots = config_.sql_cpu_slots;
+  sched.quantum_nanos = config_.sql_cpu_quantum_ms * 1'000'000;
+  auto scheduler = sql::CpuScheduler::Create(sched);
+  if (!scheduler.ok()) return scheduler.status();
+  parts_->scheduler = std::move(*scheduler);
+  services_.sandbox.scheduler = parts_->scheduler.get();
+  services_.logger->info("event=sql_cpu_slots slots={} quantum_ms={}",
+                         parts_->scheduler->slots(), config_.sql_cpu_quantum_ms);
+  metrics->AddCollector([scheduler = parts_->scheduler.get()](http::Metrics& m) {
+    m.Set(http::kSqlCpuWaiting, {}, scheduler->waiting());
+  });
 
   parts_->timed_env = std::make_unique<http::TimedEnv>(
       env_, [metrics](double seconds) { metrics->Observe(http::kFsyncSeconds, {}, seconds); });

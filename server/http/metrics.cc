@@ -52,6 +52,7 @@ std::unique_ptr<Metrics> Metrics::WithServerFamilies() {
   m->DescribeHistogram(kColdStartSeconds, "Latency of compute cold starts.", LatencyBuckets());
   m->DescribeGauge(kBytesStored, "Bytes of the data directory's stores on disk.");
   m->DescribeCounter(kSqlStatements, "SQL statements executed, by outcome.");
+  m->DescribeGauge(kSqlCpuWaiting, "SQL scripts waiting for a CPU run slot (sql.cpu_slots).");
   m->DescribeCounter(kIdempotentReplays, "POSTs answered from the idempotency store.");
   m->DescribeCounter(kConnectionsRefused,
                      "Connections refused (too many from one address) or cut (request "

@@ -160,10 +160,12 @@ Result<sql::ScriptResult> RunScript(sqlite3* db, const sql::SandboxOptions& o,
 }
 
 // One recorded action, run again exactly as the SQL route ran it, its commit
-// annotated as the catalog asks (rows filled in, as the SQL route does).
-Status ReplayAction(const sql::SandboxOptions& o, sqlite3* db,
+// annotated as the catalog asks (rows filled in, as the SQL route does). Its
+// CPU time counts against client's share (the promoting client's).
+Status ReplayAction(const sql::SandboxOptions& o, const std::string& client, sqlite3* db,
                     const catalog::ReplayAction& action) {
   sql::Script script;
+  script.client = client;
   script.sql = action.annotation.sql;
   script.params = action.annotation.params_json.empty()
                       ? json(nullptr)
@@ -180,9 +182,10 @@ Status ReplayAction(const sql::SandboxOptions& o, sqlite3* db,
 
 // The verify query, read-only: the first column of the first row of its first
 // statement, as JSON text ("null" without one).
-Result<std::string> VerifyQuery(const sql::SandboxOptions& o, sqlite3* db,
-                                const std::string& query) {
+Result<std::string> VerifyQuery(const sql::SandboxOptions& o, const std::string& client,
+                                sqlite3* db, const std::string& query) {
   sql::Script script;
+  script.client = client;
   script.sql = query;
   script.params = json(nullptr);
   script.read_only = true;
@@ -303,11 +306,12 @@ void HandlePromote(Services* s, const httplib::Request& req, httplib::Response& 
   }
   const sql::SandboxOptions& sandbox = s->sandbox;
   options->actor = {who->client_id, ctx.request_id};
-  options->replay = [&sandbox](sqlite3* db, const catalog::ReplayAction& a) {
-    return ReplayAction(sandbox, db, a);
+  const std::string client = who->client_id;
+  options->replay = [&sandbox, &client](sqlite3* db, const catalog::ReplayAction& a) {
+    return ReplayAction(sandbox, client, db, a);
   };
-  options->verify_query = [&sandbox](sqlite3* db, const std::string& q) {
-    return VerifyQuery(sandbox, db, q);
+  options->verify_query = [&sandbox, &client](sqlite3* db, const std::string& q) {
+    return VerifyQuery(sandbox, client, db, q);
   };
   catalog::PromoteFailure failure;
   auto r = s->catalog->Promote(project, branch, *options, &failure);

@@ -160,7 +160,8 @@ Result<Cursor> DecodeCursor(const std::string& text) {
 // runs read-only on a connection of its own (the first page at the head, the
 // next ones as of the first page's snapshot LSN).
 void HandleSqlPage(Services* s, httplib::Response& res, const json& body,
-                   const std::string& project, const std::string& branch) {
+                   const std::string& project, const std::string& branch,
+                   const std::string& client) {
   const int64_t max_rows = s->sandbox.max_result_rows;
   BRANCHDB_TRY_SEND(res, page_size,
                     routes::OptInt(body, "page_size", {1, max_rows}));
@@ -168,6 +169,7 @@ void HandleSqlPage(Services* s, httplib::Response& res, const json& body,
   sql::Script script;
   script.sql = body["sql"].get<std::string>();
   script.params = body.contains("params") ? body["params"] : json(nullptr);
+  script.client = client;
   const uint64_t hash = QueryHash(script.sql, script.params);
   const bool first = !cursor_text->has_value();
   Cursor c{0, 0, max_rows, hash};
@@ -225,7 +227,7 @@ void HandleSql(Services* s, const httplib::Request& req, httplib::Response& res,
     return http::SendError(res, Status::InvalidArgument("sql: required string", "invalid_argument"));
   }
   if (body->contains("page_size") || body->contains("cursor")) {
-    return HandleSqlPage(s, res, *body, project, branch);
+    return HandleSqlPage(s, res, *body, project, branch, who->client_id);
   }
   BRANCHDB_TRY_SEND(res, read_only_flag, routes::OptBool(*body, "read_only"));
   bool read_only = read_only_flag->value_or(false) ||
@@ -241,6 +243,7 @@ void HandleSql(Services* s, const httplib::Request& req, httplib::Response& res,
   script.sql = (*body)["sql"].get<std::string>();
   script.params = body->contains("params") ? (*body)["params"] : json(nullptr);
   script.read_only = read_only;
+  script.client = who->client_id;
   sqlite3_int64 changes_before = sqlite3_total_changes64(db);
   script.before_commit = [&] {
     catalog::Annotation a;

@@ -15,6 +15,9 @@
 namespace branchdb::server::sql {
 namespace {
 
+// VM instructions between progress-handler calls: a few microseconds of work.
+constexpr int kProgressOps = 1000;
+
 std::string Lower(const char* s) {
   std::string out = s ? s : "";
   std::transform(out.begin(), out.end(), out.begin(),
@@ -162,11 +165,18 @@ int Authorizer(void* arg, int action, const char* a1, const char* a2, const char
   return SQLITE_OK;
 }
 
+// Every kProgressOps VM instructions: the statement timeout, then the CPU
+// scheduler's turn (which may wait for a slot, until the same deadline).
 int Progress(void* arg) {
   auto* st = static_cast<Sandbox::State*>(arg);
   if (st->deadline_nanos == 0) return 0;
   if (st->clock->NowMonotonicNanos() >= st->deadline_nanos) {
     st->timed_out = true;
+    return 1;
+  }
+  if (st->run != nullptr && !st->run->Tick(st->deadline_nanos)) {
+    st->timed_out = true;
+    st->cpu_wait = true;
     return 1;
   }
   return 0;
@@ -312,7 +322,7 @@ Result<std::unique_ptr<Sandbox>> Sandbox::Attach(sqlite3* db, const SandboxOptio
   if (sqlite3_set_authorizer(db, Authorizer, sb->state_.get()) != SQLITE_OK) {
     return fail("authorizer");
   }
-  sqlite3_progress_handler(db, 1000, Progress, sb->state_.get());
+  sqlite3_progress_handler(db, kProgressOps, Progress, sb->state_.get());
   return sb;
 }
 

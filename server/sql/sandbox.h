@@ -20,7 +20,9 @@
 //     ATTACHED 0, TRIGGER_DEPTH 32, FUNCTION_ARG 100, LIKE_PATTERN_LENGTH 10000;
 //   - PRAGMA max_page_count from max_db_bytes (the per-branch size cap);
 //   - a progress handler that interrupts a script past its deadline
-//     (statement_timeout_ms, measured with Clock::NowMonotonicNanos).
+//     (statement_timeout_ms, measured with Clock::NowMonotonicNanos), and,
+//     with a CpuScheduler, gives the script's run slot up to a more
+//     deserving script at its ticks (cpu_scheduler.h).
 //
 // PRAGMA allow-list (anything else: sql_forbidden):
 //   read, with or without an argument: table_info, table_xinfo, table_list,
@@ -66,6 +68,11 @@
 // it; last_insert_rowid() starts at 0 and changes() / total_changes() count
 // this script's changes only.
 //
+// CPU scheduling (SandboxOptions::scheduler): the script holds a run slot
+// from after its BEGIN (the branch's lock taken) to its last statement, not
+// while it commits (the disk, not a CPU); waiting for the slot counts against
+// the statement timeout, which interrupts the wait too (statement_timeout).
+//
 // Errors (Status reason): sql_forbidden (PermissionDenied), read_only
 // (PermissionDenied), statement_timeout (ResourceExhausted), sql_too_long /
 // branch_size_limit (ResourceExhausted), sql_error (InvalidArgument: syntax,
@@ -95,8 +102,11 @@ struct sqlite3;
 
 namespace branchdb::server::sql {
 
+class CpuScheduler;
+
 struct SandboxOptions {
   Clock* clock = nullptr;                 // required; not owned
+  CpuScheduler* scheduler = nullptr;      // optional (none: unscheduled); not owned
   int64_t statement_timeout_ms = 5000;    // per Execute() call
   int64_t max_result_rows = 10000;        // per statement
   int64_t max_result_bytes = 16ll << 20;  // per Execute() call
@@ -110,6 +120,9 @@ struct Script {
   // null, an array (positional) or an object (named).
   nlohmann::json params;
   bool read_only = false;
+  // Whose fair share of the CPU the script's run time counts against (the
+  // OAuth client id); "" is one shared client. See cpu_scheduler.h.
+  std::string client;
   // Runs after the last statement, before COMMIT (not for read-only scripts,
   // nor for scripts that changed nothing). An error rolls the script back and
   // is returned.

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <string>
 
+#include "server/sql/cpu_scheduler.h"
 #include "server/sql/sandbox.h"
 
 namespace branchdb::server::sql {
@@ -16,6 +17,8 @@ struct Sandbox::State {
   bool read_only = false;        // the running script is read-only
   int64_t deadline_nanos = 0;    // 0: no deadline
   bool timed_out = false;        // the progress handler interrupted
+  bool cpu_wait = false;         // ... while the script waited for a run slot
+  CpuScheduler::Run* run = nullptr;  // the running script's claim (Execute's), or null
   bool denied_read_only = false; // the last denial was a write in read-only mode
   std::string denial;            // why the authorizer last denied
   bool wrote = false;            // the authorizer allowed a write during this script

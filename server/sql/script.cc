@@ -24,6 +24,21 @@ int Internal(sqlite3* db, Sandbox::State* st, const char* sql) {
   return rc;
 }
 
+// The statement timeout passed while the script ran, or (cpu_wait) while it
+// waited for a run slot of the CPU scheduler: then the server was busy, and
+// the same script may well pass later.
+Status StatementTimeout(const std::string& where, bool cpu_wait) {
+  if (cpu_wait) {
+    return Status::ResourceExhausted(
+        where + "statement timeout exceeded while the script waited for a CPU (the server is "
+                "busy with other SQL); the script was rolled back: retry later",
+        "statement_timeout");
+  }
+  return Status::ResourceExhausted(where + "statement timeout exceeded; the script was "
+                                           "rolled back (make it cheaper or split it)",
+                                   "statement_timeout");
+}
+
 Status StatusFromSqlite(sqlite3* db, Sandbox::State* st, int rc, const std::string& where) {
   std::string msg = where + sqlite3_errmsg(db);
   if ((rc & 0xff) == SQLITE_ERROR) {
@@ -47,11 +62,7 @@ Status StatusFromSqlite(sqlite3* db, Sandbox::State* st, int rc, const std::stri
       return Status::PermissionDenied(where + (st->denial.empty() ? "not authorized" : st->denial),
                                       "sql_forbidden");
     case SQLITE_INTERRUPT:
-      if (st->timed_out) {
-        return Status::ResourceExhausted(where + "statement timeout exceeded; the script was "
-                                                 "rolled back (make it cheaper or split it)",
-                                         "statement_timeout");
-      }
+      if (st->timed_out) return StatementTimeout(where, st->cpu_wait);
       return Status::Unavailable(msg, "interrupted");
     case SQLITE_TOOBIG:
       return Status::ResourceExhausted(msg, "value_too_large");
@@ -335,10 +346,19 @@ Status ResultTooLarge(const std::string& where, bool rows, const SandboxOptions&
 
 Result<ScriptResult> Sandbox::Execute(const Script& script, ScriptError* error) {
   State* st = state_.get();
+  // The script's claim on the CPU scheduler: a run slot from after BEGIN to
+  // the last statement; given up early by fail() and before the commit, and
+  // on every other path when it goes out of scope (after st->run is unset).
+  CpuScheduler::Run run(options_.scheduler, script.client);
+  struct Unbind {
+    State* st;
+    ~Unbind() { st->run = nullptr; }
+  } unbind{st};
   int index = -1;  // statement being run
   const char* stmt_from = nullptr;  // its text: [stmt_from, stmt_to), stmt_to null if unprepared
   const char* stmt_to = nullptr;
   auto fail = [&](Status s) -> Result<ScriptResult> {
+    run.Release();
     st->deadline_nanos = 0;
     if (sqlite3_get_autocommit(db_) == 0) Internal(db_, st, "ROLLBACK");
     st->read_only = false;
@@ -366,6 +386,7 @@ Result<ScriptResult> Sandbox::Execute(const Script& script, ScriptError* error) 
 
   st->read_only = script.read_only;
   st->timed_out = false;
+  st->cpu_wait = false;
   st->wrote = false;
   st->denial.clear();
   st->denied_read_only = false;
@@ -374,6 +395,10 @@ Result<ScriptResult> Sandbox::Execute(const Script& script, ScriptError* error) 
 
   int rc = Internal(db_, st, script.read_only ? "BEGIN DEFERRED" : "BEGIN IMMEDIATE");
   if (rc != SQLITE_OK) return fail(StatusFromSqlite(db_, st, rc, "BEGIN: "));
+  // The branch's lock is taken (BEGIN): only now a run slot (the lock rule of
+  // cpu_scheduler.h). Waiting for it counts against the statement timeout.
+  st->run = &run;
+  if (!run.Acquire(st->deadline_nanos)) return fail(StatementTimeout("", true));
 
   const bool cut = script.truncate || script.paged;
   int64_t row_cap = options_.max_result_rows;
@@ -443,6 +468,7 @@ Result<ScriptResult> Sandbox::Execute(const Script& script, ScriptError* error) 
     if (!sqlite3_stmt_readonly(stmt.get())) result.changed = true;
     result.statements.push_back(std::move(out));
   }
+  run.Release();  // the commit waits for the disk, not for a CPU
   index = -1;
   if (script.params.is_array() && next_positional != script.params.size()) {
     return fail(Status::InvalidArgument("params: " + std::to_string(script.params.size()) +

@@ -7,6 +7,8 @@
 //     timeout: no timing assertion), the long queries really ran (408
 //     statement_timeout) and the hog was held to its per-client SQL limit (429
 //     with Retry-After);
+//   - with one CPU run slot, a point SELECT is answered while long queries of
+//     other clients take turns on it, before any of them ends;
 //   - a body shorter than its Content-Length and trickled headers are cut off
 //     with 408 and the connection closed;
 //   - one address cannot hold more than max_connections_per_client;
@@ -20,6 +22,7 @@
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <memory>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -72,11 +75,12 @@ int ListenBacklog(int port) {
   return backlog;
 }
 
-// A second OAuth client (its own SQL limits), returning its token.
-std::string OtherClientToken(testing::LiveServer& s, const std::string& admin) {
+// Another OAuth client (its own SQL limits), returning its token.
+std::string OtherClientToken(testing::LiveServer& s, const std::string& admin,
+                             const std::string& name = "polite") {
   auto c = s.Client();
-  auto r = c.Post("/v1/clients", {{"Authorization", "Bearer " + admin}},
-                  R"j({"name":"polite","scopes":["sql:read","sql:write","branches:read"]})j",
+  json body = {{"name", name}, {"scopes", {"sql:read", "sql:write", "branches:read"}}};
+  auto r = c.Post("/v1/clients", {{"Authorization", "Bearer " + admin}}, body.dump(),
                   "application/json");
   REQUIRE(r);
   INFO(r->body);
@@ -187,6 +191,78 @@ TEST_CASE("slowloris connections and long queries do not keep others out (item 8
   CHECK(timeouts > 0);  // the long queries ran to the statement timeout
   CHECK(refused > 0);   // and the hog was held to 2 at once
   CHECK(other == 0);
+}
+
+// The value of an unlabelled series in GET /metrics (-1: absent).
+double MetricValue(testing::LiveServer& s, const std::string& name) {
+  auto r = s.Client().Get("/metrics");
+  if (!r || r->status != 200) return -1;
+  size_t at = r->body.find("\n" + name + " ");
+  if (at == std::string::npos) return -1;
+  return std::stod(r->body.substr(at + name.size() + 2));
+}
+
+TEST_CASE("a short query completes while long queries of other clients hold the CPU (item 8)",
+          "[security][availability]") {
+  // One run slot: the long queries take turns on it, and the short one must
+  // get it before any of them has finished (they all run to the timeout).
+  testing::LiveServer s([](Config& c) {
+    c.sql_cpu_slots = 1;
+    c.statement_timeout_ms = 10000;
+  });
+  std::string admin = s.AdminToken();
+  std::string polite = OtherClientToken(s, admin);
+  CreateProject(s, admin, "hog");
+  CreateProject(s, admin, "shop");
+  constexpr int kHogClients = 3, kPerClient = 2, kHogs = kHogClients * kPerClient;
+  std::vector<std::string> hog_tokens;
+  for (int i = 0; i < kHogClients; ++i) {
+    hog_tokens.push_back(OtherClientToken(s, admin, "hog" + std::to_string(i)));
+  }
+  for (int i = 0; i < kHogs; ++i) {  // a branch each: requests on one branch take turns
+    auto r = s.Client().Post("/v1/projects/hog/branches", {{"Authorization", "Bearer " + admin}},
+                             json({{"name", "h" + std::to_string(i)}, {"parent", "production"}})
+                                 .dump(),
+                             "application/json");
+    REQUIRE(r);
+    REQUIRE(r->status == 201);
+  }
+
+  std::atomic<int> finished{0};
+  std::vector<int> statuses(kHogs, 0);
+  std::vector<std::thread> hogs;
+  for (int i = 0; i < kHogs; ++i) {
+    hogs.emplace_back([&, i] {
+      auto c = s.Client();
+      auto r = c.Post("/v1/projects/hog/branches/h" + std::to_string(i) + "/sql",
+                      {{"Authorization", "Bearer " + hog_tokens[i % kHogClients]}},
+                      json({{"sql", kLongQuery}, {"read_only", true}}).dump(), "application/json");
+      statuses[i] = r ? r->status : -1;
+      ++finished;
+    });
+  }
+  // Every long query is admitted: one runs, the others wait for the slot.
+  bool queued = false;
+  for (int i = 0; i < 500 && !queued && finished == 0; ++i) {
+    queued = MetricValue(s, "branchdb_sql_cpu_waiting") >= kHogs - 1;
+    if (!queued) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  REQUIRE(queued);
+
+  auto c = s.Client();
+  auto point = c.Post("/v1/projects/shop/branches/production/sql",
+                      {{"Authorization", "Bearer " + polite}},
+                      R"j({"sql":"SELECT v FROM kv WHERE k = 1"})j", "application/json");
+  const int finished_when_answered = finished;
+  REQUIRE(point);
+  INFO(point->body);
+  CHECK(point->status == 200);
+  CHECK(json::parse(point->body)["results"][0]["rows"][0][0] == "one");
+  CHECK(finished_when_answered == 0);  // before any long query ended
+
+  for (auto& t : hogs) t.join();
+  for (int st : statuses) CHECK(st == 408);  // each ran (in turns) to the statement timeout
+  CHECK(MetricValue(s, "branchdb_sql_cpu_waiting") == 0);
 }
 
 TEST_CASE("a request that does not arrive in time is cut off with 408 (item 8)",

@@ -213,6 +213,34 @@ TEST_CASE("load limits are validated", "[config]") {
   CHECK(HasError(per, "sql_max_concurrent_per_client"));
 }
 
+TEST_CASE("CPU scheduling options are range-checked", "[config]") {
+  Config c;
+  CHECK(c.sql_cpu_slots == 0);  // one per core
+  CHECK(Validate(c).empty());
+  for (int slots : {-1, 1025}) {
+    c.sql_cpu_slots = slots;
+    INFO(slots);
+    CHECK(HasError(c, "sql_cpu_slots"));
+  }
+  c.sql_cpu_slots = 1024;
+  CHECK_FALSE(HasError(c, "sql_cpu_slots"));
+  for (int64_t ms : {0, 1001}) {
+    c.sql_cpu_quantum_ms = ms;
+    INFO(ms);
+    CHECK(HasError(c, "sql_cpu_quantum_ms"));
+  }
+  Config env;
+  auto getenv = [](const char* name) -> const char* {
+    std::string n(name);
+    if (n == "BRANCHDB_SQL_CPU_SLOTS") return "3";
+    if (n == "BRANCHDB_SQL_CPU_QUANTUM_MS") return "7";
+    return nullptr;
+  };
+  REQUIRE(ApplyEnvironment(getenv, &env).ok());
+  CHECK(env.sql_cpu_slots == 3);
+  CHECK(env.sql_cpu_quantum_ms == 7);
+}
+
 TEST_CASE("the sample config parses and is valid", "[config]") {
   // The fully commented sample in docs/ must stay loadable.
   std::string path = std::string(BRANCHDB_SOURCE_DIR) + "/docs/branchdb.sample.toml";
