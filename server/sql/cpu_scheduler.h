@@ -33,7 +33,7 @@
 // with no more slots than cores that is the script's CPU time, near enough.
 //
 // Lock rule (why no deadlock is possible): a thread takes a slot only after
-// every other lock of its request is held (project gate, compute lease, the
+// every other lock of its request is held (compute lease, the
 // transaction's branch lock), and while it holds a slot it waits for nothing
 // but a CPU: it gives the slot up before it sleeps, commits (the fsync), or
 // waits for any lock that another slot waiter may hold. A thread waiting for
