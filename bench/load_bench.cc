@@ -133,15 +133,13 @@ LatencySummary PointSelects(const BenchServer& srv, const std::string& token, do
   auto c = srv.Client(token);
   std::mt19937_64 rng(42);
   std::vector<double> ms;
+  auto one = [&] {
+    std::string body = PointSelectBody(static_cast<int64_t>(rng() % kRows) + 1);
+    auto r = c->Post("/v1/projects/shop/branches/production/sql", body, "application/json");
+    return r && r->status == 200;
+  };
   const double end = NowSeconds() + seconds;
-  size_t failures = TimeCalls([&] { return NowSeconds() < end; },
-                              [&] {
-                                auto r = c->Post("/v1/projects/shop/branches/production/sql",
-                                                 PointSelectBody(static_cast<int64_t>(rng() % kRows) + 1),
-                                                 "application/json");
-                                return r && r->status == 200;
-                              },
-                              &ms);
+  size_t failures = TimeCalls([&] { return NowSeconds() < end; }, one, &ms);
   if (ms.empty()) srv.Die("no point SELECT succeeded");
   return Summarize(ms, failures);
 }
