@@ -12,6 +12,8 @@ import os
 import re
 import sys
 
+from sources import report, sources
+
 ROOT = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else
                        os.path.join(os.path.dirname(__file__), "..", ".."))
 
@@ -30,34 +32,20 @@ INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"')
 
 
 def main():
-    bad = []
-    checked = 0
+    bad, files = [], 0
     for layer, allowed in ALLOWED.items():
-        for dirpath, _, names in os.walk(os.path.join(ROOT, layer)):
-            for name in names:
-                if not name.endswith((".h", ".cc", ".hpp", ".cpp")):
+        for rel, lines in sources(ROOT, layer):
+            ok = allowed | EXCEPTIONS.get(rel, set())
+            for lineno, line in enumerate(lines, 1):
+                m = INCLUDE.match(line)
+                if not m:
                     continue
-                path = os.path.join(dirpath, name)
-                rel = os.path.relpath(path, ROOT)
-                ok = allowed | EXCEPTIONS.get(rel, set())
-                with open(path, encoding="utf-8", errors="replace") as f:
-                    for lineno, line in enumerate(f, 1):
-                        m = INCLUDE.match(line)
-                        if not m:
-                            continue
-                        top = m.group(1).split("/", 1)[0]
-                        if top in FOLDERS and top not in ok:
-                            bad.append(f"{rel}:{lineno}: {layer}/ includes {m.group(1)}, "
-                                       f"from a layer it may not use ({', '.join(sorted(ok))})")
-                checked += 1
-    if checked < 50:
-        print(f"check_includes: only {checked} files found under {ROOT}: wrong root?")
-        return 1
-    for b in bad:
-        print(b)
-    print(f"check_includes: {checked} files, {len(bad)} includes across layers")
-    return 1 if bad else 0
-
+                top = m.group(1).split("/", 1)[0]
+                if top in FOLDERS and top not in ok:
+                    bad.append(f"{rel}:{lineno}: {layer}/ includes {m.group(1)}, "
+                               f"from a layer it may not use ({', '.join(sorted(ok))})")
+            files += 1
+    return report("check_includes", ROOT, files, bad, "includes across layers")
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -17,6 +17,8 @@ import os
 import re
 import sys
 
+from sources import report, sources
+
 ROOT = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else
                        os.path.join(os.path.dirname(__file__), "..", ".."))
 FOLDERS = ("base", "storage", "auth", "catalog", "server", "sdk")
@@ -61,30 +63,16 @@ def reason_given(lines, first):
 def main():
     bad, files = [], 0
     for folder in FOLDERS:
-        for dirpath, _, names in os.walk(os.path.join(ROOT, folder)):
-            for name in sorted(names):
-                if not name.endswith((".cc", ".h")):
-                    continue
-                path = os.path.join(dirpath, name)
-                rel = os.path.relpath(path, ROOT)
-                with open(path, encoding="utf-8", errors="replace") as f:
-                    lines = f.read().split("\n")
-                files += 1
-                if len(lines) > MAX_FILE_LINES:
-                    bad.append(f"{rel}: {len(lines)} lines (at most {MAX_FILE_LINES})")
-                for first, count in functions(lines):
-                    if count > MAX_FUNCTION_LINES and not reason_given(lines, first):
-                        bad.append(f"{rel}:{first + 1}: a function of {count} lines (at most "
-                                   f"{MAX_FUNCTION_LINES}, or a \"// Long: why\" comment above "
-                                   f"it): {lines[first].strip()[:70]}")
-    if files < 50:
-        print(f"check_sizes: only {files} files found under {ROOT}: wrong root?")
-        return 1
-    for b in bad:
-        print(b)
-    print(f"check_sizes: {files} files, {len(bad)} over the size rules")
-    return 1 if bad else 0
-
+        for rel, lines in sources(ROOT, folder):
+            files += 1
+            if len(lines) > MAX_FILE_LINES:
+                bad.append(f"{rel}: {len(lines)} lines (at most {MAX_FILE_LINES})")
+            for first, count in functions(lines):
+                if count > MAX_FUNCTION_LINES and not reason_given(lines, first):
+                    bad.append(f"{rel}:{first + 1}: a function of {count} lines (at most "
+                               f"{MAX_FUNCTION_LINES}, or a \"// Long: why\" comment above "
+                               f"it): {lines[first].strip()[:70]}")
+    return report("check_sizes", ROOT, files, bad, "over the size rules")
 
 if __name__ == "__main__":
     sys.exit(main())
