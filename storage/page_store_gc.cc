@@ -7,8 +7,10 @@
 // run tree: a run's "queries" are its own root LSNs plus the base LSNs of
 // child runs that still need the page from it (docs/storage-format.md, "GC").
 #include <algorithm>
+#include <span>
 #include <unordered_map>
 #include <unordered_set>
+#include <vector>
 
 #include "storage/page_store_impl.h"
 
@@ -24,6 +26,105 @@ constexpr size_t kCompactionAppendBytes = 1u << 20;
 struct Query {
   Lsn lsn = 0;
   uint32_t child = kNoRun;  // kNoRun: a root of the run itself
+};
+using Queries = std::vector<std::vector<Query>>;  // by run, each sorted by LSN
+
+// One page's share of PlanGc: which of its versions some root still reads.
+// A run answers its queries with its newest version at or below each query's
+// LSN; a query from a child run counts only while that child has demand (one
+// of its own active queries reads below its first version of the page).
+class PagePlanner {
+ public:
+  PagePlanner(const std::vector<Run>& runs, const std::vector<char>& rooted,
+              const Queries& queries)
+      : runs_(runs), rooted_(rooted), queries_(queries) {}
+
+  // REQUIRES: vs is one page's versions, sorted by LSN (as the index keeps
+  // them). Returns, by version, 1 to keep it; valid until the next call.
+  const std::vector<char>& Keep(std::span<const Version> vs) {
+    CollectRuns(vs);
+    keep_.assign(vs.size(), 0);
+    for (size_t i : DeepestFirst()) Decide(here_[i], vs);
+    return keep_;
+  }
+
+ private:
+  struct RunHere {
+    uint32_t run;
+    std::vector<size_t> versions;  // indexes into the page's versions
+    bool demand = false;
+  };
+
+  // The runs holding a version of the page, and their ancestors (which pass
+  // the page's demand upwards).
+  void CollectRuns(std::span<const Version> vs) {
+    const size_t nruns = runs_.size();
+    pos_.clear();
+    here_.clear();
+    for (size_t i = 0; i < vs.size(); ++i) {
+      uint32_t r = vs[i].run;
+      auto [it, inserted] = pos_.emplace(r, here_.size());
+      if (inserted) here_.push_back(RunHere{r, {}, false});
+      here_[it->second].versions.push_back(i);
+      for (uint32_t a = r < nruns ? runs_[r].base_run : kNoRun; a != kNoRun;
+           a = runs_[a].base_run) {
+        auto [ait, ains] = pos_.emplace(a, here_.size());
+        if (!ains) break;
+        here_.push_back(RunHere{a, {}, false});
+      }
+    }
+  }
+
+  // Deepest runs first, so a child's demand is known before its parent's.
+  std::vector<size_t> DeepestFirst() const {
+    std::vector<size_t> order(here_.size());
+    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+      return runs_[here_[a].run].depth > runs_[here_[b].run].depth;
+    });
+    return order;
+  }
+
+  bool Active(const Query& x) const {
+    if (x.child == kNoRun) return true;
+    auto it = pos_.find(x.child);
+    return it == pos_.end() || here_[it->second].demand;
+  }
+
+  // Sets h's demand, and keeps each of h's versions that an active query of
+  // h lands on (at or above it, below h's next version).
+  void Decide(RunHere& h, std::span<const Version> vs) {
+    if (h.run >= runs_.size() || !rooted_[h.run]) return;
+    const std::vector<Query>& q = queries_[h.run];
+    Lsn first = h.versions.empty() ? kMaxLsn : vs[h.versions.front()].lsn;
+    for (const Query& x : q) {
+      if (x.lsn >= first) break;
+      if (Active(x)) {
+        h.demand = true;
+        break;
+      }
+    }
+    for (size_t k = 0; k < h.versions.size(); ++k) {
+      Lsn lo = vs[h.versions[k]].lsn;
+      Lsn hi = k + 1 < h.versions.size() ? vs[h.versions[k + 1]].lsn : kMaxLsn;
+      auto it = std::lower_bound(q.begin(), q.end(), lo,
+                                 [](const Query& x, Lsn l) { return x.lsn < l; });
+      for (; it != q.end() && it->lsn < hi; ++it) {
+        if (Active(*it)) {
+          keep_[h.versions[k]] = 1;
+          break;
+        }
+      }
+    }
+  }
+
+  const std::vector<Run>& runs_;
+  const std::vector<char>& rooted_;
+  const Queries& queries_;
+  // Scratch for the current page, reused across pages.
+  std::unordered_map<uint32_t, size_t> pos_;  // run -> slot in here_
+  std::vector<RunHere> here_;
+  std::vector<char> keep_;
 };
 
 Status ReadFooter(RandomAccessFile* file, uint64_t size, std::vector<FooterEntry>* out) {
@@ -51,11 +152,12 @@ const Version* FindExact(std::span<const Version> vs, Lsn lsn) {
 
 PageStoreImpl::GcPlan PageStoreImpl::PlanGc(const std::unordered_set<Lsn>& roots) const {
   GcPlan plan;
-  // Runs that hold a root, and everything on their paths, are needed.
+  // Runs that hold a root, and everything on their paths, are needed; each
+  // gets a query for its own roots and for the base of each needed child.
   const size_t nruns = runs_.size();
   plan.rooted.assign(nruns, 0);
   std::vector<char>& rooted = plan.rooted;
-  std::vector<std::vector<Query>> queries(nruns);
+  Queries queries(nruns);
   for (Lsn r : roots) {
     uint32_t run = records_.at(r).run;
     queries[run].push_back(Query{r, kNoRun});
@@ -71,82 +173,19 @@ PageStoreImpl::GcPlan PageStoreImpl::PlanGc(const std::unordered_set<Lsn>& roots
     std::sort(q.begin(), q.end(), [](const Query& a, const Query& b) { return a.lsn < b.lsn; });
   }
 
-  // Per page: decide which versions some root still reads.
-  std::unordered_map<uint32_t, size_t> pos;  // run -> slot in `runs_here`
-  struct RunHere {
-    uint32_t run;
-    std::vector<size_t> versions;  // indexes into the page's versions
-    bool demand = false;
-  };
-  std::vector<RunHere> here;
+  // Per page: keep the versions some root still reads.
+  PagePlanner planner(runs_, rooted, queries);
   index_.ForEach([&](PageNo pgno, std::span<const Version> vs) {
-    pos.clear();
-    here.clear();
-    for (size_t i = 0; i < vs.size(); ++i) {
-      uint32_t r = vs[i].run;
-      auto [it, inserted] = pos.emplace(r, here.size());
-      if (inserted) here.push_back(RunHere{r, {}, false});
-      here[it->second].versions.push_back(i);
-      // Ancestors take part too (they pass the page's demand upwards).
-      for (uint32_t a = r < nruns ? runs_[r].base_run : kNoRun; a != kNoRun;
-           a = runs_[a].base_run) {
-        auto [ait, ains] = pos.emplace(a, here.size());
-        if (!ains) break;
-        here.push_back(RunHere{a, {}, false});
-      }
-    }
-    // Deepest runs first, so a child's demand is known before its parent.
-    std::vector<size_t> order(here.size());
-    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-    std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
-      return runs_[here[a].run].depth > runs_[here[b].run].depth;
-    });
-    std::vector<char> keep(vs.size(), 0);
-    bool changed = false;
-    for (size_t oi : order) {
-      RunHere& h = here[oi];
-      if (h.run >= nruns || !rooted[h.run]) continue;
-      const std::vector<Query>& q = queries[h.run];
-      auto active = [&](const Query& x) {
-        if (x.child == kNoRun) return true;
-        auto it = pos.find(x.child);
-        return it == pos.end() || here[it->second].demand;
-      };
-      Lsn first = h.versions.empty() ? kMaxLsn : vs[h.versions.front()].lsn;
-      for (const Query& x : q) {
-        if (x.lsn >= first) break;
-        if (active(x)) {
-          h.demand = true;
-          break;
-        }
-      }
-      for (size_t k = 0; k < h.versions.size(); ++k) {
-        Lsn lo = vs[h.versions[k]].lsn;
-        Lsn hi = k + 1 < h.versions.size() ? vs[h.versions[k + 1]].lsn : kMaxLsn;
-        auto it = std::lower_bound(q.begin(), q.end(), lo,
-                                   [](const Query& x, Lsn l) { return x.lsn < l; });
-        for (; it != q.end() && it->lsn < hi; ++it) {
-          if (active(*it)) {
-            keep[h.versions[k]] = 1;
-            break;
-          }
-        }
-      }
-    }
+    const std::vector<char>& keep = planner.Keep(vs);
     std::vector<Version> kept;
     for (size_t i = 0; i < vs.size(); ++i) {
-      if (keep[i]) {
-        kept.push_back(vs[i]);
-      } else {
-        changed = true;
-      }
+      if (keep[i]) kept.push_back(vs[i]);
     }
-    if (changed) {
+    if (kept.size() < vs.size()) {
       plan.removed += vs.size() - kept.size();
       plan.rewrites.emplace_back(pgno, std::move(kept));
     }
   });
-
   return plan;
 }
 
