@@ -213,61 +213,17 @@ Result<GcStats> PageStoreImpl::Gc(const GcOptions& options) {
   GcStats stats;
   const int64_t now = env_->GetClock()->NowMicros();
   const int64_t oldest = now - options.restore_window_micros;
-  std::unordered_set<Lsn> roots;
   {
     std::shared_lock<std::shared_mutex> state(state_mu_);
-    for (const auto& [id, t] : timelines_) {
-      if (!t.dropped) roots.insert(t.info.head);
-    }
-    for (Lsn pin : options.pins) {
-      if (records_.count(pin) != 0) roots.insert(pin);
-    }
-    for (auto it = records_.rbegin(); it != records_.rend(); ++it) {
-      if (it->second.meta.time_micros < oldest) break;  // times never decrease with LSN
-      roots.insert(it->first);
-    }
+    std::unordered_set<Lsn> roots = GcRoots(options, oldest);
     GcPlan plan = PlanGc(roots);
     stats.versions_removed = plan.removed;
-    std::vector<char>& rooted = plan.rooted;
-    const size_t nruns = runs_.size();
 
     // Apply the plan. No mutation can run (gc_running_), so the state read
     // above is still current when the exclusive lock is taken.
     state.unlock();
     std::unique_lock<std::shared_mutex> excl(state_mu_);
-    for (auto& [pgno, kept] : plan.rewrites) index_.Set(pgno, std::move(kept));
-    for (auto it = records_.begin(); it != records_.end();) {
-      if (roots.count(it->first)) {
-        ++it;
-        continue;
-      }
-      if (uint32_t len = it->second.meta.payload_len; len > 0) {
-        auto p = payload_bytes_.find(it->second.meta.timeline);
-        if (p != payload_bytes_.end() && (p->second -= len) == 0) payload_bytes_.erase(p);
-      }
-      it = records_.erase(it);
-    }
-    for (uint32_t r = 0; r < nruns; ++r) {
-      Run& run = runs_[r];
-      if (!run.exists) continue;
-      if (!rooted[r]) {
-        run_by_start_.erase(run.start);
-        run = Run();
-        continue;
-      }
-      std::vector<RunEntry> entries;
-      for (const RunEntry& e : run.entries) {
-        bool live = e.live && roots.count(e.lsn) != 0;
-        if (!live && !entries.empty() && !entries.back().live) continue;
-        entries.push_back(RunEntry{e.lsn, e.time_micros, live});
-      }
-      run.entries = std::move(entries);
-    }
-    for (auto it = timelines_.begin(); it != timelines_.end();) {
-      it = it->second.dropped ? timelines_.erase(it) : std::next(it);
-    }
-    gc_lsn_ = durable_lsn_;
-    path_cache_.Clear();
+    ApplyGcPlan(std::move(plan), roots);
   }
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -280,6 +236,62 @@ Result<GcStats> PageStoreImpl::Gc(const GcOptions& options) {
   BRANCHDB_RETURN_IF_ERROR(WriteManifest(manifest));
   BRANCHDB_RETURN_IF_ERROR(Compact(&stats));
   return stats;
+}
+
+std::unordered_set<Lsn> PageStoreImpl::GcRoots(const GcOptions& options, int64_t oldest) const {
+  std::unordered_set<Lsn> roots;
+  for (const auto& [id, t] : timelines_) {
+    if (!t.dropped) roots.insert(t.info.head);
+  }
+  for (Lsn pin : options.pins) {
+    if (records_.count(pin) != 0) roots.insert(pin);
+  }
+  for (auto it = records_.rbegin(); it != records_.rend(); ++it) {
+    if (it->second.meta.time_micros < oldest) break;  // times never decrease with LSN
+    roots.insert(it->first);
+  }
+  return roots;
+}
+
+void PageStoreImpl::ApplyGcPlan(GcPlan plan, const std::unordered_set<Lsn>& roots) {
+  const std::vector<char>& rooted = plan.rooted;
+  const size_t nruns = runs_.size();
+  for (auto& [pgno, kept] : plan.rewrites) index_.Set(pgno, std::move(kept));
+  // Every record that is not a root is collected (with its payload's bytes).
+  for (auto it = records_.begin(); it != records_.end();) {
+    if (roots.count(it->first)) {
+      ++it;
+      continue;
+    }
+    if (uint32_t len = it->second.meta.payload_len; len > 0) {
+      auto p = payload_bytes_.find(it->second.meta.timeline);
+      if (p != payload_bytes_.end() && (p->second -= len) == 0) payload_bytes_.erase(p);
+    }
+    it = records_.erase(it);
+  }
+  // Runs no root needs go; a needed run keeps its live roots, and each stretch
+  // of collected entries between them shrinks to one marker.
+  for (uint32_t r = 0; r < nruns; ++r) {
+    Run& run = runs_[r];
+    if (!run.exists) continue;
+    if (!rooted[r]) {
+      run_by_start_.erase(run.start);
+      run = Run();
+      continue;
+    }
+    std::vector<RunEntry> entries;
+    for (const RunEntry& e : run.entries) {
+      bool live = e.live && roots.count(e.lsn) != 0;
+      if (!live && !entries.empty() && !entries.back().live) continue;
+      entries.push_back(RunEntry{e.lsn, e.time_micros, live});
+    }
+    run.entries = std::move(entries);
+  }
+  for (auto it = timelines_.begin(); it != timelines_.end();) {
+    it = it->second.dropped ? timelines_.erase(it) : std::next(it);
+  }
+  gc_lsn_ = durable_lsn_;
+  path_cache_.Clear();
 }
 
 // Env::WriteFileAtomic, step by step, so that a failed fsync fails the store

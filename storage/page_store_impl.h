@@ -182,6 +182,14 @@ class PageStoreImpl final : public PageStore {
   };
   // Which versions the given root states still read. REQUIRES: state_mu_ held.
   GcPlan PlanGc(const std::unordered_set<Lsn>& roots) const;
+  // The states GC keeps readable: live timelines' heads, the pins that name a
+  // record, and every record at or after `oldest` (restore window, in micros).
+  // REQUIRES: state_mu_ held.
+  std::unordered_set<Lsn> GcRoots(const GcOptions& options, int64_t oldest) const;
+  // Drops what the plan computed from `roots` does not keep: versions,
+  // non-root records, unneeded runs, dropped timelines; clears the path cache.
+  // REQUIRES: state_mu_ held exclusively, no mutation since the plan was made.
+  void ApplyGcPlan(GcPlan plan, const std::unordered_set<Lsn>& roots);
   Manifest BuildManifest() const;
   Status Compact(GcStats* stats);
   // Records s as the store's failure (if it is the first) and returns it.
