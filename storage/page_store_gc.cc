@@ -423,6 +423,29 @@ Status PageStoreImpl::Compact(GcStats* stats) {
   return FailStopOnError(SyncError(env_->SyncDir(dir_)));
 }
 
+// What CompactGroup writes: the new segment, appended in pieces, and where
+// each version and live record it copied now lives (applied to the in-memory
+// state only once the segment is durable under its final name).
+struct CompactionOutput {
+  struct Move {
+    PageNo pgno;
+    Lsn lsn;
+    uint64_t offset;
+  };
+  struct LiveMove {
+    Lsn lsn;
+    uint64_t offset;
+    uint32_t meta_len;
+  };
+  std::unique_ptr<WritableFile> file;
+  std::string buf;      // written, not yet appended to the file
+  uint64_t offset = 0;  // bytes appended to the file so far
+  std::vector<std::pair<uint64_t, std::string>> footer;
+  std::vector<Move> moves;
+  std::vector<LiveMove> live_moves;
+  uint64_t old_bytes = 0;  // the sizes of the segments read
+};
+
 Status PageStoreImpl::CompactGroup(const std::vector<uint64_t>& group, GcStats* stats) {
   const uint64_t number = next_segment_++;
   const std::string final_path = SegmentPath(number);
@@ -433,128 +456,138 @@ Status PageStoreImpl::CompactGroup(const std::vector<uint64_t>& group, GcStats* 
   header.supersedes = group;
   auto out_or = env_->NewWritableFile(tmp_path, Env::OpenMode::kTruncate);
   if (!out_or.ok()) return out_or.status();
-  std::unique_ptr<WritableFile> out = std::move(*out_or);
-  std::string buf = EncodeSegmentHeader(header);
-  uint64_t offset = 0;
-  std::vector<std::pair<uint64_t, std::string>> footer;
-  struct Move {
-    PageNo pgno;
-    Lsn lsn;
-    uint64_t offset;
-  };
-  std::vector<Move> moves;
-  struct LiveMove {
-    Lsn lsn;
-    uint64_t offset;
-    uint32_t meta_len;
-  };
-  std::vector<LiveMove> live_moves;
-  uint64_t old_bytes = 0;
-  auto fail = [&](Status s) {
-    out.reset();
+  CompactionOutput out;
+  out.file = std::move(*out_or);
+  out.buf = EncodeSegmentHeader(header);
+  Status s;
+  for (uint64_t seg : group) {
+    s = CopyRetained(seg, &out);
+    if (!s.ok()) break;
+  }
+  if (s.ok()) {
+    out.buf += EncodeFooter(out.footer, out.offset + out.buf.size());
+    s = out.file->Append(out.buf);
+  }
+  if (s.ok()) s = FailStopOnError(SyncError(out.file->Sync()));  // a failed fsync is never survived
+  if (s.ok()) s = out.file->Close();
+  if (!s.ok()) {
+    out.file.reset();
     (void)env_->DeleteFile(tmp_path);
     return s;
-  };
-  for (uint64_t seg : group) {
-    std::shared_ptr<RandomAccessFile> file;
-    uint64_t size = 0;
-    {
-      std::shared_lock<std::shared_mutex> state(state_mu_);
-      size = segments_.at(seg).size;
-      auto f = File(static_cast<uint32_t>(seg));
-      if (!f.ok()) return fail(f.status());
-      file = std::move(*f);
-    }
-    old_bytes += size;
-    std::vector<FooterEntry> entries;
-    Status s = ReadFooter(file.get(), size, &entries);
-    if (!s.ok()) return fail(s.WithContext(SegmentFileName(seg)));
-    for (const FooterEntry& e : entries) {
-      RecordMeta meta = e.meta;
-      std::vector<size_t> old_image;  // old image index of each kept image entry
-      bool live = false;
-      {
-        std::shared_lock<std::shared_mutex> state(state_mu_);
-        auto rec = records_.find(meta.lsn);
-        live = rec != records_.end() && rec->second.segment == seg;
-        std::vector<PageEntry> kept;
-        size_t image = 0;
-        for (const PageEntry& pe : e.meta.entries) {
-          const Version* v = FindExact(index_.Versions(pe.pgno), meta.lsn);
-          bool retained = v != nullptr && v->segment == seg &&
-                          v->IsZero() == (pe.type == EntryType::kZero);
-          if (live || retained) {
-            kept.push_back(pe);
-            if (pe.type == EntryType::kImage) old_image.push_back(image);
-          }
-          if (pe.type == EntryType::kImage) ++image;
-        }
-        meta.entries = std::move(kept);
-      }
-      if (!live && meta.entries.empty()) continue;
-      if (!live) {
-        meta.flags |= kRecordFlagCollected;
-        meta.annotation.clear();
-        meta.payload_len = 0;
-      }
-      std::string meta_bytes = EncodeMeta(meta);
-      const uint64_t rec_off = offset + buf.size();
-      buf += EncodeRecordPrefix(meta_bytes);
-      size_t j = 0;
-      for (const PageEntry& pe : meta.entries) {
-        if (pe.type != EntryType::kImage) {
-          moves.push_back(Move{pe.pgno, meta.lsn, kZeroOffset});
-          continue;
-        }
-        std::string block(kImageBlockSize, '\0');
-        auto n = file->Read(ImageOffset(e.offset, e.meta_len, old_image[j]), kImageBlockSize,
-                            block.data());
-        if (!n.ok()) return fail(n.status());
-        if (*n != kImageBlockSize || !ImageBlockValid(block)) {
-          return fail(Status::Corruption(SegmentFileName(seg) + ": page " +
-                                         std::to_string(pe.pgno) + " of LSN " +
-                                         std::to_string(meta.lsn) + ": checksum mismatch"));
-        }
-        moves.push_back(Move{pe.pgno, meta.lsn,
-                             ImageOffset(rec_off, static_cast<uint32_t>(meta_bytes.size()), j)});
-        buf += block;
-        ++j;
-      }
-      if (meta.payload_len > 0) {
-        std::string block;
-        Status p = ReadPayloadBlock(file.get(),
-                                    PayloadOffset(e.offset, e.meta_len, e.meta.ImageCount()),
-                                    meta.lsn, meta.payload_len, &block);
-        if (!p.ok()) return fail(p.WithContext(SegmentFileName(seg)));
-        buf += block;
-      }
-      if (live) {
-        live_moves.push_back(LiveMove{meta.lsn, rec_off, static_cast<uint32_t>(meta_bytes.size())});
-      }
-      footer.emplace_back(rec_off, std::move(meta_bytes));
-      if (buf.size() >= kCompactionAppendBytes) {
-        Status a = out->Append(buf);
-        if (!a.ok()) return fail(a);
-        offset += buf.size();
-        buf.clear();
-      }
-    }
   }
-  buf += EncodeFooter(footer, offset + buf.size());
-  Status s = out->Append(buf);
-  if (s.ok()) s = FailStopOnError(SyncError(out->Sync()));  // a failed fsync is never survived
-  if (s.ok()) s = out->Close();
-  if (!s.ok()) return fail(s);
-  const uint64_t new_size = out->Size();
-  out.reset();
+  const uint64_t new_size = out.file->Size();
+  out.file.reset();
   BRANCHDB_RETURN_IF_ERROR(env_->RenameFile(tmp_path, final_path));
   // On failure the output may or may not be durable under its final name; a
   // later compaction of the same segments would then duplicate their records.
   // Fail-stop: recovery sorts it out (the output supersedes the group).
   BRANCHDB_RETURN_IF_ERROR(FailStopOnError(SyncError(env_->SyncDir(dir_))));
+  InstallCompacted(group, number, new_size, out);
+  for (uint64_t seg : group) BRANCHDB_RETURN_IF_ERROR(env_->DeleteFile(SegmentPath(seg)));
+  stats->segments_rewritten += group.size();
+  stats->bytes_reclaimed += out.old_bytes > new_size ? out.old_bytes - new_size : 0;
+  return Status::OK();
+}
+
+Status PageStoreImpl::CopyRetained(uint64_t seg, CompactionOutput* out) {
+  std::shared_ptr<RandomAccessFile> file;
+  uint64_t size = 0;
+  {
+    std::shared_lock<std::shared_mutex> state(state_mu_);
+    size = segments_.at(seg).size;
+    auto f = File(static_cast<uint32_t>(seg));
+    if (!f.ok()) return f.status();
+    file = std::move(*f);
+  }
+  out->old_bytes += size;
+  std::vector<FooterEntry> entries;
+  Status s = ReadFooter(file.get(), size, &entries);
+  if (!s.ok()) return s.WithContext(SegmentFileName(seg));
+  for (const FooterEntry& e : entries) {
+    BRANCHDB_RETURN_IF_ERROR(CopyRecord(seg, file.get(), e, out));
+  }
+  return Status::OK();
+}
+
+bool PageStoreImpl::RetainEntries(uint64_t seg, RecordMeta* meta,
+                                  std::vector<size_t>* old_image) const {
+  std::shared_lock<std::shared_mutex> state(state_mu_);
+  auto rec = records_.find(meta->lsn);
+  const bool live = rec != records_.end() && rec->second.segment == seg;
+  std::vector<PageEntry> kept;
+  size_t image = 0;
+  for (const PageEntry& pe : meta->entries) {
+    const Version* v = FindExact(index_.Versions(pe.pgno), meta->lsn);
+    bool retained = v != nullptr && v->segment == seg &&
+                    v->IsZero() == (pe.type == EntryType::kZero);
+    if (live || retained) {
+      kept.push_back(pe);
+      if (pe.type == EntryType::kImage) old_image->push_back(image);
+    }
+    if (pe.type == EntryType::kImage) ++image;
+  }
+  meta->entries = std::move(kept);
+  return live;
+}
+
+Status PageStoreImpl::CopyRecord(uint64_t seg, RandomAccessFile* file, const FooterEntry& e,
+                                 CompactionOutput* out) {
+  RecordMeta meta = e.meta;
+  std::vector<size_t> old_image;  // old image index of each kept image entry
+  const bool live = RetainEntries(seg, &meta, &old_image);
+  if (!live && meta.entries.empty()) return Status::OK();
+  if (!live) {
+    meta.flags |= kRecordFlagCollected;
+    meta.annotation.clear();
+    meta.payload_len = 0;
+  }
+  std::string meta_bytes = EncodeMeta(meta);
+  const uint64_t rec_off = out->offset + out->buf.size();
+  out->buf += EncodeRecordPrefix(meta_bytes);
+  size_t j = 0;
+  for (const PageEntry& pe : meta.entries) {
+    if (pe.type != EntryType::kImage) {
+      out->moves.push_back(CompactionOutput::Move{pe.pgno, meta.lsn, kZeroOffset});
+      continue;
+    }
+    std::string block(kImageBlockSize, '\0');
+    auto n = file->Read(ImageOffset(e.offset, e.meta_len, old_image[j]), kImageBlockSize,
+                        block.data());
+    if (!n.ok()) return n.status();
+    if (*n != kImageBlockSize || !ImageBlockValid(block)) {
+      return Status::Corruption(SegmentFileName(seg) + ": page " + std::to_string(pe.pgno) +
+                                " of LSN " + std::to_string(meta.lsn) + ": checksum mismatch");
+    }
+    out->moves.push_back(CompactionOutput::Move{
+        pe.pgno, meta.lsn, ImageOffset(rec_off, static_cast<uint32_t>(meta_bytes.size()), j)});
+    out->buf += block;
+    ++j;
+  }
+  if (meta.payload_len > 0) {
+    std::string block;
+    Status p = ReadPayloadBlock(file, PayloadOffset(e.offset, e.meta_len, e.meta.ImageCount()),
+                                meta.lsn, meta.payload_len, &block);
+    if (!p.ok()) return p.WithContext(SegmentFileName(seg));
+    out->buf += block;
+  }
+  if (live) {
+    out->live_moves.push_back(
+        CompactionOutput::LiveMove{meta.lsn, rec_off, static_cast<uint32_t>(meta_bytes.size())});
+  }
+  out->footer.emplace_back(rec_off, std::move(meta_bytes));
+  if (out->buf.size() >= kCompactionAppendBytes) {
+    BRANCHDB_RETURN_IF_ERROR(out->file->Append(out->buf));
+    out->offset += out->buf.size();
+    out->buf.clear();
+  }
+  return Status::OK();
+}
+
+void PageStoreImpl::InstallCompacted(const std::vector<uint64_t>& group, uint64_t number,
+                                     uint64_t new_size, const CompactionOutput& out) {
   {
     std::unique_lock<std::shared_mutex> state(state_mu_);
-    for (const Move& m : moves) {
+    for (const CompactionOutput::Move& m : out.moves) {
       auto vs = index_.MutableVersions(m.pgno);
       auto it = std::lower_bound(vs.begin(), vs.end(), m.lsn,
                                  [](const Version& v, Lsn l) { return v.lsn < l; });
@@ -563,7 +596,7 @@ Status PageStoreImpl::CompactGroup(const std::vector<uint64_t>& group, GcStats* 
         if (!it->IsZero()) it->offset = m.offset;
       }
     }
-    for (const LiveMove& m : live_moves) {
+    for (const CompactionOutput::LiveMove& m : out.live_moves) {
       Record& rec = records_.at(m.lsn);
       rec.segment = static_cast<uint32_t>(number);
       rec.offset = m.offset;
@@ -576,10 +609,6 @@ Status PageStoreImpl::CompactGroup(const std::vector<uint64_t>& group, GcStats* 
     std::lock_guard<std::mutex> lock(files_mu_);
     for (uint64_t seg : group) files_.erase(static_cast<uint32_t>(seg));
   }
-  for (uint64_t seg : group) BRANCHDB_RETURN_IF_ERROR(env_->DeleteFile(SegmentPath(seg)));
-  stats->segments_rewritten += group.size();
-  stats->bytes_reclaimed += old_bytes > new_size ? old_bytes - new_size : 0;
-  return Status::OK();
 }
 
 Result<SpaceUsage> PageStoreImpl::Usage(TimelineId t) const {

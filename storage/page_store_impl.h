@@ -28,6 +28,8 @@
 
 namespace branchdb::storage::internal {
 
+struct CompactionOutput;  // page_store_gc.cc
+
 // The error of an fsync (of a file or a directory) as the store reports it:
 // IOError store_failed whatever the errno (ENOSPC included), since the data's
 // durability is unknown after it (fail-stop). OK stays OK.
@@ -196,7 +198,26 @@ class PageStoreImpl final : public PageStore {
   Status FailStopOnError(Status s);
   // Writes GCSTATE atomically; a failed fsync fails the store.
   Status WriteManifest(const std::string& contents);
+  // Rewrites the sealed segments of `group` into one new segment holding only
+  // what they still must keep, makes it durable, points the state at it, then
+  // deletes the group. REQUIRES: GC running (no leader touches the segments).
   Status CompactGroup(const std::vector<uint64_t>& group, GcStats* stats);
+  // Appends to *out the records of segment seg that it still must keep.
+  Status CopyRetained(uint64_t seg, CompactionOutput* out);
+  // One record of seg (its footer entry e): live records whole; a collected
+  // one only with its retained versions, its annotation and payload dropped,
+  // and not at all when it retains none.
+  Status CopyRecord(uint64_t seg, RandomAccessFile* file, const FooterEntry& e,
+                    CompactionOutput* out);
+  // Trims meta->entries to those seg still must keep: all of them when the
+  // record is live in seg, else those whose version the index still places
+  // in seg. Appends the old image index of each kept image entry to
+  // *old_image. Returns whether the record is live in seg. Takes state_mu_.
+  bool RetainEntries(uint64_t seg, RecordMeta* meta, std::vector<size_t>* old_image) const;
+  // Points the index, the records and the segment table at the new segment
+  // `number` and forgets the group's files. REQUIRES: that segment durable.
+  void InstallCompacted(const std::vector<uint64_t>& group, uint64_t number, uint64_t new_size,
+                        const CompactionOutput& out);
 
   // Constant after construction.
   const PageStoreOptions options_;
