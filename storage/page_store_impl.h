@@ -16,6 +16,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <shared_mutex>
 #include <string>
 #include <unordered_map>
@@ -123,6 +124,29 @@ class PageStoreImpl final : public PageStore {
   };
 
   // --- open (page_store_open.cc) ---
+  // The unsealed newest segment found by recovery: writes continue in it.
+  struct TailSegment {
+    uint64_t number = 0;
+    uint32_t version = kFormatVersion;
+    std::vector<std::pair<uint64_t, std::string>> footer;  // its records so far
+  };
+  // Recovery's steps, in the order Recover takes them. Those that delete a file
+  // set *deleted, so that the directory is synced before segments are loaded.
+  // Creates the directory if allowed, and takes its LOCK file.
+  Status LockDir();
+  // The segment numbers found (sorted) and the manifest, if any; deletes
+  // leftover *.tmp files (an interrupted manifest write or compaction).
+  Status ListDir(Manifest* manifest, std::vector<uint64_t>* numbers, bool* deleted);
+  // Deletes the newest segment when its header never became durable (it was
+  // never acknowledged). Any other failure to read that header is returned.
+  Status DropUnstartedSegment(std::vector<uint64_t>* numbers, bool* deleted);
+  // Finishes interrupted compactions: deletes the segments that a compacted
+  // segment names as superseded.
+  Status DropSupersededSegments(std::vector<uint64_t>* numbers, bool* deleted);
+  // Loads every segment's records and fills segments_; at most one segment,
+  // the tail, may be unsealed (else Corruption).
+  Status LoadSegments(const std::vector<uint64_t>& numbers, std::vector<Loaded>* loaded,
+                      std::optional<TailSegment>* tail);
   Status LoadSegment(uint64_t number, bool* sealed, uint32_t* version, std::vector<Loaded>* out,
                      std::vector<std::pair<uint64_t, std::string>>* footer, uint64_t* size);
   Status ScanTail(uint64_t number, RandomAccessFile* file, uint64_t file_size, uint64_t start,
