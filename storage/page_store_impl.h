@@ -155,6 +155,19 @@ class PageStoreImpl final : public PageStore {
   // Builds the in-memory state from the manifest and the loaded records.
   // REQUIRES: mu_ and state_mu_ held (in that order).
   Status Rebuild(const Manifest& manifest, std::vector<Loaded> records);
+  // Rebuild's steps. REQUIRES: mu_ and state_mu_ held (in that order).
+  // The runs (with their markers) and the timelines the manifest names.
+  Status RestoreManifestRuns(const Manifest& manifest);
+  // Applies the records in LSN order (Corruption on a duplicate LSN), as
+  // collected when flagged so or in the manifest's collected ranges. Raises
+  // the *max_* counters to the records' LSN, timeline and time; sets
+  // *saw_collected when a record is collected by the manifest only (its
+  // segment not yet compacted, so its garbage versions came back with it).
+  Status ApplyLoaded(const Manifest& manifest, std::vector<Loaded> records, Lsn* max_lsn,
+                     TimelineId* max_timeline, int64_t* max_time, bool* saw_collected);
+  // Corruption unless each manifest run has as many live records up to the
+  // manifest's LSN as the manifest counted.
+  Status CheckLiveCounts(const Manifest& manifest) const;
 
   // --- write path (page_store_write.cc) ---
   // REQUIRES: lock holds mu_. Status of the store for a new mutation.

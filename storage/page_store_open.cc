@@ -302,46 +302,13 @@ Status PageStoreImpl::LoadSegments(const std::vector<uint64_t>& numbers,
 
 Status PageStoreImpl::Rebuild(const Manifest& manifest, std::vector<Loaded> records) {
   gc_lsn_ = manifest.last_lsn;
-  for (const ManifestRun& mr : manifest.runs) {
-    uint32_t base_run = kNoRun;
-    if (mr.base != 0) {
-      auto it = run_by_start_.find(mr.base_run_start);
-      if (it == run_by_start_.end()) return Status::Corruption("GCSTATE: base run missing");
-      base_run = it->second;
-    }
-    uint32_t r = NewRun(mr.timeline, mr.start, mr.base, base_run);
-    for (const auto& [lsn, time] : mr.markers) runs_[r].entries.push_back(RunEntry{lsn, time, false});
-  }
-  for (const ManifestTimeline& mt : manifest.timelines) {
-    auto it = run_by_start_.find(mt.run_start);
-    if (it == run_by_start_.end()) return Status::Corruption("GCSTATE: timeline run missing");
-    Timeline& t = timelines_[mt.id];
-    t.info = TimelineInfo{mt.id, mt.head, mt.created_lsn, mt.base, mt.created_micros};
-    t.run = it->second;
-  }
-
-  std::sort(records.begin(), records.end(),
-            [](const Loaded& a, const Loaded& b) { return a.meta.lsn < b.meta.lsn; });
+  BRANCHDB_RETURN_IF_ERROR(RestoreManifestRuns(manifest));
   Lsn max_lsn = manifest.last_lsn;
   TimelineId max_timeline = manifest.last_timeline;
   int64_t max_time = manifest.last_time;
-  bool saw_collected = false;  // a collected record not yet rewritten by compaction
-  for (size_t i = 0; i < records.size(); ++i) {
-    const Loaded& rec = records[i];
-    const Lsn lsn = rec.meta.lsn;
-    if (i > 0 && records[i - 1].meta.lsn == lsn) {
-      return Status::Corruption("LSN " + std::to_string(lsn) + " appears twice in the log");
-    }
-    bool collected = (rec.meta.flags & kRecordFlagCollected) ||
-                     (lsn <= manifest.last_lsn && InRanges(manifest.collected, lsn));
-    if (collected && !(rec.meta.flags & kRecordFlagCollected)) saw_collected = true;
-    Status s = ApplyRecord(rec.meta, rec.segment, rec.offset, rec.meta_len, !collected,
-                           !collected && lsn > manifest.last_lsn);
-    if (!s.ok()) return s;
-    max_lsn = std::max(max_lsn, lsn);
-    max_timeline = std::max(max_timeline, rec.meta.timeline);
-    max_time = std::max(max_time, rec.meta.time_micros);
-  }
+  bool saw_collected = false;
+  BRANCHDB_RETURN_IF_ERROR(ApplyLoaded(manifest, std::move(records), &max_lsn, &max_timeline,
+                                       &max_time, &saw_collected));
   for (Run& run : runs_) {
     if (!std::is_sorted(run.entries.begin(), run.entries.end(),
                         [](const RunEntry& a, const RunEntry& b) { return a.lsn < b.lsn; })) {
@@ -349,16 +316,7 @@ Status PageStoreImpl::Rebuild(const Manifest& manifest, std::vector<Loaded> reco
                 [](const RunEntry& a, const RunEntry& b) { return a.lsn < b.lsn; });
     }
   }
-  for (const ManifestRun& mr : manifest.runs) {
-    const Run& run = runs_[run_by_start_.at(mr.start)];
-    uint64_t live = 0;
-    for (const RunEntry& e : run.entries) live += (e.live && e.lsn <= manifest.last_lsn) ? 1 : 0;
-    if (live != mr.live_records) {
-      return Status::Corruption("run " + std::to_string(mr.start) + " has " +
-                                std::to_string(live) + " records on disk, GCSTATE says " +
-                                std::to_string(mr.live_records));
-    }
-  }
+  BRANCHDB_RETURN_IF_ERROR(CheckLiveCounts(manifest));
   if (saw_collected) {
     // Such a record brought back all of its versions, garbage included. With
     // every live record as a root, the plan drops exactly the garbage again.
@@ -379,6 +337,65 @@ Status PageStoreImpl::Rebuild(const Manifest& manifest, std::vector<Loaded> reco
     }
     pending_[id] = PendingTimeline{t.info.head, runs_[t.run].start,
                                    head->second.meta.db_size_pages, false};
+  }
+  return Status::OK();
+}
+
+Status PageStoreImpl::RestoreManifestRuns(const Manifest& manifest) {
+  for (const ManifestRun& mr : manifest.runs) {
+    uint32_t base_run = kNoRun;
+    if (mr.base != 0) {
+      auto it = run_by_start_.find(mr.base_run_start);
+      if (it == run_by_start_.end()) return Status::Corruption("GCSTATE: base run missing");
+      base_run = it->second;
+    }
+    uint32_t r = NewRun(mr.timeline, mr.start, mr.base, base_run);
+    for (const auto& [lsn, time] : mr.markers) runs_[r].entries.push_back(RunEntry{lsn, time, false});
+  }
+  for (const ManifestTimeline& mt : manifest.timelines) {
+    auto it = run_by_start_.find(mt.run_start);
+    if (it == run_by_start_.end()) return Status::Corruption("GCSTATE: timeline run missing");
+    Timeline& t = timelines_[mt.id];
+    t.info = TimelineInfo{mt.id, mt.head, mt.created_lsn, mt.base, mt.created_micros};
+    t.run = it->second;
+  }
+  return Status::OK();
+}
+
+Status PageStoreImpl::ApplyLoaded(const Manifest& manifest, std::vector<Loaded> records,
+                                  Lsn* max_lsn, TimelineId* max_timeline, int64_t* max_time,
+                                  bool* saw_collected) {
+  std::sort(records.begin(), records.end(),
+            [](const Loaded& a, const Loaded& b) { return a.meta.lsn < b.meta.lsn; });
+  for (size_t i = 0; i < records.size(); ++i) {
+    const Loaded& rec = records[i];
+    const Lsn lsn = rec.meta.lsn;
+    if (i > 0 && records[i - 1].meta.lsn == lsn) {
+      return Status::Corruption("LSN " + std::to_string(lsn) + " appears twice in the log");
+    }
+    bool collected = (rec.meta.flags & kRecordFlagCollected) ||
+                     (lsn <= manifest.last_lsn && InRanges(manifest.collected, lsn));
+    if (collected && !(rec.meta.flags & kRecordFlagCollected)) *saw_collected = true;
+    Status s = ApplyRecord(rec.meta, rec.segment, rec.offset, rec.meta_len, !collected,
+                           !collected && lsn > manifest.last_lsn);
+    if (!s.ok()) return s;
+    *max_lsn = std::max(*max_lsn, lsn);
+    *max_timeline = std::max(*max_timeline, rec.meta.timeline);
+    *max_time = std::max(*max_time, rec.meta.time_micros);
+  }
+  return Status::OK();
+}
+
+Status PageStoreImpl::CheckLiveCounts(const Manifest& manifest) const {
+  for (const ManifestRun& mr : manifest.runs) {
+    const Run& run = runs_[run_by_start_.at(mr.start)];
+    uint64_t live = 0;
+    for (const RunEntry& e : run.entries) live += (e.live && e.lsn <= manifest.last_lsn) ? 1 : 0;
+    if (live != mr.live_records) {
+      return Status::Corruption("run " + std::to_string(mr.start) + " has " +
+                                std::to_string(live) + " records on disk, GCSTATE says " +
+                                std::to_string(mr.live_records));
+    }
   }
   return Status::OK();
 }
