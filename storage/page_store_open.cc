@@ -175,6 +175,7 @@ Status PageStoreImpl::Recover() {
   std::vector<uint64_t> numbers;
   bool deleted = false;  // a file was deleted: the directory needs a sync
   BRANCHDB_RETURN_IF_ERROR(ListDir(&manifest, &numbers, &deleted));
+  // Taken before any segment is dropped: a dropped segment's number is never reused.
   const uint64_t max_number = numbers.empty() ? 0 : numbers.back();
   BRANCHDB_RETURN_IF_ERROR(DropUnstartedSegment(&numbers, &deleted));
   BRANCHDB_RETURN_IF_ERROR(DropSupersededSegments(&numbers, &deleted));
