@@ -1,15 +1,14 @@
 #include "server/http/guarded_server.h"
 
 #include <arpa/inet.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -21,11 +20,11 @@
 namespace branchdb::server::http {
 namespace {
 
-constexpr int kPollSliceMs = 100;        // how often a waiting connection looks at Stop()
+constexpr int kPollSliceMs = 100;           // how often a waiting connection looks at Stop()
 constexpr int64_t kClosingAnswerMs = 1000;  // to send a 503 or 408 (and a refused TLS handshake)
-constexpr ssize_t kWait = -2;            // Transport: poll the socket for *events, then retry
-constexpr ssize_t kTimedOut = -3;        // Drive: the deadline passed first
-constexpr ssize_t kStopped = -4;         // Drive: Stop() was called
+constexpr ssize_t kWait = -2;               // Transport: poll the socket for *events, then retry
+constexpr ssize_t kTimedOut = -3;           // Drive: the deadline passed first
+constexpr ssize_t kStopped = -4;            // Drive: Stop() was called
 
 int PollFor(socket_t sock, short events, int timeout_ms) {
   pollfd p{sock, events, 0};
@@ -60,8 +59,8 @@ void PeerAddress(socket_t sock, std::string* ip, int* port) {
 
 std::string ErrorResponse(int status, const char* reason, const std::string& code,
                           const std::string& message) {
-  std::string body = "{\"error\":{\"code\":\"" + code + "\",\"message\":\"" + message +
-                     "\",\"details\":{}}}";
+  std::string body =
+      "{\"error\":{\"code\":\"" + code + "\",\"message\":\"" + message + "\",\"details\":{}}}";
   return "HTTP/1.1 " + std::to_string(status) + " " + reason +
          "\r\nContent-Type: application/json\r\nConnection: close\r\nRetry-After: 1\r\n"
          "Content-Length: " +
@@ -165,8 +164,8 @@ class TlsTransport final : public Transport {
 // clock, nanoseconds) passes first; kStopped when listening is given and
 // becomes INVALID_SOCKET (Stop()).
 template <typename Attempt>
-ssize_t Drive(socket_t sock, Clock& clock, int64_t deadline,
-              const std::atomic<socket_t>* listening, Attempt attempt) {
+ssize_t Drive(socket_t sock, Clock& clock, int64_t deadline, const std::atomic<socket_t>* listening,
+              Attempt attempt) {
   for (;;) {
     short events = 0;
     ssize_t n = attempt(&events);
@@ -200,8 +199,7 @@ bool SendAll(Transport& transport, socket_t sock, Clock& clock, int64_t timeout_
 // (*timed_out: because the deadline passed).
 std::unique_ptr<Transport> OpenTransport(socket_t sock, SSL_CTX* tls, Clock& clock,
                                          int64_t deadline_ns,
-                                         const std::atomic<socket_t>* listening,
-                                         bool* timed_out) {
+                                         const std::atomic<socket_t>* listening, bool* timed_out) {
   *timed_out = false;
   if (tls == nullptr) return std::make_unique<PlainTransport>(sock);
   // OpenSSL's socket BIO writes with write(2), which raises SIGPIPE on a
@@ -315,9 +313,8 @@ class GuardedStream final : public httplib::Stream {
   // Receives into buf_ within the deadline: bytes read, 0 at end of stream,
   // -1 on error, timeout or Stop().
   ssize_t Fill() {
-    ssize_t n = Drive(sock_, *options_.clock, Deadline(), &listening_, [&](short* events) {
-      return transport_.Recv(buf_, sizeof buf_, events);
-    });
+    ssize_t n = Drive(sock_, *options_.clock, Deadline(), &listening_,
+                      [&](short* events) { return transport_.Recv(buf_, sizeof buf_, events); });
     if (n == kTimedOut) return TimeOut();
     if (n < 0) {
       failed_ = true;
@@ -453,7 +450,7 @@ void ConnectionGuard::InstallPool(httplib::Server& server) const {
 
 bool ConnectionGuard::Serve(socket_t sock, SSL_CTX* tls, const Listener& listener) {
   Clock& clock = *options_.clock;
-  const int64_t accepted = clock.NowMonotonicNanos();
+  const int64_t started = clock.NowMonotonicNanos();  // a thread took the connection up
   std::string ip;
   int port = 0;
   PeerAddress(sock, &ip, &port);
@@ -461,7 +458,7 @@ bool ConnectionGuard::Serve(socket_t sock, SSL_CTX* tls, const Listener& listene
   bool handshake_timed_out = false;
   if (!limiter_.Acquire(ip)) {
     int64_t budget_ms = std::min(options_.request_timeout_ms, kClosingAnswerMs);
-    auto transport = OpenTransport(sock, tls, clock, accepted + budget_ms * 1000000,
+    auto transport = OpenTransport(sock, tls, clock, started + budget_ms * 1000000,
                                    listener.listening, &handshake_timed_out);
     if (transport != nullptr) {
       (void)SendAll(*transport, sock, clock, budget_ms,
@@ -471,9 +468,9 @@ bool ConnectionGuard::Serve(socket_t sock, SSL_CTX* tls, const Listener& listene
     }
     if (options_.on_event) options_.on_event("connection_refused", ip);
   } else {
-    auto transport = OpenTransport(sock, tls, clock,
-                                   accepted + options_.request_timeout_ms * 1000000,
-                                   listener.listening, &handshake_timed_out);
+    auto transport =
+        OpenTransport(sock, tls, clock, started + options_.request_timeout_ms * 1000000,
+                      listener.listening, &handshake_timed_out);
     if (transport == nullptr) {
       if (handshake_timed_out && options_.on_event) options_.on_event("handshake_timeout", ip);
     } else {

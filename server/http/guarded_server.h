@@ -52,14 +52,14 @@
 namespace branchdb::server::http {
 
 struct GuardOptions {
-  Clock* clock = nullptr;                 // required: request deadlines (monotonic)
-  int min_threads = 8;                    // threads kept ready
-  int max_connections = 1024;             // threads at most (one per connection)
-  int max_connections_per_client = 256;   // per remote address
+  Clock* clock = nullptr;                // required: request deadlines (monotonic)
+  int min_threads = 8;                   // threads kept ready
+  int max_connections = 1024;            // threads at most (one per connection)
+  int max_connections_per_client = 256;  // per remote address
   int listen_backlog = 1024;
-  int64_t request_timeout_ms = 10000;     // a TLS handshake; headers + body of one request...
-  int64_t min_rate = 500;                 // ...plus 1 s per min_rate bytes received
-  int64_t write_timeout_ms = 30000;       // a response write that makes no progress
+  int64_t request_timeout_ms = 10000;  // a TLS handshake; headers + body of one request...
+  int64_t min_rate = 500;              // ...plus 1 s per min_rate bytes received
+  int64_t write_timeout_ms = 30000;    // a response write that makes no progress
   // Told of each refused connection ("connection_refused"), TLS handshake
   // that did not complete in time ("handshake_timeout") and timed-out request
   // ("request_timeout"), with the client's address. Optional.
@@ -85,7 +85,7 @@ class ElasticPool final : public httplib::TaskQueue {
   const size_t min_threads_, max_threads_;
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<std::function<void()>> jobs_;  // guarded by mu_
+  std::deque<std::function<void()>> jobs_;   // guarded by mu_
   std::map<uint64_t, std::thread> threads_;  // guarded by mu_
   std::vector<std::thread> retired_;         // guarded by mu_: to join
   uint64_t next_id_ = 0;                     // guarded by mu_

@@ -12,9 +12,9 @@
 //   - a body shorter than its Content-Length and trickled headers are cut off
 //     with 408 and the connection closed, over plain HTTP and over TLS;
 //   - over TLS, a handshake that does not complete within the request timeout
-//     (nothing sent, or a ClientHello trickled) closes the connection, and
-//     with every thread the server may start under such attacks (reconnecting
-//     as they are cut off), an HTTPS client is still answered;
+//     (nothing sent, or a ClientHello trickled) closes the connection; and
+//     while such attackers, reconnecting as they are cut off, outnumber the
+//     threads the server may start, an HTTPS client is still answered;
 //   - one address cannot hold more than max_connections_per_client, TLS
 //     connections included;
 //   - a connection serves one request after another (keep-alive, pipelined);
@@ -26,8 +26,8 @@
 #include <netinet/tcp.h>
 
 #include <atomic>
-#include <functional>
 #include <catch2/catch.hpp>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -218,7 +218,8 @@ TEST_CASE("slowloris connections and long queries do not keep others out (item 8
   CHECK(other == 0);
 }
 
-// The value of an unlabelled series in GET /metrics (-1: absent).
+// The value of a series in GET /metrics, named with its labels as printed
+// there (-1: absent).
 double MetricValue(testing::LiveServer& s, const std::string& name) {
   auto r = s.Client().Get("/metrics");
   if (!r || r->status != 200) return -1;
@@ -322,15 +323,6 @@ TEST_CASE("a request that does not arrive in time is cut off with 408 (item 8)",
   CHECK(health->status == 200);
 }
 
-// The value of series (name and labels, as GET /metrics prints it; -1: absent).
-double SeriesValue(testing::LiveServer& s, const std::string& series) {
-  auto r = s.Client().Get("/metrics");
-  if (!r || r->status != 200) return -1;
-  size_t at = r->body.find("\n" + series + " ");
-  if (at == std::string::npos) return -1;
-  return std::stod(r->body.substr(at + series.size() + 2));
-}
-
 TEST_CASE("a TLS handshake that does not complete in time closes the connection (item 8)",
           "[security][availability][tls]") {
   testing::TempDir certs;
@@ -357,7 +349,7 @@ TEST_CASE("a TLS handshake that does not complete in time closes the connection 
     CHECK(c.closed());
     CHECK(sent < hello.size());  // cut off before the hello was complete
   }
-  CHECK(SeriesValue(*s, "branchdb_http_connections_refused_total{reason=\"handshake_timeout\"}") ==
+  CHECK(MetricValue(*s, "branchdb_http_connections_refused_total{reason=\"handshake_timeout\"}") ==
         1);
   auto health = s->Client().Get("/healthz");
   REQUIRE(health);
