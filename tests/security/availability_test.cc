@@ -17,7 +17,8 @@
 //     threads the server may start, an HTTPS client is still answered;
 //   - one address cannot hold more than max_connections_per_client, TLS
 //     connections included;
-//   - a connection serves one request after another (keep-alive, pipelined);
+//   - a connection serves one request after another (keep-alive, pipelined),
+//     and a large answer reaches a client that reads it slowly, on both wires;
 //   - the listen backlog is the configured one, not httplib's 5 (read back
 //     from the kernel with sock_diag, as `ss -l` shows it).
 #include <linux/inet_diag.h>
@@ -501,6 +502,37 @@ TEST_CASE("a connection serves pipelined requests one after another (keep-alive)
   CHECK(first == 0);
   CHECK(second != std::string::npos);
   CHECK(third != std::string::npos);
+}
+
+TEST_CASE("a large answer arrives whole when its client reads slowly",
+          "[security][availability]") {
+  // 8 MB of JSON, read only after a pause: the server's writes fill the
+  // socket buffers and wait for room (over TLS, records retried as OpenSSL asks).
+  const Wire wire = GENERATE(Wire::kPlain, Wire::kTls);
+  INFO("over " << testing::WireName(wire));
+  testing::TempDir certs;
+  auto s = StartServer(wire, certs, [](Config&) {});
+  std::string token = s->AdminToken();
+  auto created = s->Client().Post("/v1/projects", {{"Authorization", "Bearer " + token}},
+                                  json({{"name", "big"}}).dump(), "application/json");
+  REQUIRE(created);
+  REQUIRE(created->status == 201);
+  testing::RawConnection c(s->port_, wire);
+  REQUIRE(c.ok());
+  std::string body = json({{"sql", "SELECT hex(randomblob(4000000))"}}).dump();
+  REQUIRE(c.Send("POST /v1/projects/big/branches/production/sql HTTP/1.1\r\nHost: x\r\n"
+                 "Authorization: Bearer " + token + "\r\nContent-Type: application/json\r\n"
+                 "Connection: close\r\nContent-Length: " + std::to_string(body.size()) +
+                 "\r\n\r\n" + body));
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  std::string answer = c.ReadUntilClosed(20000);
+  CHECK(c.closed());
+  REQUIRE(answer.rfind("HTTP/1.1 200", 0) == 0);
+  size_t end_of_headers = answer.find("\r\n\r\n");
+  REQUIRE(end_of_headers != std::string::npos);
+  json result = json::parse(answer.substr(end_of_headers + 4), nullptr, false);
+  REQUIRE_FALSE(result.is_discarded());
+  CHECK(result["results"][0]["rows"][0][0].get<std::string>().size() == 8000000);
 }
 
 TEST_CASE("the listen backlog is the configured one, not 5 (item 8)",
