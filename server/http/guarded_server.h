@@ -10,14 +10,15 @@
 //     and slow connections therefore cannot starve new ones, up to
 //     max_connections; beyond it, new connections wait for a thread.
 //   - Per client address, at most max_connections_per_client connections at
-//     once, counted from the connection's start (before a TLS handshake), when
-//     a thread takes it up; one more is answered
-//     503 (Retry-After) and closed. Over TLS that answer needs a handshake,
-//     which is given at most a second (request_timeout if shorter); a client
-//     that does not complete it is closed without an answer.
+//     once, counted from the connection's start (when a thread takes it up,
+//     before any TLS handshake); one more is answered 503 (Retry-After) and
+//     closed. Over TLS that answer needs a handshake, which is given at most
+//     a second (request_timeout if shorter); a client that does not complete
+//     it is closed without an answer.
 //   - TLS: the handshake must complete within request_timeout of the
-//     connection's start, or it is closed (a client that connects and sends nothing, or
-//     trickles its ClientHello, holds a thread that long at most).
+//     connection's start, or the connection is closed (a client that connects
+//     and sends nothing, or trickles its ClientHello, holds a thread that
+//     long at most).
 //   - A deadline for a whole request: its headers and body must arrive within
 //     request_timeout of its first byte, plus one second per min_rate bytes
 //     received (mod_reqtimeout's MinRate). Past it the server answers 408 and
