@@ -28,6 +28,12 @@ namespace branchdb {
 
 class CondVar;
 
+// Tag: a scoped lock that takes over a lock already held (after TryLock).
+struct AdoptLock {
+  explicit AdoptLock() = default;
+};
+inline constexpr AdoptLock kAdoptLock{};
+
 // An exclusive lock (std::mutex).
 class CAPABILITY("mutex") Mutex {
  public:
@@ -86,6 +92,7 @@ class CAPABILITY("mutex") SharedMutex {
 class SCOPED_CAPABILITY MutexLock {
  public:
   explicit MutexLock(Mutex& mu) ACQUIRE(mu) : mu_(mu) { mu_.Lock(); }
+  MutexLock(Mutex& mu, AdoptLock) REQUIRES(mu) : mu_(mu) {}
   ~MutexLock() RELEASE() {
     if (held_) mu_.Unlock();
   }
@@ -110,6 +117,7 @@ class SCOPED_CAPABILITY MutexLock {
 class SCOPED_CAPABILITY WriterLock {
  public:
   explicit WriterLock(SharedMutex& mu) ACQUIRE(mu) : mu_(mu) { mu_.Lock(); }
+  WriterLock(SharedMutex& mu, AdoptLock) REQUIRES(mu) : mu_(mu) {}
   ~WriterLock() RELEASE() { mu_.Unlock(); }
   WriterLock(const WriterLock&) = delete;
   WriterLock& operator=(const WriterLock&) = delete;
@@ -118,16 +126,24 @@ class SCOPED_CAPABILITY WriterLock {
   SharedMutex& mu_;
 };
 
-// Holds a SharedMutex shared for its scope.
+// Holds a SharedMutex shared for its scope; Unlock() lets it go early.
 class SCOPED_CAPABILITY ReaderLock {
  public:
   explicit ReaderLock(SharedMutex& mu) ACQUIRE_SHARED(mu) : mu_(mu) { mu_.LockShared(); }
-  ~ReaderLock() RELEASE() { mu_.UnlockShared(); }
+  ~ReaderLock() RELEASE() {
+    if (held_) mu_.UnlockShared();
+  }
   ReaderLock(const ReaderLock&) = delete;
   ReaderLock& operator=(const ReaderLock&) = delete;
 
+  void Unlock() RELEASE() {
+    mu_.UnlockShared();
+    held_ = false;
+  }
+
  private:
   SharedMutex& mu_;
+  bool held_ = true;
 };
 
 // A condition variable waited on with a Mutex held (std::condition_variable).

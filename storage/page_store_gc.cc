@@ -80,6 +80,7 @@ PageStoreImpl::GcPlan PageStoreImpl::PlanGc(const std::unordered_set<Lsn>& roots
   };
   std::vector<RunHere> here;
   index_.ForEach([&](PageNo pgno, std::span<const Version> vs) {
+    state_mu_.AssertReaderHeld();  // by PlanGc's caller
     pos.clear();
     here.clear();
     for (size_t i = 0; i < vs.size(); ++i) {
@@ -98,7 +99,7 @@ PageStoreImpl::GcPlan PageStoreImpl::PlanGc(const std::unordered_set<Lsn>& roots
     // Deepest runs first, so a child's demand is known before its parent.
     std::vector<size_t> order(here.size());
     for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-    std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    std::sort(order.begin(), order.end(), [&](size_t a, size_t b) REQUIRES_SHARED(state_mu_) {
       return runs_[here[a].run].depth > runs_[here[b].run].depth;
     });
     std::vector<char> keep(vs.size(), 0);
@@ -151,23 +152,23 @@ PageStoreImpl::GcPlan PageStoreImpl::PlanGc(const std::unordered_set<Lsn>& roots
 }
 
 Result<GcStats> PageStoreImpl::Gc(const GcOptions& options) {
-  std::lock_guard<std::mutex> gc_lock(gc_mu_);
+  MutexLock gc_lock(gc_mu_);
   {
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait(lock, [&] { return !gc_running_; });
+    MutexLock lock(mu_);
+    while (gc_running_) cv_.Wait(mu_);
     gc_running_ = true;  // new mutations wait; queued ones drain
-    cv_.wait(lock, [&] { return queue_.empty(); });
+    while (!queue_.empty()) cv_.Wait(mu_);
   }
   struct Done {
     PageStoreImpl* s;
     ~Done() {
-      std::lock_guard<std::mutex> lock(s->mu_);
+      MutexLock lock(s->mu_);
       s->gc_running_ = false;
-      s->cv_.notify_all();
+      s->cv_.SignalAll();
     }
   } done{this};
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     if (!failed_.ok()) return Refusal();
   }
 
@@ -176,7 +177,7 @@ Result<GcStats> PageStoreImpl::Gc(const GcOptions& options) {
   const int64_t oldest = now - options.restore_window_micros;
   std::unordered_set<Lsn> roots;
   {
-    std::shared_lock<std::shared_mutex> state(state_mu_);
+    ReaderLock state(state_mu_);
     for (const auto& [id, t] : timelines_) {
       if (!t.dropped) roots.insert(t.info.head);
     }
@@ -194,8 +195,8 @@ Result<GcStats> PageStoreImpl::Gc(const GcOptions& options) {
 
     // Apply the plan. No mutation can run (gc_running_), so the state read
     // above is still current when the exclusive lock is taken.
-    state.unlock();
-    std::unique_lock<std::shared_mutex> excl(state_mu_);
+    state.Unlock();
+    WriterLock excl(state_mu_);
     for (auto& [pgno, kept] : plan.rewrites) index_.Set(pgno, std::move(kept));
     for (auto it = records_.begin(); it != records_.end();) {
       if (roots.count(it->first)) {
@@ -231,7 +232,7 @@ Result<GcStats> PageStoreImpl::Gc(const GcOptions& options) {
     path_cache_.Clear();
   }
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     for (auto it = pending_.begin(); it != pending_.end();) {
       it = it->second.dropped ? pending_.erase(it) : std::next(it);
     }
@@ -262,7 +263,7 @@ Status PageStoreImpl::WriteManifest(const std::string& contents) {
 
 Status PageStoreImpl::FailStopOnError(Status s) {
   if (!s.ok()) {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     if (failed_.ok()) failed_ = s;
   }
   return s;
@@ -271,11 +272,11 @@ Status PageStoreImpl::FailStopOnError(Status s) {
 Manifest PageStoreImpl::BuildManifest() const {
   Manifest m;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     m.last_timeline = next_timeline_ - 1;
     m.last_time = last_time_;
   }
-  std::shared_lock<std::shared_mutex> state(state_mu_);
+  ReaderLock state(state_mu_);
   m.last_lsn = durable_lsn_;
   m.next_segment = next_segment_;
   Lsn expect = 1;
@@ -289,7 +290,9 @@ Manifest PageStoreImpl::BuildManifest() const {
     if (runs_[r].exists) order.push_back(r);
   }
   std::sort(order.begin(), order.end(),
-            [&](uint32_t a, uint32_t b) { return runs_[a].start < runs_[b].start; });
+            [&](uint32_t a, uint32_t b) REQUIRES_SHARED(state_mu_) {
+              return runs_[a].start < runs_[b].start;
+            });
   for (uint32_t r : order) {
     const Run& run = runs_[r];
     ManifestRun mr;
@@ -320,7 +323,7 @@ Status PageStoreImpl::Compact(GcStats* stats) {
   std::map<uint64_t, uint64_t> keep;
   std::map<uint64_t, Segment> segments;
   {
-    std::shared_lock<std::shared_mutex> state(state_mu_);
+    ReaderLock state(state_mu_);
     segments = segments_;
     for (const auto& [lsn, rec] : records_) {
       keep[rec.segment] += kRecordHeaderSize + kMetaFixedBytes + rec.meta.annotation.size() +
@@ -338,7 +341,7 @@ Status PageStoreImpl::Compact(GcStats* stats) {
   if (active_file_ && active != segments.end() && !active_footer_.empty() &&
       worth(active_number_, active->second)) {
     BRANCHDB_RETURN_IF_ERROR(FailStopOnError(RollSegment()));
-    std::shared_lock<std::shared_mutex> state(state_mu_);
+    ReaderLock state(state_mu_);
     segments = segments_;
   }
   std::vector<uint64_t> group;
@@ -349,11 +352,11 @@ Status PageStoreImpl::Compact(GcStats* stats) {
       // Nothing left in it: recovery would ignore all of it anyway.
       BRANCHDB_RETURN_IF_ERROR(env_->DeleteFile(SegmentPath(n)));
       {
-        std::unique_lock<std::shared_mutex> state(state_mu_);
+        WriterLock state(state_mu_);
         segments_.erase(n);
       }
       {
-        std::lock_guard<std::mutex> lock(files_mu_);
+        MutexLock lock(files_mu_);
         files_.erase(static_cast<uint32_t>(n));
       }
       stats->bytes_reclaimed += s.size;
@@ -408,7 +411,7 @@ Status PageStoreImpl::CompactGroup(const std::vector<uint64_t>& group, GcStats* 
     std::shared_ptr<RandomAccessFile> file;
     uint64_t size = 0;
     {
-      std::shared_lock<std::shared_mutex> state(state_mu_);
+      ReaderLock state(state_mu_);
       size = segments_.at(seg).size;
       auto f = File(static_cast<uint32_t>(seg));
       if (!f.ok()) return fail(f.status());
@@ -423,7 +426,7 @@ Status PageStoreImpl::CompactGroup(const std::vector<uint64_t>& group, GcStats* 
       std::vector<size_t> old_image;  // old image index of each kept image entry
       bool live = false;
       {
-        std::shared_lock<std::shared_mutex> state(state_mu_);
+        ReaderLock state(state_mu_);
         auto rec = records_.find(meta.lsn);
         live = rec != records_.end() && rec->second.segment == seg;
         std::vector<PageEntry> kept;
@@ -502,7 +505,7 @@ Status PageStoreImpl::CompactGroup(const std::vector<uint64_t>& group, GcStats* 
   // Fail-stop: recovery sorts it out (the output supersedes the group).
   BRANCHDB_RETURN_IF_ERROR(FailStopOnError(SyncError(env_->SyncDir(dir_))));
   {
-    std::unique_lock<std::shared_mutex> state(state_mu_);
+    WriterLock state(state_mu_);
     for (const Move& m : moves) {
       auto vs = index_.MutableVersions(m.pgno);
       auto it = std::lower_bound(vs.begin(), vs.end(), m.lsn,
@@ -522,7 +525,7 @@ Status PageStoreImpl::CompactGroup(const std::vector<uint64_t>& group, GcStats* 
     segments_[number] = Segment{new_size, true};
   }
   {
-    std::lock_guard<std::mutex> lock(files_mu_);
+    MutexLock lock(files_mu_);
     for (uint64_t seg : group) files_.erase(static_cast<uint32_t>(seg));
   }
   for (uint64_t seg : group) BRANCHDB_RETURN_IF_ERROR(env_->DeleteFile(SegmentPath(seg)));
@@ -532,7 +535,7 @@ Status PageStoreImpl::CompactGroup(const std::vector<uint64_t>& group, GcStats* 
 }
 
 Result<SpaceUsage> PageStoreImpl::Usage(TimelineId t) const {
-  std::shared_lock<std::shared_mutex> state(state_mu_);
+  ReaderLock state(state_mu_);
   auto tl = LiveTimeline(t);
   if (!tl.ok()) return tl.status();
   auto mine = BuildPathMap(runs_, (*tl)->run);
