@@ -150,12 +150,13 @@ struct Catalog::Impl {
 
   // Guards catalog.db (one connection, shared by every project): taken through
   // DbUse around each statement or transaction, never across store I/O.
-  Mutex db_mu;
+  // Never held with mu: DbUse EXCLUDES mu, and mu may not be taken after it.
+  Mutex db_mu ACQUIRED_AFTER(mu);
   storage::SqliteHandle db_owner GUARDED_BY(db_mu);  // opened and closed alone
   sqlite3* db GUARDED_BY(db_mu) = nullptr;           // == db_owner.get()
 
-  // Reaper thread. reaper_mu is taken before any other catalog lock (the
-  // loop checks stop under it, then works without it).
+  // Reaper thread. reaper_mu is a leaf: the loop checks stop under it, and
+  // reaps and collects without it.
   Mutex reaper_mu;
   CondVar reaper_cv;
   bool stop GUARDED_BY(reaper_mu) = false;
@@ -260,7 +261,7 @@ struct Catalog::Impl {
 // taken after it.
 class SCOPED_CAPABILITY DbUse {
  public:
-  explicit DbUse(Catalog::Impl& im) ACQUIRE(im.db_mu);
+  explicit DbUse(Catalog::Impl& im) ACQUIRE(im.db_mu) EXCLUDES(im.mu);
   ~DbUse() RELEASE() = default;
   DbUse(const DbUse&) = delete;
   DbUse& operator=(const DbUse&) = delete;
