@@ -9,9 +9,10 @@
 //   void BumpLocked() REQUIRES(mu_) { ++count_; }
 //
 // A lock that must outlive the function that took it (the catalog's
-// ProjectRef) is a std::unique_lock / std::shared_lock over these: the
-// standard names (lock, unlock, lock_shared, ...) are there for that, and the
-// analysis does not see such locks. Use them only where a lock moves.
+// ProjectRef, a PooledStore call's Use) is a std::unique_lock /
+// std::shared_lock over a SharedMutex: its standard names (lock, unlock,
+// lock_shared, unlock_shared) are there for that, and the analysis does not
+// see such locks. Use them only where a lock moves.
 //
 // Thread-safety: as std::mutex / std::shared_mutex.
 #ifndef BRANCHDB_BASE_MUTEX_H_
@@ -48,11 +49,6 @@ class CAPABILITY("mutex") Mutex {
   // Tells the analysis the lock is held where it cannot see it; checks nothing.
   void AssertHeld() const ASSERT_CAPABILITY(this) {}
 
-  // The standard names (Lockable), for std::unique_lock; see the file comment.
-  void lock() ACQUIRE() { mu_.lock(); }
-  void unlock() RELEASE() { mu_.unlock(); }
-  bool try_lock() TRY_ACQUIRE(true) { return mu_.try_lock(); }
-
  private:
   friend class CondVar;
   std::mutex mu_;
@@ -74,14 +70,12 @@ class CAPABILITY("mutex") SharedMutex {
   void AssertHeld() const ASSERT_CAPABILITY(this) {}
   void AssertReaderHeld() const ASSERT_SHARED_CAPABILITY(this) {}
 
-  // The standard names (SharedLockable), for std::unique_lock and
-  // std::shared_lock; see the file comment.
+  // The standard names, for std::unique_lock and std::shared_lock; see the
+  // file comment.
   void lock() ACQUIRE() { mu_.lock(); }
   void unlock() RELEASE() { mu_.unlock(); }
-  bool try_lock() TRY_ACQUIRE(true) { return mu_.try_lock(); }
   void lock_shared() ACQUIRE_SHARED() { mu_.lock_shared(); }
   void unlock_shared() RELEASE_SHARED() { mu_.unlock_shared(); }
-  bool try_lock_shared() TRY_ACQUIRE_SHARED(true) { return mu_.try_lock_shared(); }
 
  private:
   std::shared_mutex mu_;
@@ -92,7 +86,6 @@ class CAPABILITY("mutex") SharedMutex {
 class SCOPED_CAPABILITY MutexLock {
  public:
   explicit MutexLock(Mutex& mu) ACQUIRE(mu) : mu_(mu) { mu_.Lock(); }
-  MutexLock(Mutex& mu, AdoptLock) REQUIRES(mu) : mu_(mu) {}
   ~MutexLock() RELEASE() {
     if (held_) mu_.Unlock();
   }
