@@ -169,7 +169,7 @@ ClientAuth AuthServiceImpl::AuthenticateClient(const OAuthRequest& request) {
   std::string stored_hash;
   std::optional<ClientInfo> info;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     int64_t now = NowSeconds();
     int64_t wait = std::max(RetryAfterLocked(client_key, now),
                             request.source_address.empty() ? 0 : RetryAfterLocked(addr_key, now));
@@ -187,7 +187,7 @@ ClientAuth AuthServiceImpl::AuthenticateClient(const OAuthRequest& request) {
   // Hash outside the lock; unknown ids verify against a dummy hash (same cost).
   bool ok = VerifySecret(secret, info ? stored_hash : DummyHash(options_.pbkdf2_iterations));
   if (!ok || !info) {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     int64_t now = NowSeconds();
     RecordFailureLocked(client_key, now);
     if (!request.source_address.empty()) RecordFailureLocked(addr_key, now);
@@ -270,7 +270,7 @@ HttpReply AuthServiceImpl::RevocationEndpoint(const OAuthRequest& request) {
   auto verified = VerifySignatureOnly(*token);
   if (verified.ok() && auth.client->enabled &&
       (verified->client_id == auth.client->client_id || MayActOnAnyToken(*auth.client))) {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     if (revoked_.emplace(verified->jti, verified->exp).second) {
       Status st = SaveRevokedLocked();
       if (!st.ok()) {

@@ -79,7 +79,7 @@ Status AuthServiceImpl::WritePrivateFile(const std::string& path, std::string_vi
 }
 
 Status AuthServiceImpl::Load() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   BRANCHDB_RETURN_IF_ERROR(env_->CreateDirs(JoinPath(AuthDir(), kKeysDir)));
   BRANCHDB_RETURN_IF_ERROR(LoadClientsLocked());
   BRANCHDB_RETURN_IF_ERROR(LoadKeysLocked());
@@ -169,7 +169,7 @@ Result<NewClient> AuthServiceImpl::CreateClient(const ClientSpec& spec) {
   out.info.enabled = true;
   out.info.created_at = NowSeconds();
 
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   if (clients_.count(out.info.client_id) != 0) {
     return Status::Unavailable("client id collision; retry");
   }
@@ -183,21 +183,21 @@ Result<NewClient> AuthServiceImpl::CreateClient(const ClientSpec& spec) {
 }
 
 std::vector<ClientInfo> AuthServiceImpl::ListClients() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   std::vector<ClientInfo> out;
   for (const auto& [id, rec] : clients_) out.push_back(rec.info);
   return out;
 }
 
 Result<ClientInfo> AuthServiceImpl::GetClient(std::string_view client_id) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   auto it = clients_.find(client_id);
   if (it == clients_.end()) return Status::NotFound("no such client", "client_not_found");
   return it->second.info;
 }
 
 Status AuthServiceImpl::SetClientEnabled(std::string_view client_id, bool enabled) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   auto it = clients_.find(client_id);
   if (it == clients_.end()) return Status::NotFound("no such client", "client_not_found");
   bool before = it->second.info.enabled;
@@ -208,7 +208,7 @@ Status AuthServiceImpl::SetClientEnabled(std::string_view client_id, bool enable
 }
 
 Status AuthServiceImpl::DeleteClient(std::string_view client_id) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   auto it = clients_.find(client_id);
   if (it == clients_.end()) return Status::NotFound("no such client", "client_not_found");
   ClientRecord saved = it->second;
@@ -222,7 +222,7 @@ Result<EnsureAdminResult> AuthServiceImpl::EnsureAdminClient(std::string_view to
   EnsureAdminResult result;
   result.path = JoinPath(options_.data_dir, "admin-credentials.json");
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     if (!clients_.empty()) return result;
   }
   // The credentials file is written before the registry, so that a crash in
@@ -243,7 +243,7 @@ Result<EnsureAdminResult> AuthServiceImpl::EnsureAdminClient(std::string_view to
   rec.info.enabled = true;
   rec.info.created_at = NowSeconds();
 
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   if (!clients_.empty()) return result;  // raced with another caller
   json creds = {{"client_id", rec.info.client_id},
                 {"client_secret", secret},
@@ -373,19 +373,19 @@ Status AuthServiceImpl::PruneLocked(int64_t now) {
 }
 
 Status AuthServiceImpl::RotateSigningKey() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   int64_t now = NowSeconds();
   BRANCHDB_RETURN_IF_ERROR(RotateLocked(now));
   return PruneLocked(now);
 }
 
 std::string AuthServiceImpl::CurrentKeyId() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   return keys_.empty() ? std::string() : keys_.back().kid;
 }
 
 Status AuthServiceImpl::Maintain() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   int64_t now = NowSeconds();
   if (options_.key_rotation_seconds > 0 && !keys_.empty() &&
       now >= keys_.back().created_at + options_.key_rotation_seconds) {
@@ -397,7 +397,7 @@ Status AuthServiceImpl::Maintain() {
 HttpReply AuthServiceImpl::JwksEndpoint() {
   json keys = json::array();
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     int64_t now = NowSeconds();
     for (const auto& k : keys_) {
       if (!KeyUsableLocked(k, now)) continue;

@@ -38,7 +38,7 @@ Result<std::string> AuthServiceImpl::SignToken(std::string_view typ,
   std::shared_ptr<const Ed25519Key> key;
   std::string kid;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     if (keys_.empty()) return Status::FailedPrecondition("no signing key");
     key = keys_.back().key;
     kid = keys_.back().kid;
@@ -70,7 +70,7 @@ Result<VerifiedJwt> AuthServiceImpl::VerifySignatureOnly(std::string_view token)
   policy.max_lifetime = kMaxTokenLifetimeSeconds;
   policy.max_bytes = options_.max_token_bytes;
   return VerifyJwt(token, policy, [this, now = policy.now](std::string_view kid) {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     for (const auto& k : keys_) {
       if (k.kid == kid && KeyUsableLocked(k, now)) return k.key;
     }
@@ -122,7 +122,7 @@ std::optional<Principal> AuthServiceImpl::VerifyInternal(std::string_view token,
     p.read_write = access == "read_write";
   }
 
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   if (revoked_.count(p.jti) != 0) {
     *error = Err(Kind::kInvalidToken, "token revoked");
     return std::nullopt;
@@ -296,7 +296,7 @@ std::optional<DbCredential> AuthServiceImpl::IssueDbCredential(
 Status AuthServiceImpl::RevokeToken(std::string_view token) {
   auto v = VerifySignatureOnly(token);
   if (!v.ok()) return Status::OK();
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   if (!revoked_.emplace(v->jti, v->exp).second) return Status::OK();
   Status st = SaveRevokedLocked();
   if (!st.ok()) revoked_.erase(v->jti);

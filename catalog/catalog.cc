@@ -13,14 +13,14 @@ Catalog::~Catalog() = default;
 
 Catalog::Impl::~Impl() {
   {
-    std::lock_guard<std::mutex> l(reaper_mu);
+    MutexLock l(reaper_mu);
     stop = true;
   }
-  reaper_cv.notify_all();
+  reaper_cv.SignalAll();
   if (reaper.joinable()) reaper.join();
   // Stores still held (by connections) stay open until their owners let go.
   projects.clear();
-  std::lock_guard<std::mutex> l(db_mu);
+  MutexLock l(db_mu);
   db = nullptr;
   db_owner.reset();
 }
@@ -71,10 +71,13 @@ Result<std::unique_ptr<Catalog>> Catalog::Open(const CatalogOptions& options,
   sqlite3* raw = nullptr;
   int rc = sqlite3_open_v2(path.c_str(), &raw,
                            SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
-  impl->db_owner.reset(raw);
-  impl->db = raw;
-  if (rc != SQLITE_OK) return CatalogError(impl->db, "open " + path);
-  sqlite3_busy_timeout(impl->db, 5000);
+  {
+    MutexLock l(impl->db_mu);  // nothing else runs yet: for the analysis
+    impl->db_owner.reset(raw);
+    impl->db = raw;
+  }
+  if (rc != SQLITE_OK) return CatalogError(raw, "open " + path);
+  sqlite3_busy_timeout(raw, 5000);
   BRANCHDB_RETURN_IF_ERROR(
       DbUse(*impl).Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"));
   BRANCHDB_RETURN_IF_ERROR(impl->InitSchema());
@@ -117,7 +120,7 @@ Status Catalog::Impl::LoadProjects() {
     BRANCHDB_RETURN_IF_ERROR(p->store->OpenNow().WithContext("project " + p->info.name));
     BRANCHDB_RETURN_IF_ERROR(Reconcile(*p));
     p->store->TryClose();
-    std::lock_guard<std::mutex> l(mu);
+    MutexLock l(mu);
     projects[p->info.name] = std::move(p);
   }
   // Directories of projects whose catalog row was never written (or was deleted).
@@ -172,7 +175,7 @@ Result<ProjectInfo> Catalog::CreateProject(const std::string& name,
   BRANCHDB_RETURN_IF_ERROR(CheckWindow(window));
   Impl& im = *impl_;
   {
-    std::lock_guard<std::mutex> l(im.mu);
+    MutexLock l(im.mu);
     if (im.projects.count(name) || im.creating.count(name)) {
       return Status::AlreadyExists("project '" + name + "' exists", "project_exists");
     }
@@ -209,7 +212,7 @@ Result<ProjectInfo> Catalog::CreateProject(const std::string& name,
     return p;
   };
   auto made = make();
-  std::lock_guard<std::mutex> l(im.mu);  // released before `made` is let go
+  MutexLock l(im.mu);  // released before `made` is let go
   im.creating.erase(name);
   if (!made.ok()) return made.status();
   im.projects[name] = *made;
@@ -219,12 +222,12 @@ Result<ProjectInfo> Catalog::CreateProject(const std::string& name,
 Result<ProjectInfo> Catalog::GetProject(const std::string& name) {
   auto p = impl_->FindProject(name);
   if (!p.ok()) return p.status();
-  std::lock_guard<std::mutex> l(impl_->mu);  // info's mutable fields
+  MutexLock l(impl_->mu);  // info's mutable fields
   return (*p)->info;
 }
 
 std::vector<ProjectInfo> Catalog::ListProjects() {
-  std::lock_guard<std::mutex> l(impl_->mu);
+  MutexLock l(impl_->mu);
   std::vector<ProjectInfo> out;
   for (auto& [name, p] : impl_->projects) out.push_back(p->info);
   return out;
@@ -245,10 +248,11 @@ Status Catalog::DeleteProject(const std::string& name, bool force) {
   BRANCHDB_RETURN_IF_ERROR(im.DeleteProjectRows(**p));
   // Nobody finds it any more; whoever still holds it (a call in progress, a
   // connection) fails from now on, and the last of them removes its directory.
+  (*p)->mu.AssertHeld();  // by p.lock
   (*p)->deleted = true;
   (*p)->store->Retire(
       Status::NotFound("project '" + name + "' was deleted", "project_not_found"));
-  std::lock_guard<std::mutex> l(im.mu);
+  MutexLock l(im.mu);
   auto it = im.projects.find(name);
   if (it != im.projects.end() && it->second == p->project) im.projects.erase(it);
   return Status::OK();
@@ -265,7 +269,7 @@ Status Catalog::SetRestoreWindow(const std::string& project, int64_t w) {
     s.Bind(1, (*p)->info.id).Bind(2, w);
     BRANCHDB_RETURN_IF_ERROR(s.Run());
   }
-  std::lock_guard<std::mutex> l(im.mu);
+  MutexLock l(im.mu);
   (*p)->info.restore_window_micros = w;
   return Status::OK();
 }
@@ -474,7 +478,7 @@ Status Catalog::RenameBranch(const std::string& project, const std::string& from
     }));
   }
   if (is_default) {
-    std::lock_guard<std::mutex> l(im.mu);
+    MutexLock l(im.mu);
     p.info.default_branch = to;
   }
   return Status::OK();
@@ -575,11 +579,11 @@ Result<int> Catalog::ReapExpired() {
 }
 
 void Catalog::Impl::ReaperLoop() {
-  std::unique_lock<std::mutex> l(reaper_mu);
+  MutexLock l(reaper_mu);
   while (!stop) {
-    reaper_cv.wait_for(l, std::chrono::microseconds(options.reaper_interval_micros));
+    reaper_cv.WaitFor(reaper_mu, std::chrono::microseconds(options.reaper_interval_micros));
     if (stop) break;
-    l.unlock();
+    l.Unlock();
     std::vector<ReapedBranch> reaped;
     (void)Reap(&reaped);
     NotifyReaped(reaped);
@@ -592,13 +596,13 @@ void Catalog::Impl::ReaperLoop() {
     pool->CloseIdle(kStoreIdleMicros);
     for (const auto& p : to_gc) {
       {
-        std::lock_guard<std::mutex> s(reaper_mu);
+        MutexLock s(reaper_mu);
         if (stop) break;
       }
       (void)GcProject(p);  // NotFound project_not_found once deleted
     }
     to_gc.clear();  // without reaper_mu: a deleted project's last owner removes its files
-    l.lock();
+    l.Lock();
   }
 }
 

@@ -132,7 +132,7 @@ BranchRow ReadBranch(const Stmt& s) {
 }  // namespace
 
 Result<std::shared_ptr<Project>> Catalog::Impl::FindProject(const std::string& name) {
-  std::lock_guard<std::mutex> l(mu);
+  MutexLock l(mu);
   auto it = projects.find(name);
   if (it == projects.end()) {
     return Status::NotFound("project '" + name + "' not found", "project_not_found");
@@ -154,7 +154,8 @@ Result<ReadLocked> Catalog::Impl::ReadProject(const std::string& name) {
 
 Result<ReadLocked> Catalog::Impl::ReadProject(std::shared_ptr<Project> p) {
   ReadLocked r{std::move(p), {}};
-  r.lock = std::shared_lock<std::shared_mutex>(r.project->mu);
+  r.lock = ReadLock(r.project->mu);
+  r.project->mu.AssertReaderHeld();  // by r.lock
   if (r.project->deleted) return ProjectGone(*r.project);
   return r;
 }
@@ -167,31 +168,32 @@ Result<WriteLocked> Catalog::Impl::WriteProject(const std::string& name) {
 
 Result<WriteLocked> Catalog::Impl::WriteProject(std::shared_ptr<Project> p) {
   WriteLocked w{std::move(p), {}};
-  w.lock = std::unique_lock<std::shared_mutex>(w.project->mu);
+  w.lock = WriteLock(w.project->mu);
+  w.project->mu.AssertHeld();  // by w.lock
   if (w.project->deleted) return ProjectGone(*w.project);
   return w;
 }
 
-Result<Catalog::Impl::BranchRef<std::shared_lock<std::shared_mutex>>>
+Result<Catalog::Impl::BranchRef<ReadLock>>
 Catalog::Impl::ReadProjectBranch(const std::string& project, const std::string& branch) {
   auto p = ReadProject(project);
   if (!p.ok()) return p.status();
   auto row = FindBranch(**p, branch);
   if (!row.ok()) return row.status();
-  return BranchRef<std::shared_lock<std::shared_mutex>>{std::move(*p), std::move(*row)};
+  return BranchRef<ReadLock>{std::move(*p), std::move(*row)};
 }
 
-Result<Catalog::Impl::BranchRef<std::unique_lock<std::shared_mutex>>>
+Result<Catalog::Impl::BranchRef<WriteLock>>
 Catalog::Impl::WriteProjectBranch(const std::string& project, const std::string& branch) {
   auto p = WriteProject(project);
   if (!p.ok()) return p.status();
   auto row = FindBranch(**p, branch);
   if (!row.ok()) return row.status();
-  return BranchRef<std::unique_lock<std::shared_mutex>>{std::move(*p), std::move(*row)};
+  return BranchRef<WriteLock>{std::move(*p), std::move(*row)};
 }
 
 std::vector<std::shared_ptr<Project>> Catalog::Impl::Projects() {
-  std::lock_guard<std::mutex> l(mu);
+  MutexLock l(mu);
   std::vector<std::shared_ptr<Project>> out;
   out.reserve(projects.size());
   for (const auto& [name, p] : projects) out.push_back(p);
@@ -442,9 +444,9 @@ Status RemoveTree(Env* env, const std::string& dir) {
 }
 
 std::string NewProjectId() {
-  static std::mutex mu;
+  static Mutex mu;  // of rng
   static std::mt19937_64 rng{std::random_device{}()};
-  std::lock_guard<std::mutex> l(mu);
+  MutexLock l(mu);
   uint64_t v = rng();
   static const char* kHex = "0123456789abcdef";
   std::string id = "p";

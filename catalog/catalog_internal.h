@@ -5,18 +5,16 @@
 
 #include <sqlite3.h>
 
-#include <condition_variable>
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <set>
-#include <shared_mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "base/mutex.h"
 #include "catalog/catalog.h"
 #include "storage/store_pool.h"
 
@@ -93,17 +91,22 @@ struct Project {
   // whose long part needs no catalog row (a diff's comparison, a promotion's
   // replay, an import's writes, a GC) release it first and keep the project,
   // and so its store.
-  std::shared_mutex mu;
-  bool deleted = false;  // guarded by mu: DeleteProject ran
+  SharedMutex mu;
+  bool deleted GUARDED_BY(mu) = false;  // DeleteProject ran
 
   // Held across a store GC (without mu) and by LabelCheckpoint, so that a
   // state cannot be labelled while a GC that does not pin it runs.
-  std::mutex gc_mu;
+  Mutex gc_mu ACQUIRED_BEFORE(mu);
 };
 
 // A project found by name and locked (ProjectRef<shared_lock> to read,
 // <unique_lock> to change it), not deleted. The lock is released before the
 // project is let go (members are destroyed in reverse order).
+//
+// The lock is a std lock over Project::mu (base/mutex.h) because it leaves
+// the function that took it (ReadProject, WriteProject): clang's analysis
+// cannot follow it there, so the functions below that need p.mu held (the
+// catalog rows it guards are not C++ members either) say so in comments.
 template <class Lock>
 struct ProjectRef {
   std::shared_ptr<Project> project;
@@ -111,8 +114,10 @@ struct ProjectRef {
   Project& operator*() const { return *project; }
   Project* operator->() const { return project.get(); }
 };
-using ReadLocked = ProjectRef<std::shared_lock<std::shared_mutex>>;
-using WriteLocked = ProjectRef<std::unique_lock<std::shared_mutex>>;
+using ReadLock = std::shared_lock<SharedMutex>;
+using WriteLock = std::unique_lock<SharedMutex>;
+using ReadLocked = ProjectRef<ReadLock>;
+using WriteLocked = ProjectRef<WriteLock>;
 
 // A catalog row of one branch (without store facts).
 struct BranchRow {
@@ -124,29 +129,6 @@ struct BranchRow {
   std::optional<int64_t> expires_micros;
   bool is_protected = false;
   std::optional<int64_t> idle_timeout_seconds;
-};
-
-// Exclusive use of catalog.db for one statement or one transaction: holds
-// Catalog::Impl::db_mu, and is the only way to reach the connection.
-// Statements prepared on get() must be destroyed first (declare the DbUse
-// before them). Never held across store I/O or with another catalog lock
-// taken after it.
-class DbUse {
- public:
-  explicit DbUse(Catalog::Impl& im);
-  DbUse(const DbUse&) = delete;
-  DbUse& operator=(const DbUse&) = delete;
-
-  sqlite3* get() const { return db_; }
-  // sqlite3_exec: IOError catalog_error, or ResourceExhausted disk_full.
-  Status Exec(const char* sql) const;
-  // body's statements as one transaction (BEGIN IMMEDIATE .. COMMIT); rolled
-  // back when body or the COMMIT fails.
-  Status Transaction(const std::function<Status()>& body) const;
-
- private:
-  std::lock_guard<std::mutex> lock_;
-  sqlite3* const db_;
 };
 
 struct Catalog::Impl {
@@ -162,20 +144,22 @@ struct Catalog::Impl {
   // Guards the name -> project map and the names being created; held briefly,
   // never across I/O. (With Project::mu it also guards ProjectInfo's mutable
   // fields, see Project.)
-  std::mutex mu;
-  std::map<std::string, std::shared_ptr<Project>> projects;  // guarded by mu; by name
-  std::set<std::string> creating;                            // guarded by mu
+  Mutex mu;
+  std::map<std::string, std::shared_ptr<Project>> projects GUARDED_BY(mu);  // by name
+  std::set<std::string> creating GUARDED_BY(mu);
 
   // Guards catalog.db (one connection, shared by every project): taken through
   // DbUse around each statement or transaction, never across store I/O.
-  std::mutex db_mu;
-  storage::SqliteHandle db_owner;  // guarded by db_mu (opened and closed alone)
-  sqlite3* db = nullptr;           // guarded by db_mu; == db_owner.get()
+  // Never held with mu: DbUse EXCLUDES mu, and mu may not be taken after it.
+  Mutex db_mu ACQUIRED_AFTER(mu);
+  storage::SqliteHandle db_owner GUARDED_BY(db_mu);  // opened and closed alone
+  sqlite3* db GUARDED_BY(db_mu) = nullptr;           // == db_owner.get()
 
-  // Reaper thread.
-  std::mutex reaper_mu;
-  std::condition_variable reaper_cv;
-  bool stop = false;  // guarded by reaper_mu
+  // Reaper thread. reaper_mu is a leaf: the loop checks stop under it, and
+  // reaps and collects without it.
+  Mutex reaper_mu;
+  CondVar reaper_cv;
+  bool stop GUARDED_BY(reaper_mu) = false;
   std::thread reaper;
   int64_t last_gc_micros = 0;  // used by the reaper thread only
 
@@ -191,7 +175,7 @@ struct Catalog::Impl {
 
   // --- Projects ---
   // The live project named name (NotFound project_not_found), from the map.
-  Result<std::shared_ptr<Project>> FindProject(const std::string& name);
+  Result<std::shared_ptr<Project>> FindProject(const std::string& name) EXCLUDES(mu);
   // FindProject, then p->mu shared / exclusive; NotFound when it was deleted
   // meanwhile. REQUIRES: no catalog lock held.
   Result<ReadLocked> ReadProject(const std::string& name);
@@ -204,12 +188,12 @@ struct Catalog::Impl {
     ProjectRef<Lock> project;
     BranchRow row;
   };
-  Result<BranchRef<std::shared_lock<std::shared_mutex>>> ReadProjectBranch(
+  Result<BranchRef<ReadLock>> ReadProjectBranch(
       const std::string& project, const std::string& branch);
-  Result<BranchRef<std::unique_lock<std::shared_mutex>>> WriteProjectBranch(
+  Result<BranchRef<WriteLock>> WriteProjectBranch(
       const std::string& project, const std::string& branch);
   // The live projects now.
-  std::vector<std::shared_ptr<Project>> Projects();
+  std::vector<std::shared_ptr<Project>> Projects() EXCLUDES(mu);
 
   // --- catalog.db (each takes db_mu itself, through DbUse) ---
   Status InitSchema();
@@ -268,6 +252,30 @@ struct Catalog::Impl {
   Result<storage::GcStats> GcProject(const std::shared_ptr<Project>& p);
   // Background loop.
   void ReaperLoop();
+};
+
+// Exclusive use of catalog.db for one statement or one transaction: holds
+// Catalog::Impl::db_mu, and is the only way to reach the connection.
+// Statements prepared on get() must be destroyed first (declare the DbUse
+// before them). Never held across store I/O or with another catalog lock
+// taken after it.
+class SCOPED_CAPABILITY DbUse {
+ public:
+  explicit DbUse(Catalog::Impl& im) ACQUIRE(im.db_mu) EXCLUDES(im.mu);
+  ~DbUse() RELEASE() = default;
+  DbUse(const DbUse&) = delete;
+  DbUse& operator=(const DbUse&) = delete;
+
+  sqlite3* get() const { return db_; }
+  // sqlite3_exec: IOError catalog_error, or ResourceExhausted disk_full.
+  Status Exec(const char* sql) const;
+  // body's statements as one transaction (BEGIN IMMEDIATE .. COMMIT); rolled
+  // back when body or the COMMIT fails.
+  Status Transaction(const std::function<Status()>& body) const;
+
+ private:
+  MutexLock lock_;
+  sqlite3* const db_;
 };
 
 // Deletes dir and everything under it through env.

@@ -215,7 +215,7 @@ Status Catalog::LabelCheckpoint(const std::string& project, const std::string& b
   Impl& im = *impl_;
   auto project_ref = im.FindProject(project);
   if (!project_ref.ok()) return project_ref.status();
-  std::lock_guard<std::mutex> gc_lock((*project_ref)->gc_mu);  // no GC while labelling
+  MutexLock gc_lock((*project_ref)->gc_mu);  // no GC while labelling
   auto pr = im.WriteProject(*project_ref);
   if (!pr.ok()) return pr.status();
   const Project& p = **pr;
@@ -410,7 +410,7 @@ Result<RollbackResult> Catalog::ResetFromParent(const std::string& project,
 // --- GC, connections ---------------------------------------------------------------
 
 Result<storage::GcStats> Catalog::Impl::GcProject(const std::shared_ptr<Project>& p) {
-  std::lock_guard<std::mutex> gc_lock(p->gc_mu);
+  MutexLock gc_lock(p->gc_mu);
   storage::GcOptions o;
   {
     auto locked = ReadProject(p);

@@ -7,6 +7,7 @@ PACKAGES=(
   build-essential cmake ninja-build pkg-config python3
   libcpp-httplib-dev nlohmann-json3-dev libspdlog-dev catch2 libsqlite3-dev libssl-dev
   libcli11-dev libtomlplusplus-dev
+  clang  # not the compiler: tests/threads runs its thread-safety analysis
 )
 
 missing=()

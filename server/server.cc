@@ -11,10 +11,8 @@
 
 #include <sys/stat.h>
 
-#include <condition_variable>
-#include <mutex>
-
 #include "auth/auth.h"
+#include "base/mutex.h"
 #include "base/process.h"
 #include "catalog/catalog.h"
 #include "server/compute/supervisor.h"
@@ -77,8 +75,10 @@ struct ApiServer::Parts {
   std::unique_ptr<compute::ComputeSupervisor> computes;
   // The catalog's reaper may call back before the supervisor exists or while
   // it is being destroyed: it uses the supervisor under reaper_mu only.
-  std::mutex reaper_mu;
-  compute::ComputeSupervisor* computes_for_reaper = nullptr;  // guarded by reaper_mu
+  // Taken on the reaper's thread with no catalog lock held; under it only
+  // ComputeSupervisor::Remove (the supervisor's mu_).
+  Mutex reaper_mu;
+  compute::ComputeSupervisor* computes_for_reaper GUARDED_BY(reaper_mu) = nullptr;
   std::unique_ptr<httplib::Server> http;  // a GuardedServer or GuardedSslServer
   std::function<bool()> set_backlog;      // the listen queue, after binding
   std::unique_ptr<http::Admission> admission;
@@ -89,9 +89,9 @@ struct ApiServer::Parts {
 
   // Housekeeping thread: auth key rotation and pruning, every minute.
   std::thread housekeeper;
-  std::mutex hk_mu;
-  std::condition_variable hk_cv;
-  bool hk_stop = false;  // guarded by hk_mu
+  Mutex hk_mu;  // a leaf: Maintain() runs without it
+  CondVar hk_cv;
+  bool hk_stop GUARDED_BY(hk_mu) = false;
 };
 
 ApiServer::ApiServer(const Config& config, Env* env)
@@ -101,10 +101,10 @@ ApiServer::~ApiServer() {
   Stop();
   if (parts_->housekeeper.joinable()) {
     {
-      std::lock_guard<std::mutex> l(parts_->hk_mu);
+      MutexLock l(parts_->hk_mu);
       parts_->hk_stop = true;
     }
-    parts_->hk_cv.notify_all();
+    parts_->hk_cv.SignalAll();
     parts_->housekeeper.join();
   }
   // Close in dependency order: the HTTP server (no more handlers), computes
@@ -112,7 +112,7 @@ ApiServer::~ApiServer() {
   parts_->router.reset();
   parts_->http.reset();
   {
-    std::lock_guard<std::mutex> l(parts_->reaper_mu);
+    MutexLock l(parts_->reaper_mu);
     parts_->computes_for_reaper = nullptr;
   }
   parts_->computes.reset();
@@ -201,7 +201,7 @@ Status ApiServer::Init() {
                                               const std::string& branch, storage::TimelineId) {
     logger->info("event=branch_expired project={} branch={}", http::LogValue(project),
                  http::LogValue(branch));
-    std::lock_guard<std::mutex> l(parts->reaper_mu);
+    MutexLock l(parts->reaper_mu);
     if (parts->computes_for_reaper != nullptr) {
       parts->computes_for_reaper->Remove(project + "/" + branch);
     }
@@ -258,7 +258,7 @@ Status ApiServer::Init() {
   parts_->computes = std::move(*sup);
   services_.computes = parts_->computes.get();
   {
-    std::lock_guard<std::mutex> l(parts_->reaper_mu);
+    MutexLock l(parts_->reaper_mu);
     parts_->computes_for_reaper = parts_->computes.get();
   }
   compute::ComputeSupervisor* computes = parts_->computes.get();
@@ -347,15 +347,15 @@ Status ApiServer::Init() {
   parts_->router->AddFallbacks();  // unknown routes' bodies: discarded, never buffered
 
   parts_->housekeeper = std::thread([parts, logger] {
-    std::unique_lock<std::mutex> l(parts->hk_mu);
+    MutexLock l(parts->hk_mu);
     while (!parts->hk_stop) {
-      parts->hk_cv.wait_for(l, std::chrono::seconds(60));
+      parts->hk_cv.WaitFor(parts->hk_mu, std::chrono::seconds(60));
       if (parts->hk_stop) break;
-      l.unlock();
+      l.Unlock();
       if (Status s = parts->auth->Maintain(); !s.ok()) {
         logger->warn("event=auth_maintain_failed error=\"{}\"", http::LogValue(s.ToString()));
       }
-      l.lock();
+      l.Lock();
     }
   });
   return Status::OK();

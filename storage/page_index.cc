@@ -24,7 +24,7 @@ std::shared_ptr<const PathMap> BuildPathMap(const std::vector<Run>& runs, uint32
 
 std::shared_ptr<const PathMap> PathCache::Get(const std::vector<Run>& runs, uint32_t r) {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     auto it = map_.find(r);
     if (it != map_.end()) {
       lru_.splice(lru_.begin(), lru_, it->second.second);
@@ -33,7 +33,7 @@ std::shared_ptr<const PathMap> PathCache::Get(const std::vector<Run>& runs, uint
   }
   auto path = BuildPathMap(runs, r);
   if (path->runs().size() < 4) return path;  // cheap to rebuild: do not cache
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   if (map_.count(r) == 0) {
     lru_.push_front(r);
     map_.emplace(r, std::make_pair(path, lru_.begin()));
@@ -46,7 +46,7 @@ std::shared_ptr<const PathMap> PathCache::Get(const std::vector<Run>& runs, uint
 }
 
 void PathCache::Clear() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   map_.clear();
   lru_.clear();
 }
@@ -158,7 +158,7 @@ std::vector<PageNo> PageIndex::PagesInRange(PageNo lo, PageNo hi) const {
 
 bool PageCache::Lookup(Lsn lsn, PageNo pgno, std::string* out) {
   if (capacity_ == 0) return false;
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   auto it = map_.find(Key{lsn, pgno});
   if (it == map_.end()) return false;
   lru_.splice(lru_.begin(), lru_, it->second);
@@ -168,7 +168,7 @@ bool PageCache::Lookup(Lsn lsn, PageNo pgno, std::string* out) {
 
 void PageCache::Insert(Lsn lsn, PageNo pgno, const std::string& data) {
   if (capacity_ == 0) return;
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   Key k{lsn, pgno};
   if (map_.count(k) != 0) return;
   lru_.emplace_front(k, data);

@@ -16,13 +16,13 @@
 #include <limits>
 #include <list>
 #include <memory>
-#include <mutex>
 #include <span>
 #include <string>
 #include <unordered_map>
 #include <utility>
 #include <vector>
 
+#include "base/mutex.h"
 #include "storage/page_store.h"
 
 namespace branchdb::storage::internal {
@@ -81,15 +81,15 @@ class PathCache {
  public:
   explicit PathCache(size_t capacity) : capacity_(capacity) {}
   // REQUIRES: caller holds the state mutex (shared is enough).
-  std::shared_ptr<const PathMap> Get(const std::vector<Run>& runs, uint32_t r);
-  void Clear();
+  std::shared_ptr<const PathMap> Get(const std::vector<Run>& runs, uint32_t r) EXCLUDES(mu_);
+  void Clear() EXCLUDES(mu_);
 
  private:
   const size_t capacity_;
-  std::mutex mu_;
-  std::list<uint32_t> lru_;
+  Mutex mu_;
+  std::list<uint32_t> lru_ GUARDED_BY(mu_);
   std::unordered_map<uint32_t, std::pair<std::shared_ptr<const PathMap>,
-                                         std::list<uint32_t>::iterator>> map_;
+                                         std::list<uint32_t>::iterator>> map_ GUARDED_BY(mu_);
 };
 
 // Versions of every page, sorted by LSN per page.
@@ -145,8 +145,8 @@ class PageIndex {
 class PageCache {
  public:
   explicit PageCache(uint64_t capacity_bytes) : capacity_(capacity_bytes / kPageSize) {}
-  bool Lookup(Lsn lsn, PageNo pgno, std::string* out);
-  void Insert(Lsn lsn, PageNo pgno, const std::string& data);
+  bool Lookup(Lsn lsn, PageNo pgno, std::string* out) EXCLUDES(mu_);
+  void Insert(Lsn lsn, PageNo pgno, const std::string& data) EXCLUDES(mu_);
 
  private:
   struct Key {
@@ -160,9 +160,10 @@ class PageCache {
     }
   };
   const size_t capacity_;
-  std::mutex mu_;
-  std::list<std::pair<Key, std::string>> lru_;
-  std::unordered_map<Key, std::list<std::pair<Key, std::string>>::iterator, KeyHash> map_;
+  Mutex mu_;
+  std::list<std::pair<Key, std::string>> lru_ GUARDED_BY(mu_);
+  std::unordered_map<Key, std::list<std::pair<Key, std::string>>::iterator, KeyHash> map_
+      GUARDED_BY(mu_);
 };
 
 }  // namespace branchdb::storage::internal

@@ -190,23 +190,23 @@ PageStoreImpl::GcPlan PageStoreImpl::PlanGc(const std::unordered_set<Lsn>& roots
 }
 
 Result<GcStats> PageStoreImpl::Gc(const GcOptions& options) {
-  std::lock_guard<std::mutex> gc_lock(gc_mu_);
+  MutexLock gc_lock(gc_mu_);
   {
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait(lock, [&] { return !gc_running_; });
+    MutexLock lock(mu_);
+    while (gc_running_) cv_.Wait(mu_);
     gc_running_ = true;  // new mutations wait; queued ones drain
-    cv_.wait(lock, [&] { return queue_.empty(); });
+    while (!queue_.empty()) cv_.Wait(mu_);
   }
   struct Done {
     PageStoreImpl* s;
     ~Done() {
-      std::lock_guard<std::mutex> lock(s->mu_);
+      MutexLock lock(s->mu_);
       s->gc_running_ = false;
-      s->cv_.notify_all();
+      s->cv_.SignalAll();
     }
   } done{this};
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     if (!failed_.ok()) return Refusal();
   }
 
@@ -214,19 +214,19 @@ Result<GcStats> PageStoreImpl::Gc(const GcOptions& options) {
   const int64_t now = env_->GetClock()->NowMicros();
   const int64_t oldest = now - options.restore_window_micros;
   {
-    std::shared_lock<std::shared_mutex> state(state_mu_);
+    ReaderLock state(state_mu_);
     std::unordered_set<Lsn> roots = GcRoots(options, oldest);
     GcPlan plan = PlanGc(roots);
     stats.versions_removed = plan.removed;
 
     // Apply the plan. No mutation can run (gc_running_), so the state read
     // above is still current when the exclusive lock is taken.
-    state.unlock();
-    std::unique_lock<std::shared_mutex> excl(state_mu_);
+    state.Unlock();
+    WriterLock excl(state_mu_);
     ApplyGcPlan(std::move(plan), roots);
   }
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     for (auto it = pending_.begin(); it != pending_.end();) {
       it = it->second.dropped ? pending_.erase(it) : std::next(it);
     }
@@ -313,7 +313,7 @@ Status PageStoreImpl::WriteManifest(const std::string& contents) {
 
 Status PageStoreImpl::FailStopOnError(Status s) {
   if (!s.ok()) {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     if (failed_.ok()) failed_ = s;
   }
   return s;
@@ -322,11 +322,11 @@ Status PageStoreImpl::FailStopOnError(Status s) {
 Manifest PageStoreImpl::BuildManifest() const {
   Manifest m;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     m.last_timeline = next_timeline_ - 1;
     m.last_time = last_time_;
   }
-  std::shared_lock<std::shared_mutex> state(state_mu_);
+  ReaderLock state(state_mu_);
   m.last_lsn = durable_lsn_;
   m.next_segment = next_segment_;
   Lsn expect = 1;
@@ -340,7 +340,9 @@ Manifest PageStoreImpl::BuildManifest() const {
     if (runs_[r].exists) order.push_back(r);
   }
   std::sort(order.begin(), order.end(),
-            [&](uint32_t a, uint32_t b) { return runs_[a].start < runs_[b].start; });
+            [&](uint32_t a, uint32_t b) REQUIRES_SHARED(state_mu_) {
+              return runs_[a].start < runs_[b].start;
+            });
   for (uint32_t r : order) {
     const Run& run = runs_[r];
     ManifestRun mr;
@@ -371,7 +373,7 @@ Status PageStoreImpl::Compact(GcStats* stats) {
   std::map<uint64_t, uint64_t> keep;
   std::map<uint64_t, Segment> segments;
   {
-    std::shared_lock<std::shared_mutex> state(state_mu_);
+    ReaderLock state(state_mu_);
     segments = segments_;
     for (const auto& [lsn, rec] : records_) {
       keep[rec.segment] += kRecordHeaderSize + kMetaFixedBytes + rec.meta.annotation.size() +
@@ -389,7 +391,7 @@ Status PageStoreImpl::Compact(GcStats* stats) {
   if (active_file_ && active != segments.end() && !active_footer_.empty() &&
       worth(active_number_, active->second)) {
     BRANCHDB_RETURN_IF_ERROR(FailStopOnError(RollSegment()));
-    std::shared_lock<std::shared_mutex> state(state_mu_);
+    ReaderLock state(state_mu_);
     segments = segments_;
   }
   std::vector<uint64_t> group;
@@ -400,11 +402,11 @@ Status PageStoreImpl::Compact(GcStats* stats) {
       // Nothing left in it: recovery would ignore all of it anyway.
       BRANCHDB_RETURN_IF_ERROR(env_->DeleteFile(SegmentPath(n)));
       {
-        std::unique_lock<std::shared_mutex> state(state_mu_);
+        WriterLock state(state_mu_);
         segments_.erase(n);
       }
       {
-        std::lock_guard<std::mutex> lock(files_mu_);
+        MutexLock lock(files_mu_);
         files_.erase(static_cast<uint32_t>(n));
       }
       stats->bytes_reclaimed += s.size;
@@ -493,7 +495,7 @@ Status PageStoreImpl::CopyRetained(uint64_t seg, CompactionOutput* out) {
   std::shared_ptr<RandomAccessFile> file;
   uint64_t size = 0;
   {
-    std::shared_lock<std::shared_mutex> state(state_mu_);
+    ReaderLock state(state_mu_);
     size = segments_.at(seg).size;
     auto f = File(static_cast<uint32_t>(seg));
     if (!f.ok()) return f.status();
@@ -511,7 +513,7 @@ Status PageStoreImpl::CopyRetained(uint64_t seg, CompactionOutput* out) {
 
 bool PageStoreImpl::RetainEntries(uint64_t seg, RecordMeta* meta,
                                   std::vector<size_t>* old_image) const {
-  std::shared_lock<std::shared_mutex> state(state_mu_);
+  ReaderLock state(state_mu_);
   auto rec = records_.find(meta->lsn);
   const bool live = rec != records_.end() && rec->second.segment == seg;
   std::vector<PageEntry> kept;
@@ -586,7 +588,7 @@ Status PageStoreImpl::CopyRecord(uint64_t seg, RandomAccessFile* file, const Foo
 void PageStoreImpl::InstallCompacted(const std::vector<uint64_t>& group, uint64_t number,
                                      uint64_t new_size, const CompactionOutput& out) {
   {
-    std::unique_lock<std::shared_mutex> state(state_mu_);
+    WriterLock state(state_mu_);
     for (const CompactionOutput::Move& m : out.moves) {
       auto vs = index_.MutableVersions(m.pgno);
       auto it = std::lower_bound(vs.begin(), vs.end(), m.lsn,
@@ -606,13 +608,13 @@ void PageStoreImpl::InstallCompacted(const std::vector<uint64_t>& group, uint64_
     segments_[number] = Segment{new_size, true};
   }
   {
-    std::lock_guard<std::mutex> lock(files_mu_);
+    MutexLock lock(files_mu_);
     for (uint64_t seg : group) files_.erase(static_cast<uint32_t>(seg));
   }
 }
 
 Result<SpaceUsage> PageStoreImpl::Usage(TimelineId t) const {
-  std::shared_lock<std::shared_mutex> state(state_mu_);
+  ReaderLock state(state_mu_);
   auto tl = LiveTimeline(t);
   if (!tl.ok()) return tl.status();
   auto mine = BuildPathMap(runs_, (*tl)->run);

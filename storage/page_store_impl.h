@@ -3,15 +3,17 @@
 // (validation, group commit, segments), page_store_read.cc (reads, history),
 // page_store_gc.cc (GC, compaction, usage).
 //
-// Locking: mu_ guards the write queue and the "pending" view of timelines
-// that mutations are validated against; state_mu_ (shared for readers)
-// guards the durable view: records, runs, timelines, the page index and the
-// segment table. Order: mu_ before state_mu_. Only the group-commit leader
-// (or GC, which excludes leaders) touches the active segment file.
+// Locking (the annotations below are checked by clang, tests/threads):
+// gc_mu_ serializes GCs; mu_ guards the write queue and the "pending" view of
+// timelines that mutations are validated against; state_mu_ (shared for
+// readers) guards the durable view: records, runs, timelines, the page index
+// and the segment table; files_mu_ guards the open segment files. Order:
+// gc_mu_, mu_, state_mu_, files_mu_ (then the caches' own locks, leaves).
+// Only the group-commit leader (or GC, which excludes leaders) touches the
+// active segment file: that is a protocol on gc_running_, not a lock.
 #ifndef BRANCHDB_STORAGE_PAGE_STORE_IMPL_H_
 #define BRANCHDB_STORAGE_PAGE_STORE_IMPL_H_
 
-#include <condition_variable>
 #include <deque>
 #include <map>
 #include <memory>
@@ -23,6 +25,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "base/mutex.h"
 #include "storage/log_format.h"
 #include "storage/page_index.h"
 #include "storage/page_store.h"
@@ -153,56 +156,61 @@ class PageStoreImpl final : public PageStore {
                   std::vector<Loaded>* out, std::vector<std::pair<uint64_t, std::string>>* footer,
                   uint64_t* valid_end);
   // Builds the in-memory state from the manifest and the loaded records.
-  // REQUIRES: mu_ and state_mu_ held (in that order).
-  Status Rebuild(const Manifest& manifest, std::vector<Loaded> records);
-  // Rebuild's steps. REQUIRES: mu_ and state_mu_ held (in that order).
+  Status Rebuild(const Manifest& manifest, std::vector<Loaded> records) REQUIRES(mu_, state_mu_);
+  // Rebuild's steps.
   // The runs (with their markers) and the timelines the manifest names.
-  Status RestoreManifestRuns(const Manifest& manifest);
+  Status RestoreManifestRuns(const Manifest& manifest) REQUIRES(mu_, state_mu_);
   // Applies the records in LSN order (Corruption on a duplicate LSN), as
   // collected when flagged so or in the manifest's collected ranges. Raises
   // the *max_* counters to the records' LSN, timeline and time; sets
   // *saw_collected when a record is collected by the manifest only (its
   // segment not yet compacted, so its garbage versions came back with it).
   Status ApplyLoaded(const Manifest& manifest, std::vector<Loaded> records, Lsn* max_lsn,
-                     TimelineId* max_timeline, int64_t* max_time, bool* saw_collected);
+                     TimelineId* max_timeline, int64_t* max_time, bool* saw_collected)
+      REQUIRES(mu_, state_mu_);
   // Corruption unless each manifest run has as many live records up to the
   // manifest's LSN as the manifest counted.
-  Status CheckLiveCounts(const Manifest& manifest) const;
+  Status CheckLiveCounts(const Manifest& manifest) const REQUIRES(mu_, state_mu_);
 
   // --- write path (page_store_write.cc) ---
-  // REQUIRES: lock holds mu_. Status of the store for a new mutation.
-  Status CheckWritable() const;
+  // Status of the store for a new mutation.
+  Status CheckWritable() const REQUIRES(mu_);
   // What a mutation gets from a failed store: ResourceExhausted disk_full when
   // a write found no space (no fsync failed), else IOError store_failed.
-  // REQUIRES: mu_ held, failed_ not OK.
-  Status Refusal() const;
-  Result<Lsn> Submit(std::unique_ptr<Writer> w, std::unique_lock<std::mutex>& lock);
+  // REQUIRES: failed_ not OK.
+  Status Refusal() const REQUIRES(mu_);
+  // Queues w and waits until it is durable; the leader of a group commit
+  // releases mu_ while it writes and syncs (and takes it again).
+  Result<Lsn> Submit(std::unique_ptr<Writer> w) REQUIRES(mu_);
   Status WriteBatch(const std::vector<Writer*>& batch);
   Status RollSegment();
   Status SealActive();
   Status StartSegment(uint64_t number);
-  // Assigns LSN and time. REQUIRES: mu_ held.
-  void Stamp(RecordMeta* meta);
-  // Validates a base state and fills db size / base_run_start. REQUIRES: mu_ held.
-  Status FillBase(Lsn base, RecordMeta* meta);
+  // Assigns LSN and time.
+  void Stamp(RecordMeta* meta) REQUIRES(mu_);
+  // Validates a base state and fills db size / base_run_start.
+  Status FillBase(Lsn base, RecordMeta* meta) REQUIRES(mu_) EXCLUDES(state_mu_);
   Result<Lsn> AppendRunRecord(RecordKind kind, TimelineId t, Lsn expected_head, Lsn base,
-                              std::string_view annotation);
+                              std::string_view annotation) EXCLUDES(mu_);
 
   // --- state (page_store_read.cc), REQUIRES: state_mu_ held ---
   // live == false: only index the versions (a collected record). structural ==
   // false: the run and timeline already exist (records older than the manifest).
   Status ApplyRecord(const RecordMeta& meta, uint32_t segment, uint64_t offset, uint32_t meta_len,
-                     bool live, bool structural);
-  uint32_t NewRun(TimelineId timeline, Lsn start, Lsn base, uint32_t base_run);
-  Result<const Timeline*> LiveTimeline(TimelineId t) const;
-  Result<Lsn> ResolveLocked(TimelineId t, Lsn lsn) const;
-  Result<const Record*> StateLocked(Lsn lsn) const;
+                       bool live, bool structural) REQUIRES(state_mu_);
+  uint32_t NewRun(TimelineId timeline, Lsn start, Lsn base, uint32_t base_run)
+      REQUIRES(state_mu_);
+  Result<const Timeline*> LiveTimeline(TimelineId t) const REQUIRES_SHARED(state_mu_);
+  Result<Lsn> ResolveLocked(TimelineId t, Lsn lsn) const REQUIRES_SHARED(state_mu_);
+  Result<const Record*> StateLocked(Lsn lsn) const REQUIRES_SHARED(state_mu_);
   // Newest visible version of pgno at state (run, lsn), or nullptr.
-  const Version* FindVersion(uint32_t run, Lsn lsn, PageNo pgno) const;
+  const Version* FindVersion(uint32_t run, Lsn lsn, PageNo pgno) const
+      REQUIRES_SHARED(state_mu_);
   Status ReadLocation(const Location& loc, PageNo pgno, std::string* out) const;
-  // REQUIRES: state_mu_ held. Where page pgno of the state (rec's run, lsn)
-  // lives; leaves loc->file null when the page reads as zeros.
-  Status LocateLocked(const Record& rec, Lsn lsn, PageNo pgno, Location* loc) const;
+  // Where page pgno of the state (rec's run, lsn) lives; leaves loc->file
+  // null when the page reads as zeros.
+  Status LocateLocked(const Record& rec, Lsn lsn, PageNo pgno, Location* loc) const
+      REQUIRES_SHARED(state_mu_);
   // ReadLocation, or zeros when LocateLocked found no version.
   Status ReadLocated(const Location& loc, PageNo pgno, std::string* out) const;
   Result<std::shared_ptr<RandomAccessFile>> File(uint32_t segment) const;
@@ -219,16 +227,16 @@ class PageStoreImpl final : public PageStore {
     std::vector<std::pair<PageNo, std::vector<Version>>> rewrites;  // pages losing versions
     uint64_t removed = 0;
   };
-  // Which versions the given root states still read. REQUIRES: state_mu_ held.
-  GcPlan PlanGc(const std::unordered_set<Lsn>& roots) const;
+  // Which versions the given root states still read.
+  GcPlan PlanGc(const std::unordered_set<Lsn>& roots) const REQUIRES_SHARED(state_mu_);
   // The states GC keeps readable: live timelines' heads, the pins that name a
   // record, and every record at or after `oldest` (restore window, in micros).
-  // REQUIRES: state_mu_ held.
-  std::unordered_set<Lsn> GcRoots(const GcOptions& options, int64_t oldest) const;
+  std::unordered_set<Lsn> GcRoots(const GcOptions& options, int64_t oldest) const
+      REQUIRES_SHARED(state_mu_);
   // Drops what the plan computed from `roots` does not keep: versions,
   // non-root records, unneeded runs, dropped timelines; clears the path cache.
-  // REQUIRES: state_mu_ held exclusively, no mutation since the plan was made.
-  void ApplyGcPlan(GcPlan plan, const std::unordered_set<Lsn>& roots);
+  // REQUIRES: no mutation since the plan was made.
+  void ApplyGcPlan(GcPlan plan, const std::unordered_set<Lsn>& roots) REQUIRES(state_mu_);
   Manifest BuildManifest() const;
   Status Compact(GcStats* stats);
   // Records s as the store's failure (if it is the first) and returns it.
@@ -240,7 +248,7 @@ class PageStoreImpl final : public PageStore {
   // deletes the group. REQUIRES: GC running (no leader touches the segments).
   Status CompactGroup(const std::vector<uint64_t>& group, GcStats* stats);
   // Appends to *out the records of segment seg that it still must keep.
-  Status CopyRetained(uint64_t seg, CompactionOutput* out);
+  Status CopyRetained(uint64_t seg, CompactionOutput* out) EXCLUDES(state_mu_);
   // One record of seg (its footer entry e): live records whole; a collected
   // one only with its retained versions, its annotation and payload dropped,
   // and not at all when it retains none.
@@ -250,11 +258,12 @@ class PageStoreImpl final : public PageStore {
   // record is live in seg, else those whose version the index still places
   // in seg. Appends the old image index of each kept image entry to
   // *old_image. Returns whether the record is live in seg. Takes state_mu_.
-  bool RetainEntries(uint64_t seg, RecordMeta* meta, std::vector<size_t>* old_image) const;
+  bool RetainEntries(uint64_t seg, RecordMeta* meta, std::vector<size_t>* old_image) const
+      EXCLUDES(state_mu_);
   // Points the index, the records and the segment table at the new segment
   // `number` and forgets the group's files. REQUIRES: that segment durable.
   void InstallCompacted(const std::vector<uint64_t>& group, uint64_t number, uint64_t new_size,
-                        const CompactionOutput& out);
+                        const CompactionOutput& out) EXCLUDES(state_mu_);
 
   // Constant after construction.
   const PageStoreOptions options_;
@@ -262,19 +271,21 @@ class PageStoreImpl final : public PageStore {
   const std::string dir_;
   std::unique_ptr<FileLock> lock_;
 
-  // Guarded by mu_.
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<Writer*> queue_;
-  std::map<TimelineId, PendingTimeline> pending_;
+  // One GC at a time (held across it, with mu_ and state_mu_ taken inside).
+  Mutex gc_mu_ ACQUIRED_BEFORE(mu_);
+
+  mutable Mutex mu_ ACQUIRED_BEFORE(state_mu_);
+  CondVar cv_;  // with mu_: gc_running_, queue_ and writers' done changed
+  std::deque<Writer*> queue_ GUARDED_BY(mu_);
+  std::map<TimelineId, PendingTimeline> pending_ GUARDED_BY(mu_);
   // The first failure of a write (sticky until reopened): a failed fsync, or a
   // failed write whose bytes may be half in the file (reason disk_full when
   // the disk was full: recovery on reopen truncates them).
-  Status failed_;
-  Lsn next_lsn_ = 1;
-  TimelineId next_timeline_ = 1;
-  int64_t last_time_ = 0;
-  bool gc_running_ = false;
+  Status failed_ GUARDED_BY(mu_);
+  Lsn next_lsn_ GUARDED_BY(mu_) = 1;
+  TimelineId next_timeline_ GUARDED_BY(mu_) = 1;
+  int64_t last_time_ GUARDED_BY(mu_) = 0;
+  bool gc_running_ GUARDED_BY(mu_) = false;
 
   // Used only by the group-commit leader or by GC (which excludes leaders).
   std::unique_ptr<WritableFile> active_file_;
@@ -282,26 +293,26 @@ class PageStoreImpl final : public PageStore {
   uint32_t active_version_ = kFormatVersion;  // a format-1 segment takes no payloads
   std::vector<std::pair<uint64_t, std::string>> active_footer_;
   uint64_t next_segment_ = 1;
-  std::mutex gc_mu_;
 
-  // Guarded by state_mu_.
-  mutable std::shared_mutex state_mu_;
-  std::map<Lsn, Record> records_;
-  std::vector<Run> runs_;
-  std::unordered_map<Lsn, uint32_t> run_by_start_;
-  std::map<TimelineId, Timeline> timelines_;
-  PageIndex index_;
-  std::map<uint64_t, Segment> segments_;
-  std::unordered_map<TimelineId, uint64_t> payload_bytes_;  // live records' payloads, by timeline
-  Lsn durable_lsn_ = 0;
-  Lsn gc_lsn_ = 0;  // last_lsn of the newest GC manifest
+  mutable SharedMutex state_mu_ ACQUIRED_BEFORE(files_mu_);
+  std::map<Lsn, Record> records_ GUARDED_BY(state_mu_);
+  std::vector<Run> runs_ GUARDED_BY(state_mu_);
+  std::unordered_map<Lsn, uint32_t> run_by_start_ GUARDED_BY(state_mu_);
+  std::map<TimelineId, Timeline> timelines_ GUARDED_BY(state_mu_);
+  PageIndex index_ GUARDED_BY(state_mu_);
+  std::map<uint64_t, Segment> segments_ GUARDED_BY(state_mu_);
+  // Live records' payloads, by timeline.
+  std::unordered_map<TimelineId, uint64_t> payload_bytes_ GUARDED_BY(state_mu_);
+  Lsn durable_lsn_ GUARDED_BY(state_mu_) = 0;
+  Lsn gc_lsn_ GUARDED_BY(state_mu_) = 0;  // last_lsn of the newest GC manifest
 
   // Internally synchronized.
   static constexpr size_t kPathCacheRuns = 4096;  // path maps kept, one per run
   mutable PathCache path_cache_{kPathCacheRuns};
   mutable PageCache page_cache_;
-  mutable std::mutex files_mu_;
-  mutable std::unordered_map<uint32_t, std::shared_ptr<RandomAccessFile>> files_;
+  mutable Mutex files_mu_;
+  mutable std::unordered_map<uint32_t, std::shared_ptr<RandomAccessFile>> files_
+      GUARDED_BY(files_mu_);
 };
 
 }  // namespace branchdb::storage::internal

@@ -186,8 +186,8 @@ Status PageStoreImpl::Recover() {
   BRANCHDB_RETURN_IF_ERROR(LoadSegments(numbers, &loaded, &tail));
   {
     // Nothing else runs yet, but keep the documented order: mu_, then state_mu_.
-    std::lock_guard<std::mutex> lock(mu_);
-    std::unique_lock<std::shared_mutex> state(state_mu_);
+    MutexLock lock(mu_);
+    WriterLock state(state_mu_);
     BRANCHDB_RETURN_IF_ERROR(Rebuild(manifest, std::move(loaded)));
   }
   next_segment_ = std::max(max_number, manifest.next_segment) + 1;
@@ -296,6 +296,7 @@ Status PageStoreImpl::LoadSegments(const std::vector<uint64_t>& numbers,
       }
       *tail = TailSegment{n, version, std::move(footer)};
     }
+    WriterLock state(state_mu_);  // nothing else runs yet: for the analysis
     segments_[n] = Segment{size, sealed};
   }
   return Status::OK();

@@ -52,14 +52,14 @@ Result<const PageStoreImpl::Timeline*> PageStoreImpl::LiveTimeline(TimelineId t)
 }
 
 Result<TimelineInfo> PageStoreImpl::GetTimeline(TimelineId t) const {
-  std::shared_lock<std::shared_mutex> state(state_mu_);
+  ReaderLock state(state_mu_);
   auto tl = LiveTimeline(t);
   if (!tl.ok()) return tl.status();
   return (*tl)->info;
 }
 
 std::vector<TimelineInfo> PageStoreImpl::ListTimelines() const {
-  std::shared_lock<std::shared_mutex> state(state_mu_);
+  ReaderLock state(state_mu_);
   std::vector<TimelineInfo> out;
   for (const auto& [id, t] : timelines_) {
     if (!t.dropped) out.push_back(t.info);
@@ -68,7 +68,7 @@ std::vector<TimelineInfo> PageStoreImpl::ListTimelines() const {
 }
 
 Result<Lsn> PageStoreImpl::Head(TimelineId t) const {
-  std::shared_lock<std::shared_mutex> state(state_mu_);
+  ReaderLock state(state_mu_);
   auto tl = LiveTimeline(t);
   if (!tl.ok()) return tl.status();
   return (*tl)->info.head;
@@ -90,7 +90,7 @@ Result<Lsn> PageStoreImpl::ResolveLocked(TimelineId t, Lsn lsn) const {
 }
 
 Result<Lsn> PageStoreImpl::ResolveLsn(TimelineId t, Lsn lsn) const {
-  std::shared_lock<std::shared_mutex> state(state_mu_);
+  ReaderLock state(state_mu_);
   return ResolveLocked(t, lsn);
 }
 
@@ -140,7 +140,7 @@ const Version* PageStoreImpl::FindVersion(uint32_t run, Lsn lsn, PageNo pgno) co
 }
 
 Result<std::shared_ptr<RandomAccessFile>> PageStoreImpl::File(uint32_t segment) const {
-  std::lock_guard<std::mutex> lock(files_mu_);
+  MutexLock lock(files_mu_);
   auto it = files_.find(segment);
   if (it != files_.end()) return it->second;
   auto f = env_->NewRandomAccessFile(SegmentPath(segment));
@@ -168,7 +168,7 @@ Status PageStoreImpl::ReadLocation(const Location& loc, PageNo pgno, std::string
 Status PageStoreImpl::ReadPage(TimelineId t, PageNo pgno, Lsn lsn, std::string* out) const {
   Location loc;
   {
-    std::shared_lock<std::shared_mutex> state(state_mu_);
+    ReaderLock state(state_mu_);
     auto s = ResolveLocked(t, lsn);
     if (!s.ok()) return s.status();
     if (pgno == 0) return Status::InvalidArgument("page number 0");
@@ -180,7 +180,7 @@ Status PageStoreImpl::ReadPage(TimelineId t, PageNo pgno, Lsn lsn, std::string* 
 Status PageStoreImpl::ReadPageAt(Lsn state_lsn, PageNo pgno, std::string* out) const {
   Location loc;
   {
-    std::shared_lock<std::shared_mutex> state(state_mu_);
+    ReaderLock state(state_mu_);
     if (pgno == 0) return Status::InvalidArgument("page number 0");
     if (state_lsn == 0) {
       out->assign(kPageSize, '\0');
@@ -212,7 +212,7 @@ Status PageStoreImpl::ReadLocated(const Location& loc, PageNo pgno, std::string*
 }
 
 Result<uint32_t> PageStoreImpl::DbSize(TimelineId t, Lsn lsn) const {
-  std::shared_lock<std::shared_mutex> state(state_mu_);
+  ReaderLock state(state_mu_);
   auto s = ResolveLocked(t, lsn);
   if (!s.ok()) return s.status();
   return records_.at(*s).meta.db_size_pages;
@@ -220,7 +220,7 @@ Result<uint32_t> PageStoreImpl::DbSize(TimelineId t, Lsn lsn) const {
 
 Result<uint32_t> PageStoreImpl::DbSizeAt(Lsn state_lsn) const {
   if (state_lsn == 0) return 0u;
-  std::shared_lock<std::shared_mutex> state(state_mu_);
+  ReaderLock state(state_mu_);
   auto rec = StateLocked(state_lsn);
   if (!rec.ok()) return rec.status();
   return (*rec)->meta.db_size_pages;
@@ -243,7 +243,7 @@ RecordInfo PageStoreImpl::ToInfo(const Record& rec) const {
 }
 
 Result<RecordInfo> PageStoreImpl::GetRecord(Lsn lsn) const {
-  std::shared_lock<std::shared_mutex> state(state_mu_);
+  ReaderLock state(state_mu_);
   auto rec = StateLocked(lsn);
   if (!rec.ok()) return rec.status();
   return ToInfo(**rec);
@@ -267,7 +267,7 @@ Result<std::string> PageStoreImpl::ReadPayload(Lsn lsn) const {
   uint32_t segment = 0, len = 0;
   uint64_t at = 0;
   {
-    std::shared_lock<std::shared_mutex> state(state_mu_);
+    ReaderLock state(state_mu_);
     auto r = StateLocked(lsn);
     if (!r.ok()) return r.status();
     const Record& rec = **r;
@@ -286,13 +286,13 @@ Result<std::string> PageStoreImpl::ReadPayload(Lsn lsn) const {
 }
 
 uint64_t PageStoreImpl::PayloadBytes(TimelineId t) const {
-  std::shared_lock<std::shared_mutex> state(state_mu_);
+  ReaderLock state(state_mu_);
   auto it = payload_bytes_.find(t);
   return it == payload_bytes_.end() ? 0 : it->second;
 }
 
 uint64_t PageStoreImpl::RecordMetadataBytes() const {
-  std::shared_lock<std::shared_mutex> state(state_mu_);
+  ReaderLock state(state_mu_);
   uint64_t total = 0;
   for (const auto& [lsn, rec] : records_) {
     total += sizeof(Record) + rec.meta.annotation.size() +
@@ -303,12 +303,13 @@ uint64_t PageStoreImpl::RecordMetadataBytes() const {
 
 Result<std::vector<RecordInfo>> PageStoreImpl::History(TimelineId t, Lsn before,
                                                        size_t limit) const {
-  std::shared_lock<std::shared_mutex> state(state_mu_);
+  ReaderLock state(state_mu_);
   auto tl = LiveTimeline(t);
   if (!tl.ok()) return tl.status();
   std::vector<RecordInfo> out;
   WalkHistory(runs_, (*tl)->run, before == 0 ? kMaxLsn : before,
               [&](std::span<const RunEntry> entries) {
+                state_mu_.AssertReaderHeld();  // taken above
                 for (auto it = entries.rbegin(); it != entries.rend() && out.size() < limit; ++it) {
                   if (it->live) out.push_back(ToInfo(records_.at(it->lsn)));
                 }
@@ -318,7 +319,7 @@ Result<std::vector<RecordInfo>> PageStoreImpl::History(TimelineId t, Lsn before,
 }
 
 Result<Lsn> PageStoreImpl::LsnAt(TimelineId t, int64_t time_micros) const {
-  std::shared_lock<std::shared_mutex> state(state_mu_);
+  ReaderLock state(state_mu_);
   auto tl = LiveTimeline(t);
   if (!tl.ok()) return tl.status();
   const RunEntry* newest = nullptr;  // the newest entry written at or before time_micros
@@ -343,7 +344,7 @@ Result<Lsn> PageStoreImpl::LsnAt(TimelineId t, int64_t time_micros) const {
 }
 
 Result<std::vector<PageNo>> PageStoreImpl::ChangedPages(Lsn a, Lsn b) const {
-  std::shared_lock<std::shared_mutex> state(state_mu_);
+  ReaderLock state(state_mu_);
   std::shared_ptr<const PathMap> pa, pb;
   uint32_t ra = kNoRun, rb = kNoRun;
   if (a != 0) {
@@ -421,17 +422,17 @@ Result<std::vector<PageNo>> PageStoreImpl::ChangedPages(Lsn a, Lsn b) const {
 }
 
 Status PageStoreImpl::Health() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   return failed_;
 }
 
 Lsn PageStoreImpl::LastLsn() const {
-  std::shared_lock<std::shared_mutex> state(state_mu_);
+  ReaderLock state(state_mu_);
   return durable_lsn_;
 }
 
 uint64_t PageStoreImpl::DiskBytes() const {
-  std::shared_lock<std::shared_mutex> state(state_mu_);
+  ReaderLock state(state_mu_);
   uint64_t total = 0;
   for (const auto& [n, s] : segments_) total += s.size;
   return total;

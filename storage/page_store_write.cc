@@ -55,7 +55,7 @@ Status PageStoreImpl::FillBase(Lsn base, RecordMeta* meta) {
   meta->base_run_start = 0;
   meta->db_size_pages = 0;
   if (base == 0) return Status::OK();
-  std::shared_lock<std::shared_mutex> state(state_mu_);
+  ReaderLock state(state_mu_);
   auto it = records_.find(base);
   if (it == records_.end()) {
     return Status::NotFound("LSN " + std::to_string(base) + " names no state of the store",
@@ -70,8 +70,8 @@ Result<TimelineId> PageStoreImpl::CreateTimeline(Lsn base, std::string_view anno
   auto w = std::make_unique<Writer>();
   w->meta.kind = RecordKind::kCreate;
   w->meta.annotation = std::string(annotation);
-  std::unique_lock<std::mutex> lock(mu_);
-  cv_.wait(lock, [&] { return !gc_running_; });
+  MutexLock lock(mu_);
+  while (gc_running_) cv_.Wait(mu_);
   BRANCHDB_RETURN_IF_ERROR(CheckWritable());
   BRANCHDB_RETURN_IF_ERROR(FillBase(base, &w->meta));
   w->meta.timeline = next_timeline_++;
@@ -79,7 +79,7 @@ Result<TimelineId> PageStoreImpl::CreateTimeline(Lsn base, std::string_view anno
   w->meta.run_start = w->meta.lsn;
   TimelineId id = w->meta.timeline;
   pending_[id] = PendingTimeline{w->meta.lsn, w->meta.lsn, w->meta.db_size_pages, false};
-  Result<Lsn> r = Submit(std::move(w), lock);
+  Result<Lsn> r = Submit(std::move(w));
   if (!r.ok()) return r.status();
   return id;
 }
@@ -97,8 +97,8 @@ Result<Lsn> PageStoreImpl::AppendRunRecord(RecordKind kind, TimelineId t, Lsn ex
   w->meta.kind = kind;
   w->meta.timeline = t;
   w->meta.annotation = std::string(annotation);
-  std::unique_lock<std::mutex> lock(mu_);
-  cv_.wait(lock, [&] { return !gc_running_; });
+  MutexLock lock(mu_);
+  while (gc_running_) cv_.Wait(mu_);
   BRANCHDB_RETURN_IF_ERROR(CheckWritable());
   auto it = pending_.find(t);
   if (it == pending_.end() || it->second.dropped) return TimelineNotFound(t);
@@ -121,7 +121,7 @@ Result<Lsn> PageStoreImpl::AppendRunRecord(RecordKind kind, TimelineId t, Lsn ex
   }
   p.head = w->meta.lsn;
   p.db_size = w->meta.db_size_pages;
-  return Submit(std::move(w), lock);
+  return Submit(std::move(w));
 }
 
 Result<Lsn> PageStoreImpl::ResetTimeline(TimelineId t, Lsn expected_head, Lsn base,
@@ -180,8 +180,8 @@ Result<Lsn> PageStoreImpl::Commit(TimelineId t, Lsn expected_head,
     AppendImageBlock(&w->images, p.data);
   }
 
-  std::unique_lock<std::mutex> lock(mu_);
-  cv_.wait(lock, [&] { return !gc_running_; });
+  MutexLock lock(mu_);
+  while (gc_running_) cv_.Wait(mu_);
   BRANCHDB_RETURN_IF_ERROR(CheckWritable());
   auto it = pending_.find(t);
   if (it == pending_.end() || it->second.dropped) return TimelineNotFound(t);
@@ -196,7 +196,7 @@ Result<Lsn> PageStoreImpl::Commit(TimelineId t, Lsn expected_head,
     // for every such page that may have contents (indexed or queued).
     std::vector<PageNo> cut;
     {
-      std::shared_lock<std::shared_mutex> state(state_mu_);
+      ReaderLock state(state_mu_);
       cut = index_.PagesInRange(db_size_pages, p.db_size);
     }
     for (const Writer* q : queue_) {
@@ -212,13 +212,13 @@ Result<Lsn> PageStoreImpl::Commit(TimelineId t, Lsn expected_head,
   Stamp(&w->meta);
   p.head = w->meta.lsn;
   p.db_size = db_size_pages;
-  return Submit(std::move(w), lock);
+  return Submit(std::move(w));
 }
 
-Result<Lsn> PageStoreImpl::Submit(std::unique_ptr<Writer> w, std::unique_lock<std::mutex>& lock) {
+Result<Lsn> PageStoreImpl::Submit(std::unique_ptr<Writer> w) {
   Writer* me = w.get();
   queue_.push_back(me);
-  while (!me->done && queue_.front() != me) cv_.wait(lock);
+  while (!me->done && queue_.front() != me) cv_.Wait(mu_);
   if (!me->done) {
     // Leader: write everything queued so far with one Sync.
     std::vector<Writer*> batch;
@@ -233,9 +233,9 @@ Result<Lsn> PageStoreImpl::Submit(std::unique_ptr<Writer> w, std::unique_lock<st
     if (!failed_.ok()) {
       s = Refusal();
     } else {
-      lock.unlock();
+      mu_.Unlock();
       s = WriteBatch(batch);
-      lock.lock();
+      mu_.Lock();
       if (!s.ok()) {
         // Also a failed write: its bytes may be in the file, half written, so
         // nothing may follow them until recovery truncates them (reopen).
@@ -248,7 +248,7 @@ Result<Lsn> PageStoreImpl::Submit(std::unique_ptr<Writer> w, std::unique_lock<st
       x->status = s;
       x->done = true;
     }
-    cv_.notify_all();
+    cv_.SignalAll();
   }
   if (!me->status.ok()) return me->status;
   return me->meta.lsn;
@@ -278,7 +278,7 @@ Status PageStoreImpl::WriteBatch(const std::vector<Writer*>& batch) {
   }
   BRANCHDB_RETURN_IF_ERROR(active_file_->Append(buf));
   BRANCHDB_RETURN_IF_ERROR(SyncError(active_file_->Sync()));
-  std::unique_lock<std::shared_mutex> state(state_mu_);
+  WriterLock state(state_mu_);
   for (size_t i = 0; i < batch.size(); ++i) {
     Status s = ApplyRecord(batch[i]->meta, static_cast<uint32_t>(active_number_), metas[i].first,
                            static_cast<uint32_t>(metas[i].second.size()), true, true);
@@ -296,7 +296,7 @@ Status PageStoreImpl::SealActive() {
   BRANCHDB_RETURN_IF_ERROR(SyncError(active_file_->Sync()));
   BRANCHDB_RETURN_IF_ERROR(active_file_->Close());
   {
-    std::unique_lock<std::shared_mutex> state(state_mu_);
+    WriterLock state(state_mu_);
     segments_[active_number_] = Segment{active_file_->Size(), true};
   }
   active_footer_.clear();
@@ -317,7 +317,7 @@ Status PageStoreImpl::StartSegment(uint64_t number) {
   active_number_ = number;
   active_version_ = kFormatVersion;
   active_footer_.clear();
-  std::unique_lock<std::shared_mutex> state(state_mu_);
+  WriterLock state(state_mu_);
   segments_[number] = Segment{active_file_->Size(), false};
   return Status::OK();
 }

@@ -26,14 +26,14 @@ PooledStore::PooledStore(StorePool* pool, const PageStoreOptions& options, std::
 
 PooledStore::~PooledStore() {
   pool_->Unregister(this);
-  std::unique_lock<std::shared_mutex> x(mu_);
+  WriterLock x(mu_);
   CloseLocked();
 }
 
 int64_t PooledStore::NowMicros() const { return env_->GetClock()->NowMonotonicNanos() / 1000; }
 
 bool PooledStore::IsOpen() const {
-  std::shared_lock<std::shared_mutex> l(mu_);
+  ReaderLock l(mu_);
   return store_ != nullptr;
 }
 
@@ -44,7 +44,7 @@ Status PooledStore::OpenNow() {
 
 void PooledStore::Retire(Status why) {
   {
-    std::lock_guard<std::mutex> l(retire_mu_);
+    MutexLock l(retire_mu_);
     if (retired()) return;
     retired_status_ = std::move(why);
     retired_.store(true, std::memory_order_release);
@@ -53,8 +53,9 @@ void PooledStore::Retire(Status why) {
 }
 
 bool PooledStore::TryClose(int64_t last_use_micros) {
-  std::unique_lock<std::shared_mutex> x(mu_, std::try_to_lock);
-  if (!x.owns_lock() || store_ == nullptr) return false;
+  if (!mu_.TryLock()) return false;
+  WriterLock x(mu_, kAdoptLock);
+  if (store_ == nullptr) return false;
   if (last_use_micros_.load() > last_use_micros) return false;
   if (StoppedByFsync(store_->Health())) return false;  // fail-stop: keeps refusing
   CloseLocked();
@@ -93,17 +94,11 @@ bool PooledStore::NeedsReopenLocked() const {
 Result<PooledStore::Use> PooledStore::Acquire(bool mutation) const {
   for (;;) {
     if (retired()) {
-      std::lock_guard<std::mutex> l(retire_mu_);
+      MutexLock l(retire_mu_);
       return retired_status_;
     }
-    {
-      std::shared_lock<std::shared_mutex> l(mu_);
-      if (store_ != nullptr && !(mutation && NeedsReopenLocked())) {
-        last_use_micros_.store(NowMicros());
-        return Use{std::move(l), store_.get()};
-      }
-    }
-    std::unique_lock<std::shared_mutex> x(mu_);
+    if (std::optional<Use> use = UseIfOpen(mutation)) return std::move(*use);
+    WriterLock x(mu_);
     if (store_ != nullptr && mutation && NeedsReopenLocked()) {
       // A full disk stopped its writes: recovery drops the half-written bytes.
       last_reopen_micros_ = NowMicros();
@@ -124,6 +119,16 @@ Result<PooledStore::Use> PooledStore::Acquire(bool mutation) const {
     }
     // Then take it shared (another caller may close it in between: loop).
   }
+}
+
+// Not analysed: the lock leaves the function in the Use, where the analysis
+// cannot follow it.
+std::optional<PooledStore::Use> PooledStore::UseIfOpen(bool mutation) const
+    NO_THREAD_SAFETY_ANALYSIS {
+  std::shared_lock<SharedMutex> l(mu_);
+  if (store_ == nullptr || (mutation && NeedsReopenLocked())) return std::nullopt;
+  last_use_micros_.store(NowMicros());
+  return Use{std::move(l), store_.get()};
 }
 
 Result<TimelineId> PooledStore::CreateTimeline(Lsn base, std::string_view annotation) {
@@ -258,7 +263,7 @@ Result<SpaceUsage> PooledStore::Usage(TimelineId t) const {
 
 uint64_t PooledStore::DiskBytes() const {
   {
-    std::shared_lock<std::shared_mutex> l(mu_);
+    ReaderLock l(mu_);
     if (store_ != nullptr) return store_->DiskBytes();
   }
   auto names = env_->GetChildren(dir_);
@@ -274,7 +279,7 @@ uint64_t PooledStore::DiskBytes() const {
 }
 
 Status PooledStore::Health() const {
-  std::shared_lock<std::shared_mutex> l(mu_);
+  ReaderLock l(mu_);
   return store_ != nullptr ? store_->Health() : Status::OK();
 }
 
@@ -285,7 +290,7 @@ uint64_t PooledStore::PayloadBytes(TimelineId t) const {
 }
 
 uint64_t PooledStore::RecordMetadataBytes() const {
-  std::shared_lock<std::shared_mutex> l(mu_);
+  ReaderLock l(mu_);
   return store_ != nullptr ? store_->RecordMetadataBytes() : 0;
 }
 
@@ -312,18 +317,18 @@ std::unique_ptr<PooledStore> StorePool::Add(const PageStoreOptions& options,
 }
 
 void StorePool::Register(PooledStore* store) {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(mu_);
   stores_.insert(store);
 }
 
 void StorePool::Unregister(PooledStore* store) {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(mu_);
   stores_.erase(store);
 }
 
 size_t StorePool::CloseIdle(int64_t idle_micros) {
   const int64_t cutoff = env_->GetClock()->NowMonotonicNanos() / 1000 - idle_micros;
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(mu_);
   size_t closed = 0;
   for (PooledStore* s : stores_) closed += s->TryClose(cutoff) ? 1 : 0;
   return closed;
@@ -339,7 +344,7 @@ Status StorePool::MakeRoom(const PooledStore* opening, uint64_t reserve) {
   };
   FileDescriptorUsage usage;
   if (enough(&usage)) return Status::OK();
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(mu_);
   std::vector<std::pair<int64_t, PooledStore*>> lru;
   for (PooledStore* s : stores_) {
     if (s != opening) lru.emplace_back(s->last_use_micros_.load(), s);

@@ -34,11 +34,11 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
-#include <mutex>
+#include <optional>
 #include <set>
-#include <shared_mutex>
 #include <string>
 
+#include "base/mutex.h"
 #include "storage/page_store.h"
 
 namespace branchdb::storage {
@@ -126,15 +126,15 @@ class PooledStore final : public PageStore {
   // first when needed. mutation: a write, which reopens a store stopped by a
   // full disk (see the file comment).
   struct Use {
-    std::shared_lock<std::shared_mutex> lock;
+    std::shared_lock<SharedMutex> lock;  // of mu_
     PageStore* store = nullptr;
   };
-  Result<Use> Acquire(bool mutation) const;
-  // REQUIRES: mu_ held (shared or exclusive).
-  bool NeedsReopenLocked() const;
-  // REQUIRES: mu_ held exclusive.
-  Status OpenLocked() const;
-  void CloseLocked() const;
+  Result<Use> Acquire(bool mutation) const EXCLUDES(mu_);
+  // The Use of the store if it is open and needs no reopen; nothing otherwise.
+  std::optional<Use> UseIfOpen(bool mutation) const EXCLUDES(mu_);
+  bool NeedsReopenLocked() const REQUIRES_SHARED(mu_);
+  Status OpenLocked() const REQUIRES(mu_);
+  void CloseLocked() const REQUIRES(mu_);
   int64_t NowMicros() const;
 
   // Constant after construction.
@@ -143,16 +143,18 @@ class PooledStore final : public PageStore {
   Env* const env_;
   const std::string dir_;
 
-  mutable std::shared_mutex mu_;  // shared: a call in the store; exclusive: open/close
-  mutable std::unique_ptr<PageStore> store_;  // guarded by mu_; null while closed
-  mutable int64_t last_reopen_micros_ = 0;    // guarded by mu_
-  mutable Status open_error_;                 // guarded by mu_: of the last open
+  // Shared: a call in the store; exclusive: open/close. Taken before the
+  // pool's mu_ (an open makes room), and other stores' only by try-lock.
+  mutable SharedMutex mu_;
+  mutable std::unique_ptr<PageStore> store_ GUARDED_BY(mu_);  // null while closed
+  mutable int64_t last_reopen_micros_ GUARDED_BY(mu_) = 0;
+  mutable Status open_error_ GUARDED_BY(mu_);  // of the last open
   mutable std::atomic<int64_t> last_use_micros_{0};
   // Set once by Retire; retired_status_ is written (under retire_mu_) before
   // retired_ turns true and never changes after.
   std::atomic<bool> retired_{false};
-  mutable std::mutex retire_mu_;
-  Status retired_status_;  // guarded by retire_mu_
+  mutable Mutex retire_mu_;  // a leaf
+  Status retired_status_ GUARDED_BY(retire_mu_);
 };
 
 class StorePool {
@@ -182,15 +184,16 @@ class StorePool {
   friend class PooledStore;
   // Closes idle stores other than `opening` until reserve + kStoreFileDescriptors
   // descriptors are free.
-  Status MakeRoom(const PooledStore* opening, uint64_t reserve);
-  void Register(PooledStore* store);
-  void Unregister(PooledStore* store);
+  Status MakeRoom(const PooledStore* opening, uint64_t reserve) EXCLUDES(mu_);
+  void Register(PooledStore* store) EXCLUDES(mu_);
+  void Unregister(PooledStore* store) EXCLUDES(mu_);
 
   const StorePoolOptions options_;
   Env* const env_;
   std::atomic<size_t> open_count_{0};
-  std::mutex mu_;
-  std::set<PooledStore*> stores_;  // guarded by mu_
+  // Taken after a store's mu_; under it, other stores' mu_ only by try-lock.
+  Mutex mu_;
+  std::set<PooledStore*> stores_ GUARDED_BY(mu_);
 };
 
 }  // namespace branchdb::storage

@@ -2,14 +2,13 @@
 // service.cc (state, persistence, clients, keys), endpoints.cc (OAuth
 // endpoints) and verify.cc (verification, authorization, credentials).
 //
-// Thread-safety: every member below "guarded by mu_" is read and written with
-// mu_ held; secret hashing and signature verification run without it.
+// Thread-safety: every member GUARDED_BY(mu_) is read and written with
+// mu_ held (clang checks it: tests/threads); secret hashing and signature verification run without it.
 #ifndef BRANCHDB_AUTH_INTERNAL_SERVICE_H_
 #define BRANCHDB_AUTH_INTERNAL_SERVICE_H_
 
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -19,6 +18,7 @@
 #include "auth/auth.h"
 #include "auth/internal/crypto.h"
 #include "auth/internal/jwt.h"
+#include "base/mutex.h"
 
 namespace branchdb::auth::internal {
 
@@ -87,17 +87,17 @@ class AuthServiceImpl final : public AuthService {
   int64_t NowSeconds() const;
   std::string AuthDir() const;
 
-  // Persistence; REQUIRES: mu_ held.
-  Status SaveClientsLocked();
-  Status SaveKeysLocked();
-  Status SaveRevokedLocked();
-  Status LoadClientsLocked();
-  Status LoadKeysLocked();
-  Status LoadRevokedLocked();
-  Status RotateLocked(int64_t now);
-  Status PruneLocked(int64_t now);
+  // Persistence.
+  Status SaveClientsLocked() REQUIRES(mu_);
+  Status SaveKeysLocked() REQUIRES(mu_);
+  Status SaveRevokedLocked() REQUIRES(mu_);
+  Status LoadClientsLocked() REQUIRES(mu_);
+  Status LoadKeysLocked() REQUIRES(mu_);
+  Status LoadRevokedLocked() REQUIRES(mu_);
+  Status RotateLocked(int64_t now) REQUIRES(mu_);
+  Status PruneLocked(int64_t now) REQUIRES(mu_);
   // True while key k may still verify tokens.
-  bool KeyUsableLocked(const SigningKey& k, int64_t now) const;
+  bool KeyUsableLocked(const SigningKey& k, int64_t now) const REQUIRES(mu_);
   // Writes path atomically, with mode 0600 set on the temp file (through
   // Env::SetPermissions) before any content is written.
   Status WritePrivateFile(const std::string& path, std::string_view contents);
@@ -105,9 +105,9 @@ class AuthServiceImpl final : public AuthService {
   // Endpoint helpers (endpoints.cc).
   ClientAuth AuthenticateClient(const OAuthRequest& request);
   // Records a failed client authentication for the rate limiter.
-  void RecordFailureLocked(const std::string& key, int64_t now);
+  void RecordFailureLocked(const std::string& key, int64_t now) REQUIRES(mu_);
   // Seconds until `key` may try again, or 0 when not limited.
-  int64_t RetryAfterLocked(const std::string& key, int64_t now);
+  int64_t RetryAfterLocked(const std::string& key, int64_t now) REQUIRES(mu_);
 
   // Signs a token of typ for client_id with the current signer, adding the
   // standard claims (iss, sub, aud, client_id, iat, exp, jti) to `claims`.
@@ -124,16 +124,15 @@ class AuthServiceImpl final : public AuthService {
   Env* const env_;
   const AuthOptions options_;
 
-  std::mutex mu_;
-  // guarded by mu_
-  std::map<std::string, ClientRecord, std::less<>> clients_;
-  std::vector<SigningKey> keys_;  // the last one is the signer
-  std::map<std::string, int64_t, std::less<>> revoked_;  // jti -> exp
+  Mutex mu_;  // a leaf: nothing else is locked under it
+  std::map<std::string, ClientRecord, std::less<>> clients_ GUARDED_BY(mu_);
+  std::vector<SigningKey> keys_ GUARDED_BY(mu_);  // the last one is the signer
+  std::map<std::string, int64_t, std::less<>> revoked_ GUARDED_BY(mu_);  // jti -> exp
   struct Window {
     int64_t start = 0;
     int failures = 0;
   };
-  std::map<std::string, Window, std::less<>> failures_;
+  std::map<std::string, Window, std::less<>> failures_ GUARDED_BY(mu_);
 };
 
 }  // namespace branchdb::auth::internal

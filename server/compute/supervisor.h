@@ -29,18 +29,17 @@
 #ifndef BRANCHDB_SERVER_COMPUTE_SUPERVISOR_H_
 #define BRANCHDB_SERVER_COMPUTE_SUPERVISOR_H_
 
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "base/env.h"
+#include "base/mutex.h"
 #include "base/status.h"
 #include "server/sql/sandbox.h"
 
@@ -119,24 +118,27 @@ class ComputeSupervisor {
     storage::SqliteHandle db;
     std::unique_ptr<sql::Sandbox> sandbox;  // destroyed first: it unhooks db
   };
-  // REQUIRES: mu_ held, c idle (no leases). Moves c's connection to *closed.
-  void CloseLocked(Compute& c, std::vector<Closed>* closed);
-  // REQUIRES: mu_ held, c erased from computes_. Closes c's connection now if
-  // idle, else when its last lease ends.
-  void ForgetLocked(Compute& c, std::vector<Closed>* closed);
-  // REQUIRES: mu_ held. Suspends the LRU idle active compute other than `except`.
-  bool EvictOneLocked(const Compute* except, std::vector<Closed>* closed);
-  void SweeperLoop();
-  ComputeInfo InfoLocked(const Compute& c) const;
+  // REQUIRES: c idle (no leases). Moves c's connection to *closed.
+  void CloseLocked(Compute& c, std::vector<Closed>* closed) REQUIRES(mu_);
+  // REQUIRES: c erased from computes_. Closes c's connection now if idle,
+  // else when its last lease ends.
+  void ForgetLocked(Compute& c, std::vector<Closed>* closed) REQUIRES(mu_);
+  // Suspends the LRU idle active compute other than `except`.
+  bool EvictOneLocked(const Compute* except, std::vector<Closed>* closed) REQUIRES(mu_);
+  void SweeperLoop() EXCLUDES(mu_);
+  ComputeInfo InfoLocked(const Compute& c) const REQUIRES(mu_);
 
   const SupervisorOptions options_;
 
-  mutable std::mutex mu_;
-  std::map<std::string, std::shared_ptr<Compute>> computes_;  // guarded by mu_
-  int active_ = 0;                                            // guarded by mu_
-  bool stopping_ = false;                                     // guarded by mu_
-  std::condition_variable stop_cv_;
-  std::condition_variable released_cv_;  // a lease was released (RemoveByPrefix waits)
+  // Taken after a lease (Compute::use_mu), never across a catalog call, a
+  // connection's open or close, or SQL. Also guards the fields of each
+  // Compute that say so (clang cannot name this mutex from there).
+  mutable Mutex mu_;
+  std::map<std::string, std::shared_ptr<Compute>> computes_ GUARDED_BY(mu_);
+  int active_ GUARDED_BY(mu_) = 0;
+  bool stopping_ GUARDED_BY(mu_) = false;
+  CondVar stop_cv_;
+  CondVar released_cv_;  // a lease was released (RemoveByPrefix waits)
   std::thread sweeper_;
 
  public:

@@ -3,7 +3,7 @@
 namespace branchdb::server::http {
 
 Result<Admission::Slot> Admission::TryAcquire(const std::string& client) {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(mu_);
   if (total_ >= max_total_) {
     return Status::ResourceExhausted(
         "the server is running its maximum of " + std::to_string(max_total_) +
@@ -24,7 +24,7 @@ Result<Admission::Slot> Admission::TryAcquire(const std::string& client) {
 }
 
 void Admission::Release(const std::string& client) {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(mu_);
   --total_;
   auto it = running_.find(client);
   if (it != running_.end() && --it->second <= 0) running_.erase(it);

@@ -9,9 +9,9 @@
 #define BRANCHDB_SERVER_HTTP_ADMISSION_H_
 
 #include <map>
-#include <mutex>
 #include <string>
 
+#include "base/mutex.h"
 #include "base/status.h"
 
 namespace branchdb::server::http {
@@ -45,16 +45,16 @@ class Admission {
 
   // A slot for client, or ResourceExhausted (reason "too_many_requests",
   // a message naming the limit) when a limit is reached.
-  Result<Slot> TryAcquire(const std::string& client);
+  Result<Slot> TryAcquire(const std::string& client) EXCLUDES(mu_);
 
  private:
-  void Release(const std::string& client);
+  void Release(const std::string& client) EXCLUDES(mu_);
 
   const int max_total_;
   const int max_per_client_;
-  std::mutex mu_;
-  int total_ = 0;                       // guarded by mu_
-  std::map<std::string, int> running_;  // guarded by mu_
+  Mutex mu_;  // a leaf
+  int total_ GUARDED_BY(mu_) = 0;
+  std::map<std::string, int> running_ GUARDED_BY(mu_);
 };
 
 }  // namespace branchdb::server::http

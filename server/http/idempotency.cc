@@ -88,7 +88,7 @@ Result<std::unique_ptr<IdempotencyStore>> IdempotencyStore::Open(const std::stri
 Result<IdempotencyStore::BeginResult> IdempotencyStore::Begin(const std::string& scope,
                                                               const std::string& key,
                                                               const std::string& fingerprint) {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(mu_);
   BeginResult result;
   if (in_flight_.count({scope, key})) {
     result.outcome = Outcome::kInFlight;
@@ -125,7 +125,7 @@ Result<IdempotencyStore::BeginResult> IdempotencyStore::Begin(const std::string&
 
 Status IdempotencyStore::Finish(const std::string& scope, const std::string& key,
                                 const std::string& fingerprint, const StoredResponse& response) {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(mu_);
   in_flight_.erase({scope, key});
   int64_t now = clock_->NowMicros();
   Stmt ins(db_,
@@ -155,12 +155,12 @@ Status IdempotencyStore::Finish(const std::string& scope, const std::string& key
 }
 
 void IdempotencyStore::Abandon(const std::string& scope, const std::string& key) {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(mu_);
   in_flight_.erase({scope, key});
 }
 
 Result<int64_t> IdempotencyStore::PurgeExpired() {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(mu_);
   Stmt del(db_, "DELETE FROM idempotency WHERE expires_micros <= ?1");
   if (!del.ok()) return SqliteError(db_, "idempotency purge");
   sqlite3_bind_int64(del.get(), 1, clock_->NowMicros());

@@ -20,12 +20,12 @@
 #define BRANCHDB_SERVER_HTTP_IDEMPOTENCY_H_
 
 #include <memory>
-#include <mutex>
 #include <set>
 #include <string>
 #include <utility>
 
 #include "base/env.h"
+#include "base/mutex.h"
 #include "base/status.h"
 
 struct sqlite3;
@@ -78,10 +78,10 @@ class IdempotencyStore {
 
   Clock* const clock_;
   const int64_t ttl_micros_;
-  std::mutex mu_;
-  sqlite3* db_;                                            // guarded by mu_; owned
-  std::set<std::pair<std::string, std::string>> in_flight_;  // guarded by mu_
-  int64_t last_purge_micros_ = 0;                          // guarded by mu_
+  Mutex mu_;  // a leaf: held across the store's own SQLite calls only
+  sqlite3* db_ GUARDED_BY(mu_);  // owned
+  std::set<std::pair<std::string, std::string>> in_flight_ GUARDED_BY(mu_);
+  int64_t last_purge_micros_ GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace branchdb::server::http

@@ -64,18 +64,18 @@ std::unique_ptr<Metrics> Metrics::WithServerFamilies() {
 }
 
 void Metrics::DescribeCounter(const std::string& name, const std::string& help) {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(mu_);
   families_[name] = Family{Type::kCounter, help, {}, {}};
 }
 
 void Metrics::DescribeGauge(const std::string& name, const std::string& help) {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(mu_);
   families_[name] = Family{Type::kGauge, help, {}, {}};
 }
 
 void Metrics::DescribeHistogram(const std::string& name, const std::string& help,
                                 std::vector<double> buckets) {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(mu_);
   families_[name] = Family{Type::kHistogram, help, std::move(buckets), {}};
 }
 
@@ -96,17 +96,17 @@ Metrics::Family* Metrics::Find(const std::string& name, Type type) {
 }
 
 void Metrics::Increment(const std::string& name, const Labels& labels, double delta) {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(mu_);
   if (Family* f = Find(name, Type::kCounter)) f->series[RenderLabels(labels)].value += delta;
 }
 
 void Metrics::Set(const std::string& name, const Labels& labels, double value) {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(mu_);
   if (Family* f = Find(name, Type::kGauge)) f->series[RenderLabels(labels)].value = value;
 }
 
 void Metrics::SetMax(const std::string& name, const Labels& labels, double value) {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(mu_);
   if (Family* f = Find(name, Type::kGauge)) {
     double& v = f->series[RenderLabels(labels)].value;
     if (value > v) v = value;
@@ -114,7 +114,7 @@ void Metrics::SetMax(const std::string& name, const Labels& labels, double value
 }
 
 void Metrics::Observe(const std::string& name, const Labels& labels, double value) {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(mu_);
   Family* f = Find(name, Type::kHistogram);
   if (f == nullptr) return;
   Series& s = f->series[RenderLabels(labels)];
@@ -127,12 +127,12 @@ void Metrics::Observe(const std::string& name, const Labels& labels, double valu
 }
 
 void Metrics::AddCollector(std::function<void(Metrics&)> fn) {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(mu_);
   collectors_.push_back(std::move(fn));
 }
 
 double Metrics::Value(const std::string& name, const Labels& labels) {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(mu_);
   auto it = families_.find(name);
   if (it == families_.end()) return 0;
   auto s = it->second.series.find(RenderLabels(labels));
@@ -144,11 +144,11 @@ double Metrics::Value(const std::string& name, const Labels& labels) {
 std::string Metrics::Render() {
   std::vector<std::function<void(Metrics&)>> collectors;
   {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(mu_);
     collectors = collectors_;
   }
   for (auto& c : collectors) c(*this);
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(mu_);
   std::ostringstream out;
   for (const auto& [name, f] : families_) {
     const char* type = f.type == Type::kCounter ? "counter"

@@ -14,10 +14,11 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
+
+#include "base/mutex.h"
 
 namespace branchdb::server::http {
 
@@ -87,11 +88,11 @@ class Metrics {
     std::map<std::string, Series> series;  // key: rendered label set
   };
   static std::string RenderLabels(const Labels& labels);
-  Family* Find(const std::string& name, Type type);
+  Family* Find(const std::string& name, Type type) REQUIRES(mu_);
 
-  std::mutex mu_;
-  std::map<std::string, Family> families_;
-  std::vector<std::function<void(Metrics&)>> collectors_;
+  Mutex mu_;  // a leaf: collectors run without it
+  std::map<std::string, Family> families_ GUARDED_BY(mu_);
+  std::vector<std::function<void(Metrics&)>> collectors_ GUARDED_BY(mu_);
 };
 
 }  // namespace branchdb::server::http

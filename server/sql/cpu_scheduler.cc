@@ -99,7 +99,7 @@ void CpuScheduler::GrantLocked(int64_t now) {
     r->granted_at_ = now;
     holders_.push_back(r);
     r->granted_ = true;
-    r->cv_.notify_one();
+    r->cv_.Signal();
   }
 }
 
@@ -115,7 +115,7 @@ void CpuScheduler::UnholdLocked(Run& r, int64_t now) {
   ++free_slots_;
 }
 
-bool CpuScheduler::AwaitLocked(std::unique_lock<std::mutex>& l, Run& r, int64_t deadline_nanos) {
+bool CpuScheduler::AwaitLocked(Run& r, int64_t deadline_nanos) {
   while (!r.granted_) {
     const int64_t now = clock_->NowMonotonicNanos();
     if (deadline_nanos != 0 && now >= deadline_nanos) {
@@ -124,7 +124,7 @@ bool CpuScheduler::AwaitLocked(std::unique_lock<std::mutex>& l, Run& r, int64_t 
     }
     int64_t wait = kPollNanos;
     if (deadline_nanos != 0) wait = std::min(wait, deadline_nanos - now);
-    r.cv_.wait_for(l, std::chrono::nanoseconds(wait));
+    r.cv_.WaitFor(mu_, std::chrono::nanoseconds(wait));
   }
   return true;
 }
@@ -143,24 +143,24 @@ void CpuScheduler::PruneLocked(int64_t now) {
 CpuScheduler::Run::Run(CpuScheduler* scheduler, std::string client)
     : scheduler_(scheduler), client_(std::move(client)) {
   if (scheduler_ == nullptr) return;
-  std::lock_guard<std::mutex> l(scheduler_->mu_);
+  MutexLock l(scheduler_->mu_);
   scheduler_->usage_[client_].runs++;
 }
 
 CpuScheduler::Run::~Run() {
   if (scheduler_ == nullptr) return;
   Release();
-  std::lock_guard<std::mutex> l(scheduler_->mu_);
+  MutexLock l(scheduler_->mu_);
   scheduler_->usage_[client_].runs--;
   scheduler_->PruneLocked(scheduler_->clock_->NowMonotonicNanos());
 }
 
 bool CpuScheduler::Run::Acquire(int64_t deadline_nanos) {
   if (scheduler_ == nullptr) return true;
-  std::unique_lock<std::mutex> l(scheduler_->mu_);
+  MutexLock l(scheduler_->mu_);
   scheduler_->EnqueueLocked(*this);
   scheduler_->GrantLocked(scheduler_->clock_->NowMonotonicNanos());
-  return scheduler_->AwaitLocked(l, *this, deadline_nanos);
+  return scheduler_->AwaitLocked(*this, deadline_nanos);
 }
 
 bool CpuScheduler::Run::Tick(int64_t deadline_nanos) {
@@ -176,17 +176,17 @@ bool CpuScheduler::Run::Tick(int64_t deadline_nanos) {
       return true;  // long, within its slice, and no short script waits
     }
   }
-  std::unique_lock<std::mutex> l(scheduler_->mu_);
+  MutexLock l(scheduler_->mu_);
   scheduler_->UnholdLocked(*this, now);
   scheduler_->EnqueueLocked(*this);
   scheduler_->GrantLocked(now);
   if (!granted_) scheduler_->yields_.fetch_add(1, std::memory_order_relaxed);
-  return scheduler_->AwaitLocked(l, *this, deadline_nanos);
+  return scheduler_->AwaitLocked(*this, deadline_nanos);
 }
 
 void CpuScheduler::Run::Release() {
   if (!holding_) return;
-  std::lock_guard<std::mutex> l(scheduler_->mu_);
+  MutexLock l(scheduler_->mu_);
   const int64_t now = scheduler_->clock_->NowMonotonicNanos();
   scheduler_->UnholdLocked(*this, now);
   scheduler_->GrantLocked(now);

@@ -46,15 +46,14 @@
 #define BRANCHDB_SERVER_SQL_CPU_SCHEDULER_H_
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
 #include "base/env.h"
+#include "base/mutex.h"
 #include "base/status.h"
 
 namespace branchdb::server::sql {
@@ -95,37 +94,39 @@ class CpuScheduler {
     int runs = 0;       // live Runs of the client
   };
 
-  // REQUIRES: mu_ held. The client's run time decayed to now.
-  double UsageLocked(Usage& u, int64_t now);
-  // REQUIRES: mu_ held, r holding. Charges r's slot time since it was
-  // granted and frees its slot (or repays the one it lent).
-  void UnholdLocked(Run& r, int64_t now);
-  // REQUIRES: mu_ held, r holding. Whether r has run a quantum in all.
-  bool IsLongLocked(const Run& r, int64_t now) const;
-  // REQUIRES: mu_ held, r holding no slot. Queues r in its class.
-  void EnqueueLocked(Run& r);
-  // REQUIRES: mu_ held. Takes a waiter out of the queue.
-  void DequeueLocked(std::vector<Run*>::iterator it);
-  // REQUIRES: mu_ held. Hands free slots to the most deserving waiters; a
-  // short waiter without a free slot borrows a long holder's.
-  void GrantLocked(int64_t now);
-  // REQUIRES: l holds mu_, r queued. Waits until r is granted a slot (true)
-  // or deadline_nanos (0 = none) passes (false, r no longer queued).
-  bool AwaitLocked(std::unique_lock<std::mutex>& l, Run& r, int64_t deadline_nanos);
-  // REQUIRES: mu_ held. Forgets idle clients whose run time has decayed away.
-  void PruneLocked(int64_t now);
+  // The client's run time decayed to now.
+  double UsageLocked(Usage& u, int64_t now) REQUIRES(mu_);
+  // REQUIRES: r holding. Charges r's slot time since it was granted and
+  // frees its slot (or repays the one it lent).
+  void UnholdLocked(Run& r, int64_t now) REQUIRES(mu_);
+  // REQUIRES: r holding. Whether r has run a quantum in all.
+  bool IsLongLocked(const Run& r, int64_t now) const REQUIRES(mu_);
+  // REQUIRES: r holding no slot. Queues r in its class.
+  void EnqueueLocked(Run& r) REQUIRES(mu_);
+  // Takes a waiter out of the queue.
+  void DequeueLocked(std::vector<Run*>::iterator it) REQUIRES(mu_);
+  // Hands free slots to the most deserving waiters; a short waiter without a
+  // free slot borrows a long holder's.
+  void GrantLocked(int64_t now) REQUIRES(mu_);
+  // REQUIRES: r queued. Waits (releasing mu_ meanwhile) until r is granted a
+  // slot (true) or deadline_nanos (0 = none) passes (false, r no longer queued).
+  bool AwaitLocked(Run& r, int64_t deadline_nanos) REQUIRES(mu_);
+  // Forgets idle clients whose run time has decayed away.
+  void PruneLocked(int64_t now) REQUIRES(mu_);
 
   // Constant after construction.
   Clock* const clock_;
   const int slots_;
   const int64_t quantum_nanos_;
 
-  std::mutex mu_;
-  int free_slots_;                       // guarded by mu_; below 0 while slots are lent
-  std::vector<Run*> waiters_;            // guarded by mu_
-  std::vector<Run*> holders_;            // guarded by mu_
-  std::map<std::string, Usage> usage_;   // guarded by mu_
-  uint64_t next_seq_ = 0;                // guarded by mu_
+  // A leaf: taken last, after every other lock of the request (see
+  // docs/architecture.md), and nothing is taken under it.
+  Mutex mu_;
+  int free_slots_ GUARDED_BY(mu_);  // below 0 while slots are lent
+  std::vector<Run*> waiters_ GUARDED_BY(mu_);
+  std::vector<Run*> holders_ GUARDED_BY(mu_);
+  std::map<std::string, Usage> usage_ GUARDED_BY(mu_);
+  uint64_t next_seq_ GUARDED_BY(mu_) = 0;
   // Read without mu_ at every tick (written under mu_).
   std::atomic<int> waiting_{0};
   std::atomic<int> waiting_short_{0};
@@ -169,11 +170,13 @@ class CpuScheduler {
     // The slot was lent to a short script: give it up at the next tick. Set
     // under mu_, read at every tick without it.
     std::atomic<bool> must_yield_{false};
-    // Set while queued (guarded by the scheduler's mu_).
+    // Set while queued (guarded by the scheduler's mu_; not annotated:
+    // the scheduler's methods reach them through a Run&, whose scheduler_
+    // clang cannot tell is `this`).
     bool queued_short_ = false;
     bool granted_ = false;
     uint64_t seq_ = 0;
-    std::condition_variable cv_;
+    CondVar cv_;  // with the scheduler's mu_
   };
 };
 

@@ -80,11 +80,11 @@ std::string Lower(const char* s) {
 // The in-process writer table: which connection holds RESERVED (or more) on
 // each timeline of each store.
 using WriterKey = std::pair<const PageStore*, TimelineId>;
-std::mutex& WritersMu() {
-  static std::mutex* mu = new std::mutex;  // never destroyed: used until exit
+Mutex& WritersMu() {
+  static auto* mu = new Mutex;  // never destroyed: used until exit; a leaf
   return *mu;
 }
-std::map<WriterKey, const BranchConnection*>& Writers() {
+std::map<WriterKey, const BranchConnection*>& Writers() REQUIRES(WritersMu()) {
   static auto* writers = new std::map<WriterKey, const BranchConnection*>;
   return *writers;
 }
@@ -231,18 +231,18 @@ BranchConnection::BranchConnection(const OpenRequest& request)
 BranchConnection::~BranchConnection() { ReleaseWriterSlot(); }
 
 Status BranchConnection::last_error() const {
-  std::lock_guard<std::mutex> lock(error_mu_);
+  MutexLock lock(error_mu_);
   return last_error_;
 }
 
 int BranchConnection::Fail(int rc, Status status) {
-  std::lock_guard<std::mutex> lock(error_mu_);
+  MutexLock lock(error_mu_);
   last_error_ = std::move(status);
   return rc;
 }
 
 bool BranchConnection::AcquireWriterSlot() {
-  std::lock_guard<std::mutex> lock(WritersMu());
+  MutexLock lock(WritersMu());
   auto [it, inserted] = Writers().emplace(WriterKey{store_.get(), timeline_}, this);
   if (!inserted && it->second != this) return false;
   holds_writer_slot_ = true;
@@ -251,7 +251,7 @@ bool BranchConnection::AcquireWriterSlot() {
 
 void BranchConnection::ReleaseWriterSlot() {
   if (!holds_writer_slot_) return;
-  std::lock_guard<std::mutex> lock(WritersMu());
+  MutexLock lock(WritersMu());
   auto it = Writers().find(WriterKey{store_.get(), timeline_});
   if (it != Writers().end() && it->second == this) Writers().erase(it);
   holds_writer_slot_ = false;
@@ -530,7 +530,7 @@ int BranchConnection::Unlock(int level) {
 }
 
 int BranchConnection::CheckReservedLock(int* out) {
-  std::lock_guard<std::mutex> lock(WritersMu());
+  MutexLock lock(WritersMu());
   *out = Writers().count(WriterKey{store_.get(), timeline_}) > 0 ? 1 : 0;
   return SQLITE_OK;
 }
@@ -657,7 +657,7 @@ int BranchConnection::CommitTransaction() {
   cache_lsn_ = *lsn;
   last_commit_lsn_ = *lsn;
   snapshot_pub_ = *lsn;
-  std::lock_guard<std::mutex> lock(error_mu_);
+  MutexLock lock(error_mu_);
   last_error_ = Status::OK();
   return SQLITE_OK;
 }

@@ -13,7 +13,6 @@
 #include <atomic>
 #include <cstring>
 #include <map>
-#include <mutex>
 #include <random>
 #include <string>
 
@@ -29,11 +28,12 @@ namespace {
 constexpr int kMaxPathname = 512;
 constexpr char kHandlePrefix[] = "branchdb-connection-";
 
-std::mutex& RegistryMu() {
-  static auto* mu = new std::mutex;  // never destroyed: used until exit
+// The open requests by handle name: OpenConnection registers one, xOpen takes it.
+Mutex& RegistryMu() {
+  static auto* mu = new Mutex;  // never destroyed: used until exit; a leaf
   return *mu;
 }
-std::map<std::string, vi::OpenRequest>& Registry() {
+std::map<std::string, vi::OpenRequest>& Registry() REQUIRES(RegistryMu()) {
   static auto* registry = new std::map<std::string, vi::OpenRequest>;
   return *registry;
 }
@@ -52,7 +52,7 @@ int VfsOpen(sqlite3_vfs*, const char* name, sqlite3_file* file, int flags, int* 
   if ((flags & SQLITE_OPEN_MAIN_DB) == 0) return SQLITE_CANTOPEN;
   vi::OpenRequest request;
   {
-    std::lock_guard<std::mutex> lock(RegistryMu());
+    MutexLock lock(RegistryMu());
     auto it = Registry().find(name);
     if (it == Registry().end()) return SQLITE_CANTOPEN;
     request = it->second;
@@ -199,7 +199,7 @@ Result<SqliteHandle> OpenConnection(const ConnectionOptions& options) {
   }
   const std::string name = kHandlePrefix + std::to_string(g_next_handle.fetch_add(1));
   {
-    std::lock_guard<std::mutex> lock(RegistryMu());
+    MutexLock lock(RegistryMu());
     Registry()[name] = request;
   }
   const int flags = request.read_only ? SQLITE_OPEN_READONLY
@@ -208,7 +208,7 @@ Result<SqliteHandle> OpenConnection(const ConnectionOptions& options) {
   int rc = sqlite3_open_v2(name.c_str(), &raw, flags, vi::kVfsName);
   SqliteHandle db(raw);
   {
-    std::lock_guard<std::mutex> lock(RegistryMu());
+    MutexLock lock(RegistryMu());
     Registry().erase(name);  // normally consumed by xOpen already
   }
   if (rc != SQLITE_OK) {

@@ -17,10 +17,10 @@
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 
+#include "base/mutex.h"
 #include "base/status.h"
 #include "storage/page_store.h"
 #include "storage/vfs/vfs.h"
@@ -145,8 +145,8 @@ class BranchConnection {
 
   std::atomic<Lsn> last_commit_lsn_{0};
   std::atomic<Lsn> snapshot_pub_{0};
-  mutable std::mutex error_mu_;
-  Status last_error_;  // guarded by error_mu_
+  mutable Mutex error_mu_;  // a leaf
+  Status last_error_ GUARDED_BY(error_mu_);
 };
 
 // SQLite allocates pVfs->szOsFile bytes for every file and hands them to
