@@ -27,7 +27,7 @@
 #include "server/http/metrics.h"
 #include "server/http/router.h"
 #include "server/http/timed_env.h"
-#include "server/routes/routes.h"
+#include "server/routes/table.h"
 #include "server/sql/cpu_scheduler.h"
 
 namespace branchdb::server {
@@ -53,15 +53,6 @@ std::vector<std::string> DataDirSpellings(const std::string& data_dir) {
   std::sort(out.begin(), out.end(),
             [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
   return out;
-}
-
-// Routes (by label) that run SQL or read a whole branch: admitted apart.
-bool RunsSql(const std::string& label) {
-  for (const char* suffix : {"/sql", "/diff", "/export", "/import", "/promote", "/schema"}) {
-    std::string_view l(label), x(suffix);
-    if (l.size() >= x.size() && l.substr(l.size() - x.size()) == x) return true;
-  }
-  return false;
 }
 
 }  // namespace
@@ -328,23 +319,14 @@ Status ApiServer::Init() {
   ropts.logger = services_.logger;
   ropts.redacted_paths = DataDirSpellings(config_.data_dir);
   ropts.admission = parts_->admission.get();
-  ropts.needs_admission = [](const std::string& label) { return RunsSql(label); };
   ropts.max_body_bytes = config_.max_request_bytes;
   Services* services = &services_;
   ropts.principal_of = [services](const httplib::Request& req) {
     return http::PrincipalOf(*services, req);
   };
   parts_->router = std::make_unique<http::Router>(http, std::move(ropts));
-  RegisterHealthRoutes(*parts_->router, services_);
-  RegisterOAuthRoutes(*parts_->router, services_);
-  RegisterClientRoutes(*parts_->router, services_);
-  RegisterProjectRoutes(*parts_->router, services_);
-  RegisterBranchRoutes(*parts_->router, services_);
-  RegisterSqlRoutes(*parts_->router, services_);
-  RegisterCheckpointRoutes(*parts_->router, services_);
-  RegisterMcpRoutes(*parts_->router, services_);
-  RegisterBranchItemRoutes(*parts_->router, services_);  // last: its pattern takes the rest
-  parts_->router->AddFallbacks();  // unknown routes' bodies: discarded, never buffered
+  services_.router = parts_->router.get();
+  routes::RegisterRoutes(*parts_->router, services_);
 
   parts_->housekeeper = std::thread([parts, logger] {
     std::unique_lock<std::mutex> l(parts->hk_mu);

@@ -22,12 +22,11 @@
 #include "server/http/auth_guard.h"
 #include "server/http/errors.h"
 #include "server/http/metrics.h"
-#include "server/http/router.h"
+#include "server/routes/call.h"
 #include "server/routes/common.h"
-#include "server/routes/routes.h"
 #include "storage/vfs/vfs.h"
 
-namespace branchdb::server {
+namespace branchdb::server::routes {
 namespace {
 
 constexpr size_t kPageSize = storage::kPageSize;
@@ -82,10 +81,15 @@ class ExportStream {
   std::string page_;
 };
 
-void HandleExport(Services* s, const httplib::Request& req, httplib::Response& res) {
-  std::string project = http::PathParam(req, 1), branch = http::PathParam(req, 2);
-  if (!http::RequireAuth(*s, req, res, auth::Operation::kExportBranch, project, branch)) return;
-  BRANCHDB_TRY_SEND(res, lsn, routes::QueryInt(req, "lsn", routes::kLsnRange));
+}  // namespace
+
+void HandleExport(Call& c) {
+  Services* s = &c.s;
+  const httplib::Request& req = c.req;
+  httplib::Response& res = c.res;
+  const std::string& project = c.project;
+  const std::string& branch = c.branch;
+  BRANCHDB_TRY_SEND(res, lsn, QueryInt(req, "lsn", kLsnRange));
   catalog::ConnectionRequest r;
   r.read_only = true;
   if (*lsn) r.as_of = **lsn;
@@ -117,6 +121,8 @@ void HandleExport(Services* s, const httplib::Request& req, httplib::Response& r
                              return stream->Send(offset, length, sink);
                            });
 }
+
+namespace {
 
 Status TooLarge(uint64_t max_bytes) {
   return Status::ResourceExhausted("body: the database exceeds the branch size cap of " +
@@ -178,13 +184,18 @@ void Discard(const http::BodyReader& read) {
   (void)read([](const char*, size_t) { return true; });
 }
 
-void HandleImport(Services* s, const httplib::Request& req, httplib::Response& res,
-                  http::RequestContext& ctx, const http::BodyReader& read) {
+}  // namespace
+
+void HandleImport(Call& c) {
+  Services* s = &c.s;
+  const httplib::Request& req = c.req;
+  httplib::Response& res = c.res;
+  const http::BodyReader& read = *c.body;
   auto refuse = [&](const Status& st) {
     Discard(read);
     http::SendError(res, st);
   };
-  std::string project = http::PathParam(req, 1);
+  const std::string& project = c.project;
   std::string branch = req.get_param_value("branch");
   auto who = http::RequireAuth(*s, req, res, auth::Operation::kCreateBranch, project, branch);
   if (!who) return Discard(read);
@@ -200,7 +211,7 @@ void HandleImport(Services* s, const httplib::Request& req, httplib::Response& r
       req.get_header_value<uint64_t>("Content-Length") > max_bytes) {
     return refuse(TooLarge(max_bytes));
   }
-  auto writer = s->catalog->BeginImport(project, branch, {who->client_id, ctx.request_id});
+  auto writer = s->catalog->BeginImport(project, branch, {who->client_id, c.ctx.request_id});
   if (!writer.ok()) return refuse(writer.status());
   ImportSink sink(writer->get(), BufferBytes(*s), max_bytes, s->metrics);
   bool whole = read([&sink](const char* data, size_t n) { return sink.Receive(data, n); });
@@ -212,23 +223,7 @@ void HandleImport(Services* s, const httplib::Request& req, httplib::Response& r
   auto b = (*writer)->Finish(
       sink.rest(), "import of a " + std::to_string(sink.total()) + "-byte database");
   if (!b.ok()) return http::SendError(res, b.status());
-  http::SendJson(res, 201, routes::BranchJson(*b, s->config->idle_timeout_seconds));
+  http::SendJson(res, 201, BranchJson(*b, s->config->idle_timeout_seconds));
 }
 
-}  // namespace
-
-void RegisterTransferRoutes(http::Router& router, Services& services) {
-  Services* s = &services;
-  router.Get(R"(/v1/projects/([^/]+)/branches/(.+)/export)",
-             "/v1/projects/{project}/branches/{branch}/export",
-             [s](const httplib::Request& req, httplib::Response& res, http::RequestContext&) {
-               HandleExport(s, req, res);
-             });
-  router.PostStreaming(R"(/v1/projects/([^/]+)/import)", "/v1/projects/{project}/import",
-                       [s](const httplib::Request& req, httplib::Response& res,
-                           http::RequestContext& ctx, const http::BodyReader& read) {
-                         HandleImport(s, req, res, ctx, read);
-                       });
-}
-
-}  // namespace branchdb::server
+}  // namespace branchdb::server::routes

@@ -22,6 +22,7 @@
 #include "base/mock_clock.h"
 #include "server/compute/supervisor.h"
 #include "server/config.h"
+#include "server/routes/table.h"
 #include "server/server.h"
 #include "tests/server/live_server.h"
 #include "tests/server/openapi_yaml.h"
@@ -614,6 +615,30 @@ void CheckJsonConventions(const json& j, const std::string& where) {
   }
 }
 
+TEST_CASE("openapi: the route table and docs/openapi.yaml name the same operations",
+          "[api][openapi]") {
+  json doc = ReadYaml(std::string(BRANCHDB_SOURCE_DIR) + "/docs/openapi.yaml");
+  REQUIRE(doc["paths"].is_object());
+  std::set<std::string> documented, routed;
+  for (auto& [path, ops] : doc["paths"].items()) {
+    for (auto& [method, op] : ops.items()) documented.insert(method + " " + path);
+  }
+  for (const routes::Route& r : routes::kApiRoutes) {
+    std::string method = r.method;
+    for (char& ch : method) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    INFO(r.method << " " << r.path << " is in the table twice");
+    CHECK(routed.insert(method + " " + r.path).second);
+  }
+  for (const auto& op : routed) {
+    INFO("in the route table, not in docs/openapi.yaml: " << op);
+    CHECK(documented.count(op) == 1);
+  }
+  for (const auto& op : documented) {
+    INFO("in docs/openapi.yaml, not in the route table: " << op);
+    CHECK(routed.count(op) == 1);
+  }
+}
+
 TEST_CASE("openapi walk: every documented operation answers as documented", "[api][openapi]") {
   json doc = ReadYaml(std::string(BRANCHDB_SOURCE_DIR) + "/docs/openapi.yaml");
   REQUIRE(doc["paths"].is_object());
@@ -675,6 +700,8 @@ TEST_CASE("openapi walk: every documented operation answers as documented", "[ap
   call("get", "/.well-known/oauth-protected-resource", "/.well-known/oauth-protected-resource",
        "", "", false);
   CHECK(call("post", "/mcp", "/mcp", R"({"jsonrpc":"2.0","id":1,"method":"ping"})").first == 200);
+  CHECK(call("get", "/mcp", "/mcp").first == 405);
+  CHECK(call("delete", "/mcp", "/mcp").first == 405);
   auto client = call("post", "/v1/clients", "/v1/clients",
                      R"({"name":"walker","scopes":["sql:read"]})");
   REQUIRE(client.first == 201);
