@@ -6,7 +6,7 @@
 //   POST /v1/projects/{p}/branches/{b}/credentials  {"access":"read"|"read_write","ttl_seconds"}
 //   GET  /v1/projects/{p}/branches/{b}/compute
 //   POST /v1/projects/{p}/branches/{b}/compute/suspend
-//   GET  /v1/projects/{p}/branches/{b}/schema[?lsn=N]
+//   GET  /v1/projects/{p}/branches/{b}/schema[?lsn=N]   (server/sql/snapshot.h)
 //   GET  .../export, POST /v1/projects/{p}/import: transfer.cc
 #include <httplib.h>
 #include <sqlite3.h>
@@ -24,6 +24,7 @@
 #include "server/http/metrics.h"
 #include "server/routes/call.h"
 #include "server/routes/common.h"
+#include "server/sql/snapshot.h"
 #include "storage/vfs/vfs.h"
 
 namespace branchdb::server::routes {
@@ -90,15 +91,6 @@ void SendBearerError(httplib::Response& res, const auth::BearerError& error) {
   for (const auto& [name, value] : reply.headers) {
     if (name == "WWW-Authenticate") res.set_header(name.c_str(), value);
   }
-}
-
-Result<storage::SqliteHandle> OpenReadOnly(Services& s, const std::string& project,
-                                           const std::string& branch,
-                                           std::optional<uint64_t> lsn) {
-  catalog::ConnectionRequest r;
-  r.read_only = true;
-  if (lsn) r.as_of = *lsn;
-  return s.catalog->OpenBranchConnection(project, branch, r);
 }
 
 // --- Paging: a one-statement read, in pages that all read one snapshot LSN ---
@@ -355,29 +347,15 @@ void HandleSuspendCompute(Call& c) {
 
 void HandleSchema(Call& c) {
   BRANCHDB_TRY_SEND(c.res, lsn, QueryInt(c.req, "lsn", kLsnRange));
-  BRANCHDB_TRY_SEND(c.res, conn, OpenReadOnly(c.s, c.project, c.branch, *lsn));
-  sqlite3* db = conn->get();
-  sqlite3_stmt* stmt = nullptr;
+  BRANCHDB_TRY_SEND(c.res, schema, sql::ReadSchema(*c.s.catalog, c.project, c.branch, *lsn));
   json objects = json::array();
-  if (sqlite3_prepare_v2(db,
-                         "SELECT type, name, tbl_name, sql FROM sqlite_schema "
-                         "WHERE name NOT LIKE 'sqlite_%' ORDER BY type, name",
-                         -1, &stmt, nullptr) != SQLITE_OK) {
-    return http::SendError(c.res, Status::IOError(sqlite3_errmsg(db), "sql_io_error"));
+  for (const auto& o : schema->objects) {
+    objects.push_back({{"type", o.type},
+                       {"name", o.name},
+                       {"table", o.table},
+                       {"sql", o.sql ? json(*o.sql) : json(nullptr)}});
   }
-  int rc;
-  while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-    auto text = [&](int i) -> json {
-      const unsigned char* t = sqlite3_column_text(stmt, i);
-      return t ? json(reinterpret_cast<const char*>(t)) : json(nullptr);
-    };
-    objects.push_back({{"type", text(0)}, {"name", text(1)}, {"table", text(2)}, {"sql", text(3)}});
-  }
-  sqlite3_finalize(stmt);
-  if (rc != SQLITE_DONE) {
-    return http::SendError(c.res, Status::IOError(sqlite3_errmsg(db), "sql_io_error"));
-  }
-  http::SendJson(c.res, 200, {{"lsn", storage::SnapshotLsn(db)}, {"objects", objects}});
+  http::SendJson(c.res, 200, {{"lsn", schema->lsn}, {"objects", objects}});
 }
 
 }  // namespace branchdb::server::routes

@@ -579,6 +579,37 @@ TEST_CASE("an expired branch is reaped and its compute dropped", "[api]") {
   CHECK(f.server_->services().computes->Info("shop/tmp").status().IsNotFound());
 }
 
+TEST_CASE("schema lists a branch's objects as of a state, without SQLite's own", "[api]") {
+  ApiFixture f;
+  REQUIRE(f.Call("POST", "/v1/projects", {{"name", "shop"}}).first == 201);
+  const std::string branch = "/v1/projects/shop/branches/production";
+  auto [st1, t] = f.Call("POST", branch + "/sql", {{"sql", "CREATE TABLE t(a PRIMARY KEY, b)"}});
+  REQUIRE(st1 == 200);
+  auto [st2, i] = f.Call("POST", branch + "/sql", {{"sql", "CREATE INDEX t_b ON t(b)"}});
+  REQUIRE(st2 == 200);
+
+  auto [st3, now] = f.Call("GET", branch + "/schema");
+  REQUIRE(st3 == 200);
+  CHECK(now["lsn"] == i["lsn"]);
+  // Ordered by type, then name; t's automatic index (sqlite_autoindex_t_1) is SQLite's own.
+  CHECK(now["objects"] == json::array({{{"type", "index"},
+                                        {"name", "t_b"},
+                                        {"table", "t"},
+                                        {"sql", "CREATE INDEX t_b ON t(b)"}},
+                                       {{"type", "table"},
+                                        {"name", "t"},
+                                        {"table", "t"},
+                                        {"sql", "CREATE TABLE t(a PRIMARY KEY, b)"}}}));
+
+  auto [st4, before] = f.Call("GET", branch + "/schema?lsn=" + t["lsn"].dump());
+  REQUIRE(st4 == 200);
+  CHECK(before["lsn"] == t["lsn"]);
+  REQUIRE(before["objects"].size() == 1);
+  CHECK(before["objects"][0]["name"] == "t");
+
+  CHECK(f.Call("GET", "/v1/projects/shop/branches/nope/schema").first == 404);
+}
+
 TEST_CASE("credential lifetime is capped by the config", "[api]") {
   ApiFixture f([](Config& c) { c.credential_max_seconds = 300; });
   REQUIRE(f.Call("POST", "/v1/projects", {{"name", "shop"}}).first == 201);
