@@ -80,19 +80,6 @@ json ComputeJson(const Result<compute::ComputeInfo>& info, int64_t idle_timeout_
           {"idle_timeout_seconds", idle_timeout_seconds}};
 }
 
-void SendBearerError(httplib::Response& res, const auth::BearerError& error) {
-  auth::HttpReply reply = auth::BearerErrorReply(error, "branchdb");
-  std::string code(error.ErrorCode());
-  http::SendJson(res, reply.status,
-                 {{"error",
-                   {{"code", code.empty() ? "unauthenticated" : code},
-                    {"message", error.description},
-                    {"details", json::object()}}}});
-  for (const auto& [name, value] : reply.headers) {
-    if (name == "WWW-Authenticate") res.set_header(name.c_str(), value);
-  }
-}
-
 // --- Paging: a one-statement read, in pages that all read one snapshot LSN ---
 //
 // A cursor is "v1.<lsn>.<offset>.<page_size>.<hash>": the next page re-runs the
@@ -323,7 +310,7 @@ void HandleIssueCredential(Call& c) {
                                           http::BranchIdentityOf(c.s, c.project, c.branch),
                                           rw ? auth::DbAccess::kReadWrite : auth::DbAccess::kRead,
                                           ttl->value_or(0), &error);
-  if (!cred) return SendBearerError(c.res, error);
+  if (!cred) return http::SendBearerError(c.res, error);
   c.res.status = 201;
   c.res.set_content(cred->ToJson(), "application/json");
   c.res.set_header("Cache-Control", "no-store");
