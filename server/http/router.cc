@@ -466,8 +466,14 @@ bool ReadBufferedBody(httplib::Request& req, httplib::Response& res,
 void Router::Add(const std::string& method, const std::string& path_template,
                  RouteOptions options, RouteHandler handler) {
   CompiledTemplate t = CompileTemplate(path_template);
-  routes_->list.push_back({method, t.pattern, std::regex(t.pattern), t.greedy_tail,
-                           Wrap(path_template, t.params, options, std::move(handler)), nullptr});
+  HttpHandler wrapped = [this, label = path_template, params = t.params, options,
+                         handler = std::move(handler)](const httplib::Request& req,
+                                                       httplib::Response& res) {
+    Handle(req, res, label, params, options, req.body,
+           [&](RequestContext& ctx) { handler(req, res, ctx); });
+  };
+  routes_->list.push_back(
+      {method, t.pattern, std::regex(t.pattern), t.greedy_tail, std::move(wrapped), nullptr});
 }
 
 void Router::Register(size_t i) {
@@ -524,22 +530,19 @@ void Router::Install() {
   server_.Delete(all, unrouted);
 }
 
-Router::HttpHandler Router::Wrap(const std::string& label, std::vector<std::string> params,
-                                 RouteOptions options, RouteHandler handler) {
-  bool admit = options.admission && options_.admission != nullptr;
-  bool idempotent = options.idempotent && options_.idempotency != nullptr;
-  return [this, label, params = std::move(params), handler = std::move(handler), idempotent,
-          admit](const httplib::Request& req, httplib::Response& res) {
-    t_route = label;
-    RequestContext ctx = ContextOf(req, res, label, params);
-    std::optional<Result<Admission::Slot>> slot;
-    if (admit && !Admit(req, res, slot)) return;
-    if (idempotent && req.has_header("Idempotency-Key")) {
-      HandleIdempotent(req, res, req.body, [&] { handler(req, res, ctx); });
-    } else {
-      handler(req, res, ctx);
-    }
-  };
+void Router::Handle(const httplib::Request& req, httplib::Response& res, const std::string& label,
+                    const std::vector<std::string>& params, RouteOptions options,
+                    const std::string& fingerprint_body,
+                    const std::function<void(RequestContext&)>& handler) {
+  t_route = label;
+  RequestContext ctx = ContextOf(req, res, label, params);
+  std::optional<Result<Admission::Slot>> slot;
+  if (options.admission && options_.admission != nullptr && !Admit(req, res, slot)) return;
+  if (options.idempotent && options_.idempotency != nullptr && req.has_header("Idempotency-Key")) {
+    HandleIdempotent(req, res, fingerprint_body, [&] { handler(ctx); });
+  } else {
+    handler(ctx);
+  }
 }
 
 bool Router::Admit(const httplib::Request& req, httplib::Response& res,
@@ -556,25 +559,16 @@ bool Router::Admit(const httplib::Request& req, httplib::Response& res,
 void Router::AddStreaming(const std::string& path_template, RouteOptions options,
                           StreamingHandler handler) {
   CompiledTemplate t = CompileTemplate(path_template);
-  bool admit = options.admission && options_.admission != nullptr;
-  bool idempotent = options.idempotent && options_.idempotency != nullptr;
-  StreamingHttpHandler wrapped = [this, label = path_template, params = t.params,
-                                  handler = std::move(handler), admit, idempotent](
-                                     const httplib::Request& req, httplib::Response& res,
-                                     const BodyReader& read) {
-    t_route = label;
-    RequestContext ctx = ContextOf(req, res, label, params);
-    std::optional<Result<Admission::Slot>> slot;
-    if (admit && !Admit(req, res, slot)) return;
-    if (idempotent && req.has_header("Idempotency-Key")) {
-      std::string length = req.has_header("Content-Length")
-                               ? req.get_header_value("Content-Length")
-                               : std::string("unknown");
-      HandleIdempotent(req, res, "streamed body of length " + length,
-                       [&] { handler(req, res, ctx, read); });
-    } else {
-      handler(req, res, ctx, read);
-    }
+  StreamingHttpHandler wrapped = [this, label = path_template, params = t.params, options,
+                                  handler = std::move(handler)](const httplib::Request& req,
+                                                                httplib::Response& res,
+                                                                const BodyReader& read) {
+    // The body is not known before the handler runs: its declared length
+    // stands for it in the idempotency fingerprint.
+    std::string length = req.has_header("Content-Length") ? req.get_header_value("Content-Length")
+                                                          : std::string("unknown");
+    Handle(req, res, label, params, options, "streamed body of length " + length,
+           [&](RequestContext& ctx) { handler(req, res, ctx, read); });
   };
   routes_->list.push_back(
       {"POST", t.pattern, std::regex(t.pattern), t.greedy_tail, nullptr, std::move(wrapped)});

@@ -196,10 +196,13 @@ class Router {
   using StreamingHttpHandler =
       std::function<void(const httplib::Request&, httplib::Response&, const BodyReader&)>;
 
-  // The handler httplib runs for a route: label, context, admission,
-  // idempotency, then handler.
-  HttpHandler Wrap(const std::string& label, std::vector<std::string> params,
-                   RouteOptions options, RouteHandler handler);
+  // What every route's request goes through: its label, its context (params
+  // named from the template's), admission, idempotency (fingerprint_body
+  // standing for the body), then handler.
+  void Handle(const httplib::Request& req, httplib::Response& res, const std::string& label,
+              const std::vector<std::string>& params, RouteOptions options,
+              const std::string& fingerprint_body,
+              const std::function<void(RequestContext&)>& handler);
   // Takes a place for the request's client in options_.admission (into slot,
   // held until the request ends); false, with 429 and Retry-After sent, when
   // the client or the server is at its limit.
