@@ -174,7 +174,6 @@ void ComputeSupervisor::Release(const std::shared_ptr<Compute>& c) {
   if (c->leases == 0 && (c->suspend_on_release || c->invalidate_on_release || c->removed)) {
     CloseLocked(*c, &closed);
   }
-  if (c->removed) released_cv_.SignalAll();
 }
 
 int ComputeSupervisor::Sweep() {
@@ -239,25 +238,15 @@ void ComputeSupervisor::ForgetLocked(Compute& c, std::vector<Closed>* closed) {
   }
 }
 
-void ComputeSupervisor::RemoveByPrefix(const std::string& prefix, bool wait_for_leases) {
+void ComputeSupervisor::RemoveByPrefix(const std::string& prefix) {
   std::vector<Closed> closed;
   MutexLock l(mu_);
-  std::vector<std::shared_ptr<Compute>> leased;
   for (auto it = computes_.lower_bound(prefix);
        it != computes_.end() && it->first.compare(0, prefix.size(), prefix) == 0;) {
     std::shared_ptr<Compute> c = it->second;
     it = computes_.erase(it);
     ForgetLocked(*c, &closed);
-    if (c->leases > 0) leased.push_back(std::move(c));
   }
-  if (!wait_for_leases) return;
-  auto released = [&] {
-    for (const auto& c : leased) {
-      if (c->leases > 0) return false;
-    }
-    return true;
-  };
-  while (!released()) released_cv_.Wait(mu_);
 }
 
 void ComputeSupervisor::SetIdleTimeout(const std::string& key, int64_t seconds) {

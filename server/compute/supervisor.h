@@ -96,10 +96,9 @@ class ComputeSupervisor {
   // Forgets key (branch deleted); its connection closes when the last lease ends.
   void Remove(const std::string& key);
   // Forgets every compute whose key starts with prefix (e.g. "<project>/":
-  // a project deleted), as Remove does. wait_for_leases: then waits until
-  // the leases held on them now are released (requests running on them
-  // finish); leases taken later are on new computes and are not waited for.
-  void RemoveByPrefix(const std::string& prefix, bool wait_for_leases);
+  // a project deleted), as Remove does: never waits for the requests
+  // running on them (their computes close when their leases end).
+  void RemoveByPrefix(const std::string& prefix);
 
   // Per-compute idle timeout (seconds; 0 = never).
   void SetIdleTimeout(const std::string& key, int64_t seconds);
@@ -138,7 +137,6 @@ class ComputeSupervisor {
   int active_ GUARDED_BY(mu_) = 0;
   bool stopping_ GUARDED_BY(mu_) = false;
   CondVar stop_cv_;
-  CondVar released_cv_;  // a lease was released (RemoveByPrefix waits)
   std::thread sweeper_;
 
  public:

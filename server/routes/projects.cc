@@ -71,18 +71,14 @@ void HandleUpdateProject(Call& c) {
 }
 
 void HandleDeleteProject(Call& c) {
-  // SQL requests already running on the project's branches finish first;
-  // their connections close as they end.
-  const std::string prefix = ComputeKey(c.project, "");
-  c.s.computes->RemoveByPrefix(prefix, /*wait_for_leases=*/true);
   bool force = c.req.get_param_value("force") == "true";
   Status st = c.s.catalog->DeleteProject(c.project, force);
-  // Computes started meanwhile hold the deleted project's store, which
-  // refuses every call: drop them too, so that its files go now.
-  // (Correctness does not depend on this: a connection keeps the store it
-  // was opened on.)
-  c.s.computes->RemoveByPrefix(prefix, /*wait_for_leases=*/false);
   if (!st.ok()) return http::SendError(c.res, st);
+  // The deleted project's store refuses every call from now on, and its
+  // files go when its last reference drops. Idle computes close now; SQL
+  // still running on one keeps its store until it ends (and fails if it
+  // writes), without holding this request.
+  c.s.computes->RemoveByPrefix(ComputeKey(c.project, ""));
   c.res.status = 204;
 }
 
