@@ -548,6 +548,136 @@ Status DecodeCursor(const std::string& cursor, Lsn* from, Lsn* to, uint64_t* off
   return Status::OK();
 }
 
+// What changed between the two states, page by page: which tables own a
+// changed page (in either state), and whether a changed page belongs to no
+// b-tree (an overflow page, a pointer map), which makes every table a
+// candidate. Empty when the states are the same.
+struct PageChanges {
+  std::set<storage::PageNo> changed;
+  PageMap from, to;  // page -> owning tree, in each state
+  std::set<std::string> touched;
+  bool all_candidates = false;
+};
+
+Status MapChanges(const storage::PageStore& store, Lsn from, Lsn to, const SchemaMap& sa,
+                  const SchemaMap& sb, PageChanges* out, uint64_t* pages_changed) {
+  if (from == to) return Status::OK();
+  auto changed = store.ChangedPages(from, to);
+  if (!changed.ok()) return changed.status();
+  *pages_changed = changed->size();
+  out->changed.insert(changed->begin(), changed->end());
+  auto ra = MapPages(store, from, sa);
+  if (!ra.ok()) return ra.status();
+  auto rb = MapPages(store, to, sb);
+  if (!rb.ok()) return rb.status();
+  out->from = std::move(*ra);
+  out->to = std::move(*rb);
+  for (storage::PageNo pg : *changed) {
+    auto ia = out->from.find(pg);
+    auto ib = out->to.find(pg);
+    if (ia != out->from.end()) out->touched.insert(ia->second.table);
+    if (ib != out->to.end()) out->touched.insert(ib->second.table);
+    if (ia == out->from.end() && ib == out->to.end()) out->all_candidates = true;
+  }
+  return Status::OK();
+}
+
+// What comparing one table needs: the two states, what changed between them,
+// the pager, and the diff being built.
+struct DiffContext {
+  const storage::PageStore& store;
+  StateConnection& a;  // "from"
+  StateConnection& b;  // "to"
+  const PageChanges& changes;
+  RowPager& pg;
+  DataDiff& d;
+};
+
+// Rowids that may differ in table `name`: those on its leaf pages that
+// changed or belong to its tree in one state only. Rows on a leaf page that
+// is unchanged and in the table's tree in both states are identical.
+Result<std::vector<int64_t>> CandidateRowids(const DiffContext& c, const std::string& name) {
+  std::set<int64_t> rowids;
+  std::vector<int64_t> cells;
+  auto collect = [&](const PageMap& mine, const PageMap& theirs, Lsn state) -> Status {
+    for (const auto& [pg, own] : mine) {
+      if (own.table != name || !own.table_leaf) continue;
+      auto other = theirs.find(pg);
+      bool shared = other != theirs.end() && other->second.table == name &&
+                    other->second.table_leaf && !c.changes.changed.count(pg);
+      if (shared) continue;
+      cells.clear();
+      BRANCHDB_RETURN_IF_ERROR(LeafRowids(c.store, state, pg, &cells));
+      rowids.insert(cells.begin(), cells.end());
+    }
+    return Status::OK();
+  };
+  BRANCHDB_RETURN_IF_ERROR(collect(c.changes.from, c.changes.to, c.d.from_lsn));
+  BRANCHDB_RETURN_IF_ERROR(collect(c.changes.to, c.changes.from, c.d.to_lsn));
+  return std::vector<int64_t>(rowids.begin(), rowids.end());
+}
+
+// A table only one state has: every row an insert (added) or a delete; a
+// virtual table's rows only counted (its shadow tables are listed).
+Status DiffOneSided(const DiffContext& c, const SchemaObject& t, bool added, TableDataDiff* td) {
+  td->note = added ? "table added" : "table removed";
+  td->key_columns = KeyOf(t);
+  sqlite3* db = added ? c.b.db() : c.a.db();
+  if (t.rootpage == 0) {
+    auto n = CountRows(db, t.name);
+    if (n.ok()) (added ? td->rows_added : td->rows_removed) = *n;
+    return Status::OK();
+  }
+  return ListRows(db, t, added ? "insert" : "delete", c.pg, td, &c.d.rows_compared);
+}
+
+// A table both states have with the same columns: rowid tables by their
+// candidate rowids (or a merge join on all of them when unmapped pages
+// changed), others by the session extension.
+Status DiffSameShape(const DiffContext& c, const SchemaObject& ta, const SchemaObject& tb,
+                     TableDataDiff* td) {
+  td->key_columns = KeyOf(tb);
+  if (IsRowidKeyed(tb) && !c.changes.all_candidates) {
+    auto rowids = CandidateRowids(c, tb.name);
+    if (!rowids.ok()) return rowids.status();
+    return DiffRowids(c.a.db(), c.b.db(), tb, *rowids, c.pg, td, &c.d.rows_compared);
+  }
+  if (IsRowidKeyed(tb)) {
+    return DiffByRowid(c.a.db(), c.b.db(), ta, tb, c.pg, td, &c.d.rows_compared);
+  }
+  return DiffBySession(c.a.db(), c.b.db(), tb, c.pg, td, &c.d.rows_compared);
+}
+
+// Compares table `name` (ta, tb: its schema in each state, null where it is
+// absent) and appends its diff to c.d.tables unless nothing in it differs.
+// A table whose pages did not change is skipped unread (counted).
+Status DiffTable(const DiffContext& c, const std::string& name, const SchemaObject* ta,
+                 const SchemaObject* tb) {
+  TableDataDiff td;
+  td.table = name;
+  if (ta == nullptr || tb == nullptr) {
+    BRANCHDB_RETURN_IF_ERROR(DiffOneSided(c, ta == nullptr ? *tb : *ta, ta == nullptr, &td));
+  } else if (ta->rootpage == 0 || tb->rootpage == 0) {
+    return Status::OK();  // virtual tables: their shadow tables are compared
+  } else if (!(ta->columns == tb->columns)) {
+    td.key_columns = KeyOf(*tb);
+    BRANCHDB_RETURN_IF_ERROR(
+        DiffReshaped(c.a.db(), c.b.db(), *ta, *tb, c.pg, &td, &c.d.rows_compared));
+    if (td.rows_added + td.rows_removed + td.rows_changed == 0 && td.columns_added.empty() &&
+        td.columns_removed.empty() && td.note.empty()) {
+      return Status::OK();
+    }
+  } else if (!c.changes.all_candidates && !c.changes.touched.count(name)) {
+    ++c.d.tables_skipped;
+    return Status::OK();
+  } else {
+    BRANCHDB_RETURN_IF_ERROR(DiffSameShape(c, *ta, *tb, &td));
+    if (td.rows_added == 0 && td.rows_removed == 0 && td.rows_changed == 0) return Status::OK();
+  }
+  c.d.tables.push_back(std::move(td));
+  return Status::OK();
+}
+
 }  // namespace
 
 Result<DataDiff> Catalog::DiffData(const std::string& project, const StateRef& from,
@@ -588,109 +718,25 @@ Result<DataDiff> Catalog::DiffData(const std::string& project, const StateRef& f
   if (!sa.ok()) return sa.status();
   auto sb = ReadSchema(b->db());
   if (!sb.ok()) return sb.status();
+  PageChanges changes;
+  BRANCHDB_RETURN_IF_ERROR(
+      MapChanges(*p->store, d.from_lsn, d.to_lsn, *sa, *sb, &changes, &d.pages_changed));
 
-  // Which tables own changed pages.
-  std::set<std::string> touched;
-  std::set<storage::PageNo> changed_set;
-  PageMap ma, mb;
-  bool all_candidates = false;
-  if (d.from_lsn != d.to_lsn) {
-    auto changed = p->store->ChangedPages(d.from_lsn, d.to_lsn);
-    if (!changed.ok()) return changed.status();
-    d.pages_changed = changed->size();
-    changed_set.insert(changed->begin(), changed->end());
-    auto ra = MapPages(*p->store, d.from_lsn, *sa);
-    if (!ra.ok()) return ra.status();
-    auto rb = MapPages(*p->store, d.to_lsn, *sb);
-    if (!rb.ok()) return rb.status();
-    ma = std::move(*ra);
-    mb = std::move(*rb);
-    for (storage::PageNo pg : *changed) {
-      auto ia = ma.find(pg);
-      auto ib = mb.find(pg);
-      if (ia != ma.end()) touched.insert(ia->second.table);
-      if (ib != mb.end()) touched.insert(ib->second.table);
-      if (ia == ma.end() && ib == mb.end()) all_candidates = true;  // overflow, ptrmap, ...
-    }
-  }
-  // Rowids that may differ in table `name`: those on its leaf pages that
-  // changed or belong to its tree in one state only. Rows on a leaf page that
-  // is unchanged and in the table's tree in both states are identical.
-  auto candidate_rowids = [&](const std::string& name) -> Result<std::vector<int64_t>> {
-    std::set<int64_t> rowids;
-    std::vector<int64_t> cells;
-    auto collect = [&](const PageMap& mine, const PageMap& theirs, Lsn state) -> Status {
-      for (const auto& [pg, own] : mine) {
-        if (own.table != name || !own.table_leaf) continue;
-        auto other = theirs.find(pg);
-        bool shared = other != theirs.end() && other->second.table == name &&
-                      other->second.table_leaf && !changed_set.count(pg);
-        if (shared) continue;
-        cells.clear();
-        BRANCHDB_RETURN_IF_ERROR(LeafRowids(*p->store, state, pg, &cells));
-        rowids.insert(cells.begin(), cells.end());
-      }
-      return Status::OK();
-    };
-    BRANCHDB_RETURN_IF_ERROR(collect(ma, mb, d.from_lsn));
-    BRANCHDB_RETURN_IF_ERROR(collect(mb, ma, d.to_lsn));
-    return std::vector<int64_t>(rowids.begin(), rowids.end());
-  };
-  auto wanted = [&](const std::string& name) {
-    if (options.tables.empty()) return true;
-    return std::find(options.tables.begin(), options.tables.end(), name) != options.tables.end();
-  };
+  // Every table either state has, by name: its changes, in that order.
   RowPager pg(offset, options.limit);
+  const DiffContext c{*p->store, *a, *b, changes, pg, d};
   std::set<std::string> names;
   for (auto& [k, o] : *sa) if (k.first == "table" && !o.internal) names.insert(o.name);
   for (auto& [k, o] : *sb) if (k.first == "table" && !o.internal) names.insert(o.name);
   for (const std::string& name : names) {
-    if (!wanted(name)) continue;
+    if (!options.tables.empty() &&
+        std::find(options.tables.begin(), options.tables.end(), name) == options.tables.end()) {
+      continue;
+    }
     auto ia = sa->find({"table", name});
     auto ib = sb->find({"table", name});
-    TableDataDiff td;
-    td.table = name;
-    Status st;
-    if (ia == sa->end() || ib == sb->end()) {
-      bool added = ia == sa->end();
-      const SchemaObject& t = added ? ib->second : ia->second;
-      td.note = added ? "table added" : "table removed";
-      td.key_columns = KeyOf(t);
-      if (t.rootpage == 0) {  // a virtual table: counted, its shadow tables listed
-        auto n = CountRows(added ? b->db() : a->db(), name);
-        if (n.ok()) (added ? td.rows_added : td.rows_removed) = *n;
-      } else {
-        st = ListRows(added ? b->db() : a->db(), t, added ? "insert" : "delete", pg, &td,
-                      &d.rows_compared);
-      }
-    } else if (ia->second.rootpage == 0 || ib->second.rootpage == 0) {
-      continue;  // virtual tables: their shadow tables are compared
-    } else if (!(ia->second.columns == ib->second.columns)) {
-      td.key_columns = KeyOf(ib->second);
-      st = DiffReshaped(a->db(), b->db(), ia->second, ib->second, pg, &td, &d.rows_compared);
-      if (st.ok() && td.rows_added + td.rows_removed + td.rows_changed == 0 &&
-          td.columns_added.empty() && td.columns_removed.empty() && td.note.empty()) {
-        continue;
-      }
-    } else if (!all_candidates && !touched.count(name)) {
-      ++d.tables_skipped;
-      continue;
-    } else {
-      const SchemaObject& t = ib->second;
-      td.key_columns = KeyOf(t);
-      if (IsRowidKeyed(t) && !all_candidates) {
-        auto rowids = candidate_rowids(name);
-        if (!rowids.ok()) return rowids.status();
-        st = DiffRowids(a->db(), b->db(), t, *rowids, pg, &td, &d.rows_compared);
-      } else if (IsRowidKeyed(t)) {
-        st = DiffByRowid(a->db(), b->db(), ia->second, t, pg, &td, &d.rows_compared);
-      } else {
-        st = DiffBySession(a->db(), b->db(), t, pg, &td, &d.rows_compared);
-      }
-      if (st.ok() && td.rows_added == 0 && td.rows_removed == 0 && td.rows_changed == 0) continue;
-    }
-    if (!st.ok()) return st;
-    d.tables.push_back(std::move(td));
+    BRANCHDB_RETURN_IF_ERROR(DiffTable(c, name, ia == sa->end() ? nullptr : &ia->second,
+                                       ib == sb->end() ? nullptr : &ib->second));
   }
   if (pg.more()) d.next_cursor = EncodeCursor(d.from_lsn, d.to_lsn, pg.next_offset());
   return d;

@@ -296,6 +296,71 @@ Result<RollbackResult> MoveBranch(storage::PageStore& store, TimelineId t, Lsn h
   return r;
 }
 
+// The state before the last `actions` SQL commits of timeline t: walking
+// the history back, the record after the n-th commit is the state before it;
+// 0 (the empty database) when the history ends right after it. NotFound when
+// the history has fewer commits.
+Result<Lsn> LsnActionsBack(const storage::PageStore& store, TimelineId t, int actions) {
+  int commits = 0;
+  Lsn before = 0;
+  while (true) {
+    auto hist = store.History(t, before, 256);
+    if (!hist.ok()) return hist.status();
+    if (hist->empty()) break;
+    for (const storage::RecordInfo& r : *hist) {
+      if (commits == actions) return r.lsn;
+      if (r.kind == storage::RecordKind::kCommit) ++commits;
+      before = r.lsn - 1;
+    }
+    if (before == 0) break;
+  }
+  if (commits < actions) {
+    return Status::NotFound("the branch has only " + std::to_string(commits) +
+                                " actions on its history",
+                            "checkpoint_not_found");
+  }
+  return Lsn{0};  // back to the empty database
+}
+
+// The LSN a rollback of timeline t (of project p) goes to, checked: a state
+// of the branch, inside the restore window. REQUIRES: p's lock held.
+Result<Lsn> RollbackLsn(Catalog::Impl& im, Project& p, TimelineId t,
+                        const RollbackTarget& target) {
+  storage::PageStore& store = *p.store;
+  switch (target.kind) {
+    case RollbackTarget::Kind::kLsn: {
+      if (!IsBranchState(store, t, target.lsn)) return NoCheckpoint(target.lsn);
+      BRANCHDB_RETURN_IF_ERROR(im.CheckRestorable(p, t, target.lsn));
+      return target.lsn;
+    }
+    case RollbackTarget::Kind::kTime: {
+      if (target.time_micros < im.Now() - p.info.restore_window_micros) return Outside();
+      auto r = store.LsnAt(t, target.time_micros);
+      if (!r.ok()) {
+        return Status::NotFound("branch has no state at that time", "checkpoint_not_found");
+      }
+      return *r;
+    }
+    case RollbackTarget::Kind::kActionsBack: {
+      if (target.actions < 1) {
+        return Status::InvalidArgument("actions must be >= 1", "invalid_argument");
+      }
+      auto to = LsnActionsBack(store, t, target.actions);
+      if (!to.ok()) return to.status();
+      BRANCHDB_RETURN_IF_ERROR(im.CheckRestorable(p, t, *to));
+      return *to;
+    }
+    case RollbackTarget::Kind::kLabel: {
+      std::optional<Lsn> lsn = im.LabelLsn(p, t, target.label);
+      if (!lsn) {
+        return Status::NotFound("label '" + target.label + "' not found", "label_not_found");
+      }
+      return *lsn;
+    }
+  }
+  return Lsn{0};
+}
+
 }  // namespace
 
 Result<RollbackResult> Catalog::Rollback(const std::string& project, const std::string& branch,
@@ -312,72 +377,13 @@ Result<RollbackResult> Catalog::Rollback(const std::string& project, const std::
   TimelineId t = row.timeline;
   auto head = store.Head(t);
   if (!head.ok()) return head.status();
-  Lsn to = 0;
-  switch (target.kind) {
-    case RollbackTarget::Kind::kLsn: {
-      to = target.lsn;
-      if (!IsBranchState(store, t, to)) return NoCheckpoint(to);
-      BRANCHDB_RETURN_IF_ERROR(im.CheckRestorable(p, t, to));
-      break;
-    }
-    case RollbackTarget::Kind::kTime: {
-      if (target.time_micros < im.Now() - p.info.restore_window_micros) return Outside();
-      auto r = store.LsnAt(t, target.time_micros);
-      if (!r.ok()) {
-        return Status::NotFound("branch has no state at that time", "checkpoint_not_found");
-      }
-      to = *r;
-      break;
-    }
-    case RollbackTarget::Kind::kActionsBack: {
-      if (target.actions < 1) {
-        return Status::InvalidArgument("actions must be >= 1", "invalid_argument");
-      }
-      // Walk the history; after the n-th SQL commit, the next record is the
-      // state before it (or the empty database when the history ends).
-      int commits = 0;
-      bool found = false;
-      Lsn before = 0;
-      while (!found) {
-        auto hist = store.History(t, before, 256);
-        if (!hist.ok()) return hist.status();
-        if (hist->empty()) break;
-        for (const storage::RecordInfo& r : *hist) {
-          if (commits == target.actions) {
-            to = r.lsn;
-            found = true;
-            break;
-          }
-          if (r.kind == storage::RecordKind::kCommit) ++commits;
-          before = r.lsn - 1;
-        }
-        if (before == 0) break;
-      }
-      if (!found) {
-        if (commits < target.actions) {
-          return Status::NotFound("the branch has only " + std::to_string(commits) +
-                                      " actions on its history",
-                                  "checkpoint_not_found");
-        }
-        to = 0;  // back to the empty database
-      }
-      BRANCHDB_RETURN_IF_ERROR(im.CheckRestorable(p, t, to));
-      break;
-    }
-    case RollbackTarget::Kind::kLabel: {
-      std::optional<Lsn> lsn = im.LabelLsn(p, t, target.label);
-      if (!lsn) {
-        return Status::NotFound("label '" + target.label + "' not found", "label_not_found");
-      }
-      to = *lsn;
-      break;
-    }
-  }
+  auto to = RollbackLsn(im, p, t, target);
+  if (!to.ok()) return to.status();
   // The durable reset runs without the project's lock (found keeps the
   // project, and so its store); a concurrent commit makes it fail with
   // Conflict head_moved.
   found->project.lock.unlock();
-  return MoveBranch(store, t, *head, to, "rollback", actor);
+  return MoveBranch(store, t, *head, *to, "rollback", actor);
 }
 
 Result<RollbackResult> Catalog::ResetFromParent(const std::string& project,

@@ -103,33 +103,177 @@ bool IsTruthy(const std::string& value_json) {
 
 namespace {
 
+// Reads, under the project's lock (shared), the source branch, its parent and
+// their heads, and checks that the parent may be promoted into.
+Result<Start> ReadStart(Catalog::Impl& im, const std::string& project, const std::string& branch,
+                        const PromoteOptions& o) {
+  Start s;
+  auto pr = im.ReadProject(project);
+  if (!pr.ok()) return pr.status();
+  s.project = pr->project;
+  auto row = im.FindBranch(*s.project, branch);
+  if (!row.ok()) return row.status();
+  s.source = *row;
+  if (s.source.parent_timeline == 0) {
+    return Failed("branch '" + branch + "' has no parent", "no_parent");
+  }
+  auto parent = im.FindBranchByTimeline(*s.project, s.source.parent_timeline);
+  if (!parent.ok()) return Failed("branch '" + branch + "' has no parent", "no_parent");
+  s.parent = *parent;
+  if (s.parent.is_protected && !o.allow_protected) {
+    return Failed("branch '" + s.parent.name + "' is protected", "branch_protected");
+  }
+  auto ph = s.project->store->Head(s.parent.timeline);
+  if (!ph.ok()) return ph.status();
+  s.parent_head = *ph;
+  auto sh = s.project->store->Head(s.source.timeline);
+  if (!sh.ok()) return sh.status();
+  s.source_head = *sh;
+  return s;
+}
+
+// FailedPrecondition not_replayable (naming the first in *fail) unless every
+// commit of `branch` kept its SQL script.
+Status CheckReplayable(const std::vector<RecordInfo>& commits, const std::string& branch,
+                       const Start& s, PromoteFailure* fail) {
+  for (const RecordInfo& r : commits) {
+    Annotation a = DecodeAnnotation(r.annotation);
+    if (!a.replayable()) {
+      fail->lsn = r.lsn;
+      fail->summary = a.summary;
+      std::string why = a.sql_omitted ? "its script exceeded the 1 MiB kept for replay"
+                                      : "it recorded no SQL script (e.g. an import)";
+      return Failed(Describe(r.lsn, a.summary) + " of '" + branch + "' cannot be replayed: " +
+                        why + "; promote by fast-forward needs '" + s.parent.name +
+                        "' unmoved since the branch point",
+                    "not_replayable");
+    }
+  }
+  return Status::OK();
+}
+
+// Replays the commits in order, through o.replay, on a new timeline from the
+// parent's head (its id in temp->id_, dropped by the caller's TempTimeline).
+// Returns the state the replay ends in and appends each action, with the rows
+// its replay changed, to *actions; on the first failure *fail names it.
+Result<Lsn> Replay(storage::PageStore& store, const Start& s,
+                   const std::vector<RecordInfo>& commits, const PromoteOptions& o,
+                   TempTimeline* temp, std::vector<PromotedAction>* actions,
+                   PromoteFailure* fail) {
+  Annotation ta;
+  ta.kind = "internal";
+  ta.client_id = o.actor.client_id;
+  ta.request_id = o.actor.request_id;
+  ta.source = s.source.name;
+  ta.target = s.parent_head;
+  auto t = store.CreateTimeline(s.parent_head, EncodeAnnotation(ta));
+  if (!t.ok()) return t.status();
+  temp->id_ = *t;
+  storage::ConnectionOptions co;
+  co.store = s.project->store;
+  co.timeline = temp->id_;
+  auto conn = storage::OpenConnection(co);
+  if (!conn.ok()) return conn.status();
+  for (size_t i = 0; i < commits.size(); ++i) {
+    const RecordInfo& r = commits[i];
+    ReplayAction act;
+    act.index = static_cast<int>(i);
+    act.lsn = r.lsn;
+    act.annotation = DecodeAnnotation(r.annotation);
+    // One script at a time, from the record's payload on disk.
+    if (Status st = LoadScript(store, r, &act.annotation); !st.ok()) return st;
+    act.annotation.kind = "sql";
+    act.annotation.request_id = o.actor.request_id;
+    act.annotation.rows = 0;
+    act.annotation.replay_of = r.lsn;
+    Lsn before = storage::LastCommitLsn(conn->get());
+    Status st = o.replay(conn->get(), act);
+    if (!st.ok()) {
+      fail->index = act.index;
+      fail->lsn = r.lsn;
+      fail->summary = act.annotation.summary;
+      fail->error = st;
+      return Failed(Describe(r.lsn, act.annotation.summary) + " (#" + std::to_string(i + 1) +
+                        " of " + std::to_string(commits.size()) + ") failed on '" +
+                        s.parent.name + "': " + st.message(),
+                    "replay_failed");
+    }
+    Lsn after = storage::LastCommitLsn(conn->get());
+    int64_t rows = 0;
+    if (after != before) {
+      auto rec = store.GetRecord(after);
+      if (rec.ok()) rows = DecodeAnnotation(rec->annotation).rows;
+    }
+    actions->push_back(PromotedAction{r.lsn, act.annotation.summary, rows});
+  }
+  conn->reset();
+  auto head = store.Head(temp->id_);
+  if (!head.ok()) return head.status();
+  return *head;
+}
+
+// Runs o.verify on the state the parent would move to; FailedPrecondition
+// verify_failed (the value in *fail) unless it returns a truthy value.
+Status Verify(const Start& s, Lsn result_state, const PromoteOptions& o, PromoteResult* res,
+              PromoteFailure* fail) {
+  if (!o.verify_query) {
+    return Status::InvalidArgument("verify needs a verify function", "invalid_argument");
+  }
+  storage::ConnectionOptions vo;
+  vo.store = s.project->store;
+  vo.state = result_state;
+  auto conn = storage::OpenConnection(vo);
+  if (!conn.ok()) return conn.status();
+  auto value = o.verify_query(conn->get(), o.verify);
+  if (!value.ok()) {
+    fail->error = value.status();
+    fail->verify_value_json = "null";
+    return Failed("verify query failed: " + value.status().message(), "verify_failed");
+  }
+  res->verify_value_json = *value;
+  if (!IsTruthy(*value)) {
+    fail->verify_value_json = *value;
+    return Failed("verify query returned " + *value + " (not truthy); '" + s.parent.name +
+                      "' is unchanged",
+                  "verify_failed");
+  }
+  res->verified = true;
+  return Status::OK();
+}
+
+// Moves the parent from the head read at the start to result_state, in one
+// record that names the promoted actions. Conflict concurrent_write when the
+// parent was written since (nothing is overwritten).
+Result<Lsn> MoveParent(storage::PageStore& store, const Start& s,
+                       const std::vector<RecordInfo>& commits, Lsn result_state,
+                       const PromoteOptions& o) {
+  Annotation pa;
+  pa.kind = "promote";
+  pa.client_id = o.actor.client_id;
+  pa.request_id = o.actor.request_id;
+  pa.target = result_state;
+  pa.previous_head = s.parent_head;
+  pa.source = s.source.name;
+  for (const RecordInfo& r : commits) pa.actions.push_back(r.lsn);
+  auto moved = store.ResetTimeline(s.parent.timeline, s.parent_head, result_state,
+                                   EncodeAnnotation(pa));
+  if (!moved.ok() && moved.status().IsConflict()) {
+    return Status::Conflict("'" + s.parent.name + "' was written while the promotion ran; "
+                                "nothing was overwritten (retry, or use on_conflict=retry)",
+                            "concurrent_write");
+  }
+  return moved;
+}
+
+// One attempt: read the start, collect the source's actions, build the state
+// the parent moves to (the source's head by fast-forward, else a replay of
+// the actions on the parent's head), verify it, move the parent.
 Result<PromoteResult> PromoteOnce(Catalog::Impl& im, const std::string& project,
                                   const std::string& branch, const PromoteOptions& o,
                                   PromoteFailure* fail) {
-  Start s;
-  {
-    auto pr = im.ReadProject(project);
-    if (!pr.ok()) return pr.status();
-    s.project = pr->project;
-    auto row = im.FindBranch(*s.project, branch);
-    if (!row.ok()) return row.status();
-    s.source = *row;
-    if (s.source.parent_timeline == 0) {
-      return Failed("branch '" + branch + "' has no parent", "no_parent");
-    }
-    auto parent = im.FindBranchByTimeline(*s.project, s.source.parent_timeline);
-    if (!parent.ok()) return Failed("branch '" + branch + "' has no parent", "no_parent");
-    s.parent = *parent;
-    if (s.parent.is_protected && !o.allow_protected) {
-      return Failed("branch '" + s.parent.name + "' is protected", "branch_protected");
-    }
-    auto ph = s.project->store->Head(s.parent.timeline);
-    if (!ph.ok()) return ph.status();
-    s.parent_head = *ph;
-    auto sh = s.project->store->Head(s.source.timeline);
-    if (!sh.ok()) return sh.status();
-    s.source_head = *sh;
-  }
+  auto start = ReadStart(im, project, branch, o);
+  if (!start.ok()) return start.status();
+  const Start& s = *start;
   storage::PageStore& store = *s.project->store;
   auto commits = CollectActions(store, s);
   if (!commits.ok()) return commits.status();
@@ -148,7 +292,7 @@ Result<PromoteResult> PromoteOnce(Catalog::Impl& im, const std::string& project,
   res.dry_run = o.dry_run;
   res.previous_head_lsn = s.parent_head;
 
-  TempTimeline temp(store);
+  TempTimeline temp(store);  // the replay's timeline, dropped when the attempt ends
   Lsn result_state = s.source_head;
   if (res.fast_forward) {
     for (const RecordInfo& r : *commits) {
@@ -160,119 +304,19 @@ Result<PromoteResult> PromoteOnce(Catalog::Impl& im, const std::string& project,
       return Status::InvalidArgument("promote by replay needs a replay function",
                                      "invalid_argument");
     }
-    for (const RecordInfo& r : *commits) {
-      Annotation a = DecodeAnnotation(r.annotation);
-      if (!a.replayable()) {
-        fail->lsn = r.lsn;
-        fail->summary = a.summary;
-        std::string why = a.sql_omitted ? "its script exceeded the 1 MiB kept for replay"
-                                        : "it recorded no SQL script (e.g. an import)";
-        return Failed(Describe(r.lsn, a.summary) + " of '" + branch + "' cannot be replayed: " +
-                          why + "; promote by fast-forward needs '" + s.parent.name +
-                          "' unmoved since the branch point",
-                      "not_replayable");
-      }
-    }
-    Annotation ta;
-    ta.kind = "internal";
-    ta.client_id = o.actor.client_id;
-    ta.request_id = o.actor.request_id;
-    ta.source = s.source.name;
-    ta.target = s.parent_head;
-    auto t = store.CreateTimeline(s.parent_head, EncodeAnnotation(ta));
-    if (!t.ok()) return t.status();
-    temp.id_ = *t;
-    storage::ConnectionOptions co;
-    co.store = s.project->store;
-    co.timeline = temp.id_;
-    auto conn = storage::OpenConnection(co);
-    if (!conn.ok()) return conn.status();
-    for (size_t i = 0; i < commits->size(); ++i) {
-      const RecordInfo& r = (*commits)[i];
-      ReplayAction act;
-      act.index = static_cast<int>(i);
-      act.lsn = r.lsn;
-      act.annotation = DecodeAnnotation(r.annotation);
-      // One script at a time, from the record's payload on disk.
-      if (Status st = LoadScript(store, r, &act.annotation); !st.ok()) return st;
-      act.annotation.kind = "sql";
-      act.annotation.request_id = o.actor.request_id;
-      act.annotation.rows = 0;
-      act.annotation.replay_of = r.lsn;
-      Lsn before = storage::LastCommitLsn(conn->get());
-      Status st = o.replay(conn->get(), act);
-      if (!st.ok()) {
-        fail->index = act.index;
-        fail->lsn = r.lsn;
-        fail->summary = act.annotation.summary;
-        fail->error = st;
-        return Failed(Describe(r.lsn, act.annotation.summary) + " (#" + std::to_string(i + 1) +
-                          " of " + std::to_string(commits->size()) + ") failed on '" +
-                          s.parent.name + "': " + st.message(),
-                      "replay_failed");
-      }
-      Lsn after = storage::LastCommitLsn(conn->get());
-      int64_t rows = 0;
-      if (after != before) {
-        auto rec = store.GetRecord(after);
-        if (rec.ok()) rows = DecodeAnnotation(rec->annotation).rows;
-      }
-      res.actions.push_back(PromotedAction{r.lsn, act.annotation.summary, rows});
-    }
-    conn->reset();
-    auto head = store.Head(temp.id_);
-    if (!head.ok()) return head.status();
-    result_state = *head;
+    BRANCHDB_RETURN_IF_ERROR(CheckReplayable(*commits, branch, s, fail));
+    auto replayed = Replay(store, s, *commits, o, &temp, &res.actions, fail);
+    if (!replayed.ok()) return replayed.status();
+    result_state = *replayed;
   }
-
-  if (!o.verify.empty()) {
-    if (!o.verify_query) {
-      return Status::InvalidArgument("verify needs a verify function", "invalid_argument");
-    }
-    storage::ConnectionOptions vo;
-    vo.store = s.project->store;
-    vo.state = result_state;
-    auto conn = storage::OpenConnection(vo);
-    if (!conn.ok()) return conn.status();
-    auto value = o.verify_query(conn->get(), o.verify);
-    if (!value.ok()) {
-      fail->error = value.status();
-      fail->verify_value_json = "null";
-      return Failed("verify query failed: " + value.status().message(), "verify_failed");
-    }
-    res.verify_value_json = *value;
-    if (!IsTruthy(*value)) {
-      fail->verify_value_json = *value;
-      return Failed("verify query returned " + *value + " (not truthy); '" + s.parent.name +
-                        "' is unchanged",
-                    "verify_failed");
-    }
-    res.verified = true;
-  }
-
+  if (!o.verify.empty()) BRANCHDB_RETURN_IF_ERROR(Verify(s, result_state, o, &res, fail));
   if (o.dry_run) {
     if (res.fast_forward) res.target_lsn = result_state;
     return res;
   }
   if (o.before_move) o.before_move();
-  Annotation pa;
-  pa.kind = "promote";
-  pa.client_id = o.actor.client_id;
-  pa.request_id = o.actor.request_id;
-  pa.target = result_state;
-  pa.previous_head = s.parent_head;
-  pa.source = s.source.name;
-  for (const RecordInfo& r : *commits) pa.actions.push_back(r.lsn);
-  auto moved = store.ResetTimeline(s.parent.timeline, s.parent_head, result_state,
-                                   EncodeAnnotation(pa));
-  if (!moved.ok()) {
-    if (moved.status().IsConflict()) {
-      return Status::Conflict("'" + s.parent.name + "' was written while the promotion ran; "
-                                  "nothing was overwritten (retry, or use on_conflict=retry)",
-                              "concurrent_write");
-    }
-    return moved.status();
-  }
+  auto moved = MoveParent(store, s, *commits, result_state, o);
+  if (!moved.ok()) return moved.status();
   res.head_lsn = *moved;
   res.target_lsn = result_state;
   return res;

@@ -43,6 +43,7 @@ struct Config {
   // A request's headers and body must arrive within this many seconds of its
   // first byte, plus one second per request_min_rate bytes received (Apache's
   // mod_reqtimeout, header=... MinRate=...); else 408 and the connection closes.
+  // Over TLS, the handshake must complete within it too, else the connection closes.
   int64_t request_timeout_seconds = 10;
   int64_t request_min_rate = 500;         // bytes per second
   int64_t max_request_bytes = 64ll << 20; // request bodies larger than this: 413 (not imports)

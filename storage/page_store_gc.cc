@@ -7,8 +7,10 @@
 // run tree: a run's "queries" are its own root LSNs plus the base LSNs of
 // child runs that still need the page from it (docs/storage-format.md, "GC").
 #include <algorithm>
+#include <span>
 #include <unordered_map>
 #include <unordered_set>
+#include <vector>
 
 #include "storage/page_store_impl.h"
 
@@ -24,6 +26,105 @@ constexpr size_t kCompactionAppendBytes = 1u << 20;
 struct Query {
   Lsn lsn = 0;
   uint32_t child = kNoRun;  // kNoRun: a root of the run itself
+};
+using Queries = std::vector<std::vector<Query>>;  // by run, each sorted by LSN
+
+// One page's share of PlanGc: which of its versions some root still reads.
+// A run answers its queries with its newest version at or below each query's
+// LSN; a query from a child run counts only while that child has demand (one
+// of its own active queries reads below its first version of the page).
+class PagePlanner {
+ public:
+  PagePlanner(const std::vector<Run>& runs, const std::vector<char>& rooted,
+              const Queries& queries)
+      : runs_(runs), rooted_(rooted), queries_(queries) {}
+
+  // REQUIRES: vs is one page's versions, sorted by LSN (as the index keeps
+  // them). Returns, by version, 1 to keep it; valid until the next call.
+  const std::vector<char>& Keep(std::span<const Version> vs) {
+    CollectRuns(vs);
+    keep_.assign(vs.size(), 0);
+    for (size_t i : DeepestFirst()) Decide(here_[i], vs);
+    return keep_;
+  }
+
+ private:
+  struct RunHere {
+    uint32_t run;
+    std::vector<size_t> versions;  // indexes into the page's versions
+    bool demand = false;
+  };
+
+  // The runs holding a version of the page, and their ancestors (which pass
+  // the page's demand upwards).
+  void CollectRuns(std::span<const Version> vs) {
+    const size_t nruns = runs_.size();
+    pos_.clear();
+    here_.clear();
+    for (size_t i = 0; i < vs.size(); ++i) {
+      uint32_t r = vs[i].run;
+      auto [it, inserted] = pos_.emplace(r, here_.size());
+      if (inserted) here_.push_back(RunHere{r, {}, false});
+      here_[it->second].versions.push_back(i);
+      for (uint32_t a = r < nruns ? runs_[r].base_run : kNoRun; a != kNoRun;
+           a = runs_[a].base_run) {
+        auto [ait, ains] = pos_.emplace(a, here_.size());
+        if (!ains) break;
+        here_.push_back(RunHere{a, {}, false});
+      }
+    }
+  }
+
+  // Deepest runs first, so a child's demand is known before its parent's.
+  std::vector<size_t> DeepestFirst() const {
+    std::vector<size_t> order(here_.size());
+    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+      return runs_[here_[a].run].depth > runs_[here_[b].run].depth;
+    });
+    return order;
+  }
+
+  bool Active(const Query& x) const {
+    if (x.child == kNoRun) return true;
+    auto it = pos_.find(x.child);
+    return it == pos_.end() || here_[it->second].demand;
+  }
+
+  // Sets h's demand, and keeps each of h's versions that an active query of
+  // h lands on (at or above it, below h's next version).
+  void Decide(RunHere& h, std::span<const Version> vs) {
+    if (h.run >= runs_.size() || !rooted_[h.run]) return;
+    const std::vector<Query>& q = queries_[h.run];
+    Lsn first = h.versions.empty() ? kMaxLsn : vs[h.versions.front()].lsn;
+    for (const Query& x : q) {
+      if (x.lsn >= first) break;
+      if (Active(x)) {
+        h.demand = true;
+        break;
+      }
+    }
+    for (size_t k = 0; k < h.versions.size(); ++k) {
+      Lsn lo = vs[h.versions[k]].lsn;
+      Lsn hi = k + 1 < h.versions.size() ? vs[h.versions[k + 1]].lsn : kMaxLsn;
+      auto it = std::lower_bound(q.begin(), q.end(), lo,
+                                 [](const Query& x, Lsn l) { return x.lsn < l; });
+      for (; it != q.end() && it->lsn < hi; ++it) {
+        if (Active(*it)) {
+          keep_[h.versions[k]] = 1;
+          break;
+        }
+      }
+    }
+  }
+
+  const std::vector<Run>& runs_;
+  const std::vector<char>& rooted_;
+  const Queries& queries_;
+  // Scratch for the current page, reused across pages.
+  std::unordered_map<uint32_t, size_t> pos_;  // run -> slot in here_
+  std::vector<RunHere> here_;
+  std::vector<char> keep_;
 };
 
 Status ReadFooter(RandomAccessFile* file, uint64_t size, std::vector<FooterEntry>* out) {
@@ -51,11 +152,12 @@ const Version* FindExact(std::span<const Version> vs, Lsn lsn) {
 
 PageStoreImpl::GcPlan PageStoreImpl::PlanGc(const std::unordered_set<Lsn>& roots) const {
   GcPlan plan;
-  // Runs that hold a root, and everything on their paths, are needed.
+  // Runs that hold a root, and everything on their paths, are needed; each
+  // gets a query for its own roots and for the base of each needed child.
   const size_t nruns = runs_.size();
   plan.rooted.assign(nruns, 0);
   std::vector<char>& rooted = plan.rooted;
-  std::vector<std::vector<Query>> queries(nruns);
+  Queries queries(nruns);
   for (Lsn r : roots) {
     uint32_t run = records_.at(r).run;
     queries[run].push_back(Query{r, kNoRun});
@@ -71,83 +173,19 @@ PageStoreImpl::GcPlan PageStoreImpl::PlanGc(const std::unordered_set<Lsn>& roots
     std::sort(q.begin(), q.end(), [](const Query& a, const Query& b) { return a.lsn < b.lsn; });
   }
 
-  // Per page: decide which versions some root still reads.
-  std::unordered_map<uint32_t, size_t> pos;  // run -> slot in `runs_here`
-  struct RunHere {
-    uint32_t run;
-    std::vector<size_t> versions;  // indexes into the page's versions
-    bool demand = false;
-  };
-  std::vector<RunHere> here;
+  // Per page: keep the versions some root still reads.
+  PagePlanner planner(runs_, rooted, queries);
   index_.ForEach([&](PageNo pgno, std::span<const Version> vs) {
-    state_mu_.AssertReaderHeld();  // by PlanGc's caller
-    pos.clear();
-    here.clear();
-    for (size_t i = 0; i < vs.size(); ++i) {
-      uint32_t r = vs[i].run;
-      auto [it, inserted] = pos.emplace(r, here.size());
-      if (inserted) here.push_back(RunHere{r, {}, false});
-      here[it->second].versions.push_back(i);
-      // Ancestors take part too (they pass the page's demand upwards).
-      for (uint32_t a = r < nruns ? runs_[r].base_run : kNoRun; a != kNoRun;
-           a = runs_[a].base_run) {
-        auto [ait, ains] = pos.emplace(a, here.size());
-        if (!ains) break;
-        here.push_back(RunHere{a, {}, false});
-      }
-    }
-    // Deepest runs first, so a child's demand is known before its parent.
-    std::vector<size_t> order(here.size());
-    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-    std::sort(order.begin(), order.end(), [&](size_t a, size_t b) REQUIRES_SHARED(state_mu_) {
-      return runs_[here[a].run].depth > runs_[here[b].run].depth;
-    });
-    std::vector<char> keep(vs.size(), 0);
-    bool changed = false;
-    for (size_t oi : order) {
-      RunHere& h = here[oi];
-      if (h.run >= nruns || !rooted[h.run]) continue;
-      const std::vector<Query>& q = queries[h.run];
-      auto active = [&](const Query& x) {
-        if (x.child == kNoRun) return true;
-        auto it = pos.find(x.child);
-        return it == pos.end() || here[it->second].demand;
-      };
-      Lsn first = h.versions.empty() ? kMaxLsn : vs[h.versions.front()].lsn;
-      for (const Query& x : q) {
-        if (x.lsn >= first) break;
-        if (active(x)) {
-          h.demand = true;
-          break;
-        }
-      }
-      for (size_t k = 0; k < h.versions.size(); ++k) {
-        Lsn lo = vs[h.versions[k]].lsn;
-        Lsn hi = k + 1 < h.versions.size() ? vs[h.versions[k + 1]].lsn : kMaxLsn;
-        auto it = std::lower_bound(q.begin(), q.end(), lo,
-                                   [](const Query& x, Lsn l) { return x.lsn < l; });
-        for (; it != q.end() && it->lsn < hi; ++it) {
-          if (active(*it)) {
-            keep[h.versions[k]] = 1;
-            break;
-          }
-        }
-      }
-    }
+    const std::vector<char>& keep = planner.Keep(vs);
     std::vector<Version> kept;
     for (size_t i = 0; i < vs.size(); ++i) {
-      if (keep[i]) {
-        kept.push_back(vs[i]);
-      } else {
-        changed = true;
-      }
+      if (keep[i]) kept.push_back(vs[i]);
     }
-    if (changed) {
+    if (kept.size() < vs.size()) {
       plan.removed += vs.size() - kept.size();
       plan.rewrites.emplace_back(pgno, std::move(kept));
     }
   });
-
   return plan;
 }
 
@@ -175,61 +213,17 @@ Result<GcStats> PageStoreImpl::Gc(const GcOptions& options) {
   GcStats stats;
   const int64_t now = env_->GetClock()->NowMicros();
   const int64_t oldest = now - options.restore_window_micros;
-  std::unordered_set<Lsn> roots;
   {
     ReaderLock state(state_mu_);
-    for (const auto& [id, t] : timelines_) {
-      if (!t.dropped) roots.insert(t.info.head);
-    }
-    for (Lsn pin : options.pins) {
-      if (records_.count(pin) != 0) roots.insert(pin);
-    }
-    for (auto it = records_.rbegin(); it != records_.rend(); ++it) {
-      if (it->second.meta.time_micros < oldest) break;  // times never decrease with LSN
-      roots.insert(it->first);
-    }
+    std::unordered_set<Lsn> roots = GcRoots(options, oldest);
     GcPlan plan = PlanGc(roots);
     stats.versions_removed = plan.removed;
-    std::vector<char>& rooted = plan.rooted;
-    const size_t nruns = runs_.size();
 
     // Apply the plan. No mutation can run (gc_running_), so the state read
     // above is still current when the exclusive lock is taken.
     state.Unlock();
     WriterLock excl(state_mu_);
-    for (auto& [pgno, kept] : plan.rewrites) index_.Set(pgno, std::move(kept));
-    for (auto it = records_.begin(); it != records_.end();) {
-      if (roots.count(it->first)) {
-        ++it;
-        continue;
-      }
-      if (uint32_t len = it->second.meta.payload_len; len > 0) {
-        auto p = payload_bytes_.find(it->second.meta.timeline);
-        if (p != payload_bytes_.end() && (p->second -= len) == 0) payload_bytes_.erase(p);
-      }
-      it = records_.erase(it);
-    }
-    for (uint32_t r = 0; r < nruns; ++r) {
-      Run& run = runs_[r];
-      if (!run.exists) continue;
-      if (!rooted[r]) {
-        run_by_start_.erase(run.start);
-        run = Run();
-        continue;
-      }
-      std::vector<RunEntry> entries;
-      for (const RunEntry& e : run.entries) {
-        bool live = e.live && roots.count(e.lsn) != 0;
-        if (!live && !entries.empty() && !entries.back().live) continue;
-        entries.push_back(RunEntry{e.lsn, e.time_micros, live});
-      }
-      run.entries = std::move(entries);
-    }
-    for (auto it = timelines_.begin(); it != timelines_.end();) {
-      it = it->second.dropped ? timelines_.erase(it) : std::next(it);
-    }
-    gc_lsn_ = durable_lsn_;
-    path_cache_.Clear();
+    ApplyGcPlan(std::move(plan), roots);
   }
   {
     MutexLock lock(mu_);
@@ -242,6 +236,62 @@ Result<GcStats> PageStoreImpl::Gc(const GcOptions& options) {
   BRANCHDB_RETURN_IF_ERROR(WriteManifest(manifest));
   BRANCHDB_RETURN_IF_ERROR(Compact(&stats));
   return stats;
+}
+
+std::unordered_set<Lsn> PageStoreImpl::GcRoots(const GcOptions& options, int64_t oldest) const {
+  std::unordered_set<Lsn> roots;
+  for (const auto& [id, t] : timelines_) {
+    if (!t.dropped) roots.insert(t.info.head);
+  }
+  for (Lsn pin : options.pins) {
+    if (records_.count(pin) != 0) roots.insert(pin);
+  }
+  for (auto it = records_.rbegin(); it != records_.rend(); ++it) {
+    if (it->second.meta.time_micros < oldest) break;  // times never decrease with LSN
+    roots.insert(it->first);
+  }
+  return roots;
+}
+
+void PageStoreImpl::ApplyGcPlan(GcPlan plan, const std::unordered_set<Lsn>& roots) {
+  const std::vector<char>& rooted = plan.rooted;
+  const size_t nruns = runs_.size();
+  for (auto& [pgno, kept] : plan.rewrites) index_.Set(pgno, std::move(kept));
+  // Every record that is not a root is collected (with its payload's bytes).
+  for (auto it = records_.begin(); it != records_.end();) {
+    if (roots.count(it->first)) {
+      ++it;
+      continue;
+    }
+    if (uint32_t len = it->second.meta.payload_len; len > 0) {
+      auto p = payload_bytes_.find(it->second.meta.timeline);
+      if (p != payload_bytes_.end() && (p->second -= len) == 0) payload_bytes_.erase(p);
+    }
+    it = records_.erase(it);
+  }
+  // Runs no root needs go; a needed run keeps its live roots, and each stretch
+  // of collected entries between them shrinks to one marker.
+  for (uint32_t r = 0; r < nruns; ++r) {
+    Run& run = runs_[r];
+    if (!run.exists) continue;
+    if (!rooted[r]) {
+      run_by_start_.erase(run.start);
+      run = Run();
+      continue;
+    }
+    std::vector<RunEntry> entries;
+    for (const RunEntry& e : run.entries) {
+      bool live = e.live && roots.count(e.lsn) != 0;
+      if (!live && !entries.empty() && !entries.back().live) continue;
+      entries.push_back(RunEntry{e.lsn, e.time_micros, live});
+    }
+    run.entries = std::move(entries);
+  }
+  for (auto it = timelines_.begin(); it != timelines_.end();) {
+    it = it->second.dropped ? timelines_.erase(it) : std::next(it);
+  }
+  gc_lsn_ = durable_lsn_;
+  path_cache_.Clear();
 }
 
 // Env::WriteFileAtomic, step by step, so that a failed fsync fails the store
@@ -375,6 +425,29 @@ Status PageStoreImpl::Compact(GcStats* stats) {
   return FailStopOnError(SyncError(env_->SyncDir(dir_)));
 }
 
+// What CompactGroup writes: the new segment, appended in pieces, and where
+// each version and live record it copied now lives (applied to the in-memory
+// state only once the segment is durable under its final name).
+struct CompactionOutput {
+  struct Move {
+    PageNo pgno;
+    Lsn lsn;
+    uint64_t offset;
+  };
+  struct LiveMove {
+    Lsn lsn;
+    uint64_t offset;
+    uint32_t meta_len;
+  };
+  std::unique_ptr<WritableFile> file;
+  std::string buf;      // written, not yet appended to the file
+  uint64_t offset = 0;  // bytes appended to the file so far
+  std::vector<std::pair<uint64_t, std::string>> footer;
+  std::vector<Move> moves;
+  std::vector<LiveMove> live_moves;
+  uint64_t old_bytes = 0;  // the sizes of the segments read
+};
+
 Status PageStoreImpl::CompactGroup(const std::vector<uint64_t>& group, GcStats* stats) {
   const uint64_t number = next_segment_++;
   const std::string final_path = SegmentPath(number);
@@ -385,128 +458,138 @@ Status PageStoreImpl::CompactGroup(const std::vector<uint64_t>& group, GcStats* 
   header.supersedes = group;
   auto out_or = env_->NewWritableFile(tmp_path, Env::OpenMode::kTruncate);
   if (!out_or.ok()) return out_or.status();
-  std::unique_ptr<WritableFile> out = std::move(*out_or);
-  std::string buf = EncodeSegmentHeader(header);
-  uint64_t offset = 0;
-  std::vector<std::pair<uint64_t, std::string>> footer;
-  struct Move {
-    PageNo pgno;
-    Lsn lsn;
-    uint64_t offset;
-  };
-  std::vector<Move> moves;
-  struct LiveMove {
-    Lsn lsn;
-    uint64_t offset;
-    uint32_t meta_len;
-  };
-  std::vector<LiveMove> live_moves;
-  uint64_t old_bytes = 0;
-  auto fail = [&](Status s) {
-    out.reset();
+  CompactionOutput out;
+  out.file = std::move(*out_or);
+  out.buf = EncodeSegmentHeader(header);
+  Status s;
+  for (uint64_t seg : group) {
+    s = CopyRetained(seg, &out);
+    if (!s.ok()) break;
+  }
+  if (s.ok()) {
+    out.buf += EncodeFooter(out.footer, out.offset + out.buf.size());
+    s = out.file->Append(out.buf);
+  }
+  if (s.ok()) s = FailStopOnError(SyncError(out.file->Sync()));  // a failed fsync is never survived
+  if (s.ok()) s = out.file->Close();
+  if (!s.ok()) {
+    out.file.reset();
     (void)env_->DeleteFile(tmp_path);
     return s;
-  };
-  for (uint64_t seg : group) {
-    std::shared_ptr<RandomAccessFile> file;
-    uint64_t size = 0;
-    {
-      ReaderLock state(state_mu_);
-      size = segments_.at(seg).size;
-      auto f = File(static_cast<uint32_t>(seg));
-      if (!f.ok()) return fail(f.status());
-      file = std::move(*f);
-    }
-    old_bytes += size;
-    std::vector<FooterEntry> entries;
-    Status s = ReadFooter(file.get(), size, &entries);
-    if (!s.ok()) return fail(s.WithContext(SegmentFileName(seg)));
-    for (const FooterEntry& e : entries) {
-      RecordMeta meta = e.meta;
-      std::vector<size_t> old_image;  // old image index of each kept image entry
-      bool live = false;
-      {
-        ReaderLock state(state_mu_);
-        auto rec = records_.find(meta.lsn);
-        live = rec != records_.end() && rec->second.segment == seg;
-        std::vector<PageEntry> kept;
-        size_t image = 0;
-        for (const PageEntry& pe : e.meta.entries) {
-          const Version* v = FindExact(index_.Versions(pe.pgno), meta.lsn);
-          bool retained = v != nullptr && v->segment == seg &&
-                          v->IsZero() == (pe.type == EntryType::kZero);
-          if (live || retained) {
-            kept.push_back(pe);
-            if (pe.type == EntryType::kImage) old_image.push_back(image);
-          }
-          if (pe.type == EntryType::kImage) ++image;
-        }
-        meta.entries = std::move(kept);
-      }
-      if (!live && meta.entries.empty()) continue;
-      if (!live) {
-        meta.flags |= kRecordFlagCollected;
-        meta.annotation.clear();
-        meta.payload_len = 0;
-      }
-      std::string meta_bytes = EncodeMeta(meta);
-      const uint64_t rec_off = offset + buf.size();
-      buf += EncodeRecordPrefix(meta_bytes);
-      size_t j = 0;
-      for (const PageEntry& pe : meta.entries) {
-        if (pe.type != EntryType::kImage) {
-          moves.push_back(Move{pe.pgno, meta.lsn, kZeroOffset});
-          continue;
-        }
-        std::string block(kImageBlockSize, '\0');
-        auto n = file->Read(ImageOffset(e.offset, e.meta_len, old_image[j]), kImageBlockSize,
-                            block.data());
-        if (!n.ok()) return fail(n.status());
-        if (*n != kImageBlockSize || !ImageBlockValid(block)) {
-          return fail(Status::Corruption(SegmentFileName(seg) + ": page " +
-                                         std::to_string(pe.pgno) + " of LSN " +
-                                         std::to_string(meta.lsn) + ": checksum mismatch"));
-        }
-        moves.push_back(Move{pe.pgno, meta.lsn,
-                             ImageOffset(rec_off, static_cast<uint32_t>(meta_bytes.size()), j)});
-        buf += block;
-        ++j;
-      }
-      if (meta.payload_len > 0) {
-        std::string block;
-        Status p = ReadPayloadBlock(file.get(),
-                                    PayloadOffset(e.offset, e.meta_len, e.meta.ImageCount()),
-                                    meta.lsn, meta.payload_len, &block);
-        if (!p.ok()) return fail(p.WithContext(SegmentFileName(seg)));
-        buf += block;
-      }
-      if (live) {
-        live_moves.push_back(LiveMove{meta.lsn, rec_off, static_cast<uint32_t>(meta_bytes.size())});
-      }
-      footer.emplace_back(rec_off, std::move(meta_bytes));
-      if (buf.size() >= kCompactionAppendBytes) {
-        Status a = out->Append(buf);
-        if (!a.ok()) return fail(a);
-        offset += buf.size();
-        buf.clear();
-      }
-    }
   }
-  buf += EncodeFooter(footer, offset + buf.size());
-  Status s = out->Append(buf);
-  if (s.ok()) s = FailStopOnError(SyncError(out->Sync()));  // a failed fsync is never survived
-  if (s.ok()) s = out->Close();
-  if (!s.ok()) return fail(s);
-  const uint64_t new_size = out->Size();
-  out.reset();
+  const uint64_t new_size = out.file->Size();
+  out.file.reset();
   BRANCHDB_RETURN_IF_ERROR(env_->RenameFile(tmp_path, final_path));
   // On failure the output may or may not be durable under its final name; a
   // later compaction of the same segments would then duplicate their records.
   // Fail-stop: recovery sorts it out (the output supersedes the group).
   BRANCHDB_RETURN_IF_ERROR(FailStopOnError(SyncError(env_->SyncDir(dir_))));
+  InstallCompacted(group, number, new_size, out);
+  for (uint64_t seg : group) BRANCHDB_RETURN_IF_ERROR(env_->DeleteFile(SegmentPath(seg)));
+  stats->segments_rewritten += group.size();
+  stats->bytes_reclaimed += out.old_bytes > new_size ? out.old_bytes - new_size : 0;
+  return Status::OK();
+}
+
+Status PageStoreImpl::CopyRetained(uint64_t seg, CompactionOutput* out) {
+  std::shared_ptr<RandomAccessFile> file;
+  uint64_t size = 0;
+  {
+    ReaderLock state(state_mu_);
+    size = segments_.at(seg).size;
+    auto f = File(static_cast<uint32_t>(seg));
+    if (!f.ok()) return f.status();
+    file = std::move(*f);
+  }
+  out->old_bytes += size;
+  std::vector<FooterEntry> entries;
+  Status s = ReadFooter(file.get(), size, &entries);
+  if (!s.ok()) return s.WithContext(SegmentFileName(seg));
+  for (const FooterEntry& e : entries) {
+    BRANCHDB_RETURN_IF_ERROR(CopyRecord(seg, file.get(), e, out));
+  }
+  return Status::OK();
+}
+
+bool PageStoreImpl::RetainEntries(uint64_t seg, RecordMeta* meta,
+                                  std::vector<size_t>* old_image) const {
+  ReaderLock state(state_mu_);
+  auto rec = records_.find(meta->lsn);
+  const bool live = rec != records_.end() && rec->second.segment == seg;
+  std::vector<PageEntry> kept;
+  size_t image = 0;
+  for (const PageEntry& pe : meta->entries) {
+    const Version* v = FindExact(index_.Versions(pe.pgno), meta->lsn);
+    bool retained = v != nullptr && v->segment == seg &&
+                    v->IsZero() == (pe.type == EntryType::kZero);
+    if (live || retained) {
+      kept.push_back(pe);
+      if (pe.type == EntryType::kImage) old_image->push_back(image);
+    }
+    if (pe.type == EntryType::kImage) ++image;
+  }
+  meta->entries = std::move(kept);
+  return live;
+}
+
+Status PageStoreImpl::CopyRecord(uint64_t seg, RandomAccessFile* file, const FooterEntry& e,
+                                 CompactionOutput* out) {
+  RecordMeta meta = e.meta;
+  std::vector<size_t> old_image;  // old image index of each kept image entry
+  const bool live = RetainEntries(seg, &meta, &old_image);
+  if (!live && meta.entries.empty()) return Status::OK();
+  if (!live) {
+    meta.flags |= kRecordFlagCollected;
+    meta.annotation.clear();
+    meta.payload_len = 0;
+  }
+  std::string meta_bytes = EncodeMeta(meta);
+  const uint64_t rec_off = out->offset + out->buf.size();
+  out->buf += EncodeRecordPrefix(meta_bytes);
+  size_t j = 0;
+  for (const PageEntry& pe : meta.entries) {
+    if (pe.type != EntryType::kImage) {
+      out->moves.push_back(CompactionOutput::Move{pe.pgno, meta.lsn, kZeroOffset});
+      continue;
+    }
+    std::string block(kImageBlockSize, '\0');
+    auto n = file->Read(ImageOffset(e.offset, e.meta_len, old_image[j]), kImageBlockSize,
+                        block.data());
+    if (!n.ok()) return n.status();
+    if (*n != kImageBlockSize || !ImageBlockValid(block)) {
+      return Status::Corruption(SegmentFileName(seg) + ": page " + std::to_string(pe.pgno) +
+                                " of LSN " + std::to_string(meta.lsn) + ": checksum mismatch");
+    }
+    out->moves.push_back(CompactionOutput::Move{
+        pe.pgno, meta.lsn, ImageOffset(rec_off, static_cast<uint32_t>(meta_bytes.size()), j)});
+    out->buf += block;
+    ++j;
+  }
+  if (meta.payload_len > 0) {
+    std::string block;
+    Status p = ReadPayloadBlock(file, PayloadOffset(e.offset, e.meta_len, e.meta.ImageCount()),
+                                meta.lsn, meta.payload_len, &block);
+    if (!p.ok()) return p.WithContext(SegmentFileName(seg));
+    out->buf += block;
+  }
+  if (live) {
+    out->live_moves.push_back(
+        CompactionOutput::LiveMove{meta.lsn, rec_off, static_cast<uint32_t>(meta_bytes.size())});
+  }
+  out->footer.emplace_back(rec_off, std::move(meta_bytes));
+  if (out->buf.size() >= kCompactionAppendBytes) {
+    BRANCHDB_RETURN_IF_ERROR(out->file->Append(out->buf));
+    out->offset += out->buf.size();
+    out->buf.clear();
+  }
+  return Status::OK();
+}
+
+void PageStoreImpl::InstallCompacted(const std::vector<uint64_t>& group, uint64_t number,
+                                     uint64_t new_size, const CompactionOutput& out) {
   {
     WriterLock state(state_mu_);
-    for (const Move& m : moves) {
+    for (const CompactionOutput::Move& m : out.moves) {
       auto vs = index_.MutableVersions(m.pgno);
       auto it = std::lower_bound(vs.begin(), vs.end(), m.lsn,
                                  [](const Version& v, Lsn l) { return v.lsn < l; });
@@ -515,7 +598,7 @@ Status PageStoreImpl::CompactGroup(const std::vector<uint64_t>& group, GcStats* 
         if (!it->IsZero()) it->offset = m.offset;
       }
     }
-    for (const LiveMove& m : live_moves) {
+    for (const CompactionOutput::LiveMove& m : out.live_moves) {
       Record& rec = records_.at(m.lsn);
       rec.segment = static_cast<uint32_t>(number);
       rec.offset = m.offset;
@@ -528,10 +611,6 @@ Status PageStoreImpl::CompactGroup(const std::vector<uint64_t>& group, GcStats* 
     MutexLock lock(files_mu_);
     for (uint64_t seg : group) files_.erase(static_cast<uint32_t>(seg));
   }
-  for (uint64_t seg : group) BRANCHDB_RETURN_IF_ERROR(env_->DeleteFile(SegmentPath(seg)));
-  stats->segments_rewritten += group.size();
-  stats->bytes_reclaimed += old_bytes > new_size ? old_bytes - new_size : 0;
-  return Status::OK();
 }
 
 Result<SpaceUsage> PageStoreImpl::Usage(TimelineId t) const {

@@ -17,6 +17,9 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <mutex>
+#include <optional>
+#include <shared_mutex>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -28,6 +31,8 @@
 #include "storage/page_store.h"
 
 namespace branchdb::storage::internal {
+
+struct CompactionOutput;  // page_store_gc.cc
 
 // The error of an fsync (of a file or a directory) as the store reports it:
 // IOError store_failed whatever the errno (ENOSPC included), since the data's
@@ -122,14 +127,50 @@ class PageStoreImpl final : public PageStore {
   };
 
   // --- open (page_store_open.cc) ---
+  // The unsealed newest segment found by recovery: writes continue in it.
+  struct TailSegment {
+    uint64_t number = 0;
+    uint32_t version = kFormatVersion;
+    std::vector<std::pair<uint64_t, std::string>> footer;  // its records so far
+  };
+  // Recovery's steps, in the order Recover takes them. Those that delete a file
+  // set *deleted, so that the directory is synced before segments are loaded.
+  // Creates the directory if allowed, and takes its LOCK file.
+  Status LockDir();
+  // The segment numbers found (sorted) and the manifest, if any; deletes
+  // leftover *.tmp files (an interrupted manifest write or compaction).
+  Status ListDir(Manifest* manifest, std::vector<uint64_t>* numbers, bool* deleted);
+  // Deletes the newest segment when its header never became durable (it was
+  // never acknowledged). Any other failure to read that header is returned.
+  Status DropUnstartedSegment(std::vector<uint64_t>* numbers, bool* deleted);
+  // Finishes interrupted compactions: deletes the segments that a compacted
+  // segment names as superseded.
+  Status DropSupersededSegments(std::vector<uint64_t>* numbers, bool* deleted);
+  // Loads every segment's records and fills segments_; at most one segment,
+  // the tail, may be unsealed (else Corruption).
+  Status LoadSegments(const std::vector<uint64_t>& numbers, std::vector<Loaded>* loaded,
+                      std::optional<TailSegment>* tail);
   Status LoadSegment(uint64_t number, bool* sealed, uint32_t* version, std::vector<Loaded>* out,
                      std::vector<std::pair<uint64_t, std::string>>* footer, uint64_t* size);
   Status ScanTail(uint64_t number, RandomAccessFile* file, uint64_t file_size, uint64_t start,
                   std::vector<Loaded>* out, std::vector<std::pair<uint64_t, std::string>>* footer,
                   uint64_t* valid_end);
   // Builds the in-memory state from the manifest and the loaded records.
-  // REQUIRES: mu_ and state_mu_ held (in that order).
   Status Rebuild(const Manifest& manifest, std::vector<Loaded> records) REQUIRES(mu_, state_mu_);
+  // Rebuild's steps.
+  // The runs (with their markers) and the timelines the manifest names.
+  Status RestoreManifestRuns(const Manifest& manifest) REQUIRES(mu_, state_mu_);
+  // Applies the records in LSN order (Corruption on a duplicate LSN), as
+  // collected when flagged so or in the manifest's collected ranges. Raises
+  // the *max_* counters to the records' LSN, timeline and time; sets
+  // *saw_collected when a record is collected by the manifest only (its
+  // segment not yet compacted, so its garbage versions came back with it).
+  Status ApplyLoaded(const Manifest& manifest, std::vector<Loaded> records, Lsn* max_lsn,
+                     TimelineId* max_timeline, int64_t* max_time, bool* saw_collected)
+      REQUIRES(mu_, state_mu_);
+  // Corruption unless each manifest run has as many live records up to the
+  // manifest's LSN as the manifest counted.
+  Status CheckLiveCounts(const Manifest& manifest) const REQUIRES(mu_, state_mu_);
 
   // --- write path (page_store_write.cc) ---
   // Status of the store for a new mutation.
@@ -188,13 +229,41 @@ class PageStoreImpl final : public PageStore {
   };
   // Which versions the given root states still read.
   GcPlan PlanGc(const std::unordered_set<Lsn>& roots) const REQUIRES_SHARED(state_mu_);
+  // The states GC keeps readable: live timelines' heads, the pins that name a
+  // record, and every record at or after `oldest` (restore window, in micros).
+  std::unordered_set<Lsn> GcRoots(const GcOptions& options, int64_t oldest) const
+      REQUIRES_SHARED(state_mu_);
+  // Drops what the plan computed from `roots` does not keep: versions,
+  // non-root records, unneeded runs, dropped timelines; clears the path cache.
+  // REQUIRES: no mutation since the plan was made.
+  void ApplyGcPlan(GcPlan plan, const std::unordered_set<Lsn>& roots) REQUIRES(state_mu_);
   Manifest BuildManifest() const;
   Status Compact(GcStats* stats);
   // Records s as the store's failure (if it is the first) and returns it.
   Status FailStopOnError(Status s);
   // Writes GCSTATE atomically; a failed fsync fails the store.
   Status WriteManifest(const std::string& contents);
+  // Rewrites the sealed segments of `group` into one new segment holding only
+  // what they still must keep, makes it durable, points the state at it, then
+  // deletes the group. REQUIRES: GC running (no leader touches the segments).
   Status CompactGroup(const std::vector<uint64_t>& group, GcStats* stats);
+  // Appends to *out the records of segment seg that it still must keep.
+  Status CopyRetained(uint64_t seg, CompactionOutput* out) EXCLUDES(state_mu_);
+  // One record of seg (its footer entry e): live records whole; a collected
+  // one only with its retained versions, its annotation and payload dropped,
+  // and not at all when it retains none.
+  Status CopyRecord(uint64_t seg, RandomAccessFile* file, const FooterEntry& e,
+                    CompactionOutput* out);
+  // Trims meta->entries to those seg still must keep: all of them when the
+  // record is live in seg, else those whose version the index still places
+  // in seg. Appends the old image index of each kept image entry to
+  // *old_image. Returns whether the record is live in seg. Takes state_mu_.
+  bool RetainEntries(uint64_t seg, RecordMeta* meta, std::vector<size_t>* old_image) const
+      EXCLUDES(state_mu_);
+  // Points the index, the records and the segment table at the new segment
+  // `number` and forgets the group's files. REQUIRES: that segment durable.
+  void InstallCompacted(const std::vector<uint64_t>& group, uint64_t number, uint64_t new_size,
+                        const CompactionOutput& out) EXCLUDES(state_mu_);
 
   // Constant after construction.
   const PageStoreOptions options_;

@@ -1,5 +1,6 @@
 // PageStoreImpl: Open and recovery (docs/storage-format.md, "Recovery").
 #include <algorithm>
+#include <optional>
 
 #include "base/coding.h"
 #include "base/crc32c.h"
@@ -169,6 +170,41 @@ Status PageStoreImpl::LoadSegment(uint64_t number, bool* sealed, uint32_t* versi
 }
 
 Status PageStoreImpl::Recover() {
+  BRANCHDB_RETURN_IF_ERROR(LockDir());
+  Manifest manifest;
+  std::vector<uint64_t> numbers;
+  bool deleted = false;  // a file was deleted: the directory needs a sync
+  BRANCHDB_RETURN_IF_ERROR(ListDir(&manifest, &numbers, &deleted));
+  // Taken before any segment is dropped: a dropped segment's number is never reused.
+  const uint64_t max_number = numbers.empty() ? 0 : numbers.back();
+  BRANCHDB_RETURN_IF_ERROR(DropUnstartedSegment(&numbers, &deleted));
+  BRANCHDB_RETURN_IF_ERROR(DropSupersededSegments(&numbers, &deleted));
+  if (deleted) BRANCHDB_RETURN_IF_ERROR(env_->SyncDir(dir_));
+
+  std::vector<Loaded> loaded;
+  std::optional<TailSegment> tail;
+  BRANCHDB_RETURN_IF_ERROR(LoadSegments(numbers, &loaded, &tail));
+  {
+    // Nothing else runs yet, but keep the documented order: mu_, then state_mu_.
+    MutexLock lock(mu_);
+    WriterLock state(state_mu_);
+    BRANCHDB_RETURN_IF_ERROR(Rebuild(manifest, std::move(loaded)));
+  }
+  next_segment_ = std::max(max_number, manifest.next_segment) + 1;
+  if (tail) {
+    auto file = env_->NewWritableFile(SegmentPath(tail->number), Env::OpenMode::kAppend);
+    if (!file.ok()) return file.status();
+    active_file_ = std::move(*file);
+    active_number_ = tail->number;
+    active_version_ = tail->version;
+    active_footer_ = std::move(tail->footer);
+  } else {
+    BRANCHDB_RETURN_IF_ERROR(StartSegment(next_segment_++));
+  }
+  return Status::OK();
+}
+
+Status PageStoreImpl::LockDir() {
   if (!env_->FileExists(dir_)) {
     if (!options_.create_if_missing) {
       return Status::NotFound("page store directory does not exist", "store_not_found");
@@ -178,52 +214,50 @@ Status PageStoreImpl::Recover() {
   auto lock = env_->LockFile(JoinPath(dir_, "LOCK"));
   if (!lock.ok()) return lock.status();
   lock_ = std::move(*lock);
+  return Status::OK();
+}
 
+Status PageStoreImpl::ListDir(Manifest* manifest, std::vector<uint64_t>* numbers, bool* deleted) {
   auto children = env_->GetChildren(dir_);
   if (!children.ok()) return children.status();
-  Manifest manifest;
-  std::vector<uint64_t> numbers;
-  bool deleted = false;
   for (const std::string& name : *children) {
     uint64_t n = 0;
     if (ParseSegmentFileName(name, &n)) {
-      numbers.push_back(n);
+      numbers->push_back(n);
     } else if (name.size() > 4 && name.substr(name.size() - 4) == ".tmp") {
       BRANCHDB_RETURN_IF_ERROR(env_->DeleteFile(JoinPath(dir_, name)));
-      deleted = true;
+      *deleted = true;
     } else if (name == kManifestName) {
       auto data = env_->ReadFileToString(JoinPath(dir_, name));
       if (!data.ok()) return data.status();
-      BRANCHDB_RETURN_IF_ERROR(DecodeManifest(*data, &manifest));
+      BRANCHDB_RETURN_IF_ERROR(DecodeManifest(*data, manifest));
     }
   }
-  std::sort(numbers.begin(), numbers.end());
-  uint64_t max_number = numbers.empty() ? 0 : numbers.back();
+  std::sort(numbers->begin(), numbers->end());
+  return Status::OK();
+}
 
-  // A newest segment whose header never became durable was never acknowledged.
-  if (!numbers.empty()) {
-    const std::string path = SegmentPath(numbers.back());
-    auto size = env_->GetFileSize(path);
-    if (!size.ok()) return size.status();
-    if (*size <= kSegmentHeaderMinSize) {
-      auto file = env_->NewRandomAccessFile(path);
-      if (!file.ok()) return file.status();
-      SegmentHeader h;
-      size_t len = 0;
-      Status header = ReadSegmentHeader(file->get(), numbers.back(), &h, &len);
-      if (header.IsCorruption()) {
-        BRANCHDB_RETURN_IF_ERROR(env_->DeleteFile(path));
-        numbers.pop_back();
-        deleted = true;
-      } else {
-        BRANCHDB_RETURN_IF_ERROR(header);
-      }
-    }
-  }
+Status PageStoreImpl::DropUnstartedSegment(std::vector<uint64_t>* numbers, bool* deleted) {
+  if (numbers->empty()) return Status::OK();
+  const std::string path = SegmentPath(numbers->back());
+  auto size = env_->GetFileSize(path);
+  if (!size.ok()) return size.status();
+  if (*size > kSegmentHeaderMinSize) return Status::OK();
+  auto file = env_->NewRandomAccessFile(path);
+  if (!file.ok()) return file.status();
+  SegmentHeader h;
+  size_t len = 0;
+  Status header = ReadSegmentHeader(file->get(), numbers->back(), &h, &len);
+  if (!header.IsCorruption()) return header;
+  BRANCHDB_RETURN_IF_ERROR(env_->DeleteFile(path));
+  numbers->pop_back();
+  *deleted = true;
+  return Status::OK();
+}
 
-  // Finish interrupted compactions: a compacted segment replaces the ones it names.
+Status PageStoreImpl::DropSupersededSegments(std::vector<uint64_t>* numbers, bool* deleted) {
   std::vector<uint64_t> superseded;
-  for (uint64_t n : numbers) {
+  for (uint64_t n : *numbers) {
     auto file = env_->NewRandomAccessFile(SegmentPath(n));
     if (!file.ok()) return file.status();
     SegmentHeader h;
@@ -234,103 +268,49 @@ Status PageStoreImpl::Recover() {
     }
   }
   std::vector<uint64_t> live_numbers;
-  for (uint64_t n : numbers) {
+  for (uint64_t n : *numbers) {
     if (std::find(superseded.begin(), superseded.end(), n) != superseded.end()) {
       BRANCHDB_RETURN_IF_ERROR(env_->DeleteFile(SegmentPath(n)));
-      deleted = true;
+      *deleted = true;
     } else {
       live_numbers.push_back(n);
     }
   }
-  if (deleted) BRANCHDB_RETURN_IF_ERROR(env_->SyncDir(dir_));
+  *numbers = std::move(live_numbers);
+  return Status::OK();
+}
 
-  std::vector<Loaded> loaded;
-  uint64_t tail_number = 0;
-  uint32_t tail_version = kFormatVersion;
-  bool have_tail = false;
-  std::vector<std::pair<uint64_t, std::string>> tail_footer;
-  for (uint64_t n : live_numbers) {
+Status PageStoreImpl::LoadSegments(const std::vector<uint64_t>& numbers,
+                                   std::vector<Loaded>* loaded,
+                                   std::optional<TailSegment>* tail) {
+  for (uint64_t n : numbers) {
     bool sealed = false;
     uint32_t version = 0;
     uint64_t size = 0;
     std::vector<std::pair<uint64_t, std::string>> footer;
-    BRANCHDB_RETURN_IF_ERROR(LoadSegment(n, &sealed, &version, &loaded, &footer, &size));
+    BRANCHDB_RETURN_IF_ERROR(LoadSegment(n, &sealed, &version, loaded, &footer, &size));
     if (!sealed) {
-      if (have_tail) {
-        return Status::Corruption(SegmentFileName(tail_number) +
+      if (tail->has_value()) {
+        return Status::Corruption(SegmentFileName((*tail)->number) +
                                   ": segment is neither sealed nor the newest log segment");
       }
-      have_tail = true;
-      tail_number = n;
-      tail_version = version;
-      tail_footer = std::move(footer);
+      *tail = TailSegment{n, version, std::move(footer)};
     }
     WriterLock state(state_mu_);  // nothing else runs yet: for the analysis
     segments_[n] = Segment{size, sealed};
-  }
-
-  {
-    // Nothing else runs yet, but keep the documented order: mu_, then state_mu_.
-    MutexLock lock(mu_);
-    WriterLock state(state_mu_);
-    BRANCHDB_RETURN_IF_ERROR(Rebuild(manifest, std::move(loaded)));
-  }
-  next_segment_ = std::max(max_number, manifest.next_segment) + 1;
-  if (have_tail) {
-    auto file = env_->NewWritableFile(SegmentPath(tail_number), Env::OpenMode::kAppend);
-    if (!file.ok()) return file.status();
-    active_file_ = std::move(*file);
-    active_number_ = tail_number;
-    active_version_ = tail_version;
-    active_footer_ = std::move(tail_footer);
-  } else {
-    BRANCHDB_RETURN_IF_ERROR(StartSegment(next_segment_++));
   }
   return Status::OK();
 }
 
 Status PageStoreImpl::Rebuild(const Manifest& manifest, std::vector<Loaded> records) {
   gc_lsn_ = manifest.last_lsn;
-  for (const ManifestRun& mr : manifest.runs) {
-    uint32_t base_run = kNoRun;
-    if (mr.base != 0) {
-      auto it = run_by_start_.find(mr.base_run_start);
-      if (it == run_by_start_.end()) return Status::Corruption("GCSTATE: base run missing");
-      base_run = it->second;
-    }
-    uint32_t r = NewRun(mr.timeline, mr.start, mr.base, base_run);
-    for (const auto& [lsn, time] : mr.markers) runs_[r].entries.push_back(RunEntry{lsn, time, false});
-  }
-  for (const ManifestTimeline& mt : manifest.timelines) {
-    auto it = run_by_start_.find(mt.run_start);
-    if (it == run_by_start_.end()) return Status::Corruption("GCSTATE: timeline run missing");
-    Timeline& t = timelines_[mt.id];
-    t.info = TimelineInfo{mt.id, mt.head, mt.created_lsn, mt.base, mt.created_micros};
-    t.run = it->second;
-  }
-
-  std::sort(records.begin(), records.end(),
-            [](const Loaded& a, const Loaded& b) { return a.meta.lsn < b.meta.lsn; });
+  BRANCHDB_RETURN_IF_ERROR(RestoreManifestRuns(manifest));
   Lsn max_lsn = manifest.last_lsn;
   TimelineId max_timeline = manifest.last_timeline;
   int64_t max_time = manifest.last_time;
-  bool saw_collected = false;  // a collected record not yet rewritten by compaction
-  for (size_t i = 0; i < records.size(); ++i) {
-    const Loaded& rec = records[i];
-    const Lsn lsn = rec.meta.lsn;
-    if (i > 0 && records[i - 1].meta.lsn == lsn) {
-      return Status::Corruption("LSN " + std::to_string(lsn) + " appears twice in the log");
-    }
-    bool collected = (rec.meta.flags & kRecordFlagCollected) ||
-                     (lsn <= manifest.last_lsn && InRanges(manifest.collected, lsn));
-    if (collected && !(rec.meta.flags & kRecordFlagCollected)) saw_collected = true;
-    Status s = ApplyRecord(rec.meta, rec.segment, rec.offset, rec.meta_len, !collected,
-                           !collected && lsn > manifest.last_lsn);
-    if (!s.ok()) return s;
-    max_lsn = std::max(max_lsn, lsn);
-    max_timeline = std::max(max_timeline, rec.meta.timeline);
-    max_time = std::max(max_time, rec.meta.time_micros);
-  }
+  bool saw_collected = false;
+  BRANCHDB_RETURN_IF_ERROR(ApplyLoaded(manifest, std::move(records), &max_lsn, &max_timeline,
+                                       &max_time, &saw_collected));
   for (Run& run : runs_) {
     if (!std::is_sorted(run.entries.begin(), run.entries.end(),
                         [](const RunEntry& a, const RunEntry& b) { return a.lsn < b.lsn; })) {
@@ -338,16 +318,7 @@ Status PageStoreImpl::Rebuild(const Manifest& manifest, std::vector<Loaded> reco
                 [](const RunEntry& a, const RunEntry& b) { return a.lsn < b.lsn; });
     }
   }
-  for (const ManifestRun& mr : manifest.runs) {
-    const Run& run = runs_[run_by_start_.at(mr.start)];
-    uint64_t live = 0;
-    for (const RunEntry& e : run.entries) live += (e.live && e.lsn <= manifest.last_lsn) ? 1 : 0;
-    if (live != mr.live_records) {
-      return Status::Corruption("run " + std::to_string(mr.start) + " has " +
-                                std::to_string(live) + " records on disk, GCSTATE says " +
-                                std::to_string(mr.live_records));
-    }
-  }
+  BRANCHDB_RETURN_IF_ERROR(CheckLiveCounts(manifest));
   if (saw_collected) {
     // Such a record brought back all of its versions, garbage included. With
     // every live record as a root, the plan drops exactly the garbage again.
@@ -368,6 +339,65 @@ Status PageStoreImpl::Rebuild(const Manifest& manifest, std::vector<Loaded> reco
     }
     pending_[id] = PendingTimeline{t.info.head, runs_[t.run].start,
                                    head->second.meta.db_size_pages, false};
+  }
+  return Status::OK();
+}
+
+Status PageStoreImpl::RestoreManifestRuns(const Manifest& manifest) {
+  for (const ManifestRun& mr : manifest.runs) {
+    uint32_t base_run = kNoRun;
+    if (mr.base != 0) {
+      auto it = run_by_start_.find(mr.base_run_start);
+      if (it == run_by_start_.end()) return Status::Corruption("GCSTATE: base run missing");
+      base_run = it->second;
+    }
+    uint32_t r = NewRun(mr.timeline, mr.start, mr.base, base_run);
+    for (const auto& [lsn, time] : mr.markers) runs_[r].entries.push_back(RunEntry{lsn, time, false});
+  }
+  for (const ManifestTimeline& mt : manifest.timelines) {
+    auto it = run_by_start_.find(mt.run_start);
+    if (it == run_by_start_.end()) return Status::Corruption("GCSTATE: timeline run missing");
+    Timeline& t = timelines_[mt.id];
+    t.info = TimelineInfo{mt.id, mt.head, mt.created_lsn, mt.base, mt.created_micros};
+    t.run = it->second;
+  }
+  return Status::OK();
+}
+
+Status PageStoreImpl::ApplyLoaded(const Manifest& manifest, std::vector<Loaded> records,
+                                  Lsn* max_lsn, TimelineId* max_timeline, int64_t* max_time,
+                                  bool* saw_collected) {
+  std::sort(records.begin(), records.end(),
+            [](const Loaded& a, const Loaded& b) { return a.meta.lsn < b.meta.lsn; });
+  for (size_t i = 0; i < records.size(); ++i) {
+    const Loaded& rec = records[i];
+    const Lsn lsn = rec.meta.lsn;
+    if (i > 0 && records[i - 1].meta.lsn == lsn) {
+      return Status::Corruption("LSN " + std::to_string(lsn) + " appears twice in the log");
+    }
+    bool collected = (rec.meta.flags & kRecordFlagCollected) ||
+                     (lsn <= manifest.last_lsn && InRanges(manifest.collected, lsn));
+    if (collected && !(rec.meta.flags & kRecordFlagCollected)) *saw_collected = true;
+    Status s = ApplyRecord(rec.meta, rec.segment, rec.offset, rec.meta_len, !collected,
+                           !collected && lsn > manifest.last_lsn);
+    if (!s.ok()) return s;
+    *max_lsn = std::max(*max_lsn, lsn);
+    *max_timeline = std::max(*max_timeline, rec.meta.timeline);
+    *max_time = std::max(*max_time, rec.meta.time_micros);
+  }
+  return Status::OK();
+}
+
+Status PageStoreImpl::CheckLiveCounts(const Manifest& manifest) const {
+  for (const ManifestRun& mr : manifest.runs) {
+    const Run& run = runs_[run_by_start_.at(mr.start)];
+    uint64_t live = 0;
+    for (const RunEntry& e : run.entries) live += (e.live && e.lsn <= manifest.last_lsn) ? 1 : 0;
+    if (live != mr.live_records) {
+      return Status::Corruption("run " + std::to_string(mr.start) + " has " +
+                                std::to_string(live) + " records on disk, GCSTATE says " +
+                                std::to_string(mr.live_records));
+    }
   }
   return Status::OK();
 }

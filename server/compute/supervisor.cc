@@ -28,7 +28,12 @@ struct ComputeSupervisor::Compute {
   int64_t idle_timeout_seconds = 0;
 
   // Changed only by the lease holder (use_mu held) or, when leases == 0,
-  // under mu_. Sandbox before the handle: the sandbox is destroyed first.
+  // under mu_. A Compute never dies holding them: CloseLocked moves both into
+  // a Closed, whose member order destroys the sandbox first (it unhooks db),
+  // and every path that drops a compute closes it first (ForgetLocked when it
+  // is erased: now, or at its last lease's Release; the destructor, which
+  // requires no live lease).
+  // Destroyed here, they would go in the wrong order: db (declared last) first.
   std::unique_ptr<sql::Sandbox> sandbox;
   storage::SqliteHandle db;
 };

@@ -342,6 +342,155 @@ Status ResultTooLarge(const std::string& where, bool rows, const SandboxOptions&
       "result_too_large");
 }
 
+// The statement of the script being run, named in the script's error: its
+// index (-1: none) and its text [from, to), to null when it did not prepare.
+struct Position {
+  int index = -1;
+  const char* from = nullptr;
+  const char* to = nullptr;
+};
+
+// The checks a script passes before it touches the connection.
+Status CheckScript(const Script& script, const SandboxOptions& o) {
+  if (static_cast<int64_t>(script.sql.size()) > o.max_sql_bytes) {
+    return Status::ResourceExhausted("SQL text is " + std::to_string(script.sql.size()) +
+                                         " bytes; the limit is " +
+                                         std::to_string(o.max_sql_bytes),
+                                     "sql_too_long");
+  }
+  if (!script.params.is_null() && !script.params.is_array() && !script.params.is_object()) {
+    return Status::InvalidArgument("params: expected an array or an object", "invalid_params");
+  }
+  return Status::OK();
+}
+
+// Starts the script's transaction on a clean connection (never inheriting an
+// open one), with the script's flags reset and its deadline set.
+Status Begin(sqlite3* db, Sandbox::State* st, const SandboxOptions& o, const Script& script) {
+  if (sqlite3_get_autocommit(db) == 0) Internal(db, st, "ROLLBACK");  // never inherit one
+  ResetConnectionState(db, st);
+
+  st->read_only = script.read_only;
+  st->timed_out = false;
+  st->cpu_wait = false;
+  st->wrote = false;
+  st->denial.clear();
+  st->denied_read_only = false;
+  st->deadline_nanos = o.clock->NowMonotonicNanos() + o.statement_timeout_ms * 1000000;
+
+  int rc = Internal(db, st, script.read_only ? "BEGIN DEFERRED" : "BEGIN IMMEDIATE");
+  if (rc != SQLITE_OK) return StatusFromSqlite(db, st, rc, "BEGIN: ");
+  return Status::OK();
+}
+
+// Steps one prepared statement to its end into *out: its columns, its rows
+// (the first script.skip_rows skipped when paged; at row_cap rows or
+// o.max_result_bytes bytes cut when the script allows it, else
+// result_too_large) and the rows it changed. *bytes: the script's result
+// bytes so far.
+Status RunStatement(sqlite3* db, Sandbox::State* st, const SandboxOptions& o,
+                    const Script& script, sqlite3_stmt* stmt, const std::string& where,
+                    int64_t row_cap, int64_t* bytes, StatementResult* out) {
+  const bool cut = script.truncate || script.paged;
+  int ncol = sqlite3_column_count(stmt);
+  for (int i = 0; i < ncol; ++i) {
+    const char* name = sqlite3_column_name(stmt, i);
+    out->columns.push_back(name ? name : "");
+  }
+  sqlite3_int64 changes_before = sqlite3_total_changes64(db);
+  int64_t rows = 0;
+  int64_t skip = script.paged ? script.skip_rows : 0;
+  while (true) {
+    int rc = sqlite3_step(stmt);
+    if (rc == SQLITE_DONE) break;
+    if (rc != SQLITE_ROW) return StatusFromSqlite(db, st, rc, where);
+    if (skip > 0) {
+      --skip;
+      continue;
+    }
+    if (rows >= row_cap || *bytes >= o.max_result_bytes) {
+      if (!cut) return ResultTooLarge(where, rows >= row_cap, o);
+      out->truncated = true;
+      break;
+    }
+    json row = json::array();
+    for (int i = 0; i < ncol; ++i) row.push_back(ColumnValue(stmt, i, bytes));
+    out->rows.push_back(std::move(row));
+    ++rows;
+  }
+  if (sqlite3_total_changes64(db) != changes_before) {
+    out->rows_affected = sqlite3_changes64(db);
+  }
+  return Status::OK();
+}
+
+// Prepares and runs the script's statements in order, appending each one's
+// result to *result; *positional: the positional params they used. *pos
+// follows the statement being run, so that a failure names it.
+Status RunStatements(sqlite3* db, Sandbox::State* st, const SandboxOptions& o,
+                     const Script& script, ScriptResult* result, size_t* positional,
+                     Position* pos) {
+  int64_t row_cap = o.max_result_rows;
+  if (script.paged && script.page_rows > 0) row_cap = std::min(row_cap, script.page_rows);
+  int64_t bytes = 0;
+  const char* tail = script.sql.data();
+  const char* end = script.sql.data() + script.sql.size();
+  while (tail < end) {
+    sqlite3_stmt* raw = nullptr;
+    const char* next = nullptr;
+    st->denial.clear();
+    int rc = sqlite3_prepare_v3(db, tail, static_cast<int>(end - tail), 0, &raw, &next);
+    std::unique_ptr<sqlite3_stmt, StmtCloser> stmt(raw);
+    pos->from = tail;
+    pos->to = nullptr;
+    if (rc != SQLITE_OK) {
+      pos->index = static_cast<int>(result->statements.size());
+      return StatusFromSqlite(db, st, rc, "statement " + std::to_string(pos->index + 1) + ": ");
+    }
+    if (next == nullptr || next <= tail) next = end;
+    pos->to = next;
+    tail = next;
+    if (!stmt) continue;  // whitespace or a comment
+    pos->index = static_cast<int>(result->statements.size());
+    std::string where = "statement " + std::to_string(pos->index + 1) + ": ";
+    if (script.paged && pos->index > 0) {
+      return Status::InvalidArgument(
+          "paging (page_size, cursor) needs a script of exactly one statement",
+          "invalid_argument");
+    }
+    if (Status s = BindParams(stmt.get(), script.params, positional); !s.ok()) {
+      return s.WithContext("statement " + std::to_string(pos->index + 1));
+    }
+    StatementResult out;
+    BRANCHDB_RETURN_IF_ERROR(
+        RunStatement(db, st, o, script, stmt.get(), where, row_cap, &bytes, &out));
+    if (!sqlite3_stmt_readonly(stmt.get())) result->changed = true;
+    result->statements.push_back(std::move(out));
+  }
+  return Status::OK();
+}
+
+// Ends the script's transaction: ROLLBACK (no checkpoint) when it is
+// read-only or nothing may have changed, else drops its TEMP objects, runs
+// script.before_commit and COMMITs. Sets result->changed.
+Status Finish(sqlite3* db, Sandbox::State* st, const Script& script, ScriptResult* result) {
+  // Conservative: any statement that may write, any write the authorizer let
+  // through (also from a function's nested SQL), or any row changed.
+  result->changed = result->changed || st->wrote ||
+                    sqlite3_total_changes64(db) != st->total_changes_base;
+  if (script.read_only || !result->changed) {
+    int rc = Internal(db, st, "ROLLBACK");  // nothing to keep: no checkpoint
+    if (rc != SQLITE_OK) return StatusFromSqlite(db, st, rc, "ROLLBACK: ");
+    return Status::OK();
+  }
+  int rc = DropTempObjects(db, st);
+  if (rc != SQLITE_OK) return StatusFromSqlite(db, st, rc, "dropping TEMP objects: ");
+  if (script.before_commit) BRANCHDB_RETURN_IF_ERROR(script.before_commit());
+  rc = Internal(db, st, "COMMIT");
+  if (rc != SQLITE_OK) return StatusFromSqlite(db, st, rc, "COMMIT: ");
+  return Status::OK();
+}
+
 }  // namespace
 
 Result<ScriptResult> Sandbox::Execute(const Script& script, ScriptError* error) {
@@ -354,9 +503,7 @@ Result<ScriptResult> Sandbox::Execute(const Script& script, ScriptError* error) 
     State* st;
     ~Unbind() { st->run = nullptr; }
   } unbind{st};
-  int index = -1;  // statement being run
-  const char* stmt_from = nullptr;  // its text: [stmt_from, stmt_to), stmt_to null if unprepared
-  const char* stmt_to = nullptr;
+  Position pos;
   auto fail = [&](Status s) -> Result<ScriptResult> {
     run.Release();
     st->deadline_nanos = 0;
@@ -364,112 +511,28 @@ Result<ScriptResult> Sandbox::Execute(const Script& script, ScriptError* error) 
     st->read_only = false;
     ResetConnectionState(db_, st);
     if (error != nullptr) {
-      *error = ScriptError{s, index, ""};
-      if (index >= 0 && stmt_from != nullptr) {
-        error->sql = StatementText(stmt_from, stmt_to, script.sql.data() + script.sql.size());
+      *error = ScriptError{s, pos.index, ""};
+      if (pos.index >= 0 && pos.from != nullptr) {
+        error->sql = StatementText(pos.from, pos.to, script.sql.data() + script.sql.size());
       }
     }
     return s;
   };
-  if (static_cast<int64_t>(script.sql.size()) > options_.max_sql_bytes) {
-    return fail(Status::ResourceExhausted(
-        "SQL text is " + std::to_string(script.sql.size()) + " bytes; the limit is " +
-            std::to_string(options_.max_sql_bytes),
-        "sql_too_long"));
-  }
-  if (!script.params.is_null() && !script.params.is_array() && !script.params.is_object()) {
-    return fail(Status::InvalidArgument("params: expected an array or an object",
-                                        "invalid_params"));
-  }
-  if (sqlite3_get_autocommit(db_) == 0) Internal(db_, st, "ROLLBACK");  // never inherit one
-  ResetConnectionState(db_, st);
-
-  st->read_only = script.read_only;
-  st->timed_out = false;
-  st->cpu_wait = false;
-  st->wrote = false;
-  st->denial.clear();
-  st->denied_read_only = false;
-  st->deadline_nanos =
-      options_.clock->NowMonotonicNanos() + options_.statement_timeout_ms * 1000000;
-
-  int rc = Internal(db_, st, script.read_only ? "BEGIN DEFERRED" : "BEGIN IMMEDIATE");
-  if (rc != SQLITE_OK) return fail(StatusFromSqlite(db_, st, rc, "BEGIN: "));
+  if (Status s = CheckScript(script, options_); !s.ok()) return fail(s);
+  if (Status s = Begin(db_, st, options_, script); !s.ok()) return fail(s);
   // The branch's lock is taken (BEGIN): only now a run slot (the lock rule of
   // cpu_scheduler.h). Waiting for it counts against the statement timeout.
   st->run = &run;
   if (!run.Acquire(st->deadline_nanos)) return fail(StatementTimeout("", true));
 
-  const bool cut = script.truncate || script.paged;
-  int64_t row_cap = options_.max_result_rows;
-  if (script.paged && script.page_rows > 0) row_cap = std::min(row_cap, script.page_rows);
   ScriptResult result;
-  int64_t bytes = 0;
   size_t next_positional = 0;
-  const char* tail = script.sql.data();
-  const char* end = script.sql.data() + script.sql.size();
-  while (tail < end) {
-    sqlite3_stmt* raw = nullptr;
-    const char* next = nullptr;
-    st->denial.clear();
-    rc = sqlite3_prepare_v3(db_, tail, static_cast<int>(end - tail), 0, &raw, &next);
-    std::unique_ptr<sqlite3_stmt, StmtCloser> stmt(raw);
-    stmt_from = tail;
-    stmt_to = nullptr;
-    if (rc != SQLITE_OK) {
-      index = static_cast<int>(result.statements.size());
-      return fail(StatusFromSqlite(db_, st, rc,
-                                   "statement " + std::to_string(index + 1) + ": "));
-    }
-    if (next == nullptr || next <= tail) next = end;
-    stmt_to = next;
-    tail = next;
-    if (!stmt) continue;  // whitespace or a comment
-    index = static_cast<int>(result.statements.size());
-    std::string where = "statement " + std::to_string(index + 1) + ": ";
-    if (script.paged && index > 0) {
-      return fail(Status::InvalidArgument(
-          "paging (page_size, cursor) needs a script of exactly one statement",
-          "invalid_argument"));
-    }
-    if (Status s = BindParams(stmt.get(), script.params, &next_positional); !s.ok()) {
-      return fail(s.WithContext("statement " + std::to_string(index + 1)));
-    }
-    StatementResult out;
-    int ncol = sqlite3_column_count(stmt.get());
-    for (int i = 0; i < ncol; ++i) {
-      const char* name = sqlite3_column_name(stmt.get(), i);
-      out.columns.push_back(name ? name : "");
-    }
-    sqlite3_int64 changes_before = sqlite3_total_changes64(db_);
-    int64_t rows = 0;
-    int64_t skip = script.paged ? script.skip_rows : 0;
-    while (true) {
-      rc = sqlite3_step(stmt.get());
-      if (rc == SQLITE_DONE) break;
-      if (rc != SQLITE_ROW) return fail(StatusFromSqlite(db_, st, rc, where));
-      if (skip > 0) {
-        --skip;
-        continue;
-      }
-      if (rows >= row_cap || bytes >= options_.max_result_bytes) {
-        if (!cut) return fail(ResultTooLarge(where, rows >= row_cap, options_));
-        out.truncated = true;
-        break;
-      }
-      json row = json::array();
-      for (int i = 0; i < ncol; ++i) row.push_back(ColumnValue(stmt.get(), i, &bytes));
-      out.rows.push_back(std::move(row));
-      ++rows;
-    }
-    if (sqlite3_total_changes64(db_) != changes_before) {
-      out.rows_affected = sqlite3_changes64(db_);
-    }
-    if (!sqlite3_stmt_readonly(stmt.get())) result.changed = true;
-    result.statements.push_back(std::move(out));
+  if (Status s = RunStatements(db_, st, options_, script, &result, &next_positional, &pos);
+      !s.ok()) {
+    return fail(s);
   }
   run.Release();  // the commit waits for the disk, not for a CPU
-  index = -1;
+  pos.index = -1;
   if (script.params.is_array() && next_positional != script.params.size()) {
     return fail(Status::InvalidArgument("params: " + std::to_string(script.params.size()) +
                                             " given, the script uses " +
@@ -477,22 +540,7 @@ Result<ScriptResult> Sandbox::Execute(const Script& script, ScriptError* error) 
                                         "invalid_params"));
   }
   st->deadline_nanos = 0;
-  // Conservative: any statement that may write, any write the authorizer let
-  // through (also from a function's nested SQL), or any row changed.
-  result.changed = result.changed || st->wrote ||
-                   sqlite3_total_changes64(db_) != st->total_changes_base;
-  if (script.read_only || !result.changed) {
-    rc = Internal(db_, st, "ROLLBACK");  // nothing to keep: no checkpoint
-    if (rc != SQLITE_OK) return fail(StatusFromSqlite(db_, st, rc, "ROLLBACK: "));
-  } else {
-    rc = DropTempObjects(db_, st);
-    if (rc != SQLITE_OK) return fail(StatusFromSqlite(db_, st, rc, "dropping TEMP objects: "));
-    if (script.before_commit) {
-      if (Status s = script.before_commit(); !s.ok()) return fail(s);
-    }
-    rc = Internal(db_, st, "COMMIT");
-    if (rc != SQLITE_OK) return fail(StatusFromSqlite(db_, st, rc, "COMMIT: "));
-  }
+  if (Status s = Finish(db_, st, script, &result); !s.ok()) return fail(s);
   st->read_only = false;
   ResetConnectionState(db_, st);
   return result;

@@ -19,8 +19,6 @@ namespace {
 constexpr size_t kPageSizeOffset = 16;   // 2 bytes, big-endian
 constexpr size_t kWriteVersionOffset = 18;
 constexpr size_t kReadVersionOffset = 19;
-constexpr size_t kVersOffset = 24;       // change counter + the 12 bytes SQLite compares
-constexpr size_t kVersBytes = 16;
 constexpr size_t kCookieOffset = 40;     // schema cookie, 4 bytes big-endian
 constexpr size_t kDbSizeOffset = 28;     // in-header database size in pages
 constexpr size_t kHeaderBytes = 100;     // page 1's b-tree page header follows
@@ -437,7 +435,8 @@ int BranchConnection::Write(const void* buf, int amt, sqlite3_int64 offset) {
     return Fail(SQLITE_IOERR_WRITE,
                 Status::InvalidArgument("partial page write (" + std::to_string(amt) +
                                         " bytes at " + std::to_string(offset) +
-                                        "): the page size is fixed at 4096"));
+                                        "): the page size is fixed at " +
+                                        std::to_string(kPageSize)));
   }
   const uint64_t page_index = static_cast<uint64_t>(offset) / kPageSize;
   if (page_index >= 0xffffffffull) {
@@ -447,10 +446,11 @@ int BranchConnection::Write(const void* buf, int amt, sqlite3_int64 offset) {
   std::string page(static_cast<const char*>(buf), kPageSize);
   if (pgno == 1) {
     auto u = [&](size_t i) { return static_cast<unsigned char>(page[i]); };
-    if (u(kPageSizeOffset) != 0x10 || u(kPageSizeOffset + 1) != 0x00) {
+    if (static_cast<size_t>(u(kPageSizeOffset) << 8 | u(kPageSizeOffset + 1)) != kPageSize) {
       return Fail(SQLITE_IOERR_WRITE,
-                  Status::InvalidArgument("page 1 declares a page size other than 4096; "
-                                          "branchdb databases have 4096-byte pages"));
+                  Status::InvalidArgument("page 1 declares a page size other than " +
+                                          std::to_string(kPageSize) + "; branchdb databases have " +
+                                          std::to_string(kPageSize) + "-byte pages"));
     }
     // Never store a WAL-mode header (it can arrive through sqlite3_backup
     // from a WAL database): this VFS has no WAL.
@@ -571,8 +571,8 @@ int BranchConnection::Pragma(char** args) {
   if (name == "page_size" && std::strtol(args[2], nullptr, 10) != static_cast<long>(kPageSize)) {
     args[0] = sqlite3_mprintf(
         "branchdb: page_size=%s is not supported; the page size of a branchdb database is "
-        "fixed at 4096 bytes",
-        args[2]);
+        "fixed at %d bytes",  // sqlite3_mprintf: no %zu (its %z frees a string)
+        args[2], static_cast<int>(kPageSize));
     return SQLITE_ERROR;
   }
   if (name == "locking_mode" && value == "exclusive") {

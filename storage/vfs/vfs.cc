@@ -218,9 +218,9 @@ Result<SqliteHandle> OpenConnection(const ConnectionOptions& options) {
     return Status::Unavailable(std::string("sqlite3_open_v2 through the branchdb VFS: ") +
                                (raw != nullptr ? sqlite3_errmsg(raw) : sqlite3_errstr(rc)));
   }
-  const std::string setup = "PRAGMA page_size=4096; PRAGMA journal_mode=MEMORY; "
-                            "PRAGMA temp_store=MEMORY; PRAGMA cache_size=" +
-                            std::to_string(options.cache_pages) + ";";
+  const std::string setup = "PRAGMA page_size=" + std::to_string(kPageSize) +
+                            "; PRAGMA journal_mode=MEMORY; PRAGMA temp_store=MEMORY; "
+                            "PRAGMA cache_size=" + std::to_string(options.cache_pages) + ";";
   char* err = nullptr;
   rc = sqlite3_exec(db.get(), setup.c_str(), nullptr, nullptr, &err);
   if (rc != SQLITE_OK) {

@@ -30,6 +30,10 @@ namespace branchdb::storage::vfs_internal {
 inline constexpr char kVfsName[] = "branchdb";
 // An LSN that names no state: "SQLite's cache reflects no known state".
 inline constexpr Lsn kNoLsn = ~Lsn{0};
+// Page 1's bytes 24..39: the change counter and the 12 bytes after it, which
+// SQLite compares to tell whether its page cache is still valid.
+inline constexpr size_t kVersOffset = 24;
+inline constexpr size_t kVersBytes = 16;
 
 // What OpenConnection registers under a minted file name for xOpen to find.
 struct OpenRequest {
@@ -122,7 +126,7 @@ class BranchConnection {
   // journal), the written one after a failed commit.
   struct SeenPage1 {
     bool valid = false;
-    unsigned char vers[16] = {};
+    unsigned char vers[kVersBytes] = {};
     uint32_t cookie = 0;
   };
   SeenPage1 seen_base_;

@@ -8,10 +8,8 @@ A function here is a definition that starts at column 0 and ends at the next
 line that is exactly "}" at column 0 (the house style's layout, clang-format'd);
 lambdas count toward the function that holds them.
 
-Not yet registered with ctest: the 14 functions it lists today (routes, MCP
-tools, server start-up, the sandbox's Execute, promote, data diff, GC and
-recovery) are the rest of issue #14's work; register it (tests/layers/
-CMakeLists.txt) once they are split. Run: python3 tests/layers/check_sizes.py
+Registered with ctest as layers_sizes_test (tests/layers/CMakeLists.txt).
+Run alone: python3 tests/layers/check_sizes.py
 """
 import os
 import re

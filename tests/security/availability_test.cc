@@ -10,8 +10,15 @@
 //   - with one CPU run slot, a point SELECT is answered while long queries of
 //     other clients take turns on it, before any of them ends;
 //   - a body shorter than its Content-Length and trickled headers are cut off
-//     with 408 and the connection closed;
-//   - one address cannot hold more than max_connections_per_client;
+//     with 408 and the connection closed, over plain HTTP and over TLS;
+//   - over TLS, a handshake that does not complete within the request timeout
+//     (nothing sent, or a ClientHello trickled) closes the connection; and
+//     while such attackers, reconnecting as they are cut off, outnumber the
+//     threads the server may start, an HTTPS client is still answered;
+//   - one address cannot hold more than max_connections_per_client, TLS
+//     connections included;
+//   - a connection serves one request after another (keep-alive, pipelined),
+//     and a large answer reaches a client that reads it slowly, on both wires;
 //   - the listen backlog is the configured one, not httplib's 5 (read back
 //     from the kernel with sock_diag, as `ss -l` shows it).
 #include <linux/inet_diag.h>
@@ -21,6 +28,7 @@
 
 #include <atomic>
 #include <catch2/catch.hpp>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -28,11 +36,13 @@
 
 #include "tests/security/raw_http.h"
 #include "tests/server/live_server.h"
+#include "tests/util/self_signed_cert.h"
 
 namespace branchdb::server {
 namespace {
 
 using nlohmann::json;
+using testing::Wire;
 
 constexpr const char* kLongQuery =
     "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c";
@@ -73,6 +83,22 @@ int ListenBacklog(int port) {
   }
   ::close(fd);
   return backlog;
+}
+
+// A LiveServer over wire: HTTPS with a self-signed certificate written to
+// certs, or plain HTTP.
+std::unique_ptr<testing::LiveServer> StartServer(Wire wire, const testing::TempDir& certs,
+                                                 const std::function<void(Config&)>& tweak) {
+  if (wire == Wire::kTls) {
+    testing::WriteSelfSignedCert(certs.Sub("cert.pem"), certs.Sub("key.pem"));
+  }
+  return std::make_unique<testing::LiveServer>([&](Config& c) {
+    if (wire == Wire::kTls) {
+      c.tls_cert_file = certs.Sub("cert.pem");
+      c.tls_key_file = certs.Sub("key.pem");
+    }
+    tweak(c);
+  });
 }
 
 // Another OAuth client (its own SQL limits), returning its token.
@@ -193,7 +219,8 @@ TEST_CASE("slowloris connections and long queries do not keep others out (item 8
   CHECK(other == 0);
 }
 
-// The value of an unlabelled series in GET /metrics (-1: absent).
+// The value of a series in GET /metrics, named with its labels as printed
+// there (-1: absent).
 double MetricValue(testing::LiveServer& s, const std::string& name) {
   auto r = s.Client().Get("/metrics");
   if (!r || r->status != 200) return -1;
@@ -267,10 +294,13 @@ TEST_CASE("a short query completes while long queries of other clients hold the 
 
 TEST_CASE("a request that does not arrive in time is cut off with 408 (item 8)",
           "[security][availability]") {
-  testing::LiveServer s([](Config& c) { c.request_timeout_seconds = 1; });
-  std::string token = s.AdminToken();
+  const Wire wire = GENERATE(Wire::kPlain, Wire::kTls);
+  INFO("over " << testing::WireName(wire));
+  testing::TempDir certs;
+  auto s = StartServer(wire, certs, [](Config& c) { c.request_timeout_seconds = 1; });
+  std::string token = s->AdminToken();
   SECTION("a body shorter than its Content-Length") {
-    testing::RawConnection c(s.port_);
+    testing::RawConnection c(s->port_, wire);
     REQUIRE(c.ok());
     c.Send("POST /v1/projects HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + token +
            "\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"name\":");
@@ -279,7 +309,7 @@ TEST_CASE("a request that does not arrive in time is cut off with 408 (item 8)",
     CHECK(answer.rfind("HTTP/1.1 408", 0) == 0);
   }
   SECTION("headers trickled a byte at a time") {
-    testing::RawConnection c(s.port_);
+    testing::RawConnection c(s->port_, wire);
     REQUIRE(c.ok());
     std::string answer;
     for (int i = 0; i < 200 && !c.closed(); ++i) {  // up to 20 s, a byte every 100 ms
@@ -289,24 +319,150 @@ TEST_CASE("a request that does not arrive in time is cut off with 408 (item 8)",
     CHECK(answer.rfind("HTTP/1.1 408", 0) == 0);
   }
   // The server still serves.
-  auto health = s.Client().Get("/healthz");
+  auto health = s->Client().Get("/healthz");
   REQUIRE(health);
   CHECK(health->status == 200);
 }
 
+TEST_CASE("a TLS handshake that does not complete in time closes the connection (item 8)",
+          "[security][availability][tls]") {
+  testing::TempDir certs;
+  auto s = StartServer(Wire::kTls, certs, [](Config& c) { c.request_timeout_seconds = 1; });
+  (void)s->AdminToken();  // the server is up
+  SECTION("a client that connects and sends nothing") {
+    testing::RawConnection c(s->port_);
+    REQUIRE(c.ok());
+    std::string answer = c.ReadUntilClosed(20000);
+    CHECK(c.closed());
+    CHECK(answer.empty());
+  }
+  SECTION("a ClientHello trickled a byte at a time") {
+    const std::string hello = testing::ClientHello();
+    REQUIRE(hello.size() > 100);
+    testing::RawConnection c(s->port_);
+    REQUIRE(c.ok());
+    size_t sent = 0;
+    for (; sent < hello.size() && !c.closed(); ++sent) {  // a byte every 100 ms
+      if (!c.Send(hello.substr(sent, 1))) break;
+      (void)c.ReadUntilClosed(100);
+    }
+    INFO("sent " << sent << " of the hello's " << hello.size() << " bytes");
+    CHECK(c.closed());
+    CHECK(sent < hello.size());  // cut off before the hello was complete
+  }
+  CHECK(MetricValue(*s, "branchdb_http_connections_refused_total{reason=\"handshake_timeout\"}") ==
+        1);
+  auto health = s->Client().Get("/healthz");
+  REQUIRE(health);
+  CHECK(health->status == 200);
+}
+
+// Attackers of one kind on the TLS port, each on its own thread, until
+// destroyed: each opens a connection, stalls it, and opens another when the
+// server closes it. cut_off() counts the connections the server closed.
+class TlsAttack {
+ public:
+  enum Kind {
+    kSilent,           // TCP connected, nothing sent
+    kTrickledHello,    // the ClientHello a byte per tick
+    kTrickledHeaders,  // handshake done, then a header line per tick
+  };
+
+  TlsAttack(int port, Kind kind, int n) {
+    for (int i = 0; i < n; ++i) threads_.emplace_back([this, port, kind] { Run(port, kind); });
+  }
+  ~TlsAttack() {
+    stop_ = true;
+    for (auto& t : threads_) t.join();
+  }
+  int cut_off() const { return cut_off_; }
+  int answered_408() const { return answered_408_; }
+
+ private:
+  void Run(int port, Kind kind) {
+    const std::string hello = testing::ClientHello();
+    while (!stop_) {
+      testing::RawConnection c(port, kind == kTrickledHeaders ? Wire::kTls : Wire::kPlain);
+      if (!c.ok()) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        continue;
+      }
+      std::string answer;
+      if (kind == kTrickledHeaders) c.Send("GET /healthz HTTP/1.1\r\nHost: x\r\n");
+      for (size_t i = 0; !stop_ && !c.closed(); ++i) {
+        if (kind == kTrickledHello && i < hello.size()) c.Send(hello.substr(i, 1));
+        if (kind == kTrickledHeaders) c.Send("X-Slow: 1\r\n");
+        answer += c.ReadUntilClosed(200);
+      }
+      if (!c.closed()) continue;
+      ++cut_off_;
+      if (answer.rfind("HTTP/1.1 408", 0) == 0) ++answered_408_;
+    }
+  }
+
+  std::atomic<bool> stop_{false};
+  std::atomic<int> cut_off_{0}, answered_408_{0};
+  std::vector<std::thread> threads_;
+};
+
+TEST_CASE("slow TLS handshakes and slowloris over TLS do not keep an HTTPS client out (item 8)",
+          "[security][availability][tls]") {
+  // At most 8 threads; 12 attackers that reconnect when cut off. Without the
+  // handshake and request deadlines, the attackers would hold every thread.
+  testing::TempDir certs;
+  auto s = StartServer(Wire::kTls, certs, [](Config& c) {
+    c.request_timeout_seconds = 1;
+    c.http_threads = 2;
+    c.max_connections = 8;
+  });
+  std::string admin = s->AdminToken();
+  CreateProject(*s, admin, "shop");
+
+  TlsAttack silent(s->port_, TlsAttack::kSilent, 4);
+  TlsAttack hello(s->port_, TlsAttack::kTrickledHello, 4);
+  TlsAttack headers(s->port_, TlsAttack::kTrickledHeaders, 4);
+  // Let the attack take hold: each kind has been cut off and has come back.
+  for (int i = 0; i < 600; ++i) {
+    if (silent.cut_off() >= 8 && hello.cut_off() >= 8 && headers.cut_off() >= 8) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  INFO("cut off: silent " << silent.cut_off() << ", trickled hello " << hello.cut_off()
+                          << ", trickled headers " << headers.cut_off());
+  REQUIRE(silent.cut_off() >= 8);
+  REQUIRE(hello.cut_off() >= 8);
+  REQUIRE(headers.cut_off() >= 8);
+  for (int round = 0; round < 3; ++round) {
+    auto c = s->Client();
+    auto health = c.Get("/healthz");
+    REQUIRE(health);
+    CHECK(health->status == 200);
+    auto point = c.Post("/v1/projects/shop/branches/production/sql",
+                        {{"Authorization", "Bearer " + admin}},
+                        R"j({"sql":"SELECT v FROM kv WHERE k = 1"})j", "application/json");
+    REQUIRE(point);
+    INFO(point->body);
+    CHECK(point->status == 200);
+    CHECK(json::parse(point->body)["results"][0]["rows"][0][0] == "one");
+  }
+  CHECK(headers.answered_408() > 0);  // trickled headers are answered 408 over TLS
+}
+
 TEST_CASE("one address holds at most max_connections_per_client connections (item 8)",
           "[security][availability]") {
-  testing::LiveServer s([](Config& c) { c.max_connections_per_client = 4; });
-  (void)s.AdminToken();  // the server is up
+  const Wire wire = GENERATE(Wire::kPlain, Wire::kTls);
+  INFO("over " << testing::WireName(wire));
+  testing::TempDir certs;
+  auto s = StartServer(wire, certs, [](Config& c) { c.max_connections_per_client = 4; });
+  (void)s->AdminToken();  // the server is up
   std::vector<std::unique_ptr<testing::RawConnection>> idle;
   for (int i = 0; i < 4; ++i) {
-    idle.push_back(std::make_unique<testing::RawConnection>(s.port_));
+    idle.push_back(std::make_unique<testing::RawConnection>(s->port_, wire));
     REQUIRE(idle.back()->ok());
   }
   // The fifth is answered 503 and closed, while the four are open.
   std::string answer;
   for (int i = 0; i < 50 && answer.empty(); ++i) {  // until the four are being served
-    answer = testing::RawExchange(s.port_, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", 20000);
+    answer = testing::RawExchange(s->port_, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", 20000, wire);
     if (answer.rfind("HTTP/1.1 200", 0) == 0) answer.clear();
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
@@ -316,11 +472,67 @@ TEST_CASE("one address holds at most max_connections_per_client connections (ite
   // Once they are gone, the address is served again.
   bool served = false;
   for (int i = 0; i < 100 && !served; ++i) {
-    auto r = s.Client().Get("/healthz");
+    auto r = s->Client().Get("/healthz");
     served = r && r->status == 200;
     if (!served) std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   CHECK(served);
+}
+
+TEST_CASE("a connection serves pipelined requests one after another (keep-alive)",
+          "[security][availability]") {
+  const Wire wire = GENERATE(Wire::kPlain, Wire::kTls);
+  INFO("over " << testing::WireName(wire));
+  testing::TempDir certs;
+  auto s = StartServer(wire, certs, [](Config&) {});
+  (void)s->AdminToken();  // the server is up
+  testing::RawConnection c(s->port_, wire);
+  REQUIRE(c.ok());
+  // Three requests in one write: the second and third wait in the server's
+  // buffers (and, over TLS, in OpenSSL's) when the first is answered.
+  REQUIRE(c.Send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+                 "GET /v1/nothing-here HTTP/1.1\r\nHost: x\r\n\r\n"
+                 "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+  std::string answer = c.ReadUntilClosed(20000);
+  INFO(answer);
+  CHECK(c.closed());
+  size_t first = answer.find("HTTP/1.1 200");
+  size_t second = answer.find("HTTP/1.1 404", first);
+  size_t third = answer.find("HTTP/1.1 200", second);
+  CHECK(first == 0);
+  CHECK(second != std::string::npos);
+  CHECK(third != std::string::npos);
+}
+
+TEST_CASE("a large answer arrives whole when its client reads slowly",
+          "[security][availability]") {
+  // 8 MB of JSON, read only after a pause: the server's writes fill the
+  // socket buffers and wait for room (over TLS, records retried as OpenSSL asks).
+  const Wire wire = GENERATE(Wire::kPlain, Wire::kTls);
+  INFO("over " << testing::WireName(wire));
+  testing::TempDir certs;
+  auto s = StartServer(wire, certs, [](Config&) {});
+  std::string token = s->AdminToken();
+  auto created = s->Client().Post("/v1/projects", {{"Authorization", "Bearer " + token}},
+                                  json({{"name", "big"}}).dump(), "application/json");
+  REQUIRE(created);
+  REQUIRE(created->status == 201);
+  testing::RawConnection c(s->port_, wire);
+  REQUIRE(c.ok());
+  std::string body = json({{"sql", "SELECT hex(randomblob(4000000))"}}).dump();
+  REQUIRE(c.Send("POST /v1/projects/big/branches/production/sql HTTP/1.1\r\nHost: x\r\n"
+                 "Authorization: Bearer " + token + "\r\nContent-Type: application/json\r\n"
+                 "Connection: close\r\nContent-Length: " + std::to_string(body.size()) +
+                 "\r\n\r\n" + body));
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  std::string answer = c.ReadUntilClosed(20000);
+  CHECK(c.closed());
+  REQUIRE(answer.rfind("HTTP/1.1 200", 0) == 0);
+  size_t end_of_headers = answer.find("\r\n\r\n");
+  REQUIRE(end_of_headers != std::string::npos);
+  json result = json::parse(answer.substr(end_of_headers + 4), nullptr, false);
+  REQUIRE_FALSE(result.is_discarded());
+  CHECK(result["results"][0]["rows"][0][0].get<std::string>().size() == 8000000);
 }
 
 TEST_CASE("the listen backlog is the configured one, not 5 (item 8)",

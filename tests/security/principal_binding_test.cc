@@ -200,7 +200,7 @@ TEST_CASE("no credential survives a re-creation or rename of its branch or proje
         for (size_t i = 0; i < change.tries.size(); ++i) {
           const auto& [project, branch] = change.tries[i];
           INFO("tried on " << project << "/" << branch);
-          for (const std::string& sql : {"SELECT 1", "CREATE TABLE t(a)"}) {
+          for (const char* sql : {"SELECT 1", "CREATE TABLE t(a)"}) {
             CHECK(s.Sql(cred, project, branch, sql).first == (i == 0 ? 401 : 403));
           }
         }

@@ -4,9 +4,6 @@
 // answers with a documented status, and its JSON carries the documented
 // required fields.
 #include <httplib.h>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
-#include <openssl/x509.h>
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
@@ -25,6 +22,7 @@
 #include "server/server.h"
 #include "tests/server/live_server.h"
 #include "tests/server/openapi_yaml.h"
+#include "tests/util/self_signed_cert.h"
 #include "tests/util/temp_dir.h"
 
 namespace branchdb::server {
@@ -70,32 +68,6 @@ class ApiFixture : public testing::LiveServer {
 
   std::string token_;
 };
-
-// Writes a self-signed P-256 certificate and its key as PEM files.
-void WriteSelfSignedCert(const std::string& cert_path, const std::string& key_path) {
-  EVP_PKEY* key = EVP_EC_gen("P-256");
-  REQUIRE(key != nullptr);
-  X509* cert = X509_new();
-  ASN1_INTEGER_set(X509_get_serialNumber(cert), 1);
-  X509_gmtime_adj(X509_getm_notBefore(cert), -3600);
-  X509_gmtime_adj(X509_getm_notAfter(cert), 3600);
-  X509_set_pubkey(cert, key);
-  X509_NAME* name = X509_get_subject_name(cert);
-  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-                             reinterpret_cast<const unsigned char*>("127.0.0.1"), -1, -1, 0);
-  X509_set_issuer_name(cert, name);
-  REQUIRE(X509_sign(cert, key, EVP_sha256()) > 0);
-  FILE* f = std::fopen(cert_path.c_str(), "wb");
-  REQUIRE(f != nullptr);
-  PEM_write_X509(f, cert);
-  std::fclose(f);
-  f = std::fopen(key_path.c_str(), "wb");
-  REQUIRE(f != nullptr);
-  PEM_write_PrivateKey(f, key, nullptr, nullptr, 0, nullptr, nullptr);
-  std::fclose(f);
-  X509_free(cert);
-  EVP_PKEY_free(key);
-}
 
 const char* kDev = "/v1/projects/shop/branches/dev%2Falex";
 
@@ -385,7 +357,7 @@ TEST_CASE("idle timeout per branch: PATCH sets it, JSON shows it, the sweeper ob
 
 TEST_CASE("HTTPS when a certificate and key are configured", "[api][tls]") {
   testing::TempDir certs;
-  WriteSelfSignedCert(certs.Sub("cert.pem"), certs.Sub("key.pem"));
+  testing::WriteSelfSignedCert(certs.Sub("cert.pem"), certs.Sub("key.pem"));
   ApiFixture f([&](Config& c) {
     c.tls_cert_file = certs.Sub("cert.pem");
     c.tls_key_file = certs.Sub("key.pem");

@@ -113,7 +113,9 @@ TEST_CASE("config file errors name the file, line and key", "[config]") {
   CHECK(syntax.status().IsInvalidArgument());
   CHECK(syntax.status().message().find("/b.toml:1:") != std::string::npos);
 
-  auto missing = s.Load(ServeFlags{"/nope.toml", {}, {}, {}});
+  ServeFlags missing_file;
+  missing_file.config_file = "/nope.toml";
+  auto missing = s.Load(missing_file);
   REQUIRE_FALSE(missing.ok());
   CHECK(missing.status().IsNotFound());
 }
