@@ -77,9 +77,15 @@ Status PooledStore::OpenLocked() const {
       return Status::ResourceExhausted(
           "disk full: the store cannot reopen yet; retry once space is freed", "disk_full");
     }
+    if (s.IsCorruption()) {
+      // The files fail their checks: nothing to retry until someone repairs them.
+      return Status::Unavailable("the project's store is damaged: " + s.message(),
+                                 "store_damaged");
+    }
     return s;
   }
   store_ = std::move(*opened);
+  damage_ = store_->Damage();
   pool_->open_count_++;
   return Status::OK();
 }
@@ -107,7 +113,7 @@ Result<PooledStore::Use> PooledStore::Acquire(bool mutation) const {
     if (store_ == nullptr && retired()) continue;  // never reopened once retired
     if (store_ == nullptr) {
       // Still full: a reopen that found no room is not retried at once.
-      if (open_error_.reason() == "disk_full" &&
+      if ((open_error_.reason() == "disk_full" || open_error_.reason() == "store_damaged") &&
           NowMicros() - last_reopen_micros_ < pool_->options_.disk_full_retry_micros) {
         return open_error_;
       }
@@ -281,6 +287,16 @@ uint64_t PooledStore::DiskBytes() const {
 Status PooledStore::Health() const {
   ReaderLock l(mu_);
   return store_ != nullptr ? store_->Health() : Status::OK();
+}
+
+std::vector<std::string> PooledStore::Damage() const {
+  ReaderLock l(mu_);
+  return damage_;
+}
+
+Status PooledStore::OpenError() const {
+  ReaderLock l(mu_);
+  return store_ != nullptr ? Status::OK() : open_error_;
 }
 
 uint64_t PooledStore::PayloadBytes(TimelineId t) const {
