@@ -78,9 +78,13 @@ Status PooledStore::OpenLocked() const {
           "disk full: the store cannot reopen yet; retry once space is freed", "disk_full");
     }
     if (s.IsCorruption()) {
-      // The files fail their checks: nothing to retry until someone repairs them.
-      return Status::Unavailable("the project's store is damaged: " + s.message(),
-                                 "store_damaged");
+      // The files fail their checks: nothing to retry until someone repairs
+      // them. The message names the segment, not the directory (it reaches
+      // API clients and /healthz).
+      std::string why = s.message();
+      const std::string context = "open page store " + dir_ + ": ";  // PageStore::Open's
+      if (why.rfind(context, 0) == 0) why.erase(0, context.size());
+      return Status::Unavailable("the project's store is damaged: " + why, "store_damaged");
     }
     return s;
   }
