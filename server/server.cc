@@ -62,6 +62,20 @@ bool RunsSql(const std::string& label) {
   return false;
 }
 
+// One warning per project whose store was found damaged at start-up.
+void LogDamagedProjects(catalog::Catalog& cat, spdlog::logger& logger) {
+  for (const catalog::ProjectDamage& d : cat.DamagedProjects()) {
+    if (!d.serving) {
+      logger.warn("event=project_damaged project={} serving=false error={}",
+                  http::LogValue(d.project), http::LogValue(d.message));
+    }
+    for (const std::string& segment : d.segments) {
+      logger.warn("event=project_damaged project={} serving=true segment={}",
+                  http::LogValue(d.project), http::LogValue(segment));
+    }
+  }
+}
+
 }  // namespace
 
 struct ApiServer::Parts {
@@ -218,7 +232,12 @@ Status ApiServer::Init() {
       if (store.ok()) bytes += static_cast<double>((*store)->DiskBytes());
     }
     m.Set(http::kBytesStored, {}, bytes);
+    double serving = 0, down = 0;
+    for (const catalog::ProjectDamage& d : cat->DamagedProjects()) (d.serving ? serving : down) += 1;
+    m.Set(http::kDamagedProjects, {{"serving", "true"}}, serving);
+    m.Set(http::kDamagedProjects, {{"serving", "false"}}, down);
   });
+  LogDamagedProjects(*cat, *services_.logger);
 
   const std::string idem_path = JoinPath(config_.data_dir, "idempotency.db");
   BRANCHDB_RETURN_IF_ERROR(PrepareSqliteFile(env_, idem_path));

@@ -1,6 +1,9 @@
-// GET /healthz: liveness (and the state of the layers below, when present).
+// GET /healthz: liveness (and the state of the layers below, when present:
+// the projects whose store is damaged).
 // GET /metrics: Prometheus text exposition.
 #include <httplib.h>
+
+#include "catalog/catalog.h"
 
 #include "server/http/errors.h"
 #include "server/http/metrics.h"
@@ -12,7 +15,12 @@ namespace branchdb::server {
 void RegisterHealthRoutes(http::Router& router, Services& services) {
   router.Get("/healthz", "/healthz",
              [&services](const httplib::Request&, httplib::Response& res, http::RequestContext&) {
-               http::SendJson(res, 200, {{"status", "ok"}});
+               nlohmann::json body{{"status", "ok"}};
+               if (services.catalog != nullptr) {
+                 body["damaged_projects"] =
+                     http::DamagedProjectsJson(services.catalog->DamagedProjects());
+               }
+               http::SendJson(res, 200, body);
              });
   router.Get("/metrics", "/metrics",
              [&services](const httplib::Request&, httplib::Response& res, http::RequestContext&) {
