@@ -89,7 +89,6 @@ Status PooledStore::OpenLocked() const {
     return s;
   }
   store_ = std::move(*opened);
-  damage_ = store_->Damage();
   pool_->open_count_++;
   return Status::OK();
 }
@@ -122,6 +121,11 @@ Result<PooledStore::Use> PooledStore::Acquire(bool mutation) const {
         return open_error_;
       }
       open_error_ = OpenLocked();
+      {
+        MutexLock r(report_mu_);
+        reported_open_error_ = open_error_;
+        if (store_ != nullptr) damage_ = store_->Damage();
+      }
       if (!open_error_.ok()) {
         last_reopen_micros_ = NowMicros();
         return open_error_;
@@ -294,13 +298,13 @@ Status PooledStore::Health() const {
 }
 
 std::vector<std::string> PooledStore::Damage() const {
-  ReaderLock l(mu_);
+  MutexLock r(report_mu_);
   return damage_;
 }
 
 Status PooledStore::OpenError() const {
-  ReaderLock l(mu_);
-  return store_ != nullptr ? Status::OK() : open_error_;
+  MutexLock r(report_mu_);
+  return reported_open_error_;
 }
 
 uint64_t PooledStore::PayloadBytes(TimelineId t) const {

@@ -122,10 +122,12 @@ class PooledStore final : public PageStore {
   uint64_t RecordMetadataBytes() const override;
   // Without opening a closed store: OK when closed, else the open store's.
   Status Health() const override;
-  // Without opening a closed store: what the last successful open found.
+  // Without opening a closed store, nor waiting for an open in progress:
+  // what the last successful open found.
   std::vector<std::string> Damage() const override;
-  // Why the store is closed: the error of the last open attempt (OK when it
-  // is open, or was never opened, or closed only because it was idle).
+  // The error of the last open attempt: OK when it opened (the store may
+  // have closed since, being idle) or was never opened. Does not wait for an
+  // open in progress.
   Status OpenError() const;
   // 0 when the store cannot be opened.
   Lsn LastLsn() const override;
@@ -161,7 +163,11 @@ class PooledStore final : public PageStore {
   mutable std::unique_ptr<PageStore> store_ GUARDED_BY(mu_);  // null while closed
   mutable int64_t last_reopen_micros_ GUARDED_BY(mu_) = 0;
   mutable Status open_error_ GUARDED_BY(mu_);  // of the last open
-  mutable std::vector<std::string> damage_ GUARDED_BY(mu_);  // of the last successful open
+  // What the last open found, for OpenError() and Damage(), under a leaf lock
+  // of its own: reporting (/healthz, /metrics) never waits for a recovery.
+  mutable Mutex report_mu_;
+  mutable Status reported_open_error_ GUARDED_BY(report_mu_);
+  mutable std::vector<std::string> damage_ GUARDED_BY(report_mu_);  // of the last good open
   mutable std::atomic<int64_t> last_use_micros_{0};
   // Set once by Retire; retired_status_ is written (under retire_mu_) before
   // retired_ turns true and never changes after.

@@ -4,7 +4,6 @@
 #include <httplib.h>
 
 #include "catalog/catalog.h"
-
 #include "server/http/errors.h"
 #include "server/http/metrics.h"
 #include "server/http/router.h"
