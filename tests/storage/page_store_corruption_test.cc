@@ -14,6 +14,7 @@
 #include "base/coding.h"
 #include "storage/log_format.h"
 #include "tests/storage/store_test_util.h"
+#include "tests/util/fault_injection_env.h"
 
 namespace branchdb::storage::testing {
 namespace {
@@ -22,7 +23,7 @@ namespace {
 // answers before any damage; Corrupt() flips bytes in the second segment.
 class CorruptionFixture {
  public:
-  CorruptionFixture() : f_(16 << 10) {
+  explicit CorruptionFixture(Env* base = Env::Default()) : f_(16 << 10, base) {
     t_ = f_.Create(0);
     for (uint64_t i = 1; i <= 24; ++i) {
       std::map<PageNo, uint64_t> pages{{static_cast<PageNo>(i % 5 + 1), 1000 + i}};
@@ -225,6 +226,38 @@ TEST_CASE("A damaged page image in a sealed segment fails its reads and no other
   // page is written again) fail; every other read is as before.
   CHECK(c.CheckPagesExceptImageAt(lsn, pgno) >= 1);
   c.CheckNothingTruncated();
+}
+
+TEST_CASE("A file operation failing while a damaged segment is read fails the open, never cuts it") {
+  // Fails file operation N of the open, for N = 1, 2, ... until none fires.
+  ::branchdb::testing::FaultInjectionEnv fault;
+  CorruptionFixture c(&fault);
+  c.Flip(c.size() - 1);  // the trailer's magic: the segment is read by a scan
+  uint64_t n = 1;
+  for (;; ++n) {
+    fault.FailNth(n, ::branchdb::testing::FaultType::kIOError);
+    bool opened = false;
+    {
+      auto s = c.TryOpen();
+      opened = s.ok();
+      if (!opened) {
+        INFO("operation " << n << ": " << s.status().ToString());
+        CHECK_FALSE(s.status().IsCorruption());  // an I/O error is not damage
+      }
+    }
+    const bool fired = fault.FaultFired();
+    fault.ClearFault();
+    c.CheckNothingTruncated();
+    if (!fired) {
+      CHECK(opened);
+      break;
+    }
+  }
+  INFO(n << " operations");
+  CHECK(n > 10);
+  c.Open();
+  c.CheckDamageReported();
+  c.CheckSameAnswers();
 }
 
 TEST_CASE("GC compacts a sealed segment whose footer is damaged from its scanned records") {
