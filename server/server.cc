@@ -62,9 +62,16 @@ bool RunsSql(const std::string& label) {
   return false;
 }
 
-// One warning per project whose store was found damaged at start-up.
-void LogDamagedProjects(catalog::Catalog& cat, spdlog::logger& logger) {
-  for (const catalog::ProjectDamage& d : cat.DamagedProjects()) {
+// Projects whose store was found damaged: one warning each now (at
+// start-up), and the branchdb_damaged_projects gauge at every /metrics.
+void ReportDamagedProjects(catalog::Catalog* cat, http::Metrics& metrics, spdlog::logger& logger) {
+  metrics.AddCollector([cat](http::Metrics& m) {
+    double serving = 0, down = 0;
+    for (const catalog::ProjectDamage& d : cat->DamagedProjects()) (d.serving ? serving : down) += 1;
+    m.Set(http::kDamagedProjects, {{"serving", "true"}}, serving);
+    m.Set(http::kDamagedProjects, {{"serving", "false"}}, down);
+  });
+  for (const catalog::ProjectDamage& d : cat->DamagedProjects()) {
     if (!d.serving) {
       logger.warn("event=project_damaged project={} serving=false error={}",
                   http::LogValue(d.project), http::LogValue(d.message));
@@ -232,12 +239,8 @@ Status ApiServer::Init() {
       if (store.ok()) bytes += static_cast<double>((*store)->DiskBytes());
     }
     m.Set(http::kBytesStored, {}, bytes);
-    double serving = 0, down = 0;
-    for (const catalog::ProjectDamage& d : cat->DamagedProjects()) (d.serving ? serving : down) += 1;
-    m.Set(http::kDamagedProjects, {{"serving", "true"}}, serving);
-    m.Set(http::kDamagedProjects, {{"serving", "false"}}, down);
   });
-  LogDamagedProjects(*cat, *services_.logger);
+  ReportDamagedProjects(cat, *metrics, *services_.logger);
 
   const std::string idem_path = JoinPath(config_.data_dir, "idempotency.db");
   BRANCHDB_RETURN_IF_ERROR(PrepareSqliteFile(env_, idem_path));
