@@ -155,8 +155,9 @@ class PageStoreImpl final : public PageStore {
                       std::vector<Loaded>* loaded, std::optional<TailSegment>* tail);
   // One segment. Read as sealed (ReadSealedRecords: its footer, or a scan
   // when the footer is damaged, recorded in damage_; the file is never
-  // changed) unless it is the newest log segment without a trailer: then its
-  // records are scanned and a torn tail is truncated.
+  // changed) unless it is the newest log segment: that one is sealed only
+  // when its footer is intact, else its records are scanned and a torn tail
+  // (a damaged footer included) is truncated.
   Status LoadSegment(uint64_t number, bool newest_log, bool* sealed, uint32_t* version,
                      std::vector<Loaded>* out,
                      std::vector<std::pair<uint64_t, std::string>>* footer, uint64_t* size);

@@ -101,15 +101,20 @@ Status PageStoreImpl::LoadSegment(uint64_t number, bool newest_log, bool* sealed
                               std::to_string(h.number));
   }
   *version = h.version;
-  auto magic = HasTrailerMagic(file, *size);
-  if (!magic.ok()) return magic.status();
-  // Only the newest log segment can have a torn tail. Every other one was
-  // sealed: damage there is repaired in memory, never by cutting the file.
-  *sealed = !newest_log || *magic || (h.flags & kSegmentFlagCompacted);
-  if (*sealed) {
-    SealedRecords records;
+  // Only the newest log segment can have a torn tail, and it is sealed only
+  // by an intact footer. Every other one was sealed: damage there is worked
+  // around in memory, never by cutting the file.
+  SealedRecords records;
+  if (newest_log && !(h.flags & kSegmentFlagCompacted)) {
+    BRANCHDB_RETURN_IF_ERROR(
+        ReadFooterEntries(file, header_len, *size, &records.entries, &records.damage));
+    *sealed = records.damage.empty();
+  } else {
     BRANCHDB_RETURN_IF_ERROR(ReadSealedRecords(file, number, header_len, *size, &records));
     if (!records.damage.empty()) damage_.push_back(SegmentFileName(number) + ": " + records.damage);
+    *sealed = true;
+  }
+  if (*sealed) {
     for (FooterEntry& e : records.entries) {
       out->push_back(Loaded{std::move(e.meta), static_cast<uint32_t>(number), e.offset, e.meta_len});
     }

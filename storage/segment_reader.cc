@@ -28,17 +28,6 @@ Status ReadSegmentHeader(RandomAccessFile* file, uint64_t number, SegmentHeader*
   return DecodeSegmentHeader(head, h, len).WithContext(SegmentFileName(number));
 }
 
-Result<bool> HasTrailerMagic(RandomAccessFile* file, uint64_t size) {
-  if (size < kTrailerSize) return false;
-  std::string magic;
-  BRANCHDB_RETURN_IF_ERROR(ReadExactly(file, size - kFooterMagic.size(), kFooterMagic.size(), &magic));
-  return magic == kFooterMagic;
-}
-
-namespace {
-
-// The record list from the footer; OK with *damage set when the trailer or
-// the footer fails a check (then *entries is to be ignored).
 Status ReadFooterEntries(RandomAccessFile* file, size_t header_len, uint64_t size,
                          std::vector<FooterEntry>* entries, std::string* damage) {
   if (size < header_len + kTrailerSize) {
@@ -74,6 +63,8 @@ Status ReadFooterEntries(RandomAccessFile* file, size_t header_len, uint64_t siz
   }
   return Status::OK();
 }
+
+namespace {
 
 // Scans records from `start` while each one's meta_len, meta CRC and meta are
 // valid and the record fits in the file; *end receives where the scan stopped.

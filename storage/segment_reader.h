@@ -24,9 +24,13 @@ Status ReadExactly(RandomAccessFile* file, uint64_t offset, size_t n, std::strin
 // the read fails.
 Status ReadSegmentHeader(RandomAccessFile* file, uint64_t number, SegmentHeader* h, size_t* len);
 
-// Whether the last kTrailerSize bytes of a file of `size` bytes end with the
-// footer magic: the segment was sealed (its trailer may still be damaged).
-Result<bool> HasTrailerMagic(RandomAccessFile* file, uint64_t size);
+// The record list of a segment (`size` bytes, header `header_len` bytes)
+// from its footer, when its trailer and footer pass every check (magic,
+// version, offsets consistent with the file size, footer CRC, every entry
+// before the footer). Otherwise OK with *damage saying what failed (empty
+// when they passed; *entries is then to be ignored). Errors: the reads'.
+Status ReadFooterEntries(RandomAccessFile* file, size_t header_len, uint64_t size,
+                         std::vector<FooterEntry>* entries, std::string* damage);
 
 // The record list of a sealed segment.
 struct SealedRecords {
@@ -38,10 +42,9 @@ struct SealedRecords {
 
 // Reads the record list of segment `number` (`size` bytes, its header
 // `header_len` bytes long), which recovery treats as sealed: every segment
-// but the newest log segment, and that one too when it has a trailer.
-// From its footer when the trailer and the footer pass their checks (magic,
-// version, offsets consistent with the file size, footer CRC, every entry
-// before the footer). Otherwise by scanning the records from the header,
+// but the newest log segment, and that one too when its footer is intact.
+// From its footer when ReadFooterEntries finds it intact. Otherwise by
+// scanning the records from the header,
 // checking each one's meta_len, meta CRC and meta (images and payloads are
 // checked when they are read), up to where the footer begins; the file is
 // never changed. Corruption naming the segment and the offset when a record

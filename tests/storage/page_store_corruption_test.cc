@@ -260,6 +260,23 @@ TEST_CASE("A file operation failing while a damaged segment is read fails the op
   c.CheckSameAnswers();
 }
 
+TEST_CASE("An unsealed newest segment whose last bytes spell the footer magic is not taken as sealed") {
+  // A client's payload (the catalog's SQL script) ends the last record.
+  StoreFixture f;
+  TimelineId t = f.Create(0);
+  f.Commit(t, {{1, 1}}, 1);
+  const std::string payload = "SELECT 1 -- " + std::string(internal::kFooterMagic);
+  auto lsn = f.store().Commit(t, *f.store().Head(t), {}, 1, "", payload);
+  REQUIRE(lsn.ok());
+  Snapshot before = TakeSnapshot(f.store());
+  for (int i = 0; i < 2; ++i) {
+    f.Reopen();
+    CHECK(f.store().Damage().empty());
+    RequireSameSnapshot(before, TakeSnapshot(f.store()));
+    CHECK(*f.store().ReadPayload(*lsn) == payload);
+  }
+}
+
 TEST_CASE("GC compacts a sealed segment whose footer is damaged from its scanned records") {
   CorruptionFixture c;
   c.Flip(c.footer_offset() + 6);
