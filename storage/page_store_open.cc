@@ -105,7 +105,7 @@ Status PageStoreImpl::LoadSegment(uint64_t number, bool newest_log, bool* sealed
   // by an intact footer. Every other one was sealed: damage there is worked
   // around in memory, never by cutting the file.
   SealedRecords records;
-  if (newest_log && !(h.flags & kSegmentFlagCompacted)) {
+  if (newest_log) {  // never a compacted segment (DropSupersededSegments)
     BRANCHDB_RETURN_IF_ERROR(
         ReadFooterEntries(file, header_len, *size, &records.entries, &records.damage));
     *sealed = records.damage.empty();
