@@ -1,6 +1,7 @@
 // Catalog: open/reconcile, projects, branches, TTL reaper.
 #include "catalog/catalog.h"
 
+#include <algorithm>
 #include <set>
 
 #include "base/process.h"
@@ -117,9 +118,13 @@ Status Catalog::Impl::LoadProjects() {
     // holds no more descriptors than one store needs.
     auto store = NewStore(info.id);
     auto p = std::make_shared<Project>(std::move(info), std::move(store));
-    BRANCHDB_RETURN_IF_ERROR(p->store->OpenNow().WithContext("project " + p->info.name));
-    BRANCHDB_RETURN_IF_ERROR(Reconcile(*p));
-    p->store->TryClose();
+    // A store that does not open fails its project's calls, not the catalog.
+    if (p->store->OpenNow().ok()) {
+      BRANCHDB_RETURN_IF_ERROR(Reconcile(*p));
+      p->store->TryClose();
+    } else {
+      p->reconcile_pending = true;
+    }
     MutexLock l(mu);
     projects[p->info.name] = std::move(p);
   }
@@ -131,6 +136,38 @@ Status Catalog::Impl::LoadProjects() {
     if (!ids.count(child)) BRANCHDB_RETURN_IF_ERROR(RemoveTree(env, JoinPath(root, child)));
   }
   return Status::OK();
+}
+
+Status Catalog::Impl::ReconcileIfPending(Project& p) {
+  if (!p.reconcile_pending.load()) return Status::OK();
+  BRANCHDB_RETURN_IF_ERROR(p.store->OpenNow());
+  BRANCHDB_RETURN_IF_ERROR(Reconcile(p));
+  p.reconcile_pending = false;
+  return Status::OK();
+}
+
+std::vector<ProjectDamage> Catalog::DamagedProjects() {
+  std::vector<ProjectDamage> out;
+  for (const std::shared_ptr<Project>& p : impl_->Projects()) {
+    ProjectDamage d;
+    d.project = p->info.name;
+    const Status open = p->store->OpenError();
+    if (open.reason() == "store_damaged") {
+      d.message = open.message();  // names the segment, not the directory
+    } else if (!open.ok() && p->reconcile_pending.load()) {
+      // Another failure (an I/O error): its message may name server paths.
+      d.message = "the store does not open (" + std::string(StatusCodeName(open.code())) + " " +
+                  open.reason() + "); see the server log";
+    } else {
+      d.segments = p->store->Damage();
+      if (d.segments.empty()) continue;
+      d.serving = true;
+    }
+    out.push_back(std::move(d));
+  }
+  std::sort(out.begin(), out.end(),
+            [](const ProjectDamage& a, const ProjectDamage& b) { return a.project < b.project; });
+  return out;
 }
 
 Status Catalog::Impl::Reconcile(Project& p) {

@@ -31,7 +31,14 @@
 //   disk_full (ResourceExhausted: no room on the disk, from the store or
 //   catalog.db; nothing was written, and writes resume once space is freed),
 //   too_many_open_files (Unavailable: CreateProject, or opening a project's
-//   store, when the process is short of file descriptors).
+//   store, when the process is short of file descriptors), store_damaged
+//   (Unavailable: the project's store fails its checks and does not open).
+//
+// Damage: a project whose store does not open at Open() (its files are
+// damaged, or cannot be read) does not fail Open(): it stays listed, its
+// calls fail with the open's error (Unavailable store_damaged), and the
+// first call that finds its store opening again (after a repair) reconciles
+// it as Open() would have. DamagedProjects() lists such projects.
 //
 // Stores: a project's store is open only while used (opened on first use,
 // closed when idle; storage/store_pool.h), so the number of projects is not
@@ -110,6 +117,18 @@ struct ProjectInfo {
   int64_t created_micros = 0;
   int64_t restore_window_micros = 0;
   std::string default_branch = kDefaultBranch;
+};
+
+// A project whose store is damaged (PageStore::Damage, storage/store_pool.h).
+struct ProjectDamage {
+  std::string project;  // its name
+  // False: its store does not open (every call on the project fails with
+  // Unavailable store_damaged, and a later call tries again). True: it opened,
+  // working around damaged segments (listed in `segments`).
+  bool serving = false;
+  // Why it does not open (without the data directory); empty when serving.
+  std::string message;
+  std::vector<std::string> segments;  // one line per damaged segment
 };
 
 struct CreateProjectOptions {
@@ -596,6 +615,10 @@ class Catalog {
   // The same comparison as SQL (see DataPatch), paged like DiffData.
   Result<DataPatch> DiffPatch(const std::string& project, const StateRef& from,
                               const StateRef& to, const DataDiffOptions& options = {});
+
+  // Projects whose store was found damaged by its last open (ProjectDamage),
+  // by name. Opens no store.
+  std::vector<ProjectDamage> DamagedProjects();
 
   // The project's store (for the server's export and metrics, and for tests),
   // shared: holding it keeps it open, also past DeleteProject (whose calls

@@ -153,6 +153,11 @@ Result<ReadLocked> Catalog::Impl::ReadProject(const std::string& name) {
 }
 
 Result<ReadLocked> Catalog::Impl::ReadProject(std::shared_ptr<Project> p) {
+  if (p->reconcile_pending.load()) {
+    WriteLock w(p->mu);
+    p->mu.AssertHeld();  // by w
+    if (!p->deleted) BRANCHDB_RETURN_IF_ERROR(ReconcileIfPending(*p));
+  }
   ReadLocked r{std::move(p), {}};
   r.lock = ReadLock(r.project->mu);
   r.project->mu.AssertReaderHeld();  // by r.lock
@@ -171,6 +176,7 @@ Result<WriteLocked> Catalog::Impl::WriteProject(std::shared_ptr<Project> p) {
   w.lock = WriteLock(w.project->mu);
   w.project->mu.AssertHeld();  // by w.lock
   if (w.project->deleted) return ProjectGone(*w.project);
+  BRANCHDB_RETURN_IF_ERROR(ReconcileIfPending(*w.project));
   return w;
 }
 

@@ -5,6 +5,7 @@
 
 #include <sqlite3.h>
 
+#include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
@@ -93,6 +94,9 @@ struct Project {
   // and so its store.
   SharedMutex mu;
   bool deleted GUARDED_BY(mu) = false;  // DeleteProject ran
+  // Open() could not open the store, so it did not reconcile it yet: the
+  // first ReadProject/WriteProject that can open it does (under mu, exclusive).
+  std::atomic<bool> reconcile_pending{false};
 
   // Held across a store GC (without mu) and by LabelCheckpoint, so that a
   // state cannot be labelled while a GC that does not pin it runs.
@@ -200,6 +204,9 @@ struct Catalog::Impl {
   Status MigrateSchema();
   Status LoadProjects();
   Status Reconcile(Project& p);
+  // Reconciles p if Open() could not: opens its store (its error when it
+  // still does not open), then Reconcile. REQUIRES: p.mu held exclusive.
+  Status ReconcileIfPending(Project& p);
   // Rows of project p (REQUIRES: p.mu held, shared or exclusive, except at Open).
   Result<BranchRow> FindBranch(const Project& p, const std::string& name);
   Result<BranchRow> FindBranchByTimeline(const Project& p, TimelineId t);

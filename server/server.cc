@@ -53,6 +53,27 @@ std::vector<std::string> DataDirSpellings(const std::string& data_dir) {
   return out;
 }
 
+// Projects whose store was found damaged: one warning each now (at
+// start-up), and the branchdb_damaged_projects gauge at every /metrics.
+void ReportDamagedProjects(catalog::Catalog* cat, http::Metrics& metrics, spdlog::logger& logger) {
+  metrics.AddCollector([cat](http::Metrics& m) {
+    double serving = 0, down = 0;
+    for (const catalog::ProjectDamage& d : cat->DamagedProjects()) (d.serving ? serving : down) += 1;
+    m.Set(http::kDamagedProjects, {{"serving", "true"}}, serving);
+    m.Set(http::kDamagedProjects, {{"serving", "false"}}, down);
+  });
+  for (const catalog::ProjectDamage& d : cat->DamagedProjects()) {
+    if (!d.serving) {
+      logger.warn("event=project_damaged project={} serving=false error={}",
+                  http::LogValue(d.project), http::LogValue(d.message));
+    }
+    for (const std::string& segment : d.segments) {
+      logger.warn("event=project_damaged project={} serving=true segment={}",
+                  http::LogValue(d.project), http::LogValue(segment));
+    }
+  }
+}
+
 }  // namespace
 
 struct ApiServer::Parts {
@@ -215,6 +236,7 @@ Status OpenCatalog(const Config& config, Env* env, ApiServer::Parts& parts,
     }
     m.Set(http::kBytesStored, {}, bytes);
   });
+  ReportDamagedProjects(parts.catalog.get(), *metrics, *services.logger);
   return Status::OK();
 }
 

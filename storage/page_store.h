@@ -252,6 +252,13 @@ class PageStore {
   // OK, or the failure that stopped the store's writes: IOError store_failed
   // (an fsync), or the failed write's own error (disk_full for a full disk).
   virtual Status Health() const = 0;
+  // The damage recovery found and worked around when it opened the store: one
+  // line per sealed segment whose trailer or footer failed its checks and
+  // whose record list was rebuilt by scanning its records ("seg-000003.log:
+  // footer checksum mismatch; record list rebuilt by scanning 120 records").
+  // The files are left as they are; every open scans them again. Empty when
+  // none.
+  virtual std::vector<std::string> Damage() const = 0;
   // Newest LSN of the store.
   virtual Lsn LastLsn() const = 0;
 };

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "storage/page_store_impl.h"
+#include "storage/segment_reader.h"
 
 namespace branchdb::storage::internal {
 namespace {
@@ -126,21 +127,6 @@ class PagePlanner {
   std::vector<RunHere> here_;
   std::vector<char> keep_;
 };
-
-Status ReadFooter(RandomAccessFile* file, uint64_t size, std::vector<FooterEntry>* out) {
-  std::string tail(kTrailerSize, '\0');
-  auto n = file->Read(size - kTrailerSize, kTrailerSize, tail.data());
-  if (!n.ok()) return n.status();
-  Trailer t;
-  if (*n != kTrailerSize || !DecodeTrailer(tail, &t)) {
-    return Status::Corruption("sealed segment has no valid trailer");
-  }
-  std::string body(t.footer_len, '\0');
-  n = file->Read(t.footer_offset, body.size(), body.data());
-  if (!n.ok()) return n.status();
-  if (*n != body.size()) return Status::Corruption("segment footer truncated");
-  return DecodeFooter(body, t.footer_crc, out);
-}
 
 const Version* FindExact(std::span<const Version> vs, Lsn lsn) {
   auto it = std::lower_bound(vs.begin(), vs.end(), lsn,
@@ -502,10 +488,12 @@ Status PageStoreImpl::CopyRetained(uint64_t seg, CompactionOutput* out) {
     file = std::move(*f);
   }
   out->old_bytes += size;
-  std::vector<FooterEntry> entries;
-  Status s = ReadFooter(file.get(), size, &entries);
-  if (!s.ok()) return s.WithContext(SegmentFileName(seg));
-  for (const FooterEntry& e : entries) {
+  SegmentHeader h;
+  size_t header_len = 0;
+  BRANCHDB_RETURN_IF_ERROR(ReadSegmentHeader(file.get(), seg, &h, &header_len));
+  SealedRecords records;  // a damaged footer is rebuilt by a scan, as recovery does
+  BRANCHDB_RETURN_IF_ERROR(ReadSealedRecords(file.get(), seg, header_len, size, &records));
+  for (const FooterEntry& e : records.entries) {
     BRANCHDB_RETURN_IF_ERROR(CopyRecord(seg, file.get(), e, out));
   }
   return Status::OK();

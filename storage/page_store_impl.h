@@ -79,6 +79,7 @@ class PageStoreImpl final : public PageStore {
   uint64_t PayloadBytes(TimelineId t) const override;
   uint64_t RecordMetadataBytes() const override;
   Status Health() const override;
+  std::vector<std::string> Damage() const override;
   Lsn LastLsn() const override;
 
  private:
@@ -144,13 +145,21 @@ class PageStoreImpl final : public PageStore {
   // never acknowledged). Any other failure to read that header is returned.
   Status DropUnstartedSegment(std::vector<uint64_t>* numbers, bool* deleted);
   // Finishes interrupted compactions: deletes the segments that a compacted
-  // segment names as superseded.
-  Status DropSupersededSegments(std::vector<uint64_t>* numbers, bool* deleted);
-  // Loads every segment's records and fills segments_; at most one segment,
-  // the tail, may be unsealed (else Corruption).
-  Status LoadSegments(const std::vector<uint64_t>& numbers, std::vector<Loaded>* loaded,
-                      std::optional<TailSegment>* tail);
-  Status LoadSegment(uint64_t number, bool* sealed, uint32_t* version, std::vector<Loaded>* out,
+  // segment names as superseded. *newest_log receives the highest number of
+  // the remaining segments that are not compacted (0: none).
+  Status DropSupersededSegments(std::vector<uint64_t>* numbers, bool* deleted,
+                                uint64_t* newest_log);
+  // Loads every segment's records and fills segments_. Only newest_log can be
+  // the unsealed tail (*tail); every other segment is read as sealed.
+  Status LoadSegments(const std::vector<uint64_t>& numbers, uint64_t newest_log,
+                      std::vector<Loaded>* loaded, std::optional<TailSegment>* tail);
+  // One segment. Read as sealed (ReadSealedRecords: its footer, or a scan
+  // when the footer is damaged, recorded in damage_; the file is never
+  // changed) unless it is the newest log segment: that one is sealed only
+  // when its footer is intact, else its records are scanned and a torn tail
+  // (a damaged footer included) is truncated.
+  Status LoadSegment(uint64_t number, bool newest_log, bool* sealed, uint32_t* version,
+                     std::vector<Loaded>* out,
                      std::vector<std::pair<uint64_t, std::string>>* footer, uint64_t* size);
   Status ScanTail(uint64_t number, RandomAccessFile* file, uint64_t file_size, uint64_t start,
                   std::vector<Loaded>* out, std::vector<std::pair<uint64_t, std::string>>* footer,
@@ -270,6 +279,9 @@ class PageStoreImpl final : public PageStore {
   Env* const env_;
   const std::string dir_;
   std::unique_ptr<FileLock> lock_;
+  // Constant once Recover returns: the damaged sealed segments it read by
+  // scanning, one line each ("seg-000003.log: <what was wrong>; ...").
+  std::vector<std::string> damage_;
 
   // One GC at a time (held across it, with mu_ and state_mu_ taken inside).
   Mutex gc_mu_ ACQUIRED_BEFORE(mu_);

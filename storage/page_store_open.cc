@@ -5,6 +5,7 @@
 #include "base/coding.h"
 #include "base/crc32c.h"
 #include "storage/page_store_impl.h"
+#include "storage/segment_reader.h"
 
 namespace branchdb::storage {
 
@@ -25,32 +26,6 @@ bool InRanges(const std::vector<std::pair<Lsn, Lsn>>& ranges, Lsn lsn) {
   if (it == ranges.begin()) return false;
   --it;
   return lsn >= it->first && lsn <= it->second;
-}
-
-Status ReadExactly(RandomAccessFile* file, uint64_t offset, size_t n, std::string* out) {
-  out->resize(n);
-  auto r = file->Read(offset, n, out->data());
-  if (!r.ok()) return r.status();
-  if (*r != n) return Status::Corruption("short read at offset " + std::to_string(offset));
-  return Status::OK();
-}
-
-// Reads and decodes the header of segment `number` from its file; *len
-// receives the header's length. Corruption (naming the segment) when the file
-// does not begin with a whole, valid segment header; the read's error when
-// the read fails.
-Status ReadSegmentHeader(RandomAccessFile* file, uint64_t number, SegmentHeader* h, size_t* len) {
-  std::string head(kSegmentHeaderFixed, '\0');
-  auto n = file->Read(0, head.size(), head.data());
-  if (!n.ok()) return n.status();
-  head.resize(*n);
-  const size_t header_len = SegmentHeaderLength(head);
-  if (header_len == 0) return Status::Corruption(SegmentFileName(number) + ": bad segment header");
-  head.resize(header_len);
-  n = file->Read(0, header_len, head.data());
-  if (!n.ok()) return n.status();
-  head.resize(*n);  // a short header fails to decode
-  return DecodeSegmentHeader(head, h, len).WithContext(SegmentFileName(number));
 }
 
 }  // namespace
@@ -107,8 +82,8 @@ Status PageStoreImpl::ScanTail(uint64_t number, RandomAccessFile* file, uint64_t
   return Status::OK();
 }
 
-Status PageStoreImpl::LoadSegment(uint64_t number, bool* sealed, uint32_t* version,
-                                  std::vector<Loaded>* out,
+Status PageStoreImpl::LoadSegment(uint64_t number, bool newest_log, bool* sealed,
+                                  uint32_t* version, std::vector<Loaded>* out,
                                   std::vector<std::pair<uint64_t, std::string>>* footer,
                                   uint64_t* size) {
   const std::string path = SegmentPath(number);
@@ -126,38 +101,24 @@ Status PageStoreImpl::LoadSegment(uint64_t number, bool* sealed, uint32_t* versi
                               std::to_string(h.number));
   }
   *version = h.version;
-  *sealed = false;
-  if (*size >= header_len + kTrailerSize) {
-    std::string tail;
-    BRANCHDB_RETURN_IF_ERROR(ReadExactly(file, *size - kTrailerSize, kTrailerSize, &tail));
-    Trailer t;
-    if (DecodeTrailer(tail, &t)) {
-      if (t.footer_offset < header_len || t.footer_offset + t.footer_len + kTrailerSize != *size) {
-        return Status::Corruption(SegmentFileName(number) + ": footer trailer is inconsistent");
-      }
-      std::string body;
-      BRANCHDB_RETURN_IF_ERROR(ReadExactly(file, t.footer_offset, t.footer_len, &body));
-      std::vector<FooterEntry> entries;
-      BRANCHDB_RETURN_IF_ERROR(
-          DecodeFooter(body, t.footer_crc, &entries).WithContext(SegmentFileName(number)));
-      for (FooterEntry& e : entries) {
-        if (RecordSize(e.meta_len, e.meta.ImageCount(), e.meta.payload_len) + e.offset >
-            t.footer_offset) {
-          return Status::Corruption(SegmentFileName(number) + ": footer entry past the records");
-        }
-        Loaded rec;
-        rec.meta = std::move(e.meta);
-        rec.segment = static_cast<uint32_t>(number);
-        rec.offset = e.offset;
-        rec.meta_len = e.meta_len;
-        out->push_back(std::move(rec));
-      }
-      *sealed = true;
-      return Status::OK();
-    }
+  // Only the newest log segment can have a torn tail, and it is sealed only
+  // by an intact footer. Every other one was sealed: damage there is worked
+  // around in memory, never by cutting the file.
+  SealedRecords records;
+  if (newest_log) {  // never a compacted segment (DropSupersededSegments)
+    BRANCHDB_RETURN_IF_ERROR(
+        ReadFooterEntries(file, header_len, *size, &records.entries, &records.damage));
+    *sealed = records.damage.empty();
+  } else {
+    BRANCHDB_RETURN_IF_ERROR(ReadSealedRecords(file, number, header_len, *size, &records));
+    if (!records.damage.empty()) damage_.push_back(SegmentFileName(number) + ": " + records.damage);
+    *sealed = true;
   }
-  if (h.flags & kSegmentFlagCompacted) {
-    return Status::Corruption(SegmentFileName(number) + ": compacted segment without a footer");
+  if (*sealed) {
+    for (FooterEntry& e : records.entries) {
+      out->push_back(Loaded{std::move(e.meta), static_cast<uint32_t>(number), e.offset, e.meta_len});
+    }
+    return Status::OK();
   }
   uint64_t valid_end = 0;
   BRANCHDB_RETURN_IF_ERROR(ScanTail(number, file, *size, header_len, out, footer, &valid_end));
@@ -178,12 +139,13 @@ Status PageStoreImpl::Recover() {
   // Taken before any segment is dropped: a dropped segment's number is never reused.
   const uint64_t max_number = numbers.empty() ? 0 : numbers.back();
   BRANCHDB_RETURN_IF_ERROR(DropUnstartedSegment(&numbers, &deleted));
-  BRANCHDB_RETURN_IF_ERROR(DropSupersededSegments(&numbers, &deleted));
+  uint64_t newest_log = 0;  // the one segment that may have a torn tail
+  BRANCHDB_RETURN_IF_ERROR(DropSupersededSegments(&numbers, &deleted, &newest_log));
   if (deleted) BRANCHDB_RETURN_IF_ERROR(env_->SyncDir(dir_));
 
   std::vector<Loaded> loaded;
   std::optional<TailSegment> tail;
-  BRANCHDB_RETURN_IF_ERROR(LoadSegments(numbers, &loaded, &tail));
+  BRANCHDB_RETURN_IF_ERROR(LoadSegments(numbers, newest_log, &loaded, &tail));
   {
     // Nothing else runs yet, but keep the documented order: mu_, then state_mu_.
     MutexLock lock(mu_);
@@ -255,8 +217,10 @@ Status PageStoreImpl::DropUnstartedSegment(std::vector<uint64_t>* numbers, bool*
   return Status::OK();
 }
 
-Status PageStoreImpl::DropSupersededSegments(std::vector<uint64_t>* numbers, bool* deleted) {
+Status PageStoreImpl::DropSupersededSegments(std::vector<uint64_t>* numbers, bool* deleted,
+                                             uint64_t* newest_log) {
   std::vector<uint64_t> superseded;
+  *newest_log = 0;
   for (uint64_t n : *numbers) {
     auto file = env_->NewRandomAccessFile(SegmentPath(n));
     if (!file.ok()) return file.status();
@@ -265,6 +229,8 @@ Status PageStoreImpl::DropSupersededSegments(std::vector<uint64_t>* numbers, boo
     BRANCHDB_RETURN_IF_ERROR(ReadSegmentHeader(file->get(), n, &h, &len));
     if (h.flags & kSegmentFlagCompacted) {
       superseded.insert(superseded.end(), h.supersedes.begin(), h.supersedes.end());
+    } else {
+      *newest_log = n;  // numbers ascend
     }
   }
   std::vector<uint64_t> live_numbers;
@@ -280,7 +246,7 @@ Status PageStoreImpl::DropSupersededSegments(std::vector<uint64_t>* numbers, boo
   return Status::OK();
 }
 
-Status PageStoreImpl::LoadSegments(const std::vector<uint64_t>& numbers,
+Status PageStoreImpl::LoadSegments(const std::vector<uint64_t>& numbers, uint64_t newest_log,
                                    std::vector<Loaded>* loaded,
                                    std::optional<TailSegment>* tail) {
   for (uint64_t n : numbers) {
@@ -288,14 +254,9 @@ Status PageStoreImpl::LoadSegments(const std::vector<uint64_t>& numbers,
     uint32_t version = 0;
     uint64_t size = 0;
     std::vector<std::pair<uint64_t, std::string>> footer;
-    BRANCHDB_RETURN_IF_ERROR(LoadSegment(n, &sealed, &version, loaded, &footer, &size));
-    if (!sealed) {
-      if (tail->has_value()) {
-        return Status::Corruption(SegmentFileName((*tail)->number) +
-                                  ": segment is neither sealed nor the newest log segment");
-      }
-      *tail = TailSegment{n, version, std::move(footer)};
-    }
+    BRANCHDB_RETURN_IF_ERROR(
+        LoadSegment(n, n == newest_log, &sealed, &version, loaded, &footer, &size));
+    if (!sealed) *tail = TailSegment{n, version, std::move(footer)};
     WriterLock state(state_mu_);  // nothing else runs yet: for the analysis
     segments_[n] = Segment{size, sealed};
   }

@@ -426,6 +426,8 @@ Status PageStoreImpl::Health() const {
   return failed_;
 }
 
+std::vector<std::string> PageStoreImpl::Damage() const { return damage_; }
+
 Lsn PageStoreImpl::LastLsn() const {
   ReaderLock state(state_mu_);
   return durable_lsn_;

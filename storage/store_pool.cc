@@ -77,6 +77,15 @@ Status PooledStore::OpenLocked() const {
       return Status::ResourceExhausted(
           "disk full: the store cannot reopen yet; retry once space is freed", "disk_full");
     }
+    if (s.IsCorruption()) {
+      // The files fail their checks: nothing to retry until someone repairs
+      // them. The message names the segment, not the directory (it reaches
+      // API clients and /healthz).
+      std::string why = s.message();
+      const std::string context = "open page store " + dir_ + ": ";  // PageStore::Open's
+      if (why.rfind(context, 0) == 0) why.erase(0, context.size());
+      return Status::Unavailable("the project's store is damaged: " + why, "store_damaged");
+    }
     return s;
   }
   store_ = std::move(*opened);
@@ -107,11 +116,16 @@ Result<PooledStore::Use> PooledStore::Acquire(bool mutation) const {
     if (store_ == nullptr && retired()) continue;  // never reopened once retired
     if (store_ == nullptr) {
       // Still full: a reopen that found no room is not retried at once.
-      if (open_error_.reason() == "disk_full" &&
+      if ((open_error_.reason() == "disk_full" || open_error_.reason() == "store_damaged") &&
           NowMicros() - last_reopen_micros_ < pool_->options_.disk_full_retry_micros) {
         return open_error_;
       }
       open_error_ = OpenLocked();
+      {
+        MutexLock r(report_mu_);
+        reported_open_error_ = open_error_;
+        if (store_ != nullptr) damage_ = store_->Damage();
+      }
       if (!open_error_.ok()) {
         last_reopen_micros_ = NowMicros();
         return open_error_;
@@ -281,6 +295,16 @@ uint64_t PooledStore::DiskBytes() const {
 Status PooledStore::Health() const {
   ReaderLock l(mu_);
   return store_ != nullptr ? store_->Health() : Status::OK();
+}
+
+std::vector<std::string> PooledStore::Damage() const {
+  MutexLock r(report_mu_);
+  return damage_;
+}
+
+Status PooledStore::OpenError() const {
+  MutexLock r(report_mu_);
+  return reported_open_error_;
 }
 
 uint64_t PooledStore::PayloadBytes(TimelineId t) const {

@@ -19,6 +19,12 @@
 // store stopped by a failed fsync (store_failed) is never closed or reopened:
 // it keeps refusing mutations until the process restarts (fail-stop).
 //
+// Damage: a store whose files fail their checks (PageStore::Open returns
+// Corruption) does not open: every call gets Unavailable (reason
+// "store_damaged", with the open's message), and the open is tried again by
+// the first call at least disk_full_retry_micros after the last attempt, so
+// a store repaired by an operator comes back without a restart.
+//
 // Retirement: Retire(why) is for a store whose owner is going away (its
 // project was deleted) while others still hold it: every later call fails
 // with `why` and the store is never opened again; calls already in it finish.
@@ -37,6 +43,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "base/mutex.h"
 #include "storage/page_store.h"
@@ -56,8 +63,8 @@ struct StorePoolOptions {
   // closed; an existing store opens as long as half of it stays free, so that
   // existing projects keep working when new ones are refused. Default: 64.
   uint64_t reserved_file_descriptors = 64;
-  // Least time between two reopen attempts of a store stopped by a full disk.
-  // Default: 1 s.
+  // Least time between two reopen attempts of a store stopped by a full disk
+  // or found damaged. Default: 1 s.
   int64_t disk_full_retry_micros = 1000000;
 };
 
@@ -115,6 +122,13 @@ class PooledStore final : public PageStore {
   uint64_t RecordMetadataBytes() const override;
   // Without opening a closed store: OK when closed, else the open store's.
   Status Health() const override;
+  // Without opening a closed store, nor waiting for an open in progress:
+  // what the last successful open found.
+  std::vector<std::string> Damage() const override;
+  // The error of the last open attempt: OK when it opened (the store may
+  // have closed since, being idle) or was never opened. Does not wait for an
+  // open in progress.
+  Status OpenError() const;
   // 0 when the store cannot be opened.
   Lsn LastLsn() const override;
 
@@ -149,6 +163,11 @@ class PooledStore final : public PageStore {
   mutable std::unique_ptr<PageStore> store_ GUARDED_BY(mu_);  // null while closed
   mutable int64_t last_reopen_micros_ GUARDED_BY(mu_) = 0;
   mutable Status open_error_ GUARDED_BY(mu_);  // of the last open
+  // What the last open found, for OpenError() and Damage(), under a leaf lock
+  // of its own: reporting (/healthz, /metrics) never waits for a recovery.
+  mutable Mutex report_mu_;
+  mutable Status reported_open_error_ GUARDED_BY(report_mu_);
+  mutable std::vector<std::string> damage_ GUARDED_BY(report_mu_);  // of the last good open
   mutable std::atomic<int64_t> last_use_micros_{0};
   // Set once by Retire; retired_status_ is written (under retire_mu_) before
   // retired_ turns true and never changes after.

@@ -2,6 +2,8 @@
 
 #include <httplib.h>
 
+#include "catalog/catalog.h"
+
 namespace branchdb::server::http {
 
 int HttpStatusFor(const Status& status) {
@@ -54,6 +56,17 @@ nlohmann::json ErrorBody(const Status& status, nlohmann::json details) {
   if (!details.is_object()) details = nlohmann::json::object();
   return {{"error",
            {{"code", ErrorCodeFor(status)}, {"message", status.message()}, {"details", details}}}};
+}
+
+nlohmann::json DamagedProjectsJson(const std::vector<catalog::ProjectDamage>& damaged) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const catalog::ProjectDamage& d : damaged) {
+    out.push_back({{"project", d.project},
+                   {"serving", d.serving},
+                   {"message", d.message},
+                   {"segments", d.segments}});
+  }
+  return out;
 }
 
 std::string DumpJson(const nlohmann::json& j) {

@@ -8,7 +8,8 @@
 // 403, Unauthenticated 401, ResourceExhausted 429, Corruption 500, IOError 500,
 // Unavailable 503. Some reasons refine it: statement_timeout 408,
 // sql_too_long / payload_too_large / value_too_large / branch_size_limit 413,
-// idempotency_key_reused 422, store_failed 503, disk_full 507.
+// idempotency_key_reused 422, store_failed 503, store_damaged 503 (an
+// Unavailable), disk_full 507.
 //
 // Thread-safety: pure functions.
 #ifndef BRANCHDB_SERVER_HTTP_ERRORS_H_
@@ -17,11 +18,15 @@
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "base/status.h"
 
 namespace httplib {
 struct Response;
+}
+namespace branchdb::catalog {
+struct ProjectDamage;
 }
 
 namespace branchdb::server::http {
@@ -35,6 +40,10 @@ std::string ErrorCodeFor(const Status& status);
 
 // {"error":{"code":..,"message":..,"details":details}}
 nlohmann::json ErrorBody(const Status& status, nlohmann::json details = nlohmann::json::object());
+
+// The "damaged_projects" list of /healthz: one object per project whose store
+// was found damaged ({"project","serving","message","segments":[...]}).
+nlohmann::json DamagedProjectsJson(const std::vector<catalog::ProjectDamage>& damaged);
 
 // Serializes j; invalid UTF-8 in strings is replaced (U+FFFD) instead of throwing.
 std::string DumpJson(const nlohmann::json& j);

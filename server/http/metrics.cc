@@ -51,6 +51,8 @@ std::unique_ptr<Metrics> Metrics::WithServerFamilies() {
   m->DescribeCounter(kColdStarts, "Compute starts (first use or resume after suspend).");
   m->DescribeHistogram(kColdStartSeconds, "Latency of compute cold starts.", LatencyBuckets());
   m->DescribeGauge(kBytesStored, "Bytes of the data directory's stores on disk.");
+  m->DescribeGauge(kDamagedProjects,
+                   "Projects whose store was found damaged (serving=false: it does not open).");
   m->DescribeCounter(kSqlStatements, "SQL statements executed, by outcome.");
   m->DescribeGauge(kSqlCpuWaiting, "SQL scripts waiting for a CPU run slot (sql.cpu_slots).");
   m->DescribeCounter(kIdempotentReplays, "POSTs answered from the idempotency store.");

@@ -33,6 +33,7 @@ inline constexpr const char* kComputesSuspended = "branchdb_computes_suspended";
 inline constexpr const char* kColdStarts = "branchdb_compute_cold_starts_total";
 inline constexpr const char* kColdStartSeconds = "branchdb_compute_cold_start_seconds";
 inline constexpr const char* kBytesStored = "branchdb_bytes_stored";
+inline constexpr const char* kDamagedProjects = "branchdb_damaged_projects";
 inline constexpr const char* kSqlStatements = "branchdb_sql_statements_total";
 // SQL scripts waiting for a run slot of the CPU scheduler (sql/cpu_scheduler.h).
 inline constexpr const char* kSqlCpuWaiting = "branchdb_sql_cpu_waiting";

@@ -3,15 +3,19 @@
 // action that returned OK holds (the failed one may or may not have taken
 // effect: a failed fsync's outcome is unknown), no orphan timelines remain,
 // and the catalog and store agree. (catalog.db is opened by SQLite itself, so only store operations go
-// through the faulty Env.)
+// through the faulty Env.) And a project whose store is damaged on disk: the
+// catalog opens, the other projects work, and the damaged one comes back,
+// reconciled, once repaired.
 #include <sqlite3.h>
 
 #include <catch2/catch.hpp>
+#include <algorithm>
 #include <map>
 #include <optional>
 #include <set>
 #include <vector>
 
+#include "base/mock_clock.h"
 #include "catalog/catalog.h"
 #include "tests/util/fault_injection_env.h"
 #include "tests/util/temp_dir.h"
@@ -114,6 +118,64 @@ TEST_CASE("fault sweep: failed store operations leave catalog and store consiste
     ++fired_runs;
   }
   CHECK(fired_runs > 5);
+}
+
+TEST_CASE("a project whose store does not open fails alone, and is reconciled once repaired") {
+  branchdb::testing::TempDir dir;
+  MockClock clock;
+  EnvWithClock env(Env::Default(), &clock);
+  std::string store_dir;
+  {
+    auto cat = Catalog::Open(Options(&env), dir.path());
+    REQUIRE(cat.ok());
+    REQUIRE((*cat)->CreateProject("good", {}).ok());
+    const auto before = env.GetChildren(dir.path() + "/projects");
+    REQUIRE((*cat)->CreateProject("bad", {}).ok());
+    const auto after = env.GetChildren(dir.path() + "/projects");
+    for (const std::string& c : *after) {
+      if (std::find(before->begin(), before->end(), c) == before->end()) {
+        store_dir = dir.path() + "/projects/" + c;
+      }
+    }
+  }
+  REQUIRE(!store_dir.empty());
+  // Seal the store's first segment behind an orphan timeline (a create the
+  // catalog never acknowledged: reconciling drops it), then damage it.
+  {
+    storage::PageStoreOptions o;
+    o.segment_bytes = 1;
+    auto store = storage::PageStore::Open(o, store_dir);
+    REQUIRE(store.ok());
+    REQUIRE((*store)->CreateTimeline(0, "orphan").ok());
+  }
+  const std::string seg = store_dir + "/seg-000001.log";
+  const std::string good = *env.ReadFileToString(seg);
+  std::string bad = good;
+  bad[bad.size() - 1] ^= 0x5A;  // the trailer's magic
+  bad[32 + 8 + 10] ^= 0x5A;     // the first record's meta
+  REQUIRE(env.WriteFileAtomic(seg, bad).ok());
+
+  auto cat = Catalog::Open(Options(&env), dir.path());
+  INFO(cat.status().ToString());
+  REQUIRE(cat.ok());
+  CHECK((*cat)->ListBranches("good").ok());
+  CHECK((*cat)->ListBranches("bad").status().reason() == "store_damaged");
+  std::vector<ProjectDamage> damaged = (*cat)->DamagedProjects();
+  REQUIRE(damaged.size() == 1);
+  CHECK(damaged[0].project == "bad");
+  CHECK_FALSE(damaged[0].serving);
+  CHECK(damaged[0].message.find("seg-000001.log: record at offset 32") != std::string::npos);
+
+  REQUIRE(env.WriteFileAtomic(seg, good).ok());  // repaired
+  clock.AdvanceSeconds(1);                        // the store's retry interval
+  auto branches = (*cat)->ListBranches("bad");
+  INFO(branches.status().ToString());
+  REQUIRE(branches.ok());
+  CHECK(branches->size() == 1);
+  CHECK((*cat)->DamagedProjects().empty());
+  auto store = (*cat)->Store("bad");
+  REQUIRE(store.ok());
+  CHECK((*store)->ListTimelines().size() == 1);  // the orphan was dropped
 }
 
 }  // namespace

@@ -1,9 +1,11 @@
 // PooledStore::Retire (storage/store_pool.h): a store whose owner went away
 // (its project was deleted) while others still hold it refuses every call
 // with the given reason, is never opened again, and closes as soon as no call
-// is in it; a call already in it when it is retired finishes.
+// is in it; a call already in it when it is retired finishes. And a damaged
+// store: refused with store_damaged until repaired.
 #include <catch2/catch.hpp>
 
+#include "base/mock_clock.h"
 #include "storage/store_pool.h"
 #include "tests/util/fault_injection_env.h"
 #include "tests/util/store_model.h"
@@ -97,3 +99,60 @@ TEST_CASE("a call in the store when it is retired finishes; the store closes whe
 }
 
 }  // namespace
+
+// Damage (storage/store_pool.h): a store that fails its checks does not open;
+// it answers store_damaged, and opens again by itself once repaired, at the
+// first call a retry interval after the last attempt.
+TEST_CASE("a damaged store answers store_damaged and reopens once repaired") {
+  TempDir dir{FastTestDirBase()};
+  MockClock clock;
+  EnvWithClock env(Env::Default(), &clock);
+  storage::StorePoolOptions po;
+  po.env = &env;
+  storage::StorePool pool(po);
+  storage::PageStoreOptions o;
+  o.env = &env;
+  o.segment_bytes = 1;  // every record rolls: seg 1 is empty, the create record alone in seg 2
+  auto store = pool.Add(o, dir.Sub("db"));
+  auto t = store->CreateTimeline(0, "t");
+  REQUIRE(t.ok());
+  auto head = store->Head(*t);
+  REQUIRE(head.ok());
+  const std::string page = PageData(7);
+  auto lsn = store->Commit(*t, *head, {{1, page}}, 1, "c");
+  REQUIRE(lsn.ok());
+  REQUIRE(store->TryClose());
+
+  const std::string seg = dir.Sub("db") + "/seg-000002.log";
+  auto good = env.ReadFileToString(seg);
+  REQUIRE(good.ok());
+  auto write = [&](const std::string& bytes) {
+    auto w = env.NewWritableFile(seg, Env::OpenMode::kTruncate);
+    REQUIRE(w.ok());
+    REQUIRE((*w)->Append(bytes).ok());
+    REQUIRE((*w)->Sync().ok());
+  };
+  std::string bad = *good;
+  bad[bad.size() - 1] ^= 0x5A;  // the trailer's magic
+  bad[32 + 8 + 10] ^= 0x5A;     // the first record's meta
+  write(bad);
+
+  Status s = store->OpenNow();
+  INFO(s.ToString());
+  CHECK(s.IsUnavailable());
+  CHECK(s.reason() == "store_damaged");
+  CHECK(s.message().find("seg-000002.log: record at offset 32") != std::string::npos);
+  CHECK(s.message().find(dir.Sub("db")) == std::string::npos);
+  CHECK(store->OpenError().reason() == "store_damaged");
+  CHECK(store->Head(*t).status().reason() == "store_damaged");
+
+  write(*good);  // an operator restores the file
+  CHECK(store->OpenNow().reason() == "store_damaged");  // not retried within the interval
+  clock.Advance(po.disk_full_retry_micros);
+  REQUIRE(store->OpenNow().ok());
+  CHECK(store->OpenError().ok());
+  CHECK(store->Damage().empty());
+  std::string out;
+  REQUIRE(store->ReadPage(*t, 1, *lsn, &out).ok());
+  CHECK(out == page);
+}

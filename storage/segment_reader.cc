@@ -1,0 +1,144 @@
+// Segment headers and sealed segments' record lists (segment_reader.h).
+#include "storage/segment_reader.h"
+
+#include "base/coding.h"
+#include "base/crc32c.h"
+
+namespace branchdb::storage::internal {
+
+Status ReadExactly(RandomAccessFile* file, uint64_t offset, size_t n, std::string* out) {
+  out->resize(n);
+  auto r = file->Read(offset, n, out->data());
+  if (!r.ok()) return r.status();
+  if (*r != n) return Status::Corruption("short read at offset " + std::to_string(offset));
+  return Status::OK();
+}
+
+Status ReadSegmentHeader(RandomAccessFile* file, uint64_t number, SegmentHeader* h, size_t* len) {
+  std::string head(kSegmentHeaderFixed, '\0');
+  auto n = file->Read(0, head.size(), head.data());
+  if (!n.ok()) return n.status();
+  head.resize(*n);
+  const size_t header_len = SegmentHeaderLength(head);
+  if (header_len == 0) return Status::Corruption(SegmentFileName(number) + ": bad segment header");
+  head.resize(header_len);
+  n = file->Read(0, header_len, head.data());
+  if (!n.ok()) return n.status();
+  head.resize(*n);  // a short header fails to decode
+  return DecodeSegmentHeader(head, h, len).WithContext(SegmentFileName(number));
+}
+
+Status ReadFooterEntries(RandomAccessFile* file, size_t header_len, uint64_t size,
+                         std::vector<FooterEntry>* entries, std::string* damage) {
+  if (size < header_len + kTrailerSize) {
+    *damage = "no trailer";
+    return Status::OK();
+  }
+  std::string tail;
+  BRANCHDB_RETURN_IF_ERROR(ReadExactly(file, size - kTrailerSize, kTrailerSize, &tail));
+  Trailer t;
+  if (!DecodeTrailer(tail, &t)) {
+    *damage = "trailer has a bad magic or version";
+    return Status::OK();
+  }
+  if (t.footer_offset < header_len || t.footer_offset > size || t.footer_len > size ||
+      t.footer_offset + t.footer_len + kTrailerSize != size) {
+    *damage = "trailer offsets are inconsistent with the file size";
+    return Status::OK();
+  }
+  std::string body;
+  BRANCHDB_RETURN_IF_ERROR(ReadExactly(file, t.footer_offset, t.footer_len, &body));
+  Status decoded = DecodeFooter(body, t.footer_crc, entries);
+  if (!decoded.ok()) {
+    *damage = decoded.message();
+    return Status::OK();
+  }
+  for (const FooterEntry& e : *entries) {
+    if (e.offset < header_len ||
+        RecordSize(e.meta_len, e.meta.ImageCount(), e.meta.payload_len) + e.offset >
+            t.footer_offset) {
+      *damage = "footer entry past the records";
+      return Status::OK();
+    }
+  }
+  return Status::OK();
+}
+
+namespace {
+
+// Scans records from `start` while each one's meta_len, meta CRC and meta are
+// valid and the record fits in the file; *end receives where the scan stopped.
+Status ScanRecordMetas(RandomAccessFile* file, uint64_t start, uint64_t size,
+                       std::vector<FooterEntry>* out, uint64_t* end) {
+  uint64_t pos = start;
+  std::string head;
+  std::string meta;
+  while (size - pos >= kRecordHeaderSize) {
+    BRANCHDB_RETURN_IF_ERROR(ReadExactly(file, pos, kRecordHeaderSize, &head));
+    const uint32_t meta_len = coding::DecodeFixed32(head.data());
+    const uint32_t meta_crc = coding::DecodeFixed32(head.data() + 4);
+    if (meta_len == 0 || meta_len > kMaxMetaBytes || meta_len > size - pos - kRecordHeaderSize) {
+      break;
+    }
+    BRANCHDB_RETURN_IF_ERROR(ReadExactly(file, pos + kRecordHeaderSize, meta_len, &meta));
+    FooterEntry e;
+    if (crc32c::Value(meta) != meta_crc || !DecodeMeta(meta, &e.meta).ok()) break;
+    const uint64_t record = RecordSize(meta_len, e.meta.ImageCount(), e.meta.payload_len);
+    if (record > size - pos) break;
+    e.offset = pos;
+    e.meta_len = meta_len;
+    out->push_back(std::move(e));
+    pos += record;
+  }
+  *end = pos;
+  return Status::OK();
+}
+
+// Whether a footer begins at `end`, where the scan of `scanned` stopped: the
+// file ends there (a segment whose footer was never written), or the
+// trailer's offsets (magic or CRC aside) say so, or the bytes from there to
+// the trailer decode as a footer (CRC aside) listing exactly those records.
+Result<bool> FooterBeginsAt(RandomAccessFile* file, uint64_t end, uint64_t size,
+                            const std::vector<FooterEntry>& scanned) {
+  if (end == size) return true;
+  if (size - end < kTrailerSize + 4) return false;
+  std::string tail;
+  BRANCHDB_RETURN_IF_ERROR(ReadExactly(file, size - kTrailerSize, kTrailerSize, &tail));
+  const uint64_t footer_offset = coding::DecodeFixed64(tail.data());
+  const uint64_t footer_len = coding::DecodeFixed64(tail.data() + 8);
+  if (footer_offset == end && footer_len == size - end - kTrailerSize) return true;
+  std::string body;
+  BRANCHDB_RETURN_IF_ERROR(ReadExactly(file, end, size - end - kTrailerSize, &body));
+  std::vector<FooterEntry> listed;
+  if (!DecodeFooter(body, crc32c::Value(body), &listed).ok()) return false;
+  if (listed.size() != scanned.size()) return false;
+  for (size_t i = 0; i < listed.size(); ++i) {
+    if (listed[i].offset != scanned[i].offset) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+Status ReadSealedRecords(RandomAccessFile* file, uint64_t number, size_t header_len, uint64_t size,
+                         SealedRecords* out) {
+  out->entries.clear();
+  out->damage.clear();
+  BRANCHDB_RETURN_IF_ERROR(ReadFooterEntries(file, header_len, size, &out->entries, &out->damage));
+  if (out->damage.empty()) return Status::OK();
+  out->entries.clear();
+  uint64_t end = 0;
+  BRANCHDB_RETURN_IF_ERROR(ScanRecordMetas(file, header_len, size, &out->entries, &end));
+  auto footer = FooterBeginsAt(file, end, size, out->entries);
+  if (!footer.ok()) return footer.status();
+  if (!*footer) {
+    return Status::Corruption(SegmentFileName(number) + ": record at offset " +
+                              std::to_string(end) + " fails its checks and the footer (" +
+                              out->damage + ") cannot tell the records after it");
+  }
+  out->damage += "; record list rebuilt by scanning " + std::to_string(out->entries.size()) +
+                 " records";
+  return Status::OK();
+}
+
+}  // namespace branchdb::storage::internal

@@ -1,0 +1,59 @@
+// Reading a segment file's header and a sealed segment's record list, for
+// recovery and compaction (docs/storage-format.md, "Footer and trailer" and
+// "Damaged sealed segments"). Internal to storage/; stateless functions, safe
+// for concurrent use on different files (and on one file: reads only).
+#ifndef BRANCHDB_STORAGE_SEGMENT_READER_H_
+#define BRANCHDB_STORAGE_SEGMENT_READER_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "base/env.h"
+#include "base/status.h"
+#include "storage/log_format.h"
+
+namespace branchdb::storage::internal {
+
+// Reads `n` bytes at `offset`; Corruption on a short read.
+Status ReadExactly(RandomAccessFile* file, uint64_t offset, size_t n, std::string* out);
+
+// Reads and decodes the header of segment `number` from its file; *len
+// receives the header's length. Corruption (naming the segment) when the file
+// does not begin with a whole, valid segment header; the read's error when
+// the read fails.
+Status ReadSegmentHeader(RandomAccessFile* file, uint64_t number, SegmentHeader* h, size_t* len);
+
+// The record list of a segment (`size` bytes, header `header_len` bytes)
+// from its footer, when its trailer and footer pass every check (magic,
+// version, offsets consistent with the file size, footer CRC, every entry
+// before the footer). Otherwise OK with *damage saying what failed (empty
+// when they passed; *entries is then to be ignored). Errors: the reads'.
+Status ReadFooterEntries(RandomAccessFile* file, size_t header_len, uint64_t size,
+                         std::vector<FooterEntry>* entries, std::string* damage);
+
+// The record list of a sealed segment.
+struct SealedRecords {
+  std::vector<FooterEntry> entries;  // in file order
+  // Empty when the footer served. Otherwise what was wrong with the trailer
+  // or the footer; the entries then come from a scan of the records.
+  std::string damage;
+};
+
+// Reads the record list of segment `number` (`size` bytes, its header
+// `header_len` bytes long), which recovery treats as sealed: every segment
+// but the newest log segment, and that one too when its footer is intact.
+// From its footer when ReadFooterEntries finds it intact. Otherwise by
+// scanning the records from the header,
+// checking each one's meta_len, meta CRC and meta (images and payloads are
+// checked when they are read), up to where the footer begins; the file is
+// never changed. Corruption naming the segment and the offset when a record
+// before the footer fails its checks, or when where the footer begins cannot
+// be told (neither the trailer's offsets nor a footer body found there
+// agree with the scan): the records after that point cannot be found.
+Status ReadSealedRecords(RandomAccessFile* file, uint64_t number, size_t header_len, uint64_t size,
+                         SealedRecords* out);
+
+}  // namespace branchdb::storage::internal
+
+#endif  // BRANCHDB_STORAGE_SEGMENT_READER_H_
