@@ -62,6 +62,18 @@ bool RunsSql(const std::string& label) {
   return false;
 }
 
+// /metrics: the verified-token cache's counts (auth::AuthStats), read at render.
+void AddAuthCollector(http::Metrics& metrics, auth::AuthService* auth) {
+  metrics.AddCollector([auth](http::Metrics& m) {
+    auth::AuthStats s = auth->Stats();
+    m.SetCounter(http::kAuthSignatureChecks, {}, static_cast<double>(s.signature_checks));
+    m.SetCounter(http::kAuthTokenCache, {{"result", "hit"}}, static_cast<double>(s.cache_hits));
+    m.SetCounter(http::kAuthTokenCache, {{"result", "miss"}}, static_cast<double>(s.cache_misses));
+    m.SetCounter(http::kAuthTokenCache, {{"result", "rejected_hit"}},
+                 static_cast<double>(s.rejected_hits));
+  });
+}
+
 }  // namespace
 
 struct ApiServer::Parts {
@@ -167,6 +179,7 @@ Status ApiServer::Init() {
   auth::AuthOptions aopts;
   aopts.data_dir = config_.data_dir;
   aopts.access_token_lifetime_seconds = config_.token_lifetime_seconds;
+  aopts.token_cache_entries = static_cast<size_t>(config_.token_cache_entries);
   auto auth_service = auth::AuthService::Open(env_, std::move(aopts));
   if (!auth_service.ok()) return auth_service.status().WithContext("auth");
   parts_->auth = std::move(*auth_service);
@@ -187,6 +200,7 @@ Status ApiServer::Init() {
   services_.sandbox.scheduler = parts_->scheduler.get();
   services_.logger->info("event=sql_cpu_slots slots={} quantum_ms={}",
                          parts_->scheduler->slots(), config_.sql_cpu_quantum_ms);
+  AddAuthCollector(*metrics, parts_->auth.get());
   metrics->AddCollector([scheduler = parts_->scheduler.get()](http::Metrics& m) {
     m.Set(http::kSqlCpuWaiting, {}, scheduler->waiting());
   });
