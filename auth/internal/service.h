@@ -120,17 +120,19 @@ class AuthServiceImpl final : public AuthService {
                                 nlohmann::json claims, int64_t now, int64_t lifetime,
                                 std::string* jti);
   // Full verification of a bare token: Facts, then Admit.
-  std::optional<Principal> VerifyInternal(std::string_view token, BearerError* error);
+  std::optional<Principal> VerifyInternal(std::string_view token, BearerError* error)
+      EXCLUDES(mu_);
   // What the token's signature and claims establish, valid at `now`: from the
   // token caches, or verified (and cached) now. nullptr with *error on failure.
   std::shared_ptr<const TokenVerdict> Facts(std::string_view token, int64_t now,
-                                            BearerError* error);
+                                            BearerError* error) EXCLUDES(mu_);
   // Signature and claims (no cache): *lasting_failure as VerifyJwt's.
   Result<VerifiedJwt> VerifySignatureOnly(std::string_view token, int64_t now,
-                                          bool* lasting_failure);
+                                          bool* lasting_failure) EXCLUDES(mu_);
   // The checks of every use, cached or not: the token's key still verifies, its
   // jti is not revoked, its client exists, is enabled and still holds its rights.
-  std::optional<Principal> Admit(const TokenFacts& facts, int64_t now, BearerError* error);
+  std::optional<Principal> Admit(const TokenFacts& facts, int64_t now, BearerError* error)
+      EXCLUDES(mu_);
   nlohmann::json IntrospectionJson(const Principal& p) const;
 
   Env* const env_;
