@@ -25,7 +25,7 @@
 #include "server/http/metrics.h"
 #include "server/http/router.h"
 #include "server/http/timed_env.h"
-#include "server/routes/routes.h"
+#include "server/routes/table.h"
 #include "server/sql/cpu_scheduler.h"
 
 namespace branchdb::server {
@@ -51,15 +51,6 @@ std::vector<std::string> DataDirSpellings(const std::string& data_dir) {
   std::sort(out.begin(), out.end(),
             [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
   return out;
-}
-
-// Routes (by label) that run SQL or read a whole branch: admitted apart.
-bool RunsSql(const std::string& label) {
-  for (const char* suffix : {"/sql", "/diff", "/export", "/import", "/promote", "/schema"}) {
-    std::string_view l(label), x(suffix);
-    if (l.size() >= x.size() && l.substr(l.size() - x.size()) == x) return true;
-  }
-  return false;
 }
 
 // /metrics: the verified-token cache's counts (auth::AuthStats), read at render.
@@ -151,171 +142,187 @@ Result<std::unique_ptr<ApiServer>> ApiServer::Create(const Config& config, Env* 
   return server;
 }
 
-Status ApiServer::Init() {
-  BRANCHDB_RETURN_IF_ERROR(env_->CreateDirs(config_.data_dir).WithContext("data directory"));
-  // Private to the service user, also when it was made earlier (with 0755).
-  BRANCHDB_RETURN_IF_ERROR(env_->SetPermissions(config_.data_dir, 0700).WithContext("data directory"));
-  Clock* clock = env_->GetClock();
-  services_.config = &config_;
-  services_.public_url = config_.PublicUrl();
-  services_.env = env_;
-  services_.clock = clock;
-  services_.sandbox.clock = clock;
-  services_.sandbox.statement_timeout_ms = config_.statement_timeout_ms;
-  services_.sandbox.max_result_rows = config_.max_result_rows;
-  services_.sandbox.max_result_bytes = config_.max_result_bytes;
-  services_.sandbox.max_sql_bytes = config_.max_sql_bytes;
-  services_.sandbox.max_db_bytes = config_.max_branch_bytes;
-  services_.logger = spdlog::default_logger();
+namespace {
+
+// The config-derived services everything else is built with; the logger.
+void InitServices(const Config& config, Env* env, Services& services) {
+  Clock* clock = env->GetClock();
+  services.config = &config;
+  services.public_url = config.PublicUrl();
+  services.env = env;
+  services.clock = clock;
+  services.sandbox.clock = clock;
+  services.sandbox.statement_timeout_ms = config.statement_timeout_ms;
+  services.sandbox.max_result_rows = config.max_result_rows;
+  services.sandbox.max_result_bytes = config.max_result_bytes;
+  services.sandbox.max_sql_bytes = config.max_sql_bytes;
+  services.sandbox.max_db_bytes = config.max_branch_bytes;
+  services.logger = spdlog::default_logger();
   // Every open project store, connection and SQLite file is a descriptor:
   // take all the kernel allows (stores are also closed when idle).
   if (auto limit = RaiseFileDescriptorLimit(); limit.ok()) {
-    services_.logger->info("event=open_file_limit limit={}", *limit);
+    services.logger->info("event=open_file_limit limit={}", *limit);
   } else {
-    services_.logger->warn("event=open_file_limit_not_raised error=\"{}\"",
-                           limit.status().ToString());
+    services.logger->warn("event=open_file_limit_not_raised error=\"{}\"",
+                          limit.status().ToString());
   }
+}
 
+Status OpenAuth(const Config& config, Env* env, ApiServer::Parts& parts, Services& services) {
   auth::AuthOptions aopts;
-  aopts.data_dir = config_.data_dir;
-  aopts.access_token_lifetime_seconds = config_.token_lifetime_seconds;
-  aopts.token_cache_entries = static_cast<size_t>(config_.token_cache_entries);
-  auto auth_service = auth::AuthService::Open(env_, std::move(aopts));
+  aopts.data_dir = config.data_dir;
+  aopts.access_token_lifetime_seconds = config.token_lifetime_seconds;
+  aopts.token_cache_entries = static_cast<size_t>(config.token_cache_entries);
+  auto auth_service = auth::AuthService::Open(env, std::move(aopts));
   if (!auth_service.ok()) return auth_service.status().WithContext("auth");
-  parts_->auth = std::move(*auth_service);
-  services_.auth = parts_->auth.get();
+  parts.auth = std::move(*auth_service);
+  services.auth = parts.auth.get();
+  return Status::OK();
+}
 
-  parts_->metrics = http::Metrics::WithServerFamilies();
-  services_.metrics = parts_->metrics.get();
-  http::Metrics* metrics = parts_->metrics.get();
-
-  // CPU scheduling of every sandboxed script (server/sql/cpu_scheduler.h).
+// CPU scheduling of every sandboxed script (server/sql/cpu_scheduler.h).
+Status StartScheduler(const Config& config, ApiServer::Parts& parts, Services& services) {
   sql::CpuSchedulerOptions sched;
-  sched.clock = clock;
-  sched.slots = config_.sql_cpu_slots;
-  sched.quantum_nanos = config_.sql_cpu_quantum_ms * 1'000'000;
+  sched.clock = services.clock;
+  sched.slots = config.sql_cpu_slots;
+  sched.quantum_nanos = config.sql_cpu_quantum_ms * 1'000'000;
   auto scheduler = sql::CpuScheduler::Create(sched);
   if (!scheduler.ok()) return scheduler.status();
-  parts_->scheduler = std::move(*scheduler);
-  services_.sandbox.scheduler = parts_->scheduler.get();
-  services_.logger->info("event=sql_cpu_slots slots={} quantum_ms={}",
-                         parts_->scheduler->slots(), config_.sql_cpu_quantum_ms);
-  AddAuthCollector(*metrics, parts_->auth.get());
-  metrics->AddCollector([scheduler = parts_->scheduler.get()](http::Metrics& m) {
+  parts.scheduler = std::move(*scheduler);
+  services.sandbox.scheduler = parts.scheduler.get();
+  services.logger->info("event=sql_cpu_slots slots={} quantum_ms={}", parts.scheduler->slots(),
+                        config.sql_cpu_quantum_ms);
+  services.metrics->AddCollector([scheduler = parts.scheduler.get()](http::Metrics& m) {
     m.Set(http::kSqlCpuWaiting, {}, scheduler->waiting());
   });
+  return Status::OK();
+}
 
-  parts_->timed_env = std::make_unique<http::TimedEnv>(
-      env_, [metrics](double seconds) { metrics->Observe(http::kFsyncSeconds, {}, seconds); });
+// The catalog, on an Env that times fsyncs; its reaper drops the computes of
+// expired branches.
+Status OpenCatalog(const Config& config, Env* env, ApiServer::Parts& parts,
+                   Services& services) {
+  http::Metrics* metrics = services.metrics;
+  parts.timed_env = std::make_unique<http::TimedEnv>(
+      env, [metrics](double seconds) { metrics->Observe(http::kFsyncSeconds, {}, seconds); });
   catalog::CatalogOptions cat_opts;
-  cat_opts.env = parts_->timed_env.get();
-  Parts* parts = parts_.get();
-  auto logger = services_.logger;
-  cat_opts.on_branch_reaped = [parts, logger](const std::string& project,
-                                              const std::string& branch, storage::TimelineId) {
+  cat_opts.env = parts.timed_env.get();
+  ApiServer::Parts* p = &parts;
+  cat_opts.on_branch_reaped = [p, logger = services.logger](const std::string& project,
+                                                           const std::string& branch,
+                                                           storage::TimelineId) {
     logger->info("event=branch_expired project={} branch={}", http::LogValue(project),
                  http::LogValue(branch));
-    MutexLock l(parts->reaper_mu);
-    if (parts->computes_for_reaper != nullptr) {
-      parts->computes_for_reaper->Remove(project + "/" + branch);
-    }
+    MutexLock l(p->reaper_mu);
+    if (p->computes_for_reaper != nullptr) p->computes_for_reaper->Remove(project + "/" + branch);
   };
-  auto catalog = catalog::Catalog::Open(cat_opts, config_.data_dir);
+  auto catalog = catalog::Catalog::Open(cat_opts, config.data_dir);
   if (!catalog.ok()) return catalog.status().WithContext("catalog");
-  parts_->catalog = std::move(*catalog);
-  services_.catalog = parts_->catalog.get();
-  catalog::Catalog* cat = parts_->catalog.get();
-  metrics->AddCollector([cat](http::Metrics& m) {
+  parts.catalog = std::move(*catalog);
+  services.catalog = parts.catalog.get();
+  metrics->AddCollector([cat = parts.catalog.get()](http::Metrics& m) {
     double bytes = 0;
-    for (const auto& p : cat->ListProjects()) {
-      auto store = cat->Store(p.name);
+    for (const auto& project : cat->ListProjects()) {
+      auto store = cat->Store(project.name);
       if (store.ok()) bytes += static_cast<double>((*store)->DiskBytes());
     }
     m.Set(http::kBytesStored, {}, bytes);
   });
+  return Status::OK();
+}
 
-  const std::string idem_path = JoinPath(config_.data_dir, "idempotency.db");
-  BRANCHDB_RETURN_IF_ERROR(PrepareSqliteFile(env_, idem_path));
-  auto idem = http::IdempotencyStore::Open(idem_path, clock, config_.idempotency_ttl_seconds);
+Status OpenIdempotency(const Config& config, Env* env, ApiServer::Parts& parts,
+                       Services& services) {
+  const std::string path = JoinPath(config.data_dir, "idempotency.db");
+  BRANCHDB_RETURN_IF_ERROR(PrepareSqliteFile(env, path));
+  auto idem = http::IdempotencyStore::Open(path, services.clock, config.idempotency_ttl_seconds);
   if (!idem.ok()) return idem.status();
-  parts_->idempotency = std::move(*idem);
-  services_.idempotency = parts_->idempotency.get();
+  parts.idempotency = std::move(*idem);
+  services.idempotency = parts.idempotency.get();
+  return Status::OK();
+}
 
+// The compute supervisor. A compute's key is "<project>/<branch>" (project
+// names have no '/'). Every cold start also applies the branch's idle timeout
+// from the catalog (its own, else the server default), so that a compute
+// created after a rename or a restart sweeps by the persisted value.
+Status StartComputes(const Config& config, ApiServer::Parts& parts, Services& services) {
   compute::SupervisorOptions copts;
-  copts.clock = clock;
-  copts.idle_timeout_seconds = config_.idle_timeout_seconds;
-  copts.budget = config_.compute_budget;
-  copts.sweep_interval_seconds = config_.sweep_interval_seconds;
-  copts.sandbox = services_.sandbox;
-  // A compute's key is "<project>/<branch>" (project names have no '/').
-  // Every cold start also applies the branch's idle timeout from the catalog
-  // (its own, else the server default), so that a compute created after a
-  // rename or a restart sweeps by the persisted value.
-  int64_t default_idle = config_.idle_timeout_seconds;
-  copts.open = [cat, parts, default_idle](const std::string& key) -> Result<storage::SqliteHandle> {
+  copts.clock = services.clock;
+  copts.idle_timeout_seconds = config.idle_timeout_seconds;
+  copts.budget = config.compute_budget;
+  copts.sweep_interval_seconds = config.sweep_interval_seconds;
+  copts.sandbox = services.sandbox;
+  ApiServer::Parts* p = &parts;
+  copts.open = [cat = services.catalog, p, default_idle = config.idle_timeout_seconds](
+                   const std::string& key) -> Result<storage::SqliteHandle> {
     size_t slash = key.find('/');
     std::string project = key.substr(0, slash), branch = key.substr(slash + 1);
     auto conn = cat->OpenBranchConnection(project, branch, {});
     if (!conn.ok()) return conn.status();
     auto info = cat->GetBranch(project, branch, /*with_usage=*/false);
-    if (info.ok() && parts->computes != nullptr) {
-      parts->computes->SetIdleTimeout(key, info->idle_timeout_seconds.value_or(default_idle));
+    if (info.ok() && p->computes != nullptr) {
+      p->computes->SetIdleTimeout(key, info->idle_timeout_seconds.value_or(default_idle));
     }
     return storage::SqliteHandle(conn->release());
   };
+  http::Metrics* metrics = services.metrics;
   copts.on_cold_start = [metrics](const std::string&, int64_t nanos) {
     metrics->Increment(http::kColdStarts);
     metrics->Observe(http::kColdStartSeconds, {}, static_cast<double>(nanos) / 1e9);
   };
   auto sup = compute::ComputeSupervisor::Create(std::move(copts));
   if (!sup.ok()) return sup.status();
-  parts_->computes = std::move(*sup);
-  services_.computes = parts_->computes.get();
+  parts.computes = std::move(*sup);
+  services.computes = parts.computes.get();
   {
-    MutexLock l(parts_->reaper_mu);
-    parts_->computes_for_reaper = parts_->computes.get();
+    MutexLock l(parts.reaper_mu);
+    parts.computes_for_reaper = parts.computes.get();
   }
-  compute::ComputeSupervisor* computes = parts_->computes.get();
-  metrics->AddCollector([computes](http::Metrics& m) {
+  metrics->AddCollector([computes = parts.computes.get()](http::Metrics& m) {
     int active = 0, suspended = 0;
     for (const auto& c : computes->List()) (c.active ? active : suspended)++;
     m.Set(http::kComputesActive, {}, active);
     m.Set(http::kComputesSuspended, {}, suspended);
   });
+  return Status::OK();
+}
 
+// The guarded HTTP (or, with a certificate, HTTPS) server, not yet bound.
+Status CreateHttpServer(const Config& config, ApiServer::Parts& parts, Services& services) {
   http::GuardOptions guard;
-  guard.clock = clock;
-  guard.min_threads = config_.http_threads;
-  guard.max_connections = config_.max_connections;
-  guard.max_connections_per_client = config_.max_connections_per_client;
-  guard.listen_backlog = config_.listen_backlog;
-  guard.request_timeout_ms = config_.request_timeout_seconds * 1000;
-  guard.min_rate = config_.request_min_rate;
-  guard.on_event = [logger = services_.logger, metrics](const char* event,
-                                                        const std::string& address) {
+  guard.clock = services.clock;
+  guard.min_threads = config.http_threads;
+  guard.max_connections = config.max_connections;
+  guard.max_connections_per_client = config.max_connections_per_client;
+  guard.listen_backlog = config.listen_backlog;
+  guard.request_timeout_ms = config.request_timeout_seconds * 1000;
+  guard.min_rate = config.request_min_rate;
+  guard.on_event = [logger = services.logger, metrics = services.metrics](
+                       const char* event, const std::string& address) {
     metrics->Increment(http::kConnectionsRefused, {{"reason", event}});
     logger->warn("event={} remote_addr={}", event, http::LogValue(address));
   };
-  if (!config_.tls_cert_file.empty()) {
-    auto ssl = std::make_unique<http::GuardedSslServer>(config_.tls_cert_file.c_str(),
-                                                        config_.tls_key_file.c_str(), guard);
+  if (!config.tls_cert_file.empty()) {
+    auto ssl = std::make_unique<http::GuardedSslServer>(config.tls_cert_file.c_str(),
+                                                        config.tls_key_file.c_str(), guard);
     if (!ssl->is_valid()) {
       return Status::InvalidArgument(
           "tls_cert_file/tls_key_file: cannot load the certificate or key (PEM expected)",
           "invalid_config");
     }
-    parts_->set_backlog = [server = ssl.get()] { return server->SetBacklog(); };
-    parts_->http = std::move(ssl);
+    parts.set_backlog = [server = ssl.get()] { return server->SetBacklog(); };
+    parts.http = std::move(ssl);
   } else {
     auto plain = std::make_unique<http::GuardedServer>(guard);
-    parts_->set_backlog = [server = plain.get()] { return server->SetBacklog(); };
-    parts_->http = std::move(plain);
+    parts.set_backlog = [server = plain.get()] { return server->SetBacklog(); };
+    parts.http = std::move(plain);
   }
-  httplib::Server& http = *parts_->http;
-  // Requests that run SQL are bounded apart (http/admission.h), so slow SQL
-  // cannot hold every thread and core while /healthz and others wait.
-  parts_->admission = std::make_unique<http::Admission>(config_.sql_max_concurrent,
-                                                        config_.sql_max_concurrent_per_client);
+  return Status::OK();
+}
+
+// httplib's own settings for the API.
+void ConfigureHttp(const Config& config, httplib::Server& http) {
   // SO_REUSEADDR only: httplib's default adds SO_REUSEPORT, which would let a
   // second server bind the same port silently.
   http.set_socket_options([](socket_t sock) {
@@ -325,7 +332,7 @@ Status ApiServer::Init() {
   // The largest body: an import (streamed) may hold a whole branch; the Router
   // caps every other body at max_request_bytes.
   http.set_payload_max_length(
-      static_cast<size_t>(std::max(config_.max_request_bytes, config_.max_branch_bytes)));
+      static_cast<size_t>(std::max(config.max_request_bytes, config.max_branch_bytes)));
   http.set_keep_alive_timeout(5);
   // httplib writes a response's headers and body separately; with Nagle's
   // algorithm on, the client's delayed ACK then holds every answer ~40 ms.
@@ -334,44 +341,67 @@ Status ApiServer::Init() {
   http.set_keep_alive_max_count(1000);
   http.set_read_timeout(30);
   http.set_write_timeout(30);
+}
 
+// The router on parts.http, with every route of the table (routes/table.h).
+void CreateRouter(const Config& config, ApiServer::Parts& parts, Services& services) {
+  // Requests that run SQL are bounded apart (http/admission.h), so slow SQL
+  // cannot hold every thread and core while /healthz and others wait.
+  parts.admission = std::make_unique<http::Admission>(config.sql_max_concurrent,
+                                                      config.sql_max_concurrent_per_client);
   http::RouterOptions ropts;
-  ropts.metrics = metrics;
-  ropts.idempotency = parts_->idempotency.get();
-  ropts.clock = clock;
-  ropts.logger = services_.logger;
-  ropts.redacted_paths = DataDirSpellings(config_.data_dir);
-  ropts.admission = parts_->admission.get();
-  ropts.needs_admission = [](const std::string& label) { return RunsSql(label); };
-  ropts.max_body_bytes = config_.max_request_bytes;
-  Services* services = &services_;
-  ropts.principal_of = [services](const httplib::Request& req) {
-    return http::PrincipalOf(*services, req);
+  ropts.metrics = services.metrics;
+  ropts.idempotency = parts.idempotency.get();
+  ropts.clock = services.clock;
+  ropts.logger = services.logger;
+  ropts.redacted_paths = DataDirSpellings(config.data_dir);
+  ropts.admission = parts.admission.get();
+  ropts.max_body_bytes = config.max_request_bytes;
+  ropts.principal_of = [s = &services](const httplib::Request& req) {
+    return http::PrincipalOf(*s, req);
   };
-  parts_->router = std::make_unique<http::Router>(http, std::move(ropts));
-  RegisterHealthRoutes(*parts_->router, services_);
-  RegisterOAuthRoutes(*parts_->router, services_);
-  RegisterClientRoutes(*parts_->router, services_);
-  RegisterProjectRoutes(*parts_->router, services_);
-  RegisterBranchRoutes(*parts_->router, services_);
-  RegisterSqlRoutes(*parts_->router, services_);
-  RegisterCheckpointRoutes(*parts_->router, services_);
-  RegisterMcpRoutes(*parts_->router, services_);
-  RegisterBranchItemRoutes(*parts_->router, services_);  // last: its pattern takes the rest
-  parts_->router->AddFallbacks();  // unknown routes' bodies: discarded, never buffered
+  parts.router = std::make_unique<http::Router>(*parts.http, std::move(ropts));
+  services.router = parts.router.get();
+  routes::RegisterRoutes(*parts.router, services);
+}
 
-  parts_->housekeeper = std::thread([parts, logger] {
-    MutexLock l(parts->hk_mu);
-    while (!parts->hk_stop) {
-      parts->hk_cv.WaitFor(parts->hk_mu, std::chrono::seconds(60));
-      if (parts->hk_stop) break;
+// Housekeeping: auth key rotation and pruning, every minute.
+void StartHousekeeper(ApiServer::Parts& parts, std::shared_ptr<spdlog::logger> logger) {
+  ApiServer::Parts* p = &parts;
+  parts.housekeeper = std::thread([p, logger] {
+    MutexLock l(p->hk_mu);
+    while (!p->hk_stop) {
+      p->hk_cv.WaitFor(p->hk_mu, std::chrono::seconds(60));
+      if (p->hk_stop) break;
       l.Unlock();
-      if (Status s = parts->auth->Maintain(); !s.ok()) {
+      if (Status s = p->auth->Maintain(); !s.ok()) {
         logger->warn("event=auth_maintain_failed error=\"{}\"", http::LogValue(s.ToString()));
       }
       l.Lock();
     }
   });
+}
+
+}  // namespace
+
+Status ApiServer::Init() {
+  BRANCHDB_RETURN_IF_ERROR(env_->CreateDirs(config_.data_dir).WithContext("data directory"));
+  // Private to the service user, also when it was made earlier (with 0755).
+  BRANCHDB_RETURN_IF_ERROR(
+      env_->SetPermissions(config_.data_dir, 0700).WithContext("data directory"));
+  InitServices(config_, env_, services_);
+  BRANCHDB_RETURN_IF_ERROR(OpenAuth(config_, env_, *parts_, services_));
+  parts_->metrics = http::Metrics::WithServerFamilies();
+  services_.metrics = parts_->metrics.get();
+  AddAuthCollector(*services_.metrics, services_.auth);
+  BRANCHDB_RETURN_IF_ERROR(StartScheduler(config_, *parts_, services_));
+  BRANCHDB_RETURN_IF_ERROR(OpenCatalog(config_, env_, *parts_, services_));
+  BRANCHDB_RETURN_IF_ERROR(OpenIdempotency(config_, env_, *parts_, services_));
+  BRANCHDB_RETURN_IF_ERROR(StartComputes(config_, *parts_, services_));
+  BRANCHDB_RETURN_IF_ERROR(CreateHttpServer(config_, *parts_, services_));
+  ConfigureHttp(config_, *parts_->http);
+  CreateRouter(config_, *parts_, services_);
+  StartHousekeeper(*parts_, services_.logger);
   return Status::OK();
 }
 

@@ -1,7 +1,7 @@
 // ApiServer: the branchdb HTTP service. Builds every service from a validated
 // Config (metrics, idempotency store, compute supervisor, ...), registers the
-// routes (server/routes/), listens over HTTP or, with tls_cert_file and
-// tls_key_file, HTTPS.
+// routes (the table of server/routes/table.h), listens over HTTP or, with
+// tls_cert_file and tls_key_file, HTTPS.
 //
 // Lifecycle: Create -> Bind -> Serve (blocks) ; Stop() from another thread
 // (the signal thread on SIGTERM/SIGINT) makes Serve stop accepting, finish the

@@ -28,6 +28,7 @@ namespace branchdb::server {
 namespace http {
 class Metrics;
 class IdempotencyStore;
+class Router;
 }  // namespace http
 namespace compute {
 class ComputeSupervisor;
@@ -44,6 +45,8 @@ struct Services {
   http::Metrics* metrics = nullptr;
   http::IdempotencyStore* idempotency = nullptr;
   compute::ComputeSupervisor* computes = nullptr;
+  // The server's routes, for running one in-process (the MCP tools).
+  const http::Router* router = nullptr;
   auth::AuthService* auth = nullptr;          // optional
   catalog::Catalog* catalog = nullptr;    // optional
   // The sandbox of every SQL connection (computes, promote's replay), from config.

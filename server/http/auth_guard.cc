@@ -6,7 +6,6 @@
 #include "server/http/errors.h"
 
 namespace branchdb::server::http {
-namespace {
 
 void SendBearerError(httplib::Response& res, const auth::BearerError& error) {
   auth::HttpReply reply = auth::BearerErrorReply(error, "branchdb");
@@ -24,8 +23,6 @@ void SendBearerError(httplib::Response& res, const auth::BearerError& error) {
     if (name == "WWW-Authenticate") res.set_header(name.c_str(), value);
   }
 }
-
-}  // namespace
 
 auth::BranchIdentity BranchIdentityOf(Services& services, std::string_view project,
                                       std::string_view branch) {

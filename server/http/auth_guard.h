@@ -38,6 +38,13 @@ std::optional<auth::Principal> RequireAuth(Services& services, const httplib::Re
 auth::BranchIdentity BranchIdentityOf(Services& services, std::string_view project,
                                       std::string_view branch);
 
+// Writes the refusal of a bearer-protected request (the one way every route
+// sends one): the status and WWW-Authenticate challenge from the auth
+// library, and the API's error body (code "unauthenticated" when the error
+// has none, a hint at POST /oauth/token when it has no description,
+// details.scope for insufficient_scope).
+void SendBearerError(httplib::Response& res, const auth::BearerError& error);
+
 // Copies an auth::HttpReply to res 1:1 (JSON content type when it has a body).
 void SendAuthReply(httplib::Response& res, const auth::HttpReply& reply);
 

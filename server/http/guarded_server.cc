@@ -353,7 +353,7 @@ class GuardedStream final : public httplib::Stream {
 
 ElasticPool::ElasticPool(size_t min_threads, size_t max_threads)
     : min_threads_(min_threads), max_threads_(std::max(min_threads, max_threads)) {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(mu_);
   for (size_t i = 0; i < min_threads_; ++i) SpawnLocked();
 }
 
@@ -367,25 +367,25 @@ void ElasticPool::SpawnLocked() {
 void ElasticPool::enqueue(std::function<void()> fn) {
   std::vector<std::thread> retired;
   {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(mu_);
     jobs_.push_back(std::move(fn));
     if (jobs_.size() > idle_ && threads_.size() < max_threads_) SpawnLocked();
     retired.swap(retired_);
   }
-  cv_.notify_one();
+  cv_.Signal();
   for (auto& t : retired) t.join();  // they have left Work() already
 }
 
 void ElasticPool::shutdown() {
   std::vector<std::thread> all;
   {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(mu_);
     shutdown_ = true;
   }
-  cv_.notify_all();
+  cv_.SignalAll();
   for (;;) {
     {
-      std::lock_guard<std::mutex> l(mu_);
+      MutexLock l(mu_);
       for (auto& [id, t] : threads_) all.push_back(std::move(t));
       threads_.clear();
       for (auto& t : retired_) all.push_back(std::move(t));
@@ -399,17 +399,22 @@ void ElasticPool::shutdown() {
 
 void ElasticPool::Work(uint64_t id) {
   constexpr auto kRetireAfter = std::chrono::seconds(30);
-  std::unique_lock<std::mutex> l(mu_);
+  MutexLock l(mu_);
   for (;;) {
     ++idle_;
-    bool woken = cv_.wait_for(l, kRetireAfter, [this] { return shutdown_ || !jobs_.empty(); });
+    const auto retire_at = std::chrono::steady_clock::now() + kRetireAfter;
+    for (auto now = std::chrono::steady_clock::now(); !shutdown_ && jobs_.empty() && now < retire_at;
+         now = std::chrono::steady_clock::now()) {
+      cv_.WaitFor(mu_, retire_at - now);
+    }
+    const bool woken = shutdown_ || !jobs_.empty();
     --idle_;
     if (!jobs_.empty()) {
       std::function<void()> fn = std::move(jobs_.front());
       jobs_.pop_front();
-      l.unlock();
+      l.Unlock();
       fn();
-      l.lock();
+      l.Lock();
       continue;
     }
     if (shutdown_) break;
@@ -423,7 +428,7 @@ void ElasticPool::Work(uint64_t id) {
 }
 
 bool ConnectionLimiter::Acquire(const std::string& address) {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(mu_);
   int& open = open_[address];
   if (open >= per_address_) {
     if (open == 0) open_.erase(address);
@@ -434,7 +439,7 @@ bool ConnectionLimiter::Acquire(const std::string& address) {
 }
 
 void ConnectionLimiter::Release(const std::string& address) {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(mu_);
   auto it = open_.find(address);
   if (it != open_.end() && --it->second <= 0) open_.erase(it);
 }

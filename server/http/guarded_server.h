@@ -38,17 +38,16 @@
 #include <httplib.h>
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <map>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "base/env.h"
+#include "base/mutex.h"
 
 namespace branchdb::server::http {
 
@@ -80,31 +79,31 @@ class ElasticPool final : public httplib::TaskQueue {
   void shutdown() override;
 
  private:
-  void SpawnLocked();
-  void Work(uint64_t id);
+  void SpawnLocked() REQUIRES(mu_);
+  void Work(uint64_t id) EXCLUDES(mu_);
 
   const size_t min_threads_, max_threads_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::function<void()>> jobs_;   // guarded by mu_
-  std::map<uint64_t, std::thread> threads_;  // guarded by mu_
-  std::vector<std::thread> retired_;         // guarded by mu_: to join
-  uint64_t next_id_ = 0;                     // guarded by mu_
-  size_t idle_ = 0;                          // guarded by mu_
-  bool shutdown_ = false;                    // guarded by mu_
+  Mutex mu_;
+  CondVar cv_;
+  std::deque<std::function<void()>> jobs_ GUARDED_BY(mu_);
+  std::map<uint64_t, std::thread> threads_ GUARDED_BY(mu_);
+  std::vector<std::thread> retired_ GUARDED_BY(mu_);  // to join
+  uint64_t next_id_ GUARDED_BY(mu_) = 0;
+  size_t idle_ GUARDED_BY(mu_) = 0;
+  bool shutdown_ GUARDED_BY(mu_) = false;
 };
 
 // Connections per client address.
 class ConnectionLimiter {
  public:
   explicit ConnectionLimiter(int per_address) : per_address_(per_address) {}
-  bool Acquire(const std::string& address);  // false: at the limit
-  void Release(const std::string& address);
+  bool Acquire(const std::string& address) EXCLUDES(mu_);  // false: at the limit
+  void Release(const std::string& address) EXCLUDES(mu_);
 
  private:
   const int per_address_;
-  std::mutex mu_;
-  std::map<std::string, int> open_;  // guarded by mu_
+  Mutex mu_;
+  std::map<std::string, int> open_ GUARDED_BY(mu_);
 };
 
 // The connection loop of both listeners (see above): the per-address limit,

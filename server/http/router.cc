@@ -11,6 +11,7 @@
 
 #include <optional>
 #include <algorithm>
+#include <cstring>
 #include <random>
 #include <regex>
 #include <vector>
@@ -46,8 +47,25 @@ bool SaneIdempotencyKey(const std::string& key) {
   return true;
 }
 
-RequestContext ContextOf(const httplib::Response& res, const std::string& label) {
-  return RequestContext{res.get_header_value("X-Request-Id"), label};
+// Stands for an encoded slash while routes are matched: a control character,
+// which no project, branch or client name may contain.
+constexpr char kEncodedSlash = '\x1f';
+
+std::string MatchedParam(const httplib::Request& req, size_t i) {
+  std::string out = req.matches[i];
+  for (char& c : out) {
+    if (c == kEncodedSlash) c = '/';
+  }
+  return out;
+}
+
+RequestContext ContextOf(const httplib::Request& req, const httplib::Response& res,
+                         const std::string& label, const std::vector<std::string>& params) {
+  RequestContext ctx{res.get_header_value("X-Request-Id"), label, {}};
+  for (size_t i = 0; i < params.size() && i + 1 < req.matches.size(); ++i) {
+    ctx.path_params.emplace_back(params[i], MatchedParam(req, i + 1));
+  }
+  return ctx;
 }
 
 }  // namespace
@@ -61,9 +79,6 @@ std::string NewRequestId() {
 }
 
 namespace {
-// Stands for an encoded slash while routes are matched: a control character,
-// which no project, branch or client name may contain.
-constexpr char kEncodedSlash = '\x1f';
 
 // The request target's path, percent-decoded except that "%2F" becomes
 // kEncodedSlash (httplib decodes it to '/', which would make it a separator).
@@ -82,14 +97,6 @@ std::string RoutingPath(const std::string& target) {
   return httplib::detail::decode_url(held, false);
 }
 }  // namespace
-
-std::string PathParam(const httplib::Request& req, size_t i) {
-  std::string out = req.matches[i];
-  for (char& c : out) {
-    if (c == kEncodedSlash) c = '/';
-  }
-  return out;
-}
 
 std::string EncodePathSegment(std::string_view name) {
   static const char* kHex = "0123456789ABCDEF";
@@ -267,15 +274,61 @@ class SavedRequestState {
 
 }  // namespace
 
+namespace {
+
+// The parameter that may span path segments (a branch name may hold '/').
+bool SpansSegments(std::string_view name) { return name == "branch"; }
+
+// A path template ("/v1/projects/{project}/branches/{branch}/sql") as the
+// regex httplib matches (literal parts escaped), its parameters' names in
+// order, and whether it ends in a parameter that spans segments.
+struct CompiledTemplate {
+  std::string pattern;
+  std::vector<std::string> params;
+  bool greedy_tail = false;
+};
+
+CompiledTemplate CompileTemplate(const std::string& path_template) {
+  CompiledTemplate out;
+  for (size_t i = 0; i < path_template.size();) {
+    char c = path_template[i];
+    if (c == '{') {
+      size_t close = path_template.find('}', i);
+      std::string name = path_template.substr(i + 1, close - i - 1);
+      bool spans = SpansSegments(name);
+      out.pattern += spans ? "(.+)" : "([^/]+)";
+      out.params.push_back(std::move(name));
+      i = close + 1;
+      out.greedy_tail = spans && i == path_template.size();
+      continue;
+    }
+    if (std::strchr(".^$|()[]*+?\\", c) != nullptr) out.pattern += '\\';
+    out.pattern += c;
+    ++i;
+  }
+  return out;
+}
+
+}  // namespace
+
 struct Router::Routes {
   struct Route {
     std::string method;
-    std::regex pattern;  // as httplib compiles it
+    std::string pattern;           // the httplib regex of the template
+    std::regex regex;              // the same, as httplib compiles it (for Dispatch)
+    bool greedy_tail = false;      // see CompiledTemplate
     HttpHandler handler;
     StreamingHttpHandler streaming;  // set instead of handler for a streaming route
   };
-  std::vector<Route> list;  // registration order, as httplib matches
+  std::vector<Route> list;  // added order; matching order after Install()
 };
+
+std::string RequestContext::Param(std::string_view name) const {
+  for (const auto& [key, value] : path_params) {
+    if (key == name) return value;
+  }
+  return "";
+}
 
 Router::Router(httplib::Server& server, RouterOptions options)
     : server_(server), options_(std::move(options)), routes_(std::make_unique<Routes>()) {
@@ -334,7 +387,7 @@ DispatchResponse Router::Dispatch(const DispatchRequest& request) const {
   bool routed = false;
   try {
     for (const auto& route : routes_->list) {
-      if (route.method == method && std::regex_match(req.path, req.matches, route.pattern)) {
+      if (route.method == method && std::regex_match(req.path, req.matches, route.regex)) {
         routed = true;
         if (route.streaming) {
           std::string body = std::move(req.body);
@@ -410,8 +463,33 @@ bool ReadBufferedBody(httplib::Request& req, httplib::Response& res,
 
 }  // namespace
 
-void Router::Add(const std::string& method, const std::string& pattern, HttpHandler handler) {
-  routes_->list.push_back({method, std::regex(pattern), handler, nullptr});
+void Router::Add(const std::string& method, const std::string& path_template,
+                 RouteOptions options, RouteHandler handler) {
+  CompiledTemplate t = CompileTemplate(path_template);
+  HttpHandler wrapped = [this, label = path_template, params = t.params, options,
+                         handler = std::move(handler)](const httplib::Request& req,
+                                                       httplib::Response& res) {
+    Handle(req, res, label, params, options, req.body,
+           [&](RequestContext& ctx) { handler(req, res, ctx); });
+  };
+  routes_->list.push_back(
+      {method, t.pattern, std::regex(t.pattern), t.greedy_tail, std::move(wrapped), nullptr});
+}
+
+void Router::Register(size_t i) {
+  const Routes::Route& route = routes_->list[i];
+  const std::string& pattern = route.pattern;
+  if (route.streaming) {
+    server_.Post(pattern, [wrapped = route.streaming](const httplib::Request& req,
+                                                      httplib::Response& res,
+                                                      const httplib::ContentReader& content_reader) {
+      wrapped(req, res, [&content_reader](const BodyReceiver& receive) {
+        return content_reader(receive);
+      });
+    });
+    return;
+  }
+  HttpHandler handler = route.handler;
   // POST, PATCH and DELETE bodies are read here (httplib's content reader), so
   // that streaming routes may have a larger payload limit than the others.
   auto buffered = [handler, limit = static_cast<uint64_t>(std::max<int64_t>(
@@ -423,18 +501,23 @@ void Router::Add(const std::string& method, const std::string& pattern, HttpHand
       handler(req, res);
     }
   };
-  if (method == "GET") {
+  if (route.method == "GET") {
     server_.Get(pattern, std::move(handler));
-  } else if (method == "POST") {
+  } else if (route.method == "POST") {
     server_.Post(pattern, std::move(buffered));
-  } else if (method == "PATCH") {
+  } else if (route.method == "PATCH") {
     server_.Patch(pattern, std::move(buffered));
-  } else if (method == "DELETE") {
+  } else if (route.method == "DELETE") {
     server_.Delete(pattern, std::move(buffered));  // httplib reads a DELETE's body too
   }
 }
 
-void Router::AddFallbacks() {
+void Router::Install() {
+  // httplib matches in registration order: a template ending in {branch}
+  // would take every longer path, so those go last.
+  std::stable_partition(routes_->list.begin(), routes_->list.end(),
+                        [](const Routes::Route& r) { return !r.greedy_tail; });
+  for (size_t i = 0; i < routes_->list.size(); ++i) Register(i);
   auto unrouted = [](const httplib::Request&, httplib::Response& res,
                      const httplib::ContentReader& reader) {
     (void)reader([](const char*, size_t) { return true; });
@@ -447,22 +530,19 @@ void Router::AddFallbacks() {
   server_.Delete(all, unrouted);
 }
 
-Router::HttpHandler Router::Wrap(const std::string& label, RouteHandler handler,
-                                 bool idempotent) {
-  bool admit = options_.admission != nullptr && options_.needs_admission &&
-               options_.needs_admission(label);
-  return [this, label, handler = std::move(handler), idempotent, admit](
-             const httplib::Request& req, httplib::Response& res) {
-    t_route = label;
-    RequestContext ctx = ContextOf(res, label);
-    std::optional<Result<Admission::Slot>> slot;
-    if (admit && !Admit(req, res, slot)) return;
-    if (idempotent && options_.idempotency != nullptr && req.has_header("Idempotency-Key")) {
-      HandleIdempotent(req, res, req.body, [&] { handler(req, res, ctx); });
-    } else {
-      handler(req, res, ctx);
-    }
-  };
+void Router::Handle(const httplib::Request& req, httplib::Response& res, const std::string& label,
+                    const std::vector<std::string>& params, RouteOptions options,
+                    const std::string& fingerprint_body,
+                    const std::function<void(RequestContext&)>& handler) {
+  t_route = label;
+  RequestContext ctx = ContextOf(req, res, label, params);
+  std::optional<Result<Admission::Slot>> slot;
+  if (options.admission && options_.admission != nullptr && !Admit(req, res, slot)) return;
+  if (options.idempotent && options_.idempotency != nullptr && req.has_header("Idempotency-Key")) {
+    HandleIdempotent(req, res, fingerprint_body, [&] { handler(ctx); });
+  } else {
+    handler(ctx);
+  }
 }
 
 bool Router::Admit(const httplib::Request& req, httplib::Response& res,
@@ -476,34 +556,22 @@ bool Router::Admit(const httplib::Request& req, httplib::Response& res,
   return false;
 }
 
-void Router::PostStreaming(const std::string& pattern, const std::string& label,
-                           StreamingHandler handler) {
-  bool admit = options_.admission != nullptr && options_.needs_admission &&
-               options_.needs_admission(label);
-  StreamingHttpHandler wrapped = [this, label, handler = std::move(handler), admit](
-                                     const httplib::Request& req, httplib::Response& res,
-                                     const BodyReader& read) {
-    t_route = label;
-    RequestContext ctx = ContextOf(res, label);
-    std::optional<Result<Admission::Slot>> slot;
-    if (admit && !Admit(req, res, slot)) return;
-    if (options_.idempotency != nullptr && req.has_header("Idempotency-Key")) {
-      std::string length = req.has_header("Content-Length")
-                               ? req.get_header_value("Content-Length")
-                               : std::string("unknown");
-      HandleIdempotent(req, res, "streamed body of length " + length,
-                       [&] { handler(req, res, ctx, read); });
-    } else {
-      handler(req, res, ctx, read);
-    }
+void Router::AddStreaming(const std::string& path_template, RouteOptions options,
+                          StreamingHandler handler) {
+  CompiledTemplate t = CompileTemplate(path_template);
+  StreamingHttpHandler wrapped = [this, label = path_template, params = t.params, options,
+                                  handler = std::move(handler)](const httplib::Request& req,
+                                                                httplib::Response& res,
+                                                                const BodyReader& read) {
+    // The body is not known before the handler runs: its declared length
+    // stands for it in the idempotency fingerprint.
+    std::string length = req.has_header("Content-Length") ? req.get_header_value("Content-Length")
+                                                          : std::string("unknown");
+    Handle(req, res, label, params, options, "streamed body of length " + length,
+           [&](RequestContext& ctx) { handler(req, res, ctx, read); });
   };
-  routes_->list.push_back({"POST", std::regex(pattern), nullptr, wrapped});
-  server_.Post(pattern, [wrapped](const httplib::Request& req, httplib::Response& res,
-                                  const httplib::ContentReader& content_reader) {
-    wrapped(req, res, [&content_reader](const BodyReceiver& receive) {
-      return content_reader(receive);
-    });
-  });
+  routes_->list.push_back(
+      {"POST", t.pattern, std::regex(t.pattern), t.greedy_tail, nullptr, std::move(wrapped)});
 }
 
 void Router::HandleIdempotent(const httplib::Request& req, httplib::Response& res,
@@ -561,23 +629,6 @@ void Router::HandleIdempotent(const httplib::Request& req, httplib::Response& re
   } else {
     options_.idempotency->Abandon(scope, key);
   }
-}
-
-void Router::Get(const std::string& pattern, const std::string& label, RouteHandler handler) {
-  Add("GET", pattern, Wrap(label, std::move(handler), false));
-}
-
-void Router::Post(const std::string& pattern, const std::string& label, RouteHandler handler,
-                  bool idempotent) {
-  Add("POST", pattern, Wrap(label, std::move(handler), idempotent));
-}
-
-void Router::Patch(const std::string& pattern, const std::string& label, RouteHandler handler) {
-  Add("PATCH", pattern, Wrap(label, std::move(handler), false));
-}
-
-void Router::Delete(const std::string& pattern, const std::string& label, RouteHandler handler) {
-  Add("DELETE", pattern, Wrap(label, std::move(handler), false));
 }
 
 }  // namespace branchdb::server::http

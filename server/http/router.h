@@ -21,9 +21,22 @@
 // thread_locals: httplib runs pre-routing, the handler and the logger of one
 // request on the same worker thread.
 //
+// Routes are given as path templates, as docs/openapi.yaml writes them
+// ("/v1/projects/{project}/branches/{branch}/sql"); the template is also the
+// route's label in logs and metrics. A {name} matches one path segment, except
+// {branch}, which matches the rest of the path up to the template's next
+// literal part: branch names may contain '/', sent raw or as "%2F". A "%2F"
+// is always a character of a name, never a separator: "/branches/feature%2Fschema"
+// is the branch "feature/schema", not the schema route of branch "feature"
+// (routes are matched against the path with each encoded slash held as a
+// placeholder; RequestContext::path_params puts the '/' back). Routes are
+// matched in the order they were added, except that a template ending in
+// {branch} goes after every other (so ".../branches/{branch}" never takes
+// ".../branches/{branch}/sql").
+//
 // Dispatch runs a registered route in-process (no socket): the same matching
-// (the registered regexes, in registration order, with "%2F" held as a
-// placeholder as PathParam expects), the same handler, auth (the caller's
+// (the templates' regexes, in the order above, with "%2F" held as a
+// placeholder), the same handler, auth (the caller's
 // Authorization header), idempotency, error bodies, metrics and access log.
 // It saves and restores the calling thread's per-request state, so a handler
 // may dispatch another route (the MCP endpoint does).
@@ -39,6 +52,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "base/env.h"
@@ -62,7 +76,24 @@ class Admission;
 
 struct RequestContext {
   std::string request_id;
-  std::string route;  // the route's label, e.g. "/v1/projects/{project}"
+  std::string route;  // the route's template, e.g. "/v1/projects/{project}"
+  // The template's parameters, decoded (an encoded slash is a '/'), in
+  // template order: {{"project", "shop"}, {"branch", "dev/alex"}}.
+  std::vector<std::pair<std::string, std::string>> path_params;
+
+  // The value of path parameter `name`, or "" when the route has none.
+  std::string Param(std::string_view name) const;
+};
+
+// What a route takes besides its handler.
+struct RouteOptions {
+  // Take a slot of RouterOptions::admission first (the routes that run SQL
+  // or read a whole branch), keyed by principal_of; without one the request
+  // gets 429 too_many_requests with Retry-After: 1. Unauthenticated requests
+  // are not admitted: their handler refuses them.
+  bool admission = false;
+  // POST only: honour Idempotency-Key (not for answers holding a secret).
+  bool idempotent = false;
 };
 
 // A request for Router::Dispatch, as it would arrive over HTTP.
@@ -114,12 +145,8 @@ struct RouterOptions {
   // The idempotency scope of a request (the authenticated principal). Default:
   // "" for everyone.
   std::function<std::string(const httplib::Request&)> principal_of;
-  // Requests of the routes whose label needs_admission() names (the ones
-  // that run SQL) take a slot of admission first, keyed by principal_of;
-  // without one they get 429 too_many_requests with Retry-After: 1.
-  // Unauthenticated requests are not admitted: their handler refuses them.
+  // The slots of the routes added with RouteOptions::admission.
   Admission* admission = nullptr;  // optional; not owned
-  std::function<bool(const std::string& label)> needs_admission;
   // Server paths (the data directory, absolute) no error body may show.
   std::vector<std::string> redacted_paths;
 };
@@ -132,25 +159,24 @@ class Router {
   Router(const Router&) = delete;
   Router& operator=(const Router&) = delete;
 
-  // pattern is an httplib regex; label names the route in logs and metrics.
-  void Get(const std::string& pattern, const std::string& label, RouteHandler handler);
-  // POST routes honour Idempotency-Key unless idempotent is false.
-  void Post(const std::string& pattern, const std::string& label, RouteHandler handler,
-            bool idempotent = true);
+  // Adds a route: method "GET", "POST", "PATCH" or "DELETE" (a GET route also
+  // answers HEAD), path_template as described above. REQUIRES: before Install().
+  void Add(const std::string& method, const std::string& path_template, RouteOptions options,
+           RouteHandler handler);
   // A POST whose handler reads the body itself (req.body stays empty), so that
-  // an upload of any size needs no memory of that size. Idempotency-Key is
-  // honoured with a fingerprint of the method, target and declared body length
-  // (the body is not known before the handler runs).
-  void PostStreaming(const std::string& pattern, const std::string& label,
-                     StreamingHandler handler);
-  void Patch(const std::string& pattern, const std::string& label, RouteHandler handler);
-  void Delete(const std::string& pattern, const std::string& label, RouteHandler handler);
+  // an upload of any size needs no memory of that size. With
+  // options.idempotent, Idempotency-Key is honoured with a fingerprint of the
+  // method, target and declared body length (the body is not known before the
+  // handler runs).
+  void AddStreaming(const std::string& path_template, RouteOptions options,
+                    StreamingHandler handler);
 
-  // Registers, after every route, the answer to a POST, PUT, PATCH or DELETE
-  // with a body that no route takes: the body is read and discarded (never
-  // held: the server's payload limit is set for imports), then 404. REQUIRES:
-  // called once, after the last route is registered.
-  void AddFallbacks();
+  // Registers the added routes with the server, in matching order, and after
+  // them the answer to a POST, PUT, PATCH or DELETE with a body that no route
+  // takes: the body is read and discarded (never held: the server's payload
+  // limit is set for imports), then 404. REQUIRES: called once, after the last
+  // Add.
+  void Install();
 
   httplib::Server& server() { return server_; }
 
@@ -170,13 +196,20 @@ class Router {
   using StreamingHttpHandler =
       std::function<void(const httplib::Request&, httplib::Response&, const BodyReader&)>;
 
-  HttpHandler Wrap(const std::string& label, RouteHandler handler, bool idempotent);
+  // What every route's request goes through: its label, its context (params
+  // named from the template's), admission, idempotency (fingerprint_body
+  // standing for the body), then handler.
+  void Handle(const httplib::Request& req, httplib::Response& res, const std::string& label,
+              const std::vector<std::string>& params, RouteOptions options,
+              const std::string& fingerprint_body,
+              const std::function<void(RequestContext&)>& handler);
   // Takes a place for the request's client in options_.admission (into slot,
   // held until the request ends); false, with 429 and Retry-After sent, when
   // the client or the server is at its limit.
   bool Admit(const httplib::Request& req, httplib::Response& res,
              std::optional<Result<Admission::Slot>>& slot);
-  void Add(const std::string& method, const std::string& pattern, HttpHandler handler);
+  // Registers route (of routes_) with httplib.
+  void Register(size_t route);
   // Runs run() under the request's Idempotency-Key; fingerprint_body stands
   // for the body in the key's fingerprint.
   void HandleIdempotent(const httplib::Request& req, httplib::Response& res,
@@ -184,20 +217,13 @@ class Router {
 
   httplib::Server& server_;
   RouterOptions options_;
-  std::unique_ptr<Routes> routes_;  // what was registered, for Dispatch
+  std::unique_ptr<Routes> routes_;  // what was added, in matching order after Install()
 };
 
 // Generates a request id (32 lowercase hex characters).
 std::string NewRequestId();
 
-// A route's i-th capture group as a name: a percent-encoded slash ("%2F") in
-// the request path is a character of a name, never a path separator, so
-// "/branches/feature%2Fschema" is the branch "feature/schema", not the schema
-// route of branch "feature". (The router matches routes against the path with
-// each encoded slash held as a placeholder; this puts the '/' back.)
-std::string PathParam(const httplib::Request& req, size_t i);
-
-// Percent-decodes one path segment captured by a route regex ("dev%2Falex" ->
+// Percent-decodes one path segment ("dev%2Falex" ->
 // "dev/alex"). InvalidArgument for a malformed escape.
 Result<std::string> DecodePathSegment(const std::string& segment);
 

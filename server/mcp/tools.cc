@@ -7,30 +7,52 @@
 
 #include "server/http/errors.h"
 #include "server/http/router.h"
+#include "server/mcp/tool_text.h"
+#include "server/routes/table.h"
 
 namespace branchdb::server::mcp {
 namespace {
 
 using nlohmann::json;
+// (argument, key) or (query parameter, value) pairs, in order.
+using Pairs = std::vector<std::pair<std::string, std::string>>;
 
 // One API request a tool makes. body null: none.
 struct ApiCall {
   std::string method;
-  std::string path;  // percent-encoded, with the query string
+  std::string path;   // percent-encoded, without the query string
+  Pairs query;   // (parameter, value), in order
   json body;
 };
 
+// A tool: one API route (of the route table) called with the tool's
+// arguments. The path's {project} and {branch} are the arguments of those
+// names; the arguments named in body go into the JSON body of a POST or
+// PATCH as they are, those named in query into the query string.
 struct Tool {
   std::string name;
   std::string title;
   std::string description;
   json input_schema;
-  // REQUIRES: arguments fit input_schema. InvalidArgument for combinations
-  // the schema cannot express (e.g. two rollback targets).
-  std::function<Result<ApiCall>(const json& arguments)> request;
+  const routes::Route* route;
+  std::vector<std::string> body;
+  Pairs query;  // (argument, query parameter)
+  // Optional: what the mapping above cannot say (a rollback's one target, a
+  // diff's kind), applied to the call before query is appended. REQUIRES:
+  // arguments fit input_schema. InvalidArgument for combinations the schema
+  // cannot express (e.g. two rollback targets).
+  std::function<Status(const json& arguments, ApiCall* call)> shape;
   // The text of a successful result; answer is the API's JSON ({} when empty).
   std::function<std::string(const json& arguments, const json& answer)> describe;
 };
+
+// The route (method, template) of routes::kApiRoutes; a compile error when
+// the table has none.
+consteval const routes::Route* Api(std::string_view method, std::string_view path) {
+  size_t i = routes::RouteIndex(method, path);
+  if (i == routes::kApiRouteCount) throw "a tool calls a route that routes::kApiRoutes lacks";
+  return &routes::kApiRoutes[i];
+}
 
 // --- schema pieces ---------------------------------------------------------
 
@@ -59,24 +81,11 @@ const json kBranch = Text(
     "Branch name, e.g. \"production\" or \"dev/alex\" (may contain '/'; list_branches shows "
     "them).");
 
-// --- paths ------------------------------------------------------------------
+// --- calls ------------------------------------------------------------------
 
-std::string Arg(const json& arguments, const char* key) {
-  return arguments.contains(key) ? arguments[key].get<std::string>() : "";
-}
-
-std::string ProjectPath(const json& a) {
-  return "/v1/projects/" + http::EncodePathSegment(Arg(a, "project"));
-}
-
-std::string BranchPath(const json& a) {
-  return ProjectPath(a) + "/branches/" + http::EncodePathSegment(Arg(a, "branch"));
-}
-
-// "?k=v&..." of the arguments present (strings as they are, others as JSON).
-std::string Query(const json& a, const std::vector<std::pair<std::string, std::string>>& map,
-                  std::vector<std::pair<std::string, std::string>> fixed = {}) {
-  std::vector<std::pair<std::string, std::string>> pairs = std::move(fixed);
+// Appends the arguments of map present to pairs (strings as they are, arrays
+// comma-separated, others as JSON).
+void AddQuery(const json& a, const Pairs& map, Pairs& pairs) {
   for (const auto& [arg, param] : map) {
     if (!a.contains(arg)) continue;
     const json& v = a[arg];
@@ -88,11 +97,6 @@ std::string Query(const json& a, const std::vector<std::pair<std::string, std::s
       pairs.emplace_back(param, v.is_string() ? v.get<std::string>() : v.dump());
     }
   }
-  std::string q;
-  for (const auto& [k, v] : pairs) {
-    q += (q.empty() ? "?" : "&") + k + "=" + http::EncodePathSegment(v);
-  }
-  return q;
 }
 
 // Copies the arguments named in keys into a body object.
@@ -104,560 +108,306 @@ json Pick(const json& a, const std::vector<std::string>& keys) {
   return body;
 }
 
-// --- reading answers ---------------------------------------------------------
-
-// A field as text: strings bare, null/missing as "none", others as JSON.
-std::string F(const json& j, const char* key) {
-  if (!j.is_object() || !j.contains(key) || j[key].is_null()) return "none";
-  return j[key].is_string() ? j[key].get<std::string>() : j[key].dump();
-}
-
-std::string Clip(const std::string& s, size_t n) {
-  return s.size() <= n ? s : s.substr(0, n) + "... (cut; the full value is in structuredContent)";
-}
-
-std::string Plural(size_t n, const std::string& word) {
-  if (n == 1) return "1 " + word;
-  bool sibilant = !word.empty() && (word.back() == 's' || word.back() == 'h');
-  return std::to_string(n) + " " + word + (sibilant ? "es" : "s");
-}
-
-// "1 table differs", "2 tables differ".
-std::string Differ(size_t n, const std::string& word) {
-  return Plural(n, word) + (n == 1 ? " differs" : " differ");
-}
-
-std::string UndoHint(const json& a, const std::string& branch, const json& answer) {
-  return "To undo it: rollback {project: \"" + Arg(a, "project") + "\", branch: \"" + branch +
-         "\", to_lsn: " + F(answer, "previous_head_lsn") + "}.";
-}
-
-std::string DescribeSql(const json& a, const json& r) {
-  std::string out;
-  const json results = r.value("results", json::array());
-  for (size_t i = 0; i < results.size(); ++i) {
-    const json& s = results[i];
-    out += "Statement " + std::to_string(i + 1) + ": ";
-    const json columns = s.value("columns", json::array());
-    const json rows = s.value("rows", json::array());
-    if (!columns.empty()) {
-      out += Plural(rows.size(), "row") + ", columns " + columns.dump() + "\n";
-      for (size_t k = 0; k < rows.size() && k < 20; ++k) out += "  " + Clip(rows[k].dump(), 500) + "\n";
-      if (rows.size() > 20) out += "  ... (all rows are in structuredContent.results)\n";
-      if (s.value("truncated", false) && r.value("next_cursor", json()).is_string()) {
-        out += "  This is one page; more rows follow: call run_sql again with the same sql and "
-               "params and cursor \"" + F(r, "next_cursor") + "\" (every page reads LSN " +
-               F(r, "snapshot_lsn") + ").\n";
-      } else if (s.value("truncated", false)) {
-        out += "  (cut by the server's result limits: more rows exist)\n";
-      }
-    } else {
-      out += Plural(s.value("rows_affected", 0), "row") + " affected\n";
-    }
+// What a tool's arguments cannot say by name alone.
+Status CreateBranchSource(const json& a, ApiCall* call) {
+  json at = json::object();
+  for (const auto& [arg, key] : Pairs{{"from_lsn", "lsn"},
+                                           {"from_checkpoint", "checkpoint"},
+                                           {"from_timestamp", "timestamp"},
+                                           {"from_label", "label"}}) {
+    if (a.contains(arg)) at[key] = a[arg];
   }
-  if (r.contains("lsn") && !r["lsn"].is_null()) {
-    out += "Committed as checkpoint LSN " + F(r, "lsn") + " on branch \"" + Arg(a, "branch") +
-           "\". To undo this action: rollback {actions: 1} (its answer's previous_head_lsn, " +
-           F(r, "lsn") + ", undoes that rollback in turn).";
-  } else {
-    out += "Nothing changed: no checkpoint was made (read the state at LSN " +
-           F(r, "snapshot_lsn") + ").";
+  if (at.size() > 1) {
+    return Status::InvalidArgument(
+        "give at most one of from_lsn, from_checkpoint, from_timestamp, from_label");
   }
-  return out;
+  if (!at.empty()) call->body["at"] = at;
+  return Status::OK();
 }
 
-std::string DescribeBranch(const json& b) {
-  std::string line = "\"" + F(b, "name") + "\": head LSN " + F(b, "head_lsn");
-  if (!b.value("parent", json()).is_null()) {
-    line += ", parent \"" + F(b, "parent") + "\" at LSN " + F(b, "branch_point_lsn");
+Status RollbackTarget(const json& a, ApiCall* call) {
+  json to = json::object();
+  for (const auto& [arg, key] : Pairs{
+           {"to_lsn", "lsn"}, {"actions", "actions"}, {"timestamp", "timestamp"}, {"label", "label"}}) {
+    if (a.contains(arg)) to[key] = a[arg];
   }
-  if (!b.value("expires_at", json()).is_null()) line += ", expires " + F(b, "expires_at");
-  if (b.value("protected", false)) line += ", protected";
-  if (b.value("default", false)) line += ", default";
-  return line;
+  if (to.size() != 1) {
+    return Status::InvalidArgument("give exactly one of to_lsn, actions, timestamp, label");
+  }
+  call->body["to"] = to;
+  return Status::OK();
 }
 
-std::string DescribeCheckpoint(const json& c) {
-  std::string line = "LSN " + F(c, "lsn") + "  " + F(c, "time") + "  " + F(c, "kind");
-  if (!F(c, "summary").empty() && F(c, "summary") != "none") line += "  " + Clip(F(c, "summary"), 120);
-  if (c.contains("rows_affected")) line += "  (rows " + F(c, "rows_affected") + ")";
-  const json labels = c.value("labels", json::array());
-  if (!labels.empty()) line += "  labels " + labels.dump();
-  if (c.contains("previous_head_lsn")) {
-    line += "  moved from LSN " + F(c, "previous_head_lsn") + " to the state of LSN " +
-            F(c, "target_lsn");
-  }
-  if (c.value("rolled_back", false)) line += "  (rolled back: no longer on the branch's history)";
-  if (c.value("inherited", false)) line += "  (inherited from \"" + F(c, "branch") + "\")";
-  return line;
+Status SchemaDiffKind(const json&, ApiCall* call) {
+  call->query.emplace_back("kind", "schema");
+  return Status::OK();
 }
 
-std::string DescribeMove(const json& a, const std::string& what, const json& r) {
-  return what + ": head is now LSN " + F(r, "head_lsn") + " (state of LSN " + F(r, "target_lsn") +
-         "; it was at LSN " + F(r, "previous_head_lsn") +
-         "). The move is itself a checkpoint. " + UndoHint(a, Arg(a, "branch"), r);
+Status DataDiffKind(const json& a, ApiCall* call) {
+  bool sql = a.contains("as_sql") && a["as_sql"].is_boolean() && a["as_sql"].get<bool>();
+  call->query.emplace_back("kind", sql ? "patch" : "data");
+  return Status::OK();
 }
 
-std::string DiffBase(const json& a) {
-  std::string base = a.contains("base") ? "\"" + Arg(a, "base") + "\"" : "its parent";
-  return base;
+// --- the tools' descriptions and input schemas --------------------------------
+
+const char* const kCreateBranchText =
+    "Create a branch: an instant, isolated copy-on-write copy of the parent (whatever its "
+    "size). Taken from the parent's head, or from one point in its history: give at most one "
+    "of from_lsn, from_checkpoint, from_timestamp, from_label. A source that names no state "
+    "of the parent is refused, never rounded; the answer gives the exact LSN the branch "
+    "starts from. Work and experiment on the branch; the parent does not change.";
+const char* const kRunSqlText =
+    "Run a SQLite script (one or more statements) on a branch as one transaction: on any "
+    "error nothing is committed. A script that changes data commits one checkpoint; the "
+    "result gives its LSN and the LSN before it, so the action can be rolled back. Use "
+    "read_only=true for queries that must not write. A result larger than the server's "
+    "limits is an error (result_too_large), never silently cut: add LIMIT, or read one "
+    "statement in pages with page_size and then each answer's cursor.";
+const char* const kListCheckpointsText =
+    "List a branch's checkpoints as a reflog, newest first: every state the branch has "
+    "been in (each SQL script, its creation, each rollback, reset and promote with the LSN "
+    "it moved from and to), with LSN, time, kind, summary and labels. States a rollback "
+    "left behind stay listed, marked rolled back. Any LSN here is a target for rollback; "
+    "create_branch {from_checkpoint: N} forks from it.";
+const char* const kRollbackText =
+    "Move a branch back to an earlier state. Give exactly one target: to_lsn (any LSN from "
+    "list_checkpoints or run_sql), actions (undo the last N actions), timestamp, or label. "
+    "Nothing is lost: the rollback is a checkpoint itself, and rollback {to_lsn: "
+    "previous_head_lsn} undoes it.";
+const char* const kDiffDataText =
+    "Show row-level differences between a branch and its parent (or another branch, or "
+    "another LSN): per table rows added, removed and changed (totals), and every changed row "
+    "with its key and old/new values, paged by cursor. Tables whose columns were added or "
+    "dropped are compared on their key and common columns; added columns' values show as "
+    "new, dropped ones' as old. With as_sql: the same diff as SQL that turns the base into "
+    "the branch.";
+const char* const kPromoteText =
+    "Apply a branch's changes to its parent: a fast-forward when the parent has not moved "
+    "since the branch was made, else a replay of the branch's actions on the parent's "
+    "current state. All or nothing. Try dry_run=true first; verify runs a check on the "
+    "result before the parent moves. The answer's previous_head_lsn undoes it.";
+const char* const kCredentialText =
+    "Issue a short-lived credential for one branch's SQL endpoint only (POST "
+    "/v1/projects/{project}/branches/{branch}/sql with Authorization: Bearer <credential>), "
+    "to hand to a program or another agent. It works for this very branch only: once the "
+    "branch is deleted, re-created or renamed, ask for a new one.";
+
+json OnBranch() { return Object({{"project", kProject}, {"branch", kBranch}}, {"project", "branch"}); }
+
+json CreateProjectSchema() {
+  return Object({{"name", Text("Project name: letters, digits, '-' and '_'.")},
+                 {"restore_window_seconds",
+                  Integer("How far back rollback and branching in time may reach (default: the "
+                          "server's).")}},
+                {"name"});
 }
 
-std::string DescribeSchemaDiff(const json& a, const json& d) {
-  const json objects = d.value("objects", json::array());
-  std::string out = "Schema of \"" + Arg(a, "branch") + "\" (LSN " + F(d, "to_lsn") + ") vs " +
-                    DiffBase(a) + " (LSN " + F(d, "from_lsn") + "): ";
-  if (objects.empty()) return out + "identical.";
-  out += Differ(objects.size(), "object") + ":\n";
-  for (const auto& o : objects) {
-    out += "  " + F(o, "type") + " " + F(o, "name") + ": " + F(o, "change");
-    for (const char* k : {"columns_added", "columns_removed", "columns_changed"}) {
-      if (o.contains(k) && o[k].is_array() && !o[k].empty()) out += ", " + std::string(k) + " " + o[k].dump();
-    }
-    out += "\n";
-  }
-  if (d.contains("unified") && d["unified"].is_string()) {
-    out += "Unified diff:\n" + Clip(d["unified"].get<std::string>(), 4000);
-  }
-  return out;
+json CreateBranchSchema() {
+  return Object(
+      {{"project", kProject},
+       {"name", Text("New branch name, e.g. \"agent/try-1\" ('/' allowed).")},
+       {"parent", Text("Branch to copy (default: the project's default branch, \"production\").")},
+       {"from_lsn", Integer("Copy the parent's state with this LSN: one that list_checkpoints "
+                            "shows for the parent. Any other LSN (unknown, or another branch's) "
+                            "is refused.")},
+       {"from_checkpoint", Integer("Copy the state of this checkpoint (an LSN of any branch); the "
+                                   "branch that wrote it becomes the parent. With parent given, "
+                                   "it must be a state of that parent, else it is refused.")},
+       {"from_timestamp", Text("Copy the parent's newest state at or before this time (RFC 3339, "
+                               "e.g. \"2026-01-01T12:00:00Z\"); the answer says which LSN that "
+                               "was.")},
+       {"from_label", Text("Copy the parent at the checkpoint with this label.")},
+       {"ttl_seconds", Integer("Delete the branch automatically after this many seconds (e.g. "
+                               "3600). Default: never.", 1)},
+       {"protected", Boolean("Protect the branch from deletion and rollback.")}},
+      {"project", "name"});
 }
 
-std::string DescribePatch(const json& a, const json& d) {
-  std::string out = "SQL turning " + DiffBase(a) + " (LSN " + F(d, "from_lsn") + ") into \"" +
-                    Arg(a, "branch") + "\" (LSN " + F(d, "to_lsn") + "):\n" +
-                    Clip(d.value("sql", std::string()), 8000);
-  if (!d.value("complete", true)) {
-    out += "\n(incomplete: a schema change has no ALTER TABLE form; see the -- comments)";
-  }
-  if (!d.value("next", json()).is_null()) {
-    out += "\nMore statements: call again with cursor \"" + F(d, "next") + "\" (and as_sql).";
-  }
-  return out;
+json RunSqlSchema() {
+  return Object(
+      {{"project", kProject},
+       {"branch", kBranch},
+       {"sql", Text("SQLite SQL, e.g. \"SELECT * FROM items WHERE id = ?\". ATTACH, VACUUM and "
+                    "most PRAGMAs are refused.")},
+       {"params",
+        {{"type", json::array({"array", "object"})},
+         {"description",
+          "Bound parameters: a list for '?' placeholders (consumed in order across statements) "
+          "or an object for :name placeholders."}}},
+       {"read_only", Boolean("Refuse any write (default false).")},
+       {"page_size", Integer("Read the result in pages of this many rows (the script must be one "
+                             "read-only statement); the answer's next_cursor gets the next page.",
+                             1)},
+       {"cursor", Text("The next_cursor of the previous page (send the same sql and params).")}},
+      {"project", "branch", "sql"});
 }
 
-std::string DescribeDataDiff(const json& a, const json& d) {
-  if (d.value("kind", std::string()) == "patch") return DescribePatch(a, d);
-  const json tables = d.value("tables", json::array());
-  std::string out = "Data of \"" + Arg(a, "branch") + "\" (LSN " + F(d, "to_lsn") + ") vs " +
-                    DiffBase(a) + " (LSN " + F(d, "from_lsn") + "): ";
-  size_t changed = 0;
-  std::string lines;
-  for (const auto& t : tables) {
-    std::string counts = "+" + F(t, "rows_added") + " added, -" + F(t, "rows_removed") +
-                         " removed, ~" + F(t, "rows_changed") + " changed";
-    std::string note = F(t, "note");
-    bool has_note = !note.empty() && note != "none";
-    if (counts == "+0 added, -0 removed, ~0 changed" && !has_note) continue;
-    ++changed;
-    lines += "  table " + F(t, "table") + ": " + counts;
-    if (has_note) lines += " (" + note + ")";
-    for (const char* k : {"columns_added", "columns_removed"}) {
-      if (t.contains(k) && t[k].is_array() && !t[k].empty()) lines += ", " + std::string(k) + " " + t[k].dump();
-    }
-    lines += "\n";
-    const json rows = t.value("rows", json::array());
-    for (size_t i = 0; i < rows.size() && i < 20; ++i) lines += "    " + Clip(rows[i].dump(), 300) + "\n";
-    if (rows.size() > 20) lines += "    ... (this page's other rows are in structuredContent)\n";
-  }
-  if (changed == 0) out += "no row differences.";
-  else out += Differ(changed, "table") + ":\n" + lines;
-  if (!d.value("next", json()).is_null()) {
-    out += "More changed rows: call again with cursor \"" + F(d, "next") + "\".";
-  }
-  return out;
+json ListCheckpointsSchema() {
+  return Object({{"project", kProject},
+                 {"branch", kBranch},
+                 {"limit", Integer("How many (1..1000, default 50).", 1)},
+                 {"cursor", Text("The \"next\" value of a previous answer, for the next page.")}},
+                {"project", "branch"});
 }
 
-std::string DescribePromote(const json& a, const json& r) {
-  std::string parent = F(r, "branch");
-  const json actions = r.value("actions", json::array());
-  std::string mode = F(r, "mode");
-  if (r.value("dry_run", false)) {
-    std::string out = "Dry run: promoting \"" + Arg(a, "branch") + "\" onto \"" + parent + "\" would " +
-                      (mode == "fast_forward" ? std::string("fast-forward it")
-                                              : "replay " + Plural(actions.size(), "action")) +
-                      ". Nothing changed.";
-    for (const auto& act : actions) out += "\n  LSN " + F(act, "lsn") + ": " + Clip(F(act, "summary"), 120);
-    if (r.contains("verify") && !r["verify"].is_null()) {
-      out += "\nverify returned " + r["verify"].value("value", json()).dump() + " (ok).";
-    }
-    return out + "\nCall promote_branch again without dry_run to apply it.";
-  }
-  std::string out = "Promoted \"" + Arg(a, "branch") + "\" onto \"" + parent + "\"" +
-                    (mode == "none" ? "" : " by " + mode) + ": \"" + parent + "\" is now at LSN " +
-                    F(r, "head_lsn") + " (it was at LSN " + F(r, "previous_head_lsn") + ").";
-  if (!actions.empty()) out += " " + Plural(actions.size(), "action") + " replayed.";
-  if (r.contains("verify") && !r["verify"].is_null()) {
-    out += " verify returned " + r["verify"].value("value", json()).dump() + " (ok).";
-  }
-  return out + " " + UndoHint(a, parent, r);
+json LabelSchema() {
+  return Object({{"project", kProject},
+                 {"branch", kBranch},
+                 {"label", Text("The label, e.g. \"before-migration\".")},
+                 {"lsn", Integer("The checkpoint's LSN (default: the head).")}},
+                {"project", "branch", "label"});
 }
 
-// --- the tools ---------------------------------------------------------------
+json RollbackSchema() {
+  return Object({{"project", kProject},
+                 {"branch", kBranch},
+                 {"to_lsn", Integer("Return to the state of this LSN (a checkpoint).")},
+                 {"actions", Integer("Undo the last N actions (1 = the last one).", 1)},
+                 {"timestamp", Text("Return to the state at this time (RFC 3339).")},
+                 {"label", Text("Return to the checkpoint with this label.")}},
+                {"project", "branch"});
+}
 
-std::vector<Tool> BuildTools() {
-  std::vector<Tool> tools;
-  tools.push_back(
+json DiffProperties() {
+  return {{"project", kProject},
+          {"branch", kBranch},
+          {"base", Text("Branch to compare with (default: the branch's parent).")},
+          {"base_lsn", Integer("Compare with the base as it was at this LSN (default: its head).")},
+          {"lsn", Integer("Compare the branch as it was at this LSN (default: its head).")}};
+}
+
+json DiffDataSchema() {
+  json props = DiffProperties();
+  props["tables"] = {{"type", "array"},
+                     {"items", {{"type", "string"}}},
+                     {"description", "Only these tables (default: all)."}};
+  props["limit"] = Integer("Row changes per page, over all tables (1..1000, default 100).", 1);
+  props["cursor"] = Text("The \"next\" value of a previous answer, for the next page.");
+  props["as_sql"] = Boolean("Answer with SQL statements that turn the base into the branch "
+                            "(schema changes, then INSERT/UPDATE/DELETE per row), paged the same "
+                            "way.");
+  return Object(props, {"project", "branch"});
+}
+
+json PromoteSchema() {
+  return Object(
+      {{"project", kProject},
+       {"branch", Text("The branch to promote (its parent receives the changes).")},
+       {"mode", Enum("auto (default), fast_forward or replay.", {"auto", "fast_forward", "replay"})},
+       {"dry_run", Boolean("Report what would happen without changing anything.")},
+       {"verify", Text("A SELECT run on the promoted state before the parent moves; its first "
+                       "column of the first row must be truthy, else nothing is promoted (e.g. "
+                       "\"SELECT count(*) = 3 FROM items\").")},
+       {"on_conflict", Enum("When writes reach the parent during a replay: fail (default) or "
+                            "retry.",
+                            {"fail", "retry"})},
+       {"max_retries",
+        {{"type", "integer"},
+         {"minimum", 0},
+         {"maximum", 10},
+         {"description", "Retries with on_conflict=retry (0..10, default 3)."}}}},
+      {"project", "branch"});
+}
+
+json CredentialSchema() {
+  return Object({{"project", kProject},
+                 {"branch", kBranch},
+                 {"access", Enum("read (default) or read_write.", {"read", "read_write"})},
+                 {"ttl_seconds", Integer("Lifetime in seconds (60..3600, default 900).", 60)}},
+                {"project", "branch"});
+}
+
+// --- the tools ----------------------------------------------------------------
+
+#define BRANCHDB_BRANCH "/v1/projects/{project}/branches/{branch}"
+const std::vector<Tool>& Tools() {
+  static const std::vector<Tool> tools = {
       {"list_projects", "List projects",
        "List the projects this token may see, with each one's default branch.",
-       Object(json::object(), {}),
-       [](const json&) -> Result<ApiCall> { return ApiCall{"GET", "/v1/projects", nullptr}; },
-       [](const json&, const json& r) {
-         const json list = r.value("projects", json::array());
-         std::string out = list.empty() ? "No projects yet: create_project makes one."
-                                        : Plural(list.size(), "project") + ":\n";
-         for (const auto& p : list) {
-           out += "  \"" + F(p, "name") + "\" (default branch \"" + F(p, "default_branch") +
-                  "\", restore window " + F(p, "restore_window_seconds") + " s)\n";
-         }
-         return out;
-       }});
-  tools.push_back(
+       Object(json::object(), {}), Api("GET", "/v1/projects"), {}, {}, nullptr, DescribeProjects},
       {"create_project", "Create a project",
        "Create a project. It starts with one branch, \"production\", holding an empty SQLite "
        "database.",
-       Object({{"name", Text("Project name: letters, digits, '-' and '_'.")},
-               {"restore_window_seconds",
-                Integer("How far back rollback and branching in time may reach (default: the "
-                        "server's).")}},
-              {"name"}),
-       [](const json& a) -> Result<ApiCall> {
-         return ApiCall{"POST", "/v1/projects", Pick(a, {"name", "restore_window_seconds"})};
-       },
-       [](const json&, const json& r) {
-         return "Created project \"" + F(r, "name") + "\" with the branch \"" +
-                F(r, "default_branch") +
-                "\" (an empty database). Next: create_branch to work on a copy, or run_sql to "
-                "create tables.";
-       }});
-  tools.push_back(
+       CreateProjectSchema(), Api("POST", "/v1/projects"), {"name", "restore_window_seconds"}, {},
+       nullptr, DescribeCreatedProject},
       {"list_branches", "List branches",
        "List a project's branches with their head LSN, parent, branch point and expiry.",
-       Object({{"project", kProject}}, {"project"}),
-       [](const json& a) -> Result<ApiCall> {
-         return ApiCall{"GET", ProjectPath(a) + "/branches", nullptr};
-       },
-       [](const json& a, const json& r) {
-         const json list = r.value("branches", json::array());
-         std::string out = Plural(list.size(), "branch") + " in \"" + Arg(a, "project") + "\":\n";
-         for (const auto& b : list) out += "  " + DescribeBranch(b) + "\n";
-         return out;
-       }});
-  tools.push_back(
-      {"create_branch", "Create a branch",
-       "Create a branch: an instant, isolated copy-on-write copy of the parent (whatever its "
-       "size). Taken from the parent's head, or from one point in its history: give at most one "
-       "of from_lsn, from_checkpoint, from_timestamp, from_label. A source that names no state "
-       "of the parent is refused, never rounded; the answer gives the exact LSN the branch "
-       "starts from. Work and experiment on the branch; the parent does not change.",
-       Object({{"project", kProject},
-               {"name", Text("New branch name, e.g. \"agent/try-1\" ('/' allowed).")},
-               {"parent", Text("Branch to copy (default: the project's default branch, "
-                               "\"production\").")},
-               {"from_lsn", Integer("Copy the parent's state with this LSN: one that "
-                                    "list_checkpoints shows for the parent. Any other LSN "
-                                    "(unknown, or another branch's) is refused.")},
-               {"from_checkpoint", Integer("Copy the state of this checkpoint (an LSN of any "
-                                           "branch); the branch that wrote it becomes the "
-                                           "parent. With parent given, it must be a state of "
-                                           "that parent, else it is refused.")},
-               {"from_timestamp", Text("Copy the parent's newest state at or before this time "
-                                       "(RFC 3339, e.g. \"2026-01-01T12:00:00Z\"); the answer "
-                                       "says which LSN that was.")},
-               {"from_label", Text("Copy the parent at the checkpoint with this label.")},
-               {"ttl_seconds", Integer("Delete the branch automatically after this many seconds "
-                                       "(e.g. 3600). Default: never.", 1)},
-               {"protected", Boolean("Protect the branch from deletion and rollback.")}},
-              {"project", "name"}),
-       [](const json& a) -> Result<ApiCall> {
-         json body = Pick(a, {"name", "parent", "ttl_seconds", "protected"});
-         json at = json::object();
-         for (const auto& [arg, key] : std::vector<std::pair<std::string, std::string>>{
-                  {"from_lsn", "lsn"}, {"from_checkpoint", "checkpoint"},
-                  {"from_timestamp", "timestamp"}, {"from_label", "label"}}) {
-           if (a.contains(arg)) at[key] = a[arg];
-         }
-         if (at.size() > 1) {
-           return Status::InvalidArgument(
-               "give at most one of from_lsn, from_checkpoint, from_timestamp, from_label");
-         }
-         if (!at.empty()) body["at"] = at;
-         return ApiCall{"POST", ProjectPath(a) + "/branches", body};
-       },
-       [](const json&, const json& r) {
-         std::string out = "Created branch " + DescribeBranch(r) +
-                           ". It is an isolated copy: run_sql on it freely; every change is a "
-                           "checkpoint you can roll back.";
-         if (!r.value("expires_at", json()).is_null()) out += " It is deleted at expiry.";
-         return out + " When done: promote_branch to apply it to the parent, or delete_branch.";
-       }});
-  tools.push_back(
+       Object({{"project", kProject}}, {"project"}), Api("GET", "/v1/projects/{project}/branches"),
+       {}, {}, nullptr, DescribeBranches},
+      {"create_branch", "Create a branch", kCreateBranchText, CreateBranchSchema(),
+       Api("POST", "/v1/projects/{project}/branches"), {"name", "parent", "ttl_seconds", "protected"},
+       {}, CreateBranchSource, DescribeCreatedBranch},
       {"delete_branch", "Delete a branch",
        "Delete a branch and its history (not the parent). Protected branches are refused.",
-       Object({{"project", kProject}, {"branch", kBranch}}, {"project", "branch"}),
-       [](const json& a) -> Result<ApiCall> { return ApiCall{"DELETE", BranchPath(a), nullptr}; },
-       [](const json& a, const json&) {
-         return "Deleted branch \"" + Arg(a, "branch") + "\" of project \"" + Arg(a, "project") + "\".";
-       }});
-  tools.push_back(
-      {"run_sql", "Run SQL",
-       "Run a SQLite script (one or more statements) on a branch as one transaction: on any "
-       "error nothing is committed. A script that changes data commits one checkpoint; the "
-       "result gives its LSN and the LSN before it, so the action can be rolled back. Use "
-       "read_only=true for queries that must not write. A result larger than the server's "
-       "limits is an error (result_too_large), never silently cut: add LIMIT, or read one "
-       "statement in pages with page_size and then each answer's cursor.",
-       Object({{"project", kProject},
-               {"branch", kBranch},
-               {"sql", Text("SQLite SQL, e.g. \"SELECT * FROM items WHERE id = ?\". "
-                            "ATTACH, VACUUM and most PRAGMAs are refused.")},
-               {"params",
-                {{"type", json::array({"array", "object"})},
-                 {"description",
-                  "Bound parameters: a list for '?' placeholders (consumed in order across "
-                  "statements) or an object for :name placeholders."}}},
-               {"read_only", Boolean("Refuse any write (default false).")},
-               {"page_size",
-                Integer("Read the result in pages of this many rows (the script must be one "
-                        "read-only statement); the answer's next_cursor gets the next page.",
-                        1)},
-               {"cursor", Text("The next_cursor of the previous page (send the same sql and "
-                               "params).")}},
-              {"project", "branch", "sql"}),
-       [](const json& a) -> Result<ApiCall> {
-         return ApiCall{"POST", BranchPath(a) + "/sql",
-                        Pick(a, {"sql", "params", "read_only", "page_size", "cursor"})};
-       },
-       DescribeSql});
-  tools.push_back(
-      {"list_checkpoints", "List checkpoints",
-       "List a branch's checkpoints as a reflog, newest first: every state the branch has "
-       "been in (each SQL script, its creation, each rollback, reset and promote with the LSN "
-       "it moved from and to), with LSN, time, kind, summary and labels. States a rollback "
-       "left behind stay listed, marked rolled back. Any LSN here is a target for rollback; "
-       "create_branch {from_checkpoint: N} forks from it.",
-       Object({{"project", kProject},
-               {"branch", kBranch},
-               {"limit", Integer("How many (1..1000, default 50).", 1)},
-               {"cursor", Text("The \"next\" value of a previous answer, for the next page.")}},
-              {"project", "branch"}),
-       [](const json& a) -> Result<ApiCall> {
-         return ApiCall{"GET", BranchPath(a) + "/checkpoints" +
-                                   Query(a, {{"limit", "limit"}, {"cursor", "cursor"}}),
-                        nullptr};
-       },
-       [](const json& a, const json& r) {
-         const json list = r.value("checkpoints", json::array());
-         std::string out = Plural(list.size(), "checkpoint") + " of \"" + Arg(a, "branch") + "\":\n";
-         for (const auto& c : list) out += "  " + DescribeCheckpoint(c) + "\n";
-         if (!r.value("next", json()).is_null()) out += "More: call again with cursor \"" + F(r, "next") + "\".\n";
-         return out + "rollback {to_lsn: N} returns the branch to LSN N; create_branch "
-                      "{from_checkpoint: N} forks from it.";
-       }});
-  tools.push_back(
+       OnBranch(), Api("DELETE", BRANCHDB_BRANCH), {}, {}, nullptr, DescribeDeletedBranch},
+      {"run_sql", "Run SQL", kRunSqlText, RunSqlSchema(), Api("POST", BRANCHDB_BRANCH "/sql"),
+       {"sql", "params", "read_only", "page_size", "cursor"}, {}, nullptr, DescribeSql},
+      {"list_checkpoints", "List checkpoints", kListCheckpointsText, ListCheckpointsSchema(),
+       Api("GET", BRANCHDB_BRANCH "/checkpoints"), {}, {{"limit", "limit"}, {"cursor", "cursor"}},
+       nullptr, DescribeCheckpoints},
       {"label_checkpoint", "Label a checkpoint",
        "Name a checkpoint (default: the branch's current head) so that you can roll back or "
        "branch to it by label, e.g. \"before-migration\".",
-       Object({{"project", kProject},
-               {"branch", kBranch},
-               {"label", Text("The label, e.g. \"before-migration\".")},
-               {"lsn", Integer("The checkpoint's LSN (default: the head).")}},
-              {"project", "branch", "label"}),
-       [](const json& a) -> Result<ApiCall> {
-         return ApiCall{"POST", BranchPath(a) + "/checkpoints", Pick(a, {"label", "lsn"})};
-       },
-       [](const json& a, const json& r) {
-         return "Labelled LSN " + F(r, "lsn") + " of \"" + Arg(a, "branch") + "\" as \"" +
-                Arg(a, "label") + "\". rollback {label: \"" + Arg(a, "label") +
-                "\"} returns here.";
-       }});
-  tools.push_back(
-      {"rollback", "Roll a branch back",
-       "Move a branch back to an earlier state. Give exactly one target: to_lsn (any LSN from "
-       "list_checkpoints or run_sql), actions (undo the last N actions), timestamp, or label. "
-       "Nothing is lost: the rollback is a checkpoint itself, and rollback {to_lsn: "
-       "previous_head_lsn} undoes it.",
-       Object({{"project", kProject},
-               {"branch", kBranch},
-               {"to_lsn", Integer("Return to the state of this LSN (a checkpoint).")},
-               {"actions", Integer("Undo the last N actions (1 = the last one).", 1)},
-               {"timestamp", Text("Return to the state at this time (RFC 3339).")},
-               {"label", Text("Return to the checkpoint with this label.")}},
-              {"project", "branch"}),
-       [](const json& a) -> Result<ApiCall> {
-         json to = json::object();
-         for (const auto& [arg, key] : std::vector<std::pair<std::string, std::string>>{
-                  {"to_lsn", "lsn"}, {"actions", "actions"}, {"timestamp", "timestamp"},
-                  {"label", "label"}}) {
-           if (a.contains(arg)) to[key] = a[arg];
-         }
-         if (to.size() != 1) {
-           return Status::InvalidArgument(
-               "give exactly one of to_lsn, actions, timestamp, label");
-         }
-         return ApiCall{"POST", BranchPath(a) + "/rollback", {{"to", to}}};
-       },
-       [](const json& a, const json& r) {
-         return DescribeMove(a, "Rolled back \"" + Arg(a, "branch") + "\"", r);
-       }});
-  tools.push_back(
+       LabelSchema(), Api("POST", BRANCHDB_BRANCH "/checkpoints"), {"label", "lsn"}, {}, nullptr,
+       DescribeLabel},
+      {"rollback", "Roll a branch back", kRollbackText, RollbackSchema(),
+       Api("POST", BRANCHDB_BRANCH "/rollback"), {}, {}, RollbackTarget, DescribeRollback},
       {"reset_from_parent", "Reset a branch to its parent",
        "Discard a branch's changes: it becomes a fresh copy of its parent's current head "
        "(undoable like a rollback).",
-       Object({{"project", kProject}, {"branch", kBranch}}, {"project", "branch"}),
-       [](const json& a) -> Result<ApiCall> {
-         return ApiCall{"POST", BranchPath(a) + "/reset", json::object()};
-       },
-       [](const json& a, const json& r) {
-         return DescribeMove(a, "Reset \"" + Arg(a, "branch") + "\" to its parent's head", r);
-       }});
-  const json diff_props = {
-      {"project", kProject},
-      {"branch", kBranch},
-      {"base", Text("Branch to compare with (default: the branch's parent).")},
-      {"base_lsn", Integer("Compare with the base as it was at this LSN (default: its head).")},
-      {"lsn", Integer("Compare the branch as it was at this LSN (default: its head).")}};
-  tools.push_back(
+       OnBranch(), Api("POST", BRANCHDB_BRANCH "/reset"), {}, {}, nullptr, DescribeReset},
       {"compare_schema", "Compare schemas",
        "Show how a branch's schema (tables, indexes, views, triggers) differs from its parent "
        "or another branch, with a unified diff of the CREATE statements.",
-       Object(diff_props, {"project", "branch"}),
-       [](const json& a) -> Result<ApiCall> {
-         return ApiCall{"GET",
-                        BranchPath(a) + "/diff" +
-                            Query(a, {{"base", "base"}, {"base_lsn", "base_lsn"}, {"lsn", "lsn"}},
-                                  {{"kind", "schema"}}),
-                        nullptr};
-       },
-       DescribeSchemaDiff});
-  json data_props = diff_props;
-  data_props["tables"] = {{"type", "array"},
-                          {"items", {{"type", "string"}}},
-                          {"description", "Only these tables (default: all)."}};
-  data_props["limit"] = Integer("Row changes per page, over all tables (1..1000, default 100).", 1);
-  data_props["cursor"] = Text("The \"next\" value of a previous answer, for the next page.");
-  data_props["as_sql"] = Boolean("Answer with SQL statements that turn the base into the branch "
-                                 "(schema changes, then INSERT/UPDATE/DELETE per row), paged "
-                                 "the same way.");
-  tools.push_back(
-      {"diff_data", "Compare data",
-       "Show row-level differences between a branch and its parent (or another branch, or "
-       "another LSN): per table rows added, removed and changed (totals), and every changed row "
-       "with its key and old/new values, paged by cursor. Tables whose columns were added or "
-       "dropped are compared on their key and common columns; added columns' values show as "
-       "new, dropped ones' as old. With as_sql: the same diff as SQL that turns the base into "
-       "the branch.",
-       Object(data_props, {"project", "branch"}),
-       [](const json& a) -> Result<ApiCall> {
-         bool sql = a.contains("as_sql") && a["as_sql"].is_boolean() && a["as_sql"].get<bool>();
-         return ApiCall{"GET",
-                        BranchPath(a) + "/diff" +
-                            Query(a,
-                                  {{"base", "base"}, {"base_lsn", "base_lsn"}, {"lsn", "lsn"},
-                                   {"tables", "tables"}, {"limit", "limit"}, {"cursor", "cursor"}},
-                                  {{"kind", sql ? "patch" : "data"}}),
-                        nullptr};
-       },
-       DescribeDataDiff});
-  tools.push_back(
-      {"promote_branch", "Promote a branch",
-       "Apply a branch's changes to its parent: a fast-forward when the parent has not moved "
-       "since the branch was made, else a replay of the branch's actions on the parent's "
-       "current state. All or nothing. Try dry_run=true first; verify runs a check on the "
-       "result before the parent moves. The answer's previous_head_lsn undoes it.",
-       Object({{"project", kProject},
-               {"branch", Text("The branch to promote (its parent receives the changes).")},
-               {"mode", Enum("auto (default), fast_forward or replay.",
-                             {"auto", "fast_forward", "replay"})},
-               {"dry_run", Boolean("Report what would happen without changing anything.")},
-               {"verify", Text("A SELECT run on the promoted state before the parent moves; its "
-                               "first column of the first row must be truthy, else nothing is "
-                               "promoted (e.g. \"SELECT count(*) = 3 FROM items\").")},
-               {"on_conflict", Enum("When writes reach the parent during a replay: fail "
-                                    "(default) or retry.",
-                                    {"fail", "retry"})},
-               {"max_retries", {{"type", "integer"}, {"minimum", 0}, {"maximum", 10},
-                                {"description", "Retries with on_conflict=retry (0..10, default 3)."}}}},
-              {"project", "branch"}),
-       [](const json& a) -> Result<ApiCall> {
-         return ApiCall{"POST", BranchPath(a) + "/promote",
-                        Pick(a, {"mode", "dry_run", "verify", "on_conflict", "max_retries"})};
-       },
-       DescribePromote});
-  tools.push_back(
-      {"get_database_credential", "Get a database credential",
-       "Issue a short-lived credential for one branch's SQL endpoint only (POST "
-       "/v1/projects/{project}/branches/{branch}/sql with Authorization: Bearer <credential>), "
-       "to hand to a program or another agent. It works for this very branch only: once the "
-       "branch is deleted, re-created or renamed, ask for a new one.",
-       Object({{"project", kProject},
-               {"branch", kBranch},
-               {"access", Enum("read (default) or read_write.", {"read", "read_write"})},
-               {"ttl_seconds", Integer("Lifetime in seconds (60..3600, default 900).", 60)}},
-              {"project", "branch"}),
-       [](const json& a) -> Result<ApiCall> {
-         return ApiCall{"POST", BranchPath(a) + "/credentials", Pick(a, {"access", "ttl_seconds"})};
-       },
-       [](const json& a, const json& r) {
-         return "Issued a " + F(r, "access") + " credential for \"" + Arg(a, "branch") +
-                "\", valid for " + F(r, "expires_in") + " s (until " + F(r, "expires_at") +
-                "). Use it as 'Authorization: Bearer " +
-                F(r, "credential") + "' on POST " + BranchPath(a) +
-                "/sql only (a read credential cannot write).";
-       }});
+       Object(DiffProperties(), {"project", "branch"}), Api("GET", BRANCHDB_BRANCH "/diff"), {},
+       {{"base", "base"}, {"base_lsn", "base_lsn"}, {"lsn", "lsn"}}, SchemaDiffKind,
+       DescribeSchemaDiff},
+      {"diff_data", "Compare data", kDiffDataText, DiffDataSchema(),
+       Api("GET", BRANCHDB_BRANCH "/diff"), {},
+       {{"base", "base"}, {"base_lsn", "base_lsn"}, {"lsn", "lsn"}, {"tables", "tables"},
+        {"limit", "limit"}, {"cursor", "cursor"}},
+       DataDiffKind, DescribeDataDiff},
+      {"promote_branch", "Promote a branch", kPromoteText, PromoteSchema(),
+       Api("POST", BRANCHDB_BRANCH "/promote"),
+       {"mode", "dry_run", "verify", "on_conflict", "max_retries"}, {}, nullptr, DescribePromote},
+      {"get_database_credential", "Get a database credential", kCredentialText,
+       CredentialSchema(), Api("POST", BRANCHDB_BRANCH "/credentials"), {"access", "ttl_seconds"},
+       {}, nullptr, DescribeCredential},
+  };
   return tools;
 }
+#undef BRANCHDB_BRANCH
 
-const std::vector<Tool>& Tools() {
-  static const std::vector<Tool> tools = BuildTools();
-  return tools;
+// The API request tool makes with arguments (which fit its input schema).
+Result<ApiCall> BuildCall(const Tool& tool, const json& arguments) {
+  ApiCall call;
+  call.method = tool.route->method;
+  call.path = tool.route->path;
+  for (const char* name : {"project", "branch"}) {
+    std::string param = std::string("{") + name + "}";
+    if (size_t at = call.path.find(param); at != std::string::npos) {
+      call.path.replace(at, param.size(), http::EncodePathSegment(Arg(arguments, name)));
+    }
+  }
+  if (call.method == "POST" || call.method == "PATCH") call.body = Pick(arguments, tool.body);
+  if (tool.shape) BRANCHDB_RETURN_IF_ERROR(tool.shape(arguments, &call));
+  AddQuery(arguments, tool.query, call.query);
+  return call;
 }
 
-// What to try after an API error, by its code.
-std::string Hint(const std::string& code, const json& details) {
-  if (code == "project_not_found") return "list_projects shows the projects.";
-  if (code == "branch_not_found") return "list_branches shows the branches.";
-  if (code == "checkpoint_not_found" || code == "label_not_found") {
-    return "list_checkpoints shows the branch's checkpoints.";
+// The call's request target: its path, then "?k=v&..." (values percent-encoded).
+std::string Target(const ApiCall& call) {
+  std::string target = call.path;
+  for (size_t i = 0; i < call.query.size(); ++i) {
+    target += (i == 0 ? "?" : "&") + call.query[i].first + "=" +
+              http::EncodePathSegment(call.query[i].second);
   }
-  if (code == "insufficient_scope") {
-    return "The token lacks the scope " + F(details, "scope") +
-           "; ask for a token (client) that has it.";
-  }
-  if (code == "sql_error" || code == "invalid_params") {
-    return "Nothing was committed (the script is one transaction). Fix the SQL and run it again.";
-  }
-  if (code == "read_only") return "This call may not write (read_only, or the token lacks sql:write).";
-  if (code == "sql_forbidden") {
-    return "The sandbox refuses ATTACH, DETACH, VACUUM, load_extension and most PRAGMAs.";
-  }
-  if (code == "statement_timeout") return "The script ran too long and was rolled back; make it smaller.";
-  if (code == "result_too_large") {
-    return "Nothing was returned or committed. Add LIMIT/OFFSET (or WHERE key > last ORDER BY "
-           "key LIMIT n), or run the one SELECT with page_size and then call run_sql again with "
-           "each answer's cursor until it has none.";
-  }
-  if (code == "invalid_cursor") {
-    return "Send the cursor unchanged with the same sql and params as the page that returned it.";
-  }
-  if (code == "head_moved" || code == "busy" || code == "concurrent_write" ||
-      code == "compute_budget") {
-    return "Another request changed or held the branch at the same time: retry.";
-  }
-  if (code == "branch_protected") return "The branch is protected: work on a branch and promote it.";
-  if (code == "parent_moved") return "The parent moved since the branch point: promote with mode auto or replay.";
-  if (code == "verify_failed") return "The verify query was not truthy: nothing was promoted.";
-  if (code == "replay_failed") {
-    return "An action failed on the parent's current state (details.failed_action): nothing was "
-           "promoted. reset_from_parent and re-apply, or fix the branch.";
-  }
-  if (code == "not_replayable") return "An action cannot be replayed (e.g. an import): nothing was promoted.";
-  if (code == "outside_restore_window") return "That point is older than the project's restore window.";
-  if (code == "no_parent") return "The branch has no parent (e.g. the default branch).";
-  if (code == "branch_exists" || code == "project_exists") return "Pick another name.";
-  return "";
+  return target;
 }
 
 json ErrorResult(int status, const std::string& body) {
+
   json parsed = json::parse(body, nullptr, false);
   json error = parsed.is_object() && parsed.contains("error") && parsed["error"].is_object()
                    ? parsed["error"]
@@ -758,11 +508,11 @@ Result<json> CallTool(std::string_view name, const json& arguments, const Dispat
     return Status::InvalidArgument("unknown tool \"" + std::string(name) + "\" (tools/list names them)");
   }
   BRANCHDB_RETURN_IF_ERROR(ValidateSchema(tool->input_schema, arguments, "arguments"));
-  auto call = tool->request(arguments);
+  auto call = BuildCall(*tool, arguments);
   if (!call.ok()) return call.status();
   http::DispatchRequest req;
   req.method = call->method;
-  req.path = call->path;
+  req.path = Target(*call);
   if (!call->body.is_null()) {
     req.body = http::DumpJson(call->body);
     req.headers.emplace("Content-Type", "application/json");

@@ -12,22 +12,17 @@
 
 #include "auth/auth.h"
 #include "server/compute/supervisor.h"
-#include "server/http/auth_guard.h"
 #include "server/http/errors.h"
-#include "server/http/router.h"
+#include "server/routes/call.h"
 #include "server/routes/common.h"
-#include "server/routes/routes.h"
 
-namespace branchdb::server {
+namespace branchdb::server::routes {
 
 using nlohmann::json;
-using routes::OptBool;
-using routes::OptInt;
-using routes::OptString;
 
 namespace {
 
-Result<catalog::CreateBranchOptions> ParseCreateBranch(const json& body, Clock* clock) {
+Result<catalog::CreateBranchOptions> ParseCreateBranch(const json& body) {
   catalog::CreateBranchOptions o;
   auto parent = OptString(body, "parent");
   if (!parent.ok()) return parent.status();
@@ -41,7 +36,7 @@ Result<catalog::CreateBranchOptions> ParseCreateBranch(const json& body, Clock* 
           "invalid_argument");
     }
     if (at.contains("lsn")) {
-      auto v = OptInt(at, "lsn", routes::kLsnRange, "at.lsn");
+      auto v = OptInt(at, "lsn", kLsnRange, "at.lsn");
       if (!v.ok()) return v.status();
       if (!v->has_value()) {
         return Status::InvalidArgument("at.lsn: expected a non-negative integer", "invalid_argument");
@@ -49,7 +44,7 @@ Result<catalog::CreateBranchOptions> ParseCreateBranch(const json& body, Clock* 
       o.from.kind = catalog::BranchSource::Kind::kParentLsn;
       o.from.lsn = static_cast<uint64_t>(**v);
     } else if (at.contains("checkpoint")) {
-      auto v = OptInt(at, "checkpoint", routes::kLsnRange, "at.checkpoint");
+      auto v = OptInt(at, "checkpoint", kLsnRange, "at.checkpoint");
       if (!v.ok()) return v.status();
       if (!v->has_value()) {
         return Status::InvalidArgument("at.checkpoint: expected a checkpoint LSN", "invalid_argument");
@@ -57,7 +52,7 @@ Result<catalog::CreateBranchOptions> ParseCreateBranch(const json& body, Clock* 
       o.from.kind = catalog::BranchSource::Kind::kCheckpoint;
       o.from.lsn = static_cast<uint64_t>(**v);
     } else if (at.contains("timestamp")) {
-      auto t = routes::ParseTime(at["timestamp"], "at.timestamp");
+      auto t = ParseTime(at["timestamp"], "at.timestamp");
       if (!t.ok()) return t.status();
       o.from.kind = catalog::BranchSource::Kind::kParentTime;
       o.from.time_micros = *t;
@@ -71,142 +66,125 @@ Result<catalog::CreateBranchOptions> ParseCreateBranch(const json& body, Clock* 
       return Status::InvalidArgument("at: unknown key " + at.begin().key(), "invalid_argument");
     }
   }
-  auto ttl = OptInt(body, "ttl_seconds", routes::kTtlRange);
+  auto ttl = OptInt(body, "ttl_seconds", kTtlRange);
   if (!ttl.ok()) return ttl.status();
   if (ttl->has_value()) o.ttl_micros = **ttl * 1000000;
   if (body.contains("expires_at") && !body["expires_at"].is_null()) {
-    auto t = routes::ParseTime(body["expires_at"], "expires_at");
+    auto t = ParseTime(body["expires_at"], "expires_at");
     if (!t.ok()) return t.status();
     o.expires_micros = *t;
   }
   auto prot = OptBool(body, "protected");
   if (!prot.ok()) return prot.status();
   o.is_protected = prot->value_or(false);
-  (void)clock;
   return o;
+}
+
+// A PATCH of a branch, checked whole before anything is changed.
+struct BranchPatch {
+  std::optional<bool> is_protected;
+  std::optional<int64_t> ttl_seconds;
+  bool set_expiry = false;
+  std::optional<int64_t> expires_micros;  // nullopt with set_expiry: no expiry
+  bool set_idle = false;
+  std::optional<int64_t> idle_seconds;  // nullopt with set_idle: the server default
+  std::optional<std::string> name;
+};
+
+Result<BranchPatch> ParseBranchPatch(const json& body) {
+  BranchPatch p;
+  p.set_idle = body.contains("idle_timeout_seconds");
+  // idle_timeout_seconds: 0 (never) to the maximum, or null (server default).
+  auto idle = OptInt(body, "idle_timeout_seconds", {0, catalog::kMaxIdleTimeoutSeconds});
+  if (!idle.ok()) return idle.status();
+  p.idle_seconds = *idle;
+  auto ttl = OptInt(body, "ttl_seconds", kTtlRange);
+  if (!ttl.ok()) return ttl.status();
+  p.ttl_seconds = *ttl;
+  p.set_expiry = body.contains("expires_at");
+  if (p.set_expiry && !body["expires_at"].is_null()) {
+    auto t = ParseTime(body["expires_at"], "expires_at");
+    if (!t.ok()) return t.status();
+    p.expires_micros = *t;
+  }
+  auto prot = OptBool(body, "protected");
+  if (!prot.ok()) return prot.status();
+  p.is_protected = *prot;
+  auto name = OptString(body, "name");
+  if (!name.ok()) return name.status();
+  p.name = *name;
+  return p;
+}
+
+// Applies p to branch, in the order protection, TTL, expiry, idle timeout,
+// name (the first failure stops it); the branch's name afterwards.
+Result<std::string> ApplyBranchPatch(Services& s, const std::string& project,
+                                     const std::string& branch, const BranchPatch& p) {
+  catalog::Catalog& cat = *s.catalog;
+  if (p.is_protected) BRANCHDB_RETURN_IF_ERROR(cat.SetProtected(project, branch, *p.is_protected));
+  if (p.ttl_seconds) BRANCHDB_RETURN_IF_ERROR(cat.SetTtl(project, branch, *p.ttl_seconds * 1000000));
+  if (p.set_expiry) BRANCHDB_RETURN_IF_ERROR(cat.SetExpiry(project, branch, p.expires_micros));
+  if (p.set_idle) {
+    // null: back to the server default. Persisted in the catalog (read again
+    // at every cold start), and applied to the live compute now so that the
+    // sweeper uses it at once.
+    BRANCHDB_RETURN_IF_ERROR(cat.SetIdleTimeout(project, branch, p.idle_seconds));
+    std::string key = ComputeKey(project, branch);
+    // Only a compute the supervisor knows (else it is created, with the
+    // catalog's value, at its first cold start).
+    if (s.computes->Info(key).ok()) {
+      s.computes->SetIdleTimeout(key, p.idle_seconds.value_or(s.config->idle_timeout_seconds));
+    }
+  }
+  if (!p.name || *p.name == branch) return branch;
+  s.computes->Remove(ComputeKey(project, branch));
+  BRANCHDB_RETURN_IF_ERROR(cat.RenameBranch(project, branch, *p.name));
+  return *p.name;
 }
 
 }  // namespace
 
-void RegisterBranchRoutes(http::Router& router, Services& services) {
-  Services* s = &services;
-  router.Post(R"(/v1/projects/([^/]+)/branches)", "/v1/projects/{project}/branches",
-              [s](const httplib::Request& req, httplib::Response& res, http::RequestContext& ctx) {
-                std::string project = http::PathParam(req, 1);
-                auto who = http::RequireAuth(*s, req, res, auth::Operation::kCreateBranch, project);
-                if (!who) return;
-                BRANCHDB_TRY_SEND(res, body, http::ParseJsonObject(req.body));
-                if (!(*body)["name"].is_string()) {
-                  return http::SendError(res, Status::InvalidArgument("name: required string",
-                                                                      "invalid_argument"));
-                }
-                BRANCHDB_TRY_SEND(res, options, ParseCreateBranch(*body, s->clock));
-                options->actor = {who->client_id, ctx.request_id};
-                BRANCHDB_TRY_SEND(res, b,
-                                  s->catalog->CreateBranch(
-                                      project, (*body)["name"].get<std::string>(), *options));
-                http::SendJson(res, 201, routes::BranchJson(*b, s->config->idle_timeout_seconds));
-              });
-  router.Get(R"(/v1/projects/([^/]+)/branches)", "/v1/projects/{project}/branches",
-             [s](const httplib::Request& req, httplib::Response& res, http::RequestContext&) {
-               std::string project = http::PathParam(req, 1);
-               if (!http::RequireAuth(*s, req, res, auth::Operation::kListBranches, project)) return;
-               BRANCHDB_TRY_SEND(res, list, s->catalog->ListBranches(project, true));
-               json out = json::array();
-               for (const auto& b : *list) {
-                 out.push_back(routes::BranchJson(b, s->config->idle_timeout_seconds));
-               }
-               http::SendJson(res, 200, {{"branches", out}});
-             });
+void HandleCreateBranch(Call& c) {
+  BRANCHDB_TRY_SEND(c.res, body, http::ParseJsonObject(c.req.body));
+  if (!(*body)["name"].is_string()) {
+    return http::SendError(c.res,
+                           Status::InvalidArgument("name: required string", "invalid_argument"));
+  }
+  BRANCHDB_TRY_SEND(c.res, options, ParseCreateBranch(*body));
+  options->actor = {c.who->client_id, c.ctx.request_id};
+  BRANCHDB_TRY_SEND(c.res, b,
+                    c.s.catalog->CreateBranch(c.project, (*body)["name"].get<std::string>(),
+                                              *options));
+  http::SendJson(c.res, 201, BranchJson(*b, c.s.config->idle_timeout_seconds));
 }
 
-// The bare branch routes: registered after every .../branches/{b}/<sub> route.
-void RegisterBranchItemRoutes(http::Router& router, Services& services) {
-  Services* s = &services;
-  const std::string pattern = R"(/v1/projects/([^/]+)/branches/(.+))";
-  const std::string label = "/v1/projects/{project}/branches/{branch}";
-  router.Get(pattern, label,
-             [s](const httplib::Request& req, httplib::Response& res, http::RequestContext&) {
-               std::string project = http::PathParam(req, 1), branch = http::PathParam(req, 2);
-               if (!http::RequireAuth(*s, req, res, auth::Operation::kGetBranch, project, branch)) {
-                 return;
-               }
-               BRANCHDB_TRY_SEND(res, b, s->catalog->GetBranch(project, branch));
-               http::SendJson(res, 200, routes::BranchJson(*b, s->config->idle_timeout_seconds));
-             });
-  router.Patch(pattern, label,
-               [s](const httplib::Request& req, httplib::Response& res, http::RequestContext&) {
-                 std::string project = http::PathParam(req, 1), branch = http::PathParam(req, 2);
-                 if (!http::RequireAuth(*s, req, res, auth::Operation::kCreateBranch, project,
-                                        branch)) {
-                   return;
-                 }
-                 BRANCHDB_TRY_SEND(res, body, http::ParseJsonObject(req.body));
-                 BRANCHDB_TRY_SEND(res, exists, s->catalog->GetBranch(project, branch, false));
-                 // Checked before anything is changed.
-                 bool set_idle = body->contains("idle_timeout_seconds");
-                 // idle_timeout_seconds: 0 (never) to the maximum, or null (server default).
-                 BRANCHDB_TRY_SEND(res, idle,
-                                   OptInt(*body, "idle_timeout_seconds",
-                                          {0, catalog::kMaxIdleTimeoutSeconds}));
-                 BRANCHDB_TRY_SEND(res, ttl, OptInt(*body, "ttl_seconds", routes::kTtlRange));
-                 bool set_expiry = body->contains("expires_at");
-                 std::optional<int64_t> when;
-                 if (set_expiry && !(*body)["expires_at"].is_null()) {
-                   BRANCHDB_TRY_SEND(res, t, routes::ParseTime((*body)["expires_at"], "expires_at"));
-                   when = *t;
-                 }
-                 BRANCHDB_TRY_SEND(res, prot, OptBool(*body, "protected"));
-                 if (prot->has_value()) {
-                   Status st = s->catalog->SetProtected(project, branch, **prot);
-                   if (!st.ok()) return http::SendError(res, st);
-                 }
-                 if (ttl->has_value()) {
-                   Status st = s->catalog->SetTtl(project, branch, **ttl * 1000000);
-                   if (!st.ok()) return http::SendError(res, st);
-                 }
-                 if (set_expiry) {
-                   Status st = s->catalog->SetExpiry(project, branch, when);
-                   if (!st.ok()) return http::SendError(res, st);
-                 }
-                 if (set_idle) {
-                   // null: back to the server default. Persisted in the catalog
-                   // (read again at every cold start), and applied to the live
-                   // compute now so that the sweeper uses it at once.
-                   Status st = s->catalog->SetIdleTimeout(project, branch, *idle);
-                   if (!st.ok()) return http::SendError(res, st);
-                   std::string key = routes::ComputeKey(project, branch);
-                   // Only a compute the supervisor knows (else it is created, with
-                   // the catalog's value, at its first cold start).
-                   if (s->computes->Info(key).ok()) {
-                     s->computes->SetIdleTimeout(key,
-                                                 idle->value_or(s->config->idle_timeout_seconds));
-                   }
-                 }
-                 BRANCHDB_TRY_SEND(res, rename, OptString(*body, "name"));
-                 std::string current = branch;
-                 if (rename->has_value() && **rename != branch) {
-                   s->computes->Remove(routes::ComputeKey(project, branch));
-                   Status st = s->catalog->RenameBranch(project, branch, **rename);
-                   if (!st.ok()) return http::SendError(res, st);
-                   current = **rename;
-                 }
-                 BRANCHDB_TRY_SEND(res, b, s->catalog->GetBranch(project, current));
-                 http::SendJson(res, 200, routes::BranchJson(*b, s->config->idle_timeout_seconds));
-               });
-  router.Delete(pattern, label,
-                [s](const httplib::Request& req, httplib::Response& res, http::RequestContext&) {
-                  std::string project = http::PathParam(req, 1), branch = http::PathParam(req, 2);
-                  if (!http::RequireAuth(*s, req, res, auth::Operation::kDeleteBranch, project,
-                                         branch)) {
-                    return;
-                  }
-                  BRANCHDB_TRY_SEND(res, exists, s->catalog->GetBranch(project, branch, false));
-                  s->computes->Remove(routes::ComputeKey(project, branch));
-                  Status st = s->catalog->DeleteBranch(project, branch);
-                  if (!st.ok()) return http::SendError(res, st);
-                  res.status = 204;
-                });
+void HandleListBranches(Call& c) {
+  BRANCHDB_TRY_SEND(c.res, list, c.s.catalog->ListBranches(c.project, true));
+  json out = json::array();
+  for (const auto& b : *list) out.push_back(BranchJson(b, c.s.config->idle_timeout_seconds));
+  http::SendJson(c.res, 200, {{"branches", out}});
 }
 
-}  // namespace branchdb::server
+void HandleGetBranch(Call& c) {
+  BRANCHDB_TRY_SEND(c.res, b, c.s.catalog->GetBranch(c.project, c.branch));
+  http::SendJson(c.res, 200, BranchJson(*b, c.s.config->idle_timeout_seconds));
+}
+
+void HandleUpdateBranch(Call& c) {
+  BRANCHDB_TRY_SEND(c.res, body, http::ParseJsonObject(c.req.body));
+  BRANCHDB_TRY_SEND(c.res, exists, c.s.catalog->GetBranch(c.project, c.branch, false));
+  BRANCHDB_TRY_SEND(c.res, patch, ParseBranchPatch(*body));
+  BRANCHDB_TRY_SEND(c.res, name, ApplyBranchPatch(c.s, c.project, c.branch, *patch));
+  BRANCHDB_TRY_SEND(c.res, b, c.s.catalog->GetBranch(c.project, *name));
+  http::SendJson(c.res, 200, BranchJson(*b, c.s.config->idle_timeout_seconds));
+}
+
+void HandleDeleteBranch(Call& c) {
+  BRANCHDB_TRY_SEND(c.res, exists, c.s.catalog->GetBranch(c.project, c.branch, false));
+  c.s.computes->Remove(ComputeKey(c.project, c.branch));
+  Status st = c.s.catalog->DeleteBranch(c.project, c.branch);
+  if (!st.ok()) return http::SendError(c.res, st);
+  c.res.status = 204;
+}
+
+}  // namespace branchdb::server::routes

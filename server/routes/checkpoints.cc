@@ -20,19 +20,16 @@
 #include "server/compute/supervisor.h"
 #include "server/http/auth_guard.h"
 #include "server/http/errors.h"
-#include "server/http/router.h"
+#include "server/routes/call.h"
 #include "server/routes/common.h"
-#include "server/routes/routes.h"
 #include "server/sql/sandbox.h"
 #include "storage/vfs/vfs.h"
 
-namespace branchdb::server {
+namespace branchdb::server::routes {
 
 using nlohmann::json;
 
 namespace {
-
-const char* kBranchPath = R"(/v1/projects/([^/]+)/branches/(.+))";
 
 Result<catalog::RollbackTarget> ParseTarget(const json& body) {
   Status bad = Status::InvalidArgument(
@@ -44,18 +41,18 @@ Result<catalog::RollbackTarget> ParseTarget(const json& body) {
   catalog::RollbackTarget t;
   if (to.contains("checkpoint") || to.contains("lsn")) {
     const std::string key = to.contains("checkpoint") ? "checkpoint" : "lsn";
-    auto v = routes::OptInt(to, key, routes::kLsnRange, "to." + key);
+    auto v = OptInt(to, key, kLsnRange, "to." + key);
     if (!v.ok()) return v.status();
     if (!v->has_value()) return bad;
     t.kind = catalog::RollbackTarget::Kind::kLsn;
     t.lsn = static_cast<uint64_t>(**v);
   } else if (to.contains("timestamp")) {
-    auto when = routes::ParseTime(to["timestamp"], "to.timestamp");
+    auto when = ParseTime(to["timestamp"], "to.timestamp");
     if (!when.ok()) return when.status();
     t.kind = catalog::RollbackTarget::Kind::kTime;
     t.time_micros = *when;
   } else if (to.contains("actions")) {
-    auto v = routes::OptInt(to, "actions", {1, 1000000}, "to.actions");
+    auto v = OptInt(to, "actions", {1, 1000000}, "to.actions");
     if (!v.ok()) return v.status();
     if (!v->has_value()) return bad;
     t.kind = catalog::RollbackTarget::Kind::kActionsBack;
@@ -247,7 +244,7 @@ json FailureDetails(const Status& st, const catalog::PromoteFailure& f) {
 
 Result<catalog::PromoteOptions> ParsePromote(const json& body) {
   catalog::PromoteOptions o;
-  auto mode = routes::OptString(body, "mode");
+  auto mode = OptString(body, "mode");
   if (!mode.ok()) return mode.status();
   std::string m = mode->value_or("auto");
   if (m == "auto") {
@@ -260,18 +257,18 @@ Result<catalog::PromoteOptions> ParsePromote(const json& body) {
     return Status::InvalidArgument("mode: expected \"auto\", \"fast_forward\" or \"replay\"",
                                    "invalid_argument");
   }
-  auto dry = routes::OptBool(body, "dry_run");
+  auto dry = OptBool(body, "dry_run");
   if (!dry.ok()) return dry.status();
   o.dry_run = dry->value_or(false);
   if (body.contains("verify") && !body["verify"].is_null()) {
-    auto verify = routes::OptString(body, "verify");
+    auto verify = OptString(body, "verify");
     if (!verify.ok()) return verify.status();
     if (verify->value_or("").empty()) {
       return Status::InvalidArgument("verify: expected a non-empty SQL query", "invalid_argument");
     }
     o.verify = **verify;
   }
-  auto conflict = routes::OptString(body, "on_conflict");
+  auto conflict = OptString(body, "on_conflict");
   if (!conflict.ok()) return conflict.status();
   std::string c = conflict->value_or("fail");
   if (c != "fail" && c != "retry") {
@@ -279,34 +276,72 @@ Result<catalog::PromoteOptions> ParsePromote(const json& body) {
                                    "invalid_argument");
   }
   o.retry_on_conflict = c == "retry";
-  auto retries = routes::OptInt(body, "max_retries", {0, 10});
+  auto retries = OptInt(body, "max_retries", {0, 10});
   if (!retries.ok()) return retries.status();
   o.max_retries = static_cast<int>(retries->value_or(3));
   return o;
 }
 
-void HandlePromote(Services* s, const httplib::Request& req, httplib::Response& res,
-                   http::RequestContext& ctx) {
-  std::string project = http::PathParam(req, 1), branch = http::PathParam(req, 2);
-  auto who = http::RequireAuth(*s, req, res, auth::Operation::kPromoteBranch, project, branch);
-  if (!who) return;
-  BRANCHDB_TRY_SEND(res, body, http::ParseJsonObject(req.body, /*allow_empty=*/true));
-  BRANCHDB_TRY_SEND(res, options, ParsePromote(*body));
-  BRANCHDB_TRY_SEND(res, b, s->catalog->GetBranch(project, branch, false));
+// The states a diff compares: from (base, base_lsn; default: the branch's
+// parent at its head) and to (the branch, at lsn; default: its head).
+Status ParseDiffStates(Call& c, catalog::StateRef* from, catalog::StateRef* to) {
+  auto base_lsn = QueryInt(c.req, "base_lsn", kLsnRange);
+  if (!base_lsn.ok()) return base_lsn.status();
+  auto lsn = QueryInt(c.req, "lsn", kLsnRange);
+  if (!lsn.ok()) return lsn.status();
+  from->branch = c.req.get_param_value("base");
+  if (from->branch.empty()) {
+    auto b = c.s.catalog->GetBranch(c.project, c.branch);
+    if (!b.ok()) return b.status();
+    if (b->parent.empty() && !base_lsn->has_value()) {
+      return Status::InvalidArgument(
+          "base: required for a branch without parent (a branch name, with base_lsn=N for one "
+          "of its checkpoints)",
+          "invalid_argument");
+    }
+    from->branch = b->parent.empty() ? c.branch : b->parent;
+  }
+  if (base_lsn->has_value()) from->lsn = **base_lsn;
+  to->branch = c.branch;
+  if (lsn->has_value()) to->lsn = **lsn;
+  return Status::OK();
+}
+
+// limit, cursor and tables (comma-separated) of a data or patch diff.
+catalog::DataDiffOptions DiffPage(const httplib::Request& req, std::optional<int64_t> limit) {
+  catalog::DataDiffOptions o;
+  o.limit = static_cast<size_t>(limit.value_or(100));
+  o.cursor = req.get_param_value("cursor");
+  std::string tables = req.get_param_value("tables");
+  for (size_t at = 0; !tables.empty() && at <= tables.size();) {
+    size_t comma = tables.find(',', at);
+    if (comma == std::string::npos) comma = tables.size();
+    if (comma > at) o.tables.push_back(tables.substr(at, comma - at));
+    at = comma + 1;
+  }
+  return o;
+}
+
+}  // namespace
+
+void HandlePromote(Call& c) {
+  BRANCHDB_TRY_SEND(c.res, body, http::ParseJsonObject(c.req.body, /*allow_empty=*/true));
+  BRANCHDB_TRY_SEND(c.res, options, ParsePromote(*body));
+  BRANCHDB_TRY_SEND(c.res, b, c.s.catalog->GetBranch(c.project, c.branch, false));
   if (!b->parent.empty()) {
-    BRANCHDB_TRY_SEND(res, parent, s->catalog->GetBranch(project, b->parent, false));
+    BRANCHDB_TRY_SEND(c.res, parent, c.s.catalog->GetBranch(c.project, b->parent, false));
     if (parent->is_protected) {
       // A protected parent takes an explicit scope (only admin implies it).
-      if (!http::RequireAuth(*s, req, res, auth::Operation::kPromoteProtectedBranch, project,
-                             b->parent)) {
+      if (!http::RequireAuth(c.s, c.req, c.res, auth::Operation::kPromoteProtectedBranch,
+                             c.project, b->parent)) {
         return;
       }
       options->allow_protected = true;
     }
   }
-  const sql::SandboxOptions& sandbox = s->sandbox;
-  options->actor = {who->client_id, ctx.request_id};
-  const std::string client = who->client_id;
+  const sql::SandboxOptions& sandbox = c.s.sandbox;
+  options->actor = {c.who->client_id, c.ctx.request_id};
+  const std::string client = c.who->client_id;
   options->replay = [&sandbox, &client](sqlite3* db, const catalog::ReplayAction& a) {
     return ReplayAction(sandbox, client, db, a);
   };
@@ -314,154 +349,85 @@ void HandlePromote(Services* s, const httplib::Request& req, httplib::Response& 
     return VerifyQuery(sandbox, client, db, q);
   };
   catalog::PromoteFailure failure;
-  auto r = s->catalog->Promote(project, branch, *options, &failure);
-  if (r.ok() && !r->dry_run) s->computes->Invalidate(routes::ComputeKey(project, r->parent));
-  if (!r.ok()) return http::SendError(res, r.status(), FailureDetails(r.status(), failure));
-  http::SendJson(res, 200, PromoteJson(*r, options->verify));
+  auto r = c.s.catalog->Promote(c.project, c.branch, *options, &failure);
+  if (r.ok() && !r->dry_run) c.s.computes->Invalidate(ComputeKey(c.project, r->parent));
+  if (!r.ok()) return http::SendError(c.res, r.status(), FailureDetails(r.status(), failure));
+  http::SendJson(c.res, 200, PromoteJson(*r, options->verify));
 }
 
-}  // namespace
-
-void RegisterCheckpointRoutes(http::Router& router, Services& services) {
-  Services* s = &services;
-  const std::string base = kBranchPath;
-  const std::string lbase = "/v1/projects/{project}/branches/{branch}";
-
-  router.Get(base + "/checkpoints", lbase + "/checkpoints",
-             [s](const httplib::Request& req, httplib::Response& res, http::RequestContext&) {
-               std::string project = http::PathParam(req, 1), branch = http::PathParam(req, 2);
-               if (!http::RequireAuth(*s, req, res, auth::Operation::kListCheckpoints, project,
-                                      branch)) {
-                 return;
-               }
-               BRANCHDB_TRY_SEND(res, limit, routes::QueryInt(req, "limit", {1, 1000}));
-               size_t n = static_cast<size_t>(limit->value_or(50));
-               BRANCHDB_TRY_SEND(res, page,
-                                 s->catalog->ListCheckpoints(project, branch, n,
-                                                             req.get_param_value("cursor")));
-               json list = json::array();
-               for (const auto& c : page->checkpoints) list.push_back(routes::CheckpointJson(c));
-               http::SendJson(res, 200,
-                              {{"checkpoints", list},
-                               {"next", page->next_cursor.empty() ? json(nullptr)
-                                                                  : json(page->next_cursor)}});
-             });
-
-  router.Post(base + "/checkpoints", lbase + "/checkpoints",
-              [s](const httplib::Request& req, httplib::Response& res, http::RequestContext&) {
-                std::string project = http::PathParam(req, 1), branch = http::PathParam(req, 2);
-                if (!http::RequireAuth(*s, req, res, auth::Operation::kCreateCheckpoint, project,
-                                       branch)) {
-                  return;
-                }
-                BRANCHDB_TRY_SEND(res, body, http::ParseJsonObject(req.body));
-                BRANCHDB_TRY_SEND(res, label, routes::OptString(*body, "label"));
-                if (!label->has_value()) {
-                  return http::SendError(res, Status::InvalidArgument(
-                                                  "label: required (every committed action is "
-                                                  "already a checkpoint; this names one)",
-                                                  "invalid_argument"));
-                }
-                BRANCHDB_TRY_SEND(res, lsn, routes::OptInt(*body, "lsn", routes::kLsnRange));
-                uint64_t at = 0;
-                if (lsn->has_value()) {
-                  at = static_cast<uint64_t>(**lsn);
-                } else {
-                  BRANCHDB_TRY_SEND(res, b, s->catalog->GetBranch(project, branch));
-                  at = b->head;
-                }
-                Status st = s->catalog->LabelCheckpoint(project, branch, at, **label);
-                if (!st.ok()) return http::SendError(res, st);
-                BRANCHDB_TRY_SEND(res, c, s->catalog->GetCheckpoint(project, branch, at));
-                http::SendJson(res, 201, routes::CheckpointJson(*c));
-              });
-
-  router.Post(base + "/rollback", lbase + "/rollback",
-              [s](const httplib::Request& req, httplib::Response& res, http::RequestContext& ctx) {
-                std::string project = http::PathParam(req, 1), branch = http::PathParam(req, 2);
-                auto who = http::RequireAuth(*s, req, res, auth::Operation::kRollbackBranch,
-                                             project, branch);
-                if (!who) return;
-                BRANCHDB_TRY_SEND(res, body, http::ParseJsonObject(req.body));
-                BRANCHDB_TRY_SEND(res, target, ParseTarget(*body));
-                auto r = s->catalog->Rollback(project, branch, *target,
-                                              {who->client_id, ctx.request_id});
-                s->computes->Invalidate(routes::ComputeKey(project, branch));
-                if (!r.ok()) return http::SendError(res, r.status());
-                http::SendJson(res, 200, MoveJson(*r));
-              });
-
-  router.Post(base + "/reset", lbase + "/reset",
-              [s](const httplib::Request& req, httplib::Response& res, http::RequestContext& ctx) {
-                std::string project = http::PathParam(req, 1), branch = http::PathParam(req, 2);
-                auto who = http::RequireAuth(*s, req, res, auth::Operation::kResetBranch, project,
-                                             branch);
-                if (!who) return;
-                auto r = s->catalog->ResetFromParent(project, branch,
-                                                     {who->client_id, ctx.request_id});
-                s->computes->Invalidate(routes::ComputeKey(project, branch));
-                if (!r.ok()) return http::SendError(res, r.status());
-                http::SendJson(res, 200, MoveJson(*r));
-              });
-
-  router.Post(base + "/promote", lbase + "/promote",
-              [s](const httplib::Request& req, httplib::Response& res, http::RequestContext& ctx) {
-                HandlePromote(s, req, res, ctx);
-              });
-
-  router.Get(base + "/diff", lbase + "/diff",
-             [s](const httplib::Request& req, httplib::Response& res, http::RequestContext&) {
-               std::string project = http::PathParam(req, 1), branch = http::PathParam(req, 2);
-               if (!http::RequireAuth(*s, req, res, auth::Operation::kDiffBranch, project, branch)) {
-                 return;
-               }
-               std::string kind = req.has_param("kind") ? req.get_param_value("kind") : "schema";
-               if (kind != "schema" && kind != "data" && kind != "patch") {
-                 return http::SendError(res, Status::InvalidArgument(
-                                                 "kind: expected schema, data or patch",
-                                                 "invalid_argument"));
-               }
-               BRANCHDB_TRY_SEND(res, base_lsn, routes::QueryInt(req, "base_lsn", routes::kLsnRange));
-               BRANCHDB_TRY_SEND(res, lsn, routes::QueryInt(req, "lsn", routes::kLsnRange));
-               catalog::StateRef from, to;
-               from.branch = req.get_param_value("base");
-               if (from.branch.empty()) {
-                 BRANCHDB_TRY_SEND(res, b, s->catalog->GetBranch(project, branch));
-                 if (b->parent.empty() && !base_lsn->has_value()) {
-                   return http::SendError(
-                       res, Status::InvalidArgument(
-                                "base: required for a branch without parent (a branch name, "
-                                "with base_lsn=N for one of its checkpoints)",
-                                "invalid_argument"));
-                 }
-                 from.branch = b->parent.empty() ? branch : b->parent;
-               }
-               if (base_lsn->has_value()) from.lsn = **base_lsn;
-               to.branch = branch;
-               if (lsn->has_value()) to.lsn = **lsn;
-               // Checked whatever the kind: every request integer is.
-               BRANCHDB_TRY_SEND(res, limit, routes::QueryInt(req, "limit", {1, 1000}));
-               if (kind == "schema") {
-                 BRANCHDB_TRY_SEND(res, d, s->catalog->DiffSchema(project, from, to));
-                 return http::SendJson(res, 200, SchemaDiffJson(*d));
-               }
-               catalog::DataDiffOptions o;
-               o.limit = static_cast<size_t>(limit->value_or(100));
-               o.cursor = req.get_param_value("cursor");
-               std::string tables = req.get_param_value("tables");
-               for (size_t at = 0; !tables.empty() && at <= tables.size();) {
-                 size_t comma = tables.find(',', at);
-                 if (comma == std::string::npos) comma = tables.size();
-                 if (comma > at) o.tables.push_back(tables.substr(at, comma - at));
-                 at = comma + 1;
-               }
-               if (kind == "patch") {
-                 BRANCHDB_TRY_SEND(res, d, s->catalog->DiffPatch(project, from, to, o));
-                 return http::SendJson(res, 200, PatchJson(*d));
-               }
-               BRANCHDB_TRY_SEND(res, d, s->catalog->DiffData(project, from, to, o));
-               http::SendJson(res, 200, DataDiffJson(*d));
-             });
+void HandleListCheckpoints(Call& c) {
+  BRANCHDB_TRY_SEND(c.res, limit, QueryInt(c.req, "limit", {1, 1000}));
+  size_t n = static_cast<size_t>(limit->value_or(50));
+  BRANCHDB_TRY_SEND(c.res, page,
+                    c.s.catalog->ListCheckpoints(c.project, c.branch, n,
+                                                 c.req.get_param_value("cursor")));
+  json list = json::array();
+  for (const auto& cp : page->checkpoints) list.push_back(CheckpointJson(cp));
+  http::SendJson(c.res, 200, {{"checkpoints", list}, {"next", CursorJson(page->next_cursor)}});
 }
 
-}  // namespace branchdb::server
+void HandleLabelCheckpoint(Call& c) {
+  BRANCHDB_TRY_SEND(c.res, body, http::ParseJsonObject(c.req.body));
+  BRANCHDB_TRY_SEND(c.res, label, OptString(*body, "label"));
+  if (!label->has_value()) {
+    return http::SendError(c.res, Status::InvalidArgument(
+                                      "label: required (every committed action is already a "
+                                      "checkpoint; this names one)",
+                                      "invalid_argument"));
+  }
+  BRANCHDB_TRY_SEND(c.res, lsn, OptInt(*body, "lsn", kLsnRange));
+  uint64_t at = 0;
+  if (lsn->has_value()) {
+    at = static_cast<uint64_t>(**lsn);
+  } else {
+    BRANCHDB_TRY_SEND(c.res, b, c.s.catalog->GetBranch(c.project, c.branch));
+    at = b->head;
+  }
+  Status st = c.s.catalog->LabelCheckpoint(c.project, c.branch, at, **label);
+  if (!st.ok()) return http::SendError(c.res, st);
+  BRANCHDB_TRY_SEND(c.res, cp, c.s.catalog->GetCheckpoint(c.project, c.branch, at));
+  http::SendJson(c.res, 201, CheckpointJson(*cp));
+}
+
+void HandleRollback(Call& c) {
+  BRANCHDB_TRY_SEND(c.res, body, http::ParseJsonObject(c.req.body));
+  BRANCHDB_TRY_SEND(c.res, target, ParseTarget(*body));
+  auto r = c.s.catalog->Rollback(c.project, c.branch, *target,
+                                 {c.who->client_id, c.ctx.request_id});
+  c.s.computes->Invalidate(ComputeKey(c.project, c.branch));
+  if (!r.ok()) return http::SendError(c.res, r.status());
+  http::SendJson(c.res, 200, MoveJson(*r));
+}
+
+void HandleReset(Call& c) {
+  auto r = c.s.catalog->ResetFromParent(c.project, c.branch,
+                                        {c.who->client_id, c.ctx.request_id});
+  c.s.computes->Invalidate(ComputeKey(c.project, c.branch));
+  if (!r.ok()) return http::SendError(c.res, r.status());
+  http::SendJson(c.res, 200, MoveJson(*r));
+}
+
+void HandleDiff(Call& c) {
+  std::string kind = c.req.has_param("kind") ? c.req.get_param_value("kind") : "schema";
+  if (kind != "schema" && kind != "data" && kind != "patch") {
+    return http::SendError(c.res, Status::InvalidArgument("kind: expected schema, data or patch",
+                                                          "invalid_argument"));
+  }
+  catalog::StateRef from, to;
+  if (Status st = ParseDiffStates(c, &from, &to); !st.ok()) return http::SendError(c.res, st);
+  // Checked whatever the kind: every request integer is.
+  BRANCHDB_TRY_SEND(c.res, limit, QueryInt(c.req, "limit", {1, 1000}));
+  if (kind == "schema") {
+    BRANCHDB_TRY_SEND(c.res, d, c.s.catalog->DiffSchema(c.project, from, to));
+    return http::SendJson(c.res, 200, SchemaDiffJson(*d));
+  }
+  catalog::DataDiffOptions o = DiffPage(c.req, *limit);
+  if (kind == "patch") {
+    BRANCHDB_TRY_SEND(c.res, d, c.s.catalog->DiffPatch(c.project, from, to, o));
+    return http::SendJson(c.res, 200, PatchJson(*d));
+  }
+  BRANCHDB_TRY_SEND(c.res, d, c.s.catalog->DiffData(c.project, from, to, o));
+  http::SendJson(c.res, 200, DataDiffJson(*d));
+}
+
+}  // namespace branchdb::server::routes

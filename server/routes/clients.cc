@@ -7,12 +7,11 @@
 #include <httplib.h>
 
 #include "auth/auth.h"
-#include "server/http/auth_guard.h"
 #include "server/http/errors.h"
-#include "server/http/router.h"
-#include "server/routes/routes.h"
+#include "server/routes/call.h"
+#include "server/routes/common.h"
 
-namespace branchdb::server {
+namespace branchdb::server::routes {
 namespace {
 
 using nlohmann::json;
@@ -40,63 +39,50 @@ Result<auth::ScopeSet> ParseScopes(const json& scopes) {
   return set;
 }
 
-}  // namespace
-
-void RegisterClientRoutes(http::Router& router, Services& services) {
-  router.Post(
-      "/v1/clients", "/v1/clients",
-      [&services](const httplib::Request& req, httplib::Response& res, http::RequestContext&) {
-        if (!http::RequireAuth(services, req, res, auth::Operation::kManageClients)) return;
-        auto body = http::ParseJsonObject(req.body);
-        if (!body.ok()) return http::SendError(res, body.status());
-        auth::ClientSpec spec;
-        spec.name = body->value("name", "");
-        auto parsed = ParseScopes(body->contains("scopes") ? (*body)["scopes"] : json());
-        if (!parsed.ok()) return http::SendError(res, parsed.status());
-        spec.scopes = *parsed;
-        if (body->contains("projects")) {
-          const json& projects = (*body)["projects"];
-          if (!projects.is_array()) {
-            return http::SendError(res, Status::InvalidArgument(
-                                            "projects: expected an array of project names",
-                                            "invalid_argument"));
-          }
-          for (const auto& p : projects) {
-            if (!p.is_string()) {
-              return http::SendError(res, Status::InvalidArgument("projects: expected strings",
-                                                                  "invalid_argument"));
-            }
-            spec.projects.push_back(p.get<std::string>());
-          }
-        }
-        auto created = services.auth->CreateClient(spec);
-        if (!created.ok()) return http::SendError(res, created.status());
-        json out = ClientJson(created->info);
-        out["client_secret"] = created->client_secret;
-        http::SendJson(res, 201, out);
-        res.set_header("Cache-Control", "no-store");
-      },
-      /*idempotent=*/false);  // the response holds a secret: never stored
-  router.Get("/v1/clients", "/v1/clients",
-             [&services](const httplib::Request& req, httplib::Response& res,
-                         http::RequestContext&) {
-               if (!http::RequireAuth(services, req, res, auth::Operation::kManageClients)) return;
-               json list = json::array();
-               for (const auto& c : services.auth->ListClients()) list.push_back(ClientJson(c));
-               http::SendJson(res, 200, {{"clients", list}});
-             });
-  router.Delete(R"(/v1/clients/([^/]+))", "/v1/clients/{client_id}",
-                [&services](const httplib::Request& req, httplib::Response& res,
-                            http::RequestContext&) {
-                  if (!http::RequireAuth(services, req, res, auth::Operation::kManageClients)) {
-                    return;
-                  }
-                  auto id = http::DecodePathSegment(req.matches[1]);
-                  if (!id.ok()) return http::SendError(res, id.status());
-                  Status s = services.auth->DeleteClient(*id);
-                  if (!s.ok()) return http::SendError(res, s);
-                  res.status = 204;
-                });
+// "projects": absent, or an array of project names.
+Status ParseProjects(const json& body, auth::ClientSpec* spec) {
+  if (!body.contains("projects")) return Status::OK();
+  const json& projects = body["projects"];
+  if (!projects.is_array()) {
+    return Status::InvalidArgument("projects: expected an array of project names",
+                                   "invalid_argument");
+  }
+  for (const auto& p : projects) {
+    if (!p.is_string()) {
+      return Status::InvalidArgument("projects: expected strings", "invalid_argument");
+    }
+    spec->projects.push_back(p.get<std::string>());
+  }
+  return Status::OK();
 }
 
-}  // namespace branchdb::server
+}  // namespace
+
+void HandleCreateClient(Call& c) {
+  BRANCHDB_TRY_SEND(c.res, body, http::ParseJsonObject(c.req.body));
+  auth::ClientSpec spec;
+  spec.name = body->value("name", "");
+  BRANCHDB_TRY_SEND(c.res, scopes, ParseScopes(body->contains("scopes") ? (*body)["scopes"] : json()));
+  spec.scopes = *scopes;
+  if (Status st = ParseProjects(*body, &spec); !st.ok()) return http::SendError(c.res, st);
+  BRANCHDB_TRY_SEND(c.res, created, c.s.auth->CreateClient(spec));
+  json out = ClientJson(created->info);
+  out["client_secret"] = created->client_secret;
+  http::SendJson(c.res, 201, out);
+  c.res.set_header("Cache-Control", "no-store");
+}
+
+void HandleListClients(Call& c) {
+  json list = json::array();
+  for (const auto& client : c.s.auth->ListClients()) list.push_back(ClientJson(client));
+  http::SendJson(c.res, 200, {{"clients", list}});
+}
+
+void HandleDeleteClient(Call& c) {
+  BRANCHDB_TRY_SEND(c.res, id, http::DecodePathSegment(c.req.matches[1]));
+  Status st = c.s.auth->DeleteClient(*id);
+  if (!st.ok()) return http::SendError(c.res, st);
+  c.res.status = 204;
+}
+
+}  // namespace branchdb::server::routes

@@ -4,20 +4,14 @@
 
 #include "server/http/errors.h"
 #include "server/http/metrics.h"
-#include "server/http/router.h"
-#include "server/routes/routes.h"
+#include "server/routes/call.h"
 
-namespace branchdb::server {
+namespace branchdb::server::routes {
 
-void RegisterHealthRoutes(http::Router& router, Services& services) {
-  router.Get("/healthz", "/healthz",
-             [&services](const httplib::Request&, httplib::Response& res, http::RequestContext&) {
-               http::SendJson(res, 200, {{"status", "ok"}});
-             });
-  router.Get("/metrics", "/metrics",
-             [&services](const httplib::Request&, httplib::Response& res, http::RequestContext&) {
-               res.set_content(services.metrics->Render(), "text/plain; version=0.0.4");
-             });
+void HandleHealthz(Call& c) { http::SendJson(c.res, 200, {{"status", "ok"}}); }
+
+void HandleMetrics(Call& c) {
+  c.res.set_content(c.s.metrics->Render(), "text/plain; version=0.0.4");
 }
 
-}  // namespace branchdb::server
+}  // namespace branchdb::server::routes

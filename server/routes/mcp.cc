@@ -21,9 +21,9 @@
 #include "server/http/log_value.h"
 #include "server/http/router.h"
 #include "server/mcp/mcp.h"
-#include "server/routes/routes.h"
+#include "server/routes/call.h"
 
-namespace branchdb::server {
+namespace branchdb::server::routes {
 namespace {
 
 using nlohmann::json;
@@ -182,75 +182,65 @@ void SendMethodNotAllowed(httplib::Response& res) {
 
 }  // namespace
 
-void RegisterMcpRoutes(http::Router& router, Services& services) {
-  Services* s = &services;
-  http::Router* r = &router;
-  router.Post(
-      "/mcp", "/mcp",
-      [s, r](const httplib::Request& req, httplib::Response& res, http::RequestContext& ctx) {
-        if (req.has_header("Origin") &&
-            !OriginAllowed(req.get_header_value("Origin"), req.get_header_value("Host"), s->public_url)) {
-          return SendRpcError(res, 403, mcp::kInvalidRequest,
-                              "Origin " + req.get_header_value("Origin") +
-                                  " is not allowed (only loopback origins and this server's public URL may call "
-                                  "from a browser)");
-        }
-        if (s->auth == nullptr) {
-          return http::SendError(res, Status::Unavailable("auth is not available", "auth_unavailable"));
-        }
-        auth::BearerError error;
-        if (!s->auth->Authenticate(req.get_header_value("Authorization"), &error)) {
-          return SendUnauthorized(res, error, ResourceMetadataUrl(*s));
-        }
-        if (req.has_header("MCP-Protocol-Version") &&
-            !mcp::SupportedProtocolVersion(req.get_header_value("MCP-Protocol-Version"))) {
-          return SendRpcError(res, 400, mcp::kInvalidRequest,
-                              "unsupported MCP-Protocol-Version " +
-                                  req.get_header_value("MCP-Protocol-Version") +
-                                  " (supported: 2025-06-18, 2025-03-26)");
-        }
-        if (!AcceptsJson(req)) {
-          return SendRpcError(res, 406, mcp::kInvalidRequest,
-                              "Accept must allow application/json (this server answers with "
-                              "JSON, never an event stream)");
-        }
-        // Each tool call is one API request as the caller: same token, same
-        // request id (so checkpoints name this MCP request), same address.
-        std::string authorization = req.get_header_value("Authorization");
-        mcp::Dispatcher dispatch = [r, &req, &ctx, &authorization](const http::DispatchRequest& in) {
-          http::DispatchRequest call = in;
-          call.headers.emplace("Authorization", authorization);
-          call.headers.emplace("X-Request-Id", ctx.request_id);
-          call.remote_addr = req.remote_addr;
-          return r->Dispatch(call);
-        };
-        mcp::Reply reply = mcp::HandleMessage(req.body, dispatch);
-        if (!reply.tool.empty()) {
-          s->logger->info("event=mcp_tool_call tool={} is_error={} request_id={}",
-                          http::LogValue(reply.tool), reply.tool_error,
-                          http::LogValue(ctx.request_id));
-        }
-        res.status = reply.http_status;
-        if (!reply.body.empty()) res.set_content(reply.body, "application/json");
-      },
-      /*idempotent=*/false);
-  auto not_allowed = [](const httplib::Request&, httplib::Response& res, http::RequestContext&) {
-    SendMethodNotAllowed(res);
+void HandleMcp(Call& c) {
+  const httplib::Request& req = c.req;
+  if (req.has_header("Origin") &&
+      !OriginAllowed(req.get_header_value("Origin"), req.get_header_value("Host"), c.s.public_url)) {
+    return SendRpcError(c.res, 403, mcp::kInvalidRequest,
+                        "Origin " + req.get_header_value("Origin") +
+                            " is not allowed (only loopback origins and this server's public URL "
+                            "may call from a browser)");
+  }
+  if (c.s.auth == nullptr) {
+    return http::SendError(c.res, Status::Unavailable("auth is not available", "auth_unavailable"));
+  }
+  auth::BearerError error;
+  if (!c.s.auth->Authenticate(req.get_header_value("Authorization"), &error)) {
+    return SendUnauthorized(c.res, error, ResourceMetadataUrl(c.s));
+  }
+  if (req.has_header("MCP-Protocol-Version") &&
+      !mcp::SupportedProtocolVersion(req.get_header_value("MCP-Protocol-Version"))) {
+    return SendRpcError(c.res, 400, mcp::kInvalidRequest,
+                        "unsupported MCP-Protocol-Version " +
+                            req.get_header_value("MCP-Protocol-Version") +
+                            " (supported: 2025-06-18, 2025-03-26)");
+  }
+  if (!AcceptsJson(req)) {
+    return SendRpcError(c.res, 406, mcp::kInvalidRequest,
+                        "Accept must allow application/json (this server answers with "
+                        "JSON, never an event stream)");
+  }
+  // Each tool call is one API request as the caller: same token, same
+  // request id (so checkpoints name this MCP request), same address.
+  std::string authorization = req.get_header_value("Authorization");
+  const http::Router* router = c.s.router;
+  mcp::Dispatcher dispatch = [router, &c, &authorization](const http::DispatchRequest& in) {
+    http::DispatchRequest call = in;
+    call.headers.emplace("Authorization", authorization);
+    call.headers.emplace("X-Request-Id", c.ctx.request_id);
+    call.remote_addr = c.req.remote_addr;
+    return router->Dispatch(call);
   };
-  router.Get("/mcp", "/mcp", not_allowed);
-  router.Delete("/mcp", "/mcp", not_allowed);
-
-  router.Get("/.well-known/oauth-protected-resource", "/.well-known/oauth-protected-resource",
-             [s](const httplib::Request&, httplib::Response& res, http::RequestContext&) {
-               const std::string& base = s->public_url;
-               http::SendJson(
-                   res, 200,
-                   {{"resource", base},
-                    {"authorization_servers", {base}},
-                    {"scopes_supported", auth::ScopeSet::FromBits(auth::ScopeSet::kAllBits).Names()},
-                    {"bearer_methods_supported", {"header"}},
-                    {"resource_name", "branchdb"}});
-             });
+  mcp::Reply reply = mcp::HandleMessage(req.body, dispatch);
+  if (!reply.tool.empty()) {
+    c.s.logger->info("event=mcp_tool_call tool={} is_error={} request_id={}",
+                     http::LogValue(reply.tool), reply.tool_error,
+                     http::LogValue(c.ctx.request_id));
+  }
+  c.res.status = reply.http_status;
+  if (!reply.body.empty()) c.res.set_content(reply.body, "application/json");
 }
 
-}  // namespace branchdb::server
+void HandleMcpNotAllowed(Call& c) { SendMethodNotAllowed(c.res); }
+
+void HandleProtectedResourceMetadata(Call& c) {
+  const std::string& base = c.s.public_url;
+  http::SendJson(c.res, 200,
+                 {{"resource", base},
+                  {"authorization_servers", {base}},
+                  {"scopes_supported", auth::ScopeSet::FromBits(auth::ScopeSet::kAllBits).Names()},
+                  {"bearer_methods_supported", {"header"}},
+                  {"resource_name", "branchdb"}});
+}
+
+}  // namespace branchdb::server::routes

@@ -10,13 +10,10 @@
 #include "auth/auth.h"
 #include "server/http/auth_guard.h"
 #include "server/http/errors.h"
-#include "server/http/router.h"
-#include "server/routes/routes.h"
+#include "server/routes/call.h"
 
-namespace branchdb::server {
+namespace branchdb::server::routes {
 namespace {
-
-using http::RequestContext;
 
 bool BuildOAuthRequest(const httplib::Request& req, httplib::Response& res,
                        auth::OAuthRequest* out) {
@@ -35,62 +32,55 @@ bool BuildOAuthRequest(const httplib::Request& req, httplib::Response& res,
   return true;
 }
 
-}  // namespace
-
-void RegisterOAuthRoutes(http::Router& router, Services& services) {
-  auto endpoint = [&services](auth::HttpReply (auth::AuthService::*fn)(const auth::OAuthRequest&)) {
-    return [&services, fn](const httplib::Request& req, httplib::Response& res, RequestContext&) {
-      if (services.auth == nullptr) {
-        return http::SendError(res, Status::Unavailable("auth is not available", "auth_unavailable"));
-      }
-      auth::OAuthRequest oreq;
-      if (!BuildOAuthRequest(req, res, &oreq)) return;
-      http::SendAuthReply(res, (services.auth->*fn)(oreq));
-    };
-  };
-  router.Post("/oauth/token", "/oauth/token", endpoint(&auth::AuthService::TokenEndpoint),
-              /*idempotent=*/false);
-  router.Post("/oauth/revoke", "/oauth/revoke", endpoint(&auth::AuthService::RevocationEndpoint),
-              false);
-  router.Post("/oauth/introspect", "/oauth/introspect",
-              endpoint(&auth::AuthService::IntrospectionEndpoint), false);
-  router.Get("/.well-known/jwks.json", "/.well-known/jwks.json",
-             [&services](const httplib::Request&, httplib::Response& res, RequestContext&) {
-               if (services.auth == nullptr) {
-                 return http::SendError(
-                     res, Status::Unavailable("auth is not available", "auth_unavailable"));
-               }
-               http::SendAuthReply(res, services.auth->JwksEndpoint());
-             });
-  router.Get("/.well-known/oauth-authorization-server", "/.well-known/oauth-authorization-server",
-             [&services](const httplib::Request&, httplib::Response& res, RequestContext&) {
-               // The configured public URL, never the request's Host header
-               // (a client could make the server name any issuer).
-               const std::string& base = services.public_url;
-               std::vector<std::string> scopes;
-               for (auth::Scope s : {auth::Scope::kAdmin, auth::Scope::kProjectsRead,
-                                     auth::Scope::kProjectsWrite, auth::Scope::kBranchesRead,
-                                     auth::Scope::kBranchesWrite, auth::Scope::kSqlRead,
-                                     auth::Scope::kSqlWrite}) {
-                 scopes.emplace_back(auth::ScopeName(s));
-               }
-               http::SendJson(
-                   res, 200,
-                   {{"issuer", base},
-                    {"token_endpoint", base + "/oauth/token"},
-                    {"revocation_endpoint", base + "/oauth/revoke"},
-                    {"introspection_endpoint", base + "/oauth/introspect"},
-                    {"jwks_uri", base + "/.well-known/jwks.json"},
-                    {"grant_types_supported", {"client_credentials"}},
-                    {"response_types_supported", nlohmann::json::array()},
-                    {"token_endpoint_auth_methods_supported",
-                     {"client_secret_basic", "client_secret_post"}},
-                    {"revocation_endpoint_auth_methods_supported",
-                     {"client_secret_basic", "client_secret_post"}},
-                    {"introspection_endpoint_auth_methods_supported",
-                     {"client_secret_basic", "client_secret_post"}},
-                    {"scopes_supported", scopes}});
-             });
+bool AuthAvailable(Call& c) {
+  if (c.s.auth != nullptr) return true;
+  http::SendError(c.res, Status::Unavailable("auth is not available", "auth_unavailable"));
+  return false;
 }
 
-}  // namespace branchdb::server
+// One of the auth service's form endpoints.
+void RunEndpoint(Call& c, auth::HttpReply (auth::AuthService::*endpoint)(const auth::OAuthRequest&)) {
+  if (!AuthAvailable(c)) return;
+  auth::OAuthRequest oreq;
+  if (!BuildOAuthRequest(c.req, c.res, &oreq)) return;
+  http::SendAuthReply(c.res, (c.s.auth->*endpoint)(oreq));
+}
+
+}  // namespace
+
+void HandleOAuthToken(Call& c) { RunEndpoint(c, &auth::AuthService::TokenEndpoint); }
+void HandleOAuthRevoke(Call& c) { RunEndpoint(c, &auth::AuthService::RevocationEndpoint); }
+void HandleOAuthIntrospect(Call& c) { RunEndpoint(c, &auth::AuthService::IntrospectionEndpoint); }
+
+void HandleJwks(Call& c) {
+  if (!AuthAvailable(c)) return;
+  http::SendAuthReply(c.res, c.s.auth->JwksEndpoint());
+}
+
+void HandleAuthServerMetadata(Call& c) {
+  // The configured public URL, never the request's Host header (a client
+  // could make the server name any issuer).
+  const std::string& base = c.s.public_url;
+  std::vector<std::string> scopes;
+  for (auth::Scope s : {auth::Scope::kAdmin, auth::Scope::kProjectsRead,
+                        auth::Scope::kProjectsWrite, auth::Scope::kBranchesRead,
+                        auth::Scope::kBranchesWrite, auth::Scope::kSqlRead,
+                        auth::Scope::kSqlWrite}) {
+    scopes.emplace_back(auth::ScopeName(s));
+  }
+  const nlohmann::json client_auth = {"client_secret_basic", "client_secret_post"};
+  http::SendJson(c.res, 200,
+                 {{"issuer", base},
+                  {"token_endpoint", base + "/oauth/token"},
+                  {"revocation_endpoint", base + "/oauth/revoke"},
+                  {"introspection_endpoint", base + "/oauth/introspect"},
+                  {"jwks_uri", base + "/.well-known/jwks.json"},
+                  {"grant_types_supported", {"client_credentials"}},
+                  {"response_types_supported", nlohmann::json::array()},
+                  {"token_endpoint_auth_methods_supported", client_auth},
+                  {"revocation_endpoint_auth_methods_supported", client_auth},
+                  {"introspection_endpoint_auth_methods_supported", client_auth},
+                  {"scopes_supported", scopes}});
+}
+
+}  // namespace branchdb::server::routes

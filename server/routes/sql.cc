@@ -6,7 +6,7 @@
 //   POST /v1/projects/{p}/branches/{b}/credentials  {"access":"read"|"read_write","ttl_seconds"}
 //   GET  /v1/projects/{p}/branches/{b}/compute
 //   POST /v1/projects/{p}/branches/{b}/compute/suspend
-//   GET  /v1/projects/{p}/branches/{b}/schema[?lsn=N]
+//   GET  /v1/projects/{p}/branches/{b}/schema[?lsn=N]   (server/sql/snapshot.h)
 //   GET  .../export, POST /v1/projects/{p}/import: transfer.cc
 #include <httplib.h>
 #include <sqlite3.h>
@@ -22,18 +22,16 @@
 #include "server/http/auth_guard.h"
 #include "server/http/errors.h"
 #include "server/http/metrics.h"
-#include "server/http/router.h"
+#include "server/routes/call.h"
 #include "server/routes/common.h"
-#include "server/routes/routes.h"
+#include "server/sql/snapshot.h"
 #include "storage/vfs/vfs.h"
 
-namespace branchdb::server {
+namespace branchdb::server::routes {
 
 using nlohmann::json;
 
 namespace {
-
-const char* kBranchPath = R"(/v1/projects/([^/]+)/branches/(.+))";
 
 std::string Summary(const std::string& sql) {
   std::string out;
@@ -75,33 +73,11 @@ json ComputeJson(const Result<compute::ComputeInfo>& info, int64_t idle_timeout_
   return {{"state", info->active ? "active" : "suspended"},
           {"in_use", info->leases},
           {"cold_starts", info->cold_starts},
-          {"last_used_at", routes::FormatTime(info->last_used_micros)},
+          {"last_used_at", FormatTime(info->last_used_micros)},
           {"last_cold_start_ms",
            info->cold_starts ? json(static_cast<double>(info->last_cold_start_nanos) / 1e6)
                              : json(nullptr)},
           {"idle_timeout_seconds", idle_timeout_seconds}};
-}
-
-void SendBearerError(httplib::Response& res, const auth::BearerError& error) {
-  auth::HttpReply reply = auth::BearerErrorReply(error, "branchdb");
-  std::string code(error.ErrorCode());
-  http::SendJson(res, reply.status,
-                 {{"error",
-                   {{"code", code.empty() ? "unauthenticated" : code},
-                    {"message", error.description},
-                    {"details", json::object()}}}});
-  for (const auto& [name, value] : reply.headers) {
-    if (name == "WWW-Authenticate") res.set_header(name.c_str(), value);
-  }
-}
-
-Result<storage::SqliteHandle> OpenReadOnly(Services& s, const std::string& project,
-                                           const std::string& branch,
-                                           std::optional<uint64_t> lsn) {
-  catalog::ConnectionRequest r;
-  r.read_only = true;
-  if (lsn) r.as_of = *lsn;
-  return s.catalog->OpenBranchConnection(project, branch, r);
 }
 
 // --- Paging: a one-statement read, in pages that all read one snapshot LSN ---
@@ -164,8 +140,8 @@ void HandleSqlPage(Services* s, httplib::Response& res, const json& body,
                    const std::string& client) {
   const int64_t max_rows = s->sandbox.max_result_rows;
   BRANCHDB_TRY_SEND(res, page_size,
-                    routes::OptInt(body, "page_size", {1, max_rows}));
-  BRANCHDB_TRY_SEND(res, cursor_text, routes::OptString(body, "cursor"));
+                    OptInt(body, "page_size", {1, max_rows}));
+  BRANCHDB_TRY_SEND(res, cursor_text, OptString(body, "cursor"));
   sql::Script script;
   script.sql = body["sql"].get<std::string>();
   script.params = body.contains("params") ? body["params"] : json(nullptr);
@@ -217,71 +193,71 @@ void HandleSqlPage(Services* s, httplib::Response& res, const json& body,
   http::SendJson(res, 200, out);
 }
 
-void HandleSql(Services* s, const httplib::Request& req, httplib::Response& res,
-               http::RequestContext& ctx) {
-  std::string project = http::PathParam(req, 1), branch = http::PathParam(req, 2);
-  auto who = http::RequireAuth(*s, req, res, auth::Operation::kSqlRead, project, branch);
-  if (!who) return;
-  BRANCHDB_TRY_SEND(res, body, http::ParseJsonObject(req.body));
-  if (!(*body)["sql"].is_string()) {
-    return http::SendError(res, Status::InvalidArgument("sql: required string", "invalid_argument"));
+// Annotates the commit of script on db (the SQL route's checkpoint): who,
+// which request, a summary, the rows it changed since changes_before, and the
+// full script for replay by promote (docs/branching.md), in the record's
+// payload and counted against the branch's size; an action past
+// kMaxScriptBytes is recorded as not replayable.
+Status AnnotateScript(sqlite3* db, const sql::Script& script, const std::string& request_id,
+                      sqlite3_int64 changes_before, int64_t max_db_bytes) {
+  catalog::Annotation a;
+  a.kind = "sql";
+  a.client_id = script.client;
+  a.request_id = request_id;
+  a.summary = Summary(script.sql);
+  a.rows = sqlite3_total_changes64(db) - changes_before;
+  a.sql = script.sql;
+  if (script.sql.size() > catalog::kMaxScriptBytes) {
+    a.sql_omitted = true;
+  } else if (!script.params.is_null()) {
+    a.params_json = http::DumpJson(script.params);
   }
-  if (body->contains("page_size") || body->contains("cursor")) {
-    return HandleSqlPage(s, res, *body, project, branch, who->client_id);
+  return catalog::AnnotateNextCommit(db, a, max_db_bytes);
+}
+
+// The script's failure as the client sees it: a VFS failure instead of
+// SQLite's generic error; a compute of a project deleted under it (its store
+// refuses every call) forgotten, so that a project created under the same
+// name opens afresh.
+Status ScriptFailure(Call& c, sqlite3* db, Status st, const std::string& key) {
+  if (st.reason() == "sql_io_error" || st.reason() == "busy") {
+    if (Status vfs = storage::LastVfsError(db); !vfs.ok()) st = vfs;
   }
-  BRANCHDB_TRY_SEND(res, read_only_flag, routes::OptBool(*body, "read_only"));
-  bool read_only = read_only_flag->value_or(false) ||
-                   !s->auth->Allows(*who, auth::Operation::kSqlWrite, project, branch);
-  std::string key = routes::ComputeKey(project, branch);
-  auto lease = s->computes->Acquire(key);
+  if (st.reason() == "project_not_found") c.s.computes->Remove(key);
+  return BranchGoneIfTimelineGone(st, c.project, c.branch);
+}
+
+// A whole script on the branch's compute, one transaction.
+void RunOnCompute(Call& c, const json& body, bool read_only) {
+  Services& s = c.s;
+  std::string key = ComputeKey(c.project, c.branch);
+  auto lease = s.computes->Acquire(key);
   if (!lease.ok()) {
-    if (lease.status().IsNotFound()) s->computes->Remove(key);
-    return http::SendError(res, BranchGoneIfTimelineGone(lease.status(), project, branch));
+    if (lease.status().IsNotFound()) s.computes->Remove(key);
+    return http::SendError(c.res, BranchGoneIfTimelineGone(lease.status(), c.project, c.branch));
   }
   sqlite3* db = (*lease)->db();
   sql::Script script;
-  script.sql = (*body)["sql"].get<std::string>();
-  script.params = body->contains("params") ? (*body)["params"] : json(nullptr);
+  script.sql = body["sql"].get<std::string>();
+  script.params = body.contains("params") ? body["params"] : json(nullptr);
   script.read_only = read_only;
-  script.client = who->client_id;
+  script.client = c.who->client_id;
   sqlite3_int64 changes_before = sqlite3_total_changes64(db);
   script.before_commit = [&] {
-    catalog::Annotation a;
-    a.kind = "sql";
-    a.client_id = who->client_id;
-    a.request_id = ctx.request_id;
-    a.summary = Summary(script.sql);
-    a.rows = sqlite3_total_changes64(db) - changes_before;
-    // The full script, for replay by promote (docs/branching.md), in the
-    // record's payload and counted against the branch's size; an action past
-    // kMaxScriptBytes is recorded as not replayable.
-    a.sql = script.sql;
-    if (script.sql.size() > catalog::kMaxScriptBytes) {
-      a.sql_omitted = true;
-    } else if (!script.params.is_null()) {
-      a.params_json = http::DumpJson(script.params);
-    }
-    return catalog::AnnotateNextCommit(db, a, s->sandbox.max_db_bytes);
+    return AnnotateScript(db, script, c.ctx.request_id, changes_before, s.sandbox.max_db_bytes);
   };
   storage::Lsn commit_before = storage::LastCommitLsn(db);
   sql::ScriptError error;
   auto result = (*lease)->sandbox().Execute(script, &error);
   if (!result.ok()) {
-    Status st = result.status();
-    if (st.reason() == "sql_io_error" || st.reason() == "busy") {
-      if (Status vfs = storage::LastVfsError(db); !vfs.ok()) st = vfs;
-    }
-    s->metrics->Increment(http::kSqlStatements, {{"outcome", "error"}});
-    // A compute of a project deleted under it (its store refuses every call):
-    // forget it, so that a project created under the same name opens afresh.
-    if (st.reason() == "project_not_found") s->computes->Remove(key);
-    return http::SendError(res, BranchGoneIfTimelineGone(st, project, branch), error.details());
+    s.metrics->Increment(http::kSqlStatements, {{"outcome", "error"}});
+    return http::SendError(c.res, ScriptFailure(c, db, result.status(), key), error.details());
   }
   storage::Lsn commit_after = storage::LastCommitLsn(db);
   const bool committed = commit_after != commit_before;
-  if (committed) s->metrics->Increment(http::kCommits);
-  s->metrics->Increment(http::kSqlStatements, {{"outcome", "ok"}},
-                        static_cast<double>(result->statements.size()));
+  if (committed) s.metrics->Increment(http::kCommits);
+  s.metrics->Increment(http::kSqlStatements, {{"outcome", "ok"}},
+                       static_cast<double>(result->statements.size()));
   json out = result->ToJson();
   // lsn: the checkpoint this script made, null when it changed nothing;
   // snapshot_lsn: the state it read, or, when it committed, the state it made.
@@ -289,122 +265,84 @@ void HandleSql(Services* s, const httplib::Request& req, httplib::Response& res,
   out["snapshot_lsn"] = committed ? commit_after : storage::SnapshotLsn(db);
   out["read_only"] = read_only;
   out["next_cursor"] = nullptr;  // only paged requests get pages (HandleSqlPage)
-  http::SendJson(res, 200, out);
+  http::SendJson(c.res, 200, out);
 }
 
 }  // namespace
 
-void RegisterSqlRoutes(http::Router& router, Services& services) {
-  Services* s = &services;
-  const std::string base = kBranchPath;
-  const std::string lbase = "/v1/projects/{project}/branches/{branch}";
-
-  router.Post(base + "/sql", lbase + "/sql",
-              [s](const httplib::Request& req, httplib::Response& res, http::RequestContext& ctx) {
-                HandleSql(s, req, res, ctx);
-              });
-
-  router.Post(
-      base + "/credentials", lbase + "/credentials",
-      [s](const httplib::Request& req, httplib::Response& res, http::RequestContext&) {
-        std::string project = http::PathParam(req, 1), branch = http::PathParam(req, 2);
-        BRANCHDB_TRY_SEND(res, body, http::ParseJsonObject(req.body, true));
-        BRANCHDB_TRY_SEND(res, access_given, routes::OptString(*body, "access"));
-        std::string access = access_given->value_or("read");
-        if (access != "read" && access != "read_write") {
-          return http::SendError(res, Status::InvalidArgument(
-                                          "access: expected \"read\" or \"read_write\"",
-                                          "invalid_argument"));
-        }
-        bool rw = access == "read_write";
-        auto who = http::RequireAuth(*s, req, res,
-                                     rw ? auth::Operation::kIssueReadWriteCredential
-                                        : auth::Operation::kIssueReadCredential,
-                                     project, branch);
-        if (!who) return;
-        // 60 s to auth.credential_max_seconds; absent: 900 s (auth's default).
-        BRANCHDB_TRY_SEND(res, ttl,
-                          routes::OptInt(*body, "ttl_seconds",
-                                         {60, s->config->credential_max_seconds},
-                                         "ttl_seconds (auth.credential_max_seconds caps it)"));
-        BRANCHDB_TRY_SEND(res, exists, s->catalog->GetBranch(project, branch, false));
-        auth::BearerError error;
-        auto cred = s->auth->IssueDbCredential(*who, project, branch,
-                                               http::BranchIdentityOf(*s, project, branch),
-                                               rw ? auth::DbAccess::kReadWrite : auth::DbAccess::kRead,
-                                               ttl->value_or(0), &error);
-        if (!cred) return SendBearerError(res, error);
-        res.status = 201;
-        res.set_content(cred->ToJson(), "application/json");
-        res.set_header("Cache-Control", "no-store");
-      },
-      /*idempotent=*/false);  // the response holds a credential: never stored
-
-  router.Get(base + "/compute", lbase + "/compute",
-             [s](const httplib::Request& req, httplib::Response& res, http::RequestContext&) {
-               std::string project = http::PathParam(req, 1), branch = http::PathParam(req, 2);
-               if (!http::RequireAuth(*s, req, res, auth::Operation::kGetBranch, project, branch)) {
-                 return;
-               }
-               BRANCHDB_TRY_SEND(res, b, s->catalog->GetBranch(project, branch, false));
-               http::SendJson(res, 200,
-                              ComputeJson(s->computes->Info(routes::ComputeKey(project, branch)),
-                                          routes::EffectiveIdleTimeout(
-                                              *b, s->config->idle_timeout_seconds)));
-             });
-  router.Post(base + "/compute/suspend", lbase + "/compute/suspend",
-              [s](const httplib::Request& req, httplib::Response& res, http::RequestContext&) {
-                std::string project = http::PathParam(req, 1), branch = http::PathParam(req, 2);
-                if (!http::RequireAuth(*s, req, res, auth::Operation::kCreateBranch, project,
-                                       branch)) {
-                  return;
-                }
-                BRANCHDB_TRY_SEND(res, b, s->catalog->GetBranch(project, branch, false));
-                std::string key = routes::ComputeKey(project, branch);
-                (void)s->computes->Suspend(key);  // NotFound: never ran, already suspended
-                http::SendJson(res, 200,
-                               ComputeJson(s->computes->Info(key),
-                                           routes::EffectiveIdleTimeout(
-                                               *b, s->config->idle_timeout_seconds)));
-              });
-
-  router.Get(base + "/schema", lbase + "/schema",
-             [s](const httplib::Request& req, httplib::Response& res, http::RequestContext&) {
-               std::string project = http::PathParam(req, 1), branch = http::PathParam(req, 2);
-               if (!http::RequireAuth(*s, req, res, auth::Operation::kGetBranch, project, branch)) {
-                 return;
-               }
-               BRANCHDB_TRY_SEND(res, lsn, routes::QueryInt(req, "lsn", routes::kLsnRange));
-               BRANCHDB_TRY_SEND(res, conn, OpenReadOnly(*s, project, branch, *lsn));
-               sqlite3_stmt* stmt = nullptr;
-               json objects = json::array();
-               if (sqlite3_prepare_v2(conn->get(),
-                                      "SELECT type, name, tbl_name, sql FROM sqlite_schema "
-                                      "WHERE name NOT LIKE 'sqlite_%' ORDER BY type, name",
-                                      -1, &stmt, nullptr) != SQLITE_OK) {
-                 return http::SendError(res, Status::IOError(sqlite3_errmsg(conn->get()),
-                                                             "sql_io_error"));
-               }
-               int rc;
-               while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-                 auto text = [&](int i) -> json {
-                   const unsigned char* t = sqlite3_column_text(stmt, i);
-                   return t ? json(reinterpret_cast<const char*>(t)) : json(nullptr);
-                 };
-                 objects.push_back(
-                     {{"type", text(0)}, {"name", text(1)}, {"table", text(2)}, {"sql", text(3)}});
-               }
-               sqlite3_finalize(stmt);
-               if (rc != SQLITE_DONE) {
-                 return http::SendError(res, Status::IOError(sqlite3_errmsg(conn->get()),
-                                                             "sql_io_error"));
-               }
-               http::SendJson(res, 200,
-                              {{"lsn", storage::SnapshotLsn(conn->get())}, {"objects", objects}});
-             });
-
-  // .../export and /v1/projects/{p}/import stream (transfer.cc).
-  RegisterTransferRoutes(router, services);
+void HandleSql(Call& c) {
+  BRANCHDB_TRY_SEND(c.res, body, http::ParseJsonObject(c.req.body));
+  if (!(*body)["sql"].is_string()) {
+    return http::SendError(c.res,
+                           Status::InvalidArgument("sql: required string", "invalid_argument"));
+  }
+  if (body->contains("page_size") || body->contains("cursor")) {
+    return HandleSqlPage(&c.s, c.res, *body, c.project, c.branch, c.who->client_id);
+  }
+  BRANCHDB_TRY_SEND(c.res, read_only_flag, OptBool(*body, "read_only"));
+  bool read_only = read_only_flag->value_or(false) ||
+                   !c.s.auth->Allows(*c.who, auth::Operation::kSqlWrite, c.project, c.branch);
+  RunOnCompute(c, *body, read_only);
 }
 
-}  // namespace branchdb::server
+void HandleIssueCredential(Call& c) {
+  BRANCHDB_TRY_SEND(c.res, body, http::ParseJsonObject(c.req.body, true));
+  BRANCHDB_TRY_SEND(c.res, access_given, OptString(*body, "access"));
+  std::string access = access_given->value_or("read");
+  if (access != "read" && access != "read_write") {
+    return http::SendError(c.res, Status::InvalidArgument(
+                                      "access: expected \"read\" or \"read_write\"",
+                                      "invalid_argument"));
+  }
+  bool rw = access == "read_write";
+  auto who = http::RequireAuth(c.s, c.req, c.res,
+                               rw ? auth::Operation::kIssueReadWriteCredential
+                                  : auth::Operation::kIssueReadCredential,
+                               c.project, c.branch);
+  if (!who) return;
+  // 60 s to auth.credential_max_seconds; absent: 900 s (auth's default).
+  BRANCHDB_TRY_SEND(c.res, ttl,
+                    OptInt(*body, "ttl_seconds", {60, c.s.config->credential_max_seconds},
+                           "ttl_seconds (auth.credential_max_seconds caps it)"));
+  BRANCHDB_TRY_SEND(c.res, exists, c.s.catalog->GetBranch(c.project, c.branch, false));
+  auth::BearerError error;
+  auto cred = c.s.auth->IssueDbCredential(*who, c.project, c.branch,
+                                          http::BranchIdentityOf(c.s, c.project, c.branch),
+                                          rw ? auth::DbAccess::kReadWrite : auth::DbAccess::kRead,
+                                          ttl->value_or(0), &error);
+  if (!cred) return http::SendBearerError(c.res, error);
+  c.res.status = 201;
+  c.res.set_content(cred->ToJson(), "application/json");
+  c.res.set_header("Cache-Control", "no-store");
+}
+
+void HandleGetCompute(Call& c) {
+  BRANCHDB_TRY_SEND(c.res, b, c.s.catalog->GetBranch(c.project, c.branch, false));
+  http::SendJson(c.res, 200,
+                 ComputeJson(c.s.computes->Info(ComputeKey(c.project, c.branch)),
+                             EffectiveIdleTimeout(*b, c.s.config->idle_timeout_seconds)));
+}
+
+void HandleSuspendCompute(Call& c) {
+  BRANCHDB_TRY_SEND(c.res, b, c.s.catalog->GetBranch(c.project, c.branch, false));
+  std::string key = ComputeKey(c.project, c.branch);
+  (void)c.s.computes->Suspend(key);  // NotFound: never ran, already suspended
+  http::SendJson(c.res, 200,
+                 ComputeJson(c.s.computes->Info(key),
+                             EffectiveIdleTimeout(*b, c.s.config->idle_timeout_seconds)));
+}
+
+void HandleSchema(Call& c) {
+  BRANCHDB_TRY_SEND(c.res, lsn, QueryInt(c.req, "lsn", kLsnRange));
+  BRANCHDB_TRY_SEND(c.res, schema, sql::ReadSchema(*c.s.catalog, c.project, c.branch, *lsn));
+  json objects = json::array();
+  for (const auto& o : schema->objects) {
+    objects.push_back({{"type", o.type},
+                       {"name", o.name},
+                       {"table", o.table},
+                       {"sql", o.sql ? json(*o.sql) : json(nullptr)}});
+  }
+  http::SendJson(c.res, 200, {{"lsn", schema->lsn}, {"objects", objects}});
+}
+
+}  // namespace branchdb::server::routes

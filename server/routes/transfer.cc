@@ -2,19 +2,15 @@
 // config.transfer_buffer_bytes, whatever the database's size.
 //   GET  /v1/projects/{p}/branches/{b}/export[?lsn=N]   (application/vnd.sqlite3)
 //   POST /v1/projects/{p}/import?branch=NAME            (body: a SQLite database file)
-// Export pins one snapshot (a read transaction of a read-only connection) and
-// sends that state's pages, read from the page store as stored (the VFS
-// serves page 1 with an adjusted schema cookie), from a content provider, a
-// buffer at a time. Import reads
-// the body as it arrives into a buffer and appends each full buffer to the
-// catalog's ImportWriter (a hidden timeline), which names the branch in one
-// step once the whole file is in and passes quick_check: an import is atomic,
-// also across a crash (catalog/catalog.h, ImportWriter).
+// Export pins one state (sql::ExportSnapshot, server/sql/snapshot.h) and
+// sends its database file from a content provider, a buffer at a time.
+// Import reads the body as it arrives into a buffer and appends each full
+// buffer to the catalog's ImportWriter (a hidden timeline), which names the
+// branch in one step once the whole file is in and passes quick_check: an
+// import is atomic, also across a crash (catalog/catalog.h, ImportWriter).
 #include <httplib.h>
-#include <sqlite3.h>
 
 #include <algorithm>
-#include <cstring>
 #include <memory>
 
 #include "auth/auth.h"
@@ -22,12 +18,11 @@
 #include "server/http/auth_guard.h"
 #include "server/http/errors.h"
 #include "server/http/metrics.h"
-#include "server/http/router.h"
+#include "server/routes/call.h"
 #include "server/routes/common.h"
-#include "server/routes/routes.h"
-#include "storage/vfs/vfs.h"
+#include "server/sql/snapshot.h"
 
-namespace branchdb::server {
+namespace branchdb::server::routes {
 namespace {
 
 constexpr size_t kPageSize = storage::kPageSize;
@@ -37,20 +32,17 @@ size_t BufferBytes(const Services& s) {
   return static_cast<size_t>(b) / kPageSize * kPageSize;
 }
 
-// One export's state, alive until its response is written (the content
-// provider holds it): the project's store (held, so a deletion of the project
-// meanwhile cuts the body short instead of pulling the store away), the read
-// transaction that pins the snapshot, and the buffer.
+// One export, alive until its response is written (the content provider
+// holds it): the pinned state (sql::ExportSnapshot) and the buffer.
 class ExportStream {
  public:
-  ExportStream(storage::SqliteHandle conn, std::shared_ptr<const storage::PageStore> store,
-               storage::Lsn state, size_t buffer_bytes, http::Metrics* metrics)
-      : conn_(std::move(conn)), store_(std::move(store)), state_(state),
-        buffer_bytes_(buffer_bytes), metrics_(metrics) {}
+  ExportStream(std::unique_ptr<sql::ExportSnapshot> snapshot, size_t buffer_bytes,
+               http::Metrics* metrics)
+      : snapshot_(std::move(snapshot)), buffer_bytes_(buffer_bytes), metrics_(metrics) {}
   ExportStream(const ExportStream&) = delete;
   ExportStream& operator=(const ExportStream&) = delete;
 
-  // Sends the pages from offset on, at most one buffer of them. REQUIRES:
+  // Sends the file from offset on, at most one buffer of it. REQUIRES:
   // offset a multiple of the page size (every earlier call sent whole pages).
   bool Send(size_t offset, size_t length, httplib::DataSink& sink) {
     size_t n = std::min(length, buffer_bytes_);
@@ -59,64 +51,41 @@ class ExportStream {
       metrics_->SetMax(http::kTransferBufferPeak, {{"direction", "export"}},
                        static_cast<double>(buffer_.capacity()));
     }
-    for (size_t done = 0; done < n; done += kPageSize) {
-      auto pgno = static_cast<storage::PageNo>((offset + done) / kPageSize + 1);
-      if (!store_->ReadPageAt(state_, pgno, &page_).ok()) {
-        // The state is gone (collected, or the project deleted): the client
-        // sees a short body.
-        return false;
-      }
-      std::memcpy(buffer_.data() + done, page_.data(), std::min(kPageSize, n - done));
-    }
+    // The state gone (collected, or the project deleted): the client sees a
+    // short body.
+    if (!snapshot_->Read(offset, n, buffer_.data())) return false;
     metrics_->Increment(http::kTransferChunks, {{"direction", "export"}});
     return sink.write(buffer_.data(), n);
   }
 
  private:
-  storage::SqliteHandle conn_;
-  const std::shared_ptr<const storage::PageStore> store_;
-  const storage::Lsn state_;
+  const std::unique_ptr<sql::ExportSnapshot> snapshot_;
   const size_t buffer_bytes_;
   http::Metrics* metrics_;
   std::string buffer_;
-  std::string page_;
 };
 
-void HandleExport(Services* s, const httplib::Request& req, httplib::Response& res) {
-  std::string project = http::PathParam(req, 1), branch = http::PathParam(req, 2);
-  if (!http::RequireAuth(*s, req, res, auth::Operation::kExportBranch, project, branch)) return;
-  BRANCHDB_TRY_SEND(res, lsn, routes::QueryInt(req, "lsn", routes::kLsnRange));
-  catalog::ConnectionRequest r;
-  r.read_only = true;
-  if (*lsn) r.as_of = **lsn;
-  BRANCHDB_TRY_SEND(res, conn, s->catalog->OpenBranchConnection(project, branch, r));
-  sqlite3* db = conn->get();
-  BRANCHDB_TRY_SEND(res, store, s->catalog->Store(project));
-  // A read transaction pins one snapshot for the whole copy.
-  if (sqlite3_exec(db, "BEGIN; SELECT count(*) FROM sqlite_schema;", nullptr, nullptr,
-                   nullptr) != SQLITE_OK) {
-    Status vfs = storage::LastVfsError(db);
-    return http::SendError(res, !vfs.ok() ? vfs
-                                          : Status::IOError(std::string("export failed: ") +
-                                                                sqlite3_errmsg(db),
-                                                            "sql_io_error"));
-  }
-  const storage::Lsn state = storage::SnapshotLsn(db);
-  BRANCHDB_TRY_SEND(res, pages, (*store)->DbSizeAt(state));
-  const size_t size = static_cast<size_t>(*pages) * kPageSize;
-  res.set_header("X-Branchdb-Lsn", std::to_string(state));
-  std::string name = branch;
+}  // namespace
+
+void HandleExport(Call& c) {
+  BRANCHDB_TRY_SEND(c.res, lsn, QueryInt(c.req, "lsn", kLsnRange));
+  BRANCHDB_TRY_SEND(c.res, snapshot,
+                    sql::ExportSnapshot::Open(*c.s.catalog, c.project, c.branch, *lsn));
+  const uint64_t size = (*snapshot)->size_bytes();
+  c.res.set_header("X-Branchdb-Lsn", std::to_string((*snapshot)->lsn()));
+  std::string name = c.branch;
   std::replace(name.begin(), name.end(), '/', '_');
-  res.set_header("Content-Disposition",
-                 "attachment; filename=\"" + project + "-" + name + ".sqlite\"");
-  if (size == 0) return res.set_content("", "application/vnd.sqlite3");
-  auto stream = std::make_shared<ExportStream>(std::move(*conn), std::move(*store), state,
-                                               BufferBytes(*s), s->metrics);
-  res.set_content_provider(size, "application/vnd.sqlite3",
-                           [stream](size_t offset, size_t length, httplib::DataSink& sink) {
-                             return stream->Send(offset, length, sink);
-                           });
+  c.res.set_header("Content-Disposition",
+                   "attachment; filename=\"" + c.project + "-" + name + ".sqlite\"");
+  if (size == 0) return c.res.set_content("", "application/vnd.sqlite3");
+  auto stream = std::make_shared<ExportStream>(std::move(*snapshot), BufferBytes(c.s), c.s.metrics);
+  c.res.set_content_provider(size, "application/vnd.sqlite3",
+                             [stream](size_t offset, size_t length, httplib::DataSink& sink) {
+                               return stream->Send(offset, length, sink);
+                             });
 }
+
+namespace {
 
 Status TooLarge(uint64_t max_bytes) {
   return Status::ResourceExhausted("body: the database exceeds the branch size cap of " +
@@ -178,57 +147,42 @@ void Discard(const http::BodyReader& read) {
   (void)read([](const char*, size_t) { return true; });
 }
 
-void HandleImport(Services* s, const httplib::Request& req, httplib::Response& res,
-                  http::RequestContext& ctx, const http::BodyReader& read) {
+}  // namespace
+
+void HandleImport(Call& c) {
+  const http::BodyReader& read = *c.body;
   auto refuse = [&](const Status& st) {
     Discard(read);
-    http::SendError(res, st);
+    http::SendError(c.res, st);
   };
-  std::string project = http::PathParam(req, 1);
-  std::string branch = req.get_param_value("branch");
-  auto who = http::RequireAuth(*s, req, res, auth::Operation::kCreateBranch, project, branch);
+  std::string branch = c.req.get_param_value("branch");
+  auto who = http::RequireAuth(c.s, c.req, c.res, auth::Operation::kCreateBranch, c.project, branch);
   if (!who) return Discard(read);
-  if (!s->auth->Allows(*who, auth::Operation::kSqlWrite, project, branch)) {
+  if (!c.s.auth->Allows(*who, auth::Operation::kSqlWrite, c.project, branch)) {
     return refuse(Status::PermissionDenied("import needs scope sql:write", "insufficient_scope"));
   }
   if (branch.empty()) {
     return refuse(Status::InvalidArgument("query parameter branch: the new branch's name",
                                           "invalid_argument"));
   }
-  const uint64_t max_bytes = static_cast<uint64_t>(s->config->max_branch_bytes);
-  if (req.has_header("Content-Length") &&
-      req.get_header_value<uint64_t>("Content-Length") > max_bytes) {
+  const uint64_t max_bytes = static_cast<uint64_t>(c.s.config->max_branch_bytes);
+  if (c.req.has_header("Content-Length") &&
+      c.req.get_header_value<uint64_t>("Content-Length") > max_bytes) {
     return refuse(TooLarge(max_bytes));
   }
-  auto writer = s->catalog->BeginImport(project, branch, {who->client_id, ctx.request_id});
+  auto writer = c.s.catalog->BeginImport(c.project, branch, {who->client_id, c.ctx.request_id});
   if (!writer.ok()) return refuse(writer.status());
-  ImportSink sink(writer->get(), BufferBytes(*s), max_bytes, s->metrics);
+  ImportSink sink(writer->get(), BufferBytes(c.s), max_bytes, c.s.metrics);
   bool whole = read([&sink](const char* data, size_t n) { return sink.Receive(data, n); });
   if (!whole) {
     return http::SendError(
-        res, Status::InvalidArgument("body: the upload ended early", "bad_request"));
+        c.res, Status::InvalidArgument("body: the upload ended early", "bad_request"));
   }
-  if (!sink.status().ok()) return http::SendError(res, sink.status());
-  auto b = (*writer)->Finish(
-      sink.rest(), "import of a " + std::to_string(sink.total()) + "-byte database");
-  if (!b.ok()) return http::SendError(res, b.status());
-  http::SendJson(res, 201, routes::BranchJson(*b, s->config->idle_timeout_seconds));
+  if (!sink.status().ok()) return http::SendError(c.res, sink.status());
+  auto b = (*writer)->Finish(sink.rest(),
+                             "import of a " + std::to_string(sink.total()) + "-byte database");
+  if (!b.ok()) return http::SendError(c.res, b.status());
+  http::SendJson(c.res, 201, BranchJson(*b, c.s.config->idle_timeout_seconds));
 }
 
-}  // namespace
-
-void RegisterTransferRoutes(http::Router& router, Services& services) {
-  Services* s = &services;
-  router.Get(R"(/v1/projects/([^/]+)/branches/(.+)/export)",
-             "/v1/projects/{project}/branches/{branch}/export",
-             [s](const httplib::Request& req, httplib::Response& res, http::RequestContext&) {
-               HandleExport(s, req, res);
-             });
-  router.PostStreaming(R"(/v1/projects/([^/]+)/import)", "/v1/projects/{project}/import",
-                       [s](const httplib::Request& req, httplib::Response& res,
-                           http::RequestContext& ctx, const http::BodyReader& read) {
-                         HandleImport(s, req, res, ctx, read);
-                       });
-}
-
-}  // namespace branchdb::server
+}  // namespace branchdb::server::routes

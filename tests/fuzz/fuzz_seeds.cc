@@ -168,7 +168,7 @@ std::string Req(std::string_view method, std::string_view path, std::string_view
 }
 
 void RouterSeeds() {
-  const std::string kBranch = "/v1/projects/{p}/branches/{b}";
+  const std::string kBranch = "/v1/projects/{project}/branches/{branch}";
   Write("healthz", Req("GET", "/healthz", "main", "", "", 1));
   Write("sql_read", Req("POST", kBranch + "/sql", "main", "", R"j({"sql":"SELECT * FROM t"})j"));
   Write("sql_write_params",
@@ -179,7 +179,7 @@ void RouterSeeds() {
                               Req("POST", kBranch + "/sql", "dev", "",
                                   R"j({"sql":"INSERT INTO t(b) VALUES ('i')"})j", 4));
   Write("branch_create_delete",
-        Req("POST", "/v1/projects/{p}/branches", "main", "",
+        Req("POST", "/v1/projects/{project}/branches", "main", "",
             R"j({"name":"dev/x","parent":"main","ttl_seconds":60})j") +
             Req("PATCH", kBranch, "dev/x", "", R"j({"protected":true,"ttl_seconds":null})j") +
             Req("DELETE", kBranch, "dev/x", "", ""));
@@ -201,7 +201,7 @@ void RouterSeeds() {
                                        R"j({"access":"read","ttl_seconds":60})j"));
   Write("project_lifecycle",
         Req("POST", "/v1/projects", "main", "", R"j({"name":"shop"})j") +
-            Req("PATCH", "/v1/projects/{p}", "main", "", R"j({"restore_window_seconds":3600})j") +
+            Req("PATCH", "/v1/projects/{project}", "main", "", R"j({"restore_window_seconds":3600})j") +
             Req("GET", "/v1/projects", "main", "", ""));
   Write("oauth", Req("POST", "/oauth/token", "main", "",
                      "grant_type=client_credentials&client_id=x&client_secret=y", 9) +
@@ -210,7 +210,7 @@ void RouterSeeds() {
   Write("clients", Req("POST", "/v1/clients", "main", "",
                        R"j({"name":"ci","scopes":["sql:read","branches:read"]})j") +
                        Req("GET", "/v1/clients", "main", "", ""));
-  Write("import", Req("POST", "/v1/projects/{p}/import", "main", "branch=imported",
+  Write("import", Req("POST", "/v1/projects/{project}/import", "main", "branch=imported",
                       DatabaseImage("CREATE TABLE i(x); INSERT INTO i VALUES (42);")));
   Write("mcp", Req("POST", "/mcp", "main", "",
                    R"j({"jsonrpc":"2.0","id":1,"method":"initialize","params":{}})j") +
@@ -220,8 +220,8 @@ void RouterSeeds() {
                                Req("GET", "/v1/projects", "main", "", "", 2) +
                                Req("GET", "/v1/projects", "main", "", "", 3));
   Write("odd_names", Req("GET", kBranch, "%ZZ", "", "") + Req("GET", kBranch, "dev%2Falex", "", "") +
-                         Req("GET", "/v1/projects/{p}/branches/{b}/{b}", "main/sql", "", "") +
-                         Req("PUT", "/v1/projects/{p}", "..", "", "{}"));
+                         Req("GET", "/v1/projects/{project}/branches/{branch}/{branch}", "main/sql", "", "") +
+                         Req("PUT", "/v1/projects/{project}", "..", "", "{}"));
 }
 
 }  // namespace

@@ -188,15 +188,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     DispatchRequest req;
     req.method = route.method;
     req.path = route.path;
-    if (req.path == "/v1/clients/{b}") {  // never delete the admin client (our token)
+    if (req.path == "/v1/clients/{client_id}") {  // never delete the admin client (our token)
       auto decoded = http::DecodePathSegment(branch);
       if (branch.find(f.admin_id.substr(4)) != std::string::npos ||
           (decoded.ok() && decoded->find(f.admin_id.substr(4)) != std::string::npos)) {
         branch = "other";
       }
     }
-    Replace(&req.path, "{p}", project);
-    Replace(&req.path, "{b}", branch);
+    Replace(&req.path, "{project}", project);
+    Replace(&req.path, "{branch}", branch);
+    Replace(&req.path, "{client_id}", branch);
     if (!query.empty()) req.path += "?" + query;
     req.body = std::move(body);
     switch (flags & 3) {

@@ -1,7 +1,8 @@
 // The input format of router_fuzz.cc, shared with fuzz_seeds.cc (which writes
 // its seed corpus). An input is up to kMaxRequests requests, each:
 //   u8 route     index into kRoutes (method + path template), mod its size;
-//   u8 project   u8 branch    names for {p} and {b}: below 128, kNames[i mod
+//   u8 project   u8 branch    names for {project} and {branch} (and
+//                {client_id}): below 128, kNames[i mod
 //                its size]; else a u8 length (mod 64) and that many raw bytes;
 //   u8 flags     bits 0-1 authorization: admin bearer / none / garbage bearer /
 //                Basic; bit 2: an Idempotency-Key (bits 4-7 pick it); bit 3:
@@ -11,10 +12,13 @@
 #ifndef BRANCHDB_TESTS_FUZZ_ROUTER_FUZZ_INPUT_H_
 #define BRANCHDB_TESTS_FUZZ_ROUTER_FUZZ_INPUT_H_
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
+
+#include "server/routes/table.h"
 
 namespace branchdb::fuzz {
 
@@ -22,58 +26,32 @@ inline constexpr int kMaxRequests = 4;
 
 struct Route {
   const char* method;
-  const char* path;  // {p}, {b} replaced by the chosen names
+  const char* path;  // {project}, {branch}, {client_id} replaced by the chosen names
 };
 
-// Every route of docs/api.md (and a few paths no route matches).
-inline constexpr Route kRoutes[] = {
-    {"GET", "/healthz"},
-    {"GET", "/metrics"},
-    {"GET", "/.well-known/jwks.json"},
-    {"GET", "/.well-known/oauth-authorization-server"},
-    {"GET", "/.well-known/oauth-protected-resource"},
-    {"POST", "/oauth/token"},
-    {"POST", "/oauth/introspect"},
-    {"POST", "/oauth/revoke"},
-    {"GET", "/v1/clients"},
-    {"POST", "/v1/clients"},
-    {"DELETE", "/v1/clients/{b}"},
-    {"GET", "/v1/projects"},
-    {"POST", "/v1/projects"},
-    {"GET", "/v1/projects/{p}"},
-    {"PATCH", "/v1/projects/{p}"},
-    {"DELETE", "/v1/projects/{p}"},
-    {"GET", "/v1/projects/{p}/branches"},
-    {"POST", "/v1/projects/{p}/branches"},
-    {"GET", "/v1/projects/{p}/branches/{b}"},
-    {"PATCH", "/v1/projects/{p}/branches/{b}"},
-    {"DELETE", "/v1/projects/{p}/branches/{b}"},
-    {"POST", "/v1/projects/{p}/branches/{b}/sql"},
-    {"GET", "/v1/projects/{p}/branches/{b}/schema"},
-    {"GET", "/v1/projects/{p}/branches/{b}/diff"},
-    {"GET", "/v1/projects/{p}/branches/{b}/export"},
-    {"GET", "/v1/projects/{p}/branches/{b}/checkpoints"},
-    {"POST", "/v1/projects/{p}/branches/{b}/checkpoints"},
-    {"POST", "/v1/projects/{p}/branches/{b}/rollback"},
-    {"POST", "/v1/projects/{p}/branches/{b}/reset"},
-    {"POST", "/v1/projects/{p}/branches/{b}/promote"},
-    {"GET", "/v1/projects/{p}/branches/{b}/compute"},
-    {"POST", "/v1/projects/{p}/branches/{b}/compute/suspend"},
-    {"POST", "/v1/projects/{p}/branches/{b}/credentials"},
-    {"POST", "/v1/projects/{p}/import"},
-    {"POST", "/mcp"},
-    {"GET", "/mcp"},
-    {"DELETE", "/mcp"},
-    {"HEAD", "/v1/projects/{p}/branches/{b}"},
-    {"GET", "/v1/projects/{p}/branches/{b}/{b}"},
-    {"PUT", "/v1/projects/{p}"},
+// A few requests no route takes.
+inline constexpr Route kUnrouted[] = {
+    {"HEAD", "/v1/projects/{project}/branches/{branch}"},
+    {"GET", "/v1/projects/{project}/branches/{branch}/{branch}"},
+    {"PUT", "/v1/projects/{project}"},
 };
+
+// Every route of the API's table (server/routes/table.h), in its order, then
+// kUnrouted.
+inline constexpr size_t kRouteCount =
+    server::routes::kApiRouteCount + sizeof(kUnrouted) / sizeof(kUnrouted[0]);
+inline constexpr std::array<Route, kRouteCount> kRoutes = [] {
+  std::array<Route, kRouteCount> routes{};
+  size_t i = 0;
+  for (const auto& r : server::routes::kApiRoutes) routes[i++] = {r.method, r.path};
+  for (const auto& r : kUnrouted) routes[i++] = r;
+  return routes;
+}();
 
 inline constexpr const char* kNames[] = {"p",     "main", "dev",     "dev%2Falex", "q",   "",
                                   "..",    "%",    "%ZZ",     "a%00b",      "%2F", "main/sql",
                                   "shop",  "dev/x", "MAIN",   "p%2Fq"};
 
-inline constexpr size_t kRouteCount = sizeof(kRoutes) / sizeof(kRoutes[0]);
 inline constexpr size_t kNameCount = sizeof(kNames) / sizeof(kNames[0]);
 
 // Index of route (method, path) in kRoutes; kRouteCount when absent.

@@ -43,7 +43,7 @@ class DispatchFixture {
       json params = json::object();
       for (const auto& [k, v] : req.params) params[k] = v;
       json captures = json::array();
-      for (size_t i = 1; i < req.matches.size(); ++i) captures.push_back(PathParam(req, i));
+      for (const auto& [name, value] : ctx.path_params) captures.push_back(value);
       SendJson(res, 200,
                {{"route", ctx.route},
                 {"captures", captures},
@@ -51,26 +51,30 @@ class DispatchFixture {
                 {"body", req.body},
                 {"authorization", req.get_header_value("Authorization")}});
     };
-    // As the API: sub-resources first, the bare item (which takes the rest) last.
-    router_->Post(R"(/p/([^/]+)/b/(.+)/sql)", "/p/{p}/b/{b}/sql", echo);
-    router_->Get(R"(/p/([^/]+)/b/(.+)/diff)", "/p/{p}/b/{b}/diff", echo);
-    router_->Get(R"(/p/([^/]+)/b/(.+))", "/p/{p}/b/{b}", echo);
-    router_->Delete(R"(/p/([^/]+)/b/(.+))", "/p/{p}/b/{b}", [](const httplib::Request&,
-                                                              httplib::Response& res,
-                                                              RequestContext&) { res.status = 204; });
-    router_->Post("/count", "/count",
-                  [this](const httplib::Request&, httplib::Response& res, RequestContext&) {
-                    SendJson(res, 201, {{"n", ++count_}});
-                  });
-    router_->Get("/throw", "/throw", [](const httplib::Request&, httplib::Response&,
-                                        RequestContext&) { throw std::runtime_error("boom"); });
-    router_->Post("/nest", "/nest",
-                  [this](const httplib::Request& req, httplib::Response& res, RequestContext&) {
-                    DispatchResponse inner = router_->Dispatch(
-                        {"GET", "/p/shop/b/dev%2Falex", "", {}, {}, req.remote_addr});
-                    SendJson(res, 200, {{"inner_status", inner.status},
-                                        {"inner", json::parse(inner.body)}});
-                  });
+    // Shaped as the API, and added in the wrong order on purpose: the bare
+    // item (whose {branch} takes the rest of the path) first; the router
+    // matches it after the sub-resources all the same.
+    router_->Add("GET", "/p/{project}/b/{branch}", {}, echo);
+    router_->Add("DELETE", "/p/{project}/b/{branch}", {},
+                 [](const httplib::Request&, httplib::Response& res, RequestContext&) {
+                   res.status = 204;
+                 });
+    router_->Add("POST", "/p/{project}/b/{branch}/sql", {}, echo);
+    router_->Add("GET", "/p/{project}/b/{branch}/diff", {}, echo);
+    router_->Add("POST", "/count", {.idempotent = true},
+                 [this](const httplib::Request&, httplib::Response& res, RequestContext&) {
+                   SendJson(res, 201, {{"n", ++count_}});
+                 });
+    router_->Add("GET", "/throw", {}, [](const httplib::Request&, httplib::Response&,
+                                         RequestContext&) { throw std::runtime_error("boom"); });
+    router_->Add("POST", "/nest", {.idempotent = true},
+                 [this](const httplib::Request& req, httplib::Response& res, RequestContext&) {
+                   DispatchResponse inner = router_->Dispatch(
+                       {"GET", "/p/shop/b/dev%2Falex", "", {}, {}, req.remote_addr});
+                   SendJson(res, 200, {{"inner_status", inner.status},
+                                       {"inner", json::parse(inner.body)}});
+                 });
+    router_->Install();
   }
   ~DispatchFixture() {
     if (thread_.joinable()) {
@@ -114,7 +118,7 @@ TEST_CASE("dispatch matches routes as httplib does, %2F inside names", "[dispatc
                   {{"authorization", "Bearer abc"}});
   REQUIRE(sql.status == 200);
   json j = json::parse(sql.body);
-  CHECK(j["route"] == "/p/{p}/b/{b}/sql");
+  CHECK(j["route"] == "/p/{project}/b/{branch}/sql");
   CHECK(j["captures"] == json({"shop", "dev/alex"}));
   CHECK(j["body"] == "{\"sql\":\"SELECT 1\"}");
   CHECK(j["authorization"] == "Bearer abc");  // header names are case-insensitive
@@ -128,6 +132,7 @@ TEST_CASE("dispatch matches routes as httplib does, %2F inside names", "[dispatc
   // Query parameters from the path (decoded) and from params.
   DispatchRequest diff{"GET", "/p/shop/b/main/diff?base=dev%2Falex&kind=data", "", {}, {{"tables", "a,b"}}, ""};
   auto d = f.router_->Dispatch(diff);
+  CHECK(json::parse(d.body)["route"] == "/p/{project}/b/{branch}/diff");  // not the bare item
   CHECK(json::parse(d.body)["params"] ==
         json({{"base", "dev/alex"}, {"kind", "data"}, {"tables", "a,b"}}));
 
@@ -146,8 +151,8 @@ TEST_CASE("dispatch matches routes as httplib does, %2F inside names", "[dispatc
   CHECK(thrown.status == 500);
   CHECK(json::parse(thrown.body)["error"]["code"] == "internal");
 
-  CHECK(f.Count("/p/{p}/b/{b}/sql", "POST", "200") == 1);
-  CHECK(f.Count("/p/{p}/b/{b}", "HEAD", "200") == 1);
+  CHECK(f.Count("/p/{project}/b/{branch}/sql", "POST", "200") == 1);
+  CHECK(f.Count("/p/{project}/b/{branch}", "HEAD", "200") == 1);
   CHECK(f.Count("unmatched", "GET", "404") == 1);
   CHECK(f.Count("/throw", "GET", "500") == 1);
 }
@@ -193,7 +198,7 @@ TEST_CASE("a nested dispatch restores the caller's route label", "[dispatch]") {
   CHECK(j["inner"]["captures"] == json({"shop", "dev/alex"}));
   // Both counted under their own labels: the outer one was not overwritten.
   CHECK(f.Count("/nest", "POST", "200") == 1);
-  CHECK(f.Count("/p/{p}/b/{b}", "GET", "200") == 1);
+  CHECK(f.Count("/p/{project}/b/{branch}", "GET", "200") == 1);
   CHECK(f.Count("unmatched", "POST", "200") == 0);
 
   auto nested_in_process = Call(*f.router_, "POST", "/nest");

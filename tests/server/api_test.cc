@@ -19,6 +19,7 @@
 #include "base/mock_clock.h"
 #include "server/compute/supervisor.h"
 #include "server/config.h"
+#include "server/routes/table.h"
 #include "server/server.h"
 #include "tests/server/live_server.h"
 #include "tests/server/openapi_yaml.h"
@@ -550,6 +551,37 @@ TEST_CASE("an expired branch is reaped and its compute dropped", "[api]") {
   CHECK(f.server_->services().computes->Info("shop/tmp").status().IsNotFound());
 }
 
+TEST_CASE("schema lists a branch's objects as of a state, without SQLite's own", "[api]") {
+  ApiFixture f;
+  REQUIRE(f.Call("POST", "/v1/projects", {{"name", "shop"}}).first == 201);
+  const std::string branch = "/v1/projects/shop/branches/production";
+  auto [st1, t] = f.Call("POST", branch + "/sql", {{"sql", "CREATE TABLE t(a PRIMARY KEY, b)"}});
+  REQUIRE(st1 == 200);
+  auto [st2, i] = f.Call("POST", branch + "/sql", {{"sql", "CREATE INDEX t_b ON t(b)"}});
+  REQUIRE(st2 == 200);
+
+  auto [st3, now] = f.Call("GET", branch + "/schema");
+  REQUIRE(st3 == 200);
+  CHECK(now["lsn"] == i["lsn"]);
+  // Ordered by type, then name; t's automatic index (sqlite_autoindex_t_1) is SQLite's own.
+  CHECK(now["objects"] == json::array({{{"type", "index"},
+                                        {"name", "t_b"},
+                                        {"table", "t"},
+                                        {"sql", "CREATE INDEX t_b ON t(b)"}},
+                                       {{"type", "table"},
+                                        {"name", "t"},
+                                        {"table", "t"},
+                                        {"sql", "CREATE TABLE t(a PRIMARY KEY, b)"}}}));
+
+  auto [st4, before] = f.Call("GET", branch + "/schema?lsn=" + t["lsn"].dump());
+  REQUIRE(st4 == 200);
+  CHECK(before["lsn"] == t["lsn"]);
+  REQUIRE(before["objects"].size() == 1);
+  CHECK(before["objects"][0]["name"] == "t");
+
+  CHECK(f.Call("GET", "/v1/projects/shop/branches/nope/schema").first == 404);
+}
+
 TEST_CASE("credential lifetime is capped by the config", "[api]") {
   ApiFixture f([](Config& c) { c.credential_max_seconds = 300; });
   REQUIRE(f.Call("POST", "/v1/projects", {{"name", "shop"}}).first == 201);
@@ -583,6 +615,30 @@ void CheckJsonConventions(const json& j, const std::string& where) {
       for (const auto& s : value) CHECK(s.is_string());
     }
     CheckJsonConventions(value, where);
+  }
+}
+
+TEST_CASE("openapi: the route table and docs/openapi.yaml name the same operations",
+          "[api][openapi]") {
+  json doc = ReadYaml(std::string(BRANCHDB_SOURCE_DIR) + "/docs/openapi.yaml");
+  REQUIRE(doc["paths"].is_object());
+  std::set<std::string> documented, routed;
+  for (auto& [path, ops] : doc["paths"].items()) {
+    for (auto& [method, op] : ops.items()) documented.insert(method + " " + path);
+  }
+  for (const routes::Route& r : routes::kApiRoutes) {
+    std::string method = r.method;
+    for (char& ch : method) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    INFO(r.method << " " << r.path << " is in the table twice");
+    CHECK(routed.insert(method + " " + r.path).second);
+  }
+  for (const auto& op : routed) {
+    INFO("in the route table, not in docs/openapi.yaml: " << op);
+    CHECK(documented.count(op) == 1);
+  }
+  for (const auto& op : documented) {
+    INFO("in docs/openapi.yaml, not in the route table: " << op);
+    CHECK(routed.count(op) == 1);
   }
 }
 
@@ -647,6 +703,8 @@ TEST_CASE("openapi walk: every documented operation answers as documented", "[ap
   call("get", "/.well-known/oauth-protected-resource", "/.well-known/oauth-protected-resource",
        "", "", false);
   CHECK(call("post", "/mcp", "/mcp", R"({"jsonrpc":"2.0","id":1,"method":"ping"})").first == 200);
+  CHECK(call("get", "/mcp", "/mcp").first == 405);
+  CHECK(call("delete", "/mcp", "/mcp").first == 405);
   auto client = call("post", "/v1/clients", "/v1/clients",
                      R"({"name":"walker","scopes":["sql:read"]})");
   REQUIRE(client.first == 201);

@@ -109,7 +109,7 @@ class RouterFixture {
     o.clock = clock;
     o.principal_of = [](const httplib::Request& req) { return req.get_header_value("X-Who"); };
     router_ = std::make_unique<Router>(server_, std::move(o));
-    router_->Post("/count", "/count",
+    router_->Add("POST", "/count", {.idempotent = true},
                   [this](const httplib::Request& req, httplib::Response& res, RequestContext&) {
                     auto body = ParseJsonObject(req.body, true);
                     if (!body.ok()) return SendError(res, body.status());
@@ -124,8 +124,9 @@ class RouterFixture {
                     }
                     SendJson(res, 201, {{"n", ++count_}});
                   });
-    router_->Get("/throw", "/throw", [](const httplib::Request&, httplib::Response&,
-                                        RequestContext&) { throw std::runtime_error("boom"); });
+    router_->Add("GET", "/throw", {}, [](const httplib::Request&, httplib::Response&,
+                                         RequestContext&) { throw std::runtime_error("boom"); });
+    router_->Install();
     port_ = server_.bind_to_any_port("127.0.0.1");
     REQUIRE(port_ > 0);
     thread_ = std::thread([this] { server_.listen_after_bind(); });

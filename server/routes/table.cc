@@ -1,0 +1,54 @@
+// Registration of kApiRoutes (routes/table.h) with the router.
+#include "server/routes/table.h"
+
+#include <httplib.h>
+
+#include "server/http/auth_guard.h"
+#include "server/http/router.h"
+#include "server/routes/call.h"
+
+namespace branchdb::server::routes {
+namespace {
+
+// Runs route's handler: the bearer check of an Access::kOperation route
+// first (its refusal is the answer; a streamed body is discarded then).
+void Run(const Route& route, Services& services, const httplib::Request& req,
+         httplib::Response& res, http::RequestContext& ctx, const http::BodyReader* body) {
+  Call call{services, req, res, ctx, ctx.Param("project"), ctx.Param("branch"), std::nullopt,
+            body};
+  if (route.access == Access::kOperation) {
+    call.who = http::RequireAuth(services, req, res, route.operation, call.project, call.branch);
+    if (!call.who) {
+      if (body != nullptr) (void)(*body)([](const char*, size_t) { return true; });
+      return;
+    }
+  }
+  route.handler(call);
+}
+
+}  // namespace
+
+void RegisterRoutes(http::Router& router, Services& services) {
+  for (const Route& route : kApiRoutes) {
+    http::RouteOptions options;
+    options.admission = (route.flags & kAdmit) != 0;
+    options.idempotent = (route.flags & kIdempotent) != 0;
+    if (route.flags & kStreaming) {
+      router.AddStreaming(route.path, options,
+                          [&route, &services](const httplib::Request& req, httplib::Response& res,
+                                              http::RequestContext& ctx,
+                                              const http::BodyReader& read) {
+                            Run(route, services, req, res, ctx, &read);
+                          });
+    } else {
+      router.Add(route.method, route.path, options,
+                 [&route, &services](const httplib::Request& req, httplib::Response& res,
+                                     http::RequestContext& ctx) {
+                   Run(route, services, req, res, ctx, nullptr);
+                 });
+    }
+  }
+  router.Install();
+}
+
+}  // namespace branchdb::server::routes
