@@ -184,7 +184,6 @@ std::shared_ptr<const TokenVerdict> AuthServiceImpl::Facts(std::string_view toke
     return nullptr;
   }
   auto verdict = std::make_shared<TokenVerdict>();
-  verdict->valid = true;
   verdict->facts = std::move(*facts);
   if (cached) verified_.Insert(key, verdict);
   return verdict;

@@ -42,12 +42,12 @@ struct TokenFacts {
   int64_t nbf = 0;  // 0 when the token has no nbf
 };
 
-// A cached verdict on one token string: valid (facts) or never valid
-// (rejection, the error_description to answer).
+// A cached verdict on one token string: valid (facts, in the cache of
+// verified tokens) or never valid (rejection, the error_description to
+// answer, in the cache of rejected ones).
 struct TokenVerdict {
-  bool valid = false;
-  TokenFacts facts;       // when valid
-  std::string rejection;  // when !valid
+  TokenFacts facts;
+  std::string rejection;
 };
 
 class TokenCache {
