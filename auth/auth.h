@@ -174,6 +174,21 @@ struct AuthOptions {
   // Defaults: 10 failures, 300 s.
   int rate_limit_failures = 10;
   int64_t rate_limit_window_seconds = 300;
+  // Default: 4096. Entries of the verified-token cache (0 = no cache): the
+  // signature and claims of a token are checked on its first use only; the
+  // clock, revocations, the client and the signing key on every use. A cache
+  // of tokens that can never verify (bad signature, expired) holds 1/8 as many.
+  // See docs/auth.md.
+  size_t token_cache_entries = 4096;
+};
+
+// Counts since Open(), for /metrics and tests.
+struct AuthStats {
+  uint64_t signature_checks = 0;  // Ed25519 checks of presented tokens
+  uint64_t cache_hits = 0;        // uses answered from the verified-token cache
+  uint64_t cache_misses = 0;      // uses that had to verify (or failed early)
+  uint64_t rejected_hits = 0;     // uses refused from the cache of bad tokens
+  size_t cache_entries = 0;       // both caches together, now
 };
 
 struct ClientSpec {
@@ -392,6 +407,8 @@ class AuthService {
   // and rotates the signing key when older than key_rotation_seconds. Call it
   // periodically (e.g. every minute).
   virtual Status Maintain() = 0;
+
+  virtual AuthStats Stats() = 0;
 
  protected:
   AuthService() = default;

@@ -267,11 +267,15 @@ HttpReply AuthServiceImpl::RevocationEndpoint(const OAuthRequest& request) {
   }
   // RFC 7009 §2.2: invalid, unknown, expired or foreign tokens get 200 too; a
   // client may revoke only its own tokens (admin: any), others are left alone.
-  auto verified = VerifySignatureOnly(*token);
-  if (verified.ok() && auth.client->enabled &&
+  // Every use of a token checks revoked_, cached or not (Admit): nothing to
+  // invalidate in the token caches.
+  BearerError ignored;
+  auto verdict = Facts(*token, NowSeconds(), &ignored);
+  const Principal* verified = verdict != nullptr ? &verdict->facts.claimed : nullptr;
+  if (verified != nullptr && auth.client->enabled &&
       (verified->client_id == auth.client->client_id || MayActOnAnyToken(*auth.client))) {
     MutexLock lock(mu_);
-    if (revoked_.emplace(verified->jti, verified->exp).second) {
+    if (revoked_.emplace(verified->jti, verified->expires_at).second) {
       Status st = SaveRevokedLocked();
       if (!st.ok()) {
         revoked_.erase(verified->jti);
@@ -301,12 +305,11 @@ HttpReply AuthServiceImpl::IntrospectionEndpoint(const OAuthRequest& request) {
     return OAuthErrorReply(OAuthError::kInvalidRequest, "token is required", false, realm);
   }
   BearerError error;
-  json claims;
-  auto p = VerifyInternal(*token, &error, &claims);
+  auto p = VerifyInternal(*token, &error);
   if (!p || (p->client_id != auth.client->client_id && !MayActOnAnyToken(*auth.client))) {
     return JsonReply(200, json{{"active", false}});
   }
-  return JsonReply(200, IntrospectionJson(*p, claims));
+  return JsonReply(200, IntrospectionJson(*p));
 }
 
 }  // namespace branchdb::auth::internal

@@ -26,6 +26,9 @@ Result<std::unique_ptr<AuthService>> AuthService::Open(Env* env, AuthOptions opt
   }
   if (options.max_token_bytes < 256) return Status::InvalidArgument("auth: max_token_bytes < 256");
   if (options.pbkdf2_iterations < 1) return Status::InvalidArgument("auth: pbkdf2_iterations < 1");
+  if (options.token_cache_entries > (size_t{1} << 22)) {
+    return Status::InvalidArgument("auth: token_cache_entries beyond 4194304");
+  }
   if (options.rate_limit_failures < 1 || options.rate_limit_window_seconds < 1) {
     return Status::InvalidArgument("auth: rate limit failures and window must be >= 1");
   }
@@ -65,7 +68,10 @@ Result<std::optional<json>> ReadJsonFile(Env* env, const std::string& path) {
 }  // namespace
 
 AuthServiceImpl::AuthServiceImpl(Env* env, AuthOptions options)
-    : env_(env), options_(std::move(options)) {}
+    : env_(env),
+      options_(std::move(options)),
+      verified_(options_.token_cache_entries),
+      rejected_(options_.token_cache_entries / 8) {}
 
 int64_t AuthServiceImpl::NowSeconds() const {
   int64_t micros = env_->GetClock()->NowMicros();

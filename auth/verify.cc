@@ -58,40 +58,47 @@ Result<std::string> AuthServiceImpl::SignToken(std::string_view typ,
   return SignJwt(header, claims, *key);
 }
 
-Result<VerifiedJwt> AuthServiceImpl::VerifySignatureOnly(std::string_view token) {
+Result<VerifiedJwt> AuthServiceImpl::VerifySignatureOnly(std::string_view token, int64_t now,
+                                                        bool* lasting_failure) {
   JwtPolicy policy;
   policy.accepted_typs = {std::string(kAccessTokenTyp), std::string(kDbCredentialTyp)};
   policy.issuer = options_.issuer;
   policy.audience = options_.audience;
-  policy.now = NowSeconds();
+  policy.now = now;
   // Our own tokens against our own clock: no leeway (options_.leeway_seconds is
   // for other parties' clocks, see AuthOptions).
   policy.leeway = 0;
   policy.max_lifetime = kMaxTokenLifetimeSeconds;
   policy.max_bytes = options_.max_token_bytes;
-  return VerifyJwt(token, policy, [this, now = policy.now](std::string_view kid) {
+  auto lookup = [this, now](std::string_view kid) {
     MutexLock lock(mu_);
     for (const auto& k : keys_) {
-      if (k.kid == kid && KeyUsableLocked(k, now)) return k.key;
+      if (k.kid == kid && KeyUsableLocked(k, now)) {
+        signature_checks_.fetch_add(1, std::memory_order_relaxed);
+        return k.key;
+      }
     }
     return std::shared_ptr<const Ed25519Key>();
-  });
+  };
+  return VerifyJwt(token, policy, lookup, lasting_failure);
 }
 
-std::optional<Principal> AuthServiceImpl::VerifyInternal(std::string_view token,
-                                                         BearerError* error, json* claims_out) {
-  auto v = VerifySignatureOnly(token);
-  if (!v.ok()) {
-    *error = Err(Kind::kInvalidToken, v.status().message());
-    return std::nullopt;
-  }
-  const json& claims = v->claims;
-  Principal p;
-  p.client_id = v->client_id;
-  p.jti = v->jti;
-  p.issued_at = v->iat;
-  p.expires_at = v->exp;
-  if (v->typ == kAccessTokenTyp) {
+namespace {
+
+// The facts of a token whose signature and standard claims verified: its
+// scopes (access token) or binding (database credential). nullopt with
+// *error when the claims of its kind are missing or malformed.
+std::optional<TokenFacts> FactsOf(const VerifiedJwt& v, BearerError* error) {
+  TokenFacts f;
+  f.kid = v.kid;
+  f.nbf = v.nbf;
+  Principal& p = f.claimed;
+  p.client_id = v.client_id;
+  p.jti = v.jti;
+  p.issued_at = v.iat;
+  p.expires_at = v.exp;
+  const json& claims = v.claims;
+  if (v.typ == kAccessTokenTyp) {
     p.kind = Principal::Kind::kAccessToken;
     auto scope = claims.find("scope");
     if (scope == claims.end() || !scope->is_string()) {
@@ -104,25 +111,94 @@ std::optional<Principal> AuthServiceImpl::VerifyInternal(std::string_view token,
       return std::nullopt;
     }
     p.scopes = *scopes;
-  } else {
-    p.kind = Principal::Kind::kDbCredential;
-    auto str = [&](const char* name, std::string* out) {
-      auto it = claims.find(name);
-      if (it == claims.end() || !it->is_string()) return false;
-      *out = it->get<std::string>();
-      return !out->empty();
-    };
-    std::string access;
-    if (!str("project", &p.project) || !str("branch", &p.branch) ||
-        !str("project_id", &p.project_id) || !str("branch_id", &p.branch_id) ||
-        !str("access", &access) || (access != "read" && access != "read_write")) {
-      *error = Err(Kind::kInvalidToken, "malformed database credential");
-      return std::nullopt;
-    }
-    p.read_write = access == "read_write";
+    return f;
   }
+  p.kind = Principal::Kind::kDbCredential;
+  auto str = [&](const char* name, std::string* out) {
+    auto it = claims.find(name);
+    if (it == claims.end() || !it->is_string()) return false;
+    *out = it->get<std::string>();
+    return !out->empty();
+  };
+  std::string access;
+  if (!str("project", &p.project) || !str("branch", &p.branch) ||
+      !str("project_id", &p.project_id) || !str("branch_id", &p.branch_id) ||
+      !str("access", &access) || (access != "read" && access != "read_write")) {
+    *error = Err(Kind::kInvalidToken, "malformed database credential");
+    return std::nullopt;
+  }
+  p.read_write = access == "read_write";
+  return f;
+}
 
+// The time checks of VerifyJwt, for a cached token: nullopt while valid.
+std::optional<std::string> TimeFailure(const TokenFacts& f, int64_t now) {
+  if (now >= f.claimed.expires_at) return "token expired";
+  if (f.claimed.issued_at > now) return "token issued in the future";
+  if (f.nbf > now) return "token not yet valid";
+  return std::nullopt;
+}
+
+std::shared_ptr<const TokenVerdict> Rejection(std::string description) {
+  auto r = std::make_shared<TokenVerdict>();
+  r->rejection = std::move(description);
+  return r;
+}
+
+}  // namespace
+
+std::shared_ptr<const TokenVerdict> AuthServiceImpl::Facts(std::string_view token, int64_t now,
+                                                           BearerError* error) {
+  // Oversized tokens are refused before they are hashed.
+  const bool cached = verified_.enabled() && token.size() <= options_.max_token_bytes;
+  TokenCache::Key key{};
+  if (cached) {
+    key = TokenCache::KeyOf(token);
+    if (auto hit = verified_.Lookup(key)) {
+      auto late = TimeFailure(hit->facts, now);
+      if (!late) return hit;
+      *error = Err(Kind::kInvalidToken, *late);
+      // An entry never outlives its token; an expired token stays refused cheaply.
+      if (now >= hit->facts.claimed.expires_at) {
+        verified_.Erase(key);
+        rejected_.Insert(key, Rejection(*late));
+      }
+      return nullptr;
+    }
+    if (auto hit = rejected_.Lookup(key)) {
+      *error = Err(Kind::kInvalidToken, hit->rejection);
+      return nullptr;
+    }
+  }
+  bool lasting = false;
+  auto v = VerifySignatureOnly(token, now, &lasting);
+  std::optional<TokenFacts> facts;
+  if (v.ok()) {
+    facts = FactsOf(*v, error);
+    lasting = !facts.has_value();  // malformed claims of its kind: for good
+  } else {
+    *error = Err(Kind::kInvalidToken, v.status().message());
+  }
+  if (!facts) {
+    if (cached && lasting) rejected_.Insert(key, Rejection(error->description));
+    return nullptr;
+  }
+  auto verdict = std::make_shared<TokenVerdict>();
+  verdict->facts = std::move(*facts);
+  if (cached) verified_.Insert(key, verdict);
+  return verdict;
+}
+
+std::optional<Principal> AuthServiceImpl::Admit(const TokenFacts& facts, int64_t now,
+                                                BearerError* error) {
+  Principal p = facts.claimed;
   MutexLock lock(mu_);
+  bool key_usable = false;
+  for (const auto& k : keys_) key_usable |= k.kid == facts.kid && KeyUsableLocked(k, now);
+  if (!key_usable) {
+    *error = Err(Kind::kInvalidToken, "unknown signing key");
+    return std::nullopt;
+  }
   if (revoked_.count(p.jti) != 0) {
     *error = Err(Kind::kInvalidToken, "token revoked");
     return std::nullopt;
@@ -136,9 +212,9 @@ std::optional<Principal> AuthServiceImpl::VerifyInternal(std::string_view token,
   if (p.kind == Principal::Kind::kAccessToken) {
     // Scopes removed from the client since issuing stop working at once.
     ScopeSet effective;
-    for (const auto& name : p.scopes.Names()) {
-      Scope s = *ParseScopeName(name);
-      if (client.scopes.Covers(s)) effective.Add(s);
+    for (uint32_t bit = 1; bit <= ScopeSet::kAllBits; bit <<= 1) {
+      Scope s = static_cast<Scope>(bit);
+      if (p.scopes.Has(s) && client.scopes.Covers(s)) effective.Add(s);
     }
     if (effective.empty()) {
       *error = Err(Kind::kInvalidToken, "client no longer holds the token's scopes");
@@ -151,13 +227,20 @@ std::optional<Principal> AuthServiceImpl::VerifyInternal(std::string_view token,
     *error = Err(Kind::kInvalidToken, "client no longer holds this credential's rights");
     return std::nullopt;
   }
-  if (claims_out != nullptr) *claims_out = claims;
   return p;
+}
+
+std::optional<Principal> AuthServiceImpl::VerifyInternal(std::string_view token,
+                                                         BearerError* error) {
+  const int64_t now = NowSeconds();
+  auto verdict = Facts(token, now, error);
+  if (verdict == nullptr) return std::nullopt;
+  return Admit(verdict->facts, now, error);
 }
 
 std::optional<Principal> AuthServiceImpl::VerifyToken(std::string_view token, BearerError* error) {
   BearerError local;
-  return VerifyInternal(token, error != nullptr ? error : &local, nullptr);
+  return VerifyInternal(token, error != nullptr ? error : &local);
 }
 
 std::optional<Principal> AuthServiceImpl::Authenticate(std::string_view header,
@@ -185,7 +268,7 @@ std::optional<Principal> AuthServiceImpl::Authenticate(std::string_view header,
     *error = Err(Kind::kInvalidRequest, "malformed Authorization header");
     return std::nullopt;
   }
-  return VerifyInternal(token, error, nullptr);
+  return VerifyInternal(token, error);
 }
 
 std::optional<BearerError> AuthServiceImpl::Authorize(const Principal& p, Operation op,
@@ -294,16 +377,19 @@ std::optional<DbCredential> AuthServiceImpl::IssueDbCredential(
 }
 
 Status AuthServiceImpl::RevokeToken(std::string_view token) {
-  auto v = VerifySignatureOnly(token);
-  if (!v.ok()) return Status::OK();
+  BearerError ignored;
+  auto verdict = Facts(token, NowSeconds(), &ignored);
+  if (verdict == nullptr) return Status::OK();
+  // Cached or not, every use checks revoked_ (Admit): nothing to invalidate.
+  const Principal& p = verdict->facts.claimed;
   MutexLock lock(mu_);
-  if (!revoked_.emplace(v->jti, v->exp).second) return Status::OK();
+  if (!revoked_.emplace(p.jti, p.expires_at).second) return Status::OK();
   Status st = SaveRevokedLocked();
-  if (!st.ok()) revoked_.erase(v->jti);
+  if (!st.ok()) revoked_.erase(p.jti);
   return st;
 }
 
-json AuthServiceImpl::IntrospectionJson(const Principal& p, const json& claims) const {
+json AuthServiceImpl::IntrospectionJson(const Principal& p) const {
   json out = {{"active", true},
               {"client_id", p.client_id},
               {"sub", p.client_id},
@@ -324,16 +410,28 @@ json AuthServiceImpl::IntrospectionJson(const Principal& p, const json& claims) 
     out["branch_id"] = p.branch_id;
     out["access"] = p.read_write ? "read_write" : "read";
   }
-  (void)claims;
   return out;
 }
 
 std::string AuthServiceImpl::IntrospectToken(std::string_view token) {
   BearerError error;
-  json claims;
-  auto p = VerifyInternal(token, &error, &claims);
+  auto p = VerifyInternal(token, &error);
   if (!p) return json{{"active", false}}.dump();
-  return IntrospectionJson(*p, claims).dump();
+  return IntrospectionJson(*p).dump();
+}
+
+AuthStats AuthServiceImpl::Stats() {
+  AuthStats s;
+  s.signature_checks = signature_checks_.load(std::memory_order_relaxed);
+  // A rejected hit follows a miss of verified_: read rejected_ first, so that
+  // every hit counted there has its miss counted here.
+  TokenCache::Counts rejected = rejected_.counts();
+  TokenCache::Counts verified = verified_.counts();
+  s.cache_hits = verified.hits;
+  s.cache_misses = verified.misses - rejected.hits;
+  s.rejected_hits = rejected.hits;
+  s.cache_entries = verified.entries + rejected.entries;
+  return s;
 }
 
 }  // namespace branchdb::auth::internal

@@ -76,6 +76,8 @@ const std::vector<Field>& Fields() {
        &Config::token_lifetime_seconds},
       {"auth", "credential_max_seconds", "BRANCHDB_CREDENTIAL_MAX_SECONDS", Kind::kInt, nullptr,
        &Config::credential_max_seconds},
+      {"auth", "token_cache_entries", "BRANCHDB_TOKEN_CACHE_ENTRIES", Kind::kInt, nullptr,
+       &Config::token_cache_entries},
       {"auth", "admin_secret_file", "BRANCHDB_ADMIN_SECRET_FILE", Kind::kString,
        &Config::admin_secret_file},
   };
@@ -242,6 +244,9 @@ std::vector<FieldError> Validate(const Config& c) {
   }
   if (c.credential_max_seconds < 60 || c.credential_max_seconds > 86400) {
     err("credential_max_seconds", "expected 60..86400");
+  }
+  if (c.token_cache_entries < 0 || c.token_cache_entries > (int64_t{1} << 22)) {
+    err("token_cache_entries", "expected 0..4194304");
   }
   return errors;
 }

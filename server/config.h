@@ -76,6 +76,8 @@ struct Config {
   // [auth]
   int64_t token_lifetime_seconds = 900;   // OAuth access tokens
   int64_t credential_max_seconds = 3600;  // database credentials (60..this)
+  // Verified-token cache (auth::AuthOptions::token_cache_entries; 0 = off).
+  int64_t token_cache_entries = 4096;
   std::string admin_secret_file;          // bootstrap admin client secret ("" = generate)
 
   // Split listen into host and port. REQUIRES: Validate() found no listen error.

@@ -74,6 +74,18 @@ void ReportDamagedProjects(catalog::Catalog* cat, http::Metrics& metrics, spdlog
   }
 }
 
+// /metrics: the verified-token cache's counts (auth::AuthStats), read at render.
+void AddAuthCollector(http::Metrics& metrics, auth::AuthService* auth) {
+  metrics.AddCollector([auth](http::Metrics& m) {
+    auth::AuthStats s = auth->Stats();
+    m.SetCounter(http::kAuthSignatureChecks, {}, static_cast<double>(s.signature_checks));
+    m.SetCounter(http::kAuthTokenCache, {{"result", "hit"}}, static_cast<double>(s.cache_hits));
+    m.SetCounter(http::kAuthTokenCache, {{"result", "miss"}}, static_cast<double>(s.cache_misses));
+    m.SetCounter(http::kAuthTokenCache, {{"result", "rejected_hit"}},
+                 static_cast<double>(s.rejected_hits));
+  });
+}
+
 }  // namespace
 
 struct ApiServer::Parts {
@@ -181,6 +193,7 @@ Status OpenAuth(const Config& config, Env* env, ApiServer::Parts& parts, Service
   auth::AuthOptions aopts;
   aopts.data_dir = config.data_dir;
   aopts.access_token_lifetime_seconds = config.token_lifetime_seconds;
+  aopts.token_cache_entries = static_cast<size_t>(config.token_cache_entries);
   auto auth_service = auth::AuthService::Open(env, std::move(aopts));
   if (!auth_service.ok()) return auth_service.status().WithContext("auth");
   parts.auth = std::move(*auth_service);
@@ -402,6 +415,7 @@ Status ApiServer::Init() {
   BRANCHDB_RETURN_IF_ERROR(OpenAuth(config_, env_, *parts_, services_));
   parts_->metrics = http::Metrics::WithServerFamilies();
   services_.metrics = parts_->metrics.get();
+  AddAuthCollector(*services_.metrics, services_.auth);
   BRANCHDB_RETURN_IF_ERROR(StartScheduler(config_, *parts_, services_));
   BRANCHDB_RETURN_IF_ERROR(OpenCatalog(config_, env_, *parts_, services_));
   BRANCHDB_RETURN_IF_ERROR(OpenIdempotency(config_, env_, *parts_, services_));

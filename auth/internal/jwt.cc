@@ -53,8 +53,10 @@ bool GetNonEmptyString(const json& obj, const char* name, std::string* out) {
 }
 
 // RFC 9068 / RFC 8725: the claims of a token whose signature verified.
-// Fills out's exp, iat, jti and client_id.
-Status CheckClaims(const json& claims, const JwtPolicy& policy, VerifiedJwt* out) {
+// Fills out's exp, iat, nbf, jti and client_id; *premature when the failure is
+// an iat or nbf in the future.
+Status CheckClaims(const json& claims, const JwtPolicy& policy, VerifiedJwt* out,
+                   bool* premature) {
   std::string iss;
   if (!GetNonEmptyString(claims, "iss", &iss) || iss != policy.issuer) {
     return Invalid("wrong issuer");
@@ -73,12 +75,13 @@ Status CheckClaims(const json& claims, const JwtPolicy& policy, VerifiedJwt* out
     return Invalid("missing or malformed exp or iat");
   }
   if (policy.now >= out->exp + policy.leeway) return Invalid("token expired");
-  if (out->iat > policy.now + policy.leeway) return Invalid("token issued in the future");
-  if (claims.contains("nbf")) {
-    int64_t nbf = 0;
-    if (!GetInt(claims, "nbf", &nbf)) return Invalid("malformed nbf");
-    if (nbf > policy.now + policy.leeway) return Invalid("token not yet valid");
+  if (claims.contains("nbf") && !GetInt(claims, "nbf", &out->nbf)) {
+    return Invalid("malformed nbf");
   }
+  *premature = true;
+  if (out->iat > policy.now + policy.leeway) return Invalid("token issued in the future");
+  if (out->nbf > policy.now + policy.leeway) return Invalid("token not yet valid");
+  *premature = false;
   if (out->exp <= out->iat || out->exp - out->iat > policy.max_lifetime) {
     return Invalid("token lifetime out of range");
   }
@@ -101,7 +104,10 @@ Result<std::string> SignJwt(const json& header, const json& claims, const Ed2551
 }
 
 Result<VerifiedJwt> VerifyJwt(std::string_view token, const JwtPolicy& policy,
-                              const KeyLookup& lookup) {
+                              const KeyLookup& lookup, bool* lasting_failure) {
+  bool ignored = false;
+  if (lasting_failure == nullptr) lasting_failure = &ignored;
+  *lasting_failure = false;
   if (token.size() > policy.max_bytes) return Invalid("token too large");
   if (token.empty()) return Invalid("empty token");
   size_t dot1 = token.find('.');
@@ -144,6 +150,8 @@ Result<VerifiedJwt> VerifyJwt(std::string_view token, const JwtPolicy& policy,
 
   auto sig = Base64UrlDecode(sig_b64);
   if (!sig) return Invalid("malformed token signature encoding");
+  // From here on, whatever fails fails for good (but see premature below).
+  *lasting_failure = true;
   if (!key->Verify(token.substr(0, dot2), *sig)) return Invalid("bad signature");
 
   auto payload_raw = Base64UrlDecode(payload_b64);
@@ -154,7 +162,13 @@ Result<VerifiedJwt> VerifyJwt(std::string_view token, const JwtPolicy& policy,
   VerifiedJwt out;
   out.typ = typ;
   out.kid = kid;
-  BRANCHDB_RETURN_IF_ERROR(CheckClaims(*claims, policy, &out));
+  bool premature = false;
+  Status st = CheckClaims(*claims, policy, &out, &premature);
+  if (!st.ok()) {
+    *lasting_failure = !premature;
+    return st;
+  }
+  *lasting_failure = false;
   out.claims = std::move(*claims);
   return out;
 }

@@ -46,6 +46,7 @@ struct VerifiedJwt {
   std::string kid;
   nlohmann::json claims;  // an object; iss, aud, exp, iat, jti, sub, client_id checked
   int64_t iat = 0, exp = 0;
+  int64_t nbf = 0;  // 0 when absent
   std::string jti, client_id;
 };
 
@@ -54,8 +55,13 @@ struct VerifiedJwt {
 // Checks, in order: size, shape (3 base64url parts), header JSON, alg == EdDSA
 // exactly, typ accepted, no "crit", kid known, signature, payload JSON, iss,
 // aud, exp/iat/nbf with leeway, exp - iat <= max_lifetime, jti/sub/client_id.
+// *lasting_failure (when given) is set on failure: true when this token string
+// can never verify (bad signature; or the signature verified and the claims
+// are wrong whatever the time, or it has expired), false when the failure is
+// cheap to find again (before the signature) or may pass later (iat or nbf in
+// the future).
 Result<VerifiedJwt> VerifyJwt(std::string_view token, const JwtPolicy& policy,
-                              const KeyLookup& lookup);
+                              const KeyLookup& lookup, bool* lasting_failure = nullptr);
 
 }  // namespace branchdb::auth::internal
 

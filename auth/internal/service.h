@@ -4,9 +4,12 @@
 //
 // Thread-safety: every member GUARDED_BY(mu_) is read and written with
 // mu_ held (clang checks it: tests/threads); secret hashing and signature verification run without it.
+// The token caches have their own (sharded) locks, never taken under mu_ nor
+// holding it.
 #ifndef BRANCHDB_AUTH_INTERNAL_SERVICE_H_
 #define BRANCHDB_AUTH_INTERNAL_SERVICE_H_
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <optional>
@@ -18,6 +21,7 @@
 #include "auth/auth.h"
 #include "auth/internal/crypto.h"
 #include "auth/internal/jwt.h"
+#include "auth/internal/token_cache.h"
 #include "base/mutex.h"
 
 namespace branchdb::auth::internal {
@@ -82,6 +86,7 @@ class AuthServiceImpl final : public AuthService {
   Status RotateSigningKey() override;
   std::string CurrentKeyId() override;
   Status Maintain() override;
+  AuthStats Stats() override;
 
  private:
   int64_t NowSeconds() const;
@@ -114,15 +119,31 @@ class AuthServiceImpl final : public AuthService {
   Result<std::string> SignToken(std::string_view typ, const std::string& client_id,
                                 nlohmann::json claims, int64_t now, int64_t lifetime,
                                 std::string* jti);
-  // Full verification of a bare token; claims in *claims when given.
-  std::optional<Principal> VerifyInternal(std::string_view token, BearerError* error,
-                                          nlohmann::json* claims);
-  // Signature-level verification only (for revocation).
-  Result<VerifiedJwt> VerifySignatureOnly(std::string_view token);
-  nlohmann::json IntrospectionJson(const Principal& p, const nlohmann::json& claims) const;
+  // Full verification of a bare token: Facts, then Admit.
+  std::optional<Principal> VerifyInternal(std::string_view token, BearerError* error)
+      EXCLUDES(mu_);
+  // What the token's signature and claims establish, valid at `now`: from the
+  // token caches, or verified (and cached) now. nullptr with *error on failure.
+  std::shared_ptr<const TokenVerdict> Facts(std::string_view token, int64_t now,
+                                            BearerError* error) EXCLUDES(mu_);
+  // Signature and claims (no cache): *lasting_failure as VerifyJwt's.
+  Result<VerifiedJwt> VerifySignatureOnly(std::string_view token, int64_t now,
+                                          bool* lasting_failure) EXCLUDES(mu_);
+  // The checks of every use, cached or not: the token's key still verifies, its
+  // jti is not revoked, its client exists, is enabled and still holds its rights.
+  std::optional<Principal> Admit(const TokenFacts& facts, int64_t now, BearerError* error)
+      EXCLUDES(mu_);
+  nlohmann::json IntrospectionJson(const Principal& p) const;
 
   Env* const env_;
   const AuthOptions options_;
+
+  // Verdicts on token strings (token_cache.h): tokens that verified, and
+  // tokens that never will. Apart, so that a flood of bad tokens evicts only
+  // other bad ones.
+  TokenCache verified_;
+  TokenCache rejected_;
+  std::atomic<uint64_t> signature_checks_{0};
 
   Mutex mu_;  // a leaf: nothing else is locked under it
   std::map<std::string, ClientRecord, std::less<>> clients_ GUARDED_BY(mu_);

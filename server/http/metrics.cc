@@ -60,6 +60,10 @@ std::unique_ptr<Metrics> Metrics::WithServerFamilies() {
                      "Connections refused (too many from one address) or cut (request "
                      "timeout), by reason.");
   m->DescribeCounter(kTransferChunks, "Pieces of databases streamed by export and import.");
+  m->DescribeCounter(kAuthTokenCache,
+                     "Bearer token uses by verified-token cache result (hit, miss, "
+                     "rejected_hit: a known-bad token).");
+  m->DescribeCounter(kAuthSignatureChecks, "Ed25519 signature checks of presented tokens.");
   m->DescribeGauge(kTransferBufferPeak,
                    "Most bytes one export or import has buffered at once (since start).");
   return m;
@@ -105,6 +109,11 @@ void Metrics::Increment(const std::string& name, const Labels& labels, double de
 void Metrics::Set(const std::string& name, const Labels& labels, double value) {
   MutexLock l(mu_);
   if (Family* f = Find(name, Type::kGauge)) f->series[RenderLabels(labels)].value = value;
+}
+
+void Metrics::SetCounter(const std::string& name, const Labels& labels, double value) {
+  MutexLock l(mu_);
+  if (Family* f = Find(name, Type::kCounter)) f->series[RenderLabels(labels)].value = value;
 }
 
 void Metrics::SetMax(const std::string& name, const Labels& labels, double value) {

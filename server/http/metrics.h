@@ -43,6 +43,10 @@ inline constexpr const char* kConnectionsRefused = "branchdb_http_connections_re
 // transfer has held in its buffer at once (its memory, whatever the size).
 inline constexpr const char* kTransferChunks = "branchdb_transfer_chunks_total";
 inline constexpr const char* kTransferBufferPeak = "branchdb_transfer_buffer_peak_bytes";
+// The verified-token cache (auth::AuthStats): uses by result, and the Ed25519
+// checks that the misses cost.
+inline constexpr const char* kAuthTokenCache = "branchdb_auth_token_cache_total";
+inline constexpr const char* kAuthSignatureChecks = "branchdb_auth_signature_checks_total";
 
 class Metrics {
  public:
@@ -61,6 +65,8 @@ class Metrics {
 
   void Increment(const std::string& name, const Labels& labels = {}, double delta = 1);
   void Set(const std::string& name, const Labels& labels, double value);
+  // Sets a counter kept elsewhere (a collector copying a component's count).
+  void SetCounter(const std::string& name, const Labels& labels, double value);
   // Raises a gauge to value when it is lower (a high-water mark).
   void SetMax(const std::string& name, const Labels& labels, double value);
   void Observe(const std::string& name, const Labels& labels, double value);

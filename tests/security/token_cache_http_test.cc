@@ -1,0 +1,136 @@
+// The verified-token cache through a real server over HTTP (issue #20): a
+// token's signature is checked on its first request only (counted in
+// /metrics), and a cached access token or database credential is refused on
+// its very next request after it is revoked (RFC 7009 endpoint) or its client
+// is deleted. With [auth] token_cache_entries = 0 every request checks.
+#include <httplib.h>
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <utility>
+
+#include "tests/server/live_server.h"
+
+namespace branchdb::security {
+namespace {
+
+using nlohmann::json;
+
+class Server : public testing::LiveServer {
+ public:
+  explicit Server(const std::function<void(server::Config&)>& tweak = nullptr)
+      : LiveServer(tweak), admin_(AdminToken()) {
+    REQUIRE(Call("post", "/v1/projects", {{"name", "p"}}).first == 201);
+  }
+
+  std::pair<int, json> Call(const std::string& method, const std::string& path,
+                            const json& body = nullptr, const std::string& token = "") {
+    auto c = Client();
+    httplib::Headers h{{"Authorization", "Bearer " + (token.empty() ? admin_ : token)}};
+    std::string text = body.is_null() ? "{}" : body.dump();
+    httplib::Result r = method == "post"     ? c.Post(path.c_str(), h, text, "application/json")
+                        : method == "delete" ? c.Delete(path.c_str(), h)
+                                             : c.Get(path.c_str(), h);
+    REQUIRE(r);
+    json parsed = json::parse(r->body, nullptr, false);
+    return {r->status, parsed.is_discarded() ? json(r->body) : parsed};
+  }
+
+  // Status of SELECT 1 on p/production with `token`.
+  int Sql(const std::string& token) {
+    return Call("post", "/v1/projects/p/branches/production/sql", {{"sql", "SELECT 1"}}, token)
+        .first;
+  }
+
+  // A new client with sql:write: {client_id, client_secret}.
+  json NewClient() {
+    auto [status, c] = Call("post", "/v1/clients", {{"name", "agent"}, {"scopes", {"sql:write"}}});
+    REQUIRE(status == 201);
+    return c;
+  }
+
+  // POST /oauth/revoke of `token`, as client `c`.
+  void Revoke(const json& c, const std::string& token) {
+    auto http = Client();
+    http.set_basic_auth(c["client_id"].get<std::string>().c_str(),
+                        c["client_secret"].get<std::string>().c_str());
+    auto r = http.Post("/oauth/revoke", "token=" + token, "application/x-www-form-urlencoded");
+    REQUIRE(r);
+    REQUIRE(r->status == 200);
+  }
+
+  // The value of an unlabelled /metrics counter.
+  double Metric(const std::string& name) {
+    auto r = Client().Get("/metrics");
+    REQUIRE(r);
+    std::istringstream lines(r->body);
+    for (std::string line; std::getline(lines, line);) {
+      if (line.rfind(name + " ", 0) == 0) return std::stod(line.substr(name.size() + 1));
+    }
+    FAIL("no metric " << name);
+    return 0;
+  }
+
+  std::string admin_;
+};
+
+constexpr char kChecks[] = "branchdb_auth_signature_checks_total";
+
+TEST_CASE("a token's signature is checked on its first request only") {
+  Server s;
+  json c = s.NewClient();
+  std::string token = s.Token(c["client_id"], c["client_secret"]);
+  double before = s.Metric(kChecks);
+  for (int i = 0; i < 3; ++i) CHECK(s.Sql(token) == 200);
+  CHECK(s.Metric(kChecks) == before + 1);
+}
+
+TEST_CASE("with token_cache_entries = 0 every request checks its token's signature") {
+  Server s([](server::Config& c) { c.token_cache_entries = 0; });
+  json c = s.NewClient();
+  std::string token = s.Token(c["client_id"], c["client_secret"]);
+  double before = s.Metric(kChecks);
+  CHECK(s.Sql(token) == 200);
+  double per_request = s.Metric(kChecks) - before;  // 2 today: admission asks for the client too
+  CHECK(per_request >= 1);
+  for (int i = 0; i < 2; ++i) CHECK(s.Sql(token) == 200);
+  CHECK(s.Metric(kChecks) == before + 3 * per_request);
+}
+
+TEST_CASE("a cached access token is refused on its next request after revocation") {
+  Server s;
+  json c = s.NewClient();
+  std::string token = s.Token(c["client_id"], c["client_secret"]);
+  REQUIRE(s.Sql(token) == 200);
+  REQUIRE(s.Sql(token) == 200);  // from the cache
+  s.Revoke(c, token);
+  CHECK(s.Sql(token) == 401);
+}
+
+TEST_CASE("a cached database credential is refused on its next request after revocation") {
+  Server s;
+  auto [status, out] = s.Call("post", "/v1/projects/p/branches/production/credentials",
+                              {{"access", "read_write"}, {"ttl_seconds", 600}});
+  REQUIRE(status == 201);
+  std::string cred = out["credential"];
+  REQUIRE(s.Sql(cred) == 200);
+  REQUIRE(s.Sql(cred) == 200);
+  json admin = {{"client_id", s.client_id_}, {"client_secret", s.client_secret_}};
+  s.Revoke(admin, cred);
+  CHECK(s.Sql(cred) == 401);
+}
+
+TEST_CASE("a cached token is refused on its next request after its client is deleted") {
+  Server s;
+  json c = s.NewClient();
+  std::string token = s.Token(c["client_id"], c["client_secret"]);
+  REQUIRE(s.Sql(token) == 200);
+  REQUIRE(s.Sql(token) == 200);
+  REQUIRE(s.Call("delete", "/v1/clients/" + c["client_id"].get<std::string>()).first == 204);
+  CHECK(s.Sql(token) == 401);
+}
+
+}  // namespace
+}  // namespace branchdb::security
