@@ -25,6 +25,7 @@
 #include "server/http/metrics.h"
 #include "server/http/router.h"
 #include "server/http/timed_env.h"
+#include "server/routes/common.h"
 #include "server/routes/table.h"
 #include "server/sql/cpu_scheduler.h"
 
@@ -235,7 +236,9 @@ Status OpenCatalog(const Config& config, Env* env, ApiServer::Parts& parts,
     logger->info("event=branch_expired project={} branch={}", http::LogValue(project),
                  http::LogValue(branch));
     MutexLock l(p->reaper_mu);
-    if (p->computes_for_reaper != nullptr) p->computes_for_reaper->Remove(project + "/" + branch);
+    if (p->computes_for_reaper != nullptr) {
+      p->computes_for_reaper->Remove(routes::ComputeKey(project, branch));
+    }
   };
   auto catalog = catalog::Catalog::Open(cat_opts, config.data_dir);
   if (!catalog.ok()) return catalog.status().WithContext("catalog");
