@@ -2,7 +2,10 @@
 // mappings, two-space indents, single-line scalars, flow lists of scalars;
 // every scalar a string or a boolean), and $ref resolution: what the tests
 // that walk the documented API (tests/server/api_test.cc, the integer ranges
-// of tests/security) read it with.
+// of tests/security) read it with. Anything outside that subset (block
+// scalars `|`/`>`, flow mappings, anchors, lines it cannot place) fails the
+// test that reads it, naming the line: a reader that skipped what it did not
+// understand would make those tests check less than the document says.
 #ifndef BRANCHDB_TESTS_SERVER_OPENAPI_YAML_H_
 #define BRANCHDB_TESTS_SERVER_OPENAPI_YAML_H_
 
@@ -30,6 +33,12 @@ inline std::string Trim(const std::string& s) {
 
 inline nlohmann::json YamlScalar(std::string v) {
   v = Trim(v);
+  if (!v.empty() && (v.front() == '|' || v.front() == '>' || v.front() == '{' ||
+                     v.front() == '&' || v.front() == '*')) {
+    FAIL("openapi_yaml.h does not read this YAML (block scalar, flow mapping, anchor "
+         "or alias); write the value on one line: "
+         << v);
+  }
   if (v.size() >= 2 && ((v.front() == '\'' && v.back() == '\'') ||
                         (v.front() == '"' && v.back() == '"'))) {
     return v.substr(1, v.size() - 2);
@@ -69,6 +78,9 @@ inline nlohmann::json YamlBlock(std::vector<YamlLine>& lines, size_t& i, int ind
   while (i < lines.size() && lines[i].indent == indent && lines[i].text.rfind("- ", 0) != 0) {
     const std::string& t = lines[i].text;
     size_t sep = t.find(": ");
+    if (sep == std::string::npos && t.back() != ':') {
+      FAIL("openapi_yaml.h: not a 'key: value' or 'key:' line: " << t);
+    }
     std::string key = sep == std::string::npos ? t.substr(0, t.size() - 1) : t.substr(0, sep);
     key = YamlScalar(key).get<std::string>();
     if (sep != std::string::npos) {
@@ -97,7 +109,11 @@ inline nlohmann::json ReadYaml(const std::string& path) {
     lines.push_back({static_cast<int>(line.find_first_not_of(' ')), t});
   }
   size_t i = 0;
-  return YamlBlock(lines, i, 0);
+  json doc = YamlBlock(lines, i, 0);
+  if (i != lines.size()) {
+    FAIL("openapi_yaml.h stopped before the end of " << path << ", at: " << lines[i].text);
+  }
+  return doc;
 }
 
 // Follows $ref ("#/components/schemas/X") until node is not a reference.
@@ -107,7 +123,11 @@ inline nlohmann::json Resolve(const nlohmann::json& doc, nlohmann::json node) {
     json at = doc;
     std::stringstream ss(ref.substr(2));
     std::string part;
-    while (std::getline(ss, part, '/')) at = at[part];
+    while (std::getline(ss, part, '/')) {
+      if (!at.is_object() || !at.contains(part)) FAIL("unresolved $ref " << ref);
+      json next = at[part];
+      at = std::move(next);
+    }
     node = at;
   }
   return node;
