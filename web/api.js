@@ -74,9 +74,12 @@ export class Session {
     this.#client = null;
     this.label = 'pasted token';
     try {
-      await this.call('GET', '/v1/projects');
+      await this.call('GET', '/v1/projects', undefined, { quiet: true });
     } catch (e) {
-      if (e.status === 401) { this.#clear(); throw e; }
+      if (e.status === 401) {
+        this.#clear();
+        throw new ApiError(401, e.code, `The server refused this token (${e.message}).`);
+      }
       // 403: a token without projects:read may still do what it is for.
     }
     this.#schedule();
@@ -90,17 +93,16 @@ export class Session {
       // Best effort: the token is forgotten here whatever the answer.
       await fetch('/oauth/revoke', {
         method: 'POST',
-        headers: { Authorization: 'Basic ' + btoa(`${client.id}:${client.secret}`),
-                   'Content-Type': 'application/x-www-form-urlencoded' },
-        body: new URLSearchParams({ token }),
-      }).catch(() => {});
+        body: new URLSearchParams({ token, client_id: client.id, client_secret: client.secret }),
+      }).then((res) => res.text()).catch(() => {});
     }
   }
 
   // method path [body]: the answer's JSON; throws ApiError with the API's
   // error code and message. A 401 on a client session renews the token and
-  // tries once more; otherwise it ends the session.
-  async call(method, path, body, retried = false) {
+  // tries once more; otherwise it ends the session (onSignedOut, unless
+  // options.quiet).
+  async call(method, path, body, options = {}) {
     if (!this.#token) throw new ApiError(401, 'signed_out', 'Signed out: sign in again.');
     const init = { method, headers: { Authorization: `Bearer ${this.#token}` } };
     if (body !== undefined) {
@@ -121,12 +123,12 @@ export class Session {
     const error = new ApiError(res.status, err.code || `http_${res.status}`,
                                err.message || `${method} ${path}: HTTP ${res.status}`, err.details);
     if (res.status === 401) {
-      if (this.#client && !retried) {
+      if (this.#client && !options.retried) {
         await this.#fetchToken(this.#client.id, this.#client.secret);
-        return this.call(method, path, body, true);
+        return this.call(method, path, body, { ...options, retried: true });
       }
       this.#clear();
-      this.onSignedOut(`Your session ended (${error.message}). Sign in again.`);
+      if (!options.quiet) this.onSignedOut(`Your session ended (${error.message}). Sign in again.`);
     }
     throw error;
   }
@@ -134,11 +136,11 @@ export class Session {
   async #fetchToken(id, secret) {
     let res;
     try {
+      // The client's credentials in the body (RFC 6749 client_secret_post),
+      // not in Basic auth: a refused Basic login makes browsers prompt.
       res = await fetch('/oauth/token', {
         method: 'POST',
-        headers: { Authorization: 'Basic ' + btoa(`${id}:${secret}`),
-                   'Content-Type': 'application/x-www-form-urlencoded' },
-        body: 'grant_type=client_credentials',
+        body: new URLSearchParams({ grant_type: 'client_credentials', client_id: id, client_secret: secret }),
       });
     } catch (e) {
       throw new ApiError(0, 'network_error', `The server did not answer (${e.message}).`);

@@ -195,7 +195,7 @@ function renderTree() {
 }
 
 function renderProjectNav() {
-  const name = h('input', { name: 'project', required: true, pattern: '[A-Za-z0-9_.-]+', placeholder: 'new project' });
+  const name = h('input', { name: 'project', required: true, spellcheck: 'false', placeholder: 'new project' });
   return h('nav', { class: 'side', 'aria-label': 'Projects and branches' },
     h('h2', {}, 'Projects'),
     h('ul', { class: 'projects' }, state.projects.map((p) =>
@@ -265,7 +265,11 @@ async function route(keepData = false) {
       panel);
     panel.setAttribute('aria-labelledby', `tab-${state.view}`);
   }
+  // Keyboard users keep their place: the element focused before the redraw
+  // (a tab, a button with an id) is focused again.
+  const focused = document.activeElement && main.contains(document.activeElement) ? document.activeElement.id : '';
   clear(main, h('div', { class: 'layout' }, renderProjectNav(), content));
+  if (focused && document.getElementById(focused)) document.getElementById(focused).focus();
   if (content.contains(panel)) {
     const ctx = context();
     const views = { overview: renderOverview, timeline: renderTimeline, sql: renderSql, diff: renderDiff, promote: renderPromote };

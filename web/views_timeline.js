@@ -12,7 +12,7 @@ const kPage = 50;
 
 function kindText(c) {
   switch (c.kind) {
-    case 'create': return `created at LSN ${c.target_lsn}`;
+    case 'create': return c.target_lsn !== undefined ? `created at LSN ${c.target_lsn}` : 'created';
     case 'rollback': return `rolled back to LSN ${c.target_lsn}`;
     case 'reset': return `reset from parent to LSN ${c.target_lsn}`;
     case 'promote': return `promoted from ${c.source || '?'} (LSN ${c.target_lsn})`;
