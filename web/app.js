@@ -151,14 +151,19 @@ async function loadProjects() {
   state.projects = r.projects;
 }
 
-export async function loadBranches() {
+// The project's branches and their computes' states (one small call per
+// branch, as the API has no list of them; a live poll asks for the shown
+// branch's only, and keeps the others' from the last page load).
+export async function loadBranches(everyCompute = true) {
   if (!state.project) { state.branches = []; return; }
   const r = await session.call('GET', `/v1/projects/${encodeName(state.project)}/branches`);
   state.branches = r.branches;
-  // Compute state per branch (one small call each; the tree shows it).
-  const computes = await Promise.all(r.branches.map((b) =>
-    session.call('GET', branchPath(state.project, b.name, '/compute')).catch(() => null)));
-  state.computes = new Map(r.branches.map((b, i) => [b.name, computes[i]]));
+  const names = r.branches.map((b) => b.name).filter((n) => everyCompute || n === state.branch);
+  const computes = await Promise.all(names.map((n) =>
+    session.call('GET', branchPath(state.project, n, '/compute')).catch(() => null)));
+  const known = everyCompute ? new Map() : state.computes;
+  names.forEach((n, i) => known.set(n, computes[i]));
+  state.computes = known;
 }
 
 function ttlText(b) {
@@ -282,18 +287,22 @@ async function route(keepData = false) {
 // --- live updates -----------------------------------------------------------------
 
 async function poll() {
-  if (!session.signedIn || !state.live || document.hidden) return;
+  if (!session.signedIn || !state.live || document.hidden) return undefined;
   try {
     if (state.project) {
-      const before = JSON.stringify(state.branches);
-      await loadBranches();
+      const snapshot = () => JSON.stringify([state.branches, [...state.computes]]);
+      const before = snapshot();
+      await loadBranches(false);
       const tree = document.getElementById('tree');
-      if (tree && JSON.stringify(state.branches) !== before) clear(tree, renderTree());
+      if (tree && snapshot() !== before) clear(tree, renderTree());
+      // The shown branch was deleted (or renamed) meanwhile: say so.
+      if (state.branch && !state.branches.some((b) => b.name === state.branch)) return route(true);
     }
     for (const hook of state.liveHooks) await hook();
   } catch (e) {
     if (session.signedIn && e.status !== 429) fail(e);
   }
+  return undefined;
 }
 
 function startPolling() {
