@@ -4,8 +4,9 @@
 // and its branch tree, SQL writes in the editor with their checkpoint and
 // undo, a child branch, an agent's writes through the API showing up on the
 // timeline while the page watches, a rollback of three actions and its undo
-// in the UI, a fork from a checkpoint, a schema diff and a data diff paged,
-// two checkpoints compared, a refusal on a protected branch, SQL at a past
+// in the UI, a fork from a checkpoint with a TTL, a reset and its undo, its
+// deletion, a label, a schema diff and a data diff paged, two checkpoints
+// compared, a refusal on a protected branch, SQL at a past
 // LSN, a promote dry run and a promote with its undo, keyboard tabs, dark
 // mode. No uncaught error, no console error and no failed request other than
 // the refusals the scenario provokes. Screenshots of each main screen go to
@@ -302,6 +303,27 @@ async function main() {
     await waitText(page, '.branch-title', /fork-1/);
     await waitText(page, '#notice', new RegExp(`fork-1 created at LSN ${lsns[1]}`));
     assert.ok(await page.$('#tree a[data-branch="dev/agent"] + ul a[data-branch="fork-1"]'));
+    // fork-1: a TTL, shown in the tree...
+    await fill(page, '#ttl-input', '3600');
+    await click(page, '.actions', /^Set TTL$/);
+    await waitText(page, '#notice', /TTL set to 1 h/);
+    await waitText(page, '#tree a[data-branch="fork-1"] .badge.ttl', /TTL \d+ (h|min)/);
+    // ... a reset from its parent and the reset's undo ...
+    await api('POST', branchApi('fork-1', '/sql'), { sql: 'DELETE FROM items' });
+    await waitText(page, '#protect', /^Protect$/);
+    await page.click('#reset');
+    await page.click('#reset');
+    await waitText(page, '#notice', /Reset to dev\/agent's head/);
+    assert.equal(await count('fork-1'), 111);
+    await click(page, '#notice', /Undo reset/);
+    await waitText(page, '#notice', /Undone: fork-1 is back/);
+    assert.equal(await count('fork-1'), 0);
+    // ... and its deletion (two clicks), which leaves the tree.
+    await waitText(page, '#delete', /Delete branch/);
+    await page.click('#delete');
+    await page.click('#delete');
+    await waitText(page, '#notice', /Branch fork-1 deleted/);
+    await page.waitForFunction(() => !document.querySelector('#tree a[data-branch="fork-1"]'));
 
     // Schema diff of dev/agent against its parent: the added column.
     await page.click('#tree a[data-branch="dev/agent"]');
@@ -329,6 +351,10 @@ async function main() {
     // Compare two checkpoints from the timeline.
     await tab(page, 'timeline');
     await page.waitForSelector(`#timeline li[data-lsn="${lsns[2]}"] input[type=checkbox]`);
+    await click(page, `#timeline li[data-lsn="${lsns[0]}"]`, /^Label$/);
+    await fill(page, '#fork-box input', 'before-prices');
+    await click(page, '#fork-box', /Save label/);
+    await waitText(page, `#timeline li[data-lsn="${lsns[0]}"] .badge.label`, /before-prices/);
     await page.click(`#timeline li[data-lsn="${lsns[0]}"] input[type=checkbox]`);
     await page.click(`#timeline li[data-lsn="${lsns[2]}"] input[type=checkbox]`);
     await page.click('#compare');
