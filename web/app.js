@@ -182,7 +182,7 @@ function renderTree() {
     const compute = state.computes.get(b.name);
     const children = byParent.get(b.name) || [];
     const current = b.name === state.branch;
-    return h('li', { role: 'treeitem', 'aria-expanded': children.length ? 'true' : null, 'aria-selected': String(current) },
+    return h('li', {},
       h('a', { href: href(state.project, b.name, state.branch ? state.view : 'overview'), class: current ? 'branch current' : 'branch',
                'aria-current': current ? 'page' : null, dataset: { branch: b.name } },
         h('span', { class: 'name' }, b.name),
@@ -193,9 +193,10 @@ function renderTree() {
           compute ? h('span', { class: `badge compute-${compute.state}` }, compute.state) : null,
           h('span', { class: 'badge size', title: 'logical / exclusive size' },
             `${bytes(b.logical_bytes)} / ${bytes(b.exclusive_bytes)}`))),
-      children.length ? h('ul', { role: 'group' }, children.map(node)) : null);
+      children.length ? h('ul', { 'aria-label': `Children of ${b.name}` }, children.map(node)) : null);
   };
-  return h('ul', { role: 'tree', class: 'tree', 'aria-label': `Branches of ${state.project}` },
+  // Nested lists of links (Tab moves through them), not an ARIA tree widget.
+  return h('ul', { class: 'tree', 'aria-label': `Branches of ${state.project}` },
            (byParent.get('') || []).map(node));
 }
 

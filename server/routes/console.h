@@ -45,7 +45,7 @@ const char* ConsoleContentType(std::string_view name);
 
 // The Content-Security-Policy header every console file is served with.
 inline constexpr const char* kConsoleCsp =
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
     "connect-src 'self'; font-src 'self'; manifest-src 'self'; base-uri 'none'; "
     "form-action 'none'; frame-ancestors 'none'";
 
