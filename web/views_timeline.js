@@ -71,7 +71,7 @@ export async function renderTimeline(ctx, panel) {
         isHead ? h('span', { class: 'badge head' }, 'head') : null,
         c.rolled_back ? h('span', { class: 'badge rolled' }, 'rolled back') : null,
         c.inherited ? h('span', { class: 'badge' }, `from ${c.branch}`) : null,
-        (c.labels || []).map((l) => h('span', { class: 'badge label' }, `🏷 ${l}`))),
+        (c.labels || []).map((l) => h('span', { class: 'badge label', title: 'label' }, `label: ${l}`))),
       h('div', { class: 'cp-meta muted' },
         time(c.time), ` · ${ago(c.time)} · ${c.client_id || 'system'}`),
       h('div', { class: 'cp-actions' },

@@ -288,7 +288,9 @@ void HandleSql(Call& c) {
     return http::SendError(c.res,
                            Status::InvalidArgument("sql: required string", "invalid_argument"));
   }
-  if (body->contains("page_size") || body->contains("cursor") || body->contains("lsn")) {
+  // A field given as null is absent (as OptInt and OptString read it).
+  auto given = [&](const char* field) { return body->contains(field) && !(*body)[field].is_null(); };
+  if (given("page_size") || given("cursor") || given("lsn")) {
     return HandleSqlPage(&c.s, c.res, *body, c.project, c.branch, c.who->client_id);
   }
   BRANCHDB_TRY_SEND(c.res, read_only_flag, OptBool(*body, "read_only"));

@@ -261,6 +261,11 @@ TEST_CASE("sql: lsn reads one past state read-only, in pages, rolled-back states
                        {"lsn", foreign}});
   REQUIRE(st6 == 200);
   CHECK(r6["results"][0]["rows"] == json::array({json::array({"1,9"})}));
+  // "lsn": null is no lsn: a script at the head, writes included.
+  auto [st7, r7] = at({{"sql", "INSERT INTO t VALUES(7); INSERT INTO t VALUES(8)"},
+                       {"lsn", nullptr}});
+  REQUIRE(st7 == 200);
+  CHECK(r7["lsn"].is_number());
   auto [st8, e8] = at({{"sql", "SELECT 1"}, {"lsn", -1}});
   CHECK(st8 == 400);
   CHECK(e8["error"]["code"] == "invalid_argument");
