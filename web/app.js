@@ -200,6 +200,11 @@ function renderTree() {
            (byParent.get('') || []).map(node));
 }
 
+function redrawTree() {
+  const tree = document.getElementById('tree');
+  if (tree) clear(tree, renderTree());
+}
+
 function renderProjectNav() {
   const name = h('input', { name: 'project', required: true, spellcheck: 'false', placeholder: 'new project' });
   return h('nav', { class: 'side', 'aria-label': 'Projects and branches' },
@@ -226,7 +231,8 @@ function context() {
     get info() { return state.branches.find((b) => b.name === state.branch); },
     get compute() { return state.computes.get(state.branch); },
     go, href, notify, fail, attempt,
-    // Re-reads the branches (tree, badges) and redraws the current view.
+    // Re-reads the branches (tree, badges); refresh also redraws the view.
+    reload: async () => { await attempt(loadBranches); redrawTree(); },
     refresh: async () => { await attempt(loadBranches); route(true); },
     // fn is called on every live poll while this view is shown.
     onLive: (fn) => state.liveHooks.add(fn),
@@ -241,8 +247,9 @@ async function route(keepData = false) {
   const projectChanged = next.project !== state.project;
   Object.assign(state, next);
   state.liveHooks.clear();
+  const unknownBranch = state.branch && !state.branches.some((b) => b.name === state.branch);
   try {
-    if (!keepData || projectChanged) {
+    if (!keepData || projectChanged || unknownBranch) {
       await loadProjects();
       await loadBranches();
     }
@@ -294,8 +301,7 @@ async function poll() {
       const snapshot = () => JSON.stringify([state.branches, [...state.computes]]);
       const before = snapshot();
       await loadBranches(false);
-      const tree = document.getElementById('tree');
-      if (tree && snapshot() !== before) clear(tree, renderTree());
+      if (snapshot() !== before) redrawTree();
       // The shown branch was deleted (or renamed) meanwhile: say so.
       if (state.branch && !state.branches.some((b) => b.name === state.branch)) return route(true);
     }
@@ -321,6 +327,8 @@ function stopPolling() {
   state.pollTimer = null;
 }
 
-window.addEventListener('hashchange', () => route());
+// Moving between views of a project reuses what was loaded (live polls keep
+// it fresh); another project, or a branch not known yet, loads again.
+window.addEventListener('hashchange', () => route(true));
 window.addEventListener('unhandledrejection', (e) => { fail(e.reason); e.preventDefault(); });
 route();

@@ -50,8 +50,8 @@ export function childForm(ctx, at = null) {
 export function undoMove(ctx, branch, lsn) {
   return async () => {
     const r = await ctx.session.call('POST', branchPath(ctx.project, branch, '/rollback'), { to: { lsn } });
-    ctx.notify(`Undone: ${branch} is back at LSN ${r.target_lsn}.`);
     await ctx.refresh();
+    ctx.notify(`Undone: ${branch} is back at LSN ${r.target_lsn}.`);
   };
 }
 
@@ -60,7 +60,7 @@ export async function renderOverview(ctx, panel) {
   const c = ctx.compute;
   const patch = async (body, what) => {
     const r = await ctx.attempt(() => ctx.session.call('PATCH', branchPath(ctx.project, ctx.branch), body));
-    if (r) { ctx.notify(what); await ctx.refresh(); }
+    if (r) { await ctx.refresh(); ctx.notify(what); }
   };
   const ttl = h('input', { name: 'ttl', type: 'number', min: '1', placeholder: 'seconds' });
   const facts = [
@@ -86,14 +86,15 @@ export async function renderOverview(ctx, panel) {
         b.parent ? confirmButton('Reset from parent', 'Click again to reset', async () => {
           const r = await ctx.attempt(() => ctx.session.call('POST', branchPath(ctx.project, ctx.branch, '/reset'), {}));
           if (!r) return;
+          await ctx.refresh();
           ctx.notify(`Reset to ${b.parent}'s head (LSN ${r.target_lsn}); the head was LSN ${r.previous_head_lsn}.`,
                      [['Undo reset', undoMove(ctx, ctx.branch, r.previous_head_lsn)]]);
-          await ctx.refresh();
         }, { id: 'reset' }) : null,
         confirmButton('Delete branch', 'Click again to delete', async () => {
           const r = await ctx.attempt(() => ctx.session.call('DELETE', branchPath(ctx.project, ctx.branch)));
           if (r === undefined) return;
           ctx.notify(`Branch ${ctx.branch} deleted.`);
+          await ctx.reload();
           ctx.go(ctx.project, b.parent || null);
         }, { id: 'delete', class: 'danger' }))),
     childForm(ctx));

@@ -30,11 +30,12 @@ export async function renderPromote(ctx, panel) {
     if (verify.value.trim()) body.verify = verify.value.trim();
     try {
       const r = await ctx.session.call('POST', branchPath(ctx.project, ctx.branch, '/promote'), body);
+      // The tree shows the parent's new head; this view stays (with its report).
+      if (!dryRun) await ctx.reload();
       clear(out, report(r));
       if (!dryRun) {
         ctx.notify(`Promoted ${ctx.branch} into ${r.branch}.`, [[`Undo promote (${r.branch} back to LSN ${r.previous_head_lsn})`,
           undoMove(ctx, r.branch, r.previous_head_lsn)]]);
-        await ctx.refresh();
       }
     } catch (e) {
       const failed = e.details && e.details.failed_action;

@@ -36,9 +36,9 @@ export async function renderTimeline(ctx, panel) {
   const rollback = async (lsn) => {
     const r = await ctx.attempt(() => ctx.session.call('POST', branchPath(ctx.project, ctx.branch, '/rollback'), { to: { lsn } }));
     if (!r) return;
+    await ctx.refresh();
     ctx.notify(`Rolled back to LSN ${r.target_lsn} (the head was LSN ${r.previous_head_lsn}).`,
                [['Undo rollback', undoMove(ctx, ctx.branch, r.previous_head_lsn)]]);
-    await ctx.refresh();
   };
 
   const label = async (lsn) => {

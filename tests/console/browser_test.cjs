@@ -323,7 +323,8 @@ async function main() {
     await page.click('#delete');
     await page.click('#delete');
     await waitText(page, '#notice', /Branch fork-1 deleted/);
-    await page.waitForFunction(() => !document.querySelector('#tree a[data-branch="fork-1"]'));
+    await waitText(page, '.branch-title', /dev\/agent/);
+    assert.equal(await page.$('#tree a[data-branch="fork-1"]'), null);
 
     // Schema diff of dev/agent against its parent: the added column.
     await page.click('#tree a[data-branch="dev/agent"]');
