@@ -10,6 +10,9 @@ import { undoMove } from './views_branch.js';
 
 const kPageRows = 100;
 
+// Drafts per branch, kept while the page is open (in memory, like the token).
+const drafts = new Map();
+
 // The statements of a script, roughly (split at ';' outside quotes and
 // comments), to show which one failed.
 function statements(sql) {
@@ -60,7 +63,9 @@ function pagedResult(result, index) {
 export async function renderSql(ctx, panel) {
   const editor = h('textarea', { id: 'sql-editor', class: 'editor', rows: '8', spellcheck: 'false',
     'aria-label': 'SQL', placeholder: 'SELECT * FROM sqlite_schema;' });
-  editor.value = ctx.query.get('sql') || sessionStorage.getItem(`sql:${ctx.project}:${ctx.branch}`) || '';
+  const draftKey = JSON.stringify([ctx.project, ctx.branch]);
+  editor.value = ctx.query.get('sql') || drafts.get(draftKey) || '';
+  editor.addEventListener('input', () => drafts.set(draftKey, editor.value));
   const at = h('input', { id: 'sql-lsn', type: 'number', min: '0', placeholder: 'head',
                           value: ctx.query.get('lsn') || '' });
   const readOnly = h('input', { id: 'sql-ro', type: 'checkbox' });
@@ -89,7 +94,7 @@ export async function renderSql(ctx, panel) {
 
   const run = async () => {
     const sql = editor.value;
-    sessionStorage.setItem(`sql:${ctx.project}:${ctx.branch}`, sql);
+    drafts.set(draftKey, sql);
     clear(out, h('p', { class: 'muted' }, 'Running…'));
     const body = { sql };
     try {

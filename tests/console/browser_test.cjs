@@ -78,7 +78,7 @@ async function agent(server) {
     method: 'POST', body: new URLSearchParams({ grant_type: 'client_credentials' }),
     headers: { Authorization: `Basic ${basic}` } });
   const token = (await r.json()).access_token;
-  return async (method, p, body) => {
+  const call = async (method, p, body) => {
     const res = await fetch(`${server.url}${p}`, {
       method, headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
       body: body === undefined ? undefined : JSON.stringify(body) });
@@ -86,6 +86,8 @@ async function agent(server) {
     assert.ok(res.ok, `${method} ${p}: ${res.status} ${JSON.stringify(json)}`);
     return json;
   };
+  call.token = token;
+  return call;
 }
 
 // --- the browser ----------------------------------------------------------------
@@ -424,6 +426,22 @@ async function main() {
     // Sign out: back to the sign-in form.
     await click(page, '#session', /Sign out/);
     await page.waitForSelector('#signin-client');
+
+    // A pasted token that stops working mid-session (revoked here, as an
+    // expired one would): the next call ends the session with a message.
+    await page.emulateMediaFeatures([{ name: 'prefers-color-scheme', value: 'light' }]);
+    await fill(page, '#signin-token textarea', api.token);
+    await page.click('#signin-token button[type=submit]');
+    await page.waitForSelector('#tree a[data-branch="production"]');
+    assert.equal(await page.evaluate(() => sessionStorage.length + localStorage.length + document.cookie.length), 0,
+                 'nothing of the session is stored');
+    expected = [{ status: 401, path: /^\/v1\// }];
+    const revoke = await fetch(`${server.url}/oauth/revoke`, {
+      method: 'POST', body: new URLSearchParams({ token: api.token, client_id: server.creds.client_id,
+                                                  client_secret: server.creds.client_secret }) });
+    assert.equal(revoke.status, 200);
+    await waitText(page, '#signin-error', /Your session ended/);
+    await shot(page, '11-session-ended');
 
     assert.deepEqual(problems, [], `problems in the page:\n${problems.join('\n')}`);
     console.log(`ok: console scenario passed; refusals provoked: ${refusals.join(', ')}; screenshots in ${artifacts}`);
