@@ -255,6 +255,7 @@ async function route(keepData = false) {
     }
   } catch (e) {
     if (!session.signedIn) return undefined;
+    if (projectChanged) { state.branches = []; state.computes = new Map(); }
     fail(e);
   }
   if (ticket !== routing) return undefined;  // a newer navigation won
@@ -268,6 +269,9 @@ async function route(keepData = false) {
   if (!state.project) {
     content = h('section', { class: 'panel' }, h('h2', {}, 'Projects'),
       state.projects.length ? h('p', {}, 'Choose a project on the left.') : h('p', {}, 'No project yet: create one on the left.'));
+  } else if (!state.branch) {
+    content = h('section', { class: 'panel' }, h('h2', {}, state.project),
+      h('p', {}, `Project ${state.project} could not be read (see the message above), or has no branch.`));
   } else if (!state.branches.some((b) => b.name === state.branch)) {
     content = h('section', { class: 'panel' }, h('h2', {}, 'No such branch'),
       h('p', {}, `Branch ${state.branch} is not in project ${state.project}.`));

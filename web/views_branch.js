@@ -29,7 +29,8 @@ export function childForm(ctx, at = null) {
     const body = { name: name.value.trim(), parent: ctx.branch };
     if (source.value !== 'head') {
       const raw = at_value.value.trim();
-      body.at = { [source.value]: source.value === 'timestamp' ? raw : Number(raw) };
+      // LSNs are numbers; a time is RFC 3339 text or Unix seconds.
+      body.at = { [source.value]: source.value === 'timestamp' && !/^\d+$/.test(raw) ? raw : Number(raw) };
       // A checkpoint names its own branch as the parent (it may be inherited).
       if (source.value === 'checkpoint') delete body.parent;
     }
