@@ -125,7 +125,7 @@ async function text(page, selector) {
 }
 
 // Waits until selector's text matches re.
-async function waitText(page, selector, re, timeout = 15000) {
+async function waitText(page, selector, re, timeout = 30000) {
   await page.waitForFunction((s, src, flags) => {
     const el = document.querySelector(s);
     return el && new RegExp(src, flags).test(el.textContent);
@@ -138,7 +138,7 @@ async function waitText(page, selector, re, timeout = 15000) {
 // Clicks the button (or link) inside scope whose text matches re.
 async function click(page, scope, re) {
   await page.waitForFunction((s, src) => [...document.querySelectorAll(`${s} button, ${s} a`)]
-    .some((b) => new RegExp(src).test(b.textContent) && !b.disabled), { timeout: 15000 }, scope, re.source);
+    .some((b) => new RegExp(src).test(b.textContent) && !b.disabled), { timeout: 30000 }, scope, re.source);
   await page.evaluate((s, src) => {
     const b = [...document.querySelectorAll(`${s} button, ${s} a`)]
       .find((x) => new RegExp(src).test(x.textContent) && !x.disabled);
@@ -272,7 +272,7 @@ async function main() {
     const lsns = [];
     for (const sql of agentSql) lsns.push((await api('POST', branchApi('dev/agent', '/sql'), { sql })).lsn);
     await page.waitForFunction((last) => document.querySelector(`#timeline li.checkpoint.head[data-lsn="${last}"]`),
-                               { timeout: 15000 }, lsns[3]);
+                               { timeout: 30000 }, lsns[3]);
     let items = await timeline(page);
     for (let i = 0; i < agentSql.length; ++i) {
       const cp = items.find((c) => c.lsn === lsns[i]);
