@@ -224,6 +224,7 @@ function renderProjectNav() {
 // --- the page ---------------------------------------------------------------------
 
 function context() {
+  const ticket = routing;
   return {
     session, project: state.project, branch: state.branch, query: state.query,
     branches: state.branches,
@@ -234,8 +235,9 @@ function context() {
     // Re-reads the branches (tree, badges); refresh also redraws the view.
     reload: async () => { await attempt(loadBranches); redrawTree(); },
     refresh: async () => { await attempt(loadBranches); route(true); },
-    // fn is called on every live poll while this view is shown.
-    onLive: (fn) => state.liveHooks.add(fn),
+    // fn is called on every live poll while this view is shown (not once
+    // another navigation started: its view has hooks of its own).
+    onLive: (fn) => { if (ticket === routing) state.liveHooks.add(fn); },
   };
 }
 
