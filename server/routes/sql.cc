@@ -132,9 +132,10 @@ Result<Cursor> DecodeCursor(const std::string& text) {
   return c;
 }
 
-// POST .../sql with page_size or cursor: the script must be one statement and
-// runs read-only on a connection of its own (the first page at the head, the
-// next ones as of the first page's snapshot LSN).
+// POST .../sql with page_size, cursor or lsn: the script must be one statement
+// and runs read-only on a connection of its own (the first page at the head,
+// or as of "lsn" as the catalog reads it (Catalog::OpenBranchConnection); the
+// next ones as of the first page's snapshot LSN, which the cursor names).
 void HandleSqlPage(Services* s, httplib::Response& res, const json& body,
                    const std::string& project, const std::string& branch,
                    const std::string& client) {
@@ -142,6 +143,7 @@ void HandleSqlPage(Services* s, httplib::Response& res, const json& body,
   BRANCHDB_TRY_SEND(res, page_size,
                     OptInt(body, "page_size", {1, max_rows}));
   BRANCHDB_TRY_SEND(res, cursor_text, OptString(body, "cursor"));
+  BRANCHDB_TRY_SEND(res, as_of, OptInt(body, "lsn", kLsnRange));
   sql::Script script;
   script.sql = body["sql"].get<std::string>();
   script.params = body.contains("params") ? body["params"] : json(nullptr);
@@ -158,11 +160,21 @@ void HandleSqlPage(Services* s, httplib::Response& res, const json& body,
                                       "invalid_cursor"));
     }
     c = *decoded;
+    if (as_of->has_value() && static_cast<storage::Lsn>(**as_of) != c.lsn) {
+      return http::SendError(res, Status::InvalidArgument(
+                                      "lsn: the cursor reads LSN " + std::to_string(c.lsn) +
+                                          "; send the lsn of the first page, or none",
+                                      "invalid_cursor"));
+    }
   }
   if (page_size->has_value()) c.page_size = **page_size;
   catalog::ConnectionRequest request;
   request.read_only = true;
-  if (!first) request.as_of = c.lsn;
+  if (!first) {
+    request.as_of = c.lsn;
+  } else if (as_of->has_value()) {
+    request.as_of = static_cast<storage::Lsn>(**as_of);
+  }
   BRANCHDB_TRY_SEND(res, conn, s->catalog->OpenBranchConnection(project, branch, request));
   BRANCHDB_TRY_SEND(res, sandbox, sql::Sandbox::Attach(conn->get(), s->sandbox));
   script.read_only = true;
@@ -276,7 +288,9 @@ void HandleSql(Call& c) {
     return http::SendError(c.res,
                            Status::InvalidArgument("sql: required string", "invalid_argument"));
   }
-  if (body->contains("page_size") || body->contains("cursor")) {
+  // A field given as null is absent (as OptInt and OptString read it).
+  auto given = [&](const char* field) { return body->contains(field) && !(*body)[field].is_null(); };
+  if (given("page_size") || given("cursor") || given("lsn")) {
     return HandleSqlPage(&c.s, c.res, *body, c.project, c.branch, c.who->client_id);
   }
   BRANCHDB_TRY_SEND(c.res, read_only_flag, OptBool(*body, "read_only"));

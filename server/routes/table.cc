@@ -6,6 +6,7 @@
 #include "server/http/auth_guard.h"
 #include "server/http/router.h"
 #include "server/routes/call.h"
+#include "server/routes/console.h"
 
 namespace branchdb::server::routes {
 namespace {
@@ -48,6 +49,7 @@ void RegisterRoutes(http::Router& router, Services& services) {
                  });
     }
   }
+  RegisterConsoleRoutes(router);  // not API routes: GET / and /console/{file}
   router.Install();
 }
 

@@ -196,8 +196,9 @@ constexpr size_t RouteIndex(std::string_view method, std::string_view path) {
 }
 
 // Adds every route of kApiRoutes to router, each running its handler with a
-// Call (after the bearer check of an Access::kOperation route), then installs
-// them (http::Router::Install). REQUIRES: services outlives router.
+// Call (after the bearer check of an Access::kOperation route), and the web
+// console's files (routes/console.h: not API routes), then installs them
+// (http::Router::Install). REQUIRES: services outlives router.
 void RegisterRoutes(http::Router& router, Services& services);
 
 }  // namespace routes

@@ -214,5 +214,62 @@ TEST_CASE("diff: a column added and backfilled is compared, every row paged by c
   CHECK(same["tables"].empty());
 }
 
+
+TEST_CASE("sql: lsn reads one past state read-only, in pages, rolled-back states too",
+          "[api]") {
+  Fixture f;
+  f.Sql("production", "CREATE TABLE t(v)");
+  uint64_t one = f.Sql("production", "INSERT INTO t VALUES(1)");
+  uint64_t three = f.Sql("production", "INSERT INTO t VALUES(2),(3)");
+  REQUIRE(f.Rollback("production", one).first == 200);
+  f.Sql("production", "INSERT INTO t VALUES(9)");
+  auto at = [&](const json& body) { return f.Call("POST", f.Path("production") + "/sql", body); };
+
+  // A state the head still reaches, and a rolled-back one, each as it was.
+  auto [st1, r1] = at({{"sql", "SELECT v FROM t ORDER BY v"}, {"lsn", one}});
+  REQUIRE(st1 == 200);
+  CHECK(r1["results"][0]["rows"] == json::array({json::array({1})}));
+  CHECK(r1["snapshot_lsn"] == one);
+  CHECK(r1["read_only"] == true);
+  CHECK(r1["lsn"].is_null());
+  // In pages: every page reads that state (the cursor names it).
+  auto [st2, p1] = at({{"sql", "SELECT v FROM t ORDER BY v"}, {"lsn", three}, {"page_size", 2}});
+  REQUIRE(st2 == 200);
+  CHECK(p1["results"][0]["rows"] == json::array({json::array({1}), json::array({2})}));
+  REQUIRE(p1["next_cursor"].is_string());
+  auto [st3, p2] = at({{"sql", "SELECT v FROM t ORDER BY v"}, {"lsn", three},
+                       {"cursor", p1["next_cursor"]}});
+  REQUIRE(st3 == 200);
+  CHECK(p2["results"][0]["rows"] == json::array({json::array({3})}));
+  CHECK(p2["next_cursor"].is_null());
+  auto [st4, e4] = at({{"sql", "SELECT v FROM t ORDER BY v"}, {"lsn", one},
+                       {"cursor", p1["next_cursor"]}});
+  CHECK(st4 == 400);
+  CHECK(e4["error"]["code"] == "invalid_cursor");
+
+  // Read-only: a write at a past state is refused and changes nothing.
+  auto [st5, e5] = at({{"sql", "INSERT INTO t VALUES(5)"}, {"lsn", one}});
+  CHECK(st5 == 403);
+  CHECK(e5["error"]["code"] == "read_only");
+  CHECK(f.Rows("production", "SELECT count(*) FROM t") == json::array({json::array({2})}));
+
+  // Another LSN (here another branch's write) reads this branch's history as
+  // of it, as GET .../schema?lsn=N does.
+  REQUIRE(f.Create({{"name", "other"}}).first == 201);
+  uint64_t foreign = f.Sql("other", "INSERT INTO t VALUES(100)");
+  auto [st6, r6] = at({{"sql", "SELECT group_concat(v) FROM (SELECT v FROM t ORDER BY v)"},
+                       {"lsn", foreign}});
+  REQUIRE(st6 == 200);
+  CHECK(r6["results"][0]["rows"] == json::array({json::array({"1,9"})}));
+  // "lsn": null is no lsn: a script at the head, writes included.
+  auto [st7, r7] = at({{"sql", "INSERT INTO t VALUES(7); INSERT INTO t VALUES(8)"},
+                       {"lsn", nullptr}});
+  REQUIRE(st7 == 200);
+  CHECK(r7["lsn"].is_number());
+  auto [st8, e8] = at({{"sql", "SELECT 1"}, {"lsn", -1}});
+  CHECK(st8 == 400);
+  CHECK(e8["error"]["code"] == "invalid_argument");
+}
+
 }  // namespace
 }  // namespace branchdb::server
