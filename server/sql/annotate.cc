@@ -26,7 +26,7 @@ std::string Summary(const std::string& sql) {
 }
 
 Status AnnotateScript(sqlite3* db, const Script& script, const std::string& request_id,
-                      int64_t changes_before, int64_t max_db_bytes) {
+                      int64_t changes_before, int64_t max_db_bytes, bool replayable) {
   catalog::Annotation a;
   a.kind = "sql";
   a.client_id = script.client;
@@ -34,7 +34,7 @@ Status AnnotateScript(sqlite3* db, const Script& script, const std::string& requ
   a.summary = Summary(script.sql);
   a.rows = sqlite3_total_changes64(db) - changes_before;
   a.sql = script.sql;
-  if (script.sql.size() > catalog::kMaxScriptBytes) {
+  if (!replayable || script.sql.size() > catalog::kMaxScriptBytes) {
     a.sql_omitted = true;
   } else if (!script.params.is_null()) {
     a.params_json = script.params.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);

@@ -25,10 +25,11 @@ std::string Summary(const std::string& sql);
 // request_id and the rows changed since changes_before (a
 // sqlite3_total_changes64 value); a script past catalog::kMaxScriptBytes is
 // recorded as not replayable. branch_size_limit when the kept script would
-// pass max_db_bytes (0: no cap). REQUIRES: db inside the transaction to be
-// committed.
+// pass max_db_bytes (0: no cap). replayable false: the script cannot stand
+// for the transaction (recorded as sql_omitted). REQUIRES: db inside the
+// transaction to be committed.
 Status AnnotateScript(sqlite3* db, const Script& script, const std::string& request_id,
-                      int64_t changes_before, int64_t max_db_bytes);
+                      int64_t changes_before, int64_t max_db_bytes, bool replayable = true);
 
 }  // namespace branchdb::server::sql
 
