@@ -236,6 +236,16 @@ std::string Base64Encode(std::string_view bytes) {
 Result<std::string> Base64Decode(std::string_view text) {
   if (text.size() % 4 != 0) return Status::InvalidArgument("base64: length not a multiple of 4");
   if (text.empty()) return std::string();
+  // Strict: the alphabet only, '=' only as the last one or two characters
+  // (EVP_DecodeBlock alone takes "A===" and inner padding).
+  const size_t len = text.size();
+  for (size_t i = 0; i < len; ++i) {
+    const char c = text[i];
+    const bool alpha = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                       c == '+' || c == '/';
+    const bool pad = c == '=' && (i == len - 1 || (i == len - 2 && text[len - 1] == '='));
+    if (!alpha && !pad) return Status::InvalidArgument("base64: invalid character or padding");
+  }
   std::string out(text.size() / 4 * 3, '\0');
   int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
                           reinterpret_cast<const unsigned char*>(text.data()),

@@ -440,6 +440,221 @@ async function rawProtocol(server, api, bearer) {
   console.log('ok - raw Hrana 2/3: store_sql, describe, conditions, batons, malformed input');
 }
 
+// --- drizzle-kit migrate, then promote ------------------------------------------
+
+const MIGRATIONS = {
+  '0000_init.sql': [
+    'CREATE TABLE `products` (\n\t`id` integer PRIMARY KEY NOT NULL,\n\t`name` text NOT NULL\n);',
+    'CREATE UNIQUE INDEX `products_name_unique` ON `products` (`name`);',
+  ].join('\n--> statement-breakpoint\n'),
+  '0001_prices.sql': [
+    'ALTER TABLE `products` ADD `price_cents` integer DEFAULT 0 NOT NULL;',
+    'CREATE TABLE `orders` (\n\t`id` integer PRIMARY KEY NOT NULL,\n\t`product_id` integer NOT NULL REFERENCES `products`(`id`)\n);',
+  ].join('\n--> statement-breakpoint\n'),
+};
+
+function runDrizzleKit(dir) {
+  const bin = path.join(clientsDir, 'node_modules', 'drizzle-kit', 'bin.cjs');
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, [bin, 'migrate', '--config', path.join(dir, 'drizzle.config.js')],
+             { cwd: dir, timeout: 120000 }, (error, stdout, stderr) => {
+               if (error) reject(new Error(`drizzle-kit migrate failed: ${error}\n${stdout}\n${stderr}`));
+               else resolve(stdout + stderr);
+             });
+  });
+}
+
+async function drizzleMigrate(server, api, bearer) {
+  await api.createBranch('feature/catalog');
+  const dir = fs.mkdtempSync(path.join(server.tmp, 'drizzle-'));
+  fs.mkdirSync(path.join(dir, 'drizzle', 'meta'), { recursive: true });
+  const entries = Object.keys(MIGRATIONS).map((file, idx) => ({
+    idx, version: '6', when: 1700000000000 + idx, tag: file.replace(/\.sql$/, ''), breakpoints: true,
+  }));
+  for (const [file, sql] of Object.entries(MIGRATIONS)) {
+    fs.writeFileSync(path.join(dir, 'drizzle', file), sql);
+  }
+  fs.writeFileSync(path.join(dir, 'drizzle', 'meta', '_journal.json'),
+                   JSON.stringify({ version: '7', dialect: 'sqlite', entries }, null, 2));
+  fs.writeFileSync(path.join(dir, 'drizzle.config.js'), `module.exports = {
+  dialect: 'turso',
+  out: './drizzle',
+  dbCredentials: { url: ${JSON.stringify(hranaUrl(server, 'feature/catalog'))},
+                   authToken: ${JSON.stringify(bearer)} },
+};\n`);
+  await runDrizzleKit(dir);
+  const tables = async (branch) => (await api.rows(branch,
+    "SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name")).map((r) => r[0]);
+  assert.deepEqual(await tables('feature/catalog'), ['__drizzle_migrations', 'orders', 'products']);
+  assert.deepEqual(await api.rows('feature/catalog', 'SELECT count(*) FROM __drizzle_migrations'), [[2]]);
+  assert.ok(!(await tables('production')).includes('products'), 'production is untouched');
+  // Running it again applies nothing.
+  await runDrizzleKit(dir);
+  assert.deepEqual(await api.rows('feature/catalog', 'SELECT count(*) FROM __drizzle_migrations'), [[2]]);
+  // drizzle-orm on the migrated branch.
+  const { drizzle } = req('drizzle-orm/libsql');
+  const { sqliteTable, integer, text } = req('drizzle-orm/sqlite-core');
+  const { eq } = req('drizzle-orm');
+  const products = sqliteTable('products', {
+    id: integer('id').primaryKey(), name: text('name').notNull(),
+    priceCents: integer('price_cents').notNull(),
+  });
+  const client = createClient({ url: hranaUrl(server, 'feature/catalog'), authToken: bearer });
+  const orm = drizzle(client);
+  await orm.insert(products).values([{ name: 'lamp', priceCents: 1999 }, { name: 'desk', priceCents: 25000 }]);
+  const lamp = await orm.select().from(products).where(eq(products.name, 'lamp'));
+  assert.deepEqual(lamp, [{ id: 1, name: 'lamp', priceCents: 1999 }]);
+  client.close();
+  // Promote: production gets both migrations, their table, and the rows.
+  await api.promote('feature/catalog');
+  assert.deepEqual(await tables('production'), ['__drizzle_migrations', 'orders', 'products']);
+  assert.deepEqual(await api.rows('production', 'SELECT count(*) FROM __drizzle_migrations'), [[2]]);
+  assert.deepEqual(await api.rows('production', 'SELECT name FROM products ORDER BY id'), [['lamp'], ['desk']]);
+  console.log('ok - drizzle-kit migrate on a branch (two migrations), production untouched, then promoted');
+}
+
+// --- Kysely -------------------------------------------------------------------------
+
+async function kysely(server, api, bearer) {
+  const { Kysely, sql } = req('kysely');
+  const { LibsqlDialect } = req('@libsql/kysely-libsql');
+  await api.createBranch('kysely');
+  const db = new Kysely({ dialect: new LibsqlDialect({ url: hranaUrl(server, 'kysely'), authToken: bearer }) });
+  await db.schema.createTable('person')
+    .addColumn('id', 'integer', (c) => c.primaryKey())
+    .addColumn('first_name', 'text', (c) => c.notNull())
+    .addColumn('age', 'integer')
+    .execute();
+  await db.insertInto('person').values([
+    { first_name: 'Ann', age: 31 }, { first_name: 'Bo', age: 17 }, { first_name: 'Cy', age: null },
+  ]).execute();
+  const adults = await db.selectFrom('person').select(['first_name', 'age'])
+    .where('age', '>=', 18).orderBy('first_name').execute();
+  assert.deepEqual(adults, [{ first_name: 'Ann', age: 31 }]);
+  await db.updateTable('person').set({ age: 18 }).where('first_name', '=', 'Bo').execute();
+  await db.transaction().execute(async (trx) => {
+    await trx.insertInto('person').values({ first_name: 'Di', age: 40 }).execute();
+    await trx.deleteFrom('person').where('age', 'is', null).execute();
+  });
+  const all = await db.selectFrom('person').select(({ fn }) => [fn.countAll().as('n'), fn.max('age').as('oldest')])
+    .executeTakeFirstOrThrow();
+  assert.equal(Number(all.n), 3);
+  assert.equal(Number(all.oldest), 40);
+  const raw = await sql`SELECT group_concat(first_name, ',') AS names FROM (SELECT first_name FROM person ORDER BY id)`.execute(db);
+  assert.equal(raw.rows[0].names, 'Ann,Bo,Di');
+  await db.destroy();
+  console.log('ok - Kysely (@libsql/kysely-libsql): typed queries and a transaction');
+}
+
+// --- the same random workload through Hrana and through REST ---------------------
+
+function mulberry32(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6D2B79F5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+// JSON for the REST route, with BigInt exact and blobs as {"$blob": base64}.
+function restJson(v) {
+  if (typeof v === 'bigint') return v.toString();
+  if (v instanceof Uint8Array) return JSON.stringify({ $blob: Buffer.from(v).toString('base64') });
+  if (Array.isArray(v)) return '[' + v.map(restJson).join(',') + ']';
+  if (v !== null && typeof v === 'object') {
+    return '{' + Object.entries(v).map(([k, x]) => JSON.stringify(k) + ':' + restJson(x)).join(',') + '}';
+  }
+  return JSON.stringify(v);
+}
+
+async function differential(server, api, bearer) {
+  const seed = Number(arg('--seed', String(Math.floor(Math.random() * 2 ** 31))));
+  console.log(`# differential workload seed ${seed} (replay: --seed ${seed})`);
+  const rand = mulberry32(seed);
+  const pick = (n) => Math.floor(rand() * n);
+  const value = () => {
+    switch (pick(6)) {
+      case 0: return null;
+      case 1: return BigInt(pick(2000)) - 1000n;
+      case 2: return (pick(2) ? 1n : -1n) * (2n ** 62n + BigInt(pick(1e9)));
+      // Never integral: a JS number travels as a Hrana float, while REST's JSON
+      // 7183 is an integer (7183.0 would differ in an untyped column).
+      case 3: return pick(100000) / 8 + 0.0625;
+      case 4: return 'text ' + pick(1e6) + (pick(4) ? '' : " 'quoted' é");
+      default: return new Uint8Array(Array.from({ length: pick(12) }, () => pick(256)));
+    }
+  };
+  await api.createBranch('diff/hrana');
+  await api.createBranch('diff/rest');
+  const db = createClient({ url: hranaUrl(server, 'diff/hrana'), authToken: bearer, intMode: 'bigint' });
+  const restScript = async (stmts, expectOk) => {
+    const sql = stmts.length === 1 ? stmts[0][0] : stmts.map(([q]) => q + ';\n').join('');
+    const params = stmts.flatMap(([, p]) => p);
+    const r = await fetch(`${server.url}/v1/projects/shop/branches/diff%2Frest/sql`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${bearer}`, 'Content-Type': 'application/json' },
+      body: `{"sql":${JSON.stringify(sql)},"params":${restJson(params)}}`,
+    });
+    assert.equal(r.status === 200, expectOk, `REST ${sql}: ${r.status} ${await r.clone().text()}`);
+  };
+  const both = async (stmts, kind) => {
+    // Hrana: one statement autocommits; several run as a batch or an
+    // interactive transaction. REST: one script. Either way one transaction.
+    let ok = true;
+    try {
+      if (stmts.length === 1) {
+        await db.execute({ sql: stmts[0][0], args: stmts[0][1] });
+      } else if (kind === 'batch') {
+        await db.batch(stmts.map(([q, p]) => ({ sql: q, args: p })), 'write');
+      } else {
+        const tx = await db.transaction('write');
+        try {
+          for (const [q, p] of stmts) await tx.execute({ sql: q, args: p });
+          await tx.commit();
+        } catch (e) {
+          await tx.rollback();
+          throw e;
+        }
+      }
+    } catch (e) {
+      ok = false;
+    }
+    await restScript(stmts, ok);
+  };
+  await both([['CREATE TABLE d(id INTEGER PRIMARY KEY, i INTEGER, r REAL, s TEXT, b BLOB)', []]]);
+  let nextId = 1;
+  const insert = () => {
+    const id = pick(5) ? BigInt(nextId++) : BigInt(1 + pick(nextId));  // sometimes a clash
+    return ['INSERT INTO d(id, i, r, s, b) VALUES (?, ?, ?, ?, ?)', [id, value(), value(), value(), value()]];
+  };
+  for (let step = 0; step < 80; ++step) {
+    switch (pick(6)) {
+      case 0: case 1: await both([insert()]); break;
+      case 2: await both([['UPDATE d SET i = ?, s = ? WHERE id % 3 = ?', [value(), value(), BigInt(pick(3))]]]); break;
+      case 3: await both([['DELETE FROM d WHERE id = ?', [BigInt(1 + pick(nextId))]]]); break;
+      case 4: await both([insert(), insert(), ['UPDATE d SET r = ? WHERE id = ?', [value(), BigInt(pick(nextId))]]], 'batch'); break;
+      default: await both([insert(), ['DELETE FROM d WHERE i IS NULL AND id = ?', [BigInt(pick(nextId))]]], 'transaction'); break;
+    }
+  }
+  db.close();
+  const dump = (branch) => api.rows(branch,
+    'SELECT id, typeof(i), CAST(i AS TEXT), typeof(r), r, s, hex(b) FROM d ORDER BY id');
+  assert.deepEqual(await dump('diff/hrana'), await dump('diff/rest'));
+  const history = async (branch) => (await api.checkpoints(branch))
+    .filter((c) => c.kind === 'sql').map((c) => [c.summary, c.rows_affected]);
+  const h = await history('diff/hrana');
+  assert.deepEqual(h, await history('diff/rest'));
+  assert.ok(h.length > 40, `a workload with commits (${h.length})`);
+  // Promote replays Hrana's checkpoints (autocommit, batches, interactive
+  // transactions) like any other: production ends with the same rows.
+  await api.call('POST', '/v1/projects/shop/branches/diff%2Fhrana/promote', { mode: 'replay' });
+  assert.deepEqual(await dump('production'), await dump('diff/hrana'));
+  console.log(`ok - differential: ${h.length} checkpoints, the same rows and checkpoints through Hrana and REST; promote replays them`);
+}
+
 // --- main ---------------------------------------------------------------------
 
 async function main() {
@@ -457,7 +672,9 @@ async function main() {
     await expiry(server, api, bearer);
     await urls(server, api, bearer);
     await rawProtocol(server, api, bearer);
-    if (typeof extraSections === 'function') await extraSections(server, api, bearer);
+    await drizzleMigrate(server, api, bearer);
+    await kysely(server, api, bearer);
+    await differential(server, api, bearer);
   } catch (e) {
     failed = true;
     console.error('FAIL:', e);
