@@ -3,8 +3,8 @@
 #include <sqlite3.h>
 
 #include <algorithm>
-#include <charconv>
 #include <cctype>
+#include <charconv>
 #include <cmath>
 
 #include "server/http/errors.h"
@@ -67,12 +67,12 @@ class Decoder {
     } else if (v->is_number_unsigned() && v->get<uint64_t>() <= static_cast<uint64_t>(max)) {
       n = static_cast<int64_t>(v->get<uint64_t>());
     } else {
-      return Bad(where + "." + name + ": expected an integer within " + std::to_string(min) +
-                 ".." + std::to_string(max));
+      return Bad(where + "." + name + ": expected an integer within " + std::to_string(min) + ".." +
+                 std::to_string(max));
     }
     if (n < min || n > max) {
-      return Bad(where + "." + name + ": expected an integer within " + std::to_string(min) +
-                 ".." + std::to_string(max));
+      return Bad(where + "." + name + ": expected an integer within " + std::to_string(min) + ".." +
+                 std::to_string(max));
     }
     *out = n;
     return Status::OK();
@@ -266,14 +266,22 @@ Status ProtocolError(const std::string& message, const std::string& code) {
 const char* TypeName(StreamRequest::Type type) {
   using T = StreamRequest::Type;
   switch (type) {
-    case T::kClose: return "close";
-    case T::kExecute: return "execute";
-    case T::kBatch: return "batch";
-    case T::kSequence: return "sequence";
-    case T::kDescribe: return "describe";
-    case T::kStoreSql: return "store_sql";
-    case T::kCloseSql: return "close_sql";
-    case T::kGetAutocommit: return "get_autocommit";
+    case T::kClose:
+      return "close";
+    case T::kExecute:
+      return "execute";
+    case T::kBatch:
+      return "batch";
+    case T::kSequence:
+      return "sequence";
+    case T::kDescribe:
+      return "describe";
+    case T::kStoreSql:
+      return "store_sql";
+    case T::kCloseSql:
+      return "close_sql";
+    case T::kGetAutocommit:
+      return "get_autocommit";
   }
   return "close";
 }
@@ -328,7 +336,8 @@ Result<json> DecodeValue(const json& v, const std::string& where) {
 
 Result<Pipeline> DecodePipeline(std::string_view body, int version) {
   auto parsed = http::ParseJsonObject(body);
-  if (!parsed.ok()) return ProtocolError("the body is not a JSON object: " + parsed.status().message());
+  if (!parsed.ok())
+    return ProtocolError("the body is not a JSON object: " + parsed.status().message());
   return Decoder(version).Pipe(*parsed);
 }
 
@@ -354,7 +363,8 @@ json EncodeStmtResult(const sql::StatementResult& r, bool want_rows) {
   json cols = json::array();
   for (size_t i = 0; i < r.columns.size(); ++i) {
     const std::string& type = i < r.decltypes.size() ? r.decltypes[i] : "";
-    cols.push_back({{"name", r.columns[i]}, {"decltype", type.empty() ? json(nullptr) : json(type)}});
+    cols.push_back(
+        {{"name", r.columns[i]}, {"decltype", type.empty() ? json(nullptr) : json(type)}});
   }
   json rows = json::array();
   if (want_rows) {
@@ -393,17 +403,28 @@ std::string SqliteCodeName(int code) {
       {SQLITE_CONSTRAINT_ROWID, "SQLITE_CONSTRAINT_ROWID"},
       {SQLITE_CONSTRAINT_DATATYPE, "SQLITE_CONSTRAINT_DATATYPE"},
       {SQLITE_BUSY_SNAPSHOT, "SQLITE_BUSY_SNAPSHOT"},
-      {SQLITE_ERROR, "SQLITE_ERROR"},       {SQLITE_INTERNAL, "SQLITE_INTERNAL"},
-      {SQLITE_PERM, "SQLITE_PERM"},         {SQLITE_ABORT, "SQLITE_ABORT"},
-      {SQLITE_BUSY, "SQLITE_BUSY"},         {SQLITE_LOCKED, "SQLITE_LOCKED"},
-      {SQLITE_NOMEM, "SQLITE_NOMEM"},       {SQLITE_READONLY, "SQLITE_READONLY"},
-      {SQLITE_INTERRUPT, "SQLITE_INTERRUPT"}, {SQLITE_IOERR, "SQLITE_IOERR"},
-      {SQLITE_CORRUPT, "SQLITE_CORRUPT"},   {SQLITE_NOTFOUND, "SQLITE_NOTFOUND"},
-      {SQLITE_FULL, "SQLITE_FULL"},         {SQLITE_CANTOPEN, "SQLITE_CANTOPEN"},
-      {SQLITE_PROTOCOL, "SQLITE_PROTOCOL"}, {SQLITE_SCHEMA, "SQLITE_SCHEMA"},
-      {SQLITE_TOOBIG, "SQLITE_TOOBIG"},     {SQLITE_CONSTRAINT, "SQLITE_CONSTRAINT"},
-      {SQLITE_MISMATCH, "SQLITE_MISMATCH"}, {SQLITE_MISUSE, "SQLITE_MISUSE"},
-      {SQLITE_AUTH, "SQLITE_AUTH"},         {SQLITE_RANGE, "SQLITE_RANGE"},
+      {SQLITE_ERROR, "SQLITE_ERROR"},
+      {SQLITE_INTERNAL, "SQLITE_INTERNAL"},
+      {SQLITE_PERM, "SQLITE_PERM"},
+      {SQLITE_ABORT, "SQLITE_ABORT"},
+      {SQLITE_BUSY, "SQLITE_BUSY"},
+      {SQLITE_LOCKED, "SQLITE_LOCKED"},
+      {SQLITE_NOMEM, "SQLITE_NOMEM"},
+      {SQLITE_READONLY, "SQLITE_READONLY"},
+      {SQLITE_INTERRUPT, "SQLITE_INTERRUPT"},
+      {SQLITE_IOERR, "SQLITE_IOERR"},
+      {SQLITE_CORRUPT, "SQLITE_CORRUPT"},
+      {SQLITE_NOTFOUND, "SQLITE_NOTFOUND"},
+      {SQLITE_FULL, "SQLITE_FULL"},
+      {SQLITE_CANTOPEN, "SQLITE_CANTOPEN"},
+      {SQLITE_PROTOCOL, "SQLITE_PROTOCOL"},
+      {SQLITE_SCHEMA, "SQLITE_SCHEMA"},
+      {SQLITE_TOOBIG, "SQLITE_TOOBIG"},
+      {SQLITE_CONSTRAINT, "SQLITE_CONSTRAINT"},
+      {SQLITE_MISMATCH, "SQLITE_MISMATCH"},
+      {SQLITE_MISUSE, "SQLITE_MISUSE"},
+      {SQLITE_AUTH, "SQLITE_AUTH"},
+      {SQLITE_RANGE, "SQLITE_RANGE"},
       {SQLITE_NOTADB, "SQLITE_NOTADB"},
   };
   for (const auto& [c, name] : kNames) {

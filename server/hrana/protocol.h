@@ -31,11 +31,11 @@
 namespace branchdb::server::hrana {
 
 // Limits of a decoded pipeline (past them: PROTO_ERROR).
-inline constexpr size_t kMaxRequests = 1000;        // requests in one pipeline
-inline constexpr size_t kMaxSteps = 1000;           // steps in one batch
-inline constexpr size_t kMaxArgs = 999;             // SQLITE_LIMIT_VARIABLE_NUMBER
-inline constexpr int kMaxConditionDepth = 32;       // nesting of not/and/or
-inline constexpr int64_t kMaxSqlId = INT32_MAX;     // sql_id is a signed 32-bit integer
+inline constexpr size_t kMaxRequests = 1000;     // requests in one pipeline
+inline constexpr size_t kMaxSteps = 1000;        // steps in one batch
+inline constexpr size_t kMaxArgs = 999;          // SQLITE_LIMIT_VARIABLE_NUMBER
+inline constexpr int kMaxConditionDepth = 32;    // nesting of not/and/or
+inline constexpr int64_t kMaxSqlId = INT32_MAX;  // sql_id is a signed 32-bit integer
 
 // A Hrana error: SQLite's message and a code (SQLite's result code name, e.g.
 // "SQLITE_CONSTRAINT_PRIMARYKEY", or one of Hrana's: "PROTO_ERROR",
@@ -56,8 +56,8 @@ struct Stmt {
 struct BatchCond {
   enum class Kind { kOk, kError, kNot, kAnd, kOr, kIsAutocommit };
   Kind kind = Kind::kOk;
-  uint32_t step = 0;              // kOk, kError
-  std::vector<BatchCond> conds;   // kNot (one), kAnd, kOr
+  uint32_t step = 0;             // kOk, kError
+  std::vector<BatchCond> conds;  // kNot (one), kAnd, kOr
 };
 
 struct BatchStep {
@@ -66,13 +66,21 @@ struct BatchStep {
 };
 
 struct StreamRequest {
-  enum class Type { kClose, kExecute, kBatch, kSequence, kDescribe, kStoreSql, kCloseSql,
-                    kGetAutocommit };
+  enum class Type {
+    kClose,
+    kExecute,
+    kBatch,
+    kSequence,
+    kDescribe,
+    kStoreSql,
+    kCloseSql,
+    kGetAutocommit
+  };
   Type type = Type::kClose;
-  Stmt stmt;                          // kExecute
-  std::vector<BatchStep> steps;       // kBatch
-  std::optional<std::string> sql;     // kSequence, kDescribe, kStoreSql
-  std::optional<int32_t> sql_id;      // kSequence, kDescribe, kStoreSql, kCloseSql
+  Stmt stmt;                       // kExecute
+  std::vector<BatchStep> steps;    // kBatch
+  std::optional<std::string> sql;  // kSequence, kDescribe, kStoreSql
+  std::optional<int32_t> sql_id;   // kSequence, kDescribe, kStoreSql, kCloseSql
 };
 
 struct Pipeline {

@@ -27,35 +27,44 @@ void SendStatus(httplib::Response& res, const Status& s) {
   SendHranaError(res, http::HttpStatusFor(s), ErrorFromStatus(s));
 }
 
-// The branch a request names, from the router's {branch}: "B/~" is exactly B;
-// else B, refused when it may be the cut-off URL of a branch "B/<segment>".
-Result<std::string> ResolveBranch(Services& s, const std::string& project,
-                                  const std::string& raw) {
+// The branch a request names, from the router's {branch}: "B/~" is exactly B
+// (*exact set); else B.
+std::string BranchOf(const std::string& raw, bool* exact) {
   const std::string marker = "/~";
-  if (raw.size() > marker.size() && raw.compare(raw.size() - marker.size(), marker.size(), marker) == 0) {
-    return raw.substr(0, raw.size() - marker.size());
-  }
+  *exact = raw.size() > marker.size() &&
+           raw.compare(raw.size() - marker.size(), marker.size(), marker) == 0;
+  return *exact ? raw.substr(0, raw.size() - marker.size()) : raw;
+}
+
+// A stream may open on branch: it exists, and no branch "branch/<segment>"
+// does (else the URL may be that branch's, cut off by a missing '/').
+// Called after auth, so that names are never told to who may not see them.
+Status CheckNotCutOff(Services& s, const std::string& project, const std::string& branch) {
   auto branches = s.catalog->ListBranches(project);
   if (!branches.ok()) return branches.status();
   bool exists = false;
   for (const auto& b : *branches) {
-    if (b.name == raw) exists = true;
-    if (b.name.size() > raw.size() + 1 && b.name.compare(0, raw.size() + 1, raw + "/") == 0 &&
-        b.name.find('/', raw.size() + 1) == std::string::npos) {
+    if (b.name == branch) exists = true;
+    if (b.name.size() > branch.size() + 1 &&
+        b.name.compare(0, branch.size() + 1, branch + "/") == 0 &&
+        b.name.find('/', branch.size() + 1) == std::string::npos) {
       return Status::InvalidArgument(
-          "the URL names branch '" + raw + "', but it may be the URL of branch '" + b.name +
+          "the URL names branch '" + branch + "', but it may be the URL of branch '" + b.name +
               "' without its trailing '/' (the client then drops the last segment). End the "
-              "URL with '/' (.../" + b.name + "/), or, to mean '" + raw + "' itself, with "
-              "'/~/' (.../" + raw + "/~/)",
+              "URL with '/' (.../" +
+              b.name + "/), or, to mean '" + branch +
+              "' itself, with "
+              "'/~/' (.../" +
+              branch + "/~/)",
           "URL_AMBIGUOUS");
     }
   }
   if (!exists) {
-    return Status::NotFound("no branch '" + raw + "' in project " + project + " (" + kSlashHint +
-                                ")",
-                            "branch_not_found");
+    return Status::NotFound(
+        "no branch '" + branch + "' in project " + project + " (" + kSlashHint + ")",
+        "branch_not_found");
   }
-  return raw;
+  return Status::OK();
 }
 
 // Who a stream belongs to: the principal's kind and client, and for a
@@ -93,9 +102,9 @@ void HandlePipeline(Services& s, StreamTable& streams, const httplib::Request& r
                     httplib::Response& res, const http::RequestContext& ctx, int version,
                     bool cursor) {
   const std::string project = ctx.Param("project");
-  auto branch = ResolveBranch(s, project, ctx.Param("branch"));
-  if (!branch.ok()) return SendStatus(res, branch.status());
-  auto who = Authorize(s, req, res, project, *branch);
+  bool exact = false;
+  const std::string branch = BranchOf(ctx.Param("branch"), &exact);
+  auto who = Authorize(s, req, res, project, branch);
   if (!who) return;
   Pipeline pipeline;
   std::vector<BatchStep> cursor_steps;
@@ -105,7 +114,8 @@ void HandlePipeline(Services& s, StreamTable& streams, const httplib::Request& r
     if (!body.is_object()) {
       return SendStatus(res, ProtocolError("the body is not a JSON object"));
     }
-    json as_pipeline = {{"requests", json::array({{{"type", "batch"}, {"batch", body.value("batch", json())}}})}};
+    json as_pipeline = {
+        {"requests", json::array({{{"type", "batch"}, {"batch", body.value("batch", json())}}})}};
     if (body.contains("baton")) as_pipeline["baton"] = body["baton"];
     auto decoded = DecodePipeline(http::DumpJson(as_pipeline), version);
     if (!decoded.ok()) return SendStatus(res, decoded.status());
@@ -116,19 +126,22 @@ void HandlePipeline(Services& s, StreamTable& streams, const httplib::Request& r
     if (!decoded.ok()) return SendStatus(res, decoded.status());
     pipeline = std::move(*decoded);
   }
+  if (!pipeline.baton && !exact) {
+    if (Status st = CheckNotCutOff(s, project, branch); !st.ok()) return SendStatus(res, st);
+  }
   const std::string owner = OwnerOf(*who);
-  auto stream = pipeline.baton ? streams.Checkout(*pipeline.baton, project, *branch, owner)
-                               : streams.Open(project, *branch, owner);
+  auto stream = pipeline.baton ? streams.Checkout(*pipeline.baton, project, branch, owner)
+                               : streams.Open(project, branch, owner);
   if (!stream.ok()) return SendStatus(res, stream.status());
   Caller caller;
   caller.client_id = who->client_id;
   caller.request_id = ctx.request_id;
-  caller.read_only = !s.auth->Allows(*who, auth::Operation::kSqlWrite, project, *branch);
+  caller.read_only = !s.auth->Allows(*who, auth::Operation::kSqlWrite, project, branch);
   json results = json::array();
   std::string out;
   bool closed = false;
   {
-    Session session(s, **stream, caller, version);
+    Session session(s, **stream, caller);
     if (cursor) {
       for (size_t i = 0; const Session::StepOutcome& o : session.RunBatch(cursor_steps)) {
         if (o.ran && o.ok) {
@@ -139,12 +152,14 @@ void HandlePipeline(Services& s, StreamTable& streams, const httplib::Request& r
             for (const json& v : row) values.push_back(EncodeValue(v));
             out += http::DumpJson({{"type", "row"}, {"row", values}}) + "\n";
           }
-          out += http::DumpJson({{"type", "step_end"},
-                                 {"affected_row_count", o.result.rows_affected},
-                                 {"last_insert_rowid", std::to_string(o.result.last_insert_rowid)}}) +
-                 "\n";
+          out +=
+              http::DumpJson({{"type", "step_end"},
+                              {"affected_row_count", o.result.rows_affected},
+                              {"last_insert_rowid", std::to_string(o.result.last_insert_rowid)}}) +
+              "\n";
         } else if (o.ran) {
-          out += http::DumpJson({{"type", "step_error"}, {"step", i}, {"error", EncodeError(o.error)}}) +
+          out += http::DumpJson(
+                     {{"type", "step_error"}, {"step", i}, {"error", EncodeError(o.error)}}) +
                  "\n";
         }
         ++i;
@@ -193,8 +208,9 @@ void RegisterHranaRoutes(http::Router& router, Services& services, StreamTable* 
   for (const char* path : {"/libsql/{project}/v2/pipeline", "/libsql/{project}/v3/pipeline"}) {
     router.Add("POST", path, {},
                [](const httplib::Request&, httplib::Response& res, http::RequestContext&) {
-                 SendHranaError(res, 404, {std::string("the URL names no branch: ") + kSlashHint,
-                                           "URL_NO_BRANCH"});
+                 SendHranaError(
+                     res, 404,
+                     {std::string("the URL names no branch: ") + kSlashHint, "URL_NO_BRANCH"});
                });
   }
 }

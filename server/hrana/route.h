@@ -13,7 +13,9 @@
 // a base URL without its trailing '/' loses its last segment
 // (".../shop/dev/alex" posts to ".../shop/dev/v2/pipeline"). Such a request
 // must never silently reach another branch: a stream is opened on branch B
-// only when no branch named "B/<segment>" exists (else 400 URL_AMBIGUOUS,
+// (after auth: names are never told to who may not see them; a database
+// credential of "B/<segment>" is refused on B anyway) only when no branch
+// named "B/<segment>" exists (else 400 URL_AMBIGUOUS,
 // saying to end the URL with '/', or, for B itself, with "/~/"); a branch
 // part ending in "/~" names exactly the branch before it. A branch part that
 // is empty (a one-segment branch that lost its '/') is 404 with the same hint.

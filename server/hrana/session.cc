@@ -53,13 +53,29 @@ std::vector<std::string> SplitStatements(const std::string& sql) {
   return statements;
 }
 
+// About what a row's values weigh in the answer (JSON bytes).
+size_t ApproxBytes(const json& row) {
+  size_t n = 2;
+  for (const json& v : row) {
+    if (v.is_string()) {
+      n += v.get_ref<const std::string&>().size() + 30;
+    } else if (v.is_object() && v.contains("$blob") && v["$blob"].is_string()) {
+      n += v["$blob"].get_ref<const std::string&>().size() + 30;
+    } else {
+      n += 40;
+    }
+  }
+  return n;
+}
+
 // The sandbox params of a statement's arguments: an array (positional), an
 // object (named) or, with both, an error.
 Result<json> Params(const Stmt& stmt) {
   if (!stmt.named_args.empty() && !stmt.args.empty()) {
-    return ProtocolError("a statement with both args and named_args is not supported; "
-                         "bind every parameter by name or every one by position",
-                         "ARGS_INVALID");
+    return ProtocolError(
+        "a statement with both args and named_args is not supported; "
+        "bind every parameter by name or every one by position",
+        "ARGS_INVALID");
   }
   if (stmt.named_args.empty()) return stmt.args;
   json named = json::object();
@@ -69,14 +85,14 @@ Result<json> Params(const Stmt& stmt) {
 
 }  // namespace
 
-Session::Session(Services& services, Stream& stream, Caller caller, int version)
-    : s_(services), stream_(stream), caller_(std::move(caller)), version_(version) {}
+Session::Session(Services& services, Stream& stream, Caller caller)
+    : s_(services), stream_(stream), caller_(std::move(caller)) {}
 
 Session::~Session() { Finish(); }
 
 void Session::Finish() {
   lease_.reset();
-  if (stream_.db && sqlite3_get_autocommit(stream_.db.get())) stream_.DropConnection();
+  ReleaseOwnConnectionIfDone();
 }
 
 bool Session::Autocommit() const {
@@ -135,6 +151,13 @@ bool Session::Execute(const Stmt& stmt, sql::StatementResult* out, Error* error)
 
 bool Session::ExecuteSql(const std::string& text, const json& params, sql::StatementResult* out,
                          Error* error) {
+  if (result_bytes_ > s_.sandbox.max_result_bytes) {
+    *error = {"the pipeline's results passed max_result_bytes (" +
+                  std::to_string(s_.sandbox.max_result_bytes) +
+                  " bytes); this statement was not run: send it in another request",
+              "RESULT_TOO_LARGE"};
+    return false;
+  }
   auto conn = Connection();
   if (!conn.ok()) {
     *error = ErrorFromStatus(conn.status());
@@ -177,6 +200,7 @@ bool Session::ExecuteSql(const std::string& text, const json& params, sql::State
   if (!result.ok()) {
     s_.metrics->Increment(http::kSqlStatements, {{"outcome", "error"}});
     *error = ErrorFromScript(failure);
+    ReleaseOwnConnectionIfDone();  // SQLite may have rolled the transaction back
     return false;
   }
   s_.metrics->Increment(http::kSqlStatements, {{"outcome", "ok"}});
@@ -199,11 +223,17 @@ bool Session::ExecuteSql(const std::string& text, const json& params, sql::State
     } else if (params.is_object() && !params.empty()) {
       stream_.txn.replayable = false;
     }
-  } else if (!now_in_txn) {
-    stream_.txn = OpenTransaction();
   }
+  ReleaseOwnConnectionIfDone();
   *out = std::move(result->statements.empty() ? sql::StatementResult() : result->statements[0]);
+  for (const json& row : out->rows) result_bytes_ += static_cast<int64_t>(ApproxBytes(row));
   return true;
+}
+
+void Session::ReleaseOwnConnectionIfDone() {
+  // Held exactly while a transaction is open: a connection kept past it could
+  // serve pages of a branch that moved (rollback, reset) since.
+  if (stream_.db && sqlite3_get_autocommit(stream_.db.get())) stream_.DropConnection();
 }
 
 bool Session::EvalCondition(const BatchCond& c, const std::vector<StepOutcome>& steps) {
@@ -246,6 +276,47 @@ std::vector<Session::StepOutcome> Session::RunBatch(const std::vector<BatchStep>
   return out;
 }
 
+json Session::Describe(const StreamRequest& r) {
+  const char* type = TypeName(r.type);
+  auto sql = ResolveSql(r.sql, r.sql_id);
+  if (!sql.ok()) return Failed(ErrorFromStatus(sql.status()));
+  auto conn = Connection();
+  if (!conn.ok()) return Failed(ErrorFromStatus(conn.status()));
+  sql::ScriptError failure;
+  auto d = (*conn)->Describe(*sql, &failure);
+  if (!d.ok()) return Failed(ErrorFromScript(failure));
+  json params = json::array(), cols = json::array();
+  for (const auto& p : d->params) params.push_back({{"name", p.empty() ? json(nullptr) : json(p)}});
+  for (size_t i = 0; i < d->columns.size(); ++i) {
+    cols.push_back({{"name", d->columns[i]},
+                    {"decltype", d->decltypes[i].empty() ? json(nullptr) : json(d->decltypes[i])}});
+  }
+  return Ok({{"type", type},
+             {"result",
+              {{"params", params},
+               {"cols", cols},
+               {"is_explain", d->is_explain},
+               {"is_readonly", d->is_readonly}}}});
+}
+
+json Session::StoreSql(const StreamRequest& r) {
+  const char* type = TypeName(r.type);
+  const size_t cap = static_cast<size_t>(2 * s_.sandbox.max_sql_bytes);
+  auto old = stream_.stored_sql.find(*r.sql_id);
+  if (old != stream_.stored_sql.end()) {
+    return Failed(
+        {"sql_id " + std::to_string(*r.sql_id) + " is already in use", "SQL_STORE_ID_IN_USE"});
+  }
+  if (stream_.stored_bytes + r.sql->size() > cap || stream_.stored_sql.size() >= 1000) {
+    return Failed({"the stream stores at most 1000 SQL texts of " + std::to_string(cap) +
+                       " bytes in all; close_sql some first",
+                   "SQL_STORE_TOO_LARGE"});
+  }
+  stream_.stored_bytes += r.sql->size();
+  stream_.stored_sql[*r.sql_id] = *r.sql;
+  return Ok({{"type", type}});
+}
+
 json Session::Run(const StreamRequest& r) {
   using T = StreamRequest::Type;
   const char* type = TypeName(r.type);
@@ -266,8 +337,7 @@ json Session::Run(const StreamRequest& r) {
         results.push_back(o.ran && o.ok ? EncodeStmtResult(o.result, true) : json(nullptr));
         errors.push_back(o.ran && !o.ok ? EncodeError(o.error) : json(nullptr));
       }
-      return Ok({{"type", type},
-                 {"result", {{"step_results", results}, {"step_errors", errors}}}});
+      return Ok({{"type", type}, {"result", {{"step_results", results}, {"step_errors", errors}}}});
     }
     case T::kSequence: {
       auto sql = ResolveSql(r.sql, r.sql_id);
@@ -279,42 +349,10 @@ json Session::Run(const StreamRequest& r) {
       }
       return Ok({{"type", type}});
     }
-    case T::kDescribe: {
-      auto sql = ResolveSql(r.sql, r.sql_id);
-      if (!sql.ok()) return Failed(ErrorFromStatus(sql.status()));
-      auto conn = Connection();
-      if (!conn.ok()) return Failed(ErrorFromStatus(conn.status()));
-      sql::ScriptError failure;
-      auto d = (*conn)->Describe(*sql, &failure);
-      if (!d.ok()) return Failed(ErrorFromScript(failure));
-      json params = json::array(), cols = json::array();
-      for (const auto& p : d->params) params.push_back({{"name", p.empty() ? json(nullptr) : json(p)}});
-      for (size_t i = 0; i < d->columns.size(); ++i) {
-        cols.push_back({{"name", d->columns[i]},
-                        {"decltype", d->decltypes[i].empty() ? json(nullptr) : json(d->decltypes[i])}});
-      }
-      return Ok({{"type", type},
-                 {"result",
-                  {{"params", params},
-                   {"cols", cols},
-                   {"is_explain", d->is_explain},
-                   {"is_readonly", d->is_readonly}}}});
-    }
-    case T::kStoreSql: {
-      const size_t cap = static_cast<size_t>(2 * s_.sandbox.max_sql_bytes);
-      auto old = stream_.stored_sql.find(*r.sql_id);
-      if (old != stream_.stored_sql.end()) {
-        return Failed({"sql_id " + std::to_string(*r.sql_id) + " is already in use", "SQL_STORE_ID_IN_USE"});
-      }
-      if (stream_.stored_bytes + r.sql->size() > cap || stream_.stored_sql.size() >= 1000) {
-        return Failed({"the stream stores at most 1000 SQL texts of " + std::to_string(cap) +
-                           " bytes in all; close_sql some first",
-                       "SQL_STORE_TOO_LARGE"});
-      }
-      stream_.stored_bytes += r.sql->size();
-      stream_.stored_sql[*r.sql_id] = *r.sql;
-      return Ok({{"type", type}});
-    }
+    case T::kDescribe:
+      return Describe(r);
+    case T::kStoreSql:
+      return StoreSql(r);
     case T::kCloseSql: {
       auto it = stream_.stored_sql.find(*r.sql_id);
       if (it != stream_.stored_sql.end()) {

@@ -36,8 +36,8 @@ struct Caller {
 
 class Session {
  public:
-  // version: 2 or 3. REQUIRES: stream checked out by this request.
-  Session(Services& services, Stream& stream, Caller caller, int version);
+  // REQUIRES: stream checked out by this request.
+  Session(Services& services, Stream& stream, Caller caller);
   // Finish()es.
   ~Session();
   Session(const Session&) = delete;
@@ -48,8 +48,8 @@ class Session {
   nlohmann::json Run(const StreamRequest& request);
   // A close request ran: the stream ends with this pipeline.
   bool closed() const { return closed_; }
-  // Ends the pipeline's use of connections: the compute is released, and the
-  // stream's own connection closed when no transaction is open on it.
+  // Ends the pipeline's use of connections: the compute is released (the
+  // stream's own connection is closed as soon as its transaction ends).
   void Finish();
 
   // The result of a batch (exposed for the cursor endpoint): per step, its
@@ -65,12 +65,16 @@ class Session {
  private:
   // Runs one statement; on failure *error.
   bool Execute(const Stmt& stmt, sql::StatementResult* out, Error* error);
-  bool ExecuteSql(const std::string& sql, const nlohmann::json& params,
-                  sql::StatementResult* out, Error* error);
+  bool ExecuteSql(const std::string& sql, const nlohmann::json& params, sql::StatementResult* out,
+                  Error* error);
   // The connection a statement runs on: the stream's own, else the compute
   // (acquired on first use).
   Result<sql::Sandbox*> Connection();
   Status OpenOwnConnection();
+  // Closes the stream's own connection once no transaction is open on it.
+  void ReleaseOwnConnectionIfDone();
+  nlohmann::json Describe(const StreamRequest& r);
+  nlohmann::json StoreSql(const StreamRequest& r);
   bool EvalCondition(const BatchCond& c, const std::vector<StepOutcome>& steps);
   bool Autocommit() const;
   Result<std::string> ResolveSql(const std::optional<std::string>& sql,
@@ -79,9 +83,11 @@ class Session {
   Services& s_;
   Stream& stream_;
   const Caller caller_;
-  const int version_;
   std::unique_ptr<compute::ComputeSupervisor::Lease> lease_;
   bool closed_ = false;
+  // Approximate bytes of the rows answered so far: past max_result_bytes the
+  // pipeline's further statements are not run (RESULT_TOO_LARGE).
+  int64_t result_bytes_ = 0;
 };
 
 }  // namespace branchdb::server::hrana

@@ -3,8 +3,8 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
-#include <chrono>
 #include <charconv>
+#include <chrono>
 #include <vector>
 
 namespace branchdb::server::hrana {
@@ -122,7 +122,8 @@ Result<std::shared_ptr<Stream>> StreamTable::Checkout(const std::string& baton,
             "rolled back",
         "STREAM_EXPIRED");
   }
-  if (e.in_use) return Status::InvalidArgument("the stream is in use by another request", "BATON_REUSED");
+  if (e.in_use)
+    return Status::InvalidArgument("the stream is in use by another request", "BATON_REUSED");
   e.in_use = true;
   e.secret.clear();  // a baton serves one request
   return e.stream;

@@ -71,7 +71,7 @@ struct Stream {
 };
 
 struct StreamTableOptions {
-  Clock* clock = nullptr;           // required; not owned
+  Clock* clock = nullptr;  // required; not owned
   int64_t idle_timeout_seconds = 10;
   int max_streams = 1024;
   // How often the sweeper looks for idle streams; 0: no sweeper thread (tests

@@ -362,6 +362,19 @@ async function urls(server, api, bearer) {
   const p = await rejects(prod.execute('SELECT 1'), () => {});
   assert.equal(p.code, 'URL_NO_BRANCH');
   prod.close();
+  // Names are told only to who may see them: 401 first, whatever the branch.
+  for (const b of ['nope', 'dev']) {
+    const r = await fetch(`${server.url}/libsql/shop/${b}/v2/pipeline`, {
+      method: 'POST', body: JSON.stringify({ requests: [{ type: 'close' }] }),
+    });
+    assert.equal(r.status, 401, b);
+    assert.ok(r.headers.get('www-authenticate').startsWith('Bearer'));
+  }
+  // A credential of dev/alex, on the cut-off URL: refused, never branch 'dev'.
+  const cred = createClient({ url: `${server.url}/libsql/shop/dev%2Falex`,
+                              authToken: await api.credential('dev/alex', 'read_write') });
+  await rejects(cred.execute('SELECT name FROM which'), (err) => assert.doesNotMatch(String(err.code), /^SQLITE/));
+  cred.close();
   // Version probes answer; the protobuf endpoint is not served (clients fall back to JSON).
   for (const [v, status] of [['v2', 200], ['v3', 200], ['v3-protobuf', 404]]) {
     const r = await fetch(`${hranaUrl(server, 'production')}${v}`);
@@ -482,15 +495,24 @@ async function drizzleMigrate(server, api, bearer) {
   dbCredentials: { url: ${JSON.stringify(hranaUrl(server, 'feature/catalog'))},
                    authToken: ${JSON.stringify(bearer)} },
 };\n`);
+  const before = (await api.checkpoints('feature/catalog')).length;
   await runDrizzleKit(dir);
+  const made = (await api.checkpoints('feature/catalog')).slice(0, -before || undefined);
+  // Its migrations table, then every pending migration as one transaction:
+  // two checkpoints, the newest holding both migrations.
+  assert.equal(made.length, 2, JSON.stringify(made.map((c) => c.summary)));
+  assert.match(made[1].summary, /^CREATE TABLE IF NOT EXISTS "__drizzle_migrations"/);
+  assert.match(made[0].summary, /^CREATE TABLE `products`/);
   const tables = async (branch) => (await api.rows(branch,
     "SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name")).map((r) => r[0]);
   assert.deepEqual(await tables('feature/catalog'), ['__drizzle_migrations', 'orders', 'products']);
   assert.deepEqual(await api.rows('feature/catalog', 'SELECT count(*) FROM __drizzle_migrations'), [[2]]);
   assert.ok(!(await tables('production')).includes('products'), 'production is untouched');
-  // Running it again applies nothing.
+  // Running it again applies nothing, and makes no checkpoint.
+  const after = (await api.checkpoints('feature/catalog')).length;
   await runDrizzleKit(dir);
   assert.deepEqual(await api.rows('feature/catalog', 'SELECT count(*) FROM __drizzle_migrations'), [[2]]);
+  assert.equal((await api.checkpoints('feature/catalog')).length, after);
   // drizzle-orm on the migrated branch.
   const { drizzle } = req('drizzle-orm/libsql');
   const { sqliteTable, integer, text } = req('drizzle-orm/sqlite-core');

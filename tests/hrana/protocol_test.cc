@@ -36,15 +36,16 @@ TEST_CASE("integers travel as decimal strings, exact beyond 2^53", "[hrana]") {
 }
 
 TEST_CASE("an integer past 64 bits or not decimal is ARGS_INVALID", "[hrana]") {
-  for (const char* text : {"9223372036854775808", "-9223372036854775809", "1e3", "0x10", " 1",
-                           "", "1.0", "99999999999999999999999999"}) {
+  for (const char* text : {"9223372036854775808", "-9223372036854775809", "1e3", "0x10", " 1", "",
+                           "1.0", "99999999999999999999999999"}) {
     auto v = DecodeValue(json{{"type", "integer"}, {"value", text}}, "args[0]");
     INFO(text);
     REQUIRE_FALSE(v.ok());
     CHECK(v.status().reason() == "ARGS_INVALID");
     CHECK(v.status().message().find("args[0].value") != std::string::npos);
   }
-  auto too_big = DecodeValue(json::parse(R"({"type":"integer","value":18446744073709551615})"), "v");
+  auto too_big =
+      DecodeValue(json::parse(R"({"type":"integer","value":18446744073709551615})"), "v");
   CHECK_FALSE(too_big.ok());
 }
 
@@ -87,7 +88,8 @@ TEST_CASE("a statement has exactly one of sql and sql_id, within range", "[hrana
   for (const char* stmt :
        {R"({})", R"({"sql":"x","sql_id":1})", R"({"sql_id":2147483648})", R"({"sql_id":-1})",
         R"({"sql_id":1.5})", R"({"sql_id":"1"})", R"({"sql":1})", R"({"sql":"x","want_rows":1})",
-        R"({"sql":"x","args":{}})", R"({"sql":"x","named_args":[{"name":1,"value":{"type":"null"}}]})",
+        R"({"sql":"x","args":{}})",
+        R"({"sql":"x","named_args":[{"name":1,"value":{"type":"null"}}]})",
         R"({"sql":"x","named_args":[{"name":"a"}]})"}) {
     INFO(stmt);
     auto p = DecodeExecute(stmt);
@@ -109,7 +111,10 @@ TEST_CASE("batch conditions are range-checked and bounded in depth", "[hrana]") 
            cond + "}]}}]}";
   };
   CHECK(Refusal(batch(R"({"type":"ok","step":0})")).empty());
-  CHECK(Refusal(batch(R"({"type":"and","conds":[{"type":"error","step":999},{"type":"is_autocommit"}]})")).empty());
+  CHECK(
+      Refusal(
+          batch(R"({"type":"and","conds":[{"type":"error","step":999},{"type":"is_autocommit"}]})"))
+          .empty());
   CHECK(Refusal(batch(R"({"type":"ok","step":1000})")) == "PROTO_ERROR");
   CHECK(Refusal(batch(R"({"type":"ok","step":-1})")) == "PROTO_ERROR");
   CHECK(Refusal(batch(R"({"type":"ok"})")) == "PROTO_ERROR");
@@ -152,9 +157,15 @@ TEST_CASE("random mutations of a valid pipeline decode or fail cleanly", "[hrana
     for (int k = 0, n = 1 + static_cast<int>(rng() % 4); k < n; ++k) {
       size_t at = rng() % body.size();
       switch (rng() % 3) {
-        case 0: body[at] = alphabet[rng() % alphabet.size()]; break;
-        case 1: body.erase(at, 1 + rng() % 8); break;
-        default: body.insert(at, 1, alphabet[rng() % alphabet.size()]); break;
+        case 0:
+          body[at] = alphabet[rng() % alphabet.size()];
+          break;
+        case 1:
+          body.erase(at, 1 + rng() % 8);
+          break;
+        default:
+          body.insert(at, 1, alphabet[rng() % alphabet.size()]);
+          break;
       }
     }
     auto p = DecodePipeline(body, 3);
@@ -174,7 +185,8 @@ TEST_CASE("results carry cols with decltype, rows, counts and rowid as a string"
   r.rows_affected = 3;
   r.last_insert_rowid = 9007199254740993ll;
   json out = EncodeStmtResult(r, true);
-  CHECK(out["cols"] == json::parse(R"([{"name":"id","decltype":"INTEGER"},{"name":"expr","decltype":null}])"));
+  CHECK(out["cols"] ==
+        json::parse(R"([{"name":"id","decltype":"INTEGER"},{"name":"expr","decltype":null}])"));
   CHECK(out["rows"][0][0] == json{{"type", "integer"}, {"value", "1"}});
   CHECK(out["rows"][0][1] == json{{"type", "blob"}, {"base64", "AQ=="}});
   CHECK(out["affected_row_count"] == 3);
