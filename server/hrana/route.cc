@@ -133,6 +133,16 @@ void HandlePipeline(Services& s, StreamTable& streams, const httplib::Request& r
   auto stream = pipeline.baton ? streams.Checkout(*pipeline.baton, project, branch, owner)
                                : streams.Open(project, branch, owner);
   if (!stream.ok()) return SendStatus(res, stream.status());
+  // Whatever happens below (an exception included), the stream goes back:
+  // closed unless this request returns it with a new baton.
+  struct Checkin {
+    StreamTable& table;
+    std::shared_ptr<Stream> stream;
+    bool returned = false;
+    ~Checkin() {
+      if (!returned) table.Return(stream, true);
+    }
+  } checkin{streams, *stream};
   Caller caller;
   caller.client_id = who->client_id;
   caller.request_id = ctx.request_id;
@@ -170,6 +180,7 @@ void HandlePipeline(Services& s, StreamTable& streams, const httplib::Request& r
     closed = session.closed();
     session.Finish();
   }
+  checkin.returned = true;
   std::string baton = streams.Return(*stream, closed);
   json head = {{"baton", baton.empty() ? json(nullptr) : json(baton)}, {"base_url", nullptr}};
   if (cursor) {

@@ -213,8 +213,13 @@ bool Session::ExecuteSql(const std::string& text, const json& params, sql::State
     // Recorded as a REST script replays it: statements in order, positional
     // parameters consumed in order.
     stream_.txn.sql += text;
-    if (text.find_last_not_of(" \t\r\n") != std::string::npos &&
-        text[text.find_last_not_of(" \t\r\n")] != ';') {
+    const size_t last = text.find_last_not_of(" \t\r\n");
+    if (last != std::string::npos && text[last] != ';') {
+      // A trailing "-- comment" would swallow the ';'.
+      const size_t line = text.rfind('\n', last);
+      if (text.find("--", line == std::string::npos ? 0 : line) != std::string::npos) {
+        stream_.txn.sql += '\n';
+      }
       stream_.txn.sql += ';';
     }
     stream_.txn.sql += '\n';
