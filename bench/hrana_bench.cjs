@@ -1,7 +1,7 @@
 // Hrana over HTTP against the REST route, in the same run on the same server:
 // point SELECT and single-row INSERT through @libsql/client (what a libSQL
 // user runs) and through POST .../sql (what a REST user runs), one client at a
-// time, each for BRANCHDB_BENCH_SECONDS (default 5). Prints bench JSON lines
+// time, each for BRANCHDB_BENCH_SECONDS (default 5) in 10 alternating rounds. Prints bench JSON lines
 // (bench/bench_util.h's format) on stdout and a table on stderr. Targets
 // (issue #17): Hrana's throughput at least 0.9x REST's, its p50 latency
 // within 1.2x.
@@ -61,21 +61,35 @@ async function startServer(binary) {
   };
 }
 
-// Runs op sequentially for SECONDS after a short warm-up: ops/s and p50 ms.
-async function measure(op) {
-  for (let i = 0; i < 200; ++i) await op(i);
-  const lat = [];
-  const start = performance.now();
-  const end = start + SECONDS * 1000;
-  let i = 0;
-  for (let now = start; now < end; ++i) {
-    const t0 = performance.now();
-    await op(i);
-    now = performance.now();
-    lat.push(now - t0);
+// Runs a and b sequentially in ROUNDS alternating rounds (a, b, a, b, ...)
+// of SECONDS / ROUNDS each after a short warm-up, so that load drifting on a
+// shared machine hits both alike: each side's ops/s and p50 ms over all its
+// rounds.
+const ROUNDS = 10;
+async function measurePair(a, b) {
+  for (let i = 0; i < 100; ++i) {
+    await a(i);
+    await b(i);
   }
-  lat.sort((a, b) => a - b);
-  return { rate: lat.length / ((performance.now() - start) / 1000), p50: lat[Math.floor(lat.length / 2)] };
+  const sides = [{ op: a, lat: [], ms: 0 }, { op: b, lat: [], ms: 0 }];
+  let i = 0;
+  for (let round = 0; round < ROUNDS; ++round) {
+    for (const side of sides) {
+      const start = performance.now();
+      const end = start + (SECONDS * 1000) / ROUNDS;
+      for (let now = start; now < end; ++i) {
+        const t0 = performance.now();
+        await side.op(i);
+        now = performance.now();
+        side.lat.push(now - t0);
+      }
+      side.ms += performance.now() - start;
+    }
+  }
+  return sides.map((side) => {
+    side.lat.sort((x, y) => x - y);
+    return { rate: side.lat.length / (side.ms / 1000), p50: side.lat[Math.floor(side.lat.length / 2)] };
+  });
 }
 
 function emit(metric, value, unit, baseline, lowerIsBetter, target, met) {
@@ -113,14 +127,12 @@ async function main() {
     const db = createClient({ url: `${server.url}/libsql/bench/production/`, authToken: tok.access_token });
     const key = (i) => 1 + ((i * 7919) % ROWS);
     const results = {};
-    results.rest_select = await measure((i) => restSql({ sql: 'SELECT v FROM t WHERE id = ?',
-                                                         params: [key(i)], read_only: true }));
-    results.hrana_select = await measure((i) => db.execute({ sql: 'SELECT v FROM t WHERE id = ?',
-                                                             args: [BigInt(key(i))] }));
-    results.rest_insert = await measure((i) => restSql({ sql: 'INSERT INTO t(v) VALUES (?)',
-                                                         params: [`rest ${i}`] }));
-    results.hrana_insert = await measure((i) => db.execute({ sql: 'INSERT INTO t(v) VALUES (?)',
-                                                             args: [`hrana ${i}`] }));
+    [results.rest_select, results.hrana_select] = await measurePair(
+      (i) => restSql({ sql: 'SELECT v FROM t WHERE id = ?', params: [key(i)], read_only: true }),
+      (i) => db.execute({ sql: 'SELECT v FROM t WHERE id = ?', args: [BigInt(key(i))] }));
+    [results.rest_insert, results.hrana_insert] = await measurePair(
+      (i) => restSql({ sql: 'INSERT INTO t(v) VALUES (?)', params: [`rest ${i}`] }),
+      (i) => db.execute({ sql: 'INSERT INTO t(v) VALUES (?)', args: [`hrana ${i}`] }));
     db.close();
     for (const what of ['select', 'insert']) {
       const h = results[`hrana_${what}`], r = results[`rest_${what}`];

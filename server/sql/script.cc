@@ -390,6 +390,10 @@ struct Plan {
   bool read_only = false;
   bool commits = false;
   bool keep_state = false;
+  // A session's one statement, prepared by PlanSession and run as is (SQLite
+  // re-prepares it itself if the BEGIN around it saw another schema).
+  std::unique_ptr<sqlite3_stmt, StmtCloser> stmt;
+  const char* tail = nullptr;  // where its text ends
 };
 
 // Blanks and SQL comments from p to end skipped.
@@ -440,10 +444,12 @@ Result<Plan> PlanSession(sqlite3* db, Sandbox::State* st, const Script& script) 
   }
   Plan plan;
   plan.keep_state = !script.shared_connection;
+  plan.tail = tail != nullptr ? tail : end;
   const bool autocommit = sqlite3_get_autocommit(db) != 0;
   const std::string& control = st->txn_control;
   if (control.empty() && autocommit) {
     plan.read_only = script.read_only || sqlite3_stmt_readonly(stmt.get());
+    plan.stmt = std::move(stmt);
     return plan;
   }
   plan.wrap = false;
@@ -453,6 +459,7 @@ Result<Plan> PlanSession(sqlite3* db, Sandbox::State* st, const Script& script) 
                                       "needs_own_connection");
   }
   plan.commits = !autocommit && (control == "COMMIT" || control == "RELEASE");
+  plan.stmt = std::move(stmt);
   return plan;
 }
 
@@ -576,6 +583,24 @@ Status RunStatements(sqlite3* db, Sandbox::State* st, const SandboxOptions& o,
   return Status::OK();
 }
 
+// Runs the session's statement that PlanSession prepared (binding its
+// params), as RunStatements runs each of a script's.
+Status RunPlanned(sqlite3* db, Sandbox::State* st, const SandboxOptions& o, const Script& script,
+                  Plan* plan, ScriptResult* result, size_t* positional, Position* pos) {
+  pos->index = 0;
+  pos->from = script.sql.data();
+  pos->to = plan->tail;
+  BRANCHDB_RETURN_IF_ERROR(BindParams(plan->stmt.get(), script.params, positional));
+  StatementResult out;
+  int64_t bytes = 0;
+  BRANCHDB_RETURN_IF_ERROR(RunStatement(db, st, o, script, plan->stmt.get(), "",
+                                        o.max_result_rows, &bytes, &out));
+  if (!sqlite3_stmt_readonly(plan->stmt.get())) result->changed = true;
+  result->statements.push_back(std::move(out));
+  plan->stmt.reset();
+  return Status::OK();
+}
+
 // Ends the script's transaction: ROLLBACK (no checkpoint) when it is
 // read-only or nothing may have changed, else drops its TEMP objects, runs
 // script.before_commit and COMMITs. Sets result->changed.
@@ -616,6 +641,7 @@ Result<ScriptResult> Sandbox::Execute(const Script& script, ScriptError* error) 
   st->session = script.session;
   st->last_rc = 0;
   auto fail = [&](Status s) -> Result<ScriptResult> {
+    plan.stmt.reset();  // finalized before the ROLLBACK
     run.Release();
     st->deadline_nanos = 0;
     // A session's own transaction stays open after a failed statement, as
@@ -636,7 +662,7 @@ Result<ScriptResult> Sandbox::Execute(const Script& script, ScriptError* error) 
   if (script.session) {
     auto planned = PlanSession(db_, st, script);
     if (!planned.ok()) return fail(planned.status());
-    plan = *planned;
+    plan = std::move(*planned);
   }
   if (Status s = Begin(db_, st, options_, plan); !s.ok()) return fail(s);
   if (plan.commits && script.before_commit) {
@@ -649,10 +675,10 @@ Result<ScriptResult> Sandbox::Execute(const Script& script, ScriptError* error) 
 
   ScriptResult result;
   size_t next_positional = 0;
-  if (Status s = RunStatements(db_, st, options_, script, &result, &next_positional, &pos);
-      !s.ok()) {
-    return fail(s);
-  }
+  Status ran =
+      plan.stmt ? RunPlanned(db_, st, options_, script, &plan, &result, &next_positional, &pos)
+                : RunStatements(db_, st, options_, script, &result, &next_positional, &pos);
+  if (!ran.ok()) return fail(ran);
   run.Release();  // the commit waits for the disk, not for a CPU
   pos.index = -1;
   if (script.params.is_array() && next_positional != script.params.size()) {
