@@ -96,6 +96,44 @@ std::optional<auth::Principal> Authorize(Services& s, const httplib::Request& re
   return std::nullopt;
 }
 
+// A v3/cursor body, {"baton", "batch": {"steps": [...]}}, as the one-batch
+// pipeline it stands for.
+Result<Pipeline> DecodeCursorBody(const std::string& text, int version) {
+  json body = json::parse(text, nullptr, false);
+  if (!body.is_object()) return ProtocolError("the body is not a JSON object");
+  json as_pipeline = {
+      {"requests", json::array({{{"type", "batch"}, {"batch", body.value("batch", json())}}})}};
+  if (body.contains("baton")) as_pipeline["baton"] = body["baton"];
+  return DecodePipeline(http::DumpJson(as_pipeline), version);
+}
+
+// A cursor's entries (NDJSON lines) for a batch's outcome: per step that ran,
+// step_begin, its rows and step_end, or step_error.
+std::string CursorEntries(const std::vector<Session::StepOutcome>& steps) {
+  std::string out;
+  for (size_t i = 0; i < steps.size(); ++i) {
+    const Session::StepOutcome& o = steps[i];
+    if (!o.ran) continue;
+    if (!o.ok) {
+      out += http::DumpJson({{"type", "step_error"}, {"step", i}, {"error", EncodeError(o.error)}});
+      out += "\n";
+      continue;
+    }
+    json cols = EncodeStmtResult(o.result, false)["cols"];
+    out += http::DumpJson({{"type", "step_begin"}, {"step", i}, {"cols", cols}}) + "\n";
+    for (const json& row : o.result.rows) {
+      json values = json::array();
+      for (const json& v : row) values.push_back(EncodeValue(v));
+      out += http::DumpJson({{"type", "row"}, {"row", values}}) + "\n";
+    }
+    out += http::DumpJson({{"type", "step_end"},
+                           {"affected_row_count", o.result.rows_affected},
+                           {"last_insert_rowid", std::to_string(o.result.last_insert_rowid)}});
+    out += "\n";
+  }
+  return out;
+}
+
 // POST .../v{version}/pipeline and .../v3/cursor (cursor: the batch's
 // entries as NDJSON instead of a pipeline's results).
 void HandlePipeline(Services& s, StreamTable& streams, const httplib::Request& req,
@@ -106,26 +144,9 @@ void HandlePipeline(Services& s, StreamTable& streams, const httplib::Request& r
   const std::string branch = BranchOf(ctx.Param("branch"), &exact);
   auto who = Authorize(s, req, res, project, branch);
   if (!who) return;
-  Pipeline pipeline;
-  std::vector<BatchStep> cursor_steps;
-  if (cursor) {
-    // {"baton", "batch": {"steps": [...]}}: decoded as a one-batch pipeline.
-    json body = json::parse(req.body, nullptr, false);
-    if (!body.is_object()) {
-      return SendStatus(res, ProtocolError("the body is not a JSON object"));
-    }
-    json as_pipeline = {
-        {"requests", json::array({{{"type", "batch"}, {"batch", body.value("batch", json())}}})}};
-    if (body.contains("baton")) as_pipeline["baton"] = body["baton"];
-    auto decoded = DecodePipeline(http::DumpJson(as_pipeline), version);
-    if (!decoded.ok()) return SendStatus(res, decoded.status());
-    pipeline = std::move(*decoded);
-    cursor_steps = std::move(pipeline.requests[0].steps);
-  } else {
-    auto decoded = DecodePipeline(req.body, version);
-    if (!decoded.ok()) return SendStatus(res, decoded.status());
-    pipeline = std::move(*decoded);
-  }
+  auto decoded = cursor ? DecodeCursorBody(req.body, version) : DecodePipeline(req.body, version);
+  if (!decoded.ok()) return SendStatus(res, decoded.status());
+  Pipeline pipeline = std::move(*decoded);
   if (!pipeline.baton && !exact) {
     if (Status st = CheckNotCutOff(s, project, branch); !st.ok()) return SendStatus(res, st);
   }
@@ -153,27 +174,7 @@ void HandlePipeline(Services& s, StreamTable& streams, const httplib::Request& r
   {
     Session session(s, **stream, caller);
     if (cursor) {
-      for (size_t i = 0; const Session::StepOutcome& o : session.RunBatch(cursor_steps)) {
-        if (o.ran && o.ok) {
-          json cols = EncodeStmtResult(o.result, false)["cols"];
-          out += http::DumpJson({{"type", "step_begin"}, {"step", i}, {"cols", cols}}) + "\n";
-          for (const json& row : o.result.rows) {
-            json values = json::array();
-            for (const json& v : row) values.push_back(EncodeValue(v));
-            out += http::DumpJson({{"type", "row"}, {"row", values}}) + "\n";
-          }
-          out +=
-              http::DumpJson({{"type", "step_end"},
-                              {"affected_row_count", o.result.rows_affected},
-                              {"last_insert_rowid", std::to_string(o.result.last_insert_rowid)}}) +
-              "\n";
-        } else if (o.ran) {
-          out += http::DumpJson(
-                     {{"type", "step_error"}, {"step", i}, {"error", EncodeError(o.error)}}) +
-                 "\n";
-        }
-        ++i;
-      }
+      out = CursorEntries(session.RunBatch(pipeline.requests[0].steps));
     } else {
       for (const StreamRequest& r : pipeline.requests) results.push_back(session.Run(r));
     }

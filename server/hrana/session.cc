@@ -175,17 +175,8 @@ bool Session::ExecuteSql(const std::string& text, const json& params, sql::State
   // transaction's checkpoint, and a COMMIT annotates with all of them.
   const bool in_txn = stream_.db && !sqlite3_get_autocommit(db);
   const int64_t changes_before = sqlite3_total_changes64(db);
-  const int64_t max_db_bytes = s_.sandbox.max_db_bytes;
   script.before_commit = [&]() -> Status {
-    if (!in_txn) {
-      return sql::AnnotateScript(db, script, caller_.request_id, changes_before, max_db_bytes);
-    }
-    sql::Script txn;
-    txn.sql = stream_.txn.sql;
-    txn.params = stream_.txn.params.empty() ? json(nullptr) : stream_.txn.params;
-    txn.client = caller_.client_id;
-    return sql::AnnotateScript(db, txn, caller_.request_id, stream_.txn.changes_before,
-                               max_db_bytes, stream_.txn.replayable);
+    return AnnotateCommit(db, script, in_txn, changes_before);
   };
   const storage::Lsn commit_before = storage::LastCommitLsn(db);
   sql::ScriptError failure;
@@ -210,29 +201,45 @@ bool Session::ExecuteSql(const std::string& text, const json& params, sql::State
     stream_.txn = OpenTransaction();
     stream_.txn.changes_before = changes_before;
   } else if (in_txn && now_in_txn) {
-    // Recorded as a REST script replays it: statements in order, positional
-    // parameters consumed in order.
-    stream_.txn.sql += text;
-    const size_t last = text.find_last_not_of(" \t\r\n");
-    if (last != std::string::npos && text[last] != ';') {
-      // A trailing "-- comment" would swallow the ';'.
-      const size_t line = text.rfind('\n', last);
-      if (text.find("--", line == std::string::npos ? 0 : line) != std::string::npos) {
-        stream_.txn.sql += '\n';
-      }
-      stream_.txn.sql += ';';
-    }
-    stream_.txn.sql += '\n';
-    if (params.is_array()) {
-      for (const json& v : params) stream_.txn.params.push_back(v);
-    } else if (params.is_object() && !params.empty()) {
-      stream_.txn.replayable = false;
-    }
+    RecordInTransaction(text, params);
   }
   ReleaseOwnConnectionIfDone();
   *out = std::move(result->statements.empty() ? sql::StatementResult() : result->statements[0]);
   for (const json& row : out->rows) result_bytes_ += static_cast<int64_t>(ApproxBytes(row));
   return true;
+}
+
+Status Session::AnnotateCommit(sqlite3* db, const sql::Script& script, bool in_txn,
+                               int64_t changes_before) {
+  const int64_t max_db_bytes = s_.sandbox.max_db_bytes;
+  if (!in_txn) {
+    return sql::AnnotateScript(db, script, caller_.request_id, changes_before, max_db_bytes);
+  }
+  sql::Script txn;
+  txn.sql = stream_.txn.sql;
+  txn.params = stream_.txn.params.empty() ? json(nullptr) : stream_.txn.params;
+  txn.client = caller_.client_id;
+  return sql::AnnotateScript(db, txn, caller_.request_id, stream_.txn.changes_before,
+                             max_db_bytes, stream_.txn.replayable);
+}
+
+void Session::RecordInTransaction(const std::string& text, const json& params) {
+  stream_.txn.sql += text;
+  const size_t last = text.find_last_not_of(" \t\r\n");
+  if (last != std::string::npos && text[last] != ';') {
+    // A trailing "-- comment" would swallow the ';'.
+    const size_t line = text.rfind('\n', last);
+    if (text.find("--", line == std::string::npos ? 0 : line) != std::string::npos) {
+      stream_.txn.sql += '\n';
+    }
+    stream_.txn.sql += ';';
+  }
+  stream_.txn.sql += '\n';
+  if (params.is_array()) {
+    for (const json& v : params) stream_.txn.params.push_back(v);
+  } else if (params.is_object() && !params.empty()) {
+    stream_.txn.replayable = false;
+  }
 }
 
 void Session::ReleaseOwnConnectionIfDone() {

@@ -71,6 +71,14 @@ class Session {
   // (acquired on first use).
   Result<sql::Sandbox*> Connection();
   Status OpenOwnConnection();
+  // The annotation of the commit a statement makes: its own (outside a
+  // transaction: in_txn false), or its transaction's (a COMMIT).
+  Status AnnotateCommit(sqlite3* db, const sql::Script& script, bool in_txn,
+                        int64_t changes_before);
+  // Appends a statement that ran in the stream's open transaction to its
+  // record, as a REST script replays it: statements in order, positional
+  // parameters consumed in order (named ones make it not replayable).
+  void RecordInTransaction(const std::string& text, const nlohmann::json& params);
   // Closes the stream's own connection once no transaction is open on it.
   void ReleaseOwnConnectionIfDone();
   nlohmann::json Describe(const StreamRequest& r);

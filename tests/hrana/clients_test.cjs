@@ -438,6 +438,25 @@ async function rawProtocol(server, api, bearer) {
   r = await post('v2', { baton: r.body.baton, requests: [
     { type: 'execute', stmt: { sql: 'ROLLBACK' } }, { type: 'close' }] });
   assert.equal(r.body.results[0].type, 'ok');
+  // Hrana 3's cursor: the batch's entries as NDJSON.
+  const cur = await fetch(`${hranaUrl(server, 'dev/alex')}v3/cursor`, {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${bearer}`, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ batch: { steps: [
+      { stmt: { sql: 'SELECT id, name FROM t WHERE id <= 2 ORDER BY id' } },
+      { stmt: { sql: 'SELEC 1' } },
+      { condition: { type: 'ok', step: 1 }, stmt: { sql: 'SELECT 3' } },
+    ] } }),
+  });
+  assert.equal(cur.status, 200);
+  const lines = (await cur.text()).trim().split('\n').map((l) => JSON.parse(l));
+  assert.equal(lines[0].baton === null || typeof lines[0].baton === 'string', true);
+  assert.deepEqual(lines.slice(1).map((e) => e.type),
+                   ['step_begin', 'row', 'row', 'step_end', 'step_error']);
+  assert.deepEqual(lines[1].cols.map((c) => [c.name, c.decltype]), [['id', 'INTEGER'], ['name', 'TEXT']]);
+  assert.equal(lines[2].row[1].value, 'ann');
+  assert.equal(lines[5].step, 1);
+  assert.equal(lines[5].error.code, 'SQLITE_ERROR');
   // Malformed input: clear Hrana errors, never a crash.
   for (const [body, code] of [
     ['{', 'PROTO_ERROR'],
@@ -450,7 +469,7 @@ async function rawProtocol(server, api, bearer) {
     assert.equal(bad.status, 400, JSON.stringify(bad.body));
     assert.equal(bad.body.code, code);
   }
-  console.log('ok - raw Hrana 2/3: store_sql, describe, conditions, batons, malformed input');
+  console.log('ok - raw Hrana 2/3: store_sql, describe, conditions, cursor, batons, malformed input');
 }
 
 // --- drizzle-kit migrate, then promote ------------------------------------------
