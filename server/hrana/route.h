@@ -1,7 +1,6 @@
 // libSQL's Hrana over HTTP on every branch: the HTTP glue (protocol.h decodes,
 // session.h runs, stream.h keeps streams).
 //
-//   GET  /libsql/{project}/{branch}/              200: the base URL is served
 //   GET  /libsql/{project}/{branch}/v2, .../v3    200: version probes
 //   POST /libsql/{project}/{branch}/v2/pipeline   Hrana 2
 //   POST /libsql/{project}/{branch}/v3/pipeline   Hrana 3 (JSON)

@@ -17,8 +17,8 @@ using nlohmann::json;
 json Ok(json response) { return {{"type", "ok"}, {"response", std::move(response)}}; }
 json Failed(const Error& e) { return {{"type", "error"}, {"error", EncodeError(e)}}; }
 
-// The statements of a SQL text, split where SQLite's tokenizer ends one
-// (sqlite3_complete); blanks and comments alone are no statement.
+// The pieces of a SQL text, split where SQLite's tokenizer ends a statement
+// (sqlite3_complete at each ';'); a piece may hold only blanks and comments.
 std::vector<std::string> SplitStatements(const std::string& sql) {
   std::vector<std::string> out;
   size_t start = 0;
@@ -31,26 +31,7 @@ std::vector<std::string> SplitStatements(const std::string& sql) {
     }
   }
   if (start < sql.size()) out.push_back(sql.substr(start));
-  // Drop pieces that hold no statement (only blanks, comments, ';').
-  std::vector<std::string> statements;
-  for (auto& p : out) {
-    std::string probe = p;
-    bool blank = true;
-    for (size_t i = 0; i < probe.size() && blank; ++i) {
-      char c = probe[i];
-      if (c == '-' && i + 1 < probe.size() && probe[i + 1] == '-') {
-        while (i < probe.size() && probe[i] != '\n') ++i;
-      } else if (c == '/' && i + 1 < probe.size() && probe[i + 1] == '*') {
-        i += 2;
-        while (i + 1 < probe.size() && !(probe[i] == '*' && probe[i + 1] == '/')) ++i;
-        ++i;
-      } else if (!(c == ' ' || c == '\n' || c == '\r' || c == '\t' || c == '\f' || c == ';')) {
-        blank = false;
-      }
-    }
-    if (!blank) statements.push_back(std::move(p));
-  }
-  return statements;
+  return out;
 }
 
 // About what a row's values weigh in the answer (JSON bytes).
@@ -189,7 +170,9 @@ bool Session::ExecuteSql(const std::string& text, const json& params, sql::State
     return ExecuteSql(text, params, out, error);  // BEGIN on the stream's own connection
   }
   if (!result.ok()) {
-    s_.metrics->Increment(http::kSqlStatements, {{"outcome", "error"}});
+    if (result.status().reason() != "no_statement") {
+      s_.metrics->Increment(http::kSqlStatements, {{"outcome", "error"}});
+    }
     *error = ErrorFromScript(failure);
     ReleaseOwnConnectionIfDone();  // SQLite may have rolled the transaction back
     return false;
@@ -357,7 +340,10 @@ json Session::Run(const StreamRequest& r) {
       for (const std::string& statement : SplitStatements(*sql)) {
         sql::StatementResult ignored;
         Error error;
-        if (!ExecuteSql(statement, json::array(), &ignored, &error)) return Failed(error);
+        if (!ExecuteSql(statement, json::array(), &ignored, &error)) {
+          if (error.code == "NO_STATEMENT") continue;  // blanks and comments only
+          return Failed(error);
+        }
       }
       return Ok({{"type", type}});
     }
