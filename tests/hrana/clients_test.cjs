@@ -290,9 +290,17 @@ async function transactions(server, api, bearer) {
   await tx3.commit();
   assert.equal(await count(), n0 + 3);
   assert.equal((await api.checkpoints('dev/alex')).length, before + 2);
-  // The transaction's checkpoint replays (promote's contract): it carries its SQL.
+  // Rollback and its undo see Hrana's transaction like any other checkpoint,
+  // and Hrana's next reads see the branch where it moved.
+  const moved = await api.call('POST', '/v1/projects/shop/branches/dev%2Falex/rollback',
+                               { to: { actions: 1 } });
+  assert.equal(await count(), n0 + 2);
+  assert.equal((await db.execute('SELECT count(*) AS n FROM t')).rows[0].n, n0 + 2);
+  await api.call('POST', '/v1/projects/shop/branches/dev%2Falex/rollback',
+                 { to: { lsn: moved.previous_head_lsn } });
+  assert.equal((await db.execute('SELECT count(*) AS n FROM t')).rows[0].n, n0 + 3);
   db.close();
-  console.log('ok - interactive transactions committed (one checkpoint) and rolled back (none)');
+  console.log('ok - interactive transactions committed (one checkpoint) and rolled back (none); rollback and undo see them');
 }
 
 async function credentials(server, api, bearer) {
@@ -375,6 +383,15 @@ async function urls(server, api, bearer) {
                               authToken: await api.credential('dev/alex', 'read_write') });
   await rejects(cred.execute('SELECT name FROM which'), (err) => assert.doesNotMatch(String(err.code), /^SQLITE/));
   cred.close();
+  // Version negotiation as the Hrana client does it (protocol 3 asked for):
+  // it probes v3-protobuf, which is not served, and falls back to JSON v2.
+  const hrana = req('@libsql/hrana-client');
+  const probing = hrana.openHttp(hranaUrl(server, 'production'), bearer, undefined, undefined, 3);
+  assert.equal(await probing.getVersion(), 2);
+  const st = probing.openStream();
+  assert.equal((await st.query('SELECT 7 AS n')).rows[0].n, 7);
+  st.close();
+  probing.close();
   // Version probes answer; the protobuf endpoint is not served (clients fall back to JSON).
   for (const [v, status] of [['v2', 200], ['v3', 200], ['v3-protobuf', 404]]) {
     const r = await fetch(`${hranaUrl(server, 'production')}${v}`);
