@@ -72,6 +72,10 @@ const std::vector<Field>& Fields() {
        &Config::sql_cpu_slots},
       {"sql", "cpu_quantum_ms", "BRANCHDB_SQL_CPU_QUANTUM_MS", Kind::kInt, nullptr,
        &Config::sql_cpu_quantum_ms},
+      {"libsql", "stream_idle_timeout_seconds", "BRANCHDB_LIBSQL_STREAM_IDLE_TIMEOUT_SECONDS",
+       Kind::kInt, nullptr, &Config::libsql_stream_idle_timeout_seconds},
+      {"libsql", "max_streams", "BRANCHDB_LIBSQL_MAX_STREAMS", Kind::kInt, nullptr, nullptr,
+       &Config::libsql_max_streams},
       {"auth", "token_lifetime_seconds", "BRANCHDB_TOKEN_LIFETIME_SECONDS", Kind::kInt, nullptr,
        &Config::token_lifetime_seconds},
       {"auth", "credential_max_seconds", "BRANCHDB_CREDENTIAL_MAX_SECONDS", Kind::kInt, nullptr,
@@ -220,6 +224,10 @@ std::vector<FieldError> Validate(const Config& c) {
   if (c.compute_budget < 1) err("compute_budget", "expected at least 1");
   if (c.sweep_interval_seconds < 1) err("sweep_interval_seconds", "expected at least 1");
   if (c.statement_timeout_ms < 1) err("statement_timeout_ms", "expected at least 1");
+  if (c.libsql_stream_idle_timeout_seconds < 1 || c.libsql_stream_idle_timeout_seconds > 3600)
+    err("libsql_stream_idle_timeout_seconds", "expected 1..3600");
+  if (c.libsql_max_streams < 1 || c.libsql_max_streams > 65536)
+    err("libsql_max_streams", "expected 1..65536");
   if (c.max_result_rows < 1) err("max_result_rows", "expected at least 1");
   if (c.max_result_bytes < 1) err("max_result_bytes", "expected at least 1");
   if (c.max_sql_bytes < 1 || c.max_sql_bytes > 1000000000) {

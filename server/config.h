@@ -73,6 +73,12 @@ struct Config {
   int sql_cpu_slots = 0;
   int64_t sql_cpu_quantum_ms = 2;
 
+  // [libsql] (Hrana over HTTP, docs/libsql.md)
+  // A stream unused this long expires: its transaction rolls back, its baton
+  // is refused (STREAM_EXPIRED).
+  int64_t libsql_stream_idle_timeout_seconds = 10;
+  int libsql_max_streams = 1024;  // open streams at once; one more: 503 STREAMS_EXHAUSTED
+
   // [auth]
   int64_t token_lifetime_seconds = 900;   // OAuth access tokens
   int64_t credential_max_seconds = 3600;  // database credentials (60..this)

@@ -16,6 +16,7 @@
 #include "base/process.h"
 #include "catalog/catalog.h"
 #include "server/compute/supervisor.h"
+#include "server/hrana/route.h"
 #include "server/http/admission.h"
 #include "server/http/auth_guard.h"
 #include "server/http/errors.h"
@@ -98,6 +99,8 @@ struct ApiServer::Parts {
   // Runs of every sandbox (computes, pages, promote): outlives them all.
   std::unique_ptr<sql::CpuScheduler> scheduler;
   std::unique_ptr<compute::ComputeSupervisor> computes;
+  // Hrana streams (their own connections close before the computes').
+  std::unique_ptr<hrana::StreamTable> streams;
   // The catalog's reaper may call back before the supervisor exists or while
   // it is being destroyed: it uses the supervisor under reaper_mu only.
   // Taken on the reaper's thread with no catalog lock held; under it only
@@ -136,6 +139,7 @@ ApiServer::~ApiServer() {
   // (their connections), then the stores below them.
   parts_->router.reset();
   parts_->http.reset();
+  parts_->streams.reset();
   {
     MutexLock l(parts_->reaper_mu);
     parts_->computes_for_reaper = nullptr;
@@ -387,7 +391,20 @@ void CreateRouter(const Config& config, ApiServer::Parts& parts, Services& servi
   };
   parts.router = std::make_unique<http::Router>(*parts.http, std::move(ropts));
   services.router = parts.router.get();
+  hrana::RegisterHranaRoutes(*parts.router, services, parts.streams.get());
   routes::RegisterRoutes(*parts.router, services);
+}
+
+// Hrana's streams (docs/libsql.md), swept by their own thread.
+Status StartStreams(const Config& config, ApiServer::Parts& parts, Services& services) {
+  hrana::StreamTableOptions options;
+  options.clock = services.clock;
+  options.idle_timeout_seconds = config.libsql_stream_idle_timeout_seconds;
+  options.max_streams = config.libsql_max_streams;
+  auto streams = hrana::StreamTable::Create(options);
+  if (!streams.ok()) return streams.status();
+  parts.streams = std::move(*streams);
+  return Status::OK();
 }
 
 // Housekeeping: auth key rotation and pruning, every minute.
@@ -425,6 +442,7 @@ Status ApiServer::Init() {
   BRANCHDB_RETURN_IF_ERROR(StartComputes(config_, *parts_, services_));
   BRANCHDB_RETURN_IF_ERROR(CreateHttpServer(config_, *parts_, services_));
   ConfigureHttp(config_, *parts_->http);
+  BRANCHDB_RETURN_IF_ERROR(StartStreams(config_, *parts_, services_));
   CreateRouter(config_, *parts_, services_);
   StartHousekeeper(*parts_, services_.logger);
   return Status::OK();

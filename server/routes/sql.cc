@@ -17,13 +17,13 @@
 #include <vector>
 
 #include "auth/auth.h"
-#include "catalog/annotation.h"
 #include "server/compute/supervisor.h"
 #include "server/http/auth_guard.h"
 #include "server/http/errors.h"
 #include "server/http/metrics.h"
 #include "server/routes/call.h"
 #include "server/routes/common.h"
+#include "server/sql/annotate.h"
 #include "server/sql/snapshot.h"
 #include "storage/vfs/vfs.h"
 
@@ -32,25 +32,6 @@ namespace branchdb::server::routes {
 using nlohmann::json;
 
 namespace {
-
-std::string Summary(const std::string& sql) {
-  std::string out;
-  bool space = false;
-  for (char c : sql) {
-    if (c == '\n' || c == '\r' || c == '\t' || c == ' ') {
-      space = !out.empty();
-      continue;
-    }
-    if (space) out += ' ';
-    space = false;
-    out += c;
-    if (out.size() >= 200) {
-      out += "...";
-      break;
-    }
-  }
-  return out;
-}
 
 // A branch deleted (by DELETE or its TTL) after this request found it: its
 // timeline is gone under the connection, and the store says so. Answer as if
@@ -205,28 +186,6 @@ void HandleSqlPage(Services* s, httplib::Response& res, const json& body,
   http::SendJson(res, 200, out);
 }
 
-// Annotates the commit of script on db (the SQL route's checkpoint): who,
-// which request, a summary, the rows it changed since changes_before, and the
-// full script for replay by promote (docs/branching.md), in the record's
-// payload and counted against the branch's size; an action past
-// kMaxScriptBytes is recorded as not replayable.
-Status AnnotateScript(sqlite3* db, const sql::Script& script, const std::string& request_id,
-                      sqlite3_int64 changes_before, int64_t max_db_bytes) {
-  catalog::Annotation a;
-  a.kind = "sql";
-  a.client_id = script.client;
-  a.request_id = request_id;
-  a.summary = Summary(script.sql);
-  a.rows = sqlite3_total_changes64(db) - changes_before;
-  a.sql = script.sql;
-  if (script.sql.size() > catalog::kMaxScriptBytes) {
-    a.sql_omitted = true;
-  } else if (!script.params.is_null()) {
-    a.params_json = http::DumpJson(script.params);
-  }
-  return catalog::AnnotateNextCommit(db, a, max_db_bytes);
-}
-
 // The script's failure as the client sees it: a VFS failure instead of
 // SQLite's generic error; a compute of a project deleted under it (its store
 // refuses every call) forgotten, so that a project created under the same
@@ -256,7 +215,7 @@ void RunOnCompute(Call& c, const json& body, bool read_only) {
   script.client = c.who->client_id;
   sqlite3_int64 changes_before = sqlite3_total_changes64(db);
   script.before_commit = [&] {
-    return AnnotateScript(db, script, c.ctx.request_id, changes_before, s.sandbox.max_db_bytes);
+    return sql::AnnotateScript(db, script, c.ctx.request_id, changes_before, s.sandbox.max_db_bytes);
   };
   storage::Lsn commit_before = storage::LastCommitLsn(db);
   sql::ScriptError error;

@@ -132,9 +132,19 @@ int Authorizer(void* arg, int action, const char* a1, const char* a2, const char
     case SQLITE_DETACH:
       return Deny(st, false, "DETACH is not allowed");
     case SQLITE_TRANSACTION:
+      if (st->session) {
+        st->txn_control = a1 ? a1 : "";
+        return SQLITE_OK;
+      }
       return Deny(st, false,
                   std::string(a1 ? a1 : "transaction control") +
                       " is not allowed: each request's script already runs as one transaction");
+    case SQLITE_SAVEPOINT:
+      if (st->session && a1 != nullptr) {
+        std::string op = a1;
+        st->txn_control = op == "BEGIN" ? "SAVEPOINT" : op == "RELEASE" ? "RELEASE" : "ROLLBACK TO";
+      }
+      return SQLITE_OK;
     case SQLITE_FUNCTION:
       return AuthorizeFunction(st, a2);
     case SQLITE_PRAGMA: {

@@ -137,10 +137,35 @@ struct Script {
   bool paged = false;
   int64_t skip_rows = 0;
   int64_t page_rows = 0;
+  // Session mode (a Hrana stream: server/hrana/): the script is one
+  // statement, run as SQLite runs it on a connection of one's own. Outside a
+  // transaction it runs in a transaction of its own exactly as a script does
+  // (BEGIN DEFERRED when it cannot write, so that reads never wait for the
+  // branch's writer; before_commit; COMMIT); transaction control (BEGIN,
+  // COMMIT, END, ROLLBACK, SAVEPOINT, RELEASE, ROLLBACK TO) is allowed and,
+  // like every statement inside a transaction the session opened, runs as is:
+  // no BEGIN around it, and a failure leaves the transaction open as SQLite
+  // does. before_commit runs right before a COMMIT, END or RELEASE of an open
+  // transaction. Errors carry SQLite's own message without a "statement 1: "
+  // prefix.
+  bool session = false;
+  // With session: the connection serves other requests too (the compute's):
+  // a statement that would open a transaction (BEGIN, or SAVEPOINT outside
+  // one) is not run and fails with FailedPrecondition "needs_own_connection",
+  // and no connection setting outlives the statement. Without it the
+  // connection is the session's own: PRAGMA settings persist on it.
+  bool shared_connection = false;
 };
 
 struct StatementResult {
   std::vector<std::string> columns;
+  // Each column's declared type (sqlite3_column_decltype); "" when it has
+  // none (an expression).
+  std::vector<std::string> decltypes;
+  // sqlite3_last_insert_rowid after the statement (0 before any insert of
+  // this script or, in session mode on the session's own connection, of the
+  // session).
+  int64_t last_insert_rowid = 0;
   nlohmann::json rows = nlohmann::json::array();
   int64_t rows_affected = 0;
   bool truncated = false;
@@ -162,6 +187,10 @@ struct ScriptError {
   Status status;
   int statement = -1;
   std::string sql;
+  // SQLite's extended result code when SQLite itself refused (a syntax
+  // error, a constraint, SQLITE_BUSY...); 0 when the sandbox did (denied,
+  // timed out, too large) or nothing ran.
+  int sqlite_code = 0;
   nlohmann::json details() const;
 };
 
@@ -177,6 +206,19 @@ class Sandbox {
   // Runs the script as one transaction (see above). On failure *error (if not
   // null) receives the failing statement's index, and the status is returned.
   Result<ScriptResult> Execute(const Script& script, ScriptError* error = nullptr);
+
+  // What a statement is, without running it (Hrana's describe): prepared
+  // through the authorizer (so a forbidden statement fails as it would run).
+  struct Description {
+    std::vector<std::string> params;  // names ("" for an anonymous "?")
+    std::vector<std::string> columns;
+    std::vector<std::string> decltypes;  // "" when none
+    bool is_explain = false;
+    bool is_readonly = false;
+  };
+  // InvalidArgument sql_error for SQL that does not prepare; sql_forbidden
+  // for SQL the authorizer refuses. SQL with no statement describes nothing.
+  Result<Description> Describe(const std::string& sql, ScriptError* error = nullptr);
 
   sqlite3* db() const { return db_; }
 

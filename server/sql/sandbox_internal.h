@@ -23,6 +23,12 @@ struct Sandbox::State {
   std::string denial;            // why the authorizer last denied
   bool wrote = false;            // the authorizer allowed a write during this script
   bool settings_changed = false; // a script set a connection PRAGMA (restored after it)
+  bool session = false;          // the running script is a session's (Script::session)
+  // Session: the transaction control the last prepare asked for
+  // (SQLITE_TRANSACTION's "BEGIN"/"COMMIT"/"ROLLBACK", SQLITE_SAVEPOINT's
+  // "BEGIN"/"RELEASE"/"ROLLBACK" as "SAVEPOINT"/"RELEASE"/"ROLLBACK TO"); "" none.
+  std::string txn_control;
+  int last_rc = 0;               // SQLite's result code of the last SQLite failure
   // Connection settings as Attach found them, restored after a script set them.
   bool foreign_keys = false;
   bool recursive_triggers = false;

@@ -41,6 +41,8 @@ Status StatementTimeout(const std::string& where, bool cpu_wait) {
 
 Status StatusFromSqlite(sqlite3* db, Sandbox::State* st, int rc, const std::string& where) {
   std::string msg = where + sqlite3_errmsg(db);
+  st->last_rc = sqlite3_extended_errcode(db);
+  if ((st->last_rc & 0xff) != (rc & 0xff)) st->last_rc = rc;
   if ((rc & 0xff) == SQLITE_ERROR) {
     // A denied function is reported as SQLITE_ERROR ("not authorized to use
     // function"); VACUUM INTO attaches internally and hits the ATTACHED limit.
@@ -58,11 +60,15 @@ Status StatusFromSqlite(sqlite3* db, Sandbox::State* st, int rc, const std::stri
   }
   switch (rc & 0xff) {
     case SQLITE_AUTH:
+      st->last_rc = 0;  // the sandbox's refusal, not SQLite's
       if (st->denied_read_only) return Status::PermissionDenied(where + st->denial, "read_only");
       return Status::PermissionDenied(where + (st->denial.empty() ? "not authorized" : st->denial),
                                       "sql_forbidden");
     case SQLITE_INTERRUPT:
-      if (st->timed_out) return StatementTimeout(where, st->cpu_wait);
+      if (st->timed_out) {
+        st->last_rc = 0;
+        return StatementTimeout(where, st->cpu_wait);
+      }
       return Status::Unavailable(msg, "interrupted");
     case SQLITE_TOOBIG:
       return Status::ResourceExhausted(msg, "value_too_large");
@@ -230,6 +236,16 @@ std::string Base64Encode(std::string_view bytes) {
 Result<std::string> Base64Decode(std::string_view text) {
   if (text.size() % 4 != 0) return Status::InvalidArgument("base64: length not a multiple of 4");
   if (text.empty()) return std::string();
+  // Strict: the alphabet only, '=' only as the last one or two characters
+  // (EVP_DecodeBlock alone takes "A===" and inner padding).
+  const size_t len = text.size();
+  for (size_t i = 0; i < len; ++i) {
+    const char c = text[i];
+    const bool alpha = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                       c == '+' || c == '/';
+    const bool pad = c == '=' && (i == len - 1 || (i == len - 2 && text[len - 1] == '='));
+    if (!alpha && !pad) return Status::InvalidArgument("base64: invalid character or padding");
+  }
   std::string out(text.size() / 4 * 3, '\0');
   int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
                           reinterpret_cast<const unsigned char*>(text.data()),
@@ -364,13 +380,101 @@ Status CheckScript(const Script& script, const SandboxOptions& o) {
   return Status::OK();
 }
 
-// Starts the script's transaction on a clean connection (never inheriting an
-// open one), with the script's flags reset and its deadline set.
-Status Begin(sqlite3* db, Sandbox::State* st, const SandboxOptions& o, const Script& script) {
-  if (sqlite3_get_autocommit(db) == 0) Internal(db, st, "ROLLBACK");  // never inherit one
-  ResetConnectionState(db, st);
+// How Execute runs a script: in a transaction of its own (wrap: BEGIN ...
+// COMMIT, read-only: BEGIN DEFERRED ... ROLLBACK), or as is (a session's
+// transaction control, or a statement inside the session's transaction;
+// commits: it ends that transaction, so before_commit runs first). keep_state:
+// the connection is a session's own, whose settings persist.
+struct Plan {
+  bool wrap = true;
+  bool read_only = false;
+  bool commits = false;
+  bool keep_state = false;
+  // A session's one statement, prepared by PlanSession and run as is (SQLite
+  // re-prepares it itself if the BEGIN around it saw another schema).
+  std::unique_ptr<sqlite3_stmt, StmtCloser> stmt;
+  const char* tail = nullptr;  // where its text ends
+};
 
+// Blanks and SQL comments from p to end skipped.
+const char* SkipBlanksAndComments(const char* p, const char* end) {
+  while (p < end) {
+    if (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t' || *p == '\f' || *p == ';') {
+      ++p;
+    } else if (end - p >= 2 && p[0] == '-' && p[1] == '-') {
+      while (p < end && *p != '\n') ++p;
+    } else if (end - p >= 2 && p[0] == '/' && p[1] == '*') {
+      p += 2;
+      while (end - p >= 2 && !(p[0] == '*' && p[1] == '/')) ++p;
+      p = end - p >= 2 ? p + 2 : end;
+    } else {
+      break;
+    }
+  }
+  return p;
+}
+
+// A session's script (Script::session): exactly one statement, prepared
+// through the authorizer to see what it does to the session's transaction.
+Result<Plan> PlanSession(sqlite3* db, Sandbox::State* st, const Script& script) {
   st->read_only = script.read_only;
+  st->txn_control.clear();
+  st->denial.clear();
+  st->denied_read_only = false;
+  const char* begin = script.sql.data();
+  const char* end = begin + script.sql.size();
+  const char* tail = nullptr;
+  sqlite3_stmt* raw = nullptr;
+  int rc = sqlite3_prepare_v3(db, begin, static_cast<int>(script.sql.size()), 0, &raw, &tail);
+  std::unique_ptr<sqlite3_stmt, StmtCloser> stmt(raw);
+  if (rc != SQLITE_OK) return StatusFromSqlite(db, st, rc, "");
+  if (!stmt) {
+    return Status::InvalidArgument("the SQL text holds no statement", "no_statement");
+  }
+  if (tail != nullptr && SkipBlanksAndComments(tail, end) != end) {
+    return Status::InvalidArgument(
+        "the SQL text holds more than one statement; send one per request (or a sequence)",
+        "many_statements");
+  }
+  const int declared = sqlite3_bind_parameter_count(stmt.get());
+  if (script.params.is_array() && script.params.size() != static_cast<size_t>(declared)) {
+    return Status::InvalidArgument("params: " + std::to_string(script.params.size()) +
+                                       " given, the statement uses " + std::to_string(declared),
+                                   "invalid_params");
+  }
+  Plan plan;
+  plan.keep_state = !script.shared_connection;
+  plan.tail = tail != nullptr ? tail : end;
+  const bool autocommit = sqlite3_get_autocommit(db) != 0;
+  const std::string& control = st->txn_control;
+  if (control.empty() && autocommit) {
+    plan.read_only = script.read_only || sqlite3_stmt_readonly(stmt.get());
+    plan.stmt = std::move(stmt);
+    return plan;
+  }
+  plan.wrap = false;
+  if (autocommit && (control == "BEGIN" || control == "SAVEPOINT") && script.shared_connection) {
+    return Status::FailedPrecondition("the statement opens a transaction: it needs a connection "
+                                      "of the session's own",
+                                      "needs_own_connection");
+  }
+  plan.commits = !autocommit && (control == "COMMIT" || control == "RELEASE");
+  plan.stmt = std::move(stmt);
+  return plan;
+}
+
+// Starts the script: a clean connection (never inheriting an open
+// transaction, unless the plan runs inside the session's), the flags reset,
+// the deadline set, and the transaction begun when the plan wraps.
+Status Begin(sqlite3* db, Sandbox::State* st, const SandboxOptions& o, const Plan& plan) {
+  if (plan.wrap && sqlite3_get_autocommit(db) == 0) Internal(db, st, "ROLLBACK");
+  if (plan.keep_state) {
+    st->total_changes_base = sqlite3_total_changes64(db);
+  } else {
+    ResetConnectionState(db, st);
+  }
+
+  st->read_only = plan.read_only;
   st->timed_out = false;
   st->cpu_wait = false;
   st->wrote = false;
@@ -378,7 +482,8 @@ Status Begin(sqlite3* db, Sandbox::State* st, const SandboxOptions& o, const Scr
   st->denied_read_only = false;
   st->deadline_nanos = o.clock->NowMonotonicNanos() + o.statement_timeout_ms * 1000000;
 
-  int rc = Internal(db, st, script.read_only ? "BEGIN DEFERRED" : "BEGIN IMMEDIATE");
+  if (!plan.wrap) return Status::OK();
+  int rc = Internal(db, st, plan.read_only ? "BEGIN DEFERRED" : "BEGIN IMMEDIATE");
   if (rc != SQLITE_OK) return StatusFromSqlite(db, st, rc, "BEGIN: ");
   return Status::OK();
 }
@@ -396,6 +501,8 @@ Status RunStatement(sqlite3* db, Sandbox::State* st, const SandboxOptions& o,
   for (int i = 0; i < ncol; ++i) {
     const char* name = sqlite3_column_name(stmt, i);
     out->columns.push_back(name ? name : "");
+    const char* decltype_ = sqlite3_column_decltype(stmt, i);
+    out->decltypes.push_back(decltype_ ? decltype_ : "");
   }
   sqlite3_int64 changes_before = sqlite3_total_changes64(db);
   int64_t rows = 0;
@@ -421,6 +528,7 @@ Status RunStatement(sqlite3* db, Sandbox::State* st, const SandboxOptions& o,
   if (sqlite3_total_changes64(db) != changes_before) {
     out->rows_affected = sqlite3_changes64(db);
   }
+  out->last_insert_rowid = sqlite3_last_insert_rowid(db);
   return Status::OK();
 }
 
@@ -445,14 +553,19 @@ Status RunStatements(sqlite3* db, Sandbox::State* st, const SandboxOptions& o,
     pos->to = nullptr;
     if (rc != SQLITE_OK) {
       pos->index = static_cast<int>(result->statements.size());
-      return StatusFromSqlite(db, st, rc, "statement " + std::to_string(pos->index + 1) + ": ");
+      return StatusFromSqlite(
+          db, st, rc, script.session ? "" : "statement " + std::to_string(pos->index + 1) + ": ");
     }
     if (next == nullptr || next <= tail) next = end;
     pos->to = next;
     tail = next;
     if (!stmt) continue;  // whitespace or a comment
     pos->index = static_cast<int>(result->statements.size());
-    std::string where = "statement " + std::to_string(pos->index + 1) + ": ";
+    std::string where =
+        script.session ? "" : "statement " + std::to_string(pos->index + 1) + ": ";
+    if (script.session && pos->index > 0) {
+      return Status::InvalidArgument("a session runs one statement at a time", "invalid_argument");
+    }
     if (script.paged && pos->index > 0) {
       return Status::InvalidArgument(
           "paging (page_size, cursor) needs a script of exactly one statement",
@@ -470,15 +583,34 @@ Status RunStatements(sqlite3* db, Sandbox::State* st, const SandboxOptions& o,
   return Status::OK();
 }
 
+// Runs the session's statement that PlanSession prepared (binding its
+// params), as RunStatements runs each of a script's.
+Status RunPlanned(sqlite3* db, Sandbox::State* st, const SandboxOptions& o, const Script& script,
+                  Plan* plan, ScriptResult* result, size_t* positional, Position* pos) {
+  pos->index = 0;
+  pos->from = script.sql.data();
+  pos->to = plan->tail;
+  BRANCHDB_RETURN_IF_ERROR(BindParams(plan->stmt.get(), script.params, positional));
+  StatementResult out;
+  int64_t bytes = 0;
+  BRANCHDB_RETURN_IF_ERROR(RunStatement(db, st, o, script, plan->stmt.get(), "",
+                                        o.max_result_rows, &bytes, &out));
+  if (!sqlite3_stmt_readonly(plan->stmt.get())) result->changed = true;
+  result->statements.push_back(std::move(out));
+  plan->stmt.reset();
+  return Status::OK();
+}
+
 // Ends the script's transaction: ROLLBACK (no checkpoint) when it is
 // read-only or nothing may have changed, else drops its TEMP objects, runs
 // script.before_commit and COMMITs. Sets result->changed.
-Status Finish(sqlite3* db, Sandbox::State* st, const Script& script, ScriptResult* result) {
+Status Finish(sqlite3* db, Sandbox::State* st, const Script& script, bool read_only,
+              ScriptResult* result) {
   // Conservative: any statement that may write, any write the authorizer let
   // through (also from a function's nested SQL), or any row changed.
   result->changed = result->changed || st->wrote ||
                     sqlite3_total_changes64(db) != st->total_changes_base;
-  if (script.read_only || !result->changed) {
+  if (read_only || !result->changed) {
     int rc = Internal(db, st, "ROLLBACK");  // nothing to keep: no checkpoint
     if (rc != SQLITE_OK) return StatusFromSqlite(db, st, rc, "ROLLBACK: ");
     return Status::OK();
@@ -504,14 +636,22 @@ Result<ScriptResult> Sandbox::Execute(const Script& script, ScriptError* error) 
     ~Unbind() { st->run = nullptr; }
   } unbind{st};
   Position pos;
+  Plan plan;
+  plan.read_only = script.read_only;
+  st->session = script.session;
+  st->last_rc = 0;
   auto fail = [&](Status s) -> Result<ScriptResult> {
+    plan.stmt.reset();  // finalized before the ROLLBACK
     run.Release();
     st->deadline_nanos = 0;
-    if (sqlite3_get_autocommit(db_) == 0) Internal(db_, st, "ROLLBACK");
+    // A session's own transaction stays open after a failed statement, as
+    // in SQLite (which itself rolls back after some errors).
+    if (plan.wrap && sqlite3_get_autocommit(db_) == 0) Internal(db_, st, "ROLLBACK");
     st->read_only = false;
-    ResetConnectionState(db_, st);
+    st->session = false;
+    if (!plan.keep_state) ResetConnectionState(db_, st);
     if (error != nullptr) {
-      *error = ScriptError{s, pos.index, ""};
+      *error = ScriptError{s, pos.index, "", st->last_rc};
       if (pos.index >= 0 && pos.from != nullptr) {
         error->sql = StatementText(pos.from, pos.to, script.sql.data() + script.sql.size());
       }
@@ -519,7 +659,15 @@ Result<ScriptResult> Sandbox::Execute(const Script& script, ScriptError* error) 
     return s;
   };
   if (Status s = CheckScript(script, options_); !s.ok()) return fail(s);
-  if (Status s = Begin(db_, st, options_, script); !s.ok()) return fail(s);
+  if (script.session) {
+    auto planned = PlanSession(db_, st, script);
+    if (!planned.ok()) return fail(planned.status());
+    plan = std::move(*planned);
+  }
+  if (Status s = Begin(db_, st, options_, plan); !s.ok()) return fail(s);
+  if (plan.commits && script.before_commit) {
+    if (Status s = script.before_commit(); !s.ok()) return fail(s);
+  }
   // The branch's lock is taken (BEGIN): only now a run slot (the lock rule of
   // cpu_scheduler.h). Waiting for it counts against the statement timeout.
   st->run = &run;
@@ -527,10 +675,10 @@ Result<ScriptResult> Sandbox::Execute(const Script& script, ScriptError* error) 
 
   ScriptResult result;
   size_t next_positional = 0;
-  if (Status s = RunStatements(db_, st, options_, script, &result, &next_positional, &pos);
-      !s.ok()) {
-    return fail(s);
-  }
+  Status ran =
+      plan.stmt ? RunPlanned(db_, st, options_, script, &plan, &result, &next_positional, &pos)
+                : RunStatements(db_, st, options_, script, &result, &next_positional, &pos);
+  if (!ran.ok()) return fail(ran);
   run.Release();  // the commit waits for the disk, not for a CPU
   pos.index = -1;
   if (script.params.is_array() && next_positional != script.params.size()) {
@@ -540,10 +688,47 @@ Result<ScriptResult> Sandbox::Execute(const Script& script, ScriptError* error) 
                                         "invalid_params"));
   }
   st->deadline_nanos = 0;
-  if (Status s = Finish(db_, st, script, &result); !s.ok()) return fail(s);
+  if (plan.wrap) {
+    if (Status s = Finish(db_, st, script, plan.read_only, &result); !s.ok()) return fail(s);
+  }
   st->read_only = false;
-  ResetConnectionState(db_, st);
+  st->session = false;
+  if (!plan.keep_state) ResetConnectionState(db_, st);
   return result;
+}
+
+Result<Sandbox::Description> Sandbox::Describe(const std::string& sql, ScriptError* error) {
+  State* st = state_.get();
+  st->session = true;  // transaction control describes too
+  st->read_only = false;
+  st->denial.clear();
+  st->denied_read_only = false;
+  st->last_rc = 0;
+  sqlite3_stmt* raw = nullptr;
+  int rc = sqlite3_prepare_v3(db_, sql.data(), static_cast<int>(sql.size()), 0, &raw, nullptr);
+  std::unique_ptr<sqlite3_stmt, StmtCloser> stmt(raw);
+  st->session = false;
+  st->txn_control.clear();
+  if (rc != SQLITE_OK) {
+    Status s = StatusFromSqlite(db_, st, rc, "");
+    if (error != nullptr) *error = ScriptError{s, 0, "", st->last_rc};
+    return s;
+  }
+  Description d;
+  if (!stmt) return d;
+  for (int i = 1, n = sqlite3_bind_parameter_count(stmt.get()); i <= n; ++i) {
+    const char* name = sqlite3_bind_parameter_name(stmt.get(), i);
+    d.params.push_back(name ? name : "");
+  }
+  for (int i = 0, n = sqlite3_column_count(stmt.get()); i < n; ++i) {
+    const char* name = sqlite3_column_name(stmt.get(), i);
+    const char* type = sqlite3_column_decltype(stmt.get(), i);
+    d.columns.push_back(name ? name : "");
+    d.decltypes.push_back(type ? type : "");
+  }
+  d.is_explain = sqlite3_stmt_isexplain(stmt.get()) != 0;
+  d.is_readonly = sqlite3_stmt_readonly(stmt.get()) != 0;
+  return d;
 }
 
 }  // namespace branchdb::server::sql

@@ -338,6 +338,12 @@ TEST_CASE("values map to JSON and BLOBs round-trip", "[sandbox]") {
   CHECK(*back == bytes);
   CHECK(f.Query("SELECT 1e999") == json::array({json::array({nullptr})}));
   CHECK(f.Reason("SELECT ?", json::array({json{{"$blob", "not base64!"}}})) == "invalid_params");
+  // Strict base64: padding only at the end, never standing for a lone sextet.
+  for (const char* bad : {"A===", "AA==AA==", "AA=A", "====", " AAA"}) {
+    INFO(bad);
+    CHECK_FALSE(Base64Decode(bad).ok());
+  }
+  CHECK(*Base64Decode("AA==") == std::string(1, '\0'));
 }
 
 TEST_CASE("results carry columns and rows_affected", "[sandbox]") {
