@@ -551,7 +551,12 @@ Status PageStoreImpl::Health() const {
   return failed_;
 }
 
-std::vector<std::string> PageStoreImpl::Damage() const { return damage_; }
+std::vector<std::string> PageStoreImpl::Damage() const {
+  std::vector<std::string> out = damage_;
+  MutexLock lock(damage_mu_);
+  out.insert(out.end(), read_damage_.begin(), read_damage_.end());
+  return out;
+}
 
 Lsn PageStoreImpl::LastLsn() const {
   ReaderLock state(state_mu_);
