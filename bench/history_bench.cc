@@ -7,7 +7,9 @@
 //     arenas and the page index's slots);
 //   - record_metadata_per_commit: PageStore::RecordMetadataBytes() / N;
 // then, in a freshly executed process (memory this one freed cannot hide it):
-//   - open_rss_per_commit: the RSS growth of opening the store, / N;
+//   - open_rss_per_commit: the RSS growth of opening the store, / N, and
+//     open_rss_trimmed_per_commit, the same after malloc_trim(0) (without
+//     what the allocator kept of recovery's transient buffers);
 // and, as context, History() and GetRecord() over the whole history (every
 // record's annotation read back and checked) with the store's meta cache
 // statistics.
@@ -16,6 +18,7 @@
 //
 // Environment: BRANCHDB_BENCH_DIR scratch directory (default /tmp),
 // BRANCHDB_BENCH_COMMITS N (default 200000; BRANCHDB_BENCH_QUICK=1: 20000).
+#include <malloc.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -131,9 +134,8 @@ double Slope(const std::vector<double>& x, const std::vector<double>& y) {
 }
 
 // One metric measured over n commits; target empty: a context metric.
-void Report(const std::string& metric, double value, const std::string& unit,
-            bool lower_is_better, uint64_t n, const std::string& target = "",
-            bool met = false) {
+void Report(const std::string& metric, double value, const std::string& unit, bool lower_is_better,
+            uint64_t n, const std::string& target = "", bool met = false) {
   Metric m;
   m.bench = "history";
   m.metric = metric;
@@ -149,18 +151,24 @@ void Report(const std::string& metric, double value, const std::string& unit,
 }
 
 // In a fresh process (re-executed with --open-rss DIR FD): the RSS growth of
-// opening the store in DIR, written as a double to FD.
+// opening the store in DIR, then the same after malloc_trim (what the store
+// holds, without what the allocator kept of recovery's transient buffers),
+// written as two doubles to FD.
 [[noreturn]] void OpenRssChild(const std::string& dir, int fd) {
   const uint64_t before = RssBytes();
   auto store = OpenStore(dir);
-  const double delta = static_cast<double>(RssBytes()) - static_cast<double>(before);
-  ssize_t w = ::write(fd, &delta, sizeof(delta));
+  double delta[2];
+  delta[0] = static_cast<double>(RssBytes()) - static_cast<double>(before);
+  ::malloc_trim(0);
+  delta[1] = static_cast<double>(RssBytes()) - static_cast<double>(before);
+  ssize_t w = ::write(fd, delta, sizeof(delta));
   std::_Exit(w == sizeof(delta) ? 0 : 1);
 }
 
-double OpenRssDelta(const std::string& dir) {
+// {RSS growth of an open, the same after malloc_trim}; -1 on failure.
+std::pair<double, double> OpenRssDelta(const std::string& dir) {
   int fds[2];
-  if (::pipe(fds) != 0) return -1;
+  if (::pipe(fds) != 0) return {-1, -1};
   std::fflush(nullptr);
   pid_t pid = ::fork();
   if (pid == 0) {
@@ -171,12 +179,12 @@ double OpenRssDelta(const std::string& dir) {
     std::_Exit(127);
   }
   ::close(fds[1]);
-  double delta = -1;
-  if (::read(fds[0], &delta, sizeof(delta)) != sizeof(delta)) delta = -1;
+  double delta[2] = {-1, -1};
+  if (::read(fds[0], delta, sizeof(delta)) != sizeof(delta)) delta[0] = delta[1] = -1;
   ::close(fds[0]);
   int status = 0;
   ::waitpid(pid, &status, 0);
-  return delta;
+  return {delta[0], delta[1]};
 }
 
 // Deletes the store's files and its directory.
@@ -195,8 +203,8 @@ int main(int argc, char** argv) {
     OpenRssChild(argv[2], std::atoi(argv[3]));
   }
   const bool quick = EnvU64("BRANCHDB_BENCH_QUICK", 0) != 0;
-  const uint64_t n = std::max<uint64_t>(
-      kPhases * 2, EnvU64("BRANCHDB_BENCH_COMMITS", quick ? 20000 : 200000));
+  const uint64_t n =
+      std::max<uint64_t>(kPhases * 2, EnvU64("BRANCHDB_BENCH_COMMITS", quick ? 20000 : 200000));
   const char* root_env = std::getenv("BRANCHDB_BENCH_DIR");
   const std::string root = root_env != nullptr && *root_env ? root_env : "/tmp";
   const std::string dir = JoinPath(root, "history_bench." + std::to_string(::getpid()));
@@ -214,8 +222,7 @@ int main(int argc, char** argv) {
     for (uint64_t i = n * (phase - 1) / kPhases; i < end; ++i) {
       std::memcpy(page.data(), &i, sizeof(i));
       const PageNo pgno = static_cast<PageNo>(1 + i % kWorkingSetPages);
-      head = Check(store->Commit(t, head, {PageWrite{pgno, page}}, kWorkingSetPages,
-                                 Annotation(i)),
+      head = Check(store->Commit(t, head, {PageWrite{pgno, page}}, kWorkingSetPages, Annotation(i)),
                    "commit");
     }
     if (phase > 1) {
@@ -229,8 +236,8 @@ int main(int argc, char** argv) {
   const double per_commit = Slope(xs, ys);
   const double meta = static_cast<double>(store->RecordMetadataBytes()) / static_cast<double>(n);
   const std::string where = std::to_string(n) + " commits of 1 page, 2 KiB annotation";
-  Report("rss_per_commit", per_commit, "bytes", true, n,
-         "< 16 bytes (16 MB per 1M commits, #15)", per_commit < 16);
+  Report("rss_per_commit", per_commit, "bytes", true, n, "< 16 bytes (16 MB per 1M commits, #15)",
+         per_commit < 16);
   Report("record_metadata_per_commit", meta, "bytes", true, n);
   Report("commit_rate_nosync", static_cast<double>(n) / commit_seconds, "commits/s", false, n);
 
@@ -243,10 +250,11 @@ int main(int argc, char** argv) {
     auto page_of = Check(store->History(t, before, 256), "history");
     for (const RecordInfo& r : page_of) {
       if (r.lsn < first) continue;  // the create record
-      if (!AnnotationIs(r.annotation, r.lsn - first)) Die("history", Status::Corruption("annotation"));
+      if (!AnnotationIs(r.annotation, r.lsn - first))
+        Die("history", Status::Corruption("annotation"));
       ++seen;
     }
-    if (page_of.size() < 256) break;
+    if (page_of.size() < 256 || page_of.back().lsn == 1) break;  // before 0 is the head
     before = page_of.back().lsn - 1;
   }
   const double history_seconds = NowSeconds() - h0;
@@ -260,13 +268,14 @@ int main(int argc, char** argv) {
     if (!AnnotationIs(r.annotation, lsn - first)) Die("get", Status::Corruption("annotation"));
   }
   const double get_seconds = NowSeconds() - g0;
-  Report("history_walk_records_per_s", static_cast<double>(n) / history_seconds, "records/s",
-         false, n);
+  Report("history_walk_records_per_s", static_cast<double>(n) / history_seconds, "records/s", false,
+         n);
   Report("get_record_random_us", get_seconds / kGets * 1e6, "us", true, n);
   store.reset();
 
-  const double open_delta = OpenRssDelta(dir);
+  const auto [open_delta, open_trimmed] = OpenRssDelta(dir);
   Report("open_rss_per_commit", open_delta / static_cast<double>(n), "bytes", true, n);
+  Report("open_rss_trimmed_per_commit", open_trimmed / static_cast<double>(n), "bytes", true, n);
   std::fprintf(stderr, "history_bench: %s\n", where.c_str());
   RemoveStore(dir);
   return 0;

@@ -56,8 +56,7 @@ Status PageStoreImpl::ScanTail(uint64_t number, RandomAccessFile* file, uint64_t
     std::string_view meta_bytes(data.data() + pos + kRecordHeaderSize, meta_len);
     if (crc32c::Value(meta_bytes) != meta_crc) break;
     Loaded rec;
-    if (!DecodeMeta(meta_bytes, &rec.meta).ok()) break;
-    rec.meta.annotation = std::string();  // read on demand (ReadMeta), not kept
+    if (!DecodeMeta(meta_bytes, &rec.meta, MetaParts::kNoAnnotation).ok()) break;
     size_t images = rec.meta.ImageCount();
     uint64_t size = RecordSize(meta_len, images, rec.meta.payload_len);
     if (size > data.size() - pos) break;
@@ -109,16 +108,17 @@ Status PageStoreImpl::LoadSegment(uint64_t number, bool newest_log, bool* sealed
   SealedRecords records;
   if (newest_log) {  // never a compacted segment (DropSupersededSegments)
     BRANCHDB_RETURN_IF_ERROR(
-        ReadFooterEntries(file, header_len, *size, &records.entries, &records.damage));
+        ReadFooterEntries(file, header_len, *size, &records.entries, &records.damage,
+                          MetaParts::kNoAnnotation));
     *sealed = records.damage.empty();
   } else {
-    BRANCHDB_RETURN_IF_ERROR(ReadSealedRecords(file, number, header_len, *size, &records));
+    BRANCHDB_RETURN_IF_ERROR(
+        ReadSealedRecords(file, number, header_len, *size, &records, MetaParts::kNoAnnotation));
     if (!records.damage.empty()) damage_.push_back(SegmentFileName(number) + ": " + records.damage);
     *sealed = true;
   }
   if (*sealed) {
     for (FooterEntry& e : records.entries) {
-      e.meta.annotation = std::string();  // read on demand (ReadMeta), not kept
       out->push_back(Loaded{std::move(e.meta), static_cast<uint32_t>(number), e.offset, e.meta_len});
     }
     return Status::OK();

@@ -32,8 +32,8 @@ namespace branchdb::storage::internal {
 struct RecordEntry {
   Lsn lsn = 0;
   int64_t time_micros = 0;
-  uint64_t offset = 0;       // of the record (its u32 meta_len) in its segment file
-  uint32_t run = kNoRun;     // the run it belongs to (whose timeline is its timeline)
+  uint64_t offset = 0;    // of the record (its u32 meta_len) in its segment file
+  uint32_t run = kNoRun;  // the run it belongs to (whose timeline is its timeline)
   uint32_t segment = 0;
   uint32_t meta_len = 0;
   uint32_t db_size_pages = 0;  // of the state it names

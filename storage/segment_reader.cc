@@ -29,7 +29,8 @@ Status ReadSegmentHeader(RandomAccessFile* file, uint64_t number, SegmentHeader*
 }
 
 Status ReadFooterEntries(RandomAccessFile* file, size_t header_len, uint64_t size,
-                         std::vector<FooterEntry>* entries, std::string* damage) {
+                         std::vector<FooterEntry>* entries, std::string* damage,
+                         MetaParts parts) {
   if (size < header_len + kTrailerSize) {
     *damage = "no trailer";
     return Status::OK();
@@ -48,7 +49,7 @@ Status ReadFooterEntries(RandomAccessFile* file, size_t header_len, uint64_t siz
   }
   std::string body;
   BRANCHDB_RETURN_IF_ERROR(ReadExactly(file, t.footer_offset, t.footer_len, &body));
-  Status decoded = DecodeFooter(body, t.footer_crc, entries);
+  Status decoded = DecodeFooter(body, t.footer_crc, entries, parts);
   if (!decoded.ok()) {
     *damage = decoded.message();
     return Status::OK();
@@ -68,7 +69,7 @@ namespace {
 
 // Scans records from `start` while each one's meta_len, meta CRC and meta are
 // valid and the record fits in the file; *end receives where the scan stopped.
-Status ScanRecordMetas(RandomAccessFile* file, uint64_t start, uint64_t size,
+Status ScanRecordMetas(RandomAccessFile* file, uint64_t start, uint64_t size, MetaParts parts,
                        std::vector<FooterEntry>* out, uint64_t* end) {
   uint64_t pos = start;
   std::string head;
@@ -82,7 +83,7 @@ Status ScanRecordMetas(RandomAccessFile* file, uint64_t start, uint64_t size,
     }
     BRANCHDB_RETURN_IF_ERROR(ReadExactly(file, pos + kRecordHeaderSize, meta_len, &meta));
     FooterEntry e;
-    if (crc32c::Value(meta) != meta_crc || !DecodeMeta(meta, &e.meta).ok()) break;
+    if (crc32c::Value(meta) != meta_crc || !DecodeMeta(meta, &e.meta, parts).ok()) break;
     const uint64_t record = RecordSize(meta_len, e.meta.ImageCount(), e.meta.payload_len);
     if (record > size - pos) break;
     e.offset = pos;
@@ -110,7 +111,9 @@ Result<bool> FooterBeginsAt(RandomAccessFile* file, uint64_t end, uint64_t size,
   std::string body;
   BRANCHDB_RETURN_IF_ERROR(ReadExactly(file, end, size - end - kTrailerSize, &body));
   std::vector<FooterEntry> listed;
-  if (!DecodeFooter(body, crc32c::Value(body), &listed).ok()) return false;
+  if (!DecodeFooter(body, crc32c::Value(body), &listed, MetaParts::kNoAnnotation).ok()) {
+    return false;
+  }
   if (listed.size() != scanned.size()) return false;
   for (size_t i = 0; i < listed.size(); ++i) {
     if (listed[i].offset != scanned[i].offset) return false;
@@ -121,14 +124,15 @@ Result<bool> FooterBeginsAt(RandomAccessFile* file, uint64_t end, uint64_t size,
 }  // namespace
 
 Status ReadSealedRecords(RandomAccessFile* file, uint64_t number, size_t header_len, uint64_t size,
-                         SealedRecords* out) {
+                         SealedRecords* out, MetaParts parts) {
   out->entries.clear();
   out->damage.clear();
-  BRANCHDB_RETURN_IF_ERROR(ReadFooterEntries(file, header_len, size, &out->entries, &out->damage));
+  BRANCHDB_RETURN_IF_ERROR(
+      ReadFooterEntries(file, header_len, size, &out->entries, &out->damage, parts));
   if (out->damage.empty()) return Status::OK();
   out->entries.clear();
   uint64_t end = 0;
-  BRANCHDB_RETURN_IF_ERROR(ScanRecordMetas(file, header_len, size, &out->entries, &end));
+  BRANCHDB_RETURN_IF_ERROR(ScanRecordMetas(file, header_len, size, parts, &out->entries, &end));
   auto footer = FooterBeginsAt(file, end, size, out->entries);
   if (!footer.ok()) return footer.status();
   if (!*footer) {

@@ -29,8 +29,10 @@ Status ReadSegmentHeader(RandomAccessFile* file, uint64_t number, SegmentHeader*
 // version, offsets consistent with the file size, footer CRC, every entry
 // before the footer). Otherwise OK with *damage saying what failed (empty
 // when they passed; *entries is then to be ignored). Errors: the reads'.
+// `parts`: what of each meta to decode (DecodeMeta).
 Status ReadFooterEntries(RandomAccessFile* file, size_t header_len, uint64_t size,
-                         std::vector<FooterEntry>* entries, std::string* damage);
+                         std::vector<FooterEntry>* entries, std::string* damage,
+                         MetaParts parts = MetaParts::kAll);
 
 // The record list of a sealed segment.
 struct SealedRecords {
@@ -52,7 +54,7 @@ struct SealedRecords {
 // be told (neither the trailer's offsets nor a footer body found there
 // agree with the scan): the records after that point cannot be found.
 Status ReadSealedRecords(RandomAccessFile* file, uint64_t number, size_t header_len, uint64_t size,
-                         SealedRecords* out);
+                         SealedRecords* out, MetaParts parts = MetaParts::kAll);
 
 }  // namespace branchdb::storage::internal
 
