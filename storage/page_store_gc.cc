@@ -245,7 +245,8 @@ void PageStoreImpl::ApplyGcPlan(GcPlan plan, const std::unordered_set<Lsn>& root
   const size_t nruns = runs_.size();
   for (auto& [pgno, kept] : plan.rewrites) index_.Set(pgno, std::move(kept));
   // Every record that is not a root is collected (with its payload's bytes).
-  records_.RetainIf([&](const RecordEntry& rec) REQUIRES(state_mu_) {
+  records_.RetainIf([&](const RecordEntry& rec) {
+    state_mu_.AssertHeld();  // taken by the caller
     if (roots.count(rec.lsn)) return true;
     if (rec.payload_len > 0) {
       auto p = payload_bytes_.find(runs_[rec.run].timeline);

@@ -301,10 +301,13 @@ Result<std::shared_ptr<const RecordMeta>> PageStoreImpl::ReadFooterMeta(
     SegmentHeader h;
     size_t header_len = 0;
     std::vector<FooterEntry> entries;
-    BRANCHDB_RETURN_IF_ERROR(ReadSegmentHeader(loc.file.get(), loc.segment, &h, &header_len));
-    footer_damage.clear();
-    BRANCHDB_RETURN_IF_ERROR(ReadFooterEntries(loc.file.get(), header_len, loc.segment_size,
-                                               &entries, &footer_damage));
+    Status header = ReadSegmentHeader(loc.file.get(), loc.segment, &h, &header_len);
+    if (!header.ok() && !header.IsCorruption()) return header;
+    footer_damage = header.ok() ? "" : header.message();
+    if (header.ok()) {
+      BRANCHDB_RETURN_IF_ERROR(ReadFooterEntries(loc.file.get(), header_len, loc.segment_size,
+                                                 &entries, &footer_damage));
+    }
     if (footer_damage.empty()) {
       for (FooterEntry& e : entries) {
         if (e.offset != loc.offset) continue;
