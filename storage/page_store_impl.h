@@ -238,16 +238,11 @@ class PageStoreImpl final : public PageStore {
   Result<MetaLocation> MetaLocationLocked(const RecordEntry& rec) const
       REQUIRES_SHARED(state_mu_);
   // The meta of the record at loc: from the meta cache, else read from its
-  // segment and checked (meta_len, CRC, decoding, LSN), then cached. A damaged
-  // meta in a sealed segment is taken from the footer's copy when the footer
-  // is intact (and noted in read_damage_); Corruption otherwise.
+  // segment by ReadRecordMeta (segment_reader.h), then cached; a damaged copy
+  // that the footer's copy stood in for is noted in read_damage_.
   // REQUIRES: state_mu_ not held (it reads files).
   Result<std::shared_ptr<const RecordMeta>> ReadMeta(const MetaLocation& loc) const
       EXCLUDES(state_mu_);
-  // ReadMeta's fallback: the footer's copy of the meta at loc, or Corruption
-  // saying why (`why`: what was wrong with the record's own copy).
-  Result<std::shared_ptr<const RecordMeta>> ReadFooterMeta(const MetaLocation& loc,
-                                                            const std::string& why) const;
   static RecordInfo ToInfo(const RecordMeta& meta);
   std::string SegmentPath(uint64_t number) const;
 

@@ -4,8 +4,6 @@
 #include <span>
 #include <tuple>
 
-#include "base/coding.h"
-#include "base/crc32c.h"
 #include "storage/page_store_impl.h"
 #include "storage/segment_reader.h"
 
@@ -266,67 +264,19 @@ Result<PageStoreImpl::MetaLocation> PageStoreImpl::MetaLocationLocked(
 
 Result<std::shared_ptr<const RecordMeta>> PageStoreImpl::ReadMeta(const MetaLocation& loc) const {
   if (auto cached = meta_cache_.Lookup(loc.lsn)) return cached;
-  std::string why;  // what is wrong with the record's own copy; empty: nothing
   auto meta = std::make_shared<RecordMeta>();
-  std::string buf;
-  Status read = ReadExactly(loc.file.get(), loc.offset, kRecordHeaderSize + loc.meta_len, &buf);
-  if (!read.ok() && !read.IsCorruption()) return read;  // an I/O error, not damage
-  if (!read.ok()) {
-    why = "cut short";
-  } else if (coding::DecodeFixed32(buf.data()) != loc.meta_len) {
-    why = "meta length " + std::to_string(coding::DecodeFixed32(buf.data())) + ", expected " +
-          std::to_string(loc.meta_len);
-  } else {
-    std::string_view bytes(buf.data() + kRecordHeaderSize, loc.meta_len);
-    if (coding::DecodeFixed32(buf.data() + 4) != crc32c::Value(bytes)) {
-      why = "meta checksum mismatch";
-    } else if (Status d = DecodeMeta(bytes, meta.get()); !d.ok()) {
-      why = d.message();
-    } else if (meta->lsn != loc.lsn) {
-      why = "meta names LSN " + std::to_string(meta->lsn);
+  std::string damage;
+  BRANCHDB_RETURN_IF_ERROR(ReadRecordMeta(loc.file.get(), loc.segment, loc.offset, loc.meta_len,
+                                          loc.lsn, loc.sealed ? loc.segment_size : 0,
+                                          meta.get(), &damage));
+  if (!damage.empty()) {
+    MutexLock lock(damage_mu_);
+    if (std::find(read_damage_.begin(), read_damage_.end(), damage) == read_damage_.end()) {
+      read_damage_.push_back(damage);
     }
   }
-  if (!why.empty()) return ReadFooterMeta(loc, why);
   meta_cache_.Insert(loc.lsn, meta);
   return std::shared_ptr<const RecordMeta>(std::move(meta));
-}
-
-Result<std::shared_ptr<const RecordMeta>> PageStoreImpl::ReadFooterMeta(
-    const MetaLocation& loc, const std::string& why) const {
-  const std::string what = SegmentFileName(loc.segment) + ": record meta of LSN " +
-                           std::to_string(loc.lsn) + " at offset " + std::to_string(loc.offset) +
-                           ": " + why;
-  std::string footer_damage = "the segment is not sealed";
-  if (loc.sealed) {
-    SegmentHeader h;
-    size_t header_len = 0;
-    std::vector<FooterEntry> entries;
-    Status header = ReadSegmentHeader(loc.file.get(), loc.segment, &h, &header_len);
-    if (!header.ok() && !header.IsCorruption()) return header;
-    footer_damage = header.ok() ? "" : header.message();
-    if (header.ok()) {
-      BRANCHDB_RETURN_IF_ERROR(ReadFooterEntries(loc.file.get(), header_len, loc.segment_size,
-                                                 &entries, &footer_damage));
-    }
-    if (footer_damage.empty()) {
-      for (FooterEntry& e : entries) {
-        if (e.offset != loc.offset) continue;
-        if (e.meta.lsn != loc.lsn || e.meta_len != loc.meta_len) break;
-        {
-          MutexLock lock(damage_mu_);
-          const std::string line = what + "; read from the segment footer's copy";
-          if (std::find(read_damage_.begin(), read_damage_.end(), line) == read_damage_.end()) {
-            read_damage_.push_back(line);
-          }
-        }
-        auto meta = std::make_shared<const RecordMeta>(std::move(e.meta));
-        meta_cache_.Insert(loc.lsn, meta);
-        return meta;
-      }
-      footer_damage = "the footer lists no such record";
-    }
-  }
-  return Status::Corruption(what + ", and it has no intact copy (" + footer_damage + ")");
 }
 
 Result<RecordInfo> PageStoreImpl::GetRecord(Lsn lsn) const {

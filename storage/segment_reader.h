@@ -56,6 +56,19 @@ struct SealedRecords {
 Status ReadSealedRecords(RandomAccessFile* file, uint64_t number, size_t header_len, uint64_t size,
                          SealedRecords* out, MetaParts parts = MetaParts::kAll);
 
+// Reads the meta of the record at `offset` of segment `number` and checks it:
+// its meta_len (must be `meta_len`), its meta CRC, its decoding, its LSN
+// (must be `lsn`). When that copy fails and the segment is sealed
+// (`sealed_size`: its size; 0 for the unsealed segment), the footer's copy
+// is taken if the footer passes every check (ReadFooterEntries), and
+// *damage says what was wrong ("seg-000003.log: record meta of LSN 42 at
+// offset 4242: meta checksum mismatch; read from the segment footer's
+// copy"); *damage is left empty otherwise. Corruption, with the same words
+// and why the footer could not stand in, when no intact copy exists; the
+// reads' errors as they are.
+Status ReadRecordMeta(RandomAccessFile* file, uint64_t number, uint64_t offset, uint32_t meta_len,
+                      Lsn lsn, uint64_t sealed_size, RecordMeta* meta, std::string* damage);
+
 }  // namespace branchdb::storage::internal
 
 #endif  // BRANCHDB_STORAGE_SEGMENT_READER_H_
