@@ -122,8 +122,7 @@ class PageStoreImpl final : public PageStore {
     uint32_t segment = 0;
     uint64_t offset = 0;
     uint32_t meta_len = 0;
-    bool sealed = false;        // its segment has a footer (a second copy of the meta)
-    uint64_t segment_size = 0;  // of a sealed segment
+    uint64_t sealed_size = 0;  // its segment's size when sealed (a footer copy); else 0
     std::shared_ptr<RandomAccessFile> file;
   };
   // A record found on disk during recovery.

@@ -252,10 +252,7 @@ Result<PageStoreImpl::MetaLocation> PageStoreImpl::MetaLocationLocked(
   loc.offset = rec.offset;
   loc.meta_len = rec.meta_len;
   auto seg = segments_.find(rec.segment);
-  if (seg != segments_.end() && seg->second.sealed) {
-    loc.sealed = true;
-    loc.segment_size = seg->second.size;
-  }
+  if (seg != segments_.end() && seg->second.sealed) loc.sealed_size = seg->second.size;
   auto file = File(rec.segment);
   if (!file.ok()) return file.status();
   loc.file = std::move(*file);
@@ -267,8 +264,7 @@ Result<std::shared_ptr<const RecordMeta>> PageStoreImpl::ReadMeta(const MetaLoca
   auto meta = std::make_shared<RecordMeta>();
   std::string damage;
   BRANCHDB_RETURN_IF_ERROR(ReadRecordMeta(loc.file.get(), loc.segment, loc.offset, loc.meta_len,
-                                          loc.lsn, loc.sealed ? loc.segment_size : 0,
-                                          meta.get(), &damage));
+                                          loc.lsn, loc.sealed_size, meta.get(), &damage));
   if (!damage.empty()) {
     MutexLock lock(damage_mu_);
     if (std::find(read_damage_.begin(), read_damage_.end(), damage) == read_damage_.end()) {
