@@ -3,8 +3,9 @@
 // its checkpoint, also after a crash.
 //
 // A record holds two parts, written atomically in the same record:
-//   - the annotation (RecordInfo::annotation), kept in memory by the store for
-//     the record's life: small, bounded per commit whatever the script's size;
+//   - the annotation (RecordInfo::annotation), in the record's metadata,
+//     which the store reads back (through a bounded cache) every time the
+//     checkpoint is listed: small, bounded per commit whatever the script's size;
 //   - for kind "sql", the script (SQL text and parameters) as the record's
 //     payload: on disk only (PageStore::ReadPayload), read when promote
 //     replays it. The annotation names it by size and SHA-256.

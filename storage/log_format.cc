@@ -52,7 +52,7 @@ std::string EncodeMeta(const RecordMeta& m) {
   return out;
 }
 
-Status DecodeMeta(std::string_view in, RecordMeta* m) {
+Status DecodeMeta(std::string_view in, RecordMeta* m, MetaParts parts) {
   Decoder d(in);
   uint8_t kind = d.U8();
   m->flags = d.U8();
@@ -65,7 +65,12 @@ Status DecodeMeta(std::string_view in, RecordMeta* m) {
   m->base = d.U64();
   m->base_run_start = d.U64();
   uint32_t ann = d.U32();
-  m->annotation = std::string(d.Bytes(ann));
+  std::string_view annotation = d.Bytes(ann);
+  if (parts == MetaParts::kAll) {
+    m->annotation = std::string(annotation);
+  } else {
+    m->annotation.clear();
+  }
   uint32_t n = d.U32();
   if (!d.ok() || n > d.remaining() / kMetaEntryBytes) {
     return Status::Corruption("record metadata truncated");
@@ -192,7 +197,8 @@ bool DecodeTrailer(std::string_view in, Trailer* t) {
   return version >= kOldestFormatVersion && version <= kFormatVersion;
 }
 
-Status DecodeFooter(std::string_view body, uint32_t crc, std::vector<FooterEntry>* out) {
+Status DecodeFooter(std::string_view body, uint32_t crc, std::vector<FooterEntry>* out,
+                    MetaParts parts) {
   if (crc32c::Value(body) != crc) return Status::Corruption("segment footer checksum mismatch");
   Decoder d(body);
   uint32_t n = d.U32();
@@ -204,7 +210,7 @@ Status DecodeFooter(std::string_view body, uint32_t crc, std::vector<FooterEntry
     e.meta_len = d.U32();
     std::string_view meta = d.Bytes(e.meta_len);
     if (!d.ok()) return Status::Corruption("segment footer truncated");
-    BRANCHDB_RETURN_IF_ERROR(DecodeMeta(meta, &e.meta));
+    BRANCHDB_RETURN_IF_ERROR(DecodeMeta(meta, &e.meta, parts));
   }
   if (d.remaining() != 0) return Status::Corruption("segment footer has trailing bytes");
   return Status::OK();

@@ -67,7 +67,10 @@ struct RecordMeta {
 };
 
 std::string EncodeMeta(const RecordMeta& meta);
-Status DecodeMeta(std::string_view in, RecordMeta* meta);
+// What a decode keeps: everything, or all but the annotation (left empty;
+// recovery needs no annotation, and a store's memory does not hold them).
+enum class MetaParts { kAll, kNoAnnotation };
+Status DecodeMeta(std::string_view in, RecordMeta* meta, MetaParts parts = MetaParts::kAll);
 
 // Offset of image i (0-based among kImage entries) from the record's start.
 inline uint64_t ImageOffset(uint64_t record_offset, uint32_t meta_len, size_t i) {
@@ -126,7 +129,8 @@ struct Trailer {
 };
 // False when the bytes are not a valid trailer (unsealed segment).
 bool DecodeTrailer(std::string_view in, Trailer* t);
-Status DecodeFooter(std::string_view body, uint32_t crc, std::vector<FooterEntry>* out);
+Status DecodeFooter(std::string_view body, uint32_t crc, std::vector<FooterEntry>* out,
+                    MetaParts parts = MetaParts::kAll);
 
 // The GC manifest: the store's structure as of the last GC (file "GCSTATE").
 struct ManifestRun {

@@ -160,7 +160,11 @@ bool PageCache::Lookup(Lsn lsn, PageNo pgno, std::string* out) {
   if (capacity_ == 0) return false;
   MutexLock lock(mu_);
   auto it = map_.find(Key{lsn, pgno});
-  if (it == map_.end()) return false;
+  if (it == map_.end()) {
+    ++misses_;
+    return false;
+  }
+  ++hits_;
   lru_.splice(lru_.begin(), lru_, it->second);
   *out = it->second->second;
   return true;
@@ -177,6 +181,11 @@ void PageCache::Insert(Lsn lsn, PageNo pgno, const std::string& data) {
     map_.erase(lru_.back().first);
     lru_.pop_back();
   }
+}
+
+CacheStats PageCache::Stats() const {
+  MutexLock lock(mu_);
+  return CacheStats{capacity_ * kPageSize, map_.size() * kPageSize, map_.size(), hits_, misses_};
 }
 
 }  // namespace branchdb::storage::internal

@@ -147,6 +147,8 @@ class PageCache {
   explicit PageCache(uint64_t capacity_bytes) : capacity_(capacity_bytes / kPageSize) {}
   bool Lookup(Lsn lsn, PageNo pgno, std::string* out) EXCLUDES(mu_);
   void Insert(Lsn lsn, PageNo pgno, const std::string& data) EXCLUDES(mu_);
+  // Entries and bytes held (kPageSize each), hits and misses so far.
+  CacheStats Stats() const EXCLUDES(mu_);
 
  private:
   struct Key {
@@ -160,7 +162,9 @@ class PageCache {
     }
   };
   const size_t capacity_;
-  Mutex mu_;
+  mutable Mutex mu_;
+  uint64_t hits_ GUARDED_BY(mu_) = 0;
+  uint64_t misses_ GUARDED_BY(mu_) = 0;
   std::list<std::pair<Key, std::string>> lru_ GUARDED_BY(mu_);
   std::unordered_map<Key, std::list<std::pair<Key, std::string>>::iterator, KeyHash> map_
       GUARDED_BY(mu_);

@@ -80,6 +80,11 @@ struct PageStoreOptions {
   uint64_t segment_bytes = 64ull << 20;
   // Bytes of page images kept in an in-memory LRU cache. Default: 64 MiB.
   uint64_t cache_bytes = 64ull << 20;
+  // Bytes of decoded record metadata (annotations, page lists) kept in an
+  // in-memory LRU cache; the rest is read from the segments when History,
+  // GetRecord or ChangedPages need it. A record's metadata larger than this
+  // is never cached. Default: 8 MiB.
+  uint64_t meta_cache_bytes = 8ull << 20;
 };
 
 enum class RecordKind : uint8_t {
@@ -127,6 +132,23 @@ struct GcStats {
   uint64_t versions_removed = 0;
   uint64_t bytes_reclaimed = 0;   // file bytes returned to the file system
   uint64_t segments_rewritten = 0;
+};
+
+// One in-memory cache of a store (Stats()). Counters start at 0 when the
+// store is opened.
+struct CacheStats {
+  uint64_t capacity_bytes = 0;
+  uint64_t bytes = 0;    // what its entries hold now
+  uint64_t entries = 0;
+  uint64_t hits = 0;
+  uint64_t misses = 0;
+};
+
+struct StoreStats {
+  uint64_t records = 0;                // live records
+  uint64_t record_metadata_bytes = 0;  // RecordMetadataBytes()
+  CacheStats meta_cache;               // decoded record metadata
+  CacheStats page_cache;               // page images
 };
 
 struct SpaceUsage {
@@ -208,6 +230,11 @@ class PageStore {
 
   // --- History --------------------------------------------------------------
 
+  // GetRecord, History and ChangedPages read the records' metadata from
+  // their segments (through the meta cache), each checked by its checksum: a
+  // damaged one is served from the segment footer's copy when that is intact
+  // (and listed in Damage()), else the call returns Corruption naming the
+  // segment, the offset and the LSN. Never a wrong answer.
   virtual Result<RecordInfo> GetRecord(Lsn lsn) const = 0;
 
   // The payload of record lsn, read from its segment (checksum verified:
@@ -244,10 +271,13 @@ class PageStore {
   // including those a rollback moved away from, until GC collects them).
   // 0 for an unknown timeline. Cheap (a counter).
   virtual uint64_t PayloadBytes(TimelineId t) const = 0;
-  // Bytes of record metadata the store holds in memory for its live records
-  // (a fixed cost per record, its annotation, its page list): grows with the
-  // number of records and pages written, never with payloads.
+  // Bytes of record metadata the store holds in memory for its live records:
+  // a fixed cost per record (48 bytes), whatever its annotation, page list
+  // or payload (those are on disk, read on demand; the bounded cache of what
+  // was read is in Stats().meta_cache).
   virtual uint64_t RecordMetadataBytes() const = 0;
+  // Sizes and hit counts of the store's in-memory caches.
+  virtual StoreStats Stats() const = 0;
 
   // OK, or the failure that stopped the store's writes: IOError store_failed
   // (an fsync), or the failed write's own error (disk_full for a full disk).
@@ -256,8 +286,10 @@ class PageStore {
   // line per sealed segment whose trailer or footer failed its checks and
   // whose record list was rebuilt by scanning its records ("seg-000003.log:
   // footer checksum mismatch; record list rebuilt by scanning 120 records").
-  // The files are left as they are; every open scans them again. Empty when
-  // none.
+  // Then one line per damaged record metadata that a read found since and
+  // served from the segment footer's intact copy (a record whose metadata
+  // has no intact copy is a Corruption for the calls that need it). The
+  // files are left as they are; every open scans them again. Empty when none.
   virtual std::vector<std::string> Damage() const = 0;
   // Newest LSN of the store.
   virtual Lsn LastLsn() const = 0;

@@ -145,7 +145,7 @@ PageStoreImpl::GcPlan PageStoreImpl::PlanGc(const std::unordered_set<Lsn>& roots
   std::vector<char>& rooted = plan.rooted;
   Queries queries(nruns);
   for (Lsn r : roots) {
-    uint32_t run = records_.at(r).run;
+    uint32_t run = records_.Find(r)->run;
     queries[run].push_back(Query{r, kNoRun});
     while (run != kNoRun && !rooted[run]) {
       rooted[run] = 1;
@@ -230,11 +230,12 @@ std::unordered_set<Lsn> PageStoreImpl::GcRoots(const GcOptions& options, int64_t
     if (!t.dropped) roots.insert(t.info.head);
   }
   for (Lsn pin : options.pins) {
-    if (records_.count(pin) != 0) roots.insert(pin);
+    if (records_.Find(pin) != nullptr) roots.insert(pin);
   }
-  for (auto it = records_.rbegin(); it != records_.rend(); ++it) {
-    if (it->second.meta.time_micros < oldest) break;  // times never decrease with LSN
-    roots.insert(it->first);
+  for (size_t i = records_.size(); i-- > 0;) {
+    const RecordEntry& rec = records_.at(i);
+    if (rec.time_micros < oldest) break;  // times never decrease with LSN
+    roots.insert(rec.lsn);
   }
   return roots;
 }
@@ -244,17 +245,15 @@ void PageStoreImpl::ApplyGcPlan(GcPlan plan, const std::unordered_set<Lsn>& root
   const size_t nruns = runs_.size();
   for (auto& [pgno, kept] : plan.rewrites) index_.Set(pgno, std::move(kept));
   // Every record that is not a root is collected (with its payload's bytes).
-  for (auto it = records_.begin(); it != records_.end();) {
-    if (roots.count(it->first)) {
-      ++it;
-      continue;
+  records_.RetainIf([&](const RecordEntry& rec) {
+    state_mu_.AssertHeld();  // taken by the caller
+    if (roots.count(rec.lsn)) return true;
+    if (rec.payload_len > 0) {
+      auto p = payload_bytes_.find(runs_[rec.run].timeline);
+      if (p != payload_bytes_.end() && (p->second -= rec.payload_len) == 0) payload_bytes_.erase(p);
     }
-    if (uint32_t len = it->second.meta.payload_len; len > 0) {
-      auto p = payload_bytes_.find(it->second.meta.timeline);
-      if (p != payload_bytes_.end() && (p->second -= len) == 0) payload_bytes_.erase(p);
-    }
-    it = records_.erase(it);
-  }
+    return false;
+  });
   // Runs no root needs go; a needed run keeps its live roots, and each stretch
   // of collected entries between them shrinks to one marker.
   for (uint32_t r = 0; r < nruns; ++r) {
@@ -316,7 +315,8 @@ Manifest PageStoreImpl::BuildManifest() const {
   m.last_lsn = durable_lsn_;
   m.next_segment = next_segment_;
   Lsn expect = 1;
-  for (const auto& [lsn, rec] : records_) {
+  for (size_t i = 0; i < records_.size(); ++i) {
+    const Lsn lsn = records_.at(i).lsn;
     if (lsn > expect) m.collected.emplace_back(expect, lsn - 1);
     expect = lsn + 1;
   }
@@ -361,9 +361,9 @@ Status PageStoreImpl::Compact(GcStats* stats) {
   {
     ReaderLock state(state_mu_);
     segments = segments_;
-    for (const auto& [lsn, rec] : records_) {
-      keep[rec.segment] += kRecordHeaderSize + kMetaFixedBytes + rec.meta.annotation.size() +
-                           kMetaEntryBytes * rec.meta.entries.size() + rec.meta.payload_len;
+    for (size_t i = 0; i < records_.size(); ++i) {
+      const RecordEntry& rec = records_.at(i);
+      keep[rec.segment] += kRecordHeaderSize + rec.meta_len + rec.payload_len;
     }
     index_.ForEach([&](PageNo, std::span<const Version> vs) {
       for (const Version& v : vs) {
@@ -502,8 +502,8 @@ Status PageStoreImpl::CopyRetained(uint64_t seg, CompactionOutput* out) {
 bool PageStoreImpl::RetainEntries(uint64_t seg, RecordMeta* meta,
                                   std::vector<size_t>* old_image) const {
   ReaderLock state(state_mu_);
-  auto rec = records_.find(meta->lsn);
-  const bool live = rec != records_.end() && rec->second.segment == seg;
+  const RecordEntry* rec = records_.Find(meta->lsn);
+  const bool live = rec != nullptr && rec->segment == seg;
   std::vector<PageEntry> kept;
   size_t image = 0;
   for (const PageEntry& pe : meta->entries) {
@@ -587,10 +587,10 @@ void PageStoreImpl::InstallCompacted(const std::vector<uint64_t>& group, uint64_
       }
     }
     for (const CompactionOutput::LiveMove& m : out.live_moves) {
-      Record& rec = records_.at(m.lsn);
-      rec.segment = static_cast<uint32_t>(number);
-      rec.offset = m.offset;
-      rec.meta_len = m.meta_len;
+      RecordEntry* rec = records_.FindMutable(m.lsn);
+      rec->segment = static_cast<uint32_t>(number);
+      rec->offset = m.offset;
+      rec->meta_len = m.meta_len;
     }
     for (uint64_t seg : group) segments_.erase(seg);
     segments_[number] = Segment{new_size, true};
@@ -631,8 +631,8 @@ Result<SpaceUsage> PageStoreImpl::Usage(TimelineId t) const {
       }
     }
   });
-  u.logical_bytes = static_cast<uint64_t>(records_.at((*tl)->info.head).meta.db_size_pages) *
-                    kPageSize;
+  u.logical_bytes =
+      static_cast<uint64_t>(records_.Find((*tl)->info.head)->db_size_pages) * kPageSize;
   return u;
 }
 

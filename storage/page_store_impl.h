@@ -7,8 +7,10 @@
 // gc_mu_ serializes GCs; mu_ guards the write queue and the "pending" view of
 // timelines that mutations are validated against; state_mu_ (shared for
 // readers) guards the durable view: records, runs, timelines, the page index
-// and the segment table; files_mu_ guards the open segment files. Order:
-// gc_mu_, mu_, state_mu_, files_mu_ (then the caches' own locks, leaves).
+// and the segment table; files_mu_ guards the open segment files; damage_mu_
+// the damage reads found. Order: gc_mu_, mu_, state_mu_, files_mu_ (then the
+// caches' own locks and damage_mu_, leaves). No file is read under state_mu_
+// (a read takes the file's handle under it, and reads after releasing it).
 // Only the group-commit leader (or GC, which excludes leaders) touches the
 // active segment file: that is a protocol on gc_running_, not a lock.
 #ifndef BRANCHDB_STORAGE_PAGE_STORE_IMPL_H_
@@ -29,6 +31,7 @@
 #include "storage/log_format.h"
 #include "storage/page_index.h"
 #include "storage/page_store.h"
+#include "storage/record_table.h"
 
 namespace branchdb::storage::internal {
 
@@ -78,18 +81,12 @@ class PageStoreImpl final : public PageStore {
   uint64_t DiskBytes() const override;
   uint64_t PayloadBytes(TimelineId t) const override;
   uint64_t RecordMetadataBytes() const override;
+  StoreStats Stats() const override;
   Status Health() const override;
   std::vector<std::string> Damage() const override;
   Lsn LastLsn() const override;
 
  private:
-  struct Record {
-    RecordMeta meta;
-    uint32_t run = kNoRun;
-    uint32_t segment = 0;
-    uint32_t meta_len = 0;  // where the record is in its segment (for its payload)
-    uint64_t offset = 0;
-  };
   struct Timeline {
     TimelineInfo info;
     uint32_t run = kNoRun;
@@ -117,6 +114,15 @@ class PageStoreImpl final : public PageStore {
     uint64_t offset = 0;
     Lsn lsn = 0;
     // Taken under state_mu_, so compaction deleting the file cannot race the read.
+    std::shared_ptr<RandomAccessFile> file;
+  };
+  // Where a live record's meta is, taken under state_mu_ for a read after it.
+  struct MetaLocation {
+    Lsn lsn = 0;
+    uint32_t segment = 0;
+    uint64_t offset = 0;
+    uint32_t meta_len = 0;
+    uint64_t sealed_size = 0;  // its segment's size when sealed (a footer copy); else 0
     std::shared_ptr<RandomAccessFile> file;
   };
   // A record found on disk during recovery.
@@ -211,14 +217,14 @@ class PageStoreImpl final : public PageStore {
       REQUIRES(state_mu_);
   Result<const Timeline*> LiveTimeline(TimelineId t) const REQUIRES_SHARED(state_mu_);
   Result<Lsn> ResolveLocked(TimelineId t, Lsn lsn) const REQUIRES_SHARED(state_mu_);
-  Result<const Record*> StateLocked(Lsn lsn) const REQUIRES_SHARED(state_mu_);
+  Result<const RecordEntry*> StateLocked(Lsn lsn) const REQUIRES_SHARED(state_mu_);
   // Newest visible version of pgno at state (run, lsn), or nullptr.
   const Version* FindVersion(uint32_t run, Lsn lsn, PageNo pgno) const
       REQUIRES_SHARED(state_mu_);
   Status ReadLocation(const Location& loc, PageNo pgno, std::string* out) const;
   // Where page pgno of the state (rec's run, lsn) lives; leaves loc->file
   // null when the page reads as zeros.
-  Status LocateLocked(const Record& rec, Lsn lsn, PageNo pgno, Location* loc) const
+  Status LocateLocked(const RecordEntry& rec, Lsn lsn, PageNo pgno, Location* loc) const
       REQUIRES_SHARED(state_mu_);
   // ReadLocation, or zeros when LocateLocked found no version.
   Status ReadLocated(const Location& loc, PageNo pgno, std::string* out) const;
@@ -227,7 +233,16 @@ class PageStoreImpl final : public PageStore {
   // `at` into *block; Corruption when its checksum does not match.
   static Status ReadPayloadBlock(RandomAccessFile* file, uint64_t at, Lsn lsn, uint32_t len,
                                  std::string* block);
-  RecordInfo ToInfo(const Record& rec) const;
+  // Where rec's meta is (its segment's file taken).
+  Result<MetaLocation> MetaLocationLocked(const RecordEntry& rec) const
+      REQUIRES_SHARED(state_mu_);
+  // The meta of the record at loc: from the meta cache, else read from its
+  // segment by ReadRecordMeta (segment_reader.h), then cached; a damaged copy
+  // that the footer's copy stood in for is noted in read_damage_.
+  // REQUIRES: state_mu_ not held (it reads files).
+  Result<std::shared_ptr<const RecordMeta>> ReadMeta(const MetaLocation& loc) const
+      EXCLUDES(state_mu_);
+  static RecordInfo ToInfo(const RecordMeta& meta);
   std::string SegmentPath(uint64_t number) const;
 
   // --- gc (page_store_gc.cc) ---
@@ -307,7 +322,7 @@ class PageStoreImpl final : public PageStore {
   uint64_t next_segment_ = 1;
 
   mutable SharedMutex state_mu_ ACQUIRED_BEFORE(files_mu_);
-  std::map<Lsn, Record> records_ GUARDED_BY(state_mu_);
+  RecordTable records_ GUARDED_BY(state_mu_);
   std::vector<Run> runs_ GUARDED_BY(state_mu_);
   std::unordered_map<Lsn, uint32_t> run_by_start_ GUARDED_BY(state_mu_);
   std::map<TimelineId, Timeline> timelines_ GUARDED_BY(state_mu_);
@@ -322,6 +337,11 @@ class PageStoreImpl final : public PageStore {
   static constexpr size_t kPathCacheRuns = 4096;  // path maps kept, one per run
   mutable PathCache path_cache_{kPathCacheRuns};
   mutable PageCache page_cache_;
+  mutable MetaCache meta_cache_;
+  // Damaged record metas reads found and served from their footer's copy,
+  // one line each (Damage()).
+  mutable Mutex damage_mu_;
+  mutable std::vector<std::string> read_damage_ GUARDED_BY(damage_mu_);
   mutable Mutex files_mu_;
   mutable std::unordered_map<uint32_t, std::shared_ptr<RandomAccessFile>> files_
       GUARDED_BY(files_mu_);

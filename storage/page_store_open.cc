@@ -34,7 +34,8 @@ PageStoreImpl::PageStoreImpl(const PageStoreOptions& options, std::string dir)
     : options_(options),
       env_(options.env != nullptr ? options.env : Env::Default()),
       dir_(std::move(dir)),
-      page_cache_(options.cache_bytes) {}
+      page_cache_(options.cache_bytes),
+      meta_cache_(options.meta_cache_bytes) {}
 
 PageStoreImpl::~PageStoreImpl() = default;
 
@@ -55,7 +56,7 @@ Status PageStoreImpl::ScanTail(uint64_t number, RandomAccessFile* file, uint64_t
     std::string_view meta_bytes(data.data() + pos + kRecordHeaderSize, meta_len);
     if (crc32c::Value(meta_bytes) != meta_crc) break;
     Loaded rec;
-    if (!DecodeMeta(meta_bytes, &rec.meta).ok()) break;
+    if (!DecodeMeta(meta_bytes, &rec.meta, MetaParts::kNoAnnotation).ok()) break;
     size_t images = rec.meta.ImageCount();
     uint64_t size = RecordSize(meta_len, images, rec.meta.payload_len);
     if (size > data.size() - pos) break;
@@ -107,10 +108,12 @@ Status PageStoreImpl::LoadSegment(uint64_t number, bool newest_log, bool* sealed
   SealedRecords records;
   if (newest_log) {  // never a compacted segment (DropSupersededSegments)
     BRANCHDB_RETURN_IF_ERROR(
-        ReadFooterEntries(file, header_len, *size, &records.entries, &records.damage));
+        ReadFooterEntries(file, header_len, *size, &records.entries, &records.damage,
+                          MetaParts::kNoAnnotation));
     *sealed = records.damage.empty();
   } else {
-    BRANCHDB_RETURN_IF_ERROR(ReadSealedRecords(file, number, header_len, *size, &records));
+    BRANCHDB_RETURN_IF_ERROR(
+        ReadSealedRecords(file, number, header_len, *size, &records, MetaParts::kNoAnnotation));
     if (!records.damage.empty()) damage_.push_back(SegmentFileName(number) + ": " + records.damage);
     *sealed = true;
   }
@@ -284,7 +287,7 @@ Status PageStoreImpl::Rebuild(const Manifest& manifest, std::vector<Loaded> reco
     // Such a record brought back all of its versions, garbage included. With
     // every live record as a root, the plan drops exactly the garbage again.
     std::unordered_set<Lsn> roots;
-    for (const auto& [lsn, rec] : records_) roots.insert(lsn);
+    for (size_t i = 0; i < records_.size(); ++i) roots.insert(records_.at(i).lsn);
     GcPlan plan = PlanGc(roots);
     for (auto& [pgno, kept] : plan.rewrites) index_.Set(pgno, std::move(kept));
   }
@@ -294,12 +297,11 @@ Status PageStoreImpl::Rebuild(const Manifest& manifest, std::vector<Loaded> reco
   last_time_ = max_time;
   for (const auto& [id, t] : timelines_) {
     if (t.dropped) continue;
-    auto head = records_.find(t.info.head);
-    if (head == records_.end()) {
+    const RecordEntry* head = records_.Find(t.info.head);
+    if (head == nullptr) {
       return Status::Corruption("timeline " + std::to_string(id) + ": head record missing");
     }
-    pending_[id] = PendingTimeline{t.info.head, runs_[t.run].start,
-                                   head->second.meta.db_size_pages, false};
+    pending_[id] = PendingTimeline{t.info.head, runs_[t.run].start, head->db_size_pages, false};
   }
   return Status::OK();
 }

@@ -5,6 +5,7 @@
 #include <tuple>
 
 #include "storage/page_store_impl.h"
+#include "storage/segment_reader.h"
 
 namespace branchdb::storage::internal {
 namespace {
@@ -94,13 +95,13 @@ Result<Lsn> PageStoreImpl::ResolveLsn(TimelineId t, Lsn lsn) const {
   return ResolveLocked(t, lsn);
 }
 
-Result<const PageStoreImpl::Record*> PageStoreImpl::StateLocked(Lsn lsn) const {
-  auto it = records_.find(lsn);
-  if (it == records_.end()) {
+Result<const RecordEntry*> PageStoreImpl::StateLocked(Lsn lsn) const {
+  const RecordEntry* rec = records_.Find(lsn);
+  if (rec == nullptr) {
     if (lsn == 0) return LsnNotFound(0, "the empty state has no record");
     return LsnNotFound(lsn, "no such state (never written, or garbage-collected)");
   }
-  return &it->second;
+  return rec;
 }
 
 const Version* PageStoreImpl::FindVersion(uint32_t run, Lsn lsn, PageNo pgno) const {
@@ -172,7 +173,7 @@ Status PageStoreImpl::ReadPage(TimelineId t, PageNo pgno, Lsn lsn, std::string* 
     auto s = ResolveLocked(t, lsn);
     if (!s.ok()) return s.status();
     if (pgno == 0) return Status::InvalidArgument("page number 0");
-    BRANCHDB_RETURN_IF_ERROR(LocateLocked(records_.at(*s), *s, pgno, &loc));
+    BRANCHDB_RETURN_IF_ERROR(LocateLocked(*records_.Find(*s), *s, pgno, &loc));
   }
   return ReadLocated(loc, pgno, out);
 }
@@ -193,8 +194,9 @@ Status PageStoreImpl::ReadPageAt(Lsn state_lsn, PageNo pgno, std::string* out) c
   return ReadLocated(loc, pgno, out);
 }
 
-Status PageStoreImpl::LocateLocked(const Record& rec, Lsn lsn, PageNo pgno, Location* loc) const {
-  const Version* v = pgno > rec.meta.db_size_pages ? nullptr : FindVersion(rec.run, lsn, pgno);
+Status PageStoreImpl::LocateLocked(const RecordEntry& rec, Lsn lsn, PageNo pgno,
+                                   Location* loc) const {
+  const Version* v = pgno > rec.db_size_pages ? nullptr : FindVersion(rec.run, lsn, pgno);
   if (v == nullptr || v->IsZero()) return Status::OK();  // loc->file stays null: zeros
   *loc = Location{v->segment, v->offset, v->lsn, nullptr};
   auto file = File(v->segment);
@@ -215,7 +217,7 @@ Result<uint32_t> PageStoreImpl::DbSize(TimelineId t, Lsn lsn) const {
   ReaderLock state(state_mu_);
   auto s = ResolveLocked(t, lsn);
   if (!s.ok()) return s.status();
-  return records_.at(*s).meta.db_size_pages;
+  return records_.Find(*s)->db_size_pages;
 }
 
 Result<uint32_t> PageStoreImpl::DbSizeAt(Lsn state_lsn) const {
@@ -223,30 +225,69 @@ Result<uint32_t> PageStoreImpl::DbSizeAt(Lsn state_lsn) const {
   ReaderLock state(state_mu_);
   auto rec = StateLocked(state_lsn);
   if (!rec.ok()) return rec.status();
-  return (*rec)->meta.db_size_pages;
+  return (*rec)->db_size_pages;
 }
 
-RecordInfo PageStoreImpl::ToInfo(const Record& rec) const {
+RecordInfo PageStoreImpl::ToInfo(const RecordMeta& meta) {
   RecordInfo info;
-  info.lsn = rec.meta.lsn;
-  info.kind = rec.meta.kind;
-  info.timeline = rec.meta.timeline;
-  info.time_micros = rec.meta.time_micros;
-  info.db_size_pages = rec.meta.db_size_pages;
-  info.base = rec.meta.base;
-  info.annotation = rec.meta.annotation;
-  for (const PageEntry& e : rec.meta.entries) {
+  info.lsn = meta.lsn;
+  info.kind = meta.kind;
+  info.timeline = meta.timeline;
+  info.time_micros = meta.time_micros;
+  info.db_size_pages = meta.db_size_pages;
+  info.base = meta.base;
+  info.annotation = meta.annotation;
+  for (const PageEntry& e : meta.entries) {
     if (e.type == EntryType::kImage) info.pages.push_back(e.pgno);
   }
-  info.payload_bytes = rec.meta.payload_len;
+  info.payload_bytes = meta.payload_len;
   return info;
 }
 
+Result<PageStoreImpl::MetaLocation> PageStoreImpl::MetaLocationLocked(
+    const RecordEntry& rec) const {
+  MetaLocation loc;
+  loc.lsn = rec.lsn;
+  loc.segment = rec.segment;
+  loc.offset = rec.offset;
+  loc.meta_len = rec.meta_len;
+  auto seg = segments_.find(rec.segment);
+  if (seg != segments_.end() && seg->second.sealed) loc.sealed_size = seg->second.size;
+  auto file = File(rec.segment);
+  if (!file.ok()) return file.status();
+  loc.file = std::move(*file);
+  return loc;
+}
+
+Result<std::shared_ptr<const RecordMeta>> PageStoreImpl::ReadMeta(const MetaLocation& loc) const {
+  if (auto cached = meta_cache_.Lookup(loc.lsn)) return cached;
+  auto meta = std::make_shared<RecordMeta>();
+  std::string damage;
+  BRANCHDB_RETURN_IF_ERROR(ReadRecordMeta(loc.file.get(), loc.segment, loc.offset, loc.meta_len,
+                                          loc.lsn, loc.sealed_size, meta.get(), &damage));
+  if (!damage.empty()) {
+    MutexLock lock(damage_mu_);
+    if (std::find(read_damage_.begin(), read_damage_.end(), damage) == read_damage_.end()) {
+      read_damage_.push_back(damage);
+    }
+  }
+  meta_cache_.Insert(loc.lsn, meta);
+  return std::shared_ptr<const RecordMeta>(std::move(meta));
+}
+
 Result<RecordInfo> PageStoreImpl::GetRecord(Lsn lsn) const {
-  ReaderLock state(state_mu_);
-  auto rec = StateLocked(lsn);
-  if (!rec.ok()) return rec.status();
-  return ToInfo(**rec);
+  MetaLocation loc;
+  {
+    ReaderLock state(state_mu_);
+    auto rec = StateLocked(lsn);
+    if (!rec.ok()) return rec.status();
+    auto l = MetaLocationLocked(**rec);
+    if (!l.ok()) return l.status();
+    loc = std::move(*l);
+  }
+  auto meta = ReadMeta(loc);
+  if (!meta.ok()) return meta.status();
+  return ToInfo(**meta);
 }
 
 Status PageStoreImpl::ReadPayloadBlock(RandomAccessFile* file, uint64_t at, Lsn lsn, uint32_t len,
@@ -270,11 +311,11 @@ Result<std::string> PageStoreImpl::ReadPayload(Lsn lsn) const {
     ReaderLock state(state_mu_);
     auto r = StateLocked(lsn);
     if (!r.ok()) return r.status();
-    const Record& rec = **r;
-    len = rec.meta.payload_len;
+    const RecordEntry& rec = **r;
+    len = rec.payload_len;
     if (len == 0) return std::string();
     segment = rec.segment;
-    at = PayloadOffset(rec.offset, rec.meta_len, rec.meta.ImageCount());
+    at = PayloadOffset(rec.offset, rec.meta_len, rec.images);
     auto f = File(segment);  // taken under state_mu_: compaction cannot delete it first
     if (!f.ok()) return f.status();
     file = std::move(*f);
@@ -293,28 +334,53 @@ uint64_t PageStoreImpl::PayloadBytes(TimelineId t) const {
 
 uint64_t PageStoreImpl::RecordMetadataBytes() const {
   ReaderLock state(state_mu_);
-  uint64_t total = 0;
-  for (const auto& [lsn, rec] : records_) {
-    total += sizeof(Record) + rec.meta.annotation.size() +
-             rec.meta.entries.size() * sizeof(PageEntry);
+  return records_.EntryBytes();
+}
+
+StoreStats PageStoreImpl::Stats() const {
+  StoreStats s;
+  {
+    ReaderLock state(state_mu_);
+    s.records = records_.size();
+    s.record_metadata_bytes = records_.EntryBytes();
   }
-  return total;
+  s.meta_cache = meta_cache_.Stats();
+  s.page_cache = page_cache_.Stats();
+  return s;
 }
 
 Result<std::vector<RecordInfo>> PageStoreImpl::History(TimelineId t, Lsn before,
                                                        size_t limit) const {
-  ReaderLock state(state_mu_);
-  auto tl = LiveTimeline(t);
-  if (!tl.ok()) return tl.status();
+  std::vector<MetaLocation> locs;
+  {
+    ReaderLock state(state_mu_);
+    auto tl = LiveTimeline(t);
+    if (!tl.ok()) return tl.status();
+    Status failed;
+    WalkHistory(runs_, (*tl)->run, before == 0 ? kMaxLsn : before,
+                [&](std::span<const RunEntry> entries) {
+                  state_mu_.AssertReaderHeld();  // taken above
+                  for (auto it = entries.rbegin(); it != entries.rend() && locs.size() < limit;
+                       ++it) {
+                    if (!it->live) continue;
+                    auto loc = MetaLocationLocked(*records_.Find(it->lsn));
+                    if (!loc.ok()) {
+                      failed = loc.status();
+                      return true;
+                    }
+                    locs.push_back(std::move(*loc));
+                  }
+                  return locs.size() >= limit;
+                });
+    if (!failed.ok()) return failed;
+  }
   std::vector<RecordInfo> out;
-  WalkHistory(runs_, (*tl)->run, before == 0 ? kMaxLsn : before,
-              [&](std::span<const RunEntry> entries) {
-                state_mu_.AssertReaderHeld();  // taken above
-                for (auto it = entries.rbegin(); it != entries.rend() && out.size() < limit; ++it) {
-                  if (it->live) out.push_back(ToInfo(records_.at(it->lsn)));
-                }
-                return out.size() >= limit;
-              });
+  out.reserve(locs.size());
+  for (const MetaLocation& loc : locs) {
+    auto meta = ReadMeta(loc);
+    if (!meta.ok()) return meta.status();
+    out.push_back(ToInfo(**meta));
+  }
   return out;
 }
 
@@ -379,7 +445,7 @@ Result<std::vector<PageNo>> PageStoreImpl::ChangedPages(Lsn a, Lsn b) const {
       if (mine > lo) ranges.emplace_back(r, lo, mine);
     }
   }
-  std::vector<PageNo> out;
+  std::vector<MetaLocation> locs;  // of the records in the ranges
   bool exact = true;
   for (const auto& [r, lo, hi] : ranges) {
     const std::vector<RunEntry>& entries = runs_[r].entries;
@@ -392,17 +458,25 @@ Result<std::vector<PageNo>> PageStoreImpl::ChangedPages(Lsn a, Lsn b) const {
         exact = false;
         break;
       }
-      for (const PageEntry& e : records_.at(it->lsn).meta.entries) out.push_back(e.pgno);
+      auto loc = MetaLocationLocked(*records_.Find(it->lsn));
+      if (!loc.ok()) return loc.status();
+      locs.push_back(std::move(*loc));
     }
     if (!exact) break;
   }
+  std::vector<PageNo> out;
   if (exact) {
+    state.Unlock();  // the records' page lists are read from their segments
+    for (const MetaLocation& loc : locs) {
+      auto meta = ReadMeta(loc);
+      if (!meta.ok()) return meta.status();
+      for (const PageEntry& e : (*meta)->entries) out.push_back(e.pgno);
+    }
     std::sort(out.begin(), out.end());
     out.erase(std::unique(out.begin(), out.end()), out.end());
     return out;
   }
   // Fallback: compare, page by page, which versions each state can see.
-  out.clear();
   auto visible = [](const std::shared_ptr<const PathMap>& p, uint32_t r, Lsn at,
                     const Version& v) {
     if (!p) return false;
@@ -426,7 +500,12 @@ Status PageStoreImpl::Health() const {
   return failed_;
 }
 
-std::vector<std::string> PageStoreImpl::Damage() const { return damage_; }
+std::vector<std::string> PageStoreImpl::Damage() const {
+  std::vector<std::string> out = damage_;
+  MutexLock lock(damage_mu_);
+  out.insert(out.end(), read_damage_.begin(), read_damage_.end());
+  return out;
+}
 
 Lsn PageStoreImpl::LastLsn() const {
   ReaderLock state(state_mu_);

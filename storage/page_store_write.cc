@@ -56,13 +56,13 @@ Status PageStoreImpl::FillBase(Lsn base, RecordMeta* meta) {
   meta->db_size_pages = 0;
   if (base == 0) return Status::OK();
   ReaderLock state(state_mu_);
-  auto it = records_.find(base);
-  if (it == records_.end()) {
+  const RecordEntry* rec = records_.Find(base);
+  if (rec == nullptr) {
     return Status::NotFound("LSN " + std::to_string(base) + " names no state of the store",
                             "lsn_not_found");
   }
-  meta->db_size_pages = it->second.meta.db_size_pages;
-  meta->base_run_start = runs_[it->second.run].start;
+  meta->db_size_pages = rec->db_size_pages;
+  meta->base_run_start = runs_[rec->run].start;
   return Status::OK();
 }
 
@@ -278,14 +278,23 @@ Status PageStoreImpl::WriteBatch(const std::vector<Writer*>& batch) {
   }
   BRANCHDB_RETURN_IF_ERROR(active_file_->Append(buf));
   BRANCHDB_RETURN_IF_ERROR(SyncError(active_file_->Sync()));
-  WriterLock state(state_mu_);
-  for (size_t i = 0; i < batch.size(); ++i) {
-    Status s = ApplyRecord(batch[i]->meta, static_cast<uint32_t>(active_number_), metas[i].first,
-                           static_cast<uint32_t>(metas[i].second.size()), true, true);
-    if (!s.ok()) return s.WithContext("applying a written record");
-    durable_lsn_ = std::max(durable_lsn_, batch[i]->meta.lsn);
+  {
+    WriterLock state(state_mu_);
+    for (size_t i = 0; i < batch.size(); ++i) {
+      Status s = ApplyRecord(batch[i]->meta, static_cast<uint32_t>(active_number_),
+                             metas[i].first, static_cast<uint32_t>(metas[i].second.size()), true,
+                             true);
+      if (!s.ok()) return s.WithContext("applying a written record");
+      durable_lsn_ = std::max(durable_lsn_, batch[i]->meta.lsn);
+    }
+    segments_[active_number_].size = active_file_->Size();
   }
-  segments_[active_number_].size = active_file_->Size();
+  // The newest records are the likeliest to be read (a branch's latest
+  // checkpoints): their metas start in the cache. Copied, not moved: a
+  // queued writer's entries are read under mu_ until the batch leaves the queue.
+  for (const Writer* w : batch) {
+    meta_cache_.Insert(w->meta.lsn, std::make_shared<const RecordMeta>(w->meta));
+  }
   for (auto& m : metas) active_footer_.push_back(std::move(m));
   return Status::OK();
 }
@@ -381,12 +390,20 @@ Status PageStoreImpl::ApplyRecord(const RecordMeta& meta, uint32_t segment, uint
         if (meta.kind == RecordKind::kDrop) it->second.dropped = true;
       }
     }
-    Record& rec = records_[meta.lsn];
-    rec.meta = meta;
+    RecordEntry rec;
+    rec.lsn = meta.lsn;
+    rec.time_micros = meta.time_micros;
+    rec.offset = offset;
     rec.run = run;
     rec.segment = segment;
     rec.meta_len = meta_len;
-    rec.offset = offset;
+    rec.db_size_pages = meta.db_size_pages;
+    rec.payload_len = meta.payload_len;
+    rec.images = static_cast<uint32_t>(meta.ImageCount());
+    if (!records_.Append(rec)) {
+      return Status::Corruption("record " + std::to_string(meta.lsn) + " is not above LSN " +
+                                std::to_string(records_.at(records_.size() - 1).lsn));
+    }
     if (meta.payload_len > 0) payload_bytes_[meta.timeline] += meta.payload_len;
   }
   size_t image = 0;

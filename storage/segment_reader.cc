@@ -29,7 +29,8 @@ Status ReadSegmentHeader(RandomAccessFile* file, uint64_t number, SegmentHeader*
 }
 
 Status ReadFooterEntries(RandomAccessFile* file, size_t header_len, uint64_t size,
-                         std::vector<FooterEntry>* entries, std::string* damage) {
+                         std::vector<FooterEntry>* entries, std::string* damage,
+                         MetaParts parts) {
   if (size < header_len + kTrailerSize) {
     *damage = "no trailer";
     return Status::OK();
@@ -48,7 +49,7 @@ Status ReadFooterEntries(RandomAccessFile* file, size_t header_len, uint64_t siz
   }
   std::string body;
   BRANCHDB_RETURN_IF_ERROR(ReadExactly(file, t.footer_offset, t.footer_len, &body));
-  Status decoded = DecodeFooter(body, t.footer_crc, entries);
+  Status decoded = DecodeFooter(body, t.footer_crc, entries, parts);
   if (!decoded.ok()) {
     *damage = decoded.message();
     return Status::OK();
@@ -68,7 +69,7 @@ namespace {
 
 // Scans records from `start` while each one's meta_len, meta CRC and meta are
 // valid and the record fits in the file; *end receives where the scan stopped.
-Status ScanRecordMetas(RandomAccessFile* file, uint64_t start, uint64_t size,
+Status ScanRecordMetas(RandomAccessFile* file, uint64_t start, uint64_t size, MetaParts parts,
                        std::vector<FooterEntry>* out, uint64_t* end) {
   uint64_t pos = start;
   std::string head;
@@ -82,7 +83,7 @@ Status ScanRecordMetas(RandomAccessFile* file, uint64_t start, uint64_t size,
     }
     BRANCHDB_RETURN_IF_ERROR(ReadExactly(file, pos + kRecordHeaderSize, meta_len, &meta));
     FooterEntry e;
-    if (crc32c::Value(meta) != meta_crc || !DecodeMeta(meta, &e.meta).ok()) break;
+    if (crc32c::Value(meta) != meta_crc || !DecodeMeta(meta, &e.meta, parts).ok()) break;
     const uint64_t record = RecordSize(meta_len, e.meta.ImageCount(), e.meta.payload_len);
     if (record > size - pos) break;
     e.offset = pos;
@@ -110,7 +111,9 @@ Result<bool> FooterBeginsAt(RandomAccessFile* file, uint64_t end, uint64_t size,
   std::string body;
   BRANCHDB_RETURN_IF_ERROR(ReadExactly(file, end, size - end - kTrailerSize, &body));
   std::vector<FooterEntry> listed;
-  if (!DecodeFooter(body, crc32c::Value(body), &listed).ok()) return false;
+  if (!DecodeFooter(body, crc32c::Value(body), &listed, MetaParts::kNoAnnotation).ok()) {
+    return false;
+  }
   if (listed.size() != scanned.size()) return false;
   for (size_t i = 0; i < listed.size(); ++i) {
     if (listed[i].offset != scanned[i].offset) return false;
@@ -118,17 +121,85 @@ Result<bool> FooterBeginsAt(RandomAccessFile* file, uint64_t end, uint64_t size,
   return true;
 }
 
+// What is wrong with the record meta read at the start of `record` (its
+// header and meta_len bytes); empty when it passes every check (*meta set).
+std::string CheckRecordMeta(std::string_view record, uint32_t meta_len, Lsn lsn,
+                            RecordMeta* meta) {
+  if (record.size() != kRecordHeaderSize + meta_len) return "cut short";
+  const uint32_t len = coding::DecodeFixed32(record.data());
+  if (len != meta_len) {
+    return "meta length " + std::to_string(len) + ", expected " + std::to_string(meta_len);
+  }
+  const std::string_view bytes = record.substr(kRecordHeaderSize);
+  if (coding::DecodeFixed32(record.data() + 4) != crc32c::Value(bytes)) {
+    return "meta checksum mismatch";
+  }
+  if (Status d = DecodeMeta(bytes, meta); !d.ok()) return d.message();
+  if (meta->lsn != lsn) return "meta names LSN " + std::to_string(meta->lsn);
+  return "";
+}
+
+// Why the footer of a sealed segment (`size` bytes) holds no intact copy of
+// the meta at `offset`; empty when it does (*meta set).
+Result<std::string> FooterCopy(RandomAccessFile* file, uint64_t number, uint64_t size,
+                               uint64_t offset, uint32_t meta_len, Lsn lsn, RecordMeta* meta) {
+  SegmentHeader h;
+  size_t header_len = 0;
+  Status header = ReadSegmentHeader(file, number, &h, &header_len);
+  if (!header.ok()) {
+    if (!header.IsCorruption()) return header;
+    return header.message();
+  }
+  std::vector<FooterEntry> entries;
+  std::string damage;
+  BRANCHDB_RETURN_IF_ERROR(ReadFooterEntries(file, header_len, size, &entries, &damage));
+  if (!damage.empty()) return damage;
+  for (FooterEntry& e : entries) {
+    if (e.offset != offset) continue;
+    if (e.meta.lsn != lsn || e.meta_len != meta_len) break;
+    *meta = std::move(e.meta);
+    return std::string();
+  }
+  return std::string("the footer lists no such record");
+}
+
 }  // namespace
 
+Status ReadRecordMeta(RandomAccessFile* file, uint64_t number, uint64_t offset, uint32_t meta_len,
+                      Lsn lsn, uint64_t sealed_size, RecordMeta* meta, std::string* damage) {
+  damage->clear();
+  std::string record(kRecordHeaderSize + meta_len, '\0');
+  auto n = file->Read(offset, record.size(), record.data());
+  if (!n.ok()) return n.status();
+  record.resize(*n);
+  const std::string why = CheckRecordMeta(record, meta_len, lsn, meta);
+  if (why.empty()) return Status::OK();
+  const std::string what = SegmentFileName(number) + ": record meta of LSN " +
+                           std::to_string(lsn) + " at offset " + std::to_string(offset) + ": " +
+                           why;
+  std::string no_copy = "the segment is not sealed";
+  if (sealed_size > 0) {
+    auto footer = FooterCopy(file, number, sealed_size, offset, meta_len, lsn, meta);
+    if (!footer.ok()) return footer.status();
+    if (footer->empty()) {
+      *damage = what + "; read from the segment footer's copy";
+      return Status::OK();
+    }
+    no_copy = *footer;
+  }
+  return Status::Corruption(what + ", and it has no intact copy (" + no_copy + ")");
+}
+
 Status ReadSealedRecords(RandomAccessFile* file, uint64_t number, size_t header_len, uint64_t size,
-                         SealedRecords* out) {
+                         SealedRecords* out, MetaParts parts) {
   out->entries.clear();
   out->damage.clear();
-  BRANCHDB_RETURN_IF_ERROR(ReadFooterEntries(file, header_len, size, &out->entries, &out->damage));
+  BRANCHDB_RETURN_IF_ERROR(
+      ReadFooterEntries(file, header_len, size, &out->entries, &out->damage, parts));
   if (out->damage.empty()) return Status::OK();
   out->entries.clear();
   uint64_t end = 0;
-  BRANCHDB_RETURN_IF_ERROR(ScanRecordMetas(file, header_len, size, &out->entries, &end));
+  BRANCHDB_RETURN_IF_ERROR(ScanRecordMetas(file, header_len, size, parts, &out->entries, &end));
   auto footer = FooterBeginsAt(file, end, size, out->entries);
   if (!footer.ok()) return footer.status();
   if (!*footer) {

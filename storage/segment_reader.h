@@ -29,8 +29,10 @@ Status ReadSegmentHeader(RandomAccessFile* file, uint64_t number, SegmentHeader*
 // version, offsets consistent with the file size, footer CRC, every entry
 // before the footer). Otherwise OK with *damage saying what failed (empty
 // when they passed; *entries is then to be ignored). Errors: the reads'.
+// `parts`: what of each meta to decode (DecodeMeta).
 Status ReadFooterEntries(RandomAccessFile* file, size_t header_len, uint64_t size,
-                         std::vector<FooterEntry>* entries, std::string* damage);
+                         std::vector<FooterEntry>* entries, std::string* damage,
+                         MetaParts parts = MetaParts::kAll);
 
 // The record list of a sealed segment.
 struct SealedRecords {
@@ -52,7 +54,20 @@ struct SealedRecords {
 // be told (neither the trailer's offsets nor a footer body found there
 // agree with the scan): the records after that point cannot be found.
 Status ReadSealedRecords(RandomAccessFile* file, uint64_t number, size_t header_len, uint64_t size,
-                         SealedRecords* out);
+                         SealedRecords* out, MetaParts parts = MetaParts::kAll);
+
+// Reads the meta of the record at `offset` of segment `number` and checks it:
+// its meta_len (must be `meta_len`), its meta CRC, its decoding, its LSN
+// (must be `lsn`). When that copy fails and the segment is sealed
+// (`sealed_size`: its size; 0 for the unsealed segment), the footer's copy
+// is taken if the footer passes every check (ReadFooterEntries), and
+// *damage says what was wrong ("seg-000003.log: record meta of LSN 42 at
+// offset 4242: meta checksum mismatch; read from the segment footer's
+// copy"); *damage is left empty otherwise. Corruption, with the same words
+// and why the footer could not stand in, when no intact copy exists; the
+// reads' errors as they are.
+Status ReadRecordMeta(RandomAccessFile* file, uint64_t number, uint64_t offset, uint32_t meta_len,
+                      Lsn lsn, uint64_t sealed_size, RecordMeta* meta, std::string* damage);
 
 }  // namespace branchdb::storage::internal
 

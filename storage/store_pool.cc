@@ -318,6 +318,11 @@ uint64_t PooledStore::RecordMetadataBytes() const {
   return store_ != nullptr ? store_->RecordMetadataBytes() : 0;
 }
 
+StoreStats PooledStore::Stats() const {
+  ReaderLock l(mu_);
+  return store_ != nullptr ? store_->Stats() : StoreStats{};
+}
+
 Lsn PooledStore::LastLsn() const {
   auto use = Acquire(false);
   if (!use.ok()) return 0;

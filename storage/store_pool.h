@@ -120,6 +120,9 @@ class PooledStore final : public PageStore {
   uint64_t PayloadBytes(TimelineId t) const override;
   // Without opening a closed store: a closed store holds nothing in memory.
   uint64_t RecordMetadataBytes() const override;
+  // Without opening a closed store: zeros when closed (its caches went
+  // with it; an open starts them, and their counters, afresh).
+  StoreStats Stats() const override;
   // Without opening a closed store: OK when closed, else the open store's.
   Status Health() const override;
   // Without opening a closed store, nor waiting for an open in progress:

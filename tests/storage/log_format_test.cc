@@ -64,6 +64,24 @@ TEST_CASE("Record metadata round-trips and rejects damage") {
   CHECK(DecodeMeta(bad, &d).IsCorruption());
 }
 
+TEST_CASE("Record metadata decodes without its annotation, checked the same way") {
+  RecordMeta m;
+  m.lsn = 3;
+  m.annotation = std::string(5000, 'a');
+  m.entries = {{2, EntryType::kImage}};
+  m.payload_len = 7;
+  const std::string bytes = EncodeMeta(m);
+  RecordMeta d;
+  d.annotation = "stale";
+  REQUIRE(DecodeMeta(bytes, &d, MetaParts::kNoAnnotation).ok());
+  CHECK(d.annotation.empty());
+  CHECK(d.lsn == 3);
+  CHECK(d.payload_len == 7);
+  REQUIRE(d.entries.size() == 1);
+  CHECK(d.entries[0].pgno == 2);
+  CHECK(DecodeMeta(bytes.substr(0, 100), &d, MetaParts::kNoAnnotation).IsCorruption());
+}
+
 TEST_CASE("A record's payload length is in its meta (format 2); its bytes are not") {
   RecordMeta m;
   m.kind = RecordKind::kCommit;

@@ -1,0 +1,282 @@
+// history_bench: what a long history costs the page store in memory (#15).
+// One timeline takes N commits of one page each (over a working set of 1,000
+// pages) with a 2 KiB annotation, the shape of an agent's checkpointed
+// actions. Measured in this process, in ten phases:
+//   - rss_per_commit: the process's RSS growth per commit, a least-squares
+//     slope over the phases after the first (the first pays for allocator
+//     arenas and the page index's slots);
+//   - record_metadata_per_commit: PageStore::RecordMetadataBytes() / N;
+// then, in a freshly executed process (memory this one freed cannot hide it):
+//   - open_rss_per_commit: the RSS growth of opening the store, / N, and
+//     open_rss_trimmed_per_commit, the same after malloc_trim(0) (without
+//     what the allocator kept of recovery's transient buffers);
+// and, as context, History() and GetRecord() over the whole history (every
+// record's annotation read back and checked) with the store's meta cache
+// statistics.
+// fsync is skipped (an Env whose files' Sync does nothing): memory does not
+// depend on it, and N commits at one fdatasync each would take N disk flushes.
+//
+// Environment: BRANCHDB_BENCH_DIR scratch directory (default /tmp),
+// BRANCHDB_BENCH_COMMITS N (default 200000; BRANCHDB_BENCH_QUICK=1: 20000).
+#include <malloc.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cinttypes>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "base/env.h"
+#include "bench/bench_util.h"
+#include "storage/page_store.h"
+
+using namespace branchdb;
+using namespace branchdb::storage;
+using bench::Emit;
+using bench::Metric;
+using bench::NowSeconds;
+
+namespace {
+
+constexpr uint64_t kMiB = 1ull << 20;
+constexpr uint32_t kWorkingSetPages = 1000;
+constexpr size_t kAnnotationBytes = 2048;
+constexpr int kPhases = 10;
+
+[[noreturn]] void Die(const std::string& what, const Status& s) {
+  std::fprintf(stderr, "history_bench: %s: %s\n", what.c_str(), s.ToString().c_str());
+  std::exit(1);
+}
+
+template <typename T>
+T Check(Result<T> r, const std::string& what) {
+  if (!r.ok()) Die(what, r.status());
+  return std::move(*r);
+}
+
+uint64_t EnvU64(const char* name, uint64_t fallback) {
+  const char* s = std::getenv(name);
+  return (s != nullptr && *s != '\0') ? std::strtoull(s, nullptr, 10) : fallback;
+}
+
+// A file whose Sync does nothing (see the file comment).
+class NoSyncFile : public WritableFile {
+ public:
+  explicit NoSyncFile(std::unique_ptr<WritableFile> f) : f_(std::move(f)) {}
+  Status Append(std::string_view data) override { return f_->Append(data); }
+  Status Sync() override { return Status::OK(); }
+  Status Close() override { return f_->Close(); }
+  uint64_t Size() const override { return f_->Size(); }
+
+ private:
+  std::unique_ptr<WritableFile> f_;
+};
+
+class NoSyncEnv : public EnvWrapper {
+ public:
+  NoSyncEnv() : EnvWrapper(Env::Default()) {}
+  Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path,
+                                                        OpenMode mode) override {
+    auto f = target()->NewWritableFile(path, mode);
+    if (!f.ok()) return f.status();
+    return std::unique_ptr<WritableFile>(std::make_unique<NoSyncFile>(std::move(*f)));
+  }
+  Status SyncDir(const std::string&) override { return Status::OK(); }
+};
+
+NoSyncEnv* BenchEnv() {
+  static NoSyncEnv env;
+  return &env;
+}
+
+uint64_t RssBytes() {
+  auto text = Env::Default()->ReadFileToString("/proc/self/statm");
+  if (!text.ok()) return 0;
+  unsigned long long size = 0, resident = 0;
+  if (std::sscanf(text->c_str(), "%llu %llu", &size, &resident) != 2) return 0;
+  return resident * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+}
+
+std::unique_ptr<PageStore> OpenStore(const std::string& dir) {
+  PageStoreOptions o;
+  o.env = BenchEnv();
+  o.cache_bytes = kMiB;  // page images: not what is measured
+  return Check(PageStore::Open(o, dir), "open " + dir);
+}
+
+// The annotation of commit i: 2 KiB, its number first (checked when read back).
+std::string Annotation(uint64_t i) {
+  std::string a = "{\"commit\":" + std::to_string(i) + ",\"sql\":\"";
+  a.resize(kAnnotationBytes - 2, static_cast<char>('a' + i % 26));
+  return a + "\"}";
+}
+
+bool AnnotationIs(const std::string& a, uint64_t i) {
+  return a.size() == kAnnotationBytes && a == Annotation(i);
+}
+
+// Least-squares slope of y over x.
+double Slope(const std::vector<double>& x, const std::vector<double>& y) {
+  const double n = static_cast<double>(x.size());
+  double sx = 0, sy = 0, sxx = 0, sxy = 0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    sx += x[i];
+    sy += y[i];
+    sxx += x[i] * x[i];
+    sxy += x[i] * y[i];
+  }
+  return (n * sxy - sx * sy) / (n * sxx - sx * sx);
+}
+
+// One metric measured over n commits; target empty: a context metric.
+void Report(const std::string& metric, double value, const std::string& unit, bool lower_is_better,
+            uint64_t n, const std::string& target = "", bool met = false) {
+  Metric m;
+  m.bench = "history";
+  m.metric = metric;
+  m.value = value;
+  m.unit = unit;
+  m.lower_is_better = lower_is_better;
+  if (!target.empty()) {
+    m.target = target;
+    m.met = met;
+  }
+  m.extra = {{"commits", static_cast<double>(n)}};
+  Emit(m);
+}
+
+// In a fresh process (re-executed with --open-rss DIR FD): the RSS growth of
+// opening the store in DIR, then the same after malloc_trim (what the store
+// holds, without what the allocator kept of recovery's transient buffers),
+// written as two doubles to FD.
+[[noreturn]] void OpenRssChild(const std::string& dir, int fd) {
+  const uint64_t before = RssBytes();
+  auto store = OpenStore(dir);
+  double delta[2];
+  delta[0] = static_cast<double>(RssBytes()) - static_cast<double>(before);
+  ::malloc_trim(0);
+  delta[1] = static_cast<double>(RssBytes()) - static_cast<double>(before);
+  ssize_t w = ::write(fd, delta, sizeof(delta));
+  std::_Exit(w == sizeof(delta) ? 0 : 1);
+}
+
+// {RSS growth of an open, the same after malloc_trim}; -1 on failure.
+std::pair<double, double> OpenRssDelta(const std::string& dir) {
+  int fds[2];
+  if (::pipe(fds) != 0) return {-1, -1};
+  std::fflush(nullptr);
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::close(fds[0]);
+    const std::string fd = std::to_string(fds[1]);
+    ::execl("/proc/self/exe", "history_bench", "--open-rss", dir.c_str(), fd.c_str(),
+            static_cast<char*>(nullptr));
+    std::_Exit(127);
+  }
+  ::close(fds[1]);
+  double delta[2] = {-1, -1};
+  if (::read(fds[0], delta, sizeof(delta)) != sizeof(delta)) delta[0] = delta[1] = -1;
+  ::close(fds[0]);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return {delta[0], delta[1]};
+}
+
+// Deletes the store's files and its directory.
+void RemoveStore(const std::string& dir) {
+  Env* env = Env::Default();
+  auto names = env->GetChildren(dir);
+  if (!names.ok()) return;
+  for (const std::string& name : *names) (void)env->DeleteFile(JoinPath(dir, name));
+  (void)env->DeleteDir(dir);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc == 4 && std::strcmp(argv[1], "--open-rss") == 0) {
+    OpenRssChild(argv[2], std::atoi(argv[3]));
+  }
+  const bool quick = EnvU64("BRANCHDB_BENCH_QUICK", 0) != 0;
+  const uint64_t n =
+      std::max<uint64_t>(kPhases * 2, EnvU64("BRANCHDB_BENCH_COMMITS", quick ? 20000 : 200000));
+  const char* root_env = std::getenv("BRANCHDB_BENCH_DIR");
+  const std::string root = root_env != nullptr && *root_env ? root_env : "/tmp";
+  const std::string dir = JoinPath(root, "history_bench." + std::to_string(::getpid()));
+  RemoveStore(dir);
+
+  auto store = OpenStore(dir);
+  const TimelineId t = Check(store->CreateTimeline(0, "bench"), "create");
+  Lsn head = Check(store->Head(t), "head");
+  const Lsn first = head + 1;
+  std::string page(kPageSize, '\0');
+  std::vector<double> xs, ys;
+  const double t0 = NowSeconds();
+  for (int phase = 1; phase <= kPhases; ++phase) {
+    const uint64_t end = n * phase / kPhases;
+    for (uint64_t i = n * (phase - 1) / kPhases; i < end; ++i) {
+      std::memcpy(page.data(), &i, sizeof(i));
+      const PageNo pgno = static_cast<PageNo>(1 + i % kWorkingSetPages);
+      head = Check(store->Commit(t, head, {PageWrite{pgno, page}}, kWorkingSetPages, Annotation(i)),
+                   "commit");
+    }
+    if (phase > 1) {
+      xs.push_back(static_cast<double>(end));
+      ys.push_back(static_cast<double>(RssBytes()));
+    }
+    std::fprintf(stderr, "history_bench: %" PRIu64 " commits, RSS %.1f MiB\n", end,
+                 static_cast<double>(RssBytes()) / kMiB);
+  }
+  const double commit_seconds = NowSeconds() - t0;
+  const double per_commit = Slope(xs, ys);
+  const double meta = static_cast<double>(store->RecordMetadataBytes()) / static_cast<double>(n);
+  const std::string where = std::to_string(n) + " commits of 1 page, 2 KiB annotation";
+  Report("rss_per_commit", per_commit, "bytes", true, n, "< 16 bytes (16 MB per 1M commits, #15)",
+         per_commit < 16);
+  Report("record_metadata_per_commit", meta, "bytes", true, n);
+  Report("commit_rate_nosync", static_cast<double>(n) / commit_seconds, "commits/s", false, n);
+
+  // Every record read back: History over the whole timeline, then GetRecord
+  // at random LSNs.
+  const double h0 = NowSeconds();
+  uint64_t seen = 0;
+  Lsn before = 0;
+  for (;;) {
+    auto page_of = Check(store->History(t, before, 256), "history");
+    for (const RecordInfo& r : page_of) {
+      if (r.lsn < first) continue;  // the create record
+      if (!AnnotationIs(r.annotation, r.lsn - first))
+        Die("history", Status::Corruption("annotation"));
+      ++seen;
+    }
+    if (page_of.size() < 256 || page_of.back().lsn == 1) break;  // before 0 is the head
+    before = page_of.back().lsn - 1;
+  }
+  const double history_seconds = NowSeconds() - h0;
+  if (seen != n) Die("history", Status::Corruption("history has " + std::to_string(seen)));
+  std::mt19937_64 rng(42);
+  const double g0 = NowSeconds();
+  constexpr int kGets = 20000;
+  for (int i = 0; i < kGets; ++i) {
+    const Lsn lsn = first + rng() % n;
+    auto r = Check(store->GetRecord(lsn), "get");
+    if (!AnnotationIs(r.annotation, lsn - first)) Die("get", Status::Corruption("annotation"));
+  }
+  const double get_seconds = NowSeconds() - g0;
+  Report("history_walk_records_per_s", static_cast<double>(n) / history_seconds, "records/s", false,
+         n);
+  Report("get_record_random_us", get_seconds / kGets * 1e6, "us", true, n);
+  store.reset();
+
+  const auto [open_delta, open_trimmed] = OpenRssDelta(dir);
+  Report("open_rss_per_commit", open_delta / static_cast<double>(n), "bytes", true, n);
+  Report("open_rss_trimmed_per_commit", open_trimmed / static_cast<double>(n), "bytes", true, n);
+  std::fprintf(stderr, "history_bench: %s\n", where.c_str());
+  RemoveStore(dir);
+  return 0;
+}

@@ -1,0 +1,79 @@
+#include "storage/record_table.h"
+
+namespace branchdb::storage::internal {
+namespace {
+
+// The cache's bookkeeping per entry: its list node, its hash node and bucket,
+// the shared_ptr's control block (with the meta, by make_shared).
+constexpr uint64_t kMetaCacheEntryOverhead = 96;
+
+}  // namespace
+
+size_t RecordTable::LowerBound(Lsn l) const {
+  size_t lo = 0, hi = size_;
+  while (lo < hi) {
+    const size_t mid = lo + (hi - lo) / 2;
+    if (at(mid).lsn < l) {
+      lo = mid + 1;
+    } else {
+      hi = mid;
+    }
+  }
+  return lo;
+}
+
+bool RecordTable::Append(const RecordEntry& e) {
+  if (size_ > 0 && at(size_ - 1).lsn >= e.lsn) return false;
+  if (size_ == chunks_.size() * kChunk) chunks_.push_back(std::make_unique<Chunk>());
+  Mutable(size_++) = e;
+  return true;
+}
+
+const RecordEntry* RecordTable::Find(Lsn lsn) const {
+  const size_t i = LowerBound(lsn);
+  return (i < size_ && at(i).lsn == lsn) ? &at(i) : nullptr;
+}
+
+RecordEntry* RecordTable::FindMutable(Lsn lsn) {
+  const size_t i = LowerBound(lsn);
+  return (i < size_ && at(i).lsn == lsn) ? &Mutable(i) : nullptr;
+}
+
+uint64_t MetaCache::Charge(const RecordMeta& meta) {
+  return sizeof(RecordMeta) + meta.annotation.capacity() +
+         meta.entries.capacity() * sizeof(PageEntry) + kMetaCacheEntryOverhead;
+}
+
+std::shared_ptr<const RecordMeta> MetaCache::Lookup(Lsn lsn) {
+  MutexLock lock(mu_);
+  auto it = map_.find(lsn);
+  if (it == map_.end()) {
+    ++misses_;
+    return nullptr;
+  }
+  ++hits_;
+  lru_.splice(lru_.begin(), lru_, it->second);
+  return it->second->second;
+}
+
+void MetaCache::Insert(Lsn lsn, std::shared_ptr<const RecordMeta> meta) {
+  const uint64_t charge = Charge(*meta);
+  if (charge > capacity_) return;
+  MutexLock lock(mu_);
+  if (map_.count(lsn) != 0) return;
+  lru_.emplace_front(lsn, std::move(meta));
+  map_.emplace(lsn, lru_.begin());
+  bytes_ += charge;
+  while (bytes_ > capacity_) {
+    bytes_ -= Charge(*lru_.back().second);
+    map_.erase(lru_.back().first);
+    lru_.pop_back();
+  }
+}
+
+CacheStats MetaCache::Stats() const {
+  MutexLock lock(mu_);
+  return CacheStats{capacity_, bytes_, map_.size(), hits_, misses_};
+}
+
+}  // namespace branchdb::storage::internal

@@ -1,0 +1,119 @@
+// What the page store keeps in memory per record, and the cache of what it
+// reads on demand (internal to storage/; docs/storage-format.md, "Memory"):
+//   - RecordEntry: a record's fixed-size facts (48 bytes), those that reads,
+//     writes and GC need on their hot paths, and where its meta is on disk;
+//   - RecordTable: every live record's entry, sorted by LSN, in fixed-size
+//     chunks (no heap node per record, no reallocation of the whole table as
+//     it grows);
+//   - MetaCache: an LRU cache of decoded metas (annotation, page entries),
+//     bounded in bytes, for the records whose meta a call reads from disk.
+// Thread-safety: RecordTable is guarded by the store's state mutex; MetaCache
+// is internally synchronized (a leaf lock).
+#ifndef BRANCHDB_STORAGE_RECORD_TABLE_H_
+#define BRANCHDB_STORAGE_RECORD_TABLE_H_
+
+#include <array>
+#include <cstdint>
+#include <list>
+#include <memory>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "base/mutex.h"
+#include "storage/log_format.h"
+#include "storage/page_index.h"
+#include "storage/page_store.h"
+
+namespace branchdb::storage::internal {
+
+// One live record. Its kind, timeline, base, annotation and page entries are
+// in its meta, on disk at `offset` in `segment` (PageStoreImpl::ReadMeta).
+struct RecordEntry {
+  Lsn lsn = 0;
+  int64_t time_micros = 0;
+  uint64_t offset = 0;    // of the record (its u32 meta_len) in its segment file
+  uint32_t run = kNoRun;  // the run it belongs to (whose timeline is its timeline)
+  uint32_t segment = 0;
+  uint32_t meta_len = 0;
+  uint32_t db_size_pages = 0;  // of the state it names
+  uint32_t payload_len = 0;    // 0: none
+  uint32_t images = 0;         // image entries: its payload follows them
+};
+static_assert(sizeof(RecordEntry) == 48, "a record's fixed cost in memory");
+
+// The entries of the live records, ascending LSN.
+class RecordTable {
+ public:
+  RecordTable() = default;
+  RecordTable(const RecordTable&) = delete;
+  RecordTable& operator=(const RecordTable&) = delete;
+
+  // Appends e. False (nothing changed) unless e.lsn is above every LSN held.
+  bool Append(const RecordEntry& e);
+  // The entry of lsn, or nullptr.
+  const RecordEntry* Find(Lsn lsn) const;
+  RecordEntry* FindMutable(Lsn lsn);
+  size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+  // The i-th entry in LSN order. REQUIRES: i < size().
+  const RecordEntry& at(size_t i) const { return (*chunks_[i / kChunk])[i % kChunk]; }
+  // Keeps, in order, the entries for which keep(entry) returns true; frees
+  // the chunks no longer needed.
+  template <typename Keep>
+  void RetainIf(Keep&& keep) {
+    size_t w = 0;
+    for (size_t r = 0; r < size_; ++r) {
+      const RecordEntry e = at(r);
+      if (keep(e)) Mutable(w++) = e;
+    }
+    size_ = w;
+    chunks_.resize((size_ + kChunk - 1) / kChunk);
+  }
+  // Bytes held for the entries themselves (size() * sizeof(RecordEntry)).
+  uint64_t EntryBytes() const { return size_ * sizeof(RecordEntry); }
+
+ private:
+  static constexpr size_t kChunk = 1024;  // entries per chunk (48 KiB)
+  using Chunk = std::array<RecordEntry, kChunk>;
+  RecordEntry& Mutable(size_t i) { return (*chunks_[i / kChunk])[i % kChunk]; }
+  // Index of the first entry with lsn >= l.
+  size_t LowerBound(Lsn l) const;
+
+  std::vector<std::unique_ptr<Chunk>> chunks_;
+  size_t size_ = 0;
+};
+
+// LRU cache of decoded record metas by LSN, bounded by the bytes they hold
+// (CacheStats::bytes: what each meta holds on the heap, plus the cache's own
+// bookkeeping per entry). A meta larger than the whole capacity is not kept.
+// A record's meta never changes while it lives (compaction copies it as it
+// is), and a collected record is never looked up again (its LSN is not
+// reused), so entries need no invalidation.
+class MetaCache {
+ public:
+  explicit MetaCache(uint64_t capacity_bytes) : capacity_(capacity_bytes) {}
+  MetaCache(const MetaCache&) = delete;
+  MetaCache& operator=(const MetaCache&) = delete;
+
+  // The cached meta of lsn, or nullptr (counted as a hit or a miss).
+  std::shared_ptr<const RecordMeta> Lookup(Lsn lsn) EXCLUDES(mu_);
+  void Insert(Lsn lsn, std::shared_ptr<const RecordMeta> meta) EXCLUDES(mu_);
+  CacheStats Stats() const EXCLUDES(mu_);
+  // What one meta counts for.
+  static uint64_t Charge(const RecordMeta& meta);
+
+ private:
+  using Entry = std::pair<Lsn, std::shared_ptr<const RecordMeta>>;
+  const uint64_t capacity_;
+  mutable Mutex mu_;
+  std::list<Entry> lru_ GUARDED_BY(mu_);  // most recently used first
+  std::unordered_map<Lsn, std::list<Entry>::iterator> map_ GUARDED_BY(mu_);
+  uint64_t bytes_ GUARDED_BY(mu_) = 0;
+  uint64_t hits_ GUARDED_BY(mu_) = 0;
+  uint64_t misses_ GUARDED_BY(mu_) = 0;
+};
+
+}  // namespace branchdb::storage::internal
+
+#endif  // BRANCHDB_STORAGE_RECORD_TABLE_H_
