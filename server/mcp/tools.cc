@@ -910,10 +910,13 @@ Status ValidateSchema(const json& schema, const json& value, const std::string& 
         return Status::InvalidArgument(path + "." + name.get<std::string>() + ": required");
       }
     }
+    const json extra = schema.value("additionalProperties", json(true));
     for (const auto& [key, v] : value.items()) {
       if (props.contains(key)) {
         BRANCHDB_RETURN_IF_ERROR(ValidateSchema(props[key], v, path + "." + key));
-      } else if (schema.value("additionalProperties", true) == false) {
+      } else if (extra.is_object()) {
+        BRANCHDB_RETURN_IF_ERROR(ValidateSchema(extra, v, path + "." + key));
+      } else if (extra == false) {
         return Status::InvalidArgument(path + "." + key + ": unknown argument (expected " +
                                        [&props] {
                                          std::string names;

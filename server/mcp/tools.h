@@ -39,7 +39,7 @@ Result<nlohmann::json> CallTool(std::string_view name, const nlohmann::json& arg
                                 const Session& session, const Dispatcher& dispatch);
 
 // Checks value against a JSON Schema of the subset the tools use: type (one
-// or a list), properties, required, additionalProperties false, enum,
+// or a list), properties, required, additionalProperties (false or a schema), enum,
 // minimum, maximum, items. InvalidArgument naming the path ("arguments.x").
 Status ValidateSchema(const nlohmann::json& schema, const nlohmann::json& value,
                       const std::string& path);

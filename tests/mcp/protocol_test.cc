@@ -585,6 +585,10 @@ TEST_CASE("mcp: schema validation and path encoding", "[mcp]") {
   CHECK_FALSE(mcp::ValidateSchema(schema, {{"n", 1.5}}, "a").ok());
   CHECK_FALSE(mcp::ValidateSchema(schema, {{"n", 1}, {"e", "z"}}, "a").ok());
   CHECK(mcp::ValidateSchema(schema, {{"n", 1}, {"l", {1}}}, "a").message() == "a.l[0]: expected string");
+  // additionalProperties as a schema (run_sql's named params).
+  json named = {{"type", "object"}, {"additionalProperties", {{"type", "string"}}}};
+  CHECK(mcp::ValidateSchema(named, {{"x", "1"}}, "p").ok());
+  CHECK(mcp::ValidateSchema(named, {{"x", 1}}, "p").message() == "p.x: expected string");
   CHECK(http::EncodePathSegment("dev/alex 1%") == "dev%2Falex%201%25");
 }
 
