@@ -8,6 +8,7 @@
 
 #include "server/http/errors.h"
 #include "server/http/router.h"
+#include "server/mcp/tool_output.h"
 #include "server/mcp/tool_text.h"
 #include "server/routes/common.h"
 #include "server/routes/table.h"
@@ -72,7 +73,7 @@ struct Tool {
   std::function<Status(const json& arguments, ApiCall* call)> shape;
   // The text of a successful result; answer is the API's JSON ({} when empty).
   std::function<std::string(const json& arguments, const json& answer)> describe;
-  // The shape of a successful answer (outputSchema; an error's is kErrorOutput).
+  // The shape of a successful answer (outputSchema, with ErrorOutput()).
   json output;
   // Optional: several requests instead of the route's one.
   Compose compose = nullptr;
@@ -118,136 +119,6 @@ const json kBranch = Text(
     "Branch name, e.g. \"production\" or \"dev/alex\" (may contain '/'; list_branches shows "
     "them).");
 
-
-// --- output schemas -------------------------------------------------------------
-// What a successful answer holds (the API's JSON, docs/api.md); fields not
-// named may be added by later versions. kErrorOutput is every error result's.
-
-json Of(const char* type) { return {{"type", type}}; }
-json OrNull(const char* type) { return {{"type", json::array({type, "null"})}}; }
-json ArrayOf(json items) { return {{"type", "array"}, {"items", std::move(items)}}; }
-json Shape(json properties, std::vector<std::string> required) {
-  return {{"type", "object"}, {"properties", std::move(properties)}, {"required", std::move(required)}};
-}
-
-const json kErrorOutput = Shape(
-    {{"status", Of("integer")},
-     {"error", Shape({{"code", Of("string")}, {"message", Of("string")}, {"details", Of("object")}},
-                     {"code", "message"})}},
-    {"status", "error"});
-
-json ProjectOutput() {
-  return Shape({{"name", Of("string")},
-                {"default_branch", Of("string")},
-                {"created_at", Of("string")},
-                {"restore_window_seconds", Of("integer")}},
-               {"name", "default_branch"});
-}
-
-json BranchOutput() {
-  return Shape({{"name", Of("string")},
-                {"parent", OrNull("string")},
-                {"head_lsn", Of("integer")},
-                {"branch_point_lsn", Of("integer")},
-                {"created_at", Of("string")},
-                {"expires_at", OrNull("string")},
-                {"protected", Of("boolean")},
-                {"default", Of("boolean")},
-                {"logical_bytes", Of("integer")},
-                {"exclusive_bytes", Of("integer")},
-                {"idle_timeout_seconds", Of("integer")}},
-               {"name", "parent", "head_lsn", "protected"});
-}
-
-json CheckpointOutput() {
-  return Shape({{"lsn", Of("integer")},
-                {"time", Of("string")},
-                {"kind", Of("string")},
-                {"summary", Of("string")},
-                {"labels", ArrayOf(Of("string"))},
-                {"rolled_back", Of("boolean")},
-                {"inherited", Of("boolean")}},
-               {"lsn", "time", "kind"});
-}
-
-json CheckpointsOutput() {
-  return Shape({{"checkpoints", ArrayOf(CheckpointOutput())}, {"next", OrNull("string")}},
-               {"checkpoints"});
-}
-
-json MoveOutput() {
-  return Shape({{"head_lsn", Of("integer")},
-                {"previous_head_lsn", Of("integer")},
-                {"target_lsn", Of("integer")}},
-               {"head_lsn", "previous_head_lsn", "target_lsn"});
-}
-
-json SqlOutput() {
-  json statement = Shape({{"columns", ArrayOf(Of("string"))},
-                          {"rows", ArrayOf(ArrayOf(
-                                       {{"type", {"string", "number", "boolean", "null", "object"}}}))},
-                          {"rows_affected", Of("integer")},
-                          {"truncated", Of("boolean")}},
-                         {});
-  return Shape({{"results", ArrayOf(statement)},
-                {"lsn", OrNull("integer")},
-                {"snapshot_lsn", Of("integer")},
-                {"read_only", Of("boolean")},
-                {"next_cursor", OrNull("string")}},
-               {"results", "lsn", "snapshot_lsn"});
-}
-
-json DiffOutput() {
-  return Shape({{"kind", Of("string")},
-                {"from_lsn", Of("integer")},
-                {"to_lsn", Of("integer")},
-                {"objects", ArrayOf(Of("object"))},
-                {"tables", ArrayOf(Of("object"))},
-                {"sql", Of("string")},
-                {"next", OrNull("string")}},
-               {"kind", "from_lsn", "to_lsn"});
-}
-
-json PromoteOutput() {
-  return Shape({{"branch", Of("string")},
-                {"source", Of("string")},
-                {"mode", Of("string")},
-                {"dry_run", Of("boolean")},
-                {"head_lsn", OrNull("integer")},
-                {"previous_head_lsn", Of("integer")},
-                {"actions", ArrayOf(Of("object"))}},
-               {"branch", "mode", "dry_run", "previous_head_lsn"});
-}
-
-json RollbackRightOutput() {
-  return Shape({{"allowed", Of("boolean")}, {"why_not", OrNull("string")}}, {"allowed", "why_not"});
-}
-
-json DescribeBranchOutput() {
-  return Shape({{"branch", BranchOutput()},
-                {"compute", Of("object")},
-                {"recent_checkpoints", ArrayOf(CheckpointOutput())},
-                {"rollback", RollbackRightOutput()}},
-               {"branch", "recent_checkpoints", "rollback"});
-}
-
-json SchemaOutput() {
-  json column = Shape({{"name", Of("string")},
-                       {"type", Of("string")},
-                       {"not_null", Of("boolean")},
-                       {"default", OrNull("string")},
-                       {"primary_key", Of("integer")}},
-                      {"name", "type", "not_null", "default", "primary_key"});
-  json table = Shape({{"name", Of("string")}, {"sql", OrNull("string")}, {"columns", ArrayOf(column)}},
-                     {"name", "columns"});
-  json object = Shape({{"type", Of("string")},
-                       {"name", Of("string")},
-                       {"table", Of("string")},
-                       {"sql", OrNull("string")}},
-                      {"type", "name"});
-  return Shape({{"lsn", Of("integer")}, {"tables", ArrayOf(table)}, {"objects", ArrayOf(object)}},
-               {"lsn", "tables", "objects"});
-}
 
 // --- calls ------------------------------------------------------------------
 
@@ -969,7 +840,7 @@ json ListFor(bool session_read_only) {
                    {"title", t.title},
                    {"description", t.description},
                    {"inputSchema", t.input_schema},
-                   {"outputSchema", {{"type", "object"}, {"anyOf", {t.output, kErrorOutput}}}},
+                   {"outputSchema", {{"type", "object"}, {"anyOf", {t.output, ErrorOutput()}}}},
                    {"annotations", Annotations(t, session_read_only)}});
   }
   return out;
