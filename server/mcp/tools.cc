@@ -207,7 +207,8 @@ const char* const kRunSqlText =
     "result gives its LSN and the LSN before it, so the action can be rolled back. Use "
     "read_only=true for queries that must not write. A result larger than the server's "
     "limits is an error (result_too_large), never silently cut: add LIMIT, or read one "
-    "statement in pages with page_size and then each answer's cursor.";
+    "statement in pages with page_size and then each answer's cursor. Time travel: at_lsn or "
+    "at_time reads one statement against a past state of the branch.";
 const char* const kListCheckpointsText =
     "List a branch's checkpoints as a reflog, newest first: every state the branch has "
     "been in (each SQL script, its creation, each rollback, reset and promote with the LSN "
@@ -504,11 +505,10 @@ std::string Target(const ApiCall& call) {
 
 // The scope a rollback needs, and the scope that changes a branch's protection
 // (PATCH of the branch), as the route table and auth/ define them.
-std::string RollbackScope() {
-  return std::string(auth::ScopeName(
-      auth::RequiredScope(Api("POST", "/v1/projects/{project}/branches/{branch}/rollback")->operation)));
+auth::Scope RollbackScope() {
+  return auth::RequiredScope(Api("POST", "/v1/projects/{project}/branches/{branch}/rollback")->operation);
 }
-std::string ProtectScope() {
+std::string ProtectScopeName() {
   return std::string(auth::ScopeName(
       auth::RequiredScope(Api("PATCH", "/v1/projects/{project}/branches/{branch}")->operation)));
 }
@@ -527,16 +527,15 @@ RollbackRight MayRollBack(const Session& session, const json& branch, const std:
             "\"" + name + "\" is protected, and the API refuses rollback, reset and delete of a "
             "protected branch to every client. Only its owner can undo this, by lifting the "
             "protection (PATCH of the branch with {\"protected\": false}, scope " +
-                ProtectScope() + ", e.g. an operator with admin) and rolling back. Do not lift "
+                ProtectScopeName() + ", e.g. an operator with admin) and rolling back. Do not lift "
                 "it yourself: tell the user. Next time try changes on a branch: create_branch "
                 "{project: \"" + project + "\", name: \"agent/try-1\", parent: \"" + name +
                 "\"}, then promote_branch."};
   }
-  auto need = auth::ParseScopeName(RollbackScope());
-  if (need && !session.scopes.Covers(*need)) {
-    return {false, "rollback needs the scope " + RollbackScope() +
-                       ", which this token lacks: a client with " + RollbackScope() +
-                       " (or admin) can."};
+  if (!session.scopes.Covers(RollbackScope())) {
+    const std::string scope(auth::ScopeName(RollbackScope()));
+    return {false, "rollback needs the scope " + scope + ", which this token lacks: a client with " +
+                       scope + " (or admin) can."};
   }
   return {true, ""};
 }
@@ -824,7 +823,7 @@ json Annotations(const Tool& t, bool session_read_only) {
       !read_only && (method == "DELETE" || r.operation == Operation::kRollbackBranch ||
                      r.operation == Operation::kResetBranch ||
                      r.operation == Operation::kPromoteBranch ||
-                     t.read_only_argument != nullptr);
+                     r.operation == Operation::kSqlRead);  // the SQL route runs scripts
   return {{"title", t.title},
           {"readOnlyHint", read_only},
           {"destructiveHint", destructive},
