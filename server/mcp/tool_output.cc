@@ -9,9 +9,8 @@ json Of(const char* type) { return {{"type", type}}; }
 json OrNull(const char* type) { return {{"type", json::array({type, "null"})}}; }
 json ArrayOf(json items) { return {{"type", "array"}, {"items", std::move(items)}}; }
 json Shape(json properties, std::vector<std::string> required) {
-  return {{"type", "object"},
-          {"properties", std::move(properties)},
-          {"required", std::move(required)}};
+  return {
+      {"type", "object"}, {"properties", std::move(properties)}, {"required", std::move(required)}};
 }
 
 json ErrorOutput() {
@@ -67,12 +66,12 @@ json MoveOutput() {
 }
 
 json SqlOutput() {
-  json statement = Shape({{"columns", ArrayOf(Of("string"))},
-                          {"rows", ArrayOf(ArrayOf(
-                                       {{"type", {"string", "number", "boolean", "null", "object"}}}))},
-                          {"rows_affected", Of("integer")},
-                          {"truncated", Of("boolean")}},
-                         {});
+  json statement = Shape(
+      {{"columns", ArrayOf(Of("string"))},
+       {"rows", ArrayOf(ArrayOf({{"type", {"string", "number", "boolean", "null", "object"}}}))},
+       {"rows_affected", Of("integer")},
+       {"truncated", Of("boolean")}},
+      {});
   return Shape({{"results", ArrayOf(statement)},
                 {"lsn", OrNull("integer")},
                 {"snapshot_lsn", Of("integer")},
@@ -126,8 +125,9 @@ json SchemaOutput() {
                        {"default", OrNull("string")},
                        {"primary_key", Of("integer")}},
                       {"name", "type", "not_null", "default", "primary_key"});
-  json table = Shape({{"name", Of("string")}, {"sql", OrNull("string")}, {"columns", ArrayOf(column)}},
-                     {"name", "columns"});
+  json table =
+      Shape({{"name", Of("string")}, {"sql", OrNull("string")}, {"columns", ArrayOf(column)}},
+            {"name", "columns"});
   json object = Shape({{"type", Of("string")},
                        {"name", Of("string")},
                        {"table", Of("string")},

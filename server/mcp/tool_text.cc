@@ -64,8 +64,8 @@ std::string DescribeSql(const json& a, const json& r) {
     }
   }
   if (r.contains("lsn") && !r["lsn"].is_null()) {
-    out += "Committed as checkpoint LSN " + F(r, "lsn") + " on branch \"" + Arg(a, "branch") +
-           "\".";
+    out +=
+        "Committed as checkpoint LSN " + F(r, "lsn") + " on branch \"" + Arg(a, "branch") + "\".";
   } else {
     out += "Nothing changed: no checkpoint was made (read the state at LSN " +
            F(r, "snapshot_lsn") + ").";
@@ -103,8 +103,7 @@ std::string DescribeCheckpoint(const json& c) {
 
 std::string DescribeMove(const json& a, const std::string& what, const json& r) {
   return what + ": head is now LSN " + F(r, "head_lsn") + " (state of LSN " + F(r, "target_lsn") +
-         "; it was at LSN " + F(r, "previous_head_lsn") +
-         "). The move is itself a checkpoint.";
+         "; it was at LSN " + F(r, "previous_head_lsn") + "). The move is itself a checkpoint.";
 }
 
 std::string DiffBase(const json& a) {

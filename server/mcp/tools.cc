@@ -416,7 +416,8 @@ const std::vector<Tool>& Tools() {
       {"list_branches", "List branches",
        "List a project's branches with their head LSN, parent, branch point and expiry.",
        Object({{"project", kProject}}, {"project"}), Api("GET", "/v1/projects/{project}/branches"),
-       {}, {}, nullptr, DescribeBranches, Shape({{"branches", ArrayOf(BranchOutput())}}, {"branches"})},
+       {}, {}, nullptr, DescribeBranches,
+       Shape({{"branches", ArrayOf(BranchOutput())}}, {"branches"})},
       {"describe_branch", "Describe a branch", kDescribeBranchText, OnBranch(),
        Api("GET", BRANCHDB_BRANCH), {}, {}, nullptr, DescribeBranchDetail, DescribeBranchOutput(),
        DescribeBranchCalls},
@@ -506,7 +507,8 @@ std::string Target(const ApiCall& call) {
 // The scope a rollback needs, and the scope that changes a branch's protection
 // (PATCH of the branch), as the route table and auth/ define them.
 auth::Scope RollbackScope() {
-  return auth::RequiredScope(Api("POST", "/v1/projects/{project}/branches/{branch}/rollback")->operation);
+  return auth::RequiredScope(
+      Api("POST", "/v1/projects/{project}/branches/{branch}/rollback")->operation);
 }
 std::string ProtectScopeName() {
   return std::string(auth::ScopeName(
@@ -534,8 +536,8 @@ RollbackRight MayRollBack(const Session& session, const json& branch, const std:
   }
   if (!session.scopes.Covers(RollbackScope())) {
     const std::string scope(auth::ScopeName(RollbackScope()));
-    return {false, "rollback needs the scope " + scope + ", which this token lacks: a client with " +
-                       scope + " (or admin) can."};
+    return {false, "rollback needs the scope " + scope +
+                       ", which this token lacks: a client with " + scope + " (or admin) can."};
   }
   return {true, ""};
 }
@@ -644,7 +646,8 @@ Result<Answer> GetSchemaCalls(const Tool& tool, const json& a, const Context& ct
   json objects = json::array();
   for (const auto& o : schema->body.value("objects", json::array())) {
     if (o.value("type", "") == "table" && F(o, "name").rfind("sqlite_", 0) != 0) {
-      tables.push_back({{"name", o["name"]}, {"sql", o.value("sql", json())}, {"columns", json::array()}});
+      tables.push_back(
+          {{"name", o["name"]}, {"sql", o.value("sql", json())}, {"columns", json::array()}});
     } else {
       objects.push_back(o);
     }

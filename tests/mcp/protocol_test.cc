@@ -5,16 +5,16 @@
 #include <httplib.h>
 
 #include <catch2/catch.hpp>
-#include <functional>
 #include <fstream>
+#include <functional>
 #include <future>
 #include <thread>
 #include <tuple>
 #include <vector>
 
 #include "server/config.h"
-#include "server/http/router.h"
 #include "server/http/metrics.h"
+#include "server/http/router.h"
 #include "server/mcp/tools.h"
 #include "server/server.h"
 #include "tests/server/live_server.h"
@@ -62,11 +62,10 @@ class McpFixture : public testing::LiveServer {
                             const json& body = nullptr, const std::string& token = "") {
     httplib::Headers headers = {{"Authorization", "Bearer " + (token.empty() ? token_ : token)}};
     auto c = Client();
-    httplib::Result r = method == "GET"     ? c.Get(path.c_str(), headers)
-                        : method == "PATCH" ? c.Patch(path.c_str(), headers, body.dump(),
-                                                      "application/json")
-                                            : c.Post(path.c_str(), headers, body.dump(),
-                                                     "application/json");
+    httplib::Result r = method == "GET" ? c.Get(path.c_str(), headers)
+                        : method == "PATCH"
+                            ? c.Patch(path.c_str(), headers, body.dump(), "application/json")
+                            : c.Post(path.c_str(), headers, body.dump(), "application/json");
     REQUIRE(r);
     return {r->status, r->body.empty() ? json() : json::parse(r->body)};
   }
@@ -318,8 +317,8 @@ TEST_CASE("mcp: run_sql never cuts a large result silently and says how to get t
 void CheckArraysHaveItems(const json& schema, const std::string& where) {
   if (!schema.is_object()) return;
   const json type = schema.value("type", json());
-  bool array = type == "array" || (type.is_array() && std::find(type.begin(), type.end(), "array") !=
-                                                          type.end());
+  bool array = type == "array" ||
+               (type.is_array() && std::find(type.begin(), type.end(), "array") != type.end());
   INFO(where);
   if (array) CHECK(schema.contains("items"));
   for (const auto& [key, sub] : schema.items()) {
@@ -348,7 +347,8 @@ TEST_CASE("mcp: every tool has annotations from its route and an output schema",
   json tools = f.Rpc("tools/list", json::object())["result"]["tools"];
   for (const auto& t : tools) {
     INFO(t["name"]);
-    for (const char* hint : {"readOnlyHint", "destructiveHint", "idempotentHint", "openWorldHint"}) {
+    for (const char* hint :
+         {"readOnlyHint", "destructiveHint", "idempotentHint", "openWorldHint"}) {
       CHECK(t["annotations"][hint].is_boolean());
     }
     CHECK(t["annotations"]["openWorldHint"] == false);
@@ -358,7 +358,8 @@ TEST_CASE("mcp: every tool has annotations from its route and an output schema",
   }
   auto hints = [&](const std::string& name) {
     json a = ToolNamed(tools, name)["annotations"];
-    return std::tuple<bool, bool, bool>(a["readOnlyHint"], a["destructiveHint"], a["idempotentHint"]);
+    return std::tuple<bool, bool, bool>(a["readOnlyHint"], a["destructiveHint"],
+                                        a["idempotentHint"]);
   };
   using H = std::tuple<bool, bool, bool>;  // read-only, destructive, idempotent
   for (const char* read : {"list_projects", "list_branches", "describe_branch", "get_schema",
@@ -371,8 +372,8 @@ TEST_CASE("mcp: every tool has annotations from its route and an output schema",
     INFO(destroys);
     CHECK(hints(destroys) == H{false, true, false});
   }
-  for (const char* adds : {"create_project", "create_branch", "label_checkpoint",
-                           "get_database_credential"}) {
+  for (const char* adds :
+       {"create_project", "create_branch", "label_checkpoint", "get_database_credential"}) {
     INFO(adds);
     CHECK(hints(adds) == H{false, false, false});
   }
@@ -381,8 +382,9 @@ TEST_CASE("mcp: every tool has annotations from its route and an output schema",
   // Answers and errors fit the declared output schema.
   json created = f.Tool("create_project", {{"name", "shop"}})["result"];
   json dup = f.Tool("create_project", {{"name", "shop"}})["result"];
-  json sql = f.Tool("run_sql", {{"project", "shop"}, {"branch", "production"},
-                                {"sql", "CREATE TABLE t(a)"}})["result"];
+  json sql = f.Tool(
+      "run_sql",
+      {{"project", "shop"}, {"branch", "production"}, {"sql", "CREATE TABLE t(a)"}})["result"];
   const json schema = ToolNamed(tools, "create_project")["outputSchema"];
   CHECK(mcp::ValidateSchema(schema["anyOf"][0], created["structuredContent"], "out").ok());
   CHECK(mcp::ValidateSchema(schema["anyOf"][1], dup["structuredContent"], "out").ok());
@@ -394,9 +396,12 @@ TEST_CASE("mcp: every tool has annotations from its route and an output schema",
 TEST_CASE("mcp: a read-only session lists and runs only reads", "[mcp]") {
   McpFixture f;
   REQUIRE(f.Tool("create_project", {{"name", "shop"}})["result"]["isError"] == false);
-  REQUIRE(f.Tool("run_sql", {{"project", "shop"}, {"branch", "production"},
-                             {"sql", "CREATE TABLE t(a); INSERT INTO t VALUES (1), (2)"}})
-              ["result"]["isError"] == false);
+  REQUIRE(
+      f.Tool("run_sql",
+             {{"project", "shop"},
+              {"branch", "production"},
+              {"sql", "CREATE TABLE t(a); INSERT INTO t VALUES (1), (2)"}})["result"]["isError"] ==
+      false);
   REQUIRE(f.Tool("create_branch", {{"project", "shop"}, {"name", "dev"}})["result"]["isError"] ==
           false);
 
@@ -418,18 +423,21 @@ TEST_CASE("mcp: a read-only session lists and runs only reads", "[mcp]") {
   // A destructive tool is refused by name and mode; the branch stays.
   json refused = f.Tool("delete_branch", {{"project", "shop"}, {"branch", "dev"}});
   CHECK(refused["error"]["code"] == mcp::kInvalidParams);
-  CHECK(refused["error"]["message"].get<std::string>().find("read-only (POST /mcp?readonly=true)") !=
-        std::string::npos);
+  CHECK(refused["error"]["message"].get<std::string>().find(
+            "read-only (POST /mcp?readonly=true)") != std::string::npos);
   CHECK(f.Rest("GET", "/v1/projects/shop/branches/dev").first == 200);
 
   // run_sql runs read-only whatever its arguments say.
-  json write = f.Tool("run_sql", {{"project", "shop"}, {"branch", "production"},
-                                  {"sql", "DELETE FROM t"}, {"read_only", false}})["result"];
+  json write = f.Tool("run_sql", {{"project", "shop"},
+                                  {"branch", "production"},
+                                  {"sql", "DELETE FROM t"},
+                                  {"read_only", false}})["result"];
   CHECK(write["isError"] == true);
   CHECK(write["structuredContent"]["error"]["code"] == "read_only");
   CHECK(Text(write).find("This session is read-only") != std::string::npos);
-  json read = f.Tool("run_sql", {{"project", "shop"}, {"branch", "production"},
-                                 {"sql", "SELECT count(*) FROM t"}})["result"];
+  json read = f.Tool(
+      "run_sql",
+      {{"project", "shop"}, {"branch", "production"}, {"sql", "SELECT count(*) FROM t"}})["result"];
   REQUIRE(read["isError"] == false);
   CHECK(read["structuredContent"]["results"][0]["rows"][0][0] == 2);
   CHECK(f.Tool("list_branches", {{"project", "shop"}})["result"]["isError"] == false);
@@ -451,10 +459,12 @@ TEST_CASE("mcp: describe_branch, get_schema and time-travel reads agree with RES
     REQUIRE(r["isError"] == false);
     return r["structuredContent"];
   };
-  int64_t first = sql("CREATE TABLE items(id INTEGER PRIMARY KEY, name TEXT NOT NULL DEFAULT 'x'); "
-                      "INSERT INTO items(name) VALUES ('apple')")["lsn"];
-  int64_t second = sql("ALTER TABLE items ADD COLUMN price REAL; CREATE INDEX items_name ON "
-                       "items(name); INSERT INTO items(name) VALUES ('pear')")["lsn"];
+  int64_t first =
+      sql("CREATE TABLE items(id INTEGER PRIMARY KEY, name TEXT NOT NULL DEFAULT 'x'); "
+          "INSERT INTO items(name) VALUES ('apple')")["lsn"];
+  int64_t second =
+      sql("ALTER TABLE items ADD COLUMN price REAL; CREATE INDEX items_name ON "
+          "items(name); INSERT INTO items(name) VALUES ('pear')")["lsn"];
   REQUIRE(f.Rest("PATCH", "/v1/projects/shop/branches/production", {{"protected", true}}).first ==
           200);
 
@@ -474,15 +484,16 @@ TEST_CASE("mcp: describe_branch, get_schema and time-travel reads agree with RES
   REQUIRE(s["tables"].size() == 1);
   CHECK(s["tables"][0]["name"] == "items");
   auto [st, info] = f.Rest("POST", "/v1/projects/shop/branches/production/sql",
-                           {{"sql", "SELECT name, type, \"notnull\", dflt_value, pk FROM "
-                                    "pragma_table_info('items')"}});
+                           {{"sql",
+                             "SELECT name, type, \"notnull\", dflt_value, pk FROM "
+                             "pragma_table_info('items')"}});
   REQUIRE(st == 200);
   const json rows = info["results"][0]["rows"];
   REQUIRE(s["tables"][0]["columns"].size() == rows.size());
   for (size_t i = 0; i < rows.size(); ++i) {
     const json& c = s["tables"][0]["columns"][i];
-    CHECK(json::array({c["name"], c["type"], c["not_null"] ? 1 : 0, c["default"], c["primary_key"]}) ==
-          rows[i]);
+    CHECK(json::array({c["name"], c["type"], c["not_null"] ? 1 : 0, c["default"],
+                       c["primary_key"]}) == rows[i]);
   }
   auto [st2, rest_schema] = f.Rest("GET", "/v1/projects/shop/branches/production/schema");
   REQUIRE(st2 == 200);
@@ -550,8 +561,8 @@ TEST_CASE("mcp: an undo is offered only to a caller who may make it", "[mcp]") {
   CHECK(Text(narrow).find("To undo it") == std::string::npos);
   CHECK(Text(narrow).find("rollback needs the scope branches:write, which this token lacks") !=
         std::string::npos);
-  CHECK(f.Rest("POST", "/v1/projects/shop/branches/production/rollback",
-               {{"to", {{"actions", 1}}}}, sql_only)
+  CHECK(f.Rest("POST", "/v1/projects/shop/branches/production/rollback", {{"to", {{"actions", 1}}}},
+               sql_only)
             .first == 403);
 
   // A protected branch: nobody may roll it back, whatever the scopes; the result says so.
@@ -564,8 +575,8 @@ TEST_CASE("mcp: an undo is offered only to a caller who may make it", "[mcp]") {
   CHECK(text.find("To undo it") == std::string::npos);
   CHECK(text.find("\"production\" is protected") != std::string::npos);
   CHECK(text.find("create_branch") != std::string::npos);
-  auto [status, refused] = f.Rest("POST", "/v1/projects/shop/branches/production/rollback",
-                                  {{"to", {{"actions", 1}}}});
+  auto [status, refused] =
+      f.Rest("POST", "/v1/projects/shop/branches/production/rollback", {{"to", {{"actions", 1}}}});
   CHECK(status == 409);
   CHECK(refused["error"]["code"] == "branch_protected");
 }
