@@ -475,17 +475,31 @@ const std::vector<Tool>& Tools() {
 }
 #undef BRANCHDB_BRANCH
 
+// route's path with {project} (the argument of that name) and {branch}
+// (branch) filled in, percent-encoded.
+std::string PathOf(const routes::Route* route, const json& a, const std::string& branch) {
+  std::string path = route->path;
+  for (const auto& [param, value] : Pairs{{"{project}", Arg(a, "project")}, {"{branch}", branch}}) {
+    if (size_t at = path.find(param); at != std::string::npos) {
+      path.replace(at, param.size(), http::EncodePathSegment(value));
+    }
+  }
+  return path;
+}
+
+// The routes the composed calls and undo hints read.
+constexpr const routes::Route* kGetBranch = Api("GET", "/v1/projects/{project}/branches/{branch}");
+constexpr const routes::Route* kGetCompute =
+    Api("GET", "/v1/projects/{project}/branches/{branch}/compute");
+constexpr const routes::Route* kListCheckpoints =
+    Api("GET", "/v1/projects/{project}/branches/{branch}/checkpoints");
+constexpr const routes::Route* kSql = Api("POST", "/v1/projects/{project}/branches/{branch}/sql");
+
 // The API request tool makes with arguments (which fit its input schema).
 Result<ApiCall> BuildCall(const Tool& tool, const json& arguments) {
   ApiCall call;
   call.method = tool.route->method;
-  call.path = tool.route->path;
-  for (const char* name : {"project", "branch"}) {
-    std::string param = std::string("{") + name + "}";
-    if (size_t at = call.path.find(param); at != std::string::npos) {
-      call.path.replace(at, param.size(), http::EncodePathSegment(Arg(arguments, name)));
-    }
-  }
+  call.path = PathOf(tool.route, arguments, Arg(arguments, "branch"));
   if (call.method == "POST" || call.method == "PATCH") call.body = Pick(arguments, tool.body);
   if (tool.shape) BRANCHDB_RETURN_IF_ERROR(tool.shape(arguments, &call));
   AddQuery(arguments, tool.query, call.query);
@@ -567,11 +581,6 @@ Answer Get(const Context& ctx, std::string path, Pairs query = {}) {
   return Fetch(ctx, ApiCall{"GET", std::move(path), std::move(query), nullptr});
 }
 
-std::string BranchPath(const json& a, const std::string& branch) {
-  return "/v1/projects/" + http::EncodePathSegment(Arg(a, "project")) + "/branches/" +
-         http::EncodePathSegment(branch);
-}
-
 // The tool's one request: its route with the arguments.
 Result<Answer> Run(const Tool& tool, const json& a, const Context& ctx) {
   auto call = BuildCall(tool, a);
@@ -598,7 +607,7 @@ Result<Answer> RunSql(const Tool& tool, const json& a, const Context& ctx) {
   for (int page = 0; page < kMaxPages; ++page) {
     Pairs query = {{"limit", "1000"}};
     if (!cursor.empty()) query.emplace_back("cursor", cursor);
-    Answer list = Get(ctx, BranchPath(a, Arg(a, "branch")) + "/checkpoints", query);
+    Answer list = Get(ctx, PathOf(kListCheckpoints, a, Arg(a, "branch")), query);
     if (list.status >= 400) return list;
     for (const auto& c : list.body.value("checkpoints", json::array())) {
       auto t = routes::ParseTime(c["time"], "time");
@@ -620,11 +629,11 @@ Result<Answer> RunSql(const Tool& tool, const json& a, const Context& ctx) {
 // describe_branch: the branch, its compute and latest checkpoints, and this
 // caller's right to roll it back.
 Result<Answer> DescribeBranchCalls(const Tool&, const json& a, const Context& ctx) {
-  const std::string path = BranchPath(a, Arg(a, "branch"));
-  Answer branch = Get(ctx, path);
+  const std::string name = Arg(a, "branch");
+  Answer branch = Get(ctx, PathOf(kGetBranch, a, name));
   if (branch.status >= 400) return branch;
-  Answer compute = Get(ctx, path + "/compute");
-  Answer history = Get(ctx, path + "/checkpoints", {{"limit", "5"}});
+  Answer compute = Get(ctx, PathOf(kGetCompute, a, name));
+  Answer history = Get(ctx, PathOf(kListCheckpoints, a, name), {{"limit", "5"}});
   if (history.status >= 400) return history;
   RollbackRight right = MayRollBack(ctx.session, branch.body, Arg(a, "project"));
   json out = {{"branch", branch.body},
@@ -659,9 +668,9 @@ Result<Answer> GetSchemaCalls(const Tool& tool, const json& a, const Context& ct
                {"lsn", lsn},
                {"read_only", true},
                {"page_size", 1000}};
-  const std::string sql_path = BranchPath(a, Arg(a, "branch")) + "/sql";
+  const std::string sql_path = PathOf(kSql, a, Arg(a, "branch"));
   while (true) {
-    Answer page = Fetch(ctx, ApiCall{"POST", sql_path, {}, body});
+    Answer page = Fetch(ctx, ApiCall{kSql->method, sql_path, {}, body});
     if (page.status >= 400) return page;
     for (const auto& row : page.body["results"][0]["rows"]) {
       for (auto& t : tables) {
@@ -699,7 +708,7 @@ std::optional<Undo> UndoPromote(const json&, const json& r) {
 std::string UndoAdvice(const Context& ctx, const json& a, const Undo& undo) {
   const std::string call = "rollback {project: \"" + Arg(a, "project") + "\", branch: \"" +
                            undo.branch + "\", " + undo.target + "}";
-  Answer branch = Get(ctx, BranchPath(a, undo.branch));
+  Answer branch = Get(ctx, PathOf(kGetBranch, a, undo.branch));
   // A caller that may not read the branch is judged on its scopes alone.
   const bool known = branch.status < 400;
   const json facts = known ? branch.body : json{{"name", undo.branch}, {"protected", false}};
