@@ -1,8 +1,9 @@
 // The Model Context Protocol server (protocol revision 2025-06-18), without
 // its transport: one JSON-RPC 2.0 message in, one reply out. server/routes/
 // mcp.cc carries it over streamable HTTP (POST /mcp) after authenticating the
-// caller; every tool call is one API call made as that caller through
-// Router::Dispatch (so scopes, validation and errors are exactly the API's).
+// caller; every tool call is an API call (or a few reads) made as that caller
+// through Router::Dispatch (so scopes, validation and errors are exactly the
+// API's).
 //
 // Methods: initialize (version negotiation, capabilities {tools}, serverInfo,
 // instructions), ping, tools/list, tools/call; notifications and client
