@@ -36,7 +36,11 @@ Reply ErrorReply(const json& id, int code, const std::string& message) {
   return Reply{200, ErrorResponse(id, code, message), "", "", false};
 }
 
-json Initialize(const json& params) {
+constexpr const char* kReadOnlyInstructions =
+    "\nThis session is read-only (POST /mcp?readonly=true): only tools that change nothing are "
+    "listed and allowed, and run_sql runs every script read-only.";
+
+json Initialize(const json& params, const Session& session) {
   std::string requested = params["protocolVersion"].get<std::string>();
   // The client's version when spoken here, else the latest (the client then
   // decides whether it can continue).
@@ -45,7 +49,8 @@ json Initialize(const json& params) {
   return {{"protocolVersion", version},
           {"capabilities", {{"tools", {{"listChanged", false}}}}},
           {"serverInfo", {{"name", "branchdb"}, {"title", "branchdb"}, {"version", "0.1.0"}}},
-          {"instructions", kInstructions}};
+          {"instructions",
+           std::string(kInstructions) + (session.read_only ? kReadOnlyInstructions : "")}};
 }
 
 }  // namespace
@@ -59,7 +64,7 @@ std::string ErrorResponse(const json& id, int code, const std::string& message) 
       {{"jsonrpc", "2.0"}, {"id", id}, {"error", {{"code", code}, {"message", message}}}});
 }
 
-Reply HandleMessage(std::string_view body, const Dispatcher& dispatch) {
+Reply HandleMessage(std::string_view body, const Session& session, const Dispatcher& dispatch) {
   json message = json::parse(body, nullptr, false);
   if (message.is_discarded()) {
     return Reply{400, ErrorResponse(nullptr, kParseError, "Parse error: the body is not JSON"),
@@ -101,12 +106,12 @@ Reply HandleMessage(std::string_view body, const Dispatcher& dispatch) {
     if (!params.contains("protocolVersion") || !params["protocolVersion"].is_string()) {
       reply = ErrorReply(id, kInvalidParams, "Invalid params: protocolVersion (string) required");
     } else {
-      reply = JsonReply(Response(id, Initialize(params)));
+      reply = JsonReply(Response(id, Initialize(params, session)));
     }
   } else if (method == "ping") {
     reply = JsonReply(Response(id, json::object()));
   } else if (method == "tools/list") {
-    reply = JsonReply(Response(id, {{"tools", ToolsList()}}));
+    reply = JsonReply(Response(id, {{"tools", ToolsList(session.read_only)}}));
   } else if (method == "tools/call") {
     if (!params.contains("name") || !params["name"].is_string()) {
       reply = ErrorReply(id, kInvalidParams, "Invalid params: name (string) required");
@@ -114,7 +119,7 @@ Reply HandleMessage(std::string_view body, const Dispatcher& dispatch) {
       reply = ErrorReply(id, kInvalidParams, "Invalid params: arguments must be an object");
     } else {
       std::string name = params["name"].get<std::string>();
-      auto result = CallTool(name, params.value("arguments", json::object()), dispatch);
+      auto result = CallTool(name, params.value("arguments", json::object()), session, dispatch);
       if (!result.ok()) {
         reply = ErrorReply(id, kInvalidParams, "Invalid params: " + result.status().message());
       } else {

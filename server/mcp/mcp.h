@@ -1,8 +1,9 @@
 // The Model Context Protocol server (protocol revision 2025-06-18), without
 // its transport: one JSON-RPC 2.0 message in, one reply out. server/routes/
 // mcp.cc carries it over streamable HTTP (POST /mcp) after authenticating the
-// caller; every tool call is one API call made as that caller through
-// Router::Dispatch (so scopes, validation and errors are exactly the API's).
+// caller; every tool call is an API call (or a few reads) made as that caller
+// through Router::Dispatch (so scopes, validation and errors are exactly the
+// API's).
 //
 // Methods: initialize (version negotiation, capabilities {tools}, serverInfo,
 // instructions), ping, tools/list, tools/call; notifications and client
@@ -18,6 +19,7 @@
 #include <string>
 #include <string_view>
 
+#include "auth/auth.h"
 #include "server/http/router.h"
 
 namespace branchdb::server::mcp {
@@ -38,6 +40,17 @@ inline constexpr int kInternalError = -32603;
 // added by the transport).
 using Dispatcher = std::function<http::DispatchResponse(const http::DispatchRequest&)>;
 
+// What a POST /mcp carries beside its message: who calls, in which mode.
+struct Session {
+  // The caller's granted scopes: a result offers an undo only when the
+  // caller may make it (tools.h).
+  auth::ScopeSet scopes;
+  // POST /mcp?readonly=true: tools/list lists the read-only tools only (and
+  // run_sql, which then runs read-only); tools/call of any other tool is a
+  // JSON-RPC error -32602 naming the mode.
+  bool read_only = false;
+};
+
 struct Reply {
   // 200: body is a JSON-RPC response (result or error); 202: accepted, no
   // body (a notification or a response); 400: body is a JSON-RPC error with
@@ -49,8 +62,8 @@ struct Reply {
   bool tool_error = false;  // tools/call: the result has isError true
 };
 
-// Handles one POST body.
-Reply HandleMessage(std::string_view body, const Dispatcher& dispatch);
+// Handles one POST body of session.
+Reply HandleMessage(std::string_view body, const Session& session, const Dispatcher& dispatch);
 
 // A JSON-RPC error response text: {"jsonrpc":"2.0","id":id,"error":{code,message}}.
 std::string ErrorResponse(const nlohmann::json& id, int code, const std::string& message);

@@ -38,11 +38,6 @@ std::string Differ(size_t n, const std::string& word) {
   return Plural(n, word) + (n == 1 ? " differs" : " differ");
 }
 
-std::string UndoHint(const json& a, const std::string& branch, const json& answer) {
-  return "To undo it: rollback {project: \"" + Arg(a, "project") + "\", branch: \"" + branch +
-         "\", to_lsn: " + F(answer, "previous_head_lsn") + "}.";
-}
-
 }  // namespace
 
 std::string DescribeSql(const json& a, const json& r) {
@@ -69,9 +64,8 @@ std::string DescribeSql(const json& a, const json& r) {
     }
   }
   if (r.contains("lsn") && !r["lsn"].is_null()) {
-    out += "Committed as checkpoint LSN " + F(r, "lsn") + " on branch \"" + Arg(a, "branch") +
-           "\". To undo this action: rollback {actions: 1} (its answer's previous_head_lsn, " +
-           F(r, "lsn") + ", undoes that rollback in turn).";
+    out +=
+        "Committed as checkpoint LSN " + F(r, "lsn") + " on branch \"" + Arg(a, "branch") + "\".";
   } else {
     out += "Nothing changed: no checkpoint was made (read the state at LSN " +
            F(r, "snapshot_lsn") + ").";
@@ -109,8 +103,7 @@ std::string DescribeCheckpoint(const json& c) {
 
 std::string DescribeMove(const json& a, const std::string& what, const json& r) {
   return what + ": head is now LSN " + F(r, "head_lsn") + " (state of LSN " + F(r, "target_lsn") +
-         "; it was at LSN " + F(r, "previous_head_lsn") +
-         "). The move is itself a checkpoint. " + UndoHint(a, Arg(a, "branch"), r);
+         "; it was at LSN " + F(r, "previous_head_lsn") + "). The move is itself a checkpoint.";
 }
 
 std::string DiffBase(const json& a) {
@@ -210,7 +203,7 @@ std::string DescribePromote(const json& a, const json& r) {
   if (r.contains("verify") && !r["verify"].is_null()) {
     out += " verify returned " + r["verify"].value("value", json()).dump() + " (ok).";
   }
-  return out + " " + UndoHint(a, parent, r);
+  return out;
 }
 
 std::string DescribeProjects(const json&, const json& r) {
@@ -243,6 +236,57 @@ std::string DescribeCreatedBranch(const json&, const json& r) {
                     "checkpoint you can roll back.";
   if (!r.value("expires_at", json()).is_null()) out += " It is deleted at expiry.";
   return out + " When done: promote_branch to apply it to the parent, or delete_branch.";
+}
+
+std::string DescribeBranchDetail(const json& a, const json& r) {
+  const json& b = r["branch"];
+  std::string out = "Branch " + DescribeBranch(b) + ".\nSize: " + F(b, "logical_bytes") +
+                    " bytes logical, " + F(b, "exclusive_bytes") +
+                    " bytes its own (not shared with other branches). Created " +
+                    F(b, "created_at") + "; " +
+                    (b.value("expires_at", json()).is_null() ? std::string("no expiry (no TTL)")
+                                                             : "expires " + F(b, "expires_at")) +
+                    ".";
+  if (r.contains("compute")) {
+    out += "\nCompute: " + F(r["compute"], "state") + " (idle timeout " +
+           F(r["compute"], "idle_timeout_seconds") + " s).";
+  }
+  const json history = r.value("recent_checkpoints", json::array());
+  out += "\nLatest " + Plural(history.size(), "checkpoint") + ":\n";
+  for (const auto& c : history) out += "  " + DescribeCheckpoint(c) + "\n";
+  const json& right = r["rollback"];
+  if (right.value("allowed", false)) {
+    out += "You may roll it back: rollback {project: \"" + Arg(a, "project") + "\", branch: \"" +
+           F(b, "name") + "\", to_lsn: N}.";
+  } else {
+    out += "You may not roll it back: " + F(right, "why_not");
+  }
+  return out;
+}
+
+std::string DescribeSchema(const json& a, const json& r) {
+  const json tables = r.value("tables", json::array());
+  const json objects = r.value("objects", json::array());
+  std::string out = "Schema of \"" + Arg(a, "branch") + "\" at LSN " + F(r, "lsn") + ": " +
+                    Plural(tables.size(), "table") + ".\n";
+  for (const auto& t : tables) {
+    out += "  table " + F(t, "name") + " (";
+    std::string columns;
+    for (const auto& c : t.value("columns", json::array())) {
+      std::string col = F(c, "name");
+      if (!F(c, "type").empty() && F(c, "type") != "none") col += " " + F(c, "type");
+      if (c.value("primary_key", 0) > 0) col += " PRIMARY KEY";
+      if (c.value("not_null", false)) col += " NOT NULL";
+      if (!c.value("default", json()).is_null()) col += " DEFAULT " + F(c, "default");
+      columns += (columns.empty() ? "" : ", ") + col;
+    }
+    out += columns + ")\n";
+  }
+  for (const auto& o : objects) {
+    out += "  " + F(o, "type") + " " + F(o, "name") + " on " + F(o, "table") + ": " +
+           Clip(F(o, "sql"), 300) + "\n";
+  }
+  return out;
 }
 
 std::string DescribeDeletedBranch(const json& a, const json&) {

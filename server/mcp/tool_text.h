@@ -24,6 +24,10 @@ std::string DescribeProjects(const nlohmann::json& a, const nlohmann::json& r);
 std::string DescribeCreatedProject(const nlohmann::json& a, const nlohmann::json& r);
 std::string DescribeBranches(const nlohmann::json& a, const nlohmann::json& r);
 std::string DescribeCreatedBranch(const nlohmann::json& a, const nlohmann::json& r);
+// describe_branch's composed answer {branch, compute, recent_checkpoints, rollback}.
+std::string DescribeBranchDetail(const nlohmann::json& a, const nlohmann::json& r);
+// get_schema's composed answer {lsn, tables, objects}.
+std::string DescribeSchema(const nlohmann::json& a, const nlohmann::json& r);
 std::string DescribeDeletedBranch(const nlohmann::json& a, const nlohmann::json& r);
 std::string DescribeSql(const nlohmann::json& a, const nlohmann::json& r);
 std::string DescribeCheckpoints(const nlohmann::json& a, const nlohmann::json& r);

@@ -1,6 +1,7 @@
 // The MCP endpoint over streamable HTTP (MCP 2025-06-18; server/mcp/ has the
 // protocol and the tools) and the OAuth protected-resource metadata:
-//   POST /mcp   one JSON-RPC message -> 200 application/json (a response),
+//   POST /mcp[?readonly=true]   one JSON-RPC message (readonly=true: a
+//               read-only session, mcp::Session) -> 200 application/json (a response),
 //               202 (a notification or response: no body), 400 (unparsable or
 //               invalid message, or an unsupported MCP-Protocol-Version),
 //               401 + WWW-Authenticate: Bearer resource_metadata="..." without
@@ -195,8 +196,17 @@ void HandleMcp(Call& c) {
     return http::SendError(c.res, Status::Unavailable("auth is not available", "auth_unavailable"));
   }
   auth::BearerError error;
-  if (!c.s.auth->Authenticate(req.get_header_value("Authorization"), &error)) {
-    return SendUnauthorized(c.res, error, ResourceMetadataUrl(c.s));
+  auto principal = c.s.auth->Authenticate(req.get_header_value("Authorization"), &error);
+  if (!principal) return SendUnauthorized(c.res, error, ResourceMetadataUrl(c.s));
+  mcp::Session session;
+  session.scopes = principal->scopes;
+  if (req.has_param("readonly")) {
+    std::string mode = req.get_param_value("readonly");
+    if (mode != "true" && mode != "false") {
+      return SendRpcError(c.res, 400, mcp::kInvalidRequest,
+                          "readonly must be true or false, not \"" + mode + "\"");
+    }
+    session.read_only = mode == "true";
   }
   if (req.has_header("MCP-Protocol-Version") &&
       !mcp::SupportedProtocolVersion(req.get_header_value("MCP-Protocol-Version"))) {
@@ -221,10 +231,10 @@ void HandleMcp(Call& c) {
     call.remote_addr = c.req.remote_addr;
     return router->Dispatch(call);
   };
-  mcp::Reply reply = mcp::HandleMessage(req.body, dispatch);
+  mcp::Reply reply = mcp::HandleMessage(req.body, session, dispatch);
   if (!reply.tool.empty()) {
-    c.s.logger->info("event=mcp_tool_call tool={} is_error={} request_id={}",
-                     http::LogValue(reply.tool), reply.tool_error,
+    c.s.logger->info("event=mcp_tool_call tool={} is_error={} read_only={} request_id={}",
+                     http::LogValue(reply.tool), reply.tool_error, session.read_only,
                      http::LogValue(c.ctx.request_id));
   }
   c.res.status = reply.http_status;

@@ -5,14 +5,16 @@
 #include <httplib.h>
 
 #include <catch2/catch.hpp>
-#include <functional>
 #include <fstream>
+#include <functional>
 #include <future>
 #include <thread>
+#include <tuple>
+#include <vector>
 
 #include "server/config.h"
-#include "server/http/router.h"
 #include "server/http/metrics.h"
+#include "server/http/router.h"
 #include "server/mcp/tools.h"
 #include "server/server.h"
 #include "tests/server/live_server.h"
@@ -34,7 +36,7 @@ class McpFixture : public testing::LiveServer {
       headers.emplace("Authorization", "Bearer " + token_);
     }
     headers.emplace("Accept", "application/json, text/event-stream");
-    return Client().Post("/mcp", headers, body, "application/json");
+    return Client().Post(path_.c_str(), headers, body, "application/json");
   }
 
   // A JSON-RPC request; returns the parsed answer (REQUIRES status 200).
@@ -55,7 +57,21 @@ class McpFixture : public testing::LiveServer {
     return Rpc("tools/call", {{"name", name}, {"arguments", arguments}}, std::move(headers));
   }
 
+  // A REST request with token (default: the admin's); the parsed answer.
+  std::pair<int, json> Rest(const std::string& method, const std::string& path,
+                            const json& body = nullptr, const std::string& token = "") {
+    httplib::Headers headers = {{"Authorization", "Bearer " + (token.empty() ? token_ : token)}};
+    auto c = Client();
+    httplib::Result r = method == "GET" ? c.Get(path.c_str(), headers)
+                        : method == "PATCH"
+                            ? c.Patch(path.c_str(), headers, body.dump(), "application/json")
+                            : c.Post(path.c_str(), headers, body.dump(), "application/json");
+    REQUIRE(r);
+    return {r->status, r->body.empty() ? json() : json::parse(r->body)};
+  }
+
   std::string token_;
+  std::string path_ = "/mcp";
   int next_id_ = 0;
 };
 
@@ -196,7 +212,7 @@ TEST_CASE("mcp: initialize negotiates the protocol version", "[mcp]") {
   CHECK_FALSE(raw->has_header("Mcp-Session-Id"));
 
   json tools = f.Rpc("tools/list", json::object())["result"]["tools"];
-  CHECK(tools.size() == 14);
+  CHECK(tools.size() == 16);
   for (const auto& t : tools) {
     INFO(t["name"]);
     CHECK(t["inputSchema"]["type"] == "object");
@@ -297,6 +313,274 @@ TEST_CASE("mcp: run_sql never cuts a large result silently and says how to get t
   CHECK(rest["content"][0]["text"].get<std::string>().find("more rows") == std::string::npos);
 }
 
+// Every array of a schema has "items" (strict function-calling dialects).
+void CheckArraysHaveItems(const json& schema, const std::string& where) {
+  if (!schema.is_object()) return;
+  const json type = schema.value("type", json());
+  bool array = type == "array" ||
+               (type.is_array() && std::find(type.begin(), type.end(), "array") != type.end());
+  INFO(where);
+  if (array) CHECK(schema.contains("items"));
+  for (const auto& [key, sub] : schema.items()) {
+    if (key == "properties") {
+      for (const auto& [name, prop] : sub.items()) CheckArraysHaveItems(prop, where + "." + name);
+    } else if (key == "items" || key == "additionalProperties") {
+      CheckArraysHaveItems(sub, where + "[]");
+    } else if (key == "anyOf") {
+      for (const auto& alt : sub) CheckArraysHaveItems(alt, where + "|");
+    }
+  }
+}
+
+json ToolNamed(const json& tools, const std::string& name) {
+  for (const auto& t : tools) {
+    if (t["name"] == name) return t;
+  }
+  FAIL("no tool " << name);
+  return nullptr;
+}
+
+std::string Text(const json& result) { return result["content"][0]["text"]; }
+
+TEST_CASE("mcp: every tool has annotations from its route and an output schema", "[mcp]") {
+  McpFixture f;
+  json tools = f.Rpc("tools/list", json::object())["result"]["tools"];
+  for (const auto& t : tools) {
+    INFO(t["name"]);
+    for (const char* hint :
+         {"readOnlyHint", "destructiveHint", "idempotentHint", "openWorldHint"}) {
+      CHECK(t["annotations"][hint].is_boolean());
+    }
+    CHECK(t["annotations"]["openWorldHint"] == false);
+    CHECK(t["outputSchema"]["type"] == "object");
+    CheckArraysHaveItems(t["inputSchema"], "inputSchema");
+    CheckArraysHaveItems(t["outputSchema"], "outputSchema");
+  }
+  auto hints = [&](const std::string& name) {
+    json a = ToolNamed(tools, name)["annotations"];
+    return std::tuple<bool, bool, bool>(a["readOnlyHint"], a["destructiveHint"],
+                                        a["idempotentHint"]);
+  };
+  using H = std::tuple<bool, bool, bool>;  // read-only, destructive, idempotent
+  for (const char* read : {"list_projects", "list_branches", "describe_branch", "get_schema",
+                           "list_checkpoints", "compare_schema", "diff_data"}) {
+    INFO(read);
+    CHECK(hints(read) == H{true, false, true});
+  }
+  CHECK(hints("delete_branch") == H{false, true, true});
+  for (const char* destroys : {"rollback", "reset_from_parent", "promote_branch", "run_sql"}) {
+    INFO(destroys);
+    CHECK(hints(destroys) == H{false, true, false});
+  }
+  for (const char* adds :
+       {"create_project", "create_branch", "label_checkpoint", "get_database_credential"}) {
+    INFO(adds);
+    CHECK(hints(adds) == H{false, false, false});
+  }
+  CHECK(ToolNamed(tools, "run_sql")["inputSchema"]["properties"]["params"].contains("items"));
+
+  // Answers and errors fit the declared output schema.
+  json created = f.Tool("create_project", {{"name", "shop"}})["result"];
+  json dup = f.Tool("create_project", {{"name", "shop"}})["result"];
+  json sql = f.Tool(
+      "run_sql",
+      {{"project", "shop"}, {"branch", "production"}, {"sql", "CREATE TABLE t(a)"}})["result"];
+  const json schema = ToolNamed(tools, "create_project")["outputSchema"];
+  CHECK(mcp::ValidateSchema(schema["anyOf"][0], created["structuredContent"], "out").ok());
+  CHECK(mcp::ValidateSchema(schema["anyOf"][1], dup["structuredContent"], "out").ok());
+  CHECK(mcp::ValidateSchema(ToolNamed(tools, "run_sql")["outputSchema"]["anyOf"][0],
+                            sql["structuredContent"], "out")
+            .ok());
+}
+
+TEST_CASE("mcp: a read-only session lists and runs only reads", "[mcp]") {
+  McpFixture f;
+  REQUIRE(f.Tool("create_project", {{"name", "shop"}})["result"]["isError"] == false);
+  REQUIRE(
+      f.Tool("run_sql",
+             {{"project", "shop"},
+              {"branch", "production"},
+              {"sql", "CREATE TABLE t(a); INSERT INTO t VALUES (1), (2)"}})["result"]["isError"] ==
+      false);
+  REQUIRE(f.Tool("create_branch", {{"project", "shop"}, {"name", "dev"}})["result"]["isError"] ==
+          false);
+
+  f.path_ = "/mcp?readonly=true";
+  json init = f.Rpc("initialize", {{"protocolVersion", "2025-06-18"}})["result"];
+  CHECK(init["instructions"].get<std::string>().find("read-only") != std::string::npos);
+  json tools = f.Rpc("tools/list", json::object())["result"]["tools"];
+  std::vector<std::string> names;
+  for (const auto& t : tools) {
+    names.push_back(t["name"]);
+    CHECK(t["annotations"]["readOnlyHint"] == true);
+    CHECK(t["annotations"]["destructiveHint"] == false);
+  }
+  std::sort(names.begin(), names.end());
+  CHECK(names == std::vector<std::string>{"compare_schema", "describe_branch", "diff_data",
+                                          "get_schema", "list_branches", "list_checkpoints",
+                                          "list_projects", "run_sql"});
+
+  // A destructive tool is refused by name and mode; the branch stays.
+  json refused = f.Tool("delete_branch", {{"project", "shop"}, {"branch", "dev"}});
+  CHECK(refused["error"]["code"] == mcp::kInvalidParams);
+  CHECK(refused["error"]["message"].get<std::string>().find(
+            "read-only (POST /mcp?readonly=true)") != std::string::npos);
+  CHECK(f.Rest("GET", "/v1/projects/shop/branches/dev").first == 200);
+
+  // run_sql runs read-only whatever its arguments say.
+  json write = f.Tool("run_sql", {{"project", "shop"},
+                                  {"branch", "production"},
+                                  {"sql", "DELETE FROM t"},
+                                  {"read_only", false}})["result"];
+  CHECK(write["isError"] == true);
+  CHECK(write["structuredContent"]["error"]["code"] == "read_only");
+  CHECK(Text(write).find("This session is read-only") != std::string::npos);
+  json read = f.Tool(
+      "run_sql",
+      {{"project", "shop"}, {"branch", "production"}, {"sql", "SELECT count(*) FROM t"}})["result"];
+  REQUIRE(read["isError"] == false);
+  CHECK(read["structuredContent"]["results"][0]["rows"][0][0] == 2);
+  CHECK(f.Tool("list_branches", {{"project", "shop"}})["result"]["isError"] == false);
+
+  f.path_ = "/mcp?readonly=yes";
+  auto bad = f.Post(R"({"jsonrpc":"2.0","id":1,"method":"ping"})");
+  REQUIRE(bad);
+  CHECK(bad->status == 400);
+}
+
+TEST_CASE("mcp: describe_branch, get_schema and time-travel reads agree with REST", "[mcp]") {
+  McpFixture f;
+  REQUIRE(f.Tool("create_project", {{"name", "shop"}})["result"]["isError"] == false);
+  const json where = {{"project", "shop"}, {"branch", "production"}};
+  auto sql = [&](const std::string& text) {
+    json args = where;
+    args["sql"] = text;
+    json r = f.Tool("run_sql", args)["result"];
+    REQUIRE(r["isError"] == false);
+    return r["structuredContent"];
+  };
+  int64_t first =
+      sql("CREATE TABLE items(id INTEGER PRIMARY KEY, name TEXT NOT NULL DEFAULT 'x'); "
+          "INSERT INTO items(name) VALUES ('apple')")["lsn"];
+  int64_t second =
+      sql("ALTER TABLE items ADD COLUMN price REAL; CREATE INDEX items_name ON "
+          "items(name); INSERT INTO items(name) VALUES ('pear')")["lsn"];
+  REQUIRE(f.Rest("PATCH", "/v1/projects/shop/branches/production", {{"protected", true}}).first ==
+          200);
+
+  json described = f.Tool("describe_branch", where)["result"];
+  REQUIRE(described["isError"] == false);
+  auto [status, branch] = f.Rest("GET", "/v1/projects/shop/branches/production");
+  REQUIRE(status == 200);
+  CHECK(described["structuredContent"]["branch"] == branch);
+  CHECK(described["structuredContent"]["recent_checkpoints"][0]["lsn"] == second);
+  CHECK(described["structuredContent"]["rollback"]["allowed"] == false);  // protected
+  CHECK(Text(described).find("protected") != std::string::npos);
+
+  json schema = f.Tool("get_schema", where)["result"];
+  REQUIRE(schema["isError"] == false);
+  const json& s = schema["structuredContent"];
+  CHECK(s["lsn"] == second);
+  REQUIRE(s["tables"].size() == 1);
+  CHECK(s["tables"][0]["name"] == "items");
+  auto [st, info] = f.Rest("POST", "/v1/projects/shop/branches/production/sql",
+                           {{"sql",
+                             "SELECT name, type, \"notnull\", dflt_value, pk FROM "
+                             "pragma_table_info('items')"}});
+  REQUIRE(st == 200);
+  const json rows = info["results"][0]["rows"];
+  REQUIRE(s["tables"][0]["columns"].size() == rows.size());
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const json& c = s["tables"][0]["columns"][i];
+    CHECK(json::array({c["name"], c["type"], c["not_null"] ? 1 : 0, c["default"],
+                       c["primary_key"]}) == rows[i]);
+  }
+  auto [st2, rest_schema] = f.Rest("GET", "/v1/projects/shop/branches/production/schema");
+  REQUIRE(st2 == 200);
+  CHECK(s["objects"].size() + s["tables"].size() == rest_schema["objects"].size());
+  CHECK(s["objects"][0]["name"] == "items_name");
+  json old_args = where;
+  old_args["at_lsn"] = first;
+  json old = f.Tool("get_schema", old_args)["result"]["structuredContent"];
+  CHECK(old["lsn"] == first);
+  CHECK(old["tables"][0]["columns"].size() == 2);  // before price
+  CHECK(old["objects"].empty());
+
+  // at_lsn reads the past state, as REST's "lsn" does.
+  json past = where;
+  past["sql"] = "SELECT group_concat(name) FROM items";
+  past["at_lsn"] = first;
+  json then = f.Tool("run_sql", past)["result"];
+  REQUIRE(then["isError"] == false);
+  CHECK(then["structuredContent"]["snapshot_lsn"] == first);
+  auto [st3, rest_then] = f.Rest("POST", "/v1/projects/shop/branches/production/sql",
+                                 {{"sql", past["sql"]}, {"lsn", first}});
+  REQUIRE(st3 == 200);
+  CHECK(then["structuredContent"]["results"] == rest_then["results"]);
+  CHECK(then["structuredContent"]["results"][0]["rows"][0][0] == "apple");
+
+  // at_time: the newest checkpoint at or before that time.
+  auto [st4, history] = f.Rest("GET", "/v1/projects/shop/branches/production/checkpoints");
+  REQUIRE(st4 == 200);
+  const json list = history["checkpoints"];
+  size_t at = 0;
+  while (at < list.size() && list[at]["lsn"] != first) ++at;
+  REQUIRE(at < list.size());
+  past.erase("at_lsn");
+  past["at_time"] = list[at]["time"];
+  json by_time = f.Tool("run_sql", past)["result"];
+  REQUIRE(by_time["isError"] == false);
+  int64_t read = by_time["structuredContent"]["snapshot_lsn"];
+  // The answer's state is listed at or before that time, and the one newer is not.
+  size_t k = 0;
+  while (k < list.size() && list[k]["lsn"] != read) ++k;
+  REQUIRE(k < list.size());
+  CHECK(list[k]["time"] <= list[at]["time"]);
+  if (k > 0) CHECK(list[k - 1]["time"] > list[at]["time"]);
+  past["at_time"] = "2000-01-01T00:00:00Z";
+  json before = f.Tool("run_sql", past)["result"];
+  CHECK(before["isError"] == true);
+  CHECK(before["structuredContent"]["error"]["code"] == "checkpoint_not_found");
+  past["at_lsn"] = first;
+  CHECK(f.Tool("run_sql", past)["error"]["code"] == mcp::kInvalidParams);  // both
+}
+
+TEST_CASE("mcp: an undo is offered only to a caller who may make it", "[mcp]") {
+  McpFixture f;
+  REQUIRE(f.Tool("create_project", {{"name", "shop"}})["result"]["isError"] == false);
+  json args = {{"project", "shop"}, {"branch", "production"}, {"sql", "CREATE TABLE t(a)"}};
+  json own = f.Tool("run_sql", args)["result"];
+  CHECK(Text(own).find("To undo it: rollback {project: \"shop\", branch: \"production\", "
+                       "actions: 1}") != std::string::npos);
+
+  // A token without branches:write: the rollback would be refused, so it is not offered.
+  const std::string sql_only = f.AdminToken("sql:write");
+  args["sql"] = "INSERT INTO t VALUES (1)";
+  json narrow = f.Tool("run_sql", args, {{"Authorization", "Bearer " + sql_only}})["result"];
+  REQUIRE(narrow["isError"] == false);
+  CHECK(Text(narrow).find("To undo it") == std::string::npos);
+  CHECK(Text(narrow).find("rollback needs the scope branches:write, which this token lacks") !=
+        std::string::npos);
+  CHECK(f.Rest("POST", "/v1/projects/shop/branches/production/rollback", {{"to", {{"actions", 1}}}},
+               sql_only)
+            .first == 403);
+
+  // A protected branch: nobody may roll it back, whatever the scopes; the result says so.
+  REQUIRE(f.Rest("PATCH", "/v1/projects/shop/branches/production", {{"protected", true}}).first ==
+          200);
+  args["sql"] = "DELETE FROM t";
+  json on_protected = f.Tool("run_sql", args)["result"];
+  REQUIRE(on_protected["isError"] == false);
+  const std::string text = Text(on_protected);
+  CHECK(text.find("To undo it") == std::string::npos);
+  CHECK(text.find("\"production\" is protected") != std::string::npos);
+  CHECK(text.find("create_branch") != std::string::npos);
+  auto [status, refused] =
+      f.Rest("POST", "/v1/projects/shop/branches/production/rollback", {{"to", {{"actions", 1}}}});
+  CHECK(status == 409);
+  CHECK(refused["error"]["code"] == "branch_protected");
+}
+
 TEST_CASE("mcp: schema validation and path encoding", "[mcp]") {
   json schema = {{"type", "object"},
                  {"properties",
@@ -312,6 +596,10 @@ TEST_CASE("mcp: schema validation and path encoding", "[mcp]") {
   CHECK_FALSE(mcp::ValidateSchema(schema, {{"n", 1.5}}, "a").ok());
   CHECK_FALSE(mcp::ValidateSchema(schema, {{"n", 1}, {"e", "z"}}, "a").ok());
   CHECK(mcp::ValidateSchema(schema, {{"n", 1}, {"l", {1}}}, "a").message() == "a.l[0]: expected string");
+  // additionalProperties as a schema (run_sql's named params).
+  json named = {{"type", "object"}, {"additionalProperties", {{"type", "string"}}}};
+  CHECK(mcp::ValidateSchema(named, {{"x", "1"}}, "p").ok());
+  CHECK(mcp::ValidateSchema(named, {{"x", 1}}, "p").message() == "p.x: expected string");
   CHECK(http::EncodePathSegment("dev/alex 1%") == "dev%2Falex%201%25");
 }
 

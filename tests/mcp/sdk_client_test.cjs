@@ -1,9 +1,12 @@
 // The MCP endpoint driven by the official MCP TypeScript SDK client
 // (@modelcontextprotocol/sdk, Client + StreamableHTTPClientTransport) against
-// a real `branchdb serve`: discovery and auth failures, tools/list, and an
-// agent's try -> check -> roll back loop (branch, write, check, roll back,
-// undo the rollback, diff, promote, undo the promote), API errors as tool
-// results, a database credential.
+// a real `branchdb serve`: discovery and auth failures, tools/list with
+// annotations and output schemas (the SDK validates every structuredContent
+// against them), an agent's try -> check -> roll back loop (branch, write,
+// check, roll back, undo the rollback, diff, promote, undo the promote), API
+// errors as tool results, a database credential, describe_branch, get_schema
+// and at_lsn reads checked against REST, a read-only session
+// (/mcp?readonly=true), and no undo offered on a protected branch.
 //
 //   node sdk_client_test.cjs --branchdb <path of branchdb> --sdk <dir with node_modules>
 // Exit code 0 when every check passed.
@@ -83,9 +86,9 @@ async function token(server, scope) {
   return (await r.json()).access_token;
 }
 
-async function connect(server, bearer) {
+async function connect(server, bearer, query = '') {
   const headers = bearer ? { Authorization: `Bearer ${bearer}` } : {};
-  const transport = new StreamableHTTPClientTransport(new URL(`${server.url}/mcp`),
+  const transport = new StreamableHTTPClientTransport(new URL(`${server.url}/mcp${query}`),
                                                       { requestInit: { headers } });
   const client = new Client({ name: 'branchdb-mcp-test', version: '1.0.0' });
   await client.connect(transport);
@@ -98,7 +101,24 @@ const EXPECTED_TOOLS = [
   'list_projects', 'create_project', 'list_branches', 'create_branch', 'delete_branch',
   'run_sql', 'list_checkpoints', 'label_checkpoint', 'rollback', 'reset_from_parent',
   'compare_schema', 'diff_data', 'promote_branch', 'get_database_credential',
+  'describe_branch', 'get_schema',
 ];
+const READ_ONLY_TOOLS = [
+  'list_projects', 'list_branches', 'describe_branch', 'get_schema', 'list_checkpoints',
+  'compare_schema', 'diff_data',
+];
+const DESTRUCTIVE_TOOLS = ['delete_branch', 'rollback', 'reset_from_parent', 'promote_branch',
+                           'run_sql'];
+
+async function rest(server, bearer, method, route, body) {
+  const r = await fetch(`${server.url}${route}`, {
+    method,
+    headers: { Authorization: `Bearer ${bearer}`, 'Content-Type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const t = await r.text();
+  return { status: r.status, body: t ? JSON.parse(t) : null };
+}
 
 function text(result) {
   return result.content.filter((c) => c.type === 'text').map((c) => c.text).join('\n');
@@ -139,8 +159,15 @@ async function agentLoop(server) {
   for (const t of tools) {
     assert.equal(t.inputSchema.type, 'object', t.name);
     assert.ok(t.description.length > 20, t.name);
+    assert.equal(t.outputSchema.type, 'object', t.name);
+    assert.equal(t.annotations.readOnlyHint, READ_ONLY_TOOLS.includes(t.name), t.name);
+    assert.equal(t.annotations.destructiveHint, DESTRUCTIVE_TOOLS.includes(t.name), t.name);
+    assert.equal(typeof t.annotations.idempotentHint, 'boolean', t.name);
+    assert.equal(t.annotations.openWorldHint, false, t.name);
   }
-  console.log(`ok tools/list: ${tools.length} tools`);
+  assert.equal(tools.find((t) => t.name === 'run_sql').inputSchema.properties.params.items.type
+    .includes('string'), true);
+  console.log(`ok tools/list: ${tools.length} tools, annotated, with output schemas`);
 
   const call = async (name, args) => {
     const r = await client.callTool({ name, arguments: args });
@@ -173,7 +200,7 @@ async function agentLoop(server) {
   const lsn = del.structuredContent.lsn;
   assert.equal(typeof lsn, 'number');
   assert.match(text(del), new RegExp(`checkpoint LSN ${lsn}`));
-  assert.match(text(del), /rollback/);
+  assert.match(text(del), /To undo it: rollback \{project: "shop", branch: "agent\/try-1", actions: 1\}/);
   // Check.
   assert.equal(await count('agent/try-1'), 2);
   assert.equal(await count('production'), 3);
@@ -265,12 +292,78 @@ async function agentLoop(server) {
   console.log('ok credential, reset, delete, scopes');
 }
 
+async function agentTools(server) {
+  const admin = await token(server);
+  const client = await connect(server, admin);
+  const call = async (name, args) => {
+    const r = await client.callTool({ name, arguments: args });
+    assert.ok(!r.isError, `${name} failed: ${text(r)}`);
+    return r;
+  };
+  await call('create_project', { name: 'tt' });
+  const first = (await call('run_sql', { project: 'tt', branch: 'production',
+    sql: 'CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT); INSERT INTO t(v) VALUES (\'a\')' }))
+    .structuredContent.lsn;
+  await call('run_sql', { project: 'tt', branch: 'production',
+                          sql: 'INSERT INTO t(v) VALUES (\'b\')' });
+
+  // describe_branch and get_schema agree with REST.
+  const base = '/v1/projects/tt/branches/production';
+  const described = await call('describe_branch', { project: 'tt', branch: 'production' });
+  assert.deepEqual(described.structuredContent.branch, (await rest(server, admin, 'GET', base)).body);
+  assert.equal(described.structuredContent.rollback.allowed, true);
+  const schema = await call('get_schema', { project: 'tt', branch: 'production' });
+  assert.deepEqual(schema.structuredContent.tables.map((t) => t.name), ['t']);
+  assert.deepEqual(schema.structuredContent.tables[0].columns.map((c) => [c.name, c.type]),
+                   [['id', 'INTEGER'], ['v', 'TEXT']]);
+  const restSchema = (await rest(server, admin, 'GET', `${base}/schema`)).body;
+  assert.equal(schema.structuredContent.lsn, restSchema.lsn);
+
+  // at_lsn: the state of an earlier checkpoint, as REST reads it.
+  const past = await call('run_sql', { project: 'tt', branch: 'production',
+                                       sql: 'SELECT count(*) FROM t', at_lsn: first });
+  const restPast = await rest(server, admin, 'POST', `${base}/sql`,
+                              { sql: 'SELECT count(*) FROM t', lsn: first });
+  assert.deepEqual(past.structuredContent.results, restPast.body.results);
+  assert.equal(past.structuredContent.results[0].rows[0][0], 1);
+  console.log('ok describe_branch, get_schema, at_lsn agree with REST');
+
+  // A read-only session: reads only; a destructive tool is refused, naming the mode.
+  const ro = await connect(server, admin, '?readonly=true');
+  const roTools = (await ro.listTools()).tools;
+  assert.deepEqual(roTools.map((t) => t.name).sort(), [...READ_ONLY_TOOLS, 'run_sql'].sort());
+  assert.ok(roTools.every((t) => t.annotations.readOnlyHint && !t.annotations.destructiveHint));
+  await assert.rejects(ro.callTool({ name: 'rollback', arguments: {
+    project: 'tt', branch: 'production', actions: 1 } }),
+    (e) => e.code === -32602 && /read-only/.test(e.message));
+  const write = await ro.callTool({ name: 'run_sql', arguments: {
+    project: 'tt', branch: 'production', sql: 'DELETE FROM t' } });
+  assert.equal(write.isError, true);
+  assert.equal(write.structuredContent.error.code, 'read_only');
+  const read = await ro.callTool({ name: 'run_sql', arguments: {
+    project: 'tt', branch: 'production', sql: 'SELECT count(*) FROM t' } });
+  assert.equal(read.structuredContent.results[0].rows[0][0], 2);
+  await ro.close();
+  console.log('ok read-only session');
+
+  // Protected: the write goes through, and no undo is offered that would be refused.
+  assert.equal((await rest(server, admin, 'PATCH', base, { protected: true })).status, 200);
+  const del = await call('run_sql', { project: 'tt', branch: 'production', sql: 'DELETE FROM t' });
+  assert.doesNotMatch(text(del), /To undo it/);
+  assert.match(text(del), /"production" is protected/);
+  const refused = await rest(server, admin, 'POST', `${base}/rollback`, { to: { actions: 1 } });
+  assert.equal(refused.body.error.code, 'branch_protected');
+  await client.close();
+  console.log('ok no undo offered on a protected branch');
+}
+
 (async () => {
   const server = await startServer(path.resolve(arg('--branchdb')));
   let failed = false;
   try {
     await authFailures(server);
     await agentLoop(server);
+    await agentTools(server);
     console.log('PASS');
   } catch (e) {
     failed = true;
