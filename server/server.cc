@@ -382,8 +382,8 @@ void CreateRouter(const Config& config, ApiServer::Parts& parts, Services& servi
   ropts.redacted_paths = DataDirSpellings(config.data_dir);
   ropts.admission = parts.admission.get();
   ropts.max_body_bytes = config.max_request_bytes;
-  ropts.principal_of = [s = &services](const httplib::Request& req) {
-    return http::PrincipalOf(*s, req);
+  ropts.principal_of = [s = &services](const httplib::Request& req, http::RequestContext& ctx) {
+    return http::PrincipalOf(*s, req, ctx);
   };
   parts.router = std::make_unique<http::Router>(*parts.http, std::move(ropts));
   services.router = parts.router.get();
