@@ -217,6 +217,7 @@ void CountRequest(Clock* clock, Metrics* metrics, const httplib::Request& req,
 
 void LogAccess(Clock* clock, spdlog::logger& logger, const httplib::Request& req,
                const httplib::Response& res) {
+  if (!logger.should_log(spdlog::level::info)) return;  // build nothing for no line
   // The routing path, with each encoded slash shown as it was sent.
   std::string path;
   for (char c : req.path) {
