@@ -1,7 +1,8 @@
-// Keep-alive connections of a real server (issue #20): a client may send any
-// number of requests on one connection; the server never closes it after a
+// Connections of a real server (issue #20): a client may send any number of
+// requests on one keep-alive connection; the server never closes it after a
 // count of requests (httplib's keep_alive_max_count), only when idle, on
-// Stop(), or when the client closes it.
+// Stop(), or when the client closes it. Responses are written whole at the
+// end of a request (GuardedStream gathers writes), interim ones included.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -31,14 +32,31 @@ class Connection {
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
 
+  bool Send(const std::string& data) {
+    for (size_t sent = 0; sent < data.size();) {
+      ssize_t n = ::send(fd_, data.data() + sent, data.size() - sent, MSG_NOSIGNAL);
+      if (n <= 0) return false;
+      sent += static_cast<size_t>(n);
+    }
+    return true;
+  }
+
+  // Reads until `want` has arrived (true) or the connection ends (false).
+  bool ReadUntil(const std::string& want) {
+    std::string in;
+    while (in.find(want) == std::string::npos) {
+      char buf[4096];
+      ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+      if (n <= 0) return false;
+      in.append(buf, static_cast<size_t>(n));
+    }
+    return true;
+  }
+
   // Sends request; returns the whole response (headers and a Content-Length
   // body), or "" when the server closed the connection first.
   std::string RoundTrip(const std::string& request) {
-    for (size_t sent = 0; sent < request.size();) {
-      ssize_t n = ::send(fd_, request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
-      if (n <= 0) return "";
-      sent += static_cast<size_t>(n);
-    }
+    if (!Send(request)) return "";
     std::string in;
     size_t end = std::string::npos, want = 0;
     while (end == std::string::npos || in.size() < want) {
@@ -73,6 +91,22 @@ TEST_CASE("a client keeps its keep-alive connection past 1,000 requests") {
     ++answered;
   }
   CHECK(answered == 1500);
+}
+
+// The server gathers a response's writes; an interim "100 Continue" must
+// still go out before it waits for the body.
+TEST_CASE("a client that expects 100 Continue gets it before sending its body") {
+  testing::LiveServer server;
+  Connection c(server.port_);
+  REQUIRE(
+      c.Send("POST /no-such-route HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5\r\n"
+             "Expect: 100-continue\r\n\r\n"));
+  REQUIRE(c.ReadUntil("HTTP/1.1 100 Continue\r\n\r\n"));
+  std::string response = c.RoundTrip("hello");
+  CHECK(response.rfind("HTTP/1.1 404", 0) == 0);
+  // And the connection goes on.
+  CHECK(c.RoundTrip("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").rfind("HTTP/1.1 200", 0) ==
+        0);
 }
 
 TEST_CASE("a client that asks to close its connection gets it closed") {
