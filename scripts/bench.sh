@@ -2,12 +2,14 @@
 # Runs every benchmark program (<build>/bench/*_bench), collects their JSON lines
 # into bench/results/latest.json and writes the report bench/results/latest.md
 # and the plots bench/results/{branch_create,commit_writers,requests_clients}.png
-# (bench/report.py, docs/benchmarks.md). Each program prints its human table on stderr.
+# (bench/report.py, docs/benchmarks.md). Each program prints its human table on
+# stderr.
 # Usage: scripts/bench.sh [BUILD_DIR] [bench-name ...]
 # postgres_bench gets a throwaway PostgreSQL cluster started here (see
 # start_postgres). Environment: BRANCHDB_BENCH_QUICK=1 runs small sizes and
 # short phases (a smoke run, not for numbers); BRANCHDB_BENCH_PG_1GB=1 adds the
-# 1 GB copies to postgres_bench (minutes of filling and copying); BRANCHDB_BENCH_DIR is the scratch directory (default /tmp);
+# 1 GB copies to postgres_bench (minutes of filling and copying);
+# BRANCHDB_BENCH_DIR is the scratch directory (default /tmp);
 # the programs' own knobs (BRANCHDB_BENCH_MAX_MB, _SECONDS, ...) pass through.
 # Exits non-zero when a program failed (after running the others).
 set -euo pipefail
@@ -85,15 +87,17 @@ stop_postgres() {
 }
 pg_stop=(); pg_dir=""
 trap stop_postgres EXIT
-for p in "${progs[@]}"; do
-  if [ "$p" = postgres_bench ]; then
-    start_postgres || { echo "bench: could not start PostgreSQL" >&2; exit 1; }
+failed=()
+for i in "${!progs[@]}"; do
+  if [ "${progs[$i]}" = postgres_bench ] && ! start_postgres; then
+    echo "bench: could not start PostgreSQL: postgres_bench not run" >&2
+    failed+=(postgres_bench)
+    unset 'progs[i]'
   fi
 done
 
 python3 bench/report.py machine "${BRANCHDB_BENCH_DIR:-/tmp}" > "$results/machine.json"
 echo "machine: $(cat "$results/machine.json")" >&2
-failed=()
 start_all=$(date +%s)
 for p in "${progs[@]}"; do
   echo "== $p" >&2

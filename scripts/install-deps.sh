@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages branchdb needs to build, test and run, when any is
-# missing (`install-deps.sh bench`: also what `make bench` needs). Idempotent: does nothing (and needs no network) when all are present.
+# missing (`install-deps.sh bench`: also what `make bench` needs). Idempotent:
+# does nothing (and needs no network) when all are present.
 set -euo pipefail
 
 PACKAGES=(
