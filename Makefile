@@ -43,8 +43,10 @@ tsan: deps
 	  ctest --output-on-failure -R '^($(subst $(space),|,$(strip $(TSAN_TESTS))))$$'
 
 # Benchmarks (not part of make test): release build, results in bench/results/.
-# BENCH=storage_bench runs one program.
+# BENCH=storage_bench runs one program. Installs PostgreSQL 15 and libpq for
+# postgres_bench's baseline (a throwaway cluster started by scripts/bench.sh).
 bench: deps
+	@scripts/install-deps.sh bench
 	@cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBRANCHDB_BUILD_TESTS=OFF >/dev/null
 	@cmake --build $(BUILD_DIR) -j $(JOBS)
 	scripts/bench.sh $(BUILD_DIR) $(BENCH)

@@ -5,7 +5,7 @@
   report.py report RESULTS_DIR    reads RESULTS_DIR/{latest,machine,timings}.json,
                                   writes RESULTS_DIR/latest.md, the plot data
                                   (*.dat) and, when gnuplot is installed, the
-                                  two plots (*.png)
+                                  plots (*.png)
 
 latest.json holds one JSON object per line, as bench/bench_util.h prints them.
 """
@@ -18,7 +18,7 @@ import shutil
 import subprocess
 import sys
 
-AREAS = ["storage", "vfs", "checkpoints", "server"]
+AREAS = ["storage", "vfs", "checkpoints", "server", "postgres"]
 
 
 def run(cmd, cwd=None):
@@ -105,7 +105,8 @@ def row(m):
     target = m.get("target") or "— (context)"
     met = {True: "met", False: "**not met**", None: ""}[m.get("met")]
     arrow = "↓" if m.get("direction") == "lower" else "↑"
-    return f"| {m['metric']} {arrow} | {value} | {base} | {ratio} | {target} | {met} |"
+    load = f" (load {m['load1']:.2f})" if m.get("load1") is not None else ""
+    return f"| {m['metric']} {arrow}{load} | {value} | {base} | {ratio} | {target} | {met} |"
 
 
 def by_metric(lines, prefix, key):
@@ -151,6 +152,29 @@ set xrange [0.8:20]; set xtics (1, 2, 4, 8, 16)
 plot "{dat}" using 1:2 with linespoints lw 2 title "branchdb (a branch per writer)", \\
      "{dat}" using 1:3 with linespoints lw 2 title "native SQLite WAL, sync=FULL (a file per writer)", \\
      "{dat}" using 1:4 with linespoints dt 2 title "raw disk: 4 KiB append + fdatasync (a file per writer)"
+"""))
+    rates = [m for m in lines if m["bench"] == "postgres" and m["metric"].endswith("_rate")]
+    select = by_metric(rates, "point_select_", "clients")
+    insert = by_metric(rates, "insert_one_db_", "clients")
+    if select or insert:
+        dat = os.path.join(out, "requests_clients.dat")
+        with open(dat, "w") as f:
+            f.write("# clients branchdb_select postgres_select branchdb_insert postgres_insert "
+                    "(requests/s)\n")
+            nan = {"value": float("nan"), "baseline": float("nan")}
+            for x in sorted(set(select) | set(insert)):
+                s, i = select.get(x, nan), insert.get(x, nan)
+                f.write(f"{x:g} {s['value']:g} {s['baseline']:g} {i['value']:g} "
+                        f"{i['baseline']:g}\n")
+        plots.append(("requests_clients", f"""
+set title "Requests/s vs clients: branchdb (HTTP) and PostgreSQL 15 (libpq), same run"
+set xlabel "concurrent clients (keep-alive connections)"; set ylabel "requests per second"
+set logscale x 2; set logscale y; set grid; set key outside bottom center horizontal
+set xrange [0.8:10]; set xtics (1, 2, 4, 8)
+plot "{dat}" using 1:2 with linespoints lw 2 title "branchdb point SELECT", \\
+     "{dat}" using 1:3 with linespoints lw 2 dt 2 title "Postgres point SELECT", \\
+     "{dat}" using 1:4 with linespoints lw 2 title "branchdb durable INSERT", \\
+     "{dat}" using 1:5 with linespoints lw 2 dt 2 title "Postgres durable INSERT"
 """))
     gnuplot = shutil.which("gnuplot")
     for name, script in plots:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages branchdb needs to build, test and run, when any is
-# missing. Idempotent: does nothing (and needs no network) when all are present.
+# missing (`install-deps.sh bench`: also what `make bench` needs). Idempotent:
+# does nothing (and needs no network) when all are present.
 set -euo pipefail
 
 PACKAGES=(
@@ -9,6 +10,12 @@ PACKAGES=(
   libcli11-dev libtomlplusplus-dev
   clang  # not the compiler: tests/threads runs its thread-safety analysis
 )
+
+# `install-deps.sh bench` (make bench) adds the benchmarks' own: PostgreSQL 15
+# and libpq (postgres_bench's baseline and its client), perf (profiles).
+if [ "${1:-}" = bench ]; then
+  PACKAGES+=(postgresql-15 libpq-dev linux-perf)
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <limits>
 #include <thread>
 
 #include <sys/stat.h>
@@ -366,8 +367,11 @@ void ConfigureHttp(const Config& config, httplib::Server& http) {
   // httplib writes a response's headers and body separately; with Nagle's
   // algorithm on, the client's delayed ACK then holds every answer ~40 ms.
   http.set_tcp_nodelay(true);
-  // httplib's default closes a keep-alive connection after 5 requests.
-  http.set_keep_alive_max_count(1000);
+  // No cap on the requests of one keep-alive connection (httplib's default
+  // closes it after 5; a cap makes a busy client reconnect for nothing, as
+  // PostgreSQL's connections never do): it ends when idle for the keep-alive
+  // timeout, on Stop(), or when the client closes it.
+  http.set_keep_alive_max_count(std::numeric_limits<size_t>::max());
   http.set_read_timeout(30);
   http.set_write_timeout(30);
 }
@@ -386,8 +390,8 @@ void CreateRouter(const Config& config, ApiServer::Parts& parts, Services& servi
   ropts.redacted_paths = DataDirSpellings(config.data_dir);
   ropts.admission = parts.admission.get();
   ropts.max_body_bytes = config.max_request_bytes;
-  ropts.principal_of = [s = &services](const httplib::Request& req) {
-    return http::PrincipalOf(*s, req);
+  ropts.principal_of = [s = &services](const httplib::Request& req, http::RequestContext& ctx) {
+    return http::PrincipalOf(*s, req, ctx);
   };
   parts.router = std::make_unique<http::Router>(*parts.http, std::move(ropts));
   services.router = parts.router.get();

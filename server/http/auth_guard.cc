@@ -41,32 +41,44 @@ void SendAuthReply(httplib::Response& res, const auth::HttpReply& reply) {
   if (!reply.body.empty()) res.set_content(reply.body, "application/json");
 }
 
+const RequestContext::Bearer& Authenticated(Services& services, const httplib::Request& req,
+                                            RequestContext& ctx) {
+  if (!ctx.bearer) {
+    RequestContext::Bearer& b = ctx.bearer.emplace();
+    b.principal = services.auth->Authenticate(req.get_header_value("Authorization"), &b.error);
+  }
+  return *ctx.bearer;
+}
+
 std::optional<auth::Principal> RequireAuth(Services& services, const httplib::Request& req,
-                                           httplib::Response& res, auth::Operation op,
-                                           std::string_view project, std::string_view branch) {
+                                           httplib::Response& res, RequestContext& ctx,
+                                           auth::Operation op, std::string_view project,
+                                           std::string_view branch) {
   if (services.auth == nullptr) {
     SendError(res, Status::Unavailable("authentication is not available", "auth_unavailable"));
     return std::nullopt;
   }
-  auth::Principal principal;
-  std::string header = req.get_header_value("Authorization");
-  auto error = services.auth->Check(header, project, branch, op, &principal);
+  const RequestContext::Bearer& bearer = Authenticated(services, req, ctx);
+  if (!bearer.principal) {
+    SendBearerError(res, bearer.error);
+    return std::nullopt;
+  }
+  auto error = services.auth->Authorize(*bearer.principal, op, project, branch);
   // A credential names its branch and carries the ids it had: the name must
   // still denote that very branch (not a re-created or renamed-onto one).
-  if (!error && principal.kind == auth::Principal::Kind::kDbCredential) {
-    error = auth::CheckCredentialBinding(principal, BranchIdentityOf(services, project, branch));
+  if (!error && bearer.principal->kind == auth::Principal::Kind::kDbCredential) {
+    error = auth::CheckCredentialBinding(*bearer.principal,
+                                         BranchIdentityOf(services, project, branch));
   }
-  if (!error) return principal;
+  if (!error) return bearer.principal;
   SendBearerError(res, *error);
   return std::nullopt;
 }
 
-std::string PrincipalOf(Services& services, const httplib::Request& req) {
+std::string PrincipalOf(Services& services, const httplib::Request& req, RequestContext& ctx) {
   if (services.auth == nullptr || !req.has_header("Authorization")) return "";
-  auth::BearerError error;
-  auto p = services.auth->Authenticate(req.get_header_value("Authorization"), &error);
-  if (!p) return "";
-  return p->client_id;
+  const RequestContext::Bearer& bearer = Authenticated(services, req, ctx);
+  return bearer.principal ? bearer.principal->client_id : "";
 }
 
 }  // namespace branchdb::server::http

@@ -13,6 +13,7 @@
 #include <string_view>
 
 #include "auth/auth.h"
+#include "server/http/router.h"
 #include "server/services.h"
 
 namespace httplib {
@@ -22,14 +23,22 @@ struct Response;
 
 namespace branchdb::server::http {
 
-// Verifies the request's bearer token and that it may perform op on
-// project/branch ("" when not about one); for a database credential also that
-// the names still denote the project and branch it was issued for (401
-// invalid_token after a delete + re-create or a rename). nullopt after writing
-// the error response when refused. With no auth service wired, refuses with 503.
+// The request's bearer token verified (Authorization header), once per
+// request: the verdict is kept in ctx.bearer and returned again on the next
+// call for the same request. REQUIRES: services.auth.
+const RequestContext::Bearer& Authenticated(Services& services, const httplib::Request& req,
+                                            RequestContext& ctx);
+
+// Verifies the request's bearer token (Authenticated: not again when the
+// router already did for admission or idempotency) and that it may perform
+// op on project/branch ("" when not about one); for a database credential
+// also that the names still denote the project and branch it was issued for
+// (401 invalid_token after a delete + re-create or a rename). nullopt after
+// writing the error response when refused. With no auth service wired,
+// refuses with 503.
 std::optional<auth::Principal> RequireAuth(Services& services, const httplib::Request& req,
-                                           httplib::Response& res, auth::Operation op,
-                                           std::string_view project = "",
+                                           httplib::Response& res, RequestContext& ctx,
+                                           auth::Operation op, std::string_view project = "",
                                            std::string_view branch = "");
 
 // The ids project and branch have now (catalog project id, branch timeline),
@@ -48,8 +57,10 @@ void SendBearerError(httplib::Response& res, const auth::BearerError& error);
 // Copies an auth::HttpReply to res 1:1 (JSON content type when it has a body).
 void SendAuthReply(httplib::Response& res, const auth::HttpReply& reply);
 
-// The client id of the request's bearer token, or "" (idempotency scope).
-std::string PrincipalOf(Services& services, const httplib::Request& req);
+// The client id of the request's bearer token, or "" (the admission and
+// idempotency scope); verifies through Authenticated, so the handler does not
+// verify again.
+std::string PrincipalOf(Services& services, const httplib::Request& req, RequestContext& ctx);
 
 }  // namespace branchdb::server::http
 

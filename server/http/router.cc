@@ -61,7 +61,7 @@ std::string MatchedParam(const httplib::Request& req, size_t i) {
 
 RequestContext ContextOf(const httplib::Request& req, const httplib::Response& res,
                          const std::string& label, const std::vector<std::string>& params) {
-  RequestContext ctx{res.get_header_value("X-Request-Id"), label, {}};
+  RequestContext ctx{res.get_header_value("X-Request-Id"), label, {}, std::nullopt};
   for (size_t i = 0; i < params.size() && i + 1 < req.matches.size(); ++i) {
     ctx.path_params.emplace_back(params[i], MatchedParam(req, i + 1));
   }
@@ -217,6 +217,7 @@ void CountRequest(Clock* clock, Metrics* metrics, const httplib::Request& req,
 
 void LogAccess(Clock* clock, spdlog::logger& logger, const httplib::Request& req,
                const httplib::Response& res) {
+  if (!logger.should_log(spdlog::level::info)) return;  // build nothing for no line
   // The routing path, with each encoded slash shown as it was sent.
   std::string path;
   for (char c : req.path) {
@@ -537,17 +538,17 @@ void Router::Handle(const httplib::Request& req, httplib::Response& res, const s
   t_route = label;
   RequestContext ctx = ContextOf(req, res, label, params);
   std::optional<Result<Admission::Slot>> slot;
-  if (options.admission && options_.admission != nullptr && !Admit(req, res, slot)) return;
+  if (options.admission && options_.admission != nullptr && !Admit(req, res, ctx, slot)) return;
   if (options.idempotent && options_.idempotency != nullptr && req.has_header("Idempotency-Key")) {
-    HandleIdempotent(req, res, fingerprint_body, [&] { handler(ctx); });
+    HandleIdempotent(req, res, ctx, fingerprint_body, [&] { handler(ctx); });
   } else {
     handler(ctx);
   }
 }
 
-bool Router::Admit(const httplib::Request& req, httplib::Response& res,
+bool Router::Admit(const httplib::Request& req, httplib::Response& res, RequestContext& ctx,
                    std::optional<Result<Admission::Slot>>& slot) {
-  std::string client = options_.principal_of ? options_.principal_of(req) : "";
+  std::string client = options_.principal_of ? options_.principal_of(req, ctx) : "";
   if (client.empty()) return true;  // unauthenticated: the handler refuses it
   slot.emplace(options_.admission->TryAcquire(client));
   if (slot->ok()) return true;
@@ -575,7 +576,7 @@ void Router::AddStreaming(const std::string& path_template, RouteOptions options
 }
 
 void Router::HandleIdempotent(const httplib::Request& req, httplib::Response& res,
-                              const std::string& fingerprint_body,
+                              RequestContext& ctx, const std::string& fingerprint_body,
                               const std::function<void()>& run) {
   std::string key = req.get_header_value("Idempotency-Key");
   if (!SaneIdempotencyKey(key)) {
@@ -584,7 +585,7 @@ void Router::HandleIdempotent(const httplib::Request& req, httplib::Response& re
                        "invalid_idempotency_key"));
     return;
   }
-  std::string scope = options_.principal_of ? options_.principal_of(req) : "";
+  std::string scope = options_.principal_of ? options_.principal_of(req, ctx) : "";
   std::string fingerprint = RequestFingerprint(req.method, req.target, fingerprint_body);
   auto begin = options_.idempotency->Begin(scope, key, fingerprint);
   if (!begin.ok()) {

@@ -55,6 +55,7 @@
 #include <utility>
 #include <vector>
 
+#include "auth/auth.h"
 #include "base/env.h"
 #include "server/http/admission.h"
 
@@ -80,6 +81,17 @@ struct RequestContext {
   // The template's parameters, decoded (an encoded slash is a '/'), in
   // template order: {{"project", "shop"}, {"branch", "dev/alex"}}.
   std::vector<std::pair<std::string, std::string>> path_params;
+
+  // The request's bearer token, verified at most once per request: by the
+  // first of admission, idempotency and the handler to ask
+  // (http::Authenticated, auth_guard.h); the others reuse the verdict. The
+  // next request verifies its own token again, so a revocation or expiry
+  // counts from the very next request.
+  struct Bearer {
+    std::optional<auth::Principal> principal;  // nullopt: refused, see error
+    auth::BearerError error;
+  };
+  std::optional<Bearer> bearer;
 
   // The value of path parameter `name`, or "" when the route has none.
   std::string Param(std::string_view name) const;
@@ -142,9 +154,11 @@ struct RouterOptions {
   // 413 payload_too_large (the server's payload limit, set higher for
   // streaming routes, applies first). Default: 0, no limit but the server's.
   int64_t max_body_bytes = 0;
-  // The idempotency scope of a request (the authenticated principal). Default:
+  // The idempotency and admission scope of a request (the authenticated
+  // principal's client id; "" when unauthenticated). It may keep what it
+  // verified in the context (RequestContext::bearer) for the handler. Default:
   // "" for everyone.
-  std::function<std::string(const httplib::Request&)> principal_of;
+  std::function<std::string(const httplib::Request&, RequestContext&)> principal_of;
   // The slots of the routes added with RouteOptions::admission.
   Admission* admission = nullptr;  // optional; not owned
   // Server paths (the data directory, absolute) no error body may show.
@@ -206,13 +220,13 @@ class Router {
   // Takes a place for the request's client in options_.admission (into slot,
   // held until the request ends); false, with 429 and Retry-After sent, when
   // the client or the server is at its limit.
-  bool Admit(const httplib::Request& req, httplib::Response& res,
+  bool Admit(const httplib::Request& req, httplib::Response& res, RequestContext& ctx,
              std::optional<Result<Admission::Slot>>& slot);
   // Registers route (of routes_) with httplib.
   void Register(size_t route);
   // Runs run() under the request's Idempotency-Key; fingerprint_body stands
   // for the body in the key's fingerprint.
-  void HandleIdempotent(const httplib::Request& req, httplib::Response& res,
+  void HandleIdempotent(const httplib::Request& req, httplib::Response& res, RequestContext& ctx,
                         const std::string& fingerprint_body, const std::function<void()>& run);
 
   httplib::Server& server_;

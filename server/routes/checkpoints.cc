@@ -332,7 +332,7 @@ void HandlePromote(Call& c) {
     BRANCHDB_TRY_SEND(c.res, parent, c.s.catalog->GetBranch(c.project, b->parent, false));
     if (parent->is_protected) {
       // A protected parent takes an explicit scope (only admin implies it).
-      if (!http::RequireAuth(c.s, c.req, c.res, auth::Operation::kPromoteProtectedBranch,
+      if (!http::RequireAuth(c.s, c.req, c.res, c.ctx, auth::Operation::kPromoteProtectedBranch,
                              c.project, b->parent)) {
         return;
       }

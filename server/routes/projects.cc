@@ -31,7 +31,9 @@ void HandleCreateProject(Call& c) {
   std::string name = peek.is_object() && peek.contains("name") && peek["name"].is_string()
                          ? peek["name"].get<std::string>()
                          : "";
-  if (!http::RequireAuth(c.s, c.req, c.res, auth::Operation::kCreateProject, name)) return;
+  if (!http::RequireAuth(c.s, c.req, c.res, c.ctx, auth::Operation::kCreateProject, name)) {
+    return;
+  }
   BRANCHDB_TRY_SEND(c.res, body, http::ParseJsonObject(c.req.body));
   if (!(*body)["name"].is_string()) {
     return http::SendError(c.res,

@@ -268,7 +268,7 @@ void HandleIssueCredential(Call& c) {
                                       "invalid_argument"));
   }
   bool rw = access == "read_write";
-  auto who = http::RequireAuth(c.s, c.req, c.res,
+  auto who = http::RequireAuth(c.s, c.req, c.res, c.ctx,
                                rw ? auth::Operation::kIssueReadWriteCredential
                                   : auth::Operation::kIssueReadCredential,
                                c.project, c.branch);

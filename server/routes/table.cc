@@ -18,7 +18,8 @@ void Run(const Route& route, Services& services, const httplib::Request& req,
   Call call{services, req, res, ctx, ctx.Param("project"), ctx.Param("branch"), std::nullopt,
             body};
   if (route.access == Access::kOperation) {
-    call.who = http::RequireAuth(services, req, res, route.operation, call.project, call.branch);
+    call.who =
+        http::RequireAuth(services, req, res, ctx, route.operation, call.project, call.branch);
     if (!call.who) {
       if (body != nullptr) (void)(*body)([](const char*, size_t) { return true; });
       return;

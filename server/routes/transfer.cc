@@ -156,7 +156,8 @@ void HandleImport(Call& c) {
     http::SendError(c.res, st);
   };
   std::string branch = c.req.get_param_value("branch");
-  auto who = http::RequireAuth(c.s, c.req, c.res, auth::Operation::kCreateBranch, c.project, branch);
+  auto who = http::RequireAuth(c.s, c.req, c.res, c.ctx, auth::Operation::kCreateBranch,
+                               c.project, branch);
   if (!who) return Discard(read);
   if (!c.s.auth->Allows(*who, auth::Operation::kSqlWrite, c.project, branch)) {
     return refuse(Status::PermissionDenied("import needs scope sql:write", "insufficient_scope"));

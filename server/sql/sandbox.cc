@@ -254,6 +254,7 @@ Sandbox::Sandbox(sqlite3* db, const SandboxOptions& options)
 }
 
 Sandbox::~Sandbox() {
+  for (const auto& [text, stmt] : state_->control) sqlite3_finalize(stmt);
   // Unhook our callbacks if the connection outlives us.
   if (db_ != nullptr) {
     sqlite3_set_authorizer(db_, nullptr, nullptr);

@@ -196,7 +196,9 @@ struct ScriptError {
 
 class Sandbox {
  public:
-  // Hardens db (see above) and binds a sandbox to it. db is not owned.
+  // Hardens db (see above) and binds a sandbox to it. db is not owned; the
+  // sandbox keeps its own BEGIN/COMMIT/ROLLBACK statements prepared on it, so
+  // destroy it before closing db (or close with sqlite3_close_v2).
   // InvalidArgument when options lack a clock; sql_io_error when SQLite fails.
   static Result<std::unique_ptr<Sandbox>> Attach(sqlite3* db, const SandboxOptions& options);
   ~Sandbox();

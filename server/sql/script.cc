@@ -16,10 +16,25 @@ namespace {
 
 using nlohmann::json;
 
-// Runs one of our own control statements with the authorizer out of the way.
+// Runs one of our own control statements (one statement, no rows) with the
+// authorizer out of the way, prepared once per connection (State::control).
+// Returns SQLite's code, as sqlite3_exec would.
 int Internal(sqlite3* db, Sandbox::State* st, const char* sql) {
   st->internal = true;
-  int rc = sqlite3_exec(db, sql, nullptr, nullptr, nullptr);
+  sqlite3_stmt* stmt = nullptr;
+  for (const auto& [text, prepared] : st->control) {
+    if (text == sql) stmt = prepared;
+  }
+  int rc = SQLITE_OK;
+  if (stmt == nullptr) {
+    rc = sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, nullptr);
+    if (rc == SQLITE_OK) st->control.emplace_back(sql, stmt);
+  }
+  if (rc == SQLITE_OK) {
+    rc = sqlite3_step(stmt);
+    sqlite3_reset(stmt);
+    if (rc == SQLITE_DONE) rc = SQLITE_OK;
+  }
   st->internal = false;
   return rc;
 }

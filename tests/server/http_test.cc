@@ -107,7 +107,9 @@ class RouterFixture {
     o.metrics = metrics_.get();
     o.idempotency = store_.get();
     o.clock = clock;
-    o.principal_of = [](const httplib::Request& req) { return req.get_header_value("X-Who"); };
+    o.principal_of = [](const httplib::Request& req, RequestContext&) {
+      return req.get_header_value("X-Who");
+    };
     router_ = std::make_unique<Router>(server_, std::move(o));
     router_->Add("POST", "/count", {.idempotent = true},
                   [this](const httplib::Request& req, httplib::Response& res, RequestContext&) {
