@@ -3,6 +3,8 @@
 #include <iterator>
 #include <span>
 #include <tuple>
+#include <utility>
+#include <vector>
 
 #include "storage/page_store_impl.h"
 #include "storage/segment_reader.h"
@@ -38,6 +40,38 @@ bool WalkHistory(const std::vector<Run>& runs, uint32_t r, Lsn cutoff, Fn&& fn) 
     cutoff = std::min(cutoff, run.base);
   }
   return false;
+}
+
+// A state on a path: the path map of its run (nullptr for the empty state),
+// the run, and its LSN.
+struct PathState {
+  const PathMap* path;
+  uint32_t run;
+  Lsn lsn;
+  // Its cutoff on run r: its own LSN on its run, the path's cutoff on an
+  // ancestor run, 0 off its path.
+  Lsn Cut(uint32_t r) const {
+    if (path == nullptr) return 0;
+    Lsn c = path->Cutoff(r);
+    return c == 0 ? 0 : (r == run ? lsn : c);
+  }
+};
+
+// The LSN ranges (run, lo, hi] whose records one state sees and the other
+// does not: on each run of a's path, (common, a's cutoff] where common is
+// b's cutoff on that run; and the same from b's side.
+std::vector<std::tuple<uint32_t, Lsn, Lsn>> DifferingRanges(const PathState& a,
+                                                            const PathState& b) {
+  std::vector<std::tuple<uint32_t, Lsn, Lsn>> ranges;
+  for (const auto& [mine, theirs] : {std::pair(&a, &b), std::pair(&b, &a)}) {
+    if (mine->path == nullptr) continue;
+    for (const auto& [r, unused] : mine->path->runs()) {
+      Lsn hi = mine->Cut(r);
+      Lsn lo = std::min(hi, theirs->Cut(r));
+      if (hi > lo) ranges.emplace_back(r, lo, hi);
+    }
+  }
+  return ranges;
 }
 
 }  // namespace
@@ -425,29 +459,11 @@ Result<std::vector<PageNo>> PageStoreImpl::ChangedPages(Lsn a, Lsn b) const {
     rb = (*rec)->run;
     pb = path_cache_.Get(runs_, rb);
   }
-  // Versions that differ are those written on one path and not the other:
-  // on each run of a's path, the LSN range (common, cutoff_a] where common is
-  // b's cutoff on that run (0 if b's path does not pass through it); and the
-  // same from b's side. Collect the pages of the records in those ranges.
-  auto cut = [](const std::shared_ptr<const PathMap>& p, uint32_t own, Lsn at, uint32_t r) {
-    if (!p) return Lsn{0};
-    Lsn c = p->Cutoff(r);
-    return c == 0 ? Lsn{0} : (r == own ? at : c);
-  };
-  std::vector<std::tuple<uint32_t, Lsn, Lsn>> ranges;  // run, (lo, hi]
-  for (const auto* side : {&pa, &pb}) {
-    if (!*side) continue;
-    const bool is_a = side == &pa;
-    for (const auto& [r, unused] : (*side)->runs()) {
-      Lsn mine = is_a ? cut(pa, ra, a, r) : cut(pb, rb, b, r);
-      Lsn theirs = is_a ? cut(pb, rb, b, r) : cut(pa, ra, a, r);
-      Lsn lo = std::min(mine, theirs);
-      if (mine > lo) ranges.emplace_back(r, lo, mine);
-    }
-  }
+  // Collect the pages of the records in the ranges written on one path and
+  // not the other.
   std::vector<MetaLocation> locs;  // of the records in the ranges
   bool exact = true;
-  for (const auto& [r, lo, hi] : ranges) {
+  for (const auto& [r, lo, hi] : DifferingRanges({pa.get(), ra, a}, {pb.get(), rb, b})) {
     const std::vector<RunEntry>& entries = runs_[r].entries;
     auto it = std::upper_bound(entries.begin(), entries.end(), lo,
                                [](Lsn l, const RunEntry& e) { return l < e.lsn; });

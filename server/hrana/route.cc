@@ -77,10 +77,11 @@ std::string OwnerOf(const auth::Principal& p) {
 // Auth as the REST /sql route; a refusal is answered as a Hrana error with
 // the bearer challenge kept.
 std::optional<auth::Principal> Authorize(Services& s, const httplib::Request& req,
-                                         httplib::Response& res, const std::string& project,
-                                         const std::string& branch) {
+                                         httplib::Response& res, http::RequestContext& ctx,
+                                         const std::string& project, const std::string& branch) {
   httplib::Response refusal;
-  auto who = http::RequireAuth(s, req, refusal, auth::Operation::kSqlRead, project, branch);
+  auto who =
+      http::RequireAuth(s, req, refusal, ctx, auth::Operation::kSqlRead, project, branch);
   if (who) return who;
   json body = json::parse(refusal.body, nullptr, false);
   Error e{"unauthenticated", "UNAUTHENTICATED"};
@@ -137,12 +138,12 @@ std::string CursorEntries(const std::vector<Session::StepOutcome>& steps) {
 // POST .../v{version}/pipeline and .../v3/cursor (cursor: the batch's
 // entries as NDJSON instead of a pipeline's results).
 void HandlePipeline(Services& s, StreamTable& streams, const httplib::Request& req,
-                    httplib::Response& res, const http::RequestContext& ctx, int version,
+                    httplib::Response& res, http::RequestContext& ctx, int version,
                     bool cursor) {
   const std::string project = ctx.Param("project");
   bool exact = false;
   const std::string branch = BranchOf(ctx.Param("branch"), &exact);
-  auto who = Authorize(s, req, res, project, branch);
+  auto who = Authorize(s, req, res, ctx, project, branch);
   if (!who) return;
   auto decoded = cursor ? DecodeCursorBody(req.body, version) : DecodePipeline(req.body, version);
   if (!decoded.ok()) return SendStatus(res, decoded.status());
