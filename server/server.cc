@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <limits>
 #include <thread>
+#include <utility>
 
 #include <sys/stat.h>
 
@@ -30,6 +31,7 @@
 #include "server/routes/common.h"
 #include "server/routes/table.h"
 #include "server/sql/cpu_scheduler.h"
+#include "storage/page_store.h"
 
 namespace branchdb::server {
 namespace {
@@ -251,11 +253,29 @@ Status OpenCatalog(const Config& config, Env* env, ApiServer::Parts& parts,
   services.catalog = parts.catalog.get();
   metrics->AddCollector([cat = parts.catalog.get()](http::Metrics& m) {
     double bytes = 0;
+    storage::CacheStats meta, page;
+    auto add = [](storage::CacheStats& to, const storage::CacheStats& from) {
+      to.capacity_bytes += from.capacity_bytes;
+      to.bytes += from.bytes;
+      to.hits += from.hits;
+      to.misses += from.misses;
+    };
     for (const auto& project : cat->ListProjects()) {
       auto store = cat->Store(project.name);
-      if (store.ok()) bytes += static_cast<double>((*store)->DiskBytes());
+      if (!store.ok()) continue;
+      bytes += static_cast<double>((*store)->DiskBytes());
+      storage::StoreStats stats = (*store)->Stats();  // zeros while the store is closed
+      add(meta, stats.meta_cache);
+      add(page, stats.page_cache);
     }
     m.Set(http::kBytesStored, {}, bytes);
+    for (const auto& [name, c] : {std::pair("meta", meta), std::pair("page", page)}) {
+      const uint64_t lookups = c.hits + c.misses;
+      m.Set(http::kCacheBytes, {{"cache", name}}, static_cast<double>(c.bytes));
+      m.Set(http::kCacheCapacityBytes, {{"cache", name}}, static_cast<double>(c.capacity_bytes));
+      m.Set(http::kCacheHitRatio, {{"cache", name}},
+            lookups == 0 ? 0.0 : static_cast<double>(c.hits) / static_cast<double>(lookups));
+    }
   });
   ReportDamagedProjects(parts.catalog.get(), *metrics, *services.logger);
   return Status::OK();

@@ -51,6 +51,10 @@ std::unique_ptr<Metrics> Metrics::WithServerFamilies() {
   m->DescribeCounter(kColdStarts, "Compute starts (first use or resume after suspend).");
   m->DescribeHistogram(kColdStartSeconds, "Latency of compute cold starts.", LatencyBuckets());
   m->DescribeGauge(kBytesStored, "Bytes of the data directory's stores on disk.");
+  m->DescribeGauge(kCacheBytes, "Bytes held by the open page stores' caches, by cache.");
+  m->DescribeGauge(kCacheCapacityBytes, "Capacity of the open page stores' caches, by cache.");
+  m->DescribeGauge(kCacheHitRatio,
+                   "Hits / lookups of the open page stores' caches since they opened, by cache.");
   m->DescribeGauge(kDamagedProjects,
                    "Projects whose store was found damaged (serving=false: it does not open).");
   m->DescribeCounter(kSqlStatements, "SQL statements executed, by outcome.");

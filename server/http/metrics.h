@@ -34,6 +34,12 @@ inline constexpr const char* kColdStarts = "branchdb_compute_cold_starts_total";
 inline constexpr const char* kColdStartSeconds = "branchdb_compute_cold_start_seconds";
 inline constexpr const char* kBytesStored = "branchdb_bytes_stored";
 inline constexpr const char* kDamagedProjects = "branchdb_damaged_projects";
+// The open page stores' in-memory caches (label cache: meta or page), summed
+// over the stores open now (storage::StoreStats); the hit ratio is since
+// each store opened.
+inline constexpr const char* kCacheBytes = "branchdb_cache_bytes";
+inline constexpr const char* kCacheCapacityBytes = "branchdb_cache_capacity_bytes";
+inline constexpr const char* kCacheHitRatio = "branchdb_cache_hit_ratio";
 inline constexpr const char* kSqlStatements = "branchdb_sql_statements_total";
 // SQL scripts waiting for a run slot of the CPU scheduler (sql/cpu_scheduler.h).
 inline constexpr const char* kSqlCpuWaiting = "branchdb_sql_cpu_waiting";

@@ -420,6 +420,19 @@ TEST_CASE("metrics count requests, commits and cold starts", "[api][metrics]") {
   CHECK(m->body.find(sql_line) != std::string::npos);
   CHECK(m->body.find("branchdb_fsync_duration_seconds_count") != std::string::npos);
   CHECK(m->body.find("branchdb_computes_active 1") != std::string::npos);
+  // The open store's caches: the commits put their records' metas in the meta
+  // cache; both caches have a capacity.
+  auto gauge = [&](const std::string& series) {
+    size_t at = m->body.find("\n" + series + " ");
+    REQUIRE(at != std::string::npos);
+    return std::stod(m->body.substr(at + series.size() + 2));
+  };
+  CHECK(gauge("branchdb_cache_bytes{cache=\"meta\"}") > 0);
+  CHECK(gauge("branchdb_cache_capacity_bytes{cache=\"meta\"}") > 0);
+  CHECK(gauge("branchdb_cache_capacity_bytes{cache=\"page\"}") > 0);
+  double ratio = gauge("branchdb_cache_hit_ratio{cache=\"page\"}");
+  CHECK(ratio >= 0);
+  CHECK(ratio <= 1);
 }
 
 TEST_CASE("a script that changes nothing makes no checkpoint, the first on a never-written "
