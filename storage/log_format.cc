@@ -1,5 +1,6 @@
 #include "storage/log_format.h"
 
+#include <algorithm>
 #include <cstdio>
 
 #include "base/coding.h"
@@ -169,8 +170,188 @@ Status DecodeSegmentHeader(std::string_view in, SegmentHeader* h, size_t* len) {
   return Status::OK();
 }
 
+namespace {
+
+uint32_t PageHash(PageNo pgno) {
+  // murmur3's finalizer: every input bit reaches every output bit.
+  uint32_t h = pgno;
+  h ^= h >> 16;
+  h *= 0x85EBCA6Bu;
+  h ^= h >> 13;
+  h *= 0xC2B2AE35u;
+  h ^= h >> 16;
+  return h;
+}
+
+void PutIndexHandle(std::string* out, const IndexBlockHandle& h) {
+  PutFixed32(out, h.first_pgno);
+  PutFixed64(out, h.first_lsn);
+  PutFixed32(out, h.last_pgno);
+  PutFixed64(out, h.last_lsn);
+  PutFixed64(out, h.offset);
+  PutFixed32(out, h.len);
+}
+
+}  // namespace
+
+std::string BuildPageFilter(const std::vector<PageNo>& pages) {
+  size_t bits = std::max<size_t>(64, pages.size() * kFilterBitsPerPage);
+  const size_t bytes = (bits + 7) / 8;
+  bits = bytes * 8;
+  const int k = std::clamp(static_cast<int>(kFilterBitsPerPage * 0.69), 1, 30);
+  std::string out(bytes, '\0');
+  for (PageNo p : pages) {
+    uint32_t h = PageHash(p);
+    const uint32_t delta = (h >> 17) | (h << 15);
+    for (int j = 0; j < k; ++j) {
+      const size_t bit = h % bits;
+      out[bit / 8] = static_cast<char>(out[bit / 8] | (1 << (bit % 8)));
+      h += delta;
+    }
+  }
+  out.push_back(static_cast<char>(k));
+  return out;
+}
+
+bool FilterMayContain(std::string_view filter, PageNo pgno) {
+  if (filter.size() < 2) return true;
+  const size_t bits = (filter.size() - 1) * 8;
+  const int k = static_cast<uint8_t>(filter.back());
+  if (k < 1 || k > 30) return true;  // not a filter this build writes: no answer
+  uint32_t h = PageHash(pgno);
+  const uint32_t delta = (h >> 17) | (h << 15);
+  for (int j = 0; j < k; ++j) {
+    const size_t bit = h % bits;
+    if ((static_cast<uint8_t>(filter[bit / 8]) & (1 << (bit % 8))) == 0) return false;
+    h += delta;
+  }
+  return true;
+}
+
+std::string EncodeIndexSection(const std::vector<IndexEntry>& entries, uint64_t index_offset) {
+  std::string out;
+  IndexDirectory dir;
+  const size_t per_block = (kIndexBlockTarget - 8) / kIndexEntryBytes;
+  std::vector<PageNo> pages;
+  for (size_t i = 0; i < entries.size(); i += per_block) {
+    const size_t end = std::min(entries.size(), i + per_block);
+    IndexBlockHandle h;
+    h.first_pgno = entries[i].pgno;
+    h.first_lsn = entries[i].lsn;
+    h.last_pgno = entries[end - 1].pgno;
+    h.last_lsn = entries[end - 1].lsn;
+    h.offset = index_offset + out.size();
+    std::string block;
+    PutFixed32(&block, static_cast<uint32_t>(end - i));
+    for (size_t j = i; j < end; ++j) {
+      PutFixed32(&block, entries[j].pgno);
+      PutFixed64(&block, entries[j].lsn);
+      PutFixed64(&block, entries[j].run_start);
+      PutFixed64(&block, entries[j].offset);
+      if (pages.empty() || pages.back() != entries[j].pgno) pages.push_back(entries[j].pgno);
+    }
+    PutFixed32(&block, crc32c::Value(block));
+    h.len = static_cast<uint32_t>(block.size());
+    out += block;
+    dir.blocks.push_back(h);
+  }
+  for (const IndexEntry& e : entries) {
+    dir.min_lsn = dir.min_lsn == 0 ? e.lsn : std::min(dir.min_lsn, e.lsn);
+    dir.max_lsn = std::max(dir.max_lsn, e.lsn);
+  }
+  std::string filter = BuildPageFilter(pages);
+  PutFixed32(&filter, crc32c::Value(filter));
+  dir.filter_offset = index_offset + out.size();
+  dir.filter_len = static_cast<uint32_t>(filter.size());
+  out += filter;
+  const uint64_t dir_offset = index_offset + out.size();
+  std::string d;
+  PutFixed32(&d, static_cast<uint32_t>(dir.blocks.size()));
+  for (const IndexBlockHandle& h : dir.blocks) PutIndexHandle(&d, h);
+  PutFixed64(&d, dir.filter_offset);
+  PutFixed32(&d, dir.filter_len);
+  PutFixed64(&d, dir.min_lsn);
+  PutFixed64(&d, dir.max_lsn);
+  PutFixed64(&d, entries.size());
+  PutFixed32(&d, crc32c::Value(d));
+  out += d;
+  std::string tail;
+  PutFixed64(&tail, index_offset);
+  PutFixed64(&tail, dir_offset);
+  PutFixed32(&tail, static_cast<uint32_t>(d.size()));
+  PutFixed32(&tail, crc32c::Value(tail));
+  out += tail;
+  return out;
+}
+
+bool DecodeIndexTail(std::string_view in, IndexTail* t) {
+  if (in.size() != kIndexTailSize) return false;
+  if (coding::DecodeFixed32(in.data() + 20) != crc32c::Value(in.substr(0, 20))) return false;
+  Decoder d(in);
+  t->index_offset = d.U64();
+  t->dir_offset = d.U64();
+  t->dir_len = d.U32();
+  return true;
+}
+
+Status DecodeIndexDirectory(std::string_view in, IndexDirectory* dir) {
+  if (in.size() < 4 ||
+      coding::DecodeFixed32(in.data() + in.size() - 4) != crc32c::Value(in.substr(0, in.size() - 4))) {
+    return Status::Corruption("page index directory checksum mismatch");
+  }
+  Decoder d(in.substr(0, in.size() - 4));
+  const uint32_t n = d.U32();
+  if (n > d.remaining() / kIndexHandleBytes) return Status::Corruption("bad page index directory");
+  dir->blocks.resize(n);
+  for (IndexBlockHandle& h : dir->blocks) {
+    h.first_pgno = d.U32();
+    h.first_lsn = d.U64();
+    h.last_pgno = d.U32();
+    h.last_lsn = d.U64();
+    h.offset = d.U64();
+    h.len = d.U32();
+  }
+  dir->filter_offset = d.U64();
+  dir->filter_len = d.U32();
+  dir->min_lsn = d.U64();
+  dir->max_lsn = d.U64();
+  dir->versions = d.U64();
+  if (!d.ok() || d.remaining() != 0) return Status::Corruption("bad page index directory");
+  return Status::OK();
+}
+
+Status DecodeIndexBlock(std::string_view in, std::vector<IndexEntry>* out) {
+  if (in.size() < 8 ||
+      coding::DecodeFixed32(in.data() + in.size() - 4) != crc32c::Value(in.substr(0, in.size() - 4))) {
+    return Status::Corruption("page index block checksum mismatch");
+  }
+  Decoder d(in.substr(0, in.size() - 4));
+  const uint32_t n = d.U32();
+  if (static_cast<uint64_t>(n) * kIndexEntryBytes != d.remaining()) {
+    return Status::Corruption("bad page index block");
+  }
+  out->resize(n);
+  for (IndexEntry& e : *out) {
+    e.pgno = d.U32();
+    e.lsn = d.U64();
+    e.run_start = d.U64();
+    e.offset = d.U64();
+  }
+  return Status::OK();
+}
+
+Status DecodeFilter(std::string_view in, std::string* filter) {
+  if (in.size() < 5 ||
+      coding::DecodeFixed32(in.data() + in.size() - 4) != crc32c::Value(in.substr(0, in.size() - 4))) {
+    return Status::Corruption("page index filter checksum mismatch");
+  }
+  filter->assign(in.substr(0, in.size() - 4));
+  return Status::OK();
+}
+
 std::string EncodeFooter(const std::vector<std::pair<uint64_t, std::string>>& entries,
-                         uint64_t footer_offset, uint32_t version) {
+                         uint64_t footer_offset, uint32_t version,
+                         const std::vector<IndexEntry>& index) {
   std::string body;
   PutFixed32(&body, static_cast<uint32_t>(entries.size()));
   for (const auto& [offset, meta] : entries) {
@@ -179,6 +360,9 @@ std::string EncodeFooter(const std::vector<std::pair<uint64_t, std::string>>& en
     body.append(meta);
   }
   std::string out = body;
+  if (version >= kFirstIndexedFormatVersion) {
+    out += EncodeIndexSection(index, footer_offset + body.size());
+  }
   PutFixed64(&out, footer_offset);
   PutFixed64(&out, body.size());
   PutFixed32(&out, crc32c::Value(body));
@@ -193,8 +377,8 @@ bool DecodeTrailer(std::string_view in, Trailer* t) {
   t->footer_offset = d.U64();
   t->footer_len = d.U64();
   t->footer_crc = d.U32();
-  uint32_t version = d.U32();
-  return version >= kOldestFormatVersion && version <= kFormatVersion;
+  t->version = d.U32();
+  return t->version >= kOldestFormatVersion && t->version <= kFormatVersion;
 }
 
 Status DecodeFooter(std::string_view body, uint32_t crc, std::vector<FooterEntry>* out,

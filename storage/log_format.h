@@ -15,10 +15,12 @@
 
 namespace branchdb::storage::internal {
 
-// Format 2 added record payloads; format 1 files (no payloads) stay readable.
-inline constexpr uint32_t kFormatVersion = 2;
+// Format 2 added record payloads, format 3 the sealed segment's page index;
+// format 1 and 2 files stay readable.
+inline constexpr uint32_t kFormatVersion = 3;
+inline constexpr uint32_t kFirstIndexedFormatVersion = 3;  // footers with a page index
 inline constexpr uint32_t kOldestFormatVersion = 1;
-inline constexpr uint32_t kManifestVersion = 1;  // GCSTATE's format did not change in 2
+inline constexpr uint32_t kManifestVersion = 1;  // GCSTATE's format did not change in 2 or 3
 inline constexpr std::string_view kSegmentMagic{"BRDBSEG\0", 8};
 inline constexpr std::string_view kFooterMagic{"BRDBFTR1", 8};
 inline constexpr std::string_view kManifestMagic{"BRDBGCM1", 8};
@@ -117,15 +119,77 @@ struct FooterEntry {
   uint32_t meta_len = 0;
   RecordMeta meta;
 };
+// One page version in a sealed segment's page index (format 3): sorted by
+// (pgno, lsn). run_start names the version's run as it is stored on disk
+// (in-memory run numbers are not stable); offset is the image block's offset
+// in the segment, 0 for a zero version (no image is ever at offset 0).
+struct IndexEntry {
+  PageNo pgno = 0;
+  Lsn lsn = 0;
+  Lsn run_start = 0;
+  uint64_t offset = 0;
+  bool IsZero() const { return offset == 0; }
+};
+inline constexpr size_t kIndexEntryBytes = 28;        // u32 pgno, u64 lsn, run_start, offset
+inline constexpr size_t kIndexBlockTarget = 4096;     // bytes of a block, about
+inline constexpr size_t kIndexTailSize = 24;          // u64 index_offset, dir_offset, u32 dir_len, crc
+inline constexpr size_t kIndexHandleBytes = 36;       // a directory entry
+inline constexpr int kFilterBitsPerPage = 10;
+
+// A block of the page index as the directory describes it: its first and
+// last keys and where it is.
+struct IndexBlockHandle {
+  PageNo first_pgno = 0;
+  Lsn first_lsn = 0;
+  PageNo last_pgno = 0;
+  Lsn last_lsn = 0;
+  uint64_t offset = 0;  // in the segment file
+  uint32_t len = 0;     // with its crc
+};
+// The directory of a sealed segment's page index, and its filter.
+struct IndexDirectory {
+  std::vector<IndexBlockHandle> blocks;
+  uint64_t filter_offset = 0;
+  uint32_t filter_len = 0;  // with its crc
+  Lsn min_lsn = 0;          // of its versions (0, 0: none)
+  Lsn max_lsn = 0;
+  uint64_t versions = 0;
+};
+// Where the index section is: the fixed tail just before the trailer.
+struct IndexTail {
+  uint64_t index_offset = 0;  // = footer_offset + footer_len
+  uint64_t dir_offset = 0;
+  uint32_t dir_len = 0;       // with its crc
+};
+
+// The index section of a format-3 footer (blocks, filter, directory, tail),
+// written at index_offset. REQUIRES: entries sorted by (pgno, lsn).
+std::string EncodeIndexSection(const std::vector<IndexEntry>& entries, uint64_t index_offset);
+// False when the bytes (kIndexTailSize) fail their crc.
+bool DecodeIndexTail(std::string_view in, IndexTail* t);
+// Decodes a directory (with its crc); Corruption when it fails a check.
+Status DecodeIndexDirectory(std::string_view in, IndexDirectory* d);
+// Decodes one block (with its crc): Corruption on a crc mismatch or a bad length.
+Status DecodeIndexBlock(std::string_view in, std::vector<IndexEntry>* out);
+// Checks a filter (with its crc) and returns its bits and probe count (last byte).
+Status DecodeFilter(std::string_view in, std::string* filter);
+// The bloom filter over page numbers (LevelDB's construction: double hashing,
+// k = bits per key * ln 2).
+std::string BuildPageFilter(const std::vector<PageNo>& distinct_pages);
+bool FilterMayContain(std::string_view filter, PageNo pgno);
+
 // Footer body followed by the trailer (kTrailerSize); appended at footer_offset.
 // version: the segment header's (a format-1 segment keeps a format-1 trailer,
-// so that older builds still see it sealed).
+// so that older builds still see it sealed). Format 3: the index section
+// (EncodeIndexSection of `index`) follows the body, before the trailer.
 std::string EncodeFooter(const std::vector<std::pair<uint64_t, std::string>>& entries,
-                         uint64_t footer_offset, uint32_t version = kFormatVersion);
+                         uint64_t footer_offset, uint32_t version = kFormatVersion,
+                         const std::vector<IndexEntry>& index = {});
 struct Trailer {
   uint64_t footer_offset = 0;
   uint64_t footer_len = 0;
   uint32_t footer_crc = 0;
+  uint32_t version = 0;
 };
 // False when the bytes are not a valid trailer (unsealed segment).
 bool DecodeTrailer(std::string_view in, Trailer* t);

@@ -10,16 +10,25 @@ Lsn PathMap::Cutoff(uint32_t run) const {
   return (it != runs_.end() && it->first == run) ? it->second : 0;
 }
 
+Lsn PathMap::CutoffByStart(Lsn start) const {
+  auto it = std::lower_bound(by_start_.begin(), by_start_.end(), start,
+                             [](const std::pair<Lsn, Lsn>& p, Lsn s) { return p.first < s; });
+  return (it != by_start_.end() && it->first == start) ? it->second : 0;
+}
+
 std::shared_ptr<const PathMap> BuildPathMap(const std::vector<Run>& runs, uint32_t r) {
   std::vector<std::pair<uint32_t, Lsn>> path;
+  std::vector<std::pair<Lsn, Lsn>> by_start;
   Lsn cutoff = kMaxLsn;
   while (r != kNoRun) {
     path.emplace_back(r, cutoff);
+    by_start.emplace_back(runs[r].start, cutoff);
     cutoff = runs[r].base;
     r = runs[r].base_run;
   }
   std::sort(path.begin(), path.end());
-  return std::make_shared<const PathMap>(std::move(path));
+  std::sort(by_start.begin(), by_start.end());
+  return std::make_shared<const PathMap>(std::move(path), std::move(by_start));
 }
 
 std::shared_ptr<const PathMap> PathCache::Get(const std::vector<Run>& runs, uint32_t r) {
@@ -96,6 +105,7 @@ void PageIndex::BuildByRun(Slot* s) {
 }
 
 void PageIndex::Add(PageNo pgno, const Version& v) {
+  MarkKnown(pgno);
   Slot* s = GetSlot(pgno);
   ++version_count_;
   if (s->more.empty() && s->one.lsn == 0) {
@@ -144,16 +154,42 @@ PageNo PageIndex::MaxPgno() const {
 std::vector<PageNo> PageIndex::PagesInRange(PageNo lo, PageNo hi) const {
   std::vector<PageNo> out;
   if (hi <= lo) return out;
-  size_t first_chunk = (static_cast<size_t>(lo) + 1) / kChunk;
-  for (size_t c = first_chunk; c < chunks_.size() && c * kChunk <= hi; ++c) {
-    if (!chunks_[c]) continue;
-    for (size_t i = 0; i < kChunk; ++i) {
-      size_t p = c * kChunk + i;
-      if (p <= lo || p > hi) continue;
-      if (!Versions(static_cast<PageNo>(p)).empty()) out.push_back(static_cast<PageNo>(p));
+  for (size_t w = (static_cast<size_t>(lo) + 1) / 64; w < known_.size() && w * 64 <= hi; ++w) {
+    for (uint64_t bits = known_[w]; bits != 0; bits &= bits - 1) {
+      const size_t p = w * 64 + static_cast<size_t>(__builtin_ctzll(bits));
+      if (p > lo && p <= hi) out.push_back(static_cast<PageNo>(p));
     }
   }
   return out;
+}
+
+bool PageIndex::NextPage(PageNo from, PageNo* out) const {
+  for (size_t c = from / kChunk; c < chunks_.size(); ++c) {
+    if (!chunks_[c]) continue;
+    for (size_t i = (c == from / kChunk ? from % kChunk : 0); i < kChunk; ++i) {
+      const PageNo p = static_cast<PageNo>(c * kChunk + i);
+      if (!Versions(p).empty()) {
+        *out = p;
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
+uint64_t PageIndex::MemoryBytes() const {
+  uint64_t bytes = chunks_.capacity() * sizeof(void*) + known_.capacity() * sizeof(uint64_t);
+  for (const auto& c : chunks_) {
+    if (!c) continue;
+    bytes += sizeof(Chunk);
+    for (const Slot& s : *c) {
+      bytes += s.more.capacity() * sizeof(Version);
+      if (s.by_run) {
+        for (const auto& [run, pos] : *s.by_run) bytes += 48 + pos.capacity() * sizeof(uint32_t);
+      }
+    }
+  }
+  return bytes;
 }
 
 bool PageCache::Lookup(Lsn lsn, PageNo pgno, std::string* out) {

@@ -62,15 +62,22 @@ struct Run {
 
 // Runs on the ancestry path of one run, sorted by run index, with cutoffs.
 // The run itself has cutoff kMaxLsn (the reader's LSN applies).
+// The same runs are also kept by their start LSN (the run's identity in a
+// sealed segment's on-disk index).
 class PathMap {
  public:
-  explicit PathMap(std::vector<std::pair<uint32_t, Lsn>> runs) : runs_(std::move(runs)) {}
+  explicit PathMap(std::vector<std::pair<uint32_t, Lsn>> runs,
+                   std::vector<std::pair<Lsn, Lsn>> by_start = {})
+      : runs_(std::move(runs)), by_start_(std::move(by_start)) {}
   // Cutoff of run on this path, or 0 when run is not on it.
   Lsn Cutoff(uint32_t run) const;
+  // Cutoff of the run that starts at LSN start, or 0 when it is not on it.
+  Lsn CutoffByStart(Lsn start) const;
   const std::vector<std::pair<uint32_t, Lsn>>& runs() const { return runs_; }
 
  private:
   std::vector<std::pair<uint32_t, Lsn>> runs_;
+  std::vector<std::pair<Lsn, Lsn>> by_start_;  // (run start, cutoff), sorted
 };
 
 // Builds the path map of run r (walks its base chain).
@@ -121,9 +128,28 @@ class PageIndex {
       }
     }
   }
-  // Page numbers in (lo, hi] that have versions, ascending.
+  // Page numbers in (lo, hi] that may have versions, here or in a sealed
+  // segment's on-disk index (NoteOnDisk), ascending: a superset (a page
+  // whose versions GC removed stays in it).
   std::vector<PageNo> PagesInRange(PageNo lo, PageNo hi) const;
+  // Records that pgno has a version in a sealed segment's on-disk index.
+  void NoteOnDisk(PageNo pgno) { MarkKnown(pgno); }
+  // Removes pgno's versions for which drop(version) is true.
+  template <typename Pred>
+  void RemoveIf(PageNo pgno, Pred&& drop) {
+    auto vs = Versions(pgno);
+    if (vs.empty()) return;
+    std::vector<Version> kept;
+    for (const Version& v : vs) {
+      if (!drop(v)) kept.push_back(v);
+    }
+    if (kept.size() != vs.size()) Set(pgno, std::move(kept));
+  }
+  // The first page number >= from with versions here; false when none.
+  bool NextPage(PageNo from, PageNo* out) const;
   uint64_t version_count() const { return version_count_; }
+  // Bytes held: slots, versions, by-run positions, the known-page bitmap.
+  uint64_t MemoryBytes() const;
 
  private:
   static constexpr size_t kChunk = 1024;
@@ -137,8 +163,14 @@ class PageIndex {
   const Slot* FindSlot(PageNo pgno) const;
   Slot* GetSlot(PageNo pgno);
 
+  void MarkKnown(PageNo pgno) {
+    if (pgno / 64 >= known_.size()) known_.resize(pgno / 64 + 1);
+    known_[pgno / 64] |= 1ull << (pgno % 64);
+  }
+
   std::vector<std::unique_ptr<Chunk>> chunks_;
   uint64_t version_count_ = 0;
+  std::vector<uint64_t> known_;  // bit per page number that may have versions
 };
 
 // LRU cache of page images keyed by (lsn, pgno). Thread-safe.

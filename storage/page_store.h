@@ -85,6 +85,10 @@ struct PageStoreOptions {
   // GetRecord or ChangedPages need it. A record's metadata larger than this
   // is never cached. Default: 8 MiB.
   uint64_t meta_cache_bytes = 8ull << 20;
+  // Bytes of decoded page index blocks of sealed segments kept in an
+  // in-memory LRU cache (a read of a page whose newest version is in a
+  // sealed segment reads its index block through it). Default: 8 MiB.
+  uint64_t index_cache_bytes = 8ull << 20;
 };
 
 enum class RecordKind : uint8_t {
@@ -149,6 +153,13 @@ struct StoreStats {
   uint64_t record_metadata_bytes = 0;  // RecordMetadataBytes()
   CacheStats meta_cache;               // decoded record metadata
   CacheStats page_cache;               // page images
+  CacheStats index_cache;              // sealed segments' page index blocks
+  // Bytes the page index holds in memory: the versions of the unsealed
+  // segment (and of sealed segments without an on-disk index: formats 1
+  // and 2, or a damaged index), plus each sealed segment's index directory
+  // and filter. Does not grow with sealed history beyond the directories.
+  uint64_t page_index_bytes = 0;
+  uint64_t page_index_versions = 0;    // versions held in memory
 };
 
 struct SpaceUsage {

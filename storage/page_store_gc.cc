@@ -128,16 +128,13 @@ class PagePlanner {
   std::vector<char> keep_;
 };
 
-const Version* FindExact(std::span<const Version> vs, Lsn lsn) {
-  auto it = std::lower_bound(vs.begin(), vs.end(), lsn,
-                             [](const Version& v, Lsn l) { return v.lsn < l; });
-  return (it != vs.end() && it->lsn == lsn) ? &*it : nullptr;
-}
-
 }  // namespace
 
-PageStoreImpl::GcPlan PageStoreImpl::PlanGc(const std::unordered_set<Lsn>& roots) const {
-  GcPlan plan;
+Status PageStoreImpl::PlanGc(const std::unordered_set<Lsn>& roots,
+                             const std::vector<uint64_t>& collect, GcPlan* out,
+                             uint64_t* bad_segment, const KeptVisitor& on_kept) const {
+  GcPlan& plan = *out;
+  plan = GcPlan();
   // Runs that hold a root, and everything on their paths, are needed; each
   // gets a query for its own roots and for the base of each needed child.
   const size_t nruns = runs_.size();
@@ -159,20 +156,49 @@ PageStoreImpl::GcPlan PageStoreImpl::PlanGc(const std::unordered_set<Lsn>& roots
     std::sort(q.begin(), q.end(), [](const Query& a, const Query& b) { return a.lsn < b.lsn; });
   }
 
-  // Per page: keep the versions some root still reads.
+  // Per page, its versions in memory and on disk merged: keep the versions
+  // some root still reads.
   PagePlanner planner(runs_, rooted, queries);
-  index_.ForEach([&](PageNo pgno, std::span<const Version> vs) {
-    const std::vector<char>& keep = planner.Keep(vs);
-    std::vector<Version> kept;
-    for (size_t i = 0; i < vs.size(); ++i) {
-      if (keep[i]) kept.push_back(vs[i]);
-    }
-    if (kept.size() < vs.size()) {
-      plan.removed += vs.size() - kept.size();
-      plan.rewrites.emplace_back(pgno, std::move(kept));
-    }
+  for (uint64_t seg : collect) plan.retained[seg];
+  Status s = ForEachPage(
+      [&](PageNo pgno, std::span<const Version> vs) {
+        state_mu_.AssertReaderHeld();  // the caller's
+        const std::vector<char>& keep = planner.Keep(vs);
+        std::vector<Lsn> dropped;
+        for (size_t i = 0; i < vs.size(); ++i) {
+          const Version& v = vs[i];
+          if (keep[i]) {
+            if (on_kept) on_kept(v);
+            plan.kept_bytes[v.segment] += kKeptVersionBytes + (v.IsZero() ? 0 : kImageBlockSize);
+            auto r = plan.retained.find(v.segment);
+            if (r != plan.retained.end()) r->second.emplace_back(v.lsn, pgno);
+            continue;
+          }
+          ++plan.removed;
+          if (!IndexedOnDisk(v.segment)) dropped.push_back(v.lsn);
+        }
+        if (!dropped.empty()) plan.removals.emplace_back(pgno, std::move(dropped));
+      },
+      bad_segment);
+  for (auto& [seg, list] : plan.retained) std::sort(list.begin(), list.end());
+  return s;
+}
+
+Status PageStoreImpl::PlanRetained(const std::vector<uint64_t>& collect, GcPlan* plan) const {
+  return RepairingIndex([&](uint64_t* bad) {
+    ReaderLock state(state_mu_);
+    std::unordered_set<Lsn> roots;
+    for (size_t i = 0; i < records_.size(); ++i) roots.insert(records_.at(i).lsn);
+    return PlanGc(roots, collect, plan, bad);
   });
-  return plan;
+}
+
+void PageStoreImpl::ApplyRemovals(const GcPlan& plan) {
+  for (const auto& [pgno, lsns] : plan.removals) {
+    index_.RemoveIf(pgno, [&lsns](const Version& v) {
+      return std::binary_search(lsns.begin(), lsns.end(), v.lsn);
+    });
+  }
 }
 
 Result<GcStats> PageStoreImpl::Gc(const GcOptions& options) {
@@ -199,15 +225,24 @@ Result<GcStats> PageStoreImpl::Gc(const GcOptions& options) {
   GcStats stats;
   const int64_t now = env_->GetClock()->NowMicros();
   const int64_t oldest = now - options.restore_window_micros;
+  std::map<uint64_t, uint64_t> kept_bytes;
   {
-    ReaderLock state(state_mu_);
-    std::unordered_set<Lsn> roots = GcRoots(options, oldest);
-    GcPlan plan = PlanGc(roots);
+    std::unordered_set<Lsn> roots;
+    GcPlan plan;
+    // The plan reads the sealed segments' index blocks under the shared
+    // lock: only mutations wait on it, and they wait for GC anyway.
+    BRANCHDB_RETURN_IF_ERROR(RepairingIndex([&](uint64_t* bad) {
+      ReaderLock state(state_mu_);
+      roots = GcRoots(options, oldest);
+      return PlanGc(roots, {}, &plan, bad);
+    }));
     stats.versions_removed = plan.removed;
+    kept_bytes = plan.kept_bytes;
 
     // Apply the plan. No mutation can run (gc_running_), so the state read
-    // above is still current when the exclusive lock is taken.
-    state.Unlock();
+    // above is still current when the exclusive lock is taken (a read that
+    // demotes a damaged index meanwhile only adds versions: the plan removes
+    // in-memory versions by LSN, never replaces a page's list).
     WriterLock excl(state_mu_);
     ApplyGcPlan(std::move(plan), roots);
   }
@@ -220,7 +255,7 @@ Result<GcStats> PageStoreImpl::Gc(const GcOptions& options) {
   // The manifest must be durable before compaction drops anything from disk.
   std::string manifest = EncodeManifest(BuildManifest());
   BRANCHDB_RETURN_IF_ERROR(WriteManifest(manifest));
-  BRANCHDB_RETURN_IF_ERROR(Compact(&stats));
+  BRANCHDB_RETURN_IF_ERROR(Compact(&stats, kept_bytes));
   return stats;
 }
 
@@ -243,7 +278,7 @@ std::unordered_set<Lsn> PageStoreImpl::GcRoots(const GcOptions& options, int64_t
 void PageStoreImpl::ApplyGcPlan(GcPlan plan, const std::unordered_set<Lsn>& roots) {
   const std::vector<char>& rooted = plan.rooted;
   const size_t nruns = runs_.size();
-  for (auto& [pgno, kept] : plan.rewrites) index_.Set(pgno, std::move(kept));
+  ApplyRemovals(plan);
   // Every record that is not a root is collected (with its payload's bytes).
   records_.RetainIf([&](const RecordEntry& rec) {
     state_mu_.AssertHeld();  // taken by the caller
@@ -354,9 +389,9 @@ Manifest PageStoreImpl::BuildManifest() const {
   return m;
 }
 
-Status PageStoreImpl::Compact(GcStats* stats) {
+Status PageStoreImpl::Compact(GcStats* stats, const std::map<uint64_t, uint64_t>& kept_bytes) {
   // Bytes each segment must keep: live records' metadata and retained images.
-  std::map<uint64_t, uint64_t> keep;
+  std::map<uint64_t, uint64_t> keep = kept_bytes;
   std::map<uint64_t, Segment> segments;
   {
     ReaderLock state(state_mu_);
@@ -365,11 +400,6 @@ Status PageStoreImpl::Compact(GcStats* stats) {
       const RecordEntry& rec = records_.at(i);
       keep[rec.segment] += kRecordHeaderSize + rec.meta_len + rec.payload_len;
     }
-    index_.ForEach([&](PageNo, std::span<const Version> vs) {
-      for (const Version& v : vs) {
-        keep[v.segment] += kKeptVersionBytes + (v.IsZero() ? 0 : kImageBlockSize);
-      }
-    });
   }
   auto worth = [&](uint64_t n, const Segment& s) { return keep[n] * 2 <= s.size; };
   // The active segment is sealed first when most of it is garbage.
@@ -380,7 +410,11 @@ Status PageStoreImpl::Compact(GcStats* stats) {
     ReaderLock state(state_mu_);
     segments = segments_;
   }
+  // The groups to rewrite, then the versions they keep (one merge of every
+  // page's versions, keeping only those of the groups' segments in memory).
+  std::vector<std::vector<uint64_t>> groups;
   std::vector<uint64_t> group;
+  std::vector<uint64_t> candidates;
   uint64_t group_bytes = 0;
   for (const auto& [n, s] : segments) {
     if (!s.sealed || n == active_number_ || !worth(n, s)) continue;
@@ -390,6 +424,7 @@ Status PageStoreImpl::Compact(GcStats* stats) {
       {
         WriterLock state(state_mu_);
         segments_.erase(n);
+        if (IndexedOnDisk(n)) DropSegmentIndex(n);
       }
       {
         MutexLock lock(files_mu_);
@@ -400,14 +435,29 @@ Status PageStoreImpl::Compact(GcStats* stats) {
       continue;
     }
     if (!group.empty() && group_bytes + keep[n] > options_.segment_bytes) {
-      BRANCHDB_RETURN_IF_ERROR(CompactGroup(group, stats));
+      groups.push_back(std::move(group));
       group.clear();
       group_bytes = 0;
     }
     group.push_back(n);
+    candidates.push_back(n);
     group_bytes += keep[n];
   }
-  if (!group.empty()) BRANCHDB_RETURN_IF_ERROR(CompactGroup(group, stats));
+  if (!group.empty()) groups.push_back(std::move(group));
+  if (!groups.empty()) {
+    GcPlan plan;
+    BRANCHDB_RETURN_IF_ERROR(PlanRetained(candidates, &plan));
+    for (const std::vector<uint64_t>& g : groups) {
+      std::vector<std::pair<Lsn, PageNo>> retained;
+      for (uint64_t n : g) {
+        auto& list = plan.retained[n];
+        retained.insert(retained.end(), list.begin(), list.end());
+        list = {};
+      }
+      std::sort(retained.begin(), retained.end());
+      BRANCHDB_RETURN_IF_ERROR(CompactGroup(g, retained, stats));
+    }
+  }
   return FailStopOnError(SyncError(env_->SyncDir(dir_)));
 }
 
@@ -418,7 +468,8 @@ struct CompactionOutput {
   struct Move {
     PageNo pgno;
     Lsn lsn;
-    uint64_t offset;
+    uint64_t offset;  // kZeroOffset: a zero version
+    Lsn run_start;
   };
   struct LiveMove {
     Lsn lsn;
@@ -430,11 +481,14 @@ struct CompactionOutput {
   uint64_t offset = 0;  // bytes appended to the file so far
   std::vector<std::pair<uint64_t, std::string>> footer;
   std::vector<Move> moves;
+  std::vector<PageNo> pages;  // of every record read (their in-memory versions leave)
   std::vector<LiveMove> live_moves;
   uint64_t old_bytes = 0;  // the sizes of the segments read
 };
 
-Status PageStoreImpl::CompactGroup(const std::vector<uint64_t>& group, GcStats* stats) {
+Status PageStoreImpl::CompactGroup(const std::vector<uint64_t>& group,
+                                   const std::vector<std::pair<Lsn, PageNo>>& retained,
+                                   GcStats* stats) {
   const uint64_t number = next_segment_++;
   const std::string final_path = SegmentPath(number);
   const std::string tmp_path = final_path + ".tmp";
@@ -449,11 +503,20 @@ Status PageStoreImpl::CompactGroup(const std::vector<uint64_t>& group, GcStats* 
   out.buf = EncodeSegmentHeader(header);
   Status s;
   for (uint64_t seg : group) {
-    s = CopyRetained(seg, &out);
+    s = CopyRetained(seg, retained, &out);
     if (!s.ok()) break;
   }
   if (s.ok()) {
-    out.buf += EncodeFooter(out.footer, out.offset + out.buf.size());
+    // The output's page index: its versions by (pgno, lsn).
+    std::vector<IndexEntry> index;
+    index.reserve(out.moves.size());
+    for (const CompactionOutput::Move& m : out.moves) {
+      index.push_back(IndexEntry{m.pgno, m.lsn, m.run_start, m.offset == kZeroOffset ? 0 : m.offset});
+    }
+    std::sort(index.begin(), index.end(), [](const IndexEntry& a, const IndexEntry& b) {
+      return a.pgno != b.pgno ? a.pgno < b.pgno : a.lsn < b.lsn;
+    });
+    out.buf += EncodeFooter(out.footer, out.offset + out.buf.size(), kFormatVersion, index);
     s = out.file->Append(out.buf);
   }
   if (s.ok()) s = FailStopOnError(SyncError(out.file->Sync()));  // a failed fsync is never survived
@@ -470,14 +533,30 @@ Status PageStoreImpl::CompactGroup(const std::vector<uint64_t>& group, GcStats* 
   // later compaction of the same segments would then duplicate their records.
   // Fail-stop: recovery sorts it out (the output supersedes the group).
   BRANCHDB_RETURN_IF_ERROR(FailStopOnError(SyncError(env_->SyncDir(dir_))));
-  InstallCompacted(group, number, new_size, out);
+  // Its index, read back as a reopen would read it.
+  auto file = File(static_cast<uint32_t>(number));
+  if (!file.ok()) return FailStopOnError(file.status());
+  auto idx = std::make_shared<SegmentIndex>();
+  std::string damage;
+  Status read = ReadSegmentIndex(file->get(), number, new_size, idx.get(), &damage);
+  if (read.ok() && !damage.empty()) {
+    read = Status::IOError(SegmentFileName(number) + ": the page index just written reads back damaged: " + damage);
+  }
+  // The output is durable and supersedes the group: the state must point at
+  // it before the group goes, so a failure here stops the store (recovery
+  // sorts it out).
+  if (!read.ok()) return FailStopOnError(read);
+  idx->file = std::move(*file);
+  InstallCompacted(group, number, new_size, out, std::move(idx));
   for (uint64_t seg : group) BRANCHDB_RETURN_IF_ERROR(env_->DeleteFile(SegmentPath(seg)));
   stats->segments_rewritten += group.size();
   stats->bytes_reclaimed += out.old_bytes > new_size ? out.old_bytes - new_size : 0;
   return Status::OK();
 }
 
-Status PageStoreImpl::CopyRetained(uint64_t seg, CompactionOutput* out) {
+Status PageStoreImpl::CopyRetained(uint64_t seg,
+                                   const std::vector<std::pair<Lsn, PageNo>>& retained,
+                                   CompactionOutput* out) {
   std::shared_ptr<RandomAccessFile> file;
   uint64_t size = 0;
   {
@@ -494,23 +573,24 @@ Status PageStoreImpl::CopyRetained(uint64_t seg, CompactionOutput* out) {
   SealedRecords records;  // a damaged footer is rebuilt by a scan, as recovery does
   BRANCHDB_RETURN_IF_ERROR(ReadSealedRecords(file.get(), seg, header_len, size, &records));
   for (const FooterEntry& e : records.entries) {
-    BRANCHDB_RETURN_IF_ERROR(CopyRecord(seg, file.get(), e, out));
+    for (const PageEntry& pe : e.meta.entries) out->pages.push_back(pe.pgno);
+    BRANCHDB_RETURN_IF_ERROR(CopyRecord(seg, file.get(), e, retained, out));
   }
   return Status::OK();
 }
 
-bool PageStoreImpl::RetainEntries(uint64_t seg, RecordMeta* meta,
-                                  std::vector<size_t>* old_image) const {
+bool PageStoreImpl::RetainEntries(uint64_t seg,
+                                  const std::vector<std::pair<Lsn, PageNo>>& retained,
+                                  RecordMeta* meta, std::vector<size_t>* old_image) const {
   ReaderLock state(state_mu_);
   const RecordEntry* rec = records_.Find(meta->lsn);
   const bool live = rec != nullptr && rec->segment == seg;
   std::vector<PageEntry> kept;
   size_t image = 0;
   for (const PageEntry& pe : meta->entries) {
-    const Version* v = FindExact(index_.Versions(pe.pgno), meta->lsn);
-    bool retained = v != nullptr && v->segment == seg &&
-                    v->IsZero() == (pe.type == EntryType::kZero);
-    if (live || retained) {
+    const bool keep =
+        std::binary_search(retained.begin(), retained.end(), std::make_pair(meta->lsn, pe.pgno));
+    if (live || keep) {
       kept.push_back(pe);
       if (pe.type == EntryType::kImage) old_image->push_back(image);
     }
@@ -521,10 +601,11 @@ bool PageStoreImpl::RetainEntries(uint64_t seg, RecordMeta* meta,
 }
 
 Status PageStoreImpl::CopyRecord(uint64_t seg, RandomAccessFile* file, const FooterEntry& e,
+                                 const std::vector<std::pair<Lsn, PageNo>>& retained,
                                  CompactionOutput* out) {
   RecordMeta meta = e.meta;
   std::vector<size_t> old_image;  // old image index of each kept image entry
-  const bool live = RetainEntries(seg, &meta, &old_image);
+  const bool live = RetainEntries(seg, retained, &meta, &old_image);
   if (!live && meta.entries.empty()) return Status::OK();
   if (!live) {
     meta.flags |= kRecordFlagCollected;
@@ -537,7 +618,7 @@ Status PageStoreImpl::CopyRecord(uint64_t seg, RandomAccessFile* file, const Foo
   size_t j = 0;
   for (const PageEntry& pe : meta.entries) {
     if (pe.type != EntryType::kImage) {
-      out->moves.push_back(CompactionOutput::Move{pe.pgno, meta.lsn, kZeroOffset});
+      out->moves.push_back(CompactionOutput::Move{pe.pgno, meta.lsn, kZeroOffset, meta.run_start});
       continue;
     }
     std::string block(kImageBlockSize, '\0');
@@ -549,7 +630,8 @@ Status PageStoreImpl::CopyRecord(uint64_t seg, RandomAccessFile* file, const Foo
                                 " of LSN " + std::to_string(meta.lsn) + ": checksum mismatch");
     }
     out->moves.push_back(CompactionOutput::Move{
-        pe.pgno, meta.lsn, ImageOffset(rec_off, static_cast<uint32_t>(meta_bytes.size()), j)});
+        pe.pgno, meta.lsn, ImageOffset(rec_off, static_cast<uint32_t>(meta_bytes.size()), j),
+        meta.run_start});
     out->buf += block;
     ++j;
   }
@@ -574,18 +656,23 @@ Status PageStoreImpl::CopyRecord(uint64_t seg, RandomAccessFile* file, const Foo
 }
 
 void PageStoreImpl::InstallCompacted(const std::vector<uint64_t>& group, uint64_t number,
-                                     uint64_t new_size, const CompactionOutput& out) {
+                                     uint64_t new_size, CompactionOutput& out,
+                                     std::shared_ptr<const SegmentIndex> idx) {
   {
     WriterLock state(state_mu_);
-    for (const CompactionOutput::Move& m : out.moves) {
-      auto vs = index_.MutableVersions(m.pgno);
-      auto it = std::lower_bound(vs.begin(), vs.end(), m.lsn,
-                                 [](const Version& v, Lsn l) { return v.lsn < l; });
-      if (it != vs.end() && it->lsn == m.lsn) {
-        it->segment = static_cast<uint32_t>(number);
-        if (!it->IsZero()) it->offset = m.offset;
-      }
+    // The group's versions, in memory (formats 1 and 2, damaged indexes) or
+    // in their on-disk indexes, are now all in the output's index.
+    std::sort(out.pages.begin(), out.pages.end());
+    out.pages.erase(std::unique(out.pages.begin(), out.pages.end()), out.pages.end());
+    for (PageNo pgno : out.pages) {
+      index_.RemoveIf(pgno, [&group](const Version& v) {
+        return std::find(group.begin(), group.end(), v.segment) != group.end();
+      });
     }
+    for (uint64_t seg : group) {
+      if (IndexedOnDisk(seg)) seg_indexes_.erase(seg);
+    }
+    InstallSegmentIndex(std::move(idx));
     for (const CompactionOutput::LiveMove& m : out.live_moves) {
       RecordEntry* rec = records_.FindMutable(m.lsn);
       rec->segment = static_cast<uint32_t>(number);
@@ -618,21 +705,34 @@ Result<SpaceUsage> PageStoreImpl::Usage(TimelineId t) const {
     }
   }
   SpaceUsage u;
-  index_.ForEach([&](PageNo, std::span<const Version> vs) {
-    for (const Version& v : vs) {
-      if (v.IsZero()) continue;
+  // Only the versions the store keeps count: a sealed segment's on-disk index
+  // still lists what GC dropped until compaction rewrites it, so the versions
+  // go through the plan with every live record as a root.
+  std::unordered_set<Lsn> roots;
+  for (size_t i = 0; i < records_.size(); ++i) roots.insert(records_.at(i).lsn);
+  state.Unlock();
+  GcPlan plan;
+  Status planned = RepairingIndex([&](uint64_t* bad) {
+    ReaderLock again(state_mu_);
+    u = SpaceUsage();
+    return PlanGc(roots, {}, &plan, bad, [&](const Version& v) {
+      if (v.IsZero()) return;
       Lsn c = mine->Cutoff(v.run);
-      if (c == 0 || v.lsn > c) continue;
+      if (c == 0 || v.lsn > c) return;
       auto it = others.find(v.run);
       if (it != others.end() && v.lsn <= it->second) {
         u.shared_bytes += kPageSize;
       } else {
         u.exclusive_bytes += kPageSize;
       }
-    }
+    });
   });
+  if (!planned.ok()) return planned;
+  ReaderLock again(state_mu_);
+  auto tl_again = LiveTimeline(t);
+  if (!tl_again.ok()) return tl_again.status();
   u.logical_bytes =
-      static_cast<uint64_t>(records_.Find((*tl)->info.head)->db_size_pages) * kPageSize;
+      static_cast<uint64_t>(records_.Find((*tl_again)->info.head)->db_size_pages) * kPageSize;
   return u;
 }
 

@@ -17,6 +17,7 @@
 #define BRANCHDB_STORAGE_PAGE_STORE_IMPL_H_
 
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -32,6 +33,7 @@
 #include "storage/page_index.h"
 #include "storage/page_store.h"
 #include "storage/record_table.h"
+#include "storage/segment_index.h"
 
 namespace branchdb::storage::internal {
 
@@ -131,6 +133,18 @@ class PageStoreImpl final : public PageStore {
     uint32_t segment = 0;
     uint64_t offset = 0;
     uint32_t meta_len = 0;
+    bool versions_on_disk = false;  // its segment's page index serves its versions
+  };
+  // What a read still has to look up in the sealed segments' on-disk
+  // indexes after the in-memory index answered (LocateLocked).
+  struct DiskQuery {
+    bool needed = false;
+    PageNo pgno = 0;
+    Lsn lsn = 0;            // the state read
+    Lsn run_start = 0;      // its run's identity
+    Lsn floor = 0;          // LSN of the in-memory answer (0: none)
+    std::shared_ptr<const PathMap> path;  // null: the run has no base
+    std::shared_ptr<const std::vector<std::shared_ptr<const SegmentIndex>>> sealed;
   };
 
   // --- open (page_store_open.cc) ---
@@ -167,6 +181,11 @@ class PageStoreImpl final : public PageStore {
   Status LoadSegment(uint64_t number, bool newest_log, bool* sealed, uint32_t* version,
                      std::vector<Loaded>* out,
                      std::vector<std::pair<uint64_t, std::string>>* footer, uint64_t* size);
+  // For a sealed format-3 segment whose record list is intact: its page
+  // index (ReadSegmentIndex), installed, or, when it is damaged, a line in
+  // damage_ (its versions are then loaded into memory). *on_disk: installed.
+  Status LoadSegmentIndex(uint64_t number, std::shared_ptr<RandomAccessFile> file, uint64_t size,
+                          bool* on_disk);
   Status ScanTail(uint64_t number, RandomAccessFile* file, uint64_t file_size, uint64_t start,
                   std::vector<Loaded>* out, std::vector<std::pair<uint64_t, std::string>>* footer,
                   uint64_t* valid_end);
@@ -186,6 +205,8 @@ class PageStoreImpl final : public PageStore {
   // Corruption unless each manifest run has as many live records up to the
   // manifest's LSN as the manifest counted.
   Status CheckLiveCounts(const Manifest& manifest) const REQUIRES(mu_, state_mu_);
+  // Set by Rebuild: a record collected only by the manifest was loaded.
+  bool saw_collected_ = false;
 
   // --- write path (page_store_write.cc) ---
   // Status of the store for a new mutation.
@@ -211,8 +232,42 @@ class PageStoreImpl final : public PageStore {
   // --- state (page_store_read.cc), REQUIRES: state_mu_ held ---
   // live == false: only index the versions (a collected record). structural ==
   // false: the run and timeline already exist (records older than the manifest).
+  // index_versions == false: its versions are in its segment's on-disk index.
   Status ApplyRecord(const RecordMeta& meta, uint32_t segment, uint64_t offset, uint32_t meta_len,
-                       bool live, bool structural) REQUIRES(state_mu_);
+                     bool live, bool structural, bool index_versions = true) REQUIRES(state_mu_);
+  // The sealed segments' on-disk indexes (segment_index.h). REQUIRES: state_mu_ held.
+  void InstallSegmentIndex(std::shared_ptr<const SegmentIndex> idx) const REQUIRES(state_mu_);
+  void DropSegmentIndex(uint64_t number) const REQUIRES(state_mu_);
+  bool IndexedOnDisk(uint64_t number) const REQUIRES_SHARED(state_mu_) {
+    return seg_indexes_.count(number) != 0;
+  }
+  // A damaged block of segment `number`'s on-disk index was found (`why`):
+  // its versions are loaded into memory from its footer's record list (or a
+  // scan of its records), its on-disk index is no longer used, and Damage()
+  // says so. No-op when that segment's index is not in use any more.
+  // REQUIRES: state_mu_ not held (reads the segment).
+  Status DemoteSegmentIndex(uint64_t number, const std::string& why) const EXCLUDES(state_mu_);
+  // Calls fn for every page with versions, ascending, with all of its
+  // versions (in memory and in the sealed segments' indexes, merged one page
+  // at a time, sorted by LSN; an on-disk version's run is kNoRun when its
+  // run no longer exists). On a damaged index block, returns Corruption and
+  // sets *bad_segment to that segment (see DemoteSegmentIndex).
+  using PageVisitor = std::function<void(PageNo, std::span<const Version>)>;
+  Status ForEachPage(const PageVisitor& fn, uint64_t* bad_segment) const
+      REQUIRES_SHARED(state_mu_);
+  // Runs fn (which takes state_mu_ itself and calls ForEachPage) again
+  // after demoting each segment whose damaged index block it reported.
+  Status RepairingIndex(const std::function<Status(uint64_t* bad_segment)>& fn) const
+      EXCLUDES(state_mu_);
+  // The on-disk half of a read (DiskQuery): the newest visible version in the
+  // sealed segments' indexes above q.floor, newest segment first. Sets *loc
+  // (file null: zeros) and *found when there is one; *bad_segment on a
+  // damaged block. REQUIRES: state_mu_ not held.
+  Status LocateOnDisk(const DiskQuery& q, Location* loc, bool* found, uint64_t* bad_segment) const
+      EXCLUDES(state_mu_);
+  // Whole reads: the in-memory index under state_mu_, then the on-disk part.
+  Status LocatePage(TimelineId t, Lsn lsn, bool by_timeline, PageNo pgno, Location* loc) const
+      EXCLUDES(state_mu_);
   uint32_t NewRun(TimelineId timeline, Lsn start, Lsn base, uint32_t base_run)
       REQUIRES(state_mu_);
   Result<const Timeline*> LiveTimeline(TimelineId t) const REQUIRES_SHARED(state_mu_);
@@ -224,8 +279,8 @@ class PageStoreImpl final : public PageStore {
   Status ReadLocation(const Location& loc, PageNo pgno, std::string* out) const;
   // Where page pgno of the state (rec's run, lsn) lives; leaves loc->file
   // null when the page reads as zeros.
-  Status LocateLocked(const RecordEntry& rec, Lsn lsn, PageNo pgno, Location* loc) const
-      REQUIRES_SHARED(state_mu_);
+  Status LocateLocked(const RecordEntry& rec, Lsn lsn, PageNo pgno, Location* loc,
+                      DiskQuery* q) const REQUIRES_SHARED(state_mu_);
   // ReadLocation, or zeros when LocateLocked found no version.
   Status ReadLocated(const Location& loc, PageNo pgno, std::string* out) const;
   Result<std::shared_ptr<RandomAccessFile>> File(uint32_t segment) const;
@@ -248,11 +303,26 @@ class PageStoreImpl final : public PageStore {
   // --- gc (page_store_gc.cc) ---
   struct GcPlan {
     std::vector<char> rooted;  // by run: holds a root or is on a root's path
-    std::vector<std::pair<PageNo, std::vector<Version>>> rewrites;  // pages losing versions
-    uint64_t removed = 0;
+    // In-memory versions no root reads: (page, their LSNs).
+    std::vector<std::pair<PageNo, std::vector<Lsn>>> removals;
+    uint64_t removed = 0;  // versions no root reads, in memory and on disk
+    // Per segment: bytes of the versions it keeps (compaction's measure).
+    std::map<uint64_t, uint64_t> kept_bytes;
+    // For the segments asked for: the (lsn, pgno) of each version they keep, sorted.
+    std::map<uint64_t, std::vector<std::pair<Lsn, PageNo>>> retained;
   };
-  // Which versions the given root states still read.
-  GcPlan PlanGc(const std::unordered_set<Lsn>& roots) const REQUIRES_SHARED(state_mu_);
+  // Which versions the given root states still read. `collect`: segments
+  // whose retained versions to list (plan->retained). Corruption (and
+  // *bad_segment) on a damaged index block.
+  // on_kept, when set, sees every kept version.
+  using KeptVisitor = std::function<void(const Version&)>;
+  Status PlanGc(const std::unordered_set<Lsn>& roots, const std::vector<uint64_t>& collect,
+                GcPlan* plan, uint64_t* bad_segment, const KeptVisitor& on_kept = {}) const
+      REQUIRES_SHARED(state_mu_);
+  // PlanGc with every live record as a root (after a GC: exactly what the
+  // store keeps), under its own lock, repairing damaged indexes.
+  Status PlanRetained(const std::vector<uint64_t>& collect, GcPlan* plan) const
+      EXCLUDES(state_mu_);
   // The states GC keeps readable: live timelines' heads, the pins that name a
   // record, and every record at or after `oldest` (restore window, in micros).
   std::unordered_set<Lsn> GcRoots(const GcOptions& options, int64_t oldest) const
@@ -261,8 +331,10 @@ class PageStoreImpl final : public PageStore {
   // non-root records, unneeded runs, dropped timelines; clears the path cache.
   // REQUIRES: no mutation since the plan was made.
   void ApplyGcPlan(GcPlan plan, const std::unordered_set<Lsn>& roots) REQUIRES(state_mu_);
+  // Drops the in-memory versions the plan found unread.
+  void ApplyRemovals(const GcPlan& plan) REQUIRES(state_mu_);
   Manifest BuildManifest() const;
-  Status Compact(GcStats* stats);
+  Status Compact(GcStats* stats, const std::map<uint64_t, uint64_t>& kept_bytes);
   // Records s as the store's failure (if it is the first) and returns it.
   Status FailStopOnError(Status s);
   // Writes GCSTATE atomically; a failed fsync fails the store.
@@ -270,24 +342,27 @@ class PageStoreImpl final : public PageStore {
   // Rewrites the sealed segments of `group` into one new segment holding only
   // what they still must keep, makes it durable, points the state at it, then
   // deletes the group. REQUIRES: GC running (no leader touches the segments).
-  Status CompactGroup(const std::vector<uint64_t>& group, GcStats* stats);
+  Status CompactGroup(const std::vector<uint64_t>& group,
+                      const std::vector<std::pair<Lsn, PageNo>>& retained, GcStats* stats);
   // Appends to *out the records of segment seg that it still must keep.
-  Status CopyRetained(uint64_t seg, CompactionOutput* out) EXCLUDES(state_mu_);
+  Status CopyRetained(uint64_t seg, const std::vector<std::pair<Lsn, PageNo>>& retained,
+                      CompactionOutput* out) EXCLUDES(state_mu_);
   // One record of seg (its footer entry e): live records whole; a collected
   // one only with its retained versions, its annotation and payload dropped,
   // and not at all when it retains none.
   Status CopyRecord(uint64_t seg, RandomAccessFile* file, const FooterEntry& e,
-                    CompactionOutput* out);
+                    const std::vector<std::pair<Lsn, PageNo>>& retained, CompactionOutput* out);
   // Trims meta->entries to those seg still must keep: all of them when the
-  // record is live in seg, else those whose version the index still places
-  // in seg. Appends the old image index of each kept image entry to
+  // record is live in seg, else those `retained` (the plan's list for seg)
+  // holds. Appends the old image index of each kept image entry to
   // *old_image. Returns whether the record is live in seg. Takes state_mu_.
-  bool RetainEntries(uint64_t seg, RecordMeta* meta, std::vector<size_t>* old_image) const
-      EXCLUDES(state_mu_);
+  bool RetainEntries(uint64_t seg, const std::vector<std::pair<Lsn, PageNo>>& retained,
+                     RecordMeta* meta, std::vector<size_t>* old_image) const EXCLUDES(state_mu_);
   // Points the index, the records and the segment table at the new segment
   // `number` and forgets the group's files. REQUIRES: that segment durable.
   void InstallCompacted(const std::vector<uint64_t>& group, uint64_t number, uint64_t new_size,
-                        const CompactionOutput& out) EXCLUDES(state_mu_);
+                        CompactionOutput& out, std::shared_ptr<const SegmentIndex> idx)
+      EXCLUDES(state_mu_);
 
   // Constant after construction.
   const PageStoreOptions options_;
@@ -326,7 +401,17 @@ class PageStoreImpl final : public PageStore {
   std::vector<Run> runs_ GUARDED_BY(state_mu_);
   std::unordered_map<Lsn, uint32_t> run_by_start_ GUARDED_BY(state_mu_);
   std::map<TimelineId, Timeline> timelines_ GUARDED_BY(state_mu_);
-  PageIndex index_ GUARDED_BY(state_mu_);
+  // Versions in memory: the unsealed segment's, and those of sealed segments
+  // without a usable on-disk index (formats 1 and 2, damaged). Mutable: a
+  // read that finds a damaged index block moves that segment's versions here.
+  mutable PageIndex index_ GUARDED_BY(state_mu_);
+  // The sealed segments whose on-disk page index is in use, and the same as
+  // one shared list ordered by their newest version, newest first (a read
+  // takes the list and searches it without the lock).
+  mutable std::map<uint64_t, std::shared_ptr<const SegmentIndex>> seg_indexes_
+      GUARDED_BY(state_mu_);
+  mutable std::shared_ptr<const std::vector<std::shared_ptr<const SegmentIndex>>> sealed_view_
+      GUARDED_BY(state_mu_);
   std::map<uint64_t, Segment> segments_ GUARDED_BY(state_mu_);
   // Live records' payloads, by timeline.
   std::unordered_map<TimelineId, uint64_t> payload_bytes_ GUARDED_BY(state_mu_);
@@ -338,6 +423,7 @@ class PageStoreImpl final : public PageStore {
   mutable PathCache path_cache_{kPathCacheRuns};
   mutable PageCache page_cache_;
   mutable MetaCache meta_cache_;
+  mutable IndexBlockCache index_cache_;
   // Damaged record metas reads found and served from their footer's copy,
   // one line each (Damage()).
   mutable Mutex damage_mu_;

@@ -35,7 +35,8 @@ PageStoreImpl::PageStoreImpl(const PageStoreOptions& options, std::string dir)
       env_(options.env != nullptr ? options.env : Env::Default()),
       dir_(std::move(dir)),
       page_cache_(options.cache_bytes),
-      meta_cache_(options.meta_cache_bytes) {}
+      meta_cache_(options.meta_cache_bytes),
+      index_cache_(options.index_cache_bytes) {}
 
 PageStoreImpl::~PageStoreImpl() = default;
 
@@ -93,7 +94,8 @@ Status PageStoreImpl::LoadSegment(uint64_t number, bool newest_log, bool* sealed
   *size = *size_or;
   auto file_or = env_->NewRandomAccessFile(path);
   if (!file_or.ok()) return file_or.status();
-  RandomAccessFile* file = file_or->get();
+  std::shared_ptr<RandomAccessFile> shared_file(std::move(*file_or));
+  RandomAccessFile* file = shared_file.get();
   SegmentHeader h;
   size_t header_len = 0;
   BRANCHDB_RETURN_IF_ERROR(ReadSegmentHeader(file, number, &h, &header_len));
@@ -118,8 +120,15 @@ Status PageStoreImpl::LoadSegment(uint64_t number, bool newest_log, bool* sealed
     *sealed = true;
   }
   if (*sealed) {
+    // Format 3 with an intact record list: its versions stay on disk, in the
+    // footer's page index, unless that index is damaged too.
+    bool on_disk = false;
+    if (h.version >= kFirstIndexedFormatVersion && records.damage.empty()) {
+      BRANCHDB_RETURN_IF_ERROR(LoadSegmentIndex(number, shared_file, *size, &on_disk));
+    }
     for (FooterEntry& e : records.entries) {
-      out->push_back(Loaded{std::move(e.meta), static_cast<uint32_t>(number), e.offset, e.meta_len});
+      out->push_back(Loaded{std::move(e.meta), static_cast<uint32_t>(number), e.offset,
+                            e.meta_len, on_disk});
     }
     return Status::OK();
   }
@@ -130,6 +139,27 @@ Status PageStoreImpl::LoadSegment(uint64_t number, bool newest_log, bool* sealed
     BRANCHDB_RETURN_IF_ERROR(env_->TruncateFile(path, valid_end));
     *size = valid_end;
   }
+  return Status::OK();
+}
+
+Status PageStoreImpl::LoadSegmentIndex(uint64_t number, std::shared_ptr<RandomAccessFile> file,
+                                       uint64_t size, bool* on_disk) {
+  auto idx = std::make_shared<SegmentIndex>();
+  std::string damage;
+  BRANCHDB_RETURN_IF_ERROR(ReadSegmentIndex(file.get(), number, size, idx.get(), &damage));
+  *on_disk = damage.empty();
+  if (!*on_disk) {
+    damage_.push_back(SegmentFileName(number) + ": " + damage +
+                      "; page versions rebuilt in memory from the footer's record list");
+    return Status::OK();
+  }
+  idx->file = file;
+  {
+    MutexLock lock(files_mu_);
+    files_[static_cast<uint32_t>(number)] = std::move(file);
+  }
+  WriterLock state(state_mu_);  // nothing else runs yet: for the analysis
+  InstallSegmentIndex(std::move(idx));
   return Status::OK();
 }
 
@@ -154,6 +184,17 @@ Status PageStoreImpl::Recover() {
     MutexLock lock(mu_);
     WriterLock state(state_mu_);
     BRANCHDB_RETURN_IF_ERROR(Rebuild(manifest, std::move(loaded)));
+  }
+  if (saw_collected_) {
+    // A record collected by the manifest but not yet compacted away brought
+    // back all of its versions, garbage included. With every live record as
+    // a root, the plan finds exactly the garbage again; the in-memory part is
+    // dropped (on-disk indexes keep theirs until compaction: a garbage
+    // version is never the newest visible one from a live state).
+    GcPlan plan;
+    BRANCHDB_RETURN_IF_ERROR(PlanRetained({}, &plan));
+    WriterLock state(state_mu_);
+    ApplyRemovals(plan);
   }
   next_segment_ = std::max(max_number, manifest.next_segment) + 1;
   if (tail) {
@@ -283,14 +324,7 @@ Status PageStoreImpl::Rebuild(const Manifest& manifest, std::vector<Loaded> reco
     }
   }
   BRANCHDB_RETURN_IF_ERROR(CheckLiveCounts(manifest));
-  if (saw_collected) {
-    // Such a record brought back all of its versions, garbage included. With
-    // every live record as a root, the plan drops exactly the garbage again.
-    std::unordered_set<Lsn> roots;
-    for (size_t i = 0; i < records_.size(); ++i) roots.insert(records_.at(i).lsn);
-    GcPlan plan = PlanGc(roots);
-    for (auto& [pgno, kept] : plan.rewrites) index_.Set(pgno, std::move(kept));
-  }
+  saw_collected_ = saw_collected;  // Recover drops the garbage it brought back
   durable_lsn_ = max_lsn;
   next_lsn_ = max_lsn + 1;
   next_timeline_ = max_timeline + 1;
@@ -342,7 +376,7 @@ Status PageStoreImpl::ApplyLoaded(const Manifest& manifest, std::vector<Loaded> 
                      (lsn <= manifest.last_lsn && InRanges(manifest.collected, lsn));
     if (collected && !(rec.meta.flags & kRecordFlagCollected)) *saw_collected = true;
     Status s = ApplyRecord(rec.meta, rec.segment, rec.offset, rec.meta_len, !collected,
-                           !collected && lsn > manifest.last_lsn);
+                           !collected && lsn > manifest.last_lsn, !rec.versions_on_disk);
     if (!s.ok()) return s;
     *max_lsn = std::max(*max_lsn, lsn);
     *max_timeline = std::max(*max_timeline, rec.meta.timeline);

@@ -1,6 +1,8 @@
 // PageStoreImpl: timelines, reads at LSNs, history, LsnAt, ChangedPages.
 #include <algorithm>
+#include <functional>
 #include <iterator>
+#include <queue>
 #include <span>
 #include <tuple>
 #include <utility>
@@ -202,41 +204,227 @@ Status PageStoreImpl::ReadLocation(const Location& loc, PageNo pgno, std::string
 
 Status PageStoreImpl::ReadPage(TimelineId t, PageNo pgno, Lsn lsn, std::string* out) const {
   Location loc;
-  {
-    ReaderLock state(state_mu_);
-    auto s = ResolveLocked(t, lsn);
-    if (!s.ok()) return s.status();
-    if (pgno == 0) return Status::InvalidArgument("page number 0");
-    BRANCHDB_RETURN_IF_ERROR(LocateLocked(*records_.Find(*s), *s, pgno, &loc));
-  }
+  BRANCHDB_RETURN_IF_ERROR(LocatePage(t, lsn, true, pgno, &loc));
   return ReadLocated(loc, pgno, out);
 }
 
 Status PageStoreImpl::ReadPageAt(Lsn state_lsn, PageNo pgno, std::string* out) const {
-  Location loc;
-  {
-    ReaderLock state(state_mu_);
-    if (pgno == 0) return Status::InvalidArgument("page number 0");
-    if (state_lsn == 0) {
-      out->assign(kPageSize, '\0');
-      return Status::OK();
-    }
-    auto rec = StateLocked(state_lsn);
-    if (!rec.ok()) return rec.status();
-    BRANCHDB_RETURN_IF_ERROR(LocateLocked(**rec, state_lsn, pgno, &loc));
+  if (pgno == 0) return Status::InvalidArgument("page number 0");
+  if (state_lsn == 0) {
+    out->assign(kPageSize, '\0');
+    return Status::OK();
   }
+  Location loc;
+  BRANCHDB_RETURN_IF_ERROR(LocatePage(0, state_lsn, false, pgno, &loc));
   return ReadLocated(loc, pgno, out);
 }
 
-Status PageStoreImpl::LocateLocked(const RecordEntry& rec, Lsn lsn, PageNo pgno,
-                                   Location* loc) const {
-  const Version* v = pgno > rec.db_size_pages ? nullptr : FindVersion(rec.run, lsn, pgno);
+Status PageStoreImpl::LocatePage(TimelineId t, Lsn lsn, bool by_timeline, PageNo pgno,
+                                 Location* loc) const {
+  // A damaged index block found on the way moves its segment's versions
+  // into memory (DemoteSegmentIndex); then the read starts over. Each retry
+  // has one on-disk index fewer.
+  for (;;) {
+    *loc = Location{};
+    DiskQuery q;
+    {
+      ReaderLock state(state_mu_);
+      const RecordEntry* rec = nullptr;
+      Lsn state_lsn = lsn;
+      if (by_timeline) {
+        auto s = ResolveLocked(t, lsn);
+        if (!s.ok()) return s.status();
+        if (pgno == 0) return Status::InvalidArgument("page number 0");
+        state_lsn = *s;
+        rec = records_.Find(state_lsn);
+      } else {
+        auto r = StateLocked(lsn);
+        if (!r.ok()) return r.status();
+        rec = *r;
+      }
+      BRANCHDB_RETURN_IF_ERROR(LocateLocked(*rec, state_lsn, pgno, loc, &q));
+    }
+    if (!q.needed) return Status::OK();
+    bool found = false;
+    uint64_t bad = 0;
+    Status s = LocateOnDisk(q, loc, &found, &bad);
+    if (s.ok() || bad == 0) return s;
+    BRANCHDB_RETURN_IF_ERROR(DemoteSegmentIndex(bad, s.message()));
+  }
+}
+
+Status PageStoreImpl::LocateLocked(const RecordEntry& rec, Lsn lsn, PageNo pgno, Location* loc,
+                                   DiskQuery* q) const {
+  if (pgno > rec.db_size_pages) return Status::OK();  // loc->file stays null: zeros
+  const Version* v = FindVersion(rec.run, lsn, pgno);
+  q->floor = v == nullptr ? 0 : v->lsn;
+  if (sealed_view_ && !sealed_view_->empty() && sealed_view_->front()->dir.max_lsn > q->floor) {
+    // A sealed segment may hold a newer visible version.
+    q->needed = true;
+    q->pgno = pgno;
+    q->lsn = lsn;
+    q->run_start = runs_[rec.run].start;
+    if (runs_[rec.run].base_run != kNoRun) q->path = path_cache_.Get(runs_, rec.run);
+    q->sealed = sealed_view_;
+  }
   if (v == nullptr || v->IsZero()) return Status::OK();  // loc->file stays null: zeros
   *loc = Location{v->segment, v->offset, v->lsn, nullptr};
   auto file = File(v->segment);
   if (!file.ok()) return file.status();
   loc->file = std::move(*file);
   return Status::OK();
+}
+
+Status PageStoreImpl::LocateOnDisk(const DiskQuery& q, Location* loc, bool* found,
+                                   uint64_t* bad_segment) const {
+  auto visible = [&q](const IndexEntry& e) {
+    if (e.run_start == q.run_start) return true;
+    if (!q.path) return false;
+    const Lsn c = q.path->CutoffByStart(e.run_start);
+    return c != 0 && e.lsn <= c;
+  };
+  Lsn floor = q.floor;
+  // Newest segments first: one whose newest version is not above the best
+  // answer so far cannot improve it, and neither can any after it.
+  for (const auto& idx : *q.sealed) {
+    if (idx->dir.max_lsn <= floor) break;
+    if (idx->dir.min_lsn > q.lsn || !idx->MayContain(q.pgno)) continue;
+    auto hit = FindInSegment(*idx, q.pgno, q.lsn, floor, &index_cache_, visible);
+    if (!hit.ok()) {
+      if (hit.status().IsCorruption()) *bad_segment = idx->number;
+      return hit.status();
+    }
+    if (!hit->has_value()) continue;
+    const IndexEntry& e = **hit;
+    floor = e.lsn;
+    *found = true;
+    *loc = e.IsZero() ? Location{} : Location{static_cast<uint32_t>(idx->number), e.offset, e.lsn,
+                                              idx->file};
+  }
+  return Status::OK();
+}
+
+void PageStoreImpl::InstallSegmentIndex(std::shared_ptr<const SegmentIndex> idx) const {
+  seg_indexes_[idx->number] = std::move(idx);
+  DropSegmentIndex(0);  // rebuilds the view
+}
+
+void PageStoreImpl::DropSegmentIndex(uint64_t number) const {
+  if (number != 0) seg_indexes_.erase(number);
+  auto view = std::make_shared<std::vector<std::shared_ptr<const SegmentIndex>>>();
+  for (const auto& [n, idx] : seg_indexes_) {
+    if (idx->dir.versions > 0) view->push_back(idx);
+  }
+  std::sort(view->begin(), view->end(), [](const auto& a, const auto& b) {
+    return a->dir.max_lsn > b->dir.max_lsn;
+  });
+  sealed_view_ = std::move(view);
+}
+
+Status PageStoreImpl::DemoteSegmentIndex(uint64_t number, const std::string& why) const {
+  std::shared_ptr<const SegmentIndex> idx;
+  uint64_t size = 0;
+  {
+    ReaderLock state(state_mu_);
+    auto it = seg_indexes_.find(number);
+    if (it == seg_indexes_.end()) return Status::OK();
+    idx = it->second;
+    size = segments_.at(number).size;
+  }
+  SegmentHeader h;
+  size_t header_len = 0;
+  BRANCHDB_RETURN_IF_ERROR(ReadSegmentHeader(idx->file.get(), number, &h, &header_len));
+  SealedRecords records;
+  BRANCHDB_RETURN_IF_ERROR(ReadSealedRecords(idx->file.get(), number, header_len, size, &records,
+                                             MetaParts::kNoAnnotation));
+  uint64_t versions = 0;
+  {
+    WriterLock state(state_mu_);
+    if (seg_indexes_.count(number) == 0) return Status::OK();  // done meanwhile
+    for (const FooterEntry& e : records.entries) {
+      auto run = run_by_start_.find(e.meta.run_start);
+      if (run == run_by_start_.end()) continue;  // garbage of a run that no longer exists
+      size_t image = 0;
+      for (const PageEntry& pe : e.meta.entries) {
+        Version v;
+        v.lsn = e.meta.lsn;
+        v.run = run->second;
+        v.segment = static_cast<uint32_t>(number);
+        v.offset = pe.type == EntryType::kImage ? ImageOffset(e.offset, e.meta_len, image++)
+                                                : kZeroOffset;
+        index_.Add(pe.pgno, v);
+        ++versions;
+      }
+    }
+    DropSegmentIndex(number);
+  }
+  MutexLock lock(damage_mu_);
+  read_damage_.push_back(why + "; page versions rebuilt in memory from the footer's record list (" +
+                         std::to_string(versions) + " versions)");
+  return Status::OK();
+}
+
+Status PageStoreImpl::ForEachPage(const PageVisitor& fn, uint64_t* bad_segment) const {
+  std::vector<SegmentIndexIterator> its;
+  its.reserve(seg_indexes_.size());
+  using Item = std::pair<PageNo, size_t>;  // (its page, iterator)
+  std::priority_queue<Item, std::vector<Item>, std::greater<Item>> heap;
+  for (const auto& [n, idx] : seg_indexes_) {
+    its.emplace_back(idx);
+    if (Status s = its.back().Init(); !s.ok()) {
+      if (s.IsCorruption()) *bad_segment = n;
+      return s;
+    }
+    if (its.back().Valid()) heap.emplace(its.back().pgno(), its.size() - 1);
+  }
+  PageNo mem = 0;
+  bool mem_valid = index_.NextPage(0, &mem);
+  std::vector<Version> vs;
+  std::vector<IndexEntry> entries;
+  while (mem_valid || !heap.empty()) {
+    PageNo p = mem_valid ? mem : heap.top().first;
+    if (!heap.empty()) p = std::min(p, heap.top().first);
+    vs.clear();
+    size_t sources = 0;
+    if (mem_valid && mem == p) {
+      auto m = index_.Versions(p);
+      vs.assign(m.begin(), m.end());
+      mem_valid = index_.NextPage(p + 1, &mem);
+      ++sources;
+    }
+    while (!heap.empty() && heap.top().first == p) {
+      SegmentIndexIterator& it = its[heap.top().second];
+      const size_t i = heap.top().second;
+      heap.pop();
+      entries.clear();
+      if (Status s = it.TakePage(&entries); !s.ok()) {
+        if (s.IsCorruption()) *bad_segment = it.index().number;
+        return s;
+      }
+      for (const IndexEntry& e : entries) {
+        auto run = run_by_start_.find(e.run_start);
+        vs.push_back(Version{e.lsn, run == run_by_start_.end() ? kNoRun : run->second,
+                             static_cast<uint32_t>(it.index().number),
+                             e.IsZero() ? kZeroOffset : e.offset});
+      }
+      if (it.Valid()) heap.emplace(it.pgno(), i);
+      ++sources;
+    }
+    if (sources > 1) {
+      std::sort(vs.begin(), vs.end(), [](const Version& a, const Version& b) { return a.lsn < b.lsn; });
+    }
+    if (!vs.empty()) fn(p, vs);
+  }
+  return Status::OK();
+}
+
+Status PageStoreImpl::RepairingIndex(const std::function<Status(uint64_t*)>& fn) const {
+  for (;;) {
+    uint64_t bad = 0;
+    Status s = fn(&bad);
+    if (s.ok() || bad == 0) return s;
+    BRANCHDB_RETURN_IF_ERROR(DemoteSegmentIndex(bad, s.message()));
+  }
 }
 
 Status PageStoreImpl::ReadLocated(const Location& loc, PageNo pgno, std::string* out) const {
@@ -377,9 +565,13 @@ StoreStats PageStoreImpl::Stats() const {
     ReaderLock state(state_mu_);
     s.records = records_.size();
     s.record_metadata_bytes = records_.EntryBytes();
+    s.page_index_bytes = index_.MemoryBytes();
+    for (const auto& [n, idx] : seg_indexes_) s.page_index_bytes += idx->MemoryBytes() + 64;
+    s.page_index_versions = index_.version_count();
   }
   s.meta_cache = meta_cache_.Stats();
   s.page_cache = page_cache_.Stats();
+  s.index_cache = index_cache_.Stats();
   return s;
 }
 
@@ -495,19 +687,26 @@ Result<std::vector<PageNo>> PageStoreImpl::ChangedPages(Lsn a, Lsn b) const {
   // Fallback: compare, page by page, which versions each state can see.
   auto visible = [](const std::shared_ptr<const PathMap>& p, uint32_t r, Lsn at,
                     const Version& v) {
-    if (!p) return false;
+    if (!p || v.run == kNoRun) return false;
     if (v.run == r) return v.lsn <= at;
     Lsn c = p->Cutoff(v.run);
     return c != 0 && v.lsn <= c;
   };
-  index_.ForEach([&](PageNo pgno, std::span<const Version> versions) {
-    for (const Version& v : versions) {
-      if (visible(pa, ra, a, v) != visible(pb, rb, b, v)) {
-        out.push_back(pgno);
-        return;
-      }
-    }
-  });
+  state.Unlock();
+  BRANCHDB_RETURN_IF_ERROR(RepairingIndex([&](uint64_t* bad) {
+    ReaderLock again(state_mu_);
+    out.clear();
+    return ForEachPage(
+        [&](PageNo pgno, std::span<const Version> versions) {
+          for (const Version& v : versions) {
+            if (visible(pa, ra, a, v) != visible(pb, rb, b, v)) {
+              out.push_back(pgno);
+              return;
+            }
+          }
+        },
+        bad);
+  }));
   return out;
 }
 

@@ -2,6 +2,7 @@
 #include <algorithm>
 
 #include "storage/page_store_impl.h"
+#include "storage/segment_reader.h"
 
 namespace branchdb::storage::internal {
 namespace {
@@ -300,13 +301,59 @@ Status PageStoreImpl::WriteBatch(const std::vector<Writer*>& batch) {
 }
 
 Status PageStoreImpl::SealActive() {
-  std::string footer = EncodeFooter(active_footer_, active_file_->Size(), active_version_);
+  const bool indexed = active_version_ >= kFirstIndexedFormatVersion;
+  // Format 3: the footer carries the segment's page index, made of the
+  // versions the in-memory index holds for it (GC may have dropped some).
+  std::vector<IndexEntry> index;
+  std::vector<PageNo> pages;  // of its records, ascending, distinct
+  if (indexed) {
+    for (const auto& [offset, meta_bytes] : active_footer_) {
+      RecordMeta meta;
+      BRANCHDB_RETURN_IF_ERROR(DecodeMeta(meta_bytes, &meta, MetaParts::kNoAnnotation));
+      for (const PageEntry& e : meta.entries) pages.push_back(e.pgno);
+    }
+    std::sort(pages.begin(), pages.end());
+    pages.erase(std::unique(pages.begin(), pages.end()), pages.end());
+    ReaderLock state(state_mu_);
+    for (PageNo pgno : pages) {
+      for (const Version& v : index_.Versions(pgno)) {
+        if (v.segment != active_number_) continue;
+        index.push_back(IndexEntry{pgno, v.lsn, runs_[v.run].start, v.IsZero() ? 0 : v.offset});
+      }
+    }
+  }
+  std::string footer =
+      EncodeFooter(active_footer_, active_file_->Size(), active_version_, index);
   BRANCHDB_RETURN_IF_ERROR(active_file_->Append(footer));
   BRANCHDB_RETURN_IF_ERROR(SyncError(active_file_->Sync()));
   BRANCHDB_RETURN_IF_ERROR(active_file_->Close());
+  const uint64_t size = active_file_->Size();
+  std::shared_ptr<SegmentIndex> idx;
+  if (indexed) {
+    // Read back what was just written (through the file, as a reopen would):
+    // the in-memory copy of a sealed index is exactly the one on disk.
+    auto file = File(static_cast<uint32_t>(active_number_));
+    if (!file.ok()) return file.status();
+    idx = std::make_shared<SegmentIndex>();
+    std::string damage;
+    BRANCHDB_RETURN_IF_ERROR(ReadSegmentIndex(file->get(), active_number_, size, idx.get(), &damage));
+    if (!damage.empty()) {
+      return Status::IOError(SegmentFileName(active_number_) +
+                             ": the page index just written reads back damaged: " + damage);
+    }
+    idx->file = std::move(*file);
+  }
   {
     WriterLock state(state_mu_);
-    segments_[active_number_] = Segment{active_file_->Size(), true};
+    segments_[active_number_] = Segment{size, true};
+    if (idx) {
+      // Its versions leave memory: from now on they are read from its footer.
+      const uint32_t seg = static_cast<uint32_t>(active_number_);
+      for (PageNo pgno : pages) {
+        index_.RemoveIf(pgno, [seg](const Version& v) { return v.segment == seg; });
+      }
+      InstallSegmentIndex(std::move(idx));
+    }
   }
   active_footer_.clear();
   active_file_.reset();
@@ -351,7 +398,8 @@ uint32_t PageStoreImpl::NewRun(TimelineId timeline, Lsn start, Lsn base, uint32_
 }
 
 Status PageStoreImpl::ApplyRecord(const RecordMeta& meta, uint32_t segment, uint64_t offset,
-                                  uint32_t meta_len, bool live, bool structural) {
+                                  uint32_t meta_len, bool live, bool structural,
+                                  bool index_versions) {
   const bool starts_run = meta.kind == RecordKind::kCreate || meta.kind == RecordKind::kReset;
   uint32_t run = kNoRun;
   if (structural && starts_run) {
@@ -405,6 +453,10 @@ Status PageStoreImpl::ApplyRecord(const RecordMeta& meta, uint32_t segment, uint
                                 std::to_string(records_.at(records_.size() - 1).lsn));
     }
     if (meta.payload_len > 0) payload_bytes_[meta.timeline] += meta.payload_len;
+  }
+  if (!index_versions) {
+    for (const PageEntry& e : meta.entries) index_.NoteOnDisk(e.pgno);
+    return Status::OK();
   }
   size_t image = 0;
   for (const PageEntry& e : meta.entries) {

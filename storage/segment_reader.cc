@@ -42,8 +42,13 @@ Status ReadFooterEntries(RandomAccessFile* file, size_t header_len, uint64_t siz
     *damage = "trailer has a bad magic or version";
     return Status::OK();
   }
+  // Format 3: the index section lies between the body and the trailer (its
+  // own checksums: a damaged index leaves the record list usable).
+  const bool indexed = t.version >= kFirstIndexedFormatVersion;
+  const uint64_t after_body = kTrailerSize + (indexed ? kIndexTailSize : 0);
   if (t.footer_offset < header_len || t.footer_offset > size || t.footer_len > size ||
-      t.footer_offset + t.footer_len + kTrailerSize != size) {
+      (indexed ? t.footer_offset + t.footer_len + after_body > size
+               : t.footer_offset + t.footer_len + after_body != size)) {
     *damage = "trailer offsets are inconsistent with the file size";
     return Status::OK();
   }
@@ -107,9 +112,21 @@ Result<bool> FooterBeginsAt(RandomAccessFile* file, uint64_t end, uint64_t size,
   BRANCHDB_RETURN_IF_ERROR(ReadExactly(file, size - kTrailerSize, kTrailerSize, &tail));
   const uint64_t footer_offset = coding::DecodeFixed64(tail.data());
   const uint64_t footer_len = coding::DecodeFixed64(tail.data() + 8);
-  if (footer_offset == end && footer_len == size - end - kTrailerSize) return true;
+  if (footer_offset == end && footer_len <= size - end - kTrailerSize) return true;
+  // Format 3: the body ends where the index section begins, which its own
+  // tail (checked by its crc) tells.
+  uint64_t body_end = size - kTrailerSize;
+  if (size - end >= kTrailerSize + kIndexTailSize) {
+    std::string raw;
+    BRANCHDB_RETURN_IF_ERROR(
+        ReadExactly(file, size - kTrailerSize - kIndexTailSize, kIndexTailSize, &raw));
+    IndexTail it;
+    if (DecodeIndexTail(raw, &it) && it.index_offset > end && it.index_offset <= body_end) {
+      body_end = it.index_offset;
+    }
+  }
   std::string body;
-  BRANCHDB_RETURN_IF_ERROR(ReadExactly(file, end, size - end - kTrailerSize, &body));
+  BRANCHDB_RETURN_IF_ERROR(ReadExactly(file, end, body_end - end, &body));
   std::vector<FooterEntry> listed;
   if (!DecodeFooter(body, crc32c::Value(body), &listed, MetaParts::kNoAnnotation).ok()) {
     return false;

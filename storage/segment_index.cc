@@ -1,0 +1,151 @@
+// Sealed segments' page indexes (segment_index.h).
+#include "storage/segment_index.h"
+
+#include "storage/segment_reader.h"
+
+namespace branchdb::storage::internal {
+
+uint64_t SegmentIndex::MemoryBytes() const {
+  return sizeof(SegmentIndex) + dir.blocks.capacity() * sizeof(IndexBlockHandle) +
+         filter.capacity();
+}
+
+Status ReadSegmentIndex(RandomAccessFile* file, uint64_t number, uint64_t size, SegmentIndex* out,
+                        std::string* damage) {
+  damage->clear();
+  if (size < kTrailerSize + kIndexTailSize) {
+    *damage = "no page index";
+    return Status::OK();
+  }
+  std::string raw;
+  BRANCHDB_RETURN_IF_ERROR(ReadExactly(file, size - kTrailerSize, kTrailerSize, &raw));
+  Trailer t;
+  if (!DecodeTrailer(raw, &t) || t.version < kFirstIndexedFormatVersion) {
+    *damage = "no page index (trailer)";
+    return Status::OK();
+  }
+  const uint64_t tail_at = size - kTrailerSize - kIndexTailSize;
+  BRANCHDB_RETURN_IF_ERROR(ReadExactly(file, tail_at, kIndexTailSize, &raw));
+  IndexTail tail;
+  if (!DecodeIndexTail(raw, &tail)) {
+    *damage = "page index tail checksum mismatch";
+    return Status::OK();
+  }
+  if (tail.index_offset != t.footer_offset + t.footer_len || tail.dir_offset < tail.index_offset ||
+      tail.dir_offset > tail_at || tail.dir_offset + tail.dir_len != tail_at) {
+    *damage = "page index tail offsets are inconsistent";
+    return Status::OK();
+  }
+  BRANCHDB_RETURN_IF_ERROR(ReadExactly(file, tail.dir_offset, tail.dir_len, &raw));
+  if (Status d = DecodeIndexDirectory(raw, &out->dir); !d.ok()) {
+    *damage = d.message();
+    return Status::OK();
+  }
+  const IndexDirectory& dir = out->dir;
+  if (dir.filter_offset < tail.index_offset || dir.filter_offset > tail.dir_offset ||
+      dir.filter_offset + dir.filter_len > tail.dir_offset) {
+    *damage = "page index filter offsets are inconsistent";
+    return Status::OK();
+  }
+  uint64_t at = tail.index_offset;
+  for (size_t i = 0; i < dir.blocks.size(); ++i) {
+    const IndexBlockHandle& h = dir.blocks[i];
+    const bool ordered =
+        i == 0 || dir.blocks[i - 1].last_pgno < h.first_pgno ||
+        (dir.blocks[i - 1].last_pgno == h.first_pgno && dir.blocks[i - 1].last_lsn < h.first_lsn);
+    if (h.offset != at || h.len < 8 || h.offset + h.len > dir.filter_offset || !ordered ||
+        h.first_pgno > h.last_pgno) {
+      *damage = "page index directory entry " + std::to_string(i) + " is inconsistent";
+      return Status::OK();
+    }
+    at += h.len;
+  }
+  BRANCHDB_RETURN_IF_ERROR(ReadExactly(file, dir.filter_offset, dir.filter_len, &raw));
+  if (Status f = DecodeFilter(raw, &out->filter); !f.ok()) {
+    *damage = f.message();
+    return Status::OK();
+  }
+  out->number = number;
+  return Status::OK();
+}
+
+std::shared_ptr<const IndexBlock> IndexBlockCache::Lookup(uint64_t segment, uint32_t block) {
+  if (capacity_ == 0) return nullptr;
+  MutexLock lock(mu_);
+  auto it = map_.find(Key{segment, block});
+  if (it == map_.end()) {
+    ++misses_;
+    return nullptr;
+  }
+  ++hits_;
+  lru_.splice(lru_.begin(), lru_, it->second);
+  return it->second->second;
+}
+
+void IndexBlockCache::Insert(uint64_t segment, uint32_t block,
+                             std::shared_ptr<const IndexBlock> b) {
+  const uint64_t charge = Charge(*b);
+  if (charge > capacity_) return;
+  MutexLock lock(mu_);
+  const Key k{segment, block};
+  if (map_.count(k) != 0) return;
+  lru_.emplace_front(k, std::move(b));
+  map_.emplace(k, lru_.begin());
+  bytes_ += charge;
+  while (bytes_ > capacity_) {
+    bytes_ -= Charge(*lru_.back().second);
+    map_.erase(lru_.back().first);
+    lru_.pop_back();
+  }
+}
+
+CacheStats IndexBlockCache::Stats() const {
+  MutexLock lock(mu_);
+  return CacheStats{capacity_, bytes_, map_.size(), hits_, misses_};
+}
+
+namespace {
+
+Status ReadBlockFromFile(const SegmentIndex& idx, uint32_t b, IndexBlock* out) {
+  const IndexBlockHandle& h = idx.dir.blocks[b];
+  std::string raw;
+  Status s = ReadExactly(idx.file.get(), h.offset, h.len, &raw);
+  if (s.ok()) s = DecodeIndexBlock(raw, out);
+  if (!s.ok() && s.IsCorruption()) {
+    return Status::Corruption(SegmentFileName(idx.number) + ": page index block " +
+                              std::to_string(b) + " at offset " + std::to_string(h.offset) +
+                              ": " + s.message());
+  }
+  return s;
+}
+
+}  // namespace
+
+Result<std::shared_ptr<const IndexBlock>> ReadIndexBlock(const SegmentIndex& idx, uint32_t b,
+                                                         IndexBlockCache* cache) {
+  if (auto cached = cache->Lookup(idx.number, b)) return cached;
+  auto block = std::make_shared<IndexBlock>();
+  BRANCHDB_RETURN_IF_ERROR(ReadBlockFromFile(idx, b, block.get()));
+  cache->Insert(idx.number, b, block);
+  return std::shared_ptr<const IndexBlock>(std::move(block));
+}
+
+Status SegmentIndexIterator::Fill() {
+  while (pos_ >= block_.size() && next_block_ < idx_->dir.blocks.size()) {
+    block_.clear();
+    pos_ = 0;
+    BRANCHDB_RETURN_IF_ERROR(ReadBlockFromFile(*idx_, next_block_++, &block_));
+  }
+  return Status::OK();
+}
+
+Status SegmentIndexIterator::TakePage(std::vector<IndexEntry>* out) {
+  const PageNo p = pgno();
+  while (Valid() && block_[pos_].pgno == p) {
+    out->push_back(block_[pos_++]);
+    BRANCHDB_RETURN_IF_ERROR(Fill());
+  }
+  return Status::OK();
+}
+
+}  // namespace branchdb::storage::internal

@@ -1,0 +1,147 @@
+// The page index of a sealed format-3 segment, on disk in its footer
+// (docs/storage-format.md, "Page index"): what a store keeps of it in memory
+// (SegmentIndex: the directory and the filter), the LRU cache its blocks are
+// read through (IndexBlockCache), a point lookup (FindInSegment) and a
+// sequential reader for GC's merge (SegmentIndexIterator).
+// Internal to storage/. SegmentIndex is immutable once built and shared by
+// readers (shared_ptr); IndexBlockCache is internally synchronized; an
+// iterator belongs to one thread.
+#ifndef BRANCHDB_STORAGE_SEGMENT_INDEX_H_
+#define BRANCHDB_STORAGE_SEGMENT_INDEX_H_
+
+#include <cstdint>
+#include <list>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "base/env.h"
+#include "base/mutex.h"
+#include "base/status.h"
+#include "storage/log_format.h"
+
+namespace branchdb::storage::internal {
+
+// What the store holds in memory for one sealed segment with an intact index.
+struct SegmentIndex {
+  uint64_t number = 0;
+  std::shared_ptr<RandomAccessFile> file;  // kept readable after compaction deletes it
+  IndexDirectory dir;
+  std::string filter;  // bits and the probe count (FilterMayContain)
+
+  bool MayContain(PageNo pgno) const { return FilterMayContain(filter, pgno); }
+  // Bytes this object holds on the heap and in itself.
+  uint64_t MemoryBytes() const;
+};
+
+// Reads and checks the index section of segment `number` (`size` bytes),
+// whose trailer and record list passed ReadFooterEntries: the index tail,
+// the directory and the filter, each by its crc, and their offsets against
+// each other and the file (blocks are checked when they are read). OK with
+// *damage empty and *out filled (but for number and file), or OK with
+// *damage saying what failed; the reads' errors as they are.
+Status ReadSegmentIndex(RandomAccessFile* file, uint64_t number, uint64_t size, SegmentIndex* out,
+                        std::string* damage);
+
+using IndexBlock = std::vector<IndexEntry>;
+
+// LRU cache of decoded index blocks by (segment, block), bounded by the bytes
+// they hold (CacheStats::bytes). Segment numbers are never reused and a
+// sealed segment never changes, so entries need no invalidation.
+class IndexBlockCache {
+ public:
+  explicit IndexBlockCache(uint64_t capacity_bytes) : capacity_(capacity_bytes) {}
+  IndexBlockCache(const IndexBlockCache&) = delete;
+  IndexBlockCache& operator=(const IndexBlockCache&) = delete;
+
+  std::shared_ptr<const IndexBlock> Lookup(uint64_t segment, uint32_t block) EXCLUDES(mu_);
+  void Insert(uint64_t segment, uint32_t block, std::shared_ptr<const IndexBlock> b)
+      EXCLUDES(mu_);
+  CacheStats Stats() const EXCLUDES(mu_);
+  static uint64_t Charge(const IndexBlock& b) { return b.size() * sizeof(IndexEntry) + 96; }
+
+ private:
+  using Key = std::pair<uint64_t, uint32_t>;
+  struct KeyHash {
+    size_t operator()(const Key& k) const {
+      return std::hash<uint64_t>()(k.first * 0x9E3779B97F4A7C15ull ^ k.second);
+    }
+  };
+  using Entry = std::pair<Key, std::shared_ptr<const IndexBlock>>;
+  const uint64_t capacity_;
+  mutable Mutex mu_;
+  std::list<Entry> lru_ GUARDED_BY(mu_);
+  std::unordered_map<Key, std::list<Entry>::iterator, KeyHash> map_ GUARDED_BY(mu_);
+  uint64_t bytes_ GUARDED_BY(mu_) = 0;
+  uint64_t hits_ GUARDED_BY(mu_) = 0;
+  uint64_t misses_ GUARDED_BY(mu_) = 0;
+};
+
+// Block b of idx, from the cache or read from the file and checked by its
+// crc (Corruption naming the segment, the block and its offset otherwise).
+Result<std::shared_ptr<const IndexBlock>> ReadIndexBlock(const SegmentIndex& idx, uint32_t b,
+                                                         IndexBlockCache* cache);
+
+// The newest entry of pgno in idx with floor < lsn <= at for which
+// visible(entry) is true; nullopt when none. Reads only the blocks whose key
+// range holds pgno, newest first, and stops at the first hit.
+template <typename Visible>
+Result<std::optional<IndexEntry>> FindInSegment(const SegmentIndex& idx, PageNo pgno, Lsn at,
+                                                Lsn floor, IndexBlockCache* cache,
+                                                Visible&& visible) {
+  const auto& blocks = idx.dir.blocks;
+  // Blocks [0, hi) begin at or before the key (pgno, at).
+  size_t lo_b = 0, hi = blocks.size();
+  while (lo_b < hi) {
+    size_t mid = (lo_b + hi) / 2;
+    const IndexBlockHandle& h = blocks[mid];
+    if (h.first_pgno < pgno || (h.first_pgno == pgno && h.first_lsn <= at)) {
+      lo_b = mid + 1;
+    } else {
+      hi = mid;
+    }
+  }
+  for (size_t b = hi; b-- > 0;) {
+    if (blocks[b].last_pgno < pgno) break;
+    auto block = ReadIndexBlock(idx, static_cast<uint32_t>(b), cache);
+    if (!block.ok()) return block.status();
+    const IndexBlock& entries = **block;
+    for (size_t i = entries.size(); i-- > 0;) {
+      const IndexEntry& e = entries[i];
+      if (e.pgno > pgno || (e.pgno == pgno && e.lsn > at)) continue;
+      if (e.pgno < pgno || e.lsn <= floor) return std::optional<IndexEntry>();
+      if (visible(e)) return std::optional<IndexEntry>(e);
+    }
+  }
+  return std::optional<IndexEntry>();
+}
+
+// Reads a segment's index blocks in order (not through the cache), one page
+// at a time: for GC's merge by page number.
+class SegmentIndexIterator {
+ public:
+  explicit SegmentIndexIterator(std::shared_ptr<const SegmentIndex> idx) : idx_(std::move(idx)) {}
+  // Positions at the first page; the block read's error otherwise.
+  Status Init() { return Fill(); }
+  bool Valid() const { return pos_ < block_.size(); }
+  PageNo pgno() const { return block_[pos_].pgno; }
+  const SegmentIndex& index() const { return *idx_; }
+  // Appends the current page's entries (ascending LSN) to *out and moves on.
+  // REQUIRES: Valid().
+  Status TakePage(std::vector<IndexEntry>* out);
+
+ private:
+  // Skips to the next block with entries when the current one is used up.
+  Status Fill();
+  std::shared_ptr<const SegmentIndex> idx_;
+  uint32_t next_block_ = 0;
+  IndexBlock block_;
+  size_t pos_ = 0;
+};
+
+}  // namespace branchdb::storage::internal
+
+#endif  // BRANCHDB_STORAGE_SEGMENT_INDEX_H_
