@@ -64,10 +64,11 @@ class PagePlanner {
     here_.clear();
     for (size_t i = 0; i < vs.size(); ++i) {
       uint32_t r = vs[i].run;
+      if (r >= nruns) continue;  // an on-disk version whose run is gone: never kept
       auto [it, inserted] = pos_.emplace(r, here_.size());
       if (inserted) here_.push_back(RunHere{r, {}, false});
       here_[it->second].versions.push_back(i);
-      for (uint32_t a = r < nruns ? runs_[r].base_run : kNoRun; a != kNoRun;
+      for (uint32_t a = runs_[r].base_run; a != kNoRun;
            a = runs_[a].base_run) {
         auto [ait, ains] = pos_.emplace(a, here_.size());
         if (!ains) break;
