@@ -45,6 +45,24 @@ class CorruptionFixture {
   const std::string& data() const { return data_; }
   uint64_t size() const { return data_.size(); }
   uint64_t footer_offset() const { return coding::DecodeFixed64(data_.data() + size() - 32); }
+  // The parts of its page index (format 3), as written.
+  internal::IndexTail index_tail() const {
+    internal::IndexTail t;
+    REQUIRE(internal::DecodeIndexTail(
+        std::string_view(data_).substr(size() - internal::kTrailerSize - internal::kIndexTailSize,
+                                       internal::kIndexTailSize),
+        &t));
+    return t;
+  }
+  internal::IndexDirectory index_directory() const {
+    const internal::IndexTail t = index_tail();
+    internal::IndexDirectory d;
+    REQUIRE(internal::DecodeIndexDirectory(std::string_view(data_).substr(t.dir_offset, t.dir_len),
+                                           &d)
+                .ok());
+    REQUIRE(!d.blocks.empty());
+    return d;
+  }
   static constexpr uint64_t kFirstRecord = internal::kSegmentHeaderMinSize;  // no supersedes
 
   void Flip(uint64_t offset) {
@@ -92,6 +110,16 @@ class CorruptionFixture {
     INFO(damage[0]);
     CHECK(damage[0].rfind(internal::SegmentFileName(2) + ": ", 0) == 0);
     CHECK(damage[0].find("rebuilt by scanning") != std::string::npos);
+  }
+  // The store reports exactly one damage line, for the damaged segment's
+  // page index, containing `what`; its versions were rebuilt in memory.
+  void CheckIndexDamageReported(const std::string& what) {
+    std::vector<std::string> damage = f_.store().Damage();
+    REQUIRE(damage.size() == 1);
+    INFO(damage[0]);
+    CHECK(damage[0].rfind(internal::SegmentFileName(2) + ": ", 0) == 0);
+    CHECK(damage[0].find(what) != std::string::npos);
+    CHECK(damage[0].find("page versions rebuilt in memory") != std::string::npos);
   }
   // Every page of every state reads as before or fails with Corruption
   // (never as other bytes), and page bad_pgno of state bad_lsn fails.
@@ -258,6 +286,64 @@ TEST_CASE("A file operation failing while a damaged segment is read fails the op
   c.Open();
   c.CheckDamageReported();
   c.CheckSameAnswers();
+}
+
+TEST_CASE("A damaged page index tail, directory or filter: the segment's versions are rebuilt in memory") {
+  CorruptionFixture c;
+  const internal::IndexTail tail = c.index_tail();
+  const internal::IndexDirectory dir = c.index_directory();
+  const std::string part = GENERATE("tail", "directory", "block handle", "filter");
+  INFO(part);
+  uint64_t at = 0;
+  std::string what;
+  if (part == "tail") {
+    at = c.size() - internal::kTrailerSize - internal::kIndexTailSize + 9;
+    what = "page index tail checksum mismatch";
+  } else if (part == "directory") {
+    at = tail.dir_offset + tail.dir_len - 6;  // its version count
+    what = "page index directory checksum mismatch";
+  } else if (part == "block handle") {
+    at = tail.dir_offset + 4 + 1;  // the first block's first page number
+    what = "page index directory checksum mismatch";
+  } else {
+    at = dir.filter_offset + 3;
+    what = "page index filter checksum mismatch";
+  }
+  c.Flip(at);
+  c.Open();
+  c.CheckIndexDamageReported(what);
+  c.CheckSameAnswers();
+  c.CheckNothingTruncated();
+  c.Open();  // the file stays as it is: found again, with the same result
+  c.CheckIndexDamageReported(what);
+  c.CheckSameAnswers();
+  c.CheckNothingTruncated();
+}
+
+TEST_CASE("A damaged page index block is found by the read that needs it, and rebuilt in memory") {
+  CorruptionFixture c;
+  const internal::IndexDirectory dir = c.index_directory();
+  // An entry's LSN: a block read without its checksum would name another version.
+  c.Flip(dir.blocks[0].offset + 4 + 4 + 1);
+  c.Open();
+  CHECK(c.Open().Damage().empty());  // blocks are not read at open
+  c.CheckSameAnswers();               // reads every page at every LSN
+  c.CheckIndexDamageReported("page index block 0");
+  c.CheckNothingTruncated();
+}
+
+TEST_CASE("GC over a damaged page index block rebuilds that segment's versions and goes on") {
+  CorruptionFixture c;
+  c.Flip(c.index_directory().blocks[0].offset + 9);
+  PageStore& store = c.Open();
+  GcOptions gc;
+  gc.restore_window_micros = 0;
+  c.clock().Advance(3600ll * 1000000);
+  auto r = store.Gc(gc);
+  INFO(r.status().ToString());
+  REQUIRE(r.ok());
+  c.CheckHead(store);
+  c.CheckHead(c.Open());
 }
 
 TEST_CASE("An unsealed newest segment whose last bytes spell the footer magic is not taken as sealed") {
