@@ -69,13 +69,40 @@ uint64_t EnvOr(const char* name, uint64_t fallback) {
 
 class ModelRunner {
  public:
-  explicit ModelRunner(uint64_t seed) : rng_(seed), f_(48 << 10) {}
+  // long_history: mostly commits, new timelines branched from the newest
+  // timeline's head (deep ancestor chains), segments of segment_bytes.
+  explicit ModelRunner(uint64_t seed, uint64_t segment_bytes = 48 << 10, bool long_history = false)
+      : rng_(seed), f_(segment_bytes), long_history_(long_history) {}
 
   void Run(uint64_t ops) {
     for (uint64_t i = 0; i < ops; ++i) {
       op_ = i;
       f_.clock().Advance(Uniform(0, 3'000'000));
       uint64_t dice = Uniform(0, 99);
+      if (long_history_ && !m_.heads.empty()) {
+        // Commits 72%, deep creates 3%, then reads, GC and reopens now and then.
+        if (dice < 72) {
+          DoCommit();
+        } else if (dice < 75) {
+          DoDeepCreate();
+        } else if (dice < 77) {
+          DoReset();
+        } else if (dice < 91) {
+          DoRead();
+        } else if (dice < 93) {
+          DoChangedPages();
+        } else if (dice < 95) {
+          DoHistory();
+        } else if (dice < 97) {
+          DoGc();
+        } else if (dice < 98) {
+          f_.Reopen();
+        } else {
+          DoDrop();
+        }
+        if (i % 4000 == 3999) VerifyAll();
+        continue;
+      }
       if (m_.heads.empty() || dice < 8) {
         DoCreate();
       } else if (dice < 45) {
@@ -159,6 +186,15 @@ class ModelRunner {
     }
     Lsn base = RandomReadable();
     TimelineId t = f_.Create(base, "create");
+    AddState(*f_.store().Head(t), From(base));
+    m_.heads[t] = m_.last;
+  }
+
+  // A new timeline from the head of the newest live one: chains grow deep.
+  void DoDeepCreate() {
+    const TimelineId newest = m_.heads.rbegin()->first;
+    const Lsn base = m_.heads.at(newest);
+    TimelineId t = f_.Create(base, "deep");
     AddState(*f_.store().Head(t), From(base));
     m_.heads[t] = m_.last;
   }
@@ -352,6 +388,7 @@ class ModelRunner {
 
   std::mt19937_64 rng_;
   StoreFixture f_;
+  const bool long_history_;
   Model m_;
   uint64_t op_ = 0;
 };
@@ -362,6 +399,19 @@ TEST_CASE("Random operations agree with the model") {
   std::cout << "model_test: BRANCHDB_SEED=" << seed << " BRANCHDB_MODEL_OPS=" << ops << std::endl;
   INFO("BRANCHDB_SEED=" << seed);
   ModelRunner runner(seed);
+  runner.Run(ops);
+}
+
+TEST_CASE("Long histories over many small sealed segments agree with the model") {
+  // Thousands of commits in segments of 16 KiB (three or four records each,
+  // so nearly every version is in a sealed segment's on-disk page index),
+  // branches of branches, GC and reopens in between, reads at random LSNs.
+  uint64_t seed = EnvOr("BRANCHDB_SEED", std::random_device{}());
+  uint64_t ops = EnvOr("BRANCHDB_MODEL_LONG_OPS", 12000);
+  std::cout << "model_test long: BRANCHDB_SEED=" << seed << " BRANCHDB_MODEL_LONG_OPS=" << ops
+            << std::endl;
+  INFO("BRANCHDB_SEED=" << seed);
+  ModelRunner runner(seed, 16 << 10, true);
   runner.Run(ops);
 }
 

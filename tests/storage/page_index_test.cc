@@ -1,0 +1,187 @@
+// The page index of sealed segments (format 3, docs/storage-format.md "Page
+// index"): what it costs in memory as sealed history grows, and the upgrade
+// of a store written in format 2 (no on-disk index: its versions are held in
+// memory until compaction rewrites its segments in format 3).
+#include <catch2/catch.hpp>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "base/coding.h"
+#include "storage/log_format.h"
+#include "tests/storage/store_test_util.h"
+
+namespace branchdb::storage::testing {
+namespace {
+
+using internal::EncodeFooter;
+using internal::EncodeMeta;
+using internal::EncodeRecordPrefix;
+using internal::EncodeSegmentHeader;
+using internal::RecordMeta;
+using internal::SegmentHeader;
+
+constexpr PageNo kPages = 4;
+
+// The page a v2 fixture's commit `lsn` writes, and the seed of its image.
+PageNo PageOf(Lsn lsn) { return static_cast<PageNo>(lsn % kPages + 1); }
+
+// Writes a store in format 2, as the builds before format 3 wrote it: one
+// timeline (created at LSN 1) with commits 2..last, each writing one page,
+// `per_segment` records per segment; every segment but the last sealed with
+// a format-2 footer (record list, trailer), the last one unsealed.
+void WriteFormat2Store(Env& env, const std::string& dir, Lsn last, int per_segment) {
+  REQUIRE(env.CreateDirs(dir).ok());
+  uint64_t number = 0;
+  std::unique_ptr<WritableFile> file;
+  std::vector<std::pair<uint64_t, std::string>> footer;
+  auto seal = [&] {
+    REQUIRE(file->Append(EncodeFooter(footer, file->Size(), 2)).ok());
+    REQUIRE(file->Sync().ok());
+    REQUIRE(file->Close().ok());
+    footer.clear();
+  };
+  for (Lsn lsn = 1; lsn <= last; ++lsn) {
+    if (lsn % per_segment == 1 || per_segment == 1) {
+      if (file) seal();
+      SegmentHeader h;
+      h.version = 2;
+      h.number = ++number;
+      auto f = env.NewWritableFile(JoinPath(dir, internal::SegmentFileName(number)),
+                                   Env::OpenMode::kTruncate);
+      REQUIRE(f.ok());
+      file = std::move(*f);
+      REQUIRE(file->Append(EncodeSegmentHeader(h)).ok());
+    }
+    RecordMeta m;
+    m.kind = lsn == 1 ? RecordKind::kCreate : RecordKind::kCommit;
+    m.lsn = lsn;
+    m.timeline = 1;
+    m.run_start = 1;
+    m.time_micros = static_cast<int64_t>(lsn) * 1000;
+    m.db_size_pages = lsn == 1 ? 0 : kPages;
+    m.annotation = "v2 commit " + std::to_string(lsn);
+    std::string images;
+    if (lsn > 1) {
+      m.entries.push_back(internal::PageEntry{PageOf(lsn), internal::EntryType::kImage});
+      internal::AppendImageBlock(&images, PageData(lsn));
+    }
+    const std::string meta = EncodeMeta(m);
+    footer.emplace_back(file->Size(), meta);
+    REQUIRE(file->Append(EncodeRecordPrefix(meta) + images).ok());
+  }
+  REQUIRE(file->Sync().ok());
+}
+
+// The seed page p holds at state lsn of the v2 fixture (0: never written).
+uint64_t SeedAt(Lsn lsn, PageNo p) {
+  for (Lsn l = lsn; l >= 2; --l) {
+    if (PageOf(l) == p) return l;
+  }
+  return 0;
+}
+
+void CheckFormat2States(PageStore& store, Lsn first, Lsn last) {
+  for (Lsn l = first; l <= last; ++l) {
+    for (PageNo p = 1; p <= kPages; ++p) {
+      std::string out;
+      Status s = store.ReadPageAt(l, p, &out);
+      INFO("LSN " << l << " page " << p << ": " << s.ToString());
+      REQUIRE(s.ok());
+      CHECK(out == PageData(SeedAt(l, p)));
+    }
+  }
+}
+
+uint32_t HeaderVersion(Env& env, const std::string& path) {
+  auto data = env.ReadFileToString(path);
+  REQUIRE(data.ok());
+  return coding::DecodeFixed32(data->data() + 8);
+}
+
+}  // namespace
+
+TEST_CASE("The page index's memory does not grow with sealed history") {
+  // Segments of 256 KiB: about 60 one-page commits each.
+  StoreFixture f(256 << 10);
+  TimelineId t = f.Create(0);
+  auto commit_n = [&](int n) {
+    for (int i = 0; i < n; ++i) {
+      const PageNo p = static_cast<PageNo>(i % 50 + 1);
+      f.Commit(t, {{p, 7 + static_cast<uint64_t>(i)}}, 50, std::string(200, 'a'));
+    }
+  };
+  commit_n(600);
+  const StoreStats early = f.store().Stats();
+  commit_n(3000);
+  const StoreStats late = f.store().Stats();
+  INFO("page index bytes after 600 commits: " << early.page_index_bytes << ", after 3600: "
+                                              << late.page_index_bytes);
+  // In memory: only the unsealed segment's versions (at most one segment's worth).
+  CHECK(late.page_index_versions <= 64);
+  // Each sealed segment adds its directory and filter: a few bytes per
+  // commit, where an in-memory index would hold 24 bytes per version.
+  CHECK(late.page_index_bytes - early.page_index_bytes < 3000 * 4);
+  // The same after a reopen: the sealed versions are not loaded back.
+  f.Reopen();
+  const StoreStats reopened = f.store().Stats();
+  CHECK(reopened.page_index_versions <= 64);
+  CHECK(reopened.page_index_bytes < late.page_index_bytes + 64 * 1024);
+  // And every state still reads right, through the index block cache.
+  std::string out;
+  REQUIRE(f.store().ReadPageAt(2, 1, &out).ok());
+  CHECK(out == PageData(7));
+  CHECK(f.store().Stats().index_cache.misses > 0);
+}
+
+TEST_CASE("A store written in format 2 opens, reads everything, and moves to format 3 as it compacts") {
+  StoreFixture f;  // only for its directory, clock and Env
+  f.Close();
+  const Lsn last = 60;
+  WriteFormat2Store(f.env(), f.path(), last, 8);
+  f.Reopen();
+  CHECK(f.store().Damage().empty());
+  // Mixed mode: the format-2 versions are in memory.
+  CHECK(f.store().Stats().page_index_versions == last - 1);
+  CheckFormat2States(f.store(), 1, last);
+  // The format-2 tail keeps taking records; new segments are format 3.
+  f.options().segment_bytes = 32 << 10;
+  f.Reopen();
+  const TimelineId t = 1;
+  Lsn head = last;
+  for (int i = 0; i < 20; ++i) head = f.Commit(t, {{1, 5000 + static_cast<uint64_t>(i)}}, kPages);
+  CheckFormat2States(f.store(), 1, last);
+  // GC with only the head as a root: every old segment is mostly garbage and
+  // is compacted; compaction's output is format 3.
+  f.clock().Advance(3600ll * 1000000);
+  GcOptions gc;
+  gc.restore_window_micros = 0;
+  auto r = f.store().Gc(gc);
+  INFO(r.status().ToString());
+  REQUIRE(r.ok());
+  CHECK(r->segments_rewritten >= 7);
+  auto check_head = [&] {
+    for (PageNo p = 1; p <= kPages; ++p) {
+      std::string out;
+      REQUIRE(f.store().ReadPageAt(head, p, &out).ok());
+      CHECK(out == PageData(p == 1 ? 5019 : SeedAt(last, p)));
+    }
+  };
+  check_head();
+  f.Reopen();
+  check_head();
+  CHECK(f.store().Damage().empty());
+  auto children = f.env().GetChildren(f.path());
+  REQUIRE(children.ok());
+  for (const std::string& c : *children) {
+    uint64_t n = 0;
+    if (!internal::ParseSegmentFileName(c, &n)) continue;
+    INFO(c);
+    CHECK(HeaderVersion(f.env(), JoinPath(f.path(), c)) >= 2);
+  }
+  // Nothing of format 2 is left in memory but what is not compacted yet.
+  CHECK(f.store().Stats().page_index_versions < last - 1);
+}
+
+}  // namespace branchdb::storage::testing
