@@ -6,13 +6,19 @@
 //     slope over the phases after the first (the first pays for allocator
 //     arenas and the page index's slots);
 //   - record_metadata_per_commit: PageStore::RecordMetadataBytes() / N;
+//   - page_index_per_commit: Stats().page_index_bytes / N (format 3: only the
+//     unsealed segment's versions and the sealed ones' directories and
+//     filters are in memory);
 // then, in a freshly executed process (memory this one freed cannot hide it):
 //   - open_rss_per_commit: the RSS growth of opening the store, / N, and
 //     open_rss_trimmed_per_commit, the same after malloc_trim(0) (without
 //     what the allocator kept of recovery's transient buffers);
 // and, as context, History() and GetRecord() over the whole history (every
 // record's annotation read back and checked) with the store's meta cache
-// statistics.
+// statistics; then
+//   - restart_ratio: the time from Open to the first answered read (a page
+//     of the head state) of this store against the same for an empty store,
+//     each the best of five opens in this process, one after the other.
 // fsync is skipped (an Env whose files' Sync does nothing): memory does not
 // depend on it, and N commits at one fdatasync each would take N disk flushes.
 //
@@ -22,6 +28,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cinttypes>
 #include <cstdio>
 #include <cstdlib>
@@ -235,10 +242,13 @@ int main(int argc, char** argv) {
   const double commit_seconds = NowSeconds() - t0;
   const double per_commit = Slope(xs, ys);
   const double meta = static_cast<double>(store->RecordMetadataBytes()) / static_cast<double>(n);
+  const double index_bytes =
+      static_cast<double>(store->Stats().page_index_bytes) / static_cast<double>(n);
   const std::string where = std::to_string(n) + " commits of 1 page, 2 KiB annotation";
   Report("rss_per_commit", per_commit, "bytes", true, n, "< 16 bytes (16 MB per 1M commits, #15)",
          per_commit < 16);
   Report("record_metadata_per_commit", meta, "bytes", true, n);
+  Report("page_index_per_commit", index_bytes, "bytes", true, n);
   Report("commit_rate_nosync", static_cast<double>(n) / commit_seconds, "commits/s", false, n);
 
   // Every record read back: History over the whole timeline, then GetRecord
@@ -276,6 +286,38 @@ int main(int argc, char** argv) {
   const auto [open_delta, open_trimmed] = OpenRssDelta(dir);
   Report("open_rss_per_commit", open_delta / static_cast<double>(n), "bytes", true, n);
   Report("open_rss_trimmed_per_commit", open_trimmed / static_cast<double>(n), "bytes", true, n);
+
+  // Restart: open to first answered read, this store against an empty one.
+  const std::string empty_dir = dir + ".empty";
+  RemoveStore(empty_dir);
+  {
+    auto empty = OpenStore(empty_dir);
+    Check(empty->CreateTimeline(0, "bench"), "create");
+  }
+  uint64_t disk_bytes = 0;
+  auto restart = [&](const std::string& d, bool measure_disk) {
+    double best = 1e9;
+    for (int i = 0; i < 5; ++i) {
+      const double s0 = NowSeconds();
+      auto s = OpenStore(d);
+      const Lsn h = Check(s->Head(t), "head");
+      std::string out;
+      Status read = s->ReadPage(t, 1, h, &out);
+      if (!read.ok()) Die("first read", read);
+      best = std::min(best, NowSeconds() - s0);
+      if (measure_disk) disk_bytes = s->DiskBytes();
+    }
+    return best;
+  };
+  const double restart_big = restart(dir, true);
+  const double restart_empty = restart(empty_dir, false);
+  Report("restart_seconds", restart_big, "s", true, n);
+  Report("restart_empty_seconds", restart_empty, "s", true, n);
+  Report("restart_ratio", restart_big / restart_empty, "x", true, n,
+         "<= 1.5 (#15: on >= 5 GB, >= 1M commits)", restart_big / restart_empty <= 1.5);
+  std::fprintf(stderr, "history_bench: store of %.1f MiB, restart %.4f s, empty %.4f s\n",
+               static_cast<double>(disk_bytes) / kMiB, restart_big, restart_empty);
+  RemoveStore(empty_dir);
   std::fprintf(stderr, "history_bench: %s\n", where.c_str());
   RemoveStore(dir);
   return 0;

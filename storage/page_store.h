@@ -133,6 +133,9 @@ struct GcOptions {
 };
 
 struct GcStats {
+  // Versions no root reads. A sealed segment's on-disk page index keeps
+  // listing such versions until compaction rewrites the segment, so a
+  // version there is counted again by each GC until then.
   uint64_t versions_removed = 0;
   uint64_t bytes_reclaimed = 0;   // file bytes returned to the file system
   uint64_t segments_rewritten = 0;

@@ -164,6 +164,63 @@ TEST_CASE("Segment headers, footers and the manifest round-trip") {
   CHECK(DecodeManifest(mb, &bad).IsCorruption());
 }
 
+TEST_CASE("A page index section decodes back: tail, directory, blocks and filter") {
+  // 400 versions of 130 pages: three blocks of 146 entries at most.
+  std::vector<IndexEntry> entries;
+  for (PageNo p = 1; p <= 130; ++p) {
+    for (Lsn l = p; l < p + 3 + (p % 2); ++l) {
+      entries.push_back(IndexEntry{p, l * 10, 5, p % 7 == 0 ? 0 : 4096 * l});
+    }
+  }
+  const uint64_t at = 70000;
+  const std::string section = EncodeIndexSection(entries, at);
+  IndexTail tail;
+  REQUIRE(DecodeIndexTail(section.substr(section.size() - kIndexTailSize), &tail));
+  CHECK(tail.index_offset == at);
+  IndexDirectory dir;
+  REQUIRE(DecodeIndexDirectory(section.substr(tail.dir_offset - at, tail.dir_len), &dir).ok());
+  CHECK(dir.versions == entries.size());
+  CHECK(dir.min_lsn == 10);
+  CHECK(dir.max_lsn == entries.back().lsn);
+  REQUIRE(dir.blocks.size() == (entries.size() + 145) / 146);
+  std::vector<IndexEntry> all;
+  for (const IndexBlockHandle& h : dir.blocks) {
+    std::vector<IndexEntry> block;
+    REQUIRE(DecodeIndexBlock(section.substr(h.offset - at, h.len), &block).ok());
+    CHECK(block.front().pgno == h.first_pgno);
+    CHECK(block.back().lsn == h.last_lsn);
+    all.insert(all.end(), block.begin(), block.end());
+  }
+  REQUIRE(all.size() == entries.size());
+  for (size_t i = 0; i < all.size(); ++i) {
+    CHECK(all[i].pgno == entries[i].pgno);
+    CHECK(all[i].lsn == entries[i].lsn);
+    CHECK(all[i].run_start == 5);
+    CHECK(all[i].offset == entries[i].offset);
+  }
+  std::string filter;
+  REQUIRE(DecodeFilter(section.substr(dir.filter_offset - at, dir.filter_len), &filter).ok());
+  // No false negatives; few false positives (about 1% at 10 bits per page).
+  for (PageNo p = 1; p <= 130; ++p) CHECK(FilterMayContain(filter, p));
+  int false_positives = 0;
+  for (PageNo p = 1000; p < 11000; ++p) false_positives += FilterMayContain(filter, p) ? 1 : 0;
+  CHECK(false_positives < 300);
+  // Each part fails its checksum when a byte of it changes.
+  std::string bad = section;
+  bad[dir.blocks[1].offset - at + 7] ^= 1;
+  std::vector<IndexEntry> block;
+  CHECK(DecodeIndexBlock(std::string_view(bad).substr(dir.blocks[1].offset - at, dir.blocks[1].len),
+                         &block)
+            .IsCorruption());
+  bad = section;
+  bad[tail.dir_offset - at + 3] ^= 1;
+  CHECK(DecodeIndexDirectory(std::string_view(bad).substr(tail.dir_offset - at, tail.dir_len), &dir)
+            .IsCorruption());
+  bad = section;
+  bad[bad.size() - 10] ^= 1;
+  CHECK_FALSE(DecodeIndexTail(std::string_view(bad).substr(bad.size() - kIndexTailSize), &tail));
+}
+
 TEST_CASE("Segment file names parse back") {
   uint64_t n = 0;
   CHECK(SegmentFileName(7) == "seg-000007.log");
