@@ -195,8 +195,9 @@ Status PageStoreImpl::PlanRetained(const std::vector<uint64_t>& collect, GcPlan*
 }
 
 void PageStoreImpl::ApplyRemovals(const GcPlan& plan) {
-  for (const auto& [pgno, lsns] : plan.removals) {
-    index_.RemoveIf(pgno, [&lsns](const Version& v) {
+  for (const auto& removal : plan.removals) {
+    const std::vector<Lsn>& lsns = removal.second;
+    index_.RemoveIf(removal.first, [&lsns](const Version& v) {
       return std::binary_search(lsns.begin(), lsns.end(), v.lsn);
     });
   }
