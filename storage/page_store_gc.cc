@@ -535,21 +535,12 @@ Status PageStoreImpl::CompactGroup(const std::vector<uint64_t>& group,
   // later compaction of the same segments would then duplicate their records.
   // Fail-stop: recovery sorts it out (the output supersedes the group).
   BRANCHDB_RETURN_IF_ERROR(FailStopOnError(SyncError(env_->SyncDir(dir_))));
-  // Its index, read back as a reopen would read it.
-  auto file = File(static_cast<uint32_t>(number));
-  if (!file.ok()) return FailStopOnError(file.status());
-  auto idx = std::make_shared<SegmentIndex>();
-  std::string damage;
-  Status read = ReadSegmentIndex(file->get(), number, new_size, idx.get(), &damage);
-  if (read.ok() && !damage.empty()) {
-    read = Status::IOError(SegmentFileName(number) + ": the page index just written reads back damaged: " + damage);
-  }
   // The output is durable and supersedes the group: the state must point at
-  // it before the group goes, so a failure here stops the store (recovery
-  // sorts it out).
-  if (!read.ok()) return FailStopOnError(read);
-  idx->file = std::move(*file);
-  InstallCompacted(group, number, new_size, out, std::move(idx));
+  // it before the group goes, so a failure to read its index back stops the
+  // store (recovery sorts it out).
+  auto idx = ReadBackIndex(number, new_size);
+  if (!idx.ok()) return FailStopOnError(idx.status());
+  InstallCompacted(group, number, new_size, out, std::move(*idx));
   for (uint64_t seg : group) BRANCHDB_RETURN_IF_ERROR(env_->DeleteFile(SegmentPath(seg)));
   stats->segments_rewritten += group.size();
   stats->bytes_reclaimed += out.old_bytes > new_size ? out.old_bytes - new_size : 0;

@@ -221,6 +221,11 @@ class PageStoreImpl final : public PageStore {
   Status WriteBatch(const std::vector<Writer*>& batch);
   Status RollSegment();
   Status SealActive();
+  // The page index of segment `number` (`size` bytes), just written and
+  // synced, read back through the file as a reopen would read it (so the
+  // in-memory copy is exactly what is on disk). IOError when it reads back
+  // damaged; the read's error otherwise.
+  Result<std::shared_ptr<const SegmentIndex>> ReadBackIndex(uint64_t number, uint64_t size);
   Status StartSegment(uint64_t number);
   // Assigns LSN and time.
   void Stamp(RecordMeta* meta) REQUIRES(mu_);
@@ -238,6 +243,11 @@ class PageStoreImpl final : public PageStore {
   // The sealed segments' on-disk indexes (segment_index.h). REQUIRES: state_mu_ held.
   void InstallSegmentIndex(std::shared_ptr<const SegmentIndex> idx) const REQUIRES(state_mu_);
   void DropSegmentIndex(uint64_t number) const REQUIRES(state_mu_);
+  void RebuildSealedView() const REQUIRES(state_mu_);
+  // Adds the versions of the record (meta, at offset in segment) to the
+  // in-memory index, in run `run`.
+  void IndexVersions(const RecordMeta& meta, uint32_t run, uint32_t segment, uint64_t offset,
+                     uint32_t meta_len) const REQUIRES(state_mu_);
   bool IndexedOnDisk(uint64_t number) const REQUIRES_SHARED(state_mu_) {
     return seg_indexes_.count(number) != 0;
   }
@@ -261,9 +271,9 @@ class PageStoreImpl final : public PageStore {
       EXCLUDES(state_mu_);
   // The on-disk half of a read (DiskQuery): the newest visible version in the
   // sealed segments' indexes above q.floor, newest segment first. Sets *loc
-  // (file null: zeros) and *found when there is one; *bad_segment on a
-  // damaged block. REQUIRES: state_mu_ not held.
-  Status LocateOnDisk(const DiskQuery& q, Location* loc, bool* found, uint64_t* bad_segment) const
+  // (file null: zeros) when there is one; *bad_segment on a damaged block.
+  // REQUIRES: state_mu_ not held.
+  Status LocateOnDisk(const DiskQuery& q, Location* loc, uint64_t* bad_segment) const
       EXCLUDES(state_mu_);
   // Whole reads: the in-memory index under state_mu_, then the on-disk part.
   Status LocatePage(TimelineId t, Lsn lsn, bool by_timeline, PageNo pgno, Location* loc) const

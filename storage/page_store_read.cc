@@ -224,7 +224,7 @@ Status PageStoreImpl::LocatePage(TimelineId t, Lsn lsn, bool by_timeline, PageNo
   // A damaged index block found on the way moves its segment's versions
   // into memory (DemoteSegmentIndex); then the read starts over. Each retry
   // has one on-disk index fewer.
-  for (;;) {
+  return RepairingIndex([&](uint64_t* bad) {
     *loc = Location{};
     DiskQuery q;
     {
@@ -245,12 +245,8 @@ Status PageStoreImpl::LocatePage(TimelineId t, Lsn lsn, bool by_timeline, PageNo
       BRANCHDB_RETURN_IF_ERROR(LocateLocked(*rec, state_lsn, pgno, loc, &q));
     }
     if (!q.needed) return Status::OK();
-    bool found = false;
-    uint64_t bad = 0;
-    Status s = LocateOnDisk(q, loc, &found, &bad);
-    if (s.ok() || bad == 0) return s;
-    BRANCHDB_RETURN_IF_ERROR(DemoteSegmentIndex(bad, s.message()));
-  }
+    return LocateOnDisk(q, loc, bad);
+  });
 }
 
 Status PageStoreImpl::LocateLocked(const RecordEntry& rec, Lsn lsn, PageNo pgno, Location* loc,
@@ -275,7 +271,7 @@ Status PageStoreImpl::LocateLocked(const RecordEntry& rec, Lsn lsn, PageNo pgno,
   return Status::OK();
 }
 
-Status PageStoreImpl::LocateOnDisk(const DiskQuery& q, Location* loc, bool* found,
+Status PageStoreImpl::LocateOnDisk(const DiskQuery& q, Location* loc,
                                    uint64_t* bad_segment) const {
   auto visible = [&q](const IndexEntry& e) {
     if (e.run_start == q.run_start) return true;
@@ -297,7 +293,6 @@ Status PageStoreImpl::LocateOnDisk(const DiskQuery& q, Location* loc, bool* foun
     if (!hit->has_value()) continue;
     const IndexEntry& e = **hit;
     floor = e.lsn;
-    *found = true;
     *loc = e.IsZero() ? Location{} : Location{static_cast<uint32_t>(idx->number), e.offset, e.lsn,
                                               idx->file};
   }
@@ -306,11 +301,15 @@ Status PageStoreImpl::LocateOnDisk(const DiskQuery& q, Location* loc, bool* foun
 
 void PageStoreImpl::InstallSegmentIndex(std::shared_ptr<const SegmentIndex> idx) const {
   seg_indexes_[idx->number] = std::move(idx);
-  DropSegmentIndex(0);  // rebuilds the view
+  RebuildSealedView();
 }
 
 void PageStoreImpl::DropSegmentIndex(uint64_t number) const {
-  if (number != 0) seg_indexes_.erase(number);
+  seg_indexes_.erase(number);
+  RebuildSealedView();
+}
+
+void PageStoreImpl::RebuildSealedView() const {
   auto view = std::make_shared<std::vector<std::shared_ptr<const SegmentIndex>>>();
   for (const auto& [n, idx] : seg_indexes_) {
     if (idx->dir.versions > 0) view->push_back(idx);
@@ -344,17 +343,8 @@ Status PageStoreImpl::DemoteSegmentIndex(uint64_t number, const std::string& why
     for (const FooterEntry& e : records.entries) {
       auto run = run_by_start_.find(e.meta.run_start);
       if (run == run_by_start_.end()) continue;  // garbage of a run that no longer exists
-      size_t image = 0;
-      for (const PageEntry& pe : e.meta.entries) {
-        Version v;
-        v.lsn = e.meta.lsn;
-        v.run = run->second;
-        v.segment = static_cast<uint32_t>(number);
-        v.offset = pe.type == EntryType::kImage ? ImageOffset(e.offset, e.meta_len, image++)
-                                                : kZeroOffset;
-        index_.Add(pe.pgno, v);
-        ++versions;
-      }
+      IndexVersions(e.meta, run->second, static_cast<uint32_t>(number), e.offset, e.meta_len);
+      versions += e.meta.entries.size();
     }
     DropSegmentIndex(number);
   }

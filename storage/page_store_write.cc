@@ -328,20 +328,11 @@ Status PageStoreImpl::SealActive() {
   BRANCHDB_RETURN_IF_ERROR(SyncError(active_file_->Sync()));
   BRANCHDB_RETURN_IF_ERROR(active_file_->Close());
   const uint64_t size = active_file_->Size();
-  std::shared_ptr<SegmentIndex> idx;
+  std::shared_ptr<const SegmentIndex> idx;
   if (indexed) {
-    // Read back what was just written (through the file, as a reopen would):
-    // the in-memory copy of a sealed index is exactly the one on disk.
-    auto file = File(static_cast<uint32_t>(active_number_));
-    if (!file.ok()) return file.status();
-    idx = std::make_shared<SegmentIndex>();
-    std::string damage;
-    BRANCHDB_RETURN_IF_ERROR(ReadSegmentIndex(file->get(), active_number_, size, idx.get(), &damage));
-    if (!damage.empty()) {
-      return Status::IOError(SegmentFileName(active_number_) +
-                             ": the page index just written reads back damaged: " + damage);
-    }
-    idx->file = std::move(*file);
+    auto read = ReadBackIndex(active_number_, size);
+    if (!read.ok()) return read.status();
+    idx = std::move(*read);
   }
   {
     WriterLock state(state_mu_);
@@ -358,6 +349,21 @@ Status PageStoreImpl::SealActive() {
   active_footer_.clear();
   active_file_.reset();
   return Status::OK();
+}
+
+Result<std::shared_ptr<const SegmentIndex>> PageStoreImpl::ReadBackIndex(uint64_t number,
+                                                                       uint64_t size) {
+  auto file = File(static_cast<uint32_t>(number));
+  if (!file.ok()) return file.status();
+  auto idx = std::make_shared<SegmentIndex>();
+  std::string damage;
+  BRANCHDB_RETURN_IF_ERROR(ReadSegmentIndex(file->get(), number, size, idx.get(), &damage));
+  if (!damage.empty()) {
+    return Status::IOError(SegmentFileName(number) +
+                           ": the page index just written reads back damaged: " + damage);
+  }
+  idx->file = std::move(*file);
+  return std::shared_ptr<const SegmentIndex>(std::move(idx));
 }
 
 Status PageStoreImpl::StartSegment(uint64_t number) {
@@ -458,6 +464,12 @@ Status PageStoreImpl::ApplyRecord(const RecordMeta& meta, uint32_t segment, uint
     for (const PageEntry& e : meta.entries) index_.NoteOnDisk(e.pgno);
     return Status::OK();
   }
+  IndexVersions(meta, run, segment, offset, meta_len);
+  return Status::OK();
+}
+
+void PageStoreImpl::IndexVersions(const RecordMeta& meta, uint32_t run, uint32_t segment,
+                                  uint64_t offset, uint32_t meta_len) const {
   size_t image = 0;
   for (const PageEntry& e : meta.entries) {
     Version v;
@@ -467,7 +479,6 @@ Status PageStoreImpl::ApplyRecord(const RecordMeta& meta, uint32_t segment, uint
     v.offset = e.type == EntryType::kImage ? ImageOffset(offset, meta_len, image++) : kZeroOffset;
     index_.Add(e.pgno, v);
   }
-  return Status::OK();
 }
 
 }  // namespace branchdb::storage::internal
