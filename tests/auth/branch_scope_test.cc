@@ -95,12 +95,20 @@ TEST_CASE_METHOD(AuthFixture, "a branch-scoped client is refused every branch ou
   CHECK(refused->api_code == "branch_not_allowed");
   CHECK(refused->branch_patterns == std::vector<std::string>{"agent/*", "scratch"});
   CHECK(refused->description.find("agent/*") != std::string::npos);
-  // Operations on a whole project reach every branch.
-  for (Operation op : {Operation::kUpdateProject, Operation::kDeleteProject}) {
-    auto r = svc().Authorize(*p, op, "shop", "");
+  // Operations on a whole project reach every branch: refused even with the scope.
+  ClientSpec spec = Agent();
+  spec.scopes = {Scope::kAdmin};
+  auto scoped_admin = svc().CreateClient(spec);
+  REQUIRE(scoped_admin.ok());
+  auto q = svc().Authenticate("Bearer " + GetToken(*scoped_admin), &e);
+  REQUIRE(q.has_value());
+  for (Operation op : {Operation::kUpdateProject, Operation::kDeleteProject,
+                       Operation::kCreateProject, Operation::kManageClients}) {
+    auto r = svc().Authorize(*q, op, "shop", "");
     REQUIRE(r.has_value());
     CHECK(r->api_code == "branch_not_allowed");
   }
+  CHECK(svc().Allows(*q, Operation::kGetProject, "shop", ""));
   // Another project: refused by the project list first.
   CHECK_FALSE(svc().Allows(*p, Operation::kSqlRead, "other", "agent/1"));
 }
