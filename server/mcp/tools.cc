@@ -327,7 +327,8 @@ RollbackRight MayRollBack(const Session& session, const json& branch, const std:
   }
   if (branch.value("protected", false) &&
       !SessionAllows(session, auth::Operation::kProtectBranch, project, name)) {
-    const std::string protect(auth::ScopeName(auth::RequiredScope(auth::Operation::kProtectBranch)));
+    const std::string protect(
+        auth::ScopeName(auth::RequiredScope(auth::Operation::kProtectBranch)));
     return {false,
             "\"" + name + "\" is protected: rollback, reset and delete of it need the scope " +
                 protect + ", which this client lacks. A client with " + protect +

@@ -40,7 +40,7 @@ TEST_CASE("a branch pattern is a branch name with at most one star") {
     INFO(ok);
     CHECK(ValidateBranchPattern(ok).ok());
   }
-  for (const std::string bad : {std::string(), std::string(129, 'a'), std::string("a**"),
+  for (const std::string& bad : {std::string(), std::string(129, 'a'), std::string("a**"),
                                 std::string("*a*"), std::string("a b"), std::string("a?"),
                                 std::string("é")}) {
     INFO(bad);

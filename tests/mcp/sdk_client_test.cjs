@@ -150,7 +150,7 @@ async function authFailures(server) {
 
   // The SDK client cannot connect without a token, nor with a bad one.
   for (const bearer of [null, 'not-a-token']) {
-    await assert.rejects(connect(server, bearer), (e) => /401/.test(String(e)),
+    await assert.rejects(connect(server, bearer), (e) => e.code === 401 || /401/.test(String(e)),
                          `connect with token ${bearer} must fail with 401`);
   }
   console.log('ok auth failures: 401 + resource_metadata, SDK connect refused');
@@ -291,11 +291,19 @@ async function agentLoop(server) {
   await client.close();
 
   // A token without projects:write: the tool reports the API's 403.
-  const narrow = await connect(server, await token(server, 'branches:read'));
+  const narrow = await connect(server, await token(server, 'branches:write'));
   const denied = await narrow.callTool({ name: 'create_project', arguments: { name: 'x' } });
   assert.equal(denied.isError, true);
   assert.equal(denied.structuredContent.error.code, 'insufficient_scope');
   await narrow.close();
+  // A token without any write scope gets the read-only session by itself:
+  // the tool is not even listed, and calling it is a JSON-RPC error.
+  const reader = await connect(server, await token(server, 'branches:read'));
+  const listed = (await reader.listTools()).tools.map((t) => t.name);
+  assert.ok(!listed.includes('create_project') && listed.includes('list_branches'));
+  await assert.rejects(reader.callTool({ name: 'create_project', arguments: { name: 'x' } }),
+                       (e) => e.code === -32602);
+  await reader.close();
   console.log('ok credential, reset, delete, scopes');
 }
 
