@@ -387,6 +387,27 @@ TEST_CASE("a client with a maximum TTL makes only branches that expire within it
     CHECK(refused["error"]["code"] == "branch_ttl_not_allowed");
   }
   CHECK(s.Call("PATCH", BranchPath("shop", "agent/a"), {{"ttl_seconds", 60}}, agent).first == 200);
+  // An import by the client gets the maximum TTL too.
+  {
+    auto c = s.Client();
+    httplib::Headers h{{"Authorization", "Bearer " + agent}};
+    REQUIRE(s.Call("POST", BranchPath("shop", "agent/a") + "/sql", {{"sql", "CREATE TABLE t(a)"}},
+                   agent)
+                .first == 200);
+    auto file = c.Get((BranchPath("shop", "agent/a") + "/export").c_str(), h);
+    REQUIRE(file);
+    REQUIRE(file->status == 200);
+    auto imported = c.Post("/v1/projects/shop/import?branch=agent%2Fimported", h, file->body,
+                           "application/vnd.sqlite3");
+    REQUIRE(imported);
+    INFO(imported->body);
+    REQUIRE(imported->status == 201);
+    CHECK(json::parse(imported->body)["expires_at"].is_string());
+    auto outside = c.Post("/v1/projects/shop/import?branch=imported", h, file->body,
+                          "application/vnd.sqlite3");
+    REQUIRE(outside);
+    CHECK(outside->status == 403);
+  }
   // A rename keeps to the patterns.
   auto [st3, renamed] = s.Call("PATCH", BranchPath("shop", "agent/a"), {{"name", "dev/a"}}, agent);
   CHECK(st3 == 403);
