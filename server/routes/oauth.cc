@@ -63,7 +63,8 @@ void HandleAuthServerMetadata(Call& c) {
   const std::string& base = c.s.public_url;
   // Every scope a client may ask for (branches:protect and
   // branches:promote_protected included).
-  const std::vector<std::string> scopes = auth::ScopeSet::FromBits(auth::ScopeSet::kAllBits).Names();
+  const std::vector<std::string> scopes =
+      auth::ScopeSet::FromBits(auth::ScopeSet::kAllBits).Names();
   const nlohmann::json client_auth = {"client_secret_basic", "client_secret_post"};
   http::SendJson(c.res, 200,
                  {{"issuer", base},
