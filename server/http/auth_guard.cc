@@ -65,14 +65,16 @@ bool GuardedByProtection(auth::Operation op) {
 std::optional<auth::BearerError> ProtectionRefusal(Services& services,
                                                    const auth::Principal& who,
                                                    auth::Operation op, std::string_view project,
-                                                   std::string_view branch, bool* guarded) {
-  if (guarded != nullptr) *guarded = false;
+                                                   std::string_view branch) {
   if (services.catalog == nullptr || branch.empty()) return std::nullopt;
   auto b = services.catalog->GetBranch(std::string(project), std::string(branch), false);
   if (!b.ok()) return std::nullopt;  // the handler answers branch_not_found
   const bool promote_only_write = op == auth::Operation::kSqlWrite && b->writes_promote_only;
-  if (!promote_only_write && !(GuardedByProtection(op) && b->is_protected)) return std::nullopt;
-  if (guarded != nullptr) *guarded = true;
+  const bool guard_change = op == auth::Operation::kProtectBranch &&
+                            (b->is_protected || b->writes_promote_only);
+  if (!promote_only_write && !guard_change && !(GuardedByProtection(op) && b->is_protected)) {
+    return std::nullopt;
+  }
   auto error = services.auth->Authorize(who, auth::Operation::kProtectBranch, project, branch);
   if (!error) return std::nullopt;
   error->api_code = promote_only_write ? "branch_promote_only" : "branch_protected";
@@ -83,6 +85,10 @@ std::optional<auth::BearerError> ProtectionRefusal(Services& services,
                 "' takes writes only through promote (writes policy promote_only): SQL writes "
                 "on it need the scope branches:protect (or admin); create a branch of it, write "
                 "there, then promote"
+      : guard_change
+          ? "branch '" + std::string(branch) +
+                "' is guarded (protected or writes promote_only): changing its protection, "
+                "writes policy or name needs the scope branches:protect (or admin)"
           : "branch '" + std::string(branch) + "' is protected: " +
                 std::string(auth::OperationName(op)) +
                 " on it needs the scope branches:protect (or admin)";

@@ -44,17 +44,17 @@ std::optional<auth::Principal> RequireAuth(Services& services, const httplib::Re
                                            std::string_view branch = "");
 
 // The right a branch's guard asks of who for op (docs/auth.md, "Protection"):
-// rollback, reset or delete of a protected branch, or a SQL write (op
-// kSqlWrite) on a branch whose writes policy is promote_only, need
+// rollback, reset or delete of a protected branch, a SQL write (op
+// kSqlWrite) on a branch whose writes policy is promote_only, and a change
+// of a guarded branch's guards or name (op kProtectBranch) need
 // branches:protect (auth::Operation::kProtectBranch). nullopt when op is not
 // guarded there or who holds the right; else the 403 refusal (api_code
-// branch_protected or branch_promote_only). *guarded (optional): whether the
-// guard applied. A branch that does not exist is not refused here.
+// branch_protected or branch_promote_only). A branch that does not exist is
+// not refused here.
 std::optional<auth::BearerError> ProtectionRefusal(Services& services,
                                                    const auth::Principal& who,
                                                    auth::Operation op, std::string_view project,
-                                                   std::string_view branch,
-                                                   bool* guarded = nullptr);
+                                                   std::string_view branch);
 
 // Why who may not write SQL on project/branch: nullopt when it may. The scope
 // and branch patterns (kSqlWrite), then the branch's writes policy

@@ -165,17 +165,10 @@ Result<BranchPatch> ParseBranchPatch(const json& body) {
 // a new name must fit the caller's branch patterns; a TTL or expiry must stay
 // within the caller's maximum. Writes the refusal and returns false.
 bool MayPatch(Call& c, const catalog::BranchInfo& b, const BranchPatch& p) {
-  const bool guarded = b.is_protected || b.writes_promote_only;
   const bool renames = p.name && *p.name != b.name;
-  if (guarded && (p.is_protected || p.writes_promote_only || renames)) {
-    if (auto error = c.s.auth->Authorize(*c.who, auth::Operation::kProtectBranch, c.project,
-                                         c.branch)) {
-      error->api_code = "branch_protected";
-      error->branch_patterns.clear();
-      error->description = "branch '" + b.name +
-                           "' is guarded (protected or writes promote_only): changing its "
-                           "protection, writes policy or name needs the scope branches:protect "
-                           "(or admin)";
+  if (p.is_protected || p.writes_promote_only || renames) {
+    if (auto error = http::ProtectionRefusal(c.s, *c.who, auth::Operation::kProtectBranch,
+                                             c.project, c.branch)) {
       http::SendBearerError(c.res, *error);
       return false;
     }
