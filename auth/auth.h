@@ -36,6 +36,9 @@ namespace branchdb::auth {
 //   X:write        implies X:read (projects, branches, sql).
 // branches:promote_protected (promote into a protected branch) is implied by
 // admin only, and is needed on top of branches:write.
+// branches:protect (lift a branch's protection or writes policy; rollback,
+// reset and delete of a protected branch; SQL writes on a branch whose policy
+// is promote_only) is implied by admin only. See docs/auth.md, "Protection".
 enum class Scope : uint32_t {
   kAdmin = 1u << 0,
   kProjectsRead = 1u << 1,
@@ -45,6 +48,7 @@ enum class Scope : uint32_t {
   kSqlRead = 1u << 5,
   kSqlWrite = 1u << 6,
   kBranchesPromoteProtected = 1u << 7,
+  kBranchesProtect = 1u << 8,
 };
 
 // "admin", "projects:read", ...
@@ -77,7 +81,7 @@ class ScopeSet {
 
   bool operator==(const ScopeSet&) const = default;
 
-  static constexpr uint32_t kAllBits = 0xff;
+  static constexpr uint32_t kAllBits = 0x1ff;
 
  private:
   uint32_t bits_ = 0;
@@ -93,6 +97,9 @@ enum class Operation {
   kExportBranch,  // the branch's database file: sql:read, never a database credential
   kIssueReadCredential, kIssueReadWriteCredential,
   kManageClients, kRotateKeys, kIntrospectAnyToken,
+  // The extra right over a protected branch (or one whose writes policy is
+  // promote_only): lift the guard, roll back, reset, delete, write SQL.
+  kProtectBranch,
 };
 
 // The scope an operation needs (see the table in docs/auth.md).
@@ -129,6 +136,10 @@ struct BearerError {
   Kind kind = Kind::kInvalidToken;
   std::string description;  // goes into error_description (no secrets, ASCII)
   std::string scope;        // for kInsufficientScope: the scope the operation needs
+  // For a refusal by the client's branch patterns: the API error code
+  // ("branch_not_allowed") and the patterns, for the error's details.
+  std::string api_code;
+  std::vector<std::string> branch_patterns;
 
   // "invalid_token", "insufficient_scope", "invalid_request" or "" (kNoToken).
   std::string_view ErrorCode() const;
@@ -191,10 +202,32 @@ struct AuthStats {
   size_t cache_entries = 0;       // both caches together, now
 };
 
+// Branch name patterns of a client: a branch name (1-128 chars of A-Z a-z 0-9
+// . _ - /) in which at most one '*' stands for any run of characters ('/'
+// included, the empty run too): "agent/*", "ci-pr-*", "*-scratch",
+// "production". At most kMaxBranchPatterns per client.
+inline constexpr size_t kMaxBranchPatterns = 32;
+// A client's max_branch_ttl_seconds: 0 (none) or 60 s to 1 year.
+inline constexpr int64_t kMinBranchTtlSeconds = 60;
+inline constexpr int64_t kMaxBranchTtlSeconds = 365LL * 24 * 3600;
+// OK, or InvalidArgument (invalid_branch_pattern) saying what is wrong.
+Status ValidateBranchPattern(std::string_view pattern);
+// True when name matches pattern (see above). Pure.
+bool BranchPatternMatches(std::string_view pattern, std::string_view name);
+// True when patterns is empty (all branches) or one of them matches name.
+bool AnyBranchPatternMatches(const std::vector<std::string>& patterns, std::string_view name);
+
 struct ClientSpec {
   std::string name;                   // human label, e.g. "ci-runner" (may be empty)
   ScopeSet scopes;                    // REQUIRES: non-empty
   std::vector<std::string> projects;  // projects it may touch; empty = all projects
+  // Branch name patterns it may act on, in every project it may touch; empty
+  // = all branches. Each valid (ValidateBranchPattern).
+  std::vector<std::string> branches;
+  // The longest TTL of a branch it creates or re-times: 0 (none) or within
+  // [kMinBranchTtlSeconds, kMaxBranchTtlSeconds]. With one, its branches
+  // always expire (the server defaults their TTL to it).
+  int64_t max_branch_ttl_seconds = 0;
 };
 
 struct ClientInfo {
@@ -202,13 +235,16 @@ struct ClientInfo {
   std::string name;
   ScopeSet scopes;
   std::vector<std::string> projects;  // empty = all
+  std::vector<std::string> branches;  // patterns; empty = all
+  int64_t max_branch_ttl_seconds = 0;  // 0 = none
   bool enabled = true;
   int64_t created_at = 0;  // unix seconds
 
   // True when the client may touch `project` (empty list = all).
   bool MayAccessProject(std::string_view project) const;
-  // {"client_id","name","scopes":["a","b"],"projects":[...],"enabled",
-  // "created_at":"<RFC 3339>"} for the admin API; never contains secret material.
+  // {"client_id","name","scopes":["a","b"],"projects":[...],"branches":[...],
+  // "max_branch_ttl_seconds":N|null,"enabled","created_at":"<RFC 3339>"} for
+  // the admin API; never contains secret material.
   std::string ToJson() const;
 };
 
@@ -232,6 +268,10 @@ struct Principal {
   // read from the registry at verification time.
   ScopeSet scopes;
   std::vector<std::string> projects;
+  // Both kinds: the client's branch patterns (empty = all) and its maximum
+  // branch TTL (0 = none), read from the registry at verification time.
+  std::vector<std::string> branches;
+  int64_t max_branch_ttl_seconds = 0;
   // kDbCredential: the one project and branch (by name, and by the ids they
   // had when the credential was issued: see CheckCredentialBinding), and
   // whether writes are allowed.
@@ -356,6 +396,10 @@ class AuthService {
   // project list may do nothing that is not about one of its projects (not
   // kCreateProject without a listed name, not kManageClients, kRotateKeys,
   // kIntrospectAnyToken), kListProjects excepted (the caller filters the list).
+  // A client with branch patterns may act only on a branch they match (403
+  // api_code branch_not_allowed; kListBranches and other calls with branch ""
+  // pass: the caller filters lists and checks names given in bodies), and
+  // on no project as a whole (create, update, delete: they reach every branch).
   // Database credentials: only kSqlRead/kSqlWrite, exactly their project and
   // branch names, and kSqlWrite only when read_write (the caller also checks
   // the ids: CheckCredentialBinding). Returns nullopt when allowed, else the

@@ -177,6 +177,9 @@ namespace {
 json ClientJson(const ClientInfo& c) {
   return json{{"client_id", c.client_id}, {"name", c.name},
               {"scopes", c.scopes.Names()}, {"projects", c.projects},
+              {"branches", c.branches},
+              {"max_branch_ttl_seconds",
+               c.max_branch_ttl_seconds > 0 ? json(c.max_branch_ttl_seconds) : json(nullptr)},
               {"enabled", c.enabled},     {"created_at", FormatRfc3339(c.created_at)}};
 }
 }  // namespace

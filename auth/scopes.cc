@@ -10,7 +10,7 @@ struct ScopeEntry {
   Scope scope;
   std::string_view name;
 };
-constexpr std::array<ScopeEntry, 8> kScopes = {{
+constexpr std::array<ScopeEntry, 9> kScopes = {{
     {Scope::kAdmin, "admin"},
     {Scope::kProjectsRead, "projects:read"},
     {Scope::kProjectsWrite, "projects:write"},
@@ -19,6 +19,7 @@ constexpr std::array<ScopeEntry, 8> kScopes = {{
     {Scope::kSqlRead, "sql:read"},
     {Scope::kSqlWrite, "sql:write"},
     {Scope::kBranchesPromoteProtected, "branches:promote_protected"},
+    {Scope::kBranchesProtect, "branches:protect"},
 }};
 
 // The scopes that grant `s`: itself, admin, and the write scope for a read scope.
@@ -103,7 +104,7 @@ struct OperationEntry {
   Scope scope;
   bool write;
 };
-constexpr std::array<OperationEntry, 24> kOperations = {{
+constexpr std::array<OperationEntry, 25> kOperations = {{
     {Operation::kListProjects, "list_projects", Scope::kProjectsRead, false},
     {Operation::kGetProject, "get_project", Scope::kProjectsRead, false},
     {Operation::kCreateProject, "create_project", Scope::kProjectsWrite, true},
@@ -130,6 +131,7 @@ constexpr std::array<OperationEntry, 24> kOperations = {{
     {Operation::kManageClients, "manage_clients", Scope::kAdmin, true},
     {Operation::kRotateKeys, "rotate_keys", Scope::kAdmin, true},
     {Operation::kIntrospectAnyToken, "introspect_any_token", Scope::kAdmin, false},
+    {Operation::kProtectBranch, "protect_branch", Scope::kBranchesProtect, true},
 }};
 
 const OperationEntry& Find(Operation op) {
@@ -148,6 +150,44 @@ bool ClientInfo::MayAccessProject(std::string_view project) const {
   if (projects.empty()) return true;
   for (const auto& p : projects) {
     if (p == project) return true;
+  }
+  return false;
+}
+
+Status ValidateBranchPattern(std::string_view pattern) {
+  auto bad = [&](const std::string& why) {
+    return Status::InvalidArgument(
+        "invalid branch pattern '" + std::string(pattern) + "': " + why +
+            " (1-128 chars of A-Z a-z 0-9 . _ - / and at most one '*', e.g. \"agent/*\")",
+        "invalid_branch_pattern");
+  };
+  if (pattern.empty() || pattern.size() > 128) return bad("length");
+  int stars = 0;
+  for (char c : pattern) {
+    const bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+    if (c == '*') {
+      ++stars;
+    } else if (!(alnum || c == '.' || c == '_' || c == '-' || c == '/')) {
+      return bad("character");
+    }
+  }
+  if (stars > 1) return bad("more than one '*'");
+  return Status::OK();
+}
+
+bool BranchPatternMatches(std::string_view pattern, std::string_view name) {
+  size_t star = pattern.find('*');
+  if (star == std::string_view::npos) return pattern == name;
+  std::string_view prefix = pattern.substr(0, star);
+  std::string_view suffix = pattern.substr(star + 1);
+  return name.size() >= prefix.size() + suffix.size() && name.substr(0, prefix.size()) == prefix &&
+         name.substr(name.size() - suffix.size()) == suffix;
+}
+
+bool AnyBranchPatternMatches(const std::vector<std::string>& patterns, std::string_view name) {
+  if (patterns.empty()) return true;
+  for (const auto& p : patterns) {
+    if (BranchPatternMatches(p, name)) return true;
   }
   return false;
 }

@@ -135,6 +135,18 @@ Status AuthServiceImpl::LoadClientsLocked() {
       if (!p.is_string()) return bad();
       rec.info.projects.push_back(p.get<std::string>());
     }
+    // Absent in files written before branch patterns existed: all branches.
+    if (auto branches = c.find("branches"); branches != c.end()) {
+      if (!branches->is_array()) return bad();
+      for (const json& b : *branches) {
+        if (!b.is_string() || !ValidateBranchPattern(b.get<std::string>()).ok()) return bad();
+        rec.info.branches.push_back(b.get<std::string>());
+      }
+    }
+    if (auto ttl = c.find("max_branch_ttl_seconds"); ttl != c.end()) {
+      if (!ttl->is_number_integer() || ttl->get<int64_t>() < 0) return bad();
+      rec.info.max_branch_ttl_seconds = ttl->get<int64_t>();
+    }
     clients_[rec.info.client_id] = std::move(rec);
   }
   return Status::OK();
@@ -148,6 +160,8 @@ Status AuthServiceImpl::SaveClientsLocked() {
                    {"secret_hash", rec.secret_hash},
                    {"scopes", rec.info.scopes.ToString()},
                    {"projects", rec.info.projects},
+                   {"branches", rec.info.branches},
+                   {"max_branch_ttl_seconds", rec.info.max_branch_ttl_seconds},
                    {"enabled", rec.info.enabled},
                    {"created_at", rec.info.created_at}});
   }
@@ -159,6 +173,20 @@ Result<NewClient> AuthServiceImpl::CreateClient(const ClientSpec& spec) {
   if (spec.scopes.empty()) return Status::InvalidArgument("a client needs at least one scope");
   for (const auto& p : spec.projects) {
     if (p.empty()) return Status::InvalidArgument("empty project name in client's project list");
+  }
+  if (spec.branches.size() > kMaxBranchPatterns) {
+    return Status::InvalidArgument("branches: at most " + std::to_string(kMaxBranchPatterns) +
+                                       " patterns",
+                                   "invalid_branch_pattern");
+  }
+  for (const auto& b : spec.branches) BRANCHDB_RETURN_IF_ERROR(ValidateBranchPattern(b));
+  if (spec.max_branch_ttl_seconds != 0 &&
+      (spec.max_branch_ttl_seconds < kMinBranchTtlSeconds ||
+       spec.max_branch_ttl_seconds > kMaxBranchTtlSeconds)) {
+    return Status::InvalidArgument(
+        "max_branch_ttl_seconds: expected " + std::to_string(kMinBranchTtlSeconds) + " to " +
+            std::to_string(kMaxBranchTtlSeconds) + " (1 year)",
+        "invalid_argument");
   }
   auto id_bytes = internal::RandomBytes(10);
   auto secret_bytes = internal::RandomBytes(32);
@@ -172,6 +200,8 @@ Result<NewClient> AuthServiceImpl::CreateClient(const ClientSpec& spec) {
   out.info.name = spec.name;
   out.info.scopes = spec.scopes;
   out.info.projects = spec.projects;
+  out.info.branches = spec.branches;
+  out.info.max_branch_ttl_seconds = spec.max_branch_ttl_seconds;
   out.info.enabled = true;
   out.info.created_at = NowSeconds();
 

@@ -223,10 +223,13 @@ std::optional<Principal> AuthServiceImpl::Admit(const TokenFacts& facts, int64_t
     p.scopes = effective;
     p.projects = client.projects;
   } else if (!client.MayAccessProject(p.project) ||
+             !AnyBranchPatternMatches(client.branches, p.branch) ||
              !client.scopes.Covers(p.read_write ? Scope::kSqlWrite : Scope::kSqlRead)) {
     *error = Err(Kind::kInvalidToken, "client no longer holds this credential's rights");
     return std::nullopt;
   }
+  p.branches = client.branches;
+  p.max_branch_ttl_seconds = client.max_branch_ttl_seconds;
   return p;
 }
 
@@ -310,6 +313,28 @@ std::optional<BearerError> AuthServiceImpl::Authorize(const Principal& p, Operat
     for (const auto& pr : p.projects) allowed |= pr == project;
     if (!allowed) {
       return Err(Kind::kInsufficientScope, "client may not access this project", scope_name);
+    }
+  }
+  if (!p.branches.empty()) {
+    std::string patterns;
+    for (const auto& b : p.branches) patterns += (patterns.empty() ? "" : ", ") + b;
+    auto refuse = [&](std::string description) {
+      BearerError e = Err(Kind::kInsufficientScope, std::move(description), scope_name);
+      e.api_code = "branch_not_allowed";
+      e.branch_patterns = p.branches;
+      return e;
+    };
+    // A whole project (and what is about none) reaches branches outside the
+    // patterns: creating, changing or deleting one, managing clients or keys.
+    if (op == Operation::kCreateProject || op == Operation::kUpdateProject ||
+        op == Operation::kDeleteProject || op == Operation::kManageClients ||
+        op == Operation::kRotateKeys || op == Operation::kIntrospectAnyToken) {
+      return refuse("a client limited to the branches " + patterns + " may not " +
+                    std::string(OperationName(op)));
+    }
+    if (!branch.empty() && !AnyBranchPatternMatches(p.branches, branch)) {
+      return refuse("branch '" + std::string(branch) + "' is outside this client's branches (" +
+                    patterns + ")");
     }
   }
   return std::nullopt;

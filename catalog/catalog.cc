@@ -326,6 +326,7 @@ Result<BranchInfo> Catalog::Impl::MakeInfo(Project& p, const BranchRow& r, bool 
   b.created_micros = r.created_micros;
   b.expires_micros = r.expires_micros;
   b.is_protected = r.is_protected;
+  b.writes_promote_only = r.promote_only;
   b.idle_timeout_seconds = r.idle_timeout_seconds;
   b.is_default = r.name == p.info.default_branch;
   auto head = p.store->Head(r.timeline);
@@ -461,6 +462,7 @@ Result<BranchInfo> Catalog::CreateBranch(const std::string& project, const std::
   row.created_micros = now;
   row.expires_micros = expires;
   row.is_protected = o.is_protected;
+  row.promote_only = o.writes_promote_only;
   Status st = im.InsertBranch(p, row);
   if (!st.ok()) {
     (void)store.DropTimeline(*t);
@@ -569,6 +571,14 @@ Status Catalog::SetProtected(const std::string& project, const std::string& bran
   auto found = impl_->WriteProjectBranch(project, branch);
   if (!found.ok()) return found.status();
   return impl_->UpdateBranch(*found->project, found->row, "protected", on ? 1 : 0);
+}
+
+Status Catalog::SetWritesPolicy(const std::string& project, const std::string& branch,
+                                bool promote_only) {
+  auto found = impl_->WriteProjectBranch(project, branch);
+  if (!found.ok()) return found.status();
+  return impl_->UpdateBranch(*found->project, found->row, "writes_promote_only",
+                             promote_only ? 1 : 0);
 }
 
 Status Catalog::SetIdleTimeout(const std::string& project, const std::string& branch,

@@ -173,6 +173,9 @@ struct CreateBranchOptions {
   std::optional<int64_t> ttl_micros;
   std::optional<int64_t> expires_micros;
   bool is_protected = false;
+  // The writes policy: false = any (the default), true = promote_only (SQL
+  // writes only by clients with branches:protect; the server enforces it).
+  bool writes_promote_only = false;
   Actor actor;
 };
 
@@ -186,6 +189,7 @@ struct BranchInfo {
   int64_t created_micros = 0;
   std::optional<int64_t> expires_micros;
   bool is_protected = false;
+  bool writes_promote_only = false;  // the writes policy (CreateBranchOptions)
   bool is_default = false;
   // Compute idle timeout of the branch in seconds (0: never suspend). Unset:
   // the server's default applies. Set with SetIdleTimeout; kept across rename.
@@ -516,6 +520,10 @@ class Catalog {
                    std::optional<int64_t> expires_micros);
   Status SetTtl(const std::string& project, const std::string& branch, int64_t ttl_micros);
   Status SetProtected(const std::string& project, const std::string& branch, bool is_protected);
+  // The writes policy (see CreateBranchOptions::writes_promote_only); kept
+  // across rename. NotFound.
+  Status SetWritesPolicy(const std::string& project, const std::string& branch,
+                         bool promote_only);
   // The branch's compute idle timeout: 0..kMaxIdleTimeoutSeconds seconds (0:
   // never suspend), or unset (the server default). Persisted in catalog.db.
   // InvalidArgument (invalid_argument) out of range; NotFound.
@@ -550,13 +558,15 @@ class Catalog {
   // Moves the branch to the target state: O(1). Target rules: the state must be
   // on the branch's current history or a state the branch ever had as head,
   // and within the restore window unless labelled. Protected branches refuse
-  // (branch_protected). Undo: Rollback to previous_head_lsn.
+  // (branch_protected) unless allow_protected (the server checks the
+  // caller's branches:protect first). Undo: Rollback to previous_head_lsn.
   Result<RollbackResult> Rollback(const std::string& project, const std::string& branch,
-                                  const RollbackTarget& target, const Actor& actor = {});
+                                  const RollbackTarget& target, const Actor& actor = {},
+                                  bool allow_protected = false);
   // Moves the branch to its parent's current head (undo as for Rollback).
   // FailedPrecondition no_parent for a root.
   Result<RollbackResult> ResetFromParent(const std::string& project, const std::string& branch,
-                                         const Actor& actor = {});
+                                         const Actor& actor = {}, bool allow_protected = false);
 
   // Promotes the branch into its parent (see PromoteOptions and
   // docs/branching.md). The parent moves at most once, atomically, by

@@ -97,15 +97,21 @@ Status Catalog::Impl::InitSchema() {
 Status Catalog::Impl::MigrateSchema() {
   DbUse use(*this);
   bool has_idle_timeout = false;
+  bool has_writes_policy = false;
   {
     Stmt s(use.get(), "SELECT name FROM pragma_table_info('branches')");
     if (!s.ok()) return CatalogError(use.get(), "table_info");
     while (s.Step() == SQLITE_ROW) {
       if (s.Text(0) == "idle_timeout_seconds") has_idle_timeout = true;
+      if (s.Text(0) == "writes_promote_only") has_writes_policy = true;
     }
   }
   if (!has_idle_timeout) {
     BRANCHDB_RETURN_IF_ERROR(use.Exec("ALTER TABLE branches ADD COLUMN idle_timeout_seconds INTEGER"));
+  }
+  // The writes policy (NULL or 0: any; 1: promote_only).
+  if (!has_writes_policy) {
+    BRANCHDB_RETURN_IF_ERROR(use.Exec("ALTER TABLE branches ADD COLUMN writes_promote_only INTEGER"));
   }
   return Status::OK();
 }
@@ -115,7 +121,7 @@ Status Catalog::Impl::MigrateSchema() {
 namespace {
 constexpr const char* kBranchCols =
     "name, timeline, parent_timeline, branch_point, created_micros, expires_micros, protected,"
-    " idle_timeout_seconds";
+    " idle_timeout_seconds, writes_promote_only";
 
 BranchRow ReadBranch(const Stmt& s) {
   BranchRow r;
@@ -127,6 +133,7 @@ BranchRow ReadBranch(const Stmt& s) {
   if (!s.IsNull(5)) r.expires_micros = s.Int(5);
   r.is_protected = s.Int(6) != 0;
   if (!s.IsNull(7)) r.idle_timeout_seconds = s.Int(7);
+  r.promote_only = !s.IsNull(8) && s.Int(8) != 0;
   return r;
 }
 }  // namespace
@@ -248,14 +255,15 @@ namespace {
 Status InsertBranchRow(sqlite3* db, const std::string& project_id, const BranchRow& r) {
   Stmt s(db,
          "INSERT INTO branches(project_id, name, timeline, parent_timeline, branch_point,"
-         " created_micros, expires_micros, protected, idle_timeout_seconds)"
-         " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)");
+         " created_micros, expires_micros, protected, idle_timeout_seconds, writes_promote_only)"
+         " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)");
   s.Bind(1, project_id).Bind(2, r.name).Bind(3, static_cast<int64_t>(r.timeline));
   s.Bind(4, static_cast<int64_t>(r.parent_timeline)).Bind(5, static_cast<int64_t>(r.branch_point));
   s.Bind(6, r.created_micros);
   if (r.expires_micros) s.Bind(7, *r.expires_micros); else s.BindNull(7);
   s.Bind(8, r.is_protected ? 1 : 0);
   if (r.idle_timeout_seconds) s.Bind(9, *r.idle_timeout_seconds); else s.BindNull(9);
+  s.Bind(10, r.promote_only ? 1 : 0);
   return s.Run();
 }
 }  // namespace

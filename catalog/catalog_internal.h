@@ -133,6 +133,7 @@ struct BranchRow {
   std::optional<int64_t> expires_micros;
   bool is_protected = false;
   std::optional<int64_t> idle_timeout_seconds;
+  bool promote_only = false;  // writes policy (column writes_promote_only)
 };
 
 struct Catalog::Impl {

@@ -364,13 +364,14 @@ Result<Lsn> RollbackLsn(Catalog::Impl& im, Project& p, TimelineId t,
 }  // namespace
 
 Result<RollbackResult> Catalog::Rollback(const std::string& project, const std::string& branch,
-                                         const RollbackTarget& target, const Actor& actor) {
+                                         const RollbackTarget& target, const Actor& actor,
+                                         bool allow_protected) {
   Impl& im = *impl_;
   auto found = im.ReadProjectBranch(project, branch);
   if (!found.ok()) return found.status();
   Project& p = *found->project;
   const BranchRow& row = found->row;
-  if (row.is_protected) {
+  if (row.is_protected && !allow_protected) {
     return Status::FailedPrecondition("branch '" + branch + "' is protected", "branch_protected");
   }
   storage::PageStore& store = *p.store;
@@ -387,12 +388,13 @@ Result<RollbackResult> Catalog::Rollback(const std::string& project, const std::
 }
 
 Result<RollbackResult> Catalog::ResetFromParent(const std::string& project,
-                                                const std::string& branch, const Actor& actor) {
+                                                const std::string& branch, const Actor& actor,
+                                                bool allow_protected) {
   Impl& im = *impl_;
   auto found = im.ReadProjectBranch(project, branch);
   if (!found.ok()) return found.status();
   const BranchRow& row = found->row;
-  if (row.is_protected) {
+  if (row.is_protected && !allow_protected) {
     return Status::FailedPrecondition("branch '" + branch + "' is protected", "branch_protected");
   }
   if (row.parent_timeline == 0) {

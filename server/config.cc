@@ -10,7 +10,7 @@
 namespace branchdb::server {
 namespace {
 
-enum class Kind { kString, kInt };
+enum class Kind { kString, kInt, kStringList };
 
 struct Field {
   const char* section;  // TOML table
@@ -20,6 +20,8 @@ struct Field {
   std::string Config::*str = nullptr;
   int64_t Config::*i64 = nullptr;
   int Config::*i32 = nullptr;
+  // kStringList: a TOML array of strings; in the environment, comma-separated.
+  std::vector<std::string> Config::*list = nullptr;
 };
 
 const std::vector<Field>& Fields() {
@@ -30,6 +32,8 @@ const std::vector<Field>& Fields() {
       {"server", "tls_cert_file", "BRANCHDB_TLS_CERT_FILE", Kind::kString, &Config::tls_cert_file},
       {"server", "tls_key_file", "BRANCHDB_TLS_KEY_FILE", Kind::kString, &Config::tls_key_file},
       {"server", "public_url", "BRANCHDB_PUBLIC_URL", Kind::kString, &Config::public_url},
+      {"server", "cors_origins", "BRANCHDB_CORS_ORIGINS", Kind::kStringList, nullptr, nullptr,
+       nullptr, &Config::cors_origins},
       {"server", "http_threads", "BRANCHDB_HTTP_THREADS", Kind::kInt, nullptr, nullptr,
        &Config::http_threads},
       {"server", "max_connections", "BRANCHDB_MAX_CONNECTIONS", Kind::kInt, nullptr, nullptr,
@@ -202,6 +206,16 @@ std::vector<FieldError> Validate(const Config& c) {
       err("public_url", problem + " (got \"" + c.public_url + "\")");
     }
   }
+  // Exact origins as browsers send them: no wildcard (the API takes bearer
+  // credentials), no path, no trailing '/'.
+  if (c.cors_origins.size() > 64) err("cors_origins", "at most 64 origins");
+  for (const std::string& origin : c.cors_origins) {
+    std::string problem = origin == "*" ? "no wildcard: list each allowed origin"
+                          : !origin.empty() && origin.back() == '/'
+                              ? "no trailing '/': an origin is scheme://HOST[:PORT]"
+                              : PublicUrlProblem(origin);
+    if (!problem.empty()) err("cors_origins", problem + " (got \"" + origin + "\")");
+  }
   if (c.http_threads < 1 || c.http_threads > 1024) err("http_threads", "expected 1..1024");
   if (c.max_connections < 1 || c.max_connections > 65536) {
     err("max_connections", "expected 1..65536");
@@ -293,7 +307,22 @@ Status ApplyToml(const std::string& toml_text, const std::string& file_name, Con
         return Status::InvalidArgument(where + ": unknown setting (see docs/config.md)",
                                        "invalid_config");
       }
-      if (field->kind == Kind::kString) {
+      if (field->kind == Kind::kStringList) {
+        const toml::array* items = node.as_array();
+        std::vector<std::string> values;
+        bool strings = items != nullptr;
+        if (items != nullptr) {
+          for (const auto& item : *items) {
+            strings = strings && item.is_string();
+            if (item.is_string()) values.push_back(*item.value<std::string>());
+          }
+        }
+        if (!strings) {
+          return Status::InvalidArgument(where + ": expected an array of strings",
+                                         "invalid_config");
+        }
+        config->*field->list = std::move(values);
+      } else if (field->kind == Kind::kString) {
         auto v = node.value<std::string>();
         if (!v || !node.is_string()) {
           return Status::InvalidArgument(where + ": expected a string", "invalid_config");
@@ -314,7 +343,19 @@ Status ApplyEnvironment(const std::function<const char*(const char*)>& getenv, C
   for (const auto& f : Fields()) {
     const char* value = getenv(f.env);
     if (value == nullptr) continue;
-    if (f.kind == Kind::kString) {
+    if (f.kind == Kind::kStringList) {
+      std::vector<std::string> values;
+      std::string text = value, item;
+      for (size_t from = 0; from <= text.size();) {
+        size_t comma = std::min(text.find(',', from), text.size());
+        item = text.substr(from, comma - from);
+        item.erase(0, item.find_first_not_of(" \t"));
+        item.erase(item.find_last_not_of(" \t") + 1);
+        if (!item.empty()) values.push_back(item);
+        from = comma + 1;
+      }
+      config->*f.list = std::move(values);
+    } else if (f.kind == Kind::kString) {
       config->*f.str = value;
     } else {
       int64_t v = 0;

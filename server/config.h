@@ -34,6 +34,10 @@ struct Config {
   // resource_metadata, the admin credentials' token_url. Never taken from a
   // request's Host header. "" = derived from listen and TLS (PublicUrl()).
   std::string public_url;
+  // Origins (scheme://host[:port]) whose browser pages may call the API and
+  // /mcp (CORS: preflights answered, Access-Control-Allow-Origin echoed).
+  // Empty (the default): CORS off. No "*". Env: comma-separated.
+  std::vector<std::string> cors_origins;
   int http_threads = 8;                   // HTTP worker threads kept ready
   // Connections served at once (one thread each, up to this); more wait to be
   // served. And at most this many from one client address (more: 503).

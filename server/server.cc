@@ -408,6 +408,7 @@ void CreateRouter(const Config& config, ApiServer::Parts& parts, Services& servi
   ropts.clock = services.clock;
   ropts.logger = services.logger;
   ropts.redacted_paths = DataDirSpellings(config.data_dir);
+  ropts.cors_origins = config.cors_origins;
   ropts.admission = parts.admission.get();
   ropts.max_body_bytes = config.max_request_bytes;
   ropts.principal_of = [s = &services](const httplib::Request& req, http::RequestContext& ctx) {

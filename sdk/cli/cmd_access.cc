@@ -54,9 +54,10 @@ void PrintCompute(const std::string& branch, const bdb::ComputeState& s, std::os
 // What the subcommands of RegisterAccessCommands parse into (one parse per process).
 struct Opts {
   std::string branch, name, id;
-  std::vector<std::string> scopes, projects;
+  std::vector<std::string> scopes, projects, branches;
   bool read_write = false;
   int64_t ttl = -1;
+  int64_t max_branch_ttl = -1;
 };
 using OptsPtr = std::shared_ptr<Opts>;
 
@@ -94,28 +95,44 @@ void RegisterClient(CLI::App& app, Commands& commands, const OptsPtr& o) {
 
   CLI::App* create = AddCommand(
       *client, "create", "Create an OAuth client; its secret is shown once",
-      {"branchdb client create --name ci --scopes branches:write,sql:write --projects shop",
+      {"branchdb client create --name ci --scopes branches:write,sql:write --projects shop "
+       "--branches 'ci-pr-*'",
+       "branchdb client create --name agent-1 --scopes 'branches:write sql:write' --projects shop "
+       "--branches 'agent/*' --max-branch-ttl 1h",
        "branchdb client create --name reader --scopes \"projects:read branches:read sql:read\""});
   create->add_option("--name", o->name, "A name for people (default: empty)");
   create
       ->add_option("--scopes", o->scopes,
                    "Scopes, comma- or space-separated: admin, projects:read, projects:write, "
-                   "branches:read, branches:write, sql:read, sql:write")
+                   "branches:read, branches:write, sql:read, sql:write, branches:protect, "
+                   "branches:promote_protected")
       ->required();
   create->add_option("--projects", o->projects,
                      "Only these projects, comma-separated (default: every project)");
+  create->add_option("--branches", o->branches,
+                     "Only branches matching these patterns, comma-separated, at most one '*' "
+                     "each, e.g. 'agent/*' (default: every branch)");
+  AddDurationOption(create, "--max-branch-ttl", &o->max_branch_ttl,
+                    "Branches it creates expire within this (60s..365d, e.g. 3600, 1h; "
+                    "default: no maximum); with none asked, their TTL is this");
   commands.AddForClient(create, [o](Context& ctx, bdb::Client* c) {
     bdb::CreateClientRequest r;
     r.name = o->name;
     r.scopes = SplitList(o->scopes);
     r.projects = SplitList(o->projects);
+    r.branches = SplitList(o->branches);
+    if (o->max_branch_ttl >= 0) r.max_branch_ttl_seconds = o->max_branch_ttl;
     auto nc = c->CreateClient(r);
     if (!nc.ok()) return ctx.Fail(nc.error());
     return ctx.Print(nc->raw, [&](std::ostream& out) {
       PrintFields(out, {{"client_id", nc->client_id},
                         {"client_secret", nc->client_secret},
                         {"scopes", JoinWords(nc->scopes, " ")},
-                        {"projects", nc->projects.empty() ? "all" : JoinWords(nc->projects, ",")}});
+                        {"projects", nc->projects.empty() ? "all" : JoinWords(nc->projects, ",")},
+                        {"branches", nc->branches.empty() ? "all" : JoinWords(nc->branches, ",")},
+                        {"max_branch_ttl", nc->max_branch_ttl_seconds
+                                               ? FormatDuration(*nc->max_branch_ttl_seconds)
+                                               : "none"}});
       out << "The secret is shown this once. Use it with BRANCHDB_CLIENT_ID and "
              "BRANCHDB_CLIENT_SECRET.\n";
     });
@@ -127,10 +144,11 @@ void RegisterClient(CLI::App& app, Commands& commands, const OptsPtr& o) {
     auto cs = c->ListClients();
     if (!cs.ok()) return ctx.Fail(cs.error());
     return ctx.Print(RawList("clients", *cs), [&](std::ostream& out) {
-      Table t({"CLIENT ID", "NAME", "SCOPES", "PROJECTS", "ENABLED", "CREATED"});
+      Table t({"CLIENT ID", "NAME", "SCOPES", "PROJECTS", "BRANCHES", "ENABLED", "CREATED"});
       for (const auto& ci : *cs) {
         t.AddRow({ci.client_id, ci.name, JoinWords(ci.scopes, " "),
                   ci.projects.empty() ? "all" : JoinWords(ci.projects, ","),
+                  ci.branches.empty() ? "all" : JoinWords(ci.branches, ","),
                   ci.enabled ? "yes" : "no", ci.created_at});
       }
       t.Print(out);

@@ -1,4 +1,5 @@
-// branchdb branch create|list|get|delete|rename|protect|unprotect|set-ttl|set-idle-timeout
+// branchdb branch create|list|get|delete|rename|protect|unprotect|set-writes|set-ttl|
+// set-idle-timeout
 #include <functional>
 #include <map>
 #include <memory>
@@ -179,8 +180,8 @@ void RegisterProtect(CLI::App* branch, Commands& commands, const OptsPtr& o) {
   for (bool protect : {true, false}) {
     CLI::App* p = AddCommand(
         *branch, protect ? "protect" : "unprotect",
-        protect ? "Protect a branch: deletes, rollbacks and resets are refused"
-                : "Remove a branch's protection",
+        protect ? "Protect a branch: deletes, rollbacks and resets need branches:protect"
+                : "Remove a branch's protection (needs branches:protect)",
         {std::string("branchdb branch ") + (protect ? "protect" : "unprotect") + " production"});
     p->add_option("NAME", o->name, "Branch name")->required();
     commands.AddForProject(
@@ -192,6 +193,25 @@ void RegisterProtect(CLI::App* branch, Commands& commands, const OptsPtr& o) {
           });
         });
   }
+}
+
+void RegisterSetWrites(CLI::App* branch, Commands& commands, const OptsPtr& o) {
+  CLI::App* w = AddCommand(
+      *branch, "set-writes",
+      "Set a branch's writes policy: any (default) or promote_only (SQL writes only by clients "
+      "with branches:protect; changes arrive by promote)",
+      {"branchdb branch set-writes production promote_only",
+       "branchdb branch set-writes production any"});
+  w->add_option("NAME", o->name, "Branch name")->required();
+  w->add_option("POLICY", o->value, "any or promote_only")
+      ->required()
+      ->check(CLI::IsMember({"any", "promote_only"}));
+  commands.AddForProject(w, [o](Context& ctx, bdb::Client* c, const std::string& project) {
+    bdb::UpdateBranchRequest r;
+    r.writes = o->value;
+    return Patch(ctx, c, project, o->name, r,
+                 [&](const bdb::Branch& b) { return b.name + " takes writes: " + b.writes; });
+  });
 }
 
 void RegisterSetTtl(CLI::App* branch, Commands& commands, const OptsPtr& o) {
@@ -252,6 +272,7 @@ void RegisterBranchCommands(CLI::App& app, Commands& commands) {
   RegisterListAndGet(branch, commands, o);
   RegisterDeleteAndRename(branch, commands, o);
   RegisterProtect(branch, commands, o);
+  RegisterSetWrites(branch, commands, o);
   RegisterSetTtl(branch, commands, o);
   RegisterSetIdleTimeout(branch, commands, o);
 }

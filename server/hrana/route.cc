@@ -168,7 +168,7 @@ void HandlePipeline(Services& s, StreamTable& streams, const httplib::Request& r
   Caller caller;
   caller.client_id = who->client_id;
   caller.request_id = ctx.request_id;
-  caller.read_only = !s.auth->Allows(*who, auth::Operation::kSqlWrite, project, branch);
+  caller.read_only = http::SqlWriteRefusal(s, *who, project, branch).has_value();
   json results = json::array();
   std::string out;
   bool closed = false;

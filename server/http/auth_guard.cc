@@ -9,7 +9,7 @@ namespace branchdb::server::http {
 
 void SendBearerError(httplib::Response& res, const auth::BearerError& error) {
   auth::HttpReply reply = auth::BearerErrorReply(error, "branchdb");
-  std::string code(error.ErrorCode());
+  std::string code(error.api_code.empty() ? error.ErrorCode() : error.api_code);
   if (code.empty()) code = "unauthenticated";
   std::string message = error.description;
   if (message.empty()) {
@@ -17,6 +17,7 @@ void SendBearerError(httplib::Response& res, const auth::BearerError& error) {
   }
   nlohmann::json details = nlohmann::json::object();
   if (!error.scope.empty()) details["scope"] = error.scope;
+  if (!error.branch_patterns.empty()) details["branches"] = error.branch_patterns;
   SendJson(res, reply.status,
            {{"error", {{"code", code}, {"message", message}, {"details", details}}}});
   for (const auto& [name, value] : reply.headers) {
@@ -50,6 +51,59 @@ const RequestContext::Bearer& Authenticated(Services& services, const httplib::R
   return *ctx.bearer;
 }
 
+namespace {
+
+// The operations that a branch's protection guards (beside lifting it, which
+// the PATCH handler checks: it depends on the body).
+bool GuardedByProtection(auth::Operation op) {
+  return op == auth::Operation::kDeleteBranch || op == auth::Operation::kResetBranch ||
+         op == auth::Operation::kRollbackBranch;
+}
+
+}  // namespace
+
+std::optional<auth::BearerError> ProtectionRefusal(Services& services,
+                                                   const auth::Principal& who,
+                                                   auth::Operation op, std::string_view project,
+                                                   std::string_view branch) {
+  if (services.catalog == nullptr || branch.empty()) return std::nullopt;
+  auto b = services.catalog->GetBranch(std::string(project), std::string(branch), false);
+  if (!b.ok()) return std::nullopt;  // the handler answers branch_not_found
+  const bool promote_only_write = op == auth::Operation::kSqlWrite && b->writes_promote_only;
+  const bool guard_change = op == auth::Operation::kProtectBranch &&
+                            (b->is_protected || b->writes_promote_only);
+  if (!promote_only_write && !guard_change && !(GuardedByProtection(op) && b->is_protected)) {
+    return std::nullopt;
+  }
+  auto error = services.auth->Authorize(who, auth::Operation::kProtectBranch, project, branch);
+  if (!error) return std::nullopt;
+  error->api_code = promote_only_write ? "branch_promote_only" : "branch_protected";
+  error->branch_patterns.clear();
+  error->description =
+      promote_only_write
+          ? "branch '" + std::string(branch) +
+                "' takes writes only through promote (writes policy promote_only): SQL writes "
+                "on it need the scope branches:protect (or admin); create a branch of it, write "
+                "there, then promote"
+      : guard_change
+          ? "branch '" + std::string(branch) +
+                "' is guarded (protected or writes promote_only): changing its protection, "
+                "writes policy or name needs the scope branches:protect (or admin)"
+          : "branch '" + std::string(branch) + "' is protected: " +
+                std::string(auth::OperationName(op)) +
+                " on it needs the scope branches:protect (or admin)";
+  return error;
+}
+
+std::optional<auth::BearerError> SqlWriteRefusal(Services& services, const auth::Principal& who,
+                                                 std::string_view project,
+                                                 std::string_view branch) {
+  if (auto error = services.auth->Authorize(who, auth::Operation::kSqlWrite, project, branch)) {
+    return error;
+  }
+  return ProtectionRefusal(services, who, auth::Operation::kSqlWrite, project, branch);
+}
+
 std::optional<auth::Principal> RequireAuth(Services& services, const httplib::Request& req,
                                            httplib::Response& res, RequestContext& ctx,
                                            auth::Operation op, std::string_view project,
@@ -69,6 +123,10 @@ std::optional<auth::Principal> RequireAuth(Services& services, const httplib::Re
   if (!error && bearer.principal->kind == auth::Principal::Kind::kDbCredential) {
     error = auth::CheckCredentialBinding(*bearer.principal,
                                          BranchIdentityOf(services, project, branch));
+  }
+  // Rollback, reset and delete of a protected branch: branches:protect too.
+  if (!error && GuardedByProtection(op)) {
+    error = ProtectionRefusal(services, *bearer.principal, op, project, branch);
   }
   if (!error) return bearer.principal;
   SendBearerError(res, *error);

@@ -33,13 +33,35 @@ const RequestContext::Bearer& Authenticated(Services& services, const httplib::R
 // router already did for admission or idempotency) and that it may perform
 // op on project/branch ("" when not about one); for a database credential
 // also that the names still denote the project and branch it was issued for
-// (401 invalid_token after a delete + re-create or a rename). nullopt after
+// (401 invalid_token after a delete + re-create or a rename); and for
+// rollback, reset and delete of a protected branch the right its protection
+// asks (ProtectionRefusal). nullopt after
 // writing the error response when refused. With no auth service wired,
 // refuses with 503.
 std::optional<auth::Principal> RequireAuth(Services& services, const httplib::Request& req,
                                            httplib::Response& res, RequestContext& ctx,
                                            auth::Operation op, std::string_view project = "",
                                            std::string_view branch = "");
+
+// The right a branch's guard asks of who for op (docs/auth.md, "Protection"):
+// rollback, reset or delete of a protected branch, a SQL write (op
+// kSqlWrite) on a branch whose writes policy is promote_only, and a change
+// of a guarded branch's guards or name (op kProtectBranch) need
+// branches:protect (auth::Operation::kProtectBranch). nullopt when op is not
+// guarded there or who holds the right; else the 403 refusal (api_code
+// branch_protected or branch_promote_only). A branch that does not exist is
+// not refused here.
+std::optional<auth::BearerError> ProtectionRefusal(Services& services,
+                                                   const auth::Principal& who,
+                                                   auth::Operation op, std::string_view project,
+                                                   std::string_view branch);
+
+// Why who may not write SQL on project/branch: nullopt when it may. The scope
+// and branch patterns (kSqlWrite), then the branch's writes policy
+// (ProtectionRefusal). The one check of REST, Hrana and MCP's run_sql.
+std::optional<auth::BearerError> SqlWriteRefusal(Services& services, const auth::Principal& who,
+                                                 std::string_view project,
+                                                 std::string_view branch);
 
 // The ids project and branch have now (catalog project id, branch timeline),
 // for issuing a credential bound to them; an id is "" when its name denotes

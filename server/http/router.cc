@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "server/http/admission.h"
+#include "server/http/cors.h"
 #include "server/http/errors.h"
 #include "server/http/idempotency.h"
 #include "server/http/log_value.h"
@@ -335,9 +336,12 @@ Router::Router(httplib::Server& server, RouterOptions options)
     : server_(server), options_(std::move(options)), routes_(std::make_unique<Routes>()) {
   if (!options_.logger) options_.logger = spdlog::default_logger();
   Clock* clock = options_.clock;
-  server_.set_pre_routing_handler([clock](const httplib::Request& req, httplib::Response& res) {
+  server_.set_pre_routing_handler([clock, origins = options_.cors_origins](
+                                      const httplib::Request& req, httplib::Response& res) {
     // The Request object is httplib's own mutable one, handed over const.
     BeginRequest(clock, const_cast<httplib::Request&>(req), res);
+    // CORS headers on every answer to a listed origin; a preflight ends here.
+    if (ApplyCors(origins, req, res)) return httplib::Server::HandlerResponse::Handled;
     return httplib::Server::HandlerResponse::Unhandled;
   });
   server_.set_error_handler(

@@ -163,6 +163,8 @@ struct RouterOptions {
   Admission* admission = nullptr;  // optional; not owned
   // Server paths (the data directory, absolute) no error body may show.
   std::vector<std::string> redacted_paths;
+  // Origins allowed by CORS (cors.h); empty: CORS off.
+  std::vector<std::string> cors_origins;
 };
 
 class Router {

@@ -45,7 +45,12 @@ struct Session {
   // The caller's granted scopes: a result offers an undo only when the
   // caller may make it (tools.h).
   auth::ScopeSet scopes;
-  // POST /mcp?readonly=true: tools/list lists the read-only tools only (and
+  // Whether the caller may perform an operation on project/branch, as the
+  // API decides it (scopes, projects, branch patterns). Unset: by scopes.
+  std::function<bool(auth::Operation op, const std::string& project, const std::string& branch)>
+      allows;
+  // POST /mcp?readonly=true, or a client without any write scope (its
+  // tokens can only read): tools/list lists the read-only tools only (and
   // run_sql, which then runs read-only); tools/call of any other tool is a
   // JSON-RPC error -32602 naming the mode.
   bool read_only = false;

@@ -35,6 +35,7 @@ json BranchOutput() {
                 {"created_at", Of("string")},
                 {"expires_at", OrNull("string")},
                 {"protected", Of("boolean")},
+                {"writes", Of("string")},
                 {"default", Of("boolean")},
                 {"logical_bytes", Of("integer")},
                 {"exclusive_bytes", Of("integer")},

@@ -357,7 +357,29 @@ std::string Hint(const std::string& code, const json& details) {
       code == "compute_budget") {
     return "Another request changed or held the branch at the same time: retry.";
   }
-  if (code == "branch_protected") return "The branch is protected: work on a branch and promote it.";
+  if (code == "branch_protected") {
+    return "The branch is guarded: a client with branches:protect (or admin) can do this; do "
+           "not ask to lift the guard. Work on a branch of it (create_branch) and promote it.";
+  }
+  if (code == "branch_promote_only") {
+    return "Writes reach this branch only by promotion: create_branch from it (e.g. "
+           "\"agent/try-1\"), run the SQL there, check it, then promote_branch (or ask who "
+           "holds branches:promote_protected).";
+  }
+  if (code == "branch_not_allowed") {
+    std::string patterns;
+    if (details.contains("branches") && details["branches"].is_array()) {
+      for (const auto& p : details["branches"]) {
+        if (p.is_string()) patterns += (patterns.empty() ? "" : ", ") + p.get<std::string>();
+      }
+    }
+    return "This client may act only on branches matching " +
+           (patterns.empty() ? std::string("its patterns") : patterns) +
+           ": use or create_branch one of those (its parent may be any branch).";
+  }
+  if (code == "branch_ttl_not_allowed") {
+    return "Give a shorter ttl_seconds (at most details.max_branch_ttl_seconds), or none.";
+  }
   if (code == "parent_moved") return "The parent moved since the branch point: promote with mode auto or replay.";
   if (code == "verify_failed") return "The verify query was not truthy: nothing was promoted.";
   if (code == "replay_failed") {

@@ -293,19 +293,25 @@ std::string Target(const ApiCall& call) {
 
 // --- rights ---------------------------------------------------------------------
 
-// The scope a rollback needs, and the scope that changes a branch's protection
-// (PATCH of the branch), as the route table and auth/ define them.
+// The scope a rollback needs, as the route table and auth/ define it.
 auth::Scope RollbackScope() {
   return auth::RequiredScope(
       Api("POST", "/v1/projects/{project}/branches/{branch}/rollback")->operation);
 }
-std::string ProtectScopeName() {
-  return std::string(auth::ScopeName(
-      auth::RequiredScope(Api("PATCH", "/v1/projects/{project}/branches/{branch}")->operation)));
+
+// Whether the session's caller may perform op on project/branch: the
+// server's own decision (auth::AuthService::Authorize) when the transport
+// gave one, else the scope alone.
+bool SessionAllows(const Session& session, auth::Operation op, const std::string& project,
+                   const std::string& branch) {
+  if (session.allows) return session.allows(op, project, branch);
+  return session.scopes.Covers(auth::RequiredScope(op));
 }
 
 // Whether the session's caller may roll back branch (its API JSON) of
-// project; if not, why, and who can.
+// project; if not, why, and who can. The one rule of every undo hint: the
+// rights the API checks (RequireAuth): branches:write on a branch the
+// caller's patterns match, and branches:protect when it is protected.
 struct RollbackRight {
   bool allowed = false;
   std::string why_not;
@@ -313,20 +319,23 @@ struct RollbackRight {
 
 RollbackRight MayRollBack(const Session& session, const json& branch, const std::string& project) {
   const std::string name = F(branch, "name");
-  if (branch.value("protected", false)) {
-    return {false,
-            "\"" + name + "\" is protected, and the API refuses rollback, reset and delete of a "
-            "protected branch to every client. Only its owner can undo this, by lifting the "
-            "protection (PATCH of the branch with {\"protected\": false}, scope " +
-                ProtectScopeName() + ", e.g. an operator with admin) and rolling back. Do not lift "
-                "it yourself: tell the user. Next time try changes on a branch: create_branch "
-                "{project: \"" + project + "\", name: \"agent/try-1\", parent: \"" + name +
-                "\"}, then promote_branch."};
+  const std::string scope(auth::ScopeName(RollbackScope()));
+  if (!SessionAllows(session, auth::Operation::kRollbackBranch, project, name)) {
+    return {false, "rollback of \"" + name + "\" needs the scope " + scope +
+                       " on that branch, which this client lacks (its scopes or branch patterns): "
+                       "a client with " + scope + " on it (or admin) can."};
   }
-  if (!session.scopes.Covers(RollbackScope())) {
-    const std::string scope(auth::ScopeName(RollbackScope()));
-    return {false, "rollback needs the scope " + scope +
-                       ", which this token lacks: a client with " + scope + " (or admin) can."};
+  if (branch.value("protected", false) &&
+      !SessionAllows(session, auth::Operation::kProtectBranch, project, name)) {
+    const std::string protect(
+        auth::ScopeName(auth::RequiredScope(auth::Operation::kProtectBranch)));
+    return {false,
+            "\"" + name + "\" is protected: rollback, reset and delete of it need the scope " +
+                protect + ", which this client lacks. A client with " + protect +
+                " (or admin) can make the undo as it is, without lifting the protection: tell "
+                "the user. Next time try changes on a branch: create_branch {project: \"" +
+                project + "\", name: \"agent/try-1\", parent: \"" + name +
+                "\"}, then promote_branch."};
   }
   return {true, ""};
 }

@@ -2,16 +2,25 @@
 // decodes the path before matching, so the branch pattern takes the rest of
 // the path and sub-resource routes are registered before the bare one):
 //   POST   /v1/projects/{p}/branches   {"name","parent","at":{"lsn"|"timestamp"|"checkpoint"|"label"},
-//                                       "ttl_seconds","expires_at","protected"} -> 201 branch
-//   GET    /v1/projects/{p}/branches   -> {"branches":[...]}
+//                                       "ttl_seconds","expires_at","protected",
+//                                       "writes":"any"|"promote_only"} -> 201 branch
+//   GET    /v1/projects/{p}/branches   -> {"branches":[...]} (those the caller's branch
+//                                          patterns match)
 //   GET    /v1/projects/{p}/branches/{b}
-//   PATCH  /v1/projects/{p}/branches/{b}  {"name","protected","ttl_seconds","expires_at",
+//   PATCH  /v1/projects/{p}/branches/{b}  {"name","protected","writes","ttl_seconds",
+//                                          "expires_at",
 //                                          "idle_timeout_seconds": N | null (server default)}
 //   DELETE /v1/projects/{p}/branches/{b}  -> 204
+// A client limited to branch patterns names only branches they match (also
+// as a new name), and with a maximum branch TTL makes only branches that
+// expire within it (docs/auth.md, "Branch-scoped clients"); lifting a
+// branch's guard (protected, writes policy) or renaming a guarded branch
+// needs branches:protect ("Protection").
 #include <httplib.h>
 
 #include "auth/auth.h"
 #include "server/compute/supervisor.h"
+#include "server/http/auth_guard.h"
 #include "server/http/errors.h"
 #include "server/routes/call.h"
 #include "server/routes/common.h"
@@ -21,6 +30,33 @@ namespace branchdb::server::routes {
 using nlohmann::json;
 
 namespace {
+
+// "writes": absent/null, "any" (false) or "promote_only" (true).
+Result<std::optional<bool>> ParseWritesPolicy(const json& body) {
+  auto writes = OptString(body, "writes");
+  if (!writes.ok()) return writes.status();
+  if (!writes->has_value()) return std::optional<bool>();
+  if (**writes != "any" && **writes != "promote_only") {
+    return Status::InvalidArgument("writes: expected \"any\" or \"promote_only\"",
+                                   "invalid_argument");
+  }
+  return std::optional<bool>(**writes == "promote_only");
+}
+
+// A client's maximum branch TTL: the expire time a branch it creates or
+// re-times may have at the latest (nullopt: no maximum).
+std::optional<int64_t> LatestExpiry(const Call& c) {
+  if (c.who->max_branch_ttl_seconds <= 0) return std::nullopt;
+  return c.s.clock->NowMicros() + c.who->max_branch_ttl_seconds * 1000000;
+}
+
+// 403 branch_ttl_not_allowed: an expiry past the client's maximum, or none.
+Status TtlNotAllowed(const Call& c, const std::string& what) {
+  return Status::PermissionDenied(
+      what + ": this client's branches must expire within max_branch_ttl_seconds = " +
+          std::to_string(c.who->max_branch_ttl_seconds) + " s",
+      "branch_ttl_not_allowed");
+}
 
 Result<catalog::CreateBranchOptions> ParseCreateBranch(const json& body) {
   catalog::CreateBranchOptions o;
@@ -77,12 +113,16 @@ Result<catalog::CreateBranchOptions> ParseCreateBranch(const json& body) {
   auto prot = OptBool(body, "protected");
   if (!prot.ok()) return prot.status();
   o.is_protected = prot->value_or(false);
+  auto writes = ParseWritesPolicy(body);
+  if (!writes.ok()) return writes.status();
+  o.writes_promote_only = writes->value_or(false);
   return o;
 }
 
 // A PATCH of a branch, checked whole before anything is changed.
 struct BranchPatch {
   std::optional<bool> is_protected;
+  std::optional<bool> writes_promote_only;
   std::optional<int64_t> ttl_seconds;
   bool set_expiry = false;
   std::optional<int64_t> expires_micros;  // nullopt with set_expiry: no expiry
@@ -110,10 +150,49 @@ Result<BranchPatch> ParseBranchPatch(const json& body) {
   auto prot = OptBool(body, "protected");
   if (!prot.ok()) return prot.status();
   p.is_protected = *prot;
+  auto writes = ParseWritesPolicy(body);
+  if (!writes.ok()) return writes.status();
+  p.writes_promote_only = *writes;
   auto name = OptString(body, "name");
   if (!name.ok()) return name.status();
   p.name = *name;
   return p;
+}
+
+// Whether the caller may make patch p to branch b (what the handler checks
+// beyond the route's branches:write): lifting or changing a guard (protected,
+// writes policy) of a guarded branch, or renaming one, needs branches:protect;
+// a new name must fit the caller's branch patterns; a TTL or expiry must stay
+// within the caller's maximum. Writes the refusal and returns false.
+bool MayPatch(Call& c, const catalog::BranchInfo& b, const BranchPatch& p) {
+  const bool renames = p.name && *p.name != b.name;
+  if (p.is_protected || p.writes_promote_only || renames) {
+    if (auto error = http::ProtectionRefusal(c.s, *c.who, auth::Operation::kProtectBranch,
+                                             c.project, c.branch)) {
+      http::SendBearerError(c.res, *error);
+      return false;
+    }
+  }
+  if (renames &&
+      !http::RequireAuth(c.s, c.req, c.res, c.ctx, auth::Operation::kCreateBranch, c.project,
+                         *p.name)) {
+    return false;
+  }
+  if (auto latest = LatestExpiry(c)) {
+    Status st;
+    if (p.ttl_seconds && *p.ttl_seconds > c.who->max_branch_ttl_seconds) {
+      st = TtlNotAllowed(c, "ttl_seconds " + std::to_string(*p.ttl_seconds));
+    } else if (p.set_expiry && !p.expires_micros) {
+      st = TtlNotAllowed(c, "expires_at null (never)");
+    } else if (p.set_expiry && *p.expires_micros > *latest) {
+      st = TtlNotAllowed(c, "expires_at");
+    }
+    if (!st.ok()) {
+      http::SendError(c.res, st, {{"max_branch_ttl_seconds", c.who->max_branch_ttl_seconds}});
+      return false;
+    }
+  }
+  return true;
 }
 
 // Applies p to branch, in the order protection, TTL, expiry, idle timeout,
@@ -122,6 +201,9 @@ Result<std::string> ApplyBranchPatch(Services& s, const std::string& project,
                                      const std::string& branch, const BranchPatch& p) {
   catalog::Catalog& cat = *s.catalog;
   if (p.is_protected) BRANCHDB_RETURN_IF_ERROR(cat.SetProtected(project, branch, *p.is_protected));
+  if (p.writes_promote_only) {
+    BRANCHDB_RETURN_IF_ERROR(cat.SetWritesPolicy(project, branch, *p.writes_promote_only));
+  }
   if (p.ttl_seconds) BRANCHDB_RETURN_IF_ERROR(cat.SetTtl(project, branch, *p.ttl_seconds * 1000000));
   if (p.set_expiry) BRANCHDB_RETURN_IF_ERROR(cat.SetExpiry(project, branch, p.expires_micros));
   if (p.set_idle) {
@@ -151,17 +233,40 @@ void HandleCreateBranch(Call& c) {
                            Status::InvalidArgument("name: required string", "invalid_argument"));
   }
   BRANCHDB_TRY_SEND(c.res, options, ParseCreateBranch(*body));
+  const std::string name = (*body)["name"].get<std::string>();
+  // The route authorized the project; the new name must fit the patterns.
+  if (!http::RequireAuth(c.s, c.req, c.res, c.ctx, auth::Operation::kCreateBranch, c.project,
+                         name)) {
+    return;
+  }
+  if (auto latest = LatestExpiry(c)) {
+    Status st;
+    if (options->ttl_micros && *options->ttl_micros > c.who->max_branch_ttl_seconds * 1000000) {
+      st = TtlNotAllowed(c, "ttl_seconds " + std::to_string(*options->ttl_micros / 1000000));
+    } else if (options->expires_micros && *options->expires_micros > *latest) {
+      st = TtlNotAllowed(c, "expires_at");
+    } else if (!options->ttl_micros && !options->expires_micros) {
+      options->ttl_micros = c.who->max_branch_ttl_seconds * 1000000;  // the default: the maximum
+    }
+    if (!st.ok()) {
+      return http::SendError(c.res, st,
+                             {{"max_branch_ttl_seconds", c.who->max_branch_ttl_seconds}});
+    }
+  }
   options->actor = {c.who->client_id, c.ctx.request_id};
   BRANCHDB_TRY_SEND(c.res, b,
-                    c.s.catalog->CreateBranch(c.project, (*body)["name"].get<std::string>(),
-                                              *options));
+                    c.s.catalog->CreateBranch(c.project, name, *options));
   http::SendJson(c.res, 201, BranchJson(*b, c.s.config->idle_timeout_seconds));
 }
 
 void HandleListBranches(Call& c) {
   BRANCHDB_TRY_SEND(c.res, list, c.s.catalog->ListBranches(c.project, true));
   json out = json::array();
-  for (const auto& b : *list) out.push_back(BranchJson(b, c.s.config->idle_timeout_seconds));
+  // A client limited to branch patterns sees only the branches they match.
+  for (const auto& b : *list) {
+    if (!auth::AnyBranchPatternMatches(c.who->branches, b.name)) continue;
+    out.push_back(BranchJson(b, c.s.config->idle_timeout_seconds));
+  }
   http::SendJson(c.res, 200, {{"branches", out}});
 }
 
@@ -174,6 +279,7 @@ void HandleUpdateBranch(Call& c) {
   BRANCHDB_TRY_SEND(c.res, body, http::ParseJsonObject(c.req.body));
   BRANCHDB_TRY_SEND(c.res, exists, c.s.catalog->GetBranch(c.project, c.branch, false));
   BRANCHDB_TRY_SEND(c.res, patch, ParseBranchPatch(*body));
+  if (!MayPatch(c, *exists, *patch)) return;
   BRANCHDB_TRY_SEND(c.res, name, ApplyBranchPatch(c.s, c.project, c.branch, *patch));
   BRANCHDB_TRY_SEND(c.res, b, c.s.catalog->GetBranch(c.project, *name));
   http::SendJson(c.res, 200, BranchJson(*b, c.s.config->idle_timeout_seconds));

@@ -290,9 +290,18 @@ Status ParseDiffStates(Call& c, catalog::StateRef* from, catalog::StateRef* to) 
   auto lsn = QueryInt(c.req, "lsn", kLsnRange);
   if (!lsn.ok()) return lsn.status();
   from->branch = c.req.get_param_value("base");
+  auto b = c.s.catalog->GetBranch(c.project, c.branch, false);
+  if (!b.ok()) return b.status();
+  // A client limited to branch patterns diffs against its branch's parent
+  // (the branch it was made from) or a branch the patterns match.
+  if (from->branch != b->parent &&
+      !auth::AnyBranchPatternMatches(c.who->branches, from->branch.empty() ? c.branch
+                                                                            : from->branch)) {
+    return Status::PermissionDenied("base: branch '" + from->branch +
+                                        "' is outside this client's branches",
+                                    "branch_not_allowed");
+  }
   if (from->branch.empty()) {
-    auto b = c.s.catalog->GetBranch(c.project, c.branch);
-    if (!b.ok()) return b.status();
     if (b->parent.empty() && !base_lsn->has_value()) {
       return Status::InvalidArgument(
           "base: required for a branch without parent (a branch name, with base_lsn=N for one "
@@ -322,6 +331,12 @@ catalog::DataDiffOptions DiffPage(const httplib::Request& req, std::optional<int
   return o;
 }
 
+// Whether the caller holds branches:protect on the path's branch: then a
+// rollback or reset acts on it also when it is protected.
+bool MayLiftGuard(const Call& c) {
+  return c.s.auth->Allows(*c.who, auth::Operation::kProtectBranch, c.project, c.branch);
+}
+
 }  // namespace
 
 void HandlePromote(Call& c) {
@@ -329,6 +344,11 @@ void HandlePromote(Call& c) {
   BRANCHDB_TRY_SEND(c.res, options, ParsePromote(*body));
   BRANCHDB_TRY_SEND(c.res, b, c.s.catalog->GetBranch(c.project, c.branch, false));
   if (!b->parent.empty()) {
+    // Promotion writes the parent: the caller's branch patterns must match it.
+    if (!http::RequireAuth(c.s, c.req, c.res, c.ctx, auth::Operation::kPromoteBranch, c.project,
+                           b->parent)) {
+      return;
+    }
     BRANCHDB_TRY_SEND(c.res, parent, c.s.catalog->GetBranch(c.project, b->parent, false));
     if (parent->is_protected) {
       // A protected parent takes an explicit scope (only admin implies it).
@@ -392,8 +412,9 @@ void HandleLabelCheckpoint(Call& c) {
 void HandleRollback(Call& c) {
   BRANCHDB_TRY_SEND(c.res, body, http::ParseJsonObject(c.req.body));
   BRANCHDB_TRY_SEND(c.res, target, ParseTarget(*body));
+  // The route checked branches:protect when the branch is protected.
   auto r = c.s.catalog->Rollback(c.project, c.branch, *target,
-                                 {c.who->client_id, c.ctx.request_id});
+                                 {c.who->client_id, c.ctx.request_id}, MayLiftGuard(c));
   c.s.computes->Invalidate(ComputeKey(c.project, c.branch));
   if (!r.ok()) return http::SendError(c.res, r.status());
   http::SendJson(c.res, 200, MoveJson(*r));
@@ -401,7 +422,7 @@ void HandleRollback(Call& c) {
 
 void HandleReset(Call& c) {
   auto r = c.s.catalog->ResetFromParent(c.project, c.branch,
-                                        {c.who->client_id, c.ctx.request_id});
+                                        {c.who->client_id, c.ctx.request_id}, MayLiftGuard(c));
   c.s.computes->Invalidate(ComputeKey(c.project, c.branch));
   if (!r.ok()) return http::SendError(c.res, r.status());
   http::SendJson(c.res, 200, MoveJson(*r));

@@ -1,7 +1,9 @@
 // OAuth clients (admin scope; not for clients restricted to projects):
-//   POST   /v1/clients        {"name","scopes":["a","b"],"projects":[..]}
+//   POST   /v1/clients        {"name","scopes":["a","b"],"projects":[..],
+//                              "branches":["agent/*",..],"max_branch_ttl_seconds":N}
 //                             -> 201 {client_id, client_secret (only now), name, scopes, projects,
-//                                     enabled, created_at (RFC 3339)}
+//                                     branches, max_branch_ttl_seconds, enabled,
+//                                     created_at (RFC 3339)}
 //   GET    /v1/clients        -> {"clients":[...]} (never secrets)
 //   DELETE /v1/clients/{id}   -> 204
 #include <httplib.h>
@@ -56,6 +58,29 @@ Status ParseProjects(const json& body, auth::ClientSpec* spec) {
   return Status::OK();
 }
 
+// "branches": absent/null (all branches) or a non-empty array of patterns
+// (auth::CreateClient checks each and their number); "max_branch_ttl_seconds":
+// absent/null (none) or 60 s to 1 year.
+Status ParseBranchLimits(const json& body, auth::ClientSpec* spec) {
+  if (body.contains("branches") && !body["branches"].is_null()) {
+    const json& branches = body["branches"];
+    Status bad = Status::InvalidArgument(
+        "branches: expected a non-empty array of branch name patterns, e.g. [\"agent/*\"] "
+        "(absent: all branches)",
+        "invalid_branch_pattern");
+    if (!branches.is_array() || branches.empty()) return bad;
+    for (const auto& b : branches) {
+      if (!b.is_string()) return bad;
+      spec->branches.push_back(b.get<std::string>());
+    }
+  }
+  auto ttl = OptInt(body, "max_branch_ttl_seconds",
+                    {auth::kMinBranchTtlSeconds, auth::kMaxBranchTtlSeconds});
+  if (!ttl.ok()) return ttl.status();
+  spec->max_branch_ttl_seconds = ttl->value_or(0);
+  return Status::OK();
+}
+
 }  // namespace
 
 void HandleCreateClient(Call& c) {
@@ -65,6 +90,7 @@ void HandleCreateClient(Call& c) {
   BRANCHDB_TRY_SEND(c.res, scopes, ParseScopes(body->contains("scopes") ? (*body)["scopes"] : json()));
   spec.scopes = *scopes;
   if (Status st = ParseProjects(*body, &spec); !st.ok()) return http::SendError(c.res, st);
+  if (Status st = ParseBranchLimits(*body, &spec); !st.ok()) return http::SendError(c.res, st);
   BRANCHDB_TRY_SEND(c.res, created, c.s.auth->CreateClient(spec));
   json out = ClientJson(created->info);
   out["client_secret"] = created->client_secret;

@@ -130,6 +130,7 @@ json BranchJson(const catalog::BranchInfo& b, int64_t default_idle_timeout_secon
             {"created_at", FormatTime(b.created_micros)},
             {"expires_at", b.expires_micros ? json(FormatTime(*b.expires_micros)) : json(nullptr)},
             {"protected", b.is_protected},
+            {"writes", b.writes_promote_only ? "promote_only" : "any"},
             {"default", b.is_default},
             {"logical_bytes", b.logical_bytes},
             {"exclusive_bytes", b.exclusive_bytes},

@@ -18,6 +18,7 @@
 #include <string_view>
 
 #include "auth/auth.h"
+#include "server/http/cors.h"
 #include "server/http/errors.h"
 #include "server/http/log_value.h"
 #include "server/http/router.h"
@@ -28,6 +29,17 @@ namespace branchdb::server::routes {
 namespace {
 
 using nlohmann::json;
+
+// True when scopes grant any write: admin, or a :write, :protect or
+// :promote_protected scope. A client without one is read-only.
+bool HoldsWriteScope(const auth::ScopeSet& scopes) {
+  for (auth::Scope s : {auth::Scope::kAdmin, auth::Scope::kProjectsWrite,
+                        auth::Scope::kBranchesWrite, auth::Scope::kSqlWrite,
+                        auth::Scope::kBranchesProtect, auth::Scope::kBranchesPromoteProtected}) {
+    if (scopes.Has(s)) return true;
+  }
+  return false;
+}
 
 // Named after the configured public URL, never the request's Host header.
 std::string ResourceMetadataUrl(const Services& services) {
@@ -186,11 +198,12 @@ void SendMethodNotAllowed(httplib::Response& res) {
 void HandleMcp(Call& c) {
   const httplib::Request& req = c.req;
   if (req.has_header("Origin") &&
-      !OriginAllowed(req.get_header_value("Origin"), req.get_header_value("Host"), c.s.public_url)) {
+      !OriginAllowed(req.get_header_value("Origin"), req.get_header_value("Host"), c.s.public_url) &&
+      !http::CorsOriginAllowed(c.s.config->cors_origins, req.get_header_value("Origin"))) {
     return SendRpcError(c.res, 403, mcp::kInvalidRequest,
                         "Origin " + req.get_header_value("Origin") +
-                            " is not allowed (only loopback origins and this server's public URL "
-                            "may call from a browser)");
+                            " is not allowed (only loopback origins, this server's public URL "
+                            "and the configured cors_origins may call from a browser)");
   }
   if (c.s.auth == nullptr) {
     return http::SendError(c.res, Status::Unavailable("auth is not available", "auth_unavailable"));
@@ -200,13 +213,21 @@ void HandleMcp(Call& c) {
   if (!principal) return SendUnauthorized(c.res, error, ResourceMetadataUrl(c.s));
   mcp::Session session;
   session.scopes = principal->scopes;
+  auth::AuthService* auth = c.s.auth;
+  session.allows = [auth, p = *principal](auth::Operation op, const std::string& project,
+                                           const std::string& branch) {
+    return auth->Allows(p, op, project, branch);
+  };
+  // A client that holds no write scope gets the read-only session whatever
+  // the query says: its list shows only what it can use.
+  session.read_only = !HoldsWriteScope(principal->scopes);
   if (req.has_param("readonly")) {
     std::string mode = req.get_param_value("readonly");
     if (mode != "true" && mode != "false") {
       return SendRpcError(c.res, 400, mcp::kInvalidRequest,
                           "readonly must be true or false, not \"" + mode + "\"");
     }
-    session.read_only = mode == "true";
+    session.read_only = session.read_only || mode == "true";
   }
   if (req.has_header("MCP-Protocol-Version") &&
       !mcp::SupportedProtocolVersion(req.get_header_value("MCP-Protocol-Version"))) {

@@ -61,16 +61,16 @@ void HandleAuthServerMetadata(Call& c) {
   // The configured public URL, never the request's Host header (a client
   // could make the server name any issuer).
   const std::string& base = c.s.public_url;
-  std::vector<std::string> scopes;
-  for (auth::Scope s : {auth::Scope::kAdmin, auth::Scope::kProjectsRead,
-                        auth::Scope::kProjectsWrite, auth::Scope::kBranchesRead,
-                        auth::Scope::kBranchesWrite, auth::Scope::kSqlRead,
-                        auth::Scope::kSqlWrite}) {
-    scopes.emplace_back(auth::ScopeName(s));
-  }
+  // Every scope a client may ask for (branches:protect and
+  // branches:promote_protected included).
+  const std::vector<std::string> scopes =
+      auth::ScopeSet::FromBits(auth::ScopeSet::kAllBits).Names();
   const nlohmann::json client_auth = {"client_secret_basic", "client_secret_post"};
   http::SendJson(c.res, 200,
                  {{"issuer", base},
+                  // RFC 8414 requires none for client credentials, but clients
+                  // (the MCP TypeScript SDK) refuse metadata without one.
+                  {"authorization_endpoint", base + "/oauth/authorize"},
                   {"token_endpoint", base + "/oauth/token"},
                   {"revocation_endpoint", base + "/oauth/revoke"},
                   {"introspection_endpoint", base + "/oauth/introspect"},
@@ -81,6 +81,17 @@ void HandleAuthServerMetadata(Call& c) {
                   {"revocation_endpoint_auth_methods_supported", client_auth},
                   {"introspection_endpoint_auth_methods_supported", client_auth},
                   {"scopes_supported", scopes}});
+}
+
+void HandleOAuthAuthorize(Call& c) {
+  // RFC 6749 §4.1.2.1: with no registered redirect URI, the error is shown
+  // here, never redirected.
+  http::SendJson(c.res, 400,
+                 {{"error", "unsupported_response_type"},
+                  {"error_description",
+                   "this server issues tokens by client credentials only: POST /oauth/token "
+                   "with grant_type=client_credentials"}});
+  c.res.set_header("Cache-Control", "no-store");
 }
 
 }  // namespace branchdb::server::routes

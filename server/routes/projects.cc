@@ -74,6 +74,11 @@ void HandleUpdateProject(Call& c) {
 
 void HandleDeleteProject(Call& c) {
   bool force = c.req.get_param_value("force") == "true";
+  // Past protected branches: the right that deletes a protected branch.
+  if (force && !http::RequireAuth(c.s, c.req, c.res, c.ctx, auth::Operation::kProtectBranch,
+                                  c.project)) {
+    return;
+  }
   Status st = c.s.catalog->DeleteProject(c.project, force);
   if (!st.ok()) return http::SendError(c.res, st);
   // The deleted project's store refuses every call from now on, and its

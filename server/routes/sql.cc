@@ -199,7 +199,10 @@ Status ScriptFailure(Call& c, sqlite3* db, Status st, const std::string& key) {
 }
 
 // A whole script on the branch's compute, one transaction.
-void RunOnCompute(Call& c, const json& body, bool read_only) {
+// write_refusal: why the caller may not write (forced read-only); a write
+// then answers that refusal rather than the sandbox's read_only.
+void RunOnCompute(Call& c, const json& body, bool read_only,
+                  const std::optional<auth::BearerError>& write_refusal = std::nullopt) {
   Services& s = c.s;
   std::string key = ComputeKey(c.project, c.branch);
   auto lease = s.computes->Acquire(key);
@@ -222,6 +225,10 @@ void RunOnCompute(Call& c, const json& body, bool read_only) {
   auto result = (*lease)->sandbox().Execute(script, &error);
   if (!result.ok()) {
     s.metrics->Increment(http::kSqlStatements, {{"outcome", "error"}});
+    if (write_refusal && !write_refusal->api_code.empty() &&
+        result.status().reason() == "read_only") {
+      return http::SendBearerError(c.res, *write_refusal);
+    }
     return http::SendError(c.res, ScriptFailure(c, db, result.status(), key), error.details());
   }
   storage::Lsn commit_after = storage::LastCommitLsn(db);
@@ -253,9 +260,10 @@ void HandleSql(Call& c) {
     return HandleSqlPage(&c.s, c.res, *body, c.project, c.branch, c.who->client_id);
   }
   BRANCHDB_TRY_SEND(c.res, read_only_flag, OptBool(*body, "read_only"));
-  bool read_only = read_only_flag->value_or(false) ||
-                   !c.s.auth->Allows(*c.who, auth::Operation::kSqlWrite, c.project, c.branch);
-  RunOnCompute(c, *body, read_only);
+  auto refusal = http::SqlWriteRefusal(c.s, *c.who, c.project, c.branch);
+  const bool asked_read_only = read_only_flag->value_or(false);
+  RunOnCompute(c, *body, asked_read_only || refusal.has_value(),
+               asked_read_only ? std::nullopt : refusal);
 }
 
 void HandleIssueCredential(Call& c) {

@@ -62,6 +62,7 @@ void HandleOAuthRevoke(Call&);
 void HandleOAuthIntrospect(Call&);
 void HandleJwks(Call&);
 void HandleAuthServerMetadata(Call&);
+void HandleOAuthAuthorize(Call&);
 // mcp.cc
 void HandleProtectedResourceMetadata(Call&);
 void HandleMcp(Call&);
@@ -181,6 +182,9 @@ inline constexpr Route kApiRoutes[] = {
     {"POST", "/mcp", Access::kPublic, {}, 0, HandleMcp},
     {"GET", "/mcp", Access::kPublic, {}, 0, HandleMcpNotAllowed},
     {"DELETE", "/mcp", Access::kPublic, {}, 0, HandleMcpNotAllowed},
+    // Named by the metadata (clients such as the MCP SDK require one); no
+    // grant uses it: it refuses every request (client credentials only).
+    {"GET", "/oauth/authorize", Access::kPublic, {}, 0, HandleOAuthAuthorize},
 };
 #undef BRANCHDB_BRANCH
 

@@ -183,6 +183,14 @@ void HandleImport(Call& c) {
   auto b = (*writer)->Finish(sink.rest(),
                              "import of a " + std::to_string(sink.total()) + "-byte database");
   if (!b.ok()) return http::SendError(c.res, b.status());
+  // A client with a maximum branch TTL makes only branches that expire
+  // (docs/auth.md): the imported one gets that TTL.
+  if (who->max_branch_ttl_seconds > 0) {
+    Status st = c.s.catalog->SetTtl(c.project, branch, who->max_branch_ttl_seconds * 1000000);
+    if (!st.ok()) return http::SendError(c.res, st);
+    b = c.s.catalog->GetBranch(c.project, branch);
+    if (!b.ok()) return http::SendError(c.res, b.status());
+  }
   http::SendJson(c.res, 201, BranchJson(*b, c.s.config->idle_timeout_seconds));
 }
 

@@ -53,7 +53,7 @@ class AuthFixture {
   int64_t Now() const { return const_cast<MockClock&>(clock_).NowMicros() / 1000000; }
 
   NewClient MakeClient(ScopeSet scopes, std::vector<std::string> projects = {}) {
-    auto c = service_->CreateClient(ClientSpec{"test", scopes, std::move(projects)});
+    auto c = service_->CreateClient(ClientSpec{"test", scopes, std::move(projects), {}, 0});
     REQUIRE(c.ok());
     return std::move(*c);
   }

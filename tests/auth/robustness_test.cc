@@ -39,14 +39,14 @@ TEST_CASE("auth state: acknowledged mutations survive any single I/O fault plus 
       auto opened = AuthService::Open(&env, TestOptions(dir.path()));
       REQUIRE(opened.ok());
       std::unique_ptr<AuthService> svc = std::move(*opened);
-      auto a = svc->CreateClient(ClientSpec{"a", {Scope::kSqlRead}, {}});
+      auto a = svc->CreateClient(ClientSpec{"a", {Scope::kSqlRead}, {}, {}, 0});
       REQUIRE(a.ok());
       std::string revoke_me = TokenFor(*svc, *a), keep = TokenFor(*svc, *a);
       const std::string old_kid = svc->CurrentKeyId();
 
       INFO("fault at operation " << n << (sticky ? " (sticky)" : ""));
       env.FailNth(n, FaultType::kIOError, sticky);
-      auto b = svc->CreateClient(ClientSpec{"b", {Scope::kSqlWrite}, {"p"}});
+      auto b = svc->CreateClient(ClientSpec{"b", {Scope::kSqlWrite}, {"p"}, {}, 0});
       if (!b.ok()) CHECK(svc->ListClients().size() == 1);  // rolled back in memory
       Status revoked = svc->RevokeToken(revoke_me);
       if (!revoked.ok()) CHECK(Verifies(*svc, revoke_me));
@@ -88,7 +88,7 @@ TEST_CASE("concurrent issuing, verifying and revoking while keys rotate") {
   auto opened = AuthService::Open(&env, TestOptions(dir.path()));
   REQUIRE(opened.ok());
   AuthService& svc = **opened;
-  auto c = svc.CreateClient(ClientSpec{"c", {Scope::kSqlWrite}, {}});
+  auto c = svc.CreateClient(ClientSpec{"c", {Scope::kSqlWrite}, {}, {}, 0});
   REQUIRE(c.ok());
   std::atomic<int> failures{0};
   std::vector<std::thread> threads;

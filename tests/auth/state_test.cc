@@ -47,7 +47,7 @@ TEST_CASE_METHOD(AuthFixture, "client lifecycle: create, list, disable, enable, 
   CHECK(svc().GetClient(a.info.client_id).status().IsNotFound());
   CHECK(svc().SetClientEnabled("nope", true).IsNotFound());
   CHECK(svc().DeleteClient("nope").IsNotFound());
-  CHECK(svc().CreateClient(ClientSpec{"empty", {}, {}}).status().IsInvalidArgument());
+  CHECK(svc().CreateClient(ClientSpec{"empty", {}, {}, {}, 0}).status().IsInvalidArgument());
 
   json shown = json::parse(b.ToJson());
   CHECK(shown["client_secret"] == b.client_secret);

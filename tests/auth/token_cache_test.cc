@@ -61,7 +61,7 @@ TEST_CASE("with token_cache_entries = 0 every use checks the signature") {
   o.token_cache_entries = 0;
   auto s = AuthService::Open(&env, o);
   REQUIRE(s.ok());
-  auto c = (*s)->CreateClient(ClientSpec{"t", {Scope::kSqlRead}, {}});
+  auto c = (*s)->CreateClient(ClientSpec{"t", {Scope::kSqlRead}, {}, {}, 0});
   REQUIRE(c.ok());
   OAuthRequest r;
   r.form = {{"grant_type", "client_credentials"},

@@ -348,6 +348,47 @@ class AccessAndTransfer(CliTestCase):
         self.fails(AUTH, *as_reader, "project", "list")
         self.fails(NOT_FOUND, "client", "delete", c["client_id"])
 
+    def test_branch_scoped_client(self) -> None:
+        # docs/auth.md's agent: its branches only, each expiring within an hour.
+        P = ("--project", self.project("scoped"))
+        self.ok(*P, "sql", "production", "CREATE TABLE t(a)")
+        self.ok(*P, "branch", "protect", "production")
+        c = self.js("client", "create", "--name", "agent", "--scopes",
+                    "branches:write sql:write", "--projects", P[1], "--branches", "agent/*",
+                    "--max-branch-ttl", "1h")
+        self.assertEqual(c["branches"], ["agent/*"])
+        self.assertEqual(c["max_branch_ttl_seconds"], 3600)
+        self.assertIn("agent/*", self.ok("client", "list"))
+        agent = ("--client-id", c["client_id"], "--client-secret", c["client_secret"]) + P
+        b = self.js(*agent, "branch", "create", "agent/x")
+        self.assertIsNotNone(b["expires_at"])  # the client's maximum TTL
+        self.ok(*agent, "sql", "agent/x", "INSERT INTO t VALUES (1)")
+        listed = self.js(*agent, "branch", "list")
+        self.assertEqual([x["name"] for x in listed["branches"]], ["agent/x"])
+        for args in (("branch", "create", "dev/x"), ("sql", "production", "SELECT 1"),
+                     ("branch", "delete", "production"),
+                     ("branch", "unprotect", "production")):
+            out, _ = self.fails(AUTH, *agent, "--json", *args)
+            self.assertEqual(json.loads(out)["error"]["code"], "branch_not_allowed", args)
+        out, _ = self.fails(AUTH, *agent, "--json", "branch", "create", "agent/long", "--ttl", "2h")
+        self.assertEqual(json.loads(out)["error"]["code"], "branch_ttl_not_allowed")
+        self.fails(USAGE, "client", "create", "--scopes", "sql:read", "--max-branch-ttl", "soon")
+
+    def test_writes_policy_and_protect_scope(self) -> None:
+        P = ("--project", self.project("guarded"))
+        self.ok(*P, "sql", "production", "CREATE TABLE t(a)")
+        self.assertIn("promote_only", self.ok(*P, "branch", "set-writes", "production",
+                                              "promote_only"))
+        c = self.js("client", "create", "--name", "writer", "--scopes",
+                    "branches:write sql:write")
+        writer = ("--client-id", c["client_id"], "--client-secret", c["client_secret"]) + P
+        out, _ = self.fails(AUTH, *writer, "--json", "sql", "production", "INSERT INTO t VALUES (1)")
+        self.assertEqual(json.loads(out)["error"]["code"], "branch_promote_only")
+        out, _ = self.fails(AUTH, *writer, "--json", "branch", "set-writes", "production", "any")
+        self.assertEqual(json.loads(out)["error"]["code"], "branch_protected")
+        self.ok(*P, "branch", "set-writes", "production", "any")  # the admin may
+        self.ok(*writer, "sql", "production", "INSERT INTO t VALUES (1)")
+
     def test_export_import_round_trip(self) -> None:
         P = ("--project", self.project("transfer"))
         self.ok(*P, "sql", "production", "CREATE TABLE t(a, b BLOB)")

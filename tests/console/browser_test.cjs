@@ -6,7 +6,7 @@
 // timeline while the page watches, a rollback of three actions and its undo
 // in the UI, a fork from a checkpoint with a TTL, a reset and its undo, its
 // deletion, a label, a schema diff and a data diff paged, two checkpoints
-// compared, a refusal on a protected branch, SQL at a past
+// compared, a refusal (delete) on a protected branch, SQL at a past
 // LSN, a promote dry run and a promote with its undo, keyboard tabs, dark
 // mode. No uncaught error, no console error and no failed request other than
 // the refusals the scenario provokes. Screenshots of each main screen go to
@@ -376,14 +376,16 @@ async function main() {
     await waitText(page, '#sql-out', new RegExp(`Read-only at LSN ${lsns[0]}`));
     assert.match(await text(page, '#sql-out table'), /0/);
 
-    // A refused action: reset of a protected branch shows the server's reason.
+    // A refused action: delete of a protected branch (refused to every
+    // client, this admin included, until it is unprotected) shows the
+    // server's reason.
     await tab(page, 'overview');
     await page.click('#protect');
     await waitText(page, '#notice', /Branch protected/);
     await page.waitForSelector('#tree a[data-branch="dev/agent"] .badge.protected');
-    expected = [{ status: 409, path: /\/reset$/ }];
-    await page.click('#reset');
-    await page.click('#reset');
+    expected = [{ status: 409, path: /\/branches\/dev%2Fagent$/ }];
+    await page.click('#delete');
+    await page.click('#delete');
     await waitText(page, '#alert', /protected/);
     assert.ok(await page.$eval('#alert', (a) => !a.hidden));
     expected = [];

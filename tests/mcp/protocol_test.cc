@@ -474,8 +474,14 @@ TEST_CASE("mcp: describe_branch, get_schema and time-travel reads agree with RES
   REQUIRE(status == 200);
   CHECK(described["structuredContent"]["branch"] == branch);
   CHECK(described["structuredContent"]["recent_checkpoints"][0]["lsn"] == second);
-  CHECK(described["structuredContent"]["rollback"]["allowed"] == false);  // protected
-  CHECK(Text(described).find("protected") != std::string::npos);
+  // The admin holds branches:protect: it may roll the protected branch back.
+  CHECK(described["structuredContent"]["rollback"]["allowed"] == true);
+  // An agent token (branches:write) may not.
+  const std::string agent = f.AdminToken("branches:write sql:write");
+  json as_agent =
+      f.Tool("describe_branch", where, {{"Authorization", "Bearer " + agent}})["result"];
+  CHECK(as_agent["structuredContent"]["rollback"]["allowed"] == false);
+  CHECK(Text(as_agent).find("protected") != std::string::npos);
 
   json schema = f.Tool("get_schema", where)["result"];
   REQUIRE(schema["isError"] == false);
@@ -559,26 +565,36 @@ TEST_CASE("mcp: an undo is offered only to a caller who may make it", "[mcp]") {
   json narrow = f.Tool("run_sql", args, {{"Authorization", "Bearer " + sql_only}})["result"];
   REQUIRE(narrow["isError"] == false);
   CHECK(Text(narrow).find("To undo it") == std::string::npos);
-  CHECK(Text(narrow).find("rollback needs the scope branches:write, which this token lacks") !=
-        std::string::npos);
+  CHECK(Text(narrow).find("needs the scope branches:write on that branch, which this client "
+                          "lacks") != std::string::npos);
   CHECK(f.Rest("POST", "/v1/projects/shop/branches/production/rollback", {{"to", {{"actions", 1}}}},
                sql_only)
             .first == 403);
 
-  // A protected branch: nobody may roll it back, whatever the scopes; the result says so.
+  // A protected branch: only a holder of branches:protect may roll it back.
+  // An agent token (branches:write sql:write) is told who can; the admin
+  // gets the undo and it works.
   REQUIRE(f.Rest("PATCH", "/v1/projects/shop/branches/production", {{"protected", true}}).first ==
           200);
+  const std::string agent = f.AdminToken("branches:write sql:write");
   args["sql"] = "DELETE FROM t";
-  json on_protected = f.Tool("run_sql", args)["result"];
+  json on_protected = f.Tool("run_sql", args, {{"Authorization", "Bearer " + agent}})["result"];
   REQUIRE(on_protected["isError"] == false);
   const std::string text = Text(on_protected);
   CHECK(text.find("To undo it") == std::string::npos);
   CHECK(text.find("\"production\" is protected") != std::string::npos);
+  CHECK(text.find("branches:protect") != std::string::npos);
   CHECK(text.find("create_branch") != std::string::npos);
-  auto [status, refused] =
-      f.Rest("POST", "/v1/projects/shop/branches/production/rollback", {{"to", {{"actions", 1}}}});
-  CHECK(status == 409);
+  auto [status, refused] = f.Rest("POST", "/v1/projects/shop/branches/production/rollback",
+                                  {{"to", {{"actions", 1}}}}, agent);
+  CHECK(status == 403);
   CHECK(refused["error"]["code"] == "branch_protected");
+  args["sql"] = "INSERT INTO t VALUES (2)";
+  json by_admin = f.Tool("run_sql", args)["result"];
+  CHECK(Text(by_admin).find("To undo it: rollback {project: \"shop\", branch: \"production\", "
+                            "actions: 1}") != std::string::npos);
+  CHECK(f.Rest("POST", "/v1/projects/shop/branches/production/rollback", {{"to", {{"actions", 1}}}})
+            .first == 200);
 }
 
 TEST_CASE("mcp: schema validation and path encoding", "[mcp]") {

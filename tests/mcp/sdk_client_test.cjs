@@ -6,7 +6,11 @@
 // check, roll back, undo the rollback, diff, promote, undo the promote), API
 // errors as tool results, a database credential, describe_branch, get_schema
 // and at_lsn reads checked against REST, a read-only session
-// (/mcp?readonly=true), and no undo offered on a protected branch.
+// (/mcp?readonly=true), no undo offered on a protected branch to an agent
+// token (and the admin's undo works), and a long session: the SDK's own OAuth
+// client-credentials support (ClientCredentialsProvider) against a server
+// whose tokens last 60 s, kept working past its first token's lifetime (the
+// transport gets a 401, fetches a new token by itself and retries).
 //
 //   node sdk_client_test.cjs --branchdb <path of branchdb> --sdk <dir with node_modules>
 // Exit code 0 when every check passed.
@@ -32,14 +36,17 @@ const sdkRequire = createRequire(path.join(path.resolve(arg('--sdk')), 'package.
 const { Client } = sdkRequire('@modelcontextprotocol/sdk/client/index.js');
 const { StreamableHTTPClientTransport } = sdkRequire(
   '@modelcontextprotocol/sdk/client/streamableHttp.js');
+const { ClientCredentialsProvider } = sdkRequire(
+  '@modelcontextprotocol/sdk/client/auth-extensions.js');
 
 // --- a real server ----------------------------------------------------------
 
-async function startServer(binary) {
+async function startServer(binary, env = {}) {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'bdb-mcp-'));
   const dataDir = path.join(tmp, 'data');
   const proc = spawn(binary, ['serve', '--data-dir', dataDir, '--listen', '127.0.0.1:0',
-                              '--log-level', 'info'], { stdio: ['ignore', 'pipe', 'pipe'] });
+                              '--log-level', 'info'],
+                     { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   let log = '';
   const url = await new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`no listening line after 60 s:\n${log}`)),
@@ -143,7 +150,7 @@ async function authFailures(server) {
 
   // The SDK client cannot connect without a token, nor with a bad one.
   for (const bearer of [null, 'not-a-token']) {
-    await assert.rejects(connect(server, bearer), (e) => /401/.test(String(e)),
+    await assert.rejects(connect(server, bearer), (e) => e.code === 401 || /401/.test(String(e)),
                          `connect with token ${bearer} must fail with 401`);
   }
   console.log('ok auth failures: 401 + resource_metadata, SDK connect refused');
@@ -284,11 +291,19 @@ async function agentLoop(server) {
   await client.close();
 
   // A token without projects:write: the tool reports the API's 403.
-  const narrow = await connect(server, await token(server, 'branches:read'));
+  const narrow = await connect(server, await token(server, 'branches:write'));
   const denied = await narrow.callTool({ name: 'create_project', arguments: { name: 'x' } });
   assert.equal(denied.isError, true);
   assert.equal(denied.structuredContent.error.code, 'insufficient_scope');
   await narrow.close();
+  // A token without any write scope gets the read-only session by itself:
+  // the tool is not even listed, and calling it is a JSON-RPC error.
+  const reader = await connect(server, await token(server, 'branches:read'));
+  const listed = (await reader.listTools()).tools.map((t) => t.name);
+  assert.ok(!listed.includes('create_project') && listed.includes('list_branches'));
+  await assert.rejects(reader.callTool({ name: 'create_project', arguments: { name: 'x' } }),
+                       (e) => e.code === -32602);
+  await reader.close();
   console.log('ok credential, reset, delete, scopes');
 }
 
@@ -346,31 +361,85 @@ async function agentTools(server) {
   await ro.close();
   console.log('ok read-only session');
 
-  // Protected: the write goes through, and no undo is offered that would be refused.
+  // Protected: an agent token's write goes through, and no undo is offered
+  // that would be refused to it; the admin (branches:protect) can make it.
   assert.equal((await rest(server, admin, 'PATCH', base, { protected: true })).status, 200);
-  const del = await call('run_sql', { project: 'tt', branch: 'production', sql: 'DELETE FROM t' });
+  const agentToken = await token(server, 'branches:write sql:write');
+  const agent = await connect(server, agentToken);
+  const del = await agent.callTool({ name: 'run_sql', arguments: {
+    project: 'tt', branch: 'production', sql: 'DELETE FROM t' } });
+  assert.ok(!del.isError, text(del));
   assert.doesNotMatch(text(del), /To undo it/);
   assert.match(text(del), /"production" is protected/);
-  const refused = await rest(server, admin, 'POST', `${base}/rollback`, { to: { actions: 1 } });
+  assert.match(text(del), /branches:protect/);
+  const refused = await rest(server, agentToken, 'POST', `${base}/rollback`, { to: { actions: 1 } });
   assert.equal(refused.body.error.code, 'branch_protected');
+  const undone = await rest(server, admin, 'POST', `${base}/rollback`, { to: { actions: 1 } });
+  assert.equal(undone.status, 200);
+  await agent.close();
   await client.close();
-  console.log('ok no undo offered on a protected branch');
+  console.log('ok no undo offered on a protected branch to an agent; the admin\'s undo works');
+}
+
+// The SDK fetches and renews tokens itself (client credentials): a session
+// outlives its first token. The server's tokens last 60 s (the minimum).
+async function longSession(server) {
+  const meta = await (await fetch(`${server.url}/.well-known/oauth-authorization-server`)).json();
+  assert.deepEqual(meta.grant_types_supported, ['client_credentials']);
+  assert.ok(meta.token_endpoint_auth_methods_supported.includes('client_secret_basic'));
+  assert.ok(meta.authorization_endpoint, 'the SDK requires authorization_endpoint');
+  assert.ok(meta.scopes_supported.includes('branches:protect'));
+  let tokenRequests = 0;
+  const countingFetch = (url, init) => {
+    if (String(url).endsWith('/oauth/token')) tokenRequests++;
+    return fetch(url, init);
+  };
+  const provider = new ClientCredentialsProvider({
+    clientId: server.creds.client_id, clientSecret: server.creds.client_secret,
+  });
+  const transport = new StreamableHTTPClientTransport(new URL(`${server.url}/mcp`),
+                                                      { authProvider: provider, fetch: countingFetch });
+  const client = new Client({ name: 'branchdb-long-session', version: '1.0.0' });
+  await client.connect(transport);
+  const first = provider.tokens().access_token;
+  const created = await client.callTool({ name: 'create_project', arguments: { name: 'long' } });
+  assert.ok(!created.isError, text(created));
+  const issued = Date.now();
+  // Past the first token's lifetime (60 s, and a margin for the clock's second).
+  await new Promise((resolve) => setTimeout(resolve, 62000 - (Date.now() - issued)));
+  const expired = await rest(server, first, 'GET', '/v1/projects');
+  assert.equal(expired.status, 401, 'the first token must have expired');
+  const after = await client.callTool({ name: 'run_sql', arguments: {
+    project: 'long', branch: 'production', sql: 'SELECT 1' } });
+  assert.ok(!after.isError, text(after));
+  assert.notEqual(provider.tokens().access_token, first);
+  assert.ok(tokenRequests >= 2, `token requests: ${tokenRequests}`);
+  await client.close();
+  console.log(`ok long session: past the first token's lifetime (${tokenRequests} token requests)`);
 }
 
 (async () => {
   const server = await startServer(path.resolve(arg('--branchdb')));
+  const shortTokens = await startServer(path.resolve(arg('--branchdb')),
+                                        { BRANCHDB_TOKEN_LIFETIME_SECONDS: '60' });
   let failed = false;
   try {
+    // The long session waits a token's lifetime: it runs beside the rest.
+    const long = longSession(shortTokens);
     await authFailures(server);
     await agentLoop(server);
     await agentTools(server);
+    await long;
     console.log('PASS');
   } catch (e) {
     failed = true;
     console.error('FAIL:', e);
     console.error('--- server log ---\n' + server.log().split('\n').slice(-40).join('\n'));
+    console.error('--- short-token server log ---\n' +
+                  shortTokens.log().split('\n').slice(-20).join('\n'));
   } finally {
     await server.stop();
+    await shortTokens.stop();
   }
   process.exit(failed ? 1 : 0);
 })().catch((e) => {

@@ -515,6 +515,37 @@ TEST_CASE_METHOD(Fixture, "OAuth clients, scoped tokens, introspection, health",
   CHECK(bad_secret.code() == "invalid_client");
 }
 
+TEST_CASE_METHOD(Fixture, "a branch-scoped client and the writes policy", "[sdk_cpp]") {
+  CreateClientRequest req;
+  req.name = "agent";
+  req.scopes = {"branches:write", "sql:write"};
+  req.projects = {project};
+  req.branches = {"agent/*"};
+  req.max_branch_ttl_seconds = 3600;
+  NewClient nc = Must(c->CreateClient(req));
+  CHECK(nc.branches == req.branches);
+  CHECK(nc.max_branch_ttl_seconds == 3600);
+  ClientOptions ao = server.AdminOptions();
+  ao.client_id = nc.client_id;
+  ao.client_secret = nc.client_secret;
+  auto agent = Must(Client::Create(ao));
+  Branch b = Must(agent->CreateBranch(project, NewBranch("agent/x")));
+  CHECK(b.expires_at.has_value());  // the client's maximum TTL
+  Error outside = MustFail(agent->CreateBranch(project, NewBranch("dev/x")));
+  CHECK(outside.IsPermissionDenied());
+  CHECK(outside.code() == "branch_not_allowed");
+  UpdateBranchRequest guard;
+  guard.writes = "promote_only";
+  CHECK(Must(agent->UpdateBranch(project, "agent/x", guard)).writes == "promote_only");
+  Error write = MustFail(agent->Sql(project, "agent/x", Q("CREATE TABLE t(a)")));
+  CHECK(write.code() == "branch_promote_only");
+  UpdateBranchRequest lift;
+  lift.writes = "any";
+  CHECK(MustFail(agent->UpdateBranch(project, "agent/x", lift)).code() == "branch_protected");
+  CHECK(Must(c->UpdateBranch(project, "agent/x", lift)).writes == "any");
+  MustOk(c->DeleteClient(nc.client_id));
+}
+
 TEST_CASE_METHOD(Fixture, "export and import: files, callbacks, progress, cancel", "[sdk_cpp]") {
   Sql("production", "CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)");
   // About 1.5 MB, so the transfer takes many progress steps.

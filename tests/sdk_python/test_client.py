@@ -488,6 +488,37 @@ class Errors(unittest.TestCase):
         with self.assertRaises(branchdb.Unauthenticated):
             r.list_branches()
 
+    def test_branch_scoped_client_and_writes_policy(self) -> None:
+        c = self.c
+        agent = c.create_client("branches:write sql:write", name="agent",
+                                projects=[self.project], branches=["agent/*"],
+                                max_branch_ttl_seconds=3600)
+        self.assertEqual((agent.branches, agent.max_branch_ttl_seconds), (["agent/*"], 3600))
+        listed = [x for x in c.list_clients() if x.client_id == agent.client_id][0]
+        self.assertEqual(listed.branches, ["agent/*"])
+        a = branchdb.Client(SERVER.url, client_id=agent.client_id,
+                            client_secret=agent.client_secret, project=self.project,
+                            trust_env=False)
+        b = a.create_branch("agent/x")
+        self.assertIsNotNone(b.expires_at)  # the client's maximum TTL
+        self.assertEqual([x.name for x in a.list_branches()], ["agent/x"])
+        with self.assertRaises(branchdb.PermissionDenied) as cm:
+            a.sql("production", "SELECT 1")
+        self.assertEqual(cm.exception.code, "branch_not_allowed")
+        self.assertEqual(cm.exception.details.get("branches"), ["agent/*"])
+        with self.assertRaises(branchdb.PermissionDenied) as cm:
+            a.create_branch("agent/long", ttl=7200)
+        self.assertEqual(cm.exception.code, "branch_ttl_not_allowed")
+        # The writes policy: the agent may raise it on its branch, not lower it.
+        self.assertEqual(a.update_branch("agent/x", writes="promote_only").writes, "promote_only")
+        with self.assertRaises(branchdb.PermissionDenied) as cm:
+            a.sql("agent/x", "CREATE TABLE t(a)")
+        self.assertEqual(cm.exception.code, "branch_promote_only")
+        with self.assertRaises(branchdb.PermissionDenied) as cm:
+            a.update_branch("agent/x", writes="any")
+        self.assertEqual(cm.exception.code, "branch_protected")
+        self.assertEqual(c.update_branch("agent/x", writes="any").writes, "any")
+
     def test_network_error(self) -> None:
         import socket
         s = socket.socket()

@@ -54,6 +54,9 @@ class Api : public testing::LiveServer {
     auto projects = Call("get", "/v1/projects");
     REQUIRE(projects.first == 200);
     all["projects"] = projects.second;
+    auto clients = Call("get", "/v1/clients");  // no client created by a refused request
+    REQUIRE(clients.first == 200);
+    all["clients"] = clients.second;
     for (const auto& p : projects.second["projects"]) {
       std::string name = p["name"];
       auto branches = Call("get", "/v1/projects/" + name + "/branches");
@@ -163,6 +166,7 @@ struct BaseRequest {
 };
 const std::map<std::string, BaseRequest>& BaseRequests() {
   static const std::map<std::string, BaseRequest> base = {
+      {"post /v1/clients", {"/v1/clients", {{"name", "ints"}, {"scopes", {"sql:read"}}}}},
       {"post /v1/projects", {"/v1/projects", {{"name", "ints-new"}}}},
       {"patch /v1/projects/{project}", {"/v1/projects/ints", json::object()}},
       {"post /v1/projects/{project}/branches",

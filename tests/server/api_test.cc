@@ -719,6 +719,9 @@ TEST_CASE("openapi walk: every documented operation answers as documented", "[ap
        "", "", false);
   call("get", "/.well-known/oauth-protected-resource", "/.well-known/oauth-protected-resource",
        "", "", false);
+  CHECK(call("get", "/oauth/authorize", "/oauth/authorize?response_type=code&client_id=x", "", "",
+             false)
+            .first == 400);
   CHECK(call("post", "/mcp", "/mcp", R"({"jsonrpc":"2.0","id":1,"method":"ping"})").first == 200);
   CHECK(call("get", "/mcp", "/mcp").first == 405);
   CHECK(call("delete", "/mcp", "/mcp").first == 405);

@@ -196,6 +196,32 @@ TEST_CASE("public_url: file, environment and flag; derived from listen when empt
   }
 }
 
+TEST_CASE("cors_origins: a TOML array or a comma-separated variable, exact origins only",
+          "[config]") {
+  Sources s;
+  s.files["/etc/b.toml"] =
+      "[server]\ncors_origins = [\"https://ui.example\", \"http://localhost:5173\"]\n";
+  ServeFlags flags;
+  flags.config_file = "/etc/b.toml";
+  CHECK(s.Load(flags)->cors_origins ==
+        std::vector<std::string>{"https://ui.example", "http://localhost:5173"});
+  s.env["BRANCHDB_CORS_ORIGINS"] = " https://a.example , https://b.example:8443,";
+  auto c = s.Load(flags);
+  CHECK(c->cors_origins == std::vector<std::string>{"https://a.example", "https://b.example:8443"});
+  CHECK(Validate(*c).empty());
+  CHECK(Config().cors_origins.empty());  // off by default
+  s.files["/etc/b.toml"] = "[server]\ncors_origins = \"https://ui.example\"\n";
+  s.env.clear();
+  CHECK_FALSE(s.Load(flags).ok());  // a string, not an array
+  Config bad;
+  for (const char* origin : {"*", "https://ui.example/", "https://ui.example/app", "ui.example",
+                             "https://u@ui.example"}) {
+    bad.cors_origins = {origin};
+    INFO(origin);
+    CHECK(HasError(bad, "cors_origins"));
+  }
+}
+
 TEST_CASE("load limits are validated", "[config]") {
   Config c;
   c.max_connections = 0;

@@ -262,6 +262,10 @@ Result<NewClient> Client::CreateClient(const CreateClientRequest& request) {
   if (request.scopes.empty()) return Error::InvalidArgument("scopes must not be empty");
   Json body = {{"name", request.name}, {"scopes", request.scopes}};
   if (!request.projects.empty()) body["projects"] = request.projects;
+  if (!request.branches.empty()) body["branches"] = request.branches;
+  if (request.max_branch_ttl_seconds) {
+    body["max_branch_ttl_seconds"] = *request.max_branch_ttl_seconds;
+  }
   return impl_->CallAs<NewClient>(Post("/v1/clients", body, /*idempotent=*/false));
 }
 
@@ -327,6 +331,7 @@ Result<Branch> Client::CreateBranch(const std::string& project, const CreateBran
   if (request.ttl_seconds) body["ttl_seconds"] = *request.ttl_seconds;
   if (request.expires_at) body["expires_at"] = TimeJson(*request.expires_at);
   if (request.is_protected) body["protected"] = *request.is_protected;
+  if (request.writes) body["writes"] = *request.writes;
   return impl_->CallAs<Branch>(
       Post(ProjectPath(project) + "/branches", body, true, request.idempotency_key));
 }
@@ -355,6 +360,7 @@ Result<Branch> Client::UpdateBranch(const std::string& project, const std::strin
   Json body = Json::object();
   if (request.name) body["name"] = *request.name;
   if (request.is_protected) body["protected"] = *request.is_protected;
+  if (request.writes) body["writes"] = *request.writes;
   if (request.ttl_seconds) body["ttl_seconds"] = *request.ttl_seconds;
   if (request.expires_at) body["expires_at"] = TimeJson(*request.expires_at);
   if (request.clear_expires_at) body["expires_at"] = nullptr;

@@ -69,6 +69,8 @@ void FromJson(const Json& j, ClientInfo& out) {
   out.name = Get<std::string>(j, "name");
   out.scopes = Strings(j, "scopes");
   out.projects = Strings(j, "projects");
+  out.branches = Strings(j, "branches");
+  out.max_branch_ttl_seconds = Opt<int64_t>(j, "max_branch_ttl_seconds");
   out.enabled = Get<bool>(j, "enabled", true);
   out.created_at = Get<std::string>(j, "created_at");
   out.raw = j;
@@ -96,6 +98,7 @@ void FromJson(const Json& j, Branch& out) {
   out.created_at = Get<std::string>(j, "created_at");
   out.expires_at = Opt<std::string>(j, "expires_at");
   out.is_protected = Get<bool>(j, "protected");
+  out.writes = Get<std::string>(j, "writes", "any");
   out.is_default = Get<bool>(j, "default");
   out.logical_bytes = Get<uint64_t>(j, "logical_bytes");
   out.exclusive_bytes = Get<uint64_t>(j, "exclusive_bytes");

@@ -276,14 +276,16 @@ class Client:
                       at_lsn: Optional[int] = None, at_timestamp: Optional[TimeLike] = None,
                       at_checkpoint: Optional[int] = None, at_label: Optional[str] = None,
                       ttl: Optional[int] = None, expires_at: Optional[TimeLike] = None,
-                      protected: Optional[bool] = None, project: Optional[str] = None,
+                      protected: Optional[bool] = None, writes: Optional[str] = None,
+                      project: Optional[str] = None,
                       idempotency_key: Optional[str] = None) -> Branch:
         """Creates branch ``name`` from ``parent`` (default: the project's default
         branch) at its head, or at one of at_lsn / at_timestamp / at_checkpoint /
         at_label. ``at_lsn`` must be a state of the parent and ``at_checkpoint`` (of
         any branch) one of an explicitly given parent, else the server answers 404
         checkpoint_not_found; the answer's ``branch_point_lsn`` is the exact state
-        used. ``ttl`` (seconds) or ``expires_at`` make it expire."""
+        used. ``ttl`` (seconds) or ``expires_at`` make it expire. ``writes``:
+        "any" (default) or "promote_only" (docs/auth.md, "Protection")."""
         body: Dict[str, Any] = {"name": name}
         if parent is not None:
             body["parent"] = parent
@@ -297,6 +299,8 @@ class Client:
             body["expires_at"] = _time_json(expires_at)
         if protected is not None:
             body["protected"] = protected
+        if writes is not None:
+            body["writes"] = writes
         path = f"/v1/projects/{_seg(self._project(project))}/branches"
         return _parse(Branch, self._post(path, body, idempotency_key))
 
@@ -310,11 +314,15 @@ class Client:
 
     def update_branch(self, branch: str, *, name: Optional[str] = None,
                       protected: Optional[bool] = None, ttl: Optional[int] = None,
-                      expires_at: Optional[TimeLike] = _UNSET,
+                      expires_at: Optional[TimeLike] = _UNSET, writes: Optional[str] = None,
                       project: Optional[str] = None) -> Branch:
-        """Renames (name), protects, sets a TTL, or sets / clears (expires_at=None)
-        the expiry time. Returns the branch under its (new) name."""
+        """Renames (name), protects, sets the writes policy ("any" or
+        "promote_only"), sets a TTL, or sets / clears (expires_at=None) the expiry
+        time. Lowering a guard needs branches:protect (403 branch_protected).
+        Returns the branch under its (new) name."""
         body: Dict[str, Any] = {}
+        if writes is not None:
+            body["writes"] = writes
         if name is not None:
             body["name"] = name
         if protected is not None:
@@ -599,13 +607,23 @@ class Client:
     # -- OAuth clients (admin) ----------------------------------------------------------------
 
     def create_client(self, scopes: Union[str, Sequence[str]], *, name: str = "",
-                      projects: Optional[Sequence[str]] = None) -> NewClient:
+                      projects: Optional[Sequence[str]] = None,
+                      branches: Optional[Sequence[str]] = None,
+                      max_branch_ttl_seconds: Optional[int] = None) -> NewClient:
         """Creates an OAuth client (needs admin). ``scopes``: a list of names (a
-        space-separated string is split). The secret is in the result only."""
+        space-separated string is split). ``branches``: name patterns with at
+        most one ``*`` (e.g. ``["agent/*"]``) that limit it to those branches;
+        ``max_branch_ttl_seconds`` (60..31536000) caps the TTL of the branches
+        it creates (docs/auth.md, "Branch-scoped clients"). The secret is in the
+        result only."""
         names = scopes.split() if isinstance(scopes, str) else list(scopes)
         body: Dict[str, Any] = {"name": name, "scopes": names}
         if projects is not None:
             body["projects"] = list(projects)
+        if branches is not None:
+            body["branches"] = list(branches)
+        if max_branch_ttl_seconds is not None:
+            body["max_branch_ttl_seconds"] = int(max_branch_ttl_seconds)
         return _parse(NewClient, self._post("/v1/clients", body, idempotent=False))
 
     def list_clients(self) -> List[ClientInfo]:

@@ -123,6 +123,7 @@ class Branch:
     default: bool = False
     logical_bytes: int = 0
     exclusive_bytes: int = 0
+    writes: str = "any"  # "any" | "promote_only" (docs/auth.md, "Protection")
     raw: JsonObject = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -132,7 +133,8 @@ class Branch:
                    created_at=j.get("created_at", ""), expires_at=j.get("expires_at"),
                    protected=bool(j.get("protected", False)), default=bool(j.get("default", False)),
                    logical_bytes=int(j.get("logical_bytes", 0)),
-                   exclusive_bytes=int(j.get("exclusive_bytes", 0)), raw=dict(j))
+                   exclusive_bytes=int(j.get("exclusive_bytes", 0)),
+                   writes=str(j.get("writes", "any")), raw=dict(j))
 
 
 @dataclass
@@ -554,13 +556,18 @@ class ClientInfo:
     projects: List[str]
     enabled: bool
     created_at: str  # RFC 3339
+    branches: List[str] = field(default_factory=list)  # patterns; empty: every branch
+    max_branch_ttl_seconds: Optional[int] = None  # None: no maximum
 
     @classmethod
     def from_json(cls, j: JsonObject) -> "ClientInfo":
+        ttl = j.get("max_branch_ttl_seconds")
         return cls(client_id=j["client_id"], name=j.get("name", ""),
                    scopes=[str(s) for s in (j.get("scopes") or [])],
                    projects=list(j.get("projects") or []),
-                   enabled=bool(j.get("enabled", True)), created_at=j.get("created_at", ""))
+                   enabled=bool(j.get("enabled", True)), created_at=j.get("created_at", ""),
+                   branches=list(j.get("branches") or []),
+                   max_branch_ttl_seconds=None if ttl is None else int(ttl))
 
 
 @dataclass
@@ -574,6 +581,7 @@ class NewClient(ClientInfo):
         base = ClientInfo.from_json(j)
         return cls(client_id=base.client_id, name=base.name, scopes=base.scopes,
                    projects=base.projects, enabled=base.enabled, created_at=base.created_at,
+                   branches=base.branches, max_branch_ttl_seconds=base.max_branch_ttl_seconds,
                    client_secret=j.get("client_secret", ""))
 
 

@@ -67,6 +67,12 @@ struct CreateClientRequest {
   std::string name;                   // free text
   std::vector<std::string> scopes;    // e.g. {"branches:write", "sql:read"}
   std::vector<std::string> projects;  // empty: every project
+  // Branch name patterns with at most one '*' (e.g. {"agent/*"}); empty:
+  // every branch. See docs/auth.md, "Branch-scoped clients".
+  std::vector<std::string> branches;
+  // The longest TTL of a branch the client creates: 60..31536000 s; unset:
+  // none. With one, its branches get this TTL when they ask for none.
+  std::optional<int64_t> max_branch_ttl_seconds;
 };
 
 struct ClientInfo {
@@ -74,6 +80,8 @@ struct ClientInfo {
   std::string name;
   std::vector<std::string> scopes;
   std::vector<std::string> projects;
+  std::vector<std::string> branches;             // empty: every branch
+  std::optional<int64_t> max_branch_ttl_seconds;  // unset: none
   bool enabled = true;
   std::string created_at;  // RFC 3339
   Json raw;
@@ -132,6 +140,9 @@ struct CreateBranchRequest {
   std::optional<int64_t> ttl_seconds;
   std::optional<std::string> expires_at;  // RFC 3339 or Unix seconds
   std::optional<bool> is_protected;       // JSON "protected"
+  // JSON "writes": "any" (default) or "promote_only" (SQL writes only by
+  // clients with branches:protect; docs/auth.md, "Protection").
+  std::optional<std::string> writes;
   std::optional<std::string> idempotency_key;
 };
 
@@ -141,6 +152,7 @@ struct CreateBranchRequest {
 struct UpdateBranchRequest {
   std::optional<std::string> name;  // rename
   std::optional<bool> is_protected;
+  std::optional<std::string> writes;  // "any" | "promote_only"
   std::optional<int64_t> ttl_seconds;
   std::optional<std::string> expires_at;
   bool clear_expires_at = false;               // sends "expires_at": null
@@ -156,6 +168,7 @@ struct Branch {
   std::string created_at;
   std::optional<std::string> expires_at;
   bool is_protected = false;  // JSON "protected"
+  std::string writes = "any";  // JSON "writes": "any" | "promote_only"
   bool is_default = false;    // JSON "default"
   uint64_t logical_bytes = 0;
   uint64_t exclusive_bytes = 0;
