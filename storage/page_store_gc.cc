@@ -313,6 +313,7 @@ void PageStoreImpl::ApplyGcPlan(GcPlan plan, const std::unordered_set<Lsn>& root
     it = it->second.dropped ? timelines_.erase(it) : std::next(it);
   }
   gc_lsn_ = durable_lsn_;
+  ++usage_epoch_;
   path_cache_.Clear();
 }
 
@@ -685,6 +686,20 @@ Result<SpaceUsage> PageStoreImpl::Usage(TimelineId t) const {
   ReaderLock state(state_mu_);
   auto tl = LiveTimeline(t);
   if (!tl.ok()) return tl.status();
+  const uint64_t logical_bytes =
+      static_cast<uint64_t>(records_.Find((*tl)->info.head)->db_size_pages) * kPageSize;
+  const uint64_t epoch = usage_epoch_;
+  const size_t records = records_.size();
+  {
+    MutexLock lock(usage_mu_);
+    auto cached = usage_cache_.find(t);
+    if (cached != usage_cache_.end() && cached->second.epoch == epoch) {
+      SpaceUsage u = cached->second.usage;
+      u.exclusive_bytes += (*tl)->image_bytes - cached->second.image_bytes_base;
+      u.logical_bytes = logical_bytes;
+      return u;
+    }
+  }
   auto mine = BuildPathMap(runs_, (*tl)->run);
   // For every run, the highest cutoff through which another live timeline reads it.
   std::unordered_map<uint32_t, Lsn> others;
@@ -705,9 +720,16 @@ Result<SpaceUsage> PageStoreImpl::Usage(TimelineId t) const {
   for (size_t i = 0; i < records_.size(); ++i) roots.insert(records_.at(i).lsn);
   state.Unlock();
   GcPlan plan;
+  // current: no record was applied since `roots`, `mine` and `others` (a
+  // commit meanwhile would be in image_bytes but not among the roots).
+  bool current = false;
+  uint64_t image_bytes_base = 0;
   Status planned = RepairingIndex([&](uint64_t* bad) {
     ReaderLock again(state_mu_);
     u = SpaceUsage();
+    auto now = LiveTimeline(t);
+    current = usage_epoch_ == epoch && records_.size() == records && now.ok();
+    if (current) image_bytes_base = (*now)->image_bytes;
     return PlanGc(roots, {}, &plan, bad, [&](const Version& v) {
       if (v.IsZero()) return;
       Lsn c = mine->Cutoff(v.run);
@@ -721,11 +743,14 @@ Result<SpaceUsage> PageStoreImpl::Usage(TimelineId t) const {
     });
   });
   if (!planned.ok()) return planned;
-  ReaderLock again(state_mu_);
-  auto tl_again = LiveTimeline(t);
-  if (!tl_again.ok()) return tl_again.status();
-  u.logical_bytes =
-      static_cast<uint64_t>(records_.Find((*tl_again)->info.head)->db_size_pages) * kPageSize;
+  if (current) {
+    // The plan ran under the same lock as image_bytes_base was read: what
+    // commits add from here on is the timeline's own.
+    MutexLock lock(usage_mu_);
+    std::erase_if(usage_cache_, [epoch](const auto& e) { return e.second.epoch != epoch; });
+    usage_cache_[t] = CachedUsage{epoch, image_bytes_base, u};
+  }
+  u.logical_bytes = logical_bytes;
   return u;
 }
 

@@ -93,6 +93,16 @@ class PageStoreImpl final : public PageStore {
     TimelineInfo info;
     uint32_t run = kNoRun;
     bool dropped = false;
+    // Image bytes its commits wrote since the store opened (Usage's cache).
+    uint64_t image_bytes = 0;
+  };
+  // A computed Usage (without logical_bytes), valid while usage_epoch_ is
+  // the same: then the timeline's commits since only add their own images
+  // (image_bytes - image_bytes_base) to its exclusive bytes.
+  struct CachedUsage {
+    uint64_t epoch = 0;
+    uint64_t image_bytes_base = 0;
+    SpaceUsage usage;
   };
   struct PendingTimeline {
     Lsn head = 0;
@@ -427,6 +437,10 @@ class PageStoreImpl final : public PageStore {
   std::unordered_map<TimelineId, uint64_t> payload_bytes_ GUARDED_BY(state_mu_);
   Lsn durable_lsn_ GUARDED_BY(state_mu_) = 0;
   Lsn gc_lsn_ GUARDED_BY(state_mu_) = 0;  // last_lsn of the newest GC manifest
+  // Ends a CachedUsage: bumped by every change that can move a version
+  // between exclusive and shared or drop one (create, reset, drop,
+  // GC). A commit does not: its images are its timeline's alone.
+  uint64_t usage_epoch_ GUARDED_BY(state_mu_) = 0;
 
   // Internally synchronized.
   static constexpr size_t kPathCacheRuns = 4096;  // path maps kept, one per run
@@ -438,6 +452,9 @@ class PageStoreImpl final : public PageStore {
   // one line each (Damage()).
   mutable Mutex damage_mu_;
   mutable std::vector<std::string> read_damage_ GUARDED_BY(damage_mu_);
+  // Usage(t) answers from here (a full plan reads every segment's index).
+  mutable Mutex usage_mu_;
+  mutable std::unordered_map<TimelineId, CachedUsage> usage_cache_ GUARDED_BY(usage_mu_);
   mutable Mutex files_mu_;
   mutable std::unordered_map<uint32_t, std::shared_ptr<RandomAccessFile>> files_
       GUARDED_BY(files_mu_);

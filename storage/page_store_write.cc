@@ -442,7 +442,11 @@ Status PageStoreImpl::ApplyRecord(const RecordMeta& meta, uint32_t segment, uint
         it->second.info.head = meta.lsn;
         if (starts_run) it->second.run = run;
         if (meta.kind == RecordKind::kDrop) it->second.dropped = true;
+        if (meta.kind == RecordKind::kCommit) {
+          it->second.image_bytes += static_cast<uint64_t>(meta.ImageCount()) * kPageSize;
+        }
       }
+      if (meta.kind != RecordKind::kCommit) ++usage_epoch_;
     }
     RecordEntry rec;
     rec.lsn = meta.lsn;

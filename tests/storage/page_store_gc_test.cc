@@ -2,6 +2,9 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <functional>
+#include <map>
+#include <tuple>
 #include <thread>
 #include <utility>
 
@@ -206,6 +209,58 @@ TEST_CASE("Usage splits a timeline's bytes into exclusive and shared") {
   CHECK(ub->exclusive_bytes == 2 * kPageSize);
   CHECK(ub->logical_bytes == 4 * kPageSize);
   CHECK(f.store().Usage(99).status().IsNotFound());
+}
+
+// Usage answers from a cache between the changes that move versions between
+// exclusive and shared; after every step, what it answers must equal a fresh
+// computation (a reopened store starts with an empty cache).
+TEST_CASE("Usage's cached answers equal a fresh computation after every kind of change") {
+  StoreFixture f(16 << 10);  // small segments: versions in on-disk indexes too
+  auto usage_of_all = [&f] {
+    std::map<TimelineId, std::tuple<uint64_t, uint64_t, uint64_t>> out;
+    for (const TimelineInfo& t : f.store().ListTimelines()) {
+      auto u = f.store().Usage(t.id);
+      INFO(u.status().ToString());
+      REQUIRE(u.ok());
+      out[t.id] = {u->exclusive_bytes, u->shared_bytes, u->logical_bytes};
+    }
+    return out;
+  };
+  TimelineId a = f.Create(0);
+  TimelineId b = 0;
+  TimelineId c = 0;
+  Lsn a1 = 0;
+  const std::vector<std::function<void()>> steps = {
+      [&] { a1 = f.Commit(a, {{1, 1}, {2, 2}, {3, 3}}, 3); },
+      [&] { f.Commit(a, {{2, 4}}, 3); },
+      [&] { b = f.Create(a1); },
+      [&] { f.Commit(b, {{1, 5}, {4, 6}}, 4); },
+      [&] { f.Commit(a, {{3, 7}}, 3); },
+      [&] { c = f.Create(*f.store().Head(b)); },
+      [&] { f.Commit(c, {{4, 8}}, 4); },
+      [&] { f.Commit(a, {}, 1); },  // a shrink: zero versions
+      [&] {
+        auto r = f.store().ResetTimeline(b, *f.store().Head(b), a1, "");
+        REQUIRE(r.ok());
+      },
+      [&] { f.Commit(b, {{2, 9}}, 3); },
+      [&] { REQUIRE(f.store().DropTimeline(c).ok()); },
+      [&] { f.Commit(b, {{3, 10}}, 3); },
+      [&] {
+        f.clock().Advance(kHour);
+        RunGc(f, Window(0));
+      },
+      [&] { f.Commit(a, {{1, 11}, {2, 12}}, 2); },
+  };
+  for (size_t i = 0; i < steps.size(); ++i) {
+    INFO("step " << i);
+    usage_of_all();  // fills the cache
+    steps[i]();
+    auto cached = usage_of_all();
+    CHECK(usage_of_all() == cached);
+    f.Reopen();
+    CHECK(usage_of_all() == cached);
+  }
 }
 
 TEST_CASE("GC keeps zero pages of a shrink that a root still needs") {
