@@ -2,6 +2,7 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "catalog/catalog.h"
@@ -74,6 +75,15 @@ Session::~Session() { Finish(); }
 void Session::Finish() {
   lease_.reset();
   ReleaseOwnConnectionIfDone();
+}
+
+Status Session::WaitDurable() {
+  // Durability is in log order: the highest LSN of each store covers the rest.
+  for (const storage::PendingDurability& d : observed_) {
+    BRANCHDB_RETURN_IF_ERROR(d.Wait());
+  }
+  observed_.clear();
+  return Status::OK();
 }
 
 bool Session::Autocommit() const {
@@ -162,6 +172,18 @@ bool Session::ExecuteSql(const std::string& text, const json& params, sql::State
   const storage::Lsn commit_before = storage::LastCommitLsn(db);
   sql::ScriptError failure;
   auto result = (*conn)->Execute(script, &failure);
+  {
+    storage::PendingDurability seen = storage::ObservedDurability(db);
+    auto same = std::find_if(observed_.begin(), observed_.end(),
+                             [&](const auto& d) { return d.store == seen.store; });
+    if (seen.store == nullptr) {
+      // not a branchdb connection: nothing to wait for
+    } else if (same == observed_.end()) {
+      observed_.push_back(std::move(seen));
+    } else {
+      same->lsn = std::max(same->lsn, seen.lsn);
+    }
+  }
   if (!result.ok() && result.status().reason() == "needs_own_connection") {
     if (Status s = OpenOwnConnection(); !s.ok()) {
       *error = ErrorFromStatus(s);
