@@ -140,12 +140,9 @@ Status PageStoreImpl::DropTimeline(TimelineId t) {
 Result<Lsn> PageStoreImpl::Commit(TimelineId t, Lsn expected_head,
                                   const std::vector<PageWrite>& pages, uint32_t db_size_pages,
                                   std::string_view annotation, std::string_view payload) {
-  auto w = std::make_unique<Writer>();
-  BRANCHDB_RETURN_IF_ERROR(BuildCommit(t, pages, db_size_pages, annotation, payload, w.get()));
-  MutexLock lock(mu_);
-  Lsn lsn = 0;
-  BRANCHDB_RETURN_IF_ERROR(CommitLocked(t, expected_head, std::move(w), &lsn));
-  BRANCHDB_RETURN_IF_ERROR(WaitDurableLocked(lsn));
+  Result<Lsn> lsn = CommitNoWait(t, expected_head, pages, db_size_pages, annotation, payload);
+  if (!lsn.ok()) return lsn;
+  BRANCHDB_RETURN_IF_ERROR(WaitDurable(*lsn));
   return lsn;
 }
 
