@@ -92,7 +92,9 @@ bool Session::Autocommit() const {
 
 Status Session::OpenOwnConnection() {
   lease_.reset();  // from now on the stream runs on its own connection
-  auto db = s_.catalog->OpenBranchConnection(stream_.project, stream_.branch, {});
+  catalog::ConnectionRequest request;
+  request.pipelined_commits = true;  // its COMMIT is acknowledged by WaitDurable()
+  auto db = s_.catalog->OpenBranchConnection(stream_.project, stream_.branch, request);
   if (!db.ok()) return db.status();
   auto sandbox = sql::Sandbox::Attach(db->get(), s_.sandbox);
   if (!sandbox.ok()) return sandbox.status();
@@ -172,13 +174,10 @@ bool Session::ExecuteSql(const std::string& text, const json& params, sql::State
   const storage::Lsn commit_before = storage::LastCommitLsn(db);
   sql::ScriptError failure;
   auto result = (*conn)->Execute(script, &failure);
-  {
-    storage::PendingDurability seen = storage::ObservedDurability(db);
+  if (storage::PendingDurability seen = storage::ObservedDurability(db); seen.store != nullptr) {
     auto same = std::find_if(observed_.begin(), observed_.end(),
                              [&](const auto& d) { return d.store == seen.store; });
-    if (seen.store == nullptr) {
-      // not a branchdb connection: nothing to wait for
-    } else if (same == observed_.end()) {
+    if (same == observed_.end()) {
       observed_.push_back(std::move(seen));
     } else {
       same->lsn = std::max(same->lsn, seen.lsn);
