@@ -359,3 +359,25 @@ TEST_CASE("pipelined writers under a failed n-th fsync: no acknowledged commit a
   }
   CHECK(with_fault > 3);
 }
+
+// The harness must be able to fail: with file fsyncs silently skipped,
+// WaitDurable acknowledges commits that a power loss then takes back, and
+// CheckPrefix says so.
+TEST_CASE("pipelined power-loss check catches skipped fsyncs (harness self-test)", "[fault]") {
+  TempDir dir(FastTestDirBase());
+  const std::string db = dir.Sub("db");
+  FaultInjectionEnv env;
+  History h;
+  auto store = OpenStore(db, &env);
+  auto t = store->CreateTimeline(0, "create");
+  REQUIRE(t.ok());
+  h.timeline = *t;
+  h.created = *store->Head(*t);
+  env.SetSkipSyncs(/*files=*/true, /*dirs=*/false);
+  RunPipelinedWriters(store.get(), &h, 4, 5, 1);
+  REQUIRE(h.acked_lsns.size() == 20);
+  store.reset();
+  REQUIRE(env.SnapshotCrashState(db, dir.Sub("crash")).ok());
+  auto reopened = OpenStore(dir.Sub("crash"), Env::Default());
+  CHECK(!CheckPrefix(*reopened, h, h.acked.load()).empty());
+}
