@@ -37,8 +37,10 @@
 // History, ...) see appended records before they are durable: a caller that
 // reports what it read must first WaitDurable(the LSN it read at). A failed
 // fsync puts the store in a failed state: every WaitDurable on a record not
-// yet durable (and so every commit built on one) fails, and every later
-// mutation returns IOError (reason "store_failed") until the store is reopened.
+// yet durable (and so every commit built on one) fails, reads no longer see
+// those records (Head and ResolveLsn answer as of the last durable LSN, a read
+// of a state past it fails with store_failed), and every later mutation
+// returns IOError (reason "store_failed") until the store is reopened.
 // A write that found the disk full (no fsync failed; never acknowledged)
 // stops mutations too, with ResourceExhausted (reason "disk_full"), since its
 // bytes may be half in the log: reopening runs recovery, which drops them
