@@ -4,10 +4,11 @@
 // page_store_gc.cc (GC, compaction, usage).
 //
 // Locking (the annotations below are checked by clang, tests/threads):
-// gc_mu_ serializes GCs; mu_ guards the write queue and the "pending" view of
+// gc_mu_ serializes GCs; mu_ guards appending and the "pending" view of
 // timelines that mutations are validated against; state_mu_ (shared for
-// readers) guards the durable view: records, runs, timelines, the page index
-// and the segment table; files_mu_ guards the open segment files; damage_mu_
+// readers) guards the applied view (every appended record, durable or not, and
+// the durable LSN): records, runs, timelines, the page index and the segment
+// table; files_mu_ guards the open segment files; damage_mu_
 // the damage reads found. Order: gc_mu_, mu_, state_mu_, files_mu_ (then the
 // caches' own locks and damage_mu_, leaves). No file is read under state_mu_
 // (a read takes the file's handle under it, and reads after releasing it).
@@ -18,7 +19,6 @@
 #ifndef BRANCHDB_STORAGE_PAGE_STORE_IMPL_H_
 #define BRANCHDB_STORAGE_PAGE_STORE_IMPL_H_
 
-#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -344,7 +344,8 @@ class PageStoreImpl final : public PageStore {
   int64_t last_time_ GUARDED_BY(mu_) = 0;
   bool gc_running_ GUARDED_BY(mu_) = false;
 
-  // Used only by the group-commit leader or by GC (which excludes leaders).
+  // Appended to (and rolled) under mu_, synced by the group-commit leader
+  // outside it (syncing_), used by GC alone while it runs (gc_running_).
   std::unique_ptr<WritableFile> active_file_;
   uint64_t active_number_ = 0;
   uint32_t active_version_ = kFormatVersion;  // a format-1 segment takes no payloads

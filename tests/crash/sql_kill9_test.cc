@@ -207,7 +207,8 @@ struct Fixture {
     REQUIRE(r);
     REQUIRE(r->status == 201);
     REQUIRE(Sql(c, auth,
-                {{"sql", "CREATE TABLE t(client INTEGER, seq INTEGER, PRIMARY KEY(client, seq))"}}));
+                {{"sql",
+                  "CREATE TABLE t(client INTEGER, seq INTEGER, PRIMARY KEY(client, seq))"}}));
   }
 };
 
