@@ -331,6 +331,9 @@ Result<BranchInfo> Catalog::Impl::MakeInfo(Project& p, const BranchRow& r, bool 
   b.is_default = r.name == p.info.default_branch;
   auto head = p.store->Head(r.timeline);
   if (!head.ok()) return head.status();
+  // The head may be a pipelined commit not yet durable: never report one
+  // that could still fail (or vanish in a crash).
+  BRANCHDB_RETURN_IF_ERROR(p.store->WaitDurable(*head));
   b.head = *head;
   if (with_usage) {
     auto u = p.store->Usage(r.timeline);

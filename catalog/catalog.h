@@ -465,6 +465,9 @@ struct ConnectionRequest {
   bool read_only = false;       // read-only at the head now (or as_of)
   std::optional<Lsn> as_of;     // read-only as of this LSN of the branch's history
   int cache_pages = 2000;
+  // Read-write: storage::ConnectionOptions::pipelined_commits (the caller
+  // acknowledges with storage::WaitDurable). Default: false.
+  bool pipelined_commits = false;
 };
 
 class Catalog {

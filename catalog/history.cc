@@ -1,5 +1,6 @@
 // Catalog: checkpoints (listing, labels), rollback, reset from parent, GC,
 // connections. Promote is in promote.cc.
+#include <algorithm>
 #include <charconv>
 #include <map>
 #include <optional>
@@ -156,6 +157,9 @@ Result<CheckpointPage> Catalog::ListCheckpoints(const std::string& project,
   if (!tl.ok()) return tl.status();
   Lsn start = before;
   if (start == 0) start = tl->head;
+  // The newest checkpoint listed may be a pipelined commit not yet durable:
+  // never list one that could still fail.
+  BRANCHDB_RETURN_IF_ERROR(p.store->WaitDurable(std::min(start, tl->head)));
   ReflogWalk walk(*p.store, row.timeline, tl->created_lsn, start);
   CheckpointPage page;
   while (true) {
@@ -190,6 +194,7 @@ Result<CheckpointInfo> Catalog::GetCheckpoint(const std::string& project,
   const BranchRow& row = found->row;
   auto rec = pr.store->GetRecord(lsn);
   if (!rec.ok() || rec->kind == storage::RecordKind::kDrop) return NoCheckpoint(lsn);
+  BRANCHDB_RETURN_IF_ERROR(pr.store->WaitDurable(lsn));  // maybe a pipelined commit
   CheckpointInfo c = MakeCheckpoint(*rec, row.timeline);
   if (!c.inherited) {
     auto on_history = pr.store->ResolveLsn(row.timeline, lsn);
@@ -440,6 +445,7 @@ Result<storage::SqliteHandle> Catalog::OpenBranchConnection(const std::string& p
     o.store = found->project->store;  // the connection holds it until it closes
     o.timeline = row.timeline;
     o.cache_pages = request.cache_pages;
+    o.pipelined_commits = request.pipelined_commits;
     if (request.as_of) {
       // A state this branch itself recorded (on its history, or a former head
       // that a rollback or reset left behind) is read exactly; any other LSN
@@ -459,6 +465,11 @@ Result<storage::SqliteHandle> Catalog::OpenBranchConnection(const std::string& p
   auto conn = storage::OpenConnection(o);
   if (!conn.ok() && conn.status().IsNotFound() && conn.status().reason() != "project_not_found") {
     return Status::NotFound(conn.status().message(), "checkpoint_not_found");
+  }
+  if (conn.ok() && (o.state || o.as_of)) {
+    // A read-only state is pinned now: it may be a pipelined commit not yet
+    // durable, which nothing may report before it is (it could still fail).
+    BRANCHDB_RETURN_IF_ERROR(o.store->WaitDurable(storage::SnapshotLsn(conn->get())));
   }
   return conn;
 }

@@ -308,7 +308,11 @@ Status StartComputes(const Config& config, ApiServer::Parts& parts, Services& se
                    const std::string& key) -> Result<storage::SqliteHandle> {
     size_t slash = key.find('/');
     std::string project = key.substr(0, slash), branch = key.substr(slash + 1);
-    auto conn = cat->OpenBranchConnection(project, branch, {});
+    // Pipelined: a request commits, hands the branch on, then waits for its
+    // commit's fsync (shared with the commits behind it) before answering.
+    catalog::ConnectionRequest request;
+    request.pipelined_commits = true;
+    auto conn = cat->OpenBranchConnection(project, branch, request);
     if (!conn.ok()) return conn.status();
     auto info = cat->GetBranch(project, branch, /*with_usage=*/false);
     if (info.ok() && p->computes != nullptr) {

@@ -28,8 +28,19 @@
 // Durability: a mutating call returns only once its record is durable
 // (fdatasync of the log, and of the directory for a new segment file).
 // Concurrent mutations, on one timeline or many, share one fdatasync (group
-// commit). A failed fsync puts the store in a failed state: every later
-// mutation returns IOError (reason "store_failed") until the store is reopened.
+// commit). CommitNoWait is the exception: it returns once the record is in
+// the log (written, not yet synced) and visible to reads, and WaitDurable(lsn)
+// waits for durability later (early lock release: the next commit on the
+// timeline may build on a head that is not yet durable). Records become
+// durable in log order: one fdatasync covers every record appended before it,
+// so "lsn is durable" implies every smaller LSN is. Reads (Head, ReadPage,
+// History, ...) see appended records before they are durable: a caller that
+// reports what it read must first WaitDurable(the LSN it read at). A failed
+// fsync puts the store in a failed state: every WaitDurable on a record not
+// yet durable (and so every commit built on one) fails, reads no longer see
+// those records (Head and ResolveLsn answer as of the last durable LSN, a read
+// of a state past it fails with store_failed), and every later mutation
+// returns IOError (reason "store_failed") until the store is reopened.
 // A write that found the disk full (no fsync failed; never acknowledged)
 // stops mutations too, with ResourceExhausted (reason "disk_full"), since its
 // bytes may be half in the log: reopening runs recovery, which drops them
@@ -227,6 +238,26 @@ class PageStore {
                              uint32_t db_size_pages, std::string_view annotation,
                              std::string_view payload = {}) = 0;
 
+  // Commit without waiting for durability: validates and appends the record
+  // exactly as Commit does and returns its LSN once the record is in the log
+  // (not yet synced) and visible to reads; Head(t) is then that LSN, and the
+  // next commit on t may build on it. The commit is not acknowledged until
+  // WaitDurable(lsn) returns OK: a crash may take it back, and a failed fsync
+  // fails it (and every record after it).
+  virtual Result<Lsn> CommitNoWait(TimelineId t, Lsn expected_head,
+                                   const std::vector<PageWrite>& pages, uint32_t db_size_pages,
+                                   std::string_view annotation, std::string_view payload = {}) = 0;
+
+  // Waits until every record up to lsn is durable (durability is in log
+  // order); OK at once when it already is (lsn 0 included). Concurrent
+  // waiters share one fdatasync, which covers every record appended so far.
+  // Fails with the store's failure (IOError store_failed) when an fsync
+  // failed before lsn became durable, also for every waiter that comes later;
+  // with IOError (reason "not_durable") when lsn names no record of the log
+  // (e.g. a record a reopen did not find). A full disk (disk_full) does not
+  // stop records already appended from becoming durable.
+  virtual Status WaitDurable(Lsn lsn) = 0;
+
   // --- Reads ----------------------------------------------------------------
 
   // Newest record on t's history with lsn <= lsn (NotFound if none, i.e. lsn
@@ -305,7 +336,7 @@ class PageStore {
   // has no intact copy is a Corruption for the calls that need it). The
   // files are left as they are; every open scans them again. Empty when none.
   virtual std::vector<std::string> Damage() const = 0;
-  // Newest LSN of the store.
+  // Newest durable LSN of the store (appended records past it are pending).
   virtual Lsn LastLsn() const = 0;
 };
 

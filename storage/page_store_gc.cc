@@ -208,8 +208,7 @@ Result<GcStats> PageStoreImpl::Gc(const GcOptions& options) {
   {
     MutexLock lock(mu_);
     while (gc_running_) cv_.Wait(mu_);
-    gc_running_ = true;  // new mutations wait; queued ones drain
-    while (!queue_.empty()) cv_.Wait(mu_);
+    gc_running_ = true;  // new mutations wait (none is mid-append: that is under mu_)
   }
   struct Done {
     PageStoreImpl* s;
@@ -221,6 +220,9 @@ Result<GcStats> PageStoreImpl::Gc(const GcOptions& options) {
   } done{this};
   {
     MutexLock lock(mu_);
+    // Every appended record durable first: the manifest names records up to
+    // the durable LSN, and no leader may sync while GC works on the files.
+    BRANCHDB_RETURN_IF_ERROR(WaitDurableLocked(appended_lsn_));
     if (!failed_.ok()) return Refusal();
   }
 

@@ -4,19 +4,21 @@
 // page_store_gc.cc (GC, compaction, usage).
 //
 // Locking (the annotations below are checked by clang, tests/threads):
-// gc_mu_ serializes GCs; mu_ guards the write queue and the "pending" view of
+// gc_mu_ serializes GCs; mu_ guards appending and the "pending" view of
 // timelines that mutations are validated against; state_mu_ (shared for
-// readers) guards the durable view: records, runs, timelines, the page index
-// and the segment table; files_mu_ guards the open segment files; damage_mu_
+// readers) guards the applied view (every appended record, durable or not, and
+// the durable LSN): records, runs, timelines, the page index and the segment
+// table; files_mu_ guards the open segment files; damage_mu_
 // the damage reads found. Order: gc_mu_, mu_, state_mu_, files_mu_ (then the
 // caches' own locks and damage_mu_, leaves). No file is read under state_mu_
 // (a read takes the file's handle under it, and reads after releasing it).
-// Only the group-commit leader (or GC, which excludes leaders) touches the
-// active segment file: that is a protocol on gc_running_, not a lock.
+// Appenders (under mu_) write to the active segment file; the group-commit
+// leader syncs it outside mu_ (syncing_), and rolling the segment waits until
+// no leader is syncing. GC excludes both: it sets gc_running_ and first makes
+// every appended record durable. A protocol on mu_, gc_running_ and syncing_.
 #ifndef BRANCHDB_STORAGE_PAGE_STORE_IMPL_H_
 #define BRANCHDB_STORAGE_PAGE_STORE_IMPL_H_
 
-#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -65,6 +67,10 @@ class PageStoreImpl final : public PageStore {
   Result<Lsn> Commit(TimelineId t, Lsn expected_head, const std::vector<PageWrite>& pages,
                      uint32_t db_size_pages, std::string_view annotation,
                      std::string_view payload = {}) override;
+  Result<Lsn> CommitNoWait(TimelineId t, Lsn expected_head, const std::vector<PageWrite>& pages,
+                           uint32_t db_size_pages, std::string_view annotation,
+                           std::string_view payload = {}) override;
+  Status WaitDurable(Lsn lsn) override;
 
   Result<Lsn> ResolveLsn(TimelineId t, Lsn lsn) const override;
   Status ReadPage(TimelineId t, PageNo pgno, Lsn lsn, std::string* out) const override;
@@ -110,12 +116,11 @@ class PageStoreImpl final : public PageStore {
     uint32_t db_size = 0;
     bool dropped = false;
   };
+  // A record being appended.
   struct Writer {
     RecordMeta meta;
     std::string images;  // image blocks (crc + page) in entry order
-    std::string_view payload;  // the caller's, alive until Submit returns
-    Status status;
-    bool done = false;
+    std::string_view payload;  // the caller's, alive until AppendRecord returns
   };
   struct Segment {
     uint64_t size = 0;
@@ -225,10 +230,31 @@ class PageStoreImpl final : public PageStore {
   // a write found no space (no fsync failed), else IOError store_failed.
   // REQUIRES: failed_ not OK.
   Status Refusal() const REQUIRES(mu_);
-  // Queues w and waits until it is durable; the leader of a group commit
-  // releases mu_ while it writes and syncs (and takes it again).
-  Result<Lsn> Submit(std::unique_ptr<Writer> w) REQUIRES(mu_);
-  Status WriteBatch(const std::vector<Writer*>& batch);
+  // Waits until a record may be appended (no GC running), checks that the
+  // store is writable and rolls the active segment when the next record
+  // (payload: it has one) must go to a new one; sealing syncs the old one,
+  // which makes every record appended so far durable. Does not release mu_
+  // once it returns OK, so the caller can stamp and append in LSN order.
+  Status BeginAppend(bool payload) REQUIRES(mu_);
+  // Appends w (stamped) to the active segment and applies it to the state, so
+  // that reads see it; not synced. Any failure stops the store (StopWrites).
+  Status AppendRecord(Writer* w) REQUIRES(mu_);
+  // Commit's argument checks, without a lock: fills *w with the record (its
+  // page entries in page order).
+  static Status BuildCommit(TimelineId t, const std::vector<PageWrite>& pages,
+                            uint32_t db_size_pages, std::string_view annotation,
+                            std::string_view payload, Writer* w);
+  // Commit's validation against the pending head and append; *lsn receives the record's LSN.
+  Status CommitLocked(TimelineId t, Lsn expected_head, std::unique_ptr<Writer> w, Lsn* lsn)
+      REQUIRES(mu_);
+  // WaitDurable with mu_ held; the group-commit leader releases mu_ while it
+  // syncs (and takes it again).
+  Status WaitDurableLocked(Lsn lsn) REQUIRES(mu_);
+  // Records every record up to lsn as durable.
+  void MarkDurable(Lsn lsn) REQUIRES(mu_);
+  // Records s as the store's failure (a failed fsync overrides a full disk)
+  // and returns what the caller reports.
+  Status StopWrites(Status s) REQUIRES(mu_);
   Status RollSegment();
   Status SealActive();
   // The page index of segment `number` (`size` bytes), just written and
@@ -397,8 +423,12 @@ class PageStoreImpl final : public PageStore {
   Mutex gc_mu_ ACQUIRED_BEFORE(mu_);
 
   mutable Mutex mu_ ACQUIRED_BEFORE(state_mu_);
-  CondVar cv_;  // with mu_: gc_running_, queue_ and writers' done changed
-  std::deque<Writer*> queue_ GUARDED_BY(mu_);
+  CondVar cv_;  // with mu_: gc_running_, syncing_, durable_lsn_ or failed_ changed
+  // Highest LSN whose record is in the log and applied (maybe not durable).
+  Lsn appended_lsn_ GUARDED_BY(mu_) = 0;
+  // A group-commit leader is syncing the active segment (outside mu_):
+  // rolling the segment waits for it.
+  bool syncing_ GUARDED_BY(mu_) = false;
   std::map<TimelineId, PendingTimeline> pending_ GUARDED_BY(mu_);
   // The first failure of a write (sticky until reopened): a failed fsync, or a
   // failed write whose bytes may be half in the file (reason disk_full when
@@ -409,7 +439,8 @@ class PageStoreImpl final : public PageStore {
   int64_t last_time_ GUARDED_BY(mu_) = 0;
   bool gc_running_ GUARDED_BY(mu_) = false;
 
-  // Used only by the group-commit leader or by GC (which excludes leaders).
+  // Appended to (and rolled) under mu_, synced by the group-commit leader
+  // outside it (syncing_), used by GC alone while it runs (gc_running_).
   std::unique_ptr<WritableFile> active_file_;
   uint64_t active_number_ = 0;
   uint32_t active_version_ = kFormatVersion;  // a format-1 segment takes no payloads
@@ -436,6 +467,10 @@ class PageStoreImpl final : public PageStore {
   // Live records' payloads, by timeline.
   std::unordered_map<TimelineId, uint64_t> payload_bytes_ GUARDED_BY(state_mu_);
   Lsn durable_lsn_ GUARDED_BY(state_mu_) = 0;
+  // After a failed fsync: the durable LSN then. Reads never see a record past
+  // it (pending records that can no longer become durable): Head and
+  // ResolveLsn answer as of it, reads of a state past it fail store_failed.
+  Lsn failed_limit_ GUARDED_BY(state_mu_) = ~Lsn{0};
   Lsn gc_lsn_ GUARDED_BY(state_mu_) = 0;  // last_lsn of the newest GC manifest
   // Ends a CachedUsage: bumped by every change that can move a version
   // between exclusive and shared or drop one (create, reset, drop,

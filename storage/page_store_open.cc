@@ -201,6 +201,10 @@ Status PageStoreImpl::Recover() {
     auto file = env_->NewWritableFile(SegmentPath(tail->number), Env::OpenMode::kAppend);
     if (!file.ok()) return file.status();
     active_file_ = std::move(*file);
+    // What recovery read of the tail may be in the OS's cache only (a killed
+    // process wrote it, nothing synced it): make it durable before anything
+    // can be acknowledged on top of it (WaitDurable counts it as durable).
+    BRANCHDB_RETURN_IF_ERROR(SyncError(active_file_->Sync()));
     active_number_ = tail->number;
     active_version_ = tail->version;
     active_footer_ = std::move(tail->footer);
@@ -326,6 +330,7 @@ Status PageStoreImpl::Rebuild(const Manifest& manifest, std::vector<Loaded> reco
   BRANCHDB_RETURN_IF_ERROR(CheckLiveCounts(manifest));
   saw_collected_ = saw_collected;  // Recover drops the garbage it brought back
   durable_lsn_ = max_lsn;
+  appended_lsn_ = max_lsn;
   next_lsn_ = max_lsn + 1;
   next_timeline_ = max_timeline + 1;
   last_time_ = max_time;

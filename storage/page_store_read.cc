@@ -108,12 +108,14 @@ Result<Lsn> PageStoreImpl::Head(TimelineId t) const {
   ReaderLock state(state_mu_);
   auto tl = LiveTimeline(t);
   if (!tl.ok()) return tl.status();
+  if ((*tl)->info.head > failed_limit_) return ResolveLocked(t, failed_limit_);
   return (*tl)->info.head;
 }
 
 Result<Lsn> PageStoreImpl::ResolveLocked(TimelineId t, Lsn lsn) const {
   auto tl = LiveTimeline(t);
   if (!tl.ok()) return tl.status();
+  lsn = std::min(lsn, failed_limit_);  // never a pending record of a failed store
   const RunEntry* newest = nullptr;  // the newest entry at or below lsn
   WalkHistory(runs_, (*tl)->run, lsn, [&](std::span<const RunEntry> entries) {
     if (!entries.empty()) newest = &entries.back();
@@ -132,6 +134,11 @@ Result<Lsn> PageStoreImpl::ResolveLsn(TimelineId t, Lsn lsn) const {
 }
 
 Result<const RecordEntry*> PageStoreImpl::StateLocked(Lsn lsn) const {
+  if (lsn > failed_limit_) {
+    return Status::IOError("LSN " + std::to_string(lsn) +
+                               " was never made durable: an fsync failed, the store stopped",
+                           "store_failed");
+  }
   const RecordEntry* rec = records_.Find(lsn);
   if (rec == nullptr) {
     if (lsn == 0) return LsnNotFound(0, "the empty state has no record");

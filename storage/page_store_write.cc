@@ -7,8 +7,6 @@
 namespace branchdb::storage::internal {
 namespace {
 
-constexpr size_t kMaxBatchBytes = 32u << 20;
-
 Status StoreFailed(const Status& cause) {
   return Status::IOError("page store failed earlier and must be reopened: " + cause.ToString(),
                          "store_failed");
@@ -72,16 +70,16 @@ Result<TimelineId> PageStoreImpl::CreateTimeline(Lsn base, std::string_view anno
   w->meta.kind = RecordKind::kCreate;
   w->meta.annotation = std::string(annotation);
   MutexLock lock(mu_);
-  while (gc_running_) cv_.Wait(mu_);
-  BRANCHDB_RETURN_IF_ERROR(CheckWritable());
+  BRANCHDB_RETURN_IF_ERROR(BeginAppend(false));
   BRANCHDB_RETURN_IF_ERROR(FillBase(base, &w->meta));
   w->meta.timeline = next_timeline_++;
   Stamp(&w->meta);
   w->meta.run_start = w->meta.lsn;
-  TimelineId id = w->meta.timeline;
-  pending_[id] = PendingTimeline{w->meta.lsn, w->meta.lsn, w->meta.db_size_pages, false};
-  Result<Lsn> r = Submit(std::move(w));
-  if (!r.ok()) return r.status();
+  const TimelineId id = w->meta.timeline;
+  const PendingTimeline created{w->meta.lsn, w->meta.lsn, w->meta.db_size_pages, false};
+  BRANCHDB_RETURN_IF_ERROR(AppendRecord(w.get()));
+  pending_[id] = created;
+  BRANCHDB_RETURN_IF_ERROR(WaitDurableLocked(created.head));
   return id;
 }
 
@@ -99,11 +97,11 @@ Result<Lsn> PageStoreImpl::AppendRunRecord(RecordKind kind, TimelineId t, Lsn ex
   w->meta.timeline = t;
   w->meta.annotation = std::string(annotation);
   MutexLock lock(mu_);
-  while (gc_running_) cv_.Wait(mu_);
-  BRANCHDB_RETURN_IF_ERROR(CheckWritable());
+  BRANCHDB_RETURN_IF_ERROR(BeginAppend(false));
   auto it = pending_.find(t);
   if (it == pending_.end() || it->second.dropped) return TimelineNotFound(t);
   PendingTimeline& p = it->second;
+  PendingTimeline next = p;
   if (kind == RecordKind::kReset) {
     if (p.head != expected_head) {
       return Status::Conflict("timeline " + std::to_string(t) + " head is " +
@@ -113,16 +111,21 @@ Result<Lsn> PageStoreImpl::AppendRunRecord(RecordKind kind, TimelineId t, Lsn ex
     BRANCHDB_RETURN_IF_ERROR(FillBase(base, &w->meta));
     Stamp(&w->meta);
     w->meta.run_start = w->meta.lsn;
-    p.run_start = w->meta.lsn;
+    next.run_start = w->meta.lsn;
   } else {  // kDrop
     w->meta.db_size_pages = p.db_size;
     w->meta.run_start = p.run_start;
     Stamp(&w->meta);
-    p.dropped = true;
+    next.dropped = true;
   }
-  p.head = w->meta.lsn;
-  p.db_size = w->meta.db_size_pages;
-  return Submit(std::move(w));
+  next.head = w->meta.lsn;
+  next.db_size = w->meta.db_size_pages;
+  BRANCHDB_RETURN_IF_ERROR(AppendRecord(w.get()));
+  p = next;
+  // Durable in log order: also every pending commit the base or the
+  // previous head was (a reset never acknowledges a state that can fail).
+  BRANCHDB_RETURN_IF_ERROR(WaitDurableLocked(next.head));
+  return next.head;
 }
 
 Result<Lsn> PageStoreImpl::ResetTimeline(TimelineId t, Lsn expected_head, Lsn base,
@@ -138,6 +141,27 @@ Status PageStoreImpl::DropTimeline(TimelineId t) {
 Result<Lsn> PageStoreImpl::Commit(TimelineId t, Lsn expected_head,
                                   const std::vector<PageWrite>& pages, uint32_t db_size_pages,
                                   std::string_view annotation, std::string_view payload) {
+  Result<Lsn> lsn = CommitNoWait(t, expected_head, pages, db_size_pages, annotation, payload);
+  if (!lsn.ok()) return lsn;
+  BRANCHDB_RETURN_IF_ERROR(WaitDurable(*lsn));
+  return lsn;
+}
+
+Result<Lsn> PageStoreImpl::CommitNoWait(TimelineId t, Lsn expected_head,
+                                        const std::vector<PageWrite>& pages,
+                                        uint32_t db_size_pages, std::string_view annotation,
+                                        std::string_view payload) {
+  auto w = std::make_unique<Writer>();
+  BRANCHDB_RETURN_IF_ERROR(BuildCommit(t, pages, db_size_pages, annotation, payload, w.get()));
+  MutexLock lock(mu_);
+  Lsn lsn = 0;
+  BRANCHDB_RETURN_IF_ERROR(CommitLocked(t, expected_head, std::move(w), &lsn));
+  return lsn;
+}
+
+Status PageStoreImpl::BuildCommit(TimelineId t, const std::vector<PageWrite>& pages,
+                                  uint32_t db_size_pages, std::string_view annotation,
+                                  std::string_view payload, Writer* w) {
   if (payload.size() > kMaxPayloadBytes) {
     return Status::InvalidArgument("payload of " + std::to_string(payload.size()) +
                                    " bytes exceeds the maximum " +
@@ -163,7 +187,6 @@ Result<Lsn> PageStoreImpl::Commit(TimelineId t, Lsn expected_head,
   }
   std::sort(order.begin(), order.end(),
             [&](size_t a, size_t b) { return pages[a].pgno < pages[b].pgno; });
-  auto w = std::make_unique<Writer>();
   w->meta.kind = RecordKind::kCommit;
   w->meta.timeline = t;
   w->meta.db_size_pages = db_size_pages;
@@ -180,10 +203,12 @@ Result<Lsn> PageStoreImpl::Commit(TimelineId t, Lsn expected_head,
     w->meta.entries.push_back(PageEntry{p.pgno, EntryType::kImage});
     AppendImageBlock(&w->images, p.data);
   }
+  return Status::OK();
+}
 
-  MutexLock lock(mu_);
-  while (gc_running_) cv_.Wait(mu_);
-  BRANCHDB_RETURN_IF_ERROR(CheckWritable());
+Status PageStoreImpl::CommitLocked(TimelineId t, Lsn expected_head, std::unique_ptr<Writer> w,
+                                   Lsn* lsn) {
+  BRANCHDB_RETURN_IF_ERROR(BeginAppend(w->meta.payload_len > 0));
   auto it = pending_.find(t);
   if (it == pending_.end() || it->second.dropped) return TimelineNotFound(t);
   PendingTimeline& p = it->second;
@@ -192,18 +217,15 @@ Result<Lsn> PageStoreImpl::Commit(TimelineId t, Lsn expected_head,
                                 std::to_string(p.head) + ", not " + std::to_string(expected_head),
                             "head_moved");
   }
+  const uint32_t db_size_pages = w->meta.db_size_pages;
   if (db_size_pages < p.db_size) {
     // Shrink: pages past the new size leave the state. Record a zero version
-    // for every such page that may have contents (indexed or queued).
+    // for every such page that may have contents (every appended record is
+    // indexed, durable or not).
     std::vector<PageNo> cut;
     {
       ReaderLock state(state_mu_);
       cut = index_.PagesInRange(db_size_pages, p.db_size);
-    }
-    for (const Writer* q : queue_) {
-      for (const PageEntry& e : q->meta.entries) {
-        if (e.pgno > db_size_pages && e.pgno <= p.db_size) cut.push_back(e.pgno);
-      }
     }
     std::sort(cut.begin(), cut.end());
     cut.erase(std::unique(cut.begin(), cut.end()), cut.end());
@@ -211,93 +233,125 @@ Result<Lsn> PageStoreImpl::Commit(TimelineId t, Lsn expected_head,
   }
   w->meta.run_start = p.run_start;
   Stamp(&w->meta);
+  BRANCHDB_RETURN_IF_ERROR(AppendRecord(w.get()));
   p.head = w->meta.lsn;
   p.db_size = db_size_pages;
-  return Submit(std::move(w));
+  *lsn = w->meta.lsn;
+  return Status::OK();
 }
 
-Result<Lsn> PageStoreImpl::Submit(std::unique_ptr<Writer> w) {
-  Writer* me = w.get();
-  queue_.push_back(me);
-  while (!me->done && queue_.front() != me) cv_.Wait(mu_);
-  if (!me->done) {
-    // Leader: write everything queued so far with one Sync.
-    std::vector<Writer*> batch;
-    size_t bytes = 0;
-    for (Writer* x : queue_) {
-      const size_t size = x->images.size() + x->payload.size();
-      if (!batch.empty() && bytes + size > kMaxBatchBytes) break;
-      batch.push_back(x);
-      bytes += size;
+Status PageStoreImpl::BeginAppend(bool payload) {
+  for (;;) {
+    if (gc_running_) {
+      cv_.Wait(mu_);
+      continue;
     }
-    Status s;
-    if (!failed_.ok()) {
-      s = Refusal();
-    } else {
-      mu_.Unlock();
-      s = WriteBatch(batch);
-      mu_.Lock();
-      if (!s.ok()) {
-        // Also a failed write: its bytes may be in the file, half written, so
-        // nothing may follow them until recovery truncates them (reopen).
-        failed_ = s;
-        if (s.reason() == "disk_full") s = DiskFull();
-      }
+    BRANCHDB_RETURN_IF_ERROR(CheckWritable());
+    if (!active_file_) return StopWrites(Status::IOError("no active segment"));
+    // A format-1 segment (written by an older build) never holds a payload, so
+    // that older builds refuse the store by its version instead of misreading it.
+    const bool roll = active_file_->Size() >= options_.segment_bytes ||
+                      (payload && active_version_ < kFormatVersion);
+    if (!roll) return Status::OK();
+    if (syncing_) {  // the leader syncs the active file: it must stay open
+      cv_.Wait(mu_);
+      continue;
     }
-    for (Writer* x : batch) {
-      queue_.pop_front();
-      x->status = s;
-      x->done = true;
+    const Lsn appended = appended_lsn_;
+    Status s = SealActive();  // syncs every record appended so far
+    if (s.ok()) {
+      MarkDurable(appended);
+      s = StartSegment(next_segment_++);
     }
-    cv_.SignalAll();
+    if (!s.ok()) return StopWrites(s);
+    return Status::OK();
   }
-  if (!me->status.ok()) return me->status;
-  return me->meta.lsn;
 }
 
-Status PageStoreImpl::WriteBatch(const std::vector<Writer*>& batch) {
-  if (!active_file_) return Status::IOError("no active segment");
-  bool payloads = false;
-  for (const Writer* w : batch) payloads = payloads || w->meta.payload_len > 0;
-  // A format-1 segment (written by an older build) never holds a payload, so
-  // that older builds refuse the store by its version instead of misreading it.
-  if (active_file_->Size() >= options_.segment_bytes ||
-      (payloads && active_version_ < kFormatVersion)) {
-    BRANCHDB_RETURN_IF_ERROR(RollSegment());
-  }
-  const uint64_t start = active_file_->Size();
-  std::string buf;
-  std::vector<std::pair<uint64_t, std::string>> metas;
-  metas.reserve(batch.size());
-  for (Writer* w : batch) {
-    std::string meta = EncodeMeta(w->meta);
-    uint64_t offset = start + buf.size();
-    buf += EncodeRecordPrefix(meta);
-    buf += w->images;
-    if (w->meta.payload_len > 0) AppendPayloadBlock(&buf, w->payload);
-    metas.emplace_back(offset, std::move(meta));
-  }
-  BRANCHDB_RETURN_IF_ERROR(active_file_->Append(buf));
-  BRANCHDB_RETURN_IF_ERROR(SyncError(active_file_->Sync()));
+Status PageStoreImpl::AppendRecord(Writer* w) {
+  const Lsn lsn = w->meta.lsn;
+  const uint64_t offset = active_file_->Size();
+  std::string meta = EncodeMeta(w->meta);
+  std::string buf = EncodeRecordPrefix(meta);
+  buf += w->images;
+  if (w->meta.payload_len > 0) AppendPayloadBlock(&buf, w->payload);
+  Status s = active_file_->Append(buf);
+  // A failed write's bytes may be in the file, half written, so nothing may
+  // follow them until recovery truncates them (reopen).
+  if (!s.ok()) return StopWrites(s);
   {
     WriterLock state(state_mu_);
-    for (size_t i = 0; i < batch.size(); ++i) {
-      Status s = ApplyRecord(batch[i]->meta, static_cast<uint32_t>(active_number_),
-                             metas[i].first, static_cast<uint32_t>(metas[i].second.size()), true,
-                             true);
-      if (!s.ok()) return s.WithContext("applying a written record");
-      durable_lsn_ = std::max(durable_lsn_, batch[i]->meta.lsn);
-    }
+    s = ApplyRecord(w->meta, static_cast<uint32_t>(active_number_), offset,
+                    static_cast<uint32_t>(meta.size()), true, true);
+    if (!s.ok()) return StopWrites(s.WithContext("applying a written record"));
     segments_[active_number_].size = active_file_->Size();
   }
   // The newest records are the likeliest to be read (a branch's latest
-  // checkpoints): their metas start in the cache. Copied, not moved: a
-  // queued writer's entries are read under mu_ until the batch leaves the queue.
-  for (const Writer* w : batch) {
-    meta_cache_.Insert(w->meta.lsn, std::make_shared<const RecordMeta>(w->meta));
-  }
-  for (auto& m : metas) active_footer_.push_back(std::move(m));
+  // checkpoints): their metas start in the cache.
+  meta_cache_.Insert(lsn, std::make_shared<const RecordMeta>(std::move(w->meta)));
+  active_footer_.emplace_back(offset, std::move(meta));
+  appended_lsn_ = lsn;
   return Status::OK();
+}
+
+Status PageStoreImpl::WaitDurable(Lsn lsn) {
+  MutexLock lock(mu_);
+  return WaitDurableLocked(lsn);
+}
+
+Status PageStoreImpl::WaitDurableLocked(Lsn lsn) {
+  for (;;) {
+    {
+      ReaderLock state(state_mu_);
+      if (lsn <= durable_lsn_) return Status::OK();
+    }
+    // A full disk stops new records, not the sync of those already appended.
+    if (!failed_.ok() && failed_.reason() != "disk_full") return Refusal();
+    if (lsn > appended_lsn_) {
+      return Status::IOError("LSN " + std::to_string(lsn) +
+                                 " is not in the log (never made durable; the store was "
+                                 "reopened or its write failed)",
+                             "not_durable");
+    }
+    if (!syncing_) break;
+    cv_.Wait(mu_);
+  }
+  // Leader: one fdatasync for every record appended so far. Appenders go on
+  // meanwhile (the segment does not roll while syncing_).
+  if (!active_file_) return StopWrites(Status::IOError("no active segment"));
+  syncing_ = true;
+  const Lsn target = appended_lsn_;
+  WritableFile* file = active_file_.get();
+  mu_.Unlock();
+  Status s = SyncError(file->Sync());
+  mu_.Lock();
+  syncing_ = false;
+  if (s.ok()) {
+    MarkDurable(target);
+  } else {
+    (void)StopWrites(s);  // every waiter reports Refusal() below
+  }
+  cv_.SignalAll();
+  return s.ok() ? Status::OK() : Refusal();
+}
+
+void PageStoreImpl::MarkDurable(Lsn lsn) {
+  WriterLock state(state_mu_);
+  durable_lsn_ = std::max(durable_lsn_, lsn);
+}
+
+Status PageStoreImpl::StopWrites(Status s) {
+  if (failed_.ok() || (failed_.reason() == "disk_full" && s.reason() == "store_failed")) {
+    failed_ = s;
+  }
+  if (s.reason() == "store_failed") {
+    // The pending records will never be durable: hide them from reads.
+    WriterLock state(state_mu_);
+    failed_limit_ = std::min(failed_limit_, durable_lsn_);
+  }
+  cv_.SignalAll();
+  if (s.reason() == "disk_full") return DiskFull();
+  return s;
 }
 
 Status PageStoreImpl::SealActive() {

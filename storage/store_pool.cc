@@ -202,6 +202,21 @@ Result<Lsn> PooledStore::Commit(TimelineId t, Lsn expected_head,
   return use->store->Commit(t, expected_head, pages, db_size_pages, annotation, payload);
 }
 
+Result<Lsn> PooledStore::CommitNoWait(TimelineId t, Lsn expected_head,
+                                      const std::vector<PageWrite>& pages,
+                                      uint32_t db_size_pages, std::string_view annotation,
+                                      std::string_view payload) {
+  auto use = Acquire(true);
+  if (!use.ok()) return use.status();
+  return use->store->CommitNoWait(t, expected_head, pages, db_size_pages, annotation, payload);
+}
+
+Status PooledStore::WaitDurable(Lsn lsn) {
+  auto use = Acquire(false);
+  if (!use.ok()) return use.status();
+  return use->store->WaitDurable(lsn);
+}
+
 Result<Lsn> PooledStore::ResolveLsn(TimelineId t, Lsn lsn) const {
   auto use = Acquire(false);
   if (!use.ok()) return use.status();

@@ -101,6 +101,12 @@ class PooledStore final : public PageStore {
   Result<Lsn> Commit(TimelineId t, Lsn expected_head, const std::vector<PageWrite>& pages,
                      uint32_t db_size_pages, std::string_view annotation,
                      std::string_view payload = {}) override;
+  Result<Lsn> CommitNoWait(TimelineId t, Lsn expected_head, const std::vector<PageWrite>& pages,
+                           uint32_t db_size_pages, std::string_view annotation,
+                           std::string_view payload = {}) override;
+  // On the store as it is open now: a pending record of a store closed since
+  // is durable when its reopen found it (recovery syncs what it reads).
+  Status WaitDurable(Lsn lsn) override;
   Result<Lsn> ResolveLsn(TimelineId t, Lsn lsn) const override;
   Status ReadPage(TimelineId t, PageNo pgno, Lsn lsn, std::string* out) const override;
   Status ReadPageAt(Lsn state_lsn, PageNo pgno, std::string* out) const override;

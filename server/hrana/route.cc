@@ -181,6 +181,12 @@ void HandlePipeline(Services& s, StreamTable& streams, const httplib::Request& r
     }
     closed = session.closed();
     session.Finish();
+    // No answer before what the pipeline saw and committed is durable.
+    if (Status durable = session.WaitDurable(); !durable.ok()) {
+      checkin.returned = true;
+      streams.Return(*stream, true);
+      return http::SendError(res, durable.WithContext("the pipeline's commits are not durable"));
+    }
   }
   checkin.returned = true;
   std::string baton = streams.Return(*stream, closed);

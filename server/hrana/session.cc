@@ -2,6 +2,7 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "catalog/catalog.h"
@@ -76,13 +77,24 @@ void Session::Finish() {
   ReleaseOwnConnectionIfDone();
 }
 
+Status Session::WaitDurable() {
+  // Durability is in log order: the highest LSN of each store covers the rest.
+  for (const storage::PendingDurability& d : observed_) {
+    BRANCHDB_RETURN_IF_ERROR(d.Wait());
+  }
+  observed_.clear();
+  return Status::OK();
+}
+
 bool Session::Autocommit() const {
   return !stream_.db || sqlite3_get_autocommit(stream_.db.get()) != 0;
 }
 
 Status Session::OpenOwnConnection() {
   lease_.reset();  // from now on the stream runs on its own connection
-  auto db = s_.catalog->OpenBranchConnection(stream_.project, stream_.branch, {});
+  catalog::ConnectionRequest request;
+  request.pipelined_commits = true;  // its COMMIT is acknowledged by WaitDurable()
+  auto db = s_.catalog->OpenBranchConnection(stream_.project, stream_.branch, request);
   if (!db.ok()) return db.status();
   auto sandbox = sql::Sandbox::Attach(db->get(), s_.sandbox);
   if (!sandbox.ok()) return sandbox.status();
@@ -162,6 +174,15 @@ bool Session::ExecuteSql(const std::string& text, const json& params, sql::State
   const storage::Lsn commit_before = storage::LastCommitLsn(db);
   sql::ScriptError failure;
   auto result = (*conn)->Execute(script, &failure);
+  if (storage::PendingDurability seen = storage::ObservedDurability(db); seen.store != nullptr) {
+    auto same = std::find_if(observed_.begin(), observed_.end(),
+                             [&](const auto& d) { return d.store == seen.store; });
+    if (same == observed_.end()) {
+      observed_.push_back(std::move(seen));
+    } else {
+      same->lsn = std::max(same->lsn, seen.lsn);
+    }
+  }
   if (!result.ok() && result.status().reason() == "needs_own_connection") {
     if (Status s = OpenOwnConnection(); !s.ok()) {
       *error = ErrorFromStatus(s);

@@ -51,6 +51,10 @@ class Session {
   // Ends the pipeline's use of connections: the compute is released (the
   // stream's own connection is closed as soon as its transaction ends).
   void Finish();
+  // After Finish: waits until every state the pipeline's statements read or
+  // committed is durable (their commits are pipelined: the branch was handed
+  // on before their fsync). An error means none of them is acknowledged.
+  Status WaitDurable();
 
   // The result of a batch (exposed for the cursor endpoint): per step, its
   // result or its error, or neither when its condition was false.
@@ -96,6 +100,8 @@ class Session {
   // Approximate bytes of the rows answered so far: past max_result_bytes the
   // pipeline's further statements are not run (RESULT_TOO_LARGE).
   int64_t result_bytes_ = 0;
+  // What the statements observed, per store: waited for by WaitDurable().
+  std::vector<storage::PendingDurability> observed_;
 };
 
 }  // namespace branchdb::server::hrana

@@ -233,6 +233,17 @@ void RunOnCompute(Call& c, const json& body, bool read_only,
   }
   storage::Lsn commit_after = storage::LastCommitLsn(db);
   const bool committed = commit_after != commit_before;
+  const storage::Lsn snapshot = storage::SnapshotLsn(db);
+  // The compute's connection commits without waiting for the fsync: hand the
+  // branch to the next request first, then wait until everything this script
+  // saw or wrote is durable. No answer before that; a failed fsync fails it.
+  const storage::PendingDurability durable = storage::ObservedDurability(db);
+  lease->reset();
+  if (Status st = durable.Wait(); !st.ok()) {
+    s.metrics->Increment(http::kSqlStatements, {{"outcome", "error"}});
+    return http::SendError(c.res, st.WithContext(committed ? "the commit could not be made durable"
+                                                           : "the state read is not durable"));
+  }
   if (committed) s.metrics->Increment(http::kCommits);
   s.metrics->Increment(http::kSqlStatements, {{"outcome", "ok"}},
                        static_cast<double>(result->statements.size()));
@@ -240,7 +251,7 @@ void RunOnCompute(Call& c, const json& body, bool read_only,
   // lsn: the checkpoint this script made, null when it changed nothing;
   // snapshot_lsn: the state it read, or, when it committed, the state it made.
   out["lsn"] = committed ? json(commit_after) : json(nullptr);
-  out["snapshot_lsn"] = committed ? commit_after : storage::SnapshotLsn(db);
+  out["snapshot_lsn"] = committed ? commit_after : snapshot;
   out["read_only"] = read_only;
   out["next_cursor"] = nullptr;  // only paged requests get pages (HandleSqlPage)
   http::SendJson(c.res, 200, out);

@@ -220,7 +220,8 @@ BranchConnection::BranchConnection(const OpenRequest& request)
     : store_(request.store),
       timeline_(request.timeline),
       read_only_(request.read_only),
-      pinned_state_(request.pinned_state) {
+      pinned_state_(request.pinned_state),
+      pipelined_commits_(request.pipelined_commits) {
   snapshot_pub_ = read_only_ ? pinned_state_ : 0;
   if (!read_only_) {
     Result<Lsn> head = store_->Head(timeline_);
@@ -265,6 +266,7 @@ Status BranchConnection::UnlockedState(Lsn* state, uint32_t* size) {
     if (!head.ok()) return head.status();
     *state = *head;
   }
+  Observe(*state);  // SQLite reads the header (schema cookie, size) at it
   if (*state == snapshot_) {
     *size = snapshot_size_;
     return Status::OK();
@@ -308,6 +310,7 @@ int BranchConnection::BeginSnapshot() {
   snapshot_ = head;
   db_size_ = snapshot_size_;
   snapshot_pub_ = head;
+  Observe(head);
   // SQLite keeps its page cache (and parsed schema) across transactions as
   // long as page-1 bytes 24..39 (and the schema cookie) look unchanged. That
   // is only sound when the head moved by commits made through SQLite, each of
@@ -318,6 +321,10 @@ int BranchConnection::BeginSnapshot() {
   }
   cache_lsn_ = head;
   return SQLITE_OK;
+}
+
+void BranchConnection::Observe(Lsn lsn) {
+  if (lsn != kNoLsn && lsn > observed_.load()) observed_.store(lsn);
 }
 
 void BranchConnection::NoteCookie(uint32_t cookie) {
@@ -632,7 +639,12 @@ int BranchConnection::CommitTransaction() {
   std::string payload = std::move(payload_);
   annotation_.reset();
   payload_.clear();
-  Result<Lsn> lsn = store_->Commit(timeline_, snapshot_, pages, db_size_, annotation, payload);
+  // Pipelined: the commit is in the log (and the head) but not yet durable;
+  // the caller acknowledges it with WaitDurable once SQLite has unlocked.
+  Result<Lsn> lsn =
+      pipelined_commits_
+          ? store_->CommitNoWait(timeline_, snapshot_, pages, db_size_, annotation, payload)
+          : store_->Commit(timeline_, snapshot_, pages, db_size_, annotation, payload);
   if (!lsn.ok()) {
     overlay_.clear();
     db_size_ = snapshot_size_;
@@ -657,6 +669,7 @@ int BranchConnection::CommitTransaction() {
   cache_lsn_ = *lsn;
   last_commit_lsn_ = *lsn;
   snapshot_pub_ = *lsn;
+  Observe(*lsn);
   MutexLock lock(error_mu_);
   last_error_ = Status::OK();
   return SQLITE_OK;

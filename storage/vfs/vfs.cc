@@ -182,6 +182,7 @@ Result<SqliteHandle> OpenConnection(const ConnectionOptions& options) {
   vi::OpenRequest request;
   request.store = options.store;
   request.timeline = options.timeline;
+  request.pipelined_commits = options.pipelined_commits;
   if (options.state.has_value()) {
     Result<RecordInfo> record = options.store->GetRecord(*options.state);
     if (!record.ok()) return record.status();
@@ -257,6 +258,19 @@ Lsn SnapshotLsn(sqlite3* db) {
   vi::BranchConnection* conn = ConnectionOfDb(db);
   return conn == nullptr ? 0 : conn->snapshot_lsn();
 }
+
+Lsn ObservedLsn(sqlite3* db) {
+  vi::BranchConnection* conn = ConnectionOfDb(db);
+  return conn == nullptr ? 0 : conn->observed_lsn();
+}
+
+PendingDurability ObservedDurability(sqlite3* db) {
+  vi::BranchConnection* conn = ConnectionOfDb(db);
+  if (conn == nullptr) return {};
+  return PendingDurability{conn->store(), conn->observed_lsn()};
+}
+
+Status WaitDurable(sqlite3* db) { return ObservedDurability(db).Wait(); }
 
 Status LastVfsError(sqlite3* db) {
   vi::BranchConnection* conn = ConnectionOfDb(db);

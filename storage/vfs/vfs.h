@@ -16,6 +16,9 @@
 //
 // One writer per timeline at a time (in this process): a second writer gets
 // SQLITE_BUSY. Read-only connections pinned at an LSN read concurrently.
+// With ConnectionOptions::pipelined_commits, a COMMIT returns before its
+// commit is durable, and the next transaction may read and build on it:
+// WaitDurable(db) is then what acknowledges a transaction.
 //
 // Thread-safety: the functions here are thread-safe; a connection is used by
 // one thread at a time, as SQLite requires.
@@ -54,6 +57,14 @@ struct ConnectionOptions {
   std::optional<Lsn> state;
   // SQLite page cache size in pages (PRAGMA cache_size). Default: 2000.
   int cache_pages = 2000;
+  // Read-write connections: commit with PageStore::CommitNoWait, so that
+  // SQLite's COMMIT returns (and the branch's write lock is free for the next
+  // writer) once the commit is in the log, before it is durable (early lock
+  // release; its fsync is shared with the commits that follow). The caller
+  // must then call WaitDurable(db) after the transaction and before it tells
+  // anyone what the connection wrote or read. Default: false (COMMIT returns
+  // once durable).
+  bool pipelined_commits = false;
 };
 
 // Registers the "branchdb" VFS with SQLite (not as default). Idempotent.
@@ -87,6 +98,31 @@ Lsn LastCommitLsn(sqlite3* db);
 // The LSN of the state the connection reads now (or read in its last
 // transaction).
 Lsn SnapshotLsn(sqlite3* db);
+
+// The highest LSN this connection has observed: the newest state it read at
+// (also before SQLite took its lock) or committed (durable or not). 0 if none.
+Lsn ObservedLsn(sqlite3* db);
+
+// What a connection has observed, to wait for after the connection is
+// handed on (another thread may use it meanwhile): Wait() is
+// PageStore::WaitDurable(lsn) on its store (OK when store is null).
+struct PendingDurability {
+  std::shared_ptr<PageStore> store;
+  Lsn lsn = 0;
+  Status Wait() const { return store == nullptr ? Status::OK() : store->WaitDurable(lsn); }
+};
+// Of db's ObservedLsn(db); empty (nothing to wait for) when db is not a
+// branchdb connection. Call on the connection's thread.
+PendingDurability ObservedDurability(sqlite3* db);
+
+// Waits until every state this connection has observed is durable
+// (ObservedDurability(db).Wait()): so that a reader that saw a pending
+// commit, and the writer of one, report nothing a crash could take back.
+// Call after the transaction ended (SQLite released the branch's lock).
+// Fails as PageStore::WaitDurable does when the store could not make it
+// durable: the commit (and every commit built on it) is then not
+// acknowledged. OK when db is not a branchdb connection.
+Status WaitDurable(sqlite3* db);
 
 // Added by the VFS implementation: the cause of this connection's last VFS
 // failure, with its message (SQLite itself only reports a code such as

@@ -41,6 +41,7 @@ struct OpenRequest {
   TimelineId timeline = 0;
   bool read_only = false;
   Lsn pinned_state = 0;  // read_only: the record LSN the connection reads
+  bool pipelined_commits = false;  // ConnectionOptions::pipelined_commits
 };
 
 // The state of one main-database file (one SQLite connection). Its methods
@@ -73,6 +74,8 @@ class BranchConnection {
   }
   Lsn last_commit_lsn() const { return last_commit_lsn_.load(); }
   Lsn snapshot_lsn() const { return snapshot_pub_.load(); }
+  Lsn observed_lsn() const { return observed_.load(); }
+  const std::shared_ptr<PageStore>& store() const { return store_; }
   Status last_error() const;
 
  private:
@@ -96,6 +99,8 @@ class BranchConnection {
   // returns a pointer to kPageSize bytes, or nullptr with last_error_ set.
   const char* StoredPage(PageNo pgno, Lsn state);
   void NoteCookie(uint32_t cookie);
+  // Raises observed_ to lsn (a state read at or committed).
+  void Observe(Lsn lsn);
   bool AcquireWriterSlot();
   void ReleaseWriterSlot();
   int Fail(int rc, Status status);
@@ -105,6 +110,7 @@ class BranchConnection {
   const TimelineId timeline_;
   const bool read_only_;
   const Lsn pinned_state_;
+  const bool pipelined_commits_;
 
   // Used by the connection's thread only.
   int lock_level_ = SQLITE_LOCK_NONE;
@@ -145,6 +151,7 @@ class BranchConnection {
 
   std::atomic<Lsn> last_commit_lsn_{0};
   std::atomic<Lsn> snapshot_pub_{0};
+  std::atomic<Lsn> observed_{0};  // written by the connection's thread only
   mutable Mutex error_mu_;  // a leaf
   Status last_error_ GUARDED_BY(error_mu_);
 };
