@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "base/env.h"
+#include "base/quotas.h"
 #include "base/status.h"
 
 namespace branchdb::auth {
@@ -93,6 +94,7 @@ enum class Operation {
   kExportBranch,  // the branch's database file: sql:read, never a database credential
   kIssueReadCredential, kIssueReadWriteCredential,
   kManageClients, kRotateKeys, kIntrospectAnyToken,
+  kReadAudit,  // a project's audit trail (admin), or the server's (unrestricted admin)
 };
 
 // The scope an operation needs (see the table in docs/auth.md).
@@ -195,6 +197,9 @@ struct ClientSpec {
   std::string name;                   // human label, e.g. "ci-runner" (may be empty)
   ScopeSet scopes;                    // REQUIRES: non-empty
   std::vector<std::string> projects;  // projects it may touch; empty = all projects
+  // Limits on what the client itself does (docs/api.md, "Quotas"); each
+  // within 0..kMaxQuotaValue (InvalidArgument otherwise). Default: none.
+  Quotas quotas;
 };
 
 struct ClientInfo {
@@ -202,13 +207,15 @@ struct ClientInfo {
   std::string name;
   ScopeSet scopes;
   std::vector<std::string> projects;  // empty = all
+  Quotas quotas;                      // the client's own limits (ClientSpec::quotas)
   bool enabled = true;
   int64_t created_at = 0;  // unix seconds
 
   // True when the client may touch `project` (empty list = all).
   bool MayAccessProject(std::string_view project) const;
-  // {"client_id","name","scopes":["a","b"],"projects":[...],"enabled",
-  // "created_at":"<RFC 3339>"} for the admin API; never contains secret material.
+  // {"client_id","name","scopes":["a","b"],"projects":[...],"quotas":{...},
+  // "enabled","created_at":"<RFC 3339>"} for the admin API ("quotas": every
+  // quota's name, null when unset); never contains secret material.
   std::string ToJson() const;
 };
 

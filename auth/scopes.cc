@@ -103,7 +103,7 @@ struct OperationEntry {
   Scope scope;
   bool write;
 };
-constexpr std::array<OperationEntry, 24> kOperations = {{
+constexpr std::array<OperationEntry, 25> kOperations = {{
     {Operation::kListProjects, "list_projects", Scope::kProjectsRead, false},
     {Operation::kGetProject, "get_project", Scope::kProjectsRead, false},
     {Operation::kCreateProject, "create_project", Scope::kProjectsWrite, true},
@@ -130,6 +130,7 @@ constexpr std::array<OperationEntry, 24> kOperations = {{
     {Operation::kManageClients, "manage_clients", Scope::kAdmin, true},
     {Operation::kRotateKeys, "rotate_keys", Scope::kAdmin, true},
     {Operation::kIntrospectAnyToken, "introspect_any_token", Scope::kAdmin, false},
+    {Operation::kReadAudit, "read_audit", Scope::kAdmin, false},
 }};
 
 const OperationEntry& Find(Operation op) {

@@ -97,6 +97,31 @@ Status AuthServiceImpl::Load() {
 
 // --- clients ---------------------------------------------------------------
 
+namespace {
+// A client's quotas in clients.json: {"max_branches":5,...}, set ones only.
+// Files written before quotas existed have none: no quotas.
+json SavedClientQuotas(const Quotas& q) {
+  json out = json::object();
+  for (const QuotaField& f : kQuotaFields) {
+    if (q.*f.member) out[f.name] = *(q.*f.member);
+  }
+  return out;
+}
+
+bool LoadClientQuotas(const json& client, Quotas* q) {
+  auto it = client.find("quotas");
+  if (it == client.end()) return true;
+  if (!it->is_object()) return false;
+  for (const QuotaField& f : kQuotaFields) {
+    auto v = it->find(f.name);
+    if (v == it->end()) continue;
+    if (!v->is_number_integer()) return false;
+    q->*f.member = v->get<int64_t>();
+  }
+  return true;
+}
+}  // namespace
+
 Status AuthServiceImpl::LoadClientsLocked() {
   const std::string path = JoinPath(AuthDir(), kClientsFile);
   auto j = ReadJsonFile(env_, path);
@@ -135,6 +160,7 @@ Status AuthServiceImpl::LoadClientsLocked() {
       if (!p.is_string()) return bad();
       rec.info.projects.push_back(p.get<std::string>());
     }
+    if (!LoadClientQuotas(c, &rec.info.quotas)) return bad();
     clients_[rec.info.client_id] = std::move(rec);
   }
   return Status::OK();
@@ -148,6 +174,7 @@ Status AuthServiceImpl::SaveClientsLocked() {
                    {"secret_hash", rec.secret_hash},
                    {"scopes", rec.info.scopes.ToString()},
                    {"projects", rec.info.projects},
+                   {"quotas", SavedClientQuotas(rec.info.quotas)},
                    {"enabled", rec.info.enabled},
                    {"created_at", rec.info.created_at}});
   }
@@ -159,6 +186,14 @@ Result<NewClient> AuthServiceImpl::CreateClient(const ClientSpec& spec) {
   if (spec.scopes.empty()) return Status::InvalidArgument("a client needs at least one scope");
   for (const auto& p : spec.projects) {
     if (p.empty()) return Status::InvalidArgument("empty project name in client's project list");
+  }
+  for (const QuotaField& f : kQuotaFields) {
+    const auto& v = spec.quotas.*f.member;
+    if (v && (*v < 0 || *v > kMaxQuotaValue)) {
+      return Status::InvalidArgument(std::string("quotas.") + f.name + ": expected 0.." +
+                                         std::to_string(kMaxQuotaValue),
+                                     "invalid_argument");
+    }
   }
   auto id_bytes = internal::RandomBytes(10);
   auto secret_bytes = internal::RandomBytes(32);
@@ -172,6 +207,7 @@ Result<NewClient> AuthServiceImpl::CreateClient(const ClientSpec& spec) {
   out.info.name = spec.name;
   out.info.scopes = spec.scopes;
   out.info.projects = spec.projects;
+  out.info.quotas = spec.quotas;
   out.info.enabled = true;
   out.info.created_at = NowSeconds();
 

@@ -1,5 +1,5 @@
 // OAuth clients (admin scope; not for clients restricted to projects):
-//   POST   /v1/clients        {"name","scopes":["a","b"],"projects":[..]}
+//   POST   /v1/clients        {"name","scopes":["a","b"],"projects":[..],"quotas":{..}}
 //                             -> 201 {client_id, client_secret (only now), name, scopes, projects,
 //                                     enabled, created_at (RFC 3339)}
 //   GET    /v1/clients        -> {"clients":[...]} (never secrets)
@@ -10,6 +10,7 @@
 #include "server/http/errors.h"
 #include "server/routes/call.h"
 #include "server/routes/common.h"
+#include "server/routes/quota_input.h"
 
 namespace branchdb::server::routes {
 namespace {
@@ -56,6 +57,14 @@ Status ParseProjects(const json& body, auth::ClientSpec* spec) {
   return Status::OK();
 }
 
+// "quotas": absent, or the client's own limits (docs/api.md, "Quotas").
+Status ParseClientQuotas(const json& body, auth::ClientSpec* spec) {
+  auto patch = ParseQuotaPatch(body);
+  if (!patch.ok()) return patch.status();
+  if (patch->has_value()) spec->quotas = ApplyQuotaPatch({}, **patch);
+  return Status::OK();
+}
+
 }  // namespace
 
 void HandleCreateClient(Call& c) {
@@ -65,6 +74,7 @@ void HandleCreateClient(Call& c) {
   BRANCHDB_TRY_SEND(c.res, scopes, ParseScopes(body->contains("scopes") ? (*body)["scopes"] : json()));
   spec.scopes = *scopes;
   if (Status st = ParseProjects(*body, &spec); !st.ok()) return http::SendError(c.res, st);
+  if (Status st = ParseClientQuotas(*body, &spec); !st.ok()) return http::SendError(c.res, st);
   BRANCHDB_TRY_SEND(c.res, created, c.s.auth->CreateClient(spec));
   json out = ClientJson(created->info);
   out["client_secret"] = created->client_secret;
