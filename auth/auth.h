@@ -199,7 +199,7 @@ struct ClientSpec {
   std::vector<std::string> projects;  // projects it may touch; empty = all projects
   // Limits on what the client itself does (docs/api.md, "Quotas"); each
   // within 0..kMaxQuotaValue (InvalidArgument otherwise). Default: none.
-  Quotas quotas;
+  Quotas quotas = {};
 };
 
 struct ClientInfo {

@@ -65,17 +65,31 @@ Guard::Guard(GuardOptions options, std::unique_ptr<catalog::Ledger> ledger)
 Result<catalog::ProjectSettings> Guard::Settings(const std::string& project) {
   auto p = options_.catalog->GetProject(project);
   if (!p.ok()) return p.status();
-  return ledger_->GetSettings(p->id);
+  {
+    MutexLock l(mu_);
+    auto it = settings_.find(p->id);
+    if (it != settings_.end()) return it->second;
+  }
+  auto loaded = ledger_->GetSettings(p->id);
+  if (!loaded.ok()) return loaded.status();
+  MutexLock l(mu_);
+  settings_.emplace(p->id, *loaded);
+  return loaded;
 }
 
 Status Guard::PutSettings(const std::string& project, const catalog::ProjectSettings& settings) {
   auto p = options_.catalog->GetProject(project);
   if (!p.ok()) return p.status();
-  return ledger_->PutSettings(p->id, settings);
+  BRANCHDB_RETURN_IF_ERROR(ledger_->PutSettings(p->id, settings));
+  MutexLock l(mu_);
+  settings_[p->id] = settings;
+  return Status::OK();
 }
 
 void Guard::ForgetProject(const std::string& project_id) {
   (void)ledger_->ForgetProject(project_id);  // stale rows are keyed by a dead id: harmless
+  MutexLock l(mu_);
+  settings_.erase(project_id);
 }
 
 Guard::ProjectLock Guard::LockProject(const std::string& project) {

@@ -168,6 +168,9 @@ class Guard {
   const int64_t started_micros_;
 
   Mutex mu_;
+  // The ledger's project settings, by project id (this process is the only
+  // writer: PutSettings updates both).
+  std::map<std::string, catalog::ProjectSettings> settings_ GUARDED_BY(mu_);
   std::map<std::string, std::shared_ptr<std::mutex>> project_locks_ GUARDED_BY(mu_);
   std::map<std::string, Counters> projects_ GUARDED_BY(mu_);  // by project name
   std::map<std::pair<std::string, std::string>, Counters> clients_

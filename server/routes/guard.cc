@@ -153,6 +153,9 @@ void RecordCall(const Route& route, Call& c) {
   if (who == nullptr && c.ctx.bearer && c.ctx.bearer->principal) who = &*c.ctx.bearer->principal;
   const std::string client_id = who ? who->client_id : "";
   if (!c.project.empty()) g->CountRequest(c.project, client_id);
+  const Audited* audited = FindAudited(route);
+  // Most calls are neither: their answer (a SQL result, a diff) is not parsed.
+  if (!(audited != nullptr && audited->always) && c.res.status < 400) return;
 
   json answer = json::parse(c.res.body, nullptr, false);
   std::string code;
@@ -166,7 +169,6 @@ void RecordCall(const Route& route, Call& c) {
       code = e.get<std::string>();  // OAuth's own error shape
     }
   }
-  const Audited* audited = FindAudited(route);
   if (!(audited != nullptr && audited->always) && !IsRefusal(c.res.status, code)) return;
 
   catalog::AuditEvent e;

@@ -86,6 +86,7 @@ void HandleUpdateProject(Call& c) {
     if (!st.ok()) return http::SendError(c.res, st);
   }
   if (c.s.guard != nullptr && (quotas->has_value() || ttl_given)) {
+    auto lock = c.s.guard->LockProject(c.project);  // concurrent PATCHes: none lost
     BRANCHDB_TRY_SEND(c.res, settings, c.s.guard->Settings(c.project));
     if (quotas->has_value()) settings->quotas = ApplyQuotaPatch(settings->quotas, **quotas);
     if (ttl_given) settings->default_branch_ttl_seconds = *ttl;  // null lifts it

@@ -165,6 +165,9 @@ const std::map<std::string, BaseRequest>& BaseRequests() {
   static const std::map<std::string, BaseRequest> base = {
       {"post /v1/projects", {"/v1/projects", {{"name", "ints-new"}}}},
       {"patch /v1/projects/{project}", {"/v1/projects/ints", json::object()}},
+      {"post /v1/clients", {"/v1/clients", {{"name", "ints"}, {"scopes", {"sql:read"}}}}},
+      {"get /v1/projects/{project}/audit", {"/v1/projects/ints/audit", nullptr}},
+      {"get /v1/audit", {"/v1/audit", nullptr}},
       {"post /v1/projects/{project}/branches",
        {"/v1/projects/ints/branches", {{"name", "int-new"}, {"parent", "production"}}}},
       {"patch /v1/projects/{project}/branches/{branch}",
