@@ -281,11 +281,14 @@ Status Guard::CheckCommit(const std::string& project, const std::string& branch,
       return refused->ToStatus();
     }
   }
-  // Counted now, when it passes (a COMMIT that then fails still counts).
+  // Counted now, when it passes (a COMMIT that then fails still counts); the
+  // windows hold the last minute only, whether a quota applies or not.
   const int64_t now = options_.clock->NowMicros();
   MutexLock l(mu_);
-  project_commits_[project].push_back(now);
-  client_commits_[client_id].push_back(now);
+  for (auto* window : {&project_commits_[project], &client_commits_[client_id]}) {
+    (void)WindowCount(*window, now);
+    window->push_back(now);
+  }
   return Status::OK();
 }
 

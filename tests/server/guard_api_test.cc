@@ -357,7 +357,7 @@ TEST_CASE("audit: a scripted session's entries, in order, with their fields, aft
   {
     Fixture f(tweak);
     REQUIRE(f.Call("POST", "/v1/projects", {{"name", "shop"}}).first == 201);
-    auto [id, token] = f.NewClient({"branches:write", "sql:write"});
+    auto [id, token] = f.NewClient({"branches:write", "sql:write"}, {{"max_branches", 5}});
     agent_id = id;
     REQUIRE(f.Call("POST", "/v1/projects/shop/branches", {{"name", "dev"}}, token).first == 201);
     json answer;
@@ -380,6 +380,14 @@ TEST_CASE("audit: a scripted session's entries, in order, with their fields, aft
                 "branch.delete"};
   }
   Fixture f(tweak);  // restarted on the same data directory
+  // The client's quotas and the project's are kept too.
+  bool kept = false;
+  const json clients = f.Call("GET", "/v1/clients").second;
+  for (const auto& c : clients["clients"]) {
+    if (c["client_id"] == agent_id) kept = c["quotas"]["max_branches"] == 5;
+  }
+  CHECK(kept);
+  CHECK(f.Call("GET", "/v1/projects/shop").second["quotas"]["max_branches"] == 2);
   auto [st, page] = f.Call("GET", "/v1/projects/shop/audit");
   REQUIRE(st == 200);
   INFO(page.dump(2));
