@@ -7,7 +7,9 @@
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
+#include <algorithm>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "server/config.h"
@@ -151,6 +153,27 @@ TEST_CASE("quota max_branches: reached, refused without a branch, released by a 
   CHECK(f.Call("POST", "/v1/projects/shop/branches", {{"name", "b"}}).first == 201);
   f.SetQuotas({{"max_branches", nullptr}});
   CHECK(f.Call("POST", "/v1/projects/shop/branches", {{"name", "c"}}).first == 201);
+}
+
+TEST_CASE("quota max_branches: concurrent creates do not pass it together", "[guard]") {
+  Fixture f;
+  REQUIRE(f.Call("POST", "/v1/projects", {{"name", "shop"}}).first == 201);
+  f.SetQuotas({{"max_branches", 3}});  // production + two
+  std::vector<std::thread> threads;
+  std::vector<int> status(8, 0);
+  for (int i = 0; i < 8; ++i) {
+    threads.emplace_back([&, i] {  // no Catch2 assertions off the main thread
+      auto c = f.Client();
+      auto r = c.Post("/v1/projects/shop/branches",
+                      {{"Authorization", "Bearer " + f.token_}},
+                      json({{"name", "b" + std::to_string(i)}}).dump(), "application/json");
+      status[i] = r ? r->status : 0;
+    });
+  }
+  for (auto& t : threads) t.join();
+  CHECK(std::count(status.begin(), status.end(), 201) == 2);
+  CHECK(std::count(status.begin(), status.end(), 429) == 6);
+  CHECK(f.Call("GET", "/v1/projects/shop/branches").second["branches"].size() == 3);
 }
 
 TEST_CASE("quota max_branches per client counts the branches it created", "[guard]") {
