@@ -191,10 +191,14 @@ Status Guard::CheckWake(const std::string& project, const std::string& branch,
   if (!settings.ok()) return settings.status();
   const Quotas client = ClientQuotas(client_id);
   if (!settings->quotas.max_active_computes && !client.max_active_computes) return Status::OK();
-  std::vector<compute::ComputeInfo> active;
-  for (auto& c : options_.computes->List()) {
-    if (c.active && c.key.rfind(ProjectPrefix(project), 0) == 0) active.push_back(std::move(c));
-  }
+  // The project's active computes now (again after a suspension).
+  auto active_now = [&] {
+    std::vector<compute::ComputeInfo> active;
+    for (auto& c : options_.computes->List()) {
+      if (c.active && c.key.rfind(ProjectPrefix(project), 0) == 0) active.push_back(std::move(c));
+    }
+    return active;
+  };
   // Counted against one quota: those of `counted`; at the limit, suspend the
   // least recently used idle one, else refuse.
   auto enforce = [&](std::vector<compute::ComputeInfo> counted, int64_t limit,
@@ -212,7 +216,7 @@ Status Guard::CheckWake(const std::string& project, const std::string& branch,
   };
   if (settings->quotas.max_active_computes) {
     BRANCHDB_RETURN_IF_ERROR(
-        enforce(active, *settings->quotas.max_active_computes, "project", project));
+        enforce(active_now(), *settings->quotas.max_active_computes, "project", project));
   }
   if (client.max_active_computes) {
     GUARD_ASSIGN(branches, ListBranches(project));
@@ -220,7 +224,7 @@ Status Guard::CheckWake(const std::string& project, const std::string& branch,
     for (const auto& b : branches.list) owner_by_key[project + "/" + b.name] = branches.OwnerOf(b);
     if (owner_by_key[key] == client_id) {
       std::vector<compute::ComputeInfo> own;
-      for (const auto& c : active) {
+      for (const auto& c : active_now()) {
         if (owner_by_key[c.key] == client_id) own.push_back(c);
       }
       BRANCHDB_RETURN_IF_ERROR(
