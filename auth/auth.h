@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "base/env.h"
+#include "base/quotas.h"
 #include "base/status.h"
 
 namespace branchdb::auth {
@@ -100,6 +101,7 @@ enum class Operation {
   // The extra right over a protected branch (or one whose writes policy is
   // promote_only): lift the guard, roll back, reset, delete, write SQL.
   kProtectBranch,
+  kReadAudit,  // a project's audit trail (admin), or the server's (unrestricted admin)
 };
 
 // The scope an operation needs (see the table in docs/auth.md).
@@ -228,6 +230,9 @@ struct ClientSpec {
   // [kMinBranchTtlSeconds, kMaxBranchTtlSeconds]. With one, its branches
   // always expire (the server defaults their TTL to it).
   int64_t max_branch_ttl_seconds = 0;
+  // Limits on what the client itself does (docs/api.md, "Quotas"); each
+  // within 0..kMaxQuotaValue (InvalidArgument otherwise). Default: none.
+  Quotas quotas = {};
 };
 
 struct ClientInfo {
@@ -237,14 +242,16 @@ struct ClientInfo {
   std::vector<std::string> projects;  // empty = all
   std::vector<std::string> branches;  // patterns; empty = all
   int64_t max_branch_ttl_seconds = 0;  // 0 = none
+  Quotas quotas;                      // the client's own limits (ClientSpec::quotas)
   bool enabled = true;
   int64_t created_at = 0;  // unix seconds
 
   // True when the client may touch `project` (empty list = all).
   bool MayAccessProject(std::string_view project) const;
   // {"client_id","name","scopes":["a","b"],"projects":[...],"branches":[...],
-  // "max_branch_ttl_seconds":N|null,"enabled","created_at":"<RFC 3339>"} for
-  // the admin API; never contains secret material.
+  // "max_branch_ttl_seconds":N|null,"quotas":{...},"enabled","created_at":"<RFC 3339>"}
+  // for the admin API ("quotas": every quota's name, null when unset); never
+  // contains secret material.
   std::string ToJson() const;
 };
 

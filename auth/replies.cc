@@ -174,12 +174,21 @@ std::string FormatRfc3339(int64_t unix_seconds) {
 }
 
 namespace {
+json QuotasJson(const Quotas& q) {
+  json out = json::object();
+  for (const QuotaField& f : kQuotaFields) {
+    out[f.name] = (q.*f.member) ? json(*(q.*f.member)) : json(nullptr);
+  }
+  return out;
+}
+
 json ClientJson(const ClientInfo& c) {
   return json{{"client_id", c.client_id}, {"name", c.name},
               {"scopes", c.scopes.Names()}, {"projects", c.projects},
               {"branches", c.branches},
               {"max_branch_ttl_seconds",
                c.max_branch_ttl_seconds > 0 ? json(c.max_branch_ttl_seconds) : json(nullptr)},
+              {"quotas", QuotasJson(c.quotas)},
               {"enabled", c.enabled},     {"created_at", FormatRfc3339(c.created_at)}};
 }
 }  // namespace

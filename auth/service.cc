@@ -97,6 +97,31 @@ Status AuthServiceImpl::Load() {
 
 // --- clients ---------------------------------------------------------------
 
+namespace {
+// A client's quotas in clients.json: {"max_branches":5,...}, set ones only.
+// Files written before quotas existed have none: no quotas.
+json SavedClientQuotas(const Quotas& q) {
+  json out = json::object();
+  for (const QuotaField& f : kQuotaFields) {
+    if (q.*f.member) out[f.name] = *(q.*f.member);
+  }
+  return out;
+}
+
+bool LoadClientQuotas(const json& client, Quotas* q) {
+  auto it = client.find("quotas");
+  if (it == client.end()) return true;
+  if (!it->is_object()) return false;
+  for (const QuotaField& f : kQuotaFields) {
+    auto v = it->find(f.name);
+    if (v == it->end()) continue;
+    if (!v->is_number_integer()) return false;
+    q->*f.member = v->get<int64_t>();
+  }
+  return true;
+}
+}  // namespace
+
 Status AuthServiceImpl::LoadClientsLocked() {
   const std::string path = JoinPath(AuthDir(), kClientsFile);
   auto j = ReadJsonFile(env_, path);
@@ -147,6 +172,7 @@ Status AuthServiceImpl::LoadClientsLocked() {
       if (!ttl->is_number_integer() || ttl->get<int64_t>() < 0) return bad();
       rec.info.max_branch_ttl_seconds = ttl->get<int64_t>();
     }
+    if (!LoadClientQuotas(c, &rec.info.quotas)) return bad();
     clients_[rec.info.client_id] = std::move(rec);
   }
   return Status::OK();
@@ -162,6 +188,7 @@ Status AuthServiceImpl::SaveClientsLocked() {
                    {"projects", rec.info.projects},
                    {"branches", rec.info.branches},
                    {"max_branch_ttl_seconds", rec.info.max_branch_ttl_seconds},
+                   {"quotas", SavedClientQuotas(rec.info.quotas)},
                    {"enabled", rec.info.enabled},
                    {"created_at", rec.info.created_at}});
   }
@@ -188,6 +215,14 @@ Result<NewClient> AuthServiceImpl::CreateClient(const ClientSpec& spec) {
             std::to_string(kMaxBranchTtlSeconds) + " (1 year)",
         "invalid_argument");
   }
+  for (const QuotaField& f : kQuotaFields) {
+    const auto& v = spec.quotas.*f.member;
+    if (v && (*v < 0 || *v > kMaxQuotaValue)) {
+      return Status::InvalidArgument(std::string("quotas.") + f.name + ": expected 0.." +
+                                         std::to_string(kMaxQuotaValue),
+                                     "invalid_argument");
+    }
+  }
   auto id_bytes = internal::RandomBytes(10);
   auto secret_bytes = internal::RandomBytes(32);
   if (!id_bytes.ok()) return id_bytes.status();
@@ -202,6 +237,7 @@ Result<NewClient> AuthServiceImpl::CreateClient(const ClientSpec& spec) {
   out.info.projects = spec.projects;
   out.info.branches = spec.branches;
   out.info.max_branch_ttl_seconds = spec.max_branch_ttl_seconds;
+  out.info.quotas = spec.quotas;
   out.info.enabled = true;
   out.info.created_at = NowSeconds();
 

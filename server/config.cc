@@ -88,6 +88,8 @@ const std::vector<Field>& Fields() {
        &Config::token_cache_entries},
       {"auth", "admin_secret_file", "BRANCHDB_ADMIN_SECRET_FILE", Kind::kString,
        &Config::admin_secret_file},
+      {"audit", "retention_days", "BRANCHDB_AUDIT_RETENTION_DAYS", Kind::kInt, nullptr,
+       &Config::audit_retention_days},
   };
   return fields;
 }
@@ -236,6 +238,9 @@ std::vector<FieldError> Validate(const Config& c) {
   }
   if (c.idle_timeout_seconds < 0) err("idle_timeout_seconds", "expected 0 (never) or more");
   if (c.compute_budget < 1) err("compute_budget", "expected at least 1");
+  if (c.audit_retention_days < 1 || c.audit_retention_days > 3650) {
+    err("audit_retention_days", "expected 1..3650");
+  }
   if (c.sweep_interval_seconds < 1) err("sweep_interval_seconds", "expected at least 1");
   if (c.statement_timeout_ms < 1) err("statement_timeout_ms", "expected at least 1");
   if (c.libsql_stream_idle_timeout_seconds < 1 || c.libsql_stream_idle_timeout_seconds > 3600)

@@ -89,6 +89,9 @@ struct Config {
   // Verified-token cache (auth::AuthOptions::token_cache_entries; 0 = off).
   int64_t token_cache_entries = 4096;
   std::string admin_secret_file;          // bootstrap admin client secret ("" = generate)
+  // [audit]
+  // Audit events older than this are deleted (at start, then every minute; 1..3650).
+  int64_t audit_retention_days = 90;
 
   // Split listen into host and port. REQUIRES: Validate() found no listen error.
   std::string ListenHost() const;

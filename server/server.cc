@@ -18,6 +18,8 @@
 #include "base/process.h"
 #include "catalog/catalog.h"
 #include "server/compute/supervisor.h"
+#include "server/guard/guard.h"
+#include "server/guard/usage_metrics.h"
 #include "server/hrana/route.h"
 #include "server/http/admission.h"
 #include "server/http/auth_guard.h"
@@ -102,6 +104,8 @@ struct ApiServer::Parts {
   // Runs of every sandbox (computes, pages, promote): outlives them all.
   std::unique_ptr<sql::CpuScheduler> scheduler;
   std::unique_ptr<compute::ComputeSupervisor> computes;
+  // Quotas, usage and the audit trail (its ledger.db).
+  std::unique_ptr<guard::Guard> guard;
   // Hrana streams (their own connections close before the computes').
   std::unique_ptr<hrana::StreamTable> streams;
   // The catalog's reaper may call back before the supervisor exists or while
@@ -143,6 +147,7 @@ ApiServer::~ApiServer() {
   parts_->router.reset();
   parts_->http.reset();
   parts_->streams.reset();
+  parts_->guard.reset();
   {
     MutexLock l(parts_->reaper_mu);
     parts_->computes_for_reaper = nullptr;
@@ -342,6 +347,25 @@ Status StartComputes(const Config& config, ApiServer::Parts& parts, Services& se
   return Status::OK();
 }
 
+// Quotas, usage and the audit trail over <data_dir>/ledger.db (server/guard/).
+Status StartGuard(const Config& config, Env* env, ApiServer::Parts& parts, Services& services) {
+  catalog::LedgerOptions options;
+  options.env = env;
+  options.retention_micros = config.audit_retention_days * 24 * 3600 * 1000000ll;
+  auto ledger = catalog::Ledger::Open(options, config.data_dir);
+  if (!ledger.ok()) return ledger.status().WithContext("ledger");
+  if (auto pruned = (*ledger)->Prune(); !pruned.ok()) return pruned.status();
+  guard::GuardOptions g;
+  g.clock = services.clock;
+  g.catalog = services.catalog;
+  g.auth = services.auth;
+  g.computes = services.computes;
+  parts.guard = std::make_unique<guard::Guard>(g, std::move(*ledger));
+  services.guard = parts.guard.get();
+  guard::AddUsageCollector(*services.metrics, *services.guard, *services.catalog);
+  return Status::OK();
+}
+
 // The guarded HTTP (or, with a certificate, HTTPS) server, not yet bound.
 Status CreateHttpServer(const Config& config, ApiServer::Parts& parts, Services& services) {
   http::GuardOptions guard;
@@ -448,6 +472,10 @@ void StartHousekeeper(ApiServer::Parts& parts, std::shared_ptr<spdlog::logger> l
       if (Status s = p->auth->Maintain(); !s.ok()) {
         logger->warn("event=auth_maintain_failed error=\"{}\"", http::LogValue(s.ToString()));
       }
+      if (auto pruned = p->guard->ledger().Prune(); !pruned.ok()) {
+        logger->warn("event=audit_prune_failed error=\"{}\"",
+                     http::LogValue(pruned.status().ToString()));
+      }
       l.Lock();
     }
   });
@@ -469,6 +497,7 @@ Status ApiServer::Init() {
   BRANCHDB_RETURN_IF_ERROR(OpenCatalog(config_, env_, *parts_, services_));
   BRANCHDB_RETURN_IF_ERROR(OpenIdempotency(config_, env_, *parts_, services_));
   BRANCHDB_RETURN_IF_ERROR(StartComputes(config_, *parts_, services_));
+  BRANCHDB_RETURN_IF_ERROR(StartGuard(config_, env_, *parts_, services_));
   BRANCHDB_RETURN_IF_ERROR(CreateHttpServer(config_, *parts_, services_));
   ConfigureHttp(config_, *parts_->http);
   BRANCHDB_RETURN_IF_ERROR(StartStreams(config_, *parts_, services_));

@@ -33,6 +33,9 @@ class Router;
 namespace compute {
 class ComputeSupervisor;
 }
+namespace guard {
+class Guard;
+}
 
 struct Services {
   const Config* config = nullptr;
@@ -49,6 +52,8 @@ struct Services {
   const http::Router* router = nullptr;
   auth::AuthService* auth = nullptr;          // optional
   catalog::Catalog* catalog = nullptr;    // optional
+  // Quotas, usage and the audit trail (server/guard/guard.h); optional.
+  guard::Guard* guard = nullptr;
   // The sandbox of every SQL connection (computes, promote's replay), from config.
   sql::SandboxOptions sandbox;
 };

@@ -127,6 +127,7 @@ int Main(int argc, char** argv, const Registrar& local_commands) {
   RegisterInspectCommands(app, commands);
   RegisterTransferCommands(app, commands);
   RegisterAccessCommands(app, commands);
+  RegisterAuditCommands(app, commands);
 
   try {
     app.parse(argc, argv);

@@ -138,6 +138,7 @@ void RegisterBranchCommands(CLI::App& app, Commands& commands);
 void RegisterSqlCommands(CLI::App& app, Commands& commands);
 void RegisterHistoryCommands(CLI::App& app, Commands& commands);   // checkpoints..promote
 void RegisterInspectCommands(CLI::App& app, Commands& commands);   // diff, schema
+void RegisterAuditCommands(CLI::App& app, Commands& commands);     // audit, usage
 void RegisterTransferCommands(CLI::App& app, Commands& commands);  // export, import
 void RegisterAccessCommands(CLI::App& app,
                             Commands& commands);  // credential, client, token, compute

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "catalog/catalog.h"
+#include "server/guard/guard.h"
 #include "server/http/metrics.h"
 #include "server/routes/common.h"
 #include "server/sql/annotate.h"
@@ -107,6 +108,11 @@ Result<sql::Sandbox*> Session::Connection() {
   if (stream_.sandbox) return stream_.sandbox.get();
   if (!lease_) {
     const std::string key = routes::ComputeKey(stream_.project, stream_.branch);
+    if (s_.guard != nullptr) {  // max_active_computes (docs/api.md, "Quotas")
+      guard::Refusal refused;
+      BRANCHDB_RETURN_IF_ERROR(
+          s_.guard->CheckWake(stream_.project, stream_.branch, caller_.client_id, &refused));
+    }
     auto lease = s_.computes->Acquire(key);
     if (!lease.ok()) {
       if (lease.status().IsNotFound()) s_.computes->Remove(key);
@@ -199,7 +205,10 @@ bool Session::ExecuteSql(const std::string& text, const json& params, sql::State
     return false;
   }
   s_.metrics->Increment(http::kSqlStatements, {{"outcome", "ok"}});
-  if (storage::LastCommitLsn(db) != commit_before) s_.metrics->Increment(http::kCommits);
+  if (storage::LastCommitLsn(db) != commit_before) {
+    s_.metrics->Increment(http::kCommits);
+    if (s_.guard != nullptr) s_.guard->Committed(stream_.project, stream_.branch, caller_.client_id);
+  }
   const bool now_in_txn = stream_.db && !sqlite3_get_autocommit(db);
   if (!in_txn && now_in_txn) {
     stream_.txn = OpenTransaction();
@@ -216,6 +225,11 @@ bool Session::ExecuteSql(const std::string& text, const json& params, sql::State
 Status Session::AnnotateCommit(sqlite3* db, const sql::Script& script, bool in_txn,
                                int64_t changes_before) {
   const int64_t max_db_bytes = s_.sandbox.max_db_bytes;
+  if (s_.guard != nullptr) {  // max_bytes, max_commits_per_minute (docs/api.md, "Quotas")
+    guard::Refusal refused;
+    BRANCHDB_RETURN_IF_ERROR(
+        s_.guard->CheckCommit(stream_.project, stream_.branch, caller_.client_id, db, &refused));
+  }
   if (!in_txn) {
     return sql::AnnotateScript(db, script, caller_.request_id, changes_before, max_db_bytes);
   }

@@ -21,6 +21,7 @@
 #include "auth/auth.h"
 #include "server/compute/supervisor.h"
 #include "server/http/auth_guard.h"
+#include "server/guard/guard.h"
 #include "server/http/errors.h"
 #include "server/routes/call.h"
 #include "server/routes/common.h"
@@ -254,8 +255,19 @@ void HandleCreateBranch(Call& c) {
     }
   }
   options->actor = {c.who->client_id, c.ctx.request_id};
-  BRANCHDB_TRY_SEND(c.res, b,
-                    c.s.catalog->CreateBranch(c.project, name, *options));
+  std::optional<guard::Guard::ProjectLock> quota_lock;
+  if (c.s.guard != nullptr) {
+    // max_branches checked and the branch created under the project's lock:
+    // concurrent creates cannot pass the quota together.
+    quota_lock.emplace(c.s.guard->LockProject(c.project));
+    guard::Refusal refused;
+    Status st = c.s.guard->CheckBranchCreate(c.project, c.who->client_id, &refused);
+    if (!st.ok()) return http::SendError(c.res, st, refused.Details());
+    BRANCHDB_TRY_SEND(c.res, ttl, c.s.guard->DefaultTtlMicros(c.project, *c.who));
+    if (!options->ttl_micros && !options->expires_micros) options->ttl_micros = *ttl;
+  }
+  BRANCHDB_TRY_SEND(c.res, b, c.s.catalog->CreateBranch(c.project, name, *options));
+  if (c.s.guard != nullptr) c.s.guard->BranchCreated(c.project, name, c.who->client_id);
   http::SendJson(c.res, 201, BranchJson(*b, c.s.config->idle_timeout_seconds));
 }
 

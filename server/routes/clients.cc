@@ -1,6 +1,7 @@
 // OAuth clients (admin scope; not for clients restricted to projects):
 //   POST   /v1/clients        {"name","scopes":["a","b"],"projects":[..],
-//                              "branches":["agent/*",..],"max_branch_ttl_seconds":N}
+//                              "branches":["agent/*",..],"max_branch_ttl_seconds":N,
+//                              "quotas":{..}}
 //                             -> 201 {client_id, client_secret (only now), name, scopes, projects,
 //                                     branches, max_branch_ttl_seconds, enabled,
 //                                     created_at (RFC 3339)}
@@ -12,6 +13,7 @@
 #include "server/http/errors.h"
 #include "server/routes/call.h"
 #include "server/routes/common.h"
+#include "server/routes/quota_input.h"
 
 namespace branchdb::server::routes {
 namespace {
@@ -81,6 +83,14 @@ Status ParseBranchLimits(const json& body, auth::ClientSpec* spec) {
   return Status::OK();
 }
 
+// "quotas": absent, or the client's own limits (docs/api.md, "Quotas").
+Status ParseClientQuotas(const json& body, auth::ClientSpec* spec) {
+  auto patch = ParseQuotaPatch(body);
+  if (!patch.ok()) return patch.status();
+  if (patch->has_value()) spec->quotas = ApplyQuotaPatch({}, **patch);
+  return Status::OK();
+}
+
 }  // namespace
 
 void HandleCreateClient(Call& c) {
@@ -91,6 +101,7 @@ void HandleCreateClient(Call& c) {
   spec.scopes = *scopes;
   if (Status st = ParseProjects(*body, &spec); !st.ok()) return http::SendError(c.res, st);
   if (Status st = ParseBranchLimits(*body, &spec); !st.ok()) return http::SendError(c.res, st);
+  if (Status st = ParseClientQuotas(*body, &spec); !st.ok()) return http::SendError(c.res, st);
   BRANCHDB_TRY_SEND(c.res, created, c.s.auth->CreateClient(spec));
   json out = ClientJson(created->info);
   out["client_secret"] = created->client_secret;

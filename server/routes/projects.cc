@@ -3,16 +3,19 @@
 //                                     (a client with a project list: only names on it)
 //   GET    /v1/projects              -> {"projects":[...]} (those the client may see)
 //   GET    /v1/projects/{project}
-//   PATCH  /v1/projects/{project}    {"restore_window_seconds"}
+//   PATCH  /v1/projects/{project}    {"restore_window_seconds","quotas":{..},
+//                                     "default_branch_ttl_seconds"} (null lifts one)
 //   DELETE /v1/projects/{project}[?force=true]  -> 204
 #include <httplib.h>
 
 #include "auth/auth.h"
 #include "server/compute/supervisor.h"
+#include "server/guard/guard.h"
 #include "server/http/auth_guard.h"
 #include "server/http/errors.h"
 #include "server/routes/call.h"
 #include "server/routes/common.h"
+#include "server/routes/quota_input.h"
 
 namespace branchdb::server::routes {
 
@@ -56,20 +59,41 @@ void HandleListProjects(Call& c) {
   http::SendJson(c.res, 200, {{"projects", list}});
 }
 
-void HandleGetProject(Call& c) {
+namespace {
+// The project's JSON with its quotas and default branch TTL.
+void SendProject(Call& c, int status) {
   BRANCHDB_TRY_SEND(c.res, p, c.s.catalog->GetProject(c.project));
-  http::SendJson(c.res, 200, ProjectJson(*p));
+  json out = ProjectJson(*p);
+  if (c.s.guard != nullptr) {
+    BRANCHDB_TRY_SEND(c.res, settings, c.s.guard->Settings(c.project));
+    AddSettingsJson(*settings, &out);
+  }
+  http::SendJson(c.res, status, out);
 }
+}  // namespace
+
+void HandleGetProject(Call& c) { SendProject(c, 200); }
 
 void HandleUpdateProject(Call& c) {
+  // Every field is checked before any is applied.
   BRANCHDB_TRY_SEND(c.res, body, http::ParseJsonObject(c.req.body));
   BRANCHDB_TRY_SEND(c.res, window, OptInt(*body, "restore_window_seconds", kRestoreWindowRange));
+  BRANCHDB_TRY_SEND(c.res, quotas, ParseQuotaPatch(*body));
+  BRANCHDB_TRY_SEND(c.res, ttl, OptInt(*body, "default_branch_ttl_seconds", kTtlRange));
+  const bool ttl_given = body->contains("default_branch_ttl_seconds");
   if (window->has_value()) {
     Status st = c.s.catalog->SetRestoreWindow(c.project, **window * 1000000);
     if (!st.ok()) return http::SendError(c.res, st);
   }
-  BRANCHDB_TRY_SEND(c.res, p, c.s.catalog->GetProject(c.project));
-  http::SendJson(c.res, 200, ProjectJson(*p));
+  if (c.s.guard != nullptr && (quotas->has_value() || ttl_given)) {
+    auto lock = c.s.guard->LockProject(c.project);  // concurrent PATCHes: none lost
+    BRANCHDB_TRY_SEND(c.res, settings, c.s.guard->Settings(c.project));
+    if (quotas->has_value()) settings->quotas = ApplyQuotaPatch(settings->quotas, **quotas);
+    if (ttl_given) settings->default_branch_ttl_seconds = *ttl;  // null lifts it
+    Status st = c.s.guard->PutSettings(c.project, *settings);
+    if (!st.ok()) return http::SendError(c.res, st);
+  }
+  SendProject(c, 200);
 }
 
 void HandleDeleteProject(Call& c) {
@@ -79,8 +103,10 @@ void HandleDeleteProject(Call& c) {
                                   c.project)) {
     return;
   }
+  BRANCHDB_TRY_SEND(c.res, p, c.s.catalog->GetProject(c.project));
   Status st = c.s.catalog->DeleteProject(c.project, force);
   if (!st.ok()) return http::SendError(c.res, st);
+  if (c.s.guard != nullptr) c.s.guard->ForgetProject(p->id);
   // The deleted project's store refuses every call from now on, and its
   // files go when its last reference drops. Idle computes close now; SQL
   // still running on one keeps its store until it ends (and fails if it

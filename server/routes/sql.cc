@@ -18,6 +18,7 @@
 
 #include "auth/auth.h"
 #include "server/compute/supervisor.h"
+#include "server/guard/guard.h"
 #include "server/http/auth_guard.h"
 #include "server/http/errors.h"
 #include "server/http/metrics.h"
@@ -205,6 +206,12 @@ void RunOnCompute(Call& c, const json& body, bool read_only,
                   const std::optional<auth::BearerError>& write_refusal = std::nullopt) {
   Services& s = c.s;
   std::string key = ComputeKey(c.project, c.branch);
+  guard::Refusal refused;
+  if (s.guard != nullptr) {
+    Status st = s.guard->CheckWake(c.project, c.branch, c.who->client_id, &refused);
+    if (!st.ok()) return http::SendError(c.res, st, refused.Details());
+  }
+  const int64_t started_nanos = s.clock->NowMonotonicNanos();
   auto lease = s.computes->Acquire(key);
   if (!lease.ok()) {
     if (lease.status().IsNotFound()) s.computes->Remove(key);
@@ -217,18 +224,29 @@ void RunOnCompute(Call& c, const json& body, bool read_only,
   script.read_only = read_only;
   script.client = c.who->client_id;
   sqlite3_int64 changes_before = sqlite3_total_changes64(db);
+  bool quota_refused = false;
   script.before_commit = [&] {
+    if (s.guard != nullptr) {
+      Status st = s.guard->CheckCommit(c.project, c.branch, c.who->client_id, db, &refused);
+      quota_refused = !st.ok();
+      if (!st.ok()) return st;
+    }
     return sql::AnnotateScript(db, script, c.ctx.request_id, changes_before, s.sandbox.max_db_bytes);
   };
   storage::Lsn commit_before = storage::LastCommitLsn(db);
   sql::ScriptError error;
   auto result = (*lease)->sandbox().Execute(script, &error);
+  if (s.guard != nullptr) {
+    s.guard->CountCompute(c.project, c.who->client_id,
+                          s.clock->NowMonotonicNanos() - started_nanos);
+  }
   if (!result.ok()) {
     s.metrics->Increment(http::kSqlStatements, {{"outcome", "error"}});
     if (write_refusal && !write_refusal->api_code.empty() &&
         result.status().reason() == "read_only") {
       return http::SendBearerError(c.res, *write_refusal);
     }
+    if (quota_refused) return http::SendError(c.res, result.status(), refused.Details());
     return http::SendError(c.res, ScriptFailure(c, db, result.status(), key), error.details());
   }
   storage::Lsn commit_after = storage::LastCommitLsn(db);
@@ -245,6 +263,7 @@ void RunOnCompute(Call& c, const json& body, bool read_only,
                                                            : "the state read is not durable"));
   }
   if (committed) s.metrics->Increment(http::kCommits);
+  if (committed && s.guard != nullptr) s.guard->Committed(c.project, c.branch, c.who->client_id);
   s.metrics->Increment(http::kSqlStatements, {{"outcome", "ok"}},
                        static_cast<double>(result->statements.size()));
   json out = result->ToJson();

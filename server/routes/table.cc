@@ -5,6 +5,7 @@
 
 #include "server/http/auth_guard.h"
 #include "server/http/router.h"
+#include "server/routes/audit.h"
 #include "server/routes/call.h"
 #include "server/routes/console.h"
 
@@ -22,10 +23,11 @@ void Run(const Route& route, Services& services, const httplib::Request& req,
         http::RequireAuth(services, req, res, ctx, route.operation, call.project, call.branch);
     if (!call.who) {
       if (body != nullptr) (void)(*body)([](const char*, size_t) { return true; });
-      return;
+      return RecordCall(route, call);
     }
   }
   route.handler(call);
+  RecordCall(route, call);
 }
 
 }  // namespace

@@ -99,6 +99,10 @@ void HandleRollback(Call&);
 void HandleReset(Call&);
 void HandlePromote(Call&);
 void HandleDiff(Call&);
+// guard.cc
+void HandleUsage(Call&);
+void HandleProjectAudit(Call&);
+void HandleServerAudit(Call&);
 
 // --- the table --------------------------------------------------------------------
 // In the order the router fuzzer's corpus numbers them (tests/fuzz): append new
@@ -185,6 +189,12 @@ inline constexpr Route kApiRoutes[] = {
     // Named by the metadata (clients such as the MCP SDK require one); no
     // grant uses it: it refuses every request (client credentials only).
     {"GET", "/oauth/authorize", Access::kPublic, {}, 0, HandleOAuthAuthorize},
+    // Quotas, usage and the audit trail (issue #18).
+    {"GET", "/v1/projects/{project}/usage", Access::kOperation, auth::Operation::kGetProject, 0,
+     HandleUsage},
+    {"GET", "/v1/projects/{project}/audit", Access::kOperation, auth::Operation::kReadAudit, 0,
+     HandleProjectAudit},
+    {"GET", "/v1/audit", Access::kOperation, auth::Operation::kReadAudit, 0, HandleServerAudit},
 };
 #undef BRANCHDB_BRANCH
 

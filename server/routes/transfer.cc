@@ -15,6 +15,7 @@
 
 #include "auth/auth.h"
 #include "catalog/catalog.h"
+#include "server/guard/guard.h"
 #include "server/http/auth_guard.h"
 #include "server/http/errors.h"
 #include "server/http/metrics.h"
@@ -171,6 +172,17 @@ void HandleImport(Call& c) {
       c.req.get_header_value<uint64_t>("Content-Length") > max_bytes) {
     return refuse(TooLarge(max_bytes));
   }
+  guard::Refusal refused;
+  if (c.s.guard != nullptr) {  // max_branches, max_bytes: early, on the declared length
+    const uint64_t declared = c.req.has_header("Content-Length")
+                                  ? c.req.get_header_value<uint64_t>("Content-Length")
+                                  : 0;
+    Status st = c.s.guard->CheckImport(c.project, who->client_id, declared, &refused);
+    if (!st.ok()) {
+      Discard(read);
+      return http::SendError(c.res, st, refused.Details());
+    }
+  }
   auto writer = c.s.catalog->BeginImport(c.project, branch, {who->client_id, c.ctx.request_id});
   if (!writer.ok()) return refuse(writer.status());
   ImportSink sink(writer->get(), BufferBytes(c.s), max_bytes, c.s.metrics);
@@ -180,6 +192,12 @@ void HandleImport(Call& c) {
         c.res, Status::InvalidArgument("body: the upload ended early", "bad_request"));
   }
   if (!sink.status().ok()) return http::SendError(c.res, sink.status());
+  std::optional<guard::Guard::ProjectLock> quota_lock;
+  if (c.s.guard != nullptr) {  // again on the real size, with the branch named under the lock
+    quota_lock.emplace(c.s.guard->LockProject(c.project));
+    Status st = c.s.guard->CheckImport(c.project, who->client_id, sink.total(), &refused);
+    if (!st.ok()) return http::SendError(c.res, st, refused.Details());
+  }
   auto b = (*writer)->Finish(sink.rest(),
                              "import of a " + std::to_string(sink.total()) + "-byte database");
   if (!b.ok()) return http::SendError(c.res, b.status());
@@ -190,6 +208,10 @@ void HandleImport(Call& c) {
     if (!st.ok()) return http::SendError(c.res, st);
     b = c.s.catalog->GetBranch(c.project, branch);
     if (!b.ok()) return http::SendError(c.res, b.status());
+  }
+  if (c.s.guard != nullptr) {
+    c.s.guard->BranchCreated(c.project, branch, who->client_id);
+    c.s.guard->Committed(c.project, branch, who->client_id);
   }
   http::SendJson(c.res, 201, BranchJson(*b, c.s.config->idle_timeout_seconds));
 }

@@ -565,7 +565,7 @@ class SettingsAndErrors(CliTestCase):
                     ["checkpoints"], ["label"], ["rollback"], ["reset"], ["diff"], ["schema"],
                     ["promote"], ["credential"], ["export"], ["import"], ["compute"],
                     ["suspend"], ["client", "create"], ["client", "list"], ["client", "delete"],
-                    ["token"]]
+                    ["token"], ["audit"], ["usage"]]
         for cmd in commands:
             out = self.ok(*cmd, "--help", local=False)
             self.assertRegex(out, r"Examples?:\n  ", cmd)
@@ -670,6 +670,48 @@ class Hardening(CliTestCase):
         self.assertIn("connection refused", err)
         self.assertNotRegex(err, r": Connection\b")  # httplib's enum name
 
+
+
+class AuditAndUsage(CliTestCase):
+    def test_audit_and_usage_of_a_scripted_session(self) -> None:
+        pr = self.project("audited")
+        P = ("--project", pr)
+        agent = self.js("client", "create", "--name", "agent", "--scopes",
+                        "branches:write,sql:write")
+        as_agent = ("--client-id", agent["client_id"], "--client-secret", agent["client_secret"])
+        self.js(*P, *as_agent, "branch", "create", "agent/a")
+        self.js(*P, *as_agent, "sql", "agent/a", "CREATE TABLE t(a)")
+        self.js(*P, "branch", "protect", "agent/a")
+        self.fails(CONFLICT, *P, *as_agent, "branch", "delete", "agent/a")
+
+        trail = self.js(*P, "audit")
+        ops = [e["operation"] for e in trail["events"]]
+        self.assertEqual(ops, ["project.create", "branch.create", "branch.protect",
+                               "branch.delete"], trail)
+        refused = trail["events"][-1]
+        self.assertEqual(refused["status"], 409)
+        self.assertEqual(refused["code"], "branch_protected")
+        self.assertEqual(refused["client_id"], agent["client_id"])
+        self.assertEqual(refused["branch"], "agent/a")
+        mine = self.js(*P, "audit", "--client", agent["client_id"])
+        self.assertEqual([e["operation"] for e in mine["events"]],
+                         ["branch.create", "branch.delete"])
+        self.assertEqual(self.js(*P, "audit", "--since", "2999-01-01T00:00:00Z")["events"], [])
+        self.assertEqual(len(self.js(*P, "audit", "--limit", "2")["events"]), 2)
+        table = self.ok(*P, "audit")
+        self.assertTrue(table.splitlines()[0].startswith("TIME"), table)
+        self.assertIn("branch_protected", table)
+        server = self.js("audit", "--server", "--client", agent["client_id"])
+        self.assertIn("token.issue", [e["operation"] for e in server["events"]])
+        # Reading the trail takes scope admin.
+        out, err = self.fails(AUTH, *P, *as_agent, "--json", "audit")
+        self.assertEqual(json.loads(out)["error"]["code"], "insufficient_scope")
+
+        usage = self.js(*P, "usage")
+        self.assertEqual(usage["branches"], 2)
+        self.assertEqual(usage["commits"], 1)
+        self.assertEqual(self.js(*P, "usage", "--client", agent["client_id"])["branches"], 1)
+        self.assertRegex(self.ok(*P, "usage"), r"commits +1")
 
 if __name__ == "__main__":
     unittest.main()

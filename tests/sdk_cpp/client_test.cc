@@ -636,5 +636,46 @@ TEST_CASE_METHOD(Fixture, "export and import: files, callbacks, progress, cancel
   CHECK_FALSE(std::filesystem::exists(dir + "/nb.sqlite.part"));
 }
 
+
+TEST_CASE_METHOD(Fixture, "quotas, usage and the audit trail", "[sdk_cpp]") {
+  UpdateProjectRequest up;
+  up.quotas["max_branches"] = 1;
+  up.default_branch_ttl_seconds = std::optional<int64_t>(600);
+  Project p = Must(c->UpdateProject(project, up));
+  CHECK(p.raw["quotas"]["max_branches"] == 1);
+  CHECK(p.raw["default_branch_ttl_seconds"] == 600);
+  // A quota refusal is not retried: one attempt, its details kept.
+  Error refused = MustFail(c->CreateBranch(project, NewBranch("over")));
+  CHECK(refused.http_status() == 429);
+  CHECK(refused.code() == "quota_exceeded");
+  CHECK(refused.details()["quota"] == "max_branches");
+  CHECK(refused.attempts() == 1);
+  UpdateProjectRequest lift;
+  lift.quotas["max_branches"] = std::nullopt;
+  lift.default_branch_ttl_seconds = std::optional<int64_t>();
+  CHECK(Must(c->UpdateProject(project, lift)).raw["quotas"]["max_branches"].is_null());
+  Must(c->CreateBranch(project, NewBranch("dev")));
+  Sql("dev", "CREATE TABLE t(a)");
+
+  Usage u = Must(c->GetUsage(project));
+  CHECK(u.branches == 2);
+  CHECK(u.commits == 1);
+  CHECK(u.logical_bytes > 0);
+
+  ListAuditRequest r;
+  r.limit = 2;
+  std::vector<std::string> ops;
+  for (int pages = 0; pages < 10; ++pages) {
+    AuditPage page = Must(c->ListAudit(project, r));
+    for (const auto& e : page.events) ops.push_back(e.operation);
+    if (!page.next_cursor) break;
+    r.cursor = page.next_cursor;
+  }
+  CHECK(ops == std::vector<std::string>{"project.create", "project.update", "branch.create",
+                                        "project.update", "branch.create"});
+  AuditPage server = Must(c->ListAudit("", {}));
+  CHECK_FALSE(server.events.empty());
+}
+
 }  // namespace
 }  // namespace branchdb::client::testing

@@ -567,5 +567,43 @@ class Construction(unittest.TestCase):
         self.assertTrue(c.list_clients())
 
 
+class QuotasUsageAudit(unittest.TestCase):
+    def setUp(self) -> None:
+        self.project = unique("guard")
+        self.c = admin(self.project)
+        self.c.create_project(self.project)
+
+    def test_quota_usage_and_audit(self) -> None:
+        p = self.c.update_project(quotas={"max_branches": 2}, default_branch_ttl_seconds=600)
+        self.assertEqual(p.raw["quotas"]["max_branches"], 2)
+        self.assertEqual(p.raw["default_branch_ttl_seconds"], 600)
+        self.c.create_branch("a")
+        with self.assertRaises(branchdb.RateLimited) as cm:
+            self.c.create_branch("b")
+        self.assertEqual(cm.exception.code, "quota_exceeded")
+        self.assertEqual(cm.exception.details["quota"], "max_branches")
+        self.assertEqual(cm.exception.details["limit"], 2)
+        self.assertEqual(cm.exception.details["current"], 2)
+        self.c.update_project(quotas={"max_branches": None}, default_branch_ttl_seconds=None)
+        self.c.create_branch("b")
+        self.c.sql("b", "CREATE TABLE t(a)")
+        u = self.c.usage()
+        self.assertIsInstance(u, branchdb.Usage)
+        self.assertEqual(u.branches, 3)
+        self.assertEqual(u.commits, 1)
+        self.assertIsNone(u.quotas["max_branches"])
+        events = list(self.c.iter_audit(page_size=2))
+        self.assertEqual([e.operation for e in events],
+                         ["project.create", "project.update", "branch.create", "branch.create",
+                          "project.update", "branch.create"])
+        self.assertEqual(events[3].status, 429)
+        self.assertEqual(events[3].code, "quota_exceeded")
+        self.assertEqual(events[3].branch, "b")
+        agent = self.c.create_client(["sql:read"], name="q", quotas={"max_commits_per_minute": 5})
+        self.assertEqual(agent.quotas["max_commits_per_minute"], 5)
+        created = [e for e in self.c.iter_audit(server=True) if e.operation == "client.create"]
+        self.assertEqual(created[-1].details["target_client_id"], agent.client_id)
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -739,6 +739,8 @@ TEST_CASE("openapi walk: every documented operation answers as documented", "[ap
   call("get", "/v1/projects", "/v1/projects");
   call("get", "/v1/projects/{project}", "/v1/projects/walk");
   call("patch", "/v1/projects/{project}", "/v1/projects/walk", R"({"restore_window_seconds":86400})");
+  call("patch", "/v1/projects/{project}", "/v1/projects/walk",
+       R"({"quotas":{"max_branches":100},"default_branch_ttl_seconds":null})");
   CHECK(call("post", "/v1/projects/{project}/branches", "/v1/projects/walk/branches",
              R"({"name":"dev/walk","parent":"production","protected":false})")
             .first == 201);
@@ -769,6 +771,9 @@ TEST_CASE("openapi walk: every documented operation answers as documented", "[ap
   call("post", B + "/credentials", b + "/credentials", R"({"access":"read"})");
   call("get", B + "/compute", b + "/compute");
   call("post", B + "/compute/suspend", b + "/compute/suspend");
+  call("get", "/v1/projects/{project}/usage", "/v1/projects/walk/usage");
+  call("get", "/v1/projects/{project}/audit", "/v1/projects/walk/audit?limit=5");
+  call("get", "/v1/audit", "/v1/audit");
   CHECK(call("delete", B, b).first == 204);
   CHECK(call("delete", "/v1/projects/{project}", "/v1/projects/walk").first == 204);
 

@@ -266,6 +266,7 @@ Result<NewClient> Client::CreateClient(const CreateClientRequest& request) {
   if (request.max_branch_ttl_seconds) {
     body["max_branch_ttl_seconds"] = *request.max_branch_ttl_seconds;
   }
+  if (!request.quotas.empty()) body["quotas"] = request.quotas;
   return impl_->CallAs<NewClient>(Post("/v1/clients", body, /*idempotent=*/false));
 }
 
@@ -301,6 +302,15 @@ Result<Project> Client::UpdateProject(const std::string& project,
   if (auto s = NonEmpty(project, "project"); !s.ok()) return s.error();
   Json body = Json::object();
   if (request.restore_window_seconds) body["restore_window_seconds"] = *request.restore_window_seconds;
+  if (!request.quotas.empty()) {
+    Json quotas = Json::object();
+    for (const auto& [name, value] : request.quotas) quotas[name] = value ? Json(*value) : Json();
+    body["quotas"] = quotas;
+  }
+  if (request.default_branch_ttl_seconds) {
+    const auto& ttl = *request.default_branch_ttl_seconds;
+    body["default_branch_ttl_seconds"] = ttl ? Json(*ttl) : Json();
+  }
   HttpRequest r = Post(ProjectPath(project), body, false);
   r.method = "PATCH";
   r.retry = true;  // setting a value twice is setting it once
@@ -398,6 +408,22 @@ Result<SqlResult> Client::Sql(const std::string& project, const std::string& bra
 }
 
 // ---- checkpoints, rollback, reset, promote -------------------------------------------
+
+Result<Usage> Client::GetUsage(const std::string& project, const std::string& client) {
+  if (auto s = NonEmpty(project, "project"); !s.ok()) return s.error();
+  std::string path = ProjectPath(project) + "/usage";
+  if (!client.empty()) AddQuery(path, "client", client);
+  return impl_->CallAs<Usage>(Get(path));
+}
+
+Result<AuditPage> Client::ListAudit(const std::string& project, const ListAuditRequest& request) {
+  std::string path = project.empty() ? "/v1/audit" : ProjectPath(project) + "/audit";
+  if (request.client) AddQuery(path, "client", *request.client);
+  if (request.since) AddQuery(path, "since", *request.since);
+  if (request.cursor) AddQuery(path, "cursor", *request.cursor);
+  if (request.limit) AddQuery(path, "limit", std::to_string(*request.limit));
+  return impl_->CallAs<AuditPage>(Get(path));
+}
 
 Result<CheckpointPage> Client::ListCheckpoints(const std::string& project,
                                                const std::string& branch,

@@ -150,6 +150,46 @@ void FromJson(const Json& j, CheckpointPage& out) {
   out.raw = j;
 }
 
+void FromJson(const Json& j, Usage& out) {
+  out.project = Get<std::string>(j, "project");
+  out.client_id = Opt<std::string>(j, "client_id");
+  out.branches = Get<int64_t>(j, "branches");
+  out.logical_bytes = Get<int64_t>(j, "logical_bytes");
+  out.exclusive_bytes = Get<int64_t>(j, "exclusive_bytes");
+  out.commits = Get<int64_t>(j, "commits");
+  out.commits_last_minute = Get<int64_t>(j, "commits_last_minute");
+  out.active_computes = Get<int64_t>(j, "active_computes");
+  out.compute_seconds = Get<double>(j, "compute_seconds");
+  out.requests = Get<int64_t>(j, "requests");
+  out.counting_since = Get<std::string>(j, "counting_since");
+  out.raw = j;
+}
+
+void FromJson(const Json& j, AuditEvent& out) {
+  out.seq = Required<int64_t>(j, "seq");
+  out.time = Get<std::string>(j, "time");
+  out.project = Opt<std::string>(j, "project");
+  out.branch = Opt<std::string>(j, "branch");
+  out.client_id = Opt<std::string>(j, "client_id");
+  out.jti = Opt<std::string>(j, "jti");
+  out.code = Opt<std::string>(j, "code");
+  out.request_id = Get<std::string>(j, "request_id");
+  out.operation = Get<std::string>(j, "operation");
+  out.status = Get<int>(j, "status");
+  out.details = j.contains("details") ? j["details"] : Json::object();
+  out.raw = j;
+}
+
+void FromJson(const Json& j, AuditPage& out) {
+  for (const Json& e : Required<Json>(j, "events")) {
+    AuditEvent event;
+    FromJson(e, event);
+    out.events.push_back(std::move(event));
+  }
+  out.next_cursor = Opt<std::string>(j, "next_cursor");
+  out.raw = j;
+}
+
 void FromJson(const Json& j, MoveResult& out) {
   out.head_lsn = Required<uint64_t>(j, "head_lsn");
   out.previous_head_lsn = Required<uint64_t>(j, "previous_head_lsn");

@@ -80,13 +80,19 @@ std::optional<std::chrono::seconds> RetryAfter(const RawResponse& r) {
 
 // Answers that mean "not applied; the same request may succeed later": the
 // server does not remember them under an Idempotency-Key (docs/api.md).
+// A quota refusal (429 quota_exceeded) is not retried: it lasts until the
+// quota is raised or usage drops.
 bool RetryableStatus(const RawResponse& r) {
-  if (r.status >= 500 || r.status == 429) return true;
-  if (r.status != 409) return false;
+  if (r.status >= 500) return true;
+  if (r.status != 409 && r.status != 429) return false;
   Json body = Json::parse(r.body, nullptr, false);
-  if (!body.is_object() || !body.contains("error") || !body["error"].is_object()) return false;
+  const bool has_code =
+      body.is_object() && body.contains("error") && body["error"].is_object() &&
+      body["error"]["code"].is_string();
+  if (r.status == 429) return !has_code || body["error"]["code"] != "quota_exceeded";
+  if (!has_code) return false;
   const Json& code = body["error"]["code"];
-  return code.is_string() && (code == "idempotency_key_in_use" || code == "head_moved");
+  return code == "idempotency_key_in_use" || code == "head_moved";
 }
 
 double Jitter() {

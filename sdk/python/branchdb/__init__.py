@@ -18,12 +18,12 @@ from .errors import (ApiError, BadRequest, BranchdbError, ConcurrentWrite, Confi
                      ServerError, StatementTimeout, Unauthenticated, Unavailable,
                      UnexpectedResponse, VerifyFailed)
 from ._http import ClientCredentials, Response, StaticToken, TokenSource
-from .models import (Branch, Checkpoint, CheckpointPage, ClientInfo, ComputeState, Credential,
+from .models import (AuditEvent, AuditPage, Branch, Checkpoint, CheckpointPage, ClientInfo, ComputeState, Credential,
                      DataDiff, DataPatch, Diff, Export, NewClient, Project, PromotedAction,
                      PromoteResult,
                      PromoteVerify, RollbackResult, RowChange,
                      Schema, SchemaDiff, SchemaObject, SchemaObjectDiff, SqlResult,
-                     StatementResult, TableDiff, Token, parse_time)
+                     StatementResult, TableDiff, Token, Usage, parse_time)
 
 __version__ = "0.1.0"
 
@@ -38,5 +38,5 @@ __all__ = [
     "Project", "Branch", "Checkpoint", "CheckpointPage", "StatementResult", "SqlResult",
     "RollbackResult", "PromoteResult", "PromotedAction", "PromoteVerify", "Schema", "SchemaObject", "SchemaDiff", "SchemaObjectDiff", "DataDiff", "DataPatch",
     "TableDiff", "RowChange", "Diff", "Credential", "ComputeState", "ClientInfo", "NewClient",
-    "Export", "Token", "parse_time",
+    "Export", "Token", "Usage", "AuditEvent", "AuditPage", "parse_time",
 ]

@@ -27,10 +27,10 @@ from typing import (Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tupl
 
 from ._http import ClientCredentials, Response, StaticToken, TokenSource, Transport
 from .errors import ConfigurationError, NotFound, UnexpectedResponse
-from .models import (Branch, Checkpoint, CheckpointPage, ClientInfo, ComputeState, Credential,
+from .models import (AuditEvent, AuditPage, Branch, Checkpoint, CheckpointPage, ClientInfo, ComputeState, Credential,
                      DataDiff, DataPatch, Diff, Export, NewClient, Project, PromoteResult,
                      RollbackResult, RowChange, Schema,
-                     SchemaDiff, SqlResult, encode_value)
+                     SchemaDiff, SqlResult, Usage, encode_value)
 
 __all__ = ["Client", "BranchHandle", "new_idempotency_key"]
 
@@ -256,10 +256,19 @@ class Client:
         return _parse(Project, self._get(f"/v1/projects/{_seg(self._project(name))}"))
 
     def update_project(self, name: Optional[str] = None, *,
-                       restore_window_seconds: Optional[int] = None) -> Project:
+                       restore_window_seconds: Optional[int] = None,
+                       quotas: Optional[Mapping[str, Optional[int]]] = None,
+                       default_branch_ttl_seconds: Any = _UNSET) -> Project:
+        """Changes the project's settings. ``quotas``: each named quota set (an
+        int) or lifted (None), the others left as they are (docs/api.md,
+        "Quotas"). ``default_branch_ttl_seconds``: an int, or None to lift it."""
         body: Dict[str, Any] = {}
         if restore_window_seconds is not None:
             body["restore_window_seconds"] = restore_window_seconds
+        if quotas is not None:
+            body["quotas"] = dict(quotas)
+        if default_branch_ttl_seconds is not _UNSET:
+            body["default_branch_ttl_seconds"] = default_branch_ttl_seconds
         return _parse(Project, self.request(
             "PATCH", f"/v1/projects/{_seg(self._project(name))}", json_body=body,
             retry=True).json())
@@ -604,18 +613,47 @@ class Client:
                             content_type="application/vnd.sqlite3", idempotency_key=key)
         return _parse(Branch, resp.json())
 
+    # -- usage and audit (docs/api.md) --------------------------------------------------------
+
+    def usage(self, *, client: Optional[str] = None, project: Optional[str] = None) -> Usage:
+        """The project's usage, or with ``client`` that client's share."""
+        return _parse(Usage, self._get(f"/v1/projects/{_seg(self._project(project))}/usage",
+                                       {"client": client}))
+
+    def list_audit(self, *, client: Optional[str] = None, since: Optional[TimeLike] = None,
+                   cursor: Optional[str] = None, limit: Optional[int] = None,
+                   project: Optional[str] = None, server: bool = False) -> AuditPage:
+        """One page of the project's audit trail, oldest first (needs admin);
+        ``server=True``: the server-wide events (clients, tokens, failed client
+        authentication) instead."""
+        path = "/v1/audit" if server else f"/v1/projects/{_seg(self._project(project))}/audit"
+        query = {"client": client, "cursor": cursor, "limit": limit,
+                 "since": None if since is None else _time_json(since)}
+        return _parse(AuditPage, self._get(path, query))
+
+    def iter_audit(self, *, page_size: int = 500, **kwargs: Any) -> Iterator[AuditEvent]:
+        """Every matching audit event, oldest first, fetching pages as needed."""
+        cursor: Optional[str] = None
+        while True:
+            page = self.list_audit(limit=page_size, cursor=cursor, **kwargs)
+            yield from page.events
+            if not page.next_cursor:
+                return
+            cursor = page.next_cursor
+
     # -- OAuth clients (admin) ----------------------------------------------------------------
 
     def create_client(self, scopes: Union[str, Sequence[str]], *, name: str = "",
                       projects: Optional[Sequence[str]] = None,
                       branches: Optional[Sequence[str]] = None,
-                      max_branch_ttl_seconds: Optional[int] = None) -> NewClient:
+                      max_branch_ttl_seconds: Optional[int] = None,
+                      quotas: Optional[Mapping[str, int]] = None) -> NewClient:
         """Creates an OAuth client (needs admin). ``scopes``: a list of names (a
         space-separated string is split). ``branches``: name patterns with at
         most one ``*`` (e.g. ``["agent/*"]``) that limit it to those branches;
         ``max_branch_ttl_seconds`` (60..31536000) caps the TTL of the branches
-        it creates (docs/auth.md, "Branch-scoped clients"). The secret is in the
-        result only."""
+        it creates (docs/auth.md, "Branch-scoped clients"); ``quotas``: the
+        client's own limits. The secret is in the result only."""
         names = scopes.split() if isinstance(scopes, str) else list(scopes)
         body: Dict[str, Any] = {"name": name, "scopes": names}
         if projects is not None:
@@ -624,6 +662,8 @@ class Client:
             body["branches"] = list(branches)
         if max_branch_ttl_seconds is not None:
             body["max_branch_ttl_seconds"] = int(max_branch_ttl_seconds)
+        if quotas is not None:
+            body["quotas"] = dict(quotas)
         return _parse(NewClient, self._post("/v1/clients", body, idempotent=False))
 
     def list_clients(self) -> List[ClientInfo]:

@@ -558,6 +558,8 @@ class ClientInfo:
     created_at: str  # RFC 3339
     branches: List[str] = field(default_factory=list)  # patterns; empty: every branch
     max_branch_ttl_seconds: Optional[int] = None  # None: no maximum
+    # The client's own quotas (docs/api.md, "Quotas"); None: not set.
+    quotas: Dict[str, Optional[int]] = field(default_factory=dict)
 
     @classmethod
     def from_json(cls, j: JsonObject) -> "ClientInfo":
@@ -567,7 +569,8 @@ class ClientInfo:
                    projects=list(j.get("projects") or []),
                    enabled=bool(j.get("enabled", True)), created_at=j.get("created_at", ""),
                    branches=list(j.get("branches") or []),
-                   max_branch_ttl_seconds=None if ttl is None else int(ttl))
+                   max_branch_ttl_seconds=None if ttl is None else int(ttl),
+                   quotas=dict(j.get("quotas") or {}))
 
 
 @dataclass
@@ -582,7 +585,7 @@ class NewClient(ClientInfo):
         return cls(client_id=base.client_id, name=base.name, scopes=base.scopes,
                    projects=base.projects, enabled=base.enabled, created_at=base.created_at,
                    branches=base.branches, max_branch_ttl_seconds=base.max_branch_ttl_seconds,
-                   client_secret=j.get("client_secret", ""))
+                   quotas=base.quotas, client_secret=j.get("client_secret", ""))
 
 
 @dataclass
@@ -610,3 +613,74 @@ class Token:
     def from_json(cls, j: JsonObject) -> "Token":
         return cls(access_token=j["access_token"], token_type=j.get("token_type", "Bearer"),
                    expires_in=int(j.get("expires_in", 0)), scope=j.get("scope", ""))
+
+
+@dataclass
+class Usage:
+    """A project's figures (docs/api.md, "Usage"), or one client's share."""
+
+    project: str
+    client_id: Optional[str]
+    quotas: Dict[str, Optional[int]]
+    branches: int
+    logical_bytes: int
+    exclusive_bytes: int
+    commits: int
+    commits_last_minute: int
+    active_computes: int
+    compute_seconds: float
+    requests: int
+    counting_since: str
+    per_branch: List[JsonObject]
+    raw: JsonObject = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, j: JsonObject) -> "Usage":
+        return cls(project=j["project"], client_id=j.get("client_id"),
+                   quotas=dict(j.get("quotas") or {}), branches=int(j["branches"]),
+                   logical_bytes=int(j["logical_bytes"]),
+                   exclusive_bytes=int(j["exclusive_bytes"]), commits=int(j["commits"]),
+                   commits_last_minute=int(j["commits_last_minute"]),
+                   active_computes=int(j["active_computes"]),
+                   compute_seconds=float(j["compute_seconds"]), requests=int(j["requests"]),
+                   counting_since=j["counting_since"], per_branch=list(j.get("per_branch", [])),
+                   raw=j)
+
+
+@dataclass
+class AuditEvent:
+    """One entry of the audit trail (docs/api.md, "Audit trail")."""
+
+    seq: int
+    time: str
+    operation: str
+    status: int
+    code: Optional[str]
+    project: Optional[str]
+    branch: Optional[str]
+    client_id: Optional[str]
+    jti: Optional[str]
+    request_id: str
+    details: JsonObject
+    raw: JsonObject = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, j: JsonObject) -> "AuditEvent":
+        return cls(seq=int(j["seq"]), time=j["time"], operation=j["operation"],
+                   status=int(j["status"]), code=j.get("code"), project=j.get("project"),
+                   branch=j.get("branch"), client_id=j.get("client_id"), jti=j.get("jti"),
+                   request_id=j.get("request_id", ""), details=dict(j.get("details") or {}),
+                   raw=j)
+
+
+@dataclass
+class AuditPage:
+    """A page of audit events, oldest first; ``next_cursor`` continues it."""
+
+    events: List[AuditEvent]
+    next_cursor: Optional[str]
+
+    @classmethod
+    def from_json(cls, j: JsonObject) -> "AuditPage":
+        return cls(events=[AuditEvent.from_json(e) for e in j["events"]],
+                   next_cursor=j.get("next_cursor"))

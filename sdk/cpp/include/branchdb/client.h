@@ -238,6 +238,13 @@ class Client {
   Result<Branch> ImportData(const std::string& project, const std::string& data,
                             const ImportRequest& request);
 
+  // ---- usage and audit (docs/api.md) -----------------------------------------------
+  // The project's usage; with client, that client's share.
+  Result<Usage> GetUsage(const std::string& project, const std::string& client = "");
+  // One page of the project's audit trail (scope admin), oldest first; with
+  // project "", the server-wide events (GET /v1/audit).
+  Result<AuditPage> ListAudit(const std::string& project, const ListAuditRequest& request = {});
+
   // ---- raw access ----------------------------------------------------------------
   // One authenticated request (token refresh included) for what the typed
   // calls do not cover. `path_and_query` is sent as is (encode it yourself);

@@ -21,6 +21,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -73,6 +74,8 @@ struct CreateClientRequest {
   // The longest TTL of a branch the client creates: 60..31536000 s; unset:
   // none. With one, its branches get this TTL when they ask for none.
   std::optional<int64_t> max_branch_ttl_seconds;
+  // The client's own quotas, e.g. {{"max_branches", 5}} (docs/api.md, "Quotas").
+  std::map<std::string, int64_t> quotas;
 };
 
 struct ClientInfo {
@@ -102,6 +105,13 @@ struct CreateProjectRequest {
 
 struct UpdateProjectRequest {
   std::optional<int64_t> restore_window_seconds;
+  // Quotas to set (a value) or lift (nullopt), by name: "max_branches",
+  // "max_active_computes", "max_bytes", "max_commits_per_minute". Those not
+  // named are left as they are.
+  std::map<std::string, std::optional<int64_t>> quotas;
+  // Set (a value) or lift (a nullopt inside) the default TTL of branches
+  // created by non-admin clients; unset: unchanged.
+  std::optional<std::optional<int64_t>> default_branch_ttl_seconds;
 };
 
 struct Project {
@@ -450,6 +460,47 @@ struct RawResponse {
 
   // The first header of that (lower-case) name; "" if absent.
   std::string Header(const std::string& name) const;
+};
+
+// ---- usage and audit (docs/api.md, "Usage", "Audit trail") ----------------
+
+struct Usage {
+  std::string project;
+  std::optional<std::string> client_id;  // set: that client's share
+  int64_t branches = 0;
+  int64_t logical_bytes = 0;
+  int64_t exclusive_bytes = 0;
+  int64_t commits = 0;
+  int64_t commits_last_minute = 0;
+  int64_t active_computes = 0;
+  double compute_seconds = 0;
+  int64_t requests = 0;
+  std::string counting_since;
+  Json raw;  // the whole answer (quotas, per_branch)
+};
+
+struct AuditEvent {
+  int64_t seq = 0;
+  std::string time;
+  std::optional<std::string> project, branch, client_id, jti, code;
+  std::string request_id;
+  std::string operation;  // "branch.create", "token.issue", ...
+  int status = 0;
+  Json details;
+  Json raw;
+};
+
+struct AuditPage {
+  std::vector<AuditEvent> events;  // oldest first
+  std::optional<std::string> next_cursor;
+  Json raw;
+};
+
+struct ListAuditRequest {
+  std::optional<std::string> client;  // only this client's events
+  std::optional<std::string> since;   // RFC 3339 or Unix seconds
+  std::optional<std::string> cursor;  // the previous page's next_cursor
+  std::optional<int64_t> limit;       // 1..1000 (server default 100)
 };
 
 }  // namespace branchdb::client
