@@ -170,6 +170,7 @@ constexpr uint64_t kPageCharge = kPageSize + 160;
 }  // namespace
 
 bool PageCache::Lookup(Lsn lsn, PageNo pgno, char* out) const {
+  if (!enabled_) return false;
   Cache::Value v = cache_->Lookup(CacheKey{owner_, CacheKind::kPage, lsn, pgno});
   if (v == nullptr) return false;
   std::memcpy(out, static_cast<const PageImage*>(v.get())->data, kPageSize);
@@ -177,7 +178,7 @@ bool PageCache::Lookup(Lsn lsn, PageNo pgno, char* out) const {
 }
 
 void PageCache::Insert(Lsn lsn, PageNo pgno, const char* data) const {
-  if (cache_->capacity() == 0) return;
+  if (!enabled_ || cache_->capacity() == 0) return;
   auto image = std::make_shared<PageImage>();
   std::memcpy(image->data, data, kPageSize);
   cache_->Insert(CacheKey{owner_, CacheKind::kPage, lsn, pgno}, std::move(image), kPageCharge);

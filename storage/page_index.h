@@ -143,14 +143,16 @@ class PageIndex {
 };
 
 // The page images of one store in a Cache (storage/cache.h), keyed by
-// (lsn, pgno). A page version's image never changes (compaction copies it as
-// it is), so entries need no invalidation. Thread-safe.
+// (lsn, pgno), when PageStoreOptions::cache_page_images is set; else Lookup
+// always misses (uncounted) and Insert keeps nothing. A page version's image
+// never changes (compaction copies it as it is), so entries need no
+// invalidation. Thread-safe.
 class PageCache {
  public:
   // Entries go into `cache` under a new owner id of it; dropped when this
   // object goes (the store closes).
-  explicit PageCache(std::shared_ptr<Cache> cache)
-      : cache_(std::move(cache)), owner_(cache_->NewOwnerId()) {}
+  PageCache(std::shared_ptr<Cache> cache, bool enabled)
+      : cache_(std::move(cache)), owner_(cache_->NewOwnerId()), enabled_(enabled) {}
   ~PageCache() { cache_->EraseOwner(owner_); }
   PageCache(const PageCache&) = delete;
   PageCache& operator=(const PageCache&) = delete;
@@ -165,6 +167,7 @@ class PageCache {
  private:
   const std::shared_ptr<Cache> cache_;
   const uint64_t owner_;
+  const bool enabled_;
 };
 
 }  // namespace branchdb::storage::internal

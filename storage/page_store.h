@@ -79,15 +79,21 @@ struct PageStoreOptions {
   // A segment file is sealed and a new one started once it grows past this.
   // Default: 64 MiB.
   uint64_t segment_bytes = 64ull << 20;
-  // The cache the store keeps page images and decoded record metadata
-  // (annotations, page lists) in, shared with other stores (storage/cache.h):
-  // one memory budget for all the stores of a process (the server's
-  // [storage] cache_mb). The store takes an owner id from it and drops its
-  // entries when it closes. Default (null): the store makes caches of its
-  // own, sized by cache_bytes and meta_cache_bytes below.
+  // The cache the store keeps decoded record metadata (annotations, page
+  // lists) and, with cache_page_images, page images in, shared with other
+  // stores (storage/cache.h): one memory budget for all the stores of a
+  // process (the server's [storage] cache_mb). The store takes an owner id
+  // from it and drops its entries when it closes. Default (null): the store
+  // makes caches of its own, sized by cache_bytes and meta_cache_bytes below.
   std::shared_ptr<Cache> cache;
-  // Without `cache`: bytes of page images kept in a cache of the store's own.
-  // Default: 64 MiB.
+  // Whether page images read from the segments are kept in the cache.
+  // Default: false: the segment files are in the OS page cache, and SQLite
+  // keeps the pages it uses in its own; a third copy made every read slower
+  // (docs/benchmarks.md, "VFS reads"), so only the meta (and index) caches
+  // take the memory budget. Set it where segments are slow to read.
+  bool cache_page_images = false;
+  // Without `cache`, with cache_page_images: bytes of page images kept in a
+  // cache of the store's own. Default: 64 MiB.
   uint64_t cache_bytes = 64ull << 20;
   // Without `cache`: bytes of decoded record metadata kept in a cache of the
   // store's own; the rest is read from the segments when History, GetRecord

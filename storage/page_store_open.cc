@@ -34,7 +34,8 @@ PageStoreImpl::PageStoreImpl(const PageStoreOptions& options, std::string dir)
     : options_(options),
       env_(options.env != nullptr ? options.env : Env::Default()),
       dir_(std::move(dir)),
-      page_cache_(options.cache != nullptr ? options.cache : Cache::Create(options.cache_bytes)),
+      page_cache_(options.cache != nullptr ? options.cache : Cache::Create(options.cache_bytes),
+                  options.cache_page_images),
       meta_cache_(options.cache != nullptr ? options.cache
                                            : Cache::Create(options.meta_cache_bytes, 0)) {}
 

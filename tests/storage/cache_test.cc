@@ -186,6 +186,7 @@ TEST_CASE("page stores sharing a cache stay within its capacity and drop their e
   auto cache = Cache::Create(256 << 10);  // 64 pages at most, for 4 stores of 40 pages
   PageStoreOptions o;
   o.cache = cache;
+  o.cache_page_images = true;
   std::vector<std::unique_ptr<PageStore>> stores;
   std::vector<Lsn> heads;
   for (int i = 0; i < 4; ++i) {
