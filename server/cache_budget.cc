@@ -20,10 +20,12 @@ CacheBudget SplitCacheBudget(int64_t cache_mb, int compute_budget) {
   return b;
 }
 
-void ApplySqliteHeapLimit(const CacheBudget& budget) {
-  sqlite3_soft_heap_limit64(static_cast<sqlite3_int64>(budget.sqlite_bytes));
+uint64_t SqlitePageCacheBytes() {
+  sqlite3_int64 current = 0, highwater = 0;
+  if (sqlite3_status64(SQLITE_STATUS_PAGECACHE_OVERFLOW, &current, &highwater, 0) != SQLITE_OK) {
+    return 0;
+  }
+  return static_cast<uint64_t>(current);
 }
-
-uint64_t SqliteHeapBytes() { return static_cast<uint64_t>(sqlite3_memory_used()); }
 
 }  // namespace branchdb::server

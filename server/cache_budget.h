@@ -4,15 +4,18 @@
 //   - half for the stores' Cache (storage/cache.h), one for all the open
 //     project stores: page images, record metas (and the index blocks of
 //     sealed segments), competing in one LRU;
-//   - half for SQLite's heap, which is mostly the page caches of the branch
-//     connections (the computes): each compute's connection gets an equal
-//     share of it as its cache_size (compute_cache_pages, for [compute]
-//     budget computes), and sqlite3_soft_heap_limit64 caps all of SQLite's
-//     heap in the process at it (SQLite recycles cached pages instead of
-//     allocating more once it is reached; other connections — SQL at an LSN,
-//     diffs, exports — share the same cap).
-// Thread-safety: plain values and pure functions, but ApplySqliteHeapLimit
-// sets a process-wide SQLite limit (one server per process).
+//   - half for SQLite's page caches of the branch connections (the
+//     computes): each compute's connection gets an equal share of it as its
+//     cache_size (compute_cache_pages, for [compute] budget computes), which
+//     SQLite holds each connection's cache to.
+// SQLite's heap limit (sqlite3_soft_heap_limit64) is not used: SQLite
+// enforces it only with its memory statistics on, which the server turns off
+// (their process-wide mutex in every malloc made queries contend;
+// ApiServer::Create). Connections other than the computes' (SQL at an LSN,
+// Hrana streams, diff, export, import, promote) keep their own cache_size
+// (catalog::ConnectionRequest); the `sqlite` figure of /metrics counts every
+// page cache of the process (SQLITE_STATUS_PAGECACHE_OVERFLOW).
+// Thread-safety: plain values and pure functions.
 #ifndef BRANCHDB_SERVER_CACHE_BUDGET_H_
 #define BRANCHDB_SERVER_CACHE_BUDGET_H_
 
@@ -27,18 +30,17 @@ inline constexpr uint64_t kSqlitePageOverhead = 256;
 struct CacheBudget {
   uint64_t total_bytes = 0;
   uint64_t store_cache_bytes = 0;  // the capacity of the stores' shared Cache
-  uint64_t sqlite_bytes = 0;       // SQLite's soft heap limit
+  uint64_t sqlite_bytes = 0;       // the computes' SQLite page caches together
   int compute_cache_pages = 0;     // PRAGMA cache_size of each compute's connection
 };
 
 // REQUIRES: cache_mb >= 1, compute_budget >= 1 (Validate() checks both).
 CacheBudget SplitCacheBudget(int64_t cache_mb, int compute_budget);
 
-// sqlite3_soft_heap_limit64(budget.sqlite_bytes), for the whole process.
-void ApplySqliteHeapLimit(const CacheBudget& budget);
-
-// SQLite's heap in use now (sqlite3_memory_used), all connections together.
-uint64_t SqliteHeapBytes();
+// Bytes SQLite's page caches hold now, all connections of the process
+// together (sqlite3_status64 SQLITE_STATUS_PAGECACHE_OVERFLOW: counted
+// whether or not SQLite's memory statistics are on).
+uint64_t SqlitePageCacheBytes();
 
 }  // namespace branchdb::server
 

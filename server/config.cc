@@ -221,8 +221,8 @@ std::vector<FieldError> Validate(const Config& c) {
       c.transfer_buffer_bytes % 4096 != 0) {
     err("transfer_buffer_bytes", "expected a multiple of 4096 within 4096..1073741824");
   }
-  if (c.cache_mb < 16 || c.cache_mb > (int64_t{1} << 20)) {
-    err("cache_mb", "expected 16..1048576 (MiB)");
+  if (c.cache_mb < 2 || c.cache_mb > (int64_t{1} << 20)) {
+    err("cache_mb", "expected 2..1048576 (MiB)");
   }
   if (c.idle_timeout_seconds < 0) err("idle_timeout_seconds", "expected 0 (never) or more");
   if (c.compute_budget < 1) err("compute_budget", "expected at least 1");

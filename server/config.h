@@ -56,7 +56,7 @@ struct Config {
   // One memory budget, in MiB, for the caches of the whole server: the
   // stores' page/meta/index caches of every open project together, and
   // SQLite's page caches of the branch connections (server/cache_budget.h
-  // says how it is split). 16..1048576.
+  // says how it is split). 2..1048576.
   int64_t cache_mb = 512;
 
   // [compute]

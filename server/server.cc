@@ -244,7 +244,6 @@ Status OpenCatalog(const Config& config, Env* env, ApiServer::Parts& parts,
   parts.cache_budget = SplitCacheBudget(config.cache_mb, config.compute_budget);
   parts.store_cache = storage::Cache::Create(parts.cache_budget.store_cache_bytes);
   cat_opts.store_options.cache = parts.store_cache;
-  ApplySqliteHeapLimit(parts.cache_budget);
   services.logger->info(
       "event=cache_budget cache_mb={} store_cache_bytes={} sqlite_bytes={} compute_cache_pages={}",
       config.cache_mb, parts.cache_budget.store_cache_bytes, parts.cache_budget.sqlite_bytes,
@@ -283,7 +282,7 @@ Status OpenCatalog(const Config& config, Env* env, ApiServer::Parts& parts,
       m.Set(http::kCacheHitRatio, {{"cache", name}},
             lookups == 0 ? 0.0 : static_cast<double>(c.hits) / static_cast<double>(lookups));
     }
-    m.Set(http::kCacheBytes, {{"cache", "sqlite"}}, static_cast<double>(SqliteHeapBytes()));
+    m.Set(http::kCacheBytes, {{"cache", "sqlite"}}, static_cast<double>(SqlitePageCacheBytes()));
     m.Set(http::kCacheCapacityBytes, {{"cache", "sqlite"}},
           static_cast<double>(budget.sqlite_bytes));
   });

@@ -36,7 +36,8 @@ inline constexpr const char* kBytesStored = "branchdb_bytes_stored";
 inline constexpr const char* kDamagedProjects = "branchdb_damaged_projects";
 // The caches under the [storage] cache_mb budget (server/cache_budget.h):
 // the budget itself, and by cache (label cache: page, meta, index — the
-// kinds of the stores' shared storage::Cache — or sqlite, SQLite's heap) the
+// kinds of the stores' shared storage::Cache — or sqlite, SQLite's page
+// caches, the capacity the computes' share) the
 // bytes held, the capacity (page, meta and index share one) and the hit
 // ratio since the server started (not for sqlite).
 inline constexpr const char* kCacheBudgetBytes = "branchdb_cache_budget_bytes";
