@@ -370,7 +370,7 @@ int BranchConnection::Read(void* buf, int amt, sqlite3_int64 offset) {
     }
     const PageNo pgno = static_cast<PageNo>(page_index + 1);
     const char* page = nullptr;
-    auto it = overlay_.empty() ? overlay_.end() : overlay_.find(pgno);
+    auto it = overlay_.find(pgno);
     if (it != overlay_.end()) {
       page = it->second.data();
     } else if (pgno != 1 && n == kPageSize) {
