@@ -15,8 +15,8 @@ CacheBudget SplitCacheBudget(int64_t cache_mb, int compute_budget) {
   b.sqlite_bytes = b.total_bytes - b.store_cache_bytes;
   const uint64_t per_compute = b.sqlite_bytes / static_cast<uint64_t>(compute_budget);
   // SQLite's own floor is 10 pages; below 16 a b-tree descent thrashes.
-  b.compute_cache_pages = static_cast<int>(std::clamp<uint64_t>(
-      per_compute / (storage::kPageSize + kSqlitePageOverhead), 16, 1 << 20));
+  b.compute_cache_pages = static_cast<int>(
+      std::clamp<uint64_t>(per_compute / (storage::kPageSize + kSqlitePageOverhead), 16, 1 << 20));
   return b;
 }
 

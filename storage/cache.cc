@@ -70,8 +70,7 @@ class Shard {
     while (usage_ > capacity_) dropped->push_back(RemoveLocked(std::prev(lru_.end())));
   }
 
-  void Erase(const CacheKey& key, std::vector<Cache::Value>* dropped)
-      EXCLUDES(mu_) {
+  void Erase(const CacheKey& key, std::vector<Cache::Value>* dropped) EXCLUDES(mu_) {
     MutexLock lock(mu_);
     if (auto it = map_.find(key); it != map_.end()) {
       dropped->push_back(RemoveLocked(it->second));
@@ -136,9 +135,7 @@ class ShardedLruCache final : public Cache {
     for (size_t i = 0; i < shard_count_; ++i) shards_[i].set_capacity(capacity / shard_count_);
   }
 
-  Value Lookup(const CacheKey& key) override {
-    return ShardOf(key).Lookup(key);
-  }
+  Value Lookup(const CacheKey& key) override { return ShardOf(key).Lookup(key); }
 
   void Insert(const CacheKey& key, Value value, uint64_t charge) override {
     std::vector<Value> dropped;  // freed here, outside the shard's lock

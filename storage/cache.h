@@ -36,8 +36,7 @@ enum class CacheKind : uint8_t {
 };
 inline constexpr size_t kCacheKinds = static_cast<size_t>(CacheKind::kCount);
 // The label of each kind in /metrics (branchdb_cache_bytes{cache="page"}).
-inline constexpr std::array<const char*, kCacheKinds> kCacheKindNames = {"page", "meta",
-                                                                         "index"};
+inline constexpr std::array<const char*, kCacheKinds> kCacheKindNames = {"page", "meta", "index"};
 
 // Key of an entry: its owner (a store), its kind, and two numbers whose
 // meaning the kind gives (kPage: LSN and page number; kMeta: LSN and 0).
@@ -55,7 +54,7 @@ struct CacheKey {
 // start at 0 when the cache is made.
 struct CacheStats {
   uint64_t capacity_bytes = 0;
-  uint64_t bytes = 0;    // charges of the entries held now
+  uint64_t bytes = 0;  // charges of the entries held now
   uint64_t entries = 0;
   uint64_t hits = 0;
   uint64_t misses = 0;

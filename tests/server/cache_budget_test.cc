@@ -2,13 +2,14 @@
 // projects open and many reads, the stores' caches together stay within their
 // half of the budget and SQLite's page caches near theirs; a restart with
 // another budget on the same data is honoured. Read from /metrics.
+#include "server/cache_budget.h"
+
 #include <httplib.h>
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "server/cache_budget.h"
 #include "tests/server/live_server.h"
 
 namespace branchdb::server {
@@ -81,8 +82,10 @@ void ReadEverything(BudgetServer& s, double store_capacity) {
   }
 }
 
-TEST_CASE("the caches of many open projects stay within [storage] cache_mb, and a new budget "
-          "is honoured after a restart", "[api][cache]") {
+TEST_CASE(
+    "the caches of many open projects stay within [storage] cache_mb, and a new budget "
+    "is honoured after a restart",
+    "[api][cache]") {
   testing::TempDir dir;
   const std::string data = dir.Sub("data");
   // The smallest budget (1 MiB for the stores' cache), so that the commits'
@@ -122,7 +125,8 @@ TEST_CASE("the caches of many open projects stay within [storage] cache_mb, and 
     CHECK(s.Gauge("branchdb_cache_capacity_bytes{cache=\"sqlite\"}") == budget.sqlite_bytes);
     ReadEverything(s, budget.store_cache_bytes);
     // All of every project's metas fit now: the listings read them into it.
-    CHECK(s.Gauge("branchdb_cache_bytes{cache=\"meta\"}") > SplitCacheBudget(2, 4).store_cache_bytes);
+    CHECK(s.Gauge("branchdb_cache_bytes{cache=\"meta\"}") >
+          SplitCacheBudget(2, 4).store_cache_bytes);
     CHECK(s.StoreCacheBytes() <= budget.store_cache_bytes);
     CHECK(s.Gauge("branchdb_cache_bytes{cache=\"sqlite\"}") <= budget.sqlite_bytes);
   }

@@ -1,9 +1,10 @@
 // Cache (storage/cache.h): charges, LRU eviction, per-kind figures, per-owner
 // erase, concurrent use; and page stores sharing one cache (one budget for
 // all, a closed store's entries dropped).
-#include <catch2/catch.hpp>
+#include "storage/cache.h"
 
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <cstdio>
 #include <cstring>
 #include <random>
@@ -11,7 +12,6 @@
 #include <thread>
 #include <vector>
 
-#include "storage/cache.h"
 #include "storage/page_store.h"
 #include "tests/storage/store_test_util.h"
 #include "tests/util/temp_dir.h"
@@ -41,7 +41,7 @@ TEST_CASE("a cache keeps entries up to its capacity and evicts the least recentl
   const uint64_t o = cache->NewOwnerId();
   cache->Insert(Page(o, 1), ValueOf(Page(o, 1)), 4000);
   cache->Insert(Page(o, 2), ValueOf(Page(o, 2)), 4000);
-  REQUIRE(cache->Lookup(Page(o, 1)) != nullptr);  // 1 is now more recent than 2
+  REQUIRE(cache->Lookup(Page(o, 1)) != nullptr);         // 1 is now more recent than 2
   cache->Insert(Page(o, 3), ValueOf(Page(o, 3)), 4000);  // 12000 > 10000: evicts 2
   CHECK(cache->Lookup(Page(o, 2)) == nullptr);
   CHECK(Text(cache->Lookup(Page(o, 1))) == Text(ValueOf(Page(o, 1))));
