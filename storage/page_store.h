@@ -89,8 +89,9 @@ struct PageStoreOptions {
   // Whether page images read from the segments are kept in the cache.
   // Default: false: the segment files are in the OS page cache, and SQLite
   // keeps the pages it uses in its own; a third copy made every read slower
-  // (docs/benchmarks.md, "VFS reads"), so only the meta (and index) caches
-  // take the memory budget. Set it where segments are slow to read.
+  // (docs/benchmarks.md, "vfs_bench: reads at native speed"), so only the
+  // meta (and index) caches take the memory budget. Set it where segments
+  // are slow to read.
   bool cache_page_images = false;
   // Without `cache`, with cache_page_images: bytes of page images kept in a
   // cache of the store's own. Default: 64 MiB.
