@@ -20,7 +20,11 @@
 // Environment: BRANCHDB_BENCH_MAX_MB caps the large database (default 1024),
 // BRANCHDB_BENCH_SECONDS: one fifth of it is a round of the writers sweep
 // (default 5, i.e. rounds of 1 s, 3 rounds per point),
-// BRANCHDB_BENCH_DIR is the scratch directory's base (bench_util.h).
+// BRANCHDB_BENCH_DIR is the scratch directory's base (bench_util.h),
+// BRANCHDB_BENCH_VFS_PARTS runs only the listed parts (comma-separated, of
+// writes, sweep, reads, open, depth; default: all), BRANCHDB_BENCH_VFS_CACHE_MB
+// > 0 caches page images in the page store, in a cache of that many MiB
+// (default: PageStoreOptions', no page images cached).
 #include <sqlite3.h>
 
 #include <algorithm>
@@ -96,7 +100,12 @@ struct Ours {
 
 Ours OpenOurs(const std::string& dir) {
   Ours ours;
-  auto store = storage::PageStore::Open(storage::PageStoreOptions{}, dir);
+  storage::PageStoreOptions options;
+  if (const char* mb = std::getenv("BRANCHDB_BENCH_VFS_CACHE_MB")) {
+    options.cache_bytes = static_cast<uint64_t>(std::atoll(mb)) << 20;
+    options.cache_page_images = options.cache_bytes > 0;
+  }
+  auto store = storage::PageStore::Open(options, dir);
   if (!store.ok()) Die("PageStore::Open: " + store.status().ToString());
   ours.store = std::move(store).value();
   auto t = ours.store->CreateTimeline(0, "bench");
@@ -333,36 +342,91 @@ void WritersSweep(const std::string& dir, double round_seconds, int rounds) {
   }
 }
 
-}  // namespace
-}  // namespace branchdb::bench
-
-int main() {
-  using namespace branchdb::bench;
-  const char* max_mb_env = std::getenv("BRANCHDB_BENCH_MAX_MB");
-  const int64_t max_mb = max_mb_env != nullptr ? std::atoll(max_mb_env) : 1024;
-  const int64_t rows = std::max<int64_t>(20000, max_mb * 1024 * 1024 / 1100);
-  ScratchDir scratch("vfs_bench");
-
-  // --- writes ---------------------------------------------------------------
-  {
-    auto native = OpenNative(scratch.path() + "/small.db");
-    Ours ours = OpenOurs(scratch.path() + "/small-store");
-    auto db = ours.Open(ours.timeline);
-    auto [o1, n1] = InsertRates(db.get(), native.get(), 1, 8, 0.5, 20);
-    EmitRatio("single_row_insert_txns_per_s", o1, n1, "txn/s", 1.0);
-    auto [o1000, n1000] = InsertRates(db.get(), native.get(), 1000, 8, 0.5, 3);
-    EmitRatio("1000_row_txns_per_s", o1000, n1000, "txn/s", std::nullopt);
+// Point selects per second on `db` (cache_size 100 pages, so that most page
+// reads reach the VFS), best of alternating rounds with `other`: {db, other}.
+std::pair<double, double> PointRates(sqlite3* db, sqlite3* other, int64_t rows) {
+  double a = 0, b = 0;
+  for (int r = 0; r < 7; ++r) {
+    a = std::max(a, PointSelectRate(db, rows, 20000, 40 + r));
+    b = std::max(b, PointSelectRate(other, rows, 20000, 40 + r));
   }
-  {
-    const char* seconds_env = std::getenv("BRANCHDB_BENCH_SECONDS");
-    const double seconds = seconds_env != nullptr ? std::max(0.5, std::atof(seconds_env)) : 5.0;
-    WritersSweep(scratch.path(), seconds / 5, 3);
-  }
+  return {a, b};
+}
 
-  // --- reads on a large database -------------------------------------------
+// Read latency deep in history and down a chain of branches, against reads
+// at the head of the same store (target: flat, at most 1.5x slower): a 20 MB
+// table, then kHistory single-row updates; "deep" reads at the LSN right
+// after the fill (every page it reads has many newer versions); "branch"
+// reads at the head of a branch 100 levels down (each level a branch of the
+// one above, with one update of its own).
+void Depth(const std::string& dir) {
+  constexpr int64_t kRows = 20000;
+  constexpr int kHistory = 2000;
+  constexpr int kLevels = 100;
+  Ours ours = OpenOurs(dir + "/depth-store");
+  auto db = ours.Open(ours.timeline);
+  Fill(db.get(), kRows);
+  const storage::Lsn filled = storage::LastCommitLsn(db.get());
+  std::mt19937_64 rng(7);
+  sqlite3_stmt* upd = Prepare(db.get(), "UPDATE kv SET v = randomblob(1000) WHERE id = ?1");
+  for (int i = 0; i < kHistory; ++i) {
+    sqlite3_bind_int64(upd, 1, static_cast<int64_t>(rng() % kRows) + 1);
+    StepDone(db.get(), upd);
+  }
+  sqlite3_finalize(upd);
+  storage::TimelineId t = ours.timeline;
+  for (int level = 0; level < kLevels; ++level) {
+    auto child = ours.store->CreateTimeline(t, ours.store->Head(t).value(), "level");
+    if (!child.ok()) Die("CreateTimeline: " + child.status().ToString());
+    t = *child;
+    auto bdb = ours.Open(t);
+    Exec(bdb.get(), "UPDATE kv SET v = randomblob(1000) WHERE id = " +
+                        std::to_string(static_cast<int64_t>(rng() % kRows) + 1));
+  }
+  auto open = [&](storage::TimelineId timeline, std::optional<storage::Lsn> as_of) {
+    storage::ConnectionOptions o;
+    o.store = ours.store;
+    o.timeline = timeline;
+    o.as_of = as_of;
+    o.cache_pages = 100;
+    auto c = storage::OpenConnection(o);
+    if (!c.ok()) Die("OpenConnection: " + c.status().ToString());
+    return std::move(c).value();
+  };
+  auto head = open(ours.timeline, std::nullopt);
+  auto deep = open(ours.timeline, filled);
+  auto branch = open(t, std::nullopt);
+  for (auto* c : {head.get(), deep.get(), branch.get()}) PointSelectRate(c, kRows, 20000, 1);
+  for (const auto& [name, c] :
+       {std::pair("history_lsn_" + std::to_string(kHistory) + "_commits_back", deep.get()),
+        std::pair("branch_" + std::to_string(kLevels) + "_levels_deep", branch.get())}) {
+    auto [rate, head_rate] = PointRates(c, head.get(), kRows);
+    Metric m;
+    m.bench = "vfs";
+    m.metric = "point_select_per_s_" + name;
+    m.value = rate;
+    m.unit = "queries/s";
+    m.baseline_name = "the same at the head (cache_size 100)";
+    m.baseline = head_rate;
+    m.target = "flat: >= 0.67x head";
+    m.met = rate >= head_rate / 1.5;
+    Emit(m);
+  }
+}
+
+// Whether BRANCHDB_BENCH_VFS_PARTS (default: all) lists part.
+bool Part(const char* part) {
+  const char* parts = std::getenv("BRANCHDB_BENCH_VFS_PARTS");
+  if (parts == nullptr || *parts == '\0') return true;
+  const std::string list = "," + std::string(parts) + ",";
+  return list.find("," + std::string(part) + ",") != std::string::npos;
+}
+
+// Reads, updates and branch opens on a large database (see the file comment).
+void LargeDatabase(const std::string& dir, int64_t max_mb, int64_t rows) {
   const std::string size_tag = std::to_string(max_mb) + "MB";
-  auto native = OpenNative(scratch.path() + "/large.db");
-  Ours ours = OpenOurs(scratch.path() + "/large-store");
+  auto native = OpenNative(dir + "/large.db");
+  Ours ours = OpenOurs(dir + "/large-store");
   auto db = ours.Open(ours.timeline);
   double t0 = NowSeconds();
   Fill(native.get(), rows);
@@ -373,25 +437,28 @@ int main() {
   std::fprintf(stderr, "filled %lld rows: native %.1f s, branchdb %.1f s\n",
                static_cast<long long>(rows), native_fill, our_fill);
   Exec(native.get(), "PRAGMA wal_checkpoint(TRUNCATE)");
-  // Warm both once, then measure.
-  PointSelectRate(native.get(), rows, 20000, 1);
-  PointSelectRate(db.get(), rows, 20000, 1);
-  // Alternating rounds, best round of each side, as above.
-  double np = 0, op = 0, ns = 0, os = 0;
-  for (int r = 0; r < 7; ++r) {
-    np = std::max(np, PointSelectRate(native.get(), rows, 40000, 10 + r));
-    op = std::max(op, PointSelectRate(db.get(), rows, 40000, 10 + r));
-    ns = std::max(ns, RangeScanRate(native.get(), rows, 20, 20 + r));
-    os = std::max(os, RangeScanRate(db.get(), rows, 20, 20 + r));
+  if (Part("reads")) {
+    // Warm both once, then measure.
+    PointSelectRate(native.get(), rows, 20000, 1);
+    PointSelectRate(db.get(), rows, 20000, 1);
+    // Alternating rounds, best round of each side, as above.
+    double np = 0, op = 0, ns = 0, os = 0;
+    for (int r = 0; r < 7; ++r) {
+      np = std::max(np, PointSelectRate(native.get(), rows, 40000, 10 + r));
+      op = std::max(op, PointSelectRate(db.get(), rows, 40000, 10 + r));
+      ns = std::max(ns, RangeScanRate(native.get(), rows, 20, 20 + r));
+      os = std::max(os, RangeScanRate(db.get(), rows, 20, 20 + r));
+    }
+    EmitRatio("point_select_per_s_" + size_tag, op, np, "queries/s", 0.9);
+    EmitRatio("range_scan_10k_rows_per_s_" + size_tag, os, ns, "scans/s", 0.9);
+    double nu = 0, ou = 0;
+    for (int r = 0; r < 7; ++r) {
+      nu = std::max(nu, UpdateRate(native.get(), rows, 20, 30 + r));
+      ou = std::max(ou, UpdateRate(db.get(), rows, 20, 30 + r));
+    }
+    EmitRatio("update_1000_rows_txns_per_s_" + size_tag, ou, nu, "txn/s", std::nullopt);
   }
-  EmitRatio("point_select_per_s_" + size_tag, op, np, "queries/s", 0.9);
-  EmitRatio("range_scan_10k_rows_per_s_" + size_tag, os, ns, "scans/s", 0.9);
-  double nu = 0, ou = 0;
-  for (int r = 0; r < 7; ++r) {
-    nu = std::max(nu, UpdateRate(native.get(), rows, 20, 30 + r));
-    ou = std::max(ou, UpdateRate(db.get(), rows, 20, 30 + r));
-  }
-  EmitRatio("update_1000_rows_txns_per_s_" + size_tag, ou, nu, "txn/s", std::nullopt);
+  if (!Part("open")) return;
 
   // --- opening a connection on a branch -------------------------------------
   // open: OpenConnection + the first query on an existing branch;
@@ -414,7 +481,7 @@ int main() {
   double copy_ms = 0;
   {
     double start = NowSeconds();
-    auto copy = OpenNative(scratch.path() + "/copy.db");
+    auto copy = OpenNative(dir + "/copy.db");
     sqlite3_backup* b = sqlite3_backup_init(copy.get(), "main", native.get(), "main");
     if (b == nullptr || sqlite3_backup_step(b, -1) != SQLITE_DONE) Die("backup");
     sqlite3_backup_finish(b);
@@ -436,5 +503,35 @@ int main() {
     m.met = m.value < 5.0;
     Emit(m);
   }
+}
+
+}  // namespace
+}  // namespace branchdb::bench
+
+int main() {
+  using namespace branchdb::bench;
+  const char* max_mb_env = std::getenv("BRANCHDB_BENCH_MAX_MB");
+  const int64_t max_mb = max_mb_env != nullptr ? std::atoll(max_mb_env) : 1024;
+  const int64_t rows = std::max<int64_t>(20000, max_mb * 1024 * 1024 / 1100);
+  ScratchDir scratch("vfs_bench");
+
+  // --- writes ---------------------------------------------------------------
+  if (Part("writes")) {
+    auto native = OpenNative(scratch.path() + "/small.db");
+    Ours ours = OpenOurs(scratch.path() + "/small-store");
+    auto db = ours.Open(ours.timeline);
+    auto [o1, n1] = InsertRates(db.get(), native.get(), 1, 8, 0.5, 20);
+    EmitRatio("single_row_insert_txns_per_s", o1, n1, "txn/s", 1.0);
+    auto [o1000, n1000] = InsertRates(db.get(), native.get(), 1000, 8, 0.5, 3);
+    EmitRatio("1000_row_txns_per_s", o1000, n1000, "txn/s", std::nullopt);
+  }
+  if (Part("sweep")) {
+    const char* seconds_env = std::getenv("BRANCHDB_BENCH_SECONDS");
+    const double seconds = seconds_env != nullptr ? std::max(0.5, std::atof(seconds_env)) : 5.0;
+    WritersSweep(scratch.path(), seconds / 5, 3);
+  }
+
+  if (Part("reads") || Part("open")) LargeDatabase(scratch.path(), max_mb, rows);
+  if (Part("depth")) Depth(scratch.path());
   return 0;
 }

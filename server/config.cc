@@ -52,6 +52,7 @@ const std::vector<Field>& Fields() {
        nullptr, &Config::idempotency_ttl_seconds},
       {"server", "transfer_buffer_bytes", "BRANCHDB_TRANSFER_BUFFER_BYTES", Kind::kInt, nullptr,
        &Config::transfer_buffer_bytes},
+      {"storage", "cache_mb", "BRANCHDB_CACHE_MB", Kind::kInt, nullptr, &Config::cache_mb},
       {"compute", "idle_timeout_seconds", "BRANCHDB_IDLE_TIMEOUT_SECONDS", Kind::kInt, nullptr,
        &Config::idle_timeout_seconds},
       {"compute", "budget", "BRANCHDB_COMPUTE_BUDGET", Kind::kInt, nullptr, nullptr,
@@ -235,6 +236,9 @@ std::vector<FieldError> Validate(const Config& c) {
   if (c.transfer_buffer_bytes < 4096 || c.transfer_buffer_bytes > (1ll << 30) ||
       c.transfer_buffer_bytes % 4096 != 0) {
     err("transfer_buffer_bytes", "expected a multiple of 4096 within 4096..1073741824");
+  }
+  if (c.cache_mb < 2 || c.cache_mb > (int64_t{1} << 20)) {
+    err("cache_mb", "expected 2..1048576 (MiB)");
   }
   if (c.idle_timeout_seconds < 0) err("idle_timeout_seconds", "expected 0 (never) or more");
   if (c.compute_budget < 1) err("compute_budget", "expected at least 1");

@@ -56,6 +56,13 @@ struct Config {
   // pages): the memory one transfer buffers, whatever the database's size.
   int64_t transfer_buffer_bytes = 4ll << 20;
 
+  // [storage]
+  // One memory budget, in MiB, for the caches of the whole server: the
+  // stores' page/meta/index caches of every open project together, and
+  // SQLite's page caches of the branch connections (server/cache_budget.h
+  // says how it is split). 2..1048576.
+  int64_t cache_mb = 512;
+
   // [compute]
   int64_t idle_timeout_seconds = 300;     // per branch; 0 = never suspend
   int compute_budget = 64;                // at most this many active computes

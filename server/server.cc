@@ -17,6 +17,7 @@
 #include "base/mutex.h"
 #include "base/process.h"
 #include "catalog/catalog.h"
+#include "server/cache_budget.h"
 #include "server/compute/supervisor.h"
 #include "server/guard/guard.h"
 #include "server/guard/usage_metrics.h"
@@ -33,6 +34,7 @@
 #include "server/routes/common.h"
 #include "server/routes/table.h"
 #include "server/sql/cpu_scheduler.h"
+#include "storage/cache.h"
 #include "storage/page_store.h"
 
 namespace branchdb::server {
@@ -96,6 +98,9 @@ void AddAuthCollector(http::Metrics& metrics, auth::AuthService* auth) {
 }  // namespace
 
 struct ApiServer::Parts {
+  // [storage] cache_mb, split (server/cache_budget.h); the stores' shared cache.
+  CacheBudget cache_budget;
+  std::shared_ptr<storage::Cache> store_cache;
   std::unique_ptr<http::TimedEnv> timed_env;
   std::unique_ptr<catalog::Catalog> catalog;
   std::unique_ptr<auth::AuthService> auth;
@@ -241,6 +246,13 @@ Status OpenCatalog(const Config& config, Env* env, ApiServer::Parts& parts,
       env, [metrics](double seconds) { metrics->Observe(http::kFsyncSeconds, {}, seconds); });
   catalog::CatalogOptions cat_opts;
   cat_opts.env = parts.timed_env.get();
+  parts.cache_budget = SplitCacheBudget(config.cache_mb, config.compute_budget);
+  parts.store_cache = storage::Cache::Create(parts.cache_budget.store_cache_bytes);
+  cat_opts.store_options.cache = parts.store_cache;
+  services.logger->info(
+      "event=cache_budget cache_mb={} store_cache_bytes={} sqlite_bytes={} compute_cache_pages={}",
+      config.cache_mb, parts.cache_budget.store_cache_bytes, parts.cache_budget.sqlite_bytes,
+      parts.cache_budget.compute_cache_pages);
   ApiServer::Parts* p = &parts;
   cat_opts.on_branch_reaped = [p, logger = services.logger](const std::string& project,
                                                            const std::string& branch,
@@ -258,29 +270,26 @@ Status OpenCatalog(const Config& config, Env* env, ApiServer::Parts& parts,
   services.catalog = parts.catalog.get();
   metrics->AddCollector([cat = parts.catalog.get()](http::Metrics& m) {
     double bytes = 0;
-    storage::CacheStats meta, page;
-    auto add = [](storage::CacheStats& to, const storage::CacheStats& from) {
-      to.capacity_bytes += from.capacity_bytes;
-      to.bytes += from.bytes;
-      to.hits += from.hits;
-      to.misses += from.misses;
-    };
     for (const auto& project : cat->ListProjects()) {
       auto store = cat->Store(project.name);
-      if (!store.ok()) continue;
-      bytes += static_cast<double>((*store)->DiskBytes());
-      storage::StoreStats stats = (*store)->Stats();  // zeros while the store is closed
-      add(meta, stats.meta_cache);
-      add(page, stats.page_cache);
+      if (store.ok()) bytes += static_cast<double>((*store)->DiskBytes());
     }
     m.Set(http::kBytesStored, {}, bytes);
-    for (const auto& [name, c] : {std::pair("meta", meta), std::pair("page", page)}) {
+  });
+  metrics->AddCollector([cache = parts.store_cache, budget = parts.cache_budget](http::Metrics& m) {
+    m.Set(http::kCacheBudgetBytes, {}, static_cast<double>(budget.total_bytes));
+    for (size_t k = 0; k < storage::kCacheKinds; ++k) {
+      const storage::CacheStats c = cache->Stats(static_cast<storage::CacheKind>(k));
+      const std::string name = storage::kCacheKindNames[k];
       const uint64_t lookups = c.hits + c.misses;
       m.Set(http::kCacheBytes, {{"cache", name}}, static_cast<double>(c.bytes));
       m.Set(http::kCacheCapacityBytes, {{"cache", name}}, static_cast<double>(c.capacity_bytes));
       m.Set(http::kCacheHitRatio, {{"cache", name}},
             lookups == 0 ? 0.0 : static_cast<double>(c.hits) / static_cast<double>(lookups));
     }
+    m.Set(http::kCacheBytes, {{"cache", "sqlite"}}, static_cast<double>(SqlitePageCacheBytes()));
+    m.Set(http::kCacheCapacityBytes, {{"cache", "sqlite"}},
+          static_cast<double>(budget.sqlite_bytes));
   });
   ReportDamagedProjects(parts.catalog.get(), *metrics, *services.logger);
   return Status::OK();
@@ -317,6 +326,7 @@ Status StartComputes(const Config& config, ApiServer::Parts& parts, Services& se
     // commit's fsync (shared with the commits behind it) before answering.
     catalog::ConnectionRequest request;
     request.pipelined_commits = true;
+    request.cache_pages = p->cache_budget.compute_cache_pages;  // its share of cache_mb
     auto conn = cat->OpenBranchConnection(project, branch, request);
     if (!conn.ok()) return conn.status();
     auto info = cat->GetBranch(project, branch, /*with_usage=*/false);

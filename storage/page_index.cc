@@ -1,6 +1,7 @@
 #include "storage/page_index.h"
 
 #include <algorithm>
+#include <cstring>
 
 namespace branchdb::storage::internal {
 
@@ -192,36 +193,31 @@ uint64_t PageIndex::MemoryBytes() const {
   return bytes;
 }
 
-bool PageCache::Lookup(Lsn lsn, PageNo pgno, std::string* out) {
-  if (capacity_ == 0) return false;
-  MutexLock lock(mu_);
-  auto it = map_.find(Key{lsn, pgno});
-  if (it == map_.end()) {
-    ++misses_;
-    return false;
-  }
-  ++hits_;
-  lru_.splice(lru_.begin(), lru_, it->second);
-  *out = it->second->second;
+namespace {
+
+// A cached page image: one allocation with its shared_ptr control block.
+struct PageImage {
+  char data[kPageSize];
+};
+// What one cached image counts for: the image, the control block, the LRU
+// list node and the hash map's node and bucket.
+constexpr uint64_t kPageCharge = kPageSize + 160;
+
+}  // namespace
+
+bool PageCache::Lookup(Lsn lsn, PageNo pgno, char* out) const {
+  if (!enabled_) return false;
+  Cache::Value v = cache_->Lookup(CacheKey{owner_, CacheKind::kPage, lsn, pgno});
+  if (v == nullptr) return false;
+  std::memcpy(out, static_cast<const PageImage*>(v.get())->data, kPageSize);
   return true;
 }
 
-void PageCache::Insert(Lsn lsn, PageNo pgno, const std::string& data) {
-  if (capacity_ == 0) return;
-  MutexLock lock(mu_);
-  Key k{lsn, pgno};
-  if (map_.count(k) != 0) return;
-  lru_.emplace_front(k, data);
-  map_.emplace(k, lru_.begin());
-  while (map_.size() > capacity_) {
-    map_.erase(lru_.back().first);
-    lru_.pop_back();
-  }
-}
-
-CacheStats PageCache::Stats() const {
-  MutexLock lock(mu_);
-  return CacheStats{capacity_ * kPageSize, map_.size() * kPageSize, map_.size(), hits_, misses_};
+void PageCache::Insert(Lsn lsn, PageNo pgno, const char* data) const {
+  if (!enabled_ || cache_->capacity() == 0) return;
+  auto image = std::make_shared<PageImage>();
+  std::memcpy(image->data, data, kPageSize);
+  cache_->Insert(CacheKey{owner_, CacheKind::kPage, lsn, pgno}, std::move(image), kPageCharge);
 }
 
 }  // namespace branchdb::storage::internal

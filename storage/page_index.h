@@ -5,7 +5,7 @@
 //     cutoff LSN, so a read checks visibility in O(log depth).
 //   - PageIndex: for each page number, its versions (lsn, run, location)
 //     sorted by LSN, all runs mixed; about 24 bytes per version.
-//   - PageCache: LRU of page images keyed by (lsn, pgno).
+//   - PageCache: page images keyed by (lsn, pgno), in the store's Cache.
 // Thread-safety: PageIndex and Run are guarded by the store's state mutex;
 // PageCache is internally synchronized.
 #ifndef BRANCHDB_STORAGE_PAGE_INDEX_H_
@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "base/mutex.h"
+#include "storage/cache.h"
 #include "storage/page_store.h"
 
 namespace branchdb::storage::internal {
@@ -173,33 +174,32 @@ class PageIndex {
   std::vector<uint64_t> known_;  // bit per page number that may have versions
 };
 
-// LRU cache of page images keyed by (lsn, pgno). Thread-safe.
+// The page images of one store in a Cache (storage/cache.h), keyed by
+// (lsn, pgno), when PageStoreOptions::cache_page_images is set; else Lookup
+// always misses (uncounted) and Insert keeps nothing. A page version's image
+// never changes (compaction copies it as it is), so entries need no
+// invalidation. Thread-safe.
 class PageCache {
  public:
-  explicit PageCache(uint64_t capacity_bytes) : capacity_(capacity_bytes / kPageSize) {}
-  bool Lookup(Lsn lsn, PageNo pgno, std::string* out) EXCLUDES(mu_);
-  void Insert(Lsn lsn, PageNo pgno, const std::string& data) EXCLUDES(mu_);
-  // Entries and bytes held (kPageSize each), hits and misses so far.
-  CacheStats Stats() const EXCLUDES(mu_);
+  // Entries go into `cache` under a new owner id of it; dropped when this
+  // object goes (the store closes).
+  PageCache(std::shared_ptr<Cache> cache, bool enabled)
+      : cache_(std::move(cache)), owner_(cache_->NewOwnerId()), enabled_(enabled) {}
+  ~PageCache() { cache_->EraseOwner(owner_); }
+  PageCache(const PageCache&) = delete;
+  PageCache& operator=(const PageCache&) = delete;
+
+  // Copies the cached image of (lsn, pgno) to out[0, kPageSize); false when absent.
+  bool Lookup(Lsn lsn, PageNo pgno, char* out) const;
+  // Caches a copy of data[0, kPageSize).
+  void Insert(Lsn lsn, PageNo pgno, const char* data) const;
+  // The cache's figures for page images (Cache::Stats(CacheKind::kPage)).
+  CacheStats Stats() const { return cache_->Stats(CacheKind::kPage); }
 
  private:
-  struct Key {
-    Lsn lsn;
-    PageNo pgno;
-    bool operator==(const Key& o) const { return lsn == o.lsn && pgno == o.pgno; }
-  };
-  struct KeyHash {
-    size_t operator()(const Key& k) const {
-      return std::hash<uint64_t>()(k.lsn * 0x9E3779B97F4A7C15ull ^ k.pgno);
-    }
-  };
-  const size_t capacity_;
-  mutable Mutex mu_;
-  uint64_t hits_ GUARDED_BY(mu_) = 0;
-  uint64_t misses_ GUARDED_BY(mu_) = 0;
-  std::list<std::pair<Key, std::string>> lru_ GUARDED_BY(mu_);
-  std::unordered_map<Key, std::list<std::pair<Key, std::string>>::iterator, KeyHash> map_
-      GUARDED_BY(mu_);
+  const std::shared_ptr<Cache> cache_;
+  const uint64_t owner_;
+  const bool enabled_;
 };
 
 }  // namespace branchdb::storage::internal

@@ -70,6 +70,7 @@
 
 #include "base/env.h"
 #include "base/status.h"
+#include "storage/cache.h"
 
 namespace branchdb::storage {
 
@@ -89,16 +90,33 @@ struct PageStoreOptions {
   // A segment file is sealed and a new one started once it grows past this.
   // Default: 64 MiB.
   uint64_t segment_bytes = 64ull << 20;
-  // Bytes of page images kept in an in-memory LRU cache. Default: 64 MiB.
+  // The cache the store keeps decoded record metadata (annotations, page
+  // lists), decoded page index blocks and, with cache_page_images, page
+  // images in, shared with other
+  // stores (storage/cache.h): one memory budget for all the stores of a
+  // process (the server's [storage] cache_mb). The store takes an owner id
+  // from it and drops its entries when it closes. Default (null): the store
+  // makes caches of its own, sized by cache_bytes and meta_cache_bytes below.
+  std::shared_ptr<Cache> cache;
+  // Whether page images read from the segments are kept in the cache.
+  // Default: false: the segment files are in the OS page cache, and SQLite
+  // keeps the pages it uses in its own; a third copy made every read slower
+  // (docs/benchmarks.md, "vfs_bench: reads at native speed"), so only the
+  // meta (and index) caches take the memory budget. Set it where segments
+  // are slow to read.
+  bool cache_page_images = false;
+  // Without `cache`, with cache_page_images: bytes of page images kept in a
+  // cache of the store's own. Default: 64 MiB.
   uint64_t cache_bytes = 64ull << 20;
-  // Bytes of decoded record metadata (annotations, page lists) kept in an
-  // in-memory LRU cache; the rest is read from the segments when History,
-  // GetRecord or ChangedPages need it. A record's metadata larger than this
-  // is never cached. Default: 8 MiB.
+  // Without `cache`: bytes of decoded record metadata kept in a cache of the
+  // store's own; the rest is read from the segments when History, GetRecord
+  // or ChangedPages need it. A record's metadata larger than this is never
+  // cached. Default: 8 MiB.
   uint64_t meta_cache_bytes = 8ull << 20;
-  // Bytes of decoded page index blocks of sealed segments kept in an
-  // in-memory LRU cache (a read of a page whose newest version is in a
-  // sealed segment reads its index block through it). Default: 8 MiB.
+  // Without `cache`: bytes of decoded page index blocks of sealed segments
+  // kept in a cache of the store's own (a read of a page whose newest
+  // version is in a sealed segment reads its index block through it).
+  // Default: 8 MiB.
   uint64_t index_cache_bytes = 8ull << 20;
 };
 
@@ -152,22 +170,17 @@ struct GcStats {
   uint64_t segments_rewritten = 0;
 };
 
-// One in-memory cache of a store (Stats()). Counters start at 0 when the
-// store is opened.
-struct CacheStats {
-  uint64_t capacity_bytes = 0;
-  uint64_t bytes = 0;    // what its entries hold now
-  uint64_t entries = 0;
-  uint64_t hits = 0;
-  uint64_t misses = 0;
-};
-
 struct StoreStats {
   uint64_t records = 0;                // live records
   uint64_t record_metadata_bytes = 0;  // RecordMetadataBytes()
-  CacheStats meta_cache;               // decoded record metadata
-  CacheStats page_cache;               // page images
-  CacheStats index_cache;              // sealed segments' page index blocks
+  // Its caches of decoded record metadata, of page images and of sealed
+  // segments' page index blocks. With caches of its own: theirs, counted
+  // from the store's open. With a shared cache (PageStoreOptions::cache):
+  // that cache's figures for the kind, all its stores together
+  // (Cache::Stats(kind)), capacity_bytes the whole cache's.
+  CacheStats meta_cache;
+  CacheStats page_cache;
+  CacheStats index_cache;
   // Bytes the page index holds in memory: the versions of the unsealed
   // segment (and of sealed segments without an on-disk index: formats 1
   // and 2, or a damaged index), plus each sealed segment's index directory
@@ -268,6 +281,9 @@ class PageStore {
   virtual Status ReadPage(TimelineId t, PageNo pgno, Lsn lsn, std::string* out) const = 0;
   // Page pgno of state(state_lsn), where state_lsn is any record LSN.
   virtual Status ReadPageAt(Lsn state_lsn, PageNo pgno, std::string* out) const = 0;
+  // The same into out[0, kPageSize) (SQLite's buffer: no copy in between).
+  // On an error, out's bytes are unspecified.
+  virtual Status ReadPageInto(Lsn state_lsn, PageNo pgno, char* out) const = 0;
 
   // Database size in pages of the state of t as of lsn / of state(state_lsn).
   virtual Result<uint32_t> DbSize(TimelineId t, Lsn lsn) const = 0;

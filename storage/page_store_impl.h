@@ -75,6 +75,7 @@ class PageStoreImpl final : public PageStore {
   Result<Lsn> ResolveLsn(TimelineId t, Lsn lsn) const override;
   Status ReadPage(TimelineId t, PageNo pgno, Lsn lsn, std::string* out) const override;
   Status ReadPageAt(Lsn state_lsn, PageNo pgno, std::string* out) const override;
+  Status ReadPageInto(Lsn state_lsn, PageNo pgno, char* out) const override;
   Result<uint32_t> DbSize(TimelineId t, Lsn lsn) const override;
   Result<uint32_t> DbSizeAt(Lsn state_lsn) const override;
 
@@ -322,13 +323,15 @@ class PageStoreImpl final : public PageStore {
   // Newest visible version of pgno at state (run, lsn), or nullptr.
   const Version* FindVersion(uint32_t run, Lsn lsn, PageNo pgno) const
       REQUIRES_SHARED(state_mu_);
-  Status ReadLocation(const Location& loc, PageNo pgno, std::string* out) const;
+  // The page image at loc into out[0, kPageSize): from the page cache, else
+  // read from its segment (checksum verified: Corruption otherwise), then cached.
+  Status ReadLocation(const Location& loc, PageNo pgno, char* out) const;
   // Where page pgno of the state (rec's run, lsn) lives; leaves loc->file
   // null when the page reads as zeros.
   Status LocateLocked(const RecordEntry& rec, Lsn lsn, PageNo pgno, Location* loc,
                       DiskQuery* q) const REQUIRES_SHARED(state_mu_);
   // ReadLocation, or zeros when LocateLocked found no version.
-  Status ReadLocated(const Location& loc, PageNo pgno, std::string* out) const;
+  Status ReadLocated(const Location& loc, PageNo pgno, char* out) const;
   Result<std::shared_ptr<RandomAccessFile>> File(uint32_t segment) const;
   // Reads the payload block (crc + len bytes) of record lsn at file offset
   // `at` into *block; Corruption when its checksum does not match.

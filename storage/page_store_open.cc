@@ -34,9 +34,12 @@ PageStoreImpl::PageStoreImpl(const PageStoreOptions& options, std::string dir)
     : options_(options),
       env_(options.env != nullptr ? options.env : Env::Default()),
       dir_(std::move(dir)),
-      page_cache_(options.cache_bytes),
-      meta_cache_(options.meta_cache_bytes),
-      index_cache_(options.index_cache_bytes) {}
+      page_cache_(options.cache != nullptr ? options.cache : Cache::Create(options.cache_bytes),
+                  options.cache_page_images),
+      meta_cache_(options.cache != nullptr ? options.cache
+                                           : Cache::Create(options.meta_cache_bytes, 0)),
+      index_cache_(options.cache != nullptr ? options.cache
+                                            : Cache::Create(options.index_cache_bytes, 0)) {}
 
 PageStoreImpl::~PageStoreImpl() = default;
 

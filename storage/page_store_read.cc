@@ -1,5 +1,6 @@
 // PageStoreImpl: timelines, reads at LSNs, history, LsnAt, ChangedPages.
 #include <algorithm>
+#include <cstring>
 #include <functional>
 #include <iterator>
 #include <queue>
@@ -194,31 +195,37 @@ Result<std::shared_ptr<RandomAccessFile>> PageStoreImpl::File(uint32_t segment) 
   return file;
 }
 
-Status PageStoreImpl::ReadLocation(const Location& loc, PageNo pgno, std::string* out) const {
+Status PageStoreImpl::ReadLocation(const Location& loc, PageNo pgno, char* out) const {
   if (page_cache_.Lookup(loc.lsn, pgno, out)) return Status::OK();
-  std::string block(kImageBlockSize, '\0');
-  auto n = loc.file->Read(loc.offset, kImageBlockSize, block.data());
+  char block[kImageBlockSize];
+  auto n = loc.file->Read(loc.offset, kImageBlockSize, block);
   if (!n.ok()) return n.status();
-  if (*n != kImageBlockSize || !ImageBlockValid(block)) {
+  if (*n != kImageBlockSize || !ImageBlockValid(std::string_view(block, kImageBlockSize))) {
     return Status::Corruption("page " + std::to_string(pgno) + " of LSN " +
                               std::to_string(loc.lsn) + " in " + SegmentFileName(loc.segment) +
                               " at offset " + std::to_string(loc.offset) + ": checksum mismatch");
   }
-  out->assign(block, 4, kPageSize);
-  page_cache_.Insert(loc.lsn, pgno, *out);
+  std::memcpy(out, block + 4, kPageSize);
+  page_cache_.Insert(loc.lsn, pgno, out);
   return Status::OK();
 }
 
 Status PageStoreImpl::ReadPage(TimelineId t, PageNo pgno, Lsn lsn, std::string* out) const {
   Location loc;
   BRANCHDB_RETURN_IF_ERROR(LocatePage(t, lsn, true, pgno, &loc));
-  return ReadLocated(loc, pgno, out);
+  out->resize(kPageSize);
+  return ReadLocated(loc, pgno, out->data());
 }
 
 Status PageStoreImpl::ReadPageAt(Lsn state_lsn, PageNo pgno, std::string* out) const {
+  out->resize(kPageSize);
+  return ReadPageInto(state_lsn, pgno, out->data());
+}
+
+Status PageStoreImpl::ReadPageInto(Lsn state_lsn, PageNo pgno, char* out) const {
   if (pgno == 0) return Status::InvalidArgument("page number 0");
   if (state_lsn == 0) {
-    out->assign(kPageSize, '\0');
+    std::memset(out, 0, kPageSize);
     return Status::OK();
   }
   Location loc;
@@ -424,9 +431,9 @@ Status PageStoreImpl::RepairingIndex(const std::function<Status(uint64_t*)>& fn)
   }
 }
 
-Status PageStoreImpl::ReadLocated(const Location& loc, PageNo pgno, std::string* out) const {
+Status PageStoreImpl::ReadLocated(const Location& loc, PageNo pgno, char* out) const {
   if (loc.file == nullptr) {
-    out->assign(kPageSize, '\0');
+    std::memset(out, 0, kPageSize);
     return Status::OK();
   }
   return ReadLocation(loc, pgno, out);

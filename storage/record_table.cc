@@ -44,36 +44,14 @@ uint64_t MetaCache::Charge(const RecordMeta& meta) {
          meta.entries.capacity() * sizeof(PageEntry) + kMetaCacheEntryOverhead;
 }
 
-std::shared_ptr<const RecordMeta> MetaCache::Lookup(Lsn lsn) {
-  MutexLock lock(mu_);
-  auto it = map_.find(lsn);
-  if (it == map_.end()) {
-    ++misses_;
-    return nullptr;
-  }
-  ++hits_;
-  lru_.splice(lru_.begin(), lru_, it->second);
-  return it->second->second;
+std::shared_ptr<const RecordMeta> MetaCache::Lookup(Lsn lsn) const {
+  return std::static_pointer_cast<const RecordMeta>(
+      cache_->Lookup(CacheKey{owner_, CacheKind::kMeta, lsn, 0}));
 }
 
-void MetaCache::Insert(Lsn lsn, std::shared_ptr<const RecordMeta> meta) {
+void MetaCache::Insert(Lsn lsn, std::shared_ptr<const RecordMeta> meta) const {
   const uint64_t charge = Charge(*meta);
-  if (charge > capacity_) return;
-  MutexLock lock(mu_);
-  if (map_.count(lsn) != 0) return;
-  lru_.emplace_front(lsn, std::move(meta));
-  map_.emplace(lsn, lru_.begin());
-  bytes_ += charge;
-  while (bytes_ > capacity_) {
-    bytes_ -= Charge(*lru_.back().second);
-    map_.erase(lru_.back().first);
-    lru_.pop_back();
-  }
-}
-
-CacheStats MetaCache::Stats() const {
-  MutexLock lock(mu_);
-  return CacheStats{capacity_, bytes_, map_.size(), hits_, misses_};
+  cache_->Insert(CacheKey{owner_, CacheKind::kMeta, lsn, 0}, std::move(meta), charge);
 }
 
 }  // namespace branchdb::storage::internal

@@ -5,8 +5,8 @@
 //   - RecordTable: every live record's entry, sorted by LSN, in fixed-size
 //     chunks (no heap node per record, no reallocation of the whole table as
 //     it grows);
-//   - MetaCache: an LRU cache of decoded metas (annotation, page entries),
-//     bounded in bytes, for the records whose meta a call reads from disk.
+//   - MetaCache: decoded metas (annotation, page entries) of the records whose
+//     meta a call read from disk, in the store's Cache (storage/cache.h).
 // Thread-safety: RecordTable is guarded by the store's state mutex; MetaCache
 // is internally synchronized (a leaf lock).
 #ifndef BRANCHDB_STORAGE_RECORD_TABLE_H_
@@ -14,13 +14,11 @@
 
 #include <array>
 #include <cstdint>
-#include <list>
 #include <memory>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
-#include "base/mutex.h"
+#include "storage/cache.h"
 #include "storage/log_format.h"
 #include "storage/page_index.h"
 #include "storage/page_store.h"
@@ -84,34 +82,32 @@ class RecordTable {
   size_t size_ = 0;
 };
 
-// LRU cache of decoded record metas by LSN, bounded by the bytes they hold
-// (CacheStats::bytes: what each meta holds on the heap, plus the cache's own
-// bookkeeping per entry). A meta larger than the whole capacity is not kept.
-// A record's meta never changes while it lives (compaction copies it as it
-// is), and a collected record is never looked up again (its LSN is not
-// reused), so entries need no invalidation.
+// The decoded record metas of one store in a Cache (storage/cache.h), keyed
+// by LSN, each charged what it holds on the heap plus the cache's bookkeeping
+// per entry. A record's meta never changes while it lives (compaction copies
+// it as it is), and a collected record is never looked up again (its LSN is
+// not reused), so entries need no invalidation. Thread-safe.
 class MetaCache {
  public:
-  explicit MetaCache(uint64_t capacity_bytes) : capacity_(capacity_bytes) {}
+  // Entries go into `cache` under a new owner id of it; dropped when this
+  // object goes (the store closes).
+  explicit MetaCache(std::shared_ptr<Cache> cache)
+      : cache_(std::move(cache)), owner_(cache_->NewOwnerId()) {}
+  ~MetaCache() { cache_->EraseOwner(owner_); }
   MetaCache(const MetaCache&) = delete;
   MetaCache& operator=(const MetaCache&) = delete;
 
   // The cached meta of lsn, or nullptr (counted as a hit or a miss).
-  std::shared_ptr<const RecordMeta> Lookup(Lsn lsn) EXCLUDES(mu_);
-  void Insert(Lsn lsn, std::shared_ptr<const RecordMeta> meta) EXCLUDES(mu_);
-  CacheStats Stats() const EXCLUDES(mu_);
+  std::shared_ptr<const RecordMeta> Lookup(Lsn lsn) const;
+  void Insert(Lsn lsn, std::shared_ptr<const RecordMeta> meta) const;
+  // The cache's figures for metas (Cache::Stats(CacheKind::kMeta)).
+  CacheStats Stats() const { return cache_->Stats(CacheKind::kMeta); }
   // What one meta counts for.
   static uint64_t Charge(const RecordMeta& meta);
 
  private:
-  using Entry = std::pair<Lsn, std::shared_ptr<const RecordMeta>>;
-  const uint64_t capacity_;
-  mutable Mutex mu_;
-  std::list<Entry> lru_ GUARDED_BY(mu_);  // most recently used first
-  std::unordered_map<Lsn, std::list<Entry>::iterator> map_ GUARDED_BY(mu_);
-  uint64_t bytes_ GUARDED_BY(mu_) = 0;
-  uint64_t hits_ GUARDED_BY(mu_) = 0;
-  uint64_t misses_ GUARDED_BY(mu_) = 0;
+  const std::shared_ptr<Cache> cache_;
+  const uint64_t owner_;
 };
 
 }  // namespace branchdb::storage::internal

@@ -69,39 +69,16 @@ Status ReadSegmentIndex(RandomAccessFile* file, uint64_t number, uint64_t size, 
   return Status::OK();
 }
 
-std::shared_ptr<const IndexBlock> IndexBlockCache::Lookup(uint64_t segment, uint32_t block) {
-  if (capacity_ == 0) return nullptr;
-  MutexLock lock(mu_);
-  auto it = map_.find(Key{segment, block});
-  if (it == map_.end()) {
-    ++misses_;
-    return nullptr;
-  }
-  ++hits_;
-  lru_.splice(lru_.begin(), lru_, it->second);
-  return it->second->second;
+std::shared_ptr<const IndexBlock> IndexBlockCache::Lookup(uint64_t segment,
+                                                          uint32_t block) const {
+  return std::static_pointer_cast<const IndexBlock>(
+      cache_->Lookup(CacheKey{owner_, CacheKind::kIndex, segment, block}));
 }
 
 void IndexBlockCache::Insert(uint64_t segment, uint32_t block,
-                             std::shared_ptr<const IndexBlock> b) {
+                             std::shared_ptr<const IndexBlock> b) const {
   const uint64_t charge = Charge(*b);
-  if (charge > capacity_) return;
-  MutexLock lock(mu_);
-  const Key k{segment, block};
-  if (map_.count(k) != 0) return;
-  lru_.emplace_front(k, std::move(b));
-  map_.emplace(k, lru_.begin());
-  bytes_ += charge;
-  while (bytes_ > capacity_) {
-    bytes_ -= Charge(*lru_.back().second);
-    map_.erase(lru_.back().first);
-    lru_.pop_back();
-  }
-}
-
-CacheStats IndexBlockCache::Stats() const {
-  MutexLock lock(mu_);
-  return CacheStats{capacity_, bytes_, map_.size(), hits_, misses_};
+  cache_->Insert(CacheKey{owner_, CacheKind::kIndex, segment, block}, std::move(b), charge);
 }
 
 namespace {
@@ -122,7 +99,7 @@ Status ReadBlockFromFile(const SegmentIndex& idx, uint32_t b, IndexBlock* out) {
 }  // namespace
 
 Result<std::shared_ptr<const IndexBlock>> ReadIndexBlock(const SegmentIndex& idx, uint32_t b,
-                                                         IndexBlockCache* cache) {
+                                                         const IndexBlockCache* cache) {
   if (auto cached = cache->Lookup(idx.number, b)) return cached;
   auto block = std::make_shared<IndexBlock>();
   BRANCHDB_RETURN_IF_ERROR(ReadBlockFromFile(idx, b, block.get()));

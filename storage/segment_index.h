@@ -10,17 +10,15 @@
 #define BRANCHDB_STORAGE_SEGMENT_INDEX_H_
 
 #include <cstdint>
-#include <list>
 #include <memory>
 #include <optional>
 #include <string>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
 #include "base/env.h"
-#include "base/mutex.h"
 #include "base/status.h"
+#include "storage/cache.h"
 #include "storage/log_format.h"
 
 namespace branchdb::storage::internal {
@@ -48,49 +46,43 @@ Status ReadSegmentIndex(RandomAccessFile* file, uint64_t number, uint64_t size, 
 
 using IndexBlock = std::vector<IndexEntry>;
 
-// LRU cache of decoded index blocks by (segment, block), bounded by the bytes
-// they hold (CacheStats::bytes). Segment numbers are never reused and a
-// sealed segment never changes, so entries need no invalidation.
+// Decoded index blocks by (segment, block), in the store's Cache (shared by
+// every store of the process: storage/cache.h) under an owner id of their
+// own, charged by the bytes they hold. Segment numbers are never reused and
+// a sealed segment never changes, so entries need no invalidation.
+// Thread-safe.
 class IndexBlockCache {
  public:
-  explicit IndexBlockCache(uint64_t capacity_bytes) : capacity_(capacity_bytes) {}
+  // Entries go into `cache` under a new owner id of it; dropped when this
+  // object goes (the store closes).
+  explicit IndexBlockCache(std::shared_ptr<Cache> cache)
+      : cache_(std::move(cache)), owner_(cache_->NewOwnerId()) {}
+  ~IndexBlockCache() { cache_->EraseOwner(owner_); }
   IndexBlockCache(const IndexBlockCache&) = delete;
   IndexBlockCache& operator=(const IndexBlockCache&) = delete;
 
-  std::shared_ptr<const IndexBlock> Lookup(uint64_t segment, uint32_t block) EXCLUDES(mu_);
-  void Insert(uint64_t segment, uint32_t block, std::shared_ptr<const IndexBlock> b)
-      EXCLUDES(mu_);
-  CacheStats Stats() const EXCLUDES(mu_);
+  std::shared_ptr<const IndexBlock> Lookup(uint64_t segment, uint32_t block) const;
+  void Insert(uint64_t segment, uint32_t block, std::shared_ptr<const IndexBlock> b) const;
+  // The cache's figures for index blocks (Cache::Stats(CacheKind::kIndex)).
+  CacheStats Stats() const { return cache_->Stats(CacheKind::kIndex); }
   static uint64_t Charge(const IndexBlock& b) { return b.size() * sizeof(IndexEntry) + 96; }
 
  private:
-  using Key = std::pair<uint64_t, uint32_t>;
-  struct KeyHash {
-    size_t operator()(const Key& k) const {
-      return std::hash<uint64_t>()(k.first * 0x9E3779B97F4A7C15ull ^ k.second);
-    }
-  };
-  using Entry = std::pair<Key, std::shared_ptr<const IndexBlock>>;
-  const uint64_t capacity_;
-  mutable Mutex mu_;
-  std::list<Entry> lru_ GUARDED_BY(mu_);
-  std::unordered_map<Key, std::list<Entry>::iterator, KeyHash> map_ GUARDED_BY(mu_);
-  uint64_t bytes_ GUARDED_BY(mu_) = 0;
-  uint64_t hits_ GUARDED_BY(mu_) = 0;
-  uint64_t misses_ GUARDED_BY(mu_) = 0;
+  const std::shared_ptr<Cache> cache_;
+  const uint64_t owner_;
 };
 
 // Block b of idx, from the cache or read from the file and checked by its
 // crc (Corruption naming the segment, the block and its offset otherwise).
 Result<std::shared_ptr<const IndexBlock>> ReadIndexBlock(const SegmentIndex& idx, uint32_t b,
-                                                         IndexBlockCache* cache);
+                                                         const IndexBlockCache* cache);
 
 // The newest entry of pgno in idx with floor < lsn <= at for which
 // visible(entry) is true; nullopt when none. Reads only the blocks whose key
 // range holds pgno, newest first, and stops at the first hit.
 template <typename Visible>
 Result<std::optional<IndexEntry>> FindInSegment(const SegmentIndex& idx, PageNo pgno, Lsn at,
-                                                Lsn floor, IndexBlockCache* cache,
+                                                Lsn floor, const IndexBlockCache* cache,
                                                 Visible&& visible) {
   const auto& blocks = idx.dir.blocks;
   // Blocks [0, hi) begin at or before the key (pgno, at).

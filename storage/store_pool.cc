@@ -235,6 +235,12 @@ Status PooledStore::ReadPageAt(Lsn state_lsn, PageNo pgno, std::string* out) con
   return use->store->ReadPageAt(state_lsn, pgno, out);
 }
 
+Status PooledStore::ReadPageInto(Lsn state_lsn, PageNo pgno, char* out) const {
+  auto use = Acquire(false);
+  if (!use.ok()) return use.status();
+  return use->store->ReadPageInto(state_lsn, pgno, out);
+}
+
 Result<uint32_t> PooledStore::DbSize(TimelineId t, Lsn lsn) const {
   auto use = Acquire(false);
   if (!use.ok()) return use.status();

@@ -110,6 +110,7 @@ class PooledStore final : public PageStore {
   Result<Lsn> ResolveLsn(TimelineId t, Lsn lsn) const override;
   Status ReadPage(TimelineId t, PageNo pgno, Lsn lsn, std::string* out) const override;
   Status ReadPageAt(Lsn state_lsn, PageNo pgno, std::string* out) const override;
+  Status ReadPageInto(Lsn state_lsn, PageNo pgno, char* out) const override;
   Result<uint32_t> DbSize(TimelineId t, Lsn lsn) const override;
   Result<uint32_t> DbSizeAt(Lsn state_lsn) const override;
   Result<RecordInfo> GetRecord(Lsn lsn) const override;

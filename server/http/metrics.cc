@@ -51,10 +51,11 @@ std::unique_ptr<Metrics> Metrics::WithServerFamilies() {
   m->DescribeCounter(kColdStarts, "Compute starts (first use or resume after suspend).");
   m->DescribeHistogram(kColdStartSeconds, "Latency of compute cold starts.", LatencyBuckets());
   m->DescribeGauge(kBytesStored, "Bytes of the data directory's stores on disk.");
-  m->DescribeGauge(kCacheBytes, "Bytes held by the open page stores' caches, by cache.");
-  m->DescribeGauge(kCacheCapacityBytes, "Capacity of the open page stores' caches, by cache.");
-  m->DescribeGauge(kCacheHitRatio,
-                   "Hits / lookups of the open page stores' caches since they opened, by cache.");
+  m->DescribeGauge(kCacheBudgetBytes, "The memory budget of all caches together ([storage] cache_mb).");
+  m->DescribeGauge(kCacheBytes, "Bytes held by the server's caches, by cache.");
+  m->DescribeGauge(kCacheCapacityBytes,
+                   "Capacity of the server's caches, by cache (page, meta, index share one).");
+  m->DescribeGauge(kCacheHitRatio, "Hits / lookups of the stores' caches since start, by cache.");
   m->DescribeGauge(kDamagedProjects,
                    "Projects whose store was found damaged (serving=false: it does not open).");
   m->DescribeCounter(kSqlStatements, "SQL statements executed, by outcome.");

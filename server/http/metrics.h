@@ -34,9 +34,13 @@ inline constexpr const char* kColdStarts = "branchdb_compute_cold_starts_total";
 inline constexpr const char* kColdStartSeconds = "branchdb_compute_cold_start_seconds";
 inline constexpr const char* kBytesStored = "branchdb_bytes_stored";
 inline constexpr const char* kDamagedProjects = "branchdb_damaged_projects";
-// The open page stores' in-memory caches (label cache: meta or page), summed
-// over the stores open now (storage::StoreStats); the hit ratio is since
-// each store opened.
+// The caches under the [storage] cache_mb budget (server/cache_budget.h):
+// the budget itself, and by cache (label cache: page, meta, index — the
+// kinds of the stores' shared storage::Cache — or sqlite, SQLite's page
+// caches, the capacity the computes' share) the
+// bytes held, the capacity (page, meta and index share one) and the hit
+// ratio since the server started (not for sqlite).
+inline constexpr const char* kCacheBudgetBytes = "branchdb_cache_budget_bytes";
 inline constexpr const char* kCacheBytes = "branchdb_cache_bytes";
 inline constexpr const char* kCacheCapacityBytes = "branchdb_cache_capacity_bytes";
 inline constexpr const char* kCacheHitRatio = "branchdb_cache_hit_ratio";

@@ -332,18 +332,19 @@ void BranchConnection::NoteCookie(uint32_t cookie) {
   cookie_seen_ = true;
 }
 
+int BranchConnection::ReadStoredPage(PageNo pgno, Lsn state, char* out) {
+  Status st = store_->ReadPageInto(state, pgno, out);
+  if (!st.ok()) {
+    return Fail(SQLITE_IOERR_READ, st.WithContext("read page " + std::to_string(pgno) +
+                                                  " at lsn " + std::to_string(state)));
+  }
+  return SQLITE_OK;
+}
+
 const char* BranchConnection::StoredPage(PageNo pgno, Lsn state) {
   if (pgno == 1 && page1_lsn_ == state) return page1_.data();
-  Status st = store_->ReadPageAt(state, pgno, &page_buf_);
-  if (st.ok() && page_buf_.size() != kPageSize) {
-    st = Status::Corruption("page store returned " + std::to_string(page_buf_.size()) +
-                            " bytes for a page");
-  }
-  if (!st.ok()) {
-    Fail(SQLITE_IOERR_READ,
-         st.WithContext("read page " + std::to_string(pgno) + " at lsn " + std::to_string(state)));
-    return nullptr;
-  }
+  page_buf_.resize(kPageSize);
+  if (ReadStoredPage(pgno, state, page_buf_.data()) != SQLITE_OK) return nullptr;
   if (pgno == 1) {
     page1_ = page_buf_;
     page1_lsn_ = state;
@@ -379,6 +380,12 @@ int BranchConnection::Read(void* buf, int amt, sqlite3_int64 offset) {
     auto it = overlay_.find(pgno);
     if (it != overlay_.end()) {
       page = it->second.data();
+    } else if (pgno != 1 && n == kPageSize) {
+      // The common case, a whole page SQLite does not hold: read it straight
+      // into SQLite's buffer.
+      if (ReadStoredPage(pgno, state, out + (pos - begin)) != SQLITE_OK) return SQLITE_IOERR_READ;
+      pos += n;
+      continue;
     } else {
       page = StoredPage(pgno, state);
       if (page == nullptr) return SQLITE_IOERR_READ;

@@ -95,6 +95,9 @@ class BranchConnection {
   Status UnlockedState(Lsn* state, uint32_t* size);
   // True when `to` is reached from `from` by commits on this timeline only.
   bool IsLinearMove(Lsn from, Lsn to) const;
+  // The stored (persisted-form) image of page pgno of `state` into
+  // out[0, kPageSize); SQLITE_IOERR_READ with last_error_ set on a failure.
+  int ReadStoredPage(PageNo pgno, Lsn state, char* out);
   // The stored (persisted-form) image of page pgno of `state` into page_buf_;
   // returns a pointer to kPageSize bytes, or nullptr with last_error_ set.
   const char* StoredPage(PageNo pgno, Lsn state);

@@ -269,6 +269,26 @@ TEST_CASE("CPU scheduling options are range-checked", "[config]") {
   CHECK(env.sql_cpu_quantum_ms == 7);
 }
 
+TEST_CASE("cache_mb comes from [storage] or BRANCHDB_CACHE_MB and is range-checked", "[config]") {
+  Config c;
+  CHECK(c.cache_mb == 512);
+  REQUIRE(ApplyToml("[storage]\ncache_mb = 64\n", "t.toml", &c).ok());
+  CHECK(c.cache_mb == 64);
+  CHECK_FALSE(HasError(c, "cache_mb"));
+  auto getenv = [](const char* name) -> const char* {
+    return std::string(name) == "BRANCHDB_CACHE_MB" ? "2048" : nullptr;
+  };
+  REQUIRE(ApplyEnvironment(getenv, &c).ok());
+  CHECK(c.cache_mb == 2048);
+  for (int64_t mb : {int64_t{0}, int64_t{1}, int64_t{-1}, (int64_t{1} << 20) + 1}) {
+    c.cache_mb = mb;
+    INFO(mb);
+    CHECK(HasError(c, "cache_mb"));
+  }
+  c.cache_mb = 2;
+  CHECK_FALSE(HasError(c, "cache_mb"));
+}
+
 TEST_CASE("the sample config parses and is valid", "[config]") {
   // The fully commented sample in docs/ must stay loadable.
   std::string path = std::string(BRANCHDB_SOURCE_DIR) + "/docs/branchdb.sample.toml";

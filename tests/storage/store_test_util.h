@@ -40,6 +40,7 @@ class StoreFixture {
     options_.env = &env_;
     options_.segment_bytes = segment_bytes;
     options_.cache_bytes = 1 << 20;
+    options_.cache_page_images = true;  // the cached path is the one to prove
     Reopen();
   }
 

@@ -25,6 +25,7 @@ void StoreFixture::Reopen() {
   PageStoreOptions options;
   options.env = env_;
   options.cache_bytes = cache_bytes_;
+  options.cache_page_images = true;
   auto store = PageStore::Open(options, store_dir_);
   INFO(store.status().ToString());
   REQUIRE(store.ok());
