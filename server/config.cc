@@ -186,6 +186,7 @@ std::string PublicUrlProblem(const std::string& url) {
 
 }  // namespace
 
+// Long: one check per field, in the order of the config file.
 std::vector<FieldError> Validate(const Config& c) {
   std::vector<FieldError> errors;
   auto err = [&](const char* field, std::string msg) { errors.push_back({field, std::move(msg)}); };

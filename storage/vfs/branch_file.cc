@@ -353,6 +353,28 @@ const char* BranchConnection::StoredPage(PageNo pgno, Lsn state) {
   return page_buf_.data();
 }
 
+// Copies bytes [in_page, in_page + n) of page 1 to dst, with the schema
+// cookie shifted by cookie_delta_. SQLite reads the whole page right after a
+// cache reset: decide here whether its parsed schema must be invalidated too.
+void BranchConnection::ServePage1(const char* page, size_t in_page, size_t n, char* dst) {
+  uint32_t stored_cookie = Get32(page + kCookieOffset);
+  if (force_reload_ && in_page == 0 && n == kPageSize) {
+    // Serve a cookie SQLite has never seen, so that its parsed schema
+    // (whatever cookie it was loaded with) counts as out of date.
+    if (cookie_seen_ && stored_cookie + cookie_delta_ <= max_cookie_seen_) {
+      cookie_delta_ = max_cookie_seen_ + 1 - stored_cookie;
+    }
+    force_reload_ = false;
+  }
+  char served[kPageSize];
+  std::memcpy(served, page, kPageSize);
+  Put32(served + kCookieOffset, stored_cookie + cookie_delta_);
+  std::memcpy(dst, served + in_page, n);
+  if (in_page <= kCookieOffset && in_page + n >= kCookieOffset + 4) {
+    NoteCookie(stored_cookie + cookie_delta_);
+  }
+}
+
 int BranchConnection::Read(void* buf, int amt, sqlite3_int64 offset) {
   if (amt <= 0) return SQLITE_OK;
   if (offset < 0) return Fail(SQLITE_IOERR_READ, Status::InvalidArgument("negative offset"));
@@ -391,25 +413,7 @@ int BranchConnection::Read(void* buf, int amt, sqlite3_int64 offset) {
       if (page == nullptr) return SQLITE_IOERR_READ;
     }
     if (pgno == 1) {
-      // Page 1 is served with the schema cookie shifted by cookie_delta_.
-      // SQLite reads the whole page right after a cache reset: decide here
-      // whether its parsed schema must be invalidated too.
-      uint32_t stored_cookie = Get32(page + kCookieOffset);
-      if (force_reload_ && in_page == 0 && n == kPageSize) {
-        // Serve a cookie SQLite has never seen, so that its parsed schema
-        // (whatever cookie it was loaded with) counts as out of date.
-        if (cookie_seen_ && stored_cookie + cookie_delta_ <= max_cookie_seen_) {
-          cookie_delta_ = max_cookie_seen_ + 1 - stored_cookie;
-        }
-        force_reload_ = false;
-      }
-      char served[kPageSize];
-      std::memcpy(served, page, kPageSize);
-      Put32(served + kCookieOffset, stored_cookie + cookie_delta_);
-      std::memcpy(out + (pos - begin), served + in_page, n);
-      if (in_page <= kCookieOffset && in_page + n >= kCookieOffset + 4) {
-        NoteCookie(stored_cookie + cookie_delta_);
-      }
+      ServePage1(page, in_page, n, out + (pos - begin));
     } else {
       std::memcpy(out + (pos - begin), page + in_page, n);
     }

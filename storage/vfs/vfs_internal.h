@@ -101,6 +101,8 @@ class BranchConnection {
   // The stored (persisted-form) image of page pgno of `state` into page_buf_;
   // returns a pointer to kPageSize bytes, or nullptr with last_error_ set.
   const char* StoredPage(PageNo pgno, Lsn state);
+  // The bytes of page 1 that Read serves (schema cookie shifted).
+  void ServePage1(const char* page, size_t in_page, size_t n, char* dst);
   void NoteCookie(uint32_t cookie);
   // Raises observed_ to lsn (a state read at or committed).
   void Observe(Lsn lsn);
