@@ -33,6 +33,7 @@
 #include "catalog/catalog.h"
 #include "server/config.h"
 #include "server/server.h"
+#include "tests/crash/server_child.h"
 #include "tests/util/temp_dir.h"
 
 namespace branchdb::testing {
@@ -60,56 +61,12 @@ std::string MakeDatabase(int rows) {
   return out;
 }
 
-// The child: serves until killed; reports its port through fd. Never returns.
-[[noreturn]] void ServeChild(const std::string& data_dir, int fd) {
-  server::Config c;
-  c.listen = "127.0.0.1:0";
-  c.data_dir = data_dir;
-  c.sweep_interval_seconds = 3600;
-  c.transfer_buffer_bytes = 2 * kPage;
-  c.log_level = "off";
-  auto s = server::ApiServer::Create(c, Env::Default());
-  if (!s.ok()) _exit(2);
-  auto port = (*s)->Bind();
-  if (!port.ok()) _exit(3);
-  int p = *port;
-  if (write(fd, &p, sizeof p) != sizeof p) _exit(4);
-  (void)(*s)->Serve();
-  _exit(0);
-}
-
-class Child {
+// The server in a child process, with a small transfer buffer (so an import
+// is many writes).
+class Child : public ServerChild {
  public:
-  explicit Child(const std::string& data_dir) {
-    int fds[2];
-    REQUIRE(pipe(fds) == 0);
-    pid_ = fork();
-    REQUIRE(pid_ >= 0);
-    if (pid_ == 0) {
-      close(fds[0]);
-      ServeChild(data_dir, fds[1]);
-    }
-    close(fds[1]);
-    ssize_t n = read(fds[0], &port_, sizeof port_);
-    close(fds[0]);
-    REQUIRE(n == static_cast<ssize_t>(sizeof port_));
-  }
-  ~Child() { Kill(); }
-  Child(const Child&) = delete;
-  Child& operator=(const Child&) = delete;
-
-  void Kill() {
-    if (pid_ <= 0) return;
-    kill(pid_, SIGKILL);
-    int status = 0;
-    waitpid(pid_, &status, 0);
-    pid_ = -1;
-  }
-  int port() const { return port_; }
-
- private:
-  pid_t pid_ = -1;
-  int port_ = 0;
+  explicit Child(const std::string& data_dir)
+      : ServerChild(data_dir, [](server::Config& c) { c.transfer_buffer_bytes = 2 * kPage; }) {}
 };
 
 httplib::Client ClientOf(int port) {

@@ -31,6 +31,7 @@
 
 #include "server/config.h"
 #include "server/server.h"
+#include "tests/crash/server_child.h"
 #include "tests/util/temp_dir.h"
 
 namespace branchdb::testing {
@@ -40,56 +41,12 @@ using nlohmann::json;
 
 constexpr int kClients = 8;
 
-// The child: serves until killed; reports its port through fd. Never returns.
-[[noreturn]] void ServeChild(const std::string& data_dir, int fd) {
-  server::Config c;
-  c.listen = "127.0.0.1:0";
-  c.data_dir = data_dir;
-  c.sweep_interval_seconds = 3600;
-  c.sql_max_concurrent_per_client = kClients;  // one token, eight clients
-  c.log_level = "off";
-  auto s = server::ApiServer::Create(c, Env::Default());
-  if (!s.ok()) _exit(2);
-  auto port = (*s)->Bind();
-  if (!port.ok()) _exit(3);
-  int p = *port;
-  if (write(fd, &p, sizeof p) != sizeof p) _exit(4);
-  (void)(*s)->Serve();
-  _exit(0);
-}
-
-class Child {
+// The server in a child process; one token is shared by the eight clients.
+class Child : public ServerChild {
  public:
-  explicit Child(const std::string& data_dir) {
-    int fds[2];
-    REQUIRE(pipe(fds) == 0);
-    pid_ = fork();
-    REQUIRE(pid_ >= 0);
-    if (pid_ == 0) {
-      close(fds[0]);
-      ServeChild(data_dir, fds[1]);
-    }
-    close(fds[1]);
-    ssize_t n = read(fds[0], &port_, sizeof port_);
-    close(fds[0]);
-    REQUIRE(n == static_cast<ssize_t>(sizeof port_));
-  }
-  ~Child() { Kill(); }
-  Child(const Child&) = delete;
-  Child& operator=(const Child&) = delete;
-
-  void Kill() {
-    if (pid_ <= 0) return;
-    kill(pid_, SIGKILL);
-    int status = 0;
-    waitpid(pid_, &status, 0);
-    pid_ = -1;
-  }
-  int port() const { return port_; }
-
- private:
-  pid_t pid_ = -1;
-  int port_ = 0;
+  explicit Child(const std::string& data_dir)
+      : ServerChild(data_dir,
+                    [](server::Config& c) { c.sql_max_concurrent_per_client = kClients; }) {}
 };
 
 std::string Token(int port, const json& creds) {
