@@ -461,8 +461,11 @@ TEST_CASE("one address holds at most max_connections_per_client connections (ite
   }
   // The fifth is answered 503 and closed, while the four are open.
   std::string answer;
+  // The probe asks for close: a kept-alive probe would be held for the whole
+  // keep-alive timeout (5 s), long enough for the four idle ones to time out.
   for (int i = 0; i < 50 && answer.empty(); ++i) {  // until the four are being served
-    answer = testing::RawExchange(s->port_, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", 20000, wire);
+    answer = testing::RawExchange(
+        s->port_, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 20000, wire);
     if (answer.rfind("HTTP/1.1 200", 0) == 0) answer.clear();
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
