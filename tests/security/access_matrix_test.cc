@@ -43,23 +43,6 @@ std::string BranchPath(const std::string& project, const std::string& branch) {
 
 class Server : public testing::LiveServer {
  public:
-  Server() : admin_(AdminToken()) {}
-
-  // A JSON call with token (the admin's when empty): status and body.
-  std::pair<int, json> Call(const std::string& method, const std::string& path,
-                            const json& body = nullptr, const std::string& token = "") {
-    auto c = Client();
-    httplib::Headers h{{"Authorization", "Bearer " + (token.empty() ? admin_ : token)}};
-    std::string text = body.is_null() ? "{}" : body.dump();
-    httplib::Result r = method == "GET"     ? c.Get(path.c_str(), h)
-                        : method == "POST"  ? c.Post(path.c_str(), h, text, "application/json")
-                        : method == "PATCH" ? c.Patch(path.c_str(), h, text, "application/json")
-                                            : c.Delete(path.c_str(), h);
-    REQUIRE(r);
-    json parsed = json::parse(r->body, nullptr, false);
-    return {r->status, parsed.is_discarded() ? json(r->body) : parsed};
-  }
-
   void Ok(const std::string& method, const std::string& path, const json& body = nullptr) {
     auto [status, out] = Call(method, path, body);
     INFO(method << " " << path << " -> " << status << " " << out.dump());
@@ -92,8 +75,6 @@ class Server : public testing::LiveServer {
     json j = json::parse(r->body);
     return j.contains("result") ? j["result"] : j;
   }
-
-  std::string admin_;
 };
 
 std::string Text(const json& result) { return result["content"][0]["text"]; }
@@ -178,7 +159,7 @@ class MatrixWorld : public Server {
          {{"sql", "CREATE TABLE items(id INTEGER, note TEXT)"}});
     }
     Ok("PATCH", BranchPath("shop", "production"), {{"protected", true}});
-    tokens_["admin"] = admin_;
+    tokens_["admin"] = Admin();
     tokens_["agent"] = NewClient({{"name", "agent"},
                                   {"scopes", {"branches:write", "sql:write"}},
                                   {"projects", {"shop"}},
@@ -573,7 +554,7 @@ TEST_CASE("CORS is off by default: no preflight answer, no allow-origin header",
   REQUIRE(pre);
   CHECK_FALSE(pre->has_header("Access-Control-Allow-Origin"));
   auto get = c.Get("/v1/projects", {{"Origin", "https://ui.example"},
-                                    {"Authorization", "Bearer " + s.admin_}});
+                                    {"Authorization", "Bearer " + s.Admin()}});
   REQUIRE(get);
   CHECK(get->status == 200);
   CHECK_FALSE(get->has_header("Access-Control-Allow-Origin"));

@@ -29,23 +29,6 @@ using nlohmann::json;
 
 class Server : public testing::LiveServer {
  public:
-  Server() : admin_(AdminToken()) {}
-
-  // A JSON call with `token` (the admin's when empty): status and body.
-  std::pair<int, json> Call(const std::string& method, const std::string& path,
-                            const json& body = nullptr, const std::string& token = "") {
-    auto c = Client();
-    httplib::Headers h{{"Authorization", "Bearer " + (token.empty() ? admin_ : token)}};
-    std::string text = body.is_null() ? "{}" : body.dump();
-    httplib::Result r = method == "get"     ? c.Get(path.c_str(), h)
-                        : method == "post"  ? c.Post(path.c_str(), h, text, "application/json")
-                        : method == "patch" ? c.Patch(path.c_str(), h, text, "application/json")
-                                            : c.Delete(path.c_str(), h);
-    REQUIRE(r);
-    json parsed = json::parse(r->body, nullptr, false);
-    return {r->status, parsed.is_discarded() ? json(r->body) : parsed};
-  }
-
   void Ok(const std::string& method, const std::string& path, const json& body = nullptr) {
     auto [status, out] = Call(method, path, body);
     INFO(method << " " << path << " -> " << status << " " << out.dump());
@@ -82,8 +65,6 @@ class Server : public testing::LiveServer {
     for (char c : branch) encoded += c == '/' ? std::string("%2F") : std::string(1, c);
     return "/v1/projects/" + project + "/branches/" + encoded;
   }
-
-  std::string admin_;
 };
 
 // The documented operations: (method, path template) of docs/openapi.yaml.

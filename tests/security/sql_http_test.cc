@@ -20,20 +20,15 @@ const char* kProd = "/v1/projects/shop/branches/production";
 
 class Fixture : public testing::LiveServer {
  public:
-  Fixture() : admin_(AdminToken()) {
+  Fixture() {
     REQUIRE(Call("POST", "/v1/projects", {{"name", "shop"}}).first == 201);
   }
 
+  // A JSON call that also accepts an event stream, as MCP clients do.
   std::pair<int, json> Call(const std::string& method, const std::string& path,
                             const json& body = nullptr, const std::string& token = "") {
-    auto c = Client();
-    httplib::Headers headers{{"Authorization", "Bearer " + (token.empty() ? admin_ : token)},
-                             {"Accept", "application/json, text/event-stream"}};
-    auto r = method == "GET" ? c.Get(path.c_str(), headers)
-                             : c.Post(path.c_str(), headers, body.dump(), "application/json");
-    REQUIRE(r);
-    json parsed = json::parse(r->body, nullptr, false);
-    return {r->status, parsed.is_discarded() ? json(r->body) : parsed};
+    return LiveServer::Call(method, path, body, token,
+                            {{"Accept", "application/json, text/event-stream"}});
   }
 
   // POST .../sql on production; returns status and body.
@@ -51,8 +46,6 @@ class Fixture : public testing::LiveServer {
     REQUIRE(status == 201);
     return cred["credential"];
   }
-
-  std::string admin_;
 };
 
 TEST_CASE("fts3_tokenizer() over HTTP is refused, to a read credential too; FTS still answers",

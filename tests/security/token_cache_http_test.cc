@@ -22,21 +22,8 @@ using nlohmann::json;
 class Server : public testing::LiveServer {
  public:
   explicit Server(const std::function<void(server::Config&)>& tweak = nullptr)
-      : LiveServer(tweak), admin_(AdminToken()) {
+      : LiveServer(tweak) {
     REQUIRE(Call("post", "/v1/projects", {{"name", "p"}}).first == 201);
-  }
-
-  std::pair<int, json> Call(const std::string& method, const std::string& path,
-                            const json& body = nullptr, const std::string& token = "") {
-    auto c = Client();
-    httplib::Headers h{{"Authorization", "Bearer " + (token.empty() ? admin_ : token)}};
-    std::string text = body.is_null() ? "{}" : body.dump();
-    httplib::Result r = method == "post"     ? c.Post(path.c_str(), h, text, "application/json")
-                        : method == "delete" ? c.Delete(path.c_str(), h)
-                                             : c.Get(path.c_str(), h);
-    REQUIRE(r);
-    json parsed = json::parse(r->body, nullptr, false);
-    return {r->status, parsed.is_discarded() ? json(r->body) : parsed};
   }
 
   // Status of SELECT 1 on p/production with `token`.
@@ -83,8 +70,6 @@ class Server : public testing::LiveServer {
     FAIL("no metric " << name);
     return 0;
   }
-
-  std::string admin_;
 };
 
 constexpr char kChecks[] = "branchdb_auth_signature_checks_total";

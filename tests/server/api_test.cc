@@ -38,36 +38,9 @@ using testing::Resolve;
 class ApiFixture : public testing::LiveServer {
  public:
   explicit ApiFixture(const std::function<void(Config&)>& tweak = nullptr, Env* env = nullptr)
-      : LiveServer(tweak, env), token_(AdminToken()) {}
+      : LiveServer(tweak, env) {}
 
   std::string NewToken(const std::string& scope = "") { return AdminToken(scope); }
-
-  // A JSON call with the admin token (or `token`); returns status and body.
-  std::pair<int, json> Call(const std::string& method, const std::string& path,
-                            const json& body = nullptr, const std::string& token = "",
-                            httplib::Headers extra = {}) {
-    auto r = Send(method, path, body, token, std::move(extra));
-    REQUIRE(r.first != 0);
-    return r;
-  }
-  // The same without assertions (Catch2's are not thread-safe), for other
-  // threads: status 0 when no answer came.
-  std::pair<int, json> Send(const std::string& method, const std::string& path,
-                            const json& body = nullptr, const std::string& token = "",
-                            httplib::Headers extra = {}) {
-    auto c = Client();
-    extra.emplace("Authorization", "Bearer " + (token.empty() ? token_ : token));
-    std::string text = body.is_null() ? "" : body.dump();
-    httplib::Result r = method == "GET"      ? c.Get(path.c_str(), extra)
-                        : method == "POST"   ? c.Post(path.c_str(), extra, text, "application/json")
-                        : method == "PATCH"  ? c.Patch(path.c_str(), extra, text, "application/json")
-                                             : c.Delete(path.c_str(), extra);
-    if (!r) return {0, json(nullptr)};
-    json parsed = json::parse(r->body, nullptr, false);
-    return {r->status, parsed.is_discarded() ? json(r->body) : parsed};
-  }
-
-  std::string token_;
 };
 
 const char* kDev = "/v1/projects/shop/branches/dev%2Falex";
@@ -194,7 +167,7 @@ TEST_CASE("sandbox refusals come back as 4xx errors", "[api]") {
   CHECK(missing.first == 404);
   CHECK(missing.second["error"]["code"] == "branch_not_found");
   auto bad_json = f.Client().Post((sql).c_str(),
-                                  httplib::Headers{{"Authorization", "Bearer " + f.token_}},
+                                  httplib::Headers{{"Authorization", "Bearer " + f.Admin()}},
                                   "{oops", "application/json");
   REQUIRE(bad_json);
   CHECK(bad_json->status == 400);
@@ -699,7 +672,7 @@ TEST_CASE("openapi walk: every documented operation answers as documented", "[ap
                   bool bearer = true, bool basic = false) {
     auto c = f.Client();
     httplib::Headers h;
-    if (bearer) h.emplace("Authorization", "Bearer " + f.token_);
+    if (bearer) h.emplace("Authorization", "Bearer " + f.Admin());
     if (basic) c.set_basic_auth(f.client_id_.c_str(), f.client_secret_.c_str());
     httplib::Result r = method == "get"     ? c.Get(path.c_str(), h)
                         : method == "post"  ? c.Post(path.c_str(), h, body, type.c_str())
@@ -716,7 +689,7 @@ TEST_CASE("openapi walk: every documented operation answers as documented", "[ap
   call("get", "/healthz", "/healthz", "", "", false);
   call("get", "/metrics", "/metrics", "", "", false);
   call("post", "/oauth/token", "/oauth/token", "grant_type=client_credentials", form, false, true);
-  call("post", "/oauth/introspect", "/oauth/introspect", "token=" + f.token_, form, false, true);
+  call("post", "/oauth/introspect", "/oauth/introspect", "token=" + f.Admin(), form, false, true);
   call("post", "/oauth/revoke", "/oauth/revoke", "token=" + f.NewToken(), form, false, true);
   call("get", "/.well-known/jwks.json", "/.well-known/jwks.json", "", "", false);
   call("get", "/.well-known/oauth-authorization-server", "/.well-known/oauth-authorization-server",
@@ -752,7 +725,7 @@ TEST_CASE("openapi walk: every documented operation answers as documented", "[ap
             .first == 200);
   {
     auto c = f.Client();
-    auto r = c.Get((b + "/export").c_str(), httplib::Headers{{"Authorization", "Bearer " + f.token_}});
+    auto r = c.Get((b + "/export").c_str(), httplib::Headers{{"Authorization", "Bearer " + f.Admin()}});
     REQUIRE(r);
     check("get", B + "/export", r->status, r->body, r->get_header_value("Content-Type"));
     CHECK(r->status == 200);

@@ -24,22 +24,14 @@ using nlohmann::json;
 class Fixture : public testing::LiveServer {
  public:
   explicit Fixture(const std::function<void(Config&)>& tweak = nullptr)
-      : LiveServer(tweak), token_(AdminToken()) {}
+      : LiveServer(tweak) {}
 
-  // A JSON call with the admin token (or `token`): status and body.
+  // A JSON call with the admin token (or `token`), each with its own
+  // X-Request-Id (the audit trail records them): status and body.
   std::pair<int, json> Call(const std::string& method, const std::string& path,
                             const json& body = nullptr, const std::string& token = "") {
-    auto c = Client();
-    httplib::Headers h = {{"Authorization", "Bearer " + (token.empty() ? token_ : token)},
-                          {"X-Request-Id", "req-" + std::to_string(++requests_)}};
-    std::string text = body.is_null() ? "" : body.dump();
-    httplib::Result r = method == "GET"     ? c.Get(path.c_str(), h)
-                        : method == "POST"  ? c.Post(path.c_str(), h, text, "application/json")
-                        : method == "PATCH" ? c.Patch(path.c_str(), h, text, "application/json")
-                                            : c.Delete(path.c_str(), h);
-    REQUIRE(r);
-    json parsed = json::parse(r->body, nullptr, false);
-    return {r->status, parsed.is_discarded() ? json(r->body) : parsed};
+    return LiveServer::Call(method, path, body, token,
+                            {{"X-Request-Id", "req-" + std::to_string(++requests_)}});
   }
   int Sql(const std::string& branch, const std::string& sql, const std::string& token = "",
           json* answer = nullptr) {
@@ -62,7 +54,6 @@ class Fixture : public testing::LiveServer {
     REQUIRE(st == 200);
   }
 
-  std::string token_;
   int requests_ = 0;
 };
 
@@ -165,7 +156,7 @@ TEST_CASE("quota max_branches: concurrent creates do not pass it together", "[gu
     threads.emplace_back([&, i] {  // no Catch2 assertions off the main thread
       auto c = f.Client();
       auto r = c.Post("/v1/projects/shop/branches",
-                      {{"Authorization", "Bearer " + f.token_}},
+                      {{"Authorization", "Bearer " + f.Admin()}},
                       json({{"name", "b" + std::to_string(i)}}).dump(), "application/json");
       status[i] = r ? r->status : 0;
     });

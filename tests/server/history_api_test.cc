@@ -19,21 +19,10 @@ using nlohmann::json;
 
 class Fixture : public testing::LiveServer {
  public:
-  Fixture() : admin_(AdminToken()) {
+  Fixture() {
     REQUIRE(Call("POST", "/v1/projects", {{"name", "shop"}}).first == 201);
   }
 
-  std::pair<int, json> Call(const std::string& method, const std::string& path,
-                            const json& body = nullptr) {
-    auto c = Client();
-    httplib::Headers h{{"Authorization", "Bearer " + admin_}};
-    std::string text = body.is_null() ? "" : body.dump();
-    httplib::Result r = method == "GET" ? c.Get(path.c_str(), h)
-                                        : c.Post(path.c_str(), h, text, "application/json");
-    REQUIRE(r);
-    json parsed = json::parse(r->body, nullptr, false);
-    return {r->status, parsed.is_discarded() ? json(r->body) : parsed};
-  }
   uint64_t Sql(const std::string& branch, const std::string& sql) {
     auto [st, r] = Call("POST", Path(branch) + "/sql", {{"sql", sql}});
     INFO(sql << " -> " << r.dump());
@@ -73,8 +62,6 @@ class Fixture : public testing::LiveServer {
     return nullptr;
   }
   std::string Path(const std::string& branch) { return "/v1/projects/shop/branches/" + branch; }
-
-  std::string admin_;
 };
 
 TEST_CASE("branch create: at.lsn and at.checkpoint name an exact state of the parent or are refused",
@@ -213,7 +200,6 @@ TEST_CASE("diff: a column added and backfilled is compared, every row paged by c
   REQUIRE(std2 == 200);
   CHECK(same["tables"].empty());
 }
-
 
 TEST_CASE("sql: lsn reads one past state read-only, in pages, rolled-back states too",
           "[api]") {

@@ -8,14 +8,17 @@
 #include <httplib.h>
 
 #include <catch2/catch.hpp>
+#include <cctype>
 #include <chrono>
 #include <fstream>
 #include <functional>
 #include <future>
 #include <memory>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
+#include <utility>
 
 #include "server/config.h"
 #include "server/server.h"
@@ -84,6 +87,46 @@ class LiveServer {
   std::string AdminToken(const std::string& scope = "") {
     return Token(client_id_, client_secret_, scope);
   }
+  // The admin client's token of every scope, fetched on first use.
+  const std::string& Admin() {
+    std::call_once(admin_once_, [this] { admin_ = AdminToken(); });
+    return admin_;
+  }
+
+  // A JSON request as the tests make it: `method` in any case (GET, POST,
+  // PATCH, DELETE), with `token` (the admin's when empty) and `extra`
+  // headers; a null body is sent as {} (and none for GET and DELETE). Returns
+  // the status (0 when no answer came) and the body, as a JSON string when it
+  // is not JSON. No assertions: Catch2's are not thread-safe, and other
+  // threads call it too.
+  std::pair<int, nlohmann::json> Send(const std::string& method, const std::string& path,
+                                      const nlohmann::json& body = nullptr,
+                                      const std::string& token = "",
+                                      httplib::Headers extra = {}) {
+    auto c = Client();
+    extra.emplace("Authorization", "Bearer " + (token.empty() ? Admin() : token));
+    std::string m;
+    for (char ch : method) m += static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+    std::string text = body.is_null() ? "{}" : body.dump();
+    httplib::Result r = m == "GET"     ? c.Get(path.c_str(), extra)
+                        : m == "POST"  ? c.Post(path.c_str(), extra, text, "application/json")
+                        : m == "PATCH" ? c.Patch(path.c_str(), extra, text, "application/json")
+                        : m == "PUT"   ? c.Put(path.c_str(), extra, text, "application/json")
+                                       : c.Delete(path.c_str(), extra);
+    if (!r) return {0, nullptr};
+    nlohmann::json parsed = nlohmann::json::parse(r->body, nullptr, false);
+    return {r->status, parsed.is_discarded() ? nlohmann::json(r->body) : parsed};
+  }
+  // The same, requiring an answer.
+  std::pair<int, nlohmann::json> Call(const std::string& method, const std::string& path,
+                                      const nlohmann::json& body = nullptr,
+                                      const std::string& token = "",
+                                      httplib::Headers extra = {}) {
+    auto r = Send(method, path, body, token, std::move(extra));
+    INFO(method << " " << path << ": no answer");
+    REQUIRE(r.first != 0);
+    return r;
+  }
 
   TempDir dir_;
   std::unique_ptr<server::ApiServer> server_;
@@ -91,6 +134,10 @@ class LiveServer {
   int port_ = 0;
   bool https_ = false;
   std::string client_id_, client_secret_;
+
+ private:
+  std::once_flag admin_once_;
+  std::string admin_;
 };
 
 }  // namespace branchdb::testing

@@ -21,7 +21,7 @@ using nlohmann::json;
 
 class Fixture : public testing::LiveServer {
  public:
-  Fixture() : admin_(AdminToken()) {
+  Fixture() {
     REQUIRE(Call("POST", "/v1/projects", {{"name", "shop"}}).first == 201);
   }
 
@@ -31,18 +31,6 @@ class Fixture : public testing::LiveServer {
     INFO(c.dump());
     REQUIRE(st == 201);
     return Token(c["client_id"], c["client_secret"]);
-  }
-
-  std::pair<int, json> Call(const std::string& method, const std::string& path,
-                            const json& body = nullptr, const std::string& token = "") {
-    auto c = Client();
-    httplib::Headers h{{"Authorization", "Bearer " + (token.empty() ? admin_ : token)}};
-    std::string text = body.is_null() ? "" : body.dump();
-    httplib::Result r = method == "GET" ? c.Get(path.c_str(), h)
-                                        : c.Post(path.c_str(), h, text, "application/json");
-    REQUIRE(r);
-    json parsed = json::parse(r->body, nullptr, false);
-    return {r->status, parsed.is_discarded() ? json(r->body) : parsed};
   }
 
   json Sql(const std::string& branch, const std::string& sql, const json& params = nullptr) {
@@ -78,8 +66,6 @@ class Fixture : public testing::LiveServer {
     REQUIRE(st == 200);
     return b["head_lsn"];
   }
-
-  std::string admin_;
 };
 
 TEST_CASE("promote api: fast-forward, then replay of parameterized scripts, undo", "[api]") {
@@ -186,11 +172,11 @@ TEST_CASE("promote api: dry run, failures with details, validation", "[api]") {
   // An imported branch has no recorded scripts: not replayable on a moved parent.
   auto c = f.Client();
   auto exported = c.Get((f.Path("production") + "/export").c_str(),
-                        httplib::Headers{{"Authorization", "Bearer " + f.admin_}});
+                        httplib::Headers{{"Authorization", "Bearer " + f.Admin()}});
   REQUIRE(exported);
   REQUIRE(exported->status == 200);
   auto imported = c.Post("/v1/projects/shop/import?branch=imported",
-                         httplib::Headers{{"Authorization", "Bearer " + f.admin_}}, exported->body,
+                         httplib::Headers{{"Authorization", "Bearer " + f.Admin()}}, exported->body,
                          "application/vnd.sqlite3");
   REQUIRE(imported);
   REQUIRE(imported->status == 201);
@@ -225,7 +211,7 @@ TEST_CASE("promote api: a protected parent needs branches:promote_protected", "[
   {
     auto c = f.Client();
     auto r = c.Patch(f.Path("production").c_str(),
-                     httplib::Headers{{"Authorization", "Bearer " + f.admin_}},
+                     httplib::Headers{{"Authorization", "Bearer " + f.Admin()}},
                      R"({"protected":true})", "application/json");
     REQUIRE(r);
     INFO(r->body);
