@@ -135,6 +135,9 @@ class PageIndex {
   std::vector<PageNo> PagesInRange(PageNo lo, PageNo hi) const;
   // Records that pgno has a version in a sealed segment's on-disk index.
   void NoteOnDisk(PageNo pgno) { MarkKnown(pgno); }
+  // The pages PagesInRange knows of, as inclusive ranges, ascending (for
+  // the store manifest, which gives them back through NoteOnDisk).
+  std::vector<std::pair<PageNo, PageNo>> KnownRanges() const;
   // Removes pgno's versions for which drop(version) is true.
   template <typename Pred>
   void RemoveIf(PageNo pgno, Pred&& drop) {
