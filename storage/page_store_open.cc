@@ -202,7 +202,8 @@ Status PageStoreImpl::LoadIndexedSegment(uint64_t number, uint64_t size,
     WriterLock state(state_mu_);  // nothing else runs yet: for the analysis
     InstallSegmentIndex(std::move(idx));
   }
-  out->reserve(out->size() + entries.size());
+  // No reserve(size + n) here: called once per sealed segment, an exact
+  // reserve would copy every record collected so far at each segment.
   for (const RecordIndexEntry& e : entries) {
     out->push_back(IndexedRecord{static_cast<uint32_t>(number), e});
   }
