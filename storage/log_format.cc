@@ -349,9 +349,124 @@ Status DecodeFilter(std::string_view in, std::string* filter) {
   return Status::OK();
 }
 
+Status RecordIndexOf(const std::vector<std::pair<uint64_t, std::string>>& footer,
+                     std::vector<RecordIndexEntry>* out) {
+  out->clear();
+  out->reserve(footer.size());
+  for (const auto& [offset, meta_bytes] : footer) {
+    RecordMeta m;
+    BRANCHDB_RETURN_IF_ERROR(DecodeMeta(meta_bytes, &m, MetaParts::kNoAnnotation));
+    if (m.flags & kRecordFlagCollected) continue;
+    out->push_back(RecordIndexEntry{m.lsn, m.time_micros, m.run_start, offset,
+                                    static_cast<uint32_t>(meta_bytes.size()), m.db_size_pages,
+                                    m.payload_len, static_cast<uint32_t>(m.ImageCount())});
+  }
+  std::sort(out->begin(), out->end(),
+            [](const RecordIndexEntry& a, const RecordIndexEntry& b) { return a.lsn < b.lsn; });
+  return Status::OK();
+}
+
+std::string EncodeRecordIndexSection(const std::vector<RecordIndexEntry>& entries,
+                                     uint64_t offset) {
+  std::string out;
+  RecordIndexDirectory dir;
+  const size_t per_block = (kIndexBlockTarget - 8) / kRecordIndexEntryBytes;
+  for (size_t i = 0; i < entries.size(); i += per_block) {
+    const size_t end = std::min(entries.size(), i + per_block);
+    RecordIndexHandle h;
+    h.first_lsn = entries[i].lsn;
+    h.last_lsn = entries[end - 1].lsn;
+    h.offset = offset + out.size();
+    std::string block;
+    PutFixed32(&block, static_cast<uint32_t>(end - i));
+    for (size_t j = i; j < end; ++j) {
+      const RecordIndexEntry& e = entries[j];
+      PutFixed64(&block, e.lsn);
+      PutFixed64(&block, static_cast<uint64_t>(e.time_micros));
+      PutFixed64(&block, e.run_start);
+      PutFixed64(&block, e.offset);
+      PutFixed32(&block, e.meta_len);
+      PutFixed32(&block, e.db_size_pages);
+      PutFixed32(&block, e.payload_len);
+      PutFixed32(&block, e.images);
+    }
+    PutFixed32(&block, crc32c::Value(block));
+    h.len = static_cast<uint32_t>(block.size());
+    out += block;
+    dir.blocks.push_back(h);
+  }
+  const uint64_t dir_offset = offset + out.size();
+  std::string d;
+  PutFixed32(&d, static_cast<uint32_t>(dir.blocks.size()));
+  for (const RecordIndexHandle& h : dir.blocks) {
+    PutFixed64(&d, h.first_lsn);
+    PutFixed64(&d, h.last_lsn);
+    PutFixed64(&d, h.offset);
+    PutFixed32(&d, h.len);
+  }
+  PutFixed64(&d, entries.size());
+  PutFixed32(&d, crc32c::Value(d));
+  out += d;
+  std::string tail;
+  PutFixed64(&tail, offset);
+  PutFixed64(&tail, dir_offset);
+  PutFixed32(&tail, static_cast<uint32_t>(d.size()));
+  PutFixed32(&tail, crc32c::Value(tail));
+  out += tail;
+  return out;
+}
+
+Status DecodeRecordIndexDirectory(std::string_view in, RecordIndexDirectory* dir) {
+  if (in.size() < 4 ||
+      coding::DecodeFixed32(in.data() + in.size() - 4) != crc32c::Value(in.substr(0, in.size() - 4))) {
+    return Status::Corruption("record index directory checksum mismatch");
+  }
+  Decoder d(in.substr(0, in.size() - 4));
+  const uint32_t n = d.U32();
+  if (n > d.remaining() / kRecordIndexHandleBytes) {
+    return Status::Corruption("bad record index directory");
+  }
+  dir->blocks.resize(n);
+  for (RecordIndexHandle& h : dir->blocks) {
+    h.first_lsn = d.U64();
+    h.last_lsn = d.U64();
+    h.offset = d.U64();
+    h.len = d.U32();
+  }
+  dir->records = d.U64();
+  if (!d.ok() || d.remaining() != 0) return Status::Corruption("bad record index directory");
+  return Status::OK();
+}
+
+Status DecodeRecordIndexBlock(std::string_view in, std::vector<RecordIndexEntry>* out) {
+  if (in.size() < 8 ||
+      coding::DecodeFixed32(in.data() + in.size() - 4) != crc32c::Value(in.substr(0, in.size() - 4))) {
+    return Status::Corruption("record index block checksum mismatch");
+  }
+  Decoder d(in.substr(0, in.size() - 4));
+  const uint32_t n = d.U32();
+  if (static_cast<uint64_t>(n) * kRecordIndexEntryBytes != d.remaining()) {
+    return Status::Corruption("bad record index block");
+  }
+  for (uint32_t i = 0; i < n; ++i) {
+    RecordIndexEntry e;
+    e.lsn = d.U64();
+    e.time_micros = static_cast<int64_t>(d.U64());
+    e.run_start = d.U64();
+    e.offset = d.U64();
+    e.meta_len = d.U32();
+    e.db_size_pages = d.U32();
+    e.payload_len = d.U32();
+    e.images = d.U32();
+    out->push_back(e);
+  }
+  return Status::OK();
+}
+
 std::string EncodeFooter(const std::vector<std::pair<uint64_t, std::string>>& entries,
                          uint64_t footer_offset, uint32_t version,
-                         const std::vector<IndexEntry>& index) {
+                         const std::vector<IndexEntry>& index,
+                         const std::vector<RecordIndexEntry>& records) {
   std::string body;
   PutFixed32(&body, static_cast<uint32_t>(entries.size()));
   for (const auto& [offset, meta] : entries) {
@@ -360,8 +475,11 @@ std::string EncodeFooter(const std::vector<std::pair<uint64_t, std::string>>& en
     body.append(meta);
   }
   std::string out = body;
+  if (version >= kFirstRecordIndexFormatVersion) {
+    out += EncodeRecordIndexSection(records, footer_offset + out.size());
+  }
   if (version >= kFirstIndexedFormatVersion) {
-    out += EncodeIndexSection(index, footer_offset + body.size());
+    out += EncodeIndexSection(index, footer_offset + out.size());
   }
   PutFixed64(&out, footer_offset);
   PutFixed64(&out, body.size());
@@ -400,92 +518,163 @@ Status DecodeFooter(std::string_view body, uint32_t crc, std::vector<FooterEntry
   return Status::OK();
 }
 
+namespace {
+
+// The fields GCSTATE and MANIFEST share, after the version.
+void PutManifestBody(std::string* out, const Manifest& m) {
+  PutFixed64(out, m.last_lsn);
+  PutFixed64(out, m.last_timeline);
+  PutFixed64(out, static_cast<uint64_t>(m.last_time));
+  PutFixed64(out, m.next_segment);
+  PutFixed32(out, static_cast<uint32_t>(m.collected.size()));
+  for (const auto& [a, b] : m.collected) {
+    PutFixed64(out, a);
+    PutFixed64(out, b);
+  }
+  PutFixed32(out, static_cast<uint32_t>(m.runs.size()));
+  for (const ManifestRun& r : m.runs) {
+    PutFixed64(out, r.start);
+    PutFixed64(out, r.timeline);
+    PutFixed64(out, r.base);
+    PutFixed64(out, r.base_run_start);
+    PutFixed64(out, r.live_records);
+    PutFixed32(out, static_cast<uint32_t>(r.markers.size()));
+    for (const auto& [lsn, time] : r.markers) {
+      PutFixed64(out, lsn);
+      PutFixed64(out, static_cast<uint64_t>(time));
+    }
+  }
+  PutFixed32(out, static_cast<uint32_t>(m.timelines.size()));
+  for (const ManifestTimeline& t : m.timelines) {
+    PutFixed64(out, t.id);
+    PutFixed64(out, t.head);
+    PutFixed64(out, t.run_start);
+    PutFixed64(out, t.created_lsn);
+    PutFixed64(out, t.base);
+    PutFixed64(out, static_cast<uint64_t>(t.created_micros));
+  }
+}
+
+void GetManifestBody(Decoder* d, Manifest* m) {
+  m->last_lsn = d->U64();
+  m->last_timeline = d->U64();
+  m->last_time = static_cast<int64_t>(d->U64());
+  m->next_segment = d->U64();
+  uint32_t n = d->U32();
+  for (uint32_t i = 0; i < n && d->ok(); ++i) {
+    Lsn a = d->U64();
+    Lsn b = d->U64();
+    m->collected.emplace_back(a, b);
+  }
+  n = d->U32();
+  for (uint32_t i = 0; i < n && d->ok(); ++i) {
+    ManifestRun r;
+    r.start = d->U64();
+    r.timeline = d->U64();
+    r.base = d->U64();
+    r.base_run_start = d->U64();
+    r.live_records = d->U64();
+    uint32_t k = d->U32();
+    for (uint32_t j = 0; j < k && d->ok(); ++j) {
+      Lsn lsn = d->U64();
+      int64_t time = static_cast<int64_t>(d->U64());
+      r.markers.emplace_back(lsn, time);
+    }
+    m->runs.push_back(std::move(r));
+  }
+  n = d->U32();
+  for (uint32_t i = 0; i < n && d->ok(); ++i) {
+    ManifestTimeline t;
+    t.id = d->U64();
+    t.head = d->U64();
+    t.run_start = d->U64();
+    t.created_lsn = d->U64();
+    t.base = d->U64();
+    t.created_micros = static_cast<int64_t>(d->U64());
+    m->timelines.push_back(t);
+  }
+}
+
+// Checks magic and crc of a manifest file named `name`; *body: what is
+// between the magic and the crc.
+Status CheckManifestFile(std::string_view in, std::string_view magic, std::string_view name,
+                         std::string_view* body) {
+  if (in.size() < kManifestMinSize || in.substr(0, 8) != magic) {
+    return Status::Corruption(std::string(name) + ": bad magic");
+  }
+  if (coding::DecodeFixed32(in.data() + in.size() - 4) !=
+      crc32c::Value(in.substr(0, in.size() - 4))) {
+    return Status::Corruption(std::string(name) + ": checksum mismatch");
+  }
+  *body = in.substr(8, in.size() - 12);
+  return Status::OK();
+}
+
+}  // namespace
+
 std::string EncodeManifest(const Manifest& m) {
   std::string out(kManifestMagic);
   PutFixed32(&out, kManifestVersion);
-  PutFixed64(&out, m.last_lsn);
-  PutFixed64(&out, m.last_timeline);
-  PutFixed64(&out, static_cast<uint64_t>(m.last_time));
-  PutFixed64(&out, m.next_segment);
-  PutFixed32(&out, static_cast<uint32_t>(m.collected.size()));
-  for (const auto& [a, b] : m.collected) {
-    PutFixed64(&out, a);
-    PutFixed64(&out, b);
-  }
-  PutFixed32(&out, static_cast<uint32_t>(m.runs.size()));
-  for (const ManifestRun& r : m.runs) {
-    PutFixed64(&out, r.start);
-    PutFixed64(&out, r.timeline);
-    PutFixed64(&out, r.base);
-    PutFixed64(&out, r.base_run_start);
-    PutFixed64(&out, r.live_records);
-    PutFixed32(&out, static_cast<uint32_t>(r.markers.size()));
-    for (const auto& [lsn, time] : r.markers) {
-      PutFixed64(&out, lsn);
-      PutFixed64(&out, static_cast<uint64_t>(time));
-    }
-  }
-  PutFixed32(&out, static_cast<uint32_t>(m.timelines.size()));
-  for (const ManifestTimeline& t : m.timelines) {
-    PutFixed64(&out, t.id);
-    PutFixed64(&out, t.head);
-    PutFixed64(&out, t.run_start);
-    PutFixed64(&out, t.created_lsn);
-    PutFixed64(&out, t.base);
-    PutFixed64(&out, static_cast<uint64_t>(t.created_micros));
-  }
+  PutManifestBody(&out, m);
   PutFixed32(&out, crc32c::Value(out));
   return out;
 }
 
 Status DecodeManifest(std::string_view in, Manifest* m) {
-  if (in.size() < kManifestMinSize || in.substr(0, 8) != kManifestMagic) {
-    return Status::Corruption("GCSTATE: bad magic");
-  }
-  if (coding::DecodeFixed32(in.data() + in.size() - 4) !=
-      crc32c::Value(in.substr(0, in.size() - 4))) {
-    return Status::Corruption("GCSTATE: checksum mismatch");
-  }
-  Decoder d(in.substr(8, in.size() - 12));
+  std::string_view body;
+  BRANCHDB_RETURN_IF_ERROR(CheckManifestFile(in, kManifestMagic, kManifestName, &body));
+  Decoder d(body);
   if (d.U32() != kManifestVersion) return Status::Corruption("GCSTATE: unsupported version");
-  m->last_lsn = d.U64();
-  m->last_timeline = d.U64();
-  m->last_time = static_cast<int64_t>(d.U64());
-  m->next_segment = d.U64();
+  GetManifestBody(&d, m);
+  if (!d.ok() || d.remaining() != 0) return Status::Corruption("GCSTATE: bad length");
+  m->gc_lsn = m->last_lsn;
+  return Status::OK();
+}
+
+std::string EncodeStoreManifest(const Manifest& m) {
+  std::string out(kStoreManifestMagic);
+  PutFixed32(&out, kStoreManifestVersion);
+  PutManifestBody(&out, m);
+  PutFixed64(&out, m.gc_lsn);
+  PutFixed32(&out, static_cast<uint32_t>(m.segments.size()));
+  for (const ManifestSegment& s : m.segments) {
+    PutFixed64(&out, s.number);
+    PutFixed64(&out, s.size);
+  }
+  PutFixed32(&out, static_cast<uint32_t>(m.known_pages.size()));
+  for (const auto& [a, b] : m.known_pages) {
+    PutFixed32(&out, a);
+    PutFixed32(&out, b);
+  }
+  PutFixed32(&out, crc32c::Value(out));
+  return out;
+}
+
+Status DecodeStoreManifest(std::string_view in, Manifest* m) {
+  std::string_view body;
+  BRANCHDB_RETURN_IF_ERROR(CheckManifestFile(in, kStoreManifestMagic, kStoreManifestName, &body));
+  Decoder d(body);
+  const uint32_t version = d.U32();
+  if (version != kStoreManifestVersion) {
+    return Status::Corruption("MANIFEST: unsupported version " + std::to_string(version));
+  }
+  GetManifestBody(&d, m);
+  m->gc_lsn = d.U64();
   uint32_t n = d.U32();
   for (uint32_t i = 0; i < n && d.ok(); ++i) {
-    Lsn a = d.U64();
-    Lsn b = d.U64();
-    m->collected.emplace_back(a, b);
+    ManifestSegment s;
+    s.number = d.U64();
+    s.size = d.U64();
+    m->segments.push_back(s);
   }
   n = d.U32();
   for (uint32_t i = 0; i < n && d.ok(); ++i) {
-    ManifestRun r;
-    r.start = d.U64();
-    r.timeline = d.U64();
-    r.base = d.U64();
-    r.base_run_start = d.U64();
-    r.live_records = d.U64();
-    uint32_t k = d.U32();
-    for (uint32_t j = 0; j < k && d.ok(); ++j) {
-      Lsn lsn = d.U64();
-      int64_t time = static_cast<int64_t>(d.U64());
-      r.markers.emplace_back(lsn, time);
-    }
-    m->runs.push_back(std::move(r));
+    PageNo a = d.U32();
+    PageNo b = d.U32();
+    if (b < a) return Status::Corruption("MANIFEST: bad page range");
+    m->known_pages.emplace_back(a, b);
   }
-  n = d.U32();
-  for (uint32_t i = 0; i < n && d.ok(); ++i) {
-    ManifestTimeline t;
-    t.id = d.U64();
-    t.head = d.U64();
-    t.run_start = d.U64();
-    t.created_lsn = d.U64();
-    t.base = d.U64();
-    t.created_micros = static_cast<int64_t>(d.U64());
-    m->timelines.push_back(t);
-  }
-  if (!d.ok() || d.remaining() != 0) return Status::Corruption("GCSTATE: bad length");
+  if (!d.ok() || d.remaining() != 0) return Status::Corruption("MANIFEST: bad length");
   return Status::OK();
 }
 

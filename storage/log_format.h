@@ -15,16 +15,24 @@
 
 namespace branchdb::storage::internal {
 
-// Format 2 added record payloads, format 3 the sealed segment's page index;
-// format 1 and 2 files stay readable.
-inline constexpr uint32_t kFormatVersion = 3;
-inline constexpr uint32_t kFirstIndexedFormatVersion = 3;  // footers with a page index
+// Format 2 added record payloads, format 3 the sealed segment's page index,
+// format 4 its record index; files of formats 1 to 3 stay readable.
+inline constexpr uint32_t kFormatVersion = 4;
+inline constexpr uint32_t kFirstPayloadFormatVersion = 2;      // records with a payload
+inline constexpr uint32_t kFirstIndexedFormatVersion = 3;      // footers with a page index
+inline constexpr uint32_t kFirstRecordIndexFormatVersion = 4;  // footers with a record index
 inline constexpr uint32_t kOldestFormatVersion = 1;
-inline constexpr uint32_t kManifestVersion = 1;  // GCSTATE's format did not change in 2 or 3
+inline constexpr uint32_t kManifestVersion = 1;  // GCSTATE's format did not change in 2 to 4
+inline constexpr uint32_t kStoreManifestVersion = 1;
 inline constexpr std::string_view kSegmentMagic{"BRDBSEG\0", 8};
 inline constexpr std::string_view kFooterMagic{"BRDBFTR1", 8};
 inline constexpr std::string_view kManifestMagic{"BRDBGCM1", 8};
+inline constexpr std::string_view kStoreManifestMagic{"BRDBMAN1", 8};
 inline constexpr std::string_view kManifestName = "GCSTATE";  // the file, in the store's directory
+// The store manifest (written at every seal): the structure as of the last
+// sealed LSN and the table of sealed segments, so that Open need not read
+// their footers' record lists.
+inline constexpr std::string_view kStoreManifestName = "MANIFEST";
 // u64 footer_offset, u64 footer_len, u32 footer_crc, u32 version, footer magic.
 inline constexpr size_t kTrailerSize = 32;
 inline constexpr size_t kRecordHeaderSize = 8;             // u32 meta_len, u32 meta_crc
@@ -178,13 +186,52 @@ Status DecodeFilter(std::string_view in, std::string* filter);
 std::string BuildPageFilter(const std::vector<PageNo>& distinct_pages);
 bool FilterMayContain(std::string_view filter, PageNo pgno);
 
+// One live record in a sealed segment's record index (format 4): what the
+// store's RecordTable holds of it, with its run named by its start LSN.
+// Sorted by LSN; skeletons (kRecordFlagCollected) are not listed.
+struct RecordIndexEntry {
+  Lsn lsn = 0;
+  int64_t time_micros = 0;
+  Lsn run_start = 0;
+  uint64_t offset = 0;  // of the record in the segment
+  uint32_t meta_len = 0;
+  uint32_t db_size_pages = 0;
+  uint32_t payload_len = 0;
+  uint32_t images = 0;
+};
+inline constexpr size_t kRecordIndexEntryBytes = 48;
+inline constexpr size_t kRecordIndexHandleBytes = 28;  // u64 first_lsn, last_lsn, offset, u32 len
+struct RecordIndexHandle {
+  Lsn first_lsn = 0;
+  Lsn last_lsn = 0;
+  uint64_t offset = 0;  // in the segment file
+  uint32_t len = 0;     // with its crc
+};
+struct RecordIndexDirectory {
+  std::vector<RecordIndexHandle> blocks;
+  uint64_t records = 0;
+};
+// The record index entries of a footer's records (offset, meta bytes),
+// sorted by LSN, skeletons left out. Corruption when a meta does not decode.
+Status RecordIndexOf(const std::vector<std::pair<uint64_t, std::string>>& footer,
+                     std::vector<RecordIndexEntry>* out);
+// The record index section (blocks, directory, tail with the IndexTail
+// layout), written at `offset`. REQUIRES: entries sorted by LSN.
+std::string EncodeRecordIndexSection(const std::vector<RecordIndexEntry>& entries,
+                                     uint64_t offset);
+Status DecodeRecordIndexDirectory(std::string_view in, RecordIndexDirectory* d);
+Status DecodeRecordIndexBlock(std::string_view in, std::vector<RecordIndexEntry>* out);
+
 // Footer body followed by the trailer (kTrailerSize); appended at footer_offset.
 // version: the segment header's (a format-1 segment keeps a format-1 trailer,
 // so that older builds still see it sealed). Format 3: the index section
 // (EncodeIndexSection of `index`) follows the body, before the trailer.
+// Format 4: the record index section (of `records`) comes between the body
+// and the page index section.
 std::string EncodeFooter(const std::vector<std::pair<uint64_t, std::string>>& entries,
                          uint64_t footer_offset, uint32_t version = kFormatVersion,
-                         const std::vector<IndexEntry>& index = {});
+                         const std::vector<IndexEntry>& index = {},
+                         const std::vector<RecordIndexEntry>& records = {});
 struct Trailer {
   uint64_t footer_offset = 0;
   uint64_t footer_len = 0;
@@ -213,6 +260,11 @@ struct ManifestTimeline {
   Lsn base = 0;
   int64_t created_micros = 0;
 };
+// A sealed segment as the store manifest lists it.
+struct ManifestSegment {
+  uint64_t number = 0;
+  uint64_t size = 0;
+};
 struct Manifest {
   Lsn last_lsn = 0;
   TimelineId last_timeline = 0;
@@ -221,9 +273,17 @@ struct Manifest {
   std::vector<std::pair<Lsn, Lsn>> collected;  // inclusive ranges within [1, last_lsn]
   std::vector<ManifestRun> runs;               // ascending start
   std::vector<ManifestTimeline> timelines;
+  // The store manifest only (not in GCSTATE):
+  Lsn gc_lsn = 0;  // last_lsn of the GCSTATE it builds on (0: none); GCSTATE: its own last_lsn
+  std::vector<ManifestSegment> segments;                // sealed segments, ascending number
+  std::vector<std::pair<PageNo, PageNo>> known_pages;  // inclusive ranges of pages with versions
 };
+// GCSTATE (magic kManifestMagic): the fields above but the store manifest's.
 std::string EncodeManifest(const Manifest& m);
 Status DecodeManifest(std::string_view in, Manifest* m);
+// MANIFEST (magic kStoreManifestMagic): every field.
+std::string EncodeStoreManifest(const Manifest& m);
+Status DecodeStoreManifest(std::string_view in, Manifest* m);
 
 std::string SegmentFileName(uint64_t number);
 // Parses "seg-<number>.log"; false otherwise.

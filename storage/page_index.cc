@@ -164,6 +164,21 @@ std::vector<PageNo> PageIndex::PagesInRange(PageNo lo, PageNo hi) const {
   return out;
 }
 
+std::vector<std::pair<PageNo, PageNo>> PageIndex::KnownRanges() const {
+  std::vector<std::pair<PageNo, PageNo>> out;
+  for (size_t w = 0; w < known_.size(); ++w) {
+    for (uint64_t bits = known_[w]; bits != 0; bits &= bits - 1) {
+      const auto p = static_cast<PageNo>(w * 64 + static_cast<size_t>(__builtin_ctzll(bits)));
+      if (!out.empty() && out.back().second + 1 == p) {
+        out.back().second = p;
+      } else {
+        out.emplace_back(p, p);
+      }
+    }
+  }
+  return out;
+}
+
 bool PageIndex::NextPage(PageNo from, PageNo* out) const {
   for (size_t c = from / kChunk; c < chunks_.size(); ++c) {
     if (!chunks_[c]) continue;

@@ -44,12 +44,17 @@ struct Version {
 };
 
 // An entry of a run's record list: a live record, or the first record of a
-// stretch of garbage-collected ones (live == false).
+// stretch of garbage-collected ones (live == false). One per live record, so
+// packed into 16 bytes: the flag takes the LSN's top bit (LSNs count commits
+// from 1 and never reach 2^63).
 struct RunEntry {
-  Lsn lsn = 0;
+  RunEntry() = default;
+  RunEntry(Lsn l, int64_t time, bool is_live) : lsn(l), live(is_live), time_micros(time) {}
+  Lsn lsn : 63 = 0;
+  Lsn live : 1 = 1;
   int64_t time_micros = 0;
-  bool live = true;
 };
+static_assert(sizeof(RunEntry) == 16, "a record's cost in its run's list");
 
 struct Run {
   bool exists = false;
@@ -135,6 +140,9 @@ class PageIndex {
   std::vector<PageNo> PagesInRange(PageNo lo, PageNo hi) const;
   // Records that pgno has a version in a sealed segment's on-disk index.
   void NoteOnDisk(PageNo pgno) { MarkKnown(pgno); }
+  // The pages PagesInRange knows of, as inclusive ranges, ascending (for
+  // the store manifest, which gives them back through NoteOnDisk).
+  std::vector<std::pair<PageNo, PageNo>> KnownRanges() const;
   // Removes pgno's versions for which drop(version) is true.
   template <typename Pred>
   void RemoveIf(PageNo pgno, Pred&& drop) {

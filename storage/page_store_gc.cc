@@ -260,6 +260,10 @@ Result<GcStats> PageStoreImpl::Gc(const GcOptions& options) {
   std::string manifest = EncodeManifest(BuildManifest());
   BRANCHDB_RETURN_IF_ERROR(WriteManifest(manifest));
   BRANCHDB_RETURN_IF_ERROR(Compact(&stats, kept_bytes));
+  // The store manifest follows: it lists the segments compaction left (until
+  // it is written, Open finds it older than GCSTATE and reads footers).
+  BRANCHDB_RETURN_IF_ERROR(
+      FailStopOnSyncError(WriteStoreManifest(EncodeStoreManifest(BuildManifest()))));
   return stats;
 }
 
@@ -319,21 +323,33 @@ void PageStoreImpl::ApplyGcPlan(GcPlan plan, const std::unordered_set<Lsn>& root
   path_cache_.Clear();
 }
 
-// Env::WriteFileAtomic, step by step, so that a failed fsync fails the store
-// while other failures (which leave the old manifest in place, still matching
-// the segments) are only returned.
-Status PageStoreImpl::WriteManifest(const std::string& contents) {
-  const std::string path = JoinPath(dir_, kManifestName);
+// Env::WriteFileAtomic, step by step, so that the caller can tell a failed
+// fsync (SyncError: store_failed) from other failures, which leave the old
+// file in place.
+Status PageStoreImpl::WriteFileDurably(std::string_view name, const std::string& contents) {
+  const std::string path = JoinPath(dir_, std::string(name));
   const std::string tmp = path + ".tmp";
   {
     auto file = env_->NewWritableFile(tmp, Env::OpenMode::kTruncate);
     if (!file.ok()) return file.status();
     BRANCHDB_RETURN_IF_ERROR((*file)->Append(contents));
-    BRANCHDB_RETURN_IF_ERROR(FailStopOnError(SyncError((*file)->Sync())));
+    BRANCHDB_RETURN_IF_ERROR(SyncError((*file)->Sync()));
     BRANCHDB_RETURN_IF_ERROR((*file)->Close());
   }
   BRANCHDB_RETURN_IF_ERROR(env_->RenameFile(tmp, path));
-  return FailStopOnError(SyncError(env_->SyncDir(dir_)));
+  return SyncError(env_->SyncDir(dir_));
+}
+
+Status PageStoreImpl::WriteManifest(const std::string& contents) {
+  return FailStopOnSyncError(WriteFileDurably(kManifestName, contents));
+}
+
+Status PageStoreImpl::WriteStoreManifest(const std::string& contents) {
+  return WriteFileDurably(kStoreManifestName, contents);
+}
+
+Status PageStoreImpl::FailStopOnSyncError(Status s) {
+  return s.reason() == "store_failed" ? FailStopOnError(std::move(s)) : s;
 }
 
 Status PageStoreImpl::FailStopOnError(Status s) {
@@ -345,15 +361,25 @@ Status PageStoreImpl::FailStopOnError(Status s) {
 }
 
 Manifest PageStoreImpl::BuildManifest() const {
+  MutexLock lock(mu_);
+  return BuildManifestLocked();
+}
+
+Manifest PageStoreImpl::BuildManifestLocked() const {
   Manifest m;
-  {
-    MutexLock lock(mu_);
-    m.last_timeline = next_timeline_ - 1;
-    m.last_time = last_time_;
-  }
+  m.last_timeline = next_timeline_ - 1;
+  m.last_time = last_time_;
   ReaderLock state(state_mu_);
   m.last_lsn = durable_lsn_;
   m.next_segment = next_segment_;
+  m.gc_lsn = gc_lsn_;
+  for (const auto& [number, seg] : segments_) {
+    // A segment Open found damaged is read (and reported) the old way at every Open.
+    if (seg.sealed && damaged_segments_.count(number) == 0) {
+      m.segments.push_back(ManifestSegment{number, seg.size});
+    }
+  }
+  m.known_pages = index_.KnownRanges();
   Lsn expect = 1;
   for (size_t i = 0; i < records_.size(); ++i) {
     const Lsn lsn = records_.at(i).lsn;
@@ -521,8 +547,13 @@ Status PageStoreImpl::CompactGroup(const std::vector<uint64_t>& group,
     std::sort(index.begin(), index.end(), [](const IndexEntry& a, const IndexEntry& b) {
       return a.pgno != b.pgno ? a.pgno < b.pgno : a.lsn < b.lsn;
     });
-    out.buf += EncodeFooter(out.footer, out.offset + out.buf.size(), kFormatVersion, index);
-    s = out.file->Append(out.buf);
+    std::vector<RecordIndexEntry> records;
+    s = RecordIndexOf(out.footer, &records);
+    if (s.ok()) {
+      out.buf += EncodeFooter(out.footer, out.offset + out.buf.size(), kFormatVersion, index,
+                              records);
+      s = out.file->Append(out.buf);
+    }
   }
   if (s.ok()) s = FailStopOnError(SyncError(out.file->Sync()));  // a failed fsync is never survived
   if (s.ok()) s = out.file->Close();

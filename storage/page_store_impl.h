@@ -24,6 +24,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <shared_mutex>
 #include <string>
 #include <unordered_map>
@@ -151,6 +152,12 @@ class PageStoreImpl final : public PageStore {
     uint32_t meta_len = 0;
     bool versions_on_disk = false;  // its segment's page index serves its versions
   };
+  // A live record listed by a sealed segment's record index, when the store
+  // manifest covers that segment (Open reads no footer then).
+  struct IndexedRecord {
+    uint32_t segment = 0;
+    RecordIndexEntry e;
+  };
   // What a read still has to look up in the sealed segments' on-disk
   // indexes after the in-memory index answered (LocateLocked).
   struct DiskQuery {
@@ -174,9 +181,12 @@ class PageStoreImpl final : public PageStore {
   // set *deleted, so that the directory is synced before segments are loaded.
   // Creates the directory if allowed, and takes its LOCK file.
   Status LockDir();
-  // The segment numbers found (sorted) and the manifest, if any; deletes
-  // leftover *.tmp files (an interrupted manifest write or compaction).
-  Status ListDir(Manifest* manifest, std::vector<uint64_t>* numbers, bool* deleted);
+  // The segment numbers found (sorted), GCSTATE (*gcstate) and MANIFEST
+  // (*store), if any; deletes leftover *.tmp files (an interrupted manifest
+  // write or compaction). A MANIFEST that fails its checks is left out and
+  // noted in damage_ (GCSTATE's are Corruption: what it says is nowhere else).
+  Status ListDir(Manifest* gcstate, std::optional<Manifest>* store,
+                 std::vector<uint64_t>* numbers, bool* deleted);
   // Deletes the newest segment when its header never became durable (it was
   // never acknowledged). Any other failure to read that header is returned.
   Status DropUnstartedSegment(std::vector<uint64_t>* numbers, bool* deleted);
@@ -186,9 +196,19 @@ class PageStoreImpl final : public PageStore {
   Status DropSupersededSegments(std::vector<uint64_t>* numbers, bool* deleted,
                                 uint64_t* newest_log);
   // Loads every segment's records and fills segments_. Only newest_log can be
-  // the unsealed tail (*tail); every other segment is read as sealed.
+  // the unsealed tail (*tail); every other segment is read as sealed: by its
+  // record index (*indexed) when `covered` (the store manifest's table)
+  // lists it with its size and it has one, else by its footer (*loaded).
   Status LoadSegments(const std::vector<uint64_t>& numbers, uint64_t newest_log,
-                      std::vector<Loaded>* loaded, std::optional<TailSegment>* tail);
+                      const std::map<uint64_t, uint64_t>& covered, std::vector<Loaded>* loaded,
+                      std::vector<IndexedRecord>* indexed, std::optional<TailSegment>* tail);
+  // A sealed format-4 segment through its page index and record index,
+  // without its record list. *done false (nothing changed) when it has none,
+  // or when either is damaged (the footer's record list serves then; a
+  // damaged record index is noted in damage_, a damaged page index is noted
+  // by LoadSegment, which reads it again).
+  Status LoadIndexedSegment(uint64_t number, uint64_t size, std::vector<IndexedRecord>* out,
+                            bool* done);
   // One segment. Read as sealed (ReadSealedRecords: its footer, or a scan
   // when the footer is damaged, recorded in damage_; the file is never
   // changed) unless it is the newest log segment: that one is sealed only
@@ -206,7 +226,8 @@ class PageStoreImpl final : public PageStore {
                   std::vector<Loaded>* out, std::vector<std::pair<uint64_t, std::string>>* footer,
                   uint64_t* valid_end);
   // Builds the in-memory state from the manifest and the loaded records.
-  Status Rebuild(const Manifest& manifest, std::vector<Loaded> records) REQUIRES(mu_, state_mu_);
+  Status Rebuild(const Manifest& manifest, std::vector<Loaded> records,
+                 std::vector<IndexedRecord> indexed) REQUIRES(mu_, state_mu_);
   // Rebuild's steps.
   // The runs (with their markers) and the timelines the manifest names.
   Status RestoreManifestRuns(const Manifest& manifest) REQUIRES(mu_, state_mu_);
@@ -215,8 +236,13 @@ class PageStoreImpl final : public PageStore {
   // the *max_* counters to the records' LSN, timeline and time; sets
   // *saw_collected when a record is collected by the manifest only (its
   // segment not yet compacted, so its garbage versions came back with it).
-  Status ApplyLoaded(const Manifest& manifest, std::vector<Loaded> records, Lsn* max_lsn,
-                     TimelineId* max_timeline, int64_t* max_time, bool* saw_collected)
+  // Records from record indexes (all within the manifest's LSN) are merged in.
+  Status ApplyLoaded(const Manifest& manifest, std::vector<Loaded> records,
+                     std::vector<IndexedRecord> indexed, Lsn* max_lsn, TimelineId* max_timeline,
+                     int64_t* max_time, bool* saw_collected) REQUIRES(mu_, state_mu_);
+  // One record of a record index: a live record of a run the manifest names
+  // (its versions stay in its segment's page index), unless collected.
+  Status ApplyIndexedRecord(const Manifest& manifest, const IndexedRecord& r)
       REQUIRES(mu_, state_mu_);
   // Corruption unless each manifest run has as many live records up to the
   // manifest's LSN as the manifest counted.
@@ -382,12 +408,23 @@ class PageStoreImpl final : public PageStore {
   void ApplyGcPlan(GcPlan plan, const std::unordered_set<Lsn>& roots) REQUIRES(state_mu_);
   // Drops the in-memory versions the plan found unread.
   void ApplyRemovals(const GcPlan& plan) REQUIRES(state_mu_);
-  Manifest BuildManifest() const;
+  // The store's structure now (GCSTATE's fields and the store manifest's).
+  // REQUIRES: every appended record durable (last_lsn is the durable LSN).
+  Manifest BuildManifest() const EXCLUDES(mu_);
+  Manifest BuildManifestLocked() const REQUIRES(mu_);
   Status Compact(GcStats* stats, const std::map<uint64_t, uint64_t>& kept_bytes);
   // Records s as the store's failure (if it is the first) and returns it.
   Status FailStopOnError(Status s);
+  // FailStopOnError for a failed fsync (store_failed); other errors are only returned.
+  Status FailStopOnSyncError(Status s);
+  // Writes dir_/name atomically and durably (tmp, fsync, rename, directory
+  // fsync). A failed fsync comes back as store_failed; on any failure the
+  // file as it was stays in place (or the new one, after the rename).
+  Status WriteFileDurably(std::string_view name, const std::string& contents);
   // Writes GCSTATE atomically; a failed fsync fails the store.
   Status WriteManifest(const std::string& contents);
+  // Writes MANIFEST atomically; the caller decides what a failure does.
+  Status WriteStoreManifest(const std::string& contents);
   // Rewrites the sealed segments of `group` into one new segment holding only
   // what they still must keep, makes it durable, points the state at it, then
   // deletes the group. REQUIRES: GC running (no leader touches the segments).
@@ -421,6 +458,10 @@ class PageStoreImpl final : public PageStore {
   // Constant once Recover returns: the damaged sealed segments it read by
   // scanning, one line each ("seg-000003.log: <what was wrong>; ...").
   std::vector<std::string> damage_;
+  // The segments of those lines: the store manifest does not list them, so
+  // that every Open reads them from their footers (or a scan) and reports
+  // them again.
+  std::set<uint64_t> damaged_segments_;
 
   // One GC at a time (held across it, with mu_ and state_mu_ taken inside).
   Mutex gc_mu_ ACQUIRED_BEFORE(mu_);

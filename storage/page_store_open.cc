@@ -1,5 +1,6 @@
 // PageStoreImpl: Open and recovery (docs/storage-format.md, "Recovery").
 #include <algorithm>
+#include <map>
 #include <optional>
 
 #include "base/coding.h"
@@ -119,7 +120,10 @@ Status PageStoreImpl::LoadSegment(uint64_t number, bool newest_log, bool* sealed
   } else {
     BRANCHDB_RETURN_IF_ERROR(
         ReadSealedRecords(file, number, header_len, *size, &records, MetaParts::kNoAnnotation));
-    if (!records.damage.empty()) damage_.push_back(SegmentFileName(number) + ": " + records.damage);
+    if (!records.damage.empty()) {
+      damage_.push_back(SegmentFileName(number) + ": " + records.damage);
+      damaged_segments_.insert(number);
+    }
     *sealed = true;
   }
   if (*sealed) {
@@ -154,6 +158,7 @@ Status PageStoreImpl::LoadSegmentIndex(uint64_t number, std::shared_ptr<RandomAc
   if (!*on_disk) {
     damage_.push_back(SegmentFileName(number) + ": " + damage +
                       "; page versions rebuilt in memory from the footer's record list");
+    damaged_segments_.insert(number);
     return Status::OK();
   }
   idx->file = file;
@@ -166,12 +171,64 @@ Status PageStoreImpl::LoadSegmentIndex(uint64_t number, std::shared_ptr<RandomAc
   return Status::OK();
 }
 
+Status PageStoreImpl::LoadIndexedSegment(uint64_t number, uint64_t size,
+                                         std::vector<IndexedRecord>* out, bool* done) {
+  *done = false;
+  auto file_or = env_->NewRandomAccessFile(SegmentPath(number));
+  if (!file_or.ok()) return file_or.status();
+  std::shared_ptr<RandomAccessFile> file(std::move(*file_or));
+  SegmentHeader h;
+  size_t header_len = 0;
+  BRANCHDB_RETURN_IF_ERROR(ReadSegmentHeader(file.get(), number, &h, &header_len));
+  if (h.number != number || h.version < kFirstRecordIndexFormatVersion) return Status::OK();
+  auto idx = std::make_shared<SegmentIndex>();
+  std::string damage;
+  BRANCHDB_RETURN_IF_ERROR(ReadSegmentIndex(file.get(), number, size, idx.get(), &damage));
+  if (!damage.empty()) return Status::OK();  // LoadSegment reads it again and reports it
+  std::vector<RecordIndexEntry> entries;
+  BRANCHDB_RETURN_IF_ERROR(ReadRecordIndex(file.get(), *idx, &entries, &damage));
+  if (!damage.empty()) {
+    damage_.push_back(SegmentFileName(number) + ": " + damage +
+                      "; record list read from the footer instead");
+    damaged_segments_.insert(number);
+    return Status::OK();
+  }
+  idx->file = file;
+  {
+    MutexLock lock(files_mu_);
+    files_[static_cast<uint32_t>(number)] = std::move(file);
+  }
+  {
+    WriterLock state(state_mu_);  // nothing else runs yet: for the analysis
+    InstallSegmentIndex(std::move(idx));
+  }
+  // No reserve(size + n) here: called once per sealed segment, an exact
+  // reserve would copy every record collected so far at each segment.
+  for (const RecordIndexEntry& e : entries) {
+    out->push_back(IndexedRecord{static_cast<uint32_t>(number), e});
+  }
+  *done = true;
+  return Status::OK();
+}
+
 Status PageStoreImpl::Recover() {
   BRANCHDB_RETURN_IF_ERROR(LockDir());
-  Manifest manifest;
+  Manifest gcstate;
+  std::optional<Manifest> store;
   std::vector<uint64_t> numbers;
   bool deleted = false;  // a file was deleted: the directory needs a sync
-  BRANCHDB_RETURN_IF_ERROR(ListDir(&manifest, &numbers, &deleted));
+  const size_t damage_before = damage_.size();
+  BRANCHDB_RETURN_IF_ERROR(ListDir(&gcstate, &store, &numbers, &deleted));
+  const bool store_damaged = damage_.size() != damage_before;
+  // MANIFEST serves when it builds on the GCSTATE found; a GC after it
+  // (interrupted before MANIFEST was rewritten) makes it stale, and the
+  // structure comes from GCSTATE and the footers, as before MANIFEST existed.
+  const bool use_store = store.has_value() && store->gc_lsn == gcstate.gc_lsn;
+  const Manifest& manifest = use_store ? *store : gcstate;
+  std::map<uint64_t, uint64_t> covered;  // sealed segments it lists: number -> size
+  if (use_store) {
+    for (const ManifestSegment& seg : store->segments) covered[seg.number] = seg.size;
+  }
   // Taken before any segment is dropped: a dropped segment's number is never reused.
   const uint64_t max_number = numbers.empty() ? 0 : numbers.back();
   BRANCHDB_RETURN_IF_ERROR(DropUnstartedSegment(&numbers, &deleted));
@@ -180,13 +237,20 @@ Status PageStoreImpl::Recover() {
   if (deleted) BRANCHDB_RETURN_IF_ERROR(env_->SyncDir(dir_));
 
   std::vector<Loaded> loaded;
+  std::vector<IndexedRecord> indexed;
   std::optional<TailSegment> tail;
-  BRANCHDB_RETURN_IF_ERROR(LoadSegments(numbers, newest_log, &loaded, &tail));
+  BRANCHDB_RETURN_IF_ERROR(LoadSegments(numbers, newest_log, covered, &loaded, &indexed, &tail));
+  bool manifest_current = !store_damaged;  // MANIFEST lists every sealed segment as it is
   {
     // Nothing else runs yet, but keep the documented order: mu_, then state_mu_.
     MutexLock lock(mu_);
     WriterLock state(state_mu_);
-    BRANCHDB_RETURN_IF_ERROR(Rebuild(manifest, std::move(loaded)));
+    for (const auto& [number, seg] : segments_) {
+      auto it = covered.find(number);
+      const bool listable = seg.sealed && damaged_segments_.count(number) == 0;
+      if (listable && (it == covered.end() || it->second != seg.size)) manifest_current = false;
+    }
+    BRANCHDB_RETURN_IF_ERROR(Rebuild(manifest, std::move(loaded), std::move(indexed)));
   }
   if (saw_collected_) {
     // A record collected by the manifest but not yet compacted away brought
@@ -214,6 +278,11 @@ Status PageStoreImpl::Recover() {
   } else {
     BRANCHDB_RETURN_IF_ERROR(StartSegment(next_segment_++));
   }
+  // An old store, a stale or damaged MANIFEST, or a crash between a seal and
+  // its manifest: write it now, so that the next Open reads no footer.
+  if (!manifest_current) {
+    BRANCHDB_RETURN_IF_ERROR(WriteStoreManifest(EncodeStoreManifest(BuildManifest())));
+  }
   return Status::OK();
 }
 
@@ -230,7 +299,8 @@ Status PageStoreImpl::LockDir() {
   return Status::OK();
 }
 
-Status PageStoreImpl::ListDir(Manifest* manifest, std::vector<uint64_t>* numbers, bool* deleted) {
+Status PageStoreImpl::ListDir(Manifest* gcstate, std::optional<Manifest>* store,
+                              std::vector<uint64_t>* numbers, bool* deleted) {
   auto children = env_->GetChildren(dir_);
   if (!children.ok()) return children.status();
   for (const std::string& name : *children) {
@@ -243,7 +313,18 @@ Status PageStoreImpl::ListDir(Manifest* manifest, std::vector<uint64_t>* numbers
     } else if (name == kManifestName) {
       auto data = env_->ReadFileToString(JoinPath(dir_, name));
       if (!data.ok()) return data.status();
-      BRANCHDB_RETURN_IF_ERROR(DecodeManifest(*data, manifest));
+      BRANCHDB_RETURN_IF_ERROR(DecodeManifest(*data, gcstate));
+    } else if (name == kStoreManifestName) {
+      auto data = env_->ReadFileToString(JoinPath(dir_, name));
+      if (!data.ok()) return data.status();
+      Manifest m;
+      if (Status s = DecodeStoreManifest(*data, &m); !s.ok()) {
+        damage_.push_back(s.message() +
+                          "; the store's structure read from the segments' footers instead, "
+                          "MANIFEST rewritten");
+      } else {
+        *store = std::move(m);
+      }
     }
   }
   std::sort(numbers->begin(), numbers->end());
@@ -298,9 +379,25 @@ Status PageStoreImpl::DropSupersededSegments(std::vector<uint64_t>* numbers, boo
 }
 
 Status PageStoreImpl::LoadSegments(const std::vector<uint64_t>& numbers, uint64_t newest_log,
+                                   const std::map<uint64_t, uint64_t>& covered,
                                    std::vector<Loaded>* loaded,
+                                   std::vector<IndexedRecord>* indexed,
                                    std::optional<TailSegment>* tail) {
   for (uint64_t n : numbers) {
+    // The newest log segment is sealed only by an intact footer (LoadSegment).
+    if (auto it = covered.find(n); it != covered.end() && n != newest_log) {
+      auto size = env_->GetFileSize(SegmentPath(n));
+      if (!size.ok()) return size.status();
+      bool done = false;
+      if (*size == it->second) {
+        BRANCHDB_RETURN_IF_ERROR(LoadIndexedSegment(n, *size, indexed, &done));
+      }
+      if (done) {
+        WriterLock state(state_mu_);  // nothing else runs yet: for the analysis
+        segments_[n] = Segment{*size, true};
+        continue;
+      }
+    }
     bool sealed = false;
     uint32_t version = 0;
     uint64_t size = 0;
@@ -314,15 +411,21 @@ Status PageStoreImpl::LoadSegments(const std::vector<uint64_t>& numbers, uint64_
   return Status::OK();
 }
 
-Status PageStoreImpl::Rebuild(const Manifest& manifest, std::vector<Loaded> records) {
-  gc_lsn_ = manifest.last_lsn;
+Status PageStoreImpl::Rebuild(const Manifest& manifest, std::vector<Loaded> records,
+                              std::vector<IndexedRecord> indexed) {
+  gc_lsn_ = manifest.gc_lsn;
   BRANCHDB_RETURN_IF_ERROR(RestoreManifestRuns(manifest));
+  // Pages with versions in the segments read through their record index
+  // (their metas, which list them, are not read).
+  for (const auto& [first, last] : manifest.known_pages) {
+    for (uint64_t p = first; p <= last; ++p) index_.NoteOnDisk(static_cast<PageNo>(p));
+  }
   Lsn max_lsn = manifest.last_lsn;
   TimelineId max_timeline = manifest.last_timeline;
   int64_t max_time = manifest.last_time;
   bool saw_collected = false;
-  BRANCHDB_RETURN_IF_ERROR(ApplyLoaded(manifest, std::move(records), &max_lsn, &max_timeline,
-                                       &max_time, &saw_collected));
+  BRANCHDB_RETURN_IF_ERROR(ApplyLoaded(manifest, std::move(records), std::move(indexed), &max_lsn,
+                                       &max_timeline, &max_time, &saw_collected));
   for (Run& run : runs_) {
     if (!std::is_sorted(run.entries.begin(), run.entries.end(),
                         [](const RunEntry& a, const RunEntry& b) { return a.lsn < b.lsn; })) {
@@ -370,16 +473,41 @@ Status PageStoreImpl::RestoreManifestRuns(const Manifest& manifest) {
 }
 
 Status PageStoreImpl::ApplyLoaded(const Manifest& manifest, std::vector<Loaded> records,
-                                  Lsn* max_lsn, TimelineId* max_timeline, int64_t* max_time,
+                                  std::vector<IndexedRecord> indexed, Lsn* max_lsn,
+                                  TimelineId* max_timeline, int64_t* max_time,
                                   bool* saw_collected) {
   std::sort(records.begin(), records.end(),
             [](const Loaded& a, const Loaded& b) { return a.meta.lsn < b.meta.lsn; });
+  std::sort(indexed.begin(), indexed.end(),
+            [](const IndexedRecord& a, const IndexedRecord& b) { return a.e.lsn < b.e.lsn; });
+  Lsn prev = 0;
+  auto check_order = [&prev](Lsn lsn) {
+    if (prev == lsn) {
+      return Status::Corruption("LSN " + std::to_string(lsn) + " appears twice in the log");
+    }
+    prev = lsn;
+    return Status::OK();
+  };
+  size_t next_indexed = 0;
+  // The indexed records below `lsn`, in order (all within the manifest's LSN).
+  auto apply_indexed_below = [&](Lsn lsn) REQUIRES(mu_, state_mu_) {
+    for (; next_indexed < indexed.size() && indexed[next_indexed].e.lsn < lsn; ++next_indexed) {
+      const IndexedRecord& r = indexed[next_indexed];
+      BRANCHDB_RETURN_IF_ERROR(check_order(r.e.lsn));
+      BRANCHDB_RETURN_IF_ERROR(ApplyIndexedRecord(manifest, r));
+      *max_lsn = std::max(*max_lsn, r.e.lsn);
+      *max_time = std::max(*max_time, r.e.time_micros);
+    }
+    return Status::OK();
+  };
   for (size_t i = 0; i < records.size(); ++i) {
     const Loaded& rec = records[i];
     const Lsn lsn = rec.meta.lsn;
-    if (i > 0 && records[i - 1].meta.lsn == lsn) {
+    BRANCHDB_RETURN_IF_ERROR(apply_indexed_below(lsn));
+    if (next_indexed < indexed.size() && indexed[next_indexed].e.lsn == lsn) {
       return Status::Corruption("LSN " + std::to_string(lsn) + " appears twice in the log");
     }
+    BRANCHDB_RETURN_IF_ERROR(check_order(lsn));
     bool collected = (rec.meta.flags & kRecordFlagCollected) ||
                      (lsn <= manifest.last_lsn && InRanges(manifest.collected, lsn));
     if (collected && !(rec.meta.flags & kRecordFlagCollected)) *saw_collected = true;
@@ -390,6 +518,37 @@ Status PageStoreImpl::ApplyLoaded(const Manifest& manifest, std::vector<Loaded> 
     *max_timeline = std::max(*max_timeline, rec.meta.timeline);
     *max_time = std::max(*max_time, rec.meta.time_micros);
   }
+  return apply_indexed_below(~Lsn{0});
+}
+
+Status PageStoreImpl::ApplyIndexedRecord(const Manifest& manifest, const IndexedRecord& r) {
+  const RecordIndexEntry& e = r.e;
+  if (e.lsn > manifest.last_lsn) {
+    return Status::Corruption(SegmentFileName(r.segment) + ": record " + std::to_string(e.lsn) +
+                              " is newer than the MANIFEST that lists its segment");
+  }
+  if (InRanges(manifest.collected, e.lsn)) return Status::OK();  // its versions stay on disk
+  auto it = run_by_start_.find(e.run_start);
+  if (it == run_by_start_.end()) {
+    return Status::Corruption("record " + std::to_string(e.lsn) + ": run missing");
+  }
+  Run& run = runs_[it->second];
+  run.entries.push_back(RunEntry{e.lsn, e.time_micros, true});
+  RecordEntry rec;
+  rec.lsn = e.lsn;
+  rec.time_micros = e.time_micros;
+  rec.offset = e.offset;
+  rec.run = it->second;
+  rec.segment = r.segment;
+  rec.meta_len = e.meta_len;
+  rec.db_size_pages = e.db_size_pages;
+  rec.payload_len = e.payload_len;
+  rec.images = e.images;
+  if (!records_.Append(rec)) {
+    return Status::Corruption("record " + std::to_string(e.lsn) + " is not above LSN " +
+                              std::to_string(records_.at(records_.size() - 1).lsn));
+  }
+  if (e.payload_len > 0) payload_bytes_[run.timeline] += e.payload_len;
   return Status::OK();
 }
 

@@ -251,7 +251,7 @@ Status PageStoreImpl::BeginAppend(bool payload) {
     // A format-1 segment (written by an older build) never holds a payload, so
     // that older builds refuse the store by its version instead of misreading it.
     const bool roll = active_file_->Size() >= options_.segment_bytes ||
-                      (payload && active_version_ < kFormatVersion);
+                      (payload && active_version_ < kFirstPayloadFormatVersion);
     if (!roll) return Status::OK();
     if (syncing_) {  // the leader syncs the active file: it must stay open
       cv_.Wait(mu_);
@@ -263,6 +263,8 @@ Status PageStoreImpl::BeginAppend(bool payload) {
       MarkDurable(appended);
       s = StartSegment(next_segment_++);
     }
+    // The sealed segment joins the manifest, so that Open need not read its footer.
+    if (s.ok()) s = WriteStoreManifest(EncodeStoreManifest(BuildManifestLocked()));
     if (!s.ok()) return StopWrites(s);
     return Status::OK();
   }
@@ -376,8 +378,13 @@ Status PageStoreImpl::SealActive() {
       }
     }
   }
+  // Format 4: and its record index, so that Open needs no record list.
+  std::vector<RecordIndexEntry> records;
+  if (active_version_ >= kFirstRecordIndexFormatVersion) {
+    BRANCHDB_RETURN_IF_ERROR(RecordIndexOf(active_footer_, &records));
+  }
   std::string footer =
-      EncodeFooter(active_footer_, active_file_->Size(), active_version_, index);
+      EncodeFooter(active_footer_, active_file_->Size(), active_version_, index, records);
   BRANCHDB_RETURN_IF_ERROR(active_file_->Append(footer));
   BRANCHDB_RETURN_IF_ERROR(SyncError(active_file_->Sync()));
   BRANCHDB_RETURN_IF_ERROR(active_file_->Close());

@@ -31,7 +31,12 @@ Status ReadSegmentIndex(RandomAccessFile* file, uint64_t number, uint64_t size, 
     *damage = "page index tail checksum mismatch";
     return Status::OK();
   }
-  if (tail.index_offset != t.footer_offset + t.footer_len || tail.dir_offset < tail.index_offset ||
+  // Format 4: the record index section (at least its tail) comes first.
+  const uint64_t footer_end = t.footer_offset + t.footer_len;
+  const bool index_at = t.version >= kFirstRecordIndexFormatVersion
+                            ? tail.index_offset >= footer_end + kIndexTailSize
+                            : tail.index_offset == footer_end;
+  if (!index_at || tail.dir_offset < tail.index_offset ||
       tail.dir_offset > tail_at || tail.dir_offset + tail.dir_len != tail_at) {
     *damage = "page index tail offsets are inconsistent";
     return Status::OK();
@@ -66,6 +71,73 @@ Status ReadSegmentIndex(RandomAccessFile* file, uint64_t number, uint64_t size, 
     return Status::OK();
   }
   out->number = number;
+  out->footer_end = footer_end;
+  out->index_offset = tail.index_offset;
+  return Status::OK();
+}
+
+Status ReadRecordIndex(RandomAccessFile* file, const SegmentIndex& idx,
+                       std::vector<RecordIndexEntry>* out, std::string* damage) {
+  damage->clear();
+  out->clear();
+  const uint64_t tail_at = idx.index_offset - kIndexTailSize;
+  std::string raw;
+  BRANCHDB_RETURN_IF_ERROR(
+      ReadExactly(file, idx.footer_end, idx.index_offset - idx.footer_end, &raw));
+  IndexTail tail;
+  if (!DecodeIndexTail(std::string_view(raw).substr(tail_at - idx.footer_end), &tail)) {
+    *damage = "record index tail checksum mismatch";
+    return Status::OK();
+  }
+  if (tail.index_offset != idx.footer_end || tail.dir_offset < tail.index_offset ||
+      tail.dir_offset + tail.dir_len != tail_at) {
+    *damage = "record index tail offsets are inconsistent";
+    return Status::OK();
+  }
+  auto at = [&](uint64_t offset, uint64_t len) {
+    return std::string_view(raw).substr(offset - idx.footer_end, len);
+  };
+  RecordIndexDirectory dir;
+  if (Status d = DecodeRecordIndexDirectory(at(tail.dir_offset, tail.dir_len), &dir); !d.ok()) {
+    *damage = d.message();
+    return Status::OK();
+  }
+  uint64_t next = tail.index_offset;
+  for (size_t i = 0; i < dir.blocks.size(); ++i) {
+    const RecordIndexHandle& h = dir.blocks[i];
+    if (h.offset != next || h.len < 8 || h.offset + h.len > tail.dir_offset ||
+        h.first_lsn > h.last_lsn || (i > 0 && dir.blocks[i - 1].last_lsn >= h.first_lsn)) {
+      *damage = "record index directory entry " + std::to_string(i) + " is inconsistent";
+      return Status::OK();
+    }
+    next += h.len;
+  }
+  if (next != tail.dir_offset) {
+    *damage = "record index directory does not cover its blocks";
+    return Status::OK();
+  }
+  out->reserve(dir.records);
+  for (size_t i = 0; i < dir.blocks.size(); ++i) {
+    const RecordIndexHandle& h = dir.blocks[i];
+    const size_t before = out->size();
+    if (Status b = DecodeRecordIndexBlock(at(h.offset, h.len), out); !b.ok()) {
+      *damage = "record index block " + std::to_string(i) + " at offset " +
+                std::to_string(h.offset) + ": " + b.message();
+      out->clear();
+      return Status::OK();
+    }
+    if (out->size() == before || (*out)[before].lsn != h.first_lsn || out->back().lsn != h.last_lsn) {
+      *damage = "record index block " + std::to_string(i) + " does not match its directory entry";
+      out->clear();
+      return Status::OK();
+    }
+  }
+  if (out->size() != dir.records) {
+    *damage = "record index lists " + std::to_string(out->size()) + " records, its directory " +
+              std::to_string(dir.records);
+    out->clear();
+    return Status::OK();
+  }
   return Status::OK();
 }
 

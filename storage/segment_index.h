@@ -29,6 +29,8 @@ struct SegmentIndex {
   std::shared_ptr<RandomAccessFile> file;  // kept readable after compaction deletes it
   IndexDirectory dir;
   std::string filter;  // bits and the probe count (FilterMayContain)
+  uint64_t footer_end = 0;    // footer_offset + footer_len: where the record list ends
+  uint64_t index_offset = 0;  // where the page index begins (format 4: after the record index)
 
   bool MayContain(PageNo pgno) const { return FilterMayContain(filter, pgno); }
   // Bytes this object holds on the heap and in itself.
@@ -43,6 +45,16 @@ struct SegmentIndex {
 // *damage saying what failed; the reads' errors as they are.
 Status ReadSegmentIndex(RandomAccessFile* file, uint64_t number, uint64_t size, SegmentIndex* out,
                         std::string* damage);
+
+// Reads and checks the record index of a sealed format-4 segment whose page
+// index `idx` passed ReadSegmentIndex (its footer_end and index_offset say
+// where the record index section lies): its tail, directory and every block,
+// each by its crc, and their offsets. OK with *damage empty and *out holding
+// the entries (ascending LSN), or OK with *damage saying what failed; the
+// reads' errors as they are. One read for the tail and directory, one for
+// the blocks.
+Status ReadRecordIndex(RandomAccessFile* file, const SegmentIndex& idx,
+                       std::vector<RecordIndexEntry>* out, std::string* damage);
 
 using IndexBlock = std::vector<IndexEntry>;
 

@@ -124,6 +124,17 @@ Result<bool> FooterBeginsAt(RandomAccessFile* file, uint64_t end, uint64_t size,
     if (DecodeIndexTail(raw, &it) && it.index_offset > end && it.index_offset <= body_end) {
       body_end = it.index_offset;
     }
+    // Format 4: the record index section comes first; its tail (checked by
+    // its crc) ends where the page index begins.
+    if (body_end - end >= kIndexTailSize) {
+      const uint64_t rtail_at = body_end - kIndexTailSize;
+      BRANCHDB_RETURN_IF_ERROR(ReadExactly(file, rtail_at, kIndexTailSize, &raw));
+      IndexTail rt;
+      if (DecodeIndexTail(raw, &rt) && rt.index_offset >= end && rt.index_offset <= rt.dir_offset &&
+          rt.dir_offset + rt.dir_len == rtail_at) {
+        body_end = rt.index_offset;
+      }
+    }
   }
   std::string body;
   BRANCHDB_RETURN_IF_ERROR(ReadExactly(file, end, body_end - end, &body));

@@ -4,6 +4,7 @@
 // memory until compaction rewrites its segments in format 3).
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <map>
 #include <string>
 #include <vector>
@@ -27,26 +28,34 @@ constexpr PageNo kPages = 4;
 // The page a v2 fixture's commit `lsn` writes, and the seed of its image.
 PageNo PageOf(Lsn lsn) { return static_cast<PageNo>(lsn % kPages + 1); }
 
-// Writes a store in format 2, as the builds before format 3 wrote it: one
-// timeline (created at LSN 1) with commits 2..last, each writing one page,
-// `per_segment` records per segment; every segment but the last sealed with
-// a format-2 footer (record list, trailer), the last one unsealed.
-void WriteFormat2Store(Env& env, const std::string& dir, Lsn last, int per_segment) {
+// Writes a store in format 2 (or 3), as the builds before format 3 (or 4)
+// wrote it: one timeline (created at LSN 1) with commits 2..last, each
+// writing one page, `per_segment` records per segment; every segment but the
+// last sealed with a footer of that format (record list, format 3: page
+// index; trailer), the last one unsealed. No MANIFEST.
+void WriteFormat2Store(Env& env, const std::string& dir, Lsn last, int per_segment,
+                       uint32_t version = 2) {
   REQUIRE(env.CreateDirs(dir).ok());
   uint64_t number = 0;
   std::unique_ptr<WritableFile> file;
   std::vector<std::pair<uint64_t, std::string>> footer;
+  std::vector<internal::IndexEntry> index;  // format 3
   auto seal = [&] {
-    REQUIRE(file->Append(EncodeFooter(footer, file->Size(), 2)).ok());
+    std::sort(index.begin(), index.end(),
+              [](const internal::IndexEntry& a, const internal::IndexEntry& b) {
+                return a.pgno != b.pgno ? a.pgno < b.pgno : a.lsn < b.lsn;
+              });
+    REQUIRE(file->Append(EncodeFooter(footer, file->Size(), version, index)).ok());
     REQUIRE(file->Sync().ok());
     REQUIRE(file->Close().ok());
     footer.clear();
+    index.clear();
   };
   for (Lsn lsn = 1; lsn <= last; ++lsn) {
     if (lsn % per_segment == 1 || per_segment == 1) {
       if (file) seal();
       SegmentHeader h;
-      h.version = 2;
+      h.version = version;
       h.number = ++number;
       auto f = env.NewWritableFile(JoinPath(dir, internal::SegmentFileName(number)),
                                    Env::OpenMode::kTruncate);
@@ -68,6 +77,10 @@ void WriteFormat2Store(Env& env, const std::string& dir, Lsn last, int per_segme
       internal::AppendImageBlock(&images, PageData(lsn));
     }
     const std::string meta = EncodeMeta(m);
+    if (lsn > 1) {
+      index.push_back(internal::IndexEntry{PageOf(lsn), lsn, 1,
+                                           file->Size() + internal::kRecordHeaderSize + meta.size()});
+    }
     footer.emplace_back(file->Size(), meta);
     REQUIRE(file->Append(EncodeRecordPrefix(meta) + images).ok());
   }
@@ -184,6 +197,61 @@ TEST_CASE("A store written in format 2 opens, reads everything, and moves to for
   }
   // Nothing of format 2 is left in memory but what is not compacted yet.
   CHECK(f.store().Stats().page_index_versions < last - 1);
+}
+
+TEST_CASE("A store written in format 3 opens, writes its first MANIFEST, and moves to format 4") {
+  StoreFixture f;  // only for its directory, clock and Env
+  f.Close();
+  const Lsn last = 60;
+  WriteFormat2Store(f.env(), f.path(), last, 8, 3);
+  const std::string manifest = JoinPath(f.path(), "MANIFEST");
+  REQUIRE(!f.env().FileExists(manifest));
+  f.Reopen();
+  CHECK(f.store().Damage().empty());
+  // Its versions stay on disk (format 3 has a page index); its records come
+  // from the footers (format 3 has no record index) at every Open.
+  CHECK(f.store().Stats().page_index_versions <= 8);
+  CheckFormat2States(f.store(), 1, last);
+  CHECK(f.env().FileExists(manifest));
+  f.Reopen();
+  CHECK(f.store().Damage().empty());
+  CheckFormat2States(f.store(), 1, last);
+  // New segments are format 4; compaction rewrites the old ones in format 4.
+  f.options().segment_bytes = 32 << 10;
+  f.Reopen();
+  const TimelineId t = 1;
+  Lsn head = last;
+  for (int i = 0; i < 20; ++i) head = f.Commit(t, {{1, 5000 + static_cast<uint64_t>(i)}}, kPages);
+  CheckFormat2States(f.store(), 1, last);
+  f.clock().Advance(3600ll * 1000000);
+  GcOptions gc;
+  gc.restore_window_micros = 0;
+  auto r = f.store().Gc(gc);
+  INFO(r.status().ToString());
+  REQUIRE(r.ok());
+  CHECK(r->segments_rewritten >= 7);
+  auto check_head = [&] {
+    for (PageNo p = 1; p <= kPages; ++p) {
+      std::string out;
+      REQUIRE(f.store().ReadPageAt(head, p, &out).ok());
+      CHECK(out == PageData(p == 1 ? 5019 : SeedAt(last, p)));
+    }
+  };
+  check_head();
+  f.Reopen();
+  check_head();
+  CHECK(f.store().Damage().empty());
+  int format4 = 0;
+  auto children = f.env().GetChildren(f.path());
+  REQUIRE(children.ok());
+  for (const std::string& c : *children) {
+    uint64_t n = 0;
+    if (!internal::ParseSegmentFileName(c, &n)) continue;
+    const uint32_t v = HeaderVersion(f.env(), JoinPath(f.path(), c));
+    CHECK(v >= 3);
+    format4 += v == 4 ? 1 : 0;
+  }
+  CHECK(format4 >= 2);
 }
 
 }  // namespace branchdb::storage::testing
