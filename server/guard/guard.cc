@@ -58,7 +58,56 @@ json Refusal::Details() const {
 Guard::Guard(GuardOptions options, std::unique_ptr<catalog::Ledger> ledger)
     : options_(options),
       ledger_(std::move(ledger)),
-      started_micros_(options.clock->NowMicros()) {}
+      started_micros_(options.clock->NowMicros()) {
+  flusher_ = std::thread([this] { FlushLoop(); });
+}
+
+Guard::~Guard() {
+  {
+    MutexLock l(mu_);
+    stop_ = true;
+  }
+  stop_cv_.SignalAll();
+  flusher_.join();
+  (void)FlushCommitCounts();  // a failure loses these counts, as a crash would
+}
+
+void Guard::FlushLoop() {
+  MutexLock l(mu_);
+  while (!stop_) {
+    stop_cv_.WaitFor(mu_, options_.flush_interval);
+    if (stop_) break;
+    l.Unlock();
+    (void)FlushCommitCounts();  // kept for the next flush on failure
+    l.Lock();
+  }
+}
+
+Status Guard::FlushCommitCounts() {
+  MutexLock flushing(flush_mu_);
+  std::map<std::tuple<std::string, uint64_t, std::string>, int64_t> taken;
+  {
+    MutexLock l(mu_);
+    taken.swap(unflushed_commits_);
+  }
+  if (taken.empty()) return Status::OK();
+  // One ledger transaction per project.
+  std::map<std::string, std::vector<catalog::CommitCount>> by_project;
+  for (const auto& [key, n] : taken) {
+    by_project[std::get<0>(key)].push_back({std::get<1>(key), std::get<2>(key), n});
+  }
+  Status first;
+  for (const auto& [project_id, counts] : by_project) {
+    Status s = ledger_->AddCommits(project_id, counts);
+    if (s.ok()) continue;
+    if (first.ok()) first = s;
+    MutexLock l(mu_);  // back, for the next flush
+    for (const auto& c : counts) {
+      unflushed_commits_[{project_id, c.timeline, c.client_id}] += c.commits;
+    }
+  }
+  return first;
+}
 
 // --- settings --------------------------------------------------------------
 
@@ -87,6 +136,12 @@ Status Guard::PutSettings(const std::string& project, const catalog::ProjectSett
 }
 
 void Guard::ForgetProject(const std::string& project_id) {
+  {
+    MutexLock l(mu_);
+    for (auto it = unflushed_commits_.begin(); it != unflushed_commits_.end();) {
+      it = std::get<0>(it->first) == project_id ? unflushed_commits_.erase(it) : std::next(it);
+    }
+  }
   (void)ledger_->ForgetProject(project_id);  // stale rows are keyed by a dead id: harmless
   MutexLock l(mu_);
   settings_.erase(project_id);
@@ -334,8 +389,10 @@ void Guard::BranchCreated(const std::string& project, const std::string& branch,
 void Guard::Committed(const std::string& project, const std::string& branch,
                       const std::string& client_id) {
   auto p = options_.catalog->GetProject(project);
-  auto b = options_.catalog->GetBranch(project, branch, false);
-  if (p.ok() && b.ok()) (void)ledger_->AddCommit(p->id, b->timeline, client_id);
+  auto b = options_.catalog->GetBranchRow(project, branch);
+  if (!p.ok() || !b.ok()) return;
+  MutexLock l(mu_);
+  ++unflushed_commits_[{p->id, b->timeline, client_id}];
 }
 
 void Guard::CountRequest(const std::string& project, const std::string& client_id) {
@@ -356,8 +413,18 @@ void Guard::CountCompute(const std::string& project, const std::string& client_i
 Result<Usage> Guard::ProjectUsage(const std::string& project, const std::string& client_id,
                                   bool with_store_bytes) {
   GUARD_ASSIGN(branches, ListBranches(project));
+  // The ledger's counts and those not yet in it, with no flush between.
+  MutexLock flushing(flush_mu_);
   auto counts = ledger_->CommitCounts(branches.project_id);
   if (!counts.ok()) return counts.status();
+  {
+    MutexLock l(mu_);
+    for (const auto& [key, n] : unflushed_commits_) {
+      if (std::get<0>(key) == branches.project_id) {
+        counts->push_back({std::get<1>(key), std::get<2>(key), n});
+      }
+    }
+  }
   std::map<uint64_t, int64_t> commits_by_timeline;
   Usage u;
   u.project = project;
