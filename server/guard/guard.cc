@@ -145,6 +145,7 @@ void Guard::ForgetProject(const std::string& project_id) {
   (void)ledger_->ForgetProject(project_id);  // stale rows are keyed by a dead id: harmless
   MutexLock l(mu_);
   settings_.erase(project_id);
+  figures_.clear();  // by name: a project re-created under it starts afresh
 }
 
 Guard::ProjectLock Guard::LockProject(const std::string& project) {
@@ -205,6 +206,26 @@ Result<Guard::Branches> Guard::ListBranches(const std::string& project) {
   if (!store.ok()) return store.status();
   out.store = std::move(*store);
   return out;
+}
+
+Result<Guard::ByteFigure> Guard::Figure(const std::string& project) {
+  const int64_t now = options_.clock->NowMicros();
+  const int64_t max_age =
+      std::chrono::duration_cast<std::chrono::microseconds>(options_.flush_interval).count();
+  {
+    MutexLock l(mu_);
+    auto it = figures_.find(project);
+    if (it != figures_.end() && now - it->second.made_micros < max_age) return it->second;
+  }
+  GUARD_ASSIGN(branches, ListBranches(project));
+  ByteFigure figure;
+  figure.made_micros = now;
+  for (const auto& b : branches.list) {
+    figure.branches[b.name] = BranchBytes{branches.LogicalBytes(b), branches.OwnerOf(b)};
+  }
+  MutexLock l(mu_);
+  figures_[project] = figure;
+  return figure;
 }
 
 int64_t Guard::WindowCount(std::deque<int64_t>& window, int64_t now) {
@@ -296,19 +317,18 @@ Status Guard::CheckCommit(const std::string& project, const std::string& branch,
   const Quotas& pq = settings->quotas;
   const Quotas client = ClientQuotas(client_id);
   if (pq.max_bytes || client.max_bytes) {
-    GUARD_ASSIGN(branches, ListBranches(project));
+    GUARD_ASSIGN(figure, Figure(project));
     const uint64_t pending = PendingBytes(db);
     uint64_t before = 0, after = 0, own_before = 0, own_after = 0;
     bool own_branch = false;
-    for (const auto& b : branches.list) {
-      const uint64_t now_bytes = branches.LogicalBytes(b);
-      const uint64_t new_bytes = b.name == branch ? pending : now_bytes;
-      before += now_bytes;
+    for (const auto& [name, b] : figure.branches) {
+      const uint64_t new_bytes = name == branch ? pending : b.bytes;
+      before += b.bytes;
       after += new_bytes;
-      if (!client_id.empty() && branches.OwnerOf(b) == client_id) {
-        own_before += now_bytes;
+      if (!client_id.empty() && b.owner == client_id) {
+        own_before += b.bytes;
         own_after += new_bytes;
-        own_branch |= b.name == branch;
+        own_branch |= name == branch;
       }
     }
     if (pq.max_bytes && after > before && after > static_cast<uint64_t>(*pq.max_bytes)) {
@@ -320,6 +340,14 @@ Status Guard::CheckCommit(const std::string& project, const std::string& branch,
       *refused = {"max_bytes", "client", client_id, *client.max_bytes,
                   static_cast<int64_t>(own_before)};
       return refused->ToStatus();
+    }
+    // Passed: the figure holds the branch's new size from now on (a COMMIT
+    // that then fails leaves it high until the next walk: stricter, not laxer).
+    MutexLock l(mu_);
+    auto it = figures_.find(project);
+    if (it != figures_.end()) {
+      auto b = it->second.branches.find(branch);
+      if (b != it->second.branches.end()) b->second.bytes = pending;
     }
   }
   if (pq.max_commits_per_minute || client.max_commits_per_minute) {
@@ -384,6 +412,8 @@ void Guard::BranchCreated(const std::string& project, const std::string& branch,
   auto p = options_.catalog->GetProject(project);
   auto b = options_.catalog->GetBranch(project, branch, false);
   if (p.ok() && b.ok()) (void)ledger_->SetBranchOwner(p->id, b->timeline, client_id);
+  MutexLock l(mu_);
+  figures_.erase(project);  // a new branch: its bytes and owner
 }
 
 void Guard::Committed(const std::string& project, const std::string& branch,

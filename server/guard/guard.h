@@ -19,7 +19,12 @@
 // GuardOptions::flush_interval (and at destruction, a clean shutdown), so a
 // crash loses at most the counts of that interval's commits: the usage's
 // "commits" then errs low, never high. No quota reads those counts
-// (max_commits_per_minute counts its window in memory, as before).
+// (max_commits_per_minute counts its window in memory, as before). The
+// max_bytes check reads a running figure per project (each branch's logical
+// bytes and owner), made by a walk of the project's branches at most once
+// per flush_interval, updated in place by each commit it passes, and made
+// afresh after a branch is created; a change made by another route in the
+// meantime (rollback, reset, promote, delete) shows within flush_interval.
 //
 // Thread-safety: safe for concurrent use. mu_ is a leaf: no catalog, auth,
 // ledger or supervisor call is made while it is held.
@@ -77,7 +82,8 @@ struct GuardOptions {
   catalog::Catalog* catalog = nullptr;               // required; not owned
   auth::AuthService* auth = nullptr;                 // optional; not owned
   compute::ComputeSupervisor* computes = nullptr;    // required; not owned
-  // How often commit counts reach the ledger (see above). Default: 1 s.
+  // How often commit counts reach the ledger, and how old the max_bytes
+  // check's running figure may get (see above). Default: 1 s.
   std::chrono::milliseconds flush_interval{1000};
 };
 
@@ -181,6 +187,18 @@ class Guard {
   Result<Branches> ListBranches(const std::string& project);
   // Commits in the last minute of key, with those older dropped.
   int64_t WindowCount(std::deque<int64_t>& window, int64_t now) REQUIRES(mu_);
+  // The max_bytes check's running figure of a project (see above).
+  struct BranchBytes {
+    uint64_t bytes = 0;
+    std::string owner;
+  };
+  struct ByteFigure {
+    int64_t made_micros = 0;
+    std::map<std::string, BranchBytes> branches;  // by branch name
+  };
+  // The project's figure, walked again when missing or older than
+  // flush_interval. Takes mu_ itself (never across the walk).
+  Result<ByteFigure> Figure(const std::string& project) EXCLUDES(mu_);
   void FlushLoop();
 
   const GuardOptions options_;
@@ -201,6 +219,7 @@ class Guard {
   // timeline, client id).
   std::map<std::tuple<std::string, uint64_t, std::string>, int64_t> unflushed_commits_
       GUARDED_BY(mu_);
+  std::map<std::string, ByteFigure> figures_ GUARDED_BY(mu_);  // by project name
   bool stop_ GUARDED_BY(mu_) = false;
   CondVar stop_cv_;  // with mu_: stop_ set
   Mutex flush_mu_ ACQUIRED_BEFORE(mu_);  // one flush at a time (held across the ledger write)
