@@ -26,7 +26,8 @@
 // Every figure carries the 1-minute load average at its measurement
 // ("load1"). Environment: BRANCHDB_BENCH_SECONDS (seconds per run, default 3),
 // BRANCHDB_BENCH_ROUNDS (default 3), BRANCHDB_BENCH_PG_1GB, BRANCHDB_BENCH_DIR
-// (bench_util.h), BRANCHDB_BENCH_BINARY (default: the build's bin/branchdb),
+// (bench_util.h), BRANCHDB_BENCH_PG_REQUESTS_ONLY=1 (the request figures
+// only, no copies), BRANCHDB_BENCH_BINARY (default: the build's bin/branchdb),
 // BRANCHDB_BENCH_BEFORE_BINARY (an earlier build's `branchdb`: its request
 // figures too, in the same rounds, as *_vs_before metrics).
 #include <dirent.h>
@@ -708,6 +709,10 @@ int Main() {
     }
   }
 
+  if (const char* only = std::getenv("BRANCHDB_BENCH_PG_REQUESTS_ONLY");
+      only != nullptr && std::string(only) == "1") {
+    return 0;  // no copies: a request-path change measured alone
+  }
   std::vector<int> sizes = {10, 100};
   if (gigabyte) sizes.push_back(1024);
   for (int mb : sizes) Copies(bdb, pg, mb, mb >= 1024 ? 1 : rounds);

@@ -313,15 +313,13 @@ Status Catalog::SetRestoreWindow(const std::string& project, int64_t w) {
 
 // --- Branches -------------------------------------------------------------------
 
-Result<BranchInfo> Catalog::Impl::MakeInfo(Project& p, const BranchRow& r, bool with_usage) {
+namespace {
+// A branch's info as its row alone gives it.
+BranchInfo RowInfo(const Project& p, const BranchRow& r) {
   BranchInfo b;
   b.name = r.name;
   b.timeline = r.timeline;
   b.parent_timeline = r.parent_timeline;
-  if (r.parent_timeline != 0) {
-    auto parent = FindBranchByTimeline(p, r.parent_timeline);
-    if (parent.ok()) b.parent = parent->name;
-  }
   b.branch_point = r.branch_point;
   b.created_micros = r.created_micros;
   b.expires_micros = r.expires_micros;
@@ -329,6 +327,16 @@ Result<BranchInfo> Catalog::Impl::MakeInfo(Project& p, const BranchRow& r, bool 
   b.writes_promote_only = r.promote_only;
   b.idle_timeout_seconds = r.idle_timeout_seconds;
   b.is_default = r.name == p.info.default_branch;
+  return b;
+}
+}  // namespace
+
+Result<BranchInfo> Catalog::Impl::MakeInfo(Project& p, const BranchRow& r, bool with_usage) {
+  BranchInfo b = RowInfo(p, r);
+  if (r.parent_timeline != 0) {
+    auto parent = FindBranchByTimeline(p, r.parent_timeline);
+    if (parent.ok()) b.parent = parent->name;
+  }
   auto head = p.store->Head(r.timeline);
   if (!head.ok()) return head.status();
   // The head may be a pipelined commit not yet durable: never report one
@@ -481,6 +489,12 @@ Result<BranchInfo> Catalog::GetBranch(const std::string& project, const std::str
   return impl_->MakeInfo(*found->project, found->row, with_usage);
 }
 
+Result<BranchInfo> Catalog::GetBranchRow(const std::string& project, const std::string& branch) {
+  auto found = impl_->ReadProjectBranch(project, branch);
+  if (!found.ok()) return found.status();
+  return RowInfo(*found->project, found->row);
+}
+
 Result<std::vector<BranchInfo>> Catalog::ListBranches(const std::string& project,
                                                       bool with_usage) {
   auto p = impl_->ReadProject(project);
@@ -508,6 +522,7 @@ Status Catalog::RenameBranch(const std::string& project, const std::string& from
   }
   bool is_default = p.info.default_branch == from;
   {
+    RowsWrite write(im);
     DbUse use(im);
     BRANCHDB_RETURN_IF_ERROR(use.Transaction([&] {
       Stmt s(use.get(), "UPDATE branches SET name=?3 WHERE project_id=?1 AND timeline=?2");

@@ -510,6 +510,11 @@ class Catalog {
   // with_usage: also fill logical_bytes / exclusive_bytes (PageStore::Usage).
   Result<BranchInfo> GetBranch(const std::string& project, const std::string& branch,
                                bool with_usage = true);
+  // The branch's catalog row alone: GetBranch's fields but head (0), parent
+  // (empty) and the usage. Never touches the store, so never waits for a
+  // pipelined commit's fsync: for the checks every request makes (protection,
+  // writes policy, the timeline), from memory once the row was read.
+  Result<BranchInfo> GetBranchRow(const std::string& project, const std::string& branch);
   // Sorted by name; parent links let the caller render the tree.
   Result<std::vector<BranchInfo>> ListBranches(const std::string& project,
                                                bool with_usage = false);

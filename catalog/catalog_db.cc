@@ -213,14 +213,44 @@ std::vector<std::shared_ptr<Project>> Catalog::Impl::Projects() {
   return out;
 }
 
+uint64_t Catalog::Impl::RowsGeneration() {
+  MutexLock l(rows_mu);
+  return rows_generation;
+}
+
+void Catalog::Impl::RememberRow(uint64_t generation, const std::string& project_id,
+                                const BranchRow& row) {
+  MutexLock l(rows_mu);
+  if (generation != rows_generation) return;  // a write began or ended meanwhile
+  rows_by_name[{project_id, row.name}] = row;
+  rows_by_timeline[{project_id, row.timeline}] = row;
+}
+
+void Catalog::Impl::ForgetRows() {
+  MutexLock l(rows_mu);
+  ++rows_generation;
+  rows_by_name.clear();
+  rows_by_timeline.clear();
+}
+
 Result<BranchRow> Catalog::Impl::FindBranch(const Project& p, const std::string& name) {
+  {
+    MutexLock l(rows_mu);
+    auto it = rows_by_name.find({p.info.id, name});
+    if (it != rows_by_name.end()) return it->second;
+  }
+  const uint64_t generation = RowsGeneration();
   std::string sql = std::string("SELECT ") + kBranchCols +
                     " FROM branches WHERE project_id=?1 AND name=?2";
   DbUse use(*this);
   Stmt s(use.get(), sql.c_str());
   s.Bind(1, p.info.id).Bind(2, name);
   int rc = s.Step();
-  if (rc == SQLITE_ROW) return ReadBranch(s);
+  if (rc == SQLITE_ROW) {
+    BranchRow row = ReadBranch(s);
+    RememberRow(generation, p.info.id, row);
+    return row;
+  }
   if (rc == SQLITE_DONE) {
     return Status::NotFound("branch '" + name + "' not found in project '" + p.info.name + "'",
                             "branch_not_found");
@@ -229,13 +259,23 @@ Result<BranchRow> Catalog::Impl::FindBranch(const Project& p, const std::string&
 }
 
 Result<BranchRow> Catalog::Impl::FindBranchByTimeline(const Project& p, TimelineId t) {
+  {
+    MutexLock l(rows_mu);
+    auto it = rows_by_timeline.find({p.info.id, t});
+    if (it != rows_by_timeline.end()) return it->second;
+  }
+  const uint64_t generation = RowsGeneration();
   std::string sql = std::string("SELECT ") + kBranchCols +
                     " FROM branches WHERE project_id=?1 AND timeline=?2";
   DbUse use(*this);
   Stmt s(use.get(), sql.c_str());
   s.Bind(1, p.info.id).Bind(2, static_cast<int64_t>(t));
   int rc = s.Step();
-  if (rc == SQLITE_ROW) return ReadBranch(s);
+  if (rc == SQLITE_ROW) {
+    BranchRow row = ReadBranch(s);
+    RememberRow(generation, p.info.id, row);
+    return row;
+  }
   if (rc == SQLITE_DONE) return Status::NotFound("no branch of timeline", "branch_not_found");
   return CatalogError(use.get(), "find branch");
 }
@@ -269,11 +309,13 @@ Status InsertBranchRow(sqlite3* db, const std::string& project_id, const BranchR
 }  // namespace
 
 Status Catalog::Impl::InsertBranch(const Project& p, const BranchRow& r) {
+  RowsWrite write(*this);
   DbUse use(*this);
   return InsertBranchRow(use.get(), p.info.id, r);
 }
 
 Status Catalog::Impl::InsertProject(const ProjectInfo& info, const BranchRow& default_branch) {
+  RowsWrite write(*this);
   DbUse use(*this);
   return use.Transaction([&] {
     Stmt s(use.get(),
@@ -287,6 +329,7 @@ Status Catalog::Impl::InsertProject(const ProjectInfo& info, const BranchRow& de
 }
 
 Status Catalog::Impl::DeleteProjectRows(const Project& p) {
+  RowsWrite write(*this);
   DbUse use(*this);
   return use.Transaction([&] {
     for (const char* sql : {"DELETE FROM labels WHERE project_id=?1",
@@ -303,6 +346,7 @@ Status Catalog::Impl::DeleteProjectRows(const Project& p) {
 // Removes the row and its labels, and re-parents its children to its parent,
 // in one catalog transaction.
 Status Catalog::Impl::DeleteBranchRow(const Project& p, const BranchRow& r) {
+  RowsWrite write(*this);
   DbUse use(*this);
   return use.Transaction([&] {
     {
@@ -327,6 +371,7 @@ Status Catalog::Impl::UpdateBranch(const Project& p, const BranchRow& r, const c
                                    std::optional<int64_t> value) {
   std::string sql =
       std::string("UPDATE branches SET ") + column + "=?3 WHERE project_id=?1 AND timeline=?2";
+  RowsWrite write(*this);
   DbUse use(*this);
   Stmt s(use.get(), sql.c_str());
   s.Bind(1, p.info.id).Bind(2, static_cast<int64_t>(r.timeline));

@@ -160,6 +160,24 @@ struct Catalog::Impl {
   storage::SqliteHandle db_owner GUARDED_BY(db_mu);  // opened and closed alone
   sqlite3* db GUARDED_BY(db_mu) = nullptr;           // == db_owner.get()
 
+  // The branch rows FindBranch and FindBranchByTimeline read last, by
+  // (project id, name) and (project id, timeline), so that a request's
+  // branch lookup (every SQL request asks) does not query catalog.db under
+  // db_mu, which serialized concurrent requests (#20). Emptied by every
+  // write of branch rows, before it and after it (ForgetRows, which also
+  // moves rows_generation on); a reader remembers the row it read only if
+  // no write began or ended since it started reading (RowsGeneration taken
+  // before the query), so that a row read before a write never outlives it,
+  // whatever lock the reader holds. A leaf: taken last, never across I/O.
+  Mutex rows_mu ACQUIRED_AFTER(db_mu);
+  uint64_t rows_generation GUARDED_BY(rows_mu) = 0;
+  std::map<std::pair<std::string, std::string>, BranchRow> rows_by_name GUARDED_BY(rows_mu);
+  std::map<std::pair<std::string, TimelineId>, BranchRow> rows_by_timeline GUARDED_BY(rows_mu);
+  uint64_t RowsGeneration() EXCLUDES(rows_mu);
+  void RememberRow(uint64_t generation, const std::string& project_id, const BranchRow& row)
+      EXCLUDES(rows_mu);
+  void ForgetRows() EXCLUDES(rows_mu);
+
   // Reaper thread. reaper_mu is a leaf: the loop checks stop under it, and
   // reaps and collects without it.
   Mutex reaper_mu;
@@ -284,6 +302,20 @@ class SCOPED_CAPABILITY DbUse {
  private:
   MutexLock lock_;
   sqlite3* const db_;
+};
+
+// Around a write of branch rows: empties the row cache (Impl::rows_by_name)
+// when it begins and again when it ends, so that no reader remembers a row
+// read before the write ended. Declare it before the write's DbUse.
+class RowsWrite {
+ public:
+  explicit RowsWrite(Catalog::Impl& im) : im_(im) { im_.ForgetRows(); }
+  ~RowsWrite() { im_.ForgetRows(); }
+  RowsWrite(const RowsWrite&) = delete;
+  RowsWrite& operator=(const RowsWrite&) = delete;
+
+ private:
+  Catalog::Impl& im_;
 };
 
 // Deletes dir and everything under it through env.

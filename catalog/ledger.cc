@@ -175,15 +175,26 @@ class LedgerImpl final : public Ledger {
     return out;
   }
 
-  Status AddCommit(const std::string& project_id, uint64_t timeline,
-                   const std::string& client_id) override {
+  Status AddCommits(const std::string& project_id,
+                    const std::vector<CommitCount>& counts) override {
     MutexLock l(mu_);
-    Stmt s(db_.get(),
-           "INSERT INTO commit_counts(project_id, timeline, client_id, commits) VALUES(?,?,?,1)"
-           " ON CONFLICT(project_id, timeline, client_id) DO UPDATE SET commits = commits + 1");
-    s.Bind(1, project_id).Bind(2, static_cast<int64_t>(timeline)).Bind(3, client_id);
-    if (s.Step() != SQLITE_DONE) return LedgerError(db_.get(), "commit count");
-    return Status::OK();
+    BRANCHDB_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+    for (const CommitCount& c : counts) {
+      Stmt s(db_.get(),
+             "INSERT INTO commit_counts(project_id, timeline, client_id, commits) VALUES(?,?,?,?)"
+             " ON CONFLICT(project_id, timeline, client_id) DO UPDATE SET"
+             " commits = commits + excluded.commits");
+      s.Bind(1, project_id).Bind(2, static_cast<int64_t>(c.timeline)).Bind(3, c.client_id);
+      s.Bind(4, c.commits);
+      if (s.Step() != SQLITE_DONE) {
+        Status st = LedgerError(db_.get(), "commit counts");
+        (void)Exec("ROLLBACK");
+        return st;
+      }
+    }
+    Status st = Exec("COMMIT");
+    if (!st.ok()) (void)Exec("ROLLBACK");  // none of them: the caller keeps them all
+    return st;
   }
 
   Result<std::vector<CommitCount>> CommitCounts(const std::string& project_id) override {

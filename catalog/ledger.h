@@ -102,8 +102,10 @@ class Ledger {
   virtual Result<std::vector<std::pair<uint64_t, std::string>>> BranchOwners(
       const std::string& project_id) = 0;
 
-  virtual Status AddCommit(const std::string& project_id, uint64_t timeline,
-                           const std::string& client_id) = 0;
+  // Adds each count's commits (> 0) to project_id's (timeline, client) row,
+  // all in one transaction: all of them or, on an error, none.
+  virtual Status AddCommits(const std::string& project_id,
+                            const std::vector<CommitCount>& counts) = 0;
   virtual Result<std::vector<CommitCount>> CommitCounts(const std::string& project_id) = 0;
 
  protected:

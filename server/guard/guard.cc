@@ -58,7 +58,56 @@ json Refusal::Details() const {
 Guard::Guard(GuardOptions options, std::unique_ptr<catalog::Ledger> ledger)
     : options_(options),
       ledger_(std::move(ledger)),
-      started_micros_(options.clock->NowMicros()) {}
+      started_micros_(options.clock->NowMicros()) {
+  flusher_ = std::thread([this] { FlushLoop(); });
+}
+
+Guard::~Guard() {
+  {
+    MutexLock l(mu_);
+    stop_ = true;
+  }
+  stop_cv_.SignalAll();
+  flusher_.join();
+  (void)FlushCommitCounts();  // a failure loses these counts, as a crash would
+}
+
+void Guard::FlushLoop() {
+  MutexLock l(mu_);
+  while (!stop_) {
+    stop_cv_.WaitFor(mu_, options_.flush_interval);
+    if (stop_) break;
+    l.Unlock();
+    (void)FlushCommitCounts();  // kept for the next flush on failure
+    l.Lock();
+  }
+}
+
+Status Guard::FlushCommitCounts() {
+  MutexLock flushing(flush_mu_);
+  std::map<std::tuple<std::string, uint64_t, std::string>, int64_t> taken;
+  {
+    MutexLock l(mu_);
+    taken.swap(unflushed_commits_);
+  }
+  if (taken.empty()) return Status::OK();
+  // One ledger transaction per project.
+  std::map<std::string, std::vector<catalog::CommitCount>> by_project;
+  for (const auto& [key, n] : taken) {
+    by_project[std::get<0>(key)].push_back({std::get<1>(key), std::get<2>(key), n});
+  }
+  Status first;
+  for (const auto& [project_id, counts] : by_project) {
+    Status s = ledger_->AddCommits(project_id, counts);
+    if (s.ok()) continue;
+    if (first.ok()) first = s;
+    MutexLock l(mu_);  // back, for the next flush
+    for (const auto& c : counts) {
+      unflushed_commits_[{project_id, c.timeline, c.client_id}] += c.commits;
+    }
+  }
+  return first;
+}
 
 // --- settings --------------------------------------------------------------
 
@@ -87,9 +136,16 @@ Status Guard::PutSettings(const std::string& project, const catalog::ProjectSett
 }
 
 void Guard::ForgetProject(const std::string& project_id) {
+  {
+    MutexLock l(mu_);
+    for (auto it = unflushed_commits_.begin(); it != unflushed_commits_.end();) {
+      it = std::get<0>(it->first) == project_id ? unflushed_commits_.erase(it) : std::next(it);
+    }
+  }
   (void)ledger_->ForgetProject(project_id);  // stale rows are keyed by a dead id: harmless
   MutexLock l(mu_);
   settings_.erase(project_id);
+  figures_.clear();  // by name: a project re-created under it starts afresh
 }
 
 Guard::ProjectLock Guard::LockProject(const std::string& project) {
@@ -150,6 +206,26 @@ Result<Guard::Branches> Guard::ListBranches(const std::string& project) {
   if (!store.ok()) return store.status();
   out.store = std::move(*store);
   return out;
+}
+
+Result<Guard::ByteFigure> Guard::Figure(const std::string& project) {
+  const int64_t now = options_.clock->NowMicros();
+  const int64_t max_age =
+      std::chrono::duration_cast<std::chrono::microseconds>(options_.flush_interval).count();
+  {
+    MutexLock l(mu_);
+    auto it = figures_.find(project);
+    if (it != figures_.end() && now - it->second.made_micros < max_age) return it->second;
+  }
+  GUARD_ASSIGN(branches, ListBranches(project));
+  ByteFigure figure;
+  figure.made_micros = now;
+  for (const auto& b : branches.list) {
+    figure.branches[b.name] = BranchBytes{branches.LogicalBytes(b), branches.OwnerOf(b)};
+  }
+  MutexLock l(mu_);
+  figures_[project] = figure;
+  return figure;
 }
 
 int64_t Guard::WindowCount(std::deque<int64_t>& window, int64_t now) {
@@ -241,19 +317,18 @@ Status Guard::CheckCommit(const std::string& project, const std::string& branch,
   const Quotas& pq = settings->quotas;
   const Quotas client = ClientQuotas(client_id);
   if (pq.max_bytes || client.max_bytes) {
-    GUARD_ASSIGN(branches, ListBranches(project));
+    GUARD_ASSIGN(figure, Figure(project));
     const uint64_t pending = PendingBytes(db);
     uint64_t before = 0, after = 0, own_before = 0, own_after = 0;
     bool own_branch = false;
-    for (const auto& b : branches.list) {
-      const uint64_t now_bytes = branches.LogicalBytes(b);
-      const uint64_t new_bytes = b.name == branch ? pending : now_bytes;
-      before += now_bytes;
+    for (const auto& [name, b] : figure.branches) {
+      const uint64_t new_bytes = name == branch ? pending : b.bytes;
+      before += b.bytes;
       after += new_bytes;
-      if (!client_id.empty() && branches.OwnerOf(b) == client_id) {
-        own_before += now_bytes;
+      if (!client_id.empty() && b.owner == client_id) {
+        own_before += b.bytes;
         own_after += new_bytes;
-        own_branch |= b.name == branch;
+        own_branch |= name == branch;
       }
     }
     if (pq.max_bytes && after > before && after > static_cast<uint64_t>(*pq.max_bytes)) {
@@ -265,6 +340,14 @@ Status Guard::CheckCommit(const std::string& project, const std::string& branch,
       *refused = {"max_bytes", "client", client_id, *client.max_bytes,
                   static_cast<int64_t>(own_before)};
       return refused->ToStatus();
+    }
+    // Passed: the figure holds the branch's new size from now on (a COMMIT
+    // that then fails leaves it high until the next walk: stricter, not laxer).
+    MutexLock l(mu_);
+    auto it = figures_.find(project);
+    if (it != figures_.end()) {
+      auto b = it->second.branches.find(branch);
+      if (b != it->second.branches.end()) b->second.bytes = pending;
     }
   }
   if (pq.max_commits_per_minute || client.max_commits_per_minute) {
@@ -329,13 +412,17 @@ void Guard::BranchCreated(const std::string& project, const std::string& branch,
   auto p = options_.catalog->GetProject(project);
   auto b = options_.catalog->GetBranch(project, branch, false);
   if (p.ok() && b.ok()) (void)ledger_->SetBranchOwner(p->id, b->timeline, client_id);
+  MutexLock l(mu_);
+  figures_.erase(project);  // a new branch: its bytes and owner
 }
 
 void Guard::Committed(const std::string& project, const std::string& branch,
                       const std::string& client_id) {
   auto p = options_.catalog->GetProject(project);
-  auto b = options_.catalog->GetBranch(project, branch, false);
-  if (p.ok() && b.ok()) (void)ledger_->AddCommit(p->id, b->timeline, client_id);
+  auto b = options_.catalog->GetBranchRow(project, branch);
+  if (!p.ok() || !b.ok()) return;
+  MutexLock l(mu_);
+  ++unflushed_commits_[{p->id, b->timeline, client_id}];
 }
 
 void Guard::CountRequest(const std::string& project, const std::string& client_id) {
@@ -356,8 +443,18 @@ void Guard::CountCompute(const std::string& project, const std::string& client_i
 Result<Usage> Guard::ProjectUsage(const std::string& project, const std::string& client_id,
                                   bool with_store_bytes) {
   GUARD_ASSIGN(branches, ListBranches(project));
+  // The ledger's counts and those not yet in it, with no flush between.
+  MutexLock flushing(flush_mu_);
   auto counts = ledger_->CommitCounts(branches.project_id);
   if (!counts.ok()) return counts.status();
+  {
+    MutexLock l(mu_);
+    for (const auto& [key, n] : unflushed_commits_) {
+      if (std::get<0>(key) == branches.project_id) {
+        counts->push_back({std::get<1>(key), std::get<2>(key), n});
+      }
+    }
+  }
   std::map<uint64_t, int64_t> commits_by_timeline;
   Usage u;
   u.project = project;

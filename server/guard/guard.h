@@ -14,11 +14,24 @@
 // ledger (kept across restarts); requests and compute-seconds (time spent
 // running SQL on a compute) counted in memory since the server started.
 //
+// Off the commit path (#20): an acknowledged commit is counted in memory and
+// the counts reach the ledger in one transaction every
+// GuardOptions::flush_interval (and at destruction, a clean shutdown), so a
+// crash loses at most the counts of that interval's commits: the usage's
+// "commits" then errs low, never high. No quota reads those counts
+// (max_commits_per_minute counts its window in memory, as before). The
+// max_bytes check reads a running figure per project (each branch's logical
+// bytes and owner), made by a walk of the project's branches at most once
+// per flush_interval, updated in place by each commit it passes, and made
+// afresh after a branch is created; a change made by another route in the
+// meantime (rollback, reset, promote, delete) shows within flush_interval.
+//
 // Thread-safety: safe for concurrent use. mu_ is a leaf: no catalog, auth,
 // ledger or supervisor call is made while it is held.
 #ifndef BRANCHDB_SERVER_GUARD_GUARD_H_
 #define BRANCHDB_SERVER_GUARD_GUARD_H_
 
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <map>
@@ -27,6 +40,8 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <thread>
+#include <tuple>
 #include <vector>
 
 #include "auth/auth.h"
@@ -67,6 +82,9 @@ struct GuardOptions {
   catalog::Catalog* catalog = nullptr;               // required; not owned
   auth::AuthService* auth = nullptr;                 // optional; not owned
   compute::ComputeSupervisor* computes = nullptr;    // required; not owned
+  // How often commit counts reach the ledger, and how old the max_bytes
+  // check's running figure may get (see above). Default: 1 s.
+  std::chrono::milliseconds flush_interval{1000};
 };
 
 // A project's figures (GET /v1/projects/{p}/usage; with a client: its share).
@@ -92,7 +110,10 @@ struct Usage {
 
 class Guard {
  public:
+  // Starts the thread that flushes commit counts to the ledger.
   Guard(GuardOptions options, std::unique_ptr<catalog::Ledger> ledger);
+  // Stops that thread and writes the counts not yet in the ledger.
+  ~Guard();
   Guard(const Guard&) = delete;
   Guard& operator=(const Guard&) = delete;
 
@@ -136,8 +157,12 @@ class Guard {
   // --- recording ----------------------------------------------------------
   void BranchCreated(const std::string& project, const std::string& branch,
                      const std::string& client_id);
+  // Counted in memory; in the ledger within flush_interval (see above).
   void Committed(const std::string& project, const std::string& branch,
                  const std::string& client_id);
+  // Writes the commit counts not yet in the ledger (the flusher's work; a
+  // failed write keeps them for the next one). Returns the ledger's error.
+  Status FlushCommitCounts();
   void CountRequest(const std::string& project, const std::string& client_id);
   void CountCompute(const std::string& project, const std::string& client_id, int64_t nanos);
   // Appends to the audit trail; a failure is logged by the caller, never
@@ -162,6 +187,19 @@ class Guard {
   Result<Branches> ListBranches(const std::string& project);
   // Commits in the last minute of key, with those older dropped.
   int64_t WindowCount(std::deque<int64_t>& window, int64_t now) REQUIRES(mu_);
+  // The max_bytes check's running figure of a project (see above).
+  struct BranchBytes {
+    uint64_t bytes = 0;
+    std::string owner;
+  };
+  struct ByteFigure {
+    int64_t made_micros = 0;
+    std::map<std::string, BranchBytes> branches;  // by branch name
+  };
+  // The project's figure, walked again when missing or older than
+  // flush_interval. Takes mu_ itself (never across the walk).
+  Result<ByteFigure> Figure(const std::string& project) EXCLUDES(mu_);
+  void FlushLoop();
 
   const GuardOptions options_;
   const std::unique_ptr<catalog::Ledger> ledger_;
@@ -177,6 +215,15 @@ class Guard {
       GUARDED_BY(mu_);  // by (project, client)
   std::map<std::string, std::deque<int64_t>> project_commits_ GUARDED_BY(mu_);
   std::map<std::string, std::deque<int64_t>> client_commits_ GUARDED_BY(mu_);
+  // Commits acknowledged and not yet in the ledger, by (project id,
+  // timeline, client id).
+  std::map<std::tuple<std::string, uint64_t, std::string>, int64_t> unflushed_commits_
+      GUARDED_BY(mu_);
+  std::map<std::string, ByteFigure> figures_ GUARDED_BY(mu_);  // by project name
+  bool stop_ GUARDED_BY(mu_) = false;
+  CondVar stop_cv_;  // with mu_: stop_ set
+  Mutex flush_mu_ ACQUIRED_BEFORE(mu_);  // one flush at a time (held across the ledger write)
+  std::thread flusher_;  // last: started when the rest is built
 };
 
 }  // namespace branchdb::server::guard

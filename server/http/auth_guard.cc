@@ -30,7 +30,7 @@ auth::BranchIdentity BranchIdentityOf(Services& services, std::string_view proje
   auth::BranchIdentity ids;
   if (services.catalog == nullptr) return ids;
   auto p = services.catalog->GetProject(std::string(project));
-  auto b = services.catalog->GetBranch(std::string(project), std::string(branch), false);
+  auto b = services.catalog->GetBranchRow(std::string(project), std::string(branch));
   if (p.ok()) ids.project_id = p->id;
   if (b.ok()) ids.branch_id = std::to_string(b->timeline);
   return ids;
@@ -67,7 +67,8 @@ std::optional<auth::BearerError> ProtectionRefusal(Services& services,
                                                    auth::Operation op, std::string_view project,
                                                    std::string_view branch) {
   if (services.catalog == nullptr || branch.empty()) return std::nullopt;
-  auto b = services.catalog->GetBranch(std::string(project), std::string(branch), false);
+  // The row alone: no wait for the branch's pending commits (GetBranch's head).
+  auto b = services.catalog->GetBranchRow(std::string(project), std::string(branch));
   if (!b.ok()) return std::nullopt;  // the handler answers branch_not_found
   const bool promote_only_write = op == auth::Operation::kSqlWrite && b->writes_promote_only;
   const bool guard_change = op == auth::Operation::kProtectBranch &&

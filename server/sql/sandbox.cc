@@ -248,6 +248,29 @@ void ResetConnectionState(sqlite3* db, Sandbox::State* st) {
   st->internal = false;
 }
 
+bool TakePrepared(Sandbox::State* st, const std::string& sql, sqlite3_stmt** stmt, bool* wrote) {
+  auto& cache = st->prepared;
+  for (auto it = cache.begin(); it != cache.end(); ++it) {
+    if (it->read_only != st->read_only || it->sql != sql) continue;
+    *stmt = it->stmt;
+    *wrote = it->wrote;
+    cache.erase(it);
+    return true;
+  }
+  return false;
+}
+
+void KeepPrepared(Sandbox::State* st, const std::string& sql, sqlite3_stmt* stmt, bool wrote) {
+  sqlite3_reset(stmt);
+  sqlite3_clear_bindings(stmt);
+  auto& cache = st->prepared;
+  if (cache.size() >= Sandbox::State::kPreparedCacheSize) {
+    sqlite3_finalize(cache.front().stmt);
+    cache.erase(cache.begin());
+  }
+  cache.push_back({sql, st->read_only, wrote, stmt});
+}
+
 Sandbox::Sandbox(sqlite3* db, const SandboxOptions& options)
     : db_(db), options_(options), state_(std::make_unique<State>()) {
   state_->clock = options.clock;
@@ -255,6 +278,7 @@ Sandbox::Sandbox(sqlite3* db, const SandboxOptions& options)
 
 Sandbox::~Sandbox() {
   for (const auto& [text, stmt] : state_->control) sqlite3_finalize(stmt);
+  for (const auto& p : state_->prepared) sqlite3_finalize(p.stmt);
   // Unhook our callbacks if the connection outlives us.
   if (db_ != nullptr) {
     sqlite3_set_authorizer(db_, nullptr, nullptr);

@@ -44,7 +44,37 @@ struct Sandbox::State {
   // connection's life, since parsing them again on every script cost about a
   // tenth of a point SELECT's server CPU (#20). Finalized by ~Sandbox.
   std::vector<std::pair<std::string, sqlite3_stmt*>> control;
+  // The scripts of exactly one statement run last on this connection, kept
+  // prepared (SQLITE_PREPARE_PERSISTENT) so that the next run of the same
+  // text skips SQLite's parser and planner, as a client's prepared statement
+  // does on PostgreSQL (#20). Keyed by the whole script's text and read_only
+  // (the authorizer's only input that changes between scripts: a statement
+  // prepared read-write is never run by a read-only script); wrote is what
+  // the authorizer noted while preparing it, replayed on each use. SQLite
+  // re-prepares a statement itself when the schema changed (and so runs the
+  // authorizer again). At most kPreparedCacheSize, least recently used
+  // first; reset with no bindings while cached; finalized by ~Sandbox.
+  struct Prepared {
+    std::string sql;
+    bool read_only = false;
+    bool wrote = false;
+    sqlite3_stmt* stmt = nullptr;
+  };
+  static constexpr size_t kPreparedCacheSize = 16;
+  static constexpr size_t kPreparedMaxSqlBytes = 4096;  // longer scripts are not kept
+  std::vector<Prepared> prepared;
 };
+
+// The statement prepared for a script of exactly this text and the running
+// script's read_only (State::prepared), taken out of the cache into *stmt
+// (the caller owns it now), with what the authorizer noted when it was
+// prepared in *wrote. False when there is none.
+bool TakePrepared(Sandbox::State* st, const std::string& sql, sqlite3_stmt** stmt, bool* wrote);
+// Keeps stmt (a script's one statement, run to its end or cut; owned by the
+// cache now) prepared for the next script of the same text: reset, its
+// bindings cleared (no value of one request stays on the connection), the
+// least recently used one finalized when the cache is full.
+void KeepPrepared(Sandbox::State* st, const std::string& sql, sqlite3_stmt* stmt, bool wrote);
 
 // Puts the connection back as Attach left it after a script: TEMP objects are
 // dropped by Execute before COMMIT; this restores connection PRAGMAs a script

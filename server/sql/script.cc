@@ -512,20 +512,25 @@ Status RunStatement(sqlite3* db, Sandbox::State* st, const SandboxOptions& o,
                     const Script& script, sqlite3_stmt* stmt, const std::string& where,
                     int64_t row_cap, int64_t* bytes, StatementResult* out) {
   const bool cut = script.truncate || script.paged;
-  int ncol = sqlite3_column_count(stmt);
-  for (int i = 0; i < ncol; ++i) {
-    const char* name = sqlite3_column_name(stmt, i);
-    out->columns.push_back(name ? name : "");
-    const char* decltype_ = sqlite3_column_decltype(stmt, i);
-    out->decltypes.push_back(decltype_ ? decltype_ : "");
-  }
+  int ncol = 0;
   sqlite3_int64 changes_before = sqlite3_total_changes64(db);
   int64_t rows = 0;
   int64_t skip = script.paged ? script.skip_rows : 0;
-  while (true) {
+  for (bool first = true;; first = false) {
     int rc = sqlite3_step(stmt);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) return StatusFromSqlite(db, st, rc, where);
+    // The columns once stepped: a statement prepared before a schema change
+    // (a kept one, State::prepared) is prepared again by its first step.
+    if (first) {
+      ncol = sqlite3_column_count(stmt);
+      for (int i = 0; i < ncol; ++i) {
+        const char* name = sqlite3_column_name(stmt, i);
+        out->columns.push_back(name ? name : "");
+        const char* decltype_ = sqlite3_column_decltype(stmt, i);
+        out->decltypes.push_back(decltype_ ? decltype_ : "");
+      }
+    }
     if (rc == SQLITE_DONE) break;
-    if (rc != SQLITE_ROW) return StatusFromSqlite(db, st, rc, where);
     if (skip > 0) {
       --skip;
       continue;
@@ -558,11 +563,28 @@ Status RunStatements(sqlite3* db, Sandbox::State* st, const SandboxOptions& o,
   int64_t bytes = 0;
   const char* tail = script.sql.data();
   const char* end = script.sql.data() + script.sql.size();
+  // A script of one statement may find it prepared (State::prepared), and
+  // is kept prepared after it ran well.
+  const bool keepable =
+      !script.session && script.sql.size() <= Sandbox::State::kPreparedMaxSqlBytes;
   while (tail < end) {
     sqlite3_stmt* raw = nullptr;
     const char* next = nullptr;
     st->denial.clear();
-    int rc = sqlite3_prepare_v3(db, tail, static_cast<int>(end - tail), 0, &raw, &next);
+    int rc = SQLITE_OK;
+    const bool first = tail == script.sql.data();
+    bool wrote_preparing = false;
+    if (first && keepable && TakePrepared(st, script.sql, &raw, &wrote_preparing)) {
+      st->wrote = st->wrote || wrote_preparing;
+      next = end;
+    } else {
+      const bool wrote_before = st->wrote;
+      st->wrote = false;
+      rc = sqlite3_prepare_v3(db, tail, static_cast<int>(end - tail),
+                              first && keepable ? SQLITE_PREPARE_PERSISTENT : 0, &raw, &next);
+      wrote_preparing = st->wrote;
+      st->wrote = wrote_before || wrote_preparing;
+    }
     std::unique_ptr<sqlite3_stmt, StmtCloser> stmt(raw);
     pos->from = tail;
     pos->to = nullptr;
@@ -594,6 +616,10 @@ Status RunStatements(sqlite3* db, Sandbox::State* st, const SandboxOptions& o,
         RunStatement(db, st, o, script, stmt.get(), where, row_cap, &bytes, &out));
     if (!sqlite3_stmt_readonly(stmt.get())) result->changed = true;
     result->statements.push_back(std::move(out));
+    if (first && keepable && SkipBlanksAndComments(next, end) == end &&
+        !st->settings_changed) {
+      KeepPrepared(st, script.sql, stmt.release(), wrote_preparing);
+    }
   }
   return Status::OK();
 }

@@ -114,9 +114,8 @@ TEST_CASE("ledger: settings, owners and commit counts are per project id and for
     s.default_branch_ttl_seconds = 60;
     REQUIRE(l->PutSettings("p1", s).ok());
     REQUIRE(l->SetBranchOwner("p1", 7, "agent").ok());
-    REQUIRE(l->AddCommit("p1", 7, "agent").ok());
-    REQUIRE(l->AddCommit("p1", 7, "agent").ok());
-    REQUIRE(l->AddCommit("p1", 1, "admin").ok());
+    REQUIRE(l->AddCommits("p1", {{7, "agent", 1}, {1, "admin", 1}}).ok());
+    REQUIRE(l->AddCommits("p1", {{7, "agent", 1}}).ok());  // added to the row, not replacing it
   }
   auto l = f.Open();
   auto s = l->GetSettings("p1");

@@ -355,6 +355,39 @@ TEST_CASE("usage: the figures of a scripted session", "[guard]") {
   CHECK(metrics->body.find("branchdb_project_branches{project=\"shop\"} 2") != std::string::npos);
 }
 
+TEST_CASE("usage: commit counts reach the ledger once each and survive clean restarts",
+          "[guard]") {
+  // Commits are counted in memory and flushed to ledger.db by the guard's
+  // thread and at shutdown: after each restart (memory empty) the usage reads
+  // the ledger alone, so these are the flushed counts, and neither the
+  // thread's flushes nor the shutdown's count a commit a second time.
+  testing::TempDir dir;
+  auto tweak = [&](Config& c) { c.data_dir = dir.Sub("data"); };
+  auto commits = [](Fixture& f) {
+    auto [st, u] = f.Call("GET", "/v1/projects/shop/usage");
+    REQUIRE(st == 200);
+    return u["commits"].get<int64_t>();
+  };
+  {
+    Fixture f(tweak);
+    REQUIRE(f.Call("POST", "/v1/projects", {{"name", "shop"}}).first == 201);
+    REQUIRE(f.Sql("production", "CREATE TABLE t(a)") == 200);
+    for (int i = 0; i < 5; ++i) REQUIRE(f.Sql("production", "INSERT INTO t VALUES (1)") == 200);
+    CHECK(commits(f) == 6);  // the unflushed counts show before they are in the ledger
+  }
+  {
+    Fixture f(tweak);
+    CHECK(commits(f) == 6);
+    REQUIRE(f.Sql("production", "INSERT INTO t VALUES (2)") == 200);
+    CHECK(commits(f) == 7);
+  }
+  Fixture f(tweak);
+  CHECK(commits(f) == 7);
+  auto [st, u] = f.Call("GET", "/v1/projects/shop/usage");
+  REQUIRE(u["per_branch"].size() == 1);
+  CHECK(u["per_branch"][0]["commits"] == 7);
+}
+
 // The operations of the scripted session below, in order.
 std::vector<std::string> Operations(const json& events) {
   std::vector<std::string> out;

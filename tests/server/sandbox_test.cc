@@ -443,4 +443,27 @@ TEST_CASE("a script sees no connection state of the one before it", "[sandbox]")
 }
 
 }  // namespace
+TEST_CASE("a script run again reuses its prepared statement: fresh params, its writes "
+          "committed, read-only runs kept apart, schema changes seen",
+          "[sandbox]") {
+  SandboxFixture f;
+  f.Ok("CREATE TABLE t(a)");
+  const std::string insert = "INSERT INTO t VALUES (?)";
+  CHECK(f.Ok(insert, {1}).changed);
+  CHECK(f.Ok(insert, {2}).changed);  // the kept statement: new value, committed
+  CHECK(f.Query("SELECT count(*), sum(a) FROM t") == json::array({json::array({2, 3})}));
+  // The same text read-only is prepared afresh (and refused), never the
+  // read-write statement kept from before.
+  CHECK(f.Reason(insert, {3}, true) == "read_only");
+  CHECK(f.Ok(insert, {4}).changed);
+  CHECK(f.Query("SELECT count(*), sum(a) FROM t") == json::array({json::array({3, 7})}));
+  // A schema change between two runs of the same text shows in the second.
+  const std::string select = "SELECT * FROM t WHERE a = ?";
+  CHECK(f.Ok(select, {4}).statements.back().rows == json::array({json::array({4})}));
+  f.Ok("ALTER TABLE t ADD COLUMN b DEFAULT 9");
+  CHECK(f.Ok(select, {4}).statements.back().rows == json::array({json::array({4, 9})}));
+  f.Ok("DROP TABLE t");
+  CHECK(f.Reason(select, {4}) != "");
+}
+
 }  // namespace branchdb::server::sql
