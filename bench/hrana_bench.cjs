@@ -119,9 +119,10 @@ async function main() {
       const r = await fetch(`${server.url}/v1/projects/bench/branches/production/sql`, {
         method: 'POST', headers, body: JSON.stringify(body),
       });
-      const text = await r.text();
-      if (r.status !== 200) throw new Error(`REST ${r.status}: ${text}`);
-      return text;
+      // Parsed, as the libSQL client parses its answers.
+      const answer = await r.json();
+      if (r.status !== 200) throw new Error(`REST ${r.status}: ${JSON.stringify(answer)}`);
+      return answer;
     };
     await fetch(`${server.url}/v1/projects`, { method: 'POST', headers, body: '{"name":"bench"}' });
     await restSql({ sql: "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT); WITH RECURSIVE n(i) AS " +
