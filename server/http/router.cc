@@ -204,6 +204,24 @@ void RedactErrorBody(const std::vector<std::string>& paths, spdlog::logger& logg
   }
 }
 
+// httplib (0.11) compresses any text or JSON body whose client accepts gzip
+// or br, after the handler and the error handler and before the post-routing
+// handler; it has no size threshold and no server-side switch, and it decides
+// from the request's Accept-Encoding alone. Below about one packet that saves
+// no round trip and costs both ends a compressor per response (Node's fetch,
+// the libSQL clients' transport, decodes each into a zlib or brotli stream):
+// such a body goes out as it is, httplib being told the client accepts no
+// encoding. Called by every route's wrapper and by the error handler, so that
+// every answer the Router writes follows the rule.
+constexpr size_t kCompressMinBytes = 1024;
+
+void SendSmallBodyUncompressed(const httplib::Request& req, const httplib::Response& res) {
+  // An empty body may be a streamed one (a content provider): left alone.
+  if (res.body.empty() || res.body.size() >= kCompressMinBytes) return;
+  // The Request object is httplib's own mutable one, handed over const.
+  const_cast<httplib::Request&>(req).headers.erase("Accept-Encoding");
+}
+
 double SecondsSinceStart(Clock* clock) {
   return static_cast<double>(clock->NowMonotonicNanos() - t_start_nanos) / 1e9;
 }
@@ -344,8 +362,10 @@ Router::Router(httplib::Server& server, RouterOptions options)
     if (ApplyCors(origins, req, res)) return httplib::Server::HandlerResponse::Handled;
     return httplib::Server::HandlerResponse::Unhandled;
   });
-  server_.set_error_handler(
-      [](const httplib::Request& req, httplib::Response& res) { FillErrorBody(req, res); });
+  server_.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
+    FillErrorBody(req, res);
+    SendSmallBodyUncompressed(req, res);
+  });
   server_.set_exception_handler(
       [logger = options_.logger](const httplib::Request& req, httplib::Response& res,
                                  std::exception_ptr ep) { SendInternalError(*logger, req, res, ep); });
@@ -476,6 +496,7 @@ void Router::Add(const std::string& method, const std::string& path_template,
                                                        httplib::Response& res) {
     Handle(req, res, label, params, options, req.body,
            [&](RequestContext& ctx) { handler(req, res, ctx); });
+    SendSmallBodyUncompressed(req, res);
   };
   routes_->list.push_back(
       {method, t.pattern, std::regex(t.pattern), t.greedy_tail, std::move(wrapped), nullptr});
@@ -574,6 +595,7 @@ void Router::AddStreaming(const std::string& path_template, RouteOptions options
                                                           : std::string("unknown");
     Handle(req, res, label, params, options, "streamed body of length " + length,
            [&](RequestContext& ctx) { handler(req, res, ctx, read); });
+    SendSmallBodyUncompressed(req, res);
   };
   routes_->list.push_back(
       {"POST", t.pattern, std::regex(t.pattern), t.greedy_tail, nullptr, std::move(wrapped)});
