@@ -17,6 +17,13 @@ if [ "${1:-}" = bench ]; then
   PACKAGES+=(postgresql-15 libpq-dev linux-perf)
 fi
 
+# `install-deps.sh s3` (scripts/ceph-s3.sh, the S3 fixture of tests/objstore):
+# a single-node Ceph (monitor, OSD, RADOS Gateway) from Debian's packages.
+# ceph-mgr is not needed for S3.
+if [ "${1:-}" = s3 ]; then
+  PACKAGES+=(ceph-mon ceph-osd radosgw ceph-common)
+fi
+
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -36,5 +43,6 @@ if [ "$(id -u)" -ne 0 ]; then
   SUDO="sudo"
 fi
 export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# DPkg::Lock::Timeout: wait for another install (a parallel test's fixture) to end.
+$SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq
+$SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}"
