@@ -26,8 +26,33 @@ struct Field {
   std::vector<std::string> Config::*list = nullptr;
 };
 
+// [object_storage] and the segment size that bounds its lag.
+std::vector<Field> ObjectStorageFields() {
+  return {
+      {"object_storage", "endpoint", "BRANCHDB_S3_ENDPOINT", Kind::kString,
+       &Config::object_storage_endpoint},
+      {"object_storage", "bucket", "BRANCHDB_S3_BUCKET", Kind::kString,
+       &Config::object_storage_bucket},
+      {"object_storage", "region", "BRANCHDB_S3_REGION", Kind::kString,
+       &Config::object_storage_region},
+      {"object_storage", "access_key_id", "BRANCHDB_S3_ACCESS_KEY_ID", Kind::kString,
+       &Config::object_storage_access_key_id},
+      {"object_storage", "secret_access_key", "BRANCHDB_S3_SECRET_ACCESS_KEY", Kind::kString,
+       &Config::object_storage_secret_access_key},
+      {"object_storage", "prefix", "BRANCHDB_S3_PREFIX", Kind::kString,
+       &Config::object_storage_prefix},
+      {"object_storage", "durability", "BRANCHDB_DURABILITY", Kind::kString,
+       &Config::object_storage_durability},
+      {"object_storage", "upload_interval_ms", "BRANCHDB_S3_UPLOAD_INTERVAL_MS", Kind::kInt,
+       nullptr, &Config::object_storage_upload_interval_ms},
+      {"storage", "segment_bytes", "BRANCHDB_SEGMENT_BYTES", Kind::kInt, nullptr,
+       &Config::segment_bytes},
+  };
+}
+
 const std::vector<Field>& Fields() {
-  static const std::vector<Field> fields = {
+  static const std::vector<Field> fields = [] {
+    std::vector<Field> all = {
       {"server", "listen", "BRANCHDB_LISTEN", Kind::kString, &Config::listen},
       {"server", "data_dir", "BRANCHDB_DATA_DIR", Kind::kString, &Config::data_dir},
       {"server", "log_level", "BRANCHDB_LOG_LEVEL", Kind::kString, &Config::log_level},
@@ -93,25 +118,10 @@ const std::vector<Field>& Fields() {
        &Config::admin_secret_file},
       {"audit", "retention_days", "BRANCHDB_AUDIT_RETENTION_DAYS", Kind::kInt, nullptr,
        &Config::audit_retention_days},
-      {"object_storage", "endpoint", "BRANCHDB_S3_ENDPOINT", Kind::kString,
-       &Config::object_storage_endpoint},
-      {"object_storage", "bucket", "BRANCHDB_S3_BUCKET", Kind::kString,
-       &Config::object_storage_bucket},
-      {"object_storage", "region", "BRANCHDB_S3_REGION", Kind::kString,
-       &Config::object_storage_region},
-      {"object_storage", "access_key_id", "BRANCHDB_S3_ACCESS_KEY_ID", Kind::kString,
-       &Config::object_storage_access_key_id},
-      {"object_storage", "secret_access_key", "BRANCHDB_S3_SECRET_ACCESS_KEY", Kind::kString,
-       &Config::object_storage_secret_access_key},
-      {"object_storage", "prefix", "BRANCHDB_S3_PREFIX", Kind::kString,
-       &Config::object_storage_prefix},
-      {"object_storage", "durability", "BRANCHDB_DURABILITY", Kind::kString,
-       &Config::object_storage_durability},
-      {"object_storage", "upload_interval_ms", "BRANCHDB_S3_UPLOAD_INTERVAL_MS", Kind::kInt,
-       nullptr, &Config::object_storage_upload_interval_ms},
-      {"storage", "segment_bytes", "BRANCHDB_SEGMENT_BYTES", Kind::kInt, nullptr,
-       &Config::segment_bytes},
-  };
+    };
+    for (Field& f : ObjectStorageFields()) all.push_back(f);
+    return all;
+  }();
   return fields;
 }
 
