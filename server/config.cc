@@ -45,6 +45,8 @@ std::vector<Field> ObjectStorageFields() {
        &Config::object_storage_durability},
       {"object_storage", "upload_interval_ms", "BRANCHDB_S3_UPLOAD_INTERVAL_MS", Kind::kInt,
        nullptr, &Config::object_storage_upload_interval_ms},
+      {"object_storage", "timeout_ms", "BRANCHDB_S3_TIMEOUT_MS", Kind::kInt, nullptr,
+       &Config::object_storage_timeout_ms},
       {"storage", "segment_bytes", "BRANCHDB_SEGMENT_BYTES", Kind::kInt, nullptr,
        &Config::segment_bytes},
   };
@@ -231,6 +233,9 @@ void ValidateObjectStorage(const Config& c, std::vector<FieldError>& errors) {
   if (c.object_storage_upload_interval_ms < 10 || c.object_storage_upload_interval_ms > 3600000) {
     err("object_storage.upload_interval_ms", "expected 10..3600000");
   }
+  if (c.object_storage_timeout_ms < 100 || c.object_storage_timeout_ms > 600000) {
+    err("object_storage.timeout_ms", "expected 100..600000");
+  }
   if (!c.ObjectStorageEnabled()) {
     if (!c.object_storage_bucket.empty() || !c.object_storage_access_key_id.empty() ||
         !c.object_storage_secret_access_key.empty() || !c.object_storage_prefix.empty()) {
@@ -260,6 +265,7 @@ objstore::S3Options ObjectStorageClientOptions(const Config& c) {
   options.region = c.object_storage_region;
   options.access_key_id = c.object_storage_access_key_id;
   options.secret_access_key = c.object_storage_secret_access_key;
+  options.request_timeout_ms = c.object_storage_timeout_ms;
   return options;
 }
 

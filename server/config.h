@@ -118,6 +118,9 @@ struct Config {
   std::string object_storage_durability = "local";
   // How often the uploader looks for newly sealed segments (and retries).
   int64_t object_storage_upload_interval_ms = 2000;
+  // How long a request to the bucket may wait on each read or write of its
+  // socket before it counts as timed out (and is retried).
+  int64_t object_storage_timeout_ms = 30000;
   // [storage] segment_bytes: a page store seals its log segment and starts a
   // new one past this size; sealed segments are what goes to the bucket, so a
   // smaller size lowers the upload lag. 65536..1073741824.
@@ -142,8 +145,8 @@ struct FieldError {
   std::string ToString() const { return field + ": " + message; }
 };
 
-// The S3 client's options from [object_storage] (timeouts and retries at
-// their defaults).
+// The S3 client's options from [object_storage] (request timeout from
+// timeout_ms; connect timeout and retries at their defaults).
 objstore::S3Options ObjectStorageClientOptions(const Config& c);
 
 // Every problem of c (empty when valid).

@@ -17,7 +17,9 @@ namespace branchdb::server {
 namespace {
 
 constexpr std::string_view kTrailerMagic = "BRDBFTR1";  // docs/storage-format.md
+// After failed passes the wait doubles, up to 32 intervals and at most this.
 constexpr int64_t kMaxBackoffMs = 60000;
+constexpr int kMaxBackoffDoublings = 5;
 
 // The number of "seg-NNNNNN.log"; -1 for any other name.
 int64_t SegmentNumber(const std::string& name) {
@@ -214,7 +216,7 @@ struct SegmentUploader::Impl {
     int failures = 0;
     for (;;) {
       const bool ok = Pass().ok();
-      failures = ok ? 0 : std::min(failures + 1, 16);
+      failures = ok ? 0 : std::min(failures + 1, kMaxBackoffDoublings + 1);
       const int64_t wait_ms =
           std::min(kMaxBackoffMs, options.interval_ms << (failures > 0 ? failures - 1 : 0));
       MutexLock l(mu);

@@ -12,7 +12,8 @@
 // what was read, or its multipart form) and then recorded in
 // data_dir/object_storage/PROJECT_ID.uploaded (one "NAME SIZE ETAG" line per
 // segment, rewritten atomically). A failed upload is retried on a later pass;
-// after failures the passes back off (interval doubled up to 60 s).
+// after failures the passes back off (the interval doubled, up to 32 times
+// the interval and at most 60 s).
 //
 // Thread-safety: RunOnce() and stats() may be called from any thread; passes
 // never overlap (the background thread and RunOnce() share one lock).

@@ -45,7 +45,8 @@ TEST_CASE("[object_storage] keys come from the file and the environment override
   Config c;
   REQUIRE(ApplyToml("[object_storage]\nendpoint = \"http://10.0.0.1:7480\"\nbucket = \"bk\"\n"
                     "region = \"eu-west-3\"\naccess_key_id = \"AK\"\nsecret_access_key = \"SK\"\n"
-                    "prefix = \"prod/eu\"\ndurability = \"local\"\nupload_interval_ms = 500\n",
+                    "prefix = \"prod/eu\"\ndurability = \"local\"\nupload_interval_ms = 500\n"
+                    "timeout_ms = 1500\n",
                     "t.toml", &c)
               .ok());
   CHECK(c.object_storage_endpoint == "http://10.0.0.1:7480");
@@ -55,13 +56,16 @@ TEST_CASE("[object_storage] keys come from the file and the environment override
   CHECK(c.object_storage_secret_access_key == "SK");
   CHECK(c.object_storage_prefix == "prod/eu");
   CHECK(c.object_storage_upload_interval_ms == 500);
+  CHECK(c.object_storage_timeout_ms == 1500);
+  CHECK(ObjectStorageClientOptions(c).request_timeout_ms == 1500);
   CHECK(Validate(c).empty());
 
   const std::map<std::string, std::string> env = {
       {"BRANCHDB_S3_ENDPOINT", "http://127.0.0.1:9000"}, {"BRANCHDB_S3_BUCKET", "other"},
       {"BRANCHDB_S3_REGION", "us-west-2"},  {"BRANCHDB_S3_ACCESS_KEY_ID", "AK2"},
       {"BRANCHDB_S3_SECRET_ACCESS_KEY", "SK2"}, {"BRANCHDB_S3_PREFIX", "p"},
-      {"BRANCHDB_DURABILITY", "local"},      {"BRANCHDB_S3_UPLOAD_INTERVAL_MS", "100"}};
+      {"BRANCHDB_DURABILITY", "local"},      {"BRANCHDB_S3_UPLOAD_INTERVAL_MS", "100"},
+      {"BRANCHDB_S3_TIMEOUT_MS", "700"}};
   REQUIRE(ApplyEnvironment(
               [&](const char* name) -> const char* {
                 auto it = env.find(name);
@@ -76,6 +80,7 @@ TEST_CASE("[object_storage] keys come from the file and the environment override
   CHECK(c.object_storage_secret_access_key == "SK2");
   CHECK(c.object_storage_prefix == "p");
   CHECK(c.object_storage_upload_interval_ms == 100);
+  CHECK(c.object_storage_timeout_ms == 700);
 
   const auto client = ObjectStorageClientOptions(c);
   CHECK(client.endpoint == c.object_storage_endpoint);
@@ -121,7 +126,7 @@ TEST_CASE("durability is local or remote, and remote is refused until implemente
   CHECK_FALSE(HasError(c, "object_storage.durability"));
 }
 
-TEST_CASE("the prefix has no leading, trailing or doubled slash; the interval is bounded") {
+TEST_CASE("the prefix has no leading, trailing or doubled slash; the interval and timeout are bounded") {
   Config c = Configured();
   for (const char* bad : {"/p", "p/", "a//b"}) {
     c.object_storage_prefix = bad;
@@ -132,6 +137,13 @@ TEST_CASE("the prefix has no leading, trailing or doubled slash; the interval is
   CHECK_FALSE(HasError(c, "object_storage.prefix"));
   c.object_storage_upload_interval_ms = 0;
   CHECK(HasError(c, "object_storage.upload_interval_ms"));
+  for (int64_t bad : {int64_t{0}, int64_t{99}, int64_t{600001}}) {
+    c.object_storage_timeout_ms = bad;
+    INFO(bad);
+    CHECK(HasError(c, "object_storage.timeout_ms"));
+  }
+  c.object_storage_timeout_ms = 100;
+  CHECK_FALSE(HasError(c, "object_storage.timeout_ms"));
 }
 
 }  // namespace
