@@ -10,6 +10,10 @@
 #   ceph-s3.sh stop DIR         stop it, in waves: radosgw, then the OSD, then
 #                               the monitor (radosgw hangs when the OSD is gone
 #                               first). Leaves DIR in place.
+#   ceph-s3.sh stop-rgw DIR     stop radosgw only (S3 down, its data kept: the
+#                               fault tests' "stopped radosgw").
+#   ceph-s3.sh start-rgw DIR    start radosgw again on its port; returns when a
+#                               signed PUT answers 200.
 #
 # Credentials: BRANCHDB_TEST_S3_ACCESS_KEY / BRANCHDB_TEST_S3_SECRET_KEY, or the
 # fixed test pair below. Missing packages (ceph-mon ceph-osd radosgw ceph-common)
@@ -21,7 +25,10 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cmd=${1:-}
 dir=${2:-}
-[ -n "$cmd" ] && [ -n "$dir" ] || { echo "usage: ceph-s3.sh start DIR PORT | stop DIR" >&2; exit 2; }
+[ -n "$cmd" ] && [ -n "$dir" ] || {
+  echo "usage: ceph-s3.sh start DIR PORT | stop DIR | stop-rgw DIR | start-rgw DIR" >&2
+  exit 2
+}
 
 # True while PID runs (a zombie, which an init that does not reap leaves
 # behind, does not count).
@@ -51,13 +58,77 @@ if [ "$cmd" = stop ]; then
   stop_daemon mon.a
   exit 0
 fi
+if [ "$cmd" = stop-rgw ]; then
+  stop_daemon client.rgw.a
+  exit 0
+fi
+# wait_ready PORT ACCESS_KEY SECRET_KEY: true once a signed PUT (SigV4,
+# CreateBucket of a probe bucket) answers 200, false after 60 s.
+wait_ready() {
+  python3 - "$1" "$2" "$3" >>"$dir/setup.log" 2>&1 <<'EOF'
+import datetime, hashlib, hmac, http.client, sys, time
+port, ak, sk = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+def sign(key, msg): return hmac.new(key, msg.encode(), hashlib.sha256).digest()
+deadline = time.time() + 60
+while True:
+    now = datetime.datetime.utcnow()
+    amz_date, day = now.strftime("%Y%m%dT%H%M%SZ"), now.strftime("%Y%m%d")
+    host = f"127.0.0.1:{port}"
+    headers = {"host": host, "x-amz-content-sha256": "UNSIGNED-PAYLOAD", "x-amz-date": amz_date}
+    names = ";".join(sorted(headers))
+    canonical = "\n".join(["PUT", "/fixture-ready", "",
+                           "".join(f"{k}:{headers[k]}\n" for k in sorted(headers)), names,
+                           "UNSIGNED-PAYLOAD"])
+    scope = f"{day}/us-east-1/s3/aws4_request"
+    to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope,
+                         hashlib.sha256(canonical.encode()).hexdigest()])
+    k = sign(sign(sign(sign(("AWS4" + sk).encode(), day), "us-east-1"), "s3"), "aws4_request")
+    sig = hmac.new(k, to_sign.encode(), hashlib.sha256).hexdigest()
+    headers["Authorization"] = (f"AWS4-HMAC-SHA256 Credential={ak}/{scope}, "
+                                f"SignedHeaders={names}, Signature={sig}")
+    headers["Content-Length"] = "0"
+    try:
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        c.request("PUT", "/fixture-ready", headers=headers)
+        r = c.getresponse()
+        body = r.read()
+        if r.status == 200:
+            sys.exit(0)
+        print("probe:", r.status, body[:200])
+    except OSError as e:
+        print("probe:", e)
+    if time.time() > deadline:
+        sys.exit(1)
+    time.sleep(0.05)
+EOF
+}
+
+# Without these the OSD keeps about 900 MiB after deletes.
+export MALLOC_ARENA_MAX=2 MALLOC_TRIM_THRESHOLD_=1048576 MALLOC_MMAP_THRESHOLD_=131072
+
+if [ "$cmd" = start-rgw ]; then
+  dir=$(cd "$dir" && pwd)
+  [ -f "$dir/s3.env" ] || { echo "ceph-s3.sh: $dir/s3.env missing (not started?)" >&2; exit 1; }
+  endpoint=$(sed -n 's/^endpoint=//p' "$dir/s3.env")
+  CEPH_CONF="$dir/ceph.conf" radosgw -n client.rgw.a >>"$dir/setup.log" 2>&1 ||
+    { echo "ceph-s3.sh: radosgw did not start (see $dir/log)" >&2; exit 1; }
+  wait_ready "${endpoint##*:}" "$(sed -n 's/^access_key_id=//p' "$dir/s3.env")" \
+    "$(sed -n 's/^secret_access_key=//p' "$dir/s3.env")" ||
+    { echo "ceph-s3.sh: radosgw did not answer a signed PUT with 200 within 60 s" >&2; exit 1; }
+  exit 0
+fi
+
 [ "$cmd" = start ] || { echo "ceph-s3.sh: unknown command '$cmd'" >&2; exit 2; }
 port=${3:-}
 [ -n "$port" ] || { echo "usage: ceph-s3.sh start DIR PORT" >&2; exit 2; }
 
 if ! command -v radosgw >/dev/null || ! command -v ceph-osd >/dev/null ||
    ! command -v ceph-mon >/dev/null || ! command -v radosgw-admin >/dev/null; then
-  "$here/install-deps.sh" s3 </dev/null
+  "$here/install-deps.sh" s3 </dev/null || {
+    echo "ceph-s3.sh: the Ceph packages (ceph-mon ceph-osd radosgw ceph-common) are missing" \
+      "and scripts/install-deps.sh s3 could not install them: run it as root, then retry" >&2
+    exit 1
+  }
 fi
 
 access_key=${BRANCHDB_TEST_S3_ACCESS_KEY:-branchdbtestaccesskey}
@@ -120,8 +191,6 @@ rgw_frontends = beast endpoint=127.0.0.1:$port tcp_nodelay=1
 rgw_data = $dir/rgw
 EOF
 export CEPH_CONF="$conf"
-# Without these the OSD keeps about 900 MiB after deletes.
-export MALLOC_ARENA_MAX=2 MALLOC_TRIM_THRESHOLD_=1048576 MALLOC_MMAP_THRESHOLD_=131072
 
 fail() {
   echo "ceph-s3.sh: $*" >&2
@@ -146,43 +215,8 @@ timeout 60 radosgw-admin user create --uid=branchdb-test --display-name=branchdb
   fail "radosgw-admin user create failed"
 radosgw -n client.rgw.a >>"$log" 2>&1 || fail "radosgw did not start"
 
-# Ready when a signed PUT (SigV4, CreateBucket of a probe bucket) answers 200.
-python3 - "$port" "$access_key" "$secret_key" >>"$log" 2>&1 <<'EOF' || fail "radosgw did not answer a signed PUT with 200 within 60 s"
-import datetime, hashlib, hmac, http.client, sys, time
-port, ak, sk = int(sys.argv[1]), sys.argv[2], sys.argv[3]
-def sign(key, msg): return hmac.new(key, msg.encode(), hashlib.sha256).digest()
-deadline = time.time() + 60
-while True:
-    now = datetime.datetime.utcnow()
-    amz_date, day = now.strftime("%Y%m%dT%H%M%SZ"), now.strftime("%Y%m%d")
-    host = f"127.0.0.1:{port}"
-    headers = {"host": host, "x-amz-content-sha256": "UNSIGNED-PAYLOAD", "x-amz-date": amz_date}
-    names = ";".join(sorted(headers))
-    canonical = "\n".join(["PUT", "/fixture-ready", "",
-                           "".join(f"{k}:{headers[k]}\n" for k in sorted(headers)), names,
-                           "UNSIGNED-PAYLOAD"])
-    scope = f"{day}/us-east-1/s3/aws4_request"
-    to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope,
-                         hashlib.sha256(canonical.encode()).hexdigest()])
-    k = sign(sign(sign(sign(("AWS4" + sk).encode(), day), "us-east-1"), "s3"), "aws4_request")
-    sig = hmac.new(k, to_sign.encode(), hashlib.sha256).hexdigest()
-    headers["Authorization"] = (f"AWS4-HMAC-SHA256 Credential={ak}/{scope}, "
-                                f"SignedHeaders={names}, Signature={sig}")
-    headers["Content-Length"] = "0"
-    try:
-        c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-        c.request("PUT", "/fixture-ready", headers=headers)
-        r = c.getresponse()
-        body = r.read()
-        if r.status == 200:
-            sys.exit(0)
-        print("probe:", r.status, body[:200])
-    except OSError as e:
-        print("probe:", e)
-    if time.time() > deadline:
-        sys.exit(1)
-    time.sleep(0.05)
-EOF
+wait_ready "$port" "$access_key" "$secret_key" ||
+  fail "radosgw did not answer a signed PUT with 200 within 60 s"
 
 cat >"$dir/s3.env" <<EOF
 endpoint=http://127.0.0.1:$port

@@ -82,6 +82,20 @@ void CephS3::Stop() {
   }
 }
 
+void CephS3::StopGateway() { RunOrAbort("stop-rgw"); }
+
+void CephS3::StartGateway() { RunOrAbort("start-rgw"); }
+
+void CephS3::RunOrAbort(const std::string& command) {
+  std::string output;
+  const int rc = Run(kScript + " " + command + " " + dir_.path(), &output);
+  if (rc != 0) {
+    std::cerr << "CephS3: " << kScript << " " << command << " failed (exit " << rc << "):\n"
+              << output;
+    std::abort();
+  }
+}
+
 objstore::S3Options CephS3::Options(const std::string& bucket) const {
   objstore::S3Options options;
   options.endpoint = endpoint_;

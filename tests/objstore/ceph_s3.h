@@ -37,7 +37,15 @@ class CephS3 {
   // Stops every daemon; the endpoint refuses connections afterwards. Idempotent.
   void Stop();
 
+  // Stops radosgw only (the endpoint refuses connections; the data stays), and
+  // starts it again on the same port, returning once a signed PUT answers 200.
+  // Abort the test program when the script fails.
+  void StopGateway();
+  void StartGateway();
+
  private:
+  void RunOrAbort(const std::string& command);  // ceph-s3.sh COMMAND DIR
+
   TempDir dir_;
   std::string endpoint_;
   std::string access_key_id_;

@@ -2,19 +2,23 @@
 // pointing at a real Ceph RGW (tests/objstore/ceph_s3.h) and small segments;
 // after enough commits to seal several, the bucket holds each sealed segment
 // byte for byte, the unsealed tail is not there, /metrics shows no lag, and a
-// restarted server uploads nothing twice.
+// restarted server uploads nothing twice. Faults (S3 answering 500s, requests
+// timing out, radosgw stopped): commits go on, and once S3 is back the bucket
+// holds every sealed segment whole and nothing else.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <set>
 #include <sstream>
 #include <thread>
 
 #include "objstore/s3_client.h"
 #include "tests/objstore/ceph_s3.h"
+#include "tests/objstore/fault_proxy.h"
 #include "tests/server/live_server.h"
 
 namespace branchdb::testing {
@@ -184,6 +188,93 @@ TEST_CASE("a restarted server does not upload again what is recorded as uploaded
   REQUIRE(added >= 1);
   WaitUntilUploaded(api, static_cast<double>(added));
   CHECK(MetricValue(api.Metrics(), "branchdb_s3_uploaded_segments_total") == added);
+}
+
+// Every sealed local segment of the project (local: Segments(), the newest
+// being the tail) is in bucket byte for byte, and the bucket holds nothing
+// else of it: no half-uploaded segment, no tail.
+void CheckBucketMirrorsSealed(const std::string& bucket, const std::string& data_dir,
+                              const std::vector<std::string>& local) {
+  auto s3 = S3Client::Open(SharedCephS3().Options(bucket));
+  REQUIRE(s3.ok());
+  const std::string project = local[0].substr(0, local[0].find('/'));
+  auto listed = (*s3)->ListAll(project + "/");
+  REQUIRE(listed.ok());
+  std::vector<std::string> keys;
+  for (const auto& o : *listed) keys.push_back(o.key);
+  const std::vector<std::string> sealed(local.begin(), local.end() - 1);
+  CHECK(keys == sealed);
+  for (const std::string& key : sealed) {
+    INFO(key);
+    auto object = (*s3)->Get(key);
+    REQUIRE(object.ok());
+    CHECK(*object == ReadFile(data_dir + "/projects/" + key));
+  }
+}
+
+// A server whose bucket requests go to endpoint (300 ms timeouts): while S3 is
+// broken by break_s3(), every commit of about 300 KiB is acknowledged and
+// /metrics shows failed uploads and a lag; once heal_s3() has run, every
+// sealed segment goes up, the bucket mirrors them exactly, and every
+// acknowledged row is there.
+void CommitThroughFault(const std::string& bucket, const std::string& endpoint,
+                        const std::function<void()>& break_s3,
+                        const std::function<void()>& heal_s3) {
+  LiveServer server([&](server::Config& c) {
+    WithObjectStorage(bucket, "")(c);
+    c.object_storage_endpoint = endpoint;
+    c.object_storage_timeout_ms = 300;
+  });
+  const std::string data_dir = server.dir_.Sub("data");
+  Api api{server};
+  REQUIRE(api.Call("POST", "/v1/projects", {{"name", "f"}}) == 201);
+
+  break_s3();
+  Write(api, "f", 300 * 1024);  // REQUIREs every commit acknowledged
+  const std::vector<std::string> local = Segments(data_dir);
+  REQUIRE(local.size() >= 3);
+  for (int i = 0; i < 1200; ++i) {  // until a failed upload is counted
+    const std::string m = api.Metrics();
+    if (MetricValue(m, "branchdb_s3_errors_total") > 0 &&
+        MetricValue(m, "branchdb_s3_upload_lag_segments") > 0) {
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  const std::string m = api.Metrics();
+  CHECK(MetricValue(m, "branchdb_s3_errors_total") > 0);
+  CHECK(MetricValue(m, "branchdb_s3_upload_lag_segments") >= 1);
+  CHECK(MetricValue(m, "branchdb_s3_upload_lag_bytes") > 0);
+
+  heal_s3();
+  WaitUntilUploaded(api, static_cast<double>(local.size() - 1));
+  CheckBucketMirrorsSealed(bucket, data_dir, local);
+  nlohmann::json rows;
+  REQUIRE(api.Call("POST", "/v1/projects/f/branches/production/sql",
+                   {{"sql", "SELECT count(*) FROM t"}}, &rows) == 200);
+  CHECK(rows["results"][0]["rows"][0][0] == 16 * ((300 * 1024 + 16 * 4096 - 1) / (16 * 4096)));
+}
+
+TEST_CASE("while S3 answers 500s commits go on; once it is back, every sealed segment goes up") {
+  FaultProxy proxy(SharedCephS3().endpoint());
+  CommitThroughFault(
+      "faults-500", proxy.endpoint(), [&] { proxy.set_mode(FaultProxy::kServerError); },
+      [&] { proxy.set_mode(FaultProxy::kForward); });
+  CHECK(proxy.failed_requests() > 0);
+}
+
+TEST_CASE("while S3 requests time out commits go on; once S3 answers, every sealed segment goes up") {
+  FaultProxy proxy(SharedCephS3().endpoint());
+  CommitThroughFault(
+      "faults-timeout", proxy.endpoint(), [&] { proxy.set_mode(FaultProxy::kHang); },
+      [&] { proxy.set_mode(FaultProxy::kForward); });
+  CHECK(proxy.held_requests() > 0);
+}
+
+TEST_CASE("while radosgw is stopped commits go on; once it is restarted, every sealed segment goes up") {
+  CephS3& s3 = SharedCephS3();
+  CommitThroughFault(
+      "faults-stopped", s3.endpoint(), [&] { s3.StopGateway(); }, [&] { s3.StartGateway(); });
 }
 
 TEST_CASE("a server whose bucket cannot be reached with its keys refuses to start") {
