@@ -1,6 +1,7 @@
 # branchdb — the two commands:
 #   make run    install missing packages, build, start the server on ./data
-#   make test   install missing packages, build (ASan+UBSan), run every test via ctest
+#   make test   install missing packages (with the S3 fixture's Ceph), build
+#               (ASan+UBSan), run every test via ctest
 .PHONY: all deps build run test tsan bench fuzz crash soak clean
 
 BUILD_DIR ?= build
@@ -21,7 +22,11 @@ build: deps
 run: build
 	$(BUILD_DIR)/bin/branchdb serve --data-dir $(DATA_DIR) --listen $(LISTEN)
 
+# tests/objstore start a real Ceph RGW: its packages (install-deps.sh s3) come
+# first, so that no test waits on apt (ctest's objstore_ceph_install does the
+# same for a bare `ctest`).
 test: deps
+	@scripts/install-deps.sh s3
 	@cmake -S . -B $(TEST_BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBRANCHDB_SANITIZE=ON -DBRANCHDB_BUILD_BENCH=OFF >/dev/null
 	@cmake --build $(TEST_BUILD_DIR) -j $(JOBS)
 	cd $(TEST_BUILD_DIR) && ctest --output-on-failure -j $(JOBS)

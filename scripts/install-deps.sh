@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages branchdb needs to build, test and run, when any is
-# missing (`install-deps.sh bench`: also what `make bench` needs). Idempotent:
-# does nothing (and needs no network) when all are present.
+# missing; `install-deps.sh GROUP...` also those of each group (bench: what
+# `make bench` needs; s3: the S3 fixture of `make test`). Idempotent: does
+# nothing (and needs no network) when all are present.
 set -euo pipefail
 
 PACKAGES=(
@@ -11,11 +12,18 @@ PACKAGES=(
   clang  # not the compiler: tests/threads runs its thread-safety analysis
 )
 
-# `install-deps.sh bench` (make bench) adds the benchmarks' own: PostgreSQL 15
-# and libpq (postgres_bench's baseline and its client), perf (profiles).
-if [ "${1:-}" = bench ]; then
-  PACKAGES+=(postgresql-15 libpq-dev linux-perf)
-fi
+for group in "$@"; do
+  case "$group" in
+    # bench (make bench): the benchmarks' own: PostgreSQL 15 and libpq
+    # (postgres_bench's baseline and its client), perf (profiles).
+    bench) PACKAGES+=(postgresql-15 libpq-dev linux-perf) ;;
+    # s3 (make test; scripts/ceph-s3.sh, the S3 fixture of tests/objstore): a
+    # single-node Ceph (monitor, OSD, RADOS Gateway) from Debian's packages.
+    # ceph-mgr is not needed for S3.
+    s3) PACKAGES+=(ceph-mon ceph-osd radosgw ceph-common) ;;
+    *) echo "install-deps: unknown group '$group' (expected bench or s3)" >&2; exit 2 ;;
+  esac
+done
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -36,5 +44,6 @@ if [ "$(id -u)" -ne 0 ]; then
   SUDO="sudo"
 fi
 export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# DPkg::Lock::Timeout: wait for another install (a parallel test's fixture) to end.
+$SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq
+$SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}"

@@ -7,6 +7,8 @@
 #include <set>
 #include <toml++/toml.h>
 
+#include "objstore/s3_client.h"
+
 namespace branchdb::server {
 namespace {
 
@@ -24,8 +26,35 @@ struct Field {
   std::vector<std::string> Config::*list = nullptr;
 };
 
+// [object_storage] and the segment size that bounds its lag.
+std::vector<Field> ObjectStorageFields() {
+  return {
+      {"object_storage", "endpoint", "BRANCHDB_S3_ENDPOINT", Kind::kString,
+       &Config::object_storage_endpoint},
+      {"object_storage", "bucket", "BRANCHDB_S3_BUCKET", Kind::kString,
+       &Config::object_storage_bucket},
+      {"object_storage", "region", "BRANCHDB_S3_REGION", Kind::kString,
+       &Config::object_storage_region},
+      {"object_storage", "access_key_id", "BRANCHDB_S3_ACCESS_KEY_ID", Kind::kString,
+       &Config::object_storage_access_key_id},
+      {"object_storage", "secret_access_key", "BRANCHDB_S3_SECRET_ACCESS_KEY", Kind::kString,
+       &Config::object_storage_secret_access_key},
+      {"object_storage", "prefix", "BRANCHDB_S3_PREFIX", Kind::kString,
+       &Config::object_storage_prefix},
+      {"object_storage", "durability", "BRANCHDB_DURABILITY", Kind::kString,
+       &Config::object_storage_durability},
+      {"object_storage", "upload_interval_ms", "BRANCHDB_S3_UPLOAD_INTERVAL_MS", Kind::kInt,
+       nullptr, &Config::object_storage_upload_interval_ms},
+      {"object_storage", "timeout_ms", "BRANCHDB_S3_TIMEOUT_MS", Kind::kInt, nullptr,
+       &Config::object_storage_timeout_ms},
+      {"storage", "segment_bytes", "BRANCHDB_SEGMENT_BYTES", Kind::kInt, nullptr,
+       &Config::segment_bytes},
+  };
+}
+
 const std::vector<Field>& Fields() {
-  static const std::vector<Field> fields = {
+  static const std::vector<Field> fields = [] {
+    std::vector<Field> all = {
       {"server", "listen", "BRANCHDB_LISTEN", Kind::kString, &Config::listen},
       {"server", "data_dir", "BRANCHDB_DATA_DIR", Kind::kString, &Config::data_dir},
       {"server", "log_level", "BRANCHDB_LOG_LEVEL", Kind::kString, &Config::log_level},
@@ -91,7 +120,10 @@ const std::vector<Field>& Fields() {
        &Config::admin_secret_file},
       {"audit", "retention_days", "BRANCHDB_AUDIT_RETENTION_DAYS", Kind::kInt, nullptr,
        &Config::audit_retention_days},
-  };
+    };
+    for (Field& f : ObjectStorageFields()) all.push_back(f);
+    return all;
+  }();
   return fields;
 }
 
@@ -184,7 +216,58 @@ std::string PublicUrlProblem(const std::string& url) {
   return "";
 }
 
+// [object_storage]: all or nothing; the S3 client's own checks name the field.
+void ValidateObjectStorage(const Config& c, std::vector<FieldError>& errors) {
+  auto err = [&](const char* field, std::string msg) { errors.push_back({field, std::move(msg)}); };
+  if (c.object_storage_durability != "local" && c.object_storage_durability != "remote") {
+    err("object_storage.durability", "expected local or remote (got \"" +
+                                         c.object_storage_durability + "\")");
+  } else if (c.object_storage_durability == "remote") {
+    err("object_storage.durability",
+        "remote is not implemented yet (commits would be acknowledged before they are in the "
+        "bucket): use local");
+  }
+  if (c.segment_bytes < 65536 || c.segment_bytes > (int64_t{1} << 30)) {
+    err("segment_bytes", "expected 65536..1073741824");
+  }
+  if (c.object_storage_upload_interval_ms < 10 || c.object_storage_upload_interval_ms > 3600000) {
+    err("object_storage.upload_interval_ms", "expected 10..3600000");
+  }
+  if (c.object_storage_timeout_ms < 100 || c.object_storage_timeout_ms > 600000) {
+    err("object_storage.timeout_ms", "expected 100..600000");
+  }
+  if (!c.ObjectStorageEnabled()) {
+    if (!c.object_storage_bucket.empty() || !c.object_storage_access_key_id.empty() ||
+        !c.object_storage_secret_access_key.empty() || !c.object_storage_prefix.empty()) {
+      err("object_storage.endpoint",
+          "required when any other [object_storage] setting is given (e.g. "
+          "http://127.0.0.1:9000)");
+    }
+    return;
+  }
+  if (Status s = objstore::ValidateS3Options(ObjectStorageClientOptions(c)); !s.ok()) {
+    err("object_storage", s.message());
+  }
+  const std::string& prefix = c.object_storage_prefix;
+  if (!prefix.empty() && (prefix.front() == '/' || prefix.back() == '/' ||
+                          prefix.find("//") != std::string::npos)) {
+    err("object_storage.prefix",
+        "no leading, trailing or doubled '/' (got \"" + prefix + "\"); e.g. branchdb/prod");
+  }
+}
+
 }  // namespace
+
+objstore::S3Options ObjectStorageClientOptions(const Config& c) {
+  objstore::S3Options options;
+  options.endpoint = c.object_storage_endpoint;
+  options.bucket = c.object_storage_bucket;
+  options.region = c.object_storage_region;
+  options.access_key_id = c.object_storage_access_key_id;
+  options.secret_access_key = c.object_storage_secret_access_key;
+  options.request_timeout_ms = c.object_storage_timeout_ms;
+  return options;
+}
 
 // Long: one check per field, in the order of the config file.
 std::vector<FieldError> Validate(const Config& c) {
@@ -280,6 +363,7 @@ std::vector<FieldError> Validate(const Config& c) {
   if (c.token_cache_entries < 0 || c.token_cache_entries > (int64_t{1} << 22)) {
     err("token_cache_entries", "expected 0..4194304");
   }
+  ValidateObjectStorage(c, errors);
   return errors;
 }
 

@@ -20,6 +20,10 @@
 
 #include "base/status.h"
 
+namespace branchdb::objstore {
+struct S3Options;
+}
+
 namespace branchdb::server {
 
 struct Config {
@@ -100,6 +104,30 @@ struct Config {
   // Audit events older than this are deleted (at start, then every minute; 1..3650).
   int64_t audit_retention_days = 90;
 
+  // [object_storage] (docs/object-storage.md): sealed segments of every
+  // project are uploaded to an S3-compatible bucket. Off while endpoint is "".
+  std::string object_storage_endpoint;  // http://HOST[:PORT] (path-style requests)
+  std::string object_storage_bucket;    // created if missing
+  std::string object_storage_region = "us-east-1";
+  std::string object_storage_access_key_id;
+  std::string object_storage_secret_access_key;  // never logged
+  std::string object_storage_prefix;    // keys are PREFIX/PROJECT_ID/seg-NNNNNN.log
+  // local: a commit is acknowledged after the local fdatasync (the bucket lags
+  // by the unsealed tail). remote (acknowledged once in the bucket): refused
+  // by Validate until it is implemented.
+  std::string object_storage_durability = "local";
+  // How often the uploader looks for newly sealed segments (and retries).
+  int64_t object_storage_upload_interval_ms = 2000;
+  // How long a request to the bucket may wait on each read or write of its
+  // socket before it counts as timed out (and is retried).
+  int64_t object_storage_timeout_ms = 30000;
+  // [storage] segment_bytes: a page store seals its log segment and starts a
+  // new one past this size; sealed segments are what goes to the bucket, so a
+  // smaller size lowers the upload lag. 65536..1073741824.
+  int64_t segment_bytes = 64ll << 20;
+  // True when [object_storage] is configured (an endpoint is set).
+  bool ObjectStorageEnabled() const { return !object_storage_endpoint.empty(); }
+
   // Split listen into host and port. REQUIRES: Validate() found no listen error.
   std::string ListenHost() const;
   int ListenPort() const;
@@ -116,6 +144,10 @@ struct FieldError {
   std::string message;
   std::string ToString() const { return field + ": " + message; }
 };
+
+// The S3 client's options from [object_storage] (request timeout from
+// timeout_ms; connect timeout and retries at their defaults).
+objstore::S3Options ObjectStorageClientOptions(const Config& c);
 
 // Every problem of c (empty when valid).
 std::vector<FieldError> Validate(const Config& c);

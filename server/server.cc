@@ -31,6 +31,7 @@
 #include "server/http/metrics.h"
 #include "server/http/router.h"
 #include "server/http/timed_env.h"
+#include "server/object_storage/segment_uploader.h"
 #include "server/routes/common.h"
 #include "server/routes/table.h"
 #include "server/sql/cpu_scheduler.h"
@@ -127,6 +128,9 @@ struct ApiServer::Parts {
   std::atomic<bool> serving{false};     // Serve() entered
   std::atomic<bool> serve_done{false};  // Serve() returned
 
+  // [object_storage]: uploads sealed segments (null when not configured).
+  std::unique_ptr<SegmentUploader> uploader;
+
   // Housekeeping thread: auth key rotation and pruning, every minute.
   std::thread housekeeper;
   Mutex hk_mu;  // a leaf: Maintain() runs without it
@@ -151,6 +155,7 @@ ApiServer::~ApiServer() {
   // (their connections), then the stores below them.
   parts_->router.reset();
   parts_->http.reset();
+  parts_->uploader.reset();  // before the metrics its collector reads
   parts_->streams.reset();
   parts_->guard.reset();
   {
@@ -249,6 +254,7 @@ Status OpenCatalog(const Config& config, Env* env, ApiServer::Parts& parts,
   parts.cache_budget = SplitCacheBudget(config.cache_mb, config.compute_budget);
   parts.store_cache = storage::Cache::Create(parts.cache_budget.store_cache_bytes);
   cat_opts.store_options.cache = parts.store_cache;
+  cat_opts.store_options.segment_bytes = static_cast<uint64_t>(config.segment_bytes);
   services.logger->info(
       "event=cache_budget cache_mb={} store_cache_bytes={} sqlite_bytes={} compute_cache_pages={}",
       config.cache_mb, parts.cache_budget.store_cache_bytes, parts.cache_budget.sqlite_bytes,
@@ -505,6 +511,11 @@ Status ApiServer::Init() {
   AddAuthCollector(*services_.metrics, services_.auth);
   BRANCHDB_RETURN_IF_ERROR(StartScheduler(config_, *parts_, services_));
   BRANCHDB_RETURN_IF_ERROR(OpenCatalog(config_, env_, *parts_, services_));
+  if (config_.ObjectStorageEnabled()) {
+    auto uploader = StartSegmentUploader(config_, env_, services_.logger, *services_.metrics);
+    if (!uploader.ok()) return uploader.status().WithContext("object storage");
+    parts_->uploader = std::move(*uploader);
+  }
   BRANCHDB_RETURN_IF_ERROR(OpenIdempotency(config_, env_, *parts_, services_));
   BRANCHDB_RETURN_IF_ERROR(StartComputes(config_, *parts_, services_));
   BRANCHDB_RETURN_IF_ERROR(StartGuard(config_, env_, *parts_, services_));

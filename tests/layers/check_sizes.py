@@ -19,7 +19,7 @@ from sources import report, sources
 
 ROOT = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else
                        os.path.join(os.path.dirname(__file__), "..", ".."))
-FOLDERS = ("base", "storage", "auth", "catalog", "server", "sdk")
+FOLDERS = ("base", "storage", "auth", "objstore", "catalog", "server", "sdk")
 MAX_FILE_LINES = 800
 MAX_FUNCTION_LINES = 80
 NOT_A_FUNCTION = re.compile(r"^(//|#|}|namespace\b|using\b|struct\b|class\b|enum\b|union\b|extern\b)")

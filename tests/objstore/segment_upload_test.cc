@@ -1,0 +1,294 @@
+// Sealed segments go to the bucket: a real `ApiServer` with [object_storage]
+// pointing at a real Ceph RGW (tests/objstore/ceph_s3.h) and small segments;
+// after enough commits to seal several, the bucket holds each sealed segment
+// byte for byte, the unsealed tail is not there, /metrics shows no lag, and a
+// restarted server uploads nothing twice. Faults (S3 answering 500s, requests
+// timing out, radosgw stopped): commits go on, and once S3 is back the bucket
+// holds every sealed segment whole and nothing else.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "objstore/s3_client.h"
+#include "tests/objstore/ceph_s3.h"
+#include "tests/objstore/fault_proxy.h"
+#include "tests/server/live_server.h"
+
+namespace branchdb::testing {
+namespace {
+
+using objstore::S3Client;
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// The server's config for the shared fixture's bucket, under prefix.
+std::function<void(server::Config&)> WithObjectStorage(const std::string& bucket,
+                                                       const std::string& prefix,
+                                                       const std::string& data_dir = "") {
+  return [=](server::Config& c) {
+    const CephS3& s3 = SharedCephS3();
+    c.object_storage_endpoint = s3.endpoint();
+    c.object_storage_bucket = bucket;
+    c.object_storage_access_key_id = s3.access_key_id();
+    c.object_storage_secret_access_key = s3.secret_access_key();
+    c.object_storage_prefix = prefix;
+    c.object_storage_upload_interval_ms = 50;
+    c.segment_bytes = 65536;
+    if (!data_dir.empty()) c.data_dir = data_dir;
+  };
+}
+
+struct Api {
+  LiveServer& server;
+  std::string token = server.AdminToken();
+  int Call(const std::string& method, const std::string& path, const nlohmann::json& body,
+           nlohmann::json* out = nullptr) {
+    auto c = server.Client();
+    httplib::Headers h = {{"Authorization", "Bearer " + token}};
+    auto r = method == "GET" ? c.Get(path.c_str(), h)
+                             : c.Post(path.c_str(), h, body.dump(), "application/json");
+    REQUIRE(r);
+    if (out != nullptr) *out = nlohmann::json::parse(r->body, nullptr, false);
+    return r->status;
+  }
+  std::string Metrics() {
+    auto r = server.Client().Get("/metrics");
+    REQUIRE(r);
+    return r->body;
+  }
+};
+
+// The value of an unlabelled series in a /metrics text (-1 when absent).
+double MetricValue(const std::string& text, const std::string& name) {
+  std::istringstream lines(text);
+  std::string line;
+  while (std::getline(lines, line)) {
+    if (line.rfind(name + " ", 0) == 0) return std::stod(line.substr(name.size() + 1));
+  }
+  return -1;
+}
+
+// Commits about `bytes` of 4 KiB blobs to production of project, 16 rows a commit.
+void Write(Api& api, const std::string& project, int bytes) {
+  REQUIRE(api.Call("POST", "/v1/projects/" + project + "/branches/production/sql",
+                   {{"sql", "CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, b BLOB)"}}) == 200);
+  for (int written = 0; written < bytes; written += 16 * 4096) {
+    REQUIRE(api.Call("POST", "/v1/projects/" + project + "/branches/production/sql",
+                     {{"sql", "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n "
+                              "WHERE i < 16) INSERT INTO t(b) SELECT randomblob(4000) FROM n"}}) ==
+            200);
+  }
+}
+
+// Waits (up to a minute: a bound for a hung uploader, not a speed check)
+// until /metrics shows uploaded segments and no lag after a whole pass.
+void WaitUntilUploaded(Api& api, double at_least) {
+  for (int i = 0; i < 1200; ++i) {
+    const std::string m = api.Metrics();
+    if (MetricValue(m, "branchdb_s3_uploaded_segments_total") >= at_least &&
+        MetricValue(m, "branchdb_s3_upload_lag_segments") == 0 &&
+        MetricValue(m, "branchdb_s3_upload_passes_total") >= 2) {
+      return;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  FAIL("segments were not uploaded within a minute:\n" << api.Metrics());
+}
+
+// Names of the segment files of the project's store directory, sorted.
+std::vector<std::string> Segments(const std::string& data_dir) {
+  std::vector<std::string> out;
+  for (const auto& project : std::filesystem::directory_iterator(data_dir + "/projects")) {
+    for (const auto& f : std::filesystem::directory_iterator(project.path())) {
+      const std::string name = f.path().filename().string();
+      if (name.rfind("seg-", 0) == 0) out.push_back(project.path().filename().string() + "/" + name);
+    }
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+TEST_CASE("the bucket holds every sealed segment byte for byte, and not the unsealed tail") {
+  auto s3 = S3Client::Open(SharedCephS3().Options("segments"));
+  REQUIRE(s3.ok());
+  LiveServer server(WithObjectStorage("segments", "prod/eu"));
+  const std::string data_dir = server.dir_.Sub("data");
+  Api api{server};
+  REQUIRE(api.Call("POST", "/v1/projects", {{"name", "shop"}}) == 201);
+  Write(api, "shop", 400 * 1024);  // about six 64 KiB segments
+
+  std::vector<std::string> local = Segments(data_dir);
+  INFO("local segments: " << local.size());
+  REQUIRE(local.size() >= 4);
+  const size_t sealed = local.size() - 1;  // the newest is the unsealed tail
+  WaitUntilUploaded(api, static_cast<double>(sealed));
+
+  auto listed = (*s3)->ListAll("prod/eu/");
+  REQUIRE(listed.ok());
+  std::set<std::string> keys;
+  for (const auto& o : *listed) keys.insert(o.key);
+  for (size_t i = 0; i < local.size(); ++i) {
+    const std::string key = "prod/eu/" + local[i];
+    INFO(key);
+    if (i + 1 == local.size()) {
+      CHECK_FALSE(keys.count(key));  // the tail: still growing
+      continue;
+    }
+    REQUIRE(keys.count(key));
+    auto object = (*s3)->Get(key);
+    REQUIRE(object.ok());
+    CHECK(*object == ReadFile(data_dir + "/projects/" + local[i]));
+  }
+  const std::string metrics = api.Metrics();
+  CHECK(MetricValue(metrics, "branchdb_s3_errors_total") == 0);
+  CHECK(MetricValue(metrics, "branchdb_s3_upload_lag_bytes") == 0);
+  CHECK(MetricValue(metrics, "branchdb_s3_uploaded_bytes_total") > 0);
+
+  // The record of what is uploaded lists each sealed segment once.
+  const std::string project = local[0].substr(0, local[0].find('/'));
+  const std::string state = ReadFile(data_dir + "/object_storage/" + project + ".uploaded");
+  size_t lines = std::count(state.begin(), state.end(), '\n');
+  CHECK(lines >= sealed);
+}
+
+TEST_CASE("a restarted server does not upload again what is recorded as uploaded") {
+  TempDir dir;
+  const std::string data_dir = dir.Sub("data");
+  size_t sealed = 0;
+  {
+    LiveServer server(WithObjectStorage("restart", "", data_dir));
+    Api api{server};
+    REQUIRE(api.Call("POST", "/v1/projects", {{"name", "p"}}) == 201);
+    Write(api, "p", 200 * 1024);
+    sealed = Segments(data_dir).size() - 1;
+    REQUIRE(sealed >= 2);
+    WaitUntilUploaded(api, static_cast<double>(sealed));
+  }
+  LiveServer again(WithObjectStorage("restart", "", data_dir));
+  Api api{again};
+  // After a whole pass, with nothing sealed since: nothing uploaded twice.
+  WaitUntilUploaded(api, 0);
+  CHECK(MetricValue(api.Metrics(), "branchdb_s3_uploaded_segments_total") == 0);
+  // New segments sealed after the restart go up (and only they).
+  const size_t before = Segments(data_dir).size();
+  Write(api, "p", 200 * 1024);
+  const size_t added = Segments(data_dir).size() - before;
+  REQUIRE(added >= 1);
+  WaitUntilUploaded(api, static_cast<double>(added));
+  CHECK(MetricValue(api.Metrics(), "branchdb_s3_uploaded_segments_total") == added);
+}
+
+// Every sealed local segment of the project (local: Segments(), the newest
+// being the tail) is in bucket byte for byte, and the bucket holds nothing
+// else of it: no half-uploaded segment, no tail.
+void CheckBucketMirrorsSealed(const std::string& bucket, const std::string& data_dir,
+                              const std::vector<std::string>& local) {
+  auto s3 = S3Client::Open(SharedCephS3().Options(bucket));
+  REQUIRE(s3.ok());
+  const std::string project = local[0].substr(0, local[0].find('/'));
+  auto listed = (*s3)->ListAll(project + "/");
+  REQUIRE(listed.ok());
+  std::vector<std::string> keys;
+  for (const auto& o : *listed) keys.push_back(o.key);
+  const std::vector<std::string> sealed(local.begin(), local.end() - 1);
+  CHECK(keys == sealed);
+  for (const std::string& key : sealed) {
+    INFO(key);
+    auto object = (*s3)->Get(key);
+    REQUIRE(object.ok());
+    CHECK(*object == ReadFile(data_dir + "/projects/" + key));
+  }
+}
+
+// A server whose bucket requests go to endpoint (300 ms timeouts): while S3 is
+// broken by break_s3(), every commit of about 300 KiB is acknowledged and
+// /metrics shows failed uploads and a lag; once heal_s3() has run, every
+// sealed segment goes up, the bucket mirrors them exactly, and every
+// acknowledged row is there.
+void CommitThroughFault(const std::string& bucket, const std::string& endpoint,
+                        const std::function<void()>& break_s3,
+                        const std::function<void()>& heal_s3) {
+  LiveServer server([&](server::Config& c) {
+    WithObjectStorage(bucket, "")(c);
+    c.object_storage_endpoint = endpoint;
+    c.object_storage_timeout_ms = 300;
+  });
+  const std::string data_dir = server.dir_.Sub("data");
+  Api api{server};
+  REQUIRE(api.Call("POST", "/v1/projects", {{"name", "f"}}) == 201);
+
+  break_s3();
+  Write(api, "f", 300 * 1024);  // REQUIREs every commit acknowledged
+  const std::vector<std::string> local = Segments(data_dir);
+  REQUIRE(local.size() >= 3);
+  for (int i = 0; i < 1200; ++i) {  // until a failed upload is counted
+    const std::string m = api.Metrics();
+    if (MetricValue(m, "branchdb_s3_errors_total") > 0 &&
+        MetricValue(m, "branchdb_s3_upload_lag_segments") > 0) {
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  const std::string m = api.Metrics();
+  CHECK(MetricValue(m, "branchdb_s3_errors_total") > 0);
+  CHECK(MetricValue(m, "branchdb_s3_upload_lag_segments") >= 1);
+  CHECK(MetricValue(m, "branchdb_s3_upload_lag_bytes") > 0);
+
+  heal_s3();
+  WaitUntilUploaded(api, static_cast<double>(local.size() - 1));
+  CheckBucketMirrorsSealed(bucket, data_dir, local);
+  nlohmann::json rows;
+  REQUIRE(api.Call("POST", "/v1/projects/f/branches/production/sql",
+                   {{"sql", "SELECT count(*) FROM t"}}, &rows) == 200);
+  CHECK(rows["results"][0]["rows"][0][0] == 16 * ((300 * 1024 + 16 * 4096 - 1) / (16 * 4096)));
+}
+
+TEST_CASE("while S3 answers 500s commits go on; once it is back, every sealed segment goes up") {
+  FaultProxy proxy(SharedCephS3().endpoint());
+  CommitThroughFault(
+      "faults-500", proxy.endpoint(), [&] { proxy.set_mode(FaultProxy::kServerError); },
+      [&] { proxy.set_mode(FaultProxy::kForward); });
+  CHECK(proxy.failed_requests() > 0);
+}
+
+TEST_CASE("while S3 requests time out commits go on; once S3 answers, every sealed segment goes up") {
+  FaultProxy proxy(SharedCephS3().endpoint());
+  CommitThroughFault(
+      "faults-timeout", proxy.endpoint(), [&] { proxy.set_mode(FaultProxy::kHang); },
+      [&] { proxy.set_mode(FaultProxy::kForward); });
+  CHECK(proxy.held_requests() > 0);
+}
+
+TEST_CASE("while radosgw is stopped commits go on; once it is restarted, every sealed segment goes up") {
+  CephS3& s3 = SharedCephS3();
+  CommitThroughFault(
+      "faults-stopped", s3.endpoint(), [&] { s3.StopGateway(); }, [&] { s3.StartGateway(); });
+}
+
+TEST_CASE("a server whose bucket cannot be reached with its keys refuses to start") {
+  server::Config config;
+  WithObjectStorage("refused", "")(config);
+  config.object_storage_secret_access_key = "wrong-secret";
+  TempDir dir;
+  config.listen = "127.0.0.1:0";
+  config.data_dir = dir.Sub("data");
+  auto server = server::ApiServer::Create(config, Env::Default());
+  REQUIRE_FALSE(server.ok());
+  CHECK(server.status().message().find("object storage") != std::string::npos);
+  CHECK(server.status().message().find("wrong-secret") == std::string::npos);
+}
+
+}  // namespace
+}  // namespace branchdb::testing
