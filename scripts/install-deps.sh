@@ -11,6 +11,12 @@ PACKAGES=(
   clang  # not the compiler: tests/threads runs its thread-safety analysis
 )
 
+# `install-deps.sh etcd` (scripts/etcd.sh, the etcd fixture of tests/cluster):
+# Debian's etcd server (3.4, with its v3 JSON gateway).
+if [ "${1:-}" = etcd ]; then
+  PACKAGES+=(etcd-server)
+fi
+
 # `install-deps.sh bench` (make bench) adds the benchmarks' own: PostgreSQL 15
 # and libpq (postgres_bench's baseline and its client), perf (profiles).
 if [ "${1:-}" = bench ]; then
@@ -36,5 +42,6 @@ if [ "$(id -u)" -ne 0 ]; then
   SUDO="sudo"
 fi
 export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# DPkg::Lock::Timeout: wait for another install (a parallel test's fixture) to end.
+$SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq
+$SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}"
