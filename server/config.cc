@@ -2,7 +2,9 @@
 // the documentation checks, so the three cannot drift apart.
 #include "server/config.h"
 
+#include <cctype>
 #include <charconv>
+#include <functional>
 #include <exception>
 #include <set>
 #include <toml++/toml.h>
@@ -91,6 +93,14 @@ const std::vector<Field>& Fields() {
        &Config::admin_secret_file},
       {"audit", "retention_days", "BRANCHDB_AUDIT_RETENTION_DAYS", Kind::kInt, nullptr,
        &Config::audit_retention_days},
+      {"cluster", "etcd_endpoints", "BRANCHDB_ETCD_ENDPOINTS", Kind::kStringList, nullptr,
+       nullptr, nullptr, &Config::etcd_endpoints},
+      {"cluster", "node_name", "BRANCHDB_NODE_NAME", Kind::kString, &Config::node_name},
+      {"cluster", "advertise_url", "BRANCHDB_ADVERTISE_URL", Kind::kString,
+       &Config::advertise_url},
+      {"cluster", "prefix", "BRANCHDB_CLUSTER_PREFIX", Kind::kString, &Config::cluster_prefix},
+      {"cluster", "lease_ttl_seconds", "BRANCHDB_CLUSTER_LEASE_TTL_SECONDS", Kind::kInt, nullptr,
+       &Config::cluster_lease_ttl_seconds},
   };
   return fields;
 }
@@ -182,6 +192,48 @@ std::string PublicUrlProblem(const std::string& url) {
     }
   }
   return "";
+}
+
+}  // namespace
+
+namespace {
+
+// [cluster]: all or nothing; names and URLs that etcd keys and forwarding can use.
+void ValidateCluster(const Config& c, const std::function<void(const char*, std::string)>& err) {
+  if (!c.clustered()) {
+    if (!c.node_name.empty()) err("node_name", "set etcd_endpoints too (or remove node_name)");
+    if (!c.advertise_url.empty()) {
+      err("advertise_url", "set etcd_endpoints too (or remove advertise_url)");
+    }
+    return;
+  }
+  for (const std::string& e : c.etcd_endpoints) {
+    std::string host;
+    int port = 0;
+    if (e.rfind("http://", 0) != 0 || !SplitHostPort(e.substr(7), &host, &port) || port == 0) {
+      err("etcd_endpoints", "expected http://HOST:PORT, e.g. http://127.0.0.1:2379 (got \"" + e +
+                                "\")");
+    }
+  }
+  bool name_ok = !c.node_name.empty() && c.node_name.size() <= 64;
+  for (char ch : c.node_name) {
+    name_ok &= std::isalnum(static_cast<unsigned char>(ch)) || ch == '.' || ch == '_' || ch == '-';
+  }
+  if (!name_ok) {
+    err("node_name", "expected 1..64 of [A-Za-z0-9._-], unique in the cluster (got \"" +
+                         c.node_name + "\")");
+  }
+  if (!c.advertise_url.empty()) {
+    if (std::string problem = PublicUrlProblem(c.advertise_url); !problem.empty()) {
+      err("advertise_url", problem + " (got \"" + c.advertise_url + "\")");
+    }
+  }
+  if (c.cluster_prefix.size() < 2 || c.cluster_prefix[0] != '/' || c.cluster_prefix.back() == '/') {
+    err("cluster.prefix", "expected /NAME[/NAME...] without a trailing '/', e.g. /branchdb");
+  }
+  if (c.cluster_lease_ttl_seconds < 2 || c.cluster_lease_ttl_seconds > 300) {
+    err("cluster.lease_ttl_seconds", "expected 2..300");
+  }
 }
 
 }  // namespace
@@ -280,6 +332,7 @@ std::vector<FieldError> Validate(const Config& c) {
   if (c.token_cache_entries < 0 || c.token_cache_entries > (int64_t{1} << 22)) {
     err("token_cache_entries", "expected 0..4194304");
   }
+  ValidateCluster(c, err);
   return errors;
 }
 
