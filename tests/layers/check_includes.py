@@ -4,6 +4,7 @@
 
   base/     <- storage/ (and storage/vfs/) <- catalog/ <- server/
   base/     <- auth/                                    <- server/
+  base/     <- cluster/ (etcd, membership, ownership)   <- server/
   sdk/      includes no branchdb folder but its own (it talks HTTP only)
   server/main.cc, the binary, may also include sdk/cli/ (the CLI it runs).
 tests/ and bench/ may include anything.
@@ -23,7 +24,8 @@ ALLOWED = {
     "storage": {"base", "storage"},
     "auth": {"base", "auth"},
     "catalog": {"base", "storage", "catalog"},
-    "server": {"base", "storage", "auth", "catalog", "server"},
+    "cluster": {"base", "cluster"},
+    "server": {"base", "storage", "auth", "catalog", "cluster", "server"},
     "sdk": {"sdk"},
 }
 EXCEPTIONS = {"server/main.cc": {"sdk"}}
