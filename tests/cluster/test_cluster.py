@@ -257,6 +257,23 @@ class ClusterTest(unittest.TestCase):
             status, body = self.sql(via, "shop", "SELECT count(*) FROM t")
             self.assertEqual(status, 200, body)
             self.assertEqual(body["results"][0]["rows"], [[2]])
+        # Streamed bodies: an export read through n1, imported through n3.
+        branch = self.node("n1").url + "/v1/projects/shop/branches/production/export"
+        req = urllib.request.Request(branch, headers={"Authorization": "Bearer " + self.token})
+        with _OPENER.open(req, timeout=30) as r:
+            image = r.read()
+        self.assertTrue(image.startswith(b"SQLite format 3\x00"))
+        req = urllib.request.Request(
+            self.node("n3").url + "/v1/projects/shop/import?branch=copy", data=image,
+            headers={"Authorization": "Bearer " + self.token,
+                     "Content-Type": "application/vnd.sqlite3"})
+        with _OPENER.open(req, timeout=30) as r:
+            self.assertEqual(r.status, 201)
+        status, body = call("POST", self.node("n1").url +
+                            "/v1/projects/shop/branches/copy/sql", self.token,
+                            {"sql": "SELECT count(*) FROM t"})
+        self.assertEqual(status, 200, body)
+        self.assertEqual(body["results"][0]["rows"], [[2]])
 
     def test_3_kill_9_of_the_owner_its_projects_wait_for_it_and_nothing_acknowledged_is_lost(
             self) -> None:
