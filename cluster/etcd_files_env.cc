@@ -72,8 +72,32 @@ Result<std::optional<std::string>> EtcdFilesEnv::Read(const std::string& key) {
   }
   auto kv = etcd_->Get(key);
   if (!kv.ok()) return kv.status();
+  MutexLock l(mu_);
+  seen_[key] = *kv ? (*kv)->mod_revision : 0;
   if (!*kv) return std::optional<std::string>();
   return std::optional<std::string>((*kv)->value);
+}
+
+Status EtcdFilesEnv::PutIfUnchanged(const std::string& key, const std::string& value,
+                                    const std::string& also_delete) {
+  int64_t seen = 0;
+  {
+    MutexLock l(mu_);
+    auto it = seen_.find(key);
+    if (it != seen_.end()) seen = it->second;
+  }
+  std::vector<TxnOp> ops = {{TxnOp::Kind::kPut, key, value, 0, false}};
+  if (!also_delete.empty()) ops.push_back({TxnOp::Kind::kDelete, also_delete, "", 0, false});
+  auto txn = etcd_->Txn({{key, Compare::Target::kModRevision, Compare::Op::kEqual, seen, ""}}, ops,
+                        {});
+  if (!txn.ok()) return txn.status();
+  if (!txn->succeeded) {
+    return Status::Conflict(key + " was changed by another node since it was read; read it again",
+                            "etcd_file_changed");
+  }
+  MutexLock l(mu_);
+  seen_[key] = txn->revision;  // a transaction's writes all get its revision
+  return Status::OK();
 }
 
 Status EtcdFilesEnv::Closed(const std::string& key, std::string contents) {
@@ -82,8 +106,7 @@ Status EtcdFilesEnv::Closed(const std::string& key, std::string contents) {
     pending_[key] = std::move(contents);  // put by the rename that follows
     return Status::OK();
   }
-  auto put = etcd_->Put(key, contents);
-  return put.ok() ? Status::OK() : put.status();
+  return PutIfUnchanged(key, contents, "");
 }
 
 Result<std::unique_ptr<WritableFile>> EtcdFilesEnv::NewWritableFile(const std::string& path,
@@ -151,7 +174,10 @@ Status EtcdFilesEnv::DeleteFile(const std::string& path) {
     if (pending_.erase(*key)) return Status::OK();
   }
   auto deleted = etcd_->Delete(*key);
-  return deleted.ok() ? Status::OK() : deleted.status();
+  if (!deleted.ok()) return deleted.status();
+  MutexLock l(mu_);
+  seen_[*key] = 0;
+  return Status::OK();
 }
 
 Status EtcdFilesEnv::RenameFile(const std::string& from, const std::string& to) {
@@ -163,15 +189,12 @@ Status EtcdFilesEnv::RenameFile(const std::string& from, const std::string& to) 
   auto data = Read(*from_key);
   if (!data.ok()) return data.status();
   if (!*data) return Status::NotFound(from + ": no such file (in etcd)");
-  // One transaction: the new name is written and the old one (if it was
-  // ever put) removed together.
-  auto txn = etcd_->Txn({}, {{TxnOp::Kind::kPut, *to_key, **data, 0, false},
-                             {TxnOp::Kind::kDelete, *from_key, "", 0, false}},
-                        {});
-  if (!txn.ok()) return txn.status();
+  // One transaction: the new name is written (if unchanged since read) and
+  // the old one (if it was ever put) removed together.
+  Status put = PutIfUnchanged(*to_key, **data, *from_key);
   MutexLock l(mu_);
   pending_.erase(*from_key);
-  return Status::OK();
+  return put;
 }
 
 Status EtcdFilesEnv::TruncateFile(const std::string& path, uint64_t size) {
@@ -182,7 +205,10 @@ Status EtcdFilesEnv::TruncateFile(const std::string& path, uint64_t size) {
   std::string value = data->value_or("");
   value.resize(size, '\0');
   auto put = etcd_->Put(*key, value);
-  return put.ok() ? Status::OK() : put.status();
+  if (!put.ok()) return put.status();
+  MutexLock l(mu_);
+  seen_[*key] = *put;
+  return Status::OK();
 }
 
 Status EtcdFilesEnv::CreateDirs(const std::string& dir) {

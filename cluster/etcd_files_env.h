@@ -7,7 +7,14 @@
 //
 // Under the directory: a file written through NewWritableFile is kept in
 // memory; a "*.tmp" file reaches etcd when it is renamed (Env::WriteFileAtomic's
-// temp file + rename: one etcd transaction), any other at Close. Directories are implicit
+// temp file + rename: one etcd transaction), any other at Close.
+//
+// Lost updates: a file is replaced only if etcd still has the version this
+// Env last read or wrote (a transaction on its mod_revision; absent if it
+// was absent). Otherwise another node changed it since: the write fails with
+// Conflict ("etcd_file_changed") and etcd keeps the other node's version;
+// the caller reads the file again (AuthService::Reload) before retrying.
+// Deletes and truncations are not conditioned. Directories are implicit
 // (CreateDirs, SyncDir, SetPermissions, LockFile do nothing; GetChildren
 // lists the names one level below). Reads go to etcd every time.
 //
@@ -55,12 +62,18 @@ class EtcdFilesEnv final : public EnvWrapper {
   // The etcd key of path, or nullopt when path is not under dir_.
   std::optional<std::string> KeyOf(const std::string& path) const;
   Result<std::optional<std::string>> Read(const std::string& key);
+  // Puts value at key if etcd has the revision of key this Env last saw;
+  // deletes also_delete ("": nothing) in the same transaction.
+  Status PutIfUnchanged(const std::string& key, const std::string& value,
+                        const std::string& also_delete);
 
   EtcdClient* const etcd_;
   const std::string dir_;
   const std::string key_prefix_;
   Mutex mu_;
   std::map<std::string, std::string> pending_ GUARDED_BY(mu_);  // closed, not yet renamed
+  // The mod_revision of each key when this Env last read or wrote it (0: absent).
+  std::map<std::string, int64_t> seen_ GUARDED_BY(mu_);
 };
 
 }  // namespace branchdb::cluster

@@ -151,5 +151,37 @@ TEST_CASE("EtcdFilesEnv: two Envs over one etcd share the files under their dire
   CHECK(!b.FileExists(b_dir.Sub("local.txt")));
 }
 
+TEST_CASE("EtcdFilesEnv: a file another node changed since it was read is not overwritten") {
+  testing::Etcd etcd;
+  auto c = Connect(etcd);
+  testing::TempDir dir;
+  EtcdFilesEnv a(Env::Default(), c.get(), dir.Sub("auth"), "/x/auth/");
+  EtcdFilesEnv b(Env::Default(), c.get(), dir.Sub("auth"), "/x/auth/");
+  const std::string file = dir.Sub("auth/revoked.json");
+  REQUIRE(a.WriteFileAtomic(file, "a1").ok());
+  REQUIRE(b.ReadFileToString(file).ok());
+  REQUIRE(a.WriteFileAtomic(file, "a2").ok());  // a's own writes go on
+
+  Status lost = b.WriteFileAtomic(file, "b1");  // b has not seen a2
+  CHECK(lost.code() == StatusCode::kConflict);
+  CHECK(lost.reason() == "etcd_file_changed");
+  auto kept = a.ReadFileToString(file);
+  REQUIRE(kept.ok());
+  CHECK(*kept == "a2");
+  auto tmp = c->Get("/x/auth/revoked.json.tmp");
+  REQUIRE(tmp.ok());
+  CHECK(!tmp->has_value());
+
+  REQUIRE(b.ReadFileToString(file).ok());  // b reads again, then writes
+  REQUIRE(b.WriteFileAtomic(file, "b1").ok());
+  CHECK(a.WriteFileAtomic(file, "a3").code() == StatusCode::kConflict);
+  // Created by another node since a saw it absent: also a conflict.
+  CHECK(b.WriteFileAtomic(dir.Sub("auth/new.json"), "b").ok());
+  CHECK(a.WriteFileAtomic(dir.Sub("auth/new.json"), "a").code() == StatusCode::kConflict);
+  // Deleted, then written anew by the node that deleted it.
+  REQUIRE(b.DeleteFile(dir.Sub("auth/new.json")).ok());
+  CHECK(b.WriteFileAtomic(dir.Sub("auth/new.json"), "b2").ok());
+}
+
 }  // namespace
 }  // namespace branchdb::cluster
