@@ -99,11 +99,11 @@ class Etcd:
         with _OPENER.open(req, timeout=10) as r:
             return json.loads(r.read().decode())
 
-    def take_owner(self, project: str, node: str, url: str, epoch: int) -> None:
+    def take_owner(self, project: str, node: str, url: str, epoch: int, ttl: int) -> None:
         """Writes PROJECT's owner key as another node's takeover would (epoch,
-        under a lease of its own that lapses after LEASE_TTL s)."""
+        under a lease of its own that lapses after ttl seconds)."""
         b64 = lambda s: base64.b64encode(s.encode()).decode()  # noqa: E731
-        lease = self._post("/v3/lease/grant", {"TTL": str(LEASE_TTL)})["ID"]
+        lease = self._post("/v3/lease/grant", {"TTL": str(ttl)})["ID"]
         owner = json.dumps({"node": node, "url": url, "epoch": epoch})
         self._post("/v3/kv/txn", {"success": [
             {"request_put": {"key": b64(f"/branchdb/owners/{project}"), "value": b64(owner),
@@ -240,6 +240,24 @@ class ClusterTest(unittest.TestCase):
                              {n.name: n.url for n in self.nodes})
             self.assertTrue(all(n["alive"] for n in body["nodes"]))
 
+    def test_1b_a_token_revoked_on_one_node_is_refused_by_every_node(self) -> None:
+        token = self.fetch_token()  # issued by n2
+        for via in ("n1", "n3"):
+            self.assertEqual(call("GET", self.node(via).url + "/v1/cluster", token)[0], 200)
+        with open(os.path.join(self.nodes[0].data_dir, "admin-credentials.json")) as f:
+            creds = json.load(f)
+        pair = base64.b64encode(f"{creds['client_id']}:{creds['client_secret']}".encode()).decode()
+        req = urllib.request.Request(
+            self.node("n3").url + "/oauth/revoke",
+            data=urllib.parse.urlencode({"token": token}).encode(),
+            headers={"Authorization": "Basic " + pair,
+                     "Content-Type": "application/x-www-form-urlencoded"})
+        with _OPENER.open(req, timeout=30) as r:
+            self.assertEqual(r.status, 200)
+        for via in ("n1", "n2", "n3"):
+            eventually(f"{via} refuses the revoked token", lambda: call(
+                "GET", self.node(via).url + "/v1/cluster", token)[0] == 401)
+
     def test_2_a_request_to_another_node_is_forwarded_to_the_owner(self) -> None:
         self.create("n2", "shop")
         owner = self.owner("n1", "shop")
@@ -325,7 +343,9 @@ class ClusterTest(unittest.TestCase):
         # Another node takes the project meanwhile (epoch 2), as a takeover
         # from shared storage would.
         n1 = self.node("n1")
-        self.etcd.take_owner("ledger", "n1", n1.url, 2)
+        # Held long enough (6 s) that the resumed n3 cannot take the project
+        # back before it answers the pending write.
+        self.etcd.take_owner("ledger", "n1", n1.url, 2, ttl=6)
         n3.kill(signal.SIGCONT)
         writer.join(timeout=BOUND)
         self.assertFalse(writer.is_alive())
