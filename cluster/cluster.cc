@@ -370,7 +370,15 @@ Result<std::unique_ptr<ClusterNode>> ClusterNode::Start(ClusterOptions options) 
   if (!etcd.ok()) return etcd.status();
   auto impl = std::make_unique<Impl>(std::move(options), std::move(*etcd));
   impl->watch_seen_.assign(impl->options_.watches.size(), {-1, 0});
-  BRANCHDB_RETURN_IF_ERROR(impl->Register());
+  // A node restarted at once after a crash finds its old key until its old
+  // lease expires: waits for that (a TTL and a few seconds), no longer.
+  Clock* clock = impl->options_.clock;
+  const int64_t give_up =
+      clock->NowMonotonicNanos() + (impl->options_.lease_ttl_seconds + 5) * 1'000'000'000;
+  for (Status s = impl->Register(); !s.ok(); s = impl->Register()) {
+    if (s.reason() != "node_name_taken" || clock->NowMonotonicNanos() > give_up) return s;
+    clock->SleepForMicros(200'000);
+  }
   impl->ClaimLocalProjects();
   impl->Poll();
   return std::unique_ptr<ClusterNode>(new ClusterNode(std::move(impl)));

@@ -100,8 +100,9 @@ struct Location {
 class ClusterNode {
  public:
   // Registers this node, claims its local projects, starts the keepalive and
-  // poll thread. Unavailable when etcd cannot be reached; AlreadyExists when
-  // a live node of the same name is registered.
+  // poll thread. Unavailable when etcd cannot be reached; AlreadyExists
+  // ("node_name_taken") when a node of the same name stays registered for
+  // longer than a lease TTL and 5 s (it is alive: a crashed one's lease expires).
   static Result<std::unique_ptr<ClusterNode>> Start(ClusterOptions options);
   // Stops the thread and revokes the lease (this node's keys go at once).
   ~ClusterNode();

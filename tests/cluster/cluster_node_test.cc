@@ -77,6 +77,20 @@ TEST_CASE("nodes register under their lease and a second live node of the same n
   CHECK(view->nodes[0].name == "a");
 }
 
+TEST_CASE("a node restarted at once after a crash waits for its old lease to expire") {
+  Fixture f;
+  // What a crashed "a" leaves: its key under a lease nobody renews.
+  auto etcd = f.Client();
+  auto lease = etcd->LeaseGrant(2);
+  REQUIRE(lease.ok());
+  REQUIRE(etcd->Put("/test/nodes/a", "http://a.invalid:8080", lease->id).ok());
+  auto a = f.Start("a");
+  auto view = a->View();
+  REQUIRE(view.ok());
+  REQUIRE(view->nodes.size() == 1);
+  CHECK(view->nodes[0].lease != lease->id);
+}
+
 TEST_CASE("a project has one owner; the others locate it there and may not write it") {
   Fixture f;
   auto a = f.Start("a");
