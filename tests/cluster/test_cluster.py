@@ -242,6 +242,13 @@ class ClusterTest(unittest.TestCase):
                              {n.name: n.url for n in self.nodes})
             self.assertTrue(all(n["alive"] for n in body["nodes"]))
 
+        def metrics() -> str:
+            with _OPENER.open(self.node("n1").url + "/metrics", timeout=30) as r:
+                return r.read().decode()
+        eventually("n1's /metrics counts 3 nodes", lambda: re.search(
+            r"^branchdb_cluster_nodes(\{\})? 3(\.0*)?$", metrics(), re.M))
+        self.assertRegex(metrics(), re.compile(r"^branchdb_cluster_lease_held(\{\})? 1", re.M))
+
     def test_1b_a_token_revoked_on_one_node_is_refused_by_every_node(self) -> None:
         token = self.fetch_token()  # issued by n2
         for via in ("n1", "n3"):
