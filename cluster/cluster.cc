@@ -150,6 +150,9 @@ class ClusterNode::Impl {
       }
       auto taken = Take(p, /*fresh=*/false);
       if (!taken.ok()) {
+        // A name registered by another node (a project made on this disk
+        // before it joined): said once, not on every poll.
+        if (taken.status().reason() == "project_exists" && !foreign_.insert(p).second) continue;
         logger_->warn("event=cluster_claim_failed project={} error=\"{}\"", p,
                       taken.status().ToString());
       }
@@ -346,6 +349,9 @@ class ClusterNode::Impl {
   // What each of options_.watches last saw ({newest mod_revision, keys});
   // {-1, 0} before the first poll. Start's poll, then the thread's only.
   std::vector<std::pair<int64_t, size_t>> watch_seen_;
+  // Local projects whose name another node registered (logged once). Start's
+  // claims, then the thread's only.
+  std::set<std::string> foreign_;
 
   mutable Mutex mu_;
   CondVar cv_;
