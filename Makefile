@@ -1,8 +1,8 @@
 # branchdb — the two commands:
 #   make run    install missing packages, build, start the server on ./data
-#   make test   install missing packages (with the S3 fixture's Ceph), build
+#   make test   install missing packages (with the Ceph and etcd fixtures), build
 #               (ASan+UBSan), run every test via ctest
-.PHONY: all deps build run test tsan bench fuzz crash soak clean
+.PHONY: all deps build run test tsan bench fuzz crash soak clean cluster-test
 
 BUILD_DIR ?= build
 TEST_BUILD_DIR ?= build-test
@@ -22,14 +22,25 @@ build: deps
 run: build
 	$(BUILD_DIR)/bin/branchdb serve --data-dir $(DATA_DIR) --listen $(LISTEN)
 
-# tests/objstore start a real Ceph RGW: its packages (install-deps.sh s3) come
-# first, so that no test waits on apt (ctest's objstore_ceph_install does the
-# same for a bare `ctest`).
+# tests/objstore start a real Ceph RGW, tests/cluster a real etcd: their
+# packages (install-deps.sh s3 etcd) come first, so that no test waits on apt
+# (ctest's objstore_ceph_install and cluster_etcd_install do the same for a
+# bare `ctest`).
 test: deps
-	@scripts/install-deps.sh s3
+	@scripts/install-deps.sh s3 etcd
 	@cmake -S . -B $(TEST_BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBRANCHDB_SANITIZE=ON -DBRANCHDB_BUILD_BENCH=OFF >/dev/null
 	@cmake --build $(TEST_BUILD_DIR) -j $(JOBS)
 	cd $(TEST_BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
+
+# The cluster tests (tests/cluster, docs/cluster.md) with a longer campaign:
+# CYCLES kill -9 cycles of a project's owner under forwarded writes (the
+# default run does 1), each checking every acknowledged commit.
+CYCLES ?= 10
+cluster-test: deps
+	@scripts/install-deps.sh etcd
+	@cmake -S . -B $(TEST_BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBRANCHDB_SANITIZE=ON -DBRANCHDB_BUILD_BENCH=OFF >/dev/null
+	@cmake --build $(TEST_BUILD_DIR) -j $(JOBS) --target branchdb cluster_config_test cluster_etcd_client_test cluster_node_test
+	cd $(TEST_BUILD_DIR) && BRANCHDB_CLUSTER_CYCLES=$(CYCLES) ctest --output-on-failure -R '^cluster_'
 
 # The concurrency tests under ThreadSanitizer, in their own build directory
 # (TSan and ASan exclude each other): project deletion against everything in

@@ -102,6 +102,7 @@ enum class Operation {
   // promote_only): lift the guard, roll back, reset, delete, write SQL.
   kProtectBranch,
   kReadAudit,  // a project's audit trail (admin), or the server's (unrestricted admin)
+  kReadCluster,  // the cluster's nodes and owners (GET /v1/cluster): unrestricted admin
 };
 
 // The scope an operation needs (see the table in docs/auth.md).
@@ -193,6 +194,11 @@ struct AuthOptions {
   // of tokens that can never verify (bad signature, expired) holds 1/8 as many.
   // See docs/auth.md.
   size_t token_cache_entries = 4096;
+  // The state files are shared with other processes (a cluster's nodes, whose
+  // Env keeps them in etcd: docs/cluster.md): key files that keys.json does
+  // not name may be another node's rotation in progress, and are never
+  // removed. Default: false (leftovers of a crashed rotation are removed).
+  bool shared_state = false;
 };
 
 // Counts since Open(), for /metrics and tests.
@@ -458,6 +464,10 @@ class AuthService {
   // and rotates the signing key when older than key_rotation_seconds. Call it
   // periodically (e.g. every minute).
   virtual Status Maintain() = 0;
+  // Reads the state files again, for a change made by another process that
+  // shares them (AuthOptions::shared_state). On failure the state in memory
+  // stays as it was.
+  virtual Status Reload() = 0;
 
   virtual AuthStats Stats() = 0;
 

@@ -104,7 +104,7 @@ struct OperationEntry {
   Scope scope;
   bool write;
 };
-constexpr std::array<OperationEntry, 26> kOperations = {{
+constexpr std::array<OperationEntry, 27> kOperations = {{
     {Operation::kListProjects, "list_projects", Scope::kProjectsRead, false},
     {Operation::kGetProject, "get_project", Scope::kProjectsRead, false},
     {Operation::kCreateProject, "create_project", Scope::kProjectsWrite, true},
@@ -133,6 +133,7 @@ constexpr std::array<OperationEntry, 26> kOperations = {{
     {Operation::kIntrospectAnyToken, "introspect_any_token", Scope::kAdmin, false},
     {Operation::kProtectBranch, "protect_branch", Scope::kBranchesProtect, true},
     {Operation::kReadAudit, "read_audit", Scope::kAdmin, false},
+    {Operation::kReadCluster, "read_cluster", Scope::kAdmin, false},
 }};
 
 const OperationEntry& Find(Operation op) {

@@ -95,6 +95,26 @@ Status AuthServiceImpl::Load() {
   return Status::OK();
 }
 
+Status AuthServiceImpl::Reload() {
+  MutexLock lock(mu_);
+  auto clients = std::move(clients_);
+  auto keys = std::move(keys_);
+  auto revoked = std::move(revoked_);
+  clients_.clear();
+  keys_.clear();
+  revoked_.clear();
+  Status s = LoadClientsLocked();
+  if (s.ok()) s = LoadKeysLocked();
+  if (s.ok()) s = LoadRevokedLocked();
+  if (s.ok() && keys_.empty()) s = Status::Corruption("auth: no signing key after reload");
+  if (!s.ok()) {
+    clients_ = std::move(clients);
+    keys_ = std::move(keys);
+    revoked_ = std::move(revoked);
+  }
+  return s;
+}
+
 // --- clients ---------------------------------------------------------------
 
 namespace {
@@ -370,6 +390,8 @@ Status AuthServiceImpl::LoadKeysLocked() {
   }
   // Key files keys.json does not name are leftovers of a rotation or prune that
   // crashed midway (the PEM is written before keys.json, deleted after): remove.
+  // Not when shared: another process may be between the two writes.
+  if (options_.shared_state) return Status::OK();
   const std::string keys_dir = JoinPath(AuthDir(), kKeysDir);
   auto children = env_->GetChildren(keys_dir);
   if (!children.ok()) return children.status();

@@ -328,7 +328,8 @@ std::optional<BearerError> AuthServiceImpl::Authorize(const Principal& p, Operat
     // patterns: creating, changing or deleting one, managing clients or keys.
     if (op == Operation::kCreateProject || op == Operation::kUpdateProject ||
         op == Operation::kDeleteProject || op == Operation::kManageClients ||
-        op == Operation::kRotateKeys || op == Operation::kIntrospectAnyToken) {
+        op == Operation::kRotateKeys || op == Operation::kIntrospectAnyToken ||
+        op == Operation::kReadCluster) {
       return refuse("a client limited to the branches " + patterns + " may not " +
                     std::string(OperationName(op)));
     }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages branchdb needs to build, test and run, when any is
 # missing; `install-deps.sh GROUP...` also those of each group (bench: what
-# `make bench` needs; s3: the S3 fixture of `make test`). Idempotent: does
+# `make bench` needs; s3, etcd: the S3 and etcd fixtures of `make test`). Idempotent: does
 # nothing (and needs no network) when all are present.
 set -euo pipefail
 
@@ -21,7 +21,10 @@ for group in "$@"; do
     # single-node Ceph (monitor, OSD, RADOS Gateway) from Debian's packages.
     # ceph-mgr is not needed for S3.
     s3) PACKAGES+=(ceph-mon ceph-osd radosgw ceph-common) ;;
-    *) echo "install-deps: unknown group '$group' (expected bench or s3)" >&2; exit 2 ;;
+    # etcd (make test; scripts/etcd.sh, the etcd fixture of tests/cluster):
+    # Debian's etcd server (3.4, with its v3 JSON gateway).
+    etcd) PACKAGES+=(etcd-server) ;;
+    *) echo "install-deps: unknown group '$group' (expected bench, s3 or etcd)" >&2; exit 2 ;;
   esac
 done
 

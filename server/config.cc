@@ -2,7 +2,9 @@
 // the documentation checks, so the three cannot drift apart.
 #include "server/config.h"
 
+#include <cctype>
 #include <charconv>
+#include <functional>
 #include <exception>
 #include <set>
 #include <toml++/toml.h>
@@ -49,6 +51,20 @@ std::vector<Field> ObjectStorageFields() {
        &Config::object_storage_timeout_ms},
       {"storage", "segment_bytes", "BRANCHDB_SEGMENT_BYTES", Kind::kInt, nullptr,
        &Config::segment_bytes},
+  };
+}
+
+// [cluster] (docs/cluster.md).
+std::vector<Field> ClusterFields() {
+  return {
+      {"cluster", "etcd_endpoints", "BRANCHDB_ETCD_ENDPOINTS", Kind::kStringList, nullptr,
+       nullptr, nullptr, &Config::etcd_endpoints},
+      {"cluster", "node_name", "BRANCHDB_NODE_NAME", Kind::kString, &Config::node_name},
+      {"cluster", "advertise_url", "BRANCHDB_ADVERTISE_URL", Kind::kString,
+       &Config::advertise_url},
+      {"cluster", "prefix", "BRANCHDB_CLUSTER_PREFIX", Kind::kString, &Config::cluster_prefix},
+      {"cluster", "lease_ttl_seconds", "BRANCHDB_CLUSTER_LEASE_TTL_SECONDS", Kind::kInt, nullptr,
+       &Config::cluster_lease_ttl_seconds},
   };
 }
 
@@ -122,6 +138,7 @@ const std::vector<Field>& Fields() {
        &Config::audit_retention_days},
     };
     for (Field& f : ObjectStorageFields()) all.push_back(f);
+    for (Field& f : ClusterFields()) all.push_back(f);
     return all;
   }();
   return fields;
@@ -269,6 +286,48 @@ objstore::S3Options ObjectStorageClientOptions(const Config& c) {
   return options;
 }
 
+namespace {
+
+// [cluster]: all or nothing; names and URLs that etcd keys and forwarding can use.
+void ValidateCluster(const Config& c, const std::function<void(const char*, std::string)>& err) {
+  if (!c.clustered()) {
+    if (!c.node_name.empty()) err("node_name", "set etcd_endpoints too (or remove node_name)");
+    if (!c.advertise_url.empty()) {
+      err("advertise_url", "set etcd_endpoints too (or remove advertise_url)");
+    }
+    return;
+  }
+  for (const std::string& e : c.etcd_endpoints) {
+    std::string host;
+    int port = 0;
+    if (e.rfind("http://", 0) != 0 || !SplitHostPort(e.substr(7), &host, &port) || port == 0) {
+      err("etcd_endpoints", "expected http://HOST:PORT, e.g. http://127.0.0.1:2379 (got \"" + e +
+                                "\")");
+    }
+  }
+  bool name_ok = !c.node_name.empty() && c.node_name.size() <= 64;
+  for (char ch : c.node_name) {
+    name_ok &= std::isalnum(static_cast<unsigned char>(ch)) || ch == '.' || ch == '_' || ch == '-';
+  }
+  if (!name_ok) {
+    err("node_name", "expected 1..64 of [A-Za-z0-9._-], unique in the cluster (got \"" +
+                         c.node_name + "\")");
+  }
+  if (!c.advertise_url.empty()) {
+    if (std::string problem = PublicUrlProblem(c.advertise_url); !problem.empty()) {
+      err("advertise_url", problem + " (got \"" + c.advertise_url + "\")");
+    }
+  }
+  if (c.cluster_prefix.size() < 2 || c.cluster_prefix[0] != '/' || c.cluster_prefix.back() == '/') {
+    err("cluster.prefix", "expected /NAME[/NAME...] without a trailing '/', e.g. /branchdb");
+  }
+  if (c.cluster_lease_ttl_seconds < 2 || c.cluster_lease_ttl_seconds > 300) {
+    err("cluster.lease_ttl_seconds", "expected 2..300");
+  }
+}
+
+}  // namespace
+
 // Long: one check per field, in the order of the config file.
 std::vector<FieldError> Validate(const Config& c) {
   std::vector<FieldError> errors;
@@ -364,6 +423,7 @@ std::vector<FieldError> Validate(const Config& c) {
     err("token_cache_entries", "expected 0..4194304");
   }
   ValidateObjectStorage(c, errors);
+  ValidateCluster(c, err);
   return errors;
 }
 

@@ -127,6 +127,14 @@ struct Config {
   int64_t segment_bytes = 64ll << 20;
   // True when [object_storage] is configured (an endpoint is set).
   bool ObjectStorageEnabled() const { return !object_storage_endpoint.empty(); }
+  // [cluster] (docs/cluster.md). Empty etcd_endpoints: a single node, no etcd.
+  // etcd client URLs (http://HOST:PORT); env: comma-separated.
+  std::vector<std::string> etcd_endpoints;
+  std::string node_name;      // unique in the cluster: [A-Za-z0-9._-], 1..64
+  // How the other nodes reach this one (scheme://host[:port]); "" = PublicUrl().
+  std::string advertise_url;
+  std::string cluster_prefix = "/branchdb";  // every etcd key of the cluster under it
+  int64_t cluster_lease_ttl_seconds = 10;    // the node's lease (2..300)
 
   // Split listen into host and port. REQUIRES: Validate() found no listen error.
   std::string ListenHost() const;
@@ -136,6 +144,7 @@ struct Config {
   // bound, for port 0) and an unspecified HOST (0.0.0.0, [::]) becomes the
   // loopback address (set public_url when clients use another name).
   std::string PublicUrl(int bound_port = 0) const;
+  bool clustered() const { return !etcd_endpoints.empty(); }
 };
 
 // One invalid field: {"listen", "expected HOST:PORT, e.g. 127.0.0.1:8080"}.

@@ -17,6 +17,8 @@
 #include "base/mutex.h"
 #include "base/process.h"
 #include "catalog/catalog.h"
+#include "cluster/cluster.h"
+#include "cluster/etcd_files_env.h"
 #include "server/cache_budget.h"
 #include "server/compute/supervisor.h"
 #include "server/guard/guard.h"
@@ -103,6 +105,14 @@ struct ApiServer::Parts {
   CacheBudget cache_budget;
   std::shared_ptr<storage::Cache> store_cache;
   std::unique_ptr<http::TimedEnv> timed_env;
+  // [cluster]: the auth state's files live in etcd (auth_env over auth_etcd);
+  // start_lock_lease holds PREFIX/locks/start from before the auth service
+  // opens until Bind() has ensured the admin client (0: not held).
+  std::unique_ptr<cluster::EtcdClient> auth_etcd;
+  std::unique_ptr<cluster::EtcdFilesEnv> auth_env;
+  int64_t start_lock_lease = 0;
+  // This node's membership and ownerships; started by Bind().
+  std::unique_ptr<cluster::ClusterNode> cluster;
   std::unique_ptr<catalog::Catalog> catalog;
   std::unique_ptr<auth::AuthService> auth;
   std::unique_ptr<http::Metrics> metrics;
@@ -156,6 +166,11 @@ ApiServer::~ApiServer() {
   parts_->router.reset();
   parts_->http.reset();
   parts_->uploader.reset();  // before the metrics its collector reads
+  // Leaves the cluster (its lease revoked: its ownerships go at once) before
+  // the auth service its poll thread reloads and the catalog go.
+  services_.cluster = nullptr;
+  parts_->cluster.reset();
+  if (parts_->start_lock_lease != 0) (void)parts_->auth_etcd->LeaseRevoke(parts_->start_lock_lease);
   parts_->streams.reset();
   parts_->guard.reset();
   {
@@ -212,9 +227,51 @@ void InitServices(const Config& config, Env* env, Services& services) {
   }
 }
 
+// Nodes of a cluster starting together must not each create the shared auth
+// state (the first signing key, the admin client): PREFIX/locks/start is held
+// by one at a time, under a lease of its own (a crash frees it), from before
+// the auth service opens until the admin client exists. Unavailable when it
+// stays taken for 30 s or etcd cannot be reached.
+Result<int64_t> TakeStartLock(const Config& config, cluster::EtcdClient& etcd, Clock* clock) {
+  const std::string key = config.cluster_prefix + "/locks/start";
+  const int64_t deadline = clock->NowMonotonicNanos() + 30'000'000'000;
+  for (;;) {
+    auto lease = etcd.LeaseGrant(10);
+    if (!lease.ok()) return lease.status().WithContext("cluster start lock");
+    auto txn = etcd.Txn(
+        {{key, cluster::Compare::Target::kCreateRevision, cluster::Compare::Op::kEqual, 0, ""}},
+        {{cluster::TxnOp::Kind::kPut, key, config.node_name, lease->id, false}}, {});
+    if (txn.ok() && txn->succeeded) return lease->id;
+    (void)etcd.LeaseRevoke(lease->id);
+    if (!txn.ok()) return txn.status().WithContext("cluster start lock");
+    if (clock->NowMonotonicNanos() > deadline) {
+      return Status::Unavailable("cluster start lock " + key + " stayed taken for 30 s",
+                                 "cluster_start_lock");
+    }
+    clock->SleepForMicros(100'000);
+  }
+}
+
 Status OpenAuth(const Config& config, Env* env, ApiServer::Parts& parts, Services& services) {
   auth::AuthOptions aopts;
   aopts.data_dir = config.data_dir;
+  if (config.clustered()) {
+    // Clients, signing keys and revocations are the cluster's, in etcd, so
+    // that a token issued by any node is accepted by every other.
+    cluster::EtcdOptions eo;
+    eo.endpoints = config.etcd_endpoints;
+    auto etcd = cluster::EtcdClient::Create(eo);
+    if (!etcd.ok()) return etcd.status().WithContext("cluster");
+    parts.auth_etcd = std::move(*etcd);
+    auto lease = TakeStartLock(config, *parts.auth_etcd, env->GetClock());
+    if (!lease.ok()) return lease.status();
+    parts.start_lock_lease = *lease;
+    parts.auth_env = std::make_unique<cluster::EtcdFilesEnv>(
+        env, parts.auth_etcd.get(), JoinPath(config.data_dir, "auth"),
+        config.cluster_prefix + "/auth/");
+    env = parts.auth_env.get();
+    aopts.shared_state = true;
+  }
   aopts.access_token_lifetime_seconds = config.token_lifetime_seconds;
   aopts.token_cache_entries = static_cast<size_t>(config.token_cache_entries);
   auto auth_service = auth::AuthService::Open(env, std::move(aopts));
@@ -555,7 +612,61 @@ Result<int> ApiServer::Bind() {
     services_.logger->info("event=admin_client_created client_id={} credentials_file={}",
                            admin->client_id, admin->path);
   }
+  if (config_.clustered()) BRANCHDB_RETURN_IF_ERROR(StartCluster());
   return port;
+}
+
+// Joins the cluster: registers this node, claims the projects on its disk,
+// reloads the auth state whenever another node changes it; releases the start
+// lock (the auth state is in etcd by now).
+Status ApiServer::StartCluster() {
+  if (parts_->start_lock_lease != 0) {
+    (void)parts_->auth_etcd->LeaseRevoke(parts_->start_lock_lease);
+    parts_->start_lock_lease = 0;
+  }
+  cluster::ClusterOptions options;
+  options.etcd_endpoints = config_.etcd_endpoints;
+  options.node_name = config_.node_name;
+  options.advertise_url =
+      config_.advertise_url.empty() ? services_.public_url : config_.advertise_url;
+  while (!options.advertise_url.empty() && options.advertise_url.back() == '/') {
+    options.advertise_url.pop_back();
+  }
+  options.prefix = config_.cluster_prefix;
+  options.lease_ttl_seconds = config_.cluster_lease_ttl_seconds;
+  options.clock = services_.clock;
+  options.logger = services_.logger;
+  options.local_projects = [cat = services_.catalog] {
+    std::vector<std::string> names;
+    for (const auto& p : cat->ListProjects()) names.push_back(p.name);
+    return names;
+  };
+  auth::AuthService* auth = services_.auth;
+  std::shared_ptr<spdlog::logger> logger = services_.logger;
+  options.watches.push_back({"auth/", [auth, logger] {
+                               if (Status s = auth->Reload(); !s.ok()) {
+                                 logger->warn("event=auth_reload_failed error=\"{}\"",
+                                              http::LogValue(s.ToString()));
+                               }
+                             }});
+  const std::string advertise_url = options.advertise_url;
+  auto node = cluster::ClusterNode::Start(std::move(options));
+  if (!node.ok()) return node.status().WithContext("cluster");
+  parts_->cluster = std::move(*node);
+  services_.cluster = parts_->cluster.get();
+  http::Metrics& m = *services_.metrics;
+  m.DescribeGauge("branchdb_cluster_nodes", "Live nodes of the cluster (their etcd lease holds).");
+  m.DescribeGauge("branchdb_cluster_owned_projects", "Projects this node owns.");
+  m.DescribeGauge("branchdb_cluster_lease_held", "1 while this node's etcd lease holds, else 0.");
+  m.AddCollector([node = parts_->cluster.get()](http::Metrics& metrics) {
+    metrics.Set("branchdb_cluster_nodes", {}, static_cast<double>(node->LiveNodeCount()));
+    metrics.Set("branchdb_cluster_owned_projects", {},
+                static_cast<double>(node->OwnedProjectCount()));
+    metrics.Set("branchdb_cluster_lease_held", {}, node->LeaseHeld() ? 1 : 0);
+  });
+  services_.logger->info("event=cluster_joined node={} advertise_url={}", config_.node_name,
+                         http::LogValue(advertise_url));
+  return Status::OK();
 }
 
 Status ApiServer::Serve() {

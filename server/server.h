@@ -57,6 +57,7 @@ class ApiServer {
  private:
   ApiServer(const Config& config, Env* env);
   Status Init();
+  Status StartCluster();  // [cluster]: from Bind(), once the public URL is known
 
   const Config config_;
   Env* const env_;

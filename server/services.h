@@ -22,6 +22,9 @@ class AuthService;
 namespace branchdb::catalog {
 class Catalog;
 }
+namespace branchdb::cluster {
+class ClusterNode;
+}
 
 namespace branchdb::server {
 
@@ -54,6 +57,9 @@ struct Services {
   catalog::Catalog* catalog = nullptr;    // optional
   // Quotas, usage and the audit trail (server/guard/guard.h); optional.
   guard::Guard* guard = nullptr;
+  // This node's part in a cluster ([cluster], docs/cluster.md); optional:
+  // null on a single node. Set by Bind(), before serving.
+  cluster::ClusterNode* cluster = nullptr;
   // The sandbox of every SQL connection (computes, promote's replay), from config.
   sql::SandboxOptions sandbox;
 };

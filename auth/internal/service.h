@@ -86,6 +86,7 @@ class AuthServiceImpl final : public AuthService {
   Status RotateSigningKey() override;
   std::string CurrentKeyId() override;
   Status Maintain() override;
+  Status Reload() override;
   AuthStats Stats() override;
 
  private:

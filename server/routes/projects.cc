@@ -9,6 +9,7 @@
 #include <httplib.h>
 
 #include "auth/auth.h"
+#include "server/cluster/routing.h"
 #include "server/compute/supervisor.h"
 #include "server/guard/guard.h"
 #include "server/http/auth_guard.h"
@@ -45,7 +46,15 @@ void HandleCreateProject(Call& c) {
   BRANCHDB_TRY_SEND(c.res, window, OptInt(*body, "restore_window_seconds", kRestoreWindowRange));
   catalog::CreateProjectOptions o;
   if (window->has_value()) o.restore_window_micros = **window * 1000000;
-  BRANCHDB_TRY_SEND(c.res, p, c.s.catalog->CreateProject((*body)["name"].get<std::string>(), o));
+  // In a cluster the name is taken cluster-wide first (this node its owner).
+  if (Status st = cluster_routing::ClaimProject(c.s, name); !st.ok()) {
+    return http::SendError(c.res, st);
+  }
+  auto p = c.s.catalog->CreateProject(name, o);
+  if (!p.ok()) {
+    cluster_routing::ReleaseProject(c.s, name);
+    return http::SendError(c.res, p.status());
+  }
   http::SendJson(c.res, 201, ProjectJson(*p));
 }
 
@@ -112,6 +121,7 @@ void HandleDeleteProject(Call& c) {
   // still running on one keeps its store until it ends (and fails if it
   // writes), without holding this request.
   c.s.computes->RemoveByPrefix(ComputeKey(c.project, ""));
+  cluster_routing::ReleaseProject(c.s, c.project);
   c.res.status = 204;
 }
 

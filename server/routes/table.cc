@@ -3,6 +3,7 @@
 
 #include <httplib.h>
 
+#include "server/cluster/routing.h"
 #include "server/http/auth_guard.h"
 #include "server/http/router.h"
 #include "server/routes/audit.h"
@@ -12,10 +13,13 @@
 namespace branchdb::server::routes {
 namespace {
 
-// Runs route's handler: the bearer check of an Access::kOperation route
-// first (its refusal is the answer; a streamed body is discarded then).
+// Runs route's handler: in a cluster, a request of a project another node
+// owns goes there instead (server/cluster/routing.h); then the bearer check
+// of an Access::kOperation route (its refusal is the answer; a streamed body
+// is discarded then).
 void Run(const Route& route, Services& services, const httplib::Request& req,
          httplib::Response& res, http::RequestContext& ctx, const http::BodyReader* body) {
+  if (cluster_routing::RouteToOwner(services, req, res, ctx.Param("project"), body)) return;
   Call call{services, req, res, ctx, ctx.Param("project"), ctx.Param("branch"), std::nullopt,
             body};
   if (route.access == Access::kOperation) {

@@ -103,6 +103,8 @@ void HandleDiff(Call&);
 void HandleUsage(Call&);
 void HandleProjectAudit(Call&);
 void HandleServerAudit(Call&);
+// cluster.cc
+void HandleGetCluster(Call&);
 
 // --- the table --------------------------------------------------------------------
 // In the order the router fuzzer's corpus numbers them (tests/fuzz): append new
@@ -195,6 +197,7 @@ inline constexpr Route kApiRoutes[] = {
     {"GET", "/v1/projects/{project}/audit", Access::kOperation, auth::Operation::kReadAudit, 0,
      HandleProjectAudit},
     {"GET", "/v1/audit", Access::kOperation, auth::Operation::kReadAudit, 0, HandleServerAudit},
+    {"GET", "/v1/cluster", Access::kOperation, auth::Operation::kReadCluster, 0, HandleGetCluster},
 };
 #undef BRANCHDB_BRANCH
 

@@ -5,6 +5,7 @@
   base/     <- storage/ (and storage/vfs/) <- catalog/ <- server/
   base/     <- auth/                                    <- server/
   base/     <- objstore/ (the S3 client)                <- server/
+  base/     <- cluster/ (etcd, membership, ownership)   <- server/
   sdk/      includes no branchdb folder but its own (it talks HTTP only)
   server/main.cc, the binary, may also include sdk/cli/ (the CLI it runs).
 tests/ and bench/ may include anything.
@@ -25,7 +26,8 @@ ALLOWED = {
     "auth": {"base", "auth"},
     "objstore": {"base", "objstore"},
     "catalog": {"base", "storage", "catalog"},
-    "server": {"base", "storage", "auth", "catalog", "objstore", "server"},
+    "cluster": {"base", "cluster"},
+    "server": {"base", "storage", "auth", "catalog", "objstore", "cluster", "server"},
     "sdk": {"sdk"},
 }
 EXCEPTIONS = {"server/main.cc": {"sdk"}}

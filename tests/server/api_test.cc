@@ -747,6 +747,13 @@ TEST_CASE("openapi walk: every documented operation answers as documented", "[ap
   call("get", "/v1/projects/{project}/usage", "/v1/projects/walk/usage");
   call("get", "/v1/projects/{project}/audit", "/v1/projects/walk/audit?limit=5");
   call("get", "/v1/audit", "/v1/audit");
+  {
+    // A single node: no etcd, nothing of a cluster (docs/cluster.md).
+    auto [status, body] = call("get", "/v1/cluster", "/v1/cluster");
+    CHECK(status == 200);
+    CHECK(json::parse(body) ==
+          json::parse(R"({"enabled":false,"nodes":[],"owners":[],"unowned_projects":[]})"));
+  }
   CHECK(call("delete", B, b).first == 204);
   CHECK(call("delete", "/v1/projects/{project}", "/v1/projects/walk").first == 204);
 
