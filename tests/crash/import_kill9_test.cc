@@ -75,17 +75,6 @@ httplib::Client ClientOf(int port) {
   return c;
 }
 
-std::string Token(int port, const json& creds) {
-  auto c = ClientOf(port);
-  c.set_basic_auth(creds["client_id"].get<std::string>().c_str(),
-                   creds["client_secret"].get<std::string>().c_str());
-  auto r = c.Post("/oauth/token", "grant_type=client_credentials",
-                  "application/x-www-form-urlencoded");
-  REQUIRE(r);
-  REQUIRE(r->status == 200);
-  return json::parse(r->body)["access_token"];
-}
-
 // Sends the import's request line, headers and body[0, cut) on a raw socket;
 // returns the socket (closed by the caller after the kill).
 int SendPrefix(int port, const std::string& token, const std::string& branch,

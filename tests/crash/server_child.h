@@ -10,8 +10,10 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <httplib.h>
 
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "base/env.h"
@@ -74,6 +76,20 @@ class ServerChild {
   pid_t pid_ = -1;
   int port_ = 0;
 };
+
+// An access token of the client creds ({"client_id", "client_secret"}, as in
+// the admin credentials file) from the server on port.
+inline std::string Token(int port, const nlohmann::json& creds) {
+  httplib::Client c("127.0.0.1", port);
+  c.set_read_timeout(120);
+  c.set_basic_auth(creds["client_id"].get<std::string>().c_str(),
+                   creds["client_secret"].get<std::string>().c_str());
+  auto r = c.Post("/oauth/token", "grant_type=client_credentials",
+                  "application/x-www-form-urlencoded");
+  REQUIRE(r);
+  REQUIRE(r->status == 200);
+  return nlohmann::json::parse(r->body)["access_token"];
+}
 
 }  // namespace branchdb::testing
 

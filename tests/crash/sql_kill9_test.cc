@@ -49,17 +49,6 @@ class Child : public ServerChild {
                     [](server::Config& c) { c.sql_max_concurrent_per_client = kClients; }) {}
 };
 
-std::string Token(int port, const json& creds) {
-  httplib::Client c("127.0.0.1", port);
-  c.set_basic_auth(creds["client_id"].get<std::string>().c_str(),
-                   creds["client_secret"].get<std::string>().c_str());
-  auto r = c.Post("/oauth/token", "grant_type=client_credentials",
-                  "application/x-www-form-urlencoded");
-  REQUIRE(r);
-  REQUIRE(r->status == 200);
-  return json::parse(r->body)["access_token"];
-}
-
 const char kSqlPath[] = "/v1/projects/acme/branches/production/sql";
 
 // One SQL request; the parsed answer, or nullopt when the request failed

@@ -29,17 +29,6 @@ namespace {
 
 using nlohmann::json;
 
-std::string Token(int port, const json& creds) {
-  httplib::Client c("127.0.0.1", port);
-  c.set_basic_auth(creds["client_id"].get<std::string>().c_str(),
-                   creds["client_secret"].get<std::string>().c_str());
-  auto r = c.Post("/oauth/token", "grant_type=client_credentials",
-                  "application/x-www-form-urlencoded");
-  REQUIRE(r);
-  REQUIRE(r->status == 200);
-  return json::parse(r->body)["access_token"];
-}
-
 // A client of one server, with the admin's token.
 struct Api {
   Api(int port, const json& creds)
