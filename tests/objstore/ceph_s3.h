@@ -15,6 +15,7 @@
 #include <string>
 
 #include "objstore/s3_client.h"
+#include "tests/util/fixture_process.h"  // FreeTcpPort, for the tests of a bucket
 #include "tests/util/temp_dir.h"
 
 namespace branchdb::testing {
@@ -55,9 +56,6 @@ class CephS3 {
 
 // One fixture per test process, started on first use, stopped at exit.
 CephS3& SharedCephS3();
-
-// A TCP port that was free a moment ago on 127.0.0.1.
-int FreeTcpPort();
 
 }  // namespace branchdb::testing
 
