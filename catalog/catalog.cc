@@ -495,6 +495,13 @@ Result<BranchInfo> Catalog::GetBranchRow(const std::string& project, const std::
   return RowInfo(*found->project, found->row);
 }
 
+Result<std::optional<std::string>> Catalog::ChildBranch(const std::string& project,
+                                                       const std::string& branch) {
+  auto p = impl_->ReadProject(project);
+  if (!p.ok()) return p.status();
+  return impl_->FirstChild(**p, branch);
+}
+
 Result<std::vector<BranchInfo>> Catalog::ListBranches(const std::string& project,
                                                       bool with_usage) {
   auto p = impl_->ReadProject(project);

@@ -515,6 +515,12 @@ class Catalog {
   // pipelined commit's fsync: for the checks every request makes (protection,
   // writes policy, the timeline), from memory once the row was read.
   Result<BranchInfo> GetBranchRow(const std::string& project, const std::string& branch);
+  // A branch named "<branch>/<segment>" (no further '/'), the first by name,
+  // or none: what a libSQL URL that lost its last segment may have meant
+  // (server/hrana/route.cc). From memory once read, as GetBranchRow; the
+  // branch itself need not exist.
+  Result<std::optional<std::string>> ChildBranch(const std::string& project,
+                                                 const std::string& branch);
   // Sorted by name; parent links let the caller render the tree.
   Result<std::vector<BranchInfo>> ListBranches(const std::string& project,
                                                bool with_usage = false);

@@ -231,6 +231,7 @@ void Catalog::Impl::ForgetRows() {
   ++rows_generation;
   rows_by_name.clear();
   rows_by_timeline.clear();
+  child_by_name.clear();
 }
 
 Result<BranchRow> Catalog::Impl::FindBranch(const Project& p, const std::string& name) {
@@ -289,6 +290,38 @@ std::vector<BranchRow> Catalog::Impl::AllBranches(const Project& p) {
   std::vector<BranchRow> out;
   while (s.Step() == SQLITE_ROW) out.push_back(ReadBranch(s));
   return out;
+}
+
+Result<std::optional<std::string>> Catalog::Impl::FirstChild(const Project& p,
+                                                           const std::string& name) {
+  {
+    MutexLock l(rows_mu);
+    auto it = child_by_name.find({p.info.id, name});
+    if (it != child_by_name.end()) return it->second;
+  }
+  const uint64_t generation = RowsGeneration();
+  // Names below "name/" sort in ["name/", "name0"): '0' follows '/'. Their
+  // grandchildren ("name/x/y") are skipped on the way.
+  const std::string prefix = name + "/";
+  std::optional<std::string> child;
+  {
+    DbUse use(*this);
+    Stmt s(use.get(),
+           "SELECT name FROM branches WHERE project_id=?1 AND name>?2 AND name<?3 ORDER BY name");
+    s.Bind(1, p.info.id).Bind(2, prefix).Bind(3, name + "0");
+    int rc;
+    while ((rc = s.Step()) == SQLITE_ROW) {
+      std::string n = s.Text(0);
+      if (n.find('/', prefix.size()) == std::string::npos) {
+        child = std::move(n);
+        break;
+      }
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return CatalogError(use.get(), "find child branch");
+  }
+  MutexLock l(rows_mu);
+  if (generation == rows_generation) child_by_name[{p.info.id, name}] = child;
+  return child;
 }
 
 namespace {

@@ -173,6 +173,9 @@ struct Catalog::Impl {
   uint64_t rows_generation GUARDED_BY(rows_mu) = 0;
   std::map<std::pair<std::string, std::string>, BranchRow> rows_by_name GUARDED_BY(rows_mu);
   std::map<std::pair<std::string, TimelineId>, BranchRow> rows_by_timeline GUARDED_BY(rows_mu);
+  // FirstChild's answers, by (project id, name), under the same rules.
+  std::map<std::pair<std::string, std::string>, std::optional<std::string>> child_by_name
+      GUARDED_BY(rows_mu);
   uint64_t RowsGeneration() EXCLUDES(rows_mu);
   void RememberRow(uint64_t generation, const std::string& project_id, const BranchRow& row)
       EXCLUDES(rows_mu);
@@ -230,6 +233,8 @@ struct Catalog::Impl {
   Result<BranchRow> FindBranch(const Project& p, const std::string& name);
   Result<BranchRow> FindBranchByTimeline(const Project& p, TimelineId t);
   std::vector<BranchRow> AllBranches(const Project& p);
+  // The first (by name) branch "name/x" with no '/' in x, or none.
+  Result<std::optional<std::string>> FirstChild(const Project& p, const std::string& name);
   std::optional<Lsn> LabelLsn(const Project& p, TimelineId t, const std::string& label);
   bool IsLabelled(const Project& p, Lsn lsn);
   std::vector<std::string> LabelsAt(const Project& p, TimelineId t, Lsn lsn);

@@ -40,26 +40,19 @@ std::string BranchOf(const std::string& raw, bool* exact) {
 // does (else the URL may be that branch's, cut off by a missing '/').
 // Called after auth, so that names are never told to who may not see them.
 Status CheckNotCutOff(Services& s, const std::string& project, const std::string& branch) {
-  auto branches = s.catalog->ListBranches(project);
-  if (!branches.ok()) return branches.status();
-  bool exists = false;
-  for (const auto& b : *branches) {
-    if (b.name == branch) exists = true;
-    if (b.name.size() > branch.size() + 1 &&
-        b.name.compare(0, branch.size() + 1, branch + "/") == 0 &&
-        b.name.find('/', branch.size() + 1) == std::string::npos) {
-      return Status::InvalidArgument(
-          "the URL names branch '" + branch + "', but it may be the URL of branch '" + b.name +
-              "' without its trailing '/' (the client then drops the last segment). End the "
-              "URL with '/' (.../" +
-              b.name + "/), or, to mean '" + branch +
-              "' itself, with "
-              "'/~/' (.../" +
-              branch + "/~/)",
-          "URL_AMBIGUOUS");
-    }
+  auto child = s.catalog->ChildBranch(project, branch);
+  if (!child.ok()) return child.status();
+  if (*child) {
+    const std::string& name = **child;
+    return Status::InvalidArgument(
+        "the URL names branch '" + branch + "', but it may be the URL of branch '" + name +
+            "' without its trailing '/' (the client then drops the last segment). End the "
+            "URL with '/' (.../" + name + "/), or, to mean '" + branch + "' itself, with '/~/' (.../" +
+            branch + "/~/)",
+        "URL_AMBIGUOUS");
   }
-  if (!exists) {
+  if (auto row = s.catalog->GetBranchRow(project, branch); !row.ok()) {
+    if (row.status().reason() != "branch_not_found") return row.status();
     return Status::NotFound(
         "no branch '" + branch + "' in project " + project + " (" + kSlashHint + ")",
         "branch_not_found");

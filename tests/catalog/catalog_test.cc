@@ -61,6 +61,32 @@ TEST_CASE("branch names: slashes allowed, bad names and duplicates refused") {
   CHECK(Reason(f.cat->GetBranch("nope", "production").status()) == "project_not_found");
 }
 
+TEST_CASE("ChildBranch: the first direct child by name, kept current across creates, renames and deletes") {
+  CatalogFixture f;
+  auto child = [&](const std::string& b) {
+    auto c = f.cat->ChildBranch("acme", b);
+    REQUIRE(c.ok());
+    return c->value_or("-");
+  };
+  CHECK(child("dev") == "-");  // asked before the branch exists: cached as none
+  REQUIRE(f.Branch("dev").ok());
+  REQUIRE(f.Branch("dev/a/deep").ok());  // a grandchild only
+  REQUIRE(f.Branch("dev-x").ok());       // sorts between "dev" and "dev/"
+  REQUIRE(f.Branch("dev0").ok());        // just past the range
+  CHECK(child("dev") == "-");
+  REQUIRE(f.Branch("dev/zed").ok());
+  CHECK(child("dev") == "dev/zed");
+  REQUIRE(f.Branch("dev/alex").ok());
+  CHECK(child("dev") == "dev/alex");
+  CHECK(child("dev/a") == "dev/a/deep");  // dev/a itself does not exist
+  REQUIRE(f.cat->RenameBranch("acme", "dev/alex", "alex").ok());
+  CHECK(child("dev") == "dev/zed");
+  REQUIRE(f.cat->DeleteBranch("acme", "dev/zed").ok());
+  CHECK(child("dev") == "-");
+  CHECK(child("production") == "-");
+  CHECK(Reason(f.cat->ChildBranch("nope", "dev").status()) == "project_not_found");
+}
+
 TEST_CASE("branches: create from head, LSN, time, checkpoint, label; tree links") {
   CatalogFixture f;
   Lsn created = f.Sql("production", "CREATE TABLE t(k INTEGER PRIMARY KEY, v TEXT)");
