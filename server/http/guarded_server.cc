@@ -314,14 +314,19 @@ class GuardedStream final : public httplib::Stream {
     ip = peer_ip_;
     port = peer_port_;
   }
+  // httplib asks on every request; the answer is the connection's, so one
+  // getsockname(2) per connection.
   void get_local_ip_and_port(std::string& ip, int& port) const override {
-    sockaddr_storage addr{};
-    socklen_t len = sizeof addr;
-    port = 0;
-    ip.clear();
-    if (::getsockname(sock_, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-      AddressOf(addr, &ip, &port);
+    if (!local_known_) {
+      sockaddr_storage addr{};
+      socklen_t len = sizeof addr;
+      if (::getsockname(sock_, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+        AddressOf(addr, &local_ip_, &local_port_);
+      }
+      local_known_ = true;
     }
+    ip = local_ip_;
+    port = local_port_;
   }
   socket_t socket() const override { return sock_; }
 
@@ -377,6 +382,9 @@ class GuardedStream final : public httplib::Stream {
   const std::atomic<socket_t>& listening_;
   const std::string peer_ip_;
   const int peer_port_;
+  mutable bool local_known_ = false;
+  mutable std::string local_ip_;
+  mutable int local_port_ = 0;
   char buf_[16384];
   size_t pos_ = 0, len_ = 0;
   std::string out_;  // written, not yet sent (see write)
