@@ -134,20 +134,6 @@ Result<Lsn> PageStoreImpl::ResolveLsn(TimelineId t, Lsn lsn) const {
   return ResolveLocked(t, lsn);
 }
 
-Result<const RecordEntry*> PageStoreImpl::StateLocked(Lsn lsn) const {
-  if (lsn > failed_limit_) {
-    return Status::IOError("LSN " + std::to_string(lsn) +
-                               " was never made durable: an fsync failed, the store stopped",
-                           "store_failed");
-  }
-  const RecordEntry* rec = records_.Find(lsn);
-  if (rec == nullptr) {
-    if (lsn == 0) return LsnNotFound(0, "the empty state has no record");
-    return LsnNotFound(lsn, "no such state (never written, or garbage-collected)");
-  }
-  return rec;
-}
-
 const Version* PageStoreImpl::FindVersion(uint32_t run, Lsn lsn, PageNo pgno) const {
   auto versions = index_.Versions(pgno);
   if (versions.empty()) return nullptr;
@@ -239,25 +225,22 @@ Status PageStoreImpl::LocatePage(TimelineId t, Lsn lsn, bool by_timeline, PageNo
   // into memory (DemoteSegmentIndex); then the read starts over. Each retry
   // has one on-disk index fewer.
   return RepairingIndex([&](uint64_t* bad) {
-    *loc = Location{};
     DiskQuery q;
-    {
+    BRANCHDB_RETURN_IF_ERROR(WithRecordReads([&](RecordPins* pins) {
+      *loc = Location{};
+      q = DiskQuery{};
       ReaderLock state(state_mu_);
-      const RecordEntry* rec = nullptr;
       Lsn state_lsn = lsn;
       if (by_timeline) {
         auto s = ResolveLocked(t, lsn);
         if (!s.ok()) return s.status();
         if (pgno == 0) return Status::InvalidArgument("page number 0");
         state_lsn = *s;
-        rec = records_.Find(state_lsn);
-      } else {
-        auto r = StateLocked(lsn);
-        if (!r.ok()) return r.status();
-        rec = *r;
       }
-      BRANCHDB_RETURN_IF_ERROR(LocateLocked(*rec, state_lsn, pgno, loc, &q));
-    }
+      auto rec = StateLocked(state_lsn, pins);
+      if (!rec.ok()) return rec.status();
+      return LocateLocked(*rec, state_lsn, pgno, loc, &q);
+    }));
     if (!q.needed) return Status::OK();
     return LocateOnDisk(q, loc, bad);
   });
@@ -440,18 +423,30 @@ Status PageStoreImpl::ReadLocated(const Location& loc, PageNo pgno, char* out) c
 }
 
 Result<uint32_t> PageStoreImpl::DbSize(TimelineId t, Lsn lsn) const {
-  ReaderLock state(state_mu_);
-  auto s = ResolveLocked(t, lsn);
-  if (!s.ok()) return s.status();
-  return records_.Find(*s)->db_size_pages;
+  uint32_t size = 0;
+  BRANCHDB_RETURN_IF_ERROR(WithRecordReads([&](RecordPins* pins) {
+    ReaderLock state(state_mu_);
+    auto s = ResolveLocked(t, lsn);
+    if (!s.ok()) return s.status();
+    auto rec = StateLocked(*s, pins);
+    if (!rec.ok()) return rec.status();
+    size = rec->db_size_pages;
+    return Status::OK();
+  }));
+  return size;
 }
 
 Result<uint32_t> PageStoreImpl::DbSizeAt(Lsn state_lsn) const {
   if (state_lsn == 0) return 0u;
-  ReaderLock state(state_mu_);
-  auto rec = StateLocked(state_lsn);
-  if (!rec.ok()) return rec.status();
-  return (*rec)->db_size_pages;
+  uint32_t size = 0;
+  BRANCHDB_RETURN_IF_ERROR(WithRecordReads([&](RecordPins* pins) {
+    ReaderLock state(state_mu_);
+    auto rec = StateLocked(state_lsn, pins);
+    if (!rec.ok()) return rec.status();
+    size = rec->db_size_pages;
+    return Status::OK();
+  }));
+  return size;
 }
 
 RecordInfo PageStoreImpl::ToInfo(const RecordMeta& meta) {
@@ -503,14 +498,15 @@ Result<std::shared_ptr<const RecordMeta>> PageStoreImpl::ReadMeta(const MetaLoca
 
 Result<RecordInfo> PageStoreImpl::GetRecord(Lsn lsn) const {
   MetaLocation loc;
-  {
+  BRANCHDB_RETURN_IF_ERROR(WithRecordReads([&](RecordPins* pins) {
     ReaderLock state(state_mu_);
-    auto rec = StateLocked(lsn);
+    auto rec = StateLocked(lsn, pins);
     if (!rec.ok()) return rec.status();
-    auto l = MetaLocationLocked(**rec);
+    auto l = MetaLocationLocked(*rec);
     if (!l.ok()) return l.status();
     loc = std::move(*l);
-  }
+    return Status::OK();
+  }));
   auto meta = ReadMeta(loc);
   if (!meta.ok()) return meta.status();
   return ToInfo(**meta);
@@ -533,19 +529,21 @@ Result<std::string> PageStoreImpl::ReadPayload(Lsn lsn) const {
   std::shared_ptr<RandomAccessFile> file;
   uint32_t segment = 0, len = 0;
   uint64_t at = 0;
-  {
+  BRANCHDB_RETURN_IF_ERROR(WithRecordReads([&](RecordPins* pins) {
     ReaderLock state(state_mu_);
-    auto r = StateLocked(lsn);
+    auto r = StateLocked(lsn, pins);
     if (!r.ok()) return r.status();
-    const RecordEntry& rec = **r;
+    const RecordEntry& rec = *r;
     len = rec.payload_len;
-    if (len == 0) return std::string();
+    if (len == 0) return Status::OK();
     segment = rec.segment;
     at = PayloadOffset(rec.offset, rec.meta_len, rec.images);
     auto f = File(segment);  // taken under state_mu_: compaction cannot delete it first
     if (!f.ok()) return f.status();
     file = std::move(*f);
-  }
+    return Status::OK();
+  }));
+  if (len == 0) return std::string();
   std::string block;
   Status s = ReadPayloadBlock(file.get(), at, lsn, len, &block);
   if (!s.ok()) return s.WithContext(SegmentFileName(segment));
@@ -567,8 +565,9 @@ StoreStats PageStoreImpl::Stats() const {
   StoreStats s;
   {
     ReaderLock state(state_mu_);
-    s.records = records_.size();
+    s.records = live_records_;
     s.record_metadata_bytes = records_.EntryBytes();
+    for (const auto& [n, ri] : rec_indexes_) s.page_index_bytes += ri->MemoryBytes();
     s.page_index_bytes = index_.MemoryBytes();
     for (const auto& [n, idx] : seg_indexes_) s.page_index_bytes += idx->MemoryBytes() + 64;
     s.page_index_versions = index_.version_count();
@@ -576,13 +575,15 @@ StoreStats PageStoreImpl::Stats() const {
   s.meta_cache = meta_cache_.Stats();
   s.page_cache = page_cache_.Stats();
   s.index_cache = index_cache_.Stats();
+  s.record_index_cache = record_cache_.Stats();
   return s;
 }
 
 Result<std::vector<RecordInfo>> PageStoreImpl::History(TimelineId t, Lsn before,
                                                        size_t limit) const {
   std::vector<MetaLocation> locs;
-  {
+  BRANCHDB_RETURN_IF_ERROR(WithRecordReads([&](RecordPins* pins) {
+    locs.clear();
     ReaderLock state(state_mu_);
     auto tl = LiveTimeline(t);
     if (!tl.ok()) return tl.status();
@@ -593,7 +594,9 @@ Result<std::vector<RecordInfo>> PageStoreImpl::History(TimelineId t, Lsn before,
                   for (auto it = entries.rbegin(); it != entries.rend() && locs.size() < limit;
                        ++it) {
                     if (!it->live) continue;
-                    auto loc = MetaLocationLocked(*records_.Find(it->lsn));
+                    auto rec = StateLocked(it->lsn, pins);
+                    auto loc = rec.ok() ? MetaLocationLocked(*rec)
+                                        : Result<MetaLocation>(rec.status());
                     if (!loc.ok()) {
                       failed = loc.status();
                       return true;
@@ -602,8 +605,8 @@ Result<std::vector<RecordInfo>> PageStoreImpl::History(TimelineId t, Lsn before,
                   }
                   return locs.size() >= limit;
                 });
-    if (!failed.ok()) return failed;
-  }
+    return failed;
+  }));
   std::vector<RecordInfo> out;
   out.reserve(locs.size());
   for (const MetaLocation& loc : locs) {
@@ -640,45 +643,52 @@ Result<Lsn> PageStoreImpl::LsnAt(TimelineId t, int64_t time_micros) const {
 }
 
 Result<std::vector<PageNo>> PageStoreImpl::ChangedPages(Lsn a, Lsn b) const {
-  ReaderLock state(state_mu_);
   std::shared_ptr<const PathMap> pa, pb;
   uint32_t ra = kNoRun, rb = kNoRun;
-  if (a != 0) {
-    auto rec = StateLocked(a);
-    if (!rec.ok()) return rec.status();
-    ra = (*rec)->run;
-    pa = path_cache_.Get(runs_, ra);
-  }
-  if (b != 0) {
-    auto rec = StateLocked(b);
-    if (!rec.ok()) return rec.status();
-    rb = (*rec)->run;
-    pb = path_cache_.Get(runs_, rb);
-  }
-  // Collect the pages of the records in the ranges written on one path and
-  // not the other.
   std::vector<MetaLocation> locs;  // of the records in the ranges
   bool exact = true;
-  for (const auto& [r, lo, hi] : DifferingRanges({pa.get(), ra, a}, {pb.get(), rb, b})) {
-    const std::vector<RunEntry>& entries = runs_[r].entries;
-    auto it = std::upper_bound(entries.begin(), entries.end(), lo,
-                               [](Lsn l, const RunEntry& e) { return l < e.lsn; });
-    // A collected stretch reaching into the range hides which pages it wrote.
-    if (it != entries.begin() && !std::prev(it)->live) exact = false;
-    for (; exact && it != entries.end() && it->lsn <= hi; ++it) {
-      if (!it->live) {
-        exact = false;
-        break;
-      }
-      auto loc = MetaLocationLocked(*records_.Find(it->lsn));
-      if (!loc.ok()) return loc.status();
-      locs.push_back(std::move(*loc));
+  BRANCHDB_RETURN_IF_ERROR(WithRecordReads([&](RecordPins* pins) {
+    ReaderLock state(state_mu_);
+    locs.clear();
+    exact = true;
+    if (a != 0) {
+      auto rec = StateLocked(a, pins);
+      if (!rec.ok()) return rec.status();
+      ra = rec->run;
+      pa = path_cache_.Get(runs_, ra);
     }
-    if (!exact) break;
-  }
+    if (b != 0) {
+      auto rec = StateLocked(b, pins);
+      if (!rec.ok()) return rec.status();
+      rb = rec->run;
+      pb = path_cache_.Get(runs_, rb);
+    }
+    // Collect the pages of the records in the ranges written on one path and
+    // not the other.
+    for (const auto& [r, lo, hi] : DifferingRanges({pa.get(), ra, a}, {pb.get(), rb, b})) {
+      const std::vector<RunEntry>& entries = runs_[r].entries;
+      auto it = std::upper_bound(entries.begin(), entries.end(), lo,
+                                 [](Lsn l, const RunEntry& e) { return l < e.lsn; });
+      // A collected stretch reaching into the range hides which pages it wrote.
+      if (it != entries.begin() && !std::prev(it)->live) exact = false;
+      for (; exact && it != entries.end() && it->lsn <= hi; ++it) {
+        if (!it->live) {
+          exact = false;
+          break;
+        }
+        auto rec = StateLocked(it->lsn, pins);
+        if (!rec.ok()) return rec.status();
+        auto loc = MetaLocationLocked(*rec);
+        if (!loc.ok()) return loc.status();
+        locs.push_back(std::move(*loc));
+      }
+      if (!exact) break;
+    }
+    return Status::OK();
+  }));
   std::vector<PageNo> out;
   if (exact) {
-    state.Unlock();  // the records' page lists are read from their segments
+    // the records' page lists are read from their segments
     for (const MetaLocation& loc : locs) {
       auto meta = ReadMeta(loc);
       if (!meta.ok()) return meta.status();
@@ -696,7 +706,6 @@ Result<std::vector<PageNo>> PageStoreImpl::ChangedPages(Lsn a, Lsn b) const {
     Lsn c = p->Cutoff(v.run);
     return c != 0 && v.lsn <= c;
   };
-  state.Unlock();
   BRANCHDB_RETURN_IF_ERROR(RepairingIndex([&](uint64_t* bad) {
     ReaderLock again(state_mu_);
     out.clear();
