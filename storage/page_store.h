@@ -337,9 +337,12 @@ class PageStore {
   // 0 for an unknown timeline. Cheap (a counter).
   virtual uint64_t PayloadBytes(TimelineId t) const = 0;
   // Bytes of record metadata the store holds in memory for its live records:
-  // a fixed cost per record (48 bytes), whatever its annotation, page list
-  // or payload (those are on disk, read on demand; the bounded cache of what
-  // was read is in Stats().meta_cache).
+  // a fixed cost (48 bytes) per record of the unsealed segment (and of sealed
+  // segments without a usable record index: formats 1 to 3, damaged),
+  // whatever its annotation, page list or payload (those are on disk, read
+  // on demand; the bounded cache of what was read is in Stats().meta_cache).
+  // A sealed format-4 segment's records cost nothing here: their entries are
+  // read from its record index (Stats().record_index_cache).
   virtual uint64_t RecordMetadataBytes() const = 0;
   // Sizes and hit counts of the store's in-memory caches.
   virtual StoreStats Stats() const = 0;
