@@ -54,7 +54,8 @@ class BudgetServer : public testing::LiveServer {
   double StoreCacheBytes() {
     return Gauge("branchdb_cache_bytes{cache=\"page\"}") +
            Gauge("branchdb_cache_bytes{cache=\"meta\"}") +
-           Gauge("branchdb_cache_bytes{cache=\"index\"}");
+           Gauge("branchdb_cache_bytes{cache=\"index\"}") +
+           Gauge("branchdb_cache_bytes{cache=\"record_index\"}");
   }
 
  private:
