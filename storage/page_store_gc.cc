@@ -281,10 +281,11 @@ PageStoreImpl::Roots PageStoreImpl::GcRoots(const GcOptions& options, int64_t ol
   }
   for (uint32_t r = 0; r < runs_.size(); ++r) {
     if (!runs_[r].exists) continue;
-    const std::vector<RunEntry>& entries = runs_[r].entries;
+    const RunList& entries = runs_[r].entries;
     for (size_t i = entries.size(); i-- > 0;) {
-      if (entries[i].time_micros < oldest) break;  // times never decrease with LSN
-      if (entries[i].live) roots.emplace(entries[i].lsn, r);
+      const RunEntry e = entries[i];
+      if (e.time_micros < oldest) break;  // times never decrease with LSN
+      if (e.live) roots.emplace(e.lsn, r);
     }
   }
   return roots;
@@ -332,7 +333,7 @@ void PageStoreImpl::ApplyGcPlan(GcPlan plan, const Roots& roots) {
       run = Run();
       continue;
     }
-    std::vector<RunEntry> entries;
+    RunList entries;
     for (const RunEntry& e : run.entries) {
       bool live = e.live && roots.count(e.lsn) != 0;
       if (!live && !entries.empty() && !entries.back().live) continue;

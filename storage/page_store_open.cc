@@ -432,13 +432,7 @@ Status PageStoreImpl::Rebuild(const Manifest& manifest, std::vector<Loaded> reco
   bool saw_collected = false;
   BRANCHDB_RETURN_IF_ERROR(ApplyLoaded(manifest, std::move(records), std::move(indexed), &max_lsn,
                                        &max_timeline, &max_time, &saw_collected));
-  for (Run& run : runs_) {
-    if (!std::is_sorted(run.entries.begin(), run.entries.end(),
-                        [](const RunEntry& a, const RunEntry& b) { return a.lsn < b.lsn; })) {
-      std::sort(run.entries.begin(), run.entries.end(),
-                [](const RunEntry& a, const RunEntry& b) { return a.lsn < b.lsn; });
-    }
-  }
+  for (Run& run : runs_) run.entries.SortIfNeeded();
   BRANCHDB_RETURN_IF_ERROR(CheckLiveCounts(manifest));
   saw_collected_ = saw_collected;  // Recover drops the garbage it brought back
   durable_lsn_ = max_lsn;

@@ -3,6 +3,7 @@
 #include <cstring>
 #include <functional>
 #include <iterator>
+#include <optional>
 #include <queue>
 #include <span>
 #include <tuple>
@@ -28,18 +29,17 @@ Status LsnNotFound(Lsn lsn, std::string_view why) {
   return Status::NotFound("LSN " + std::to_string(lsn) + ": " + std::string(why), "lsn_not_found");
 }
 
-// Walks the history that run r sees, newest run first: calls fn with each
-// run's entries at or below the cutoff that applies on it (`cutoff` on r,
-// then, on each base run, the LSN its descendant branched off at), until fn
-// returns true or the path ends. Returns whether fn stopped the walk.
+// Walks the history that run r sees, newest run first: calls fn(entries,
+// end) with each run's entries, of which [0, end) are at or below the cutoff
+// that applies on it (`cutoff` on r, then, on each base run, the LSN its
+// descendant branched off at), until fn returns true or the path ends.
+// Returns whether fn stopped the walk.
 // REQUIRES: state_mu_ held (runs is the store's runs_).
 template <typename Fn>
 bool WalkHistory(const std::vector<Run>& runs, uint32_t r, Lsn cutoff, Fn&& fn) {
   for (; r != kNoRun; r = runs[r].base_run) {
     const Run& run = runs[r];
-    auto end = std::upper_bound(run.entries.begin(), run.entries.end(), cutoff,
-                                [](Lsn l, const RunEntry& e) { return l < e.lsn; });
-    if (fn(std::span<const RunEntry>(run.entries.begin(), end))) return true;
+    if (fn(run.entries, run.entries.UpperBound(cutoff))) return true;
     cutoff = std::min(cutoff, run.base);
   }
   return false;
@@ -117,12 +117,12 @@ Result<Lsn> PageStoreImpl::ResolveLocked(TimelineId t, Lsn lsn) const {
   auto tl = LiveTimeline(t);
   if (!tl.ok()) return tl.status();
   lsn = std::min(lsn, failed_limit_);  // never a pending record of a failed store
-  const RunEntry* newest = nullptr;  // the newest entry at or below lsn
-  WalkHistory(runs_, (*tl)->run, lsn, [&](std::span<const RunEntry> entries) {
-    if (!entries.empty()) newest = &entries.back();
-    return newest != nullptr;
+  std::optional<RunEntry> newest;  // the newest entry at or below lsn
+  WalkHistory(runs_, (*tl)->run, lsn, [&](const RunList& entries, size_t end) {
+    if (end > 0) newest = entries[end - 1];
+    return newest.has_value();
   });
-  if (newest == nullptr) {
+  if (!newest) {
     return LsnNotFound(lsn, "before the history of timeline " + std::to_string(t) + " begins");
   }
   if (!newest->live) return LsnNotFound(lsn, "that state was garbage-collected");
@@ -589,12 +589,12 @@ Result<std::vector<RecordInfo>> PageStoreImpl::History(TimelineId t, Lsn before,
     if (!tl.ok()) return tl.status();
     Status failed;
     WalkHistory(runs_, (*tl)->run, before == 0 ? kMaxLsn : before,
-                [&](std::span<const RunEntry> entries) {
+                [&](const RunList& entries, size_t end) {
                   state_mu_.AssertReaderHeld();  // taken above
-                  for (auto it = entries.rbegin(); it != entries.rend() && locs.size() < limit;
-                       ++it) {
-                    if (!it->live) continue;
-                    auto rec = StateLocked(it->lsn, pins);
+                  for (size_t i = end; i-- > 0 && locs.size() < limit;) {
+                    const RunEntry e = entries[i];
+                    if (!e.live) continue;
+                    auto rec = StateLocked(e.lsn, pins);
                     auto loc = rec.ok() ? MetaLocationLocked(*rec)
                                         : Result<MetaLocation>(rec.status());
                     if (!loc.ok()) {
@@ -621,15 +621,14 @@ Result<Lsn> PageStoreImpl::LsnAt(TimelineId t, int64_t time_micros) const {
   ReaderLock state(state_mu_);
   auto tl = LiveTimeline(t);
   if (!tl.ok()) return tl.status();
-  const RunEntry* newest = nullptr;  // the newest entry written at or before time_micros
-  WalkHistory(runs_, (*tl)->run, kMaxLsn, [&](std::span<const RunEntry> entries) {
+  std::optional<RunEntry> newest;  // the newest entry written at or before time_micros
+  WalkHistory(runs_, (*tl)->run, kMaxLsn, [&](const RunList& entries, size_t end) {
     // Record times never decrease with LSN, so the entries are sorted by time too.
-    auto it = std::upper_bound(entries.begin(), entries.end(), time_micros,
-                               [](int64_t tm, const RunEntry& e) { return tm < e.time_micros; });
-    if (it != entries.begin()) newest = &*std::prev(it);
-    return newest != nullptr;
+    const size_t i = entries.UpperBoundTime(time_micros, end);
+    if (i > 0) newest = entries[i - 1];
+    return newest.has_value();
   });
-  if (newest == nullptr) {
+  if (!newest) {
     return Status::NotFound("timeline " + std::to_string(t) + " has no record at or before " +
                                 std::to_string(time_micros),
                             "lsn_not_found");
@@ -666,17 +665,17 @@ Result<std::vector<PageNo>> PageStoreImpl::ChangedPages(Lsn a, Lsn b) const {
     // Collect the pages of the records in the ranges written on one path and
     // not the other.
     for (const auto& [r, lo, hi] : DifferingRanges({pa.get(), ra, a}, {pb.get(), rb, b})) {
-      const std::vector<RunEntry>& entries = runs_[r].entries;
-      auto it = std::upper_bound(entries.begin(), entries.end(), lo,
-                                 [](Lsn l, const RunEntry& e) { return l < e.lsn; });
+      const RunList& entries = runs_[r].entries;
+      size_t i = entries.UpperBound(lo);
       // A collected stretch reaching into the range hides which pages it wrote.
-      if (it != entries.begin() && !std::prev(it)->live) exact = false;
-      for (; exact && it != entries.end() && it->lsn <= hi; ++it) {
-        if (!it->live) {
+      if (i > 0 && !entries[i - 1].live) exact = false;
+      for (; exact && i < entries.size() && entries[i].lsn <= hi; ++i) {
+        const RunEntry e = entries[i];
+        if (!e.live) {
           exact = false;
           break;
         }
-        auto rec = StateLocked(it->lsn, pins);
+        auto rec = StateLocked(e.lsn, pins);
         if (!rec.ok()) return rec.status();
         auto loc = MetaLocationLocked(*rec);
         if (!loc.ok()) return loc.status();

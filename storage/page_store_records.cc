@@ -9,10 +9,11 @@
 namespace branchdb::storage::internal {
 
 bool PageStoreImpl::LiveInRun(uint32_t r, Lsn lsn) const {
-  const std::vector<RunEntry>& entries = runs_[r].entries;
-  auto it = std::lower_bound(entries.begin(), entries.end(), lsn,
-                             [](const RunEntry& e, Lsn l) { return e.lsn < l; });
-  return it != entries.end() && it->lsn == lsn && it->live;
+  const RunList& entries = runs_[r].entries;
+  const size_t i = entries.LowerBound(lsn);
+  if (i == entries.size()) return false;
+  const RunEntry e = entries[i];
+  return e.lsn == lsn && e.live;
 }
 
 Status PageStoreImpl::FindRecordLocked(Lsn lsn, RecordPins* pins, RecordEntry* out,
