@@ -32,13 +32,11 @@ enum class CacheKind : uint8_t {
   kPage = 0,   // page images by (LSN, page number)
   kMeta = 1,   // decoded record metas by LSN
   kIndex = 2,  // blocks of sealed segments' on-disk page indexes (format v3)
-  kRecordIndex = 3,  // blocks of sealed segments' on-disk record indexes (format v4)
   kCount
 };
 inline constexpr size_t kCacheKinds = static_cast<size_t>(CacheKind::kCount);
 // The label of each kind in /metrics (branchdb_cache_bytes{cache="page"}).
-inline constexpr std::array<const char*, kCacheKinds> kCacheKindNames = {"page", "meta", "index",
-                                                                       "record_index"};
+inline constexpr std::array<const char*, kCacheKinds> kCacheKindNames = {"page", "meta", "index"};
 
 // Key of an entry: its owner (a store), its kind, and two numbers whose
 // meaning the kind gives (kPage: LSN and page number; kMeta: LSN and 0).

@@ -574,8 +574,7 @@ StoreStats PageStoreImpl::Stats() const {
   }
   s.meta_cache = meta_cache_.Stats();
   s.page_cache = page_cache_.Stats();
-  s.index_cache = index_cache_.Stats();
-  s.record_index_cache = record_cache_.Stats();
+  s.index_cache = index_cache_.Stats();  // record index blocks are of its kind too
   return s;
 }
 

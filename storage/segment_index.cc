@@ -183,13 +183,13 @@ Status ReadRecordIndexSection(RandomAccessFile* file, const SegmentIndex& idx,
 std::shared_ptr<const RecordBlock> RecordBlockCache::Lookup(uint64_t segment,
                                                             uint32_t block) const {
   return std::static_pointer_cast<const RecordBlock>(
-      cache_->Lookup(CacheKey{owner_, CacheKind::kRecordIndex, segment, block}));
+      cache_->Lookup(CacheKey{owner_, CacheKind::kIndex, segment, block}));
 }
 
 void RecordBlockCache::Insert(uint64_t segment, uint32_t block,
                               std::shared_ptr<const RecordBlock> b) const {
   const uint64_t charge = Charge(*b);
-  cache_->Insert(CacheKey{owner_, CacheKind::kRecordIndex, segment, block}, std::move(b), charge);
+  cache_->Insert(CacheKey{owner_, CacheKind::kIndex, segment, block}, std::move(b), charge);
 }
 
 Result<std::shared_ptr<const RecordBlock>> ReadRecordBlock(const SegmentRecordIndex& ri,

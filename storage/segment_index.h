@@ -79,8 +79,9 @@ Status ReadRecordIndexSection(RandomAccessFile* file, const SegmentIndex& idx,
 using RecordBlock = std::vector<RecordIndexEntry>;
 
 // Decoded record index blocks by (segment, block), in the store's Cache under
-// an owner id of their own (CacheKind::kRecordIndex), charged by the bytes
-// they hold. No invalidation needed (a sealed segment never changes).
+// an owner id of their own, of the kind of the page index's blocks
+// (CacheKind::kIndex: blocks of sealed segments' indexes), charged by the
+// bytes they hold. No invalidation needed (a sealed segment never changes).
 // Thread-safe.
 class RecordBlockCache {
  public:
@@ -92,7 +93,7 @@ class RecordBlockCache {
 
   std::shared_ptr<const RecordBlock> Lookup(uint64_t segment, uint32_t block) const;
   void Insert(uint64_t segment, uint32_t block, std::shared_ptr<const RecordBlock> b) const;
-  CacheStats Stats() const { return cache_->Stats(CacheKind::kRecordIndex); }
+  CacheStats Stats() const { return cache_->Stats(CacheKind::kIndex); }
   static uint64_t Charge(const RecordBlock& b) {
     return b.size() * sizeof(RecordIndexEntry) + 96;
   }

@@ -54,8 +54,7 @@ class BudgetServer : public testing::LiveServer {
   double StoreCacheBytes() {
     return Gauge("branchdb_cache_bytes{cache=\"page\"}") +
            Gauge("branchdb_cache_bytes{cache=\"meta\"}") +
-           Gauge("branchdb_cache_bytes{cache=\"index\"}") +
-           Gauge("branchdb_cache_bytes{cache=\"record_index\"}");
+           Gauge("branchdb_cache_bytes{cache=\"index\"}");
   }
 
  private:

@@ -161,7 +161,7 @@ TEST_CASE("The record table holds only the records of the unsealed segment") {
   const StoreStats live = f.store().Stats();
   // The sealed segments' records are read through their record indexes.
   CHECK(live.records == before.records.size());
-  CHECK(live.record_index_cache.misses > 0);
+  CHECK(live.index_cache.misses > 0);
   // A 32 KiB segment holds at most eight one-page records.
   CHECK(f.store().RecordMetadataBytes() <= 8 * 48);
   f.Reopen();
@@ -179,7 +179,7 @@ TEST_CASE("Record lookups are exact with a record index cache too small to hold 
   const Snapshot before = TakeSnapshot(f.store());
   f.Reopen();
   RequireSameSnapshot(before, TakeSnapshot(f.store()));
-  CHECK(f.store().Stats().record_index_cache.entries == 0);
+  CHECK(f.store().Stats().index_cache.entries == 0);
   CHECK(f.store().Damage().empty());
 }
 
