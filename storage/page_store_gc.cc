@@ -231,15 +231,21 @@ Result<GcStats> PageStoreImpl::Gc(const GcOptions& options) {
   const int64_t oldest = now - options.restore_window_micros;
   std::map<uint64_t, uint64_t> kept_bytes;
   {
+    auto pinned = PinnedRoots(options);
+    if (!pinned.ok()) return pinned.status();
     Roots roots;
     GcPlan plan;
     // The plan reads the sealed segments' index blocks under the shared
     // lock: only mutations wait on it, and they wait for GC anyway.
     BRANCHDB_RETURN_IF_ERROR(RepairingIndex([&](uint64_t* bad) {
       ReaderLock state(state_mu_);
-      roots = GcRoots(options, oldest);
-      BRANCHDB_RETURN_IF_ERROR(PlanGc(roots, {}, &plan, bad));
-      return SealedPayloadsCollected(roots, &plan.sealed_payloads);
+      roots = GcRoots(*pinned, oldest);
+      return PlanGc(roots, {}, &plan, bad);
+    }));
+    BRANCHDB_RETURN_IF_ERROR(RepairingRecords([&](uint64_t* bad) {
+      ReaderLock state(state_mu_);
+      plan.sealed_payloads.clear();
+      return SealedPayloadsCollected(roots, &plan.sealed_payloads, bad);
     }));
     stats.versions_removed = plan.removed;
     kept_bytes = plan.kept_bytes;
@@ -268,16 +274,28 @@ Result<GcStats> PageStoreImpl::Gc(const GcOptions& options) {
   return stats;
 }
 
-PageStoreImpl::Roots PageStoreImpl::GcRoots(const GcOptions& options, int64_t oldest) const {
-  Roots roots;
+Result<PageStoreImpl::Roots> PageStoreImpl::PinnedRoots(const GcOptions& options) const {
+  Roots pinned;
+  BRANCHDB_RETURN_IF_ERROR(WithRecordReads([&](RecordPins* pins) {
+    ReaderLock state(state_mu_);
+    pinned.clear();
+    for (Lsn pin : options.pins) {
+      auto rec = StateLocked(pin, pins);
+      if (rec.ok()) {
+        pinned.emplace(pin, rec->run);
+      } else if (!rec.status().IsNotFound()) {
+        return rec.status();
+      }
+    }
+    return Status::OK();
+  }));
+  return pinned;
+}
+
+PageStoreImpl::Roots PageStoreImpl::GcRoots(const Roots& pinned, int64_t oldest) const {
+  Roots roots = pinned;
   for (const auto& [id, t] : timelines_) {
     if (!t.dropped) roots.emplace(t.info.head, t.run);
-  }
-  for (Lsn pin : options.pins) {
-    RecordEntry rec;
-    bool found = false;
-    // A pin of a sealed record reads its record index block (under the lock: GC).
-    if (FindRecordLocked(pin, nullptr, &rec, &found).ok() && found) roots.emplace(pin, rec.run);
   }
   for (uint32_t r = 0; r < runs_.size(); ++r) {
     if (!runs_[r].exists) continue;
@@ -292,14 +310,15 @@ PageStoreImpl::Roots PageStoreImpl::GcRoots(const GcOptions& options, int64_t ol
 }
 
 Status PageStoreImpl::SealedPayloadsCollected(const Roots& roots,
-                                              std::map<TimelineId, uint64_t>* out) const {
+                                              std::map<TimelineId, uint64_t>* out,
+                                              uint64_t* bad_segment) const {
   return ForEachSealedRecord([&](uint64_t, const RecordIndexEntry& e) {
     state_mu_.AssertReaderHeld();  // the caller's
     if (e.payload_len == 0 || roots.count(e.lsn) != 0) return;
     auto run = run_by_start_.find(e.run_start);
     if (run == run_by_start_.end() || !LiveInRun(run->second, e.lsn)) return;
     (*out)[runs_[run->second].timeline] += e.payload_len;
-  });
+  }, bad_segment);
 }
 
 void PageStoreImpl::ApplyGcPlan(GcPlan plan, const Roots& roots) {
@@ -453,20 +472,23 @@ Status PageStoreImpl::Compact(GcStats* stats, const std::map<uint64_t, uint64_t>
   // Bytes each segment must keep: live records' metadata and retained images.
   std::map<uint64_t, uint64_t> keep = kept_bytes;
   std::map<uint64_t, Segment> segments;
-  {
+  BRANCHDB_RETURN_IF_ERROR(RepairingRecords([&](uint64_t* bad) {
     ReaderLock state(state_mu_);
+    keep = kept_bytes;
     segments = segments_;
     for (size_t i = 0; i < records_.size(); ++i) {
       const RecordEntry& rec = records_.at(i);
       keep[rec.segment] += kRecordHeaderSize + rec.meta_len + rec.payload_len;
     }
-    BRANCHDB_RETURN_IF_ERROR(ForEachSealedRecord([&](uint64_t seg, const RecordIndexEntry& e) {
-      state_mu_.AssertReaderHeld();  // taken above
-      auto run = run_by_start_.find(e.run_start);
-      if (run == run_by_start_.end() || !LiveInRun(run->second, e.lsn)) return;
-      keep[seg] += kRecordHeaderSize + e.meta_len + e.payload_len;
-    }));
-  }
+    return ForEachSealedRecord(
+        [&](uint64_t seg, const RecordIndexEntry& e) {
+          state_mu_.AssertReaderHeld();  // taken above
+          auto run = run_by_start_.find(e.run_start);
+          if (run == run_by_start_.end() || !LiveInRun(run->second, e.lsn)) return;
+          keep[seg] += kRecordHeaderSize + e.meta_len + e.payload_len;
+        },
+        bad);
+  }));
   auto worth = [&](uint64_t n, const Segment& s) { return keep[n] * 2 <= s.size; };
   // The active segment is sealed first when most of it is garbage.
   auto active = segments.find(active_number_);
@@ -643,15 +665,19 @@ Status PageStoreImpl::CopyRetained(uint64_t seg,
   return Status::OK();
 }
 
-bool PageStoreImpl::RetainEntries(uint64_t seg,
-                                  const std::vector<std::pair<Lsn, PageNo>>& retained,
-                                  RecordMeta* meta, std::vector<size_t>* old_image) const {
-  ReaderLock state(state_mu_);
-  RecordEntry rec;
-  bool found = false;
-  // Reads a record index block under the lock when it is not cached (GC).
-  const bool live =
-      FindRecordLocked(meta->lsn, nullptr, &rec, &found).ok() && found && rec.segment == seg;
+Result<bool> PageStoreImpl::RetainEntries(uint64_t seg,
+                                          const std::vector<std::pair<Lsn, PageNo>>& retained,
+                                          RecordMeta* meta,
+                                          std::vector<size_t>* old_image) const {
+  bool live = false;
+  BRANCHDB_RETURN_IF_ERROR(WithRecordReads([&](RecordPins* pins) {
+    ReaderLock state(state_mu_);
+    RecordEntry rec;
+    bool found = false;
+    BRANCHDB_RETURN_IF_ERROR(FindRecordLocked(meta->lsn, pins, &rec, &found));
+    live = found && rec.segment == seg;
+    return Status::OK();
+  }));
   std::vector<PageEntry> kept;
   size_t image = 0;
   for (const PageEntry& pe : meta->entries) {
@@ -672,7 +698,9 @@ Status PageStoreImpl::CopyRecord(uint64_t seg, RandomAccessFile* file, const Foo
                                  CompactionOutput* out) {
   RecordMeta meta = e.meta;
   std::vector<size_t> old_image;  // old image index of each kept image entry
-  const bool live = RetainEntries(seg, retained, &meta, &old_image);
+  auto retains = RetainEntries(seg, retained, &meta, &old_image);
+  if (!retains.ok()) return retains.status();
+  const bool live = *retains;
   if (!live && meta.entries.empty()) return Status::OK();
   if (!live) {
     meta.flags |= kRecordFlagCollected;

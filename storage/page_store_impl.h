@@ -394,8 +394,20 @@ class PageStoreImpl final : public PageStore {
   // given) again after reading, without the lock, each record index block it
   // missed; the blocks read stay pinned until it returns. A damaged block
   // demotes its segment's record index (DemoteRecordIndex) and fn runs again.
-  Status WithRecordReads(const std::function<Status(RecordPins*)>& fn) const
-      EXCLUDES(state_mu_);
+  // (A template: it is on every read's path, and a std::function of the
+  // caller's lambda would allocate.)
+  template <typename Fn>
+  Status WithRecordReads(Fn&& fn) const EXCLUDES(state_mu_) {
+    RecordPins pins;
+    for (;;) {
+      Status s = fn(&pins);
+      if (!pins.missed()) return s;
+      BRANCHDB_RETURN_IF_ERROR(ReadMissedBlock(&pins));
+    }
+  }
+  // Reads the block pins missed into pins; a damaged one demotes its
+  // segment's record index instead (DemoteRecordIndex).
+  Status ReadMissedBlock(RecordPins* pins) const EXCLUDES(state_mu_);
   // The sealed segments' record indexes (segment_index.h).
   void InstallRecordIndex(std::shared_ptr<const SegmentRecordIndex> ri) const
       REQUIRES(state_mu_);
@@ -406,8 +418,15 @@ class PageStoreImpl final : public PageStore {
   Status DemoteRecordIndex(uint64_t number, const std::string& why) const EXCLUDES(state_mu_);
   // Calls fn for every entry of every sealed segment's record index (live or
   // not: see LiveInRun), reading blocks under the lock (GC, off the hot path).
+  // On a damaged block, returns Corruption and sets *bad_segment to that
+  // segment (see RepairingRecords).
   using SealedRecordVisitor = std::function<void(uint64_t segment, const RecordIndexEntry&)>;
-  Status ForEachSealedRecord(const SealedRecordVisitor& fn) const REQUIRES_SHARED(state_mu_);
+  Status ForEachSealedRecord(const SealedRecordVisitor& fn, uint64_t* bad_segment) const
+      REQUIRES_SHARED(state_mu_);
+  // Runs fn (which takes state_mu_ itself) again after demoting the record
+  // index of each segment whose damaged block it reported.
+  Status RepairingRecords(const std::function<Status(uint64_t* bad_segment)>& fn) const
+      EXCLUDES(state_mu_);
   // The live records' LSNs with their runs, from the runs' lists.
   template <typename Fn>
   void ForEachLive(Fn&& fn) const REQUIRES_SHARED(state_mu_) {
@@ -475,17 +494,19 @@ class PageStoreImpl final : public PageStore {
   Status PlanRetained(const std::vector<uint64_t>& collect, GcPlan* plan) const
       EXCLUDES(state_mu_);
   // The states GC keeps readable: live timelines' heads, the pins that name a
-  // record, and every record at or after `oldest` (restore window, in micros).
-  Roots GcRoots(const GcOptions& options, int64_t oldest) const
-      REQUIRES_SHARED(state_mu_);
+  // record (`pinned`: PinnedRoots), and every record at or after `oldest`
+  // (restore window, in micros).
+  Roots GcRoots(const Roots& pinned, int64_t oldest) const REQUIRES_SHARED(state_mu_);
+  // The pins of options that name a live record, with their runs.
+  Result<Roots> PinnedRoots(const GcOptions& options) const EXCLUDES(state_mu_);
   // Drops what the plan computed from `roots` does not keep: versions,
   // non-root records, unneeded runs, dropped timelines; clears the path cache.
   // REQUIRES: no mutation since the plan was made.
   void ApplyGcPlan(GcPlan plan, const Roots& roots) REQUIRES(state_mu_);
   // The payload bytes, by timeline, of the live records of sealed segments'
   // record indexes that are not roots (what ApplyGcPlan collects with them).
-  Status SealedPayloadsCollected(const Roots& roots, std::map<TimelineId, uint64_t>* out) const
-      REQUIRES_SHARED(state_mu_);
+  Status SealedPayloadsCollected(const Roots& roots, std::map<TimelineId, uint64_t>* out,
+                                 uint64_t* bad_segment) const REQUIRES_SHARED(state_mu_);
   // Drops the in-memory versions the plan found unread.
   void ApplyRemovals(const GcPlan& plan) REQUIRES(state_mu_);
   // The store's structure now (GCSTATE's fields and the store manifest's).
@@ -522,7 +543,7 @@ class PageStoreImpl final : public PageStore {
   // record is live in seg, else those `retained` (the plan's list for seg)
   // holds. Appends the old image index of each kept image entry to
   // *old_image. Returns whether the record is live in seg. Takes state_mu_.
-  bool RetainEntries(uint64_t seg, const std::vector<std::pair<Lsn, PageNo>>& retained,
+  Result<bool> RetainEntries(uint64_t seg, const std::vector<std::pair<Lsn, PageNo>>& retained,
                      RecordMeta* meta, std::vector<size_t>* old_image) const EXCLUDES(state_mu_);
   // Points the index, the records and the segment table at the new segment
   // `number` and forgets the group's files. REQUIRES: that segment durable.

@@ -94,21 +94,16 @@ Result<RecordEntry> PageStoreImpl::StateLocked(Lsn lsn, RecordPins* pins) const 
   return rec;
 }
 
-Status PageStoreImpl::WithRecordReads(const std::function<Status(RecordPins*)>& fn) const {
-  RecordPins pins;
-  for (;;) {
-    Status s = fn(&pins);
-    if (!pins.missed()) return s;
-    uint32_t b = 0;
-    std::shared_ptr<const SegmentRecordIndex> ri = pins.TakeMiss(&b);
-    auto block = ReadRecordBlock(*ri, b, &record_cache_);
-    if (block.ok()) {
-      pins.Pin(ri->number, b, std::move(*block));
-      continue;
-    }
-    if (!block.status().IsCorruption()) return block.status();
-    BRANCHDB_RETURN_IF_ERROR(DemoteRecordIndex(ri->number, block.status().message()));
+Status PageStoreImpl::ReadMissedBlock(RecordPins* pins) const {
+  uint32_t b = 0;
+  std::shared_ptr<const SegmentRecordIndex> ri = pins->TakeMiss(&b);
+  auto block = ReadRecordBlock(*ri, b, &record_cache_);
+  if (block.ok()) {
+    pins->Pin(ri->number, b, std::move(*block));
+    return Status::OK();
   }
+  if (!block.status().IsCorruption()) return block.status();
+  return DemoteRecordIndex(ri->number, block.status().message());
 }
 
 void PageStoreImpl::InstallRecordIndex(std::shared_ptr<const SegmentRecordIndex> ri) const {
@@ -174,7 +169,8 @@ Status PageStoreImpl::DemoteRecordIndex(uint64_t number, const std::string& why)
   return Status::OK();
 }
 
-Status PageStoreImpl::ForEachSealedRecord(const SealedRecordVisitor& fn) const {
+Status PageStoreImpl::ForEachSealedRecord(const SealedRecordVisitor& fn,
+                                          uint64_t* bad_segment) const {
   for (const auto& [n, ri] : rec_indexes_) {
     if (ri->Demoted()) {
       for (const RecordIndexEntry& e : ri->resident) fn(n, e);
@@ -183,11 +179,23 @@ Status PageStoreImpl::ForEachSealedRecord(const SealedRecordVisitor& fn) const {
     for (uint32_t b = 0; b < ri->dir.blocks.size(); ++b) {
       // Not through the cache: GC reads every block once.
       auto block = ReadRecordBlock(*ri, b, nullptr);
-      if (!block.ok()) return block.status();
+      if (!block.ok()) {
+        if (block.status().IsCorruption()) *bad_segment = n;
+        return block.status();
+      }
       for (const RecordIndexEntry& e : **block) fn(n, e);
     }
   }
   return Status::OK();
+}
+
+Status PageStoreImpl::RepairingRecords(const std::function<Status(uint64_t*)>& fn) const {
+  for (;;) {
+    uint64_t bad = 0;
+    Status s = fn(&bad);
+    if (s.ok() || bad == 0) return s;
+    BRANCHDB_RETURN_IF_ERROR(DemoteRecordIndex(bad, s.message()));
+  }
 }
 
 Result<std::shared_ptr<const SegmentRecordIndex>> PageStoreImpl::ReadBackRecordIndex(
