@@ -274,53 +274,6 @@ Result<GcStats> PageStoreImpl::Gc(const GcOptions& options) {
   return stats;
 }
 
-Result<PageStoreImpl::Roots> PageStoreImpl::PinnedRoots(const GcOptions& options) const {
-  Roots pinned;
-  BRANCHDB_RETURN_IF_ERROR(WithRecordReads([&](RecordPins* pins) {
-    ReaderLock state(state_mu_);
-    pinned.clear();
-    for (Lsn pin : options.pins) {
-      auto rec = StateLocked(pin, pins);
-      if (rec.ok()) {
-        pinned.emplace(pin, rec->run);
-      } else if (!rec.status().IsNotFound()) {
-        return rec.status();
-      }
-    }
-    return Status::OK();
-  }));
-  return pinned;
-}
-
-PageStoreImpl::Roots PageStoreImpl::GcRoots(const Roots& pinned, int64_t oldest) const {
-  Roots roots = pinned;
-  for (const auto& [id, t] : timelines_) {
-    if (!t.dropped) roots.emplace(t.info.head, t.run);
-  }
-  for (uint32_t r = 0; r < runs_.size(); ++r) {
-    if (!runs_[r].exists) continue;
-    const RunList& entries = runs_[r].entries;
-    for (size_t i = entries.size(); i-- > 0;) {
-      const RunEntry e = entries[i];
-      if (e.time_micros < oldest) break;  // times never decrease with LSN
-      if (e.live) roots.emplace(e.lsn, r);
-    }
-  }
-  return roots;
-}
-
-Status PageStoreImpl::SealedPayloadsCollected(const Roots& roots,
-                                              std::map<TimelineId, uint64_t>* out,
-                                              uint64_t* bad_segment) const {
-  return ForEachSealedRecord([&](uint64_t, const RecordIndexEntry& e) {
-    state_mu_.AssertReaderHeld();  // the caller's
-    if (e.payload_len == 0 || roots.count(e.lsn) != 0) return;
-    auto run = run_by_start_.find(e.run_start);
-    if (run == run_by_start_.end() || !LiveInRun(run->second, e.lsn)) return;
-    (*out)[runs_[run->second].timeline] += e.payload_len;
-  }, bad_segment);
-}
-
 void PageStoreImpl::ApplyGcPlan(GcPlan plan, const Roots& roots) {
   const std::vector<char>& rooted = plan.rooted;
   const size_t nruns = runs_.size();
@@ -663,34 +616,6 @@ Status PageStoreImpl::CopyRetained(uint64_t seg,
     BRANCHDB_RETURN_IF_ERROR(CopyRecord(seg, file.get(), e, retained, out));
   }
   return Status::OK();
-}
-
-Result<bool> PageStoreImpl::RetainEntries(uint64_t seg,
-                                          const std::vector<std::pair<Lsn, PageNo>>& retained,
-                                          RecordMeta* meta,
-                                          std::vector<size_t>* old_image) const {
-  bool live = false;
-  BRANCHDB_RETURN_IF_ERROR(WithRecordReads([&](RecordPins* pins) {
-    ReaderLock state(state_mu_);
-    RecordEntry rec;
-    bool found = false;
-    BRANCHDB_RETURN_IF_ERROR(FindRecordLocked(meta->lsn, pins, &rec, &found));
-    live = found && rec.segment == seg;
-    return Status::OK();
-  }));
-  std::vector<PageEntry> kept;
-  size_t image = 0;
-  for (const PageEntry& pe : meta->entries) {
-    const bool keep =
-        std::binary_search(retained.begin(), retained.end(), std::make_pair(meta->lsn, pe.pgno));
-    if (live || keep) {
-      kept.push_back(pe);
-      if (pe.type == EntryType::kImage) old_image->push_back(image);
-    }
-    if (pe.type == EntryType::kImage) ++image;
-  }
-  meta->entries = std::move(kept);
-  return live;
 }
 
 Status PageStoreImpl::CopyRecord(uint64_t seg, RandomAccessFile* file, const FooterEntry& e,
