@@ -193,6 +193,97 @@ bool PageIndex::NextPage(PageNo from, PageNo* out) const {
   return false;
 }
 
+void RunList::push_back(const RunEntry& e) {
+  if (size_ % kChunk == 0) {
+    Chunk c;
+    c.first_lsn = e.lsn;
+    c.first_time = e.time_micros;
+    chunks_.push_back(std::move(c));
+  }
+  Chunk& c = chunks_.back();
+  ++size_;
+  if (c.wide.empty()) {
+    const bool fits = e.lsn >= c.first_lsn && e.lsn - c.first_lsn < (1ull << 31) &&
+                      e.time_micros >= c.first_time &&
+                      static_cast<uint64_t>(e.time_micros - c.first_time) < (1ull << 32);
+    if (fits) {
+      c.packed.push_back((static_cast<uint64_t>(e.lsn - c.first_lsn) << 33) |
+                         (static_cast<uint64_t>(e.live) << 32) |
+                         static_cast<uint64_t>(e.time_micros - c.first_time));
+      return;
+    }
+    // Unpack the chunk: its entries are held whole from now on.
+    const size_t base = (size_ - 1) / kChunk * kChunk;
+    std::vector<RunEntry> wide;
+    wide.reserve(c.packed.size() + 1);
+    for (size_t i = 0; i < c.packed.size(); ++i) wide.push_back((*this)[base + i]);
+    c.packed = std::vector<uint64_t>();
+    c.wide = std::move(wide);
+  }
+  c.wide.push_back(e);
+}
+
+size_t RunList::UpperBound(Lsn l) const {
+  size_t lo = 0, hi = size_;
+  while (lo < hi) {
+    const size_t mid = lo + (hi - lo) / 2;
+    if ((*this)[mid].lsn <= l) {
+      lo = mid + 1;
+    } else {
+      hi = mid;
+    }
+  }
+  return lo;
+}
+
+size_t RunList::LowerBound(Lsn l) const {
+  size_t lo = 0, hi = size_;
+  while (lo < hi) {
+    const size_t mid = lo + (hi - lo) / 2;
+    if ((*this)[mid].lsn < l) {
+      lo = mid + 1;
+    } else {
+      hi = mid;
+    }
+  }
+  return lo;
+}
+
+size_t RunList::UpperBoundTime(int64_t t, size_t end) const {
+  size_t lo = 0, hi = end;
+  while (lo < hi) {
+    const size_t mid = lo + (hi - lo) / 2;
+    if ((*this)[mid].time_micros <= t) {
+      lo = mid + 1;
+    } else {
+      hi = mid;
+    }
+  }
+  return lo;
+}
+
+void RunList::SortIfNeeded() {
+  bool sorted = true;
+  for (size_t i = 1; i < size_ && sorted; ++i) sorted = (*this)[i - 1].lsn < (*this)[i].lsn;
+  if (sorted) return;
+  std::vector<RunEntry> all;
+  all.reserve(size_);
+  for (size_t i = 0; i < size_; ++i) all.push_back((*this)[i]);
+  std::sort(all.begin(), all.end(),
+            [](const RunEntry& a, const RunEntry& b) { return a.lsn < b.lsn; });
+  chunks_.clear();
+  size_ = 0;
+  for (const RunEntry& e : all) push_back(e);
+}
+
+uint64_t RunList::MemoryBytes() const {
+  uint64_t n = chunks_.capacity() * sizeof(Chunk);
+  for (const Chunk& c : chunks_) {
+    n += c.packed.capacity() * sizeof(uint64_t) + c.wide.capacity() * sizeof(RunEntry);
+  }
+  return n;
+}
+
 uint64_t PageIndex::MemoryBytes() const {
   uint64_t bytes = chunks_.capacity() * sizeof(void*) + known_.capacity() * sizeof(uint64_t);
   for (const auto& c : chunks_) {

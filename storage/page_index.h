@@ -56,6 +56,65 @@ struct RunEntry {
 };
 static_assert(sizeof(RunEntry) == 16, "a record's cost in its run's list");
 
+// A run's record list, ascending LSN, packed: in chunks of 256 entries, each
+// an 8-byte word relative to the chunk's first entry (31 bits of LSN delta,
+// the live flag, 32 bits of time delta in microseconds), so 8 bytes per
+// record. A chunk whose entries do not fit that (a gap of 2^31 LSNs or of
+// 71 minutes within it, or entries pushed out of order) holds them whole
+// (16 bytes each). Entries are read by value.
+class RunList {
+ public:
+  size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+  RunEntry operator[](size_t i) const {
+    const Chunk& c = chunks_[i / kChunk];
+    if (!c.wide.empty()) return c.wide[i % kChunk];
+    const uint64_t w = c.packed[i % kChunk];
+    return RunEntry{c.first_lsn + (w >> 33), c.first_time + static_cast<int64_t>(w & 0xffffffffu),
+                    ((w >> 32) & 1) != 0};
+  }
+  RunEntry back() const { return (*this)[size_ - 1]; }
+  void push_back(const RunEntry& e);
+  // The index of the first entry with lsn > l (UpperBound), >= l (LowerBound).
+  size_t UpperBound(Lsn l) const;
+  size_t LowerBound(Lsn l) const;
+  // The index of the first entry in [0, end) with time_micros > t (times
+  // never decrease with LSN), or end.
+  size_t UpperBoundTime(int64_t t, size_t end) const;
+  // Sorts by LSN when entries were pushed out of order (recovery).
+  void SortIfNeeded();
+  uint64_t MemoryBytes() const;
+
+  // Range-for over the entries, by value.
+  class Iterator {
+   public:
+    Iterator(const RunList* l, size_t i) : l_(l), i_(i) {}
+    RunEntry operator*() const { return (*l_)[i_]; }
+    Iterator& operator++() {
+      ++i_;
+      return *this;
+    }
+    bool operator!=(const Iterator& o) const { return i_ != o.i_; }
+
+   private:
+    const RunList* l_;
+    size_t i_;
+  };
+  Iterator begin() const { return Iterator(this, 0); }
+  Iterator end() const { return Iterator(this, size_); }
+
+ private:
+  static constexpr size_t kChunk = 256;
+  struct Chunk {
+    Lsn first_lsn = 0;
+    int64_t first_time = 0;
+    std::vector<uint64_t> packed;
+    std::vector<RunEntry> wide;  // all of the chunk's entries, when one did not pack
+  };
+  std::vector<Chunk> chunks_;
+  size_t size_ = 0;
+};
+
 struct Run {
   bool exists = false;
   TimelineId timeline = 0;
@@ -63,7 +122,7 @@ struct Run {
   Lsn base = 0;            // state it starts from (0 = empty)
   uint32_t base_run = kNoRun;
   uint32_t depth = 0;      // 0 when base == 0
-  std::vector<RunEntry> entries;  // ascending LSN
+  RunList entries;  // ascending LSN
 };
 
 // Runs on the ancestry path of one run, sorted by run index, with cutoffs.

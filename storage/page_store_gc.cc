@@ -131,7 +131,7 @@ class PagePlanner {
 
 }  // namespace
 
-Status PageStoreImpl::PlanGc(const std::unordered_set<Lsn>& roots,
+Status PageStoreImpl::PlanGc(const Roots& roots,
                              const std::vector<uint64_t>& collect, GcPlan* out,
                              uint64_t* bad_segment, const KeptVisitor& on_kept) const {
   GcPlan& plan = *out;
@@ -142,8 +142,8 @@ Status PageStoreImpl::PlanGc(const std::unordered_set<Lsn>& roots,
   plan.rooted.assign(nruns, 0);
   std::vector<char>& rooted = plan.rooted;
   Queries queries(nruns);
-  for (Lsn r : roots) {
-    uint32_t run = records_.Find(r)->run;
+  for (const auto& [r, root_run] : roots) {
+    uint32_t run = root_run;
     queries[run].push_back(Query{r, kNoRun});
     while (run != kNoRun && !rooted[run]) {
       rooted[run] = 1;
@@ -188,8 +188,8 @@ Status PageStoreImpl::PlanGc(const std::unordered_set<Lsn>& roots,
 Status PageStoreImpl::PlanRetained(const std::vector<uint64_t>& collect, GcPlan* plan) const {
   return RepairingIndex([&](uint64_t* bad) {
     ReaderLock state(state_mu_);
-    std::unordered_set<Lsn> roots;
-    for (size_t i = 0; i < records_.size(); ++i) roots.insert(records_.at(i).lsn);
+    Roots roots;
+    ForEachLive([&](Lsn lsn, uint32_t run, int64_t) { roots.emplace(lsn, run); });
     return PlanGc(roots, collect, plan, bad);
   });
 }
@@ -231,14 +231,21 @@ Result<GcStats> PageStoreImpl::Gc(const GcOptions& options) {
   const int64_t oldest = now - options.restore_window_micros;
   std::map<uint64_t, uint64_t> kept_bytes;
   {
-    std::unordered_set<Lsn> roots;
+    auto pinned = PinnedRoots(options);
+    if (!pinned.ok()) return pinned.status();
+    Roots roots;
     GcPlan plan;
     // The plan reads the sealed segments' index blocks under the shared
     // lock: only mutations wait on it, and they wait for GC anyway.
     BRANCHDB_RETURN_IF_ERROR(RepairingIndex([&](uint64_t* bad) {
       ReaderLock state(state_mu_);
-      roots = GcRoots(options, oldest);
+      roots = GcRoots(*pinned, oldest);
       return PlanGc(roots, {}, &plan, bad);
+    }));
+    BRANCHDB_RETURN_IF_ERROR(RepairingRecords([&](uint64_t* bad) {
+      ReaderLock state(state_mu_);
+      plan.sealed_payloads.clear();
+      return SealedPayloadsCollected(roots, &plan.sealed_payloads, bad);
     }));
     stats.versions_removed = plan.removed;
     kept_bytes = plan.kept_bytes;
@@ -267,23 +274,7 @@ Result<GcStats> PageStoreImpl::Gc(const GcOptions& options) {
   return stats;
 }
 
-std::unordered_set<Lsn> PageStoreImpl::GcRoots(const GcOptions& options, int64_t oldest) const {
-  std::unordered_set<Lsn> roots;
-  for (const auto& [id, t] : timelines_) {
-    if (!t.dropped) roots.insert(t.info.head);
-  }
-  for (Lsn pin : options.pins) {
-    if (records_.Find(pin) != nullptr) roots.insert(pin);
-  }
-  for (size_t i = records_.size(); i-- > 0;) {
-    const RecordEntry& rec = records_.at(i);
-    if (rec.time_micros < oldest) break;  // times never decrease with LSN
-    roots.insert(rec.lsn);
-  }
-  return roots;
-}
-
-void PageStoreImpl::ApplyGcPlan(GcPlan plan, const std::unordered_set<Lsn>& roots) {
+void PageStoreImpl::ApplyGcPlan(GcPlan plan, const Roots& roots) {
   const std::vector<char>& rooted = plan.rooted;
   const size_t nruns = runs_.size();
   ApplyRemovals(plan);
@@ -297,6 +288,13 @@ void PageStoreImpl::ApplyGcPlan(GcPlan plan, const std::unordered_set<Lsn>& root
     }
     return false;
   });
+  for (const auto& [timeline, bytes] : plan.sealed_payloads) {
+    auto p = payload_bytes_.find(timeline);
+    if (p != payload_bytes_.end() && (p->second -= std::min(p->second, bytes)) == 0) {
+      payload_bytes_.erase(p);
+    }
+  }
+  live_records_ = roots.size();
   // Runs no root needs go; a needed run keeps its live roots, and each stretch
   // of collected entries between them shrinks to one marker.
   for (uint32_t r = 0; r < nruns; ++r) {
@@ -307,7 +305,7 @@ void PageStoreImpl::ApplyGcPlan(GcPlan plan, const std::unordered_set<Lsn>& root
       run = Run();
       continue;
     }
-    std::vector<RunEntry> entries;
+    RunList entries;
     for (const RunEntry& e : run.entries) {
       bool live = e.live && roots.count(e.lsn) != 0;
       if (!live && !entries.empty() && !entries.back().live) continue;
@@ -380,9 +378,12 @@ Manifest PageStoreImpl::BuildManifestLocked() const {
     }
   }
   m.known_pages = index_.KnownRanges();
+  std::vector<Lsn> live;
+  live.reserve(live_records_);
+  ForEachLive([&](Lsn lsn, uint32_t, int64_t) { live.push_back(lsn); });
+  std::sort(live.begin(), live.end());
   Lsn expect = 1;
-  for (size_t i = 0; i < records_.size(); ++i) {
-    const Lsn lsn = records_.at(i).lsn;
+  for (const Lsn lsn : live) {
     if (lsn > expect) m.collected.emplace_back(expect, lsn - 1);
     expect = lsn + 1;
   }
@@ -424,14 +425,23 @@ Status PageStoreImpl::Compact(GcStats* stats, const std::map<uint64_t, uint64_t>
   // Bytes each segment must keep: live records' metadata and retained images.
   std::map<uint64_t, uint64_t> keep = kept_bytes;
   std::map<uint64_t, Segment> segments;
-  {
+  BRANCHDB_RETURN_IF_ERROR(RepairingRecords([&](uint64_t* bad) {
     ReaderLock state(state_mu_);
+    keep = kept_bytes;
     segments = segments_;
     for (size_t i = 0; i < records_.size(); ++i) {
       const RecordEntry& rec = records_.at(i);
       keep[rec.segment] += kRecordHeaderSize + rec.meta_len + rec.payload_len;
     }
-  }
+    return ForEachSealedRecord(
+        [&](uint64_t seg, const RecordIndexEntry& e) {
+          state_mu_.AssertReaderHeld();  // taken above
+          auto run = run_by_start_.find(e.run_start);
+          if (run == run_by_start_.end() || !LiveInRun(run->second, e.lsn)) return;
+          keep[seg] += kRecordHeaderSize + e.meta_len + e.payload_len;
+        },
+        bad);
+  }));
   auto worth = [&](uint64_t n, const Segment& s) { return keep[n] * 2 <= s.size; };
   // The active segment is sealed first when most of it is garbage.
   auto active = segments.find(active_number_);
@@ -574,7 +584,9 @@ Status PageStoreImpl::CompactGroup(const std::vector<uint64_t>& group,
   // store (recovery sorts it out).
   auto idx = ReadBackIndex(number, new_size);
   if (!idx.ok()) return FailStopOnError(idx.status());
-  InstallCompacted(group, number, new_size, out, std::move(*idx));
+  auto ri = ReadBackRecordIndex(**idx);
+  if (!ri.ok()) return FailStopOnError(ri.status());
+  InstallCompacted(group, number, new_size, out, std::move(*idx), std::move(*ri));
   for (uint64_t seg : group) BRANCHDB_RETURN_IF_ERROR(env_->DeleteFile(SegmentPath(seg)));
   stats->segments_rewritten += group.size();
   stats->bytes_reclaimed += out.old_bytes > new_size ? out.old_bytes - new_size : 0;
@@ -606,33 +618,14 @@ Status PageStoreImpl::CopyRetained(uint64_t seg,
   return Status::OK();
 }
 
-bool PageStoreImpl::RetainEntries(uint64_t seg,
-                                  const std::vector<std::pair<Lsn, PageNo>>& retained,
-                                  RecordMeta* meta, std::vector<size_t>* old_image) const {
-  ReaderLock state(state_mu_);
-  const RecordEntry* rec = records_.Find(meta->lsn);
-  const bool live = rec != nullptr && rec->segment == seg;
-  std::vector<PageEntry> kept;
-  size_t image = 0;
-  for (const PageEntry& pe : meta->entries) {
-    const bool keep =
-        std::binary_search(retained.begin(), retained.end(), std::make_pair(meta->lsn, pe.pgno));
-    if (live || keep) {
-      kept.push_back(pe);
-      if (pe.type == EntryType::kImage) old_image->push_back(image);
-    }
-    if (pe.type == EntryType::kImage) ++image;
-  }
-  meta->entries = std::move(kept);
-  return live;
-}
-
 Status PageStoreImpl::CopyRecord(uint64_t seg, RandomAccessFile* file, const FooterEntry& e,
                                  const std::vector<std::pair<Lsn, PageNo>>& retained,
                                  CompactionOutput* out) {
   RecordMeta meta = e.meta;
   std::vector<size_t> old_image;  // old image index of each kept image entry
-  const bool live = RetainEntries(seg, retained, &meta, &old_image);
+  auto retains = RetainEntries(seg, retained, &meta, &old_image);
+  if (!retains.ok()) return retains.status();
+  const bool live = *retains;
   if (!live && meta.entries.empty()) return Status::OK();
   if (!live) {
     meta.flags |= kRecordFlagCollected;
@@ -684,7 +677,8 @@ Status PageStoreImpl::CopyRecord(uint64_t seg, RandomAccessFile* file, const Foo
 
 void PageStoreImpl::InstallCompacted(const std::vector<uint64_t>& group, uint64_t number,
                                      uint64_t new_size, CompactionOutput& out,
-                                     std::shared_ptr<const SegmentIndex> idx) {
+                                     std::shared_ptr<const SegmentIndex> idx,
+                                     std::shared_ptr<const SegmentRecordIndex> ri) {
   {
     WriterLock state(state_mu_);
     // The group's versions, in memory (formats 1 and 2, damaged indexes) or
@@ -700,12 +694,13 @@ void PageStoreImpl::InstallCompacted(const std::vector<uint64_t>& group, uint64_
       if (IndexedOnDisk(seg)) seg_indexes_.erase(seg);
     }
     InstallSegmentIndex(std::move(idx));
-    for (const CompactionOutput::LiveMove& m : out.live_moves) {
-      RecordEntry* rec = records_.FindMutable(m.lsn);
-      rec->segment = static_cast<uint32_t>(number);
-      rec->offset = m.offset;
-      rec->meta_len = m.meta_len;
-    }
+    // The live records it holds are found through its record index from now
+    // on: the group's record indexes and table entries go.
+    for (uint64_t seg : group) rec_indexes_.erase(seg);
+    InstallRecordIndex(std::move(ri));
+    records_.RetainIf([&group](const RecordEntry& rec) {
+      return std::find(group.begin(), group.end(), rec.segment) == group.end();
+    });
     for (uint64_t seg : group) segments_.erase(seg);
     segments_[number] = Segment{new_size, true};
   }
@@ -719,10 +714,13 @@ Result<SpaceUsage> PageStoreImpl::Usage(TimelineId t) const {
   ReaderLock state(state_mu_);
   auto tl = LiveTimeline(t);
   if (!tl.ok()) return tl.status();
-  const uint64_t logical_bytes =
-      static_cast<uint64_t>(records_.Find((*tl)->info.head)->db_size_pages) * kPageSize;
+  // The head's entry: a sealed one reads its record index block under the
+  // lock when it is not cached (Usage is off the read path).
+  auto head = StateLocked((*tl)->info.head, nullptr);
+  if (!head.ok()) return head.status();
+  const uint64_t logical_bytes = static_cast<uint64_t>(head->db_size_pages) * kPageSize;
   const uint64_t epoch = usage_epoch_;
-  const size_t records = records_.size();
+  const uint64_t records = live_records_;
   {
     MutexLock lock(usage_mu_);
     auto cached = usage_cache_.find(t);
@@ -749,8 +747,8 @@ Result<SpaceUsage> PageStoreImpl::Usage(TimelineId t) const {
   // Only the versions the store keeps count: a sealed segment's on-disk index
   // still lists what GC dropped until compaction rewrites it, so the versions
   // go through the plan with every live record as a root.
-  std::unordered_set<Lsn> roots;
-  for (size_t i = 0; i < records_.size(); ++i) roots.insert(records_.at(i).lsn);
+  Roots roots;
+  ForEachLive([&](Lsn lsn, uint32_t run, int64_t) { roots.emplace(lsn, run); });
   state.Unlock();
   GcPlan plan;
   // current: no record was applied since `roots`, `mine` and `others` (a
@@ -761,7 +759,7 @@ Result<SpaceUsage> PageStoreImpl::Usage(TimelineId t) const {
     ReaderLock again(state_mu_);
     u = SpaceUsage();
     auto now = LiveTimeline(t);
-    current = usage_epoch_ == epoch && records_.size() == records && now.ok();
+    current = usage_epoch_ == epoch && live_records_ == records && now.ok();
     if (current) image_bytes_base = (*now)->image_bytes;
     return PlanGc(roots, {}, &plan, bad, [&](const Version& v) {
       if (v.IsZero()) return;

@@ -47,6 +47,36 @@ struct CompactionOutput;  // page_store_gc.cc
 // durability is unknown after it (fail-stop). OK stays OK.
 Status SyncError(Status s);
 
+// The record index blocks one call has read (PageStoreImpl::WithRecordReads),
+// held so that its retry finds them even if the cache evicted them, and the
+// block its last attempt missed.
+class RecordPins {
+ public:
+  std::shared_ptr<const RecordBlock> Find(uint64_t segment, uint32_t block) const {
+    for (const auto& [key, b] : pinned_) {
+      if (key == std::make_pair(segment, block)) return b;
+    }
+    return nullptr;
+  }
+  void Pin(uint64_t segment, uint32_t block, std::shared_ptr<const RecordBlock> b) {
+    pinned_.emplace_back(std::make_pair(segment, block), std::move(b));
+  }
+  bool missed() const { return missed_ != nullptr; }
+  void Miss(std::shared_ptr<const SegmentRecordIndex> ri, uint32_t block) {
+    missed_ = std::move(ri);
+    missed_block_ = block;
+  }
+  std::shared_ptr<const SegmentRecordIndex> TakeMiss(uint32_t* block) {
+    *block = missed_block_;
+    return std::move(missed_);
+  }
+
+ private:
+  std::vector<std::pair<std::pair<uint64_t, uint32_t>, std::shared_ptr<const RecordBlock>>> pinned_;
+  std::shared_ptr<const SegmentRecordIndex> missed_;
+  uint32_t missed_block_ = 0;
+};
+
 class PageStoreImpl final : public PageStore {
  public:
   PageStoreImpl(const PageStoreOptions& options, std::string dir);
@@ -289,6 +319,9 @@ class PageStoreImpl final : public PageStore {
   // in-memory copy is exactly what is on disk). IOError when it reads back
   // damaged; the read's error otherwise.
   Result<std::shared_ptr<const SegmentIndex>> ReadBackIndex(uint64_t number, uint64_t size);
+  // The record index of the format-4 segment of idx, just written (IOError
+  // when it reads back damaged).
+  Result<std::shared_ptr<const SegmentRecordIndex>> ReadBackRecordIndex(const SegmentIndex& idx);
   Status StartSegment(uint64_t number);
   // Assigns LSN and time.
   void Stamp(RecordMeta* meta) REQUIRES(mu_);
@@ -345,7 +378,65 @@ class PageStoreImpl final : public PageStore {
       REQUIRES(state_mu_);
   Result<const Timeline*> LiveTimeline(TimelineId t) const REQUIRES_SHARED(state_mu_);
   Result<Lsn> ResolveLocked(TimelineId t, Lsn lsn) const REQUIRES_SHARED(state_mu_);
-  Result<const RecordEntry*> StateLocked(Lsn lsn) const REQUIRES_SHARED(state_mu_);
+  // The entry of live record lsn (not past failed_limit_), NotFound
+  // otherwise. With pins: no file is read (a record of a sealed segment whose
+  // record index block is neither in pins nor in the cache sets
+  // pins->missed and returns Unavailable: see WithRecordReads). Without
+  // (GC, Usage, Open, off the hot path): the block is read under the lock.
+  Result<RecordEntry> StateLocked(Lsn lsn, RecordPins* pins) const REQUIRES_SHARED(state_mu_);
+  // StateLocked's lookup: *found false when lsn is no live record (or a
+  // block was missed: pins->missed()). Errors: a blocking read's.
+  Status FindRecordLocked(Lsn lsn, RecordPins* pins, RecordEntry* out, bool* found) const
+      REQUIRES_SHARED(state_mu_);
+  // Whether lsn is a live entry of run r (its run's list, by binary search).
+  bool LiveInRun(uint32_t r, Lsn lsn) const REQUIRES_SHARED(state_mu_);
+  // Runs fn (which takes state_mu_ itself and looks records up with the pins
+  // given) again after reading, without the lock, each record index block it
+  // missed; the blocks read stay pinned until it returns. A damaged block
+  // demotes its segment's record index (DemoteRecordIndex) and fn runs again.
+  // (A template: it is on every read's path, and a std::function of the
+  // caller's lambda would allocate.)
+  template <typename Fn>
+  Status WithRecordReads(Fn&& fn) const EXCLUDES(state_mu_) {
+    RecordPins pins;
+    for (;;) {
+      Status s = fn(&pins);
+      if (!pins.missed()) return s;
+      BRANCHDB_RETURN_IF_ERROR(ReadMissedBlock(&pins));
+    }
+  }
+  // Reads the block pins missed into pins; a damaged one demotes its
+  // segment's record index instead (DemoteRecordIndex).
+  Status ReadMissedBlock(RecordPins* pins) const EXCLUDES(state_mu_);
+  // The sealed segments' record indexes (segment_index.h).
+  void InstallRecordIndex(std::shared_ptr<const SegmentRecordIndex> ri) const
+      REQUIRES(state_mu_);
+  void RebuildRecordView() const REQUIRES(state_mu_);
+  // A damaged block of segment `number`'s record index was found (`why`):
+  // its entries are rebuilt in memory from its footer's record list (the
+  // index is demoted) and Damage() says so. REQUIRES: state_mu_ not held.
+  Status DemoteRecordIndex(uint64_t number, const std::string& why) const EXCLUDES(state_mu_);
+  // Calls fn for every entry of every sealed segment's record index (live or
+  // not: see LiveInRun), reading blocks under the lock (GC, off the hot path).
+  // On a damaged block, returns Corruption and sets *bad_segment to that
+  // segment (see RepairingRecords).
+  using SealedRecordVisitor = std::function<void(uint64_t segment, const RecordIndexEntry&)>;
+  Status ForEachSealedRecord(const SealedRecordVisitor& fn, uint64_t* bad_segment) const
+      REQUIRES_SHARED(state_mu_);
+  // Runs fn (which takes state_mu_ itself) again after demoting the record
+  // index of each segment whose damaged block it reported.
+  Status RepairingRecords(const std::function<Status(uint64_t* bad_segment)>& fn) const
+      EXCLUDES(state_mu_);
+  // The live records' LSNs with their runs, from the runs' lists.
+  template <typename Fn>
+  void ForEachLive(Fn&& fn) const REQUIRES_SHARED(state_mu_) {
+    for (uint32_t r = 0; r < runs_.size(); ++r) {
+      if (!runs_[r].exists) continue;
+      for (const RunEntry& e : runs_[r].entries) {
+        if (e.live) fn(static_cast<Lsn>(e.lsn), r, e.time_micros);
+      }
+    }
+  }
   // Newest visible version of pgno at state (run, lsn), or nullptr.
   const Version* FindVersion(uint32_t run, Lsn lsn, PageNo pgno) const
       REQUIRES_SHARED(state_mu_);
@@ -385,13 +476,17 @@ class PageStoreImpl final : public PageStore {
     std::map<uint64_t, uint64_t> kept_bytes;
     // For the segments asked for: the (lsn, pgno) of each version they keep, sorted.
     std::map<uint64_t, std::vector<std::pair<Lsn, PageNo>>> retained;
+    // Payload bytes, by timeline, of the sealed records it collects.
+    std::map<TimelineId, uint64_t> sealed_payloads;
   };
   // Which versions the given root states still read. `collect`: segments
   // whose retained versions to list (plan->retained). Corruption (and
   // *bad_segment) on a damaged index block.
   // on_kept, when set, sees every kept version.
   using KeptVisitor = std::function<void(const Version&)>;
-  Status PlanGc(const std::unordered_set<Lsn>& roots, const std::vector<uint64_t>& collect,
+  // Roots: live records' LSNs with their runs.
+  using Roots = std::unordered_map<Lsn, uint32_t>;
+  Status PlanGc(const Roots& roots, const std::vector<uint64_t>& collect,
                 GcPlan* plan, uint64_t* bad_segment, const KeptVisitor& on_kept = {}) const
       REQUIRES_SHARED(state_mu_);
   // PlanGc with every live record as a root (after a GC: exactly what the
@@ -399,13 +494,19 @@ class PageStoreImpl final : public PageStore {
   Status PlanRetained(const std::vector<uint64_t>& collect, GcPlan* plan) const
       EXCLUDES(state_mu_);
   // The states GC keeps readable: live timelines' heads, the pins that name a
-  // record, and every record at or after `oldest` (restore window, in micros).
-  std::unordered_set<Lsn> GcRoots(const GcOptions& options, int64_t oldest) const
-      REQUIRES_SHARED(state_mu_);
+  // record (`pinned`: PinnedRoots), and every record at or after `oldest`
+  // (restore window, in micros).
+  Roots GcRoots(const Roots& pinned, int64_t oldest) const REQUIRES_SHARED(state_mu_);
+  // The pins of options that name a live record, with their runs.
+  Result<Roots> PinnedRoots(const GcOptions& options) const EXCLUDES(state_mu_);
   // Drops what the plan computed from `roots` does not keep: versions,
   // non-root records, unneeded runs, dropped timelines; clears the path cache.
   // REQUIRES: no mutation since the plan was made.
-  void ApplyGcPlan(GcPlan plan, const std::unordered_set<Lsn>& roots) REQUIRES(state_mu_);
+  void ApplyGcPlan(GcPlan plan, const Roots& roots) REQUIRES(state_mu_);
+  // The payload bytes, by timeline, of the live records of sealed segments'
+  // record indexes that are not roots (what ApplyGcPlan collects with them).
+  Status SealedPayloadsCollected(const Roots& roots, std::map<TimelineId, uint64_t>* out,
+                                 uint64_t* bad_segment) const REQUIRES_SHARED(state_mu_);
   // Drops the in-memory versions the plan found unread.
   void ApplyRemovals(const GcPlan& plan) REQUIRES(state_mu_);
   // The store's structure now (GCSTATE's fields and the store manifest's).
@@ -442,12 +543,13 @@ class PageStoreImpl final : public PageStore {
   // record is live in seg, else those `retained` (the plan's list for seg)
   // holds. Appends the old image index of each kept image entry to
   // *old_image. Returns whether the record is live in seg. Takes state_mu_.
-  bool RetainEntries(uint64_t seg, const std::vector<std::pair<Lsn, PageNo>>& retained,
+  Result<bool> RetainEntries(uint64_t seg, const std::vector<std::pair<Lsn, PageNo>>& retained,
                      RecordMeta* meta, std::vector<size_t>* old_image) const EXCLUDES(state_mu_);
   // Points the index, the records and the segment table at the new segment
   // `number` and forgets the group's files. REQUIRES: that segment durable.
   void InstallCompacted(const std::vector<uint64_t>& group, uint64_t number, uint64_t new_size,
-                        CompactionOutput& out, std::shared_ptr<const SegmentIndex> idx)
+                        CompactionOutput& out, std::shared_ptr<const SegmentIndex> idx,
+                        std::shared_ptr<const SegmentRecordIndex> ri)
       EXCLUDES(state_mu_);
 
   // Constant after construction.
@@ -492,7 +594,22 @@ class PageStoreImpl final : public PageStore {
   uint64_t next_segment_ = 1;
 
   mutable SharedMutex state_mu_ ACQUIRED_BEFORE(files_mu_);
+  // The entries of the live records not in a sealed segment's record index
+  // (the unsealed segment's; those of formats 1 to 3 and damaged indexes).
   RecordTable records_ GUARDED_BY(state_mu_);
+  // The sealed segments whose record index serves their records' entries
+  // (read block by block through record_cache_), and the same ordered by
+  // their first LSN, with the highest last LSN up to each (LSN ranges of
+  // compacted segments may overlap others).
+  struct RecordRange {
+    Lsn min = 0;
+    Lsn max_so_far = 0;
+    std::shared_ptr<const SegmentRecordIndex> ri;
+  };
+  mutable std::map<uint64_t, std::shared_ptr<const SegmentRecordIndex>> rec_indexes_
+      GUARDED_BY(state_mu_);
+  mutable std::vector<RecordRange> rec_view_ GUARDED_BY(state_mu_);
+  uint64_t live_records_ GUARDED_BY(state_mu_) = 0;
   std::vector<Run> runs_ GUARDED_BY(state_mu_);
   std::unordered_map<Lsn, uint32_t> run_by_start_ GUARDED_BY(state_mu_);
   std::map<TimelineId, Timeline> timelines_ GUARDED_BY(state_mu_);
@@ -527,6 +644,7 @@ class PageStoreImpl final : public PageStore {
   mutable PageCache page_cache_;
   mutable MetaCache meta_cache_;
   mutable IndexBlockCache index_cache_;
+  mutable RecordBlockCache record_cache_;
   // Damaged record metas reads found and served from their footer's copy,
   // one line each (Damage()).
   mutable Mutex damage_mu_;

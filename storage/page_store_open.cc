@@ -40,7 +40,9 @@ PageStoreImpl::PageStoreImpl(const PageStoreOptions& options, std::string dir)
       meta_cache_(options.cache != nullptr ? options.cache
                                            : Cache::Create(options.meta_cache_bytes, 0)),
       index_cache_(options.cache != nullptr ? options.cache
-                                            : Cache::Create(options.index_cache_bytes, 0)) {}
+                                            : Cache::Create(options.index_cache_bytes, 0)),
+      record_cache_(options.cache != nullptr ? options.cache
+                                             : Cache::Create(options.index_cache_bytes, 0)) {}
 
 PageStoreImpl::~PageStoreImpl() = default;
 
@@ -186,7 +188,8 @@ Status PageStoreImpl::LoadIndexedSegment(uint64_t number, uint64_t size,
   BRANCHDB_RETURN_IF_ERROR(ReadSegmentIndex(file.get(), number, size, idx.get(), &damage));
   if (!damage.empty()) return Status::OK();  // LoadSegment reads it again and reports it
   std::vector<RecordIndexEntry> entries;
-  BRANCHDB_RETURN_IF_ERROR(ReadRecordIndex(file.get(), *idx, &entries, &damage));
+  auto ri = std::make_shared<SegmentRecordIndex>();
+  BRANCHDB_RETURN_IF_ERROR(ReadRecordIndexSection(file.get(), *idx, ri.get(), &entries, &damage));
   if (!damage.empty()) {
     damage_.push_back(SegmentFileName(number) + ": " + damage +
                       "; record list read from the footer instead");
@@ -194,6 +197,8 @@ Status PageStoreImpl::LoadIndexedSegment(uint64_t number, uint64_t size,
     return Status::OK();
   }
   idx->file = file;
+  ri->number = number;
+  ri->file = file;
   {
     MutexLock lock(files_mu_);
     files_[static_cast<uint32_t>(number)] = std::move(file);
@@ -201,6 +206,7 @@ Status PageStoreImpl::LoadIndexedSegment(uint64_t number, uint64_t size,
   {
     WriterLock state(state_mu_);  // nothing else runs yet: for the analysis
     InstallSegmentIndex(std::move(idx));
+    InstallRecordIndex(std::move(ri));
   }
   // No reserve(size + n) here: called once per sealed segment, an exact
   // reserve would copy every record collected so far at each segment.
@@ -426,13 +432,7 @@ Status PageStoreImpl::Rebuild(const Manifest& manifest, std::vector<Loaded> reco
   bool saw_collected = false;
   BRANCHDB_RETURN_IF_ERROR(ApplyLoaded(manifest, std::move(records), std::move(indexed), &max_lsn,
                                        &max_timeline, &max_time, &saw_collected));
-  for (Run& run : runs_) {
-    if (!std::is_sorted(run.entries.begin(), run.entries.end(),
-                        [](const RunEntry& a, const RunEntry& b) { return a.lsn < b.lsn; })) {
-      std::sort(run.entries.begin(), run.entries.end(),
-                [](const RunEntry& a, const RunEntry& b) { return a.lsn < b.lsn; });
-    }
-  }
+  for (Run& run : runs_) run.entries.SortIfNeeded();
   BRANCHDB_RETURN_IF_ERROR(CheckLiveCounts(manifest));
   saw_collected_ = saw_collected;  // Recover drops the garbage it brought back
   durable_lsn_ = max_lsn;
@@ -442,11 +442,13 @@ Status PageStoreImpl::Rebuild(const Manifest& manifest, std::vector<Loaded> reco
   last_time_ = max_time;
   for (const auto& [id, t] : timelines_) {
     if (t.dropped) continue;
-    const RecordEntry* head = records_.Find(t.info.head);
-    if (head == nullptr) {
+    RecordEntry head;
+    bool found = false;
+    BRANCHDB_RETURN_IF_ERROR(FindRecordLocked(t.info.head, nullptr, &head, &found));
+    if (!found) {
       return Status::Corruption("timeline " + std::to_string(id) + ": head record missing");
     }
-    pending_[id] = PendingTimeline{t.info.head, runs_[t.run].start, head->db_size_pages, false};
+    pending_[id] = PendingTimeline{t.info.head, runs_[t.run].start, head.db_size_pages, false};
   }
   return Status::OK();
 }
@@ -533,21 +535,9 @@ Status PageStoreImpl::ApplyIndexedRecord(const Manifest& manifest, const Indexed
     return Status::Corruption("record " + std::to_string(e.lsn) + ": run missing");
   }
   Run& run = runs_[it->second];
+  // Its entry stays on disk, in its segment's record index (FindRecordLocked).
   run.entries.push_back(RunEntry{e.lsn, e.time_micros, true});
-  RecordEntry rec;
-  rec.lsn = e.lsn;
-  rec.time_micros = e.time_micros;
-  rec.offset = e.offset;
-  rec.run = it->second;
-  rec.segment = r.segment;
-  rec.meta_len = e.meta_len;
-  rec.db_size_pages = e.db_size_pages;
-  rec.payload_len = e.payload_len;
-  rec.images = e.images;
-  if (!records_.Append(rec)) {
-    return Status::Corruption("record " + std::to_string(e.lsn) + " is not above LSN " +
-                              std::to_string(records_.at(records_.size() - 1).lsn));
-  }
+  ++live_records_;
   if (e.payload_len > 0) payload_bytes_[run.timeline] += e.payload_len;
   return Status::OK();
 }

@@ -3,6 +3,7 @@
 #include <cstring>
 #include <functional>
 #include <iterator>
+#include <optional>
 #include <queue>
 #include <span>
 #include <tuple>
@@ -28,18 +29,17 @@ Status LsnNotFound(Lsn lsn, std::string_view why) {
   return Status::NotFound("LSN " + std::to_string(lsn) + ": " + std::string(why), "lsn_not_found");
 }
 
-// Walks the history that run r sees, newest run first: calls fn with each
-// run's entries at or below the cutoff that applies on it (`cutoff` on r,
-// then, on each base run, the LSN its descendant branched off at), until fn
-// returns true or the path ends. Returns whether fn stopped the walk.
+// Walks the history that run r sees, newest run first: calls fn(entries,
+// end) with each run's entries, of which [0, end) are at or below the cutoff
+// that applies on it (`cutoff` on r, then, on each base run, the LSN its
+// descendant branched off at), until fn returns true or the path ends.
+// Returns whether fn stopped the walk.
 // REQUIRES: state_mu_ held (runs is the store's runs_).
 template <typename Fn>
 bool WalkHistory(const std::vector<Run>& runs, uint32_t r, Lsn cutoff, Fn&& fn) {
   for (; r != kNoRun; r = runs[r].base_run) {
     const Run& run = runs[r];
-    auto end = std::upper_bound(run.entries.begin(), run.entries.end(), cutoff,
-                                [](Lsn l, const RunEntry& e) { return l < e.lsn; });
-    if (fn(std::span<const RunEntry>(run.entries.begin(), end))) return true;
+    if (fn(run.entries, run.entries.UpperBound(cutoff))) return true;
     cutoff = std::min(cutoff, run.base);
   }
   return false;
@@ -117,12 +117,12 @@ Result<Lsn> PageStoreImpl::ResolveLocked(TimelineId t, Lsn lsn) const {
   auto tl = LiveTimeline(t);
   if (!tl.ok()) return tl.status();
   lsn = std::min(lsn, failed_limit_);  // never a pending record of a failed store
-  const RunEntry* newest = nullptr;  // the newest entry at or below lsn
-  WalkHistory(runs_, (*tl)->run, lsn, [&](std::span<const RunEntry> entries) {
-    if (!entries.empty()) newest = &entries.back();
-    return newest != nullptr;
+  std::optional<RunEntry> newest;  // the newest entry at or below lsn
+  WalkHistory(runs_, (*tl)->run, lsn, [&](const RunList& entries, size_t end) {
+    if (end > 0) newest = entries[end - 1];
+    return newest.has_value();
   });
-  if (newest == nullptr) {
+  if (!newest) {
     return LsnNotFound(lsn, "before the history of timeline " + std::to_string(t) + " begins");
   }
   if (!newest->live) return LsnNotFound(lsn, "that state was garbage-collected");
@@ -132,20 +132,6 @@ Result<Lsn> PageStoreImpl::ResolveLocked(TimelineId t, Lsn lsn) const {
 Result<Lsn> PageStoreImpl::ResolveLsn(TimelineId t, Lsn lsn) const {
   ReaderLock state(state_mu_);
   return ResolveLocked(t, lsn);
-}
-
-Result<const RecordEntry*> PageStoreImpl::StateLocked(Lsn lsn) const {
-  if (lsn > failed_limit_) {
-    return Status::IOError("LSN " + std::to_string(lsn) +
-                               " was never made durable: an fsync failed, the store stopped",
-                           "store_failed");
-  }
-  const RecordEntry* rec = records_.Find(lsn);
-  if (rec == nullptr) {
-    if (lsn == 0) return LsnNotFound(0, "the empty state has no record");
-    return LsnNotFound(lsn, "no such state (never written, or garbage-collected)");
-  }
-  return rec;
 }
 
 const Version* PageStoreImpl::FindVersion(uint32_t run, Lsn lsn, PageNo pgno) const {
@@ -239,25 +225,22 @@ Status PageStoreImpl::LocatePage(TimelineId t, Lsn lsn, bool by_timeline, PageNo
   // into memory (DemoteSegmentIndex); then the read starts over. Each retry
   // has one on-disk index fewer.
   return RepairingIndex([&](uint64_t* bad) {
-    *loc = Location{};
     DiskQuery q;
-    {
+    BRANCHDB_RETURN_IF_ERROR(WithRecordReads([&](RecordPins* pins) {
+      *loc = Location{};
+      q = DiskQuery{};
       ReaderLock state(state_mu_);
-      const RecordEntry* rec = nullptr;
       Lsn state_lsn = lsn;
       if (by_timeline) {
         auto s = ResolveLocked(t, lsn);
         if (!s.ok()) return s.status();
         if (pgno == 0) return Status::InvalidArgument("page number 0");
         state_lsn = *s;
-        rec = records_.Find(state_lsn);
-      } else {
-        auto r = StateLocked(lsn);
-        if (!r.ok()) return r.status();
-        rec = *r;
       }
-      BRANCHDB_RETURN_IF_ERROR(LocateLocked(*rec, state_lsn, pgno, loc, &q));
-    }
+      auto rec = StateLocked(state_lsn, pins);
+      if (!rec.ok()) return rec.status();
+      return LocateLocked(*rec, state_lsn, pgno, loc, &q);
+    }));
     if (!q.needed) return Status::OK();
     return LocateOnDisk(q, loc, bad);
   });
@@ -440,18 +423,30 @@ Status PageStoreImpl::ReadLocated(const Location& loc, PageNo pgno, char* out) c
 }
 
 Result<uint32_t> PageStoreImpl::DbSize(TimelineId t, Lsn lsn) const {
-  ReaderLock state(state_mu_);
-  auto s = ResolveLocked(t, lsn);
-  if (!s.ok()) return s.status();
-  return records_.Find(*s)->db_size_pages;
+  uint32_t size = 0;
+  BRANCHDB_RETURN_IF_ERROR(WithRecordReads([&](RecordPins* pins) {
+    ReaderLock state(state_mu_);
+    auto s = ResolveLocked(t, lsn);
+    if (!s.ok()) return s.status();
+    auto rec = StateLocked(*s, pins);
+    if (!rec.ok()) return rec.status();
+    size = rec->db_size_pages;
+    return Status::OK();
+  }));
+  return size;
 }
 
 Result<uint32_t> PageStoreImpl::DbSizeAt(Lsn state_lsn) const {
   if (state_lsn == 0) return 0u;
-  ReaderLock state(state_mu_);
-  auto rec = StateLocked(state_lsn);
-  if (!rec.ok()) return rec.status();
-  return (*rec)->db_size_pages;
+  uint32_t size = 0;
+  BRANCHDB_RETURN_IF_ERROR(WithRecordReads([&](RecordPins* pins) {
+    ReaderLock state(state_mu_);
+    auto rec = StateLocked(state_lsn, pins);
+    if (!rec.ok()) return rec.status();
+    size = rec->db_size_pages;
+    return Status::OK();
+  }));
+  return size;
 }
 
 RecordInfo PageStoreImpl::ToInfo(const RecordMeta& meta) {
@@ -503,14 +498,15 @@ Result<std::shared_ptr<const RecordMeta>> PageStoreImpl::ReadMeta(const MetaLoca
 
 Result<RecordInfo> PageStoreImpl::GetRecord(Lsn lsn) const {
   MetaLocation loc;
-  {
+  BRANCHDB_RETURN_IF_ERROR(WithRecordReads([&](RecordPins* pins) {
     ReaderLock state(state_mu_);
-    auto rec = StateLocked(lsn);
+    auto rec = StateLocked(lsn, pins);
     if (!rec.ok()) return rec.status();
-    auto l = MetaLocationLocked(**rec);
+    auto l = MetaLocationLocked(*rec);
     if (!l.ok()) return l.status();
     loc = std::move(*l);
-  }
+    return Status::OK();
+  }));
   auto meta = ReadMeta(loc);
   if (!meta.ok()) return meta.status();
   return ToInfo(**meta);
@@ -533,19 +529,21 @@ Result<std::string> PageStoreImpl::ReadPayload(Lsn lsn) const {
   std::shared_ptr<RandomAccessFile> file;
   uint32_t segment = 0, len = 0;
   uint64_t at = 0;
-  {
+  BRANCHDB_RETURN_IF_ERROR(WithRecordReads([&](RecordPins* pins) {
     ReaderLock state(state_mu_);
-    auto r = StateLocked(lsn);
+    auto r = StateLocked(lsn, pins);
     if (!r.ok()) return r.status();
-    const RecordEntry& rec = **r;
+    const RecordEntry& rec = *r;
     len = rec.payload_len;
-    if (len == 0) return std::string();
+    if (len == 0) return Status::OK();
     segment = rec.segment;
     at = PayloadOffset(rec.offset, rec.meta_len, rec.images);
     auto f = File(segment);  // taken under state_mu_: compaction cannot delete it first
     if (!f.ok()) return f.status();
     file = std::move(*f);
-  }
+    return Status::OK();
+  }));
+  if (len == 0) return std::string();
   std::string block;
   Status s = ReadPayloadBlock(file.get(), at, lsn, len, &block);
   if (!s.ok()) return s.WithContext(SegmentFileName(segment));
@@ -567,33 +565,37 @@ StoreStats PageStoreImpl::Stats() const {
   StoreStats s;
   {
     ReaderLock state(state_mu_);
-    s.records = records_.size();
+    s.records = live_records_;
     s.record_metadata_bytes = records_.EntryBytes();
+    for (const auto& [n, ri] : rec_indexes_) s.page_index_bytes += ri->MemoryBytes();
     s.page_index_bytes = index_.MemoryBytes();
     for (const auto& [n, idx] : seg_indexes_) s.page_index_bytes += idx->MemoryBytes() + 64;
     s.page_index_versions = index_.version_count();
   }
   s.meta_cache = meta_cache_.Stats();
   s.page_cache = page_cache_.Stats();
-  s.index_cache = index_cache_.Stats();
+  s.index_cache = index_cache_.Stats();  // record index blocks are of its kind too
   return s;
 }
 
 Result<std::vector<RecordInfo>> PageStoreImpl::History(TimelineId t, Lsn before,
                                                        size_t limit) const {
   std::vector<MetaLocation> locs;
-  {
+  BRANCHDB_RETURN_IF_ERROR(WithRecordReads([&](RecordPins* pins) {
+    locs.clear();
     ReaderLock state(state_mu_);
     auto tl = LiveTimeline(t);
     if (!tl.ok()) return tl.status();
     Status failed;
     WalkHistory(runs_, (*tl)->run, before == 0 ? kMaxLsn : before,
-                [&](std::span<const RunEntry> entries) {
+                [&](const RunList& entries, size_t end) {
                   state_mu_.AssertReaderHeld();  // taken above
-                  for (auto it = entries.rbegin(); it != entries.rend() && locs.size() < limit;
-                       ++it) {
-                    if (!it->live) continue;
-                    auto loc = MetaLocationLocked(*records_.Find(it->lsn));
+                  for (size_t i = end; i-- > 0 && locs.size() < limit;) {
+                    const RunEntry e = entries[i];
+                    if (!e.live) continue;
+                    auto rec = StateLocked(e.lsn, pins);
+                    auto loc = rec.ok() ? MetaLocationLocked(*rec)
+                                        : Result<MetaLocation>(rec.status());
                     if (!loc.ok()) {
                       failed = loc.status();
                       return true;
@@ -602,8 +604,8 @@ Result<std::vector<RecordInfo>> PageStoreImpl::History(TimelineId t, Lsn before,
                   }
                   return locs.size() >= limit;
                 });
-    if (!failed.ok()) return failed;
-  }
+    return failed;
+  }));
   std::vector<RecordInfo> out;
   out.reserve(locs.size());
   for (const MetaLocation& loc : locs) {
@@ -618,15 +620,14 @@ Result<Lsn> PageStoreImpl::LsnAt(TimelineId t, int64_t time_micros) const {
   ReaderLock state(state_mu_);
   auto tl = LiveTimeline(t);
   if (!tl.ok()) return tl.status();
-  const RunEntry* newest = nullptr;  // the newest entry written at or before time_micros
-  WalkHistory(runs_, (*tl)->run, kMaxLsn, [&](std::span<const RunEntry> entries) {
+  std::optional<RunEntry> newest;  // the newest entry written at or before time_micros
+  WalkHistory(runs_, (*tl)->run, kMaxLsn, [&](const RunList& entries, size_t end) {
     // Record times never decrease with LSN, so the entries are sorted by time too.
-    auto it = std::upper_bound(entries.begin(), entries.end(), time_micros,
-                               [](int64_t tm, const RunEntry& e) { return tm < e.time_micros; });
-    if (it != entries.begin()) newest = &*std::prev(it);
-    return newest != nullptr;
+    const size_t i = entries.UpperBoundTime(time_micros, end);
+    if (i > 0) newest = entries[i - 1];
+    return newest.has_value();
   });
-  if (newest == nullptr) {
+  if (!newest) {
     return Status::NotFound("timeline " + std::to_string(t) + " has no record at or before " +
                                 std::to_string(time_micros),
                             "lsn_not_found");
@@ -640,45 +641,52 @@ Result<Lsn> PageStoreImpl::LsnAt(TimelineId t, int64_t time_micros) const {
 }
 
 Result<std::vector<PageNo>> PageStoreImpl::ChangedPages(Lsn a, Lsn b) const {
-  ReaderLock state(state_mu_);
   std::shared_ptr<const PathMap> pa, pb;
   uint32_t ra = kNoRun, rb = kNoRun;
-  if (a != 0) {
-    auto rec = StateLocked(a);
-    if (!rec.ok()) return rec.status();
-    ra = (*rec)->run;
-    pa = path_cache_.Get(runs_, ra);
-  }
-  if (b != 0) {
-    auto rec = StateLocked(b);
-    if (!rec.ok()) return rec.status();
-    rb = (*rec)->run;
-    pb = path_cache_.Get(runs_, rb);
-  }
-  // Collect the pages of the records in the ranges written on one path and
-  // not the other.
   std::vector<MetaLocation> locs;  // of the records in the ranges
   bool exact = true;
-  for (const auto& [r, lo, hi] : DifferingRanges({pa.get(), ra, a}, {pb.get(), rb, b})) {
-    const std::vector<RunEntry>& entries = runs_[r].entries;
-    auto it = std::upper_bound(entries.begin(), entries.end(), lo,
-                               [](Lsn l, const RunEntry& e) { return l < e.lsn; });
-    // A collected stretch reaching into the range hides which pages it wrote.
-    if (it != entries.begin() && !std::prev(it)->live) exact = false;
-    for (; exact && it != entries.end() && it->lsn <= hi; ++it) {
-      if (!it->live) {
-        exact = false;
-        break;
-      }
-      auto loc = MetaLocationLocked(*records_.Find(it->lsn));
-      if (!loc.ok()) return loc.status();
-      locs.push_back(std::move(*loc));
+  BRANCHDB_RETURN_IF_ERROR(WithRecordReads([&](RecordPins* pins) {
+    ReaderLock state(state_mu_);
+    locs.clear();
+    exact = true;
+    if (a != 0) {
+      auto rec = StateLocked(a, pins);
+      if (!rec.ok()) return rec.status();
+      ra = rec->run;
+      pa = path_cache_.Get(runs_, ra);
     }
-    if (!exact) break;
-  }
+    if (b != 0) {
+      auto rec = StateLocked(b, pins);
+      if (!rec.ok()) return rec.status();
+      rb = rec->run;
+      pb = path_cache_.Get(runs_, rb);
+    }
+    // Collect the pages of the records in the ranges written on one path and
+    // not the other.
+    for (const auto& [r, lo, hi] : DifferingRanges({pa.get(), ra, a}, {pb.get(), rb, b})) {
+      const RunList& entries = runs_[r].entries;
+      size_t i = entries.UpperBound(lo);
+      // A collected stretch reaching into the range hides which pages it wrote.
+      if (i > 0 && !entries[i - 1].live) exact = false;
+      for (; exact && i < entries.size() && entries[i].lsn <= hi; ++i) {
+        const RunEntry e = entries[i];
+        if (!e.live) {
+          exact = false;
+          break;
+        }
+        auto rec = StateLocked(e.lsn, pins);
+        if (!rec.ok()) return rec.status();
+        auto loc = MetaLocationLocked(*rec);
+        if (!loc.ok()) return loc.status();
+        locs.push_back(std::move(*loc));
+      }
+      if (!exact) break;
+    }
+    return Status::OK();
+  }));
   std::vector<PageNo> out;
   if (exact) {
-    state.Unlock();  // the records' page lists are read from their segments
+    // the records' page lists are read from their segments
     for (const MetaLocation& loc : locs) {
       auto meta = ReadMeta(loc);
       if (!meta.ok()) return meta.status();
@@ -696,7 +704,6 @@ Result<std::vector<PageNo>> PageStoreImpl::ChangedPages(Lsn a, Lsn b) const {
     Lsn c = p->Cutoff(v.run);
     return c != 0 && v.lsn <= c;
   };
-  state.Unlock();
   BRANCHDB_RETURN_IF_ERROR(RepairingIndex([&](uint64_t* bad) {
     ReaderLock again(state_mu_);
     out.clear();

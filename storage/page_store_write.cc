@@ -54,15 +54,21 @@ Status PageStoreImpl::FillBase(Lsn base, RecordMeta* meta) {
   meta->base_run_start = 0;
   meta->db_size_pages = 0;
   if (base == 0) return Status::OK();
-  ReaderLock state(state_mu_);
-  const RecordEntry* rec = records_.Find(base);
-  if (rec == nullptr) {
-    return Status::NotFound("LSN " + std::to_string(base) + " names no state of the store",
-                            "lsn_not_found");
-  }
-  meta->db_size_pages = rec->db_size_pages;
-  meta->base_run_start = runs_[rec->run].start;
-  return Status::OK();
+  // A base in a sealed segment may need its record index block read (under
+  // mu_, outside state_mu_).
+  return WithRecordReads([&](RecordPins* pins) {
+    ReaderLock state(state_mu_);
+    RecordEntry rec;
+    bool found = false;
+    BRANCHDB_RETURN_IF_ERROR(FindRecordLocked(base, pins, &rec, &found));
+    if (!found) {
+      return Status::NotFound("LSN " + std::to_string(base) + " names no state of the store",
+                              "lsn_not_found");
+    }
+    meta->db_size_pages = rec.db_size_pages;
+    meta->base_run_start = runs_[rec.run].start;
+    return Status::OK();
+  });
 }
 
 Result<TimelineId> PageStoreImpl::CreateTimeline(Lsn base, std::string_view annotation) {
@@ -390,10 +396,16 @@ Status PageStoreImpl::SealActive() {
   BRANCHDB_RETURN_IF_ERROR(active_file_->Close());
   const uint64_t size = active_file_->Size();
   std::shared_ptr<const SegmentIndex> idx;
+  std::shared_ptr<const SegmentRecordIndex> ri;
   if (indexed) {
     auto read = ReadBackIndex(active_number_, size);
     if (!read.ok()) return read.status();
     idx = std::move(*read);
+  }
+  if (idx && active_version_ >= kFirstRecordIndexFormatVersion) {
+    auto read = ReadBackRecordIndex(*idx);
+    if (!read.ok()) return read.status();
+    ri = std::move(*read);
   }
   {
     WriterLock state(state_mu_);
@@ -405,6 +417,11 @@ Status PageStoreImpl::SealActive() {
         index_.RemoveIf(pgno, [seg](const Version& v) { return v.segment == seg; });
       }
       InstallSegmentIndex(std::move(idx));
+    }
+    if (ri) {
+      // Its records' entries leave memory too: read from its record index.
+      records_.RetainIf([seg = active_number_](const RecordEntry& rec) { return rec.segment != seg; });
+      InstallRecordIndex(std::move(ri));
     }
   }
   active_footer_.clear();
@@ -489,6 +506,7 @@ Status PageStoreImpl::ApplyRecord(const RecordMeta& meta, uint32_t segment, uint
   }
   if (live) {
     runs_[run].entries.push_back(RunEntry{meta.lsn, meta.time_micros, true});
+    ++live_records_;
     if (structural) {
       if (meta.kind == RecordKind::kCreate) {
         Timeline& t = timelines_[meta.timeline];

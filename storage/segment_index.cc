@@ -1,6 +1,8 @@
 // Sealed segments' page indexes (segment_index.h).
 #include "storage/segment_index.h"
 
+#include <algorithm>
+
 #include "storage/segment_reader.h"
 
 namespace branchdb::storage::internal {
@@ -76,10 +78,53 @@ Status ReadSegmentIndex(RandomAccessFile* file, uint64_t number, uint64_t size, 
   return Status::OK();
 }
 
-Status ReadRecordIndex(RandomAccessFile* file, const SegmentIndex& idx,
-                       std::vector<RecordIndexEntry>* out, std::string* damage) {
+Lsn SegmentRecordIndex::min_lsn() const {
+  if (Demoted()) return resident.front().lsn;
+  return dir.blocks.empty() ? 0 : dir.blocks.front().first_lsn;
+}
+
+Lsn SegmentRecordIndex::max_lsn() const {
+  if (Demoted()) return resident.back().lsn;
+  return dir.blocks.empty() ? 0 : dir.blocks.back().last_lsn;
+}
+
+int SegmentRecordIndex::BlockOf(Lsn lsn) const {
+  auto it = std::upper_bound(dir.blocks.begin(), dir.blocks.end(), lsn,
+                             [](Lsn l, const RecordIndexHandle& h) { return l < h.first_lsn; });
+  if (it == dir.blocks.begin()) return -1;
+  --it;
+  return lsn <= it->last_lsn ? static_cast<int>(it - dir.blocks.begin()) : -1;
+}
+
+uint64_t SegmentRecordIndex::MemoryBytes() const {
+  return sizeof(SegmentRecordIndex) + dir.blocks.capacity() * sizeof(RecordIndexHandle) +
+         resident.capacity() * sizeof(RecordIndexEntry);
+}
+
+namespace {
+
+// Decodes block i of dir from raw (the block's bytes) into *out (appended)
+// and checks it against its directory entry: "" or what is wrong.
+std::string DecodeRecordBlockChecked(std::string_view raw, const RecordIndexDirectory& dir,
+                                     size_t i, std::vector<RecordIndexEntry>* out) {
+  const RecordIndexHandle& h = dir.blocks[i];
+  const size_t before = out->size();
+  if (Status b = DecodeRecordIndexBlock(raw, out); !b.ok()) {
+    return "record index block " + std::to_string(i) + " at offset " + std::to_string(h.offset) +
+           ": " + b.message();
+  }
+  if (out->size() == before || (*out)[before].lsn != h.first_lsn || out->back().lsn != h.last_lsn) {
+    return "record index block " + std::to_string(i) + " does not match its directory entry";
+  }
+  return "";
+}
+
+}  // namespace
+
+Status ReadRecordIndexSection(RandomAccessFile* file, const SegmentIndex& idx,
+                              SegmentRecordIndex* out, std::vector<RecordIndexEntry>* entries,
+                              std::string* damage) {
   damage->clear();
-  out->clear();
   const uint64_t tail_at = idx.index_offset - kIndexTailSize;
   std::string raw;
   BRANCHDB_RETURN_IF_ERROR(
@@ -97,7 +142,7 @@ Status ReadRecordIndex(RandomAccessFile* file, const SegmentIndex& idx,
   auto at = [&](uint64_t offset, uint64_t len) {
     return std::string_view(raw).substr(offset - idx.footer_end, len);
   };
-  RecordIndexDirectory dir;
+  RecordIndexDirectory& dir = out->dir;
   if (Status d = DecodeRecordIndexDirectory(at(tail.dir_offset, tail.dir_len), &dir); !d.ok()) {
     *damage = d.message();
     return Status::OK();
@@ -116,29 +161,51 @@ Status ReadRecordIndex(RandomAccessFile* file, const SegmentIndex& idx,
     *damage = "record index directory does not cover its blocks";
     return Status::OK();
   }
-  out->reserve(dir.records);
+  if (entries == nullptr) return Status::OK();
+  entries->clear();
+  entries->reserve(dir.records);
   for (size_t i = 0; i < dir.blocks.size(); ++i) {
     const RecordIndexHandle& h = dir.blocks[i];
-    const size_t before = out->size();
-    if (Status b = DecodeRecordIndexBlock(at(h.offset, h.len), out); !b.ok()) {
-      *damage = "record index block " + std::to_string(i) + " at offset " +
-                std::to_string(h.offset) + ": " + b.message();
-      out->clear();
-      return Status::OK();
-    }
-    if (out->size() == before || (*out)[before].lsn != h.first_lsn || out->back().lsn != h.last_lsn) {
-      *damage = "record index block " + std::to_string(i) + " does not match its directory entry";
-      out->clear();
+    *damage = DecodeRecordBlockChecked(at(h.offset, h.len), dir, i, entries);
+    if (!damage->empty()) {
+      entries->clear();
       return Status::OK();
     }
   }
-  if (out->size() != dir.records) {
-    *damage = "record index lists " + std::to_string(out->size()) + " records, its directory " +
+  if (entries->size() != dir.records) {
+    *damage = "record index lists " + std::to_string(entries->size()) + " records, its directory " +
               std::to_string(dir.records);
-    out->clear();
-    return Status::OK();
+    entries->clear();
   }
   return Status::OK();
+}
+
+std::shared_ptr<const RecordBlock> RecordBlockCache::Lookup(uint64_t segment,
+                                                            uint32_t block) const {
+  return std::static_pointer_cast<const RecordBlock>(
+      cache_->Lookup(CacheKey{owner_, CacheKind::kIndex, segment, block}));
+}
+
+void RecordBlockCache::Insert(uint64_t segment, uint32_t block,
+                              std::shared_ptr<const RecordBlock> b) const {
+  const uint64_t charge = Charge(*b);
+  cache_->Insert(CacheKey{owner_, CacheKind::kIndex, segment, block}, std::move(b), charge);
+}
+
+Result<std::shared_ptr<const RecordBlock>> ReadRecordBlock(const SegmentRecordIndex& ri,
+                                                           uint32_t b,
+                                                           const RecordBlockCache* cache) {
+  if (cache != nullptr) {
+    if (auto cached = cache->Lookup(ri.number, b)) return cached;
+  }
+  const RecordIndexHandle& h = ri.dir.blocks[b];
+  std::string raw;
+  BRANCHDB_RETURN_IF_ERROR(ReadExactly(ri.file.get(), h.offset, h.len, &raw));
+  auto block = std::make_shared<RecordBlock>();
+  const std::string damage = DecodeRecordBlockChecked(raw, ri.dir, b, block.get());
+  if (!damage.empty()) return Status::Corruption(SegmentFileName(ri.number) + ": " + damage);
+  if (cache != nullptr) cache->Insert(ri.number, b, block);
+  return std::shared_ptr<const RecordBlock>(std::move(block));
 }
 
 std::shared_ptr<const IndexBlock> IndexBlockCache::Lookup(uint64_t segment,

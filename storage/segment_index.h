@@ -46,15 +46,69 @@ struct SegmentIndex {
 Status ReadSegmentIndex(RandomAccessFile* file, uint64_t number, uint64_t size, SegmentIndex* out,
                         std::string* damage);
 
+// What the store holds in memory of a sealed format-4 segment's record
+// index: its directory (28 bytes per block of 85 records); the entries stay
+// on disk and are read block by block through RecordBlockCache. A segment
+// whose record index was found damaged after Open is *demoted*: `resident`
+// then holds its entries, rebuilt from the footer's record list.
+struct SegmentRecordIndex {
+  uint64_t number = 0;
+  std::shared_ptr<RandomAccessFile> file;  // kept readable after compaction deletes it
+  RecordIndexDirectory dir;
+  std::vector<RecordIndexEntry> resident;  // demoted: every entry, ascending LSN
+
+  bool Demoted() const { return !resident.empty(); }
+  Lsn min_lsn() const;  // 0 when it lists no record
+  Lsn max_lsn() const;
+  // The block whose LSN range holds lsn, or -1 (not demoted).
+  int BlockOf(Lsn lsn) const;
+  uint64_t MemoryBytes() const;
+};
+
 // Reads and checks the record index of a sealed format-4 segment whose page
 // index `idx` passed ReadSegmentIndex (its footer_end and index_offset say
-// where the record index section lies): its tail, directory and every block,
-// each by its crc, and their offsets. OK with *damage empty and *out holding
-// the entries (ascending LSN), or OK with *damage saying what failed; the
-// reads' errors as they are. One read for the tail and directory, one for
-// the blocks.
-Status ReadRecordIndex(RandomAccessFile* file, const SegmentIndex& idx,
-                       std::vector<RecordIndexEntry>* out, std::string* damage);
+// where the record index section lies): its tail and directory, each by its
+// crc, and their offsets. When `entries` is not null, every block too, into
+// *entries (ascending LSN). OK with *damage empty and *out's directory filled
+// (but for number and file), or OK with *damage saying what failed; the
+// reads' errors as they are. One read for the whole section.
+Status ReadRecordIndexSection(RandomAccessFile* file, const SegmentIndex& idx,
+                              SegmentRecordIndex* out, std::vector<RecordIndexEntry>* entries,
+                              std::string* damage);
+
+using RecordBlock = std::vector<RecordIndexEntry>;
+
+// Decoded record index blocks by (segment, block), in the store's Cache under
+// an owner id of their own, of the kind of the page index's blocks
+// (CacheKind::kIndex: blocks of sealed segments' indexes), charged by the
+// bytes they hold. No invalidation needed (a sealed segment never changes).
+// Thread-safe.
+class RecordBlockCache {
+ public:
+  explicit RecordBlockCache(std::shared_ptr<Cache> cache)
+      : cache_(std::move(cache)), owner_(cache_->NewOwnerId()) {}
+  ~RecordBlockCache() { cache_->EraseOwner(owner_); }
+  RecordBlockCache(const RecordBlockCache&) = delete;
+  RecordBlockCache& operator=(const RecordBlockCache&) = delete;
+
+  std::shared_ptr<const RecordBlock> Lookup(uint64_t segment, uint32_t block) const;
+  void Insert(uint64_t segment, uint32_t block, std::shared_ptr<const RecordBlock> b) const;
+  CacheStats Stats() const { return cache_->Stats(CacheKind::kIndex); }
+  static uint64_t Charge(const RecordBlock& b) {
+    return b.size() * sizeof(RecordIndexEntry) + 96;
+  }
+
+ private:
+  const std::shared_ptr<Cache> cache_;
+  const uint64_t owner_;
+};
+
+// Block b of ri, from the cache (when not null) or read from the file and
+// checked by its crc and against its directory entry (Corruption naming the
+// segment, the block and its offset otherwise), then cached.
+Result<std::shared_ptr<const RecordBlock>> ReadRecordBlock(const SegmentRecordIndex& ri,
+                                                           uint32_t b,
+                                                           const RecordBlockCache* cache);
 
 using IndexBlock = std::vector<IndexEntry>;
 

@@ -1,0 +1,294 @@
+// PageStoreImpl: record entries, from the in-memory table (the unsealed
+// segment's records) or from the sealed segments' on-disk record indexes
+// (docs/storage-format.md, "Memory: what is held, what is read on demand"),
+// and the lookups GC and compaction make of them (roots, payloads, whether
+// a record is live in a segment).
+#include <algorithm>
+
+#include "storage/page_store_impl.h"
+#include "storage/segment_reader.h"
+
+namespace branchdb::storage::internal {
+
+bool PageStoreImpl::LiveInRun(uint32_t r, Lsn lsn) const {
+  const RunList& entries = runs_[r].entries;
+  const size_t i = entries.LowerBound(lsn);
+  if (i == entries.size()) return false;
+  const RunEntry e = entries[i];
+  return e.lsn == lsn && e.live;
+}
+
+Status PageStoreImpl::FindRecordLocked(Lsn lsn, RecordPins* pins, RecordEntry* out,
+                                       bool* found) const {
+  *found = false;
+  if (const RecordEntry* rec = records_.Find(lsn)) {
+    *out = *rec;
+    *found = true;
+    return Status::OK();
+  }
+  // Segments whose first LSN is at or below lsn, newest first, while one of
+  // them (or an older one) reaches lsn.
+  auto it = std::upper_bound(rec_view_.begin(), rec_view_.end(), lsn,
+                             [](Lsn l, const RecordRange& r) { return l < r.min; });
+  while (it != rec_view_.begin()) {
+    --it;
+    if (it->max_so_far < lsn) break;
+    const SegmentRecordIndex& ri = *it->ri;
+    if (ri.max_lsn() < lsn) continue;
+    const RecordIndexEntry* e = nullptr;
+    std::shared_ptr<const RecordBlock> block;
+    const std::vector<RecordIndexEntry>* entries = &ri.resident;
+    if (!ri.Demoted()) {
+      const int b = ri.BlockOf(lsn);
+      if (b < 0) continue;
+      const uint32_t bi = static_cast<uint32_t>(b);
+      if (pins != nullptr) {
+        block = pins->Find(ri.number, bi);
+        if (!block) block = record_cache_.Lookup(ri.number, bi);
+        if (!block) {
+          pins->Miss(it->ri, bi);
+          return Status::OK();
+        }
+      } else {
+        auto read = ReadRecordBlock(ri, bi, &record_cache_);
+        if (!read.ok()) return read.status();
+        block = std::move(*read);
+      }
+      entries = block.get();
+    }
+    auto f = std::lower_bound(entries->begin(), entries->end(), lsn,
+                              [](const RecordIndexEntry& x, Lsn l) { return x.lsn < l; });
+    if (f == entries->end() || f->lsn != lsn) continue;
+    e = &*f;
+    // Listed as live when its segment was sealed; its run's list says
+    // whether it still is (GC collects records without rewriting indexes).
+    auto run = run_by_start_.find(e->run_start);
+    if (run == run_by_start_.end() || !LiveInRun(run->second, lsn)) return Status::OK();
+    *out = RecordEntry{e->lsn,          e->time_micros, e->offset,      run->second,
+                       static_cast<uint32_t>(ri.number), e->meta_len, e->db_size_pages,
+                       e->payload_len, e->images};
+    *found = true;
+    return Status::OK();
+  }
+  return Status::OK();
+}
+
+Result<RecordEntry> PageStoreImpl::StateLocked(Lsn lsn, RecordPins* pins) const {
+  if (lsn > failed_limit_) {
+    return Status::IOError("LSN " + std::to_string(lsn) +
+                               " was never made durable: an fsync failed, the store stopped",
+                           "store_failed");
+  }
+  RecordEntry rec;
+  bool found = false;
+  BRANCHDB_RETURN_IF_ERROR(FindRecordLocked(lsn, pins, &rec, &found));
+  if (pins != nullptr && pins->missed()) {
+    return Status::Unavailable("record index block not in memory yet");
+  }
+  if (!found) {
+    if (lsn == 0) {
+      return Status::NotFound("LSN 0: the empty state has no record", "lsn_not_found");
+    }
+    return Status::NotFound(
+        "LSN " + std::to_string(lsn) + ": no such state (never written, or garbage-collected)",
+        "lsn_not_found");
+  }
+  return rec;
+}
+
+Status PageStoreImpl::ReadMissedBlock(RecordPins* pins) const {
+  uint32_t b = 0;
+  std::shared_ptr<const SegmentRecordIndex> ri = pins->TakeMiss(&b);
+  auto block = ReadRecordBlock(*ri, b, &record_cache_);
+  if (block.ok()) {
+    pins->Pin(ri->number, b, std::move(*block));
+    return Status::OK();
+  }
+  if (!block.status().IsCorruption()) return block.status();
+  return DemoteRecordIndex(ri->number, block.status().message());
+}
+
+void PageStoreImpl::InstallRecordIndex(std::shared_ptr<const SegmentRecordIndex> ri) const {
+  rec_indexes_[ri->number] = std::move(ri);
+  RebuildRecordView();
+}
+
+void PageStoreImpl::RebuildRecordView() const {
+  rec_view_.clear();
+  for (const auto& [n, ri] : rec_indexes_) {
+    if (ri->min_lsn() != 0) rec_view_.push_back(RecordRange{ri->min_lsn(), ri->max_lsn(), ri});
+  }
+  std::sort(rec_view_.begin(), rec_view_.end(),
+            [](const RecordRange& a, const RecordRange& b) { return a.min < b.min; });
+  Lsn high = 0;
+  for (RecordRange& r : rec_view_) {
+    high = std::max(high, r.max_so_far);
+    r.max_so_far = high;
+  }
+}
+
+Status PageStoreImpl::DemoteRecordIndex(uint64_t number, const std::string& why) const {
+  std::shared_ptr<const SegmentRecordIndex> ri;
+  uint64_t size = 0;
+  {
+    ReaderLock state(state_mu_);
+    auto it = rec_indexes_.find(number);
+    if (it == rec_indexes_.end() || it->second->Demoted()) return Status::OK();
+    ri = it->second;
+    size = segments_.at(number).size;
+  }
+  SegmentHeader h;
+  size_t header_len = 0;
+  BRANCHDB_RETURN_IF_ERROR(ReadSegmentHeader(ri->file.get(), number, &h, &header_len));
+  SealedRecords records;
+  BRANCHDB_RETURN_IF_ERROR(ReadSealedRecords(ri->file.get(), number, header_len, size, &records,
+                                             MetaParts::kNoAnnotation));
+  auto demoted = std::make_shared<SegmentRecordIndex>();
+  demoted->number = number;
+  demoted->file = ri->file;
+  for (const FooterEntry& e : records.entries) {
+    if (e.meta.flags & kRecordFlagCollected) continue;
+    demoted->resident.push_back(RecordIndexEntry{
+        e.meta.lsn, e.meta.time_micros, e.meta.run_start, e.offset, e.meta_len,
+        e.meta.db_size_pages, e.meta.payload_len, static_cast<uint32_t>(e.meta.ImageCount())});
+  }
+  std::sort(demoted->resident.begin(), demoted->resident.end(),
+            [](const RecordIndexEntry& a, const RecordIndexEntry& b) { return a.lsn < b.lsn; });
+  const size_t n = demoted->resident.size();
+  {
+    WriterLock state(state_mu_);
+    if (rec_indexes_.count(number) == 0) return Status::OK();  // compacted meanwhile
+    if (n == 0) {
+      rec_indexes_.erase(number);
+      RebuildRecordView();
+    } else {
+      InstallRecordIndex(std::move(demoted));
+    }
+  }
+  MutexLock lock(damage_mu_);
+  read_damage_.push_back(why + "; record entries rebuilt in memory from the footer's record list (" +
+                         std::to_string(n) + " records)");
+  return Status::OK();
+}
+
+Status PageStoreImpl::ForEachSealedRecord(const SealedRecordVisitor& fn,
+                                          uint64_t* bad_segment) const {
+  for (const auto& [n, ri] : rec_indexes_) {
+    if (ri->Demoted()) {
+      for (const RecordIndexEntry& e : ri->resident) fn(n, e);
+      continue;
+    }
+    for (uint32_t b = 0; b < ri->dir.blocks.size(); ++b) {
+      // Not through the cache: GC reads every block once.
+      auto block = ReadRecordBlock(*ri, b, nullptr);
+      if (!block.ok()) {
+        if (block.status().IsCorruption()) *bad_segment = n;
+        return block.status();
+      }
+      for (const RecordIndexEntry& e : **block) fn(n, e);
+    }
+  }
+  return Status::OK();
+}
+
+Status PageStoreImpl::RepairingRecords(const std::function<Status(uint64_t*)>& fn) const {
+  for (;;) {
+    uint64_t bad = 0;
+    Status s = fn(&bad);
+    if (s.ok() || bad == 0) return s;
+    BRANCHDB_RETURN_IF_ERROR(DemoteRecordIndex(bad, s.message()));
+  }
+}
+
+Result<std::shared_ptr<const SegmentRecordIndex>> PageStoreImpl::ReadBackRecordIndex(
+    const SegmentIndex& idx) {
+  auto ri = std::make_shared<SegmentRecordIndex>();
+  std::string damage;
+  BRANCHDB_RETURN_IF_ERROR(ReadRecordIndexSection(idx.file.get(), idx, ri.get(), nullptr, &damage));
+  if (!damage.empty()) {
+    return Status::IOError(SegmentFileName(idx.number) +
+                           ": the record index just written reads back damaged: " + damage);
+  }
+  ri->number = idx.number;
+  ri->file = idx.file;
+  return std::shared_ptr<const SegmentRecordIndex>(std::move(ri));
+}
+
+// --- for GC and compaction ---
+
+Result<PageStoreImpl::Roots> PageStoreImpl::PinnedRoots(const GcOptions& options) const {
+  Roots pinned;
+  BRANCHDB_RETURN_IF_ERROR(WithRecordReads([&](RecordPins* pins) {
+    ReaderLock state(state_mu_);
+    pinned.clear();
+    for (Lsn pin : options.pins) {
+      auto rec = StateLocked(pin, pins);
+      if (rec.ok()) {
+        pinned.emplace(pin, rec->run);
+      } else if (!rec.status().IsNotFound()) {
+        return rec.status();
+      }
+    }
+    return Status::OK();
+  }));
+  return pinned;
+}
+
+PageStoreImpl::Roots PageStoreImpl::GcRoots(const Roots& pinned, int64_t oldest) const {
+  Roots roots = pinned;
+  for (const auto& [id, t] : timelines_) {
+    if (!t.dropped) roots.emplace(t.info.head, t.run);
+  }
+  for (uint32_t r = 0; r < runs_.size(); ++r) {
+    if (!runs_[r].exists) continue;
+    const RunList& entries = runs_[r].entries;
+    for (size_t i = entries.size(); i-- > 0;) {
+      const RunEntry e = entries[i];
+      if (e.time_micros < oldest) break;  // times never decrease with LSN
+      if (e.live) roots.emplace(e.lsn, r);
+    }
+  }
+  return roots;
+}
+
+Status PageStoreImpl::SealedPayloadsCollected(const Roots& roots,
+                                              std::map<TimelineId, uint64_t>* out,
+                                              uint64_t* bad_segment) const {
+  return ForEachSealedRecord([&](uint64_t, const RecordIndexEntry& e) {
+    state_mu_.AssertReaderHeld();  // the caller's
+    if (e.payload_len == 0 || roots.count(e.lsn) != 0) return;
+    auto run = run_by_start_.find(e.run_start);
+    if (run == run_by_start_.end() || !LiveInRun(run->second, e.lsn)) return;
+    (*out)[runs_[run->second].timeline] += e.payload_len;
+  }, bad_segment);
+}
+
+Result<bool> PageStoreImpl::RetainEntries(uint64_t seg,
+                                          const std::vector<std::pair<Lsn, PageNo>>& retained,
+                                          RecordMeta* meta,
+                                          std::vector<size_t>* old_image) const {
+  bool live = false;
+  BRANCHDB_RETURN_IF_ERROR(WithRecordReads([&](RecordPins* pins) {
+    ReaderLock state(state_mu_);
+    RecordEntry rec;
+    bool found = false;
+    BRANCHDB_RETURN_IF_ERROR(FindRecordLocked(meta->lsn, pins, &rec, &found));
+    live = found && rec.segment == seg;
+    return Status::OK();
+  }));
+  std::vector<PageEntry> kept;
+  size_t image = 0;
+  for (const PageEntry& pe : meta->entries) {
+    const bool keep =
+        std::binary_search(retained.begin(), retained.end(), std::make_pair(meta->lsn, pe.pgno));
+    if (live || keep) {
+      kept.push_back(pe);
+      if (pe.type == EntryType::kImage) old_image->push_back(image);
+    }
+    if (pe.type == EntryType::kImage) ++image;
+  }
+  meta->entries = std::move(kept);
+  return live;
+}
+
+}  // namespace branchdb::storage::internal
