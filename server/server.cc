@@ -569,7 +569,8 @@ Status ApiServer::Init() {
   BRANCHDB_RETURN_IF_ERROR(StartScheduler(config_, *parts_, services_));
   BRANCHDB_RETURN_IF_ERROR(OpenCatalog(config_, env_, *parts_, services_));
   if (config_.ObjectStorageEnabled()) {
-    auto uploader = StartSegmentUploader(config_, env_, services_.logger, *services_.metrics);
+    auto uploader = StartSegmentUploader(config_, env_, services_.logger, *services_.metrics,
+                                         parts_->catalog.get());
     if (!uploader.ok()) return uploader.status().WithContext("object storage");
     parts_->uploader = std::move(*uploader);
   }
