@@ -165,6 +165,7 @@ ApiServer::~ApiServer() {
   // (their connections), then the stores below them.
   parts_->router.reset();
   parts_->http.reset();
+  services_.uploader = nullptr;
   parts_->uploader.reset();  // before the metrics its collector reads
   // Leaves the cluster (its lease revoked: its ownerships go at once) before
   // the auth service its poll thread reloads and the catalog go.
@@ -573,6 +574,7 @@ Status ApiServer::Init() {
                                          parts_->catalog.get());
     if (!uploader.ok()) return uploader.status().WithContext("object storage");
     parts_->uploader = std::move(*uploader);
+    services_.uploader = parts_->uploader.get();
   }
   BRANCHDB_RETURN_IF_ERROR(OpenIdempotency(config_, env_, *parts_, services_));
   BRANCHDB_RETURN_IF_ERROR(StartComputes(config_, *parts_, services_));
