@@ -243,6 +243,7 @@ TEST_CASE("a restarted server does not upload again what is recorded as uploaded
   TempDir dir;
   const std::string data_dir = dir.Sub("data");
   size_t sealed = 0;
+  double uploaded_lsn = 0;
   {
     LiveServer server(WithObjectStorage("restart", "", data_dir));
     Api api{server};
@@ -251,12 +252,19 @@ TEST_CASE("a restarted server does not upload again what is recorded as uploaded
     sealed = Segments(data_dir).size() - 1;
     REQUIRE(sealed >= 2);
     WaitUntilUploaded(api, static_cast<double>(sealed));
+    for (int i = 0; i < 1200 && uploaded_lsn <= 0; ++i) {  // the tail's first upload
+      uploaded_lsn = ProjectMetric(api.Metrics(), "branchdb_s3_uploaded_lsn", "p");
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    REQUIRE(uploaded_lsn > 0);
   }
   LiveServer again(WithObjectStorage("restart", "", data_dir));
   Api api{again};
-  // After a whole pass, with nothing sealed since: nothing uploaded twice.
+  // After a whole pass, with nothing sealed since: nothing uploaded twice,
+  // and the upload point recorded before the restart is reported.
   WaitUntilUploaded(api, 0);
   CHECK(MetricValue(api.Metrics(), "branchdb_s3_uploaded_segments_total") == 0);
+  CHECK(ProjectMetric(api.Metrics(), "branchdb_s3_uploaded_lsn", "p") >= uploaded_lsn);
   // New segments sealed after the restart go up (and only they).
   const size_t before = Segments(data_dir).size();
   Write(api, "p", 200 * 1024);
