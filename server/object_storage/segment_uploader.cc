@@ -283,9 +283,10 @@ struct SegmentUploader::Impl {
     if (p.tail.name != name) p.tail = Tail{name, 0, p.tail.lsn};
     if (d.bytes < p.tail.offset) {
       // Recorded past what the store holds (its directory was replaced?):
-      // start the segment's chunks again.
+      // start the segment's chunks again, without the old ones.
       options.logger->warn("event=s3_tail_reset project={} segment={} recorded={} durable={}",
                            project, name, p.tail.offset, d.bytes);
+      DropTailChunks(project, name);
       p.tail.offset = 0;
     }
     const std::string path = JoinPath(JoinPath(projects_dir, project), name);
