@@ -21,7 +21,7 @@ constexpr const char* kSchema =
     "CREATE TABLE IF NOT EXISTS project_quotas("
     "  project_id TEXT PRIMARY KEY, max_branches INTEGER, max_active_computes INTEGER,"
     "  max_bytes INTEGER, max_commits_per_minute INTEGER,"
-    "  default_branch_ttl_seconds INTEGER);"
+    "  default_branch_ttl_seconds INTEGER, durability TEXT);"
     "CREATE TABLE IF NOT EXISTS branch_owners("
     "  project_id TEXT NOT NULL, timeline INTEGER NOT NULL, client_id TEXT NOT NULL,"
     "  PRIMARY KEY(project_id, timeline));"
@@ -43,8 +43,16 @@ class LedgerImpl final : public Ledger {
 
   Status Init() {
     MutexLock l(mu_);
-    return Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;" +
-                std::string(kSchema));
+    BRANCHDB_RETURN_IF_ERROR(
+        Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;" + std::string(kSchema)));
+    // Added after the table: a ledger.db of an older build gets the column.
+    bool has_durability = false;
+    {
+      Stmt s(db_.get(), "SELECT name FROM pragma_table_info('project_quotas')");
+      while (s.Step() == SQLITE_ROW) has_durability |= s.Text(0) == "durability";
+    }
+    if (has_durability) return Status::OK();
+    return Exec("ALTER TABLE project_quotas ADD COLUMN durability TEXT");
   }
 
   Status Append(AuditEvent* e) override {
@@ -104,7 +112,7 @@ class LedgerImpl final : public Ledger {
     MutexLock l(mu_);
     Stmt s(db_.get(),
            "SELECT max_branches, max_active_computes, max_bytes, max_commits_per_minute,"
-           " default_branch_ttl_seconds FROM project_quotas WHERE project_id = ?");
+           " default_branch_ttl_seconds, durability FROM project_quotas WHERE project_id = ?");
     s.Bind(1, project_id);
     ProjectSettings out;
     int rc = s.Step();
@@ -115,6 +123,7 @@ class LedgerImpl final : public Ledger {
         ++col;
       }
       if (!s.IsNull(4)) out.default_branch_ttl_seconds = s.Int(4);
+      if (!s.IsNull(5)) out.durability = s.Text(5);
     } else if (rc != SQLITE_DONE) {
       return LedgerError(db_.get(), "project settings");
     }
@@ -125,8 +134,8 @@ class LedgerImpl final : public Ledger {
     MutexLock l(mu_);
     Stmt s(db_.get(),
            "INSERT OR REPLACE INTO project_quotas(project_id, max_branches, max_active_computes,"
-           " max_bytes, max_commits_per_minute, default_branch_ttl_seconds)"
-           " VALUES(?,?,?,?,?,?)");
+           " max_bytes, max_commits_per_minute, default_branch_ttl_seconds, durability)"
+           " VALUES(?,?,?,?,?,?,?)");
     s.Bind(1, project_id);
     int col = 2;
     for (const QuotaField& f : kQuotaFields) {
@@ -135,6 +144,7 @@ class LedgerImpl final : public Ledger {
       ++col;
     }
     p.default_branch_ttl_seconds ? s.Bind(6, *p.default_branch_ttl_seconds) : s.BindNull(6);
+    p.durability ? s.Bind(7, *p.durability) : s.BindNull(7);
     if (s.Step() != SQLITE_DONE) return LedgerError(db_.get(), "project settings");
     return Status::OK();
   }

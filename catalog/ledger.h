@@ -60,6 +60,8 @@ struct ProjectSettings {
   Quotas quotas;
   // Applied to branches created without a TTL by clients that are not admin.
   std::optional<int64_t> default_branch_ttl_seconds;
+  // "local" or "remote" (docs/object-storage.md); unset: the server's default.
+  std::optional<std::string> durability;
 };
 
 struct CommitCount {

@@ -239,10 +239,6 @@ void ValidateObjectStorage(const Config& c, std::vector<FieldError>& errors) {
   if (c.object_storage_durability != "local" && c.object_storage_durability != "remote") {
     err("object_storage.durability", "expected local or remote (got \"" +
                                          c.object_storage_durability + "\")");
-  } else if (c.object_storage_durability == "remote") {
-    err("object_storage.durability",
-        "remote is not implemented yet (commits would be acknowledged before they are in the "
-        "bucket): use local");
   }
   if (c.segment_bytes < 65536 || c.segment_bytes > (int64_t{1} << 30)) {
     err("segment_bytes", "expected 65536..1073741824");

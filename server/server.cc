@@ -165,6 +165,7 @@ ApiServer::~ApiServer() {
   // (their connections), then the stores below them.
   parts_->router.reset();
   parts_->http.reset();
+  services_.uploader = nullptr;
   parts_->uploader.reset();  // before the metrics its collector reads
   // Leaves the cluster (its lease revoked: its ownerships go at once) before
   // the auth service its poll thread reloads and the catalog go.
@@ -569,9 +570,11 @@ Status ApiServer::Init() {
   BRANCHDB_RETURN_IF_ERROR(StartScheduler(config_, *parts_, services_));
   BRANCHDB_RETURN_IF_ERROR(OpenCatalog(config_, env_, *parts_, services_));
   if (config_.ObjectStorageEnabled()) {
-    auto uploader = StartSegmentUploader(config_, env_, services_.logger, *services_.metrics);
+    auto uploader = StartSegmentUploader(config_, env_, services_.logger, *services_.metrics,
+                                         parts_->catalog.get());
     if (!uploader.ok()) return uploader.status().WithContext("object storage");
     parts_->uploader = std::move(*uploader);
+    services_.uploader = parts_->uploader.get();
   }
   BRANCHDB_RETURN_IF_ERROR(OpenIdempotency(config_, env_, *parts_, services_));
   BRANCHDB_RETURN_IF_ERROR(StartComputes(config_, *parts_, services_));

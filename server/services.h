@@ -39,6 +39,7 @@ class ComputeSupervisor;
 namespace guard {
 class Guard;
 }
+class SegmentUploader;
 
 struct Services {
   const Config* config = nullptr;
@@ -60,6 +61,9 @@ struct Services {
   // This node's part in a cluster ([cluster], docs/cluster.md); optional:
   // null on a single node. Set by Bind(), before serving.
   cluster::ClusterNode* cluster = nullptr;
+  // With [object_storage]: the uploader, which `remote` durability waits on
+  // (server/object_storage/remote_durability.h); optional.
+  SegmentUploader* uploader = nullptr;
   // The sandbox of every SQL connection (computes, promote's replay), from config.
   sql::SandboxOptions sandbox;
 };

@@ -153,6 +153,15 @@ struct PageWrite {
   std::string_view data;  // exactly kPageSize bytes; not retained after Commit returns
 };
 
+// Where the durable part of a store's log ends (PageStore::DurableEnd).
+struct DurablePoint {
+  Lsn lsn = 0;           // the durable LSN (LastLsn())
+  uint64_t segment = 0;  // number of the active (unsealed) segment; 0: not known
+  // Its first `bytes` bytes (header included) are durable and hold every
+  // record of it up to lsn; they never change (a segment only grows).
+  uint64_t bytes = 0;
+};
+
 struct GcOptions {
   // Records written within this many microseconds before now stay restorable.
   int64_t restore_window_micros = 7ll * 24 * 3600 * 1000000;
@@ -358,6 +367,10 @@ class PageStore {
   virtual std::vector<std::string> Damage() const = 0;
   // Newest durable LSN of the store (appended records past it are pending).
   virtual Lsn LastLsn() const = 0;
+  // The durable LSN with the active segment's durable size: what a copy of
+  // the log may take of the unsealed segment (object storage's tail
+  // uploads). Every sealed segment is durable whole.
+  virtual DurablePoint DurableEnd() const = 0;
 };
 
 }  // namespace branchdb::storage

@@ -125,6 +125,7 @@ class PageStoreImpl final : public PageStore {
   Status Health() const override;
   std::vector<std::string> Damage() const override;
   Lsn LastLsn() const override;
+  DurablePoint DurableEnd() const override;
 
  private:
   struct Timeline {
@@ -307,8 +308,9 @@ class PageStoreImpl final : public PageStore {
   // WaitDurable with mu_ held; the group-commit leader releases mu_ while it
   // syncs (and takes it again).
   Status WaitDurableLocked(Lsn lsn) REQUIRES(mu_);
-  // Records every record up to lsn as durable.
-  void MarkDurable(Lsn lsn) REQUIRES(mu_);
+  // Records every record up to lsn as durable; with a segment, also its
+  // first `bytes` bytes (those records' end in the active segment).
+  void MarkDurable(Lsn lsn, uint64_t segment = 0, uint64_t bytes = 0) REQUIRES(mu_);
   // Records s as the store's failure (a failed fsync overrides a full disk)
   // and returns what the caller reports.
   Status StopWrites(Status s) REQUIRES(mu_);
@@ -589,6 +591,9 @@ class PageStoreImpl final : public PageStore {
   // outside it (syncing_), used by GC alone while it runs (gc_running_).
   std::unique_ptr<WritableFile> active_file_;
   uint64_t active_number_ = 0;
+  // End of the last record appended to the active segment (its header's
+  // end in a new one): what a sync of it makes durable.
+  uint64_t appended_end_ = 0;
   uint32_t active_version_ = kFormatVersion;  // a format-1 segment takes no payloads
   std::vector<std::pair<uint64_t, std::string>> active_footer_;
   uint64_t next_segment_ = 1;
@@ -628,6 +633,9 @@ class PageStoreImpl final : public PageStore {
   // Live records' payloads, by timeline.
   std::unordered_map<TimelineId, uint64_t> payload_bytes_ GUARDED_BY(state_mu_);
   Lsn durable_lsn_ GUARDED_BY(state_mu_) = 0;
+  // DurableEnd's segment and bytes: the active segment and its synced bytes.
+  uint64_t durable_segment_ GUARDED_BY(state_mu_) = 0;
+  uint64_t durable_bytes_ GUARDED_BY(state_mu_) = 0;
   // After a failed fsync: the durable LSN then. Reads never see a record past
   // it (pending records that can no longer become durable): Head and
   // ResolveLsn answer as of it, reads of a state past it fail store_failed.

@@ -281,6 +281,10 @@ Status PageStoreImpl::Recover() {
     active_number_ = tail->number;
     active_version_ = tail->version;
     active_footer_ = std::move(tail->footer);
+    appended_end_ = active_file_->Size();
+    WriterLock state(state_mu_);
+    durable_segment_ = active_number_;
+    durable_bytes_ = appended_end_;
   } else {
     BRANCHDB_RETURN_IF_ERROR(StartSegment(next_segment_++));
   }

@@ -738,6 +738,11 @@ Lsn PageStoreImpl::LastLsn() const {
   return durable_lsn_;
 }
 
+DurablePoint PageStoreImpl::DurableEnd() const {
+  ReaderLock state(state_mu_);
+  return DurablePoint{durable_lsn_, durable_segment_, durable_bytes_};
+}
+
 uint64_t PageStoreImpl::DiskBytes() const {
   ReaderLock state(state_mu_);
   uint64_t total = 0;

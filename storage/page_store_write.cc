@@ -294,6 +294,7 @@ Status PageStoreImpl::AppendRecord(Writer* w) {
     if (!s.ok()) return StopWrites(s.WithContext("applying a written record"));
     segments_[active_number_].size = active_file_->Size();
   }
+  appended_end_ = offset + buf.size();
   // The newest records are the likeliest to be read (a branch's latest
   // checkpoints): their metas start in the cache.
   meta_cache_.Insert(lsn, std::make_shared<const RecordMeta>(std::move(w->meta)));
@@ -329,13 +330,14 @@ Status PageStoreImpl::WaitDurableLocked(Lsn lsn) {
   if (!active_file_) return StopWrites(Status::IOError("no active segment"));
   syncing_ = true;
   const Lsn target = appended_lsn_;
+  const uint64_t target_end = appended_end_;  // the segment cannot roll while syncing_
   WritableFile* file = active_file_.get();
   mu_.Unlock();
   Status s = SyncError(file->Sync());
   mu_.Lock();
   syncing_ = false;
   if (s.ok()) {
-    MarkDurable(target);
+    MarkDurable(target, active_number_, target_end);
   } else {
     (void)StopWrites(s);  // every waiter reports Refusal() below
   }
@@ -343,9 +345,10 @@ Status PageStoreImpl::WaitDurableLocked(Lsn lsn) {
   return s.ok() ? Status::OK() : Refusal();
 }
 
-void PageStoreImpl::MarkDurable(Lsn lsn) {
+void PageStoreImpl::MarkDurable(Lsn lsn, uint64_t segment, uint64_t bytes) {
   WriterLock state(state_mu_);
   durable_lsn_ = std::max(durable_lsn_, lsn);
+  if (segment == durable_segment_) durable_bytes_ = std::max(durable_bytes_, bytes);
 }
 
 Status PageStoreImpl::StopWrites(Status s) {
@@ -457,8 +460,12 @@ Status PageStoreImpl::StartSegment(uint64_t number) {
   active_number_ = number;
   active_version_ = kFormatVersion;
   active_footer_.clear();
+  appended_end_ = active_file_->Size();
   WriterLock state(state_mu_);
   segments_[number] = Segment{active_file_->Size(), false};
+  // Every record before it is durable (sealed): only its synced header counts.
+  durable_segment_ = number;
+  durable_bytes_ = appended_end_;
   return Status::OK();
 }
 

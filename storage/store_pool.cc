@@ -64,6 +64,10 @@ bool PooledStore::TryClose(int64_t last_use_micros) {
 
 void PooledStore::CloseLocked() const {
   if (store_ == nullptr) return;
+  {
+    MutexLock report(report_mu_);
+    closed_durable_ = store_->DurableEnd();
+  }
   store_.reset();
   pool_->open_count_--;
 }
@@ -348,6 +352,13 @@ Lsn PooledStore::LastLsn() const {
   auto use = Acquire(false);
   if (!use.ok()) return 0;
   return use->store->LastLsn();
+}
+
+DurablePoint PooledStore::DurableEnd() const {
+  ReaderLock l(mu_);  // not a use: a closed store stays closed, an idle one idle
+  if (store_ != nullptr) return store_->DurableEnd();
+  MutexLock report(report_mu_);
+  return closed_durable_;
 }
 
 // --- StorePool -------------------------------------------------------------------

@@ -141,6 +141,9 @@ class PooledStore final : public PageStore {
   Status OpenError() const;
   // 0 when the store cannot be opened.
   Lsn LastLsn() const override;
+  // Without opening a closed store: the open store's, else what it was when
+  // the store last closed (zeros when it never opened).
+  DurablePoint DurableEnd() const override;
 
  private:
   friend class StorePool;
@@ -178,6 +181,7 @@ class PooledStore final : public PageStore {
   mutable Mutex report_mu_;
   mutable Status reported_open_error_ GUARDED_BY(report_mu_);
   mutable std::vector<std::string> damage_ GUARDED_BY(report_mu_);  // of the last good open
+  mutable DurablePoint closed_durable_ GUARDED_BY(report_mu_);  // as the store last closed
   mutable std::atomic<int64_t> last_use_micros_{0};
   // Set once by Retire; retired_status_ is written (under retire_mu_) before
   // retired_ turns true and never changes after.

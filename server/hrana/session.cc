@@ -8,6 +8,7 @@
 #include "catalog/catalog.h"
 #include "server/guard/guard.h"
 #include "server/http/metrics.h"
+#include "server/object_storage/remote_durability.h"
 #include "server/routes/common.h"
 #include "server/sql/annotate.h"
 
@@ -82,6 +83,8 @@ Status Session::WaitDurable() {
   // Durability is in log order: the highest LSN of each store covers the rest.
   for (const storage::PendingDurability& d : observed_) {
     BRANCHDB_RETURN_IF_ERROR(d.Wait());
+    // durability = "remote": in the bucket too (one store: the stream's project).
+    BRANCHDB_RETURN_IF_ERROR(WaitRemoteDurable(s_, stream_.project, d.lsn));
   }
   observed_.clear();
   return Status::OK();

@@ -4,12 +4,15 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstdio>
+#include <optional>
 #include <map>
 #include <sstream>
 #include <thread>
 #include <vector>
 
 #include "base/mutex.h"
+#include "catalog/catalog.h"
 #include "server/config.h"
 #include "server/http/metrics.h"
 
@@ -39,13 +42,29 @@ struct Uploaded {
   uint64_t size = 0;
   std::string etag;
 };
-using ProjectState = std::map<std::string, Uploaded>;  // segment name -> what is in the bucket
+
+// The project's tail chunks: those of segment `name` end at `offset`; every
+// record of the project up to `lsn` is in the bucket.
+struct Tail {
+  std::string name;
+  uint64_t offset = 0;
+  storage::Lsn lsn = 0;
+};
+
+constexpr std::string_view kTailTag = "tail:";  // the state file's tail line
 
 struct Pending {
   std::string project;
   std::string name;
   uint64_t size = 0;
 };
+
+// "seg-NNNNNN.log", as the store names its segments (docs/storage-format.md).
+std::string SegmentName(uint64_t number) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "seg-%06llu.log", static_cast<unsigned long long>(number));
+  return buf;
+}
 
 }  // namespace
 
@@ -54,16 +73,36 @@ std::string SegmentObjectKey(const std::string& prefix, const std::string& proje
   return (prefix.empty() ? "" : prefix + "/") + project_id + "/" + segment_name;
 }
 
+std::string TailChunkKey(const std::string& prefix, const std::string& project_id,
+                         const std::string& segment_name, uint64_t offset) {
+  char digits[24];
+  std::snprintf(digits, sizeof(digits), "%016llu", static_cast<unsigned long long>(offset));
+  return SegmentObjectKey(prefix, project_id, "tail/" + segment_name + "/" + digits);
+}
+
 struct SegmentUploader::Impl {
+  // One project's uploads: a pass's and a remote waiter's take its mu.
+  struct Project {
+    Mutex mu;  // before Impl::mu
+    bool loaded GUARDED_BY(mu) = false;  // the state file was read
+    std::map<std::string, Uploaded> sealed GUARDED_BY(mu);  // what is in the bucket
+    Tail tail GUARDED_BY(mu);
+    // Uploads started by waiters, and the last one's outcome (group commit:
+    // a waiter fails with an upload that started after it arrived).
+    uint64_t attempts GUARDED_BY(mu) = 0;
+    Status last_error GUARDED_BY(mu);
+  };
+
   SegmentUploaderOptions options;
   std::unique_ptr<objstore::S3Client> client;
   std::string projects_dir;
   std::string state_dir;
 
-  Mutex pass_mu;  // held for a whole pass; before mu
-  std::map<std::string, ProjectState> states GUARDED_BY(pass_mu);  // loaded on first use
+  Mutex pass_mu ACQUIRED_BEFORE(projects_mu);  // held for a whole pass
+  Mutex projects_mu ACQUIRED_BEFORE(mu);       // held briefly
+  std::map<std::string, std::shared_ptr<Project>> projects GUARDED_BY(projects_mu);
 
-  mutable Mutex mu ACQUIRED_AFTER(pass_mu);  // a leaf
+  mutable Mutex mu;  // a leaf
   CondVar cv;
   bool stop GUARDED_BY(mu) = false;
   UploadStats stats GUARDED_BY(mu);
@@ -73,34 +112,60 @@ struct SegmentUploader::Impl {
     return JoinPath(state_dir, project + ".uploaded");
   }
 
-  ProjectState& State(const std::string& project) REQUIRES(pass_mu) {
-    auto it = states.find(project);
-    if (it != states.end()) return it->second;
-    ProjectState state;
-    auto text = options.env->ReadFileToString(StatePath(project));
-    if (text.ok()) {
-      std::istringstream lines(*text);
-      std::string name, etag;
-      uint64_t size = 0;
-      while (lines >> name >> size >> etag) state[name] = {size, etag};
-    }
-    return states[project] = std::move(state);
+  std::shared_ptr<Project> GetProject(const std::string& id) {
+    MutexLock l(projects_mu);
+    auto& p = projects[id];
+    if (!p) p = std::make_shared<Project>();
+    return p;
   }
 
-  Status WriteState(const std::string& project, const ProjectState& state) {
+  void SetUploadedLsn(const std::string& project, storage::Lsn lsn) {
+    MutexLock l(mu);
+    stats.uploaded_lsn[project] = lsn;
+  }
+
+  // Reads the project's state file once.
+  void Load(const std::string& project, Project& p) REQUIRES(p.mu) {
+    if (p.loaded) return;
+    p.loaded = true;
+    auto text = options.env->ReadFileToString(StatePath(project));
+    if (!text.ok()) return;
+    std::istringstream lines(*text);
+    std::string name, second, third;
+    while (lines >> name >> second >> third) {
+      uint64_t a = 0, b = 0;
+      if (name.rfind(kTailTag, 0) == 0) {
+        std::from_chars(second.data(), second.data() + second.size(), a);
+        std::from_chars(third.data(), third.data() + third.size(), b);
+        p.tail = Tail{name.substr(kTailTag.size()), a, b};
+        continue;
+      }
+      std::from_chars(second.data(), second.data() + second.size(), a);
+      p.sealed[name] = {a, third};
+    }
+    if (p.tail.lsn > 0) SetUploadedLsn(project, p.tail.lsn);
+  }
+
+  // The tail line comes last: a build that reads "NAME SIZE ETAG" lines
+  // only takes it for a segment that does not exist, and ignores it.
+  Status WriteState(const std::string& project, const Project& p) REQUIRES(p.mu) {
     std::string text;
-    for (const auto& [name, u] : state) {
+    for (const auto& [name, u] : p.sealed) {
       text += name + " " + std::to_string(u.size) + " " + u.etag + "\n";
+    }
+    if (!p.tail.name.empty()) {
+      text += std::string(kTailTag) + p.tail.name + " " + std::to_string(p.tail.offset) + " " +
+              std::to_string(p.tail.lsn) + "\n";
     }
     return options.env->WriteFileAtomic(StatePath(project), text, 0600);
   }
 
-  Result<std::string> ReadAll(const std::string& path, uint64_t size) {
+  Result<std::string> ReadRange(const std::string& path, uint64_t offset, uint64_t size) {
     auto file = options.env->NewRandomAccessFile(path);
     if (!file.ok()) return file.status();
     std::string data(size, '\0');
     for (uint64_t done = 0; done < size;) {
-      auto n = (*file)->Read(done, size - done, data.data() + done);
+      auto n = (*file)->Read(offset + done, size - done, data.data() + done);
       if (!n.ok()) return n.status();
       if (*n == 0) return Status::IOError(path + ": shorter than its size");
       done += *n;
@@ -118,41 +183,45 @@ struct SegmentUploader::Impl {
     return n.ok() && *n == sizeof(magic) && std::string_view(magic, sizeof(magic)) == kTrailerMagic;
   }
 
-  // The sealed segments of every project not yet uploaded.
-  std::vector<Pending> FindPending() REQUIRES(pass_mu) {
+  // The project's sealed segments not yet uploaded, in number order.
+  std::vector<Pending> FindPending(const std::string& project, Project& p) REQUIRES(p.mu) {
     std::vector<Pending> pending;
-    auto projects = options.env->GetChildren(projects_dir);
-    if (!projects.ok()) return pending;
-    std::sort(projects->begin(), projects->end());
-    for (const std::string& project : *projects) {
-      const std::string dir = JoinPath(projects_dir, project);
-      auto names = options.env->GetChildren(dir);
-      if (!names.ok()) continue;  // not a directory, or deleted meanwhile
-      std::vector<std::pair<int64_t, std::string>> segments;
-      for (const std::string& name : *names) {
-        if (int64_t n = SegmentNumber(name); n >= 0) segments.emplace_back(n, name);
-      }
-      if (segments.size() < 2) continue;
-      std::sort(segments.begin(), segments.end());
-      segments.pop_back();  // the newest: the unsealed tail, or sealed a moment ago
-      const ProjectState& state = State(project);
-      for (const auto& [number, name] : segments) {
-        if (state.count(name)) continue;
-        const std::string path = JoinPath(dir, name);
-        auto size = options.env->GetFileSize(path);
-        if (!size.ok() || !EndsWithTrailer(path, *size)) continue;
-        pending.push_back({project, name, *size});
-      }
+    const std::string dir = JoinPath(projects_dir, project);
+    auto names = options.env->GetChildren(dir);
+    if (!names.ok()) return pending;  // not a directory, or deleted meanwhile
+    std::vector<std::pair<int64_t, std::string>> segments;
+    for (const std::string& name : *names) {
+      if (int64_t n = SegmentNumber(name); n >= 0) segments.emplace_back(n, name);
+    }
+    if (segments.size() < 2) return pending;
+    std::sort(segments.begin(), segments.end());
+    segments.pop_back();  // the newest: the unsealed tail, or sealed a moment ago
+    Load(project, p);
+    for (const auto& [number, name] : segments) {
+      if (p.sealed.count(name)) continue;
+      const std::string path = JoinPath(dir, name);
+      auto size = options.env->GetFileSize(path);
+      if (!size.ok() || !EndsWithTrailer(path, *size)) continue;
+      pending.push_back({project, name, *size});
     }
     return pending;
   }
 
-  // Uploads one segment, verifies it and records it.
-  Status Upload(const Pending& p) REQUIRES(pass_mu) {
-    const std::string path = JoinPath(JoinPath(projects_dir, p.project), p.name);
-    auto data = ReadAll(path, p.size);
+  // Deletes the tail chunks of a segment whose sealed copy is verified in
+  // the bucket (best effort: a chunk left behind is only garbage).
+  void DropTailChunks(const std::string& project, const std::string& name) {
+    const std::string dir = SegmentObjectKey(options.prefix, project, "tail/" + name + "/");
+    auto listed = client->ListAll(dir);
+    if (!listed.ok()) return;
+    for (const objstore::ObjectInfo& o : *listed) (void)client->Delete(o.key);
+  }
+
+  // Uploads one sealed segment, verifies it and records it.
+  Status Upload(const Pending& pd, Project& p) REQUIRES(p.mu) {
+    const std::string path = JoinPath(JoinPath(projects_dir, pd.project), pd.name);
+    auto data = ReadRange(path, 0, pd.size);
     if (!data.ok()) return data.status();
-    const std::string key = SegmentObjectKey(options.prefix, p.project, p.name);
+    const std::string key = SegmentObjectKey(options.prefix, pd.project, pd.name);
     auto put = client->Put(key, *data);
     if (!put.ok()) return put.status();
     auto head = client->Head(key);
@@ -164,52 +233,207 @@ struct SegmentUploader::Impl {
                                 "; expected " + std::to_string(data->size()) + " bytes, ETag " +
                                 expected);
     }
-    ProjectState& state = State(p.project);
-    state[p.name] = {data->size(), head->etag};
-    Status written = WriteState(p.project, state);
+    p.sealed[pd.name] = {data->size(), head->etag};
+    Status written = WriteState(pd.project, p);
     if (!written.ok()) {
-      state.erase(p.name);  // uploaded again on a later pass: same bytes, same key
-      return written.WithContext("upload state of project " + p.project);
+      p.sealed.erase(pd.name);  // uploaded again on a later pass: same bytes, same key
+      return written.WithContext("upload state of project " + pd.project);
     }
+    DropTailChunks(pd.project, pd.name);
     return Status::OK();
+  }
+
+  // Uploads the sealed segments in `pending` (those still missing); counts
+  // them. OK, or the first error (after an unreachable bucket, the rest
+  // waits).
+  Status UploadSealed(const std::vector<Pending>& pending, Project& p) REQUIRES(p.mu) {
+    Status first;
+    for (const Pending& pd : pending) {
+      {
+        MutexLock l(mu);
+        if (stop) return Status::Unavailable("the uploader is stopping");
+      }
+      if (p.sealed.count(pd.name)) continue;  // a waiter uploaded it meanwhile
+      Status s = Upload(pd, p);
+      MutexLock l(mu);
+      if (s.ok()) {
+        if (stats.lag_segments > 0) --stats.lag_segments;
+        stats.lag_bytes -= std::min(stats.lag_bytes, pd.size);
+        ++stats.uploaded_segments;
+        stats.uploaded_bytes += pd.size;
+        options.logger->info("event=s3_segment_uploaded project={} segment={} bytes={}",
+                             pd.project, pd.name, pd.size);
+        continue;
+      }
+      ++stats.errors;
+      options.logger->warn("event=s3_upload_failed project={} segment={} error=\"{}\"",
+                           pd.project, pd.name, s.ToString());
+      if (first.ok()) first = s;
+      if (s.IsUnavailable()) break;  // the bucket is unreachable: the rest waits
+    }
+    return first;
+  }
+
+  // Uploads the durable bytes of the active segment not yet in the bucket as
+  // chunks of at most max_chunk_bytes, each recorded once it is in.
+  // REQUIRES: every sealed segment below it uploaded.
+  Status UploadTail(const std::string& project, Project& p, const storage::DurablePoint& d)
+      REQUIRES(p.mu) {
+    const std::string name = SegmentName(d.segment);
+    if (p.tail.name != name) p.tail = Tail{name, 0, p.tail.lsn};
+    if (d.bytes < p.tail.offset) {
+      // Recorded past what the store holds (its directory was replaced?):
+      // start the segment's chunks again, without the old ones.
+      options.logger->warn("event=s3_tail_reset project={} segment={} recorded={} durable={}",
+                           project, name, p.tail.offset, d.bytes);
+      DropTailChunks(project, name);
+      p.tail.offset = 0;
+    }
+    const std::string path = JoinPath(JoinPath(projects_dir, project), name);
+    while (p.tail.offset < d.bytes) {
+      const uint64_t offset = p.tail.offset;
+      const uint64_t len = std::min(d.bytes - offset, options.max_chunk_bytes);
+      auto data = ReadRange(path, offset, len);
+      if (!data.ok()) return data.status();
+      const std::string key = TailChunkKey(options.prefix, project, name, offset);
+      auto put = client->Put(key, *data);
+      if (!put.ok()) return put.status();
+      const std::string expected = objstore::ExpectedETag(*data, options.client_options);
+      if (!put->etag.empty() && put->etag != expected) {
+        return Status::Corruption("uploaded " + key + " has ETag " + put->etag + "; expected " +
+                                  expected);
+      }
+      const Tail before = p.tail;
+      p.tail.offset = offset + len;
+      if (p.tail.offset == d.bytes) p.tail.lsn = std::max(p.tail.lsn, d.lsn);
+      if (Status written = WriteState(project, p); !written.ok()) {
+        p.tail = before;  // uploaded again (a superset, same key) on a later try
+        return written.WithContext("upload state of project " + project);
+      }
+      MutexLock l(mu);
+      ++stats.tail_chunks;
+      stats.tail_bytes += len;
+    }
+    return RecordCovered(project, p, d.lsn);
+  }
+
+  // Records that every record up to lsn is in the bucket.
+  Status RecordCovered(const std::string& project, Project& p, storage::Lsn lsn) REQUIRES(p.mu) {
+    if (p.tail.lsn < lsn) {
+      const storage::Lsn before = p.tail.lsn;
+      p.tail.lsn = lsn;
+      if (Status written = WriteState(project, p); !written.ok()) {
+        p.tail.lsn = before;
+        return written.WithContext("upload state of project " + project);
+      }
+    }
+    SetUploadedLsn(project, p.tail.lsn);
+    return Status::OK();
+  }
+
+  // The project's sealed segments, then (with its durable end, read first,
+  // so that the segment it names is never taken for sealed) its tail.
+  Status SyncProject(const std::string& project, Project& p,
+                     const std::optional<storage::DurablePoint>& d) REQUIRES(p.mu) {
+    std::vector<Pending> pending = FindPending(project, p);
+    Load(project, p);
+    Status s = UploadSealed(pending, p);
+    if (!d || d->segment == 0) return s;
+    for (const Pending& pd : pending) {
+      if (!p.sealed.count(pd.name) && SegmentNumber(pd.name) < static_cast<int64_t>(d->segment)) {
+        return s;  // the tail would not count: a segment before it is missing
+      }
+    }
+    // Sealed since d was read, and uploaded whole: that copy covers d.
+    const bool sealed = p.sealed.count(SegmentName(d->segment)) != 0;
+    Status t = sealed ? RecordCovered(project, p, d->lsn) : UploadTail(project, p, *d);
+    if (!t.ok()) {
+      MutexLock l(mu);
+      ++stats.errors;
+      options.logger->warn("event=s3_tail_upload_failed project={} segment={} error=\"{}\"",
+                           project, SegmentName(d->segment), t.ToString());
+    }
+    return s.ok() ? t : s;
+  }
+
+  std::map<std::string, SegmentUploaderOptions::ProjectEnd> DurableEnds() {
+    if (!options.durable_ends) return {};
+    return options.durable_ends();
   }
 
   Status Pass() {
     MutexLock pass(pass_mu);
-    std::vector<Pending> pending = FindPending();
-    uint64_t lag_bytes = 0;
-    for (const Pending& p : pending) lag_bytes += p.size;
+    std::map<std::string, SegmentUploaderOptions::ProjectEnd> ends = DurableEnds();
+    auto names = options.env->GetChildren(projects_dir);
+    std::vector<std::string> ids = names.ok() ? *names : std::vector<std::string>{};
+    std::sort(ids.begin(), ids.end());
+    // The lag as of the pass's start, counted down as segments go up.
+    uint64_t lag_segments = 0, lag_bytes = 0;
+    for (const std::string& id : ids) {
+      std::shared_ptr<Project> p = GetProject(id);
+      MutexLock l(p->mu);
+      for (const Pending& pd : FindPending(id, *p)) {
+        ++lag_segments;
+        lag_bytes += pd.size;
+      }
+    }
     {
       MutexLock l(mu);
-      stats.lag_segments = pending.size();
+      stats.lag_segments = lag_segments;
       stats.lag_bytes = lag_bytes;
       ++stats.passes;
     }
     Status first;
-    for (const Pending& p : pending) {
+    for (const std::string& id : ids) {
       {
         MutexLock l(mu);
         if (stop) break;
       }
-      Status s = Upload(p);
-      MutexLock l(mu);
-      if (s.ok()) {
-        --stats.lag_segments;
-        stats.lag_bytes -= p.size;
-        ++stats.uploaded_segments;
-        stats.uploaded_bytes += p.size;
-        options.logger->info("event=s3_segment_uploaded project={} segment={} bytes={}",
-                             p.project, p.name, p.size);
-        continue;
-      }
-      ++stats.errors;
-      options.logger->warn("event=s3_upload_failed project={} segment={} error=\"{}\"", p.project,
-                           p.name, s.ToString());
+      std::shared_ptr<Project> p = GetProject(id);
+      auto end = ends.find(id);
+      MutexLock l(p->mu);
+      Status s = SyncProject(id, *p,
+                             end == ends.end() ? std::nullopt
+                                               : std::optional<storage::DurablePoint>(
+                                                     end->second.durable));
       if (first.ok()) first = s;
-      // The bucket is unreachable: the rest waits for the next pass.
-      if (s.IsUnavailable()) break;
+      if (s.IsUnavailable()) break;  // the bucket is unreachable: the rest waits
     }
     return first;
+  }
+
+  Status WaitUploaded(const std::string& project, storage::Lsn lsn) {
+    std::shared_ptr<Project> p = GetProject(project);
+    uint64_t arrived_after = 0;
+    {
+      MutexLock l(p->mu);
+      if (p->tail.lsn >= lsn) return Status::OK();
+      arrived_after = p->attempts;
+    }
+    MutexLock l(p->mu);  // a leader uploading for others holds it
+    Load(project, *p);
+    if (p->tail.lsn >= lsn) return Status::OK();  // covered by that upload
+    if (p->attempts > arrived_after && !p->last_error.ok()) return Refused(p->last_error);
+    ++p->attempts;
+    std::map<std::string, SegmentUploaderOptions::ProjectEnd> ends = DurableEnds();
+    auto end = ends.find(project);
+    Status s = end == ends.end()
+                   ? Status::NotFound("project " + project + " has no open store")
+                   : SyncProject(project, *p, end->second.durable);
+    if (s.ok() && p->tail.lsn < lsn) {
+      s = Status::FailedPrecondition("LSN " + std::to_string(lsn) +
+                                     " is not durable locally (uploaded up to " +
+                                     std::to_string(p->tail.lsn) + ")");
+    }
+    p->last_error = s;
+    return s.ok() ? s : Refused(s);
+  }
+
+  static Status Refused(const Status& why) {
+    return Status::Unavailable(
+        "the commit is durable locally but could not be copied to object storage "
+        "(durability = \"remote\"); it is not acknowledged: " + why.ToString(),
+        "remote_durability_unavailable");
   }
 
   void Loop() {
@@ -259,10 +483,22 @@ Result<std::unique_ptr<SegmentUploader>> SegmentUploader::Start(
 
 Status SegmentUploader::RunOnce() { return impl_->Pass(); }
 
+Status SegmentUploader::WaitUploaded(const std::string& project, storage::Lsn lsn) {
+  return impl_->WaitUploaded(project, lsn);
+}
+
 Result<std::unique_ptr<SegmentUploader>> StartSegmentUploader(
     const Config& config, Env* env, std::shared_ptr<spdlog::logger> logger,
-    http::Metrics& metrics) {
+    http::Metrics& metrics, catalog::Catalog* catalog) {
   SegmentUploaderOptions options;
+  options.durable_ends = [catalog] {
+    std::map<std::string, SegmentUploaderOptions::ProjectEnd> ends;
+    for (const catalog::ProjectInfo& info : catalog->ListProjects()) {
+      auto store = catalog->Store(info.name);
+      if (store.ok()) ends[info.id] = {info.name, (*store)->DurableEnd()};
+    }
+    return ends;
+  };
   options.data_dir = config.data_dir;
   options.prefix = config.object_storage_prefix;
   options.interval_ms = config.object_storage_upload_interval_ms;
@@ -291,8 +527,21 @@ Result<std::unique_ptr<SegmentUploader>> StartSegmentUploader(
                           "Failed uploads, verifications, reads and upload-state writes.");
   metrics.DescribeCounter("branchdb_s3_upload_passes_total",
                           "Passes of the uploader over the projects' sealed segments.");
-  metrics.AddCollector([u = uploader->get()](http::Metrics& m) {
+  metrics.DescribeCounter("branchdb_s3_tail_chunks_total",
+                          "Chunks of unsealed segments' durable bytes uploaded to the bucket.");
+  metrics.DescribeCounter("branchdb_s3_tail_bytes_total",
+                          "Bytes of unsealed segments uploaded to the bucket as tail chunks.");
+  metrics.DescribeGauge("branchdb_s3_uploaded_lsn",
+                        "Per project: every record up to this LSN is in the bucket.");
+  metrics.AddCollector([u = uploader->get(), catalog](http::Metrics& m) {
     const UploadStats s = u->stats();
+    m.SetCounter("branchdb_s3_tail_chunks_total", {}, static_cast<double>(s.tail_chunks));
+    m.SetCounter("branchdb_s3_tail_bytes_total", {}, static_cast<double>(s.tail_bytes));
+    for (const catalog::ProjectInfo& info : catalog->ListProjects()) {
+      auto it = s.uploaded_lsn.find(info.id);
+      m.Set("branchdb_s3_uploaded_lsn", {{"project", info.name}},
+            it == s.uploaded_lsn.end() ? 0.0 : static_cast<double>(it->second));
+    }
     m.Set("branchdb_s3_upload_lag_segments", {}, static_cast<double>(s.lag_segments));
     m.Set("branchdb_s3_upload_lag_bytes", {}, static_cast<double>(s.lag_bytes));
     m.SetCounter("branchdb_s3_uploaded_segments_total", {}, static_cast<double>(s.uploaded_segments));

@@ -1,32 +1,47 @@
 // SegmentUploader: with [object_storage] configured, uploads every project's
-// sealed log segments (immutable files) to the bucket, as
-// PREFIX/PROJECT_ID/seg-NNNNNN.log, and never deletes from it.
+// log to the bucket and never deletes from it but the tail chunks of a
+// segment whose sealed copy is in:
+//   - sealed segments (immutable files), as PREFIX/PROJECT_ID/seg-NNNNNN.log;
+//   - the durable bytes of the unsealed (active) segment, as append-only
+//     chunks PREFIX/PROJECT_ID/tail/seg-NNNNNN.log/OOOOOOOOOOOOOOOO (the
+//     chunk's start offset, 16 decimal digits), holding bytes [O, O+len) of
+//     that segment; a segment's chunks are contiguous from offset 0.
 //
-// It needs nothing from the page store but its documented file format
-// (docs/storage-format.md): a pass lists data_dir/projects/*/, and a segment
-// counts as sealed when its last 8 bytes are the trailer's magic "BRDBFTR1"
-// and a higher-numbered segment exists (the store starts the next segment only
-// after the seal is durable). The unsealed tail is never uploaded.
+// Sealed segments need nothing from the page store but its documented file
+// format (docs/storage-format.md): a pass lists data_dir/projects/*/, and a
+// segment counts as sealed when its last 8 bytes are the trailer's magic
+// "BRDBFTR1" and a higher-numbered segment exists (the store starts the next
+// segment only after the seal is durable). The tail needs the store's
+// DurableEnd() (options.durable_ends): only bytes an fdatasync covered go up.
 //
-// Each upload is verified (HEAD: the size, and the ETag against the MD5 of
-// what was read, or its multipart form) and then recorded in
-// data_dir/object_storage/PROJECT_ID.uploaded (one "NAME SIZE ETAG" line per
-// segment, rewritten atomically). A failed upload is retried on a later pass;
-// after failures the passes back off (the interval doubled, up to 32 times
-// the interval and at most 60 s).
+// Each sealed upload is verified (HEAD: the size, and the ETag against the MD5
+// of what was read, or its multipart form), each chunk by its PUT's ETag, and
+// then recorded in data_dir/object_storage/PROJECT_ID.uploaded (one
+// "NAME SIZE ETAG" line per sealed segment, then one "tail:NAME OFFSET LSN"
+// line: the chunks' end and the LSN up to which every record of the project
+// is in the bucket; rewritten atomically). A failed upload is retried on a
+// later pass; after failures the passes back off (the interval doubled, up
+// to 32 times the interval and at most 60 s).
 //
-// Thread-safety: RunOnce() and stats() may be called from any thread; passes
-// never overlap (the background thread and RunOnce() share one lock).
+// WaitUploaded(project, lsn) is `durability = "remote"`: it returns once every
+// record up to lsn is in the bucket, uploading the tail itself when needed
+// (group commit: one upload covers every waiter that arrived meanwhile).
+//
+// Thread-safety: all methods may be called from any thread. Passes never
+// overlap; a project's uploads (a pass's, a waiter's) take its own lock.
 #ifndef BRANCHDB_SERVER_OBJECT_STORAGE_SEGMENT_UPLOADER_H_
 #define BRANCHDB_SERVER_OBJECT_STORAGE_SEGMENT_UPLOADER_H_
 
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <memory>
 #include <string>
 
 #include "base/env.h"
 #include "base/status.h"
 #include "objstore/s3_client.h"
+#include "storage/page_store.h"
 
 namespace spdlog {
 class logger;
@@ -47,6 +62,17 @@ struct SegmentUploaderOptions {
   std::shared_ptr<spdlog::logger> logger;
   // The client's options (for the ETag that a verified upload must have).
   objstore::S3Options client_options;
+  // Every project's durable end, by project id (the directory name under
+  // projects/), with its name (for /metrics). Default (unset): no tail
+  // uploads, sealed segments only.
+  struct ProjectEnd {
+    std::string name;
+    storage::DurablePoint durable;
+  };
+  std::function<std::map<std::string, ProjectEnd>()> durable_ends;
+  // Largest tail chunk (a longer durable tail goes up as several).
+  // Default: 8 MiB.
+  uint64_t max_chunk_bytes = 8ull << 20;
 };
 
 struct UploadStats {
@@ -58,6 +84,12 @@ struct UploadStats {
   uint64_t uploaded_bytes = 0;
   uint64_t errors = 0;  // failed uploads, verifications, reads and state writes
   uint64_t passes = 0;  // passes started
+  // Tail chunks uploaded since start, and their bytes.
+  uint64_t tail_chunks = 0;
+  uint64_t tail_bytes = 0;
+  // Per project id: the LSN up to which every record is in the bucket (its
+  // sealed segments and tail chunks), as recorded; 0 when none yet.
+  std::map<std::string, storage::Lsn> uploaded_lsn;
 };
 
 class SegmentUploader {
@@ -72,9 +104,17 @@ class SegmentUploader {
   SegmentUploader(const SegmentUploader&) = delete;
   SegmentUploader& operator=(const SegmentUploader&) = delete;
 
-  // One pass now: uploads every sealed segment not yet uploaded. OK when all
-  // went up; else the first error (the others were still tried).
+  // One pass now: uploads every sealed segment not yet uploaded and every
+  // project's new durable tail bytes. OK when all went up; else the first
+  // error (the others were still tried).
   Status RunOnce();
+
+  // Returns OK once every record of project (its id) up to lsn is in the
+  // bucket; uploads what is missing itself unless another waiter's upload
+  // covers it. Unavailable (reason "remote_durability_unavailable", with
+  // S3's error) when the upload failed, or another that started after this
+  // call did. REQUIRES: lsn durable locally (PageStore::WaitDurable).
+  Status WaitUploaded(const std::string& project, storage::Lsn lsn);
 
   UploadStats stats() const;
 
@@ -89,20 +129,32 @@ struct Config;
 namespace http {
 class Metrics;
 }
+}  // namespace branchdb::server
+namespace branchdb::catalog {
+class Catalog;
+}
+namespace branchdb::server {
 
 // The server's uploader for config's [object_storage] (REQUIRES:
 // config.ObjectStorageEnabled()), with its /metrics families registered and
 // read at every render: branchdb_s3_upload_lag_segments and _bytes (gauges),
 // branchdb_s3_uploaded_segments_total and _bytes_total, branchdb_s3_errors_total,
-// branchdb_s3_upload_passes_total.
-// REQUIRES: metrics outlives the uploader, and is not rendered after it is gone.
+// branchdb_s3_upload_passes_total, branchdb_s3_tail_chunks_total and
+// _bytes_total, branchdb_s3_uploaded_lsn{project=NAME}. The projects' durable
+// ends come from catalog.
+// REQUIRES: metrics and catalog outlive the uploader, and metrics is not
+// rendered after it is gone.
 Result<std::unique_ptr<SegmentUploader>> StartSegmentUploader(
     const Config& config, Env* env, std::shared_ptr<spdlog::logger> logger,
-    http::Metrics& metrics);
+    http::Metrics& metrics, catalog::Catalog* catalog);
 
 // "PREFIX/PROJECT_ID/NAME" ("PROJECT_ID/NAME" without a prefix).
 std::string SegmentObjectKey(const std::string& prefix, const std::string& project_id,
                              const std::string& segment_name);
+
+// "PREFIX/PROJECT_ID/tail/NAME/OOOOOOOOOOOOOOOO" (offset: 16 decimal digits).
+std::string TailChunkKey(const std::string& prefix, const std::string& project_id,
+                         const std::string& segment_name, uint64_t offset);
 
 }  // namespace branchdb::server
 

@@ -4,7 +4,8 @@
 //   GET    /v1/projects              -> {"projects":[...]} (those the client may see)
 //   GET    /v1/projects/{project}
 //   PATCH  /v1/projects/{project}    {"restore_window_seconds","quotas":{..},
-//                                     "default_branch_ttl_seconds"} (null lifts one)
+//                                     "default_branch_ttl_seconds","durability"}
+//                                     (null lifts one; durability back to the default)
 //   DELETE /v1/projects/{project}[?force=true]  -> 204
 #include <httplib.h>
 
@@ -14,6 +15,7 @@
 #include "server/guard/guard.h"
 #include "server/http/auth_guard.h"
 #include "server/http/errors.h"
+#include "server/object_storage/remote_durability.h"
 #include "server/routes/call.h"
 #include "server/routes/common.h"
 #include "server/routes/quota_input.h"
@@ -69,7 +71,7 @@ void HandleListProjects(Call& c) {
 }
 
 namespace {
-// The project's JSON with its quotas and default branch TTL.
+// The project's JSON with its quotas, default branch TTL and durability.
 void SendProject(Call& c, int status) {
   BRANCHDB_TRY_SEND(c.res, p, c.s.catalog->GetProject(c.project));
   json out = ProjectJson(*p);
@@ -77,7 +79,27 @@ void SendProject(Call& c, int status) {
     BRANCHDB_TRY_SEND(c.res, settings, c.s.guard->Settings(c.project));
     AddSettingsJson(*settings, &out);
   }
+  out["durability"] = ProjectDurability(c.s, c.project);
   http::SendJson(c.res, status, out);
+}
+
+// "durability": "local" | "remote" | null (the server's default again).
+// Remote needs [object_storage]. Unset (nullopt) when absent.
+Result<std::optional<std::optional<std::string>>> ParseDurability(Services& s, const json& body) {
+  if (!body.contains("durability")) return std::optional<std::optional<std::string>>();
+  const json& v = body["durability"];
+  if (v.is_null()) return std::optional<std::optional<std::string>>(std::optional<std::string>());
+  if (!v.is_string() || (v != "local" && v != "remote")) {
+    return Status::InvalidArgument("durability: expected \"local\", \"remote\" or null",
+                                   "invalid_argument");
+  }
+  if (v == "remote" && s.uploader == nullptr) {
+    return Status::InvalidArgument(
+        "durability: \"remote\" needs [object_storage] configured on the server "
+        "(docs/object-storage.md)",
+        "invalid_argument");
+  }
+  return std::optional<std::optional<std::string>>(v.get<std::string>());
 }
 }  // namespace
 
@@ -90,15 +112,17 @@ void HandleUpdateProject(Call& c) {
   BRANCHDB_TRY_SEND(c.res, quotas, ParseQuotaPatch(*body));
   BRANCHDB_TRY_SEND(c.res, ttl, OptInt(*body, "default_branch_ttl_seconds", kTtlRange));
   const bool ttl_given = body->contains("default_branch_ttl_seconds");
+  BRANCHDB_TRY_SEND(c.res, durability, ParseDurability(c.s, *body));
   if (window->has_value()) {
     Status st = c.s.catalog->SetRestoreWindow(c.project, **window * 1000000);
     if (!st.ok()) return http::SendError(c.res, st);
   }
-  if (c.s.guard != nullptr && (quotas->has_value() || ttl_given)) {
+  if (c.s.guard != nullptr && (quotas->has_value() || ttl_given || durability->has_value())) {
     auto lock = c.s.guard->LockProject(c.project);  // concurrent PATCHes: none lost
     BRANCHDB_TRY_SEND(c.res, settings, c.s.guard->Settings(c.project));
     if (quotas->has_value()) settings->quotas = ApplyQuotaPatch(settings->quotas, **quotas);
     if (ttl_given) settings->default_branch_ttl_seconds = *ttl;  // null lifts it
+    if (durability->has_value()) settings->durability = **durability;
     Status st = c.s.guard->PutSettings(c.project, *settings);
     if (!st.ok()) return http::SendError(c.res, st);
   }

@@ -22,6 +22,7 @@
 #include "server/http/auth_guard.h"
 #include "server/http/errors.h"
 #include "server/http/metrics.h"
+#include "server/object_storage/remote_durability.h"
 #include "server/routes/call.h"
 #include "server/routes/common.h"
 #include "server/sql/annotate.h"
@@ -257,7 +258,10 @@ void RunOnCompute(Call& c, const json& body, bool read_only,
   // saw or wrote is durable. No answer before that; a failed fsync fails it.
   const storage::PendingDurability durable = storage::ObservedDurability(db);
   lease->reset();
-  if (Status st = durable.Wait(); !st.ok()) {
+  Status st = durable.Wait();
+  // durability = "remote": also in the bucket (nothing before; never a 200 without it).
+  if (st.ok()) st = WaitRemoteDurable(s, c.project, durable.lsn);
+  if (!st.ok()) {
     s.metrics->Increment(http::kSqlStatements, {{"outcome", "error"}});
     return http::SendError(c.res, st.WithContext(committed ? "the commit could not be made durable"
                                                            : "the state read is not durable"));

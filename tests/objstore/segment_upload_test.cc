@@ -1,8 +1,9 @@
 // Sealed segments go to the bucket: a real `ApiServer` with [object_storage]
 // pointing at a real Ceph RGW (tests/objstore/ceph_s3.h) and small segments;
 // after enough commits to seal several, the bucket holds each sealed segment
-// byte for byte, the unsealed tail is not there, /metrics shows no lag, and a
-// restarted server uploads nothing twice. Faults (S3 answering 500s, requests
+// byte for byte, the unsealed tail is not there whole but as contiguous
+// chunks of its durable bytes, /metrics shows no lag, and a restarted server
+// uploads nothing twice. Faults (S3 answering 500s, requests
 // timing out, radosgw stopped): commits go on, and once S3 is back the bucket
 // holds every sealed segment whole and nothing else.
 #include <catch2/catch.hpp>
@@ -163,10 +164,86 @@ TEST_CASE("the bucket holds every sealed segment byte for byte, and not the unse
   CHECK(lines >= sealed);
 }
 
+// The value of the series `name{project="project"}` (-1 when absent).
+double ProjectMetric(const std::string& text, const std::string& name, const std::string& project) {
+  return MetricValue(text, name + "{project=\"" + project + "\"}");
+}
+
+// Waits (up to a minute) until /metrics reports project uploaded up to lsn.
+void WaitUntilLsnUploaded(Api& api, const std::string& project, double lsn) {
+  for (int i = 0; i < 1200; ++i) {
+    if (ProjectMetric(api.Metrics(), "branchdb_s3_uploaded_lsn", project) >= lsn) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  FAIL("LSN " << lsn << " was not uploaded within a minute:\n" << api.Metrics());
+}
+
+// The tail chunks of segment_key ("PROJECT_ID/seg-NNNNNN.log") in bucket,
+// concatenated after checking that they are contiguous from offset 0.
+std::string TailOf(S3Client& s3, const std::string& prefix, const std::string& segment_key) {
+  const std::string dir = prefix + segment_key.substr(0, segment_key.find('/')) + "/tail/" +
+                          segment_key.substr(segment_key.find('/') + 1) + "/";
+  auto listed = s3.ListAll(dir);
+  REQUIRE(listed.ok());
+  std::string bytes;
+  for (const auto& o : *listed) {  // in key order: by offset (16 digits)
+    const std::string offset = o.key.substr(dir.size());
+    INFO(o.key);
+    REQUIRE(offset.size() == 16);
+    CHECK(std::stoull(offset) == bytes.size());
+    auto chunk = s3.Get(o.key);
+    REQUIRE(chunk.ok());
+    bytes += *chunk;
+  }
+  return bytes;
+}
+
+TEST_CASE("the durable tail goes up as contiguous chunks equal to the local bytes") {
+  auto s3 = S3Client::Open(SharedCephS3().Options("tails"));
+  REQUIRE(s3.ok());
+  LiveServer server(WithObjectStorage("tails", "t"));
+  const std::string data_dir = server.dir_.Sub("data");
+  Api api{server};
+  REQUIRE(api.Call("POST", "/v1/projects", {{"name", "tail"}}) == 201);
+  Write(api, "tail", 100 * 1024);  // a sealed segment, and a tail of some 40 KiB
+  nlohmann::json last;
+  REQUIRE(api.Call("POST", "/v1/projects/tail/branches/production/sql",
+                   {{"sql", "INSERT INTO t(b) VALUES (randomblob(100))"}}, &last) == 200);
+  WaitUntilLsnUploaded(api, "tail", last["lsn"].get<double>());
+
+  const std::vector<std::string> local = Segments(data_dir);
+  REQUIRE(local.size() >= 2);
+  const std::string active = local.back();
+  const std::string bytes = TailOf(**s3, "t/", active);
+  CHECK(bytes == ReadFile(data_dir + "/projects/" + active));  // nothing written since
+  // The sealed segments' chunks went once their sealed copy was in.
+  for (size_t i = 0; i + 1 < local.size(); ++i) CHECK(TailOf(**s3, "t/", local[i]).empty());
+
+  // More commits: only new bytes go up, after the recorded ones.
+  const double chunks = MetricValue(api.Metrics(), "branchdb_s3_tail_chunks_total");
+  REQUIRE(api.Call("POST", "/v1/projects/tail/branches/production/sql",
+                   {{"sql", "INSERT INTO t(b) VALUES (randomblob(100))"}}, &last) == 200);
+  WaitUntilLsnUploaded(api, "tail", last["lsn"].get<double>());
+  CHECK(MetricValue(api.Metrics(), "branchdb_s3_tail_chunks_total") > chunks);
+  const std::string now_active = Segments(data_dir).back();
+  CHECK(TailOf(**s3, "t/", now_active) == ReadFile(data_dir + "/projects/" + now_active));
+
+  // The state file records the upload point after the sealed segments.
+  const std::string project = active.substr(0, active.find('/'));
+  const std::string state = ReadFile(data_dir + "/object_storage/" + project + ".uploaded");
+  const std::string tail_line =
+      "tail:" + now_active.substr(now_active.find('/') + 1) + " " +
+      std::to_string(std::filesystem::file_size(data_dir + "/projects/" + now_active)) + " " +
+      std::to_string(last["lsn"].get<int64_t>()) + "\n";
+  CHECK(state.size() >= tail_line.size());
+  CHECK(state.substr(state.size() - tail_line.size()) == tail_line);
+}
+
 TEST_CASE("a restarted server does not upload again what is recorded as uploaded") {
   TempDir dir;
   const std::string data_dir = dir.Sub("data");
   size_t sealed = 0;
+  double uploaded_lsn = 0;
   {
     LiveServer server(WithObjectStorage("restart", "", data_dir));
     Api api{server};
@@ -175,12 +252,19 @@ TEST_CASE("a restarted server does not upload again what is recorded as uploaded
     sealed = Segments(data_dir).size() - 1;
     REQUIRE(sealed >= 2);
     WaitUntilUploaded(api, static_cast<double>(sealed));
+    for (int i = 0; i < 1200 && uploaded_lsn <= 0; ++i) {  // the tail's first upload
+      uploaded_lsn = ProjectMetric(api.Metrics(), "branchdb_s3_uploaded_lsn", "p");
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    REQUIRE(uploaded_lsn > 0);
   }
   LiveServer again(WithObjectStorage("restart", "", data_dir));
   Api api{again};
-  // After a whole pass, with nothing sealed since: nothing uploaded twice.
+  // After a whole pass, with nothing sealed since: nothing uploaded twice,
+  // and the upload point recorded before the restart is reported.
   WaitUntilUploaded(api, 0);
   CHECK(MetricValue(api.Metrics(), "branchdb_s3_uploaded_segments_total") == 0);
+  CHECK(ProjectMetric(api.Metrics(), "branchdb_s3_uploaded_lsn", "p") >= uploaded_lsn);
   // New segments sealed after the restart go up (and only they).
   const size_t before = Segments(data_dir).size();
   Write(api, "p", 200 * 1024);
@@ -192,7 +276,7 @@ TEST_CASE("a restarted server does not upload again what is recorded as uploaded
 
 // Every sealed local segment of the project (local: Segments(), the newest
 // being the tail) is in bucket byte for byte, and the bucket holds nothing
-// else of it: no half-uploaded segment, no tail.
+// else of it but tail chunks: no half-uploaded segment, no whole tail.
 void CheckBucketMirrorsSealed(const std::string& bucket, const std::string& data_dir,
                               const std::vector<std::string>& local) {
   auto s3 = S3Client::Open(SharedCephS3().Options(bucket));
@@ -200,8 +284,10 @@ void CheckBucketMirrorsSealed(const std::string& bucket, const std::string& data
   const std::string project = local[0].substr(0, local[0].find('/'));
   auto listed = (*s3)->ListAll(project + "/");
   REQUIRE(listed.ok());
-  std::vector<std::string> keys;
-  for (const auto& o : *listed) keys.push_back(o.key);
+  std::vector<std::string> keys;  // the tail chunks are checked elsewhere
+  for (const auto& o : *listed) {
+    if (o.key.find("/tail/") == std::string::npos) keys.push_back(o.key);
+  }
   const std::vector<std::string> sealed(local.begin(), local.end() - 1);
   CHECK(keys == sealed);
   for (const std::string& key : sealed) {

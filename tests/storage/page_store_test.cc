@@ -1,7 +1,9 @@
 // Unit tests of the PageStore operations: timelines, commits, reads at LSNs,
-// database sizes, resets, drops, history, LsnAt, ChangedPages, validation.
+// database sizes, resets, drops, history, LsnAt, ChangedPages, validation,
+// DurableEnd.
 #include <catch2/catch.hpp>
 
+#include "storage/log_format.h"
 #include "tests/storage/store_test_util.h"
 
 namespace branchdb::storage::testing {
@@ -396,6 +398,47 @@ TEST_CASE("Reads are right for pages with hundreds of versions from many timelin
   check();
   f.Reopen();
   check();
+}
+
+TEST_CASE("DurableEnd covers exactly the synced records of the active segment") {
+  StoreFixture f(16 * kPageSize);
+  const DurablePoint empty = f.store().DurableEnd();
+  CHECK(empty.segment >= 1);
+  CHECK(empty.bytes > 0);  // the header
+  TimelineId t = f.Create(0);
+  Lsn l1 = f.Commit(t, {{1, 1}}, 1);
+  DurablePoint p1 = f.store().DurableEnd();
+  CHECK(p1.lsn == l1);
+  CHECK(p1.segment == empty.segment);
+  const std::string seg = f.path() + "/" + internal::SegmentFileName(p1.segment);
+  auto size = f.env().GetFileSize(seg);
+  REQUIRE(size.ok());
+  CHECK(p1.bytes == *size);
+
+  // Appended, not synced: not covered until WaitDurable.
+  auto pending = f.store().CommitNoWait(t, l1, {PageWrite{1, PageData(2)}}, 1, "");
+  REQUIRE(pending.ok());
+  CHECK(f.store().DurableEnd().bytes == p1.bytes);
+  REQUIRE(f.store().WaitDurable(*pending).ok());
+  DurablePoint p2 = f.store().DurableEnd();
+  CHECK(p2.lsn == *pending);
+  CHECK(p2.bytes > p1.bytes);
+  CHECK(p2.bytes == *f.env().GetFileSize(seg));
+
+  // Past segment_bytes the segment rolls: the new one's header only.
+  for (uint64_t i = 3; f.store().DurableEnd().segment == p1.segment; ++i) {
+    f.Commit(t, {{1, i}}, 1);
+  }
+  DurablePoint rolled = f.store().DurableEnd();
+  CHECK(rolled.segment > p1.segment);
+  CHECK(rolled.bytes == *f.env().GetFileSize(f.path() + "/" + internal::SegmentFileName(rolled.segment)));
+
+  // A reopen reports the recovered tail as durable.
+  f.Reopen();
+  DurablePoint reopened = f.store().DurableEnd();
+  CHECK(reopened.lsn == rolled.lsn);
+  CHECK(reopened.segment == rolled.segment);
+  CHECK(reopened.bytes == rolled.bytes);
 }
 
 }  // namespace

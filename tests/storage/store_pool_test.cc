@@ -2,7 +2,7 @@
 // (its project was deleted) while others still hold it refuses every call
 // with the given reason, is never opened again, and closes as soon as no call
 // is in it; a call already in it when it is retired finishes. And a damaged
-// store: refused with store_damaged until repaired.
+// store: refused with store_damaged until repaired. DurableEnd of a closed store.
 #include <catch2/catch.hpp>
 
 #include "base/mock_clock.h"
@@ -155,4 +155,19 @@ TEST_CASE("a damaged store answers store_damaged and reopens once repaired") {
   std::string out;
   REQUIRE(store->ReadPage(*t, 1, *lsn, &out).ok());
   CHECK(out == page);
+}
+
+TEST_CASE("a closed store reports the durable end it had, and DurableEnd does not open it") {
+  PoolFixture f;
+  auto lsn = f.Commit(1);
+  REQUIRE(lsn.ok());
+  const storage::DurablePoint open = f.store->DurableEnd();
+  CHECK(open.lsn == *lsn);
+  CHECK(open.segment > 0);
+  REQUIRE(f.store->TryClose());
+  const storage::DurablePoint closed = f.store->DurableEnd();
+  CHECK_FALSE(f.store->IsOpen());
+  CHECK(closed.lsn == open.lsn);
+  CHECK(closed.segment == open.segment);
+  CHECK(closed.bytes == open.bytes);
 }

@@ -1,0 +1,28 @@
+#include "server/object_storage/remote_durability.h"
+
+#include "catalog/catalog.h"
+#include "server/guard/guard.h"
+#include "server/object_storage/segment_uploader.h"
+#include "server/services.h"
+
+namespace branchdb::server {
+
+std::string ProjectDurability(Services& s, const std::string& project) {
+  if (s.uploader == nullptr) return "local";
+  if (s.guard != nullptr) {
+    auto settings = s.guard->Settings(project);
+    if (settings.ok() && settings->durability) return *settings->durability;
+  }
+  return s.config->object_storage_durability;
+}
+
+Status WaitRemoteDurable(Services& s, const std::string& project, storage::Lsn lsn) {
+  if (s.uploader == nullptr || lsn == 0 || ProjectDurability(s, project) != "remote") {
+    return Status::OK();
+  }
+  auto info = s.catalog->GetProject(project);
+  if (!info.ok()) return info.status();
+  return s.uploader->WaitUploaded(info->id, lsn);
+}
+
+}  // namespace branchdb::server

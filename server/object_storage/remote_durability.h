@@ -1,0 +1,29 @@
+// The `remote` durability mode (docs/object-storage.md): what a request
+// waits for, after its local durability wait, before it answers.
+//
+// Thread-safety: safe for concurrent use (the uploader and the guard are).
+#ifndef BRANCHDB_SERVER_OBJECT_STORAGE_REMOTE_DURABILITY_H_
+#define BRANCHDB_SERVER_OBJECT_STORAGE_REMOTE_DURABILITY_H_
+
+#include <string>
+
+#include "base/status.h"
+#include "storage/page_store.h"
+
+namespace branchdb::server {
+
+struct Services;
+
+// The project's durability: its own setting (PATCH body `durability`), else
+// [object_storage] durability; "local" without object storage.
+std::string ProjectDurability(Services& s, const std::string& project);
+
+// OK at once unless the project (by name) is in `remote` mode; then OK once
+// every record up to lsn is in the bucket (SegmentUploader::WaitUploaded),
+// else Unavailable, reason remote_durability_unavailable: the request must
+// not be acknowledged. REQUIRES: lsn durable locally.
+Status WaitRemoteDurable(Services& s, const std::string& project, storage::Lsn lsn);
+
+}  // namespace branchdb::server
+
+#endif  // BRANCHDB_SERVER_OBJECT_STORAGE_REMOTE_DURABILITY_H_

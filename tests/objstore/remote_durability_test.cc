@@ -1,0 +1,201 @@
+// durability = "remote" (docs/object-storage.md): a real `ApiServer` with
+// [object_storage] on a real Ceph RGW (tests/objstore/ceph_s3.h). Every
+// acknowledged commit (REST /sql, Hrana) is in the bucket when its answer
+// comes: the bucket's copy of the project's log (sealed segments, then the
+// active segment's tail chunks) equals the local files. With radosgw
+// stopped, a project in remote mode gets 503 remote_durability_unavailable
+// and never a 200, while a project in local mode goes on; once radosgw is
+// back both commit again, and every acknowledged row is there. The project
+// setting: PATCH `durability`, returned by GET.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "objstore/s3_client.h"
+#include "tests/objstore/ceph_s3.h"
+#include "tests/server/live_server.h"
+
+namespace branchdb::testing {
+namespace {
+
+using nlohmann::json;
+using objstore::S3Client;
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// The server's config for the shared fixture's bucket: remote by default
+// (`durability`), an hour between background passes (so that only the
+// commits' own uploads put the tail in the bucket), 64 KiB segments.
+std::function<void(server::Config&)> Remote(const std::string& bucket,
+                                            const std::string& durability = "remote") {
+  return [=](server::Config& c) {
+    const CephS3& s3 = SharedCephS3();
+    c.object_storage_endpoint = s3.endpoint();
+    c.object_storage_bucket = bucket;
+    c.object_storage_access_key_id = s3.access_key_id();
+    c.object_storage_secret_access_key = s3.secret_access_key();
+    c.object_storage_durability = durability;
+    c.object_storage_upload_interval_ms = 3600000;
+    c.object_storage_timeout_ms = 1000;
+    c.segment_bytes = 65536;
+  };
+}
+
+std::string Sql(const std::string& project) {
+  return "/v1/projects/" + project + "/branches/production/sql";
+}
+
+const char* kInsert =
+    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i < 4) "
+    "INSERT INTO t(b) SELECT randomblob(3000) FROM n";
+
+// The project's one store directory.
+std::string ProjectDir(const std::string& data_dir) {
+  for (const auto& p : std::filesystem::directory_iterator(data_dir + "/projects")) {
+    return p.path().string();
+  }
+  FAIL("no project directory");
+  return "";
+}
+
+// The bucket's copy of every local segment of the project equals the local
+// file: a sealed one whole, the newest (active) one as its tail chunks,
+// contiguous from offset 0. True for a project with no commit in flight
+// whose last answer was an acknowledgement in remote mode.
+void CheckBucketHasEverything(S3Client& s3, const std::string& project_dir) {
+  const std::string id = std::filesystem::path(project_dir).filename().string();
+  std::vector<std::string> segments;
+  for (const auto& f : std::filesystem::directory_iterator(project_dir)) {
+    const std::string name = f.path().filename().string();
+    if (name.rfind("seg-", 0) == 0) segments.push_back(name);
+  }
+  std::sort(segments.begin(), segments.end());
+  REQUIRE_FALSE(segments.empty());
+  for (size_t i = 0; i < segments.size(); ++i) {
+    const std::string& name = segments[i];
+    INFO(name);
+    const std::string local = ReadFile(project_dir + "/" + name);
+    if (i + 1 < segments.size()) {
+      auto sealed = s3.Get(id + "/" + name);
+      REQUIRE(sealed.ok());
+      CHECK(*sealed == local);
+      continue;
+    }
+    auto chunks = s3.ListAll(id + "/tail/" + name + "/");
+    REQUIRE(chunks.ok());
+    std::string tail;
+    for (const auto& o : *chunks) {
+      CHECK(std::stoull(o.key.substr(o.key.rfind('/') + 1)) == tail.size());
+      auto chunk = s3.Get(o.key);
+      REQUIRE(chunk.ok());
+      tail += *chunk;
+    }
+    CHECK(tail == local);
+  }
+}
+
+TEST_CASE("in remote mode every acknowledged commit is in the bucket when it is answered") {
+  auto s3 = S3Client::Open(SharedCephS3().Options("remote-acks"));
+  REQUIRE(s3.ok());
+  LiveServer server(Remote("remote-acks"));
+  REQUIRE(server.Call("POST", "/v1/projects", {{"name", "r"}}).first == 201);
+  auto [got, project] = server.Call("GET", "/v1/projects/r");
+  CHECK(project["durability"] == "remote");  // the server's default
+  REQUIRE(server.Call("POST", Sql("r"), {{"sql", "CREATE TABLE t(id INTEGER PRIMARY KEY, b BLOB)"}})
+              .first == 200);
+  const std::string dir = ProjectDir(server.dir_.Sub("data"));
+  // About 100 KiB: the answers cross a segment's seal.
+  for (int i = 0; i < 8; ++i) {
+    auto [status, out] = server.Call("POST", Sql("r"), {{"sql", kInsert}});
+    REQUIRE(status == 200);
+    CheckBucketHasEverything(**s3, dir);
+  }
+  // Hrana: the pipeline's COMMIT is answered once in the bucket too.
+  json pipeline = {{"baton", nullptr},
+                   {"requests",
+                    {{{"type", "execute"}, {"stmt", {{"sql", kInsert}}}}, {{"type", "close"}}}}};
+  auto c = server.Client();
+  auto res = c.Post("/libsql/r/production/v2/pipeline",
+                    {{"Authorization", "Bearer " + server.Admin()}}, pipeline.dump(),
+                    "application/json");
+  REQUIRE(res);
+  REQUIRE(res->status == 200);
+  CheckBucketHasEverything(**s3, dir);
+
+  // Writers at once: each is answered 200 only once its commit is in (group
+  // commit: an upload covers the commits that waited meanwhile).
+  std::vector<std::thread> writers;
+  std::atomic<int> acknowledged{0};
+  for (int w = 0; w < 4; ++w) {
+    writers.emplace_back([&] {
+      for (int i = 0; i < 4; ++i) {
+        if (server.Send("POST", Sql("r"), {{"sql", kInsert}}).first == 200) ++acknowledged;
+      }
+    });
+  }
+  for (auto& w : writers) w.join();
+  CHECK(acknowledged == 16);
+  CheckBucketHasEverything(**s3, dir);
+}
+
+TEST_CASE("with radosgw stopped remote-mode commits get 503 and local ones go on; then both work") {
+  CephS3& ceph = SharedCephS3();
+  auto s3 = S3Client::Open(ceph.Options("remote-outage"));
+  REQUIRE(s3.ok());
+  LiveServer server(Remote("remote-outage", "local"));
+  for (const char* name : {"loc", "rem"}) {
+    REQUIRE(server.Call("POST", "/v1/projects", {{"name", name}}).first == 201);
+    REQUIRE(server.Call("POST", Sql(name), {{"sql", "CREATE TABLE t(id INTEGER PRIMARY KEY, b BLOB)"}})
+                .first == 200);
+  }
+  auto [patched, project] = server.Call("PATCH", "/v1/projects/rem", {{"durability", "remote"}});
+  REQUIRE(patched == 200);
+  CHECK(project["durability"] == "remote");
+  CHECK(server.Call("GET", "/v1/projects/loc").second["durability"] == "local");
+  CHECK(server.Call("PATCH", "/v1/projects/rem", {{"durability", "sometimes"}}).first == 400);
+  REQUIRE(server.Call("POST", Sql("rem"), {{"sql", kInsert}}).first == 200);
+
+  ceph.StopGateway();
+  auto [refused, why] = server.Call("POST", Sql("rem"), {{"sql", kInsert}});
+  CHECK(refused == 503);
+  CHECK(why["error"]["code"] == "remote_durability_unavailable");
+  CHECK(server.Call("POST", Sql("loc"), {{"sql", kInsert}}).first == 200);
+  CHECK(server.Call("POST", Sql("rem"), {{"sql", kInsert}}).first == 503);
+  ceph.StartGateway();
+
+  REQUIRE(server.Call("POST", Sql("rem"), {{"sql", kInsert}}).first == 200);
+  CHECK(server.Call("POST", Sql("loc"), {{"sql", kInsert}}).first == 200);
+  // Acknowledged: 2 inserts of 4 rows. Not acknowledged: 2 more, written
+  // locally, which may stay (as PostgreSQL's synchronous replication).
+  auto [read, rows] = server.Call("POST", Sql("rem"), {{"sql", "SELECT count(*) FROM t"}});
+  REQUIRE(read == 200);
+  const int count = rows["results"][0]["rows"][0][0];
+  CHECK(count >= 8);
+  CHECK(count <= 16);
+  // Back to the default: local again.
+  auto [reset, back] = server.Call("PATCH", "/v1/projects/rem", {{"durability", nullptr}});
+  CHECK(reset == 200);
+  CHECK(back["durability"] == "local");
+}
+
+TEST_CASE("remote durability needs object storage on the server") {
+  LiveServer server;
+  REQUIRE(server.Call("POST", "/v1/projects", {{"name", "p"}}).first == 201);
+  auto [status, out] = server.Call("PATCH", "/v1/projects/p", {{"durability", "remote"}});
+  CHECK(status == 400);
+  CHECK(out["error"]["message"].get<std::string>().find("object_storage") != std::string::npos);
+  CHECK(server.Call("GET", "/v1/projects/p").second["durability"] == "local");
+}
+
+}  // namespace
+}  // namespace branchdb::testing
