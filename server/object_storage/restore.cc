@@ -73,8 +73,10 @@ class Restorer {
     return data;
   }
 
-  // The sealed segments into dir; *newest = the highest number (-1: none).
-  Status FetchSegments(const Objects& objects, const std::string& dir, int64_t* newest) {
+  // The sealed segments into dir; *newest = the highest number (-1: none);
+  // *uploaded = their lines of the uploader's record (segment_uploader.h).
+  Status FetchSegments(const Objects& objects, const std::string& dir, int64_t* newest,
+                       std::string* uploaded) {
     *newest = -1;
     for (const auto& [rest, info] : objects) {
       const int64_t n = ParseSegmentNumber(rest);
@@ -83,6 +85,7 @@ class Restorer {
       if (!data.ok()) return data.status();
       BRANCHDB_RETURN_IF_ERROR(WriteSynced(env_, JoinPath(dir, rest), *data));
       *newest = std::max(*newest, n);
+      *uploaded += rest + " " + std::to_string(info.size) + " " + info.etag + "\n";
       ++stats_.segments;
       stats_.bytes += data->size();
     }
@@ -195,10 +198,15 @@ class Restorer {
     }
     const RestoreStats before = stats_;
     int64_t newest_sealed = -1;
-    BRANCHDB_RETURN_IF_ERROR(FetchSegments(objects, staging, &newest_sealed));
+    std::string uploaded;
+    BRANCHDB_RETURN_IF_ERROR(FetchSegments(objects, staging, &newest_sealed, &uploaded));
     BRANCHDB_RETURN_IF_ERROR(FetchTail(objects, staging, newest_sealed));
     BRANCHDB_RETURN_IF_ERROR(env_->SyncDir(staging));
 
+    // The segments in the bucket are not uploaded again (the tail is not in it).
+    BRANCHDB_RETURN_IF_ERROR(env_->CreateDirs(JoinPath(o_.data_dir, "object_storage")));
+    BRANCHDB_RETURN_IF_ERROR(env_->WriteFileAtomic(
+        JoinPath(JoinPath(o_.data_dir, "object_storage"), id + ".uploaded"), uploaded, 0600));
     BRANCHDB_RETURN_IF_ERROR(env_->CreateDirs(JoinPath(o_.data_dir, "projects")));
     BRANCHDB_RETURN_IF_ERROR(RemoveTree(env_, target));  // left by a restore that crashed
     BRANCHDB_RETURN_IF_ERROR(env_->RenameFile(staging, target));

@@ -186,6 +186,9 @@ void CheckRestored(LiveServer& s, const Expected& e) {
   Sql(s, "production", "INSERT INTO kv(v) VALUES ('four')");
   CHECK(ValuesAt(s, "production", 0) == "\"one,two,three,four\"");
   CHECK(s.Call("DELETE", kShop + "/branches/release").first == 409);
+  // What came from the bucket is not uploaded again.
+  WaitForBucket(s);
+  CHECK(Metric(s, "branchdb_s3_uploaded_segments_total") == 0);
 }
 
 std::string ProjectId(const std::string& data_dir) {
@@ -205,7 +208,14 @@ TEST_CASE("a fresh server on an empty data directory restores the project from t
     e = BuildProject(s);
     WaitForBucket(s);
   }
+  const std::string id = ProjectId(data_dir);
   std::filesystem::remove_all(data_dir);
+  // What a restore that crashed midway leaves: a staged directory, and one
+  // renamed into place whose catalog row was never written.
+  for (const std::string& sub : {"/restore/", "/projects/"}) {
+    std::filesystem::create_directories(data_dir + sub + id);
+    std::ofstream(data_dir + sub + id + "/seg-000001.log") << "half a segment";
+  }
   LiveServer fresh(WithBucket("restore", "r/a", data_dir));
   CheckRestored(fresh, e);
 }
