@@ -322,18 +322,18 @@ struct CatalogBackup::Impl {
       st.latest.reset();
       st.waiting.reset();
       *pending = false;
-      Count(true, id, st.newest_version);
+      Uploaded(id, st.newest_version);
     } else if (st.waiting && Covered(id, st.waiting->position, *listing)) {
       BRANCHDB_RETURN_IF_ERROR(Upload(id, st, *st.waiting, *listing));
       st.waiting.reset();
-      Count(true, id, st.newest_version);
+      Uploaded(id, st.newest_version);
     }
     return Status::OK();
   }
 
-  void Count(bool uploaded, const std::string& id, uint64_t version) {
+  void Uploaded(const std::string& id, uint64_t version) {
     MutexLock l(mu);
-    if (uploaded) ++stats.uploaded_snapshots;
+    ++stats.uploaded_snapshots;
     options.logger->info("event=s3_catalog_uploaded project_id={} version={}", id, version);
   }
 

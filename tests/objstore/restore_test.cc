@@ -189,6 +189,23 @@ void CheckRestored(LiveServer& s, const Expected& e) {
   // What came from the bucket is not uploaded again.
   WaitForBucket(s);
   CHECK(Metric(s, "branchdb_s3_uploaded_segments_total") == 0);
+  // The restored rows make the same snapshot: nothing changed, nothing uploaded.
+  CHECK(Metric(s, "branchdb_s3_catalog_uploads_total") == 0);
+}
+
+// A project whose catalog reached the bucket, then deleted: not restored.
+void MakeDeletedProject(LiveServer& s) {
+  REQUIRE(s.Call("POST", "/v1/projects", {{"name", "gone"}}).first == 201);
+  const std::string sql = "/v1/projects/gone/branches/production/sql";
+  REQUIRE(s.Call("POST", sql, {{"sql", "CREATE TABLE t(b BLOB)"}}).first == 200);
+  for (int i = 0; i < 3; ++i) {  // seals the segments that hold the project's creation
+    REQUIRE(s.Call("POST", sql,
+                   {{"sql", "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n "
+                            "WHERE i < 16) INSERT INTO t SELECT randomblob(4000) FROM n"}})
+                .first == 200);
+  }
+  WaitForBucket(s);
+  REQUIRE(s.Call("DELETE", "/v1/projects/gone").first == 204);
 }
 
 std::string ProjectId(const std::string& data_dir) {
@@ -205,6 +222,7 @@ TEST_CASE("a fresh server on an empty data directory restores the project from t
   Expected e;
   {
     LiveServer s(WithBucket("restore", "r/a", data_dir));
+    MakeDeletedProject(s);
     e = BuildProject(s);
     WaitForBucket(s);
   }
@@ -218,6 +236,7 @@ TEST_CASE("a fresh server on an empty data directory restores the project from t
   }
   LiveServer fresh(WithBucket("restore", "r/a", data_dir));
   CheckRestored(fresh, e);
+  CHECK(fresh.Call("GET", "/v1/projects/gone").first == 404);
 }
 
 TEST_CASE("the restore reads the unsealed tail from its chunk objects, up to the first gap") {
