@@ -258,6 +258,8 @@ class Restorer {
     BRANCHDB_RETURN_IF_ERROR(EnsureSchemas());
     auto lock = env_->LockFile(JoinPath(o_.data_dir, "LOCK"));
     if (!lock.ok()) return lock.status();
+    // What an earlier restore left (it crashed, or its snapshot was not deleted).
+    BRANCHDB_RETURN_IF_ERROR(RemoveTree(env_, JoinPath(o_.data_dir, "restore")));
     std::set<std::string> local_ids, local_names;
     BRANCHDB_RETURN_IF_ERROR(LocalProjects(&local_ids, &local_names));
     for (const auto& [id, version] : candidates) {
