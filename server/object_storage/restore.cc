@@ -92,16 +92,19 @@ class Restorer {
     return Status::OK();
   }
 
-  // The unsealed tail after the newest sealed segment, from its chunks:
-  // contiguous from offset 0, up to the first gap.
+  // The unsealed tail right after the newest sealed segment (the next
+  // number: a tail after a segment the bucket lacks would make a hole in the
+  // history), from its chunks: contiguous from offset 0, up to the first gap.
   Status FetchTail(const Objects& objects, const std::string& dir, int64_t newest_sealed) {
-    std::string tail;  // the lowest-numbered segment after newest_sealed with a chunk
+    const int64_t next = newest_sealed < 0 ? 1 : newest_sealed + 1;
+    std::string tail;
     for (const auto& [rest, info] : objects) {
       std::string name;
       uint64_t offset = 0;
-      if (!ParseTailChunk(rest, &name, &offset)) continue;
-      const int64_t n = ParseSegmentNumber(name);
-      if (n > newest_sealed && (tail.empty() || n < ParseSegmentNumber(tail))) tail = name;
+      if (ParseTailChunk(rest, &name, &offset) && ParseSegmentNumber(name) == next) {
+        tail = name;
+        break;
+      }
     }
     if (tail.empty()) return Status::OK();
     std::string bytes;

@@ -98,7 +98,23 @@ void WaitForBucket(LiveServer& s) {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
-  FAIL("the bucket did not catch up within a minute");
+  FAIL("the bucket did not catch up within a minute: upload lag "
+       << Metric(s, "branchdb_s3_upload_lag_segments") << ", catalog pending "
+       << Metric(s, "branchdb_s3_catalog_pending_projects"));
+}
+
+// Waits until a catalog backup pass started after this call is done: the
+// catalog's changes so far are noted with the store position they need (the
+// segment that is the tail now), so that the commits after this call seal it.
+// Without it, a pass that notices a change late notes a later tail, and the
+// snapshot waits for that one's seal (or for tail chunks).
+void WaitForCatalogPass(LiveServer& s) {
+  const double passes = Metric(s, "branchdb_s3_catalog_passes_total");
+  for (int i = 0; i < 1200; ++i) {
+    if (Metric(s, "branchdb_s3_catalog_passes_total") >= passes + 2) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  FAIL("no catalog backup pass within a minute");
 }
 
 // What the project looked like before the wipe.
@@ -133,6 +149,7 @@ Expected BuildProject(LiveServer& s) {
   Sql(s, "production", "CREATE TABLE kv(k INTEGER PRIMARY KEY, v TEXT)");
   Sql(s, "production", "CREATE TABLE blobs(id INTEGER PRIMARY KEY, b BLOB)");
   e.lsn1 = Sql(s, "production", "INSERT INTO kv(v) VALUES ('one')");
+  WaitForCatalogPass(s);
   Fill(s, 150 * 1024);
   e.lsn2 = Sql(s, "production", "INSERT INTO kv(v) VALUES ('two')");
   REQUIRE(s.Call("POST", kShop + "/branches/production/checkpoints",
@@ -145,6 +162,7 @@ Expected BuildProject(LiveServer& s) {
           201);
   REQUIRE(s.Call("POST", kShop + "/branches", {{"name", "tmp"}, {"ttl_seconds", 86400}}).first ==
           201);
+  WaitForCatalogPass(s);
   Fill(s, 150 * 1024);  // seals the segments that hold the branches' creation
   e.last_lsn = Sql(s, "production", "INSERT INTO kv(v) VALUES ('three')");
   Fill(s, 150 * 1024);
@@ -198,6 +216,7 @@ void MakeDeletedProject(LiveServer& s) {
   REQUIRE(s.Call("POST", "/v1/projects", {{"name", "gone"}}).first == 201);
   const std::string sql = "/v1/projects/gone/branches/production/sql";
   REQUIRE(s.Call("POST", sql, {{"sql", "CREATE TABLE t(b BLOB)"}}).first == 200);
+  WaitForCatalogPass(s);
   for (int i = 0; i < 3; ++i) {  // seals the segments that hold the project's creation
     REQUIRE(s.Call("POST", sql,
                    {{"sql", "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n "
@@ -247,8 +266,10 @@ TEST_CASE("the restore reads the unsealed tail from its chunk objects, up to the
     LiveServer s(WithBucket("restore", "r/b", data_dir));
     e = BuildProject(s);
     WaitForBucket(s);
-    // Written after the last seal: only in the tail.
+    // Written after the last seal: only in the tail. (The segment sealed by
+    // the last Fill goes up once this write starts the next one.)
     e.last_lsn = Sql(s, "production", "INSERT INTO kv(v) VALUES ('three')");
+    WaitForBucket(s);
     e.project = Get(s, kShop);
     e.branches = WithoutSizes(Get(s, kShop + "/branches")["branches"]);
     e.production_history = Get(s, kShop + "/branches/production/checkpoints?limit=1000");
