@@ -9,6 +9,7 @@
 // the local tail), nothing committed before the stop is missing.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -300,6 +301,49 @@ TEST_CASE("the restore reads the unsealed tail from its chunk objects, up to the
   CHECK(history == e.production_history);
   CHECK(ValuesAt(fresh, "production", 0) == "\"one,two,three,three\"");
   CHECK(WithoutSizes(Get(fresh, kShop + "/branches")["branches"]) == e.branches);
+}
+
+TEST_CASE("a tail after a segment the bucket lacks is not restored: the history has no hole") {
+  TempDir dir;
+  const std::string data_dir = dir.Sub("data");
+  json history;
+  {
+    LiveServer s(WithBucket("restore", "r/c", data_dir));
+    REQUIRE(s.Call("POST", "/v1/projects", {{"name", "shop"}}).first == 201);
+    Sql(s, "production", "CREATE TABLE blobs(id INTEGER PRIMARY KEY, b BLOB)");
+    WaitForCatalogPass(s);
+    Fill(s, 300 * 1024);
+    Sql(s, "production", "CREATE TABLE kv(k INTEGER PRIMARY KEY, v TEXT)");
+    WaitForBucket(s);
+    history = Get(s, kShop + "/branches/production/checkpoints?limit=1000");
+  }
+  const std::string id = ProjectId(data_dir);
+  std::vector<std::string> segments;
+  for (const auto& f : std::filesystem::directory_iterator(data_dir + "/projects/" + id)) {
+    const std::string name = f.path().filename().string();
+    if (name.rfind("seg-", 0) == 0) segments.push_back(name);
+  }
+  std::sort(segments.begin(), segments.end());
+  REQUIRE(segments.size() >= 3);
+  auto s3 = S3Client::Open(SharedCephS3().Options("restore"));
+  REQUIRE(s3.ok());
+  const std::string base = server::ProjectKeyPrefix("r/c", id);
+  // The newest sealed segment lost (an upload that failed), the tail there.
+  REQUIRE((*s3)->Delete(base + segments[segments.size() - 2]).ok());
+  std::ifstream in(data_dir + "/projects/" + id + "/" + segments.back(), std::ios::binary);
+  const std::string tail((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  REQUIRE((*s3)->Put(base + server::TailChunkSuffix(segments.back(), 0), tail).ok());
+
+  std::filesystem::remove_all(data_dir);
+  LiveServer fresh(WithBucket("restore", "r/c", data_dir));
+  json restored = Get(fresh, kShop + "/branches/production/checkpoints?limit=1000");
+  const int64_t head = restored["checkpoints"][0]["lsn"].get<int64_t>();
+  CHECK(head < history["checkpoints"][0]["lsn"].get<int64_t>());
+  json& checkpoints = history["checkpoints"];
+  while (!checkpoints.empty() && checkpoints[0]["lsn"].get<int64_t>() > head) {
+    checkpoints.erase(checkpoints.begin());
+  }
+  CHECK(restored == history);
 }
 
 }  // namespace
