@@ -33,6 +33,8 @@
 #include "server/http/metrics.h"
 #include "server/http/router.h"
 #include "server/http/timed_env.h"
+#include "server/object_storage/catalog_backup.h"
+#include "server/object_storage/restore.h"
 #include "server/object_storage/segment_uploader.h"
 #include "server/routes/common.h"
 #include "server/routes/table.h"
@@ -140,6 +142,8 @@ struct ApiServer::Parts {
 
   // [object_storage]: uploads sealed segments (null when not configured).
   std::unique_ptr<SegmentUploader> uploader;
+  // [object_storage]: uploads the projects' catalog snapshots (null when not configured).
+  std::unique_ptr<CatalogBackup> catalog_backup;
 
   // Housekeeping thread: auth key rotation and pruning, every minute.
   std::thread housekeeper;
@@ -167,6 +171,7 @@ ApiServer::~ApiServer() {
   parts_->http.reset();
   services_.uploader = nullptr;
   parts_->uploader.reset();  // before the metrics its collector reads
+  parts_->catalog_backup.reset();
   // Leaves the cluster (its lease revoked: its ownerships go at once) before
   // the auth service its poll thread reloads and the catalog go.
   services_.cluster = nullptr;
@@ -568,6 +573,12 @@ Status ApiServer::Init() {
   services_.metrics = parts_->metrics.get();
   AddAuthCollector(*services_.metrics, services_.auth);
   BRANCHDB_RETURN_IF_ERROR(StartScheduler(config_, *parts_, services_));
+  // Projects the bucket has and the data directory lacks, before the catalog
+  // opens (a cluster takes projects over through their owners instead).
+  if (config_.ObjectStorageEnabled() && !config_.clustered()) {
+    auto restored = RestoreFromBucket(config_, env_, services_.logger, *services_.metrics);
+    if (!restored.ok()) return restored.status().WithContext("restore from object storage");
+  }
   BRANCHDB_RETURN_IF_ERROR(OpenCatalog(config_, env_, *parts_, services_));
   if (config_.ObjectStorageEnabled()) {
     auto uploader = StartSegmentUploader(config_, env_, services_.logger, *services_.metrics,
@@ -579,6 +590,11 @@ Status ApiServer::Init() {
   BRANCHDB_RETURN_IF_ERROR(OpenIdempotency(config_, env_, *parts_, services_));
   BRANCHDB_RETURN_IF_ERROR(StartComputes(config_, *parts_, services_));
   BRANCHDB_RETURN_IF_ERROR(StartGuard(config_, env_, *parts_, services_));
+  if (config_.ObjectStorageEnabled()) {  // after the guard: it reads ledger.db too
+    auto backup = StartCatalogBackup(config_, env_, services_.logger, *services_.metrics);
+    if (!backup.ok()) return backup.status().WithContext("object storage");
+    parts_->catalog_backup = std::move(*backup);
+  }
   BRANCHDB_RETURN_IF_ERROR(CreateHttpServer(config_, *parts_, services_));
   ConfigureHttp(config_, *parts_->http);
   BRANCHDB_RETURN_IF_ERROR(StartStreams(config_, *parts_, services_));

@@ -1,0 +1,469 @@
+// See catalog_backup.h.
+#include "server/object_storage/catalog_backup.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cstdio>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include "base/mutex.h"
+#include "objstore/sigv4.h"
+#include "server/config.h"
+#include "server/http/metrics.h"
+#include "server/object_storage/snapshot_db.h"
+
+namespace branchdb::server {
+namespace {
+
+constexpr int64_t kMaxBackoffMs = 60000;
+constexpr int kMaxBackoffDoublings = 5;
+
+std::string Padded16(uint64_t n) {
+  char buf[24];
+  std::snprintf(buf, sizeof(buf), "%016llu", static_cast<unsigned long long>(n));
+  return buf;
+}
+
+// The decimal number that is all of text; -1 otherwise.
+int64_t ParseNumber(std::string_view text) {
+  int64_t n = 0;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+  return !text.empty() && ec == std::errc() && ptr == text.data() + text.size() && n >= 0 ? n : -1;
+}
+
+// A consistent copy of one project's rows, serialized as a database file.
+struct Snapshot {
+  std::string name;
+  std::string bytes;
+  std::string md5;
+};
+
+// Where the project's store was right after a snapshot: every timeline and LSN
+// the snapshot names is within these segments (the store is written first).
+struct StorePosition {
+  std::vector<std::string> older;  // segments before the newest
+  std::string newest;              // "" when the store had no segment
+  uint64_t newest_bytes = 0;
+};
+
+struct Pending {
+  Snapshot snapshot;
+  StorePosition position;
+};
+
+struct ProjectBackup {
+  bool listed = false;          // newest_version and uploaded_md5 read from the bucket
+  uint64_t newest_version = 0;  // 0: none in the bucket
+  std::string uploaded_md5;
+  std::optional<Pending> latest;   // the newest state, not yet in the bucket
+  std::optional<Pending> waiting;  // an older one kept so that uploads progress
+                                   // while the catalog keeps changing
+};
+
+using Listing = std::map<std::string, objstore::ObjectInfo>;  // rest of key -> object
+
+}  // namespace
+
+std::string ProjectKeyPrefix(const std::string& prefix, const std::string& project_id) {
+  return (prefix.empty() ? "" : prefix + "/") + project_id + "/";
+}
+
+std::string CatalogObjectKey(const std::string& prefix, const std::string& project_id,
+                             uint64_t version) {
+  return ProjectKeyPrefix(prefix, project_id) + "catalog/" + Padded16(version) + ".db";
+}
+
+std::string DescriptorKey(const std::string& prefix, const std::string& project_id) {
+  return ProjectKeyPrefix(prefix, project_id) + "project.json";
+}
+
+std::string TailChunkSuffix(const std::string& segment_name, uint64_t offset) {
+  return "tail/" + segment_name + "/" + Padded16(offset);
+}
+
+int64_t ParseSegmentNumber(const std::string& name) {
+  constexpr std::string_view kPrefix = "seg-", kSuffix = ".log";
+  if (name.size() <= kPrefix.size() + kSuffix.size() || name.rfind(kPrefix, 0) != 0 ||
+      name.compare(name.size() - kSuffix.size(), kSuffix.size(), kSuffix) != 0) {
+    return -1;
+  }
+  return ParseNumber(std::string_view(name).substr(
+      kPrefix.size(), name.size() - kPrefix.size() - kSuffix.size()));
+}
+
+int64_t ParseCatalogVersion(const std::string& rest) {
+  constexpr std::string_view kPrefix = "catalog/", kSuffix = ".db";
+  if (rest.size() <= kPrefix.size() + kSuffix.size() || rest.rfind(kPrefix, 0) != 0 ||
+      rest.compare(rest.size() - kSuffix.size(), kSuffix.size(), kSuffix) != 0) {
+    return -1;
+  }
+  return ParseNumber(std::string_view(rest).substr(
+      kPrefix.size(), rest.size() - kPrefix.size() - kSuffix.size()));
+}
+
+bool ParseTailChunk(const std::string& rest, std::string* segment_name, uint64_t* offset) {
+  if (rest.rfind("tail/", 0) != 0) return false;
+  const size_t slash = rest.find('/', 5);
+  if (slash == std::string::npos) return false;
+  std::string name = rest.substr(5, slash - 5);
+  const int64_t off = ParseNumber(std::string_view(rest).substr(slash + 1));
+  if (ParseSegmentNumber(name) < 0 || off < 0) return false;
+  *segment_name = std::move(name);
+  *offset = static_cast<uint64_t>(off);
+  return true;
+}
+
+struct CatalogBackup::Impl {
+  CatalogBackupOptions options;
+  std::unique_ptr<objstore::S3Client> client;
+
+  Mutex pass_mu;  // held for a whole pass; before mu
+  std::map<std::string, ProjectBackup> projects GUARDED_BY(pass_mu);  // by id
+
+  mutable Mutex mu ACQUIRED_AFTER(pass_mu);  // a leaf
+  CondVar cv;
+  bool stop GUARDED_BY(mu) = false;
+  CatalogBackupStats stats GUARDED_BY(mu);
+  std::thread thread;
+
+  std::string CatalogPath() const { return JoinPath(options.data_dir, "catalog.db"); }
+  std::string LedgerPath() const { return JoinPath(options.data_dir, "ledger.db"); }
+
+  // Ids of catalog.db's projects.
+  Result<std::vector<std::string>> ProjectIds() {
+    auto db = snapshot_db::Open(CatalogPath());
+    if (!db.ok()) return db.status();
+    std::vector<std::vector<std::string>> rows;
+    BRANCHDB_RETURN_IF_ERROR(
+        snapshot_db::Exec(db->get(), "SELECT id FROM projects ORDER BY id", {}, &rows));
+    std::vector<std::string> ids;
+    for (auto& row : rows) ids.push_back(std::move(row[0]));
+    return ids;
+  }
+
+  // The project's rows, in one read transaction over catalog.db and ledger.db,
+  // copied into a fresh in-memory database and serialized (the same rows give
+  // the same bytes). NotFound when the project is gone.
+  Result<Snapshot> TakeSnapshot(const std::string& id) {
+    auto db = snapshot_db::Open(":memory:");
+    if (!db.ok()) return db.status();
+    sqlite3* s = db->get();
+    const bool with_ledger = options.env->FileExists(LedgerPath());
+    BRANCHDB_RETURN_IF_ERROR(snapshot_db::Exec(s, "ATTACH ?1 AS cat", {CatalogPath()}));
+    if (with_ledger) {
+      BRANCHDB_RETURN_IF_ERROR(snapshot_db::Exec(s, "ATTACH ?1 AS led", {LedgerPath()}));
+    }
+    BRANCHDB_RETURN_IF_ERROR(snapshot_db::Exec(s, "BEGIN"));
+    Status copied;
+    for (const snapshot_db::Table& t : snapshot_db::kTables) {
+      if (!with_ledger && std::string_view(t.schema) == "led") continue;
+      const std::string from = std::string(t.schema) + "." + t.name;
+      copied = snapshot_db::Exec(s, "CREATE TABLE main." + std::string(t.name) +
+                                        " AS SELECT * FROM " + from + " WHERE 0");
+      if (copied.ok()) {
+        copied = snapshot_db::Exec(s, "INSERT INTO main." + std::string(t.name) + " SELECT * FROM " +
+                                          from + " WHERE " + t.project_column + " = ?1 ORDER BY " +
+                                          t.order_by,
+                                   {id});
+      }
+      if (!copied.ok()) break;
+    }
+    std::vector<std::vector<std::string>> rows;
+    if (copied.ok()) copied = snapshot_db::Exec(s, "SELECT name FROM main.projects", {}, &rows);
+    (void)snapshot_db::Exec(s, copied.ok() ? "COMMIT" : "ROLLBACK");
+    BRANCHDB_RETURN_IF_ERROR(copied.WithContext("catalog snapshot of project " + id));
+    if (rows.empty()) return Status::NotFound("project " + id + " is gone");
+    sqlite3_int64 size = 0;
+    unsigned char* bytes = sqlite3_serialize(s, "main", &size, 0);
+    if (bytes == nullptr) return Status::IOError("catalog snapshot of project " + id + ": serialize");
+    Snapshot snap;
+    snap.name = rows[0][0];
+    snap.bytes.assign(reinterpret_cast<const char*>(bytes), static_cast<size_t>(size));
+    sqlite3_free(bytes);
+    snap.md5 = objstore::Md5Hex(snap.bytes);
+    return snap;
+  }
+
+  StorePosition NotePosition(const std::string& id) {
+    StorePosition pos;
+    auto names = options.env->GetChildren(JoinPath(JoinPath(options.data_dir, "projects"), id));
+    if (!names.ok()) return pos;
+    std::vector<std::pair<int64_t, std::string>> segments;
+    for (const std::string& name : *names) {
+      if (int64_t n = ParseSegmentNumber(name); n >= 0) segments.emplace_back(n, name);
+    }
+    if (segments.empty()) return pos;
+    std::sort(segments.begin(), segments.end());
+    pos.newest = segments.back().second;
+    segments.pop_back();
+    for (auto& [n, name] : segments) pos.older.push_back(std::move(name));
+    auto size = options.env->GetFileSize(
+        JoinPath(JoinPath(JoinPath(options.data_dir, "projects"), id), pos.newest));
+    pos.newest_bytes = size.ok() ? *size : UINT64_MAX;  // vanished: wait for a newer position
+    return pos;
+  }
+
+  // True when the bucket holds the store up to pos: every older segment still
+  // on disk (compaction may have replaced some), and the newest one sealed or
+  // in contiguous tail chunks from offset 0 up to its size then.
+  bool Covered(const std::string& id, const StorePosition& pos, const Listing& listing) {
+    const std::string dir = JoinPath(JoinPath(options.data_dir, "projects"), id);
+    for (const std::string& name : pos.older) {
+      if (!listing.count(name) && options.env->FileExists(JoinPath(dir, name))) return false;
+    }
+    if (pos.newest.empty() || listing.count(pos.newest)) return true;
+    uint64_t covered = 0;
+    for (auto it = listing.lower_bound(TailChunkSuffix(pos.newest, 0)); it != listing.end(); ++it) {
+      std::string name;
+      uint64_t offset = 0;
+      if (!ParseTailChunk(it->first, &name, &offset) || name != pos.newest) break;
+      if (offset != covered) break;  // a gap: what follows it does not count
+      covered += it->second.size;
+    }
+    return covered >= pos.newest_bytes;
+  }
+
+  Result<Listing> List(const std::string& id) {
+    const std::string prefix = ProjectKeyPrefix(options.prefix, id);
+    auto objects = client->ListAll(prefix);
+    if (!objects.ok()) return objects.status();
+    Listing listing;
+    for (objstore::ObjectInfo& o : *objects) {
+      std::string rest = o.key.substr(prefix.size());
+      listing.emplace(std::move(rest), std::move(o));
+    }
+    return listing;
+  }
+
+  static std::vector<uint64_t> Versions(const Listing& listing) {
+    std::vector<uint64_t> versions;
+    for (const auto& [rest, o] : listing) {
+      if (int64_t v = ParseCatalogVersion(rest); v > 0) versions.push_back(static_cast<uint64_t>(v));
+    }
+    std::sort(versions.begin(), versions.end());
+    return versions;
+  }
+
+  // Uploads p as the next version, verifies it, writes the descriptor, prunes.
+  Status Upload(const std::string& id, ProjectBackup& st, const Pending& p,
+                const Listing& listing) {
+    const uint64_t version = st.newest_version + 1;
+    const std::string key = CatalogObjectKey(options.prefix, id, version);
+    auto put = client->Put(key, p.snapshot.bytes);
+    if (!put.ok()) return put.status();
+    auto head = client->Head(key);
+    if (!head.ok()) return head.status();
+    if (head->size != p.snapshot.bytes.size() || head->etag != p.snapshot.md5) {
+      return Status::Corruption("uploaded " + key + " reads back as " + std::to_string(head->size) +
+                                " bytes, ETag " + head->etag + "; expected ETag " + p.snapshot.md5);
+    }
+    nlohmann::json d = {{"id", id},
+                        {"name", p.snapshot.name},
+                        {"catalog", key},
+                        {"catalog_version", version},
+                        {"catalog_md5", p.snapshot.md5},
+                        {"catalog_bytes", p.snapshot.bytes.size()},
+                        {"store_segment", p.position.newest},
+                        {"store_segment_bytes", p.position.newest_bytes},
+                        {"time_micros", options.env->GetClock()->NowMicros()}};
+    auto written = client->Put(DescriptorKey(options.prefix, id), d.dump() + "\n");
+    if (!written.ok()) return written.status();
+    st.newest_version = version;
+    st.uploaded_md5 = p.snapshot.md5;
+    for (uint64_t v : Versions(listing)) {
+      if (v + kKeepCatalogVersions > version) break;
+      Status deleted = client->Delete(CatalogObjectKey(options.prefix, id, v));
+      if (!deleted.ok()) return deleted.WithContext("pruning catalog version " + std::to_string(v));
+    }
+    return Status::OK();
+  }
+
+  // One project: snapshot; when changed, upload once its store is covered.
+  // Sets *pending when its newest state is not in the bucket afterwards.
+  Status BackupProject(const std::string& id, bool* pending) REQUIRES(pass_mu) {
+    auto snap = TakeSnapshot(id);
+    if (snap.status().IsNotFound()) return Status::OK();  // deleted meanwhile
+    if (!snap.ok()) return snap.status();
+    ProjectBackup& st = projects[id];
+    std::optional<Listing> listing;
+    if (!st.listed) {
+      auto l = List(id);
+      if (!l.ok()) return l.status();
+      const std::vector<uint64_t> versions = Versions(*l);
+      st.newest_version = versions.empty() ? 0 : versions.back();
+      auto newest = l->find(std::string("catalog/") + Padded16(st.newest_version) + ".db");
+      if (newest != l->end()) st.uploaded_md5 = newest->second.etag;
+      st.listed = true;
+      listing = std::move(*l);
+    }
+    if (snap->md5 == st.uploaded_md5) {
+      st.latest.reset();
+      st.waiting.reset();
+      return Status::OK();
+    }
+    if (!st.latest || st.latest->snapshot.md5 != snap->md5) {
+      if (!st.waiting) st.waiting = std::move(st.latest);
+      st.latest = Pending{std::move(*snap), NotePosition(id)};
+    }
+    *pending = true;
+    if (!listing) {
+      auto l = List(id);
+      if (!l.ok()) return l.status();
+      listing = std::move(*l);
+    }
+    if (Covered(id, st.latest->position, *listing)) {
+      BRANCHDB_RETURN_IF_ERROR(Upload(id, st, *st.latest, *listing));
+      st.latest.reset();
+      st.waiting.reset();
+      *pending = false;
+      Uploaded(id, st.newest_version);
+    } else if (st.waiting && Covered(id, st.waiting->position, *listing)) {
+      BRANCHDB_RETURN_IF_ERROR(Upload(id, st, *st.waiting, *listing));
+      st.waiting.reset();
+      Uploaded(id, st.newest_version);
+    }
+    return Status::OK();
+  }
+
+  void Uploaded(const std::string& id, uint64_t version) {
+    MutexLock l(mu);
+    ++stats.uploaded_snapshots;
+    options.logger->info("event=s3_catalog_uploaded project_id={} version={}", id, version);
+  }
+
+  // The descriptor of a project deleted since this process saw it.
+  Status MarkDeleted(const std::string& id) {
+    nlohmann::json d = {{"id", id},
+                        {"deleted", true},
+                        {"time_micros", options.env->GetClock()->NowMicros()}};
+    auto put = client->Put(DescriptorKey(options.prefix, id), d.dump() + "\n");
+    if (put.ok()) options.logger->info("event=s3_project_deleted project_id={}", id);
+    return put.status();
+  }
+
+  Status Pass() {
+    MutexLock pass(pass_mu);
+    Status first;
+    uint64_t pending = 0, errors = 0;
+    auto note = [&](const std::string& id, const Status& s) {
+      if (s.ok()) return;
+      ++errors;
+      options.logger->warn("event=s3_catalog_upload_failed project_id={} error=\"{}\"", id,
+                           s.ToString());
+      if (first.ok()) first = s;
+    };
+    auto ids = ProjectIds();
+    if (!ids.ok()) {
+      note("", ids.status());
+    } else {
+      for (const std::string& id : *ids) {
+        bool waits = false;
+        Status s = BackupProject(id, &waits);
+        note(id, s);
+        if (waits || !s.ok()) ++pending;
+        if (s.IsUnavailable()) break;  // the bucket is unreachable: the rest waits
+      }
+      for (auto it = projects.begin(); it != projects.end();) {
+        if (std::binary_search(ids->begin(), ids->end(), it->first)) {
+          ++it;
+          continue;
+        }
+        Status s = MarkDeleted(it->first);
+        note(it->first, s);
+        it = s.ok() ? projects.erase(it) : std::next(it);
+      }
+    }
+    MutexLock l(mu);
+    stats.pending_projects = pending;
+    stats.errors += errors;
+    ++stats.passes;
+    return first;
+  }
+
+  void Loop() {
+    int failures = 0;
+    for (;;) {
+      const bool ok = Pass().ok();
+      failures = ok ? 0 : std::min(failures + 1, kMaxBackoffDoublings + 1);
+      const int64_t wait_ms =
+          std::min(kMaxBackoffMs, options.interval_ms << (failures > 0 ? failures - 1 : 0));
+      MutexLock l(mu);
+      if (stop) return;
+      cv.WaitFor(mu, std::chrono::milliseconds(wait_ms));
+      if (stop) return;
+    }
+  }
+};
+
+CatalogBackup::CatalogBackup(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+CatalogBackup::~CatalogBackup() {
+  {
+    MutexLock l(impl_->mu);
+    impl_->stop = true;
+  }
+  impl_->cv.SignalAll();
+  if (impl_->thread.joinable()) impl_->thread.join();
+}
+
+Result<std::unique_ptr<CatalogBackup>> CatalogBackup::Start(
+    CatalogBackupOptions options, std::unique_ptr<objstore::S3Client> client) {
+  if (options.env == nullptr || !options.logger || options.data_dir.empty() || !client) {
+    return Status::InvalidArgument("CatalogBackup: env, logger, data_dir and client are required");
+  }
+  auto impl = std::make_unique<Impl>();
+  impl->options = std::move(options);
+  impl->client = std::move(client);
+  Impl* raw = impl.get();
+  std::unique_ptr<CatalogBackup> backup(new CatalogBackup(std::move(impl)));
+  if (raw->options.interval_ms > 0) raw->thread = std::thread([raw] { raw->Loop(); });
+  return backup;
+}
+
+Status CatalogBackup::RunOnce() { return impl_->Pass(); }
+
+CatalogBackupStats CatalogBackup::stats() const {
+  MutexLock l(impl_->mu);
+  return impl_->stats;
+}
+
+Result<std::unique_ptr<CatalogBackup>> StartCatalogBackup(const Config& config, Env* env,
+                                                          std::shared_ptr<spdlog::logger> logger,
+                                                          http::Metrics& metrics) {
+  CatalogBackupOptions options;
+  options.data_dir = config.data_dir;
+  options.prefix = config.object_storage_prefix;
+  options.interval_ms = config.object_storage_upload_interval_ms;
+  options.env = env;
+  options.logger = std::move(logger);
+  objstore::S3Options client_options = ObjectStorageClientOptions(config);
+  client_options.clock = env->GetClock();
+  auto client = objstore::S3Client::Open(client_options);
+  if (!client.ok()) return client.status();
+  auto backup = CatalogBackup::Start(std::move(options), std::move(*client));
+  if (!backup.ok()) return backup.status();
+  metrics.DescribeGauge("branchdb_s3_catalog_pending_projects",
+                        "Projects whose newest catalog state is not in the bucket yet.");
+  metrics.DescribeCounter("branchdb_s3_catalog_uploads_total",
+                          "Catalog snapshots uploaded to the bucket and verified.");
+  metrics.DescribeCounter("branchdb_s3_catalog_errors_total",
+                          "Failed catalog snapshots, uploads and descriptor writes.");
+  metrics.DescribeCounter("branchdb_s3_catalog_passes_total",
+                          "Completed passes of the catalog backup over the projects.");
+  metrics.AddCollector([b = backup->get()](http::Metrics& m) {
+    const CatalogBackupStats s = b->stats();
+    m.Set("branchdb_s3_catalog_pending_projects", {}, static_cast<double>(s.pending_projects));
+    m.SetCounter("branchdb_s3_catalog_uploads_total", {}, static_cast<double>(s.uploaded_snapshots));
+    m.SetCounter("branchdb_s3_catalog_errors_total", {}, static_cast<double>(s.errors));
+    m.SetCounter("branchdb_s3_catalog_passes_total", {}, static_cast<double>(s.passes));
+  });
+  return backup;
+}
+
+}  // namespace branchdb::server

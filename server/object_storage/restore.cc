@@ -1,0 +1,361 @@
+// See restore.h.
+#include "server/object_storage/restore.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <vector>
+
+#include "catalog/catalog.h"
+#include "catalog/ledger.h"
+#include "objstore/sigv4.h"
+#include "server/config.h"
+#include "server/http/metrics.h"
+#include "server/object_storage/catalog_backup.h"
+#include "server/object_storage/snapshot_db.h"
+
+namespace branchdb::server {
+namespace {
+
+using Objects = std::map<std::string, objstore::ObjectInfo>;  // rest of key -> object
+
+Status RemoveTree(Env* env, const std::string& path) {
+  if (!env->FileExists(path)) return Status::OK();
+  auto children = env->GetChildren(path);
+  if (!children.ok()) return env->DeleteFile(path);  // a file
+  for (const std::string& name : *children) {
+    BRANCHDB_RETURN_IF_ERROR(RemoveTree(env, JoinPath(path, name)));
+  }
+  return env->DeleteDir(path);
+}
+
+Status WriteSynced(Env* env, const std::string& path, std::string_view data) {
+  auto file = env->NewWritableFile(path, Env::OpenMode::kTruncate);
+  if (!file.ok()) return file.status();
+  BRANCHDB_RETURN_IF_ERROR((*file)->Append(data));
+  BRANCHDB_RETURN_IF_ERROR((*file)->Sync());
+  return (*file)->Close();
+}
+
+// True when etag is what S3 gives data: its MD5, or the multipart form (the
+// part size taken from the client's options, else from the part count).
+bool ETagMatches(std::string_view data, const std::string& etag, objstore::S3Options options) {
+  const size_t dash = etag.find('-');
+  if (dash == std::string::npos) return objstore::Md5Hex(data) == etag;
+  options.multipart_threshold_bytes = 0;
+  if (objstore::ExpectedETag(data, options) == etag) return true;
+  const uint64_t parts = std::strtoull(etag.c_str() + dash + 1, nullptr, 10);
+  if (parts == 0) return false;
+  constexpr uint64_t kMiB = 1 << 20;
+  const uint64_t per_part = (data.size() + parts - 1) / parts;
+  options.part_bytes = (per_part + kMiB - 1) / kMiB * kMiB;
+  return objstore::ExpectedETag(data, options) == etag;
+}
+
+class Restorer {
+ public:
+  Restorer(const RestoreOptions& options, objstore::S3Client& client)
+      : o_(options), client_(client), env_(options.env) {}
+
+  // Downloads key and checks it against its listing (size, ETag).
+  Result<std::string> Download(const objstore::ObjectInfo& info) {
+    auto data = client_.Get(info.key);
+    if (!data.ok()) return data.status();
+    if (data->size() != info.size || !ETagMatches(*data, info.etag, o_.client_options)) {
+      return Status::Corruption("downloaded " + info.key + " does not match its listing (" +
+                                std::to_string(data->size()) + " bytes; listed " +
+                                std::to_string(info.size) + ", ETag " + info.etag + ")");
+    }
+    return data;
+  }
+
+  // The sealed segments into dir; *newest = the highest number (-1: none);
+  // *uploaded = their lines of the uploader's record (segment_uploader.h).
+  Status FetchSegments(const Objects& objects, const std::string& dir, int64_t* newest,
+                       std::string* uploaded) {
+    *newest = -1;
+    for (const auto& [rest, info] : objects) {
+      const int64_t n = ParseSegmentNumber(rest);
+      if (n < 0) continue;
+      auto data = Download(info);
+      if (!data.ok()) return data.status();
+      BRANCHDB_RETURN_IF_ERROR(WriteSynced(env_, JoinPath(dir, rest), *data));
+      *newest = std::max(*newest, n);
+      *uploaded += rest + " " + std::to_string(info.size) + " " + info.etag + "\n";
+      ++stats_.segments;
+      stats_.bytes += data->size();
+    }
+    return Status::OK();
+  }
+
+  // The unsealed tail right after the newest sealed segment (the next
+  // number: a tail after a segment the bucket lacks would make a hole in the
+  // history), from its chunks: contiguous from offset 0, up to the first gap.
+  Status FetchTail(const Objects& objects, const std::string& dir, int64_t newest_sealed) {
+    const int64_t next = newest_sealed < 0 ? 1 : newest_sealed + 1;
+    std::string tail;
+    for (const auto& [rest, info] : objects) {
+      std::string name;
+      uint64_t offset = 0;
+      if (ParseTailChunk(rest, &name, &offset) && ParseSegmentNumber(name) == next) {
+        tail = name;
+        break;
+      }
+    }
+    if (tail.empty()) return Status::OK();
+    std::string bytes;
+    for (auto it = objects.lower_bound(TailChunkSuffix(tail, 0)); it != objects.end(); ++it) {
+      std::string name;
+      uint64_t offset = 0;
+      if (!ParseTailChunk(it->first, &name, &offset) || name != tail || offset != bytes.size()) {
+        break;
+      }
+      auto data = Download(it->second);
+      if (!data.ok()) return data.status();
+      bytes += *data;
+    }
+    if (bytes.empty()) return Status::OK();
+    BRANCHDB_RETURN_IF_ERROR(WriteSynced(env_, JoinPath(dir, tail), bytes));
+    stats_.bytes += bytes.size();
+    stats_.tail_bytes += bytes.size();
+    return Status::OK();
+  }
+
+  // The snapshot's rows into ledger.db (replacing: an earlier try may have
+  // put them there), then into catalog.db in one transaction: the commit
+  // that makes the project exist.
+  Status InsertRows(const std::string& snapshot_path) {
+    auto db = snapshot_db::Open(JoinPath(o_.data_dir, "catalog.db"));
+    if (!db.ok()) return db.status();
+    sqlite3* s = db->get();
+    BRANCHDB_RETURN_IF_ERROR(snapshot_db::Exec(s, "ATTACH ?1 AS snap", {snapshot_path}));
+    BRANCHDB_RETURN_IF_ERROR(
+        snapshot_db::Exec(s, "ATTACH ?1 AS led", {JoinPath(o_.data_dir, "ledger.db")}));
+    for (const char* schema : {"led", "cat"}) {
+      BRANCHDB_RETURN_IF_ERROR(snapshot_db::Exec(s, "BEGIN IMMEDIATE"));
+      Status st = CopyTables(s, schema);
+      (void)snapshot_db::Exec(s, st.ok() ? "COMMIT" : "ROLLBACK");
+      BRANCHDB_RETURN_IF_ERROR(st);
+    }
+    return Status::OK();
+  }
+
+  Status CopyTables(sqlite3* s, std::string_view schema) {
+    for (const snapshot_db::Table& t : snapshot_db::kTables) {
+      if (schema != t.schema) continue;
+      const std::string target = schema == "cat" ? "main" : "led";
+      auto from = snapshot_db::Columns(s, "snap", t.name);
+      auto to = snapshot_db::Columns(s, target, t.name);
+      if (!from.ok()) return from.status();
+      if (!to.ok()) return to.status();
+      std::string cols;
+      for (const std::string& c : *from) {
+        if (std::find(to->begin(), to->end(), c) != to->end()) cols += (cols.empty() ? "" : ", ") + c;
+      }
+      if (cols.empty()) continue;  // a table the snapshot lacks
+      BRANCHDB_RETURN_IF_ERROR(snapshot_db::Exec(
+          s, std::string(schema == "cat" ? "INSERT" : "INSERT OR REPLACE") + " INTO " + target +
+                 "." + t.name + "(" + cols + ") SELECT " + cols + " FROM snap." + t.name));
+    }
+    return Status::OK();
+  }
+
+  // The project's name in a snapshot file.
+  Result<std::string> SnapshotName(const std::string& snapshot_path) {
+    auto db = snapshot_db::Open(snapshot_path);
+    if (!db.ok()) return db.status();
+    std::vector<std::vector<std::string>> rows;
+    BRANCHDB_RETURN_IF_ERROR(snapshot_db::Exec(db->get(), "PRAGMA integrity_check", {}, &rows));
+    if (rows.empty() || rows[0][0] != "ok") {
+      return Status::Corruption("catalog snapshot " + snapshot_path + " fails integrity_check");
+    }
+    rows.clear();
+    BRANCHDB_RETURN_IF_ERROR(snapshot_db::Exec(db->get(), "SELECT name FROM projects", {}, &rows));
+    if (rows.size() != 1) return Status::Corruption("catalog snapshot without its project row");
+    return rows[0][0];
+  }
+
+  // Long: the steps of one project's restore, in the order that keeps a crash
+  // from leaving a half-restored project that looks complete.
+  Status RestoreOne(const std::string& id, const Objects& objects, uint64_t version,
+                    std::set<std::string>& local_names) {
+    const std::string staging_root = JoinPath(o_.data_dir, "restore");
+    const std::string staging = JoinPath(staging_root, id);
+    const std::string snapshot_path = JoinPath(staging_root, id + ".catalog.db");
+    const std::string target = JoinPath(JoinPath(o_.data_dir, "projects"), id);
+    BRANCHDB_RETURN_IF_ERROR(RemoveTree(env_, staging));
+    BRANCHDB_RETURN_IF_ERROR(env_->CreateDirs(staging));
+
+    const std::string catalog_rest = CatalogObjectKey("", "x", version).substr(2);
+    auto snapshot = Download(objects.at(catalog_rest));
+    if (!snapshot.ok()) return snapshot.status();
+    BRANCHDB_RETURN_IF_ERROR(WriteSynced(env_, snapshot_path, *snapshot));
+    auto name = SnapshotName(snapshot_path);
+    if (!name.ok()) return name.status();
+    if (local_names.count(*name)) {
+      return Status::AlreadyExists("a local project is named " + *name, "project_exists");
+    }
+    const RestoreStats before = stats_;
+    int64_t newest_sealed = -1;
+    std::string uploaded;
+    BRANCHDB_RETURN_IF_ERROR(FetchSegments(objects, staging, &newest_sealed, &uploaded));
+    BRANCHDB_RETURN_IF_ERROR(FetchTail(objects, staging, newest_sealed));
+    BRANCHDB_RETURN_IF_ERROR(env_->SyncDir(staging));
+
+    // The segments in the bucket are not uploaded again (the tail is not in it).
+    BRANCHDB_RETURN_IF_ERROR(env_->CreateDirs(JoinPath(o_.data_dir, "object_storage")));
+    BRANCHDB_RETURN_IF_ERROR(env_->WriteFileAtomic(
+        JoinPath(JoinPath(o_.data_dir, "object_storage"), id + ".uploaded"), uploaded, 0600));
+    BRANCHDB_RETURN_IF_ERROR(env_->CreateDirs(JoinPath(o_.data_dir, "projects")));
+    BRANCHDB_RETURN_IF_ERROR(RemoveTree(env_, target));  // left by a restore that crashed
+    BRANCHDB_RETURN_IF_ERROR(env_->RenameFile(staging, target));
+    BRANCHDB_RETURN_IF_ERROR(env_->SyncDir(JoinPath(o_.data_dir, "projects")));
+    if (Status s = InsertRows(snapshot_path); !s.ok()) {
+      (void)RemoveTree(env_, target);
+      return s;
+    }
+    (void)env_->DeleteFile(snapshot_path);
+    local_names.insert(*name);
+    ++stats_.projects;
+    o_.logger->info(
+        "event=s3_project_restored project={} project_id={} catalog_version={} segments={} "
+        "bytes={} tail_bytes={}",
+        *name, id, version, stats_.segments - before.segments, stats_.bytes - before.bytes,
+        stats_.tail_bytes - before.tail_bytes);
+    return Status::OK();
+  }
+
+  // True when the project's descriptor marks it deleted.
+  bool Deleted(const Objects& objects) {
+    auto it = objects.find("project.json");
+    if (it == objects.end()) return false;
+    auto text = client_.Get(it->second.key);
+    if (!text.ok()) return false;  // the catalog snapshots decide
+    auto d = nlohmann::json::parse(*text, nullptr, false);
+    return d.is_object() && d.value("deleted", false);
+  }
+
+  // Long: lists the bucket, groups by project, restores the ones missing here.
+  Result<RestoreStats> Run() {
+    const std::string root = o_.prefix.empty() ? "" : o_.prefix + "/";
+    auto listed = client_.ListAll(root);
+    if (!listed.ok()) return listed.status().WithContext("listing the bucket");
+    std::map<std::string, Objects> by_project;
+    for (objstore::ObjectInfo& o : *listed) {
+      const std::string rest = o.key.substr(root.size());
+      const size_t slash = rest.find('/');
+      if (slash == std::string::npos) continue;
+      by_project[rest.substr(0, slash)].emplace(rest.substr(slash + 1), std::move(o));
+    }
+    std::map<std::string, uint64_t> candidates;  // id -> newest catalog version
+    for (const auto& [id, objects] : by_project) {
+      int64_t newest = -1;
+      for (const auto& [rest, o] : objects) newest = std::max(newest, ParseCatalogVersion(rest));
+      if (newest > 0) candidates[id] = static_cast<uint64_t>(newest);
+    }
+    if (candidates.empty()) return stats_;
+    BRANCHDB_RETURN_IF_ERROR(EnsureSchemas());
+    auto lock = env_->LockFile(JoinPath(o_.data_dir, "LOCK"));
+    if (!lock.ok()) return lock.status();
+    // What an earlier restore left (it crashed, or its snapshot was not deleted).
+    BRANCHDB_RETURN_IF_ERROR(RemoveTree(env_, JoinPath(o_.data_dir, "restore")));
+    std::set<std::string> local_ids, local_names;
+    BRANCHDB_RETURN_IF_ERROR(LocalProjects(&local_ids, &local_names));
+    for (const auto& [id, version] : candidates) {
+      if (local_ids.count(id) || Deleted(by_project[id])) continue;
+      Status s = RestoreOne(id, by_project[id], version, local_names);
+      if (s.ok()) continue;
+      ++stats_.failed;
+      (void)RemoveTree(env_, JoinPath(JoinPath(o_.data_dir, "restore"), id));
+      (void)env_->DeleteFile(JoinPath(JoinPath(o_.data_dir, "restore"), id + ".catalog.db"));
+      o_.logger->error("event=s3_restore_failed project_id={} error=\"{}\"", id, s.ToString());
+    }
+    return stats_;
+  }
+
+ private:
+  // catalog.db and ledger.db with their tables (opened once when missing).
+  Status EnsureSchemas() {
+    if (!env_->FileExists(JoinPath(o_.data_dir, "catalog.db"))) {
+      catalog::CatalogOptions options;
+      options.env = env_;
+      options.reaper_interval_micros = 0;
+      options.gc_interval_micros = 0;
+      auto cat = catalog::Catalog::Open(options, o_.data_dir);
+      if (!cat.ok()) return cat.status().WithContext("creating catalog.db");
+    }
+    catalog::LedgerOptions options;
+    options.env = env_;
+    auto ledger = catalog::Ledger::Open(options, o_.data_dir);
+    return ledger.status().WithContext("opening ledger.db");
+  }
+
+  Status LocalProjects(std::set<std::string>* ids, std::set<std::string>* names) {
+    auto db = snapshot_db::Open(JoinPath(o_.data_dir, "catalog.db"));
+    if (!db.ok()) return db.status();
+    std::vector<std::vector<std::string>> rows;
+    BRANCHDB_RETURN_IF_ERROR(
+        snapshot_db::Exec(db->get(), "SELECT id, name FROM projects", {}, &rows));
+    for (auto& row : rows) {
+      ids->insert(row[0]);
+      names->insert(row[1]);
+    }
+    return Status::OK();
+  }
+
+  const RestoreOptions& o_;
+  objstore::S3Client& client_;
+  Env* env_;
+  RestoreStats stats_;
+};
+
+}  // namespace
+
+Result<RestoreStats> RestoreProjects(const RestoreOptions& options, objstore::S3Client& client) {
+  if (options.env == nullptr || !options.logger || options.data_dir.empty()) {
+    return Status::InvalidArgument("RestoreProjects: env, logger and data_dir are required");
+  }
+  BRANCHDB_RETURN_IF_ERROR(options.env->CreateDirs(options.data_dir));
+  return Restorer(options, client).Run();
+}
+
+Result<RestoreStats> RestoreFromBucket(const Config& config, Env* env,
+                                       std::shared_ptr<spdlog::logger> logger,
+                                       http::Metrics& metrics) {
+  RestoreOptions options;
+  options.data_dir = config.data_dir;
+  options.prefix = config.object_storage_prefix;
+  options.env = env;
+  options.logger = logger;
+  options.client_options = ObjectStorageClientOptions(config);
+  options.client_options.clock = env->GetClock();
+  auto client = objstore::S3Client::Open(options.client_options);
+  if (!client.ok()) return client.status();
+  BRANCHDB_RETURN_IF_ERROR((*client)->CreateBucketIfMissing().WithContext(
+      "object storage bucket " + config.object_storage_bucket));
+  const int64_t start = env->GetClock()->NowMonotonicNanos();
+  auto stats = RestoreProjects(options, **client);
+  if (!stats.ok()) return stats.status();
+  logger->info(
+      "event=s3_restore projects={} failed={} segments={} bytes={} tail_bytes={} seconds={:.3f}",
+      stats->projects, stats->failed, stats->segments, stats->bytes, stats->tail_bytes,
+      static_cast<double>(env->GetClock()->NowMonotonicNanos() - start) / 1e9);
+  metrics.DescribeCounter("branchdb_s3_restored_projects_total",
+                          "Projects restored from the bucket at start.");
+  metrics.DescribeCounter("branchdb_s3_restore_failed_projects_total",
+                          "Projects of the bucket whose restore at start failed.");
+  metrics.DescribeCounter("branchdb_s3_restored_bytes_total",
+                          "Segment and tail bytes downloaded by the restore at start.");
+  metrics.AddCollector([s = *stats](http::Metrics& m) {
+    m.SetCounter("branchdb_s3_restored_projects_total", {}, static_cast<double>(s.projects));
+    m.SetCounter("branchdb_s3_restore_failed_projects_total", {}, static_cast<double>(s.failed));
+    m.SetCounter("branchdb_s3_restored_bytes_total", {}, static_cast<double>(s.bytes));
+  });
+  return stats;
+}
+
+}  // namespace branchdb::server

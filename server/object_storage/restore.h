@@ -1,0 +1,81 @@
+// Restore from the bucket: at the start of `branchdb serve` with
+// [object_storage], before the catalog opens, every project the bucket holds
+// (PREFIX/PROJECT_ID/ with a catalog snapshot, catalog_backup.h) that the data
+// directory lacks is brought back: its sealed segments, the contiguous tail
+// chunks of the segment after them, and its newest catalog snapshot.
+//
+// Per project: every object is downloaded and verified (its size, and its
+// ETag against the MD5 of the bytes; the multipart form for large segments)
+// into data_dir/restore/PROJECT_ID/, synced, and the directory renamed to
+// data_dir/projects/PROJECT_ID; then the snapshot's rows go into ledger.db
+// and, last, catalog.db in one transaction. Only that commit makes the
+// project exist: a crash before it leaves a directory without a catalog row,
+// which the next start replaces by restoring again (and Catalog::Open would
+// delete). The store's recovery then opens the segments as usual (a torn tail
+// chunk is a torn tail), and the catalog's reconciliation drops branches whose
+// timelines the restored store lacks.
+//
+// Not restored: projects whose descriptor says deleted; projects whose name is
+// taken by another local project (logged); the server-wide auth state (OAuth
+// clients, signing keys, revoked tokens: docs/object-storage.md, "Restore").
+#ifndef BRANCHDB_SERVER_OBJECT_STORAGE_RESTORE_H_
+#define BRANCHDB_SERVER_OBJECT_STORAGE_RESTORE_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "base/env.h"
+#include "base/status.h"
+#include "objstore/s3_client.h"
+
+namespace spdlog {
+class logger;
+}
+
+namespace branchdb::server {
+
+struct RestoreOptions {
+  // Required: the server's data directory.
+  std::string data_dir;
+  // Key prefix without leading or trailing '/'.
+  std::string prefix;
+  // Required (not owned).
+  Env* env = nullptr;
+  // Required.
+  std::shared_ptr<spdlog::logger> logger;
+  // The client's options (for the ETag that a downloaded segment must have).
+  objstore::S3Options client_options;
+};
+
+struct RestoreStats {
+  uint64_t projects = 0;    // restored
+  uint64_t failed = 0;      // tried and failed (logged; tried again at the next start)
+  uint64_t segments = 0;    // sealed segments downloaded
+  uint64_t bytes = 0;       // segment and tail bytes downloaded
+  uint64_t tail_bytes = 0;  // of which from tail chunks
+};
+
+// Restores every project of the bucket that the data directory lacks.
+// Fails only when the bucket cannot be listed; a project that fails is logged
+// (event=s3_restore_failed), counted and left out.
+// REQUIRES: no catalog is open on data_dir.
+Result<RestoreStats> RestoreProjects(const RestoreOptions& options, objstore::S3Client& client);
+
+struct Config;
+namespace http {
+class Metrics;
+}
+
+// RestoreProjects for config's [object_storage] (REQUIRES:
+// config.ObjectStorageEnabled()): creates the bucket when missing, logs
+// event=s3_restore with the counts and the time taken, and shows the counts in
+// /metrics: branchdb_s3_restored_projects_total,
+// branchdb_s3_restore_failed_projects_total, branchdb_s3_restored_bytes_total.
+Result<RestoreStats> RestoreFromBucket(const Config& config, Env* env,
+                                       std::shared_ptr<spdlog::logger> logger,
+                                       http::Metrics& metrics);
+
+}  // namespace branchdb::server
+
+#endif  // BRANCHDB_SERVER_OBJECT_STORAGE_RESTORE_H_

@@ -1,0 +1,350 @@
+// Restore anywhere: a real `ApiServer` with [object_storage] on a real Ceph
+// RGW (tests/objstore/ceph_s3.h) and small segments builds a project (data
+// at several LSNs, a branch from an old checkpoint, a label, a protected
+// branch, a TTL, project settings); once the bucket holds its sealed segments
+// and its catalog snapshot, the server stops, its data directory is wiped, and
+// a fresh server on the same bucket serves the project as it was: every
+// branch, checkpoint, label and setting, and the data at each LSN. With the
+// unsealed tail in the bucket as chunk objects too (written here by copying
+// the local tail), nothing committed before the stop is missing.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <sstream>
+#include <thread>
+
+#include "objstore/s3_client.h"
+#include "server/object_storage/catalog_backup.h"
+#include "tests/objstore/ceph_s3.h"
+#include "tests/server/live_server.h"
+
+namespace branchdb::testing {
+namespace {
+
+using nlohmann::json;
+using objstore::S3Client;
+
+std::function<void(server::Config&)> WithBucket(const std::string& bucket,
+                                                const std::string& prefix,
+                                                const std::string& data_dir) {
+  return [=](server::Config& c) {
+    const CephS3& s3 = SharedCephS3();
+    c.object_storage_endpoint = s3.endpoint();
+    c.object_storage_bucket = bucket;
+    c.object_storage_access_key_id = s3.access_key_id();
+    c.object_storage_secret_access_key = s3.secret_access_key();
+    c.object_storage_prefix = prefix;
+    c.object_storage_upload_interval_ms = 50;
+    c.segment_bytes = 65536;
+    c.data_dir = data_dir;
+  };
+}
+
+double Metric(LiveServer& s, const std::string& name) {
+  auto r = s.Client().Get("/metrics");
+  REQUIRE(r);
+  std::istringstream lines(r->body);
+  std::string line;
+  while (std::getline(lines, line)) {
+    if (line.rfind(name + " ", 0) == 0) return std::stod(line.substr(name.size() + 1));
+  }
+  return -1;
+}
+
+const std::string kShop = "/v1/projects/shop";
+
+// Runs sql on branch; returns the LSN of its answer.
+int64_t Sql(LiveServer& s, const std::string& branch, const std::string& sql) {
+  auto [status, body] = s.Call("POST", kShop + "/branches/" + branch + "/sql", {{"sql", sql}});
+  INFO(body.dump());
+  REQUIRE(status == 200);
+  return body["lsn"].get<int64_t>();
+}
+
+// The values of kv on branch as of lsn (0: its head), in key order.
+std::string ValuesAt(LiveServer& s, const std::string& branch, int64_t lsn) {
+  json req = {{"sql", "SELECT group_concat(v, ',') AS vs FROM (SELECT v FROM kv ORDER BY k)"}};
+  if (lsn > 0) req["lsn"] = lsn;
+  auto [status, body] = s.Call("POST", kShop + "/branches/" + branch + "/sql", req);
+  INFO(body.dump());
+  REQUIRE(status == 200);
+  return body["results"][0]["rows"][0][0].dump();
+}
+
+// Commits about `bytes` of 4 KiB blobs to production, 16 rows a commit: each
+// commit fills about one 64 KiB segment, so each seals the one before.
+void Fill(LiveServer& s, int bytes) {
+  for (int written = 0; written < bytes; written += 16 * 4096) {
+    Sql(s, "production",
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i < 16) "
+        "INSERT INTO blobs(b) SELECT randomblob(4000) FROM n");
+  }
+}
+
+// Waits (a bound for a hung uploader, not a speed check) until two whole
+// passes of both uploaders, started after this call, left nothing pending.
+void WaitForBucket(LiveServer& s) {
+  const double segment_passes = Metric(s, "branchdb_s3_upload_passes_total");
+  const double catalog_passes = Metric(s, "branchdb_s3_catalog_passes_total");
+  for (int i = 0; i < 1200; ++i) {
+    if (Metric(s, "branchdb_s3_upload_passes_total") >= segment_passes + 2 &&
+        Metric(s, "branchdb_s3_upload_lag_segments") == 0 &&
+        Metric(s, "branchdb_s3_catalog_passes_total") >= catalog_passes + 2 &&
+        Metric(s, "branchdb_s3_catalog_pending_projects") == 0) {
+      return;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  FAIL("the bucket did not catch up within a minute: upload lag "
+       << Metric(s, "branchdb_s3_upload_lag_segments") << ", catalog pending "
+       << Metric(s, "branchdb_s3_catalog_pending_projects"));
+}
+
+// Waits until a catalog backup pass started after this call is done: the
+// catalog's changes so far are noted with the store position they need (the
+// segment that is the tail now), so that the commits after this call seal it.
+// Without it, a pass that notices a change late notes a later tail, and the
+// snapshot waits for that one's seal (or for tail chunks).
+void WaitForCatalogPass(LiveServer& s) {
+  const double passes = Metric(s, "branchdb_s3_catalog_passes_total");
+  for (int i = 0; i < 1200; ++i) {
+    if (Metric(s, "branchdb_s3_catalog_passes_total") >= passes + 2) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  FAIL("no catalog backup pass within a minute");
+}
+
+// What the project looked like before the wipe.
+struct Expected {
+  int64_t lsn1 = 0, lsn2 = 0, dev_lsn = 0, last_lsn = 0;
+  json project, branches, production_history, dev_history;
+};
+
+json WithoutSizes(json branches) {
+  for (json& b : branches) {
+    b.erase("logical_bytes");
+    b.erase("exclusive_bytes");
+  }
+  return branches;
+}
+
+json Get(LiveServer& s, const std::string& path) {
+  auto [status, body] = s.Call("GET", path);
+  INFO(path << ": " << body.dump());
+  REQUIRE(status == 200);
+  return body;
+}
+
+// Builds the project; every state recorded in Expected is followed by sealed
+// segments (Fill), so the bucket holds it without the tail.
+Expected BuildProject(LiveServer& s) {
+  Expected e;
+  REQUIRE(s.Call("POST", "/v1/projects", {{"name", "shop"}}).first == 201);
+  REQUIRE(s.Call("PATCH", kShop,
+                 {{"restore_window_seconds", 3 * 86400}, {"default_branch_ttl_seconds", 7200}})
+              .first == 200);
+  Sql(s, "production", "CREATE TABLE kv(k INTEGER PRIMARY KEY, v TEXT)");
+  Sql(s, "production", "CREATE TABLE blobs(id INTEGER PRIMARY KEY, b BLOB)");
+  e.lsn1 = Sql(s, "production", "INSERT INTO kv(v) VALUES ('one')");
+  WaitForCatalogPass(s);
+  Fill(s, 150 * 1024);
+  e.lsn2 = Sql(s, "production", "INSERT INTO kv(v) VALUES ('two')");
+  REQUIRE(s.Call("POST", kShop + "/branches/production/checkpoints",
+                 {{"label", "v1"}, {"lsn", e.lsn1}}).first == 201);
+  REQUIRE(s.Call("POST", kShop + "/branches",
+                 {{"name", "dev"}, {"parent", "production"}, {"at", {{"label", "v1"}}}})
+              .first == 201);
+  e.dev_lsn = Sql(s, "dev", "INSERT INTO kv(v) VALUES ('dev')");
+  REQUIRE(s.Call("POST", kShop + "/branches", {{"name", "release"}, {"protected", true}}).first ==
+          201);
+  REQUIRE(s.Call("POST", kShop + "/branches", {{"name", "tmp"}, {"ttl_seconds", 86400}}).first ==
+          201);
+  WaitForCatalogPass(s);
+  Fill(s, 150 * 1024);  // seals the segments that hold the branches' creation
+  e.last_lsn = Sql(s, "production", "INSERT INTO kv(v) VALUES ('three')");
+  Fill(s, 150 * 1024);
+  e.project = Get(s, kShop);
+  e.branches = WithoutSizes(Get(s, kShop + "/branches")["branches"]);
+  e.production_history = Get(s, kShop + "/branches/production/checkpoints?limit=1000");
+  e.dev_history = Get(s, kShop + "/branches/dev/checkpoints?limit=1000");
+  return e;
+}
+
+// The restored server holds every state recorded in e, up to the recovery
+// point: without tail chunks, production's commits in the unsealed tail (the
+// last ones of the final Fill) are not in the bucket, so its head is the last
+// commit of a sealed segment, and its history the recorded one up to there.
+void CheckRestored(LiveServer& s, const Expected& e) {
+  CHECK(Metric(s, "branchdb_s3_restored_projects_total") == 1);
+  CHECK(Metric(s, "branchdb_s3_restore_failed_projects_total") == 0);
+  CHECK(Get(s, kShop) == e.project);
+  CHECK(Get(s, kShop + "/branches/dev/checkpoints?limit=1000") == e.dev_history);
+  json history = Get(s, kShop + "/branches/production/checkpoints?limit=1000");
+  const int64_t head = history["checkpoints"][0]["lsn"].get<int64_t>();
+  CHECK(head >= e.last_lsn);
+  json expected_history = e.production_history;
+  json& checkpoints = expected_history["checkpoints"];
+  while (!checkpoints.empty() && checkpoints[0]["lsn"].get<int64_t>() > head) {
+    checkpoints.erase(checkpoints.begin());
+  }
+  CHECK(history == expected_history);
+  json expected_branches = e.branches;
+  for (json& b : expected_branches) {
+    if (b["name"] == "production") b["head_lsn"] = head;
+  }
+  CHECK(WithoutSizes(Get(s, kShop + "/branches")["branches"]) == expected_branches);
+  CHECK(ValuesAt(s, "production", e.lsn1) == "\"one\"");
+  CHECK(ValuesAt(s, "production", e.lsn2) == "\"one,two\"");
+  CHECK(ValuesAt(s, "production", e.last_lsn) == "\"one,two,three\"");
+  CHECK(ValuesAt(s, "dev", 0) == "\"one,dev\"");
+  // The restored project takes writes, and its protection still holds.
+  Sql(s, "production", "INSERT INTO kv(v) VALUES ('four')");
+  CHECK(ValuesAt(s, "production", 0) == "\"one,two,three,four\"");
+  CHECK(s.Call("DELETE", kShop + "/branches/release").first == 409);
+  // What came from the bucket is not uploaded again.
+  WaitForBucket(s);
+  CHECK(Metric(s, "branchdb_s3_uploaded_segments_total") == 0);
+  // The restored rows make the same snapshot: nothing changed, nothing uploaded.
+  CHECK(Metric(s, "branchdb_s3_catalog_uploads_total") == 0);
+}
+
+// A project whose catalog reached the bucket, then deleted: not restored.
+void MakeDeletedProject(LiveServer& s) {
+  REQUIRE(s.Call("POST", "/v1/projects", {{"name", "gone"}}).first == 201);
+  const std::string sql = "/v1/projects/gone/branches/production/sql";
+  REQUIRE(s.Call("POST", sql, {{"sql", "CREATE TABLE t(b BLOB)"}}).first == 200);
+  WaitForCatalogPass(s);
+  for (int i = 0; i < 3; ++i) {  // seals the segments that hold the project's creation
+    REQUIRE(s.Call("POST", sql,
+                   {{"sql", "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n "
+                            "WHERE i < 16) INSERT INTO t SELECT randomblob(4000) FROM n"}})
+                .first == 200);
+  }
+  WaitForBucket(s);
+  REQUIRE(s.Call("DELETE", "/v1/projects/gone").first == 204);
+}
+
+std::string ProjectId(const std::string& data_dir) {
+  for (const auto& p : std::filesystem::directory_iterator(data_dir + "/projects")) {
+    return p.path().filename().string();
+  }
+  FAIL("no project directory");
+  return "";
+}
+
+TEST_CASE("a fresh server on an empty data directory restores the project from the bucket") {
+  TempDir dir;
+  const std::string data_dir = dir.Sub("data");
+  Expected e;
+  {
+    LiveServer s(WithBucket("restore", "r/a", data_dir));
+    MakeDeletedProject(s);
+    e = BuildProject(s);
+    WaitForBucket(s);
+  }
+  const std::string id = ProjectId(data_dir);
+  std::filesystem::remove_all(data_dir);
+  // What a restore that crashed midway leaves: a staged directory, and one
+  // renamed into place whose catalog row was never written.
+  for (const std::string& sub : {"/restore/", "/projects/"}) {
+    std::filesystem::create_directories(data_dir + sub + id);
+    std::ofstream(data_dir + sub + id + "/seg-000001.log") << "half a segment";
+  }
+  LiveServer fresh(WithBucket("restore", "r/a", data_dir));
+  CheckRestored(fresh, e);
+  CHECK(fresh.Call("GET", "/v1/projects/gone").first == 404);
+}
+
+TEST_CASE("the restore reads the unsealed tail from its chunk objects, up to the first gap") {
+  TempDir dir;
+  const std::string data_dir = dir.Sub("data");
+  Expected e;
+  {
+    LiveServer s(WithBucket("restore", "r/b", data_dir));
+    e = BuildProject(s);
+    WaitForBucket(s);
+    // Written after the last seal: only in the tail. (The segment sealed by
+    // the last Fill goes up once this write starts the next one.)
+    e.last_lsn = Sql(s, "production", "INSERT INTO kv(v) VALUES ('three')");
+    WaitForBucket(s);
+    e.project = Get(s, kShop);
+    e.branches = WithoutSizes(Get(s, kShop + "/branches")["branches"]);
+    e.production_history = Get(s, kShop + "/branches/production/checkpoints?limit=1000");
+  }
+  // The tail, as the tail uploader names it: two contiguous chunks, then one
+  // after a gap that must be ignored.
+  const std::string id = ProjectId(data_dir);
+  std::string tail_name;
+  for (const auto& f : std::filesystem::directory_iterator(data_dir + "/projects/" + id)) {
+    const std::string name = f.path().filename().string();
+    if (name.rfind("seg-", 0) == 0 && name > tail_name) tail_name = name;
+  }
+  std::ifstream in(data_dir + "/projects/" + id + "/" + tail_name, std::ios::binary);
+  const std::string tail((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  REQUIRE(tail.size() > 100);
+  auto s3 = S3Client::Open(SharedCephS3().Options("restore"));
+  REQUIRE(s3.ok());
+  const std::string base = server::ProjectKeyPrefix("r/b", id);
+  const size_t half = tail.size() / 2;
+  REQUIRE((*s3)->Put(base + server::TailChunkSuffix(tail_name, 0), tail.substr(0, half)).ok());
+  REQUIRE((*s3)->Put(base + server::TailChunkSuffix(tail_name, half), tail.substr(half)).ok());
+  REQUIRE((*s3)->Put(base + server::TailChunkSuffix(tail_name, tail.size() + 10), "junk").ok());
+
+  std::filesystem::remove_all(data_dir);
+  LiveServer fresh(WithBucket("restore", "r/b", data_dir));
+  // The production head is the tail's last commit, "three" written twice.
+  json history = Get(fresh, kShop + "/branches/production/checkpoints?limit=1000");
+  CHECK(history == e.production_history);
+  CHECK(ValuesAt(fresh, "production", 0) == "\"one,two,three,three\"");
+  CHECK(WithoutSizes(Get(fresh, kShop + "/branches")["branches"]) == e.branches);
+}
+
+TEST_CASE("a tail after a segment the bucket lacks is not restored: the history has no hole") {
+  TempDir dir;
+  const std::string data_dir = dir.Sub("data");
+  json history;
+  {
+    LiveServer s(WithBucket("restore", "r/c", data_dir));
+    REQUIRE(s.Call("POST", "/v1/projects", {{"name", "shop"}}).first == 201);
+    Sql(s, "production", "CREATE TABLE blobs(id INTEGER PRIMARY KEY, b BLOB)");
+    WaitForCatalogPass(s);
+    Fill(s, 300 * 1024);
+    Sql(s, "production", "CREATE TABLE kv(k INTEGER PRIMARY KEY, v TEXT)");
+    WaitForBucket(s);
+    history = Get(s, kShop + "/branches/production/checkpoints?limit=1000");
+  }
+  const std::string id = ProjectId(data_dir);
+  std::vector<std::string> segments;
+  for (const auto& f : std::filesystem::directory_iterator(data_dir + "/projects/" + id)) {
+    const std::string name = f.path().filename().string();
+    if (name.rfind("seg-", 0) == 0) segments.push_back(name);
+  }
+  std::sort(segments.begin(), segments.end());
+  REQUIRE(segments.size() >= 3);
+  auto s3 = S3Client::Open(SharedCephS3().Options("restore"));
+  REQUIRE(s3.ok());
+  const std::string base = server::ProjectKeyPrefix("r/c", id);
+  // The newest sealed segment lost (an upload that failed), the tail there.
+  REQUIRE((*s3)->Delete(base + segments[segments.size() - 2]).ok());
+  std::ifstream in(data_dir + "/projects/" + id + "/" + segments.back(), std::ios::binary);
+  const std::string tail((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  REQUIRE((*s3)->Put(base + server::TailChunkSuffix(segments.back(), 0), tail).ok());
+
+  std::filesystem::remove_all(data_dir);
+  LiveServer fresh(WithBucket("restore", "r/c", data_dir));
+  json restored = Get(fresh, kShop + "/branches/production/checkpoints?limit=1000");
+  const int64_t head = restored["checkpoints"][0]["lsn"].get<int64_t>();
+  CHECK(head < history["checkpoints"][0]["lsn"].get<int64_t>());
+  json& checkpoints = history["checkpoints"];
+  while (!checkpoints.empty() && checkpoints[0]["lsn"].get<int64_t>() > head) {
+    checkpoints.erase(checkpoints.begin());
+  }
+  CHECK(restored == history);
+}
+
+}  // namespace
+}  // namespace branchdb::testing
