@@ -92,18 +92,27 @@ class Restorer {
     return Status::OK();
   }
 
-  // The unsealed tail right after the newest sealed segment (the next
-  // number: a tail after a segment the bucket lacks would make a hole in the
-  // history), from its chunks: contiguous from offset 0, up to the first gap.
-  Status FetchTail(const Objects& objects, const std::string& dir, int64_t newest_sealed) {
-    const int64_t next = newest_sealed < 0 ? 1 : newest_sealed + 1;
+  // The unsealed tail: the highest-numbered segment with chunks, if it is
+  // above every sealed segment in the bucket (chunks of a segment whose sealed
+  // copy is there are left-overs: the sealed copy holds their bytes). Segment
+  // numbers have gaps (compaction numbers its output, an unstarted segment
+  // is dropped), so the tail need not be the next number; the uploader puts
+  // a tail up only once every sealed segment below it is in the bucket.
+  // Read from its chunks: contiguous from offset 0, up to the first gap.
+  // Appends to *uploaded the uploader's tail line for what it restored (its
+  // chunks up to there are in the bucket): the uploader goes on from there,
+  // never writing a chunk over the old ones at another offset, which would
+  // hide the chunks after it from the next restore.
+  Status FetchTail(const Objects& objects, const std::string& dir, int64_t newest_sealed,
+                   std::string* uploaded) {
     std::string tail;
+    int64_t tail_number = newest_sealed;
     for (const auto& [rest, info] : objects) {
       std::string name;
       uint64_t offset = 0;
-      if (ParseTailChunk(rest, &name, &offset) && ParseSegmentNumber(name) == next) {
+      if (ParseTailChunk(rest, &name, &offset) && ParseSegmentNumber(name) > tail_number) {
         tail = name;
-        break;
+        tail_number = ParseSegmentNumber(name);
       }
     }
     if (tail.empty()) return Status::OK();
@@ -120,6 +129,7 @@ class Restorer {
     }
     if (bytes.empty()) return Status::OK();
     BRANCHDB_RETURN_IF_ERROR(WriteSynced(env_, JoinPath(dir, tail), bytes));
+    *uploaded += "tail:" + tail + " " + std::to_string(bytes.size()) + " 0\n";
     stats_.bytes += bytes.size();
     stats_.tail_bytes += bytes.size();
     return Status::OK();
@@ -203,10 +213,10 @@ class Restorer {
     int64_t newest_sealed = -1;
     std::string uploaded;
     BRANCHDB_RETURN_IF_ERROR(FetchSegments(objects, staging, &newest_sealed, &uploaded));
-    BRANCHDB_RETURN_IF_ERROR(FetchTail(objects, staging, newest_sealed));
+    BRANCHDB_RETURN_IF_ERROR(FetchTail(objects, staging, newest_sealed, &uploaded));
     BRANCHDB_RETURN_IF_ERROR(env_->SyncDir(staging));
 
-    // The segments in the bucket are not uploaded again (the tail is not in it).
+    // The segments in the bucket are not uploaded again, nor the tail's chunks.
     BRANCHDB_RETURN_IF_ERROR(env_->CreateDirs(JoinPath(o_.data_dir, "object_storage")));
     BRANCHDB_RETURN_IF_ERROR(env_->WriteFileAtomic(
         JoinPath(JoinPath(o_.data_dir, "object_storage"), id + ".uploaded"), uploaded, 0600));

@@ -205,9 +205,10 @@ void CheckRestored(LiveServer& s, const Expected& e) {
   Sql(s, "production", "INSERT INTO kv(v) VALUES ('four')");
   CHECK(ValuesAt(s, "production", 0) == "\"one,two,three,four\"");
   CHECK(s.Call("DELETE", kShop + "/branches/release").first == 409);
-  // What came from the bucket is not uploaded again.
+  // What came from the bucket sealed is not uploaded again (the restored
+  // tail is, once sealed).
   WaitForBucket(s);
-  CHECK(Metric(s, "branchdb_s3_uploaded_segments_total") == 0);
+  CHECK(Metric(s, "branchdb_s3_uploaded_segments_total") <= 1);
   // The restored rows make the same snapshot: nothing changed, nothing uploaded.
   CHECK(Metric(s, "branchdb_s3_catalog_uploads_total") == 0);
 }
@@ -254,9 +255,20 @@ TEST_CASE("a fresh server on an empty data directory restores the project from t
     std::filesystem::create_directories(data_dir + sub + id);
     std::ofstream(data_dir + sub + id + "/seg-000001.log") << "half a segment";
   }
-  LiveServer fresh(WithBucket("restore", "r/a", data_dir));
-  CheckRestored(fresh, e);
-  CHECK(fresh.Call("GET", "/v1/projects/gone").first == 404);
+  {
+    LiveServer fresh(WithBucket("restore", "r/a", data_dir));
+    CheckRestored(fresh, e);
+    CHECK(fresh.Call("GET", "/v1/projects/gone").first == 404);
+    // The restored server goes on with the restored tail: in remote mode each
+    // acknowledged commit is in the bucket, as chunks after the restored ones,
+    // so that a second restore finds every one of them.
+    REQUIRE(fresh.Call("PATCH", kShop, {{"durability", "remote"}}).first == 200);
+    Sql(fresh, "production", "INSERT INTO kv(v) VALUES ('five')");
+    Sql(fresh, "production", "INSERT INTO kv(v) VALUES ('six')");
+  }
+  std::filesystem::remove_all(data_dir);
+  LiveServer again(WithBucket("restore", "r/a", data_dir));
+  CHECK(ValuesAt(again, "production", 0) == "\"one,two,three,four,five,six\"");
 }
 
 TEST_CASE("the restore reads the unsealed tail from its chunk objects, up to the first gap") {
@@ -303,7 +315,7 @@ TEST_CASE("the restore reads the unsealed tail from its chunk objects, up to the
   CHECK(WithoutSizes(Get(fresh, kShop + "/branches")["branches"]) == e.branches);
 }
 
-TEST_CASE("a tail after a segment the bucket lacks is not restored: the history has no hole") {
+TEST_CASE("chunks of a segment whose sealed copy is in the bucket are not taken for the tail") {
   TempDir dir;
   const std::string data_dir = dir.Sub("data");
   json history;
@@ -328,22 +340,13 @@ TEST_CASE("a tail after a segment the bucket lacks is not restored: the history 
   auto s3 = S3Client::Open(SharedCephS3().Options("restore"));
   REQUIRE(s3.ok());
   const std::string base = server::ProjectKeyPrefix("r/c", id);
-  // The newest sealed segment lost (an upload that failed), the tail there.
-  REQUIRE((*s3)->Delete(base + segments[segments.size() - 2]).ok());
-  std::ifstream in(data_dir + "/projects/" + id + "/" + segments.back(), std::ios::binary);
-  const std::string tail((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  REQUIRE((*s3)->Put(base + server::TailChunkSuffix(segments.back(), 0), tail).ok());
+  // Left-over chunks of a sealed segment (a crash before they were dropped),
+  // here junk: the sealed copy is used, never them.
+  REQUIRE((*s3)->Put(base + server::TailChunkSuffix(segments[1], 0), "junk").ok());
 
   std::filesystem::remove_all(data_dir);
   LiveServer fresh(WithBucket("restore", "r/c", data_dir));
-  json restored = Get(fresh, kShop + "/branches/production/checkpoints?limit=1000");
-  const int64_t head = restored["checkpoints"][0]["lsn"].get<int64_t>();
-  CHECK(head < history["checkpoints"][0]["lsn"].get<int64_t>());
-  json& checkpoints = history["checkpoints"];
-  while (!checkpoints.empty() && checkpoints[0]["lsn"].get<int64_t>() > head) {
-    checkpoints.erase(checkpoints.begin());
-  }
-  CHECK(restored == history);
+  CHECK(Get(fresh, kShop + "/branches/production/checkpoints?limit=1000") == history);
 }
 
 }  // namespace
