@@ -18,6 +18,7 @@
 
 #include "objstore/s3_client.h"
 #include "tests/objstore/ceph_s3.h"
+#include "tests/objstore/server_bucket.h"
 #include "tests/server/live_server.h"
 
 namespace branchdb::testing {
@@ -26,24 +27,13 @@ namespace {
 using nlohmann::json;
 using objstore::S3Client;
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 // The server's config for the shared fixture's bucket: remote by default
 // (`durability`), an hour between background passes (so that only the
 // commits' own uploads put the tail in the bucket), 64 KiB segments.
 std::function<void(server::Config&)> Remote(const std::string& bucket,
                                             const std::string& durability = "remote") {
   return [=](server::Config& c) {
-    const CephS3& s3 = SharedCephS3();
-    c.object_storage_endpoint = s3.endpoint();
-    c.object_storage_bucket = bucket;
-    c.object_storage_access_key_id = s3.access_key_id();
-    c.object_storage_secret_access_key = s3.secret_access_key();
+    UseFixtureBucket(c, bucket);
     c.object_storage_durability = durability;
     c.object_storage_upload_interval_ms = 3600000;
     c.object_storage_timeout_ms = 1000;

@@ -20,6 +20,7 @@
 #include "objstore/s3_client.h"
 #include "server/object_storage/catalog_backup.h"
 #include "tests/objstore/ceph_s3.h"
+#include "tests/objstore/server_bucket.h"
 #include "tests/server/live_server.h"
 
 namespace branchdb::testing {
@@ -32,11 +33,7 @@ std::function<void(server::Config&)> WithBucket(const std::string& bucket,
                                                 const std::string& prefix,
                                                 const std::string& data_dir) {
   return [=](server::Config& c) {
-    const CephS3& s3 = SharedCephS3();
-    c.object_storage_endpoint = s3.endpoint();
-    c.object_storage_bucket = bucket;
-    c.object_storage_access_key_id = s3.access_key_id();
-    c.object_storage_secret_access_key = s3.secret_access_key();
+    UseFixtureBucket(c, bucket);
     c.object_storage_prefix = prefix;
     c.object_storage_upload_interval_ms = 50;
     c.segment_bytes = 65536;
@@ -251,7 +248,7 @@ TEST_CASE("a fresh server on an empty data directory restores the project from t
   std::filesystem::remove_all(data_dir);
   // What a restore that crashed midway leaves: a staged directory, and one
   // renamed into place whose catalog row was never written.
-  for (const std::string& sub : {"/restore/", "/projects/"}) {
+  for (const char* sub : {"/restore/", "/projects/"}) {
     std::filesystem::create_directories(data_dir + sub + id);
     std::ofstream(data_dir + sub + id + "/seg-000001.log") << "half a segment";
   }

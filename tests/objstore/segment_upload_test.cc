@@ -19,6 +19,7 @@
 
 #include "objstore/s3_client.h"
 #include "tests/objstore/ceph_s3.h"
+#include "tests/objstore/server_bucket.h"
 #include "tests/objstore/fault_proxy.h"
 #include "tests/server/live_server.h"
 
@@ -27,23 +28,12 @@ namespace {
 
 using objstore::S3Client;
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 // The server's config for the shared fixture's bucket, under prefix.
 std::function<void(server::Config&)> WithObjectStorage(const std::string& bucket,
                                                        const std::string& prefix,
                                                        const std::string& data_dir = "") {
   return [=](server::Config& c) {
-    const CephS3& s3 = SharedCephS3();
-    c.object_storage_endpoint = s3.endpoint();
-    c.object_storage_bucket = bucket;
-    c.object_storage_access_key_id = s3.access_key_id();
-    c.object_storage_secret_access_key = s3.secret_access_key();
+    UseFixtureBucket(c, bucket);
     c.object_storage_prefix = prefix;
     c.object_storage_upload_interval_ms = 50;
     c.segment_bytes = 65536;
