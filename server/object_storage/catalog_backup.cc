@@ -16,13 +16,11 @@
 #include "objstore/sigv4.h"
 #include "server/config.h"
 #include "server/http/metrics.h"
+#include "server/object_storage/segment_uploader.h"
 #include "server/object_storage/snapshot_db.h"
 
 namespace branchdb::server {
 namespace {
-
-constexpr int64_t kMaxBackoffMs = 60000;
-constexpr int kMaxBackoffDoublings = 5;
 
 std::string Padded16(uint64_t n) {
   char buf[24];
@@ -389,10 +387,7 @@ struct CatalogBackup::Impl {
   void Loop() {
     int failures = 0;
     for (;;) {
-      const bool ok = Pass().ok();
-      failures = ok ? 0 : std::min(failures + 1, kMaxBackoffDoublings + 1);
-      const int64_t wait_ms =
-          std::min(kMaxBackoffMs, options.interval_ms << (failures > 0 ? failures - 1 : 0));
+      const int64_t wait_ms = NextPassWaitMs(Pass().ok(), &failures, options.interval_ms);
       MutexLock l(mu);
       if (stop) return;
       cv.WaitFor(mu, std::chrono::milliseconds(wait_ms));

@@ -20,9 +20,6 @@ namespace branchdb::server {
 namespace {
 
 constexpr std::string_view kTrailerMagic = "BRDBFTR1";  // docs/storage-format.md
-// After failed passes the wait doubles, up to 32 intervals and at most this.
-constexpr int64_t kMaxBackoffMs = 60000;
-constexpr int kMaxBackoffDoublings = 5;
 
 // The number of "seg-NNNNNN.log"; -1 for any other name.
 int64_t SegmentNumber(const std::string& name) {
@@ -67,6 +64,13 @@ std::string SegmentName(uint64_t number) {
 }
 
 }  // namespace
+
+int64_t NextPassWaitMs(bool ok, int* failures, int64_t interval_ms) {
+  constexpr int64_t kMaxBackoffMs = 60000;
+  constexpr int kMaxBackoffDoublings = 5;
+  *failures = ok ? 0 : std::min(*failures + 1, kMaxBackoffDoublings + 1);
+  return std::min(kMaxBackoffMs, interval_ms << (*failures > 0 ? *failures - 1 : 0));
+}
 
 std::string SegmentObjectKey(const std::string& prefix, const std::string& project_id,
                              const std::string& segment_name) {
@@ -439,10 +443,7 @@ struct SegmentUploader::Impl {
   void Loop() {
     int failures = 0;
     for (;;) {
-      const bool ok = Pass().ok();
-      failures = ok ? 0 : std::min(failures + 1, kMaxBackoffDoublings + 1);
-      const int64_t wait_ms =
-          std::min(kMaxBackoffMs, options.interval_ms << (failures > 0 ? failures - 1 : 0));
+      const int64_t wait_ms = NextPassWaitMs(Pass().ok(), &failures, options.interval_ms);
       MutexLock l(mu);
       if (stop) return;
       cv.WaitFor(mu, std::chrono::milliseconds(wait_ms));

@@ -148,6 +148,12 @@ Result<std::unique_ptr<SegmentUploader>> StartSegmentUploader(
     const Config& config, Env* env, std::shared_ptr<spdlog::logger> logger,
     http::Metrics& metrics, catalog::Catalog* catalog);
 
+// The wait before the next pass of a background loop of the bucket (the
+// uploader's, the catalog backup's): interval_ms after a pass that succeeded;
+// after failed ones in a row (*failures counts them), doubled per failure up
+// to 32 intervals, and at most 60 s.
+int64_t NextPassWaitMs(bool ok, int* failures, int64_t interval_ms);
+
 // "PREFIX/PROJECT_ID/NAME" ("PROJECT_ID/NAME" without a prefix).
 std::string SegmentObjectKey(const std::string& prefix, const std::string& project_id,
                              const std::string& segment_name);
