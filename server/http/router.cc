@@ -25,7 +25,7 @@ thread_local int64_t t_start_nanos = 0;
 thread_local std::string t_route;
 
 // The route the pre-routing step found for this thread's request (see
-// Router::MatchRoute): its index, its parameters as matched, and the
+// Routes::Match and Router::RunMatched): its index, its parameters as matched, and the
 // request's path, which httplib is shown as kRoutedPath meanwhile.
 struct Matched {
   size_t route = 0;
