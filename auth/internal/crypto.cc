@@ -9,6 +9,7 @@
 
 #include <array>
 #include <charconv>
+#include <memory>
 
 namespace branchdb::auth::internal {
 namespace {
@@ -96,9 +97,20 @@ Result<std::string> RandomBytes(size_t n) {
 }
 
 std::string Sha256(std::string_view data) {
+  // Fetched once: EVP_sha256() makes every digest look the implementation up
+  // again (OpenSSL 3's implicit fetch, locks and a property query), which
+  // cost more than hashing a bearer token, done on every request. The
+  // thread's context is reused (EVP_DigestInit_ex resets it).
+  static EVP_MD* const kSha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  thread_local std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(),
+                                                                          &EVP_MD_CTX_free);
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
-  EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr);
+  if (kSha256 == nullptr || ctx == nullptr || EVP_DigestInit_ex(ctx.get(), kSha256, nullptr) != 1 ||
+      EVP_DigestUpdate(ctx.get(), data.data(), data.size()) != 1 ||
+      EVP_DigestFinal_ex(ctx.get(), md, &len) != 1) {
+    EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr);
+  }
   return std::string(reinterpret_cast<char*>(md), len);
 }
 

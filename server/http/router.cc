@@ -1,7 +1,3 @@
-// libstdc++ 12's std::regex (Dispatch matches routes as httplib does, with
-// std::regex) trips a false -Wmaybe-uninitialized at -O2 (GCC bug 105562).
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-
 #include "server/http/router.h"
 
 #include <httplib.h>
@@ -13,7 +9,6 @@
 #include <algorithm>
 #include <cstring>
 #include <random>
-#include <regex>
 #include <vector>
 
 #include "server/http/admission.h"
@@ -28,6 +23,22 @@ namespace {
 
 thread_local int64_t t_start_nanos = 0;
 thread_local std::string t_route;
+
+// The route the pre-routing step found for this thread's request (see
+// Routes::Match and Router::RunMatched): its index, its parameters as matched, and the
+// request's path, which httplib is shown as kRoutedPath meanwhile.
+struct Matched {
+  size_t route = 0;
+  std::vector<std::string> captures;
+  std::string path;
+};
+thread_local std::optional<Matched> t_matched;
+
+// The path a matched request carries from the pre-routing step to httplib's
+// dispatch: the pattern of the one route per method registered with httplib,
+// the cheapest regex there is to match (httplib tries its routes' regexes in
+// order; a matching one with a spanning parameter costs microseconds).
+const char* const kRoutedPath = "";
 
 bool SaneRequestId(const std::string& id) {
   if (id.empty() || id.size() > 128) return false;
@@ -52,19 +63,16 @@ bool SaneIdempotencyKey(const std::string& key) {
 // which no project, branch or client name may contain.
 constexpr char kEncodedSlash = '\x1f';
 
-std::string MatchedParam(const httplib::Request& req, size_t i) {
-  std::string out = req.matches[i];
-  for (char& c : out) {
-    if (c == kEncodedSlash) c = '/';
-  }
-  return out;
-}
-
-RequestContext ContextOf(const httplib::Request& req, const httplib::Response& res,
-                         const std::string& label, const std::vector<std::string>& params) {
+RequestContext ContextOf(const httplib::Response& res, const std::string& label,
+                         const std::vector<std::string>& params,
+                         const std::vector<std::string>& captures) {
   RequestContext ctx{res.get_header_value("X-Request-Id"), label, {}, std::nullopt};
-  for (size_t i = 0; i < params.size() && i + 1 < req.matches.size(); ++i) {
-    ctx.path_params.emplace_back(params[i], MatchedParam(req, i + 1));
+  for (size_t i = 0; i < params.size() && i < captures.size(); ++i) {
+    std::string value = captures[i];
+    for (char& c : value) {
+      if (c == kEncodedSlash) c = '/';
+    }
+    ctx.path_params.emplace_back(params[i], std::move(value));
   }
   return ctx;
 }
@@ -73,10 +81,13 @@ RequestContext ContextOf(const httplib::Request& req, const httplib::Response& r
 
 std::string NewRequestId() {
   thread_local std::mt19937_64 rng{std::random_device{}()};
-  char buf[33];
-  std::snprintf(buf, sizeof buf, "%016llx%016llx", static_cast<unsigned long long>(rng()),
-                static_cast<unsigned long long>(rng()));
-  return buf;
+  static const char* kHex = "0123456789abcdef";
+  std::string id(32, '0');
+  for (int half = 0; half < 2; ++half) {  // "%016llx%016llx" without snprintf
+    uint64_t v = rng();
+    for (int i = 15; i >= 0; --i, v >>= 4) id[half * 16 + i] = kHex[v & 0xf];
+  }
+  return id;
 }
 
 namespace {
@@ -85,6 +96,7 @@ namespace {
 // kEncodedSlash (httplib decodes it to '/', which would make it a separator).
 std::string RoutingPath(const std::string& target) {
   std::string raw = target.substr(0, target.find('?'));
+  if (raw.find('%') == std::string::npos) return raw;  // nothing to decode
   std::string held;
   for (size_t i = 0; i < raw.size(); ++i) {
     if (raw[i] == '%' && i + 2 < raw.size() && raw[i + 1] == '2' &&
@@ -299,11 +311,17 @@ namespace {
 // The parameter that may span path segments (a branch name may hold '/').
 bool SpansSegments(std::string_view name) { return name == "branch"; }
 
-// A path template ("/v1/projects/{project}/branches/{branch}/sql") as the
-// regex httplib matches (literal parts escaped), its parameters' names in
-// order, and whether it ends in a parameter that spans segments.
+// A path template ("/v1/projects/{project}/branches/{branch}/sql") split into
+// its literal parts and parameters, its parameters' names in order, and
+// whether it ends in a parameter that spans segments.
+struct TemplatePiece {
+  std::string literal;  // empty for a parameter
+  bool param = false;
+  bool spans = false;  // a parameter that may hold '/'
+};
+
 struct CompiledTemplate {
-  std::string pattern;
+  std::vector<TemplatePiece> pieces;
   std::vector<std::string> params;
   bool greedy_tail = false;
 };
@@ -316,17 +334,45 @@ CompiledTemplate CompileTemplate(const std::string& path_template) {
       size_t close = path_template.find('}', i);
       std::string name = path_template.substr(i + 1, close - i - 1);
       bool spans = SpansSegments(name);
-      out.pattern += spans ? "(.+)" : "([^/]+)";
+      out.pieces.push_back({"", true, spans});
       out.params.push_back(std::move(name));
       i = close + 1;
       out.greedy_tail = spans && i == path_template.size();
       continue;
     }
-    if (std::strchr(".^$|()[]*+?\\", c) != nullptr) out.pattern += '\\';
-    out.pattern += c;
+    if (out.pieces.empty() || out.pieces.back().param) out.pieces.push_back({});
+    out.pieces.back().literal += c;
     ++i;
   }
   return out;
+}
+
+// Whether path[pos..] matches pieces[i..], with the same captures as
+// std::regex_match of the template's regex as the router once registered it
+// with httplib: a one-segment parameter was "([^/]+)", a spanning one "(.+)"
+// (ECMAScript's '.' takes neither '\n' nor '\r'), literal parts escaped. Both
+// quantifiers are greedy and backtrack: each parameter tries its longest
+// run first, then shorter ones, until the rest matches.
+bool MatchPieces(const std::vector<TemplatePiece>& pieces, size_t i, std::string_view path,
+                 size_t pos, std::vector<std::string>& captures, size_t param) {
+  if (i == pieces.size()) return pos == path.size();
+  const TemplatePiece& piece = pieces[i];
+  if (!piece.param) {
+    if (path.compare(pos, piece.literal.size(), piece.literal) != 0) return false;
+    return MatchPieces(pieces, i + 1, path, pos + piece.literal.size(), captures, param);
+  }
+  size_t end = pos;
+  while (end < path.size() &&
+         (piece.spans ? path[end] != '\n' && path[end] != '\r' : path[end] != '/')) {
+    ++end;
+  }
+  for (; end > pos; --end) {
+    if (MatchPieces(pieces, i + 1, path, end, captures, param + 1)) {
+      captures[param].assign(path.data() + pos, end - pos);
+      return true;
+    }
+  }
+  return false;
 }
 
 }  // namespace
@@ -334,13 +380,27 @@ CompiledTemplate CompileTemplate(const std::string& path_template) {
 struct Router::Routes {
   struct Route {
     std::string method;
-    std::string pattern;           // the httplib regex of the template
-    std::regex regex;              // the same, as httplib compiles it (for Dispatch)
-    bool greedy_tail = false;      // see CompiledTemplate
+    std::vector<TemplatePiece> pieces;  // see CompiledTemplate
+    size_t param_count = 0;
+    bool greedy_tail = false;           // see CompiledTemplate
     HttpHandler handler;
     StreamingHttpHandler streaming;  // set instead of handler for a streaming route
   };
   std::vector<Route> list;  // added order; matching order after Install()
+
+  // The first route of method (HEAD: GET's) that path matches, in matching
+  // order, and its parameters as matched; nullopt when none does.
+  std::optional<size_t> Match(const std::string& method, std::string_view path,
+                              std::vector<std::string>& captures) const {
+    const std::string_view m = method == "HEAD" ? std::string_view("GET") : method;
+    for (size_t i = 0; i < list.size(); ++i) {
+      const Route& route = list[i];
+      if (route.method != m) continue;
+      captures.assign(route.param_count, std::string());
+      if (MatchPieces(route.pieces, 0, path, 0, captures, 0)) return i;
+    }
+    return std::nullopt;
+  }
 };
 
 std::string RequestContext::Param(std::string_view name) const {
@@ -354,12 +414,22 @@ Router::Router(httplib::Server& server, RouterOptions options)
     : server_(server), options_(std::move(options)), routes_(std::make_unique<Routes>()) {
   if (!options_.logger) options_.logger = spdlog::default_logger();
   Clock* clock = options_.clock;
-  server_.set_pre_routing_handler([clock, origins = options_.cors_origins](
-                                      const httplib::Request& req, httplib::Response& res) {
+  server_.set_pre_routing_handler([clock, origins = options_.cors_origins,
+                                   routes = routes_.get()](const httplib::Request& req,
+                                                           httplib::Response& res) {
     // The Request object is httplib's own mutable one, handed over const.
-    BeginRequest(clock, const_cast<httplib::Request&>(req), res);
+    auto& request = const_cast<httplib::Request&>(req);
+    BeginRequest(clock, request, res);
+    t_matched.reset();
     // CORS headers on every answer to a listed origin; a preflight ends here.
     if (ApplyCors(origins, req, res)) return httplib::Server::HandlerResponse::Handled;
+    // The route is found here, without httplib's regexes: a matched request
+    // goes to httplib's dispatch under kRoutedPath (see Install).
+    std::vector<std::string> captures;
+    if (auto route = routes->Match(req.method, req.path, captures)) {
+      t_matched = Matched{*route, std::move(captures), std::move(request.path)};
+      request.path = kRoutedPath;
+    }
     return httplib::Server::HandlerResponse::Unhandled;
   });
   server_.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
@@ -411,21 +481,20 @@ DispatchResponse Router::Dispatch(const DispatchRequest& request) const {
   const std::string method = req.method == "HEAD" ? "GET" : req.method;
   bool routed = false;
   try {
-    for (const auto& route : routes_->list) {
-      if (route.method == method && std::regex_match(req.path, req.matches, route.regex)) {
-        routed = true;
-        if (route.streaming) {
-          std::string body = std::move(req.body);
-          req.body.clear();
-          route.streaming(req, res, [&body](const BodyReceiver& receive) {
-            return body.empty() || receive(body.data(), body.size());
-          });
-        } else {
-          route.handler(req, res);
-        }
-        CollectProvidedContent(res);
-        break;
+    std::vector<std::string> captures;
+    if (auto i = routes_->Match(method, req.path, captures)) {
+      const Routes::Route& route = routes_->list[*i];
+      routed = true;
+      if (route.streaming) {
+        std::string body = std::move(req.body);
+        req.body.clear();
+        route.streaming(req, res, captures, [&body](const BodyReceiver& receive) {
+          return body.empty() || receive(body.data(), body.size());
+        });
+      } else {
+        route.handler(req, res, captures);
       }
+      CollectProvidedContent(res);
     }
   } catch (...) {
     SendInternalError(*options_.logger, req, res, std::current_exception());
@@ -486,6 +555,13 @@ bool ReadBufferedBody(httplib::Request& req, httplib::Response& res,
   return true;
 }
 
+// The answer to a request with a body that no route takes: the body is read
+// and discarded (never held), then 404.
+void DiscardUnrouted(httplib::Response& res, const httplib::ContentReader& reader) {
+  (void)reader([](const char*, size_t) { return true; });
+  if (res.status == -1) res.status = 404;  // else httplib's 413 or 400
+}
+
 }  // namespace
 
 void Router::Add(const std::string& method, const std::string& path_template,
@@ -493,48 +569,39 @@ void Router::Add(const std::string& method, const std::string& path_template,
   CompiledTemplate t = CompileTemplate(path_template);
   HttpHandler wrapped = [this, label = path_template, params = t.params, options,
                          handler = std::move(handler)](const httplib::Request& req,
-                                                       httplib::Response& res) {
-    Handle(req, res, label, params, options, req.body,
+                                                       httplib::Response& res,
+                                                       const std::vector<std::string>& captures) {
+    Handle(req, res, ContextOf(res, label, params, captures), options, req.body,
            [&](RequestContext& ctx) { handler(req, res, ctx); });
     SendSmallBodyUncompressed(req, res);
   };
-  routes_->list.push_back(
-      {method, t.pattern, std::regex(t.pattern), t.greedy_tail, std::move(wrapped), nullptr});
+  routes_->list.push_back({method, std::move(t.pieces), t.params.size(), t.greedy_tail,
+                           std::move(wrapped), nullptr});
 }
 
-void Router::Register(size_t i) {
-  const Routes::Route& route = routes_->list[i];
-  const std::string& pattern = route.pattern;
+void Router::RunMatched(const httplib::Request& req, httplib::Response& res,
+                        const httplib::ContentReader* reader) const {
+  // The Request object is httplib's own mutable one, handed over const.
+  auto& request = const_cast<httplib::Request&>(req);
+  std::optional<Matched> matched = std::exchange(t_matched, std::nullopt);
+  if (!matched) {  // a request whose own path is kRoutedPath: no route has it
+    if (reader != nullptr) return DiscardUnrouted(res, *reader);
+    res.status = 404;
+    return;
+  }
+  request.path = std::move(matched->path);
+  const Routes::Route& route = routes_->list[matched->route];
   if (route.streaming) {
-    server_.Post(pattern, [wrapped = route.streaming](const httplib::Request& req,
-                                                      httplib::Response& res,
-                                                      const httplib::ContentReader& content_reader) {
-      wrapped(req, res, [&content_reader](const BodyReceiver& receive) {
-        return content_reader(receive);
-      });
+    route.streaming(req, res, matched->captures, [reader](const BodyReceiver& receive) {
+      return (*reader)(receive);
     });
     return;
   }
-  HttpHandler handler = route.handler;
   // POST, PATCH and DELETE bodies are read here (httplib's content reader), so
   // that streaming routes may have a larger payload limit than the others.
-  auto buffered = [handler, limit = static_cast<uint64_t>(std::max<int64_t>(
-                                0, options_.max_body_bytes))](
-                      const httplib::Request& req, httplib::Response& res,
-                      const httplib::ContentReader& reader) {
-    // The Request object is httplib's own mutable one, handed over const.
-    if (ReadBufferedBody(const_cast<httplib::Request&>(req), res, reader, limit)) {
-      handler(req, res);
-    }
-  };
-  if (route.method == "GET") {
-    server_.Get(pattern, std::move(handler));
-  } else if (route.method == "POST") {
-    server_.Post(pattern, std::move(buffered));
-  } else if (route.method == "PATCH") {
-    server_.Patch(pattern, std::move(buffered));
-  } else if (route.method == "DELETE") {
-    server_.Delete(pattern, std::move(buffered));  // httplib reads a DELETE's body too
+  const auto limit = static_cast<uint64_t>(std::max<int64_t>(0, options_.max_body_bytes));
+  if (reader == nullptr || ReadBufferedBody(request, res, *reader, limit)) {
+    route.handler(req, res, matched->captures);
   }
 }
 
@@ -543,12 +610,19 @@ void Router::Install() {
   // would take every longer path, so those go last.
   std::stable_partition(routes_->list.begin(), routes_->list.end(),
                         [](const Routes::Route& r) { return !r.greedy_tail; });
-  for (size_t i = 0; i < routes_->list.size(); ++i) Register(i);
+  // The pre-routing step matched the request against every route (in this
+  // order) and showed httplib kRoutedPath: one route per method runs what it
+  // found. httplib reads a DELETE's body too.
+  server_.Get(kRoutedPath, [this](const httplib::Request& req, httplib::Response& res) {
+    RunMatched(req, res, nullptr);
+  });
+  auto matched = [this](const httplib::Request& req, httplib::Response& res,
+                        const httplib::ContentReader& reader) { RunMatched(req, res, &reader); };
+  server_.Post(kRoutedPath, matched);
+  server_.Patch(kRoutedPath, matched);
+  server_.Delete(kRoutedPath, matched);
   auto unrouted = [](const httplib::Request&, httplib::Response& res,
-                     const httplib::ContentReader& reader) {
-    (void)reader([](const char*, size_t) { return true; });
-    if (res.status == -1) res.status = 404;  // else httplib's 413 or 400
-  };
+                     const httplib::ContentReader& reader) { DiscardUnrouted(res, reader); };
   const std::string all = ".*";
   server_.Post(all, unrouted);
   server_.Put(all, unrouted);
@@ -556,12 +630,10 @@ void Router::Install() {
   server_.Delete(all, unrouted);
 }
 
-void Router::Handle(const httplib::Request& req, httplib::Response& res, const std::string& label,
-                    const std::vector<std::string>& params, RouteOptions options,
-                    const std::string& fingerprint_body,
+void Router::Handle(const httplib::Request& req, httplib::Response& res, RequestContext ctx,
+                    RouteOptions options, const std::string& fingerprint_body,
                     const std::function<void(RequestContext&)>& handler) {
-  t_route = label;
-  RequestContext ctx = ContextOf(req, res, label, params);
+  t_route = ctx.route;
   std::optional<Result<Admission::Slot>> slot;
   if (options.admission && options_.admission != nullptr && !Admit(req, res, ctx, slot)) return;
   if (options.idempotent && options_.idempotency != nullptr && req.has_header("Idempotency-Key")) {
@@ -586,19 +658,21 @@ void Router::AddStreaming(const std::string& path_template, RouteOptions options
                           StreamingHandler handler) {
   CompiledTemplate t = CompileTemplate(path_template);
   StreamingHttpHandler wrapped = [this, label = path_template, params = t.params, options,
-                                  handler = std::move(handler)](const httplib::Request& req,
-                                                                httplib::Response& res,
-                                                                const BodyReader& read) {
+                                  handler = std::move(handler)](
+                                     const httplib::Request& req, httplib::Response& res,
+                                     const std::vector<std::string>& captures,
+                                     const BodyReader& read) {
     // The body is not known before the handler runs: its declared length
     // stands for it in the idempotency fingerprint.
     std::string length = req.has_header("Content-Length") ? req.get_header_value("Content-Length")
                                                           : std::string("unknown");
-    Handle(req, res, label, params, options, "streamed body of length " + length,
+    Handle(req, res, ContextOf(res, label, params, captures), options,
+           "streamed body of length " + length,
            [&](RequestContext& ctx) { handler(req, res, ctx, read); });
     SendSmallBodyUncompressed(req, res);
   };
-  routes_->list.push_back(
-      {"POST", t.pattern, std::regex(t.pattern), t.greedy_tail, nullptr, std::move(wrapped)});
+  routes_->list.push_back({"POST", std::move(t.pieces), t.params.size(), t.greedy_tail, nullptr,
+                           std::move(wrapped)});
 }
 
 void Router::HandleIdempotent(const httplib::Request& req, httplib::Response& res,

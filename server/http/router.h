@@ -32,10 +32,16 @@
 // placeholder; RequestContext::path_params puts the '/' back). Routes are
 // matched in the order they were added, except that a template ending in
 // {branch} goes after every other (so ".../branches/{branch}" never takes
-// ".../branches/{branch}/sql").
+// ".../branches/{branch}/sql"). A {branch} match holds no '\n' or '\r'.
+//
+// The router matches the templates itself, in its pre-routing step, segment
+// by segment (what the regexes "([^/]+)" and "(.+)" would capture, without
+// std::regex: httplib tries its routes' regexes in order, and a match with a
+// spanning parameter costs microseconds); httplib is given one route per
+// method, which runs the route found.
 //
 // Dispatch runs a registered route in-process (no socket): the same matching
-// (the templates' regexes, in the order above, with "%2F" held as a
+// (in the order above, with "%2F" held as a
 // placeholder), the same handler, auth (the caller's
 // Authorization header), idempotency, error bodies, metrics and access log.
 // It saves and restores the calling thread's per-request state, so a handler
@@ -61,6 +67,7 @@
 
 namespace httplib {
 class Server;
+class ContentReader;
 struct Request;
 struct Response;
 }  // namespace httplib
@@ -206,26 +213,30 @@ class Router {
   DispatchResponse Dispatch(const DispatchRequest& request) const;
 
  private:
-  using HttpHandler = std::function<void(const httplib::Request&, httplib::Response&)>;
+  // A route's handler gets its template's parameters as matched, in order.
+  using HttpHandler = std::function<void(const httplib::Request&, httplib::Response&,
+                                         const std::vector<std::string>& captures)>;
   struct Routes;
 
   using StreamingHttpHandler =
-      std::function<void(const httplib::Request&, httplib::Response&, const BodyReader&)>;
+      std::function<void(const httplib::Request&, httplib::Response&,
+                         const std::vector<std::string>& captures, const BodyReader&)>;
 
-  // What every route's request goes through: its label, its context (params
-  // named from the template's), admission, idempotency (fingerprint_body
-  // standing for the body), then handler.
-  void Handle(const httplib::Request& req, httplib::Response& res, const std::string& label,
-              const std::vector<std::string>& params, RouteOptions options,
-              const std::string& fingerprint_body,
+  // What every route's request goes through: its context (label, params),
+  // admission, idempotency (fingerprint_body standing for the body), then
+  // handler.
+  void Handle(const httplib::Request& req, httplib::Response& res, RequestContext ctx,
+              RouteOptions options, const std::string& fingerprint_body,
               const std::function<void(RequestContext&)>& handler);
   // Takes a place for the request's client in options_.admission (into slot,
   // held until the request ends); false, with 429 and Retry-After sent, when
   // the client or the server is at its limit.
   bool Admit(const httplib::Request& req, httplib::Response& res, RequestContext& ctx,
              std::optional<Result<Admission::Slot>>& slot);
-  // Registers route (of routes_) with httplib.
-  void Register(size_t route);
+  // Runs the route the pre-routing step matched for this request (reader:
+  // httplib's content reader of a POST, PATCH or DELETE).
+  void RunMatched(const httplib::Request& req, httplib::Response& res,
+                  const httplib::ContentReader* reader) const;
   // Runs run() under the request's Idempotency-Key; fingerprint_body stands
   // for the body in the key's fingerprint.
   void HandleIdempotent(const httplib::Request& req, httplib::Response& res, RequestContext& ctx,

@@ -116,7 +116,7 @@ void HandleListClients(Call& c) {
 }
 
 void HandleDeleteClient(Call& c) {
-  BRANCHDB_TRY_SEND(c.res, id, http::DecodePathSegment(c.req.matches[1]));
+  BRANCHDB_TRY_SEND(c.res, id, http::DecodePathSegment(c.ctx.Param("client_id")));
   Status st = c.s.auth->DeleteClient(*id);
   if (!st.ok()) return http::SendError(c.res, st);
   c.res.status = 204;

@@ -175,17 +175,14 @@ void HandleSqlPage(Services* s, httplib::Response& res, const json& body,
                         static_cast<double>(result->statements.size()));
   const storage::Lsn at = first ? storage::SnapshotLsn(conn->get()) : c.lsn;
   const bool more = !result->statements.empty() && result->statements[0].truncated;
-  json out = result->ToJson();
-  out["lsn"] = nullptr;
-  out["snapshot_lsn"] = at;
-  out["read_only"] = true;
-  out["next_cursor"] = nullptr;
+  std::optional<std::string> next_cursor;
   if (more) {
     Cursor next{at, c.offset + static_cast<int64_t>(result->statements[0].rows.size()),
                 c.page_size, hash};
-    out["next_cursor"] = EncodeCursor(next);
+    next_cursor = EncodeCursor(next);
   }
-  http::SendJson(res, 200, out);
+  res.status = 200;
+  res.set_content(result->AnswerJson(std::nullopt, at, true, next_cursor), "application/json");
 }
 
 // The script's failure as the client sees it: a VFS failure instead of
@@ -270,14 +267,15 @@ void RunOnCompute(Call& c, const json& body, bool read_only,
   if (committed && s.guard != nullptr) s.guard->Committed(c.project, c.branch, c.who->client_id);
   s.metrics->Increment(http::kSqlStatements, {{"outcome", "ok"}},
                        static_cast<double>(result->statements.size()));
-  json out = result->ToJson();
   // lsn: the checkpoint this script made, null when it changed nothing;
-  // snapshot_lsn: the state it read, or, when it committed, the state it made.
-  out["lsn"] = committed ? json(commit_after) : json(nullptr);
-  out["snapshot_lsn"] = committed ? commit_after : snapshot;
-  out["read_only"] = read_only;
-  out["next_cursor"] = nullptr;  // only paged requests get pages (HandleSqlPage)
-  http::SendJson(c.res, 200, out);
+  // snapshot_lsn: the state it read, or, when it committed, the state it made;
+  // next_cursor null: only paged requests get pages (HandleSqlPage).
+  c.res.status = 200;
+  c.res.set_content(result->AnswerJson(committed ? std::optional<uint64_t>(commit_after)
+                                                 : std::nullopt,
+                                       committed ? commit_after : snapshot, read_only,
+                                       std::nullopt),
+                    "application/json");
 }
 
 }  // namespace

@@ -361,4 +361,33 @@ Result<std::unique_ptr<Sandbox>> Sandbox::Attach(sqlite3* db, const SandboxOptio
   return sb;
 }
 
+std::string ScriptResult::AnswerJson(std::optional<uint64_t> lsn, uint64_t snapshot_lsn,
+                                     bool read_only,
+                                     const std::optional<std::string>& next_cursor) const {
+  auto dump = [](const nlohmann::json& j) {
+    return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  };
+  std::string out = "{\"lsn\":";
+  out += lsn ? std::to_string(*lsn) : "null";
+  out += ",\"next_cursor\":";
+  out += next_cursor ? dump(*next_cursor) : "null";
+  out += read_only ? ",\"read_only\":true" : ",\"read_only\":false";
+  out += ",\"results\":[";
+  for (size_t i = 0; i < statements.size(); ++i) {
+    const StatementResult& s = statements[i];
+    if (i > 0) out += ',';
+    out += "{\"columns\":";
+    out += dump(s.columns);
+    out += ",\"rows\":";
+    out += dump(s.rows);
+    out += ",\"rows_affected\":";
+    out += std::to_string(s.rows_affected);
+    out += s.truncated ? ",\"truncated\":true}" : ",\"truncated\":false}";
+  }
+  out += "],\"snapshot_lsn\":";
+  out += std::to_string(snapshot_lsn);
+  out += '}';
+  return out;
+}
+
 }  // namespace branchdb::server::sql

@@ -91,6 +91,7 @@
 #include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -178,6 +179,12 @@ struct ScriptResult {
   bool changed = false;
   // {"results":[{"columns","rows","rows_affected","truncated"}...]}
   nlohmann::json ToJson() const;
+  // The SQL route's answer as text, written without building a document:
+  // ToJson() with "lsn" (null when absent), "next_cursor" (likewise),
+  // "read_only" and "snapshot_lsn" added, byte for byte as nlohmann would
+  // dump it (keys sorted, invalid UTF-8 replaced).
+  std::string AnswerJson(std::optional<uint64_t> lsn, uint64_t snapshot_lsn, bool read_only,
+                         const std::optional<std::string>& next_cursor) const;
 };
 
 // A failed script: its Status and, when known, the index of the failing

@@ -361,6 +361,30 @@ TEST_CASE("results carry columns and rows_affected", "[sandbox]") {
   CHECK(j["results"][3]["truncated"] == false);
 }
 
+TEST_CASE("the SQL answer's text is the document's dump, byte for byte", "[sandbox]") {
+  SandboxFixture f;
+  // Names and values that need escaping, invalid UTF-8, a blob, a float, a
+  // null, several statements.
+  auto r = f.Ok("CREATE TABLE t(\"a\"\"\\\n\", b); INSERT INTO t VALUES ('x\"\\\t', 1.5); "
+                "INSERT INTO t VALUES (CAST(x'ff41' AS TEXT), x'00ff'); "
+                "SELECT *, NULL AS n, 9007199254740993 AS big FROM t ORDER BY rowid");
+  auto dom = [&](std::optional<uint64_t> lsn, uint64_t snapshot, bool read_only,
+                 std::optional<std::string> cursor) {
+    json out = r.ToJson();
+    out["lsn"] = lsn ? json(*lsn) : json(nullptr);
+    out["snapshot_lsn"] = snapshot;
+    out["read_only"] = read_only;
+    out["next_cursor"] = cursor ? json(*cursor) : json(nullptr);
+    return out.dump(-1, ' ', false, json::error_handler_t::replace);
+  };
+  CHECK(r.AnswerJson(std::nullopt, 7, true, std::nullopt) == dom(std::nullopt, 7, true, std::nullopt));
+  CHECK(r.AnswerJson(18446744073709551615ull, 0, false, "v1.3.4.5.00ff") ==
+        dom(18446744073709551615ull, 0, false, "v1.3.4.5.00ff"));
+  ScriptResult empty;
+  CHECK(empty.AnswerJson(1, 2, false, std::nullopt) ==
+        "{\"lsn\":1,\"next_cursor\":null,\"read_only\":false,\"results\":[],\"snapshot_lsn\":2}");
+}
+
 TEST_CASE("the per-branch size cap stops growth", "[sandbox]") {
   SandboxOptions o;
   o.max_db_bytes = 64 * 4096;
