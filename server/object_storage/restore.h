@@ -62,6 +62,29 @@ struct RestoreStats {
 // REQUIRES: no catalog is open on data_dir.
 Result<RestoreStats> RestoreProjects(const RestoreOptions& options, objstore::S3Client& client);
 
+// Where a single project's restore left it: what a cluster's takeover writes
+// in its fence (docs/cluster.md, "Fencing").
+struct RestoredPoint {
+  std::string id;    // the project's id (its directory and key prefix)
+  std::string name;
+  uint64_t catalog_version = 0;  // the snapshot restored
+  uint64_t sealed_segments = 0;  // sealed segments downloaded
+  int64_t newest_sealed = -1;    // the highest sealed segment's number (-1: none)
+  std::string tail_segment;      // the unsealed tail restored ("" when none)
+  uint64_t tail_offset = 0;      // its bytes restored: the upload point
+  RestoreStats stats;
+};
+
+// Restores the one project named name from the bucket (its live descriptor's
+// name) into data_dir, as RestoreProjects restores each: staged, verified,
+// renamed, then its rows into ledger.db and catalog.db; the caller then opens
+// it (catalog::Catalog::AdoptProject). May run while the catalog is open (it
+// takes no LOCK). NotFound when the bucket has no such project;
+// AlreadyExists when the local catalog has its id or its name (remove the
+// stale copy first: never mixed).
+Result<RestoredPoint> RestoreProject(const RestoreOptions& options, objstore::S3Client& client,
+                                     const std::string& name);
+
 struct Config;
 namespace http {
 class Metrics;
