@@ -131,11 +131,8 @@ class ClusterNode::Impl {
     std::vector<TxnOp> success = {
         {TxnOp::Kind::kPut, OwnerKey(project), OwnerValue(epoch), lease, false},
         {TxnOp::Kind::kPut, EpochKey(project), std::to_string(epoch), 0, false}};
-    // A takeover makes this node the home: the old home, back, no longer
-    // claims its stale copy (it is not its home any more).
-    if (!*reg || mode == TakeMode::kTakeOver) {
-      success.push_back({TxnOp::Kind::kPut, ProjectKey(project), HomeValue(), 0, false});
-    }
+    // A takeover makes this node the home once it succeeded (SetHome).
+    if (!*reg) success.push_back({TxnOp::Kind::kPut, ProjectKey(project), HomeValue(), 0, false});
     auto txn = etcd_->Txn(compares, success, {});
     if (!txn.ok() && txn.status().reason() == "etcd_lease_not_found") {
       if (Lease() == lease) LoseLease("lease_expired");  // the keepalive loop registers again
@@ -236,6 +233,17 @@ class ClusterNode::Impl {
     }
     const int64_t started = NowNanos();
     Status s = options_.take_over(project, *epoch);
+    // This node is the home from now on: the old home, back, no longer
+    // claims its stale copy. Written only after a takeover that succeeded (a
+    // failed one leaves the home, whose disk may have the only copy of what
+    // the bucket lacks), and only while the owner key is still ours.
+    if (s.ok()) {
+      auto txn = etcd_->Txn({{OwnerKey(project), Compare::Target::kValue, Compare::Op::kEqual, 0,
+                              OwnerValue(*epoch)}},
+                            {{TxnOp::Kind::kPut, ProjectKey(project), HomeValue(), 0, false}}, {});
+      if (!txn.ok()) s = txn.status().WithContext("registering the new home");
+      else if (!txn->succeeded) s = Status::Unavailable("the ownership went meanwhile", "not_owner");
+    }
     MutexLock l(mu_);
     auto it = taking_.find(project);
     const bool still = it != taking_.end() && it->second == *epoch;

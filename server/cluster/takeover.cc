@@ -62,14 +62,14 @@ Status Takeover::DropStaleCopy(const std::string& project) {
 
 Status Takeover::Run(const std::string& project, int64_t epoch) {
   const int64_t started = env_->GetClock()->NowMonotonicNanos();
-  BRANCHDB_RETURN_IF_ERROR(DropStaleCopy(project));
   RestoreOptions options;
   options.data_dir = config_.data_dir;
   options.prefix = config_.object_storage_prefix;
   options.env = env_;
   options.logger = s_.logger;
   options.client_options = ObjectStorageClientOptions(config_);
-  auto point = RestoreProject(options, *client_, project);
+  auto point =
+      RestoreProject(options, *client_, project, [&] { return DropStaleCopy(project); });
   if (!point.ok()) return point.status().WithContext("restoring " + project + " from the bucket");
   // The fence: what this epoch starts from. Written once, before the
   // project is served (and before any upload of this epoch).

@@ -2,9 +2,11 @@
 // "Takeover" and "Fencing"): with [cluster] and [object_storage], the node
 // that won the project's etcd take (cluster::ClusterOptions::take_over) brings
 // it here:
-//   1. a stale local copy (from an earlier ownership of this node) is deleted
-//      from the catalog and its directory, never mixed with the bucket's;
-//   2. the project is restored from the bucket alone (RestoreProject);
+//   1. the project is restored from the bucket alone (RestoreProject);
+//   2. a stale local copy (from an earlier ownership of this node) is deleted
+//      from the catalog and its directory once the bucket's is downloaded
+//      and verified (never for a restore that cannot be done), and never
+//      mixed with it;
 //   3. the fence of the new epoch, PREFIX/PROJECT_ID/epochs/EEEEEEEEEEEEEEEE
 //      (a JSON object: the epoch, the node, the upload point it restored
 //      from), is written once (If-None-Match: *) before the project is served;

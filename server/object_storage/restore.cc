@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -223,6 +224,8 @@ class Restorer {
     point_.newest_sealed = newest_sealed;
     BRANCHDB_RETURN_IF_ERROR(FetchTail(objects, staging, newest_sealed, &uploaded));
     BRANCHDB_RETURN_IF_ERROR(env_->SyncDir(staging));
+    // A stale local copy goes only now that the bucket's is here, verified.
+    if (replace_local_) BRANCHDB_RETURN_IF_ERROR(replace_local_());
 
     // The segments in the bucket are not uploaded again, nor the tail's chunks.
     BRANCHDB_RETURN_IF_ERROR(env_->CreateDirs(JoinPath(o_.data_dir, "object_storage")));
@@ -293,16 +296,20 @@ class Restorer {
   }
 
   // One project, by name, while the catalog may be open (a takeover).
-  Result<RestoredPoint> RunOne(const std::string& name) {
+  Result<RestoredPoint> RunOne(const std::string& name, std::function<Status()> replace_local) {
     auto by_project = ListByProject();
     if (!by_project.ok()) return by_project.status();
     auto id = FindByName(*by_project, name);
     if (!id.ok()) return id.status();
     std::set<std::string> local_ids, local_names;
     BRANCHDB_RETURN_IF_ERROR(LocalProjects(&local_ids, &local_names));
-    if (local_ids.count(*id)) {
-      return Status::AlreadyExists("project id " + *id + " is in the local catalog",
-                                   "project_exists");
+    if (local_ids.count(*id) || local_names.count(name)) {
+      if (!replace_local) {
+        return Status::AlreadyExists("project " + name + " is in the local catalog",
+                                     "project_exists");
+      }
+      local_names.erase(name);  // replaced once the bucket's copy is staged
+      replace_local_ = std::move(replace_local);
     }
     const Objects& objects = (*by_project)[*id];
     Status s = RestoreOne(*id, objects, NewestCatalogVersion(objects), local_names);
@@ -380,6 +387,7 @@ class Restorer {
   Env* env_;
   RestoreStats stats_;
   RestoredPoint point_;  // of the last RestoreOne
+  std::function<Status()> replace_local_;  // RunOne's, when a local copy is replaced
 };
 
 }  // namespace
@@ -393,11 +401,12 @@ Result<RestoreStats> RestoreProjects(const RestoreOptions& options, objstore::S3
 }
 
 Result<RestoredPoint> RestoreProject(const RestoreOptions& options, objstore::S3Client& client,
-                                     const std::string& name) {
+                                     const std::string& name,
+                                     std::function<Status()> replace_local) {
   if (options.env == nullptr || !options.logger || options.data_dir.empty()) {
     return Status::InvalidArgument("RestoreProject: env, logger and data_dir are required");
   }
-  return Restorer(options, client).RunOne(name);
+  return Restorer(options, client).RunOne(name, std::move(replace_local));
 }
 
 Result<RestoreStats> RestoreFromBucket(const Config& config, Env* env,

@@ -22,6 +22,7 @@
 #define BRANCHDB_SERVER_OBJECT_STORAGE_RESTORE_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -79,11 +80,15 @@ struct RestoredPoint {
 // name) into data_dir, as RestoreProjects restores each: staged, verified,
 // renamed, then its rows into ledger.db and catalog.db; the caller then opens
 // it (catalog::Catalog::AdoptProject). May run while the catalog is open (it
-// takes no LOCK). NotFound when the bucket has no such project;
-// AlreadyExists when the local catalog has its id or its name (remove the
-// stale copy first: never mixed).
+// takes no LOCK). NotFound when the bucket has no such project (nothing
+// local is touched). When the local catalog has the project (its id or its
+// name): AlreadyExists without replace_local; else replace_local() runs once
+// the bucket's copy is downloaded and verified, and must remove the local
+// copy (catalog rows and directory) before it is installed: never mixed,
+// and never removed for a restore that cannot be done.
 Result<RestoredPoint> RestoreProject(const RestoreOptions& options, objstore::S3Client& client,
-                                     const std::string& name);
+                                     const std::string& name,
+                                     std::function<Status()> replace_local = {});
 
 struct Config;
 namespace http {

@@ -290,6 +290,12 @@ struct SegmentUploader::Impl {
       REQUIRES(p.mu) {
     const std::string name = SegmentName(d.segment);
     if (p.tail.name != name) p.tail = Tail{name, 0, p.tail.lsn};
+    if (d.bytes < p.tail.offset && d.lsn <= p.tail.lsn) {
+      // d was read before a remote waiter uploaded past it (a pass reads
+      // every project's end first): nothing to do. Never a reset, which
+      // would delete chunks that acknowledged commits are in.
+      return Status::OK();
+    }
     if (d.bytes < p.tail.offset) {
       // Recorded past what the store holds (its directory was replaced?):
       // start the segment's chunks again, without the old ones.

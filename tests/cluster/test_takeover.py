@@ -13,6 +13,7 @@ Environment: as test_cluster.py.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -22,7 +23,7 @@ import time
 import unittest
 from typing import Any, Dict, Optional, Set, Tuple
 
-from test_cluster import (BOUND, SOURCE_DIR, Etcd, Node, call, eventually,
+from test_cluster import (_OPENER, BOUND, SOURCE_DIR, Etcd, Node, call, eventually,
                           free_port)
 
 CEPH_SH = os.path.join(SOURCE_DIR, "scripts", "ceph-s3.sh")
@@ -108,12 +109,23 @@ class TakeoverTest(unittest.TestCase):
             return None
         return {row[0] for row in body["results"][0]["rows"]}
 
+    def catalog_uploads(self, via: str) -> float:
+        with _OPENER.open(self.node(via).url + "/metrics", timeout=30) as r:
+            text = r.read().decode()
+        m = re.search(r"^branchdb_s3_catalog_uploads_total(?:\{\})? ([0-9.e+]+)$", text, re.M)
+        return float(m.group(1)) if m else 0.0
+
     def create(self, via: str, project: str) -> None:
+        """Creates project on `via` with a table t, and waits until its catalog
+        snapshot is in the bucket (before it, no node can restore it)."""
+        before = self.catalog_uploads(via)
         status, body = call("POST", self.node(via).url + "/v1/projects", self.token,
                             {"name": project})
         self.assertEqual(status, 201, body)
         status, body = self.sql(via, project, "CREATE TABLE t(v)")
         self.assertEqual(status, 200, body)
+        eventually(f"{project}'s catalog is in the bucket",
+                   lambda: self.catalog_uploads(via) > before)
 
     def wait_taken_over(self, via: str, project: str, dead: str, epoch: int) -> float:
         """Seconds until a read of project through `via` is answered (by a new owner)."""
