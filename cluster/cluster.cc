@@ -131,7 +131,7 @@ class ClusterNode::Impl {
     std::vector<TxnOp> success = {
         {TxnOp::Kind::kPut, OwnerKey(project), OwnerValue(epoch), lease, false},
         {TxnOp::Kind::kPut, EpochKey(project), std::to_string(epoch), 0, false}};
-    // A takeover makes this node the home once it succeeded (SetHome).
+    // A takeover makes this node the home once it succeeded (TakeOver).
     if (!*reg) success.push_back({TxnOp::Kind::kPut, ProjectKey(project), HomeValue(), 0, false});
     auto txn = etcd_->Txn(compares, success, {});
     if (!txn.ok() && txn.status().reason() == "etcd_lease_not_found") {
@@ -180,8 +180,22 @@ class ClusterNode::Impl {
   // and whose home is another node, when this node has no more projects than
   // any other live node (views may differ for a poll: etcd's transaction
   // decides between nodes that both try).
+  bool IsLocal(const std::string& project) const {
+    if (!options_.local_projects) return false;
+    for (const std::string& p : options_.local_projects()) {
+      if (p == project) return true;
+    }
+    return false;
+  }
+
   void QueueTakeovers() {
     if (!options_.take_over) return;
+    // Projects whose home is this node but whose copy is not here (this node
+    // took them over, then came back on an empty disk) are taken over too.
+    std::set<std::string> local;
+    if (options_.local_projects) {
+      for (std::string& p : options_.local_projects()) local.insert(std::move(p));
+    }
     MutexLock l(mu_);
     if (lease_id_ == 0) return;
     std::map<std::string, size_t> load;
@@ -196,7 +210,8 @@ class ClusterNode::Impl {
     const int64_t now = NowNanos();
     bool queued = false;
     for (const auto& [project, home] : registry_) {
-      if (home == options_.node_name || owners_.count(project) || owned_.count(project) ||
+      if ((home == options_.node_name && local.count(project)) || owners_.count(project) ||
+          owned_.count(project) ||
           taking_.count(project) || queued_.count(project)) {
         continue;
       }
@@ -387,7 +402,7 @@ class ClusterNode::Impl {
     auto reg = etcd_->Get(ProjectKey(project));
     if (!reg.ok() || !*reg) return {};
     const std::string home = HomeOf((*reg)->value);
-    if (home == options_.node_name && options_.local_projects) {
+    if (home == options_.node_name && IsLocal(project)) {
       // Ours, not owned (a lost lease, a failed claim): try to own it again.
       auto taken = Take(project, TakeMode::kHome);
       if (taken.ok()) return {Location::Kind::kLocal, home, "", *taken};
