@@ -38,6 +38,7 @@ test: deps
 CYCLES ?= 10
 cluster-test: deps
 	@scripts/install-deps.sh etcd
+	@scripts/install-deps.sh s3
 	@cmake -S . -B $(TEST_BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBRANCHDB_SANITIZE=ON -DBRANCHDB_BUILD_BENCH=OFF >/dev/null
 	@cmake --build $(TEST_BUILD_DIR) -j $(JOBS) --target branchdb cluster_config_test cluster_etcd_client_test cluster_node_test
 	cd $(TEST_BUILD_DIR) && BRANCHDB_CLUSTER_CYCLES=$(CYCLES) ctest --output-on-failure -R '^cluster_'

@@ -295,6 +295,42 @@ Status Catalog::DeleteProject(const std::string& name, bool force) {
   return Status::OK();
 }
 
+Result<ProjectInfo> Catalog::AdoptProject(const std::string& id) {
+  Impl& im = *impl_;
+  ProjectInfo info;
+  {
+    DbUse use(im);
+    Stmt s(use.get(),
+           "SELECT id, name, created_micros, restore_window_micros, default_branch FROM projects "
+           "WHERE id = ?1");
+    s.Bind(1, id);
+    const int rc = s.Step();
+    if (rc == SQLITE_DONE) {
+      return Status::NotFound("no catalog row for project id " + id, "project_not_found");
+    }
+    if (rc != SQLITE_ROW) return CatalogError(use.get(), "adopt project");
+    info.id = s.Text(0);
+    info.name = s.Text(1);
+    info.created_micros = s.Int(2);
+    info.restore_window_micros = s.Int(3);
+    info.default_branch = s.Text(4);
+  }
+  {
+    MutexLock l(im.mu);
+    if (im.projects.count(info.name)) {
+      return Status::AlreadyExists("project '" + info.name + "' already exists", "project_exists");
+    }
+  }
+  auto p = std::make_shared<Project>(info, im.NewStore(info.id));
+  // Not shared yet: reconciled without its lock, as in LoadProjects.
+  BRANCHDB_RETURN_IF_ERROR(p->store->OpenNow());
+  BRANCHDB_RETURN_IF_ERROR(im.Reconcile(*p));
+  p->store->TryClose();
+  MutexLock l(im.mu);
+  im.projects[info.name] = std::move(p);
+  return info;
+}
+
 Status Catalog::SetRestoreWindow(const std::string& project, int64_t w) {
   BRANCHDB_RETURN_IF_ERROR(CheckWindow(w));
   Impl& im = *impl_;

@@ -498,6 +498,13 @@ class Catalog {
   // the process dies first, by the next Open). FailedPrecondition
   // (branch_protected) when a branch is protected and !force.
   Status DeleteProject(const std::string& name, bool force = false);
+  // Brings in a project whose directory (projects/<id>) and catalog.db rows
+  // another writer put there while the catalog is open (a cluster's takeover
+  // restores one from the bucket: server/object_storage/restore.h): reads its
+  // row, opens and reconciles its store as Open does. AlreadyExists
+  // (project_exists) when a live project has its name; NotFound when no row
+  // has the id.
+  Result<ProjectInfo> AdoptProject(const std::string& id);
   // 0..kMaxRestoreWindowMicros, InvalidArgument (invalid_restore_window) otherwise.
   Status SetRestoreWindow(const std::string& project, int64_t restore_window_micros);
 

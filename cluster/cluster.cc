@@ -95,17 +95,28 @@ class ClusterNode::Impl {
     return lease_id_;
   }
 
-  // Takes the ownership of an existing project. fresh: also registers the
-  // name, failing when it exists. Returns the epoch, or FailedPrecondition
-  // when another node owns it / registered it.
-  Result<int64_t> Take(const std::string& project, bool fresh) {
+  enum class TakeMode {
+    kNew,       // also registers the name: fails when it exists
+    kHome,      // a project whose home is this node (or not registered)
+    kTakeOver,  // a registered project of another home: becomes ours (not yet in owned_)
+  };
+
+  // Takes the ownership of a project. Returns the epoch, AlreadyExists when
+  // the mode does not allow the registry's home, FailedPrecondition when
+  // another node owns it (or the registry or epoch changed since read).
+  Result<int64_t> Take(const std::string& project, TakeMode mode) {
+    const bool fresh = mode == TakeMode::kNew;
     const int64_t lease = Lease();
     if (lease == 0) return Status::Unavailable("no lease (re-registering)", "lease_lost");
     auto epoch_kv = etcd_->Get(EpochKey(project));
     if (!epoch_kv.ok()) return epoch_kv.status();
     auto reg = etcd_->Get(ProjectKey(project));
     if (!reg.ok()) return reg.status();
-    if (*reg && (fresh || HomeOf((*reg)->value) != options_.node_name)) {
+    if (mode == TakeMode::kTakeOver && !*reg) {
+      return Status::NotFound("project " + project + " is not registered", "project_not_found");
+    }
+    if (*reg && mode != TakeMode::kTakeOver &&
+        (fresh || HomeOf((*reg)->value) != options_.node_name)) {
       return Status::AlreadyExists("project " + project + " already exists in the cluster (home " +
                                        HomeOf((*reg)->value) + ")",
                                    "project_exists");
@@ -120,6 +131,7 @@ class ClusterNode::Impl {
     std::vector<TxnOp> success = {
         {TxnOp::Kind::kPut, OwnerKey(project), OwnerValue(epoch), lease, false},
         {TxnOp::Kind::kPut, EpochKey(project), std::to_string(epoch), 0, false}};
+    // A takeover makes this node the home once it succeeded (TakeOver).
     if (!*reg) success.push_back({TxnOp::Kind::kPut, ProjectKey(project), HomeValue(), 0, false});
     auto txn = etcd_->Txn(compares, success, {});
     if (!txn.ok() && txn.status().reason() == "etcd_lease_not_found") {
@@ -133,8 +145,13 @@ class ClusterNode::Impl {
     }
     MutexLock l(mu_);
     if (lease_id_ != lease) return Status::Unavailable("lease lost while taking", "lease_lost");
-    owned_[project] = epoch;
-    logger_->info("event=cluster_owner_taken project={} epoch={}", project, epoch);
+    if (mode == TakeMode::kTakeOver) {
+      taking_[project] = epoch;
+    } else {
+      owned_[project] = epoch;
+    }
+    logger_->info("event=cluster_owner_taken project={} epoch={}{}", project, epoch,
+                  mode == TakeMode::kTakeOver ? " takeover=true" : "");
     return epoch;
   }
 
@@ -148,7 +165,7 @@ class ClusterNode::Impl {
         MutexLock l(mu_);
         if (lease_id_ == 0 || owned_.count(p) || owners_.count(p)) continue;
       }
-      auto taken = Take(p, /*fresh=*/false);
+      auto taken = Take(p, TakeMode::kHome);
       if (!taken.ok()) {
         // A name registered by another node (a project made on this disk
         // before it joined): said once, not on every poll.
@@ -159,6 +176,111 @@ class ClusterNode::Impl {
     }
   }
 
+  // Queues for the takeover thread the registered projects that nobody owns
+  // and whose home is another node, when this node has no more projects than
+  // any other live node (views may differ for a poll: etcd's transaction
+  // decides between nodes that both try).
+  bool IsLocal(const std::string& project) const {
+    if (!options_.local_projects) return false;
+    for (const std::string& p : options_.local_projects()) {
+      if (p == project) return true;
+    }
+    return false;
+  }
+
+  void QueueTakeovers() {
+    if (!options_.take_over) return;
+    // Projects whose home is this node but whose copy is not here (this node
+    // took them over, then came back on an empty disk) are taken over too.
+    std::set<std::string> local;
+    if (options_.local_projects) {
+      for (std::string& p : options_.local_projects()) local.insert(std::move(p));
+    }
+    MutexLock l(mu_);
+    if (lease_id_ == 0) return;
+    std::map<std::string, size_t> load;
+    for (const std::string& n : live_names_) load[n] = 0;
+    for (const auto& [project, o] : owners_) {
+      if (load.count(o.node)) ++load[o.node];
+    }
+    load[options_.node_name] = owned_.size() + taking_.size();
+    size_t fewest = load[options_.node_name];
+    for (const auto& [node, n] : load) fewest = std::min(fewest, n);
+    if (load[options_.node_name] > fewest) return;
+    const int64_t now = NowNanos();
+    bool queued = false;
+    for (const auto& [project, home] : registry_) {
+      if ((home == options_.node_name && local.count(project)) || owners_.count(project) ||
+          owned_.count(project) ||
+          taking_.count(project) || queued_.count(project)) {
+        continue;
+      }
+      if (auto f = retry_after_.find(project); f != retry_after_.end() && now < f->second) continue;
+      queued_.insert(project);
+      queued = true;
+    }
+    if (queued) cv_.SignalAll();
+  }
+
+  // The takeover thread: takes each queued project and brings it here.
+  void TakeoverLoop() {
+    MutexLock l(mu_);
+    while (!stop_) {
+      if (queued_.empty()) {
+        cv_.Wait(mu_);
+        continue;
+      }
+      const std::string project = *queued_.begin();
+      queued_.erase(queued_.begin());
+      if (owners_.count(project) || owned_.count(project)) continue;
+      l.Unlock();
+      TakeOver(project);
+      l.Lock();
+    }
+  }
+
+  void TakeOver(const std::string& project) {
+    auto epoch = Take(project, TakeMode::kTakeOver);
+    if (!epoch.ok()) {
+      logger_->info("event=cluster_takeover_skipped project={} reason={}", project,
+                    epoch.status().reason());
+      return;
+    }
+    const int64_t started = NowNanos();
+    Status s = options_.take_over(project, *epoch);
+    // This node is the home from now on: the old home, back, no longer
+    // claims its stale copy. Written only after a takeover that succeeded (a
+    // failed one leaves the home, whose disk may have the only copy of what
+    // the bucket lacks), and only while the owner key is still ours.
+    if (s.ok()) {
+      auto txn = etcd_->Txn({{OwnerKey(project), Compare::Target::kValue, Compare::Op::kEqual, 0,
+                              OwnerValue(*epoch)}},
+                            {{TxnOp::Kind::kPut, ProjectKey(project), HomeValue(), 0, false}}, {});
+      if (!txn.ok()) s = txn.status().WithContext("registering the new home");
+      else if (!txn->succeeded) s = Status::Unavailable("the ownership went meanwhile", "not_owner");
+    }
+    MutexLock l(mu_);
+    auto it = taking_.find(project);
+    const bool still = it != taking_.end() && it->second == *epoch;
+    if (still) taking_.erase(it);
+    if (s.ok() && still) {
+      owned_[project] = *epoch;
+      ++takeovers_;
+      logger_->info("event=cluster_takeover project={} epoch={} seconds={:.3f}", project, *epoch,
+                    static_cast<double>(NowNanos() - started) / 1e9);
+      return;
+    }
+    ++takeover_failures_;
+    retry_after_[project] = NowNanos() + 5'000'000'000;
+    logger_->warn("event=cluster_takeover_failed project={} epoch={} error=\"{}\"", project,
+                  *epoch, s.ok() ? "the lease was lost meanwhile" : s.ToString());
+    l.Unlock();
+    // Gives the ownership up (if etcd still has it) for another try.
+    (void)etcd_->Txn({{OwnerKey(project), Compare::Target::kValue, Compare::Op::kEqual, 0,
+                       OwnerValue(*epoch)}},
+                     {{TxnOp::Kind::kDelete, OwnerKey(project), "", 0, false}}, {});
+  }
+
   // Forgets every ownership at once (the lease is gone or going).
   void LoseLease(const std::string& why) {
     MutexLock l(mu_);
@@ -167,6 +289,7 @@ class ClusterNode::Impl {
                   options_.node_name, lease_id_, why, owned_.size());
     lease_id_ = 0;
     owned_.clear();
+    taking_.clear();  // a takeover under way finds it gone, and gives up
   }
 
   void Poll() {
@@ -178,9 +301,22 @@ class ClusterNode::Impl {
       for (const KeyValue& kv : owners->kvs) {
         if (auto o = ParseOwner(kv.key.substr(cut), kv.value)) by_project[o->project] = *o;
       }
+      std::set<std::string> live;
+      const size_t node_cut = (options_.prefix + "/nodes/").size();
+      for (const KeyValue& kv : nodes->kvs) live.insert(kv.key.substr(node_cut));
+      std::optional<std::map<std::string, std::string>> registry;
+      if (options_.take_over) {
+        if (auto reg = etcd_->RangePrefix(options_.prefix + "/projects/"); reg.ok()) {
+          registry.emplace();
+          const size_t reg_cut = (options_.prefix + "/projects/").size();
+          for (const KeyValue& kv : reg->kvs) (*registry)[kv.key.substr(reg_cut)] = HomeOf(kv.value);
+        }
+      }
       MutexLock l(mu_);
       live_nodes_ = nodes->kvs.size();
+      live_names_ = std::move(live);
       owners_ = std::move(by_project);
+      if (registry) registry_ = std::move(*registry);
     }
     for (size_t i = 0; i < options_.watches.size(); ++i) {
       auto range = etcd_->RangePrefix(options_.prefix + "/" + options_.watches[i].suffix);
@@ -212,6 +348,7 @@ class ClusterNode::Impl {
       }
       Poll();
       ClaimLocalProjects();
+      QueueTakeovers();
       l.Lock();
       if (stop_) break;
       cv_.WaitFor(mu_, std::chrono::milliseconds(
@@ -248,6 +385,9 @@ class ClusterNode::Impl {
     {
       MutexLock l(mu_);
       if (owned_.count(project)) return {Location::Kind::kLocal, options_.node_name, "", owned_[project]};
+      if (auto t = taking_.find(project); t != taking_.end()) {
+        return {Location::Kind::kTaking, options_.node_name, "", t->second};
+      }
       auto it = owners_.find(project);
       if (it != owners_.end() && it->second.node != options_.node_name) {
         return {Location::Kind::kRemote, it->second.node, it->second.url, it->second.epoch};
@@ -262,9 +402,9 @@ class ClusterNode::Impl {
     auto reg = etcd_->Get(ProjectKey(project));
     if (!reg.ok() || !*reg) return {};
     const std::string home = HomeOf((*reg)->value);
-    if (home == options_.node_name && options_.local_projects) {
+    if (home == options_.node_name && IsLocal(project)) {
       // Ours, not owned (a lost lease, a failed claim): try to own it again.
-      auto taken = Take(project, /*fresh=*/false);
+      auto taken = Take(project, TakeMode::kHome);
       if (taken.ok()) return {Location::Kind::kLocal, home, "", *taken};
     }
     return {Location::Kind::kUnavailable, home, "", 0};
@@ -362,7 +502,18 @@ class ClusterNode::Impl {
   std::map<std::string, int64_t> owned_ GUARDED_BY(mu_);  // project -> epoch
   std::map<std::string, OwnerInfo> owners_ GUARDED_BY(mu_);  // last poll
   size_t live_nodes_ GUARDED_BY(mu_) = 0;
+  std::set<std::string> live_names_ GUARDED_BY(mu_);  // last poll
+  // Takeover (options_.take_over only): the registry (project -> home) as of
+  // the last poll; projects queued for the takeover thread; taken, being
+  // brought here (project -> epoch); not tried again before (monotonic).
+  std::map<std::string, std::string> registry_ GUARDED_BY(mu_);
+  std::set<std::string> queued_ GUARDED_BY(mu_);
+  std::map<std::string, int64_t> taking_ GUARDED_BY(mu_);
+  std::map<std::string, int64_t> retry_after_ GUARDED_BY(mu_);
+  uint64_t takeovers_ GUARDED_BY(mu_) = 0;
+  uint64_t takeover_failures_ GUARDED_BY(mu_) = 0;
   std::thread thread_;
+  std::thread takeover_thread_;
 };
 
 Result<std::unique_ptr<ClusterNode>> ClusterNode::Start(ClusterOptions options) {
@@ -392,6 +543,9 @@ Result<std::unique_ptr<ClusterNode>> ClusterNode::Start(ClusterOptions options) 
 
 ClusterNode::ClusterNode(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {
   impl_->thread_ = std::thread([impl = impl_.get()] { impl->Run(); });
+  if (impl_->options_.take_over) {
+    impl_->takeover_thread_ = std::thread([impl = impl_.get()] { impl->TakeoverLoop(); });
+  }
 }
 
 ClusterNode::~ClusterNode() {
@@ -401,6 +555,7 @@ ClusterNode::~ClusterNode() {
   }
   impl_->cv_.SignalAll();
   if (impl_->thread_.joinable()) impl_->thread_.join();
+  if (impl_->takeover_thread_.joinable()) impl_->takeover_thread_.join();
   if (int64_t lease = impl_->Lease(); lease != 0) (void)impl_->etcd_->LeaseRevoke(lease);
 }
 
@@ -409,7 +564,7 @@ EtcdClient& ClusterNode::etcd() { return *impl_->etcd_; }
 Location ClusterNode::Locate(const std::string& project) { return impl_->Locate(project); }
 Status ClusterNode::CheckWrite(const std::string& project) { return impl_->CheckWrite(project); }
 Result<int64_t> ClusterNode::ClaimNew(const std::string& project) {
-  return impl_->Take(project, /*fresh=*/true);
+  return impl_->Take(project, Impl::TakeMode::kNew);
 }
 Status ClusterNode::Release(const std::string& project) { return impl_->Release(project); }
 
@@ -421,6 +576,15 @@ std::optional<int64_t> ClusterNode::Epoch(const std::string& project) const {
 }
 
 Result<ClusterView> ClusterNode::View() { return impl_->View(); }
+
+uint64_t ClusterNode::TakeoverCount() const {
+  MutexLock l(impl_->mu_);
+  return impl_->takeovers_;
+}
+uint64_t ClusterNode::TakeoverFailures() const {
+  MutexLock l(impl_->mu_);
+  return impl_->takeover_failures_;
+}
 
 size_t ClusterNode::LiveNodeCount() const {
   MutexLock l(impl_->mu_);

@@ -57,6 +57,16 @@ struct ClusterOptions {
     std::function<void()> on_change;
   };
   std::vector<PrefixWatch> watches;
+  // Takeover (docs/cluster.md, "Takeover"): when set, the node takes
+  // registered projects that nobody owns (their owner's lease expired) and
+  // whose home is another node, when it has no more projects than any other
+  // live node (or the first to win etcd's transaction among those): the take
+  // makes it the project's home and owner with the next epoch, then
+  // take_over(project, epoch) runs (on a thread of its own) and must bring
+  // the project here (restore it from the bucket, fence the older epochs,
+  // open it). Until it returns the project is kTaking (503 here); when it
+  // fails the ownership is given up for another try.
+  std::function<Status(const std::string& project, int64_t epoch)> take_over;
   Clock* clock = nullptr;                  // required (monotonic time: lease deadline)
   std::shared_ptr<spdlog::logger> logger;  // default: spdlog's default logger
 };
@@ -90,6 +100,7 @@ struct Location {
     kRemote,       // another live node owns it: forward to url
     kUnavailable,  // registered, but no node owns it now (home is down)
     kUnknown,      // not registered anywhere: a local answer (404, or create)
+    kTaking,       // this node is taking it over (restoring it): not served yet
   };
   Kind kind = Kind::kUnknown;
   std::string node;  // kRemote, kUnavailable (the home)
@@ -126,6 +137,9 @@ class ClusterNode {
   Result<int64_t> ClaimNew(const std::string& project);
   // Forgets a deleted project: its registry, owner and epoch keys.
   Status Release(const std::string& project);
+  // Takeovers finished by this node since start (and failed ones).
+  uint64_t TakeoverCount() const;
+  uint64_t TakeoverFailures() const;
   // The fencing token of a project this node owns; nullopt otherwise.
   std::optional<int64_t> Epoch(const std::string& project) const;
 

@@ -20,6 +20,7 @@
 #include "cluster/cluster.h"
 #include "cluster/etcd_files_env.h"
 #include "server/cache_budget.h"
+#include "server/cluster/takeover.h"
 #include "server/compute/supervisor.h"
 #include "server/guard/guard.h"
 #include "server/guard/usage_metrics.h"
@@ -144,6 +145,9 @@ struct ApiServer::Parts {
   std::unique_ptr<SegmentUploader> uploader;
   // [object_storage]: uploads the projects' catalog snapshots (null when not configured).
   std::unique_ptr<CatalogBackup> catalog_backup;
+  // [cluster] with [object_storage]: takes dead owners' projects over from
+  // the bucket, and says which projects this node may upload (null otherwise).
+  std::unique_ptr<Takeover> takeover;
 
   // Housekeeping thread: auth key rotation and pruning, every minute.
   std::thread housekeeper;
@@ -175,7 +179,8 @@ ApiServer::~ApiServer() {
   // Leaves the cluster (its lease revoked: its ownerships go at once) before
   // the auth service its poll thread reloads and the catalog go.
   services_.cluster = nullptr;
-  parts_->cluster.reset();
+  parts_->cluster.reset();  // its takeover thread first
+  parts_->takeover.reset();
   if (parts_->start_lock_lease != 0) (void)parts_->auth_etcd->LeaseRevoke(parts_->start_lock_lease);
   parts_->streams.reset();
   parts_->guard.reset();
@@ -580,9 +585,20 @@ Status ApiServer::Init() {
     if (!restored.ok()) return restored.status().WithContext("restore from object storage");
   }
   BRANCHDB_RETURN_IF_ERROR(OpenCatalog(config_, env_, *parts_, services_));
+  std::function<Status(const std::string&)> may_upload;
+  std::function<bool(const std::string&)> may_mark_deleted;
+  if (config_.ObjectStorageEnabled() && config_.clustered()) {
+    auto takeover = Takeover::Create(config_, env_, services_);
+    if (!takeover.ok()) return takeover.status().WithContext("object storage");
+    parts_->takeover = std::move(*takeover);
+    may_upload = [t = parts_->takeover.get()](const std::string& id) { return t->MayUpload(id); };
+    may_mark_deleted = [t = parts_->takeover.get()](const std::string& id) {
+      return t->MayMarkDeleted(id);
+    };
+  }
   if (config_.ObjectStorageEnabled()) {
     auto uploader = StartSegmentUploader(config_, env_, services_.logger, *services_.metrics,
-                                         parts_->catalog.get());
+                                         parts_->catalog.get(), may_upload);
     if (!uploader.ok()) return uploader.status().WithContext("object storage");
     parts_->uploader = std::move(*uploader);
     services_.uploader = parts_->uploader.get();
@@ -591,7 +607,8 @@ Status ApiServer::Init() {
   BRANCHDB_RETURN_IF_ERROR(StartComputes(config_, *parts_, services_));
   BRANCHDB_RETURN_IF_ERROR(StartGuard(config_, env_, *parts_, services_));
   if (config_.ObjectStorageEnabled()) {  // after the guard: it reads ledger.db too
-    auto backup = StartCatalogBackup(config_, env_, services_.logger, *services_.metrics);
+    auto backup = StartCatalogBackup(config_, env_, services_.logger, *services_.metrics,
+                                     may_upload, may_mark_deleted);
     if (!backup.ok()) return backup.status().WithContext("object storage");
     parts_->catalog_backup = std::move(*backup);
   }
@@ -668,6 +685,11 @@ Status ApiServer::StartCluster() {
                                               http::LogValue(s.ToString()));
                                }
                              }});
+  if (parts_->takeover) {
+    options.take_over = [t = parts_->takeover.get()](const std::string& project, int64_t epoch) {
+      return t->Run(project, epoch);
+    };
+  }
   const std::string advertise_url = options.advertise_url;
   auto node = cluster::ClusterNode::Start(std::move(options));
   if (!node.ok()) return node.status().WithContext("cluster");

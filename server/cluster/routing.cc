@@ -237,6 +237,13 @@ bool RouteToOwner(Services& s, const httplib::Request& req, httplib::Response& r
                                "project_unavailable"));
       res.set_header("Retry-After", "5");
       return true;
+    case cluster::Location::Kind::kTaking:
+      discard_body();
+      http::SendError(res, Status::Unavailable("project " + project + " is being taken over by node " +
+                                                   at.node + " (restored from object storage); retry shortly",
+                                               "project_unavailable"));
+      res.set_header("Retry-After", "1");
+      return true;
     case cluster::Location::Kind::kRemote:
       break;
   }

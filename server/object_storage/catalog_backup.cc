@@ -253,8 +253,18 @@ struct CatalogBackup::Impl {
                 const Listing& listing) {
     const uint64_t version = st.newest_version + 1;
     const std::string key = CatalogObjectKey(options.prefix, id, version);
-    auto put = client->Put(key, p.snapshot.bytes);
-    if (!put.ok()) return put.status();
+    objstore::PutOptions put_options;
+    if (options.may_upload) {
+      // A cluster: asked again just before, and a version is never replaced
+      // (another owner's, a paused one's, would be).
+      BRANCHDB_RETURN_IF_ERROR(options.may_upload(id));
+      put_options.if_none_match = true;
+    }
+    auto put = client->Put(key, p.snapshot.bytes, put_options);
+    if (!put.ok()) {
+      st.listed = false;  // another node wrote this version: listed again
+      return put.status();
+    }
     auto head = client->Head(key);
     if (!head.ok()) return head.status();
     if (head->size != p.snapshot.bytes.size() || head->etag != p.snapshot.md5) {
@@ -285,6 +295,12 @@ struct CatalogBackup::Impl {
   // One project: snapshot; when changed, upload once its store is covered.
   // Sets *pending when its newest state is not in the bucket afterwards.
   Status BackupProject(const std::string& id, bool* pending) REQUIRES(pass_mu) {
+    if (options.may_upload) {
+      if (Status may = options.may_upload(id); !may.ok()) {
+        projects.erase(id);  // listed again once ours
+        return Status::OK();
+      }
+    }
     auto snap = TakeSnapshot(id);
     if (snap.status().IsNotFound()) return Status::OK();  // deleted meanwhile
     if (!snap.ok()) return snap.status();
@@ -372,6 +388,10 @@ struct CatalogBackup::Impl {
           ++it;
           continue;
         }
+        if (options.may_mark_deleted && !options.may_mark_deleted(it->first)) {
+          it = projects.erase(it);
+          continue;
+        }
         Status s = MarkDeleted(it->first);
         note(it->first, s);
         it = s.ok() ? projects.erase(it) : std::next(it);
@@ -428,10 +448,14 @@ CatalogBackupStats CatalogBackup::stats() const {
   return impl_->stats;
 }
 
-Result<std::unique_ptr<CatalogBackup>> StartCatalogBackup(const Config& config, Env* env,
-                                                          std::shared_ptr<spdlog::logger> logger,
-                                                          http::Metrics& metrics) {
+Result<std::unique_ptr<CatalogBackup>> StartCatalogBackup(
+    const Config& config, Env* env,
+    std::shared_ptr<spdlog::logger> logger, http::Metrics& metrics,
+    std::function<Status(const std::string& project_id)> may_upload,
+    std::function<bool(const std::string& project_id)> may_mark_deleted) {
   CatalogBackupOptions options;
+  options.may_upload = std::move(may_upload);
+  options.may_mark_deleted = std::move(may_mark_deleted);
   options.data_dir = config.data_dir;
   options.prefix = config.object_storage_prefix;
   options.interval_ms = config.object_storage_upload_interval_ms;

@@ -30,6 +30,7 @@
 #define BRANCHDB_SERVER_OBJECT_STORAGE_CATALOG_BACKUP_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -56,6 +57,13 @@ struct CatalogBackupOptions {
   Env* env = nullptr;
   // Required.
   std::shared_ptr<spdlog::logger> logger;
+  // With [cluster]: asked (by project id) before a project's snapshot goes
+  // up; an error skips it and forgets its versions (listed again once
+  // allowed: another owner may have uploaded meanwhile). Default: every one.
+  std::function<Status(const std::string& project_id)> may_upload;
+  // With [cluster]: whether a project gone from the catalog may be marked
+  // deleted in the bucket (not a stale copy a takeover replaced).
+  std::function<bool(const std::string& project_id)> may_mark_deleted;
 };
 
 struct CatalogBackupStats {
@@ -102,9 +110,11 @@ class Metrics;
 // branchdb_s3_catalog_uploads_total, branchdb_s3_catalog_errors_total,
 // branchdb_s3_catalog_passes_total.
 // REQUIRES: metrics outlives the backup, and is not rendered after it is gone.
-Result<std::unique_ptr<CatalogBackup>> StartCatalogBackup(const Config& config, Env* env,
-                                                          std::shared_ptr<spdlog::logger> logger,
-                                                          http::Metrics& metrics);
+// may_upload, may_mark_deleted: CatalogBackupOptions'.
+Result<std::unique_ptr<CatalogBackup>> StartCatalogBackup(
+    const Config& config, Env* env, std::shared_ptr<spdlog::logger> logger,
+    http::Metrics& metrics, std::function<Status(const std::string& project_id)> may_upload = {},
+    std::function<bool(const std::string& project_id)> may_mark_deleted = {});
 
 // Keys of a project's objects ("PREFIX/PROJECT_ID/..."; no "PREFIX/" when empty).
 std::string ProjectKeyPrefix(const std::string& prefix, const std::string& project_id);

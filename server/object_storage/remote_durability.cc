@@ -1,6 +1,7 @@
 #include "server/object_storage/remote_durability.h"
 
 #include "catalog/catalog.h"
+#include "cluster/cluster.h"
 #include "server/guard/guard.h"
 #include "server/object_storage/segment_uploader.h"
 #include "server/services.h"
@@ -22,7 +23,13 @@ Status WaitRemoteDurable(Services& s, const std::string& project, storage::Lsn l
   }
   auto info = s.catalog->GetProject(project);
   if (!info.ok()) return info.status();
-  return s.uploader->WaitUploaded(info->id, lsn);
+  BRANCHDB_RETURN_IF_ERROR(s.uploader->WaitUploaded(info->id, lsn));
+  // A cluster: the upload may have finished after this node lost the
+  // project (a pause, a partition), when a new owner may already have
+  // restored without it. Acknowledged only if etcd still names this node
+  // with the same epoch now (docs/cluster.md, "Fencing").
+  if (s.cluster != nullptr) return s.cluster->CheckWrite(project);
+  return Status::OK();
 }
 
 }  // namespace branchdb::server

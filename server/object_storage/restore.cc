@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -130,6 +131,8 @@ class Restorer {
     if (bytes.empty()) return Status::OK();
     BRANCHDB_RETURN_IF_ERROR(WriteSynced(env_, JoinPath(dir, tail), bytes));
     *uploaded += "tail:" + tail + " " + std::to_string(bytes.size()) + " 0\n";
+    point_.tail_segment = tail;
+    point_.tail_offset = bytes.size();
     stats_.bytes += bytes.size();
     stats_.tail_bytes += bytes.size();
     return Status::OK();
@@ -212,9 +215,17 @@ class Restorer {
     const RestoreStats before = stats_;
     int64_t newest_sealed = -1;
     std::string uploaded;
+    point_ = RestoredPoint{};
+    point_.id = id;
+    point_.name = *name;
+    point_.catalog_version = version;
     BRANCHDB_RETURN_IF_ERROR(FetchSegments(objects, staging, &newest_sealed, &uploaded));
+    point_.sealed_segments = stats_.segments - before.segments;
+    point_.newest_sealed = newest_sealed;
     BRANCHDB_RETURN_IF_ERROR(FetchTail(objects, staging, newest_sealed, &uploaded));
     BRANCHDB_RETURN_IF_ERROR(env_->SyncDir(staging));
+    // A stale local copy goes only now that the bucket's is here, verified.
+    if (replace_local_) BRANCHDB_RETURN_IF_ERROR(replace_local_());
 
     // The segments in the bucket are not uploaded again, nor the tail's chunks.
     BRANCHDB_RETURN_IF_ERROR(env_->CreateDirs(JoinPath(o_.data_dir, "object_storage")));
@@ -249,8 +260,8 @@ class Restorer {
     return d.is_object() && d.value("deleted", false);
   }
 
-  // Long: lists the bucket, groups by project, restores the ones missing here.
-  Result<RestoreStats> Run() {
+  // The bucket's objects by project id, each by the rest of its key.
+  Result<std::map<std::string, Objects>> ListByProject() {
     const std::string root = o_.prefix.empty() ? "" : o_.prefix + "/";
     auto listed = client_.ListAll(root);
     if (!listed.ok()) return listed.status().WithContext("listing the bucket");
@@ -261,10 +272,64 @@ class Restorer {
       if (slash == std::string::npos) continue;
       by_project[rest.substr(0, slash)].emplace(rest.substr(slash + 1), std::move(o));
     }
+    return by_project;
+  }
+
+  static int64_t NewestCatalogVersion(const Objects& objects) {
+    int64_t newest = -1;
+    for (const auto& [rest, o] : objects) newest = std::max(newest, ParseCatalogVersion(rest));
+    return newest;
+  }
+
+  // The id of the live project named name in the bucket (by its descriptor).
+  Result<std::string> FindByName(const std::map<std::string, Objects>& by_project,
+                                 const std::string& name) {
+    for (const auto& [id, objects] : by_project) {
+      auto it = objects.find("project.json");
+      if (it == objects.end() || NewestCatalogVersion(objects) <= 0) continue;
+      auto text = client_.Get(it->second.key);
+      if (!text.ok()) return text.status().WithContext("reading the descriptor of " + id);
+      auto d = nlohmann::json::parse(*text, nullptr, false);
+      if (d.is_object() && !d.value("deleted", false) && d.value("name", "") == name) return id;
+    }
+    return Status::NotFound("no project named " + name + " in the bucket", "project_not_found");
+  }
+
+  // One project, by name, while the catalog may be open (a takeover).
+  Result<RestoredPoint> RunOne(const std::string& name, std::function<Status()> replace_local) {
+    auto by_project = ListByProject();
+    if (!by_project.ok()) return by_project.status();
+    auto id = FindByName(*by_project, name);
+    if (!id.ok()) return id.status();
+    std::set<std::string> local_ids, local_names;
+    BRANCHDB_RETURN_IF_ERROR(LocalProjects(&local_ids, &local_names));
+    if (local_ids.count(*id) || local_names.count(name)) {
+      if (!replace_local) {
+        return Status::AlreadyExists("project " + name + " is in the local catalog",
+                                     "project_exists");
+      }
+      local_names.erase(name);  // replaced once the bucket's copy is staged
+      replace_local_ = std::move(replace_local);
+    }
+    const Objects& objects = (*by_project)[*id];
+    Status s = RestoreOne(*id, objects, NewestCatalogVersion(objects), local_names);
+    if (!s.ok()) {
+      (void)RemoveTree(env_, JoinPath(JoinPath(o_.data_dir, "restore"), *id));
+      (void)env_->DeleteFile(JoinPath(JoinPath(o_.data_dir, "restore"), *id + ".catalog.db"));
+      return s;
+    }
+    point_.stats = stats_;
+    return point_;
+  }
+
+  // Long: lists the bucket, groups by project, restores the ones missing here.
+  Result<RestoreStats> Run() {
+    auto listed = ListByProject();
+    if (!listed.ok()) return listed.status();
+    std::map<std::string, Objects>& by_project = *listed;
     std::map<std::string, uint64_t> candidates;  // id -> newest catalog version
     for (const auto& [id, objects] : by_project) {
-      int64_t newest = -1;
-      for (const auto& [rest, o] : objects) newest = std::max(newest, ParseCatalogVersion(rest));
+      const int64_t newest = NewestCatalogVersion(objects);
       if (newest > 0) candidates[id] = static_cast<uint64_t>(newest);
     }
     if (candidates.empty()) return stats_;
@@ -321,6 +386,8 @@ class Restorer {
   objstore::S3Client& client_;
   Env* env_;
   RestoreStats stats_;
+  RestoredPoint point_;  // of the last RestoreOne
+  std::function<Status()> replace_local_;  // RunOne's, when a local copy is replaced
 };
 
 }  // namespace
@@ -331,6 +398,15 @@ Result<RestoreStats> RestoreProjects(const RestoreOptions& options, objstore::S3
   }
   BRANCHDB_RETURN_IF_ERROR(options.env->CreateDirs(options.data_dir));
   return Restorer(options, client).Run();
+}
+
+Result<RestoredPoint> RestoreProject(const RestoreOptions& options, objstore::S3Client& client,
+                                     const std::string& name,
+                                     std::function<Status()> replace_local) {
+  if (options.env == nullptr || !options.logger || options.data_dir.empty()) {
+    return Status::InvalidArgument("RestoreProject: env, logger and data_dir are required");
+  }
+  return Restorer(options, client).RunOne(name, std::move(replace_local));
 }
 
 Result<RestoreStats> RestoreFromBucket(const Config& config, Env* env,

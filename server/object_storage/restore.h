@@ -22,6 +22,7 @@
 #define BRANCHDB_SERVER_OBJECT_STORAGE_RESTORE_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -61,6 +62,33 @@ struct RestoreStats {
 // (event=s3_restore_failed), counted and left out.
 // REQUIRES: no catalog is open on data_dir.
 Result<RestoreStats> RestoreProjects(const RestoreOptions& options, objstore::S3Client& client);
+
+// Where a single project's restore left it: what a cluster's takeover writes
+// in its fence (docs/cluster.md, "Fencing").
+struct RestoredPoint {
+  std::string id;    // the project's id (its directory and key prefix)
+  std::string name;
+  uint64_t catalog_version = 0;  // the snapshot restored
+  uint64_t sealed_segments = 0;  // sealed segments downloaded
+  int64_t newest_sealed = -1;    // the highest sealed segment's number (-1: none)
+  std::string tail_segment;      // the unsealed tail restored ("" when none)
+  uint64_t tail_offset = 0;      // its bytes restored: the upload point
+  RestoreStats stats;
+};
+
+// Restores the one project named name from the bucket (its live descriptor's
+// name) into data_dir, as RestoreProjects restores each: staged, verified,
+// renamed, then its rows into ledger.db and catalog.db; the caller then opens
+// it (catalog::Catalog::AdoptProject). May run while the catalog is open (it
+// takes no LOCK). NotFound when the bucket has no such project (nothing
+// local is touched). When the local catalog has the project (its id or its
+// name): AlreadyExists without replace_local; else replace_local() runs once
+// the bucket's copy is downloaded and verified, and must remove the local
+// copy (catalog rows and directory) before it is installed: never mixed,
+// and never removed for a restore that cannot be done.
+Result<RestoredPoint> RestoreProject(const RestoreOptions& options, objstore::S3Client& client,
+                                     const std::string& name,
+                                     std::function<Status()> replace_local = {});
 
 struct Config;
 namespace http {

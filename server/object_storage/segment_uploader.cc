@@ -220,11 +220,16 @@ struct SegmentUploader::Impl {
     for (const objstore::ObjectInfo& o : *listed) (void)client->Delete(o.key);
   }
 
+  Status MayUpload(const std::string& project) {
+    return options.may_upload ? options.may_upload(project) : Status::OK();
+  }
+
   // Uploads one sealed segment, verifies it and records it.
   Status Upload(const Pending& pd, Project& p) REQUIRES(p.mu) {
     const std::string path = JoinPath(JoinPath(projects_dir, pd.project), pd.name);
     auto data = ReadRange(path, 0, pd.size);
     if (!data.ok()) return data.status();
+    BRANCHDB_RETURN_IF_ERROR(MayUpload(pd.project));
     const std::string key = SegmentObjectKey(options.prefix, pd.project, pd.name);
     auto put = client->Put(key, *data);
     if (!put.ok()) return put.status();
@@ -285,6 +290,12 @@ struct SegmentUploader::Impl {
       REQUIRES(p.mu) {
     const std::string name = SegmentName(d.segment);
     if (p.tail.name != name) p.tail = Tail{name, 0, p.tail.lsn};
+    if (d.bytes < p.tail.offset && d.lsn <= p.tail.lsn) {
+      // d was read before a remote waiter uploaded past it (a pass reads
+      // every project's end first): nothing to do. Never a reset, which
+      // would delete chunks that acknowledged commits are in.
+      return Status::OK();
+    }
     if (d.bytes < p.tail.offset) {
       // Recorded past what the store holds (its directory was replaced?):
       // start the segment's chunks again, without the old ones.
@@ -299,6 +310,7 @@ struct SegmentUploader::Impl {
       const uint64_t len = std::min(d.bytes - offset, options.max_chunk_bytes);
       auto data = ReadRange(path, offset, len);
       if (!data.ok()) return data.status();
+      BRANCHDB_RETURN_IF_ERROR(MayUpload(project));
       const std::string key = TailChunkKey(options.prefix, project, name, offset);
       auto put = client->Put(key, *data);
       if (!put.ok()) return put.status();
@@ -339,6 +351,12 @@ struct SegmentUploader::Impl {
   // so that the segment it names is never taken for sealed) its tail.
   Status SyncProject(const std::string& project, Project& p,
                      const std::optional<storage::DurablePoint>& d) REQUIRES(p.mu) {
+    if (Status may = MayUpload(project); !may.ok()) {
+      p.loaded = false;  // read again once allowed (a takeover rewrites the file)
+      p.sealed.clear();
+      p.tail = Tail{};
+      return may;
+    }
     std::vector<Pending> pending = FindPending(project, p);
     Load(project, p);
     Status s = UploadSealed(pending, p);
@@ -400,6 +418,7 @@ struct SegmentUploader::Impl {
                              end == ends.end() ? std::nullopt
                                                : std::optional<storage::DurablePoint>(
                                                      end->second.durable));
+      if (NotOurs(s)) continue;  // another node's (a cluster): not an error
       if (first.ok()) first = s;
       if (s.IsUnavailable()) break;  // the bucket is unreachable: the rest waits
     }
@@ -430,7 +449,13 @@ struct SegmentUploader::Impl {
                                      std::to_string(p->tail.lsn) + ")");
     }
     p->last_error = s;
+    if (NotOurs(s)) return s;  // 503 not_owner / lease_lost: never acknowledged
     return s.ok() ? s : Refused(s);
+  }
+
+  static bool NotOurs(const Status& s) {
+    return s.reason() == "not_owner" || s.reason() == "lease_lost" ||
+           s.reason() == "etcd_unavailable";
   }
 
   static Status Refused(const Status& why) {
@@ -490,8 +515,10 @@ Status SegmentUploader::WaitUploaded(const std::string& project, storage::Lsn ls
 
 Result<std::unique_ptr<SegmentUploader>> StartSegmentUploader(
     const Config& config, Env* env, std::shared_ptr<spdlog::logger> logger,
-    http::Metrics& metrics, catalog::Catalog* catalog) {
+    http::Metrics& metrics, catalog::Catalog* catalog,
+    std::function<Status(const std::string& project_id)> may_upload) {
   SegmentUploaderOptions options;
+  options.may_upload = std::move(may_upload);
   options.durable_ends = [catalog] {
     std::map<std::string, SegmentUploaderOptions::ProjectEnd> ends;
     for (const catalog::ProjectInfo& info : catalog->ListProjects()) {

@@ -73,6 +73,12 @@ struct SegmentUploaderOptions {
   // Largest tail chunk (a longer durable tail goes up as several).
   // Default: 8 MiB.
   uint64_t max_chunk_bytes = 8ull << 20;
+  // With [cluster]: asked (by project id) before a project's pass and before
+  // every PUT; an error (reason not_owner, lease_lost...) skips the project
+  // and forgets what this process knew of its uploads (it is read again from
+  // its state file once allowed: a takeover rewrites it). Default (unset):
+  // every project.
+  std::function<Status(const std::string& project_id)> may_upload;
 };
 
 struct UploadStats {
@@ -144,9 +150,11 @@ namespace branchdb::server {
 // ends come from catalog.
 // REQUIRES: metrics and catalog outlive the uploader, and metrics is not
 // rendered after it is gone.
+// may_upload: SegmentUploaderOptions::may_upload.
 Result<std::unique_ptr<SegmentUploader>> StartSegmentUploader(
     const Config& config, Env* env, std::shared_ptr<spdlog::logger> logger,
-    http::Metrics& metrics, catalog::Catalog* catalog);
+    http::Metrics& metrics, catalog::Catalog* catalog,
+    std::function<Status(const std::string& project_id)> may_upload = {});
 
 // The wait before the next pass of a background loop of the bucket (the
 // uploader's, the catalog backup's): interval_ms after a pass that succeeded;

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <functional>
+#include <mutex>
 #include <thread>
 
 #include "base/env.h"
@@ -210,6 +211,51 @@ TEST_CASE("a node that lost its lease while another took its project cannot writ
   CHECK(a->Locate("shop").node == "c");
   CHECK(a->Epoch("shop") == std::nullopt);
   CHECK(!a->CheckWrite("shop").ok());
+}
+
+TEST_CASE("with take_over, a live node takes a dead home's project over with the next epoch") {
+  Fixture f;
+  auto a = f.Start("a", {"shop"});
+  REQUIRE(a->Epoch("shop") == 1);
+  // b takes projects over; its first try fails (say, the bucket is down).
+  std::mutex mu;
+  std::vector<std::pair<std::string, int64_t>> calls;
+  ClusterOptions o = f.Options("b");
+  o.take_over = [&](const std::string& project, int64_t epoch) {
+    std::lock_guard<std::mutex> l(mu);
+    calls.emplace_back(project, epoch);
+    if (calls.size() == 1) return Status::Unavailable("the bucket is down");
+    return Status::OK();
+  };
+  auto started = ClusterNode::Start(std::move(o));
+  REQUIRE(started.ok());
+  auto b = std::move(*started);
+  CHECK(b->Locate("shop").kind == Location::Kind::kRemote);  // a is alive: nothing to take
+
+  a.reset();  // a leaves: its ownership goes
+  REQUIRE(Eventually([&] { return b->Epoch("shop").has_value(); }));
+  CHECK(b->Epoch("shop") == 3);  // the failed try used epoch 2, and gave it up
+  {
+    std::lock_guard<std::mutex> l(mu);
+    REQUIRE(calls.size() == 2);
+    CHECK(calls[0] == std::make_pair(std::string("shop"), int64_t{2}));
+    CHECK(calls[1] == std::make_pair(std::string("shop"), int64_t{3}));
+  }
+  CHECK(b->TakeoverCount() == 1);
+  CHECK(b->TakeoverFailures() == 1);
+  CHECK(b->Locate("shop").kind == Location::Kind::kLocal);
+  CHECK(b->CheckWrite("shop").ok());
+  // b is the project's home now: a, back with its stale copy, does not claim it.
+  auto reg = f.Client()->Get("/test/projects/shop");
+  REQUIRE(reg.ok());
+  REQUIRE(reg->has_value());
+  CHECK((*reg)->value.find("\"b\"") != std::string::npos);
+  a = f.Start("a", {"shop"});
+  CHECK(!a->Epoch("shop").has_value());
+  Location at = a->Locate("shop");
+  CHECK(at.kind == Location::Kind::kRemote);
+  CHECK(at.node == "b");
+  CHECK(at.epoch == 3);
 }
 
 }  // namespace

@@ -127,12 +127,14 @@ class Node:
         self.proc: Optional[subprocess.Popen] = None
         self.port = free_port()  # kept across restarts: the advertised URL stays
         self.url = ""
+        self.extra_env: Dict[str, str] = {}  # e.g. [object_storage] (test_takeover.py)
 
     def start(self) -> "Node":
         env = dict(os.environ)
         env.update({"BRANCHDB_ETCD_ENDPOINTS": self.etcd.endpoint,
                     "BRANCHDB_NODE_NAME": self.name,
                     "BRANCHDB_CLUSTER_LEASE_TTL_SECONDS": str(LEASE_TTL)})
+        env.update(self.extra_env)
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 [os.environ["BRANCHDB_TEST_SERVER"], "serve", "--data-dir", self.data_dir,
