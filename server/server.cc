@@ -695,6 +695,7 @@ Status ApiServer::StartCluster() {
   if (!node.ok()) return node.status().WithContext("cluster");
   parts_->cluster = std::move(*node);
   services_.cluster = parts_->cluster.get();
+  if (parts_->takeover) parts_->takeover->SetNode(parts_->cluster.get());
   http::Metrics& m = *services_.metrics;
   m.DescribeGauge("branchdb_cluster_nodes", "Live nodes of the cluster (their etcd lease holds).");
   m.DescribeGauge("branchdb_cluster_owned_projects", "Projects this node owns.");

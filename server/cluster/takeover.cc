@@ -97,11 +97,10 @@ Status Takeover::Run(const std::string& project, int64_t epoch) {
 }
 
 Status Takeover::MayUpload(const std::string& project_id) {
-  if (s_.cluster == nullptr) {
-    return Status::Unavailable("not in the cluster yet", "not_owner");
-  }
+  cluster::ClusterNode* node = node_.load(std::memory_order_acquire);
+  if (node == nullptr) return Status::Unavailable("not in the cluster yet", "not_owner");
   for (const catalog::ProjectInfo& p : s_.catalog->ListProjects()) {
-    if (p.id == project_id) return s_.cluster->CheckWrite(p.name);
+    if (p.id == project_id) return node->CheckWrite(p.name);
   }
   // Deleted, or being restored (not adopted yet).
   return Status::Unavailable("project " + project_id + " is not in the catalog", "not_owner");

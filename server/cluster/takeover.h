@@ -17,6 +17,7 @@
 #ifndef BRANCHDB_SERVER_CLUSTER_TAKEOVER_H_
 #define BRANCHDB_SERVER_CLUSTER_TAKEOVER_H_
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <set>
@@ -45,6 +46,10 @@ class Takeover {
   // tail, catalog snapshots): only while it owns it by etcd (CheckWrite:
   // its lease by its own clock, then etcd's owner key).
   Status MayUpload(const std::string& project_id);
+  // The node, once it has joined the cluster (ApiServer::Bind, after the
+  // uploader's thread, which asks MayUpload, has started). Until then
+  // MayUpload refuses.
+  void SetNode(cluster::ClusterNode* node) { node_.store(node, std::memory_order_release); }
   // Whether the catalog backup may mark a project gone from the catalog as
   // deleted in the bucket: not when a takeover removed it as a stale copy.
   bool MayMarkDeleted(const std::string& project_id);
@@ -61,6 +66,7 @@ class Takeover {
   Env* const env_;
   Services& s_;
   const std::unique_ptr<objstore::S3Client> client_;
+  std::atomic<cluster::ClusterNode*> node_{nullptr};
   Mutex mu_;
   std::set<std::string> replaced_ids_ GUARDED_BY(mu_);  // stale copies removed
 };
