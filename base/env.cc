@@ -1,5 +1,9 @@
 // Portable parts of Env: conveniences built from its virtual calls.
 #include "base/env.h"
+
+#include <algorithm>
+#include <cstring>
+
 #include "base/process.h"
 
 namespace branchdb {
@@ -12,6 +16,16 @@ std::string JoinPath(std::string_view dir, std::string_view name) {
   out += '/';
   out += name.substr(start);
   return out;
+}
+
+Result<size_t> RandomAccessFile::ReadSplit(uint64_t offset, char* head, size_t head_n, size_t n,
+                                           char* scratch) const {
+  std::string buf(head_n + n, '\0');
+  auto r = Read(offset, buf.size(), buf.data());
+  if (!r.ok()) return r.status();
+  std::memcpy(head, buf.data(), std::min(*r, head_n));
+  if (*r > head_n) std::memcpy(scratch, buf.data() + head_n, *r - head_n);
+  return *r;
 }
 
 Status PrepareSqliteFile(Env* env, const std::string& path) {

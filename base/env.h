@@ -66,6 +66,12 @@ class RandomAccessFile {
   // Reads up to n bytes at offset into scratch; returns the count read (short
   // only at end of file).
   virtual Result<size_t> Read(uint64_t offset, size_t n, char* scratch) const = 0;
+  // Reads up to head_n + n bytes at offset: the first head_n into head, the
+  // rest into scratch (a page read straight into its caller's buffer, its
+  // checksum beside it); returns the count read, as Read. The default reads
+  // through Read and copies; the POSIX file reads both with one preadv.
+  virtual Result<size_t> ReadSplit(uint64_t offset, char* head, size_t head_n, size_t n,
+                                   char* scratch) const;
 };
 
 // Held while a process owns a directory (flock); released when destroyed.

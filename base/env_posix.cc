@@ -7,6 +7,7 @@
 #include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -97,6 +98,30 @@ class PosixRandomAccessFile final : public RandomAccessFile {
       done += static_cast<size_t>(r);
     }
     return done;
+  }
+
+  Result<size_t> ReadSplit(uint64_t offset, char* head, size_t head_n, size_t n,
+                           char* scratch) const override {
+    iovec iov[2] = {{head, head_n}, {scratch, n}};
+    ssize_t r;
+    do {
+      r = ::preadv(fd_, iov, 2, static_cast<off_t>(offset));
+    } while (r < 0 && errno == EINTR);
+    if (r < 0) return PosixError("preadv", path_, errno);
+    const size_t done = static_cast<size_t>(r);
+    if (done == head_n + n || r == 0) return done;
+    // A short read not at the end of the file: the rest one piece at a time.
+    size_t more = 0;
+    if (done < head_n) {
+      auto h = Read(offset + done, head_n - done, head + done);
+      if (!h.ok()) return h.status();
+      if (*h < head_n - done) return done + *h;
+      more = *h;
+    }
+    const size_t body_done = done + more - head_n;
+    auto b = Read(offset + head_n + body_done, n - body_done, scratch + body_done);
+    if (!b.ok()) return b.status();
+    return done + more + *b;
   }
 
  private:

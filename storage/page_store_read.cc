@@ -10,6 +10,8 @@
 #include <utility>
 #include <vector>
 
+#include "base/coding.h"
+#include "base/crc32c.h"
 #include "storage/page_store_impl.h"
 #include "storage/segment_reader.h"
 
@@ -183,17 +185,22 @@ Result<std::shared_ptr<RandomAccessFile>> PageStoreImpl::File(uint32_t segment) 
 
 Status PageStoreImpl::ReadLocation(const Location& loc, PageNo pgno, char* out) const {
   if (page_cache_.Lookup(loc.lsn, pgno, out)) return Status::OK();
-  char block[kImageBlockSize];
-  auto n = loc.file->Read(loc.offset, kImageBlockSize, block);
-  if (!n.ok()) return n.status();
-  if (*n != kImageBlockSize || !ImageBlockValid(std::string_view(block, kImageBlockSize))) {
-    return Status::Corruption("page " + std::to_string(pgno) + " of LSN " +
-                              std::to_string(loc.lsn) + " in " + SegmentFileName(loc.segment) +
-                              " at offset " + std::to_string(loc.offset) + ": checksum mismatch");
+  // The image straight into out (SQLite's buffer), its crc beside it; a
+  // scan's next blocks from this thread's read-ahead window.
+  char crc[4];
+  bool complete = false, buffered = false;
+  for (bool read_ahead : {true, false}) {
+    BRANCHDB_RETURN_IF_ERROR(
+        ReadImageBlock(loc.file, loc.offset, read_ahead, crc, out, &complete, &buffered));
+    if (complete && coding::DecodeFixed32(crc) == crc32c::Value(std::string_view(out, kPageSize))) {
+      page_cache_.Insert(loc.lsn, pgno, out);
+      return Status::OK();
+    }
+    if (!buffered) break;  // a fresh read: the block is damaged
   }
-  std::memcpy(out, block + 4, kPageSize);
-  page_cache_.Insert(loc.lsn, pgno, out);
-  return Status::OK();
+  return Status::Corruption("page " + std::to_string(pgno) + " of LSN " + std::to_string(loc.lsn) +
+                            " in " + SegmentFileName(loc.segment) + " at offset " +
+                            std::to_string(loc.offset) + ": checksum mismatch");
 }
 
 Status PageStoreImpl::ReadPage(TimelineId t, PageNo pgno, Lsn lsn, std::string* out) const {

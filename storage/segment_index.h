@@ -9,6 +9,7 @@
 #ifndef BRANCHDB_STORAGE_SEGMENT_INDEX_H_
 #define BRANCHDB_STORAGE_SEGMENT_INDEX_H_
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -167,9 +168,14 @@ Result<std::optional<IndexEntry>> FindInSegment(const SegmentIndex& idx, PageNo 
     auto block = ReadIndexBlock(idx, static_cast<uint32_t>(b), cache);
     if (!block.ok()) return block.status();
     const IndexBlock& entries = **block;
-    for (size_t i = entries.size(); i-- > 0;) {
-      const IndexEntry& e = entries[i];
-      if (e.pgno > pgno || (e.pgno == pgno && e.lsn > at)) continue;
+    // Entries ascend by (pgno, lsn): start at the last one at or below the key.
+    auto it = std::upper_bound(entries.begin(), entries.end(), std::pair(pgno, at),
+                               [](const std::pair<PageNo, Lsn>& key, const IndexEntry& e) {
+                                 return key.first < e.pgno ||
+                                        (key.first == e.pgno && key.second < e.lsn);
+                               });
+    while (it != entries.begin()) {
+      const IndexEntry& e = *--it;
       if (e.pgno < pgno || e.lsn <= floor) return std::optional<IndexEntry>();
       if (visible(e)) return std::optional<IndexEntry>(e);
     }

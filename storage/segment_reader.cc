@@ -1,10 +1,77 @@
 // Segment headers and sealed segments' record lists (segment_reader.h).
 #include "storage/segment_reader.h"
 
+#include <cstring>
+
 #include "base/coding.h"
 #include "base/crc32c.h"
 
 namespace branchdb::storage::internal {
+namespace {
+
+constexpr size_t kReadAheadBytes = 64 << 10;
+// A block at most this far after the last one read counts as sequential (a
+// scan's next leaf: the blocks between are interior pages and record heads).
+constexpr uint64_t kSequentialGap = 3 * kImageBlockSize;
+
+// One thread's read-ahead window. `file` is weak: the window keeps no file
+// open, and its control block keeps a freed file's address from matching.
+struct ReadAhead {
+  std::weak_ptr<RandomAccessFile> file;
+  uint64_t begin = 0;
+  size_t len = 0;
+  uint64_t last = ~uint64_t{0};  // offset of the last block read, ~0: none
+  std::unique_ptr<char[]> data;
+
+  bool Same(const std::shared_ptr<RandomAccessFile>& f) const {
+    return !file.owner_before(f) && !f.owner_before(file);
+  }
+  void Take(uint64_t offset, char* crc, char* out) {
+    const char* block = data.get() + (offset - begin);
+    std::memcpy(crc, block, 4);
+    std::memcpy(out, block + 4, kPageSize);
+  }
+};
+
+thread_local ReadAhead t_read_ahead;
+
+}  // namespace
+
+Status ReadImageBlock(const std::shared_ptr<RandomAccessFile>& file, uint64_t offset,
+                      bool read_ahead, char* crc, char* out, bool* complete, bool* buffered) {
+  ReadAhead& ra = t_read_ahead;
+  const bool same = ra.Same(file);
+  *complete = true;
+  *buffered = false;
+  if (read_ahead && same && offset >= ra.begin && offset + kImageBlockSize <= ra.begin + ra.len) {
+    ra.Take(offset, crc, out);
+    ra.last = offset;
+    *buffered = true;
+    return Status::OK();
+  }
+  if (read_ahead && same && ra.last != ~uint64_t{0} && offset > ra.last &&
+      offset - ra.last <= kSequentialGap) {
+    if (!ra.data) ra.data = std::make_unique<char[]>(kReadAheadBytes);
+    ra.len = 0;
+    auto n = file->Read(offset, kReadAheadBytes, ra.data.get());
+    if (!n.ok()) return n.status();
+    ra.begin = offset;
+    ra.len = *n;
+    ra.last = offset;
+    *complete = *n >= kImageBlockSize;
+    if (*complete) ra.Take(offset, crc, out);
+    return Status::OK();
+  }
+  auto n = file->ReadSplit(offset, crc, 4, kPageSize, out);
+  if (!n.ok()) return n.status();
+  if (!same) {
+    ra.file = file;
+    ra.len = 0;
+  }
+  ra.last = offset;
+  *complete = *n == kImageBlockSize;
+  return Status::OK();
+}
 
 Status ReadExactly(RandomAccessFile* file, uint64_t offset, size_t n, std::string* out) {
   out->resize(n);

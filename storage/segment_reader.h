@@ -6,6 +6,7 @@
 #define BRANCHDB_STORAGE_SEGMENT_READER_H_
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -68,6 +69,18 @@ Status ReadSealedRecords(RandomAccessFile* file, uint64_t number, size_t header_
 // reads' errors as they are.
 Status ReadRecordMeta(RandomAccessFile* file, uint64_t number, uint64_t offset, uint32_t meta_len,
                       Lsn lsn, uint64_t sealed_size, RecordMeta* meta, std::string* damage);
+
+// Reads the image block (u32 crc, kPageSize bytes) at `offset` of `file`:
+// its crc into crc[0, 4), its image straight into out. A thread reading
+// blocks that follow one another in one file (a scan: each at most a few
+// blocks after the last) gets the next ones from a read-ahead buffer of its
+// own (64 KiB, one read) instead of a read each; other reads read the block
+// alone. *complete: the whole block was read (false only at end of file).
+// *buffered: it came from bytes read before this call; when its crc fails,
+// read it again with read_ahead false, since the buffer may have caught a
+// record that was still being appended. Errors: the reads'.
+Status ReadImageBlock(const std::shared_ptr<RandomAccessFile>& file, uint64_t offset,
+                      bool read_ahead, char* crc, char* out, bool* complete, bool* buffered);
 
 }  // namespace branchdb::storage::internal
 

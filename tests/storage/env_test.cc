@@ -68,6 +68,31 @@ TEST_CASE("Env writes, appends, reads, lists, renames and deletes files") {
   CHECK(env->GetFileSize(dir.Sub("a/b/renamed")).status().IsNotFound());
 }
 
+TEST_CASE("ReadSplit reads a head and a body in one read, short at the end of the file") {
+  TempDir dir;
+  Env* env = Env::Default();
+  const std::string path = dir.Sub("file");
+  REQUIRE(env->WriteFileAtomic(path, "0123456789abcdef").ok());
+  auto f = env->NewRandomAccessFile(path);
+  REQUIRE(f.ok());
+  char head[4] = {}, body[8] = {};
+  auto n = (*f)->ReadSplit(2, head, 4, 8, body);
+  REQUIRE(n.ok());
+  CHECK(*n == 12);
+  CHECK(std::string(head, 4) == "2345");
+  CHECK(std::string(body, 8) == "6789abcd");
+  n = (*f)->ReadSplit(10, head, 4, 8, body);
+  REQUIRE(n.ok());
+  CHECK(*n == 6);
+  CHECK(std::string(head, 4) == "abcd");
+  CHECK(std::string(body, 2) == "ef");
+  n = (*f)->ReadSplit(14, head, 4, 8, body);
+  REQUIRE(n.ok());
+  CHECK(*n == 2);
+  CHECK(std::string(head, 2) == "ef");
+  CHECK(*(*f)->ReadSplit(16, head, 4, 8, body) == 0);
+}
+
 TEST_CASE("WriteFileAtomic replaces a file whole") {
   TempDir dir;
   Env* env = Env::Default();

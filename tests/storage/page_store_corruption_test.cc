@@ -89,6 +89,7 @@ class CorruptionFixture {
   Result<std::unique_ptr<PageStore>> TryOpen() { return PageStore::Open(f_.options(), f_.path()); }
   void Close() { f_.Close(); }
   MockClock& clock() { return f_.clock(); }
+  PageStoreOptions& options() { return f_.options(); }
 
   // Every segment file that existed before has its old size: nothing was cut.
   void CheckNothingTruncated() {
@@ -254,6 +255,9 @@ TEST_CASE("A damaged page image in a sealed segment fails its reads and no other
   const bool footer_too = GENERATE(false, true);
   INFO("trailer damaged too: " << footer_too);
   if (footer_too) c.Flip(c.size() - 5);
+  // Without the image cache, reads in file order go through the read-ahead.
+  c.options().cache_page_images = GENERATE(true, false);
+  INFO("image cache: " << c.options().cache_page_images);
   PageStore& store = c.Open();
   CHECK(store.Damage().size() == (footer_too ? 1u : 0u));
   // The states that read that version (its own and later ones, until the

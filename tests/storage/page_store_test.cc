@@ -400,6 +400,26 @@ TEST_CASE("Reads are right for pages with hundreds of versions from many timelin
   check();
 }
 
+TEST_CASE("Pages read in file order (a scan: the read-ahead) are right, also after later appends") {
+  StoreFixture f;
+  f.options().cache_page_images = false;  // every read reaches the file
+  f.Reopen();
+  const TimelineId t = f.Create(0);
+  std::map<PageNo, uint64_t> first, second;
+  for (PageNo p = 1; p <= 40; ++p) first[p] = 100 + p;
+  for (PageNo p = 1; p <= 40; p += 2) second[p] = 200 + p;
+  const Lsn l1 = f.Commit(t, first, 40);
+  // A scan of the first pages: its read-ahead window reaches past the end of
+  // the file, where the next record is appended.
+  for (PageNo p = 1; p <= 5; ++p) CHECK(f.ReadAt(l1, p) == PageData(100 + p));
+  const Lsn l2 = f.Commit(t, second, 40);
+  for (int round = 0; round < 2; ++round) {
+    for (PageNo p = 1; p <= 40; ++p) CHECK(f.ReadAt(l2, p) == PageData((p % 2 ? 200 : 100) + p));
+    for (PageNo p = 1; p <= 40; ++p) CHECK(f.ReadAt(l1, p) == PageData(100 + p));
+    for (PageNo p = 40; p >= 1; --p) CHECK(f.ReadAt(l2, p) == PageData((p % 2 ? 200 : 100) + p));
+  }
+}
+
 TEST_CASE("DurableEnd covers exactly the synced records of the active segment") {
   StoreFixture f(16 * kPageSize);
   const DurablePoint empty = f.store().DurableEnd();
