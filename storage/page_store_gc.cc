@@ -204,6 +204,7 @@ void PageStoreImpl::ApplyRemovals(const GcPlan& plan) {
 }
 
 Result<GcStats> PageStoreImpl::Gc(const GcOptions& options) {
+  BRANCHDB_RETURN_IF_ERROR(LoadRunLists());  // roots and the plan walk every run's list
   MutexLock gc_lock(gc_mu_);
   {
     MutexLock lock(mu_);
@@ -378,16 +379,35 @@ Manifest PageStoreImpl::BuildManifestLocked() const {
     }
   }
   m.known_pages = index_.KnownRanges();
+  m.has_payloads = true;
+  for (const auto& [t, bytes] : payload_bytes_) {
+    if (bytes > 0) m.payloads.emplace_back(t, bytes);
+  }
+  std::sort(m.payloads.begin(), m.payloads.end());
+  // While the runs' lists are incomplete (no GC since Open), what was
+  // collected up to Open's MANIFEST is what it said; the lists have every
+  // live record after it.
+  const bool incomplete = runs_on_disk_.load(std::memory_order_acquire);
+  const Lsn from = incomplete ? open_last_lsn_ : 0;
+  if (incomplete) m.collected = open_collected_;
   std::vector<Lsn> live;
-  live.reserve(live_records_);
-  ForEachLive([&](Lsn lsn, uint32_t, int64_t) { live.push_back(lsn); });
+  ForEachLive([&](Lsn lsn, uint32_t, int64_t) {
+    if (lsn > from) live.push_back(lsn);
+  });
   std::sort(live.begin(), live.end());
-  Lsn expect = 1;
+  Lsn expect = from + 1;
+  auto add_collected = [&m](Lsn first, Lsn last) {
+    if (!m.collected.empty() && m.collected.back().second + 1 == first) {
+      m.collected.back().second = last;
+    } else {
+      m.collected.emplace_back(first, last);
+    }
+  };
   for (const Lsn lsn : live) {
-    if (lsn > expect) m.collected.emplace_back(expect, lsn - 1);
+    if (lsn > expect) add_collected(expect, lsn - 1);
     expect = lsn + 1;
   }
-  if (expect <= m.last_lsn) m.collected.emplace_back(expect, m.last_lsn);
+  if (expect <= m.last_lsn) add_collected(expect, m.last_lsn);
   std::vector<uint32_t> order;
   for (uint32_t r = 0; r < runs_.size(); ++r) {
     if (runs_[r].exists) order.push_back(r);
@@ -403,6 +423,7 @@ Manifest PageStoreImpl::BuildManifestLocked() const {
     mr.timeline = run.timeline;
     mr.base = run.base;
     mr.base_run_start = run.base_run == kNoRun ? 0 : runs_[run.base_run].start;
+    mr.live_records = run.on_disk;
     for (const RunEntry& e : run.entries) {
       if (e.live) {
         ++mr.live_records;
@@ -711,6 +732,7 @@ void PageStoreImpl::InstallCompacted(const std::vector<uint64_t>& group, uint64_
 }
 
 Result<SpaceUsage> PageStoreImpl::Usage(TimelineId t) const {
+  BRANCHDB_RETURN_IF_ERROR(LoadRunLists());  // its roots: every live record
   ReaderLock state(state_mu_);
   auto tl = LiveTimeline(t);
   if (!tl.ok()) return tl.status();

@@ -106,17 +106,26 @@ std::vector<TimelineInfo> PageStoreImpl::ListTimelines() const {
 }
 
 Result<Lsn> PageStoreImpl::Head(TimelineId t) const {
+  {
+    ReaderLock state(state_mu_);
+    auto tl = LiveTimeline(t);
+    if (!tl.ok()) return tl.status();
+    if ((*tl)->info.head <= failed_limit_) return (*tl)->info.head;
+  }
+  BRANCHDB_RETURN_IF_ERROR(LoadRunLists());  // a failed store: its last durable state
   ReaderLock state(state_mu_);
-  auto tl = LiveTimeline(t);
-  if (!tl.ok()) return tl.status();
-  if ((*tl)->info.head > failed_limit_) return ResolveLocked(t, failed_limit_);
-  return (*tl)->info.head;
+  return ResolveLocked(t, failed_limit_);
 }
 
 Result<Lsn> PageStoreImpl::ResolveLocked(TimelineId t, Lsn lsn) const {
   auto tl = LiveTimeline(t);
   if (!tl.ok()) return tl.status();
   lsn = std::min(lsn, failed_limit_);  // never a pending record of a failed store
+  // The head is the newest record of its run, and live.
+  if (lsn >= (*tl)->info.head) return (*tl)->info.head;
+  if (runs_on_disk_.load(std::memory_order_acquire)) {
+    return Status::Unavailable("the runs' record lists are not complete yet");  // LoadRunListsFor
+  }
   std::optional<RunEntry> newest;  // the newest entry at or below lsn
   WalkHistory(runs_, (*tl)->run, lsn, [&](const RunList& entries, size_t end) {
     if (end > 0) newest = entries[end - 1];
@@ -130,6 +139,7 @@ Result<Lsn> PageStoreImpl::ResolveLocked(TimelineId t, Lsn lsn) const {
 }
 
 Result<Lsn> PageStoreImpl::ResolveLsn(TimelineId t, Lsn lsn) const {
+  BRANCHDB_RETURN_IF_ERROR(LoadRunListsFor(t, lsn));
   ReaderLock state(state_mu_);
   return ResolveLocked(t, lsn);
 }
@@ -224,6 +234,7 @@ Status PageStoreImpl::LocatePage(TimelineId t, Lsn lsn, bool by_timeline, PageNo
   // A damaged index block found on the way moves its segment's versions
   // into memory (DemoteSegmentIndex); then the read starts over. Each retry
   // has one on-disk index fewer.
+  if (by_timeline) BRANCHDB_RETURN_IF_ERROR(LoadRunListsFor(t, lsn));
   return RepairingIndex([&](uint64_t* bad) {
     DiskQuery q;
     BRANCHDB_RETURN_IF_ERROR(WithRecordReads([&](RecordPins* pins) {
@@ -423,6 +434,7 @@ Status PageStoreImpl::ReadLocated(const Location& loc, PageNo pgno, char* out) c
 }
 
 Result<uint32_t> PageStoreImpl::DbSize(TimelineId t, Lsn lsn) const {
+  BRANCHDB_RETURN_IF_ERROR(LoadRunListsFor(t, lsn));
   uint32_t size = 0;
   BRANCHDB_RETURN_IF_ERROR(WithRecordReads([&](RecordPins* pins) {
     ReaderLock state(state_mu_);
@@ -580,6 +592,7 @@ StoreStats PageStoreImpl::Stats() const {
 
 Result<std::vector<RecordInfo>> PageStoreImpl::History(TimelineId t, Lsn before,
                                                        size_t limit) const {
+  BRANCHDB_RETURN_IF_ERROR(LoadRunLists());
   std::vector<MetaLocation> locs;
   BRANCHDB_RETURN_IF_ERROR(WithRecordReads([&](RecordPins* pins) {
     locs.clear();
@@ -617,6 +630,7 @@ Result<std::vector<RecordInfo>> PageStoreImpl::History(TimelineId t, Lsn before,
 }
 
 Result<Lsn> PageStoreImpl::LsnAt(TimelineId t, int64_t time_micros) const {
+  BRANCHDB_RETURN_IF_ERROR(LoadRunLists());
   ReaderLock state(state_mu_);
   auto tl = LiveTimeline(t);
   if (!tl.ok()) return tl.status();
@@ -641,6 +655,7 @@ Result<Lsn> PageStoreImpl::LsnAt(TimelineId t, int64_t time_micros) const {
 }
 
 Result<std::vector<PageNo>> PageStoreImpl::ChangedPages(Lsn a, Lsn b) const {
+  BRANCHDB_RETURN_IF_ERROR(LoadRunLists());
   std::shared_ptr<const PathMap> pa, pb;
   uint32_t ra = kNoRun, rb = kNoRun;
   std::vector<MetaLocation> locs;  // of the records in the ranges

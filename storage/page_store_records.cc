@@ -11,11 +11,106 @@
 namespace branchdb::storage::internal {
 
 bool PageStoreImpl::LiveInRun(uint32_t r, Lsn lsn) const {
-  const RunList& entries = runs_[r].entries;
-  const size_t i = entries.LowerBound(lsn);
-  if (i == entries.size()) return false;
-  const RunEntry e = entries[i];
-  return e.lsn == lsn && e.live;
+  const Run& run = runs_[r];
+  const size_t i = run.entries.LowerBound(lsn);
+  if (i < run.entries.size() && run.entries[i].lsn == lsn) return run.entries[i].live;
+  // Not in an incomplete list: a record a segment's record index lists as
+  // live when it was sealed is live unless collected since, and no GC ran
+  // since Open (GC completes the lists first).
+  return run.on_disk > 0 && lsn <= open_last_lsn_ && !InRanges(open_collected_, lsn);
+}
+
+Status PageStoreImpl::LoadRunListsFor(TimelineId t, Lsn lsn) const {
+  if (!runs_on_disk_.load(std::memory_order_acquire)) return Status::OK();
+  {
+    ReaderLock state(state_mu_);
+    auto tl = timelines_.find(t);
+    // ResolveLocked answers the head without the list (and a missing
+    // timeline with its error).
+    if (tl == timelines_.end() || tl->second.dropped || lsn >= tl->second.info.head) {
+      return Status::OK();
+    }
+  }
+  return LoadRunLists();
+}
+
+Status PageStoreImpl::LoadRunLists() const {
+  if (!runs_on_disk_.load(std::memory_order_acquire)) return Status::OK();
+  // The live entries of the covered segments, by run start, read without the
+  // lock (no GC can run meanwhile: it calls this first and waits for it).
+  std::unordered_map<Lsn, std::vector<RunEntry>> found;
+  BRANCHDB_RETURN_IF_ERROR(RepairingRecords([&](uint64_t* bad) {
+    found.clear();
+    std::vector<std::shared_ptr<const SegmentRecordIndex>> ris;
+    Lsn last = 0;
+    std::vector<std::pair<Lsn, Lsn>> collected;
+    {
+      ReaderLock state(state_mu_);
+      for (uint64_t n : open_covered_) {
+        if (auto it = rec_indexes_.find(n); it != rec_indexes_.end()) ris.push_back(it->second);
+      }
+      last = open_last_lsn_;
+      collected = open_collected_;
+    }
+    auto take = [&](const RecordIndexEntry& e) {
+      if (e.lsn > last || InRanges(collected, e.lsn)) return;
+      found[e.run_start].push_back(RunEntry{e.lsn, e.time_micros, true});
+    };
+    for (const auto& ri : ris) {
+      for (const RecordIndexEntry& e : ri->resident) take(e);  // demoted
+      for (uint32_t b = 0; !ri->Demoted() && b < ri->dir.blocks.size(); ++b) {
+        auto block = ReadRecordBlock(*ri, b, nullptr);  // every block once: not cached
+        if (!block.ok()) {
+          if (block.status().IsCorruption()) *bad = ri->number;
+          return block.status();
+        }
+        for (const RecordIndexEntry& e : **block) take(e);
+      }
+    }
+    return Status::OK();
+  }));
+  WriterLock state(state_mu_);
+  if (!runs_on_disk_.load(std::memory_order_relaxed)) return Status::OK();  // done meanwhile
+  for (auto& [start, list] : found) {
+    auto it = run_by_start_.find(start);
+    const uint64_t expected = it == run_by_start_.end() ? 0 : runs_[it->second].on_disk;
+    if (list.size() != expected) {
+      return Status::Corruption("run " + std::to_string(start) + " has " +
+                                std::to_string(list.size()) +
+                                " records in the record indexes of the segments MANIFEST lists, "
+                                "MANIFEST says " + std::to_string(expected));
+    }
+  }
+  for (Run& run : runs_) {
+    if (run.on_disk == 0) continue;
+    auto it = found.find(run.start);
+    if (it == found.end()) {
+      return Status::Corruption("run " + std::to_string(run.start) +
+                                " has no record in the record indexes of the segments MANIFEST "
+                                "lists, MANIFEST says " + std::to_string(run.on_disk));
+    }
+    std::vector<RunEntry>& disk = it->second;
+    std::sort(disk.begin(), disk.end(),
+              [](const RunEntry& a, const RunEntry& b) { return a.lsn < b.lsn; });
+    RunList merged;
+    size_t i = 0;
+    for (const RunEntry& e : run.entries) {
+      for (; i < disk.size() && disk[i].lsn <= e.lsn; ++i) {
+        if (disk[i].lsn == e.lsn) {
+          return Status::Corruption("LSN " + std::to_string(e.lsn) + " appears twice in the log");
+        }
+        merged.push_back(disk[i]);
+      }
+      merged.push_back(e);
+    }
+    for (; i < disk.size(); ++i) merged.push_back(disk[i]);
+    run.entries = std::move(merged);
+    run.on_disk = 0;
+  }
+  open_covered_.clear();
+  open_collected_.clear();
+  runs_on_disk_.store(false, std::memory_order_release);
+  return Status::OK();
 }
 
 Status PageStoreImpl::FindRecordLocked(Lsn lsn, RecordPins* pins, RecordEntry* out,
