@@ -277,6 +277,13 @@ class PageStoreImpl final : public PageStore {
   Status CountLiveRecords(const Manifest& manifest) REQUIRES(mu_, state_mu_);
   // Set by Rebuild: a record collected only by the manifest was loaded.
   bool saw_collected_ = false;
+  // Set when Recover returns OK: the destructor may seal the active segment.
+  bool opened_ = false;
+  // A clean close (the destructor): seals the active segment when it holds
+  // a record and writes MANIFEST, so that the next Open scans no tail; a
+  // failure leaves the files as a crash there would (the next Open scans
+  // the tail and cuts a torn footer off, its records stay).
+  void SealAtClose();
 
   // --- write path (page_store_write.cc) ---
   // Status of the store for a new mutation.

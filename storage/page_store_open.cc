@@ -41,7 +41,21 @@ PageStoreImpl::PageStoreImpl(const PageStoreOptions& options, std::string dir)
       record_cache_(options.cache != nullptr ? options.cache
                                              : Cache::Create(options.index_cache_bytes, 0)) {}
 
-PageStoreImpl::~PageStoreImpl() = default;
+PageStoreImpl::~PageStoreImpl() { SealAtClose(); }
+
+void PageStoreImpl::SealAtClose() {
+  if (!opened_ || !options_.seal_on_close) return;
+  MutexLock lock(mu_);  // nothing else runs: the store's last owner is closing it
+  if (!active_file_ || !failed_.ok() || gc_running_ || syncing_) return;
+  if (active_footer_.empty() || active_version_ < kFirstRecordIndexFormatVersion) return;
+  const Lsn appended = appended_lsn_;
+  Status s = SealActive();  // syncs every record appended so far
+  if (s.ok()) {
+    MarkDurable(appended);
+    s = WriteStoreManifest(EncodeStoreManifest(BuildManifestLocked()));
+  }
+  (void)s;  // the next Open reads what is on disk, whichever way this went
+}
 
 Status PageStoreImpl::ScanTail(uint64_t number, RandomAccessFile* file, uint64_t file_size,
                                uint64_t start, std::vector<Loaded>* out,
@@ -287,6 +301,7 @@ Status PageStoreImpl::Recover() {
   if (!manifest_current) {
     BRANCHDB_RETURN_IF_ERROR(WriteStoreManifest(EncodeStoreManifest(BuildManifest())));
   }
+  opened_ = true;
   return Status::OK();
 }
 
@@ -387,8 +402,11 @@ Status PageStoreImpl::LoadSegments(const std::vector<uint64_t>& numbers, uint64_
                                    std::vector<Loaded>* loaded,
                                    std::optional<TailSegment>* tail) {
   for (uint64_t n : numbers) {
-    // The newest log segment is sealed only by an intact footer (LoadSegment).
-    if (auto it = covered.find(n); it != covered.end() && n != newest_log) {
+    // The newest log segment is sealed only by an intact footer (LoadSegment),
+    // or when MANIFEST lists it with its size (sealed at a clean close:
+    // MANIFEST was written after the seal's fsync, and a sealed segment is
+    // never appended to).
+    if (auto it = covered.find(n); it != covered.end()) {
       auto size = env_->GetFileSize(SegmentPath(n));
       if (!size.ok()) return size.status();
       bool done = false;
