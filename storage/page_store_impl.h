@@ -526,7 +526,9 @@ class PageStoreImpl final : public PageStore {
                                  uint64_t* bad_segment) const REQUIRES_SHARED(state_mu_);
   // Drops the in-memory versions the plan found unread.
   void ApplyRemovals(const GcPlan& plan) REQUIRES(state_mu_);
-  // The store's structure now (GCSTATE's fields and the store manifest's).
+  // The store's structure now (GCSTATE's fields and the store manifest's;
+  // in page_store_records.cc, beside LoadRunLists: while the runs' lists are
+  // incomplete, the collected ranges up to Open's MANIFEST are its own).
   // REQUIRES: every appended record durable (last_lsn is the durable LSN).
   Manifest BuildManifest() const EXCLUDES(mu_);
   Manifest BuildManifestLocked() const REQUIRES(mu_);

@@ -266,7 +266,6 @@ Status PageStoreImpl::Recover() {
     BRANCHDB_RETURN_IF_ERROR(Rebuild(manifest, std::move(loaded)));
   }
   if (saw_collected_) {
-    BRANCHDB_RETURN_IF_ERROR(LoadRunLists());  // the plan walks every run's list
     // A record collected by the manifest but not yet compacted away brought
     // back all of its versions, garbage included. With every live record as
     // a root, the plan finds exactly the garbage again; the in-memory part is

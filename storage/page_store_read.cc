@@ -700,8 +700,7 @@ Result<std::vector<PageNo>> PageStoreImpl::ChangedPages(Lsn a, Lsn b) const {
     return Status::OK();
   }));
   std::vector<PageNo> out;
-  if (exact) {
-    // the records' page lists are read from their segments
+  if (exact) {  // the records' page lists are read from their segments
     for (const MetaLocation& loc : locs) {
       auto meta = ReadMeta(loc);
       if (!meta.ok()) return meta.status();

@@ -20,6 +20,91 @@ bool PageStoreImpl::LiveInRun(uint32_t r, Lsn lsn) const {
   return run.on_disk > 0 && lsn <= open_last_lsn_ && !InRanges(open_collected_, lsn);
 }
 
+// What MANIFEST (and GCSTATE) say of the store now, the runs' live counts
+// and collected ranges among it.
+Manifest PageStoreImpl::BuildManifest() const {
+  MutexLock lock(mu_);
+  return BuildManifestLocked();
+}
+
+Manifest PageStoreImpl::BuildManifestLocked() const {
+  Manifest m;
+  m.last_timeline = next_timeline_ - 1;
+  m.last_time = last_time_;
+  ReaderLock state(state_mu_);
+  m.last_lsn = durable_lsn_;
+  m.next_segment = next_segment_;
+  m.gc_lsn = gc_lsn_;
+  for (const auto& [number, seg] : segments_) {
+    // A segment Open found damaged is read (and reported) the old way at every Open.
+    if (seg.sealed && damaged_segments_.count(number) == 0) {
+      m.segments.push_back(ManifestSegment{number, seg.size});
+    }
+  }
+  m.known_pages = index_.KnownRanges();
+  m.has_payloads = true;
+  for (const auto& [t, bytes] : payload_bytes_) {
+    if (bytes > 0) m.payloads.emplace_back(t, bytes);
+  }
+  std::sort(m.payloads.begin(), m.payloads.end());
+  // While the runs' lists are incomplete (no GC since Open), what was
+  // collected up to Open's MANIFEST is what it said; the lists have every
+  // live record after it.
+  const bool incomplete = runs_on_disk_.load(std::memory_order_acquire);
+  const Lsn from = incomplete ? open_last_lsn_ : 0;
+  if (incomplete) m.collected = open_collected_;
+  std::vector<Lsn> live;
+  ForEachLive([&](Lsn lsn, uint32_t, int64_t) {
+    if (lsn > from) live.push_back(lsn);
+  });
+  std::sort(live.begin(), live.end());
+  Lsn expect = from + 1;
+  auto add_collected = [&m](Lsn first, Lsn last) {
+    if (!m.collected.empty() && m.collected.back().second + 1 == first) {
+      m.collected.back().second = last;
+    } else {
+      m.collected.emplace_back(first, last);
+    }
+  };
+  for (const Lsn lsn : live) {
+    if (lsn > expect) add_collected(expect, lsn - 1);
+    expect = lsn + 1;
+  }
+  if (expect <= m.last_lsn) add_collected(expect, m.last_lsn);
+  std::vector<uint32_t> order;
+  for (uint32_t r = 0; r < runs_.size(); ++r) {
+    if (runs_[r].exists) order.push_back(r);
+  }
+  std::sort(order.begin(), order.end(),
+            [&](uint32_t a, uint32_t b) REQUIRES_SHARED(state_mu_) {
+              return runs_[a].start < runs_[b].start;
+            });
+  for (uint32_t r : order) {
+    const Run& run = runs_[r];
+    ManifestRun mr;
+    mr.start = run.start;
+    mr.timeline = run.timeline;
+    mr.base = run.base;
+    mr.base_run_start = run.base_run == kNoRun ? 0 : runs_[run.base_run].start;
+    mr.live_records = run.on_disk;
+    for (const RunEntry& e : run.entries) {
+      if (e.live) {
+        ++mr.live_records;
+      } else {
+        mr.markers.emplace_back(e.lsn, e.time_micros);
+      }
+    }
+    m.runs.push_back(std::move(mr));
+  }
+  for (const auto& [id, t] : timelines_) {
+    if (t.dropped) continue;
+    m.timelines.push_back(ManifestTimeline{id, t.info.head, runs_[t.run].start,
+                                           t.info.created_lsn, t.info.base,
+                                           t.info.created_micros});
+  }
+  return m;
+}
+
 Status PageStoreImpl::LoadRunListsFor(TimelineId t, Lsn lsn) const {
   if (!runs_on_disk_.load(std::memory_order_acquire)) return Status::OK();
   {
