@@ -279,6 +279,9 @@ class PageStoreImpl final : public PageStore {
   bool saw_collected_ = false;
   // Set when Recover returns OK: the destructor may seal the active segment.
   bool opened_ = false;
+  // During Recover: each segment's file and header, as DropSupersededSegments
+  // read them (LoadIndexedSegment reads neither again).
+  std::map<uint64_t, std::pair<std::shared_ptr<RandomAccessFile>, SegmentHeader>> open_headers_;
   // A clean close (the destructor): seals the active segment when it holds
   // a record and writes MANIFEST, so that the next Open scans no tail; a
   // failure leaves the files as a crash there would (the next Open scans

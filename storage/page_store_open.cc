@@ -1,5 +1,6 @@
 // PageStoreImpl: Open and recovery (docs/storage-format.md, "Recovery").
 #include <algorithm>
+#include <cstring>
 #include <map>
 #include <optional>
 
@@ -19,6 +20,33 @@ Result<std::unique_ptr<PageStore>> PageStore::Open(const PageStoreOptions& optio
 }
 
 namespace internal {
+namespace {
+
+// A sealed segment's file at Open: its last kBytes read at once, and every
+// read that lies within them served from there.
+class TailBufferedFile final : public RandomAccessFile {
+ public:
+  TailBufferedFile(RandomAccessFile* file, uint64_t size) : file_(file), size_(size) {}
+  Status Load() {
+    start_ = size_ > kBytes ? size_ - kBytes : 0;
+    return ReadExactly(file_, start_, size_ - start_, &tail_);
+  }
+  Result<size_t> Read(uint64_t offset, size_t n, char* scratch) const override {
+    if (offset < start_ || offset > size_) return file_->Read(offset, n, scratch);
+    const size_t k = static_cast<size_t>(std::min<uint64_t>(n, size_ - offset));
+    std::memcpy(scratch, tail_.data() + (offset - start_), k);
+    return k;
+  }
+
+ private:
+  static constexpr uint64_t kBytes = 16 << 10;
+  RandomAccessFile* const file_;
+  const uint64_t size_;
+  uint64_t start_ = 0;
+  std::string tail_;
+};
+
+}  // namespace
 
 bool InRanges(const std::vector<std::pair<Lsn, Lsn>>& ranges, Lsn lsn) {
   auto it = std::upper_bound(ranges.begin(), ranges.end(), lsn,
@@ -186,20 +214,22 @@ Status PageStoreImpl::LoadSegmentIndex(uint64_t number, std::shared_ptr<RandomAc
 
 Status PageStoreImpl::LoadIndexedSegment(uint64_t number, uint64_t size, bool* done) {
   *done = false;
-  auto file_or = env_->NewRandomAccessFile(SegmentPath(number));
-  if (!file_or.ok()) return file_or.status();
-  std::shared_ptr<RandomAccessFile> file(std::move(*file_or));
-  SegmentHeader h;
-  size_t header_len = 0;
-  BRANCHDB_RETURN_IF_ERROR(ReadSegmentHeader(file.get(), number, &h, &header_len));
+  auto opened = open_headers_.find(number);  // DropSupersededSegments read its header
+  if (opened == open_headers_.end()) return Status::OK();
+  std::shared_ptr<RandomAccessFile> file = opened->second.first;
+  const SegmentHeader& h = opened->second.second;
   if (h.number != number || h.version < kFirstRecordIndexFormatVersion) return Status::OK();
+  // The trailer, the page index's tail, directory and filter are read from
+  // one read of the file's last bytes (usually), the rest as it comes.
+  TailBufferedFile buffered(file.get(), size);
+  BRANCHDB_RETURN_IF_ERROR(buffered.Load());
   auto idx = std::make_shared<SegmentIndex>();
   std::string damage;
-  BRANCHDB_RETURN_IF_ERROR(ReadSegmentIndex(file.get(), number, size, idx.get(), &damage));
+  BRANCHDB_RETURN_IF_ERROR(ReadSegmentIndex(&buffered, number, size, idx.get(), &damage));
   if (!damage.empty()) return Status::OK();  // LoadSegment reads it again and reports it
   auto ri = std::make_shared<SegmentRecordIndex>();
   // Tail and directory only: a block is read when a lookup needs it.
-  BRANCHDB_RETURN_IF_ERROR(ReadRecordIndexSection(file.get(), *idx, ri.get(), nullptr, &damage));
+  BRANCHDB_RETURN_IF_ERROR(ReadRecordIndexSection(&buffered, *idx, ri.get(), nullptr, &damage));
   if (!damage.empty()) {
     damage_.push_back(SegmentFileName(number) + ": " + damage +
                       "; record list read from the footer instead");
@@ -300,6 +330,7 @@ Status PageStoreImpl::Recover() {
   if (!manifest_current) {
     BRANCHDB_RETURN_IF_ERROR(WriteStoreManifest(EncodeStoreManifest(BuildManifest())));
   }
+  open_headers_.clear();
   opened_ = true;
   return Status::OK();
 }
@@ -377,6 +408,7 @@ Status PageStoreImpl::DropSupersededSegments(std::vector<uint64_t>* numbers, boo
     SegmentHeader h;
     size_t len = 0;
     BRANCHDB_RETURN_IF_ERROR(ReadSegmentHeader(file->get(), n, &h, &len));
+    open_headers_[n] = {std::shared_ptr<RandomAccessFile>(std::move(*file)), h};
     if (h.flags & kSegmentFlagCompacted) {
       superseded.insert(superseded.end(), h.supersedes.begin(), h.supersedes.end());
     } else {
