@@ -22,13 +22,14 @@ Result<std::unique_ptr<PageStore>> PageStore::Open(const PageStoreOptions& optio
 namespace internal {
 namespace {
 
-// A sealed segment's file at Open: its last kBytes read at once, and every
-// read that lies within them served from there.
+// A sealed segment's file at Open: its last kBytes (at most 1/32 of it, so
+// that small segments are not read whole) read at once, and every read that
+// lies within them served from there.
 class TailBufferedFile final : public RandomAccessFile {
  public:
   TailBufferedFile(RandomAccessFile* file, uint64_t size) : file_(file), size_(size) {}
   Status Load() {
-    start_ = size_ > kBytes ? size_ - kBytes : 0;
+    start_ = size_ - std::min(kBytes, size_ / 32);
     return ReadExactly(file_, start_, size_ - start_, &tail_);
   }
   Result<size_t> Read(uint64_t offset, size_t n, char* scratch) const override {
