@@ -46,6 +46,11 @@ struct CompactionOutput;  // page_store_gc.cc
 // Whether lsn lies in one of the ascending, disjoint, inclusive ranges.
 bool InRanges(const std::vector<std::pair<Lsn, Lsn>>& ranges, Lsn lsn);
 
+// The reason of ResolveLocked's Unavailable for a state below its timeline's
+// head while the runs' lists are incomplete (just after Open): its callers
+// complete them (LoadRunLists) and try again; it never reaches a caller.
+inline constexpr std::string_view kRunsIncomplete = "runs_incomplete";
+
 // The error of an fsync (of a file or a directory) as the store reports it:
 // IOError store_failed whatever the errno (ENOSPC included), since the data's
 // durability is unknown after it (fail-stop). OK stays OK.
@@ -386,6 +391,8 @@ class PageStoreImpl final : public PageStore {
   uint32_t NewRun(TimelineId timeline, Lsn start, Lsn base, uint32_t base_run)
       REQUIRES(state_mu_);
   Result<const Timeline*> LiveTimeline(TimelineId t) const REQUIRES_SHARED(state_mu_);
+  // The state of t at lsn: its head when lsn is at or after it, else by
+  // walking its runs' lists (Unavailable kRunsIncomplete while incomplete).
   Result<Lsn> ResolveLocked(TimelineId t, Lsn lsn) const REQUIRES_SHARED(state_mu_);
   // The entry of live record lsn (not past failed_limit_), NotFound
   // otherwise. With pins: no file is read (a record of a sealed segment whose
@@ -407,9 +414,7 @@ class PageStoreImpl final : public PageStore {
   // segment's record index and the reading starts over). Every operation
   // that walks a run's list calls it first; a no-op once done.
   Status LoadRunLists() const EXCLUDES(state_mu_);
-  // LoadRunLists unless the state (t, lsn) is t's head or after (the one
-  // state a read resolves without the list).
-  Status LoadRunListsFor(TimelineId t, Lsn lsn) const EXCLUDES(state_mu_);
+
   // Runs fn (which takes state_mu_ itself and looks records up with the pins
   // given) again after reading, without the lock, each record index block it
   // missed; the blocks read stay pinned until it returns. A damaged block

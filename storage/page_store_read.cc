@@ -123,8 +123,9 @@ Result<Lsn> PageStoreImpl::ResolveLocked(TimelineId t, Lsn lsn) const {
   lsn = std::min(lsn, failed_limit_);  // never a pending record of a failed store
   // The head is the newest record of its run, and live.
   if (lsn >= (*tl)->info.head) return (*tl)->info.head;
-  if (runs_on_disk_.load(std::memory_order_acquire)) {
-    return Status::Unavailable("the runs' record lists are not complete yet");  // LoadRunListsFor
+  if (runs_on_disk_.load(std::memory_order_acquire)) {  // the caller completes them, tries again
+    return Status::Unavailable("the runs' record lists are not complete yet",
+                               std::string(kRunsIncomplete));
   }
   std::optional<RunEntry> newest;  // the newest entry at or below lsn
   WalkHistory(runs_, (*tl)->run, lsn, [&](const RunList& entries, size_t end) {
@@ -139,9 +140,14 @@ Result<Lsn> PageStoreImpl::ResolveLocked(TimelineId t, Lsn lsn) const {
 }
 
 Result<Lsn> PageStoreImpl::ResolveLsn(TimelineId t, Lsn lsn) const {
-  BRANCHDB_RETURN_IF_ERROR(LoadRunListsFor(t, lsn));
-  ReaderLock state(state_mu_);
-  return ResolveLocked(t, lsn);
+  for (;;) {
+    {
+      ReaderLock state(state_mu_);
+      auto r = ResolveLocked(t, lsn);
+      if (r.ok() || r.status().reason() != kRunsIncomplete) return r;
+    }
+    BRANCHDB_RETURN_IF_ERROR(LoadRunLists());  // a state below the head, just after Open
+  }
 }
 
 const Version* PageStoreImpl::FindVersion(uint32_t run, Lsn lsn, PageNo pgno) const {
@@ -234,8 +240,7 @@ Status PageStoreImpl::LocatePage(TimelineId t, Lsn lsn, bool by_timeline, PageNo
   // A damaged index block found on the way moves its segment's versions
   // into memory (DemoteSegmentIndex); then the read starts over. Each retry
   // has one on-disk index fewer.
-  if (by_timeline) BRANCHDB_RETURN_IF_ERROR(LoadRunListsFor(t, lsn));
-  return RepairingIndex([&](uint64_t* bad) {
+  auto attempt = [&](uint64_t* bad) {
     DiskQuery q;
     BRANCHDB_RETURN_IF_ERROR(WithRecordReads([&](RecordPins* pins) {
       *loc = Location{};
@@ -254,7 +259,12 @@ Status PageStoreImpl::LocatePage(TimelineId t, Lsn lsn, bool by_timeline, PageNo
     }));
     if (!q.needed) return Status::OK();
     return LocateOnDisk(q, loc, bad);
-  });
+  };
+  Status s = RepairingIndex(attempt);
+  if (s.reason() != kRunsIncomplete) return s;
+  // A state below its timeline's head just after Open: the runs' lists first.
+  BRANCHDB_RETURN_IF_ERROR(LoadRunLists());
+  return RepairingIndex(attempt);
 }
 
 Status PageStoreImpl::LocateLocked(const RecordEntry& rec, Lsn lsn, PageNo pgno, Location* loc,
@@ -434,9 +444,8 @@ Status PageStoreImpl::ReadLocated(const Location& loc, PageNo pgno, char* out) c
 }
 
 Result<uint32_t> PageStoreImpl::DbSize(TimelineId t, Lsn lsn) const {
-  BRANCHDB_RETURN_IF_ERROR(LoadRunListsFor(t, lsn));
   uint32_t size = 0;
-  BRANCHDB_RETURN_IF_ERROR(WithRecordReads([&](RecordPins* pins) {
+  auto attempt = [&](RecordPins* pins) {
     ReaderLock state(state_mu_);
     auto s = ResolveLocked(t, lsn);
     if (!s.ok()) return s.status();
@@ -444,7 +453,13 @@ Result<uint32_t> PageStoreImpl::DbSize(TimelineId t, Lsn lsn) const {
     if (!rec.ok()) return rec.status();
     size = rec->db_size_pages;
     return Status::OK();
-  }));
+  };
+  Status s = WithRecordReads(attempt);
+  if (s.reason() == kRunsIncomplete) {  // below the head just after Open
+    BRANCHDB_RETURN_IF_ERROR(LoadRunLists());
+    s = WithRecordReads(attempt);
+  }
+  if (!s.ok()) return s;
   return size;
 }
 

@@ -105,20 +105,6 @@ Manifest PageStoreImpl::BuildManifestLocked() const {
   return m;
 }
 
-Status PageStoreImpl::LoadRunListsFor(TimelineId t, Lsn lsn) const {
-  if (!runs_on_disk_.load(std::memory_order_acquire)) return Status::OK();
-  {
-    ReaderLock state(state_mu_);
-    auto tl = timelines_.find(t);
-    // ResolveLocked answers the head without the list (and a missing
-    // timeline with its error).
-    if (tl == timelines_.end() || tl->second.dropped || lsn >= tl->second.info.head) {
-      return Status::OK();
-    }
-  }
-  return LoadRunLists();
-}
-
 Status PageStoreImpl::LoadRunLists() const {
   if (!runs_on_disk_.load(std::memory_order_acquire)) return Status::OK();
   // The live entries of the covered segments, by run start, read without the

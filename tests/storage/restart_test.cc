@@ -174,6 +174,38 @@ TEST_CASE("Writes before the record lists are complete keep every answer") {
   RequireFootersAgree(f, after, walks);
 }
 
+TEST_CASE("A read or DbSize below the head, first thing after Open, completes the lists") {
+  StoreFixture f(32 << 10);
+  Build(f, 1000);
+  const TimelineId main = 1;
+  const Lsn head = *f.store().Head(main);
+  const Lsn below = *f.store().ResolveLsn(main, head - 3);
+  REQUIRE(below < head);
+  const uint32_t size = *f.store().DbSize(main, head - 3);
+  std::vector<std::string> pages;
+  for (PageNo p = 1; p <= size; ++p) pages.push_back(f.ReadAt(below, p));
+  for (int first = 0; first < 3; ++first) {
+    f.Reopen();
+    std::string page;
+    switch (first) {
+      case 0:
+        REQUIRE(f.store().ReadPage(main, 2, head - 3, &page).ok());
+        CHECK(page == pages[1]);
+        break;
+      case 1:
+        CHECK(*f.store().DbSize(main, head - 3) == size);
+        break;
+      default:
+        CHECK(*f.store().ResolveLsn(main, head - 3) == below);
+        break;
+    }
+    for (PageNo p = 1; p <= size; ++p) {
+      REQUIRE(f.store().ReadPage(main, p, head - 3, &page).ok());
+      CHECK(page == pages[p - 1]);
+    }
+  }
+}
+
 TEST_CASE("A GC right after Open completes the record lists first") {
   StoreFixture f(32 << 10);
   Build(f, 1000);
