@@ -331,7 +331,6 @@ Status PageStoreImpl::Recover() {
   if (!manifest_current) {
     BRANCHDB_RETURN_IF_ERROR(WriteStoreManifest(EncodeStoreManifest(BuildManifest())));
   }
-  open_headers_.clear();
   opened_ = true;
   return Status::OK();
 }
@@ -461,6 +460,7 @@ Status PageStoreImpl::LoadSegments(const std::vector<uint64_t>& numbers, uint64_
     WriterLock state(state_mu_);  // nothing else runs yet: for the analysis
     segments_[n] = Segment{size, sealed};
   }
+  open_headers_.clear();  // the files LoadIndexedSegment kept are in files_
   return Status::OK();
 }
 
