@@ -18,7 +18,8 @@
 // statistics; then
 //   - restart_ratio: the time from Open to the first answered read (a page
 //     of the head state) of this store against the same for an empty store,
-//     each the best of five opens in this process, one after the other.
+//     each the best of five opens in this process, one after the other (the
+//     stores are opened with seal_on_close: a clean close leaves no tail).
 // fsync is skipped (an Env whose files' Sync does nothing): memory does not
 // depend on it, and N commits at one fdatasync each would take N disk flushes.
 //
