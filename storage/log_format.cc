@@ -646,6 +646,11 @@ std::string EncodeStoreManifest(const Manifest& m) {
     PutFixed32(&out, a);
     PutFixed32(&out, b);
   }
+  PutFixed32(&out, static_cast<uint32_t>(m.payloads.size()));
+  for (const auto& [t, bytes] : m.payloads) {
+    PutFixed64(&out, t);
+    PutFixed64(&out, bytes);
+  }
   PutFixed32(&out, crc32c::Value(out));
   return out;
 }
@@ -655,7 +660,7 @@ Status DecodeStoreManifest(std::string_view in, Manifest* m) {
   BRANCHDB_RETURN_IF_ERROR(CheckManifestFile(in, kStoreManifestMagic, kStoreManifestName, &body));
   Decoder d(body);
   const uint32_t version = d.U32();
-  if (version != kStoreManifestVersion) {
+  if (version != kStoreManifestVersion && version != 1) {
     return Status::Corruption("MANIFEST: unsupported version " + std::to_string(version));
   }
   GetManifestBody(&d, m);
@@ -673,6 +678,12 @@ Status DecodeStoreManifest(std::string_view in, Manifest* m) {
     PageNo b = d.U32();
     if (b < a) return Status::Corruption("MANIFEST: bad page range");
     m->known_pages.emplace_back(a, b);
+  }
+  m->has_payloads = version >= 2;
+  n = m->has_payloads ? d.U32() : 0;
+  for (uint32_t i = 0; i < n && d.ok(); ++i) {
+    const TimelineId t = d.U64();
+    m->payloads.emplace_back(t, d.U64());
   }
   if (!d.ok() || d.remaining() != 0) return Status::Corruption("MANIFEST: bad length");
   return Status::OK();

@@ -23,7 +23,7 @@ inline constexpr uint32_t kFirstIndexedFormatVersion = 3;      // footers with a
 inline constexpr uint32_t kFirstRecordIndexFormatVersion = 4;  // footers with a record index
 inline constexpr uint32_t kOldestFormatVersion = 1;
 inline constexpr uint32_t kManifestVersion = 1;  // GCSTATE's format did not change in 2 to 4
-inline constexpr uint32_t kStoreManifestVersion = 1;
+inline constexpr uint32_t kStoreManifestVersion = 2;  // 1: without the payloads by timeline
 inline constexpr std::string_view kSegmentMagic{"BRDBSEG\0", 8};
 inline constexpr std::string_view kFooterMagic{"BRDBFTR1", 8};
 inline constexpr std::string_view kManifestMagic{"BRDBGCM1", 8};
@@ -277,6 +277,10 @@ struct Manifest {
   Lsn gc_lsn = 0;  // last_lsn of the GCSTATE it builds on (0: none); GCSTATE: its own last_lsn
   std::vector<ManifestSegment> segments;                // sealed segments, ascending number
   std::vector<std::pair<PageNo, PageNo>> known_pages;  // inclusive ranges of pages with versions
+  // Version 2: the live records' payload bytes by timeline (records up to
+  // last_lsn), so that Open reads no record of the segments it lists.
+  bool has_payloads = false;
+  std::vector<std::pair<TimelineId, uint64_t>> payloads;
 };
 // GCSTATE (magic kManifestMagic): the fields above but the store manifest's.
 std::string EncodeManifest(const Manifest& m);

@@ -123,6 +123,10 @@ struct Run {
   uint32_t base_run = kNoRun;
   uint32_t depth = 0;      // 0 when base == 0
   RunList entries;  // ascending LSN
+  // Live records of this run in the sealed segments MANIFEST listed at Open
+  // that are not in `entries` yet: Open reads no record index, the list is
+  // completed on first need (PageStoreImpl::LoadRunLists). 0: complete.
+  uint64_t on_disk = 0;
 };
 
 // Runs on the ancestry path of one run, sorted by run index, with cutoffs.

@@ -118,6 +118,12 @@ struct PageStoreOptions {
   // version is in a sealed segment reads its index block through it).
   // Default: 8 MiB.
   uint64_t index_cache_bytes = 8ull << 20;
+  // A clean close (the store's destruction) seals the active segment when it
+  // holds a record and writes MANIFEST, so that the next Open scans no tail
+  // (docs/storage-format.md, "Recovery"): each close after writes leaves one
+  // more, possibly small, sealed segment. Default: false (the server does
+  // not set it yet; the tests model crashes by closing).
+  bool seal_on_close = false;
 };
 
 enum class RecordKind : uint8_t {

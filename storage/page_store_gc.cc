@@ -186,6 +186,7 @@ Status PageStoreImpl::PlanGc(const Roots& roots,
 }
 
 Status PageStoreImpl::PlanRetained(const std::vector<uint64_t>& collect, GcPlan* plan) const {
+  BRANCHDB_RETURN_IF_ERROR(LoadRunLists());  // its roots: every live record
   return RepairingIndex([&](uint64_t* bad) {
     ReaderLock state(state_mu_);
     Roots roots;
@@ -204,6 +205,7 @@ void PageStoreImpl::ApplyRemovals(const GcPlan& plan) {
 }
 
 Result<GcStats> PageStoreImpl::Gc(const GcOptions& options) {
+  BRANCHDB_RETURN_IF_ERROR(LoadRunLists());  // roots and the plan walk every run's list
   MutexLock gc_lock(gc_mu_);
   {
     MutexLock lock(mu_);
@@ -356,69 +358,6 @@ Status PageStoreImpl::FailStopOnError(Status s) {
     if (failed_.ok()) failed_ = s;
   }
   return s;
-}
-
-Manifest PageStoreImpl::BuildManifest() const {
-  MutexLock lock(mu_);
-  return BuildManifestLocked();
-}
-
-Manifest PageStoreImpl::BuildManifestLocked() const {
-  Manifest m;
-  m.last_timeline = next_timeline_ - 1;
-  m.last_time = last_time_;
-  ReaderLock state(state_mu_);
-  m.last_lsn = durable_lsn_;
-  m.next_segment = next_segment_;
-  m.gc_lsn = gc_lsn_;
-  for (const auto& [number, seg] : segments_) {
-    // A segment Open found damaged is read (and reported) the old way at every Open.
-    if (seg.sealed && damaged_segments_.count(number) == 0) {
-      m.segments.push_back(ManifestSegment{number, seg.size});
-    }
-  }
-  m.known_pages = index_.KnownRanges();
-  std::vector<Lsn> live;
-  live.reserve(live_records_);
-  ForEachLive([&](Lsn lsn, uint32_t, int64_t) { live.push_back(lsn); });
-  std::sort(live.begin(), live.end());
-  Lsn expect = 1;
-  for (const Lsn lsn : live) {
-    if (lsn > expect) m.collected.emplace_back(expect, lsn - 1);
-    expect = lsn + 1;
-  }
-  if (expect <= m.last_lsn) m.collected.emplace_back(expect, m.last_lsn);
-  std::vector<uint32_t> order;
-  for (uint32_t r = 0; r < runs_.size(); ++r) {
-    if (runs_[r].exists) order.push_back(r);
-  }
-  std::sort(order.begin(), order.end(),
-            [&](uint32_t a, uint32_t b) REQUIRES_SHARED(state_mu_) {
-              return runs_[a].start < runs_[b].start;
-            });
-  for (uint32_t r : order) {
-    const Run& run = runs_[r];
-    ManifestRun mr;
-    mr.start = run.start;
-    mr.timeline = run.timeline;
-    mr.base = run.base;
-    mr.base_run_start = run.base_run == kNoRun ? 0 : runs_[run.base_run].start;
-    for (const RunEntry& e : run.entries) {
-      if (e.live) {
-        ++mr.live_records;
-      } else {
-        mr.markers.emplace_back(e.lsn, e.time_micros);
-      }
-    }
-    m.runs.push_back(std::move(mr));
-  }
-  for (const auto& [id, t] : timelines_) {
-    if (t.dropped) continue;
-    m.timelines.push_back(ManifestTimeline{id, t.info.head, runs_[t.run].start,
-                                           t.info.created_lsn, t.info.base,
-                                           t.info.created_micros});
-  }
-  return m;
 }
 
 Status PageStoreImpl::Compact(GcStats* stats, const std::map<uint64_t, uint64_t>& kept_bytes) {
@@ -711,6 +650,7 @@ void PageStoreImpl::InstallCompacted(const std::vector<uint64_t>& group, uint64_
 }
 
 Result<SpaceUsage> PageStoreImpl::Usage(TimelineId t) const {
+  BRANCHDB_RETURN_IF_ERROR(LoadRunLists());  // its roots: every live record
   ReaderLock state(state_mu_);
   auto tl = LiveTimeline(t);
   if (!tl.ok()) return tl.status();

@@ -19,6 +19,7 @@
 #ifndef BRANCHDB_STORAGE_PAGE_STORE_IMPL_H_
 #define BRANCHDB_STORAGE_PAGE_STORE_IMPL_H_
 
+#include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
@@ -41,6 +42,14 @@
 namespace branchdb::storage::internal {
 
 struct CompactionOutput;  // page_store_gc.cc
+
+// Whether lsn lies in one of the ascending, disjoint, inclusive ranges.
+bool InRanges(const std::vector<std::pair<Lsn, Lsn>>& ranges, Lsn lsn);
+
+// The reason of ResolveLocked's Unavailable for a state below its timeline's
+// head while the runs' lists are incomplete (just after Open): its callers
+// complete them (LoadRunLists) and try again; it never reaches a caller.
+inline constexpr std::string_view kRunsIncomplete = "runs_incomplete";
 
 // The error of an fsync (of a file or a directory) as the store reports it:
 // IOError store_failed whatever the errno (ENOSPC included), since the data's
@@ -183,12 +192,6 @@ class PageStoreImpl final : public PageStore {
     uint32_t meta_len = 0;
     bool versions_on_disk = false;  // its segment's page index serves its versions
   };
-  // A live record listed by a sealed segment's record index, when the store
-  // manifest covers that segment (Open reads no footer then).
-  struct IndexedRecord {
-    uint32_t segment = 0;
-    RecordIndexEntry e;
-  };
   // What a read still has to look up in the sealed segments' on-disk
   // indexes after the in-memory index answered (LocateLocked).
   struct DiskQuery {
@@ -228,18 +231,18 @@ class PageStoreImpl final : public PageStore {
                                 uint64_t* newest_log);
   // Loads every segment's records and fills segments_. Only newest_log can be
   // the unsealed tail (*tail); every other segment is read as sealed: by its
-  // record index (*indexed) when `covered` (the store manifest's table)
-  // lists it with its size and it has one, else by its footer (*loaded).
+  // record index (nothing of its records is read: open_covered_) when
+  // `covered` (the store manifest's table) lists it with its size and it has
+  // one, else by its footer (*loaded).
   Status LoadSegments(const std::vector<uint64_t>& numbers, uint64_t newest_log,
                       const std::map<uint64_t, uint64_t>& covered, std::vector<Loaded>* loaded,
-                      std::vector<IndexedRecord>* indexed, std::optional<TailSegment>* tail);
-  // A sealed format-4 segment through its page index and record index,
-  // without its record list. *done false (nothing changed) when it has none,
-  // or when either is damaged (the footer's record list serves then; a
-  // damaged record index is noted in damage_, a damaged page index is noted
-  // by LoadSegment, which reads it again).
-  Status LoadIndexedSegment(uint64_t number, uint64_t size, std::vector<IndexedRecord>* out,
-                            bool* done);
+                      std::optional<TailSegment>* tail);
+  // A sealed format-4 segment through its page index and record index: their
+  // tails, directories and the filter, no block. *done false (nothing
+  // changed) when it has none, or when either is damaged (the footer's
+  // record list serves then; a damaged record index is noted in damage_, a
+  // damaged page index is noted by LoadSegment, which reads it again).
+  Status LoadIndexedSegment(uint64_t number, uint64_t size, bool* done);
   // One segment. Read as sealed (ReadSealedRecords: its footer, or a scan
   // when the footer is damaged, recorded in damage_; the file is never
   // changed) unless it is the newest log segment: that one is sealed only
@@ -257,8 +260,7 @@ class PageStoreImpl final : public PageStore {
                   std::vector<Loaded>* out, std::vector<std::pair<uint64_t, std::string>>* footer,
                   uint64_t* valid_end);
   // Builds the in-memory state from the manifest and the loaded records.
-  Status Rebuild(const Manifest& manifest, std::vector<Loaded> records,
-                 std::vector<IndexedRecord> indexed) REQUIRES(mu_, state_mu_);
+  Status Rebuild(const Manifest& manifest, std::vector<Loaded> records) REQUIRES(mu_, state_mu_);
   // Rebuild's steps.
   // The runs (with their markers) and the timelines the manifest names.
   Status RestoreManifestRuns(const Manifest& manifest) REQUIRES(mu_, state_mu_);
@@ -267,19 +269,29 @@ class PageStoreImpl final : public PageStore {
   // the *max_* counters to the records' LSN, timeline and time; sets
   // *saw_collected when a record is collected by the manifest only (its
   // segment not yet compacted, so its garbage versions came back with it).
-  // Records from record indexes (all within the manifest's LSN) are merged in.
-  Status ApplyLoaded(const Manifest& manifest, std::vector<Loaded> records,
-                     std::vector<IndexedRecord> indexed, Lsn* max_lsn, TimelineId* max_timeline,
-                     int64_t* max_time, bool* saw_collected) REQUIRES(mu_, state_mu_);
-  // One record of a record index: a live record of a run the manifest names
-  // (its versions stay in its segment's page index), unless collected.
-  Status ApplyIndexedRecord(const Manifest& manifest, const IndexedRecord& r)
+  // With a manifest that counts payloads (MANIFEST version 2), the live
+  // records up to its LSN add none: its count has them.
+  Status ApplyLoaded(const Manifest& manifest, std::vector<Loaded> records, Lsn* max_lsn,
+                     TimelineId* max_timeline, int64_t* max_time, bool* saw_collected)
       REQUIRES(mu_, state_mu_);
-  // Corruption unless each manifest run has as many live records up to the
-  // manifest's LSN as the manifest counted.
-  Status CheckLiveCounts(const Manifest& manifest) const REQUIRES(mu_, state_mu_);
+  // Each manifest run's live records up to the manifest's LSN: with no
+  // segment read through its record index (open_covered_ empty), those
+  // loaded must be as many as the manifest counted (Corruption otherwise);
+  // else the rest are in those segments (Run::on_disk, checked when the
+  // lists are completed: LoadRunLists).
+  Status CountLiveRecords(const Manifest& manifest) REQUIRES(mu_, state_mu_);
   // Set by Rebuild: a record collected only by the manifest was loaded.
   bool saw_collected_ = false;
+  // Set when Recover returns OK: the destructor may seal the active segment.
+  bool opened_ = false;
+  // During Recover: each segment's file and header, as DropSupersededSegments
+  // read them (LoadIndexedSegment reads neither again).
+  std::map<uint64_t, std::pair<std::shared_ptr<RandomAccessFile>, SegmentHeader>> open_headers_;
+  // A clean close (the destructor): seals the active segment when it holds
+  // a record and writes MANIFEST, so that the next Open scans no tail; a
+  // failure leaves the files as a crash there would (the next Open scans
+  // the tail and cuts a torn footer off, its records stay).
+  void SealAtClose();
 
   // --- write path (page_store_write.cc) ---
   // Status of the store for a new mutation.
@@ -379,6 +391,8 @@ class PageStoreImpl final : public PageStore {
   uint32_t NewRun(TimelineId timeline, Lsn start, Lsn base, uint32_t base_run)
       REQUIRES(state_mu_);
   Result<const Timeline*> LiveTimeline(TimelineId t) const REQUIRES_SHARED(state_mu_);
+  // The state of t at lsn: its head when lsn is at or after it, else by
+  // walking its runs' lists (Unavailable kRunsIncomplete while incomplete).
   Result<Lsn> ResolveLocked(TimelineId t, Lsn lsn) const REQUIRES_SHARED(state_mu_);
   // The entry of live record lsn (not past failed_limit_), NotFound
   // otherwise. With pins: no file is read (a record of a sealed segment whose
@@ -390,8 +404,17 @@ class PageStoreImpl final : public PageStore {
   // block was missed: pins->missed()). Errors: a blocking read's.
   Status FindRecordLocked(Lsn lsn, RecordPins* pins, RecordEntry* out, bool* found) const
       REQUIRES_SHARED(state_mu_);
-  // Whether lsn is a live entry of run r (its run's list, by binary search).
+  // Whether lsn is a live entry of run r (its run's list, by binary search;
+  // a record of a segment in open_covered_ not in an incomplete list is
+  // live unless MANIFEST's collected ranges name it).
   bool LiveInRun(uint32_t r, Lsn lsn) const REQUIRES_SHARED(state_mu_);
+  // Completes the runs' record lists (Run::on_disk) from the record indexes
+  // of open_covered_, read block by block outside the lock (Corruption when
+  // a run's count differs from MANIFEST's; a damaged block demotes its
+  // segment's record index and the reading starts over). Every operation
+  // that walks a run's list calls it first; a no-op once done.
+  Status LoadRunLists() const EXCLUDES(state_mu_);
+
   // Runs fn (which takes state_mu_ itself and looks records up with the pins
   // given) again after reading, without the lock, each record index block it
   // missed; the blocks read stay pinned until it returns. A damaged block
@@ -511,7 +534,9 @@ class PageStoreImpl final : public PageStore {
                                  uint64_t* bad_segment) const REQUIRES_SHARED(state_mu_);
   // Drops the in-memory versions the plan found unread.
   void ApplyRemovals(const GcPlan& plan) REQUIRES(state_mu_);
-  // The store's structure now (GCSTATE's fields and the store manifest's).
+  // The store's structure now (GCSTATE's fields and the store manifest's;
+  // in page_store_records.cc, beside LoadRunLists: while the runs' lists are
+  // incomplete, the collected ranges up to Open's MANIFEST are its own).
   // REQUIRES: every appended record durable (last_lsn is the durable LSN).
   Manifest BuildManifest() const EXCLUDES(mu_);
   Manifest BuildManifestLocked() const REQUIRES(mu_);
@@ -615,7 +640,15 @@ class PageStoreImpl final : public PageStore {
       GUARDED_BY(state_mu_);
   mutable std::vector<RecordRange> rec_view_ GUARDED_BY(state_mu_);
   uint64_t live_records_ GUARDED_BY(state_mu_) = 0;
-  std::vector<Run> runs_ GUARDED_BY(state_mu_);
+  // Mutable: LoadRunLists completes the lists of a store just opened.
+  mutable std::vector<Run> runs_ GUARDED_BY(state_mu_);
+  // While some run's list is incomplete (Run::on_disk): the segments Open
+  // read through their record index (their records' entries), and MANIFEST's
+  // LSN and collected ranges then (no GC runs before the lists are complete).
+  mutable std::atomic<bool> runs_on_disk_{false};
+  mutable std::set<uint64_t> open_covered_ GUARDED_BY(state_mu_);
+  Lsn open_last_lsn_ GUARDED_BY(state_mu_) = 0;
+  mutable std::vector<std::pair<Lsn, Lsn>> open_collected_ GUARDED_BY(state_mu_);
   std::unordered_map<Lsn, uint32_t> run_by_start_ GUARDED_BY(state_mu_);
   std::map<TimelineId, Timeline> timelines_ GUARDED_BY(state_mu_);
   // Versions in memory: the unsealed segment's, and those of sealed segments

@@ -1,5 +1,6 @@
 // PageStoreImpl: Open and recovery (docs/storage-format.md, "Recovery").
 #include <algorithm>
+#include <cstring>
 #include <map>
 #include <optional>
 
@@ -21,6 +22,33 @@ Result<std::unique_ptr<PageStore>> PageStore::Open(const PageStoreOptions& optio
 namespace internal {
 namespace {
 
+// A sealed segment's file at Open: its last kBytes (at most 1/32 of it, so
+// that small segments are not read whole) read at once, and every read that
+// lies within them served from there.
+class TailBufferedFile final : public RandomAccessFile {
+ public:
+  TailBufferedFile(RandomAccessFile* file, uint64_t size) : file_(file), size_(size) {}
+  Status Load() {
+    start_ = size_ - std::min(kBytes, size_ / 32);
+    return ReadExactly(file_, start_, size_ - start_, &tail_);
+  }
+  Result<size_t> Read(uint64_t offset, size_t n, char* scratch) const override {
+    if (offset < start_ || offset > size_) return file_->Read(offset, n, scratch);
+    const size_t k = static_cast<size_t>(std::min<uint64_t>(n, size_ - offset));
+    std::memcpy(scratch, tail_.data() + (offset - start_), k);
+    return k;
+  }
+
+ private:
+  static constexpr uint64_t kBytes = 16 << 10;
+  RandomAccessFile* const file_;
+  const uint64_t size_;
+  uint64_t start_ = 0;
+  std::string tail_;
+};
+
+}  // namespace
+
 bool InRanges(const std::vector<std::pair<Lsn, Lsn>>& ranges, Lsn lsn) {
   auto it = std::upper_bound(ranges.begin(), ranges.end(), lsn,
                              [](Lsn l, const std::pair<Lsn, Lsn>& r) { return l < r.first; });
@@ -28,8 +56,6 @@ bool InRanges(const std::vector<std::pair<Lsn, Lsn>>& ranges, Lsn lsn) {
   --it;
   return lsn >= it->first && lsn <= it->second;
 }
-
-}  // namespace
 
 PageStoreImpl::PageStoreImpl(const PageStoreOptions& options, std::string dir)
     : options_(options),
@@ -44,7 +70,21 @@ PageStoreImpl::PageStoreImpl(const PageStoreOptions& options, std::string dir)
       record_cache_(options.cache != nullptr ? options.cache
                                              : Cache::Create(options.index_cache_bytes, 0)) {}
 
-PageStoreImpl::~PageStoreImpl() = default;
+PageStoreImpl::~PageStoreImpl() { SealAtClose(); }
+
+void PageStoreImpl::SealAtClose() {
+  if (!opened_ || !options_.seal_on_close) return;
+  MutexLock lock(mu_);  // nothing else runs: the store's last owner is closing it
+  if (!active_file_ || !failed_.ok() || gc_running_ || syncing_) return;
+  if (active_footer_.empty() || active_version_ < kFirstRecordIndexFormatVersion) return;
+  const Lsn appended = appended_lsn_;
+  Status s = SealActive();  // syncs every record appended so far
+  if (s.ok()) {
+    MarkDurable(appended);
+    s = WriteStoreManifest(EncodeStoreManifest(BuildManifestLocked()));
+  }
+  (void)s;  // the next Open reads what is on disk, whichever way this went
+}
 
 Status PageStoreImpl::ScanTail(uint64_t number, RandomAccessFile* file, uint64_t file_size,
                                uint64_t start, std::vector<Loaded>* out,
@@ -173,23 +213,24 @@ Status PageStoreImpl::LoadSegmentIndex(uint64_t number, std::shared_ptr<RandomAc
   return Status::OK();
 }
 
-Status PageStoreImpl::LoadIndexedSegment(uint64_t number, uint64_t size,
-                                         std::vector<IndexedRecord>* out, bool* done) {
+Status PageStoreImpl::LoadIndexedSegment(uint64_t number, uint64_t size, bool* done) {
   *done = false;
-  auto file_or = env_->NewRandomAccessFile(SegmentPath(number));
-  if (!file_or.ok()) return file_or.status();
-  std::shared_ptr<RandomAccessFile> file(std::move(*file_or));
-  SegmentHeader h;
-  size_t header_len = 0;
-  BRANCHDB_RETURN_IF_ERROR(ReadSegmentHeader(file.get(), number, &h, &header_len));
+  auto opened = open_headers_.find(number);  // DropSupersededSegments read its header
+  if (opened == open_headers_.end()) return Status::OK();
+  std::shared_ptr<RandomAccessFile> file = opened->second.first;
+  const SegmentHeader& h = opened->second.second;
   if (h.number != number || h.version < kFirstRecordIndexFormatVersion) return Status::OK();
+  // The trailer, the page index's tail, directory and filter are read from
+  // one read of the file's last bytes (usually), the rest as it comes.
+  TailBufferedFile buffered(file.get(), size);
+  BRANCHDB_RETURN_IF_ERROR(buffered.Load());
   auto idx = std::make_shared<SegmentIndex>();
   std::string damage;
-  BRANCHDB_RETURN_IF_ERROR(ReadSegmentIndex(file.get(), number, size, idx.get(), &damage));
+  BRANCHDB_RETURN_IF_ERROR(ReadSegmentIndex(&buffered, number, size, idx.get(), &damage));
   if (!damage.empty()) return Status::OK();  // LoadSegment reads it again and reports it
-  std::vector<RecordIndexEntry> entries;
   auto ri = std::make_shared<SegmentRecordIndex>();
-  BRANCHDB_RETURN_IF_ERROR(ReadRecordIndexSection(file.get(), *idx, ri.get(), &entries, &damage));
+  // Tail and directory only: a block is read when a lookup needs it.
+  BRANCHDB_RETURN_IF_ERROR(ReadRecordIndexSection(&buffered, *idx, ri.get(), nullptr, &damage));
   if (!damage.empty()) {
     damage_.push_back(SegmentFileName(number) + ": " + damage +
                       "; record list read from the footer instead");
@@ -207,11 +248,7 @@ Status PageStoreImpl::LoadIndexedSegment(uint64_t number, uint64_t size,
     WriterLock state(state_mu_);  // nothing else runs yet: for the analysis
     InstallSegmentIndex(std::move(idx));
     InstallRecordIndex(std::move(ri));
-  }
-  // No reserve(size + n) here: called once per sealed segment, an exact
-  // reserve would copy every record collected so far at each segment.
-  for (const RecordIndexEntry& e : entries) {
-    out->push_back(IndexedRecord{static_cast<uint32_t>(number), e});
+    open_covered_.insert(number);  // its records' run entries stay on disk
   }
   *done = true;
   return Status::OK();
@@ -232,7 +269,9 @@ Status PageStoreImpl::Recover() {
   const bool use_store = store.has_value() && store->gc_lsn == gcstate.gc_lsn;
   const Manifest& manifest = use_store ? *store : gcstate;
   std::map<uint64_t, uint64_t> covered;  // sealed segments it lists: number -> size
-  if (use_store) {
+  // A version-1 MANIFEST does not count payloads: its segments are read from
+  // their footers once, and it is written anew.
+  if (use_store && store->has_payloads) {
     for (const ManifestSegment& seg : store->segments) covered[seg.number] = seg.size;
   }
   // Taken before any segment is dropped: a dropped segment's number is never reused.
@@ -243,9 +282,8 @@ Status PageStoreImpl::Recover() {
   if (deleted) BRANCHDB_RETURN_IF_ERROR(env_->SyncDir(dir_));
 
   std::vector<Loaded> loaded;
-  std::vector<IndexedRecord> indexed;
   std::optional<TailSegment> tail;
-  BRANCHDB_RETURN_IF_ERROR(LoadSegments(numbers, newest_log, covered, &loaded, &indexed, &tail));
+  BRANCHDB_RETURN_IF_ERROR(LoadSegments(numbers, newest_log, covered, &loaded, &tail));
   bool manifest_current = !store_damaged;  // MANIFEST lists every sealed segment as it is
   {
     // Nothing else runs yet, but keep the documented order: mu_, then state_mu_.
@@ -256,7 +294,7 @@ Status PageStoreImpl::Recover() {
       const bool listable = seg.sealed && damaged_segments_.count(number) == 0;
       if (listable && (it == covered.end() || it->second != seg.size)) manifest_current = false;
     }
-    BRANCHDB_RETURN_IF_ERROR(Rebuild(manifest, std::move(loaded), std::move(indexed)));
+    BRANCHDB_RETURN_IF_ERROR(Rebuild(manifest, std::move(loaded)));
   }
   if (saw_collected_) {
     // A record collected by the manifest but not yet compacted away brought
@@ -293,6 +331,7 @@ Status PageStoreImpl::Recover() {
   if (!manifest_current) {
     BRANCHDB_RETURN_IF_ERROR(WriteStoreManifest(EncodeStoreManifest(BuildManifest())));
   }
+  opened_ = true;
   return Status::OK();
 }
 
@@ -369,6 +408,7 @@ Status PageStoreImpl::DropSupersededSegments(std::vector<uint64_t>* numbers, boo
     SegmentHeader h;
     size_t len = 0;
     BRANCHDB_RETURN_IF_ERROR(ReadSegmentHeader(file->get(), n, &h, &len));
+    open_headers_[n] = {std::shared_ptr<RandomAccessFile>(std::move(*file)), h};
     if (h.flags & kSegmentFlagCompacted) {
       superseded.insert(superseded.end(), h.supersedes.begin(), h.supersedes.end());
     } else {
@@ -391,16 +431,18 @@ Status PageStoreImpl::DropSupersededSegments(std::vector<uint64_t>* numbers, boo
 Status PageStoreImpl::LoadSegments(const std::vector<uint64_t>& numbers, uint64_t newest_log,
                                    const std::map<uint64_t, uint64_t>& covered,
                                    std::vector<Loaded>* loaded,
-                                   std::vector<IndexedRecord>* indexed,
                                    std::optional<TailSegment>* tail) {
   for (uint64_t n : numbers) {
-    // The newest log segment is sealed only by an intact footer (LoadSegment).
-    if (auto it = covered.find(n); it != covered.end() && n != newest_log) {
+    // The newest log segment is sealed only by an intact footer (LoadSegment),
+    // or when MANIFEST lists it with its size (sealed at a clean close:
+    // MANIFEST was written after the seal's fsync, and a sealed segment is
+    // never appended to).
+    if (auto it = covered.find(n); it != covered.end()) {
       auto size = env_->GetFileSize(SegmentPath(n));
       if (!size.ok()) return size.status();
       bool done = false;
       if (*size == it->second) {
-        BRANCHDB_RETURN_IF_ERROR(LoadIndexedSegment(n, *size, indexed, &done));
+        BRANCHDB_RETURN_IF_ERROR(LoadIndexedSegment(n, *size, &done));
       }
       if (done) {
         WriterLock state(state_mu_);  // nothing else runs yet: for the analysis
@@ -418,13 +460,20 @@ Status PageStoreImpl::LoadSegments(const std::vector<uint64_t>& numbers, uint64_
     WriterLock state(state_mu_);  // nothing else runs yet: for the analysis
     segments_[n] = Segment{size, sealed};
   }
+  open_headers_.clear();  // the files LoadIndexedSegment kept are in files_
   return Status::OK();
 }
 
-Status PageStoreImpl::Rebuild(const Manifest& manifest, std::vector<Loaded> records,
-                              std::vector<IndexedRecord> indexed) {
+Status PageStoreImpl::Rebuild(const Manifest& manifest, std::vector<Loaded> records) {
   gc_lsn_ = manifest.gc_lsn;
   BRANCHDB_RETURN_IF_ERROR(RestoreManifestRuns(manifest));
+  // The live records of the segments read through their record index are
+  // in MANIFEST's counts: their runs' lists are completed on first need.
+  open_last_lsn_ = manifest.last_lsn;
+  open_collected_ = manifest.collected;
+  if (manifest.has_payloads) {
+    for (const auto& [t, bytes] : manifest.payloads) payload_bytes_[t] += bytes;
+  }
   // Pages with versions in the segments read through their record index
   // (their metas, which list them, are not read).
   for (const auto& [first, last] : manifest.known_pages) {
@@ -434,10 +483,10 @@ Status PageStoreImpl::Rebuild(const Manifest& manifest, std::vector<Loaded> reco
   TimelineId max_timeline = manifest.last_timeline;
   int64_t max_time = manifest.last_time;
   bool saw_collected = false;
-  BRANCHDB_RETURN_IF_ERROR(ApplyLoaded(manifest, std::move(records), std::move(indexed), &max_lsn,
-                                       &max_timeline, &max_time, &saw_collected));
+  BRANCHDB_RETURN_IF_ERROR(ApplyLoaded(manifest, std::move(records), &max_lsn, &max_timeline,
+                                       &max_time, &saw_collected));
   for (Run& run : runs_) run.entries.SortIfNeeded();
-  BRANCHDB_RETURN_IF_ERROR(CheckLiveCounts(manifest));
+  BRANCHDB_RETURN_IF_ERROR(CountLiveRecords(manifest));
   saw_collected_ = saw_collected;  // Recover drops the garbage it brought back
   durable_lsn_ = max_lsn;
   appended_lsn_ = max_lsn;
@@ -479,84 +528,49 @@ Status PageStoreImpl::RestoreManifestRuns(const Manifest& manifest) {
 }
 
 Status PageStoreImpl::ApplyLoaded(const Manifest& manifest, std::vector<Loaded> records,
-                                  std::vector<IndexedRecord> indexed, Lsn* max_lsn,
-                                  TimelineId* max_timeline, int64_t* max_time,
+                                  Lsn* max_lsn, TimelineId* max_timeline, int64_t* max_time,
                                   bool* saw_collected) {
   std::sort(records.begin(), records.end(),
             [](const Loaded& a, const Loaded& b) { return a.meta.lsn < b.meta.lsn; });
-  std::sort(indexed.begin(), indexed.end(),
-            [](const IndexedRecord& a, const IndexedRecord& b) { return a.e.lsn < b.e.lsn; });
-  Lsn prev = 0;
-  auto check_order = [&prev](Lsn lsn) {
-    if (prev == lsn) {
-      return Status::Corruption("LSN " + std::to_string(lsn) + " appears twice in the log");
-    }
-    prev = lsn;
-    return Status::OK();
-  };
-  size_t next_indexed = 0;
-  // The indexed records below `lsn`, in order (all within the manifest's LSN).
-  auto apply_indexed_below = [&](Lsn lsn) REQUIRES(mu_, state_mu_) {
-    for (; next_indexed < indexed.size() && indexed[next_indexed].e.lsn < lsn; ++next_indexed) {
-      const IndexedRecord& r = indexed[next_indexed];
-      BRANCHDB_RETURN_IF_ERROR(check_order(r.e.lsn));
-      BRANCHDB_RETURN_IF_ERROR(ApplyIndexedRecord(manifest, r));
-      *max_lsn = std::max(*max_lsn, r.e.lsn);
-      *max_time = std::max(*max_time, r.e.time_micros);
-    }
-    return Status::OK();
-  };
   for (size_t i = 0; i < records.size(); ++i) {
     const Loaded& rec = records[i];
     const Lsn lsn = rec.meta.lsn;
-    BRANCHDB_RETURN_IF_ERROR(apply_indexed_below(lsn));
-    if (next_indexed < indexed.size() && indexed[next_indexed].e.lsn == lsn) {
+    if (i > 0 && records[i - 1].meta.lsn == lsn) {
       return Status::Corruption("LSN " + std::to_string(lsn) + " appears twice in the log");
     }
-    BRANCHDB_RETURN_IF_ERROR(check_order(lsn));
     bool collected = (rec.meta.flags & kRecordFlagCollected) ||
                      (lsn <= manifest.last_lsn && InRanges(manifest.collected, lsn));
     if (collected && !(rec.meta.flags & kRecordFlagCollected)) *saw_collected = true;
     Status s = ApplyRecord(rec.meta, rec.segment, rec.offset, rec.meta_len, !collected,
                            !collected && lsn > manifest.last_lsn, !rec.versions_on_disk);
     if (!s.ok()) return s;
+    if (manifest.has_payloads && !collected && lsn <= manifest.last_lsn &&
+        rec.meta.payload_len > 0) {
+      payload_bytes_[rec.meta.timeline] -= rec.meta.payload_len;  // MANIFEST counted it
+    }
     *max_lsn = std::max(*max_lsn, lsn);
     *max_timeline = std::max(*max_timeline, rec.meta.timeline);
     *max_time = std::max(*max_time, rec.meta.time_micros);
   }
-  return apply_indexed_below(~Lsn{0});
-}
-
-Status PageStoreImpl::ApplyIndexedRecord(const Manifest& manifest, const IndexedRecord& r) {
-  const RecordIndexEntry& e = r.e;
-  if (e.lsn > manifest.last_lsn) {
-    return Status::Corruption(SegmentFileName(r.segment) + ": record " + std::to_string(e.lsn) +
-                              " is newer than the MANIFEST that lists its segment");
-  }
-  if (InRanges(manifest.collected, e.lsn)) return Status::OK();  // its versions stay on disk
-  auto it = run_by_start_.find(e.run_start);
-  if (it == run_by_start_.end()) {
-    return Status::Corruption("record " + std::to_string(e.lsn) + ": run missing");
-  }
-  Run& run = runs_[it->second];
-  // Its entry stays on disk, in its segment's record index (FindRecordLocked).
-  run.entries.push_back(RunEntry{e.lsn, e.time_micros, true});
-  ++live_records_;
-  if (e.payload_len > 0) payload_bytes_[run.timeline] += e.payload_len;
   return Status::OK();
 }
 
-Status PageStoreImpl::CheckLiveCounts(const Manifest& manifest) const {
+Status PageStoreImpl::CountLiveRecords(const Manifest& manifest) {
+  bool on_disk = false;
   for (const ManifestRun& mr : manifest.runs) {
-    const Run& run = runs_[run_by_start_.at(mr.start)];
+    Run& run = runs_[run_by_start_.at(mr.start)];
     uint64_t live = 0;
     for (const RunEntry& e : run.entries) live += (e.live && e.lsn <= manifest.last_lsn) ? 1 : 0;
-    if (live != mr.live_records) {
+    if (live > mr.live_records || (live != mr.live_records && open_covered_.empty())) {
       return Status::Corruption("run " + std::to_string(mr.start) + " has " +
                                 std::to_string(live) + " records on disk, GCSTATE says " +
                                 std::to_string(mr.live_records));
     }
+    run.on_disk = mr.live_records - live;
+    live_records_ += run.on_disk;
+    on_disk = on_disk || run.on_disk > 0;
   }
+  runs_on_disk_.store(on_disk, std::memory_order_release);
   return Status::OK();
 }
 

@@ -108,17 +108,27 @@ std::vector<TimelineInfo> PageStoreImpl::ListTimelines() const {
 }
 
 Result<Lsn> PageStoreImpl::Head(TimelineId t) const {
+  {
+    ReaderLock state(state_mu_);
+    auto tl = LiveTimeline(t);
+    if (!tl.ok()) return tl.status();
+    if ((*tl)->info.head <= failed_limit_) return (*tl)->info.head;
+  }
+  BRANCHDB_RETURN_IF_ERROR(LoadRunLists());  // a failed store: its last durable state
   ReaderLock state(state_mu_);
-  auto tl = LiveTimeline(t);
-  if (!tl.ok()) return tl.status();
-  if ((*tl)->info.head > failed_limit_) return ResolveLocked(t, failed_limit_);
-  return (*tl)->info.head;
+  return ResolveLocked(t, failed_limit_);
 }
 
 Result<Lsn> PageStoreImpl::ResolveLocked(TimelineId t, Lsn lsn) const {
   auto tl = LiveTimeline(t);
   if (!tl.ok()) return tl.status();
   lsn = std::min(lsn, failed_limit_);  // never a pending record of a failed store
+  // The head is the newest record of its run, and live.
+  if (lsn >= (*tl)->info.head) return (*tl)->info.head;
+  if (runs_on_disk_.load(std::memory_order_acquire)) {  // the caller completes them, tries again
+    return Status::Unavailable("the runs' record lists are not complete yet",
+                               std::string(kRunsIncomplete));
+  }
   std::optional<RunEntry> newest;  // the newest entry at or below lsn
   WalkHistory(runs_, (*tl)->run, lsn, [&](const RunList& entries, size_t end) {
     if (end > 0) newest = entries[end - 1];
@@ -132,8 +142,14 @@ Result<Lsn> PageStoreImpl::ResolveLocked(TimelineId t, Lsn lsn) const {
 }
 
 Result<Lsn> PageStoreImpl::ResolveLsn(TimelineId t, Lsn lsn) const {
-  ReaderLock state(state_mu_);
-  return ResolveLocked(t, lsn);
+  for (;;) {
+    {
+      ReaderLock state(state_mu_);
+      auto r = ResolveLocked(t, lsn);
+      if (r.ok() || r.status().reason() != kRunsIncomplete) return r;
+    }
+    BRANCHDB_RETURN_IF_ERROR(LoadRunLists());  // a state below the head, just after Open
+  }
 }
 
 const Version* PageStoreImpl::FindVersion(uint32_t run, Lsn lsn, PageNo pgno) const {
@@ -231,7 +247,7 @@ Status PageStoreImpl::LocatePage(TimelineId t, Lsn lsn, bool by_timeline, PageNo
   // A damaged index block found on the way moves its segment's versions
   // into memory (DemoteSegmentIndex); then the read starts over. Each retry
   // has one on-disk index fewer.
-  return RepairingIndex([&](uint64_t* bad) {
+  auto attempt = [&](uint64_t* bad) {
     DiskQuery q;
     BRANCHDB_RETURN_IF_ERROR(WithRecordReads([&](RecordPins* pins) {
       *loc = Location{};
@@ -250,7 +266,12 @@ Status PageStoreImpl::LocatePage(TimelineId t, Lsn lsn, bool by_timeline, PageNo
     }));
     if (!q.needed) return Status::OK();
     return LocateOnDisk(q, loc, bad);
-  });
+  };
+  Status s = RepairingIndex(attempt);
+  if (s.reason() != kRunsIncomplete) return s;
+  // A state below its timeline's head just after Open: the runs' lists first.
+  BRANCHDB_RETURN_IF_ERROR(LoadRunLists());
+  return RepairingIndex(attempt);
 }
 
 Status PageStoreImpl::LocateLocked(const RecordEntry& rec, Lsn lsn, PageNo pgno, Location* loc,
@@ -431,7 +452,7 @@ Status PageStoreImpl::ReadLocated(const Location& loc, PageNo pgno, char* out) c
 
 Result<uint32_t> PageStoreImpl::DbSize(TimelineId t, Lsn lsn) const {
   uint32_t size = 0;
-  BRANCHDB_RETURN_IF_ERROR(WithRecordReads([&](RecordPins* pins) {
+  auto attempt = [&](RecordPins* pins) {
     ReaderLock state(state_mu_);
     auto s = ResolveLocked(t, lsn);
     if (!s.ok()) return s.status();
@@ -439,7 +460,13 @@ Result<uint32_t> PageStoreImpl::DbSize(TimelineId t, Lsn lsn) const {
     if (!rec.ok()) return rec.status();
     size = rec->db_size_pages;
     return Status::OK();
-  }));
+  };
+  Status s = WithRecordReads(attempt);
+  if (s.reason() == kRunsIncomplete) {  // below the head just after Open
+    BRANCHDB_RETURN_IF_ERROR(LoadRunLists());
+    s = WithRecordReads(attempt);
+  }
+  if (!s.ok()) return s;
   return size;
 }
 
@@ -587,6 +614,7 @@ StoreStats PageStoreImpl::Stats() const {
 
 Result<std::vector<RecordInfo>> PageStoreImpl::History(TimelineId t, Lsn before,
                                                        size_t limit) const {
+  BRANCHDB_RETURN_IF_ERROR(LoadRunLists());
   std::vector<MetaLocation> locs;
   BRANCHDB_RETURN_IF_ERROR(WithRecordReads([&](RecordPins* pins) {
     locs.clear();
@@ -624,6 +652,7 @@ Result<std::vector<RecordInfo>> PageStoreImpl::History(TimelineId t, Lsn before,
 }
 
 Result<Lsn> PageStoreImpl::LsnAt(TimelineId t, int64_t time_micros) const {
+  BRANCHDB_RETURN_IF_ERROR(LoadRunLists());
   ReaderLock state(state_mu_);
   auto tl = LiveTimeline(t);
   if (!tl.ok()) return tl.status();
@@ -648,6 +677,7 @@ Result<Lsn> PageStoreImpl::LsnAt(TimelineId t, int64_t time_micros) const {
 }
 
 Result<std::vector<PageNo>> PageStoreImpl::ChangedPages(Lsn a, Lsn b) const {
+  BRANCHDB_RETURN_IF_ERROR(LoadRunLists());
   std::shared_ptr<const PathMap> pa, pb;
   uint32_t ra = kNoRun, rb = kNoRun;
   std::vector<MetaLocation> locs;  // of the records in the ranges
@@ -692,8 +722,7 @@ Result<std::vector<PageNo>> PageStoreImpl::ChangedPages(Lsn a, Lsn b) const {
     return Status::OK();
   }));
   std::vector<PageNo> out;
-  if (exact) {
-    // the records' page lists are read from their segments
+  if (exact) {  // the records' page lists are read from their segments
     for (const MetaLocation& loc : locs) {
       auto meta = ReadMeta(loc);
       if (!meta.ok()) return meta.status();

@@ -11,11 +11,177 @@
 namespace branchdb::storage::internal {
 
 bool PageStoreImpl::LiveInRun(uint32_t r, Lsn lsn) const {
-  const RunList& entries = runs_[r].entries;
-  const size_t i = entries.LowerBound(lsn);
-  if (i == entries.size()) return false;
-  const RunEntry e = entries[i];
-  return e.lsn == lsn && e.live;
+  const Run& run = runs_[r];
+  const size_t i = run.entries.LowerBound(lsn);
+  if (i < run.entries.size() && run.entries[i].lsn == lsn) return run.entries[i].live;
+  // Not in an incomplete list: a record a segment's record index lists as
+  // live when it was sealed is live unless collected since, and no GC ran
+  // since Open (GC completes the lists first).
+  return run.on_disk > 0 && lsn <= open_last_lsn_ && !InRanges(open_collected_, lsn);
+}
+
+// What MANIFEST (and GCSTATE) say of the store now, the runs' live counts
+// and collected ranges among it.
+Manifest PageStoreImpl::BuildManifest() const {
+  MutexLock lock(mu_);
+  return BuildManifestLocked();
+}
+
+Manifest PageStoreImpl::BuildManifestLocked() const {
+  Manifest m;
+  m.last_timeline = next_timeline_ - 1;
+  m.last_time = last_time_;
+  ReaderLock state(state_mu_);
+  m.last_lsn = durable_lsn_;
+  m.next_segment = next_segment_;
+  m.gc_lsn = gc_lsn_;
+  for (const auto& [number, seg] : segments_) {
+    // A segment Open found damaged is read (and reported) the old way at every Open.
+    if (seg.sealed && damaged_segments_.count(number) == 0) {
+      m.segments.push_back(ManifestSegment{number, seg.size});
+    }
+  }
+  m.known_pages = index_.KnownRanges();
+  m.has_payloads = true;
+  for (const auto& [t, bytes] : payload_bytes_) {
+    if (bytes > 0) m.payloads.emplace_back(t, bytes);
+  }
+  std::sort(m.payloads.begin(), m.payloads.end());
+  // While the runs' lists are incomplete (no GC since Open), what was
+  // collected up to Open's MANIFEST is what it said; the lists have every
+  // live record after it.
+  const bool incomplete = runs_on_disk_.load(std::memory_order_acquire);
+  const Lsn from = incomplete ? open_last_lsn_ : 0;
+  if (incomplete) m.collected = open_collected_;
+  std::vector<Lsn> live;
+  ForEachLive([&](Lsn lsn, uint32_t, int64_t) {
+    if (lsn > from) live.push_back(lsn);
+  });
+  std::sort(live.begin(), live.end());
+  Lsn expect = from + 1;
+  auto add_collected = [&m](Lsn first, Lsn last) {
+    if (!m.collected.empty() && m.collected.back().second + 1 == first) {
+      m.collected.back().second = last;
+    } else {
+      m.collected.emplace_back(first, last);
+    }
+  };
+  for (const Lsn lsn : live) {
+    if (lsn > expect) add_collected(expect, lsn - 1);
+    expect = lsn + 1;
+  }
+  if (expect <= m.last_lsn) add_collected(expect, m.last_lsn);
+  std::vector<uint32_t> order;
+  for (uint32_t r = 0; r < runs_.size(); ++r) {
+    if (runs_[r].exists) order.push_back(r);
+  }
+  std::sort(order.begin(), order.end(),
+            [&](uint32_t a, uint32_t b) REQUIRES_SHARED(state_mu_) {
+              return runs_[a].start < runs_[b].start;
+            });
+  for (uint32_t r : order) {
+    const Run& run = runs_[r];
+    ManifestRun mr;
+    mr.start = run.start;
+    mr.timeline = run.timeline;
+    mr.base = run.base;
+    mr.base_run_start = run.base_run == kNoRun ? 0 : runs_[run.base_run].start;
+    mr.live_records = run.on_disk;
+    for (const RunEntry& e : run.entries) {
+      if (e.live) {
+        ++mr.live_records;
+      } else {
+        mr.markers.emplace_back(e.lsn, e.time_micros);
+      }
+    }
+    m.runs.push_back(std::move(mr));
+  }
+  for (const auto& [id, t] : timelines_) {
+    if (t.dropped) continue;
+    m.timelines.push_back(ManifestTimeline{id, t.info.head, runs_[t.run].start,
+                                           t.info.created_lsn, t.info.base,
+                                           t.info.created_micros});
+  }
+  return m;
+}
+
+Status PageStoreImpl::LoadRunLists() const {
+  if (!runs_on_disk_.load(std::memory_order_acquire)) return Status::OK();
+  // The live entries of the covered segments, by run start, read without the
+  // lock (no GC can run meanwhile: it calls this first and waits for it).
+  std::unordered_map<Lsn, std::vector<RunEntry>> found;
+  BRANCHDB_RETURN_IF_ERROR(RepairingRecords([&](uint64_t* bad) {
+    found.clear();
+    std::vector<std::shared_ptr<const SegmentRecordIndex>> ris;
+    Lsn last = 0;
+    std::vector<std::pair<Lsn, Lsn>> collected;
+    {
+      ReaderLock state(state_mu_);
+      for (uint64_t n : open_covered_) {
+        if (auto it = rec_indexes_.find(n); it != rec_indexes_.end()) ris.push_back(it->second);
+      }
+      last = open_last_lsn_;
+      collected = open_collected_;
+    }
+    auto take = [&](const RecordIndexEntry& e) {
+      if (e.lsn > last || InRanges(collected, e.lsn)) return;
+      found[e.run_start].push_back(RunEntry{e.lsn, e.time_micros, true});
+    };
+    for (const auto& ri : ris) {
+      for (const RecordIndexEntry& e : ri->resident) take(e);  // demoted
+      for (uint32_t b = 0; !ri->Demoted() && b < ri->dir.blocks.size(); ++b) {
+        auto block = ReadRecordBlock(*ri, b, nullptr);  // every block once: not cached
+        if (!block.ok()) {
+          if (block.status().IsCorruption()) *bad = ri->number;
+          return block.status();
+        }
+        for (const RecordIndexEntry& e : **block) take(e);
+      }
+    }
+    return Status::OK();
+  }));
+  WriterLock state(state_mu_);
+  if (!runs_on_disk_.load(std::memory_order_relaxed)) return Status::OK();  // done meanwhile
+  for (auto& [start, list] : found) {
+    auto it = run_by_start_.find(start);
+    const uint64_t expected = it == run_by_start_.end() ? 0 : runs_[it->second].on_disk;
+    if (list.size() != expected) {
+      return Status::Corruption("run " + std::to_string(start) + " has " +
+                                std::to_string(list.size()) +
+                                " records in the record indexes of the segments MANIFEST lists, "
+                                "MANIFEST says " + std::to_string(expected));
+    }
+  }
+  for (Run& run : runs_) {
+    if (run.on_disk == 0) continue;
+    auto it = found.find(run.start);
+    if (it == found.end()) {
+      return Status::Corruption("run " + std::to_string(run.start) +
+                                " has no record in the record indexes of the segments MANIFEST "
+                                "lists, MANIFEST says " + std::to_string(run.on_disk));
+    }
+    std::vector<RunEntry>& disk = it->second;
+    std::sort(disk.begin(), disk.end(),
+              [](const RunEntry& a, const RunEntry& b) { return a.lsn < b.lsn; });
+    RunList merged;
+    size_t i = 0;
+    for (const RunEntry& e : run.entries) {
+      for (; i < disk.size() && disk[i].lsn <= e.lsn; ++i) {
+        if (disk[i].lsn == e.lsn) {
+          return Status::Corruption("LSN " + std::to_string(e.lsn) + " appears twice in the log");
+        }
+        merged.push_back(disk[i]);
+      }
+      merged.push_back(e);
+    }
+    for (; i < disk.size(); ++i) merged.push_back(disk[i]);
+    run.entries = std::move(merged);
+    run.on_disk = 0;
+  }
+  open_covered_.clear();
+  open_collected_.clear();
+  runs_on_disk_.store(false, std::memory_order_release);
+  return Status::OK();
 }
 
 Status PageStoreImpl::FindRecordLocked(Lsn lsn, RecordPins* pins, RecordEntry* out,

@@ -126,11 +126,31 @@ Status ReadRecordIndexSection(RandomAccessFile* file, const SegmentIndex& idx,
                               std::string* damage) {
   damage->clear();
   const uint64_t tail_at = idx.index_offset - kIndexTailSize;
+  if (tail_at < idx.footer_end) {
+    *damage = "record index tail offsets are inconsistent";
+    return Status::OK();
+  }
+  // raw: the file's bytes from `base` to the page index: the whole section
+  // with its blocks, or (entries null) from the directory on, found by the
+  // tail read first: two small reads, the blocks are read on demand.
+  uint64_t base = idx.footer_end;
   std::string raw;
-  BRANCHDB_RETURN_IF_ERROR(
-      ReadExactly(file, idx.footer_end, idx.index_offset - idx.footer_end, &raw));
+  if (entries == nullptr) {
+    BRANCHDB_RETURN_IF_ERROR(ReadExactly(file, tail_at, kIndexTailSize, &raw));
+    IndexTail probe;
+    if (!DecodeIndexTail(raw, &probe)) {
+      *damage = "record index tail checksum mismatch";
+      return Status::OK();
+    }
+    if (probe.dir_offset < idx.footer_end || probe.dir_offset > tail_at) {
+      *damage = "record index tail offsets are inconsistent";
+      return Status::OK();
+    }
+    base = probe.dir_offset;
+  }
+  BRANCHDB_RETURN_IF_ERROR(ReadExactly(file, base, idx.index_offset - base, &raw));
   IndexTail tail;
-  if (!DecodeIndexTail(std::string_view(raw).substr(tail_at - idx.footer_end), &tail)) {
+  if (!DecodeIndexTail(std::string_view(raw).substr(tail_at - base), &tail)) {
     *damage = "record index tail checksum mismatch";
     return Status::OK();
   }
@@ -140,7 +160,7 @@ Status ReadRecordIndexSection(RandomAccessFile* file, const SegmentIndex& idx,
     return Status::OK();
   }
   auto at = [&](uint64_t offset, uint64_t len) {
-    return std::string_view(raw).substr(offset - idx.footer_end, len);
+    return std::string_view(raw).substr(offset - base, len);
   };
   RecordIndexDirectory& dir = out->dir;
   if (Status d = DecodeRecordIndexDirectory(at(tail.dir_offset, tail.dir_len), &dir); !d.ok()) {

@@ -72,7 +72,8 @@ struct SegmentRecordIndex {
 // crc, and their offsets. When `entries` is not null, every block too, into
 // *entries (ascending LSN). OK with *damage empty and *out's directory filled
 // (but for number and file), or OK with *damage saying what failed; the
-// reads' errors as they are. One read for the whole section.
+// reads' errors as they are. One read for the whole section; without
+// `entries`, a read of the tail and one of the directory (no block).
 Status ReadRecordIndexSection(RandomAccessFile* file, const SegmentIndex& idx,
                               SegmentRecordIndex* out, std::vector<RecordIndexEntry>* entries,
                               std::string* damage);

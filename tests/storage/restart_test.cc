@@ -1,0 +1,348 @@
+// Restart independent of history (#15, docs/storage-format.md "Recovery"):
+// Open reads no record index block (the runs' record lists of the sealed
+// segments MANIFEST lists are completed on first need), and with
+// PageStoreOptions::seal_on_close a clean close leaves no tail to scan. Every
+// answer is checked against the store as its segments' footers describe it
+// (MANIFEST deleted: Open reads every record list), or against the answers
+// before the restart.
+#include <catch2/catch.hpp>
+
+#include <string>
+#include <vector>
+
+#include "base/coding.h"
+#include "base/crc32c.h"
+#include "storage/log_format.h"
+#include "tests/storage/store_test_util.h"
+#include "tests/util/fault_injection_env.h"
+
+namespace branchdb::storage::testing {
+namespace {
+
+constexpr int64_t kHour = 3600ll * 1000000;
+
+// What walks the runs' record lists, which TakeSnapshot leaves out: each
+// timeline's state at every LSN (ResolveLsn), at each record's time (LsnAt),
+// what changed since its creation (ChangedPages), its payload bytes.
+std::vector<std::string> Walks(PageStore& s) {
+  std::vector<std::string> out;
+  const Lsn last = s.LastLsn();
+  auto text = [](const auto& r) {
+    return r.ok() ? std::to_string(*r) : std::string(r.status().message());
+  };
+  for (const TimelineInfo& t : s.ListTimelines()) {
+    const std::string id = std::to_string(t.id);
+    for (Lsn l = 1; l <= last; ++l) {
+      out.push_back(id + "@" + std::to_string(l) + "=" + text(s.ResolveLsn(t.id, l)));
+    }
+    auto h = s.History(t.id, 0, 1000000);
+    REQUIRE(h.ok());
+    for (const RecordInfo& rec : *h) {
+      out.push_back(id + " at " + std::to_string(rec.time_micros) + "=" +
+                    text(s.LsnAt(t.id, rec.time_micros)));
+    }
+    auto changed = s.ChangedPages(t.created_lsn, t.head);
+    out.push_back(id + " changed " + (changed.ok() ? std::to_string(changed->size()) : "error"));
+    out.push_back(id + " payloads " + std::to_string(s.PayloadBytes(t.id)));
+  }
+  return out;
+}
+
+// Branches, payloads, a drop and a reset over many 32 KiB segments, one
+// millisecond between records.
+void Build(StoreFixture& f, uint64_t seed) {
+  const TimelineId main = f.Create(0, "main " + std::to_string(seed));
+  for (int i = 0; i < 30; ++i) {
+    f.clock().Advance(1000);
+    f.Commit(main, {{static_cast<PageNo>(i % 5 + 1), seed + static_cast<uint64_t>(i)}}, 6,
+             "main commit " + std::to_string(i));
+  }
+  const Lsn fork = *f.store().Head(main);
+  const TimelineId dev = f.Create(fork, "dev");
+  for (int i = 0; i < 12; ++i) {
+    f.clock().Advance(1000);
+    auto head = f.store().Head(dev);
+    REQUIRE(head.ok());
+    const std::string page = PageData(seed + 500 + static_cast<uint64_t>(i));
+    REQUIRE(f.store()
+                .Commit(dev, *head, {PageWrite{static_cast<PageNo>(i % 3 + 2), page}}, 6,
+                        "dev " + std::to_string(i), "script " + std::to_string(i))
+                .ok());
+  }
+  const TimelineId gone = f.Create(fork, "gone");
+  f.Commit(gone, {{1, seed + 900}}, 6);
+  REQUIRE(f.store().DropTimeline(gone).ok());
+  REQUIRE(f.store().ResetTimeline(main, *f.store().Head(main), fork - 10, "reset").ok());
+  for (int i = 0; i < 8; ++i) {
+    f.clock().Advance(1000);
+    f.Commit(main, {{2, seed + 700 + static_cast<uint64_t>(i)}}, 6);
+  }
+}
+
+// The store as the footers describe it (MANIFEST deleted, reopened) must
+// answer as `snapshot` and `walks` say.
+void RequireFootersAgree(StoreFixture& f, const Snapshot& snapshot,
+                         const std::vector<std::string>& walks) {
+  f.Close();
+  REQUIRE(f.env().DeleteFile(JoinPath(f.path(), "MANIFEST")).ok());
+  f.Reopen();
+  CHECK(f.store().Damage().empty());
+  RequireSameSnapshot(snapshot, TakeSnapshot(f.store()));
+  CHECK(walks == Walks(f.store()));
+}
+
+uint64_t SegmentCount(Env& env, const std::string& dir) {
+  auto children = env.GetChildren(dir);
+  REQUIRE(children.ok());
+  uint64_t n = 0;
+  for (const std::string& c : *children) {
+    uint64_t number = 0;
+    if (internal::ParseSegmentFileName(c, &number)) ++n;
+  }
+  return n;
+}
+
+// The highest-numbered segment file of the store in dir.
+std::string NewestSegment(Env& env, const std::string& dir) {
+  auto children = env.GetChildren(dir);
+  REQUIRE(children.ok());
+  uint64_t best = 0;
+  for (const std::string& c : *children) {
+    uint64_t number = 0;
+    if (internal::ParseSegmentFileName(c, &number)) best = std::max(best, number);
+  }
+  REQUIRE(best > 0);
+  return JoinPath(dir, internal::SegmentFileName(best));
+}
+
+}  // namespace
+
+TEST_CASE("After a GC and compaction, a reopened store answers every walk of history as before") {
+  StoreFixture f(32 << 10);
+  Build(f, 1000);
+  f.clock().Advance(2 * kHour);
+  Build(f, 2000);
+  GcOptions gc;
+  gc.restore_window_micros = kHour;  // the first build's records go, but heads
+  auto r = f.store().Gc(gc);
+  INFO(r.status().ToString());
+  REQUIRE(r.ok());
+  CHECK(r->segments_rewritten > 0);
+  Build(f, 3000);
+  const Snapshot before = TakeSnapshot(f.store());
+  const std::vector<std::string> walks = Walks(f.store());
+  f.Reopen();
+  CHECK(f.store().Damage().empty());
+  RequireSameSnapshot(before, TakeSnapshot(f.store()));
+  CHECK(walks == Walks(f.store()));
+  RequireFootersAgree(f, before, walks);
+}
+
+TEST_CASE("Writes before the record lists are complete keep every answer") {
+  StoreFixture f(32 << 10);
+  Build(f, 1000);
+  f.clock().Advance(2 * kHour);
+  Build(f, 2000);
+  GcOptions gc;
+  gc.restore_window_micros = kHour;
+  REQUIRE(f.store().Gc(gc).ok());
+  const Snapshot before = TakeSnapshot(f.store());
+  f.Reopen();
+  // Nothing that walks a list yet: head reads, commits that roll segments
+  // (each roll writes MANIFEST from the incomplete lists), a branch and a
+  // reset onto old states (their bases are looked up, not walked).
+  const TimelineId main = 1;
+  std::string page;
+  REQUIRE(f.store().ReadPage(main, 2, *f.store().Head(main), &page).ok());
+  for (int i = 0; i < 12; ++i) f.Commit(main, {{3, 5000 + static_cast<uint64_t>(i)}}, 6);
+  const Lsn old = before.records.rbegin()->first - 20;
+  REQUIRE(before.records.count(old) == 1);
+  const TimelineId branch = f.Create(old, "from an old state");
+  f.Commit(branch, {{4, 6000}}, 6);
+  REQUIRE(f.store().ResetTimeline(branch, *f.store().Head(branch), old, "reset").ok());
+  // Reopened from the MANIFEST those rolls wrote: the lists are completed
+  // from two generations of segments.
+  f.Reopen();
+  CHECK(f.store().Damage().empty());
+  const Snapshot after = TakeSnapshot(f.store());
+  const std::vector<std::string> walks = Walks(f.store());
+  for (const auto& [lsn, rec] : before.records) {
+    REQUIRE(after.records.count(lsn) == 1);
+    CHECK(after.records.at(lsn).annotation == rec.annotation);
+    CHECK(after.pages.at(lsn) == before.pages.at(lsn));
+  }
+  RequireFootersAgree(f, after, walks);
+}
+
+TEST_CASE("A read or DbSize below the head, first thing after Open, completes the lists") {
+  StoreFixture f(32 << 10);
+  Build(f, 1000);
+  const TimelineId main = 1;
+  const Lsn head = *f.store().Head(main);
+  const Lsn below = *f.store().ResolveLsn(main, head - 3);
+  REQUIRE(below < head);
+  const uint32_t size = *f.store().DbSize(main, head - 3);
+  std::vector<std::string> pages;
+  for (PageNo p = 1; p <= size; ++p) pages.push_back(f.ReadAt(below, p));
+  for (int first = 0; first < 3; ++first) {
+    f.Reopen();
+    std::string page;
+    switch (first) {
+      case 0:
+        REQUIRE(f.store().ReadPage(main, 2, head - 3, &page).ok());
+        CHECK(page == pages[1]);
+        break;
+      case 1:
+        CHECK(*f.store().DbSize(main, head - 3) == size);
+        break;
+      default:
+        CHECK(*f.store().ResolveLsn(main, head - 3) == below);
+        break;
+    }
+    for (PageNo p = 1; p <= size; ++p) {
+      REQUIRE(f.store().ReadPage(main, p, head - 3, &page).ok());
+      CHECK(page == pages[p - 1]);
+    }
+  }
+}
+
+TEST_CASE("A GC right after Open completes the record lists first") {
+  StoreFixture f(32 << 10);
+  Build(f, 1000);
+  f.clock().Advance(2 * kHour);
+  Build(f, 2000);
+  f.Reopen();
+  GcOptions gc;
+  gc.restore_window_micros = kHour;
+  auto r = f.store().Gc(gc);
+  INFO(r.status().ToString());
+  REQUIRE(r.ok());
+  CHECK(r->versions_removed > 0);
+  const Snapshot after = TakeSnapshot(f.store());
+  const std::vector<std::string> walks = Walks(f.store());
+  f.Reopen();
+  RequireSameSnapshot(after, TakeSnapshot(f.store()));
+  CHECK(walks == Walks(f.store()));
+  RequireFootersAgree(f, after, walks);
+}
+
+TEST_CASE("A version-1 MANIFEST is read from the footers once and written anew") {
+  StoreFixture f(32 << 10);
+  Build(f, 1000);
+  const Snapshot before = TakeSnapshot(f.store());
+  const std::vector<std::string> walks = Walks(f.store());
+  f.Close();
+  // The same manifest as version 1: without the payloads by timeline.
+  const std::string path = JoinPath(f.path(), "MANIFEST");
+  internal::Manifest m;
+  {
+    auto data = f.env().ReadFileToString(path);
+    REQUIRE(data.ok());
+    REQUIRE(internal::DecodeStoreManifest(*data, &m).ok());
+    REQUIRE(m.has_payloads);
+  }
+  std::string v1 = internal::EncodeStoreManifest(m);
+  v1.resize(v1.size() - 4 - 4 - 16 * m.payloads.size());  // crc, payload count, payloads
+  coding::EncodeFixed32(v1.data() + 8, 1);
+  coding::PutFixed32(&v1, crc32c::Value(v1));
+  {
+    internal::Manifest back;
+    REQUIRE(internal::DecodeStoreManifest(v1, &back).ok());
+    CHECK(!back.has_payloads);
+  }
+  auto w = f.env().NewWritableFile(path, Env::OpenMode::kTruncate);
+  REQUIRE(w.ok());
+  REQUIRE((*w)->Append(v1).ok());
+  REQUIRE((*w)->Close().ok());
+  f.Reopen();
+  CHECK(f.store().Damage().empty());  // an older version is no damage
+  RequireSameSnapshot(before, TakeSnapshot(f.store()));
+  CHECK(walks == Walks(f.store()));
+  auto now = f.env().ReadFileToString(path);
+  REQUIRE(now.ok());
+  internal::Manifest rewritten;
+  REQUIRE(internal::DecodeStoreManifest(*now, &rewritten).ok());
+  CHECK(rewritten.has_payloads);
+}
+
+TEST_CASE("seal_on_close: a clean close leaves no tail, and a damaged seal is never trusted") {
+  StoreFixture f(32 << 10);
+  f.options().seal_on_close = true;
+  f.Reopen();
+  Build(f, 1000);
+  const Snapshot before = TakeSnapshot(f.store());
+  const std::vector<std::string> walks = Walks(f.store());
+  f.Close();
+  const std::string newest = NewestSegment(f.env(), f.path());
+  auto sealed = f.env().ReadFileToString(newest);
+  REQUIRE(sealed.ok());
+  REQUIRE(sealed->size() > 64);
+  CHECK(sealed->compare(sealed->size() - 8, 8, "BRDBFTR1") == 0);
+  const uint64_t segments = SegmentCount(f.env(), f.path());
+
+  SECTION("the next Open reads it through its indexes and starts a new segment") {
+    f.Reopen();
+    CHECK(f.store().Damage().empty());
+    CHECK(SegmentCount(f.env(), f.path()) == segments + 1);
+    RequireSameSnapshot(before, TakeSnapshot(f.store()));
+    CHECK(walks == Walks(f.store()));
+    f.Reopen();  // nothing written: nothing sealed, no new segment
+    CHECK(SegmentCount(f.env(), f.path()) == segments + 1);
+    RequireSameSnapshot(before, TakeSnapshot(f.store()));
+  }
+  SECTION("a checksum failure in its record index: its footer serves, nothing is cut") {
+    // The page index tail (just before the trailer) gives the page index's
+    // offset; the record index tail lies just before it.
+    const uint64_t index_offset =
+        coding::DecodeFixed64(sealed->data() + sealed->size() - 32 - 24);
+    std::string damaged = *sealed;
+    damaged[index_offset - 24 + 3] ^= 0x5A;
+    auto w = f.env().NewWritableFile(newest, Env::OpenMode::kTruncate);
+    REQUIRE(w.ok());
+    REQUIRE((*w)->Append(damaged).ok());
+    REQUIRE((*w)->Close().ok());
+    f.Reopen();
+    REQUIRE(f.store().Damage().size() == 1);
+    CHECK(f.store().Damage()[0].find("record index tail") != std::string::npos);
+    CHECK(*f.env().GetFileSize(newest) == sealed->size());
+    RequireSameSnapshot(before, TakeSnapshot(f.store()));
+    CHECK(walks == Walks(f.store()));
+  }
+  SECTION("bytes after it (not the size MANIFEST says): scanned as a tail, records kept") {
+    auto w = f.env().NewWritableFile(newest, Env::OpenMode::kAppend);
+    REQUIRE(w.ok());
+    REQUIRE((*w)->Append(std::string(100, '\x17')).ok());
+    REQUIRE((*w)->Close().ok());
+    f.Reopen();
+    RequireSameSnapshot(before, TakeSnapshot(f.store()));
+    CHECK(walks == Walks(f.store()));
+  }
+}
+
+TEST_CASE("seal_on_close: a fault at any file operation of the close loses nothing") {
+  uint64_t n = 1;
+  for (;; ++n) {
+    ::branchdb::testing::FaultInjectionEnv fault;
+    StoreFixture f(32 << 10, &fault);
+    f.options().seal_on_close = true;
+    f.Reopen();
+    const TimelineId t = f.Create(0, "main");
+    for (int i = 0; i < 5; ++i) {
+      f.Commit(t, {{static_cast<PageNo>(i % 3 + 1), 10 + static_cast<uint64_t>(i)}}, 4, "c");
+    }
+    const Snapshot before = TakeSnapshot(f.store());
+    fault.FailNth(n, ::branchdb::testing::FaultType::kIOError);
+    f.Close();
+    const bool fired = fault.FaultFired();
+    INFO("fault #" << n << ": " << (fired ? fault.FiredOpDescription() : "none"));
+    fault.ClearFault();
+    REQUIRE(fault.DropUnsyncedData().ok());  // and a power loss right after
+    f.Reopen();
+    RequireSameSnapshot(before, TakeSnapshot(f.store()));
+    f.Commit(t, {{1, 99}}, 4);  // the store goes on
+    if (!fired) break;
+  }
+  CHECK(n > 5);  // the seal's appends and syncs, MANIFEST's write, sync and rename
+}
+
+}  // namespace branchdb::storage::testing
