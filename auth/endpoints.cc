@@ -274,14 +274,9 @@ HttpReply AuthServiceImpl::RevocationEndpoint(const OAuthRequest& request) {
   const Principal* verified = verdict != nullptr ? &verdict->facts.claimed : nullptr;
   if (verified != nullptr && auth.client->enabled &&
       (verified->client_id == auth.client->client_id || MayActOnAnyToken(*auth.client))) {
-    MutexLock lock(mu_);
-    if (revoked_.emplace(verified->jti, verified->expires_at).second) {
-      Status st = SaveRevokedLocked();
-      if (!st.ok()) {
-        revoked_.erase(verified->jti);
-        return JsonReply(503, json{{"error", "temporarily_unavailable"},
-                                   {"error_description", "cannot persist revocation"}});
-      }
+    if (!Revoke(verified->jti, verified->expires_at).ok()) {
+      return JsonReply(503, json{{"error", "temporarily_unavailable"},
+                                 {"error_description", "cannot persist revocation"}});
     }
   }
   HttpReply reply = JsonReply(200, json::object());

@@ -85,34 +85,35 @@ Status AuthServiceImpl::WritePrivateFile(const std::string& path, std::string_vi
 }
 
 Status AuthServiceImpl::Load() {
-  MutexLock lock(mu_);
+  MutexLock writer(write_mu_);
   BRANCHDB_RETURN_IF_ERROR(env_->CreateDirs(JoinPath(AuthDir(), kKeysDir)));
-  BRANCHDB_RETURN_IF_ERROR(LoadClientsLocked());
-  BRANCHDB_RETURN_IF_ERROR(LoadKeysLocked());
-  BRANCHDB_RETURN_IF_ERROR(LoadRevokedLocked());
-  int64_t now = NowSeconds();
-  if (keys_.empty()) BRANCHDB_RETURN_IF_ERROR(RotateLocked(now));
-  return Status::OK();
+  return ReadAll(/*rotate_if_no_key=*/true);
 }
 
 Status AuthServiceImpl::Reload() {
-  MutexLock lock(mu_);
-  auto clients = std::move(clients_);
-  auto keys = std::move(keys_);
-  auto revoked = std::move(revoked_);
-  clients_.clear();
-  keys_.clear();
-  revoked_.clear();
-  Status s = LoadClientsLocked();
-  if (s.ok()) s = LoadKeysLocked();
-  if (s.ok()) s = LoadRevokedLocked();
-  if (s.ok() && keys_.empty()) s = Status::Corruption("auth: no signing key after reload");
-  if (!s.ok()) {
-    clients_ = std::move(clients);
-    keys_ = std::move(keys);
-    revoked_ = std::move(revoked);
+  MutexLock writer(write_mu_);
+  return ReadAll(/*rotate_if_no_key=*/false);
+}
+
+// Nothing is published unless all three files read well: a failed reload
+// keeps the state as it was.
+Status AuthServiceImpl::ReadAll(bool rotate_if_no_key) {
+  ClientMap clients;
+  std::vector<SigningKey> keys;
+  RevokedMap revoked;
+  BRANCHDB_RETURN_IF_ERROR(ReadClients(&clients));
+  BRANCHDB_RETURN_IF_ERROR(ReadKeys(&keys));
+  BRANCHDB_RETURN_IF_ERROR(ReadRevoked(&revoked));
+  if (keys.empty()) {
+    if (!rotate_if_no_key) return Status::Corruption("auth: no signing key after reload");
+    BRANCHDB_RETURN_IF_ERROR(AddKey(NowSeconds(), &keys));
+    BRANCHDB_RETURN_IF_ERROR(WriteKeys(keys));
   }
-  return s;
+  MutexLock lock(mu_);
+  clients_ = std::move(clients);
+  keys_ = std::move(keys);
+  revoked_ = std::move(revoked);
+  return Status::OK();
 }
 
 // --- clients ---------------------------------------------------------------
@@ -142,7 +143,7 @@ bool LoadClientQuotas(const json& client, Quotas* q) {
 }
 }  // namespace
 
-Status AuthServiceImpl::LoadClientsLocked() {
+Status AuthServiceImpl::ReadClients(ClientMap* out) {
   const std::string path = JoinPath(AuthDir(), kClientsFile);
   auto j = ReadJsonFile(env_, path);
   if (!j.ok()) return j.status();
@@ -193,14 +194,14 @@ Status AuthServiceImpl::LoadClientsLocked() {
       rec.info.max_branch_ttl_seconds = ttl->get<int64_t>();
     }
     if (!LoadClientQuotas(c, &rec.info.quotas)) return bad();
-    clients_[rec.info.client_id] = std::move(rec);
+    (*out)[rec.info.client_id] = std::move(rec);
   }
   return Status::OK();
 }
 
-Status AuthServiceImpl::SaveClientsLocked() {
+Status AuthServiceImpl::WriteClients(const ClientMap& clients) {
   json arr = json::array();
-  for (const auto& [id, rec] : clients_) {
+  for (const auto& [id, rec] : clients) {
     arr.push_back({{"client_id", id},
                    {"name", rec.info.name},
                    {"secret_hash", rec.secret_hash},
@@ -261,17 +262,28 @@ Result<NewClient> AuthServiceImpl::CreateClient(const ClientSpec& spec) {
   out.info.enabled = true;
   out.info.created_at = NowSeconds();
 
-  MutexLock lock(mu_);
-  if (clients_.count(out.info.client_id) != 0) {
-    return Status::Unavailable("client id collision; retry");
-  }
-  clients_[out.info.client_id] = ClientRecord{out.info, *hash};
-  Status st = SaveClientsLocked();
-  if (!st.ok()) {
-    clients_.erase(out.info.client_id);
-    return st;
-  }
+  BRANCHDB_RETURN_IF_ERROR(ChangeClients([&](ClientMap* clients) {
+    if (clients->count(out.info.client_id) != 0) {
+      return Status::Unavailable("client id collision; retry");
+    }
+    (*clients)[out.info.client_id] = ClientRecord{out.info, *hash};
+    return Status::OK();
+  }));
   return out;
+}
+
+Status AuthServiceImpl::ChangeClients(const std::function<Status(ClientMap*)>& change) {
+  MutexLock writer(write_mu_);
+  ClientMap next;
+  {
+    MutexLock lock(mu_);
+    next = clients_;
+  }
+  BRANCHDB_RETURN_IF_ERROR(change(&next));
+  BRANCHDB_RETURN_IF_ERROR(WriteClients(next));
+  MutexLock lock(mu_);
+  clients_ = std::move(next);
+  return Status::OK();
 }
 
 std::vector<ClientInfo> AuthServiceImpl::ListClients() {
@@ -289,25 +301,21 @@ Result<ClientInfo> AuthServiceImpl::GetClient(std::string_view client_id) {
 }
 
 Status AuthServiceImpl::SetClientEnabled(std::string_view client_id, bool enabled) {
-  MutexLock lock(mu_);
-  auto it = clients_.find(client_id);
-  if (it == clients_.end()) return Status::NotFound("no such client", "client_not_found");
-  bool before = it->second.info.enabled;
-  it->second.info.enabled = enabled;
-  Status st = SaveClientsLocked();
-  if (!st.ok()) it->second.info.enabled = before;
-  return st;
+  return ChangeClients([&](ClientMap* clients) {
+    auto it = clients->find(client_id);
+    if (it == clients->end()) return Status::NotFound("no such client", "client_not_found");
+    it->second.info.enabled = enabled;
+    return Status::OK();
+  });
 }
 
 Status AuthServiceImpl::DeleteClient(std::string_view client_id) {
-  MutexLock lock(mu_);
-  auto it = clients_.find(client_id);
-  if (it == clients_.end()) return Status::NotFound("no such client", "client_not_found");
-  ClientRecord saved = it->second;
-  clients_.erase(it);
-  Status st = SaveClientsLocked();
-  if (!st.ok()) clients_[saved.info.client_id] = std::move(saved);
-  return st;
+  return ChangeClients([&](ClientMap* clients) {
+    auto it = clients->find(client_id);
+    if (it == clients->end()) return Status::NotFound("no such client", "client_not_found");
+    clients->erase(it);
+    return Status::OK();
+  });
 }
 
 Result<EnsureAdminResult> AuthServiceImpl::EnsureAdminClient(std::string_view token_url) {
@@ -335,17 +343,20 @@ Result<EnsureAdminResult> AuthServiceImpl::EnsureAdminClient(std::string_view to
   rec.info.enabled = true;
   rec.info.created_at = NowSeconds();
 
-  MutexLock lock(mu_);
-  if (!clients_.empty()) return result;  // raced with another caller
+  MutexLock writer(write_mu_);
+  {
+    MutexLock lock(mu_);
+    if (!clients_.empty()) return result;  // raced with another caller
+  }
   json creds = {{"client_id", rec.info.client_id},
                 {"client_secret", secret},
                 {"token_url", std::string(token_url)}};
   BRANCHDB_RETURN_IF_ERROR(WritePrivateFile(result.path, creds.dump(2) + "\n"));
-  clients_[rec.info.client_id] = rec;
-  Status st = SaveClientsLocked();
-  if (!st.ok()) {
-    clients_.erase(rec.info.client_id);
-    return st;
+  ClientMap clients{{rec.info.client_id, rec}};
+  BRANCHDB_RETURN_IF_ERROR(WriteClients(clients));
+  {
+    MutexLock lock(mu_);
+    clients_ = std::move(clients);
   }
   result.created = true;
   result.client_id = rec.info.client_id;
@@ -354,7 +365,7 @@ Result<EnsureAdminResult> AuthServiceImpl::EnsureAdminClient(std::string_view to
 
 // --- keys ------------------------------------------------------------------
 
-Status AuthServiceImpl::LoadKeysLocked() {
+Status AuthServiceImpl::ReadKeys(std::vector<SigningKey>* out) {
   const std::string path = JoinPath(AuthDir(), kKeysFile);
   auto j = ReadJsonFile(env_, path);
   if (!j.ok()) return j.status();
@@ -383,9 +394,9 @@ Status AuthServiceImpl::LoadKeysLocked() {
     if (!key.ok()) return key.status();
     if ((*key)->Thumbprint() != sk.kid) return Status::Corruption("auth: key does not match kid");
     sk.key = std::shared_ptr<const Ed25519Key>(std::move(*key));
-    keys_.push_back(std::move(sk));
+    out->push_back(std::move(sk));
   }
-  if (!keys_.empty() && keys_.back().retired_at != 0) {
+  if (!out->empty() && out->back().retired_at != 0) {
     return Status::Corruption("auth: the last key in keys.json is retired");
   }
   // Key files keys.json does not name are leftovers of a rotation or prune that
@@ -397,22 +408,22 @@ Status AuthServiceImpl::LoadKeysLocked() {
   if (!children.ok()) return children.status();
   for (const auto& name : *children) {
     bool known = false;
-    for (const auto& k : keys_) known |= name == k.kid + ".pem";
+    for (const auto& k : *out) known |= name == k.kid + ".pem";
     if (!known) BRANCHDB_RETURN_IF_ERROR(env_->DeleteFile(JoinPath(keys_dir, name)));
   }
   return Status::OK();
 }
 
-Status AuthServiceImpl::SaveKeysLocked() {
+Status AuthServiceImpl::WriteKeys(const std::vector<SigningKey>& keys) {
   json arr = json::array();
-  for (const auto& k : keys_) {
+  for (const auto& k : keys) {
     arr.push_back({{"kid", k.kid}, {"created_at", k.created_at}, {"retired_at", k.retired_at}});
   }
   json root = {{"version", 1}, {"keys", arr}};
   return WritePrivateFile(JoinPath(AuthDir(), kKeysFile), root.dump(2) + "\n");
 }
 
-Status AuthServiceImpl::RotateLocked(int64_t now) {
+Status AuthServiceImpl::AddKey(int64_t now, std::vector<SigningKey>* keys) {
   auto key = Ed25519Key::Generate();
   if (!key.ok()) return key.status();
   auto pem = (*key)->PrivatePem();
@@ -423,54 +434,72 @@ Status AuthServiceImpl::RotateLocked(int64_t now) {
   sk.key = std::shared_ptr<const Ed25519Key>(std::move(*key));
   BRANCHDB_RETURN_IF_ERROR(
       WritePrivateFile(JoinPath(JoinPath(AuthDir(), kKeysDir), sk.kid + ".pem"), *pem));
-  std::vector<SigningKey> before = keys_;
-  if (!keys_.empty()) keys_.back().retired_at = now;
-  keys_.push_back(std::move(sk));
-  Status st = SaveKeysLocked();
-  if (!st.ok()) keys_ = std::move(before);
-  return st;
+  if (!keys->empty()) keys->back().retired_at = now;
+  keys->push_back(std::move(sk));
+  return Status::OK();
 }
 
-bool AuthServiceImpl::KeyUsableLocked(const SigningKey& k, int64_t now) const {
+bool AuthServiceImpl::KeyUsable(const SigningKey& k, int64_t now) const {
   // A retired key signed its last token at retired_at; that token expires at
   // most kMaxTokenLifetimeSeconds later, and is accepted for leeway more.
   return k.retired_at == 0 ||
          now < k.retired_at + kMaxTokenLifetimeSeconds + options_.leeway_seconds;
 }
 
-Status AuthServiceImpl::PruneLocked(int64_t now) {
+Status AuthServiceImpl::Prune(int64_t now) {
   std::vector<SigningKey> keep, drop;
-  for (auto& k : keys_) (KeyUsableLocked(k, now) ? keep : drop).push_back(k);
+  RevokedMap revoked;
+  {
+    MutexLock lock(mu_);
+    for (const auto& k : keys_) (KeyUsable(k, now) ? keep : drop).push_back(k);
+    revoked = revoked_;
+    for (auto it = failures_.begin(); it != failures_.end();) {
+      it = (now >= it->second.start + options_.rate_limit_window_seconds) ? failures_.erase(it)
+                                                                           : std::next(it);
+    }
+  }
   if (!drop.empty()) {
-    std::vector<SigningKey> before = keys_;
-    keys_ = keep;
-    Status st = SaveKeysLocked();
-    if (!st.ok()) {
-      keys_ = std::move(before);
-      return st;
+    BRANCHDB_RETURN_IF_ERROR(WriteKeys(keep));
+    {
+      MutexLock lock(mu_);
+      keys_ = std::move(keep);
     }
     for (const auto& k : drop) {
       Status del = env_->DeleteFile(JoinPath(JoinPath(AuthDir(), kKeysDir), k.kid + ".pem"));
       if (!del.ok() && !del.IsNotFound()) return del;
     }
   }
-  size_t revoked_before = revoked_.size();
-  for (auto it = revoked_.begin(); it != revoked_.end();) {
-    it = (it->second + options_.leeway_seconds < now) ? revoked_.erase(it) : std::next(it);
+  const size_t revoked_before = revoked.size();
+  for (auto it = revoked.begin(); it != revoked.end();) {
+    it = (it->second + options_.leeway_seconds < now) ? revoked.erase(it) : std::next(it);
   }
-  if (revoked_.size() != revoked_before) BRANCHDB_RETURN_IF_ERROR(SaveRevokedLocked());
-  for (auto it = failures_.begin(); it != failures_.end();) {
-    it = (now >= it->second.start + options_.rate_limit_window_seconds) ? failures_.erase(it)
-                                                                         : std::next(it);
-  }
+  if (revoked.size() == revoked_before) return Status::OK();
+  BRANCHDB_RETURN_IF_ERROR(WriteRevoked(revoked));
+  MutexLock lock(mu_);
+  revoked_ = std::move(revoked);
   return Status::OK();
 }
 
+// A rotation: the new key (its PEM, then keys.json) is written before it
+// signs anything; then what expired is pruned.
+Status AuthServiceImpl::Rotate(int64_t now) {
+  std::vector<SigningKey> keys;
+  {
+    MutexLock lock(mu_);
+    keys = keys_;
+  }
+  BRANCHDB_RETURN_IF_ERROR(AddKey(now, &keys));
+  BRANCHDB_RETURN_IF_ERROR(WriteKeys(keys));
+  {
+    MutexLock lock(mu_);
+    keys_ = std::move(keys);
+  }
+  return Prune(now);
+}
+
 Status AuthServiceImpl::RotateSigningKey() {
-  MutexLock lock(mu_);
-  int64_t now = NowSeconds();
-  BRANCHDB_RETURN_IF_ERROR(RotateLocked(now));
-  return PruneLocked(now);
+  MutexLock writer(write_mu_);
+  return Rotate(NowSeconds());
 }
 
 std::string AuthServiceImpl::CurrentKeyId() {
@@ -479,13 +508,15 @@ std::string AuthServiceImpl::CurrentKeyId() {
 }
 
 Status AuthServiceImpl::Maintain() {
-  MutexLock lock(mu_);
-  int64_t now = NowSeconds();
-  if (options_.key_rotation_seconds > 0 && !keys_.empty() &&
-      now >= keys_.back().created_at + options_.key_rotation_seconds) {
-    BRANCHDB_RETURN_IF_ERROR(RotateLocked(now));
+  MutexLock writer(write_mu_);
+  const int64_t now = NowSeconds();
+  bool due = false;
+  {
+    MutexLock lock(mu_);
+    due = options_.key_rotation_seconds > 0 && !keys_.empty() &&
+          now >= keys_.back().created_at + options_.key_rotation_seconds;
   }
-  return PruneLocked(now);
+  return due ? Rotate(now) : Prune(now);
 }
 
 HttpReply AuthServiceImpl::JwksEndpoint() {
@@ -494,7 +525,7 @@ HttpReply AuthServiceImpl::JwksEndpoint() {
     MutexLock lock(mu_);
     int64_t now = NowSeconds();
     for (const auto& k : keys_) {
-      if (!KeyUsableLocked(k, now)) continue;
+      if (!KeyUsable(k, now)) continue;
       keys.push_back({{"kty", "OKP"},
                       {"crv", "Ed25519"},
                       {"x", Base64UrlEncode(k.key->public_raw())},
@@ -511,7 +542,7 @@ HttpReply AuthServiceImpl::JwksEndpoint() {
 
 // --- revocations -----------------------------------------------------------
 
-Status AuthServiceImpl::LoadRevokedLocked() {
+Status AuthServiceImpl::ReadRevoked(RevokedMap* out) {
   const std::string path = JoinPath(AuthDir(), kRevokedFile);
   auto j = ReadJsonFile(env_, path);
   if (!j.ok()) return j.status();
@@ -527,16 +558,33 @@ Status AuthServiceImpl::LoadRevokedLocked() {
     }
     int64_t exp = r["exp"].get<int64_t>();
     if (exp < 0 || exp > (int64_t{1} << 40)) return Status::Corruption("auth: malformed " + path);
-    revoked_[r["jti"].get<std::string>()] = exp;
+    (*out)[r["jti"].get<std::string>()] = exp;
   }
   return Status::OK();
 }
 
-Status AuthServiceImpl::SaveRevokedLocked() {
+Status AuthServiceImpl::WriteRevoked(const RevokedMap& revoked) {
   json arr = json::array();
-  for (const auto& [jti, exp] : revoked_) arr.push_back({{"jti", jti}, {"exp", exp}});
+  for (const auto& [jti, exp] : revoked) arr.push_back({{"jti", jti}, {"exp", exp}});
   json root = {{"version", 1}, {"revoked", arr}};
   return WritePrivateFile(JoinPath(AuthDir(), kRevokedFile), root.dump(2) + "\n");
+}
+
+// Published once written: until then, and if the write fails, the token is
+// still admitted (the revocation has not happened; the caller is told).
+Status AuthServiceImpl::Revoke(const std::string& jti, int64_t exp) {
+  MutexLock writer(write_mu_);
+  RevokedMap next;
+  {
+    MutexLock lock(mu_);
+    if (revoked_.count(jti) != 0) return Status::OK();
+    next = revoked_;
+  }
+  next.emplace(jti, exp);
+  BRANCHDB_RETURN_IF_ERROR(WriteRevoked(next));
+  MutexLock lock(mu_);
+  revoked_ = std::move(next);
+  return Status::OK();
 }
 
 }  // namespace internal

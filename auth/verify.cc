@@ -73,7 +73,7 @@ Result<VerifiedJwt> AuthServiceImpl::VerifySignatureOnly(std::string_view token,
   auto lookup = [this, now](std::string_view kid) {
     MutexLock lock(mu_);
     for (const auto& k : keys_) {
-      if (k.kid == kid && KeyUsableLocked(k, now)) {
+      if (k.kid == kid && KeyUsable(k, now)) {
         signature_checks_.fetch_add(1, std::memory_order_relaxed);
         return k.key;
       }
@@ -194,7 +194,7 @@ std::optional<Principal> AuthServiceImpl::Admit(const TokenFacts& facts, int64_t
   Principal p = facts.claimed;
   MutexLock lock(mu_);
   bool key_usable = false;
-  for (const auto& k : keys_) key_usable |= k.kid == facts.kid && KeyUsableLocked(k, now);
+  for (const auto& k : keys_) key_usable |= k.kid == facts.kid && KeyUsable(k, now);
   if (!key_usable) {
     *error = Err(Kind::kInvalidToken, "unknown signing key");
     return std::nullopt;
@@ -408,11 +408,7 @@ Status AuthServiceImpl::RevokeToken(std::string_view token) {
   if (verdict == nullptr) return Status::OK();
   // Cached or not, every use checks revoked_ (Admit): nothing to invalidate.
   const Principal& p = verdict->facts.claimed;
-  MutexLock lock(mu_);
-  if (!revoked_.emplace(p.jti, p.expires_at).second) return Status::OK();
-  Status st = SaveRevokedLocked();
-  if (!st.ok()) revoked_.erase(p.jti);
-  return st;
+  return Revoke(p.jti, p.expires_at);
 }
 
 json AuthServiceImpl::IntrospectionJson(const Principal& p) const {

@@ -4,12 +4,18 @@
 //
 // Thread-safety: every member GUARDED_BY(mu_) is read and written with
 // mu_ held (clang checks it: tests/threads); secret hashing and signature verification run without it.
+// A change of the persistent state (clients, keys, revocations) is made by a
+// writer holding write_mu_: on a copy taken under mu_, written to its file
+// (in a cluster, to etcd) WITHOUT mu_, and published under mu_ only once
+// written. So a slow disk or etcd never stalls the requests admitted under
+// mu_ meanwhile: they see the state before the change until it is durable.
 // The token caches have their own (sharded) locks, never taken under mu_ nor
 // holding it.
 #ifndef BRANCHDB_AUTH_INTERNAL_SERVICE_H_
 #define BRANCHDB_AUTH_INTERNAL_SERVICE_H_
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -93,17 +99,33 @@ class AuthServiceImpl final : public AuthService {
   int64_t NowSeconds() const;
   std::string AuthDir() const;
 
-  // Persistence.
-  Status SaveClientsLocked() REQUIRES(mu_);
-  Status SaveKeysLocked() REQUIRES(mu_);
-  Status SaveRevokedLocked() REQUIRES(mu_);
-  Status LoadClientsLocked() REQUIRES(mu_);
-  Status LoadKeysLocked() REQUIRES(mu_);
-  Status LoadRevokedLocked() REQUIRES(mu_);
-  Status RotateLocked(int64_t now) REQUIRES(mu_);
-  Status PruneLocked(int64_t now) REQUIRES(mu_);
+  using ClientMap = std::map<std::string, ClientRecord, std::less<>>;
+  using RevokedMap = std::map<std::string, int64_t, std::less<>>;  // jti -> exp
+
+  // Persistence: each file read into, or written from, a value of the caller's
+  // (no lock held: writers hold write_mu_).
+  Status ReadClients(ClientMap* out);
+  Status ReadKeys(std::vector<SigningKey>* out);
+  Status ReadRevoked(RevokedMap* out);
+  Status WriteClients(const ClientMap& clients);
+  Status WriteKeys(const std::vector<SigningKey>& keys);
+  Status WriteRevoked(const RevokedMap& revoked);
+  // Reads the three files and publishes them together (Load, Reload).
+  Status ReadAll(bool rotate_if_no_key) REQUIRES(write_mu_) EXCLUDES(mu_);
+  // Writers' steps (write_mu_ held): a new signing key retiring the current
+  // one in *keys (its PEM written, keys.json not yet); keys no longer usable
+  // and revocations expired at `now`, dropped and written.
+  Status AddKey(int64_t now, std::vector<SigningKey>* keys) REQUIRES(write_mu_);
+  Status Prune(int64_t now) REQUIRES(write_mu_) EXCLUDES(mu_);
+  // AddKey on a copy of keys_, written, published, then Prune.
+  Status Rotate(int64_t now) REQUIRES(write_mu_) EXCLUDES(mu_);
+  // Adds jti to the revocations, written before it is published.
+  Status Revoke(const std::string& jti, int64_t exp) EXCLUDES(write_mu_, mu_);
+  // A writer's change of the clients: `change` edits a copy of clients_ (an
+  // error from it changes nothing), which is written, then published.
+  Status ChangeClients(const std::function<Status(ClientMap*)>& change) EXCLUDES(write_mu_, mu_);
   // True while key k may still verify tokens.
-  bool KeyUsableLocked(const SigningKey& k, int64_t now) const REQUIRES(mu_);
+  bool KeyUsable(const SigningKey& k, int64_t now) const;
   // Writes path atomically, with mode 0600 set on the temp file (through
   // Env::SetPermissions) before any content is written.
   Status WritePrivateFile(const std::string& path, std::string_view contents);
@@ -146,10 +168,11 @@ class AuthServiceImpl final : public AuthService {
   TokenCache rejected_;
   std::atomic<uint64_t> signature_checks_{0};
 
+  Mutex write_mu_ ACQUIRED_BEFORE(mu_);  // held by a writer (above), across its file writes
   Mutex mu_;  // a leaf: nothing else is locked under it
-  std::map<std::string, ClientRecord, std::less<>> clients_ GUARDED_BY(mu_);
+  ClientMap clients_ GUARDED_BY(mu_);
   std::vector<SigningKey> keys_ GUARDED_BY(mu_);  // the last one is the signer
-  std::map<std::string, int64_t, std::less<>> revoked_ GUARDED_BY(mu_);  // jti -> exp
+  RevokedMap revoked_ GUARDED_BY(mu_);
   struct Window {
     int64_t start = 0;
     int failures = 0;

@@ -2,6 +2,8 @@
 // sequence of mutations fails once, then power is lost) and a concurrency smoke
 // test (many threads issuing, verifying, revoking while keys rotate).
 #include <atomic>
+#include <condition_variable>
+#include <mutex>
 #include <thread>
 
 #include "tests/auth/auth_fixture.h"
@@ -115,6 +117,101 @@ TEST_CASE("concurrent issuing, verifying and revoking while keys rotate") {
   }
   for (auto& th : threads) th.join();
   CHECK(failures.load() == 0);
+}
+
+// Holds the rename that publishes a state file (the last step of every
+// write) until released: a write to a slow disk, or to etcd in a cluster.
+class HeldRenameEnv final : public branchdb::EnvWrapper {
+ public:
+  using EnvWrapper::EnvWrapper;
+  Status RenameFile(const std::string& from, const std::string& to) override {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (hold_) {
+      held_ = true;
+      cv_.notify_all();
+      cv_.wait(lock, [&] { return !hold_; });
+    }
+    lock.unlock();
+    return target()->RenameFile(from, to);
+  }
+  void Hold() {
+    std::lock_guard<std::mutex> lock(mu_);
+    hold_ = true;
+    held_ = false;
+  }
+  void WaitUntilHeld() {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return held_; });
+  }
+  void Release() {
+    std::lock_guard<std::mutex> lock(mu_);
+    hold_ = false;
+    cv_.notify_all();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool hold_ = false;
+  bool held_ = false;
+};
+
+// Every writer (revocation, client change, rotation) writes its file without
+// the lock that admitting a request takes: while one is held in its write,
+// tokens are issued and verified, and the change is seen only once written.
+// (A writer that held that lock across its write would hang this test.)
+TEST_CASE("requests are admitted while a state change waits for its write") {
+  TempDir dir;
+  MockClock clock;
+  EnvWithClock clocked(Env::Default(), &clock);
+  HeldRenameEnv env(&clocked);
+  auto opened = AuthService::Open(&env, TestOptions(dir.path()));
+  REQUIRE(opened.ok());
+  AuthService& svc = **opened;
+  auto c = svc.CreateClient(ClientSpec{"c", {Scope::kSqlWrite}, {}, {}, 0});
+  REQUIRE(c.ok());
+  const std::string revoked = TokenFor(svc, *c);
+  const std::string other = TokenFor(svc, *c);
+  const std::string kid = svc.CurrentKeyId();
+
+  // What a request sees: compared before, during and after each change.
+  auto seen = [&] {
+    std::vector<std::string> out = {Verifies(svc, other) ? "other ok" : "other refused",
+                                    Verifies(svc, revoked) ? "revoked ok" : "revoked refused",
+                                    svc.CurrentKeyId()};
+    for (const ClientInfo& info : svc.ListClients()) {
+      out.push_back(info.client_id + (info.enabled ? " enabled" : " disabled"));
+    }
+    return out;
+  };
+  struct Change {
+    const char* what;
+    std::function<Status()> run;
+  };
+  std::vector<Change> changes = {
+      {"revocation", [&] { return svc.RevokeToken(revoked); }},
+      {"new client",
+       [&] { return svc.CreateClient(ClientSpec{"d", {Scope::kSqlRead}, {}, {}, 0}).status(); }},
+      {"rotation", [&] { return svc.RotateSigningKey(); }},
+      {"disabled client", [&] { return svc.SetClientEnabled(c->info.client_id, false); }},
+  };
+  for (const Change& change : changes) {
+    INFO(change.what);
+    const auto before = seen();
+    env.Hold();
+    Status result;
+    std::thread writer([&] { result = change.run(); });
+    env.WaitUntilHeld();
+    CHECK(seen() == before);  // not changed until written
+    env.Release();
+    writer.join();
+    REQUIRE(result.ok());
+    CHECK(seen() != before);
+  }
+  CHECK(seen().size() == 5);  // 2 tokens, a key, 2 clients
+  CHECK_FALSE(Verifies(svc, revoked));
+  CHECK_FALSE(Verifies(svc, other));  // its client is disabled
+  CHECK(svc.CurrentKeyId() != kid);
 }
 
 TEST_CASE("open removes key files keys.json does not name") {
