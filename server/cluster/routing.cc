@@ -7,6 +7,7 @@
 
 #include <deque>
 #include <memory>
+#include <optional>
 #include <thread>
 
 #include "base/mutex.h"
@@ -264,6 +265,57 @@ Status ClaimProject(Services& s, const std::string& project) {
   if (s.cluster == nullptr) return Status::OK();
   auto epoch = s.cluster->ClaimNew(project);
   return epoch.ok() ? Status::OK() : epoch.status();
+}
+
+bool ListsHere(Services& s, const std::string& project) {
+  if (s.cluster == nullptr) return true;
+  const cluster::Location::Kind kind = s.cluster->Locate(project).kind;
+  return kind == cluster::Location::Kind::kLocal || kind == cluster::Location::Kind::kUnknown;
+}
+
+void GatherProjects(Services& s, const httplib::Request& req, nlohmann::json* projects,
+                    std::vector<std::string>* unreachable) {
+  if (s.cluster == nullptr || req.has_header(kForwardedBy)) return;
+  auto view = s.cluster->View();
+  if (!view.ok()) {
+    unreachable->push_back("etcd");
+    return;
+  }
+  struct Ask {
+    const cluster::NodeInfo* node;
+    std::optional<nlohmann::json> listed;  // set when it answered 200 with a list
+  };
+  std::vector<Ask> asks;
+  for (const cluster::NodeInfo& n : view->nodes) {
+    if (n.name != s.cluster->node_name()) asks.push_back(Ask{&n, std::nullopt});
+  }
+  httplib::Headers headers = {{kForwardedBy, s.cluster->node_name()}};
+  if (req.has_header("Authorization")) {
+    headers.emplace("Authorization", req.get_header_value("Authorization"));
+  }
+  std::vector<std::thread> threads;
+  for (Ask& ask : asks) {
+    threads.emplace_back([&ask, &headers] {
+      httplib::Client client(ask.node->url);
+      client.set_connection_timeout(2, 0);
+      client.set_read_timeout(kListTimeoutSeconds, 0);
+      client.set_keep_alive(false);
+      auto r = client.Get("/v1/projects", headers);
+      if (!r || r->status != 200) return;
+      nlohmann::json body = nlohmann::json::parse(r->body, nullptr, false);
+      if (body.is_object() && body.contains("projects") && body["projects"].is_array()) {
+        ask.listed = std::move(body["projects"]);
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  for (Ask& ask : asks) {
+    if (!ask.listed) {
+      unreachable->push_back(ask.node->name);
+      continue;
+    }
+    for (nlohmann::json& p : *ask.listed) projects->push_back(std::move(p));
+  }
 }
 
 void ReleaseProject(Services& s, const std::string& project) {

@@ -269,8 +269,21 @@ class ClusterTest(unittest.TestCase):
             eventually(f"{via} refuses the revoked token", lambda: call(
                 "GET", self.node(via).url + "/v1/cluster", token)[0] == 401)
 
+    def listed(self, via: str) -> Dict[str, Any]:
+        status, body = call("GET", self.node(via).url + "/v1/projects", self.token)
+        self.assertEqual(status, 200, body)
+        return body
+
     def test_2_a_request_to_another_node_is_forwarded_to_the_owner(self) -> None:
         self.create("n2", "shop")
+        self.create("n3", "cart")
+        # Every node lists the whole cluster's projects, each once.
+        for via in ("n1", "n2", "n3"):
+            body = self.listed(via)
+            self.assertNotIn("unreachable_nodes", body)
+            names = [p["name"] for p in body["projects"]]
+            self.assertEqual(sorted(set(names)), names, body)
+            self.assertTrue({"shop", "cart"} <= set(names), body)
         owner = self.owner("n1", "shop")
         self.assertEqual((owner["node"], owner["epoch"]), ("n2", 1))
         # The name is the cluster's: no other node may create it again.
@@ -354,6 +367,21 @@ class ClusterTest(unittest.TestCase):
             self.assertEqual(status, 200, body)
             present = {row[0] for row in body["results"][0]["rows"]}
             self.assertEqual(acknowledged - present, set())
+
+    def test_3b_a_listing_names_the_live_node_that_did_not_answer(self) -> None:
+        self.create("n3", "paused-list")
+        n3 = self.node("n3")
+        n3.kill(signal.SIGSTOP)  # alive to etcd for a lease TTL, deaf to requests
+        try:
+            body = self.listed("n1")
+        finally:
+            n3.kill(signal.SIGCONT)
+        if "unreachable_nodes" in body:  # n3's lease may have lapsed first: then not asked
+            self.assertEqual(body["unreachable_nodes"], ["n3"], body)
+            self.assertNotIn("paused-list", [p["name"] for p in body["projects"]])
+        # Resumed, n3 registers again (its lease lapsed) and is asked again.
+        eventually("n1 lists n3's projects again", lambda: "paused-list" in [
+            p["name"] for p in self.listed("n1")["projects"]])
 
     def test_4_a_paused_owner_resumed_after_losing_its_lease_cannot_write(self) -> None:
         self.create("n3", "ledger")
