@@ -396,8 +396,23 @@ class ClusterTest(unittest.TestCase):
                                                         "INSERT INTO t VALUES ('stale')")
         writer = threading.Thread(target=write)
         writer.start()
+        # A read through n1 is forwarded to the paused owner and waits for it,
+        # until n1 sees the lease lapse: then 503 owner_lost, not a hang for
+        # the forward's read timeout (300 s).
+        forwarded: Dict[str, Any] = {}
+        def forwarded_read() -> None:
+            forwarded["status"], forwarded["body"] = call(
+                "POST", self.node("n1").url + "/v1/projects/ledger/branches/production/sql",
+                self.token, {"sql": "SELECT count(*) FROM t"}, timeout=BOUND * 2)
+        reader = threading.Thread(target=forwarded_read)
+        reader.start()
         eventually("n3's lease lapsed", lambda: any(
             u["project"] == "ledger" for u in self.cluster("n1")["unowned_projects"]))
+        reader.join(timeout=BOUND)
+        self.assertFalse(reader.is_alive(), "the forwarded read still waits for the paused owner")
+        self.assertEqual(forwarded["status"], 503, forwarded)
+        self.assertIn(forwarded["body"]["error"]["code"], ("owner_lost", "project_unavailable"),
+                      forwarded)
         # Another node takes the project meanwhile (epoch 2), as a takeover
         # from shared storage would.
         n1 = self.node("n1")
