@@ -5,8 +5,11 @@
 #include <spdlog/spdlog.h>
 #include <strings.h>
 
+#include <chrono>
 #include <deque>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <thread>
 
 #include "base/mutex.h"
@@ -48,11 +51,14 @@ struct Pipe {
   bool failed GUARDED_BY(mu) = false;    // ... without a whole answer
   std::string error GUARDED_BY(mu);
   bool cancelled GUARDED_BY(mu) = false;  // the caller went away
+  // The call's client: stop() from another thread shuts its socket, and the
+  // call returns (the owner lost the project while the caller waited).
+  std::shared_ptr<httplib::Client> client;
   std::thread thread;
 };
 
-std::unique_ptr<httplib::Client> ClientFor(const std::string& url) {
-  auto client = std::make_unique<httplib::Client>(url);
+std::shared_ptr<httplib::Client> ClientFor(const std::string& url) {
+  auto client = std::make_shared<httplib::Client>(url);
   client->set_connection_timeout(2, 0);
   client->set_read_timeout(300, 0);  // a long export or SQL script
   client->set_write_timeout(300, 0);
@@ -125,9 +131,9 @@ std::shared_ptr<Pipe> StartOwnerCall(const std::string& url, const httplib::Requ
     pipe->cv.SignalAll();
     return true;
   };
-  pipe->thread = std::thread([pipe, url, out = std::move(out)]() mutable {
-    auto client = ClientFor(url);
-    auto result = client->send(out);
+  pipe->client = ClientFor(url);
+  pipe->thread = std::thread([pipe, out = std::move(out)]() mutable {
+    auto result = pipe->client->send(out);
     MutexLock l(pipe->mu);
     pipe->done = true;
     if (!result) {
@@ -139,8 +145,40 @@ std::shared_ptr<Pipe> StartOwnerCall(const std::string& url, const httplib::Requ
   return pipe;
 }
 
+// Waits until the owner's answer has its headers (headers) or has ended. A
+// paused or cut-off owner would keep the caller up to the read timeout
+// (300 s): every second the view is asked whether the owner still holds the
+// project (owner_holds, run without pipe.mu), and when it no longer does the
+// call is stopped. False then.
+bool WaitWhileOwner(Pipe& pipe, bool headers, const std::function<bool()>& owner_holds)
+    REQUIRES(pipe.mu) {
+  while (!(pipe.done || (headers && pipe.headers_ready))) {
+    pipe.cv.WaitFor(pipe.mu, std::chrono::seconds(1));
+    if (pipe.done || (headers && pipe.headers_ready)) break;
+    pipe.mu.Unlock();
+    const bool holds = owner_holds();
+    pipe.mu.Lock();
+    if (!holds) {
+      pipe.client->stop();
+      while (!pipe.done) pipe.cv.Wait(pipe.mu);
+      return false;
+    }
+  }
+  return true;
+}
+
+void SendOwnerLost(httplib::Response& res, const std::string& node) {
+  http::SendError(res, Status::Unavailable("the project's owner node " + node +
+                                               " stopped answering and lost the project while "
+                                               "the request waited; retry (another node serves "
+                                               "it once it is taken over)",
+                                           "owner_lost"));
+  res.set_header("Retry-After", "1");
+}
+
 void Forward(const std::string& url, const std::string& node, const std::string& self,
-             const httplib::Request& req, httplib::Response& res, const http::BodyReader* body) {
+             const httplib::Request& req, httplib::Response& res, const http::BodyReader* body,
+             const std::function<bool()>& owner_holds) {
   httplib::Headers headers;
   for (const auto& [name, value] : req.headers) {
     if (!HopByHop(name)) headers.emplace(name, value);
@@ -151,7 +189,11 @@ void Forward(const std::string& url, const std::string& node, const std::string&
 
   std::shared_ptr<Pipe> pipe = StartOwnerCall(url, req, headers);
   MutexLock l(pipe->mu);
-  while (!pipe->headers_ready && !pipe->done) pipe->cv.Wait(pipe->mu);
+  if (!WaitWhileOwner(*pipe, /*headers=*/true, owner_holds)) {
+    l.Unlock();
+    pipe->thread.join();
+    return SendOwnerLost(res, node);
+  }
   if (!pipe->headers_ready) {
     const std::string error = pipe->error;
     l.Unlock();
@@ -163,7 +205,11 @@ void Forward(const std::string& url, const std::string& node, const std::string&
   const std::string type = httplib::detail::get_header_value(pipe->headers, "Content-Type", 0, "");
   const std::string length = httplib::detail::get_header_value(pipe->headers, "Content-Length", 0, "");
   if (req.method == "HEAD" || (!length.empty() && std::stoull(length) <= kBufferedAnswerBytes)) {
-    while (!pipe->done) pipe->cv.Wait(pipe->mu);
+    if (!WaitWhileOwner(*pipe, /*headers=*/false, owner_holds)) {
+      l.Unlock();
+      pipe->thread.join();
+      return SendOwnerLost(res, node);
+    }
     const bool failed = pipe->failed;
     const std::string error = pipe->error;
     std::string whole;
@@ -256,7 +302,12 @@ bool RouteToOwner(Services& s, const httplib::Request& req, httplib::Response& r
     res.set_header("Retry-After", "1");
     return true;
   }
-  Forward(at.url, at.node, s.cluster->node_name(), req, res, body);
+  auto owner_holds = [&s, &project, &at] {
+    const cluster::Location now = s.cluster->Locate(project);
+    return now.kind == cluster::Location::Kind::kRemote && now.node == at.node &&
+           now.epoch == at.epoch;
+  };
+  Forward(at.url, at.node, s.cluster->node_name(), req, res, body, owner_holds);
   return true;
 }
 
@@ -264,6 +315,57 @@ Status ClaimProject(Services& s, const std::string& project) {
   if (s.cluster == nullptr) return Status::OK();
   auto epoch = s.cluster->ClaimNew(project);
   return epoch.ok() ? Status::OK() : epoch.status();
+}
+
+bool ListsHere(Services& s, const std::string& project) {
+  if (s.cluster == nullptr) return true;
+  const cluster::Location::Kind kind = s.cluster->Locate(project).kind;
+  return kind == cluster::Location::Kind::kLocal || kind == cluster::Location::Kind::kUnknown;
+}
+
+void GatherProjects(Services& s, const httplib::Request& req, nlohmann::json* projects,
+                    std::vector<std::string>* unreachable) {
+  if (s.cluster == nullptr || req.has_header(kForwardedBy)) return;
+  auto view = s.cluster->View();
+  if (!view.ok()) {
+    unreachable->push_back("etcd");
+    return;
+  }
+  struct Ask {
+    const cluster::NodeInfo* node;
+    std::optional<nlohmann::json> listed;  // set when it answered 200 with a list
+  };
+  std::vector<Ask> asks;
+  for (const cluster::NodeInfo& n : view->nodes) {
+    if (n.name != s.cluster->node_name()) asks.push_back(Ask{&n, std::nullopt});
+  }
+  httplib::Headers headers = {{kForwardedBy, s.cluster->node_name()}};
+  if (req.has_header("Authorization")) {
+    headers.emplace("Authorization", req.get_header_value("Authorization"));
+  }
+  std::vector<std::thread> threads;
+  for (Ask& ask : asks) {
+    threads.emplace_back([&ask, &headers] {
+      httplib::Client client(ask.node->url);
+      client.set_connection_timeout(2, 0);
+      client.set_read_timeout(kListTimeoutSeconds, 0);
+      client.set_keep_alive(false);
+      auto r = client.Get("/v1/projects", headers);
+      if (!r || r->status != 200) return;
+      nlohmann::json body = nlohmann::json::parse(r->body, nullptr, false);
+      if (body.is_object() && body.contains("projects") && body["projects"].is_array()) {
+        ask.listed = std::move(body["projects"]);
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  for (Ask& ask : asks) {
+    if (!ask.listed) {
+      unreachable->push_back(ask.node->name);
+      continue;
+    }
+    for (nlohmann::json& p : *ask.listed) projects->push_back(std::move(p));
+  }
 }
 
 void ReleaseProject(Services& s, const std::string& project) {

@@ -16,6 +16,9 @@
 #define BRANCHDB_SERVER_CLUSTER_ROUTING_H_
 
 #include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "base/status.h"
 #include "server/http/router.h"
@@ -37,6 +40,21 @@ bool RouteToOwner(Services& s, const httplib::Request& req, httplib::Response& r
 Status ClaimProject(Services& s, const std::string& project);
 // Forgets a project's name (deleted, or its creation failed).
 void ReleaseProject(Services& s, const std::string& project);
+
+// GET /v1/projects in a cluster, which lists the projects of every node.
+// ListsHere: whether this node lists a project of its own disk (it owns it,
+// or the cluster has never heard of it; not a stale copy another node took
+// over). Without a cluster: true.
+bool ListsHere(Services& s, const std::string& project);
+// A node's own listing is all a forwarded request (X-Branchdb-Forwarded-By)
+// gets. Otherwise every other live node is asked for its own with the
+// caller's Authorization (in parallel, each for at most kListTimeoutSeconds),
+// and its projects are appended to *projects; the nodes that did not answer
+// 200 (or etcd, when the live nodes cannot be read) to *unreachable. Without
+// a cluster: nothing.
+inline constexpr int kListTimeoutSeconds = 5;
+void GatherProjects(Services& s, const httplib::Request& req, nlohmann::json* projects,
+                    std::vector<std::string>* unreachable);
 
 }  // namespace branchdb::server::cluster_routing
 

@@ -9,6 +9,10 @@
 //   DELETE /v1/projects/{project}[?force=true]  -> 204
 #include <httplib.h>
 
+#include <algorithm>
+#include <string>
+#include <vector>
+
 #include "auth/auth.h"
 #include "server/cluster/routing.h"
 #include "server/compute/supervisor.h"
@@ -60,14 +64,23 @@ void HandleCreateProject(Call& c) {
   http::SendJson(c.res, 201, ProjectJson(*p));
 }
 
+// In a cluster, every node's projects (each lists those it owns; docs/cluster.md).
 void HandleListProjects(Call& c) {
   json list = json::array();
   for (const auto& p : c.s.catalog->ListProjects()) {
-    if (c.s.auth->Allows(*c.who, auth::Operation::kListProjects, p.name, "")) {
+    if (c.s.auth->Allows(*c.who, auth::Operation::kListProjects, p.name, "") &&
+        cluster_routing::ListsHere(c.s, p.name)) {
       list.push_back(ProjectJson(p));
     }
   }
-  http::SendJson(c.res, 200, {{"projects", list}});
+  std::vector<std::string> unreachable;
+  cluster_routing::GatherProjects(c.s, c.req, &list, &unreachable);
+  std::sort(list.begin(), list.end(), [](const json& a, const json& b) {
+    return a.value("name", "") < b.value("name", "");
+  });
+  json out = {{"projects", std::move(list)}};
+  if (!unreachable.empty()) out["unreachable_nodes"] = unreachable;
+  http::SendJson(c.res, 200, out);
 }
 
 namespace {

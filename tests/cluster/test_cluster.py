@@ -269,8 +269,21 @@ class ClusterTest(unittest.TestCase):
             eventually(f"{via} refuses the revoked token", lambda: call(
                 "GET", self.node(via).url + "/v1/cluster", token)[0] == 401)
 
+    def listed(self, via: str) -> Dict[str, Any]:
+        status, body = call("GET", self.node(via).url + "/v1/projects", self.token)
+        self.assertEqual(status, 200, body)
+        return body
+
     def test_2_a_request_to_another_node_is_forwarded_to_the_owner(self) -> None:
         self.create("n2", "shop")
+        self.create("n3", "cart")
+        # Every node lists the whole cluster's projects, each once.
+        for via in ("n1", "n2", "n3"):
+            body = self.listed(via)
+            self.assertNotIn("unreachable_nodes", body)
+            names = [p["name"] for p in body["projects"]]
+            self.assertEqual(sorted(set(names)), names, body)
+            self.assertTrue({"shop", "cart"} <= set(names), body)
         owner = self.owner("n1", "shop")
         self.assertEqual((owner["node"], owner["epoch"]), ("n2", 1))
         # The name is the cluster's: no other node may create it again.
@@ -355,6 +368,21 @@ class ClusterTest(unittest.TestCase):
             present = {row[0] for row in body["results"][0]["rows"]}
             self.assertEqual(acknowledged - present, set())
 
+    def test_3b_a_listing_names_the_live_node_that_did_not_answer(self) -> None:
+        self.create("n3", "paused-list")
+        n3 = self.node("n3")
+        n3.kill(signal.SIGSTOP)  # alive to etcd for a lease TTL, deaf to requests
+        try:
+            body = self.listed("n1")
+        finally:
+            n3.kill(signal.SIGCONT)
+        if "unreachable_nodes" in body:  # n3's lease may have lapsed first: then not asked
+            self.assertEqual(body["unreachable_nodes"], ["n3"], body)
+            self.assertNotIn("paused-list", [p["name"] for p in body["projects"]])
+        # Resumed, n3 registers again (its lease lapsed) and is asked again.
+        eventually("n1 lists n3's projects again", lambda: "paused-list" in [
+            p["name"] for p in self.listed("n1")["projects"]])
+
     def test_4_a_paused_owner_resumed_after_losing_its_lease_cannot_write(self) -> None:
         self.create("n3", "ledger")
         self.assertEqual(self.sql("n3", "ledger", "CREATE TABLE t(v)")[0], 200)
@@ -368,8 +396,23 @@ class ClusterTest(unittest.TestCase):
                                                         "INSERT INTO t VALUES ('stale')")
         writer = threading.Thread(target=write)
         writer.start()
+        # A read through n1 is forwarded to the paused owner and waits for it,
+        # until n1 sees the lease lapse: then 503 owner_lost, not a hang for
+        # the forward's read timeout (300 s).
+        forwarded: Dict[str, Any] = {}
+        def forwarded_read() -> None:
+            forwarded["status"], forwarded["body"] = call(
+                "POST", self.node("n1").url + "/v1/projects/ledger/branches/production/sql",
+                self.token, {"sql": "SELECT count(*) FROM t"}, timeout=BOUND * 2)
+        reader = threading.Thread(target=forwarded_read)
+        reader.start()
         eventually("n3's lease lapsed", lambda: any(
             u["project"] == "ledger" for u in self.cluster("n1")["unowned_projects"]))
+        reader.join(timeout=BOUND)
+        self.assertFalse(reader.is_alive(), "the forwarded read still waits for the paused owner")
+        self.assertEqual(forwarded["status"], 503, forwarded)
+        self.assertIn(forwarded["body"]["error"]["code"], ("owner_lost", "project_unavailable"),
+                      forwarded)
         # Another node takes the project meanwhile (epoch 2), as a takeover
         # from shared storage would.
         n1 = self.node("n1")
