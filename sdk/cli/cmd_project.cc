@@ -21,6 +21,7 @@ void ProjectTable(const std::vector<bdb::Project>& projects, std::ostream& out) 
 struct Opts {
   std::string name;
   int64_t restore_window = -1;
+  std::string durability;  // "local", "remote", "default"; empty: unchanged
   bool force = false;
 };
 using OptsPtr = std::shared_ptr<Opts>;
@@ -88,22 +89,38 @@ void RegisterDeleteAndSet(CLI::App* project, Commands& commands, const OptsPtr& 
                      [&](std::ostream& out) { out << "deleted project " << name << "\n"; });
   });
 
-  CLI::App* set = AddCommand(*project, "set", "Change a project's settings (the restore window)",
-                             {"branchdb project set shop --restore-window 14d"});
+  CLI::App* set = AddCommand(
+      *project, "set", "Change a project's settings (restore window, durability)",
+      {"branchdb project set shop --restore-window 14d",
+       "branchdb project set shop --durability remote   # acknowledged once in the bucket",
+       "branchdb project set shop --durability default  # the server's default again"});
   set->add_option("NAME", o->name, "Project name (default: --project / BRANCHDB_PROJECT)");
   AddDurationOption(set, "--restore-window", &o->restore_window,
-                    "How far back rollback and time travel reach")
-      ->required();
+                    "How far back rollback and time travel reach");
+  set->add_option("--durability", o->durability,
+                  "When a commit is acknowledged: local (after the local disk's sync) or "
+                  "remote (also in the object storage bucket; needs the server's "
+                  "[object_storage]); default: the server's setting")
+      ->check(CLI::IsMember({"local", "remote", "default"}));
   commands.AddForClient(set, [o](Context& ctx, bdb::Client* c) {
     std::string name = ctx.Project(o->name);
     if (name.empty()) return int(kExitUsage);
+    if (o->restore_window < 0 && o->durability.empty()) {
+      return ctx.Usage("nothing to set", "pass --restore-window and/or --durability");
+    }
     bdb::UpdateProjectRequest r;
-    r.restore_window_seconds = o->restore_window;
+    if (o->restore_window >= 0) r.restore_window_seconds = o->restore_window;
+    if (o->durability == "default") {
+      r.durability = std::optional<std::string>();
+    } else if (!o->durability.empty()) {
+      r.durability = o->durability;
+    }
     auto p = c->UpdateProject(name, r);
     if (!p.ok()) return ctx.Fail(p.error());
     return ctx.Print(p->raw, [&](std::ostream& out) {
       out << "project " << p->name << ": restore window "
-          << FormatDuration(p->restore_window_seconds) << "\n";
+          << FormatDuration(p->restore_window_seconds) << ", durability " << p->durability
+          << "\n";
     });
   });
 }

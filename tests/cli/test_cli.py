@@ -109,6 +109,17 @@ class ProjectsAndBranches(CliTestCase):
         self.assertEqual(self.js("--project", "shop", "project", "get")["name"], "shop")
         p = self.js("project", "set", "shop", "--restore-window", "36h")
         self.assertEqual(p["restore_window_seconds"], 36 * 3600)
+        # Durability: local, remote (refused: this server has no bucket), the default.
+        p = self.js("project", "set", "shop", "--durability", "local")
+        self.assertEqual((p["durability"], p["restore_window_seconds"]), ("local", 36 * 3600))
+        self.assertIn("durability local", self.ok("project", "set", "shop", "--durability", "local"))
+        _, err = self.fails(API_ERROR, "project", "set", "shop", "--durability", "remote")
+        self.assertIn("object_storage", err)
+        self.assertEqual(self.js("project", "set", "shop", "--durability", "default")["durability"],
+                         "local")
+        self.fails(USAGE, "project", "set", "shop", "--durability", "sometimes")
+        _, err = self.fails(USAGE, "project", "set", "shop")
+        self.assertIn("--durability", err)
         self.assertEqual(self.js("project", "delete", "shop"), {})
         out, err = self.fails(NOT_FOUND, "project", "get", "shop")
         self.assertIn("project_not_found", err)

@@ -83,6 +83,20 @@ TEST_CASE_METHOD(Fixture, "projects: create, list, get, update, delete", "[sdk_c
   CHECK(Must(c->UpdateProject(project, up)).restore_window_seconds == 3600);
   CHECK(Must(c->GetProject(project)).restore_window_seconds == 3600);
 
+  // Durability: set, refused ("remote" without the server's bucket), the default again.
+  UpdateProjectRequest local;
+  local.durability = std::string("local");
+  CHECK(Must(c->UpdateProject(project, local)).durability == "local");
+  UpdateProjectRequest remote;
+  remote.durability = std::string("remote");
+  Error no_bucket = MustFail(c->UpdateProject(project, remote));
+  CHECK(no_bucket.IsBadRequest());
+  CHECK(no_bucket.message().find("object_storage") != std::string::npos);
+  UpdateProjectRequest back;
+  back.durability = std::optional<std::string>();
+  CHECK(Must(c->UpdateProject(project, back)).durability == "local");
+  CHECK(Must(c->GetProject(project)).durability == "local");
+
   CreateProjectRequest again;
   again.name = project;
   Error exists = MustFail(c->CreateProject(again));

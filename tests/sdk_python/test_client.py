@@ -56,6 +56,13 @@ class ProjectsAndBranches(unittest.TestCase):
         self.assertEqual(self.c.get_project().id, self.p.id)
         updated = self.c.update_project(restore_window_seconds=7200)
         self.assertEqual(updated.restore_window_seconds, 7200)
+        # Durability: set, refused ("remote" without the server's bucket), the default again.
+        self.assertEqual(self.c.update_project(durability="local").durability, "local")
+        with self.assertRaises(branchdb.BadRequest) as bad:
+            self.c.update_project(durability="remote")
+        self.assertIn("object_storage", str(bad.exception))
+        self.assertEqual(self.c.update_project(durability=None).durability, "local")
+        self.assertEqual(self.c.get_project().durability, "local")
         self.assertIsNotNone(branchdb.parse_time(updated.created_at).tzinfo)
         with self.assertRaises(branchdb.Conflict) as cm:
             self.c.create_project(self.project)

@@ -311,6 +311,10 @@ Result<Project> Client::UpdateProject(const std::string& project,
     const auto& ttl = *request.default_branch_ttl_seconds;
     body["default_branch_ttl_seconds"] = ttl ? Json(*ttl) : Json();
   }
+  if (request.durability) {
+    const auto& d = *request.durability;
+    body["durability"] = d ? Json(*d) : Json();
+  }
   HttpRequest r = Post(ProjectPath(project), body, false);
   r.method = "PATCH";
   r.retry = true;  // setting a value twice is setting it once

@@ -87,6 +87,7 @@ void FromJson(const Json& j, Project& out) {
   out.created_at = Get<std::string>(j, "created_at");
   out.restore_window_seconds = Get<int64_t>(j, "restore_window_seconds");
   out.default_branch = Get<std::string>(j, "default_branch", "production");
+  out.durability = Get<std::string>(j, "durability");
   out.raw = j;
 }
 

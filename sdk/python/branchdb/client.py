@@ -258,10 +258,13 @@ class Client:
     def update_project(self, name: Optional[str] = None, *,
                        restore_window_seconds: Optional[int] = None,
                        quotas: Optional[Mapping[str, Optional[int]]] = None,
-                       default_branch_ttl_seconds: Any = _UNSET) -> Project:
+                       default_branch_ttl_seconds: Any = _UNSET,
+                       durability: Any = _UNSET) -> Project:
         """Changes the project's settings. ``quotas``: each named quota set (an
         int) or lifted (None), the others left as they are (docs/api.md,
-        "Quotas"). ``default_branch_ttl_seconds``: an int, or None to lift it."""
+        "Quotas"). ``default_branch_ttl_seconds``: an int, or None to lift it.
+        ``durability``: "local", "remote" (needs the server's [object_storage]),
+        or None for the server's default (docs/object-storage.md)."""
         body: Dict[str, Any] = {}
         if restore_window_seconds is not None:
             body["restore_window_seconds"] = restore_window_seconds
@@ -269,6 +272,8 @@ class Client:
             body["quotas"] = dict(quotas)
         if default_branch_ttl_seconds is not _UNSET:
             body["default_branch_ttl_seconds"] = default_branch_ttl_seconds
+        if durability is not _UNSET:
+            body["durability"] = durability
         return _parse(Project, self.request(
             "PATCH", f"/v1/projects/{_seg(self._project(name))}", json_body=body,
             retry=True).json())

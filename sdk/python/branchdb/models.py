@@ -100,13 +100,16 @@ class Project:
     created_at: str
     restore_window_seconds: int
     default_branch: str
+    # "local" or "remote" (get_project, update_project); "" in lists.
+    durability: str = ""
     raw: JsonObject = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def from_json(cls, j: JsonObject) -> "Project":
         return cls(id=str(j.get("id", "")), name=j["name"], created_at=j.get("created_at", ""),
                    restore_window_seconds=int(j.get("restore_window_seconds", 0)),
-                   default_branch=j.get("default_branch", "production"), raw=dict(j))
+                   default_branch=j.get("default_branch", "production"),
+                   durability=j.get("durability") or "", raw=dict(j))
 
 
 @dataclass

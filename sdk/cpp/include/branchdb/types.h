@@ -112,6 +112,10 @@ struct UpdateProjectRequest {
   // Set (a value) or lift (a nullopt inside) the default TTL of branches
   // created by non-admin clients; unset: unchanged.
   std::optional<std::optional<int64_t>> default_branch_ttl_seconds;
+  // Set "local" or "remote" (a value), or back to the server's default (a
+  // nullopt inside); unset: unchanged. "remote" needs the server's
+  // [object_storage] (docs/object-storage.md, "Durability modes").
+  std::optional<std::optional<std::string>> durability;
 };
 
 struct Project {
@@ -120,6 +124,8 @@ struct Project {
   std::string created_at;
   int64_t restore_window_seconds = 0;
   std::string default_branch;  // "production"
+  // "local" or "remote" (GetProject, UpdateProject); empty in lists.
+  std::string durability;
   Json raw;
 };
 
