@@ -16,6 +16,7 @@
 #include "objstore/sigv4.h"
 #include "server/config.h"
 #include "server/http/metrics.h"
+#include "server/object_storage/bucket_log.h"
 #include "server/object_storage/segment_uploader.h"
 #include "server/object_storage/snapshot_db.h"
 
@@ -63,8 +64,6 @@ struct ProjectBackup {
   std::optional<Pending> waiting;  // an older one kept so that uploads progress
                                    // while the catalog keeps changing
 };
-
-using Listing = std::map<std::string, objstore::ObjectInfo>;  // rest of key -> object
 
 }  // namespace
 
@@ -209,22 +208,18 @@ struct CatalogBackup::Impl {
 
   // True when the bucket holds the store up to pos: every older segment still
   // on disk (compaction may have replaced some), and the newest one sealed or
-  // in contiguous tail chunks from offset 0 up to its size then.
+  // in contiguous tail chunks from offset 0 up to its size then; read through
+  // the fences (bucket_log.h), as a restore reads it.
   bool Covered(const std::string& id, const StorePosition& pos, const Listing& listing) {
     const std::string dir = JoinPath(JoinPath(options.data_dir, "projects"), id);
+    auto fences = ReadFences(*client, listing);
+    if (!fences.ok()) return false;  // tried again at the next pass
+    const BucketLog log = ResolveBucketLog(listing, *fences);
     for (const std::string& name : pos.older) {
-      if (!listing.count(name) && options.env->FileExists(JoinPath(dir, name))) return false;
+      if (!log.sealed.count(name) && options.env->FileExists(JoinPath(dir, name))) return false;
     }
-    if (pos.newest.empty() || listing.count(pos.newest)) return true;
-    uint64_t covered = 0;
-    for (auto it = listing.lower_bound(TailChunkSuffix(pos.newest, 0)); it != listing.end(); ++it) {
-      std::string name;
-      uint64_t offset = 0;
-      if (!ParseTailChunk(it->first, &name, &offset) || name != pos.newest) break;
-      if (offset != covered) break;  // a gap: what follows it does not count
-      covered += it->second.size;
-    }
-    return covered >= pos.newest_bytes;
+    if (pos.newest.empty() || log.sealed.count(pos.newest)) return true;
+    return log.ChunkBytes(pos.newest) >= pos.newest_bytes;
   }
 
   Result<Listing> List(const std::string& id) {

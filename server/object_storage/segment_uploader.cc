@@ -15,6 +15,7 @@
 #include "catalog/catalog.h"
 #include "server/config.h"
 #include "server/http/metrics.h"
+#include "server/object_storage/bucket_log.h"
 
 namespace branchdb::server {
 namespace {
@@ -38,6 +39,7 @@ int64_t SegmentNumber(const std::string& name) {
 struct Uploaded {
   uint64_t size = 0;
   std::string etag;
+  int64_t epoch = 0;  // the writer's, which names its key
 };
 
 // The project's tail chunks: those of segment `name` end at `offset`; every
@@ -73,15 +75,15 @@ int64_t NextPassWaitMs(bool ok, int* failures, int64_t interval_ms) {
 }
 
 std::string SegmentObjectKey(const std::string& prefix, const std::string& project_id,
-                             const std::string& segment_name) {
-  return (prefix.empty() ? "" : prefix + "/") + project_id + "/" + segment_name;
+                             const std::string& segment_name, int64_t epoch) {
+  return (prefix.empty() ? "" : prefix + "/") + project_id + "/" + EpochDir(epoch) + segment_name;
 }
 
 std::string TailChunkKey(const std::string& prefix, const std::string& project_id,
-                         const std::string& segment_name, uint64_t offset) {
+                         const std::string& segment_name, uint64_t offset, int64_t epoch) {
   char digits[24];
   std::snprintf(digits, sizeof(digits), "%016llu", static_cast<unsigned long long>(offset));
-  return SegmentObjectKey(prefix, project_id, "tail/" + segment_name + "/" + digits);
+  return SegmentObjectKey(prefix, project_id, "tail/" + segment_name + "/" + digits, epoch);
 }
 
 struct SegmentUploader::Impl {
@@ -135,8 +137,12 @@ struct SegmentUploader::Impl {
     auto text = options.env->ReadFileToString(StatePath(project));
     if (!text.ok()) return;
     std::istringstream lines(*text);
-    std::string name, second, third;
-    while (lines >> name >> second >> third) {
+    for (std::string line; std::getline(lines, line);) {
+      std::istringstream fields(line);
+      std::string name, second, third;
+      int64_t epoch = 0;  // absent: 0 (a file from before epochs named keys)
+      if (!(fields >> name >> second >> third)) continue;
+      fields >> epoch;
       uint64_t a = 0, b = 0;
       if (name.rfind(kTailTag, 0) == 0) {
         std::from_chars(second.data(), second.data() + second.size(), a);
@@ -145,7 +151,7 @@ struct SegmentUploader::Impl {
         continue;
       }
       std::from_chars(second.data(), second.data() + second.size(), a);
-      p.sealed[name] = {a, third};
+      p.sealed[name] = {a, third, epoch};
     }
     if (p.tail.lsn > 0) SetUploadedLsn(project, p.tail.lsn);
   }
@@ -155,7 +161,8 @@ struct SegmentUploader::Impl {
   Status WriteState(const std::string& project, const Project& p) REQUIRES(p.mu) {
     std::string text;
     for (const auto& [name, u] : p.sealed) {
-      text += name + " " + std::to_string(u.size) + " " + u.etag + "\n";
+      text += name + " " + std::to_string(u.size) + " " + u.etag +
+              (u.epoch > 0 ? " " + std::to_string(u.epoch) : "") + "\n";
     }
     if (!p.tail.name.empty()) {
       text += std::string(kTailTag) + p.tail.name + " " + std::to_string(p.tail.offset) + " " +
@@ -213,15 +220,18 @@ struct SegmentUploader::Impl {
 
   // Deletes the tail chunks of a segment whose sealed copy is verified in
   // the bucket (best effort: a chunk left behind is only garbage).
-  void DropTailChunks(const std::string& project, const std::string& name) {
-    const std::string dir = SegmentObjectKey(options.prefix, project, "tail/" + name + "/");
+  // The chunks of segment name that epoch wrote (those of older epochs stay,
+  // ignored by a restore once the sealed copy is in: bucket_log.h).
+  void DropTailChunks(const std::string& project, const std::string& name, int64_t epoch) {
+    const std::string dir = SegmentObjectKey(options.prefix, project, "tail/" + name + "/", epoch);
     auto listed = client->ListAll(dir);
     if (!listed.ok()) return;
     for (const objstore::ObjectInfo& o : *listed) (void)client->Delete(o.key);
   }
 
-  Status MayUpload(const std::string& project) {
-    return options.may_upload ? options.may_upload(project) : Status::OK();
+  // The epoch this node may upload project with now (0 without [cluster]).
+  Result<int64_t> MayUpload(const std::string& project) {
+    return options.may_upload ? options.may_upload(project) : Result<int64_t>(int64_t{0});
   }
 
   // Uploads one sealed segment, verifies it and records it.
@@ -229,8 +239,9 @@ struct SegmentUploader::Impl {
     const std::string path = JoinPath(JoinPath(projects_dir, pd.project), pd.name);
     auto data = ReadRange(path, 0, pd.size);
     if (!data.ok()) return data.status();
-    BRANCHDB_RETURN_IF_ERROR(MayUpload(pd.project));
-    const std::string key = SegmentObjectKey(options.prefix, pd.project, pd.name);
+    auto epoch = MayUpload(pd.project);  // names the key: a late PUT is fenced off
+    if (!epoch.ok()) return epoch.status();
+    const std::string key = SegmentObjectKey(options.prefix, pd.project, pd.name, *epoch);
     auto put = client->Put(key, *data);
     if (!put.ok()) return put.status();
     auto head = client->Head(key);
@@ -242,13 +253,13 @@ struct SegmentUploader::Impl {
                                 "; expected " + std::to_string(data->size()) + " bytes, ETag " +
                                 expected);
     }
-    p.sealed[pd.name] = {data->size(), head->etag};
+    p.sealed[pd.name] = {data->size(), head->etag, *epoch};
     Status written = WriteState(pd.project, p);
     if (!written.ok()) {
       p.sealed.erase(pd.name);  // uploaded again on a later pass: same bytes, same key
       return written.WithContext("upload state of project " + pd.project);
     }
-    DropTailChunks(pd.project, pd.name);
+    DropTailChunks(pd.project, pd.name, *epoch);
     return Status::OK();
   }
 
@@ -298,10 +309,13 @@ struct SegmentUploader::Impl {
     }
     if (d.bytes < p.tail.offset) {
       // Recorded past what the store holds (its directory was replaced?):
-      // start the segment's chunks again, without the old ones.
+      // start the segment's chunks again, without the old ones (of an older
+      // epoch, they stay: the new chunk at offset 0 is read before them).
+      auto epoch = MayUpload(project);
+      if (!epoch.ok()) return epoch.status();
       options.logger->warn("event=s3_tail_reset project={} segment={} recorded={} durable={}",
                            project, name, p.tail.offset, d.bytes);
-      DropTailChunks(project, name);
+      DropTailChunks(project, name, *epoch);
       p.tail.offset = 0;
     }
     const std::string path = JoinPath(JoinPath(projects_dir, project), name);
@@ -310,8 +324,9 @@ struct SegmentUploader::Impl {
       const uint64_t len = std::min(d.bytes - offset, options.max_chunk_bytes);
       auto data = ReadRange(path, offset, len);
       if (!data.ok()) return data.status();
-      BRANCHDB_RETURN_IF_ERROR(MayUpload(project));
-      const std::string key = TailChunkKey(options.prefix, project, name, offset);
+      auto epoch = MayUpload(project);  // names the key: a late PUT is fenced off
+      if (!epoch.ok()) return epoch.status();
+      const std::string key = TailChunkKey(options.prefix, project, name, offset, *epoch);
       auto put = client->Put(key, *data);
       if (!put.ok()) return put.status();
       const std::string expected = objstore::ExpectedETag(*data, options.client_options);
@@ -351,11 +366,11 @@ struct SegmentUploader::Impl {
   // so that the segment it names is never taken for sealed) its tail.
   Status SyncProject(const std::string& project, Project& p,
                      const std::optional<storage::DurablePoint>& d) REQUIRES(p.mu) {
-    if (Status may = MayUpload(project); !may.ok()) {
+    if (auto may = MayUpload(project); !may.ok()) {
       p.loaded = false;  // read again once allowed (a takeover rewrites the file)
       p.sealed.clear();
       p.tail = Tail{};
-      return may;
+      return may.status();
     }
     std::vector<Pending> pending = FindPending(project, p);
     Load(project, p);
@@ -516,7 +531,7 @@ Status SegmentUploader::WaitUploaded(const std::string& project, storage::Lsn ls
 Result<std::unique_ptr<SegmentUploader>> StartSegmentUploader(
     const Config& config, Env* env, std::shared_ptr<spdlog::logger> logger,
     http::Metrics& metrics, catalog::Catalog* catalog,
-    std::function<Status(const std::string& project_id)> may_upload) {
+    std::function<Result<int64_t>(const std::string& project_id)> may_upload) {
   SegmentUploaderOptions options;
   options.may_upload = std::move(may_upload);
   options.durable_ends = [catalog] {
