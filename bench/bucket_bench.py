@@ -176,8 +176,9 @@ class Server:
                 self.proc.wait()
 
 
-def writer(args: Tuple[str, str, str, float, float]) -> Tuple[int, int]:
-    """Commits until `end` (from `begin`); (acknowledged, refused)."""
+def writer(args: Tuple[str, str, str, float, float]) -> Tuple[int, int, str]:
+    """Commits until `end` (from `begin`); (acknowledged, refused, the first
+    refusal)."""
     url, token, project, begin, end = args
     host = urllib.parse.urlparse(url)
     conn = http.client.HTTPConnection(host.hostname, host.port, timeout=120)
@@ -185,18 +186,20 @@ def writer(args: Tuple[str, str, str, float, float]) -> Tuple[int, int]:
     headers = {"Authorization": "Bearer " + token, "Content-Type": "application/json"}
     path = f"/v1/projects/{project}/branches/production/sql"
     ok = refused = 0
+    first_refusal = ""
     while time.time() < begin:
         time.sleep(0.001)
     while time.time() < end:
         conn.request("POST", path, body, headers)
         r = conn.getresponse()
-        r.read()
+        answer = r.read()
         if r.status == 200:
             ok += 1
         else:
             refused += 1
+            first_refusal = first_refusal or f"{r.status} {answer[:300]!r}"
     conn.close()
-    return ok, refused
+    return ok, refused, first_refusal
 
 
 def commit_rate(server: Server, project: str, writers: int) -> float:
@@ -207,12 +210,15 @@ def commit_rate(server: Server, project: str, writers: int) -> float:
     ok = sum(r[0] for r in results)
     refused = sum(r[1] for r in results)
     if refused:
-        print(f"bucket_bench: {project}: {refused} commits refused", file=sys.stderr)
+        print(f"bucket_bench: {project}: {refused} commits refused, e.g. "
+              f"{next(r[2] for r in results if r[2])}", file=sys.stderr)
     return ok / SECONDS
 
 
 def throughput(binary: str, root: str, s3_env: Dict[str, str]) -> None:
-    env = dict(s3_env, BRANCHDB_S3_BUCKET="bench", BRANCHDB_S3_PREFIX="throughput")
+    # One admin client for every writer: its SQL concurrency raised to theirs.
+    env = dict(s3_env, BRANCHDB_S3_BUCKET="bench", BRANCHDB_S3_PREFIX="throughput",
+               BRANCHDB_SQL_MAX_CONCURRENT_PER_CLIENT="16")
     server = Server(binary, os.path.join(root, "throughput"), env)
     server.start()
     try:
