@@ -97,6 +97,10 @@ struct SegmentUploader::Impl {
     // a waiter fails with an upload that started after it arrived).
     uint64_t attempts GUARDED_BY(mu) = 0;
     Status last_error GUARDED_BY(mu);
+    // A remote waiter's upload is running: its tail records stay in memory
+    // (tail_unrecorded) and the next pass writes them to the state file.
+    bool waiter GUARDED_BY(mu) = false;
+    bool tail_unrecorded GUARDED_BY(mu) = false;
   };
 
   SegmentUploaderOptions options;
@@ -337,7 +341,7 @@ struct SegmentUploader::Impl {
       const Tail before = p.tail;
       p.tail.offset = offset + len;
       if (p.tail.offset == d.bytes) p.tail.lsn = std::max(p.tail.lsn, d.lsn);
-      if (Status written = WriteState(project, p); !written.ok()) {
+      if (Status written = RecordTail(project, p); !written.ok()) {
         p.tail = before;  // uploaded again (a superset, same key) on a later try
         return written.WithContext("upload state of project " + project);
       }
@@ -348,12 +352,28 @@ struct SegmentUploader::Impl {
     return RecordCovered(project, p, d.lsn);
   }
 
+  // Records the tail's upload point in the state file; for a remote waiter
+  // only in memory, written by the next pass: the acknowledgement needs the
+  // bytes in the bucket, not the record (a sync and a rename per group commit,
+  // as much as its PUT). A crash before the record only means that the next
+  // chunk starts at the recorded offset, with the same bytes and more, under
+  // the same key (or a newer epoch's, read first: bucket_log.h).
+  Status RecordTail(const std::string& project, Project& p) REQUIRES(p.mu) {
+    if (p.waiter) {
+      p.tail_unrecorded = true;
+      return Status::OK();
+    }
+    BRANCHDB_RETURN_IF_ERROR(WriteState(project, p));
+    p.tail_unrecorded = false;
+    return Status::OK();
+  }
+
   // Records that every record up to lsn is in the bucket.
   Status RecordCovered(const std::string& project, Project& p, storage::Lsn lsn) REQUIRES(p.mu) {
     if (p.tail.lsn < lsn) {
       const storage::Lsn before = p.tail.lsn;
       p.tail.lsn = lsn;
-      if (Status written = WriteState(project, p); !written.ok()) {
+      if (Status written = RecordTail(project, p); !written.ok()) {
         p.tail.lsn = before;
         return written.WithContext("upload state of project " + project);
       }
@@ -370,10 +390,12 @@ struct SegmentUploader::Impl {
       p.loaded = false;  // read again once allowed (a takeover rewrites the file)
       p.sealed.clear();
       p.tail = Tail{};
+      p.tail_unrecorded = false;
       return may.status();
     }
     std::vector<Pending> pending = FindPending(project, p);
     Load(project, p);
+    if (p.tail_unrecorded && !p.waiter) (void)RecordTail(project, p);  // retried next pass
     Status s = UploadSealed(pending, p);
     if (!d || d->segment == 0) return s;
     for (const Pending& pd : pending) {
@@ -440,6 +462,14 @@ struct SegmentUploader::Impl {
     return first;
   }
 
+  Status WaiterSync(const std::string& project, Project& p, const storage::DurablePoint& d)
+      REQUIRES(p.mu) {
+    p.waiter = true;
+    Status s = SyncProject(project, p, d);
+    p.waiter = false;
+    return s;
+  }
+
   Status WaitUploaded(const std::string& project, storage::Lsn lsn) {
     std::shared_ptr<Project> p = GetProject(project);
     uint64_t arrived_after = 0;
@@ -457,7 +487,7 @@ struct SegmentUploader::Impl {
     auto end = ends.find(project);
     Status s = end == ends.end()
                    ? Status::NotFound("project " + project + " has no open store")
-                   : SyncProject(project, *p, end->second.durable);
+                   : WaiterSync(project, *p, end->second.durable);
     if (s.ok() && p->tail.lsn < lsn) {
       s = Status::FailedPrecondition("LSN " + std::to_string(lsn) +
                                      " is not durable locally (uploaded up to " +
