@@ -9,7 +9,6 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
-#include <thread>
 #include <vector>
 
 #include "base/mutex.h"
@@ -17,6 +16,7 @@
 #include "server/config.h"
 #include "server/http/metrics.h"
 #include "server/object_storage/bucket_log.h"
+#include "server/object_storage/pass_thread.h"
 #include "server/object_storage/segment_uploader.h"
 #include "server/object_storage/snapshot_db.h"
 
@@ -124,10 +124,8 @@ struct CatalogBackup::Impl {
   std::map<std::string, ProjectBackup> projects GUARDED_BY(pass_mu);  // by id
 
   mutable Mutex mu ACQUIRED_AFTER(pass_mu);  // a leaf
-  CondVar cv;
-  bool stop GUARDED_BY(mu) = false;
   CatalogBackupStats stats GUARDED_BY(mu);
-  std::thread thread;
+  PassThread passes;  // last: stopped (joined) before the rest goes
 
   std::string CatalogPath() const { return JoinPath(options.data_dir, "catalog.db"); }
   std::string LedgerPath() const { return JoinPath(options.data_dir, "ledger.db"); }
@@ -399,28 +397,11 @@ struct CatalogBackup::Impl {
     return first;
   }
 
-  void Loop() {
-    int failures = 0;
-    for (;;) {
-      const int64_t wait_ms = NextPassWaitMs(Pass().ok(), &failures, options.interval_ms);
-      MutexLock l(mu);
-      if (stop) return;
-      cv.WaitFor(mu, std::chrono::milliseconds(wait_ms));
-      if (stop) return;
-    }
-  }
 };
 
 CatalogBackup::CatalogBackup(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
-CatalogBackup::~CatalogBackup() {
-  {
-    MutexLock l(impl_->mu);
-    impl_->stop = true;
-  }
-  impl_->cv.SignalAll();
-  if (impl_->thread.joinable()) impl_->thread.join();
-}
+CatalogBackup::~CatalogBackup() { impl_->passes.Stop(); }
 
 Result<std::unique_ptr<CatalogBackup>> CatalogBackup::Start(
     CatalogBackupOptions options, std::unique_ptr<objstore::S3Client> client) {
@@ -432,7 +413,7 @@ Result<std::unique_ptr<CatalogBackup>> CatalogBackup::Start(
   impl->client = std::move(client);
   Impl* raw = impl.get();
   std::unique_ptr<CatalogBackup> backup(new CatalogBackup(std::move(impl)));
-  if (raw->options.interval_ms > 0) raw->thread = std::thread([raw] { raw->Loop(); });
+  raw->passes.Start(raw->options.interval_ms, [raw] { return raw->Pass(); });
   return backup;
 }
 

@@ -8,7 +8,6 @@
 #include <optional>
 #include <map>
 #include <sstream>
-#include <thread>
 #include <vector>
 
 #include "base/mutex.h"
@@ -67,13 +66,6 @@ std::string SegmentName(uint64_t number) {
 
 }  // namespace
 
-int64_t NextPassWaitMs(bool ok, int* failures, int64_t interval_ms) {
-  constexpr int64_t kMaxBackoffMs = 60000;
-  constexpr int kMaxBackoffDoublings = 5;
-  *failures = ok ? 0 : std::min(*failures + 1, kMaxBackoffDoublings + 1);
-  return std::min(kMaxBackoffMs, interval_ms << (*failures > 0 ? *failures - 1 : 0));
-}
-
 std::string SegmentObjectKey(const std::string& prefix, const std::string& project_id,
                              const std::string& segment_name, int64_t epoch) {
   return (prefix.empty() ? "" : prefix + "/") + project_id + "/" + EpochDir(epoch) + segment_name;
@@ -113,10 +105,8 @@ struct SegmentUploader::Impl {
   std::map<std::string, std::shared_ptr<Project>> projects GUARDED_BY(projects_mu);
 
   mutable Mutex mu;  // a leaf
-  CondVar cv;
-  bool stop GUARDED_BY(mu) = false;
   UploadStats stats GUARDED_BY(mu);
-  std::thread thread;
+  PassThread passes;  // last: stopped (joined) before the rest goes
 
   std::string StatePath(const std::string& project) const {
     return JoinPath(state_dir, project + ".uploaded");
@@ -273,10 +263,7 @@ struct SegmentUploader::Impl {
   Status UploadSealed(const std::vector<Pending>& pending, Project& p) REQUIRES(p.mu) {
     Status first;
     for (const Pending& pd : pending) {
-      {
-        MutexLock l(mu);
-        if (stop) return Status::Unavailable("the uploader is stopping");
-      }
+      if (passes.stopping()) return Status::Unavailable("the uploader is stopping");
       if (p.sealed.count(pd.name)) continue;  // a waiter uploaded it meanwhile
       Status s = Upload(pd, p);
       MutexLock l(mu);
@@ -444,10 +431,7 @@ struct SegmentUploader::Impl {
     }
     Status first;
     for (const std::string& id : ids) {
-      {
-        MutexLock l(mu);
-        if (stop) break;
-      }
+      if (passes.stopping()) break;
       std::shared_ptr<Project> p = GetProject(id);
       auto end = ends.find(id);
       MutexLock l(p->mu);
@@ -510,28 +494,11 @@ struct SegmentUploader::Impl {
         "remote_durability_unavailable");
   }
 
-  void Loop() {
-    int failures = 0;
-    for (;;) {
-      const int64_t wait_ms = NextPassWaitMs(Pass().ok(), &failures, options.interval_ms);
-      MutexLock l(mu);
-      if (stop) return;
-      cv.WaitFor(mu, std::chrono::milliseconds(wait_ms));
-      if (stop) return;
-    }
-  }
 };
 
 SegmentUploader::SegmentUploader(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
-SegmentUploader::~SegmentUploader() {
-  {
-    MutexLock l(impl_->mu);
-    impl_->stop = true;
-  }
-  impl_->cv.SignalAll();
-  if (impl_->thread.joinable()) impl_->thread.join();
-}
+SegmentUploader::~SegmentUploader() { impl_->passes.Stop(); }
 
 Result<std::unique_ptr<SegmentUploader>> SegmentUploader::Start(
     SegmentUploaderOptions options, std::unique_ptr<objstore::S3Client> client) {
@@ -548,7 +515,7 @@ Result<std::unique_ptr<SegmentUploader>> SegmentUploader::Start(
   impl->client = std::move(client);
   Impl* raw = impl.get();
   std::unique_ptr<SegmentUploader> uploader(new SegmentUploader(std::move(impl)));
-  if (raw->options.interval_ms > 0) raw->thread = std::thread([raw] { raw->Loop(); });
+  raw->passes.Start(raw->options.interval_ms, [raw] { return raw->Pass(); });
   return uploader;
 }
 

@@ -43,6 +43,7 @@
 #include "base/env.h"
 #include "base/status.h"
 #include "objstore/s3_client.h"
+#include "server/object_storage/pass_thread.h"
 #include "storage/page_store.h"
 
 namespace spdlog {
@@ -158,12 +159,6 @@ Result<std::unique_ptr<SegmentUploader>> StartSegmentUploader(
     const Config& config, Env* env, std::shared_ptr<spdlog::logger> logger,
     http::Metrics& metrics, catalog::Catalog* catalog,
     std::function<Result<int64_t>(const std::string& project_id)> may_upload = {});
-
-// The wait before the next pass of a background loop of the bucket (the
-// uploader's, the catalog backup's): interval_ms after a pass that succeeded;
-// after failed ones in a row (*failures counts them), doubled per failure up
-// to 32 intervals, and at most 60 s.
-int64_t NextPassWaitMs(bool ok, int* failures, int64_t interval_ms);
 
 // The keys of a project's log, named by the writer's epoch (bucket_log.h),
 // the one place that names them (the uploader writes them, a fetch reads a
