@@ -18,7 +18,7 @@ import shutil
 import subprocess
 import sys
 
-AREAS = ["storage", "vfs", "checkpoints", "server", "postgres"]
+AREAS = ["storage", "vfs", "checkpoints", "server", "postgres", "object_storage"]
 
 
 def run(cmd, cwd=None):

@@ -9,7 +9,8 @@ node, kills that node with SIGKILL and measures:
                     (includes the lease TTL, 2 s here, and a poll);
   restore_seconds   the new owner's restore, fence and adoption (its log's
                     event=cluster_project_restored seconds=).
-Prints one JSON object per size.
+Prints one JSON object per size. `make bench` runs it through
+bench/bucket_bench.py (measure()), which prints the report's lines.
 
   BRANCHDB_TEST_SERVER=build/bin/branchdb python3 bench/takeover_bench.py [MB ...]
 """
@@ -22,6 +23,9 @@ import re
 import signal
 import sys
 import time
+from typing import Any, Dict, List
+
+QUIET = False  # bench/bucket_bench.py: the lines go to stderr, its own to stdout
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "cluster"))
@@ -31,8 +35,9 @@ from test_takeover import TakeoverTest  # noqa: E402
 from test_cluster import LEASE_TTL, eventually  # noqa: E402
 
 
-def main() -> None:
-    sizes = [int(a) for a in sys.argv[1:]] or [1, 16, 64]
+def measure(sizes: List[int]) -> List[Dict[str, Any]]:
+    """One result per size (MiB), as main prints them."""
+    results: List[Dict[str, Any]] = []
     t = TakeoverTest()
     TakeoverTest.setUpClass()
     try:
@@ -64,14 +69,20 @@ def main() -> None:
             m = re.findall(rf"event=cluster_project_restored project={project} .*?bytes=(\d+) "
                            r".*?seconds=([0-9.]+)", log)
             restored_bytes, restore_seconds = (int(m[-1][0]), float(m[-1][1])) if m else (0, 0.0)
-            print(json.dumps({"bench": "takeover", "project_mb": mb,
-                              "restored_bytes": restored_bytes,
-                              "restore_seconds": restore_seconds,
-                              "takeover_seconds": round(takeover, 3),
-                              "lease_ttl_seconds": LEASE_TTL}), flush=True)
+            results.append({"bench": "takeover", "project_mb": mb,
+                            "restored_bytes": restored_bytes,
+                            "restore_seconds": restore_seconds,
+                            "takeover_seconds": round(takeover, 3),
+                            "lease_ttl_seconds": LEASE_TTL})
+            print(json.dumps(results[-1]), file=sys.stderr if QUIET else sys.stdout, flush=True)
             node.start()
     finally:
         TakeoverTest.tearDownClass()
+    return results
+
+
+def main() -> None:
+    measure([int(a) for a in sys.argv[1:]] or [1, 16, 64])
 
 
 if __name__ == "__main__":

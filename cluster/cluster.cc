@@ -410,7 +410,7 @@ class ClusterNode::Impl {
     return {Location::Kind::kUnavailable, home, "", 0};
   }
 
-  Status CheckWrite(const std::string& project) {
+  Result<int64_t> CheckOwner(const std::string& project) {
     int64_t epoch = 0, lease = 0;
     {
       MutexLock l(mu_);
@@ -442,7 +442,7 @@ class ClusterNode::Impl {
                                      " (its epoch " + std::to_string(epoch) + " is fenced off)",
                                  "not_owner");
     }
-    return Status::OK();
+    return epoch;
   }
 
   Status Release(const std::string& project) {
@@ -562,7 +562,12 @@ ClusterNode::~ClusterNode() {
 const std::string& ClusterNode::node_name() const { return impl_->options_.node_name; }
 EtcdClient& ClusterNode::etcd() { return *impl_->etcd_; }
 Location ClusterNode::Locate(const std::string& project) { return impl_->Locate(project); }
-Status ClusterNode::CheckWrite(const std::string& project) { return impl_->CheckWrite(project); }
+Status ClusterNode::CheckWrite(const std::string& project) {
+  return impl_->CheckOwner(project).status();
+}
+Result<int64_t> ClusterNode::CheckOwner(const std::string& project) {
+  return impl_->CheckOwner(project);
+}
 Result<int64_t> ClusterNode::ClaimNew(const std::string& project) {
   return impl_->Take(project, Impl::TakeMode::kNew);
 }

@@ -131,6 +131,9 @@ class ClusterNode {
   // "etcd_unavailable") otherwise; the ownership is dropped when etcd says
   // another owner or epoch.
   Status CheckWrite(const std::string& project);
+  // CheckWrite, giving the epoch it confirmed (what names this node's
+  // uploads of the project: docs/cluster.md, "Fencing").
+  Result<int64_t> CheckOwner(const std::string& project);
   // Registers a new project with this node as home and owner (epoch 1, or one
   // past the last epoch the name had). AlreadyExists ("project_exists") when
   // the name is registered (on any node).

@@ -586,19 +586,23 @@ Status ApiServer::Init() {
   }
   BRANCHDB_RETURN_IF_ERROR(OpenCatalog(config_, env_, *parts_, services_));
   std::function<Status(const std::string&)> may_upload;
+  std::function<Result<int64_t>(const std::string&)> upload_epoch;  // may_upload's epoch
   std::function<bool(const std::string&)> may_mark_deleted;
   if (config_.ObjectStorageEnabled() && config_.clustered()) {
     auto takeover = Takeover::Create(config_, env_, services_);
     if (!takeover.ok()) return takeover.status().WithContext("object storage");
     parts_->takeover = std::move(*takeover);
-    may_upload = [t = parts_->takeover.get()](const std::string& id) { return t->MayUpload(id); };
+    upload_epoch = [t = parts_->takeover.get()](const std::string& id) { return t->MayUpload(id); };
+    may_upload = [t = parts_->takeover.get()](const std::string& id) {
+      return t->MayUpload(id).status();
+    };
     may_mark_deleted = [t = parts_->takeover.get()](const std::string& id) {
       return t->MayMarkDeleted(id);
     };
   }
   if (config_.ObjectStorageEnabled()) {
     auto uploader = StartSegmentUploader(config_, env_, services_.logger, *services_.metrics,
-                                         parts_->catalog.get(), may_upload);
+                                         parts_->catalog.get(), upload_epoch);
     if (!uploader.ok()) return uploader.status().WithContext("object storage");
     parts_->uploader = std::move(*uploader);
     services_.uploader = parts_->uploader.get();

@@ -96,11 +96,11 @@ Status Takeover::Run(const std::string& project, int64_t epoch) {
   return Status::OK();
 }
 
-Status Takeover::MayUpload(const std::string& project_id) {
+Result<int64_t> Takeover::MayUpload(const std::string& project_id) {
   cluster::ClusterNode* node = node_.load(std::memory_order_acquire);
   if (node == nullptr) return Status::Unavailable("not in the cluster yet", "not_owner");
   for (const catalog::ProjectInfo& p : s_.catalog->ListProjects()) {
-    if (p.id == project_id) return node->CheckWrite(p.name);
+    if (p.id == project_id) return node->CheckOwner(p.name);
   }
   // Deleted, or being restored (not adopted yet).
   return Status::Unavailable("project " + project_id + " is not in the catalog", "not_owner");

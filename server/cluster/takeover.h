@@ -45,7 +45,8 @@ class Takeover {
   // Whether this node may upload the project with this id now (its segments,
   // tail, catalog snapshots): only while it owns it by etcd (CheckWrite:
   // its lease by its own clock, then etcd's owner key).
-  Status MayUpload(const std::string& project_id);
+  // OK with the epoch it owns the project with (which names the keys).
+  Result<int64_t> MayUpload(const std::string& project_id);
   // The node, once it has joined the cluster (ApiServer::Bind, after the
   // uploader's thread, which asks MayUpload, has started). Until then
   // MayUpload refuses.

@@ -9,13 +9,14 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
-#include <thread>
 #include <vector>
 
 #include "base/mutex.h"
 #include "objstore/sigv4.h"
 #include "server/config.h"
 #include "server/http/metrics.h"
+#include "server/object_storage/bucket_log.h"
+#include "server/object_storage/pass_thread.h"
 #include "server/object_storage/segment_uploader.h"
 #include "server/object_storage/snapshot_db.h"
 
@@ -63,8 +64,6 @@ struct ProjectBackup {
   std::optional<Pending> waiting;  // an older one kept so that uploads progress
                                    // while the catalog keeps changing
 };
-
-using Listing = std::map<std::string, objstore::ObjectInfo>;  // rest of key -> object
 
 }  // namespace
 
@@ -125,10 +124,8 @@ struct CatalogBackup::Impl {
   std::map<std::string, ProjectBackup> projects GUARDED_BY(pass_mu);  // by id
 
   mutable Mutex mu ACQUIRED_AFTER(pass_mu);  // a leaf
-  CondVar cv;
-  bool stop GUARDED_BY(mu) = false;
   CatalogBackupStats stats GUARDED_BY(mu);
-  std::thread thread;
+  PassThread passes;  // last: stopped (joined) before the rest goes
 
   std::string CatalogPath() const { return JoinPath(options.data_dir, "catalog.db"); }
   std::string LedgerPath() const { return JoinPath(options.data_dir, "ledger.db"); }
@@ -209,22 +206,18 @@ struct CatalogBackup::Impl {
 
   // True when the bucket holds the store up to pos: every older segment still
   // on disk (compaction may have replaced some), and the newest one sealed or
-  // in contiguous tail chunks from offset 0 up to its size then.
+  // in contiguous tail chunks from offset 0 up to its size then; read through
+  // the fences (bucket_log.h), as a restore reads it.
   bool Covered(const std::string& id, const StorePosition& pos, const Listing& listing) {
     const std::string dir = JoinPath(JoinPath(options.data_dir, "projects"), id);
+    auto fences = ReadFences(*client, listing);
+    if (!fences.ok()) return false;  // tried again at the next pass
+    const BucketLog log = ResolveBucketLog(listing, *fences);
     for (const std::string& name : pos.older) {
-      if (!listing.count(name) && options.env->FileExists(JoinPath(dir, name))) return false;
+      if (!log.sealed.count(name) && options.env->FileExists(JoinPath(dir, name))) return false;
     }
-    if (pos.newest.empty() || listing.count(pos.newest)) return true;
-    uint64_t covered = 0;
-    for (auto it = listing.lower_bound(TailChunkSuffix(pos.newest, 0)); it != listing.end(); ++it) {
-      std::string name;
-      uint64_t offset = 0;
-      if (!ParseTailChunk(it->first, &name, &offset) || name != pos.newest) break;
-      if (offset != covered) break;  // a gap: what follows it does not count
-      covered += it->second.size;
-    }
-    return covered >= pos.newest_bytes;
+    if (pos.newest.empty() || log.sealed.count(pos.newest)) return true;
+    return log.ChunkBytes(pos.newest) >= pos.newest_bytes;
   }
 
   Result<Listing> List(const std::string& id) {
@@ -404,28 +397,11 @@ struct CatalogBackup::Impl {
     return first;
   }
 
-  void Loop() {
-    int failures = 0;
-    for (;;) {
-      const int64_t wait_ms = NextPassWaitMs(Pass().ok(), &failures, options.interval_ms);
-      MutexLock l(mu);
-      if (stop) return;
-      cv.WaitFor(mu, std::chrono::milliseconds(wait_ms));
-      if (stop) return;
-    }
-  }
 };
 
 CatalogBackup::CatalogBackup(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
-CatalogBackup::~CatalogBackup() {
-  {
-    MutexLock l(impl_->mu);
-    impl_->stop = true;
-  }
-  impl_->cv.SignalAll();
-  if (impl_->thread.joinable()) impl_->thread.join();
-}
+CatalogBackup::~CatalogBackup() { impl_->passes.Stop(); }
 
 Result<std::unique_ptr<CatalogBackup>> CatalogBackup::Start(
     CatalogBackupOptions options, std::unique_ptr<objstore::S3Client> client) {
@@ -437,7 +413,7 @@ Result<std::unique_ptr<CatalogBackup>> CatalogBackup::Start(
   impl->client = std::move(client);
   Impl* raw = impl.get();
   std::unique_ptr<CatalogBackup> backup(new CatalogBackup(std::move(impl)));
-  if (raw->options.interval_ms > 0) raw->thread = std::thread([raw] { raw->Loop(); });
+  raw->passes.Start(raw->options.interval_ms, [raw] { return raw->Pass(); });
   return backup;
 }
 

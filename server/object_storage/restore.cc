@@ -16,13 +16,14 @@
 #include "objstore/sigv4.h"
 #include "server/config.h"
 #include "server/http/metrics.h"
+#include "server/object_storage/bucket_log.h"
 #include "server/object_storage/catalog_backup.h"
 #include "server/object_storage/snapshot_db.h"
 
 namespace branchdb::server {
 namespace {
 
-using Objects = std::map<std::string, objstore::ObjectInfo>;  // rest of key -> object
+using Objects = Listing;  // rest of key -> object
 
 Status RemoveTree(Env* env, const std::string& path) {
   if (!env->FileExists(path)) return Status::OK();
@@ -75,58 +76,43 @@ class Restorer {
   }
 
   // The sealed segments into dir; *newest = the highest number (-1: none);
-  // *uploaded = their lines of the uploader's record (segment_uploader.h).
-  Status FetchSegments(const Objects& objects, const std::string& dir, int64_t* newest,
+  // *uploaded = their lines of the uploader's record (segment_uploader.h:
+  // "NAME SIZE ETAG", then the writer's epoch when not 0).
+  Status FetchSegments(const BucketLog& log, const std::string& dir, int64_t* newest,
                        std::string* uploaded) {
     *newest = -1;
-    for (const auto& [rest, info] : objects) {
-      const int64_t n = ParseSegmentNumber(rest);
-      if (n < 0) continue;
-      auto data = Download(info);
+    for (const auto& [name, piece] : log.sealed) {
+      auto data = Download(piece.info);
       if (!data.ok()) return data.status();
-      BRANCHDB_RETURN_IF_ERROR(WriteSynced(env_, JoinPath(dir, rest), *data));
-      *newest = std::max(*newest, n);
-      *uploaded += rest + " " + std::to_string(info.size) + " " + info.etag + "\n";
+      BRANCHDB_RETURN_IF_ERROR(WriteSynced(env_, JoinPath(dir, name), *data));
+      *newest = std::max(*newest, ParseSegmentNumber(name));
+      *uploaded += name + " " + std::to_string(piece.info.size) + " " + piece.info.etag +
+                   (piece.epoch > 0 ? " " + std::to_string(piece.epoch) : "") + "\n";
       ++stats_.segments;
       stats_.bytes += data->size();
     }
     return Status::OK();
   }
 
-  // The unsealed tail: the highest-numbered segment with chunks, if it is
-  // above every sealed segment in the bucket (chunks of a segment whose sealed
-  // copy is there are left-overs: the sealed copy holds their bytes). Segment
-  // numbers have gaps (compaction numbers its output, an unstarted segment
-  // is dropped), so the tail need not be the next number; the uploader puts
-  // a tail up only once every sealed segment below it is in the bucket.
-  // Read from its chunks: contiguous from offset 0, up to the first gap.
-  // Appends to *uploaded the uploader's tail line for what it restored (its
-  // chunks up to there are in the bucket): the uploader goes on from there,
-  // never writing a chunk over the old ones at another offset, which would
-  // hide the chunks after it from the next restore.
-  Status FetchTail(const Objects& objects, const std::string& dir, int64_t newest_sealed,
-                   std::string* uploaded) {
-    std::string tail;
-    int64_t tail_number = newest_sealed;
-    for (const auto& [rest, info] : objects) {
-      std::string name;
-      uint64_t offset = 0;
-      if (ParseTailChunk(rest, &name, &offset) && ParseSegmentNumber(name) > tail_number) {
-        tail = name;
-        tail_number = ParseSegmentNumber(name);
-      }
-    }
+  // The unsealed tail (BucketLog::TailSegment: the highest-numbered segment
+  // with chunks, if it is above every sealed segment in the bucket; chunks of
+  // a segment whose sealed copy is there are left-overs, the sealed copy
+  // holds their bytes; segment numbers have gaps, so the tail need not be the
+  // next number; the uploader puts a tail up only once every sealed segment
+  // below it is in the bucket). Read from its chunks as the fences allow
+  // them: contiguous from offset 0, up to the first gap, a chunk cut at its
+  // epoch's fence. Appends to *uploaded the uploader's tail line for what it
+  // restored: the uploader goes on from there, never writing a chunk over the
+  // old ones at another offset, which would hide the chunks after it from the
+  // next restore.
+  Status FetchTail(const BucketLog& log, const std::string& dir, std::string* uploaded) {
+    const std::string tail = log.TailSegment();
     if (tail.empty()) return Status::OK();
     std::string bytes;
-    for (auto it = objects.lower_bound(TailChunkSuffix(tail, 0)); it != objects.end(); ++it) {
-      std::string name;
-      uint64_t offset = 0;
-      if (!ParseTailChunk(it->first, &name, &offset) || name != tail || offset != bytes.size()) {
-        break;
-      }
-      auto data = Download(it->second);
+    for (const LogPiece& piece : log.chunks.at(tail)) {
+      auto data = Download(piece.info);
       if (!data.ok()) return data.status();
-      bytes += *data;
+      bytes.append(*data, 0, piece.bytes);  // beyond its fence: never read
     }
     if (bytes.empty()) return Status::OK();
     BRANCHDB_RETURN_IF_ERROR(WriteSynced(env_, JoinPath(dir, tail), bytes));
@@ -219,10 +205,17 @@ class Restorer {
     point_.id = id;
     point_.name = *name;
     point_.catalog_version = version;
-    BRANCHDB_RETURN_IF_ERROR(FetchSegments(objects, staging, &newest_sealed, &uploaded));
+    // The log as the fences allow it: an old owner's late uploads are not read.
+    auto fences = ReadFences(client_, objects);
+    if (!fences.ok()) return fences.status();
+    const BucketLog log = ResolveBucketLog(objects, *fences);
+    if (log.fenced_off > 0) {
+      o_.logger->warn("event=s3_restore_fenced_off project_id={} objects={}", id, log.fenced_off);
+    }
+    BRANCHDB_RETURN_IF_ERROR(FetchSegments(log, staging, &newest_sealed, &uploaded));
     point_.sealed_segments = stats_.segments - before.segments;
     point_.newest_sealed = newest_sealed;
-    BRANCHDB_RETURN_IF_ERROR(FetchTail(objects, staging, newest_sealed, &uploaded));
+    BRANCHDB_RETURN_IF_ERROR(FetchTail(log, staging, &uploaded));
     BRANCHDB_RETURN_IF_ERROR(env_->SyncDir(staging));
     // A stale local copy goes only now that the bucket's is here, verified.
     if (replace_local_) BRANCHDB_RETURN_IF_ERROR(replace_local_());

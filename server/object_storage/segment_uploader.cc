@@ -8,13 +8,13 @@
 #include <optional>
 #include <map>
 #include <sstream>
-#include <thread>
 #include <vector>
 
 #include "base/mutex.h"
 #include "catalog/catalog.h"
 #include "server/config.h"
 #include "server/http/metrics.h"
+#include "server/object_storage/bucket_log.h"
 
 namespace branchdb::server {
 namespace {
@@ -38,6 +38,7 @@ int64_t SegmentNumber(const std::string& name) {
 struct Uploaded {
   uint64_t size = 0;
   std::string etag;
+  int64_t epoch = 0;  // the writer's, which names its key
 };
 
 // The project's tail chunks: those of segment `name` end at `offset`; every
@@ -65,23 +66,16 @@ std::string SegmentName(uint64_t number) {
 
 }  // namespace
 
-int64_t NextPassWaitMs(bool ok, int* failures, int64_t interval_ms) {
-  constexpr int64_t kMaxBackoffMs = 60000;
-  constexpr int kMaxBackoffDoublings = 5;
-  *failures = ok ? 0 : std::min(*failures + 1, kMaxBackoffDoublings + 1);
-  return std::min(kMaxBackoffMs, interval_ms << (*failures > 0 ? *failures - 1 : 0));
-}
-
 std::string SegmentObjectKey(const std::string& prefix, const std::string& project_id,
-                             const std::string& segment_name) {
-  return (prefix.empty() ? "" : prefix + "/") + project_id + "/" + segment_name;
+                             const std::string& segment_name, int64_t epoch) {
+  return (prefix.empty() ? "" : prefix + "/") + project_id + "/" + EpochDir(epoch) + segment_name;
 }
 
 std::string TailChunkKey(const std::string& prefix, const std::string& project_id,
-                         const std::string& segment_name, uint64_t offset) {
+                         const std::string& segment_name, uint64_t offset, int64_t epoch) {
   char digits[24];
   std::snprintf(digits, sizeof(digits), "%016llu", static_cast<unsigned long long>(offset));
-  return SegmentObjectKey(prefix, project_id, "tail/" + segment_name + "/" + digits);
+  return SegmentObjectKey(prefix, project_id, "tail/" + segment_name + "/" + digits, epoch);
 }
 
 struct SegmentUploader::Impl {
@@ -95,6 +89,10 @@ struct SegmentUploader::Impl {
     // a waiter fails with an upload that started after it arrived).
     uint64_t attempts GUARDED_BY(mu) = 0;
     Status last_error GUARDED_BY(mu);
+    // A remote waiter's upload is running: its tail records stay in memory
+    // (tail_unrecorded) and the next pass writes them to the state file.
+    bool waiter GUARDED_BY(mu) = false;
+    bool tail_unrecorded GUARDED_BY(mu) = false;
   };
 
   SegmentUploaderOptions options;
@@ -107,10 +105,8 @@ struct SegmentUploader::Impl {
   std::map<std::string, std::shared_ptr<Project>> projects GUARDED_BY(projects_mu);
 
   mutable Mutex mu;  // a leaf
-  CondVar cv;
-  bool stop GUARDED_BY(mu) = false;
   UploadStats stats GUARDED_BY(mu);
-  std::thread thread;
+  PassThread passes;  // last: stopped (joined) before the rest goes
 
   std::string StatePath(const std::string& project) const {
     return JoinPath(state_dir, project + ".uploaded");
@@ -135,8 +131,12 @@ struct SegmentUploader::Impl {
     auto text = options.env->ReadFileToString(StatePath(project));
     if (!text.ok()) return;
     std::istringstream lines(*text);
-    std::string name, second, third;
-    while (lines >> name >> second >> third) {
+    for (std::string line; std::getline(lines, line);) {
+      std::istringstream fields(line);
+      std::string name, second, third;
+      int64_t epoch = 0;  // absent: 0 (a file from before epochs named keys)
+      if (!(fields >> name >> second >> third)) continue;
+      fields >> epoch;
       uint64_t a = 0, b = 0;
       if (name.rfind(kTailTag, 0) == 0) {
         std::from_chars(second.data(), second.data() + second.size(), a);
@@ -145,7 +145,7 @@ struct SegmentUploader::Impl {
         continue;
       }
       std::from_chars(second.data(), second.data() + second.size(), a);
-      p.sealed[name] = {a, third};
+      p.sealed[name] = {a, third, epoch};
     }
     if (p.tail.lsn > 0) SetUploadedLsn(project, p.tail.lsn);
   }
@@ -155,7 +155,8 @@ struct SegmentUploader::Impl {
   Status WriteState(const std::string& project, const Project& p) REQUIRES(p.mu) {
     std::string text;
     for (const auto& [name, u] : p.sealed) {
-      text += name + " " + std::to_string(u.size) + " " + u.etag + "\n";
+      text += name + " " + std::to_string(u.size) + " " + u.etag +
+              (u.epoch > 0 ? " " + std::to_string(u.epoch) : "") + "\n";
     }
     if (!p.tail.name.empty()) {
       text += std::string(kTailTag) + p.tail.name + " " + std::to_string(p.tail.offset) + " " +
@@ -213,15 +214,18 @@ struct SegmentUploader::Impl {
 
   // Deletes the tail chunks of a segment whose sealed copy is verified in
   // the bucket (best effort: a chunk left behind is only garbage).
-  void DropTailChunks(const std::string& project, const std::string& name) {
-    const std::string dir = SegmentObjectKey(options.prefix, project, "tail/" + name + "/");
+  // The chunks of segment name that epoch wrote (those of older epochs stay,
+  // ignored by a restore once the sealed copy is in: bucket_log.h).
+  void DropTailChunks(const std::string& project, const std::string& name, int64_t epoch) {
+    const std::string dir = SegmentObjectKey(options.prefix, project, "tail/" + name + "/", epoch);
     auto listed = client->ListAll(dir);
     if (!listed.ok()) return;
     for (const objstore::ObjectInfo& o : *listed) (void)client->Delete(o.key);
   }
 
-  Status MayUpload(const std::string& project) {
-    return options.may_upload ? options.may_upload(project) : Status::OK();
+  // The epoch this node may upload project with now (0 without [cluster]).
+  Result<int64_t> MayUpload(const std::string& project) {
+    return options.may_upload ? options.may_upload(project) : Result<int64_t>(int64_t{0});
   }
 
   // Uploads one sealed segment, verifies it and records it.
@@ -229,8 +233,9 @@ struct SegmentUploader::Impl {
     const std::string path = JoinPath(JoinPath(projects_dir, pd.project), pd.name);
     auto data = ReadRange(path, 0, pd.size);
     if (!data.ok()) return data.status();
-    BRANCHDB_RETURN_IF_ERROR(MayUpload(pd.project));
-    const std::string key = SegmentObjectKey(options.prefix, pd.project, pd.name);
+    auto epoch = MayUpload(pd.project);  // names the key: a late PUT is fenced off
+    if (!epoch.ok()) return epoch.status();
+    const std::string key = SegmentObjectKey(options.prefix, pd.project, pd.name, *epoch);
     auto put = client->Put(key, *data);
     if (!put.ok()) return put.status();
     auto head = client->Head(key);
@@ -242,13 +247,13 @@ struct SegmentUploader::Impl {
                                 "; expected " + std::to_string(data->size()) + " bytes, ETag " +
                                 expected);
     }
-    p.sealed[pd.name] = {data->size(), head->etag};
+    p.sealed[pd.name] = {data->size(), head->etag, *epoch};
     Status written = WriteState(pd.project, p);
     if (!written.ok()) {
       p.sealed.erase(pd.name);  // uploaded again on a later pass: same bytes, same key
       return written.WithContext("upload state of project " + pd.project);
     }
-    DropTailChunks(pd.project, pd.name);
+    DropTailChunks(pd.project, pd.name, *epoch);
     return Status::OK();
   }
 
@@ -258,10 +263,7 @@ struct SegmentUploader::Impl {
   Status UploadSealed(const std::vector<Pending>& pending, Project& p) REQUIRES(p.mu) {
     Status first;
     for (const Pending& pd : pending) {
-      {
-        MutexLock l(mu);
-        if (stop) return Status::Unavailable("the uploader is stopping");
-      }
+      if (passes.stopping()) return Status::Unavailable("the uploader is stopping");
       if (p.sealed.count(pd.name)) continue;  // a waiter uploaded it meanwhile
       Status s = Upload(pd, p);
       MutexLock l(mu);
@@ -298,10 +300,13 @@ struct SegmentUploader::Impl {
     }
     if (d.bytes < p.tail.offset) {
       // Recorded past what the store holds (its directory was replaced?):
-      // start the segment's chunks again, without the old ones.
+      // start the segment's chunks again, without the old ones (of an older
+      // epoch, they stay: the new chunk at offset 0 is read before them).
+      auto epoch = MayUpload(project);
+      if (!epoch.ok()) return epoch.status();
       options.logger->warn("event=s3_tail_reset project={} segment={} recorded={} durable={}",
                            project, name, p.tail.offset, d.bytes);
-      DropTailChunks(project, name);
+      DropTailChunks(project, name, *epoch);
       p.tail.offset = 0;
     }
     const std::string path = JoinPath(JoinPath(projects_dir, project), name);
@@ -310,8 +315,9 @@ struct SegmentUploader::Impl {
       const uint64_t len = std::min(d.bytes - offset, options.max_chunk_bytes);
       auto data = ReadRange(path, offset, len);
       if (!data.ok()) return data.status();
-      BRANCHDB_RETURN_IF_ERROR(MayUpload(project));
-      const std::string key = TailChunkKey(options.prefix, project, name, offset);
+      auto epoch = MayUpload(project);  // names the key: a late PUT is fenced off
+      if (!epoch.ok()) return epoch.status();
+      const std::string key = TailChunkKey(options.prefix, project, name, offset, *epoch);
       auto put = client->Put(key, *data);
       if (!put.ok()) return put.status();
       const std::string expected = objstore::ExpectedETag(*data, options.client_options);
@@ -322,7 +328,7 @@ struct SegmentUploader::Impl {
       const Tail before = p.tail;
       p.tail.offset = offset + len;
       if (p.tail.offset == d.bytes) p.tail.lsn = std::max(p.tail.lsn, d.lsn);
-      if (Status written = WriteState(project, p); !written.ok()) {
+      if (Status written = RecordTail(project, p); !written.ok()) {
         p.tail = before;  // uploaded again (a superset, same key) on a later try
         return written.WithContext("upload state of project " + project);
       }
@@ -333,12 +339,28 @@ struct SegmentUploader::Impl {
     return RecordCovered(project, p, d.lsn);
   }
 
+  // Records the tail's upload point in the state file; for a remote waiter
+  // only in memory, written by the next pass: the acknowledgement needs the
+  // bytes in the bucket, not the record (a sync and a rename per group commit,
+  // as much as its PUT). A crash before the record only means that the next
+  // chunk starts at the recorded offset, with the same bytes and more, under
+  // the same key (or a newer epoch's, read first: bucket_log.h).
+  Status RecordTail(const std::string& project, Project& p) REQUIRES(p.mu) {
+    if (p.waiter) {
+      p.tail_unrecorded = true;
+      return Status::OK();
+    }
+    BRANCHDB_RETURN_IF_ERROR(WriteState(project, p));
+    p.tail_unrecorded = false;
+    return Status::OK();
+  }
+
   // Records that every record up to lsn is in the bucket.
   Status RecordCovered(const std::string& project, Project& p, storage::Lsn lsn) REQUIRES(p.mu) {
     if (p.tail.lsn < lsn) {
       const storage::Lsn before = p.tail.lsn;
       p.tail.lsn = lsn;
-      if (Status written = WriteState(project, p); !written.ok()) {
+      if (Status written = RecordTail(project, p); !written.ok()) {
         p.tail.lsn = before;
         return written.WithContext("upload state of project " + project);
       }
@@ -351,14 +373,16 @@ struct SegmentUploader::Impl {
   // so that the segment it names is never taken for sealed) its tail.
   Status SyncProject(const std::string& project, Project& p,
                      const std::optional<storage::DurablePoint>& d) REQUIRES(p.mu) {
-    if (Status may = MayUpload(project); !may.ok()) {
+    if (auto may = MayUpload(project); !may.ok()) {
       p.loaded = false;  // read again once allowed (a takeover rewrites the file)
       p.sealed.clear();
       p.tail = Tail{};
-      return may;
+      p.tail_unrecorded = false;
+      return may.status();
     }
     std::vector<Pending> pending = FindPending(project, p);
     Load(project, p);
+    if (p.tail_unrecorded && !p.waiter) (void)RecordTail(project, p);  // retried next pass
     Status s = UploadSealed(pending, p);
     if (!d || d->segment == 0) return s;
     for (const Pending& pd : pending) {
@@ -407,10 +431,7 @@ struct SegmentUploader::Impl {
     }
     Status first;
     for (const std::string& id : ids) {
-      {
-        MutexLock l(mu);
-        if (stop) break;
-      }
+      if (passes.stopping()) break;
       std::shared_ptr<Project> p = GetProject(id);
       auto end = ends.find(id);
       MutexLock l(p->mu);
@@ -423,6 +444,14 @@ struct SegmentUploader::Impl {
       if (s.IsUnavailable()) break;  // the bucket is unreachable: the rest waits
     }
     return first;
+  }
+
+  Status WaiterSync(const std::string& project, Project& p, const storage::DurablePoint& d)
+      REQUIRES(p.mu) {
+    p.waiter = true;
+    Status s = SyncProject(project, p, d);
+    p.waiter = false;
+    return s;
   }
 
   Status WaitUploaded(const std::string& project, storage::Lsn lsn) {
@@ -442,7 +471,7 @@ struct SegmentUploader::Impl {
     auto end = ends.find(project);
     Status s = end == ends.end()
                    ? Status::NotFound("project " + project + " has no open store")
-                   : SyncProject(project, *p, end->second.durable);
+                   : WaiterSync(project, *p, end->second.durable);
     if (s.ok() && p->tail.lsn < lsn) {
       s = Status::FailedPrecondition("LSN " + std::to_string(lsn) +
                                      " is not durable locally (uploaded up to " +
@@ -465,28 +494,11 @@ struct SegmentUploader::Impl {
         "remote_durability_unavailable");
   }
 
-  void Loop() {
-    int failures = 0;
-    for (;;) {
-      const int64_t wait_ms = NextPassWaitMs(Pass().ok(), &failures, options.interval_ms);
-      MutexLock l(mu);
-      if (stop) return;
-      cv.WaitFor(mu, std::chrono::milliseconds(wait_ms));
-      if (stop) return;
-    }
-  }
 };
 
 SegmentUploader::SegmentUploader(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
-SegmentUploader::~SegmentUploader() {
-  {
-    MutexLock l(impl_->mu);
-    impl_->stop = true;
-  }
-  impl_->cv.SignalAll();
-  if (impl_->thread.joinable()) impl_->thread.join();
-}
+SegmentUploader::~SegmentUploader() { impl_->passes.Stop(); }
 
 Result<std::unique_ptr<SegmentUploader>> SegmentUploader::Start(
     SegmentUploaderOptions options, std::unique_ptr<objstore::S3Client> client) {
@@ -503,7 +515,7 @@ Result<std::unique_ptr<SegmentUploader>> SegmentUploader::Start(
   impl->client = std::move(client);
   Impl* raw = impl.get();
   std::unique_ptr<SegmentUploader> uploader(new SegmentUploader(std::move(impl)));
-  if (raw->options.interval_ms > 0) raw->thread = std::thread([raw] { raw->Loop(); });
+  raw->passes.Start(raw->options.interval_ms, [raw] { return raw->Pass(); });
   return uploader;
 }
 
@@ -516,7 +528,7 @@ Status SegmentUploader::WaitUploaded(const std::string& project, storage::Lsn ls
 Result<std::unique_ptr<SegmentUploader>> StartSegmentUploader(
     const Config& config, Env* env, std::shared_ptr<spdlog::logger> logger,
     http::Metrics& metrics, catalog::Catalog* catalog,
-    std::function<Status(const std::string& project_id)> may_upload) {
+    std::function<Result<int64_t>(const std::string& project_id)> may_upload) {
   SegmentUploaderOptions options;
   options.may_upload = std::move(may_upload);
   options.durable_ends = [catalog] {

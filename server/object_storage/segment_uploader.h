@@ -1,7 +1,8 @@
 // SegmentUploader: with [object_storage] configured, uploads every project's
 // log to the bucket and never deletes from it but the tail chunks of a
 // segment whose sealed copy is in:
-//   - sealed segments (immutable files), as PREFIX/PROJECT_ID/seg-NNNNNN.log;
+//   - sealed segments (immutable files), as PREFIX/PROJECT_ID/seg-NNNNNN.log
+//     (keys named by the writer's epoch with [cluster]: bucket_log.h);
 //   - the durable bytes of the unsealed (active) segment, as append-only
 //     chunks PREFIX/PROJECT_ID/tail/seg-NNNNNN.log/OOOOOOOOOOOOOOOO (the
 //     chunk's start offset, 16 decimal digits), holding bytes [O, O+len) of
@@ -17,7 +18,8 @@
 // Each sealed upload is verified (HEAD: the size, and the ETag against the MD5
 // of what was read, or its multipart form), each chunk by its PUT's ETag, and
 // then recorded in data_dir/object_storage/PROJECT_ID.uploaded (one
-// "NAME SIZE ETAG" line per sealed segment, then one "tail:NAME OFFSET LSN"
+// "NAME SIZE ETAG" line per sealed segment, " EPOCH" added when its key has
+// one (bucket_log.h), then one "tail:NAME OFFSET LSN"
 // line: the chunks' end and the LSN up to which every record of the project
 // is in the bucket; rewritten atomically). A failed upload is retried on a
 // later pass; after failures the passes back off (the interval doubled, up
@@ -41,6 +43,7 @@
 #include "base/env.h"
 #include "base/status.h"
 #include "objstore/s3_client.h"
+#include "server/object_storage/pass_thread.h"
 #include "storage/page_store.h"
 
 namespace spdlog {
@@ -74,11 +77,12 @@ struct SegmentUploaderOptions {
   // Default: 8 MiB.
   uint64_t max_chunk_bytes = 8ull << 20;
   // With [cluster]: asked (by project id) before a project's pass and before
-  // every PUT; an error (reason not_owner, lease_lost...) skips the project
-  // and forgets what this process knew of its uploads (it is read again from
-  // its state file once allowed: a takeover rewrites it). Default (unset):
-  // every project.
-  std::function<Status(const std::string& project_id)> may_upload;
+  // every PUT; gives the epoch this node owns the project with, which names
+  // the keys of that PUT (bucket_log.h). An error (reason not_owner,
+  // lease_lost...) skips the project and forgets what this process knew of
+  // its uploads (it is read again from its state file once allowed: a
+  // takeover rewrites it). Default (unset): every project, epoch 0.
+  std::function<Result<int64_t>(const std::string& project_id)> may_upload;
 };
 
 struct UploadStats {
@@ -154,21 +158,20 @@ namespace branchdb::server {
 Result<std::unique_ptr<SegmentUploader>> StartSegmentUploader(
     const Config& config, Env* env, std::shared_ptr<spdlog::logger> logger,
     http::Metrics& metrics, catalog::Catalog* catalog,
-    std::function<Status(const std::string& project_id)> may_upload = {});
+    std::function<Result<int64_t>(const std::string& project_id)> may_upload = {});
 
-// The wait before the next pass of a background loop of the bucket (the
-// uploader's, the catalog backup's): interval_ms after a pass that succeeded;
-// after failed ones in a row (*failures counts them), doubled per failure up
-// to 32 intervals, and at most 60 s.
-int64_t NextPassWaitMs(bool ok, int* failures, int64_t interval_ms);
-
-// "PREFIX/PROJECT_ID/NAME" ("PROJECT_ID/NAME" without a prefix).
+// The keys of a project's log, named by the writer's epoch (bucket_log.h),
+// the one place that names them (the uploader writes them, a fetch reads a
+// sealed segment back by the epoch its state line records):
+// "PREFIX/PROJECT_ID/NAME" ("PROJECT_ID/NAME" without a prefix) for epoch 0,
+// "PREFIX/PROJECT_ID/e/EEEEEEEEEEEEEEEE/NAME" for epoch E > 0.
 std::string SegmentObjectKey(const std::string& prefix, const std::string& project_id,
-                             const std::string& segment_name);
+                             const std::string& segment_name, int64_t epoch = 0);
 
-// "PREFIX/PROJECT_ID/tail/NAME/OOOOOOOOOOOOOOOO" (offset: 16 decimal digits).
+// "PREFIX/PROJECT_ID/[e/EEEEEEEEEEEEEEEE/]tail/NAME/OOOOOOOOOOOOOOOO"
+// (offset: 16 decimal digits).
 std::string TailChunkKey(const std::string& prefix, const std::string& project_id,
-                         const std::string& segment_name, uint64_t offset);
+                         const std::string& segment_name, uint64_t offset, int64_t epoch = 0);
 
 }  // namespace branchdb::server
 
