@@ -307,9 +307,28 @@ Status PageStoreImpl::LocateOnDisk(const DiskQuery& q, Location* loc,
   Lsn floor = q.floor;
   // Newest segments first: one whose newest version is not above the best
   // answer so far cannot improve it, and neither can any after it.
-  for (const auto& idx : *q.sealed) {
-    if (idx->dir.max_lsn <= floor) break;
-    if (idx->dir.min_lsn > q.lsn || !idx->MayContain(q.pgno)) continue;
+  for (const auto& view_idx : *q.sealed) {
+    if (view_idx->dir.max_lsn <= floor) break;
+    if (view_idx->dir.min_lsn > q.lsn) continue;
+    const SegmentIndex* idx = view_idx.get();
+    if (idx->lazy) {
+      // Not opened since Open (MANIFEST's LSN range brought the read here):
+      // now, once. A fallback put its versions into memory: the read starts
+      // over (RepairingIndex; nothing to demote any more).
+      BRANCHDB_RETURN_IF_ERROR(InstallLazySegment(idx->lazy));
+      std::shared_ptr<const LazyLoaded> loaded;
+      {
+        MutexLock lock(idx->lazy->mu);
+        loaded = idx->lazy->loaded;
+      }
+      if (!loaded) return Status::FailedPrecondition(SegmentFileName(idx->number) + " was not loaded");
+      if (!loaded->idx) {
+        *bad_segment = idx->number;
+        return Status::Corruption(loaded->damage);
+      }
+      idx = loaded->idx.get();
+    }
+    if (!idx->MayContain(q.pgno)) continue;
     auto hit = FindInSegment(*idx, q.pgno, q.lsn, floor, &index_cache_, visible);
     if (!hit.ok()) {
       if (hit.status().IsCorruption()) *bad_segment = idx->number;
@@ -385,6 +404,7 @@ Status PageStoreImpl::ForEachPage(const PageVisitor& fn, uint64_t* bad_segment) 
   using Item = std::pair<PageNo, size_t>;  // (its page, iterator)
   std::priority_queue<Item, std::vector<Item>, std::greater<Item>> heap;
   for (const auto& [n, idx] : seg_indexes_) {
+    if (idx->lazy) return Status::FailedPrecondition(SegmentFileName(n) + " not loaded (InstallLazySegments)");
     its.emplace_back(idx);
     if (Status s = its.back().Init(); !s.ok()) {
       if (s.IsCorruption()) *bad_segment = n;
