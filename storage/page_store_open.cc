@@ -298,12 +298,17 @@ Status PageStoreImpl::Recover() {
   std::optional<TailSegment> tail;
   BRANCHDB_RETURN_IF_ERROR(LoadSegments(numbers, newest_log, covered, described, &loaded, &tail));
   // MANIFEST lists (and describes) every sealed segment as it is.
-  bool manifest_current = !store_damaged && use_store && store->version >= kStoreManifestVersion;
+  // (Without one in use: when there is no sealed segment to list.)
+  bool manifest_current = !store_damaged;
   {
     // Nothing else runs yet, but keep the documented order: mu_, then state_mu_.
     MutexLock lock(mu_);
     WriterLock state(state_mu_);
-    if (manifest_current && ListedSegments() != store->segments) manifest_current = false;
+    const std::vector<ManifestSegment> listed = ListedSegments();
+    if (use_store ? store->version < kStoreManifestVersion || listed != store->segments
+                  : !listed.empty()) {
+      manifest_current = false;
+    }
     BRANCHDB_RETURN_IF_ERROR(Rebuild(manifest, std::move(loaded)));
   }
   // The segments Rebuild's lookups (the timelines' heads) loaded.
