@@ -238,6 +238,11 @@ class PageStoreImpl final : public PageStore {
   // MANIFEST in use was written after the last compaction's deletions).
   Status DropSupersededSegments(const Described& described, std::vector<uint64_t>* numbers,
                                 bool* deleted, uint64_t* newest_log);
+  // A described newest log segment stays described only at its MANIFEST size.
+  Status CheckNewestDescribed(uint64_t newest_log, Described* described);
+  // Whether `store` (the MANIFEST in use; null: none) lists every sealed
+  // segment as it is, with the descriptors this build writes.
+  bool ListsAsIs(const Manifest* store) const REQUIRES_SHARED(state_mu_);
   // Loads every segment's records and fills segments_. Only newest_log can be
   // the unsealed tail (*tail); every other segment is read as sealed: by its
   // record index (nothing of its records is read: open_covered_) when
