@@ -316,6 +316,12 @@ class PageStoreImpl final : public PageStore {
   // Every lazy segment loaded and installed (GC, walks of every run's list);
   // `loaded_only`: those a lookup already loaded (Open, after its lookups).
   Status InstallLazySegments(bool loaded_only = false) const EXCLUDES(state_mu_);
+  // A read's use of lazy placeholder idx: its loaded index (installed);
+  // Corruption with *bad_segment when its fallback moved its versions into
+  // memory (the read starts over: RepairingIndex).
+  Result<std::shared_ptr<const SegmentIndex>> LazyIndex(const SegmentIndex& idx,
+                                                        uint64_t* bad_segment) const
+      EXCLUDES(state_mu_);
   // The table of sealed segments MANIFEST lists (descriptors included).
   std::vector<ManifestSegment> ListedSegments() const REQUIRES_SHARED(state_mu_);
   // Lazy segments not yet installed (placeholders in the indexes' maps).

@@ -169,6 +169,24 @@ Status PageStoreImpl::InstallLazySegments(bool loaded_only) const {
   return Status::OK();
 }
 
+Result<std::shared_ptr<const SegmentIndex>> PageStoreImpl::LazyIndex(const SegmentIndex& idx,
+                                                                    uint64_t* bad_segment) const {
+  BRANCHDB_RETURN_IF_ERROR(InstallLazySegment(idx.lazy));
+  std::shared_ptr<const LazyLoaded> loaded;
+  {
+    MutexLock lock(idx.lazy->mu);
+    loaded = idx.lazy->loaded;
+  }
+  if (!loaded) return Status::FailedPrecondition(SegmentFileName(idx.number) + " was not loaded");
+  if (!loaded->idx) {
+    // Its versions went into memory: the read starts over (RepairingIndex;
+    // nothing is left to demote).
+    *bad_segment = idx.number;
+    return Status::Corruption(loaded->damage);
+  }
+  return loaded->idx;
+}
+
 std::vector<ManifestSegment> PageStoreImpl::ListedSegments() const {
   std::vector<ManifestSegment> out;
   for (const auto& [number, seg] : segments_) {

@@ -311,22 +311,12 @@ Status PageStoreImpl::LocateOnDisk(const DiskQuery& q, Location* loc,
     if (view_idx->dir.max_lsn <= floor) break;
     if (view_idx->dir.min_lsn > q.lsn) continue;
     const SegmentIndex* idx = view_idx.get();
-    if (idx->lazy) {
-      // Not opened since Open (MANIFEST's LSN range brought the read here):
-      // now, once. A fallback put its versions into memory: the read starts
-      // over (RepairingIndex; nothing to demote any more).
-      BRANCHDB_RETURN_IF_ERROR(InstallLazySegment(idx->lazy));
-      std::shared_ptr<const LazyLoaded> loaded;
-      {
-        MutexLock lock(idx->lazy->mu);
-        loaded = idx->lazy->loaded;
-      }
-      if (!loaded) return Status::FailedPrecondition(SegmentFileName(idx->number) + " was not loaded");
-      if (!loaded->idx) {
-        *bad_segment = idx->number;
-        return Status::Corruption(loaded->damage);
-      }
-      idx = loaded->idx.get();
+    std::shared_ptr<const SegmentIndex> loaded;
+    if (idx->lazy) {  // MANIFEST's LSN range brought the read here: opened now
+      auto l = LazyIndex(*idx, bad_segment);
+      if (!l.ok()) return l.status();
+      loaded = std::move(*l);
+      idx = loaded.get();
     }
     if (!idx->MayContain(q.pgno)) continue;
     auto hit = FindInSegment(*idx, q.pgno, q.lsn, floor, &index_cache_, visible);
