@@ -25,12 +25,18 @@ namespace {
 
 // The sealed segments `store` lists (number -> size), and those it
 // describes (format 4) among them.
+// A described segment counts as present even when the directory does not
+// list it (its file could be fetched, from object storage, when first used:
+// a read of it fails until then); `numbers` stays sorted.
 void TableOf(const Manifest& store, std::map<uint64_t, uint64_t>* covered,
-             std::map<uint64_t, const ManifestSegment*>* described) {
+             std::map<uint64_t, const ManifestSegment*>* described,
+             std::vector<uint64_t>* numbers) {
   for (const ManifestSegment& seg : store.segments) {
     (*covered)[seg.number] = seg.size;
     if (seg.described && seg.desc.version >= kFirstRecordIndexFormatVersion) {
       (*described)[seg.number] = &seg;
+      auto at = std::lower_bound(numbers->begin(), numbers->end(), seg.number);
+      if (at == numbers->end() || *at != seg.number) numbers->insert(at, seg.number);
     }
   }
 }
@@ -260,7 +266,7 @@ Status PageStoreImpl::Recover() {
   Described described;  // those it describes (version 3): not opened
   // A version-1 MANIFEST does not count payloads: its segments are read from
   // their footers once, and it is written anew.
-  if (use_store && store->has_payloads) TableOf(*store, &covered, &described);
+  if (use_store && store->has_payloads) TableOf(*store, &covered, &described, &numbers);
   // Taken before any segment is dropped: a dropped segment's number is never reused.
   const uint64_t max_number = numbers.empty() ? 0 : numbers.back();
   BRANCHDB_RETURN_IF_ERROR(DropUnstartedSegment(described, &numbers, &deleted));
@@ -335,6 +341,7 @@ Status PageStoreImpl::CheckNewestDescribed(uint64_t newest_log, Described* descr
   auto d = described->find(newest_log);
   if (d == described->end()) return Status::OK();
   auto size = env_->GetFileSize(SegmentPath(newest_log));
+  if (size.status().IsNotFound()) return Status::OK();  // not here: fetched when used
   if (!size.ok()) return size.status();
   if (*size != d->second->size) described->erase(d);
   return Status::OK();

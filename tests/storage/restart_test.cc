@@ -519,6 +519,51 @@ TEST_CASE("A described segment whose own index is damaged is read from its recor
   CHECK(*f.env().GetFileSize(path) == data->size());  // nothing cut
 }
 
+TEST_CASE("A described segment absent at Open: Open needs it not, its reads fail until it is back") {
+  StoreFixture f(32 << 10);
+  f.options().seal_on_close = true;
+  f.Reopen();
+  BuildCompacted(f);
+  const Snapshot before = TakeSnapshot(f.store());
+  f.Close();
+  const internal::Manifest m = ReadManifest(f.env(), f.path());
+  REQUIRE(m.segments.size() > 4);
+  // One that holds no timeline's head (Open looks the heads up).
+  const internal::ManifestSegment* found = nullptr;
+  for (const internal::ManifestSegment& seg : m.segments) {
+    bool head = false;
+    for (const TimelineInfo& t : before.timelines) {
+      head = head || (t.head >= seg.desc.rec_min_lsn && t.head <= seg.desc.rec_max_lsn);
+    }
+    if (!head && seg.described && seg.desc.versions > 0) found = &seg;
+  }
+  REQUIRE(found != nullptr);
+  const internal::ManifestSegment& victim = *found;
+  // Away, as a store that keeps sealed segments in object storage would
+  // have it (the Env would fetch it on its first open).
+  const std::string path = JoinPath(f.path(), internal::SegmentFileName(victim.number));
+  REQUIRE(f.env().RenameFile(path, path + ".away").ok());
+  f.Reopen();
+  size_t failed = 0;
+  for (const auto& [lsn, pages] : before.pages) {
+    for (size_t p = 0; p < pages.size(); ++p) {
+      std::string out;
+      Status st = f.store().ReadPageAt(lsn, static_cast<PageNo>(p + 1), &out);
+      if (!st.ok()) {
+        ++failed;
+        continue;
+      }
+      REQUIRE(out == pages[p]);  // never a wrong page
+    }
+  }
+  CHECK(failed > 0);
+  CHECK(!f.store().History(1, 0, 1000000).ok());  // a walk needs every segment
+  REQUIRE(f.env().RenameFile(path + ".away", path).ok());
+  RequirePagesAt(f.store(), before);
+  RequireSameSnapshot(before, TakeSnapshot(f.store()));
+  CHECK(f.store().Damage().empty());
+}
+
 TEST_CASE("A version-2 MANIFEST is used once and written anew as version 3") {
   StoreFixture f(32 << 10);
   BuildCompacted(f);
