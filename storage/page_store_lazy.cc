@@ -35,7 +35,14 @@ Result<std::shared_ptr<const LazyLoaded>> PageStoreImpl::LoadLazySegment(LazySeg
   MutexLock lock(seg.mu);
   if (seg.loaded) return seg.loaded;
   auto out = std::make_shared<LazyLoaded>();
-  BRANCHDB_RETURN_IF_ERROR(ReadLazySegment(seg, out.get()));
+  Status s = ReadLazySegment(seg, out.get());
+  if (s.IsCorruption() && !seg.reported) {
+    // Not kept (the next use reads again), but reported once.
+    seg.reported = true;
+    MutexLock lock(damage_mu_);
+    read_damage_.push_back(s.message());
+  }
+  BRANCHDB_RETURN_IF_ERROR(s);
   seg.loaded = out;
   return seg.loaded;
 }

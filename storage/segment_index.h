@@ -103,6 +103,7 @@ struct LazySegment {
   SegmentDescriptor desc;
   Mutex mu;
   std::shared_ptr<const LazyLoaded> loaded GUARDED_BY(mu);
+  bool reported GUARDED_BY(mu) = false;  // a Corruption of its load is in Damage()
 };
 
 // The descriptor MANIFEST keeps of a format-4 segment with these indexes

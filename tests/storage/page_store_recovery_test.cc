@@ -199,6 +199,7 @@ TEST_CASE("Checksum corruption in a sealed segment is reported, not ignored") {
     std::string out;
     CHECK(f.store().ReadPageAt(l1, 1, &out).IsCorruption());
     CHECK(f.store().ReadPageAt(l1, 1, &out).IsCorruption());  // and again: nothing cut
+    CHECK(f.store().Damage().size() == 1);  // reported once
     CHECK(f.ReadAt(f.store().LastLsn(), 2) == PageData(10));
     CHECK(*f.env().GetFileSize(first) == data->size());
   }
