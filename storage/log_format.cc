@@ -631,25 +631,40 @@ Status DecodeManifest(std::string_view in, Manifest* m) {
   return Status::OK();
 }
 
-std::string EncodeStoreManifest(const Manifest& m) {
+std::string EncodeStoreManifest(const Manifest& m, uint32_t version) {
   std::string out(kStoreManifestMagic);
-  PutFixed32(&out, kStoreManifestVersion);
+  PutFixed32(&out, version);
   PutManifestBody(&out, m);
   PutFixed64(&out, m.gc_lsn);
   PutFixed32(&out, static_cast<uint32_t>(m.segments.size()));
   for (const ManifestSegment& s : m.segments) {
     PutFixed64(&out, s.number);
     PutFixed64(&out, s.size);
+    if (version < 3) continue;
+    out.push_back(s.described ? 1 : 0);
+    if (!s.described) continue;
+    const SegmentDescriptor& d = s.desc;
+    PutFixed32(&out, d.version);
+    PutFixed32(&out, d.flags);
+    PutFixed64(&out, d.footer_offset);
+    PutFixed64(&out, d.footer_len);
+    PutFixed32(&out, d.footer_crc);
+    PutFixed64(&out, d.index_offset);
+    for (uint64_t v : {d.min_lsn, d.max_lsn, d.versions, d.rec_min_lsn, d.rec_max_lsn, d.records}) {
+      PutFixed64(&out, v);
+    }
   }
   PutFixed32(&out, static_cast<uint32_t>(m.known_pages.size()));
   for (const auto& [a, b] : m.known_pages) {
     PutFixed32(&out, a);
     PutFixed32(&out, b);
   }
-  PutFixed32(&out, static_cast<uint32_t>(m.payloads.size()));
-  for (const auto& [t, bytes] : m.payloads) {
-    PutFixed64(&out, t);
-    PutFixed64(&out, bytes);
+  if (version >= 2) {
+    PutFixed32(&out, static_cast<uint32_t>(m.payloads.size()));
+    for (const auto& [t, bytes] : m.payloads) {
+      PutFixed64(&out, t);
+      PutFixed64(&out, bytes);
+    }
   }
   PutFixed32(&out, crc32c::Value(out));
   return out;
@@ -660,7 +675,7 @@ Status DecodeStoreManifest(std::string_view in, Manifest* m) {
   BRANCHDB_RETURN_IF_ERROR(CheckManifestFile(in, kStoreManifestMagic, kStoreManifestName, &body));
   Decoder d(body);
   const uint32_t version = d.U32();
-  if (version != kStoreManifestVersion && version != 1) {
+  if (version < 1 || version > kStoreManifestVersion) {
     return Status::Corruption("MANIFEST: unsupported version " + std::to_string(version));
   }
   GetManifestBody(&d, m);
@@ -670,6 +685,24 @@ Status DecodeStoreManifest(std::string_view in, Manifest* m) {
     ManifestSegment s;
     s.number = d.U64();
     s.size = d.U64();
+    if (version >= 3) {
+      const uint8_t described = d.U8();
+      if (described > 1) return Status::Corruption("MANIFEST: bad segment entry");
+      s.described = described == 1;
+    }
+    if (s.described) {
+      SegmentDescriptor& x = s.desc;
+      x.version = d.U32();
+      x.flags = d.U32();
+      x.footer_offset = d.U64();
+      x.footer_len = d.U64();
+      x.footer_crc = d.U32();
+      x.index_offset = d.U64();
+      for (uint64_t* v : {&x.min_lsn, &x.max_lsn, &x.versions, &x.rec_min_lsn, &x.rec_max_lsn,
+                          &x.records}) {
+        *v = d.U64();
+      }
+    }
     m->segments.push_back(s);
   }
   n = d.U32();
@@ -680,6 +713,7 @@ Status DecodeStoreManifest(std::string_view in, Manifest* m) {
     m->known_pages.emplace_back(a, b);
   }
   m->has_payloads = version >= 2;
+  m->version = version;
   n = m->has_payloads ? d.U32() : 0;
   for (uint32_t i = 0; i < n && d.ok(); ++i) {
     const TimelineId t = d.U64();

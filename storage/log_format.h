@@ -23,7 +23,8 @@ inline constexpr uint32_t kFirstIndexedFormatVersion = 3;      // footers with a
 inline constexpr uint32_t kFirstRecordIndexFormatVersion = 4;  // footers with a record index
 inline constexpr uint32_t kOldestFormatVersion = 1;
 inline constexpr uint32_t kManifestVersion = 1;  // GCSTATE's format did not change in 2 to 4
-inline constexpr uint32_t kStoreManifestVersion = 2;  // 1: without the payloads by timeline
+// 1: without the payloads by timeline; 2: without the segment descriptors.
+inline constexpr uint32_t kStoreManifestVersion = 3;
 inline constexpr std::string_view kSegmentMagic{"BRDBSEG\0", 8};
 inline constexpr std::string_view kFooterMagic{"BRDBFTR1", 8};
 inline constexpr std::string_view kManifestMagic{"BRDBGCM1", 8};
@@ -260,10 +261,32 @@ struct ManifestTimeline {
   Lsn base = 0;
   int64_t created_micros = 0;
 };
-// A sealed segment as the store manifest lists it.
+// A sealed segment as the store manifest lists it. Version 3: with a
+// descriptor (format-4 segments whose indexes were intact when it was
+// written), what Open needs of it, so that Open opens no sealed segment: the
+// file is opened, and its header and footer checked against this, on first
+// use (PageStoreImpl::LoadLazySegment).
+struct SegmentDescriptor {
+  uint32_t version = 0;        // the header's format version (4)
+  uint32_t flags = 0;          // the header's flags (kSegmentFlagCompacted)
+  uint64_t footer_offset = 0;  // the trailer's fields
+  uint64_t footer_len = 0;
+  uint32_t footer_crc = 0;
+  uint64_t index_offset = 0;   // the page index section
+  Lsn min_lsn = 0;             // of its page index's versions (0, 0: none)
+  Lsn max_lsn = 0;
+  uint64_t versions = 0;
+  Lsn rec_min_lsn = 0;         // of its record index's records (0, 0: none)
+  Lsn rec_max_lsn = 0;
+  uint64_t records = 0;
+  friend bool operator==(const SegmentDescriptor&, const SegmentDescriptor&) = default;
+};
 struct ManifestSegment {
   uint64_t number = 0;
   uint64_t size = 0;
+  bool described = false;  // version 3 with a descriptor
+  SegmentDescriptor desc;
+  friend bool operator==(const ManifestSegment&, const ManifestSegment&) = default;
 };
 struct Manifest {
   Lsn last_lsn = 0;
@@ -281,12 +304,14 @@ struct Manifest {
   // last_lsn), so that Open reads no record of the segments it lists.
   bool has_payloads = false;
   std::vector<std::pair<TimelineId, uint64_t>> payloads;
+  uint32_t version = 0;  // decoded: the store manifest's version
 };
 // GCSTATE (magic kManifestMagic): the fields above but the store manifest's.
 std::string EncodeManifest(const Manifest& m);
 Status DecodeManifest(std::string_view in, Manifest* m);
-// MANIFEST (magic kStoreManifestMagic): every field.
-std::string EncodeStoreManifest(const Manifest& m);
+// MANIFEST (magic kStoreManifestMagic): every field. An older `version`
+// (2: no segment descriptors) is for tests of the upgrade.
+std::string EncodeStoreManifest(const Manifest& m, uint32_t version = kStoreManifestVersion);
 Status DecodeStoreManifest(std::string_view in, Manifest* m);
 
 std::string SegmentFileName(uint64_t number);

@@ -641,7 +641,7 @@ void PageStoreImpl::InstallCompacted(const std::vector<uint64_t>& group, uint64_
       return std::find(group.begin(), group.end(), rec.segment) == group.end();
     });
     for (uint64_t seg : group) segments_.erase(seg);
-    segments_[number] = Segment{new_size, true};
+    segments_[number] = Segment{new_size, true, kSegmentFlagCompacted};
   }
   {
     MutexLock lock(files_mu_);

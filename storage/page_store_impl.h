@@ -56,6 +56,9 @@ inline constexpr std::string_view kRunsIncomplete = "runs_incomplete";
 // durability is unknown after it (fail-stop). OK stays OK.
 Status SyncError(Status s);
 
+// RecordPins::Miss's block when the segment itself is lazy (not loaded yet).
+inline constexpr uint32_t kLazyBlock = ~uint32_t{0};
+
 // The record index blocks one call has read (PageStoreImpl::WithRecordReads),
 // held so that its retry finds them even if the cache evicted them, and the
 // block its last attempt missed.
@@ -167,6 +170,7 @@ class PageStoreImpl final : public PageStore {
   struct Segment {
     uint64_t size = 0;
     bool sealed = false;
+    uint32_t flags = 0;  // its header's (kSegmentFlagCompacted)
   };
   struct Location {
     uint32_t segment = 0;
@@ -223,20 +227,34 @@ class PageStoreImpl final : public PageStore {
                  std::vector<uint64_t>* numbers, bool* deleted);
   // Deletes the newest segment when its header never became durable (it was
   // never acknowledged). Any other failure to read that header is returned.
-  Status DropUnstartedSegment(std::vector<uint64_t>* numbers, bool* deleted);
+  // A segment MANIFEST describes (`described`) is not looked at.
+  using Described = std::map<uint64_t, const ManifestSegment*>;
+  Status DropUnstartedSegment(const Described& described, std::vector<uint64_t>* numbers,
+                              bool* deleted);
   // Finishes interrupted compactions: deletes the segments that a compacted
   // segment names as superseded. *newest_log receives the highest number of
   // the remaining segments that are not compacted (0: none).
-  Status DropSupersededSegments(std::vector<uint64_t>* numbers, bool* deleted,
-                                uint64_t* newest_log);
+  // A described segment's header is not read: MANIFEST has its flags (a
+  // MANIFEST in use was written after the last compaction's deletions).
+  Status DropSupersededSegments(const Described& described, std::vector<uint64_t>* numbers,
+                                bool* deleted, uint64_t* newest_log);
+  // A described newest log segment stays described only at its MANIFEST size.
+  Status CheckNewestDescribed(uint64_t newest_log, Described* described);
+  // Whether `store` (the MANIFEST in use; null: none) lists every sealed
+  // segment as it is, with the descriptors this build writes.
+  bool ListsAsIs(const Manifest* store) const REQUIRES_SHARED(state_mu_);
   // Loads every segment's records and fills segments_. Only newest_log can be
   // the unsealed tail (*tail); every other segment is read as sealed: by its
   // record index (nothing of its records is read: open_covered_) when
   // `covered` (the store manifest's table) lists it with its size and it has
   // one, else by its footer (*loaded).
+  // A described one is not opened at all: it is installed lazy (AddLazySegment).
   Status LoadSegments(const std::vector<uint64_t>& numbers, uint64_t newest_log,
-                      const std::map<uint64_t, uint64_t>& covered, std::vector<Loaded>* loaded,
-                      std::optional<TailSegment>* tail);
+                      const std::map<uint64_t, uint64_t>& covered, const Described& described,
+                      std::vector<Loaded>* loaded, std::optional<TailSegment>* tail);
+  // Installs segment m (described) lazy: its placeholders in seg_indexes_ and
+  // rec_indexes_ (the views are rebuilt by the caller), lazy_, open_covered_.
+  void AddLazySegment(const ManifestSegment& m) REQUIRES(state_mu_);
   // A sealed format-4 segment through its page index and record index: their
   // tails, directories and the filter, no block. *done false (nothing
   // changed) when it has none, or when either is damaged (the footer's
@@ -280,6 +298,36 @@ class PageStoreImpl final : public PageStore {
   // else the rest are in those segments (Run::on_disk, checked when the
   // lists are completed: LoadRunLists).
   Status CountLiveRecords(const Manifest& manifest) REQUIRES(mu_, state_mu_);
+  // --- lazy segments (page_store_open.cc) ---
+  // The first use of a lazy segment: opens its file (through the Env: a
+  // segment could be fetched from object storage there) and reads its
+  // header, page index (tail, directory, filter) and record index (tail,
+  // directory), checked by their CRCs and against MANIFEST's descriptor.
+  // Once per segment (seg.mu); an I/O error is returned and not kept. A
+  // file whose indexes fail their checks gives its records instead (a
+  // fallback, as Open would read it without MANIFEST). Called with or
+  // without state_mu_ (GC's and Open's lookups read under it).
+  Result<std::shared_ptr<const LazyLoaded>> LoadLazySegment(LazySegment& seg) const;
+  Status ReadLazySegment(const LazySegment& seg, LazyLoaded* out) const;
+  // LoadLazySegment, then installs what it found in place of the
+  // placeholders (a fallback's versions into memory, its record entries
+  // demoted), notes a disagreement in Damage(). A no-op once installed.
+  Status InstallLazySegment(std::shared_ptr<LazySegment> seg) const EXCLUDES(state_mu_);
+  // Every lazy segment loaded and installed (GC, walks of every run's list);
+  // `loaded_only`: those a lookup already loaded (Open, after its lookups).
+  Status InstallLazySegments(bool loaded_only = false) const EXCLUDES(state_mu_);
+  // A read's use of lazy placeholder idx: its loaded index (installed);
+  // Corruption with *bad_segment when its fallback moved its versions into
+  // memory (the read starts over: RepairingIndex).
+  Result<std::shared_ptr<const SegmentIndex>> LazyIndex(const SegmentIndex& idx,
+                                                        uint64_t* bad_segment) const
+      EXCLUDES(state_mu_);
+  // The table of sealed segments MANIFEST lists (descriptors included).
+  std::vector<ManifestSegment> ListedSegments() const REQUIRES_SHARED(state_mu_);
+  // Lazy segments not yet installed (placeholders in the indexes' maps).
+  mutable std::map<uint64_t, std::shared_ptr<LazySegment>> lazy_ GUARDED_BY(state_mu_);
+  mutable std::atomic<bool> lazy_pending_{false};
+
   // Set by Rebuild: a record collected only by the manifest was loaded.
   bool saw_collected_ = false;
   // Set when Recover returns OK: the destructor may seal the active segment.
@@ -662,7 +710,8 @@ class PageStoreImpl final : public PageStore {
       GUARDED_BY(state_mu_);
   mutable std::shared_ptr<const std::vector<std::shared_ptr<const SegmentIndex>>> sealed_view_
       GUARDED_BY(state_mu_);
-  std::map<uint64_t, Segment> segments_ GUARDED_BY(state_mu_);
+  // Mutable: a lazy segment's first use sets its size as its file has it.
+  mutable std::map<uint64_t, Segment> segments_ GUARDED_BY(state_mu_);
   // Live records' payloads, by timeline.
   std::unordered_map<TimelineId, uint64_t> payload_bytes_ GUARDED_BY(state_mu_);
   Lsn durable_lsn_ GUARDED_BY(state_mu_) = 0;

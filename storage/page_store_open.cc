@@ -20,32 +20,26 @@ Result<std::unique_ptr<PageStore>> PageStore::Open(const PageStoreOptions& optio
 }
 
 namespace internal {
+
 namespace {
 
-// A sealed segment's file at Open: its last kBytes (at most 1/32 of it, so
-// that small segments are not read whole) read at once, and every read that
-// lies within them served from there.
-class TailBufferedFile final : public RandomAccessFile {
- public:
-  TailBufferedFile(RandomAccessFile* file, uint64_t size) : file_(file), size_(size) {}
-  Status Load() {
-    start_ = size_ - std::min(kBytes, size_ / 32);
-    return ReadExactly(file_, start_, size_ - start_, &tail_);
+// The sealed segments `store` lists (number -> size), and those it
+// describes (format 4) among them.
+// A described segment counts as present even when the directory does not
+// list it (its file could be fetched, from object storage, when first used:
+// a read of it fails until then); `numbers` stays sorted.
+void TableOf(const Manifest& store, std::map<uint64_t, uint64_t>* covered,
+             std::map<uint64_t, const ManifestSegment*>* described,
+             std::vector<uint64_t>* numbers) {
+  for (const ManifestSegment& seg : store.segments) {
+    (*covered)[seg.number] = seg.size;
+    if (seg.described && seg.desc.version >= kFirstRecordIndexFormatVersion) {
+      (*described)[seg.number] = &seg;
+      auto at = std::lower_bound(numbers->begin(), numbers->end(), seg.number);
+      if (at == numbers->end() || *at != seg.number) numbers->insert(at, seg.number);
+    }
   }
-  Result<size_t> Read(uint64_t offset, size_t n, char* scratch) const override {
-    if (offset < start_ || offset > size_) return file_->Read(offset, n, scratch);
-    const size_t k = static_cast<size_t>(std::min<uint64_t>(n, size_ - offset));
-    std::memcpy(scratch, tail_.data() + (offset - start_), k);
-    return k;
-  }
-
- private:
-  static constexpr uint64_t kBytes = 16 << 10;
-  RandomAccessFile* const file_;
-  const uint64_t size_;
-  uint64_t start_ = 0;
-  std::string tail_;
-};
+}
 
 }  // namespace
 
@@ -269,33 +263,33 @@ Status PageStoreImpl::Recover() {
   const bool use_store = store.has_value() && store->gc_lsn == gcstate.gc_lsn;
   const Manifest& manifest = use_store ? *store : gcstate;
   std::map<uint64_t, uint64_t> covered;  // sealed segments it lists: number -> size
+  Described described;  // those it describes (version 3): not opened
   // A version-1 MANIFEST does not count payloads: its segments are read from
   // their footers once, and it is written anew.
-  if (use_store && store->has_payloads) {
-    for (const ManifestSegment& seg : store->segments) covered[seg.number] = seg.size;
-  }
+  if (use_store && store->has_payloads) TableOf(*store, &covered, &described, &numbers);
   // Taken before any segment is dropped: a dropped segment's number is never reused.
   const uint64_t max_number = numbers.empty() ? 0 : numbers.back();
-  BRANCHDB_RETURN_IF_ERROR(DropUnstartedSegment(&numbers, &deleted));
+  BRANCHDB_RETURN_IF_ERROR(DropUnstartedSegment(described, &numbers, &deleted));
   uint64_t newest_log = 0;  // the one segment that may have a torn tail
-  BRANCHDB_RETURN_IF_ERROR(DropSupersededSegments(&numbers, &deleted, &newest_log));
+  BRANCHDB_RETURN_IF_ERROR(DropSupersededSegments(described, &numbers, &deleted, &newest_log));
+  BRANCHDB_RETURN_IF_ERROR(CheckNewestDescribed(newest_log, &described));
   if (deleted) BRANCHDB_RETURN_IF_ERROR(env_->SyncDir(dir_));
 
   std::vector<Loaded> loaded;
   std::optional<TailSegment> tail;
-  BRANCHDB_RETURN_IF_ERROR(LoadSegments(numbers, newest_log, covered, &loaded, &tail));
-  bool manifest_current = !store_damaged;  // MANIFEST lists every sealed segment as it is
+  BRANCHDB_RETURN_IF_ERROR(LoadSegments(numbers, newest_log, covered, described, &loaded, &tail));
+  // MANIFEST lists (and describes) every sealed segment as it is.
+  // (Without one in use: when there is no sealed segment to list.)
+  bool manifest_current = !store_damaged;
   {
     // Nothing else runs yet, but keep the documented order: mu_, then state_mu_.
     MutexLock lock(mu_);
     WriterLock state(state_mu_);
-    for (const auto& [number, seg] : segments_) {
-      auto it = covered.find(number);
-      const bool listable = seg.sealed && damaged_segments_.count(number) == 0;
-      if (listable && (it == covered.end() || it->second != seg.size)) manifest_current = false;
-    }
+    if (!ListsAsIs(use_store ? &*store : nullptr)) manifest_current = false;
     BRANCHDB_RETURN_IF_ERROR(Rebuild(manifest, std::move(loaded)));
   }
+  // The segments Rebuild's lookups (the timelines' heads) loaded.
+  BRANCHDB_RETURN_IF_ERROR(InstallLazySegments(/*loaded_only=*/true));
   if (saw_collected_) {
     // A record collected by the manifest but not yet compacted away brought
     // back all of its versions, garbage included. With every live record as
@@ -332,6 +326,24 @@ Status PageStoreImpl::Recover() {
     BRANCHDB_RETURN_IF_ERROR(WriteStoreManifest(EncodeStoreManifest(BuildManifest())));
   }
   opened_ = true;
+  return Status::OK();
+}
+
+bool PageStoreImpl::ListsAsIs(const Manifest* store) const {
+  const std::vector<ManifestSegment> listed = ListedSegments();
+  if (store == nullptr) return listed.empty();
+  return store->version >= kStoreManifestVersion && listed == store->segments;
+}
+
+Status PageStoreImpl::CheckNewestDescribed(uint64_t newest_log, Described* described) {
+  // Trusted sealed only at MANIFEST's size (a seal at a clean close): one
+  // stat. At any other size it is a tail to scan.
+  auto d = described->find(newest_log);
+  if (d == described->end()) return Status::OK();
+  auto size = env_->GetFileSize(SegmentPath(newest_log));
+  if (size.status().IsNotFound()) return Status::OK();  // not here: fetched when used
+  if (!size.ok()) return size.status();
+  if (*size != d->second->size) described->erase(d);
   return Status::OK();
 }
 
@@ -380,8 +392,9 @@ Status PageStoreImpl::ListDir(Manifest* gcstate, std::optional<Manifest>* store,
   return Status::OK();
 }
 
-Status PageStoreImpl::DropUnstartedSegment(std::vector<uint64_t>* numbers, bool* deleted) {
-  if (numbers->empty()) return Status::OK();
+Status PageStoreImpl::DropUnstartedSegment(const Described& described,
+                                           std::vector<uint64_t>* numbers, bool* deleted) {
+  if (numbers->empty() || described.count(numbers->back()) != 0) return Status::OK();
   const std::string path = SegmentPath(numbers->back());
   auto size = env_->GetFileSize(path);
   if (!size.ok()) return size.status();
@@ -398,11 +411,16 @@ Status PageStoreImpl::DropUnstartedSegment(std::vector<uint64_t>* numbers, bool*
   return Status::OK();
 }
 
-Status PageStoreImpl::DropSupersededSegments(std::vector<uint64_t>* numbers, bool* deleted,
+Status PageStoreImpl::DropSupersededSegments(const Described& described,
+                                             std::vector<uint64_t>* numbers, bool* deleted,
                                              uint64_t* newest_log) {
   std::vector<uint64_t> superseded;
   *newest_log = 0;
   for (uint64_t n : *numbers) {
+    if (auto d = described.find(n); d != described.end()) {
+      if (!(d->second->desc.flags & kSegmentFlagCompacted)) *newest_log = n;  // numbers ascend
+      continue;
+    }
     auto file = env_->NewRandomAccessFile(SegmentPath(n));
     if (!file.ok()) return file.status();
     SegmentHeader h;
@@ -430,9 +448,16 @@ Status PageStoreImpl::DropSupersededSegments(std::vector<uint64_t>* numbers, boo
 
 Status PageStoreImpl::LoadSegments(const std::vector<uint64_t>& numbers, uint64_t newest_log,
                                    const std::map<uint64_t, uint64_t>& covered,
-                                   std::vector<Loaded>* loaded,
+                                   const Described& described, std::vector<Loaded>* loaded,
                                    std::optional<TailSegment>* tail) {
   for (uint64_t n : numbers) {
+    if (auto d = described.find(n); d != described.end()) {
+      WriterLock state(state_mu_);  // nothing else runs yet: for the analysis
+      AddLazySegment(*d->second);
+      continue;
+    }
+    auto header = open_headers_.find(n);  // DropSupersededSegments read every other header
+    const uint32_t flags = header == open_headers_.end() ? 0 : header->second.second.flags;
     // The newest log segment is sealed only by an intact footer (LoadSegment),
     // or when MANIFEST lists it with its size (sealed at a clean close:
     // MANIFEST was written after the seal's fsync, and a sealed segment is
@@ -446,7 +471,7 @@ Status PageStoreImpl::LoadSegments(const std::vector<uint64_t>& numbers, uint64_
       }
       if (done) {
         WriterLock state(state_mu_);  // nothing else runs yet: for the analysis
-        segments_[n] = Segment{*size, true};
+        segments_[n] = Segment{*size, true, flags};
         continue;
       }
     }
@@ -458,9 +483,15 @@ Status PageStoreImpl::LoadSegments(const std::vector<uint64_t>& numbers, uint64_
         LoadSegment(n, n == newest_log, &sealed, &version, loaded, &footer, &size));
     if (!sealed) *tail = TailSegment{n, version, std::move(footer)};
     WriterLock state(state_mu_);  // nothing else runs yet: for the analysis
-    segments_[n] = Segment{size, sealed};
+    segments_[n] = Segment{size, sealed, flags};
   }
   open_headers_.clear();  // the files LoadIndexedSegment kept are in files_
+  WriterLock state(state_mu_);
+  if (!lazy_.empty()) {
+    RebuildSealedView();
+    RebuildRecordView();
+    lazy_pending_.store(true, std::memory_order_release);
+  }
   return Status::OK();
 }
 

@@ -307,9 +307,18 @@ Status PageStoreImpl::LocateOnDisk(const DiskQuery& q, Location* loc,
   Lsn floor = q.floor;
   // Newest segments first: one whose newest version is not above the best
   // answer so far cannot improve it, and neither can any after it.
-  for (const auto& idx : *q.sealed) {
-    if (idx->dir.max_lsn <= floor) break;
-    if (idx->dir.min_lsn > q.lsn || !idx->MayContain(q.pgno)) continue;
+  for (const auto& view_idx : *q.sealed) {
+    if (view_idx->dir.max_lsn <= floor) break;
+    if (view_idx->dir.min_lsn > q.lsn) continue;
+    const SegmentIndex* idx = view_idx.get();
+    std::shared_ptr<const SegmentIndex> loaded;
+    if (idx->lazy) {  // MANIFEST's LSN range brought the read here: opened now
+      auto l = LazyIndex(*idx, bad_segment);
+      if (!l.ok()) return l.status();
+      loaded = std::move(*l);
+      idx = loaded.get();
+    }
+    if (!idx->MayContain(q.pgno)) continue;
     auto hit = FindInSegment(*idx, q.pgno, q.lsn, floor, &index_cache_, visible);
     if (!hit.ok()) {
       if (hit.status().IsCorruption()) *bad_segment = idx->number;
@@ -385,6 +394,7 @@ Status PageStoreImpl::ForEachPage(const PageVisitor& fn, uint64_t* bad_segment) 
   using Item = std::pair<PageNo, size_t>;  // (its page, iterator)
   std::priority_queue<Item, std::vector<Item>, std::greater<Item>> heap;
   for (const auto& [n, idx] : seg_indexes_) {
+    if (idx->lazy) return Status::FailedPrecondition(SegmentFileName(n) + " not loaded (InstallLazySegments)");
     its.emplace_back(idx);
     if (Status s = its.back().Init(); !s.ok()) {
       if (s.IsCorruption()) *bad_segment = n;

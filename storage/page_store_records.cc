@@ -35,12 +35,7 @@ Manifest PageStoreImpl::BuildManifestLocked() const {
   m.last_lsn = durable_lsn_;
   m.next_segment = next_segment_;
   m.gc_lsn = gc_lsn_;
-  for (const auto& [number, seg] : segments_) {
-    // A segment Open found damaged is read (and reported) the old way at every Open.
-    if (seg.sealed && damaged_segments_.count(number) == 0) {
-      m.segments.push_back(ManifestSegment{number, seg.size});
-    }
-  }
+  m.segments = ListedSegments();
   m.known_pages = index_.KnownRanges();
   m.has_payloads = true;
   for (const auto& [t, bytes] : payload_bytes_) {
@@ -106,6 +101,8 @@ Manifest PageStoreImpl::BuildManifestLocked() const {
 }
 
 Status PageStoreImpl::LoadRunLists() const {
+  // Every walk of the lists (and GC) needs every sealed segment's indexes.
+  BRANCHDB_RETURN_IF_ERROR(InstallLazySegments());
   if (!runs_on_disk_.load(std::memory_order_acquire)) return Status::OK();
   // The live entries of the covered segments, by run start, read without the
   // lock (no GC can run meanwhile: it calls this first and waits for it).
@@ -199,8 +196,20 @@ Status PageStoreImpl::FindRecordLocked(Lsn lsn, RecordPins* pins, RecordEntry* o
   while (it != rec_view_.begin()) {
     --it;
     if (it->max_so_far < lsn) break;
-    const SegmentRecordIndex& ri = *it->ri;
-    if (ri.max_lsn() < lsn) continue;
+    if (it->ri->max_lsn() < lsn) continue;
+    std::shared_ptr<const SegmentRecordIndex> cur = it->ri;
+    if (cur->lazy) {
+      // Not opened since Open: a read loads it outside the lock
+      // (ReadMissedBlock); GC and Open read it here, installed later.
+      if (pins != nullptr) {
+        pins->Miss(cur, kLazyBlock);
+        return Status::OK();
+      }
+      auto loaded = LoadLazySegment(*cur->lazy);
+      if (!loaded.ok()) return loaded.status();
+      cur = (*loaded)->ri;
+    }
+    const SegmentRecordIndex& ri = *cur;
     const RecordIndexEntry* e = nullptr;
     std::shared_ptr<const RecordBlock> block;
     const std::vector<RecordIndexEntry>* entries = &ri.resident;
@@ -212,7 +221,7 @@ Status PageStoreImpl::FindRecordLocked(Lsn lsn, RecordPins* pins, RecordEntry* o
         block = pins->Find(ri.number, bi);
         if (!block) block = record_cache_.Lookup(ri.number, bi);
         if (!block) {
-          pins->Miss(it->ri, bi);
+          pins->Miss(cur, bi);
           return Status::OK();
         }
       } else {
@@ -265,6 +274,7 @@ Result<RecordEntry> PageStoreImpl::StateLocked(Lsn lsn, RecordPins* pins) const 
 Status PageStoreImpl::ReadMissedBlock(RecordPins* pins) const {
   uint32_t b = 0;
   std::shared_ptr<const SegmentRecordIndex> ri = pins->TakeMiss(&b);
+  if (ri->lazy) return InstallLazySegment(ri->lazy);  // the lookup starts over
   auto block = ReadRecordBlock(*ri, b, &record_cache_);
   if (block.ok()) {
     pins->Pin(ri->number, b, std::move(*block));
@@ -340,6 +350,7 @@ Status PageStoreImpl::DemoteRecordIndex(uint64_t number, const std::string& why)
 Status PageStoreImpl::ForEachSealedRecord(const SealedRecordVisitor& fn,
                                           uint64_t* bad_segment) const {
   for (const auto& [n, ri] : rec_indexes_) {
+    if (ri->lazy) return Status::FailedPrecondition(SegmentFileName(n) + " not loaded (InstallLazySegments)");
     if (ri->Demoted()) {
       for (const RecordIndexEntry& e : ri->resident) fn(n, e);
       continue;

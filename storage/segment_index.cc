@@ -75,15 +75,38 @@ Status ReadSegmentIndex(RandomAccessFile* file, uint64_t number, uint64_t size, 
   out->number = number;
   out->footer_end = footer_end;
   out->index_offset = tail.index_offset;
+  out->footer_offset = t.footer_offset;
+  out->footer_crc = t.footer_crc;
+  out->version = t.version;
   return Status::OK();
 }
 
+SegmentDescriptor DescribeSegment(const SegmentIndex& idx, const SegmentRecordIndex& ri,
+                                  uint32_t flags) {
+  SegmentDescriptor d;
+  d.version = idx.version;
+  d.flags = flags;
+  d.footer_offset = idx.footer_offset;
+  d.footer_len = idx.footer_end - idx.footer_offset;
+  d.footer_crc = idx.footer_crc;
+  d.index_offset = idx.index_offset;
+  d.min_lsn = idx.dir.min_lsn;
+  d.max_lsn = idx.dir.max_lsn;
+  d.versions = idx.dir.versions;
+  d.rec_min_lsn = ri.min_lsn();
+  d.rec_max_lsn = ri.max_lsn();
+  d.records = ri.dir.records;
+  return d;
+}
+
 Lsn SegmentRecordIndex::min_lsn() const {
+  if (lazy) return lazy_min;
   if (Demoted()) return resident.front().lsn;
   return dir.blocks.empty() ? 0 : dir.blocks.front().first_lsn;
 }
 
 Lsn SegmentRecordIndex::max_lsn() const {
+  if (lazy) return lazy_max;
   if (Demoted()) return resident.back().lsn;
   return dir.blocks.empty() ? 0 : dir.blocks.back().last_lsn;
 }

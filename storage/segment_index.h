@@ -18,13 +18,19 @@
 #include <vector>
 
 #include "base/env.h"
+#include "base/mutex.h"
 #include "base/status.h"
 #include "storage/cache.h"
 #include "storage/log_format.h"
 
 namespace branchdb::storage::internal {
 
+struct LazySegment;
+
 // What the store holds in memory for one sealed segment with an intact index.
+// A *lazy* one (`lazy` set) stands for a segment MANIFEST describes that was
+// not opened yet: only dir's min_lsn, max_lsn and versions are filled (from
+// MANIFEST), no block, no filter, no file (PageStoreImpl::LoadLazySegment).
 struct SegmentIndex {
   uint64_t number = 0;
   std::shared_ptr<RandomAccessFile> file;  // kept readable after compaction deletes it
@@ -32,6 +38,10 @@ struct SegmentIndex {
   std::string filter;  // bits and the probe count (FilterMayContain)
   uint64_t footer_end = 0;    // footer_offset + footer_len: where the record list ends
   uint64_t index_offset = 0;  // where the page index begins (format 4: after the record index)
+  uint64_t footer_offset = 0;  // the trailer's fields
+  uint32_t footer_crc = 0;
+  uint32_t version = 0;
+  std::shared_ptr<LazySegment> lazy;
 
   bool MayContain(PageNo pgno) const { return FilterMayContain(filter, pgno); }
   // Bytes this object holds on the heap and in itself.
@@ -52,11 +62,16 @@ Status ReadSegmentIndex(RandomAccessFile* file, uint64_t number, uint64_t size, 
 // on disk and are read block by block through RecordBlockCache. A segment
 // whose record index was found damaged after Open is *demoted*: `resident`
 // then holds its entries, rebuilt from the footer's record list.
+// A lazy one (`lazy` set, as SegmentIndex's) has only its LSN range and
+// dir.records, from MANIFEST.
 struct SegmentRecordIndex {
   uint64_t number = 0;
   std::shared_ptr<RandomAccessFile> file;  // kept readable after compaction deletes it
   RecordIndexDirectory dir;
   std::vector<RecordIndexEntry> resident;  // demoted: every entry, ascending LSN
+  std::shared_ptr<LazySegment> lazy;
+  Lsn lazy_min = 0;  // lazy: its records' LSN range, from MANIFEST
+  Lsn lazy_max = 0;
 
   bool Demoted() const { return !resident.empty(); }
   Lsn min_lsn() const;  // 0 when it lists no record
@@ -65,6 +80,36 @@ struct SegmentRecordIndex {
   int BlockOf(Lsn lsn) const;
   uint64_t MemoryBytes() const;
 };
+
+// What the first use of a lazy segment found (PageStoreImpl::LoadLazySegment):
+// its indexes, read from its file and checked; or, when they failed their
+// checks, its records (the footer's record list, or a scan) to be held in
+// memory, with `ri` demoted (its entries resident), and `damage` saying why.
+struct LazyLoaded {
+  std::shared_ptr<RandomAccessFile> file;
+  uint32_t flags = 0;                       // the header's
+  uint64_t size = 0;                        // the file's
+  std::shared_ptr<const SegmentIndex> idx;  // null: the fallback's records serve
+  std::shared_ptr<const SegmentRecordIndex> ri;
+  std::vector<FooterEntry> fallback;
+  std::string damage;                       // "": it agrees with MANIFEST
+};
+
+// A sealed segment MANIFEST describes, not opened at Open: loaded once, by
+// its first use, under mu (which comes after the store's state_mu_).
+struct LazySegment {
+  uint64_t number = 0;
+  uint64_t size = 0;
+  SegmentDescriptor desc;
+  Mutex mu;
+  std::shared_ptr<const LazyLoaded> loaded GUARDED_BY(mu);
+  bool reported GUARDED_BY(mu) = false;  // a Corruption of its load is in Damage()
+};
+
+// The descriptor MANIFEST keeps of a format-4 segment with these indexes
+// (`flags`: its header's).
+SegmentDescriptor DescribeSegment(const SegmentIndex& idx, const SegmentRecordIndex& ri,
+                                  uint32_t flags);
 
 // Reads and checks the record index of a sealed format-4 segment whose page
 // index `idx` passed ReadSegmentIndex (its footer_end and index_offset say

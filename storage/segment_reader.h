@@ -5,7 +5,9 @@
 #ifndef BRANCHDB_STORAGE_SEGMENT_READER_H_
 #define BRANCHDB_STORAGE_SEGMENT_READER_H_
 
+#include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
@@ -18,6 +20,32 @@ namespace branchdb::storage::internal {
 
 // Reads `n` bytes at `offset`; Corruption on a short read.
 Status ReadExactly(RandomAccessFile* file, uint64_t offset, size_t n, std::string* out);
+
+// A sealed segment's file at Open (or at a lazy segment's first use): its
+// last kBytes (at most 1/32 of it, so that small segments are not read
+// whole) read at once, and every read that lies within them served from
+// there.
+class TailBufferedFile final : public RandomAccessFile {
+ public:
+  TailBufferedFile(RandomAccessFile* file, uint64_t size) : file_(file), size_(size) {}
+  Status Load() {
+    start_ = size_ - std::min(kBytes, size_ / 32);
+    return ReadExactly(file_, start_, size_ - start_, &tail_);
+  }
+  Result<size_t> Read(uint64_t offset, size_t n, char* scratch) const override {
+    if (offset < start_ || offset > size_) return file_->Read(offset, n, scratch);
+    const size_t k = static_cast<size_t>(std::min<uint64_t>(n, size_ - offset));
+    std::memcpy(scratch, tail_.data() + (offset - start_), k);
+    return k;
+  }
+
+ private:
+  static constexpr uint64_t kBytes = 16 << 10;
+  RandomAccessFile* const file_;
+  const uint64_t size_;
+  uint64_t start_ = 0;
+  std::string tail_;
+};
 
 // Reads and decodes the header of segment `number` from its file; *len
 // receives the header's length. Corruption (naming the segment) when the file

@@ -192,8 +192,20 @@ TEST_CASE("Checksum corruption in a sealed segment is reported, not ignored") {
     CHECK(f.ReadAt(l1, 1) == PageData(4242));
     CHECK(*f.env().GetFileSize(first) == data->size());
   }
-  SECTION("the segment header") {
+  SECTION("the segment header, with MANIFEST: a Corruption for the reads that need it") {
+    // MANIFEST describes the segment: Open does not open it, its first use does.
     FlipByte(f.env(), first, 9);
+    f.Reopen();
+    std::string out;
+    CHECK(f.store().ReadPageAt(l1, 1, &out).IsCorruption());
+    CHECK(f.store().ReadPageAt(l1, 1, &out).IsCorruption());  // and again: nothing cut
+    CHECK(f.store().Damage().size() == 1);  // reported once
+    CHECK(f.ReadAt(f.store().LastLsn(), 2) == PageData(10));
+    CHECK(*f.env().GetFileSize(first) == data->size());
+  }
+  SECTION("the segment header, without MANIFEST: Open reads it") {
+    FlipByte(f.env(), first, 9);
+    REQUIRE(f.env().DeleteFile(JoinPath(f.path(), "MANIFEST")).ok());
     auto s = PageStore::Open(f.options(), f.path());
     CHECK(s.status().IsCorruption());
   }

@@ -7,6 +7,7 @@
 // before the restart.
 #include <catch2/catch.hpp>
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -113,6 +114,63 @@ std::string NewestSegment(Env& env, const std::string& dir) {
   }
   REQUIRE(best > 0);
   return JoinPath(dir, internal::SegmentFileName(best));
+}
+
+// Counts the opens of each segment file (by its number).
+class CountingEnv : public EnvWrapper {
+ public:
+  explicit CountingEnv(Env* target) : EnvWrapper(target) {}
+  Result<std::unique_ptr<RandomAccessFile>> NewRandomAccessFile(const std::string& path) override {
+    uint64_t n = 0;
+    if (internal::ParseSegmentFileName(path.substr(path.rfind('/') + 1), &n)) ++opens[n];
+    return EnvWrapper::NewRandomAccessFile(path);
+  }
+  std::map<uint64_t, int> opens;
+};
+
+// The store's MANIFEST, decoded.
+internal::Manifest ReadManifest(Env& env, const std::string& dir) {
+  auto data = env.ReadFileToString(JoinPath(dir, "MANIFEST"));
+  REQUIRE(data.ok());
+  internal::Manifest m;
+  REQUIRE(internal::DecodeStoreManifest(*data, &m).ok());
+  return m;
+}
+
+void WriteManifest(Env& env, const std::string& dir, const std::string& contents) {
+  auto w = env.NewWritableFile(JoinPath(dir, "MANIFEST"), Env::OpenMode::kTruncate);
+  REQUIRE(w.ok());
+  REQUIRE((*w)->Append(contents).ok());
+  REQUIRE((*w)->Sync().ok());  // durable: a simulated power loss keeps it
+  REQUIRE((*w)->Close().ok());
+}
+
+// Every page of every state, read by LSN (no walk of a run's list).
+void RequirePagesAt(PageStore& s, const Snapshot& snapshot) {
+  for (const auto& [lsn, pages] : snapshot.pages) {
+    for (size_t p = 0; p < pages.size(); ++p) {
+      std::string out;
+      Status st = s.ReadPageAt(lsn, static_cast<PageNo>(p + 1), &out);
+      INFO("LSN " << lsn << " page " << p + 1 << ": " << st.ToString());
+      REQUIRE(st.ok());
+      REQUIRE(out == pages[p]);
+    }
+  }
+}
+
+// Many sealed segments, two generations, a GC with compaction, a third
+// generation after it.
+void BuildCompacted(StoreFixture& f) {
+  Build(f, 1000);
+  f.clock().Advance(2 * kHour);
+  Build(f, 2000);
+  GcOptions gc;
+  gc.restore_window_micros = kHour;
+  auto r = f.store().Gc(gc);
+  INFO(r.status().ToString());
+  REQUIRE(r.ok());
+  REQUIRE(r->segments_rewritten > 0);
+  Build(f, 3000);
 }
 
 }  // namespace
@@ -241,10 +299,7 @@ TEST_CASE("A version-1 MANIFEST is read from the footers once and written anew")
     REQUIRE(internal::DecodeStoreManifest(*data, &m).ok());
     REQUIRE(m.has_payloads);
   }
-  std::string v1 = internal::EncodeStoreManifest(m);
-  v1.resize(v1.size() - 4 - 4 - 16 * m.payloads.size());  // crc, payload count, payloads
-  coding::EncodeFixed32(v1.data() + 8, 1);
-  coding::PutFixed32(&v1, crc32c::Value(v1));
+  const std::string v1 = internal::EncodeStoreManifest(m, 1);
   {
     internal::Manifest back;
     REQUIRE(internal::DecodeStoreManifest(v1, &back).ok());
@@ -345,4 +400,225 @@ TEST_CASE("seal_on_close: a fault at any file operation of the close loses nothi
   CHECK(n > 5);  // the seal's appends and syncs, MANIFEST's write, sync and rename
 }
 
+}  // namespace branchdb::storage::testing
+
+namespace branchdb::storage::testing {
+namespace {
+
+TEST_CASE("Open opens no sealed segment MANIFEST describes; its first use opens it, once") {
+  CountingEnv counting(Env::Default());
+  StoreFixture f(32 << 10, &counting);
+  f.options().seal_on_close = true;
+  f.Reopen();
+  BuildCompacted(f);
+  const Snapshot before = TakeSnapshot(f.store());
+  const std::vector<std::string> walks = Walks(f.store());
+  f.Close();
+  const internal::Manifest m = ReadManifest(f.env(), f.path());
+  CHECK(m.version == internal::kStoreManifestVersion);
+  REQUIRE(m.segments.size() > 10);
+  bool compacted = false;
+  for (const internal::ManifestSegment& seg : m.segments) {
+    CHECK(seg.described);
+    compacted = compacted || (seg.desc.flags & internal::kSegmentFlagCompacted) != 0;
+  }
+  CHECK(compacted);
+
+  counting.opens.clear();
+  f.Reopen();
+  // Only the segments of the live timelines' heads (Open needs their
+  // records' sizes), at most: one per timeline.
+  size_t opened = 0;
+  for (const internal::ManifestSegment& seg : m.segments) opened += counting.opens[seg.number];
+  CHECK(opened <= f.store().ListTimelines().size());
+  // Reads by LSN load what they need, each segment once.
+  RequirePagesAt(f.store(), before);
+  for (const internal::ManifestSegment& seg : m.segments) {
+    INFO(internal::SegmentFileName(seg.number));
+    CHECK(counting.opens[seg.number] <= 1);
+  }
+  CHECK(f.store().Damage().empty());
+  RequireSameSnapshot(before, TakeSnapshot(f.store()));
+  CHECK(walks == Walks(f.store()));
+  for (const internal::ManifestSegment& seg : m.segments) CHECK(counting.opens[seg.number] <= 1);
+  RequireFootersAgree(f, before, walks);
+}
+
+TEST_CASE("A MANIFEST entry that disagrees with its segment is found on first use; never a wrong page") {
+  StoreFixture f(32 << 10);
+  f.options().seal_on_close = true;
+  f.Reopen();
+  BuildCompacted(f);
+  const Snapshot before = TakeSnapshot(f.store());
+  const std::vector<std::string> walks = Walks(f.store());
+  f.Close();
+  internal::Manifest m = ReadManifest(f.env(), f.path());
+  REQUIRE(m.segments.size() > 4);
+  // A segment in the middle, whose versions and records reads need.
+  internal::ManifestSegment* victim = nullptr;
+  for (internal::ManifestSegment& seg : m.segments) {
+    if (seg.desc.versions > 0 && seg.desc.records > 0 && &seg != &m.segments.back()) victim = &seg;
+    if (victim != nullptr && &seg - &m.segments.front() >= 2) break;
+  }
+  REQUIRE(victim != nullptr);
+  const std::string name = internal::SegmentFileName(victim->number);
+  const std::string kind = GENERATE(std::string("size"), std::string("footer crc"),
+                                    std::string("record LSN range"), std::string("versions"),
+                                    std::string("index offset"));
+  INFO(kind << " of " << name);
+  if (kind == "size") victim->size += 4096;
+  if (kind == "footer crc") victim->desc.footer_crc ^= 0x10;
+  if (kind == "record LSN range") victim->desc.rec_max_lsn += 1;
+  if (kind == "versions") victim->desc.versions += 1;
+  if (kind == "index offset") victim->desc.index_offset -= 8;
+  WriteManifest(f.env(), f.path(), internal::EncodeStoreManifest(m));
+  f.Reopen();
+  RequirePagesAt(f.store(), before);
+  RequireSameSnapshot(before, TakeSnapshot(f.store()));
+  CHECK(walks == Walks(f.store()));
+  const std::vector<std::string> damage = f.store().Damage();
+  REQUIRE(damage.size() == 1);
+  CHECK(damage[0].rfind(name + ": MANIFEST describes it", 0) == 0);
+  // The file is as it was; the next MANIFEST written describes it rightly.
+  f.Commit(1, {{1, 77}}, 6);
+  f.Close();
+  f.Reopen();
+  CHECK(f.store().Damage().empty());
+}
+
+TEST_CASE("A described segment whose own index is damaged is read from its records on first use") {
+  StoreFixture f(32 << 10);
+  BuildCompacted(f);
+  const Snapshot before = TakeSnapshot(f.store());
+  const std::vector<std::string> walks = Walks(f.store());
+  f.Close();
+  const internal::Manifest m = ReadManifest(f.env(), f.path());
+  REQUIRE(m.segments.size() > 4);
+  const internal::ManifestSegment& victim = m.segments[m.segments.size() / 2];
+  REQUIRE(victim.described);
+  const std::string path = JoinPath(f.path(), internal::SegmentFileName(victim.number));
+  auto data = f.env().ReadFileToString(path);
+  REQUIRE(data.ok());
+  // A byte of the page index's directory (just before its 24-byte tail).
+  std::string damaged = *data;
+  damaged[damaged.size() - 32 - 24 - 10] ^= 0x5A;
+  {
+    auto w = f.env().NewWritableFile(path, Env::OpenMode::kTruncate);
+    REQUIRE(w.ok());
+    REQUIRE((*w)->Append(damaged).ok());
+    REQUIRE((*w)->Close().ok());
+  }
+  f.Reopen();
+  RequirePagesAt(f.store(), before);
+  RequireSameSnapshot(before, TakeSnapshot(f.store()));
+  CHECK(walks == Walks(f.store()));
+  const std::vector<std::string> damage = f.store().Damage();
+  REQUIRE(damage.size() == 1);
+  CHECK(damage[0].rfind(internal::SegmentFileName(victim.number) + ": ", 0) == 0);
+  CHECK(damage[0].find("rebuilt in memory") != std::string::npos);
+  CHECK(*f.env().GetFileSize(path) == data->size());  // nothing cut
+}
+
+TEST_CASE("A described segment absent at Open: Open needs it not, its reads fail until it is back") {
+  StoreFixture f(32 << 10);
+  f.options().seal_on_close = true;
+  f.Reopen();
+  BuildCompacted(f);
+  const Snapshot before = TakeSnapshot(f.store());
+  f.Close();
+  const internal::Manifest m = ReadManifest(f.env(), f.path());
+  REQUIRE(m.segments.size() > 4);
+  // One that holds no timeline's head (Open looks the heads up).
+  const internal::ManifestSegment* found = nullptr;
+  for (const internal::ManifestSegment& seg : m.segments) {
+    bool head = false;
+    for (const TimelineInfo& t : before.timelines) {
+      head = head || (t.head >= seg.desc.rec_min_lsn && t.head <= seg.desc.rec_max_lsn);
+    }
+    if (!head && seg.described && seg.desc.versions > 0) found = &seg;
+  }
+  REQUIRE(found != nullptr);
+  const internal::ManifestSegment& victim = *found;
+  // Away, as a store that keeps sealed segments in object storage would
+  // have it (the Env would fetch it on its first open).
+  const std::string path = JoinPath(f.path(), internal::SegmentFileName(victim.number));
+  REQUIRE(f.env().RenameFile(path, path + ".away").ok());
+  f.Reopen();
+  size_t failed = 0;
+  for (const auto& [lsn, pages] : before.pages) {
+    for (size_t p = 0; p < pages.size(); ++p) {
+      std::string out;
+      Status st = f.store().ReadPageAt(lsn, static_cast<PageNo>(p + 1), &out);
+      if (!st.ok()) {
+        ++failed;
+        continue;
+      }
+      REQUIRE(out == pages[p]);  // never a wrong page
+    }
+  }
+  CHECK(failed > 0);
+  CHECK(!f.store().History(1, 0, 1000000).ok());  // a walk needs every segment
+  REQUIRE(f.env().RenameFile(path + ".away", path).ok());
+  RequirePagesAt(f.store(), before);
+  RequireSameSnapshot(before, TakeSnapshot(f.store()));
+  CHECK(f.store().Damage().empty());
+}
+
+TEST_CASE("A version-2 MANIFEST is used once and written anew as version 3") {
+  StoreFixture f(32 << 10);
+  BuildCompacted(f);
+  const Snapshot before = TakeSnapshot(f.store());
+  const std::vector<std::string> walks = Walks(f.store());
+  f.Close();
+  internal::Manifest m = ReadManifest(f.env(), f.path());
+  const std::string v2 = internal::EncodeStoreManifest(m, 2);
+  {
+    internal::Manifest back;
+    REQUIRE(internal::DecodeStoreManifest(v2, &back).ok());
+    CHECK(back.version == 2);
+    CHECK(back.has_payloads);
+    for (const internal::ManifestSegment& seg : back.segments) CHECK(!seg.described);
+  }
+  WriteManifest(f.env(), f.path(), v2);
+  f.Reopen();
+  CHECK(f.store().Damage().empty());  // an older version is no damage
+  RequireSameSnapshot(before, TakeSnapshot(f.store()));
+  CHECK(walks == Walks(f.store()));
+  const internal::Manifest rewritten = ReadManifest(f.env(), f.path());
+  CHECK(rewritten.version == internal::kStoreManifestVersion);
+  CHECK(rewritten.segments == m.segments);
+}
+
+TEST_CASE("Upgrading to a version-3 MANIFEST: a fault at any file operation of that Open loses nothing") {
+  uint64_t n = 1;
+  for (;; ++n) {
+    ::branchdb::testing::FaultInjectionEnv fault;
+    StoreFixture f(32 << 10, &fault);
+    const TimelineId t = f.Create(0, "main");
+    for (int i = 0; i < 40; ++i) {
+      f.Commit(t, {{static_cast<PageNo>(i % 3 + 1), 10 + static_cast<uint64_t>(i)}}, 4, "c");
+    }
+    const Snapshot before = TakeSnapshot(f.store());
+    f.Close();
+    internal::Manifest m = ReadManifest(f.env(), f.path());
+    REQUIRE(m.segments.size() > 3);
+    WriteManifest(f.env(), f.path(), internal::EncodeStoreManifest(m, 2));
+    fault.FailNth(n, ::branchdb::testing::FaultType::kIOError);
+    { auto s = PageStore::Open(f.options(), f.path()); }  // fails or not, then closes
+    const bool fired = fault.FaultFired();
+    INFO("fault #" << n << ": " << (fired ? fault.FiredOpDescription() : "none"));
+    fault.ClearFault();
+    REQUIRE(fault.DropUnsyncedData().ok());  // and a power loss right after
+    f.Reopen();
+    CHECK(f.store().Damage().empty());
+    RequireSameSnapshot(before, TakeSnapshot(f.store()));
+    f.Close();
+    f.Reopen();  // from whichever MANIFEST is on disk now
+    RequireSameSnapshot(before, TakeSnapshot(f.store()));
+    if (!fired) break;
+  }
+  CHECK(n > 5);
+}
+
+}  // namespace
 }  // namespace branchdb::storage::testing
