@@ -5,8 +5,11 @@
 
 #include <algorithm>
 #include <charconv>
+#include <memory>
 #include <random>
+#include <vector>
 
+#include "base/mutex.h"
 #include "objstore/sigv4.h"
 
 namespace branchdb::objstore {
@@ -346,23 +349,49 @@ class S3ClientImpl final : public S3Client {
       req.body.assign(call.body.data(), call.body.size());
     }
 
-    httplib::Client client(host_, port_);
-    client.set_url_encode(false);
-    client.set_keep_alive(false);
-    client.set_connection_timeout(options_.connect_timeout_ms / 1000,
-                                  (options_.connect_timeout_ms % 1000) * 1000);
-    client.set_read_timeout(options_.request_timeout_ms / 1000,
-                            (options_.request_timeout_ms % 1000) * 1000);
-    client.set_write_timeout(options_.request_timeout_ms / 1000,
-                             (options_.request_timeout_ms % 1000) * 1000);
-    auto res = client.send(req);
+    std::unique_ptr<httplib::Client> client = TakeConnection();
+    auto res = client->send(req);
     if (!res) {
       return Status::Unavailable("S3 " + call.op + " " + call.path + ": " +
                                      httplib::to_string(res.error()) + " (" + host_header_ + ")",
                                  "transport_error");
     }
+    ReturnConnection(std::move(client));
     return Answer{res->status, std::move(res->body), std::move(res->headers)};
   }
+
+  // A kept-alive connection to the endpoint: an idle one (httplib checks
+  // that its socket is still open before reusing it, and reconnects), or a
+  // new one. One request at a time each.
+  std::unique_ptr<httplib::Client> TakeConnection() {
+    {
+      MutexLock l(pool_mu_);
+      if (!idle_.empty()) {
+        std::unique_ptr<httplib::Client> client = std::move(idle_.back());
+        idle_.pop_back();
+        return client;
+      }
+    }
+    auto client = std::make_unique<httplib::Client>(host_, port_);
+    client->set_url_encode(false);
+    client->set_keep_alive(true);
+    client->set_connection_timeout(options_.connect_timeout_ms / 1000,
+                                   (options_.connect_timeout_ms % 1000) * 1000);
+    client->set_read_timeout(options_.request_timeout_ms / 1000,
+                             (options_.request_timeout_ms % 1000) * 1000);
+    client->set_write_timeout(options_.request_timeout_ms / 1000,
+                              (options_.request_timeout_ms % 1000) * 1000);
+    return client;
+  }
+
+  // After a whole answer: kept for the next request (at most
+  // kIdleConnections; a connection that failed is dropped instead).
+  void ReturnConnection(std::unique_ptr<httplib::Client> client) {
+    MutexLock l(pool_mu_);
+    if (idle_.size() < kIdleConnections) idle_.push_back(std::move(client));
+  }
+
+  static constexpr size_t kIdleConnections = 8;
 
   const S3Options options_;
   const std::string host_;
@@ -370,6 +399,8 @@ class S3ClientImpl final : public S3Client {
   const std::string host_header_;
   Clock* const clock_;
   const SigV4Credentials credentials_;
+  Mutex pool_mu_;  // a leaf
+  std::vector<std::unique_ptr<httplib::Client>> idle_ GUARDED_BY(pool_mu_);
 };
 
 // "http://host[:port]" -> host, port; false when it is not of that form.

@@ -13,8 +13,12 @@
 //   5xx, 429 and transport failures (after the retries) -> Unavailable.
 // The secret access key is never part of a message.
 //
+// Connections are kept alive and reused (up to 8 idle ones per client; a
+// request takes an idle one or opens one, and a connection whose request
+// failed is closed, never reused).
+//
 // Thread-safety: an S3Client is safe to use from many threads at once (each
-// request opens its own connection).
+// request has a connection of its own while it runs).
 #ifndef BRANCHDB_OBJSTORE_S3_CLIENT_H_
 #define BRANCHDB_OBJSTORE_S3_CLIENT_H_
 

@@ -8,7 +8,9 @@
 
 #include <atomic>
 #include <chrono>
+#include <mutex>
 #include <random>
+#include <set>
 #include <thread>
 
 #include "objstore/s3_client.h"
@@ -194,11 +196,18 @@ struct Answer {
   std::string body;
   int delay_ms = 0;
 };
+// keep_alive: requests a connection serves before the server closes it;
+// port: 0 for any free one.
 class ScriptedServer {
  public:
-  explicit ScriptedServer(std::vector<Answer> answers) : answers_(std::move(answers)) {
-    server_.set_keep_alive_max_count(1);
-    auto handler = [this](const httplib::Request&, httplib::Response& res) {
+  explicit ScriptedServer(std::vector<Answer> answers, int keep_alive = 1, int port = 0)
+      : answers_(std::move(answers)) {
+    server_.set_keep_alive_max_count(keep_alive);
+    auto handler = [this](const httplib::Request& req, httplib::Response& res) {
+      {
+        std::lock_guard<std::mutex> l(mu_);
+        client_ports_.insert(req.remote_port);
+      }
       const size_t i = std::min<size_t>(requests_++, answers_.size() - 1);
       const Answer& a = answers_[i];
       if (a.delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(a.delay_ms));
@@ -207,7 +216,12 @@ class ScriptedServer {
     };
     server_.Get(".*", handler);
     server_.Put(".*", handler);
-    port_ = server_.bind_to_any_port("127.0.0.1");
+    if (port == 0) {
+      port_ = server_.bind_to_any_port("127.0.0.1");
+    } else {
+      REQUIRE(server_.bind_to_port("127.0.0.1", port));
+      port_ = port;
+    }
     thread_ = std::thread([this] { server_.listen_after_bind(); });
     while (!server_.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
@@ -226,9 +240,17 @@ class ScriptedServer {
     return options;
   }
   int requests() const { return requests_; }
+  int port() const { return port_; }
+  // How many connections the requests came on (by the client's port).
+  size_t connections() {
+    std::lock_guard<std::mutex> l(mu_);
+    return client_ports_.size();
+  }
 
  private:
   std::vector<Answer> answers_;
+  std::mutex mu_;
+  std::set<int> client_ports_;
   std::atomic<int> requests_{0};
   httplib::Server server_;
   int port_ = 0;
@@ -293,6 +315,34 @@ TEST_CASE("a request that times out is retried") {
   REQUIRE(got.ok());
   CHECK(*got == "on time");
   CHECK(server.requests() == 2);
+}
+
+TEST_CASE("requests one after another reuse one connection") {
+  ScriptedServer server({{200, "payload"}}, /*keep_alive=*/100);
+  auto s3 = S3Client::Open(server.Options());
+  REQUIRE(s3.ok());
+  for (int i = 0; i < 5; ++i) CHECK((*s3)->Get("k").ok());
+  CHECK((*s3)->Put("k", "v").ok());
+  CHECK(server.requests() == 6);
+  CHECK(server.connections() == 1);
+}
+
+TEST_CASE("a kept connection the server closed is replaced, not failed on") {
+  int port = 0;
+  auto s3 = [&] {
+    ScriptedServer first({{200, "first"}}, /*keep_alive=*/100);
+    port = first.port();
+    S3Options options = first.Options();
+    options.max_attempts = 1;  // a request on the dead connection would fail outright
+    auto opened = S3Client::Open(options);
+    REQUIRE(opened.ok());
+    CHECK(*(*opened)->Get("k") == "first");  // its connection is kept idle
+    return std::move(*opened);
+  }();  // the server is gone, and the kept connection with it
+  ScriptedServer second({{200, "second"}}, /*keep_alive=*/100, port);
+  auto got = s3->Get("k");
+  REQUIRE(got.ok());
+  CHECK(*got == "second");
 }
 
 TEST_CASE("a port where nothing listens is Unavailable, reason transport_error") {
