@@ -327,6 +327,10 @@ class PageStoreImpl final : public PageStore {
   // and returns what the caller reports.
   Status StopWrites(Status s) REQUIRES(mu_);
   Status RollSegment();
+  // Writes zeros ahead of the active segment's last record when fewer than
+  // half of options_.preallocate_bytes are left (not synced: the next Sync of
+  // the active file makes them durable).
+  Status ExtendZeros();
   Status SealActive();
   // The page index of segment `number` (`size` bytes), just written and
   // synced, read back through the file as a reopen would read it (so the
@@ -619,6 +623,9 @@ class PageStoreImpl final : public PageStore {
   // End of the last record appended to the active segment (its header's
   // end in a new one): what a sync of it makes durable.
   uint64_t appended_end_ = 0;
+  // The active segment file's size: appended_end_ plus the zeros written
+  // ahead of it (ExtendZeros), cut off when the segment is sealed.
+  uint64_t zeros_end_ = 0;
   uint32_t active_version_ = kFormatVersion;  // a format-1 segment takes no payloads
   std::vector<std::pair<uint64_t, std::string>> active_footer_;
   uint64_t next_segment_ = 1;
