@@ -329,8 +329,8 @@ class PageStoreImpl final : public PageStore {
   Status RollSegment();
   // Writes zeros ahead of the active segment's last record when fewer than
   // half of options_.preallocate_bytes are left (not synced: the next Sync of
-  // the active file makes them durable).
-  Status ExtendZeros();
+  // the active file makes them durable). Best effort (a full disk).
+  void ExtendZeros();
   Status SealActive();
   // The page index of segment `number` (`size` bytes), just written and
   // synced, read back through the file as a reopen would read it (so the

@@ -314,7 +314,7 @@ Status PageStoreImpl::Recover() {
     active_file_ = std::move(*file);
     // Recovery cut any zero region (LoadSegment): a fresh one, synced below.
     zeros_end_ = active_file_->Size();
-    BRANCHDB_RETURN_IF_ERROR(ExtendZeros());
+    ExtendZeros();
     // What recovery read of the tail may be in the OS's cache only (a killed
     // process wrote it, nothing synced it): make it durable before anything
     // can be acknowledged on top of it (WaitDurable counts it as durable).

@@ -329,9 +329,8 @@ Status PageStoreImpl::WaitDurableLocked(Lsn lsn) {
   // meanwhile (the segment does not roll while syncing_).
   if (!active_file_) return StopWrites(Status::IOError("no active segment"));
   // The zero region is grown by the leader, ahead of need, and made durable
-  // by this sync: the records later written over it change no file size. A
-  // failure stops writes; the records already appended are still synced.
-  if (Status z = ExtendZeros(); !z.ok()) (void)StopWrites(z);
+  // by this sync: the records later written over it change no file size.
+  ExtendZeros();
   syncing_ = true;
   const Lsn target = appended_lsn_;
   const uint64_t target_end = appended_end_;  // the segment cannot roll while syncing_
@@ -472,33 +471,35 @@ Status PageStoreImpl::StartSegment(uint64_t number) {
   active_version_ = kFormatVersion;
   active_footer_.clear();
   appended_end_ = active_file_->Size();
-  zeros_end_ = appended_end_;
+  {
+    WriterLock state(state_mu_);
+    segments_[number] = Segment{active_file_->Size(), false};
+    // Every record before it is durable (sealed): only its synced header counts.
+    durable_segment_ = number;
+    durable_bytes_ = appended_end_;
+  }
   // The zero region after the synced header (a crash before this sync leaves
   // a whole header, maybe followed by zeros: an empty log).
-  BRANCHDB_RETURN_IF_ERROR(ExtendZeros());
-  if (zeros_end_ > appended_end_) BRANCHDB_RETURN_IF_ERROR(SyncError(active_file_->Sync()));
-  WriterLock state(state_mu_);
-  segments_[number] = Segment{active_file_->Size(), false};
-  // Every record before it is durable (sealed): only its synced header counts.
-  durable_segment_ = number;
-  durable_bytes_ = appended_end_;
+  zeros_end_ = appended_end_;
+  ExtendZeros();
+  if (zeros_end_ > appended_end_) return SyncError(active_file_->Sync());
   return Status::OK();
 }
 
-Status PageStoreImpl::ExtendZeros() {
+void PageStoreImpl::ExtendZeros() {
   const uint64_t step = options_.preallocate_bytes;
   const uint64_t end = active_file_->Size();
   zeros_end_ = std::max(zeros_end_, end);  // records written past the zeros
-  if (step == 0 || zeros_end_ - end >= step / 2) return Status::OK();
+  if (step == 0 || zeros_end_ - end >= step / 2) return;
   // Not past the size at which the segment rolls: its last record may be
   // appended beyond.
   const uint64_t target = std::min(zeros_end_ + step, std::max(options_.segment_bytes, end));
-  if (target <= zeros_end_) return Status::OK();
-  Status s = active_file_->ExtendWithZeros(target);
-  // Zeros half written are past every record: harmless, and cut at reopen.
-  if (!s.ok()) return s;
-  zeros_end_ = target;
-  return Status::OK();
+  if (target <= zeros_end_) return;
+  // A failure (a full disk) is no failure of the log: records are then
+  // appended past the zeros, as without them, and zeros half written are
+  // past every record (cut at reopen). A failing disk fails the records'
+  // own writes and syncs.
+  if (active_file_->ExtendWithZeros(target).ok()) zeros_end_ = target;
 }
 
 Status PageStoreImpl::RollSegment() {
