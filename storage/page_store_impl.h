@@ -331,6 +331,10 @@ class PageStoreImpl final : public PageStore {
   // half of options_.preallocate_bytes are left (not synced: the next Sync of
   // the active file makes them durable). Best effort (a full disk).
   void ExtendZeros();
+  // At close, when the active segment was not sealed: cuts its zero region
+  // off, so that a closed store's files hold its log only (their sizes are
+  // its DiskBytes) and the next Open reads no zeros. Best effort.
+  void CutZerosAtClose();
   Status SealActive();
   // The page index of segment `number` (`size` bytes), just written and
   // synced, read back through the file as a reopen would read it (so the

@@ -70,7 +70,10 @@ PageStoreImpl::PageStoreImpl(const PageStoreOptions& options, std::string dir)
       record_cache_(options.cache != nullptr ? options.cache
                                              : Cache::Create(options.index_cache_bytes, 0)) {}
 
-PageStoreImpl::~PageStoreImpl() { SealAtClose(); }
+PageStoreImpl::~PageStoreImpl() {
+  SealAtClose();
+  CutZerosAtClose();
+}
 
 void PageStoreImpl::SealAtClose() {
   if (!opened_ || !options_.seal_on_close) return;
@@ -312,9 +315,9 @@ Status PageStoreImpl::Recover() {
     auto file = env_->NewWritableFile(SegmentPath(tail->number), Env::OpenMode::kAppend);
     if (!file.ok()) return file.status();
     active_file_ = std::move(*file);
-    // Recovery cut any zero region (LoadSegment): a fresh one, synced below.
+    // Recovery cut any zero region (LoadSegment); the first group-commit
+    // leader writes a new one (a store opened to be read writes none).
     zeros_end_ = active_file_->Size();
-    ExtendZeros();
     // What recovery read of the tail may be in the OS's cache only (a killed
     // process wrote it, nothing synced it): make it durable before anything
     // can be acknowledged on top of it (WaitDurable counts it as durable).

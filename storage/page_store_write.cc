@@ -497,9 +497,19 @@ void PageStoreImpl::ExtendZeros() {
   if (target <= zeros_end_) return;
   // A failure (a full disk) is no failure of the log: records are then
   // appended past the zeros, as without them, and zeros half written are
-  // past every record (cut at reopen). A failing disk fails the records'
-  // own writes and syncs.
-  if (active_file_->ExtendWithZeros(target).ok()) zeros_end_ = target;
+  // past every record (cut at reopen, or by sealing: zeros_end_ bounds the
+  // file's size either way). A failing disk fails the records' own writes
+  // and syncs.
+  (void)active_file_->ExtendWithZeros(target);
+  zeros_end_ = target;
+}
+
+void PageStoreImpl::CutZerosAtClose() {
+  MutexLock lock(mu_);  // nothing else runs: the store's last owner is closing it
+  if (!opened_ || !active_file_ || syncing_ || zeros_end_ <= active_file_->Size()) return;
+  // Only zeros lie past the write position (records past the zeros moved
+  // zeros_end_ along): the cut never takes a record's byte.
+  (void)env_->TruncateFile(SegmentPath(active_number_), active_file_->Size());
 }
 
 Status PageStoreImpl::RollSegment() {

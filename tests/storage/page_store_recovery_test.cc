@@ -147,9 +147,10 @@ TEST_CASE("A torn tail is truncated and the store continues") {
   Lsn l2 = f.Commit(t, {{1, 2}, {2, 2}}, 2);
   Snapshot before = TakeSnapshot(f.store());
   const uint64_t size = f.store().DiskBytes();  // one segment: its log's end
-  f.Close();
   std::string seg = SegmentFiles(f.env(), f.path()).back();
   REQUIRE(*f.env().GetFileSize(seg) > size);  // the zero region follows
+  f.Close();
+  CHECK(*f.env().GetFileSize(seg) == size);  // cut off at close
 
   SECTION("garbage after the last record") {
     WriteAt(f.env(), seg, size, std::string(5000, '\x7f'));
@@ -219,18 +220,27 @@ TEST_CASE("Records are written over a zero region ahead of them, which recovery 
   Snapshot before = TakeSnapshot(f.store());
 
   SECTION("a kill: reopened with the region, same answers, appends go on") {
-    f.Close();  // not sealed (seal_on_close is off): the region stays
+    auto image = f.env().ReadFileToString(seg);  // what a kill -9 leaves
+    REQUIRE(image.ok());
+    f.Close();
+    WriteAt(f.env(), seg, 0, *image);
+    REQUIRE(*f.env().GetFileSize(seg) >= end + (32 << 10));
     f.Reopen();
     RequireSameSnapshot(before, TakeSnapshot(f.store()));
     CHECK(f.store().DiskBytes() == end);
-    CHECK(*f.env().GetFileSize(seg) >= end + (32 << 10));  // a fresh region
+    CHECK(*f.env().GetFileSize(seg) == end);  // cut; none written to read
     Lsn next = f.Commit(t, {{9, 99}}, 9);
+    CHECK(*f.env().GetFileSize(seg) >= f.store().DiskBytes() + (32 << 10));  // a fresh region
+    CHECK(LogBytes(f.env(), seg) == f.store().DiskBytes());
     f.Reopen();
     CHECK(f.ReadAt(next, 9) == PageData(99));
     CHECK(f.ReadAt(lsns.back(), 5) == PageData(30));
   }
   SECTION("a record lost while a later one reached the disk: the later one never comes back") {
+    auto image = f.env().ReadFileToString(seg);  // a power loss: the region stays
+    REQUIRE(image.ok());
     f.Close();
+    WriteAt(f.env(), seg, 0, *image);
     // Record 28 (0-based) reverted to zeros, 29 whole after it (neither synced, say).
     const uint64_t at = ends[27];
     WriteAt(f.env(), seg, at, std::string(ends[28] - at, '\0'));
