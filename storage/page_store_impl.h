@@ -628,7 +628,9 @@ class PageStoreImpl final : public PageStore {
   // end in a new one): what a sync of it makes durable.
   uint64_t appended_end_ = 0;
   // The active segment file's size: appended_end_ plus the zeros written
-  // ahead of it (ExtendZeros), cut off when the segment is sealed.
+  // ahead of it (ExtendZeros), cut off when the segment is sealed; at most
+  // appended_end_ when it has none (after Open: recovery cut any, and the
+  // first group-commit leader writes a new one).
   uint64_t zeros_end_ = 0;
   uint32_t active_version_ = kFormatVersion;  // a format-1 segment takes no payloads
   std::vector<std::pair<uint64_t, std::string>> active_footer_;

@@ -315,9 +315,6 @@ Status PageStoreImpl::Recover() {
     auto file = env_->NewWritableFile(SegmentPath(tail->number), Env::OpenMode::kAppend);
     if (!file.ok()) return file.status();
     active_file_ = std::move(*file);
-    // Recovery cut any zero region (LoadSegment); the first group-commit
-    // leader writes a new one (a store opened to be read writes none).
-    zeros_end_ = active_file_->Size();
     // What recovery read of the tail may be in the OS's cache only (a killed
     // process wrote it, nothing synced it): make it durable before anything
     // can be acknowledged on top of it (WaitDurable counts it as durable).
