@@ -38,6 +38,8 @@ class Clock {
 };
 
 // A file being written sequentially. Data is durable only after Sync() succeeds.
+// Appends go to the write position, Size(); a file may extend past it with
+// zeros written ahead (ExtendWithZeros), which later Appends overwrite.
 class WritableFile {
  public:
   WritableFile() = default;
@@ -51,8 +53,20 @@ class WritableFile {
   // retry and report success (fail-stop).
   virtual Status Sync() = 0;
   virtual Status Close() = 0;
-  // Bytes in the file: its size when opened plus everything appended since.
+  // The write position: the file's size when opened plus everything appended
+  // since (zeros written ahead by ExtendWithZeros do not count).
   virtual uint64_t Size() const = 0;
+  // Preallocation with written zeros: writes zeros from the file's physical
+  // end up to `end` bytes, leaving the write position where it is, so that
+  // later Appends overwrite already written (allocated, sized) blocks and a
+  // Sync of them need not change the file's size. The zeros are durable after
+  // the next Sync. A hint: the default does nothing (the file just grows with
+  // its Appends); a wrapper that wants the POSIX file's behaviour forwards it.
+  // Not thread-safe against Append (call both from the same thread or lock).
+  virtual Status ExtendWithZeros(uint64_t end) {
+    (void)end;
+    return Status::OK();
+  }
 };
 
 // A file read at arbitrary offsets (pread). Read() is thread-safe.

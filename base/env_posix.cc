@@ -10,6 +10,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <ctime>
 #include <thread>
@@ -36,26 +37,27 @@ Status PosixError(std::string_view what, const std::string& path, int err) {
   return Status::IOError(std::move(msg));
 }
 
+// Writes with pwrite at its write position (not O_APPEND), so that Appends
+// can overwrite the zeros ExtendWithZeros wrote ahead of it.
 class PosixWritableFile final : public WritableFile {
  public:
   PosixWritableFile(std::string path, int fd, uint64_t size)
-      : path_(std::move(path)), fd_(fd), size_(size) {}
+      : path_(std::move(path)), fd_(fd), size_(size), end_(size) {}
   ~PosixWritableFile() override {
     if (fd_ >= 0) ::close(fd_);
   }
 
   Status Append(std::string_view data) override {
-    const char* p = data.data();
-    size_t left = data.size();
-    while (left > 0) {
-      ssize_t n = ::write(fd_, p, left);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        return PosixError("write", path_, errno);
-      }
-      p += n;
-      left -= static_cast<size_t>(n);
-      size_ += static_cast<uint64_t>(n);
+    BRANCHDB_RETURN_IF_ERROR(WriteAt(size_, data.data(), data.size(), &size_));
+    end_ = std::max(end_, size_);
+    return Status::OK();
+  }
+
+  Status ExtendWithZeros(uint64_t end) override {
+    static const std::string* const kZeros = new std::string(1 << 20, '\0');
+    while (end_ < end) {
+      const size_t n = static_cast<size_t>(std::min<uint64_t>(end - end_, kZeros->size()));
+      BRANCHDB_RETURN_IF_ERROR(WriteAt(end_, kZeros->data(), n, &end_));
     }
     return Status::OK();
   }
@@ -76,9 +78,27 @@ class PosixWritableFile final : public WritableFile {
   uint64_t Size() const override { return size_; }
 
  private:
+  // pwrite of n bytes at offset; *pos advances by every byte written (also
+  // when a later part fails).
+  Status WriteAt(uint64_t offset, const char* p, size_t n, uint64_t* pos) {
+    while (n > 0) {
+      ssize_t w = ::pwrite(fd_, p, n, static_cast<off_t>(offset));
+      if (w < 0) {
+        if (errno == EINTR) continue;
+        return PosixError("write", path_, errno);
+      }
+      p += w;
+      n -= static_cast<size_t>(w);
+      offset += static_cast<uint64_t>(w);
+      *pos = offset;
+    }
+    return Status::OK();
+  }
+
   const std::string path_;
   int fd_;
-  uint64_t size_;
+  uint64_t size_;  // the write position
+  uint64_t end_;   // the file's size: size_ plus the zeros written ahead
 };
 
 class PosixRandomAccessFile final : public RandomAccessFile {
@@ -163,7 +183,7 @@ class PosixEnv final : public Env {
   Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path,
                                                         OpenMode mode) override {
     int flags = O_WRONLY | O_CREAT | O_CLOEXEC;
-    flags |= (mode == OpenMode::kTruncate) ? O_TRUNC : O_APPEND;
+    if (mode == OpenMode::kTruncate) flags |= O_TRUNC;  // kAppend: writes start at the end
     int fd = ::open(path.c_str(), flags, kFileMode);
     if (fd < 0) return PosixError("open", path, errno);
     struct stat st;

@@ -90,6 +90,12 @@ struct PageStoreOptions {
   // A segment file is sealed and a new one started once it grows past this.
   // Default: 64 MiB.
   uint64_t segment_bytes = 64ull << 20;
+  // The active segment is kept this far ahead of its last record with written
+  // (and synced) zeros, grown in steps of this size, so that a commit's
+  // fdatasync overwrites allocated blocks of a file whose size does not
+  // change (docs/storage-format.md, "The zero region"). 0: records are
+  // appended to the file's end. Default: 4 MiB.
+  uint64_t preallocate_bytes = 4ull << 20;
   // The cache the store keeps decoded record metadata (annotations, page
   // lists), decoded page index blocks and, with cache_page_images, page
   // images in, shared with other

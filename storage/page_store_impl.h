@@ -375,6 +375,14 @@ class PageStoreImpl final : public PageStore {
   // and returns what the caller reports.
   Status StopWrites(Status s) REQUIRES(mu_);
   Status RollSegment();
+  // Writes zeros ahead of the active segment's last record when fewer than
+  // half of options_.preallocate_bytes are left (not synced: the next Sync of
+  // the active file makes them durable). Best effort (a full disk).
+  void ExtendZeros();
+  // At close, when the active segment was not sealed: cuts its zero region
+  // off, so that a closed store's files hold its log only (their sizes are
+  // its DiskBytes) and the next Open reads no zeros. Best effort.
+  void CutZerosAtClose();
   Status SealActive();
   // The page index of segment `number` (`size` bytes), just written and
   // synced, read back through the file as a reopen would read it (so the
@@ -667,6 +675,11 @@ class PageStoreImpl final : public PageStore {
   // End of the last record appended to the active segment (its header's
   // end in a new one): what a sync of it makes durable.
   uint64_t appended_end_ = 0;
+  // The active segment file's size: appended_end_ plus the zeros written
+  // ahead of it (ExtendZeros), cut off when the segment is sealed; at most
+  // appended_end_ when it has none (after Open: recovery cut any, and the
+  // first group-commit leader writes a new one).
+  uint64_t zeros_end_ = 0;
   uint32_t active_version_ = kFormatVersion;  // a format-1 segment takes no payloads
   std::vector<std::pair<uint64_t, std::string>> active_footer_;
   uint64_t next_segment_ = 1;

@@ -64,7 +64,10 @@ PageStoreImpl::PageStoreImpl(const PageStoreOptions& options, std::string dir)
       record_cache_(options.cache != nullptr ? options.cache
                                              : Cache::Create(options.index_cache_bytes, 0)) {}
 
-PageStoreImpl::~PageStoreImpl() { SealAtClose(); }
+PageStoreImpl::~PageStoreImpl() {
+  SealAtClose();
+  CutZerosAtClose();
+}
 
 void PageStoreImpl::SealAtClose() {
   if (!opened_ || !options_.seal_on_close) return;

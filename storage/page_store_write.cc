@@ -328,6 +328,9 @@ Status PageStoreImpl::WaitDurableLocked(Lsn lsn) {
   // Leader: one fdatasync for every record appended so far. Appenders go on
   // meanwhile (the segment does not roll while syncing_).
   if (!active_file_) return StopWrites(Status::IOError("no active segment"));
+  // The zero region is grown by the leader, ahead of need, and made durable
+  // by this sync: the records later written over it change no file size.
+  ExtendZeros();
   syncing_ = true;
   const Lsn target = appended_lsn_;
   const uint64_t target_end = appended_end_;  // the segment cannot roll while syncing_
@@ -391,6 +394,13 @@ Status PageStoreImpl::SealActive() {
   std::vector<RecordIndexEntry> records;
   if (active_version_ >= kFirstRecordIndexFormatVersion) {
     BRANCHDB_RETURN_IF_ERROR(RecordIndexOf(active_footer_, &records));
+  }
+  if (zeros_end_ > active_file_->Size()) {
+    // The zero region goes first (and the records become durable): the
+    // footer is then the file's end, the sealed format unchanged.
+    BRANCHDB_RETURN_IF_ERROR(
+        SyncError(env_->TruncateFile(SegmentPath(active_number_), active_file_->Size())));
+    zeros_end_ = active_file_->Size();
   }
   std::string footer =
       EncodeFooter(active_footer_, active_file_->Size(), active_version_, index, records);
@@ -461,12 +471,45 @@ Status PageStoreImpl::StartSegment(uint64_t number) {
   active_version_ = kFormatVersion;
   active_footer_.clear();
   appended_end_ = active_file_->Size();
-  WriterLock state(state_mu_);
-  segments_[number] = Segment{active_file_->Size(), false};
-  // Every record before it is durable (sealed): only its synced header counts.
-  durable_segment_ = number;
-  durable_bytes_ = appended_end_;
+  {
+    WriterLock state(state_mu_);
+    segments_[number] = Segment{active_file_->Size(), false};
+    // Every record before it is durable (sealed): only its synced header counts.
+    durable_segment_ = number;
+    durable_bytes_ = appended_end_;
+  }
+  // The zero region after the synced header (a crash before this sync leaves
+  // a whole header, maybe followed by zeros: an empty log).
+  zeros_end_ = appended_end_;
+  ExtendZeros();
+  if (zeros_end_ > appended_end_) return SyncError(active_file_->Sync());
   return Status::OK();
+}
+
+void PageStoreImpl::ExtendZeros() {
+  const uint64_t step = options_.preallocate_bytes;
+  const uint64_t end = active_file_->Size();
+  zeros_end_ = std::max(zeros_end_, end);  // records written past the zeros
+  if (step == 0 || zeros_end_ - end >= step / 2) return;
+  // Not past the size at which the segment rolls: its last record may be
+  // appended beyond.
+  const uint64_t target = std::min(zeros_end_ + step, std::max(options_.segment_bytes, end));
+  if (target <= zeros_end_) return;
+  // A failure (a full disk) is no failure of the log: records are then
+  // appended past the zeros, as without them, and zeros half written are
+  // past every record (cut at reopen, or by sealing: zeros_end_ bounds the
+  // file's size either way). A failing disk fails the records' own writes
+  // and syncs.
+  (void)active_file_->ExtendWithZeros(target);
+  zeros_end_ = target;
+}
+
+void PageStoreImpl::CutZerosAtClose() {
+  MutexLock lock(mu_);  // nothing else runs: the store's last owner is closing it
+  if (!opened_ || !active_file_ || syncing_ || zeros_end_ <= active_file_->Size()) return;
+  // Only zeros lie past the write position (records past the zeros moved
+  // zeros_end_ along): the cut never takes a record's byte.
+  (void)env_->TruncateFile(SegmentPath(active_number_), active_file_->Size());
 }
 
 Status PageStoreImpl::RollSegment() {

@@ -17,6 +17,7 @@ class TimedFile final : public WritableFile {
   }
   Status Close() override { return file_->Close(); }
   uint64_t Size() const override { return file_->Size(); }
+  Status ExtendWithZeros(uint64_t end) override { return file_->ExtendWithZeros(end); }
 
  private:
   std::unique_ptr<WritableFile> file_;

@@ -36,6 +36,30 @@ int64_t ParseNumber(std::string_view text) {
   return !text.empty() && ec == std::errc() && ptr == text.data() + text.size() && n >= 0 ? n : -1;
 }
 
+// The end of the log in the active segment file at path (size bytes): the
+// file ends with the zero region written ahead of the records
+// (docs/storage-format.md, "The zero region"), which is no part of the log.
+// The end of its last non-zero byte, which may fall short of the last
+// record's end (a record may end in zeros) but never past it and, as every
+// record starts with a non-zero meta_len, within that last record: a tail
+// copied up to a record's end (DurableEnd) covers the log exactly when it
+// reaches this.
+uint64_t LogEndOf(Env* env, const std::string& path, uint64_t size) {
+  auto file = env->NewRandomAccessFile(path);
+  if (!file.ok()) return size;
+  std::string block(64 << 10, '\0');
+  while (size > 0) {
+    const uint64_t start = size - std::min<uint64_t>(size, block.size());
+    auto n = (*file)->Read(start, size - start, block.data());
+    if (!n.ok() || *n != size - start) return size;
+    for (size_t i = *n; i > 0; --i) {
+      if (block[i - 1] != '\0') return start + i;
+    }
+    size = start;
+  }
+  return 0;
+}
+
 // A consistent copy of one project's rows, serialized as a database file.
 struct Snapshot {
   std::string name;
@@ -198,9 +222,11 @@ struct CatalogBackup::Impl {
     pos.newest = segments.back().second;
     segments.pop_back();
     for (auto& [n, name] : segments) pos.older.push_back(std::move(name));
-    auto size = options.env->GetFileSize(
-        JoinPath(JoinPath(JoinPath(options.data_dir, "projects"), id), pos.newest));
-    pos.newest_bytes = size.ok() ? *size : UINT64_MAX;  // vanished: wait for a newer position
+    const std::string newest =
+        JoinPath(JoinPath(JoinPath(options.data_dir, "projects"), id), pos.newest);
+    auto size = options.env->GetFileSize(newest);
+    // vanished: wait for a newer position
+    pos.newest_bytes = size.ok() ? LogEndOf(options.env, newest, *size) : UINT64_MAX;
     return pos;
   }
 

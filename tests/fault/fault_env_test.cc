@@ -352,3 +352,65 @@ TEST_CASE("FaultInjectionEnv garbage tails: a real prefix, then zeros or junk") 
   }
   CHECK(saw_garbage);
 }
+
+// Appends over zeros written ahead (WritableFile::ExtendWithZeros, the page
+// store's zero region): the zeros are durable once synced; an unsynced
+// overwrite of them is undone by a power loss, kept, or torn (a prefix of the
+// new bytes, the zeros after it); a failed Sync loses it too.
+TEST_CASE("FaultInjectionEnv unsynced overwrites of synced zeros revert or tear") {
+  TempDir dir;
+  FaultInjectionEnv env;
+  auto f = Create(&env, dir.Sub("log"));
+  REQUIRE(env.SyncDir(dir.path()).ok());
+  REQUIRE(f->Append("head").ok());
+  REQUIRE(f->ExtendWithZeros(16).ok());  // counted as a write
+  CHECK(f->Size() == 4);                 // the write position stays
+  REQUIRE(f->Sync().ok());
+  CHECK(env.SyncedSize(dir.Sub("log")) == 16u);
+  REQUIRE(f->Append("abcdef").ok());  // over the zeros
+  CHECK(f->Size() == 10);
+  CHECK(Read(&env, dir.Sub("log")) == std::string("headabcdef") + std::string(6, '\0'));
+  const std::string zeros = std::string("head") + std::string(12, '\0');
+
+  CrashOptions drop;
+  REQUIRE(env.SnapshotCrashState(dir.path(), dir.Sub("drop"), drop).ok());
+  CHECK(Read(&env, dir.Sub("drop/log")) == zeros);
+  CrashOptions keep;
+  keep.tail = TailMode::kKeepAll;
+  REQUIRE(env.SnapshotCrashState(dir.path(), dir.Sub("keep"), keep).ok());
+  CHECK(Read(&env, dir.Sub("keep/log")) == std::string("headabcdef") + std::string(6, '\0'));
+  bool saw_torn = false;
+  for (uint64_t seed = 0; seed < 40; ++seed) {
+    CrashOptions torn;
+    torn.tail = TailMode::kTornTail;
+    torn.seed = seed;
+    const std::string sub = dir.Sub("torn" + std::to_string(seed));
+    REQUIRE(env.SnapshotCrashState(dir.path(), sub, torn).ok());
+    const std::string got = Read(&env, sub + "/log");
+    INFO("seed " << seed);
+    REQUIRE(got.size() == 16);
+    const size_t kept = got.find_first_of('\0', 4) - 4;  // "abcdef" has no zero
+    CHECK(got.substr(4, kept) == std::string("abcdef").substr(0, kept));
+    CHECK(got.substr(4 + kept) == std::string(12 - kept, '\0'));
+    saw_torn |= kept > 0 && kept < 6;
+  }
+  CHECK(saw_torn);
+
+  // A failed Sync: the overwrite is lost (the file reads as synced).
+  env.FailNth(1, FaultType::kIOError, false, kOpSync);
+  CHECK_FALSE(f->Sync().ok());
+  CHECK(Read(&env, dir.Sub("log")) == zeros);
+  env.ClearFault();
+  // And after a good Sync the overwrite is durable.
+  auto g = env.NewWritableFile(dir.Sub("log2"), Env::OpenMode::kTruncate);
+  REQUIRE(g.ok());
+  REQUIRE(env.SyncDir(dir.path()).ok());
+  REQUIRE((*g)->ExtendWithZeros(8).ok());
+  REQUIRE((*g)->Sync().ok());
+  REQUIRE((*g)->Append("xy").ok());
+  REQUIRE((*g)->Sync().ok());
+  g->reset();
+  f.reset();
+  REQUIRE(env.SimulateCrash().ok());
+  CHECK(Read(&env, dir.Sub("log2")) == std::string("xy") + std::string(6, '\0'));
+}

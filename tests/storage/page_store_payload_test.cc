@@ -159,12 +159,11 @@ TEST_CASE("A payload cut short by a crash is a torn tail: its record was never a
   TimelineId t = f.Create(0);
   Lsn kept = CommitWithPayload(f, t, 1, 1, Payload(10'000, 1));
   Lsn torn = CommitWithPayload(f, t, 1, 2, Payload(10'000, 2));
+  const uint64_t size = f.store().DiskBytes();  // the log's end (a zero region follows)
   f.Close();
   auto files = SegmentFiles(f.env(), f.path());
   REQUIRE(files.size() == 1);
-  auto size = f.env().GetFileSize(files[0]);
-  REQUIRE(size.ok());
-  REQUIRE(f.env().TruncateFile(files[0], *size - 100).ok());
+  REQUIRE(f.env().TruncateFile(files[0], size - 100).ok());
   f.Reopen();
   CHECK(f.store().LastLsn() == kept);
   CHECK(f.store().GetRecord(torn).status().IsNotFound());

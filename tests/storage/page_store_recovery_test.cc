@@ -31,6 +31,27 @@ std::vector<std::string> SegmentFiles(Env& env, const std::string& dir) {
   return out;
 }
 
+// The bytes of path up to its last non-zero one: an active segment's log
+// without its zero region when its last record ends in a non-zero byte (as
+// PageData's pages do).
+uint64_t LogBytes(Env& env, const std::string& path) {
+  auto data = env.ReadFileToString(path);
+  REQUIRE(data.ok());
+  return data->find_last_not_of('\0') + 1;
+}
+
+// Replaces the bytes of path at offset with bytes (the file grows if needed).
+void WriteAt(Env& env, const std::string& path, uint64_t offset, std::string_view bytes) {
+  auto data = env.ReadFileToString(path);
+  REQUIRE(data.ok());
+  if (data->size() < offset + bytes.size()) data->resize(offset + bytes.size(), '\0');
+  data->replace(offset, bytes.size(), bytes);
+  auto f = env.NewWritableFile(path, Env::OpenMode::kTruncate);
+  REQUIRE(f.ok());
+  REQUIRE((*f)->Append(*data).ok());
+  REQUIRE((*f)->Sync().ok());
+}
+
 void FlipByte(Env& env, const std::string& path, uint64_t offset) {
   auto data = env.ReadFileToString(path);
   REQUIRE(data.ok());
@@ -89,8 +110,8 @@ TEST_CASE("Recovery reads sealed footers and scans the unsealed tail") {
   auto files = SegmentFiles(f.env(), f.path());
   CHECK(files.size() >= 10);
   uint64_t disk = f.store().DiskBytes();
-  uint64_t sum = 0;
-  for (const auto& p : files) sum += *f.env().GetFileSize(p);
+  uint64_t sum = 0;  // the sealed files whole, the active one without its zero region
+  for (const auto& p : files) sum += p == files.back() ? LogBytes(f.env(), p) : *f.env().GetFileSize(p);
   CHECK(disk == sum);
   f.Reopen();
   CHECK(f.store().DiskBytes() == disk);
@@ -125,20 +146,18 @@ TEST_CASE("A torn tail is truncated and the store continues") {
   Lsn l1 = f.Commit(t, {{1, 1}}, 1);
   Lsn l2 = f.Commit(t, {{1, 2}, {2, 2}}, 2);
   Snapshot before = TakeSnapshot(f.store());
-  f.Close();
+  const uint64_t size = f.store().DiskBytes();  // one segment: its log's end
   std::string seg = SegmentFiles(f.env(), f.path()).back();
-  uint64_t size = *f.env().GetFileSize(seg);
+  REQUIRE(*f.env().GetFileSize(seg) > size);  // the zero region follows
+  f.Close();
+  CHECK(*f.env().GetFileSize(seg) == size);  // cut off at close
 
-  SECTION("garbage appended after the last record") {
-    {
-      auto w = f.env().NewWritableFile(seg, Env::OpenMode::kAppend);
-      REQUIRE(w.ok());
-      REQUIRE((*w)->Append(std::string(5000, '\x7f')).ok());
-      REQUIRE((*w)->Sync().ok());
-    }
+  SECTION("garbage after the last record") {
+    WriteAt(f.env(), seg, size, std::string(5000, '\x7f'));
     f.Reopen();
     RequireSameSnapshot(before, TakeSnapshot(f.store()));
-    CHECK(*f.env().GetFileSize(seg) == size);
+    CHECK(f.store().DiskBytes() == size);
+    CHECK(LogBytes(f.env(), seg) == size);  // the garbage is gone, zeros follow
   }
   SECTION("the last record cut short") {
     REQUIRE(f.env().TruncateFile(seg, size - 100).ok());
@@ -158,6 +177,123 @@ TEST_CASE("A torn tail is truncated and the store continues") {
     f.Reopen();
     RequireSameSnapshot(before, TakeSnapshot(f.store()));
   }
+  SECTION("the last record torn, zeros after it (the zero region beneath)") {
+    WriteAt(f.env(), seg, size - 100, std::string(100, '\0'));
+    f.Reopen();
+    CHECK(f.store().LastLsn() == l1);
+    CHECK(f.store().GetRecord(l2).status().IsNotFound());
+    CHECK(f.store().DiskBytes() < size);
+    Lsn again = f.Commit(t, {{2, 7}}, 2);
+    CHECK(again == l2);
+    f.Reopen();
+    CHECK(f.ReadAt(again, 2) == PageData(7));
+    CHECK(f.ReadAt(again, 1) == PageData(1));
+  }
+}
+
+// The active segment's zero region (docs/storage-format.md, "The zero
+// region"): records overwrite zeros written ahead; the log ends at the
+// first record header of zeros; recovery cuts the region off and writes a
+// fresh one; sealing cuts it before the footer.
+TEST_CASE("Records are written over a zero region ahead of them, which recovery cuts") {
+  StoreFixture f;
+  f.options().preallocate_bytes = 64 << 10;
+  f.Reopen();
+  TimelineId t = f.Create(0);
+  std::vector<Lsn> lsns;
+  std::vector<uint64_t> ends;  // the log's end after each commit
+  for (int i = 0; i < 30; ++i) {  // 120 KiB of records: the region grows twice or more
+    lsns.push_back(f.Commit(t, {{static_cast<PageNo>(i % 5 + 1), static_cast<uint64_t>(i + 1)}}, 5));
+    ends.push_back(f.store().DiskBytes());
+  }
+  const std::string seg = SegmentFiles(f.env(), f.path()).back();
+  const uint64_t end = ends.back();
+  {
+    auto data = f.env().ReadFileToString(seg);
+    REQUIRE(data.ok());
+    INFO("file " << data->size() << " bytes, log " << end);
+    CHECK(data->size() >= end + (32 << 10));  // at least half a step ahead
+    CHECK(data->find_first_not_of('\0', end) == std::string::npos);
+  }
+  // Only the records are durable as far as a copy of the log is concerned.
+  CHECK(f.store().DurableEnd().bytes == end);
+  Snapshot before = TakeSnapshot(f.store());
+
+  SECTION("a kill: reopened with the region, same answers, appends go on") {
+    auto image = f.env().ReadFileToString(seg);  // what a kill -9 leaves
+    REQUIRE(image.ok());
+    f.Close();
+    WriteAt(f.env(), seg, 0, *image);
+    REQUIRE(*f.env().GetFileSize(seg) >= end + (32 << 10));
+    f.Reopen();
+    RequireSameSnapshot(before, TakeSnapshot(f.store()));
+    CHECK(f.store().DiskBytes() == end);
+    CHECK(*f.env().GetFileSize(seg) == end);  // cut; none written to read
+    Lsn next = f.Commit(t, {{9, 99}}, 9);
+    CHECK(*f.env().GetFileSize(seg) >= f.store().DiskBytes() + (32 << 10));  // a fresh region
+    CHECK(LogBytes(f.env(), seg) == f.store().DiskBytes());
+    f.Reopen();
+    CHECK(f.ReadAt(next, 9) == PageData(99));
+    CHECK(f.ReadAt(lsns.back(), 5) == PageData(30));
+  }
+  SECTION("a record lost while a later one reached the disk: the later one never comes back") {
+    auto image = f.env().ReadFileToString(seg);  // a power loss: the region stays
+    REQUIRE(image.ok());
+    f.Close();
+    WriteAt(f.env(), seg, 0, *image);
+    // Record 28 (0-based) reverted to zeros, 29 whole after it (neither synced, say).
+    const uint64_t at = ends[27];
+    WriteAt(f.env(), seg, at, std::string(ends[28] - at, '\0'));
+    f.Reopen();
+    CHECK(f.store().LastLsn() == lsns[27]);
+    CHECK(f.store().GetRecord(lsns[29]).status().IsNotFound());
+    CHECK(LogBytes(f.env(), seg) == at);  // cut, zeros after: the stale record is gone
+    // A new record where the lost one was (about as long): nothing of the
+    // stale one after it is read back.
+    Lsn again = f.Commit(t, {{1, 555}}, 5);
+    f.Reopen();
+    CHECK(f.store().LastLsn() == again);
+    CHECK(f.ReadAt(again, 1) == PageData(555));
+    CHECK(f.ReadAt(again, 5) == PageData(25));
+  }
+}
+
+TEST_CASE("Sealing a preallocated segment cuts its zeros before the footer") {
+  StoreFixture f(64 << 10);
+  f.options().preallocate_bytes = 16 << 10;
+  f.options().seal_on_close = true;
+  f.Reopen();
+  TimelineId t = f.Create(0);
+  Lsn last = 0;
+  for (int i = 0; i < 60; ++i) {
+    last = f.Commit(t, {{static_cast<PageNo>(i % 7 + 1), static_cast<uint64_t>(i + 1)}}, 7);
+  }
+  Snapshot before = TakeSnapshot(f.store());
+  auto files = SegmentFiles(f.env(), f.path());
+  REQUIRE(files.size() >= 3);
+  uint64_t sealed_bytes = 0;
+  for (size_t i = 0; i + 1 < files.size(); ++i) {
+    auto data = f.env().ReadFileToString(files[i]);
+    REQUIRE(data.ok());
+    // Footer and trailer at the file's end, the trailer's magic last.
+    INFO(files[i]);
+    CHECK(data->size() < (64 << 10) + 2 * 4200 + 4096);
+    CHECK(data->back() != '\0');
+    sealed_bytes += data->size();
+  }
+  CHECK(f.store().DiskBytes() == sealed_bytes + LogBytes(f.env(), files.back()));
+  f.Close();  // seals the active segment too
+  uint64_t all = 0;
+  for (const auto& p : SegmentFiles(f.env(), f.path())) all += *f.env().GetFileSize(p);
+  f.Reopen();
+  RequireSameSnapshot(before, TakeSnapshot(f.store()));
+  // The sealed files whole, and the header of the new segment Open started.
+  CHECK(f.store().DiskBytes() > all);
+  CHECK(f.store().DiskBytes() < all + 128);
+  CHECK(f.ReadAt(last, (59 % 7) + 1) == PageData(60));
+  Lsn next = f.Commit(t, {{1, 1234}}, 7);
+  f.Reopen();
+  CHECK(f.ReadAt(next, 1) == PageData(1234));
 }
 
 TEST_CASE("Checksum corruption in a sealed segment is reported, not ignored") {

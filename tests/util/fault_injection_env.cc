@@ -27,6 +27,17 @@ Result<std::string> ReadPrefix(Env* env, const std::string& path, uint64_t n) {
   return out;
 }
 
+// Reads n bytes at offset of path through env (fewer at its end).
+Result<std::string> ReadRange(Env* env, const std::string& path, uint64_t offset, uint64_t n) {
+  auto file = env->NewRandomAccessFile(path);
+  if (!file.ok()) return file.status();
+  std::string out(n, '\0');
+  auto got = (*file)->Read(offset, n, out.data());
+  if (!got.ok()) return got.status();
+  out.resize(*got);
+  return out;
+}
+
 Status WriteWhole(Env* env, const std::string& path, std::string_view contents, bool sync) {
   auto file = env->NewWritableFile(path, Env::OpenMode::kTruncate);
   if (!file.ok()) return file.status();
@@ -80,12 +91,25 @@ class FaultWritableFile final : public WritableFile {
     if (!fault.ok()) {
       if (env_->fault_.has_value() && env_->fault_->partial_write && data.size() > 1) {
         std::string_view half = data.substr(0, data.size() / 2);
-        if (target_->Append(half).ok()) env_->OnAppend(id_, half.size());
+        const uint64_t offset = target_->Size();
+        if (env_->SaveOverwritten(id_, offset, half.size()).ok() && target_->Append(half).ok()) {
+          env_->OnWritten(id_, offset + half.size());
+        }
       }
       return fault;
     }
+    const uint64_t offset = target_->Size();
+    BRANCHDB_RETURN_IF_ERROR(env_->SaveOverwritten(id_, offset, data.size()));
     Status s = target_->Append(data);
-    if (s.ok()) env_->OnAppend(id_, data.size());
+    if (s.ok()) env_->OnWritten(id_, offset + data.size());
+    return s;
+  }
+
+  Status ExtendWithZeros(uint64_t end) override {
+    std::lock_guard<std::recursive_mutex> lock(env_->mu_);
+    BRANCHDB_RETURN_IF_ERROR(env_->MaybeFail(kOpAppend, path_));
+    Status s = target_->ExtendWithZeros(end);
+    if (s.ok()) env_->OnWritten(id_, end);
     return s;
   }
 
@@ -306,6 +330,7 @@ Status FaultInjectionEnv::SaveIfNeeded(InodeId id) {
   }
   auto data = ReadPrefix(target(), it->second.live_path, it->second.synced_size);
   if (!data.ok()) return data.status();
+  RestoreOverwritten(it->second, 0, &*data);
   it->second.saved = std::move(*data);
   return Status::OK();
 }
@@ -318,7 +343,7 @@ void FaultInjectionEnv::CollectGarbage() {
   }
   for (auto it = inodes_.begin(); it != inodes_.end();) {
     // Unlinked and unreferenced inodes may still have an open writer; their
-    // writes are then ignored (OnAppend checks existence).
+    // writes are then ignored (OnWritten checks existence).
     if (referenced.count(it->first) == 0) {
       it = inodes_.erase(it);
     } else {
@@ -327,22 +352,69 @@ void FaultInjectionEnv::CollectGarbage() {
   }
 }
 
-void FaultInjectionEnv::OnAppend(InodeId id, uint64_t n) {
+Status FaultInjectionEnv::SaveOverwritten(InodeId id, uint64_t offset, uint64_t n) {
   auto it = inodes_.find(id);
-  if (it != inodes_.end()) it->second.size += n;
+  if (it == inodes_.end() || it->second.live_path.empty()) return Status::OK();
+  Inode& inode = it->second;
+  const uint64_t stop = std::min(offset + n, inode.synced_size);
+  uint64_t pos = offset;
+  while (pos < stop) {
+    auto next = inode.overwritten.upper_bound(pos);
+    if (next != inode.overwritten.begin()) {
+      auto prev = std::prev(next);
+      if (prev->first + prev->second.size() > pos) {  // saved already
+        pos = prev->first + prev->second.size();
+        continue;
+      }
+    }
+    const uint64_t until = next == inode.overwritten.end() ? stop : std::min(stop, next->first);
+    auto old = ReadRange(target(), inode.live_path, pos, until - pos);
+    if (!old.ok()) return old.status();
+    if (old->size() != until - pos) return Status::IOError("short read of " + inode.live_path);
+    inode.overwritten[pos] = std::move(*old);
+    pos = until;
+  }
+  return Status::OK();
+}
+
+void FaultInjectionEnv::OnWritten(InodeId id, uint64_t end) {
+  auto it = inodes_.find(id);
+  if (it != inodes_.end()) it->second.size = std::max(it->second.size, end);
+}
+
+void FaultInjectionEnv::RestoreOverwritten(const Inode& inode, uint64_t keep_new,
+                                           std::string* data) {
+  for (const auto& [offset, old] : inode.overwritten) {
+    const uint64_t kept = std::min<uint64_t>(keep_new, old.size());
+    keep_new -= kept;
+    if (offset + kept >= data->size()) continue;
+    const uint64_t n = std::min<uint64_t>(old.size() - kept, data->size() - offset - kept);
+    data->replace(offset + kept, n, old, kept, n);
+  }
 }
 
 void FaultInjectionEnv::OnSynced(InodeId id) {
   auto it = inodes_.find(id);
-  if (it != inodes_.end()) it->second.synced_size = it->second.size;
+  if (it == inodes_.end()) return;
+  it->second.synced_size = it->second.size;
+  it->second.overwritten.clear();
 }
 
 Status FaultInjectionEnv::FileSyncFailed(InodeId id) {
   if (!drop_unsynced_on_sync_failure_) return Status::OK();
   auto it = inodes_.find(id);
   if (it == inodes_.end() || it->second.live_path.empty()) return Status::OK();
-  it->second.size = it->second.synced_size;
-  return target()->TruncateFile(it->second.live_path, it->second.synced_size);
+  Inode& inode = it->second;
+  inode.size = inode.synced_size;
+  if (!inode.overwritten.empty()) {
+    // The overwritten bytes are lost too: the file reads back as it was synced.
+    auto data = ReadPrefix(target(), inode.live_path, inode.synced_size);
+    if (!data.ok()) return data.status();
+    RestoreOverwritten(inode, 0, &*data);
+    inode.overwritten.clear();
+    return WriteWhole(target(), inode.live_path, *data, /*sync=*/true);
+  }
+  return target()->TruncateFile(inode.live_path, inode.synced_size);
 }
 
 std::optional<uint64_t> FaultInjectionEnv::SyncedSize(const std::string& path) const {
@@ -380,6 +452,7 @@ Result<std::unique_ptr<WritableFile>> FaultInjectionEnv::NewWritableFile(const s
     // Pessimistic: the old contents may be gone after a crash.
     inodes_[id].size = 0;
     inodes_[id].synced_size = 0;
+    inodes_[id].overwritten.clear();
   }
   return std::unique_ptr<WritableFile>(
       new FaultWritableFile(this, std::move(*file), id, Normalize(path)));
@@ -453,6 +526,7 @@ Status FaultInjectionEnv::TruncateFile(const std::string& path, uint64_t size) {
   if (id != 0) {
     inodes_[id].size = size;
     inodes_[id].synced_size = size;  // Env::TruncateFile syncs
+    inodes_[id].overwritten.clear();
   }
   RunSyncCallback(kOpTruncate, path);
   return Status::OK();
@@ -519,6 +593,17 @@ Result<std::string> FaultInjectionEnv::CrashContents(InodeId id, const CrashOpti
     auto read = ReadPrefix(target(), inode.live_path, keep);
     if (!read.ok()) return read.status();
     data = std::move(*read);
+    // Unsynced overwrites of durable bytes: undone, kept, or torn (the first
+    // of them kept, in offset order).
+    uint64_t overwritten = 0;
+    for (const auto& [offset, old] : inode.overwritten) overwritten += old.size();
+    uint64_t keep_new = 0;
+    if (options.tail == TailMode::kKeepAll) {
+      keep_new = overwritten;
+    } else if (options.tail != TailMode::kDropUnsynced && overwritten > 0) {
+      keep_new = (*rng)() % (overwritten + 1);
+    }
+    RestoreOverwritten(inode, keep_new, &data);
   }
   if (garbage > 0) {
     const bool zeros = (*rng)() % 2 == 0;

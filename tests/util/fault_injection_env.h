@@ -29,9 +29,14 @@
 //    and can skip syncs while reporting them done (a store that "forgets" to
 //    fsync, for the power-loss check's self-test).
 //
+//    Writes may also overwrite durable bytes (an Append over zeros written
+//    ahead by ExtendWithZeros): the bytes they replace are kept until the
+//    next Sync, and a power loss may bring them back.
+//
 // 3. Produces the state a power loss could leave: SimulateCrash() rewrites the
 //    tracked files in place (truncate to the synced size or keep a random
-//    "torn" prefix of the unsynced tail; remove names whose creation was not
+//    "torn" prefix of the unsynced tail; unsynced overwrites undone, or torn:
+//    a random prefix of them kept, in offset order; remove names whose creation was not
 //    dir-synced; optionally bring back names whose rename or deletion was not
 //    dir-synced); SnapshotCrashState() writes that state to another directory
 //    without touching the live files, e.g. from a sync-point callback.
@@ -243,6 +248,10 @@ class FaultInjectionEnv : public EnvWrapper {
     uint64_t size = 0;          // bytes written (live)
     uint64_t synced_size = 0;   // bytes durable
     std::optional<std::string> saved;  // synced contents, kept when unlinked
+    // Durable bytes replaced by writes not yet synced (an Append over zeros
+    // written ahead, WritableFile::ExtendWithZeros), by offset, not
+    // overlapping: a power loss may bring them back.
+    std::map<uint64_t, std::string> overwritten;
   };
   struct DirState {
     std::map<std::string, InodeId> live;     // name -> inode, tracked names only
@@ -267,7 +276,13 @@ class FaultInjectionEnv : public EnvWrapper {
   void RunBeforeSyncCallback(uint32_t kind, const std::string& path);
 
   // Called by the wrapped files.
-  void OnAppend(InodeId id, uint64_t n);
+  // Before a write of [offset, offset + n): keeps the durable bytes it replaces.
+  Status SaveOverwritten(InodeId id, uint64_t offset, uint64_t n);
+  // After a write that ended at `end`.
+  void OnWritten(InodeId id, uint64_t end);
+  // Puts back the first bytes (in offset order) of the overwritten ranges
+  // into data, all but `keep_new` of them.
+  static void RestoreOverwritten(const Inode& inode, uint64_t keep_new, std::string* data);
   Status FileSyncFailed(InodeId id);
   void OnSynced(InodeId id);
 

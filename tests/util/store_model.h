@@ -127,6 +127,8 @@ struct WorkloadRun {
 struct WorkloadOptions {
   // segment_bytes of the store (small: segments roll during the workload).
   uint64_t segment_bytes = 16 * 1024;
+  // preallocate_bytes of the store (the zero region ahead of the records).
+  uint64_t preallocate_bytes = storage::PageStoreOptions{}.preallocate_bytes;
   // Repeat the script this many times (more records, more rolls).
   int rounds = 1;
   bool with_gc = true;
