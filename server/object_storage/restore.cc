@@ -18,6 +18,7 @@
 #include "server/http/metrics.h"
 #include "server/object_storage/bucket_log.h"
 #include "server/object_storage/catalog_backup.h"
+#include "server/object_storage/segment_uploader.h"
 #include "server/object_storage/snapshot_db.h"
 
 namespace branchdb::server {
@@ -76,18 +77,16 @@ class Restorer {
   }
 
   // The sealed segments into dir; *newest = the highest number (-1: none);
-  // *uploaded = their lines of the uploader's record (segment_uploader.h:
-  // "NAME SIZE ETAG", then the writer's epoch when not 0).
+  // *uploaded records them as the uploader does (UploadRecord).
   Status FetchSegments(const BucketLog& log, const std::string& dir, int64_t* newest,
-                       std::string* uploaded) {
+                       UploadRecord* uploaded) {
     *newest = -1;
     for (const auto& [name, piece] : log.sealed) {
       auto data = Download(piece.info);
       if (!data.ok()) return data.status();
       BRANCHDB_RETURN_IF_ERROR(WriteSynced(env_, JoinPath(dir, name), *data));
       *newest = std::max(*newest, ParseSegmentNumber(name));
-      *uploaded += name + " " + std::to_string(piece.info.size) + " " + piece.info.etag +
-                   (piece.epoch > 0 ? " " + std::to_string(piece.epoch) : "") + "\n";
+      uploaded->sealed[name] = {piece.info.size, piece.info.etag, piece.epoch};
       ++stats_.segments;
       stats_.bytes += data->size();
     }
@@ -105,7 +104,7 @@ class Restorer {
   // restored: the uploader goes on from there, never writing a chunk over the
   // old ones at another offset, which would hide the chunks after it from the
   // next restore.
-  Status FetchTail(const BucketLog& log, const std::string& dir, std::string* uploaded) {
+  Status FetchTail(const BucketLog& log, const std::string& dir, UploadRecord* uploaded) {
     const std::string tail = log.TailSegment();
     if (tail.empty()) return Status::OK();
     std::string bytes;
@@ -116,7 +115,7 @@ class Restorer {
     }
     if (bytes.empty()) return Status::OK();
     BRANCHDB_RETURN_IF_ERROR(WriteSynced(env_, JoinPath(dir, tail), bytes));
-    *uploaded += "tail:" + tail + " " + std::to_string(bytes.size()) + " 0\n";
+    uploaded->tail = {tail, bytes.size(), 0};
     point_.tail_segment = tail;
     point_.tail_offset = bytes.size();
     stats_.bytes += bytes.size();
@@ -200,7 +199,7 @@ class Restorer {
     }
     const RestoreStats before = stats_;
     int64_t newest_sealed = -1;
-    std::string uploaded;
+    UploadRecord uploaded;
     point_ = RestoredPoint{};
     point_.id = id;
     point_.name = *name;
@@ -222,8 +221,8 @@ class Restorer {
 
     // The segments in the bucket are not uploaded again, nor the tail's chunks.
     BRANCHDB_RETURN_IF_ERROR(env_->CreateDirs(JoinPath(o_.data_dir, "object_storage")));
-    BRANCHDB_RETURN_IF_ERROR(env_->WriteFileAtomic(
-        JoinPath(JoinPath(o_.data_dir, "object_storage"), id + ".uploaded"), uploaded, 0600));
+    BRANCHDB_RETURN_IF_ERROR(
+        env_->WriteFileAtomic(UploadRecordPath(o_.data_dir, id), uploaded.Format(), 0600));
     BRANCHDB_RETURN_IF_ERROR(env_->CreateDirs(JoinPath(o_.data_dir, "projects")));
     BRANCHDB_RETURN_IF_ERROR(RemoveTree(env_, target));  // left by a restore that crashed
     BRANCHDB_RETURN_IF_ERROR(env_->RenameFile(staging, target));

@@ -35,21 +35,10 @@ int64_t SegmentNumber(const std::string& name) {
   return ec == std::errc() && ptr == end ? n : -1;
 }
 
-struct Uploaded {
-  uint64_t size = 0;
-  std::string etag;
-  int64_t epoch = 0;  // the writer's, which names its key
-};
+using Uploaded = UploadRecord::Sealed;
+using Tail = UploadRecord::Tail;
 
-// The project's tail chunks: those of segment `name` end at `offset`; every
-// record of the project up to `lsn` is in the bucket.
-struct Tail {
-  std::string name;
-  uint64_t offset = 0;
-  storage::Lsn lsn = 0;
-};
-
-constexpr std::string_view kTailTag = "tail:";  // the state file's tail line
+constexpr std::string_view kTailTag = "tail:";  // the record's tail line
 
 struct Pending {
   std::string project;
@@ -65,6 +54,44 @@ std::string SegmentName(uint64_t number) {
 }
 
 }  // namespace
+
+UploadRecord UploadRecord::Parse(std::string_view text) {
+  UploadRecord r;
+  std::istringstream lines{std::string(text)};
+  for (std::string line; std::getline(lines, line);) {
+    std::istringstream fields(line);
+    std::string name, second, third;
+    int64_t epoch = 0;  // absent: 0 (a record from before epochs named keys)
+    if (!(fields >> name >> second >> third)) continue;
+    fields >> epoch;
+    uint64_t a = 0, b = 0;
+    std::from_chars(second.data(), second.data() + second.size(), a);
+    if (name.rfind(kTailTag, 0) == 0) {
+      std::from_chars(third.data(), third.data() + third.size(), b);
+      r.tail = Tail{name.substr(kTailTag.size()), a, b};
+      continue;
+    }
+    r.sealed[name] = {a, third, epoch};
+  }
+  return r;
+}
+
+std::string UploadRecord::Format() const {
+  std::string text;
+  for (const auto& [name, u] : sealed) {
+    text += name + " " + std::to_string(u.size) + " " + u.etag +
+            (u.epoch > 0 ? " " + std::to_string(u.epoch) : "") + "\n";
+  }
+  if (!tail.name.empty()) {
+    text += std::string(kTailTag) + tail.name + " " + std::to_string(tail.offset) + " " +
+            std::to_string(tail.lsn) + "\n";
+  }
+  return text;
+}
+
+std::string UploadRecordPath(const std::string& data_dir, const std::string& project_id) {
+  return JoinPath(JoinPath(data_dir, "object_storage"), project_id + ".uploaded");
+}
 
 std::string SegmentObjectKey(const std::string& prefix, const std::string& project_id,
                              const std::string& segment_name, int64_t epoch) {
@@ -83,8 +110,7 @@ struct SegmentUploader::Impl {
   struct Project {
     Mutex mu;  // before Impl::mu
     bool loaded GUARDED_BY(mu) = false;  // the state file was read
-    std::map<std::string, Uploaded> sealed GUARDED_BY(mu);  // what is in the bucket
-    Tail tail GUARDED_BY(mu);
+    UploadRecord rec GUARDED_BY(mu);  // what is in the bucket
     // Uploads started by waiters, and the last one's outcome (group commit:
     // a waiter fails with an upload that started after it arrived).
     uint64_t attempts GUARDED_BY(mu) = 0;
@@ -109,7 +135,7 @@ struct SegmentUploader::Impl {
   PassThread passes;  // last: stopped (joined) before the rest goes
 
   std::string StatePath(const std::string& project) const {
-    return JoinPath(state_dir, project + ".uploaded");
+    return UploadRecordPath(options.data_dir, project);
   }
 
   std::shared_ptr<Project> GetProject(const std::string& id) {
@@ -130,40 +156,14 @@ struct SegmentUploader::Impl {
     p.loaded = true;
     auto text = options.env->ReadFileToString(StatePath(project));
     if (!text.ok()) return;
-    std::istringstream lines(*text);
-    for (std::string line; std::getline(lines, line);) {
-      std::istringstream fields(line);
-      std::string name, second, third;
-      int64_t epoch = 0;  // absent: 0 (a file from before epochs named keys)
-      if (!(fields >> name >> second >> third)) continue;
-      fields >> epoch;
-      uint64_t a = 0, b = 0;
-      if (name.rfind(kTailTag, 0) == 0) {
-        std::from_chars(second.data(), second.data() + second.size(), a);
-        std::from_chars(third.data(), third.data() + third.size(), b);
-        p.tail = Tail{name.substr(kTailTag.size()), a, b};
-        continue;
-      }
-      std::from_chars(second.data(), second.data() + second.size(), a);
-      p.sealed[name] = {a, third, epoch};
-    }
-    if (p.tail.lsn > 0) SetUploadedLsn(project, p.tail.lsn);
+    p.rec = UploadRecord::Parse(*text);
+    if (p.rec.tail.lsn > 0) SetUploadedLsn(project, p.rec.tail.lsn);
   }
 
-  // The tail line comes last: a build that reads "NAME SIZE ETAG" lines
-  // only takes it for a segment that does not exist, and ignores it.
   Status WriteState(const std::string& project, const Project& p) REQUIRES(p.mu) {
-    std::string text;
-    for (const auto& [name, u] : p.sealed) {
-      text += name + " " + std::to_string(u.size) + " " + u.etag +
-              (u.epoch > 0 ? " " + std::to_string(u.epoch) : "") + "\n";
-    }
-    if (!p.tail.name.empty()) {
-      text += std::string(kTailTag) + p.tail.name + " " + std::to_string(p.tail.offset) + " " +
-              std::to_string(p.tail.lsn) + "\n";
-    }
-    return options.env->WriteFileAtomic(StatePath(project), text, 0600);
+    return options.env->WriteFileAtomic(StatePath(project), p.rec.Format(), 0600);
   }
+
 
   Result<std::string> ReadRange(const std::string& path, uint64_t offset, uint64_t size) {
     auto file = options.env->NewRandomAccessFile(path);
@@ -203,7 +203,7 @@ struct SegmentUploader::Impl {
     segments.pop_back();  // the newest: the unsealed tail, or sealed a moment ago
     Load(project, p);
     for (const auto& [number, name] : segments) {
-      if (p.sealed.count(name)) continue;
+      if (p.rec.sealed.count(name)) continue;
       const std::string path = JoinPath(dir, name);
       auto size = options.env->GetFileSize(path);
       if (!size.ok() || !EndsWithTrailer(path, *size)) continue;
@@ -247,10 +247,10 @@ struct SegmentUploader::Impl {
                                 "; expected " + std::to_string(data->size()) + " bytes, ETag " +
                                 expected);
     }
-    p.sealed[pd.name] = {data->size(), head->etag, *epoch};
+    p.rec.sealed[pd.name] = {data->size(), head->etag, *epoch};
     Status written = WriteState(pd.project, p);
     if (!written.ok()) {
-      p.sealed.erase(pd.name);  // uploaded again on a later pass: same bytes, same key
+      p.rec.sealed.erase(pd.name);  // uploaded again on a later pass: same bytes, same key
       return written.WithContext("upload state of project " + pd.project);
     }
     DropTailChunks(pd.project, pd.name, *epoch);
@@ -264,7 +264,7 @@ struct SegmentUploader::Impl {
     Status first;
     for (const Pending& pd : pending) {
       if (passes.stopping()) return Status::Unavailable("the uploader is stopping");
-      if (p.sealed.count(pd.name)) continue;  // a waiter uploaded it meanwhile
+      if (p.rec.sealed.count(pd.name)) continue;  // a waiter uploaded it meanwhile
       Status s = Upload(pd, p);
       MutexLock l(mu);
       if (s.ok()) {
@@ -291,27 +291,27 @@ struct SegmentUploader::Impl {
   Status UploadTail(const std::string& project, Project& p, const storage::DurablePoint& d)
       REQUIRES(p.mu) {
     const std::string name = SegmentName(d.segment);
-    if (p.tail.name != name) p.tail = Tail{name, 0, p.tail.lsn};
-    if (d.bytes < p.tail.offset && d.lsn <= p.tail.lsn) {
+    if (p.rec.tail.name != name) p.rec.tail = Tail{name, 0, p.rec.tail.lsn};
+    if (d.bytes < p.rec.tail.offset && d.lsn <= p.rec.tail.lsn) {
       // d was read before a remote waiter uploaded past it (a pass reads
       // every project's end first): nothing to do. Never a reset, which
       // would delete chunks that acknowledged commits are in.
       return Status::OK();
     }
-    if (d.bytes < p.tail.offset) {
+    if (d.bytes < p.rec.tail.offset) {
       // Recorded past what the store holds (its directory was replaced?):
       // start the segment's chunks again, without the old ones (of an older
       // epoch, they stay: the new chunk at offset 0 is read before them).
       auto epoch = MayUpload(project);
       if (!epoch.ok()) return epoch.status();
       options.logger->warn("event=s3_tail_reset project={} segment={} recorded={} durable={}",
-                           project, name, p.tail.offset, d.bytes);
+                           project, name, p.rec.tail.offset, d.bytes);
       DropTailChunks(project, name, *epoch);
-      p.tail.offset = 0;
+      p.rec.tail.offset = 0;
     }
     const std::string path = JoinPath(JoinPath(projects_dir, project), name);
-    while (p.tail.offset < d.bytes) {
-      const uint64_t offset = p.tail.offset;
+    while (p.rec.tail.offset < d.bytes) {
+      const uint64_t offset = p.rec.tail.offset;
       const uint64_t len = std::min(d.bytes - offset, options.max_chunk_bytes);
       auto data = ReadRange(path, offset, len);
       if (!data.ok()) return data.status();
@@ -325,11 +325,11 @@ struct SegmentUploader::Impl {
         return Status::Corruption("uploaded " + key + " has ETag " + put->etag + "; expected " +
                                   expected);
       }
-      const Tail before = p.tail;
-      p.tail.offset = offset + len;
-      if (p.tail.offset == d.bytes) p.tail.lsn = std::max(p.tail.lsn, d.lsn);
+      const Tail before = p.rec.tail;
+      p.rec.tail.offset = offset + len;
+      if (p.rec.tail.offset == d.bytes) p.rec.tail.lsn = std::max(p.rec.tail.lsn, d.lsn);
       if (Status written = RecordTail(project, p); !written.ok()) {
-        p.tail = before;  // uploaded again (a superset, same key) on a later try
+        p.rec.tail = before;  // uploaded again (a superset, same key) on a later try
         return written.WithContext("upload state of project " + project);
       }
       MutexLock l(mu);
@@ -357,15 +357,15 @@ struct SegmentUploader::Impl {
 
   // Records that every record up to lsn is in the bucket.
   Status RecordCovered(const std::string& project, Project& p, storage::Lsn lsn) REQUIRES(p.mu) {
-    if (p.tail.lsn < lsn) {
-      const storage::Lsn before = p.tail.lsn;
-      p.tail.lsn = lsn;
+    if (p.rec.tail.lsn < lsn) {
+      const storage::Lsn before = p.rec.tail.lsn;
+      p.rec.tail.lsn = lsn;
       if (Status written = RecordTail(project, p); !written.ok()) {
-        p.tail.lsn = before;
+        p.rec.tail.lsn = before;
         return written.WithContext("upload state of project " + project);
       }
     }
-    SetUploadedLsn(project, p.tail.lsn);
+    SetUploadedLsn(project, p.rec.tail.lsn);
     return Status::OK();
   }
 
@@ -375,8 +375,8 @@ struct SegmentUploader::Impl {
                      const std::optional<storage::DurablePoint>& d) REQUIRES(p.mu) {
     if (auto may = MayUpload(project); !may.ok()) {
       p.loaded = false;  // read again once allowed (a takeover rewrites the file)
-      p.sealed.clear();
-      p.tail = Tail{};
+      p.rec.sealed.clear();
+      p.rec.tail = Tail{};
       p.tail_unrecorded = false;
       return may.status();
     }
@@ -386,12 +386,12 @@ struct SegmentUploader::Impl {
     Status s = UploadSealed(pending, p);
     if (!d || d->segment == 0) return s;
     for (const Pending& pd : pending) {
-      if (!p.sealed.count(pd.name) && SegmentNumber(pd.name) < static_cast<int64_t>(d->segment)) {
+      if (!p.rec.sealed.count(pd.name) && SegmentNumber(pd.name) < static_cast<int64_t>(d->segment)) {
         return s;  // the tail would not count: a segment before it is missing
       }
     }
     // Sealed since d was read, and uploaded whole: that copy covers d.
-    const bool sealed = p.sealed.count(SegmentName(d->segment)) != 0;
+    const bool sealed = p.rec.sealed.count(SegmentName(d->segment)) != 0;
     Status t = sealed ? RecordCovered(project, p, d->lsn) : UploadTail(project, p, *d);
     if (!t.ok()) {
       MutexLock l(mu);
@@ -459,12 +459,12 @@ struct SegmentUploader::Impl {
     uint64_t arrived_after = 0;
     {
       MutexLock l(p->mu);
-      if (p->tail.lsn >= lsn) return Status::OK();
+      if (p->rec.tail.lsn >= lsn) return Status::OK();
       arrived_after = p->attempts;
     }
     MutexLock l(p->mu);  // a leader uploading for others holds it
     Load(project, *p);
-    if (p->tail.lsn >= lsn) return Status::OK();  // covered by that upload
+    if (p->rec.tail.lsn >= lsn) return Status::OK();  // covered by that upload
     if (p->attempts > arrived_after && !p->last_error.ok()) return Refused(p->last_error);
     ++p->attempts;
     std::map<std::string, SegmentUploaderOptions::ProjectEnd> ends = DurableEnds();
@@ -472,10 +472,10 @@ struct SegmentUploader::Impl {
     Status s = end == ends.end()
                    ? Status::NotFound("project " + project + " has no open store")
                    : WaiterSync(project, *p, end->second.durable);
-    if (s.ok() && p->tail.lsn < lsn) {
+    if (s.ok() && p->rec.tail.lsn < lsn) {
       s = Status::FailedPrecondition("LSN " + std::to_string(lsn) +
                                      " is not durable locally (uploaded up to " +
-                                     std::to_string(p->tail.lsn) + ")");
+                                     std::to_string(p->rec.tail.lsn) + ")");
     }
     p->last_error = s;
     if (NotOurs(s)) return s;  // 503 not_owner / lease_lost: never acknowledged

@@ -39,6 +39,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "base/env.h"
 #include "base/status.h"
@@ -159,6 +160,35 @@ Result<std::unique_ptr<SegmentUploader>> StartSegmentUploader(
     const Config& config, Env* env, std::shared_ptr<spdlog::logger> logger,
     http::Metrics& metrics, catalog::Catalog* catalog,
     std::function<Result<int64_t>(const std::string& project_id)> may_upload = {});
+
+// A project's upload record, data_dir/object_storage/PROJECT_ID.uploaded
+// (UploadRecordPath): one line "NAME SIZE ETAG[ EPOCH]" per sealed segment
+// verified in the bucket (EPOCH, the writer's, which names its key, when not
+// 0), then the upload point "tail:NAME OFFSET LSN": the tail chunks of segment
+// NAME end at OFFSET, and every record of the project up to LSN is in the
+// bucket. Written (atomically) by the uploader and by a restore; read by the
+// uploader and by the tiering Env (tiered_env.h), which evicts only what it
+// records. Lines it cannot read are skipped (the file is rewritten whole).
+struct UploadRecord {
+  struct Sealed {
+    uint64_t size = 0;
+    std::string etag;
+    int64_t epoch = 0;
+  };
+  struct Tail {
+    std::string name;
+    uint64_t offset = 0;
+    uint64_t lsn = 0;
+  };
+  std::map<std::string, Sealed> sealed;  // by segment file name
+  Tail tail;                              // name empty: no tail uploaded
+
+  static UploadRecord Parse(std::string_view text);
+  // The tail line comes last: a build that reads "NAME SIZE ETAG" lines only
+  // takes it for a segment that does not exist, and ignores it.
+  std::string Format() const;
+};
+std::string UploadRecordPath(const std::string& data_dir, const std::string& project_id);
 
 // The keys of a project's log, named by the writer's epoch (bucket_log.h),
 // the one place that names them (the uploader writes them, a fetch reads a

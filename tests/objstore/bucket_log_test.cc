@@ -59,6 +59,27 @@ TEST_CASE("epoch 0 keys are the keys of a bucket written before epochs; others c
   CHECK(ParseFenceEpoch("epochs/2") == -1);
 }
 
+TEST_CASE("the upload record reads what it writes, and a record from before epochs") {
+  UploadRecord r;
+  r.sealed["seg-000001.log"] = {1000, "abc", 0};
+  r.sealed["seg-000002.log"] = {2000, "def-2", 7};
+  r.tail = {"seg-000004.log", 512, 99};
+  const std::string text = r.Format();
+  CHECK(text ==
+        "seg-000001.log 1000 abc\nseg-000002.log 2000 def-2 7\ntail:seg-000004.log 512 99\n");
+  UploadRecord back = UploadRecord::Parse(text);
+  CHECK(back.Format() == text);
+  CHECK(back.sealed.at("seg-000002.log").epoch == 7);
+  CHECK(back.sealed.at("seg-000001.log").epoch == 0);
+  CHECK((back.tail.name == "seg-000004.log" && back.tail.offset == 512 && back.tail.lsn == 99));
+  // Written before epochs or tails: "NAME SIZE ETAG" lines; junk lines skipped.
+  UploadRecord old = UploadRecord::Parse("seg-000003.log 30 e1\nnonsense\n\n");
+  CHECK(old.sealed.size() == 1);
+  CHECK(old.sealed.at("seg-000003.log").size == 30);
+  CHECK(old.tail.name.empty());
+  CHECK(UploadRecordPath("/d", "p1") == "/d/object_storage/p1.uploaded");
+}
+
 TEST_CASE("without fences every epoch counts whole, and the newest copy of a segment wins") {
   Listing l;
   AddSealed(l, "seg-000001.log", 0, 100);
