@@ -376,8 +376,9 @@ class PageStoreImpl final : public PageStore {
   Status StopWrites(Status s) REQUIRES(mu_);
   Status RollSegment();
   // Writes zeros ahead of the active segment's last record when fewer than
-  // half of options_.preallocate_bytes are left (not synced: the next Sync of
-  // the active file makes them durable). Best effort (a full disk).
+  // half of the next step (zeros_step_, up to options_.preallocate_bytes) are
+  // left (not synced: the next Sync of the active file makes them durable).
+  // Best effort (a full disk).
   void ExtendZeros();
   // At close, when the active segment was not sealed: cuts its zero region
   // off, so that a closed store's files hold its log only (their sizes are
@@ -680,6 +681,10 @@ class PageStoreImpl final : public PageStore {
   // appended_end_ when it has none (after Open: recovery cut any, and the
   // first group-commit leader writes a new one).
   uint64_t zeros_end_ = 0;
+  // The next growth of the zero region (ExtendZeros): 0 after Open and in a
+  // new segment (kFirstZerosBytes), doubled by each growth.
+  uint64_t zeros_step_ = 0;
+  static constexpr uint64_t kFirstZerosBytes = 256 << 10;
   uint32_t active_version_ = kFormatVersion;  // a format-1 segment takes no payloads
   std::vector<std::pair<uint64_t, std::string>> active_footer_;
   uint64_t next_segment_ = 1;

@@ -481,16 +481,22 @@ Status PageStoreImpl::StartSegment(uint64_t number) {
   // The zero region after the synced header (a crash before this sync leaves
   // a whole header, maybe followed by zeros: an empty log).
   zeros_end_ = appended_end_;
+  zeros_step_ = 0;
   ExtendZeros();
   if (zeros_end_ > appended_end_) return SyncError(active_file_->Sync());
   return Status::OK();
 }
 
 void PageStoreImpl::ExtendZeros() {
-  const uint64_t step = options_.preallocate_bytes;
+  if (options_.preallocate_bytes == 0) return;
+  // From kFirstZerosBytes after Open or a new segment, doubling up to
+  // preallocate_bytes: a store woken for one commit writes (and syncs) a
+  // small region with it, not 4 MiB of zeros.
+  const uint64_t step = std::min<uint64_t>(options_.preallocate_bytes,
+                                           std::max<uint64_t>(zeros_step_, kFirstZerosBytes));
   const uint64_t end = active_file_->Size();
   zeros_end_ = std::max(zeros_end_, end);  // records written past the zeros
-  if (step == 0 || zeros_end_ - end >= step / 2) return;
+  if (zeros_end_ - end >= step / 2) return;
   // Not past the size at which the segment rolls: its last record may be
   // appended beyond.
   const uint64_t target = std::min(zeros_end_ + step, std::max(options_.segment_bytes, end));
@@ -502,6 +508,7 @@ void PageStoreImpl::ExtendZeros() {
   // and syncs.
   (void)active_file_->ExtendWithZeros(target);
   zeros_end_ = target;
+  zeros_step_ = step * 2;
 }
 
 void PageStoreImpl::CutZerosAtClose() {
