@@ -25,6 +25,9 @@
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
+#include <algorithm>
+#include <cstring>
+#include <map>
 #include <random>
 
 #include "bench/bench_util.h"
@@ -163,7 +166,11 @@ double ReadP50(Env& env, const std::string& data_dir, const std::vector<Offset>&
   std::map<int, std::unique_ptr<RandomAccessFile>> files;
   for (const Offset& r : reads) {
     auto& f = files[r.segment];
-    if (!f) f = std::move(*env.NewRandomAccessFile(SegmentPath(data_dir, r.segment)));
+    if (!f) {
+      auto opened = env.NewRandomAccessFile(SegmentPath(data_dir, r.segment));
+      if (!opened.ok()) std::exit(1);
+      f = std::move(*opened);
+    }
     const double t0 = NowSeconds();
     auto n = f->Read(r.offset, kReadBytes, buf.data());
     if (!n.ok() || *n != kReadBytes) {

@@ -594,6 +594,7 @@ Status ApiServer::Init() {
     if (!tiered.ok()) return tiered.status().WithContext("object storage");
     parts_->tiered_env = std::move(*tiered);
     store_env = parts_->tiered_env.get();
+    services_.tiered_env = parts_->tiered_env.get();
   }
   BRANCHDB_RETURN_IF_ERROR(OpenCatalog(config_, store_env, *parts_, services_));
   std::function<Status(const std::string&)> may_upload;

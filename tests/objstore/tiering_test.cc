@@ -142,6 +142,11 @@ TEST_CASE("evicted history is read back from the bucket, across a restart and an
     CHECK(CellAt(s, lsn2, kBlobBytes) == blobs2);  // every blob page of lsn2: evicted segments
     CHECK(CellAt(s, lsn3, kValues) == "\"three,two\"");
     CHECK(Metric(s, "branchdb_s3_fetches_total") > 0);
+    auto [cs, cluster] = s.Call("GET", "/v1/cluster");
+    INFO(cluster.dump());
+    CHECK(cs == 200);
+    CHECK(cluster["cache"]["evicted_segments"].get<int>() >= 20);
+    CHECK(cluster["cache"]["fetches"].get<int>() > 0);
     auto [hs, history] = s.Call("GET", kShop + "/branches/production/checkpoints?limit=1000");
     CHECK(hs == 200);
     CHECK(history["checkpoints"].size() > 40);
