@@ -589,7 +589,9 @@ Status ApiServer::Init() {
     if (!restored.ok()) return restored.status().WithContext("restore from object storage");
   }
   Env* store_env = env_;
-  if (config_.ObjectStorageEnabled()) {
+  if (!config_.ObjectStorageEnabled()) {
+    BRANCHDB_RETURN_IF_ERROR(CheckNoEvictedSegments(env_, config_.data_dir));
+  } else {
     auto tiered = CreateTieredEnv(config_, env_, services_.logger, *services_.metrics);
     if (!tiered.ok()) return tiered.status().WithContext("object storage");
     parts_->tiered_env = std::move(*tiered);

@@ -350,6 +350,29 @@ TierStats TieredEnv::stats() const {
   return s;
 }
 
+Status CheckNoEvictedSegments(Env* env, const std::string& data_dir) {
+  const std::string projects = JoinPath(data_dir, "projects");
+  if (!env->FileExists(projects)) return Status::OK();
+  auto ids = env->GetChildren(projects);
+  if (!ids.ok()) return ids.status();
+  for (const std::string& id : *ids) {
+    auto names = env->GetChildren(JoinPath(projects, id));
+    if (!names.ok()) continue;  // not a directory
+    for (const std::string& name : *names) {
+      uint64_t n = 0;
+      if (EndsWith(name, kStubSuffix) &&
+          ParseSegmentName(std::string_view(name).substr(0, name.size() - kStubSuffix.size()), &n)) {
+        return Status::FailedPrecondition(
+            "projects/" + id + "/" + name +
+                ": segments of this data directory were evicted to object storage; configure "
+                "[object_storage] (the same endpoint, bucket and prefix) to serve them",
+            "evicted_segments");
+      }
+    }
+  }
+  return Status::OK();
+}
+
 Result<std::unique_ptr<TieredEnv>> CreateTieredEnv(const Config& config, Env* env,
                                                    std::shared_ptr<spdlog::logger> logger,
                                                    http::Metrics& metrics) {

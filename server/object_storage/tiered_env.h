@@ -116,6 +116,11 @@ class TieredEnv : public EnvWrapper {
 // The stub's name for a segment file's path ("PATH.s3").
 std::string EvictedStubPath(const std::string& segment_path);
 
+// FailedPrecondition naming one stub when a project under data_dir/projects/
+// has an evicted segment: a server without [object_storage] must not open
+// such a store (its history would look truncated). OK otherwise.
+Status CheckNoEvictedSegments(Env* env, const std::string& data_dir);
+
 struct Config;
 namespace http {
 class Metrics;

@@ -4,7 +4,8 @@
 // once verified in the bucket, and reads at old LSNs, checkpoints, diff, GC
 // and a restart work from the bucket. With radosgw stopped, a read of evicted
 // history is a 503 with the reason, nothing is truncated, and the same read
-// works once radosgw is back.
+// works once radosgw is back. Without [object_storage] the server refuses
+// to start on that data directory.
 #include <catch2/catch.hpp>
 
 #include <chrono>
@@ -188,6 +189,14 @@ TEST_CASE("evicted history is read back from the bucket, across a restart and an
     const Disk after = ReadDisk(data_dir);  // nothing truncated or dropped
     CHECK(after.local + after.stubs >= before.local + before.stubs);
   }
+  // Without [object_storage], the evicted history would look truncated: the
+  // server refuses to start.
+  server::Config plain;
+  plain.listen = "127.0.0.1:0";
+  plain.data_dir = data_dir;
+  auto refused = server::ApiServer::Create(plain, Env::Default());
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.status().reason() == "evicted_segments");
 }
 
 }  // namespace
