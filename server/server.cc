@@ -588,10 +588,13 @@ Status ApiServer::Init() {
     auto restored = RestoreFromBucket(config_, env_, services_.logger, *services_.metrics);
     if (!restored.ok()) return restored.status().WithContext("restore from object storage");
   }
+  // The stores' Env evicts and fetches segments only when a bound is set or
+  // segments were evicted before; otherwise the stores use env_ as ever.
   Env* store_env = env_;
+  const Status no_stubs = CheckNoEvictedSegments(env_, config_.data_dir);
   if (!config_.ObjectStorageEnabled()) {
-    BRANCHDB_RETURN_IF_ERROR(CheckNoEvictedSegments(env_, config_.data_dir));
-  } else {
+    BRANCHDB_RETURN_IF_ERROR(no_stubs);
+  } else if (config_.object_storage_local_cache_mb > 0 || !no_stubs.ok()) {
     auto tiered = CreateTieredEnv(config_, env_, services_.logger, *services_.metrics);
     if (!tiered.ok()) return tiered.status().WithContext("object storage");
     parts_->tiered_env = std::move(*tiered);

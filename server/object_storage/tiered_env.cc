@@ -323,6 +323,15 @@ Result<uint64_t> TieredEnv::GetFileSize(const std::string& path) {
   return stub->size;
 }
 
+Status TieredEnv::RenameFile(const std::string& from, const std::string& to) {
+  Status s = target()->RenameFile(from, to);
+  if (impl_->IsSegmentPath(to)) {  // a new file under that name: opened afresh
+    MutexLock l(impl_->mu);
+    impl_->tracked.erase(to);
+  }
+  return s;
+}
+
 Status TieredEnv::DeleteFile(const std::string& path) {
   Impl& i = *impl_;
   if (!i.IsSegmentPath(path)) return target()->DeleteFile(path);

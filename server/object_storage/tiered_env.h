@@ -96,6 +96,7 @@ class TieredEnv : public EnvWrapper {
   Result<std::vector<std::string>> GetChildren(const std::string& dir) override;
   Result<uint64_t> GetFileSize(const std::string& path) override;
   Status DeleteFile(const std::string& path) override;
+  Status RenameFile(const std::string& from, const std::string& to) override;
 
   // One eviction pass now (see above). OK when every eviction it tried
   // succeeded; else the first error (the pass goes on with the next segment).
