@@ -49,6 +49,8 @@ std::vector<Field> ObjectStorageFields() {
        nullptr, &Config::object_storage_upload_interval_ms},
       {"object_storage", "timeout_ms", "BRANCHDB_S3_TIMEOUT_MS", Kind::kInt, nullptr,
        &Config::object_storage_timeout_ms},
+      {"object_storage", "local_cache_mb", "BRANCHDB_S3_LOCAL_CACHE_MB", Kind::kInt, nullptr,
+       &Config::object_storage_local_cache_mb},
       {"storage", "segment_bytes", "BRANCHDB_SEGMENT_BYTES", Kind::kInt, nullptr,
        &Config::segment_bytes},
   };
@@ -248,6 +250,9 @@ void ValidateObjectStorage(const Config& c, std::vector<FieldError>& errors) {
   }
   if (c.object_storage_timeout_ms < 100 || c.object_storage_timeout_ms > 600000) {
     err("object_storage.timeout_ms", "expected 100..600000");
+  }
+  if (c.object_storage_local_cache_mb < 0 || c.object_storage_local_cache_mb > (int64_t{1} << 30)) {
+    err("object_storage.local_cache_mb", "expected 0 (never evict)..1073741824");
   }
   if (!c.ObjectStorageEnabled()) {
     if (!c.object_storage_bucket.empty() || !c.object_storage_access_key_id.empty() ||

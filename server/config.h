@@ -121,6 +121,11 @@ struct Config {
   // How long a request to the bucket may wait on each read or write of its
   // socket before it counts as timed out (and is retried).
   int64_t object_storage_timeout_ms = 30000;
+  // The local directory as a bounded cache: sealed segments verified in the
+  // bucket are evicted (a stub kept) while the local bytes of sealed segments
+  // and the fetch cache exceed this many MiB, and read back from the bucket.
+  // 0 (default): never evict, every segment stays local too.
+  int64_t object_storage_local_cache_mb = 0;
   // [storage] segment_bytes: a page store seals its log segment and starts a
   // new one past this size; sealed segments are what goes to the bucket, so a
   // smaller size lowers the upload lag. 65536..1073741824.

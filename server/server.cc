@@ -37,6 +37,7 @@
 #include "server/object_storage/catalog_backup.h"
 #include "server/object_storage/restore.h"
 #include "server/object_storage/segment_uploader.h"
+#include "server/object_storage/tiered_env.h"
 #include "server/routes/common.h"
 #include "server/routes/table.h"
 #include "server/sql/cpu_scheduler.h"
@@ -107,6 +108,9 @@ struct ApiServer::Parts {
   // [storage] cache_mb, split (server/cache_budget.h); the stores' shared cache.
   CacheBudget cache_budget;
   std::shared_ptr<storage::Cache> store_cache;
+  // [object_storage]: the stores' Env, which evicts sealed segments and reads
+  // them back from the bucket (null when not configured). Outlives the catalog.
+  std::unique_ptr<TieredEnv> tiered_env;
   std::unique_ptr<http::TimedEnv> timed_env;
   // [cluster]: the auth state's files live in etcd (auth_env over auth_etcd);
   // start_lock_lease holds PREFIX/locks/start from before the auth service
@@ -584,7 +588,20 @@ Status ApiServer::Init() {
     auto restored = RestoreFromBucket(config_, env_, services_.logger, *services_.metrics);
     if (!restored.ok()) return restored.status().WithContext("restore from object storage");
   }
-  BRANCHDB_RETURN_IF_ERROR(OpenCatalog(config_, env_, *parts_, services_));
+  // The stores' Env evicts and fetches segments only when a bound is set or
+  // segments were evicted before; otherwise the stores use env_ as ever.
+  Env* store_env = env_;
+  const Status no_stubs = CheckNoEvictedSegments(env_, config_.data_dir);
+  if (!config_.ObjectStorageEnabled()) {
+    BRANCHDB_RETURN_IF_ERROR(no_stubs);
+  } else if (config_.object_storage_local_cache_mb > 0 || !no_stubs.ok()) {
+    auto tiered = CreateTieredEnv(config_, env_, services_.logger, *services_.metrics);
+    if (!tiered.ok()) return tiered.status().WithContext("object storage");
+    parts_->tiered_env = std::move(*tiered);
+    store_env = parts_->tiered_env.get();
+    services_.tiered_env = parts_->tiered_env.get();
+  }
+  BRANCHDB_RETURN_IF_ERROR(OpenCatalog(config_, store_env, *parts_, services_));
   std::function<Status(const std::string&)> may_upload;
   std::function<Result<int64_t>(const std::string&)> upload_epoch;  // may_upload's epoch
   std::function<bool(const std::string&)> may_mark_deleted;

@@ -40,6 +40,7 @@ namespace guard {
 class Guard;
 }
 class SegmentUploader;
+class TieredEnv;
 
 struct Services {
   const Config* config = nullptr;
@@ -64,6 +65,9 @@ struct Services {
   // With [object_storage]: the uploader, which `remote` durability waits on
   // (server/object_storage/remote_durability.h); optional.
   SegmentUploader* uploader = nullptr;
+  // With [object_storage]: the stores' Env, which evicts sealed segments and
+  // reads them back (its statistics for GET /v1/cluster).
+  TieredEnv* tiered_env = nullptr;
   // The sandbox of every SQL connection (computes, promote's replay), from config.
   sql::SandboxOptions sandbox;
 };

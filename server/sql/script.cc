@@ -98,6 +98,10 @@ Status StatusFromSqlite(sqlite3* db, Sandbox::State* st, int rc, const std::stri
     case SQLITE_READONLY:
       return Status::PermissionDenied(msg, "read_only");
     case SQLITE_IOERR:
+      // A read of evicted history that the bucket did not answer
+      // (server/object_storage/tiered_env.h): 503 with the store's reason.
+      if (Status vfs = storage::LastVfsError(db); vfs.IsUnavailable()) return vfs;
+      [[fallthrough]];
     case SQLITE_CORRUPT:
     case SQLITE_NOMEM:
     case SQLITE_CANTOPEN:

@@ -46,7 +46,7 @@ TEST_CASE("[object_storage] keys come from the file and the environment override
   REQUIRE(ApplyToml("[object_storage]\nendpoint = \"http://10.0.0.1:7480\"\nbucket = \"bk\"\n"
                     "region = \"eu-west-3\"\naccess_key_id = \"AK\"\nsecret_access_key = \"SK\"\n"
                     "prefix = \"prod/eu\"\ndurability = \"local\"\nupload_interval_ms = 500\n"
-                    "timeout_ms = 1500\n",
+                    "timeout_ms = 1500\nlocal_cache_mb = 2048\n",
                     "t.toml", &c)
               .ok());
   CHECK(c.object_storage_endpoint == "http://10.0.0.1:7480");
@@ -57,6 +57,7 @@ TEST_CASE("[object_storage] keys come from the file and the environment override
   CHECK(c.object_storage_prefix == "prod/eu");
   CHECK(c.object_storage_upload_interval_ms == 500);
   CHECK(c.object_storage_timeout_ms == 1500);
+  CHECK(c.object_storage_local_cache_mb == 2048);
   CHECK(ObjectStorageClientOptions(c).request_timeout_ms == 1500);
   CHECK(Validate(c).empty());
 
@@ -65,7 +66,7 @@ TEST_CASE("[object_storage] keys come from the file and the environment override
       {"BRANCHDB_S3_REGION", "us-west-2"},  {"BRANCHDB_S3_ACCESS_KEY_ID", "AK2"},
       {"BRANCHDB_S3_SECRET_ACCESS_KEY", "SK2"}, {"BRANCHDB_S3_PREFIX", "p"},
       {"BRANCHDB_DURABILITY", "local"},      {"BRANCHDB_S3_UPLOAD_INTERVAL_MS", "100"},
-      {"BRANCHDB_S3_TIMEOUT_MS", "700"}};
+      {"BRANCHDB_S3_TIMEOUT_MS", "700"}, {"BRANCHDB_S3_LOCAL_CACHE_MB", "64"}};
   REQUIRE(ApplyEnvironment(
               [&](const char* name) -> const char* {
                 auto it = env.find(name);
@@ -81,6 +82,7 @@ TEST_CASE("[object_storage] keys come from the file and the environment override
   CHECK(c.object_storage_prefix == "p");
   CHECK(c.object_storage_upload_interval_ms == 100);
   CHECK(c.object_storage_timeout_ms == 700);
+  CHECK(c.object_storage_local_cache_mb == 64);
 
   const auto client = ObjectStorageClientOptions(c);
   CHECK(client.endpoint == c.object_storage_endpoint);
@@ -144,6 +146,11 @@ TEST_CASE("the prefix has no leading, trailing or doubled slash; the interval an
   }
   c.object_storage_timeout_ms = 100;
   CHECK_FALSE(HasError(c, "object_storage.timeout_ms"));
+  CHECK(Config().object_storage_local_cache_mb == 0);  // never evict
+  c.object_storage_local_cache_mb = -1;
+  CHECK(HasError(c, "object_storage.local_cache_mb"));
+  c.object_storage_local_cache_mb = 0;
+  CHECK_FALSE(HasError(c, "object_storage.local_cache_mb"));
 }
 
 }  // namespace
