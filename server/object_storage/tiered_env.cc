@@ -242,7 +242,6 @@ Result<std::unique_ptr<TieredEnv>> TieredEnv::Create(Env* target, TieredEnvOptio
   auto impl = std::make_unique<Impl>();
   impl->target = target;
   impl->projects_dir = JoinPath(options.data_dir, "projects");
-  impl->state_dir = JoinPath(options.data_dir, "object_storage");
   impl->options = std::move(options);
   impl->client = std::move(client);
   std::unique_ptr<TieredEnv> env(new TieredEnv(target, std::move(impl)));

@@ -43,7 +43,6 @@ struct TieredEnv::Impl {
   TieredEnvOptions options;
   std::unique_ptr<objstore::S3Client> client;
   std::string projects_dir;  // data_dir/projects
-  std::string state_dir;     // data_dir/object_storage
 
   // Held across an eviction's steps and a segment's DeleteFile, so that GC
   // never deletes a segment between an eviction's check and its stub (which

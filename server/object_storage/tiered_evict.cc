@@ -3,9 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <charconv>
 #include <map>
-#include <sstream>
 #include <tuple>
 
 #include "server/object_storage/segment_uploader.h"
@@ -15,27 +13,12 @@ namespace branchdb::server {
 
 namespace {
 
-struct Recorded {
-  uint64_t size = 0;
-  std::string etag;
-};
-
 // The sealed segments that PROJECT_ID.uploaded records as verified in the
-// bucket ("NAME SIZE ETAG" lines; the "tail:" line is not a segment).
-std::map<std::string, Recorded> ReadUploaded(Env* env, const std::string& path) {
-  std::map<std::string, Recorded> out;
+// bucket, with the epoch that names each one's key.
+std::map<std::string, UploadRecord::Sealed> ReadUploaded(Env* env, const std::string& path) {
   auto text = env->ReadFileToString(path);
-  if (!text.ok()) return out;
-  std::istringstream lines(*text);
-  std::string name, size, etag;
-  while (lines >> name >> size >> etag) {
-    Recorded r;
-    auto p = std::from_chars(size.data(), size.data() + size.size(), r.size);
-    if (p.ec != std::errc() || name.rfind("tail:", 0) == 0) continue;
-    r.etag = etag;
-    out[name] = r;
-  }
-  return out;
+  if (!text.ok()) return {};
+  return UploadRecord::Parse(*text).sealed;
 }
 
 }  // namespace
@@ -48,11 +31,12 @@ struct TieredEnv::Impl::Candidate {
   std::string name;
   uint64_t size = 0;
   std::string etag;
+  int64_t epoch = 0;  // the uploader's, which names the key
 };
 
 // Evicts c (tiered_env.h: HEAD, stub written and synced, local file deleted).
 Status TieredEnv::Impl::Evict(const Candidate& c) {
-  const std::string key = SegmentObjectKey(options.prefix, c.project, c.name);
+  const std::string key = SegmentObjectKey(options.prefix, c.project, c.name, c.epoch);
   auto head = client->Head(key);
   if (!head.ok()) return head.status().WithContext("evict " + c.project + "/" + c.name);
   if (head->size != c.size || head->etag != c.etag) {
@@ -125,8 +109,8 @@ Status TieredEnv::Impl::EvictPass(uint64_t budget) {
       }
       highest = std::max(highest, n);
     }
-    const std::map<std::string, Recorded> uploaded =
-        ReadUploaded(target, JoinPath(state_dir, project + ".uploaded"));
+    const std::map<std::string, UploadRecord::Sealed> uploaded =
+        ReadUploaded(target, UploadRecordPath(options.data_dir, project));
     for (const auto& [n, name] : stubs) {
       auto text = target->ReadFileToString(JoinPath(dir, name));
       if (!text.ok()) continue;
@@ -149,6 +133,7 @@ Status TieredEnv::Impl::EvictPass(uint64_t budget) {
         auto it = uploaded.find(name);
         if (it != uploaded.end() && it->second.size == *size) {
           c.etag = it->second.etag;
+          c.epoch = it->second.epoch;
           leftovers.push_back(std::move(c));
         }
         continue;
@@ -157,6 +142,7 @@ Status TieredEnv::Impl::EvictPass(uint64_t budget) {
       auto it = uploaded.find(name);
       if (it == uploaded.end() || it->second.size != *size) continue;  // not verified in the bucket
       c.etag = it->second.etag;
+      c.epoch = it->second.epoch;
       {
         MutexLock l(mu);
         if (auto t = tracked.find(JoinPath(dir, name)); t != tracked.end() && t->second.last_use) {
@@ -227,13 +213,14 @@ Status TieredEnv::EvictSegment(const std::string& path) {
   auto size = target()->GetFileSize(path);
   if (!size.ok()) return size.status();
   c.size = *size;
-  const auto uploaded = ReadUploaded(target(), JoinPath(i.state_dir, c.project + ".uploaded"));
+  const auto uploaded = ReadUploaded(target(), UploadRecordPath(i.options.data_dir, c.project));
   auto it = uploaded.find(c.name);
   if (it == uploaded.end() || it->second.size != c.size) {
     return Status::FailedPrecondition(path + ": not recorded as uploaded with its size",
                                       "not_uploaded");
   }
   c.etag = it->second.etag;
+  c.epoch = it->second.epoch;
   auto names = GetChildren(dir);
   if (!names.ok()) return names.status();
   for (const std::string& name : *names) {

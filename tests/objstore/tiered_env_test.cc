@@ -40,7 +40,9 @@ std::string RandomBytes(size_t n, uint32_t seed) {
 }
 
 // data_dir/projects/p1/seg-00000N.log for N = 1..4 (sizes not block-aligned);
-// 1, 2 and 4 in the bucket and recorded in p1.uploaded, 3 only local.
+// 1, 2 and 4 in the bucket and recorded in p1.uploaded, 3 only local. 2 was
+// uploaded by the owner of epoch 5 (a project taken over): its key is named
+// by that epoch.
 struct Project {
   explicit Project(const std::string& bucket_name) : bucket(bucket_name) {
     auto opened = objstore::S3Client::Open(SharedCephS3().Options(bucket));
@@ -50,7 +52,7 @@ struct Project {
     Env* env = Env::Default();
     REQUIRE(env->CreateDirs(dir()).ok());
     REQUIRE(env->CreateDirs(dir_.Sub("data/object_storage")).ok());
-    std::string uploaded;
+    server::UploadRecord uploaded;
     for (uint64_t n = 1; n <= 4; ++n) {
       const std::string name = SegmentName(n);
       bytes[n] = RandomBytes(3 * kBlock + 1000 * n, static_cast<uint32_t>(n));
@@ -58,17 +60,19 @@ struct Project {
       if (n == 3) continue;
       auto put = client->Put(Key(n), bytes[n]);
       REQUIRE(put.ok());
-      uploaded += name + " " + std::to_string(bytes[n].size()) + " " + put->etag + "\n";
+      uploaded.sealed[name] = {bytes[n].size(), put->etag, Epoch(n)};
     }
-    uploaded += "tail:seg-000004.log 0 7\n";
-    REQUIRE(env->WriteFileAtomic(dir_.Sub("data/object_storage/p1.uploaded"), uploaded).ok());
+    uploaded.tail = {"seg-000004.log", 0, 7};
+    REQUIRE(env->WriteFileAtomic(server::UploadRecordPath(data_dir(), "p1"), uploaded.Format())
+                .ok());
   }
 
   std::string data_dir() const { return dir_.Sub("data"); }
   std::string dir() const { return dir_.Sub("data/projects/p1"); }
   std::string Path(uint64_t n) const { return dir() + "/" + SegmentName(n); }
+  static int64_t Epoch(uint64_t n) { return n == 2 ? 5 : 0; }
   std::string Key(uint64_t n) const {
-    return server::SegmentObjectKey("pre", "p1", SegmentName(n));
+    return server::SegmentObjectKey("pre", "p1", SegmentName(n), Epoch(n));
   }
 
   std::unique_ptr<TieredEnv> Open(Env* target, objstore::S3Options client_options) {
