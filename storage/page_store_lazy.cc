@@ -97,17 +97,7 @@ Status PageStoreImpl::ReadLazySegment(const LazySegment& seg, LazyLoaded* out) c
   SealedRecords records;
   BRANCHDB_RETURN_IF_ERROR(
       ReadSealedRecords(file, n, header_len, *size, &records, MetaParts::kNoAnnotation));
-  auto demoted = std::make_shared<SegmentRecordIndex>();
-  demoted->number = n;
-  demoted->file = out->file;
-  for (const FooterEntry& e : records.entries) {
-    if (e.meta.flags & kRecordFlagCollected) continue;
-    demoted->resident.push_back(RecordIndexEntry{
-        e.meta.lsn, e.meta.time_micros, e.meta.run_start, e.offset, e.meta_len,
-        e.meta.db_size_pages, e.meta.payload_len, static_cast<uint32_t>(e.meta.ImageCount())});
-  }
-  std::sort(demoted->resident.begin(), demoted->resident.end(),
-            [](const RecordIndexEntry& a, const RecordIndexEntry& b) { return a.lsn < b.lsn; });
+  auto demoted = SegmentRecordIndex::Demote(n, out->file, records.entries);
   out->damage = SegmentFileName(n) + ": " + damage +
                 (records.damage.empty() ? "" : "; " + records.damage) +
                 "; page versions and record entries rebuilt in memory from " +

@@ -319,17 +319,7 @@ Status PageStoreImpl::DemoteRecordIndex(uint64_t number, const std::string& why)
   SealedRecords records;
   BRANCHDB_RETURN_IF_ERROR(ReadSealedRecords(ri->file.get(), number, header_len, size, &records,
                                              MetaParts::kNoAnnotation));
-  auto demoted = std::make_shared<SegmentRecordIndex>();
-  demoted->number = number;
-  demoted->file = ri->file;
-  for (const FooterEntry& e : records.entries) {
-    if (e.meta.flags & kRecordFlagCollected) continue;
-    demoted->resident.push_back(RecordIndexEntry{
-        e.meta.lsn, e.meta.time_micros, e.meta.run_start, e.offset, e.meta_len,
-        e.meta.db_size_pages, e.meta.payload_len, static_cast<uint32_t>(e.meta.ImageCount())});
-  }
-  std::sort(demoted->resident.begin(), demoted->resident.end(),
-            [](const RecordIndexEntry& a, const RecordIndexEntry& b) { return a.lsn < b.lsn; });
+  auto demoted = SegmentRecordIndex::Demote(number, ri->file, records.entries);
   const size_t n = demoted->resident.size();
   {
     WriterLock state(state_mu_);

@@ -99,6 +99,23 @@ SegmentDescriptor DescribeSegment(const SegmentIndex& idx, const SegmentRecordIn
   return d;
 }
 
+std::shared_ptr<SegmentRecordIndex> SegmentRecordIndex::Demote(
+    uint64_t number, std::shared_ptr<RandomAccessFile> file,
+    const std::vector<FooterEntry>& entries) {
+  auto ri = std::make_shared<SegmentRecordIndex>();
+  ri->number = number;
+  ri->file = std::move(file);
+  for (const FooterEntry& e : entries) {
+    if (e.meta.flags & kRecordFlagCollected) continue;
+    ri->resident.push_back(RecordIndexEntry{
+        e.meta.lsn, e.meta.time_micros, e.meta.run_start, e.offset, e.meta_len,
+        e.meta.db_size_pages, e.meta.payload_len, static_cast<uint32_t>(e.meta.ImageCount())});
+  }
+  std::sort(ri->resident.begin(), ri->resident.end(),
+            [](const RecordIndexEntry& a, const RecordIndexEntry& b) { return a.lsn < b.lsn; });
+  return ri;
+}
+
 Lsn SegmentRecordIndex::min_lsn() const {
   if (lazy) return lazy_min;
   if (Demoted()) return resident.front().lsn;

@@ -73,6 +73,13 @@ struct SegmentRecordIndex {
   Lsn lazy_min = 0;  // lazy: its records' LSN range, from MANIFEST
   Lsn lazy_max = 0;
 
+  // A demoted index of segment `number` (its record-index blocks cannot be
+  // used): every entry of its record list but compaction's skeletons,
+  // resident, ascending LSN.
+  static std::shared_ptr<SegmentRecordIndex> Demote(uint64_t number,
+                                                    std::shared_ptr<RandomAccessFile> file,
+                                                    const std::vector<FooterEntry>& entries);
+
   bool Demoted() const { return !resident.empty(); }
   Lsn min_lsn() const;  // 0 when it lists no record
   Lsn max_lsn() const;
