@@ -419,9 +419,27 @@ Status PageStoreImpl::DropSupersededSegments(const Described& described,
                                              uint64_t* newest_log) {
   std::vector<uint64_t> superseded;
   *newest_log = 0;
+  // A described compacted segment is not opened, but what it supersedes is in
+  // its header: read it only when a segment MANIFEST does not describe lies
+  // below it (a delete that failed after the compaction left the superseded
+  // file behind; loading it too would count its records twice). Normally the
+  // only undescribed segment is the newest, above every compacted one.
+  uint64_t lowest_undescribed = UINT64_MAX;
+  for (uint64_t n : *numbers) {
+    if (described.find(n) == described.end()) lowest_undescribed = std::min(lowest_undescribed, n);
+  }
   for (uint64_t n : *numbers) {
     if (auto d = described.find(n); d != described.end()) {
-      if (!(d->second->desc.flags & kSegmentFlagCompacted)) *newest_log = n;  // numbers ascend
+      const bool compacted = (d->second->desc.flags & kSegmentFlagCompacted) != 0;
+      if (!compacted) *newest_log = n;  // numbers ascend
+      if (compacted && n > lowest_undescribed) {
+        auto file = env_->NewRandomAccessFile(SegmentPath(n));
+        if (!file.ok()) return file.status();
+        SegmentHeader h;
+        size_t len = 0;
+        BRANCHDB_RETURN_IF_ERROR(ReadSegmentHeader(file->get(), n, &h, &len));
+        superseded.insert(superseded.end(), h.supersedes.begin(), h.supersedes.end());
+      }
       continue;
     }
     auto file = env_->NewRandomAccessFile(SegmentPath(n));
