@@ -225,14 +225,7 @@ Result<size_t> TieredEnv::Impl::ReadRemote(const EvictedStub& stub, uint64_t off
 TieredEnv::TieredEnv(Env* target, std::unique_ptr<Impl> impl)
     : EnvWrapper(target), impl_(std::move(impl)) {}
 
-TieredEnv::~TieredEnv() {
-  {
-    MutexLock l(impl_->mu);
-    impl_->stop = true;
-    impl_->cv.SignalAll();
-  }
-  if (impl_->thread.joinable()) impl_->thread.join();
-}
+TieredEnv::~TieredEnv() { impl_->passes.Stop(); }
 
 Result<std::unique_ptr<TieredEnv>> TieredEnv::Create(Env* target, TieredEnvOptions options,
                                                      std::unique_ptr<objstore::S3Client> client) {
@@ -246,8 +239,12 @@ Result<std::unique_ptr<TieredEnv>> TieredEnv::Create(Env* target, TieredEnvOptio
   impl->client = std::move(client);
   std::unique_ptr<TieredEnv> env(new TieredEnv(target, std::move(impl)));
   Impl* i = env->impl_.get();
-  if (i->options.interval_ms > 0 && i->options.local_cache_bytes > 0) {
-    i->thread = std::thread([i] { i->Run(); });
+  if (i->options.local_cache_bytes > 0) {
+    i->passes.Start(i->options.interval_ms, [i] {
+      Status s = i->EvictPass(i->options.local_cache_bytes);
+      if (!s.ok()) i->options.logger->warn("event=s3_evict_pass_failed error=\"{}\"", s.ToString());
+      return s;
+    });
   }
   return env;
 }

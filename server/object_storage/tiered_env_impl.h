@@ -8,10 +8,10 @@
 #include <map>
 #include <memory>
 #include <string>
-#include <thread>
 #include <unordered_map>
 
 #include "base/mutex.h"
+#include "server/object_storage/pass_thread.h"
 #include "server/object_storage/tiered_env.h"
 
 namespace branchdb::server {
@@ -57,9 +57,6 @@ struct TieredEnv::Impl {
   mutable Mutex mu ACQUIRED_BEFORE(cache_mu);
   std::map<std::string, Tracked> tracked GUARDED_BY(mu);
   TierStats stats GUARDED_BY(mu);
-  CondVar cv;
-  bool stop GUARDED_BY(mu) = false;
-  std::thread thread;
 
   // The fetch cache: blocks by "KEY#BLOCK", most recently used first.
   using Block = std::shared_ptr<const std::string>;
@@ -85,7 +82,8 @@ struct TieredEnv::Impl {
   Status EvictPass(uint64_t budget);
   struct Candidate;
   Status Evict(const Candidate& c);
-  void Run();
+
+  PassThread passes;  // the eviction passes (last: stopped before the rest goes)
 };
 
 }  // namespace branchdb::server

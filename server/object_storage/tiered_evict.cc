@@ -182,20 +182,6 @@ Status TieredEnv::Impl::EvictPass(uint64_t budget) {
   return first;
 }
 
-void TieredEnv::Impl::Run() {
-  MutexLock l(mu);
-  while (!stop) {
-    cv.WaitFor(mu, std::chrono::milliseconds(options.interval_ms));
-    if (stop) break;
-    l.Unlock();
-    Status s = EvictPass(options.local_cache_bytes);
-    if (!s.ok()) {
-      options.logger->warn("event=s3_evict_pass_failed error=\"{}\"", s.ToString());
-    }
-    l.Lock();
-  }
-}
-
 Status TieredEnv::EvictOnce() {
   // With no budget, nothing is evicted: the statistics only.
   const uint64_t budget = impl_->options.local_cache_bytes;
