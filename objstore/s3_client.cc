@@ -375,6 +375,10 @@ class S3ClientImpl final : public S3Client {
     auto client = std::make_unique<httplib::Client>(host_, port_);
     client->set_url_encode(false);
     client->set_keep_alive(true);
+    // A request's headers and body go out in separate writes: with Nagle on a
+    // kept connection, the body waits for the ACK of the headers, which the
+    // server delays (40 ms a PUT, measured: remote commits 5x slower).
+    client->set_tcp_nodelay(true);
     client->set_connection_timeout(options_.connect_timeout_ms / 1000,
                                    (options_.connect_timeout_ms % 1000) * 1000);
     client->set_read_timeout(options_.request_timeout_ms / 1000,
