@@ -602,17 +602,13 @@ Status ApiServer::Init() {
     services_.tiered_env = parts_->tiered_env.get();
   }
   BRANCHDB_RETURN_IF_ERROR(OpenCatalog(config_, store_env, *parts_, services_));
-  std::function<Status(const std::string&)> may_upload;
-  std::function<Result<int64_t>(const std::string&)> upload_epoch;  // may_upload's epoch
+  std::function<Result<int64_t>(const std::string&)> upload_epoch;  // the epoch that names keys
   std::function<bool(const std::string&)> may_mark_deleted;
   if (config_.ObjectStorageEnabled() && config_.clustered()) {
     auto takeover = Takeover::Create(config_, env_, services_);
     if (!takeover.ok()) return takeover.status().WithContext("object storage");
     parts_->takeover = std::move(*takeover);
     upload_epoch = [t = parts_->takeover.get()](const std::string& id) { return t->MayUpload(id); };
-    may_upload = [t = parts_->takeover.get()](const std::string& id) {
-      return t->MayUpload(id).status();
-    };
     may_mark_deleted = [t = parts_->takeover.get()](const std::string& id) {
       return t->MayMarkDeleted(id);
     };
@@ -629,7 +625,7 @@ Status ApiServer::Init() {
   BRANCHDB_RETURN_IF_ERROR(StartGuard(config_, env_, *parts_, services_));
   if (config_.ObjectStorageEnabled()) {  // after the guard: it reads ledger.db too
     auto backup = StartCatalogBackup(config_, env_, services_.logger, *services_.metrics,
-                                     may_upload, may_mark_deleted);
+                                     upload_epoch, may_mark_deleted);
     if (!backup.ok()) return backup.status().WithContext("object storage");
     parts_->catalog_backup = std::move(*backup);
   }
