@@ -153,6 +153,16 @@ struct CatalogBackup::Impl {
 
   mutable Mutex mu ACQUIRED_AFTER(pass_mu);  // a leaf
   CatalogBackupStats stats GUARDED_BY(mu);
+  // WaitBackedUp's callers, per project id: tickets in arrival order.
+  struct Waiters {
+    uint64_t arrived = 0;      // tickets handed out
+    uint64_t served = 0;       // tickets up to this one are in the bucket
+    uint64_t failed_upto = 0;  // tickets up to this one get `failure`
+    Status failure;
+    bool leading = false;      // a caller is uploading for the others
+  };
+  std::map<std::string, Waiters> waiters GUARDED_BY(mu);
+  CondVar waiters_cv;
   PassThread passes;  // last: stopped (joined) before the rest goes
 
   std::string CatalogPath() const { return JoinPath(options.data_dir, "catalog.db"); }
@@ -391,6 +401,69 @@ struct CatalogBackup::Impl {
     return Status::OK();
   }
 
+  // A ticket; then either another caller's upload covers it, or this caller
+  // uploads (for itself and every ticket handed out before its snapshot).
+  Status WaitBackedUp(const std::string& id) {
+    uint64_t upto = 0;
+    {
+      MutexLock l(mu);
+      Waiters& w = waiters[id];
+      const uint64_t ticket = ++w.arrived;
+      while (true) {
+        if (w.served >= ticket) return Status::OK();
+        if (w.failed_upto >= ticket) return w.failure;
+        if (!w.leading) break;
+        waiters_cv.Wait(mu);
+      }
+      w.leading = true;
+      upto = w.arrived;  // the snapshot below is taken after each of these
+    }
+    Status s = BackUpNow(id);
+    MutexLock l(mu);
+    Waiters& w = waiters[id];
+    w.leading = false;
+    if (s.ok()) {
+      w.served = std::max(w.served, upto);
+    } else {
+      w.failed_upto = std::max(w.failed_upto, upto);
+      w.failure = s;
+      ++stats.errors;
+    }
+    waiters_cv.SignalAll();
+    return s;
+  }
+
+  // The project's log up to its durable end, then a snapshot taken now, into
+  // the bucket. A store position past the durable end (a commit written, its
+  // fdatasync not done yet) waits for that log once more.
+  Status BackUpNow(const std::string& id) {
+    MutexLock pass(pass_mu);
+    Status s;
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      if (options.may_upload) {
+        if (auto may = options.may_upload(id); !may.ok()) return may.status();
+      }
+      if (options.upload_log) {
+        s = options.upload_log(id);
+        if (!s.ok()) break;
+      }
+      bool pending = false;
+      s = BackupProject(id, &pending);
+      if (!s.ok() || !pending) break;
+      s = Status::Unavailable("the catalog snapshot waits for its log to reach the bucket");
+    }
+    if (s.ok() || s.reason() == "not_owner" || s.reason() == "lease_lost" ||
+        s.reason() == "etcd_unavailable" || s.reason() == "remote_durability_unavailable") {
+      return s;
+    }
+    options.logger->warn("event=s3_catalog_upload_failed project_id={} error=\"{}\"", id,
+                         s.ToString());
+    return Status::Unavailable(
+        "the change is durable locally but the project's catalog could not be copied to object "
+        "storage (durability = \"remote\"); it is not acknowledged: " + s.ToString(),
+        "remote_durability_unavailable");
+  }
+
   void Uploaded(const std::string& id, uint64_t version) {
     MutexLock l(mu);
     ++stats.uploaded_snapshots;
@@ -474,6 +547,10 @@ Result<std::unique_ptr<CatalogBackup>> CatalogBackup::Start(
 
 Status CatalogBackup::RunOnce() { return impl_->Pass(); }
 
+Status CatalogBackup::WaitBackedUp(const std::string& project_id) {
+  return impl_->WaitBackedUp(project_id);
+}
+
 CatalogBackupStats CatalogBackup::stats() const {
   MutexLock l(impl_->mu);
   return impl_->stats;
@@ -483,8 +560,10 @@ Result<std::unique_ptr<CatalogBackup>> StartCatalogBackup(
     const Config& config, Env* env,
     std::shared_ptr<spdlog::logger> logger, http::Metrics& metrics,
     std::function<Result<int64_t>(const std::string& project_id)> may_upload,
-    std::function<bool(const std::string& project_id)> may_mark_deleted) {
+    std::function<bool(const std::string& project_id)> may_mark_deleted,
+    std::function<Status(const std::string& project_id)> upload_log) {
   CatalogBackupOptions options;
+  options.upload_log = std::move(upload_log);
   options.may_upload = std::move(may_upload);
   options.may_mark_deleted = std::move(may_mark_deleted);
   options.data_dir = config.data_dir;

@@ -30,8 +30,14 @@
 // HEAD: size and ETag), the descriptor after it, and catalog versions older
 // than the newest kKeepCatalogVersions are deleted.
 //
-// Thread-safety: RunOnce() and stats() may be called from any thread; passes
-// never overlap.
+// WaitBackedUp(project_id) is `durability = "remote"` for catalog operations
+// (docs/object-storage.md): it returns once a snapshot taken after the call
+// is in the bucket, uploading the project's log first (upload_log) and then
+// the snapshot itself, not waiting for the next pass; one such upload serves
+// every caller that arrived before its snapshot was taken (group commit).
+//
+// Thread-safety: RunOnce(), WaitBackedUp() and stats() may be called from any
+// thread; passes and waiters' uploads never overlap.
 #ifndef BRANCHDB_SERVER_OBJECT_STORAGE_CATALOG_BACKUP_H_
 #define BRANCHDB_SERVER_OBJECT_STORAGE_CATALOG_BACKUP_H_
 
@@ -72,6 +78,10 @@ struct CatalogBackupOptions {
   // With [cluster]: whether a project gone from the catalog may be marked
   // deleted in the bucket (not a stale copy a takeover replaced).
   std::function<bool(const std::string& project_id)> may_mark_deleted;
+  // For WaitBackedUp: puts the project's log into the bucket up to its
+  // durable end now (SegmentUploader::WaitUploaded), so that the snapshot's
+  // store position is covered. Default (unset): the uploader's next pass.
+  std::function<Status(const std::string& project_id)> upload_log;
 };
 
 struct CatalogBackupStats {
@@ -98,6 +108,14 @@ class CatalogBackup {
   // waits for its page store; else the first error (the others were tried).
   Status RunOnce();
 
+  // Returns OK once a snapshot of the project (by id) taken after this call
+  // is in the bucket with the log it needs (or the project is gone from the
+  // catalog). Unavailable, reason "remote_durability_unavailable" (with S3's
+  // error), when that upload failed, or one that started after this call
+  // did; the ownership check's error (not_owner, lease_lost) as it is.
+  // REQUIRES: what the caller waits for is durable locally.
+  Status WaitBackedUp(const std::string& project_id);
+
   CatalogBackupStats stats() const;
 
   struct Impl;
@@ -118,12 +136,13 @@ class Metrics;
 // branchdb_s3_catalog_uploads_total, branchdb_s3_catalog_errors_total,
 // branchdb_s3_catalog_passes_total.
 // REQUIRES: metrics outlives the backup, and is not rendered after it is gone.
-// may_upload, may_mark_deleted: CatalogBackupOptions'.
+// may_upload, may_mark_deleted, upload_log: CatalogBackupOptions'.
 Result<std::unique_ptr<CatalogBackup>> StartCatalogBackup(
     const Config& config, Env* env, std::shared_ptr<spdlog::logger> logger,
     http::Metrics& metrics,
     std::function<Result<int64_t>(const std::string& project_id)> may_upload = {},
-    std::function<bool(const std::string& project_id)> may_mark_deleted = {});
+    std::function<bool(const std::string& project_id)> may_mark_deleted = {},
+    std::function<Status(const std::string& project_id)> upload_log = {});
 
 // Keys of a project's objects ("PREFIX/PROJECT_ID/..."; no "PREFIX/" when empty).
 std::string ProjectKeyPrefix(const std::string& prefix, const std::string& project_id);
