@@ -250,16 +250,36 @@ TEST_CASE("in remote mode a catalog operation is answered only once the bucket h
   REQUIRE(server.Call("POST", branches + "/production/checkpoints", {{"label", "v1"}, {"lsn", lsn}})
               .first == 201);
   REQUIRE(server.Call("PATCH", branches + "/dev", {{"ttl_seconds", 86400}}).first == 200);
+  // Operations at once: each answered only once a snapshot taken after it is
+  // in (one snapshot serves the operations that waited meanwhile).
+  std::vector<std::thread> creators;
+  std::atomic<int> acknowledged{0};
+  for (int w = 0; w < 4; ++w) {
+    creators.emplace_back([&, w] {
+      for (int i = 0; i < 2; ++i) {
+        const std::string name = "w" + std::to_string(w) + "-" + std::to_string(i);
+        if (server.Send("POST", branches, {{"name", name}}).first == 201) ++acknowledged;
+      }
+    });
+  }
+  for (auto& t : creators) t.join();
+  CHECK(acknowledged == 8);
   // Acknowledged: a server on an empty data directory restores all of it
   // from the bucket at once, while the first one still runs.
   {
     TempDir fresh;
     LiveServer restored(FreshFrom("remote-catalog", fresh.Sub("data")));
-    CHECK(BranchList(restored, "c") == "dev:expires,production,rel:protected");
+    CHECK(BranchList(restored, "c") ==
+          "dev:expires,production,rel:protected,w0-0,w0-1,w1-0,w1-1,w2-0,w2-1,w3-0,w3-1");
     CHECK(Labels(restored, "c") == "v1");
   }
   // A deleted branch, and the branch created after it.
   REQUIRE(server.Call("DELETE", branches + "/dev").first == 204);
+  for (const char* w : {"w0", "w1", "w2", "w3"}) {
+    for (const char* i : {"-0", "-1"}) {
+      REQUIRE(server.Call("DELETE", branches + "/" + w + i).first == 204);
+    }
+  }
   REQUIRE(server.Call("POST", branches, {{"name", "next"}}).first == 201);
   TempDir fresh;
   LiveServer restored(FreshFrom("remote-catalog", fresh.Sub("data")));
