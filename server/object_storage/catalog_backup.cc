@@ -434,24 +434,17 @@ struct CatalogBackup::Impl {
   }
 
   // The project's log up to its durable end, then a snapshot taken now, into
-  // the bucket. A store position past the durable end (a commit written, its
-  // fdatasync not done yet) waits for that log once more.
+  // the bucket.
   Status BackUpNow(const std::string& id) {
     MutexLock pass(pass_mu);
     Status s;
-    for (int attempt = 0; attempt < 3; ++attempt) {
-      if (options.may_upload) {
-        if (auto may = options.may_upload(id); !may.ok()) return may.status();
-      }
-      if (options.upload_log) {
-        s = options.upload_log(id);
-        if (!s.ok()) break;
-      }
-      bool pending = false;
-      s = BackupProject(id, &pending);
-      if (!s.ok() || !pending) break;
-      s = Status::Unavailable("the catalog snapshot waits for its log to reach the bucket");
+    if (options.may_upload) {
+      if (auto may = options.may_upload(id); !may.ok()) return may.status();
     }
+    if (options.upload_log) s = options.upload_log(id);  // usually covers the snapshot
+    bool pending = false;
+    if (s.ok()) s = BackupProject(id, &pending);
+    if (s.ok() && pending) s = UploadLatestWhenCovered(id);
     if (s.ok() || s.reason() == "not_owner" || s.reason() == "lease_lost" ||
         s.reason() == "etcd_unavailable" || s.reason() == "remote_durability_unavailable") {
       return s;
@@ -462,6 +455,32 @@ struct CatalogBackup::Impl {
         "the change is durable locally but the project's catalog could not be copied to object "
         "storage (durability = \"remote\"); it is not acknowledged: " + s.ToString(),
         "remote_durability_unavailable");
+  }
+
+  // The project's newest snapshot, up once the bucket covers its store
+  // position. That position may hold records of operations still in flight
+  // (written, their fdatasync not done yet: the position is noted after the
+  // snapshot); they become durable within a group commit, and the log goes
+  // up again until it covers them.
+  Status UploadLatestWhenCovered(const std::string& id) REQUIRES(pass_mu) {
+    constexpr int kAttempts = 100;
+    constexpr int64_t kWaitMicros = 10'000;
+    for (int attempt = 0; attempt < kAttempts; ++attempt) {
+      auto it = projects.find(id);
+      if (it == projects.end() || !it->second.latest) return Status::OK();
+      ProjectBackup& st = it->second;
+      if (attempt > 0) options.env->GetClock()->SleepForMicros(kWaitMicros);
+      if (options.upload_log) BRANCHDB_RETURN_IF_ERROR(options.upload_log(id));
+      auto listing = List(id);
+      if (!listing.ok()) return listing.status();
+      if (!Covered(id, st.latest->position, *listing)) continue;
+      BRANCHDB_RETURN_IF_ERROR(Upload(id, st, *st.latest, *listing));
+      st.latest.reset();
+      st.waiting.reset();
+      Uploaded(id, st.newest_version);
+      return Status::OK();
+    }
+    return Status::Unavailable("the catalog snapshot waits for its log to reach the bucket");
   }
 
   void Uploaded(const std::string& id, uint64_t version) {
