@@ -36,13 +36,11 @@ using objstore::S3Client;
 // commits' own uploads put the tail in the bucket), 64 KiB segments.
 std::function<void(server::Config&)> Remote(const std::string& bucket,
                                             const std::string& durability = "remote") {
-  return [=](server::Config& c) {
-    UseFixtureBucket(c, bucket);
+  return ServerWithBucket(bucket, "", "", [=](server::Config& c) {
     c.object_storage_durability = durability;
     c.object_storage_upload_interval_ms = 3600000;
     c.object_storage_timeout_ms = 1000;
-    c.segment_bytes = 65536;
-  };
+  });
 }
 
 std::string Sql(const std::string& project) {
