@@ -177,9 +177,10 @@ ApiServer::~ApiServer() {
   // (their connections), then the stores below them.
   parts_->router.reset();
   parts_->http.reset();
+  services_.catalog_backup = nullptr;
+  parts_->catalog_backup.reset();  // its waiters upload the log through the uploader
   services_.uploader = nullptr;
   parts_->uploader.reset();  // before the metrics its collector reads
-  parts_->catalog_backup.reset();
   // Leaves the cluster (its lease revoked: its ownerships go at once) before
   // the auth service its poll thread reloads and the catalog go.
   services_.cluster = nullptr;
@@ -602,17 +603,13 @@ Status ApiServer::Init() {
     services_.tiered_env = parts_->tiered_env.get();
   }
   BRANCHDB_RETURN_IF_ERROR(OpenCatalog(config_, store_env, *parts_, services_));
-  std::function<Status(const std::string&)> may_upload;
-  std::function<Result<int64_t>(const std::string&)> upload_epoch;  // may_upload's epoch
+  std::function<Result<int64_t>(const std::string&)> upload_epoch;  // the epoch that names keys
   std::function<bool(const std::string&)> may_mark_deleted;
   if (config_.ObjectStorageEnabled() && config_.clustered()) {
     auto takeover = Takeover::Create(config_, env_, services_);
     if (!takeover.ok()) return takeover.status().WithContext("object storage");
     parts_->takeover = std::move(*takeover);
     upload_epoch = [t = parts_->takeover.get()](const std::string& id) { return t->MayUpload(id); };
-    may_upload = [t = parts_->takeover.get()](const std::string& id) {
-      return t->MayUpload(id).status();
-    };
     may_mark_deleted = [t = parts_->takeover.get()](const std::string& id) {
       return t->MayMarkDeleted(id);
     };
@@ -628,10 +625,23 @@ Status ApiServer::Init() {
   BRANCHDB_RETURN_IF_ERROR(StartComputes(config_, *parts_, services_));
   BRANCHDB_RETURN_IF_ERROR(StartGuard(config_, env_, *parts_, services_));
   if (config_.ObjectStorageEnabled()) {  // after the guard: it reads ledger.db too
+    // remote durability of catalog operations: the log first, up to its
+    // durable end now, so that a snapshot taken after it is covered.
+    auto upload_log = [u = parts_->uploader.get(),
+                       c = parts_->catalog.get()](const std::string& id) -> Status {
+      for (const catalog::ProjectInfo& info : c->ListProjects()) {
+        if (info.id != id) continue;
+        auto store = c->Store(info.name);
+        if (!store.ok()) return store.status();
+        return u->WaitUploaded(id, (*store)->DurableEnd().lsn);
+      }
+      return Status::OK();  // gone: nothing to wait for
+    };
     auto backup = StartCatalogBackup(config_, env_, services_.logger, *services_.metrics,
-                                     may_upload, may_mark_deleted);
+                                     upload_epoch, may_mark_deleted, upload_log);
     if (!backup.ok()) return backup.status().WithContext("object storage");
     parts_->catalog_backup = std::move(*backup);
+    services_.catalog_backup = parts_->catalog_backup.get();
   }
   BRANCHDB_RETURN_IF_ERROR(CreateHttpServer(config_, *parts_, services_));
   ConfigureHttp(config_, *parts_->http);

@@ -40,6 +40,7 @@ namespace guard {
 class Guard;
 }
 class SegmentUploader;
+class CatalogBackup;
 class TieredEnv;
 
 struct Services {
@@ -65,6 +66,9 @@ struct Services {
   // With [object_storage]: the uploader, which `remote` durability waits on
   // (server/object_storage/remote_durability.h); optional.
   SegmentUploader* uploader = nullptr;
+  // With [object_storage]: the catalog backup, which `remote` durability of
+  // catalog operations waits on (remote_durability.h); optional.
+  CatalogBackup* catalog_backup = nullptr;
   // With [object_storage]: the stores' Env, which evicts sealed segments and
   // reads them back (its statistics for GET /v1/cluster).
   TieredEnv* tiered_env = nullptr;

@@ -5,7 +5,6 @@
 
 #include <cinttypes>
 #include <cstdio>
-#include <nlohmann/json.hpp>
 
 #include "catalog/catalog.h"
 #include "cluster/cluster.h"
@@ -13,6 +12,7 @@
 #include "server/config.h"
 #include "server/guard/guard.h"
 #include "server/http/log_value.h"
+#include "server/object_storage/bucket_log.h"
 #include "server/object_storage/restore.h"
 
 namespace branchdb::server {
@@ -73,17 +73,17 @@ Status Takeover::Run(const std::string& project, int64_t epoch) {
   if (!point.ok()) return point.status().WithContext("restoring " + project + " from the bucket");
   // The fence: what this epoch starts from. Written once, before the
   // project is served (and before any upload of this epoch).
-  nlohmann::json fence = {{"epoch", epoch},
-                          {"node", config_.node_name},
-                          {"catalog_version", point->catalog_version},
-                          {"newest_sealed", point->newest_sealed},
-                          {"tail_segment", point->tail_segment},
-                          {"tail_offset", point->tail_offset},
-                          {"time_micros", env_->GetClock()->NowMicros()}};
+  FencePoint fence;
+  fence.newest_sealed = point->newest_sealed;
+  fence.tail_segment = point->tail_segment;
+  fence.tail_offset = point->tail_offset;
+  fence.catalog_epoch = point->catalog_epoch;
+  fence.catalog_version = point->catalog_version;
   objstore::PutOptions once;
   once.if_none_match = true;
-  auto put = client_->Put(FenceKey(config_.object_storage_prefix, point->id, epoch),
-                          fence.dump() + "\n", once);
+  auto put = client_->Put(
+      FenceKey(config_.object_storage_prefix, point->id, epoch),
+      FormatFence(epoch, config_.node_name, fence, env_->GetClock()->NowMicros()), once);
   if (!put.ok()) return put.status().WithContext("writing the fence of epoch " + std::to_string(epoch));
   auto adopted = s_.catalog->AdoptProject(point->id);
   if (!adopted.ok()) return adopted.status().WithContext("opening the restored " + project);

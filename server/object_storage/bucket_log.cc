@@ -72,20 +72,42 @@ Result<FencePoint> ParseFence(std::string_view json) {
   f.newest_sealed = j.value("newest_sealed", int64_t{-1});
   f.tail_segment = j.value("tail_segment", std::string());
   f.tail_offset = j.value("tail_offset", uint64_t{0});
+  f.catalog_epoch = j.value("catalog_epoch", int64_t{0});
+  f.catalog_version = j.value("catalog_version", uint64_t{0});
   return f;
 }
 
+std::string FormatFence(int64_t epoch, const std::string& node, const FencePoint& point,
+                        int64_t time_micros) {
+  const nlohmann::json fence = {{"epoch", epoch},
+                                {"node", node},
+                                {"catalog_epoch", point.catalog_epoch},
+                                {"catalog_version", point.catalog_version},
+                                {"newest_sealed", point.newest_sealed},
+                                {"tail_segment", point.tail_segment},
+                                {"tail_offset", point.tail_offset},
+                                {"time_micros", time_micros}};
+  return fence.dump() + "\n";
+}
+
 Result<std::map<int64_t, FencePoint>> ReadFences(objstore::S3Client& client,
-                                                 const Listing& listing) {
+                                                 const Listing& listing, FenceCache* cache) {
   std::map<int64_t, FencePoint> fences;
   for (auto it = listing.lower_bound(std::string(kFenceDir)); it != listing.end(); ++it) {
     if (it->first.rfind(kFenceDir, 0) != 0) break;
     const int64_t epoch = ParseFenceEpoch(it->first);
     if (epoch < 0) continue;
+    if (cache != nullptr) {
+      if (auto known = cache->find(it->second.key); known != cache->end()) {
+        fences[epoch] = known->second;  // written once: never changes
+        continue;
+      }
+    }
     auto text = client.Get(it->second.key);
     if (!text.ok()) return text.status().WithContext("reading the fence " + it->second.key);
     auto f = ParseFence(*text);
     if (!f.ok()) return f.status().WithContext(it->second.key);
+    if (cache != nullptr) (*cache)[it->second.key] = *f;
     fences[epoch] = std::move(*f);
   }
   return fences;
@@ -151,6 +173,59 @@ BucketLog ResolveBucketLog(const Listing& listing, const std::map<int64_t, Fence
     }
   }
   return log;
+}
+
+bool ParseCatalogKey(const std::string& rest, int64_t* epoch, uint64_t* version) {
+  std::string name;
+  if (!SplitEpoch(rest, epoch, &name)) return false;
+  const int64_t v = ParseCatalogVersion(name);
+  if (v <= 0) return false;
+  *version = static_cast<uint64_t>(v);
+  return true;
+}
+
+std::optional<CatalogPiece> ResolveCatalog(const Listing& listing,
+                                           const std::map<int64_t, FencePoint>& fences) {
+  std::optional<CatalogPiece> best;
+  for (const auto& [rest, info] : listing) {
+    int64_t epoch = 0;
+    uint64_t version = 0;
+    if (!ParseCatalogKey(rest, &epoch, &version)) continue;
+    auto next = fences.upper_bound(epoch);
+    if (next != fences.end() &&
+        std::make_pair(epoch, version) >
+            std::make_pair(next->second.catalog_epoch, next->second.catalog_version)) {
+      continue;  // landed after the next epoch's taker listed the bucket
+    }
+    if (!best || std::make_pair(epoch, version) > std::make_pair(best->epoch, best->version)) {
+      best = CatalogPiece{info, epoch, version};
+    }
+  }
+  return best;
+}
+
+bool HasCatalog(const Listing& listing) {
+  for (const auto& [rest, info] : listing) {
+    int64_t epoch = 0;
+    uint64_t version = 0;
+    if (ParseCatalogKey(rest, &epoch, &version)) return true;
+  }
+  return false;
+}
+
+const objstore::ObjectInfo* NewestDescriptor(const Listing& listing) {
+  const objstore::ObjectInfo* newest = nullptr;
+  int64_t newest_epoch = -1;
+  for (const auto& [rest, info] : listing) {
+    int64_t epoch = 0;
+    std::string name;
+    if (!SplitEpoch(rest, &epoch, &name) || name != "project.json") continue;
+    if (epoch > newest_epoch) {
+      newest = &info;
+      newest_epoch = epoch;
+    }
+  }
+  return newest;
 }
 
 }  // namespace branchdb::server

@@ -81,6 +81,7 @@ struct Pending {
 };
 
 struct ProjectBackup {
+  int64_t epoch = 0;            // the epoch this node owns the project with (0: no cluster)
   bool listed = false;          // newest_version and uploaded_md5 read from the bucket
   uint64_t newest_version = 0;  // 0: none in the bucket
   std::string uploaded_md5;
@@ -96,12 +97,14 @@ std::string ProjectKeyPrefix(const std::string& prefix, const std::string& proje
 }
 
 std::string CatalogObjectKey(const std::string& prefix, const std::string& project_id,
-                             uint64_t version) {
-  return ProjectKeyPrefix(prefix, project_id) + "catalog/" + Padded16(version) + ".db";
+                             uint64_t version, int64_t epoch) {
+  return ProjectKeyPrefix(prefix, project_id) + EpochDir(epoch) + "catalog/" + Padded16(version) +
+         ".db";
 }
 
-std::string DescriptorKey(const std::string& prefix, const std::string& project_id) {
-  return ProjectKeyPrefix(prefix, project_id) + "project.json";
+std::string DescriptorKey(const std::string& prefix, const std::string& project_id,
+                          int64_t epoch) {
+  return ProjectKeyPrefix(prefix, project_id) + EpochDir(epoch) + "project.json";
 }
 
 std::string TailChunkSuffix(const std::string& segment_name, uint64_t offset) {
@@ -146,9 +149,20 @@ struct CatalogBackup::Impl {
 
   Mutex pass_mu;  // held for a whole pass; before mu
   std::map<std::string, ProjectBackup> projects GUARDED_BY(pass_mu);  // by id
+  FenceCache fences GUARDED_BY(pass_mu);  // fences read (written once: kept)
 
   mutable Mutex mu ACQUIRED_AFTER(pass_mu);  // a leaf
   CatalogBackupStats stats GUARDED_BY(mu);
+  // WaitBackedUp's callers, per project id: tickets in arrival order.
+  struct Waiters {
+    uint64_t arrived = 0;      // tickets handed out
+    uint64_t served = 0;       // tickets up to this one are in the bucket
+    uint64_t failed_upto = 0;  // tickets up to this one get `failure`
+    Status failure;
+    bool leading = false;      // a caller is uploading for the others
+  };
+  std::map<std::string, Waiters> waiters GUARDED_BY(mu);
+  CondVar waiters_cv;
   PassThread passes;  // last: stopped (joined) before the rest goes
 
   std::string CatalogPath() const { return JoinPath(options.data_dir, "catalog.db"); }
@@ -234,9 +248,10 @@ struct CatalogBackup::Impl {
   // on disk (compaction may have replaced some), and the newest one sealed or
   // in contiguous tail chunks from offset 0 up to its size then; read through
   // the fences (bucket_log.h), as a restore reads it.
-  bool Covered(const std::string& id, const StorePosition& pos, const Listing& listing) {
+  bool Covered(const std::string& id, const StorePosition& pos, const Listing& listing)
+      REQUIRES(pass_mu) {
     const std::string dir = JoinPath(JoinPath(options.data_dir, "projects"), id);
-    auto fences = ReadFences(*client, listing);
+    auto fences = ReadFences(*client, listing, &this->fences);
     if (!fences.ok()) return false;  // tried again at the next pass
     const BucketLog log = ResolveBucketLog(listing, *fences);
     for (const std::string& name : pos.older) {
@@ -258,25 +273,37 @@ struct CatalogBackup::Impl {
     return listing;
   }
 
-  static std::vector<uint64_t> Versions(const Listing& listing) {
+  // The versions of epoch's snapshots in listing, oldest first.
+  static std::vector<uint64_t> Versions(const Listing& listing, int64_t epoch) {
     std::vector<uint64_t> versions;
     for (const auto& [rest, o] : listing) {
-      if (int64_t v = ParseCatalogVersion(rest); v > 0) versions.push_back(static_cast<uint64_t>(v));
+      int64_t e = 0;
+      uint64_t v = 0;
+      if (ParseCatalogKey(rest, &e, &v) && e == epoch) versions.push_back(v);
     }
     std::sort(versions.begin(), versions.end());
     return versions;
   }
 
-  // Uploads p as the next version, verifies it, writes the descriptor, prunes.
+  // Uploads p as the next version of st.epoch, verifies it, writes the
+  // descriptor, prunes that epoch's old versions (earlier epochs' stay: a
+  // fence may name one of them; the bucket's GC takes them).
   Status Upload(const std::string& id, ProjectBackup& st, const Pending& p,
                 const Listing& listing) {
     const uint64_t version = st.newest_version + 1;
-    const std::string key = CatalogObjectKey(options.prefix, id, version);
+    const std::string key = CatalogObjectKey(options.prefix, id, version, st.epoch);
     objstore::PutOptions put_options;
     if (options.may_upload) {
-      // A cluster: asked again just before, and a version is never replaced
-      // (another owner's, a paused one's, would be).
-      BRANCHDB_RETURN_IF_ERROR(options.may_upload(id));
+      // A cluster: asked again just before (the key is named by the epoch it
+      // confirms: landing late, after a takeover, it is fenced off), and a
+      // version is never replaced.
+      auto epoch = options.may_upload(id);
+      if (!epoch.ok()) return epoch.status();
+      if (*epoch != st.epoch) {
+        st.listed = false;
+        return Status::Unavailable("project " + id + " is owned with another epoch now",
+                                   "not_owner");
+      }
       put_options.if_none_match = true;
     }
     auto put = client->Put(key, p.snapshot.bytes, put_options);
@@ -292,6 +319,7 @@ struct CatalogBackup::Impl {
     }
     nlohmann::json d = {{"id", id},
                         {"name", p.snapshot.name},
+                        {"epoch", st.epoch},
                         {"catalog", key},
                         {"catalog_version", version},
                         {"catalog_md5", p.snapshot.md5},
@@ -299,13 +327,13 @@ struct CatalogBackup::Impl {
                         {"store_segment", p.position.newest},
                         {"store_segment_bytes", p.position.newest_bytes},
                         {"time_micros", options.env->GetClock()->NowMicros()}};
-    auto written = client->Put(DescriptorKey(options.prefix, id), d.dump() + "\n");
+    auto written = client->Put(DescriptorKey(options.prefix, id, st.epoch), d.dump() + "\n");
     if (!written.ok()) return written.status();
     st.newest_version = version;
     st.uploaded_md5 = p.snapshot.md5;
-    for (uint64_t v : Versions(listing)) {
+    for (uint64_t v : Versions(listing, st.epoch)) {
       if (v + kKeepCatalogVersions > version) break;
-      Status deleted = client->Delete(CatalogObjectKey(options.prefix, id, v));
+      Status deleted = client->Delete(CatalogObjectKey(options.prefix, id, v, st.epoch));
       if (!deleted.ok()) return deleted.WithContext("pruning catalog version " + std::to_string(v));
     }
     return Status::OK();
@@ -313,24 +341,33 @@ struct CatalogBackup::Impl {
 
   // One project: snapshot; when changed, upload once its store is covered.
   // Sets *pending when its newest state is not in the bucket afterwards.
+  // Long: the steps of one project's backup, each of which may end it.
   Status BackupProject(const std::string& id, bool* pending) REQUIRES(pass_mu) {
+    int64_t epoch = 0;
     if (options.may_upload) {
-      if (Status may = options.may_upload(id); !may.ok()) {
+      auto may = options.may_upload(id);
+      if (!may.ok()) {
         projects.erase(id);  // listed again once ours
         return Status::OK();
       }
+      epoch = *may;
     }
     auto snap = TakeSnapshot(id);
     if (snap.status().IsNotFound()) return Status::OK();  // deleted meanwhile
     if (!snap.ok()) return snap.status();
     ProjectBackup& st = projects[id];
+    if (st.epoch != epoch) {  // owned anew: its own versions
+      st = ProjectBackup();
+      st.epoch = epoch;
+    }
     std::optional<Listing> listing;
     if (!st.listed) {
       auto l = List(id);
       if (!l.ok()) return l.status();
-      const std::vector<uint64_t> versions = Versions(*l);
+      const std::vector<uint64_t> versions = Versions(*l, epoch);
       st.newest_version = versions.empty() ? 0 : versions.back();
-      auto newest = l->find(std::string("catalog/") + Padded16(st.newest_version) + ".db");
+      st.uploaded_md5.clear();
+      auto newest = l->find(EpochDir(epoch) + "catalog/" + Padded16(st.newest_version) + ".db");
       if (newest != l->end()) st.uploaded_md5 = newest->second.etag;
       st.listed = true;
       listing = std::move(*l);
@@ -364,18 +401,102 @@ struct CatalogBackup::Impl {
     return Status::OK();
   }
 
+  // A ticket; then either another caller's upload covers it, or this caller
+  // uploads (for itself and every ticket handed out before its snapshot).
+  Status WaitBackedUp(const std::string& id) {
+    uint64_t upto = 0;
+    {
+      MutexLock l(mu);
+      Waiters& w = waiters[id];
+      const uint64_t ticket = ++w.arrived;
+      while (true) {
+        if (w.served >= ticket) return Status::OK();
+        if (w.failed_upto >= ticket) return w.failure;
+        if (!w.leading) break;
+        waiters_cv.Wait(mu);
+      }
+      w.leading = true;
+      upto = w.arrived;  // the snapshot below is taken after each of these
+    }
+    Status s = BackUpNow(id);
+    MutexLock l(mu);
+    Waiters& w = waiters[id];
+    w.leading = false;
+    if (s.ok()) {
+      w.served = std::max(w.served, upto);
+    } else {
+      w.failed_upto = std::max(w.failed_upto, upto);
+      w.failure = s;
+      ++stats.errors;
+    }
+    waiters_cv.SignalAll();
+    return s;
+  }
+
+  // The project's log up to its durable end, then a snapshot taken now, into
+  // the bucket.
+  Status BackUpNow(const std::string& id) {
+    MutexLock pass(pass_mu);
+    Status s;
+    if (options.may_upload) {
+      if (auto may = options.may_upload(id); !may.ok()) return may.status();
+    }
+    if (options.upload_log) s = options.upload_log(id);  // usually covers the snapshot
+    bool pending = false;
+    if (s.ok()) s = BackupProject(id, &pending);
+    if (s.ok() && pending) s = UploadLatestWhenCovered(id);
+    if (s.ok() || s.reason() == "not_owner" || s.reason() == "lease_lost" ||
+        s.reason() == "etcd_unavailable" || s.reason() == "remote_durability_unavailable") {
+      return s;
+    }
+    options.logger->warn("event=s3_catalog_upload_failed project_id={} error=\"{}\"", id,
+                         s.ToString());
+    return Status::Unavailable(
+        "the change is durable locally but the project's catalog could not be copied to object "
+        "storage (durability = \"remote\"); it is not acknowledged: " + s.ToString(),
+        "remote_durability_unavailable");
+  }
+
+  // The project's newest snapshot, up once the bucket covers its store
+  // position. That position may hold records of operations still in flight
+  // (written, their fdatasync not done yet: the position is noted after the
+  // snapshot); they become durable within a group commit, and the log goes
+  // up again until it covers them.
+  Status UploadLatestWhenCovered(const std::string& id) REQUIRES(pass_mu) {
+    constexpr int kAttempts = 100;
+    constexpr int64_t kWaitMicros = 10'000;
+    for (int attempt = 0; attempt < kAttempts; ++attempt) {
+      auto it = projects.find(id);
+      if (it == projects.end() || !it->second.latest) return Status::OK();
+      ProjectBackup& st = it->second;
+      if (attempt > 0) options.env->GetClock()->SleepForMicros(kWaitMicros);
+      if (options.upload_log) BRANCHDB_RETURN_IF_ERROR(options.upload_log(id));
+      auto listing = List(id);
+      if (!listing.ok()) return listing.status();
+      if (!Covered(id, st.latest->position, *listing)) continue;
+      BRANCHDB_RETURN_IF_ERROR(Upload(id, st, *st.latest, *listing));
+      st.latest.reset();
+      st.waiting.reset();
+      Uploaded(id, st.newest_version);
+      return Status::OK();
+    }
+    return Status::Unavailable("the catalog snapshot waits for its log to reach the bucket");
+  }
+
   void Uploaded(const std::string& id, uint64_t version) {
     MutexLock l(mu);
     ++stats.uploaded_snapshots;
     options.logger->info("event=s3_catalog_uploaded project_id={} version={}", id, version);
   }
 
-  // The descriptor of a project deleted since this process saw it.
-  Status MarkDeleted(const std::string& id) {
+  // The descriptor of a project deleted since this process saw it, under
+  // the epoch it was last backed up with.
+  Status MarkDeleted(const std::string& id, int64_t epoch) {
     nlohmann::json d = {{"id", id},
                         {"deleted", true},
+                        {"epoch", epoch},
                         {"time_micros", options.env->GetClock()->NowMicros()}};
-    auto put = client->Put(DescriptorKey(options.prefix, id), d.dump() + "\n");
+    auto put = client->Put(DescriptorKey(options.prefix, id, epoch), d.dump() + "\n");
     if (put.ok()) options.logger->info("event=s3_project_deleted project_id={}", id);
     return put.status();
   }
@@ -411,7 +532,7 @@ struct CatalogBackup::Impl {
           it = projects.erase(it);
           continue;
         }
-        Status s = MarkDeleted(it->first);
+        Status s = MarkDeleted(it->first, it->second.epoch);
         note(it->first, s);
         it = s.ok() ? projects.erase(it) : std::next(it);
       }
@@ -445,6 +566,10 @@ Result<std::unique_ptr<CatalogBackup>> CatalogBackup::Start(
 
 Status CatalogBackup::RunOnce() { return impl_->Pass(); }
 
+Status CatalogBackup::WaitBackedUp(const std::string& project_id) {
+  return impl_->WaitBackedUp(project_id);
+}
+
 CatalogBackupStats CatalogBackup::stats() const {
   MutexLock l(impl_->mu);
   return impl_->stats;
@@ -453,9 +578,11 @@ CatalogBackupStats CatalogBackup::stats() const {
 Result<std::unique_ptr<CatalogBackup>> StartCatalogBackup(
     const Config& config, Env* env,
     std::shared_ptr<spdlog::logger> logger, http::Metrics& metrics,
-    std::function<Status(const std::string& project_id)> may_upload,
-    std::function<bool(const std::string& project_id)> may_mark_deleted) {
+    std::function<Result<int64_t>(const std::string& project_id)> may_upload,
+    std::function<bool(const std::string& project_id)> may_mark_deleted,
+    std::function<Status(const std::string& project_id)> upload_log) {
   CatalogBackupOptions options;
+  options.upload_log = std::move(upload_log);
   options.may_upload = std::move(may_upload);
   options.may_mark_deleted = std::move(may_mark_deleted);
   options.data_dir = config.data_dir;

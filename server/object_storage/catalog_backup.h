@@ -2,14 +2,20 @@
 // project needs besides its page store, so that a server on an empty data
 // directory can open it from the bucket alone (server/object_storage/restore.h):
 //
-//   PREFIX/PROJECT_ID/catalog/NNNNNNNNNNNNNNNN.db  a SQLite snapshot of the
-//       project's rows: catalog.db's projects (name, restore window, default
-//       branch), branches (timelines, parents, protection, TTLs, idle
-//       timeouts, writes policy) and labels; ledger.db's project_quotas
-//       (quotas, default branch TTL) and branch_owners. N counts up from 1.
-//   PREFIX/PROJECT_ID/project.json  the descriptor: id, name, the newest
-//       snapshot's key and MD5, the store position it needs; or
-//       {"deleted": true} once the project was deleted.
+//   PREFIX/PROJECT_ID/[e/EEEEEEEEEEEEEEEE/]catalog/NNNNNNNNNNNNNNNN.db  a
+//       SQLite snapshot of the project's rows: catalog.db's projects (name,
+//       restore window, default branch), branches (timelines, parents,
+//       protection, TTLs, idle timeouts, writes policy) and labels;
+//       ledger.db's project_quotas (quotas, default branch TTL) and
+//       branch_owners. N counts up from 1 in each epoch.
+//   PREFIX/PROJECT_ID/[e/EEEEEEEEEEEEEEEE/]project.json  the descriptor: id,
+//       name, epoch, the newest snapshot's key and MD5, the store position it
+//       needs; or {"deleted": true} once the project was deleted.
+// Both are named by the writer's epoch as the log is (bucket_log.h: no "e/"
+// level for epoch 0, a single node): with [cluster], the epoch may_upload
+// confirms just before the PUT, so an old owner's snapshot that lands after a
+// takeover is fenced off (ResolveCatalog), and a version is written once
+// (If-None-Match: *). The descriptor of the highest epoch is the project's.
 //
 // A pass (every interval) snapshots each project of catalog.db (one read
 // transaction over catalog.db and ledger.db) into an in-memory database and
@@ -24,8 +30,14 @@
 // HEAD: size and ETag), the descriptor after it, and catalog versions older
 // than the newest kKeepCatalogVersions are deleted.
 //
-// Thread-safety: RunOnce() and stats() may be called from any thread; passes
-// never overlap.
+// WaitBackedUp(project_id) is `durability = "remote"` for catalog operations
+// (docs/object-storage.md): it returns once a snapshot taken after the call
+// is in the bucket, uploading the project's log first (upload_log) and then
+// the snapshot itself, not waiting for the next pass; one such upload serves
+// every caller that arrived before its snapshot was taken (group commit).
+//
+// Thread-safety: RunOnce(), WaitBackedUp() and stats() may be called from any
+// thread; passes and waiters' uploads never overlap.
 #ifndef BRANCHDB_SERVER_OBJECT_STORAGE_CATALOG_BACKUP_H_
 #define BRANCHDB_SERVER_OBJECT_STORAGE_CATALOG_BACKUP_H_
 
@@ -58,12 +70,18 @@ struct CatalogBackupOptions {
   // Required.
   std::shared_ptr<spdlog::logger> logger;
   // With [cluster]: asked (by project id) before a project's snapshot goes
-  // up; an error skips it and forgets its versions (listed again once
-  // allowed: another owner may have uploaded meanwhile). Default: every one.
-  std::function<Status(const std::string& project_id)> may_upload;
+  // up and again just before its PUT; gives the epoch this node owns the
+  // project with, which names the keys. An error skips it and forgets its
+  // versions (listed again once allowed: another owner may have uploaded
+  // meanwhile). Default: every one, epoch 0.
+  std::function<Result<int64_t>(const std::string& project_id)> may_upload;
   // With [cluster]: whether a project gone from the catalog may be marked
   // deleted in the bucket (not a stale copy a takeover replaced).
   std::function<bool(const std::string& project_id)> may_mark_deleted;
+  // For WaitBackedUp: puts the project's log into the bucket up to its
+  // durable end now (SegmentUploader::WaitUploaded), so that the snapshot's
+  // store position is covered. Default (unset): the uploader's next pass.
+  std::function<Status(const std::string& project_id)> upload_log;
 };
 
 struct CatalogBackupStats {
@@ -90,6 +108,14 @@ class CatalogBackup {
   // waits for its page store; else the first error (the others were tried).
   Status RunOnce();
 
+  // Returns OK once a snapshot of the project (by id) taken after this call
+  // is in the bucket with the log it needs (or the project is gone from the
+  // catalog). Unavailable, reason "remote_durability_unavailable" (with S3's
+  // error), when that upload failed, or one that started after this call
+  // did; the ownership check's error (not_owner, lease_lost) as it is.
+  // REQUIRES: what the caller waits for is durable locally.
+  Status WaitBackedUp(const std::string& project_id);
+
   CatalogBackupStats stats() const;
 
   struct Impl;
@@ -110,17 +136,22 @@ class Metrics;
 // branchdb_s3_catalog_uploads_total, branchdb_s3_catalog_errors_total,
 // branchdb_s3_catalog_passes_total.
 // REQUIRES: metrics outlives the backup, and is not rendered after it is gone.
-// may_upload, may_mark_deleted: CatalogBackupOptions'.
+// may_upload, may_mark_deleted, upload_log: CatalogBackupOptions'.
 Result<std::unique_ptr<CatalogBackup>> StartCatalogBackup(
     const Config& config, Env* env, std::shared_ptr<spdlog::logger> logger,
-    http::Metrics& metrics, std::function<Status(const std::string& project_id)> may_upload = {},
-    std::function<bool(const std::string& project_id)> may_mark_deleted = {});
+    http::Metrics& metrics,
+    std::function<Result<int64_t>(const std::string& project_id)> may_upload = {},
+    std::function<bool(const std::string& project_id)> may_mark_deleted = {},
+    std::function<Status(const std::string& project_id)> upload_log = {});
 
 // Keys of a project's objects ("PREFIX/PROJECT_ID/..."; no "PREFIX/" when empty).
 std::string ProjectKeyPrefix(const std::string& prefix, const std::string& project_id);
+// Catalog snapshots and descriptors are named by the writer's epoch
+// (bucket_log.h's EpochDir: nothing for epoch 0).
 std::string CatalogObjectKey(const std::string& prefix, const std::string& project_id,
-                             uint64_t version);
-std::string DescriptorKey(const std::string& prefix, const std::string& project_id);
+                             uint64_t version, int64_t epoch = 0);
+std::string DescriptorKey(const std::string& prefix, const std::string& project_id,
+                          int64_t epoch = 0);
 // "tail/seg-NNNNNN.log/OOOOOOOOOOOOOOOO": a chunk of an unsealed segment's
 // bytes from offset (written by the tail uploader, read by restore).
 std::string TailChunkSuffix(const std::string& segment_name, uint64_t offset);

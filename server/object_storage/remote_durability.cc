@@ -3,6 +3,7 @@
 #include "catalog/catalog.h"
 #include "cluster/cluster.h"
 #include "server/guard/guard.h"
+#include "server/object_storage/catalog_backup.h"
 #include "server/object_storage/segment_uploader.h"
 #include "server/services.h"
 
@@ -28,6 +29,19 @@ Status WaitRemoteDurable(Services& s, const std::string& project, storage::Lsn l
   // project (a pause, a partition), when a new owner may already have
   // restored without it. Acknowledged only if etcd still names this node
   // with the same epoch now (docs/cluster.md, "Fencing").
+  if (s.cluster != nullptr) return s.cluster->CheckWrite(project);
+  return Status::OK();
+}
+
+Status WaitCatalogRemoteDurable(Services& s, const std::string& project) {
+  if (s.catalog_backup == nullptr || project.empty() ||
+      ProjectDurability(s, project) != "remote") {
+    return Status::OK();
+  }
+  auto info = s.catalog->GetProject(project);
+  if (!info.ok()) return info.status().IsNotFound() ? Status::OK() : info.status();
+  BRANCHDB_RETURN_IF_ERROR(s.catalog_backup->WaitBackedUp(info->id));
+  // As WaitRemoteDurable: still this node's, with the same epoch, after it.
   if (s.cluster != nullptr) return s.cluster->CheckWrite(project);
   return Status::OK();
 }

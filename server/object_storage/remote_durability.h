@@ -24,6 +24,17 @@ std::string ProjectDurability(Services& s, const std::string& project);
 // not be acknowledged. REQUIRES: lsn durable locally.
 Status WaitRemoteDurable(Services& s, const std::string& project, storage::Lsn lsn);
 
+// The same for a catalog operation of project (by name) that has just
+// succeeded (a branch created, reset, deleted; a label; protection, TTL,
+// settings; an import, a promotion): OK at once unless the project is in
+// `remote` mode; then OK once its log and a catalog snapshot taken after the
+// operation are in the bucket (CatalogBackup::WaitBackedUp), else
+// Unavailable, reason remote_durability_unavailable (or the cluster's
+// not_owner / lease_lost): the operation must not be acknowledged. A
+// project gone from the catalog (deleted) is OK. REQUIRES: the operation's
+// records and rows durable locally.
+Status WaitCatalogRemoteDurable(Services& s, const std::string& project);
+
 }  // namespace branchdb::server
 
 #endif  // BRANCHDB_SERVER_OBJECT_STORAGE_REMOTE_DURABILITY_H_

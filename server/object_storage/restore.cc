@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <functional>
 #include <map>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <vector>
@@ -179,7 +180,7 @@ class Restorer {
 
   // Long: the steps of one project's restore, in the order that keeps a crash
   // from leaving a half-restored project that looks complete.
-  Status RestoreOne(const std::string& id, const Objects& objects, uint64_t version,
+  Status RestoreOne(const std::string& id, const Objects& objects,
                     std::set<std::string>& local_names) {
     const std::string staging_root = JoinPath(o_.data_dir, "restore");
     const std::string staging = JoinPath(staging_root, id);
@@ -188,8 +189,13 @@ class Restorer {
     BRANCHDB_RETURN_IF_ERROR(RemoveTree(env_, staging));
     BRANCHDB_RETURN_IF_ERROR(env_->CreateDirs(staging));
 
-    const std::string catalog_rest = CatalogObjectKey("", "x", version).substr(2);
-    auto snapshot = Download(objects.at(catalog_rest));
+    // The log and the catalog as the fences allow them: an old owner's late
+    // uploads are not read.
+    auto fences = ReadFences(client_, objects);
+    if (!fences.ok()) return fences.status();
+    const std::optional<CatalogPiece> catalog = ResolveCatalog(objects, *fences);
+    if (!catalog) return Status::NotFound("no catalog snapshot of " + id + " that the fences allow");
+    auto snapshot = Download(catalog->info);
     if (!snapshot.ok()) return snapshot.status();
     BRANCHDB_RETURN_IF_ERROR(WriteSynced(env_, snapshot_path, *snapshot));
     auto name = SnapshotName(snapshot_path);
@@ -203,10 +209,8 @@ class Restorer {
     point_ = RestoredPoint{};
     point_.id = id;
     point_.name = *name;
-    point_.catalog_version = version;
-    // The log as the fences allow it: an old owner's late uploads are not read.
-    auto fences = ReadFences(client_, objects);
-    if (!fences.ok()) return fences.status();
+    point_.catalog_epoch = catalog->epoch;
+    point_.catalog_version = catalog->version;
     const BucketLog log = ResolveBucketLog(objects, *fences);
     if (log.fenced_off > 0) {
       o_.logger->warn("event=s3_restore_fenced_off project_id={} objects={}", id, log.fenced_off);
@@ -235,18 +239,18 @@ class Restorer {
     local_names.insert(*name);
     ++stats_.projects;
     o_.logger->info(
-        "event=s3_project_restored project={} project_id={} catalog_version={} segments={} "
-        "bytes={} tail_bytes={}",
-        *name, id, version, stats_.segments - before.segments, stats_.bytes - before.bytes,
+        "event=s3_project_restored project={} project_id={} catalog_epoch={} catalog_version={} "
+        "segments={} bytes={} tail_bytes={}",
+        *name, id, catalog->epoch, catalog->version, stats_.segments - before.segments, stats_.bytes - before.bytes,
         stats_.tail_bytes - before.tail_bytes);
     return Status::OK();
   }
 
-  // True when the project's descriptor marks it deleted.
+  // True when the project's descriptor (its newest epoch's) marks it deleted.
   bool Deleted(const Objects& objects) {
-    auto it = objects.find("project.json");
-    if (it == objects.end()) return false;
-    auto text = client_.Get(it->second.key);
+    const objstore::ObjectInfo* descriptor = NewestDescriptor(objects);
+    if (descriptor == nullptr) return false;
+    auto text = client_.Get(descriptor->key);
     if (!text.ok()) return false;  // the catalog snapshots decide
     auto d = nlohmann::json::parse(*text, nullptr, false);
     return d.is_object() && d.value("deleted", false);
@@ -267,19 +271,13 @@ class Restorer {
     return by_project;
   }
 
-  static int64_t NewestCatalogVersion(const Objects& objects) {
-    int64_t newest = -1;
-    for (const auto& [rest, o] : objects) newest = std::max(newest, ParseCatalogVersion(rest));
-    return newest;
-  }
-
   // The id of the live project named name in the bucket (by its descriptor).
   Result<std::string> FindByName(const std::map<std::string, Objects>& by_project,
                                  const std::string& name) {
     for (const auto& [id, objects] : by_project) {
-      auto it = objects.find("project.json");
-      if (it == objects.end() || NewestCatalogVersion(objects) <= 0) continue;
-      auto text = client_.Get(it->second.key);
+      const objstore::ObjectInfo* descriptor = NewestDescriptor(objects);
+      if (descriptor == nullptr || !HasCatalog(objects)) continue;
+      auto text = client_.Get(descriptor->key);
       if (!text.ok()) return text.status().WithContext("reading the descriptor of " + id);
       auto d = nlohmann::json::parse(*text, nullptr, false);
       if (d.is_object() && !d.value("deleted", false) && d.value("name", "") == name) return id;
@@ -304,7 +302,7 @@ class Restorer {
       replace_local_ = std::move(replace_local);
     }
     const Objects& objects = (*by_project)[*id];
-    Status s = RestoreOne(*id, objects, NewestCatalogVersion(objects), local_names);
+    Status s = RestoreOne(*id, objects, local_names);
     if (!s.ok()) {
       (void)RemoveTree(env_, JoinPath(JoinPath(o_.data_dir, "restore"), *id));
       (void)env_->DeleteFile(JoinPath(JoinPath(o_.data_dir, "restore"), *id + ".catalog.db"));
@@ -319,10 +317,9 @@ class Restorer {
     auto listed = ListByProject();
     if (!listed.ok()) return listed.status();
     std::map<std::string, Objects>& by_project = *listed;
-    std::map<std::string, uint64_t> candidates;  // id -> newest catalog version
+    std::vector<std::string> candidates;  // ids with a catalog snapshot
     for (const auto& [id, objects] : by_project) {
-      const int64_t newest = NewestCatalogVersion(objects);
-      if (newest > 0) candidates[id] = static_cast<uint64_t>(newest);
+      if (HasCatalog(objects)) candidates.push_back(id);
     }
     if (candidates.empty()) return stats_;
     BRANCHDB_RETURN_IF_ERROR(EnsureSchemas());
@@ -332,9 +329,9 @@ class Restorer {
     BRANCHDB_RETURN_IF_ERROR(RemoveTree(env_, JoinPath(o_.data_dir, "restore")));
     std::set<std::string> local_ids, local_names;
     BRANCHDB_RETURN_IF_ERROR(LocalProjects(&local_ids, &local_names));
-    for (const auto& [id, version] : candidates) {
+    for (const std::string& id : candidates) {
       if (local_ids.count(id) || Deleted(by_project[id])) continue;
-      Status s = RestoreOne(id, by_project[id], version, local_names);
+      Status s = RestoreOne(id, by_project[id], local_names);
       if (s.ok()) continue;
       ++stats_.failed;
       (void)RemoveTree(env_, JoinPath(JoinPath(o_.data_dir, "restore"), id));

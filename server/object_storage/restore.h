@@ -2,7 +2,8 @@
 // [object_storage], before the catalog opens, every project the bucket holds
 // (PREFIX/PROJECT_ID/ with a catalog snapshot, catalog_backup.h) that the data
 // directory lacks is brought back: its sealed segments, the contiguous tail
-// chunks of the segment after them, and its newest catalog snapshot.
+// chunks of the segment after them, and its newest catalog snapshot, all as
+// the fences of its epochs allow them (bucket_log.h).
 //
 // Per project: every object is downloaded and verified (its size, and its
 // ETag against the MD5 of the bytes; the multipart form for large segments)
@@ -68,7 +69,8 @@ Result<RestoreStats> RestoreProjects(const RestoreOptions& options, objstore::S3
 struct RestoredPoint {
   std::string id;    // the project's id (its directory and key prefix)
   std::string name;
-  uint64_t catalog_version = 0;  // the snapshot restored
+  int64_t catalog_epoch = 0;     // the snapshot restored: its writer's epoch
+  uint64_t catalog_version = 0;  // and version
   uint64_t sealed_segments = 0;  // sealed segments downloaded
   int64_t newest_sealed = -1;    // the highest sealed segment's number (-1: none)
   std::string tail_segment;      // the unsealed tail restored ("" when none)

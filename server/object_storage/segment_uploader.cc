@@ -253,7 +253,12 @@ struct SegmentUploader::Impl {
       p.rec.sealed.erase(pd.name);  // uploaded again on a later pass: same bytes, same key
       return written.WithContext("upload state of project " + pd.project);
     }
-    DropTailChunks(pd.project, pd.name, *epoch);
+    // Its chunks go only while this node still owns the project with that
+    // epoch: a new owner may have restored from them (a paused old owner's
+    // sealed copy, landing late, is fenced off; its chunks must stay).
+    if (auto still = MayUpload(pd.project); still.ok() && *still == *epoch) {
+      DropTailChunks(pd.project, pd.name, *epoch);
+    }
     return Status::OK();
   }
 

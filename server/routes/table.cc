@@ -3,15 +3,36 @@
 
 #include <httplib.h>
 
+#include <nlohmann/json.hpp>
+
 #include "server/cluster/routing.h"
 #include "server/http/auth_guard.h"
+#include "server/http/errors.h"
 #include "server/http/router.h"
+#include "server/object_storage/remote_durability.h"
 #include "server/routes/audit.h"
 #include "server/routes/call.h"
 #include "server/routes/console.h"
 
 namespace branchdb::server::routes {
 namespace {
+
+// `remote` durability of a catalog operation that succeeded: answered only
+// once its catalog is in the bucket, else 503 remote_durability_unavailable
+// (the change stays locally: outcome unknown to the caller).
+void WaitCatalog(const Route& route, Call& call) {
+  std::string project = call.project;
+  const std::string_view path = route.path;
+  if (path == "/v1/projects" || path == "/v1/projects/{project}") {
+    // The project it created, or its name after a rename.
+    auto body = nlohmann::json::parse(call.res.body, nullptr, false);
+    if (body.is_object() && body.contains("name") && body["name"].is_string()) {
+      project = body["name"].get<std::string>();
+    }
+  }
+  Status s = WaitCatalogRemoteDurable(call.s, project);
+  if (!s.ok()) http::SendError(call.res, s.WithContext("the change could not be made durable"));
+}
 
 // Runs route's handler: in a cluster, a request of a project another node
 // owns goes there instead (server/cluster/routing.h); then the bearer check
@@ -31,6 +52,7 @@ void Run(const Route& route, Services& services, const httplib::Request& req,
     }
   }
   route.handler(call);
+  if ((route.flags & kCatalog) && res.status >= 200 && res.status < 300) WaitCatalog(route, call);
   RecordCall(route, call);
 }
 

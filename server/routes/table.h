@@ -42,6 +42,9 @@ enum class Access {
 inline constexpr unsigned kAdmit = 1;       // runs SQL or reads a whole branch: admission
 inline constexpr unsigned kIdempotent = 2;  // POST honouring Idempotency-Key
 inline constexpr unsigned kStreaming = 4;   // POST whose handler reads the body (Call::body)
+// Changes the project's catalog (branches, labels, settings): in `remote`
+// durability its 2xx waits for the catalog in the bucket (RegisterRoutes).
+inline constexpr unsigned kCatalog = 8;
 
 struct Route {
   const char* method;  // "GET", "POST", "PATCH", "DELETE"
@@ -134,23 +137,23 @@ inline constexpr Route kApiRoutes[] = {
     {"GET", "/v1/projects", Access::kOperation, auth::Operation::kListProjects, 0,
      HandleListProjects},
     // Authorized on the name it asks for (a client restricted to projects).
-    {"POST", "/v1/projects", Access::kHandler, auth::Operation::kCreateProject, kIdempotent,
-     HandleCreateProject},
+    {"POST", "/v1/projects", Access::kHandler, auth::Operation::kCreateProject,
+     kIdempotent | kCatalog, HandleCreateProject},
     {"GET", "/v1/projects/{project}", Access::kOperation, auth::Operation::kGetProject, 0,
      HandleGetProject},
-    {"PATCH", "/v1/projects/{project}", Access::kOperation, auth::Operation::kUpdateProject, 0,
-     HandleUpdateProject},
+    {"PATCH", "/v1/projects/{project}", Access::kOperation, auth::Operation::kUpdateProject,
+     kCatalog, HandleUpdateProject},
     {"DELETE", "/v1/projects/{project}", Access::kOperation, auth::Operation::kDeleteProject, 0,
      HandleDeleteProject},
     {"GET", "/v1/projects/{project}/branches", Access::kOperation,
      auth::Operation::kListBranches, 0, HandleListBranches},
     {"POST", "/v1/projects/{project}/branches", Access::kOperation,
-     auth::Operation::kCreateBranch, kIdempotent, HandleCreateBranch},
+     auth::Operation::kCreateBranch, kIdempotent | kCatalog, HandleCreateBranch},
     {"GET", BRANCHDB_BRANCH, Access::kOperation, auth::Operation::kGetBranch, 0,
      HandleGetBranch},
-    {"PATCH", BRANCHDB_BRANCH, Access::kOperation, auth::Operation::kCreateBranch, 0,
+    {"PATCH", BRANCHDB_BRANCH, Access::kOperation, auth::Operation::kCreateBranch, kCatalog,
      HandleUpdateBranch},
-    {"DELETE", BRANCHDB_BRANCH, Access::kOperation, auth::Operation::kDeleteBranch, 0,
+    {"DELETE", BRANCHDB_BRANCH, Access::kOperation, auth::Operation::kDeleteBranch, kCatalog,
      HandleDeleteBranch},
     // sql:read; writes need sql:write too (else the script runs read-only).
     {"POST", BRANCHDB_BRANCH "/sql", Access::kOperation, auth::Operation::kSqlRead,
@@ -164,14 +167,14 @@ inline constexpr Route kApiRoutes[] = {
     {"GET", BRANCHDB_BRANCH "/checkpoints", Access::kOperation,
      auth::Operation::kListCheckpoints, 0, HandleListCheckpoints},
     {"POST", BRANCHDB_BRANCH "/checkpoints", Access::kOperation,
-     auth::Operation::kCreateCheckpoint, kIdempotent, HandleLabelCheckpoint},
+     auth::Operation::kCreateCheckpoint, kIdempotent | kCatalog, HandleLabelCheckpoint},
     {"POST", BRANCHDB_BRANCH "/rollback", Access::kOperation, auth::Operation::kRollbackBranch,
-     kIdempotent, HandleRollback},
+     kIdempotent | kCatalog, HandleRollback},
     {"POST", BRANCHDB_BRANCH "/reset", Access::kOperation, auth::Operation::kResetBranch,
-     kIdempotent, HandleReset},
+     kIdempotent | kCatalog, HandleReset},
     // A protected parent also takes kPromoteProtectedBranch (checked by the handler).
     {"POST", BRANCHDB_BRANCH "/promote", Access::kOperation, auth::Operation::kPromoteBranch,
-     kAdmit | kIdempotent, HandlePromote},
+     kAdmit | kIdempotent | kCatalog, HandlePromote},
     {"GET", BRANCHDB_BRANCH "/compute", Access::kOperation, auth::Operation::kGetBranch, 0,
      HandleGetCompute},
     {"POST", BRANCHDB_BRANCH "/compute/suspend", Access::kOperation,
@@ -182,7 +185,7 @@ inline constexpr Route kApiRoutes[] = {
      auth::Operation::kIssueReadCredential, 0, HandleIssueCredential},
     // On the branch named by the query; needs sql:write too.
     {"POST", "/v1/projects/{project}/import", Access::kHandler, auth::Operation::kCreateBranch,
-     kAdmit | kIdempotent | kStreaming, HandleImport},
+     kAdmit | kIdempotent | kStreaming | kCatalog, HandleImport},
     // MCP checks the bearer token itself (its 401 names the resource metadata);
     // each tool call is a Dispatch of another route, authorized there.
     {"POST", "/mcp", Access::kPublic, {}, 0, HandleMcp},

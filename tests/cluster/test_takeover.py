@@ -262,7 +262,8 @@ class TakeoverTest(unittest.TestCase):
         past its lease, reaches the bucket after the takeover. Simulated by
         writing it straight into the bucket under the old epoch's keys: a
         fork of the tail (its sealed copy and a chunk where the new owner
-        went on). A fresh restore reads the new owner's history only."""
+        went on), and a catalog snapshot after the one the new owner took. A
+        fresh restore reads the new owner's history and catalog only."""
         self.create("n1", "audit")
         self.assertEqual(self.sql("n1", "audit", "INSERT INTO t VALUES ('a')")[0], 200)
         n1 = self.node("n1")
@@ -284,6 +285,17 @@ class TakeoverTest(unittest.TestCase):
         old = base + "e/%016d/" % 1
         s3_request(self.ceph.env, "PUT", old + tail, forked)
         s3_request(self.ceph.env, "PUT", old + "tail/%s/%016d" % (tail, offset), b"stale" * 4096)
+        # And its late catalog snapshot: the version after the one the new
+        # owner restored from (its fence names it), with another restore window.
+        self.assertEqual(fence["catalog_epoch"], 1, fence)
+        version = fence["catalog_version"]
+        snapshot = os.path.join(self.root, "late-catalog.db")
+        with open(snapshot, "wb") as f:
+            f.write(s3_request(self.ceph.env, "GET", old + "catalog/%016d.db" % version))
+        with sqlite3.connect(snapshot) as db:
+            db.execute("UPDATE projects SET restore_window_micros = 5 * 3600 * 1000000")
+        with open(snapshot, "rb") as f:
+            s3_request(self.ceph.env, "PUT", old + "catalog/%016d.db" % (version + 1), f.read())
         # A fresh restore: the new owner dies, the third node takes the
         # project over from the bucket alone.
         self.node(owner).kill(signal.SIGKILL)
@@ -291,6 +303,9 @@ class TakeoverTest(unittest.TestCase):
         try:
             self.wait_taken_over(via, "audit", owner, 3)
             self.assertEqual(self.rows(via, "audit"), {"a", "b"})
+            status, project = call("GET", f"{self.node(via).url}/v1/projects/audit", self.token)
+            self.assertEqual(status, 200, project)
+            self.assertNotEqual(project["restore_window_seconds"], 5 * 3600, project)
             self.assertRegex(self.node(via).log(),
                              f"event=s3_restore_fenced_off project_id={project_id} objects=2")
         finally:

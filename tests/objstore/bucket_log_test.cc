@@ -156,6 +156,78 @@ TEST_CASE("a fence object without its restore point is refused") {
   CHECK(f->newest_sealed == 4);
   CHECK(f->tail_segment == "seg-000006.log");
   CHECK(f->tail_offset == 77);
+  CHECK(f->catalog_epoch == 0);  // a fence from before snapshots had epochs
+  CHECK(f->catalog_version == 3);
+  FencePoint point{4, "seg-000006.log", 77, 2, 5};
+  auto back = ParseFence(FormatFence(3, "n2", point, 1));
+  REQUIRE(back.ok());
+  CHECK(back->catalog_epoch == 2);
+  CHECK(back->catalog_version == 5);
+  CHECK(back->tail_offset == 77);
+}
+
+void AddCatalog(Listing& l, int64_t epoch, uint64_t version) {
+  const std::string key = CatalogObjectKey("p", "id", version, epoch);
+  l[Rest(key)] = objstore::ObjectInfo{key, 10, "etag"};
+}
+
+std::string Chosen(const Listing& l, const std::map<int64_t, FencePoint>& fences) {
+  auto c = ResolveCatalog(l, fences);
+  return c ? std::to_string(c->epoch) + "/" + std::to_string(c->version) : "none";
+}
+
+TEST_CASE("catalog snapshots and descriptors are named by the writer's epoch") {
+  CHECK(CatalogObjectKey("p", "id", 3) == "p/id/catalog/0000000000000003.db");
+  CHECK(CatalogObjectKey("p", "id", 3, 7) == "p/id/e/0000000000000007/catalog/0000000000000003.db");
+  CHECK(DescriptorKey("", "id") == "id/project.json");
+  CHECK(DescriptorKey("p", "id", 7) == "p/id/e/0000000000000007/project.json");
+  int64_t epoch = -1;
+  uint64_t version = 0;
+  REQUIRE(ParseCatalogKey("e/0000000000000007/catalog/0000000000000003.db", &epoch, &version));
+  CHECK((epoch == 7 && version == 3));
+  REQUIRE(ParseCatalogKey("catalog/0000000000000002.db", &epoch, &version));
+  CHECK((epoch == 0 && version == 2));
+  CHECK(!ParseCatalogKey("e/0000000000000007/seg-000001.log", &epoch, &version));
+}
+
+TEST_CASE("an old owner's catalog snapshot that lands after the takeover is never used") {
+  Listing l;
+  AddCatalog(l, 1, 1);
+  AddCatalog(l, 1, 2);
+  CHECK(Chosen(l, {}) == "1/2");
+  // Epoch 2 took the project over from epoch 1's version 2.
+  std::map<int64_t, FencePoint> fences;
+  fences[2] = FencePoint{-1, "", 0, 1, 2};
+  // Epoch 1, paused after its ownership check, lands version 3 before epoch
+  // 2 uploads anything: not used; epoch 1's version 2 is.
+  AddCatalog(l, 1, 3);
+  CHECK(Chosen(l, fences) == "1/2");
+  // Epoch 2's first snapshot: the project's catalog from then on.
+  AddCatalog(l, 2, 1);
+  CHECK(Chosen(l, fences) == "2/1");
+  // An epoch without a fence (its node took its own project back) counts
+  // whole; a fence that restored from epoch 0's keys bounds epoch 0 only.
+  AddCatalog(l, 3, 1);
+  CHECK(Chosen(l, fences) == "3/1");
+  Listing old;
+  AddCatalog(old, 0, 4);
+  AddCatalog(old, 0, 5);  // after the fence
+  CHECK(Chosen(old, {{1, FencePoint{-1, "", 0, 0, 4}}}) == "0/4");
+  CHECK(Chosen(Listing{}, {}) == "none");
+}
+
+TEST_CASE("the descriptor is the highest epoch's") {
+  Listing l;
+  auto add = [&](int64_t epoch) {
+    const std::string key = DescriptorKey("p", "id", epoch);
+    l[Rest(key)] = objstore::ObjectInfo{key, 10, "etag"};
+  };
+  CHECK(NewestDescriptor(l) == nullptr);
+  add(0);
+  CHECK(NewestDescriptor(l)->key == "p/id/project.json");
+  add(2);
+  add(1);  // an old owner's late rewrite
+  CHECK(NewestDescriptor(l)->key == "p/id/e/0000000000000002/project.json");
 }
 
 }  // namespace

@@ -6,7 +6,10 @@
 // stopped, a project in remote mode gets 503 remote_durability_unavailable
 // and never a 200, while a project in local mode goes on; once radosgw is
 // back both commit again, and every acknowledged row is there. The project
-// setting: PATCH `durability`, returned by GET.
+// setting: PATCH `durability`, returned by GET. Catalog operations (branches,
+// labels, protection, TTLs) are answered in remote mode only once a server on
+// an empty data directory restores them from the bucket; with radosgw
+// stopped they get 503 too.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -20,6 +23,7 @@
 #include "tests/objstore/ceph_s3.h"
 #include "tests/objstore/server_bucket.h"
 #include "tests/server/live_server.h"
+#include "tests/util/temp_dir.h"
 
 namespace branchdb::testing {
 namespace {
@@ -32,13 +36,11 @@ using objstore::S3Client;
 // commits' own uploads put the tail in the bucket), 64 KiB segments.
 std::function<void(server::Config&)> Remote(const std::string& bucket,
                                             const std::string& durability = "remote") {
-  return [=](server::Config& c) {
-    UseFixtureBucket(c, bucket);
+  return ServerWithBucket(bucket, "", "", [=](server::Config& c) {
     c.object_storage_durability = durability;
     c.object_storage_upload_interval_ms = 3600000;
     c.object_storage_timeout_ms = 1000;
-    c.segment_bytes = 65536;
-  };
+  });
 }
 
 std::string Sql(const std::string& project) {
@@ -181,6 +183,129 @@ TEST_CASE("with radosgw stopped remote-mode commits get 503 and local ones go on
   auto [reset, back] = server.Call("PATCH", "/v1/projects/rem", {{"durability", nullptr}});
   CHECK(reset == 200);
   CHECK(back["durability"] == "local");
+}
+
+// The project's branches as "name[:protected][:expires]", in name order.
+std::string BranchList(LiveServer& s, const std::string& project) {
+  auto [status, body] = s.Call("GET", "/v1/projects/" + project + "/branches");
+  INFO(body.dump());
+  REQUIRE(status == 200);
+  std::vector<std::string> names;
+  for (const json& b : body["branches"]) {
+    std::string n = b["name"].get<std::string>();
+    if (b.value("protected", false)) n += ":protected";
+    if (b.contains("expires_at") && !b["expires_at"].is_null()) n += ":expires";
+    names.push_back(n);
+  }
+  std::sort(names.begin(), names.end());
+  std::string out;
+  for (const std::string& n : names) out += (out.empty() ? "" : ",") + n;
+  return out;
+}
+
+// The labels of the project's production branch, comma-separated.
+std::string Labels(LiveServer& s, const std::string& project) {
+  auto [status, body] =
+      s.Call("GET", "/v1/projects/" + project + "/branches/production/checkpoints?limit=1000");
+  REQUIRE(status == 200);
+  std::string out;
+  for (const json& c : body["checkpoints"]) {
+    if (!c.contains("labels")) continue;
+    for (const json& l : c["labels"]) out += (out.empty() ? "" : ",") + l.get<std::string>();
+  }
+  return out;
+}
+
+// A fresh server on an empty data directory and the same bucket: what the
+// bucket alone holds (the first server's background passes never run again
+// after its start: an hour apart).
+std::function<void(server::Config&)> FreshFrom(const std::string& bucket, const std::string& dir) {
+  return [=](server::Config& c) {
+    Remote(bucket)(c);
+    c.data_dir = dir;
+  };
+}
+
+// Creates bucket with the fixture's client (a new bucket right after radosgw
+// restarted can take longer than the servers' 1 s timeout here).
+void CreateBucket(const std::string& bucket) {
+  auto s3 = S3Client::Open(SharedCephS3().Options(bucket));
+  REQUIRE(s3.ok());
+  REQUIRE((*s3)->CreateBucketIfMissing().ok());
+}
+
+TEST_CASE("in remote mode a catalog operation is answered only once the bucket has it") {
+  CreateBucket("remote-catalog");
+  LiveServer server(Remote("remote-catalog"));
+  REQUIRE(server.Call("POST", "/v1/projects", {{"name", "c"}}).first == 201);
+  auto [created, table] =
+      server.Call("POST", Sql("c"), {{"sql", "CREATE TABLE t(id INTEGER PRIMARY KEY, b BLOB)"}});
+  REQUIRE(created == 200);
+  const int64_t lsn = table["lsn"].get<int64_t>();
+  const std::string branches = "/v1/projects/c/branches";
+  REQUIRE(server.Call("POST", branches, {{"name", "dev"}}).first == 201);
+  REQUIRE(server.Call("POST", branches, {{"name", "rel"}, {"protected", true}}).first == 201);
+  REQUIRE(server.Call("POST", branches + "/production/checkpoints", {{"label", "v1"}, {"lsn", lsn}})
+              .first == 201);
+  REQUIRE(server.Call("PATCH", branches + "/dev", {{"ttl_seconds", 86400}}).first == 200);
+  // Operations at once: each answered only once a snapshot taken after it is
+  // in (one snapshot serves the operations that waited meanwhile).
+  std::vector<std::thread> creators;
+  std::atomic<int> acknowledged{0};
+  for (int w = 0; w < 4; ++w) {
+    creators.emplace_back([&, w] {
+      for (int i = 0; i < 2; ++i) {
+        const std::string name = "w" + std::to_string(w) + "-" + std::to_string(i);
+        if (server.Send("POST", branches, {{"name", name}}).first == 201) ++acknowledged;
+      }
+    });
+  }
+  for (auto& t : creators) t.join();
+  CHECK(acknowledged == 8);
+  // Acknowledged: a server on an empty data directory restores all of it
+  // from the bucket at once, while the first one still runs.
+  {
+    TempDir fresh;
+    LiveServer restored(FreshFrom("remote-catalog", fresh.Sub("data")));
+    CHECK(BranchList(restored, "c") ==
+          "dev:expires,production,rel:protected,w0-0,w0-1,w1-0,w1-1,w2-0,w2-1,w3-0,w3-1");
+    CHECK(Labels(restored, "c") == "v1");
+  }
+  // A deleted branch, and the branch created after it.
+  REQUIRE(server.Call("DELETE", branches + "/dev").first == 204);
+  for (const char* w : {"w0", "w1", "w2", "w3"}) {
+    for (const char* i : {"-0", "-1"}) {
+      REQUIRE(server.Call("DELETE", branches + "/" + w + i).first == 204);
+    }
+  }
+  REQUIRE(server.Call("POST", branches, {{"name", "next"}}).first == 201);
+  TempDir fresh;
+  LiveServer restored(FreshFrom("remote-catalog", fresh.Sub("data")));
+  CHECK(BranchList(restored, "c") == "next,production,rel:protected");
+}
+
+TEST_CASE("with radosgw stopped a remote-mode catalog operation gets 503, a local one goes on") {
+  CephS3& ceph = SharedCephS3();
+  CreateBucket("remote-catalog-outage");
+  LiveServer server(Remote("remote-catalog-outage", "local"));
+  for (const char* name : {"loc", "rem"}) {
+    REQUIRE(server.Call("POST", "/v1/projects", {{"name", name}}).first == 201);
+  }
+  REQUIRE(server.Call("PATCH", "/v1/projects/rem", {{"durability", "remote"}}).first == 200);
+  REQUIRE(server.Call("POST", "/v1/projects/rem/branches", {{"name", "a"}}).first == 201);
+
+  ceph.StopGateway();
+  auto [refused, why] = server.Call("POST", "/v1/projects/rem/branches", {{"name", "b"}});
+  CHECK(refused == 503);
+  CHECK(why["error"]["code"] == "remote_durability_unavailable");
+  CHECK(server.Call("POST", "/v1/projects/loc/branches", {{"name", "b"}}).first == 201);
+  CHECK(server.Call("PATCH", "/v1/projects/rem/branches/a", {{"protected", true}}).first == 503);
+  ceph.StartGateway();
+
+  // The refused changes stayed locally (outcome unknown, not rolled back);
+  // the next operation puts them in the bucket with its own.
+  CHECK(BranchList(server, "rem") == "a:protected,b,production");
+  REQUIRE(server.Call("POST", "/v1/projects/rem/branches", {{"name", "c"}}).first == 201);
 }
 
 TEST_CASE("remote durability needs object storage on the server") {

@@ -29,29 +29,6 @@ namespace {
 using nlohmann::json;
 using objstore::S3Client;
 
-std::function<void(server::Config&)> WithBucket(const std::string& bucket,
-                                                const std::string& prefix,
-                                                const std::string& data_dir) {
-  return [=](server::Config& c) {
-    UseFixtureBucket(c, bucket);
-    c.object_storage_prefix = prefix;
-    c.object_storage_upload_interval_ms = 50;
-    c.segment_bytes = 65536;
-    c.data_dir = data_dir;
-  };
-}
-
-double Metric(LiveServer& s, const std::string& name) {
-  auto r = s.Client().Get("/metrics");
-  REQUIRE(r);
-  std::istringstream lines(r->body);
-  std::string line;
-  while (std::getline(lines, line)) {
-    if (line.rfind(name + " ", 0) == 0) return std::stod(line.substr(name.size() + 1));
-  }
-  return -1;
-}
-
 const std::string kShop = "/v1/projects/shop";
 
 // Runs sql on branch; returns the LSN of its answer.
@@ -239,7 +216,7 @@ TEST_CASE("a fresh server on an empty data directory restores the project from t
   const std::string data_dir = dir.Sub("data");
   Expected e;
   {
-    LiveServer s(WithBucket("restore", "r/a", data_dir));
+    LiveServer s(ServerWithBucket("restore", "r/a", data_dir));
     MakeDeletedProject(s);
     e = BuildProject(s);
     WaitForBucket(s);
@@ -253,7 +230,7 @@ TEST_CASE("a fresh server on an empty data directory restores the project from t
     std::ofstream(data_dir + sub + id + "/seg-000001.log") << "half a segment";
   }
   {
-    LiveServer fresh(WithBucket("restore", "r/a", data_dir));
+    LiveServer fresh(ServerWithBucket("restore", "r/a", data_dir));
     CheckRestored(fresh, e);
     CHECK(fresh.Call("GET", "/v1/projects/gone").first == 404);
     // The restored server goes on with the restored tail: in remote mode each
@@ -264,7 +241,7 @@ TEST_CASE("a fresh server on an empty data directory restores the project from t
     Sql(fresh, "production", "INSERT INTO kv(v) VALUES ('six')");
   }
   std::filesystem::remove_all(data_dir);
-  LiveServer again(WithBucket("restore", "r/a", data_dir));
+  LiveServer again(ServerWithBucket("restore", "r/a", data_dir));
   CHECK(ValuesAt(again, "production", 0) == "\"one,two,three,four,five,six\"");
 }
 
@@ -273,7 +250,7 @@ TEST_CASE("the restore reads the unsealed tail from its chunk objects, up to the
   const std::string data_dir = dir.Sub("data");
   Expected e;
   {
-    LiveServer s(WithBucket("restore", "r/b", data_dir));
+    LiveServer s(ServerWithBucket("restore", "r/b", data_dir));
     e = BuildProject(s);
     WaitForBucket(s);
     // Written after the last seal: only in the tail. (The segment sealed by
@@ -304,7 +281,7 @@ TEST_CASE("the restore reads the unsealed tail from its chunk objects, up to the
   REQUIRE((*s3)->Put(base + server::TailChunkSuffix(tail_name, tail.size() + 10), "junk").ok());
 
   std::filesystem::remove_all(data_dir);
-  LiveServer fresh(WithBucket("restore", "r/b", data_dir));
+  LiveServer fresh(ServerWithBucket("restore", "r/b", data_dir));
   // The production head is the tail's last commit, "three" written twice.
   json history = Get(fresh, kShop + "/branches/production/checkpoints?limit=1000");
   CHECK(history == e.production_history);
@@ -317,7 +294,7 @@ TEST_CASE("chunks of a segment whose sealed copy is in the bucket are not taken 
   const std::string data_dir = dir.Sub("data");
   json history;
   {
-    LiveServer s(WithBucket("restore", "r/c", data_dir));
+    LiveServer s(ServerWithBucket("restore", "r/c", data_dir));
     REQUIRE(s.Call("POST", "/v1/projects", {{"name", "shop"}}).first == 201);
     Sql(s, "production", "CREATE TABLE blobs(id INTEGER PRIMARY KEY, b BLOB)");
     WaitForCatalogPass(s);
@@ -342,7 +319,7 @@ TEST_CASE("chunks of a segment whose sealed copy is in the bucket are not taken 
   REQUIRE((*s3)->Put(base + server::TailChunkSuffix(segments[1], 0), "junk").ok());
 
   std::filesystem::remove_all(data_dir);
-  LiveServer fresh(WithBucket("restore", "r/c", data_dir));
+  LiveServer fresh(ServerWithBucket("restore", "r/c", data_dir));
   CHECK(Get(fresh, kShop + "/branches/production/checkpoints?limit=1000") == history);
 }
 

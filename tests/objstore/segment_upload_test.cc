@@ -28,19 +28,6 @@ namespace {
 
 using objstore::S3Client;
 
-// The server's config for the shared fixture's bucket, under prefix.
-std::function<void(server::Config&)> WithObjectStorage(const std::string& bucket,
-                                                       const std::string& prefix,
-                                                       const std::string& data_dir = "") {
-  return [=](server::Config& c) {
-    UseFixtureBucket(c, bucket);
-    c.object_storage_prefix = prefix;
-    c.object_storage_upload_interval_ms = 50;
-    c.segment_bytes = 65536;
-    if (!data_dir.empty()) c.data_dir = data_dir;
-  };
-}
-
 struct Api {
   LiveServer& server;
   std::string token = server.AdminToken();
@@ -62,15 +49,6 @@ struct Api {
 };
 
 // The value of an unlabelled series in a /metrics text (-1 when absent).
-double MetricValue(const std::string& text, const std::string& name) {
-  std::istringstream lines(text);
-  std::string line;
-  while (std::getline(lines, line)) {
-    if (line.rfind(name + " ", 0) == 0) return std::stod(line.substr(name.size() + 1));
-  }
-  return -1;
-}
-
 // Commits about `bytes` of 4 KiB blobs to production of project, 16 rows a commit.
 void Write(Api& api, const std::string& project, int bytes) {
   REQUIRE(api.Call("POST", "/v1/projects/" + project + "/branches/production/sql",
@@ -114,7 +92,7 @@ std::vector<std::string> Segments(const std::string& data_dir) {
 TEST_CASE("the bucket holds every sealed segment byte for byte, and not the unsealed tail") {
   auto s3 = S3Client::Open(SharedCephS3().Options("segments"));
   REQUIRE(s3.ok());
-  LiveServer server(WithObjectStorage("segments", "prod/eu"));
+  LiveServer server(ServerWithBucket("segments", "prod/eu"));
   const std::string data_dir = server.dir_.Sub("data");
   Api api{server};
   REQUIRE(api.Call("POST", "/v1/projects", {{"name", "shop"}}) == 201);
@@ -203,7 +181,7 @@ void CheckTailIsLog(const std::string& tail, const std::string& local) {
 TEST_CASE("the durable tail goes up as contiguous chunks equal to the local bytes") {
   auto s3 = S3Client::Open(SharedCephS3().Options("tails"));
   REQUIRE(s3.ok());
-  LiveServer server(WithObjectStorage("tails", "t"));
+  LiveServer server(ServerWithBucket("tails", "t"));
   const std::string data_dir = server.dir_.Sub("data");
   Api api{server};
   REQUIRE(api.Call("POST", "/v1/projects", {{"name", "tail"}}) == 201);
@@ -248,7 +226,7 @@ TEST_CASE("a restarted server does not upload again what is recorded as uploaded
   size_t sealed = 0;
   double uploaded_lsn = 0;
   {
-    LiveServer server(WithObjectStorage("restart", "", data_dir));
+    LiveServer server(ServerWithBucket("restart", "", data_dir));
     Api api{server};
     REQUIRE(api.Call("POST", "/v1/projects", {{"name", "p"}}) == 201);
     Write(api, "p", 200 * 1024);
@@ -261,7 +239,7 @@ TEST_CASE("a restarted server does not upload again what is recorded as uploaded
     }
     REQUIRE(uploaded_lsn > 0);
   }
-  LiveServer again(WithObjectStorage("restart", "", data_dir));
+  LiveServer again(ServerWithBucket("restart", "", data_dir));
   Api api{again};
   // After a whole pass, with nothing sealed since: nothing uploaded twice,
   // and the upload point recorded before the restart is reported.
@@ -314,7 +292,7 @@ void CommitThroughFault(const std::string& bucket, const std::string& endpoint,
                         const std::function<void()>& break_s3,
                         const std::function<void()>& heal_s3) {
   LiveServer server([&](server::Config& c) {
-    WithObjectStorage(bucket, "")(c);
+    ServerWithBucket(bucket, "")(c);
     c.object_storage_endpoint = endpoint;
     c.object_storage_timeout_ms = 300;
   });
@@ -372,7 +350,7 @@ TEST_CASE("while radosgw is stopped commits go on; once it is restarted, every s
 
 TEST_CASE("a server whose bucket cannot be reached with its keys refuses to start") {
   server::Config config;
-  WithObjectStorage("refused", "")(config);
+  ServerWithBucket("refused", "")(config);
   config.object_storage_secret_access_key = "wrong-secret";
   TempDir dir;
   config.listen = "127.0.0.1:0";

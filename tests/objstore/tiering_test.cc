@@ -24,17 +24,6 @@ namespace {
 
 using nlohmann::json;
 
-double Metric(LiveServer& s, const std::string& name) {
-  auto r = s.Client().Get("/metrics");
-  REQUIRE(r);
-  std::istringstream lines(r->body);
-  std::string line;
-  while (std::getline(lines, line)) {
-    if (line.rfind(name + " ", 0) == 0) return std::stod(line.substr(name.size() + 1));
-  }
-  return -1;
-}
-
 const std::string kShop = "/v1/projects/shop";
 
 int64_t Sql(LiveServer& s, const std::string& sql) {
@@ -109,14 +98,8 @@ const char* kBlobBytes = "SELECT count(*) || ':' || sum(length(b)) FROM blobs";
 TEST_CASE("evicted history is read back from the bucket, across a restart and an S3 outage") {
   TempDir dir;
   const std::string data_dir = dir.Sub("data");
-  auto tweak = [&](server::Config& c) {
-    UseFixtureBucket(c, "tiering");
-    c.object_storage_prefix = "t";
-    c.object_storage_upload_interval_ms = 50;
-    c.object_storage_local_cache_mb = 1;
-    c.segment_bytes = 65536;
-    c.data_dir = data_dir;
-  };
+  auto tweak = ServerWithBucket("tiering", "t", data_dir,
+                                [](server::Config& c) { c.object_storage_local_cache_mb = 1; });
   int64_t lsn1 = 0, lsn2 = 0, lsn3 = 0;
   std::string blobs2, blobs3;
   Disk evicted;
