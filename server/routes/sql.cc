@@ -14,6 +14,7 @@
 #include <charconv>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 #include <vector>
 
 #include "auth/auth.h"
@@ -223,7 +224,11 @@ void RunOnCompute(Call& c, const json& body, bool read_only,
   script.client = c.who->client_id;
   sqlite3_int64 changes_before = sqlite3_total_changes64(db);
   bool quota_refused = false;
+  // Read just before the COMMIT, when there is one: a script that commits
+  // nothing (a read) asks the VFS for no LSN.
+  std::optional<storage::Lsn> commit_before;
   script.before_commit = [&] {
+    commit_before = storage::LastCommitLsn(db);
     if (s.guard != nullptr) {
       Status st = s.guard->CheckCommit(c.project, c.branch, c.who->client_id, db, &refused);
       quota_refused = !st.ok();
@@ -231,7 +236,6 @@ void RunOnCompute(Call& c, const json& body, bool read_only,
     }
     return sql::AnnotateScript(db, script, c.ctx.request_id, changes_before, s.sandbox.max_db_bytes);
   };
-  storage::Lsn commit_before = storage::LastCommitLsn(db);
   sql::ScriptError error;
   auto result = (*lease)->sandbox().Execute(script, &error);
   if (s.guard != nullptr) {
@@ -247,8 +251,8 @@ void RunOnCompute(Call& c, const json& body, bool read_only,
     if (quota_refused) return http::SendError(c.res, result.status(), refused.Details());
     return http::SendError(c.res, ScriptFailure(c, db, result.status(), key), error.details());
   }
-  storage::Lsn commit_after = storage::LastCommitLsn(db);
-  const bool committed = commit_after != commit_before;
+  const storage::Lsn commit_after = commit_before ? storage::LastCommitLsn(db) : 0;
+  const bool committed = commit_before && commit_after != *commit_before;
   const storage::Lsn snapshot = storage::SnapshotLsn(db);
   // The compute's connection commits without waiting for the fsync: hand the
   // branch to the next request first, then wait until everything this script

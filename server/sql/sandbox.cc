@@ -260,6 +260,40 @@ bool TakePrepared(Sandbox::State* st, const std::string& sql, sqlite3_stmt** stm
   return false;
 }
 
+bool PreparedIsOneRead(const Sandbox::State* st, const std::string& sql, bool read_only) {
+  for (const auto& p : st->prepared) {
+    if (p.read_only == read_only && p.sql == sql) return p.one_read;
+  }
+  return false;
+}
+
+bool IsOneRead(sqlite3_stmt* stmt, const std::string& sql, bool wrote) {
+  if (wrote || sqlite3_stmt_readonly(stmt) == 0 || sqlite3_stmt_isexplain(stmt) != 0) {
+    return false;
+  }
+  size_t i = 0;
+  // Blanks and comments before the first keyword.
+  while (i < sql.size()) {
+    const char c = sql[i];
+    if (c == ' ' || c == '\n' || c == '\r' || c == '\t' || c == '\f') {
+      ++i;
+    } else if (sql.compare(i, 2, "--") == 0) {
+      i = sql.find('\n', i);
+      if (i == std::string::npos) return false;
+    } else if (sql.compare(i, 2, "/*") == 0) {
+      i = sql.find("*/", i + 2);
+      if (i == std::string::npos) return false;
+      i += 2;
+    } else {
+      break;
+    }
+  }
+  size_t end = i;
+  while (end < sql.size() && std::isalpha(static_cast<unsigned char>(sql[end]))) ++end;
+  const std::string keyword = Lower(sql.substr(i, end - i).c_str());
+  return keyword == "select" || keyword == "values" || keyword == "with";
+}
+
 void KeepPrepared(Sandbox::State* st, const std::string& sql, sqlite3_stmt* stmt, bool wrote) {
   sqlite3_reset(stmt);
   sqlite3_clear_bindings(stmt);
@@ -268,7 +302,7 @@ void KeepPrepared(Sandbox::State* st, const std::string& sql, sqlite3_stmt* stmt
     sqlite3_finalize(cache.front().stmt);
     cache.erase(cache.begin());
   }
-  cache.push_back({sql, st->read_only, wrote, stmt});
+  cache.push_back({sql, st->read_only, wrote, IsOneRead(stmt, sql, wrote), stmt});
 }
 
 Sandbox::Sandbox(sqlite3* db, const SandboxOptions& options)

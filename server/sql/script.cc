@@ -409,6 +409,9 @@ struct Plan {
   bool read_only = false;
   bool commits = false;
   bool keep_state = false;
+  // Wraps, but without BEGIN and ROLLBACK: a script of one statement that
+  // only reads (IsOneRead) runs in the read transaction SQLite opens for it.
+  bool one_read = false;
   // A session's one statement, prepared by PlanSession and run as is (SQLite
   // re-prepares it itself if the BEGIN around it saw another schema).
   std::unique_ptr<sqlite3_stmt, StmtCloser> stmt;
@@ -440,6 +443,7 @@ Result<Plan> PlanSession(sqlite3* db, Sandbox::State* st, const Script& script) 
   st->txn_control.clear();
   st->denial.clear();
   st->denied_read_only = false;
+  st->wrote = false;  // what preparing the statement writes (IsOneRead); Begin resets it again
   const char* begin = script.sql.data();
   const char* end = begin + script.sql.size();
   const char* tail = nullptr;
@@ -468,6 +472,7 @@ Result<Plan> PlanSession(sqlite3* db, Sandbox::State* st, const Script& script) 
   const std::string& control = st->txn_control;
   if (control.empty() && autocommit) {
     plan.read_only = script.read_only || sqlite3_stmt_readonly(stmt.get());
+    plan.one_read = IsOneRead(stmt.get(), script.sql, st->wrote);
     plan.stmt = std::move(stmt);
     return plan;
   }
@@ -501,7 +506,7 @@ Status Begin(sqlite3* db, Sandbox::State* st, const SandboxOptions& o, const Pla
   st->denied_read_only = false;
   st->deadline_nanos = o.clock->NowMonotonicNanos() + o.statement_timeout_ms * 1000000;
 
-  if (!plan.wrap) return Status::OK();
+  if (!plan.wrap || plan.one_read) return Status::OK();
   int rc = Internal(db, st, plan.read_only ? "BEGIN DEFERRED" : "BEGIN IMMEDIATE");
   if (rc != SQLITE_OK) return StatusFromSqlite(db, st, rc, "BEGIN: ");
   return Status::OK();
@@ -708,6 +713,8 @@ Result<ScriptResult> Sandbox::Execute(const Script& script, ScriptError* error) 
     auto planned = PlanSession(db_, st, script);
     if (!planned.ok()) return fail(planned.status());
     plan = std::move(*planned);
+  } else {
+    plan.one_read = PreparedIsOneRead(st, script.sql, script.read_only);
   }
   if (Status s = Begin(db_, st, options_, plan); !s.ok()) return fail(s);
   if (plan.commits && script.before_commit) {
@@ -733,7 +740,7 @@ Result<ScriptResult> Sandbox::Execute(const Script& script, ScriptError* error) 
                                         "invalid_params"));
   }
   st->deadline_nanos = 0;
-  if (plan.wrap) {
+  if (plan.wrap && !plan.one_read) {
     if (Status s = Finish(db_, st, script, plan.read_only, &result); !s.ok()) return fail(s);
   }
   st->read_only = false;

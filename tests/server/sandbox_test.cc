@@ -490,4 +490,36 @@ TEST_CASE("a script run again reuses its prepared statement: fresh params, its w
   CHECK(f.Reason(select, {4}) != "");
 }
 
+TEST_CASE("a kept one-statement read runs in SQLite's own read transaction: no write lock, "
+          "the committed state, nothing held after it",
+          "[sandbox]") {
+  SandboxFixture f;
+  f.Ok("CREATE TABLE t(a)");
+  f.Ok("INSERT INTO t VALUES (1)");
+  const std::string count = "SELECT count(*) FROM t";
+  CHECK(f.Query(count) == json::array({json::array({1})}));  // kept prepared now
+  sqlite3* raw = nullptr;
+  REQUIRE(sqlite3_open_v2(f.dir().Sub("db.sqlite").c_str(), &raw, SQLITE_OPEN_READWRITE,
+                          nullptr) == SQLITE_OK);
+  storage::SqliteHandle other(raw);
+  REQUIRE(sqlite3_exec(other.get(), "BEGIN IMMEDIATE; INSERT INTO t VALUES (2)", nullptr, nullptr,
+                       nullptr) == SQLITE_OK);
+  // The other connection holds the write lock: a read-write request's read
+  // still answers (no BEGIN IMMEDIATE of ours), without the uncommitted row.
+  CHECK(f.Query(count) == json::array({json::array({1})}));
+  // Writes, a read run the first time (not kept yet) and scripts of more
+  // than one statement still run in a transaction of their own, which
+  // needs the lock.
+  CHECK(f.Reason("INSERT INTO t VALUES (3)") == "busy");
+  CHECK(f.Reason("/* first */ " + count) == "busy");
+  CHECK(f.Reason(count + "; " + count) == "busy");
+  // The read left no lock behind: the other connection commits.
+  REQUIRE(sqlite3_exec(other.get(), "COMMIT", nullptr, nullptr, nullptr) == SQLITE_OK);
+  CHECK(f.Query(count) == json::array({json::array({2})}));
+  // A PRAGMA that SQLite calls read-only (optimize's nested SQL may write)
+  // is never taken for a read.
+  CHECK(f.Ok("PRAGMA optimize").statements.size() == 1);
+  CHECK(f.Ok("PRAGMA optimize").statements.size() == 1);
+}
+
 }  // namespace branchdb::server::sql
