@@ -201,13 +201,13 @@ bool Session::ExecuteSql(const std::string& text, const json& params, sql::State
   }
   if (!result.ok()) {
     if (result.status().reason() != "no_statement") {
-      s_.metrics->Increment(http::kSqlStatements, {{"outcome", "error"}});
+      http::CountSqlStatements(*s_.metrics, false);
     }
     *error = ErrorFromScript(failure);
     ReleaseOwnConnectionIfDone();  // SQLite may have rolled the transaction back
     return false;
   }
-  s_.metrics->Increment(http::kSqlStatements, {{"outcome", "ok"}});
+  http::CountSqlStatements(*s_.metrics, true);
   if (storage::LastCommitLsn(db) != commit_before) {
     s_.metrics->Increment(http::kCommits);
     if (s_.guard != nullptr) s_.guard->Committed(stream_.project, stream_.branch, caller_.client_id);

@@ -168,12 +168,11 @@ void HandleSqlPage(Services* s, httplib::Response& res, const json& body,
   sql::ScriptError error;
   auto result = (*sandbox)->Execute(script, &error);
   if (!result.ok()) {
-    s->metrics->Increment(http::kSqlStatements, {{"outcome", "error"}});
+    http::CountSqlStatements(*s->metrics, false);
     return http::SendError(res, BranchGoneIfTimelineGone(result.status(), project, branch),
                            error.details());
   }
-  s->metrics->Increment(http::kSqlStatements, {{"outcome", "ok"}},
-                        static_cast<double>(result->statements.size()));
+  http::CountSqlStatements(*s->metrics, true, static_cast<double>(result->statements.size()));
   const storage::Lsn at = first ? storage::SnapshotLsn(conn->get()) : c.lsn;
   const bool more = !result->statements.empty() && result->statements[0].truncated;
   std::optional<std::string> next_cursor;
@@ -243,7 +242,7 @@ void RunOnCompute(Call& c, const json& body, bool read_only,
                           s.clock->NowMonotonicNanos() - started_nanos);
   }
   if (!result.ok()) {
-    s.metrics->Increment(http::kSqlStatements, {{"outcome", "error"}});
+    http::CountSqlStatements(*s.metrics, false);
     if (write_refusal && !write_refusal->api_code.empty() &&
         result.status().reason() == "read_only") {
       return http::SendBearerError(c.res, *write_refusal);
@@ -263,14 +262,13 @@ void RunOnCompute(Call& c, const json& body, bool read_only,
   // durability = "remote": also in the bucket (nothing before; never a 200 without it).
   if (st.ok()) st = WaitRemoteDurable(s, c.project, durable.lsn);
   if (!st.ok()) {
-    s.metrics->Increment(http::kSqlStatements, {{"outcome", "error"}});
+    http::CountSqlStatements(*s.metrics, false);
     return http::SendError(c.res, st.WithContext(committed ? "the commit could not be made durable"
                                                            : "the state read is not durable"));
   }
   if (committed) s.metrics->Increment(http::kCommits);
   if (committed && s.guard != nullptr) s.guard->Committed(c.project, c.branch, c.who->client_id);
-  s.metrics->Increment(http::kSqlStatements, {{"outcome", "ok"}},
-                       static_cast<double>(result->statements.size()));
+  http::CountSqlStatements(*s.metrics, true, static_cast<double>(result->statements.size()));
   // lsn: the checkpoint this script made, null when it changed nothing;
   // snapshot_lsn: the state it read, or, when it committed, the state it made;
   // next_cursor null: only paged requests get pages (HandleSqlPage).
