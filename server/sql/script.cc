@@ -412,6 +412,12 @@ struct Plan {
   // Wraps, but without BEGIN and ROLLBACK: a script of one statement that
   // only reads (IsOneRead) runs in the read transaction SQLite opens for it.
   bool one_read = false;
+  // The session's statement came from, and goes back to, the connection's
+  // kept statements (State::prepared; a shared connection's, outside any
+  // transaction): the same text run again skips SQLite's parser, as a REST
+  // script's does.
+  bool keep = false;
+  bool wrote_preparing = false;  // what the authorizer noted when it was prepared
   // A session's one statement, prepared by PlanSession and run as is (SQLite
   // re-prepares it itself if the BEGIN around it saw another schema).
   std::unique_ptr<sqlite3_stmt, StmtCloser> stmt;
@@ -448,7 +454,17 @@ Result<Plan> PlanSession(sqlite3* db, Sandbox::State* st, const Script& script) 
   const char* end = begin + script.sql.size();
   const char* tail = nullptr;
   sqlite3_stmt* raw = nullptr;
-  int rc = sqlite3_prepare_v3(db, begin, static_cast<int>(script.sql.size()), 0, &raw, &tail);
+  // Only a statement kept by a script of its own is taken (never transaction
+  // control: a script's authorizer refuses it), so txn_control stays empty.
+  const bool keepable = script.shared_connection && sqlite3_get_autocommit(db) != 0 &&
+                        script.sql.size() <= Sandbox::State::kPreparedMaxSqlBytes;
+  int rc = SQLITE_OK;
+  if (keepable && TakePrepared(st, script.sql, &raw, &st->wrote)) {
+    tail = end;
+  } else {
+    rc = sqlite3_prepare_v3(db, begin, static_cast<int>(script.sql.size()),
+                            keepable ? SQLITE_PREPARE_PERSISTENT : 0, &raw, &tail);
+  }
   std::unique_ptr<sqlite3_stmt, StmtCloser> stmt(raw);
   if (rc != SQLITE_OK) return StatusFromSqlite(db, st, rc, "");
   if (!stmt) {
@@ -473,6 +489,8 @@ Result<Plan> PlanSession(sqlite3* db, Sandbox::State* st, const Script& script) 
   if (control.empty() && autocommit) {
     plan.read_only = script.read_only || sqlite3_stmt_readonly(stmt.get());
     plan.one_read = IsOneRead(stmt.get(), script.sql, st->wrote);
+    plan.keep = keepable;
+    plan.wrote_preparing = st->wrote;
     plan.stmt = std::move(stmt);
     return plan;
   }
@@ -647,6 +665,9 @@ Status RunPlanned(sqlite3* db, Sandbox::State* st, const SandboxOptions& o, cons
                                         o.max_result_rows, &bytes, &out));
   if (!sqlite3_stmt_readonly(plan->stmt.get())) result->changed = true;
   result->statements.push_back(std::move(out));
+  if (plan->keep && !st->settings_changed) {
+    KeepPrepared(st, script.sql, plan->stmt.release(), plan->wrote_preparing);
+  }
   plan->stmt.reset();
   return Status::OK();
 }

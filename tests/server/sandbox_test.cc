@@ -522,4 +522,39 @@ TEST_CASE("a kept one-statement read runs in SQLite's own read transaction: no w
   CHECK(f.Ok("PRAGMA optimize").statements.size() == 1);
 }
 
+TEST_CASE("a session's statement on a shared connection is kept like a script's: fresh params, "
+          "writes committed, read-only runs apart, transaction control never kept",
+          "[sandbox]") {
+  SandboxFixture f;
+  f.Ok("CREATE TABLE t(a)");
+  auto session = [&](const std::string& sql, json params, bool read_only = false) {
+    Script s;
+    s.sql = sql;
+    s.params = std::move(params);
+    s.read_only = read_only;
+    s.session = true;
+    s.shared_connection = true;
+    return f.Run(s);
+  };
+  const std::string insert = "INSERT INTO t VALUES (?)";
+  for (int i = 1; i <= 3; ++i) REQUIRE(session(insert, {i}).ok());
+  CHECK(f.Run(insert, {4}).ok());  // the script takes the statement the session kept
+  CHECK(f.Query("SELECT count(*), sum(a) FROM t") == json::array({json::array({4, 10})}));
+  auto refused = session(insert, {5}, true);
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.status().reason() == "read_only");
+  const std::string select = "SELECT a FROM t WHERE a = ?";
+  for (int i = 1; i <= 2; ++i) {
+    auto r = session(select, {i});
+    REQUIRE(r.ok());
+    CHECK(r->statements[0].rows == json::array({json::array({i})}));
+  }
+  // BEGIN on a shared connection still asks for a connection of its own.
+  for (int i = 0; i < 2; ++i) {
+    auto begin = session("BEGIN", nullptr);
+    REQUIRE_FALSE(begin.ok());
+    CHECK(begin.status().reason() == "needs_own_connection");
+  }
+}
+
 }  // namespace branchdb::server::sql
