@@ -294,7 +294,8 @@ bool IsOneRead(sqlite3_stmt* stmt, const std::string& sql, bool wrote) {
   return keyword == "select" || keyword == "values" || keyword == "with";
 }
 
-void KeepPrepared(Sandbox::State* st, const std::string& sql, sqlite3_stmt* stmt, bool wrote) {
+void KeepPrepared(Sandbox::State* st, const std::string& sql, bool read_only, sqlite3_stmt* stmt,
+                  bool wrote) {
   sqlite3_reset(stmt);
   sqlite3_clear_bindings(stmt);
   auto& cache = st->prepared;
@@ -302,7 +303,7 @@ void KeepPrepared(Sandbox::State* st, const std::string& sql, sqlite3_stmt* stmt
     sqlite3_finalize(cache.front().stmt);
     cache.erase(cache.begin());
   }
-  cache.push_back({sql, st->read_only, wrote, IsOneRead(stmt, sql, wrote), stmt});
+  cache.push_back({sql, read_only, wrote, IsOneRead(stmt, sql, wrote), stmt});
 }
 
 Sandbox::Sandbox(sqlite3* db, const SandboxOptions& options)

@@ -88,7 +88,9 @@ bool IsOneRead(sqlite3_stmt* stmt, const std::string& sql, bool wrote);
 // cache now) prepared for the next script of the same text: reset, its
 // bindings cleared (no value of one request stays on the connection), the
 // least recently used one finalized when the cache is full.
-void KeepPrepared(Sandbox::State* st, const std::string& sql, sqlite3_stmt* stmt, bool wrote);
+// read_only: the script's (what the authorizer saw when it was prepared).
+void KeepPrepared(Sandbox::State* st, const std::string& sql, bool read_only, sqlite3_stmt* stmt,
+                  bool wrote);
 
 // Puts the connection back as Attach left it after a script: TEMP objects are
 // dropped by Execute before COMMIT; this restores connection PRAGMAs a script

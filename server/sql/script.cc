@@ -645,7 +645,7 @@ Status RunStatements(sqlite3* db, Sandbox::State* st, const SandboxOptions& o,
     result->statements.push_back(std::move(out));
     if (first && keepable && SkipBlanksAndComments(next, end) == end &&
         !st->settings_changed) {
-      KeepPrepared(st, script.sql, stmt.release(), wrote_preparing);
+      KeepPrepared(st, script.sql, script.read_only, stmt.release(), wrote_preparing);
     }
   }
   return Status::OK();
@@ -666,7 +666,7 @@ Status RunPlanned(sqlite3* db, Sandbox::State* st, const SandboxOptions& o, cons
   if (!sqlite3_stmt_readonly(plan->stmt.get())) result->changed = true;
   result->statements.push_back(std::move(out));
   if (plan->keep && !st->settings_changed) {
-    KeepPrepared(st, script.sql, plan->stmt.release(), plan->wrote_preparing);
+    KeepPrepared(st, script.sql, script.read_only, plan->stmt.release(), plan->wrote_preparing);
   }
   plan->stmt.reset();
   return Status::OK();
