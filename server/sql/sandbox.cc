@@ -267,30 +267,32 @@ bool PreparedIsOneRead(const Sandbox::State* st, const std::string& sql, bool re
   return false;
 }
 
-bool IsOneRead(sqlite3_stmt* stmt, const std::string& sql, bool wrote) {
-  if (wrote || sqlite3_stmt_readonly(stmt) == 0 || sqlite3_stmt_isexplain(stmt) != 0) {
-    return false;
-  }
-  size_t i = 0;
-  // Blanks and comments before the first keyword.
-  while (i < sql.size()) {
-    const char c = sql[i];
-    if (c == ' ' || c == '\n' || c == '\r' || c == '\t' || c == '\f') {
-      ++i;
-    } else if (sql.compare(i, 2, "--") == 0) {
-      i = sql.find('\n', i);
-      if (i == std::string::npos) return false;
-    } else if (sql.compare(i, 2, "/*") == 0) {
-      i = sql.find("*/", i + 2);
-      if (i == std::string::npos) return false;
-      i += 2;
+const char* SkipBlanksAndComments(const char* p, const char* end) {
+  while (p < end) {
+    if (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t' || *p == '\f' || *p == ';') {
+      ++p;
+    } else if (end - p >= 2 && p[0] == '-' && p[1] == '-') {
+      while (p < end && *p != '\n') ++p;
+    } else if (end - p >= 2 && p[0] == '/' && p[1] == '*') {
+      p += 2;
+      while (end - p >= 2 && !(p[0] == '*' && p[1] == '/')) ++p;
+      p = end - p >= 2 ? p + 2 : end;
     } else {
       break;
     }
   }
-  size_t end = i;
-  while (end < sql.size() && std::isalpha(static_cast<unsigned char>(sql[end]))) ++end;
-  const std::string keyword = Lower(sql.substr(i, end - i).c_str());
+  return p;
+}
+
+bool IsOneRead(sqlite3_stmt* stmt, const std::string& sql, bool wrote) {
+  if (wrote || sqlite3_stmt_readonly(stmt) == 0 || sqlite3_stmt_isexplain(stmt) != 0) {
+    return false;
+  }
+  const char* end = sql.data() + sql.size();
+  const char* p = SkipBlanksAndComments(sql.data(), end);
+  const char* word = p;
+  while (p < end && std::isalpha(static_cast<unsigned char>(*p))) ++p;
+  const std::string keyword = Lower(std::string(word, p).c_str());
   return keyword == "select" || keyword == "values" || keyword == "with";
 }
 

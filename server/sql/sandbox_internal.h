@@ -71,6 +71,8 @@ struct Sandbox::State {
 // (the caller owns it now), with what the authorizer noted when it was
 // prepared in *wrote. False when there is none.
 bool TakePrepared(Sandbox::State* st, const std::string& sql, sqlite3_stmt** stmt, bool* wrote);
+// Blanks, ';' and SQL comments from p to end skipped.
+const char* SkipBlanksAndComments(const char* p, const char* end);
 // True when the script of exactly this text and this read_only is kept
 // prepared (State::prepared) as a one-statement read (IsOneRead): Execute
 // then runs it without a transaction of its own.

@@ -424,24 +424,6 @@ struct Plan {
   const char* tail = nullptr;  // where its text ends
 };
 
-// Blanks and SQL comments from p to end skipped.
-const char* SkipBlanksAndComments(const char* p, const char* end) {
-  while (p < end) {
-    if (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t' || *p == '\f' || *p == ';') {
-      ++p;
-    } else if (end - p >= 2 && p[0] == '-' && p[1] == '-') {
-      while (p < end && *p != '\n') ++p;
-    } else if (end - p >= 2 && p[0] == '/' && p[1] == '*') {
-      p += 2;
-      while (end - p >= 2 && !(p[0] == '*' && p[1] == '/')) ++p;
-      p = end - p >= 2 ? p + 2 : end;
-    } else {
-      break;
-    }
-  }
-  return p;
-}
-
 // A session's script (Script::session): exactly one statement, prepared
 // through the authorizer to see what it does to the session's transaction.
 Result<Plan> PlanSession(sqlite3* db, Sandbox::State* st, const Script& script) {
