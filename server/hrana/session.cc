@@ -3,6 +3,7 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <optional>
 #include <vector>
 
 #include "catalog/catalog.h"
@@ -177,10 +178,12 @@ bool Session::ExecuteSql(const std::string& text, const json& params, sql::State
   // transaction's checkpoint, and a COMMIT annotates with all of them.
   const bool in_txn = stream_.db && !sqlite3_get_autocommit(db);
   const int64_t changes_before = sqlite3_total_changes64(db);
+  // Read just before a COMMIT, when there is one (a read asks for no LSN).
+  std::optional<storage::Lsn> commit_before;
   script.before_commit = [&]() -> Status {
+    commit_before = storage::LastCommitLsn(db);
     return AnnotateCommit(db, script, in_txn, changes_before);
   };
-  const storage::Lsn commit_before = storage::LastCommitLsn(db);
   sql::ScriptError failure;
   auto result = (*conn)->Execute(script, &failure);
   if (storage::PendingDurability seen = storage::ObservedDurability(db); seen.store != nullptr) {
@@ -201,14 +204,14 @@ bool Session::ExecuteSql(const std::string& text, const json& params, sql::State
   }
   if (!result.ok()) {
     if (result.status().reason() != "no_statement") {
-      s_.metrics->Increment(http::kSqlStatements, {{"outcome", "error"}});
+      http::CountSqlStatements(*s_.metrics, false);
     }
     *error = ErrorFromScript(failure);
     ReleaseOwnConnectionIfDone();  // SQLite may have rolled the transaction back
     return false;
   }
-  s_.metrics->Increment(http::kSqlStatements, {{"outcome", "ok"}});
-  if (storage::LastCommitLsn(db) != commit_before) {
+  http::CountSqlStatements(*s_.metrics, true);
+  if (commit_before && storage::LastCommitLsn(db) != *commit_before) {
     s_.metrics->Increment(http::kCommits);
     if (s_.guard != nullptr) s_.guard->Committed(stream_.project, stream_.branch, caller_.client_id);
   }

@@ -1,5 +1,6 @@
 #include "server/http/metrics.h"
 
+#include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <sstream>
@@ -36,7 +37,17 @@ std::vector<double> LatencyBuckets() {
 
 }  // namespace
 
-Metrics::Metrics() = default;
+struct Metrics::Handle {
+  Family* family;
+  Series* series;
+};
+
+namespace {
+std::atomic<uint64_t> next_metrics_id{1};
+}  // namespace
+
+Metrics::Metrics() : id_(next_metrics_id.fetch_add(1)) {}
+Metrics::~Metrics() = default;
 
 std::unique_ptr<Metrics> Metrics::WithServerFamilies() {
   auto m = std::make_unique<Metrics>();
@@ -129,17 +140,54 @@ void Metrics::SetMax(const std::string& name, const Labels& labels, double value
   }
 }
 
+void Metrics::ObserveLocked(const Family& f, Series& s, double value) {
+  if (s.counts.empty()) s.counts.assign(f.buckets.size() + 1, 0);
+  size_t i = 0;
+  while (i < f.buckets.size() && value > f.buckets[i]) ++i;
+  s.counts[i]++;
+  s.sum += value;
+  s.count++;
+}
+
 void Metrics::Observe(const std::string& name, const Labels& labels, double value) {
   MutexLock l(mu_);
   Family* f = Find(name, Type::kHistogram);
   if (f == nullptr) return;
-  Series& s = f->series[RenderLabels(labels)];
-  if (s.counts.empty()) s.counts.assign(f->buckets.size() + 1, 0);
-  size_t i = 0;
-  while (i < f->buckets.size() && value > f->buckets[i]) ++i;
-  s.counts[i]++;
-  s.sum += value;
-  s.count++;
+  ObserveLocked(*f, f->series[RenderLabels(labels)], value);
+}
+
+const Metrics::Handle* Metrics::SeriesHandle(const std::string& name, Type type,
+                                             const Labels& labels) {
+  const std::string rendered = RenderLabels(labels);
+  MutexLock l(mu_);
+  Family* f = Find(name, type);
+  if (f == nullptr) return nullptr;
+  std::unique_ptr<Handle>& h = handles_[std::to_string(static_cast<int>(type)) + name + rendered];
+  Series* series = &f->series[rendered];
+  if (h == nullptr) h = std::make_unique<Handle>();
+  h->family = f;  // the same, unless the family was described again
+  h->series = series;
+  return h.get();
+}
+
+const Metrics::Handle* Metrics::CounterSeries(const std::string& name, const Labels& labels) {
+  return SeriesHandle(name, Type::kCounter, labels);
+}
+
+const Metrics::Handle* Metrics::HistogramSeries(const std::string& name, const Labels& labels) {
+  return SeriesHandle(name, Type::kHistogram, labels);
+}
+
+void Metrics::Increment(const Handle* counter, double delta) {
+  if (counter == nullptr) return;
+  MutexLock l(mu_);
+  counter->series->value += delta;
+}
+
+void Metrics::Observe(const Handle* histogram, double value) {
+  if (histogram == nullptr) return;
+  MutexLock l(mu_);
+  ObserveLocked(*histogram->family, *histogram->series, value);
 }
 
 void Metrics::AddCollector(std::function<void(Metrics&)> fn) {
@@ -189,6 +237,19 @@ std::string Metrics::Render() {
     }
   }
   return out.str();
+}
+
+void CountSqlStatements(Metrics& metrics, bool ok, double statements) {
+  thread_local uint64_t metrics_id = 0;
+  thread_local const Metrics::Handle* series[2] = {nullptr, nullptr};  // error, ok
+  if (metrics_id != metrics.id()) {
+    series[0] = series[1] = nullptr;
+    metrics_id = metrics.id();
+  }
+  // Found on first use: a series shows in /metrics once counted, as before.
+  const Metrics::Handle*& h = series[ok ? 1 : 0];
+  if (h == nullptr) h = metrics.CounterSeries(kSqlStatements, {{"outcome", ok ? "ok" : "error"}});
+  metrics.Increment(h, statements);
 }
 
 }  // namespace branchdb::server::http

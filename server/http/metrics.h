@@ -11,6 +11,7 @@
 #ifndef BRANCHDB_SERVER_HTTP_METRICS_H_
 #define BRANCHDB_SERVER_HTTP_METRICS_H_
 
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
@@ -61,6 +62,7 @@ inline constexpr const char* kAuthSignatureChecks = "branchdb_auth_signature_che
 class Metrics {
  public:
   Metrics();
+  ~Metrics();
   Metrics(const Metrics&) = delete;
   Metrics& operator=(const Metrics&) = delete;
 
@@ -80,6 +82,20 @@ class Metrics {
   // Raises a gauge to value when it is lower (a high-water mark).
   void SetMax(const std::string& name, const Labels& labels, double value);
   void Observe(const std::string& name, const Labels& labels, double value);
+
+  // A series found once (its family looked up, its labels rendered) and then
+  // updated through the handle: the request path's per-route series (#20).
+  // Null when the family is not described as that type. A handle stays valid
+  // as long as the registry, unless its family is described again.
+  struct Handle;
+  const Handle* CounterSeries(const std::string& name, const Labels& labels);
+  const Handle* HistogramSeries(const std::string& name, const Labels& labels);
+  // Increment / Observe of the handle's series; nothing for a null handle.
+  void Increment(const Handle* counter, double delta = 1);
+  void Observe(const Handle* histogram, double value);
+  // This registry's number, unique in the process (handles cached elsewhere
+  // are keyed by it, never by an address that a later registry may reuse).
+  uint64_t id() const { return id_; }
 
   // fn runs (without the registry's lock held) at the start of every Render().
   void AddCollector(std::function<void(Metrics&)> fn);
@@ -106,11 +122,20 @@ class Metrics {
   };
   static std::string RenderLabels(const Labels& labels);
   Family* Find(const std::string& name, Type type) REQUIRES(mu_);
+  const Handle* SeriesHandle(const std::string& name, Type type, const Labels& labels);
+  static void ObserveLocked(const Family& f, Series& s, double value);
 
+  const uint64_t id_;
   Mutex mu_;  // a leaf: collectors run without it
   std::map<std::string, Family> families_ GUARDED_BY(mu_);
   std::vector<std::function<void(Metrics&)>> collectors_ GUARDED_BY(mu_);
+  // The handles given out (stable addresses), by type, name and labels.
+  std::map<std::string, std::unique_ptr<Handle>> handles_ GUARDED_BY(mu_);
 };
+
+// kSqlStatements by outcome ("ok" or "error") += statements, through this
+// thread's handles of the two series (no labels rendered per request).
+void CountSqlStatements(Metrics& metrics, bool ok, double statements = 1);
 
 }  // namespace branchdb::server::http
 

@@ -7,8 +7,10 @@
 
 #include <optional>
 #include <algorithm>
+#include <charconv>
 #include <cstring>
 #include <random>
+#include <unordered_map>
 #include <vector>
 
 #include "server/http/admission.h"
@@ -238,12 +240,46 @@ double SecondsSinceStart(Clock* clock) {
   return static_cast<double>(clock->NowMonotonicNanos() - t_start_nanos) / 1e9;
 }
 
+// This thread's handles of the request series (Metrics::Handle), by route,
+// method and status, for the registry numbered metrics_id: found once each,
+// so a request renders no labels (#20). As many as the registry's series.
+struct RequestSeries {
+  const Metrics::Handle* requests = nullptr;
+  const Metrics::Handle* duration = nullptr;
+};
+struct RequestSeriesCache {
+  uint64_t metrics_id = 0;
+  std::string key;  // reused: no allocation per request once warm
+  std::unordered_map<std::string, RequestSeries> series;
+};
+thread_local RequestSeriesCache t_series;
+
 void CountRequest(Clock* clock, Metrics* metrics, const httplib::Request& req,
                   const httplib::Response& res) {
   double seconds = SecondsSinceStart(clock);
-  metrics->Increment(kHttpRequests,
-                     {{"route", t_route}, {"method", req.method}, {"status", std::to_string(res.status)}});
-  metrics->Observe(kHttpDuration, {{"route", t_route}, {"method", req.method}}, seconds);
+  RequestSeriesCache& cache = t_series;
+  if (cache.metrics_id != metrics->id()) {
+    cache.series.clear();
+    cache.metrics_id = metrics->id();
+  }
+  char status[16];
+  auto [end, ec] = std::to_chars(status, status + sizeof status, res.status);
+  cache.key.assign(t_route);
+  cache.key += '\n';
+  cache.key += req.method;
+  cache.key += '\n';
+  cache.key.append(status, end);
+  auto it = cache.series.find(cache.key);
+  if (it == cache.series.end()) {
+    const std::string code(status, end);
+    RequestSeries found{
+        metrics->CounterSeries(kHttpRequests,
+                               {{"route", t_route}, {"method", req.method}, {"status", code}}),
+        metrics->HistogramSeries(kHttpDuration, {{"route", t_route}, {"method", req.method}})};
+    it = cache.series.emplace(cache.key, found).first;
+  }
+  metrics->Increment(it->second.requests);
+  metrics->Observe(it->second.duration, seconds);
 }
 
 void LogAccess(Clock* clock, spdlog::logger& logger, const httplib::Request& req,

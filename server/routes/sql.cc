@@ -14,6 +14,7 @@
 #include <charconv>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 #include <vector>
 
 #include "auth/auth.h"
@@ -167,12 +168,11 @@ void HandleSqlPage(Services* s, httplib::Response& res, const json& body,
   sql::ScriptError error;
   auto result = (*sandbox)->Execute(script, &error);
   if (!result.ok()) {
-    s->metrics->Increment(http::kSqlStatements, {{"outcome", "error"}});
+    http::CountSqlStatements(*s->metrics, false);
     return http::SendError(res, BranchGoneIfTimelineGone(result.status(), project, branch),
                            error.details());
   }
-  s->metrics->Increment(http::kSqlStatements, {{"outcome", "ok"}},
-                        static_cast<double>(result->statements.size()));
+  http::CountSqlStatements(*s->metrics, true, static_cast<double>(result->statements.size()));
   const storage::Lsn at = first ? storage::SnapshotLsn(conn->get()) : c.lsn;
   const bool more = !result->statements.empty() && result->statements[0].truncated;
   std::optional<std::string> next_cursor;
@@ -223,7 +223,11 @@ void RunOnCompute(Call& c, const json& body, bool read_only,
   script.client = c.who->client_id;
   sqlite3_int64 changes_before = sqlite3_total_changes64(db);
   bool quota_refused = false;
+  // Read just before the COMMIT, when there is one: a script that commits
+  // nothing (a read) asks the VFS for no LSN.
+  std::optional<storage::Lsn> commit_before;
   script.before_commit = [&] {
+    commit_before = storage::LastCommitLsn(db);
     if (s.guard != nullptr) {
       Status st = s.guard->CheckCommit(c.project, c.branch, c.who->client_id, db, &refused);
       quota_refused = !st.ok();
@@ -231,7 +235,6 @@ void RunOnCompute(Call& c, const json& body, bool read_only,
     }
     return sql::AnnotateScript(db, script, c.ctx.request_id, changes_before, s.sandbox.max_db_bytes);
   };
-  storage::Lsn commit_before = storage::LastCommitLsn(db);
   sql::ScriptError error;
   auto result = (*lease)->sandbox().Execute(script, &error);
   if (s.guard != nullptr) {
@@ -239,7 +242,7 @@ void RunOnCompute(Call& c, const json& body, bool read_only,
                           s.clock->NowMonotonicNanos() - started_nanos);
   }
   if (!result.ok()) {
-    s.metrics->Increment(http::kSqlStatements, {{"outcome", "error"}});
+    http::CountSqlStatements(*s.metrics, false);
     if (write_refusal && !write_refusal->api_code.empty() &&
         result.status().reason() == "read_only") {
       return http::SendBearerError(c.res, *write_refusal);
@@ -247,8 +250,8 @@ void RunOnCompute(Call& c, const json& body, bool read_only,
     if (quota_refused) return http::SendError(c.res, result.status(), refused.Details());
     return http::SendError(c.res, ScriptFailure(c, db, result.status(), key), error.details());
   }
-  storage::Lsn commit_after = storage::LastCommitLsn(db);
-  const bool committed = commit_after != commit_before;
+  const storage::Lsn commit_after = commit_before ? storage::LastCommitLsn(db) : 0;
+  const bool committed = commit_before && commit_after != *commit_before;
   const storage::Lsn snapshot = storage::SnapshotLsn(db);
   // The compute's connection commits without waiting for the fsync: hand the
   // branch to the next request first, then wait until everything this script
@@ -259,14 +262,13 @@ void RunOnCompute(Call& c, const json& body, bool read_only,
   // durability = "remote": also in the bucket (nothing before; never a 200 without it).
   if (st.ok()) st = WaitRemoteDurable(s, c.project, durable.lsn);
   if (!st.ok()) {
-    s.metrics->Increment(http::kSqlStatements, {{"outcome", "error"}});
+    http::CountSqlStatements(*s.metrics, false);
     return http::SendError(c.res, st.WithContext(committed ? "the commit could not be made durable"
                                                            : "the state read is not durable"));
   }
   if (committed) s.metrics->Increment(http::kCommits);
   if (committed && s.guard != nullptr) s.guard->Committed(c.project, c.branch, c.who->client_id);
-  s.metrics->Increment(http::kSqlStatements, {{"outcome", "ok"}},
-                       static_cast<double>(result->statements.size()));
+  http::CountSqlStatements(*s.metrics, true, static_cast<double>(result->statements.size()));
   // lsn: the checkpoint this script made, null when it changed nothing;
   // snapshot_lsn: the state it read, or, when it committed, the state it made;
   // next_cursor null: only paged requests get pages (HandleSqlPage).

@@ -260,7 +260,44 @@ bool TakePrepared(Sandbox::State* st, const std::string& sql, sqlite3_stmt** stm
   return false;
 }
 
-void KeepPrepared(Sandbox::State* st, const std::string& sql, sqlite3_stmt* stmt, bool wrote) {
+bool PreparedIsOneRead(const Sandbox::State* st, const std::string& sql, bool read_only) {
+  for (const auto& p : st->prepared) {
+    if (p.read_only == read_only && p.sql == sql) return p.one_read;
+  }
+  return false;
+}
+
+const char* SkipBlanksAndComments(const char* p, const char* end) {
+  while (p < end) {
+    if (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t' || *p == '\f' || *p == ';') {
+      ++p;
+    } else if (end - p >= 2 && p[0] == '-' && p[1] == '-') {
+      while (p < end && *p != '\n') ++p;
+    } else if (end - p >= 2 && p[0] == '/' && p[1] == '*') {
+      p += 2;
+      while (end - p >= 2 && !(p[0] == '*' && p[1] == '/')) ++p;
+      p = end - p >= 2 ? p + 2 : end;
+    } else {
+      break;
+    }
+  }
+  return p;
+}
+
+bool IsOneRead(sqlite3_stmt* stmt, const std::string& sql, bool wrote) {
+  if (wrote || sqlite3_stmt_readonly(stmt) == 0 || sqlite3_stmt_isexplain(stmt) != 0) {
+    return false;
+  }
+  const char* end = sql.data() + sql.size();
+  const char* p = SkipBlanksAndComments(sql.data(), end);
+  const char* word = p;
+  while (p < end && std::isalpha(static_cast<unsigned char>(*p))) ++p;
+  const std::string keyword = Lower(std::string(word, p).c_str());
+  return keyword == "select" || keyword == "values" || keyword == "with";
+}
+
+void KeepPrepared(Sandbox::State* st, const std::string& sql, bool read_only, sqlite3_stmt* stmt,
+                  bool wrote) {
   sqlite3_reset(stmt);
   sqlite3_clear_bindings(stmt);
   auto& cache = st->prepared;
@@ -268,7 +305,7 @@ void KeepPrepared(Sandbox::State* st, const std::string& sql, sqlite3_stmt* stmt
     sqlite3_finalize(cache.front().stmt);
     cache.erase(cache.begin());
   }
-  cache.push_back({sql, st->read_only, wrote, stmt});
+  cache.push_back({sql, read_only, wrote, IsOneRead(stmt, sql, wrote), stmt});
 }
 
 Sandbox::Sandbox(sqlite3* db, const SandboxOptions& options)

@@ -58,6 +58,7 @@ struct Sandbox::State {
     std::string sql;
     bool read_only = false;
     bool wrote = false;
+    bool one_read = false;  // IsOneRead: runs without our BEGIN/ROLLBACK around it
     sqlite3_stmt* stmt = nullptr;
   };
   static constexpr size_t kPreparedCacheSize = 16;
@@ -70,11 +71,28 @@ struct Sandbox::State {
 // (the caller owns it now), with what the authorizer noted when it was
 // prepared in *wrote. False when there is none.
 bool TakePrepared(Sandbox::State* st, const std::string& sql, sqlite3_stmt** stmt, bool* wrote);
+// Blanks, ';' and SQL comments from p to end skipped.
+const char* SkipBlanksAndComments(const char* p, const char* end);
+// True when the script of exactly this text and this read_only is kept
+// prepared (State::prepared) as a one-statement read (IsOneRead): Execute
+// then runs it without a transaction of its own.
+bool PreparedIsOneRead(const Sandbox::State* st, const std::string& sql, bool read_only);
+// A script's one statement that only reads: SQLite says it writes nothing,
+// the authorizer allowed no write while preparing it, and its text starts
+// with SELECT, VALUES or WITH (so neither a PRAGMA such as optimize, whose
+// nested SQL writes although SQLite calls the statement read-only, nor
+// transaction control). Such a statement runs in the read transaction SQLite
+// opens for it and closes when it is reset: the same snapshot as our BEGIN
+// DEFERRED ... ROLLBACK, without two more statements, and without BEGIN
+// IMMEDIATE's write lock for a read-write request (#20).
+bool IsOneRead(sqlite3_stmt* stmt, const std::string& sql, bool wrote);
 // Keeps stmt (a script's one statement, run to its end or cut; owned by the
 // cache now) prepared for the next script of the same text: reset, its
 // bindings cleared (no value of one request stays on the connection), the
 // least recently used one finalized when the cache is full.
-void KeepPrepared(Sandbox::State* st, const std::string& sql, sqlite3_stmt* stmt, bool wrote);
+// read_only: the script's (what the authorizer saw when it was prepared).
+void KeepPrepared(Sandbox::State* st, const std::string& sql, bool read_only, sqlite3_stmt* stmt,
+                  bool wrote);
 
 // Puts the connection back as Attach left it after a script: TEMP objects are
 // dropped by Execute before COMMIT; this restores connection PRAGMAs a script

@@ -409,29 +409,20 @@ struct Plan {
   bool read_only = false;
   bool commits = false;
   bool keep_state = false;
+  // Wraps, but without BEGIN and ROLLBACK: a script of one statement that
+  // only reads (IsOneRead) runs in the read transaction SQLite opens for it.
+  bool one_read = false;
+  // The session's statement came from, and goes back to, the connection's
+  // kept statements (State::prepared; a shared connection's, outside any
+  // transaction): the same text run again skips SQLite's parser, as a REST
+  // script's does.
+  bool keep = false;
+  bool wrote_preparing = false;  // what the authorizer noted when it was prepared
   // A session's one statement, prepared by PlanSession and run as is (SQLite
   // re-prepares it itself if the BEGIN around it saw another schema).
   std::unique_ptr<sqlite3_stmt, StmtCloser> stmt;
   const char* tail = nullptr;  // where its text ends
 };
-
-// Blanks and SQL comments from p to end skipped.
-const char* SkipBlanksAndComments(const char* p, const char* end) {
-  while (p < end) {
-    if (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t' || *p == '\f' || *p == ';') {
-      ++p;
-    } else if (end - p >= 2 && p[0] == '-' && p[1] == '-') {
-      while (p < end && *p != '\n') ++p;
-    } else if (end - p >= 2 && p[0] == '/' && p[1] == '*') {
-      p += 2;
-      while (end - p >= 2 && !(p[0] == '*' && p[1] == '/')) ++p;
-      p = end - p >= 2 ? p + 2 : end;
-    } else {
-      break;
-    }
-  }
-  return p;
-}
 
 // A session's script (Script::session): exactly one statement, prepared
 // through the authorizer to see what it does to the session's transaction.
@@ -440,11 +431,22 @@ Result<Plan> PlanSession(sqlite3* db, Sandbox::State* st, const Script& script) 
   st->txn_control.clear();
   st->denial.clear();
   st->denied_read_only = false;
+  st->wrote = false;  // what preparing the statement writes (IsOneRead); Begin resets it again
   const char* begin = script.sql.data();
   const char* end = begin + script.sql.size();
   const char* tail = nullptr;
   sqlite3_stmt* raw = nullptr;
-  int rc = sqlite3_prepare_v3(db, begin, static_cast<int>(script.sql.size()), 0, &raw, &tail);
+  // Only a statement kept by a script of its own is taken (never transaction
+  // control: a script's authorizer refuses it), so txn_control stays empty.
+  const bool keepable = script.shared_connection && sqlite3_get_autocommit(db) != 0 &&
+                        script.sql.size() <= Sandbox::State::kPreparedMaxSqlBytes;
+  int rc = SQLITE_OK;
+  if (keepable && TakePrepared(st, script.sql, &raw, &st->wrote)) {
+    tail = end;
+  } else {
+    rc = sqlite3_prepare_v3(db, begin, static_cast<int>(script.sql.size()),
+                            keepable ? SQLITE_PREPARE_PERSISTENT : 0, &raw, &tail);
+  }
   std::unique_ptr<sqlite3_stmt, StmtCloser> stmt(raw);
   if (rc != SQLITE_OK) return StatusFromSqlite(db, st, rc, "");
   if (!stmt) {
@@ -468,6 +470,9 @@ Result<Plan> PlanSession(sqlite3* db, Sandbox::State* st, const Script& script) 
   const std::string& control = st->txn_control;
   if (control.empty() && autocommit) {
     plan.read_only = script.read_only || sqlite3_stmt_readonly(stmt.get());
+    plan.one_read = IsOneRead(stmt.get(), script.sql, st->wrote);
+    plan.keep = keepable;
+    plan.wrote_preparing = st->wrote;
     plan.stmt = std::move(stmt);
     return plan;
   }
@@ -501,7 +506,7 @@ Status Begin(sqlite3* db, Sandbox::State* st, const SandboxOptions& o, const Pla
   st->denied_read_only = false;
   st->deadline_nanos = o.clock->NowMonotonicNanos() + o.statement_timeout_ms * 1000000;
 
-  if (!plan.wrap) return Status::OK();
+  if (!plan.wrap || plan.one_read) return Status::OK();
   int rc = Internal(db, st, plan.read_only ? "BEGIN DEFERRED" : "BEGIN IMMEDIATE");
   if (rc != SQLITE_OK) return StatusFromSqlite(db, st, rc, "BEGIN: ");
   return Status::OK();
@@ -622,7 +627,7 @@ Status RunStatements(sqlite3* db, Sandbox::State* st, const SandboxOptions& o,
     result->statements.push_back(std::move(out));
     if (first && keepable && SkipBlanksAndComments(next, end) == end &&
         !st->settings_changed) {
-      KeepPrepared(st, script.sql, stmt.release(), wrote_preparing);
+      KeepPrepared(st, script.sql, script.read_only, stmt.release(), wrote_preparing);
     }
   }
   return Status::OK();
@@ -642,6 +647,9 @@ Status RunPlanned(sqlite3* db, Sandbox::State* st, const SandboxOptions& o, cons
                                         o.max_result_rows, &bytes, &out));
   if (!sqlite3_stmt_readonly(plan->stmt.get())) result->changed = true;
   result->statements.push_back(std::move(out));
+  if (plan->keep && !st->settings_changed) {
+    KeepPrepared(st, script.sql, script.read_only, plan->stmt.release(), plan->wrote_preparing);
+  }
   plan->stmt.reset();
   return Status::OK();
 }
@@ -708,6 +716,8 @@ Result<ScriptResult> Sandbox::Execute(const Script& script, ScriptError* error) 
     auto planned = PlanSession(db_, st, script);
     if (!planned.ok()) return fail(planned.status());
     plan = std::move(*planned);
+  } else {
+    plan.one_read = PreparedIsOneRead(st, script.sql, script.read_only);
   }
   if (Status s = Begin(db_, st, options_, plan); !s.ok()) return fail(s);
   if (plan.commits && script.before_commit) {
@@ -733,7 +743,7 @@ Result<ScriptResult> Sandbox::Execute(const Script& script, ScriptError* error) 
                                         "invalid_params"));
   }
   st->deadline_nanos = 0;
-  if (plan.wrap) {
+  if (plan.wrap && !plan.one_read) {
     if (Status s = Finish(db_, st, script, plan.read_only, &result); !s.ok()) return fail(s);
   }
   st->read_only = false;

@@ -88,6 +88,31 @@ TEST_CASE("metrics render in Prometheus text format", "[http]") {
   CHECK(m.Value("c_total", {{"route", "/x"}, {"status", "200"}}) == 2);
 }
 
+TEST_CASE("a series updated through its handle is the series of its name and labels", "[http]") {
+  Metrics m;
+  m.DescribeCounter("c_total", "A counter.");
+  m.DescribeHistogram("h_seconds", "A histogram.", {0.1, 1});
+  const Metrics::Handle* c = m.CounterSeries("c_total", {{"route", "/x"}, {"status", "200"}});
+  const Metrics::Handle* h = m.HistogramSeries("h_seconds", {{"route", "/x"}});
+  REQUIRE(c != nullptr);
+  REQUIRE(h != nullptr);
+  CHECK(m.CounterSeries("c_total", {{"route", "/x"}, {"status", "200"}}) == c);
+  m.Increment(c);
+  m.Increment("c_total", {{"route", "/x"}, {"status", "200"}}, 2);
+  m.Observe(h, 0.05);
+  m.Observe(h, 5);
+  CHECK(m.Value("c_total", {{"route", "/x"}, {"status", "200"}}) == 3);
+  const std::string text = m.Render();
+  CHECK(text.find("h_seconds_bucket{route=\"/x\",le=\"0.1\"} 1") != std::string::npos);
+  CHECK(text.find("h_seconds_count{route=\"/x\"} 2") != std::string::npos);
+  // Undescribed (or of another type): no handle, and nothing counted.
+  CHECK(m.CounterSeries("nope_total", {}) == nullptr);
+  CHECK(m.HistogramSeries("c_total", {}) == nullptr);
+  m.Increment(static_cast<const Metrics::Handle*>(nullptr));
+  // Registries are told apart by number, not by address.
+  CHECK(Metrics().id() != m.id());
+}
+
 TEST_CASE("path segments are percent-decoded", "[http]") {
   CHECK(*DecodePathSegment("dev%2Falex") == "dev/alex");
   CHECK(*DecodePathSegment("plain") == "plain");

@@ -490,4 +490,71 @@ TEST_CASE("a script run again reuses its prepared statement: fresh params, its w
   CHECK(f.Reason(select, {4}) != "");
 }
 
+TEST_CASE("a kept one-statement read runs in SQLite's own read transaction: no write lock, "
+          "the committed state, nothing held after it",
+          "[sandbox]") {
+  SandboxFixture f;
+  f.Ok("CREATE TABLE t(a)");
+  f.Ok("INSERT INTO t VALUES (1)");
+  const std::string count = "SELECT count(*) FROM t";
+  CHECK(f.Query(count) == json::array({json::array({1})}));  // kept prepared now
+  sqlite3* raw = nullptr;
+  REQUIRE(sqlite3_open_v2(f.dir().Sub("db.sqlite").c_str(), &raw, SQLITE_OPEN_READWRITE,
+                          nullptr) == SQLITE_OK);
+  storage::SqliteHandle other(raw);
+  REQUIRE(sqlite3_exec(other.get(), "BEGIN IMMEDIATE; INSERT INTO t VALUES (2)", nullptr, nullptr,
+                       nullptr) == SQLITE_OK);
+  // The other connection holds the write lock: a read-write request's read
+  // still answers (no BEGIN IMMEDIATE of ours), without the uncommitted row.
+  CHECK(f.Query(count) == json::array({json::array({1})}));
+  // Writes, a read run the first time (not kept yet) and scripts of more
+  // than one statement still run in a transaction of their own, which
+  // needs the lock.
+  CHECK(f.Reason("INSERT INTO t VALUES (3)") == "busy");
+  CHECK(f.Reason("/* first */ " + count) == "busy");
+  CHECK(f.Reason(count + "; " + count) == "busy");
+  // The read left no lock behind: the other connection commits.
+  REQUIRE(sqlite3_exec(other.get(), "COMMIT", nullptr, nullptr, nullptr) == SQLITE_OK);
+  CHECK(f.Query(count) == json::array({json::array({2})}));
+  // A PRAGMA that SQLite calls read-only (optimize's nested SQL may write)
+  // is never taken for a read.
+  CHECK(f.Ok("PRAGMA optimize").statements.size() == 1);
+  CHECK(f.Ok("PRAGMA optimize").statements.size() == 1);
+}
+
+TEST_CASE("a session's statement on a shared connection is kept like a script's: fresh params, "
+          "writes committed, read-only runs apart, transaction control never kept",
+          "[sandbox]") {
+  SandboxFixture f;
+  f.Ok("CREATE TABLE t(a)");
+  auto session = [&](const std::string& sql, json params, bool read_only = false) {
+    Script s;
+    s.sql = sql;
+    s.params = std::move(params);
+    s.read_only = read_only;
+    s.session = true;
+    s.shared_connection = true;
+    return f.Run(s);
+  };
+  const std::string insert = "INSERT INTO t VALUES (?)";
+  for (int i = 1; i <= 3; ++i) REQUIRE(session(insert, {i}).ok());
+  CHECK(f.Run(insert, {4}).ok());  // the script takes the statement the session kept
+  CHECK(f.Query("SELECT count(*), sum(a) FROM t") == json::array({json::array({4, 10})}));
+  auto refused = session(insert, {5}, true);
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.status().reason() == "read_only");
+  const std::string select = "SELECT a FROM t WHERE a = ?";
+  for (int i = 1; i <= 2; ++i) {
+    auto r = session(select, {i});
+    REQUIRE(r.ok());
+    CHECK(r->statements[0].rows == json::array({json::array({i})}));
+  }
+  // BEGIN on a shared connection still asks for a connection of its own.
+  for (int i = 0; i < 2; ++i) {
+    auto begin = session("BEGIN", nullptr);
+    REQUIRE_FALSE(begin.ok());
+    CHECK(begin.status().reason() == "needs_own_connection");
+  }
+}
+
 }  // namespace branchdb::server::sql
