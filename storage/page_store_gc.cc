@@ -227,6 +227,10 @@ Result<GcStats> PageStoreImpl::Gc(const GcOptions& options) {
     BRANCHDB_RETURN_IF_ERROR(WaitDurableLocked(appended_lsn_));
     if (!failed_.ok()) return Refusal();
   }
+  if (tmp_unchecked_) {
+    BRANCHDB_RETURN_IF_ERROR(DeleteTmpFiles());
+    tmp_unchecked_ = false;
+  }
 
   GcStats stats;
   const int64_t now = env_->GetClock()->NowMicros();
@@ -321,6 +325,17 @@ void PageStoreImpl::ApplyGcPlan(GcPlan plan, const Roots& roots) {
   gc_lsn_ = durable_lsn_;
   ++usage_epoch_;
   path_cache_.Clear();
+}
+
+Status PageStoreImpl::DeleteTmpFiles() {
+  auto children = env_->GetChildren(dir_);
+  if (!children.ok()) return children.status();
+  // Not synced: a delete a crash undoes leaves a file nothing reads.
+  for (const std::string& name : *children) {
+    if (name.size() <= 4 || name.substr(name.size() - 4) != ".tmp") continue;
+    BRANCHDB_RETURN_IF_ERROR(DeleteIfExists(JoinPath(dir_, name)));
+  }
+  return Status::OK();
 }
 
 // Env::WriteFileAtomic, step by step, so that the caller can tell a failed
@@ -526,7 +541,15 @@ Status PageStoreImpl::CompactGroup(const std::vector<uint64_t>& group,
   auto ri = ReadBackRecordIndex(**idx);
   if (!ri.ok()) return FailStopOnError(ri.status());
   InstallCompacted(group, number, new_size, out, std::move(*idx), std::move(*ri));
-  for (uint64_t seg : group) BRANCHDB_RETURN_IF_ERROR(env_->DeleteFile(SegmentPath(seg)));
+  for (size_t i = 0; i < group.size(); ++i) {
+    Status deleted = env_->DeleteFile(SegmentPath(group[i]));
+    if (deleted.ok()) continue;
+    // Left behind: MANIFEST lists the rest with the output (the next Open
+    // deletes them; it lists no directory that would find them).
+    WriterLock state(state_mu_);
+    segments_[number].supersedes.assign(group.begin() + static_cast<ptrdiff_t>(i), group.end());
+    return deleted;
+  }
   stats->segments_rewritten += group.size();
   stats->bytes_reclaimed += out.old_bytes > new_size ? out.old_bytes - new_size : 0;
   return Status::OK();

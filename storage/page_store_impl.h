@@ -171,6 +171,10 @@ class PageStoreImpl final : public PageStore {
     uint64_t size = 0;
     bool sealed = false;
     uint32_t flags = 0;  // its header's (kSegmentFlagCompacted)
+    // A compacted segment: the segments it supersedes whose delete failed
+    // (their files may still exist; MANIFEST lists them, the next Open
+    // deletes them).
+    std::vector<uint64_t> supersedes = {};
   };
   struct Location {
     uint32_t segment = 0;
@@ -219,12 +223,19 @@ class PageStoreImpl final : public PageStore {
   // set *deleted, so that the directory is synced before segments are loaded.
   // Creates the directory if allowed, and takes its LOCK file.
   Status LockDir();
-  // The segment numbers found (sorted), GCSTATE (*gcstate) and MANIFEST
-  // (*store), if any; deletes leftover *.tmp files (an interrupted manifest
-  // write or compaction). A MANIFEST that fails its checks is left out and
-  // noted in damage_ (GCSTATE's are Corruption: what it says is nowhere else).
-  Status ListDir(Manifest* gcstate, std::optional<Manifest>* store,
-                 std::vector<uint64_t>* numbers, bool* deleted);
+  // GCSTATE (*gcstate) and MANIFEST (*store), if any, read by name. A
+  // MANIFEST that fails its checks is left out and noted in damage_
+  // (GCSTATE's are Corruption: what it says is nowhere else).
+  Status ReadManifests(Manifest* gcstate, std::optional<Manifest>* store);
+  // Without a MANIFEST of version 4 in use: the segment numbers in the
+  // directory (sorted); deletes leftover *.tmp files (an interrupted
+  // manifest write or compaction).
+  Status ListDir(std::vector<uint64_t>* numbers, bool* deleted);
+  // With one (`store`): the segments it lists (described or not, damaged
+  // included) and those created after it, found by probing the numbers
+  // above them: each up to its next_segment (a number there may be missing),
+  // then on while a file exists (sorted). No directory listing.
+  Status ProbeSegments(const Manifest& store, std::vector<uint64_t>* numbers);
   // Deletes the newest segment when its header never became durable (it was
   // never acknowledged). Any other failure to read that header is returned.
   // A segment MANIFEST describes (`described`) is not looked at.
@@ -234,10 +245,16 @@ class PageStoreImpl final : public PageStore {
   // Finishes interrupted compactions: deletes the segments that a compacted
   // segment names as superseded. *newest_log receives the highest number of
   // the remaining segments that are not compacted (0: none).
-  // A described segment's header is not read: MANIFEST has its flags (a
-  // MANIFEST in use was written after the last compaction's deletions).
-  Status DropSupersededSegments(const Described& described, std::vector<uint64_t>* numbers,
-                                bool* deleted, uint64_t* newest_log);
+  // A described segment's header is not read: MANIFEST has its flags, and
+  // (version 4, `listed_supersedes`) the superseded segments whose delete
+  // failed, deleted here whether listed in `numbers` or not. With a
+  // version-3 MANIFEST, a described compacted segment's header is read when
+  // a segment it does not describe lies below it (such a leftover).
+  Status DropSupersededSegments(const Described& described, bool listed_supersedes,
+                                std::vector<uint64_t>* numbers, bool* deleted,
+                                uint64_t* newest_log);
+  // Env::DeleteFile, where a file already gone is no error.
+  Status DeleteIfExists(const std::string& path);
   // A described newest log segment stays described only at its MANIFEST size.
   Status CheckNewestDescribed(uint64_t newest_log, Described* described);
   // Whether `store` (the MANIFEST in use; null: none) lists every sealed
@@ -274,6 +291,10 @@ class PageStoreImpl final : public PageStore {
   // damage_ (its versions are then loaded into memory). *on_disk: installed.
   Status LoadSegmentIndex(uint64_t number, std::shared_ptr<RandomAccessFile> file, uint64_t size,
                           bool* on_disk);
+  // The last step of Recover: the unsealed tail reopened (and synced) for
+  // appending, MANIFEST written unless `manifest_current`, and a new
+  // segment started when there is no tail.
+  Status OpenTail(std::optional<TailSegment> tail, bool manifest_current);
   Status ScanTail(uint64_t number, RandomAccessFile* file, uint64_t file_size, uint64_t start,
                   std::vector<Loaded>* out, std::vector<std::pair<uint64_t, std::string>>* footer,
                   uint64_t* valid_end);
@@ -324,6 +345,8 @@ class PageStoreImpl final : public PageStore {
       EXCLUDES(state_mu_);
   // The table of sealed segments MANIFEST lists (descriptors included).
   std::vector<ManifestSegment> ListedSegments() const REQUIRES_SHARED(state_mu_);
+  // The sealed segments Open found damaged (not in the table), ascending.
+  std::vector<uint64_t> DamagedSegments() const REQUIRES_SHARED(state_mu_);
   // Lazy segments not yet installed (placeholders in the indexes' maps).
   mutable std::map<uint64_t, std::shared_ptr<LazySegment>> lazy_ GUARDED_BY(state_mu_);
   mutable std::atomic<bool> lazy_pending_{false};
@@ -332,6 +355,10 @@ class PageStoreImpl final : public PageStore {
   bool saw_collected_ = false;
   // Set when Recover returns OK: the destructor may seal the active segment.
   bool opened_ = false;
+  // Set by Recover when it listed no directory (MANIFEST version 4): the
+  // first GC lists it and deletes leftover *.tmp files (an interrupted
+  // manifest write or compaction). Guarded by gc_mu_ after Recover.
+  bool tmp_unchecked_ = false;
   // During Recover: each segment's file and header, as DropSupersededSegments
   // read them (LoadIndexedSegment reads neither again).
   std::map<uint64_t, std::pair<std::shared_ptr<RandomAccessFile>, SegmentHeader>> open_headers_;
@@ -598,6 +625,10 @@ class PageStoreImpl final : public PageStore {
   Manifest BuildManifest() const EXCLUDES(mu_);
   Manifest BuildManifestLocked() const REQUIRES(mu_);
   Status Compact(GcStats* stats, const std::map<uint64_t, uint64_t>& kept_bytes);
+  // After an Open that listed no directory (tmp_unchecked_): deletes the
+  // *.tmp files an interrupted manifest write or compaction left. REQUIRES:
+  // GC running (nothing else writes one).
+  Status DeleteTmpFiles();
   // Records s as the store's failure (if it is the first) and returns it.
   Status FailStopOnError(Status s);
   // FailStopOnError for a failed fsync (store_failed); other errors are only returned.

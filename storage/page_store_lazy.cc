@@ -192,6 +192,7 @@ std::vector<ManifestSegment> PageStoreImpl::ListedSegments() const {
     ManifestSegment m;
     m.number = number;
     m.size = seg.size;
+    m.supersedes = seg.supersedes;
     if (auto l = lazy_.find(number); l != lazy_.end()) {
       m.described = true;
       m.desc = l->second->desc;
@@ -203,7 +204,16 @@ std::vector<ManifestSegment> PageStoreImpl::ListedSegments() const {
         m.desc = DescribeSegment(*i->second, *r->second, seg.flags);
       }
     }
-    out.push_back(m);
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
+std::vector<uint64_t> PageStoreImpl::DamagedSegments() const {
+  std::vector<uint64_t> out;
+  for (uint64_t number : damaged_segments_) {  // ascending
+    auto seg = segments_.find(number);
+    if (seg != segments_.end() && seg->second.sealed) out.push_back(number);
   }
   return out;
 }
