@@ -38,6 +38,7 @@
 #include "storage/page_store.h"
 #include "storage/record_table.h"
 #include "storage/segment_index.h"
+#include "storage/segment_table.h"
 
 namespace branchdb::storage::internal {
 
@@ -171,9 +172,7 @@ class PageStoreImpl final : public PageStore {
     uint64_t size = 0;
     bool sealed = false;
     uint32_t flags = 0;  // its header's (kSegmentFlagCompacted)
-    // A compacted segment: the segments it supersedes whose delete failed
-    // (their files may still exist; MANIFEST lists them, the next Open
-    // deletes them).
+    // Compacted: what it supersedes whose delete failed (MANIFEST lists them).
     std::vector<uint64_t> supersedes = {};
   };
   struct Location {
@@ -223,38 +222,32 @@ class PageStoreImpl final : public PageStore {
   // set *deleted, so that the directory is synced before segments are loaded.
   // Creates the directory if allowed, and takes its LOCK file.
   Status LockDir();
-  // GCSTATE (*gcstate) and MANIFEST (*store), if any, read by name. A
-  // MANIFEST that fails its checks is left out and noted in damage_
-  // (GCSTATE's are Corruption: what it says is nowhere else).
+  // GCSTATE and MANIFEST, if any, by name. A MANIFEST that fails its checks
+  // is left out and noted in damage_ (GCSTATE's are Corruption).
   Status ReadManifests(Manifest* gcstate, std::optional<Manifest>* store);
-  // Without a MANIFEST of version 4 in use: the segment numbers in the
-  // directory (sorted); deletes leftover *.tmp files (an interrupted
-  // manifest write or compaction).
+  // Without a version-4 MANIFEST in use: the segment numbers in the
+  // directory (sorted); deletes leftover *.tmp files.
   Status ListDir(std::vector<uint64_t>* numbers, bool* deleted);
-  // With one (`store`): the segments it lists (described or not, damaged
-  // included) and those created after it, found by probing the numbers
-  // above them: each up to its next_segment (a number there may be missing),
-  // then on while a file exists (sorted). No directory listing.
+  // With one (`store`): the segments it names and those started after it,
+  // probed (docs/storage-format.md, "MANIFEST"), sorted. No listing.
   Status ProbeSegments(const Manifest& store, std::vector<uint64_t>* numbers);
   // Deletes the newest segment when its header never became durable (it was
   // never acknowledged). Any other failure to read that header is returned.
   // A segment MANIFEST describes (`described`) is not looked at.
-  using Described = std::map<uint64_t, const ManifestSegment*>;
+  using Described = SegmentTable<const ManifestSegment*>;
   Status DropUnstartedSegment(const Described& described, std::vector<uint64_t>* numbers,
                               bool* deleted);
   // Finishes interrupted compactions: deletes the segments that a compacted
   // segment names as superseded. *newest_log receives the highest number of
   // the remaining segments that are not compacted (0: none).
-  // A described segment's header is not read: MANIFEST has its flags, and
-  // (version 4, `listed_supersedes`) the superseded segments whose delete
-  // failed, deleted here whether listed in `numbers` or not. With a
-  // version-3 MANIFEST, a described compacted segment's header is read when
-  // a segment it does not describe lies below it (such a leftover).
+  // A described segment's header is not read: MANIFEST has its flags and
+  // (version 4, `listed_supersedes`) its leftovers, deleted here, in
+  // `numbers` or not. With version 3, a described compacted segment's header
+  // is read when a segment it does not describe lies below it.
   Status DropSupersededSegments(const Described& described, bool listed_supersedes,
                                 std::vector<uint64_t>* numbers, bool* deleted,
                                 uint64_t* newest_log);
-  // Env::DeleteFile, where a file already gone is no error.
-  Status DeleteIfExists(const std::string& path);
+  Status DeleteIfExists(const std::string& path);  // a file already gone is no error
   // A described newest log segment stays described only at its MANIFEST size.
   Status CheckNewestDescribed(uint64_t newest_log, Described* described);
   // Whether `store` (the MANIFEST in use; null: none) lists every sealed
@@ -267,11 +260,17 @@ class PageStoreImpl final : public PageStore {
   // one, else by its footer (*loaded).
   // A described one is not opened at all: it is installed lazy (AddLazySegment).
   Status LoadSegments(const std::vector<uint64_t>& numbers, uint64_t newest_log,
-                      const std::map<uint64_t, uint64_t>& covered, const Described& described,
+                      const SegmentTable<uint64_t>& covered, const Described& described,
                       std::vector<Loaded>* loaded, std::optional<TailSegment>* tail);
-  // Installs segment m (described) lazy: its placeholders in seg_indexes_ and
-  // rec_indexes_ (the views are rebuilt by the caller), lazy_, open_covered_.
-  void AddLazySegment(const ManifestSegment& m) REQUIRES(state_mu_);
+  // Installs the segments ms (described, ascending, above every segment
+  // installed) lazy: AddLazySegment with objects from one array each.
+  void AddLazySegments(const std::vector<const ManifestSegment*>& ms) REQUIRES(state_mu_);
+  // Installs segment m lazy, with the (empty) objects given: its placeholders
+  // in seg_indexes_ and rec_indexes_ (the views are rebuilt by the caller),
+  // lazy_, open_covered_.
+  void AddLazySegment(const ManifestSegment& m, std::shared_ptr<LazySegment> seg,
+                      std::shared_ptr<SegmentIndex> idx, std::shared_ptr<SegmentRecordIndex> ri)
+      REQUIRES(state_mu_);
   // A sealed format-4 segment through its page index and record index: their
   // tails, directories and the filter, no block. *done false (nothing
   // changed) when it has none, or when either is damaged (the footer's
@@ -355,9 +354,8 @@ class PageStoreImpl final : public PageStore {
   bool saw_collected_ = false;
   // Set when Recover returns OK: the destructor may seal the active segment.
   bool opened_ = false;
-  // Set by Recover when it listed no directory (MANIFEST version 4): the
-  // first GC lists it and deletes leftover *.tmp files (an interrupted
-  // manifest write or compaction). Guarded by gc_mu_ after Recover.
+  // Recover listed no directory: the first GC deletes leftover *.tmp files.
+  // Guarded by gc_mu_ after Recover.
   bool tmp_unchecked_ = false;
   // During Recover: each segment's file and header, as DropSupersededSegments
   // read them (LoadIndexedSegment reads neither again).

@@ -7,28 +7,51 @@
 
 namespace branchdb::storage::internal {
 
-void PageStoreImpl::AddLazySegment(const ManifestSegment& m) {
-  auto seg = std::make_shared<LazySegment>();
+namespace {
+
+// A lazy segment's two placeholders.
+struct Placeholders {
+  SegmentIndex idx;
+  SegmentRecordIndex ri;
+};
+
+}  // namespace
+
+void PageStoreImpl::AddLazySegments(const std::vector<const ManifestSegment*>& ms) {
+  if (ms.empty()) return;
+  // A few allocations for them all: each pointer into an array keeps that
+  // array alive (an array of placeholders stays until none is in use).
+  std::shared_ptr<LazySegment[]> segs(new LazySegment[ms.size()]);
+  auto holders = std::make_shared<Placeholders[]>(ms.size());
+  for (size_t i = 0; i < ms.size(); ++i) {
+    AddLazySegment(*ms[i], std::shared_ptr<LazySegment>(segs, &segs[i]),
+                   std::shared_ptr<SegmentIndex>(holders, &holders[i].idx),
+                   std::shared_ptr<SegmentRecordIndex>(holders, &holders[i].ri));
+  }
+}
+
+void PageStoreImpl::AddLazySegment(const ManifestSegment& m, std::shared_ptr<LazySegment> seg,
+                                   std::shared_ptr<SegmentIndex> idx,
+                                   std::shared_ptr<SegmentRecordIndex> ri) {
   seg->number = m.number;
   seg->size = m.size;
   seg->desc = m.desc;
-  auto idx = std::make_shared<SegmentIndex>();
   idx->number = m.number;
   idx->dir.min_lsn = m.desc.min_lsn;
   idx->dir.max_lsn = m.desc.max_lsn;
   idx->dir.versions = m.desc.versions;
   idx->lazy = seg;
-  auto ri = std::make_shared<SegmentRecordIndex>();
   ri->number = m.number;
   ri->dir.records = m.desc.records;
   ri->lazy_min = m.desc.rec_min_lsn;
   ri->lazy_max = m.desc.rec_max_lsn;
   ri->lazy = seg;
-  seg_indexes_[m.number] = std::move(idx);  // the views are rebuilt once, by LoadSegments
-  rec_indexes_[m.number] = std::move(ri);
-  lazy_[m.number] = std::move(seg);
-  open_covered_.insert(m.number);  // its records' run entries stay on disk
-  segments_[m.number] = Segment{m.size, true, m.desc.flags};
+  // The views are rebuilt once, by LoadSegments. Numbers come ascending.
+  seg_indexes_.emplace_hint(seg_indexes_.end(), m.number, std::move(idx));
+  rec_indexes_.emplace_hint(rec_indexes_.end(), m.number, std::move(ri));
+  lazy_.emplace_hint(lazy_.end(), m.number, std::move(seg));
+  open_covered_.emplace_hint(open_covered_.end(), m.number);  // run entries stay on disk
+  segments_.emplace_hint(segments_.end(), m.number, Segment{m.size, true, m.desc.flags});
 }
 
 Result<std::shared_ptr<const LazyLoaded>> PageStoreImpl::LoadLazySegment(LazySegment& seg) const {

@@ -28,13 +28,14 @@ namespace {
 // A described segment counts as present even when the directory does not
 // list it (its file could be fetched, from object storage, when first used:
 // a read of it fails until then); `numbers` stays sorted.
-void TableOf(const Manifest& store, std::map<uint64_t, uint64_t>* covered,
-             std::map<uint64_t, const ManifestSegment*>* described,
-             std::vector<uint64_t>* numbers) {
-  for (const ManifestSegment& seg : store.segments) {
-    (*covered)[seg.number] = seg.size;
+void TableOf(const Manifest& store, SegmentTable<uint64_t>* covered,
+             SegmentTable<const ManifestSegment*>* described, std::vector<uint64_t>* numbers) {
+  covered->reserve(store.segments.size());
+  described->reserve(store.segments.size());
+  for (const ManifestSegment& seg : store.segments) {  // ascending
+    covered->push_back(seg.number, seg.size);
     if (seg.described && seg.desc.version >= kFirstRecordIndexFormatVersion) {
-      (*described)[seg.number] = &seg;
+      described->push_back(seg.number, &seg);
       auto at = std::lower_bound(numbers->begin(), numbers->end(), seg.number);
       if (at == numbers->end() || *at != seg.number) numbers->insert(at, seg.number);
     }
@@ -274,7 +275,7 @@ Status PageStoreImpl::Recover() {
   } else {
     BRANCHDB_RETURN_IF_ERROR(ListDir(&numbers, &deleted));
   }
-  std::map<uint64_t, uint64_t> covered;  // sealed segments it lists: number -> size
+  SegmentTable<uint64_t> covered;  // sealed segments it lists: number -> size
   Described described;  // those it describes (version 3): not opened
   // A version-1 MANIFEST does not count payloads: its segments are read from
   // their footers once, and it is written anew.
@@ -549,15 +550,21 @@ Status PageStoreImpl::DeleteIfExists(const std::string& path) {
 }
 
 Status PageStoreImpl::LoadSegments(const std::vector<uint64_t>& numbers, uint64_t newest_log,
-                                   const std::map<uint64_t, uint64_t>& covered,
+                                   const SegmentTable<uint64_t>& covered,
                                    const Described& described, std::vector<Loaded>* loaded,
                                    std::optional<TailSegment>* tail) {
-  for (uint64_t n : numbers) {
-    if (auto d = described.find(n); d != described.end()) {
-      WriterLock state(state_mu_);  // nothing else runs yet: for the analysis
-      AddLazySegment(*d->second);
-      continue;
+  {
+    // The described ones first, ascending (each map grows at its end).
+    std::vector<const ManifestSegment*> lazy;
+    lazy.reserve(numbers.size());
+    for (uint64_t n : numbers) {
+      if (auto d = described.find(n); d != described.end()) lazy.push_back(d->second);
     }
+    WriterLock state(state_mu_);  // nothing else runs yet: for the analysis
+    AddLazySegments(lazy);
+  }
+  for (uint64_t n : numbers) {
+    if (described.count(n) != 0) continue;
     auto header = open_headers_.find(n);  // DropSupersededSegments read every other header
     const uint32_t flags = header == open_headers_.end() ? 0 : header->second.second.flags;
     // The newest log segment is sealed only by an intact footer (LoadSegment),
