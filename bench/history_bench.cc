@@ -28,7 +28,8 @@
 // BRANCHDB_BENCH_KEEP=1 keeps the store (its path is printed), and
 // BRANCHDB_BENCH_RESTART_ONLY=<store dir> measures only the restart of a
 // kept store (open to first read, best of five) against an empty store's, to
-// iterate on Open.
+// iterate on Open (with BRANCHDB_BENCH_RESTART_LOOPS=K: only K rounds of the
+// kept store's five opens, nothing printed, for a profiler).
 #include <malloc.h>
 #include <sys/wait.h>
 #include <unistd.h>
