@@ -521,14 +521,21 @@ Status PageStoreImpl::CompactGroup(const std::vector<uint64_t>& group,
   }
   if (s.ok()) s = FailStopOnError(SyncError(out.file->Sync()));  // a failed fsync is never survived
   if (s.ok()) s = out.file->Close();
+  // A number consumed without its file would leave a gap past MANIFEST's
+  // numbers, which Open's probe does not step over: given back when no file
+  // took it.
   if (!s.ok()) {
     out.file.reset();
     (void)env_->DeleteFile(tmp_path);
+    next_segment_ = number;
     return s;
   }
   const uint64_t new_size = out.file->Size();
   out.file.reset();
-  BRANCHDB_RETURN_IF_ERROR(env_->RenameFile(tmp_path, final_path));
+  if (Status renamed = env_->RenameFile(tmp_path, final_path); !renamed.ok()) {
+    if (!env_->FileExists(final_path)) next_segment_ = number;
+    return renamed;
+  }
   // On failure the output may or may not be durable under its final name; a
   // later compaction of the same segments would then duplicate their records.
   // Fail-stop: recovery sorts it out (the output supersedes the group).
