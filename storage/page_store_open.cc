@@ -289,11 +289,12 @@ Status PageStoreImpl::Recover() {
   // is started past it.
   bool manifest_current = !store_damaged && numbers.size() == found;
   uint64_t newest_log = 0;  // the one segment that may have a torn tail
-  const bool deleted_before = deleted;
+  bool superseded_deleted = false;
   BRANCHDB_RETURN_IF_ERROR(DropSupersededSegments(
-      described, unlisted, &numbers, &deleted, &newest_log));
+      described, unlisted, &numbers, &superseded_deleted, &newest_log));
   // Leftovers deleted: MANIFEST's lists of them are cleared.
-  if (deleted != deleted_before) manifest_current = false;
+  if (superseded_deleted) manifest_current = false;
+  deleted = deleted || superseded_deleted;
   BRANCHDB_RETURN_IF_ERROR(CheckNewestDescribed(newest_log, &described));
   if (deleted) BRANCHDB_RETURN_IF_ERROR(env_->SyncDir(dir_));
 
@@ -432,9 +433,12 @@ Status PageStoreImpl::ProbeSegments(const Manifest& store, std::vector<uint64_t>
   numbers->insert(numbers->end(), store.damaged.begin(), store.damaged.end());
   std::sort(numbers->begin(), numbers->end());
   uint64_t from = numbers->empty() ? 1 : numbers->back() + 1;
-  // The unsealed tail it knew (compaction's outputs may lie above it).
-  if (store.tail_segment != 0 && store.tail_segment < from &&
-      !std::binary_search(numbers->begin(), numbers->end(), store.tail_segment)) {
+  // The unsealed tail it knew (compaction's outputs may lie above it). No
+  // segment it needs lies between the highest it lists and the tail.
+  if (store.tail_segment >= from) {
+    from = store.tail_segment;
+  } else if (store.tail_segment != 0 &&
+             !std::binary_search(numbers->begin(), numbers->end(), store.tail_segment)) {
     auto size = env_->GetFileSize(SegmentPath(store.tail_segment));
     if (size.ok()) {
       numbers->insert(std::lower_bound(numbers->begin(), numbers->end(), store.tail_segment),
