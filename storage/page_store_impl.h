@@ -290,9 +290,8 @@ class PageStoreImpl final : public PageStore {
   // damage_ (its versions are then loaded into memory). *on_disk: installed.
   Status LoadSegmentIndex(uint64_t number, std::shared_ptr<RandomAccessFile> file, uint64_t size,
                           bool* on_disk);
-  // The last step of Recover: the unsealed tail reopened (and synced) for
-  // appending, MANIFEST written unless `manifest_current`, and a new
-  // segment started when there is no tail.
+  // Recover's last step: the tail reopened (synced), MANIFEST written unless
+  // `manifest_current`, a new segment started when there is no tail.
   Status OpenTail(std::optional<TailSegment> tail, bool manifest_current);
   Status ScanTail(uint64_t number, RandomAccessFile* file, uint64_t file_size, uint64_t start,
                   std::vector<Loaded>* out, std::vector<std::pair<uint64_t, std::string>>* footer,
@@ -342,8 +341,11 @@ class PageStoreImpl final : public PageStore {
   Result<std::shared_ptr<const SegmentIndex>> LazyIndex(const SegmentIndex& idx,
                                                         uint64_t* bad_segment) const
       EXCLUDES(state_mu_);
-  // The table of sealed segments MANIFEST lists (descriptors included).
+  // The table of sealed segments MANIFEST lists (descriptors included); one
+  // entry of it (false: not listed).
   std::vector<ManifestSegment> ListedSegments() const REQUIRES_SHARED(state_mu_);
+  bool ListedSegment(uint64_t n, const Segment& s, ManifestSegment* m) const
+      REQUIRES_SHARED(state_mu_);
   // The sealed segments Open found damaged (not in the table), ascending.
   std::vector<uint64_t> DamagedSegments() const REQUIRES_SHARED(state_mu_);
   // Lazy segments not yet installed (placeholders in the indexes' maps).
@@ -354,8 +356,7 @@ class PageStoreImpl final : public PageStore {
   bool saw_collected_ = false;
   // Set when Recover returns OK: the destructor may seal the active segment.
   bool opened_ = false;
-  // Recover listed no directory: the first GC deletes leftover *.tmp files.
-  // Guarded by gc_mu_ after Recover.
+  // Recover listed no directory: the first GC deletes *.tmp (under gc_mu_).
   bool tmp_unchecked_ = false;
   // During Recover: each segment's file and header, as DropSupersededSegments
   // read them (LoadIndexedSegment reads neither again).
@@ -623,9 +624,8 @@ class PageStoreImpl final : public PageStore {
   Manifest BuildManifest() const EXCLUDES(mu_);
   Manifest BuildManifestLocked() const REQUIRES(mu_);
   Status Compact(GcStats* stats, const std::map<uint64_t, uint64_t>& kept_bytes);
-  // After an Open that listed no directory (tmp_unchecked_): deletes the
-  // *.tmp files an interrupted manifest write or compaction left. REQUIRES:
-  // GC running (nothing else writes one).
+  // After an Open that listed no directory (tmp_unchecked_): deletes leftover
+  // *.tmp files. REQUIRES: GC running (nothing else writes one).
   Status DeleteTmpFiles();
   // Records s as the store's failure (if it is the first) and returns it.
   Status FailStopOnError(Status s);

@@ -67,6 +67,7 @@ Result<std::shared_ptr<const LazyLoaded>> PageStoreImpl::LoadLazySegment(LazySeg
   }
   BRANCHDB_RETURN_IF_ERROR(s);
   seg.loaded = out;
+  seg.is_loaded.store(true, std::memory_order_release);
   return seg.loaded;
 }
 
@@ -178,10 +179,7 @@ Status PageStoreImpl::InstallLazySegments(bool loaded_only) const {
   {
     ReaderLock state(state_mu_);
     for (const auto& [n, seg] : lazy_) {
-      if (loaded_only) {
-        MutexLock lock(seg->mu);
-        if (!seg->loaded) continue;
-      }
+      if (loaded_only && !seg->is_loaded.load(std::memory_order_acquire)) continue;
       todo.push_back(seg);
     }
   }
@@ -207,27 +205,32 @@ Result<std::shared_ptr<const SegmentIndex>> PageStoreImpl::LazyIndex(const Segme
   return loaded->idx;
 }
 
+bool PageStoreImpl::ListedSegment(uint64_t number, const Segment& seg, ManifestSegment* m) const {
+  // A segment Open found damaged is read (and reported) the old way at every Open.
+  if (!seg.sealed || damaged_segments_.count(number) != 0) return false;
+  *m = ManifestSegment();
+  m->number = number;
+  m->size = seg.size;
+  m->supersedes = seg.supersedes;
+  if (auto l = lazy_.find(number); l != lazy_.end()) {
+    m->described = true;
+    m->desc = l->second->desc;
+  } else {
+    auto i = seg_indexes_.find(number);
+    auto r = rec_indexes_.find(number);
+    if (i != seg_indexes_.end() && r != rec_indexes_.end() && !r->second->Demoted()) {
+      m->described = true;
+      m->desc = DescribeSegment(*i->second, *r->second, seg.flags);
+    }
+  }
+  return true;
+}
+
 std::vector<ManifestSegment> PageStoreImpl::ListedSegments() const {
   std::vector<ManifestSegment> out;
+  ManifestSegment m;
   for (const auto& [number, seg] : segments_) {
-    // A segment Open found damaged is read (and reported) the old way at every Open.
-    if (!seg.sealed || damaged_segments_.count(number) != 0) continue;
-    ManifestSegment m;
-    m.number = number;
-    m.size = seg.size;
-    m.supersedes = seg.supersedes;
-    if (auto l = lazy_.find(number); l != lazy_.end()) {
-      m.described = true;
-      m.desc = l->second->desc;
-    } else {
-      auto i = seg_indexes_.find(number);
-      auto r = rec_indexes_.find(number);
-      if (i != seg_indexes_.end() && r != rec_indexes_.end() && !r->second->Demoted()) {
-        m.described = true;
-        m.desc = DescribeSegment(*i->second, *r->second, seg.flags);
-      }
-    }
-    out.push_back(std::move(m));
+    if (ListedSegment(number, seg, &m)) out.push_back(std::move(m));
   }
   return out;
 }

@@ -359,10 +359,17 @@ Status PageStoreImpl::OpenTail(std::optional<TailSegment> tail, bool manifest_cu
 }
 
 bool PageStoreImpl::ListsAsIs(const Manifest* store) const {
-  const std::vector<ManifestSegment> listed = ListedSegments();
-  if (store == nullptr) return listed.empty() && DamagedSegments().empty();
-  return store->version >= kStoreManifestVersion && listed == store->segments &&
-         DamagedSegments() == store->damaged;
+  if (store != nullptr && store->version < kStoreManifestVersion) return false;
+  const std::vector<ManifestSegment> none;
+  const std::vector<ManifestSegment>& want = store != nullptr ? store->segments : none;
+  size_t i = 0;
+  ManifestSegment m;  // compared one by one: no table built
+  for (const auto& [number, seg] : segments_) {
+    if (!ListedSegment(number, seg, &m)) continue;
+    if (i == want.size() || !(want[i++] == m)) return false;
+  }
+  const std::vector<uint64_t> damaged = DamagedSegments();
+  return i == want.size() && (store != nullptr ? damaged == store->damaged : damaged.empty());
 }
 
 Status PageStoreImpl::CheckNewestDescribed(uint64_t newest_log, Described* described) {
