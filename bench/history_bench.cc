@@ -27,7 +27,9 @@
 // BRANCHDB_BENCH_COMMITS N (default 200000; BRANCHDB_BENCH_QUICK=1: 20000),
 // BRANCHDB_BENCH_KEEP=1 keeps the store (its path is printed), and
 // BRANCHDB_BENCH_RESTART_ONLY=<store dir> measures only the restart of a
-// kept store (open to first read, best of five), to iterate on Open.
+// kept store (open to first read, best of five) against an empty store's, to
+// iterate on Open (with BRANCHDB_BENCH_RESTART_LOOPS=K: only K rounds of the
+// kept store's five opens, nothing printed, for a profiler).
 #include <malloc.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -235,10 +237,24 @@ int main(int argc, char** argv) {
     OpenRssChild(argv[2], std::atoi(argv[3]));
   }
   if (const char* only = std::getenv("BRANCHDB_BENCH_RESTART_ONLY"); only != nullptr && *only) {
+    if (const uint64_t loops = EnvU64("BRANCHDB_BENCH_RESTART_LOOPS", 0); loops > 0) {
+      for (uint64_t i = 0; i < loops; ++i) RestartSeconds(only, nullptr);  // for a profiler
+      return 0;
+    }
     uint64_t disk_bytes = 0;
     const double s = RestartSeconds(only, &disk_bytes);
-    std::fprintf(stderr, "history_bench: store %s of %.1f MiB, restart %.6f s\n", only,
-                 static_cast<double>(disk_bytes) / kMiB, s);
+    // And an empty store's, as the full run measures it.
+    const std::string empty_dir = std::string(only) + ".empty";
+    RemoveStore(empty_dir);
+    {
+      auto empty = OpenStore(empty_dir);
+      Check(empty->CreateTimeline(0, "bench"), "create");
+    }
+    const double e = RestartSeconds(empty_dir, nullptr);
+    RemoveStore(empty_dir);
+    std::fprintf(stderr,
+                 "history_bench: store %s of %.1f MiB, restart %.6f s, empty %.6f s (%.2fx)\n",
+                 only, static_cast<double>(disk_bytes) / kMiB, s, e, s / e);
     // Then the first walk of a run's list (the state before the head),
     // which completes the lists Open left on disk.
     auto store = OpenStore(only);

@@ -642,6 +642,10 @@ std::string EncodeStoreManifest(const Manifest& m, uint32_t version) {
     PutFixed64(&out, s.size);
     if (version < 3) continue;
     out.push_back(s.described ? 1 : 0);
+    if (version >= 4) {
+      PutFixed32(&out, static_cast<uint32_t>(s.supersedes.size()));
+      for (uint64_t n : s.supersedes) PutFixed64(&out, n);
+    }
     if (!s.described) continue;
     const SegmentDescriptor& d = s.desc;
     PutFixed32(&out, d.version);
@@ -653,6 +657,11 @@ std::string EncodeStoreManifest(const Manifest& m, uint32_t version) {
     for (uint64_t v : {d.min_lsn, d.max_lsn, d.versions, d.rec_min_lsn, d.rec_max_lsn, d.records}) {
       PutFixed64(&out, v);
     }
+  }
+  if (version >= 4) {
+    PutFixed32(&out, static_cast<uint32_t>(m.damaged.size()));
+    for (uint64_t n : m.damaged) PutFixed64(&out, n);
+    PutFixed64(&out, m.tail_segment);
   }
   PutFixed32(&out, static_cast<uint32_t>(m.known_pages.size()));
   for (const auto& [a, b] : m.known_pages) {
@@ -681,6 +690,7 @@ Status DecodeStoreManifest(std::string_view in, Manifest* m) {
   GetManifestBody(&d, m);
   m->gc_lsn = d.U64();
   uint32_t n = d.U32();
+  m->segments.reserve(std::min<size_t>(n, d.remaining() / 16));
   for (uint32_t i = 0; i < n && d.ok(); ++i) {
     ManifestSegment s;
     s.number = d.U64();
@@ -689,6 +699,12 @@ Status DecodeStoreManifest(std::string_view in, Manifest* m) {
       const uint8_t described = d.U8();
       if (described > 1) return Status::Corruption("MANIFEST: bad segment entry");
       s.described = described == 1;
+    }
+    if (version >= 4) {
+      const uint32_t k = d.U32();
+      if (k > d.remaining() / 8) return Status::Corruption("MANIFEST: bad segment entry");
+      s.supersedes.reserve(k);
+      for (uint32_t j = 0; j < k; ++j) s.supersedes.push_back(d.U64());
     }
     if (s.described) {
       SegmentDescriptor& x = s.desc;
@@ -703,8 +719,13 @@ Status DecodeStoreManifest(std::string_view in, Manifest* m) {
         *v = d.U64();
       }
     }
-    m->segments.push_back(s);
+    m->segments.push_back(std::move(s));
   }
+  n = version >= 4 ? d.U32() : 0;
+  if (n > d.remaining() / 8) return Status::Corruption("MANIFEST: bad length");
+  m->damaged.reserve(n);
+  for (uint32_t i = 0; i < n; ++i) m->damaged.push_back(d.U64());
+  if (version >= 4) m->tail_segment = d.U64();
   n = d.U32();
   for (uint32_t i = 0; i < n && d.ok(); ++i) {
     PageNo a = d.U32();

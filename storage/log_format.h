@@ -23,8 +23,11 @@ inline constexpr uint32_t kFirstIndexedFormatVersion = 3;      // footers with a
 inline constexpr uint32_t kFirstRecordIndexFormatVersion = 4;  // footers with a record index
 inline constexpr uint32_t kOldestFormatVersion = 1;
 inline constexpr uint32_t kManifestVersion = 1;  // GCSTATE's format did not change in 2 to 4
-// 1: without the payloads by timeline; 2: without the segment descriptors.
-inline constexpr uint32_t kStoreManifestVersion = 3;
+// 1: without the payloads by timeline; 2: without the segment descriptors;
+// 3: without the superseded leftovers and the damaged segments' numbers (Open
+// lists the directory to find every segment).
+inline constexpr uint32_t kStoreManifestVersion = 4;
+inline constexpr uint32_t kFirstUnlistedManifestVersion = 4;  // Open lists no directory
 inline constexpr std::string_view kSegmentMagic{"BRDBSEG\0", 8};
 inline constexpr std::string_view kFooterMagic{"BRDBFTR1", 8};
 inline constexpr std::string_view kManifestMagic{"BRDBGCM1", 8};
@@ -286,6 +289,10 @@ struct ManifestSegment {
   uint64_t size = 0;
   bool described = false;  // version 3 with a descriptor
   SegmentDescriptor desc;
+  // Version 4, a compacted segment: the segments it supersedes whose files
+  // may still exist (a delete failed after the compaction); empty once they
+  // are gone. Open deletes them without reading the segment's header.
+  std::vector<uint64_t> supersedes;
   friend bool operator==(const ManifestSegment&, const ManifestSegment&) = default;
 };
 struct Manifest {
@@ -299,6 +306,12 @@ struct Manifest {
   // The store manifest only (not in GCSTATE):
   Lsn gc_lsn = 0;  // last_lsn of the GCSTATE it builds on (0: none); GCSTATE: its own last_lsn
   std::vector<ManifestSegment> segments;                // sealed segments, ascending number
+  // Version 4: the sealed segments left out of `segments` because Open found
+  // them damaged (read from their footers at every Open), ascending.
+  std::vector<uint64_t> damaged;
+  // Version 4: the unsealed segment appended to when it was written (0:
+  // none); compaction's outputs can be numbered above it.
+  uint64_t tail_segment = 0;
   std::vector<std::pair<PageNo, PageNo>> known_pages;  // inclusive ranges of pages with versions
   // Version 2: the live records' payload bytes by timeline (records up to
   // last_lsn), so that Open reads no record of the segments it lists.
@@ -310,7 +323,8 @@ struct Manifest {
 std::string EncodeManifest(const Manifest& m);
 Status DecodeManifest(std::string_view in, Manifest* m);
 // MANIFEST (magic kStoreManifestMagic): every field. An older `version`
-// (2: no segment descriptors) is for tests of the upgrade.
+// (3: no supersedes lists or damaged numbers; 2: no segment descriptors) is
+// for tests of the upgrade.
 std::string EncodeStoreManifest(const Manifest& m, uint32_t version = kStoreManifestVersion);
 Status DecodeStoreManifest(std::string_view in, Manifest* m);
 

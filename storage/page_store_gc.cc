@@ -227,6 +227,10 @@ Result<GcStats> PageStoreImpl::Gc(const GcOptions& options) {
     BRANCHDB_RETURN_IF_ERROR(WaitDurableLocked(appended_lsn_));
     if (!failed_.ok()) return Refusal();
   }
+  if (tmp_unchecked_) {
+    BRANCHDB_RETURN_IF_ERROR(DeleteTmpFiles());
+    tmp_unchecked_ = false;
+  }
 
   GcStats stats;
   const int64_t now = env_->GetClock()->NowMicros();
@@ -321,6 +325,17 @@ void PageStoreImpl::ApplyGcPlan(GcPlan plan, const Roots& roots) {
   gc_lsn_ = durable_lsn_;
   ++usage_epoch_;
   path_cache_.Clear();
+}
+
+Status PageStoreImpl::DeleteTmpFiles() {
+  auto children = env_->GetChildren(dir_);
+  if (!children.ok()) return children.status();
+  // Not synced: a delete a crash undoes leaves a file nothing reads.
+  for (const std::string& name : *children) {
+    if (name.size() <= 4 || name.substr(name.size() - 4) != ".tmp") continue;
+    BRANCHDB_RETURN_IF_ERROR(DeleteIfExists(JoinPath(dir_, name)));
+  }
+  return Status::OK();
 }
 
 // Env::WriteFileAtomic, step by step, so that the caller can tell a failed
@@ -506,14 +521,21 @@ Status PageStoreImpl::CompactGroup(const std::vector<uint64_t>& group,
   }
   if (s.ok()) s = FailStopOnError(SyncError(out.file->Sync()));  // a failed fsync is never survived
   if (s.ok()) s = out.file->Close();
+  // A number consumed without its file would leave a gap past MANIFEST's
+  // numbers, which Open's probe does not step over: given back when no file
+  // took it.
   if (!s.ok()) {
     out.file.reset();
     (void)env_->DeleteFile(tmp_path);
+    next_segment_ = number;
     return s;
   }
   const uint64_t new_size = out.file->Size();
   out.file.reset();
-  BRANCHDB_RETURN_IF_ERROR(env_->RenameFile(tmp_path, final_path));
+  if (Status renamed = env_->RenameFile(tmp_path, final_path); !renamed.ok()) {
+    if (!env_->FileExists(final_path)) next_segment_ = number;
+    return renamed;
+  }
   // On failure the output may or may not be durable under its final name; a
   // later compaction of the same segments would then duplicate their records.
   // Fail-stop: recovery sorts it out (the output supersedes the group).
@@ -526,7 +548,15 @@ Status PageStoreImpl::CompactGroup(const std::vector<uint64_t>& group,
   auto ri = ReadBackRecordIndex(**idx);
   if (!ri.ok()) return FailStopOnError(ri.status());
   InstallCompacted(group, number, new_size, out, std::move(*idx), std::move(*ri));
-  for (uint64_t seg : group) BRANCHDB_RETURN_IF_ERROR(env_->DeleteFile(SegmentPath(seg)));
+  for (size_t i = 0; i < group.size(); ++i) {
+    Status deleted = env_->DeleteFile(SegmentPath(group[i]));
+    if (deleted.ok()) continue;
+    // Left behind: MANIFEST lists the rest with the output (the next Open
+    // deletes them; it lists no directory that would find them).
+    WriterLock state(state_mu_);
+    segments_[number].supersedes.assign(group.begin() + static_cast<ptrdiff_t>(i), group.end());
+    return deleted;
+  }
   stats->segments_rewritten += group.size();
   stats->bytes_reclaimed += out.old_bytes > new_size ? out.old_bytes - new_size : 0;
   return Status::OK();

@@ -38,6 +38,7 @@
 #include "storage/page_store.h"
 #include "storage/record_table.h"
 #include "storage/segment_index.h"
+#include "storage/segment_table.h"
 
 namespace branchdb::storage::internal {
 
@@ -171,6 +172,8 @@ class PageStoreImpl final : public PageStore {
     uint64_t size = 0;
     bool sealed = false;
     uint32_t flags = 0;  // its header's (kSegmentFlagCompacted)
+    // Compacted: what it supersedes whose delete failed (MANIFEST lists them).
+    std::vector<uint64_t> supersedes = {};
   };
   struct Location {
     uint32_t segment = 0;
@@ -219,25 +222,32 @@ class PageStoreImpl final : public PageStore {
   // set *deleted, so that the directory is synced before segments are loaded.
   // Creates the directory if allowed, and takes its LOCK file.
   Status LockDir();
-  // The segment numbers found (sorted), GCSTATE (*gcstate) and MANIFEST
-  // (*store), if any; deletes leftover *.tmp files (an interrupted manifest
-  // write or compaction). A MANIFEST that fails its checks is left out and
-  // noted in damage_ (GCSTATE's are Corruption: what it says is nowhere else).
-  Status ListDir(Manifest* gcstate, std::optional<Manifest>* store,
-                 std::vector<uint64_t>* numbers, bool* deleted);
+  // GCSTATE and MANIFEST, if any, by name. A MANIFEST that fails its checks
+  // is left out and noted in damage_ (GCSTATE's are Corruption).
+  Status ReadManifests(Manifest* gcstate, std::optional<Manifest>* store);
+  // Without a version-4 MANIFEST in use: the segment numbers in the
+  // directory (sorted); deletes leftover *.tmp files.
+  Status ListDir(std::vector<uint64_t>* numbers, bool* deleted);
+  // With one (`store`): the segments it names and those started after it,
+  // probed (docs/storage-format.md, "MANIFEST"), sorted. No listing.
+  Status ProbeSegments(const Manifest& store, std::vector<uint64_t>* numbers);
   // Deletes the newest segment when its header never became durable (it was
   // never acknowledged). Any other failure to read that header is returned.
   // A segment MANIFEST describes (`described`) is not looked at.
-  using Described = std::map<uint64_t, const ManifestSegment*>;
+  using Described = SegmentTable<const ManifestSegment*>;
   Status DropUnstartedSegment(const Described& described, std::vector<uint64_t>* numbers,
                               bool* deleted);
   // Finishes interrupted compactions: deletes the segments that a compacted
   // segment names as superseded. *newest_log receives the highest number of
   // the remaining segments that are not compacted (0: none).
-  // A described segment's header is not read: MANIFEST has its flags (a
-  // MANIFEST in use was written after the last compaction's deletions).
-  Status DropSupersededSegments(const Described& described, std::vector<uint64_t>* numbers,
-                                bool* deleted, uint64_t* newest_log);
+  // A described segment's header is not read: MANIFEST has its flags and
+  // (version 4, `listed_supersedes`) its leftovers, deleted here, in
+  // `numbers` or not. With version 3, a described compacted segment's header
+  // is read when a segment it does not describe lies below it.
+  Status DropSupersededSegments(const Described& described, bool listed_supersedes,
+                                std::vector<uint64_t>* numbers, bool* deleted,
+                                uint64_t* newest_log);
+  Status DeleteIfExists(const std::string& path);  // a file already gone is no error
   // A described newest log segment stays described only at its MANIFEST size.
   Status CheckNewestDescribed(uint64_t newest_log, Described* described);
   // Whether `store` (the MANIFEST in use; null: none) lists every sealed
@@ -250,11 +260,17 @@ class PageStoreImpl final : public PageStore {
   // one, else by its footer (*loaded).
   // A described one is not opened at all: it is installed lazy (AddLazySegment).
   Status LoadSegments(const std::vector<uint64_t>& numbers, uint64_t newest_log,
-                      const std::map<uint64_t, uint64_t>& covered, const Described& described,
+                      const SegmentTable<uint64_t>& covered, const Described& described,
                       std::vector<Loaded>* loaded, std::optional<TailSegment>* tail);
-  // Installs segment m (described) lazy: its placeholders in seg_indexes_ and
-  // rec_indexes_ (the views are rebuilt by the caller), lazy_, open_covered_.
-  void AddLazySegment(const ManifestSegment& m) REQUIRES(state_mu_);
+  // Installs the segments ms (described, ascending, above every segment
+  // installed) lazy: AddLazySegment with objects from one array each.
+  void AddLazySegments(const std::vector<const ManifestSegment*>& ms) REQUIRES(state_mu_);
+  // Installs segment m lazy, with the (empty) objects given: its placeholders
+  // in seg_indexes_ and rec_indexes_ (the views are rebuilt by the caller),
+  // lazy_, open_covered_.
+  void AddLazySegment(const ManifestSegment& m, std::shared_ptr<LazySegment> seg,
+                      std::shared_ptr<SegmentIndex> idx, std::shared_ptr<SegmentRecordIndex> ri)
+      REQUIRES(state_mu_);
   // A sealed format-4 segment through its page index and record index: their
   // tails, directories and the filter, no block. *done false (nothing
   // changed) when it has none, or when either is damaged (the footer's
@@ -274,6 +290,9 @@ class PageStoreImpl final : public PageStore {
   // damage_ (its versions are then loaded into memory). *on_disk: installed.
   Status LoadSegmentIndex(uint64_t number, std::shared_ptr<RandomAccessFile> file, uint64_t size,
                           bool* on_disk);
+  // Recover's last step: the tail reopened (synced), MANIFEST written unless
+  // `manifest_current`, a new segment started when there is no tail.
+  Status OpenTail(std::optional<TailSegment> tail, bool manifest_current);
   Status ScanTail(uint64_t number, RandomAccessFile* file, uint64_t file_size, uint64_t start,
                   std::vector<Loaded>* out, std::vector<std::pair<uint64_t, std::string>>* footer,
                   uint64_t* valid_end);
@@ -322,8 +341,13 @@ class PageStoreImpl final : public PageStore {
   Result<std::shared_ptr<const SegmentIndex>> LazyIndex(const SegmentIndex& idx,
                                                         uint64_t* bad_segment) const
       EXCLUDES(state_mu_);
-  // The table of sealed segments MANIFEST lists (descriptors included).
+  // The table of sealed segments MANIFEST lists (descriptors included); one
+  // entry of it (false: not listed).
   std::vector<ManifestSegment> ListedSegments() const REQUIRES_SHARED(state_mu_);
+  bool ListedSegment(uint64_t n, const Segment& s, ManifestSegment* m) const
+      REQUIRES_SHARED(state_mu_);
+  // The sealed segments Open found damaged (not in the table), ascending.
+  std::vector<uint64_t> DamagedSegments() const REQUIRES_SHARED(state_mu_);
   // Lazy segments not yet installed (placeholders in the indexes' maps).
   mutable std::map<uint64_t, std::shared_ptr<LazySegment>> lazy_ GUARDED_BY(state_mu_);
   mutable std::atomic<bool> lazy_pending_{false};
@@ -332,6 +356,8 @@ class PageStoreImpl final : public PageStore {
   bool saw_collected_ = false;
   // Set when Recover returns OK: the destructor may seal the active segment.
   bool opened_ = false;
+  // Recover listed no directory: the first GC deletes *.tmp (under gc_mu_).
+  bool tmp_unchecked_ = false;
   // During Recover: each segment's file and header, as DropSupersededSegments
   // read them (LoadIndexedSegment reads neither again).
   std::map<uint64_t, std::pair<std::shared_ptr<RandomAccessFile>, SegmentHeader>> open_headers_;
@@ -598,6 +624,9 @@ class PageStoreImpl final : public PageStore {
   Manifest BuildManifest() const EXCLUDES(mu_);
   Manifest BuildManifestLocked() const REQUIRES(mu_);
   Status Compact(GcStats* stats, const std::map<uint64_t, uint64_t>& kept_bytes);
+  // After an Open that listed no directory (tmp_unchecked_): deletes leftover
+  // *.tmp files. REQUIRES: GC running (nothing else writes one).
+  Status DeleteTmpFiles();
   // Records s as the store's failure (if it is the first) and returns it.
   Status FailStopOnError(Status s);
   // FailStopOnError for a failed fsync (store_failed); other errors are only returned.

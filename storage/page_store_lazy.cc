@@ -7,28 +7,51 @@
 
 namespace branchdb::storage::internal {
 
-void PageStoreImpl::AddLazySegment(const ManifestSegment& m) {
-  auto seg = std::make_shared<LazySegment>();
+namespace {
+
+// A lazy segment's two placeholders.
+struct Placeholders {
+  SegmentIndex idx;
+  SegmentRecordIndex ri;
+};
+
+}  // namespace
+
+void PageStoreImpl::AddLazySegments(const std::vector<const ManifestSegment*>& ms) {
+  if (ms.empty()) return;
+  // A few allocations for them all: each pointer into an array keeps that
+  // array alive (an array of placeholders stays until none is in use).
+  std::shared_ptr<LazySegment[]> segs(new LazySegment[ms.size()]);
+  auto holders = std::make_shared<Placeholders[]>(ms.size());
+  for (size_t i = 0; i < ms.size(); ++i) {
+    AddLazySegment(*ms[i], std::shared_ptr<LazySegment>(segs, &segs[i]),
+                   std::shared_ptr<SegmentIndex>(holders, &holders[i].idx),
+                   std::shared_ptr<SegmentRecordIndex>(holders, &holders[i].ri));
+  }
+}
+
+void PageStoreImpl::AddLazySegment(const ManifestSegment& m, std::shared_ptr<LazySegment> seg,
+                                   std::shared_ptr<SegmentIndex> idx,
+                                   std::shared_ptr<SegmentRecordIndex> ri) {
   seg->number = m.number;
   seg->size = m.size;
   seg->desc = m.desc;
-  auto idx = std::make_shared<SegmentIndex>();
   idx->number = m.number;
   idx->dir.min_lsn = m.desc.min_lsn;
   idx->dir.max_lsn = m.desc.max_lsn;
   idx->dir.versions = m.desc.versions;
   idx->lazy = seg;
-  auto ri = std::make_shared<SegmentRecordIndex>();
   ri->number = m.number;
   ri->dir.records = m.desc.records;
   ri->lazy_min = m.desc.rec_min_lsn;
   ri->lazy_max = m.desc.rec_max_lsn;
   ri->lazy = seg;
-  seg_indexes_[m.number] = std::move(idx);  // the views are rebuilt once, by LoadSegments
-  rec_indexes_[m.number] = std::move(ri);
-  lazy_[m.number] = std::move(seg);
-  open_covered_.insert(m.number);  // its records' run entries stay on disk
-  segments_[m.number] = Segment{m.size, true, m.desc.flags};
+  // The views are rebuilt once, by LoadSegments. Numbers come ascending.
+  seg_indexes_.emplace_hint(seg_indexes_.end(), m.number, std::move(idx));
+  rec_indexes_.emplace_hint(rec_indexes_.end(), m.number, std::move(ri));
+  lazy_.emplace_hint(lazy_.end(), m.number, std::move(seg));
+  open_covered_.emplace_hint(open_covered_.end(), m.number);  // run entries stay on disk
+  segments_.emplace_hint(segments_.end(), m.number, Segment{m.size, true, m.desc.flags});
 }
 
 Result<std::shared_ptr<const LazyLoaded>> PageStoreImpl::LoadLazySegment(LazySegment& seg) const {
@@ -44,6 +67,7 @@ Result<std::shared_ptr<const LazyLoaded>> PageStoreImpl::LoadLazySegment(LazySeg
   }
   BRANCHDB_RETURN_IF_ERROR(s);
   seg.loaded = out;
+  seg.is_loaded.store(true, std::memory_order_release);
   return seg.loaded;
 }
 
@@ -155,10 +179,7 @@ Status PageStoreImpl::InstallLazySegments(bool loaded_only) const {
   {
     ReaderLock state(state_mu_);
     for (const auto& [n, seg] : lazy_) {
-      if (loaded_only) {
-        MutexLock lock(seg->mu);
-        if (!seg->loaded) continue;
-      }
+      if (loaded_only && !seg->is_loaded.load(std::memory_order_acquire)) continue;
       todo.push_back(seg);
     }
   }
@@ -184,26 +205,41 @@ Result<std::shared_ptr<const SegmentIndex>> PageStoreImpl::LazyIndex(const Segme
   return loaded->idx;
 }
 
+bool PageStoreImpl::ListedSegment(uint64_t number, const Segment& seg, ManifestSegment* m) const {
+  // A segment Open found damaged is read (and reported) the old way at every Open.
+  if (!seg.sealed || damaged_segments_.count(number) != 0) return false;
+  *m = ManifestSegment();
+  m->number = number;
+  m->size = seg.size;
+  m->supersedes = seg.supersedes;
+  if (auto l = lazy_.find(number); l != lazy_.end()) {
+    m->described = true;
+    m->desc = l->second->desc;
+  } else {
+    auto i = seg_indexes_.find(number);
+    auto r = rec_indexes_.find(number);
+    if (i != seg_indexes_.end() && r != rec_indexes_.end() && !r->second->Demoted()) {
+      m->described = true;
+      m->desc = DescribeSegment(*i->second, *r->second, seg.flags);
+    }
+  }
+  return true;
+}
+
 std::vector<ManifestSegment> PageStoreImpl::ListedSegments() const {
   std::vector<ManifestSegment> out;
+  ManifestSegment m;
   for (const auto& [number, seg] : segments_) {
-    // A segment Open found damaged is read (and reported) the old way at every Open.
-    if (!seg.sealed || damaged_segments_.count(number) != 0) continue;
-    ManifestSegment m;
-    m.number = number;
-    m.size = seg.size;
-    if (auto l = lazy_.find(number); l != lazy_.end()) {
-      m.described = true;
-      m.desc = l->second->desc;
-    } else {
-      auto i = seg_indexes_.find(number);
-      auto r = rec_indexes_.find(number);
-      if (i != seg_indexes_.end() && r != rec_indexes_.end() && !r->second->Demoted()) {
-        m.described = true;
-        m.desc = DescribeSegment(*i->second, *r->second, seg.flags);
-      }
-    }
-    out.push_back(m);
+    if (ListedSegment(number, seg, &m)) out.push_back(std::move(m));
+  }
+  return out;
+}
+
+std::vector<uint64_t> PageStoreImpl::DamagedSegments() const {
+  std::vector<uint64_t> out;
+  for (uint64_t number : damaged_segments_) {  // ascending
+    auto seg = segments_.find(number);
+    if (seg != segments_.end() && seg->second.sealed) out.push_back(number);
   }
   return out;
 }

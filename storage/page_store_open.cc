@@ -28,13 +28,14 @@ namespace {
 // A described segment counts as present even when the directory does not
 // list it (its file could be fetched, from object storage, when first used:
 // a read of it fails until then); `numbers` stays sorted.
-void TableOf(const Manifest& store, std::map<uint64_t, uint64_t>* covered,
-             std::map<uint64_t, const ManifestSegment*>* described,
-             std::vector<uint64_t>* numbers) {
-  for (const ManifestSegment& seg : store.segments) {
-    (*covered)[seg.number] = seg.size;
+void TableOf(const Manifest& store, SegmentTable<uint64_t>* covered,
+             SegmentTable<const ManifestSegment*>* described, std::vector<uint64_t>* numbers) {
+  covered->reserve(store.segments.size());
+  described->reserve(store.segments.size());
+  for (const ManifestSegment& seg : store.segments) {  // ascending
+    covered->push_back(seg.number, seg.size);
     if (seg.described && seg.desc.version >= kFirstRecordIndexFormatVersion) {
-      (*described)[seg.number] = &seg;
+      described->push_back(seg.number, &seg);
       auto at = std::lower_bound(numbers->begin(), numbers->end(), seg.number);
       if (at == numbers->end() || *at != seg.number) numbers->insert(at, seg.number);
     }
@@ -258,23 +259,42 @@ Status PageStoreImpl::Recover() {
   std::vector<uint64_t> numbers;
   bool deleted = false;  // a file was deleted: the directory needs a sync
   const size_t damage_before = damage_.size();
-  BRANCHDB_RETURN_IF_ERROR(ListDir(&gcstate, &store, &numbers, &deleted));
+  BRANCHDB_RETURN_IF_ERROR(ReadManifests(&gcstate, &store));
   const bool store_damaged = damage_.size() != damage_before;
   // MANIFEST serves when it builds on the GCSTATE found; a GC after it
   // (interrupted before MANIFEST was rewritten) makes it stale, and the
   // structure comes from GCSTATE and the footers, as before MANIFEST existed.
   const bool use_store = store.has_value() && store->gc_lsn == gcstate.gc_lsn;
   const Manifest& manifest = use_store ? *store : gcstate;
-  std::map<uint64_t, uint64_t> covered;  // sealed segments it lists: number -> size
+  // Version 4 knows every segment but those started after it: the directory
+  // is not listed (its *.tmp files wait for the first GC).
+  const bool unlisted = use_store && store->version >= kFirstUnlistedManifestVersion;
+  if (unlisted) {
+    BRANCHDB_RETURN_IF_ERROR(ProbeSegments(*store, &numbers));
+    tmp_unchecked_ = true;
+  } else {
+    BRANCHDB_RETURN_IF_ERROR(ListDir(&numbers, &deleted));
+  }
+  SegmentTable<uint64_t> covered;  // sealed segments it lists: number -> size
   Described described;  // those it describes (version 3): not opened
   // A version-1 MANIFEST does not count payloads: its segments are read from
   // their footers once, and it is written anew.
   if (use_store && store->has_payloads) TableOf(*store, &covered, &described, &numbers);
   // Taken before any segment is dropped: a dropped segment's number is never reused.
   const uint64_t max_number = numbers.empty() ? 0 : numbers.back();
+  const size_t found = numbers.size();
   BRANCHDB_RETURN_IF_ERROR(DropUnstartedSegment(described, &numbers, &deleted));
+  // A dropped number above MANIFEST's is a gap the next Open's probe must
+  // step over: MANIFEST is written (with the next number) before a segment
+  // is started past it.
+  bool manifest_current = !store_damaged && numbers.size() == found;
   uint64_t newest_log = 0;  // the one segment that may have a torn tail
-  BRANCHDB_RETURN_IF_ERROR(DropSupersededSegments(described, &numbers, &deleted, &newest_log));
+  bool superseded_deleted = false;
+  BRANCHDB_RETURN_IF_ERROR(DropSupersededSegments(
+      described, unlisted, &numbers, &superseded_deleted, &newest_log));
+  // Leftovers deleted: MANIFEST's lists of them are cleared.
+  if (superseded_deleted) manifest_current = false;
+  deleted = deleted || superseded_deleted;
   BRANCHDB_RETURN_IF_ERROR(CheckNewestDescribed(newest_log, &described));
   if (deleted) BRANCHDB_RETURN_IF_ERROR(env_->SyncDir(dir_));
 
@@ -283,7 +303,6 @@ Status PageStoreImpl::Recover() {
   BRANCHDB_RETURN_IF_ERROR(LoadSegments(numbers, newest_log, covered, described, &loaded, &tail));
   // MANIFEST lists (and describes) every sealed segment as it is.
   // (Without one in use: when there is no sealed segment to list.)
-  bool manifest_current = !store_damaged;
   {
     // Nothing else runs yet, but keep the documented order: mu_, then state_mu_.
     MutexLock lock(mu_);
@@ -305,6 +324,12 @@ Status PageStoreImpl::Recover() {
     ApplyRemovals(plan);
   }
   next_segment_ = std::max(max_number, manifest.next_segment) + 1;
+  BRANCHDB_RETURN_IF_ERROR(OpenTail(std::move(tail), manifest_current));
+  opened_ = true;
+  return Status::OK();
+}
+
+Status PageStoreImpl::OpenTail(std::optional<TailSegment> tail, bool manifest_current) {
   if (tail) {
     auto file = env_->NewWritableFile(SegmentPath(tail->number), Env::OpenMode::kAppend);
     if (!file.ok()) return file.status();
@@ -320,22 +345,31 @@ Status PageStoreImpl::Recover() {
     WriterLock state(state_mu_);
     durable_segment_ = active_number_;
     durable_bytes_ = appended_end_;
-  } else {
-    BRANCHDB_RETURN_IF_ERROR(StartSegment(next_segment_++));
   }
   // An old store, a stale or damaged MANIFEST, or a crash between a seal and
   // its manifest: write it now, so that the next Open reads no footer.
+  // After the tail's sync (MANIFEST counts its records), before a new
+  // segment is started (its next_segment is that segment's number, which the
+  // next Open's probe reaches whatever gaps lie below it).
   if (!manifest_current) {
     BRANCHDB_RETURN_IF_ERROR(WriteStoreManifest(EncodeStoreManifest(BuildManifest())));
   }
-  opened_ = true;
+  if (!tail) BRANCHDB_RETURN_IF_ERROR(StartSegment(next_segment_++));
   return Status::OK();
 }
 
 bool PageStoreImpl::ListsAsIs(const Manifest* store) const {
-  const std::vector<ManifestSegment> listed = ListedSegments();
-  if (store == nullptr) return listed.empty();
-  return store->version >= kStoreManifestVersion && listed == store->segments;
+  if (store != nullptr && store->version < kStoreManifestVersion) return false;
+  const std::vector<ManifestSegment> none;
+  const std::vector<ManifestSegment>& want = store != nullptr ? store->segments : none;
+  size_t i = 0;
+  ManifestSegment m;  // compared one by one: no table built
+  for (const auto& [number, seg] : segments_) {
+    if (!ListedSegment(number, seg, &m)) continue;
+    if (i == want.size() || !(want[i++] == m)) return false;
+  }
+  const std::vector<uint64_t> damaged = DamagedSegments();
+  return i == want.size() && (store != nullptr ? damaged == store->damaged : damaged.empty());
 }
 
 Status PageStoreImpl::CheckNewestDescribed(uint64_t newest_log, Described* described) {
@@ -363,8 +397,28 @@ Status PageStoreImpl::LockDir() {
   return Status::OK();
 }
 
-Status PageStoreImpl::ListDir(Manifest* gcstate, std::optional<Manifest>* store,
-                              std::vector<uint64_t>* numbers, bool* deleted) {
+Status PageStoreImpl::ReadManifests(Manifest* gcstate, std::optional<Manifest>* store) {
+  auto gc = env_->ReadFileToString(JoinPath(dir_, std::string(kManifestName)));
+  if (gc.ok()) {
+    BRANCHDB_RETURN_IF_ERROR(DecodeManifest(*gc, gcstate));
+  } else if (!gc.status().IsNotFound()) {
+    return gc.status();
+  }
+  auto data = env_->ReadFileToString(JoinPath(dir_, std::string(kStoreManifestName)));
+  if (data.status().IsNotFound()) return Status::OK();
+  if (!data.ok()) return data.status();
+  Manifest m;
+  if (Status s = DecodeStoreManifest(*data, &m); !s.ok()) {
+    damage_.push_back(s.message() +
+                      "; the store's structure read from the segments' footers instead, "
+                      "MANIFEST rewritten");
+  } else {
+    *store = std::move(m);
+  }
+  return Status::OK();
+}
+
+Status PageStoreImpl::ListDir(std::vector<uint64_t>* numbers, bool* deleted) {
   auto children = env_->GetChildren(dir_);
   if (!children.ok()) return children.status();
   for (const std::string& name : *children) {
@@ -374,25 +428,46 @@ Status PageStoreImpl::ListDir(Manifest* gcstate, std::optional<Manifest>* store,
     } else if (name.size() > 4 && name.substr(name.size() - 4) == ".tmp") {
       BRANCHDB_RETURN_IF_ERROR(env_->DeleteFile(JoinPath(dir_, name)));
       *deleted = true;
-    } else if (name == kManifestName) {
-      auto data = env_->ReadFileToString(JoinPath(dir_, name));
-      if (!data.ok()) return data.status();
-      BRANCHDB_RETURN_IF_ERROR(DecodeManifest(*data, gcstate));
-    } else if (name == kStoreManifestName) {
-      auto data = env_->ReadFileToString(JoinPath(dir_, name));
-      if (!data.ok()) return data.status();
-      Manifest m;
-      if (Status s = DecodeStoreManifest(*data, &m); !s.ok()) {
-        damage_.push_back(s.message() +
-                          "; the store's structure read from the segments' footers instead, "
-                          "MANIFEST rewritten");
-      } else {
-        *store = std::move(m);
-      }
     }
   }
   std::sort(numbers->begin(), numbers->end());
   return Status::OK();
+}
+
+Status PageStoreImpl::ProbeSegments(const Manifest& store, std::vector<uint64_t>* numbers) {
+  numbers->reserve(store.segments.size() + store.damaged.size() + 2);
+  for (const ManifestSegment& seg : store.segments) numbers->push_back(seg.number);
+  numbers->insert(numbers->end(), store.damaged.begin(), store.damaged.end());
+  std::sort(numbers->begin(), numbers->end());
+  uint64_t from = numbers->empty() ? 1 : numbers->back() + 1;
+  // The unsealed tail it knew (compaction's outputs may lie above it). No
+  // segment it needs lies between the highest it lists and the tail.
+  if (store.tail_segment >= from) {
+    from = store.tail_segment;
+  } else if (store.tail_segment != 0 &&
+             !std::binary_search(numbers->begin(), numbers->end(), store.tail_segment)) {
+    auto size = env_->GetFileSize(SegmentPath(store.tail_segment));
+    if (size.ok()) {
+      numbers->insert(std::lower_bound(numbers->begin(), numbers->end(), store.tail_segment),
+                      store.tail_segment);
+    } else if (!size.status().IsNotFound()) {
+      return size.status();
+    }
+  }
+  // Past the segments it lists: those below its next_segment (the tail it
+  // knew, or a number a failed Open dropped), then whatever was started
+  // after it was written: contiguous numbers (an Open that leaves a gap
+  // above them writes MANIFEST first; see Recover).
+  for (uint64_t n = from;; ++n) {
+    auto size = env_->GetFileSize(SegmentPath(n));
+    if (size.ok()) {
+      numbers->push_back(n);
+    } else if (!size.status().IsNotFound()) {
+      return size.status();
+    } else if (n > store.next_segment) {
+      return Status::OK();
+    }
+  }
 }
 
 Status PageStoreImpl::DropUnstartedSegment(const Described& described,
@@ -415,14 +490,17 @@ Status PageStoreImpl::DropUnstartedSegment(const Described& described,
 }
 
 Status PageStoreImpl::DropSupersededSegments(const Described& described,
+                                             bool listed_supersedes,
                                              std::vector<uint64_t>* numbers, bool* deleted,
                                              uint64_t* newest_log) {
   std::vector<uint64_t> superseded;
+  std::vector<uint64_t> leftovers;  // MANIFEST's: may exist, listed or not
   *newest_log = 0;
-  // A described compacted segment is not opened, but what it supersedes is in
-  // its header: read it only when a segment MANIFEST does not describe lies
-  // below it (a delete that failed after the compaction left the superseded
-  // file behind; loading it too would count its records twice). Normally the
+  // A described compacted segment is not opened. MANIFEST version 4 lists the
+  // segments it supersedes whose delete failed after the compaction (loading
+  // such a leftover too would count its records twice). With version 3, its
+  // header is read instead, when a segment MANIFEST does not describe lies
+  // below it (the directory listing found such a leftover). Normally the
   // only undescribed segment is the newest, above every compacted one.
   uint64_t lowest_undescribed = UINT64_MAX;
   for (uint64_t n : *numbers) {
@@ -432,7 +510,10 @@ Status PageStoreImpl::DropSupersededSegments(const Described& described,
     if (auto d = described.find(n); d != described.end()) {
       const bool compacted = (d->second->desc.flags & kSegmentFlagCompacted) != 0;
       if (!compacted) *newest_log = n;  // numbers ascend
-      if (compacted && n > lowest_undescribed) {
+      if (listed_supersedes) {
+        leftovers.insert(leftovers.end(), d->second->supersedes.begin(),
+                         d->second->supersedes.end());
+      } else if (compacted && n > lowest_undescribed) {
         auto file = env_->NewRandomAccessFile(SegmentPath(n));
         if (!file.ok()) return file.status();
         SegmentHeader h;
@@ -456,27 +537,45 @@ Status PageStoreImpl::DropSupersededSegments(const Described& described,
   }
   std::vector<uint64_t> live_numbers;
   for (uint64_t n : *numbers) {
-    if (std::find(superseded.begin(), superseded.end(), n) != superseded.end()) {
-      BRANCHDB_RETURN_IF_ERROR(env_->DeleteFile(SegmentPath(n)));
+    if (std::find(superseded.begin(), superseded.end(), n) != superseded.end() ||
+        std::find(leftovers.begin(), leftovers.end(), n) != leftovers.end()) {
+      BRANCHDB_RETURN_IF_ERROR(DeleteIfExists(SegmentPath(n)));
       *deleted = true;
     } else {
       live_numbers.push_back(n);
     }
   }
+  // A leftover MANIFEST lists need not be in `numbers` (not listed, not probed).
+  for (uint64_t n : leftovers) {
+    if (std::find(numbers->begin(), numbers->end(), n) != numbers->end()) continue;
+    BRANCHDB_RETURN_IF_ERROR(DeleteIfExists(SegmentPath(n)));
+    *deleted = true;
+  }
   *numbers = std::move(live_numbers);
   return Status::OK();
 }
 
+Status PageStoreImpl::DeleteIfExists(const std::string& path) {
+  Status s = env_->DeleteFile(path);
+  return s.IsNotFound() ? Status::OK() : s;
+}
+
 Status PageStoreImpl::LoadSegments(const std::vector<uint64_t>& numbers, uint64_t newest_log,
-                                   const std::map<uint64_t, uint64_t>& covered,
+                                   const SegmentTable<uint64_t>& covered,
                                    const Described& described, std::vector<Loaded>* loaded,
                                    std::optional<TailSegment>* tail) {
-  for (uint64_t n : numbers) {
-    if (auto d = described.find(n); d != described.end()) {
-      WriterLock state(state_mu_);  // nothing else runs yet: for the analysis
-      AddLazySegment(*d->second);
-      continue;
+  {
+    // The described ones first, ascending (each map grows at its end).
+    std::vector<const ManifestSegment*> lazy;
+    lazy.reserve(numbers.size());
+    for (uint64_t n : numbers) {
+      if (auto d = described.find(n); d != described.end()) lazy.push_back(d->second);
     }
+    WriterLock state(state_mu_);  // nothing else runs yet: for the analysis
+    AddLazySegments(lazy);
+  }
+  for (uint64_t n : numbers) {
+    if (described.count(n) != 0) continue;
     auto header = open_headers_.find(n);  // DropSupersededSegments read every other header
     const uint32_t flags = header == open_headers_.end() ? 0 : header->second.second.flags;
     // The newest log segment is sealed only by an intact footer (LoadSegment),

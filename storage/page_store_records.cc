@@ -36,6 +36,8 @@ Manifest PageStoreImpl::BuildManifestLocked() const {
   m.next_segment = next_segment_;
   m.gc_lsn = gc_lsn_;
   m.segments = ListedSegments();
+  m.damaged = DamagedSegments();
+  m.tail_segment = active_file_ ? active_number_ : 0;
   m.known_pages = index_.KnownRanges();
   m.has_payloads = true;
   for (const auto& [t, bytes] : payload_bytes_) {

@@ -10,6 +10,7 @@
 #define BRANCHDB_STORAGE_SEGMENT_INDEX_H_
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -110,6 +111,7 @@ struct LazySegment {
   SegmentDescriptor desc;
   Mutex mu;
   std::shared_ptr<const LazyLoaded> loaded GUARDED_BY(mu);
+  std::atomic<bool> is_loaded{false};  // `loaded` is set (read without mu)
   bool reported GUARDED_BY(mu) = false;  // a Corruption of its load is in Damage()
 };
 

@@ -334,10 +334,12 @@ TEST_CASE("An interrupted compaction is finished or discarded by recovery") {
   CHECK(f.ReadAt(last, 1) == PageData(129));
   CHECK(f.ReadAt(last, 2) == PageData(229));
   CHECK(f.ReadAt(k1, 1) == PageData(77));
+  // Leftover *.tmp files are deleted by recovery, or (an Open that listed no
+  // directory: MANIFEST version 4 in use) by the first GC after it.
+  RunGc(f, Window(0));
   auto children = f.env().GetChildren(f.path());
   REQUIRE(children.ok());
   for (const auto& c : *children) CHECK(c.find(".tmp") == std::string::npos);
-  RunGc(f, Window(0));
   f.Reopen();
   CHECK(f.ReadAt(last, 1) == PageData(129));
   CHECK(f.ReadAt(k1, 1) == PageData(77));

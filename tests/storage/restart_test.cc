@@ -125,7 +125,12 @@ class CountingEnv : public EnvWrapper {
     if (internal::ParseSegmentFileName(path.substr(path.rfind('/') + 1), &n)) ++opens[n];
     return EnvWrapper::NewRandomAccessFile(path);
   }
+  Result<std::vector<std::string>> GetChildren(const std::string& dir) override {
+    ++children;
+    return EnvWrapper::GetChildren(dir);
+  }
   std::map<uint64_t, int> opens;
+  int children = 0;  // directory listings
 };
 
 // The store's MANIFEST, decoded.
@@ -564,7 +569,7 @@ TEST_CASE("A described segment absent at Open: Open needs it not, its reads fail
   CHECK(f.store().Damage().empty());
 }
 
-TEST_CASE("A version-2 MANIFEST is used once and written anew as version 3") {
+TEST_CASE("A version-2 MANIFEST is used once and written anew as the current version") {
   StoreFixture f(32 << 10);
   BuildCompacted(f);
   const Snapshot before = TakeSnapshot(f.store());
@@ -589,7 +594,9 @@ TEST_CASE("A version-2 MANIFEST is used once and written anew as version 3") {
   CHECK(rewritten.segments == m.segments);
 }
 
-TEST_CASE("Upgrading to a version-3 MANIFEST: a fault at any file operation of that Open loses nothing") {
+TEST_CASE("Upgrading a MANIFEST: a fault at any file operation of that Open loses nothing") {
+  const uint32_t from = GENERATE(2u, 3u);
+  INFO("from version " << from);
   uint64_t n = 1;
   for (;; ++n) {
     ::branchdb::testing::FaultInjectionEnv fault;
@@ -602,7 +609,7 @@ TEST_CASE("Upgrading to a version-3 MANIFEST: a fault at any file operation of t
     f.Close();
     internal::Manifest m = ReadManifest(f.env(), f.path());
     REQUIRE(m.segments.size() > 3);
-    WriteManifest(f.env(), f.path(), internal::EncodeStoreManifest(m, 2));
+    WriteManifest(f.env(), f.path(), internal::EncodeStoreManifest(m, from));
     fault.FailNth(n, ::branchdb::testing::FaultType::kIOError);
     { auto s = PageStore::Open(f.options(), f.path()); }  // fails or not, then closes
     const bool fired = fault.FaultFired();
@@ -615,9 +622,157 @@ TEST_CASE("Upgrading to a version-3 MANIFEST: a fault at any file operation of t
     f.Close();
     f.Reopen();  // from whichever MANIFEST is on disk now
     RequireSameSnapshot(before, TakeSnapshot(f.store()));
+    f.Close();
+    CHECK(ReadManifest(f.env(), f.path()).version == internal::kStoreManifestVersion);
     if (!fired) break;
   }
   CHECK(n > 5);
+}
+
+TEST_CASE("A version-3 MANIFEST is used once (the directory listed) and written anew as version 4") {
+  CountingEnv counting(Env::Default());
+  StoreFixture f(32 << 10, &counting);
+  f.options().seal_on_close = true;
+  f.Reopen();
+  BuildCompacted(f);
+  const Snapshot before = TakeSnapshot(f.store());
+  const std::vector<std::string> walks = Walks(f.store());
+  f.Close();
+  const internal::Manifest m = ReadManifest(f.env(), f.path());
+  const std::string v3 = internal::EncodeStoreManifest(m, 3);
+  {
+    internal::Manifest back;
+    REQUIRE(internal::DecodeStoreManifest(v3, &back).ok());
+    CHECK(back.version == 3);
+    CHECK(back.segments.size() == m.segments.size());
+    CHECK(back.tail_segment == 0);
+  }
+  WriteManifest(f.env(), f.path(), v3);
+  f.Reopen();
+  CHECK(f.store().Damage().empty());  // an older version is no damage
+  RequireSameSnapshot(before, TakeSnapshot(f.store()));
+  CHECK(walks == Walks(f.store()));
+  f.Close();
+  const internal::Manifest rewritten = ReadManifest(f.env(), f.path());
+  CHECK(rewritten.version == internal::kStoreManifestVersion);
+  CHECK(rewritten.segments == m.segments);
+  // From version 4 on, Open lists no directory.
+  counting.children = 0;
+  f.Reopen();
+  CHECK(counting.children == 0);
+  RequireSameSnapshot(before, TakeSnapshot(f.store()));
+  CHECK(walks == Walks(f.store()));
+}
+
+TEST_CASE("A superseded segment left by a failed delete: MANIFEST lists it, Open deletes it unread") {
+  ::branchdb::testing::FaultInjectionEnv fault;
+  CountingEnv counting(&fault);
+  StoreFixture f(32 << 10, &counting);
+  Build(f, 1000);
+  f.clock().Advance(2 * kHour);
+  Build(f, 2000);
+  // Compaction's delete of a superseded segment fails (the output is
+  // durable and in use): the GC fails, the store goes on.
+  GcOptions gc;
+  gc.restore_window_micros = kHour;
+  internal::Manifest m;
+  const internal::ManifestSegment* output = nullptr;
+  for (uint64_t n = 1; output == nullptr; ++n) {
+    REQUIRE(n < 50);
+    fault.FailNth(n, ::branchdb::testing::FaultType::kIOError, false,
+                  ::branchdb::testing::kOpDelete);
+    auto r = f.store().Gc(gc);
+    const bool fired = fault.FaultFired();
+    fault.ClearFault();
+    REQUIRE(fired);
+    REQUIRE(!r.ok());
+    // Commits that roll segments write MANIFEST (current: it builds on the
+    // GCSTATE this GC wrote).
+    Build(f, 3000 + n);
+    f.Close();
+    m = ReadManifest(f.env(), f.path());
+    for (const internal::ManifestSegment& seg : m.segments) {
+      if (!seg.supersedes.empty()) output = &seg;
+    }
+    f.Reopen();
+  }
+  // The Open that just ran deleted the leftover; do it again with a copy.
+  const uint64_t leftover = output->supersedes.front();
+  const std::string path = JoinPath(f.path(), internal::SegmentFileName(leftover));
+  CHECK(!f.env().FileExists(path));
+  const Snapshot before = TakeSnapshot(f.store());
+  const std::vector<std::string> walks = Walks(f.store());
+  f.Close();
+  // Put a leftover back (a segment file of the same store, with records that
+  // loading it would count twice) and the MANIFEST that lists it.
+  auto copy = f.env().ReadFileToString(JoinPath(f.path(), internal::SegmentFileName(output->number)));
+  REQUIRE(copy.ok());
+  WriteManifest(f.env(), f.path(), internal::EncodeStoreManifest(m));
+  {
+    auto w = f.env().NewWritableFile(path, Env::OpenMode::kTruncate);
+    REQUIRE(w.ok());
+    REQUIRE((*w)->Append(*copy).ok());
+    REQUIRE((*w)->Close().ok());
+  }
+  counting.opens.clear();
+  counting.children = 0;
+  f.Reopen();
+  CHECK(counting.children == 0);
+  CHECK(counting.opens[leftover] == 0);
+  CHECK(!f.env().FileExists(path));
+  CHECK(f.store().Damage().empty());
+  RequireSameSnapshot(before, TakeSnapshot(f.store()));
+  CHECK(walks == Walks(f.store()));
+  f.Close();
+  for (const internal::ManifestSegment& seg : ReadManifest(f.env(), f.path()).segments) {
+    CHECK(seg.supersedes.empty());  // written anew without it
+  }
+  RequireFootersAgree(f, before, walks);
+}
+
+TEST_CASE("Without a listing: segments started after MANIFEST are probed, *.tmp files wait for GC") {
+  CountingEnv counting(Env::Default());
+  StoreFixture f(32 << 10, &counting);
+  Build(f, 1000);
+  f.Close();
+  const std::string manifest = JoinPath(f.path(), "MANIFEST");
+  auto old = f.env().ReadFileToString(manifest);
+  REQUIRE(old.ok());
+  f.Reopen();
+  // Many segments started (and sealed) after that MANIFEST; a crash would
+  // leave them unlisted behind the old one.
+  Build(f, 2000);
+  const Snapshot before = TakeSnapshot(f.store());
+  const std::vector<std::string> walks = Walks(f.store());
+  f.Close();
+  REQUIRE(ReadManifest(f.env(), f.path()).segments.size() >
+          [&] { internal::Manifest o; REQUIRE(internal::DecodeStoreManifest(*old, &o).ok());
+                return o.segments.size() + 3; }());
+  WriteManifest(f.env(), f.path(), *old);
+  // Leftovers of an interrupted compaction and manifest write.
+  const std::string tmp_segment = JoinPath(f.path(), internal::SegmentFileName(999) + ".tmp");
+  const std::string tmp_manifest = manifest + ".tmp";
+  for (const std::string& p : {tmp_segment, tmp_manifest}) {
+    auto w = f.env().NewWritableFile(p, Env::OpenMode::kTruncate);
+    REQUIRE(w.ok());
+    REQUIRE((*w)->Append("partial").ok());
+    REQUIRE((*w)->Close().ok());
+  }
+  counting.children = 0;
+  f.Reopen();
+  CHECK(counting.children == 0);
+  CHECK(f.store().Damage().empty());
+  RequireSameSnapshot(before, TakeSnapshot(f.store()));
+  CHECK(walks == Walks(f.store()));
+  CHECK(f.env().FileExists(tmp_segment));
+  f.Commit(1, {{1, 4242}}, 6);
+  GcOptions gc;
+  gc.restore_window_micros = 1000 * kHour;
+  REQUIRE(f.store().Gc(gc).ok());
+  CHECK(!f.env().FileExists(tmp_segment));
+  CHECK(!f.env().FileExists(tmp_manifest));
+  f.Reopen();
+  CHECK(f.store().Damage().empty());
 }
 
 }  // namespace
