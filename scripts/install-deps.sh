@@ -10,6 +10,7 @@ PACKAGES=(
   libcpp-httplib-dev nlohmann-json3-dev libspdlog-dev catch2 libsqlite3-dev libssl-dev
   libcli11-dev libtomlplusplus-dev
   clang  # not the compiler: tests/threads runs its thread-safety analysis
+  lld    # the linker, when installed (CMakeLists.txt: BRANCHDB_LLD)
 )
 
 for group in "$@"; do

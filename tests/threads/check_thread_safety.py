@@ -53,7 +53,10 @@ def analysis_flags(command):
     while i < len(args):
         a = args[i]
         if a in ("-I", "-isystem", "-iquote", "-D", "-include"):
-            keep += [a, args[i + 1]]
+            # Not the build's precompiled header (CMake's cmake_pch.hxx, whose
+            # .gch is g++'s, which clang refuses): each file includes what it uses.
+            if not (a == "-include" and args[i + 1].endswith("cmake_pch.hxx")):
+                keep += [a, args[i + 1]]
             i += 2
             continue
         if a.startswith(("-I", "-isystem", "-iquote", "-D", "-std=")):
