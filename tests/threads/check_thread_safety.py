@@ -46,6 +46,19 @@ def includes_mutex(root, path, memo):
     return memo[path]
 
 
+def sources_of(root, entry):
+    """The repository files (relative to root) an entry of
+    compile_commands.json compiles: its file, or the files a unity build's
+    batch (CMake's Unity/unity_N_cxx.cxx, BRANCHDB_UNITY) includes, each
+    analysed alone with the batch's flags."""
+    path = os.path.abspath(os.path.join(entry["directory"], entry["file"]))
+    if os.sep + "Unity" + os.sep not in path:
+        return [os.path.relpath(path, root)]
+    with open(path, encoding="utf-8", errors="replace") as f:
+        return [os.path.relpath(inc, root) for inc in
+                re.findall(r'^\s*#\s*include\s+"([^"]+)"', f.read(), re.M)]
+
+
 def analysis_flags(command):
     """The flags of a compile command that matter to clang's front end."""
     args = shlex.split(command)
@@ -107,10 +120,10 @@ def main():
 
     memo, units = {}, {}
     for entry in db:
-        rel = os.path.relpath(os.path.abspath(os.path.join(entry["directory"], entry["file"])), root)
-        if (rel.endswith(".cc") and rel.split(os.sep)[0] in FOLDERS
-                and includes_mutex(root, rel, memo)):
-            units.setdefault(rel, entry)  # one command per file is enough
+        for rel in sources_of(root, entry):
+            if (rel.endswith(".cc") and rel.split(os.sep)[0] in FOLDERS
+                    and includes_mutex(root, rel, memo)):
+                units.setdefault(rel, entry)  # one command per file is enough
     if len(units) < 20:
         print(f"thread-safety: only {len(units)} files include base/mutex.h: "
               f"wrong root ({root}) or build dir ({build})?")
