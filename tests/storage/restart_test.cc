@@ -178,6 +178,21 @@ void BuildCompacted(StoreFixture& f) {
   Build(f, 3000);
 }
 
+// What a store with seal_on_close held after BuildCompacted (taken before its
+// clean close, which seals the tail and writes MANIFEST).
+struct ClosedStore {
+  Snapshot before;
+  std::vector<std::string> walks;
+};
+ClosedStore BuildCompactedAndClose(StoreFixture& f) {
+  f.options().seal_on_close = true;
+  f.Reopen();
+  BuildCompacted(f);
+  ClosedStore closed{TakeSnapshot(f.store()), Walks(f.store())};
+  f.Close();
+  return closed;
+}
+
 }  // namespace
 
 TEST_CASE("After a GC and compaction, a reopened store answers every walk of history as before") {
@@ -413,12 +428,7 @@ namespace {
 TEST_CASE("Open opens no sealed segment MANIFEST describes; its first use opens it, once") {
   CountingEnv counting(Env::Default());
   StoreFixture f(32 << 10, &counting);
-  f.options().seal_on_close = true;
-  f.Reopen();
-  BuildCompacted(f);
-  const Snapshot before = TakeSnapshot(f.store());
-  const std::vector<std::string> walks = Walks(f.store());
-  f.Close();
+  const auto [before, walks] = BuildCompactedAndClose(f);
   const internal::Manifest m = ReadManifest(f.env(), f.path());
   CHECK(m.version == internal::kStoreManifestVersion);
   REQUIRE(m.segments.size() > 10);
@@ -451,12 +461,7 @@ TEST_CASE("Open opens no sealed segment MANIFEST describes; its first use opens 
 
 TEST_CASE("A MANIFEST entry that disagrees with its segment is found on first use; never a wrong page") {
   StoreFixture f(32 << 10);
-  f.options().seal_on_close = true;
-  f.Reopen();
-  BuildCompacted(f);
-  const Snapshot before = TakeSnapshot(f.store());
-  const std::vector<std::string> walks = Walks(f.store());
-  f.Close();
+  const auto [before, walks] = BuildCompactedAndClose(f);
   internal::Manifest m = ReadManifest(f.env(), f.path());
   REQUIRE(m.segments.size() > 4);
   // A segment in the middle, whose versions and records reads need.
@@ -526,11 +531,7 @@ TEST_CASE("A described segment whose own index is damaged is read from its recor
 
 TEST_CASE("A described segment absent at Open: Open needs it not, its reads fail until it is back") {
   StoreFixture f(32 << 10);
-  f.options().seal_on_close = true;
-  f.Reopen();
-  BuildCompacted(f);
-  const Snapshot before = TakeSnapshot(f.store());
-  f.Close();
+  const Snapshot before = BuildCompactedAndClose(f).before;
   const internal::Manifest m = ReadManifest(f.env(), f.path());
   REQUIRE(m.segments.size() > 4);
   // One that holds no timeline's head (Open looks the heads up).
@@ -632,12 +633,7 @@ TEST_CASE("Upgrading a MANIFEST: a fault at any file operation of that Open lose
 TEST_CASE("A version-3 MANIFEST is used once (the directory listed) and written anew as version 4") {
   CountingEnv counting(Env::Default());
   StoreFixture f(32 << 10, &counting);
-  f.options().seal_on_close = true;
-  f.Reopen();
-  BuildCompacted(f);
-  const Snapshot before = TakeSnapshot(f.store());
-  const std::vector<std::string> walks = Walks(f.store());
-  f.Close();
+  const auto [before, walks] = BuildCompactedAndClose(f);
   const internal::Manifest m = ReadManifest(f.env(), f.path());
   const std::string v3 = internal::EncodeStoreManifest(m, 3);
   {
