@@ -236,6 +236,7 @@ Result<GcStats> PageStoreImpl::Gc(const GcOptions& options) {
   const int64_t now = env_->GetClock()->NowMicros();
   const int64_t oldest = now - options.restore_window_micros;
   std::map<uint64_t, uint64_t> kept_bytes;
+  bool same_gc_lsn = false;  // no record since the last GC
   {
     auto pinned = PinnedRoots(options);
     if (!pinned.ok()) return pinned.status();
@@ -261,7 +262,9 @@ Result<GcStats> PageStoreImpl::Gc(const GcOptions& options) {
     // demotes a damaged index meanwhile only adds versions: the plan removes
     // in-memory versions by LSN, never replaces a page's list).
     WriterLock excl(state_mu_);
+    const Lsn previous_gc_lsn = gc_lsn_;
     ApplyGcPlan(std::move(plan), roots);
+    same_gc_lsn = gc_lsn_ == previous_gc_lsn;
   }
   {
     MutexLock lock(mu_);
@@ -269,6 +272,11 @@ Result<GcStats> PageStoreImpl::Gc(const GcOptions& options) {
       it = it->second.dropped ? pending_.erase(it) : std::next(it);
     }
   }
+  // MANIFEST is current when it builds on GCSTATE's gc_lsn. After a GC with
+  // no record since the last one, the GCSTATE below has the same gc_lsn as
+  // the MANIFEST on disk, which would pass for current until this GC's own
+  // is written, and name segments compaction deletes: it goes first.
+  if (same_gc_lsn) BRANCHDB_RETURN_IF_ERROR(FailStopOnSyncError(DeleteStoreManifest()));
   // The manifest must be durable before compaction drops anything from disk.
   std::string manifest = EncodeManifest(BuildManifest());
   BRANCHDB_RETURN_IF_ERROR(WriteManifest(manifest));
@@ -361,6 +369,13 @@ Status PageStoreImpl::WriteManifest(const std::string& contents) {
 
 Status PageStoreImpl::WriteStoreManifest(const std::string& contents) {
   return WriteFileDurably(kStoreManifestName, contents);
+}
+
+Status PageStoreImpl::DeleteStoreManifest() {
+  const std::string path = JoinPath(dir_, std::string(kStoreManifestName));
+  if (!env_->FileExists(path)) return Status::OK();
+  BRANCHDB_RETURN_IF_ERROR(env_->DeleteFile(path));
+  return SyncError(env_->SyncDir(dir_));
 }
 
 Status PageStoreImpl::FailStopOnSyncError(Status s) {

@@ -12,6 +12,7 @@
 #include "base/coding.h"
 #include "storage/log_format.h"
 #include "tests/storage/store_test_util.h"
+#include "tests/util/fault_injection_env.h"
 
 namespace branchdb::storage::testing {
 namespace {
@@ -290,4 +291,38 @@ TEST_CASE("A MANIFEST older than the last GC is not used") {
   RequireSameSnapshot(before, TakeSnapshot(f.store()));
 }
 
+TEST_CASE("A GC with no new records does not leave a MANIFEST that passes for current") {
+  // Two GCs at the same durable LSN: the first collects nothing (its window
+  // keeps everything), the second, an hour later, collects and compacts,
+  // and its MANIFEST's rename fails (a crash there). Its GCSTATE has the
+  // same gc_lsn as the first GC's MANIFEST, which names segments the
+  // compaction deleted: that MANIFEST must not be on disk to be taken.
+  branchdb::testing::FaultInjectionEnv faults;
+  StoreFixture f(32 << 10, &faults);
+  History h(f);
+  GcOptions keep_all;
+  keep_all.restore_window_micros = 24ll * 3600 * 1000000;
+  auto first = f.store().Gc(keep_all);
+  INFO(first.status().ToString());
+  REQUIRE(first.ok());
+  f.clock().Advance(3600ll * 1000000);
+  branchdb::testing::FaultSpec spec;
+  spec.op_mask = branchdb::testing::kOpRename;
+  spec.only_if = [](uint32_t, const std::string& path) {
+    return path.size() >= 8 && path.compare(path.size() - 8, 8, "MANIFEST") == 0;
+  };
+  faults.FailNth(spec);
+  GcOptions gc;
+  gc.restore_window_micros = 0;
+  auto second = f.store().Gc(gc);
+  REQUIRE(faults.FaultFired());
+  REQUIRE_FALSE(second.ok());
+  faults.ClearFault();
+  const Snapshot before = TakeSnapshot(f.store());  // the second GC's plan applied
+  f.Reopen();
+  CHECK(f.store().Damage().empty());
+  RequireSameSnapshot(before, TakeSnapshot(f.store()));
+  f.Reopen();
+  RequireSameSnapshot(before, TakeSnapshot(f.store()));
+}
 }  // namespace branchdb::storage::testing

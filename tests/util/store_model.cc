@@ -427,9 +427,9 @@ class Runner {
     }
   }
 
-  void Gc() {
+  void Gc(int64_t restore_window_micros) {
     GcOptions options;
-    options.restore_window_micros = 0;
+    options.restore_window_micros = restore_window_micros;
     for (Lsn l : model_->Protected()) options.pins.push_back(l);
     const uint64_t before = Fired();
     auto stats = store_->Gc(options);
@@ -566,7 +566,12 @@ WorkloadRun RunWorkload(const std::string& dir, Env* env, FaultInjectionEnv* fau
     auto t3 = r.Create(r.HeadOf(t2));
     r.Commit(t3, {1, 2, 3, 4}, 5);
     r.Drop(t3);
-    if (options.with_gc) r.Gc();
+    if (options.with_gc) {
+      // The first GC keeps everything (a day's window); the second, at the
+      // same durable LSN, collects: two GCSTATEs with the same gc_lsn.
+      r.Gc(24ll * 3600 * 1000000);
+      r.Gc(0);
+    }
     r.Commit(t1, {4, 3, 2, 1}, 4);
     r.Commit(t2, {5}, 5);
     r.Commit(t1, {}, 6);                     // grow only: pages 5, 6 read as zeros
