@@ -162,7 +162,7 @@ void HandlePipeline(Services& s, StreamTable& streams, const httplib::Request& r
   caller.client_id = who->client_id;
   caller.request_id = ctx.request_id;
   caller.read_only = http::SqlWriteRefusal(s, *who, project, branch).has_value();
-  json results = json::array();
+  std::string results;  // the pipeline's results, JSON text
   std::string out;
   bool closed = false;
   {
@@ -170,7 +170,10 @@ void HandlePipeline(Services& s, StreamTable& streams, const httplib::Request& r
     if (cursor) {
       out = CursorEntries(session.RunBatch(pipeline.requests[0].steps));
     } else {
-      for (const StreamRequest& r : pipeline.requests) results.push_back(session.Run(r));
+      for (const StreamRequest& r : pipeline.requests) {
+        if (!results.empty()) results += ',';
+        session.RunInto(r, &results);
+      }
     }
     closed = session.closed();
     session.Finish();
@@ -183,14 +186,18 @@ void HandlePipeline(Services& s, StreamTable& streams, const httplib::Request& r
   }
   checkin.returned = true;
   std::string baton = streams.Return(*stream, closed);
-  json head = {{"baton", baton.empty() ? json(nullptr) : json(baton)}, {"base_url", nullptr}};
+  // Written as nlohmann would dump the document (keys sorted).
+  std::string head = "{\"base_url\":null,\"baton\":";
+  head += baton.empty() ? "null" : http::DumpJson(baton);
+  res.status = 200;
   if (cursor) {
-    res.status = 200;
-    res.set_content(http::DumpJson(head) + "\n" + out, "text/plain");
+    res.set_content(head + "}\n" + out, "text/plain");
     return;
   }
-  head["results"] = std::move(results);
-  http::SendJson(res, 200, head);
+  head += ",\"results\":[";
+  head += results;
+  head += "]}";
+  res.set_content(head, "application/json");
 }
 
 }  // namespace
