@@ -6,7 +6,9 @@
 // (issue #17): Hrana's throughput at least 0.9x REST's, its p50 latency
 // within 1.2x. Context, to tell the server's share from the client's: the
 // same Hrana pipeline the client sends (execute + close), posted with plain
-// fetch as the REST requests are, against REST in its own alternating rounds.
+// fetch as the REST requests are, against REST in its own alternating rounds;
+// and the CPU time per operation of this client process and of the server
+// (Linux: its threads' /proc schedstat), each side's own.
 //
 //   node hrana_bench.cjs --branchdb BIN --clients DIR   (DIR: tests/hrana's npm install)
 'use strict';
@@ -53,7 +55,7 @@ async function startServer(binary) {
   });
   const creds = JSON.parse(fs.readFileSync(path.join(dataDir, 'admin-credentials.json'), 'utf8'));
   return {
-    url, creds,
+    url, creds, pid: proc.pid,
     stop: async () => {
       const exited = new Promise((resolve) => proc.once('exit', resolve));
       proc.kill('SIGTERM');
@@ -68,15 +70,35 @@ async function startServer(binary) {
 // shared machine hits both alike: each side's ops/s and p50 ms over all its
 // rounds.
 const ROUNDS = 10;
-async function measurePair(a, b) {
+
+// The server's CPU time so far (ms): the sum over its threads' schedstat
+// (nanoseconds; null where /proc has none).
+function serverCpuMs(pid) {
+  try {
+    let ns = 0;
+    for (const task of fs.readdirSync(`/proc/${pid}/task`)) {
+      ns += Number(fs.readFileSync(`/proc/${pid}/task/${task}/schedstat`, 'utf8').split(' ')[0]);
+    }
+    return ns / 1e6;
+  } catch {
+    return null;
+  }
+}
+
+// Each side's rate, p50 and CPU µs per operation, the client's (this
+// process) and the server's (pid).
+async function measurePair(a, b, pid) {
   for (let i = 0; i < 100; ++i) {
     await a(i);
     await b(i);
   }
-  const sides = [{ op: a, lat: [], ms: 0 }, { op: b, lat: [], ms: 0 }];
+  const sides = [{ op: a, lat: [], ms: 0, clientUs: 0, serverMs: 0 },
+                 { op: b, lat: [], ms: 0, clientUs: 0, serverMs: 0 }];
   let i = 0;
   for (let round = 0; round < ROUNDS; ++round) {
     for (const side of sides) {
+      const cpu0 = process.cpuUsage();
+      const server0 = serverCpuMs(pid);
       const start = performance.now();
       const end = start + (SECONDS * 1000) / ROUNDS;
       for (let now = start; now < end; ++i) {
@@ -86,11 +108,19 @@ async function measurePair(a, b) {
         side.lat.push(now - t0);
       }
       side.ms += performance.now() - start;
+      const cpu = process.cpuUsage(cpu0);
+      side.clientUs += cpu.user + cpu.system;
+      const server1 = serverCpuMs(pid);
+      side.serverMs = server0 === null || server1 === null ? null : side.serverMs + server1 - server0;
     }
   }
   return sides.map((side) => {
     side.lat.sort((x, y) => x - y);
-    return { rate: side.lat.length / (side.ms / 1000), p50: side.lat[Math.floor(side.lat.length / 2)] };
+    const n = side.lat.length;
+    return {
+      rate: n / (side.ms / 1000), p50: side.lat[Math.floor(n / 2)], clientCpu: side.clientUs / n,
+      serverCpu: side.serverMs === null ? null : (side.serverMs * 1000) / n,
+    };
   });
 }
 
@@ -148,15 +178,19 @@ async function main() {
     const restInsert = (i) => restSql({ sql: 'INSERT INTO t(v) VALUES (?)', params: [`rest ${i}`] });
     const results = {};
     [results.rest_select, results.hrana_select] = await measurePair(
-      restSelect, (i) => db.execute({ sql: 'SELECT v FROM t WHERE id = ?', args: [BigInt(key(i))] }));
+      restSelect, (i) => db.execute({ sql: 'SELECT v FROM t WHERE id = ?', args: [BigInt(key(i))] }),
+      server.pid);
     [results.rest_insert, results.hrana_insert] = await measurePair(
-      restInsert, (i) => db.execute({ sql: 'INSERT INTO t(v) VALUES (?)', args: [`hrana ${i}`] }));
+      restInsert, (i) => db.execute({ sql: 'INSERT INTO t(v) VALUES (?)', args: [`hrana ${i}`] }),
+      server.pid);
     db.close();
     [results.rest_fetch_select, results.fetch_select] = await measurePair(
       restSelect,
-      (i) => hranaFetch('SELECT v FROM t WHERE id = ?', { type: 'integer', value: String(key(i)) }));
+      (i) => hranaFetch('SELECT v FROM t WHERE id = ?', { type: 'integer', value: String(key(i)) }),
+      server.pid);
     [results.rest_fetch_insert, results.fetch_insert] = await measurePair(
-      restInsert, (i) => hranaFetch('INSERT INTO t(v) VALUES (?)', { type: 'text', value: `fetch ${i}` }));
+      restInsert, (i) => hranaFetch('INSERT INTO t(v) VALUES (?)', { type: 'text', value: `fetch ${i}` }),
+      server.pid);
     for (const what of ['select', 'insert']) {
       const h = results[`hrana_${what}`], r = results[`rest_${what}`];
       const name = what === 'select' ? 'point_select' : 'insert_one_row';
@@ -165,6 +199,13 @@ async function main() {
       const f = results[`fetch_${what}`], rf = results[`rest_fetch_${what}`];
       emit(`hrana_fetch_${name}_rate`, f.rate, 'ops/s', rf.rate, false, null, null);
       emit(`hrana_fetch_${name}_p50`, f.p50, 'ms', rf.p50, true, null, null);
+      // Where the time goes: CPU per operation of this process (the client's
+      // JavaScript and fetch) and of the server, against REST's in the same rounds.
+      emit(`hrana_client_cpu_${name}`, h.clientCpu, 'us', r.clientCpu, true, null, null);
+      if (h.serverCpu !== null) {
+        emit(`hrana_server_cpu_${name}`, h.serverCpu, 'us', r.serverCpu, true, null, null);
+        emit(`hrana_fetch_server_cpu_${name}`, f.serverCpu, 'us', rf.serverCpu, true, null, null);
+      }
     }
   } finally {
     await server.stop();

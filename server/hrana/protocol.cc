@@ -381,6 +381,82 @@ json EncodeStmtResult(const sql::StatementResult& r, bool want_rows) {
           {"replication_index", nullptr}};
 }
 
+namespace {
+
+// A JSON scalar as nlohmann dumps it (a string's invalid UTF-8 replaced).
+void AppendDumped(std::string* out, const json& v) {
+  out->append(v.dump(-1, ' ', false, json::error_handler_t::replace));
+}
+
+}  // namespace
+
+void AppendValue(std::string* out, const json& v) {
+  switch (v.type()) {
+    case json::value_t::number_integer:
+    case json::value_t::number_unsigned:
+      out->append("{\"type\":\"integer\",\"value\":\"");
+      out->append(std::to_string(v.get<int64_t>()));
+      out->append("\"}");
+      return;
+    case json::value_t::number_float:
+      out->append("{\"type\":\"float\",\"value\":");
+      AppendDumped(out, v);
+      out->push_back('}');
+      return;
+    case json::value_t::string:
+      out->append("{\"type\":\"text\",\"value\":");
+      AppendDumped(out, v);
+      out->push_back('}');
+      return;
+    case json::value_t::object:
+      if (auto b = v.find("$blob"); b != v.end()) {
+        out->append("{\"base64\":");
+        AppendDumped(out, *b);
+        out->append(",\"type\":\"blob\"}");
+        return;
+      }
+      break;
+    default:
+      break;
+  }
+  out->append("{\"type\":\"null\"}");
+}
+
+void AppendStmtResult(std::string* out, const sql::StatementResult& r, bool want_rows) {
+  out->append("{\"affected_row_count\":");
+  out->append(std::to_string(r.rows_affected));
+  out->append(",\"cols\":[");
+  for (size_t i = 0; i < r.columns.size(); ++i) {
+    const std::string& type = i < r.decltypes.size() ? r.decltypes[i] : "";
+    if (i > 0) out->push_back(',');
+    out->append("{\"decltype\":");
+    if (type.empty()) {
+      out->append("null");
+    } else {
+      AppendDumped(out, type);
+    }
+    out->append(",\"name\":");
+    AppendDumped(out, r.columns[i]);
+    out->push_back('}');
+  }
+  out->append("],\"last_insert_rowid\":\"");
+  out->append(std::to_string(r.last_insert_rowid));
+  out->append("\",\"replication_index\":null,\"rows\":[");
+  if (want_rows) {
+    for (size_t i = 0; i < r.rows.size(); ++i) {
+      if (i > 0) out->push_back(',');
+      out->push_back('[');
+      const json& row = r.rows[i];
+      for (size_t j = 0; j < row.size(); ++j) {
+        if (j > 0) out->push_back(',');
+        AppendValue(out, row[j]);
+      }
+      out->push_back(']');
+    }
+  }
+  out->append("]}");
+}
+
 json EncodeError(const Error& e) { return {{"message", e.message}, {"code", e.code}}; }
 
 Error ErrorFromScript(const sql::ScriptError& e) {

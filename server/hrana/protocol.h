@@ -104,6 +104,11 @@ nlohmann::json EncodeValue(const nlohmann::json& value);
 // A statement's result: {"cols":[{"name","decltype"}],"rows":[[value...]],
 // "affected_row_count","last_insert_rowid"}; rows empty unless want_rows.
 nlohmann::json EncodeStmtResult(const sql::StatementResult& result, bool want_rows);
+// The same two as JSON text appended to *out, written without building a
+// document: byte for byte what DumpJson (server/http/errors.h) makes of
+// EncodeValue and EncodeStmtResult (keys sorted, invalid UTF-8 replaced).
+void AppendValue(std::string* out, const nlohmann::json& value);
+void AppendStmtResult(std::string* out, const sql::StatementResult& result, bool want_rows);
 nlohmann::json EncodeError(const Error& error);
 
 // The Hrana error of a failed statement: SQLite's message, and SQLite's

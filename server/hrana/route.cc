@@ -115,10 +115,13 @@ std::string CursorEntries(const std::vector<Session::StepOutcome>& steps) {
     }
     json cols = EncodeStmtResult(o.result, false)["cols"];
     out += http::DumpJson({{"type", "step_begin"}, {"step", i}, {"cols", cols}}) + "\n";
-    for (const json& row : o.result.rows) {
-      json values = json::array();
-      for (const json& v : row) values.push_back(EncodeValue(v));
-      out += http::DumpJson({{"type", "row"}, {"row", values}}) + "\n";
+    for (const json& row : o.result.rows) {  // written as DumpJson would (keys sorted)
+      out += "{\"row\":[";
+      for (size_t j = 0; j < row.size(); ++j) {
+        if (j > 0) out += ',';
+        AppendValue(&out, row[j]);
+      }
+      out += "],\"type\":\"row\"}\n";
     }
     out += http::DumpJson({{"type", "step_end"},
                            {"affected_row_count", o.result.rows_affected},
@@ -162,7 +165,7 @@ void HandlePipeline(Services& s, StreamTable& streams, const httplib::Request& r
   caller.client_id = who->client_id;
   caller.request_id = ctx.request_id;
   caller.read_only = http::SqlWriteRefusal(s, *who, project, branch).has_value();
-  json results = json::array();
+  std::string results;  // the pipeline's results, JSON text
   std::string out;
   bool closed = false;
   {
@@ -170,7 +173,10 @@ void HandlePipeline(Services& s, StreamTable& streams, const httplib::Request& r
     if (cursor) {
       out = CursorEntries(session.RunBatch(pipeline.requests[0].steps));
     } else {
-      for (const StreamRequest& r : pipeline.requests) results.push_back(session.Run(r));
+      for (const StreamRequest& r : pipeline.requests) {
+        if (!results.empty()) results += ',';
+        session.RunInto(r, &results);
+      }
     }
     closed = session.closed();
     session.Finish();
@@ -183,14 +189,18 @@ void HandlePipeline(Services& s, StreamTable& streams, const httplib::Request& r
   }
   checkin.returned = true;
   std::string baton = streams.Return(*stream, closed);
-  json head = {{"baton", baton.empty() ? json(nullptr) : json(baton)}, {"base_url", nullptr}};
+  // Written as nlohmann would dump the document (keys sorted).
+  std::string head = "{\"base_url\":null,\"baton\":";
+  head += baton.empty() ? "null" : http::DumpJson(baton);
+  res.status = 200;
   if (cursor) {
-    res.status = 200;
-    res.set_content(http::DumpJson(head) + "\n" + out, "text/plain");
+    res.set_content(head + "}\n" + out, "text/plain");
     return;
   }
-  head["results"] = std::move(results);
-  http::SendJson(res, 200, head);
+  head += ",\"results\":[";
+  head += results;
+  head += "]}";
+  res.set_content(head, "application/json");
 }
 
 }  // namespace

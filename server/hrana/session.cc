@@ -8,6 +8,7 @@
 
 #include "catalog/catalog.h"
 #include "server/guard/guard.h"
+#include "server/http/errors.h"
 #include "server/http/metrics.h"
 #include "server/object_storage/remote_durability.h"
 #include "server/routes/common.h"
@@ -351,6 +352,22 @@ json Session::StoreSql(const StreamRequest& r) {
   stream_.stored_bytes += r.sql->size();
   stream_.stored_sql[*r.sql_id] = *r.sql;
   return Ok({{"type", type}});
+}
+
+void Session::RunInto(const StreamRequest& r, std::string* out) {
+  if (r.type != StreamRequest::Type::kExecute || closed_) {
+    out->append(http::DumpJson(Run(r)));
+    return;
+  }
+  sql::StatementResult result;
+  Error error;
+  if (!Execute(r.stmt, &result, &error)) {
+    out->append(http::DumpJson(Failed(error)));
+    return;
+  }
+  out->append("{\"response\":{\"result\":");
+  AppendStmtResult(out, result, r.stmt.want_rows);
+  out->append(",\"type\":\"execute\"},\"type\":\"ok\"}");
 }
 
 json Session::Run(const StreamRequest& r) {

@@ -46,6 +46,9 @@ class Session {
   // The stream result of one request: {"type":"ok","response":{...}} or
   // {"type":"error","error":{"message","code"}}.
   nlohmann::json Run(const StreamRequest& request);
+  // Run's result as JSON text appended to *out (byte for byte its DumpJson):
+  // an execute's written directly, without building a document.
+  void RunInto(const StreamRequest& request, std::string* out);
   // A close request ran: the stream ends with this pipeline.
   bool closed() const { return closed_; }
   // Ends the pipeline's use of connections: the compute is released (the

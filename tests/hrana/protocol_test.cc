@@ -7,7 +7,10 @@
 
 #include <catch2/catch.hpp>
 #include <random>
+#include <climits>
 #include <string>
+
+#include "server/http/errors.h"
 
 namespace branchdb::server::hrana {
 namespace {
@@ -192,6 +195,30 @@ TEST_CASE("results carry cols with decltype, rows, counts and rowid as a string"
   CHECK(out["affected_row_count"] == 3);
   CHECK(out["last_insert_rowid"] == "9007199254740993");
   CHECK(EncodeStmtResult(r, false)["rows"].empty());
+}
+
+TEST_CASE("results written as text are byte for byte the dumped document", "[hrana]") {
+  sql::StatementResult r;
+  r.columns = {"id", "name \"q\"", "f", "b", "n", "bad"};
+  r.decltypes = {"INTEGER", "TEXT", "", "BLOB", ""};  // one short: the last has none
+  r.rows = json::array(
+      {json::array({INT64_MIN, "é\n\t\"\\", 0.1, json{{"$blob", "AQ=="}}, nullptr,
+                    std::string("\xff\xfe")}),
+       json::array({9007199254740993ll, "", -1.5e300, json{{"$blob", ""}}, nullptr, 1.0})});
+  r.rows_affected = 7;
+  r.last_insert_rowid = -3;
+  for (bool want_rows : {true, false}) {
+    std::string written;
+    AppendStmtResult(&written, r, want_rows);
+    CHECK(written == http::DumpJson(EncodeStmtResult(r, want_rows)));
+  }
+  for (const json& row : r.rows) {
+    for (const json& v : row) {
+      std::string written;
+      AppendValue(&written, v);
+      CHECK(written == http::DumpJson(EncodeValue(v)));
+    }
+  }
 }
 
 TEST_CASE("errors name SQLite's result code, or the sandbox's reason", "[hrana]") {
