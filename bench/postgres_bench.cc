@@ -17,6 +17,10 @@
 //     /proc/PID/stat over the measured run (branchdb: its process; Postgres:
 //     the postmaster and every process it started: backends, WAL writer,
 //     checkpointer, ...), divided by the requests answered;
+//   - client CPU per request of each run: this process's user + system time
+//     (getrusage) over the measured run, divided by the requests answered:
+//     what the harness's own loop costs (cpp-httplib's Client for branchdb,
+//     libpq for Postgres), on the same cores as the server;
 //   - copies at 10 MB and 100 MB (1 GB with BRANCHDB_BENCH_PG_1GB=1: filling
 //     and copying it takes minutes): branch creation against CREATE DATABASE
 //     ... TEMPLATE with STRATEGY WAL_LOG and FILE_COPY, and the drop of each;
@@ -36,6 +40,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <stdlib.h>
 #include <sys/wait.h>
@@ -112,6 +117,14 @@ double ProcessCpuSeconds(pid_t pid, bool with_children) {
   }
   closedir(d);
   return total;
+}
+
+// User + system CPU seconds of this process (every thread) so far.
+double ClientCpuSeconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  auto sec = [](const timeval& t) { return static_cast<double>(t.tv_sec) + t.tv_usec / 1e6; };
+  return sec(u.ru_utime) + sec(u.ru_stime);
 }
 
 // A port free on 127.0.0.1 now: bind :0, note it, release it.
@@ -402,7 +415,8 @@ class Postgres : public System {
 
 struct RunResult {
   double rate = 0;    // requests/s
-  double cpu_us = 0;  // server CPU per request, µs
+  double cpu_us = 0;         // server CPU per request, µs
+  double client_cpu_us = 0;  // this process's (the clients') CPU per request, µs
   double p50_ms = 0;
   double load1 = 0;
 };
@@ -438,12 +452,14 @@ RunResult Run(System& sys, Load load, int clients, double seconds) {
   }
   while (ready.load() < clients && !failed.load()) std::this_thread::yield();
   const double cpu0 = sys.ServerCpu();
+  const double client0 = ClientCpuSeconds();  // after ServerCpu: its /proc scan is not the clients'
   const double start = NowSeconds();
   go = true;
   std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
   stop = true;
   for (auto& th : threads) th.join();
   const double elapsed = NowSeconds() - start;
+  const double client = ClientCpuSeconds() - client0;
   const double cpu = sys.ServerCpu() - cpu0;
   if (failed) Die(sys.name() + " " + LoadName(load) + ": " + error);
   std::vector<double> all;
@@ -451,6 +467,7 @@ RunResult Run(System& sys, Load load, int clients, double seconds) {
   RunResult r;
   r.rate = static_cast<double>(all.size()) / elapsed;
   r.cpu_us = all.empty() ? 0 : cpu * 1e6 / static_cast<double>(all.size());
+  r.client_cpu_us = all.empty() ? 0 : client * 1e6 / static_cast<double>(all.size());
   r.p50_ms = Percentile(all, 50);
   r.load1 = Load1();
   return r;
@@ -590,8 +607,9 @@ int Profile(const std::string& what) {
   std::fprintf(stderr, "profile: branchdb pid %d, %s with %d clients for %.0f s\n",
                static_cast<int>(bdb.pid()), name.c_str(), clients, seconds);
   RunResult r = Run(bdb, load, clients, seconds);
-  std::fprintf(stderr, "profile: %.0f requests/s, %.0f us server CPU per request\n", r.rate,
-               r.cpu_us);
+  std::fprintf(stderr,
+               "profile: %.0f requests/s, %.0f us server CPU and %.0f us client CPU per request\n",
+               r.rate, r.cpu_us, r.client_cpu_us);
   return 0;
 }
 
@@ -648,9 +666,10 @@ int Main() {
         System* s = systems[(k + r) % systems.size()];
         RunResult res = Run(*s, points[p].load, points[p].clients, seconds);
         std::fprintf(stderr,
-                     "round %d %-8s %-13s %d clients: %8.0f req/s  %6.0f us CPU/req  load %.2f\n",
+                     "round %d %-8s %-13s %d clients: %8.0f req/s  %6.0f us CPU/req  "
+                     "client %6.0f us CPU/req  load %.2f\n",
                      r + 1, s->name().c_str(), LoadName(points[p].load), points[p].clients,
-                     res.rate, res.cpu_us, res.load1);
+                     res.rate, res.cpu_us, res.client_cpu_us, res.load1);
         results[s->name()][p].push_back(res);
       }
     }
@@ -693,6 +712,12 @@ int Main() {
     cpu.lower_is_better = true;
     cpu.extra = {{"clients", pt.clients}, {"load1", load1}};
     Emit(cpu);
+    Metric client = cpu;
+    client.metric = tag + "_client_cpu_per_request";
+    client.value = med("branchdb", &RunResult::client_cpu_us);
+    client.baseline_name = "postgres (libpq client)";
+    client.baseline = med("postgres", &RunResult::client_cpu_us);
+    Emit(client);
     if (before) {
       rate.metric = tag + "_rate_vs_before";
       rate.baseline_name = "branchdb before (BRANCHDB_BENCH_BEFORE_BINARY)";
