@@ -152,11 +152,14 @@ class Worker {
   virtual bool One(std::mt19937_64& rng, std::string* error) = 0;
 };
 
-enum class Load { kSelect, kInsert, kInsertOwnDb };
+// kHealth (GET /healthz, branchdb only, BRANCHDB_BENCH_PROFILE): the HTTP
+// layer's floor, a request that runs no SQL and checks no token.
+enum class Load { kSelect, kInsert, kInsertOwnDb, kHealth };
 
 const char* LoadName(Load l) {
   return l == Load::kSelect   ? "point_select"
          : l == Load::kInsert ? "insert_one_db"
+         : l == Load::kHealth ? "healthz"
                               : "insert_own_db";
 }
 
@@ -276,6 +279,7 @@ class Branchdb : public System {
             headers_{{"Authorization", "Bearer " + token}},
             load_(load) {}
       bool One(std::mt19937_64& rng, std::string* error) override {
+        if (load_ == Load::kHealth) return Check(c_->Get("/healthz", headers_), "\"ok\"", error);
         const std::string k = std::to_string(static_cast<int64_t>(rng() % kRows) + 1);
         body_.assign(R"({"sql":")");
         if (load_ == Load::kSelect) {
@@ -285,14 +289,17 @@ class Branchdb : public System {
           body_.append(kInsert).append(R"(","params":["row-)").append(k).append("\"]}");
           want_.assign("\"rows_affected\":1");
         }
-        auto r = c_->Post(path_.c_str(), headers_, body_, "application/json");
-        if (r && r->status == 200 && r->body.find(want_) != std::string::npos) return true;
+        return Check(c_->Post(path_.c_str(), headers_, body_, "application/json"), want_, error);
+      }
+
+     private:
+      static bool Check(const httplib::Result& r, const std::string& want, std::string* error) {
+        if (r && r->status == 200 && r->body.find(want) != std::string::npos) return true;
         *error = r ? std::to_string(r->status) + " " + r->body.substr(0, 300)
                    : httplib::to_string(r.error());
         return false;
       }
 
-     private:
       std::unique_ptr<httplib::Client> c_;
       const std::string path_;
       const httplib::Headers headers_;
@@ -596,10 +603,11 @@ void Copies(Branchdb& bdb, Postgres& pg, int mb, int rounds) {
   pg.admin().Exec("DROP DATABASE src" + n);
 }
 
-// BRANCHDB_BENCH_PROFILE=point_select|insert_one_db[:clients]: branchdb alone
-// runs that load for BRANCHDB_BENCH_SECONDS after printing its server's pid,
-// for a profiler to attach to (docs/benchmarks.md, "Profiling the request
-// path"). No figures are printed.
+// BRANCHDB_BENCH_PROFILE=point_select|insert_one_db|healthz[:clients]: branchdb
+// alone runs that load for BRANCHDB_BENCH_SECONDS after printing its server's
+// pid, for a profiler to attach to (docs/benchmarks.md, "Profiling the request
+// path"); at the end, requests/s and the server's and the clients' CPU per
+// request.
 int Profile(const std::string& what) {
   const size_t colon = what.find(':');
   const std::string name = what.substr(0, colon);
@@ -608,8 +616,10 @@ int Profile(const std::string& what) {
   Load load = Load::kSelect;
   if (name == "insert_one_db") {
     load = Load::kInsert;
+  } else if (name == "healthz") {
+    load = Load::kHealth;
   } else if (name != "point_select") {
-    Die("BRANCHDB_BENCH_PROFILE: expected point_select or insert_one_db[:clients]");
+    Die("BRANCHDB_BENCH_PROFILE: expected point_select, insert_one_db or healthz[:clients]");
   }
   double seconds = 20;
   if (const char* s = std::getenv("BRANCHDB_BENCH_SECONDS")) seconds = std::max(0.2, std::atof(s));
