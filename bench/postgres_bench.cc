@@ -152,14 +152,17 @@ class Worker {
   virtual bool One(std::mt19937_64& rng, std::string* error) = 0;
 };
 
-// kHealth (GET /healthz, branchdb only, BRANCHDB_BENCH_PROFILE): the HTTP
-// layer's floor, a request that runs no SQL and checks no token.
-enum class Load { kSelect, kInsert, kInsertOwnDb, kHealth };
+// Branchdb only, for BRANCHDB_BENCH_PROFILE: kHealth (GET /healthz), the HTTP
+// layer's floor, a request that runs no SQL and checks no token;
+// kSelectOwnBranch, the point SELECT with each client on a branch of its own
+// (w<i>, a child of production), whose compute no other client waits for.
+enum class Load { kSelect, kInsert, kInsertOwnDb, kHealth, kSelectOwnBranch };
 
 const char* LoadName(Load l) {
   return l == Load::kSelect   ? "point_select"
          : l == Load::kInsert ? "insert_one_db"
          : l == Load::kHealth ? "healthz"
+         : l == Load::kSelectOwnBranch ? "point_select_own_branch"
                               : "insert_own_db";
 }
 
@@ -306,9 +309,11 @@ class Branchdb : public System {
       const Load load_;
       std::string body_, want_;  // kept: their buffers are reused
     };
-    std::string branch = load == Load::kInsertOwnDb ? "w" + std::to_string(i) : "production";
+    const bool own = load == Load::kInsertOwnDb || load == Load::kSelectOwnBranch;
+    std::string branch = own ? "w" + std::to_string(i) : "production";
     return std::make_unique<HttpWorker>(
-        Client(""), "/v1/projects/bench/branches/" + branch + "/sql", tokens_[i], load);
+        Client(""), "/v1/projects/bench/branches/" + branch + "/sql", tokens_[i],
+        load == Load::kSelectOwnBranch ? Load::kSelect : load);
   }
 
  private:
@@ -603,23 +608,26 @@ void Copies(Branchdb& bdb, Postgres& pg, int mb, int rounds) {
   pg.admin().Exec("DROP DATABASE src" + n);
 }
 
-// BRANCHDB_BENCH_PROFILE=point_select|insert_one_db|healthz[:clients]: branchdb
-// alone runs that load for BRANCHDB_BENCH_SECONDS after printing its server's
-// pid, for a profiler to attach to (docs/benchmarks.md, "Profiling the request
-// path"); at the end, requests/s and the server's and the clients' CPU per
-// request.
+// BRANCHDB_BENCH_PROFILE=point_select|point_select_own_branch|insert_one_db|
+// healthz[:clients] (1 to 8): branchdb alone runs that load for
+// BRANCHDB_BENCH_SECONDS after printing its server's pid, for a profiler to
+// attach to (docs/benchmarks.md, "Profiling the request path"); at the end,
+// requests/s and the server's and the clients' CPU per request.
 int Profile(const std::string& what) {
   const size_t colon = what.find(':');
   const std::string name = what.substr(0, colon);
   const int clients =
-      colon == std::string::npos ? 1 : std::max(1, std::atoi(what.c_str() + colon + 1));
+      colon == std::string::npos ? 1 : std::clamp(std::atoi(what.c_str() + colon + 1), 1, 8);
   Load load = Load::kSelect;
   if (name == "insert_one_db") {
     load = Load::kInsert;
   } else if (name == "healthz") {
     load = Load::kHealth;
+  } else if (name == "point_select_own_branch") {
+    load = Load::kSelectOwnBranch;
   } else if (name != "point_select") {
-    Die("BRANCHDB_BENCH_PROFILE: expected point_select, insert_one_db or healthz[:clients]");
+    Die("BRANCHDB_BENCH_PROFILE: expected point_select, point_select_own_branch, insert_one_db "
+        "or healthz[:clients]");
   }
   double seconds = 20;
   if (const char* s = std::getenv("BRANCHDB_BENCH_SECONDS")) seconds = std::max(0.2, std::atof(s));
