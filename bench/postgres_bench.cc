@@ -17,6 +17,10 @@
 //     /proc/PID/stat over the measured run (branchdb: its process; Postgres:
 //     the postmaster and every process it started: backends, WAL writer,
 //     checkpointer, ...), divided by the requests answered;
+//   - client CPU per request of each run: this process's user + system time
+//     (getrusage) over the measured run, divided by the requests answered:
+//     what the harness's own loop costs (cpp-httplib's Client for branchdb,
+//     libpq for Postgres), on the same cores as the server;
 //   - copies at 10 MB and 100 MB (1 GB with BRANCHDB_BENCH_PG_1GB=1: filling
 //     and copying it takes minutes): branch creation against CREATE DATABASE
 //     ... TEMPLATE with STRATEGY WAL_LOG and FILE_COPY, and the drop of each;
@@ -36,6 +40,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <stdlib.h>
 #include <sys/wait.h>
@@ -114,6 +119,14 @@ double ProcessCpuSeconds(pid_t pid, bool with_children) {
   return total;
 }
 
+// User + system CPU seconds of this process (every thread) so far.
+double ClientCpuSeconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  auto sec = [](const timeval& t) { return static_cast<double>(t.tv_sec) + t.tv_usec / 1e6; };
+  return sec(u.ru_utime) + sec(u.ru_stime);
+}
+
 // A port free on 127.0.0.1 now: bind :0, note it, release it.
 int FreePort() {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
@@ -139,11 +152,17 @@ class Worker {
   virtual bool One(std::mt19937_64& rng, std::string* error) = 0;
 };
 
-enum class Load { kSelect, kInsert, kInsertOwnDb };
+// Branchdb only, for BRANCHDB_BENCH_PROFILE: kHealth (GET /healthz), the HTTP
+// layer's floor, a request that runs no SQL and checks no token;
+// kSelectOwnBranch, the point SELECT with each client on a branch of its own
+// (w<i>, a child of production), whose compute no other client waits for.
+enum class Load { kSelect, kInsert, kInsertOwnDb, kHealth, kSelectOwnBranch };
 
 const char* LoadName(Load l) {
   return l == Load::kSelect   ? "point_select"
          : l == Load::kInsert ? "insert_one_db"
+         : l == Load::kHealth ? "healthz"
+         : l == Load::kSelectOwnBranch ? "point_select_own_branch"
                               : "insert_own_db";
 }
 
@@ -249,33 +268,52 @@ class Branchdb : public System {
   }
 
   std::unique_ptr<Worker> NewWorker(Load load, int i) override {
+    // As lean as httplib's Client allows: one keep-alive Client per worker
+    // (TCP_NODELAY), the Authorization header built once, the body written
+    // into a buffer the worker keeps, the answer checked as text (no JSON
+    // document): a SELECT must return the row of its key ("value-<k>-..."),
+    // an INSERT must report one row.
     class HttpWorker : public Worker {
      public:
-      HttpWorker(std::unique_ptr<httplib::Client> c, std::string path, Load load)
-          : c_(std::move(c)), path_(std::move(path)), load_(load) {}
+      HttpWorker(std::unique_ptr<httplib::Client> c, std::string path, const std::string& token,
+                 Load load)
+          : c_(std::move(c)),
+            path_(std::move(path)),
+            headers_{{"Authorization", "Bearer " + token}},
+            load_(load) {}
       bool One(std::mt19937_64& rng, std::string* error) override {
-        int64_t k = static_cast<int64_t>(rng() % kRows) + 1;
-        std::string body = load_ == Load::kSelect
-                               ? R"({"sql":")" + std::string(kSelect) + R"(","params":[)" +
-                                     std::to_string(k) + "]}"
-                               : R"({"sql":")" + std::string(kInsert) + R"(","params":["row-)" +
-                                     std::to_string(k) + R"("]})";
-        auto r = c_->Post(path_.c_str(), body, "application/json");
-        const char* want = load_ == Load::kSelect ? "\"rows\":[[" : "\"rows_affected\":1";
+        if (load_ == Load::kHealth) return Check(c_->Get("/healthz", headers_), "\"ok\"", error);
+        const std::string k = std::to_string(static_cast<int64_t>(rng() % kRows) + 1);
+        body_.assign(R"({"sql":")");
+        if (load_ == Load::kSelect) {
+          body_.append(kSelect).append(R"(","params":[)").append(k).append("]}");
+          want_.assign("\"rows\":[[\"value-").append(k).append("-");
+        } else {
+          body_.append(kInsert).append(R"(","params":["row-)").append(k).append("\"]}");
+          want_.assign("\"rows_affected\":1");
+        }
+        return Check(c_->Post(path_.c_str(), headers_, body_, "application/json"), want_, error);
+      }
+
+     private:
+      static bool Check(const httplib::Result& r, const std::string& want, std::string* error) {
         if (r && r->status == 200 && r->body.find(want) != std::string::npos) return true;
         *error = r ? std::to_string(r->status) + " " + r->body.substr(0, 300)
                    : httplib::to_string(r.error());
         return false;
       }
 
-     private:
       std::unique_ptr<httplib::Client> c_;
-      std::string path_;
-      Load load_;
+      const std::string path_;
+      const httplib::Headers headers_;
+      const Load load_;
+      std::string body_, want_;  // kept: their buffers are reused
     };
-    std::string branch = load == Load::kInsertOwnDb ? "w" + std::to_string(i) : "production";
-    return std::make_unique<HttpWorker>(Client(tokens_[i]),
-                                        "/v1/projects/bench/branches/" + branch + "/sql", load);
+    const bool own = load == Load::kInsertOwnDb || load == Load::kSelectOwnBranch;
+    std::string branch = own ? "w" + std::to_string(i) : "production";
+    return std::make_unique<HttpWorker>(
+        Client(""), "/v1/projects/bench/branches/" + branch + "/sql", tokens_[i],
+        load == Load::kSelectOwnBranch ? Load::kSelect : load);
   }
 
  private:
@@ -402,7 +440,8 @@ class Postgres : public System {
 
 struct RunResult {
   double rate = 0;    // requests/s
-  double cpu_us = 0;  // server CPU per request, µs
+  double cpu_us = 0;         // server CPU per request, µs
+  double client_cpu_us = 0;  // this process's (the clients') CPU per request, µs
   double p50_ms = 0;
   double load1 = 0;
 };
@@ -438,12 +477,14 @@ RunResult Run(System& sys, Load load, int clients, double seconds) {
   }
   while (ready.load() < clients && !failed.load()) std::this_thread::yield();
   const double cpu0 = sys.ServerCpu();
+  const double client0 = ClientCpuSeconds();  // after ServerCpu: its /proc scan is not the clients'
   const double start = NowSeconds();
   go = true;
   std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
   stop = true;
   for (auto& th : threads) th.join();
   const double elapsed = NowSeconds() - start;
+  const double client = ClientCpuSeconds() - client0;
   const double cpu = sys.ServerCpu() - cpu0;
   if (failed) Die(sys.name() + " " + LoadName(load) + ": " + error);
   std::vector<double> all;
@@ -451,6 +492,7 @@ RunResult Run(System& sys, Load load, int clients, double seconds) {
   RunResult r;
   r.rate = static_cast<double>(all.size()) / elapsed;
   r.cpu_us = all.empty() ? 0 : cpu * 1e6 / static_cast<double>(all.size());
+  r.client_cpu_us = all.empty() ? 0 : client * 1e6 / static_cast<double>(all.size());
   r.p50_ms = Percentile(all, 50);
   r.load1 = Load1();
   return r;
@@ -566,20 +608,26 @@ void Copies(Branchdb& bdb, Postgres& pg, int mb, int rounds) {
   pg.admin().Exec("DROP DATABASE src" + n);
 }
 
-// BRANCHDB_BENCH_PROFILE=point_select|insert_one_db[:clients]: branchdb alone
-// runs that load for BRANCHDB_BENCH_SECONDS after printing its server's pid,
-// for a profiler to attach to (docs/benchmarks.md, "Profiling the request
-// path"). No figures are printed.
+// BRANCHDB_BENCH_PROFILE=point_select|point_select_own_branch|insert_one_db|
+// healthz[:clients] (1 to 8): branchdb alone runs that load for
+// BRANCHDB_BENCH_SECONDS after printing its server's pid, for a profiler to
+// attach to (docs/benchmarks.md, "Profiling the request path"); at the end,
+// requests/s and the server's and the clients' CPU per request.
 int Profile(const std::string& what) {
   const size_t colon = what.find(':');
   const std::string name = what.substr(0, colon);
   const int clients =
-      colon == std::string::npos ? 1 : std::max(1, std::atoi(what.c_str() + colon + 1));
+      colon == std::string::npos ? 1 : std::clamp(std::atoi(what.c_str() + colon + 1), 1, 8);
   Load load = Load::kSelect;
   if (name == "insert_one_db") {
     load = Load::kInsert;
+  } else if (name == "healthz") {
+    load = Load::kHealth;
+  } else if (name == "point_select_own_branch") {
+    load = Load::kSelectOwnBranch;
   } else if (name != "point_select") {
-    Die("BRANCHDB_BENCH_PROFILE: expected point_select or insert_one_db[:clients]");
+    Die("BRANCHDB_BENCH_PROFILE: expected point_select, point_select_own_branch, insert_one_db "
+        "or healthz[:clients]");
   }
   double seconds = 20;
   if (const char* s = std::getenv("BRANCHDB_BENCH_SECONDS")) seconds = std::max(0.2, std::atof(s));
@@ -590,8 +638,9 @@ int Profile(const std::string& what) {
   std::fprintf(stderr, "profile: branchdb pid %d, %s with %d clients for %.0f s\n",
                static_cast<int>(bdb.pid()), name.c_str(), clients, seconds);
   RunResult r = Run(bdb, load, clients, seconds);
-  std::fprintf(stderr, "profile: %.0f requests/s, %.0f us server CPU per request\n", r.rate,
-               r.cpu_us);
+  std::fprintf(stderr,
+               "profile: %.0f requests/s, %.0f us server CPU and %.0f us client CPU per request\n",
+               r.rate, r.cpu_us, r.client_cpu_us);
   return 0;
 }
 
@@ -648,9 +697,10 @@ int Main() {
         System* s = systems[(k + r) % systems.size()];
         RunResult res = Run(*s, points[p].load, points[p].clients, seconds);
         std::fprintf(stderr,
-                     "round %d %-8s %-13s %d clients: %8.0f req/s  %6.0f us CPU/req  load %.2f\n",
+                     "round %d %-8s %-13s %d clients: %8.0f req/s  %6.0f us CPU/req  "
+                     "client %6.0f us CPU/req  load %.2f\n",
                      r + 1, s->name().c_str(), LoadName(points[p].load), points[p].clients,
-                     res.rate, res.cpu_us, res.load1);
+                     res.rate, res.cpu_us, res.client_cpu_us, res.load1);
         results[s->name()][p].push_back(res);
       }
     }
@@ -693,6 +743,12 @@ int Main() {
     cpu.lower_is_better = true;
     cpu.extra = {{"clients", pt.clients}, {"load1", load1}};
     Emit(cpu);
+    Metric client = cpu;
+    client.metric = tag + "_client_cpu_per_request";
+    client.value = med("branchdb", &RunResult::client_cpu_us);
+    client.baseline_name = "postgres (libpq client)";
+    client.baseline = med("postgres", &RunResult::client_cpu_us);
+    Emit(client);
     if (before) {
       rate.metric = tag + "_rate_vs_before";
       rate.baseline_name = "branchdb before (BRANCHDB_BENCH_BEFORE_BINARY)";

@@ -271,6 +271,12 @@ class GuardedStream final : public httplib::Stream {
   }
 
   ssize_t read(char* ptr, size_t size) override {
+    // httplib 0.11 reads the request line and headers one byte per call
+    // (stream_line_reader): that byte straight from the buffer, no memcpy.
+    if (size == 1 && pos_ < len_) {
+      *ptr = buf_[pos_++];
+      return 1;
+    }
     if (pos_ == len_) {
       if (!Flush()) return -1;  // e.g. "100 Continue" goes before the body is read
       ssize_t n = Fill();
