@@ -204,6 +204,23 @@ void PageStoreImpl::ApplyRemovals(const GcPlan& plan) {
   }
 }
 
+namespace {
+
+// MANIFEST is current when it builds on GCSTATE's gc_lsn. After a GC with no
+// record since the last one, that GC's GCSTATE has the same gc_lsn as the
+// MANIFEST on disk, which would pass for current until the GC's own is
+// written, and name segments its compaction deletes: it is deleted (durably,
+// a missing one is fine) before that GCSTATE is written. Open then builds
+// the structure from GCSTATE and the footers.
+Status DeleteStoreManifest(Env* env, const std::string& dir) {
+  const std::string path = JoinPath(dir, std::string(kStoreManifestName));
+  if (!env->FileExists(path)) return Status::OK();
+  BRANCHDB_RETURN_IF_ERROR(env->DeleteFile(path));
+  return SyncError(env->SyncDir(dir));
+}
+
+}  // namespace
+
 Result<GcStats> PageStoreImpl::Gc(const GcOptions& options) {
   BRANCHDB_RETURN_IF_ERROR(LoadRunLists());  // roots and the plan walk every run's list
   MutexLock gc_lock(gc_mu_);
@@ -272,11 +289,7 @@ Result<GcStats> PageStoreImpl::Gc(const GcOptions& options) {
       it = it->second.dropped ? pending_.erase(it) : std::next(it);
     }
   }
-  // MANIFEST is current when it builds on GCSTATE's gc_lsn. After a GC with
-  // no record since the last one, the GCSTATE below has the same gc_lsn as
-  // the MANIFEST on disk, which would pass for current until this GC's own
-  // is written, and name segments compaction deletes: it goes first.
-  if (same_gc_lsn) BRANCHDB_RETURN_IF_ERROR(FailStopOnSyncError(DeleteStoreManifest()));
+  if (same_gc_lsn) BRANCHDB_RETURN_IF_ERROR(FailStopOnSyncError(DeleteStoreManifest(env_, dir_)));
   // The manifest must be durable before compaction drops anything from disk.
   std::string manifest = EncodeManifest(BuildManifest());
   BRANCHDB_RETURN_IF_ERROR(WriteManifest(manifest));
@@ -369,13 +382,6 @@ Status PageStoreImpl::WriteManifest(const std::string& contents) {
 
 Status PageStoreImpl::WriteStoreManifest(const std::string& contents) {
   return WriteFileDurably(kStoreManifestName, contents);
-}
-
-Status PageStoreImpl::DeleteStoreManifest() {
-  const std::string path = JoinPath(dir_, std::string(kStoreManifestName));
-  if (!env_->FileExists(path)) return Status::OK();
-  BRANCHDB_RETURN_IF_ERROR(env_->DeleteFile(path));
-  return SyncError(env_->SyncDir(dir_));
 }
 
 Status PageStoreImpl::FailStopOnSyncError(Status s) {

@@ -639,9 +639,6 @@ class PageStoreImpl final : public PageStore {
   Status WriteManifest(const std::string& contents);
   // Writes MANIFEST atomically; the caller decides what a failure does.
   Status WriteStoreManifest(const std::string& contents);
-  // Deletes MANIFEST durably (a missing one is not an error): Open then
-  // builds the structure from GCSTATE and the footers.
-  Status DeleteStoreManifest();
   // Rewrites the sealed segments of `group` into one new segment holding only
   // what they still must keep, makes it durable, points the state at it, then
   // deletes the group. REQUIRES: GC running (no leader touches the segments).
