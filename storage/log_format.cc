@@ -692,7 +692,7 @@ Status DecodeStoreManifest(std::string_view in, Manifest* m) {
   uint32_t n = d.U32();
   m->segments.reserve(std::min<size_t>(n, d.remaining() / 16));
   for (uint32_t i = 0; i < n && d.ok(); ++i) {
-    ManifestSegment s;
+    ManifestSegment& s = m->segments.emplace_back();  // decoded in place
     s.number = d.U64();
     s.size = d.U64();
     if (version >= 3) {
@@ -719,7 +719,6 @@ Status DecodeStoreManifest(std::string_view in, Manifest* m) {
         *v = d.U64();
       }
     }
-    m->segments.push_back(std::move(s));
   }
   n = version >= 4 ? d.U32() : 0;
   if (n > d.remaining() / 8) return Status::Corruption("MANIFEST: bad length");
