@@ -157,8 +157,10 @@ Status PageStoreImpl::InstallLazySegment(std::shared_ptr<LazySegment> seg) const
         IndexVersions(e.meta, run->second, static_cast<uint32_t>(n), e.offset, e.meta_len);
       }
     }
+    bool view_done = false;
     if (l.idx || l.ri->Demoted()) {
       rec_indexes_[n] = l.ri;
+      view_done = ReplaceInRecordView(l.ri);  // as MANIFEST described it: the usual case
     } else {
       rec_indexes_.erase(n);  // a fallback without live records
     }
@@ -166,7 +168,7 @@ Status PageStoreImpl::InstallLazySegment(std::shared_ptr<LazySegment> seg) const
     lazy_.erase(it);
     if (lazy_.empty()) lazy_pending_.store(false, std::memory_order_release);
     RebuildSealedView();
-    RebuildRecordView();
+    if (!view_done) RebuildRecordView();
   }
   {
     MutexLock lock(files_mu_);

@@ -364,7 +364,20 @@ bool PageStoreImpl::ListsAsIs(const Manifest* store) const {
   const std::vector<ManifestSegment>& want = store != nullptr ? store->segments : none;
   size_t i = 0;
   ManifestSegment m;  // compared one by one: no table built
+  auto lazy = lazy_.begin();
   for (const auto& [number, seg] : segments_) {
+    while (lazy != lazy_.end() && lazy->first < number) ++lazy;
+    if (lazy != lazy_.end() && lazy->first == number && seg.sealed &&
+        damaged_segments_.count(number) == 0) {
+      // A lazy one (most of them): ListedSegment's entry, without building it.
+      if (i == want.size()) return false;
+      const ManifestSegment& w = want[i++];
+      if (w.number != number || w.size != seg.size || !w.described ||
+          w.supersedes != seg.supersedes || w.desc != lazy->second->desc) {
+        return false;
+      }
+      continue;
+    }
     if (!ListedSegment(number, seg, &m)) continue;
     if (i == want.size() || !(want[i++] == m)) return false;
   }

@@ -345,12 +345,16 @@ void PageStoreImpl::DropSegmentIndex(uint64_t number) const {
 
 void PageStoreImpl::RebuildSealedView() const {
   auto view = std::make_shared<std::vector<std::shared_ptr<const SegmentIndex>>>();
-  for (const auto& [n, idx] : seg_indexes_) {
-    if (idx->dir.versions > 0) view->push_back(idx);
+  view->reserve(seg_indexes_.size());
+  // Newest segment first: usually in the view's order already.
+  for (auto it = seg_indexes_.end(); it != seg_indexes_.begin();) {
+    --it;
+    if (it->second->dir.versions > 0) view->push_back(it->second);
   }
-  std::sort(view->begin(), view->end(), [](const auto& a, const auto& b) {
-    return a->dir.max_lsn > b->dir.max_lsn;
-  });
+  auto newer = [](const auto& a, const auto& b) { return a->dir.max_lsn > b->dir.max_lsn; };
+  if (!std::is_sorted(view->begin(), view->end(), newer)) {
+    std::sort(view->begin(), view->end(), newer);
+  }
   sealed_view_ = std::move(view);
 }
 

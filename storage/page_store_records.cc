@@ -293,16 +293,30 @@ void PageStoreImpl::InstallRecordIndex(std::shared_ptr<const SegmentRecordIndex>
 
 void PageStoreImpl::RebuildRecordView() const {
   rec_view_.clear();
+  rec_view_.reserve(rec_indexes_.size());
   for (const auto& [n, ri] : rec_indexes_) {
     if (ri->min_lsn() != 0) rec_view_.push_back(RecordRange{ri->min_lsn(), ri->max_lsn(), ri});
   }
-  std::sort(rec_view_.begin(), rec_view_.end(),
-            [](const RecordRange& a, const RecordRange& b) { return a.min < b.min; });
+  // Ascending segment numbers usually ascend in LSN too.
+  auto lower = [](const RecordRange& a, const RecordRange& b) { return a.min < b.min; };
+  if (!std::is_sorted(rec_view_.begin(), rec_view_.end(), lower)) {
+    std::sort(rec_view_.begin(), rec_view_.end(), lower);
+  }
   Lsn high = 0;
   for (RecordRange& r : rec_view_) {
     high = std::max(high, r.max_so_far);
     r.max_so_far = high;
   }
+}
+
+bool PageStoreImpl::ReplaceInRecordView(std::shared_ptr<const SegmentRecordIndex> ri) const {
+  for (RecordRange& r : rec_view_) {
+    if (r.ri->number != ri->number) continue;
+    if (r.ri->min_lsn() != ri->min_lsn() || r.ri->max_lsn() != ri->max_lsn()) return false;
+    r.ri = std::move(ri);
+    return true;
+  }
+  return false;
 }
 
 Status PageStoreImpl::DemoteRecordIndex(uint64_t number, const std::string& why) const {
