@@ -20,21 +20,20 @@ namespace {
 
 // The manifest's magic, u32 version and u32 crc: what even an empty one has.
 constexpr size_t kManifestMinSize = kManifestMagic.size() + 4 + 4;
-
-uint32_t ByteSwap(uint32_t v) { return __builtin_bswap32(v); }
-uint64_t ByteSwap(uint64_t v) { return __builtin_bswap64(v); }
+// A MANIFEST segment descriptor's encoded size (EncodeStoreManifest).
+constexpr size_t kDescriptorBytes = 4 + 4 + 8 + 8 + 4 + 8 + 6 * 8;
 
 // Little-endian loads that compile to one move (coding.h's loops of bytes
 // do not, in a loop of them).
 uint32_t Le32(const char* p) {
   uint32_t v;
   std::memcpy(&v, p, sizeof(v));
-  return std::endian::native == std::endian::little ? v : ByteSwap(v);
+  return std::endian::native == std::endian::little ? v : __builtin_bswap32(v);
 }
 uint64_t Le64(const char* p) {
   uint64_t v;
   std::memcpy(&v, p, sizeof(v));
-  return std::endian::native == std::endian::little ? v : ByteSwap(v);
+  return std::endian::native == std::endian::little ? v : __builtin_bswap64(v);
 }
 
 }  // namespace
@@ -704,13 +703,6 @@ std::string EncodeStoreManifest(const Manifest& m, uint32_t version) {
   PutFixed32(&out, crc32c::Value(out));
   return out;
 }
-
-namespace {
-
-// A MANIFEST segment descriptor's encoded size (EncodeStoreManifest).
-constexpr size_t kDescriptorBytes = 4 + 4 + 8 + 8 + 4 + 8 + 6 * 8;
-
-}  // namespace
 
 Status DecodeStoreManifest(std::string_view in, Manifest* m) {
   std::string_view body;

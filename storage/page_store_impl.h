@@ -520,11 +520,6 @@ class PageStoreImpl final : public PageStore {
   void InstallRecordIndex(std::shared_ptr<const SegmentRecordIndex> ri) const
       REQUIRES(state_mu_);
   void RebuildRecordView() const REQUIRES(state_mu_);
-  // Puts ri in place of the view's entry of its segment when that entry
-  // covers the same LSNs (a lazy placeholder replaced by its loaded index):
-  // no rebuild. False (nothing changed) otherwise.
-  bool ReplaceInRecordView(std::shared_ptr<const SegmentRecordIndex> ri) const
-      REQUIRES(state_mu_);
   // A damaged block of segment `number`'s record index was found (`why`):
   // its entries are rebuilt in memory from its footer's record list (the
   // index is demoted) and Damage() says so. REQUIRES: state_mu_ not held.

@@ -15,6 +15,21 @@ struct Placeholders {
   SegmentRecordIndex ri;
 };
 
+// Puts ri in place of the entry of its segment in the record view `view`
+// (PageStoreImpl::rec_view_) when that entry covers the same LSNs (a lazy
+// placeholder replaced by its loaded index): no rebuild. False (nothing
+// changed) otherwise.
+template <typename Ranges>
+bool ReplaceInRecordView(Ranges& view, const std::shared_ptr<const SegmentRecordIndex>& ri) {
+  for (auto& r : view) {
+    if (r.ri->number != ri->number) continue;
+    if (r.ri->min_lsn() != ri->min_lsn() || r.ri->max_lsn() != ri->max_lsn()) return false;
+    r.ri = ri;
+    return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 void PageStoreImpl::AddLazySegments(const std::vector<const ManifestSegment*>& ms) {
@@ -160,7 +175,7 @@ Status PageStoreImpl::InstallLazySegment(std::shared_ptr<LazySegment> seg) const
     bool view_done = false;
     if (l.idx || l.ri->Demoted()) {
       rec_indexes_[n] = l.ri;
-      view_done = ReplaceInRecordView(l.ri);  // as MANIFEST described it: the usual case
+      view_done = ReplaceInRecordView(rec_view_, l.ri);  // as MANIFEST described it: usually
     } else {
       rec_indexes_.erase(n);  // a fallback without live records
     }

@@ -309,16 +309,6 @@ void PageStoreImpl::RebuildRecordView() const {
   }
 }
 
-bool PageStoreImpl::ReplaceInRecordView(std::shared_ptr<const SegmentRecordIndex> ri) const {
-  for (RecordRange& r : rec_view_) {
-    if (r.ri->number != ri->number) continue;
-    if (r.ri->min_lsn() != ri->min_lsn() || r.ri->max_lsn() != ri->max_lsn()) return false;
-    r.ri = std::move(ri);
-    return true;
-  }
-  return false;
-}
-
 Status PageStoreImpl::DemoteRecordIndex(uint64_t number, const std::string& why) const {
   std::shared_ptr<const SegmentRecordIndex> ri;
   uint64_t size = 0;

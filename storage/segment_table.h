@@ -63,6 +63,8 @@ class SegmentTable {
   iterator end() { return v_.end(); }
   const_iterator begin() const { return v_.begin(); }
   const_iterator end() const { return v_.end(); }
+  auto rbegin() const { return v_.rbegin(); }
+  auto rend() const { return v_.rend(); }
 
  private:
   std::vector<value_type> v_;
