@@ -25,11 +25,9 @@
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <set>
 #include <shared_mutex>
 #include <string>
 #include <unordered_map>
-#include <unordered_set>
 #include <vector>
 
 #include "base/mutex.h"
@@ -348,7 +346,7 @@ class PageStoreImpl final : public PageStore {
       REQUIRES_SHARED(state_mu_);
   // The sealed segments Open found damaged (not in the table), ascending.
   std::vector<uint64_t> DamagedSegments() const REQUIRES_SHARED(state_mu_);
-  // Lazy segments not yet installed (placeholders in the indexes' maps).
+  // Lazy segments not yet installed (placeholders in the indexes' tables).
   mutable SegmentTable<std::shared_ptr<LazySegment>> lazy_ GUARDED_BY(state_mu_);
   mutable std::atomic<bool> lazy_pending_{false};
 
@@ -676,7 +674,7 @@ class PageStoreImpl final : public PageStore {
   // The segments of those lines: the store manifest does not list them, so
   // that every Open reads them from their footers (or a scan) and reports
   // them again.
-  std::set<uint64_t> damaged_segments_;
+  SegmentSet damaged_segments_;
 
   // One GC at a time (held across it, with mu_ and state_mu_ taken inside).
   Mutex gc_mu_ ACQUIRED_BEFORE(mu_);
@@ -753,8 +751,7 @@ class PageStoreImpl final : public PageStore {
   // The sealed segments whose on-disk page index is in use, and the same as
   // one shared list ordered by their newest version, newest first (a read
   // takes the list and searches it without the lock).
-  mutable SegmentTable<std::shared_ptr<const SegmentIndex>> seg_indexes_
-      GUARDED_BY(state_mu_);
+  mutable SegmentTable<std::shared_ptr<const SegmentIndex>> seg_indexes_ GUARDED_BY(state_mu_);
   mutable std::shared_ptr<const std::vector<std::shared_ptr<const SegmentIndex>>> sealed_view_
       GUARDED_BY(state_mu_);
   // Mutable: a lazy segment's first use sets its size as its file has it.
