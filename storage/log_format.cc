@@ -1,6 +1,8 @@
 #include "storage/log_format.h"
 
 #include <algorithm>
+#include <bit>
+#include <cstring>
 #include <cstdio>
 
 #include "base/coding.h"
@@ -18,6 +20,21 @@ namespace {
 
 // The manifest's magic, u32 version and u32 crc: what even an empty one has.
 constexpr size_t kManifestMinSize = kManifestMagic.size() + 4 + 4;
+// A MANIFEST segment descriptor's encoded size (EncodeStoreManifest).
+constexpr size_t kDescriptorBytes = 4 + 4 + 8 + 8 + 4 + 8 + 6 * 8;
+
+// Little-endian loads that compile to one move (coding.h's loops of bytes
+// do not, in a loop of them).
+uint32_t Le32(const char* p) {
+  uint32_t v;
+  std::memcpy(&v, p, sizeof(v));
+  return std::endian::native == std::endian::little ? v : __builtin_bswap32(v);
+}
+uint64_t Le64(const char* p) {
+  uint64_t v;
+  std::memcpy(&v, p, sizeof(v));
+  return std::endian::native == std::endian::little ? v : __builtin_bswap64(v);
+}
 
 }  // namespace
 
@@ -303,13 +320,15 @@ Status DecodeIndexDirectory(std::string_view in, IndexDirectory* dir) {
   const uint32_t n = d.U32();
   if (n > d.remaining() / kIndexHandleBytes) return Status::Corruption("bad page index directory");
   dir->blocks.resize(n);
+  const char* p = d.Bytes(n * kIndexHandleBytes).data();  // checked above
   for (IndexBlockHandle& h : dir->blocks) {
-    h.first_pgno = d.U32();
-    h.first_lsn = d.U64();
-    h.last_pgno = d.U32();
-    h.last_lsn = d.U64();
-    h.offset = d.U64();
-    h.len = d.U32();
+    h.first_pgno = Le32(p);
+    h.first_lsn = Le64(p + 4);
+    h.last_pgno = Le32(p + 12);
+    h.last_lsn = Le64(p + 16);
+    h.offset = Le64(p + 24);
+    h.len = Le32(p + 32);
+    p += kIndexHandleBytes;
   }
   dir->filter_offset = d.U64();
   dir->filter_len = d.U32();
@@ -331,11 +350,13 @@ Status DecodeIndexBlock(std::string_view in, std::vector<IndexEntry>* out) {
     return Status::Corruption("bad page index block");
   }
   out->resize(n);
+  const char* p = d.Bytes(n * kIndexEntryBytes).data();  // checked above
   for (IndexEntry& e : *out) {
-    e.pgno = d.U32();
-    e.lsn = d.U64();
-    e.run_start = d.U64();
-    e.offset = d.U64();
+    e.pgno = Le32(p);
+    e.lsn = Le64(p + 4);
+    e.run_start = Le64(p + 12);
+    e.offset = Le64(p + 20);
+    p += kIndexEntryBytes;
   }
   return Status::OK();
 }
@@ -427,11 +448,13 @@ Status DecodeRecordIndexDirectory(std::string_view in, RecordIndexDirectory* dir
     return Status::Corruption("bad record index directory");
   }
   dir->blocks.resize(n);
+  const char* p = d.Bytes(n * kRecordIndexHandleBytes).data();  // checked above
   for (RecordIndexHandle& h : dir->blocks) {
-    h.first_lsn = d.U64();
-    h.last_lsn = d.U64();
-    h.offset = d.U64();
-    h.len = d.U32();
+    h.first_lsn = Le64(p);
+    h.last_lsn = Le64(p + 8);
+    h.offset = Le64(p + 16);
+    h.len = Le32(p + 24);
+    p += kRecordIndexHandleBytes;
   }
   dir->records = d.U64();
   if (!d.ok() || d.remaining() != 0) return Status::Corruption("bad record index directory");
@@ -448,16 +471,18 @@ Status DecodeRecordIndexBlock(std::string_view in, std::vector<RecordIndexEntry>
   if (static_cast<uint64_t>(n) * kRecordIndexEntryBytes != d.remaining()) {
     return Status::Corruption("bad record index block");
   }
-  for (uint32_t i = 0; i < n; ++i) {
+  out->reserve(out->size() + n);
+  const char* p = d.Bytes(n * kRecordIndexEntryBytes).data();  // checked above
+  for (uint32_t i = 0; i < n; ++i, p += kRecordIndexEntryBytes) {
     RecordIndexEntry e;
-    e.lsn = d.U64();
-    e.time_micros = static_cast<int64_t>(d.U64());
-    e.run_start = d.U64();
-    e.offset = d.U64();
-    e.meta_len = d.U32();
-    e.db_size_pages = d.U32();
-    e.payload_len = d.U32();
-    e.images = d.U32();
+    e.lsn = Le64(p);
+    e.time_micros = static_cast<int64_t>(Le64(p + 8));
+    e.run_start = Le64(p + 16);
+    e.offset = Le64(p + 24);
+    e.meta_len = Le32(p + 32);
+    e.db_size_pages = Le32(p + 36);
+    e.payload_len = Le32(p + 40);
+    e.images = Le32(p + 44);
     out->push_back(e);
   }
   return Status::OK();
@@ -692,7 +717,7 @@ Status DecodeStoreManifest(std::string_view in, Manifest* m) {
   uint32_t n = d.U32();
   m->segments.reserve(std::min<size_t>(n, d.remaining() / 16));
   for (uint32_t i = 0; i < n && d.ok(); ++i) {
-    ManifestSegment s;
+    ManifestSegment& s = m->segments.emplace_back();  // decoded in place
     s.number = d.U64();
     s.size = d.U64();
     if (version >= 3) {
@@ -707,19 +732,23 @@ Status DecodeStoreManifest(std::string_view in, Manifest* m) {
       for (uint32_t j = 0; j < k; ++j) s.supersedes.push_back(d.U64());
     }
     if (s.described) {
+      // One bounds check for the descriptor's fixed 84 bytes, then plain loads.
+      const char* p = d.Bytes(kDescriptorBytes).data();
+      if (p == nullptr) break;  // !d.ok(): reported below
       SegmentDescriptor& x = s.desc;
-      x.version = d.U32();
-      x.flags = d.U32();
-      x.footer_offset = d.U64();
-      x.footer_len = d.U64();
-      x.footer_crc = d.U32();
-      x.index_offset = d.U64();
+      x.version = Le32(p);
+      x.flags = Le32(p + 4);
+      x.footer_offset = Le64(p + 8);
+      x.footer_len = Le64(p + 16);
+      x.footer_crc = Le32(p + 24);
+      x.index_offset = Le64(p + 28);
+      p += 36;
       for (uint64_t* v : {&x.min_lsn, &x.max_lsn, &x.versions, &x.rec_min_lsn, &x.rec_max_lsn,
                           &x.records}) {
-        *v = d.U64();
+        *v = Le64(p);
+        p += 8;
       }
     }
-    m->segments.push_back(std::move(s));
   }
   n = version >= 4 ? d.U32() : 0;
   if (n > d.remaining() / 8) return Status::Corruption("MANIFEST: bad length");

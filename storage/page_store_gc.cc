@@ -399,7 +399,7 @@ Status PageStoreImpl::FailStopOnError(Status s) {
 Status PageStoreImpl::Compact(GcStats* stats, const std::map<uint64_t, uint64_t>& kept_bytes) {
   // Bytes each segment must keep: live records' metadata and retained images.
   std::map<uint64_t, uint64_t> keep = kept_bytes;
-  std::map<uint64_t, Segment> segments;
+  SegmentTable<Segment> segments;
   BRANCHDB_RETURN_IF_ERROR(RepairingRecords([&](uint64_t* bad) {
     ReaderLock state(state_mu_);
     keep = kept_bytes;

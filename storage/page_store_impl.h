@@ -25,11 +25,9 @@
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <set>
 #include <shared_mutex>
 #include <string>
 #include <unordered_map>
-#include <unordered_set>
 #include <vector>
 
 #include "base/mutex.h"
@@ -348,8 +346,8 @@ class PageStoreImpl final : public PageStore {
       REQUIRES_SHARED(state_mu_);
   // The sealed segments Open found damaged (not in the table), ascending.
   std::vector<uint64_t> DamagedSegments() const REQUIRES_SHARED(state_mu_);
-  // Lazy segments not yet installed (placeholders in the indexes' maps).
-  mutable std::map<uint64_t, std::shared_ptr<LazySegment>> lazy_ GUARDED_BY(state_mu_);
+  // Lazy segments not yet installed (placeholders in the indexes' tables).
+  mutable SegmentTable<std::shared_ptr<LazySegment>> lazy_ GUARDED_BY(state_mu_);
   mutable std::atomic<bool> lazy_pending_{false};
 
   // Set by Rebuild: a record collected only by the manifest was loaded.
@@ -676,7 +674,7 @@ class PageStoreImpl final : public PageStore {
   // The segments of those lines: the store manifest does not list them, so
   // that every Open reads them from their footers (or a scan) and reports
   // them again.
-  std::set<uint64_t> damaged_segments_;
+  SegmentSet damaged_segments_;
 
   // One GC at a time (held across it, with mu_ and state_mu_ taken inside).
   Mutex gc_mu_ ACQUIRED_BEFORE(mu_);
@@ -731,7 +729,7 @@ class PageStoreImpl final : public PageStore {
     Lsn max_so_far = 0;
     std::shared_ptr<const SegmentRecordIndex> ri;
   };
-  mutable std::map<uint64_t, std::shared_ptr<const SegmentRecordIndex>> rec_indexes_
+  mutable SegmentTable<std::shared_ptr<const SegmentRecordIndex>> rec_indexes_
       GUARDED_BY(state_mu_);
   mutable std::vector<RecordRange> rec_view_ GUARDED_BY(state_mu_);
   uint64_t live_records_ GUARDED_BY(state_mu_) = 0;
@@ -741,7 +739,7 @@ class PageStoreImpl final : public PageStore {
   // read through their record index (their records' entries), and MANIFEST's
   // LSN and collected ranges then (no GC runs before the lists are complete).
   mutable std::atomic<bool> runs_on_disk_{false};
-  mutable std::set<uint64_t> open_covered_ GUARDED_BY(state_mu_);
+  mutable SegmentSet open_covered_ GUARDED_BY(state_mu_);
   Lsn open_last_lsn_ GUARDED_BY(state_mu_) = 0;
   mutable std::vector<std::pair<Lsn, Lsn>> open_collected_ GUARDED_BY(state_mu_);
   std::unordered_map<Lsn, uint32_t> run_by_start_ GUARDED_BY(state_mu_);
@@ -753,12 +751,11 @@ class PageStoreImpl final : public PageStore {
   // The sealed segments whose on-disk page index is in use, and the same as
   // one shared list ordered by their newest version, newest first (a read
   // takes the list and searches it without the lock).
-  mutable std::map<uint64_t, std::shared_ptr<const SegmentIndex>> seg_indexes_
-      GUARDED_BY(state_mu_);
+  mutable SegmentTable<std::shared_ptr<const SegmentIndex>> seg_indexes_ GUARDED_BY(state_mu_);
   mutable std::shared_ptr<const std::vector<std::shared_ptr<const SegmentIndex>>> sealed_view_
       GUARDED_BY(state_mu_);
   // Mutable: a lazy segment's first use sets its size as its file has it.
-  mutable std::map<uint64_t, Segment> segments_ GUARDED_BY(state_mu_);
+  mutable SegmentTable<Segment> segments_ GUARDED_BY(state_mu_);
   // Live records' payloads, by timeline.
   std::unordered_map<TimelineId, uint64_t> payload_bytes_ GUARDED_BY(state_mu_);
   Lsn durable_lsn_ GUARDED_BY(state_mu_) = 0;

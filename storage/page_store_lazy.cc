@@ -15,6 +15,21 @@ struct Placeholders {
   SegmentRecordIndex ri;
 };
 
+// Puts ri in place of the entry of its segment in the record view `view`
+// (PageStoreImpl::rec_view_) when that entry covers the same LSNs (a lazy
+// placeholder replaced by its loaded index): no rebuild. False (nothing
+// changed) otherwise.
+template <typename Ranges>
+bool ReplaceInRecordView(Ranges& view, const std::shared_ptr<const SegmentRecordIndex>& ri) {
+  for (auto& r : view) {
+    if (r.ri->number != ri->number) continue;
+    if (r.ri->min_lsn() != ri->min_lsn() || r.ri->max_lsn() != ri->max_lsn()) return false;
+    r.ri = ri;
+    return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 void PageStoreImpl::AddLazySegments(const std::vector<const ManifestSegment*>& ms) {
@@ -23,6 +38,12 @@ void PageStoreImpl::AddLazySegments(const std::vector<const ManifestSegment*>& m
   // array alive (an array of placeholders stays until none is in use).
   std::shared_ptr<LazySegment[]> segs(new LazySegment[ms.size()]);
   auto holders = std::make_shared<Placeholders[]>(ms.size());
+  // The tables are sorted arrays: room for them all, then appends.
+  seg_indexes_.reserve(seg_indexes_.size() + ms.size());
+  rec_indexes_.reserve(rec_indexes_.size() + ms.size());
+  lazy_.reserve(lazy_.size() + ms.size());
+  open_covered_.reserve(open_covered_.size() + ms.size());
+  segments_.reserve(segments_.size() + ms.size() + 1);  // and the tail
   for (size_t i = 0; i < ms.size(); ++i) {
     AddLazySegment(*ms[i], std::shared_ptr<LazySegment>(segs, &segs[i]),
                    std::shared_ptr<SegmentIndex>(holders, &holders[i].idx),
@@ -47,11 +68,11 @@ void PageStoreImpl::AddLazySegment(const ManifestSegment& m, std::shared_ptr<Laz
   ri->lazy_max = m.desc.rec_max_lsn;
   ri->lazy = seg;
   // The views are rebuilt once, by LoadSegments. Numbers come ascending.
-  seg_indexes_.emplace_hint(seg_indexes_.end(), m.number, std::move(idx));
-  rec_indexes_.emplace_hint(rec_indexes_.end(), m.number, std::move(ri));
-  lazy_.emplace_hint(lazy_.end(), m.number, std::move(seg));
-  open_covered_.emplace_hint(open_covered_.end(), m.number);  // run entries stay on disk
-  segments_.emplace_hint(segments_.end(), m.number, Segment{m.size, true, m.desc.flags});
+  seg_indexes_[m.number] = std::move(idx);
+  rec_indexes_[m.number] = std::move(ri);
+  lazy_[m.number] = std::move(seg);
+  open_covered_.insert(m.number);  // run entries stay on disk
+  segments_[m.number] = Segment{m.size, true, m.desc.flags};
 }
 
 Result<std::shared_ptr<const LazyLoaded>> PageStoreImpl::LoadLazySegment(LazySegment& seg) const {
@@ -151,8 +172,10 @@ Status PageStoreImpl::InstallLazySegment(std::shared_ptr<LazySegment> seg) const
         IndexVersions(e.meta, run->second, static_cast<uint32_t>(n), e.offset, e.meta_len);
       }
     }
+    bool view_done = false;
     if (l.idx || l.ri->Demoted()) {
       rec_indexes_[n] = l.ri;
+      view_done = ReplaceInRecordView(rec_view_, l.ri);  // as MANIFEST described it: usually
     } else {
       rec_indexes_.erase(n);  // a fallback without live records
     }
@@ -160,7 +183,7 @@ Status PageStoreImpl::InstallLazySegment(std::shared_ptr<LazySegment> seg) const
     lazy_.erase(it);
     if (lazy_.empty()) lazy_pending_.store(false, std::memory_order_release);
     RebuildSealedView();
-    RebuildRecordView();
+    if (!view_done) RebuildRecordView();
   }
   {
     MutexLock lock(files_mu_);

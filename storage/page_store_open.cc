@@ -364,7 +364,20 @@ bool PageStoreImpl::ListsAsIs(const Manifest* store) const {
   const std::vector<ManifestSegment>& want = store != nullptr ? store->segments : none;
   size_t i = 0;
   ManifestSegment m;  // compared one by one: no table built
+  auto lazy = lazy_.begin();
   for (const auto& [number, seg] : segments_) {
+    while (lazy != lazy_.end() && lazy->first < number) ++lazy;
+    if (lazy != lazy_.end() && lazy->first == number && seg.sealed &&
+        damaged_segments_.count(number) == 0) {
+      // A lazy one (most of them): ListedSegment's entry, without building it.
+      if (i == want.size()) return false;
+      const ManifestSegment& w = want[i++];
+      if (w.number != number || w.size != seg.size || !w.described ||
+          w.supersedes != seg.supersedes || w.desc != lazy->second->desc) {
+        return false;
+      }
+      continue;
+    }
     if (!ListedSegment(number, seg, &m)) continue;
     if (i == want.size() || !(want[i++] == m)) return false;
   }
@@ -502,12 +515,20 @@ Status PageStoreImpl::DropSupersededSegments(const Described& described,
   // header is read instead, when a segment MANIFEST does not describe lies
   // below it (the directory listing found such a leftover). Normally the
   // only undescribed segment is the newest, above every compacted one.
+  // Both lists ascend: one walk of each (no search per segment).
   uint64_t lowest_undescribed = UINT64_MAX;
+  auto d = described.begin();
   for (uint64_t n : *numbers) {
-    if (described.find(n) == described.end()) lowest_undescribed = std::min(lowest_undescribed, n);
+    while (d != described.end() && d->first < n) ++d;
+    if (d == described.end() || d->first != n) {
+      lowest_undescribed = n;
+      break;
+    }
   }
+  d = described.begin();
   for (uint64_t n : *numbers) {
-    if (auto d = described.find(n); d != described.end()) {
+    while (d != described.end() && d->first < n) ++d;
+    if (d != described.end() && d->first == n) {
       const bool compacted = (d->second->desc.flags & kSegmentFlagCompacted) != 0;
       if (!compacted) *newest_log = n;  // numbers ascend
       if (listed_supersedes) {
@@ -535,6 +556,7 @@ Status PageStoreImpl::DropSupersededSegments(const Described& described,
       *newest_log = n;  // numbers ascend
     }
   }
+  if (superseded.empty() && leftovers.empty()) return Status::OK();  // the usual case
   std::vector<uint64_t> live_numbers;
   for (uint64_t n : *numbers) {
     if (std::find(superseded.begin(), superseded.end(), n) != superseded.end() ||
@@ -568,14 +590,18 @@ Status PageStoreImpl::LoadSegments(const std::vector<uint64_t>& numbers, uint64_
     // The described ones first, ascending (each map grows at its end).
     std::vector<const ManifestSegment*> lazy;
     lazy.reserve(numbers.size());
+    auto d = described.begin();  // both ascend: one walk of each
     for (uint64_t n : numbers) {
-      if (auto d = described.find(n); d != described.end()) lazy.push_back(d->second);
+      while (d != described.end() && d->first < n) ++d;
+      if (d != described.end() && d->first == n) lazy.push_back(d->second);
     }
     WriterLock state(state_mu_);  // nothing else runs yet: for the analysis
     AddLazySegments(lazy);
   }
+  auto d = described.begin();
   for (uint64_t n : numbers) {
-    if (described.count(n) != 0) continue;
+    while (d != described.end() && d->first < n) ++d;
+    if (d != described.end() && d->first == n) continue;
     auto header = open_headers_.find(n);  // DropSupersededSegments read every other header
     const uint32_t flags = header == open_headers_.end() ? 0 : header->second.second.flags;
     // The newest log segment is sealed only by an intact footer (LoadSegment),

@@ -344,14 +344,14 @@ void PageStoreImpl::DropSegmentIndex(uint64_t number) const {
 }
 
 void PageStoreImpl::RebuildSealedView() const {
-  auto view = std::make_shared<std::vector<std::shared_ptr<const SegmentIndex>>>();
-  for (const auto& [n, idx] : seg_indexes_) {
-    if (idx->dir.versions > 0) view->push_back(idx);
+  std::vector<std::shared_ptr<const SegmentIndex>> v;
+  v.reserve(seg_indexes_.size());
+  for (auto it = seg_indexes_.rbegin(); it != seg_indexes_.rend(); ++it) {  // newest segment
+    if (it->second->dir.versions > 0) v.push_back(it->second);  // first: usually sorted so
   }
-  std::sort(view->begin(), view->end(), [](const auto& a, const auto& b) {
-    return a->dir.max_lsn > b->dir.max_lsn;
-  });
-  sealed_view_ = std::move(view);
+  auto newer = [](const auto& a, const auto& b) { return a->dir.max_lsn > b->dir.max_lsn; };
+  if (!std::is_sorted(v.begin(), v.end(), newer)) std::sort(v.begin(), v.end(), newer);
+  sealed_view_ = std::make_shared<std::vector<std::shared_ptr<const SegmentIndex>>>(std::move(v));
 }
 
 Status PageStoreImpl::DemoteSegmentIndex(uint64_t number, const std::string& why) const {

@@ -293,11 +293,15 @@ void PageStoreImpl::InstallRecordIndex(std::shared_ptr<const SegmentRecordIndex>
 
 void PageStoreImpl::RebuildRecordView() const {
   rec_view_.clear();
+  rec_view_.reserve(rec_indexes_.size());
   for (const auto& [n, ri] : rec_indexes_) {
     if (ri->min_lsn() != 0) rec_view_.push_back(RecordRange{ri->min_lsn(), ri->max_lsn(), ri});
   }
-  std::sort(rec_view_.begin(), rec_view_.end(),
-            [](const RecordRange& a, const RecordRange& b) { return a.min < b.min; });
+  // Ascending segment numbers usually ascend in LSN too.
+  auto lower = [](const RecordRange& a, const RecordRange& b) { return a.min < b.min; };
+  if (!std::is_sorted(rec_view_.begin(), rec_view_.end(), lower)) {
+    std::sort(rec_view_.begin(), rec_view_.end(), lower);
+  }
   Lsn high = 0;
   for (RecordRange& r : rec_view_) {
     high = std::max(high, r.max_so_far);
