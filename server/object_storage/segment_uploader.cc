@@ -118,6 +118,8 @@ struct SegmentUploader::Impl {
     // (tail_unrecorded) and the next pass writes them to the state file.
     bool waiter GUARDED_BY(mu) = false;
     bool tail_unrecorded GUARDED_BY(mu) = false;
+    // The tail's recorded point last reported behind (UploadTail): logged once.
+    std::string behind_reported GUARDED_BY(mu);
   };
 
   SegmentUploaderOptions options;
@@ -310,10 +312,14 @@ struct SegmentUploader::Impl {
       // written over. The tail waits for the segment's sealed copy, which
       // supersedes them (a restore prefers it: bucket_log.h); meanwhile
       // `remote` commits are refused.
-      options.logger->error(
-          "event=s3_tail_behind project={} segment={} recorded={} recorded_lsn={} durable={} "
-          "durable_lsn={}",
-          project, name, p.rec.tail.offset, p.rec.tail.lsn, d.bytes, d.lsn);
+      const std::string point = name + " " + std::to_string(p.rec.tail.offset);
+      if (p.behind_reported != point) {
+        p.behind_reported = point;
+        options.logger->error(
+            "event=s3_tail_behind project={} segment={} recorded={} recorded_lsn={} durable={} "
+            "durable_lsn={}",
+            project, name, p.rec.tail.offset, p.rec.tail.lsn, d.bytes, d.lsn);
+      }
       return Status::Corruption("segment " + name + " holds " + std::to_string(d.bytes) +
                                     " durable bytes, fewer than the " +
                                     std::to_string(p.rec.tail.offset) +
