@@ -501,6 +501,50 @@ struct CatalogBackup::Impl {
     return put.status();
   }
 
+  // WaitDeleted: the deletion mark of a project gone from catalog.db, now,
+  // under the epoch it was last backed up with (one a pass did not see: its
+  // newest descriptor's).
+  Status MarkDeletedNow(const std::string& id) {
+    MutexLock pass(pass_mu);
+    auto ids = ProjectIds();
+    Status s = ids.status();
+    if (s.ok() && std::binary_search(ids->begin(), ids->end(), id)) {
+      return Status::FailedPrecondition("project " + id + " is still in the catalog");
+    }
+    if (s.ok() && options.may_mark_deleted && !options.may_mark_deleted(id)) {
+      projects.erase(id);
+      return Status::OK();  // a stale copy that a takeover replaced
+    }
+    int64_t epoch = 0;
+    if (auto it = projects.find(id); s.ok() && it != projects.end()) {
+      epoch = it->second.epoch;
+    } else if (s.ok()) {
+      auto listing = List(id);
+      s = listing.status();
+      const objstore::ObjectInfo* newest = s.ok() ? NewestDescriptor(*listing) : nullptr;
+      std::string name;
+      if (newest != nullptr) {
+        (void)SplitEpoch(newest->key.substr(ProjectKeyPrefix(options.prefix, id).size()), &epoch,
+                         &name);
+      }
+    }
+    if (s.ok()) s = MarkDeleted(id, epoch);
+    if (s.ok()) {
+      projects.erase(id);  // marked: not again by a pass
+      return s;
+    }
+    {
+      MutexLock l(mu);
+      ++stats.errors;
+    }
+    options.logger->warn("event=s3_project_delete_mark_failed project_id={} error=\"{}\"", id,
+                         s.ToString());
+    return Status::Unavailable(
+        "the project is deleted locally but its deletion could not be marked in object storage "
+        "(durability = \"remote\"); it is not acknowledged: " + s.ToString(),
+        "remote_durability_unavailable");
+  }
+
   Status Pass() {
     MutexLock pass(pass_mu);
     Status first;
@@ -565,6 +609,10 @@ Result<std::unique_ptr<CatalogBackup>> CatalogBackup::Start(
 }
 
 Status CatalogBackup::RunOnce() { return impl_->Pass(); }
+
+Status CatalogBackup::WaitDeleted(const std::string& project_id) {
+  return impl_->MarkDeletedNow(project_id);
+}
 
 Status CatalogBackup::WaitBackedUp(const std::string& project_id) {
   return impl_->WaitBackedUp(project_id);

@@ -10,7 +10,8 @@
 //       branch_owners. N counts up from 1 in each epoch.
 //   PREFIX/PROJECT_ID/[e/EEEEEEEEEEEEEEEE/]project.json  the descriptor: id,
 //       name, epoch, the newest snapshot's key and MD5, the store position it
-//       needs; or {"deleted": true} once the project was deleted.
+//       needs; or {"deleted": true} once the project was deleted (by the
+//       next pass; at once for a deletion in `remote` durability: WaitDeleted).
 // Both are named by the writer's epoch as the log is (bucket_log.h: no "e/"
 // level for epoch 0, a single node): with [cluster], the epoch may_upload
 // confirms just before the PUT, so an old owner's snapshot that lands after a
@@ -115,6 +116,14 @@ class CatalogBackup {
   // did; the ownership check's error (not_owner, lease_lost) as it is.
   // REQUIRES: what the caller waits for is durable locally.
   Status WaitBackedUp(const std::string& project_id);
+
+  // `remote` durability of a project's deletion: returns once the deletion
+  // mark (the descriptor {"deleted": true}) of the project (by id, gone from
+  // catalog.db) is in the bucket, put now rather than by the next pass, so
+  // that no restore brings the project back. OK at once for a stale copy
+  // that a takeover replaced (may_mark_deleted). Unavailable, reason
+  // "remote_durability_unavailable" (with S3's error), when the PUT failed.
+  Status WaitDeleted(const std::string& project_id);
 
   CatalogBackupStats stats() const;
 

@@ -46,4 +46,9 @@ Status WaitCatalogRemoteDurable(Services& s, const std::string& project) {
   return Status::OK();
 }
 
+Status WaitDeletionRemoteDurable(Services& s, const std::string& project_id) {
+  if (s.catalog_backup == nullptr) return Status::OK();
+  return s.catalog_backup->WaitDeleted(project_id);
+}
+
 }  // namespace branchdb::server

@@ -35,6 +35,13 @@ Status WaitRemoteDurable(Services& s, const std::string& project, storage::Lsn l
 // records and rows durable locally.
 Status WaitCatalogRemoteDurable(Services& s, const std::string& project);
 
+// The same for a project (by id) deleted in `remote` mode (the caller read
+// its durability before the deletion): OK once its deletion mark is in the
+// bucket (CatalogBackup::WaitDeleted), so that no restore brings it back;
+// else Unavailable, reason remote_durability_unavailable. OK at once without
+// object storage. REQUIRES: the project is gone from catalog.db.
+Status WaitDeletionRemoteDurable(Services& s, const std::string& project_id);
+
 }  // namespace branchdb::server
 
 #endif  // BRANCHDB_SERVER_OBJECT_STORAGE_REMOTE_DURABILITY_H_

@@ -21,6 +21,7 @@
 #include "server/object_storage/catalog_backup.h"
 #include "server/object_storage/segment_uploader.h"
 #include "server/object_storage/snapshot_db.h"
+#include "storage/page_store.h"
 
 namespace branchdb::server {
 namespace {
@@ -101,26 +102,93 @@ class Restorer {
   // next number; the uploader puts a tail up only once every sealed segment
   // below it is in the bucket). Read from its chunks as the fences allow
   // them: contiguous from offset 0, up to the first gap, a chunk cut at its
-  // epoch's fence. Appends to *uploaded the uploader's tail line for what it
-  // restored: the uploader goes on from there, never writing a chunk over the
-  // old ones at another offset, which would hide the chunks after it from the
-  // next restore.
-  Status FetchTail(const BucketLog& log, const std::string& dir, UploadRecord* uploaded) {
+  // epoch's fence. Where the listing's run ends, the next chunk's key is
+  // asked for directly (NextChunk): a listing may lag behind a PUT that was
+  // acknowledged, a read of the key does not.
+  Status FetchTail(const std::string& id, const BucketLog& log,
+                   const std::map<int64_t, FencePoint>& fences, const std::string& dir) {
     const std::string tail = log.TailSegment();
     if (tail.empty()) return Status::OK();
     std::string bytes;
+    int64_t epoch = 0;
     for (const LogPiece& piece : log.chunks.at(tail)) {
       auto data = Download(piece.info);
       if (!data.ok()) return data.status();
       bytes.append(*data, 0, piece.bytes);  // beyond its fence: never read
+      chunk_starts_.push_back(piece.offset);
+      epoch = piece.epoch;
+    }
+    // Only an epoch that no fence follows may have written past the run.
+    while (!bytes.empty() && fences.upper_bound(epoch) == fences.end()) {
+      auto next = NextChunk(id, tail, bytes.size(), epoch);
+      if (!next.ok()) return next.status();
+      if (!*next) break;
+      o_.logger->warn("event=s3_restore_chunk_unlisted project_id={} segment={} offset={}", id,
+                      tail, bytes.size());
+      chunk_starts_.push_back(bytes.size());
+      bytes += **next;
     }
     if (bytes.empty()) return Status::OK();
     BRANCHDB_RETURN_IF_ERROR(WriteSynced(env_, JoinPath(dir, tail), bytes));
-    uploaded->tail = {tail, bytes.size(), 0};
     point_.tail_segment = tail;
     point_.tail_offset = bytes.size();
     stats_.bytes += bytes.size();
     stats_.tail_bytes += bytes.size();
+    return Status::OK();
+  }
+
+  // The tail chunk of segment at offset written by epoch, when the bucket
+  // has one (read by its key, not from a listing); nullopt when not.
+  Result<std::optional<std::string>> NextChunk(const std::string& id, const std::string& segment,
+                                               uint64_t offset, int64_t epoch) {
+    objstore::ObjectInfo info;
+    info.key = TailChunkKey(o_.prefix, id, segment, offset, epoch);
+    auto head = client_.Head(info.key);
+    if (head.status().IsNotFound()) return std::optional<std::string>();
+    if (!head.ok()) return head.status();
+    if (head->size == 0) return std::optional<std::string>();
+    info.size = head->size;
+    info.etag = head->etag;
+    auto data = Download(info);
+    if (!data.ok()) return data.status();
+    return std::optional<std::string>(std::move(*data));
+  }
+
+  // Opens the staged store once: its recovery reads what the restored log
+  // holds (a tail whose last chunk ends within a record keeps its whole
+  // records only) and writes its MANIFEST from the directory's listing, so
+  // that every file the restore put there is named. Its durable end is the
+  // uploader's tail line: the LSN of its last record (all in the bucket),
+  // and the offset from which the bucket's chunks go on. That is the end of
+  // the restored run when the store kept all of it; when it cut a torn
+  // record, the start of the chunk that holds the cut (that chunk is written
+  // again, from there, with the store's bytes: a chunk at the cut would
+  // never be read behind the longer run); for a segment the restore did not
+  // bring (the store started it), 0.
+  Status OpenStaged(const std::string& id, const std::string& dir, UploadRecord* uploaded) {
+    storage::PageStoreOptions options;
+    options.env = env_;
+    options.create_if_missing = false;
+    options.preallocate_bytes = 0;
+    auto store = storage::PageStore::Open(options, dir);
+    if (!store.ok()) return store.status().WithContext("opening the restored store");
+    const storage::DurablePoint d = (*store)->DurableEnd();
+    store->reset();
+    const std::string name = SegmentName(d.segment);
+    uint64_t offset = 0;
+    if (name == point_.tail_segment) {
+      offset = d.bytes;
+      if (d.bytes < point_.tail_offset) {
+        for (uint64_t start : chunk_starts_) {
+          if (start <= d.bytes) offset = start;
+        }
+        o_.logger->warn(
+            "event=s3_restore_tail_cut project_id={} segment={} restored={} kept={} "
+            "upload_from={}",
+            id, name, point_.tail_offset, d.bytes, offset);
+      }
+    }
+    uploaded->tail = {name, offset, d.lsn};
     return Status::OK();
   }
 
@@ -218,8 +286,10 @@ class Restorer {
     BRANCHDB_RETURN_IF_ERROR(FetchSegments(log, staging, &newest_sealed, &uploaded));
     point_.sealed_segments = stats_.segments - before.segments;
     point_.newest_sealed = newest_sealed;
-    BRANCHDB_RETURN_IF_ERROR(FetchTail(log, staging, &uploaded));
+    chunk_starts_.clear();
+    BRANCHDB_RETURN_IF_ERROR(FetchTail(id, log, *fences, staging));
     BRANCHDB_RETURN_IF_ERROR(env_->SyncDir(staging));
+    BRANCHDB_RETURN_IF_ERROR(OpenStaged(id, staging, &uploaded));
     // A stale local copy goes only now that the bucket's is here, verified.
     if (replace_local_) BRANCHDB_RETURN_IF_ERROR(replace_local_());
 
@@ -376,6 +446,7 @@ class Restorer {
   Env* env_;
   RestoreStats stats_;
   RestoredPoint point_;  // of the last RestoreOne
+  std::vector<uint64_t> chunk_starts_;  // its tail's chunks' offsets, ascending
   std::function<Status()> replace_local_;  // RunOne's, when a local copy is replaced
 };
 

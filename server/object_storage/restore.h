@@ -7,14 +7,16 @@
 //
 // Per project: every object is downloaded and verified (its size, and its
 // ETag against the MD5 of the bytes; the multipart form for large segments)
-// into data_dir/restore/PROJECT_ID/, synced, and the directory renamed to
+// into data_dir/restore/PROJECT_ID/, synced; the staged store is opened once
+// (its recovery keeps a torn tail's whole records and writes the MANIFEST
+// that names every file there; its durable end, with its last record's LSN,
+// is the uploader's tail point), and the directory renamed to
 // data_dir/projects/PROJECT_ID; then the snapshot's rows go into ledger.db
 // and, last, catalog.db in one transaction. Only that commit makes the
 // project exist: a crash before it leaves a directory without a catalog row,
 // which the next start replaces by restoring again (and Catalog::Open would
-// delete). The store's recovery then opens the segments as usual (a torn tail
-// chunk is a torn tail), and the catalog's reconciliation drops branches whose
-// timelines the restored store lacks.
+// delete). The catalog's reconciliation drops branches whose timelines the
+// restored store lacks.
 //
 // Not restored: projects whose descriptor says deleted; projects whose name is
 // taken by another local project (logged); the server-wide auth state (OAuth

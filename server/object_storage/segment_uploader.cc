@@ -46,14 +46,13 @@ struct Pending {
   uint64_t size = 0;
 };
 
-// "seg-NNNNNN.log", as the store names its segments (docs/storage-format.md).
+}  // namespace
+
 std::string SegmentName(uint64_t number) {
   char buf[32];
   std::snprintf(buf, sizeof(buf), "seg-%06llu.log", static_cast<unsigned long long>(number));
   return buf;
 }
-
-}  // namespace
 
 UploadRecord UploadRecord::Parse(std::string_view text) {
   UploadRecord r;
@@ -119,6 +118,8 @@ struct SegmentUploader::Impl {
     // (tail_unrecorded) and the next pass writes them to the state file.
     bool waiter GUARDED_BY(mu) = false;
     bool tail_unrecorded GUARDED_BY(mu) = false;
+    // The tail's recorded point last reported behind (UploadTail): logged once.
+    std::string behind_reported GUARDED_BY(mu);
   };
 
   SegmentUploaderOptions options;
@@ -304,15 +305,27 @@ struct SegmentUploader::Impl {
       return Status::OK();
     }
     if (d.bytes < p.rec.tail.offset) {
-      // Recorded past what the store holds (its directory was replaced?):
-      // start the segment's chunks again, without the old ones (of an older
-      // epoch, they stay: the new chunk at offset 0 is read before them).
-      auto epoch = MayUpload(project);
-      if (!epoch.ok()) return epoch.status();
-      options.logger->warn("event=s3_tail_reset project={} segment={} recorded={} durable={}",
-                           project, name, p.rec.tail.offset, d.bytes);
-      DropTailChunks(project, name, *epoch);
-      p.rec.tail.offset = 0;
+      // The store holds less of the segment than its chunks in the bucket,
+      // with records after the recorded point: it lost bytes (or its
+      // directory was replaced) behind the uploader's back. The chunks may be
+      // the only copy of acknowledged commits: they are neither deleted nor
+      // written over. The tail waits for the segment's sealed copy, which
+      // supersedes them (a restore prefers it: bucket_log.h); meanwhile
+      // `remote` commits are refused.
+      const std::string point = name + " " + std::to_string(p.rec.tail.offset);
+      if (p.behind_reported != point) {
+        p.behind_reported = point;
+        options.logger->error(
+            "event=s3_tail_behind project={} segment={} recorded={} recorded_lsn={} durable={} "
+            "durable_lsn={}",
+            project, name, p.rec.tail.offset, p.rec.tail.lsn, d.bytes, d.lsn);
+      }
+      return Status::Corruption("segment " + name + " holds " + std::to_string(d.bytes) +
+                                    " durable bytes, fewer than the " +
+                                    std::to_string(p.rec.tail.offset) +
+                                    " its chunks in the bucket hold: they are kept, the tail "
+                                    "waits for the segment's sealed copy",
+                                "tail_behind");
     }
     const std::string path = JoinPath(JoinPath(projects_dir, project), name);
     while (p.rec.tail.offset < d.bytes) {

@@ -198,6 +198,10 @@ std::string UploadRecordPath(const std::string& data_dir, const std::string& pro
 std::string SegmentObjectKey(const std::string& prefix, const std::string& project_id,
                              const std::string& segment_name, int64_t epoch = 0);
 
+// "seg-NNNNNN.log", as the store names its segment `number`
+// (docs/storage-format.md).
+std::string SegmentName(uint64_t number);
+
 // "PREFIX/PROJECT_ID/[e/EEEEEEEEEEEEEEEE/]tail/NAME/OOOOOOOOOOOOOOOO"
 // (offset: 16 decimal digits).
 std::string TailChunkKey(const std::string& prefix, const std::string& project_id,

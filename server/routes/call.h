@@ -25,6 +25,15 @@ struct Call {
   std::optional<auth::Principal> who;
   // kStreaming routes: the request body, to read once (http::BodyReader).
   const http::BodyReader* body = nullptr;
+  // Set by a kCatalog handler whose 2xx concerns another project than the
+  // path's (RegisterRoutes waits for it in `remote` durability): the project
+  // it created, by name.
+  std::string catalog_project;
+  // Set by the project deletion, before it deletes: the project's id, and
+  // whether it was in `remote` durability (then the 204 waits for the
+  // deletion mark in the bucket).
+  std::string deleted_id;
+  bool deleted_remote = false;
 };
 
 }  // namespace branchdb::server::routes

@@ -61,6 +61,7 @@ void HandleCreateProject(Call& c) {
     cluster_routing::ReleaseProject(c.s, name);
     return http::SendError(c.res, p.status());
   }
+  c.catalog_project = p->name;
   http::SendJson(c.res, 201, ProjectJson(*p));
 }
 
@@ -150,6 +151,8 @@ void HandleDeleteProject(Call& c) {
     return;
   }
   BRANCHDB_TRY_SEND(c.res, p, c.s.catalog->GetProject(c.project));
+  // Its durability goes with its settings: read before.
+  c.deleted_remote = ProjectDurability(c.s, c.project) == "remote";
   Status st = c.s.catalog->DeleteProject(c.project, force);
   if (!st.ok()) return http::SendError(c.res, st);
   if (c.s.guard != nullptr) c.s.guard->ForgetProject(p->id);
@@ -159,6 +162,7 @@ void HandleDeleteProject(Call& c) {
   // writes), without holding this request.
   c.s.computes->RemoveByPrefix(ComputeKey(c.project, ""));
   cluster_routing::ReleaseProject(c.s, c.project);
+  c.deleted_id = p->id;
   c.res.status = 204;
 }
 

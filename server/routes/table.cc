@@ -3,8 +3,6 @@
 
 #include <httplib.h>
 
-#include <nlohmann/json.hpp>
-
 #include "server/cluster/routing.h"
 #include "server/http/auth_guard.h"
 #include "server/http/errors.h"
@@ -18,19 +16,17 @@ namespace branchdb::server::routes {
 namespace {
 
 // `remote` durability of a catalog operation that succeeded: answered only
-// once its catalog is in the bucket, else 503 remote_durability_unavailable
-// (the change stays locally: outcome unknown to the caller).
-void WaitCatalog(const Route& route, Call& call) {
-  std::string project = call.project;
-  const std::string_view path = route.path;
-  if (path == "/v1/projects" || path == "/v1/projects/{project}") {
-    // The project it created, or its name after a rename.
-    auto body = nlohmann::json::parse(call.res.body, nullptr, false);
-    if (body.is_object() && body.contains("name") && body["name"].is_string()) {
-      project = body["name"].get<std::string>();
-    }
+// once its catalog (or, for a deleted project, its deletion mark) is in the
+// bucket, else 503 remote_durability_unavailable (the change stays locally:
+// outcome unknown to the caller).
+void WaitCatalog(Call& call) {
+  Status s;
+  if (!call.deleted_id.empty()) {
+    if (call.deleted_remote) s = WaitDeletionRemoteDurable(call.s, call.deleted_id);
+  } else {
+    s = WaitCatalogRemoteDurable(
+        call.s, call.catalog_project.empty() ? call.project : call.catalog_project);
   }
-  Status s = WaitCatalogRemoteDurable(call.s, project);
   if (!s.ok()) http::SendError(call.res, s.WithContext("the change could not be made durable"));
 }
 
@@ -42,7 +38,7 @@ void Run(const Route& route, Services& services, const httplib::Request& req,
          httplib::Response& res, http::RequestContext& ctx, const http::BodyReader* body) {
   if (cluster_routing::RouteToOwner(services, req, res, ctx.Param("project"), body)) return;
   Call call{services, req, res, ctx, ctx.Param("project"), ctx.Param("branch"), std::nullopt,
-            body};
+            body, "", "", false};
   if (route.access == Access::kOperation) {
     call.who =
         http::RequireAuth(services, req, res, ctx, route.operation, call.project, call.branch);
@@ -52,7 +48,7 @@ void Run(const Route& route, Services& services, const httplib::Request& req,
     }
   }
   route.handler(call);
-  if ((route.flags & kCatalog) && res.status >= 200 && res.status < 300) WaitCatalog(route, call);
+  if ((route.flags & kCatalog) && res.status >= 200 && res.status < 300) WaitCatalog(call);
   RecordCall(route, call);
 }
 

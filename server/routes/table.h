@@ -42,8 +42,9 @@ enum class Access {
 inline constexpr unsigned kAdmit = 1;       // runs SQL or reads a whole branch: admission
 inline constexpr unsigned kIdempotent = 2;  // POST honouring Idempotency-Key
 inline constexpr unsigned kStreaming = 4;   // POST whose handler reads the body (Call::body)
-// Changes the project's catalog (branches, labels, settings): in `remote`
-// durability its 2xx waits for the catalog in the bucket (RegisterRoutes).
+// Changes the project's catalog (branches, labels, settings; the project's
+// creation and deletion): in `remote` durability its 2xx waits for the
+// catalog, or the deletion mark, in the bucket (RegisterRoutes).
 inline constexpr unsigned kCatalog = 8;
 
 struct Route {
@@ -143,8 +144,8 @@ inline constexpr Route kApiRoutes[] = {
      HandleGetProject},
     {"PATCH", "/v1/projects/{project}", Access::kOperation, auth::Operation::kUpdateProject,
      kCatalog, HandleUpdateProject},
-    {"DELETE", "/v1/projects/{project}", Access::kOperation, auth::Operation::kDeleteProject, 0,
-     HandleDeleteProject},
+    {"DELETE", "/v1/projects/{project}", Access::kOperation, auth::Operation::kDeleteProject,
+     kCatalog, HandleDeleteProject},
     {"GET", "/v1/projects/{project}/branches", Access::kOperation,
      auth::Operation::kListBranches, 0, HandleListBranches},
     {"POST", "/v1/projects/{project}/branches", Access::kOperation,

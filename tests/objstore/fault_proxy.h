@@ -7,6 +7,9 @@
 //   kHang         holds each request, answering nothing (the client times
 //                 out), until the mode changes (at most 10 s), then forwards
 //                 it: a request that lands late, after its client gave up.
+// And, in any mode, hide_from_listings(suffix): the listings it forwards
+// lack the keys that end with suffix (a listing that lags behind a PUT, as
+// a bucket index may), while reads of those keys still find them.
 //
 //   FaultProxy proxy(SharedCephS3().endpoint());
 //   options.endpoint = proxy.endpoint();
@@ -18,6 +21,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <mutex>
 #include <string>
 #include <thread>
 
@@ -56,6 +60,11 @@ class FaultProxy {
   // Requests answered with 500, and requests held, so far.
   int failed_requests() const { return failed_requests_; }
   int held_requests() const { return held_requests_; }
+  // "" shows every key again.
+  void hide_from_listings(const std::string& suffix) {
+    std::lock_guard<std::mutex> l(mu_);
+    hidden_suffix_ = suffix;
+  }
 
  private:
   void Handle(const httplib::Request& req, httplib::Response& res) {
@@ -104,6 +113,26 @@ class FaultProxy {
       res.body.assign(it == up->headers.end() ? 0 : std::stoull(it->second), '\0');
     } else {
       res.body = up->body;
+      if (req.method == "GET" && req.has_param("list-type")) HideListed(&res.body);
+    }
+  }
+
+  // Drops the <Contents> entries whose <Key> ends with the hidden suffix.
+  void HideListed(std::string* xml) {
+    std::lock_guard<std::mutex> l(mu_);
+    if (hidden_suffix_.empty()) return;
+    for (size_t at = xml->find("<Contents>"); at != std::string::npos;) {
+      const size_t end = xml->find("</Contents>", at);
+      if (end == std::string::npos) return;
+      const size_t close = end + std::string_view("</Contents>").size();
+      const std::string entry = xml->substr(at, close - at);
+      const std::string tail = hidden_suffix_ + "</Key>";
+      if (entry.find(tail) != std::string::npos) {
+        xml->erase(at, close - at);
+        at = xml->find("<Contents>", at);
+      } else {
+        at = xml->find("<Contents>", close);
+      }
     }
   }
 
@@ -112,6 +141,8 @@ class FaultProxy {
   std::atomic<Mode> mode_{kForward};
   std::atomic<int> failed_requests_{0};
   std::atomic<int> held_requests_{0};
+  std::mutex mu_;
+  std::string hidden_suffix_;
   httplib::Server server_;
   int port_ = 0;
   std::thread thread_;

@@ -308,6 +308,32 @@ TEST_CASE("with radosgw stopped a remote-mode catalog operation gets 503, a loca
   REQUIRE(server.Call("POST", "/v1/projects/rem/branches", {{"name", "c"}}).first == 201);
 }
 
+// A project deleted in remote mode is answered only once the bucket marks
+// it deleted: a restore right after the 204 (the passes are an hour apart)
+// does not bring it back. With radosgw stopped: 503, the project gone here.
+TEST_CASE("in remote mode a project deletion is answered only once the bucket marks it") {
+  CephS3& ceph = SharedCephS3();
+  CreateBucket("remote-delete");
+  LiveServer server(Remote("remote-delete"));
+  for (const char* name : {"gone", "kept", "down"}) {
+    REQUIRE(server.Call("POST", "/v1/projects", {{"name", name}}).first == 201);
+  }
+  REQUIRE(server.Call("DELETE", "/v1/projects/gone").first == 204);
+  {
+    TempDir fresh;
+    LiveServer restored(FreshFrom("remote-delete", fresh.Sub("data")));
+    CHECK(restored.Call("GET", "/v1/projects/gone").first == 404);
+    CHECK(restored.Call("GET", "/v1/projects/kept").first == 200);
+    CHECK(restored.Call("GET", "/v1/projects/down").first == 200);
+  }
+  ceph.StopGateway();
+  auto [refused, why] = server.Call("DELETE", "/v1/projects/down");
+  CHECK(refused == 503);
+  CHECK(why["error"]["code"] == "remote_durability_unavailable");
+  ceph.StartGateway();
+  CHECK(server.Call("GET", "/v1/projects/down").first == 404);  // gone here: outcome unknown
+}
+
 TEST_CASE("remote durability needs object storage on the server") {
   LiveServer server;
   REQUIRE(server.Call("POST", "/v1/projects", {{"name", "p"}}).first == 201);
