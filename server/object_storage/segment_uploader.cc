@@ -189,8 +189,15 @@ struct SegmentUploader::Impl {
     return n.ok() && *n == sizeof(magic) && std::string_view(magic, sizeof(magic)) == kTrailerMagic;
   }
 
-  // The project's sealed segments not yet uploaded, in number order.
-  std::vector<Pending> FindPending(const std::string& project, Project& p) REQUIRES(p.mu) {
+  // The project's sealed segments not yet uploaded, in number order: those
+  // below its active segment `active` (0: unknown, then all but the newest).
+  // A compaction numbers its output above the active segment; in the bucket
+  // a sealed segment above the tail would make a restore take the tail's
+  // chunks for an older segment's (BucketLog::TailSegment) and drop them, so
+  // such an output waits until the segment below it is sealed (the segments
+  // it supersedes stay in the bucket meanwhile).
+  std::vector<Pending> FindPending(const std::string& project, Project& p, uint64_t active)
+      REQUIRES(p.mu) {
     std::vector<Pending> pending;
     const std::string dir = JoinPath(projects_dir, project);
     auto names = options.env->GetChildren(dir);
@@ -199,9 +206,14 @@ struct SegmentUploader::Impl {
     for (const std::string& name : *names) {
       if (int64_t n = SegmentNumber(name); n >= 0) segments.emplace_back(n, name);
     }
-    if (segments.size() < 2) return pending;
     std::sort(segments.begin(), segments.end());
-    segments.pop_back();  // the newest: the unsealed tail, or sealed a moment ago
+    if (active > 0) {
+      while (!segments.empty() && segments.back().first >= static_cast<int64_t>(active)) {
+        segments.pop_back();
+      }
+    } else if (!segments.empty()) {
+      segments.pop_back();  // the newest: the unsealed tail, or sealed a moment ago
+    }
     Load(project, p);
     for (const auto& [number, name] : segments) {
       if (p.rec.sealed.count(name)) continue;
@@ -398,7 +410,7 @@ struct SegmentUploader::Impl {
       p.tail_unrecorded = false;
       return may.status();
     }
-    std::vector<Pending> pending = FindPending(project, p);
+    std::vector<Pending> pending = FindPending(project, p, d ? d->segment : 0);
     Load(project, p);
     if (p.tail_unrecorded && !p.waiter) (void)RecordTail(project, p);  // retried next pass
     Status s = UploadSealed(pending, p);
@@ -435,8 +447,10 @@ struct SegmentUploader::Impl {
     uint64_t lag_segments = 0, lag_bytes = 0;
     for (const std::string& id : ids) {
       std::shared_ptr<Project> p = GetProject(id);
+      auto end = ends.find(id);
+      const uint64_t active = end == ends.end() ? 0 : end->second.durable.segment;
       MutexLock l(p->mu);
-      for (const Pending& pd : FindPending(id, *p)) {
+      for (const Pending& pd : FindPending(id, *p, active)) {
         ++lag_segments;
         lag_bytes += pd.size;
       }

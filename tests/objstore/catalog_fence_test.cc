@@ -4,11 +4,14 @@
 // as two nodes of a cluster have them. The old owner (epoch 1) uploads after
 // the new one (epoch 2) took the project over from the bucket: the restore
 // never uses its late snapshot, before and after the new owner's first one.
+// And compactions whose outputs are numbered above the unsealed tail never
+// hide that tail from a restore.
 #include <catch2/catch.hpp>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <atomic>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
@@ -38,11 +41,13 @@ std::unique_ptr<objstore::S3Client> Client() {
 // One node's side of the project: its catalog, and its uploader and catalog
 // backup, which upload under `epoch` (what etcd would confirm).
 struct Node {
-  explicit Node(int64_t owner_epoch) : epoch(owner_epoch) {
+  explicit Node(int64_t owner_epoch, uint64_t segment_bytes = 0, std::string bucket_prefix = kPrefix)
+      : epoch(owner_epoch), prefix(std::move(bucket_prefix)) {
     catalog::CatalogOptions co;
     co.env = Env::Default();
     co.reaper_interval_micros = 0;
     co.gc_interval_micros = 0;
+    if (segment_bytes > 0) co.store_options.segment_bytes = segment_bytes;
     auto cat = catalog::Catalog::Open(co, dir.path());
     REQUIRE(cat.ok());
     catalog = std::move(*cat);
@@ -54,7 +59,7 @@ struct Node {
     auto may_upload = [this](const std::string&) -> Result<int64_t> { return epoch.load(); };
     server::SegmentUploaderOptions uo;
     uo.data_dir = dir.path();
-    uo.prefix = kPrefix;
+    uo.prefix = prefix;
     uo.interval_ms = 0;
     uo.env = Env::Default();
     uo.logger = spdlog::default_logger();
@@ -73,7 +78,7 @@ struct Node {
     uploader = std::move(*u);
     server::CatalogBackupOptions bo;
     bo.data_dir = dir.path();
-    bo.prefix = kPrefix;
+    bo.prefix = prefix;
     bo.interval_ms = 0;
     bo.env = Env::Default();
     bo.logger = spdlog::default_logger();
@@ -110,12 +115,13 @@ struct Node {
   server::RestoredPoint Restore() {
     server::RestoreOptions ro;
     ro.data_dir = dir.path();
-    ro.prefix = kPrefix;
+    ro.prefix = prefix;
     ro.env = Env::Default();
     ro.logger = spdlog::default_logger();
     ro.client_options = SharedCephS3().Options(kBucket);
     auto client = Client();
     auto point = server::RestoreProject(ro, *client, "shop");
+    INFO(point.status().ToString());
     REQUIRE(point.ok());
     REQUIRE(catalog->AdoptProject(point->id).ok());
     return *point;
@@ -127,13 +133,14 @@ struct Node {
                          p.catalog_version};
     objstore::PutOptions once;
     once.if_none_match = true;
-    const std::string key = kPrefix + "/" + p.id + "/epochs/" +
+    const std::string key = prefix + "/" + p.id + "/epochs/" +
                             server::EpochDir(epoch).substr(2, 16);
     REQUIRE(Client()->Put(key, server::FormatFence(epoch, "b", f, 1), once).ok());
   }
 
   TempDir dir;
   std::atomic<int64_t> epoch;
+  std::string prefix;  // of its keys in the bucket
   std::unique_ptr<catalog::Catalog> catalog;
   std::unique_ptr<catalog::Ledger> ledger;
   std::unique_ptr<server::SegmentUploader> uploader;
@@ -184,6 +191,92 @@ TEST_CASE("an old owner's catalog snapshot landing after a takeover is never res
   CHECK(p.catalog_epoch == 2);
   CHECK(p.catalog_version == 1);
   CHECK(d.Branches() == "a1,b1,production");
+}
+
+// Commits page pgno (a 4 KiB image of seed) on top of branch's head.
+storage::Lsn CommitPage(storage::PageStore& store, const catalog::BranchInfo& branch,
+                        storage::PageNo pgno, char seed) {
+  auto head = store.Head(branch.timeline);
+  REQUIRE(head.ok());
+  auto lsn = store.Commit(branch.timeline, *head,
+                          {storage::PageWrite{pgno, std::string(storage::kPageSize, seed)}}, 256,
+                          "");
+  REQUIRE(lsn.ok());
+  return *lsn;
+}
+
+// Segment numbers of the project's store directory, ascending.
+std::vector<uint64_t> SegmentNumbers(const std::string& dir) {
+  std::vector<uint64_t> out;
+  for (const auto& project : std::filesystem::directory_iterator(dir + "/projects")) {
+    for (const auto& f : std::filesystem::directory_iterator(project.path())) {
+      const std::string name = f.path().filename().string();
+      if (name.rfind("seg-", 0) == 0) out.push_back(std::stoull(name.substr(4, 6)));
+    }
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+TEST_CASE("compactions' outputs, numbered above the unsealed tail, never hide it from a restore") {
+  // Compaction numbers its output above the active segment. A sealed segment
+  // above the tail in the bucket would make a restore take the tail's
+  // chunks for an older segment's and drop them: the uploader leaves such
+  // outputs until the tail below them is sealed.
+  REQUIRE(Client()->CreateBucketIfMissing().ok());
+  Node a(1, 64 << 10, "compaction");
+  REQUIRE(a.catalog->CreateProject("shop", {}).ok());
+  REQUIRE(a.catalog->SetRestoreWindow("shop", 0).ok());
+  a.Branch("g1");
+  a.Branch("g2");
+  auto store = a.catalog->Store("shop");
+  REQUIRE(store.ok());
+  auto branch = [&](const std::string& name) {
+    auto b = a.catalog->GetBranch("shop", name, false);
+    REQUIRE(b.ok());
+    return *b;
+  };
+  const catalog::BranchInfo prod = branch("production"), g1 = branch("g1"), g2 = branch("g2");
+  // Segments of mostly garbage-to-be (g1's, then g2's pages) with some live
+  // pages of production's: compaction rewrites them (not only deletes).
+  storage::PageNo next = 1;
+  for (const catalog::BranchInfo* g : {&g1, &g2}) {
+    for (int i = 0; i < 48; ++i) {
+      CommitPage(**store, *g, static_cast<storage::PageNo>(100 + i), 'g');
+      if (i % 4 == 0) CommitPage(**store, prod, next++, 'p');
+    }
+  }
+  // The active segment: production's pages only (never mostly garbage, so
+  // that GC does not seal it).
+  const uint64_t mixed = (*store)->DurableEnd().segment;
+  while ((*store)->DurableEnd().segment == mixed) CommitPage(**store, prod, next++, 'q');
+  a.Upload();
+  const uint64_t active = (*store)->DurableEnd().segment;
+
+  REQUIRE(a.catalog->DeleteBranch("shop", "g1").ok());
+  auto gc = a.catalog->Gc("shop");
+  REQUIRE(gc.ok());
+  for (int i = 0; i < 3; ++i) CommitPage(**store, prod, next++, 'r');  // acknowledged, in the tail
+  REQUIRE(a.catalog->DeleteBranch("shop", "g2").ok());
+  gc = a.catalog->Gc("shop");
+  REQUIRE(gc.ok());
+  REQUIRE((*store)->DurableEnd().segment == active);  // the tail is still the same segment
+  const std::vector<uint64_t> numbers = SegmentNumbers(a.dir.path());
+  INFO("active " << active << ", highest " << numbers.back());
+  REQUIRE(numbers.back() > active + 1);  // two compactions' outputs above it
+  a.Upload();
+  const storage::Lsn head = *(*store)->Head(prod.timeline);
+
+  Node c(2, 0, "compaction");
+  c.Restore();
+  auto restored = c.catalog->Store("shop");
+  REQUIRE(restored.ok());
+  auto restored_head = (*restored)->Head(prod.timeline);
+  REQUIRE(restored_head.ok());
+  CHECK(*restored_head == head);
+  std::string page;
+  REQUIRE((*restored)->ReadPageAt(head, next - 1, &page).ok());
+  CHECK(page == std::string(storage::kPageSize, 'r'));
 }
 
 }  // namespace
