@@ -273,6 +273,7 @@ TEST_CASE("compactions' outputs, numbered above the unsealed tail, never hide it
 
   Node c(2, 0, "compaction");
   c.Restore();
+  CHECK(c.Branches() == "production");  // the catalog's snapshot after the compactions
   auto restored = c.catalog->Store("shop");
   REQUIRE(restored.ok());
   auto restored_head = (*restored)->Head(prod.timeline);
@@ -290,6 +291,7 @@ TEST_CASE("compactions' outputs, numbered above the unsealed tail, never hide it
   const storage::Lsn head2 = *(*store)->Head(prod.timeline);
   Node d(3, 0, "compaction");
   d.Restore();
+  CHECK(d.Branches() == "production");
   auto again = d.catalog->Store("shop");
   REQUIRE(again.ok());
   auto again_head = (*again)->Head(prod.timeline);
