@@ -9,6 +9,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <vector>
 
 #include "base/mutex.h"
@@ -233,11 +234,19 @@ struct CatalogBackup::Impl {
     }
     if (segments.empty()) return pos;
     std::sort(segments.begin(), segments.end());
+    // Compaction numbers its outputs above the active segment: the newest
+    // segment that is no output is the tail.
+    const std::string dir = JoinPath(JoinPath(options.data_dir, "projects"), id);
+    auto any = [](const std::string&) { return true; };
+    while (segments.size() > 1 && CompactionOutputFate(options.env, dir, segments.back().second,
+                                                       any) != OutputFate::kNotOutput) {
+      pos.older.push_back(std::move(segments.back().second));
+      segments.pop_back();
+    }
     pos.newest = segments.back().second;
     segments.pop_back();
     for (auto& [n, name] : segments) pos.older.push_back(std::move(name));
-    const std::string newest =
-        JoinPath(JoinPath(JoinPath(options.data_dir, "projects"), id), pos.newest);
+    const std::string newest = JoinPath(dir, pos.newest);
     auto size = options.env->GetFileSize(newest);
     // vanished: wait for a newer position
     pos.newest_bytes = size.ok() ? LogEndOf(options.env, newest, *size) : UINT64_MAX;
@@ -245,17 +254,31 @@ struct CatalogBackup::Impl {
   }
 
   // True when the bucket holds the store up to pos: every older segment still
-  // on disk (compaction may have replaced some), and the newest one sealed or
-  // in contiguous tail chunks from offset 0 up to its size then; read through
-  // the fences (bucket_log.h), as a restore reads it.
+  // on disk (compaction may have replaced some) but the compactions' outputs
+  // left out of it (their superseded segments are in it, or left out too:
+  // the uploader's record), and the newest one sealed or in contiguous tail
+  // chunks from offset 0 up to its size then; read through the fences
+  // (bucket_log.h), as a restore reads it.
   bool Covered(const std::string& id, const StorePosition& pos, const Listing& listing)
       REQUIRES(pass_mu) {
     const std::string dir = JoinPath(JoinPath(options.data_dir, "projects"), id);
     auto fences = ReadFences(*client, listing, &this->fences);
     if (!fences.ok()) return false;  // tried again at the next pass
     const BucketLog log = ResolveBucketLog(listing, *fences);
+    std::optional<std::set<std::string>> left_out;  // read when needed
+    auto accounted = [&](const std::string& name) {
+      if (log.sealed.count(name)) return true;
+      if (!left_out) {
+        auto text = options.env->ReadFileToString(UploadRecordPath(options.data_dir, id));
+        left_out = text.ok() ? UploadRecord::Parse(*text).left_out : std::set<std::string>{};
+      }
+      return left_out->count(name) != 0;
+    };
     for (const std::string& name : pos.older) {
-      if (!log.sealed.count(name) && options.env->FileExists(JoinPath(dir, name))) return false;
+      if (log.sealed.count(name) || !options.env->FileExists(JoinPath(dir, name))) continue;
+      if (CompactionOutputFate(options.env, dir, name, accounted) != OutputFate::kLeftOut) {
+        return false;
+      }
     }
     if (pos.newest.empty() || log.sealed.count(pos.newest)) return true;
     return log.ChunkBytes(pos.newest) >= pos.newest_bytes;

@@ -21,12 +21,39 @@
 #include "server/object_storage/catalog_backup.h"
 #include "server/object_storage/segment_uploader.h"
 #include "server/object_storage/snapshot_db.h"
+#include "storage/log_format.h"
 #include "storage/page_store.h"
 
 namespace branchdb::server {
 namespace {
 
 using Objects = Listing;  // rest of key -> object
+
+namespace sf = storage::internal;  // segment headers and footers (docs/storage-format.md)
+
+// The LSNs of the records a sealed segment's footer lists (ascending in a
+// segment as written), and whether a compaction wrote it. False when its
+// bytes do not read as a sealed segment.
+bool SegmentRecords(std::string_view data, bool* compacted, std::vector<storage::Lsn>* lsns) {
+  sf::SegmentHeader h;
+  size_t len = 0;
+  sf::Trailer t;
+  if (data.size() < sf::kTrailerSize || !sf::DecodeSegmentHeader(data, &h, &len).ok() ||
+      !sf::DecodeTrailer(data.substr(data.size() - sf::kTrailerSize), &t) ||
+      t.footer_offset > data.size() || t.footer_len > data.size() - t.footer_offset) {
+    return false;
+  }
+  std::vector<sf::FooterEntry> entries;
+  if (!sf::DecodeFooter(data.substr(t.footer_offset, t.footer_len), t.footer_crc, &entries,
+                        sf::MetaParts::kNoAnnotation)
+           .ok()) {
+    return false;
+  }
+  *compacted = (h.flags & sf::kSegmentFlagCompacted) != 0;
+  lsns->clear();
+  for (const sf::FooterEntry& e : entries) lsns->push_back(e.meta.lsn);
+  return true;
+}
 
 Status RemoveTree(Env* env, const std::string& path) {
   if (!env->FileExists(path)) return Status::OK();
@@ -87,10 +114,44 @@ class Restorer {
       auto data = Download(piece.info);
       if (!data.ok()) return data.status();
       BRANCHDB_RETURN_IF_ERROR(WriteSynced(env_, JoinPath(dir, name), *data));
+      NoteRecords(name, *data);
       *newest = std::max(*newest, ParseSegmentNumber(name));
       uploaded->sealed[name] = {piece.info.size, piece.info.etag, piece.epoch};
       ++stats_.segments;
       stats_.bytes += data->size();
+    }
+    return Status::OK();
+  }
+
+  // Notes the LSNs of sealed segment `name`: a segment as written holds
+  // every record between its first and last (LSNs ascend through the log).
+  void NoteRecords(const std::string& name, std::string_view data) {
+    bool compacted = false;
+    std::vector<storage::Lsn> lsns;
+    if (!SegmentRecords(data, &compacted, &lsns)) return;  // kept (the store judges it)
+    if (compacted) {
+      outputs_[name] = std::move(lsns);
+    } else if (!lsns.empty()) {
+      written_.emplace_back(lsns.front(), lsns.back());
+    }
+  }
+
+  // Deletes from dir the compactions' outputs whose every record is in a
+  // segment as written that the bucket holds: those supersede nothing a
+  // restore needs, and with the originals they would not open without the
+  // store's GCSTATE (docs/object-storage.md, "Compaction's outputs": from a
+  // build that uploaded them, or one compacted again before a pass saw it).
+  Status DropRedundantOutputs(const std::string& id, const std::string& dir) {
+    std::sort(written_.begin(), written_.end());
+    auto in_written = [this](storage::Lsn lsn) {
+      auto it = std::upper_bound(written_.begin(), written_.end(),
+                                 std::make_pair(lsn, UINT64_MAX));
+      return it != written_.begin() && std::prev(it)->second >= lsn;
+    };
+    for (const auto& [name, lsns] : outputs_) {
+      if (!std::all_of(lsns.begin(), lsns.end(), in_written)) continue;
+      BRANCHDB_RETURN_IF_ERROR(env_->DeleteFile(JoinPath(dir, name)));
+      o_.logger->info("event=s3_restore_output_dropped project_id={} segment={}", id, name);
     }
     return Status::OK();
   }
@@ -283,7 +344,10 @@ class Restorer {
     if (log.fenced_off > 0) {
       o_.logger->warn("event=s3_restore_fenced_off project_id={} objects={}", id, log.fenced_off);
     }
+    outputs_.clear();
+    written_.clear();
     BRANCHDB_RETURN_IF_ERROR(FetchSegments(log, staging, &newest_sealed, &uploaded));
+    BRANCHDB_RETURN_IF_ERROR(DropRedundantOutputs(id, staging));
     point_.sealed_segments = stats_.segments - before.segments;
     point_.newest_sealed = newest_sealed;
     chunk_starts_.clear();
@@ -447,6 +511,10 @@ class Restorer {
   RestoreStats stats_;
   RestoredPoint point_;  // of the last RestoreOne
   std::vector<uint64_t> chunk_starts_;  // its tail's chunks' offsets, ascending
+  // Of its sealed segments: the compactions' outputs' LSNs, by name, and the
+  // LSN ranges of the segments as written.
+  std::map<std::string, std::vector<storage::Lsn>> outputs_;
+  std::vector<std::pair<storage::Lsn, storage::Lsn>> written_;
   std::function<Status()> replace_local_;  // RunOne's, when a local copy is replaced
 };
 

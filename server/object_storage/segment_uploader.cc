@@ -15,6 +15,7 @@
 #include "server/config.h"
 #include "server/http/metrics.h"
 #include "server/object_storage/bucket_log.h"
+#include "storage/log_format.h"
 
 namespace branchdb::server {
 namespace {
@@ -39,6 +40,9 @@ using Uploaded = UploadRecord::Sealed;
 using Tail = UploadRecord::Tail;
 
 constexpr std::string_view kTailTag = "tail:";  // the record's tail line
+constexpr std::string_view kLeftOutTag = "skip:";  // an output left out of the bucket
+
+namespace sf = storage::internal;  // the segment header (docs/storage-format.md)
 
 struct Pending {
   std::string project;
@@ -62,6 +66,10 @@ UploadRecord UploadRecord::Parse(std::string_view text) {
     std::string name, second, third;
     int64_t epoch = 0;  // absent: 0 (a record from before epochs named keys)
     if (!(fields >> name >> second >> third)) continue;
+    if (name.rfind(kLeftOutTag, 0) == 0) {
+      r.left_out.insert(name.substr(kLeftOutTag.size()));
+      continue;
+    }
     fields >> epoch;
     uint64_t a = 0, b = 0;
     std::from_chars(second.data(), second.data() + second.size(), a);
@@ -81,6 +89,9 @@ std::string UploadRecord::Format() const {
     text += name + " " + std::to_string(u.size) + " " + u.etag +
             (u.epoch > 0 ? " " + std::to_string(u.epoch) : "") + "\n";
   }
+  // A build that reads "NAME SIZE ETAG" lines only takes these for segments
+  // that do not exist.
+  for (const std::string& name : left_out) text += std::string(kLeftOutTag) + name + " 0 -\n";
   if (!tail.name.empty()) {
     text += std::string(kTailTag) + tail.name + " " + std::to_string(tail.offset) + " " +
             std::to_string(tail.lsn) + "\n";
@@ -90,6 +101,35 @@ std::string UploadRecord::Format() const {
 
 std::string UploadRecordPath(const std::string& data_dir, const std::string& project_id) {
   return JoinPath(JoinPath(data_dir, "object_storage"), project_id + ".uploaded");
+}
+
+OutputFate CompactionOutputFate(Env* env, const std::string& dir, const std::string& name,
+                                const std::function<bool(const std::string&)>& accounted) {
+  auto file = env->NewRandomAccessFile(JoinPath(dir, name));
+  if (!file.ok()) return OutputFate::kNotOutput;  // uploaded as any segment (or not found)
+  std::string header(sf::kSegmentHeaderFixed, '\0');
+  auto n = (*file)->Read(0, header.size(), header.data());
+  if (!n.ok() || *n != header.size()) return OutputFate::kNotOutput;
+  header.resize(sf::SegmentHeaderLength(header));
+  if (header.size() > sf::kSegmentHeaderFixed) {
+    const size_t fixed = sf::kSegmentHeaderFixed;
+    n = (*file)->Read(fixed, header.size() - fixed, header.data() + fixed);
+    if (!n.ok() || *n != header.size() - fixed) return OutputFate::kNotOutput;
+  }
+  sf::SegmentHeader h;
+  size_t len = 0;
+  if (!sf::DecodeSegmentHeader(header, &h, &len).ok() ||
+      (h.flags & sf::kSegmentFlagCompacted) == 0) {
+    return OutputFate::kNotOutput;
+  }
+  OutputFate fate = OutputFate::kLeftOut;
+  for (uint64_t number : h.supersedes) {
+    const std::string superseded = SegmentName(number);
+    if (accounted(superseded)) continue;
+    if (!env->FileExists(JoinPath(dir, superseded))) return OutputFate::kUploaded;
+    fate = OutputFate::kWaits;  // it goes up first (it is sealed), or is deleted
+  }
+  return fate;
 }
 
 std::string SegmentObjectKey(const std::string& prefix, const std::string& project_id,
@@ -194,8 +234,10 @@ struct SegmentUploader::Impl {
   // A compaction numbers its output above the active segment; in the bucket
   // a sealed segment above the tail would make a restore take the tail's
   // chunks for an older segment's (BucketLog::TailSegment) and drop them, so
-  // such an output waits until the segment below it is sealed (the segments
-  // it supersedes stay in the bucket meanwhile).
+  // such an output, when it goes up at all, waits until the segment below
+  // it is sealed. Outputs whose superseded segments are all accounted for
+  // are recorded left out (at any number) and never pending
+  // (CompactionOutputFate); those waiting for one are not pending yet.
   std::vector<Pending> FindPending(const std::string& project, Project& p, uint64_t active)
       REQUIRES(p.mu) {
     std::vector<Pending> pending;
@@ -207,22 +249,42 @@ struct SegmentUploader::Impl {
       if (int64_t n = SegmentNumber(name); n >= 0) segments.emplace_back(n, name);
     }
     std::sort(segments.begin(), segments.end());
-    if (active > 0) {
-      while (!segments.empty() && segments.back().first >= static_cast<int64_t>(active)) {
-        segments.pop_back();
-      }
-    } else if (!segments.empty()) {
-      segments.pop_back();  // the newest: the unsealed tail, or sealed a moment ago
-    }
+    // Numbers from `limit` on are not uploaded yet: the newest is the
+    // unsealed tail, or sealed a moment ago.
+    const int64_t limit = active > 0 ? static_cast<int64_t>(active)
+                          : segments.empty() ? 0 : segments.back().first;
     Load(project, p);
+    const auto& sealed = p.rec.sealed;
+    const auto& left_out = p.rec.left_out;
+    auto accounted = [&sealed, &left_out](const std::string& name) {
+      return sealed.count(name) != 0 || left_out.count(name) != 0;
+    };
     for (const auto& [number, name] : segments) {
-      if (p.rec.sealed.count(name)) continue;
+      if (accounted(name)) continue;
       const std::string path = JoinPath(dir, name);
       auto size = options.env->GetFileSize(path);
       if (!size.ok() || !EndsWithTrailer(path, *size)) continue;
+      const OutputFate fate = CompactionOutputFate(options.env, dir, name, accounted);
+      if (fate == OutputFate::kLeftOut) {
+        LeaveOut(project, name, p);
+        continue;
+      }
+      if (fate == OutputFate::kWaits || number >= limit) continue;
       pending.push_back({project, name, *size});
     }
     return pending;
+  }
+
+  // Records compaction output `name` left out of the bucket (retried at the
+  // next pass when the record cannot be written).
+  void LeaveOut(const std::string& project, const std::string& name, Project& p)
+      REQUIRES(p.mu) {
+    p.rec.left_out.insert(name);
+    if (Status written = WriteState(project, p); !written.ok()) {
+      p.rec.left_out.erase(name);
+      return;
+    }
+    options.logger->info("event=s3_output_left_out project={} segment={}", project, name);
   }
 
   // Deletes the tail chunks of a segment whose sealed copy is verified in

@@ -38,6 +38,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <string_view>
 
@@ -166,9 +167,11 @@ Result<std::unique_ptr<SegmentUploader>> StartSegmentUploader(
 // verified in the bucket (EPOCH, the writer's, which names its key, when not
 // 0), then the upload point "tail:NAME OFFSET LSN": the tail chunks of segment
 // NAME end at OFFSET, and every record of the project up to LSN is in the
-// bucket. Written (atomically) by the uploader and by a restore; read by the
-// uploader and by the tiering Env (tiered_env.h), which evicts only what it
-// records. Lines it cannot read are skipped (the file is rewritten whole).
+// bucket. Lines "skip:NAME 0 -" name the compactions' outputs left out of the
+// bucket (CompactionOutputFate: kLeftOut). Written (atomically) by the
+// uploader and by a restore; read by the uploader, by the catalog backup and
+// by the tiering Env (tiered_env.h), which evicts only what it records
+// sealed. Lines it cannot read are skipped (the file is rewritten whole).
 struct UploadRecord {
   struct Sealed {
     uint64_t size = 0;
@@ -182,6 +185,7 @@ struct UploadRecord {
   };
   std::map<std::string, Sealed> sealed;  // by segment file name
   Tail tail;                              // name empty: no tail uploaded
+  std::set<std::string> left_out;         // outputs never uploaded, by file name
 
   static UploadRecord Parse(std::string_view text);
   // The tail line comes last: a build that reads "NAME SIZE ETAG" lines only
@@ -189,6 +193,18 @@ struct UploadRecord {
   std::string Format() const;
 };
 std::string UploadRecordPath(const std::string& data_dir, const std::string& project_id);
+
+// What becomes of sealed segment `name` in project directory dir in the
+// bucket (docs/object-storage.md, "Compaction's outputs"). A compaction's
+// output stays out of it while every segment it supersedes is accounted for
+// (`accounted`: in the bucket, or an output left out itself): the bucket
+// then holds the log as written, which a restore opens without the store's
+// GCSTATE. It waits while one of those is still on disk (uploaded first),
+// and goes up when one is gone without being accounted for (deleted before
+// its upload: the output holds the only copy of its live records).
+enum class OutputFate { kNotOutput, kLeftOut, kWaits, kUploaded };
+OutputFate CompactionOutputFate(Env* env, const std::string& dir, const std::string& name,
+                                const std::function<bool(const std::string&)>& accounted);
 
 // The keys of a project's log, named by the writer's epoch (bucket_log.h),
 // the one place that names them (the uploader writes them, a fetch reads a

@@ -78,6 +78,16 @@ TEST_CASE("the upload record reads what it writes, and a record from before epoc
   CHECK(old.sealed.at("seg-000003.log").size == 30);
   CHECK(old.tail.name.empty());
   CHECK(UploadRecordPath("/d", "p1") == "/d/object_storage/p1.uploaded");
+  // Compactions' outputs left out of the bucket: never taken for sealed.
+  r.left_out = {"seg-000005.log", "seg-000006.log"};
+  const std::string with_skips = r.Format();
+  CHECK(with_skips ==
+        "seg-000001.log 1000 abc\nseg-000002.log 2000 def-2 7\nskip:seg-000005.log 0 -\n"
+        "skip:seg-000006.log 0 -\ntail:seg-000004.log 512 99\n");
+  UploadRecord skips = UploadRecord::Parse(with_skips);
+  CHECK(skips.Format() == with_skips);
+  CHECK(skips.sealed.size() == 2);
+  CHECK(skips.left_out == r.left_out);
 }
 
 TEST_CASE("without fences every epoch counts whole, and the newest copy of a segment wins") {
