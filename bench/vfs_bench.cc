@@ -24,7 +24,8 @@
 // BRANCHDB_BENCH_VFS_PARTS runs only the listed parts (comma-separated, of
 // writes, sweep, reads, open, depth; default: all), BRANCHDB_BENCH_VFS_CACHE_MB
 // > 0 caches page images in the page store, in a cache of that many MiB
-// (default: PageStoreOptions', no page images cached).
+// (default: PageStoreOptions', no page images cached), BRANCHDB_BENCH_PREALLOCATE
+// sets the store's preallocate_bytes (the zero region; default PageStoreOptions').
 #include <sqlite3.h>
 
 #include <algorithm>
@@ -101,6 +102,9 @@ struct Ours {
 Ours OpenOurs(const std::string& dir) {
   Ours ours;
   storage::PageStoreOptions options;
+  if (const char* pre = std::getenv("BRANCHDB_BENCH_PREALLOCATE")) {
+    options.preallocate_bytes = static_cast<uint64_t>(std::atoll(pre));
+  }
   if (const char* mb = std::getenv("BRANCHDB_BENCH_VFS_CACHE_MB")) {
     options.cache_bytes = static_cast<uint64_t>(std::atoll(mb)) << 20;
     options.cache_page_images = options.cache_bytes > 0;
