@@ -16,6 +16,7 @@
 #include "server/http/metrics.h"
 #include "server/object_storage/bucket_log.h"
 #include "storage/log_format.h"
+#include "storage/segment_reader.h"
 
 namespace branchdb::server {
 namespace {
@@ -107,18 +108,10 @@ OutputFate CompactionOutputFate(Env* env, const std::string& dir, const std::str
                                 const std::function<bool(const std::string&)>& accounted) {
   auto file = env->NewRandomAccessFile(JoinPath(dir, name));
   if (!file.ok()) return OutputFate::kNotOutput;  // uploaded as any segment (or not found)
-  std::string header(sf::kSegmentHeaderFixed, '\0');
-  auto n = (*file)->Read(0, header.size(), header.data());
-  if (!n.ok() || *n != header.size()) return OutputFate::kNotOutput;
-  header.resize(sf::SegmentHeaderLength(header));
-  if (header.size() > sf::kSegmentHeaderFixed) {
-    const size_t fixed = sf::kSegmentHeaderFixed;
-    n = (*file)->Read(fixed, header.size() - fixed, header.data() + fixed);
-    if (!n.ok() || *n != header.size() - fixed) return OutputFate::kNotOutput;
-  }
   sf::SegmentHeader h;
   size_t len = 0;
-  if (!sf::DecodeSegmentHeader(header, &h, &len).ok() ||
+  const auto self = static_cast<uint64_t>(SegmentNumber(name));  // names it in an error
+  if (!sf::ReadSegmentHeader(file->get(), self, &h, &len).ok() ||
       (h.flags & sf::kSegmentFlagCompacted) == 0) {
     return OutputFate::kNotOutput;
   }
