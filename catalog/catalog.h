@@ -109,6 +109,13 @@ struct CatalogOptions {
   // closes the branch's connections. Default: none.
   std::function<void(const std::string& project, const std::string& branch, TimelineId timeline)>
       on_branch_reaped;
+  // Asked at each GC with the project's id (its directory's name): which of
+  // its segments compaction may rewrite or delete (storage::GcOptions::
+  // may_rewrite; called during the GC, which holds the store's GC slot:
+  // it must not call into the catalog or the store). Set by the server with
+  // object storage: only segments the bucket holds. Default (unset): every one.
+  std::function<std::function<bool(uint64_t segment)>(const std::string& project_id)>
+      may_rewrite;
 };
 
 struct ProjectInfo {

@@ -419,12 +419,15 @@ Result<RollbackResult> Catalog::ResetFromParent(const std::string& project,
 Result<storage::GcStats> Catalog::Impl::GcProject(const std::shared_ptr<Project>& p) {
   MutexLock gc_lock(p->gc_mu);
   storage::GcOptions o;
+  std::string id;
   {
     auto locked = ReadProject(p);
     if (!locked.ok()) return locked.status();
     o.restore_window_micros = p->info.restore_window_micros;
     o.pins = Pins(*p);
+    id = p->info.id;
   }
+  if (options.may_rewrite) o.may_rewrite = options.may_rewrite(id);  // no catalog lock held
   return p->store->Gc(o);  // p keeps the store; a deletion meanwhile does not wait for it
 }
 

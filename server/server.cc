@@ -316,8 +316,9 @@ Status StartScheduler(const Config& config, ApiServer::Parts& parts, Services& s
 }
 
 // The catalog, on an Env that times fsyncs; its reaper drops the computes of
-// expired branches.
-Status OpenCatalog(const Config& config, Env* env, ApiServer::Parts& parts,
+// expired branches. With object storage, compaction rewrites only segments
+// the bucket holds (their upload records read through plain_env).
+Status OpenCatalog(const Config& config, Env* env, Env* plain_env, ApiServer::Parts& parts,
                    Services& services) {
   http::Metrics* metrics = services.metrics;
   parts.timed_env = std::make_unique<http::TimedEnv>(
@@ -328,6 +329,11 @@ Status OpenCatalog(const Config& config, Env* env, ApiServer::Parts& parts,
   parts.store_cache = storage::Cache::Create(parts.cache_budget.store_cache_bytes);
   cat_opts.store_options.cache = parts.store_cache;
   cat_opts.store_options.segment_bytes = static_cast<uint64_t>(config.segment_bytes);
+  if (config.ObjectStorageEnabled()) {
+    cat_opts.may_rewrite = [plain_env, data_dir = config.data_dir](const std::string& id) {
+      return RewritableSegments(plain_env, data_dir, id);
+    };
+  }
   services.logger->info(
       "event=cache_budget cache_mb={} store_cache_bytes={} sqlite_bytes={} compute_cache_pages={}",
       config.cache_mb, parts.cache_budget.store_cache_bytes, parts.cache_budget.sqlite_bytes,
@@ -602,7 +608,7 @@ Status ApiServer::Init() {
     store_env = parts_->tiered_env.get();
     services_.tiered_env = parts_->tiered_env.get();
   }
-  BRANCHDB_RETURN_IF_ERROR(OpenCatalog(config_, store_env, *parts_, services_));
+  BRANCHDB_RETURN_IF_ERROR(OpenCatalog(config_, store_env, env_, *parts_, services_));
   std::function<Result<int64_t>(const std::string&)> upload_epoch;  // the epoch that names keys
   std::function<bool(const std::string&)> may_mark_deleted;
   if (config_.ObjectStorageEnabled() && config_.clustered()) {

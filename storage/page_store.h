@@ -62,6 +62,7 @@
 #define BRANCHDB_STORAGE_PAGE_STORE_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -180,6 +181,15 @@ struct GcOptions {
   // States that must stay readable whatever their age (labelled checkpoints,
   // branch points the catalog needs, states open for reading).
   std::vector<Lsn> pins;
+  // Which segments compaction may rewrite or delete, by number. Unset (the
+  // default): every one. A segment it refuses stays on disk as it is, whole
+  // (the GC itself is unchanged: what it collects stays collected, and the
+  // segment's garbage waits for a later GC that may rewrite it); the active
+  // segment is sealed for compaction only if allowed. Object storage allows
+  // only segments the bucket holds (docs/object-storage.md, "Compaction's
+  // outputs"). Called during Gc, without the store's locks held; it must not
+  // call into the store.
+  std::function<bool(uint64_t segment)> may_rewrite;
 };
 
 struct GcStats {

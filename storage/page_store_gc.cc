@@ -293,7 +293,7 @@ Result<GcStats> PageStoreImpl::Gc(const GcOptions& options) {
   // The manifest must be durable before compaction drops anything from disk.
   std::string manifest = EncodeManifest(BuildManifest());
   BRANCHDB_RETURN_IF_ERROR(WriteManifest(manifest));
-  BRANCHDB_RETURN_IF_ERROR(Compact(&stats, kept_bytes));
+  BRANCHDB_RETURN_IF_ERROR(Compact(&stats, kept_bytes, options.may_rewrite));
   // The store manifest follows: it lists the segments compaction left (until
   // it is written, Open finds it older than GCSTATE and reads footers).
   BRANCHDB_RETURN_IF_ERROR(
@@ -396,7 +396,24 @@ Status PageStoreImpl::FailStopOnError(Status s) {
   return s;
 }
 
-Status PageStoreImpl::Compact(GcStats* stats, const std::map<uint64_t, uint64_t>& kept_bytes) {
+Status PageStoreImpl::DropEmptySegment(uint64_t n, uint64_t size, GcStats* stats) {
+  BRANCHDB_RETURN_IF_ERROR(env_->DeleteFile(SegmentPath(n)));
+  {
+    WriterLock state(state_mu_);
+    segments_.erase(n);
+    if (IndexedOnDisk(n)) DropSegmentIndex(n);
+  }
+  {
+    MutexLock lock(files_mu_);
+    files_.erase(static_cast<uint32_t>(n));
+  }
+  stats->bytes_reclaimed += size;
+  stats->segments_rewritten += 1;
+  return Status::OK();
+}
+
+Status PageStoreImpl::Compact(GcStats* stats, const std::map<uint64_t, uint64_t>& kept_bytes,
+                              const std::function<bool(uint64_t)>& may_rewrite) {
   // Bytes each segment must keep: live records' metadata and retained images.
   std::map<uint64_t, uint64_t> keep = kept_bytes;
   SegmentTable<Segment> segments;
@@ -417,7 +434,10 @@ Status PageStoreImpl::Compact(GcStats* stats, const std::map<uint64_t, uint64_t>
         },
         bad);
   }));
-  auto worth = [&](uint64_t n, const Segment& s) { return keep[n] * 2 <= s.size; };
+  // A segment the caller refuses (one not yet in the bucket) stays whole.
+  auto worth = [&](uint64_t n, const Segment& s) {
+    return keep[n] * 2 <= s.size && (!may_rewrite || may_rewrite(n));
+  };
   // The active segment is sealed first when most of it is garbage.
   auto active = segments.find(active_number_);
   if (active_file_ && active != segments.end() && !active_footer_.empty() &&
@@ -436,18 +456,7 @@ Status PageStoreImpl::Compact(GcStats* stats, const std::map<uint64_t, uint64_t>
     if (!s.sealed || n == active_number_ || !worth(n, s)) continue;
     if (keep[n] == 0) {
       // Nothing left in it: recovery would ignore all of it anyway.
-      BRANCHDB_RETURN_IF_ERROR(env_->DeleteFile(SegmentPath(n)));
-      {
-        WriterLock state(state_mu_);
-        segments_.erase(n);
-        if (IndexedOnDisk(n)) DropSegmentIndex(n);
-      }
-      {
-        MutexLock lock(files_mu_);
-        files_.erase(static_cast<uint32_t>(n));
-      }
-      stats->bytes_reclaimed += s.size;
-      stats->segments_rewritten += 1;
+      BRANCHDB_RETURN_IF_ERROR(DropEmptySegment(n, s.size, stats));
       continue;
     }
     if (!group.empty() && group_bytes + keep[n] > options_.segment_bytes) {

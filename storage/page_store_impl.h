@@ -621,7 +621,10 @@ class PageStoreImpl final : public PageStore {
   // REQUIRES: every appended record durable (last_lsn is the durable LSN).
   Manifest BuildManifest() const EXCLUDES(mu_);
   Manifest BuildManifestLocked() const REQUIRES(mu_);
-  Status Compact(GcStats* stats, const std::map<uint64_t, uint64_t>& kept_bytes);
+  Status Compact(GcStats* stats, const std::map<uint64_t, uint64_t>& kept_bytes,
+                 const std::function<bool(uint64_t)>& may_rewrite);
+  // Deletes sealed segment n, which holds nothing any state reads.
+  Status DropEmptySegment(uint64_t n, uint64_t size, GcStats* stats);
   // After an Open that listed no directory (tmp_unchecked_): deletes leftover
   // *.tmp files. REQUIRES: GC running (nothing else writes one).
   Status DeleteTmpFiles();

@@ -125,6 +125,18 @@ OutputFate CompactionOutputFate(Env* env, const std::string& dir, const std::str
   return fate;
 }
 
+std::function<bool(uint64_t segment)> RewritableSegments(Env* env, const std::string& data_dir,
+                                                         const std::string& project_id) {
+  auto text = env->ReadFileToString(UploadRecordPath(data_dir, project_id));
+  // No record (none uploaded yet, or unreadable): nothing may be rewritten.
+  auto rec = std::make_shared<const UploadRecord>(text.ok() ? UploadRecord::Parse(*text)
+                                                            : UploadRecord());
+  return [rec](uint64_t segment) {
+    const std::string name = SegmentName(segment);
+    return rec->sealed.count(name) != 0 || rec->left_out.count(name) != 0;
+  };
+}
+
 std::string SegmentObjectKey(const std::string& prefix, const std::string& project_id,
                              const std::string& segment_name, int64_t epoch) {
   return (prefix.empty() ? "" : prefix + "/") + project_id + "/" + EpochDir(epoch) + segment_name;

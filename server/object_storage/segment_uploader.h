@@ -201,10 +201,27 @@ std::string UploadRecordPath(const std::string& data_dir, const std::string& pro
 // then holds the log as written, which a restore opens without the store's
 // GCSTATE. It waits while one of those is still on disk (uploaded first),
 // and goes up when one is gone without being accounted for (deleted before
-// its upload: the output holds the only copy of its live records).
+// its upload: the output holds the only copy of its live records). That
+// last fate is kept for stores and buckets of older builds: this build's GC
+// never rewrites a segment the upload record does not account for
+// (RewritableSegments).
 enum class OutputFate { kNotOutput, kLeftOut, kWaits, kUploaded };
 OutputFate CompactionOutputFate(Env* env, const std::string& dir, const std::string& name,
                                 const std::function<bool(const std::string&)>& accounted);
+
+// Which of project_id's segments a compaction may rewrite or delete
+// (storage::GcOptions::may_rewrite), as its upload record in data_dir says
+// when this is called (read once; each GC asks again): a segment recorded
+// verified in the bucket (uploaded whole: tail chunks do not count), or an
+// output recorded left out (its own originals all accounted for). Anything
+// else stays on disk as written until a pass records it, so an output never
+// supersedes a segment the bucket lacks (docs/object-storage.md,
+// "Compaction's outputs"). Takes no lock (the uploader writes the record
+// atomically, and records a segment there before it counts it anywhere):
+// the GC that asks may hold its store's GC slot while the uploader waits on
+// that store.
+std::function<bool(uint64_t segment)> RewritableSegments(Env* env, const std::string& data_dir,
+                                                         const std::string& project_id);
 
 // The keys of a project's log, named by the writer's epoch (bucket_log.h),
 // the one place that names them (the uploader writes them, a fetch reads a

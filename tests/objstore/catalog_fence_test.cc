@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <atomic>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -48,6 +49,10 @@ struct Node {
     co.reaper_interval_micros = 0;
     co.gc_interval_micros = 0;
     if (segment_bytes > 0) co.store_options.segment_bytes = segment_bytes;
+    // As the server sets it: compaction rewrites only what the bucket holds.
+    co.may_rewrite = [d = dir.path()](const std::string& id) {
+      return server::RewritableSegments(Env::Default(), d, id);
+    };
     auto cat = catalog::Catalog::Open(co, dir.path());
     REQUIRE(cat.ok());
     catalog = std::move(*cat);
@@ -223,10 +228,9 @@ TEST_CASE("compactions' outputs, numbered above the unsealed tail, never hide it
   // above the tail in the bucket would make a restore take the tail's
   // chunks for an older segment's and drop them: the uploader leaves such
   // outputs until the tail below them is sealed.
-  // Their outputs stay out of the bucket once a pass sees them. One compacted
-  // again before that (two GCs within a pass) leaves its successor
-  // ambiguous: it goes up, and a restore drops it (every record of it is in
-  // the bucket's segments as written).
+  // Their outputs stay out of the bucket once a pass sees them; one no pass
+  // has seen yet is not compacted again (a GC rewrites only segments the
+  // upload record names).
   bool pass_between = false;
   std::string prefix = "compaction";
   SECTION("a pass between the compactions") { pass_between = true; }
@@ -313,6 +317,170 @@ TEST_CASE("compactions' outputs, numbered above the unsealed tail, never hide it
     INFO("page " << pgno);
     CHECK(got == want);
   }
+}
+
+// Pages 1..n of store at state lsn.
+std::vector<std::string> PagesAt(storage::PageStore& store, storage::Lsn lsn, storage::PageNo n) {
+  std::vector<std::string> pages;
+  for (storage::PageNo pgno = 1; pgno <= n; ++pgno) {
+    std::string page;
+    Status s = store.ReadPageAt(lsn, pgno, &page);
+    INFO("page " << pgno << " at " << lsn << ": " << s.ToString());
+    REQUIRE(s.ok());
+    pages.push_back(std::move(page));
+  }
+  return pages;
+}
+
+// The pages (1...) of store at state lsn that differ from want ("" when none).
+std::string DifferingPages(storage::PageStore& store, storage::Lsn lsn,
+                           const std::vector<std::string>& want) {
+  const std::vector<std::string> got = PagesAt(store, lsn, want.size());
+  std::string differ;
+  for (size_t i = 0; i < want.size(); ++i) {
+    if (got[i] != want[i]) {
+      differ += "state " + std::to_string(lsn) + " page " + std::to_string(i + 1) + " '" +
+                got[i].substr(0, 1) + "' not '" + want[i].substr(0, 1) + "'; ";
+    }
+  }
+  return differ;
+}
+
+// The LSNs of timeline t's history, newest first.
+std::vector<storage::Lsn> HistoryOf(storage::PageStore& store, storage::TimelineId t) {
+  auto h = store.History(t, 0, 1000000);
+  REQUIRE(h.ok());
+  std::vector<storage::Lsn> lsns;
+  for (const storage::RecordInfo& r : *h) lsns.push_back(r.lsn);
+  return lsns;
+}
+
+TEST_CASE("segments not yet in the bucket are never compacted: a restore gets the log as written") {
+  // A GC rewrites (or deletes outright) only segments the upload record names
+  // verified in the bucket (RewritableSegments). Three ways a sealed segment
+  // used to be compacted before its upload: the bucket down during the GC, a
+  // GC right after the seal with no pass between, and the active segment,
+  // mostly garbage, sealed by the GC itself. Each time the output would have
+  // gone up beside the originals, and a restore would not open, or would read
+  // other pages.
+  enum class Route { kBucketDown, kNoPass, kActive } route = Route::kBucketDown;
+  std::string prefix = "gc-bucket-down";
+  SECTION("the bucket down during the GC") {}
+  SECTION("a GC right after the seal, no pass between") {
+    route = Route::kNoPass;
+    prefix = "gc-no-pass";
+  }
+  SECTION("the active segment mostly garbage") {
+    route = Route::kActive;
+    prefix = "gc-active";
+  }
+  REQUIRE(Client()->CreateBucketIfMissing().ok());
+  Node a(1, 64 << 10, prefix);
+  REQUIRE(a.catalog->CreateProject("shop", {}).ok());
+  REQUIRE(a.catalog->SetRestoreWindow("shop", 0).ok());
+  a.Branch("g1");
+  auto store = a.catalog->Store("shop");
+  REQUIRE(store.ok());
+  auto b1 = a.catalog->GetBranch("shop", "g1", false);
+  auto bp = a.catalog->GetBranch("shop", "production", false);
+  REQUIRE(b1.ok());
+  REQUIRE(bp.ok());
+  const catalog::BranchInfo g1 = *b1, prod = *bp;
+  // Segments of mostly garbage-to-be (g1's pages) with some of production's.
+  storage::PageNo next = 1;
+  std::vector<storage::Lsn> states;  // production's, compared after the restore
+  auto mixed = [&](char g, char p) {
+    for (int i = 0; i < 24; ++i) {
+      CommitPage(**store, g1, static_cast<storage::PageNo>(100 + i), g);
+      if (i % 4 == 0) states.push_back(CommitPage(**store, prod, next++, p));
+    }
+  };
+  mixed('g', 'p');
+  a.Upload();
+  if (route == Route::kActive) {
+    // A fresh active segment, then mostly g1's pages in it.
+    const uint64_t full = (*store)->DurableEnd().segment;
+    while ((*store)->DurableEnd().segment == full) CommitPage(**store, prod, next++, 'q');
+    a.Upload();
+    for (int i = 0; i < 10; ++i) CommitPage(**store, g1, static_cast<storage::PageNo>(100 + i), 'a');
+  } else {
+    mixed('h', 'o');  // sealed segments not yet in the bucket
+  }
+  states.push_back(*(*store)->Head(prod.timeline));
+  std::map<storage::Lsn, std::vector<std::string>> expected;
+  for (storage::Lsn lsn : states) expected[lsn] = PagesAt(**store, lsn, next - 1);
+  const std::vector<storage::Lsn> written = HistoryOf(**store, prod.timeline);
+  const uint64_t active = (*store)->DurableEnd().segment;
+  const std::vector<uint64_t> before = SegmentNumbers(a.dir.path());
+  const std::string id = a.catalog->ListProjects()[0].id;
+  auto text = Env::Default()->ReadFileToString(server::UploadRecordPath(a.dir.path(), id));
+  REQUIRE(text.ok());
+  const server::UploadRecord rec = server::UploadRecord::Parse(*text);
+
+  if (route == Route::kBucketDown) {
+    SharedCephS3().StopGateway();
+    CHECK_FALSE(a.uploader->RunOnce().ok());
+  }
+  REQUIRE(a.catalog->DeleteBranch("shop", "g1").ok());
+  auto gc = a.catalog->Gc("shop");
+  REQUIRE(gc.ok());
+  // Every segment the bucket lacked is on disk as it was, the active one not sealed.
+  const std::vector<uint64_t> after = SegmentNumbers(a.dir.path());
+  size_t kept = 0;
+  for (uint64_t n : before) {
+    if (n >= active || rec.sealed.count(server::SegmentName(n))) continue;
+    CHECK(std::count(after.begin(), after.end(), n) == 1);
+    ++kept;
+  }
+  if (route == Route::kActive) {
+    CHECK((*store)->DurableEnd().segment == active);
+  } else {
+    CHECK(kept > 0);
+  }
+  if (route == Route::kBucketDown) SharedCephS3().StartGateway();
+
+  // The bucket back: the originals go up; a later GC compacts them, its
+  // outputs left out. The tail sealed, a restore gets everything.
+  a.Upload();
+  a.Upload();
+  REQUIRE(a.catalog->Gc("shop").ok());
+  a.Upload();
+  while ((*store)->DurableEnd().segment <= active) {
+    states.push_back(CommitPage(**store, prod, next++, 's'));
+  }
+  a.Upload();
+  a.Upload();
+  const storage::Lsn head = *(*store)->Head(prod.timeline);
+  expected[head] = PagesAt(**store, head, next - 1);
+  auto now = Env::Default()->ReadFileToString(server::UploadRecordPath(a.dir.path(), id));
+  REQUIRE(now.ok());
+  const server::UploadRecord final_rec = server::UploadRecord::Parse(*now);
+  CHECK_FALSE(final_rec.left_out.empty());
+  const std::string project_dir = a.dir.path() + "/projects/" + id;
+  for (const auto& [name, u] : final_rec.sealed) {  // no output in the bucket
+    INFO(name);
+    CHECK(server::CompactionOutputFate(Env::Default(), project_dir, name,
+                                       [](const std::string&) { return true; }) ==
+          server::OutputFate::kNotOutput);
+  }
+
+  Node b(2, 0, prefix);
+  b.Restore();
+  auto restored = b.catalog->Store("shop");
+  REQUIRE(restored.ok());
+  CHECK(*(*restored)->Head(prod.timeline) == head);
+  for (const auto& [lsn, pages] : expected) CHECK(DifferingPages(**restored, lsn, pages) == "");
+  // The log as written: production's history as it was before any GC (the
+  // records GC collected come back), and the commits since.
+  std::vector<storage::Lsn> whole = HistoryOf(**restored, prod.timeline);
+  REQUIRE(whole.size() >= written.size());
+  CHECK(std::vector<storage::Lsn>(whole.end() - static_cast<ptrdiff_t>(written.size()),
+                                  whole.end()) == written);
+  // Its first GC collects them again: the original's history.
+  REQUIRE(a.catalog->Gc("shop").ok());
+  REQUIRE(b.catalog->Gc("shop").ok());
+  CHECK(HistoryOf(**restored, prod.timeline) == HistoryOf(**store, prod.timeline));
+  CHECK(DifferingPages(**restored, head, expected[head]) == "");
 }
 
 }  // namespace

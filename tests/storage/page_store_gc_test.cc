@@ -4,6 +4,7 @@
 #include <atomic>
 #include <functional>
 #include <map>
+#include <set>
 #include <tuple>
 #include <thread>
 #include <utility>
@@ -343,6 +344,113 @@ TEST_CASE("An interrupted compaction is finished or discarded by recovery") {
   f.Reopen();
   CHECK(f.ReadAt(last, 1) == PageData(129));
   CHECK(f.ReadAt(k1, 1) == PageData(77));
+}
+
+// The store's segment files, by number, with their bytes.
+std::map<uint64_t, std::string> SegmentFiles(StoreFixture& f) {
+  std::map<uint64_t, std::string> files;
+  auto children = f.env().GetChildren(f.path());
+  REQUIRE(children.ok());
+  for (const std::string& name : *children) {
+    uint64_t n = 0;
+    if (!internal::ParseSegmentFileName(name, &n)) continue;
+    auto bytes = f.env().ReadFileToString(JoinPath(f.path(), name));
+    REQUIRE(bytes.ok());
+    files[n] = *bytes;
+  }
+  return files;
+}
+
+TEST_CASE("GC leaves whole the segments its caller may not rewrite, until a later GC may") {
+  StoreFixture f(64 << 10);
+  TimelineId t = f.Create(0);
+  TimelineId u = f.Create(0);
+  const Lsn u_head = f.Commit(u, {{2, 500}}, 2);  // a root in the first segment
+  std::vector<Lsn> lsns;
+  for (int i = 1; i <= 60; ++i) lsns.push_back(f.Commit(t, {{1, static_cast<uint64_t>(i)}}, 1));
+  f.clock().Advance(kHour);
+  const std::map<uint64_t, std::string> before = SegmentFiles(f);
+  const uint64_t active = f.store().DurableEnd().segment;
+  REQUIRE(before.size() >= 4);
+  // The first segment keeps u's head (a compaction rewrites it); the second
+  // keeps nothing (deleted outright).
+  const uint64_t first = before.begin()->first;
+  const uint64_t second = std::next(before.begin())->first;
+  GcOptions o = Window(0);
+  std::set<uint64_t> asked;
+  o.may_rewrite = [&](uint64_t n) {
+    asked.insert(n);
+    return n != first && n != second;
+  };
+  GcStats stats = RunGc(f, o);
+  CHECK(stats.segments_rewritten > 0);
+  CHECK(asked.count(first) == 1);
+  CHECK(asked.count(second) == 1);
+  std::map<uint64_t, std::string> after = SegmentFiles(f);
+  REQUIRE(after.count(first) == 1);
+  REQUIRE(after.count(second) == 1);
+  CHECK(after.at(first) == before.at(first));  // byte-identical
+  CHECK(after.at(second) == before.at(second));
+  for (const auto& [n, bytes] : before) {
+    if (n != first && n != second && n != active) CHECK(after.count(n) == 0);
+  }
+  // What GC collected stays collected; every other state reads as before.
+  auto check = [&] {
+    CHECK(f.ReadAt(lsns.back(), 1) == PageData(60));
+    CHECK(f.ReadAt(u_head, 2) == PageData(500));
+    std::string out;
+    for (size_t i = 0; i + 1 < lsns.size(); ++i) {
+      CHECK(f.store().ReadPageAt(lsns[i], 1, &out).IsNotFound());
+    }
+    auto h = f.store().History(t, 0, 100);
+    REQUIRE(h.ok());
+    REQUIRE(h->size() == 1);
+    CHECK(h->at(0).lsn == lsns.back());
+  };
+  check();
+  const Snapshot collected = TakeSnapshot(f.store());
+  f.Reopen();
+  check();
+  RequireSameSnapshot(collected, TakeSnapshot(f.store()));
+  // A later GC that may rewrite them compacts the first and deletes the second.
+  o.may_rewrite = [](uint64_t) { return true; };
+  stats = RunGc(f, o);
+  CHECK(stats.segments_rewritten >= 2);
+  after = SegmentFiles(f);
+  CHECK(after.count(first) == 0);
+  CHECK(after.count(second) == 0);
+  check();
+  RequireSameSnapshot(collected, TakeSnapshot(f.store()));
+  f.Reopen();
+  check();
+  RequireSameSnapshot(collected, TakeSnapshot(f.store()));
+}
+
+TEST_CASE("GC seals the active segment for compaction only if its caller may rewrite it") {
+  StoreFixture f(1 << 20);  // every record in the active segment
+  TimelineId t = f.Create(0);
+  Lsn head = 0;
+  for (int i = 1; i <= 20; ++i) head = f.Commit(t, {{1, static_cast<uint64_t>(i)}}, 1);
+  f.clock().Advance(kHour);
+  const DurablePoint d = f.store().DurableEnd();
+  const std::map<uint64_t, std::string> before = SegmentFiles(f);
+  GcOptions o = Window(0);
+  o.may_rewrite = [&d](uint64_t n) { return n != d.segment; };
+  GcStats stats = RunGc(f, o);
+  CHECK(stats.segments_rewritten == 0);
+  CHECK(f.store().DurableEnd().segment == d.segment);  // not sealed
+  CHECK(SegmentFiles(f) == before);
+  CHECK(f.ReadAt(head, 1) == PageData(20));
+  const Lsn next = f.Commit(t, {{1, 21}}, 1);  // goes on in the same segment
+  CHECK(f.store().DurableEnd().segment == d.segment);
+  f.clock().Advance(kHour);
+  o.may_rewrite = [](uint64_t) { return true; };
+  stats = RunGc(f, o);
+  CHECK(stats.segments_rewritten >= 1);
+  CHECK(SegmentFiles(f).count(d.segment) == 0);  // sealed, then compacted
+  CHECK(f.ReadAt(next, 1) == PageData(21));
+  f.Reopen();
+  CHECK(f.ReadAt(next, 1) == PageData(21));
 }
 
 TEST_CASE("GC runs while other threads commit and read") {
