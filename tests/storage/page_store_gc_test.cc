@@ -453,6 +453,62 @@ TEST_CASE("GC seals the active segment for compaction only if its caller may rew
   CHECK(f.ReadAt(next, 1) == PageData(21));
 }
 
+// What a restore from a bucket holding the store's GCSTATE would open (issue
+// #16, part 2): every segment as written, every compaction output, GCSTATE,
+// no MANIFEST. Recovery finishes the compaction (an output supersedes its
+// group) and reads as the GC left the store; a segment the GC deleted
+// outright is back, ignored (its records are in GCSTATE's collected ranges),
+// until the next GC deletes it again.
+TEST_CASE("GCSTATE with the segments as written and the outputs opens as the GC left the store") {
+  StoreFixture f(64 << 10);
+  TimelineId t = f.Create(0);
+  TimelineId u = f.Create(0);
+  const Lsn u_head = f.Commit(u, {{2, 500}}, 2);  // a root in the first segment
+  std::vector<Lsn> lsns;
+  for (int i = 1; i <= 60; ++i) lsns.push_back(f.Commit(t, {{1, static_cast<uint64_t>(i)}}, 1));
+  f.clock().Advance(kHour);
+  const std::map<uint64_t, std::string> written = SegmentFiles(f);
+  const uint64_t active = f.store().DurableEnd().segment;
+  GcOptions o = Window(0);
+  o.may_rewrite = [active](uint64_t n) { return n != active; };  // as with object storage
+  REQUIRE(RunGc(f, o).segments_rewritten > 0);
+  const Snapshot collected = TakeSnapshot(f.store());
+  const std::map<uint64_t, std::string> left = SegmentFiles(f);
+  const std::string gcstate_path = JoinPath(f.path(), std::string(internal::kManifestName));
+  auto gcstate = f.env().ReadFileToString(gcstate_path);
+  REQUIRE(gcstate.ok());
+  f.Close();
+  auto children = f.env().GetChildren(f.path());
+  REQUIRE(children.ok());
+  for (const std::string& c : *children) REQUIRE(f.env().DeleteFile(JoinPath(f.path(), c)).ok());
+  std::map<uint64_t, std::string> all = written;
+  for (const auto& [n, bytes] : left) all[n] = bytes;
+  for (const auto& [n, bytes] : all) {
+    const std::string path = JoinPath(f.path(), internal::SegmentFileName(n));
+    REQUIRE(f.env().WriteFileAtomic(path, bytes, 0600).ok());
+  }
+  REQUIRE(f.env().WriteFileAtomic(gcstate_path, *gcstate, 0600).ok());
+  f.Reopen();
+  RequireSameSnapshot(collected, TakeSnapshot(f.store()));
+  CHECK(f.ReadAt(u_head, 2) == PageData(500));
+  // The outputs' groups are gone; segments deleted outright are back.
+  std::map<uint64_t, std::string> opened = SegmentFiles(f);
+  size_t back = 0;
+  for (const auto& [n, bytes] : written) {
+    if (left.count(n)) continue;
+    back += opened.count(n);
+  }
+  CHECK(back > 0);
+  REQUIRE(RunGc(f, Window(0)).segments_rewritten >= back);
+  opened = SegmentFiles(f);
+  for (const auto& [n, bytes] : written) {
+    if (n != active && !left.count(n)) CHECK(opened.count(n) == 0);
+  }
+  f.Reopen();
+  CHECK(f.ReadAt(lsns.back(), 1) == PageData(60));
+  CHECK(f.ReadAt(u_head, 2) == PageData(500));
+}
+
 TEST_CASE("GC runs while other threads commit and read") {
   StoreFixture f(32 << 10);
   constexpr int kWriters = 3;
