@@ -434,7 +434,7 @@ Status PageStoreImpl::Compact(GcStats* stats, const std::map<uint64_t, uint64_t>
         },
         bad);
   }));
-  // A segment the caller refuses (one not yet in the bucket) stays whole.
+  // A segment the caller refuses (GcOptions::may_rewrite) stays whole.
   auto worth = [&](uint64_t n, const Segment& s) {
     return keep[n] * 2 <= s.size && (!may_rewrite || may_rewrite(n));
   };
