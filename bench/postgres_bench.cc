@@ -33,8 +33,12 @@
 // (bench_util.h), BRANCHDB_BENCH_PG_REQUESTS_ONLY=1 (the request figures
 // only, no copies), BRANCHDB_BENCH_BINARY (default: the build's bin/branchdb),
 // BRANCHDB_BENCH_BEFORE_BINARY (an earlier build's `branchdb`: its request
-// figures too, in the same rounds, as *_vs_before metrics).
+// figures too, in the same rounds, as *_vs_before metrics),
+// BRANCHDB_BENCH_LOG_LEVEL (the server's log level, default `info`, the
+// documented default: an access-log line per request, written to
+// <scratch>/<name>.log).
 #include <dirent.h>
+#include <fcntl.h>
 #include <httplib.h>
 #include <libpq-fe.h>
 #include <arpa/inet.h>
@@ -188,7 +192,14 @@ class Branchdb : public System {
     if (pid_ == 0) {
       setenv("BRANCHDB_LISTEN", ("127.0.0.1:" + std::to_string(port_)).c_str(), 1);
       setenv("BRANCHDB_DATA_DIR", data.c_str(), 1);
-      setenv("BRANCHDB_LOG_LEVEL", "warn", 1);  // no access-log line per request
+      // The documented default level (an access-log line per request), into a
+      // file in the scratch directory as an operator's would go: stdout is the
+      // bench's JSON lines. BRANCHDB_BENCH_LOG_LEVEL overrides it.
+      const char* level = std::getenv("BRANCHDB_BENCH_LOG_LEVEL");
+      setenv("BRANCHDB_LOG_LEVEL", level != nullptr && *level != 0 ? level : "info", 1);
+      const int log = open((data + ".log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+      if (log < 0 || dup2(log, STDOUT_FILENO) < 0 || dup2(log, STDERR_FILENO) < 0) _exit(126);
+      close(log);
       setenv("BRANCHDB_IDLE_TIMEOUT_SECONDS", "0", 1);
       setenv("BRANCHDB_STATEMENT_TIMEOUT_MS", "600000", 1);  // the copies' fills
       setenv("BRANCHDB_MAX_BRANCH_BYTES", std::to_string(4ll << 30).c_str(), 1);
