@@ -45,11 +45,13 @@ int RunServe(const ServeFlags& flags) {
 
   auto server = branchdb::server::ApiServer::Create(*config, env);
   if (!server.ok()) {
+    spdlog::default_logger()->flush();  // the lines logged so far, before the error
     std::fprintf(stderr, "branchdb serve: %s\n", server.status().ToString().c_str());
     return 1;
   }
   auto port = (*server)->Bind();
   if (!port.ok()) {
+    spdlog::default_logger()->flush();
     std::fprintf(stderr, "branchdb serve: %s\n", port.status().message().c_str());
     return 1;
   }
