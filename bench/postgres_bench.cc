@@ -33,8 +33,12 @@
 // (bench_util.h), BRANCHDB_BENCH_PG_REQUESTS_ONLY=1 (the request figures
 // only, no copies), BRANCHDB_BENCH_BINARY (default: the build's bin/branchdb),
 // BRANCHDB_BENCH_BEFORE_BINARY (an earlier build's `branchdb`: its request
-// figures too, in the same rounds, as *_vs_before metrics).
+// figures too, in the same rounds, as *_vs_before metrics),
+// BRANCHDB_BENCH_LOG_LEVEL (the server's log level, default `info`, the
+// documented default: an access-log line per request, written to
+// <scratch>/<name>.log).
 #include <dirent.h>
+#include <fcntl.h>
 #include <httplib.h>
 #include <libpq-fe.h>
 #include <arpa/inet.h>
@@ -155,14 +159,17 @@ class Worker {
 // Branchdb only, for BRANCHDB_BENCH_PROFILE: kHealth (GET /healthz), the HTTP
 // layer's floor, a request that runs no SQL and checks no token;
 // kSelectOwnBranch, the point SELECT with each client on a branch of its own
-// (w<i>, a child of production), whose compute no other client waits for.
-enum class Load { kSelect, kInsert, kInsertOwnDb, kHealth, kSelectOwnBranch };
+// (w<i>, a child of production), whose compute no other client waits for;
+// kHranaSelect, the same SELECT as the Hrana pipeline @libsql/client posts
+// (execute + close, POST /libsql/bench/production/v2/pipeline).
+enum class Load { kSelect, kInsert, kInsertOwnDb, kHealth, kSelectOwnBranch, kHranaSelect };
 
 const char* LoadName(Load l) {
   return l == Load::kSelect   ? "point_select"
          : l == Load::kInsert ? "insert_one_db"
          : l == Load::kHealth ? "healthz"
          : l == Load::kSelectOwnBranch ? "point_select_own_branch"
+         : l == Load::kHranaSelect ? "hrana_select"
                               : "insert_own_db";
 }
 
@@ -188,7 +195,14 @@ class Branchdb : public System {
     if (pid_ == 0) {
       setenv("BRANCHDB_LISTEN", ("127.0.0.1:" + std::to_string(port_)).c_str(), 1);
       setenv("BRANCHDB_DATA_DIR", data.c_str(), 1);
-      setenv("BRANCHDB_LOG_LEVEL", "warn", 1);  // no access-log line per request
+      // The documented default level (an access-log line per request), into a
+      // file in the scratch directory as an operator's would go: stdout is the
+      // bench's JSON lines. BRANCHDB_BENCH_LOG_LEVEL overrides it.
+      const char* level = std::getenv("BRANCHDB_BENCH_LOG_LEVEL");
+      setenv("BRANCHDB_LOG_LEVEL", level != nullptr && *level != 0 ? level : "info", 1);
+      const int log = open((data + ".log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+      if (log < 0 || dup2(log, STDOUT_FILENO) < 0 || dup2(log, STDERR_FILENO) < 0) _exit(126);
+      close(log);
       setenv("BRANCHDB_IDLE_TIMEOUT_SECONDS", "0", 1);
       setenv("BRANCHDB_STATEMENT_TIMEOUT_MS", "600000", 1);  // the copies' fills
       setenv("BRANCHDB_MAX_BRANCH_BYTES", std::to_string(4ll << 30).c_str(), 1);
@@ -284,6 +298,13 @@ class Branchdb : public System {
       bool One(std::mt19937_64& rng, std::string* error) override {
         if (load_ == Load::kHealth) return Check(c_->Get("/healthz", headers_), "\"ok\"", error);
         const std::string k = std::to_string(static_cast<int64_t>(rng() % kRows) + 1);
+        if (load_ == Load::kHranaSelect) {
+          body_.assign(R"({"requests":[{"type":"execute","stmt":{"sql":")").append(kSelect);
+          body_.append(R"(","args":[{"type":"integer","value":")").append(k);
+          body_.append(R"("}],"named_args":[],"want_rows":true}},{"type":"close"}]})");
+          want_.assign("\"value\":\"value-").append(k).append("-");
+          return Check(c_->Post(path_.c_str(), headers_, body_, "application/json"), want_, error);
+        }
         body_.assign(R"({"sql":")");
         if (load_ == Load::kSelect) {
           body_.append(kSelect).append(R"(","params":[)").append(k).append("]}");
@@ -311,6 +332,10 @@ class Branchdb : public System {
     };
     const bool own = load == Load::kInsertOwnDb || load == Load::kSelectOwnBranch;
     std::string branch = own ? "w" + std::to_string(i) : "production";
+    if (load == Load::kHranaSelect) {
+      return std::make_unique<HttpWorker>(Client(""), "/libsql/bench/production/v2/pipeline",
+                                          tokens_[i], load);
+    }
     return std::make_unique<HttpWorker>(
         Client(""), "/v1/projects/bench/branches/" + branch + "/sql", tokens_[i],
         load == Load::kSelectOwnBranch ? Load::kSelect : load);
@@ -609,7 +634,7 @@ void Copies(Branchdb& bdb, Postgres& pg, int mb, int rounds) {
 }
 
 // BRANCHDB_BENCH_PROFILE=point_select|point_select_own_branch|insert_one_db|
-// healthz[:clients] (1 to 8): branchdb alone runs that load for
+// hrana_select|healthz[:clients] (1 to 8): branchdb alone runs that load for
 // BRANCHDB_BENCH_SECONDS after printing its server's pid, for a profiler to
 // attach to (docs/benchmarks.md, "Profiling the request path"); at the end,
 // requests/s and the server's and the clients' CPU per request.
@@ -625,9 +650,11 @@ int Profile(const std::string& what) {
     load = Load::kHealth;
   } else if (name == "point_select_own_branch") {
     load = Load::kSelectOwnBranch;
+  } else if (name == "hrana_select") {
+    load = Load::kHranaSelect;
   } else if (name != "point_select") {
-    Die("BRANCHDB_BENCH_PROFILE: expected point_select, point_select_own_branch, insert_one_db "
-        "or healthz[:clients]");
+    Die("BRANCHDB_BENCH_PROFILE: expected point_select, point_select_own_branch, insert_one_db, "
+        "hrana_select or healthz[:clients]");
   }
   double seconds = 20;
   if (const char* s = std::getenv("BRANCHDB_BENCH_SECONDS")) seconds = std::max(0.2, std::atof(s));

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "base/env.h"
+#include "server/http/log_sink.h"
 #include "server/server.h"
 
 namespace branchdb::server {
@@ -29,7 +30,6 @@ int RunServe(const ServeFlags& flags) {
     std::fprintf(stderr, "See docs/config.md and docs/branchdb.sample.toml.\n");
     return 2;
   }
-  spdlog::set_level(spdlog::level::from_str(config->log_level));
 
   // Signals are taken by a dedicated thread (sigwait), which stops the server.
   sigset_t signals;
@@ -37,14 +37,21 @@ int RunServe(const ServeFlags& flags) {
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  // Lines go out in batches when stdout is not a terminal (at most 100 ms
+  // late; warnings and errors at once): the access-log line costs no write(2).
+  // After the mask: the sink's flusher thread must not take SIGTERM.
+  branchdb::server::http::InstallServeLogger();
+  spdlog::set_level(spdlog::level::from_str(config->log_level));
 
   auto server = branchdb::server::ApiServer::Create(*config, env);
   if (!server.ok()) {
+    spdlog::default_logger()->flush();  // the lines logged so far, before the error
     std::fprintf(stderr, "branchdb serve: %s\n", server.status().ToString().c_str());
     return 1;
   }
   auto port = (*server)->Bind();
   if (!port.ok()) {
+    spdlog::default_logger()->flush();
     std::fprintf(stderr, "branchdb serve: %s\n", port.status().message().c_str());
     return 1;
   }
@@ -58,11 +65,13 @@ int RunServe(const ServeFlags& flags) {
   spdlog::info("event=listening address={}://{}:{} data_dir={}",
                config->tls_cert_file.empty() ? "http" : "https", config->ListenHost(), *port,
                config->data_dir);
+  spdlog::default_logger()->flush();  // scripts wait for this line
   (void)api->Serve();
   pthread_kill(signal_thread.native_handle(), SIGTERM);  // if Serve ended otherwise
   signal_thread.join();
   server->reset();
   spdlog::info("event=stopped");
+  spdlog::default_logger()->flush();
   return 0;
 }
 

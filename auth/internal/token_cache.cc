@@ -22,9 +22,8 @@ TokenCache::TokenCache(size_t capacity) {
 }
 
 TokenCache::Key TokenCache::KeyOf(std::string_view token) {
-  std::string digest = Sha256(token);
   Key key{};
-  std::memcpy(key.data(), digest.data(), std::min(digest.size(), key.size()));
+  Sha256To(token, key.data());
   return key;
 }
 

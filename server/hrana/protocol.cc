@@ -245,6 +245,172 @@ class Decoder {
   const int version_;
 };
 
+// The pipeline as @libsql/client posts it for a statement, decoded straight
+// from the parser's events, without building a document: "execute" and
+// "close" requests, `sql` (no sql_id), positional args, empty named_args.
+// Anything else (another request type, an unknown or repeated key, a wrong
+// type, a bad value, a limit passed, invalid JSON) makes it give up, and the
+// body goes through the document and Decoder above, which answer it — the
+// same Pipeline or the same error: this only spares the document.
+class FastPipelineSax {
+ public:
+  bool null() { return Scalar(json(nullptr)); }
+  bool boolean(bool v) { return Scalar(json(v)); }
+  bool number_integer(json::number_integer_t v) { return Scalar(json(v)); }
+  bool number_unsigned(json::number_unsigned_t v) { return Scalar(json(v)); }
+  bool number_float(json::number_float_t v, const json::string_t& text) {
+    // An integer past 64 bits: the strict parser's error, from the fallback.
+    if (text.find_first_of(".eE") == std::string::npos) return false;
+    return Scalar(json(v));
+  }
+  bool string(json::string_t& v) { return Scalar(json(std::move(v))); }
+  bool binary(json::binary_t&) { return false; }
+  bool start_object(std::size_t) {
+    Ctx parent = stack_.empty() ? Ctx::kNone : stack_.back().ctx;
+    if (parent == Ctx::kNone) {
+      stack_.push_back({Ctx::kRoot, 0});
+    } else if (parent == Ctx::kRequests) {
+      if (p_.requests.size() >= kMaxRequests) return false;
+      p_.requests.emplace_back();
+      stack_.push_back({Ctx::kRequest, 0});
+    } else if (parent == Ctx::kRequest && key_ == kStmtKey) {
+      stack_.push_back({Ctx::kStmt, 0});
+    } else if (parent == Ctx::kArgs) {
+      if (Stmt().args.size() >= kMaxArgs) return false;
+      value_ = json::object();
+      stack_.push_back({Ctx::kValue, 0});
+    } else {
+      return false;
+    }
+    return true;
+  }
+  bool key(json::string_t& k) {
+    static constexpr std::string_view kKeys[] = {"baton", "requests", "type", "stmt", "sql",
+                                                 "args", "named_args", "want_rows", "value",
+                                                 "base64"};
+    key_ = -1;
+    for (int i = 0; i < static_cast<int>(std::size(kKeys)); ++i) {
+      if (k == kKeys[i]) key_ = i;
+    }
+    if (key_ < 0 || (stack_.back().seen & (1u << key_)) != 0) return false;
+    stack_.back().seen |= 1u << key_;
+    return true;
+  }
+  bool end_object() { return EndObject(); }
+  bool start_array(std::size_t) {
+    Ctx parent = stack_.empty() ? Ctx::kNone : stack_.back().ctx;
+    if (parent == Ctx::kRoot && key_ == kRequestsKey) {
+      stack_.push_back({Ctx::kRequests, 0});
+    } else if (parent == Ctx::kStmt && key_ == kArgsKey) {
+      stack_.push_back({Ctx::kArgs, 0});
+    } else if (parent == Ctx::kStmt && key_ == kNamedArgsKey) {
+      stack_.push_back({Ctx::kNamedArgs, 0});  // only an empty one: an element gives up
+    } else {
+      return false;
+    }
+    return true;
+  }
+  bool end_array() {
+    stack_.pop_back();
+    return true;
+  }
+  template <class Exception>
+  bool parse_error(std::size_t, const std::string&, const Exception&) {
+    return false;
+  }
+
+  // After a successful parse: the pipeline, when every request was whole.
+  std::optional<Pipeline> Take() {
+    if (!done_) return std::nullopt;
+    return std::move(p_);
+  }
+
+ private:
+  enum class Ctx { kNone, kRoot, kRequests, kRequest, kStmt, kArgs, kNamedArgs, kValue };
+  // key_: the index of the last key in key()'s table.
+  static constexpr int kBatonKey = 0, kRequestsKey = 1, kTypeKey = 2, kStmtKey = 3, kSqlKey = 4,
+                       kArgsKey = 5, kNamedArgsKey = 6, kWantRowsKey = 7, kValueKey = 8,
+                       kBase64Key = 9;
+  struct Frame {
+    Ctx ctx;
+    unsigned seen;  // bit i: key i was met (a repeated key gives up)
+  };
+
+  hrana::Stmt& Stmt() { return p_.requests.back().stmt; }
+
+  bool Scalar(json v) {
+    Ctx top = stack_.empty() ? Ctx::kNone : stack_.back().ctx;
+    if (top == Ctx::kValue) {  // "type", "value", "base64": DecodeValue judges them
+      if (key_ == kTypeKey) {
+        value_["type"] = std::move(v);
+      } else if (key_ == kValueKey) {
+        value_["value"] = std::move(v);
+      } else if (key_ == kBase64Key) {
+        value_["base64"] = std::move(v);
+      } else {
+        return false;
+      }
+      return true;
+    }
+    if (top == Ctx::kRoot && key_ == kBatonKey) {
+      if (v.is_string()) p_.baton = v.get<std::string>();
+      return v.is_null() || v.is_string();
+    }
+    if (top == Ctx::kRequest && key_ == kTypeKey && v.is_string()) {
+      const std::string& t = v.get_ref<const std::string&>();
+      if (t != "execute" && t != "close") return false;
+      p_.requests.back().type = t == "close" ? StreamRequest::Type::kClose
+                                             : StreamRequest::Type::kExecute;
+      type_seen_ = true;
+      return true;
+    }
+    if (top != Ctx::kStmt) return false;
+    if (key_ == kSqlKey && v.is_string()) {
+      Stmt().sql = v.get<std::string>();
+      return true;
+    }
+    if (key_ == kWantRowsKey && (v.is_boolean() || v.is_null())) {
+      if (v.is_boolean()) Stmt().want_rows = v.get<bool>();
+      return true;
+    }
+    return (key_ == kArgsKey || key_ == kNamedArgsKey) && v.is_null();
+  }
+
+  bool EndObject() {
+    Frame f = stack_.back();
+    stack_.pop_back();
+    switch (f.ctx) {
+      case Ctx::kValue: {
+        auto decoded = DecodeValue(value_, std::string());
+        if (!decoded.ok()) return false;
+        Stmt().args.push_back(std::move(*decoded));
+        return true;
+      }
+      case Ctx::kStmt:
+        return Stmt().sql.has_value();
+      case Ctx::kRequest: {
+        bool has_stmt = (f.seen & (1u << kStmtKey)) != 0;
+        bool ok = type_seen_ && has_stmt == (p_.requests.back().type ==
+                                             StreamRequest::Type::kExecute);
+        type_seen_ = false;
+        return ok;
+      }
+      case Ctx::kRoot:
+        done_ = (f.seen & (1u << kRequestsKey)) != 0;
+        return done_;
+      default:
+        return false;
+    }
+  }
+
+  std::vector<Frame> stack_;
+  int key_ = -1;
+  bool type_seen_ = false;  // of the request being read
+  bool done_ = false;
+  json value_;  // the value object being read
+  Pipeline p_;
+};
+
 // Base64 with its padding restored (Hrana allows it omitted).
 std::string Padded(std::string text) {
   while (text.size() % 4 != 0) text += '=';
@@ -335,6 +501,14 @@ Result<json> DecodeValue(const json& v, const std::string& where) {
 }
 
 Result<Pipeline> DecodePipeline(std::string_view body, int version) {
+  FastPipelineSax fast;
+  if (json::sax_parse(body, &fast)) {
+    if (auto p = fast.Take()) return std::move(*p);
+  }
+  return DecodePipelineDocument(body, version);
+}
+
+Result<Pipeline> DecodePipelineDocument(std::string_view body, int version) {
   auto parsed = http::ParseJsonObject(body);
   if (!parsed.ok())
     return ProtocolError("the body is not a JSON object: " + parsed.status().message());

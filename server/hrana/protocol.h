@@ -96,6 +96,10 @@ const char* TypeName(StreamRequest::Type type);
 // ARGS_INVALID for a bad value), as a Status whose message is the error's and
 // whose reason is its code.
 Result<Pipeline> DecodePipeline(std::string_view body, int version);
+// The same through a JSON document (exposed for tests): DecodePipeline takes
+// it for every body but the common statement pipeline, which it decodes
+// straight from the parser's events (the same answer, without the document).
+Result<Pipeline> DecodePipelineDocument(std::string_view body, int version);
 // One value (exposed for tests).
 Result<nlohmann::json> DecodeValue(const nlohmann::json& value, const std::string& where);
 

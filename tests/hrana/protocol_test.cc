@@ -9,6 +9,7 @@
 #include <random>
 #include <climits>
 #include <string>
+#include <vector>
 
 #include "server/http/errors.h"
 
@@ -177,6 +178,69 @@ TEST_CASE("random mutations of a valid pipeline decode or fail cleanly", "[hrana
       CHECK((code == "PROTO_ERROR" || code == "ARGS_INVALID"));
       CHECK_FALSE(p.status().message().empty());
     }
+  }
+}
+
+// What DecodePipeline (events, or the document when it gives up) and
+// DecodePipelineDocument make of `body`, as comparable text.
+std::string Decoded(const Result<Pipeline>& p) {
+  if (!p.ok()) return "error " + p.status().reason() + ": " + p.status().message();
+  json out = {{"baton", p->baton ? json(*p->baton) : json(nullptr)}, {"requests", json::array()}};
+  for (const StreamRequest& r : p->requests) {
+    json named = json::array();
+    for (const auto& [name, value] : r.stmt.named_args) named.push_back({name, value});
+    out["requests"].push_back({{"type", TypeName(r.type)},
+                               {"sql", r.stmt.sql ? json(*r.stmt.sql) : json(nullptr)},
+                               {"sql_id", r.stmt.sql_id ? json(*r.stmt.sql_id) : json(nullptr)},
+                               {"args", r.stmt.args},
+                               {"named_args", named},
+                               {"want_rows", r.stmt.want_rows},
+                               {"steps", r.steps.size()},
+                               {"req_sql", r.sql ? json(*r.sql) : json(nullptr)}});
+  }
+  return out.dump();
+}
+
+TEST_CASE("the statement pipeline decoded from events is what the document gives", "[hrana]") {
+  const std::string valid =
+      R"({"baton":null,"requests":[{"type":"execute","stmt":{"sql":"SELECT ?, ?, ?, ?, ?",)"
+      R"("args":[{"type":"integer","value":"-12"},{"type":"text","value":"a\u00e9"},)"
+      R"({"type":"float","value":2.5},{"type":"null"},{"type":"blob","base64":"AQI"}],)"
+      R"("named_args":[],"want_rows":false}},{"type":"close"}]})";
+  REQUIRE(DecodePipeline(valid, 2).ok());
+  for (const std::string& body : std::vector<std::string>{
+           valid, R"({"requests":[]})", R"({"baton":"b1","requests":[{"type":"close"}]})",
+           R"({"requests":[{"stmt":{"sql":"SELECT 1"},"type":"execute"}]})",
+           R"({"requests":[{"type":"execute","stmt":{"sql":"SELECT 1","args":null}}]})",
+           R"({"requests":[{"type":"execute","stmt":{"sql":"SELECT 1","extra":1}}]})",
+           R"({"requests":[{"type":"execute","stmt":{"sql":"SELECT 1","sql":"SELECT 2"}}]})",
+           R"({"requests":[{"type":"execute","stmt":{"sql":null}}]})",
+           R"({"requests":[{"type":"close","stmt":{"sql":"SELECT 1"}}]})",
+           R"({"requests":[{"type":"execute","stmt":{"sql":"?","args":[{"type":"integer","value":"x"}]}}]})",
+           R"({"requests":[{"type":"execute","stmt":{"sql":"?","args":[{"type":"float","value":1e999}]}}]})",
+           R"({"requests":[{"type":"execute","stmt":{"sql":"?","args":[{"type":"integer","value":99999999999999999999}]}}]})",
+           R"({"requests":[{"type":"execute","stmt":{"sql":"?","named_args":[{"name":"a","value":{"type":"null"}}]}}]})",
+           R"({"requests":[{"type":"execute","stmt":{"sql":"?"}}]} x)", R"({"requests":[1]})",
+           R"({"baton":5,"requests":[]})", R"({"requests":[{"type":"execute"}]})", "[]", ""}) {
+    INFO(body);
+    CHECK(Decoded(DecodePipeline(body, 2)) == Decoded(DecodePipelineDocument(body, 2)));
+  }
+  const uint32_t seed = std::random_device{}();
+  INFO("seed " << seed);
+  std::mt19937 rng(seed);
+  const std::string alphabet = "{}[]\":,0123456789-.eE abtnulsfrqx\\";
+  for (int i = 0; i < 20000; ++i) {
+    std::string body = valid;
+    for (int k = 0, n = 1 + static_cast<int>(rng() % 3); k < n; ++k) {
+      size_t at = rng() % body.size();
+      if (rng() % 2 == 0) {
+        body[at] = alphabet[rng() % alphabet.size()];
+      } else {
+        body.erase(at, 1 + rng() % 4);
+      }
+    }
+    INFO(body);
+    CHECK(Decoded(DecodePipeline(body, 3)) == Decoded(DecodePipelineDocument(body, 3)));
   }
 }
 

@@ -691,5 +691,19 @@ TEST_CASE_METHOD(Fixture, "quotas, usage and the audit trail", "[sdk_cpp]") {
   CHECK_FALSE(server.events.empty());
 }
 
+// The server's log goes to a file in batches (docs/config.md, "Logging"): a
+// SIGTERM still writes every line, the last request's access line and
+// `event=stopped` included.
+TEST_CASE("serve: SIGTERM writes the log's last lines", "[sdk_cpp]") {
+  TestServer server;
+  auto client = server.AdminClient();
+  Must(client->Health());
+  server.Stop();
+  const std::string log = server.Log();
+  CHECK(log.find("event=access method=GET path=/healthz status=200") != std::string::npos);
+  CHECK(log.find("event=shutdown signal=15") != std::string::npos);
+  CHECK(log.find("event=stopped") != std::string::npos);
+}
+
 }  // namespace
 }  // namespace branchdb::client::testing

@@ -37,6 +37,8 @@ class TestServer {
   const std::string& tmp_dir() const { return tmp_; }
   const AdminCredentials& admin() const { return admin_; }
   std::string Log() const;
+  // SIGTERM, then waits for the process to end (the log stays readable).
+  void Stop();
 
   // Options for an admin client of this server (fast retries for tests).
   ClientOptions AdminOptions() const;
