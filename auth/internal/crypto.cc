@@ -1,19 +1,13 @@
 // OpenSSL 3.0 EVP implementations of auth's primitives.
 #include "auth/internal/crypto.h"
 
-// Sha256To uses OpenSSL's low-level SHA-256 (deprecated in 3.0 in favour of
-// EVP, which it falls back to when the build has no deprecated API).
-#define OPENSSL_SUPPRESS_DEPRECATED
 #include <openssl/bio.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
-#include <openssl/sha.h>
 
-#include <algorithm>
 #include <array>
-#include <cstring>
 #include <charconv>
 #include <memory>
 
@@ -103,37 +97,27 @@ Result<std::string> RandomBytes(size_t n) {
 }
 
 std::string Sha256(std::string_view data) {
-  // Fetched once: EVP_sha256() makes every digest look the implementation up
-  // again (OpenSSL 3's implicit fetch, locks and a property query), which
-  // cost more than hashing a bearer token, done on every request. The
-  // thread's context is reused (EVP_DigestInit_ex resets it).
-  static EVP_MD* const kSha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
-  thread_local std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(),
-                                                                          &EVP_MD_CTX_free);
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  if (kSha256 == nullptr || ctx == nullptr || EVP_DigestInit_ex(ctx.get(), kSha256, nullptr) != 1 ||
-      EVP_DigestUpdate(ctx.get(), data.data(), data.size()) != 1 ||
-      EVP_DigestFinal_ex(ctx.get(), md, &len) != 1) {
-    EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr);
-  }
-  return std::string(reinterpret_cast<char*>(md), len);
+  unsigned char md[32];
+  Sha256To(data, md);
+  return std::string(reinterpret_cast<char*>(md), sizeof md);
 }
 
 void Sha256To(std::string_view data, unsigned char out[32]) {
-#ifndef OPENSSL_NO_DEPRECATED_3_0
-  // The same digest as Sha256, for a fraction of its cost per call: EVP's
-  // init frees and allocates the provider's context and consults the engine
-  // table on every digest, several times the hashing of a bearer token (on
-  // every request, TokenCache::KeyOf), and this touches no heap.
-  SHA256_CTX c;
-  if (SHA256_Init(&c) == 1 && SHA256_Update(&c, data.data(), data.size()) == 1 &&
-      SHA256_Final(out, &c) == 1) {
-    return;
+  // Fetched once: EVP_sha256() makes every digest look the implementation up
+  // again (OpenSSL 3's implicit fetch, locks and a property query), which
+  // cost more than hashing a bearer token, done on every request. The
+  // thread's context is reused (EVP_DigestInit_ex2 keeps its provider
+  // context for the same digest), and nothing touches the heap.
+  static EVP_MD* const kSha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  thread_local std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(),
+                                                                          &EVP_MD_CTX_free);
+  unsigned int len = 0;
+  if (kSha256 == nullptr || ctx == nullptr ||
+      EVP_DigestInit_ex2(ctx.get(), kSha256, nullptr) != 1 ||
+      EVP_DigestUpdate(ctx.get(), data.data(), data.size()) != 1 ||
+      EVP_DigestFinal_ex(ctx.get(), out, &len) != 1) {
+    EVP_Digest(data.data(), data.size(), out, &len, EVP_sha256(), nullptr);
   }
-#endif
-  std::string digest = Sha256(data);
-  std::memcpy(out, digest.data(), std::min<size_t>(digest.size(), 32));
 }
 
 bool ConstantTimeEquals(std::string_view a, std::string_view b) {
