@@ -615,8 +615,11 @@ int BranchConnection::Pragma(char** args) {
 bool BranchConnection::DropUnchangedPages(std::string* counter_only_page1) {
   for (auto it = overlay_.begin(); it != overlay_.end();) {
     const PageNo pgno = it->first;
-    const char* stored =
-        pgno == 1 || pgno > snapshot_size_ ? nullptr : StoredPage(pgno, snapshot_);
+    const char* stored = nullptr;
+    if (pgno != 1 && pgno <= snapshot_size_) {
+      auto kept = committed_lsn_ == snapshot_ ? committed_.find(pgno) : committed_.end();
+      stored = kept != committed_.end() ? kept->second.data() : StoredPage(pgno, snapshot_);
+    }
     // A failed read keeps the page: comparing only ever makes a commit smaller.
     if (stored != nullptr && std::memcmp(stored, it->second.data(), kPageSize) == 0) {
       it = overlay_.erase(it);
@@ -691,6 +694,14 @@ int BranchConnection::CommitTransaction() {
     // state (until another state's page 1 is read), it keeps SQLite's cache.
     page1_ = std::move(counter_only_page1);
     page1_lsn_ = *lsn;
+  }
+  committed_.clear();
+  committed_lsn_ = kNoLsn;
+  if (overlay_.size() <= kKeptCommitPages) {
+    for (auto& [pgno, data] : overlay_) {
+      if (pgno != 1 && pgno <= db_size_) committed_.emplace(pgno, std::move(data));
+    }
+    committed_lsn_ = *lsn;
   }
   overlay_.clear();
   if (seen_written_.valid) {  // SQLite's page 1 is the one it just committed

@@ -161,6 +161,13 @@ class BranchConnection {
   // with SQLite's counter bytes, so that SQLite keeps its cache.
   Lsn page1_lsn_ = kNoLsn;
   std::string page1_;
+  // The pages but page 1 of this connection's last commit, the versions the
+  // store holds at committed_lsn_ (kept for commits of at most
+  // kKeptCommitPages pages): the next commit compares its pages with them
+  // without reading the store (a single-row INSERT rewrites the same leaf).
+  static constexpr size_t kKeptCommitPages = 16;
+  Lsn committed_lsn_ = kNoLsn;
+  std::map<PageNo, std::string> committed_;
   std::string page_buf_;
 
   std::atomic<Lsn> last_commit_lsn_{0};
