@@ -312,12 +312,20 @@ int BranchConnection::BeginSnapshot() {
   snapshot_pub_ = head;
   Observe(head);
   // SQLite keeps its page cache (and parsed schema) across transactions as
-  // long as page-1 bytes 24..39 (and the schema cookie) look unchanged. That
-  // is only sound when the head moved by commits made through SQLite, each of
-  // which bumps the change counter. Any other move (ResetTimeline, a failed
-  // commit, a move we cannot see in full) forces a reload.
+  // long as page-1 bytes 24..39 (and the schema cookie) look unchanged. Its
+  // page cache is sound only when the head is its own last commit: other
+  // commits need not have stored page 1 (a commit leaves out a page 1 that
+  // differs in the change counter only), so any move drops it. Its parsed
+  // schema is sound when the head moved by commits made through SQLite (a
+  // schema change always stores page 1 with a new cookie). Any other move
+  // (ResetTimeline, a failed commit, a move we cannot see in full) forces a
+  // reload of both.
   if (head != cache_lsn_ && g_cache_invalidation.load()) {
-    if (cache_lsn_ == kNoLsn || !IsLinearMove(cache_lsn_, head)) force_reload_ = true;
+    if (cache_lsn_ == kNoLsn || !IsLinearMove(cache_lsn_, head)) {
+      force_reload_ = true;
+    } else {
+      stale_pages_ = true;
+    }
   }
   cache_lsn_ = head;
   return SQLITE_OK;
@@ -425,8 +433,9 @@ int BranchConnection::Read(void* buf, int amt, sqlite3_int64 offset) {
     seen_base_.cookie = Get32(out + kCookieOffset);
     seen_base_.valid = true;
     seen_written_.valid = false;
+    stale_pages_ = false;  // its cache was dropped: it reads page 1 afresh
   } else if (begin == kVersOffset && amt == static_cast<int>(kVersBytes) && !short_read &&
-             force_reload_) {
+             (force_reload_ || stale_pages_)) {
     // sqlite3PagerSharedLock()'s change check: make sure it sees a change,
     // i.e. bytes different from any SQLite may hold.
     auto taken = [&](const char* vers) {
@@ -479,6 +488,7 @@ int BranchConnection::Write(const void* buf, int amt, sqlite3_int64 offset) {
     seen_written_.valid = true;
     NoteCookie(seen_written_.cookie);
     force_reload_ = false;  // SQLite's page 1 is now one it read or wrote in this state
+    stale_pages_ = false;
     Put32(page.data() + kCookieOffset, seen_written_.cookie - cookie_delta_);
   }
   overlay_.insert_or_assign(pgno, std::move(page));
@@ -602,11 +612,14 @@ int BranchConnection::Pragma(char** args) {
   return SQLITE_NOTFOUND;
 }
 
-bool BranchConnection::DropUnchangedPages() {
+bool BranchConnection::DropUnchangedPages(std::string* counter_only_page1) {
   for (auto it = overlay_.begin(); it != overlay_.end();) {
     const PageNo pgno = it->first;
-    const char* stored =
-        pgno == 1 || pgno > snapshot_size_ ? nullptr : StoredPage(pgno, snapshot_);
+    const char* stored = nullptr;
+    if (pgno != 1 && pgno <= snapshot_size_) {
+      auto kept = committed_lsn_ == snapshot_ ? committed_.find(pgno) : committed_.end();
+      stored = kept != committed_.end() ? kept->second.data() : StoredPage(pgno, snapshot_);
+    }
     // A failed read keeps the page: comparing only ever makes a commit smaller.
     if (stored != nullptr && std::memcmp(stored, it->second.data(), kPageSize) == 0) {
       it = overlay_.erase(it);
@@ -620,17 +633,24 @@ bool BranchConnection::DropUnchangedPages() {
     return db_size_ == 1 && overlay_.size() == 1 && page1 != overlay_.end() &&
            SamePage1(page1->second.data(), EmptyDatabasePage1());
   }
-  if (db_size_ != snapshot_size_) return false;
+  if (db_size_ != snapshot_size_) return false;  // page 1 stays: its size field
   if (overlay_.empty()) return true;
-  if (overlay_.size() > 1 || page1 == overlay_.end()) return false;
+  if (page1 == overlay_.end()) return false;
   const char* stored = StoredPage(1, snapshot_);
-  return stored != nullptr && SamePage1(page1->second.data(), stored);
+  if (stored == nullptr || !SamePage1(page1->second.data(), stored)) return false;
+  if (overlay_.size() == 1) return true;
+  // Other pages changed, page 1 only by its counter: leave it out of the
+  // commit (its stored version stays; the caller serves SQLite's own).
+  *counter_only_page1 = std::move(page1->second);
+  overlay_.erase(page1);
+  return false;
 }
 
 int BranchConnection::CommitTransaction() {
   if (read_only_ || lock_level_ < SQLITE_LOCK_RESERVED) return SQLITE_OK;
   if (overlay_.empty() && db_size_ == snapshot_size_) return SQLITE_OK;  // empty transaction
-  if (DropUnchangedPages()) {
+  std::string counter_only_page1;
+  if (DropUnchangedPages(&counter_only_page1)) {
     // Nothing changed: no commit, as for an empty transaction. SQLite now
     // holds a page 1 whose change counter the store never got; the store
     // still has the old one, which a later commit of another connection can
@@ -669,6 +689,19 @@ int BranchConnection::CommitTransaction() {
   if (page1 != overlay_.end()) {
     page1_ = std::move(page1->second);
     page1_lsn_ = *lsn;
+  } else if (!counter_only_page1.empty()) {
+    // SQLite holds its page 1 with the counter it wrote; served at this
+    // state (until another state's page 1 is read), it keeps SQLite's cache.
+    page1_ = std::move(counter_only_page1);
+    page1_lsn_ = *lsn;
+  }
+  committed_.clear();
+  committed_lsn_ = kNoLsn;
+  if (overlay_.size() <= kKeptCommitPages) {
+    for (auto& [pgno, data] : overlay_) {
+      if (pgno != 1 && pgno <= db_size_) committed_.emplace(pgno, std::move(data));
+    }
+    committed_lsn_ = *lsn;
   }
   overlay_.clear();
   if (seen_written_.valid) {  // SQLite's page 1 is the one it just committed

@@ -84,9 +84,11 @@ class BranchConnection {
   // back byte-identical to the snapshot's. True when the transaction changes
   // nothing at all: the size is the snapshot's and page 1, if written, differs
   // only in the bytes every commit rewrites; or the snapshot is empty and the
-  // transaction wrote only the page 1 of an empty database. Page 1 stays in
-  // the overlay otherwise: a commit always carries SQLite's new change counter.
-  bool DropUnchangedPages();
+  // transaction wrote only the page 1 of an empty database. Otherwise a page 1
+  // that differs only in those bytes (the change counter: SQLite bumps it at
+  // every commit) leaves the overlay too, into *counter_only_page1, so that
+  // the commit stores the pages that changed only, as WAL-mode SQLite does.
+  bool DropUnchangedPages(std::string* counter_only_page1);
   int Pragma(char** args);
   // Loads snapshot_ = (state, size) for a new read transaction.
   int BeginSnapshot();
@@ -130,6 +132,10 @@ class BranchConnection {
   // parsed schema reflect, and what SQLite last saw of page 1.
   Lsn cache_lsn_ = kNoLsn;
   bool force_reload_ = false;      // the next read transaction must drop the cache
+  // The next read transaction must drop SQLite's page cache, while its
+  // parsed schema may stay: the head moved by commits of this timeline that
+  // need not have stored page 1 (its change counter may be one SQLite holds).
+  bool stale_pages_ = false;
   // Page-1 version bytes (24..39) and schema cookie (40): as SQLite held them
   // when its current transaction began (its last full read of page 1, or its
   // last successful commit), and as it last wrote them since. SQLite holds
@@ -149,9 +155,19 @@ class BranchConnection {
   bool cookie_seen_ = false;
   uint32_t max_cookie_seen_ = 0;
   // Page 1 of state page1_lsn_ (persisted form), to answer SQLite's 16-byte
-  // change-counter check without a store read.
+  // change-counter check without a store read. After a commit of this
+  // connection that left page 1 out (it differed from the stored one in the
+  // change counter only), SQLite's own page 1 of that commit: the stored one
+  // with SQLite's counter bytes, so that SQLite keeps its cache.
   Lsn page1_lsn_ = kNoLsn;
   std::string page1_;
+  // The pages but page 1 of this connection's last commit, the versions the
+  // store holds at committed_lsn_ (kept for commits of at most
+  // kKeptCommitPages pages): the next commit compares its pages with them
+  // without reading the store (a single-row INSERT rewrites the same leaf).
+  static constexpr size_t kKeptCommitPages = 16;
+  Lsn committed_lsn_ = kNoLsn;
+  std::map<PageNo, std::string> committed_;
   std::string page_buf_;
 
   std::atomic<Lsn> last_commit_lsn_{0};

@@ -75,17 +75,74 @@ TEST_CASE("a transaction that writes pages back unchanged makes no commit") {
   CHECK(storage::LastCommitLsn(db.get()) == last);
   CHECK(storage::SnapshotLsn(db.get()) == last);
 
-  // A real change commits, and only the pages it changed (and page 1).
+  // A real change commits, and only the pages it changed: page 1 only when
+  // more than its change counter changed (here, nothing else of it).
   MustExec(db.get(), "BEGIN; UPDATE u SET v = v; INSERT INTO t VALUES(1); COMMIT");
   CHECK(fx.store()->LastLsn() == last + 1);
   auto record = fx.store()->GetRecord(last + 1);
   REQUIRE(record.ok());
   const auto t_root = static_cast<storage::PageNo>(
       QueryInt(db.get(), "SELECT rootpage FROM sqlite_schema WHERE name = 't'"));
-  CHECK(record->pages == std::vector<storage::PageNo>{1, t_root});
+  CHECK(record->pages == std::vector<storage::PageNo>{t_root});
   CHECK(Query(db.get(), "SELECT x FROM t") == "1\n");
   CHECK(Query(db.get(), "SELECT k, v FROM u") == "1|a\n2|b\n");
   CHECK(IntegrityCheck(db.get()) == "ok");
+
+  // A commit that grows the database stores page 1 (its size field).
+  const uint32_t size = *fx.store()->DbSizeAt(last + 1);
+  MustExec(db.get(), "INSERT INTO t VALUES(zeroblob(20000))");
+  REQUIRE(*fx.store()->DbSizeAt(last + 2) > size);
+  record = fx.store()->GetRecord(last + 2);
+  REQUIRE(record.ok());
+  CHECK(record->pages.front() == 1);
+  auto other = fx.Open();
+  CHECK(Dump(other.get()) == Dump(db.get()));
+  CHECK(IntegrityCheck(other.get()) == "ok");
+}
+
+// Connection a caches a row and a page 1 it read from the store; connection
+// b changes the row by a commit that leaves page 1 out (only its change
+// counter would have changed), so the head's stored page 1 is exactly the
+// one a holds. Returns what a reads afterwards.
+std::string ReadAfterCounterOnlyCommit(StoreFixture& fx) {
+  auto a = fx.Open();
+  auto b = fx.Open();
+  MustExec(a.get(), "BEGIN; CREATE TABLE u(k INTEGER PRIMARY KEY, v); "
+                    "INSERT INTO u VALUES(1, 'old'); COMMIT");  // stores page 1
+  REQUIRE(Query(a.get(), "SELECT v FROM u") == "old\n");  // in a's page cache
+  const Lsn last = fx.store()->LastLsn();
+  MustExec(b.get(), "UPDATE u SET v = 'new' WHERE k = 1");
+  REQUIRE(fx.store()->LastLsn() == last + 1);
+  auto record = fx.store()->GetRecord(last + 1);
+  REQUIRE(record.ok());
+  REQUIRE(record->pages == std::vector<storage::PageNo>{2});  // u's root, no page 1
+  const std::string seen = Query(a.get(), "SELECT v FROM u");
+  CHECK(Query(b.get(), "SELECT v FROM u") == "new\n");
+  return seen;
+}
+
+TEST_CASE("a connection reads other connections' commits that left page 1 out") {
+  {
+    // Protection off: SQLite keeps its stale cache (the test is sharp).
+    struct ProtectionOff {
+      ProtectionOff() { storage::vfs_internal::SetCacheInvalidationForTesting(false); }
+      ~ProtectionOff() { storage::vfs_internal::SetCacheInvalidationForTesting(true); }
+    } off;
+    StoreFixture fx;
+    CHECK(ReadAfterCounterOnlyCommit(fx) == "old\n");
+  }
+  StoreFixture fx;
+  CHECK(ReadAfterCounterOnlyCommit(fx) == "new\n");
+  // And both go on writing and reading each other's commits.
+  auto a = fx.Open();
+  auto b = fx.Open();
+  for (int i = 0; i < 20; ++i) {
+    MustExec((i % 3 == 0 ? b : a).get(), "INSERT INTO u(v) VALUES(" + std::to_string(i) + ")");
+    CHECK(QueryInt(a.get(), "SELECT count(*) FROM u") == i + 2);
+    CHECK(QueryInt(b.get(), "SELECT count(*) FROM u") == i + 2);
+  }
+  CHECK(Dump(a.get()) == Dump(b.get()));
+  CHECK(IntegrityCheck(a.get()) == "ok");
 }
 
 TEST_CASE("a never-written database stays empty after write transactions that write nothing") {
@@ -110,8 +167,8 @@ TEST_CASE("a never-written database stays empty after write transactions that wr
 
 // Connection a commits a transaction that changes nothing, so SQLite holds a
 // page 1 whose change counter the store lacks; then connection b makes a
-// real commit that lands on exactly that counter, size and freelist. Returns
-// what a reads afterwards.
+// real commit that lands on exactly that counter, size and freelist (and
+// stores page 1: it also sets user_version). Returns what a reads afterwards.
 std::string ReadAfterUnchangedCommit(StoreFixture& fx, bool never_written) {
   auto a = fx.Open();
   auto b = fx.Open();
@@ -120,13 +177,13 @@ std::string ReadAfterUnchangedCommit(StoreFixture& fx, bool never_written) {
     MustExec(b.get(), "PRAGMA user_version = 5");
     return Query(a.get(), "PRAGMA user_version");
   }
-  MustExec(a.get(), "CREATE TABLE t(x); CREATE TABLE u(k INTEGER PRIMARY KEY, v)");
-  MustExec(a.get(), "INSERT INTO u VALUES(1, 'old')");
+  MustExec(a.get(), "CREATE TABLE t(x); BEGIN; CREATE TABLE u(k INTEGER PRIMARY KEY, v); "
+                    "INSERT INTO u VALUES(1, 'old'); COMMIT");  // stores page 1
   REQUIRE(Query(a.get(), "SELECT v FROM u") == "old\n");  // in a's page cache
   const Lsn last = fx.store()->LastLsn();
   MustExec(a.get(), "DELETE FROM t");
   REQUIRE(fx.store()->LastLsn() == last);
-  MustExec(b.get(), "UPDATE u SET v = 'new' WHERE k = 1");
+  MustExec(b.get(), "BEGIN; UPDATE u SET v = 'new' WHERE k = 1; PRAGMA user_version = 1; COMMIT");
   REQUIRE(fx.store()->LastLsn() == last + 1);
   return Query(a.get(), "SELECT v FROM u");
 }
@@ -392,16 +449,18 @@ TEST_CASE("a store failure at the commit point fails the COMMIT and leaves the b
 
 // The timeline is reset, between BEGIN and COMMIT, onto a sibling state whose
 // page 1 equals the one the failed transaction wrote (same change counter,
-// same size): SQLite's cache still holds that transaction's pages.
+// same size): SQLite's cache still holds that transaction's pages. (Each
+// commit sets user_version, so that each stores page 1: a commit whose page 1
+// changed in its counter only leaves it out.)
 std::string ResetUnderTransaction(StoreFixture& fx, sqlite3* db, ExecResult* commit) {
   MustExec(db, "CREATE TABLE t(x); INSERT INTO t VALUES('v1')");
-  MustExec(db, "INSERT INTO t VALUES('v2')");
+  MustExec(db, "BEGIN; INSERT INTO t VALUES('v2'); PRAGMA user_version = 2; COMMIT");
   Lsn v2 = storage::LastCommitLsn(db);
   auto sibling = fx.store()->CreateTimeline(fx.timeline(), v2, "sibling");
   REQUIRE(sibling.ok());
   {
     auto sdb = fx.Open(*sibling);
-    MustExec(sdb.get(), "INSERT INTO t VALUES('other')");
+    MustExec(sdb.get(), "BEGIN; INSERT INTO t VALUES('other'); PRAGMA user_version = 3; COMMIT");
   }
   MustExec(db, "BEGIN; INSERT INTO t VALUES('lost')");
   auto reset = fx.store()->ResetTimeline(fx.timeline(), v2,
