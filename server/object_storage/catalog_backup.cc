@@ -76,7 +76,7 @@ struct StorePosition {
   uint64_t newest_bytes = 0;
 };
 
-struct Pending {
+struct PendingSnapshot {
   Snapshot snapshot;
   StorePosition position;
 };
@@ -86,9 +86,9 @@ struct ProjectBackup {
   bool listed = false;          // newest_version and uploaded_md5 read from the bucket
   uint64_t newest_version = 0;  // 0: none in the bucket
   std::string uploaded_md5;
-  std::optional<Pending> latest;   // the newest state, not yet in the bucket
-  std::optional<Pending> waiting;  // an older one kept so that uploads progress
-                                   // while the catalog keeps changing
+  std::optional<PendingSnapshot> latest;   // the newest state, not yet in the bucket
+  std::optional<PendingSnapshot> waiting;  // an older one kept so that uploads progress
+                                           // while the catalog keeps changing
 };
 
 }  // namespace
@@ -311,7 +311,7 @@ struct CatalogBackup::Impl {
   // Uploads p as the next version of st.epoch, verifies it, writes the
   // descriptor, prunes that epoch's old versions (earlier epochs' stay: a
   // fence may name one of them; the bucket's GC takes them).
-  Status Upload(const std::string& id, ProjectBackup& st, const Pending& p,
+  Status Upload(const std::string& id, ProjectBackup& st, const PendingSnapshot& p,
                 const Listing& listing) {
     const uint64_t version = st.newest_version + 1;
     const std::string key = CatalogObjectKey(options.prefix, id, version, st.epoch);
@@ -402,7 +402,7 @@ struct CatalogBackup::Impl {
     }
     if (!st.latest || st.latest->snapshot.md5 != snap->md5) {
       if (!st.waiting) st.waiting = std::move(st.latest);
-      st.latest = Pending{std::move(*snap), NotePosition(id)};
+      st.latest = PendingSnapshot{std::move(*snap), NotePosition(id)};
     }
     *pending = true;
     if (!listing) {
