@@ -34,7 +34,8 @@ endfunction()
 # server files took 50 CPU-s as one unit against 92 s apart (with PCH). A
 # batch shares one anonymous namespace, so the files of a unity library must
 # not define the same internal name twice (the clean build without a launcher
-# that CI runs would fail to compile).
+# that CI runs would fail to compile; tests/layers/check_unity_names.py
+# finds every such pair, whatever the batches).
 option(BRANCHDB_UNITY "Compile the libraries marked for it in batches" ${BRANCHDB_PCH_DEFAULT})
 
 # branchdb_unity_build(target): marks target for BRANCHDB_UNITY.

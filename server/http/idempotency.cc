@@ -8,7 +8,7 @@
 namespace branchdb::server::http {
 namespace {
 
-Status SqliteError(sqlite3* db, const std::string& what) {
+Status IdempotencyStoreError(sqlite3* db, const std::string& what) {
   return Status::IOError(what + ": " + sqlite3_errmsg(db), "idempotency_store");
 }
 
@@ -97,7 +97,7 @@ Result<IdempotencyStore::BeginResult> IdempotencyStore::Begin(const std::string&
   Stmt q(db_,
          "SELECT fingerprint, status, content_type, body FROM idempotency "
          "WHERE scope=?1 AND key=?2 AND expires_micros > ?3");
-  if (!q.ok()) return SqliteError(db_, "idempotency lookup");
+  if (!q.ok()) return IdempotencyStoreError(db_, "idempotency lookup");
   q.Text(1, scope);
   q.Text(2, key);
   sqlite3_bind_int64(q.get(), 3, clock_->NowMicros());
@@ -117,7 +117,7 @@ Result<IdempotencyStore::BeginResult> IdempotencyStore::Begin(const std::string&
     if (body != nullptr) result.response.body.assign(static_cast<const char*>(body), n);
     return result;
   }
-  if (rc != SQLITE_DONE) return SqliteError(db_, "idempotency lookup");
+  if (rc != SQLITE_DONE) return IdempotencyStoreError(db_, "idempotency lookup");
   in_flight_.insert({scope, key});
   result.outcome = Outcome::kProceed;
   return result;
@@ -131,7 +131,7 @@ Status IdempotencyStore::Finish(const std::string& scope, const std::string& key
   Stmt ins(db_,
            "INSERT OR REPLACE INTO idempotency(scope, key, fingerprint, status, content_type,"
            " body, created_micros, expires_micros) VALUES (?1,?2,?3,?4,?5,?6,?7,?8)");
-  if (!ins.ok()) return SqliteError(db_, "idempotency insert");
+  if (!ins.ok()) return IdempotencyStoreError(db_, "idempotency insert");
   ins.Text(1, scope);
   ins.Text(2, key);
   ins.Text(3, fingerprint);
@@ -141,7 +141,7 @@ Status IdempotencyStore::Finish(const std::string& scope, const std::string& key
                     SQLITE_TRANSIENT);
   sqlite3_bind_int64(ins.get(), 7, now);
   sqlite3_bind_int64(ins.get(), 8, now + ttl_micros_);
-  if (sqlite3_step(ins.get()) != SQLITE_DONE) return SqliteError(db_, "idempotency insert");
+  if (sqlite3_step(ins.get()) != SQLITE_DONE) return IdempotencyStoreError(db_, "idempotency insert");
   // Purge at most once a minute, on the write path.
   if (now - last_purge_micros_ > 60ll * 1000000) {
     last_purge_micros_ = now;
@@ -162,9 +162,9 @@ void IdempotencyStore::Abandon(const std::string& scope, const std::string& key)
 Result<int64_t> IdempotencyStore::PurgeExpired() {
   MutexLock l(mu_);
   Stmt del(db_, "DELETE FROM idempotency WHERE expires_micros <= ?1");
-  if (!del.ok()) return SqliteError(db_, "idempotency purge");
+  if (!del.ok()) return IdempotencyStoreError(db_, "idempotency purge");
   sqlite3_bind_int64(del.get(), 1, clock_->NowMicros());
-  if (sqlite3_step(del.get()) != SQLITE_DONE) return SqliteError(db_, "idempotency purge");
+  if (sqlite3_step(del.get()) != SQLITE_DONE) return IdempotencyStoreError(db_, "idempotency purge");
   return static_cast<int64_t>(sqlite3_changes(db_));
 }
 

@@ -4,7 +4,7 @@
 namespace branchdb::server::snapshot_db {
 namespace {
 
-Status SqliteError(sqlite3* db, const std::string& what) {
+Status SnapshotDbError(sqlite3* db, const std::string& what) {
   return Status::IOError(what + ": " + (db ? sqlite3_errmsg(db) : "out of memory"),
                          "catalog_snapshot_error");
 }
@@ -17,7 +17,7 @@ Result<Db> Open(const std::string& path) {
                            SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                            nullptr);
   Db db(raw);
-  if (rc != SQLITE_OK) return SqliteError(raw, "open " + path);
+  if (rc != SQLITE_OK) return SnapshotDbError(raw, "open " + path);
   sqlite3_busy_timeout(raw, 5000);
   return db;
 }
@@ -26,7 +26,7 @@ Status Exec(sqlite3* db, const std::string& sql, const std::vector<std::string>&
             std::vector<std::vector<std::string>>* rows) {
   sqlite3_stmt* stmt = nullptr;
   if (sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr) != SQLITE_OK) {
-    return SqliteError(db, sql);
+    return SnapshotDbError(db, sql);
   }
   std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)> owned(stmt, sqlite3_finalize);
   for (size_t i = 0; i < params.size(); ++i) {
@@ -42,7 +42,7 @@ Status Exec(sqlite3* db, const std::string& sql, const std::vector<std::string>&
       row.emplace_back(text ? reinterpret_cast<const char*>(text) : "");
     }
   }
-  if (rc != SQLITE_DONE) return SqliteError(db, sql);
+  if (rc != SQLITE_DONE) return SnapshotDbError(db, sql);
   return Status::OK();
 }
 

@@ -22,10 +22,6 @@ namespace {
 constexpr std::string_view kStubSuffix = ".s3";
 constexpr std::string_view kStubMagic = "branchdb-evicted-segment 1";
 
-bool EndsWith(std::string_view s, std::string_view suffix) {
-  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
-}
-
 // A segment file as the page store sees it: its local file while there is
 // one, else its stub's object in the bucket (switched by eviction).
 class TieredFile : public RandomAccessFile {
@@ -69,7 +65,7 @@ class TieredFile : public RandomAccessFile {
 bool ParseSegmentName(std::string_view name, uint64_t* number) {
   constexpr std::string_view kPrefix = "seg-", kSuffix = ".log";
   if (name.size() <= kPrefix.size() + kSuffix.size() || name.substr(0, kPrefix.size()) != kPrefix ||
-      !EndsWith(name, kSuffix)) {
+      !name.ends_with(kSuffix)) {
     return false;
   }
   std::string_view digits = name.substr(kPrefix.size(), name.size() - kPrefix.size() - kSuffix.size());
@@ -293,8 +289,8 @@ Result<std::vector<std::string>> TieredEnv::GetChildren(const std::string& dir) 
   std::vector<std::string> out;
   for (const std::string& name : *names) {
     uint64_t n = 0;
-    if (EndsWith(name, ".s3.tmp")) continue;  // an eviction's stub being written
-    if (EndsWith(name, kStubSuffix)) {
+    if (name.ends_with(".s3.tmp")) continue;  // an eviction's stub being written
+    if (name.ends_with(kStubSuffix)) {
       std::string segment = name.substr(0, name.size() - kStubSuffix.size());
       if (ParseSegmentName(segment, &n)) {
         if (present.count(segment) == 0) out.push_back(std::move(segment));
@@ -365,7 +361,7 @@ Status CheckNoEvictedSegments(Env* env, const std::string& data_dir) {
     if (!names.ok()) continue;  // not a directory
     for (const std::string& name : *names) {
       uint64_t n = 0;
-      if (EndsWith(name, kStubSuffix) &&
+      if (name.ends_with(kStubSuffix) &&
           ParseSegmentName(std::string_view(name).substr(0, name.size() - kStubSuffix.size()), &n)) {
         return Status::FailedPrecondition(
             "projects/" + id + "/" + name +

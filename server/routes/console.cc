@@ -11,10 +11,6 @@
 namespace branchdb::server::routes {
 namespace {
 
-bool EndsWith(std::string_view s, std::string_view suffix) {
-  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
-}
-
 // True when an If-None-Match header value ("a", W/"a", a list, or *) names etag.
 bool EtagMatches(std::string_view header, std::string_view etag) {
   while (!header.empty()) {
@@ -57,12 +53,12 @@ const ConsoleAsset* FindConsoleAsset(std::string_view name) {
 }
 
 const char* ConsoleContentType(std::string_view name) {
-  if (EndsWith(name, ".html")) return "text/html; charset=utf-8";
-  if (EndsWith(name, ".js")) return "text/javascript; charset=utf-8";
-  if (EndsWith(name, ".css")) return "text/css; charset=utf-8";
-  if (EndsWith(name, ".svg")) return "image/svg+xml";
-  if (EndsWith(name, ".json")) return "application/json";
-  if (EndsWith(name, ".png")) return "image/png";
+  if (name.ends_with(".html")) return "text/html; charset=utf-8";
+  if (name.ends_with(".js")) return "text/javascript; charset=utf-8";
+  if (name.ends_with(".css")) return "text/css; charset=utf-8";
+  if (name.ends_with(".svg")) return "image/svg+xml";
+  if (name.ends_with(".json")) return "application/json";
+  if (name.ends_with(".png")) return "image/png";
   return "application/octet-stream";
 }
 

@@ -59,7 +59,7 @@ struct Origin {
   }
 };
 
-std::string Lower(std::string_view s) {
+std::string LowerAscii(std::string_view s) {
   std::string out(s);
   for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return out;
@@ -78,11 +78,11 @@ std::optional<Origin> ParseAuthority(std::string_view authority) {
     if (inside.find_first_not_of("0123456789abcdefABCDEF:.") != std::string_view::npos) {
       return std::nullopt;
     }
-    o.host = Lower(authority.substr(0, close + 1));
+    o.host = LowerAscii(authority.substr(0, close + 1));
     i = close + 1;
   } else {
     i = std::min(authority.find(':'), authority.size());
-    o.host = Lower(authority.substr(0, i));
+    o.host = LowerAscii(authority.substr(0, i));
     if (o.host.empty() ||
         o.host.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789.-") != std::string::npos) {
       return std::nullopt;
@@ -103,7 +103,7 @@ std::optional<Origin> ParseAuthority(std::string_view authority) {
 std::optional<Origin> ParseOrigin(std::string_view text) {
   size_t sep = text.find("://");
   if (sep == std::string_view::npos) return std::nullopt;  // also "null"
-  std::string scheme = Lower(text.substr(0, sep));
+  std::string scheme = LowerAscii(text.substr(0, sep));
   if (scheme != "http" && scheme != "https") return std::nullopt;
   auto o = ParseAuthority(text.substr(sep + 3));
   if (o) o->scheme = scheme;
