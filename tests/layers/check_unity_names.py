@@ -13,9 +13,10 @@ batches are.
 
 Usage: check_unity_names.py ROOT
 """
-import os
 import re
 import sys
+
+from sources import report, sources
 
 # Libraries built with branchdb_unity_build (their CMakeLists.txt calls it).
 UNITY_FOLDERS = ["server"]
@@ -119,27 +120,17 @@ def main(root):
     seen = {}
     files = 0
     for folder in UNITY_FOLDERS:
-        for dirpath, _, names in os.walk(os.path.join(root, folder)):
-            for name in sorted(names):
-                if not name.endswith(".cc"):
-                    continue
-                path = os.path.join(dirpath, name)
-                rel = os.path.relpath(path, root)
-                with open(path, encoding="utf-8", errors="replace") as f:
-                    code = strip(f.read())
-                files += 1
-                for kind, key in set(internal_names(code)):
-                    seen.setdefault((folder, kind, key), []).append(rel)
+        for rel, lines in sources(root, folder):
+            if not rel.endswith(".cc"):
+                continue
+            files += 1
+            for kind, key in set(internal_names(strip("\n".join(lines)))):
+                seen.setdefault((folder, kind, key), []).append(rel)
     bad = [f"{kind} {key.split('(')[0]} defined in {' and '.join(paths)}: one unity batch "
            f"may hold both (rename one)"
            for (_, kind, key), paths in sorted(seen.items()) if len(paths) > 1]
-    if files < 20:  # server/ alone: fewer than report()'s floor for the repository
-        print(f"unity names: only {files} files found under {root}: wrong root?")
-        return 1
-    for b in bad:
-        print(b)
-    print(f"unity names: {files} files, {len(bad)} internal names defined twice")
-    return 1 if bad else 0
+    # server/ alone holds fewer files than the repository-wide floor.
+    return report("unity names", root, files, bad, "internal names defined twice", min_files=20)
 
 
 if __name__ == "__main__":

@@ -13,10 +13,10 @@ def sources(root, folder):
                     yield os.path.relpath(path, root), f.read().split("\n")
 
 
-def report(check, root, files, bad, what):
+def report(check, root, files, bad, what, min_files=50):
     """Prints the offenders and a summary; the exit code (1 when any, or when
-    so few files were read that root must be wrong)."""
-    if files < 50:
+    fewer than min_files were read: root must be wrong)."""
+    if files < min_files:
         print(f"{check}: only {files} files found under {root}: wrong root?")
         return 1
     for b in bad:
