@@ -346,6 +346,27 @@ TEST_CASE("An interrupted compaction is finished or discarded by recovery") {
   CHECK(f.ReadAt(k1, 1) == PageData(77));
 }
 
+// Two timelines: u with one commit (a root in the first segment), t with 60
+// commits of page 1, each hiding the one before; then an hour passes, so that
+// a GC with a zero window collects t's older commits.
+struct CollectableHistory {
+  TimelineId t, u;
+  Lsn u_head;
+  std::vector<Lsn> lsns;  // t's commits, oldest first
+};
+
+CollectableHistory WriteCollectableHistory(StoreFixture& f) {
+  CollectableHistory h;
+  h.t = f.Create(0);
+  h.u = f.Create(0);
+  h.u_head = f.Commit(h.u, {{2, 500}}, 2);
+  for (int i = 1; i <= 60; ++i) {
+    h.lsns.push_back(f.Commit(h.t, {{1, static_cast<uint64_t>(i)}}, 1));
+  }
+  f.clock().Advance(kHour);
+  return h;
+}
+
 // The store's segment files, by number, with their bytes.
 std::map<uint64_t, std::string> SegmentFiles(StoreFixture& f) {
   std::map<uint64_t, std::string> files;
@@ -363,12 +384,7 @@ std::map<uint64_t, std::string> SegmentFiles(StoreFixture& f) {
 
 TEST_CASE("GC leaves whole the segments its caller may not rewrite, until a later GC may") {
   StoreFixture f(64 << 10);
-  TimelineId t = f.Create(0);
-  TimelineId u = f.Create(0);
-  const Lsn u_head = f.Commit(u, {{2, 500}}, 2);  // a root in the first segment
-  std::vector<Lsn> lsns;
-  for (int i = 1; i <= 60; ++i) lsns.push_back(f.Commit(t, {{1, static_cast<uint64_t>(i)}}, 1));
-  f.clock().Advance(kHour);
+  const auto [t, u, u_head, lsns] = WriteCollectableHistory(f);
   const std::map<uint64_t, std::string> before = SegmentFiles(f);
   const uint64_t active = f.store().DurableEnd().segment;
   REQUIRE(before.size() >= 4);
@@ -461,12 +477,7 @@ TEST_CASE("GC seals the active segment for compaction only if its caller may rew
 // until the next GC deletes it again.
 TEST_CASE("GCSTATE with the segments as written and the outputs opens as the GC left the store") {
   StoreFixture f(64 << 10);
-  TimelineId t = f.Create(0);
-  TimelineId u = f.Create(0);
-  const Lsn u_head = f.Commit(u, {{2, 500}}, 2);  // a root in the first segment
-  std::vector<Lsn> lsns;
-  for (int i = 1; i <= 60; ++i) lsns.push_back(f.Commit(t, {{1, static_cast<uint64_t>(i)}}, 1));
-  f.clock().Advance(kHour);
+  const auto [t, u, u_head, lsns] = WriteCollectableHistory(f);
   const std::map<uint64_t, std::string> written = SegmentFiles(f);
   const uint64_t active = f.store().DurableEnd().segment;
   GcOptions o = Window(0);
