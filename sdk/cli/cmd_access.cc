@@ -52,16 +52,16 @@ void PrintCompute(const std::string& branch, const bdb::ComputeState& s, std::os
 }
 
 // What the subcommands of RegisterAccessCommands parse into (one parse per process).
-struct Opts {
+struct AccessOpts {
   std::string branch, name, id;
   std::vector<std::string> scopes, projects, branches;
   bool read_write = false;
   int64_t ttl = -1;
   int64_t max_branch_ttl = -1;
 };
-using OptsPtr = std::shared_ptr<Opts>;
+using AccessOptsPtr = std::shared_ptr<AccessOpts>;
 
-void RegisterCredential(CLI::App& app, Commands& commands, const OptsPtr& o) {
+void RegisterCredential(CLI::App& app, Commands& commands, const AccessOptsPtr& o) {
   CLI::App* cred = AddCommand(
       app, "credential",
       "Issue a short-lived database credential: a bearer token for this branch's SQL only. "
@@ -89,7 +89,7 @@ void RegisterCredential(CLI::App& app, Commands& commands, const OptsPtr& o) {
   });
 }
 
-void RegisterClient(CLI::App& app, Commands& commands, const OptsPtr& o) {
+void RegisterClient(CLI::App& app, Commands& commands, const AccessOptsPtr& o) {
   CLI::App* client = app.add_subcommand("client", "Manage OAuth clients (needs the admin scope)");
   client->require_subcommand(1);
 
@@ -167,7 +167,7 @@ void RegisterClient(CLI::App& app, Commands& commands, const OptsPtr& o) {
   });
 }
 
-void RegisterToken(CLI::App& app, Commands& commands, const OptsPtr& o) {
+void RegisterToken(CLI::App& app, Commands& commands, const AccessOptsPtr& o) {
   CLI::App* token = AddCommand(
       app, "token", "Print an access token for the configured credentials (handy for curl)",
       {"curl -H \"Authorization: Bearer $(branchdb token)\" http://127.0.0.1:8080/v1/projects"});
@@ -179,7 +179,7 @@ void RegisterToken(CLI::App& app, Commands& commands, const OptsPtr& o) {
   });
 }
 
-void RegisterCompute(CLI::App& app, Commands& commands, const OptsPtr& o) {
+void RegisterCompute(CLI::App& app, Commands& commands, const AccessOptsPtr& o) {
   CLI::App* compute =
       AddCommand(app, "compute", "Show a branch's compute (SQLite connection): active or suspended",
                  {"branchdb compute dev/alex"});
@@ -203,7 +203,7 @@ void RegisterCompute(CLI::App& app, Commands& commands, const OptsPtr& o) {
 }  // namespace
 
 void RegisterAccessCommands(CLI::App& app, Commands& commands) {
-  auto o = std::make_shared<Opts>();
+  auto o = std::make_shared<AccessOpts>();
   RegisterCredential(app, commands, o);
   RegisterClient(app, commands, o);
   RegisterToken(app, commands, o);

@@ -10,15 +10,15 @@ namespace branchdb::cli {
 
 namespace {
 
-struct Opts {
+struct AuditOpts {
   std::string client, since;
   int64_t limit = 1000;
   bool server = false;
 };
-using OptsPtr = std::shared_ptr<Opts>;
+using AuditOptsPtr = std::shared_ptr<AuditOpts>;
 
 // Every page of the trail, up to o.limit events, oldest first.
-bdb::Result<Json> ReadTrail(bdb::Client* c, const std::string& project, const Opts& o,
+bdb::Result<Json> ReadTrail(bdb::Client* c, const std::string& project, const AuditOpts& o,
                        std::vector<bdb::AuditEvent>* events) {
   bdb::ListAuditRequest r;
   if (!o.client.empty()) r.client = o.client;
@@ -38,7 +38,7 @@ bdb::Result<Json> ReadTrail(bdb::Client* c, const std::string& project, const Op
   return Json{{"events", all}};
 }
 
-int RunAudit(Context& ctx, bdb::Client* c, const std::string& project, const Opts& o) {
+int RunAudit(Context& ctx, bdb::Client* c, const std::string& project, const AuditOpts& o) {
   std::vector<bdb::AuditEvent> events;
   auto trail = ReadTrail(c, project, o, &events);
   if (!trail.ok()) return ctx.Fail(trail.error());
@@ -59,7 +59,7 @@ int RunAudit(Context& ctx, bdb::Client* c, const std::string& project, const Opt
 }  // namespace
 
 void RegisterAuditCommands(CLI::App& app, Commands& commands) {
-  auto o = std::make_shared<Opts>();
+  auto o = std::make_shared<AuditOpts>();
   CLI::App* audit = AddCommand(
       app, "audit",
       "Show the project's audit trail, oldest first: every state-changing request and every "

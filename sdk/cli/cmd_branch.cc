@@ -70,15 +70,15 @@ int Patch(Context& ctx, bdb::Client* c, const std::string& project, const std::s
 }
 
 // What the `branch` subcommands parse into (one parse per process).
-struct Opts {
+struct BranchOpts {
   std::string name, new_name, parent, from_time, from_label, expires_at, value;
   uint64_t from_lsn = 0, from_checkpoint = 0;
   int64_t ttl = -1;
   bool is_protected = false;
 };
-using OptsPtr = std::shared_ptr<Opts>;
+using BranchOptsPtr = std::shared_ptr<BranchOpts>;
 
-void RegisterCreate(CLI::App* branch, Commands& commands, const OptsPtr& o) {
+void RegisterCreate(CLI::App* branch, Commands& commands, const BranchOptsPtr& o) {
   CLI::App* create =
       AddCommand(*branch, "create",
                  "Create a branch: a copy-on-write copy of its parent (O(1), whatever the size)",
@@ -132,7 +132,7 @@ void RegisterCreate(CLI::App* branch, Commands& commands, const OptsPtr& o) {
   });
 }
 
-void RegisterListAndGet(CLI::App* branch, Commands& commands, const OptsPtr& o) {
+void RegisterListAndGet(CLI::App* branch, Commands& commands, const BranchOptsPtr& o) {
   CLI::App* list =
       AddCommand(*branch, "list", "List the project's branches as a tree",
                  {"branchdb branch list --project shop", "branchdb branch list --json"});
@@ -151,7 +151,7 @@ void RegisterListAndGet(CLI::App* branch, Commands& commands, const OptsPtr& o) 
   });
 }
 
-void RegisterDeleteAndRename(CLI::App* branch, Commands& commands, const OptsPtr& o) {
+void RegisterDeleteAndRename(CLI::App* branch, Commands& commands, const BranchOptsPtr& o) {
   CLI::App* del = AddCommand(*branch, "delete",
                              "Delete a branch (not the default one, not a protected one); its "
                              "children keep their data",
@@ -176,7 +176,7 @@ void RegisterDeleteAndRename(CLI::App* branch, Commands& commands, const OptsPtr
   });
 }
 
-void RegisterProtect(CLI::App* branch, Commands& commands, const OptsPtr& o) {
+void RegisterProtect(CLI::App* branch, Commands& commands, const BranchOptsPtr& o) {
   for (bool protect : {true, false}) {
     CLI::App* p = AddCommand(
         *branch, protect ? "protect" : "unprotect",
@@ -195,7 +195,7 @@ void RegisterProtect(CLI::App* branch, Commands& commands, const OptsPtr& o) {
   }
 }
 
-void RegisterSetWrites(CLI::App* branch, Commands& commands, const OptsPtr& o) {
+void RegisterSetWrites(CLI::App* branch, Commands& commands, const BranchOptsPtr& o) {
   CLI::App* w = AddCommand(
       *branch, "set-writes",
       "Set a branch's writes policy: any (default) or promote_only (SQL writes only by clients "
@@ -214,7 +214,7 @@ void RegisterSetWrites(CLI::App* branch, Commands& commands, const OptsPtr& o) {
   });
 }
 
-void RegisterSetTtl(CLI::App* branch, Commands& commands, const OptsPtr& o) {
+void RegisterSetTtl(CLI::App* branch, Commands& commands, const BranchOptsPtr& o) {
   CLI::App* set_ttl =
       AddCommand(*branch, "set-ttl", "Delete a branch after DURATION from now, or never (\"none\")",
                  {"branchdb branch set-ttl dev/alex 2h", "branchdb branch set-ttl dev/alex none"});
@@ -236,7 +236,7 @@ void RegisterSetTtl(CLI::App* branch, Commands& commands, const OptsPtr& o) {
   });
 }
 
-void RegisterSetIdleTimeout(CLI::App* branch, Commands& commands, const OptsPtr& o) {
+void RegisterSetIdleTimeout(CLI::App* branch, Commands& commands, const BranchOptsPtr& o) {
   CLI::App* idle = AddCommand(
       *branch, "set-idle-timeout",
       "Suspend the branch's compute after DURATION without requests (0 = never; \"default\" = "
@@ -267,7 +267,7 @@ void RegisterSetIdleTimeout(CLI::App* branch, Commands& commands, const OptsPtr&
 void RegisterBranchCommands(CLI::App& app, Commands& commands) {
   CLI::App* branch = app.add_subcommand("branch", "Create, list, change and delete branches");
   branch->require_subcommand(1);
-  auto o = std::make_shared<Opts>();
+  auto o = std::make_shared<BranchOpts>();
   RegisterCreate(branch, commands, o);
   RegisterListAndGet(branch, commands, o);
   RegisterDeleteAndRename(branch, commands, o);

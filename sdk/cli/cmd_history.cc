@@ -14,15 +14,15 @@ void PrintMove(const std::string& branch, const bdb::MoveResult& m, std::ostream
 }
 
 // What the subcommands of RegisterHistoryCommands parse into (one parse per process).
-struct Opts {
+struct HistoryOpts {
   std::string branch, cursor, label, time, mode, verify, on_conflict;
   int64_t limit = 20, actions = 0, max_retries = 3;
   uint64_t lsn = 0, checkpoint = 0;
   bool dry_run = false;
 };
-using OptsPtr = std::shared_ptr<Opts>;
+using HistoryOptsPtr = std::shared_ptr<HistoryOpts>;
 
-void RegisterCheckpoints(CLI::App& app, Commands& commands, const OptsPtr& o) {
+void RegisterCheckpoints(CLI::App& app, Commands& commands, const HistoryOptsPtr& o) {
   CLI::App* list = AddCommand(
       app, "checkpoints",
       "List a branch's reflog, newest first: every state it has been in (each committed action, "
@@ -60,7 +60,7 @@ void RegisterCheckpoints(CLI::App& app, Commands& commands, const OptsPtr& o) {
   });
 }
 
-void RegisterLabel(CLI::App& app, Commands& commands, const OptsPtr& o) {
+void RegisterLabel(CLI::App& app, Commands& commands, const HistoryOptsPtr& o) {
   CLI::App* label = AddCommand(
       app, "label", "Label a checkpoint; labelled checkpoints outlive the restore window",
       {"branchdb label dev/alex 12 before-migration"});
@@ -79,7 +79,7 @@ void RegisterLabel(CLI::App& app, Commands& commands, const OptsPtr& o) {
   });
 }
 
-void RegisterRollback(CLI::App& app, Commands& commands, const OptsPtr& o) {
+void RegisterRollback(CLI::App& app, Commands& commands, const HistoryOptsPtr& o) {
   CLI::App* rollback = AddCommand(
       app, "rollback",
       "Move a branch back to an earlier checkpoint (undoable: roll back to the previous head)",
@@ -112,7 +112,7 @@ void RegisterRollback(CLI::App& app, Commands& commands, const OptsPtr& o) {
   });
 }
 
-void RegisterReset(CLI::App& app, Commands& commands, const OptsPtr& o) {
+void RegisterReset(CLI::App& app, Commands& commands, const HistoryOptsPtr& o) {
   CLI::App* reset =
       AddCommand(app, "reset", "Move a branch to its parent's head (undoable like a rollback)",
                  {"branchdb reset dev/alex"});
@@ -124,7 +124,7 @@ void RegisterReset(CLI::App& app, Commands& commands, const OptsPtr& o) {
   });
 }
 
-void RegisterPromote(CLI::App& app, Commands& commands, const OptsPtr& o) {
+void RegisterPromote(CLI::App& app, Commands& commands, const HistoryOptsPtr& o) {
   CLI::App* promote = AddCommand(
       app, "promote",
       "Promote a branch onto its parent: fast-forward when the parent has not moved, else "
@@ -188,7 +188,7 @@ void RegisterPromote(CLI::App& app, Commands& commands, const OptsPtr& o) {
 }  // namespace
 
 void RegisterHistoryCommands(CLI::App& app, Commands& commands) {
-  auto o = std::make_shared<Opts>();
+  auto o = std::make_shared<HistoryOpts>();
   RegisterCheckpoints(app, commands, o);
   RegisterLabel(app, commands, o);
   RegisterRollback(app, commands, o);

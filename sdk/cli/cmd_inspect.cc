@@ -67,15 +67,15 @@ void PrintDataDiff(const bdb::DiffResult& d, std::ostream& out) {
 }
 
 // What the subcommands of RegisterInspectCommands parse into (one parse per process).
-struct Opts {
+struct InspectOpts {
   std::string branch, base, tables, cursor;
   uint64_t base_lsn = 0, lsn = 0;
   int64_t limit = 100;
   bool data = false, sql = false;
 };
-using OptsPtr = std::shared_ptr<Opts>;
+using InspectOptsPtr = std::shared_ptr<InspectOpts>;
 
-void RegisterDiff(CLI::App& app, Commands& commands, const OptsPtr& o) {
+void RegisterDiff(CLI::App& app, Commands& commands, const InspectOptsPtr& o) {
   CLI::App* diff = AddCommand(
       app, "diff",
       "What differs between a base (default: the parent's head) and a branch: schema, rows "
@@ -131,7 +131,7 @@ void RegisterDiff(CLI::App& app, Commands& commands, const OptsPtr& o) {
       });
 }
 
-void RegisterSchema(CLI::App& app, Commands& commands, const OptsPtr& o) {
+void RegisterSchema(CLI::App& app, Commands& commands, const InspectOptsPtr& o) {
   CLI::App* schema =
       AddCommand(app, "schema", "Show a branch's schema (CREATE statements)",
                  {"branchdb schema production", "branchdb schema dev/alex --lsn 12"});
@@ -155,7 +155,7 @@ void RegisterSchema(CLI::App& app, Commands& commands, const OptsPtr& o) {
 }  // namespace
 
 void RegisterInspectCommands(CLI::App& app, Commands& commands) {
-  auto o = std::make_shared<Opts>();
+  auto o = std::make_shared<InspectOpts>();
   RegisterDiff(app, commands, o);
   RegisterSchema(app, commands, o);
 }

@@ -18,15 +18,15 @@ void ProjectTable(const std::vector<bdb::Project>& projects, std::ostream& out) 
 }
 
 // What the subcommands of RegisterProjectCommands parse into (one parse per process).
-struct Opts {
+struct ProjectOpts {
   std::string name;
   int64_t restore_window = -1;
   std::string durability;  // "local", "remote", "default"; empty: unchanged
   bool force = false;
 };
-using OptsPtr = std::shared_ptr<Opts>;
+using ProjectOptsPtr = std::shared_ptr<ProjectOpts>;
 
-void RegisterCreate(CLI::App* project, Commands& commands, const OptsPtr& o) {
+void RegisterCreate(CLI::App* project, Commands& commands, const ProjectOptsPtr& o) {
   CLI::App* create = AddCommand(
       *project, "create", "Create a project (with its default branch \"production\", empty)",
       {"branchdb project create shop", "branchdb project create shop --restore-window 30d"});
@@ -46,7 +46,7 @@ void RegisterCreate(CLI::App* project, Commands& commands, const OptsPtr& o) {
   });
 }
 
-void RegisterListAndGet(CLI::App* project, Commands& commands, const OptsPtr& o) {
+void RegisterListAndGet(CLI::App* project, Commands& commands, const ProjectOptsPtr& o) {
   CLI::App* list = AddCommand(*project, "list", "List the projects this client may access",
                               {"branchdb project list", "branchdb project list --json"});
   commands.AddForClient(list, [](Context& ctx, bdb::Client* c) {
@@ -73,7 +73,7 @@ void RegisterListAndGet(CLI::App* project, Commands& commands, const OptsPtr& o)
   });
 }
 
-void RegisterDeleteAndSet(CLI::App* project, Commands& commands, const OptsPtr& o) {
+void RegisterDeleteAndSet(CLI::App* project, Commands& commands, const ProjectOptsPtr& o) {
   CLI::App* del = AddCommand(
       *project, "delete", "Delete a project with all its branches and data (not undoable)",
       {"branchdb project delete shop",
@@ -131,7 +131,7 @@ void RegisterProjectCommands(CLI::App& app, Commands& commands) {
   CLI::App* project = app.add_subcommand("project", "Create, list, inspect and delete projects");
   project->require_subcommand(1);
 
-  auto o = std::make_shared<Opts>();
+  auto o = std::make_shared<ProjectOpts>();
   RegisterCreate(project, commands, o);
   RegisterListAndGet(project, commands, o);
   RegisterDeleteAndSet(project, commands, o);

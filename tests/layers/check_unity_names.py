@@ -19,7 +19,7 @@ import sys
 from sources import report, sources
 
 # Libraries built with branchdb_unity_build (their CMakeLists.txt calls it).
-UNITY_FOLDERS = ["server"]
+UNITY_FOLDERS = ["server", "sdk/cli", "catalog", "auth", "cluster"]
 
 _TOKEN = re.compile(
     r'R"(?P<delim>[^(\s]{0,16})\((?:.|\n)*?\)(?P=delim)"'  # raw string
@@ -58,8 +58,11 @@ def declared(stmt, end):
             params = s[s.find("(", m.start(1)):]
             return ("function", m.group(1) + re.sub(r"\s+", "", params))
         return var_name(s)
+    m = re.match(r"^using\s+(\w+)\s*=\s*(.*)$", s)
+    if m:  # an alias may be repeated, with the same target only
+        return ("alias", m.group(1) + "=" + re.sub(r"\s+", "", m.group(2)))
     if re.match(r"^(using|namespace)\b", s):
-        return None  # an alias or using-declaration may be repeated (same target)
+        return None  # a using-declaration or namespace alias may be repeated
     if "(" in strip_templates(s).split("=")[0]:
         return None  # a function declaration (its definition is what counts)
     if re.match(r"^(struct|class|union|enum)\b[^=]*$", s):
@@ -126,10 +129,21 @@ def main(root):
             files += 1
             for kind, key in set(internal_names(strip("\n".join(lines)))):
                 seen.setdefault((folder, kind, key), []).append(rel)
+    aliases = {}
+    for (folder, kind, key), paths in seen.items():
+        if kind == "alias":
+            aliases.setdefault((folder, key.split("=")[0]), set()).update(paths)
     bad = [f"{kind} {key.split('(')[0]} defined in {' and '.join(paths)}: one unity batch "
            f"may hold both (rename one)"
-           for (_, kind, key), paths in sorted(seen.items()) if len(paths) > 1]
-    # server/ alone holds fewer files than the repository-wide floor.
+           for (_, kind, key), paths in sorted(seen.items())
+           if len(paths) > 1 and kind != "alias"]
+    # An alias repeated with the same target is fine; with two targets it is not.
+    bad += [f"alias {name} defined with different targets in {' and '.join(sorted(paths))}: "
+            f"one unity batch may hold two (rename one)"
+            for (folder, name), paths in sorted(aliases.items())
+            if len({k for (f, kind, k) in seen if f == folder and kind == "alias"
+                    and k.split("=")[0] == name}) > 1]
+    # The unity libraries hold fewer files than the repository-wide floor.
     return report("unity names", root, files, bad, "internal names defined twice", min_files=20)
 
 
