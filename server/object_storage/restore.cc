@@ -142,12 +142,14 @@ class Restorer {
   }
 
   // Sealed segment `piece`, downloaded and verified; nullopt for an output
-  // whose superseded segments are all in log. Its header comes first, by a
-  // ranged GET of its first kHeadProbe bytes (the whole of a small segment),
-  // then the rest, so that a skipped output costs one small read.
+  // whose superseded segments are all in log. Its first kHeadProbe bytes
+  // come first (a ranged GET; the whole of a segment up to twice that size,
+  // in one request as before), then the rest: a skipped output costs at
+  // most that read, a larger segment as written one request more.
   Result<std::optional<std::string>> FetchSealed(const BucketLog& log, const LogPiece& piece) {
-    constexpr uint64_t kHeadProbe = 64 << 10;
-    auto data = client_.GetRange(piece.info.key, 0, std::min(piece.info.size, kHeadProbe));
+    constexpr uint64_t kHeadProbe = 1 << 20;
+    const uint64_t first = piece.info.size <= 2 * kHeadProbe ? piece.info.size : kHeadProbe;
+    auto data = client_.GetRange(piece.info.key, 0, first);
     if (!data.ok()) return data.status();
     sf::SegmentHeader h;
     size_t len = 0;
