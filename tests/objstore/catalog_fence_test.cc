@@ -4,8 +4,9 @@
 // as two nodes of a cluster have them. The old owner (epoch 1) uploads after
 // the new one (epoch 2) took the project over from the bucket: the restore
 // never uses its late snapshot, before and after the new owner's first one.
-// And compactions whose outputs are numbered above the unsealed tail never
-// hide that tail from a restore.
+// And compactions' outputs: numbered above the unsealed tail, they never hide
+// that tail from a restore; they go up, are evicted and read back like any
+// segment, and a restore (also after a takeover) skips them.
 #include <catch2/catch.hpp>
 #include <spdlog/spdlog.h>
 
