@@ -78,7 +78,6 @@ struct Node {
     REQUIRE(led.ok());
     ledger = std::move(*led);
     auto may_upload = [this](const std::string&) -> Result<int64_t> { return epoch.load(); };
-    server::SegmentUploaderOptions uo;
     uo.data_dir = dir.path();
     uo.prefix = prefix;
     uo.interval_ms = 0;
@@ -115,6 +114,14 @@ struct Node {
     auto cat = catalog::Catalog::Open(co, dir.path());
     REQUIRE(cat.ok());
     catalog = std::move(*cat);
+  }
+
+  // A new uploader (as after a restart: it reads the upload record again).
+  void RestartUploader() {
+    uploader.reset();
+    auto u = server::SegmentUploader::Start(uo, Client());
+    REQUIRE(u.ok());
+    uploader = std::move(*u);
   }
 
   // Its log, then its catalog, into the bucket (one pass each).
@@ -171,6 +178,7 @@ struct Node {
   std::atomic<int64_t> epoch;
   std::string prefix;  // of its keys in the bucket
   catalog::CatalogOptions co;
+  server::SegmentUploaderOptions uo;
   std::unique_ptr<server::TieredEnv> tiered;  // with cache_bytes
   std::unique_ptr<catalog::Catalog> catalog;
   std::unique_ptr<catalog::Ledger> ledger;
@@ -537,6 +545,19 @@ storage::Lsn Pin(Node& node, storage::Lsn lsn) {
   return lsn;
 }
 
+// Production's pages (from *next) until its store's active segment is a new
+// one; returns its head.
+storage::Lsn SealActive(Node& node, storage::PageNo* next) {
+  auto store = node.catalog->Store("shop");
+  REQUIRE(store.ok());
+  auto pb = node.catalog->GetBranch("shop", "production", false);
+  REQUIRE(pb.ok());
+  const uint64_t active = (*store)->DurableEnd().segment;
+  storage::Lsn head = 0;
+  while ((*store)->DurableEnd().segment == active) head = CommitPage(**store, *pb, (*next)++, 'y');
+  return head;
+}
+
 // Segments of mostly garbage-to-be (branch g's pages) with some of
 // production's, then production's pages until the active segment is a new
 // one (those sealed). Returns production's states it pinned.
@@ -554,9 +575,20 @@ std::vector<storage::Lsn> MixedHistory(Node& node, const std::string& g, storage
     const storage::Lsn lsn = CommitPage(**store, *pb, (*next)++, static_cast<char>('a' + i / 4));
     if (i % 16 == 0) states.push_back(Pin(node, lsn));
   }
-  const uint64_t active = (*store)->DurableEnd().segment;
-  while ((*store)->DurableEnd().segment == active) CommitPage(**store, *pb, (*next)++, 'z');
-  states.push_back(Pin(node, *(*store)->Head(pb->timeline)));
+  states.push_back(Pin(node, SealActive(node, next)));
+  return states;
+}
+
+// Project "shop" on node (restore window 0: GC keeps only the pinned states
+// and the heads), branch g1 and a MixedHistory of it, in the bucket; returns
+// the pinned states.
+std::vector<storage::Lsn> StartShop(Node& node, storage::PageNo* next) {
+  REQUIRE(node.catalog->CreateProject("shop", {}).ok());
+  REQUIRE(node.catalog->SetRestoreWindow("shop", 0).ok());
+  node.Branch("g1");
+  std::vector<storage::Lsn> states = MixedHistory(node, "g1", next);
+  node.Upload();
+  node.Upload();
   return states;
 }
 
@@ -565,16 +597,8 @@ std::vector<storage::Lsn> MixedHistory(Node& node, const std::string& g, storage
 // production's state it pinned meanwhile.
 std::vector<storage::Lsn> CollectAndSeal(Node& node, const std::string& g, storage::PageNo* next) {
   REQUIRE(node.catalog->DeleteBranch("shop", g).ok());
-  auto gc = node.catalog->Gc("shop");
-  REQUIRE(gc.ok());
-  auto store = node.catalog->Store("shop");
-  REQUIRE(store.ok());
-  auto pb = node.catalog->GetBranch("shop", "production", false);
-  REQUIRE(pb.ok());
-  std::vector<storage::Lsn> states;
-  const uint64_t active = (*store)->DurableEnd().segment;
-  while ((*store)->DurableEnd().segment == active) CommitPage(**store, *pb, (*next)++, 'y');
-  states.push_back(Pin(node, *(*store)->Head(pb->timeline)));
+  REQUIRE(node.catalog->Gc("shop").ok());
+  const std::vector<storage::Lsn> states = {Pin(node, SealActive(node, next))};
   node.Upload();
   node.Upload();
   return states;
@@ -613,15 +637,9 @@ TEST_CASE("compactions' outputs go up, are evicted like any segment, and a resto
   // their headers and gets every state of the original.
   const std::string prefix = "outputs-evicted";
   constexpr uint64_t kBudget = 48 << 10;  // less than one segment: all must go
-  REQUIRE(Client()->CreateBucketIfMissing().ok());
   Node a(1, 64 << 10, prefix, kBudget);
-  REQUIRE(a.catalog->CreateProject("shop", {}).ok());
-  REQUIRE(a.catalog->SetRestoreWindow("shop", 0).ok());
-  a.Branch("g1");
   storage::PageNo next = 1;
-  std::vector<storage::Lsn> states = MixedHistory(a, "g1", &next);
-  a.Upload();
-  a.Upload();
+  std::vector<storage::Lsn> states = StartShop(a, &next);
   for (storage::Lsn lsn : CollectAndSeal(a, "g1", &next)) states.push_back(lsn);
   const std::vector<std::string> outputs = Outputs(a);
   REQUIRE_FALSE(outputs.empty());
@@ -690,21 +708,14 @@ TEST_CASE("compactions' outputs go up, are evicted like any segment, and a resto
 }
 
 TEST_CASE("a restore whose newest sealed segment is a skipped output starts its log above it") {
-  // A lost node whose bucket holds an output as its newest sealed segment and
-  // no tail above it (the next segment's chunks never went up: deleted here).
-  // The restored store must not number its new segment as the output: its
-  // tail chunks would lie below the output's sealed copy, hidden from the
-  // next restore (BucketLog::TailSegment).
+  // A bucket with an output as its newest sealed segment, no tail above it
+  // (deleted here). The restored store must not number a new segment as the
+  // output: its tail chunks would lie below the output's sealed copy, hidden
+  // from the next restore (BucketLog::TailSegment).
   const std::string prefix = "outputs-newest";
-  REQUIRE(Client()->CreateBucketIfMissing().ok());
   Node a(1, 64 << 10, prefix);
-  REQUIRE(a.catalog->CreateProject("shop", {}).ok());
-  REQUIRE(a.catalog->SetRestoreWindow("shop", 0).ok());
-  a.Branch("g1");
   storage::PageNo next = 1;
-  MixedHistory(a, "g1", &next);
-  a.Upload();
-  a.Upload();
+  StartShop(a, &next);
   CollectAndSeal(a, "g1", &next);
   const std::vector<std::string> outputs = Outputs(a);
   REQUIRE_FALSE(outputs.empty());
@@ -729,12 +740,60 @@ TEST_CASE("a restore whose newest sealed segment is a skipped output starts its 
   CHECK(server::SegmentName((*store)->DurableEnd().segment) > newest_sealed);
   auto pb = c.catalog->GetBranch("shop", "production", false);
   REQUIRE(pb.ok());
-  for (int i = 0; i < 3; ++i) CommitPage(**store, *pb, next++, 'c');
+  for (int i = 0; i < 3; ++i) CommitPage(**store, *pb, next++, 'c');  // in its tail
   c.Upload();
-  const auto expected = Expected(c, {*(*store)->Head(pb->timeline)}, next - 1);
+  const storage::Lsn head = *(*store)->Head(pb->timeline);
   Node d(3, 0, prefix);
   d.Restore();
-  CHECK(Differs(d, expected, *(*store)->Head(pb->timeline)) == "");
+  CHECK(Differs(d, Expected(c, {head}, next - 1), head) == "");
+}
+
+TEST_CASE("an output an older build left out of the bucket goes up now, and is rewritable only then") {
+  // The build before this one wrote "skip:NAME 0 -" for such outputs and let
+  // GC rewrite them; now they go up at the next pass, and their lines go.
+  const std::string prefix = "outputs-skip";
+  Node a(1, 64 << 10, prefix);
+  storage::PageNo next = 1;
+  StartShop(a, &next);
+  REQUIRE(a.catalog->DeleteBranch("shop", "g1").ok());
+  REQUIRE(a.catalog->Gc("shop").ok());
+  const std::string id = a.catalog->ListProjects()[0].id;
+  const std::string dir = a.dir.path() + "/projects/" + id;
+  const std::string record_path = server::UploadRecordPath(a.dir.path(), id);
+  auto record = [&] {
+    auto text = Env::Default()->ReadFileToString(record_path);
+    REQUIRE(text.ok());
+    return server::UploadRecord::Parse(*text);
+  };
+  auto rewritable = [&](const std::string& name) {
+    return server::RewritableSegments(Env::Default(), a.dir.path(), id)(std::stoull(name.substr(4, 6)));
+  };
+  server::UploadRecord rec = record();
+  std::vector<std::string> outputs;  // the outputs on disk, as the older build left them out
+  for (const auto& f : std::filesystem::directory_iterator(dir)) {
+    const std::string name = f.path().filename().string();
+    if (name.size() == 14 && !rec.sealed.count(name) &&
+        server::CompactionOutputFate(Env::Default(), dir, name, [](const std::string&) {
+          return true;
+        }) != server::OutputFate::kNotOutput) {
+      outputs.push_back(name);
+      rec.left_out.insert(name);
+    }
+  }
+  REQUIRE_FALSE(outputs.empty());
+  REQUIRE(Env::Default()->WriteFileAtomic(record_path, rec.Format()).ok());
+  a.RestartUploader();
+  for (const std::string& name : outputs) CHECK_FALSE(rewritable(name));  // not before they are up
+
+  SealActive(a, &next);  // the outputs go up, their lines go
+  a.Upload();
+  rec = record();
+  CHECK(rec.left_out.empty());
+  for (const std::string& name : outputs) {
+    INFO(name);
+    CHECK(rec.sealed.count(name) == 1);
+    CHECK(rewritable(name));
+  }
 }
 
 }  // namespace
