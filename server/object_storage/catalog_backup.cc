@@ -255,10 +255,10 @@ struct CatalogBackup::Impl {
 
   // True when the bucket holds the store up to pos: every older segment still
   // on disk (compaction may have replaced some) but the compactions' outputs
-  // left out of it (their superseded segments are in it, or left out too:
-  // the uploader's record), and the newest one sealed or in contiguous tail
-  // chunks from offset 0 up to its size then; read through the fences
-  // (bucket_log.h), as a restore reads it.
+  // not yet up whose records it holds (their superseded segments are in it,
+  // or were left out by an older build: the uploader's record), and the
+  // newest one sealed or in contiguous tail chunks from offset 0 up to its
+  // size then; read through the fences (bucket_log.h), as a restore reads it.
   bool Covered(const std::string& id, const StorePosition& pos, const Listing& listing)
       REQUIRES(pass_mu) {
     const std::string dir = JoinPath(JoinPath(options.data_dir, "projects"), id);
@@ -276,7 +276,7 @@ struct CatalogBackup::Impl {
     };
     for (const std::string& name : pos.older) {
       if (log.sealed.count(name) || !options.env->FileExists(JoinPath(dir, name))) continue;
-      if (CompactionOutputFate(options.env, dir, name, accounted) != OutputFate::kLeftOut) {
+      if (CompactionOutputFate(options.env, dir, name, accounted) != OutputFate::kRedundant) {
         return false;
       }
     }

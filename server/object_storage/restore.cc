@@ -97,30 +97,92 @@ class Restorer {
   Result<std::string> Download(const objstore::ObjectInfo& info) {
     auto data = client_.Get(info.key);
     if (!data.ok()) return data.status();
-    if (data->size() != info.size || !ETagMatches(*data, info.etag, o_.client_options)) {
-      return Status::Corruption("downloaded " + info.key + " does not match its listing (" +
-                                std::to_string(data->size()) + " bytes; listed " +
-                                std::to_string(info.size) + ", ETag " + info.etag + ")");
-    }
+    BRANCHDB_RETURN_IF_ERROR(Verify(info, *data));
     return data;
   }
 
-  // The sealed segments into dir; *newest = the highest number (-1: none);
-  // *uploaded records them as the uploader does (UploadRecord).
-  Status FetchSegments(const BucketLog& log, const std::string& dir, int64_t* newest,
-                       UploadRecord* uploaded) {
-    *newest = -1;
-    for (const auto& [name, piece] : log.sealed) {
-      auto data = Download(piece.info);
-      if (!data.ok()) return data.status();
-      BRANCHDB_RETURN_IF_ERROR(WriteSynced(env_, JoinPath(dir, name), *data));
-      NoteRecords(name, *data);
-      *newest = std::max(*newest, ParseSegmentNumber(name));
-      uploaded->sealed[name] = {piece.info.size, piece.info.etag, piece.epoch};
-      ++stats_.segments;
-      stats_.bytes += data->size();
+  Status Verify(const objstore::ObjectInfo& info, std::string_view data) {
+    if (data.size() != info.size || !ETagMatches(data, info.etag, o_.client_options)) {
+      return Status::Corruption("downloaded " + info.key + " does not match its listing (" +
+                                std::to_string(data.size()) + " bytes; listed " +
+                                std::to_string(info.size) + ", ETag " + info.etag + ")");
     }
     return Status::OK();
+  }
+
+  // The sealed segments into dir; *newest = the highest number (-1: none);
+  // *uploaded records them as the uploader does (UploadRecord). A
+  // compaction's output every segment of whose `supersedes` list the bucket
+  // holds is skipped after a read of its header (FetchSealed): its records
+  // are all in those (a compaction copies records of the segments it
+  // supersedes only, and one of those that is an output is skipped or kept
+  // by the same rule), and beside them it would not open without the
+  // store's GCSTATE. Not recorded either: it is not part of the restored
+  // store.
+  Status FetchSegments(const std::string& id, const BucketLog& log, const std::string& dir,
+                       int64_t* newest, UploadRecord* uploaded) {
+    *newest = -1;
+    for (const auto& [name, piece] : log.sealed) {
+      *newest = std::max(*newest, ParseSegmentNumber(name));
+      auto data = FetchSealed(log, piece);
+      if (!data.ok()) return data.status();
+      if (!*data) {
+        ++stats_.outputs_skipped;
+        o_.logger->info("event=s3_restore_output_dropped project_id={} segment={} by=header", id,
+                        name);
+        continue;
+      }
+      BRANCHDB_RETURN_IF_ERROR(WriteSynced(env_, JoinPath(dir, name), **data));
+      NoteRecords(name, **data);
+      uploaded->sealed[name] = {piece.info.size, piece.info.etag, piece.epoch};
+      ++stats_.segments;
+      stats_.bytes += (*data)->size();
+    }
+    return Status::OK();
+  }
+
+  // Sealed segment `piece`, downloaded and verified; nullopt for an output
+  // whose superseded segments are all in log. Its first kHeadProbe bytes
+  // come first (a ranged GET; the whole of a segment up to twice that size,
+  // in one request as before), then the rest: a skipped output costs at
+  // most that read, a larger segment as written one request more.
+  Result<std::optional<std::string>> FetchSealed(const BucketLog& log, const LogPiece& piece) {
+    constexpr uint64_t kHeadProbe = 1 << 20;
+    const uint64_t first = piece.info.size <= 2 * kHeadProbe ? piece.info.size : kHeadProbe;
+    auto data = client_.GetRange(piece.info.key, 0, first);
+    if (!data.ok()) return data.status();
+    sf::SegmentHeader h;
+    size_t len = 0;
+    // A header longer than the probe (an output of thousands of segments):
+    // the whole object is read, and judged by its records (DropRedundantOutputs).
+    if (sf::DecodeSegmentHeader(*data, &h, &len).ok() &&
+        (h.flags & sf::kSegmentFlagCompacted) != 0 && !h.supersedes.empty() &&
+        std::all_of(h.supersedes.begin(), h.supersedes.end(),
+                    [&log](uint64_t n) { return log.sealed.count(SegmentName(n)) != 0; })) {
+      return std::optional<std::string>();
+    }
+    if (data->size() < piece.info.size) {
+      auto rest = client_.GetRange(piece.info.key, data->size(), piece.info.size - data->size());
+      if (!rest.ok()) return rest.status();
+      *data += *rest;
+    }
+    BRANCHDB_RETURN_IF_ERROR(Verify(piece.info, *data));
+    return std::optional<std::string>(std::move(*data));
+  }
+
+  // When the bucket's highest-numbered sealed segment was skipped or
+  // dropped and no tail lies above it, an empty file of its name: the
+  // store's Open takes it for a segment never started (a crash's left-over),
+  // deletes it and never uses its number (docs/storage-format.md, "Recovery
+  // (Open)"). Else the restored store would start its next segment under
+  // that number, and in the bucket its tail chunks would lie below the
+  // skipped output's sealed copy, which hides them from the next restore
+  // (BucketLog::TailSegment).
+  Status ReserveNumber(int64_t newest, const std::string& dir) {
+    if (newest < 0 || !point_.tail_segment.empty()) return Status::OK();
+    const std::string path = JoinPath(dir, SegmentName(static_cast<uint64_t>(newest)));
+    if (env_->FileExists(path)) return Status::OK();
+    return WriteSynced(env_, path, "");
   }
 
   // Notes the LSNs of sealed segment `name`: a segment as written holds
@@ -136,12 +198,15 @@ class Restorer {
     }
   }
 
-  // Deletes from dir the compactions' outputs whose every record is in a
-  // segment as written that the bucket holds: those supersede nothing a
-  // restore needs, and with the originals they would not open without the
-  // store's GCSTATE (docs/object-storage.md, "Compaction's outputs": from a
-  // build that uploaded them, or one compacted again before a pass saw it).
-  Status DropRedundantOutputs(const std::string& id, const std::string& dir) {
+  // Deletes from dir (and from *uploaded) the compactions' outputs that
+  // FetchSealed kept (a segment they supersede is not in the bucket) whose
+  // every record is in a segment as written that the bucket holds: those
+  // supersede nothing a restore needs, and with the originals they would
+  // not open without the store's GCSTATE (docs/object-storage.md,
+  // "Compaction's outputs": an output of an output an older build left out
+  // of the bucket).
+  Status DropRedundantOutputs(const std::string& id, const std::string& dir,
+                              UploadRecord* uploaded) {
     std::sort(written_.begin(), written_.end());
     auto in_written = [this](storage::Lsn lsn) {
       auto it = std::upper_bound(written_.begin(), written_.end(),
@@ -151,7 +216,9 @@ class Restorer {
     for (const auto& [name, lsns] : outputs_) {
       if (!std::all_of(lsns.begin(), lsns.end(), in_written)) continue;
       BRANCHDB_RETURN_IF_ERROR(env_->DeleteFile(JoinPath(dir, name)));
-      o_.logger->info("event=s3_restore_output_dropped project_id={} segment={}", id, name);
+      uploaded->sealed.erase(name);
+      o_.logger->info("event=s3_restore_output_dropped project_id={} segment={} by=records", id,
+                      name);
     }
     return Status::OK();
   }
@@ -346,12 +413,13 @@ class Restorer {
     }
     outputs_.clear();
     written_.clear();
-    BRANCHDB_RETURN_IF_ERROR(FetchSegments(log, staging, &newest_sealed, &uploaded));
-    BRANCHDB_RETURN_IF_ERROR(DropRedundantOutputs(id, staging));
+    BRANCHDB_RETURN_IF_ERROR(FetchSegments(id, log, staging, &newest_sealed, &uploaded));
+    BRANCHDB_RETURN_IF_ERROR(DropRedundantOutputs(id, staging, &uploaded));
     point_.sealed_segments = stats_.segments - before.segments;
     point_.newest_sealed = newest_sealed;
     chunk_starts_.clear();
     BRANCHDB_RETURN_IF_ERROR(FetchTail(id, log, *fences, staging));
+    BRANCHDB_RETURN_IF_ERROR(ReserveNumber(newest_sealed, staging));
     BRANCHDB_RETURN_IF_ERROR(env_->SyncDir(staging));
     BRANCHDB_RETURN_IF_ERROR(OpenStaged(id, staging, &uploaded));
     // A stale local copy goes only now that the bucket's is here, verified.
@@ -374,8 +442,9 @@ class Restorer {
     ++stats_.projects;
     o_.logger->info(
         "event=s3_project_restored project={} project_id={} catalog_epoch={} catalog_version={} "
-        "segments={} bytes={} tail_bytes={}",
-        *name, id, catalog->epoch, catalog->version, stats_.segments - before.segments, stats_.bytes - before.bytes,
+        "segments={} outputs_skipped={} bytes={} tail_bytes={}",
+        *name, id, catalog->epoch, catalog->version, stats_.segments - before.segments,
+        stats_.outputs_skipped - before.outputs_skipped, stats_.bytes - before.bytes,
         stats_.tail_bytes - before.tail_bytes);
     return Status::OK();
   }

@@ -58,6 +58,10 @@ struct RestoreStats {
   uint64_t segments = 0;    // sealed segments downloaded
   uint64_t bytes = 0;       // segment and tail bytes downloaded
   uint64_t tail_bytes = 0;  // of which from tail chunks
+  // Compactions' outputs in the bucket that a restore does not need (every
+  // segment one supersedes is there: its header says so): only their
+  // headers are read (docs/object-storage.md, "Restore").
+  uint64_t outputs_skipped = 0;
 };
 
 // Restores every project of the bucket that the data directory lacks.
@@ -74,7 +78,9 @@ struct RestoredPoint {
   int64_t catalog_epoch = 0;     // the snapshot restored: its writer's epoch
   uint64_t catalog_version = 0;  // and version
   uint64_t sealed_segments = 0;  // sealed segments downloaded
-  int64_t newest_sealed = -1;    // the highest sealed segment's number (-1: none)
+  // The highest sealed segment's number in the bucket, a skipped output's
+  // too (-1: none); the restored store numbers its segments above it.
+  int64_t newest_sealed = -1;
   std::string tail_segment;      // the unsealed tail restored ("" when none)
   uint64_t tail_offset = 0;      // its bytes restored: the upload point
   RestoreStats stats;

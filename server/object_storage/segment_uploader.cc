@@ -41,7 +41,7 @@ using Uploaded = UploadRecord::Sealed;
 using Tail = UploadRecord::Tail;
 
 constexpr std::string_view kTailTag = "tail:";  // the record's tail line
-constexpr std::string_view kLeftOutTag = "skip:";  // an output left out of the bucket
+constexpr std::string_view kLeftOutTag = "skip:";  // an output an older build left out
 
 namespace sf = storage::internal;  // the segment header (docs/storage-format.md)
 
@@ -49,6 +49,10 @@ struct Pending {
   std::string project;
   std::string name;
   uint64_t size = 0;
+  // A compaction's output whose records the bucket holds (OutputFate::
+  // kRedundant): it goes up after the tail, and remote commits never wait
+  // for it.
+  bool redundant = false;
 };
 
 }  // namespace
@@ -115,11 +119,11 @@ OutputFate CompactionOutputFate(Env* env, const std::string& dir, const std::str
       (h.flags & sf::kSegmentFlagCompacted) == 0) {
     return OutputFate::kNotOutput;
   }
-  OutputFate fate = OutputFate::kLeftOut;
+  OutputFate fate = OutputFate::kRedundant;
   for (uint64_t number : h.supersedes) {
     const std::string superseded = SegmentName(number);
     if (accounted(superseded)) continue;
-    if (!env->FileExists(JoinPath(dir, superseded))) return OutputFate::kUploaded;
+    if (!env->FileExists(JoinPath(dir, superseded))) return OutputFate::kOnlyCopy;
     fate = OutputFate::kWaits;  // it goes up first (it is sealed), or is deleted
   }
   return fate;
@@ -131,10 +135,7 @@ std::function<bool(uint64_t segment)> RewritableSegments(Env* env, const std::st
   // No record (none uploaded yet, or unreadable): nothing may be rewritten.
   auto rec = std::make_shared<const UploadRecord>(text.ok() ? UploadRecord::Parse(*text)
                                                             : UploadRecord());
-  return [rec](uint64_t segment) {
-    const std::string name = SegmentName(segment);
-    return rec->sealed.count(name) != 0 || rec->left_out.count(name) != 0;
-  };
+  return [rec](uint64_t segment) { return rec->sealed.count(SegmentName(segment)) != 0; };
 }
 
 std::string SegmentObjectKey(const std::string& prefix, const std::string& project_id,
@@ -239,10 +240,9 @@ struct SegmentUploader::Impl {
   // A compaction numbers its output above the active segment; in the bucket
   // a sealed segment above the tail would make a restore take the tail's
   // chunks for an older segment's (BucketLog::TailSegment) and drop them, so
-  // such an output, when it goes up at all, waits until the segment below
-  // it is sealed. Outputs whose superseded segments are all accounted for
-  // are recorded left out (at any number) and never pending
-  // (CompactionOutputFate); those waiting for one are not pending yet.
+  // such an output waits until the segment below it is sealed. An output
+  // also waits while a segment it supersedes is on disk and not yet up
+  // (CompactionOutputFate: kWaits).
   std::vector<Pending> FindPending(const std::string& project, Project& p, uint64_t active)
       REQUIRES(p.mu) {
     std::vector<Pending> pending;
@@ -265,31 +265,18 @@ struct SegmentUploader::Impl {
       return sealed.count(name) != 0 || left_out.count(name) != 0;
     };
     for (const auto& [number, name] : segments) {
-      if (accounted(name)) continue;
+      if (sealed.count(name) || number >= limit) continue;
       const std::string path = JoinPath(dir, name);
       auto size = options.env->GetFileSize(path);
       if (!size.ok() || !EndsWithTrailer(path, *size)) continue;
       const OutputFate fate = CompactionOutputFate(options.env, dir, name, accounted);
-      if (fate == OutputFate::kLeftOut) {
-        LeaveOut(project, name, p);
-        continue;
-      }
-      if (fate == OutputFate::kWaits || number >= limit) continue;
-      pending.push_back({project, name, *size});
+      if (fate == OutputFate::kWaits) continue;
+      // Not needed by a restore: only once the store says which segment is
+      // active (without it, the highest number may be an output above it).
+      if (fate == OutputFate::kRedundant && active == 0) continue;
+      pending.push_back({project, name, *size, fate == OutputFate::kRedundant});
     }
     return pending;
-  }
-
-  // Records compaction output `name` left out of the bucket (retried at the
-  // next pass when the record cannot be written).
-  void LeaveOut(const std::string& project, const std::string& name, Project& p)
-      REQUIRES(p.mu) {
-    p.rec.left_out.insert(name);
-    if (Status written = WriteState(project, p); !written.ok()) {
-      p.rec.left_out.erase(name);
-      return;
-    }
-    options.logger->info("event=s3_output_left_out project={} segment={}", project, name);
   }
 
   // Deletes the tail chunks of a segment whose sealed copy is verified in
@@ -328,14 +315,18 @@ struct SegmentUploader::Impl {
                                 expected);
     }
     p.rec.sealed[pd.name] = {data->size(), head->etag, *epoch};
+    const bool was_left_out = p.rec.left_out.erase(pd.name) != 0;  // by an older build
     Status written = WriteState(pd.project, p);
     if (!written.ok()) {
       p.rec.sealed.erase(pd.name);  // uploaded again on a later pass: same bytes, same key
+      if (was_left_out) p.rec.left_out.insert(pd.name);
       return written.WithContext("upload state of project " + pd.project);
     }
     // Its chunks go only while this node still owns the project with that
     // epoch: a new owner may have restored from them (a paused old owner's
-    // sealed copy, landing late, is fenced off; its chunks must stay).
+    // sealed copy, landing late, is fenced off; its chunks must stay). A
+    // compaction's output never had chunks.
+    if (pd.redundant) return Status::OK();
     if (auto still = MayUpload(pd.project); still.ok() && *still == *epoch) {
       DropTailChunks(pd.project, pd.name, *epoch);
     }
@@ -472,19 +463,37 @@ struct SegmentUploader::Impl {
                      const std::optional<storage::DurablePoint>& d) REQUIRES(p.mu) {
     if (auto may = MayUpload(project); !may.ok()) {
       p.loaded = false;  // read again once allowed (a takeover rewrites the file)
-      p.rec.sealed.clear();
-      p.rec.tail = Tail{};
+      p.rec = UploadRecord{};
       p.tail_unrecorded = false;
       return may.status();
     }
     std::vector<Pending> pending = FindPending(project, p, d ? d->segment : 0);
+    // The segments as written first, then the tail; the compactions' outputs
+    // whose records the bucket holds last, by the pass only (a remote commit
+    // never waits for one: they only make the output evictable).
+    std::vector<Pending> outputs;
+    std::erase_if(pending, [&outputs](const Pending& pd) {
+      if (pd.redundant) outputs.push_back(pd);
+      return pd.redundant;
+    });
     Load(project, p);
     if (p.tail_unrecorded && !p.waiter) (void)RecordTail(project, p);  // retried next pass
     Status s = UploadSealed(pending, p);
-    if (!d || d->segment == 0) return s;
+    Status t = s.IsUnavailable() ? Status::OK() : SyncTail(project, p, pending, d);
+    if (!p.waiter && !s.IsUnavailable() && !t.IsUnavailable()) {
+      Status o = UploadSealed(outputs, p);
+      if (s.ok()) s = o;
+    }
+    return s.ok() ? t : s;
+  }
+
+  // The tail after the sealed segments (pending: those found missing).
+  Status SyncTail(const std::string& project, Project& p, const std::vector<Pending>& pending,
+                  const std::optional<storage::DurablePoint>& d) REQUIRES(p.mu) {
+    if (!d || d->segment == 0) return Status::OK();
     for (const Pending& pd : pending) {
       if (!p.rec.sealed.count(pd.name) && SegmentNumber(pd.name) < static_cast<int64_t>(d->segment)) {
-        return s;  // the tail would not count: a segment before it is missing
+        return Status::OK();  // the tail would not count: a segment before it is missing
       }
     }
     // Sealed since d was read, and uploaded whole: that copy covers d.
@@ -496,7 +505,7 @@ struct SegmentUploader::Impl {
       options.logger->warn("event=s3_tail_upload_failed project={} segment={} error=\"{}\"",
                            project, SegmentName(d->segment), t.ToString());
     }
-    return s.ok() ? t : s;
+    return t;
   }
 
   std::map<std::string, SegmentUploaderOptions::ProjectEnd> DurableEnds() {

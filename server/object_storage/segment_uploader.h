@@ -164,14 +164,18 @@ Result<std::unique_ptr<SegmentUploader>> StartSegmentUploader(
 
 // A project's upload record, data_dir/object_storage/PROJECT_ID.uploaded
 // (UploadRecordPath): one line "NAME SIZE ETAG[ EPOCH]" per sealed segment
-// verified in the bucket (EPOCH, the writer's, which names its key, when not
-// 0), then the upload point "tail:NAME OFFSET LSN": the tail chunks of segment
-// NAME end at OFFSET, and every record of the project up to LSN is in the
-// bucket. Lines "skip:NAME 0 -" name the compactions' outputs left out of the
-// bucket (CompactionOutputFate: kLeftOut). Written (atomically) by the
-// uploader and by a restore; read by the uploader, by the catalog backup and
-// by the tiering Env (tiered_env.h), which evicts only what it records
-// sealed. Lines it cannot read are skipped (the file is rewritten whole).
+// verified in the bucket, as written or a compaction's output (EPOCH, the
+// writer's, which names its key, when not 0), then the upload point
+// "tail:NAME OFFSET LSN": the tail chunks of segment NAME end at OFFSET, and
+// every record of the project up to LSN is in the bucket. Lines
+// "skip:NAME 0 -" come from builds that left compactions' outputs out of the
+// bucket (every segment such an output supersedes was in it): read as
+// accounted for (CompactionOutputFate), never as uploaded; an output still on
+// disk goes up now like any other, and its line goes. Written (atomically)
+// by the uploader and by a restore; read by the uploader, by the catalog
+// backup and by the tiering Env (tiered_env.h), which evicts only what it
+// records sealed. Lines it cannot read are skipped (the file is rewritten
+// whole).
 struct UploadRecord {
   struct Sealed {
     uint64_t size = 0;
@@ -185,7 +189,7 @@ struct UploadRecord {
   };
   std::map<std::string, Sealed> sealed;  // by segment file name
   Tail tail;                              // name empty: no tail uploaded
-  std::set<std::string> left_out;         // outputs never uploaded, by file name
+  std::set<std::string> left_out;         // outputs an older build left out, by file name
 
   static UploadRecord Parse(std::string_view text);
   // The tail line comes last: a build that reads "NAME SIZE ETAG" lines only
@@ -194,32 +198,38 @@ struct UploadRecord {
 };
 std::string UploadRecordPath(const std::string& data_dir, const std::string& project_id);
 
-// What becomes of sealed segment `name` in project directory dir in the
-// bucket (docs/object-storage.md, "Compaction's outputs"). A compaction's
-// output stays out of it while every segment it supersedes is accounted for
-// (`accounted`: in the bucket, or an output left out itself): the bucket
-// then holds the log as written, which a restore opens without the store's
-// GCSTATE. It waits while one of those is still on disk (uploaded first),
-// and goes up when one is gone without being accounted for (deleted before
-// its upload: the output holds the only copy of its live records). That
-// last fate is kept for stores and buckets of older builds: this build's GC
-// never rewrites a segment the upload record does not account for
-// (RewritableSegments).
-enum class OutputFate { kNotOutput, kLeftOut, kWaits, kUploaded };
+// What sealed segment `name` in project directory dir is to the bucket
+// (docs/object-storage.md, "Compaction's outputs"), by its header: a
+// compaction's output or not, and for an output, whether the segments it
+// supersedes are accounted for (`accounted`: verified in the bucket, or an
+// output an older build left out, whose own originals were in it):
+//   kRedundant: all of them: the bucket holds every record of the output;
+//     it goes up (after the tail) to be evicted like any segment, and a
+//     restore, which has the originals, drops it;
+//   kWaits: one is still on disk, not yet up: it goes first (a restore in
+//     between would find the output beside originals it does not supersede
+//     in the bucket);
+//   kOnlyCopy: one is gone without being accounted for (an older build
+//     compacted it before its upload): the output may hold the only copy of
+//     its live records, and goes up as a segment as written does (before the
+//     tail, and remote commits wait for it).
+// This build's GC rewrites only verified segments (RewritableSegments), so
+// its outputs are always kRedundant; the other two are for stores of older
+// builds.
+enum class OutputFate { kNotOutput, kRedundant, kWaits, kOnlyCopy };
 OutputFate CompactionOutputFate(Env* env, const std::string& dir, const std::string& name,
                                 const std::function<bool(const std::string&)>& accounted);
 
 // Which of project_id's segments a compaction may rewrite or delete
 // (storage::GcOptions::may_rewrite), as its upload record in data_dir says
 // when this is called (read once; each GC asks again): a segment recorded
-// verified in the bucket (uploaded whole: tail chunks do not count), or an
-// output recorded left out (its own originals all accounted for). Anything
-// else stays on disk as written until a pass records it, so an output never
-// supersedes a segment the bucket lacks (docs/object-storage.md,
-// "Compaction's outputs"). Takes no lock (the uploader writes the record
-// atomically, and records a segment there before it counts it anywhere):
-// the GC that asks may hold its store's GC slot while the uploader waits on
-// that store.
+// verified in the bucket (uploaded whole: tail chunks do not count), as
+// written or an output. Anything else stays on disk as written until a pass
+// records it, so an output never supersedes a segment the bucket lacks
+// (docs/object-storage.md, "Compaction's outputs"). Takes no lock (the
+// uploader writes the record atomically, and records a segment there before
+// it counts it anywhere): the GC that asks may hold its store's GC slot
+// while the uploader waits on that store.
 std::function<bool(uint64_t segment)> RewritableSegments(Env* env, const std::string& data_dir,
                                                          const std::string& project_id);
 
