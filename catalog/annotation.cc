@@ -93,13 +93,18 @@ void AppendIntField(std::string* out, const char* key, Int value) {
   out->append(std::to_string(value));
 }
 
-// {"sql":...,"params":...}: params parsed and dumped again (their text is the
-// caller's: a document's dump, or anything else, kept as a string when it is
-// not JSON), omitted when null.
+// {"sql":...,"params":...}: params omitted when null; parsed and dumped again
+// unless they are a dump already (the same text: dumping what a dump parses
+// to gives it back), and kept as a string when they are not JSON.
 std::string EncodeScriptText(const Annotation& a) {
   std::string out;
   AppendStringField(&out, "sql", a.sql);
-  if (!a.params_json.empty()) {
+  if (a.params_json_is_dump) {
+    if (!a.params_json.empty() && a.params_json != "null") {
+      AppendKey(&out, "params");
+      out += a.params_json;
+    }
+  } else if (!a.params_json.empty()) {
     nlohmann::json params = nlohmann::json::parse(a.params_json, nullptr, false);
     if (params.is_discarded()) params = a.params_json;  // kept as text rather than lost
     if (!params.is_null()) {
@@ -194,6 +199,7 @@ Annotation DecodeAnnotation(std::string_view bytes) {
   str("sql", &a.sql);
   if (auto it = j.find("params"); it != j.end() && !it->is_null()) {
     a.params_json = it->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    a.params_json_is_dump = true;
   }
   if (auto it = j.find("sql_omitted"); it != j.end() && it->is_boolean()) {
     a.sql_omitted = it->get<bool>();
@@ -229,6 +235,7 @@ Status LoadScript(const storage::PageStore& store, const storage::RecordInfo& r,
   a->sql = j["sql"].get<std::string>();
   if (auto it = j.find("params"); it != j.end() && !it->is_null()) {
     a->params_json = it->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    a->params_json_is_dump = true;
   }
   return Status::OK();
 }

@@ -6,6 +6,7 @@
 
 #include <catch2/catch.hpp>
 #include <cstdlib>
+#include <cstring>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -176,6 +177,61 @@ TEST_CASE("annotation: random annotations encode as the JSON document's dump did
     a.replay_of = maybe(rng() % 50);
     a.source = text();
     for (uint64_t n = rng() % 3; n > 0; --n) a.actions.push_back(rng() % 1000);
+    CheckSame(a);
+  }
+}
+
+// A random document: every JSON type, doubles of any magnitude (and NaN,
+// which dumps as null), strings of any bytes, nested.
+nlohmann::json RandomDocument(std::mt19937_64& rng, int depth) {
+  switch (rng() % (depth > 0 ? 8 : 6)) {
+    case 0: return nullptr;
+    case 1: return rng() % 2 == 0;
+    case 2: return static_cast<int64_t>(rng());
+    case 3: return rng();
+    case 4: {
+      double d;
+      const uint64_t bits = rng();
+      std::memcpy(&d, &bits, sizeof d);
+      return rng() % 2 ? d : static_cast<double>(static_cast<int64_t>(rng() % 2001) - 1000) / 8;
+    }
+    case 5: {
+      std::string s;
+      for (uint64_t n = rng() % 8; n > 0; --n) s += static_cast<char>(rng() % 256);
+      return s;
+    }
+    case 6: {
+      nlohmann::json a = nlohmann::json::array();
+      for (uint64_t n = rng() % 4; n > 0; --n) a.push_back(RandomDocument(rng, depth - 1));
+      return a;
+    }
+    default: {
+      nlohmann::json o = nlohmann::json::object();
+      for (uint64_t n = rng() % 4; n > 0; --n) {
+        o[std::string(1, static_cast<char>('a' + rng() % 26))] = RandomDocument(rng, depth - 1);
+      }
+      return o;
+    }
+  }
+}
+
+TEST_CASE("annotation: parameters given as a document's dump go into the script as they are") {
+  uint64_t seed = std::random_device{}();
+  if (const char* s = std::getenv("BRANCHDB_SEED")) seed = std::strtoull(s, nullptr, 10);
+  std::cout << "annotation parameters test seed=" << seed << " (BRANCHDB_SEED reproduces)\n";
+  INFO("seed=" << seed);
+  std::mt19937_64 rng(seed);
+  Annotation a;
+  a.sql = "INSERT INTO t VALUES (?)";
+  a.params_json_is_dump = true;
+  for (const char* params : {"", "null", "[1,\"x\"]", "{\"a\":[2.5,-0.0,1e+300]}"}) {
+    a.params_json = params;
+    CheckSame(a);
+  }
+  for (int i = 0; i < 5000; ++i) {
+    a.params_json = RandomDocument(rng, 3).dump(-1, ' ', false,
+                                                 nlohmann::json::error_handler_t::replace);
+    INFO("params " << a.params_json);
     CheckSame(a);
   }
 }
