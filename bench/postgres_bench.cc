@@ -16,7 +16,8 @@
 //   - server CPU per request of each of those runs: utime + stime from
 //     /proc/PID/stat over the measured run (branchdb: its process; Postgres:
 //     the postmaster and every process it started: backends, WAL writer,
-//     checkpointer, ...), divided by the requests answered;
+//     checkpointer, ...), divided by the requests answered, and its user and
+//     system (kernel) parts apart (the metric's user_us and system_us);
 //   - client CPU per request of each run: this process's user + system time
 //     (getrusage) over the measured run, divided by the requests answered:
 //     what the harness's own loop costs (cpp-httplib's Client for branchdb,
@@ -60,6 +61,7 @@
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <random>
 #include <sstream>
 #include <string>
@@ -94,33 +96,46 @@ double Load1() {
 
 // utime + stime of pid in seconds, and of every live process whose parent it
 // is when with_children.
-double ProcessCpuSeconds(pid_t pid, bool with_children) {
-  auto read = [](const std::string& path, pid_t* ppid) -> double {
+// CPU seconds, user and system (kernel) apart.
+struct CpuTimes {
+  double user = 0;
+  double system = 0;
+  CpuTimes operator-(const CpuTimes& o) const { return {user - o.user, system - o.system}; }
+  CpuTimes& operator+=(const CpuTimes& o) {
+    user += o.user;
+    system += o.system;
+    return *this;
+  }
+};
+
+CpuTimes ProcessCpuSeconds(pid_t pid, bool with_children) {
+  auto read = [](const std::string& path, pid_t* ppid) -> std::optional<CpuTimes> {
     std::ifstream f(path);
     std::string text((std::istreambuf_iterator<char>(f)), {});
     size_t close = text.rfind(')');
-    if (close == std::string::npos) return -1;
+    if (close == std::string::npos) return std::nullopt;
     std::istringstream in(text.substr(close + 2));
     std::string field;
     std::vector<std::string> v;
     while (in >> field) v.push_back(field);
-    if (v.size() < 13) return -1;
+    if (v.size() < 13) return std::nullopt;
     // After "pid (comm) ": state(3) ppid(4) ... utime(14) stime(15).
     if (ppid != nullptr) *ppid = static_cast<pid_t>(std::stol(v[1]));
-    return (std::stod(v[11]) + std::stod(v[12])) / static_cast<double>(sysconf(_SC_CLK_TCK));
+    const double tick = static_cast<double>(sysconf(_SC_CLK_TCK));
+    return CpuTimes{std::stod(v[11]) / tick, std::stod(v[12]) / tick};
   };
-  double total = read("/proc/" + std::to_string(pid) + "/stat", nullptr);
-  if (total < 0) Die("cannot read /proc/" + std::to_string(pid) + "/stat");
-  if (!with_children) return total;
+  std::optional<CpuTimes> total = read("/proc/" + std::to_string(pid) + "/stat", nullptr);
+  if (!total) Die("cannot read /proc/" + std::to_string(pid) + "/stat");
+  if (!with_children) return *total;
   DIR* d = opendir("/proc");
   while (dirent* e = readdir(d)) {
     if (e->d_name[0] < '1' || e->d_name[0] > '9') continue;
     pid_t ppid = 0;
-    double t = read(std::string("/proc/") + e->d_name + "/stat", &ppid);
-    if (t >= 0 && ppid == pid) total += t;
+    std::optional<CpuTimes> t = read(std::string("/proc/") + e->d_name + "/stat", &ppid);
+    if (t && ppid == pid) *total += *t;
   }
   closedir(d);
-  return total;
+  return *total;
 }
 
 // User + system CPU seconds of this process (every thread) so far.
@@ -180,7 +195,7 @@ class System {
   // A worker for client i of `clients` running load.
   virtual std::unique_ptr<Worker> NewWorker(Load load, int i) = 0;
   // CPU seconds the server has used so far.
-  virtual double ServerCpu() = 0;
+  virtual CpuTimes ServerCpu() = 0;
 };
 
 // branchdb: `branchdb serve` in a child process.
@@ -232,7 +247,7 @@ class Branchdb : public System {
 
   std::string name() const override { return name_; }
   pid_t pid() const { return pid_; }
-  double ServerCpu() override { return ProcessCpuSeconds(pid_, false); }
+  CpuTimes ServerCpu() override { return ProcessCpuSeconds(pid_, false); }
 
   std::unique_ptr<httplib::Client> Client(const std::string& token) const {
     auto c = std::make_unique<httplib::Client>("127.0.0.1", port_);
@@ -402,7 +417,7 @@ class Postgres : public System {
         admin_(conninfo_ + " dbname=postgres") {}
 
   std::string name() const override { return "postgres"; }
-  double ServerCpu() override { return ProcessCpuSeconds(postmaster_, true); }
+  CpuTimes ServerCpu() override { return ProcessCpuSeconds(postmaster_, true); }
   PgConn& admin() { return admin_; }
   std::string Conninfo(const std::string& db) const { return conninfo_ + " dbname=" + db; }
 
@@ -466,6 +481,8 @@ class Postgres : public System {
 struct RunResult {
   double rate = 0;    // requests/s
   double cpu_us = 0;         // server CPU per request, µs
+  double user_us = 0;        // of it, user time
+  double system_us = 0;      // of it, system (kernel) time
   double client_cpu_us = 0;  // this process's (the clients') CPU per request, µs
   double p50_ms = 0;
   double load1 = 0;
@@ -501,7 +518,7 @@ RunResult Run(System& sys, Load load, int clients, double seconds) {
     });
   }
   while (ready.load() < clients && !failed.load()) std::this_thread::yield();
-  const double cpu0 = sys.ServerCpu();
+  const CpuTimes cpu0 = sys.ServerCpu();
   const double client0 = ClientCpuSeconds();  // after ServerCpu: its /proc scan is not the clients'
   const double start = NowSeconds();
   go = true;
@@ -510,13 +527,16 @@ RunResult Run(System& sys, Load load, int clients, double seconds) {
   for (auto& th : threads) th.join();
   const double elapsed = NowSeconds() - start;
   const double client = ClientCpuSeconds() - client0;
-  const double cpu = sys.ServerCpu() - cpu0;
+  const CpuTimes cpu = sys.ServerCpu() - cpu0;
   if (failed) Die(sys.name() + " " + LoadName(load) + ": " + error);
   std::vector<double> all;
   for (auto& v : lat) all.insert(all.end(), v.begin(), v.end());
   RunResult r;
   r.rate = static_cast<double>(all.size()) / elapsed;
-  r.cpu_us = all.empty() ? 0 : cpu * 1e6 / static_cast<double>(all.size());
+  const double per_request = all.empty() ? 0 : 1e6 / static_cast<double>(all.size());
+  r.user_us = cpu.user * per_request;
+  r.system_us = cpu.system * per_request;
+  r.cpu_us = r.user_us + r.system_us;
   r.client_cpu_us = all.empty() ? 0 : client * 1e6 / static_cast<double>(all.size());
   r.p50_ms = Percentile(all, 50);
   r.load1 = Load1();
@@ -666,8 +686,9 @@ int Profile(const std::string& what) {
                static_cast<int>(bdb.pid()), name.c_str(), clients, seconds);
   RunResult r = Run(bdb, load, clients, seconds);
   std::fprintf(stderr,
-               "profile: %.0f requests/s, %.0f us server CPU and %.0f us client CPU per request\n",
-               r.rate, r.cpu_us, r.client_cpu_us);
+               "profile: %.0f requests/s, %.0f us server CPU (user %.0f, system %.0f) and %.0f us "
+               "client CPU per request\n",
+               r.rate, r.cpu_us, r.user_us, r.system_us, r.client_cpu_us);
   return 0;
 }
 
@@ -724,10 +745,11 @@ int Main() {
         System* s = systems[(k + r) % systems.size()];
         RunResult res = Run(*s, points[p].load, points[p].clients, seconds);
         std::fprintf(stderr,
-                     "round %d %-8s %-13s %d clients: %8.0f req/s  %6.0f us CPU/req  "
-                     "client %6.0f us CPU/req  load %.2f\n",
+                     "round %d %-8s %-13s %d clients: %8.0f req/s  %6.0f us CPU/req "
+                     "(user %.0f, system %.0f)  client %6.0f us CPU/req  load %.2f\n",
                      r + 1, s->name().c_str(), LoadName(points[p].load), points[p].clients,
-                     res.rate, res.cpu_us, res.client_cpu_us, res.load1);
+                     res.rate, res.cpu_us, res.user_us, res.system_us, res.client_cpu_us,
+                     res.load1);
         results[s->name()][p].push_back(res);
       }
     }
@@ -768,13 +790,21 @@ int Main() {
     cpu.baseline_name = "postgres";
     cpu.baseline = med("postgres", &RunResult::cpu_us);
     cpu.lower_is_better = true;
-    cpu.extra = {{"clients", pt.clients}, {"load1", load1}};
+    // The split of each side's CPU (medians of the rounds' user and system
+    // times, so they need not add up to the median total exactly).
+    cpu.extra = {{"clients", pt.clients},
+                 {"load1", load1},
+                 {"user_us", med("branchdb", &RunResult::user_us)},
+                 {"system_us", med("branchdb", &RunResult::system_us)},
+                 {"baseline_user_us", med("postgres", &RunResult::user_us)},
+                 {"baseline_system_us", med("postgres", &RunResult::system_us)}};
     Emit(cpu);
     Metric client = cpu;
     client.metric = tag + "_client_cpu_per_request";
     client.value = med("branchdb", &RunResult::client_cpu_us);
     client.baseline_name = "postgres (libpq client)";
     client.baseline = med("postgres", &RunResult::client_cpu_us);
+    client.extra = {{"clients", pt.clients}, {"load1", load1}};
     Emit(client);
     if (before) {
       rate.metric = tag + "_rate_vs_before";
@@ -787,7 +817,11 @@ int Main() {
       cpu.metric = tag + "_server_cpu_per_request_vs_before";
       cpu.baseline_name = rate.baseline_name;
       cpu.baseline = med("branchdb_before", &RunResult::cpu_us);
-      cpu.extra = {{"load1", load1}};
+      cpu.extra = {{"load1", load1},
+                   {"user_us", med("branchdb", &RunResult::user_us)},
+                   {"system_us", med("branchdb", &RunResult::system_us)},
+                   {"baseline_user_us", med("branchdb_before", &RunResult::user_us)},
+                   {"baseline_system_us", med("branchdb_before", &RunResult::system_us)}};
       Emit(cpu);
     }
   }

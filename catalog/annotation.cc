@@ -1,9 +1,10 @@
 // Encoding of checkpoint annotations (see annotation.h).
 #include "catalog/annotation.h"
 
-#include <openssl/evp.h>
+#include <memory>
 
 #include <nlohmann/json.hpp>
+#include <openssl/evp.h>
 
 #include "storage/vfs/vfs.h"
 
@@ -11,14 +12,26 @@ namespace branchdb::catalog {
 namespace {
 
 std::string Sha256Hex(std::string_view data) {
+  // Fetched once: EVP_sha256() looks the implementation up again on every
+  // digest (OpenSSL 3's implicit fetch), which cost more than hashing a
+  // one-row script, done on every committed SQL transaction. The thread's
+  // context is reused (as auth's Sha256To does).
+  static EVP_MD* const kSha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  thread_local std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(),
+                                                                          &EVP_MD_CTX_free);
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
-  if (EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr) != 1) return "";
+  if (kSha256 == nullptr || ctx == nullptr ||
+      EVP_DigestInit_ex2(ctx.get(), kSha256, nullptr) != 1 ||
+      EVP_DigestUpdate(ctx.get(), data.data(), data.size()) != 1 ||
+      EVP_DigestFinal_ex(ctx.get(), md, &len) != 1) {
+    if (EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr) != 1) return "";
+  }
   static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
+  std::string out(2 * len, '\0');
   for (unsigned int i = 0; i < len; ++i) {
-    out += kHex[md[i] >> 4];
-    out += kHex[md[i] & 0xF];
+    out[2 * i] = kHex[md[i] >> 4];
+    out[2 * i + 1] = kHex[md[i] & 0xF];
   }
   return out;
 }
@@ -27,7 +40,8 @@ bool KeepsScript(const Annotation& a) {
   return !a.sql.empty() && !a.sql_omitted && a.sql.size() + a.params_json.size() <= kMaxScriptBytes;
 }
 
-std::string Dump(const nlohmann::ordered_json& j) {
+template <typename Json>
+std::string Dump(const Json& j) {
   // Invalid UTF-8 in caller strings is replaced rather than thrown on.
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
@@ -40,39 +54,106 @@ std::string TruncateUtf8(std::string_view s, size_t n) {
   return std::string(s.substr(0, end));
 }
 
+// The encoding is written as text, byte for byte what nlohmann's compact dump
+// of the same ordered object writes (annotation_test compares the two): a
+// commit's annotation is built on every committed SQL transaction, and the
+// document (an ordered_map per object, its entries copied as it grows) cost
+// more than the rest of the INSERT's SQL.
+
+// s as a JSON string: verbatim between quotes when it is printable ASCII
+// without '"' or '\\' (which the dump writes unchanged), else by the dump
+// (escapes, UTF-8 checked, invalid bytes replaced).
+void AppendString(std::string* out, std::string_view s) {
+  for (unsigned char c : s) {
+    if (c < 0x20 || c >= 0x7F || c == '"' || c == '\\') {
+      *out += Dump(nlohmann::json(s));
+      return;
+    }
+  }
+  out->push_back('"');
+  out->append(s);
+  out->push_back('"');
+}
+
+void AppendKey(std::string* out, const char* key) {
+  out->push_back(out->empty() ? '{' : ',');
+  out->push_back('"');
+  out->append(key);
+  out->append("\":");
+}
+
+void AppendStringField(std::string* out, const char* key, std::string_view value) {
+  AppendKey(out, key);
+  AppendString(out, value);
+}
+
+template <typename Int>
+void AppendIntField(std::string* out, const char* key, Int value) {
+  AppendKey(out, key);
+  out->append(std::to_string(value));
+}
+
+// {"sql":...,"params":...}: params omitted when null; parsed and dumped again
+// unless they are a dump already (the same text: dumping what a dump parses
+// to gives it back), and kept as a string when they are not JSON.
+std::string EncodeScriptText(const Annotation& a) {
+  std::string out;
+  AppendStringField(&out, "sql", a.sql);
+  if (a.params_json_is_dump) {
+    if (!a.params_json.empty() && a.params_json != "null") {
+      AppendKey(&out, "params");
+      out += a.params_json;
+    }
+  } else if (!a.params_json.empty()) {
+    nlohmann::json params = nlohmann::json::parse(a.params_json, nullptr, false);
+    if (params.is_discarded()) params = a.params_json;  // kept as text rather than lost
+    if (!params.is_null()) {
+      AppendKey(&out, "params");
+      out += Dump(params);
+    }
+  }
+  out.push_back('}');
+  return out;
+}
+
 // The payload (script) and the annotation that names it by size and hash.
 void EncodeParts(const Annotation& a, std::string* annotation, std::string* script) {
   script->clear();
-  if (KeepsScript(a)) {
-    nlohmann::ordered_json p;
-    p["sql"] = a.sql;
-    if (!a.params_json.empty()) {
-      nlohmann::json params = nlohmann::json::parse(a.params_json, nullptr, false);
-      if (params.is_discarded()) params = a.params_json;  // kept as text rather than lost
-      if (!params.is_null()) p["params"] = std::move(params);
-    }
-    *script = Dump(p);
+  if (KeepsScript(a)) *script = EncodeScriptText(a);
+  std::string& j = *annotation;
+  j.clear();
+  j.reserve(256);
+  AppendIntField(&j, "v", 1);
+  AppendStringField(&j, "kind", a.kind);
+  if (!a.client_id.empty()) AppendStringField(&j, "client_id", a.client_id);
+  if (!a.request_id.empty()) AppendStringField(&j, "request_id", a.request_id);
+  if (a.summary.size() > kMaxSummaryBytes) {
+    AppendStringField(&j, "summary", TruncateUtf8(a.summary, kMaxSummaryBytes));
+  } else if (!a.summary.empty()) {
+    AppendStringField(&j, "summary", a.summary);
   }
-  nlohmann::ordered_json j;
-  j["v"] = 1;
-  j["kind"] = a.kind;
-  if (!a.client_id.empty()) j["client_id"] = a.client_id;
-  if (!a.request_id.empty()) j["request_id"] = a.request_id;
-  if (!a.summary.empty()) j["summary"] = TruncateUtf8(a.summary, kMaxSummaryBytes);
-  if (a.rows != 0) j["rows"] = a.rows;
-  if (!a.branch.empty()) j["branch"] = a.branch;
-  if (a.target) j["target"] = *a.target;
-  if (a.previous_head) j["previous_head"] = *a.previous_head;
+  if (a.rows != 0) AppendIntField(&j, "rows", a.rows);
+  if (!a.branch.empty()) AppendStringField(&j, "branch", a.branch);
+  if (a.target) AppendIntField(&j, "target", *a.target);
+  if (a.previous_head) AppendIntField(&j, "previous_head", *a.previous_head);
   if (!script->empty()) {
-    j["script_bytes"] = script->size();
-    j["script_sha256"] = Sha256Hex(*script);
+    AppendIntField(&j, "script_bytes", script->size());
+    AppendStringField(&j, "script_sha256", Sha256Hex(*script));
   } else if (!a.sql.empty() || a.sql_omitted) {
-    j["sql_omitted"] = true;
+    AppendKey(&j, "sql_omitted");
+    j += "true";
   }
-  if (a.replay_of) j["replay_of"] = *a.replay_of;
-  if (!a.source.empty()) j["source"] = a.source;
-  if (!a.actions.empty()) j["actions"] = a.actions;
-  *annotation = Dump(j);
+  if (a.replay_of) AppendIntField(&j, "replay_of", *a.replay_of);
+  if (!a.source.empty()) AppendStringField(&j, "source", a.source);
+  if (!a.actions.empty()) {
+    AppendKey(&j, "actions");
+    for (size_t i = 0; i < a.actions.size(); ++i) {
+      j.push_back(i == 0 ? '[' : ',');
+      j += std::to_string(a.actions[i]);
+    }
+    j.push_back(']');
+  }
+  j.push_back('}');
 }
 
 }  // namespace
@@ -118,6 +199,7 @@ Annotation DecodeAnnotation(std::string_view bytes) {
   str("sql", &a.sql);
   if (auto it = j.find("params"); it != j.end() && !it->is_null()) {
     a.params_json = it->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    a.params_json_is_dump = true;
   }
   if (auto it = j.find("sql_omitted"); it != j.end() && it->is_boolean()) {
     a.sql_omitted = it->get<bool>();
@@ -153,6 +235,7 @@ Status LoadScript(const storage::PageStore& store, const storage::RecordInfo& r,
   a->sql = j["sql"].get<std::string>();
   if (auto it = j.find("params"); it != j.end() && !it->is_null()) {
     a->params_json = it->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    a->params_json_is_dump = true;
   }
   return Status::OK();
 }

@@ -69,6 +69,11 @@ struct Annotation {
   // (except for records from before payloads) until LoadScript reads them.
   std::string sql;
   std::string params_json;
+  // params_json is the compact dump of a JSON document (error handler
+  // "replace": what AnnotateScript, DecodeAnnotation and LoadScript write),
+  // which the script takes as it is. False: the script parses it and dumps it
+  // again, and keeps it as a string when it is not JSON.
+  bool params_json_is_dump = false;
   bool sql_omitted = false;
   // kind sql: size and SHA-256 (lowercase hex) of the script in the payload;
   // set by decoding; 0/empty when the record keeps no script there.

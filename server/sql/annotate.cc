@@ -38,6 +38,7 @@ Status AnnotateScript(sqlite3* db, const Script& script, const std::string& requ
     a.sql_omitted = true;
   } else if (!script.params.is_null()) {
     a.params_json = script.params.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    a.params_json_is_dump = true;
   }
   return catalog::AnnotateNextCommit(db, a, max_db_bytes);
 }
