@@ -36,7 +36,7 @@
 // so "lsn is durable" implies every smaller LSN is. Reads (Head, ReadPage,
 // History, ...) see appended records before they are durable: a caller that
 // reports what it read must first WaitDurable(the LSN it read at). A failed
-// fsync puts the store in a failed state: every WaitDurable on a record not
+// fsync (or write) puts the store in a failed state: every WaitDurable on a record not
 // yet durable (and so every commit built on one) fails, reads no longer see
 // those records (Head and ResolveLsn answer as of the last durable LSN, a read
 // of a state past it fails with store_failed), and every later mutation

@@ -341,6 +341,13 @@ Status PageStoreImpl::WaitDurableLocked(Lsn lsn) {
   syncing_ = false;
   if (s.ok()) {
     MarkDurable(target, active_number_, target_end);
+    if (!failed_.ok()) {
+      // A write failed while this sync ran (syncs never overlap, and none
+      // starts once stopped): the records it covered are durable and their
+      // waiters acknowledged, so reads see them.
+      WriterLock state(state_mu_);
+      if (failed_limit_ != ~Lsn{0}) failed_limit_ = std::max(failed_limit_, target);
+    }
   } else {
     (void)StopWrites(s);  // every waiter reports Refusal() below
   }
@@ -358,8 +365,10 @@ Status PageStoreImpl::StopWrites(Status s) {
   if (failed_.ok() || (failed_.reason() == "disk_full" && s.reason() == "store_failed")) {
     failed_ = s;
   }
-  if (s.reason() == "store_failed") {
-    // The pending records will never be durable: hide them from reads.
+  if (s.reason() != "disk_full") {
+    // The pending records will never be durable (a full disk still lets
+    // them be synced): hide them from reads. A failed write stops the store
+    // as a failed sync does.
     WriterLock state(state_mu_);
     failed_limit_ = std::min(failed_limit_, durable_lsn_);
   }

@@ -12,6 +12,7 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
@@ -310,6 +311,52 @@ TEST_CASE("a failed fsync with several pending commits fails every one of them a
     REQUIRE(reopened->ReadPage(*t, 1, durable, &page).ok());
     CHECK(PageKeyOf(page) == 1u);
     CHECK(reopened->WaitDurable(c).reason() == "not_durable");
+  }
+}
+
+// A failed write of a record stops the store as a failed fsync does: the
+// pending commits before it are never acknowledged, so no reader may see
+// them either (they were visible until the store stopped). And one that a
+// sync already under way makes durable is acknowledged: it stays visible.
+TEST_CASE("a failed record write hides the pending commits it leaves unacknowledged, and only "
+          "those",
+          "[fault]") {
+  TempDir dir(FastTestDirBase());
+  FaultInjectionEnv env;
+  auto store = OpenStore(dir.Sub("db"), &env);
+  auto t = store->CreateTimeline(0, "create");
+  REQUIRE(t.ok());
+  Lsn durable = 0;
+  REQUIRE(CommitOne(store.get(), *t, *store->Head(*t), 1, &durable).ok());
+  REQUIRE(store->WaitDurable(durable).ok());
+  Lsn a = 0, b = 0, c = 0;
+  REQUIRE(CommitOne(store.get(), *t, durable, 2, &a).ok());
+  REQUIRE(CommitOne(store.get(), *t, a, 3, &b).ok());
+  CHECK(*store->Head(*t) == b);
+
+  SECTION("with no sync under way: every pending commit is refused and hidden") {
+    env.FailNth(1, FaultType::kIOError, /*sticky=*/false, kOpAppend);
+    CHECK_FALSE(CommitOne(store.get(), *t, b, 4, &c).ok());
+    CHECK(store->WaitDurable(a).reason() == "store_failed");
+    CHECK(store->WaitDurable(b).reason() == "store_failed");
+    CHECK(*store->Head(*t) == durable);
+    std::string page;
+    REQUIRE(store->ReadPage(*t, 1, b, &page).ok());
+    CHECK(PageKeyOf(page) == 1u);
+  }
+  SECTION("with a sync under way: what it makes durable is acknowledged and stays visible") {
+    // A slow sync, so that the write most likely fails while it runs; either
+    // order must keep "visible" and "acknowledged" the same.
+    env.SetSyncDelayMicros(300000);
+    Status waited;
+    std::thread leader([&] { waited = store->WaitDurable(b); });
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    env.FailNth(1, FaultType::kIOError, /*sticky=*/false, kOpAppend);
+    CHECK_FALSE(CommitOne(store.get(), *t, b, 4, &c).ok());
+    leader.join();
+    INFO(waited.ToString());
+    CHECK(*store->Head(*t) == (waited.ok() ? b : durable));
+    CHECK(store->WaitDurable(a).ok() == waited.ok());
   }
 }
 
