@@ -262,6 +262,17 @@ TEST_CASE("power loss at every sync point under pipelined commits on one timelin
   }
 }
 
+// A new timeline of store with one durable commit on it (page 1 = key 1):
+// the timeline and that commit's LSN.
+std::pair<TimelineId, Lsn> TimelineWithDurableCommit(storage::PageStore* store) {
+  auto t = store->CreateTimeline(0, "create");
+  REQUIRE(t.ok());
+  Lsn durable = 0;
+  REQUIRE(CommitOne(store, *t, *store->Head(*t), 1, &durable).ok());
+  REQUIRE(store->WaitDurable(durable).ok());
+  return {*t, durable};
+}
+
 TEST_CASE("a failed fsync with several pending commits fails every one of them and every later "
           "one",
           "[fault]") {
@@ -269,18 +280,14 @@ TEST_CASE("a failed fsync with several pending commits fails every one of them a
   const std::string db = dir.Sub("db");
   FaultInjectionEnv env;
   auto store = OpenStore(db, &env);
-  auto t = store->CreateTimeline(0, "create");
-  REQUIRE(t.ok());
-  Lsn durable = 0;
-  REQUIRE(CommitOne(store.get(), *t, *store->Head(*t), 1, &durable).ok());
-  REQUIRE(store->WaitDurable(durable).ok());
+  const auto [t, durable] = TimelineWithDurableCommit(store.get());
 
   // Three commits, each built on the one before, none durable yet.
   Lsn a = 0, b = 0, c = 0;
-  REQUIRE(CommitOne(store.get(), *t, durable, 2, &a).ok());
-  REQUIRE(CommitOne(store.get(), *t, a, 3, &b).ok());
-  REQUIRE(CommitOne(store.get(), *t, b, 4, &c).ok());
-  CHECK(*store->Head(*t) == c);  // readers (and the next writer) see them
+  REQUIRE(CommitOne(store.get(), t, durable, 2, &a).ok());
+  REQUIRE(CommitOne(store.get(), t, a, 3, &b).ok());
+  REQUIRE(CommitOne(store.get(), t, b, 4, &c).ok());
+  CHECK(*store->Head(t) == c);  // readers (and the next writer) see them
   CHECK(store->LastLsn() == durable);
 
   env.FailNth(1, FaultType::kIOError, /*sticky=*/false, kOpSync);
@@ -292,8 +299,8 @@ TEST_CASE("a failed fsync with several pending commits fails every one of them a
   // Every later one: refused (the store stopped), and a branch operation
   // that read the pending head c cannot build on it.
   Lsn d = 0;
-  CHECK(CommitOne(store.get(), *t, c, 5, &d).reason() == "store_failed");
-  CHECK(store->ResetTimeline(*t, c, durable, "rollback").status().reason() == "store_failed");
+  CHECK(CommitOne(store.get(), t, c, 5, &d).reason() == "store_failed");
+  CHECK(store->ResetTimeline(t, c, durable, "rollback").status().reason() == "store_failed");
   CHECK(store->CreateTimeline(c, "branch from head").status().reason() == "store_failed");
   CHECK(store->Health().reason() == "store_failed");
   store.reset();
@@ -305,10 +312,10 @@ TEST_CASE("a failed fsync with several pending commits fails every one of them a
   for (const std::string& d_ : {db, dir.Sub("crash")}) {
     auto reopened = OpenStore(d_, Env::Default());
     INFO(d_);
-    CHECK(*reopened->Head(*t) == durable);
+    CHECK(*reopened->Head(t) == durable);
     CHECK(reopened->GetRecord(a).status().IsNotFound());
     std::string page;
-    REQUIRE(reopened->ReadPage(*t, 1, durable, &page).ok());
+    REQUIRE(reopened->ReadPage(t, 1, durable, &page).ok());
     CHECK(PageKeyOf(page) == 1u);
     CHECK(reopened->WaitDurable(c).reason() == "not_durable");
   }
@@ -324,24 +331,20 @@ TEST_CASE("a failed record write hides the pending commits it leaves unacknowled
   TempDir dir(FastTestDirBase());
   FaultInjectionEnv env;
   auto store = OpenStore(dir.Sub("db"), &env);
-  auto t = store->CreateTimeline(0, "create");
-  REQUIRE(t.ok());
-  Lsn durable = 0;
-  REQUIRE(CommitOne(store.get(), *t, *store->Head(*t), 1, &durable).ok());
-  REQUIRE(store->WaitDurable(durable).ok());
+  const auto [t, durable] = TimelineWithDurableCommit(store.get());
   Lsn a = 0, b = 0, c = 0;
-  REQUIRE(CommitOne(store.get(), *t, durable, 2, &a).ok());
-  REQUIRE(CommitOne(store.get(), *t, a, 3, &b).ok());
-  CHECK(*store->Head(*t) == b);
+  REQUIRE(CommitOne(store.get(), t, durable, 2, &a).ok());
+  REQUIRE(CommitOne(store.get(), t, a, 3, &b).ok());
+  CHECK(*store->Head(t) == b);
 
   SECTION("with no sync under way: every pending commit is refused and hidden") {
     env.FailNth(1, FaultType::kIOError, /*sticky=*/false, kOpAppend);
-    CHECK_FALSE(CommitOne(store.get(), *t, b, 4, &c).ok());
+    CHECK_FALSE(CommitOne(store.get(), t, b, 4, &c).ok());
     CHECK(store->WaitDurable(a).reason() == "store_failed");
     CHECK(store->WaitDurable(b).reason() == "store_failed");
-    CHECK(*store->Head(*t) == durable);
+    CHECK(*store->Head(t) == durable);
     std::string page;
-    REQUIRE(store->ReadPage(*t, 1, b, &page).ok());
+    REQUIRE(store->ReadPage(t, 1, b, &page).ok());
     CHECK(PageKeyOf(page) == 1u);
   }
   SECTION("with a sync under way: what it makes durable is acknowledged and stays visible") {
@@ -352,10 +355,10 @@ TEST_CASE("a failed record write hides the pending commits it leaves unacknowled
     std::thread leader([&] { waited = store->WaitDurable(b); });
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
     env.FailNth(1, FaultType::kIOError, /*sticky=*/false, kOpAppend);
-    CHECK_FALSE(CommitOne(store.get(), *t, b, 4, &c).ok());
+    CHECK_FALSE(CommitOne(store.get(), t, b, 4, &c).ok());
     leader.join();
     INFO(waited.ToString());
-    CHECK(*store->Head(*t) == (waited.ok() ? b : durable));
+    CHECK(*store->Head(t) == (waited.ok() ? b : durable));
     CHECK(store->WaitDurable(a).ok() == waited.ok());
   }
 }
