@@ -143,10 +143,17 @@ TEST_CASE("annotation: the text encoder writes the bytes the JSON document's dum
   CheckSame(long_summary);
 }
 
-TEST_CASE("annotation: random annotations encode as the JSON document's dump did") {
+// The random tests' seed: BRANCHDB_SEED, else a fresh one; printed, so that
+// a failure can be run again.
+uint64_t Seed(const char* test) {
   uint64_t seed = std::random_device{}();
   if (const char* s = std::getenv("BRANCHDB_SEED")) seed = std::strtoull(s, nullptr, 10);
-  std::cout << "annotation encoding test seed=" << seed << " (BRANCHDB_SEED reproduces)\n";
+  std::cout << "annotation " << test << " test seed=" << seed << " (BRANCHDB_SEED reproduces)\n";
+  return seed;
+}
+
+TEST_CASE("annotation: random annotations encode as the JSON document's dump did") {
+  const uint64_t seed = Seed("encoding");
   INFO("seed=" << seed);
   std::mt19937_64 rng(seed);
   auto text = [&] {
@@ -216,9 +223,7 @@ nlohmann::json RandomDocument(std::mt19937_64& rng, int depth) {
 }
 
 TEST_CASE("annotation: parameters given as a document's dump go into the script as they are") {
-  uint64_t seed = std::random_device{}();
-  if (const char* s = std::getenv("BRANCHDB_SEED")) seed = std::strtoull(s, nullptr, 10);
-  std::cout << "annotation parameters test seed=" << seed << " (BRANCHDB_SEED reproduces)\n";
+  const uint64_t seed = Seed("parameters");
   INFO("seed=" << seed);
   std::mt19937_64 rng(seed);
   Annotation a;
