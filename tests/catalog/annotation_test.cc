@@ -5,16 +5,17 @@
 #include <openssl/evp.h>
 
 #include <catch2/catch.hpp>
-#include <cstdlib>
 #include <cstring>
-#include <iostream>
 #include <nlohmann/json.hpp>
 #include <random>
 
 #include "catalog/annotation.h"
+#include "tests/util/test_env.h"
 
 namespace branchdb::catalog {
 namespace {
+
+using ::branchdb::testing::TestSeed;
 
 std::string Dump(const nlohmann::ordered_json& j) {
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
@@ -143,17 +144,8 @@ TEST_CASE("annotation: the text encoder writes the bytes the JSON document's dum
   CheckSame(long_summary);
 }
 
-// The random tests' seed: BRANCHDB_SEED, else a fresh one; printed, so that
-// a failure can be run again.
-uint64_t Seed(const char* test) {
-  uint64_t seed = std::random_device{}();
-  if (const char* s = std::getenv("BRANCHDB_SEED")) seed = std::strtoull(s, nullptr, 10);
-  std::cout << "annotation " << test << " test seed=" << seed << " (BRANCHDB_SEED reproduces)\n";
-  return seed;
-}
-
 TEST_CASE("annotation: random annotations encode as the JSON document's dump did") {
-  const uint64_t seed = Seed("encoding");
+  const uint64_t seed = TestSeed("annotation encoding");
   INFO("seed=" << seed);
   std::mt19937_64 rng(seed);
   auto text = [&] {
@@ -223,7 +215,7 @@ nlohmann::json RandomDocument(std::mt19937_64& rng, int depth) {
 }
 
 TEST_CASE("annotation: parameters given as a document's dump go into the script as they are") {
-  const uint64_t seed = Seed("parameters");
+  const uint64_t seed = TestSeed("annotation parameters");
   INFO("seed=" << seed);
   std::mt19937_64 rng(seed);
   Annotation a;

@@ -14,7 +14,6 @@
 #include <catch2/catch.hpp>
 #include <cstdio>
 #include <cstdlib>
-#include <iostream>
 #include <map>
 #include <random>
 #include <set>
@@ -22,9 +21,13 @@
 
 #include "catalog/catalog.h"
 #include "tests/util/temp_dir.h"
+#include "tests/util/test_env.h"
 
 namespace branchdb::catalog::testing {
 namespace {
+
+using ::branchdb::testing::EnvU64;
+using ::branchdb::testing::TestSeed;
 
 CatalogOptions Options() {
   CatalogOptions o;
@@ -91,11 +94,6 @@ void Report(int fd, const std::string& line) {
   _exit(0);
 }
 
-uint64_t SeedFromEnv() {
-  if (const char* s = std::getenv("BRANCHDB_SEED")) return std::strtoull(s, nullptr, 10);
-  return std::random_device{}();
-}
-
 std::optional<BranchInfo> FindBranch(Catalog& cat, const std::string& name) {
   auto list = cat.ListBranches("acme");
   REQUIRE(list.ok());
@@ -112,10 +110,8 @@ struct Ack {
 };
 
 TEST_CASE("crash: acknowledged actions survive kill -9 of the process") {
-  uint64_t seed = SeedFromEnv();
-  int cycles = 10;
-  if (const char* s = std::getenv("BRANCHDB_CRASH_CYCLES")) cycles = std::atoi(s);
-  std::cout << "checkpoints crash test seed=" << seed << " (BRANCHDB_SEED reproduces)\n";
+  uint64_t seed = TestSeed("checkpoints crash test");
+  const int cycles = static_cast<int>(EnvU64("BRANCHDB_CRASH_CYCLES", 10));
   INFO("seed=" << seed);
   std::mt19937_64 rng(seed);
   branchdb::testing::TempDir dir(branchdb::testing::FastTestDirBase());

@@ -1,13 +1,14 @@
 // Schema diff and data diff between branch heads and checkpoints.
-#include <cstdlib>
-#include <iostream>
 #include <map>
 #include <random>
 
 #include "tests/catalog/catalog_fixture.h"
+#include "tests/util/test_env.h"
 
 namespace branchdb::catalog::testing {
 namespace {
+
+using ::branchdb::testing::TestSeed;
 
 const SchemaObjectDiff* Find(const SchemaDiff& d, const std::string& type, const std::string& name) {
   for (auto& o : d.objects) {
@@ -247,9 +248,7 @@ TEST_CASE("data diff: cost follows the change; non-integer keys go through the s
 }
 
 TEST_CASE("data diff: randomized changes match a brute-force comparison") {
-  uint64_t seed = std::getenv("BRANCHDB_SEED") ? std::strtoull(std::getenv("BRANCHDB_SEED"), nullptr, 10)
-                                               : std::random_device{}();
-  std::cout << "checkpoints diff random test seed=" << seed << " (BRANCHDB_SEED reproduces)\n";
+  const uint64_t seed = TestSeed("checkpoints diff random test");
   INFO("seed=" << seed);
   std::mt19937_64 rng(seed);
   CatalogFixture f;

@@ -14,7 +14,6 @@
 
 #include <atomic>
 #include <catch2/catch.hpp>
-#include <cstdlib>
 #include <functional>
 #include <iostream>
 #include <map>
@@ -29,9 +28,13 @@
 #include "base/mock_clock.h"
 #include "catalog/catalog.h"
 #include "tests/util/temp_dir.h"
+#include "tests/util/test_env.h"
 
 namespace branchdb::catalog {
 namespace {
+
+using ::branchdb::testing::EnvU64;
+using ::branchdb::testing::TestSeed;
 
 using branchdb::testing::TempDir;
 
@@ -297,16 +300,6 @@ TEST_CASE("while one project's store fsyncs, calls on other projects run to comp
 
 // --- The stress -------------------------------------------------------------------
 
-uint64_t SeedFromEnv() {
-  if (const char* s = std::getenv("BRANCHDB_SEED")) return std::strtoull(s, nullptr, 10);
-  return std::random_device{}();
-}
-
-int OpsFromEnv() {
-  if (const char* s = std::getenv("BRANCHDB_STRESS_OPS")) return std::atoi(s);
-  return 300;
-}
-
 // Refusals a call may meet when other threads delete what it works on, or
 // write where it writes: anything else is a failure of the test.
 bool Expected(const Status& st) {
@@ -505,10 +498,8 @@ class Stress {
 
 TEST_CASE("stress: projects deleted and re-created while diffs, GC, SQL, branch creation, "
           "promotion, import and the reaper run on them") {
-  const uint64_t seed = SeedFromEnv();
-  const int ops = OpsFromEnv();
-  std::cout << "lifetime stress test seed=" << seed << " ops=" << ops
-            << " (BRANCHDB_SEED, BRANCHDB_STRESS_OPS)\n";
+  const uint64_t seed = TestSeed("lifetime stress test");
+  const int ops = static_cast<int>(EnvU64("BRANCHDB_STRESS_OPS", 300));
   INFO("seed=" << seed);
   TempDir dir(branchdb::testing::FastTestDirBase());
   MockClock clock;

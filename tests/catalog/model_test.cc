@@ -2,15 +2,17 @@
 // past checkpoint), write via SQL, rollback, undo, reset from parent, promote,
 // delete, reopen — checked against an in-memory model of every state's contents.
 // Seed printed; BRANCHDB_SEED=<n> reproduces; BRANCHDB_MODEL_STEPS=<n> (default 300).
-#include <cstdlib>
-#include <iostream>
 #include <map>
 #include <random>
 
 #include "tests/catalog/catalog_fixture.h"
+#include "tests/util/test_env.h"
 
 namespace branchdb::catalog::testing {
 namespace {
+
+using ::branchdb::testing::EnvU64;
+using ::branchdb::testing::TestSeed;
 
 using Contents = std::optional<std::map<int, int>>;  // nullopt: no table yet
 
@@ -21,11 +23,6 @@ std::string Render(const Contents& c) {
   return s;
 }
 
-uint64_t SeedFromEnv() {
-  if (const char* s = std::getenv("BRANCHDB_SEED")) return std::strtoull(s, nullptr, 10);
-  return std::random_device{}();
-}
-
 struct Model {
   std::map<Lsn, Contents> states;          // every state we know of
   std::map<std::string, std::string> parent;  // live branches -> parent ("" root)
@@ -33,10 +30,8 @@ struct Model {
 };
 
 TEST_CASE("model: random branch-tree operations match the model") {
-  uint64_t seed = SeedFromEnv();
-  int steps = 300;
-  if (const char* s = std::getenv("BRANCHDB_MODEL_STEPS")) steps = std::atoi(s);
-  std::cout << "checkpoints model test seed=" << seed << " (BRANCHDB_SEED reproduces)\n";
+  uint64_t seed = TestSeed("checkpoints model test");
+  const int steps = static_cast<int>(EnvU64("BRANCHDB_MODEL_STEPS", 300));
   INFO("seed=" << seed);
   std::mt19937_64 rng(seed);
   auto pick = [&](size_t n) { return static_cast<size_t>(rng() % n); };

@@ -23,7 +23,6 @@
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <cstdio>
-#include <cstdlib>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -35,6 +34,7 @@
 #include "server/server.h"
 #include "tests/crash/server_child.h"
 #include "tests/util/temp_dir.h"
+#include "tests/util/test_env.h"
 
 namespace branchdb::testing {
 namespace {
@@ -133,12 +133,9 @@ bool CheckAbsentOrComplete(const std::string& data_dir, const std::string& branc
 TEST_CASE("kill -9 at any point of an import leaves its branch absent or complete, and a "
           "retry works",
           "[crash][import]") {
-  uint64_t seed = std::random_device{}();
-  if (const char* s = std::getenv("BRANCHDB_SEED")) seed = std::strtoull(s, nullptr, 10);
-  int cycles = 12;
-  if (const char* c = std::getenv("BRANCHDB_CRASH_CYCLES")) cycles = std::atoi(c);
-  std::printf("import_kill9_test seed=%llu cycles=%d\n", static_cast<unsigned long long>(seed),
-              cycles);
+  const uint64_t seed = TestSeed("import_kill9_test");
+  const int cycles = static_cast<int>(EnvU64("BRANCHDB_CRASH_CYCLES", 12));
+  std::printf("import_kill9_test cycles=%d\n", cycles);
   std::fflush(stdout);  // before the forks: a child must not inherit unflushed output
   std::mt19937_64 rng(seed);
   TempDir dir(FastTestDirBase());

@@ -33,6 +33,7 @@
 #include "server/server.h"
 #include "tests/crash/server_child.h"
 #include "tests/util/temp_dir.h"
+#include "tests/util/test_env.h"
 
 namespace branchdb::testing {
 namespace {
@@ -194,12 +195,9 @@ TEST_CASE("8 clients inserting concurrently on one branch: every acknowledged IN
 TEST_CASE("kill -9 during 8 clients' pipelined inserts on one branch loses no acknowledged "
           "INSERT",
           "[crash][sql]") {
-  uint64_t seed = std::random_device{}();
-  if (const char* s = std::getenv("BRANCHDB_SEED")) seed = std::strtoull(s, nullptr, 10);
-  int cycles = 4;
-  if (const char* c = std::getenv("BRANCHDB_CRASH_CYCLES")) cycles = std::atoi(c);
-  std::printf("sql_kill9_test seed=%llu cycles=%d\n", static_cast<unsigned long long>(seed),
-              cycles);
+  const uint64_t seed = TestSeed("sql_kill9_test");
+  const int cycles = static_cast<int>(EnvU64("BRANCHDB_CRASH_CYCLES", 4));
+  std::printf("sql_kill9_test cycles=%d\n", cycles);
   std::fflush(stdout);  // before the forks
   std::mt19937_64 rng(seed);
   Fixture f;

@@ -36,11 +36,14 @@
 #include "storage/page_store.h"
 #include "tests/util/store_model.h"
 #include "tests/util/temp_dir.h"
+#include "tests/util/test_env.h"
 
 using namespace branchdb;
 using namespace branchdb::storage;
 using branchdb::testing::PageData;
+using branchdb::testing::EnvU64;
 using branchdb::testing::PageKeyOf;
+using branchdb::testing::TestSeed;
 
 namespace {
 
@@ -93,11 +96,6 @@ uint64_t Fnv(uint64_t h, const std::string& data) {
   return h;
 }
 constexpr uint64_t kFnvInit = 1469598103934665603ull;
-
-uint64_t EnvU64(const char* name, uint64_t fallback) {
-  const char* s = std::getenv(name);
-  return (s != nullptr && *s != '\0') ? std::strtoull(s, nullptr, 10) : fallback;
-}
 
 PageStoreOptions StoreOptions() {
   PageStoreOptions o;
@@ -414,11 +412,10 @@ class Checker {
 
 
 void RunKillCycles(int writers) {
-  const uint64_t seed = EnvU64("BRANCHDB_SEED", std::random_device{}());
+  const uint64_t seed = TestSeed("store_kill9_test");
   const uint64_t cycles = EnvU64("BRANCHDB_CRASH_CYCLES", 20);
-  std::fprintf(stderr, "store_kill9_test writers=%d seed=%" PRIu64 " cycles=%" PRIu64
-                       " (BRANCHDB_SEED / BRANCHDB_CRASH_CYCLES to change)\n", writers, seed,
-               cycles);
+  std::fprintf(stderr, "store_kill9_test writers=%d cycles=%" PRIu64 " (BRANCHDB_CRASH_CYCLES)\n",
+               writers, cycles);
   std::mt19937_64 rng(seed);
   branchdb::testing::TempDir dir;  // a real file system, not tmpfs
   const std::string db = dir.Sub("db");

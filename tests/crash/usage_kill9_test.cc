@@ -13,7 +13,6 @@
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <cstdio>
-#include <cstdlib>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -23,6 +22,7 @@
 #include "server/server.h"
 #include "tests/crash/server_child.h"
 #include "tests/util/temp_dir.h"
+#include "tests/util/test_env.h"
 
 namespace branchdb::testing {
 namespace {
@@ -88,8 +88,7 @@ int64_t AwaitLedgerCommits(const std::string& data_dir, int64_t want) {
 TEST_CASE("commit counts reach ledger.db while the server runs; kill -9 loses at most the "
           "unflushed ones and never counts one twice",
           "[crash][guard]") {
-  int cycles = 3;
-  if (const char* c = std::getenv("BRANCHDB_CRASH_CYCLES")) cycles = std::atoi(c);
+  const int cycles = static_cast<int>(EnvU64("BRANCHDB_CRASH_CYCLES", 3));
   TempDir dir{FastTestDirBase()};
   const std::string data_dir = dir.Sub("data");
   json creds;

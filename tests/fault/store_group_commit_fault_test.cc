@@ -19,6 +19,7 @@
 #include "tests/util/fault_injection_env.h"
 #include "tests/util/store_model.h"
 #include "tests/util/temp_dir.h"
+#include "tests/util/test_env.h"
 
 using namespace branchdb;
 using namespace branchdb::testing;
@@ -117,11 +118,7 @@ RunResult RunWriters(const std::string& db, FaultInjectionEnv* env, StoreModel* 
 }  // namespace
 
 TEST_CASE("group commit: a failed fsync fails its whole batch and stops the store", "[fault]") {
-  const char* seed_env = std::getenv("BRANCHDB_SEED");
-  const uint64_t seed = seed_env != nullptr ? std::strtoull(seed_env, nullptr, 10)
-                                            : std::random_device{}();
-  std::fprintf(stderr, "store_group_commit_fault_test seed=%llu\n",
-               static_cast<unsigned long long>(seed));
+  const uint64_t seed = TestSeed("store_group_commit_fault_test");
   int with_fault = 0;
   for (uint64_t n = 1;; ++n) {
     TempDir dir(FastTestDirBase());

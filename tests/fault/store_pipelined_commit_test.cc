@@ -23,6 +23,7 @@
 #include "tests/util/fault_injection_env.h"
 #include "tests/util/store_model.h"
 #include "tests/util/temp_dir.h"
+#include "tests/util/test_env.h"
 
 using namespace branchdb;
 using namespace branchdb::testing;
@@ -30,12 +31,6 @@ using namespace branchdb::testing;
 namespace {
 
 constexpr uint32_t kDbPages = 8;
-
-uint64_t SeedFromEnv() {
-  const char* s = std::getenv("BRANCHDB_SEED");
-  if (s != nullptr && *s != '\0') return std::strtoull(s, nullptr, 10);
-  return std::random_device{}();
-}
 
 // One commit in LSN order: the pages it wrote (page -> PageData key).
 struct Step {
@@ -190,9 +185,7 @@ Status CommitOne(storage::PageStore* store, TimelineId t, Lsn head, uint64_t key
 TEST_CASE("power loss at every sync point under pipelined commits on one timeline keeps every "
           "acknowledged commit and a prefix of the commit order",
           "[fault]") {
-  const uint64_t seed = SeedFromEnv();
-  std::fprintf(stderr, "store_pipelined_commit_test seed=%llu (BRANCHDB_SEED to reproduce)\n",
-               static_cast<unsigned long long>(seed));
+  const uint64_t seed = TestSeed("store_pipelined_commit_test");
   std::mt19937_64 rng(seed);
   TempDir dir(FastTestDirBase());
   const std::string db = dir.Sub("db");
@@ -366,9 +359,7 @@ TEST_CASE("a failed record write hides the pending commits it leaves unacknowled
 TEST_CASE("pipelined writers under a failed n-th fsync: no acknowledged commit after a failed "
           "one, and recovery keeps a prefix with every acknowledged commit",
           "[fault]") {
-  const uint64_t seed = SeedFromEnv();
-  std::fprintf(stderr, "store_pipelined_commit_test sweep seed=%llu\n",
-               static_cast<unsigned long long>(seed));
+  const uint64_t seed = TestSeed("store_pipelined_commit_test sweep");
   int with_fault = 0;
   for (uint64_t n = 1;; ++n) {
     TempDir dir(FastTestDirBase());

@@ -13,23 +13,17 @@
 #include <catch2/catch.hpp>
 
 #include <cstdio>
-#include <cstdlib>
 #include <random>
 
 #include "tests/util/fault_injection_env.h"
 #include "tests/util/store_model.h"
 #include "tests/util/temp_dir.h"
+#include "tests/util/test_env.h"
 
 using namespace branchdb;
 using namespace branchdb::testing;
 
 namespace {
-
-uint64_t SeedFromEnv() {
-  const char* s = std::getenv("BRANCHDB_SEED");
-  if (s != nullptr && *s != '\0') return std::strtoull(s, nullptr, 10);
-  return std::random_device{}();
-}
 
 struct CrashPoint {
   std::string dir;
@@ -39,9 +33,7 @@ struct CrashPoint {
 
 // The workload with a crash image at every sync point; every image checked.
 void PowerLossAtEverySyncPoint(WorkloadOptions options) {
-  const uint64_t seed = SeedFromEnv();
-  std::fprintf(stderr, "store_power_loss_test seed=%llu (BRANCHDB_SEED to reproduce)\n",
-               static_cast<unsigned long long>(seed));
+  const uint64_t seed = TestSeed("store_power_loss_test");
   std::mt19937_64 rng(seed);
   TempDir dir(FastTestDirBase());
   const std::string db = dir.Sub("db");

@@ -15,9 +15,12 @@
 #include "catalog/catalog.h"
 #include "server/compute/supervisor.h"
 #include "tests/util/temp_dir.h"
+#include "tests/util/test_env.h"
 
 namespace branchdb::server::compute {
 namespace {
+
+using ::branchdb::testing::TestSeed;
 
 using nlohmann::json;
 
@@ -215,11 +218,8 @@ TEST_CASE("a failing open leaves no active compute behind", "[compute]") {
 }
 
 TEST_CASE("many threads issue requests while suspends happen", "[compute]") {
-  uint64_t seed = std::getenv("BRANCHDB_SEED") ? std::strtoull(std::getenv("BRANCHDB_SEED"), nullptr, 10)
-                                              : std::random_device{}();
+  const uint64_t seed = TestSeed("compute_test");
   INFO("seed " << seed);
-  std::printf("compute_test seed %llu (BRANCHDB_SEED to reproduce)\n",
-              static_cast<unsigned long long>(seed));
   ComputeFixture f(3, 1);
   const std::vector<std::string> keys = {"k0", "k1", "k2", "k3", "k4"};
   for (const auto& k : keys) f.Run(k, "CREATE TABLE IF NOT EXISTS t(x)");

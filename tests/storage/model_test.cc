@@ -7,15 +7,17 @@
 // BRANCHDB_MODEL_OPS=<n> changes the number of operations (default 3000).
 #include <catch2/catch.hpp>
 
-#include <cstdlib>
-#include <iostream>
 #include <random>
 #include <set>
 
 #include "tests/storage/store_test_util.h"
+#include "tests/util/test_env.h"
 
 namespace branchdb::storage::testing {
 namespace {
+
+using ::branchdb::testing::EnvU64;
+using ::branchdb::testing::TestSeed;
 
 struct ModelState {
   std::map<PageNo, uint64_t> pages;  // seed of each non-zero page
@@ -61,11 +63,6 @@ class Model {
     return out;
   }
 };
-
-uint64_t EnvOr(const char* name, uint64_t fallback) {
-  const char* v = std::getenv(name);
-  return v != nullptr && *v != '\0' ? std::strtoull(v, nullptr, 10) : fallback;
-}
 
 class ModelRunner {
  public:
@@ -394,9 +391,8 @@ class ModelRunner {
 };
 
 TEST_CASE("Random operations agree with the model") {
-  uint64_t seed = EnvOr("BRANCHDB_SEED", std::random_device{}());
-  uint64_t ops = EnvOr("BRANCHDB_MODEL_OPS", 3000);
-  std::cout << "model_test: BRANCHDB_SEED=" << seed << " BRANCHDB_MODEL_OPS=" << ops << std::endl;
+  const uint64_t seed = TestSeed("model_test");
+  const uint64_t ops = EnvU64("BRANCHDB_MODEL_OPS", 3000);
   INFO("BRANCHDB_SEED=" << seed);
   ModelRunner runner(seed);
   runner.Run(ops);
@@ -406,10 +402,8 @@ TEST_CASE("Long histories over many small sealed segments agree with the model")
   // Thousands of commits in segments of 16 KiB (three or four records each,
   // so nearly every version is in a sealed segment's on-disk page index),
   // branches of branches, GC and reopens in between, reads at random LSNs.
-  uint64_t seed = EnvOr("BRANCHDB_SEED", std::random_device{}());
-  uint64_t ops = EnvOr("BRANCHDB_MODEL_LONG_OPS", 12000);
-  std::cout << "model_test long: BRANCHDB_SEED=" << seed << " BRANCHDB_MODEL_LONG_OPS=" << ops
-            << std::endl;
+  const uint64_t seed = TestSeed("model_test long");
+  const uint64_t ops = EnvU64("BRANCHDB_MODEL_LONG_OPS", 12000);
   INFO("BRANCHDB_SEED=" << seed);
   ModelRunner runner(seed, 16 << 10, true);
   runner.Run(ops);

@@ -19,6 +19,7 @@
 #include <string>
 
 #include "storage/vfs/vfs.h"
+#include "tests/util/test_env.h"
 #include "tests/vfs/vfs_test_util.h"
 
 namespace branchdb::testing {
@@ -72,7 +73,7 @@ std::shared_ptr<PageStore> OpenStore(const std::string& dir) {
 
 TEST_CASE("kill -9 while committing loses no acknowledged transaction and tears none") {
   const uint64_t seed = TestSeed("vfs_crash_test");
-  const int cycles = EnvInt("BRANCHDB_CRASH_CYCLES", 20);
+  const int cycles = static_cast<int>(EnvU64("BRANCHDB_CRASH_CYCLES", 20));
   std::mt19937_64 rng(seed);
   TempDir dir;
   const std::string store_dir = dir.Sub("store");

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "storage/vfs/vfs.h"
+#include "tests/util/test_env.h"
 #include "tests/vfs/vfs_test_util.h"
 
 namespace branchdb::testing {
@@ -164,7 +165,7 @@ void Backup(sqlite3* src, sqlite3* dst) {
 
 TEST_CASE("random SQL on branches matches native SQLite, at every step and every LSN") {
   uint64_t seed = TestSeed("vfs_differential_test");
-  const int steps = EnvInt("BRANCHDB_VFS_STEPS", 300);
+  const int steps = static_cast<int>(EnvU64("BRANCHDB_VFS_STEPS", 300));
   Workload w(seed);
   StoreFixture fx;
   TempDir native_dir;

@@ -3,8 +3,6 @@
 #include <catch2/catch.hpp>
 
 #include <cstdio>
-#include <cstdlib>
-#include <random>
 #include <vector>
 
 namespace branchdb::testing {
@@ -167,26 +165,6 @@ std::string IntegrityCheck(sqlite3* db) {
   if (rc != SQLITE_OK) return "<integrity_check failed: " + std::string(sqlite3_errmsg(db)) + ">";
   if (r == "ok\n") return "ok";
   return r;
-}
-
-uint64_t TestSeed(const char* test_name) {
-  uint64_t seed;
-  if (const char* env = std::getenv("BRANCHDB_SEED"); env != nullptr && *env != '\0') {
-    seed = std::strtoull(env, nullptr, 10);
-  } else {
-    seed = std::random_device{}();
-    seed = (seed << 32) ^ std::random_device{}();
-  }
-  std::printf("%s: seed %llu (reproduce with BRANCHDB_SEED=%llu)\n", test_name,
-              static_cast<unsigned long long>(seed), static_cast<unsigned long long>(seed));
-  std::fflush(stdout);
-  return seed;
-}
-
-int EnvInt(const char* name, int fallback) {
-  const char* v = std::getenv(name);
-  if (v == nullptr || *v == '\0') return fallback;
-  return std::atoi(v);
 }
 
 }  // namespace branchdb::testing

@@ -62,11 +62,6 @@ std::string IntegrityCheck(sqlite3* db);
 // 64-bit FNV-1a.
 uint64_t Fnv64(const std::string& s);
 
-// The seed of a randomized test: $BRANCHDB_SEED, else random; printed.
-uint64_t TestSeed(const char* test_name);
-// An integer from the environment, or fallback.
-int EnvInt(const char* name, int fallback);
-
 }  // namespace branchdb::testing
 
 #endif  // BRANCHDB_TESTS_VFS_VFS_TEST_UTIL_H_
