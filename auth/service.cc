@@ -2,6 +2,7 @@
 #include <algorithm>
 
 #include "auth/internal/service.h"
+#include "base/sha256.h"
 
 namespace branchdb::auth {
 
@@ -45,15 +46,6 @@ constexpr char kKeysFile[] = "keys.json";
 constexpr char kRevokedFile[] = "revoked.json";
 constexpr char kKeysDir[] = "keys";
 
-std::string Hex(std::string_view bytes) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : bytes) {
-    out.push_back(kDigits[c >> 4]);
-    out.push_back(kDigits[c & 15]);
-  }
-  return out;
-}
 
 // Reads path as a JSON object; nullopt (OK) when the file does not exist.
 Result<std::optional<json>> ReadJsonFile(Env* env, const std::string& path) {
@@ -252,7 +244,7 @@ Result<NewClient> AuthServiceImpl::CreateClient(const ClientSpec& spec) {
   out.client_secret = "bdbs_" + Base64UrlEncode(*secret_bytes);
   auto hash = HashSecret(out.client_secret, options_.pbkdf2_iterations);
   if (!hash.ok()) return hash.status();
-  out.info.client_id = "bdb_" + Hex(*id_bytes);
+  out.info.client_id = "bdb_" + HexLower(*id_bytes);
   out.info.name = spec.name;
   out.info.scopes = spec.scopes;
   out.info.projects = spec.projects;
@@ -337,7 +329,7 @@ Result<EnsureAdminResult> AuthServiceImpl::EnsureAdminClient(std::string_view to
   auto hash = HashSecret(secret, options_.pbkdf2_iterations);
   if (!hash.ok()) return hash.status();
   rec.secret_hash = *hash;
-  rec.info.client_id = "bdb_" + Hex(*id_bytes);
+  rec.info.client_id = "bdb_" + HexLower(*id_bytes);
   rec.info.name = "admin";
   rec.info.scopes = ScopeSet{Scope::kAdmin};
   rec.info.enabled = true;

@@ -1,40 +1,13 @@
 // Encoding of checkpoint annotations (see annotation.h).
 #include "catalog/annotation.h"
 
-#include <memory>
-
 #include <nlohmann/json.hpp>
-#include <openssl/evp.h>
 
+#include "base/sha256.h"
 #include "storage/vfs/vfs.h"
 
 namespace branchdb::catalog {
 namespace {
-
-std::string Sha256Hex(std::string_view data) {
-  // Fetched once: EVP_sha256() looks the implementation up again on every
-  // digest (OpenSSL 3's implicit fetch), which cost more than hashing a
-  // one-row script, done on every committed SQL transaction. The thread's
-  // context is reused (as auth's Sha256To does).
-  static EVP_MD* const kSha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
-  thread_local std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(),
-                                                                          &EVP_MD_CTX_free);
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  if (kSha256 == nullptr || ctx == nullptr ||
-      EVP_DigestInit_ex2(ctx.get(), kSha256, nullptr) != 1 ||
-      EVP_DigestUpdate(ctx.get(), data.data(), data.size()) != 1 ||
-      EVP_DigestFinal_ex(ctx.get(), md, &len) != 1) {
-    if (EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr) != 1) return "";
-  }
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out(2 * len, '\0');
-  for (unsigned int i = 0; i < len; ++i) {
-    out[2 * i] = kHex[md[i] >> 4];
-    out[2 * i + 1] = kHex[md[i] & 0xF];
-  }
-  return out;
-}
 
 bool KeepsScript(const Annotation& a) {
   return !a.sql.empty() && !a.sql_omitted && a.sql.size() + a.params_json.size() <= kMaxScriptBytes;

@@ -7,18 +7,10 @@
 #include <ctime>
 #include <map>
 
+#include "base/sha256.h"
+
 namespace branchdb::objstore {
 namespace {
-
-std::string Hex(const unsigned char* data, size_t n) {
-  static const char kDigits[] = "0123456789abcdef";
-  std::string out(n * 2, '0');
-  for (size_t i = 0; i < n; ++i) {
-    out[2 * i] = kDigits[data[i] >> 4];
-    out[2 * i + 1] = kDigits[data[i] & 15];
-  }
-  return out;
-}
 
 std::string Digest(const EVP_MD* md, std::string_view data) {
   unsigned char out[EVP_MAX_MD_SIZE];
@@ -137,7 +129,7 @@ std::string Authorization(const SigV4Request& request, const SigV4Credentials& c
   const std::string signature = HmacSha256(key, string_to_sign);
   return "AWS4-HMAC-SHA256 Credential=" + credentials.access_key_id + '/' + scope +
          ", SignedHeaders=" + SignedHeaderNames(request) + ", Signature=" +
-         Hex(reinterpret_cast<const unsigned char*>(signature.data()), signature.size());
+         HexLower(signature);
 }
 
 std::string AmzDate(int64_t unix_micros) {
@@ -149,14 +141,8 @@ std::string AmzDate(int64_t unix_micros) {
   return buf;
 }
 
-std::string Sha256Hex(std::string_view data) {
-  const std::string d = Digest(EVP_sha256(), data);
-  return Hex(reinterpret_cast<const unsigned char*>(d.data()), d.size());
-}
-
 std::string Md5Hex(std::string_view data) {
-  const std::string d = Digest(EVP_md5(), data);
-  return Hex(reinterpret_cast<const unsigned char*>(d.data()), d.size());
+  return HexLower(Digest(EVP_md5(), data));
 }
 
 std::string Md5Base64(std::string_view data) {

@@ -65,8 +65,8 @@ std::string Authorization(const SigV4Request& request, const SigV4Credentials& c
 // "20150830T123600Z" for a time in microseconds since the Unix epoch (UTC).
 std::string AmzDate(int64_t unix_micros);
 
-// Lower-case hex SHA-256 and MD5 of data; Base64 of MD5 (Content-MD5).
-std::string Sha256Hex(std::string_view data);
+// Lower-case hex MD5 of data (an ETag); Base64 of MD5 (Content-MD5).
+// (SHA-256: base/sha256.h.)
 std::string Md5Hex(std::string_view data);
 std::string Md5Base64(std::string_view data);
 

@@ -11,6 +11,8 @@
 #include <charconv>
 #include <memory>
 
+#include "base/sha256.h"
+
 namespace branchdb::auth::internal {
 namespace {
 
@@ -94,30 +96,6 @@ Result<std::string> RandomBytes(size_t n) {
     return Status::Unavailable("RAND_bytes failed");
   }
   return out;
-}
-
-std::string Sha256(std::string_view data) {
-  unsigned char md[32];
-  Sha256To(data, md);
-  return std::string(reinterpret_cast<char*>(md), sizeof md);
-}
-
-void Sha256To(std::string_view data, unsigned char out[32]) {
-  // Fetched once: EVP_sha256() makes every digest look the implementation up
-  // again (OpenSSL 3's implicit fetch, locks and a property query), which
-  // cost more than hashing a bearer token, done on every request. The
-  // thread's context is reused (EVP_DigestInit_ex2 keeps its provider
-  // context for the same digest), and nothing touches the heap.
-  static EVP_MD* const kSha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
-  thread_local std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(),
-                                                                          &EVP_MD_CTX_free);
-  unsigned int len = 0;
-  if (kSha256 == nullptr || ctx == nullptr ||
-      EVP_DigestInit_ex2(ctx.get(), kSha256, nullptr) != 1 ||
-      EVP_DigestUpdate(ctx.get(), data.data(), data.size()) != 1 ||
-      EVP_DigestFinal_ex(ctx.get(), out, &len) != 1) {
-    EVP_Digest(data.data(), data.size(), out, &len, EVP_sha256(), nullptr);
-  }
 }
 
 bool ConstantTimeEquals(std::string_view a, std::string_view b) {

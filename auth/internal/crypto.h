@@ -27,9 +27,6 @@ std::optional<std::string> Base64StdDecode(std::string_view text);
 
 // n cryptographically random bytes (RAND_bytes). Unavailable on failure.
 Result<std::string> RandomBytes(size_t n);
-std::string Sha256(std::string_view data);
-// The same 32 bytes written to out, without a heap allocation (per request).
-void Sha256To(std::string_view data, unsigned char out[32]);
 // CRYPTO_memcmp over equal lengths; false when the lengths differ.
 bool ConstantTimeEquals(std::string_view a, std::string_view b);
 

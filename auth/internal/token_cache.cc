@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "auth/internal/crypto.h"
+#include "base/sha256.h"
 
 namespace branchdb::auth::internal {
 namespace {

@@ -1,9 +1,8 @@
 #include "server/http/idempotency.h"
 
-#include <openssl/evp.h>
 #include <sqlite3.h>
 
-#include <cstdio>
+#include "base/sha256.h"
 
 namespace branchdb::server::http {
 namespace {
@@ -34,17 +33,7 @@ class Stmt {
 
 std::string RequestFingerprint(const std::string& method, const std::string& target,
                                const std::string& body) {
-  std::string input = method + " " + target + "\n" + body;
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(input.data(), input.size(), digest, &len, EVP_sha256(), nullptr);
-  std::string hex;
-  char buf[3];
-  for (unsigned int i = 0; i < len; ++i) {
-    std::snprintf(buf, sizeof buf, "%02x", digest[i]);
-    hex += buf;
-  }
-  return hex;
+  return Sha256Hex(method + " " + target + "\n" + body);
 }
 
 IdempotencyStore::IdempotencyStore(sqlite3* db, Clock* clock, int64_t ttl_seconds)

@@ -4,6 +4,7 @@
 // GetObject example (examplebucket, Range: bytes=0-9).
 #include <catch2/catch.hpp>
 
+#include "base/sha256.h"
 #include "objstore/sigv4.h"
 
 namespace branchdb::objstore {
@@ -101,7 +102,13 @@ TEST_CASE("header values are trimmed and inner spaces folded; names lower-cased"
 
 TEST_CASE("AmzDate formats UTC time; digests match their known values") {
   CHECK(AmzDate(1440938160000000) == "20150830T123600Z");
-  CHECK(Sha256Hex("") == kEmptyHash);
+  CHECK(Sha256Hex("") == kEmptyHash);  // base/sha256.h, which SigV4 signs with
+  CHECK(Sha256Hex("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  CHECK(Sha256("abc") == std::string("\xba\x78\x16\xbf\x8f\x01\xcf\xea\x41\x41\x40\xde\x5d\xae"
+                                     "\x22\x23\xb0\x03\x61\xa3\x96\x17\x7a\x9c\xb4\x10\xff\x61"
+                                     "\xf2\x00\x15\xad",
+                                     32));
+  CHECK(HexLower(std::string("\x00\x7f\x80\xff", 4)) == "007f80ff");
   CHECK(Md5Hex("") == "d41d8cd98f00b204e9800998ecf8427e");
   CHECK(Md5Base64("") == "1B2M2Y8AsgTpgAmY7PhCfg==");
 }
