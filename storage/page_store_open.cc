@@ -336,7 +336,9 @@ Status PageStoreImpl::Recover() {
     WriterLock state(state_mu_);
     ApplyRemovals(plan);
   }
-  next_segment_ = std::max(max_number, manifest.next_segment) + 1;
+  // Above every number found (a dropped one's too) and every number the
+  // manifest can name (it was written with the next number to use).
+  next_segment_ = std::max(max_number + 1, manifest.next_segment);
   BRANCHDB_RETURN_IF_ERROR(OpenTail(std::move(tail), manifest_current));
   opened_ = true;
   return Status::OK();
