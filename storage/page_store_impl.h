@@ -357,7 +357,7 @@ class PageStoreImpl final : public PageStore {
   // Recover listed no directory: the first GC deletes *.tmp (under gc_mu_).
   bool tmp_unchecked_ = false;
   // During Recover: each segment's file and header, as DropSupersededSegments
-  // read them (LoadIndexedSegment reads neither again).
+  // read them (LoadIndexedSegment and LoadSegment read neither again).
   std::map<uint64_t, std::pair<std::shared_ptr<RandomAccessFile>, SegmentHeader>> open_headers_;
   // A clean close (the destructor): seals the active segment when it holds
   // a record and writes MANIFEST, so that the next Open scans no tail; a

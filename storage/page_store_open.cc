@@ -136,13 +136,21 @@ Status PageStoreImpl::LoadSegment(uint64_t number, bool newest_log, bool* sealed
   auto size_or = env_->GetFileSize(path);
   if (!size_or.ok()) return size_or.status();
   *size = *size_or;
-  auto file_or = env_->NewRandomAccessFile(path);
-  if (!file_or.ok()) return file_or.status();
-  std::shared_ptr<RandomAccessFile> shared_file(std::move(*file_or));
-  RandomAccessFile* file = shared_file.get();
+  std::shared_ptr<RandomAccessFile> shared_file;
   SegmentHeader h;
   size_t header_len = 0;
-  BRANCHDB_RETURN_IF_ERROR(ReadSegmentHeader(file, number, &h, &header_len));
+  if (auto opened = open_headers_.find(number); opened != open_headers_.end()) {
+    // DropSupersededSegments opened it and read its header: neither again.
+    shared_file = opened->second.first;
+    h = opened->second.second;
+    header_len = kSegmentHeaderMinSize + 8 * h.supersedes.size();
+  } else {  // a described newest segment at another size (CheckNewestDescribed)
+    auto file_or = env_->NewRandomAccessFile(path);
+    if (!file_or.ok()) return file_or.status();
+    shared_file = std::move(*file_or);
+    BRANCHDB_RETURN_IF_ERROR(ReadSegmentHeader(shared_file.get(), number, &h, &header_len));
+  }
+  RandomAccessFile* file = shared_file.get();
   if (h.number != number) {
     return Status::Corruption(SegmentFileName(number) + ": header names segment " +
                               std::to_string(h.number));
@@ -186,6 +194,11 @@ Status PageStoreImpl::LoadSegment(uint64_t number, bool newest_log, bool* sealed
     BRANCHDB_RETURN_IF_ERROR(env_->TruncateFile(path, valid_end));
     *size = valid_end;
   }
+  // Reads of the tail's records use the handle the scan read them with
+  // (OpenTail opens the file once more, to append: the Env has no file that
+  // does both).
+  MutexLock lock(files_mu_);
+  files_[static_cast<uint32_t>(number)] = std::move(shared_file);
   return Status::OK();
 }
 
@@ -323,7 +336,9 @@ Status PageStoreImpl::Recover() {
     WriterLock state(state_mu_);
     ApplyRemovals(plan);
   }
-  next_segment_ = std::max(max_number, manifest.next_segment) + 1;
+  // Above every number found (a dropped one's too) and every number the
+  // manifest can name (it was written with the next number to use).
+  next_segment_ = std::max(max_number + 1, manifest.next_segment);
   BRANCHDB_RETURN_IF_ERROR(OpenTail(std::move(tail), manifest_current));
   opened_ = true;
   return Status::OK();
@@ -495,6 +510,9 @@ Status PageStoreImpl::DropUnstartedSegment(const Described& described,
   SegmentHeader h;
   size_t len = 0;
   Status header = ReadSegmentHeader(file->get(), numbers->back(), &h, &len);
+  if (header.ok()) {  // a segment started, nothing written to it: read as any other
+    open_headers_[numbers->back()] = {std::shared_ptr<RandomAccessFile>(std::move(*file)), h};
+  }
   if (!header.IsCorruption()) return header;
   BRANCHDB_RETURN_IF_ERROR(env_->DeleteFile(path));
   numbers->pop_back();
@@ -544,12 +562,15 @@ Status PageStoreImpl::DropSupersededSegments(const Described& described,
       }
       continue;
     }
-    auto file = env_->NewRandomAccessFile(SegmentPath(n));
-    if (!file.ok()) return file.status();
-    SegmentHeader h;
-    size_t len = 0;
-    BRANCHDB_RETURN_IF_ERROR(ReadSegmentHeader(file->get(), n, &h, &len));
-    open_headers_[n] = {std::shared_ptr<RandomAccessFile>(std::move(*file)), h};
+    if (open_headers_.count(n) == 0) {  // DropUnstartedSegment may have read it
+      auto file = env_->NewRandomAccessFile(SegmentPath(n));
+      if (!file.ok()) return file.status();
+      SegmentHeader h;
+      size_t len = 0;
+      BRANCHDB_RETURN_IF_ERROR(ReadSegmentHeader(file->get(), n, &h, &len));
+      open_headers_[n] = {std::shared_ptr<RandomAccessFile>(std::move(*file)), h};
+    }
+    const SegmentHeader& h = open_headers_[n].second;
     if (h.flags & kSegmentFlagCompacted) {
       superseded.insert(superseded.end(), h.supersedes.begin(), h.supersedes.end());
     } else {

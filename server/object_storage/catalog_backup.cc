@@ -151,6 +151,7 @@ struct CatalogBackup::Impl {
   Mutex pass_mu;  // held for a whole pass; before mu
   std::map<std::string, ProjectBackup> projects GUARDED_BY(pass_mu);  // by id
   FenceCache fences GUARDED_BY(pass_mu);  // fences read (written once: kept)
+  SegmentHeaders headers;  // what the segments' headers said (its own lock)
 
   mutable Mutex mu ACQUIRED_AFTER(pass_mu);  // a leaf
   CatalogBackupStats stats GUARDED_BY(mu);
@@ -228,6 +229,8 @@ struct CatalogBackup::Impl {
     StorePosition pos;
     auto names = options.env->GetChildren(JoinPath(JoinPath(options.data_dir, "projects"), id));
     if (!names.ok()) return pos;
+    const std::string dir = JoinPath(JoinPath(options.data_dir, "projects"), id);
+    headers.Prune(dir, *names);  // compacted away
     std::vector<std::pair<int64_t, std::string>> segments;
     for (const std::string& name : *names) {
       if (int64_t n = ParseSegmentNumber(name); n >= 0) segments.emplace_back(n, name);
@@ -236,10 +239,9 @@ struct CatalogBackup::Impl {
     std::sort(segments.begin(), segments.end());
     // Compaction numbers its outputs above the active segment: the newest
     // segment that is no output is the tail.
-    const std::string dir = JoinPath(JoinPath(options.data_dir, "projects"), id);
     auto any = [](const std::string&) { return true; };
     while (segments.size() > 1 && CompactionOutputFate(options.env, dir, segments.back().second,
-                                                       any) != OutputFate::kNotOutput) {
+                                                       any, &headers) != OutputFate::kNotOutput) {
       pos.older.push_back(std::move(segments.back().second));
       segments.pop_back();
     }
@@ -276,7 +278,8 @@ struct CatalogBackup::Impl {
     };
     for (const std::string& name : pos.older) {
       if (log.sealed.count(name) || !options.env->FileExists(JoinPath(dir, name))) continue;
-      if (CompactionOutputFate(options.env, dir, name, accounted) != OutputFate::kRedundant) {
+      if (CompactionOutputFate(options.env, dir, name, accounted, &headers) !=
+          OutputFate::kRedundant) {
         return false;
       }
     }

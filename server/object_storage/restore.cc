@@ -119,12 +119,15 @@ class Restorer {
   // by the same rule), and beside them it would not open without the
   // store's GCSTATE. Not recorded either: it is not part of the restored
   // store.
+  // Footers are not decoded here (the staged store's Open decodes each one):
+  // only when an output is kept does DropRedundantOutputs read them.
   Status FetchSegments(const std::string& id, const BucketLog& log, const std::string& dir,
                        int64_t* newest, UploadRecord* uploaded) {
     *newest = -1;
     for (const auto& [name, piece] : log.sealed) {
       *newest = std::max(*newest, ParseSegmentNumber(name));
-      auto data = FetchSealed(log, piece);
+      bool output = false;
+      auto data = FetchSealed(log, piece, &output);
       if (!data.ok()) return data.status();
       if (!*data) {
         ++stats_.outputs_skipped;
@@ -133,7 +136,8 @@ class Restorer {
         continue;
       }
       BRANCHDB_RETURN_IF_ERROR(WriteSynced(env_, JoinPath(dir, name), **data));
-      NoteRecords(name, **data);
+      staged_.push_back(name);
+      output_kept_ = output_kept_ || output;
       uploaded->sealed[name] = {piece.info.size, piece.info.etag, piece.epoch};
       ++stats_.segments;
       stats_.bytes += (*data)->size();
@@ -145,8 +149,10 @@ class Restorer {
   // whose superseded segments are all in log. Its first kHeadProbe bytes
   // come first (a ranged GET; the whole of a segment up to twice that size,
   // in one request as before), then the rest: a skipped output costs at
-  // most that read, a larger segment as written one request more.
-  Result<std::optional<std::string>> FetchSealed(const BucketLog& log, const LogPiece& piece) {
+  // most that read, a larger segment as written one request more. *output:
+  // its header says a compaction wrote it.
+  Result<std::optional<std::string>> FetchSealed(const BucketLog& log, const LogPiece& piece,
+                                                 bool* output) {
     constexpr uint64_t kHeadProbe = 1 << 20;
     const uint64_t first = piece.info.size <= 2 * kHeadProbe ? piece.info.size : kHeadProbe;
     auto data = client_.GetRange(piece.info.key, 0, first);
@@ -167,6 +173,8 @@ class Restorer {
       *data += *rest;
     }
     BRANCHDB_RETURN_IF_ERROR(Verify(piece.info, *data));
+    *output = sf::DecodeSegmentHeader(*data, &h, &len).ok() &&
+              (h.flags & sf::kSegmentFlagCompacted) != 0;
     return std::optional<std::string>(std::move(*data));
   }
 
@@ -205,8 +213,16 @@ class Restorer {
   // not open without the store's GCSTATE (docs/object-storage.md,
   // "Compaction's outputs": an output of an output an older build left out
   // of the bucket).
+  // Without a kept output (the usual case: this build's outputs are skipped
+  // by their header) it reads nothing.
   Status DropRedundantOutputs(const std::string& id, const std::string& dir,
                               UploadRecord* uploaded) {
+    if (!output_kept_) return Status::OK();
+    for (const std::string& name : staged_) {
+      auto data = env_->ReadFileToString(JoinPath(dir, name));
+      if (!data.ok()) return data.status();
+      NoteRecords(name, *data);
+    }
     std::sort(written_.begin(), written_.end());
     auto in_written = [this](storage::Lsn lsn) {
       auto it = std::upper_bound(written_.begin(), written_.end(),
@@ -413,6 +429,8 @@ class Restorer {
     }
     outputs_.clear();
     written_.clear();
+    staged_.clear();
+    output_kept_ = false;
     BRANCHDB_RETURN_IF_ERROR(FetchSegments(id, log, staging, &newest_sealed, &uploaded));
     BRANCHDB_RETURN_IF_ERROR(DropRedundantOutputs(id, staging, &uploaded));
     point_.sealed_segments = stats_.segments - before.segments;
@@ -584,6 +602,8 @@ class Restorer {
   // LSN ranges of the segments as written.
   std::map<std::string, std::vector<storage::Lsn>> outputs_;
   std::vector<std::pair<storage::Lsn, storage::Lsn>> written_;
+  std::vector<std::string> staged_;  // the sealed segments it staged
+  bool output_kept_ = false;         // one of them is a compaction's output
   std::function<Status()> replace_local_;  // RunOne's, when a local copy is replaced
 };
 

@@ -21,8 +21,6 @@
 namespace branchdb::server {
 namespace {
 
-constexpr std::string_view kTrailerMagic = "BRDBFTR1";  // docs/storage-format.md
-
 // The number of "seg-NNNNNN.log"; -1 for any other name.
 int64_t SegmentNumber(const std::string& name) {
   constexpr std::string_view kPrefix = "seg-", kSuffix = ".log";
@@ -42,8 +40,6 @@ using Tail = UploadRecord::Tail;
 
 constexpr std::string_view kTailTag = "tail:";  // the record's tail line
 constexpr std::string_view kLeftOutTag = "skip:";  // an output an older build left out
-
-namespace sf = storage::internal;  // the segment header (docs/storage-format.md)
 
 struct Pending {
   std::string project;
@@ -109,18 +105,17 @@ std::string UploadRecordPath(const std::string& data_dir, const std::string& pro
 }
 
 OutputFate CompactionOutputFate(Env* env, const std::string& dir, const std::string& name,
-                                const std::function<bool(const std::string&)>& accounted) {
-  auto file = env->NewRandomAccessFile(JoinPath(dir, name));
-  if (!file.ok()) return OutputFate::kNotOutput;  // uploaded as any segment (or not found)
-  sf::SegmentHeader h;
-  size_t len = 0;
-  const auto self = static_cast<uint64_t>(SegmentNumber(name));  // names it in an error
-  if (!sf::ReadSegmentHeader(file->get(), self, &h, &len).ok() ||
-      (h.flags & sf::kSegmentFlagCompacted) == 0) {
-    return OutputFate::kNotOutput;
-  }
+                                const std::function<bool(const std::string&)>& accounted,
+                                SegmentHeaders* headers) {
+  const std::string path = JoinPath(dir, name);
+  SegmentHeaders once;  // without a cache: read, and forgotten
+  SegmentHeaders* h = headers != nullptr ? headers : &once;
+  auto size = env->GetFileSize(path);
+  if (!size.ok()) return OutputFate::kNotOutput;  // uploaded as any segment (or not found)
+  auto facts = h->Get(env, path, *size, /*trailer=*/false);
+  if (!facts.ok() || !facts->output) return OutputFate::kNotOutput;
   OutputFate fate = OutputFate::kRedundant;
-  for (uint64_t number : h.supersedes) {
+  for (uint64_t number : facts->supersedes) {
     const std::string superseded = SegmentName(number);
     if (accounted(superseded)) continue;
     if (!env->FileExists(JoinPath(dir, superseded))) return OutputFate::kOnlyCopy;
@@ -166,6 +161,10 @@ struct SegmentUploader::Impl {
     bool tail_unrecorded GUARDED_BY(mu) = false;
     // The tail's recorded point last reported behind (UploadTail): logged once.
     std::string behind_reported GUARDED_BY(mu);
+    // Older epochs' tail chunks in the bucket, by segment name, as listed
+    // once for the epoch `chunks_epoch` (-1: not listed) (DropOlderChunks).
+    std::map<std::string, std::vector<std::string>> older_chunks GUARDED_BY(mu);
+    int64_t chunks_epoch GUARDED_BY(mu) = -1;
   };
 
   SegmentUploaderOptions options;
@@ -179,6 +178,7 @@ struct SegmentUploader::Impl {
 
   mutable Mutex mu;  // a leaf
   UploadStats stats GUARDED_BY(mu);
+  SegmentHeaders headers;  // of the segments FindPending found waiting (its own lock)
   PassThread passes;  // last: stopped (joined) before the rest goes
 
   std::string StatePath(const std::string& project) const {
@@ -225,16 +225,6 @@ struct SegmentUploader::Impl {
     return data;
   }
 
-  // True when path ends with the trailer's magic.
-  bool EndsWithTrailer(const std::string& path, uint64_t size) {
-    if (size < kTrailerMagic.size()) return false;
-    auto file = options.env->NewRandomAccessFile(path);
-    if (!file.ok()) return false;
-    char magic[8];
-    auto n = (*file)->Read(size - sizeof(magic), sizeof(magic), magic);
-    return n.ok() && *n == sizeof(magic) && std::string_view(magic, sizeof(magic)) == kTrailerMagic;
-  }
-
   // The project's sealed segments not yet uploaded, in number order: those
   // below its active segment `active` (0: unknown, then all but the newest).
   // A compaction numbers its output above the active segment; in the bucket
@@ -249,6 +239,7 @@ struct SegmentUploader::Impl {
     const std::string dir = JoinPath(projects_dir, project);
     auto names = options.env->GetChildren(dir);
     if (!names.ok()) return pending;  // not a directory, or deleted meanwhile
+    headers.Prune(dir, *names);  // compacted away
     std::vector<std::pair<int64_t, std::string>> segments;
     for (const std::string& name : *names) {
       if (int64_t n = SegmentNumber(name); n >= 0) segments.emplace_back(n, name);
@@ -266,10 +257,13 @@ struct SegmentUploader::Impl {
     };
     for (const auto& [number, name] : segments) {
       if (sealed.count(name) || number >= limit) continue;
+      // A stat; its header and trailer are read once while it waits here.
       const std::string path = JoinPath(dir, name);
       auto size = options.env->GetFileSize(path);
-      if (!size.ok() || !EndsWithTrailer(path, *size)) continue;
-      const OutputFate fate = CompactionOutputFate(options.env, dir, name, accounted);
+      if (!size.ok()) continue;
+      auto facts = headers.Get(options.env, path, *size, /*trailer=*/true);
+      if (!facts.ok() || !facts->sealed) continue;
+      const OutputFate fate = CompactionOutputFate(options.env, dir, name, accounted, &headers);
       if (fate == OutputFate::kWaits) continue;
       // Not needed by a restore: only once the store says which segment is
       // active (without it, the highest number may be an output above it).
@@ -281,13 +275,48 @@ struct SegmentUploader::Impl {
 
   // Deletes the tail chunks of a segment whose sealed copy is verified in
   // the bucket (best effort: a chunk left behind is only garbage).
-  // The chunks of segment name that epoch wrote (those of older epochs stay,
-  // ignored by a restore once the sealed copy is in: bucket_log.h).
+  // The chunks of segment name that epoch wrote (those of older epochs:
+  // DropOlderChunks).
   void DropTailChunks(const std::string& project, const std::string& name, int64_t epoch) {
     const std::string dir = SegmentObjectKey(options.prefix, project, "tail/" + name + "/", epoch);
     auto listed = client->ListAll(dir);
     if (!listed.ok()) return;
     for (const objstore::ObjectInfo& o : *listed) (void)client->Delete(o.key);
+  }
+
+  // Deletes the tail chunks that epochs before `epoch` wrote of the
+  // segments recorded verified in the bucket (p.rec.sealed: uploaded by this
+  // node, or taken by the restore it took the project over with). A restore
+  // reads no chunk of a segment whose sealed copy the fences allow
+  // (bucket_log.h), and every later taker's fence allows those (its listing
+  // sees them: sealed copies are never deleted). The project's keys are
+  // listed once per epoch; chunks an older epoch lands after that listing
+  // are fenced off (never read) and stay. Best effort, as DropTailChunks.
+  // REQUIRES: this node owns the project with `epoch` (checked just before).
+  void DropOlderChunks(const std::string& project, Project& p, int64_t epoch) REQUIRES(p.mu) {
+    if (epoch <= 0) return;  // no older epoch
+    if (p.chunks_epoch != epoch) {
+      const std::string root = SegmentObjectKey(options.prefix, project, "");
+      auto listed = client->ListAll(root);
+      if (!listed.ok()) return;  // tried again after the next seal
+      p.older_chunks.clear();
+      for (const objstore::ObjectInfo& o : *listed) {
+        int64_t e = 0;
+        std::string name;
+        if (!SplitEpoch(o.key.substr(root.size()), &e, &name) || e >= epoch) continue;
+        if (name.rfind("tail/", 0) != 0 || name.find('/', 5) == std::string::npos) continue;
+        p.older_chunks[name.substr(5, name.find('/', 5) - 5)].push_back(o.key);
+      }
+      p.chunks_epoch = epoch;
+    }
+    for (auto it = p.older_chunks.begin(); it != p.older_chunks.end();) {
+      if (p.rec.sealed.count(it->first) == 0) {
+        ++it;  // the only copy of its bytes, maybe: kept
+        continue;
+      }
+      for (const std::string& key : it->second) (void)client->Delete(key);
+      it = p.older_chunks.erase(it);
+    }
   }
 
   // The epoch this node may upload project with now (0 without [cluster]).
@@ -322,6 +351,7 @@ struct SegmentUploader::Impl {
       if (was_left_out) p.rec.left_out.insert(pd.name);
       return written.WithContext("upload state of project " + pd.project);
     }
+    headers.Forget(path);  // recorded: FindPending never asks again
     // Its chunks go only while this node still owns the project with that
     // epoch: a new owner may have restored from them (a paused old owner's
     // sealed copy, landing late, is fenced off; its chunks must stay). A
@@ -329,6 +359,7 @@ struct SegmentUploader::Impl {
     if (pd.redundant) return Status::OK();
     if (auto still = MayUpload(pd.project); still.ok() && *still == *epoch) {
       DropTailChunks(pd.project, pd.name, *epoch);
+      DropOlderChunks(pd.project, p, *epoch);
     }
     return Status::OK();
   }
@@ -465,6 +496,8 @@ struct SegmentUploader::Impl {
       p.loaded = false;  // read again once allowed (a takeover rewrites the file)
       p.rec = UploadRecord{};
       p.tail_unrecorded = false;
+      p.older_chunks.clear();
+      p.chunks_epoch = -1;
       return may.status();
     }
     std::vector<Pending> pending = FindPending(project, p, d ? d->segment : 0);

@@ -41,11 +41,13 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "base/env.h"
 #include "base/status.h"
 #include "objstore/s3_client.h"
 #include "server/object_storage/pass_thread.h"
+#include "server/object_storage/segment_headers.h"
 #include "storage/page_store.h"
 
 namespace spdlog {
@@ -217,8 +219,11 @@ std::string UploadRecordPath(const std::string& data_dir, const std::string& pro
 // its outputs are always kRedundant; the other two are for stores of older
 // builds.
 enum class OutputFate { kNotOutput, kRedundant, kWaits, kOnlyCopy };
+// headers (optional): what the file's header said is taken from there (a
+// stat, no read, when it knows the file at its size).
 OutputFate CompactionOutputFate(Env* env, const std::string& dir, const std::string& name,
-                                const std::function<bool(const std::string&)>& accounted);
+                                const std::function<bool(const std::string&)>& accounted,
+                                SegmentHeaders* headers = nullptr);
 
 // Which of project_id's segments a compaction may rewrite or delete
 // (storage::GcOptions::may_rewrite), as its upload record in data_dir says

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <map>
 #include <thread>
 
 #include "base/coding.h"
@@ -50,6 +51,41 @@ void WriteAt(Env& env, const std::string& path, uint64_t offset, std::string_vie
   REQUIRE(f.ok());
   REQUIRE((*f)->Append(*data).ok());
   REQUIRE((*f)->Sync().ok());
+}
+
+// Counts the opens of each segment file by its number: to read, to write.
+class OpenCountingEnv : public EnvWrapper {
+ public:
+  explicit OpenCountingEnv(Env* target) : EnvWrapper(target) {}
+  Result<std::unique_ptr<RandomAccessFile>> NewRandomAccessFile(const std::string& path) override {
+    ++reads[Number(path)];
+    return EnvWrapper::NewRandomAccessFile(path);
+  }
+  Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path,
+                                                        OpenMode mode) override {
+    ++writes[Number(path)];
+    return EnvWrapper::NewWritableFile(path, mode);
+  }
+  void Clear() {
+    reads.clear();
+    writes.clear();
+  }
+  std::map<uint64_t, int> reads, writes;  // 0: not a segment
+
+ private:
+  static uint64_t Number(const std::string& path) {
+    uint64_t n = 0;
+    return internal::ParseSegmentFileName(path.substr(path.rfind('/') + 1), &n) ? n : 0;
+  }
+};
+
+// The number of the newest segment file in dir.
+uint64_t NewestNumber(Env& env, const std::string& dir) {
+  const std::vector<std::string> files = SegmentFiles(env, dir);
+  REQUIRE(!files.empty());
+  uint64_t n = 0;
+  REQUIRE(internal::ParseSegmentFileName(files.back().substr(files.back().rfind('/') + 1), &n));
+  return n;
 }
 
 void FlipByte(Env& env, const std::string& path, uint64_t offset) {
@@ -138,6 +174,56 @@ TEST_CASE("Open reads the footers of sealed segments, not their pages") {
   CHECK(read < disk / 10);
   CHECK(f.ReadAt(last, 51) == PageData(5199));
   CHECK(f.ReadAt(last, 1) == PageData(151));
+}
+
+// Open opens the unsealed tail's file once to read it (its header, its
+// records; reads after Open use the same handle) and once to append to it.
+TEST_CASE("Open opens the tail once to read it and once to append to it") {
+  OpenCountingEnv counting(Env::Default());
+  StoreFixture f(8 << 10, &counting);
+  const TimelineId t = f.Create(0);
+  std::vector<Lsn> lsns;
+  for (int i = 0; i < 12; ++i) lsns.push_back(f.Commit(t, {{1, 100u + i}, {2, 200u + i}}, 2));
+  const Snapshot before = TakeSnapshot(f.store());
+  const uint64_t tail = NewestNumber(f.env(), f.path());
+  REQUIRE(tail > 1);  // sealed segments below it
+
+  SECTION("a tail with records, after a clean close") {
+    f.Close();
+    counting.Clear();
+    f.Reopen();
+    CHECK(counting.reads[tail] == 1);
+    CHECK(counting.writes[tail] == 1);
+    CHECK(f.ReadAt(lsns.back(), 1) == PageData(111));  // its records: the same handle
+    CHECK(counting.reads[tail] == 1);
+    RequireSameSnapshot(before, TakeSnapshot(f.store()));
+  }
+  SECTION("a torn tail, cut") {
+    f.Close();
+    const std::string path = SegmentFiles(f.env(), f.path()).back();
+    REQUIRE(f.env().TruncateFile(path, *f.env().GetFileSize(path) - 10).ok());
+    counting.Clear();
+    f.Reopen();
+    CHECK(counting.reads[tail] == 1);
+    CHECK(counting.writes[tail] == 1);
+    CHECK(f.store().LastLsn() == lsns.back() - 1);
+    CHECK(f.ReadAt(lsns[lsns.size() - 2], 2) == PageData(210));
+    CHECK(counting.reads[tail] == 1);
+  }
+  SECTION("a tail of a header only (started by an Open, nothing written)") {
+    f.options().seal_on_close = true;
+    f.Reopen();
+    f.Close();   // seals the tail
+    f.Reopen();  // starts a new segment
+    f.Close();   // nothing in it to seal
+    const uint64_t empty = NewestNumber(f.env(), f.path());
+    REQUIRE(empty > tail);
+    counting.Clear();
+    f.Reopen();
+    CHECK(counting.reads[empty] == 1);
+    CHECK(counting.writes[empty] == 1);
+    RequireSameSnapshot(before, TakeSnapshot(f.store()));
+  }
 }
 
 TEST_CASE("A torn tail is truncated and the store continues") {

@@ -528,6 +528,7 @@ WorkloadRun RunWorkload(const std::string& dir, Env* env, FaultInjectionEnv* fau
   store_options.env = env;
   store_options.segment_bytes = options.segment_bytes;
   store_options.preallocate_bytes = options.preallocate_bytes;
+  store_options.seal_on_close = options.seal_on_close;
   store_options.cache_bytes = 4 * kPageSize;  // reads reach the files
   const uint64_t fired_before = fault_env ? fault_env->FaultsFired() : 0;
   auto opened = PageStore::Open(store_options, dir);

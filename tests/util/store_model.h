@@ -132,6 +132,8 @@ struct WorkloadOptions {
   // Repeat the script this many times (more records, more rolls).
   int rounds = 1;
   bool with_gc = true;
+  // seal_on_close of the store: the run ends with a sealed segment, no tail.
+  bool seal_on_close = false;
 };
 
 // Opens a store in dir with env, runs the fixed script (create timelines,
