@@ -177,9 +177,7 @@ TEST_CASE("power-loss check catches skipped fsyncs (harness self-test)", "[fault
 // durable segment and every number its MANIFEST or GCSTATE can name.
 TEST_CASE("a segment Open starts takes the next number: none skipped, none used twice",
           "[fault]") {
-  const uint64_t seed = SeedFromEnv();
-  std::fprintf(stderr, "store_power_loss_test seed=%llu (BRANCHDB_SEED to reproduce)\n",
-               static_cast<unsigned long long>(seed));
+  const uint64_t seed = TestSeed("store_power_loss_test segment numbers");
   std::mt19937_64 rng(seed);
   TempDir dir(FastTestDirBase());
   const std::string db = dir.Sub("db");

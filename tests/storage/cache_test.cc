@@ -15,11 +15,14 @@
 #include "storage/page_store.h"
 #include "tests/storage/store_test_util.h"
 #include "tests/util/temp_dir.h"
+#include "tests/util/test_env.h"
 
 using namespace branchdb;
 using namespace branchdb::storage;
 
 namespace {
+
+using ::branchdb::testing::TestSeed;
 
 CacheKey Page(uint64_t owner, uint64_t lsn, uint64_t pgno = 1) {
   return CacheKey{owner, CacheKind::kPage, lsn, pgno};
@@ -138,8 +141,7 @@ TEST_CASE("EraseOwner drops one owner's entries and keeps the others'") {
 }
 
 TEST_CASE("concurrent lookups, inserts and erases keep the cache within its capacity") {
-  const uint64_t seed = std::random_device()();
-  std::printf("seed %llu\n", static_cast<unsigned long long>(seed));
+  const uint64_t seed = TestSeed("storage_cache_test concurrent");
   INFO("seed " << seed);
   auto cache = Cache::Create(64 << 10);  // 16 shards of 4 KiB
   std::vector<uint64_t> owners;

@@ -18,9 +18,12 @@
 #include "base/crc32c.h"
 #include "storage/log_format.h"
 #include "tests/storage/store_test_util.h"
+#include "tests/util/test_env.h"
 
 namespace branchdb::storage::testing {
 namespace {
+
+using ::branchdb::testing::TestSeed;
 
 // What a record was written with.
 struct Written {
@@ -351,9 +354,8 @@ TEST_CASE("A damaged record meta with no intact copy is a Corruption for the cal
 }
 
 TEST_CASE("A long history over many sealed segments reads as written, across GC and restarts") {
-  const uint64_t seed = std::random_device{}();
+  const uint64_t seed = TestSeed("record_meta_test long history");
   INFO("seed " << seed);
-  std::printf("record_meta_test long history: seed %llu\n", static_cast<unsigned long long>(seed));
   std::mt19937_64 rng(seed);
   MetaFixture m(16 << 10, 64 << 10);  // ~10 records per segment; a cache of a few metas
   std::vector<TimelineId> timelines{m.Create(0, "t0")};
