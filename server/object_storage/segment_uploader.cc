@@ -161,9 +161,10 @@ struct SegmentUploader::Impl {
     bool tail_unrecorded GUARDED_BY(mu) = false;
     // The tail's recorded point last reported behind (UploadTail): logged once.
     std::string behind_reported GUARDED_BY(mu);
-    // Older epochs' tail chunks in the bucket, by segment name, as listed
-    // once for the epoch `chunks_epoch` (-1: not listed) (DropOlderChunks).
-    std::map<std::string, std::vector<std::string>> older_chunks GUARDED_BY(mu);
+    // Tail chunks in the bucket, by segment name, as listed once for the
+    // epoch `chunks_epoch` (-1: not listed since this uploader started)
+    // (DropLeftoverChunks).
+    std::map<std::string, std::vector<std::string>> listed_chunks GUARDED_BY(mu);
     int64_t chunks_epoch GUARDED_BY(mu) = -1;
   };
 
@@ -275,8 +276,8 @@ struct SegmentUploader::Impl {
 
   // Deletes the tail chunks of a segment whose sealed copy is verified in
   // the bucket (best effort: a chunk left behind is only garbage).
-  // The chunks of segment name that epoch wrote (those of older epochs:
-  // DropOlderChunks).
+  // The chunks of segment name that epoch wrote (those of older epochs, and
+  // those a crash left: DropLeftoverChunks).
   void DropTailChunks(const std::string& project, const std::string& name, int64_t epoch) {
     const std::string dir = SegmentObjectKey(options.prefix, project, "tail/" + name + "/", epoch);
     auto listed = client->ListAll(dir);
@@ -284,38 +285,40 @@ struct SegmentUploader::Impl {
     for (const objstore::ObjectInfo& o : *listed) (void)client->Delete(o.key);
   }
 
-  // Deletes the tail chunks that epochs before `epoch` wrote of the
-  // segments recorded verified in the bucket (p.rec.sealed: uploaded by this
-  // node, or taken by the restore it took the project over with). A restore
-  // reads no chunk of a segment whose sealed copy the fences allow
+  // Deletes the tail chunks, of `epoch` or an older one, of the segments
+  // recorded verified in the bucket (p.rec.sealed: uploaded by this node, or
+  // taken by the restore it took the project over with): older epochs'
+  // (DropTailChunks deletes only its own epoch's), and this epoch's that a
+  // crash between a sealed upload's record and DropTailChunks left. A
+  // restore reads no chunk of a segment whose sealed copy the fences allow
   // (bucket_log.h), and every later taker's fence allows those (its listing
   // sees them: sealed copies are never deleted). The project's keys are
-  // listed once per epoch; chunks an older epoch lands after that listing
-  // are fenced off (never read) and stay. Best effort, as DropTailChunks.
+  // listed once per epoch and uploader start; chunks an older epoch lands
+  // after that listing are fenced off (never read) and stay. Best effort,
+  // as DropTailChunks.
   // REQUIRES: this node owns the project with `epoch` (checked just before).
-  void DropOlderChunks(const std::string& project, Project& p, int64_t epoch) REQUIRES(p.mu) {
-    if (epoch <= 0) return;  // no older epoch
+  void DropLeftoverChunks(const std::string& project, Project& p, int64_t epoch) REQUIRES(p.mu) {
     if (p.chunks_epoch != epoch) {
       const std::string root = SegmentObjectKey(options.prefix, project, "");
       auto listed = client->ListAll(root);
       if (!listed.ok()) return;  // tried again after the next seal
-      p.older_chunks.clear();
+      p.listed_chunks.clear();
       for (const objstore::ObjectInfo& o : *listed) {
         int64_t e = 0;
         std::string name;
-        if (!SplitEpoch(o.key.substr(root.size()), &e, &name) || e >= epoch) continue;
+        if (!SplitEpoch(o.key.substr(root.size()), &e, &name) || e > epoch) continue;
         if (name.rfind("tail/", 0) != 0 || name.find('/', 5) == std::string::npos) continue;
-        p.older_chunks[name.substr(5, name.find('/', 5) - 5)].push_back(o.key);
+        p.listed_chunks[name.substr(5, name.find('/', 5) - 5)].push_back(o.key);
       }
       p.chunks_epoch = epoch;
     }
-    for (auto it = p.older_chunks.begin(); it != p.older_chunks.end();) {
+    for (auto it = p.listed_chunks.begin(); it != p.listed_chunks.end();) {
       if (p.rec.sealed.count(it->first) == 0) {
         ++it;  // the only copy of its bytes, maybe: kept
         continue;
       }
       for (const std::string& key : it->second) (void)client->Delete(key);
-      it = p.older_chunks.erase(it);
+      it = p.listed_chunks.erase(it);
     }
   }
 
@@ -359,7 +362,7 @@ struct SegmentUploader::Impl {
     if (pd.redundant) return Status::OK();
     if (auto still = MayUpload(pd.project); still.ok() && *still == *epoch) {
       DropTailChunks(pd.project, pd.name, *epoch);
-      DropOlderChunks(pd.project, p, *epoch);
+      DropLeftoverChunks(pd.project, p, *epoch);
     }
     return Status::OK();
   }
@@ -496,7 +499,7 @@ struct SegmentUploader::Impl {
       p.loaded = false;  // read again once allowed (a takeover rewrites the file)
       p.rec = UploadRecord{};
       p.tail_unrecorded = false;
-      p.older_chunks.clear();
+      p.listed_chunks.clear();
       p.chunks_epoch = -1;
       return may.status();
     }

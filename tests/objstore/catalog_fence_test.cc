@@ -207,19 +207,6 @@ TEST_CASE("compactions' outputs, numbered above the unsealed tail, never hide it
   }
 }
 
-// Pages 1..n of store at state lsn.
-std::vector<std::string> PagesAt(storage::PageStore& store, storage::Lsn lsn, storage::PageNo n) {
-  std::vector<std::string> pages;
-  for (storage::PageNo pgno = 1; pgno <= n; ++pgno) {
-    std::string page;
-    Status s = store.ReadPageAt(lsn, pgno, &page);
-    INFO("page " << pgno << " at " << lsn << ": " << s.ToString());
-    REQUIRE(s.ok());
-    pages.push_back(std::move(page));
-  }
-  return pages;
-}
-
 // The pages (1...) of store at state lsn that differ from want ("" when none).
 std::string DifferingPages(storage::PageStore& store, storage::Lsn lsn,
                            const std::vector<std::string>& want) {

@@ -195,6 +195,20 @@ inline storage::Lsn CommitPage(storage::PageStore& store, const catalog::BranchI
   return *lsn;
 }
 
+// Pages 1..n of store at state lsn.
+inline std::vector<std::string> PagesAt(storage::PageStore& store, storage::Lsn lsn,
+                                        storage::PageNo n) {
+  std::vector<std::string> pages;
+  for (storage::PageNo pgno = 1; pgno <= n; ++pgno) {
+    std::string page;
+    Status s = store.ReadPageAt(lsn, pgno, &page);
+    INFO("page " << pgno << " at " << lsn << ": " << s.ToString());
+    REQUIRE(s.ok());
+    pages.push_back(std::move(page));
+  }
+  return pages;
+}
+
 }  // namespace branchdb::testing
 
 #endif  // BRANCHDB_TESTS_OBJSTORE_OWNER_NODE_H_

@@ -5,6 +5,8 @@
 //     of their segment is up and recorded (never before: they may be the
 //     only copy of acknowledged commits), and a restore still gives every
 //     commit (docs/object-storage.md, "How the tail is uploaded");
+//   - chunks of this epoch that a crash between a sealed upload's record and
+//     their deletion left go after a restart, at its first seal;
 //   - a pass over an unchanged project directory reads no segment file (what
 //     the headers of the segments still waiting said is remembered).
 #include <catch2/catch.hpp>
@@ -50,19 +52,6 @@ Shop Open(Node& node) {
   return Shop{store->get(), *pb};
 }
 
-// Production's pages 1..n at state lsn.
-std::vector<std::string> Pages(storage::PageStore& store, storage::Lsn lsn, storage::PageNo n) {
-  std::vector<std::string> pages;
-  for (storage::PageNo pgno = 1; pgno <= n; ++pgno) {
-    std::string page;
-    Status s = store.ReadPageAt(lsn, pgno, &page);
-    INFO("page " << pgno << " at " << lsn << ": " << s.ToString());
-    REQUIRE(s.ok());
-    pages.push_back(std::move(page));
-  }
-  return pages;
-}
-
 TEST_CASE("an older epoch's tail chunks go once the segment's sealed copy is up, never before") {
   const std::string prefix = "older-chunks";
   REQUIRE(Client()->CreateBucketIfMissing().ok());
@@ -106,7 +95,7 @@ TEST_CASE("an older epoch's tail chunks go once the segment's sealed copy is up,
   b.Upload();
   CHECK(ChunkKeys(prefix, id, tail).empty());
   std::map<storage::Lsn, std::vector<std::string>> expected;
-  for (const auto& [lsn, pages] : states) expected[lsn] = Pages(*sb.store, lsn, pages);
+  for (const auto& [lsn, pages] : states) expected[lsn] = PagesAt(*sb.store, lsn, pages);
 
   // A restore now gives every commit, the old owner's and the new one's.
   Node c(3, 0, prefix);
@@ -115,8 +104,42 @@ TEST_CASE("an older epoch's tail chunks go once the segment's sealed copy is up,
   CHECK(*sc.store->Head(sc.production.timeline) == expected.rbegin()->first);
   for (const auto& [lsn, pages] : expected) {
     INFO("state " << lsn);
-    CHECK(Pages(*sc.store, lsn, static_cast<storage::PageNo>(pages.size())) == pages);
+    CHECK(PagesAt(*sc.store, lsn, static_cast<storage::PageNo>(pages.size())) == pages);
   }
+}
+
+TEST_CASE("chunks a crash left after their segment's sealed copy was recorded go after a restart") {
+  const std::string prefix = "leftover-chunks";
+  REQUIRE(Client()->CreateBucketIfMissing().ok());
+  Node a(1, 64 << 10, prefix);
+  REQUIRE(a.catalog->CreateProject("shop", {}).ok());
+  Shop sa = Open(a);
+  storage::PageNo next = 1;
+  const uint64_t first = sa.store->DurableEnd().segment;
+  while (sa.store->DurableEnd().segment == first) {
+    CommitPage(*sa.store, sa.production, next++, 'a');
+  }
+  a.Upload();
+  const std::string id = a.catalog->ListProjects()[0].id;
+  const std::string sealed = server::SegmentName(first);
+  REQUIRE(ChunkKeys(prefix, id, sealed).empty());
+  // What a crash after the sealed copy's record, before its chunks' deletion,
+  // leaves: a chunk of this epoch of a segment recorded sealed.
+  const std::string leftover = server::TailChunkKey(prefix, id, sealed, 0, 1);
+  REQUIRE(Client()->Put(leftover, std::string(4096, 'z')).ok());
+  REQUIRE(ChunkKeys(prefix, id, sealed).count(1) == 1);
+
+  // The restarted uploader lists the project once, at its first seal.
+  a.RestartUploader();
+  const uint64_t active = sa.store->DurableEnd().segment;
+  while (sa.store->DurableEnd().segment == active) {
+    CommitPage(*sa.store, sa.production, next++, 'b');
+  }
+  CommitPage(*sa.store, sa.production, next++, 'c');  // a record in the new tail
+  a.Upload();
+  CHECK(ChunkKeys(prefix, id, sealed).empty());
+  // The tail's own chunks stay: no sealed copy of it yet.
+  CHECK(ChunkKeys(prefix, id, server::SegmentName(sa.store->DurableEnd().segment)).count(1) == 1);
 }
 
 // Counts the opens of segment files for reading.
