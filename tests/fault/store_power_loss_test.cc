@@ -60,6 +60,18 @@ std::set<uint64_t> SegmentNumbers(const std::string& dir) {
   return out;
 }
 
+// A power loss's image: `tail` for the files' unsynced bytes; with
+// keep_dir_ops the journal had also committed the directory changes
+// (creations, renames, deletes) since their last SyncDir, else they are undone.
+CrashOptions PowerLoss(TailMode tail, bool keep_dir_ops, uint64_t seed) {
+  CrashOptions crash;
+  crash.tail = tail;
+  crash.seed = seed;
+  crash.drop_unsynced_creations = !keep_dir_ops;
+  crash.undo_unsynced_renames_and_deletes = !keep_dir_ops;
+  return crash;
+}
+
 // The highest next_segment of dir's MANIFEST and GCSTATE (0: none): every
 // number below it may have been a segment's.
 uint64_t NamedNext(const std::string& dir) {
@@ -95,12 +107,7 @@ void PowerLossAtEverySyncPoint(WorkloadOptions options) {
                                              : "kept") +
              (keep_dir_ops ? ", unsynced creations/renames/deletes kept" : "") + ")";
     p.model = ModelAtCrash(model);
-    CrashOptions options;
-    options.tail = tail;
-    options.seed = rng();
-    options.drop_unsynced_creations = !keep_dir_ops;
-    options.undo_unsynced_renames_and_deletes = !keep_dir_ops;
-    REQUIRE(env.SnapshotCrashState(db, p.dir, options).ok());
+    REQUIRE(env.SnapshotCrashState(db, p.dir, PowerLoss(tail, keep_dir_ops, rng())).ok());
     points.push_back(std::move(p));
   };
   env.SetSyncCallback([&](uint32_t kind, const std::string& path) {
@@ -222,12 +229,7 @@ TEST_CASE("a segment Open starts takes the next number: none skipped, none used 
     im.dir = dir.Sub("p" + std::to_string(images.size()));
     im.what = when + " " + std::string(OpKindName(kind)) + " " + path;
     im.model = ModelAtCrash(model);
-    CrashOptions crash;
-    crash.tail = tail;
-    crash.seed = rng();
-    crash.drop_unsynced_creations = !keep_dir_ops;
-    crash.undo_unsynced_renames_and_deletes = !keep_dir_ops;
-    REQUIRE(env.SnapshotCrashState(db, im.dir, crash).ok());
+    REQUIRE(env.SnapshotCrashState(db, im.dir, PowerLoss(tail, keep_dir_ops, rng())).ok());
     im.numbers = SegmentNumbers(im.dir);
     im.durable = ever_durable;
     im.named = NamedNext(im.dir);
