@@ -161,7 +161,8 @@ class Restorer {
     size_t len = 0;
     // A header longer than the probe (an output of thousands of segments):
     // the whole object is read, and judged by its records (DropRedundantOutputs).
-    if (sf::DecodeSegmentHeader(*data, &h, &len).ok() &&
+    const bool probed = sf::DecodeSegmentHeader(*data, &h, &len).ok();
+    if (probed &&
         (h.flags & sf::kSegmentFlagCompacted) != 0 && !h.supersedes.empty() &&
         std::all_of(h.supersedes.begin(), h.supersedes.end(),
                     [&log](uint64_t n) { return log.sealed.count(SegmentName(n)) != 0; })) {
@@ -173,7 +174,7 @@ class Restorer {
       *data += *rest;
     }
     BRANCHDB_RETURN_IF_ERROR(Verify(piece.info, *data));
-    *output = sf::DecodeSegmentHeader(*data, &h, &len).ok() &&
+    *output = (probed || sf::DecodeSegmentHeader(*data, &h, &len).ok()) &&
               (h.flags & sf::kSegmentFlagCompacted) != 0;
     return std::optional<std::string>(std::move(*data));
   }

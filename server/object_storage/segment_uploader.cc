@@ -14,6 +14,7 @@
 #include "catalog/catalog.h"
 #include "server/config.h"
 #include "server/http/metrics.h"
+#include "server/object_storage/catalog_backup.h"
 #include "server/object_storage/bucket_log.h"
 #include "storage/log_format.h"
 #include "storage/segment_reader.h"
@@ -140,9 +141,7 @@ std::string SegmentObjectKey(const std::string& prefix, const std::string& proje
 
 std::string TailChunkKey(const std::string& prefix, const std::string& project_id,
                          const std::string& segment_name, uint64_t offset, int64_t epoch) {
-  char digits[24];
-  std::snprintf(digits, sizeof(digits), "%016llu", static_cast<unsigned long long>(offset));
-  return SegmentObjectKey(prefix, project_id, "tail/" + segment_name + "/" + digits, epoch);
+  return SegmentObjectKey(prefix, project_id, TailChunkSuffix(segment_name, offset), epoch);
 }
 
 struct SegmentUploader::Impl {
@@ -305,10 +304,10 @@ struct SegmentUploader::Impl {
       p.listed_chunks.clear();
       for (const objstore::ObjectInfo& o : *listed) {
         int64_t e = 0;
-        std::string name;
-        if (!SplitEpoch(o.key.substr(root.size()), &e, &name) || e > epoch) continue;
-        if (name.rfind("tail/", 0) != 0 || name.find('/', 5) == std::string::npos) continue;
-        p.listed_chunks[name.substr(5, name.find('/', 5) - 5)].push_back(o.key);
+        std::string rest, segment;
+        uint64_t offset = 0;
+        if (!SplitEpoch(o.key.substr(root.size()), &e, &rest) || e > epoch) continue;
+        if (ParseTailChunk(rest, &segment, &offset)) p.listed_chunks[segment].push_back(o.key);
       }
       p.chunks_epoch = epoch;
     }
