@@ -371,12 +371,15 @@ Status DecodeFilter(std::string_view in, std::string* filter) {
 }
 
 Status RecordIndexOf(const std::vector<std::pair<uint64_t, std::string>>& footer,
-                     std::vector<RecordIndexEntry>* out) {
+                     std::vector<RecordIndexEntry>* out, std::vector<PageNo>* pages) {
   out->clear();
   out->reserve(footer.size());
   for (const auto& [offset, meta_bytes] : footer) {
     RecordMeta m;
     BRANCHDB_RETURN_IF_ERROR(DecodeMeta(meta_bytes, &m, MetaParts::kNoAnnotation));
+    if (pages != nullptr) {
+      for (const PageEntry& e : m.entries) pages->push_back(e.pgno);
+    }
     if (m.flags & kRecordFlagCollected) continue;
     out->push_back(RecordIndexEntry{m.lsn, m.time_micros, m.run_start, offset,
                                     static_cast<uint32_t>(meta_bytes.size()), m.db_size_pages,
@@ -492,14 +495,21 @@ std::string EncodeFooter(const std::vector<std::pair<uint64_t, std::string>>& en
                          uint64_t footer_offset, uint32_t version,
                          const std::vector<IndexEntry>& index,
                          const std::vector<RecordIndexEntry>& records) {
-  std::string body;
-  PutFixed32(&body, static_cast<uint32_t>(entries.size()));
+  // One buffer, sized once: a segment's footer holds every record's meta
+  // (megabytes), and each copy or regrowth of it is paid at the seal, by a
+  // commit that waits for it.
+  size_t body_len = 4;
+  for (const auto& entry : entries) body_len += 12 + entry.second.size();
+  std::string out;
+  out.reserve(body_len + records.size() * kRecordIndexEntryBytes +
+              index.size() * kIndexEntryBytes + 64 * 1024 + kTrailerSize);
+  PutFixed32(&out, static_cast<uint32_t>(entries.size()));
   for (const auto& [offset, meta] : entries) {
-    PutFixed64(&body, offset);
-    PutFixed32(&body, static_cast<uint32_t>(meta.size()));
-    body.append(meta);
+    PutFixed64(&out, offset);
+    PutFixed32(&out, static_cast<uint32_t>(meta.size()));
+    out.append(meta);
   }
-  std::string out = body;
+  const uint32_t body_crc = crc32c::Value(std::string_view(out.data(), body_len));
   if (version >= kFirstRecordIndexFormatVersion) {
     out += EncodeRecordIndexSection(records, footer_offset + out.size());
   }
@@ -507,8 +517,8 @@ std::string EncodeFooter(const std::vector<std::pair<uint64_t, std::string>>& en
     out += EncodeIndexSection(index, footer_offset + out.size());
   }
   PutFixed64(&out, footer_offset);
-  PutFixed64(&out, body.size());
-  PutFixed32(&out, crc32c::Value(body));
+  PutFixed64(&out, body_len);
+  PutFixed32(&out, body_crc);
   PutFixed32(&out, version);
   out.append(kFooterMagic);
   return out;

@@ -217,8 +217,10 @@ struct RecordIndexDirectory {
 };
 // The record index entries of a footer's records (offset, meta bytes),
 // sorted by LSN, skeletons left out. Corruption when a meta does not decode.
+// pages, if given, gets the page number of every entry of every record
+// (skeletons' included), appended in the footer's order.
 Status RecordIndexOf(const std::vector<std::pair<uint64_t, std::string>>& footer,
-                     std::vector<RecordIndexEntry>* out);
+                     std::vector<RecordIndexEntry>* out, std::vector<PageNo>* pages = nullptr);
 // The record index section (blocks, directory, tail with the IndexTail
 // layout), written at `offset`. REQUIRES: entries sorted by LSN.
 std::string EncodeRecordIndexSection(const std::vector<RecordIndexEntry>& entries,

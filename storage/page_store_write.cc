@@ -383,12 +383,19 @@ Status PageStoreImpl::SealActive() {
   // versions the in-memory index holds for it (GC may have dropped some).
   std::vector<IndexEntry> index;
   std::vector<PageNo> pages;  // of its records, ascending, distinct
-  if (indexed) {
+  // Format 4: and its record index, so that Open needs no record list. One
+  // decode of each meta gives the pages too.
+  std::vector<RecordIndexEntry> records;
+  if (active_version_ >= kFirstRecordIndexFormatVersion) {
+    BRANCHDB_RETURN_IF_ERROR(RecordIndexOf(active_footer_, &records, &pages));
+  } else if (indexed) {
     for (const auto& [offset, meta_bytes] : active_footer_) {
       RecordMeta meta;
       BRANCHDB_RETURN_IF_ERROR(DecodeMeta(meta_bytes, &meta, MetaParts::kNoAnnotation));
       for (const PageEntry& e : meta.entries) pages.push_back(e.pgno);
     }
+  }
+  if (indexed) {
     std::sort(pages.begin(), pages.end());
     pages.erase(std::unique(pages.begin(), pages.end()), pages.end());
     ReaderLock state(state_mu_);
@@ -398,11 +405,6 @@ Status PageStoreImpl::SealActive() {
         index.push_back(IndexEntry{pgno, v.lsn, runs_[v.run].start, v.IsZero() ? 0 : v.offset});
       }
     }
-  }
-  // Format 4: and its record index, so that Open needs no record list.
-  std::vector<RecordIndexEntry> records;
-  if (active_version_ >= kFirstRecordIndexFormatVersion) {
-    BRANCHDB_RETURN_IF_ERROR(RecordIndexOf(active_footer_, &records));
   }
   if (zeros_end_ > active_file_->Size()) {
     // The zero region goes first (and the records become durable): the
