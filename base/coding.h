@@ -3,6 +3,7 @@
 #ifndef BRANCHDB_BASE_CODING_H_
 #define BRANCHDB_BASE_CODING_H_
 
+#include <bit>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -28,15 +29,17 @@ inline void PutFixed64(std::string* dst, uint64_t v) {
 inline void EncodeFixed32(char* dst, uint32_t v) {
   for (int i = 0; i < 4; ++i) dst[i] = static_cast<char>(v >> (8 * i));
 }
+// Loads that compile to one move (a loop of bytes is not always merged into
+// one, in a loop of such loads).
 inline uint32_t DecodeFixed32(const char* p) {
-  uint32_t v = 0;
-  for (int i = 0; i < 4; ++i) v |= static_cast<uint32_t>(static_cast<unsigned char>(p[i])) << (8 * i);
-  return v;
+  uint32_t v;
+  std::memcpy(&v, p, sizeof(v));
+  return std::endian::native == std::endian::little ? v : __builtin_bswap32(v);
 }
 inline uint64_t DecodeFixed64(const char* p) {
-  uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) v |= static_cast<uint64_t>(static_cast<unsigned char>(p[i])) << (8 * i);
-  return v;
+  uint64_t v;
+  std::memcpy(&v, p, sizeof(v));
+  return std::endian::native == std::endian::little ? v : __builtin_bswap64(v);
 }
 
 // Reads fixed-width fields from a byte range; once a read runs past the end,

@@ -1,7 +1,6 @@
 #include "storage/log_format.h"
 
 #include <algorithm>
-#include <bit>
 #include <cstring>
 #include <cstdio>
 
@@ -10,6 +9,8 @@
 
 namespace branchdb::storage::internal {
 
+using coding::DecodeFixed32;
+using coding::DecodeFixed64;
 using coding::Decoder;
 using coding::PutFixed16;
 using coding::PutFixed32;
@@ -22,19 +23,6 @@ namespace {
 constexpr size_t kManifestMinSize = kManifestMagic.size() + 4 + 4;
 // A MANIFEST segment descriptor's encoded size (EncodeStoreManifest).
 constexpr size_t kDescriptorBytes = 4 + 4 + 8 + 8 + 4 + 8 + 6 * 8;
-
-// Little-endian loads that compile to one move (coding.h's loops of bytes
-// do not, in a loop of them).
-uint32_t Le32(const char* p) {
-  uint32_t v;
-  std::memcpy(&v, p, sizeof(v));
-  return std::endian::native == std::endian::little ? v : __builtin_bswap32(v);
-}
-uint64_t Le64(const char* p) {
-  uint64_t v;
-  std::memcpy(&v, p, sizeof(v));
-  return std::endian::native == std::endian::little ? v : __builtin_bswap64(v);
-}
 
 }  // namespace
 
@@ -130,7 +118,7 @@ void AppendImageBlock(std::string* dst, std::string_view page) {
 
 bool ImageBlockValid(std::string_view block) {
   return block.size() == kImageBlockSize &&
-         coding::DecodeFixed32(block.data()) == crc32c::Value(block.substr(4));
+         DecodeFixed32(block.data()) == crc32c::Value(block.substr(4));
 }
 
 void AppendPayloadBlock(std::string* dst, std::string_view payload) {
@@ -141,7 +129,7 @@ void AppendPayloadBlock(std::string* dst, std::string_view payload) {
 bool PayloadBlockValid(std::string_view block, std::string_view* payload) {
   if (block.size() < kPayloadBlockHeader) return false;
   *payload = block.substr(kPayloadBlockHeader);
-  return coding::DecodeFixed32(block.data()) == crc32c::Value(*payload);
+  return DecodeFixed32(block.data()) == crc32c::Value(*payload);
 }
 
 std::string EncodeSegmentHeader(const SegmentHeader& h) {
@@ -157,7 +145,7 @@ std::string EncodeSegmentHeader(const SegmentHeader& h) {
 
 size_t SegmentHeaderLength(std::string_view fixed) {
   if (fixed.size() < kSegmentHeaderFixed || fixed.substr(0, 8) != kSegmentMagic) return 0;
-  uint32_t n = coding::DecodeFixed32(fixed.data() + 24);
+  uint32_t n = DecodeFixed32(fixed.data() + 24);
   if (n > (1u << 20)) return 0;
   return kSegmentHeaderMinSize + 8ull * n;
 }
@@ -165,7 +153,7 @@ size_t SegmentHeaderLength(std::string_view fixed) {
 Status DecodeSegmentHeader(std::string_view in, SegmentHeader* h, size_t* len) {
   size_t n = SegmentHeaderLength(in);
   if (n == 0 || in.size() < n) return Status::Corruption("bad segment header");
-  if (coding::DecodeFixed32(in.data() + n - 4) != crc32c::Value(in.substr(0, n - 4))) {
+  if (DecodeFixed32(in.data() + n - 4) != crc32c::Value(in.substr(0, n - 4))) {
     return Status::Corruption("segment header checksum mismatch");
   }
   Decoder d(in.substr(8, n - 12));
@@ -303,7 +291,7 @@ std::string EncodeIndexSection(const std::vector<IndexEntry>& entries, uint64_t 
 
 bool DecodeIndexTail(std::string_view in, IndexTail* t) {
   if (in.size() != kIndexTailSize) return false;
-  if (coding::DecodeFixed32(in.data() + 20) != crc32c::Value(in.substr(0, 20))) return false;
+  if (DecodeFixed32(in.data() + 20) != crc32c::Value(in.substr(0, 20))) return false;
   Decoder d(in);
   t->index_offset = d.U64();
   t->dir_offset = d.U64();
@@ -313,7 +301,7 @@ bool DecodeIndexTail(std::string_view in, IndexTail* t) {
 
 Status DecodeIndexDirectory(std::string_view in, IndexDirectory* dir) {
   if (in.size() < 4 ||
-      coding::DecodeFixed32(in.data() + in.size() - 4) != crc32c::Value(in.substr(0, in.size() - 4))) {
+      DecodeFixed32(in.data() + in.size() - 4) != crc32c::Value(in.substr(0, in.size() - 4))) {
     return Status::Corruption("page index directory checksum mismatch");
   }
   Decoder d(in.substr(0, in.size() - 4));
@@ -322,12 +310,12 @@ Status DecodeIndexDirectory(std::string_view in, IndexDirectory* dir) {
   dir->blocks.resize(n);
   const char* p = d.Bytes(n * kIndexHandleBytes).data();  // checked above
   for (IndexBlockHandle& h : dir->blocks) {
-    h.first_pgno = Le32(p);
-    h.first_lsn = Le64(p + 4);
-    h.last_pgno = Le32(p + 12);
-    h.last_lsn = Le64(p + 16);
-    h.offset = Le64(p + 24);
-    h.len = Le32(p + 32);
+    h.first_pgno = DecodeFixed32(p);
+    h.first_lsn = DecodeFixed64(p + 4);
+    h.last_pgno = DecodeFixed32(p + 12);
+    h.last_lsn = DecodeFixed64(p + 16);
+    h.offset = DecodeFixed64(p + 24);
+    h.len = DecodeFixed32(p + 32);
     p += kIndexHandleBytes;
   }
   dir->filter_offset = d.U64();
@@ -341,7 +329,7 @@ Status DecodeIndexDirectory(std::string_view in, IndexDirectory* dir) {
 
 Status DecodeIndexBlock(std::string_view in, std::vector<IndexEntry>* out) {
   if (in.size() < 8 ||
-      coding::DecodeFixed32(in.data() + in.size() - 4) != crc32c::Value(in.substr(0, in.size() - 4))) {
+      DecodeFixed32(in.data() + in.size() - 4) != crc32c::Value(in.substr(0, in.size() - 4))) {
     return Status::Corruption("page index block checksum mismatch");
   }
   Decoder d(in.substr(0, in.size() - 4));
@@ -352,10 +340,10 @@ Status DecodeIndexBlock(std::string_view in, std::vector<IndexEntry>* out) {
   out->resize(n);
   const char* p = d.Bytes(n * kIndexEntryBytes).data();  // checked above
   for (IndexEntry& e : *out) {
-    e.pgno = Le32(p);
-    e.lsn = Le64(p + 4);
-    e.run_start = Le64(p + 12);
-    e.offset = Le64(p + 20);
+    e.pgno = DecodeFixed32(p);
+    e.lsn = DecodeFixed64(p + 4);
+    e.run_start = DecodeFixed64(p + 12);
+    e.offset = DecodeFixed64(p + 20);
     p += kIndexEntryBytes;
   }
   return Status::OK();
@@ -363,7 +351,7 @@ Status DecodeIndexBlock(std::string_view in, std::vector<IndexEntry>* out) {
 
 Status DecodeFilter(std::string_view in, std::string* filter) {
   if (in.size() < 5 ||
-      coding::DecodeFixed32(in.data() + in.size() - 4) != crc32c::Value(in.substr(0, in.size() - 4))) {
+      DecodeFixed32(in.data() + in.size() - 4) != crc32c::Value(in.substr(0, in.size() - 4))) {
     return Status::Corruption("page index filter checksum mismatch");
   }
   filter->assign(in.substr(0, in.size() - 4));
@@ -442,7 +430,7 @@ std::string EncodeRecordIndexSection(const std::vector<RecordIndexEntry>& entrie
 
 Status DecodeRecordIndexDirectory(std::string_view in, RecordIndexDirectory* dir) {
   if (in.size() < 4 ||
-      coding::DecodeFixed32(in.data() + in.size() - 4) != crc32c::Value(in.substr(0, in.size() - 4))) {
+      DecodeFixed32(in.data() + in.size() - 4) != crc32c::Value(in.substr(0, in.size() - 4))) {
     return Status::Corruption("record index directory checksum mismatch");
   }
   Decoder d(in.substr(0, in.size() - 4));
@@ -453,10 +441,10 @@ Status DecodeRecordIndexDirectory(std::string_view in, RecordIndexDirectory* dir
   dir->blocks.resize(n);
   const char* p = d.Bytes(n * kRecordIndexHandleBytes).data();  // checked above
   for (RecordIndexHandle& h : dir->blocks) {
-    h.first_lsn = Le64(p);
-    h.last_lsn = Le64(p + 8);
-    h.offset = Le64(p + 16);
-    h.len = Le32(p + 24);
+    h.first_lsn = DecodeFixed64(p);
+    h.last_lsn = DecodeFixed64(p + 8);
+    h.offset = DecodeFixed64(p + 16);
+    h.len = DecodeFixed32(p + 24);
     p += kRecordIndexHandleBytes;
   }
   dir->records = d.U64();
@@ -466,7 +454,7 @@ Status DecodeRecordIndexDirectory(std::string_view in, RecordIndexDirectory* dir
 
 Status DecodeRecordIndexBlock(std::string_view in, std::vector<RecordIndexEntry>* out) {
   if (in.size() < 8 ||
-      coding::DecodeFixed32(in.data() + in.size() - 4) != crc32c::Value(in.substr(0, in.size() - 4))) {
+      DecodeFixed32(in.data() + in.size() - 4) != crc32c::Value(in.substr(0, in.size() - 4))) {
     return Status::Corruption("record index block checksum mismatch");
   }
   Decoder d(in.substr(0, in.size() - 4));
@@ -478,14 +466,14 @@ Status DecodeRecordIndexBlock(std::string_view in, std::vector<RecordIndexEntry>
   const char* p = d.Bytes(n * kRecordIndexEntryBytes).data();  // checked above
   for (uint32_t i = 0; i < n; ++i, p += kRecordIndexEntryBytes) {
     RecordIndexEntry e;
-    e.lsn = Le64(p);
-    e.time_micros = static_cast<int64_t>(Le64(p + 8));
-    e.run_start = Le64(p + 16);
-    e.offset = Le64(p + 24);
-    e.meta_len = Le32(p + 32);
-    e.db_size_pages = Le32(p + 36);
-    e.payload_len = Le32(p + 40);
-    e.images = Le32(p + 44);
+    e.lsn = DecodeFixed64(p);
+    e.time_micros = static_cast<int64_t>(DecodeFixed64(p + 8));
+    e.run_start = DecodeFixed64(p + 16);
+    e.offset = DecodeFixed64(p + 24);
+    e.meta_len = DecodeFixed32(p + 32);
+    e.db_size_pages = DecodeFixed32(p + 36);
+    e.payload_len = DecodeFixed32(p + 40);
+    e.images = DecodeFixed32(p + 44);
     out->push_back(e);
   }
   return Status::OK();
@@ -637,7 +625,7 @@ Status CheckManifestFile(std::string_view in, std::string_view magic, std::strin
   if (in.size() < kManifestMinSize || in.substr(0, 8) != magic) {
     return Status::Corruption(std::string(name) + ": bad magic");
   }
-  if (coding::DecodeFixed32(in.data() + in.size() - 4) !=
+  if (DecodeFixed32(in.data() + in.size() - 4) !=
       crc32c::Value(in.substr(0, in.size() - 4))) {
     return Status::Corruption(std::string(name) + ": checksum mismatch");
   }
@@ -746,16 +734,16 @@ Status DecodeStoreManifest(std::string_view in, Manifest* m) {
       const char* p = d.Bytes(kDescriptorBytes).data();
       if (p == nullptr) break;  // !d.ok(): reported below
       SegmentDescriptor& x = s.desc;
-      x.version = Le32(p);
-      x.flags = Le32(p + 4);
-      x.footer_offset = Le64(p + 8);
-      x.footer_len = Le64(p + 16);
-      x.footer_crc = Le32(p + 24);
-      x.index_offset = Le64(p + 28);
+      x.version = DecodeFixed32(p);
+      x.flags = DecodeFixed32(p + 4);
+      x.footer_offset = DecodeFixed64(p + 8);
+      x.footer_len = DecodeFixed64(p + 16);
+      x.footer_crc = DecodeFixed32(p + 24);
+      x.index_offset = DecodeFixed64(p + 28);
       p += 36;
       for (uint64_t* v : {&x.min_lsn, &x.max_lsn, &x.versions, &x.rec_min_lsn, &x.rec_max_lsn,
                           &x.records}) {
-        *v = Le64(p);
+        *v = DecodeFixed64(p);
         p += 8;
       }
     }
