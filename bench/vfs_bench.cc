@@ -2,7 +2,7 @@
 // mode, synchronous=FULL) in the same run, on the same machine and data:
 //   - single-row INSERT transactions per second (target >= 1.0x native)
 //   - 1000-row transactions per second
-//   - the committing thread's CPU per transaction of both (context)
+//   - the committing thread's CPU, and what the disk wrote, per transaction of both (context)
 //   - point SELECT by primary key and a 10k-row range scan on a 1 GB
 //     database (targets >= 0.9x native)
 //   - UPDATE transactions of 1000 rows in place on that database (~250
@@ -28,6 +28,8 @@
 // (default: PageStoreOptions', no page images cached), BRANCHDB_BENCH_PREALLOCATE
 // sets the store's preallocate_bytes (the zero region; default PageStoreOptions').
 #include <sqlite3.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 
 #include <algorithm>
 #include <atomic>
@@ -127,15 +129,38 @@ double ThreadCpuSeconds() {
   return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
 }
 
+// The block device's stat file (/sys/dev/block/MAJ:MIN/stat) under `dir`;
+// empty when there is none (tmpfs).
+std::string DeviceStatPath(const std::string& dir) {
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0 || major(st.st_dev) == 0) return "";
+  return "/sys/dev/block/" + std::to_string(major(st.st_dev)) + ":" +
+         std::to_string(minor(st.st_dev)) + "/stat";
+}
+
+// KiB the device has written so far (its 7th field: sectors written); 0
+// without a device. Counts every writer of the device, not only this process.
+double DeviceKibWritten(const std::string& stat_path) {
+  FILE* f = stat_path.empty() ? nullptr : std::fopen(stat_path.c_str(), "r");
+  if (f == nullptr) return 0;
+  double fields[7] = {};
+  int n = 0;
+  while (n < 7 && std::fscanf(f, "%lf", &fields[n]) == 1) ++n;
+  std::fclose(f);
+  return n == 7 ? fields[6] / 2 : 0;
+}
+
 struct InsertRoundResult {
   int txns = 0;
   double seconds = 0;      // elapsed
   double cpu_seconds = 0;  // of the calling thread: the transactions' CPU, not the waits
+  double device_kib = 0;   // written by the scratch directory's device meanwhile
 };
 
 // Runs `rows`-row INSERT transactions for about `seconds` (at least
-// `min_txns`).
-InsertRoundResult InsertRound(sqlite3* db, int rows, double seconds, int min_txns) {
+// `min_txns`); device_stat: DeviceStatPath() of the database's directory.
+InsertRoundResult InsertRound(sqlite3* db, int rows, double seconds, int min_txns,
+                              const std::string& device_stat) {
   Exec(db, "CREATE TABLE IF NOT EXISTS ins(id INTEGER PRIMARY KEY, a INTEGER, b TEXT)");
   sqlite3_stmt* ins = Prepare(db, "INSERT INTO ins(a, b) VALUES(?1, 'some text of a row')");
   sqlite3_stmt* begin = Prepare(db, "BEGIN");
@@ -143,6 +168,7 @@ InsertRoundResult InsertRound(sqlite3* db, int rows, double seconds, int min_txn
   int txns = 0;
   const double start = NowSeconds();
   const double cpu_start = ThreadCpuSeconds();
+  const double kib_start = DeviceKibWritten(device_stat);
   while (txns < min_txns || NowSeconds() - start < seconds) {
     if (rows > 1) StepDone(db, begin);
     for (int i = 0; i < rows; ++i) {
@@ -155,6 +181,7 @@ InsertRoundResult InsertRound(sqlite3* db, int rows, double seconds, int min_txn
   InsertRoundResult r;
   r.txns = txns;
   r.cpu_seconds = ThreadCpuSeconds() - cpu_start;
+  r.device_kib = DeviceKibWritten(device_stat) - kib_start;
   r.seconds = NowSeconds() - start;
   sqlite3_finalize(ins);
   sqlite3_finalize(begin);
@@ -162,34 +189,39 @@ InsertRoundResult InsertRound(sqlite3* db, int rows, double seconds, int min_txn
   return r;
 }
 
-// Both sides' figures: transactions per second (each side's best round) and
-// CPU per transaction (over all rounds, µs).
+// Both sides' figures: transactions per second (each side's best round),
+// CPU per transaction (over all rounds, µs) and KiB the device wrote per
+// transaction (over all rounds; 0 without a device).
 struct InsertRates {
   double ours = 0, native = 0;
   double ours_cpu_us = 0, native_cpu_us = 0;
+  double ours_kib = 0, native_kib = 0;
 };
 
 // Measured in alternating rounds, each side's best round counting, so that
 // background load on a shared machine hits both alike and spikes do not
 // decide the ratio.
 InsertRates MeasureInserts(sqlite3* ours, sqlite3* native, int rows, int rounds,
-                           double round_seconds, int min_txns) {
+                           double round_seconds, int min_txns, const std::string& device_stat) {
   InsertRates rates;
   InsertRoundResult ours_total, native_total;
   auto add = [](InsertRoundResult* total, const InsertRoundResult& r) {
     total->txns += r.txns;
     total->cpu_seconds += r.cpu_seconds;
+    total->device_kib += r.device_kib;
   };
   for (int i = 0; i < rounds; ++i) {
-    InsertRoundResult n = InsertRound(native, rows, round_seconds, min_txns);
+    InsertRoundResult n = InsertRound(native, rows, round_seconds, min_txns, device_stat);
     rates.native = std::max(rates.native, n.txns / n.seconds);
     add(&native_total, n);
-    InsertRoundResult o = InsertRound(ours, rows, round_seconds, min_txns);
+    InsertRoundResult o = InsertRound(ours, rows, round_seconds, min_txns, device_stat);
     rates.ours = std::max(rates.ours, o.txns / o.seconds);
     add(&ours_total, o);
   }
   rates.ours_cpu_us = ours_total.cpu_seconds * 1e6 / std::max(1, ours_total.txns);
   rates.native_cpu_us = native_total.cpu_seconds * 1e6 / std::max(1, native_total.txns);
+  rates.ours_kib = ours_total.device_kib / std::max(1, ours_total.txns);
+  rates.native_kib = native_total.device_kib / std::max(1, native_total.txns);
   return rates;
 }
 
@@ -278,17 +310,24 @@ void EmitRatio(const std::string& metric, double value, double native, const std
   Emit(m);
 }
 
-// The committing thread's CPU per transaction (context: where a disk-bound
-// rate's gap is CPU and where it is the waits).
-void EmitCpu(const std::string& metric, const InsertRates& r) {
+// Context lines of both sides, lower is better: the committing thread's CPU
+// per transaction (where a disk-bound rate's gap is CPU and where it is the
+// waits), and what the device wrote per transaction (absent without one).
+void EmitPerTxn(const std::string& prefix, const InsertRates& r) {
   Metric m;
   m.bench = "vfs";
-  m.metric = metric;
+  m.baseline_name = "native sqlite (WAL, sync=FULL)";
+  m.lower_is_better = true;
+  m.metric = prefix + "_cpu_per_txn";
   m.value = r.ours_cpu_us;
   m.unit = "us";
-  m.baseline_name = "native sqlite (WAL, sync=FULL)";
   m.baseline = r.native_cpu_us;
-  m.lower_is_better = true;
+  Emit(m);
+  if (r.native_kib <= 0) return;
+  m.metric = prefix + "_device_kib_per_txn";
+  m.value = r.ours_kib;
+  m.unit = "KiB";
+  m.baseline = r.native_kib;
   Emit(m);
 }
 
@@ -573,12 +612,13 @@ int main() {
     auto native = OpenNative(scratch.path() + "/small.db");
     Ours ours = OpenOurs(scratch.path() + "/small-store");
     auto db = ours.Open(ours.timeline);
-    InsertRates one = MeasureInserts(db.get(), native.get(), 1, 8, 0.5, 20);
+    const std::string device = DeviceStatPath(scratch.path());
+    InsertRates one = MeasureInserts(db.get(), native.get(), 1, 8, 0.5, 20, device);
     EmitRatio("single_row_insert_txns_per_s", one.ours, one.native, "txn/s", 1.0);
-    EmitCpu("single_row_insert_cpu_per_txn", one);
-    InsertRates many = MeasureInserts(db.get(), native.get(), 1000, 8, 0.5, 3);
+    EmitPerTxn("single_row_insert", one);
+    InsertRates many = MeasureInserts(db.get(), native.get(), 1000, 8, 0.5, 3, device);
     EmitRatio("1000_row_txns_per_s", many.ours, many.native, "txn/s", std::nullopt);
-    EmitCpu("1000_row_cpu_per_txn", many);
+    EmitPerTxn("1000_row", many);
   }
   if (Part("sweep")) {
     const char* seconds_env = std::getenv("BRANCHDB_BENCH_SECONDS");
