@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <thread>
 
@@ -46,16 +47,8 @@ RunResult RunWriters(const std::string& db, FaultInjectionEnv* env, StoreModel* 
   std::mutex mu;  // guards model, result
   std::vector<storage::TimelineId> tls;
   for (int w = 0; w < kWriters; ++w) {
-    ModelOp op;
-    op.kind = storage::RecordKind::kCreate;
-    op.annotation = model->NextAnnotation("create");
-    auto t = store->CreateTimeline(0, op.annotation);
-    if (!t.ok()) {
-      model->AddUncertain(op);
-      return result;
-    }
-    op.timeline = *t;
-    model->Ack(*store->Head(*t), op);
+    std::optional<storage::TimelineId> t = CreateTimelineInModel(store.get(), model);
+    if (!t) return result;
     tls.push_back(*t);
   }
   // Order of events: a commit that begins after a failure was reported must fail.
@@ -137,14 +130,9 @@ TEST_CASE("group commit: a failed fsync fails its whole batch and stops the stor
       INFO(JoinProblems(run.violations));
       CHECK(run.violations.empty());
     }
-    StoreModel crash_model = model;
-    REQUIRE(env.SnapshotCrashState(db, dir.Sub("crash")).ok());
-    std::vector<std::string> problems = ReopenAndCheck(db, &model);
-    INFO("clean reopen:\n" << JoinProblems(problems));
+    std::vector<std::string> problems = ReopenAndCheckBoth(&env, db, dir.Sub("crash"), &model);
+    INFO(JoinProblems(problems));
     CHECK(problems.empty());
-    std::vector<std::string> crash_problems = ReopenAndCheck(dir.Sub("crash"), &crash_model);
-    INFO("power loss:\n" << JoinProblems(crash_problems));
-    CHECK(crash_problems.empty());
     if (!fired) {
       std::fprintf(stderr, "group commit: %d commits acknowledged with %llu syncs\n",
                    run.acknowledged, static_cast<unsigned long long>(syncs));

@@ -177,18 +177,9 @@ RunResult RunWriters(const std::string& db, FaultInjectionEnv* env, StoreModel* 
   std::vector<std::vector<std::pair<TimelineId, Lsn>>> tls(kWriters);
   for (int w = 0; w < kWriters; ++w) {
     for (int k = 0; k < 1 + w % 2; ++k) {
-      ModelOp op;
-      op.kind = storage::RecordKind::kCreate;
-      op.annotation = model->NextAnnotation("create");
-      auto t = store->CreateTimeline(0, op.annotation);
-      if (!t.ok()) {
-        model->AddUncertain(op);
-        return result;
-      }
-      op.timeline = *t;
-      const Lsn head = *store->Head(*t);
-      model->Ack(head, op);
-      tls[w].emplace_back(*t, head);
+      std::optional<TimelineId> t = CreateTimelineInModel(store.get(), model);
+      if (!t) return result;
+      tls[w].emplace_back(*t, *store->Head(*t));
     }
   }
   if (n > 0) env->FailNth(n, FaultType::kIOError, /*sticky=*/false, kOpSync);
@@ -233,14 +224,9 @@ TEST_CASE("group commit wake-ups: acknowledged commits are durable, later ones r
     } else {
       CHECK(run.acknowledged == kWriters * kCommitsPerWriter);
     }
-    StoreModel crash_model = model;
-    REQUIRE(env.SnapshotCrashState(db, dir.Sub("crash")).ok());
-    std::vector<std::string> problems = ReopenAndCheck(db, &model);
-    INFO("clean reopen:\n" << JoinProblems(problems));
+    std::vector<std::string> problems = ReopenAndCheckBoth(&env, db, dir.Sub("crash"), &model);
+    INFO(JoinProblems(problems));
     CHECK(problems.empty());
-    std::vector<std::string> crash_problems = ReopenAndCheck(dir.Sub("crash"), &crash_model);
-    INFO("power loss:\n" << JoinProblems(crash_problems));
-    CHECK(crash_problems.empty());
     std::fprintf(stderr, "round %d: fault %s, %d acknowledged, %d refused\n", round,
                  fired ? "fired" : "none", run.acknowledged, run.refused);
   }

@@ -595,4 +595,31 @@ std::vector<std::string> ReopenAndCheck(const std::string& dir, StoreModel* mode
   return problems;
 }
 
+std::vector<std::string> ReopenAndCheckBoth(FaultInjectionEnv* env, const std::string& db,
+                                            const std::string& crash_dir, StoreModel* model) {
+  StoreModel crash_model = *model;
+  Status snapshot = env->SnapshotCrashState(db, crash_dir);
+  if (!snapshot.ok()) return {"power loss: snapshot failed: " + snapshot.ToString()};
+  std::vector<std::string> problems;
+  for (std::string& p : ReopenAndCheck(db, model)) problems.push_back("clean reopen: " + p);
+  for (std::string& p : ReopenAndCheck(crash_dir, &crash_model)) {
+    problems.push_back("power loss: " + p);
+  }
+  return problems;
+}
+
+std::optional<TimelineId> CreateTimelineInModel(PageStore* store, StoreModel* model) {
+  ModelOp op;
+  op.kind = RecordKind::kCreate;
+  op.annotation = model->NextAnnotation("create");
+  auto t = store->CreateTimeline(0, op.annotation);
+  if (!t.ok()) {
+    model->AddUncertain(op);
+    return std::nullopt;
+  }
+  op.timeline = *t;
+  model->Ack(*store->Head(*t), op);
+  return *t;
+}
+
 }  // namespace branchdb::testing

@@ -155,6 +155,20 @@ const std::optional<ModelOp>& InFlightOp();
 std::vector<std::string> ReopenAndCheck(const std::string& dir, StoreModel* model,
                                         Env* env = nullptr);
 
+// What a clean reopen and a power loss at this moment would each leave,
+// checked against model: the crash image of db (FaultInjectionEnv's
+// unsynced-data-lost view) is snapshot into crash_dir before anything reopens
+// db, then both are ReopenAndCheck'ed (db against model, which is reconciled;
+// the image against a copy of model as it was). Returns the problems, each
+// prefixed "clean reopen: " or "power loss: ".
+std::vector<std::string> ReopenAndCheckBoth(FaultInjectionEnv* env, const std::string& db,
+                                            const std::string& crash_dir, StoreModel* model);
+
+// Creates a timeline from nothing and records it in model: acknowledged with
+// its head, or uncertain when the call failed (nullopt; the store may then be
+// unusable, as after any fault).
+std::optional<TimelineId> CreateTimelineInModel(PageStore* store, StoreModel* model);
+
 std::string JoinProblems(const std::vector<std::string>& problems);
 
 }  // namespace branchdb::testing
