@@ -5,6 +5,7 @@
 #define BRANCHDB_STORAGE_LOG_FORMAT_H_
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -238,6 +239,18 @@ std::string EncodeFooter(const std::vector<std::pair<uint64_t, std::string>>& en
                          uint64_t footer_offset, uint32_t version = kFormatVersion,
                          const std::vector<IndexEntry>& index = {},
                          const std::vector<RecordIndexEntry>& records = {});
+// The same bytes as EncodeFooter, handed to sink in order, in pieces: the
+// body in pieces of about kFooterPieceBytes (one meta may take a piece past
+// it), then the record index section, then the page index section with the
+// trailer. A segment's footer holds every
+// record's meta (megabytes): built whole, its fresh buffer's page faults and
+// copies were paid by the commit that seals the segment. Stops at the first
+// error of sink and returns it.
+inline constexpr size_t kFooterPieceBytes = 256 * 1024;
+using FooterSink = std::function<Status(std::string_view piece)>;
+Status WriteFooter(const std::vector<std::pair<uint64_t, std::string>>& entries,
+                   uint64_t footer_offset, uint32_t version, const std::vector<IndexEntry>& index,
+                   const std::vector<RecordIndexEntry>& records, const FooterSink& sink);
 struct Trailer {
   uint64_t footer_offset = 0;
   uint64_t footer_len = 0;

@@ -543,10 +543,12 @@ Status PageStoreImpl::CompactGroup(const std::vector<uint64_t>& group,
     });
     std::vector<RecordIndexEntry> records;
     s = RecordIndexOf(out.footer, &records);
+    const uint64_t footer_offset = out.offset + out.buf.size();
+    if (s.ok()) s = out.file->Append(out.buf);
     if (s.ok()) {
-      out.buf += EncodeFooter(out.footer, out.offset + out.buf.size(), kFormatVersion, index,
-                              records);
-      s = out.file->Append(out.buf);
+      s = WriteFooter(
+          out.footer, footer_offset, kFormatVersion, index, records,
+          [file = out.file.get()](std::string_view piece) { return file->Append(piece); });
     }
   }
   if (s.ok()) s = FailStopOnError(SyncError(out.file->Sync()));  // a failed fsync is never survived

@@ -413,9 +413,9 @@ Status PageStoreImpl::SealActive() {
         SyncError(env_->TruncateFile(SegmentPath(active_number_), active_file_->Size())));
     zeros_end_ = active_file_->Size();
   }
-  std::string footer =
-      EncodeFooter(active_footer_, active_file_->Size(), active_version_, index, records);
-  BRANCHDB_RETURN_IF_ERROR(active_file_->Append(footer));
+  BRANCHDB_RETURN_IF_ERROR(WriteFooter(
+      active_footer_, active_file_->Size(), active_version_, index, records,
+      [file = active_file_.get()](std::string_view piece) { return file->Append(piece); }));
   BRANCHDB_RETURN_IF_ERROR(SyncError(active_file_->Sync()));
   BRANCHDB_RETURN_IF_ERROR(active_file_->Close());
   const uint64_t size = active_file_->Size();

@@ -1,7 +1,9 @@
 // Tests of the on-disk encoding helpers (docs/storage-format.md).
 #include <catch2/catch.hpp>
+#include <algorithm>
 #include <random>
 
+#include "base/coding.h"
 #include "base/crc32c.h"
 #include "storage/log_format.h"
 
@@ -163,6 +165,75 @@ TEST_CASE("Segment headers, footers and the manifest round-trip") {
   mb[10] ^= 1;
   Manifest bad;
   CHECK(DecodeManifest(mb, &bad).IsCorruption());
+}
+
+TEST_CASE("A footer written in pieces is the footer's layout, byte for byte") {
+  // 3000 records of ~400-byte metas: a body of ~1.2 MB, several pieces.
+  std::vector<std::pair<uint64_t, std::string>> metas;
+  std::vector<IndexEntry> index;
+  for (Lsn l = 1; l <= 3000; ++l) {
+    RecordMeta m;
+    m.lsn = l;
+    m.annotation = std::string(300 + l % 200, static_cast<char>('a' + l % 26));
+    m.entries.push_back(PageEntry{static_cast<PageNo>(1 + l % 50), EntryType::kImage});
+    metas.emplace_back(4096 * l, EncodeMeta(m));
+    index.push_back(IndexEntry{static_cast<PageNo>(1 + l % 50), l, 1, 4096 * l});
+  }
+  std::sort(index.begin(), index.end(), [](const IndexEntry& a, const IndexEntry& b) {
+    return a.pgno != b.pgno ? a.pgno < b.pgno : a.lsn < b.lsn;
+  });
+  std::vector<RecordIndexEntry> records;
+  REQUIRE(RecordIndexOf(metas, &records).ok());
+  const uint64_t at = 12345678;
+
+  // The layout (docs/storage-format.md): body (count, then offset, length and
+  // meta of each record), record index section, page index section, trailer
+  // with the body's length and CRC.
+  std::string want;
+  coding::PutFixed32(&want, static_cast<uint32_t>(metas.size()));
+  for (const auto& [offset, meta] : metas) {
+    coding::PutFixed64(&want, offset);
+    coding::PutFixed32(&want, static_cast<uint32_t>(meta.size()));
+    want += meta;
+  }
+  const uint64_t body_len = want.size();
+  const uint32_t body_crc = crc32c::Value(want);
+  want += EncodeRecordIndexSection(records, at + body_len);
+  want += EncodeIndexSection(index, at + want.size());
+  coding::PutFixed64(&want, at);
+  coding::PutFixed64(&want, body_len);
+  coding::PutFixed32(&want, body_crc);
+  coding::PutFixed32(&want, kFormatVersion);
+  want += kFooterMagic;
+
+  std::vector<std::string> pieces;
+  REQUIRE(WriteFooter(metas, at, kFormatVersion, index, records, [&](std::string_view p) {
+            pieces.emplace_back(p);
+            return Status::OK();
+          }).ok());
+  std::string got;
+  for (const std::string& p : pieces) got += p;
+  CHECK(got == want);
+  CHECK(got == EncodeFooter(metas, at, kFormatVersion, index, records));
+  // The body in pieces of kFooterPieceBytes (plus at most one meta), never
+  // whole; then the record index section; then the page index and trailer.
+  REQUIRE(pieces.size() >= 6);
+  for (size_t i = 0; i + 2 < pieces.size(); ++i) {
+    CHECK(pieces[i].size() < kFooterPieceBytes + 12 + 600);
+  }
+  Trailer t;
+  REQUIRE(DecodeTrailer(std::string_view(got).substr(got.size() - kTrailerSize), &t));
+  std::vector<FooterEntry> entries;
+  REQUIRE(DecodeFooter(std::string_view(got).substr(0, t.footer_len), t.footer_crc, &entries).ok());
+  CHECK(entries.size() == metas.size());
+
+  // The first failure of the sink ends the footer and is returned.
+  size_t calls = 0;
+  Status s = WriteFooter(metas, at, kFormatVersion, index, records, [&](std::string_view) {
+    return ++calls == 2 ? Status::IOError("disk full", "disk_full") : Status::OK();
+  });
+  CHECK(s.reason() == "disk_full");
+  CHECK(calls == 2);
 }
 
 TEST_CASE("A page index section decodes back: tail, directory, blocks and filter") {
