@@ -353,8 +353,8 @@ Status RecordIndexOf(const std::vector<std::pair<uint64_t, std::string>>& footer
                      std::vector<RecordIndexEntry>* out, std::vector<PageNo>* pages) {
   out->clear();
   out->reserve(footer.size());
+  RecordMeta m;  // one for all: DecodeMeta sets every field, and its entries keep their capacity
   for (const auto& [offset, meta_bytes] : footer) {
-    RecordMeta m;
     BRANCHDB_RETURN_IF_ERROR(DecodeMeta(meta_bytes, &m, MetaParts::kNoAnnotation));
     if (pages != nullptr) {
       for (const PageEntry& e : m.entries) pages->push_back(e.pgno);

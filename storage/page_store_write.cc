@@ -396,6 +396,7 @@ Status PageStoreImpl::SealActive() {
     }
   }
   if (indexed) {
+    index.reserve(pages.size());  // every page entry of its records: at most one version each
     std::sort(pages.begin(), pages.end());
     pages.erase(std::unique(pages.begin(), pages.end()), pages.end());
     ReaderLock state(state_mu_);
