@@ -4,7 +4,9 @@
 Starts the server on a temporary data directory with short idle timeouts (so that
 computes suspend and resume), a small compute budget (so that the least recently
 used ones are suspended to make room) and short token lifetimes, then runs
-CLIENTS worker processes for DURATION seconds. Each worker owns BRANCHES branches
+CLIENTS worker processes for DURATION seconds, each with an OAuth client of its own
+(the server's limits are per client, as they are for a fleet of agents). Each
+worker owns BRANCHES branches
 (`c<i>/b<k>`) and, in a closed loop, does SQL writes and reads (also on
 production), creates branches with TTLs of 1-3 s and keeps using them until the
 reaper has deleted them, rolls back and undoes, suspends computes, lists
@@ -416,11 +418,17 @@ def main():
                            "v TEXT); INSERT INTO t(client, branch, v) VALUES (-1, 'production', "
                            "'seed')"})
         plan = []
+        identities = []  # each worker is its own OAuth client, as each agent is
         for i in range(args.clients):
             mine = [f"c{i}/b{k}" for k in range(args.branches)]
             for b in mine:
                 admin.call("setup", "POST", f"/v1/projects/{PROJECT}/branches", {"name": b})
             plan.append(mine)
+            _, doc = admin.call("setup", "POST", "/v1/clients",
+                                {"name": f"soak-c{i}", "projects": [PROJECT],
+                                 "scopes": ["projects:read", "branches:write", "sql:write"]})
+            doc = doc or {}
+            identities.append((doc.get("client_id"), doc.get("client_secret")))
         if setup_errors:
             raise RuntimeError("setup failed: " + "; ".join(setup_errors))
 
@@ -431,7 +439,7 @@ def main():
         procs = []
         for i in range(args.clients):
             p = multiprocessing.Process(
-                target=worker, args=(i, port, cid, secret, plan[i], end, t_zero, args.seed,
+                target=worker, args=(i, port, *identities[i], plan[i], end, t_zero, args.seed,
                                      os.path.join(tmp, f"worker-{i}.json")))
             p.start()
             procs.append(p)
