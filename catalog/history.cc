@@ -82,7 +82,11 @@ class ReflogWalk {
   // The next entry (newest first), or nullopt at the end.
   Result<std::optional<storage::RecordInfo>> Next() {
     if (!own_ && own_pos_ >= created_ && own_pos_ > 0) BRANCHDB_RETURN_IF_ERROR(FindOwn());
-    if (path_.empty() && !path_done_) BRANCHDB_RETURN_IF_ERROR(FillPath());
+    // Stream (2) is read only down to the own entry in hand: an inherited
+    // record below it cannot come first. (Read to its first inherited record
+    // instead, a page of a branch with a long history of its own walked all
+    // of that history.)
+    if (path_.empty() && !path_done_) BRANCHDB_RETURN_IF_ERROR(FillPath(own_ ? own_->lsn : 0));
     bool take_own = own_ && (path_.empty() || own_->lsn > path_.front().lsn);
     std::optional<storage::RecordInfo> out;
     if (take_own) {
@@ -106,9 +110,11 @@ class ReflogWalk {
     }
     return Status::OK();
   }
-  Status FillPath() {
-    constexpr size_t kBatch = 128;
-    while (path_.empty() && !path_done_) {
+  // Reads stream (2) until it holds an entry, ends, or has read every record
+  // above `floor`.
+  Status FillPath(Lsn floor) {
+    constexpr size_t kBatch = 32;
+    while (path_.empty() && !path_done_ && path_before_ > floor) {
       auto hist = store_.History(t_, path_before_, kBatch);
       if (!hist.ok()) return hist.status();
       path_done_ = hist->size() < kBatch;
@@ -308,8 +314,12 @@ Result<RollbackResult> MoveBranch(storage::PageStore& store, TimelineId t, Lsn h
 Result<Lsn> LsnActionsBack(const storage::PageStore& store, TimelineId t, int actions) {
   int commits = 0;
   Lsn before = 0;
+  // The first batch is what `actions` commits and the state before them take
+  // when nothing else is between them (each record read is a meta read).
+  size_t batch = std::min<size_t>(256, static_cast<size_t>(actions) + 2);
   while (true) {
-    auto hist = store.History(t, before, 256);
+    auto hist = store.History(t, before, batch);
+    batch = 256;
     if (!hist.ok()) return hist.status();
     if (hist->empty()) break;
     for (const storage::RecordInfo& r : *hist) {

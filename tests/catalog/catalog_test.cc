@@ -626,6 +626,58 @@ TEST_CASE("checkpoints: a reflog; states a rollback left stay listed as rolled b
   CHECK(all.size() == own);
 }
 
+TEST_CASE("checkpoints: own and inherited entries interleave by LSN on a long history, in pages of any size") {
+  // dev has hundreds of records of its own; resets from production put
+  // production's later commits on its history between them. The list must be
+  // every own record and every inherited one, newest first, however it is
+  // paged (a page reads the inherited stream only down to the own entry in
+  // hand, not to its next inherited record).
+  CatalogFixture f;
+  f.Sql("production", "CREATE TABLE t(v)");
+  REQUIRE(f.Branch("dev").ok());
+  for (int round = 0; round < 3; ++round) {
+    for (int i = 0; i < 70; ++i) f.Sql("dev", "INSERT INTO t VALUES(" + std::to_string(i) + ")");
+    f.Sql("production", "INSERT INTO t VALUES(-1)");
+    f.Sql("production", "INSERT INTO t VALUES(-2)");
+    REQUIRE(f.cat->ResetFromParent("acme", "dev").ok());
+  }
+  for (int i = 0; i < 40; ++i) f.Sql("dev", "INSERT INTO t VALUES(" + std::to_string(i) + ")");
+
+  auto store = f.cat->Store("acme");
+  REQUIRE(store.ok());
+  const TimelineId t = f.cat->GetBranch("acme", "dev")->timeline;
+  auto tl = (*store)->GetTimeline(t);
+  REQUIRE(tl.ok());
+  std::vector<Lsn> want;  // own records, then inherited ones: merged below
+  for (Lsn l = tl->created_lsn; l <= (*store)->LastLsn(); ++l) {
+    auto rec = (*store)->GetRecord(l);
+    if (rec.ok() && rec->timeline == t && rec->kind != storage::RecordKind::kDrop) want.push_back(l);
+  }
+  const size_t own = want.size();
+  auto hist = (*store)->History(t, 0, 100000);
+  REQUIRE(hist.ok());
+  for (const storage::RecordInfo& r : *hist) {
+    if (r.timeline != t && r.kind != storage::RecordKind::kDrop) want.push_back(r.lsn);
+  }
+  REQUIRE(own > 250);
+  REQUIRE(want.size() > own + 6);  // production's commits, inherited through the resets
+  std::sort(want.rbegin(), want.rend());
+
+  for (size_t page_size : {1000, 1, 4, 7}) {
+    INFO("page size " << page_size);
+    std::vector<Lsn> got;
+    std::string cursor;
+    for (int pages = 0; pages < 1000; ++pages) {
+      auto page = f.cat->ListCheckpoints("acme", "dev", page_size, cursor);
+      REQUIRE(page.ok());
+      for (const CheckpointInfo& c : page->checkpoints) got.push_back(c.lsn);
+      cursor = page->next_cursor;
+      if (cursor.empty()) break;
+    }
+    CHECK(got == want);
+  }
+}
+
 TEST_CASE("checkpoints: every listed state of every branch is a rollback target giving that state") {
   CatalogFixture f;
   f.Sql("production", "CREATE TABLE t(v)");
