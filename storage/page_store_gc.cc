@@ -511,6 +511,30 @@ struct CompactionOutput {
   uint64_t old_bytes = 0;  // the sizes of the segments read
 };
 
+namespace {
+
+// Appends what out still buffers, then its footer: every record's meta, the
+// record index, and the page index of the versions it moved, by (pgno, lsn).
+Status FinishOutput(CompactionOutput* out) {
+  std::vector<IndexEntry> index;
+  index.reserve(out->moves.size());
+  for (const CompactionOutput::Move& m : out->moves) {
+    index.push_back(IndexEntry{m.pgno, m.lsn, m.run_start, m.offset == kZeroOffset ? 0 : m.offset});
+  }
+  std::sort(index.begin(), index.end(), [](const IndexEntry& a, const IndexEntry& b) {
+    return a.pgno != b.pgno ? a.pgno < b.pgno : a.lsn < b.lsn;
+  });
+  std::vector<RecordIndexEntry> records;
+  BRANCHDB_RETURN_IF_ERROR(RecordIndexOf(out->footer, &records));
+  const uint64_t footer_offset = out->offset + out->buf.size();
+  BRANCHDB_RETURN_IF_ERROR(out->file->Append(out->buf));
+  return WriteFooter(
+      out->footer, footer_offset, kFormatVersion, index, records,
+      [file = out->file.get()](std::string_view piece) { return file->Append(piece); });
+}
+
+}  // namespace
+
 Status PageStoreImpl::CompactGroup(const std::vector<uint64_t>& group,
                                    const std::vector<std::pair<Lsn, PageNo>>& retained,
                                    GcStats* stats) {
@@ -531,26 +555,7 @@ Status PageStoreImpl::CompactGroup(const std::vector<uint64_t>& group,
     s = CopyRetained(seg, retained, &out);
     if (!s.ok()) break;
   }
-  if (s.ok()) {
-    // The output's page index: its versions by (pgno, lsn).
-    std::vector<IndexEntry> index;
-    index.reserve(out.moves.size());
-    for (const CompactionOutput::Move& m : out.moves) {
-      index.push_back(IndexEntry{m.pgno, m.lsn, m.run_start, m.offset == kZeroOffset ? 0 : m.offset});
-    }
-    std::sort(index.begin(), index.end(), [](const IndexEntry& a, const IndexEntry& b) {
-      return a.pgno != b.pgno ? a.pgno < b.pgno : a.lsn < b.lsn;
-    });
-    std::vector<RecordIndexEntry> records;
-    s = RecordIndexOf(out.footer, &records);
-    const uint64_t footer_offset = out.offset + out.buf.size();
-    if (s.ok()) s = out.file->Append(out.buf);
-    if (s.ok()) {
-      s = WriteFooter(
-          out.footer, footer_offset, kFormatVersion, index, records,
-          [file = out.file.get()](std::string_view piece) { return file->Append(piece); });
-    }
-  }
+  if (s.ok()) s = FinishOutput(&out);
   if (s.ok()) s = FailStopOnError(SyncError(out.file->Sync()));  // a failed fsync is never survived
   if (s.ok()) s = out.file->Close();
   // A number consumed without its file would leave a gap past MANIFEST's
