@@ -83,9 +83,8 @@ class ReflogWalk {
   Result<std::optional<storage::RecordInfo>> Next() {
     if (!own_ && own_pos_ >= created_ && own_pos_ > 0) BRANCHDB_RETURN_IF_ERROR(FindOwn());
     // Stream (2) is read only down to the own entry in hand: an inherited
-    // record below it cannot come first. (Read to its first inherited record
-    // instead, a page of a branch with a long history of its own walked all
-    // of that history.)
+    // record below it cannot come first. (Reading on to its next inherited
+    // record would walk a long own history whole, for every page.)
     if (path_.empty() && !path_done_) BRANCHDB_RETURN_IF_ERROR(FillPath(own_ ? own_->lsn : 0));
     bool take_own = own_ && (path_.empty() || own_->lsn > path_.front().lsn);
     std::optional<storage::RecordInfo> out;
