@@ -242,10 +242,9 @@ std::string EncodeFooter(const std::vector<std::pair<uint64_t, std::string>>& en
 // The same bytes as EncodeFooter, handed to sink in order, in pieces: the
 // body in pieces of about kFooterPieceBytes (one meta may take a piece past
 // it), then the record index section, then the page index section with the
-// trailer. A segment's footer holds every
-// record's meta (megabytes): built whole, its fresh buffer's page faults and
-// copies were paid by the commit that seals the segment. Stops at the first
-// error of sink and returns it.
+// trailer. A segment's footer holds every record's meta (megabytes): built
+// whole, its fresh buffer's page faults and copies were paid by the commit
+// that seals the segment. Stops at the first error of sink and returns it.
 inline constexpr size_t kFooterPieceBytes = 256 * 1024;
 using FooterSink = std::function<Status(std::string_view piece)>;
 Status WriteFooter(const std::vector<std::pair<uint64_t, std::string>>& entries,
