@@ -18,12 +18,15 @@
 //     one native file would only queue on its write lock), and against the
 //     disk's raw limit: N threads each appending 4 KiB + fdatasync to a file of
 //     its own. Lines carry "writers" for the plot (scripts/bench.sh).
+//   - reads deep in history, down a chain of branches, and on a branch whose
+//     pages sibling branches keep rewriting, against reads without that
+//     (targets: flat, at most 1.5x slower; Depth and Siblings below)
 // Environment: BRANCHDB_BENCH_MAX_MB caps the large database (default 1024),
 // BRANCHDB_BENCH_SECONDS: one fifth of it is a round of the writers sweep
 // (default 5, i.e. rounds of 1 s, 3 rounds per point),
 // BRANCHDB_BENCH_DIR is the scratch directory's base (bench_util.h),
 // BRANCHDB_BENCH_VFS_PARTS runs only the listed parts (comma-separated, of
-// writes, sweep, reads, open, depth; default: all), BRANCHDB_BENCH_VFS_CACHE_MB
+// writes, sweep, reads, open, depth, siblings; default: all), BRANCHDB_BENCH_VFS_CACHE_MB
 // > 0 caches page images in the page store, in a cache of that many MiB
 // (default: PageStoreOptions', no page images cached), BRANCHDB_BENCH_PREALLOCATE
 // sets the store's preallocate_bytes (the zero region; default PageStoreOptions').
@@ -506,6 +509,66 @@ void Depth(const std::string& dir) {
   }
 }
 
+// Reads on a branch whose pages other branches keep rewriting (target: flat,
+// at most 1.5x slower): a branch that reads its base's pages, while kSiblings
+// sibling branches of the same base each rewrite the whole 20 MB table once
+// (~10 sealed segments, each with a few siblings' versions of every page the
+// reader reads), then writes a table of its own (its state the newest).
+// Baseline, in a second store: the same reader and the same volume written by
+// its base timeline into another table (the same number of segments, no
+// other versions of the reader's pages).
+void Siblings(const std::string& dir) {
+  constexpr int64_t kRows = 20000;
+  constexpr int kSiblings = 31;
+  auto reader_of = [&](const std::string& name, bool busy) {
+    Ours ours = OpenOurs(dir + "/" + name);
+    auto base = ours.Open(ours.timeline);
+    Fill(base.get(), kRows);
+    auto reader = ours.store->CreateTimeline(ours.timeline, ours.store->Head(ours.timeline).value(),
+                                             "reader");
+    if (!reader.ok()) Die("CreateTimeline: " + reader.status().ToString());
+    if (!busy) Exec(base.get(), "CREATE TABLE pad(id INTEGER PRIMARY KEY, v BLOB)");
+    for (int i = 0; i < kSiblings; ++i) {
+      if (!busy) {
+        Exec(base.get(), "INSERT INTO pad(v) SELECT randomblob(1000) FROM kv");
+        continue;
+      }
+      auto sibling = ours.store->CreateTimeline(ours.timeline,
+                                                ours.store->Head(ours.timeline).value(), "sibling");
+      if (!sibling.ok()) Die("CreateTimeline: " + sibling.status().ToString());
+      Exec(ours.Open(*sibling).get(), "UPDATE kv SET v = randomblob(1000)");
+    }
+    storage::ConnectionOptions o;
+    o.store = ours.store;
+    o.timeline = *reader;
+    o.cache_pages = 100;
+    auto c = storage::OpenConnection(o);
+    if (!c.ok()) Die("OpenConnection: " + c.status().ToString());
+    // A write of its own makes the reader's state the newest: every sealed
+    // segment is at or below it, none can be skipped by its LSN range.
+    Exec(c->get(), "CREATE TABLE mine(x); INSERT INTO mine VALUES(1)");
+    return std::make_pair(std::move(ours), std::move(c).value());
+  };
+  auto [busy_store, busy] = reader_of("siblings-store", true);
+  auto [quiet_store, quiet] = reader_of("siblings-quiet-store", false);
+  std::fprintf(stderr, "siblings: %llu and %llu bytes of segments\n",
+               static_cast<unsigned long long>(busy_store.store->DiskBytes()),
+               static_cast<unsigned long long>(quiet_store.store->DiskBytes()));
+  for (auto* c : {busy.get(), quiet.get()}) PointSelectRate(c, kRows, 20000, 1);
+  auto [rate, quiet_rate] = PointRates(busy.get(), quiet.get(), kRows);
+  Metric m;
+  m.bench = "vfs";
+  m.metric =
+      "point_select_per_s_while_" + std::to_string(kSiblings) + "_siblings_rewrite_its_pages";
+  m.value = rate;
+  m.unit = "queries/s";
+  m.baseline_name = "the same reader, the same volume written to other pages";
+  m.baseline = quiet_rate;
+  m.target = "flat: >= 0.67x baseline";
+  m.met = rate >= quiet_rate / 1.5;
+  Emit(m);
+}
+
 // Whether BRANCHDB_BENCH_VFS_PARTS (default: all) lists part.
 bool Part(const char* part) {
   const char* parts = std::getenv("BRANCHDB_BENCH_VFS_PARTS");
@@ -628,5 +691,6 @@ int main() {
 
   if (Part("reads") || Part("open")) LargeDatabase(scratch.path(), max_mb, rows);
   if (Part("depth")) Depth(scratch.path());
+  if (Part("siblings")) Siblings(scratch.path());
   return 0;
 }
