@@ -29,14 +29,16 @@ namespace branchdb::storage {
 
 // What a cache entry holds. kCount must stay last.
 enum class CacheKind : uint8_t {
-  kPage = 0,   // page images by (LSN, page number)
-  kMeta = 1,   // decoded record metas by LSN
-  kIndex = 2,  // blocks of sealed segments' on-disk page indexes (format v3)
+  kPage = 0,      // page images by (LSN, page number)
+  kMeta = 1,      // decoded record metas by LSN
+  kIndex = 2,     // blocks of sealed segments' on-disk page indexes (format v3)
+  kLocation = 3,  // where reads found pages in sealed segments (LocationCache)
   kCount
 };
 inline constexpr size_t kCacheKinds = static_cast<size_t>(CacheKind::kCount);
 // The label of each kind in /metrics (branchdb_cache_bytes{cache="page"}).
-inline constexpr std::array<const char*, kCacheKinds> kCacheKindNames = {"page", "meta", "index"};
+inline constexpr std::array<const char*, kCacheKinds> kCacheKindNames = {"page", "meta", "index",
+                                                                         "location"};
 
 // Key of an entry: its owner (a store), its kind, and two numbers whose
 // meaning the kind gives (kPage: LSN and page number; kMeta: LSN and 0).

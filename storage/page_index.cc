@@ -326,4 +326,15 @@ void PageCache::Insert(Lsn lsn, PageNo pgno, const char* data) const {
   cache_->Insert(CacheKey{owner_, CacheKind::kPage, lsn, pgno}, std::move(image), kPageCharge);
 }
 
+std::shared_ptr<const LocationCache::Entry> LocationCache::Lookup(Lsn run_start,
+                                                                  PageNo pgno) const {
+  return std::static_pointer_cast<const Entry>(
+      cache_->Lookup(CacheKey{owner_, CacheKind::kLocation, run_start, pgno}));
+}
+
+void LocationCache::Insert(Lsn run_start, PageNo pgno, const Entry& e) const {
+  cache_->Insert(CacheKey{owner_, CacheKind::kLocation, run_start, pgno},
+                 std::make_shared<const Entry>(e), sizeof(Entry) + 96);
+}
+
 }  // namespace branchdb::storage::internal

@@ -6,8 +6,9 @@
 //   - PageIndex: for each page number, its versions (lsn, run, location)
 //     sorted by LSN, all runs mixed; about 24 bytes per version.
 //   - PageCache: page images keyed by (lsn, pgno), in the store's Cache.
+//   - LocationCache: where a run's reads found a page in the sealed segments.
 // Thread-safety: PageIndex and Run are guarded by the store's state mutex;
-// PageCache is internally synchronized.
+// PageCache and LocationCache are internally synchronized.
 #ifndef BRANCHDB_STORAGE_PAGE_INDEX_H_
 #define BRANCHDB_STORAGE_PAGE_INDEX_H_
 
@@ -271,6 +272,42 @@ class PageCache {
   const std::shared_ptr<Cache> cache_;
   const uint64_t owner_;
   const bool enabled_;
+};
+
+// Where a run's newest visible version of a page was found by a read that
+// had to search the sealed segments, keyed by (run start, pgno), in the
+// store's Cache (CacheKind::kLocation). An answer found for a read at LSN
+// as_of stays the answer below as_of for every later read of the run at
+// LSN >= as_of: the other runs on its path are visible only up to cutoffs
+// below the run's start, and no version is ever added at an LSN already
+// passed. So such a read looks only at what is newer than as_of (memory, and
+// segments whose newest version is above it). What moves or drops versions
+// (GC, compaction, a segment's index dropped) changes the store's location
+// epoch; an entry of another epoch is not an answer. Thread-safe.
+class LocationCache {
+ public:
+  struct Entry {
+    Lsn as_of = 0;       // the LSN of the read that found it
+    uint64_t epoch = 0;  // the store's location epoch then
+    Lsn lsn = 0;         // the version's LSN; 0: no version (zeros)
+    uint32_t segment = 0;
+    uint64_t offset = 0;
+    bool zero = false;  // a version that zeroes the page
+  };
+  explicit LocationCache(std::shared_ptr<Cache> cache)
+      : cache_(std::move(cache)), owner_(cache_->NewOwnerId()) {}
+  ~LocationCache() { cache_->EraseOwner(owner_); }
+  LocationCache(const LocationCache&) = delete;
+  LocationCache& operator=(const LocationCache&) = delete;
+
+  std::shared_ptr<const Entry> Lookup(Lsn run_start, PageNo pgno) const;
+  void Insert(Lsn run_start, PageNo pgno, const Entry& e) const;
+  // The cache's figures for locations (Cache::Stats(CacheKind::kLocation)).
+  CacheStats Stats() const { return cache_->Stats(CacheKind::kLocation); }
+
+ private:
+  const std::shared_ptr<Cache> cache_;
+  const uint64_t owner_;
 };
 
 }  // namespace branchdb::storage::internal

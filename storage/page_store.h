@@ -98,8 +98,8 @@ struct PageStoreOptions {
   // appended to the file's end. Default: 4 MiB.
   uint64_t preallocate_bytes = 4ull << 20;
   // The cache the store keeps decoded record metadata (annotations, page
-  // lists), decoded page index blocks and, with cache_page_images, page
-  // images in, shared with other
+  // lists), decoded page index blocks, where reads found pages in sealed
+  // segments and, with cache_page_images, page images in, shared with other
   // stores (storage/cache.h): one memory budget for all the stores of a
   // process (the server's [storage] cache_mb). The store takes an owner id
   // from it and drops its entries when it closes. Default (null): the store
@@ -122,7 +122,8 @@ struct PageStoreOptions {
   uint64_t meta_cache_bytes = 8ull << 20;
   // Without `cache`: bytes of decoded page index blocks of sealed segments
   // kept in a cache of the store's own (a read of a page whose newest
-  // version is in a sealed segment reads its index block through it).
+  // version is in a sealed segment reads its index block through it); an
+  // eighth of it again for where such reads found their pages.
   // Default: 8 MiB.
   uint64_t index_cache_bytes = 8ull << 20;
   // A clean close (the store's destruction) seals the active segment when it
@@ -212,6 +213,7 @@ struct StoreStats {
   CacheStats meta_cache;
   CacheStats page_cache;
   CacheStats index_cache;
+  CacheStats location_cache;  // where reads found pages in sealed segments
   // Bytes the page index holds in memory: the versions of the unsealed
   // segment (and of sealed segments without an on-disk index: formats 1
   // and 2, or a damaged index), plus each sealed segment's index directory

@@ -687,6 +687,7 @@ void PageStoreImpl::InstallCompacted(const std::vector<uint64_t>& group, uint64_
                                      std::shared_ptr<const SegmentRecordIndex> ri) {
   {
     WriterLock state(state_mu_);
+    ++location_epoch_;  // the group's versions move to the output
     // The group's versions, in memory (formats 1 and 2, damaged indexes) or
     // in their on-disk indexes, are now all in the output's index.
     std::sort(out.pages.begin(), out.pages.end());

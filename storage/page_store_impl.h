@@ -1,7 +1,8 @@
 // PageStoreImpl: the implementation of PageStore (internal to storage/).
 // Split by concern: page_store_open.cc (Open, recovery), page_store_write.cc
-// (validation, group commit, segments), page_store_read.cc (reads, history),
-// page_store_gc.cc (GC, compaction, usage).
+// (validation, group commit, segments), page_store_locate.cc (where a page
+// version is), page_store_read.cc (timelines, history), page_store_gc.cc
+// (GC, compaction, usage).
 //
 // Locking (the annotations below are checked by clang, tests/threads):
 // gc_mu_ serializes GCs; mu_ guards appending and the "pending" view of
@@ -54,39 +55,6 @@ inline constexpr std::string_view kRunsIncomplete = "runs_incomplete";
 // IOError store_failed whatever the errno (ENOSPC included), since the data's
 // durability is unknown after it (fail-stop). OK stays OK.
 Status SyncError(Status s);
-
-// RecordPins::Miss's block when the segment itself is lazy (not loaded yet).
-inline constexpr uint32_t kLazyBlock = ~uint32_t{0};
-
-// The record index blocks one call has read (PageStoreImpl::WithRecordReads),
-// held so that its retry finds them even if the cache evicted them, and the
-// block its last attempt missed.
-class RecordPins {
- public:
-  std::shared_ptr<const RecordBlock> Find(uint64_t segment, uint32_t block) const {
-    for (const auto& [key, b] : pinned_) {
-      if (key == std::make_pair(segment, block)) return b;
-    }
-    return nullptr;
-  }
-  void Pin(uint64_t segment, uint32_t block, std::shared_ptr<const RecordBlock> b) {
-    pinned_.emplace_back(std::make_pair(segment, block), std::move(b));
-  }
-  bool missed() const { return missed_ != nullptr; }
-  void Miss(std::shared_ptr<const SegmentRecordIndex> ri, uint32_t block) {
-    missed_ = std::move(ri);
-    missed_block_ = block;
-  }
-  std::shared_ptr<const SegmentRecordIndex> TakeMiss(uint32_t* block) {
-    *block = missed_block_;
-    return std::move(missed_);
-  }
-
- private:
-  std::vector<std::pair<std::pair<uint64_t, uint32_t>, std::shared_ptr<const RecordBlock>>> pinned_;
-  std::shared_ptr<const SegmentRecordIndex> missed_;
-  uint32_t missed_block_ = 0;
-};
 
 class PageStoreImpl final : public PageStore {
  public:
@@ -204,7 +172,11 @@ class PageStoreImpl final : public PageStore {
     PageNo pgno = 0;
     Lsn lsn = 0;            // the state read
     Lsn run_start = 0;      // its run's identity
-    Lsn floor = 0;          // LSN of the in-memory answer (0: none)
+    Lsn floor = 0;          // LSN of the best answer so far (0: none)
+    // The location cache's answer holds up to this LSN: only what is newer is searched.
+    Lsn known = 0;
+    uint64_t epoch = 0;                   // the store's location epoch during the query
+    bool keep = false;                    // the cache holds a newer read's answer: not replaced
     std::shared_ptr<const PathMap> path;  // null: the run has no base
     std::shared_ptr<const std::vector<std::shared_ptr<const SegmentIndex>>> sealed;
   };
@@ -774,6 +746,13 @@ class PageStoreImpl final : public PageStore {
   // between exclusive and shared or drop one (create, reset, drop,
   // GC). A commit does not: its images are its timeline's alone.
   uint64_t usage_epoch_ GUARDED_BY(state_mu_) = 0;
+  // Ends every LocationCache answer: bumped by what moves versions or
+  // deletes their files (compaction, a segment's index dropped or demoted).
+  // A seal does not: a version's segment and offset stay what they were. Nor
+  // does GC's removal of versions: a version a cached answer names that a
+  // live state still reads is kept, and a newer one is found above as_of.
+  // (location_cache_test fails without the bump at compaction.)
+  mutable uint64_t location_epoch_ GUARDED_BY(state_mu_) = 0;
 
   // Internally synchronized.
   static constexpr size_t kPathCacheRuns = 4096;  // path maps kept, one per run
@@ -781,6 +760,7 @@ class PageStoreImpl final : public PageStore {
   mutable PageCache page_cache_;
   mutable MetaCache meta_cache_;
   mutable IndexBlockCache index_cache_;
+  mutable LocationCache location_cache_;
   mutable RecordBlockCache record_cache_;
   // Damaged record metas reads found and served from their footer's copy,
   // one line each (Damage()).

@@ -165,6 +165,7 @@ Status PageStoreImpl::InstallLazySegment(std::shared_ptr<LazySegment> seg) const
     if (l.idx) {
       seg_indexes_[n] = l.idx;
     } else {
+      ++location_epoch_;
       seg_indexes_.erase(n);
       for (const FooterEntry& e : l.fallback) {
         auto run = run_by_start_.find(e.meta.run_start);

@@ -62,6 +62,8 @@ PageStoreImpl::PageStoreImpl(const PageStoreOptions& options, std::string dir)
                                            : Cache::Create(options.meta_cache_bytes, 0)),
       index_cache_(options.cache != nullptr ? options.cache
                                             : Cache::Create(options.index_cache_bytes, 0)),
+      location_cache_(options.cache != nullptr ? options.cache
+                                               : Cache::Create(options.index_cache_bytes / 8, 0)),
       record_cache_(options.cache != nullptr ? options.cache
                                              : Cache::Create(options.index_cache_bytes, 0)) {}
 

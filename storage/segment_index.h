@@ -159,6 +159,39 @@ class RecordBlockCache {
   const uint64_t owner_;
 };
 
+// RecordPins::Miss's block when the segment itself is lazy (not loaded yet).
+inline constexpr uint32_t kLazyBlock = ~uint32_t{0};
+
+// The record index blocks one call has read (PageStoreImpl::WithRecordReads),
+// held so that its retry finds them even if the cache evicted them, and the
+// block its last attempt missed.
+class RecordPins {
+ public:
+  std::shared_ptr<const RecordBlock> Find(uint64_t segment, uint32_t block) const {
+    for (const auto& [key, b] : pinned_) {
+      if (key == std::make_pair(segment, block)) return b;
+    }
+    return nullptr;
+  }
+  void Pin(uint64_t segment, uint32_t block, std::shared_ptr<const RecordBlock> b) {
+    pinned_.emplace_back(std::make_pair(segment, block), std::move(b));
+  }
+  bool missed() const { return missed_ != nullptr; }
+  void Miss(std::shared_ptr<const SegmentRecordIndex> ri, uint32_t block) {
+    missed_ = std::move(ri);
+    missed_block_ = block;
+  }
+  std::shared_ptr<const SegmentRecordIndex> TakeMiss(uint32_t* block) {
+    *block = missed_block_;
+    return std::move(missed_);
+  }
+
+ private:
+  std::vector<std::pair<std::pair<uint64_t, uint32_t>, std::shared_ptr<const RecordBlock>>> pinned_;
+  std::shared_ptr<const SegmentRecordIndex> missed_;
+  uint32_t missed_block_ = 0;
+};
+
 // Block b of ri, from the cache (when not null) or read from the file and
 // checked by its crc and against its directory entry (Corruption naming the
 // segment, the block and its offset otherwise), then cached.

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "storage/cache.h"
 #include "tests/server/live_server.h"
 
 namespace branchdb::server {
@@ -51,10 +52,13 @@ class BudgetServer : public testing::LiveServer {
     REQUIRE(at != std::string::npos);
     return std::stod(m->body.substr(at + series.size() + 2));
   }
+  // Every kind of the stores' shared cache (storage::kCacheKindNames).
   double StoreCacheBytes() {
-    return Gauge("branchdb_cache_bytes{cache=\"page\"}") +
-           Gauge("branchdb_cache_bytes{cache=\"meta\"}") +
-           Gauge("branchdb_cache_bytes{cache=\"index\"}");
+    double bytes = 0;
+    for (const char* kind : storage::kCacheKindNames) {
+      bytes += Gauge("branchdb_cache_bytes{cache=\"" + std::string(kind) + "\"}");
+    }
+    return bytes;
   }
 
  private:

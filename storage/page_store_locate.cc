@@ -1,0 +1,370 @@
+// PageStoreImpl: where a page version is (its header, page_store_impl.h,
+// says how the store is split). A read looks its page up in the in-memory
+// index under state_mu_ (FindVersion, LocateLocked), then, when a sealed
+// segment may hold a newer visible version, in the sealed segments' on-disk
+// indexes without the lock (LocateOnDisk), helped by the location cache;
+// then reads the image (ReadLocation). A damaged index block demotes its
+// segment's index to memory (DemoteSegmentIndex, RepairingIndex).
+#include <algorithm>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <queue>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "base/coding.h"
+#include "base/crc32c.h"
+#include "storage/page_store_impl.h"
+#include "storage/segment_reader.h"
+
+namespace branchdb::storage::internal {
+namespace {
+
+// FindVersion steps over at most this many versions of other runs, newest
+// first, before it looks the page up run by run instead (when the page has a
+// by-run index).
+constexpr size_t kLinearSteps = 32;
+
+}  // namespace
+
+const Version* PageStoreImpl::FindVersion(uint32_t run, Lsn lsn, PageNo pgno) const {
+  auto versions = index_.Versions(pgno);
+  if (versions.empty()) return nullptr;
+  auto it = std::upper_bound(versions.begin(), versions.end(), lsn,
+                             [](Lsn l, const Version& v) { return l < v.lsn; });
+  std::shared_ptr<const PathMap> path;
+  const PageIndex::ByRun* by_run = index_.VersionsByRun(pgno);
+  size_t steps = 0;
+  while (it != versions.begin()) {
+    --it;
+    if (it->run == run) return &*it;
+    if (by_run != nullptr && ++steps == kLinearSteps) break;  // many other runs' versions
+    if (runs_[run].base_run == kNoRun) continue;              // path is the run alone
+    if (!path) path = path_cache_.Get(runs_, run);
+    Lsn c = path->Cutoff(it->run);
+    if (c != 0 && it->lsn <= c) return &*it;
+  }
+  if (by_run == nullptr || steps < kLinearSteps) return nullptr;
+  // The newest visible version is the newest among each path run's newest
+  // version at or below that run's cutoff.
+  if (!path) path = path_cache_.Get(runs_, run);
+  const Version* best = nullptr;
+  for (const auto& [r, cutoff] : path->runs()) {
+    auto f = by_run->find(r);
+    if (f == by_run->end()) continue;
+    const Lsn c = r == run ? lsn : cutoff;
+    const std::vector<uint32_t>& idx = f->second;
+    auto p = std::upper_bound(idx.begin(), idx.end(), c,
+                              [&](Lsn l, uint32_t i) { return l < versions[i].lsn; });
+    if (p == idx.begin()) continue;
+    const Version* v = &versions[*(p - 1)];
+    if (best == nullptr || v->lsn > best->lsn) best = v;
+  }
+  return best;
+}
+
+Result<std::shared_ptr<RandomAccessFile>> PageStoreImpl::File(uint32_t segment) const {
+  MutexLock lock(files_mu_);
+  auto it = files_.find(segment);
+  if (it != files_.end()) return it->second;
+  auto f = env_->NewRandomAccessFile(SegmentPath(segment));
+  if (!f.ok()) return f.status();
+  std::shared_ptr<RandomAccessFile> file(std::move(*f));
+  files_[segment] = file;
+  return file;
+}
+
+Status PageStoreImpl::ReadLocation(const Location& loc, PageNo pgno, char* out) const {
+  if (page_cache_.Lookup(loc.lsn, pgno, out)) return Status::OK();
+  // The image straight into out (SQLite's buffer), its crc beside it; a
+  // scan's next blocks from this thread's read-ahead window.
+  char crc[4];
+  bool complete = false, buffered = false;
+  for (bool read_ahead : {true, false}) {
+    BRANCHDB_RETURN_IF_ERROR(
+        ReadImageBlock(loc.file, loc.offset, read_ahead, crc, out, &complete, &buffered));
+    if (complete && coding::DecodeFixed32(crc) == crc32c::Value(std::string_view(out, kPageSize))) {
+      page_cache_.Insert(loc.lsn, pgno, out);
+      return Status::OK();
+    }
+    if (!buffered) break;  // a fresh read: the block is damaged
+  }
+  return Status::Corruption("page " + std::to_string(pgno) + " of LSN " + std::to_string(loc.lsn) +
+                            " in " + SegmentFileName(loc.segment) + " at offset " +
+                            std::to_string(loc.offset) + ": checksum mismatch");
+}
+
+Status PageStoreImpl::ReadPage(TimelineId t, PageNo pgno, Lsn lsn, std::string* out) const {
+  Location loc;
+  BRANCHDB_RETURN_IF_ERROR(LocatePage(t, lsn, true, pgno, &loc));
+  out->resize(kPageSize);
+  return ReadLocated(loc, pgno, out->data());
+}
+
+Status PageStoreImpl::ReadPageAt(Lsn state_lsn, PageNo pgno, std::string* out) const {
+  out->resize(kPageSize);
+  return ReadPageInto(state_lsn, pgno, out->data());
+}
+
+Status PageStoreImpl::ReadPageInto(Lsn state_lsn, PageNo pgno, char* out) const {
+  if (pgno == 0) return Status::InvalidArgument("page number 0");
+  if (state_lsn == 0) {
+    std::memset(out, 0, kPageSize);
+    return Status::OK();
+  }
+  Location loc;
+  BRANCHDB_RETURN_IF_ERROR(LocatePage(0, state_lsn, false, pgno, &loc));
+  return ReadLocated(loc, pgno, out);
+}
+
+Status PageStoreImpl::LocatePage(TimelineId t, Lsn lsn, bool by_timeline, PageNo pgno,
+                                 Location* loc) const {
+  // A damaged index block found on the way moves its segment's versions
+  // into memory (DemoteSegmentIndex); then the read starts over. Each retry
+  // has one on-disk index fewer.
+  auto attempt = [&](uint64_t* bad) {
+    DiskQuery q;
+    BRANCHDB_RETURN_IF_ERROR(WithRecordReads([&](RecordPins* pins) {
+      *loc = Location{};
+      q = DiskQuery{};
+      ReaderLock state(state_mu_);
+      Lsn state_lsn = lsn;
+      if (by_timeline) {
+        auto s = ResolveLocked(t, lsn);
+        if (!s.ok()) return s.status();
+        if (pgno == 0) return Status::InvalidArgument("page number 0");
+        state_lsn = *s;
+      }
+      auto rec = StateLocked(state_lsn, pins);
+      if (!rec.ok()) return rec.status();
+      return LocateLocked(*rec, state_lsn, pgno, loc, &q);
+    }));
+    if (!q.needed) return Status::OK();
+    BRANCHDB_RETURN_IF_ERROR(LocateOnDisk(q, loc, bad));
+    if (!q.keep) {
+      location_cache_.Insert(q.run_start, pgno,
+                             LocationCache::Entry{q.lsn, q.epoch, loc->lsn, loc->segment,
+                                                  loc->offset, loc->file == nullptr});
+    }
+    return Status::OK();
+  };
+  Status s = RepairingIndex(attempt);
+  if (s.reason() != kRunsIncomplete) return s;
+  // A state below its timeline's head just after Open: the runs' lists first.
+  BRANCHDB_RETURN_IF_ERROR(LoadRunLists());
+  return RepairingIndex(attempt);
+}
+
+Status PageStoreImpl::LocateLocked(const RecordEntry& rec, Lsn lsn, PageNo pgno, Location* loc,
+                                   DiskQuery* q) const {
+  if (pgno > rec.db_size_pages) return Status::OK();  // loc->file stays null: zeros
+  // The best answer so far (lsn 0: none), and whether it zeroes the page.
+  Location best;
+  bool zero = false;
+  if (const Version* v = FindVersion(rec.run, lsn, pgno)) {
+    best = Location{v->segment, v->offset, v->lsn, nullptr};
+    zero = v->IsZero();
+  }
+  if (sealed_view_ && !sealed_view_->empty() && sealed_view_->front()->dir.max_lsn > best.lsn) {
+    // A sealed segment may hold a newer visible version: what an earlier
+    // read of the run found there first (LocationCache).
+    q->run_start = runs_[rec.run].start;
+    q->epoch = location_epoch_;
+    if (auto c = location_cache_.Lookup(q->run_start, pgno); c && c->epoch == q->epoch) {
+      q->keep = c->as_of > lsn;
+      if (!q->keep) q->known = c->as_of;
+      if (!q->keep && c->lsn > best.lsn) {
+        best = Location{c->segment, c->offset, c->lsn, nullptr};
+        zero = c->zero;
+      }
+    }
+    // Only versions above both answers and at most lsn are left to find.
+    if (q->known < lsn && sealed_view_->front()->dir.max_lsn > std::max(best.lsn, q->known)) {
+      q->needed = true;
+      q->pgno = pgno;
+      q->lsn = lsn;
+      q->floor = best.lsn;
+      if (runs_[rec.run].base_run != kNoRun) q->path = path_cache_.Get(runs_, rec.run);
+      q->sealed = sealed_view_;
+    }
+  }
+  loc->lsn = best.lsn;
+  if (best.lsn == 0 || zero) return Status::OK();  // loc->file stays null: zeros
+  *loc = best;
+  auto file = File(best.segment);
+  if (!file.ok()) return file.status();
+  loc->file = std::move(*file);
+  return Status::OK();
+}
+
+Status PageStoreImpl::LocateOnDisk(const DiskQuery& q, Location* loc, uint64_t* bad_segment) const {
+  auto visible = [&q](const IndexEntry& e) {
+    if (e.run_start == q.run_start) return true;
+    if (!q.path) return false;
+    const Lsn c = q.path->CutoffByStart(e.run_start);
+    return c != 0 && e.lsn <= c;
+  };
+  Lsn floor = q.floor;
+  // Newest segments first: one whose newest version is not above the best
+  // answer so far cannot improve it, and neither can any after it; nor can
+  // one at or below what the location cache answered for.
+  for (const auto& view_idx : *q.sealed) {
+    if (view_idx->dir.max_lsn <= std::max(floor, q.known)) break;
+    if (view_idx->dir.min_lsn > q.lsn) continue;
+    const SegmentIndex* idx = view_idx.get();
+    std::shared_ptr<const SegmentIndex> loaded;
+    if (idx->lazy) {  // MANIFEST's LSN range brought the read here: opened now
+      auto l = LazyIndex(*idx, bad_segment);
+      if (!l.ok()) return l.status();
+      loaded = std::move(*l);
+      idx = loaded.get();
+    }
+    if (!idx->MayContain(q.pgno)) continue;
+    auto hit = FindInSegment(*idx, q.pgno, q.lsn, floor, &index_cache_, visible);
+    if (!hit.ok()) {
+      if (hit.status().IsCorruption()) *bad_segment = idx->number;
+      return hit.status();
+    }
+    if (!hit->has_value()) continue;
+    const IndexEntry& e = **hit;
+    floor = e.lsn;
+    // A zeroing version: lsn kept (for the location cache), no file (zeros).
+    *loc = Location{static_cast<uint32_t>(idx->number), e.offset, e.lsn,
+                    e.IsZero() ? nullptr : idx->file};
+  }
+  return Status::OK();
+}
+
+void PageStoreImpl::InstallSegmentIndex(std::shared_ptr<const SegmentIndex> idx) const {
+  seg_indexes_[idx->number] = std::move(idx);
+  RebuildSealedView();
+}
+
+void PageStoreImpl::DropSegmentIndex(uint64_t number) const {
+  ++location_epoch_;
+  seg_indexes_.erase(number);
+  RebuildSealedView();
+}
+
+void PageStoreImpl::RebuildSealedView() const {
+  std::vector<std::shared_ptr<const SegmentIndex>> v;
+  v.reserve(seg_indexes_.size());
+  for (auto it = seg_indexes_.rbegin(); it != seg_indexes_.rend(); ++it) {  // newest segment
+    if (it->second->dir.versions > 0) v.push_back(it->second);  // first: usually sorted so
+  }
+  auto newer = [](const auto& a, const auto& b) { return a->dir.max_lsn > b->dir.max_lsn; };
+  if (!std::is_sorted(v.begin(), v.end(), newer)) std::sort(v.begin(), v.end(), newer);
+  sealed_view_ = std::make_shared<std::vector<std::shared_ptr<const SegmentIndex>>>(std::move(v));
+}
+
+Status PageStoreImpl::DemoteSegmentIndex(uint64_t number, const std::string& why) const {
+  std::shared_ptr<const SegmentIndex> idx;
+  uint64_t size = 0;
+  {
+    ReaderLock state(state_mu_);
+    auto it = seg_indexes_.find(number);
+    if (it == seg_indexes_.end()) return Status::OK();
+    idx = it->second;
+    size = segments_.at(number).size;
+  }
+  SegmentHeader h;
+  size_t header_len = 0;
+  BRANCHDB_RETURN_IF_ERROR(ReadSegmentHeader(idx->file.get(), number, &h, &header_len));
+  SealedRecords records;
+  BRANCHDB_RETURN_IF_ERROR(ReadSealedRecords(idx->file.get(), number, header_len, size, &records,
+                                             MetaParts::kNoAnnotation));
+  uint64_t versions = 0;
+  {
+    WriterLock state(state_mu_);
+    if (seg_indexes_.count(number) == 0) return Status::OK();  // done meanwhile
+    for (const FooterEntry& e : records.entries) {
+      auto run = run_by_start_.find(e.meta.run_start);
+      if (run == run_by_start_.end()) continue;  // garbage of a run that no longer exists
+      IndexVersions(e.meta, run->second, static_cast<uint32_t>(number), e.offset, e.meta_len);
+      versions += e.meta.entries.size();
+    }
+    DropSegmentIndex(number);
+  }
+  MutexLock lock(damage_mu_);
+  read_damage_.push_back(why + "; page versions rebuilt in memory from the footer's record list (" +
+                         std::to_string(versions) + " versions)");
+  return Status::OK();
+}
+
+Status PageStoreImpl::ForEachPage(const PageVisitor& fn, uint64_t* bad_segment) const {
+  std::vector<SegmentIndexIterator> its;
+  its.reserve(seg_indexes_.size());
+  using Item = std::pair<PageNo, size_t>;  // (its page, iterator)
+  std::priority_queue<Item, std::vector<Item>, std::greater<Item>> heap;
+  for (const auto& [n, idx] : seg_indexes_) {
+    if (idx->lazy)
+      return Status::FailedPrecondition(SegmentFileName(n) + " not loaded (InstallLazySegments)");
+    its.emplace_back(idx);
+    if (Status s = its.back().Init(); !s.ok()) {
+      if (s.IsCorruption()) *bad_segment = n;
+      return s;
+    }
+    if (its.back().Valid()) heap.emplace(its.back().pgno(), its.size() - 1);
+  }
+  PageNo mem = 0;
+  bool mem_valid = index_.NextPage(0, &mem);
+  std::vector<Version> vs;
+  std::vector<IndexEntry> entries;
+  while (mem_valid || !heap.empty()) {
+    PageNo p = mem_valid ? mem : heap.top().first;
+    if (!heap.empty()) p = std::min(p, heap.top().first);
+    vs.clear();
+    size_t sources = 0;
+    if (mem_valid && mem == p) {
+      auto m = index_.Versions(p);
+      vs.assign(m.begin(), m.end());
+      mem_valid = index_.NextPage(p + 1, &mem);
+      ++sources;
+    }
+    while (!heap.empty() && heap.top().first == p) {
+      SegmentIndexIterator& it = its[heap.top().second];
+      const size_t i = heap.top().second;
+      heap.pop();
+      entries.clear();
+      if (Status s = it.TakePage(&entries); !s.ok()) {
+        if (s.IsCorruption()) *bad_segment = it.index().number;
+        return s;
+      }
+      for (const IndexEntry& e : entries) {
+        auto run = run_by_start_.find(e.run_start);
+        vs.push_back(Version{e.lsn, run == run_by_start_.end() ? kNoRun : run->second,
+                             static_cast<uint32_t>(it.index().number),
+                             e.IsZero() ? kZeroOffset : e.offset});
+      }
+      if (it.Valid()) heap.emplace(it.pgno(), i);
+      ++sources;
+    }
+    if (sources > 1) {
+      std::sort(vs.begin(), vs.end(),
+                [](const Version& a, const Version& b) { return a.lsn < b.lsn; });
+    }
+    if (!vs.empty()) fn(p, vs);
+  }
+  return Status::OK();
+}
+
+Status PageStoreImpl::RepairingIndex(const std::function<Status(uint64_t*)>& fn) const {
+  for (;;) {
+    uint64_t bad = 0;
+    Status s = fn(&bad);
+    if (s.ok() || bad == 0) return s;
+    BRANCHDB_RETURN_IF_ERROR(DemoteSegmentIndex(bad, s.message()));
+  }
+}
+
+Status PageStoreImpl::ReadLocated(const Location& loc, PageNo pgno, char* out) const {
+  if (loc.file == nullptr) {
+    std::memset(out, 0, kPageSize);
+    return Status::OK();
+  }
+  return ReadLocation(loc, pgno, out);
+}
+
+}  // namespace branchdb::storage::internal
