@@ -434,10 +434,15 @@ class PageStoreImpl final : public PageStore {
       EXCLUDES(state_mu_);
   // The on-disk half of a read (DiskQuery): the newest visible version in the
   // sealed segments' indexes above q.floor, newest segment first. Sets *loc
-  // (file null: zeros) when there is one; *bad_segment on a damaged block.
+  // (file null: zeros) when there is one; *bad_segment on a damaged block;
+  // *cost to what the search took.
   // REQUIRES: state_mu_ not held.
-  Status LocateOnDisk(const DiskQuery& q, Location* loc, uint64_t* bad_segment) const
-      EXCLUDES(state_mu_);
+  struct SearchCost {
+    size_t segments = 0;   // whose index it read
+    size_t invisible = 0;  // versions of the page it stepped over (other runs')
+  };
+  Status LocateOnDisk(const DiskQuery& q, Location* loc, uint64_t* bad_segment,
+                      SearchCost* cost) const EXCLUDES(state_mu_);
   // Whole reads: the in-memory index under state_mu_, then the on-disk part.
   Status LocatePage(TimelineId t, Lsn lsn, bool by_timeline, PageNo pgno, Location* loc) const
       EXCLUDES(state_mu_);
@@ -761,6 +766,10 @@ class PageStoreImpl final : public PageStore {
   mutable MetaCache meta_cache_;
   mutable IndexBlockCache index_cache_;
   mutable LocationCache location_cache_;
+  // Whether a read has put an answer in location_cache_: until then reads do
+  // not look it up (a store whose reads never step over another run's
+  // versions, e.g. one with a single branch, never pays for the cache).
+  mutable std::atomic<bool> locations_cached_{false};
   mutable RecordBlockCache record_cache_;
   // Damaged record metas reads found and served from their footer's copy,
   // one line each (Damage()).

@@ -142,11 +142,16 @@ Status PageStoreImpl::LocatePage(TimelineId t, Lsn lsn, bool by_timeline, PageNo
       return LocateLocked(*rec, state_lsn, pgno, loc, &q);
     }));
     if (!q.needed) return Status::OK();
-    BRANCHDB_RETURN_IF_ERROR(LocateOnDisk(q, loc, bad));
-    if (!q.keep) {
+    SearchCost cost;
+    BRANCHDB_RETURN_IF_ERROR(LocateOnDisk(q, loc, bad, &cost));
+    // Worth remembering when the search went through more than one segment
+    // and other runs' versions of the page on its way: the next read would
+    // again (more of them, as other runs write on).
+    if (!q.keep && cost.segments > 1 && cost.invisible > 0) {
       location_cache_.Insert(q.run_start, pgno,
                              LocationCache::Entry{q.lsn, q.epoch, loc->lsn, loc->segment,
                                                   loc->offset, loc->file == nullptr});
+      locations_cached_.store(true, std::memory_order_relaxed);
     }
     return Status::OK();
   };
@@ -172,7 +177,11 @@ Status PageStoreImpl::LocateLocked(const RecordEntry& rec, Lsn lsn, PageNo pgno,
     // read of the run found there first (LocationCache).
     q->run_start = runs_[rec.run].start;
     q->epoch = location_epoch_;
-    if (auto c = location_cache_.Lookup(q->run_start, pgno); c && c->epoch == q->epoch) {
+    std::shared_ptr<const LocationCache::Entry> c;
+    if (locations_cached_.load(std::memory_order_relaxed)) {
+      c = location_cache_.Lookup(q->run_start, pgno);
+    }
+    if (c && c->epoch == q->epoch) {
       q->keep = c->as_of > lsn;
       if (!q->keep) q->known = c->as_of;
       if (!q->keep && c->lsn > best.lsn) {
@@ -199,12 +208,14 @@ Status PageStoreImpl::LocateLocked(const RecordEntry& rec, Lsn lsn, PageNo pgno,
   return Status::OK();
 }
 
-Status PageStoreImpl::LocateOnDisk(const DiskQuery& q, Location* loc, uint64_t* bad_segment) const {
-  auto visible = [&q](const IndexEntry& e) {
+Status PageStoreImpl::LocateOnDisk(const DiskQuery& q, Location* loc, uint64_t* bad_segment,
+                                   SearchCost* cost) const {
+  auto visible = [&q, cost](const IndexEntry& e) {
     if (e.run_start == q.run_start) return true;
-    if (!q.path) return false;
-    const Lsn c = q.path->CutoffByStart(e.run_start);
-    return c != 0 && e.lsn <= c;
+    const Lsn c = q.path ? q.path->CutoffByStart(e.run_start) : 0;
+    if (c != 0 && e.lsn <= c) return true;
+    ++cost->invisible;
+    return false;
   };
   Lsn floor = q.floor;
   // Newest segments first: one whose newest version is not above the best
@@ -222,6 +233,7 @@ Status PageStoreImpl::LocateOnDisk(const DiskQuery& q, Location* loc, uint64_t* 
       idx = loaded.get();
     }
     if (!idx->MayContain(q.pgno)) continue;
+    ++cost->segments;
     auto hit = FindInSegment(*idx, q.pgno, q.lsn, floor, &index_cache_, visible);
     if (!hit.ok()) {
       if (hit.status().IsCorruption()) *bad_segment = idx->number;
