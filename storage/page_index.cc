@@ -41,8 +41,9 @@ std::shared_ptr<const PathMap> PathCache::Get(const std::vector<Run>& runs, uint
       return it->second.first;
     }
   }
+  // Cached however short: rebuilding one is three allocations, on every
+  // read of a branch whose page is not in memory.
   auto path = BuildPathMap(runs, r);
-  if (path->runs().size() < 4) return path;  // cheap to rebuild: do not cache
   MutexLock lock(mu_);
   if (map_.count(r) == 0) {
     lru_.push_front(r);

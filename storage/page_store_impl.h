@@ -435,14 +435,11 @@ class PageStoreImpl final : public PageStore {
   // The on-disk half of a read (DiskQuery): the newest visible version in the
   // sealed segments' indexes above q.floor, newest segment first. Sets *loc
   // (file null: zeros) when there is one; *bad_segment on a damaged block;
-  // *cost to what the search took.
+  // *stepped_over to the number of other runs' versions of the page it
+  // passed on its way.
   // REQUIRES: state_mu_ not held.
-  struct SearchCost {
-    size_t segments = 0;   // whose index it read
-    size_t invisible = 0;  // versions of the page it stepped over (other runs')
-  };
   Status LocateOnDisk(const DiskQuery& q, Location* loc, uint64_t* bad_segment,
-                      SearchCost* cost) const EXCLUDES(state_mu_);
+                      size_t* stepped_over) const EXCLUDES(state_mu_);
   // Whole reads: the in-memory index under state_mu_, then the on-disk part.
   Status LocatePage(TimelineId t, Lsn lsn, bool by_timeline, PageNo pgno, Location* loc) const
       EXCLUDES(state_mu_);

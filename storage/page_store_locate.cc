@@ -142,12 +142,12 @@ Status PageStoreImpl::LocatePage(TimelineId t, Lsn lsn, bool by_timeline, PageNo
       return LocateLocked(*rec, state_lsn, pgno, loc, &q);
     }));
     if (!q.needed) return Status::OK();
-    SearchCost cost;
-    BRANCHDB_RETURN_IF_ERROR(LocateOnDisk(q, loc, bad, &cost));
-    // Worth remembering when the search went through more than one segment
-    // and other runs' versions of the page on its way: the next read would
-    // again (more of them, as other runs write on).
-    if (!q.keep && cost.segments > 1 && cost.invisible > 0) {
+    size_t stepped_over = 0;
+    BRANCHDB_RETURN_IF_ERROR(LocateOnDisk(q, loc, bad, &stepped_over));
+    // Worth remembering when the search stepped over other runs' versions of
+    // the page: the next read would again (more of them, as they write on).
+    // A read that found its page at once (one branch's) is not.
+    if (!q.keep && stepped_over > 0) {
       location_cache_.Insert(q.run_start, pgno,
                              LocationCache::Entry{q.lsn, q.epoch, loc->lsn, loc->segment,
                                                   loc->offset, loc->file == nullptr});
@@ -209,12 +209,12 @@ Status PageStoreImpl::LocateLocked(const RecordEntry& rec, Lsn lsn, PageNo pgno,
 }
 
 Status PageStoreImpl::LocateOnDisk(const DiskQuery& q, Location* loc, uint64_t* bad_segment,
-                                   SearchCost* cost) const {
-  auto visible = [&q, cost](const IndexEntry& e) {
+                                   size_t* stepped_over) const {
+  auto visible = [&q, stepped_over](const IndexEntry& e) {
     if (e.run_start == q.run_start) return true;
     const Lsn c = q.path ? q.path->CutoffByStart(e.run_start) : 0;
     if (c != 0 && e.lsn <= c) return true;
-    ++cost->invisible;
+    ++*stepped_over;
     return false;
   };
   Lsn floor = q.floor;
@@ -233,7 +233,6 @@ Status PageStoreImpl::LocateOnDisk(const DiskQuery& q, Location* loc, uint64_t* 
       idx = loaded.get();
     }
     if (!idx->MayContain(q.pgno)) continue;
-    ++cost->segments;
     auto hit = FindInSegment(*idx, q.pgno, q.lsn, floor, &index_cache_, visible);
     if (!hit.ok()) {
       if (hit.status().IsCorruption()) *bad_segment = idx->number;
