@@ -48,19 +48,27 @@ const Version* PageStoreImpl::FindVersion(uint32_t run, Lsn lsn, PageNo pgno) co
   }
   if (by_run == nullptr || steps < kLinearSteps) return nullptr;
   // The newest visible version is the newest among each path run's newest
-  // version at or below that run's cutoff.
+  // version at or below that run's cutoff: the runs taken from the shorter
+  // of the path (deep after many rollbacks: each one adds a run) and the
+  // page's runs.
   if (!path) path = path_cache_.Get(runs_, run);
   const Version* best = nullptr;
-  for (const auto& [r, cutoff] : path->runs()) {
-    auto f = by_run->find(r);
-    if (f == by_run->end()) continue;
+  auto consider = [&](uint32_t r, Lsn cutoff, const std::vector<uint32_t>& idx) {
     const Lsn c = r == run ? lsn : cutoff;
-    const std::vector<uint32_t>& idx = f->second;
     auto p = std::upper_bound(idx.begin(), idx.end(), c,
                               [&](Lsn l, uint32_t i) { return l < versions[i].lsn; });
-    if (p == idx.begin()) continue;
+    if (p == idx.begin()) return;
     const Version* v = &versions[*(p - 1)];
     if (best == nullptr || v->lsn > best->lsn) best = v;
+  };
+  if (by_run->size() < path->runs().size()) {
+    for (const auto& [r, idx] : *by_run) {
+      if (const Lsn cutoff = path->Cutoff(r); cutoff != 0) consider(r, cutoff, idx);
+    }
+    return best;
+  }
+  for (const auto& [r, cutoff] : path->runs()) {
+    if (auto f = by_run->find(r); f != by_run->end()) consider(r, cutoff, f->second);
   }
   return best;
 }

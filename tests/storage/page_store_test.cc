@@ -467,5 +467,60 @@ TEST_CASE("DurableEnd covers exactly the synced records of the active segment") 
   CHECK(reopened.bytes == rolled.bytes);
 }
 
+TEST_CASE("A page with many runs' versions in memory reads right from short and deep paths") {
+  // One segment (nothing sealed): every version is in the in-memory index.
+  // 40 sibling runs write page 1 twice each, so a read that is not theirs
+  // steps over more than 32 versions and looks the page up run by run,
+  // from the path's runs (short: the reader's two) or from the page's runs
+  // (when the path is longer: a reader rolled back 120 times, against 82
+  // runs with versions of the page), each checked by breaking the other.
+  StoreFixture f;
+  TimelineId base = f.Create(0, "base");
+  const Lsn based = f.Commit(base, {{1, 11}, {2, 12}}, 2);
+  auto child = [&] {
+    auto t = f.store().CreateTimeline(base, based, "child");
+    REQUIRE(t.ok());
+    return *t;
+  };
+  TimelineId reader = child();
+  for (int i = 0; i < 40; ++i) {
+    TimelineId s = child();
+    f.Commit(s, {{1, 100 + 2 * static_cast<uint64_t>(i)}}, 2);
+    f.Commit(s, {{1, 101 + 2 * static_cast<uint64_t>(i)}}, 2);
+  }
+  auto read = [&](Lsn lsn, PageNo pgno) {
+    std::string out;
+    Status s = f.store().ReadPage(reader, pgno, lsn, &out);
+    INFO(s.ToString());
+    REQUIRE(s.ok());
+    return out;
+  };
+  const Lsn before_own = f.Commit(reader, {{2, 22}}, 2);
+  CHECK(read(before_own, 1) == PageData(11));
+  // Deepen the reader's path: each rollback starts a run on the one before.
+  const Lsn own = f.Commit(reader, {{1, 21}}, 2);
+  Lsn head = own;
+  for (int i = 0; i < 120; ++i) {
+    const Lsn kept = f.Commit(reader, {{2, 1000 + static_cast<uint64_t>(i)}}, 2);
+    const Lsn undone = f.Commit(reader, {{2, 5000}}, 2);
+    auto r = f.store().ResetTimeline(reader, undone, kept, "rollback");  // a run on this one
+    REQUIRE(r.ok());
+    head = *r;
+  }
+  CHECK(read(head, 1) == PageData(21));
+  CHECK(read(head, 2) == PageData(1119));
+  // Other runs write page 1 on: the deep reader steps over them.
+  for (int i = 0; i < 40; ++i) f.Commit(child(), {{1, 500}}, 2);
+  head = f.Commit(reader, {{2, 2000}}, 2);
+  CHECK(read(head, 1) == PageData(21));
+  // Back before its own version of page 1 (a run on the reader's first:
+  // a short path again): the base's version.
+  auto r = f.store().ResetTimeline(reader, head, before_own, "rollback");
+  REQUIRE(r.ok());
+  head = f.Commit(reader, {{2, 3000}}, 2);
+  CHECK(read(head, 1) == PageData(11));
+  CHECK(read(head, 2) == PageData(3000));
+}
+
 }  // namespace
 }  // namespace branchdb::storage::testing
