@@ -48,16 +48,25 @@ std::shared_ptr<const PathMap> PathCache::Get(const std::vector<Run>& runs, uint
   if (map_.count(r) == 0) {
     lru_.push_front(r);
     map_.emplace(r, std::make_pair(path, lru_.begin()));
-    while (map_.size() > capacity_) {
-      map_.erase(lru_.back());
+    runs_held_ += path->runs().size();
+    while (map_.size() > 1 && (map_.size() > max_maps_ || runs_held_ > max_runs_)) {
+      auto last = map_.find(lru_.back());
+      runs_held_ -= last->second.first->runs().size();
+      map_.erase(last);
       lru_.pop_back();
     }
   }
   return path;
 }
 
+uint64_t PathCache::MemoryBytes() const {
+  MutexLock lock(mu_);
+  return runs_held_ * 2 * sizeof(std::pair<Lsn, Lsn>) + map_.size() * 128;
+}
+
 void PathCache::Clear() {
   MutexLock lock(mu_);
+  runs_held_ = 0;
   map_.clear();
   lru_.clear();
 }

@@ -153,17 +153,24 @@ class PathMap {
 // Builds the path map of run r (walks its base chain).
 std::shared_ptr<const PathMap> BuildPathMap(const std::vector<Run>& runs, uint32_t r);
 
-// Bounded LRU cache of path maps by run index. Thread-safe.
+// LRU cache of path maps by run index, bounded by the number of maps and by
+// the runs they hold together (a map holds its whole path: every rollback
+// adds a run to a branch's path, so one map can hold thousands). The maps
+// it returns stay valid after eviction. Thread-safe.
 class PathCache {
  public:
-  explicit PathCache(size_t capacity) : capacity_(capacity) {}
+  PathCache(size_t max_maps, size_t max_runs) : max_maps_(max_maps), max_runs_(max_runs) {}
   // REQUIRES: caller holds the state mutex (shared is enough).
   std::shared_ptr<const PathMap> Get(const std::vector<Run>& runs, uint32_t r) EXCLUDES(mu_);
   void Clear() EXCLUDES(mu_);
+  // Bytes of the maps held (32 per run on a path, plus bookkeeping).
+  uint64_t MemoryBytes() const EXCLUDES(mu_);
 
  private:
-  const size_t capacity_;
-  Mutex mu_;
+  const size_t max_maps_;
+  const size_t max_runs_;
+  mutable Mutex mu_;
+  size_t runs_held_ GUARDED_BY(mu_) = 0;
   std::list<uint32_t> lru_ GUARDED_BY(mu_);
   std::unordered_map<uint32_t, std::pair<std::shared_ptr<const PathMap>,
                                          std::list<uint32_t>::iterator>> map_ GUARDED_BY(mu_);

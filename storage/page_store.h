@@ -217,8 +217,9 @@ struct StoreStats {
   // Bytes the page index holds in memory: the versions of the unsealed
   // segment (and of sealed segments without an on-disk index: formats 1
   // and 2, or a damaged index), plus each sealed segment's index directory
-  // and filter, and each sealed segment's record index directory. Does not
-  // grow with sealed history beyond the directories.
+  // and filter, and each sealed segment's record index directory, and the
+  // cached path maps of runs (bounded: 32 MiB). Does not grow with sealed
+  // history beyond the directories.
   uint64_t page_index_bytes = 0;
   uint64_t page_index_versions = 0;    // versions held in memory
 };

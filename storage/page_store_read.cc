@@ -298,7 +298,7 @@ StoreStats PageStoreImpl::Stats() const {
     ReaderLock state(state_mu_);
     s.records = live_records_;
     s.record_metadata_bytes = records_.EntryBytes();
-    s.page_index_bytes = index_.MemoryBytes();
+    s.page_index_bytes = index_.MemoryBytes() + path_cache_.MemoryBytes();
     for (const auto& [n, ri] : rec_indexes_) s.page_index_bytes += ri->MemoryBytes();
     for (const auto& [n, idx] : seg_indexes_) s.page_index_bytes += idx->MemoryBytes() + 64;
     s.page_index_versions = index_.version_count();

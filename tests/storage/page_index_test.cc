@@ -290,4 +290,35 @@ TEST_CASE("A run's record list packs 8 bytes per record and reads back every ent
   }
 }
 
+TEST_CASE("The path cache holds maps up to its bound on runs, and evicted maps stay right") {
+  // A chain of 1,000 runs, each based on the one before (as rollbacks make
+  // them): the path map of run r holds r + 1 runs.
+  std::vector<internal::Run> runs(1000);
+  for (uint32_t r = 0; r < runs.size(); ++r) {
+    runs[r].exists = true;
+    runs[r].start = 10 * (r + 1);
+    runs[r].base = r == 0 ? 0 : 10 * r + 5;
+    runs[r].base_run = r == 0 ? internal::kNoRun : r - 1;
+  }
+  internal::PathCache cache(/*max_maps=*/100, /*max_runs=*/5000);
+  std::vector<std::shared_ptr<const internal::PathMap>> held;
+  for (uint32_t r = 999; r >= 990; --r) held.push_back(cache.Get(runs, r));
+  // Ten maps of ~1,000 runs: only about five fit; the newest stay.
+  CHECK(cache.MemoryBytes() <= 5000 * 32 + 100 * 128);
+  CHECK(cache.Get(runs, 990) == held.back());
+  for (size_t i = 0; i < held.size(); ++i) {
+    const uint32_t r = 999 - static_cast<uint32_t>(i);
+    const internal::PathMap& m = *held[i];
+    REQUIRE(m.runs().size() == r + 1);
+    CHECK(m.Cutoff(r) == internal::kMaxLsn);
+    CHECK(m.Cutoff(r - 1) == 10 * r + 5);
+    CHECK(m.Cutoff(0) == 15);
+    CHECK(m.CutoffByStart(runs[r - 1].start) == 10 * r + 5);
+  }
+  // One map larger than the bound is still returned (and kept alone).
+  internal::PathCache tiny(100, 10);
+  CHECK(tiny.Get(runs, 999)->runs().size() == 1000);
+  CHECK(tiny.MemoryBytes() <= 1000 * 32 + 128);
+}
+
 }  // namespace branchdb::storage::testing
