@@ -41,7 +41,8 @@ inline constexpr std::array<const char*, kCacheKinds> kCacheKindNames = {"page",
                                                                          "location"};
 
 // Key of an entry: its owner (a store), its kind, and two numbers whose
-// meaning the kind gives (kPage: LSN and page number; kMeta: LSN and 0).
+// meaning the kind gives (kPage: LSN and page number; kMeta: LSN and 0;
+// kIndex: segment and block; kLocation: run start LSN and page number).
 struct CacheKey {
   uint64_t owner = 0;
   CacheKind kind = CacheKind::kPage;

@@ -288,9 +288,10 @@ class PageCache {
 // LSN >= as_of: the other runs on its path are visible only up to cutoffs
 // below the run's start, and no version is ever added at an LSN already
 // passed. So such a read looks only at what is newer than as_of (memory, and
-// segments whose newest version is above it). What moves or drops versions
-// (GC, compaction, a segment's index dropped) changes the store's location
-// epoch; an entry of another epoch is not an answer. Thread-safe.
+// segments whose newest version is above it). What moves versions or
+// deletes their files (compaction, a segment's index dropped or demoted)
+// changes the store's location epoch; an entry of another epoch is not an
+// answer. Thread-safe.
 class LocationCache {
  public:
   struct Entry {
