@@ -1,17 +1,14 @@
-// PageStoreImpl: timelines, reads at LSNs, history, LsnAt, ChangedPages.
+// PageStoreImpl: timelines, LSN resolution, database sizes, records and
+// payloads, history, LsnAt, ChangedPages, stats. Where a page version is and
+// its image: page_store_locate.cc.
 #include <algorithm>
-#include <cstring>
-#include <functional>
 #include <iterator>
 #include <optional>
-#include <queue>
 #include <span>
 #include <tuple>
 #include <utility>
 #include <vector>
 
-#include "base/coding.h"
-#include "base/crc32c.h"
 #include "storage/page_store_impl.h"
 #include "storage/segment_reader.h"
 
