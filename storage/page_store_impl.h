@@ -177,6 +177,7 @@ class PageStoreImpl final : public PageStore {
     Lsn known = 0;
     uint64_t epoch = 0;                   // the store's location epoch during the query
     bool keep = false;                    // the cache holds a newer read's answer: not replaced
+    bool inherited = false;               // known is an ancestor run's cached answer's
     std::shared_ptr<const PathMap> path;  // null: the run has no base
     std::shared_ptr<const std::vector<std::shared_ptr<const SegmentIndex>>> sealed;
   };
@@ -527,6 +528,11 @@ class PageStoreImpl final : public PageStore {
   // null when the page reads as zeros.
   Status LocateLocked(const RecordEntry& rec, Lsn lsn, PageNo pgno, Location* loc,
                       DiskQuery* q) const REQUIRES_SHARED(state_mu_);
+  // The location cache's answer for LocateLocked's read of (run, lsn): the
+  // run's own or a near ancestor's (kCachedAncestors); raises *best and sets
+  // q->known, q->keep, q->inherited.
+  void CachedLocation(uint32_t run, Lsn lsn, PageNo pgno, DiskQuery* q, Location* best,
+                      bool* zero) const REQUIRES_SHARED(state_mu_);
   // ReadLocation, or zeros when LocateLocked found no version.
   Status ReadLocated(const Location& loc, PageNo pgno, char* out) const;
   Result<std::shared_ptr<RandomAccessFile>> File(uint32_t segment) const;

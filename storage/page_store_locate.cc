@@ -27,6 +27,11 @@ namespace {
 // by-run index).
 constexpr size_t kLinearSteps = 32;
 
+// A read looks for a cached location of its own run's and of at most this
+// many ancestors' (the run's a rollback or a branch is based on, and that
+// one's base): each one a lookup in the shared cache.
+constexpr int kCachedAncestors = 2;
+
 }  // namespace
 
 const Version* PageStoreImpl::FindVersion(uint32_t run, Lsn lsn, PageNo pgno) const {
@@ -149,13 +154,14 @@ Status PageStoreImpl::LocatePage(TimelineId t, Lsn lsn, bool by_timeline, PageNo
       if (!rec.ok()) return rec.status();
       return LocateLocked(*rec, state_lsn, pgno, loc, &q);
     }));
-    if (!q.needed) return Status::OK();
     size_t stepped_over = 0;
-    BRANCHDB_RETURN_IF_ERROR(LocateOnDisk(q, loc, bad, &stepped_over));
+    if (q.needed) BRANCHDB_RETURN_IF_ERROR(LocateOnDisk(q, loc, bad, &stepped_over));
     // Worth remembering when the search stepped over other runs' versions of
-    // the page: the next read would again (more of them, as they write on).
-    // A read that found its page at once (one branch's) is not.
-    if (!q.keep && stepped_over > 0) {
+    // the page: the next read would again (more of them, as they write on);
+    // and when an ancestor's answer served, so that the run's own branches
+    // and rollbacks find one a level up. A read that found its page at once
+    // (one branch's) is not.
+    if (!q.keep && (stepped_over > 0 || q.inherited)) {
       location_cache_.Insert(q.run_start, pgno,
                              LocationCache::Entry{q.lsn, q.epoch, loc->lsn, loc->segment,
                                                   loc->offset, loc->file == nullptr});
@@ -184,24 +190,15 @@ Status PageStoreImpl::LocateLocked(const RecordEntry& rec, Lsn lsn, PageNo pgno,
     // A sealed segment may hold a newer visible version: what an earlier
     // read of the run found there first (LocationCache).
     q->run_start = runs_[rec.run].start;
+    q->lsn = lsn;
     q->epoch = location_epoch_;
-    std::shared_ptr<const LocationCache::Entry> c;
     if (locations_cached_.load(std::memory_order_relaxed)) {
-      c = location_cache_.Lookup(q->run_start, pgno);
-    }
-    if (c && c->epoch == q->epoch) {
-      q->keep = c->as_of > lsn;
-      if (!q->keep) q->known = c->as_of;
-      if (!q->keep && c->lsn > best.lsn) {
-        best = Location{c->segment, c->offset, c->lsn, nullptr};
-        zero = c->zero;
-      }
+      CachedLocation(rec.run, lsn, pgno, q, &best, &zero);
     }
     // Only versions above both answers and at most lsn are left to find.
     if (q->known < lsn && sealed_view_->front()->dir.max_lsn > std::max(best.lsn, q->known)) {
       q->needed = true;
       q->pgno = pgno;
-      q->lsn = lsn;
       q->floor = best.lsn;
       if (runs_[rec.run].base_run != kNoRun) q->path = path_cache_.Get(runs_, rec.run);
       q->sealed = sealed_view_;
@@ -214,6 +211,37 @@ Status PageStoreImpl::LocateLocked(const RecordEntry& rec, Lsn lsn, PageNo pgno,
   if (!file.ok()) return file.status();
   loc->file = std::move(*file);
   return Status::OK();
+}
+
+void PageStoreImpl::CachedLocation(uint32_t run, Lsn lsn, PageNo pgno, DiskQuery* q, Location* best,
+                                   bool* zero) const {
+  // The answer cached for run r of the path (the run itself, then its
+  // ancestors) with cutoff c (the run's own: lsn) holds for the read when it
+  // names a version at or below c: a version at LSN v newest among those r
+  // sees at as_of is newest among those it sees at any LSN in [v, as_of], and
+  // no version is ever added at a passed LSN. Everything the read sees
+  // besides is above min(as_of, c): the versions of r in (as_of, c], and
+  // those of the runs between the read's and r, which all start above c.
+  uint32_t r = run;
+  Lsn cutoff = lsn;
+  for (int level = 0; level <= kCachedAncestors && r != kNoRun; ++level) {
+    auto c = location_cache_.Lookup(runs_[r].start, pgno);
+    if (c && c->epoch == q->epoch) {
+      // A later read's answer is not replaced by this earlier one's.
+      if (level == 0) q->keep = c->as_of > lsn;
+      if (c->lsn <= cutoff) {
+        q->known = std::min(c->as_of, cutoff);
+        q->inherited = level > 0;
+        if (c->lsn > best->lsn) {
+          *best = Location{c->segment, c->offset, c->lsn, nullptr};
+          *zero = c->zero;
+        }
+        return;
+      }
+    }
+    cutoff = runs_[r].base;
+    r = runs_[r].base_run;
+  }
 }
 
 Status PageStoreImpl::LocateOnDisk(const DiskQuery& q, Location* loc, uint64_t* bad_segment,

@@ -9,6 +9,7 @@
 // case the cache is for: each sealed segment full of other runs' versions).
 #include <catch2/catch.hpp>
 #include <map>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -166,6 +167,105 @@ TEST_CASE("Reads through the location cache stay right when GC and compaction mo
   s.f().Reopen();
   s.Check(h2, at_h2);
   s.Check(h1, at_h1);
+}
+
+TEST_CASE("A rollback's first reads are answered through the rolled-back run's cached answers") {
+  SiblingsFixture s;
+  s.SiblingsRewrite(3);
+  const Lsn h1 = s.f().Commit(s.reader(), {{5, 505}}, 5);
+  const std::map<PageNo, uint64_t> at_h1 = {{1, 101}, {2, 102}, {3, 103}, {4, 104}, {5, 505}};
+  s.Check(h1, at_h1);  // searches, then remembers
+  s.f().Commit(s.reader(), {{1, 111}}, 5);
+  // Back to h1: a new run, based on the reader's run at h1.
+  auto undo = s.f().store().ResetTimeline(s.reader(), s.Head(s.reader()), h1, "rollback");
+  REQUIRE(undo.ok());
+  const uint64_t hits = s.Hits();
+  std::string out;
+  for (PageNo p = 1; p <= 4; ++p) {  // pages 1..4 of the base, each cached for h1
+    REQUIRE(s.f().store().ReadPageAt(*undo, p, &out).ok());
+    CHECK(out == PageData(at_h1.at(p)));
+  }
+  CHECK(s.Hits() >= hits + 4);
+}
+
+// Rollbacks, undos and branches of the reader, each a new run whose reads
+// may be answered through an ancestor run's cached answer (the run it is
+// based on, or that one's base), while the reader and its branches go on
+// writing and siblings fill segments with versions of the same pages. Every
+// state made is read back, page by page, at random against a model.
+TEST_CASE("Reads through an ancestor's cached answer match a model of rollbacks and branches") {
+  for (uint32_t seed : {1u, 2u, 3u, 4u}) {
+    INFO("seed " << seed);
+    std::mt19937 rng(seed);
+    auto pick = [&rng](size_t n) { return static_cast<size_t>(rng() % n); };
+    SiblingsFixture s;
+    // Page -> content seed of every state made (absent: zeros).
+    std::map<Lsn, std::map<PageNo, uint64_t>> states;
+    std::vector<Lsn> made;  // the same states, in the order made
+    auto add = [&](Lsn lsn, std::map<PageNo, uint64_t> pages) {
+      states[lsn] = std::move(pages);
+      made.push_back(lsn);
+    };
+    const std::map<PageNo, uint64_t> base = {{1, 101}, {2, 102}, {3, 103}, {4, 104}};
+    std::vector<TimelineId> timelines = {s.reader()};
+    add(s.Head(s.reader()), base);
+    constexpr PageNo kPages = 6;
+    uint64_t next_seed = 10000;
+    auto read = [&](Lsn state) {
+      const auto& expected = states.at(state);
+      const PageNo pgno = 1 + static_cast<PageNo>(pick(kPages));
+      auto it = expected.find(pgno);
+      std::string out;
+      Status st = s.f().store().ReadPageAt(state, pgno, &out);
+      INFO("state " << state << " page " << pgno << ": " << st.ToString());
+      REQUIRE(st.ok());
+      CHECK(out == PageData(it == expected.end() ? 0 : it->second));
+    };
+    for (int step = 0; step < 300; ++step) {
+      const TimelineId t = timelines[pick(timelines.size())];
+      const Lsn head = s.Head(t);
+      switch (pick(6)) {
+        case 0: {  // a commit of one or two pages
+          auto pages = states.at(head);
+          std::map<PageNo, uint64_t> writes;
+          for (int n = 1 + static_cast<int>(pick(2)); n > 0; --n) {
+            writes[1 + static_cast<PageNo>(pick(kPages))] = ++next_seed;
+          }
+          for (const auto& [pgno, v] : writes) pages[pgno] = v;
+          add(s.f().Commit(t, writes, kPages), std::move(pages));
+          break;
+        }
+        case 1: {  // a rollback (or undo) to any state made on the way
+          const Lsn to = made[pick(made.size())];
+          auto r = s.f().store().ResetTimeline(t, head, to, "rollback");
+          REQUIRE(r.ok());
+          add(*r, states.at(to));
+          break;
+        }
+        case 2: {  // a branch of any state
+          if (timelines.size() >= 6) break;
+          const Lsn from = made[pick(made.size())];
+          auto b = s.f().store().CreateTimeline(from, "branch");
+          REQUIRE(b.ok());
+          timelines.push_back(*b);
+          add(s.Head(*b), states.at(from));
+          break;
+        }
+        case 3:
+          s.SiblingsRewrite(1);
+          break;
+        default:  // reads: the head, twice (the second may hit), and any state
+          read(s.Head(t));
+          read(s.Head(t));
+          read(made[pick(made.size())]);
+      }
+    }
+    for (Lsn state : made) {
+      for (int i = 0; i < 3; ++i) read(state);
+    }
+    INFO("location cache hits " << s.Hits());
+    CHECK(s.Hits() > 0);
+  }
 }
 
 }  // namespace
