@@ -46,10 +46,12 @@
 #include <random>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <utility>
 #include <vector>
 
 #include "bench/bench_util.h"
+#include "storage/cache.h"
 #include "storage/page_store.h"
 #include "storage/vfs/vfs.h"
 
@@ -106,9 +108,12 @@ struct Ours {
   }
 };
 
-Ours OpenOurs(const std::string& dir) {
+// cache: the store's caches in one shared Cache, as the server runs its
+// stores (null: the store's own, of PageStoreOptions' default sizes).
+Ours OpenOurs(const std::string& dir, std::shared_ptr<storage::Cache> cache = nullptr) {
   Ours ours;
   storage::PageStoreOptions options;
+  options.cache = std::move(cache);
   if (const char* pre = std::getenv("BRANCHDB_BENCH_PREALLOCATE")) {
     options.preallocate_bytes = static_cast<uint64_t>(std::atoll(pre));
   }
@@ -517,6 +522,38 @@ void Depth(const std::string& dir) {
   }
 }
 
+// Point SELECTs/s of a fresh connection (cache_size 100) of the reader
+// right after each of a number of actions (an INSERT), each rolled back
+// (`rollback`: a new run each time, as an agent's rollback makes, whose
+// reads start with no cached answers of their own) or kept. The same keys
+// after each action, as an agent checks the same rows after each try.
+double ReadsAfterActions(Ours& ours, storage::TimelineId reader, bool rollback, int64_t rows,
+                         uint64_t seed) {
+  constexpr int kActions = 40;
+  constexpr int kQueries = 250;
+  auto open = [&] {
+    storage::ConnectionOptions o;
+    o.store = ours.store;
+    o.timeline = reader;
+    o.cache_pages = 100;
+    auto c = storage::OpenConnection(o);
+    if (!c.ok()) Die("OpenConnection: " + c.status().ToString());
+    return std::move(c).value();
+  };
+  double seconds = 0;
+  for (int i = 0; i < kActions; ++i) {
+    const storage::Lsn before = ours.store->Head(reader).value();
+    Exec(open().get(), "INSERT INTO mine VALUES(2)");
+    if (rollback) {
+      auto r =
+          ours.store->ResetTimeline(reader, ours.store->Head(reader).value(), before, "rollback");
+      if (!r.ok()) Die("ResetTimeline: " + r.status().ToString());
+    }
+    seconds += kQueries / PointSelectRate(open().get(), rows, kQueries, seed);
+  }
+  return kActions * kQueries / seconds;
+}
+
 // Reads on a branch whose pages other branches keep rewriting (target: flat,
 // at most 1.5x slower): a branch that reads its base's pages, while kSiblings
 // sibling branches of the same base each rewrite the whole 20 MB table once
@@ -525,11 +562,17 @@ void Depth(const std::string& dir) {
 // Baseline, in a second store: the same reader and the same volume written by
 // its base timeline into another table (the same number of segments, no
 // other versions of the reader's pages).
+// Then, in the first store: the reader's reads right after each action it
+// rolls back (each rollback a new run), against the same reads after actions
+// it keeps (the same target).
 void Siblings(const std::string& dir) {
   constexpr int64_t kRows = 20000;
+  // The stores' shared cache of a server at its default cache_mb (512:
+  // half of it for the stores, server/cache_budget.cc).
+  constexpr uint64_t kServerStoreCacheBytes = 256ull << 20;
   constexpr int kSiblings = 31;
   auto reader_of = [&](const std::string& name, bool busy) {
-    Ours ours = OpenOurs(dir + "/" + name);
+    Ours ours = OpenOurs(dir + "/" + name, storage::Cache::Create(kServerStoreCacheBytes));
     auto base = ours.Open(ours.timeline);
     Fill(base.get(), kRows);
     auto reader = ours.store->CreateTimeline(ours.timeline, ours.store->Head(ours.timeline).value(),
@@ -555,10 +598,11 @@ void Siblings(const std::string& dir) {
     // A write of its own makes the reader's state the newest: every sealed
     // segment is at or below it, none can be skipped by its LSN range.
     Exec(c->get(), "CREATE TABLE mine(x); INSERT INTO mine VALUES(1)");
-    return std::make_pair(std::move(ours), std::move(c).value());
+    return std::make_tuple(std::move(ours), std::move(c).value(), *reader);
   };
-  auto [busy_store, busy] = reader_of("siblings-store", true);
-  auto [quiet_store, quiet] = reader_of("siblings-quiet-store", false);
+  auto [busy_store, busy, busy_reader] = reader_of("siblings-store", true);
+  [[maybe_unused]] auto [quiet_store, quiet, quiet_reader] =
+      reader_of("siblings-quiet-store", false);
   std::fprintf(stderr, "siblings: %llu and %llu bytes of segments\n",
                static_cast<unsigned long long>(busy_store.store->DiskBytes()),
                static_cast<unsigned long long>(quiet_store.store->DiskBytes()));
@@ -566,6 +610,16 @@ void Siblings(const std::string& dir) {
   auto [rate, quiet_rate] = PointRates(busy.get(), quiet.get(), kRows);
   EmitFlat("point_select_per_s_while_" + std::to_string(kSiblings) + "_siblings_rewrite_its_pages",
            rate, quiet_rate, "the same reader, the same volume written to other pages");
+  // The first reads of each run an agent's rollbacks make, while the
+  // siblings' versions are in the way, against reads after kept actions.
+  double rolled = 0, kept = 0;
+  for (int r = 0; r < 3; ++r) {
+    rolled = std::max(rolled, ReadsAfterActions(busy_store, busy_reader, true, kRows, r));
+    kept = std::max(kept, ReadsAfterActions(busy_store, busy_reader, false, kRows, r));
+  }
+  EmitFlat("point_select_per_s_after_each_rollback_while_" + std::to_string(kSiblings) +
+               "_siblings_rewrite_its_pages",
+           rolled, kept, "the same reads after an action kept (fresh connection, cache_size 100)");
 }
 
 // Whether BRANCHDB_BENCH_VFS_PARTS (default: all) lists part.
