@@ -178,6 +178,7 @@ class PageStoreImpl final : public PageStore {
     uint64_t epoch = 0;                   // the store's location epoch during the query
     bool keep = false;                    // the cache holds a newer read's answer: not replaced
     bool inherited = false;               // known is an ancestor run's cached answer's
+    size_t stepped_over = 0;              // other runs' versions FindVersion looked at
     std::shared_ptr<const PathMap> path;  // null: the run has no base
     std::shared_ptr<const std::vector<std::shared_ptr<const SegmentIndex>>> sealed;
   };
@@ -518,8 +519,10 @@ class PageStoreImpl final : public PageStore {
       }
     }
   }
-  // Newest visible version of pgno at state (run, lsn), or nullptr.
-  const Version* FindVersion(uint32_t run, Lsn lsn, PageNo pgno) const
+  // Newest visible version of pgno at state (run, lsn) in memory if it is
+  // above floor, else nullptr. Adds the other runs' versions it looked at to
+  // *steps.
+  const Version* FindVersion(uint32_t run, Lsn lsn, PageNo pgno, Lsn floor, size_t* steps) const
       REQUIRES_SHARED(state_mu_);
   // The page image at loc into out[0, kPageSize): from the page cache, else
   // read from its segment (checksum verified: Corruption otherwise), then cached.

@@ -1,9 +1,10 @@
 // PageStoreImpl: where a page version is (its header, page_store_impl.h,
-// says how the store is split). A read looks its page up in the in-memory
-// index under state_mu_ (FindVersion, LocateLocked), then, when a sealed
-// segment may hold a newer visible version, in the sealed segments' on-disk
-// indexes without the lock (LocateOnDisk), helped by the location cache;
-// then reads the image (ReadLocation). A damaged index block demotes its
+// says how the store is split). A read takes what the location cache holds
+// for its run (or a near ancestor), then looks for anything newer in the
+// in-memory index under state_mu_ (LocateLocked, FindVersion), then, when a
+// sealed segment may hold a newer visible version, in the sealed segments'
+// on-disk indexes without the lock (LocateOnDisk); then reads the image
+// (ReadLocation). A damaged index block demotes its
 // segment's index to memory (DemoteSegmentIndex, RepairingIndex).
 #include <algorithm>
 #include <cstring>
@@ -32,26 +33,33 @@ constexpr size_t kLinearSteps = 32;
 // one's base): each one a lookup in the shared cache.
 constexpr int kCachedAncestors = 2;
 
+// A read whose search in memory stepped over at least this many versions of
+// other runs' caches its answer.
+constexpr size_t kWorthCaching = 8;
+
 }  // namespace
 
-const Version* PageStoreImpl::FindVersion(uint32_t run, Lsn lsn, PageNo pgno) const {
+const Version* PageStoreImpl::FindVersion(uint32_t run, Lsn lsn, PageNo pgno, Lsn floor,
+                                          size_t* steps) const {
   auto versions = index_.Versions(pgno);
   if (versions.empty()) return nullptr;
   auto it = std::upper_bound(versions.begin(), versions.end(), lsn,
                              [](Lsn l, const Version& v) { return l < v.lsn; });
   std::shared_ptr<const PathMap> path;
   const PageIndex::ByRun* by_run = index_.VersionsByRun(pgno);
-  size_t steps = 0;
-  while (it != versions.begin()) {
+  bool many = false;  // of other runs' versions: looked up run by run
+  while (it != versions.begin() && !many) {
     --it;
+    if (it->lsn <= floor) return nullptr;
     if (it->run == run) return &*it;
-    if (by_run != nullptr && ++steps == kLinearSteps) break;  // many other runs' versions
-    if (runs_[run].base_run == kNoRun) continue;              // path is the run alone
+    // Another run's version.
+    many = ++*steps == kLinearSteps && by_run != nullptr;
+    if (many || runs_[run].base_run == kNoRun) continue;  // (no base: the path is the run)
     if (!path) path = path_cache_.Get(runs_, run);
     Lsn c = path->Cutoff(it->run);
     if (c != 0 && it->lsn <= c) return &*it;
   }
-  if (by_run == nullptr || steps < kLinearSteps) return nullptr;
+  if (!many) return nullptr;
   // The newest visible version is the newest among each path run's newest
   // version at or below that run's cutoff: the runs taken from the shorter
   // of the path (deep after many rollbacks: each one adds a run) and the
@@ -70,12 +78,12 @@ const Version* PageStoreImpl::FindVersion(uint32_t run, Lsn lsn, PageNo pgno) co
     for (const auto& [r, idx] : *by_run) {
       if (const Lsn cutoff = path->Cutoff(r); cutoff != 0) consider(r, cutoff, idx);
     }
-    return best;
+  } else {
+    for (const auto& [r, cutoff] : path->runs()) {
+      if (auto f = by_run->find(r); f != by_run->end()) consider(r, cutoff, f->second);
+    }
   }
-  for (const auto& [r, cutoff] : path->runs()) {
-    if (auto f = by_run->find(r); f != by_run->end()) consider(r, cutoff, f->second);
-  }
-  return best;
+  return best != nullptr && best->lsn > floor ? best : nullptr;
 }
 
 Result<std::shared_ptr<RandomAccessFile>> PageStoreImpl::File(uint32_t segment) const {
@@ -157,11 +165,11 @@ Status PageStoreImpl::LocatePage(TimelineId t, Lsn lsn, bool by_timeline, PageNo
     size_t stepped_over = 0;
     if (q.needed) BRANCHDB_RETURN_IF_ERROR(LocateOnDisk(q, loc, bad, &stepped_over));
     // Worth remembering when the search stepped over other runs' versions of
-    // the page: the next read would again (more of them, as they write on);
-    // and when an ancestor's answer served, so that the run's own branches
-    // and rollbacks find one a level up. A read that found its page at once
-    // (one branch's) is not.
-    if (!q.keep && (stepped_over > 0 || q.inherited)) {
+    // the page on disk, or over many in memory: the next read would again
+    // (more of them, as they write on); and when an ancestor's answer
+    // served, so that the run's own branches and rollbacks find one a level
+    // up. A read that found its page at once (one branch's) is not.
+    if (!q.keep && (stepped_over > 0 || q.stepped_over >= kWorthCaching || q.inherited)) {
       location_cache_.Insert(q.run_start, pgno,
                              LocationCache::Entry{q.lsn, q.epoch, loc->lsn, loc->segment,
                                                   loc->offset, loc->file == nullptr});
@@ -179,30 +187,33 @@ Status PageStoreImpl::LocatePage(TimelineId t, Lsn lsn, bool by_timeline, PageNo
 Status PageStoreImpl::LocateLocked(const RecordEntry& rec, Lsn lsn, PageNo pgno, Location* loc,
                                    DiskQuery* q) const {
   if (pgno > rec.db_size_pages) return Status::OK();  // loc->file stays null: zeros
-  // The best answer so far (lsn 0: none), and whether it zeroes the page.
+  // The best answer so far (lsn 0: none), and whether it zeroes the page:
+  // first what an earlier read of the run (or of an ancestor) found
+  // (LocationCache), then newer versions in memory, then in the sealed
+  // segments.
   Location best;
   bool zero = false;
-  if (const Version* v = FindVersion(rec.run, lsn, pgno)) {
-    best = Location{v->segment, v->offset, v->lsn, nullptr};
-    zero = v->IsZero();
+  q->run_start = runs_[rec.run].start;
+  q->lsn = lsn;
+  q->epoch = location_epoch_;
+  if (locations_cached_.load(std::memory_order_relaxed)) {
+    CachedLocation(rec.run, lsn, pgno, q, &best, &zero);
   }
-  if (sealed_view_ && !sealed_view_->empty() && sealed_view_->front()->dir.max_lsn > best.lsn) {
-    // A sealed segment may hold a newer visible version: what an earlier
-    // read of the run found there first (LocationCache).
-    q->run_start = runs_[rec.run].start;
-    q->lsn = lsn;
-    q->epoch = location_epoch_;
-    if (locations_cached_.load(std::memory_order_relaxed)) {
-      CachedLocation(rec.run, lsn, pgno, q, &best, &zero);
+  if (q->known < lsn) {
+    if (const Version* v = FindVersion(rec.run, lsn, pgno, q->known, &q->stepped_over);
+        v != nullptr && v->lsn > best.lsn) {
+      best = Location{v->segment, v->offset, v->lsn, nullptr};
+      zero = v->IsZero();
     }
-    // Only versions above both answers and at most lsn are left to find.
-    if (q->known < lsn && sealed_view_->front()->dir.max_lsn > std::max(best.lsn, q->known)) {
-      q->needed = true;
-      q->pgno = pgno;
-      q->floor = best.lsn;
-      if (runs_[rec.run].base_run != kNoRun) q->path = path_cache_.Get(runs_, rec.run);
-      q->sealed = sealed_view_;
-    }
+  }
+  // Only versions above both answers and at most lsn are left to find.
+  if (q->known < lsn && sealed_view_ && !sealed_view_->empty() &&
+      sealed_view_->front()->dir.max_lsn > std::max(best.lsn, q->known)) {
+    q->needed = true;
+    q->pgno = pgno;
+    q->floor = best.lsn;
+    if (runs_[rec.run].base_run != kNoRun) q->path = path_cache_.Get(runs_, rec.run);
+    q->sealed = sealed_view_;
   }
   loc->lsn = best.lsn;
   if (best.lsn == 0 || zero) return Status::OK();  // loc->file stays null: zeros

@@ -27,7 +27,10 @@ class SiblingsFixture {
   // scratch timeline each, so that each of its versions shares a segment with
   // garbage once the scratch timeline is dropped (DropScratch): GC's
   // compaction then rewrites the segments the reader's pages are in.
-  explicit SiblingsFixture(bool mixed = false) {
+  // segment_bytes: kSegmentBytes seals nearly every commit; a large size
+  // keeps every version in memory.
+  explicit SiblingsFixture(bool mixed = false, uint64_t segment_bytes = kSegmentBytes)
+      : f_(segment_bytes) {
     base_ = f_.Create(0, "base");
     if (mixed) {
       scratch_ = f_.Create(0, "scratch");
@@ -86,7 +89,7 @@ class SiblingsFixture {
   }
 
  private:
-  StoreFixture f_{kSegmentBytes};
+  StoreFixture f_;
   TimelineId base_ = 0;
   Lsn base_head_ = 0;
   TimelineId reader_ = 0;
@@ -194,11 +197,13 @@ TEST_CASE("A rollback's first reads are answered through the rolled-back run's c
 // writing and siblings fill segments with versions of the same pages. Every
 // state made is read back, page by page, at random against a model.
 TEST_CASE("Reads through an ancestor's cached answer match a model of rollbacks and branches") {
-  for (uint32_t seed : {1u, 2u, 3u, 4u}) {
+  // Small segments (the versions mostly sealed) and one large one (all of
+  // them in memory, many per page: answers cached from the in-memory index).
+  for (uint32_t seed : {1u, 2u, 3u, 4u, 5u, 6u}) {
     INFO("seed " << seed);
     std::mt19937 rng(seed);
     auto pick = [&rng](size_t n) { return static_cast<size_t>(rng() % n); };
-    SiblingsFixture s;
+    SiblingsFixture s(false, seed <= 4 ? kSegmentBytes : (64 << 20));
     // Page -> content seed of every state made (absent: zeros).
     std::map<Lsn, std::map<PageNo, uint64_t>> states;
     std::vector<Lsn> made;  // the same states, in the order made
