@@ -4,8 +4,8 @@
 // in-memory index under state_mu_ (LocateLocked, FindVersion), then, when a
 // sealed segment may hold a newer visible version, in the sealed segments'
 // on-disk indexes without the lock (LocateOnDisk); then reads the image
-// (ReadLocation). A damaged index block demotes its
-// segment's index to memory (DemoteSegmentIndex, RepairingIndex).
+// (ReadLocation). A damaged index block demotes its segment's index to
+// memory (DemoteSegmentIndex, RepairingIndex).
 #include <algorithm>
 #include <cstring>
 #include <functional>
