@@ -521,9 +521,9 @@ class PageStoreImpl final : public PageStore {
   }
   // Newest visible version of pgno at state (run, lsn) in memory if it is
   // above floor, else nullptr. Adds the other runs' versions it looked at to
-  // *steps.
-  const Version* FindVersion(uint32_t run, Lsn lsn, PageNo pgno, Lsn floor, size_t* steps) const
-      REQUIRES_SHARED(state_mu_);
+  // *steps, and gives up (nullptr) once *steps reaches budget.
+  const Version* FindVersion(uint32_t run, Lsn lsn, PageNo pgno, Lsn floor, size_t budget,
+                             size_t* steps) const REQUIRES_SHARED(state_mu_);
   // The page image at loc into out[0, kPageSize): from the page cache, else
   // read from its segment (checksum verified: Corruption otherwise), then cached.
   Status ReadLocation(const Location& loc, PageNo pgno, char* out) const;

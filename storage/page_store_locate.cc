@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cstring>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <queue>
 #include <string>
@@ -33,14 +34,16 @@ constexpr size_t kLinearSteps = 32;
 // one's base): each one a lookup in the shared cache.
 constexpr int kCachedAncestors = 2;
 
-// A read whose search in memory stepped over at least this many versions of
-// other runs' caches its answer.
+// A read whose search in memory steps over this many versions of other runs
+// consults the location cache (and searches memory only above its answer),
+// and caches its own answer.
 constexpr size_t kWorthCaching = 8;
+constexpr size_t kNoBudget = std::numeric_limits<size_t>::max();
 
 }  // namespace
 
 const Version* PageStoreImpl::FindVersion(uint32_t run, Lsn lsn, PageNo pgno, Lsn floor,
-                                          size_t* steps) const {
+                                          size_t budget, size_t* steps) const {
   auto versions = index_.Versions(pgno);
   if (versions.empty()) return nullptr;
   auto it = std::upper_bound(versions.begin(), versions.end(), lsn,
@@ -49,6 +52,7 @@ const Version* PageStoreImpl::FindVersion(uint32_t run, Lsn lsn, PageNo pgno, Ls
   const PageIndex::ByRun* by_run = index_.VersionsByRun(pgno);
   bool many = false;  // of other runs' versions: looked up run by run
   while (it != versions.begin() && !many) {
+    if (*steps >= budget) return nullptr;
     --it;
     if (it->lsn <= floor) return nullptr;
     if (it->run == run) return &*it;
@@ -188,26 +192,32 @@ Status PageStoreImpl::LocateLocked(const RecordEntry& rec, Lsn lsn, PageNo pgno,
                                    DiskQuery* q) const {
   if (pgno > rec.db_size_pages) return Status::OK();  // loc->file stays null: zeros
   // The best answer so far (lsn 0: none), and whether it zeroes the page:
-  // first what an earlier read of the run (or of an ancestor) found
-  // (LocationCache), then newer versions in memory, then in the sealed
-  // segments.
+  // the in-memory index's when it is among the page's newest versions there;
+  // else, or when a sealed segment may hold a newer one, what an earlier
+  // read of the run (or of an ancestor) found (LocationCache), then anything
+  // newer in memory, then in the sealed segments.
   Location best;
   bool zero = false;
   q->run_start = runs_[rec.run].start;
   q->lsn = lsn;
   q->epoch = location_epoch_;
-  if (locations_cached_.load(std::memory_order_relaxed)) {
+  auto take = [&](const Version* v) {
+    if (v == nullptr || v->lsn <= best.lsn) return;
+    best = Location{v->segment, v->offset, v->lsn, nullptr};
+    zero = v->IsZero();
+  };
+  take(FindVersion(rec.run, lsn, pgno, 0, kWorthCaching, &q->stepped_over));
+  const bool gave_up = best.lsn == 0 && q->stepped_over >= kWorthCaching;
+  const bool sealed_newer =
+      sealed_view_ && !sealed_view_->empty() && sealed_view_->front()->dir.max_lsn > best.lsn;
+  if ((gave_up || sealed_newer) && locations_cached_.load(std::memory_order_relaxed)) {
     CachedLocation(rec.run, lsn, pgno, q, &best, &zero);
   }
-  if (q->known < lsn) {
-    if (const Version* v = FindVersion(rec.run, lsn, pgno, q->known, &q->stepped_over);
-        v != nullptr && v->lsn > best.lsn) {
-      best = Location{v->segment, v->offset, v->lsn, nullptr};
-      zero = v->IsZero();
-    }
+  if (gave_up && q->known < lsn) {
+    take(FindVersion(rec.run, lsn, pgno, q->known, kNoBudget, &q->stepped_over));
   }
   // Only versions above both answers and at most lsn are left to find.
-  if (q->known < lsn && sealed_view_ && !sealed_view_->empty() &&
+  if (q->known < lsn && sealed_newer &&
       sealed_view_->front()->dir.max_lsn > std::max(best.lsn, q->known)) {
     q->needed = true;
     q->pgno = pgno;
