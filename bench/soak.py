@@ -260,7 +260,8 @@ def worker(index, port, client_id, secret, branches, deadline, t_zero, seed, out
                 writes_since[b] += 1
         elif op == "sql_read":
             s, _ = c.call(op, "POST", bpath(b) + "/sql",
-                          {"sql": "SELECT count(*), max(id) FROM t WHERE client = ?",
+                          {"sql": "SELECT count(*), max(id) FROM (SELECT id FROM t "
+                                  "WHERE client = ? ORDER BY id DESC LIMIT 100)",
                            "params": [index], "read_only": True})
             ok_status(s)
         elif op == "read_production":
@@ -415,8 +416,8 @@ def main():
         admin.call("setup", "POST", "/v1/projects", {"name": PROJECT})
         admin.call("setup", "POST", bpath("production") + "/sql",
                    {"sql": "CREATE TABLE t(id INTEGER PRIMARY KEY, client INT, branch TEXT, "
-                           "v TEXT); INSERT INTO t(client, branch, v) VALUES (-1, 'production', "
-                           "'seed')"})
+                           "v TEXT); CREATE INDEX t_client ON t(client, id); "
+                           "INSERT INTO t(client, branch, v) VALUES (-1, 'production', 'seed')"})
         plan = []
         identities = []  # each worker is its own OAuth client, as each agent is
         for i in range(args.clients):
