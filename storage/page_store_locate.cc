@@ -1,10 +1,10 @@
 // PageStoreImpl: where a page version is (its header, page_store_impl.h,
-// says how the store is split). A read takes what the location cache holds
-// for its run (or a near ancestor), then looks for anything newer in the
-// in-memory index under state_mu_ (LocateLocked, FindVersion), then, when a
-// sealed segment may hold a newer visible version, in the sealed segments'
-// on-disk indexes without the lock (LocateOnDisk); then reads the image
-// (ReadLocation). A damaged index block demotes its segment's index to
+// says how the store is split). A read looks its page up in the in-memory
+// index under state_mu_ (LocateLocked, FindVersion), then, when a sealed
+// segment may hold a newer visible version, in the sealed segments' on-disk
+// indexes without the lock (LocateOnDisk); where either search would be
+// long, what the location cache holds for its run (or a near ancestor)
+// bounds it. Then it reads the image (ReadLocation). A damaged index block demotes its segment's index to
 // memory (DemoteSegmentIndex, RepairingIndex).
 #include <algorithm>
 #include <cstring>
