@@ -98,10 +98,15 @@ struct Ours {
   std::shared_ptr<storage::PageStore> store;
   storage::TimelineId timeline = 0;
 
-  SqliteHandle Open(storage::TimelineId t) {
+  // cache_pages > 0: the connection's cache_size (most page reads then
+  // reach the store); as_of: a read-only connection of that state.
+  SqliteHandle Open(storage::TimelineId t, int cache_pages = 0,
+                    std::optional<storage::Lsn> as_of = std::nullopt) {
     storage::ConnectionOptions options;
     options.store = store;
     options.timeline = t;
+    options.as_of = as_of;
+    if (cache_pages > 0) options.cache_pages = cache_pages;
     auto db = storage::OpenConnection(options);
     if (!db.ok()) Die("OpenConnection: " + db.status().ToString());
     return std::move(db).value();
@@ -500,14 +505,7 @@ void Depth(const std::string& dir) {
                         std::to_string(static_cast<int64_t>(rng() % kRows) + 1));
   }
   auto open = [&](storage::TimelineId timeline, std::optional<storage::Lsn> as_of) {
-    storage::ConnectionOptions o;
-    o.store = ours.store;
-    o.timeline = timeline;
-    o.as_of = as_of;
-    o.cache_pages = 100;
-    auto c = storage::OpenConnection(o);
-    if (!c.ok()) Die("OpenConnection: " + c.status().ToString());
-    return std::move(c).value();
+    return ours.Open(timeline, 100, as_of);
   };
   auto head = open(ours.timeline, std::nullopt);
   auto deep = open(ours.timeline, filled);
@@ -531,15 +529,7 @@ double ReadsAfterActions(Ours& ours, storage::TimelineId reader, bool rollback, 
                          uint64_t seed) {
   constexpr int kActions = 40;
   constexpr int kQueries = 250;
-  auto open = [&] {
-    storage::ConnectionOptions o;
-    o.store = ours.store;
-    o.timeline = reader;
-    o.cache_pages = 100;
-    auto c = storage::OpenConnection(o);
-    if (!c.ok()) Die("OpenConnection: " + c.status().ToString());
-    return std::move(c).value();
-  };
+  auto open = [&] { return ours.Open(reader, 100); };
   double seconds = 0;
   for (int i = 0; i < kActions; ++i) {
     const storage::Lsn before = ours.store->Head(reader).value();
@@ -589,16 +579,11 @@ void Siblings(const std::string& dir) {
       if (!sibling.ok()) Die("CreateTimeline: " + sibling.status().ToString());
       Exec(ours.Open(*sibling).get(), "UPDATE kv SET v = randomblob(1000)");
     }
-    storage::ConnectionOptions o;
-    o.store = ours.store;
-    o.timeline = *reader;
-    o.cache_pages = 100;
-    auto c = storage::OpenConnection(o);
-    if (!c.ok()) Die("OpenConnection: " + c.status().ToString());
+    auto c = ours.Open(*reader, 100);
     // A write of its own makes the reader's state the newest: every sealed
     // segment is at or below it, none can be skipped by its LSN range.
-    Exec(c->get(), "CREATE TABLE mine(x); INSERT INTO mine VALUES(1)");
-    return std::make_tuple(std::move(ours), std::move(c).value(), *reader);
+    Exec(c.get(), "CREATE TABLE mine(x); INSERT INTO mine VALUES(1)");
+    return std::make_tuple(std::move(ours), std::move(c), *reader);
   };
   auto [busy_store, busy, busy_reader] = reader_of("siblings-store", true);
   [[maybe_unused]] auto [quiet_store, quiet, quiet_reader] =
