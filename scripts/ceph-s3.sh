@@ -30,46 +30,57 @@ dir=${2:-}
   exit 2
 }
 
-# True while PID runs (a zombie, which an init that does not reap leaves
-# behind, does not count).
+# True while any thread of PID runs (a zombie, which an init that does not
+# reap leaves behind, does not count). Each thread counts: a killed process's
+# main thread turns zombie first, while its other threads (radosgw has
+# hundreds) still hold its files and sockets, its listening port among them.
 running() {
-  local state
-  state=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 1
-  [ -n "$state" ] && [ "$state" != Z ] && [ "$state" != X ]
+  local states
+  states=$(cat "/proc/$1"/task/*/stat 2>/dev/null | sed 's/^.*) //' | cut -c1) || return 1
+  printf '%s\n' "$states" | grep -q '^[^ZX]'
 }
 
 # Kills the daemon whose pid file is DIR/run/NAME.pid (SIGKILL: the data is
-# throwaway) and waits until it is gone.
+# throwaway) and waits until it is gone: up to 30 s, as a process blocked in
+# the kernel on a loaded machine dies only when its call returns (a radosgw
+# started while the old one still holds the port would never answer).
 stop_daemon() {
   local pidfile="$dir/run/$1.pid" pid
   [ -f "$pidfile" ] || return 0
   pid=$(cat "$pidfile")
   if [ -n "$pid" ] && running "$pid"; then
     kill -KILL "$pid" 2>/dev/null || true
-    for _ in $(seq 1 100); do running "$pid" || break; sleep 0.05; done
+    for _ in $(seq 1 600); do running "$pid" || break; sleep 0.05; done
+    if running "$pid"; then
+      echo "ceph-s3.sh: $1 (pid $pid) still runs 30 s after SIGKILL:" \
+        "$(cat "/proc/$pid/stat" 2>/dev/null)" >&2
+      return 1
+    fi
   fi
   rm -f "$pidfile"
 }
 
 if [ "$cmd" = stop ]; then
   [ -d "$dir" ] || exit 0
-  stop_daemon client.rgw.a
-  stop_daemon osd.0
-  stop_daemon mon.a
-  exit 0
+  rc=0
+  stop_daemon client.rgw.a || rc=1
+  stop_daemon osd.0 || rc=1
+  stop_daemon mon.a || rc=1
+  exit $rc
 fi
 if [ "$cmd" = stop-rgw ]; then
   stop_daemon client.rgw.a
   exit 0
 fi
-# wait_ready PORT ACCESS_KEY SECRET_KEY: true once a signed PUT (SigV4,
-# CreateBucket of a probe bucket) answers 200, false after 60 s.
+# wait_ready PORT ACCESS_KEY SECRET_KEY [SECONDS]: true once a signed PUT
+# (SigV4, CreateBucket of a probe bucket) answers 200, false after SECONDS
+# (60).
 wait_ready() {
-  python3 - "$1" "$2" "$3" >>"$dir/setup.log" 2>&1 <<'EOF'
+  python3 - "$1" "$2" "$3" "${4:-60}" >>"$dir/setup.log" 2>&1 <<'EOF'
 import datetime, hashlib, hmac, http.client, sys, time
 port, ak, sk = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 def sign(key, msg): return hmac.new(key, msg.encode(), hashlib.sha256).digest()
-deadline = time.time() + 60
+deadline = time.time() + float(sys.argv[4])
 while True:
     now = datetime.datetime.utcnow()
     amz_date, day = now.strftime("%Y%m%dT%H%M%SZ"), now.strftime("%Y%m%d")
@@ -106,16 +117,27 @@ EOF
 # Without these the OSD keeps about 900 MiB after deletes.
 export MALLOC_ARENA_MAX=2 MALLOC_TRIM_THRESHOLD_=1048576 MALLOC_MMAP_THRESHOLD_=131072
 
+# start-rgw tries three times, 40 s each: a radosgw that exited (it does
+# when its port is still taken: "failed to bind address") or hung in its start
+# is killed and started again; each failed attempt prints its log's tail.
 if [ "$cmd" = start-rgw ]; then
   dir=$(cd "$dir" && pwd)
   [ -f "$dir/s3.env" ] || { echo "ceph-s3.sh: $dir/s3.env missing (not started?)" >&2; exit 1; }
   endpoint=$(sed -n 's/^endpoint=//p' "$dir/s3.env")
-  CEPH_CONF="$dir/ceph.conf" radosgw -n client.rgw.a >>"$dir/setup.log" 2>&1 ||
-    { echo "ceph-s3.sh: radosgw did not start (see $dir/log)" >&2; exit 1; }
-  wait_ready "${endpoint##*:}" "$(sed -n 's/^access_key_id=//p' "$dir/s3.env")" \
-    "$(sed -n 's/^secret_access_key=//p' "$dir/s3.env")" ||
-    { echo "ceph-s3.sh: radosgw did not answer a signed PUT with 200 within 60 s" >&2; exit 1; }
-  exit 0
+  for attempt in 1 2 3; do
+    if CEPH_CONF="$dir/ceph.conf" radosgw -n client.rgw.a >>"$dir/setup.log" 2>&1 &&
+      wait_ready "${endpoint##*:}" "$(sed -n 's/^access_key_id=//p' "$dir/s3.env")" \
+        "$(sed -n 's/^secret_access_key=//p' "$dir/s3.env")" 40; then
+      exit 0
+    fi
+    echo "ceph-s3.sh: attempt $attempt: radosgw did not answer a signed PUT with 200" >&2
+    for f in "$dir/log/client.rgw.a.log" "$dir/setup.log"; do
+      [ -f "$f" ] && { echo "--- tail of $f" >&2; tail -n 15 "$f" >&2; }
+    done
+    stop_daemon client.rgw.a || true
+    sleep 2
+  done
+  exit 1
 fi
 
 [ "$cmd" = start ] || { echo "ceph-s3.sh: unknown command '$cmd'" >&2; exit 2; }
