@@ -22,6 +22,7 @@ Catalog::Impl::~Impl() {
   // Stores still held (by connections) stay open until their owners let go.
   projects.clear();
   MutexLock l(db_mu);
+  stmts.Clear();
   db = nullptr;
   db_owner.reset();
 }

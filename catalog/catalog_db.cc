@@ -1,5 +1,6 @@
 // catalog.db access (statements, schema, rows), name rules, small helpers.
 #include <random>
+#include <utility>
 
 #include "catalog/catalog_internal.h"
 
@@ -10,7 +11,16 @@ namespace branchdb::catalog {
 Stmt::Stmt(sqlite3* db, const char* sql) : db_(db) {
   if (sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr) != SQLITE_OK) stmt_ = nullptr;
 }
-Stmt::~Stmt() { sqlite3_finalize(stmt_); }
+Stmt::Stmt(StmtCache& cache, sqlite3* db, const char* sql)
+    : db_(db), stmt_(cache.Checkout(db, sql)), cache_(&cache), sql_(sql) {}
+Stmt::Stmt(const DbUse& use, const char* sql) : Stmt(use.stmts(), use.get(), sql) {}
+Stmt::~Stmt() {
+  if (cache_ == nullptr) {
+    sqlite3_finalize(stmt_);
+  } else if (stmt_ != nullptr) {
+    cache_->Return(sql_, stmt_);
+  }
+}
 Stmt& Stmt::Bind(int i, int64_t v) {
   if (stmt_) sqlite3_bind_int64(stmt_, i, v);
   return *this;
@@ -48,7 +58,39 @@ Status CatalogError(sqlite3* db, const std::string& what) {
 
 // --- DbUse ------------------------------------------------------------------
 
-DbUse::DbUse(Catalog::Impl& im) : lock_(im.db_mu), db_(im.db) {}
+DbUse::DbUse(Catalog::Impl& im) : lock_(im.db_mu), im_(im), db_(im.db) {}
+
+StmtCache& DbUse::stmts() const {
+  im_.db_mu.AssertHeld();  // lock_ holds it
+  return im_.stmts;
+}
+
+sqlite3_stmt* StmtCache::Checkout(sqlite3* db, const char* sql) {
+  auto it = stmts_.find(sql);
+  if (it != stmts_.end() && it->second != nullptr) return std::exchange(it->second, nullptr);
+  sqlite3_stmt* stmt = nullptr;
+  if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, nullptr) != SQLITE_OK) {
+    sqlite3_finalize(stmt);
+    return nullptr;
+  }
+  return stmt;
+}
+
+void StmtCache::Return(const char* sql, sqlite3_stmt* stmt) {
+  sqlite3_reset(stmt);
+  sqlite3_clear_bindings(stmt);
+  sqlite3_stmt*& kept = stmts_[sql];
+  if (kept == nullptr) {
+    kept = stmt;
+  } else {
+    sqlite3_finalize(stmt);  // a second copy, of a statement used twice at once
+  }
+}
+
+void StmtCache::Clear() {
+  for (auto& [sql, stmt] : stmts_) sqlite3_finalize(stmt);
+  stmts_.clear();
+}
 
 Status DbUse::Exec(const char* sql) const {
   char* err = nullptr;
@@ -241,10 +283,10 @@ Result<BranchRow> Catalog::Impl::FindBranch(const Project& p, const std::string&
     if (it != rows_by_name.end()) return it->second;
   }
   const uint64_t generation = RowsGeneration();
-  std::string sql = std::string("SELECT ") + kBranchCols +
-                    " FROM branches WHERE project_id=?1 AND name=?2";
+  static const std::string sql =
+      std::string("SELECT ") + kBranchCols + " FROM branches WHERE project_id=?1 AND name=?2";
   DbUse use(*this);
-  Stmt s(use.get(), sql.c_str());
+  Stmt s(use, sql.c_str());
   s.Bind(1, p.info.id).Bind(2, name);
   int rc = s.Step();
   if (rc == SQLITE_ROW) {
@@ -266,10 +308,10 @@ Result<BranchRow> Catalog::Impl::FindBranchByTimeline(const Project& p, Timeline
     if (it != rows_by_timeline.end()) return it->second;
   }
   const uint64_t generation = RowsGeneration();
-  std::string sql = std::string("SELECT ") + kBranchCols +
-                    " FROM branches WHERE project_id=?1 AND timeline=?2";
+  static const std::string sql =
+      std::string("SELECT ") + kBranchCols + " FROM branches WHERE project_id=?1 AND timeline=?2";
   DbUse use(*this);
-  Stmt s(use.get(), sql.c_str());
+  Stmt s(use, sql.c_str());
   s.Bind(1, p.info.id).Bind(2, static_cast<int64_t>(t));
   int rc = s.Step();
   if (rc == SQLITE_ROW) {
@@ -282,10 +324,10 @@ Result<BranchRow> Catalog::Impl::FindBranchByTimeline(const Project& p, Timeline
 }
 
 std::vector<BranchRow> Catalog::Impl::AllBranches(const Project& p) {
-  std::string sql = std::string("SELECT ") + kBranchCols +
-                    " FROM branches WHERE project_id=?1 ORDER BY name";
+  static const std::string sql =
+      std::string("SELECT ") + kBranchCols + " FROM branches WHERE project_id=?1 ORDER BY name";
   DbUse use(*this);
-  Stmt s(use.get(), sql.c_str());
+  Stmt s(use, sql.c_str());
   s.Bind(1, p.info.id);
   std::vector<BranchRow> out;
   while (s.Step() == SQLITE_ROW) out.push_back(ReadBranch(s));
@@ -306,7 +348,7 @@ Result<std::optional<std::string>> Catalog::Impl::FirstChild(const Project& p,
   std::optional<std::string> child;
   {
     DbUse use(*this);
-    Stmt s(use.get(),
+    Stmt s(use,
            "SELECT name FROM branches WHERE project_id=?1 AND name>?2 AND name<?3 ORDER BY name");
     s.Bind(1, p.info.id).Bind(2, prefix).Bind(3, name + "0");
     int rc;
@@ -415,7 +457,7 @@ Status Catalog::Impl::UpdateBranch(const Project& p, const BranchRow& r, const c
 std::optional<Lsn> Catalog::Impl::LabelLsn(const Project& p, TimelineId t,
                                            const std::string& label) {
   DbUse use(*this);
-  Stmt s(use.get(), "SELECT lsn FROM labels WHERE project_id=?1 AND timeline=?2 AND label=?3");
+  Stmt s(use, "SELECT lsn FROM labels WHERE project_id=?1 AND timeline=?2 AND label=?3");
   s.Bind(1, p.info.id).Bind(2, static_cast<int64_t>(t)).Bind(3, label);
   if (s.Step() != SQLITE_ROW) return std::nullopt;
   return static_cast<Lsn>(s.Int(0));
@@ -423,14 +465,14 @@ std::optional<Lsn> Catalog::Impl::LabelLsn(const Project& p, TimelineId t,
 
 bool Catalog::Impl::IsLabelled(const Project& p, Lsn lsn) {
   DbUse use(*this);
-  Stmt s(use.get(), "SELECT 1 FROM labels WHERE project_id=?1 AND lsn=?2 LIMIT 1");
+  Stmt s(use, "SELECT 1 FROM labels WHERE project_id=?1 AND lsn=?2 LIMIT 1");
   s.Bind(1, p.info.id).Bind(2, static_cast<int64_t>(lsn));
   return s.Step() == SQLITE_ROW;
 }
 
 std::vector<std::string> Catalog::Impl::LabelsAt(const Project& p, TimelineId t, Lsn lsn) {
   DbUse use(*this);
-  Stmt s(use.get(),
+  Stmt s(use,
          "SELECT label FROM labels WHERE project_id=?1 AND timeline=?2 AND lsn=?3 ORDER BY label");
   s.Bind(1, p.info.id).Bind(2, static_cast<int64_t>(t)).Bind(3, static_cast<int64_t>(lsn));
   std::vector<std::string> out;
@@ -441,7 +483,7 @@ std::vector<std::string> Catalog::Impl::LabelsAt(const Project& p, TimelineId t,
 std::vector<Lsn> Catalog::Impl::Pins(const Project& p) {
   DbUse use(*this);
   std::vector<Lsn> pins;
-  Stmt s(use.get(),
+  Stmt s(use,
          "SELECT lsn FROM labels WHERE project_id=?1 UNION "
          "SELECT branch_point FROM branches WHERE project_id=?1 AND branch_point>0");
   s.Bind(1, p.info.id);
@@ -451,7 +493,7 @@ std::vector<Lsn> Catalog::Impl::Pins(const Project& p) {
 
 std::set<std::string> Catalog::Impl::ProjectsWithExpired(int64_t now) {
   DbUse use(*this);
-  Stmt s(use.get(),
+  Stmt s(use,
          "SELECT DISTINCT project_id FROM branches WHERE expires_micros IS NOT NULL"
          " AND expires_micros<=?1");
   s.Bind(1, now);

@@ -59,7 +59,7 @@ class LedgerImpl final : public Ledger {
     if (e->time_micros == 0) e->time_micros = options_.env->GetClock()->NowMicros();
     if (e->details_json.empty()) e->details_json = "{}";
     MutexLock l(mu_);
-    Stmt s(db_.get(),
+    Stmt s(stmts_, db_.get(),
            "INSERT INTO audit(time_micros, project, branch, client_id, jti, request_id,"
            " operation, status, code, details) VALUES(?,?,?,?,?,?,?,?,?,?)");
     s.Bind(1, e->time_micros).Bind(2, e->project).Bind(3, e->branch).Bind(4, e->client_id);
@@ -72,7 +72,7 @@ class LedgerImpl final : public Ledger {
 
   Result<std::vector<AuditEvent>> Query(const AuditQuery& q) override {
     MutexLock l(mu_);
-    Stmt s(db_.get(),
+    Stmt s(stmts_, db_.get(),
            "SELECT seq, time_micros, project, branch, client_id, jti, request_id, operation,"
            " status, code, details FROM audit WHERE project = ? AND seq > ?"
            " AND time_micros >= ? AND (? = '' OR client_id = ?) ORDER BY seq LIMIT ?");
@@ -110,7 +110,7 @@ class LedgerImpl final : public Ledger {
 
   Result<ProjectSettings> GetSettings(const std::string& project_id) override {
     MutexLock l(mu_);
-    Stmt s(db_.get(),
+    Stmt s(stmts_, db_.get(),
            "SELECT max_branches, max_active_computes, max_bytes, max_commits_per_minute,"
            " default_branch_ttl_seconds, durability FROM project_quotas WHERE project_id = ?");
     s.Bind(1, project_id);
@@ -164,7 +164,7 @@ class LedgerImpl final : public Ledger {
   Status SetBranchOwner(const std::string& project_id, uint64_t timeline,
                         const std::string& client_id) override {
     MutexLock l(mu_);
-    Stmt s(db_.get(),
+    Stmt s(stmts_, db_.get(),
            "INSERT OR REPLACE INTO branch_owners(project_id, timeline, client_id) VALUES(?,?,?)");
     s.Bind(1, project_id).Bind(2, static_cast<int64_t>(timeline)).Bind(3, client_id);
     if (s.Step() != SQLITE_DONE) return LedgerError(db_.get(), "branch owner");
@@ -174,7 +174,7 @@ class LedgerImpl final : public Ledger {
   Result<std::vector<std::pair<uint64_t, std::string>>> BranchOwners(
       const std::string& project_id) override {
     MutexLock l(mu_);
-    Stmt s(db_.get(), "SELECT timeline, client_id FROM branch_owners WHERE project_id = ?");
+    Stmt s(stmts_, db_.get(), "SELECT timeline, client_id FROM branch_owners WHERE project_id = ?");
     s.Bind(1, project_id);
     std::vector<std::pair<uint64_t, std::string>> out;
     int rc;
@@ -190,7 +190,7 @@ class LedgerImpl final : public Ledger {
     MutexLock l(mu_);
     BRANCHDB_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
     for (const CommitCount& c : counts) {
-      Stmt s(db_.get(),
+      Stmt s(stmts_, db_.get(),
              "INSERT INTO commit_counts(project_id, timeline, client_id, commits) VALUES(?,?,?,?)"
              " ON CONFLICT(project_id, timeline, client_id) DO UPDATE SET"
              " commits = commits + excluded.commits");
@@ -209,7 +209,7 @@ class LedgerImpl final : public Ledger {
 
   Result<std::vector<CommitCount>> CommitCounts(const std::string& project_id) override {
     MutexLock l(mu_);
-    Stmt s(db_.get(),
+    Stmt s(stmts_, db_.get(),
            "SELECT timeline, client_id, commits FROM commit_counts WHERE project_id = ?");
     s.Bind(1, project_id);
     std::vector<CommitCount> out;
@@ -235,6 +235,7 @@ class LedgerImpl final : public Ledger {
   const LedgerOptions options_;
   Mutex mu_;
   storage::SqliteHandle db_ GUARDED_BY(mu_);
+  StmtCache stmts_ GUARDED_BY(mu_);  // db_'s kept statements: destroyed before db_
 };
 
 }  // namespace
