@@ -156,8 +156,17 @@ Result<CheckpointPage> Catalog::ListCheckpoints(const std::string& project,
   if (!found.ok()) return found.status();
   Project& p = *found->project;
   const BranchRow& row = found->row;
-  std::map<TimelineId, std::string> names;
-  for (const BranchRow& r : im.AllBranches(p)) names[r.timeline] = r.name;
+  // The branch of each timeline the page shows, looked up once each (not
+  // every branch of the project: a page of 5 in a project of thousands).
+  std::map<TimelineId, std::optional<std::string>> names;
+  auto name_of = [&](TimelineId t) -> const std::optional<std::string>& {
+    auto it = names.find(t);
+    if (it == names.end()) {
+      auto owner = im.FindBranchByTimeline(p, t);  // none once dropped
+      it = names.emplace(t, owner.ok() ? std::optional(owner->name) : std::nullopt).first;
+    }
+    return it->second;
+  };
   auto tl = p.store->GetTimeline(row.timeline);
   if (!tl.ok()) return tl.status();
   Lsn start = before;
@@ -182,8 +191,7 @@ Result<CheckpointPage> Catalog::ListCheckpoints(const std::string& project,
       auto on_history = p.store->ResolveLsn(row.timeline, r.lsn);
       c.rolled_back = !on_history.ok() || *on_history != r.lsn;
     }
-    auto n = names.find(r.timeline);
-    if (n != names.end()) c.branch = n->second;
+    if (const std::optional<std::string>& name = name_of(r.timeline)) c.branch = *name;
     c.labels = im.LabelsAt(p, row.timeline, r.lsn);
     page.checkpoints.push_back(std::move(c));
   }

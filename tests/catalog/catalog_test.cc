@@ -459,7 +459,10 @@ TEST_CASE("deleting a parent keeps what its children read; children are re-paren
   REQUIRE(page.ok());
   bool saw_mid_write = false;
   for (auto& c : page->checkpoints) {
-    if (c.inherited && c.annotation.summary == "INSERT INTO t VALUES('mid')") saw_mid_write = true;
+    if (c.inherited && c.annotation.summary == "INSERT INTO t VALUES('mid')") {
+      saw_mid_write = true;
+      CHECK(c.branch.empty());  // its branch is gone: no name
+    }
   }
   CHECK(saw_mid_write);
   REQUIRE(f.cat->ResetFromParent("acme", "leaf").ok());
@@ -559,7 +562,10 @@ TEST_CASE("checkpoints: newest first, paged by cursor, inherited across the bran
   // 5 dev commits + dev's create record + 13 production commits + production's create.
   REQUIRE(all.size() == 20);
   for (size_t i = 1; i < all.size(); ++i) CHECK(all[i - 1].lsn > all[i].lsn);
-  for (size_t i = 0; i < 6; ++i) CHECK_FALSE(all[i].inherited);
+  for (size_t i = 0; i < 6; ++i) {
+    CHECK_FALSE(all[i].inherited);
+    CHECK(all[i].branch == "dev");
+  }
   CHECK(all[5].annotation.kind == "create");
   CHECK(all[5].annotation.branch == "dev");
   for (size_t i = 6; i < all.size(); ++i) {
