@@ -61,6 +61,7 @@ void CephS3::RunOrAbort(const std::string& command) {
   if (rc != 0) {
     std::cerr << "CephS3: " << kScript << " " << command << " failed (exit " << rc << "):\n"
               << output;
+    Stop();  // abort runs no destructor: the monitor and the OSD would outlive the test
     std::abort();
   }
 }

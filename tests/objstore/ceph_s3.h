@@ -40,7 +40,7 @@ class CephS3 {
 
   // Stops radosgw only (the endpoint refuses connections; the data stays), and
   // starts it again on the same port, returning once a signed PUT answers 200.
-  // Abort the test program when the script fails.
+  // Abort the test program when the script fails (after stopping the fixture).
   void StopGateway();
   void StartGateway();
 
