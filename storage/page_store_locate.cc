@@ -4,8 +4,8 @@
 // segment may hold a newer visible version, in the sealed segments' on-disk
 // indexes without the lock (LocateOnDisk); where either search would be
 // long, what the location cache holds for its run (or a near ancestor)
-// bounds it. Then it reads the image (ReadLocation). A damaged index block demotes its segment's index to
-// memory (DemoteSegmentIndex, RepairingIndex).
+// bounds it. Then it reads the image (ReadLocation). A damaged index block
+// demotes its segment's index to memory (DemoteSegmentIndex, RepairingIndex).
 #include <algorithm>
 #include <cstring>
 #include <functional>
