@@ -32,7 +32,39 @@ std::shared_ptr<const PathMap> BuildPathMap(const std::vector<Run>& runs, uint32
   return std::make_shared<const PathMap>(std::move(path), std::move(by_start));
 }
 
+namespace {
+
+// (key, value) pairs sorted by key: sets key's value, or inserts the pair.
+template <typename K>
+void SetSorted(std::vector<std::pair<K, Lsn>>* v, K key, Lsn value) {
+  auto it = std::lower_bound(v->begin(), v->end(), key,
+                             [](const std::pair<K, Lsn>& p, K k) { return p.first < k; });
+  if (it != v->end() && it->first == key) {
+    it->second = value;
+  } else {
+    v->insert(it, std::make_pair(key, value));
+  }
+}
+
+}  // namespace
+
+std::shared_ptr<const PathMap> ExtendPathMap(const PathMap& base, const std::vector<Run>& runs,
+                                             uint32_t r) {
+  // r's path is its base run's, with the base run read only up to r's base,
+  // and r itself on top. Both are copies of sorted arrays: r is newer than
+  // every run on its path, so its entries go at (or near) their ends.
+  const Run& run = runs[r];
+  std::vector<std::pair<uint32_t, Lsn>> path = base.runs();
+  std::vector<std::pair<Lsn, Lsn>> by_start = base.by_start();
+  SetSorted(&path, run.base_run, run.base);
+  SetSorted(&by_start, runs[run.base_run].start, run.base);
+  SetSorted(&path, r, kMaxLsn);
+  SetSorted(&by_start, run.start, kMaxLsn);
+  return std::make_shared<const PathMap>(std::move(path), std::move(by_start));
+}
+
 std::shared_ptr<const PathMap> PathCache::Get(const std::vector<Run>& runs, uint32_t r) {
+  std::shared_ptr<const PathMap> base;
   {
     MutexLock lock(mu_);
     auto it = map_.find(r);
@@ -40,10 +72,15 @@ std::shared_ptr<const PathMap> PathCache::Get(const std::vector<Run>& runs, uint
       lru_.splice(lru_.begin(), lru_, it->second.second);
       return it->second.first;
     }
+    // A run a rollback (or a branch) just made is read first, and its base
+    // run, the branch's head before, was read just before: copying that map
+    // costs a fraction of walking a path thousands of rollbacks deep.
+    auto b = runs[r].base_run == kNoRun ? map_.end() : map_.find(runs[r].base_run);
+    if (b != map_.end()) base = b->second.first;
   }
   // Cached however short: rebuilding one is three allocations, on every
   // read of a branch whose page is not in memory.
-  auto path = BuildPathMap(runs, r);
+  auto path = base ? ExtendPathMap(*base, runs, r) : BuildPathMap(runs, r);
   MutexLock lock(mu_);
   if (map_.count(r) == 0) {
     lru_.push_front(r);

@@ -144,6 +144,7 @@ class PathMap {
   // Cutoff of the run that starts at LSN start, or 0 when it is not on it.
   Lsn CutoffByStart(Lsn start) const;
   const std::vector<std::pair<uint32_t, Lsn>>& runs() const { return runs_; }
+  const std::vector<std::pair<Lsn, Lsn>>& by_start() const { return by_start_; }
 
  private:
   std::vector<std::pair<uint32_t, Lsn>> runs_;
@@ -152,6 +153,10 @@ class PathMap {
 
 // Builds the path map of run r (walks its base chain).
 std::shared_ptr<const PathMap> BuildPathMap(const std::vector<Run>& runs, uint32_t r);
+// The same from the map of r's base run (runs[r].base_run != kNoRun): a
+// copy, without the walk.
+std::shared_ptr<const PathMap> ExtendPathMap(const PathMap& base, const std::vector<Run>& runs,
+                                             uint32_t r);
 
 // LRU cache of path maps by run index, bounded by the number of maps and by
 // the runs they hold together (a map holds its whole path: every rollback

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <map>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -319,6 +320,34 @@ TEST_CASE("The path cache holds maps up to its bound on runs, and evicted maps s
   internal::PathCache tiny(100, 10);
   CHECK(tiny.Get(runs, 999)->runs().size() == 1000);
   CHECK(tiny.MemoryBytes() <= 1000 * 32 + 128);
+}
+
+TEST_CASE("A path map made from its base run's map equals the one walked from the runs") {
+  // A run tree as branches and rollbacks make it: each run based on an
+  // earlier one (a rollback's: the run before it, mostly), at an LSN at or
+  // above that run's start, and started at an LSN above every earlier one.
+  std::mt19937 rng(4242);
+  std::vector<internal::Run> runs(3000);
+  for (uint32_t r = 0; r < runs.size(); ++r) {
+    runs[r].exists = true;
+    runs[r].start = 10 * (r + 1);
+    if (r == 0 || rng() % 50 == 0) continue;  // a new root: a project's first branch
+    uint32_t b = rng() % 4 != 0 ? r - 1 : static_cast<uint32_t>(rng() % r);
+    runs[r].base_run = b;
+    runs[r].base = runs[b].start + rng() % (10 * (r - b));
+  }
+  // Reads go to a run after its base's map was cached (the extension) or
+  // to any run (the walk); a small cache evicts along the way.
+  internal::PathCache cache(/*max_maps=*/64, /*max_runs=*/20000);
+  uint32_t next = 0;  // runs in the order they were made
+  for (int i = 0; i < 20000; ++i) {
+    uint32_t r = static_cast<uint32_t>(rng() % runs.size());
+    if (rng() % 2 == 0) r = next++ % runs.size();
+    auto got = cache.Get(runs, r);
+    auto want = internal::BuildPathMap(runs, r);
+    REQUIRE(got->runs() == want->runs());
+    REQUIRE(got->by_start() == want->by_start());
+  }
 }
 
 }  // namespace branchdb::storage::testing
