@@ -566,7 +566,7 @@ Status Catalog::RenameBranch(const std::string& project, const std::string& from
   }
   bool is_default = p.info.default_branch == from;
   {
-    RowsWrite write(im);
+    RowsWrite write(im, p.info.id, row.timeline);
     DbUse use(im);
     BRANCHDB_RETURN_IF_ERROR(use.Transaction([&] {
       Stmt s(use.get(), "UPDATE branches SET name=?3 WHERE project_id=?1 AND timeline=?2");

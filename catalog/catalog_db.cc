@@ -264,16 +264,26 @@ void Catalog::Impl::RememberRow(uint64_t generation, const std::string& project_
                                 const BranchRow& row) {
   MutexLock l(rows_mu);
   if (generation != rows_generation) return;  // a write began or ended meanwhile
+  if (rows_by_timeline.size() >= kMaxCachedRows) {
+    rows_by_name.clear();
+    rows_by_timeline.clear();
+  }
   rows_by_name[{project_id, row.name}] = row;
   rows_by_timeline[{project_id, row.timeline}] = row;
 }
 
-void Catalog::Impl::ForgetRows() {
+void Catalog::Impl::ForgetRows(const std::string& project_id,
+                               std::optional<TimelineId> timeline) {
   MutexLock l(rows_mu);
   ++rows_generation;
-  rows_by_name.clear();
-  rows_by_timeline.clear();
-  child_by_name.clear();
+  auto changed = [&](const std::string& pid, const BranchRow& row) {
+    return pid == project_id &&
+           (!timeline || row.timeline == *timeline || row.parent_timeline == *timeline);
+  };
+  std::erase_if(rows_by_name, [&](const auto& e) { return changed(e.first.first, e.second); });
+  std::erase_if(rows_by_timeline,
+                [&](const auto& e) { return changed(e.first.first, e.second); });
+  std::erase_if(child_by_name, [&](const auto& e) { return e.first.first == project_id; });
 }
 
 Result<BranchRow> Catalog::Impl::FindBranch(const Project& p, const std::string& name) {
@@ -384,13 +394,13 @@ Status InsertBranchRow(sqlite3* db, const std::string& project_id, const BranchR
 }  // namespace
 
 Status Catalog::Impl::InsertBranch(const Project& p, const BranchRow& r) {
-  RowsWrite write(*this);
+  RowsWrite write(*this, p.info.id, r.timeline);
   DbUse use(*this);
   return InsertBranchRow(use.get(), p.info.id, r);
 }
 
 Status Catalog::Impl::InsertProject(const ProjectInfo& info, const BranchRow& default_branch) {
-  RowsWrite write(*this);
+  RowsWrite write(*this, info.id, std::nullopt);
   DbUse use(*this);
   return use.Transaction([&] {
     Stmt s(use.get(),
@@ -404,7 +414,7 @@ Status Catalog::Impl::InsertProject(const ProjectInfo& info, const BranchRow& de
 }
 
 Status Catalog::Impl::DeleteProjectRows(const Project& p) {
-  RowsWrite write(*this);
+  RowsWrite write(*this, p.info.id, std::nullopt);
   DbUse use(*this);
   return use.Transaction([&] {
     for (const char* sql : {"DELETE FROM labels WHERE project_id=?1",
@@ -421,7 +431,7 @@ Status Catalog::Impl::DeleteProjectRows(const Project& p) {
 // Removes the row and its labels, and re-parents its children to its parent,
 // in one catalog transaction.
 Status Catalog::Impl::DeleteBranchRow(const Project& p, const BranchRow& r) {
-  RowsWrite write(*this);
+  RowsWrite write(*this, p.info.id, r.timeline);
   DbUse use(*this);
   return use.Transaction([&] {
     {
@@ -446,7 +456,7 @@ Status Catalog::Impl::UpdateBranch(const Project& p, const BranchRow& r, const c
                                    std::optional<int64_t> value) {
   std::string sql =
       std::string("UPDATE branches SET ") + column + "=?3 WHERE project_id=?1 AND timeline=?2";
-  RowsWrite write(*this);
+  RowsWrite write(*this, p.info.id, r.timeline);
   DbUse use(*this);
   Stmt s(use.get(), sql.c_str());
   s.Bind(1, p.info.id).Bind(2, static_cast<int64_t>(r.timeline));

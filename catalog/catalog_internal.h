@@ -197,23 +197,32 @@ struct Catalog::Impl {
   // The branch rows FindBranch and FindBranchByTimeline read last, by
   // (project id, name) and (project id, timeline), so that a request's
   // branch lookup (every SQL request asks) does not query catalog.db under
-  // db_mu, which serialized concurrent requests (#20). Emptied by every
-  // write of branch rows, before it and after it (ForgetRows, which also
-  // moves rows_generation on); a reader remembers the row it read only if
-  // no write began or ended since it started reading (RowsGeneration taken
-  // before the query), so that a row read before a write never outlives it,
-  // whatever lock the reader holds. A leaf: taken last, never across I/O.
+  // db_mu, which serialized concurrent requests (#20). Every write of branch
+  // rows forgets the rows it may change, before it and after it (ForgetRows,
+  // which also moves rows_generation on): a branch's write its row and its
+  // children's (a delete re-parents them), a project's every row of it; a
+  // reader remembers the row it read only if no write began or ended since
+  // it started reading (RowsGeneration taken before the query), so that a
+  // row read before a write never outlives it, whatever lock the reader
+  // holds. At most kMaxCachedRows rows (then emptied). A leaf: taken last,
+  // never across I/O.
   Mutex rows_mu ACQUIRED_AFTER(db_mu);
   uint64_t rows_generation GUARDED_BY(rows_mu) = 0;
   std::map<std::pair<std::string, std::string>, BranchRow> rows_by_name GUARDED_BY(rows_mu);
   std::map<std::pair<std::string, TimelineId>, BranchRow> rows_by_timeline GUARDED_BY(rows_mu);
   // FirstChild's answers, by (project id, name), under the same rules.
+  // (Any write in the project forgets all of its answers: a create, delete
+  // or rename changes the children of names that are prefixes of its own.)
   std::map<std::pair<std::string, std::string>, std::optional<std::string>> child_by_name
       GUARDED_BY(rows_mu);
+  static constexpr size_t kMaxCachedRows = 4096;
   uint64_t RowsGeneration() EXCLUDES(rows_mu);
   void RememberRow(uint64_t generation, const std::string& project_id, const BranchRow& row)
       EXCLUDES(rows_mu);
-  void ForgetRows() EXCLUDES(rows_mu);
+  // Forgets project_id's rows of timeline and of its children; all of them
+  // when timeline is nullopt.
+  void ForgetRows(const std::string& project_id, std::optional<TimelineId> timeline)
+      EXCLUDES(rows_mu);
 
   // Reaper thread. reaper_mu is a leaf: the loop checks stop under it, and
   // reaps and collects without it.
@@ -346,18 +355,25 @@ class SCOPED_CAPABILITY DbUse {
   sqlite3* const db_;
 };
 
-// Around a write of branch rows: empties the row cache (Impl::rows_by_name)
-// when it begins and again when it ends, so that no reader remembers a row
-// read before the write ended. Declare it before the write's DbUse.
+// Around a write of branch rows: forgets the cached rows it may change
+// (Impl::ForgetRows: the branch of timeline and its children, or the whole
+// project when timeline is nullopt) when it begins and again when it ends,
+// so that no reader remembers a row read before the write ended. Declare it
+// before the write's DbUse.
 class RowsWrite {
  public:
-  explicit RowsWrite(Catalog::Impl& im) : im_(im) { im_.ForgetRows(); }
-  ~RowsWrite() { im_.ForgetRows(); }
+  RowsWrite(Catalog::Impl& im, std::string project_id, std::optional<TimelineId> timeline)
+      : im_(im), project_id_(std::move(project_id)), timeline_(timeline) {
+    im_.ForgetRows(project_id_, timeline_);
+  }
+  ~RowsWrite() { im_.ForgetRows(project_id_, timeline_); }
   RowsWrite(const RowsWrite&) = delete;
   RowsWrite& operator=(const RowsWrite&) = delete;
 
  private:
   Catalog::Impl& im_;
+  const std::string project_id_;
+  const std::optional<TimelineId> timeline_;
 };
 
 // Deletes dir and everything under it through env.

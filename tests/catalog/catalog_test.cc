@@ -2,6 +2,7 @@
 // checkpoints and paging, rollback/undo chains, reset, labels and GC pins,
 // delete of a parent, reconcile of orphans.
 #include <atomic>
+#include <random>
 #include <thread>
 
 #include "tests/catalog/catalog_fixture.h"
@@ -85,6 +86,74 @@ TEST_CASE("ChildBranch: the first direct child by name, kept current across crea
   CHECK(child("dev") == "-");
   CHECK(child("production") == "-");
   CHECK(Reason(f.cat->ChildBranch("nope", "dev").status()) == "project_not_found");
+}
+
+TEST_CASE("Branch rows read through the cache match catalog.db after every kind of write") {
+  // Random creates (children of any branch, names with '/'), deletes
+  // (re-parenting children), renames, TTL, protection, writes policy and
+  // idle timeout, each after the rows were read (and cached): GetBranch and
+  // ChildBranch must then answer what ListBranches reads from catalog.db.
+  CatalogFixture f;
+  std::mt19937 rng(977);
+  const std::vector<std::string> names = {"a", "a/x", "a/y", "a/x/deep", "b", "b/a", "c"};
+  auto pick = [&](const std::vector<BranchInfo>& list) { return list[rng() % list.size()]; };
+  for (int step = 0; step < 400; ++step) {
+    auto list = f.cat->ListBranches("acme");
+    REQUIRE(list.ok());
+    for (const BranchInfo& want : *list) {  // every row read, so cached
+      auto got = f.cat->GetBranch("acme", want.name);
+      REQUIRE(got.ok());
+      INFO("step " << step << ", branch " << want.name);
+      CHECK(got->timeline == want.timeline);
+      CHECK(got->parent == want.parent);
+      CHECK(got->parent_timeline == want.parent_timeline);
+      CHECK(got->expires_micros == want.expires_micros);
+      CHECK(got->is_protected == want.is_protected);
+      CHECK(got->writes_promote_only == want.writes_promote_only);
+      CHECK(got->idle_timeout_seconds == want.idle_timeout_seconds);
+      std::optional<std::string> child;  // the first direct child by name
+      for (const BranchInfo& b : *list) {
+        const std::string prefix = want.name + "/";
+        if (b.name.rfind(prefix, 0) == 0 && b.name.find('/', prefix.size()) == std::string::npos &&
+            (!child || b.name < *child)) {
+          child = b.name;
+        }
+      }
+      auto c = f.cat->ChildBranch("acme", want.name);
+      REQUIRE(c.ok());
+      CHECK(*c == child);
+    }
+    const BranchInfo b = pick(*list);
+    const std::string name = names[rng() % names.size()];
+    switch (rng() % 7) {
+      case 0:
+      case 1: {
+        BranchSource from;
+        from.parent = b.name;
+        (void)f.Branch(name, from);  // may exist already
+        break;
+      }
+      case 2:
+        if (!b.is_default) (void)f.cat->SetProtected("acme", b.name, false);
+        if (!b.is_default) REQUIRE(f.cat->DeleteBranch("acme", b.name).ok());
+        break;
+      case 3:
+        (void)f.cat->RenameBranch("acme", b.name, name);  // may exist already
+        break;
+      case 4:
+        if (!b.is_default) {  // the default branch never expires
+          REQUIRE(f.cat->SetTtl("acme", b.name, (1 + rng() % 100) * 1000000LL).ok());
+        }
+        break;
+      case 5:
+        REQUIRE(f.cat->SetProtected("acme", b.name, rng() % 2 == 0).ok());
+        REQUIRE(f.cat->SetWritesPolicy("acme", b.name, rng() % 2 == 0).ok());
+        break;
+      case 6:
+        REQUIRE(f.cat->SetIdleTimeout("acme", b.name, static_cast<int64_t>(rng() % 600)).ok());
+        break;
+    }
+  }
 }
 
 TEST_CASE("branches: create from head, LSN, time, checkpoint, label; tree links") {
