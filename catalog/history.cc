@@ -71,17 +71,22 @@ namespace {
 // branch had as head (its creation, its commits, its moves), whether or not
 // its current history still reaches it (rolled_back when not). (2) The
 // records of other timelines on its current history (inherited: what its
-// state is built on). Every entry is a rollback target of the branch.
-// Own records are found by reading the store's records from `start` down to
-// the branch's creation, so a page costs what the project wrote since.
+// state is built on). Every entry is a rollback target of the branch. Both
+// are read in batches from `start` down (OwnRecords, History), so a page
+// costs what the branch wrote, not what the project wrote since.
 class ReflogWalk {
  public:
-  ReflogWalk(const storage::PageStore& store, TimelineId t, Lsn created, Lsn start)
-      : store_(store), t_(t), created_(created), own_pos_(start), path_before_(start) {}
+  // batch: records read per call of each stream (a page's size and one).
+  ReflogWalk(const storage::PageStore& store, TimelineId t, Lsn start, size_t batch)
+      : store_(store),
+        t_(t),
+        batch_(std::clamp<size_t>(batch, 1, 64)),
+        own_before_(start),
+        path_before_(start) {}
 
   // The next entry (newest first), or nullopt at the end.
   Result<std::optional<storage::RecordInfo>> Next() {
-    if (!own_ && own_pos_ >= created_ && own_pos_ > 0) BRANCHDB_RETURN_IF_ERROR(FindOwn());
+    if (!own_) BRANCHDB_RETURN_IF_ERROR(FindOwn());
     // Stream (2) is read only down to the own entry in hand: an inherited
     // record below it cannot come first. (Reading on to its next inherited
     // record would walk a long own history whole, for every page.)
@@ -100,23 +105,29 @@ class ReflogWalk {
 
  private:
   Status FindOwn() {
-    for (; own_pos_ >= created_ && own_pos_ > 0; --own_pos_) {
-      auto rec = store_.GetRecord(own_pos_);
-      if (!rec.ok() || rec->timeline != t_ || rec->kind == storage::RecordKind::kDrop) continue;
-      own_ = std::move(*rec);
-      --own_pos_;
-      return Status::OK();
+    while (true) {
+      while (own_next_ < own_batch_.size()) {
+        storage::RecordInfo& r = own_batch_[own_next_++];
+        if (r.kind == storage::RecordKind::kDrop) continue;
+        own_ = std::move(r);
+        return Status::OK();
+      }
+      if (own_done_ || own_before_ == 0) return Status::OK();
+      auto recs = store_.OwnRecords(t_, own_before_, batch_);
+      if (!recs.ok()) return recs.status();
+      own_done_ = recs->size() < batch_;
+      own_batch_ = std::move(*recs);
+      own_next_ = 0;
+      if (!own_batch_.empty()) own_before_ = own_batch_.back().lsn - 1;
     }
-    return Status::OK();
   }
   // Reads stream (2) until it holds an entry, ends, or has read every record
   // above `floor`.
   Status FillPath(Lsn floor) {
-    constexpr size_t kBatch = 32;
     while (path_.empty() && !path_done_ && path_before_ > floor) {
-      auto hist = store_.History(t_, path_before_, kBatch);
+      auto hist = store_.History(t_, path_before_, batch_);
       if (!hist.ok()) return hist.status();
-      path_done_ = hist->size() < kBatch;
+      path_done_ = hist->size() < batch_;
       for (storage::RecordInfo& r : *hist) {
         path_before_ = r.lsn - 1;
         if (r.timeline != t_ && r.kind != storage::RecordKind::kDrop) path_.push_back(std::move(r));
@@ -128,8 +139,11 @@ class ReflogWalk {
 
   const storage::PageStore& store_;
   const TimelineId t_;
-  const Lsn created_;
-  Lsn own_pos_;                            // next LSN to read for stream (1)
+  const size_t batch_;
+  Lsn own_before_;  // OwnRecords cursor of stream (1)
+  std::vector<storage::RecordInfo> own_batch_;
+  size_t own_next_ = 0;
+  bool own_done_ = false;
   std::optional<storage::RecordInfo> own_;
   Lsn path_before_;                        // History cursor of stream (2)
   std::vector<storage::RecordInfo> path_;  // inherited records, newest first
@@ -174,7 +188,7 @@ Result<CheckpointPage> Catalog::ListCheckpoints(const std::string& project,
   // The newest checkpoint listed may be a pipelined commit not yet durable:
   // never list one that could still fail.
   BRANCHDB_RETURN_IF_ERROR(p.store->WaitDurable(std::min(start, tl->head)));
-  ReflogWalk walk(*p.store, row.timeline, tl->created_lsn, start);
+  ReflogWalk walk(*p.store, row.timeline, start, limit + 1);
   CheckpointPage page;
   while (true) {
     auto next = walk.Next();

@@ -343,6 +343,14 @@ class PageStore {
   virtual Result<std::vector<RecordInfo>> History(TimelineId t, Lsn before,
                                                   size_t limit) const = 0;
 
+  // Records written to t itself with lsn <= before (0: from the newest),
+  // newest first, at most limit of them: its creation, its commits and its
+  // resets, on its current history or left behind by a reset (a branch's
+  // reflog; History gives its current history). Costs what t wrote, not
+  // what the store holds.
+  virtual Result<std::vector<RecordInfo>> OwnRecords(TimelineId t, Lsn before,
+                                                     size_t limit) const = 0;
+
   // Newest record on t's history written at or before time_micros (NotFound if none).
   virtual Result<Lsn> LsnAt(TimelineId t, int64_t time_micros) const = 0;
 

@@ -329,6 +329,9 @@ void PageStoreImpl::ApplyGcPlan(GcPlan plan, const Roots& roots) {
     if (!run.exists) continue;
     if (!rooted[r]) {
       run_by_start_.erase(run.start);
+      auto& mine = timeline_runs_[run.timeline];
+      std::erase(mine, r);
+      if (mine.empty()) timeline_runs_.erase(run.timeline);
       run = Run();
       continue;
     }

@@ -92,6 +92,7 @@ class PageStoreImpl final : public PageStore {
   Result<RecordInfo> GetRecord(Lsn lsn) const override;
   Result<std::string> ReadPayload(Lsn lsn) const override;
   Result<std::vector<RecordInfo>> History(TimelineId t, Lsn before, size_t limit) const override;
+  Result<std::vector<RecordInfo>> OwnRecords(TimelineId t, Lsn before, size_t limit) const override;
   Result<Lsn> LsnAt(TimelineId t, int64_t time_micros) const override;
   Result<std::vector<PageNo>> ChangedPages(Lsn a, Lsn b) const override;
 
@@ -553,6 +554,7 @@ class PageStoreImpl final : public PageStore {
   Result<std::shared_ptr<const RecordMeta>> ReadMeta(const MetaLocation& loc) const
       EXCLUDES(state_mu_);
   static RecordInfo ToInfo(const RecordMeta& meta);
+  Result<std::vector<RecordInfo>> ReadInfos(const std::vector<MetaLocation>& locs) const;
   std::string SegmentPath(uint64_t number) const;
 
   // --- gc (page_store_gc.cc) ---
@@ -729,6 +731,8 @@ class PageStoreImpl final : public PageStore {
   Lsn open_last_lsn_ GUARDED_BY(state_mu_) = 0;
   mutable std::vector<std::pair<Lsn, Lsn>> open_collected_ GUARDED_BY(state_mu_);
   std::unordered_map<Lsn, uint32_t> run_by_start_ GUARDED_BY(state_mu_);
+  // Every run of each timeline, by start (OwnRecords).
+  std::unordered_map<TimelineId, std::vector<uint32_t>> timeline_runs_ GUARDED_BY(state_mu_);
   std::map<TimelineId, Timeline> timelines_ GUARDED_BY(state_mu_);
   // Versions in memory: the unsealed segment's, and those of sealed segments
   // without a usable on-disk index (formats 1 and 2, damaged). Mutable: a

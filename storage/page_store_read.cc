@@ -336,6 +336,11 @@ Result<std::vector<RecordInfo>> PageStoreImpl::History(TimelineId t, Lsn before,
                 });
     return failed;
   }));
+  return ReadInfos(locs);
+}
+
+Result<std::vector<RecordInfo>> PageStoreImpl::ReadInfos(
+    const std::vector<MetaLocation>& locs) const {
   std::vector<RecordInfo> out;
   out.reserve(locs.size());
   for (const MetaLocation& loc : locs) {
@@ -344,6 +349,37 @@ Result<std::vector<RecordInfo>> PageStoreImpl::History(TimelineId t, Lsn before,
     out.push_back(ToInfo(**meta));
   }
   return out;
+}
+
+Result<std::vector<RecordInfo>> PageStoreImpl::OwnRecords(TimelineId t, Lsn before,
+                                                          size_t limit) const {
+  BRANCHDB_RETURN_IF_ERROR(LoadRunLists());
+  std::vector<MetaLocation> locs;
+  BRANCHDB_RETURN_IF_ERROR(WithRecordReads([&](RecordPins* pins) {
+    locs.clear();
+    ReaderLock state(state_mu_);
+    auto tl = LiveTimeline(t);
+    if (!tl.ok()) return tl.status();
+    auto mine = timeline_runs_.find(t);
+    if (mine == timeline_runs_.end()) return Status::OK();
+    // t's runs cover its records one after another (a reset starts the
+    // next): newest run first, each read from its end down.
+    const std::vector<uint32_t>& runs = mine->second;
+    for (size_t k = runs.size(); k-- > 0 && locs.size() < limit;) {
+      const RunList& entries = runs_[runs[k]].entries;
+      for (size_t i = entries.UpperBound(before == 0 ? kMaxLsn : before);
+           i-- > 0 && locs.size() < limit;) {
+        const RunEntry e = entries[i];
+        if (!e.live) continue;
+        auto rec = StateLocked(e.lsn, pins);
+        auto loc = rec.ok() ? MetaLocationLocked(*rec) : Result<MetaLocation>(rec.status());
+        if (!loc.ok()) return loc.status();
+        locs.push_back(std::move(*loc));
+      }
+    }
+    return Status::OK();
+  }));
+  return ReadInfos(locs);
 }
 
 Result<Lsn> PageStoreImpl::LsnAt(TimelineId t, int64_t time_micros) const {

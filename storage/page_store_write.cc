@@ -547,6 +547,10 @@ uint32_t PageStoreImpl::NewRun(TimelineId timeline, Lsn start, Lsn base, uint32_
   uint32_t id = static_cast<uint32_t>(runs_.size());
   runs_.push_back(std::move(r));
   run_by_start_[start] = id;
+  std::vector<uint32_t>& mine = timeline_runs_[timeline];
+  auto later = std::upper_bound(mine.begin(), mine.end(), start,
+                                [&](Lsn s, uint32_t run) { return s < runs_[run].start; });
+  mine.insert(later, id);
   return id;
 }
 

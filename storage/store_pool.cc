@@ -276,6 +276,13 @@ Result<std::vector<RecordInfo>> PooledStore::History(TimelineId t, Lsn before,
   return use->store->History(t, before, limit);
 }
 
+Result<std::vector<RecordInfo>> PooledStore::OwnRecords(TimelineId t, Lsn before,
+                                                        size_t limit) const {
+  auto use = Acquire(false);
+  if (!use.ok()) return use.status();
+  return use->store->OwnRecords(t, before, limit);
+}
+
 Result<Lsn> PooledStore::LsnAt(TimelineId t, int64_t time_micros) const {
   auto use = Acquire(false);
   if (!use.ok()) return use.status();

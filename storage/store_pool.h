@@ -116,6 +116,7 @@ class PooledStore final : public PageStore {
   Result<RecordInfo> GetRecord(Lsn lsn) const override;
   Result<std::string> ReadPayload(Lsn lsn) const override;
   Result<std::vector<RecordInfo>> History(TimelineId t, Lsn before, size_t limit) const override;
+  Result<std::vector<RecordInfo>> OwnRecords(TimelineId t, Lsn before, size_t limit) const override;
   Result<Lsn> LsnAt(TimelineId t, int64_t time_micros) const override;
   Result<std::vector<PageNo>> ChangedPages(Lsn a, Lsn b) const override;
   Result<GcStats> Gc(const GcOptions& options) override;

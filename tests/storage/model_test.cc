@@ -25,6 +25,7 @@ struct ModelState {
   Lsn prev = 0;  // previous record on the history of this state (0: none)
   int64_t time = 0;
   bool collected = false;
+  TimelineId timeline = 0;  // the timeline the record was written to
 };
 
 class Model {
@@ -147,11 +148,12 @@ class ModelRunner {
     if (r.empty() || Uniform(0, 9) == 0) return 0;
     return Pick(r);
   }
-  void AddState(Lsn lsn, ModelState s) {
+  void AddState(Lsn lsn, ModelState s, TimelineId t) {
     INFO("op " << op_);
     REQUIRE(lsn == m_.last + 1);
     m_.last = lsn;
     s.time = f_.clock().NowMicros();
+    s.timeline = t;
     m_.states[lsn] = std::move(s);
   }
   ModelState From(Lsn base) const {
@@ -177,13 +179,13 @@ class ModelRunner {
       }
       INFO("op " << op_ << " " << r.status().ToString());
       REQUIRE(r.ok());
-      AddState(m_.last + 1, From(l));
+      AddState(m_.last + 1, From(l), *r);
       m_.heads[*r] = m_.last;
       return;
     }
     Lsn base = RandomReadable();
     TimelineId t = f_.Create(base, "create");
-    AddState(*f_.store().Head(t), From(base));
+    AddState(*f_.store().Head(t), From(base), t);
     m_.heads[t] = m_.last;
   }
 
@@ -192,7 +194,7 @@ class ModelRunner {
     const TimelineId newest = m_.heads.rbegin()->first;
     const Lsn base = m_.heads.at(newest);
     TimelineId t = f_.Create(base, "deep");
-    AddState(*f_.store().Head(t), From(base));
+    AddState(*f_.store().Head(t), From(base), t);
     m_.heads[t] = m_.last;
   }
 
@@ -222,7 +224,7 @@ class ModelRunner {
     }
     for (const auto& [p, seed] : writes) s.pages[p] = seed;
     Lsn lsn = f_.Commit(t, writes, size, "commit");
-    AddState(lsn, std::move(s));
+    AddState(lsn, std::move(s), t);
     m_.heads[t] = lsn;
   }
 
@@ -232,7 +234,7 @@ class ModelRunner {
     auto r = f_.store().ResetTimeline(t, m_.heads[t], base, "reset");
     INFO("op " << op_ << " " << r.status().ToString());
     REQUIRE(r.ok());
-    AddState(*r, From(base));
+    AddState(*r, From(base), t);
     m_.heads[t] = *r;
   }
 
@@ -240,7 +242,7 @@ class ModelRunner {
     if (m_.heads.size() < 2) return;
     TimelineId t = RandomTimeline();
     REQUIRE(f_.store().DropTimeline(t).ok());
-    AddState(f_.store().LastLsn(), From(m_.heads[t]));
+    AddState(f_.store().LastLsn(), From(m_.heads[t]), t);
     m_.heads.erase(t);
     CHECK(f_.store().Head(t).status().IsNotFound());
   }
@@ -298,6 +300,22 @@ class ModelRunner {
     for (const auto& r : *h) got.push_back(r.lsn);
     REQUIRE(got == m_.History(t));
     CHECK(*f_.store().Head(t) == m_.heads[t]);
+    // Its own records, reached by its history or left behind by a reset.
+    const Lsn before = Uniform(0, 1) == 0 ? 0 : Uniform(1, m_.last);
+    const size_t limit = Uniform(1, 40);
+    std::vector<Lsn> own;
+    for (auto it = m_.states.rbegin(); it != m_.states.rend() && own.size() < limit; ++it) {
+      const ModelState& s = it->second;
+      if ((before == 0 || it->first <= before) && s.timeline == t && !s.collected) {
+        own.push_back(it->first);
+      }
+    }
+    auto o = f_.store().OwnRecords(t, before, limit);
+    INFO("own records of " << t << " at or below " << before << ", at most " << limit);
+    REQUIRE(o.ok());
+    got.clear();
+    for (const auto& r : *o) got.push_back(r.lsn);
+    REQUIRE(got == own);
   }
 
   void DoLsnAt() {
