@@ -372,7 +372,9 @@ Result<std::optional<std::string>> Catalog::Impl::FirstChild(const Project& p,
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) return CatalogError(use.get(), "find child branch");
   }
   MutexLock l(rows_mu);
-  if (generation == rows_generation) child_by_name[{p.info.id, name}] = child;
+  if (generation != rows_generation) return child;
+  if (child_by_name.size() >= kMaxCachedRows) child_by_name.clear();  // names asked are any
+  child_by_name[{p.info.id, name}] = child;
   return child;
 }
 

@@ -213,6 +213,7 @@ struct Catalog::Impl {
   // FirstChild's answers, by (project id, name), under the same rules.
   // (Any write in the project forgets all of its answers: a create, delete
   // or rename changes the children of names that are prefixes of its own.)
+  // At most kMaxCachedRows answers, as rows.
   std::map<std::pair<std::string, std::string>, std::optional<std::string>> child_by_name
       GUARDED_BY(rows_mu);
   static constexpr size_t kMaxCachedRows = 4096;

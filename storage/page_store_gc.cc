@@ -324,14 +324,13 @@ void PageStoreImpl::ApplyGcPlan(GcPlan plan, const Roots& roots) {
   live_records_ = roots.size();
   // Runs no root needs go; a needed run keeps its live roots, and each stretch
   // of collected entries between them shrinks to one marker.
+  std::vector<TimelineId> dropped;  // the timelines of the runs that go
   for (uint32_t r = 0; r < nruns; ++r) {
     Run& run = runs_[r];
     if (!run.exists) continue;
     if (!rooted[r]) {
       run_by_start_.erase(run.start);
-      auto& mine = timeline_runs_[run.timeline];
-      std::erase(mine, r);
-      if (mine.empty()) timeline_runs_.erase(run.timeline);
+      dropped.push_back(run.timeline);
       run = Run();
       continue;
     }
@@ -343,6 +342,7 @@ void PageStoreImpl::ApplyGcPlan(GcPlan plan, const Roots& roots) {
     }
     run.entries = std::move(entries);
   }
+  ForgetDroppedRuns(std::move(dropped));
   for (auto it = timelines_.begin(); it != timelines_.end();) {
     it = it->second.dropped ? timelines_.erase(it) : std::next(it);
   }

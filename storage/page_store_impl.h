@@ -448,6 +448,7 @@ class PageStoreImpl final : public PageStore {
       EXCLUDES(state_mu_);
   uint32_t NewRun(TimelineId timeline, Lsn start, Lsn base, uint32_t base_run)
       REQUIRES(state_mu_);
+  void ForgetDroppedRuns(std::vector<TimelineId> timelines) REQUIRES(state_mu_);
   Result<const Timeline*> LiveTimeline(TimelineId t) const REQUIRES_SHARED(state_mu_);
   // The state of t at lsn: its head when lsn is at or after it, else by
   // walking its runs' lists (Unavailable kRunsIncomplete while incomplete).

@@ -554,6 +554,18 @@ uint32_t PageStoreImpl::NewRun(TimelineId timeline, Lsn start, Lsn base, uint32_
   return id;
 }
 
+// Takes the runs GC dropped out of timeline_runs_: one pass over each list.
+void PageStoreImpl::ForgetDroppedRuns(std::vector<TimelineId> timelines) {
+  std::sort(timelines.begin(), timelines.end());
+  timelines.erase(std::unique(timelines.begin(), timelines.end()), timelines.end());
+  for (TimelineId t : timelines) {
+    auto it = timeline_runs_.find(t);
+    if (it == timeline_runs_.end()) continue;
+    std::erase_if(it->second, [&](uint32_t r) { return !runs_[r].exists; });
+    if (it->second.empty()) timeline_runs_.erase(it);
+  }
+}
+
 Status PageStoreImpl::ApplyRecord(const RecordMeta& meta, uint32_t segment, uint64_t offset,
                                   uint32_t meta_len, bool live, bool structural,
                                   bool index_versions) {
