@@ -547,9 +547,10 @@ uint32_t PageStoreImpl::NewRun(TimelineId timeline, Lsn start, Lsn base, uint32_
   uint32_t id = static_cast<uint32_t>(runs_.size());
   runs_.push_back(std::move(r));
   run_by_start_[start] = id;
+  // In start order: at the end, but for runs Open reads out of order.
   std::vector<uint32_t>& mine = timeline_runs_[timeline];
-  auto later = std::upper_bound(mine.begin(), mine.end(), start,
-                                [&](Lsn s, uint32_t run) { return s < runs_[run].start; });
+  auto later = mine.end();
+  while (later != mine.begin() && runs_[*(later - 1)].start > start) --later;
   mine.insert(later, id);
   return id;
 }
@@ -561,7 +562,10 @@ void PageStoreImpl::ForgetDroppedRuns(std::vector<TimelineId> timelines) {
   for (TimelineId t : timelines) {
     auto it = timeline_runs_.find(t);
     if (it == timeline_runs_.end()) continue;
-    std::erase_if(it->second, [&](uint32_t r) { return !runs_[r].exists; });
+    std::erase_if(it->second, [&](uint32_t r) {
+      state_mu_.AssertHeld();  // the caller's
+      return !runs_[r].exists;
+    });
     if (it->second.empty()) timeline_runs_.erase(it);
   }
 }
