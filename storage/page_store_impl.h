@@ -555,7 +555,7 @@ class PageStoreImpl final : public PageStore {
   Result<std::shared_ptr<const RecordMeta>> ReadMeta(const MetaLocation& loc) const
       EXCLUDES(state_mu_);
   static RecordInfo ToInfo(const RecordMeta& meta);
-  Result<std::vector<RecordInfo>> ReadInfos(const std::vector<MetaLocation>& locs) const;
+  Result<std::vector<RecordInfo>> Records(TimelineId t, Lsn before, size_t limit, bool own) const;
   std::string SegmentPath(uint64_t number) const;
 
   // --- gc (page_store_gc.cc) ---

@@ -309,7 +309,20 @@ StoreStats PageStoreImpl::Stats() const {
 
 Result<std::vector<RecordInfo>> PageStoreImpl::History(TimelineId t, Lsn before,
                                                        size_t limit) const {
+  return Records(t, before, limit, /*own=*/false);
+}
+
+Result<std::vector<RecordInfo>> PageStoreImpl::OwnRecords(TimelineId t, Lsn before,
+                                                          size_t limit) const {
+  return Records(t, before, limit, /*own=*/true);
+}
+
+// History (own: false) and OwnRecords (own: true): the live entries of the
+// runs each walks, from `before` down, and their metas read outside the lock.
+Result<std::vector<RecordInfo>> PageStoreImpl::Records(TimelineId t, Lsn before, size_t limit,
+                                                       bool own) const {
   BRANCHDB_RETURN_IF_ERROR(LoadRunLists());
+  const Lsn below = before == 0 ? kMaxLsn : before;
   std::vector<MetaLocation> locs;
   BRANCHDB_RETURN_IF_ERROR(WithRecordReads([&](RecordPins* pins) {
     locs.clear();
@@ -317,30 +330,34 @@ Result<std::vector<RecordInfo>> PageStoreImpl::History(TimelineId t, Lsn before,
     auto tl = LiveTimeline(t);
     if (!tl.ok()) return tl.status();
     Status failed;
-    WalkHistory(runs_, (*tl)->run, before == 0 ? kMaxLsn : before,
-                [&](const RunList& entries, size_t end) {
-                  state_mu_.AssertReaderHeld();  // taken above
-                  for (size_t i = end; i-- > 0 && locs.size() < limit;) {
-                    const RunEntry e = entries[i];
-                    if (!e.live) continue;
-                    auto rec = StateLocked(e.lsn, pins);
-                    auto loc = rec.ok() ? MetaLocationLocked(*rec)
-                                        : Result<MetaLocation>(rec.status());
-                    if (!loc.ok()) {
-                      failed = loc.status();
-                      return true;
-                    }
-                    locs.push_back(std::move(*loc));
-                  }
-                  return locs.size() >= limit;
-                });
+    // Takes the live ones of entries[0, end), newest first; true when done.
+    auto take = [&](const RunList& entries, size_t end) {
+      state_mu_.AssertReaderHeld();  // taken above
+      for (size_t i = end; i-- > 0 && locs.size() < limit;) {
+        const RunEntry e = entries[i];
+        if (!e.live) continue;
+        auto rec = StateLocked(e.lsn, pins);
+        auto loc = rec.ok() ? MetaLocationLocked(*rec) : Result<MetaLocation>(rec.status());
+        if (!loc.ok()) {
+          failed = loc.status();
+          return true;
+        }
+        locs.push_back(std::move(*loc));
+      }
+      return locs.size() >= limit;
+    };
+    if (!own) {
+      WalkHistory(runs_, (*tl)->run, below, take);
+    } else if (auto mine = timeline_runs_.find(t); mine != timeline_runs_.end()) {
+      // t's runs hold its records one after another (a reset starts the
+      // next): the newest run first.
+      for (size_t k = mine->second.size(); k-- > 0;) {
+        const RunList& entries = runs_[mine->second[k]].entries;
+        if (take(entries, entries.UpperBound(below))) break;
+      }
+    }
     return failed;
   }));
-  return ReadInfos(locs);
-}
-
-Result<std::vector<RecordInfo>> PageStoreImpl::ReadInfos(
-    const std::vector<MetaLocation>& locs) const {
   std::vector<RecordInfo> out;
   out.reserve(locs.size());
   for (const MetaLocation& loc : locs) {
@@ -349,37 +366,6 @@ Result<std::vector<RecordInfo>> PageStoreImpl::ReadInfos(
     out.push_back(ToInfo(**meta));
   }
   return out;
-}
-
-Result<std::vector<RecordInfo>> PageStoreImpl::OwnRecords(TimelineId t, Lsn before,
-                                                          size_t limit) const {
-  BRANCHDB_RETURN_IF_ERROR(LoadRunLists());
-  std::vector<MetaLocation> locs;
-  BRANCHDB_RETURN_IF_ERROR(WithRecordReads([&](RecordPins* pins) {
-    locs.clear();
-    ReaderLock state(state_mu_);
-    auto tl = LiveTimeline(t);
-    if (!tl.ok()) return tl.status();
-    auto mine = timeline_runs_.find(t);
-    if (mine == timeline_runs_.end()) return Status::OK();
-    // t's runs cover its records one after another (a reset starts the
-    // next): newest run first, each read from its end down.
-    const std::vector<uint32_t>& runs = mine->second;
-    for (size_t k = runs.size(); k-- > 0 && locs.size() < limit;) {
-      const RunList& entries = runs_[runs[k]].entries;
-      for (size_t i = entries.UpperBound(before == 0 ? kMaxLsn : before);
-           i-- > 0 && locs.size() < limit;) {
-        const RunEntry e = entries[i];
-        if (!e.live) continue;
-        auto rec = StateLocked(e.lsn, pins);
-        auto loc = rec.ok() ? MetaLocationLocked(*rec) : Result<MetaLocation>(rec.status());
-        if (!loc.ok()) return loc.status();
-        locs.push_back(std::move(*loc));
-      }
-    }
-    return Status::OK();
-  }));
-  return ReadInfos(locs);
 }
 
 Result<Lsn> PageStoreImpl::LsnAt(TimelineId t, int64_t time_micros) const {
