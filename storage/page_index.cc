@@ -1,6 +1,7 @@
 #include "storage/page_index.h"
 
 #include <algorithm>
+#include <bit>
 #include <cstring>
 
 namespace branchdb::storage::internal {
@@ -53,9 +54,17 @@ std::shared_ptr<const PathMap> ExtendPathMap(const PathMap& base, const std::vec
   // r's path is its base run's, with the base run read only up to r's base,
   // and r itself on top. Both are copies of sorted arrays: r is newer than
   // every run on its path, so its entries go at (or near) their ends.
+  // Capacities in powers of two, as a walk's growth leaves them: copies
+  // sized one run apart at every rollback otherwise fragment the heap (a
+  // soak's RSS grew by hundreds of MB, none of it in the cache's maps).
   const Run& run = runs[r];
-  std::vector<std::pair<uint32_t, Lsn>> path = base.runs();
-  std::vector<std::pair<Lsn, Lsn>> by_start = base.by_start();
+  const size_t capacity = std::bit_ceil(base.runs().size() + 1);
+  std::vector<std::pair<uint32_t, Lsn>> path;
+  path.reserve(capacity);
+  path.assign(base.runs().begin(), base.runs().end());
+  std::vector<std::pair<Lsn, Lsn>> by_start;
+  by_start.reserve(capacity);
+  by_start.assign(base.by_start().begin(), base.by_start().end());
   SetSorted(&path, run.base_run, run.base);
   SetSorted(&by_start, runs[run.base_run].start, run.base);
   SetSorted(&path, r, kMaxLsn);
