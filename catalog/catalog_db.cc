@@ -272,18 +272,29 @@ void Catalog::Impl::RememberRow(uint64_t generation, const std::string& project_
   rows_by_timeline[{project_id, row.timeline}] = row;
 }
 
+namespace {
+
+// Erases project_id's entries for which drop(value) is true: the maps are
+// ordered by project id first, so only that project's entries are visited.
+template <typename Map, typename Pred>
+void EraseInProject(Map& m, const std::string& project_id, Pred drop) {
+  for (auto it = m.lower_bound({project_id, {}}); it != m.end() && it->first.first == project_id;) {
+    it = drop(it->second) ? m.erase(it) : std::next(it);
+  }
+}
+
+}  // namespace
+
 void Catalog::Impl::ForgetRows(const std::string& project_id,
                                std::optional<TimelineId> timeline) {
   MutexLock l(rows_mu);
   ++rows_generation;
-  auto changed = [&](const std::string& pid, const BranchRow& row) {
-    return pid == project_id &&
-           (!timeline || row.timeline == *timeline || row.parent_timeline == *timeline);
+  auto changed = [&](const BranchRow& row) {
+    return !timeline || row.timeline == *timeline || row.parent_timeline == *timeline;
   };
-  std::erase_if(rows_by_name, [&](const auto& e) { return changed(e.first.first, e.second); });
-  std::erase_if(rows_by_timeline,
-                [&](const auto& e) { return changed(e.first.first, e.second); });
-  std::erase_if(child_by_name, [&](const auto& e) { return e.first.first == project_id; });
+  EraseInProject(rows_by_name, project_id, changed);
+  EraseInProject(rows_by_timeline, project_id, changed);
+  EraseInProject(child_by_name, project_id, [](const auto&) { return true; });
 }
 
 Result<BranchRow> Catalog::Impl::FindBranch(const Project& p, const std::string& name) {
