@@ -33,16 +33,18 @@ enum class CacheKind : uint8_t {
   kMeta = 1,      // decoded record metas by LSN
   kIndex = 2,     // blocks of sealed segments' on-disk page indexes (format v3)
   kLocation = 3,  // where reads found pages in sealed segments (LocationCache)
+  kPath = 4,      // runs' ancestry paths (PathCache)
   kCount
 };
 inline constexpr size_t kCacheKinds = static_cast<size_t>(CacheKind::kCount);
 // The label of each kind in /metrics (branchdb_cache_bytes{cache="page"}).
 inline constexpr std::array<const char*, kCacheKinds> kCacheKindNames = {"page", "meta", "index",
-                                                                         "location"};
+                                                                         "location", "path"};
 
 // Key of an entry: its owner (a store), its kind, and two numbers whose
 // meaning the kind gives (kPage: LSN and page number; kMeta: LSN and 0;
-// kIndex: segment and block; kLocation: run start LSN and page number).
+// kIndex: segment and block; kLocation: run start LSN and page number;
+// kPath: run index and the PathCache's generation).
 struct CacheKey {
   uint64_t owner = 0;
   CacheKind kind = CacheKind::kPage;

@@ -6,17 +6,83 @@
 
 namespace branchdb::storage::internal {
 
-Lsn PathMap::Cutoff(uint32_t run) const {
-  auto it = std::lower_bound(runs_.begin(), runs_.end(), run,
-                             [](const std::pair<uint32_t, Lsn>& p, uint32_t r) { return p.first < r; });
-  return (it != runs_.end() && it->first == run) ? it->second : 0;
+template <typename K>
+CutoffMap<K>::CutoffMap(const std::vector<Entry>& sorted) : size_(sorted.size()) {
+  for (size_t i = 0; i < sorted.size(); i += kChunk) {
+    const size_t end = std::min(sorted.size(), i + kChunk);
+    auto c = std::make_shared<const Chunk>(sorted.begin() + i, sorted.begin() + end);
+    own_chunk_bytes_ += ChunkBytes(*c);
+    firsts_.push_back(sorted[i].first);
+    chunks_.push_back(std::move(c));
+  }
 }
 
-Lsn PathMap::CutoffByStart(Lsn start) const {
-  auto it = std::lower_bound(by_start_.begin(), by_start_.end(), start,
-                             [](const std::pair<Lsn, Lsn>& p, Lsn s) { return p.first < s; });
-  return (it != by_start_.end() && it->first == start) ? it->second : 0;
+template <typename K>
+size_t CutoffMap<K>::ChunkOf(K key) const {
+  auto it = std::upper_bound(firsts_.begin(), firsts_.end(), key);
+  return it == firsts_.begin() ? 0 : static_cast<size_t>(it - firsts_.begin()) - 1;
 }
+
+template <typename K>
+Lsn CutoffMap<K>::Find(K key) const {
+  if (chunks_.empty()) return 0;
+  const Chunk& c = *chunks_[ChunkOf(key)];
+  auto it =
+      std::lower_bound(c.begin(), c.end(), key, [](const Entry& e, K k) { return e.first < k; });
+  return (it != c.end() && it->first == key) ? it->second : 0;
+}
+
+template <typename K>
+void CutoffMap<K>::Replace(size_t i, std::shared_ptr<const Chunk> c) {
+  // A chunk held by this map alone was made by it (one shared with another
+  // map is held by both), so its bytes leave this map's count with it.
+  if (chunks_[i].use_count() == 1) own_chunk_bytes_ -= ChunkBytes(*chunks_[i]);
+  own_chunk_bytes_ += ChunkBytes(*c);
+  firsts_[i] = c->front().first;
+  chunks_[i] = std::move(c);
+}
+
+template <typename K>
+void CutoffMap<K>::Set(K key, Lsn cutoff) {
+  // Chunks are never written once made (another map may share them): the
+  // one that changes is copied. Keys above every other (a new run) go to
+  // the last chunk while it has room, then to a new one.
+  const size_t i = ChunkOf(key);
+  if (chunks_.empty() ||
+      (i + 1 == chunks_.size() && key > chunks_[i]->back().first && chunks_[i]->size() >= kChunk)) {
+    auto c = std::make_shared<const Chunk>(1, Entry{key, cutoff});
+    own_chunk_bytes_ += ChunkBytes(*c);
+    chunks_.push_back(std::move(c));
+    firsts_.push_back(key);
+    ++size_;
+    return;
+  }
+  auto copy = std::make_shared<Chunk>();
+  copy->reserve(chunks_[i]->size() + 1);
+  *copy = *chunks_[i];
+  auto it = std::lower_bound(copy->begin(), copy->end(), key,
+                             [](const Entry& e, K k) { return e.first < k; });
+  if (it != copy->end() && it->first == key) {
+    it->second = cutoff;
+  } else {
+    copy->insert(it, Entry{key, cutoff});
+    ++size_;
+  }
+  if (copy->size() <= 2 * kChunk) {
+    Replace(i, std::move(copy));
+    return;
+  }
+  // Inserts in the middle (a path built out of order) split a full chunk.
+  auto upper = std::make_shared<const Chunk>(copy->begin() + kChunk, copy->end());
+  copy->resize(kChunk);
+  Replace(i, std::move(copy));
+  own_chunk_bytes_ += ChunkBytes(*upper);
+  firsts_.insert(firsts_.begin() + static_cast<std::ptrdiff_t>(i) + 1, upper->front().first);
+  chunks_.insert(chunks_.begin() + static_cast<std::ptrdiff_t>(i) + 1, std::move(upper));
+}
+
+template class CutoffMap<uint32_t>;
+template class CutoffMap<Lsn>;
 
 std::shared_ptr<const PathMap> BuildPathMap(const std::vector<Run>& runs, uint32_t r) {
   std::vector<std::pair<uint32_t, Lsn>> path;
@@ -30,91 +96,63 @@ std::shared_ptr<const PathMap> BuildPathMap(const std::vector<Run>& runs, uint32
   }
   std::sort(path.begin(), path.end());
   std::sort(by_start.begin(), by_start.end());
-  return std::make_shared<const PathMap>(std::move(path), std::move(by_start));
+  return std::make_shared<const PathMap>(CutoffMap<uint32_t>(path), CutoffMap<Lsn>(by_start));
 }
-
-namespace {
-
-// (key, value) pairs sorted by key: sets key's value, or inserts the pair.
-template <typename K>
-void SetSorted(std::vector<std::pair<K, Lsn>>* v, K key, Lsn value) {
-  auto it = std::lower_bound(v->begin(), v->end(), key,
-                             [](const std::pair<K, Lsn>& p, K k) { return p.first < k; });
-  if (it != v->end() && it->first == key) {
-    it->second = value;
-  } else {
-    v->insert(it, std::make_pair(key, value));
-  }
-}
-
-}  // namespace
 
 std::shared_ptr<const PathMap> ExtendPathMap(const PathMap& base, const std::vector<Run>& runs,
                                              uint32_t r) {
   // r's path is its base run's, with the base run read only up to r's base,
-  // and r itself on top. Both are copies of sorted arrays: r is newer than
-  // every run on its path, so its entries go at (or near) their ends.
-  // Capacities in powers of two, as a walk's growth leaves them: copies
-  // sized one run apart at every rollback otherwise fragment the heap (a
-  // soak's RSS grew by hundreds of MB, none of it in the cache's maps).
+  // and r itself on top (r is newer than every run on its path, so it goes
+  // at the end). The new map shares every chunk of the base's but the ones
+  // these two changes touch.
   const Run& run = runs[r];
-  const size_t capacity = std::bit_ceil(base.runs().size() + 1);
-  std::vector<std::pair<uint32_t, Lsn>> path;
-  path.reserve(capacity);
-  path.assign(base.runs().begin(), base.runs().end());
-  std::vector<std::pair<Lsn, Lsn>> by_start;
-  by_start.reserve(capacity);
-  by_start.assign(base.by_start().begin(), base.by_start().end());
-  SetSorted(&path, run.base_run, run.base);
-  SetSorted(&by_start, runs[run.base_run].start, run.base);
-  SetSorted(&path, r, kMaxLsn);
-  SetSorted(&by_start, run.start, kMaxLsn);
+  CutoffMap<uint32_t> path = base.runs().Derive();
+  CutoffMap<Lsn> by_start = base.by_start().Derive();
+  path.Set(run.base_run, run.base);
+  by_start.Set(runs[run.base_run].start, run.base);
+  path.Set(r, kMaxLsn);
+  by_start.Set(run.start, kMaxLsn);
   return std::make_shared<const PathMap>(std::move(path), std::move(by_start));
 }
 
 std::shared_ptr<const PathMap> PathCache::Get(const std::vector<Run>& runs, uint32_t r) {
-  std::shared_ptr<const PathMap> base;
   {
     MutexLock lock(mu_);
-    auto it = map_.find(r);
-    if (it != map_.end()) {
-      lru_.splice(lru_.begin(), lru_, it->second.second);
-      return it->second.first;
-    }
-    // A run a rollback (or a branch) just made is read first, and its base
-    // run, the branch's head before, was read just before: copying that map
-    // costs a fraction of walking a path thousands of rollbacks deep.
-    auto b = runs[r].base_run == kNoRun ? map_.end() : map_.find(runs[r].base_run);
-    if (b != map_.end()) base = b->second.first;
+    if (last_run_ == r) return last_;
   }
-  // Cached however short: rebuilding one is three allocations, on every
+  if (auto hit = std::static_pointer_cast<const PathMap>(cache_->Lookup(Key(r)))) return hit;
+  // A run a rollback (or a branch) just made is read first, and its base
+  // run, the branch's head before, was read just before: a map made from
+  // that one shares its chunks, where a walk of a path thousands of
+  // rollbacks deep would visit every run.
+  std::shared_ptr<const PathMap> base;
+  if (const uint32_t b = runs[r].base_run; b != kNoRun) {
+    MutexLock lock(mu_);
+    if (last_run_ == b) base = last_;
+  }
+  if (!base && runs[r].base_run != kNoRun) {
+    base = std::static_pointer_cast<const PathMap>(cache_->Lookup(Key(runs[r].base_run)));
+  }
+  // Cached however short: rebuilding one is several allocations, on every
   // read of a branch whose page is not in memory.
   auto path = base ? ExtendPathMap(*base, runs, r) : BuildPathMap(runs, r);
+  cache_->Insert(Key(r), path, path->MemoryBytes() + 96);
   MutexLock lock(mu_);
-  if (map_.count(r) == 0) {
-    lru_.push_front(r);
-    map_.emplace(r, std::make_pair(path, lru_.begin()));
-    runs_held_ += path->runs().size();
-    while (map_.size() > 1 && (map_.size() > max_maps_ || runs_held_ > max_runs_)) {
-      auto last = map_.find(lru_.back());
-      runs_held_ -= last->second.first->runs().size();
-      map_.erase(last);
-      lru_.pop_back();
-    }
-  }
+  last_run_ = r;
+  last_ = path;
   return path;
 }
 
 uint64_t PathCache::MemoryBytes() const {
   MutexLock lock(mu_);
-  return runs_held_ * 2 * sizeof(std::pair<Lsn, Lsn>) + map_.size() * 128;
+  return last_ ? last_->MemoryBytes() : 0;
 }
 
 void PathCache::Clear() {
+  generation_.fetch_add(1, std::memory_order_relaxed);
   MutexLock lock(mu_);
-  runs_held_ = 0;
-  map_.clear();
-  lru_.clear();
+  last_run_ = kNoRun;
+  last_.reset();
 }
 
 const PageIndex::Slot* PageIndex::FindSlot(PageNo pgno) const {

@@ -13,6 +13,8 @@
 #define BRANCHDB_STORAGE_PAGE_INDEX_H_
 
 #include <array>
+#include <atomic>
+#include <bit>
 #include <cstdint>
 #include <limits>
 #include <list>
@@ -130,55 +132,144 @@ struct Run {
   uint64_t on_disk = 0;
 };
 
-// Runs on the ancestry path of one run, sorted by run index, with cutoffs.
-// The run itself has cutoff kMaxLsn (the reader's LSN applies).
-// The same runs are also kept by their start LSN (the run's identity in a
-// sealed segment's on-disk index).
-class PathMap {
+// A sorted map from a key (a run index, or a run's start LSN) to a cutoff
+// LSN, held in chunks of at most 2 * kChunk entries that maps share: a map
+// made from another (ExtendPathMap) copies the other's chunk directory and
+// only the chunks it changes, so a branch thousands of rollbacks deep gets
+// each new run's map for O(depth / kChunk) pointers and two chunks, and the
+// maps of one branch's runs hold its path once, not once per map.
+// Immutable once shared (chunks are never written after they are shared).
+template <typename K>
+class CutoffMap {
  public:
-  explicit PathMap(std::vector<std::pair<uint32_t, Lsn>> runs,
-                   std::vector<std::pair<Lsn, Lsn>> by_start = {})
-      : runs_(std::move(runs)), by_start_(std::move(by_start)) {}
-  // Cutoff of run on this path, or 0 when run is not on it.
-  Lsn Cutoff(uint32_t run) const;
-  // Cutoff of the run that starts at LSN start, or 0 when it is not on it.
-  Lsn CutoffByStart(Lsn start) const;
-  const std::vector<std::pair<uint32_t, Lsn>>& runs() const { return runs_; }
-  const std::vector<std::pair<Lsn, Lsn>>& by_start() const { return by_start_; }
+  using Entry = std::pair<K, Lsn>;
+  static constexpr size_t kChunk = 64;
+
+  CutoffMap() = default;
+  // From entries sorted by key, without duplicates.
+  explicit CutoffMap(const std::vector<Entry>& sorted);
+  // The cutoff of key, or 0 when key is not in the map.
+  Lsn Find(K key) const;
+  // Sets key's cutoff, inserting key when absent. Copies the chunk it changes.
+  void Set(K key, Lsn cutoff);
+  // A copy that shares every chunk of this map and owns none of them.
+  CutoffMap Derive() const {
+    CutoffMap m;
+    m.chunks_.reserve(std::bit_ceil(chunks_.size() + 1));  // room for a new run's chunk
+    m.chunks_.assign(chunks_.begin(), chunks_.end());
+    m.firsts_.reserve(m.chunks_.capacity());
+    m.firsts_.assign(firsts_.begin(), firsts_.end());
+    m.size_ = size_;
+    return m;
+  }
+  size_t size() const { return size_; }
+  // Every entry, ascending key.
+  std::vector<Entry> Entries() const {
+    std::vector<Entry> out;
+    out.reserve(size_);
+    ForEach([&out](K k, Lsn c) { out.emplace_back(k, c); });
+    return out;
+  }
+  // Calls fn(key, cutoff) for every entry, ascending key.
+  template <typename Fn>
+  void ForEach(Fn&& fn) const {
+    for (const auto& c : chunks_) {
+      for (const Entry& e : *c) fn(e.first, e.second);
+    }
+  }
+  // Bytes this map holds alone: its chunk directory and the chunks it made
+  // (a chunk it shares is counted by the map that made it).
+  uint64_t OwnBytes() const {
+    return chunks_.capacity() * sizeof(chunks_[0]) + firsts_.capacity() * sizeof(K) +
+           own_chunk_bytes_;
+  }
 
  private:
-  std::vector<std::pair<uint32_t, Lsn>> runs_;
-  std::vector<std::pair<Lsn, Lsn>> by_start_;  // (run start, cutoff), sorted
+  using Chunk = std::vector<Entry>;
+  // The index of the chunk that holds key or would (0 for an empty map).
+  size_t ChunkOf(K key) const;
+  // Puts chunk c (made by this map) at position i, in place of the one there.
+  void Replace(size_t i, std::shared_ptr<const Chunk> c);
+  static uint64_t ChunkBytes(const Chunk& c) { return 48 + c.capacity() * sizeof(Entry); }
+
+  std::vector<std::shared_ptr<const Chunk>> chunks_;  // never empty ones
+  std::vector<K> firsts_;                             // each chunk's first key
+  size_t size_ = 0;
+  uint64_t own_chunk_bytes_ = 0;
+};
+
+// Runs on the ancestry path of one run, with cutoffs: by run index and by
+// the run's start LSN (the run's identity in a sealed segment's on-disk
+// index). The run itself has cutoff kMaxLsn (the reader's LSN applies).
+class PathMap {
+ public:
+  PathMap(CutoffMap<uint32_t> runs, CutoffMap<Lsn> by_start)
+      : runs_(std::move(runs)), by_start_(std::move(by_start)) {}
+  // Cutoff of run on this path, or 0 when run is not on it.
+  Lsn Cutoff(uint32_t run) const { return runs_.Find(run); }
+  // Cutoff of the run that starts at LSN start, or 0 when it is not on it.
+  Lsn CutoffByStart(Lsn start) const { return by_start_.Find(start); }
+  // Runs on the path.
+  size_t size() const { return runs_.size(); }
+  // Calls fn(run, cutoff) for every run on the path, ascending run index.
+  template <typename Fn>
+  void ForEachRun(Fn&& fn) const {
+    runs_.ForEach(fn);
+  }
+  const CutoffMap<uint32_t>& runs() const { return runs_; }
+  const CutoffMap<Lsn>& by_start() const { return by_start_; }
+  // Bytes this map holds alone (CutoffMap::OwnBytes) and the object.
+  uint64_t MemoryBytes() const { return sizeof(PathMap) + runs_.OwnBytes() + by_start_.OwnBytes(); }
+
+ private:
+  CutoffMap<uint32_t> runs_;
+  CutoffMap<Lsn> by_start_;
 };
 
 // Builds the path map of run r (walks its base chain).
 std::shared_ptr<const PathMap> BuildPathMap(const std::vector<Run>& runs, uint32_t r);
-// The same from the map of r's base run (runs[r].base_run != kNoRun): a
-// copy, without the walk.
+// The same from the map of r's base run (runs[r].base_run != kNoRun),
+// without the walk: it shares the base map's chunks (CutoffMap).
 std::shared_ptr<const PathMap> ExtendPathMap(const PathMap& base, const std::vector<Run>& runs,
                                              uint32_t r);
 
-// LRU cache of path maps by run index, bounded by the number of maps and by
-// the runs they hold together (a map holds its whole path: every rollback
-// adds a run to a branch's path, so one map can hold thousands). The maps
-// it returns stay valid after eviction. Thread-safe.
+// The path maps of one store's runs, by run index, in the store's Cache
+// (CacheKind::kPath), each charged the bytes it holds alone
+// (PathMap::MemoryBytes: a map made from its base run's shares its chunks).
+// The map last made is also held here, so that a map too large for a shard
+// of the cache (a path of a million runs) is not rebuilt at every read.
+// Maps stay valid after eviction. Thread-safe.
 class PathCache {
  public:
-  PathCache(size_t max_maps, size_t max_runs) : max_maps_(max_maps), max_runs_(max_runs) {}
+  explicit PathCache(std::shared_ptr<Cache> cache)
+      : cache_(std::move(cache)), owner_(cache_->NewOwnerId()) {}
+  ~PathCache() { cache_->EraseOwner(owner_); }
+  PathCache(const PathCache&) = delete;
+  PathCache& operator=(const PathCache&) = delete;
+
   // REQUIRES: caller holds the state mutex (shared is enough).
   std::shared_ptr<const PathMap> Get(const std::vector<Run>& runs, uint32_t r) EXCLUDES(mu_);
+  // Forgets every map (run indexes changed). REQUIRES: the state mutex held
+  // exclusively (no Get runs meanwhile).
   void Clear() EXCLUDES(mu_);
-  // Bytes of the maps held (32 per run on a path, plus bookkeeping).
+  // The cache's figures for path maps (Cache::Stats(CacheKind::kPath)).
+  CacheStats Stats() const { return cache_->Stats(CacheKind::kPath); }
+  // Bytes held outside the cache (the map last made).
   uint64_t MemoryBytes() const EXCLUDES(mu_);
 
  private:
-  const size_t max_maps_;
-  const size_t max_runs_;
+  CacheKey Key(uint32_t r) const {
+    return CacheKey{owner_, CacheKind::kPath, r, generation_.load(std::memory_order_relaxed)};
+  }
+
+  const std::shared_ptr<Cache> cache_;
+  const uint64_t owner_;
+  // In the keys: Clear() makes every earlier entry unreachable (the cache
+  // evicts them as they age) without a pass over the cache.
+  std::atomic<uint64_t> generation_{0};
   mutable Mutex mu_;
-  size_t runs_held_ GUARDED_BY(mu_) = 0;
-  std::list<uint32_t> lru_ GUARDED_BY(mu_);
-  std::unordered_map<uint32_t, std::pair<std::shared_ptr<const PathMap>,
-                                         std::list<uint32_t>::iterator>> map_ GUARDED_BY(mu_);
+  uint32_t last_run_ GUARDED_BY(mu_) = kNoRun;
+  std::shared_ptr<const PathMap> last_ GUARDED_BY(mu_);
 };
 
 // Versions of every page, sorted by LSN per page.

@@ -123,8 +123,8 @@ struct PageStoreOptions {
   // Without `cache`: bytes of decoded page index blocks of sealed segments
   // kept in a cache of the store's own (a read of a page whose newest
   // version is in a sealed segment reads its index block through it); an
-  // eighth of it again for where such reads found their pages.
-  // Default: 8 MiB.
+  // eighth of it again for where such reads found their pages, and four
+  // times it for the runs' ancestry paths (PathCache). Default: 8 MiB.
   uint64_t index_cache_bytes = 8ull << 20;
   // A clean close (the store's destruction) seals the active segment when it
   // holds a record and writes MANIFEST, so that the next Open scans no tail

@@ -771,8 +771,7 @@ class PageStoreImpl final : public PageStore {
   mutable uint64_t location_epoch_ GUARDED_BY(state_mu_) = 0;
 
   // Internally synchronized.
-  // Path maps kept: at most 4096, holding at most 2^20 runs together (32 MiB).
-  mutable PathCache path_cache_{4096, 1u << 20};
+  mutable PathCache path_cache_;
   mutable PageCache page_cache_;
   mutable MetaCache meta_cache_;
   mutable IndexBlockCache index_cache_;

@@ -78,14 +78,14 @@ const Version* PageStoreImpl::FindVersion(uint32_t run, Lsn lsn, PageNo pgno, Ls
     const Version* v = &versions[*(p - 1)];
     if (best == nullptr || v->lsn > best->lsn) best = v;
   };
-  if (by_run->size() < path->runs().size()) {
+  if (by_run->size() < path->size()) {
     for (const auto& [r, idx] : *by_run) {
       if (const Lsn cutoff = path->Cutoff(r); cutoff != 0) consider(r, cutoff, idx);
     }
   } else {
-    for (const auto& [r, cutoff] : path->runs()) {
+    path->ForEachRun([&](uint32_t r, Lsn cutoff) {
       if (auto f = by_run->find(r); f != by_run->end()) consider(r, cutoff, f->second);
-    }
+    });
   }
   return best != nullptr && best->lsn > floor ? best : nullptr;
 }

@@ -56,6 +56,8 @@ PageStoreImpl::PageStoreImpl(const PageStoreOptions& options, std::string dir)
     : options_(options),
       env_(options.env != nullptr ? options.env : Env::Default()),
       dir_(std::move(dir)),
+      path_cache_(options.cache != nullptr ? options.cache
+                                           : Cache::Create(4 * options.index_cache_bytes, 0)),
       page_cache_(options.cache != nullptr ? options.cache : Cache::Create(options.cache_bytes),
                   options.cache_page_images),
       meta_cache_(options.cache != nullptr ? options.cache

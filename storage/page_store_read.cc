@@ -62,11 +62,11 @@ std::vector<std::tuple<uint32_t, Lsn, Lsn>> DifferingRanges(const PathState& a,
   std::vector<std::tuple<uint32_t, Lsn, Lsn>> ranges;
   for (const auto& [mine, theirs] : {std::pair(&a, &b), std::pair(&b, &a)}) {
     if (mine->path == nullptr) continue;
-    for (const auto& [r, unused] : mine->path->runs()) {
+    mine->path->ForEachRun([&](uint32_t r, Lsn) {
       Lsn hi = mine->Cut(r);
       Lsn lo = std::min(hi, theirs->Cut(r));
       if (hi > lo) ranges.emplace_back(r, lo, hi);
-    }
+    });
   }
   return ranges;
 }

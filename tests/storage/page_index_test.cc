@@ -291,35 +291,112 @@ TEST_CASE("A run's record list packs 8 bytes per record and reads back every ent
   }
 }
 
-TEST_CASE("The path cache holds maps up to its bound on runs, and evicted maps stay right") {
-  // A chain of 1,000 runs, each based on the one before (as rollbacks make
-  // them): the path map of run r holds r + 1 runs.
-  std::vector<internal::Run> runs(1000);
-  for (uint32_t r = 0; r < runs.size(); ++r) {
+// A chain of n runs, each based on the one before (as rollbacks make them):
+// the path map of run r holds r + 1 runs.
+std::vector<internal::Run> RunChain(uint32_t n) {
+  std::vector<internal::Run> runs(n);
+  for (uint32_t r = 0; r < n; ++r) {
     runs[r].exists = true;
     runs[r].start = 10 * (r + 1);
     runs[r].base = r == 0 ? 0 : 10 * r + 5;
     runs[r].base_run = r == 0 ? internal::kNoRun : r - 1;
   }
-  internal::PathCache cache(/*max_maps=*/100, /*max_runs=*/5000);
-  std::vector<std::shared_ptr<const internal::PathMap>> held;
-  for (uint32_t r = 999; r >= 990; --r) held.push_back(cache.Get(runs, r));
-  // Ten maps of ~1,000 runs: only about five fit; the newest stay.
-  CHECK(cache.MemoryBytes() <= 5000 * 32 + 100 * 128);
-  CHECK(cache.Get(runs, 990) == held.back());
-  for (size_t i = 0; i < held.size(); ++i) {
-    const uint32_t r = 999 - static_cast<uint32_t>(i);
-    const internal::PathMap& m = *held[i];
-    REQUIRE(m.runs().size() == r + 1);
-    CHECK(m.Cutoff(r) == internal::kMaxLsn);
-    CHECK(m.Cutoff(r - 1) == 10 * r + 5);
-    CHECK(m.Cutoff(0) == 15);
-    CHECK(m.CutoffByStart(runs[r - 1].start) == 10 * r + 5);
+  return runs;
+}
+
+void CheckChainMap(const internal::PathMap& m, const std::vector<internal::Run>& runs,
+                   uint32_t r) {
+  REQUIRE(m.size() == r + 1);
+  CHECK(m.Cutoff(r) == internal::kMaxLsn);
+  CHECK(m.Cutoff(r - 1) == 10 * r + 5);
+  CHECK(m.Cutoff(0) == 15);
+  CHECK(m.Cutoff(r + 1) == 0);
+  CHECK(m.CutoffByStart(runs[r].start) == internal::kMaxLsn);
+  CHECK(m.CutoffByStart(runs[r - 1].start) == 10 * r + 5);
+  CHECK(m.CutoffByStart(runs[r].start + 1) == 0);
+}
+
+TEST_CASE("Path maps of a rollback chain share their chunks and live in the store's cache") {
+  const auto runs = RunChain(2000);
+  auto cache = Cache::Create(8 << 20, 0);
+  internal::PathCache paths(cache);
+  // The first map of the chain is walked: it holds its 1,000 runs alone.
+  auto walked = paths.Get(runs, 999);
+  CheckChainMap(*walked, runs, 999);
+  CHECK(walked->MemoryBytes() >= 1000 * 2 * 16);
+  // Each later run's map is made from the one before (a rollback's new run is
+  // read after its base): it holds a few hundred bytes of its own (the chunk
+  // directory and the chunks its run changed), not its whole path.
+  std::shared_ptr<const internal::PathMap> last;
+  for (uint32_t r = 1000; r < 2000; ++r) {
+    last = paths.Get(runs, r);
+    CHECK(last->MemoryBytes() < 8 * 1024);
   }
-  // One map larger than the bound is still returned (and kept alone).
-  internal::PathCache tiny(100, 10);
-  CHECK(tiny.Get(runs, 999)->runs().size() == 1000);
-  CHECK(tiny.MemoryBytes() <= 1000 * 32 + 128);
+  CheckChainMap(*last, runs, 1999);
+  CHECK(last->runs().Entries() == internal::BuildPathMap(runs, 1999)->runs().Entries());
+  CHECK(last->by_start().Entries() == internal::BuildPathMap(runs, 1999)->by_start().Entries());
+  // The cache holds them all, charged what each holds alone: about one
+  // walked path and a thousand small maps, where copies would take 1,000 x
+  // 1,500 runs x 32 bytes (48 MB).
+  const CacheStats st = paths.Stats();
+  CHECK(st.entries == 1001);
+  CHECK(st.bytes < walked->MemoryBytes() + 1000 * 8 * 1024);
+  CHECK(cache->Stats().bytes == st.bytes);
+  // A hit is the same map.
+  CHECK(paths.Get(runs, 1500) == paths.Get(runs, 1500));
+  // After Clear (GC renumbered runs) no earlier map is returned.
+  auto before = paths.Get(runs, 1999);
+  paths.Clear();
+  auto after = paths.Get(runs, 1999);
+  CHECK(after != before);
+  CheckChainMap(*after, runs, 1999);
+}
+
+TEST_CASE("Path maps too large for the cache are still right, and the last one is kept") {
+  const auto runs = RunChain(1000);
+  internal::PathCache paths(Cache::Create(1024, 0));  // holds no map
+  auto a = paths.Get(runs, 999);
+  CheckChainMap(*a, runs, 999);
+  CHECK(paths.Stats().entries == 0);
+  CHECK(paths.Get(runs, 999) == a);  // the last map made is held here
+  CHECK(paths.MemoryBytes() == a->MemoryBytes());
+  for (uint32_t r : {500u, 998u, 10u, 999u}) CheckChainMap(*paths.Get(runs, r), runs, r);
+}
+
+TEST_CASE("A cutoff map matches a sorted map through inserts in any order and updates") {
+  std::mt19937 rng(77);
+  for (int round = 0; round < 20; ++round) {
+    std::map<uint32_t, Lsn> want;
+    internal::CutoffMap<uint32_t> got;
+    std::vector<internal::CutoffMap<uint32_t>> derived;  // earlier versions stay as they were
+    std::vector<std::map<uint32_t, Lsn>> derived_want;
+    const int n = 1 + static_cast<int>(rng() % 2000);
+    for (int i = 0; i < n; ++i) {
+      // Appends (a new run), updates and inserts anywhere (chunks split).
+      uint32_t key = rng() % 3 == 0 ? static_cast<uint32_t>(want.size() * 7 + 100000)
+                                    : static_cast<uint32_t>(rng() % 5000);
+      Lsn cutoff = 1 + rng() % 1000000;
+      got.Set(key, cutoff);
+      want[key] = cutoff;
+      if (rng() % 200 == 0) {
+        derived.push_back(got.Derive());
+        derived_want.push_back(want);
+      }
+    }
+    REQUIRE(got.size() == want.size());
+    std::vector<std::pair<uint32_t, Lsn>> flat(want.begin(), want.end());
+    REQUIRE(got.Entries() == flat);
+    for (uint32_t k = 0; k < 5100; k += 7) {
+      auto it = want.find(k);
+      REQUIRE(got.Find(k) == (it == want.end() ? 0 : it->second));
+    }
+    for (size_t d = 0; d < derived.size(); ++d) {
+      std::vector<std::pair<uint32_t, Lsn>> then(derived_want[d].begin(), derived_want[d].end());
+      REQUIRE(derived[d].Entries() == then);
+    }
+    // Built from sorted entries: the same.
+    REQUIRE(internal::CutoffMap<uint32_t>(flat).Entries() == flat);
+  }
 }
 
 TEST_CASE("A path map made from its base run's map equals the one walked from the runs") {
@@ -338,15 +415,15 @@ TEST_CASE("A path map made from its base run's map equals the one walked from th
   }
   // Reads go to a run after its base's map was cached (the extension) or
   // to any run (the walk); a small cache evicts along the way.
-  internal::PathCache cache(/*max_maps=*/64, /*max_runs=*/20000);
+  internal::PathCache cache(Cache::Create(256 << 10, 0));
   uint32_t next = 0;  // runs in the order they were made
   for (int i = 0; i < 20000; ++i) {
     uint32_t r = static_cast<uint32_t>(rng() % runs.size());
     if (rng() % 2 == 0) r = next++ % runs.size();
     auto got = cache.Get(runs, r);
     auto want = internal::BuildPathMap(runs, r);
-    REQUIRE(got->runs() == want->runs());
-    REQUIRE(got->by_start() == want->by_start());
+    REQUIRE(got->runs().Entries() == want->runs().Entries());
+    REQUIRE(got->by_start().Entries() == want->by_start().Entries());
   }
 }
 
