@@ -30,7 +30,8 @@ per operation, the server's VmRSS at the start and end of the load (and its
 peak), its CPU time, and the workers' CPU share (a worker that is busy most of
 its wall time would mean the driver, not the server, is the limit). Writes
 OUT_DIR/soak.json and OUT_DIR/soak.md. Exit 0 only when there were requests and
-no unexpected 4xx, no 5xx, no transport failure, integrity ok everywhere and a
+no unexpected 4xx, no 5xx, no transport failure, integrity ok everywhere, the
+server's memory outside its caches levelled off (memory_growth_failure) and a
 clean server exit.
 
 Usage: soak.py --binary build/bin/branchdb --duration 600 [--clients 8]
@@ -82,6 +83,53 @@ def vm_rss_kb(pid):
                     return int(line.split()[1])
     except OSError:
         pass
+    return None
+
+
+def scrape_metrics(port, wanted):
+    """The server's /metrics as {name: value}: the names in `wanted`, and
+    `cache_bytes`, the sum of every branchdb_cache_bytes series (the caches
+    that [storage] cache_mb bounds). None when the server does not answer."""
+    out = {"cache_bytes": 0.0}
+    try:
+        h = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        h.request("GET", "/metrics")
+        text = h.getresponse().read().decode(errors="replace")
+        h.close()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("#") or " " not in line:
+            continue
+        name = line.split("{")[0].split(" ")[0]
+        value = float(line.rsplit(" ", 1)[1])
+        if name == "branchdb_cache_bytes":
+            out["cache_bytes"] += value
+        elif name in wanted:
+            out[name] = value
+    return out
+
+
+def memory_growth_failure(series, duration):
+    """The soak's memory rule. The caches grow until cache_mb bounds them;
+    what the server holds besides them (VmRSS minus the caches' bytes: heap
+    overhead, connections, threads) must level off. A leak, or a heap that
+    fragments (2026-12-06: path-map copies of exact sizes took VmRSS from
+    556 to 943 MB in 600 s while the caches held 270 MB), grows it for as
+    long as the load runs. Judged on runs of at least 120 s: the largest
+    'rest' of the last third against the largest of the middle third, with
+    a 64 MiB allowance. Returns a failure message or None."""
+    if duration < 120:
+        return None
+    rest = [(t, rss_kb / 1024 - cache / 2**20) for t, rss_kb, cache in series]
+    middle = [r for t, r in rest if duration / 3 <= t < 2 * duration / 3]
+    last = [r for t, r in rest if t >= 2 * duration / 3]
+    if not middle or not last:
+        return None
+    if max(last) > max(middle) + 64:
+        return (f"server memory outside its caches kept growing: at most "
+                f"{max(middle):.0f} MiB in the middle third of the run, "
+                f"{max(last):.0f} MiB in the last (allowance 64 MiB)")
     return None
 
 
@@ -445,12 +493,19 @@ def main():
             p.start()
             procs.append(p)
         rss_series = []
+        memory_series = []  # (s, VmRSS kB, caches' bytes): every twentieth of the run
         next_note = args.duration / 10
+        next_memory = 0.0
         while any(p.is_alive() for p in procs):
             rss = vm_rss_kb(server.pid)
             now = time.monotonic() - t_zero
             if rss is not None:
                 rss_series.append((round(now, 1), rss))
+            if now >= next_memory and rss is not None:
+                m = scrape_metrics(port, ())
+                if m is not None:
+                    memory_series.append((round(now, 1), rss, m["cache_bytes"]))
+                next_memory += args.duration / 20
             if now >= next_note:
                 print(f"soak: {now:.0f}/{args.duration:g} s, server VmRSS {rss} kB",
                       file=sys.stderr, flush=True)
@@ -477,15 +532,13 @@ def main():
         kinds = merge_kinds(results)
 
         # The server's own counts: cold starts (resumes) and requests by status.
-        server_metrics = {}
-        h = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        h.request("GET", "/metrics")
-        for line in h.getresponse().read().decode(errors="replace").splitlines():
-            name = line.split("{")[0].split(" ")[0]
-            if name in ("branchdb_compute_cold_starts_total", "branchdb_commits_total",
-                        "branchdb_computes_active", "branchdb_computes_suspended"):
-                server_metrics[name] = float(line.rsplit(" ", 1)[1])
-        h.close()
+        server_metrics = scrape_metrics(port, (
+            "branchdb_compute_cold_starts_total", "branchdb_commits_total",
+            "branchdb_computes_active", "branchdb_computes_suspended",
+            "branchdb_cache_budget_bytes")) or {}
+        growth = memory_growth_failure(memory_series, elapsed)
+        if growth:
+            failures.append(growth)
 
         # Integrity of every branch that is left.
         checks = {}
@@ -534,6 +587,10 @@ def main():
             "server_rss_kb": {"start": rss_start, "end": rss_end,
                               "peak": max([r for _, r in rss_series] or [0]),
                               "series": rss_series[:: max(1, len(rss_series) // 60)]},
+            "server_memory": [{"t_s": t, "rss_mib": round(kb / 1024, 1),
+                               "caches_mib": round(c / 2**20, 1),
+                               "rest_mib": round(kb / 1024 - c / 2**20, 1)}
+                              for t, kb, c in memory_series],
             "server_metrics": server_metrics,
             "server_cpu_s": round(cpu_end - cpu_start, 1)
             if cpu_end is not None and cpu_start is not None else None,
@@ -606,6 +663,10 @@ def print_and_write(r, out_dir):
         for w in r["windows"]:
             md.append(f"| {w['from_s']}–{w['to_s']} | {w['requests']} | {w['rate_per_s']} | "
                       f"{fmt(w['p50_ms'])} | {fmt(w['p99_ms'])} | {fmt(w['server_rss_kb'])} |")
+        md += ["", "| t (s) | server VmRSS MiB | caches MiB | the rest MiB |",
+               "| --- | --- | --- | --- |"]
+        for m in r.get("server_memory", []):
+            md.append(f"| {m['t_s']} | {m['rss_mib']} | {m['caches_mib']} | {m['rest_mib']} |")
         md += ["", "| operation | requests | p50 ms | p99 ms |", "| --- | --- | --- | --- |"]
         for op, v in r["per_op"].items():
             md.append(f"| {op} | {v['requests']} | {fmt(v['p50_ms'])} | {fmt(v['p99_ms'])} |")
