@@ -35,8 +35,8 @@ if ! command -v gnuplot >/dev/null; then
   echo "bench: gnuplot missing, installing gnuplot-nox (Debian package)" >&2
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo -n"
   export DEBIAN_FRONTEND=noninteractive
-  $sudo apt-get install -y -qq --no-install-recommends gnuplot-nox >&2 ||
-    { $sudo apt-get update -qq >&2 && $sudo apt-get install -y -qq --no-install-recommends gnuplot-nox >&2; } ||
+  $sudo apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends gnuplot-nox >&2 ||
+    { $sudo apt-get -o DPkg::Lock::Timeout=600 update -qq >&2 && $sudo apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends gnuplot-nox >&2; } ||
     echo "bench: could not install gnuplot-nox: the plots' data files are written, not the PNGs" >&2
 fi
 
@@ -57,9 +57,9 @@ start_postgres() {
   if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
     echo "bench: installing postgresql-15 (Debian package)" >&2
     export DEBIAN_FRONTEND=noninteractive
-    $sudo apt-get install -y -qq --no-install-recommends postgresql-15 >&2 ||
-      { $sudo apt-get update -qq >&2 &&
-        $sudo apt-get install -y -qq --no-install-recommends postgresql-15 >&2; } || return 1
+    $sudo apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends postgresql-15 >&2 ||
+      { $sudo apt-get -o DPkg::Lock::Timeout=600 update -qq >&2 &&
+        $sudo apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends postgresql-15 >&2; } || return 1
   fi
   bindir=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
   pg_dir=$(mktemp -d "${BRANCHDB_BENCH_DIR:-/tmp}/bench-postgres.XXXXXX")

@@ -11,7 +11,7 @@ build=${BUILD:-build-fuzz}
 if ! command -v clang++ >/dev/null; then
   echo "fuzz: clang++ missing, installing clang (Debian package)" >&2
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
-  $sudo apt-get install -y -qq --no-install-recommends clang >&2 ||
+  $sudo apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends clang >&2 ||
     { echo "fuzz: needs clang: apt-get install clang" >&2; exit 1; }
 fi
 CC=clang CXX=clang++ cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \

@@ -23,8 +23,8 @@ if ! command -v chromium >/dev/null 2>&1; then
     SUDO="sudo -n"
   fi
   export DEBIAN_FRONTEND=noninteractive
-  $SUDO apt-get update -qq </dev/null
-  $SUDO apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core </dev/null
+  $SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq </dev/null
+  $SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends chromium fonts-dejavu-core </dev/null
 fi
 
 stamp="$dest/.installed-package.json"
