@@ -60,7 +60,9 @@ struct PathState {
 std::vector<std::tuple<uint32_t, Lsn, Lsn>> DifferingRanges(const PathState& a,
                                                             const PathState& b) {
   std::vector<std::tuple<uint32_t, Lsn, Lsn>> ranges;
-  for (const auto& [mine, theirs] : {std::pair(&a, &b), std::pair(&b, &a)}) {
+  for (const auto& sides : {std::pair(&a, &b), std::pair(&b, &a)}) {
+    const PathState* mine = sides.first;
+    const PathState* theirs = sides.second;
     if (mine->path == nullptr) continue;
     mine->path->ForEachRun([&](uint32_t r, Lsn) {
       Lsn hi = mine->Cut(r);
