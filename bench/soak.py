@@ -119,7 +119,7 @@ def memory_failure(series, budget_bytes, duration):
     budget, once the caches' churn has fragmented the allocator's arenas.
     A leak, or a heap that fragments (2026-12-06: path-map copies of exact
     sizes took VmRSS from 556 to 943 MB in 600 s, the caches holding 270
-    MB), passes that. Judged on runs of at least 120 s: the 15 s
+    MB: the rest ~670 MiB), goes past it. Judged on runs of at least 120 s: the 15 s
     soak_short_test runs the server under ASan, whose shadow memory and
     quarantine are no measure of it. Returns a failure message or None."""
     if not series or not budget_bytes or duration < 120:
