@@ -10,10 +10,8 @@ template <typename K>
 CutoffMap<K>::CutoffMap(const std::vector<Entry>& sorted) : size_(sorted.size()) {
   for (size_t i = 0; i < sorted.size(); i += kChunk) {
     const size_t end = std::min(sorted.size(), i + kChunk);
-    auto c = std::make_shared<const Chunk>(sorted.begin() + i, sorted.begin() + end);
-    own_chunk_bytes_ += ChunkBytes(*c);
     firsts_.push_back(sorted[i].first);
-    chunks_.push_back(std::move(c));
+    chunks_.push_back(std::make_shared<const Chunk>(sorted.begin() + i, sorted.begin() + end));
   }
 }
 
@@ -33,16 +31,6 @@ Lsn CutoffMap<K>::Find(K key) const {
 }
 
 template <typename K>
-void CutoffMap<K>::Replace(size_t i, std::shared_ptr<const Chunk> c) {
-  // A chunk held by this map alone was made by it (one shared with another
-  // map is held by both), so its bytes leave this map's count with it.
-  if (chunks_[i].use_count() == 1) own_chunk_bytes_ -= ChunkBytes(*chunks_[i]);
-  own_chunk_bytes_ += ChunkBytes(*c);
-  firsts_[i] = c->front().first;
-  chunks_[i] = std::move(c);
-}
-
-template <typename K>
 void CutoffMap<K>::Set(K key, Lsn cutoff) {
   // Chunks are never written once made (another map may share them): the
   // one that changes is copied. Keys above every other (a new run) go to
@@ -50,9 +38,7 @@ void CutoffMap<K>::Set(K key, Lsn cutoff) {
   const size_t i = ChunkOf(key);
   if (chunks_.empty() ||
       (i + 1 == chunks_.size() && key > chunks_[i]->back().first && chunks_[i]->size() >= kChunk)) {
-    auto c = std::make_shared<const Chunk>(1, Entry{key, cutoff});
-    own_chunk_bytes_ += ChunkBytes(*c);
-    chunks_.push_back(std::move(c));
+    chunks_.push_back(std::make_shared<const Chunk>(1, Entry{key, cutoff}));
     firsts_.push_back(key);
     ++size_;
     return;
@@ -68,17 +54,15 @@ void CutoffMap<K>::Set(K key, Lsn cutoff) {
     copy->insert(it, Entry{key, cutoff});
     ++size_;
   }
-  if (copy->size() <= 2 * kChunk) {
-    Replace(i, std::move(copy));
-    return;
+  if (copy->size() > 2 * kChunk) {
+    // Inserts in the middle (a path built out of order) split a full chunk.
+    auto upper = std::make_shared<const Chunk>(copy->begin() + kChunk, copy->end());
+    copy->resize(kChunk);
+    firsts_.insert(firsts_.begin() + static_cast<std::ptrdiff_t>(i) + 1, upper->front().first);
+    chunks_.insert(chunks_.begin() + static_cast<std::ptrdiff_t>(i) + 1, std::move(upper));
   }
-  // Inserts in the middle (a path built out of order) split a full chunk.
-  auto upper = std::make_shared<const Chunk>(copy->begin() + kChunk, copy->end());
-  copy->resize(kChunk);
-  Replace(i, std::move(copy));
-  own_chunk_bytes_ += ChunkBytes(*upper);
-  firsts_.insert(firsts_.begin() + static_cast<std::ptrdiff_t>(i) + 1, upper->front().first);
-  chunks_.insert(chunks_.begin() + static_cast<std::ptrdiff_t>(i) + 1, std::move(upper));
+  firsts_[i] = copy->front().first;
+  chunks_[i] = std::move(copy);
 }
 
 template class CutoffMap<uint32_t>;
@@ -116,10 +100,14 @@ std::shared_ptr<const PathMap> ExtendPathMap(const PathMap& base, const std::vec
 }
 
 std::shared_ptr<const PathMap> PathCache::Get(const std::vector<Run>& runs, uint32_t r) {
+  uint32_t last_run;
+  std::shared_ptr<const PathMap> last;
   {
     MutexLock lock(mu_);
-    if (last_run_ == r) return last_;
+    last_run = last_run_;
+    last = last_;
   }
+  if (last_run == r) return last;
   if (auto hit = std::static_pointer_cast<const PathMap>(cache_->Lookup(Key(r)))) return hit;
   // A run a rollback (or a branch) just made is read first, and its base
   // run, the branch's head before, was read just before: a map made from
@@ -127,11 +115,7 @@ std::shared_ptr<const PathMap> PathCache::Get(const std::vector<Run>& runs, uint
   // rollbacks deep would visit every run.
   std::shared_ptr<const PathMap> base;
   if (const uint32_t b = runs[r].base_run; b != kNoRun) {
-    MutexLock lock(mu_);
-    if (last_run_ == b) base = last_;
-  }
-  if (!base && runs[r].base_run != kNoRun) {
-    base = std::static_pointer_cast<const PathMap>(cache_->Lookup(Key(runs[r].base_run)));
+    base = last_run == b ? last : std::static_pointer_cast<const PathMap>(cache_->Lookup(Key(b)));
   }
   // Cached however short: rebuilding one is several allocations, on every
   // read of a branch whose page is not in memory.

@@ -17,7 +17,6 @@
 #include <bit>
 #include <cstdint>
 #include <limits>
-#include <list>
 #include <memory>
 #include <span>
 #include <string>
@@ -177,25 +176,25 @@ class CutoffMap {
       for (const Entry& e : *c) fn(e.first, e.second);
     }
   }
-  // Bytes this map holds alone: its chunk directory and the chunks it made
-  // (a chunk it shares is counted by the map that made it).
+  // Bytes this map holds alone: its chunk directory and the chunks no other
+  // map holds (at its making: the ones it made; the ones it shares with its
+  // base are counted by the base).
   uint64_t OwnBytes() const {
-    return chunks_.capacity() * sizeof(chunks_[0]) + firsts_.capacity() * sizeof(K) +
-           own_chunk_bytes_;
+    uint64_t n = chunks_.capacity() * sizeof(chunks_[0]) + firsts_.capacity() * sizeof(K);
+    for (const auto& c : chunks_) {
+      if (c.use_count() == 1) n += 48 + c->capacity() * sizeof(Entry);
+    }
+    return n;
   }
 
  private:
   using Chunk = std::vector<Entry>;
   // The index of the chunk that holds key or would (0 for an empty map).
   size_t ChunkOf(K key) const;
-  // Puts chunk c (made by this map) at position i, in place of the one there.
-  void Replace(size_t i, std::shared_ptr<const Chunk> c);
-  static uint64_t ChunkBytes(const Chunk& c) { return 48 + c.capacity() * sizeof(Entry); }
 
   std::vector<std::shared_ptr<const Chunk>> chunks_;  // never empty ones
   std::vector<K> firsts_;                             // each chunk's first key
   size_t size_ = 0;
-  uint64_t own_chunk_bytes_ = 0;
 };
 
 // Runs on the ancestry path of one run, with cutoffs: by run index and by
