@@ -31,6 +31,11 @@ inline void EncodeFixed32(char* dst, uint32_t v) {
 }
 // Loads that compile to one move (a loop of bytes is not always merged into
 // one, in a loop of such loads).
+inline uint16_t DecodeFixed16(const char* p) {
+  uint16_t v;
+  std::memcpy(&v, p, sizeof(v));
+  return std::endian::native == std::endian::little ? v : __builtin_bswap16(v);
+}
 inline uint32_t DecodeFixed32(const char* p) {
   uint32_t v;
   std::memcpy(&v, p, sizeof(v));

@@ -44,6 +44,7 @@ std::string EncodeMeta(const RecordMeta& m) {
   for (const PageEntry& e : m.entries) {
     PutFixed32(&out, e.pgno);
     PutFixed8(&out, static_cast<uint8_t>(e.type));
+    if (HasHoles(m) && e.type == EntryType::kImage) PutFixed16(&out, e.hole);
   }
   if (m.payload_len > 0) PutFixed32(&out, m.payload_len);
   return out;
@@ -81,6 +82,11 @@ Status DecodeMeta(std::string_view in, RecordMeta* m, MetaParts parts) {
     uint8_t type = d.U8();
     if (type != 1 && type != 2) return Status::Corruption("unknown page entry type");
     m->entries[i].type = static_cast<EntryType>(type);
+    m->entries[i].hole = 0;
+    if (HasHoles(*m) && type == 1) {
+      m->entries[i].hole = d.U16();
+      if (m->entries[i].hole > kPageSize) return Status::Corruption("image hole past its page");
+    }
     if (m->entries[i].pgno <= prev) return Status::Corruption("page entries not ascending");
     prev = m->entries[i].pgno;
   }
@@ -102,14 +108,113 @@ std::string EncodeRecordPrefix(const std::string& meta_bytes) {
   return out;
 }
 
-void AppendImageBlock(std::string* dst, std::string_view page) {
-  PutFixed32(dst, crc32c::Value(page));
-  dst->append(page);
+uint64_t ImagesBytes(const RecordMeta& m) {
+  uint64_t n = 0;
+  for (const PageEntry& e : m.entries) {
+    if (e.type == EntryType::kImage) n += ImageBlockBytes(m, e);
+  }
+  return n;
 }
 
-bool ImageBlockValid(std::string_view block) {
-  return block.size() == kImageBlockSize &&
+std::vector<uint64_t> ImageOffsets(uint64_t record_offset, uint32_t meta_len, const RecordMeta& m) {
+  std::vector<uint64_t> out;
+  uint64_t at = record_offset + kRecordHeaderSize + meta_len;
+  for (const PageEntry& e : m.entries) {
+    if (e.type != EntryType::kImage) continue;
+    out.push_back(at);
+    at += ImageBlockBytes(m, e);
+  }
+  return out;
+}
+
+std::pair<uint16_t, uint16_t> FindHole(std::string_view page) {
+  // The longest run of zero 8-byte words, then widened byte by byte: a
+  // b-tree page's free space (between its cell pointers and its cells) is
+  // one such run, zero as SQLite leaves a page it fills.
+  constexpr size_t kWords = kPageSize / 8;
+  size_t best = 0, best_len = 0, start = 0;
+  for (size_t w = 0; w <= kWords; ++w) {
+    uint64_t x = 1;
+    if (w < kWords) std::memcpy(&x, page.data() + 8 * w, 8);
+    if (x == 0) continue;
+    if (w - start > best_len) {
+      best = start;
+      best_len = w - start;
+    }
+    start = w + 1;
+  }
+  if (best_len == 0) return {0, 0};  // a few zero bytes are not worth a hole
+  size_t begin = best * 8, end = (best + best_len) * 8;
+  while (begin > 0 && page[begin - 1] == 0) --begin;
+  while (end < kPageSize && page[end] == 0) ++end;
+  return {static_cast<uint16_t>(begin), static_cast<uint16_t>(end - begin)};
+}
+
+uint16_t AppendImageBlock(std::string* dst, std::string_view page, bool holes) {
+  if (!holes) {
+    PutFixed32(dst, crc32c::Value(page));
+    dst->append(page);
+    return 0;
+  }
+  const auto [off, len] = FindHole(page);
+  const size_t at = dst->size();
+  PutFixed32(dst, 0);
+  PutFixed16(dst, off);
+  PutFixed16(dst, len);
+  dst->append(page.substr(0, off));
+  dst->append(page.substr(off + len));
+  const uint32_t crc = crc32c::Value(std::string_view(*dst).substr(at + 4));
+  coding::EncodeFixed32(dst->data() + at, crc);
+  return len;
+}
+
+namespace {
+
+// The hole a block's header names; false when it does not fit in a page.
+bool HoleOf(const char* head, size_t* off, size_t* len) {
+  *off = coding::DecodeFixed16(head + 4);
+  *len = coding::DecodeFixed16(head + 6);
+  return *off + *len <= kPageSize;
+}
+
+}  // namespace
+
+bool ImageBlockValid(std::string_view block, bool holes) {
+  if (!holes) {
+    return block.size() == kImageBlockSize &&
+           DecodeFixed32(block.data()) == crc32c::Value(block.substr(4));
+  }
+  size_t off = 0, len = 0;
+  return block.size() >= kHoleBlockHeader && HoleOf(block.data(), &off, &len) &&
+         block.size() == kHoleBlockHeader + kPageSize - len &&
          DecodeFixed32(block.data()) == crc32c::Value(block.substr(4));
+}
+
+bool RestoreImage(const char* head, bool holes, char* page, size_t got) {
+  if (!holes) {
+    return got >= kImageBlockSize && DecodeFixed32(head) == crc32c::Value(page, kPageSize);
+  }
+  size_t off = 0, len = 0;
+  if (got < kHoleBlockHeader || !HoleOf(head, &off, &len) ||
+      got < kHoleBlockHeader + kPageSize - len) {
+    return false;
+  }
+  const uint32_t crc = crc32c::Extend(crc32c::Value(head + 4, 4), page, kPageSize - len);
+  if (DecodeFixed32(head) != crc) return false;
+  std::memmove(page + off + len, page + off, kPageSize - len - off);
+  std::memset(page + off, 0, len);
+  return true;
+}
+
+void BlockImage(std::string_view block, bool holes, char* out) {
+  const size_t head = ImageBlockHeader(holes);
+  std::memcpy(out, block.data() + head, block.size() - head);
+  if (holes) {
+    size_t off = 0, len = 0;
+    HoleOf(block.data(), &off, &len);
+    std::memmove(out + off + len, out + off, kPageSize - len - off);
+    std::memset(out + off, 0, len);
+  }
 }
 
 void AppendPayloadBlock(std::string* dst, std::string_view payload) {

@@ -17,11 +17,13 @@
 namespace branchdb::storage::internal {
 
 // Format 2 added record payloads, format 3 the sealed segment's page index,
-// format 4 its record index; files of formats 1 to 3 stay readable.
-inline constexpr uint32_t kFormatVersion = 4;
+// format 4 its record index, format 5 image blocks without their page's
+// hole; files of formats 1 to 4 stay readable.
+inline constexpr uint32_t kFormatVersion = 5;
 inline constexpr uint32_t kFirstPayloadFormatVersion = 2;      // records with a payload
 inline constexpr uint32_t kFirstIndexedFormatVersion = 3;      // footers with a page index
 inline constexpr uint32_t kFirstRecordIndexFormatVersion = 4;  // footers with a record index
+inline constexpr uint32_t kFirstHoleFormatVersion = 5;         // image blocks without a hole
 inline constexpr uint32_t kOldestFormatVersion = 1;
 inline constexpr uint32_t kManifestVersion = 1;  // GCSTATE's format did not change in 2 to 4
 // 1: without the payloads by timeline; 2: without the segment descriptors;
@@ -41,7 +43,10 @@ inline constexpr std::string_view kStoreManifestName = "MANIFEST";
 // u64 footer_offset, u64 footer_len, u32 footer_crc, u32 version, footer magic.
 inline constexpr size_t kTrailerSize = 32;
 inline constexpr size_t kRecordHeaderSize = 8;             // u32 meta_len, u32 meta_crc
-inline constexpr size_t kImageBlockSize = 4 + kPageSize;   // u32 crc, image
+inline constexpr size_t kImageBlockSize = 4 + kPageSize;   // formats 1-4: u32 crc, image
+// Format 5: u32 crc, u16 hole_offset, u16 hole_length, then the image
+// without the hole (its longest run of zero bytes); the crc covers all but itself.
+inline constexpr size_t kHoleBlockHeader = 8;
 inline constexpr size_t kMaxMetaBytes = 64u << 20;
 // A meta's bytes besides its annotation, its entries and (format 2) its
 // payload length: kind, flags, reserved, lsn, timeline, run_start,
@@ -52,6 +57,9 @@ inline constexpr uint32_t kMaxDbPages = 1u << 30;          // 4 TiB at 4 KiB pag
 inline constexpr uint32_t kSegmentFlagCompacted = 1;
 inline constexpr uint8_t kRecordFlagCollected = 1;          // skeleton written by compaction
 inline constexpr uint8_t kRecordFlagPayload = 2;            // format 2: a payload block follows
+// Format 5: the image blocks have holes, and each image entry of the meta
+// carries its hole's length (u16), so that the meta gives every block's size.
+inline constexpr uint8_t kRecordFlagHoles = 4;
 inline constexpr size_t kPayloadBlockHeader = 4;            // u32 crc, then the payload bytes
 
 enum class EntryType : uint8_t { kImage = 1, kZero = 2 };
@@ -59,6 +67,7 @@ enum class EntryType : uint8_t { kImage = 1, kZero = 2 };
 struct PageEntry {
   PageNo pgno = 0;
   EntryType type = EntryType::kImage;
+  uint16_t hole = 0;  // kImage in a record with kRecordFlagHoles: the image block's hole length
 };
 
 // Everything of a record except its page images.
@@ -87,25 +96,46 @@ std::string EncodeMeta(const RecordMeta& meta);
 enum class MetaParts { kAll, kNoAnnotation };
 Status DecodeMeta(std::string_view in, RecordMeta* meta, MetaParts parts = MetaParts::kAll);
 
-// Offset of image i (0-based among kImage entries) from the record's start.
-inline uint64_t ImageOffset(uint64_t record_offset, uint32_t meta_len, size_t i) {
-  return record_offset + kRecordHeaderSize + meta_len + i * kImageBlockSize;
+// Whether a record's image blocks have holes (format 5).
+inline bool HasHoles(const RecordMeta& m) { return (m.flags & kRecordFlagHoles) != 0; }
+// Bytes before an image block's page bytes: u32 crc (and, with holes, the hole).
+inline size_t ImageBlockHeader(bool holes) { return holes ? kHoleBlockHeader : 4; }
+// Bytes of the image block of entry e (a kImage entry) of a record with meta m.
+inline size_t ImageBlockBytes(const RecordMeta& m, const PageEntry& e) {
+  return HasHoles(m) ? kHoleBlockHeader + kPageSize - e.hole : kImageBlockSize;
 }
-// Offset of the payload block (u32 crc + payload) from the record's start.
-inline uint64_t PayloadOffset(uint64_t record_offset, uint32_t meta_len, size_t images) {
-  return ImageOffset(record_offset, meta_len, images);
+// Bytes of all of a record's image blocks.
+uint64_t ImagesBytes(const RecordMeta& m);
+// The offset of each image block of a record at record_offset (in entry
+// order, kImage entries only).
+std::vector<uint64_t> ImageOffsets(uint64_t record_offset, uint32_t meta_len, const RecordMeta& m);
+// Offset of the payload block (u32 crc + payload): after the images.
+inline uint64_t PayloadOffset(uint64_t record_offset, uint32_t meta_len, const RecordMeta& m) {
+  return record_offset + kRecordHeaderSize + meta_len + ImagesBytes(m);
 }
 // Total bytes of a record.
-inline uint64_t RecordSize(uint32_t meta_len, size_t images, uint32_t payload_len = 0) {
-  return kRecordHeaderSize + meta_len + images * kImageBlockSize +
-         (payload_len > 0 ? kPayloadBlockHeader + payload_len : 0);
+inline uint64_t RecordSize(uint32_t meta_len, const RecordMeta& m) {
+  return kRecordHeaderSize + meta_len + ImagesBytes(m) +
+         (m.payload_len > 0 ? kPayloadBlockHeader + m.payload_len : 0);
 }
-// Record header + meta (the images follow, each as u32 crc + kPageSize bytes).
+// Record header + meta (the images follow, each as an image block).
 std::string EncodeRecordPrefix(const std::string& meta_bytes);
-// Appends one image block (crc + data) to dst.
-void AppendImageBlock(std::string* dst, std::string_view page);
-// Checks an image block's crc.
-bool ImageBlockValid(std::string_view block);
+// The hole of a page: its longest run of zero bytes that holds a zero
+// 8-byte word, as (offset, length); (0, 0) when it has no zero word.
+std::pair<uint16_t, uint16_t> FindHole(std::string_view page);
+// Appends one image block of page to dst: with its hole left out (format 5)
+// or whole (formats 1-4, for tests of older stores). Returns the hole's
+// length (0 without holes), which the record's meta must carry.
+uint16_t AppendImageBlock(std::string* dst, std::string_view page, bool holes = true);
+// Checks an image block's size (a hole's block: against its header) and crc.
+bool ImageBlockValid(std::string_view block, bool holes);
+// A block read into two buffers: head (ImageBlockHeader(holes) bytes) and
+// page (up to kPageSize bytes after it); `got` bytes were read in all. Checks
+// its crc and, with holes, puts the hole back: page then holds the image.
+// False when the block fails a check or was not read whole.
+bool RestoreImage(const char* head, bool holes, char* page, size_t got);
+// The page of a valid block (ImageBlockValid) into out (kPageSize bytes).
+void BlockImage(std::string_view block, bool holes, char* out);
 // Appends one payload block (crc + bytes) to dst.
 void AppendPayloadBlock(std::string* dst, std::string_view payload);
 // Checks a payload block's crc; *payload receives the bytes after it.
@@ -202,7 +232,7 @@ struct RecordIndexEntry {
   uint32_t meta_len = 0;
   uint32_t db_size_pages = 0;
   uint32_t payload_len = 0;
-  uint32_t images = 0;
+  uint32_t images = 0;  // its image entries (recorded; the meta gives the images' sizes)
 };
 inline constexpr size_t kRecordIndexEntryBytes = 48;
 inline constexpr size_t kRecordIndexHandleBytes = 28;  // u64 first_lsn, last_lsn, offset, u32 len

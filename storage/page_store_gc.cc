@@ -1,4 +1,5 @@
-// PageStoreImpl: garbage collection, compaction, space usage.
+// PageStoreImpl: garbage collection and compaction (space usage, which
+// runs GC's plan: page_store_read.cc).
 //
 // GC keeps, for every root state (live timeline heads, pins, records inside
 // the restore window) and every page, the newest version visible from it;
@@ -170,7 +171,9 @@ Status PageStoreImpl::PlanGc(const Roots& roots,
           const Version& v = vs[i];
           if (keep[i]) {
             if (on_kept) on_kept(v);
-            plan.kept_bytes[v.segment] += kKeptVersionBytes + (v.IsZero() ? 0 : kImageBlockSize);
+            // An image block's size at most (one with a hole is smaller).
+            plan.kept_bytes[v.segment] +=
+                kKeptVersionBytes + (v.IsZero() ? 0 : kHoleBlockHeader + kPageSize);
             auto r = plan.retained.find(v.segment);
             if (r != plan.retained.end()) r->second.emplace_back(v.lsn, pgno);
             continue;
@@ -536,6 +539,36 @@ Status FinishOutput(CompactionOutput* out) {
       [file = out->file.get()](std::string_view piece) { return file->Append(piece); });
 }
 
+// The image blocks of e's kept image entries (meta's; old_image: their
+// indexes among e's images), read from segment seg and checked, appended to
+// *images with holes (format 5: a block of an older format is re-encoded,
+// its entry given its hole); meta gets kRecordFlagHoles.
+Status CopyImages(uint64_t seg, RandomAccessFile* file, const FooterEntry& e,
+                  const std::vector<size_t>& old_image, RecordMeta* meta, std::string* images) {
+  const bool holes = HasHoles(e.meta);
+  const std::vector<uint64_t> old_offsets = ImageOffsets(e.offset, e.meta_len, e.meta);
+  meta->flags |= kRecordFlagHoles;
+  std::string block, page(kPageSize, '\0');
+  size_t j = 0;
+  for (PageEntry& pe : meta->entries) {
+    if (pe.type != EntryType::kImage) continue;
+    block.resize(ImageBlockBytes(e.meta, pe));  // pe's hole is its old entry's
+    auto n = file->Read(old_offsets[old_image[j++]], block.size(), block.data());
+    if (!n.ok()) return n.status();
+    if (*n != block.size() || !ImageBlockValid(block, holes)) {
+      return Status::Corruption(SegmentFileName(seg) + ": page " + std::to_string(pe.pgno) +
+                                " of LSN " + std::to_string(meta->lsn) + ": checksum mismatch");
+    }
+    if (holes) {
+      *images += block;
+      continue;
+    }
+    BlockImage(block, false, page.data());
+    pe.hole = AppendImageBlock(images, page);
+  }
+  return Status::OK();
+}
+
 }  // namespace
 
 Status PageStoreImpl::CompactGroup(const std::vector<uint64_t>& group,
@@ -641,33 +674,27 @@ Status PageStoreImpl::CopyRecord(uint64_t seg, RandomAccessFile* file, const Foo
     meta.annotation.clear();
     meta.payload_len = 0;
   }
+  // The kept images' blocks come before the meta is encoded: it carries
+  // each one's hole, which a block of an older format gets only now.
+  std::string images;
+  BRANCHDB_RETURN_IF_ERROR(CopyImages(seg, file, e, old_image, &meta, &images));
   std::string meta_bytes = EncodeMeta(meta);
   const uint64_t rec_off = out->offset + out->buf.size();
   out->buf += EncodeRecordPrefix(meta_bytes);
-  size_t j = 0;
+  uint64_t at = out->offset + out->buf.size();  // the next image block's
   for (const PageEntry& pe : meta.entries) {
-    if (pe.type != EntryType::kImage) {
-      out->moves.push_back(CompactionOutput::Move{pe.pgno, meta.lsn, kZeroOffset, meta.run_start});
-      continue;
+    uint64_t offset = kZeroOffset;
+    if (pe.type == EntryType::kImage) {
+      offset = at;
+      at += ImageBlockBytes(meta, pe);
     }
-    std::string block(kImageBlockSize, '\0');
-    auto n = file->Read(ImageOffset(e.offset, e.meta_len, old_image[j]), kImageBlockSize,
-                        block.data());
-    if (!n.ok()) return n.status();
-    if (*n != kImageBlockSize || !ImageBlockValid(block)) {
-      return Status::Corruption(SegmentFileName(seg) + ": page " + std::to_string(pe.pgno) +
-                                " of LSN " + std::to_string(meta.lsn) + ": checksum mismatch");
-    }
-    out->moves.push_back(CompactionOutput::Move{
-        pe.pgno, meta.lsn, ImageOffset(rec_off, static_cast<uint32_t>(meta_bytes.size()), j),
-        meta.run_start});
-    out->buf += block;
-    ++j;
+    out->moves.push_back(CompactionOutput::Move{pe.pgno, meta.lsn, offset, meta.run_start});
   }
+  out->buf += images;
   if (meta.payload_len > 0) {
     std::string block;
-    Status p = ReadPayloadBlock(file, PayloadOffset(e.offset, e.meta_len, e.meta.ImageCount()),
-                                meta.lsn, meta.payload_len, &block);
+    Status p = ReadPayloadBlock(file, PayloadOffset(e.offset, e.meta_len, e.meta), meta.lsn,
+                                meta.payload_len, &block);
     if (!p.ok()) return p.WithContext(SegmentFileName(seg));
     out->buf += block;
   }
@@ -718,82 +745,6 @@ void PageStoreImpl::InstallCompacted(const std::vector<uint64_t>& group, uint64_
     MutexLock lock(files_mu_);
     for (uint64_t seg : group) files_.erase(static_cast<uint32_t>(seg));
   }
-}
-
-Result<SpaceUsage> PageStoreImpl::Usage(TimelineId t) const {
-  BRANCHDB_RETURN_IF_ERROR(LoadRunLists());  // its roots: every live record
-  ReaderLock state(state_mu_);
-  auto tl = LiveTimeline(t);
-  if (!tl.ok()) return tl.status();
-  // The head's entry: a sealed one reads its record index block under the
-  // lock when it is not cached (Usage is off the read path).
-  auto head = StateLocked((*tl)->info.head, nullptr);
-  if (!head.ok()) return head.status();
-  const uint64_t logical_bytes = static_cast<uint64_t>(head->db_size_pages) * kPageSize;
-  const uint64_t epoch = usage_epoch_;
-  const uint64_t records = live_records_;
-  {
-    MutexLock lock(usage_mu_);
-    auto cached = usage_cache_.find(t);
-    if (cached != usage_cache_.end() && cached->second.epoch == epoch) {
-      SpaceUsage u = cached->second.usage;
-      u.exclusive_bytes += (*tl)->image_bytes - cached->second.image_bytes_base;
-      u.logical_bytes = logical_bytes;
-      return u;
-    }
-  }
-  auto mine = BuildPathMap(runs_, (*tl)->run);
-  // For every run, the highest cutoff through which another live timeline reads it.
-  std::unordered_map<uint32_t, Lsn> others;
-  for (const auto& [id, other] : timelines_) {
-    if (other.dropped || id == t) continue;
-    Lsn cutoff = kMaxLsn;
-    for (uint32_t r = other.run; r != kNoRun; r = runs_[r].base_run) {
-      Lsn& c = others[r];
-      c = std::max(c, cutoff);
-      cutoff = runs_[r].base;
-    }
-  }
-  SpaceUsage u;
-  // Only the versions the store keeps count: a sealed segment's on-disk index
-  // still lists what GC dropped until compaction rewrites it, so the versions
-  // go through the plan with every live record as a root.
-  Roots roots;
-  ForEachLive([&](Lsn lsn, uint32_t run, int64_t) { roots.emplace(lsn, run); });
-  state.Unlock();
-  GcPlan plan;
-  // current: no record was applied since `roots`, `mine` and `others` (a
-  // commit meanwhile would be in image_bytes but not among the roots).
-  bool current = false;
-  uint64_t image_bytes_base = 0;
-  Status planned = RepairingIndex([&](uint64_t* bad) {
-    ReaderLock again(state_mu_);
-    u = SpaceUsage();
-    auto now = LiveTimeline(t);
-    current = usage_epoch_ == epoch && live_records_ == records && now.ok();
-    if (current) image_bytes_base = (*now)->image_bytes;
-    return PlanGc(roots, {}, &plan, bad, [&](const Version& v) {
-      if (v.IsZero()) return;
-      Lsn c = mine->Cutoff(v.run);
-      if (c == 0 || v.lsn > c) return;
-      auto it = others.find(v.run);
-      if (it != others.end() && v.lsn <= it->second) {
-        u.shared_bytes += kPageSize;
-      } else {
-        u.exclusive_bytes += kPageSize;
-      }
-    });
-  });
-  if (!planned.ok()) return planned;
-  if (current) {
-    // The plan ran under the same lock as image_bytes_base was read: what
-    // commits add from here on is the timeline's own.
-    MutexLock lock(usage_mu_);
-    std::erase_if(usage_cache_, [epoch](const auto& e) { return e.second.epoch != epoch; });
-    usage_cache_[t] = CachedUsage{epoch, image_bytes_base, u};
-  }
-  u.logical_bytes = logical_bytes;
-  return u;
 }
 
 }  // namespace branchdb::storage::internal

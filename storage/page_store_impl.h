@@ -139,6 +139,7 @@ class PageStoreImpl final : public PageStore {
     uint64_t size = 0;
     bool sealed = false;
     uint32_t flags = 0;  // its header's (kSegmentFlagCompacted)
+    uint32_t version = kFormatVersion;  // its header's: the layout of its image blocks
     // Compacted: what it supersedes whose delete failed (MANIFEST lists them).
     std::vector<uint64_t> supersedes = {};
   };
@@ -148,6 +149,7 @@ class PageStoreImpl final : public PageStore {
     Lsn lsn = 0;
     // Taken under state_mu_, so compaction deleting the file cannot race the read.
     std::shared_ptr<RandomAccessFile> file;
+    bool holes = true;  // the image block has a hole (its segment's format is 5 or later)
   };
   // Where a live record's meta is, taken under state_mu_ for a read after it.
   struct MetaLocation {
@@ -348,11 +350,11 @@ class PageStoreImpl final : public PageStore {
   // REQUIRES: failed_ not OK.
   Status Refusal() const REQUIRES(mu_);
   // Waits until a record may be appended (no GC running), checks that the
-  // store is writable and rolls the active segment when the next record
-  // (payload: it has one) must go to a new one; sealing syncs the old one,
+  // store is writable and rolls the active segment when the next record must
+  // go to a new one (full, or of an older format); sealing syncs the old one,
   // which makes every record appended so far durable. Does not release mu_
   // once it returns OK, so the caller can stamp and append in LSN order.
-  Status BeginAppend(bool payload) REQUIRES(mu_);
+  Status BeginAppend() REQUIRES(mu_);
   // Appends w (stamped) to the active segment and applies it to the state, so
   // that reads see it; not synced. Any failure stops the store (StopWrites).
   Status AppendRecord(Writer* w) REQUIRES(mu_);
@@ -410,8 +412,7 @@ class PageStoreImpl final : public PageStore {
   void InstallSegmentIndex(std::shared_ptr<const SegmentIndex> idx) const REQUIRES(state_mu_);
   void DropSegmentIndex(uint64_t number) const REQUIRES(state_mu_);
   void RebuildSealedView() const REQUIRES(state_mu_);
-  // Adds the versions of the record (meta, at offset in segment) to the
-  // in-memory index, in run `run`.
+  // Adds the versions of the record (meta, at offset in segment) to memory, in run `run`.
   void IndexVersions(const RecordMeta& meta, uint32_t run, uint32_t segment, uint64_t offset,
                      uint32_t meta_len) const REQUIRES(state_mu_);
   bool IndexedOnDisk(uint64_t number) const REQUIRES_SHARED(state_mu_) {

@@ -61,6 +61,7 @@ void PageStoreImpl::AddLazySegment(const ManifestSegment& m, std::shared_ptr<Laz
   idx->dir.min_lsn = m.desc.min_lsn;
   idx->dir.max_lsn = m.desc.max_lsn;
   idx->dir.versions = m.desc.versions;
+  idx->version = m.desc.version;
   idx->lazy = seg;
   ri->number = m.number;
   ri->dir.records = m.desc.records;
@@ -72,7 +73,7 @@ void PageStoreImpl::AddLazySegment(const ManifestSegment& m, std::shared_ptr<Laz
   rec_indexes_[m.number] = std::move(ri);
   lazy_[m.number] = std::move(seg);
   open_covered_.insert(m.number);  // run entries stay on disk
-  segments_[m.number] = Segment{m.size, true, m.desc.flags};
+  segments_[m.number] = Segment{m.size, true, m.desc.flags, m.desc.version};
 }
 
 Result<std::shared_ptr<const LazyLoaded>> PageStoreImpl::LoadLazySegment(LazySegment& seg) const {

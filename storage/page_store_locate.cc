@@ -103,14 +103,16 @@ Result<std::shared_ptr<RandomAccessFile>> PageStoreImpl::File(uint32_t segment) 
 
 Status PageStoreImpl::ReadLocation(const Location& loc, PageNo pgno, char* out) const {
   if (page_cache_.Lookup(loc.lsn, pgno, out)) return Status::OK();
-  // The image straight into out (SQLite's buffer), its crc beside it; a
-  // scan's next blocks from this thread's read-ahead window.
-  char crc[4];
-  bool complete = false, buffered = false;
+  // The image straight into out (SQLite's buffer), its header beside it
+  // (the hole is put back in place); a scan's next blocks from this thread's
+  // read-ahead window.
+  char head[kHoleBlockHeader];
+  size_t got = 0;
+  bool buffered = false;
   for (bool read_ahead : {true, false}) {
-    BRANCHDB_RETURN_IF_ERROR(
-        ReadImageBlock(loc.file, loc.offset, read_ahead, crc, out, &complete, &buffered));
-    if (complete && coding::DecodeFixed32(crc) == crc32c::Value(std::string_view(out, kPageSize))) {
+    BRANCHDB_RETURN_IF_ERROR(ReadImageBlock(loc.file, loc.offset, ImageBlockHeader(loc.holes),
+                                            read_ahead, head, out, &got, &buffered));
+    if (RestoreImage(head, loc.holes, out, got)) {
       page_cache_.Insert(loc.lsn, pgno, out);
       return Status::OK();
     }
@@ -228,6 +230,8 @@ Status PageStoreImpl::LocateLocked(const RecordEntry& rec, Lsn lsn, PageNo pgno,
   loc->lsn = best.lsn;
   if (best.lsn == 0 || zero) return Status::OK();  // loc->file stays null: zeros
   *loc = best;
+  auto seg = segments_.find(best.segment);  // its image blocks' layout: its format's
+  loc->holes = seg == segments_.end() || seg->second.version >= kFirstHoleFormatVersion;
   auto file = File(best.segment);
   if (!file.ok()) return file.status();
   loc->file = std::move(*file);
@@ -300,7 +304,7 @@ Status PageStoreImpl::LocateOnDisk(const DiskQuery& q, Location* loc, uint64_t* 
     floor = e.lsn;
     // A zeroing version: lsn kept (for the location cache), no file (zeros).
     *loc = Location{static_cast<uint32_t>(idx->number), e.offset, e.lsn,
-                    e.IsZero() ? nullptr : idx->file};
+                    e.IsZero() ? nullptr : idx->file, idx->version >= kFirstHoleFormatVersion};
   }
   return Status::OK();
 }

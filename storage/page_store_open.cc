@@ -106,16 +106,18 @@ Status PageStoreImpl::ScanTail(uint64_t number, RandomAccessFile* file, uint64_t
     if (crc32c::Value(meta_bytes) != meta_crc) break;
     Loaded rec;
     if (!DecodeMeta(meta_bytes, &rec.meta, MetaParts::kNoAnnotation).ok()) break;
-    size_t images = rec.meta.ImageCount();
-    uint64_t size = RecordSize(meta_len, images, rec.meta.payload_len);
+    const uint64_t size = RecordSize(meta_len, rec.meta);
     if (size > data.size() - pos) break;
     bool images_ok = true;
-    for (size_t i = 0; i < images && images_ok; ++i) {
-      images_ok = ImageBlockValid(std::string_view(
-          data.data() + pos + kRecordHeaderSize + meta_len + i * kImageBlockSize, kImageBlockSize));
+    size_t at = pos + kRecordHeaderSize + meta_len;
+    for (const PageEntry& e : rec.meta.entries) {
+      if (e.type != EntryType::kImage) continue;
+      const size_t n = ImageBlockBytes(rec.meta, e);
+      images_ok = ImageBlockValid(std::string_view(data.data() + at, n), HasHoles(rec.meta));
+      if (!images_ok) break;
+      at += n;
     }
     if (images_ok && rec.meta.payload_len > 0) {
-      const size_t at = PayloadOffset(pos, meta_len, images);
       std::string_view payload;
       images_ok = PayloadBlockValid(
           std::string_view(data.data() + at, kPayloadBlockHeader + rec.meta.payload_len), &payload);
@@ -629,6 +631,8 @@ Status PageStoreImpl::LoadSegments(const std::vector<uint64_t>& numbers, uint64_
     if (d != described.end() && d->first == n) continue;
     auto header = open_headers_.find(n);  // DropSupersededSegments read every other header
     const uint32_t flags = header == open_headers_.end() ? 0 : header->second.second.flags;
+    const uint32_t header_version =
+        header == open_headers_.end() ? kFormatVersion : header->second.second.version;
     // The newest log segment is sealed only by an intact footer (LoadSegment),
     // or when MANIFEST lists it with its size (sealed at a clean close:
     // MANIFEST was written after the seal's fsync, and a sealed segment is
@@ -642,7 +646,7 @@ Status PageStoreImpl::LoadSegments(const std::vector<uint64_t>& numbers, uint64_
       }
       if (done) {
         WriterLock state(state_mu_);  // nothing else runs yet: for the analysis
-        segments_[n] = Segment{*size, true, flags};
+        segments_[n] = Segment{*size, true, flags, header_version};
         continue;
       }
     }
@@ -654,7 +658,7 @@ Status PageStoreImpl::LoadSegments(const std::vector<uint64_t>& numbers, uint64_
         LoadSegment(n, n == newest_log, &sealed, &version, loaded, &footer, &size));
     if (!sealed) *tail = TailSegment{n, version, std::move(footer)};
     WriterLock state(state_mu_);  // nothing else runs yet: for the analysis
-    segments_[n] = Segment{size, sealed, flags};
+    segments_[n] = Segment{size, sealed, flags, version};
   }
   open_headers_.clear();  // the files LoadIndexedSegment kept are in files_
   WriterLock state(state_mu_);

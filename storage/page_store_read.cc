@@ -1,11 +1,12 @@
 // PageStoreImpl: timelines, LSN resolution, database sizes, records and
-// payloads, history, LsnAt, ChangedPages, stats. Where a page version is and
-// its image: page_store_locate.cc.
+// payloads, history, LsnAt, ChangedPages, stats, space usage. Where a page
+// version is and its image: page_store_locate.cc.
 #include <algorithm>
 #include <iterator>
 #include <optional>
 #include <span>
 #include <tuple>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -256,27 +257,27 @@ Status PageStoreImpl::ReadPayloadBlock(RandomAccessFile* file, uint64_t at, Lsn 
 }
 
 Result<std::string> PageStoreImpl::ReadPayload(Lsn lsn) const {
-  std::shared_ptr<RandomAccessFile> file;
-  uint32_t segment = 0, len = 0;
-  uint64_t at = 0;
+  MetaLocation loc;  // its file taken under state_mu_: compaction cannot delete it first
+  uint32_t len = 0;
   BRANCHDB_RETURN_IF_ERROR(WithRecordReads([&](RecordPins* pins) {
     ReaderLock state(state_mu_);
     auto r = StateLocked(lsn, pins);
     if (!r.ok()) return r.status();
-    const RecordEntry& rec = *r;
-    len = rec.payload_len;
+    len = r->payload_len;
     if (len == 0) return Status::OK();
-    segment = rec.segment;
-    at = PayloadOffset(rec.offset, rec.meta_len, rec.images);
-    auto f = File(segment);  // taken under state_mu_: compaction cannot delete it first
-    if (!f.ok()) return f.status();
-    file = std::move(*f);
+    auto l = MetaLocationLocked(*r);
+    if (!l.ok()) return l.status();
+    loc = std::move(*l);
     return Status::OK();
   }));
   if (len == 0) return std::string();
+  // The payload follows the image blocks, whose sizes the meta gives.
+  auto meta = ReadMeta(loc);
+  if (!meta.ok()) return meta.status();
+  const uint64_t at = PayloadOffset(loc.offset, loc.meta_len, **meta);
   std::string block;
-  Status s = ReadPayloadBlock(file.get(), at, lsn, len, &block);
-  if (!s.ok()) return s.WithContext(SegmentFileName(segment));
+  Status s = ReadPayloadBlock(loc.file.get(), at, lsn, len, &block);
+  if (!s.ok()) return s.WithContext(SegmentFileName(loc.segment));
   return block.substr(kPayloadBlockHeader);
 }
 
@@ -503,6 +504,82 @@ uint64_t PageStoreImpl::DiskBytes() const {
   uint64_t total = 0;
   for (const auto& [n, s] : segments_) total += s.size;
   return total;
+}
+
+Result<SpaceUsage> PageStoreImpl::Usage(TimelineId t) const {
+  BRANCHDB_RETURN_IF_ERROR(LoadRunLists());  // its roots: every live record
+  ReaderLock state(state_mu_);
+  auto tl = LiveTimeline(t);
+  if (!tl.ok()) return tl.status();
+  // The head's entry: a sealed one reads its record index block under the
+  // lock when it is not cached (Usage is off the read path).
+  auto head = StateLocked((*tl)->info.head, nullptr);
+  if (!head.ok()) return head.status();
+  const uint64_t logical_bytes = static_cast<uint64_t>(head->db_size_pages) * kPageSize;
+  const uint64_t epoch = usage_epoch_;
+  const uint64_t records = live_records_;
+  {
+    MutexLock lock(usage_mu_);
+    auto cached = usage_cache_.find(t);
+    if (cached != usage_cache_.end() && cached->second.epoch == epoch) {
+      SpaceUsage u = cached->second.usage;
+      u.exclusive_bytes += (*tl)->image_bytes - cached->second.image_bytes_base;
+      u.logical_bytes = logical_bytes;
+      return u;
+    }
+  }
+  auto mine = BuildPathMap(runs_, (*tl)->run);
+  // For every run, the highest cutoff through which another live timeline reads it.
+  std::unordered_map<uint32_t, Lsn> others;
+  for (const auto& [id, other] : timelines_) {
+    if (other.dropped || id == t) continue;
+    Lsn cutoff = kMaxLsn;
+    for (uint32_t r = other.run; r != kNoRun; r = runs_[r].base_run) {
+      Lsn& c = others[r];
+      c = std::max(c, cutoff);
+      cutoff = runs_[r].base;
+    }
+  }
+  SpaceUsage u;
+  // Only the versions the store keeps count: a sealed segment's on-disk index
+  // still lists what GC dropped until compaction rewrites it, so the versions
+  // go through the plan with every live record as a root.
+  Roots roots;
+  ForEachLive([&](Lsn lsn, uint32_t run, int64_t) { roots.emplace(lsn, run); });
+  state.Unlock();
+  GcPlan plan;
+  // current: no record was applied since `roots`, `mine` and `others` (a
+  // commit meanwhile would be in image_bytes but not among the roots).
+  bool current = false;
+  uint64_t image_bytes_base = 0;
+  Status planned = RepairingIndex([&](uint64_t* bad) {
+    ReaderLock again(state_mu_);
+    u = SpaceUsage();
+    auto now = LiveTimeline(t);
+    current = usage_epoch_ == epoch && live_records_ == records && now.ok();
+    if (current) image_bytes_base = (*now)->image_bytes;
+    return PlanGc(roots, {}, &plan, bad, [&](const Version& v) {
+      if (v.IsZero()) return;
+      Lsn c = mine->Cutoff(v.run);
+      if (c == 0 || v.lsn > c) return;
+      auto it = others.find(v.run);
+      if (it != others.end() && v.lsn <= it->second) {
+        u.shared_bytes += kPageSize;
+      } else {
+        u.exclusive_bytes += kPageSize;
+      }
+    });
+  });
+  if (!planned.ok()) return planned;
+  if (current) {
+    // The plan ran under the same lock as image_bytes_base was read: what
+    // commits add from here on is the timeline's own.
+    MutexLock lock(usage_mu_);
+    std::erase_if(usage_cache_, [epoch](const auto& e) { return e.second.epoch != epoch; });
+    usage_cache_[t] = CachedUsage{epoch, image_bytes_base, u};
+  }
+  u.logical_bytes = logical_bytes;
+  return u;
 }
 
 }  // namespace branchdb::storage::internal

@@ -241,9 +241,9 @@ Status PageStoreImpl::FindRecordLocked(Lsn lsn, RecordPins* pins, RecordEntry* o
     // whether it still is (GC collects records without rewriting indexes).
     auto run = run_by_start_.find(e->run_start);
     if (run == run_by_start_.end() || !LiveInRun(run->second, lsn)) return Status::OK();
-    *out = RecordEntry{e->lsn,          e->time_micros, e->offset,      run->second,
-                       static_cast<uint32_t>(ri.number), e->meta_len, e->db_size_pages,
-                       e->payload_len, e->images};
+    *out = RecordEntry{
+        e->lsn,      e->time_micros,   e->offset,     run->second, static_cast<uint32_t>(ri.number),
+        e->meta_len, e->db_size_pages, e->payload_len};
     *found = true;
     return Status::OK();
   }

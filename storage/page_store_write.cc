@@ -76,7 +76,7 @@ Result<TimelineId> PageStoreImpl::CreateTimeline(Lsn base, std::string_view anno
   w->meta.kind = RecordKind::kCreate;
   w->meta.annotation = std::string(annotation);
   MutexLock lock(mu_);
-  BRANCHDB_RETURN_IF_ERROR(BeginAppend(false));
+  BRANCHDB_RETURN_IF_ERROR(BeginAppend());
   BRANCHDB_RETURN_IF_ERROR(FillBase(base, &w->meta));
   w->meta.timeline = next_timeline_++;
   Stamp(&w->meta);
@@ -103,7 +103,7 @@ Result<Lsn> PageStoreImpl::AppendRunRecord(RecordKind kind, TimelineId t, Lsn ex
   w->meta.timeline = t;
   w->meta.annotation = std::string(annotation);
   MutexLock lock(mu_);
-  BRANCHDB_RETURN_IF_ERROR(BeginAppend(false));
+  BRANCHDB_RETURN_IF_ERROR(BeginAppend());
   auto it = pending_.find(t);
   if (it == pending_.end() || it->second.dropped) return TimelineNotFound(t);
   PendingTimeline& p = it->second;
@@ -199,22 +199,23 @@ Status PageStoreImpl::BuildCommit(TimelineId t, const std::vector<PageWrite>& pa
   w->meta.annotation = std::string(annotation);
   w->meta.payload_len = static_cast<uint32_t>(payload.size());
   w->payload = payload;
+  w->meta.flags = kRecordFlagHoles;  // appended to a format-5 segment only (BeginAppend)
   w->meta.entries.reserve(pages.size());
-  w->images.reserve(pages.size() * kImageBlockSize);
+  w->images.reserve(pages.size() * (kHoleBlockHeader + kPageSize));
   for (size_t k = 0; k < order.size(); ++k) {
     const PageWrite& p = pages[order[k]];
     if (k > 0 && pages[order[k - 1]].pgno == p.pgno) {
       return Status::InvalidArgument("page " + std::to_string(p.pgno) + " written twice");
     }
-    w->meta.entries.push_back(PageEntry{p.pgno, EntryType::kImage});
-    AppendImageBlock(&w->images, p.data);
+    w->meta.entries.push_back(
+        PageEntry{p.pgno, EntryType::kImage, AppendImageBlock(&w->images, p.data)});
   }
   return Status::OK();
 }
 
 Status PageStoreImpl::CommitLocked(TimelineId t, Lsn expected_head, std::unique_ptr<Writer> w,
                                    Lsn* lsn) {
-  BRANCHDB_RETURN_IF_ERROR(BeginAppend(w->meta.payload_len > 0));
+  BRANCHDB_RETURN_IF_ERROR(BeginAppend());
   auto it = pending_.find(t);
   if (it == pending_.end() || it->second.dropped) return TimelineNotFound(t);
   PendingTimeline& p = it->second;
@@ -246,7 +247,7 @@ Status PageStoreImpl::CommitLocked(TimelineId t, Lsn expected_head, std::unique_
   return Status::OK();
 }
 
-Status PageStoreImpl::BeginAppend(bool payload) {
+Status PageStoreImpl::BeginAppend() {
   for (;;) {
     if (gc_running_) {
       cv_.Wait(mu_);
@@ -254,10 +255,11 @@ Status PageStoreImpl::BeginAppend(bool payload) {
     }
     BRANCHDB_RETURN_IF_ERROR(CheckWritable());
     if (!active_file_) return StopWrites(Status::IOError("no active segment"));
-    // A format-1 segment (written by an older build) never holds a payload, so
-    // that older builds refuse the store by its version instead of misreading it.
-    const bool roll = active_file_->Size() >= options_.segment_bytes ||
-                      (payload && active_version_ < kFirstPayloadFormatVersion);
+    // A segment written by an older build is sealed before its first new
+    // record: records go into segments of the current format only (image
+    // blocks with holes), so that every block of a segment has one layout.
+    const bool roll =
+        active_file_->Size() >= options_.segment_bytes || active_version_ < kFormatVersion;
     if (!roll) return Status::OK();
     if (syncing_) {  // the leader syncs the active file: it must stay open
       cv_.Wait(mu_);
@@ -434,7 +436,7 @@ Status PageStoreImpl::SealActive() {
   }
   {
     WriterLock state(state_mu_);
-    segments_[active_number_] = Segment{size, true};
+    segments_[active_number_] = Segment{size, true, 0, active_version_};
     if (idx) {
       // Its versions leave memory: from now on they are read from its footer.
       const uint32_t seg = static_cast<uint32_t>(active_number_);
@@ -625,7 +627,6 @@ Status PageStoreImpl::ApplyRecord(const RecordMeta& meta, uint32_t segment, uint
     rec.meta_len = meta_len;
     rec.db_size_pages = meta.db_size_pages;
     rec.payload_len = meta.payload_len;
-    rec.images = static_cast<uint32_t>(meta.ImageCount());
     if (!records_.Append(rec)) {
       return Status::Corruption("record " + std::to_string(meta.lsn) + " is not above LSN " +
                                 std::to_string(records_.at(records_.size() - 1).lsn));
@@ -642,13 +643,17 @@ Status PageStoreImpl::ApplyRecord(const RecordMeta& meta, uint32_t segment, uint
 
 void PageStoreImpl::IndexVersions(const RecordMeta& meta, uint32_t run, uint32_t segment,
                                   uint64_t offset, uint32_t meta_len) const {
-  size_t image = 0;
+  uint64_t at = offset + kRecordHeaderSize + meta_len;  // the next image block's
   for (const PageEntry& e : meta.entries) {
     Version v;
     v.lsn = meta.lsn;
     v.run = run;
     v.segment = segment;
-    v.offset = e.type == EntryType::kImage ? ImageOffset(offset, meta_len, image++) : kZeroOffset;
+    v.offset = kZeroOffset;
+    if (e.type == EntryType::kImage) {
+      v.offset = at;
+      at += ImageBlockBytes(meta, e);
+    }
     index_.Add(e.pgno, v);
   }
 }

@@ -35,8 +35,7 @@ struct RecordEntry {
   uint32_t segment = 0;
   uint32_t meta_len = 0;
   uint32_t db_size_pages = 0;  // of the state it names
-  uint32_t payload_len = 0;    // 0: none
-  uint32_t images = 0;         // image entries: its payload follows them
+  uint32_t payload_len = 0;    // 0: none (it follows the images: ReadPayload reads the meta)
 };
 static_assert(sizeof(RecordEntry) == 48, "a record's fixed cost in memory");
 

@@ -12,7 +12,7 @@ namespace {
 constexpr size_t kReadAheadBytes = 64 << 10;
 // A block at most this far after the last one read counts as sequential (a
 // scan's next leaf: the blocks between are interior pages and record heads).
-constexpr uint64_t kSequentialGap = 3 * kImageBlockSize;
+constexpr uint64_t kSequentialGap = 3 * (kHoleBlockHeader + kPageSize);
 
 // One thread's read-ahead window. `file` is weak: the window keeps no file
 // open, and its control block keeps a freed file's address from matching.
@@ -26,10 +26,17 @@ struct ReadAhead {
   bool Same(const std::shared_ptr<RandomAccessFile>& f) const {
     return !file.owner_before(f) && !f.owner_before(file);
   }
-  void Take(uint64_t offset, char* crc, char* out) {
+  // The block at offset (whose header is head_len bytes), from the window:
+  // as much of it as the window holds, up to a whole image's bytes; returns
+  // the bytes taken (0 when not even the header is there).
+  size_t Take(uint64_t offset, size_t head_len, char* head, char* out) {
     const char* block = data.get() + (offset - begin);
-    std::memcpy(crc, block, 4);
-    std::memcpy(out, block + 4, kPageSize);
+    const size_t avail = len - (offset - begin);
+    if (avail < head_len) return 0;
+    std::memcpy(head, block, head_len);
+    const size_t n = std::min(kPageSize, avail - head_len);
+    std::memcpy(out, block + head_len, n);
+    return head_len + n;
   }
 };
 
@@ -38,13 +45,15 @@ thread_local ReadAhead t_read_ahead;
 }  // namespace
 
 Status ReadImageBlock(const std::shared_ptr<RandomAccessFile>& file, uint64_t offset,
-                      bool read_ahead, char* crc, char* out, bool* complete, bool* buffered) {
+                      size_t head_len, bool read_ahead, char* head, char* out, size_t* got,
+                      bool* buffered) {
   ReadAhead& ra = t_read_ahead;
   const bool same = ra.Same(file);
-  *complete = true;
+  *got = 0;
   *buffered = false;
-  if (read_ahead && same && offset >= ra.begin && offset + kImageBlockSize <= ra.begin + ra.len) {
-    ra.Take(offset, crc, out);
+  if (read_ahead && same && offset >= ra.begin &&
+      offset + head_len + kPageSize <= ra.begin + ra.len) {
+    *got = ra.Take(offset, head_len, head, out);
     ra.last = offset;
     *buffered = true;
     return Status::OK();
@@ -58,18 +67,17 @@ Status ReadImageBlock(const std::shared_ptr<RandomAccessFile>& file, uint64_t of
     ra.begin = offset;
     ra.len = *n;
     ra.last = offset;
-    *complete = *n >= kImageBlockSize;
-    if (*complete) ra.Take(offset, crc, out);
+    *got = ra.Take(offset, head_len, head, out);
     return Status::OK();
   }
-  auto n = file->ReadSplit(offset, crc, 4, kPageSize, out);
+  auto n = file->ReadSplit(offset, head, head_len, kPageSize, out);
   if (!n.ok()) return n.status();
   if (!same) {
     ra.file = file;
     ra.len = 0;
   }
   ra.last = offset;
-  *complete = *n == kImageBlockSize;
+  *got = *n;
   return Status::OK();
 }
 
@@ -127,9 +135,7 @@ Status ReadFooterEntries(RandomAccessFile* file, size_t header_len, uint64_t siz
     return Status::OK();
   }
   for (const FooterEntry& e : *entries) {
-    if (e.offset < header_len ||
-        RecordSize(e.meta_len, e.meta.ImageCount(), e.meta.payload_len) + e.offset >
-            t.footer_offset) {
+    if (e.offset < header_len || RecordSize(e.meta_len, e.meta) + e.offset > t.footer_offset) {
       *damage = "footer entry past the records";
       return Status::OK();
     }
@@ -156,7 +162,7 @@ Status ScanRecordMetas(RandomAccessFile* file, uint64_t start, uint64_t size, Me
     BRANCHDB_RETURN_IF_ERROR(ReadExactly(file, pos + kRecordHeaderSize, meta_len, &meta));
     FooterEntry e;
     if (crc32c::Value(meta) != meta_crc || !DecodeMeta(meta, &e.meta, parts).ok()) break;
-    const uint64_t record = RecordSize(meta_len, e.meta.ImageCount(), e.meta.payload_len);
+    const uint64_t record = RecordSize(meta_len, e.meta);
     if (record > size - pos) break;
     e.offset = pos;
     e.meta_len = meta_len;

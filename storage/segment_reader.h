@@ -98,17 +98,20 @@ Status ReadSealedRecords(RandomAccessFile* file, uint64_t number, size_t header_
 Status ReadRecordMeta(RandomAccessFile* file, uint64_t number, uint64_t offset, uint32_t meta_len,
                       Lsn lsn, uint64_t sealed_size, RecordMeta* meta, std::string* damage);
 
-// Reads the image block (u32 crc, kPageSize bytes) at `offset` of `file`:
-// its crc into crc[0, 4), its image straight into out. A thread reading
+// Reads the image block at `offset` of `file`: its header (head_len bytes:
+// ImageBlockHeader) into head, the kPageSize bytes after it (its image, or
+// its image without the hole, and what follows) straight into out; *got: the
+// bytes read, header included (fewer only at the end of the file). RestoreImage
+// then checks the block and restores its image. A thread reading
 // blocks that follow one another in one file (a scan: each at most a few
 // blocks after the last) gets the next ones from a read-ahead buffer of its
 // own (64 KiB, one read) instead of a read each; other reads read the block
-// alone. *complete: the whole block was read (false only at end of file).
-// *buffered: it came from bytes read before this call; when its crc fails,
-// read it again with read_ahead false, since the buffer may have caught a
-// record that was still being appended. Errors: the reads'.
+// alone. *buffered: it came from bytes read before this call; when its crc
+// fails, read it again with read_ahead false, since the buffer may have
+// caught a record that was still being appended. Errors: the reads'.
 Status ReadImageBlock(const std::shared_ptr<RandomAccessFile>& file, uint64_t offset,
-                      bool read_ahead, char* crc, char* out, bool* complete, bool* buffered);
+                      size_t head_len, bool read_ahead, char* head, char* out, size_t* got,
+                      bool* buffered);
 
 }  // namespace branchdb::storage::internal
 

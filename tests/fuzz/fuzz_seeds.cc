@@ -8,6 +8,7 @@
 //   build/tests/fuzz/fuzz_seeds log tests/fuzz/corpus/log   (and vfs, router).
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -48,13 +49,19 @@ RecordMeta Meta(RecordKind kind, Lsn lsn, std::vector<PageEntry> entries, uint32
   return m;
 }
 
-// A record: prefix, then one image block per kImage entry.
-std::string Record(const RecordMeta& m) {
-  std::string out = EncodeRecordPrefix(EncodeMeta(m));
-  for (size_t i = 0; i < m.ImageCount(); ++i) {
-    AppendImageBlock(&out, std::string(kPageSize, static_cast<char>('a' + i)));
+// A record: prefix, then one image block per kImage entry (format 5: each
+// page has a hole, left out of its block).
+std::string Record(RecordMeta m) {
+  m.flags |= kRecordFlagHoles;
+  std::string images;
+  char fill = 'a';
+  for (PageEntry& e : m.entries) {
+    if (e.type != EntryType::kImage) continue;
+    std::string page(kPageSize, fill++);
+    std::fill(page.begin() + 100, page.begin() + 3000, '\0');
+    e.hole = AppendImageBlock(&images, page);
   }
-  return out;
+  return EncodeRecordPrefix(EncodeMeta(m)) + images;
 }
 
 void LogSeeds() {

@@ -1,6 +1,7 @@
 // Tests of the on-disk encoding helpers (docs/storage-format.md).
 #include <catch2/catch.hpp>
 #include <algorithm>
+#include <cstring>
 #include <random>
 
 #include "base/coding.h"
@@ -67,6 +68,121 @@ TEST_CASE("Record metadata round-trips and rejects damage") {
   CHECK(DecodeMeta(bad, &d).IsCorruption());
 }
 
+// A page as SQLite fills a b-tree leaf: header and cell pointers at the
+// front, cells at the back, zeros between.
+std::string LeafPage(size_t front, size_t back, char fill) {
+  std::string page(kPageSize, '\0');
+  for (size_t i = 0; i < front; ++i) page[i] = static_cast<char>(fill + i % 7 + 1);
+  for (size_t i = kPageSize - back; i < kPageSize; ++i) page[i] = static_cast<char>(fill + i % 5 + 1);
+  return page;
+}
+
+TEST_CASE("Format 5: an image block leaves out its page's hole and restores it") {
+  struct Case {
+    std::string page;
+    uint16_t hole_off, hole_len;
+  };
+  std::string scattered(kPageSize, 'x');
+  for (size_t i = 100; i < 107; ++i) scattered[i] = '\0';  // no zero word: no hole
+  scattered[3000] = '\0';
+  std::string word = scattered;
+  for (size_t i = 2001; i < 2017; ++i) word[i] = '\0';  // one zero word, and bytes around it
+  std::string tail(kPageSize, '\0');
+  tail[0] = 'h';
+  std::vector<Case> cases = {
+      {LeafPage(12, 30, 'a'), 12, kPageSize - 42},
+      {LeafPage(13, 29, 'b'), 13, kPageSize - 42},  // the run's edges are not on words
+      {std::string(kPageSize, 'f'), 0, 0},          // full: no hole
+      {std::string(kPageSize, '\0'), 0, kPageSize},  // zeros: no bytes
+      {scattered, 0, 0},
+      {word, 2001, 16},
+      {tail, 1, kPageSize - 1},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(c.hole_off, c.hole_len);
+    CHECK(FindHole(c.page) == std::make_pair(c.hole_off, c.hole_len));
+    std::string block = "prefix";
+    CHECK(AppendImageBlock(&block, c.page) == c.hole_len);
+    block.erase(0, 6);
+    REQUIRE(block.size() == kHoleBlockHeader + kPageSize - c.hole_len);
+    CHECK(ImageBlockValid(block, true));
+    CHECK_FALSE(ImageBlockValid(block + "x", true));
+    // Read as a segment read does: the header apart, the rest (and whatever
+    // follows it in the file) into the page's buffer.
+    std::string page(kPageSize, '?');
+    const size_t stored = block.size() - kHoleBlockHeader;
+    std::memcpy(page.data(), block.data() + kHoleBlockHeader, stored);
+    CHECK(RestoreImage(block.data(), true, page.data(), block.size()));
+    CHECK(page == c.page);
+    std::string copy(kPageSize, '?');
+    BlockImage(block, true, copy.data());
+    CHECK(copy == c.page);
+    // A short read, a flipped byte anywhere (hole fields included), a hole
+    // past the page: refused.
+    if (stored > 0) {
+      std::memcpy(page.data(), block.data() + kHoleBlockHeader, stored);
+      CHECK_FALSE(RestoreImage(block.data(), true, page.data(), block.size() - 1));
+    }
+    CHECK_FALSE(RestoreImage(block.data(), true, page.data(), kHoleBlockHeader - 1));
+    for (size_t i = 0; i < block.size(); i += 97) {
+      std::string bad = block;
+      bad[i] = static_cast<char>(bad[i] ^ 0x10);
+      CHECK_FALSE(ImageBlockValid(bad, true));
+      std::memcpy(page.data(), bad.data() + kHoleBlockHeader, stored);
+      CHECK_FALSE(RestoreImage(bad.data(), true, page.data(), kHoleBlockHeader + kPageSize));
+    }
+  }
+  std::string bad;
+  AppendImageBlock(&bad, LeafPage(12, 30, 'c'));
+  coding::EncodeFixed32(bad.data() + 4, 4000 | (200u << 16));  // offset 4000, length 200
+  CHECK_FALSE(ImageBlockValid(bad, true));
+  // Formats 1-4: the whole page after its crc.
+  std::string old;
+  CHECK(AppendImageBlock(&old, cases[0].page, false) == 0);
+  CHECK(old.size() == kImageBlockSize);
+  CHECK(ImageBlockValid(old, false));
+  CHECK_FALSE(ImageBlockValid(old, true));
+  std::string page(kPageSize, '?');
+  std::memcpy(page.data(), old.data() + 4, kPageSize);
+  CHECK_FALSE(RestoreImage(old.data(), false, page.data(), kImageBlockSize - 1));
+  CHECK(RestoreImage(old.data(), false, page.data(), kImageBlockSize));
+  CHECK(page == cases[0].page);
+}
+
+TEST_CASE("Format 5: a meta with holes gives each image block's size and offset") {
+  RecordMeta m;
+  m.kind = RecordKind::kCommit;
+  m.lsn = 9;
+  m.flags = kRecordFlagHoles;
+  m.payload_len = 10;
+  m.entries = {{1, EntryType::kImage, 4000}, {2, EntryType::kZero}, {3, EntryType::kImage, 0},
+               {4, EntryType::kImage, kPageSize}};
+  const std::string bytes = EncodeMeta(m);
+  RecordMeta d;
+  REQUIRE(DecodeMeta(bytes, &d).ok());
+  REQUIRE(d.entries.size() == 4);
+  CHECK(d.entries[0].hole == 4000);
+  CHECK(d.entries[1].hole == 0);
+  CHECK(d.entries[2].hole == 0);
+  CHECK(d.entries[3].hole == kPageSize);
+  const uint32_t meta_len = static_cast<uint32_t>(bytes.size());
+  CHECK(ImagesBytes(d) == (8 + 96) + (8 + 4096) + 8);
+  CHECK(ImageOffsets(1000, meta_len, d) ==
+        std::vector<uint64_t>{1000 + 8 + meta_len, 1000 + 8 + meta_len + 104,
+                              1000 + 8 + meta_len + 104 + 4104});
+  CHECK(PayloadOffset(1000, meta_len, d) == 1000 + 8 + meta_len + ImagesBytes(d));
+  CHECK(RecordSize(meta_len, d) == 8 + meta_len + ImagesBytes(d) + 4 + 10);
+  // Without the flag the same entries have no hole field: 2 bytes fewer each.
+  RecordMeta plain = m;
+  plain.flags = 0;
+  CHECK(EncodeMeta(plain).size() == bytes.size() - 3 * 2);
+  CHECK(ImagesBytes(plain) == 3 * kImageBlockSize);
+  // A hole longer than a page is damage.
+  RecordMeta wide = m;
+  wide.entries[0].hole = kPageSize + 1;
+  CHECK(DecodeMeta(EncodeMeta(wide), &d).IsCorruption());
+}
+
 TEST_CASE("Record metadata decodes without its annotation, checked the same way") {
   RecordMeta m;
   m.lsn = 3;
@@ -99,7 +215,7 @@ TEST_CASE("A record's payload length is in its meta (format 2); its bytes are no
   REQUIRE(DecodeMeta(bytes, &d).ok());
   CHECK(d.payload_len == 100'000);
   CHECK((d.flags & kRecordFlagPayload) != 0);
-  CHECK(RecordSize(static_cast<uint32_t>(bytes.size()), 1, d.payload_len) ==
+  CHECK(RecordSize(static_cast<uint32_t>(bytes.size()), d) ==
         8 + bytes.size() + kImageBlockSize + 4 + 100'000);
   // The flag without a length, or with length 0, is damage.
   std::string flag_only = plain;

@@ -78,7 +78,7 @@ void WriteFormat2Store(Env& env, const std::string& dir, Lsn last, int per_segme
     std::string images;
     if (lsn > 1) {
       m.entries.push_back(internal::PageEntry{PageOf(lsn), internal::EntryType::kImage});
-      internal::AppendImageBlock(&images, PageData(lsn));
+      internal::AppendImageBlock(&images, PageData(lsn), /*holes=*/false);
     }
     const std::string meta = EncodeMeta(m);
     if (lsn > 1) {
@@ -164,7 +164,8 @@ TEST_CASE("A store written in format 2 opens, reads everything, and moves to for
   // Mixed mode: the format-2 versions are in memory.
   CHECK(f.store().Stats().page_index_versions == last - 1);
   CheckFormat2States(f.store(), 1, last);
-  // The format-2 tail keeps taking records; new segments are format 3.
+  // The format-2 tail is sealed at the first new record; new segments are
+  // of the current format.
   f.options().segment_bytes = 32 << 10;
   f.Reopen();
   const TimelineId t = 1;
@@ -203,7 +204,7 @@ TEST_CASE("A store written in format 2 opens, reads everything, and moves to for
   CHECK(f.store().Stats().page_index_versions < last - 1);
 }
 
-TEST_CASE("A store written in format 3 opens, writes its first MANIFEST, and moves to format 4") {
+TEST_CASE("A store written in format 3 opens, writes its first MANIFEST, and moves to format 5") {
   StoreFixture f;  // only for its directory, clock and Env
   f.Close();
   const Lsn last = 60;
@@ -220,7 +221,8 @@ TEST_CASE("A store written in format 3 opens, writes its first MANIFEST, and mov
   f.Reopen();
   CHECK(f.store().Damage().empty());
   CheckFormat2States(f.store(), 1, last);
-  // New segments are format 4; compaction rewrites the old ones in format 4.
+  // New segments are format 5; compaction rewrites the old ones in format 5
+  // (their image blocks re-encoded with holes).
   f.options().segment_bytes = 32 << 10;
   f.Reopen();
   const TimelineId t = 1;
@@ -245,7 +247,7 @@ TEST_CASE("A store written in format 3 opens, writes its first MANIFEST, and mov
   f.Reopen();
   check_head();
   CHECK(f.store().Damage().empty());
-  int format4 = 0;
+  int current = 0;
   auto children = f.env().GetChildren(f.path());
   REQUIRE(children.ok());
   for (const std::string& c : *children) {
@@ -253,9 +255,9 @@ TEST_CASE("A store written in format 3 opens, writes its first MANIFEST, and mov
     if (!internal::ParseSegmentFileName(c, &n)) continue;
     const uint32_t v = HeaderVersion(f.env(), JoinPath(f.path(), c));
     CHECK(v >= 3);
-    format4 += v == 4 ? 1 : 0;
+    current += v == internal::kFormatVersion ? 1 : 0;
   }
-  CHECK(format4 >= 2);
+  CHECK(current >= 2);
 }
 
 TEST_CASE("A run's record list packs 8 bytes per record and reads back every entry") {

@@ -193,10 +193,12 @@ TEST_CASE("A payload whose bytes changed on disk reads as Corruption") {
   CHECK(f.ReadAt(lsn, 1) == PageData(1));
 }
 
-TEST_CASE("A format-1 store opens; payloads then go to a new format-2 segment") {
+TEST_CASE("A format-1 segment opens, and is sealed as format 1 before the first new record") {
   StoreFixture f;
   TimelineId t = f.Create(0);
-  Lsn old = f.Commit(t, {{1, 1}}, 1, "before the upgrade");
+  auto created = f.store().Head(t);  // no image (a format-1 image block has no hole)
+  REQUIRE(created.ok());
+  const Lsn old = *created;
   f.Close();
   // Rewrite the (only, unsealed) segment's header as format 1, as an older
   // build wrote it.
@@ -216,9 +218,9 @@ TEST_CASE("A format-1 store opens; payloads then go to a new format-2 segment") 
   WriteWhole(f.env(), files[0], *data);
 
   f.Reopen();
-  CHECK(f.ReadAt(old, 1) == PageData(1));
-  Lsn plain = f.Commit(t, {{1, 2}}, 1, "no payload: the old segment takes it");
-  CHECK(SegmentFiles(f.env(), f.path()).size() == 1);
+  CHECK(f.store().GetRecord(old).ok());
+  Lsn plain = f.Commit(t, {{1, 2}}, 1, "a new record: the old segment is sealed first");
+  CHECK(SegmentFiles(f.env(), f.path()).size() == 2);
   Lsn with = CommitWithPayload(f, t, 1, 3, Payload(1'000, 3));
   auto after = SegmentFiles(f.env(), f.path());
   REQUIRE(after.size() == 2);  // the format-1 segment was sealed first, as format 1
@@ -229,7 +231,7 @@ TEST_CASE("A format-1 store opens; payloads then go to a new format-2 segment") 
   REQUIRE(second.ok());
   CHECK(coding::DecodeFixed32(second->data() + 8) == internal::kFormatVersion);
   f.Reopen();
-  CHECK(f.ReadAt(old, 1) == PageData(1));
+  CHECK(f.store().GetRecord(old).ok());
   CHECK(f.ReadAt(plain, 1) == PageData(2));
   CHECK(ReadPayload(f, with) == Payload(1'000, 3));
 }

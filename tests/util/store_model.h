@@ -34,7 +34,7 @@ using storage::RecordKind;
 using storage::TimelineId;
 
 // kPageSize bytes named by key (0: all zeros). Distinct keys give distinct
-// pages; the first 8 bytes hold the key.
+// pages; the first 8 bytes hold the key. Most have a run of zeros (a hole).
 std::string PageData(uint64_t key);
 // The key PageData put in data, or nullopt if data is not a PageData page.
 std::optional<uint64_t> PageKeyOf(const std::string& data);
