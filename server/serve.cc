@@ -1,6 +1,7 @@
 // See serve.h.
 #include "server/serve.h"
 
+#include <malloc.h>
 #include <signal.h>
 
 #include <cstdio>
@@ -14,8 +15,20 @@
 #include "server/server.h"
 
 namespace branchdb::server {
+namespace {
+
+constexpr int kServeMallocArenas = 2;
+
+}  // namespace
 
 int RunServe(const ServeFlags& flags) {
+  // glibc gives a thread that finds the malloc arenas busy one of its own,
+  // up to eight per core: a server's request and pool threads end up with a
+  // dozen, and once the caches churn, memory freed in one arena is not
+  // reused by another, nor returned (docs/benchmarks.md, "Memory outside the
+  // caches"). A few arenas keep it in use at no measurable cost in
+  // throughput; MALLOC_ARENA_MAX, when set, decides instead.
+  if (std::getenv("MALLOC_ARENA_MAX") == nullptr) mallopt(M_ARENA_MAX, kServeMallocArenas);
   branchdb::Env* env = branchdb::Env::Default();
   auto config = branchdb::server::LoadConfig(
       flags, [](const char* name) { return std::getenv(name); },
