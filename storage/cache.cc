@@ -56,6 +56,7 @@ class Shard {
   // the lock.
   void Insert(const CacheKey& key, Cache::Value value, uint64_t charge,
               std::vector<Cache::Value>* dropped) EXCLUDES(mu_) {
+    charge += kCacheEntryBytes;
     MutexLock lock(mu_);
     if (auto it = map_.find(key); it != map_.end()) {
       dropped->push_back(RemoveLocked(it->second));
@@ -106,6 +107,14 @@ class Shard {
   };
   using List = std::list<Entry>;
   using Map = std::unordered_map<CacheKey, List::iterator, KeyHash>;
+  // A list node (two links and the entry) and a map node (a link, the key
+  // and iterator, the cached hash), each in a glibc chunk (an 8-byte header,
+  // rounded up to 16), and about two buckets' pointers.
+  static constexpr uint64_t kListNode = (2 * sizeof(void*) + sizeof(Entry) + 8 + 15) / 16 * 16;
+  static constexpr uint64_t kMapNode =
+      (sizeof(void*) + sizeof(Map::value_type) + sizeof(size_t) + 8 + 15) / 16 * 16;
+  static_assert(kCacheEntryBytes == kListNode + kMapNode + 2 * sizeof(void*),
+                "kCacheEntryBytes (cache.h) is what an entry's nodes take");
   Cache::Value RemoveLocked(List::iterator it) REQUIRES(mu_) {
     KindCounts& k = kinds_[static_cast<size_t>(it->key.kind)];
     k.bytes -= it->charge;

@@ -2,8 +2,9 @@
 // process, in the way LevelDB's block cache is shared by all its tables.
 //
 // A thread-safe, sharded LRU cache of immutable values, bounded by the sum of
-// the charges of its entries (bytes, as the inserter counts them: the value's
-// heap bytes plus the cache's own bookkeeping per entry). Each page store
+// the charges of its entries (bytes: what the inserter charges for its value,
+// its heap bytes with kCacheValueOverhead, plus kCacheEntryBytes, which the
+// cache adds for its own bookkeeping of the entry). Each page store
 // takes an owner id (NewOwnerId) and puts it in its keys, so stores never see
 // each other's entries, and drops its entries when it closes (EraseOwner).
 // Entries are of a few kinds (CacheKind: page images, record metas, ...), all
@@ -26,6 +27,15 @@
 #include <memory>
 
 namespace branchdb::storage {
+
+// What the cache spends on an entry besides its value, added to every charge:
+// the LRU list node, the hash map's node and bucket, and their allocations'
+// headers (glibc's: 8 bytes, 16-byte chunks). cache.cc checks it against the
+// node types.
+inline constexpr uint64_t kCacheEntryBytes = 160;
+// What a value shared through the cache costs besides its own bytes: its
+// make_shared control block and the allocation's header. Inserters add it.
+inline constexpr uint64_t kCacheValueOverhead = 32;
 
 // What a cache entry holds. kCount must stay last.
 enum class CacheKind : uint8_t {
@@ -86,9 +96,10 @@ class Cache {
   // The value of key and makes it the most recently used; nullptr when absent.
   // Counted as a hit or a miss of key.kind.
   virtual Value Lookup(const CacheKey& key) = 0;
-  // Inserts (or replaces) key's value, charged `charge` bytes, then evicts the
-  // least recently used entries of its shard until the shard is within its
-  // capacity. A value whose charge exceeds a shard's capacity is not kept.
+  // Inserts (or replaces) key's value, charged `charge` bytes and
+  // kCacheEntryBytes, then evicts the least recently used entries of its
+  // shard until the shard is within its capacity. A value whose charge
+  // exceeds a shard's capacity is not kept.
   virtual void Insert(const CacheKey& key, Value value, uint64_t charge) = 0;
   // Drops key's entry, if any.
   virtual void Erase(const CacheKey& key) = 0;

@@ -120,7 +120,7 @@ std::shared_ptr<const PathMap> PathCache::Get(const std::vector<Run>& runs, uint
   // Cached however short: rebuilding one is several allocations, on every
   // read of a branch whose page is not in memory.
   auto path = base ? ExtendPathMap(*base, runs, r) : BuildPathMap(runs, r);
-  cache_->Insert(Key(r), path, path->MemoryBytes() + 96);
+  cache_->Insert(Key(r), path, path->MemoryBytes() + kCacheValueOverhead);
   MutexLock lock(mu_);
   last_run_ = r;
   last_ = path;
@@ -383,9 +383,8 @@ namespace {
 struct PageImage {
   char data[kPageSize];
 };
-// What one cached image counts for: the image, the control block, the LRU
-// list node and the hash map's node and bucket.
-constexpr uint64_t kPageCharge = kPageSize + 160;
+// What one cached image counts for (besides the cache's own bytes).
+constexpr uint64_t kPageCharge = kPageSize + kCacheValueOverhead;
 
 }  // namespace
 
@@ -412,7 +411,7 @@ std::shared_ptr<const LocationCache::Entry> LocationCache::Lookup(Lsn run_start,
 
 void LocationCache::Insert(Lsn run_start, PageNo pgno, const Entry& e) const {
   cache_->Insert(CacheKey{owner_, CacheKind::kLocation, run_start, pgno},
-                 std::make_shared<const Entry>(e), sizeof(Entry) + 96);
+                 std::make_shared<const Entry>(e), sizeof(Entry) + kCacheValueOverhead);
 }
 
 }  // namespace branchdb::storage::internal

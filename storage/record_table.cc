@@ -1,13 +1,6 @@
 #include "storage/record_table.h"
 
 namespace branchdb::storage::internal {
-namespace {
-
-// The cache's bookkeeping per entry: its list node, its hash node and bucket,
-// the shared_ptr's control block (with the meta, by make_shared).
-constexpr uint64_t kMetaCacheEntryOverhead = 96;
-
-}  // namespace
 
 size_t RecordTable::LowerBound(Lsn l) const {
   size_t lo = 0, hi = size_;
@@ -41,7 +34,7 @@ RecordEntry* RecordTable::FindMutable(Lsn lsn) {
 
 uint64_t MetaCache::Charge(const RecordMeta& meta) {
   return sizeof(RecordMeta) + meta.annotation.capacity() +
-         meta.entries.capacity() * sizeof(PageEntry) + kMetaCacheEntryOverhead;
+         meta.entries.capacity() * sizeof(PageEntry) + kCacheValueOverhead;
 }
 
 std::shared_ptr<const RecordMeta> MetaCache::Lookup(Lsn lsn) const {

@@ -151,7 +151,7 @@ class RecordBlockCache {
   void Insert(uint64_t segment, uint32_t block, std::shared_ptr<const RecordBlock> b) const;
   CacheStats Stats() const { return cache_->Stats(CacheKind::kIndex); }
   static uint64_t Charge(const RecordBlock& b) {
-    return b.size() * sizeof(RecordIndexEntry) + 96;
+    return b.size() * sizeof(RecordIndexEntry) + kCacheValueOverhead;
   }
 
  private:
@@ -220,7 +220,9 @@ class IndexBlockCache {
   void Insert(uint64_t segment, uint32_t block, std::shared_ptr<const IndexBlock> b) const;
   // The cache's figures for index blocks (Cache::Stats(CacheKind::kIndex)).
   CacheStats Stats() const { return cache_->Stats(CacheKind::kIndex); }
-  static uint64_t Charge(const IndexBlock& b) { return b.size() * sizeof(IndexEntry) + 96; }
+  static uint64_t Charge(const IndexBlock& b) {
+    return b.size() * sizeof(IndexEntry) + kCacheValueOverhead;
+  }
 
  private:
   const std::shared_ptr<Cache> cache_;

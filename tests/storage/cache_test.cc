@@ -24,6 +24,10 @@ namespace {
 
 using ::branchdb::testing::TestSeed;
 
+// The cache's own bytes per entry, which it adds to every charge: the tests
+// below charge their round figures less these.
+constexpr uint64_t E = kCacheEntryBytes;
+
 CacheKey Page(uint64_t owner, uint64_t lsn, uint64_t pgno = 1) {
   return CacheKey{owner, CacheKind::kPage, lsn, pgno};
 }
@@ -42,10 +46,10 @@ std::string Text(const Cache::Value& v) { return *static_cast<const std::string*
 TEST_CASE("a cache keeps entries up to its capacity and evicts the least recently used") {
   auto cache = Cache::Create(10000, /*shard_bits=*/0);
   const uint64_t o = cache->NewOwnerId();
-  cache->Insert(Page(o, 1), ValueOf(Page(o, 1)), 4000);
-  cache->Insert(Page(o, 2), ValueOf(Page(o, 2)), 4000);
+  cache->Insert(Page(o, 1), ValueOf(Page(o, 1)), 4000 - E);
+  cache->Insert(Page(o, 2), ValueOf(Page(o, 2)), 4000 - E);
   REQUIRE(cache->Lookup(Page(o, 1)) != nullptr);         // 1 is now more recent than 2
-  cache->Insert(Page(o, 3), ValueOf(Page(o, 3)), 4000);  // 12000 > 10000: evicts 2
+  cache->Insert(Page(o, 3), ValueOf(Page(o, 3)), 4000 - E);  // 12000 > 10000: evicts 2
   CHECK(cache->Lookup(Page(o, 2)) == nullptr);
   CHECK(Text(cache->Lookup(Page(o, 1))) == Text(ValueOf(Page(o, 1))));
   CHECK(Text(cache->Lookup(Page(o, 3))) == Text(ValueOf(Page(o, 3))));
@@ -60,9 +64,9 @@ TEST_CASE("a cache keeps entries up to its capacity and evicts the least recentl
 TEST_CASE("a value that is still held outlives its eviction") {
   auto cache = Cache::Create(5000, 0);
   const uint64_t o = cache->NewOwnerId();
-  cache->Insert(Page(o, 1), ValueOf(Page(o, 1)), 4000);
+  cache->Insert(Page(o, 1), ValueOf(Page(o, 1)), 4000 - E);
   Cache::Value held = cache->Lookup(Page(o, 1));
-  cache->Insert(Page(o, 2), ValueOf(Page(o, 2)), 4000);  // evicts 1
+  cache->Insert(Page(o, 2), ValueOf(Page(o, 2)), 4000 - E);  // evicts 1
   CHECK(cache->Lookup(Page(o, 1)) == nullptr);
   CHECK(Text(held) == Text(ValueOf(Page(o, 1))));
   CHECK(cache->Stats().bytes == 4000);
@@ -71,7 +75,7 @@ TEST_CASE("a value that is still held outlives its eviction") {
 TEST_CASE("an entry larger than a shard is not kept, and a zero capacity keeps nothing") {
   auto cache = Cache::Create(16000, /*shard_bits=*/2);  // shards of 4000
   const uint64_t o = cache->NewOwnerId();
-  cache->Insert(Page(o, 1), ValueOf(Page(o, 1)), 4001);
+  cache->Insert(Page(o, 1), ValueOf(Page(o, 1)), 4001 - E);
   CHECK(cache->Lookup(Page(o, 1)) == nullptr);
   CHECK(cache->Stats().bytes == 0);
   auto none = Cache::Create(0);
@@ -83,8 +87,8 @@ TEST_CASE("an entry larger than a shard is not kept, and a zero capacity keeps n
 TEST_CASE("replacing an entry charges the new value only") {
   auto cache = Cache::Create(10000, 0);
   const uint64_t o = cache->NewOwnerId();
-  cache->Insert(Page(o, 1), ValueOf(Page(o, 1)), 3000);
-  cache->Insert(Page(o, 1), ValueOf(Page(o, 7)), 1000);
+  cache->Insert(Page(o, 1), ValueOf(Page(o, 1)), 3000 - E);
+  cache->Insert(Page(o, 1), ValueOf(Page(o, 7)), 1000 - E);
   CHECK(cache->Stats().bytes == 1000);
   CHECK(cache->Stats().entries == 1);
   CHECK(Text(cache->Lookup(Page(o, 1))) == Text(ValueOf(Page(o, 7))));
@@ -97,8 +101,8 @@ TEST_CASE("each kind of entry is counted apart, and all share the capacity") {
   auto cache = Cache::Create(10000, 0);
   const uint64_t o = cache->NewOwnerId();
   const CacheKey meta{o, CacheKind::kMeta, 5, 0};
-  cache->Insert(Page(o, 5), ValueOf(Page(o, 5)), 4000);
-  cache->Insert(meta, ValueOf(meta), 3000);
+  cache->Insert(Page(o, 5), ValueOf(Page(o, 5)), 4000 - E);
+  cache->Insert(meta, ValueOf(meta), 3000 - E);
   CHECK(cache->Lookup(meta) != nullptr);
   CHECK(cache->Lookup(CacheKey{o, CacheKind::kMeta, 6, 0}) == nullptr);
   CacheStats p = cache->Stats(CacheKind::kPage), m = cache->Stats(CacheKind::kMeta);
@@ -113,12 +117,27 @@ TEST_CASE("each kind of entry is counted apart, and all share the capacity") {
   CHECK(cache->Stats(CacheKind::kIndex).entries == 0);
   // The same numbers under another kind are another entry; a big page evicts
   // the older meta.
-  cache->Insert(CacheKey{o, CacheKind::kIndex, 5, 0}, ValueOf(meta), 3000);
+  cache->Insert(CacheKey{o, CacheKind::kIndex, 5, 0}, ValueOf(meta), 3000 - E);
   CHECK(cache->Stats().bytes == 10000);
-  cache->Insert(Page(o, 6), ValueOf(Page(o, 6)), 2000);  // 12000: the page of LSN 5 goes
+  cache->Insert(Page(o, 6), ValueOf(Page(o, 6)), 2000 - E);  // 12000: the page of LSN 5 goes
   CHECK(cache->Lookup(Page(o, 5)) == nullptr);
   CHECK(cache->Lookup(meta) != nullptr);
   CHECK(cache->Stats().bytes == 8000);
+}
+
+TEST_CASE("the cache counts its own bytes per entry in each charge") {
+  auto cache = Cache::Create(10 * (100 + E), 0);
+  const uint64_t o = cache->NewOwnerId();
+  cache->Insert(Page(o, 1), ValueOf(Page(o, 1)), 100);
+  CHECK(cache->Stats().bytes == 100 + E);
+  CHECK(cache->Stats(CacheKind::kPage).bytes == 100 + E);
+  for (uint64_t i = 2; i <= 11; ++i) cache->Insert(Page(o, i), ValueOf(Page(o, i)), 100);
+  CHECK(cache->Stats().entries == 10);  // the eleventh pushed the first out
+  CHECK(cache->Lookup(Page(o, 1)) == nullptr);
+  // An entry charged nothing still costs the cache its node.
+  auto tiny = Cache::Create(E - 1, 0);
+  tiny->Insert(Page(o, 1), ValueOf(Page(o, 1)), 0);
+  CHECK(tiny->Stats().entries == 0);
 }
 
 TEST_CASE("EraseOwner drops one owner's entries and keeps the others'") {
@@ -133,7 +152,7 @@ TEST_CASE("EraseOwner drops one owner's entries and keeps the others'") {
   CHECK(cache->Stats().entries == 200);
   cache->EraseOwner(a);
   CHECK(cache->Stats().entries == 100);
-  CHECK(cache->Stats().bytes == 100 * 100);
+  CHECK(cache->Stats().bytes == 100 * (100 + E));
   for (uint64_t i = 1; i <= 100; ++i) {
     CHECK(cache->Lookup(Page(a, i)) == nullptr);
     REQUIRE(cache->Lookup(Page(b, i)) != nullptr);
