@@ -177,6 +177,13 @@ bool HoleOf(const char* head, size_t* off, size_t* len) {
   return *off + *len <= kPageSize;
 }
 
+// A page whose bytes after the hole sit right after its bytes before it
+// (as a block stores them): moves them to their place and zeroes the hole.
+void PutHoleBack(char* page, size_t off, size_t len) {
+  std::memmove(page + off + len, page + off, kPageSize - len - off);
+  std::memset(page + off, 0, len);
+}
+
 }  // namespace
 
 bool ImageBlockValid(std::string_view block, bool holes) {
@@ -201,8 +208,7 @@ bool RestoreImage(const char* head, bool holes, char* page, size_t got) {
   }
   const uint32_t crc = crc32c::Extend(crc32c::Value(head + 4, 4), page, kPageSize - len);
   if (DecodeFixed32(head) != crc) return false;
-  std::memmove(page + off + len, page + off, kPageSize - len - off);
-  std::memset(page + off, 0, len);
+  PutHoleBack(page, off, len);
   return true;
 }
 
@@ -212,8 +218,7 @@ void BlockImage(std::string_view block, bool holes, char* out) {
   if (holes) {
     size_t off = 0, len = 0;
     HoleOf(block.data(), &off, &len);
-    std::memmove(out + off + len, out + off, kPageSize - len - off);
-    std::memset(out + off, 0, len);
+    PutHoleBack(out, off, len);
   }
 }
 

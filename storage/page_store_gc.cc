@@ -681,13 +681,11 @@ Status PageStoreImpl::CopyRecord(uint64_t seg, RandomAccessFile* file, const Foo
   std::string meta_bytes = EncodeMeta(meta);
   const uint64_t rec_off = out->offset + out->buf.size();
   out->buf += EncodeRecordPrefix(meta_bytes);
-  uint64_t at = out->offset + out->buf.size();  // the next image block's
+  const std::vector<uint64_t> at =
+      ImageOffsets(rec_off, static_cast<uint32_t>(meta_bytes.size()), meta);
+  size_t image = 0;
   for (const PageEntry& pe : meta.entries) {
-    uint64_t offset = kZeroOffset;
-    if (pe.type == EntryType::kImage) {
-      offset = at;
-      at += ImageBlockBytes(meta, pe);
-    }
+    const uint64_t offset = pe.type == EntryType::kImage ? at[image++] : kZeroOffset;
     out->moves.push_back(CompactionOutput::Move{pe.pgno, meta.lsn, offset, meta.run_start});
   }
   out->buf += images;
