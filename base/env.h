@@ -53,6 +53,21 @@ class WritableFile {
   // retry and report success (fail-stop).
   virtual Status Sync() = 0;
   virtual Status Close() = 0;
+  // Append(data), then Sync(): data and everything appended before it are
+  // durable once this returns OK. A file may do both in one call (POSIX:
+  // pwritev2 with RWF_DSYNC, over blocks already written and with nothing
+  // earlier left unsynced: one system call, and a wait for this write's
+  // range only). A failure of the write alone is Append's (a full disk:
+  // reason disk_full); any failure once the data may have reached the file
+  // is a failed sync's, with reason kSyncFailed (AsSyncFailure).
+  virtual Status AppendDurable(std::string_view data) {
+    BRANCHDB_RETURN_IF_ERROR(Append(data));
+    return AsSyncFailure(Sync());
+  }
+  static constexpr std::string_view kSyncFailed = "sync_failed";
+  static Status AsSyncFailure(const Status& s) {
+    return s.ok() ? s : Status::IOError(s.message(), std::string(kSyncFailed));
+  }
   // The write position: the file's size when opened plus everything appended
   // since (zeros written ahead by ExtendWithZeros do not count).
   virtual uint64_t Size() const = 0;

@@ -229,7 +229,8 @@ Result<GcStats> PageStoreImpl::Gc(const GcOptions& options) {
   MutexLock gc_lock(gc_mu_);
   {
     MutexLock lock(mu_);
-    while (gc_running_) cv_.Wait(mu_);
+    // A lone record written outside mu_ (WriteAlone) is applied first.
+    while (gc_running_ || writing_alone_) cv_.Wait(mu_);
     gc_running_ = true;  // new mutations wait (none is mid-append: that is under mu_)
   }
   struct Done {

@@ -14,9 +14,10 @@
 // caches' own locks and damage_mu_, leaves). No file is read under state_mu_
 // (a read takes the file's handle under it, and reads after releasing it).
 // Appenders (under mu_) write to the active segment file; the group-commit
-// leader syncs it outside mu_ (syncing_), and rolling the segment waits until
-// no leader is syncing. GC excludes both: it sets gc_running_ and first makes
-// every appended record durable. A protocol on mu_, gc_running_ and syncing_.
+// leader syncs it outside mu_ (syncing_; so does a lone record's WriteAlone),
+// and rolling the segment waits until no leader is syncing. GC excludes both:
+// it sets gc_running_ and first makes every appended record durable. A
+// protocol on mu_, gc_running_ and syncing_.
 #ifndef BRANCHDB_STORAGE_PAGE_STORE_IMPL_H_
 #define BRANCHDB_STORAGE_PAGE_STORE_IMPL_H_
 
@@ -355,17 +356,20 @@ class PageStoreImpl final : public PageStore {
   // which makes every record appended so far durable. Does not release mu_
   // once it returns OK, so the caller can stamp and append in LSN order.
   Status BeginAppend() REQUIRES(mu_);
-  // Appends w (stamped) to the active segment and applies it to the state, so
-  // that reads see it; not synced. Any failure stops the store (StopWrites).
-  Status AppendRecord(Writer* w) REQUIRES(mu_);
+  // Appends w (stamped) to the active segment and applies it, so that reads
+  // see it; not synced, unless `durable` (the caller waits next) finds no
+  // record waiting for a sync: then WriteAlone. A failure stops the store.
+  Status AppendRecord(Writer* w, bool durable = false) REQUIRES(mu_);
+  // Writes and syncs a record in one call (AppendDurable), mu_ released.
+  Status WriteAlone(std::string_view record) REQUIRES(mu_);
   // Commit's argument checks, without a lock: fills *w with the record (its
   // page entries in page order).
   static Status BuildCommit(TimelineId t, const std::vector<PageWrite>& pages,
                             uint32_t db_size_pages, std::string_view annotation,
                             std::string_view payload, Writer* w);
   // Commit's validation against the pending head and append; *lsn receives the record's LSN.
-  Status CommitLocked(TimelineId t, Lsn expected_head, std::unique_ptr<Writer> w, Lsn* lsn)
-      REQUIRES(mu_);
+  Status CommitLocked(TimelineId t, Lsn expected_head, std::unique_ptr<Writer> w, bool durable,
+                      Lsn* lsn) REQUIRES(mu_);
   // WaitDurable with mu_ held; the group-commit leader releases mu_ while it
   // syncs (and takes it again).
   Status WaitDurableLocked(Lsn lsn) REQUIRES(mu_);
@@ -673,9 +677,10 @@ class PageStoreImpl final : public PageStore {
   CondVar cv_;  // with mu_: gc_running_, syncing_, durable_lsn_ or failed_ changed
   // Highest LSN whose record is in the log and applied (maybe not durable).
   Lsn appended_lsn_ GUARDED_BY(mu_) = 0;
-  // A group-commit leader is syncing the active segment (outside mu_):
-  // rolling the segment waits for it.
+  // A leader (or WriteAlone) syncs the active segment outside mu_: rolls wait.
   bool syncing_ GUARDED_BY(mu_) = false;
+  bool writing_alone_ GUARDED_BY(mu_) = false;  // WriteAlone's: appends wait
+  int append_waiters_ GUARDED_BY(mu_) = 0;      // in BeginAppend's wait
   std::map<TimelineId, PendingTimeline> pending_ GUARDED_BY(mu_);
   // The first failure of a write (sticky until reopened): a failed fsync, or a
   // failed write whose bytes may be half in the file (reason disk_full when
@@ -686,17 +691,16 @@ class PageStoreImpl final : public PageStore {
   int64_t last_time_ GUARDED_BY(mu_) = 0;
   bool gc_running_ GUARDED_BY(mu_) = false;
 
-  // Appended to (and rolled) under mu_, synced by the group-commit leader
-  // outside it (syncing_), used by GC alone while it runs (gc_running_).
+  // Appended to (and rolled) under mu_, synced outside it by the leader or
+  // WriteAlone (syncing_), used by GC alone while it runs (gc_running_).
   std::unique_ptr<WritableFile> active_file_;
   uint64_t active_number_ = 0;
   // End of the last record appended to the active segment (its header's
   // end in a new one): what a sync of it makes durable.
   uint64_t appended_end_ = 0;
   // The active segment file's size: appended_end_ plus the zeros written
-  // ahead of it (ExtendZeros), cut off when the segment is sealed; at most
-  // appended_end_ when it has none (after Open: recovery cut any, and the
-  // first group-commit leader writes a new one).
+  // ahead (ExtendZeros), cut off at the seal; at most appended_end_ when it
+  // has none (after Open: recovery cut any; the first sync writes new ones).
   uint64_t zeros_end_ = 0;
   // The next growth of the zero region (ExtendZeros): 0 after Open and in a
   // new segment (kFirstZerosBytes), doubled by each growth.
@@ -759,16 +763,14 @@ class PageStoreImpl final : public PageStore {
   // ResolveLsn answer as of it, reads of a state past it fail store_failed.
   Lsn failed_limit_ GUARDED_BY(state_mu_) = ~Lsn{0};
   Lsn gc_lsn_ GUARDED_BY(state_mu_) = 0;  // last_lsn of the newest GC manifest
-  // Ends a CachedUsage: bumped by every change that can move a version
-  // between exclusive and shared or drop one (create, reset, drop,
-  // GC). A commit does not: its images are its timeline's alone.
+  // Ends a CachedUsage: bumped by every change that can move a version between
+  // exclusive and shared or drop one (create, reset, drop, GC), not a commit.
   uint64_t usage_epoch_ GUARDED_BY(state_mu_) = 0;
   // Ends every LocationCache answer: bumped by what moves versions or
   // deletes their files (compaction, a segment's index dropped or demoted).
   // A seal does not: a version's segment and offset stay what they were. Nor
   // does GC's removal of versions: a version a cached answer names that a
   // live state still reads is kept, and a newer one is found above as_of.
-  // (location_cache_test fails without the bump at compaction.)
   mutable uint64_t location_epoch_ GUARDED_BY(state_mu_) = 0;
 
   // Internally synchronized.
@@ -778,12 +780,10 @@ class PageStoreImpl final : public PageStore {
   mutable IndexBlockCache index_cache_;
   mutable LocationCache location_cache_;
   // Whether a read has put an answer in location_cache_: until then reads do
-  // not look it up (a store whose reads never step over another run's
-  // versions, e.g. one with a single branch, never pays for the cache).
+  // not look it up (a single branch's reads never pay for the cache).
   mutable std::atomic<bool> locations_cached_{false};
   mutable RecordBlockCache record_cache_;
-  // Damaged record metas reads found and served from their footer's copy,
-  // one line each (Damage()).
+  // Damaged record metas reads served from their footer's copy (Damage()).
   mutable Mutex damage_mu_;
   mutable std::vector<std::string> read_damage_ GUARDED_BY(damage_mu_);
   // Usage(t) answers from here (a full plan reads every segment's index).

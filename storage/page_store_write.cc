@@ -83,7 +83,7 @@ Result<TimelineId> PageStoreImpl::CreateTimeline(Lsn base, std::string_view anno
   w->meta.run_start = w->meta.lsn;
   const TimelineId id = w->meta.timeline;
   const PendingTimeline created{w->meta.lsn, w->meta.lsn, w->meta.db_size_pages, false};
-  BRANCHDB_RETURN_IF_ERROR(AppendRecord(w.get()));
+  BRANCHDB_RETURN_IF_ERROR(AppendRecord(w.get(), true));
   pending_[id] = created;
   BRANCHDB_RETURN_IF_ERROR(WaitDurableLocked(created.head));
   return id;
@@ -126,7 +126,7 @@ Result<Lsn> PageStoreImpl::AppendRunRecord(RecordKind kind, TimelineId t, Lsn ex
   }
   next.head = w->meta.lsn;
   next.db_size = w->meta.db_size_pages;
-  BRANCHDB_RETURN_IF_ERROR(AppendRecord(w.get()));
+  BRANCHDB_RETURN_IF_ERROR(AppendRecord(w.get(), true));
   p = next;
   // Durable in log order: also every pending commit the base or the
   // previous head was (a reset never acknowledges a state that can fail).
@@ -147,9 +147,12 @@ Status PageStoreImpl::DropTimeline(TimelineId t) {
 Result<Lsn> PageStoreImpl::Commit(TimelineId t, Lsn expected_head,
                                   const std::vector<PageWrite>& pages, uint32_t db_size_pages,
                                   std::string_view annotation, std::string_view payload) {
-  Result<Lsn> lsn = CommitNoWait(t, expected_head, pages, db_size_pages, annotation, payload);
-  if (!lsn.ok()) return lsn;
-  BRANCHDB_RETURN_IF_ERROR(WaitDurable(*lsn));
+  auto w = std::make_unique<Writer>();
+  BRANCHDB_RETURN_IF_ERROR(BuildCommit(t, pages, db_size_pages, annotation, payload, w.get()));
+  MutexLock lock(mu_);
+  Lsn lsn = 0;
+  BRANCHDB_RETURN_IF_ERROR(CommitLocked(t, expected_head, std::move(w), true, &lsn));
+  BRANCHDB_RETURN_IF_ERROR(WaitDurableLocked(lsn));
   return lsn;
 }
 
@@ -161,7 +164,7 @@ Result<Lsn> PageStoreImpl::CommitNoWait(TimelineId t, Lsn expected_head,
   BRANCHDB_RETURN_IF_ERROR(BuildCommit(t, pages, db_size_pages, annotation, payload, w.get()));
   MutexLock lock(mu_);
   Lsn lsn = 0;
-  BRANCHDB_RETURN_IF_ERROR(CommitLocked(t, expected_head, std::move(w), &lsn));
+  BRANCHDB_RETURN_IF_ERROR(CommitLocked(t, expected_head, std::move(w), false, &lsn));
   return lsn;
 }
 
@@ -214,7 +217,7 @@ Status PageStoreImpl::BuildCommit(TimelineId t, const std::vector<PageWrite>& pa
 }
 
 Status PageStoreImpl::CommitLocked(TimelineId t, Lsn expected_head, std::unique_ptr<Writer> w,
-                                   Lsn* lsn) {
+                                   bool durable, Lsn* lsn) {
   BRANCHDB_RETURN_IF_ERROR(BeginAppend());
   auto it = pending_.find(t);
   if (it == pending_.end() || it->second.dropped) return TimelineNotFound(t);
@@ -240,7 +243,7 @@ Status PageStoreImpl::CommitLocked(TimelineId t, Lsn expected_head, std::unique_
   }
   w->meta.run_start = p.run_start;
   Stamp(&w->meta);
-  BRANCHDB_RETURN_IF_ERROR(AppendRecord(w.get()));
+  BRANCHDB_RETURN_IF_ERROR(AppendRecord(w.get(), durable));
   p.head = w->meta.lsn;
   p.db_size = db_size_pages;
   *lsn = w->meta.lsn;
@@ -249,8 +252,10 @@ Status PageStoreImpl::CommitLocked(TimelineId t, Lsn expected_head, std::unique_
 
 Status PageStoreImpl::BeginAppend() {
   for (;;) {
-    if (gc_running_) {
+    if (gc_running_ || writing_alone_) {
+      ++append_waiters_;
       cv_.Wait(mu_);
+      --append_waiters_;
       continue;
     }
     BRANCHDB_RETURN_IF_ERROR(CheckWritable());
@@ -278,17 +283,25 @@ Status PageStoreImpl::BeginAppend() {
   }
 }
 
-Status PageStoreImpl::AppendRecord(Writer* w) {
+Status PageStoreImpl::AppendRecord(Writer* w, bool durable) {
   const Lsn lsn = w->meta.lsn;
   const uint64_t offset = active_file_->Size();
   std::string meta = EncodeMeta(w->meta);
   std::string buf = EncodeRecordPrefix(meta);
   buf += w->images;
   if (w->meta.payload_len > 0) AppendPayloadBlock(&buf, w->payload);
-  Status s = active_file_->Append(buf);
+  // Alone: no leader syncing, every appended record durable, and no other
+  // append waiting (those woken after a lone record share the next sync).
+  bool alone = false;
+  if (durable && !syncing_ && append_waiters_ == 0 && failed_.ok()) {
+    ReaderLock state(state_mu_);
+    alone = appended_lsn_ == durable_lsn_;
+  }
+  Status s = alone ? WriteAlone(buf) : active_file_->Append(buf);
   // A failed write's bytes may be in the file, half written, so nothing may
-  // follow them until recovery truncates them (reopen).
-  if (!s.ok()) return StopWrites(s);
+  // follow them until recovery truncates them (reopen). A failed sync is
+  // fail-stop whatever its errno.
+  if (!s.ok()) return StopWrites(s.reason() == WritableFile::kSyncFailed ? SyncError(s) : s);
   {
     WriterLock state(state_mu_);
     s = ApplyRecord(w->meta, static_cast<uint32_t>(active_number_), offset,
@@ -302,7 +315,30 @@ Status PageStoreImpl::AppendRecord(Writer* w) {
   meta_cache_.Insert(lsn, std::make_shared<const RecordMeta>(std::move(w->meta)));
   active_footer_.emplace_back(offset, std::move(meta));
   appended_lsn_ = lsn;
+  if (alone) {
+    MarkDurable(lsn, active_number_, appended_end_);
+    // Ahead of the next records, as a leader does before its sync: these
+    // zeros are synced by the next commit (not alone: the file is unsynced).
+    ExtendZeros();
+  }
   return Status::OK();
+}
+
+Status PageStoreImpl::WriteAlone(std::string_view record) {
+  // As a group-commit leader's sync: no other leader, roll, GC or close
+  // touches the file meanwhile (syncing_). And no record is appended before
+  // this one is applied (BeginAppend and GC wait for writing_alone_): it is
+  // not in the state yet, and will be only once durable.
+  syncing_ = true;
+  writing_alone_ = true;
+  WritableFile* file = active_file_.get();
+  mu_.Unlock();
+  Status s = file->AppendDurable(record);
+  mu_.Lock();
+  syncing_ = false;
+  writing_alone_ = false;
+  cv_.SignalAll();
+  return s;
 }
 
 Status PageStoreImpl::WaitDurable(Lsn lsn) {

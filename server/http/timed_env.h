@@ -16,7 +16,8 @@ namespace branchdb::server::http {
 
 class TimedEnv final : public EnvWrapper {
  public:
-  // on_sync(seconds) runs after every Sync(), successful or not.
+  // on_sync(seconds) runs after every Sync() and AppendDurable() (a write
+  // that syncs itself), successful or not.
   TimedEnv(Env* target, std::function<void(double seconds)> on_sync)
       : EnvWrapper(target), on_sync_(std::move(on_sync)) {}
 

@@ -8,6 +8,7 @@
 
 using branchdb::Env;
 using branchdb::Status;
+using branchdb::WritableFile;
 using branchdb::testing::TempDir;
 
 TEST_CASE("Status carries code, message and reason") {
@@ -66,6 +67,46 @@ TEST_CASE("Env writes, appends, reads, lists, renames and deletes files") {
   CHECK_FALSE(env->FileExists(path));
   REQUIRE(env->DeleteFile(dir.Sub("a/b/renamed")).ok());
   CHECK(env->GetFileSize(dir.Sub("a/b/renamed")).status().IsNotFound());
+}
+
+TEST_CASE("AppendDurable appends as Append does, whatever was written before it") {
+  // Each path of the POSIX file's AppendDurable: opened (nothing known
+  // synced: write then fdatasync), after a Sync (one write that syncs
+  // itself), over zeros written ahead and not synced, after a plain Append,
+  // empty data; the bytes land at the write position and nowhere else.
+  TempDir dir;
+  Env* env = Env::Default();
+  const std::string path = dir.Sub("log");
+  auto f = env->NewWritableFile(path, Env::OpenMode::kTruncate);
+  REQUIRE(f.ok());
+  WritableFile& file = **f;
+  std::string expected;
+  auto durable = [&](const std::string& data) {
+    REQUIRE(file.AppendDurable(data).ok());
+    expected += data;
+    CHECK(file.Size() == expected.size());
+  };
+  durable("first ");
+  durable("second ");                     // everything before it synced
+  durable(std::string(5000, 'x') + " ");  // more than a page, across pages
+  REQUIRE(file.ExtendWithZeros(expected.size() + 8192).ok());
+  durable("over-zeros ");  // the zeros not synced yet
+  durable("synced-zeros ");
+  REQUIRE(file.Append("plain ").ok());
+  expected += "plain ";
+  durable("after-plain ");
+  durable("");
+  const uint64_t zeros_end = 6 + 7 + 5001 + 8192;
+  auto contents = env->ReadFileToString(path);
+  REQUIRE(contents.ok());
+  REQUIRE(contents->size() == zeros_end);  // the zeros ahead are still there
+  CHECK(contents->substr(0, expected.size()) == expected);
+  CHECK(contents->substr(expected.size()) == std::string(zeros_end - expected.size(), '\0'));
+  REQUIRE(file.Close().ok());
+  auto reopened = env->NewWritableFile(path, Env::OpenMode::kAppend);
+  REQUIRE(reopened.ok());
+  REQUIRE((*reopened)->AppendDurable("tail").ok());  // opened: at the file's end
+  CHECK(env->ReadFileToString(path)->substr(zeros_end) == "tail");
 }
 
 TEST_CASE("ReadSplit reads a head and a body in one read, short at the end of the file") {
