@@ -24,8 +24,15 @@ size_t RecordMeta::ImageCount() const {
 }
 
 std::string EncodeMeta(const RecordMeta& m) {
+  // Exactly its size: the unsealed segment's metas stay in memory until the
+  // seal, and a string grown past its reservation doubles its capacity.
+  size_t size = kMetaFixedBytes + m.annotation.size() + kMetaEntryBytes * m.entries.size();
+  if (HasHoles(m)) {
+    for (const PageEntry& e : m.entries) size += e.type == EntryType::kImage ? 2 : 0;
+  }
+  if (m.payload_len > 0) size += 4;
   std::string out;
-  out.reserve(kMetaFixedBytes + m.annotation.size() + kMetaEntryBytes * m.entries.size());
+  out.reserve(size);
   PutFixed8(&out, static_cast<uint8_t>(m.kind));
   uint8_t flags = m.flags & static_cast<uint8_t>(~kRecordFlagPayload);
   if (m.payload_len > 0) flags |= kRecordFlagPayload;
@@ -459,8 +466,8 @@ Status DecodeFilter(std::string_view in, std::string* filter) {
   return Status::OK();
 }
 
-Status RecordIndexOf(const std::vector<std::pair<uint64_t, std::string>>& footer,
-                     std::vector<RecordIndexEntry>* out, std::vector<PageNo>* pages) {
+Status RecordIndexOf(const FooterMetas& footer, std::vector<RecordIndexEntry>* out,
+                     std::vector<PageNo>* pages) {
   out->clear();
   out->reserve(footer.size());
   RecordMeta m;  // one for all: DecodeMeta sets every field, and its entries keep their capacity
@@ -580,8 +587,8 @@ Status DecodeRecordIndexBlock(std::string_view in, std::vector<RecordIndexEntry>
   return Status::OK();
 }
 
-Status WriteFooter(const std::vector<std::pair<uint64_t, std::string>>& entries,
-                   uint64_t footer_offset, uint32_t version, const std::vector<IndexEntry>& index,
+Status WriteFooter(const FooterMetas& entries, uint64_t footer_offset, uint32_t version,
+                   const std::vector<IndexEntry>& index,
                    const std::vector<RecordIndexEntry>& records, const FooterSink& sink) {
   size_t body_len = 4;
   for (const auto& entry : entries) body_len += 12 + entry.second.size();
@@ -620,8 +627,7 @@ Status WriteFooter(const std::vector<std::pair<uint64_t, std::string>>& entries,
   return sink(tail);
 }
 
-std::string EncodeFooter(const std::vector<std::pair<uint64_t, std::string>>& entries,
-                         uint64_t footer_offset, uint32_t version,
+std::string EncodeFooter(const FooterMetas& entries, uint64_t footer_offset, uint32_t version,
                          const std::vector<IndexEntry>& index,
                          const std::vector<RecordIndexEntry>& records) {
   std::string out;

@@ -250,8 +250,10 @@ struct RecordIndexDirectory {
 // sorted by LSN, skeletons left out. Corruption when a meta does not decode.
 // pages, if given, gets the page number of every entry of every record
 // (skeletons' included), appended in the footer's order.
-Status RecordIndexOf(const std::vector<std::pair<uint64_t, std::string>>& footer,
-                     std::vector<RecordIndexEntry>* out, std::vector<PageNo>* pages = nullptr);
+// A footer's entries: each record's offset and its meta's bytes.
+using FooterMetas = std::vector<std::pair<uint64_t, std::string_view>>;
+Status RecordIndexOf(const FooterMetas& footer, std::vector<RecordIndexEntry>* out,
+                     std::vector<PageNo>* pages = nullptr);
 // The record index section (blocks, directory, tail with the IndexTail
 // layout), written at `offset`. REQUIRES: entries sorted by LSN.
 std::string EncodeRecordIndexSection(const std::vector<RecordIndexEntry>& entries,
@@ -265,8 +267,8 @@ Status DecodeRecordIndexBlock(std::string_view in, std::vector<RecordIndexEntry>
 // (EncodeIndexSection of `index`) follows the body, before the trailer.
 // Format 4: the record index section (of `records`) comes between the body
 // and the page index section.
-std::string EncodeFooter(const std::vector<std::pair<uint64_t, std::string>>& entries,
-                         uint64_t footer_offset, uint32_t version = kFormatVersion,
+std::string EncodeFooter(const FooterMetas& entries, uint64_t footer_offset,
+                         uint32_t version = kFormatVersion,
                          const std::vector<IndexEntry>& index = {},
                          const std::vector<RecordIndexEntry>& records = {});
 // The same bytes as EncodeFooter, handed to sink in order, in pieces: the
@@ -277,8 +279,8 @@ std::string EncodeFooter(const std::vector<std::pair<uint64_t, std::string>>& en
 // that seals the segment. Stops at the first error of sink and returns it.
 inline constexpr size_t kFooterPieceBytes = 256 * 1024;
 using FooterSink = std::function<Status(std::string_view piece)>;
-Status WriteFooter(const std::vector<std::pair<uint64_t, std::string>>& entries,
-                   uint64_t footer_offset, uint32_t version, const std::vector<IndexEntry>& index,
+Status WriteFooter(const FooterMetas& entries, uint64_t footer_offset, uint32_t version,
+                   const std::vector<IndexEntry>& index,
                    const std::vector<RecordIndexEntry>& records, const FooterSink& sink);
 struct Trailer {
   uint64_t footer_offset = 0;

@@ -222,6 +222,10 @@ struct StoreStats {
   // history beyond the directories.
   uint64_t page_index_bytes = 0;
   uint64_t page_index_versions = 0;    // versions held in memory
+  // The unsealed segment's record metas, kept for its footer until the seal:
+  // bounded by the segment (about its records' share of segment_bytes), not
+  // by history, and outside the caches.
+  uint64_t unsealed_meta_bytes = 0;
 };
 
 struct SpaceUsage {

@@ -511,7 +511,7 @@ struct CompactionOutput {
   std::unique_ptr<WritableFile> file;
   std::string buf;      // written, not yet appended to the file
   uint64_t offset = 0;  // bytes appended to the file so far
-  std::vector<std::pair<uint64_t, std::string>> footer;
+  MetaList footer;
   std::vector<Move> moves;
   std::vector<PageNo> pages;  // of every record read (their in-memory versions leave)
   std::vector<LiveMove> live_moves;
@@ -532,11 +532,11 @@ Status FinishOutput(CompactionOutput* out) {
     return a.pgno != b.pgno ? a.pgno < b.pgno : a.lsn < b.lsn;
   });
   std::vector<RecordIndexEntry> records;
-  BRANCHDB_RETURN_IF_ERROR(RecordIndexOf(out->footer, &records));
+  BRANCHDB_RETURN_IF_ERROR(RecordIndexOf(out->footer.entries(), &records));
   const uint64_t footer_offset = out->offset + out->buf.size();
   BRANCHDB_RETURN_IF_ERROR(out->file->Append(out->buf));
   return WriteFooter(
-      out->footer, footer_offset, kFormatVersion, index, records,
+      out->footer.entries(), footer_offset, kFormatVersion, index, records,
       [file = out->file.get()](std::string_view piece) { return file->Append(piece); });
 }
 
@@ -701,7 +701,7 @@ Status PageStoreImpl::CopyRecord(uint64_t seg, RandomAccessFile* file, const Foo
     out->live_moves.push_back(
         CompactionOutput::LiveMove{meta.lsn, rec_off, static_cast<uint32_t>(meta_bytes.size())});
   }
-  out->footer.emplace_back(rec_off, std::move(meta_bytes));
+  out->footer.Add(rec_off, meta_bytes);
   if (out->buf.size() >= kCompactionAppendBytes) {
     BRANCHDB_RETURN_IF_ERROR(out->file->Append(out->buf));
     out->offset += out->buf.size();

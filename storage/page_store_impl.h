@@ -707,7 +707,7 @@ class PageStoreImpl final : public PageStore {
   uint64_t zeros_step_ = 0;
   static constexpr uint64_t kFirstZerosBytes = 256 << 10;
   uint32_t active_version_ = kFormatVersion;  // a format-1 segment takes no payloads
-  std::vector<std::pair<uint64_t, std::string>> active_footer_;
+  MetaList active_footer_;
   uint64_t next_segment_ = 1;
 
   mutable SharedMutex state_mu_ ACQUIRED_BEFORE(files_mu_);

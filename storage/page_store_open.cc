@@ -361,7 +361,7 @@ Status PageStoreImpl::OpenTail(std::optional<TailSegment> tail, bool manifest_cu
     BRANCHDB_RETURN_IF_ERROR(SyncError(active_file_->Sync()));
     active_number_ = tail->number;
     active_version_ = tail->version;
-    active_footer_ = std::move(tail->footer);
+    for (const auto& [offset, meta] : tail->footer) active_footer_.Add(offset, meta);
     appended_end_ = active_file_->Size();
     WriterLock state(state_mu_);
     durable_segment_ = active_number_;

@@ -313,7 +313,7 @@ Status PageStoreImpl::AppendRecord(Writer* w, bool durable) {
   // The newest records are the likeliest to be read (a branch's latest
   // checkpoints): their metas start in the cache.
   meta_cache_.Insert(lsn, std::make_shared<const RecordMeta>(std::move(w->meta)));
-  active_footer_.emplace_back(offset, std::move(meta));
+  active_footer_.Add(offset, meta);
   appended_lsn_ = lsn;
   if (alone) {
     MarkDurable(lsn, active_number_, appended_end_);
@@ -425,9 +425,9 @@ Status PageStoreImpl::SealActive() {
   // decode of each meta gives the pages too.
   std::vector<RecordIndexEntry> records;
   if (active_version_ >= kFirstRecordIndexFormatVersion) {
-    BRANCHDB_RETURN_IF_ERROR(RecordIndexOf(active_footer_, &records, &pages));
+    BRANCHDB_RETURN_IF_ERROR(RecordIndexOf(active_footer_.entries(), &records, &pages));
   } else if (indexed) {
-    for (const auto& [offset, meta_bytes] : active_footer_) {
+    for (const auto& [offset, meta_bytes] : active_footer_.entries()) {
       RecordMeta meta;
       BRANCHDB_RETURN_IF_ERROR(DecodeMeta(meta_bytes, &meta, MetaParts::kNoAnnotation));
       for (const PageEntry& e : meta.entries) pages.push_back(e.pgno);
@@ -453,7 +453,7 @@ Status PageStoreImpl::SealActive() {
     zeros_end_ = active_file_->Size();
   }
   BRANCHDB_RETURN_IF_ERROR(WriteFooter(
-      active_footer_, active_file_->Size(), active_version_, index, records,
+      active_footer_.entries(), active_file_->Size(), active_version_, index, records,
       [file = active_file_.get()](std::string_view piece) { return file->Append(piece); }));
   BRANCHDB_RETURN_IF_ERROR(SyncError(active_file_->Sync()));
   BRANCHDB_RETURN_IF_ERROR(active_file_->Close());
@@ -487,7 +487,7 @@ Status PageStoreImpl::SealActive() {
       InstallRecordIndex(std::move(ri));
     }
   }
-  active_footer_.clear();
+  active_footer_.Clear();
   active_file_.reset();
   return Status::OK();
 }
@@ -519,7 +519,7 @@ Status PageStoreImpl::StartSegment(uint64_t number) {
   active_file_ = std::move(*file);
   active_number_ = number;
   active_version_ = kFormatVersion;
-  active_footer_.clear();
+  active_footer_.Clear();
   appended_end_ = active_file_->Size();
   {
     WriterLock state(state_mu_);

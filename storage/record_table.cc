@@ -1,5 +1,12 @@
 #include "storage/record_table.h"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <new>
+
 namespace branchdb::storage::internal {
 
 size_t RecordTable::LowerBound(Lsn l) const {
@@ -45,6 +52,28 @@ std::shared_ptr<const RecordMeta> MetaCache::Lookup(Lsn lsn) const {
 void MetaCache::Insert(Lsn lsn, std::shared_ptr<const RecordMeta> meta) const {
   const uint64_t charge = Charge(*meta);
   cache_->Insert(CacheKey{owner_, CacheKind::kMeta, lsn, 0}, std::move(meta), charge);
+}
+
+void MetaList::Add(uint64_t offset, std::string_view meta) {
+  if (blocks_.empty() || blocks_.back().size - blocks_.back().used < meta.size()) {
+    const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+    const size_t size = std::max(kBlockBytes, (meta.size() + page - 1) / page * page);
+    void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) throw std::bad_alloc();
+    blocks_.push_back(Block{static_cast<char*>(p), size, 0});
+    mapped_.fetch_add(size, std::memory_order_relaxed);
+  }
+  Block& b = blocks_.back();
+  std::memcpy(b.data + b.used, meta.data(), meta.size());
+  entries_.emplace_back(offset, std::string_view(b.data + b.used, meta.size()));
+  b.used += meta.size();
+}
+
+void MetaList::Clear() {
+  entries_.clear();
+  for (const Block& b : blocks_) ::munmap(b.data, b.size);
+  blocks_.clear();
+  mapped_.store(0, std::memory_order_relaxed);
 }
 
 }  // namespace branchdb::storage::internal

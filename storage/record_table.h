@@ -6,15 +6,18 @@
 //     chunks (no heap node per record, no reallocation of the whole table as
 //     it grows);
 //   - MetaCache: decoded metas (annotation, page entries) of the records whose
-//     meta a call read from disk, in the store's Cache (storage/cache.h).
+//     meta a call read from disk, in the store's Cache (storage/cache.h);
+//   - MetaList: the encoded metas of a segment being written, for its footer.
 // Thread-safety: RecordTable is guarded by the store's state mutex; MetaCache
 // is internally synchronized (a leaf lock).
 #ifndef BRANCHDB_STORAGE_RECORD_TABLE_H_
 #define BRANCHDB_STORAGE_RECORD_TABLE_H_
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <memory>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -107,6 +110,42 @@ class MetaCache {
  private:
   const std::shared_ptr<Cache> cache_;
   const uint64_t owner_;
+};
+
+// The encoded metas of a segment being written (the active one, or
+// compaction's output), with their records' offsets, kept for its footer
+// (WriteFooter) until it is sealed. Their bytes live in blocks of their own
+// (anonymous mappings of kBlockBytes or more, unmapped by Clear), not in one
+// heap string each: tens of MB of 2 KiB metas that live exactly as long as
+// their segment stay apart from the heap's other allocations and go back to
+// the system at every seal (docs/benchmarks.md, "RSS per commit on format
+// 5"). Not thread-safe, but for mapped_bytes().
+class MetaList {
+ public:
+  static constexpr size_t kBlockBytes = 1 << 20;
+
+  MetaList() = default;
+  MetaList(const MetaList&) = delete;
+  MetaList& operator=(const MetaList&) = delete;
+  ~MetaList() { Clear(); }
+
+  // Appends a copy of meta (the record at `offset`).
+  void Add(uint64_t offset, std::string_view meta);
+  const FooterMetas& entries() const { return entries_; }
+  bool empty() const { return entries_.empty(); }
+  void Clear();
+  // The blocks' bytes; readable from any thread (Stats).
+  uint64_t mapped_bytes() const { return mapped_.load(std::memory_order_relaxed); }
+
+ private:
+  struct Block {
+    char* data;
+    size_t size;
+    size_t used;
+  };
+  FooterMetas entries_;
+  std::vector<Block> blocks_;
+  std::atomic<uint64_t> mapped_{0};
 };
 
 }  // namespace branchdb::storage::internal

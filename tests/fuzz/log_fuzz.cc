@@ -272,8 +272,10 @@ void FuzzDecoders(std::string_view in) {
       std::string_view body = in.substr(in.size() - kTrailerSize - t.footer_len, t.footer_len);
       std::vector<FooterEntry> entries;
       if (DecodeFooter(body, t.footer_crc, &entries).ok()) {
-        std::vector<std::pair<uint64_t, std::string>> enc;
-        for (const FooterEntry& e : entries) enc.emplace_back(e.offset, EncodeMeta(e.meta));
+        std::vector<std::string> metas;  // the views below point into these
+        FooterMetas enc;
+        for (const FooterEntry& e : entries) metas.push_back(EncodeMeta(e.meta));
+        for (size_t i = 0; i < entries.size(); ++i) enc.emplace_back(entries[i].offset, metas[i]);
         std::string again = EncodeFooter(enc, t.footer_offset);
         Trailer t2;
         FUZZ_CHECK(DecodeTrailer(std::string_view(again).substr(again.size() - kTrailerSize), &t2));

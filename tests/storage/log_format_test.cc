@@ -1,12 +1,14 @@
 // Tests of the on-disk encoding helpers (docs/storage-format.md).
-#include <catch2/catch.hpp>
+#include "storage/log_format.h"
+
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <cstring>
 #include <random>
 
 #include "base/coding.h"
 #include "base/crc32c.h"
-#include "storage/log_format.h"
+#include "storage/record_table.h"
 
 namespace branchdb::storage::internal {
 namespace {
@@ -176,6 +178,14 @@ TEST_CASE("Format 5: a meta with holes gives each image block's size and offset"
   RecordMeta plain = m;
   plain.flags = 0;
   CHECK(EncodeMeta(plain).size() == bytes.size() - 3 * 2);
+  // Each allocated at its exact size: the unsealed segment keeps every
+  // record's meta until the seal, and a string grown past its reservation
+  // doubles (format 5's hole fields once did that to every meta).
+  m.annotation = std::string(2048, 'a');
+  for (const RecordMeta& r : {m, plain}) {
+    const std::string e = EncodeMeta(r);
+    CHECK(e.capacity() == e.size());
+  }
   CHECK(ImagesBytes(plain) == 3 * kImageBlockSize);
   // A hole longer than a page is damage.
   RecordMeta wide = m;
@@ -285,19 +295,20 @@ TEST_CASE("Segment headers, footers and the manifest round-trip") {
 
 TEST_CASE("A footer written in pieces is the footer's layout, byte for byte") {
   // 3000 records of ~400-byte metas: a body of ~1.2 MB, several pieces.
-  std::vector<std::pair<uint64_t, std::string>> metas;
+  MetaList list;
   std::vector<IndexEntry> index;
   for (Lsn l = 1; l <= 3000; ++l) {
     RecordMeta m;
     m.lsn = l;
     m.annotation = std::string(300 + l % 200, static_cast<char>('a' + l % 26));
     m.entries.push_back(PageEntry{static_cast<PageNo>(1 + l % 50), EntryType::kImage});
-    metas.emplace_back(4096 * l, EncodeMeta(m));
+    list.Add(4096 * l, EncodeMeta(m));
     index.push_back(IndexEntry{static_cast<PageNo>(1 + l % 50), l, 1, 4096 * l});
   }
   std::sort(index.begin(), index.end(), [](const IndexEntry& a, const IndexEntry& b) {
     return a.pgno != b.pgno ? a.pgno < b.pgno : a.lsn < b.lsn;
   });
+  const FooterMetas& metas = list.entries();
   std::vector<RecordIndexEntry> records;
   REQUIRE(RecordIndexOf(metas, &records).ok());
   const uint64_t at = 12345678;

@@ -2,9 +2,10 @@
 // index"): what it costs in memory as sealed history grows, and the upgrade
 // of a store written in format 2 (no on-disk index: its versions are held in
 // memory until compaction rewrites its segments in format 3).
-#include <catch2/catch.hpp>
+#include "storage/page_index.h"
 
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <map>
 #include <random>
 #include <string>
@@ -12,7 +13,7 @@
 
 #include "base/coding.h"
 #include "storage/log_format.h"
-#include "storage/page_index.h"
+#include "storage/record_table.h"
 #include "tests/storage/store_test_util.h"
 
 namespace branchdb::storage::testing {
@@ -42,17 +43,17 @@ void WriteFormat2Store(Env& env, const std::string& dir, Lsn last, int per_segme
   REQUIRE(env.CreateDirs(dir).ok());
   uint64_t number = 0;
   std::unique_ptr<WritableFile> file;
-  std::vector<std::pair<uint64_t, std::string>> footer;
+  internal::MetaList footer;
   std::vector<internal::IndexEntry> index;  // format 3
   auto seal = [&] {
     std::sort(index.begin(), index.end(),
               [](const internal::IndexEntry& a, const internal::IndexEntry& b) {
                 return a.pgno != b.pgno ? a.pgno < b.pgno : a.lsn < b.lsn;
               });
-    REQUIRE(file->Append(EncodeFooter(footer, file->Size(), version, index)).ok());
+    REQUIRE(file->Append(EncodeFooter(footer.entries(), file->Size(), version, index)).ok());
     REQUIRE(file->Sync().ok());
     REQUIRE(file->Close().ok());
-    footer.clear();
+    footer.Clear();
     index.clear();
   };
   for (Lsn lsn = 1; lsn <= last; ++lsn) {
@@ -85,7 +86,7 @@ void WriteFormat2Store(Env& env, const std::string& dir, Lsn last, int per_segme
       index.push_back(internal::IndexEntry{PageOf(lsn), lsn, 1,
                                            file->Size() + internal::kRecordHeaderSize + meta.size()});
     }
-    footer.emplace_back(file->Size(), meta);
+    footer.Add(file->Size(), meta);
     REQUIRE(file->Append(EncodeRecordPrefix(meta) + images).ok());
   }
   REQUIRE(file->Sync().ok());
