@@ -452,7 +452,13 @@ TEST_CASE("one address holds at most max_connections_per_client connections (ite
   const Wire wire = GENERATE(Wire::kPlain, Wire::kTls);
   INFO("over " << testing::WireName(wire));
   testing::TempDir certs;
-  auto s = StartServer(wire, certs, [](Config& c) { c.max_connections_per_client = 4; });
+  // The four idle connections must outlive the probes below however slowly a
+  // loaded machine serves them (at the default 10 s they timed out first
+  // once in CI, and every probe was then answered 200).
+  auto s = StartServer(wire, certs, [](Config& c) {
+    c.max_connections_per_client = 4;
+    c.request_timeout_seconds = 120;
+  });
   (void)s->AdminToken();  // the server is up
   std::vector<std::unique_ptr<testing::RawConnection>> idle;
   for (int i = 0; i < 4; ++i) {
