@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -370,6 +371,14 @@ Result<uint64_t> RaiseFileDescriptorLimit() {
     if (::setrlimit(RLIMIT_NOFILE, &rl) != 0) return PosixError("setrlimit", "NOFILE", errno);
   }
   return rl.rlim_cur == RLIM_INFINITY ? uint64_t{0} : static_cast<uint64_t>(rl.rlim_cur);
+}
+
+bool PinMallocMmapThreshold() {
+#if defined(__GLIBC__)
+  return ::mallopt(M_MMAP_THRESHOLD, kMallocMmapThreshold) == 1;
+#else
+  return false;
+#endif
 }
 
 }  // namespace branchdb

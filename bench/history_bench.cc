@@ -37,7 +37,10 @@
 // BRANCHDB_BENCH_RESTART_ONLY=<store dir> measures only the restart of a
 // kept store (open to first read, best of five) against an empty store's, to
 // iterate on Open (with BRANCHDB_BENCH_RESTART_LOOPS=K: only K rounds of the
-// kept store's five opens, nothing printed, for a profiler).
+// kept store's five opens, nothing printed, for a profiler). The allocator's
+// mmap threshold is pinned as `branchdb serve` pins it
+// (PinMallocMmapThreshold); BRANCHDB_BENCH_MALLOC_DEFAULT=1 leaves glibc's
+// default (a threshold that rises with every large block freed).
 #include <malloc.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -53,6 +56,7 @@
 #include <vector>
 
 #include "base/env.h"
+#include "base/process.h"
 #include "bench/bench_util.h"
 #include "storage/page_store.h"
 
@@ -121,6 +125,15 @@ uint64_t RssBytes() {
   unsigned long long size = 0, resident = 0;
   if (std::sscanf(text->c_str(), "%llu %llu", &size, &resident) != 2) return 0;
   return resident * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+}
+
+// Of RssBytes(), the pages of mapped files (statm's "shared").
+uint64_t RssFileBytes() {
+  auto text = Env::Default()->ReadFileToString("/proc/self/statm");
+  if (!text.ok()) return 0;
+  unsigned long long size = 0, resident = 0, shared = 0;
+  if (std::sscanf(text->c_str(), "%llu %llu %llu", &size, &resident, &shared) != 3) return 0;
+  return shared * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
 }
 
 std::unique_ptr<PageStore> OpenStore(const std::string& dir) {
@@ -272,6 +285,8 @@ EmptyRestarts EmptyRestartSeconds(const std::string& base) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // As `branchdb serve` does, unless the allocator's default is asked for.
+  if (EnvU64("BRANCHDB_BENCH_MALLOC_DEFAULT", 0) == 0) PinMallocMmapThreshold();
   if (argc == 4 && std::strcmp(argv[1], "--open-rss") == 0) {
     OpenRssChild(argv[2], std::atoi(argv[3]));
   }
@@ -330,8 +345,15 @@ int main(int argc, char** argv) {
       ys.push_back(static_cast<double>(RssBytes()));
       net.push_back(ys.back() - static_cast<double>(store->Stats().unsealed_meta_bytes));
     }
-    std::fprintf(stderr, "history_bench: %" PRIu64 " commits, RSS %.1f MiB\n", end,
-                 static_cast<double>(RssBytes()) / kMiB);
+    const struct mallinfo2 heap = ::mallinfo2();
+    std::fprintf(stderr,
+                 "history_bench: %" PRIu64 " commits, RSS %.1f MiB (file-backed %.1f, unsealed "
+                 "metas %.1f; heap in use %.1f, free %.1f, mapped %.1f)\n",
+                 end, static_cast<double>(RssBytes()) / kMiB,
+                 static_cast<double>(RssFileBytes()) / kMiB,
+                 static_cast<double>(store->Stats().unsealed_meta_bytes) / kMiB,
+                 static_cast<double>(heap.uordblks) / kMiB,
+                 static_cast<double>(heap.fordblks) / kMiB, static_cast<double>(heap.hblkhd) / kMiB);
   }
   const double commit_seconds = NowSeconds() - t0;
   const double per_commit = Slope(xs, ys);

@@ -233,6 +233,8 @@ void InitServices(const Config& config, Env* env, Services& services) {
   services.sandbox.max_sql_bytes = config.max_sql_bytes;
   services.sandbox.max_db_bytes = config.max_branch_bytes;
   services.logger = spdlog::default_logger();
+  // Seals free buffers of megabytes all day: keep them out of the heap.
+  if (!PinMallocMmapThreshold()) services.logger->warn("event=malloc_threshold_not_pinned");
   // Every open project store, connection and SQLite file is a descriptor:
   // take all the kernel allows (stores are also closed when idle).
   if (auto limit = RaiseFileDescriptorLimit(); limit.ok()) {
