@@ -346,14 +346,15 @@ int main(int argc, char** argv) {
       net.push_back(ys.back() - static_cast<double>(store->Stats().unsealed_meta_bytes));
     }
     const struct mallinfo2 heap = ::mallinfo2();
-    std::fprintf(stderr,
-                 "history_bench: %" PRIu64 " commits, RSS %.1f MiB (file-backed %.1f, unsealed "
-                 "metas %.1f; heap in use %.1f, free %.1f, mapped %.1f)\n",
-                 end, static_cast<double>(RssBytes()) / kMiB,
-                 static_cast<double>(RssFileBytes()) / kMiB,
-                 static_cast<double>(store->Stats().unsealed_meta_bytes) / kMiB,
-                 static_cast<double>(heap.uordblks) / kMiB,
-                 static_cast<double>(heap.fordblks) / kMiB, static_cast<double>(heap.hblkhd) / kMiB);
+    std::fprintf(
+        stderr,
+        "history_bench: %" PRIu64
+        " commits, RSS %.1f MiB (file-backed %.1f, unsealed "
+        "metas %.1f; heap in use %.1f, free %.1f, mapped %.1f)\n",
+        end, static_cast<double>(RssBytes()) / kMiB, static_cast<double>(RssFileBytes()) / kMiB,
+        static_cast<double>(store->Stats().unsealed_meta_bytes) / kMiB,
+        static_cast<double>(heap.uordblks) / kMiB, static_cast<double>(heap.fordblks) / kMiB,
+        static_cast<double>(heap.hblkhd) / kMiB);
   }
   const double commit_seconds = NowSeconds() - t0;
   const double per_commit = Slope(xs, ys);
