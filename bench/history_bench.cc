@@ -6,7 +6,7 @@
 //     slope over the phases after the first (the first pays for allocator
 //     arenas and the page index's slots);
 //   - rss_net_per_commit: the same slope of RSS less the unsealed segment's
-//     metas (Stats().unsealed_meta_bytes: 0 to tens of MB along each
+//     record offsets (Stats().unsealed_record_bytes: 0 to a few MB along each
 //     segment, released at its seal, which ten samples catch at arbitrary
 //     points of that cycle);
 //   - record_metadata_per_commit: PageStore::RecordMetadataBytes() / N;
@@ -343,16 +343,16 @@ int main(int argc, char** argv) {
     if (phase > 1) {
       xs.push_back(static_cast<double>(end));
       ys.push_back(static_cast<double>(RssBytes()));
-      net.push_back(ys.back() - static_cast<double>(store->Stats().unsealed_meta_bytes));
+      net.push_back(ys.back() - static_cast<double>(store->Stats().unsealed_record_bytes));
     }
     const struct mallinfo2 heap = ::mallinfo2();
     std::fprintf(
         stderr,
         "history_bench: %" PRIu64
         " commits, RSS %.1f MiB (file-backed %.1f, unsealed "
-        "metas %.1f; heap in use %.1f, free %.1f, mapped %.1f)\n",
+        "records %.1f; heap in use %.1f, free %.1f, mapped %.1f)\n",
         end, static_cast<double>(RssBytes()) / kMiB, static_cast<double>(RssFileBytes()) / kMiB,
-        static_cast<double>(store->Stats().unsealed_meta_bytes) / kMiB,
+        static_cast<double>(store->Stats().unsealed_record_bytes) / kMiB,
         static_cast<double>(heap.uordblks) / kMiB, static_cast<double>(heap.fordblks) / kMiB,
         static_cast<double>(heap.hblkhd) / kMiB);
   }
@@ -366,7 +366,7 @@ int main(int argc, char** argv) {
          per_commit < 16);
   const double net_per_commit = Slope(xs, net);
   Report("rss_net_per_commit", net_per_commit, "bytes", true, n,
-         "< 16 bytes (RSS less the unsealed segment's metas)", net_per_commit < 16);
+         "< 16 bytes (RSS less the unsealed segment's record offsets)", net_per_commit < 16);
   Report("record_metadata_per_commit", meta, "bytes", true, n);
   Report("page_index_per_commit", index_bytes, "bytes", true, n);
   Report("commit_rate_nosync", static_cast<double>(n) / commit_seconds, "commits/s", false, n);

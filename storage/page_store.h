@@ -222,10 +222,10 @@ struct StoreStats {
   // history beyond the directories.
   uint64_t page_index_bytes = 0;
   uint64_t page_index_versions = 0;    // versions held in memory
-  // The unsealed segment's record metas, kept for its footer until the seal:
-  // bounded by the segment (about its records' share of segment_bytes), not
-  // by history, and outside the caches.
-  uint64_t unsealed_meta_bytes = 0;
+  // What the unsealed segment keeps in memory for its footer until the seal:
+  // its records' offsets (8 bytes each; their metas are read back from the
+  // file at the seal). Bounded by the segment, not by history.
+  uint64_t unsealed_record_bytes = 0;
 };
 
 struct SpaceUsage {

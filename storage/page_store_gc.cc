@@ -447,7 +447,7 @@ Status PageStoreImpl::Compact(GcStats* stats, const std::map<uint64_t, uint64_t>
   };
   // The active segment is sealed first when most of it is garbage.
   auto active = segments.find(active_number_);
-  if (active_file_ && active != segments.end() && !active_footer_.empty() &&
+  if (active_file_ && active != segments.end() && !active_records_.empty() &&
       worth(active_number_, active->second)) {
     BRANCHDB_RETURN_IF_ERROR(FailStopOnError(RollSegment()));
     ReaderLock state(state_mu_);

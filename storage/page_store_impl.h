@@ -192,7 +192,7 @@ class PageStoreImpl final : public PageStore {
   struct TailSegment {
     uint64_t number = 0;
     uint32_t version = kFormatVersion;
-    std::vector<std::pair<uint64_t, std::string>> footer;  // its records so far
+    std::vector<uint64_t> offsets;  // of its records so far
   };
   // Recovery's steps, in the order Recover takes them. Those that delete a file
   // set *deleted, so that the directory is synced before segments are loaded.
@@ -259,8 +259,7 @@ class PageStoreImpl final : public PageStore {
   // when its footer is intact, else its records are scanned and a torn tail
   // (a damaged footer included) is truncated.
   Status LoadSegment(uint64_t number, bool newest_log, bool* sealed, uint32_t* version,
-                     std::vector<Loaded>* out,
-                     std::vector<std::pair<uint64_t, std::string>>* footer, uint64_t* size);
+                     std::vector<Loaded>* out, std::vector<uint64_t>* tail_offsets, uint64_t* size);
   // For a sealed format-3 segment whose record list is intact: its page
   // index (ReadSegmentIndex), installed, or, when it is damaged, a line in
   // damage_ (its versions are then loaded into memory). *on_disk: installed.
@@ -270,8 +269,7 @@ class PageStoreImpl final : public PageStore {
   // `manifest_current`, a new segment started when there is no tail.
   Status OpenTail(std::optional<TailSegment> tail, bool manifest_current);
   Status ScanTail(uint64_t number, RandomAccessFile* file, uint64_t file_size, uint64_t start,
-                  std::vector<Loaded>* out, std::vector<std::pair<uint64_t, std::string>>* footer,
-                  uint64_t* valid_end);
+                  std::vector<Loaded>* out, uint64_t* valid_end);
   // Builds the in-memory state from the manifest and the loaded records.
   Status Rebuild(const Manifest& manifest, std::vector<Loaded> records) REQUIRES(mu_, state_mu_);
   // Rebuild's steps.
@@ -707,7 +705,7 @@ class PageStoreImpl final : public PageStore {
   uint64_t zeros_step_ = 0;
   static constexpr uint64_t kFirstZerosBytes = 256 << 10;
   uint32_t active_version_ = kFormatVersion;  // a format-1 segment takes no payloads
-  MetaList active_footer_;
+  RecordOffsets active_records_;              // for its footer
   uint64_t next_segment_ = 1;
 
   mutable SharedMutex state_mu_ ACQUIRED_BEFORE(files_mu_);

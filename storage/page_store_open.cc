@@ -78,7 +78,7 @@ void PageStoreImpl::SealAtClose() {
   if (!opened_ || !options_.seal_on_close) return;
   MutexLock lock(mu_);  // nothing else runs: the store's last owner is closing it
   if (!active_file_ || !failed_.ok() || gc_running_ || syncing_) return;
-  if (active_footer_.empty() || active_version_ < kFirstRecordIndexFormatVersion) return;
+  if (active_records_.empty() || active_version_ < kFirstRecordIndexFormatVersion) return;
   const Lsn appended = appended_lsn_;
   Status s = SealActive();  // syncs every record appended so far
   if (s.ok()) {
@@ -89,9 +89,7 @@ void PageStoreImpl::SealAtClose() {
 }
 
 Status PageStoreImpl::ScanTail(uint64_t number, RandomAccessFile* file, uint64_t file_size,
-                               uint64_t start, std::vector<Loaded>* out,
-                               std::vector<std::pair<uint64_t, std::string>>* footer,
-                               uint64_t* valid_end) {
+                               uint64_t start, std::vector<Loaded>* out, uint64_t* valid_end) {
   std::string data;
   BRANCHDB_RETURN_IF_ERROR(ReadExactly(file, start, file_size - start, &data));
   size_t pos = 0;
@@ -126,7 +124,6 @@ Status PageStoreImpl::ScanTail(uint64_t number, RandomAccessFile* file, uint64_t
     rec.segment = static_cast<uint32_t>(number);
     rec.offset = start + pos;
     rec.meta_len = meta_len;
-    footer->emplace_back(rec.offset, std::string(meta_bytes));
     out->push_back(std::move(rec));
     pos += size;
   }
@@ -134,9 +131,8 @@ Status PageStoreImpl::ScanTail(uint64_t number, RandomAccessFile* file, uint64_t
   return Status::OK();
 }
 
-Status PageStoreImpl::LoadSegment(uint64_t number, bool newest_log, bool* sealed,
-                                  uint32_t* version, std::vector<Loaded>* out,
-                                  std::vector<std::pair<uint64_t, std::string>>* footer,
+Status PageStoreImpl::LoadSegment(uint64_t number, bool newest_log, bool* sealed, uint32_t* version,
+                                  std::vector<Loaded>* out, std::vector<uint64_t>* tail_offsets,
                                   uint64_t* size) {
   const std::string path = SegmentPath(number);
   auto size_or = env_->GetFileSize(path);
@@ -194,7 +190,9 @@ Status PageStoreImpl::LoadSegment(uint64_t number, bool newest_log, bool* sealed
     return Status::OK();
   }
   uint64_t valid_end = 0;
-  BRANCHDB_RETURN_IF_ERROR(ScanTail(number, file, *size, header_len, out, footer, &valid_end));
+  const size_t first = out->size();
+  BRANCHDB_RETURN_IF_ERROR(ScanTail(number, file, *size, header_len, out, &valid_end));
+  for (size_t i = first; i < out->size(); ++i) tail_offsets->push_back((*out)[i].offset);
   if (valid_end < *size) {
     // A torn write at the end of the log: nothing past valid_end was acknowledged.
     BRANCHDB_RETURN_IF_ERROR(env_->TruncateFile(path, valid_end));
@@ -361,7 +359,7 @@ Status PageStoreImpl::OpenTail(std::optional<TailSegment> tail, bool manifest_cu
     BRANCHDB_RETURN_IF_ERROR(SyncError(active_file_->Sync()));
     active_number_ = tail->number;
     active_version_ = tail->version;
-    for (const auto& [offset, meta] : tail->footer) active_footer_.Add(offset, meta);
+    for (uint64_t offset : tail->offsets) active_records_.Add(offset);
     appended_end_ = active_file_->Size();
     WriterLock state(state_mu_);
     durable_segment_ = active_number_;
@@ -653,10 +651,10 @@ Status PageStoreImpl::LoadSegments(const std::vector<uint64_t>& numbers, uint64_
     bool sealed = false;
     uint32_t version = 0;
     uint64_t size = 0;
-    std::vector<std::pair<uint64_t, std::string>> footer;
+    std::vector<uint64_t> offsets;
     BRANCHDB_RETURN_IF_ERROR(
-        LoadSegment(n, n == newest_log, &sealed, &version, loaded, &footer, &size));
-    if (!sealed) *tail = TailSegment{n, version, std::move(footer)};
+        LoadSegment(n, n == newest_log, &sealed, &version, loaded, &offsets, &size));
+    if (!sealed) *tail = TailSegment{n, version, std::move(offsets)};
     WriterLock state(state_mu_);  // nothing else runs yet: for the analysis
     segments_[n] = Segment{size, sealed, flags, version};
   }

@@ -24,6 +24,29 @@ Status TimelineNotFound(TimelineId t) {
   return Status::NotFound("timeline " + std::to_string(t) + " not found", "timeline_not_found");
 }
 
+// What a footer of the active segment (format `version`) is made of: its
+// records' metas, read back from the file up to `end` (memory keeps only
+// their offsets), and, of formats 3 and later, the pages of their entries
+// (ascending, distinct), and of format 4 and later their record index.
+Status ReadActiveFooter(RandomAccessFile* file, uint64_t number, uint32_t version,
+                        const RecordOffsets& offsets, uint64_t end, MetaList* metas,
+                        std::vector<RecordIndexEntry>* records, std::vector<PageNo>* pages) {
+  BRANCHDB_RETURN_IF_ERROR(ReadRecordMetas(file, number, offsets, end, metas));
+  if (version >= kFirstRecordIndexFormatVersion) {
+    // One decode of each meta gives the pages too.
+    BRANCHDB_RETURN_IF_ERROR(RecordIndexOf(metas->entries(), records, pages));
+  } else if (version >= kFirstIndexedFormatVersion) {
+    for (const auto& [offset, meta_bytes] : metas->entries()) {
+      RecordMeta meta;
+      BRANCHDB_RETURN_IF_ERROR(DecodeMeta(meta_bytes, &meta, MetaParts::kNoAnnotation));
+      for (const PageEntry& e : meta.entries) pages->push_back(e.pgno);
+    }
+  }
+  std::sort(pages->begin(), pages->end());
+  pages->erase(std::unique(pages->begin(), pages->end()), pages->end());
+  return Status::OK();
+}
+
 }  // namespace
 
 Status SyncError(Status s) {
@@ -313,7 +336,7 @@ Status PageStoreImpl::AppendRecord(Writer* w, bool durable) {
   // The newest records are the likeliest to be read (a branch's latest
   // checkpoints): their metas start in the cache.
   meta_cache_.Insert(lsn, std::make_shared<const RecordMeta>(std::move(w->meta)));
-  active_footer_.Add(offset, meta);
+  active_records_.Add(offset);
   appended_lsn_ = lsn;
   if (alone) {
     MarkDurable(lsn, active_number_, appended_end_);
@@ -421,22 +444,18 @@ Status PageStoreImpl::SealActive() {
   // versions the in-memory index holds for it (GC may have dropped some).
   std::vector<IndexEntry> index;
   std::vector<PageNo> pages;  // of its records, ascending, distinct
-  // Format 4: and its record index, so that Open needs no record list. One
-  // decode of each meta gives the pages too.
+  // Format 4: and its record index, so that Open needs no record list.
   std::vector<RecordIndexEntry> records;
-  if (active_version_ >= kFirstRecordIndexFormatVersion) {
-    BRANCHDB_RETURN_IF_ERROR(RecordIndexOf(active_footer_.entries(), &records, &pages));
-  } else if (indexed) {
-    for (const auto& [offset, meta_bytes] : active_footer_.entries()) {
-      RecordMeta meta;
-      BRANCHDB_RETURN_IF_ERROR(DecodeMeta(meta_bytes, &meta, MetaParts::kNoAnnotation));
-      for (const PageEntry& e : meta.entries) pages.push_back(e.pgno);
-    }
+  MetaList metas;
+  {
+    auto file = File(static_cast<uint32_t>(active_number_));
+    if (!file.ok()) return file.status();
+    BRANCHDB_RETURN_IF_ERROR(ReadActiveFooter(file->get(), active_number_, active_version_,
+                                              active_records_, active_file_->Size(), &metas,
+                                              &records, &pages));
   }
   if (indexed) {
     index.reserve(pages.size());  // every page entry of its records: at most one version each
-    std::sort(pages.begin(), pages.end());
-    pages.erase(std::unique(pages.begin(), pages.end()), pages.end());
     ReaderLock state(state_mu_);
     for (PageNo pgno : pages) {
       for (const Version& v : index_.Versions(pgno)) {
@@ -453,7 +472,7 @@ Status PageStoreImpl::SealActive() {
     zeros_end_ = active_file_->Size();
   }
   BRANCHDB_RETURN_IF_ERROR(WriteFooter(
-      active_footer_.entries(), active_file_->Size(), active_version_, index, records,
+      metas.entries(), active_file_->Size(), active_version_, index, records,
       [file = active_file_.get()](std::string_view piece) { return file->Append(piece); }));
   BRANCHDB_RETURN_IF_ERROR(SyncError(active_file_->Sync()));
   BRANCHDB_RETURN_IF_ERROR(active_file_->Close());
@@ -487,7 +506,7 @@ Status PageStoreImpl::SealActive() {
       InstallRecordIndex(std::move(ri));
     }
   }
-  active_footer_.Clear();
+  active_records_.Clear();
   active_file_.reset();
   return Status::OK();
 }
@@ -519,7 +538,7 @@ Status PageStoreImpl::StartSegment(uint64_t number) {
   active_file_ = std::move(*file);
   active_number_ = number;
   active_version_ = kFormatVersion;
-  active_footer_.Clear();
+  active_records_.Clear();
   appended_end_ = active_file_->Size();
   {
     WriterLock state(state_mu_);

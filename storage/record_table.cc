@@ -54,6 +54,21 @@ void MetaCache::Insert(Lsn lsn, std::shared_ptr<const RecordMeta> meta) const {
   cache_->Insert(CacheKey{owner_, CacheKind::kMeta, lsn, 0}, std::move(meta), charge);
 }
 
+void RecordOffsets::Add(uint64_t offset) {
+  if (size_ == chunks_.size() * kChunk) {
+    chunks_.push_back(std::make_unique<Chunk>());
+    memory_.fetch_add(sizeof(Chunk), std::memory_order_relaxed);
+  }
+  (*chunks_[size_ / kChunk])[size_ % kChunk] = offset;
+  ++size_;
+}
+
+void RecordOffsets::Clear() {
+  chunks_ = std::vector<std::unique_ptr<Chunk>>();
+  size_ = 0;
+  memory_.store(0, std::memory_order_relaxed);
+}
+
 void MetaList::Add(uint64_t offset, std::string_view meta) {
   if (blocks_.empty() || blocks_.back().size - blocks_.back().used < meta.size()) {
     const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));

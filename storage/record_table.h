@@ -7,7 +7,10 @@
 //     it grows);
 //   - MetaCache: decoded metas (annotation, page entries) of the records whose
 //     meta a call read from disk, in the store's Cache (storage/cache.h);
-//   - MetaList: the encoded metas of a segment being written, for its footer.
+//   - RecordOffsets: where the records of the segment being written are, for
+//     its footer, whose metas are read back from the file at its seal;
+//   - MetaList: the encoded metas of a segment being sealed, or of
+//     compaction's output, for its footer.
 // Thread-safety: RecordTable is guarded by the store's state mutex; MetaCache
 // is internally synchronized (a leaf lock).
 #ifndef BRANCHDB_STORAGE_RECORD_TABLE_H_
@@ -112,14 +115,42 @@ class MetaCache {
   const uint64_t owner_;
 };
 
-// The encoded metas of a segment being written (the active one, or
-// compaction's output), with their records' offsets, kept for its footer
-// (WriteFooter) until it is sealed. Their bytes live in blocks of their own
-// (anonymous mappings of kBlockBytes or more, unmapped by Clear), not in one
-// heap string each: tens of MB of 2 KiB metas that live exactly as long as
-// their segment stay apart from the heap's other allocations and go back to
-// the system at every seal (docs/benchmarks.md, "RSS per commit on format
-// 5"). Not thread-safe, but for mapped_bytes().
+// The offsets of the records of the active segment, in file order: what it
+// keeps for its footer until the seal, which reads their metas back from the
+// file (ReadRecordMetas) rather than holding a copy of each (tens of MB per
+// segment of small records with 2 KiB annotations: docs/benchmarks.md, "RSS
+// per commit on format 5"). 8 bytes per record, in chunks of 64 KiB. Not
+// thread-safe, but for memory_bytes().
+class RecordOffsets {
+ public:
+  RecordOffsets() = default;
+  RecordOffsets(const RecordOffsets&) = delete;
+  RecordOffsets& operator=(const RecordOffsets&) = delete;
+
+  // Appends offset. REQUIRES: above every offset held.
+  void Add(uint64_t offset);
+  size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+  uint64_t at(size_t i) const { return (*chunks_[i / kChunk])[i % kChunk]; }
+  void Clear();
+  // The chunks' bytes; readable from any thread (Stats).
+  uint64_t memory_bytes() const { return memory_.load(std::memory_order_relaxed); }
+
+ private:
+  static constexpr size_t kChunk = 8192;
+  using Chunk = std::array<uint64_t, kChunk>;
+  std::vector<std::unique_ptr<Chunk>> chunks_;
+  size_t size_ = 0;
+  std::atomic<uint64_t> memory_{0};
+};
+
+// The encoded metas of a segment being sealed (read back by ReadRecordMetas)
+// or written by compaction, with their records' offsets, for its footer
+// (WriteFooter). Their bytes live in blocks of their own (anonymous mappings
+// of kBlockBytes or more, unmapped by Clear), not in one heap string each:
+// tens of MB of 2 KiB metas stay apart from the heap's other allocations and
+// go back to the system when the footer is written. Not thread-safe, but for
+// mapped_bytes().
 class MetaList {
  public:
   static constexpr size_t kBlockBytes = 1 << 20;

@@ -1,6 +1,7 @@
 // Segment headers and sealed segments' record lists (segment_reader.h).
 #include "storage/segment_reader.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "base/coding.h"
@@ -86,6 +87,46 @@ Status ReadExactly(RandomAccessFile* file, uint64_t offset, size_t n, std::strin
   auto r = file->Read(offset, n, out->data());
   if (!r.ok()) return r.status();
   if (*r != n) return Status::Corruption("short read at offset " + std::to_string(offset));
+  return Status::OK();
+}
+
+Status ReadRecordMetas(RandomAccessFile* file, uint64_t number, const RecordOffsets& offsets,
+                       uint64_t end, MetaList* out) {
+  constexpr uint64_t kWindowBytes = 1 << 20;
+  std::string window, alone;
+  uint64_t window_at = 0;  // window holds the file's bytes from there
+  const auto in_window = [&](uint64_t at, uint64_t n) {
+    return at >= window_at && at + n <= window_at + window.size();
+  };
+  const auto fill_window = [&](uint64_t at) {
+    window_at = at;
+    return ReadExactly(file, at, static_cast<size_t>(std::min(kWindowBytes, end - at)), &window);
+  };
+  for (size_t i = 0; i < offsets.size(); ++i) {
+    const uint64_t at = offsets.at(i);
+    const auto damaged = [&](const char* what) {
+      return Status::Corruption(SegmentFileName(number) + ": the record at offset " +
+                                std::to_string(at) + " reads back " + what);
+    };
+    if (at > end || end - at < kRecordHeaderSize) return damaged("past the records' end");
+    if (!in_window(at, kRecordHeaderSize)) BRANCHDB_RETURN_IF_ERROR(fill_window(at));
+    const char* head = window.data() + (at - window_at);
+    const uint32_t meta_len = coding::DecodeFixed32(head);
+    const uint32_t meta_crc = coding::DecodeFixed32(head + 4);
+    if (meta_len == 0 || meta_len > kMaxMetaBytes || meta_len > end - at - kRecordHeaderSize) {
+      return damaged("with a bad meta length");
+    }
+    std::string_view meta;
+    if (kRecordHeaderSize + meta_len > kWindowBytes) {
+      BRANCHDB_RETURN_IF_ERROR(ReadExactly(file, at + kRecordHeaderSize, meta_len, &alone));
+      meta = alone;
+    } else {
+      if (!in_window(at, kRecordHeaderSize + meta_len)) BRANCHDB_RETURN_IF_ERROR(fill_window(at));
+      meta = std::string_view(window.data() + (at - window_at) + kRecordHeaderSize, meta_len);
+    }
+    if (crc32c::Value(meta) != meta_crc) return damaged("with a meta checksum mismatch");
+    out->Add(at, meta);
+  }
   return Status::OK();
 }
 

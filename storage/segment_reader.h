@@ -15,6 +15,7 @@
 #include "base/env.h"
 #include "base/status.h"
 #include "storage/log_format.h"
+#include "storage/record_table.h"
 
 namespace branchdb::storage::internal {
 
@@ -84,6 +85,14 @@ struct SealedRecords {
 // agree with the scan): the records after that point cannot be found.
 Status ReadSealedRecords(RandomAccessFile* file, uint64_t number, size_t header_len, uint64_t size,
                          SealedRecords* out, MetaParts parts = MetaParts::kAll);
+
+// Reads back the metas of the records at `offsets` of segment `number` (the
+// active segment, being sealed; its records end at `end`) into *out, in
+// order, checking each one's meta_len and meta CRC. Reads up to 1 MiB at a
+// time (a longer meta alone). Corruption naming the segment and the offset
+// when a record does not read back as written; the reads' errors.
+Status ReadRecordMetas(RandomAccessFile* file, uint64_t number, const RecordOffsets& offsets,
+                       uint64_t end, MetaList* out);
 
 // Reads the meta of the record at `offset` of segment `number` and checks it:
 // its meta_len (must be `meta_len`), its meta CRC, its decoding, its LSN

@@ -2,15 +2,15 @@
 // operation, segment roll and recovery from sealed footers plus the tail,
 // torn-tail truncation, checksum corruption, the directory lock, and group
 // commit under concurrency.
-#include <catch2/catch.hpp>
-
 #include <algorithm>
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <map>
 #include <thread>
 
 #include "base/coding.h"
 #include "storage/log_format.h"
+#include "storage/segment_reader.h"
 #include "tests/storage/store_test_util.h"
 #include "tests/util/fault_injection_env.h"
 
@@ -380,6 +380,90 @@ TEST_CASE("Sealing a preallocated segment cuts its zeros before the footer") {
   Lsn next = f.Commit(t, {{1, 1234}}, 7);
   f.Reopen();
   CHECK(f.ReadAt(next, 1) == PageData(1234));
+}
+
+// An annotation of len bytes that differs for every i (and does not compress).
+std::string AnnotationOf(uint64_t i, size_t len) {
+  std::string a(len, '\0');
+  uint64_t x = i * 0x9E3779B97F4A7C15ull + 7;
+  for (char& c : a) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    c = static_cast<char>('a' + x % 26);
+  }
+  return a;
+}
+
+TEST_CASE("A seal writes its footer from its records' metas read back from the segment") {
+  // Memory keeps only the active segment's record offsets: the seal reads
+  // the metas back, 1 MiB at a time and a longer one alone, and after a
+  // reopen from the offsets Open's scan of the tail found.
+  StoreFixture f(1 << 20);
+  const TimelineId t = f.Create(0);
+  std::map<Lsn, std::string> annotations;
+  for (uint64_t i = 0; i < 400; ++i) {
+    if (i == 200) f.Reopen();
+    const size_t len = i % 97 == 13 ? (3u << 19) : 64 + i * 37 % 3000;  // 1.5 MiB metas too
+    std::string a = AnnotationOf(i, len);
+    const PageNo pgno = static_cast<PageNo>(i % 7 + 1);
+    annotations[f.Commit(t, {{pgno, i + 1}}, 7, a)] = std::move(a);
+  }
+  CHECK(f.store().Stats().unsealed_record_bytes > 0);
+  f.Close();
+  const std::vector<std::string> files = SegmentFiles(f.env(), f.path());
+  REQUIRE(files.size() >= 4);
+  size_t records = 0, long_metas = 0;
+  for (size_t i = 0; i + 1 < files.size(); ++i) {  // every sealed one
+    INFO(files[i]);
+    auto file = f.env().NewRandomAccessFile(files[i]);
+    REQUIRE(file.ok());
+    auto size = f.env().GetFileSize(files[i]);
+    REQUIRE(size.ok());
+    internal::SegmentHeader h;
+    size_t header_len = 0;
+    REQUIRE(internal::ReadSegmentHeader(file->get(), 0, &h, &header_len).ok());
+    internal::SealedRecords sealed;
+    REQUIRE(internal::ReadSealedRecords(file->get(), h.number, header_len, *size, &sealed).ok());
+    CHECK(sealed.damage.empty());  // the footer served, and it holds...
+    for (const internal::FooterEntry& e : sealed.entries) {
+      ++records;
+      if (e.meta.kind != RecordKind::kCommit) continue;
+      CHECK(e.meta.annotation == annotations.at(e.meta.lsn));  // ...every meta as written
+      if (e.meta_len > (1u << 20)) ++long_metas;
+    }
+  }
+  CHECK(records > 300);
+  CHECK(long_metas >= 3);
+}
+
+TEST_CASE("A seal that reads a record back damaged writes no footer and stops the store") {
+  StoreFixture f(64 << 10);
+  const TimelineId t = f.Create(0);
+  f.Commit(t, {{1, 1}}, 2);
+  const std::string first = SegmentFiles(f.env(), f.path()).front();
+  {  // a byte of the first record's meta changes on disk under the store
+    std::string data = *f.env().ReadFileToString(first);
+    data[internal::kSegmentHeaderMinSize + 8 + 10] ^= 0x5A;
+    auto w = f.env().NewWritableFile(first, Env::OpenMode::kTruncate);
+    REQUIRE(w.ok());
+    REQUIRE((*w)->Append(data).ok());
+  }
+  Status failed;
+  for (uint64_t i = 2; i < 100 && failed.ok(); ++i) {
+    Lsn head = *f.store().Head(t);
+    const std::string page = PageData(i);
+    failed = f.store().Commit(t, head, {PageWrite{1, page}}, 2, "").status();
+  }
+  INFO(failed.ToString());
+  REQUIRE(failed.IsCorruption());
+  CHECK(failed.message().find(internal::SegmentFileName(1) + ": the record at offset " +
+                              std::to_string(internal::kSegmentHeaderMinSize) +
+                              " reads back with a meta checksum mismatch") != std::string::npos);
+  CHECK(SegmentFiles(f.env(), f.path()).size() == 1);  // not sealed, no segment after it
+  auto head = f.store().Head(t);
+  REQUIRE(head.ok());
+  CHECK_FALSE(f.store().Commit(t, *head, {PageWrite{1, PageData(7)}}, 2, "").ok());
 }
 
 TEST_CASE("Checksum corruption in a sealed segment is reported, not ignored") {
