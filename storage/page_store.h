@@ -223,8 +223,9 @@ struct StoreStats {
   uint64_t page_index_bytes = 0;
   uint64_t page_index_versions = 0;    // versions held in memory
   // What the unsealed segment keeps in memory for its footer until the seal:
-  // its records' offsets (8 bytes each; their metas are read back from the
-  // file at the seal). Bounded by the segment, not by history.
+  // its records' offsets (8 bytes each) and its first records' metas (up to
+  // segment_bytes / 16; the others are read back from the file at the
+  // seal). Bounded by the segment, not by history.
   uint64_t unsealed_record_bytes = 0;
 };
 

@@ -705,7 +705,8 @@ class PageStoreImpl final : public PageStore {
   uint64_t zeros_step_ = 0;
   static constexpr uint64_t kFirstZerosBytes = 256 << 10;
   uint32_t active_version_ = kFormatVersion;  // a format-1 segment takes no payloads
-  RecordOffsets active_records_;              // for its footer
+  RecordOffsets active_records_;              // for its footer, and its first records' metas
+  MetaList active_metas_;                     // (up to segment_bytes / 16; the seal reads the rest)
   uint64_t next_segment_ = 1;
 
   mutable SharedMutex state_mu_ ACQUIRED_BEFORE(files_mu_);

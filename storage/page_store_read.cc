@@ -303,7 +303,7 @@ StoreStats PageStoreImpl::Stats() const {
     for (const auto& [n, idx] : seg_indexes_) s.page_index_bytes += idx->MemoryBytes() + 64;
     s.page_index_versions = index_.version_count();
   }
-  s.unsealed_record_bytes = active_records_.memory_bytes();
+  s.unsealed_record_bytes = active_records_.memory_bytes() + active_metas_.mapped_bytes();
   s.meta_cache = meta_cache_.Stats();
   s.page_cache = page_cache_.Stats();
   s.index_cache = index_cache_.Stats();  // record index blocks are of its kind too

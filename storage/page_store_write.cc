@@ -25,13 +25,13 @@ Status TimelineNotFound(TimelineId t) {
 }
 
 // What a footer of the active segment (format `version`) is made of: its
-// records' metas, read back from the file up to `end` (memory keeps only
-// their offsets), and, of formats 3 and later, the pages of their entries
+// records' metas (*metas, the first ones kept in memory, completed from the
+// file up to `end`), and, of formats 3 and later, the pages of their entries
 // (ascending, distinct), and of format 4 and later their record index.
 Status ReadActiveFooter(RandomAccessFile* file, uint64_t number, uint32_t version,
                         const RecordOffsets& offsets, uint64_t end, MetaList* metas,
                         std::vector<RecordIndexEntry>* records, std::vector<PageNo>* pages) {
-  BRANCHDB_RETURN_IF_ERROR(ReadRecordMetas(file, number, offsets, end, metas));
+  BRANCHDB_RETURN_IF_ERROR(ReadRecordMetas(file, number, offsets, metas->size(), end, metas));
   if (version >= kFirstRecordIndexFormatVersion) {
     // One decode of each meta gives the pages too.
     BRANCHDB_RETURN_IF_ERROR(RecordIndexOf(metas->entries(), records, pages));
@@ -336,6 +336,12 @@ Status PageStoreImpl::AppendRecord(Writer* w, bool durable) {
   // The newest records are the likeliest to be read (a branch's latest
   // checkpoints): their metas start in the cache.
   meta_cache_.Insert(lsn, std::make_shared<const RecordMeta>(std::move(w->meta)));
+  // Its meta is kept for the footer while every earlier one was and they fit
+  // in the budget; the seal reads the others back from the file.
+  if (active_metas_.size() == active_records_.size() &&
+      active_metas_.bytes() + meta.size() <= options_.segment_bytes / 16) {
+    active_metas_.Add(offset, meta);
+  }
   active_records_.Add(offset);
   appended_lsn_ = lsn;
   if (alone) {
@@ -446,12 +452,11 @@ Status PageStoreImpl::SealActive() {
   std::vector<PageNo> pages;  // of its records, ascending, distinct
   // Format 4: and its record index, so that Open needs no record list.
   std::vector<RecordIndexEntry> records;
-  MetaList metas;
   {
     auto file = File(static_cast<uint32_t>(active_number_));
     if (!file.ok()) return file.status();
     BRANCHDB_RETURN_IF_ERROR(ReadActiveFooter(file->get(), active_number_, active_version_,
-                                              active_records_, active_file_->Size(), &metas,
+                                              active_records_, active_file_->Size(), &active_metas_,
                                               &records, &pages));
   }
   if (indexed) {
@@ -472,7 +477,7 @@ Status PageStoreImpl::SealActive() {
     zeros_end_ = active_file_->Size();
   }
   BRANCHDB_RETURN_IF_ERROR(WriteFooter(
-      metas.entries(), active_file_->Size(), active_version_, index, records,
+      active_metas_.entries(), active_file_->Size(), active_version_, index, records,
       [file = active_file_.get()](std::string_view piece) { return file->Append(piece); }));
   BRANCHDB_RETURN_IF_ERROR(SyncError(active_file_->Sync()));
   BRANCHDB_RETURN_IF_ERROR(active_file_->Close());
@@ -507,6 +512,7 @@ Status PageStoreImpl::SealActive() {
     }
   }
   active_records_.Clear();
+  active_metas_.Clear();
   active_file_.reset();
   return Status::OK();
 }
@@ -539,6 +545,7 @@ Status PageStoreImpl::StartSegment(uint64_t number) {
   active_number_ = number;
   active_version_ = kFormatVersion;
   active_records_.Clear();
+  active_metas_.Clear();
   appended_end_ = active_file_->Size();
   {
     WriterLock state(state_mu_);

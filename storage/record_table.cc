@@ -82,12 +82,14 @@ void MetaList::Add(uint64_t offset, std::string_view meta) {
   std::memcpy(b.data + b.used, meta.data(), meta.size());
   entries_.emplace_back(offset, std::string_view(b.data + b.used, meta.size()));
   b.used += meta.size();
+  bytes_ += meta.size();
 }
 
 void MetaList::Clear() {
   entries_.clear();
   for (const Block& b : blocks_) ::munmap(b.data, b.size);
   blocks_.clear();
+  bytes_ = 0;
   mapped_.store(0, std::memory_order_relaxed);
 }
 

@@ -115,12 +115,12 @@ class MetaCache {
   const uint64_t owner_;
 };
 
-// The offsets of the records of the active segment, in file order: what it
-// keeps for its footer until the seal, which reads their metas back from the
-// file (ReadRecordMetas) rather than holding a copy of each (tens of MB per
-// segment of small records with 2 KiB annotations: docs/benchmarks.md, "RSS
-// per commit on format 5"). 8 bytes per record, in chunks of 64 KiB. Not
-// thread-safe, but for memory_bytes().
+// The offsets of the records of the active segment, in file order, for its
+// footer: the seal reads back from the file (ReadRecordMetas) the metas the
+// store did not keep a copy of (PageStoreImpl::active_metas_: tens of MB per
+// segment of small records with 2 KiB annotations, were they all kept:
+// docs/benchmarks.md, "RSS per commit on format 5"). 8 bytes per record, in
+// chunks of 64 KiB. Not thread-safe, but for memory_bytes().
 class RecordOffsets {
  public:
   RecordOffsets() = default;
@@ -144,13 +144,12 @@ class RecordOffsets {
   std::atomic<uint64_t> memory_{0};
 };
 
-// The encoded metas of a segment being sealed (read back by ReadRecordMetas)
-// or written by compaction, with their records' offsets, for its footer
-// (WriteFooter). Their bytes live in blocks of their own (anonymous mappings
-// of kBlockBytes or more, unmapped by Clear), not in one heap string each:
-// tens of MB of 2 KiB metas stay apart from the heap's other allocations and
-// go back to the system when the footer is written. Not thread-safe, but for
-// mapped_bytes().
+// The encoded metas of the active segment's first records (up to a budget),
+// completed at its seal by ReadRecordMetas, or of compaction's output, with
+// their records' offsets, for its footer (WriteFooter). Their bytes live in blocks of their own
+// (anonymous mappings of kBlockBytes or more, unmapped by Clear), not in one heap string each: tens
+// of MB of 2 KiB metas stay apart from the heap's other allocations and go back to the system when
+// the footer is written. Not thread-safe, but for mapped_bytes().
 class MetaList {
  public:
   static constexpr size_t kBlockBytes = 1 << 20;
@@ -163,7 +162,10 @@ class MetaList {
   // Appends a copy of meta (the record at `offset`).
   void Add(uint64_t offset, std::string_view meta);
   const FooterMetas& entries() const { return entries_; }
+  size_t size() const { return entries_.size(); }
   bool empty() const { return entries_.empty(); }
+  // The metas' bytes.
+  uint64_t bytes() const { return bytes_; }
   void Clear();
   // The blocks' bytes; readable from any thread (Stats).
   uint64_t mapped_bytes() const { return mapped_.load(std::memory_order_relaxed); }
@@ -176,6 +178,7 @@ class MetaList {
   };
   FooterMetas entries_;
   std::vector<Block> blocks_;
+  uint64_t bytes_ = 0;
   std::atomic<uint64_t> mapped_{0};
 };
 

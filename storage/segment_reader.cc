@@ -91,7 +91,7 @@ Status ReadExactly(RandomAccessFile* file, uint64_t offset, size_t n, std::strin
 }
 
 Status ReadRecordMetas(RandomAccessFile* file, uint64_t number, const RecordOffsets& offsets,
-                       uint64_t end, MetaList* out) {
+                       size_t first, uint64_t end, MetaList* out) {
   constexpr uint64_t kWindowBytes = 1 << 20;
   std::string window, alone;
   uint64_t window_at = 0;  // window holds the file's bytes from there
@@ -102,7 +102,7 @@ Status ReadRecordMetas(RandomAccessFile* file, uint64_t number, const RecordOffs
     window_at = at;
     return ReadExactly(file, at, static_cast<size_t>(std::min(kWindowBytes, end - at)), &window);
   };
-  for (size_t i = 0; i < offsets.size(); ++i) {
+  for (size_t i = first; i < offsets.size(); ++i) {
     const uint64_t at = offsets.at(i);
     const auto damaged = [&](const char* what) {
       return Status::Corruption(SegmentFileName(number) + ": the record at offset " +

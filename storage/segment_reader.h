@@ -87,12 +87,13 @@ Status ReadSealedRecords(RandomAccessFile* file, uint64_t number, size_t header_
                          SealedRecords* out, MetaParts parts = MetaParts::kAll);
 
 // Reads back the metas of the records at `offsets` of segment `number` (the
-// active segment, being sealed; its records end at `end`) into *out, in
-// order, checking each one's meta_len and meta CRC. Reads up to 1 MiB at a
-// time (a longer meta alone). Corruption naming the segment and the offset
-// when a record does not read back as written; the reads' errors.
+// active segment, being sealed; its records end at `end`) from the one at
+// index `first` on, appending them to *out in order, each one's meta_len and
+// meta CRC checked. Reads up to 1 MiB at a time (a longer meta alone).
+// Corruption naming the segment and the offset when a record does not read
+// back as written; the reads' errors.
 Status ReadRecordMetas(RandomAccessFile* file, uint64_t number, const RecordOffsets& offsets,
-                       uint64_t end, MetaList* out);
+                       size_t first, uint64_t end, MetaList* out);
 
 // Reads the meta of the record at `offset` of segment `number` and checks it:
 // its meta_len (must be `meta_len`), its meta CRC, its decoding, its LSN

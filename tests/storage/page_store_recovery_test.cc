@@ -396,9 +396,10 @@ std::string AnnotationOf(uint64_t i, size_t len) {
 }
 
 TEST_CASE("A seal writes its footer from its records' metas read back from the segment") {
-  // Memory keeps only the active segment's record offsets: the seal reads
-  // the metas back, 1 MiB at a time and a longer one alone, and after a
-  // reopen from the offsets Open's scan of the tail found.
+  // Memory keeps the active segment's record offsets and the metas of its
+  // first records (64 KiB of them here): the seal reads the others back,
+  // 1 MiB at a time and a longer one alone, and after a reopen all of them,
+  // from the offsets Open's scan of the tail found.
   StoreFixture f(1 << 20);
   const TimelineId t = f.Create(0);
   std::map<Lsn, std::string> annotations;
@@ -438,28 +439,32 @@ TEST_CASE("A seal writes its footer from its records' metas read back from the s
 }
 
 TEST_CASE("A seal that reads a record back damaged writes no footer and stops the store") {
+  // 64 KiB segments: the metas of the first 4 KiB of records are kept, the
+  // later ones read back at the seal, the 8th's damaged on disk meanwhile.
   StoreFixture f(64 << 10);
   const TimelineId t = f.Create(0);
-  f.Commit(t, {{1, 1}}, 2);
+  for (uint64_t i = 1; i <= 8; ++i) f.Commit(t, {{1, i}}, 2, AnnotationOf(i, 1024));
   const std::string first = SegmentFiles(f.env(), f.path()).front();
-  {  // a byte of the first record's meta changes on disk under the store
+  {
     std::string data = *f.env().ReadFileToString(first);
-    data[internal::kSegmentHeaderMinSize + 8 + 10] ^= 0x5A;
+    const size_t at = data.find(AnnotationOf(8, 1024));
+    REQUIRE(at != std::string::npos);
+    data[at + 100] ^= 0x5A;
     auto w = f.env().NewWritableFile(first, Env::OpenMode::kTruncate);
     REQUIRE(w.ok());
     REQUIRE((*w)->Append(data).ok());
   }
   Status failed;
-  for (uint64_t i = 2; i < 100 && failed.ok(); ++i) {
+  for (uint64_t i = 9; i < 100 && failed.ok(); ++i) {
     Lsn head = *f.store().Head(t);
     const std::string page = PageData(i);
     failed = f.store().Commit(t, head, {PageWrite{1, page}}, 2, "").status();
   }
   INFO(failed.ToString());
   REQUIRE(failed.IsCorruption());
-  CHECK(failed.message().find(internal::SegmentFileName(1) + ": the record at offset " +
-                              std::to_string(internal::kSegmentHeaderMinSize) +
-                              " reads back with a meta checksum mismatch") != std::string::npos);
+  CHECK(failed.message().find(internal::SegmentFileName(1) + ": the record at offset ") !=
+        std::string::npos);
+  CHECK(failed.message().find(" reads back with a meta checksum mismatch") != std::string::npos);
   CHECK(SegmentFiles(f.env(), f.path()).size() == 1);  // not sealed, no segment after it
   auto head = f.store().Head(t);
   REQUIRE(head.ok());
