@@ -89,7 +89,8 @@ struct PageStoreOptions {
   // Create the directory and an empty store when none exists. Default: true.
   bool create_if_missing = true;
   // A segment file is sealed and a new one started once it grows past this.
-  // Default: 64 MiB.
+  // Until then the store keeps up to a sixteenth of it of its records' metas
+  // for the footer (the seal reads the others back). Default: 64 MiB.
   uint64_t segment_bytes = 64ull << 20;
   // The active segment is kept this far ahead of its last record with written
   // (and synced) zeros, grown in steps of this size, so that a commit's

@@ -7,10 +7,10 @@
 //     it grows);
 //   - MetaCache: decoded metas (annotation, page entries) of the records whose
 //     meta a call read from disk, in the store's Cache (storage/cache.h);
-//   - RecordOffsets: where the records of the segment being written are, for
-//     its footer, whose metas are read back from the file at its seal;
-//   - MetaList: the encoded metas of a segment being sealed, or of
-//     compaction's output, for its footer.
+//   - RecordOffsets: where the records of the active segment are, for its
+//     footer (the seal reads back the metas not kept);
+//   - MetaList: encoded metas for a footer: the active segment's first ones,
+//     completed at its seal, or compaction's output's.
 // Thread-safety: RecordTable is guarded by the store's state mutex; MetaCache
 // is internally synchronized (a leaf lock).
 #ifndef BRANCHDB_STORAGE_RECORD_TABLE_H_
@@ -146,10 +146,11 @@ class RecordOffsets {
 
 // The encoded metas of the active segment's first records (up to a budget),
 // completed at its seal by ReadRecordMetas, or of compaction's output, with
-// their records' offsets, for its footer (WriteFooter). Their bytes live in blocks of their own
-// (anonymous mappings of kBlockBytes or more, unmapped by Clear), not in one heap string each: tens
-// of MB of 2 KiB metas stay apart from the heap's other allocations and go back to the system when
-// the footer is written. Not thread-safe, but for mapped_bytes().
+// their records' offsets, for its footer (WriteFooter). Their bytes live in
+// blocks of their own (anonymous mappings of kBlockBytes or more, unmapped
+// by Clear), not in one heap string each: megabytes of metas stay apart from
+// the heap's other allocations and go back to the system when the footer is
+// written. Not thread-safe, but for mapped_bytes().
 class MetaList {
  public:
   static constexpr size_t kBlockBytes = 1 << 20;

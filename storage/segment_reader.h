@@ -1,6 +1,7 @@
 // Reading a segment file's header and a sealed segment's record list, for
-// recovery and compaction (docs/storage-format.md, "Footer and trailer" and
-// "Damaged sealed segments"). Internal to storage/; stateless functions, safe
+// recovery and compaction, and the active segment's metas back for its seal
+// (docs/storage-format.md, "Footer and trailer", "Damaged sealed segments"
+// and "Memory"). Internal to storage/; stateless functions, safe
 // for concurrent use on different files (and on one file: reads only).
 #ifndef BRANCHDB_STORAGE_SEGMENT_READER_H_
 #define BRANCHDB_STORAGE_SEGMENT_READER_H_
