@@ -24,8 +24,8 @@ size_t RecordMeta::ImageCount() const {
 }
 
 std::string EncodeMeta(const RecordMeta& m) {
-  // Exactly its size: the unsealed segment's metas stay in memory until the
-  // seal, and a string grown past its reservation doubles its capacity.
+  // Exactly its size: one allocation, and no capacity beyond it (a string
+  // grown past its reservation doubles it).
   size_t size = kMetaFixedBytes + m.annotation.size() + kMetaEntryBytes * m.entries.size();
   if (HasHoles(m)) {
     for (const PageEntry& e : m.entries) size += e.type == EntryType::kImage ? 2 : 0;

@@ -360,14 +360,14 @@ class PageStoreImpl final : public PageStore {
   Status AppendRecord(Writer* w, bool durable = false) REQUIRES(mu_);
   // Writes and syncs a record in one call (AppendDurable), mu_ released.
   Status WriteAlone(std::string_view record) REQUIRES(mu_);
-  // Commit's argument checks, without a lock: fills *w with the record (its
-  // page entries in page order).
+  // Commit's argument checks, without a lock: *w gets the record (entries in page order).
   static Status BuildCommit(TimelineId t, const std::vector<PageWrite>& pages,
                             uint32_t db_size_pages, std::string_view annotation,
                             std::string_view payload, Writer* w);
-  // Commit's validation against the pending head and append; *lsn receives the record's LSN.
-  Status CommitLocked(TimelineId t, Lsn expected_head, std::unique_ptr<Writer> w, bool durable,
-                      Lsn* lsn) REQUIRES(mu_);
+  // Commit (durable: waits for it, and may write it alone) and CommitNoWait.
+  Result<Lsn> CommitWith(bool durable, TimelineId t, Lsn expected_head,
+                         const std::vector<PageWrite>& pages, uint32_t db_size_pages,
+                         std::string_view annotation, std::string_view payload) EXCLUDES(mu_);
   // WaitDurable with mu_ held; the group-commit leader releases mu_ while it
   // syncs (and takes it again).
   Status WaitDurableLocked(Lsn lsn) REQUIRES(mu_);

@@ -170,25 +170,14 @@ Status PageStoreImpl::DropTimeline(TimelineId t) {
 Result<Lsn> PageStoreImpl::Commit(TimelineId t, Lsn expected_head,
                                   const std::vector<PageWrite>& pages, uint32_t db_size_pages,
                                   std::string_view annotation, std::string_view payload) {
-  auto w = std::make_unique<Writer>();
-  BRANCHDB_RETURN_IF_ERROR(BuildCommit(t, pages, db_size_pages, annotation, payload, w.get()));
-  MutexLock lock(mu_);
-  Lsn lsn = 0;
-  BRANCHDB_RETURN_IF_ERROR(CommitLocked(t, expected_head, std::move(w), true, &lsn));
-  BRANCHDB_RETURN_IF_ERROR(WaitDurableLocked(lsn));
-  return lsn;
+  return CommitWith(true, t, expected_head, pages, db_size_pages, annotation, payload);
 }
 
 Result<Lsn> PageStoreImpl::CommitNoWait(TimelineId t, Lsn expected_head,
                                         const std::vector<PageWrite>& pages,
                                         uint32_t db_size_pages, std::string_view annotation,
                                         std::string_view payload) {
-  auto w = std::make_unique<Writer>();
-  BRANCHDB_RETURN_IF_ERROR(BuildCommit(t, pages, db_size_pages, annotation, payload, w.get()));
-  MutexLock lock(mu_);
-  Lsn lsn = 0;
-  BRANCHDB_RETURN_IF_ERROR(CommitLocked(t, expected_head, std::move(w), false, &lsn));
-  return lsn;
+  return CommitWith(false, t, expected_head, pages, db_size_pages, annotation, payload);
 }
 
 Status PageStoreImpl::BuildCommit(TimelineId t, const std::vector<PageWrite>& pages,
@@ -239,8 +228,12 @@ Status PageStoreImpl::BuildCommit(TimelineId t, const std::vector<PageWrite>& pa
   return Status::OK();
 }
 
-Status PageStoreImpl::CommitLocked(TimelineId t, Lsn expected_head, std::unique_ptr<Writer> w,
-                                   bool durable, Lsn* lsn) {
+Result<Lsn> PageStoreImpl::CommitWith(bool durable, TimelineId t, Lsn expected_head,
+                                      const std::vector<PageWrite>& pages, uint32_t db_size_pages,
+                                      std::string_view annotation, std::string_view payload) {
+  auto w = std::make_unique<Writer>();
+  BRANCHDB_RETURN_IF_ERROR(BuildCommit(t, pages, db_size_pages, annotation, payload, w.get()));
+  MutexLock lock(mu_);
   BRANCHDB_RETURN_IF_ERROR(BeginAppend());
   auto it = pending_.find(t);
   if (it == pending_.end() || it->second.dropped) return TimelineNotFound(t);
@@ -250,7 +243,6 @@ Status PageStoreImpl::CommitLocked(TimelineId t, Lsn expected_head, std::unique_
                                 std::to_string(p.head) + ", not " + std::to_string(expected_head),
                             "head_moved");
   }
-  const uint32_t db_size_pages = w->meta.db_size_pages;
   if (db_size_pages < p.db_size) {
     // Shrink: pages past the new size leave the state. Record a zero version
     // for every such page that may have contents (every appended record is
@@ -269,8 +261,9 @@ Status PageStoreImpl::CommitLocked(TimelineId t, Lsn expected_head, std::unique_
   BRANCHDB_RETURN_IF_ERROR(AppendRecord(w.get(), durable));
   p.head = w->meta.lsn;
   p.db_size = db_size_pages;
-  *lsn = w->meta.lsn;
-  return Status::OK();
+  const Lsn lsn = w->meta.lsn;  // p may change once the wait releases mu_
+  if (durable) BRANCHDB_RETURN_IF_ERROR(WaitDurableLocked(lsn));
+  return lsn;
 }
 
 Status PageStoreImpl::BeginAppend() {
